@@ -1,0 +1,268 @@
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <dirent.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "os/env.h"
+#include "os/subprocess.h"
+#include "util/error.h"
+
+namespace vmback {
+namespace {
+
+// Move-only owner of a file descriptor.
+class Fd {
+ public:
+  explicit Fd(int fd = -1) : fd_(fd) {}
+  Fd(Fd&& o) noexcept : fd_(o.release()) {}
+  Fd& operator=(Fd&& o) noexcept {
+    reset(o.release());
+    return *this;
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+  ~Fd() { reset(); }
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = fd;
+  }
+
+ private:
+  int fd_;
+};
+
+class PosixReadableFile final : public ReadableFile {
+ public:
+  PosixReadableFile(std::string path, Fd fd, uint64_t size)
+      : path_(std::move(path)), fd_(std::move(fd)), size_(size) {}
+
+  size_t ReadAt(uint64_t offset, void* buf, size_t n) override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pread(fd_.get(), static_cast<char*>(buf) + done, n - done,
+                          static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        ThrowIo("read " + path_ + " at offset " + std::to_string(offset + done), errno);
+      }
+      if (r == 0) break;
+      done += static_cast<size_t>(r);
+    }
+    return done;
+  }
+  uint64_t Size() override { return size_; }
+  uint64_t NextData(uint64_t offset) override { return Seek(offset, SEEK_DATA); }
+  uint64_t NextHole(uint64_t offset) override { return Seek(offset, SEEK_HOLE); }
+  void DropCache(uint64_t offset, uint64_t len) override {
+    ::posix_fadvise(fd_.get(), static_cast<off_t>(offset), static_cast<off_t>(len),
+                    POSIX_FADV_DONTNEED);
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  uint64_t Seek(uint64_t offset, int whence) {
+    if (offset >= size_) return size_;
+    off_t r = ::lseek(fd_.get(), static_cast<off_t>(offset), whence);
+    if (r < 0) {
+      if (errno == ENXIO) return size_;  // no more data
+      if (errno == EINVAL || errno == EOPNOTSUPP)
+        return whence == SEEK_DATA ? offset : size_;  // treat all as data
+      ThrowIo("seek " + path_, errno);
+    }
+    return static_cast<uint64_t>(r) > size_ ? size_ : static_cast<uint64_t>(r);
+  }
+
+  std::string path_;
+  Fd fd_;
+  uint64_t size_;
+};
+
+class PosixWritableFile final : public WritableFile {
+ public:
+  PosixWritableFile(std::string path, Fd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  ~PosixWritableFile() override = default;
+
+  void Append(const void* data, size_t n) override {
+    WriteAt(pos_, data, n);
+  }
+  void WriteAt(uint64_t offset, const void* data, size_t n) override {
+    size_t done = 0;
+    while (done < n) {
+      ssize_t r = ::pwrite(fd_.get(), static_cast<const char*>(data) + done, n - done,
+                           static_cast<off_t>(offset + done));
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        ThrowIo("write " + path_, errno);
+      }
+      done += static_cast<size_t>(r);
+    }
+    if (offset + n > pos_) pos_ = offset + n;
+  }
+  void Truncate(uint64_t size) override {
+    if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) ThrowIo("truncate " + path_, errno);
+    pos_ = size;
+  }
+  void Sync() override {
+    if (::fsync(fd_.get()) != 0) ThrowIo("fsync " + path_, errno);
+  }
+  void Close() override {
+    int fd = fd_.release();
+    if (fd >= 0 && ::close(fd) != 0) ThrowIo("close " + path_, errno);
+  }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_;
+  Fd fd_;
+  uint64_t pos_ = 0;
+};
+
+class PosixLock final : public FileLock {
+ public:
+  explicit PosixLock(Fd fd) : fd_(std::move(fd)) {}
+
+ private:
+  Fd fd_;
+};
+
+class PosixEnv final : public Env {
+ public:
+  std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd.get() < 0) ThrowIo("open " + path, errno);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + path, errno);
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (S_ISBLK(st.st_mode)) {
+      if (::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) ThrowIo("size of block device " + path, errno);
+    } else if (!S_ISREG(st.st_mode)) {
+      throw Error(ErrorKind::kIo, "open " + path + ": not a regular file or block device");
+    }
+    return std::make_unique<PosixReadableFile>(path, std::move(fd), size);
+  }
+
+  std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode,
+                                          mode_t perm) override {
+    int flags = O_WRONLY | O_CLOEXEC;
+    if (mode == CreateMode::kExclusive) flags |= O_CREAT | O_EXCL;
+    if (mode == CreateMode::kTruncate) flags |= O_CREAT | O_TRUNC;
+    Fd fd(::open(path.c_str(), flags, perm));
+    if (fd.get() < 0) ThrowIo("create " + path, errno);
+    return std::make_unique<PosixWritableFile>(path, std::move(fd));
+  }
+
+  void Rename(const std::string& from, const std::string& to) override {
+    if (::rename(from.c_str(), to.c_str()) != 0) ThrowIo("rename " + from + " to " + to, errno);
+  }
+  void Remove(const std::string& path) override {
+    if (::unlink(path.c_str()) != 0) ThrowIo("remove " + path, errno);
+  }
+  void MakeDir(const std::string& path) override {
+    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) ThrowIo("mkdir " + path, errno);
+  }
+  void SyncDir(const std::string& path) override {
+    Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (fd.get() < 0) ThrowIo("open directory " + path, errno);
+    if (::fsync(fd.get()) != 0) ThrowIo("fsync directory " + path, errno);
+  }
+  bool Exists(const std::string& path) override {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0) return true;
+    if (errno == ENOENT || errno == ENOTDIR) return false;
+    ThrowIo("stat " + path, errno);
+  }
+  std::vector<std::string> ListDir(const std::string& path) override {
+    DIR* d = ::opendir(path.c_str());
+    if (!d) ThrowIo("list " + path, errno);
+    std::vector<std::string> names;
+    errno = 0;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(std::move(n));
+      errno = 0;
+    }
+    int err = errno;
+    ::closedir(d);
+    if (err) ThrowIo("list " + path, err);
+    return names;
+  }
+  std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
+    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    if (fd.get() < 0) ThrowIo("open lock " + path, errno);
+    int op = (mode == LockMode::kExclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
+    if (::flock(fd.get(), op) != 0) {
+      if (errno == EWOULDBLOCK)
+        throw Error(ErrorKind::kLocked, path + " is locked by another vmback process");
+      ThrowIo("lock " + path, errno);
+    }
+    return std::make_unique<PosixLock>(std::move(fd));
+  }
+  RunResult Run(const std::vector<std::string>& argv) override { return RunSubprocess(argv); }
+  int64_t NowNanos() override {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+  }
+};
+
+}  // namespace
+
+Env* Env::Default() {
+  static PosixEnv env;
+  return &env;
+}
+
+std::string ReadFileToString(Env* env, const std::string& path) {
+  auto f = env->OpenRead(path);
+  std::string data(f->Size(), '\0');
+  size_t n = f->ReadAt(0, data.data(), data.size());
+  data.resize(n);
+  return data;
+}
+
+void WriteFileAtomic(Env* env, const std::string& path, const std::string& data) {
+  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  {
+    auto f = env->OpenWrite(tmp, CreateMode::kTruncate);
+    f->Append(data.data(), data.size());
+    f->Sync();
+    f->Close();
+  }
+  env->Rename(tmp, path);
+  env->SyncDir(DirName(path));
+}
+
+std::string DirName(const std::string& path) {
+  auto pos = path.find_last_of('/');
+  if (pos == std::string::npos) return ".";
+  if (pos == 0) return "/";
+  return path.substr(0, pos);
+}
+
+std::string BaseName(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  auto pos = p.find_last_of('/');
+  return pos == std::string::npos ? p : p.substr(pos + 1);
+}
+
+std::string JoinPath(const std::string& a, const std::string& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  return a.back() == '/' ? a + b : a + "/" + b;
+}
+
+}  // namespace vmback

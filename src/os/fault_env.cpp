@@ -1,0 +1,113 @@
+#include "os/fault_env.h"
+
+#include "util/error.h"
+
+namespace vmback {
+namespace {
+
+class FaultReadableFile final : public ReadableFile {
+ public:
+  FaultReadableFile(FaultEnv* env, std::unique_ptr<ReadableFile> base)
+      : env_(env), base_(std::move(base)) {}
+  size_t ReadAt(uint64_t offset, void* buf, size_t n) override {
+    env_->BeforeRead("read " + base_->path());
+    return base_->ReadAt(offset, buf, n);
+  }
+  uint64_t Size() override { return base_->Size(); }
+  uint64_t NextData(uint64_t o) override { return base_->NextData(o); }
+  uint64_t NextHole(uint64_t o) override { return base_->NextHole(o); }
+  void DropCache(uint64_t o, uint64_t l) override { base_->DropCache(o, l); }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  FaultEnv* env_;
+  std::unique_ptr<ReadableFile> base_;
+};
+
+class FaultWritableFile final : public WritableFile {
+ public:
+  FaultWritableFile(FaultEnv* env, std::unique_ptr<WritableFile> base)
+      : env_(env), base_(std::move(base)) {}
+  void Append(const void* data, size_t n) override {
+    // A short write: half the bytes reach the disk, then the error.
+    if (env_->ShortWriteDue() && n > 1) base_->Append(data, n / 2);
+    env_->BeforeWrite("write " + path());
+    base_->Append(data, n);
+  }
+  void WriteAt(uint64_t offset, const void* data, size_t n) override {
+    if (env_->ShortWriteDue() && n > 1) base_->WriteAt(offset, data, n / 2);
+    env_->BeforeWrite("write " + path());
+    base_->WriteAt(offset, data, n);
+  }
+  void Truncate(uint64_t size) override {
+    env_->BeforeWrite("truncate " + path());
+    base_->Truncate(size);
+  }
+  void Sync() override {
+    env_->BeforeWrite("fsync " + path());
+    base_->Sync();
+  }
+  void Close() override {
+    env_->BeforeWrite("close " + path());
+    base_->Close();
+  }
+  const std::string& path() const override { return base_->path(); }
+
+ private:
+  FaultEnv* env_;
+  std::unique_ptr<WritableFile> base_;
+};
+
+}  // namespace
+
+bool FaultEnv::ShortWriteDue() const {
+  return !crashed_ && plan_.fail_write_at > 0 && plan_.write_errno != 0 &&
+         writes_.load() + 1 == plan_.fail_write_at;
+}
+
+void FaultEnv::BeforeWrite(const std::string& what) {
+  if (crashed_) throw Error(ErrorKind::kCrash, "simulated crash: " + what + " after the crash");
+  int64_t n = ++writes_;
+  if (plan_.fail_write_at <= 0) return;
+  bool due = n == plan_.fail_write_at || (plan_.fail_every_write_after && n > plan_.fail_write_at);
+  if (!due) return;
+  if (plan_.write_errno == 0) {
+    crashed_ = true;
+    throw Error(ErrorKind::kCrash, "simulated crash at write step " + std::to_string(n) + ": " + what);
+  }
+  ThrowIo(what + " (injected)", plan_.write_errno);
+}
+
+void FaultEnv::BeforeRead(const std::string& what) {
+  int64_t n = ++reads_;
+  if (plan_.fail_read_at > 0 && n == plan_.fail_read_at) ThrowIo(what + " (injected)", plan_.read_errno);
+}
+
+std::unique_ptr<ReadableFile> FaultEnv::OpenRead(const std::string& path) {
+  return std::make_unique<FaultReadableFile>(this, base_->OpenRead(path));
+}
+
+std::unique_ptr<WritableFile> FaultEnv::OpenWrite(const std::string& path, CreateMode mode,
+                                                  mode_t perm) {
+  BeforeWrite("create " + path);
+  return std::make_unique<FaultWritableFile>(this, base_->OpenWrite(path, mode, perm));
+}
+
+void FaultEnv::Rename(const std::string& from, const std::string& to) {
+  BeforeWrite("rename " + from);
+  base_->Rename(from, to);
+}
+void FaultEnv::Remove(const std::string& path) {
+  BeforeWrite("remove " + path);
+  base_->Remove(path);
+}
+void FaultEnv::MakeDir(const std::string& path) {
+  BeforeWrite("mkdir " + path);
+  base_->MakeDir(path);
+}
+void FaultEnv::SyncDir(const std::string& path) {
+  BeforeWrite("fsync " + path);
+  base_->SyncDir(path);
+}
+
+}  // namespace vmback

@@ -1,0 +1,65 @@
+// An Env that forwards to another and injects faults, for tests: an errno
+// (EIO, ENOSPC) at the Nth write step or read, a short write before it, or a
+// simulated crash after the Nth write step, after which every further write
+// step fails as if the process were gone. A "write step" is any call that
+// changes the disk: Append, WriteAt, Truncate, Sync, Close, Rename, Remove,
+// MakeDir, SyncDir, and opening a file for writing.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "os/env.h"
+
+namespace vmback {
+
+struct FaultPlan {
+  // 1-based index of the write step that fails; 0 = never.
+  int64_t fail_write_at = 0;
+  int write_errno = 0;           // errno for the failing write; 0 = crash
+  bool fail_every_write_after = false;  // the disk stays broken (ENOSPC)
+  int64_t fail_read_at = 0;      // 1-based index of the failing ReadAt
+  int read_errno = 5;            // EIO
+};
+
+class FaultEnv final : public Env {
+ public:
+  FaultEnv(Env* base, FaultPlan plan) : base_(base), plan_(plan) {}
+
+  int64_t write_steps() const { return writes_.load(); }
+  int64_t reads() const { return reads_.load(); }
+  bool crashed() const { return crashed_.load(); }
+
+  // Called by the wrapped files before each step; throws when due.
+  void BeforeWrite(const std::string& what);
+  void BeforeRead(const std::string& what);
+
+  std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override;
+  std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode,
+                                          mode_t perm) override;
+  void Rename(const std::string& from, const std::string& to) override;
+  void Remove(const std::string& path) override;
+  void MakeDir(const std::string& path) override;
+  void SyncDir(const std::string& path) override;
+  bool Exists(const std::string& path) override { return base_->Exists(path); }
+  std::vector<std::string> ListDir(const std::string& path) override {
+    return base_->ListDir(path);
+  }
+  std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
+    return base_->Lock(path, mode);
+  }
+  RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
+  int64_t NowNanos() override { return base_->NowNanos(); }
+
+  // True when the step about to happen should be cut short (a short write).
+  bool ShortWriteDue() const;
+
+ private:
+  Env* base_;
+  FaultPlan plan_;
+  std::atomic<int64_t> writes_{0};
+  std::atomic<int64_t> reads_{0};
+  std::atomic<bool> crashed_{false};
+};
+
+}  // namespace vmback

@@ -1,0 +1,43 @@
+// Little-endian fixed-width integers, hex, and sizes such as "64K".
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <string_view>
+
+namespace vmback {
+
+inline void PutU32(std::string* dst, uint32_t v) {
+  char b[4];
+  for (int i = 0; i < 4; i++) b[i] = static_cast<char>(v >> (8 * i));
+  dst->append(b, 4);
+}
+inline void PutU64(std::string* dst, uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; i++) b[i] = static_cast<char>(v >> (8 * i));
+  dst->append(b, 8);
+}
+inline uint32_t GetU32(const char* p) {
+  uint32_t v = 0;
+  for (int i = 3; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+inline uint64_t GetU64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+std::string HexEncode(const void* data, size_t len);
+inline std::string HexEncode(std::string_view s) { return HexEncode(s.data(), s.size()); }
+bool HexDecode(std::string_view hex, std::string* out);
+
+bool IsValidUtf8(std::string_view s);
+
+// Parses "65536", "64K", "64KiB", "4M", "1G" (powers of 1024). Returns false
+// on anything else, including overflow.
+bool ParseSize(std::string_view text, uint64_t* out);
+std::string FormatBytes(uint64_t bytes);  // "1.5 GiB"
+
+}  // namespace vmback

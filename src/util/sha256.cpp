@@ -1,0 +1,57 @@
+#include "util/sha256.h"
+
+#include <openssl/evp.h>
+
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+bool Hash::IsZero() const {
+  for (uint8_t b : bytes)
+    if (b) return false;
+  return true;
+}
+
+std::string Hash::Hex() const { return HexEncode(bytes.data(), bytes.size()); }
+
+bool Hash::FromHex(std::string_view hex, Hash* out) {
+  std::string raw;
+  if (hex.size() != 64 || !HexDecode(hex, &raw)) return false;
+  std::memcpy(out->bytes.data(), raw.data(), 32);
+  return true;
+}
+
+Hash Sha256(const void* data, size_t len) {
+  Hash h;
+  unsigned int n = 0;
+  if (!EVP_Digest(data, len, h.bytes.data(), &n, EVP_sha256(), nullptr))
+    throw Error(ErrorKind::kOther, "OpenSSL SHA-256 failed");
+  return h;
+}
+
+struct Sha256Stream::Impl {
+  EVP_MD_CTX* ctx = nullptr;
+};
+
+Sha256Stream::Sha256Stream() : impl_(new Impl) {
+  impl_->ctx = EVP_MD_CTX_new();
+  if (!impl_->ctx || !EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr))
+    throw Error(ErrorKind::kOther, "OpenSSL SHA-256 init failed");
+}
+
+Sha256Stream::~Sha256Stream() { EVP_MD_CTX_free(impl_->ctx); }
+
+void Sha256Stream::Update(const void* data, size_t len) {
+  EVP_DigestUpdate(impl_->ctx, data, len);
+}
+
+Hash Sha256Stream::Finish() {
+  Hash h;
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(impl_->ctx, h.bytes.data(), &n);
+  EVP_DigestInit_ex(impl_->ctx, EVP_sha256(), nullptr);
+  return h;
+}
+
+}  // namespace vmback
