@@ -1,0 +1,265 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+#include <sstream>
+
+#include "config/config.h"
+#include "run/backup.h"
+#include "run/restore.h"
+#include "run/verify.h"
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+constexpr char kExitCodesHelp[] = R"(Exit status:
+  0  success
+  1  the operation failed; nothing was committed
+  2  bad command line or configuration
+  3  damage found (verify), or a point was committed without some entries that could not be read
+  4  the store is locked by another vmback process)";
+
+struct TargetArgs {
+  std::string config;
+  std::string store;
+};
+
+void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
+  auto* c = cmd->add_option("-c,--config", t->config, "configuration file (TOML)");
+  auto* s = cmd->add_option("--store", t->store, "store directory (instead of a configuration)");
+  c->excludes(s);
+  s->excludes(c);
+}
+
+// The store a command works on, from --store or the config's [target].
+std::string StoreDir(const TargetArgs& t, Config* config_out) {
+  if (!t.config.empty()) {
+    Config c = LoadConfig(t.config);
+    if (config_out) *config_out = c;
+    return c.target.path;
+  }
+  if (t.store.empty()) ThrowConfig("say which store: -c CONFIG or --store DIR");
+  return t.store;
+}
+
+std::string Iso(int64_t ns) {
+  time_t secs = static_cast<time_t>(ns / 1000000000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+int ExitFor(const Error& e) {
+  switch (e.kind()) {
+    case ErrorKind::kConfig: return kExitUsage;
+    case ErrorKind::kLocked: return kExitLocked;
+    case ErrorKind::kCorrupt: return kExitDamaged;
+    default: return kExitFailed;
+  }
+}
+
+}  // namespace
+
+int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  CLI::App app{
+      "vmback: consistent, incremental, verified backups of KVM/libvirt VMs and their host.\n"
+      "Sources (directory trees, VM image files, block devices) are cut into blocks, hashed\n"
+      "with SHA-256, compressed and deduplicated into a store; every backup is a point\n"
+      "you can list, verify and restore.",
+      "vmback"};
+  app.footer(std::string("\nQuick start:\n"
+                         "  vmback store init /mnt/usb/vmback\n"
+                         "  vmback backup --store /mnt/usb/vmback /var/lib/libvirt/images /etc\n"
+                         "  vmback list --store /mnt/usb/vmback\n"
+                         "  vmback restore --store /mnt/usb/vmback latest etc --to /tmp/etc\n\n") +
+             kExitCodesHelp);
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("vmback ") + VMBACK_VERSION);
+  bool verbose = false, quiet = false;
+  app.add_flag("-v,--verbose", verbose, "more detail on stderr");
+  app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr");
+
+  // store init
+  auto* store_cmd = app.add_subcommand("store", "manage a built-in store");
+  store_cmd->require_subcommand(1);
+  auto* init = store_cmd->add_subcommand("init", "create a new, empty store in DIR");
+  std::string init_dir, block_size_text = "64K";
+  init->add_option("DIR", init_dir, "directory for the store (new or empty)")->required();
+  init->add_option("--block-size", block_size_text,
+                   "block size, a power of two from 4K to 16M (default 64K): smaller finds\n"
+                   "more unchanged data in VM images, larger keeps the index smaller");
+  init->footer("\nExample:\n  vmback store init /mnt/usb/vmback --block-size 64K");
+
+  // backup
+  auto* backup = app.add_subcommand("backup", "back up sources into the target and commit a point (no VMs)");
+  TargetArgs backup_target;
+  AddTargetOptions(backup, &backup_target);
+  std::vector<std::string> backup_paths;
+  bool full_read = false, backup_json = false;
+  unsigned threads = 0;
+  backup->add_option("PATH", backup_paths,
+                     "with --store: directories, image files or block devices to back up;\n"
+                     "each becomes a volume named after its last path component");
+  backup->add_flag("--full-read", full_read, "read every file, even those whose size and mtime are unchanged");
+  backup->add_option("--threads", threads, "hashing/compression threads (default: one per core)");
+  backup->add_flag("--json", backup_json, "print the run's statistics as JSON on stdout");
+  backup->footer(
+      "\nExamples:\n"
+      "  vmback backup --store /mnt/usb/vmback /var/lib/libvirt/images /etc\n"
+      "  vmback backup -c /etc/vmback.toml --json\n\n"
+      "A file whose size and mtime match the previous point is not read again\n"
+      "(as rsync's quick check); otherwise it is read in full and only blocks the\n"
+      "store does not have yet are written.");
+
+  // list
+  auto* list = app.add_subcommand("list", "list the points in the target");
+  TargetArgs list_target;
+  AddTargetOptions(list, &list_target);
+  bool list_json = false;
+  list->add_flag("--json", list_json, "print the points as JSON");
+
+  // restore
+  auto* restore = app.add_subcommand("restore", "restore a point, a volume, a file or a subtree");
+  TargetArgs restore_target;
+  AddTargetOptions(restore, &restore_target);
+  std::string restore_point, restore_path, restore_to;
+  bool force = false;
+  restore->add_option("POINT", restore_point, "point name from 'vmback list', or 'latest'")->required();
+  restore->add_option("PATH", restore_path, "VOLUME or VOLUME/path/inside (default: the whole point)");
+  restore->add_option("--to", restore_to, "destination: a new directory or file, or a block device")->required();
+  restore->add_flag("--force", force, "overwrite an existing destination (needed for a block device)");
+  restore->footer(
+      "\nExamples:\n"
+      "  vmback restore --store /mnt/usb/vmback latest --to /srv/restore\n"
+      "  vmback restore --store /mnt/usb/vmback 2026-11-26T180102Z images/web.qcow2 --to /tmp/web.qcow2\n"
+      "  vmback restore -c /etc/vmback.toml latest vm-disk --to /dev/vg0/web --force");
+
+  // verify
+  auto* verify = app.add_subcommand("verify", "re-read and re-hash everything in the target");
+  TargetArgs verify_target;
+  AddTargetOptions(verify, &verify_target);
+  bool verify_json = false;
+  verify->add_flag("--json", verify_json, "print the report as JSON");
+  verify->footer("\nEvery pack is read in full and every block re-hashed; each damaged or\n"
+                 "missing block is traced to the points and files it affects. Exit status 3\n"
+                 "when anything is wrong.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e, out, err);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  Logger log(quiet ? LogLevel::kWarning : verbose ? LogLevel::kDebug : LogLevel::kInfo);
+  Env* env = Env::Default();
+  try {
+    if (init->parsed()) {
+      uint64_t bs;
+      if (!ParseSize(block_size_text, &bs) || bs > UINT32_MAX)
+        ThrowConfig("--block-size: cannot read '" + block_size_text + "' as a size");
+      Store::Init(env, init_dir, static_cast<uint32_t>(bs));
+      out << "created store " << init_dir << " (block size " << FormatBytes(bs) << ")\n";
+      return kExitOk;
+    }
+    if (backup->parsed()) {
+      Config config;
+      std::string dir = StoreDir(backup_target, &config);
+      std::vector<VolumeSpec> volumes;
+      if (!backup_target.config.empty()) {
+        if (!backup_paths.empty()) ThrowConfig("give sources either in the config or as PATHs, not both");
+        for (const auto& v : config.volumes) volumes.push_back({v.name, v.source, v.one_file_system});
+      } else {
+        for (const auto& p : backup_paths) {
+          std::string name = BaseName(p);
+          if (name == "/" || name.empty()) name = "root";
+          if (!IsValidVolumeName(name)) ThrowConfig("cannot name a volume after " + p);
+          volumes.push_back({name, p, true});
+        }
+      }
+      auto store = Store::Open(env, dir, LockMode::kExclusive, &log);
+      BackupResult r = RunBackup(store.get(), volumes, BackupOptions{full_read, threads}, &log);
+      if (backup_json) {
+        out << BackupResultToJson(r).dump(2) << "\n";
+      } else {
+        for (const auto& v : r.volumes) {
+          out << v.name << ": " << v.files << " files, " << FormatBytes(v.bytes) << ", read "
+              << FormatBytes(v.bytes_read) << ", " << v.new_blocks << " new of " << v.blocks
+              << " blocks\n";
+        }
+        out << "point " << r.point << " committed: wrote " << FormatBytes(r.store.stored_bytes_written)
+            << " in " << r.store.packs_written << " pack(s), " << r.seconds << " s\n";
+      }
+      if (r.errors) {
+        log.Error("point " + r.point + " lacks " + std::to_string(r.errors) +
+                  " entr(y/ies) that could not be read (see above)");
+        return kExitDamaged;
+      }
+      return kExitOk;
+    }
+    if (list->parsed()) {
+      auto store = Store::Open(env, StoreDir(list_target, nullptr), LockMode::kShared, &log);
+      nlohmann::json points = nlohmann::json::array();
+      for (const auto& name : store->ListPoints()) {
+        nlohmann::json m = store->ReadManifest(name);
+        nlohmann::json vols = nlohmann::json::array();
+        for (const auto& v : m.at("volumes")) vols.push_back(v.at("name"));
+        points.push_back({{"name", name},
+                          {"time", m.value("time", "")},
+                          {"time_ns", m.value("time_ns", int64_t{0})},
+                          {"volumes", vols},
+                          {"stats", m.value("stats", nlohmann::json::object())}});
+      }
+      if (list_json) {
+        out << points.dump(2) << "\n";
+      } else if (points.empty()) {
+        out << "no points yet in " << store->dir() << "\n";
+      } else {
+        for (const auto& p : points) {
+          out << p["name"].get<std::string>() << "  " << Iso(p["time_ns"].get<int64_t>()) << "  ";
+          std::string sep;
+          for (const auto& v : p["volumes"]) {
+            out << sep << v.get<std::string>();
+            sep = ",";
+          }
+          out << "\n";
+        }
+      }
+      return kExitOk;
+    }
+    if (restore->parsed()) {
+      auto store = Store::Open(env, StoreDir(restore_target, nullptr), LockMode::kShared, &log);
+      RestoreStats s = Restore(store.get(), restore_point, restore_path, restore_to,
+                               force ? Overwrite::kAllow : Overwrite::kRefuse, &log);
+      out << "restored " << s.files << " files, " << s.dirs << " directories, " << s.other
+          << " other entries (" << FormatBytes(s.bytes) << ") to " << restore_to << "\n";
+      return kExitOk;
+    }
+    if (verify->parsed()) {
+      auto store = Store::Open(env, StoreDir(verify_target, nullptr), LockMode::kShared, &log);
+      VerifyReport r = Verify(store.get(), &log);
+      if (verify_json) {
+        out << VerifyReportToJson(r).dump(2) << "\n";
+      } else {
+        out << "checked " << r.packs << " packs, " << r.blobs << " blobs (" << FormatBytes(r.bytes)
+            << "), " << r.points << " points, " << r.files_checked << " files: "
+            << (r.ok() ? "all good" : std::to_string(r.problems.size()) + " problem(s)") << "\n";
+      }
+      return r.ok() ? kExitOk : kExitDamaged;
+    }
+  } catch (const Error& e) {
+    log.Error(e.what());
+    return ExitFor(e);
+  } catch (const std::exception& e) {
+    log.Error(std::string("unexpected: ") + e.what());
+    return kExitFailed;
+  }
+  return kExitUsage;
+}
+
+}  // namespace vmback

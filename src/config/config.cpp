@@ -1,0 +1,231 @@
+#include "config/config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+
+#include <toml++/toml.h>
+
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+// Longest name one directory entry may have on Linux file systems.
+constexpr size_t kMaxVolumeNameLength = 255;
+
+const char* TypeName(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::table: return "table";
+    case toml::node_type::array: return "array";
+    case toml::node_type::string: return "string";
+    case toml::node_type::integer: return "integer";
+    case toml::node_type::floating_point: return "float";
+    case toml::node_type::boolean: return "boolean";
+    case toml::node_type::date: return "date";
+    case toml::node_type::time: return "time";
+    case toml::node_type::date_time: return "date-time";
+    default: return "nothing";
+  }
+}
+
+// Validates one table of the file; every error names file and line.
+class TableReader {
+ public:
+  TableReader(const std::string& file, const toml::table& table, std::string where, int line)
+      : file_(file), table_(table), where_(std::move(where)), line_(line) {}
+
+  [[noreturn]] void Fail(int line, const std::string& message) const {
+    ThrowConfig(file_ + ":" + std::to_string(line) + ": " + message);
+  }
+
+  // Rejects any key not in `allowed`, reporting the first one in the file.
+  void CheckKeys(std::initializer_list<std::string_view> allowed) const {
+    const toml::key* first = nullptr;
+    for (auto&& [key, value] : table_) {
+      bool known = false;
+      for (std::string_view a : allowed) known = known || key.str() == a;
+      if (!known && (first == nullptr || Line(key) < Line(*first))) first = &key;
+    }
+    if (first != nullptr) {
+      Fail(Line(*first), "unknown key '" + std::string(first->str()) + "' in " + where_);
+    }
+  }
+
+  // Returns the string value of `key`, or nothing if it is absent.
+  std::optional<std::string> String(std::string_view key, int* line = nullptr) const {
+    const toml::node* node = Get(key, toml::node_type::string, "a string", line);
+    if (node == nullptr) return std::nullopt;
+    return node->as_string()->get();
+  }
+
+  std::optional<bool> Bool(std::string_view key) const {
+    const toml::node* node = Get(key, toml::node_type::boolean, "a boolean", nullptr);
+    if (node == nullptr) return std::nullopt;
+    return node->as_boolean()->get();
+  }
+
+  // Like String(), but the key must be present and non-empty.
+  std::string RequiredString(std::string_view key, int* line = nullptr) const {
+    int key_line = 0;
+    std::optional<std::string> value = String(key, &key_line);
+    if (!value) Fail(line_, where_ + " has no '" + std::string(key) + "'");
+    if (value->empty()) Fail(key_line, "'" + std::string(key) + "' in " + where_ + " is empty");
+    if (line != nullptr) *line = key_line;
+    return *value;
+  }
+
+  static int Line(const toml::key& key) { return static_cast<int>(key.source().begin.line); }
+
+ private:
+  const toml::node* Get(std::string_view key, toml::node_type type, const char* type_desc,
+                        int* line) const {
+    auto it = table_.find(key);
+    if (it == table_.end()) return nullptr;
+    int key_line = Line(it->first);
+    if (line != nullptr) *line = key_line;
+    if (it->second.type() != type) {
+      Fail(key_line, "'" + std::string(key) + "' in " + where_ + " must be " + type_desc +
+                         ", not " + TypeName(it->second));
+    }
+    return &it->second;
+  }
+
+  const std::string& file_;
+  const toml::table& table_;
+  std::string where_;
+  int line_;
+};
+
+std::string ResolvePath(const std::filesystem::path& base_dir, const std::string& path) {
+  std::filesystem::path p(path);
+  if (p.is_relative()) p = base_dir / p;
+  return p.lexically_normal().string();
+}
+
+}  // namespace
+
+bool IsValidVolumeName(std::string_view name) {
+  if (name.empty() || name.size() > kMaxVolumeNameLength) return false;
+  if (name == "." || name == "..") return false;
+  for (char c : name) {
+    auto u = static_cast<unsigned char>(c);
+    if (c == '/' || u < 0x20 || u == 0x7f) return false;
+  }
+  return true;
+}
+
+Config ParseConfig(std::string_view text, const std::string& file_name) {
+  toml::table root;
+  try {
+    root = toml::parse(text, std::string_view(file_name));
+  } catch (const toml::parse_error& e) {
+    ThrowConfig(file_name + ":" + std::to_string(e.source().begin.line) + ": " +
+                std::string(e.description()));
+  }
+
+  // Relative paths follow the file, wherever the process runs from.
+  std::error_code ec;
+  std::filesystem::path file_path = std::filesystem::absolute(file_name, ec);
+  if (ec) file_path = file_name;
+  const std::filesystem::path base_dir = file_path.parent_path();
+
+  Config config;
+  config.file = file_name;
+  TableReader top(file_name, root, "the top-level table", 1);
+  top.CheckKeys({"target", "volume"});
+
+  // [target]
+  auto target_it = root.find("target");
+  if (target_it == root.end()) ThrowConfig(file_name + ": missing [target] table");
+  int target_line = TableReader::Line(target_it->first);
+  const toml::table* target = target_it->second.as_table();
+  if (target == nullptr) {
+    top.Fail(target_line, std::string("'target' must be a table, not ") +
+                              TypeName(target_it->second));
+  }
+  TableReader tr(file_name, *target, "[target]", target_line);
+  tr.CheckKeys({"type", "path"});
+  int type_line = 0;
+  if (std::optional<std::string> type = tr.String("type", &type_line)) {
+    if (*type != "store") {
+      tr.Fail(type_line, "target type '" + *type +
+                             "' is not supported; only \"store\" is supported in this version");
+    }
+    config.target.type = *type;
+  }
+  config.target.path = ResolvePath(base_dir, tr.RequiredString("path"));
+
+  // [[volume]]
+  auto volume_it = root.find("volume");
+  if (volume_it == root.end()) {
+    ThrowConfig(file_name + ": no [[volume]] declared; at least one is required");
+  }
+  const toml::array* volumes = volume_it->second.as_array();
+  if (volumes == nullptr) {
+    top.Fail(TableReader::Line(volume_it->first),
+             std::string("'volume' must be an array of tables ([[volume]]), not ") +
+                 TypeName(volume_it->second));
+  }
+  if (volumes->empty()) {
+    top.Fail(TableReader::Line(volume_it->first), "at least one [[volume]] is required");
+  }
+  std::map<std::string, int> first_line_of;
+  for (const toml::node& element : *volumes) {
+    int line = static_cast<int>(element.source().begin.line);
+    const toml::table* table = element.as_table();
+    if (table == nullptr) {
+      top.Fail(line, std::string("each volume must be a table, not ") + TypeName(element));
+    }
+    TableReader vr(file_name, *table, "[[volume]]", line);
+    vr.CheckKeys({"name", "source", "one_file_system"});
+    VolumeConfig volume;
+    volume.line = line;
+    int name_line = 0;
+    volume.name = vr.RequiredString("name", &name_line);
+    if (!IsValidVolumeName(volume.name)) {
+      vr.Fail(name_line, "invalid volume name '" + volume.name +
+                             "': must be one path component (no '/', not '.' or '..', "
+                             "no control characters, at most 255 bytes)");
+    }
+    auto [it, inserted] = first_line_of.emplace(volume.name, line);
+    if (!inserted) {
+      vr.Fail(line, "duplicate volume name '" + volume.name + "' (first declared at line " +
+                        std::to_string(it->second) + ")");
+    }
+    volume.source = ResolvePath(base_dir, vr.RequiredString("source"));
+    if (std::optional<bool> one_fs = vr.Bool("one_file_system")) volume.one_file_system = *one_fs;
+    config.volumes.push_back(std::move(volume));
+  }
+  return config;
+}
+
+Config LoadConfig(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) ThrowIo("cannot read config file " + path, errno);
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      ThrowIo("cannot read config file " + path, err);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return ParseConfig(text, path);
+}
+
+}  // namespace vmback

@@ -1,0 +1,211 @@
+#include "config/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include "helpers/test_util.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+// Parses `text` as if it were the file "cfg.toml" in /etc/vmback and returns
+// the Error message; fails the test if no kConfig Error is thrown.
+std::string ParseError(const std::string& text) {
+  try {
+    ParseConfig(text, "/etc/vmback/cfg.toml");
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "no error for:\n" << text;
+  return "";
+}
+
+// Expects the message to start with "/etc/vmback/cfg.toml:LINE: " and to
+// contain `needle`.
+void ExpectErrorAt(const std::string& text, int line, const std::string& needle) {
+  std::string message = ParseError(text);
+  std::string prefix = "/etc/vmback/cfg.toml:" + std::to_string(line) + ": ";
+  EXPECT_EQ(message.rfind(prefix, 0), 0u) << message;
+  EXPECT_NE(message.find(needle), std::string::npos) << message;
+}
+
+const char kTarget[] = "[target]\npath = \"/backup\"\n";  // lines 1-2
+
+}  // namespace
+
+TEST(ConfigTest, ValidConfig) {
+  test::TempDir dir;
+  std::string file = dir / "vmback.toml";
+  test::WriteFile(file,
+                  "# comment\n"
+                  "[target]\n"
+                  "type = \"store\"\n"
+                  "path = \"store/../repo\"\n"
+                  "\n"
+                  "[[volume]]\n"
+                  "name = \"images\"\n"
+                  "source = \"/var/lib/libvirt/images\"\n"
+                  "\n"
+                  "[[volume]]\n"
+                  "name = \"home\"\n"
+                  "source = \"./data/home\"\n"
+                  "one_file_system = false\n");
+  Config config = LoadConfig(file);
+  EXPECT_EQ(config.file, file);
+  EXPECT_EQ(config.target.type, "store");
+  EXPECT_EQ(config.target.path, dir.path() + "/repo");
+  ASSERT_EQ(config.volumes.size(), 2u);
+  EXPECT_EQ(config.volumes[0].name, "images");
+  EXPECT_EQ(config.volumes[0].source, "/var/lib/libvirt/images");
+  EXPECT_TRUE(config.volumes[0].one_file_system);
+  EXPECT_EQ(config.volumes[0].line, 6);
+  EXPECT_EQ(config.volumes[1].name, "home");
+  EXPECT_EQ(config.volumes[1].source, dir.path() + "/data/home");
+  EXPECT_FALSE(config.volumes[1].one_file_system);
+  EXPECT_EQ(config.volumes[1].line, 10);
+}
+
+TEST(ConfigTest, TypeDefaultsToStore) {
+  Config config = ParseConfig(
+      "[target]\npath = \"/b\"\n[[volume]]\nname = \"v\"\nsource = \"/s\"\n", "/etc/c.toml");
+  EXPECT_EQ(config.target.type, "store");
+  EXPECT_EQ(config.target.path, "/b");
+  ASSERT_EQ(config.volumes.size(), 1u);
+  EXPECT_EQ(config.volumes[0].source, "/s");
+}
+
+TEST(ConfigTest, RelativePathsFollowTheFileNotTheCwd) {
+  test::TempDir dir;
+  ASSERT_EQ(mkdir((dir / "conf").c_str(), 0700), 0);
+  test::WriteFile(dir / "conf/c.toml",
+                  "[target]\npath = \"../repo\"\n[[volume]]\nname = \"v\"\nsource = \"src\"\n");
+  char old_cwd[4096];
+  ASSERT_NE(getcwd(old_cwd, sizeof(old_cwd)), nullptr);
+  ASSERT_EQ(chdir(dir.path().c_str()), 0);
+  Config config = LoadConfig("conf/c.toml");
+  ASSERT_EQ(chdir(old_cwd), 0);
+  EXPECT_EQ(config.file, "conf/c.toml");
+  EXPECT_EQ(config.target.path, dir.path() + "/repo");
+  EXPECT_EQ(config.volumes[0].source, dir.path() + "/conf/src");
+}
+
+TEST(ConfigTest, MalformedToml) {
+  ExpectErrorAt(std::string(kTarget) + "[[volume]]\nname = \n", 4, "expected value");
+  ExpectErrorAt("[target\npath = \"/b\"\n", 1, "expected ']'");
+  ExpectErrorAt(std::string(kTarget) + "path = \"/c\"\n", 3, "redefine");
+}
+
+TEST(ConfigTest, UnknownKeys) {
+  ExpectErrorAt(std::string(kTarget) + "[[volume]]\nname = \"v\"\nsource = \"/s\"\n\nsorce = 1\n",
+                7, "unknown key 'sorce' in [[volume]]");
+  ExpectErrorAt("[target]\npath = \"/b\"\ncompress = true\n", 3,
+                "unknown key 'compress' in [target]");
+  ExpectErrorAt(
+      std::string(kTarget) + "[[volume]]\nname = \"v\"\nsource = \"/s\"\n[extra]\nx = 1\n", 6,
+      "unknown key 'extra'");
+  ExpectErrorAt("verbose = true\n" + std::string(kTarget), 1, "unknown key 'verbose'");
+  // A sub-table of a volume is an unknown key of that volume.
+  ExpectErrorAt(std::string(kTarget) + "[[volume]]\nname = \"v\"\nsource = \"/s\"\n[volume.opts]\n",
+                6, "unknown key 'opts' in [[volume]]");
+  // The earliest unknown key in the file is reported, not the first in key order.
+  ExpectErrorAt("[target]\npath = \"/b\"\nzzz = 1\naaa = 2\n", 3, "'zzz'");
+}
+
+TEST(ConfigTest, WrongTypes) {
+  ExpectErrorAt("[target]\npath = 42\n", 2, "'path' in [target] must be a string, not integer");
+  ExpectErrorAt("[target]\ntype = true\npath = \"/b\"\n", 2, "must be a string, not boolean");
+  ExpectErrorAt(std::string(kTarget) + "[[volume]]\nname = \"v\"\nsource = [\"/s\"]\n", 5,
+                "'source' in [[volume]] must be a string, not array");
+  ExpectErrorAt(std::string(kTarget) +
+                    "[[volume]]\nname = \"v\"\nsource = \"/s\"\none_file_system = \"yes\"\n",
+                6, "'one_file_system' in [[volume]] must be a boolean, not string");
+  ExpectErrorAt("target = \"/b\"\n", 1, "'target' must be a table, not string");
+  ExpectErrorAt(std::string(kTarget) + "[volume]\nname = \"v\"\nsource = \"/s\"\n", 3,
+                "must be an array of tables");
+}
+
+TEST(ConfigTest, Target) {
+  std::string message = ParseError("[[volume]]\nname = \"v\"\nsource = \"/s\"\n");
+  EXPECT_NE(message.find("/etc/vmback/cfg.toml"), std::string::npos) << message;
+  EXPECT_NE(message.find("[target]"), std::string::npos) << message;
+
+  ExpectErrorAt("\n[target]\ntype = \"store\"\n", 2, "[target] has no 'path'");
+  ExpectErrorAt("[target]\npath = \"\"\n", 2, "'path' in [target] is empty");
+  ExpectErrorAt("[target]\npath = \"/b\"\n\ntype = \"zfs\"\n", 4,
+                "only \"store\" is supported in this version");
+}
+
+TEST(ConfigTest, Volumes) {
+  std::string message = ParseError(kTarget);
+  EXPECT_NE(message.find("/etc/vmback/cfg.toml"), std::string::npos) << message;
+  EXPECT_NE(message.find("[[volume]]"), std::string::npos) << message;
+
+  ExpectErrorAt("volume = []\n" + std::string(kTarget), 1, "at least one [[volume]]");
+  ExpectErrorAt(std::string(kTarget) + "[[volume]]\nsource = \"/s\"\n", 3,
+                "[[volume]] has no 'name'");
+  ExpectErrorAt(std::string(kTarget) + "[[volume]]\nname = \"v\"\n", 3,
+                "[[volume]] has no 'source'");
+  ExpectErrorAt(std::string(kTarget) + "[[volume]]\nname = \"a/b\"\nsource = \"/s\"\n", 4,
+                "invalid volume name 'a/b'");
+  ExpectErrorAt(std::string(kTarget) + "[[volume]]\nname = \"..\"\nsource = \"/s\"\n", 4,
+                "invalid volume name");
+}
+
+TEST(ConfigTest, DuplicateVolumeNamesNameBothLines) {
+  ExpectErrorAt(std::string(kTarget) +
+                    "[[volume]]\nname = \"v\"\nsource = \"/a\"\n"   // line 3
+                    "[[volume]]\nname = \"w\"\nsource = \"/b\"\n"   // line 6
+                    "[[volume]]\nname = \"v\"\nsource = \"/c\"\n",  // line 9
+                9, "duplicate volume name 'v' (first declared at line 3)");
+}
+
+TEST(ConfigTest, MissingFileNamesThePath) {
+  test::TempDir dir;
+  std::string file = dir / "nope.toml";
+  try {
+    LoadConfig(file);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
+    std::string message = e.what();
+    EXPECT_NE(message.find(file), std::string::npos) << message;
+    EXPECT_NE(message.find("No such file or directory"), std::string::npos) << message;
+  }
+}
+
+TEST(ConfigTest, UnreadableFileNamesThePath) {
+  test::TempDir dir;  // a directory opens, but cannot be read as a file
+  try {
+    LoadConfig(dir.path());
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(dir.path()), std::string::npos) << e.what();
+  }
+}
+
+TEST(ConfigTest, IsValidVolumeName) {
+  EXPECT_TRUE(IsValidVolumeName("images"));
+  EXPECT_TRUE(IsValidVolumeName("vm-1.qcow2"));
+  EXPECT_TRUE(IsValidVolumeName("..."));
+  EXPECT_TRUE(IsValidVolumeName("\xc3\xa9t\xc3\xa9"));  // UTF-8 is fine
+  EXPECT_FALSE(IsValidVolumeName(""));
+  EXPECT_FALSE(IsValidVolumeName("."));
+  EXPECT_FALSE(IsValidVolumeName(".."));
+  EXPECT_FALSE(IsValidVolumeName("a/b"));
+  EXPECT_FALSE(IsValidVolumeName("/"));
+  EXPECT_FALSE(IsValidVolumeName("a\nb"));
+  EXPECT_FALSE(IsValidVolumeName("a\tb"));
+  EXPECT_FALSE(IsValidVolumeName(std::string_view("a\0b", 3)));
+  EXPECT_FALSE(IsValidVolumeName("a\x7f"));
+  EXPECT_TRUE(IsValidVolumeName(std::string(255, 'x')));
+  EXPECT_FALSE(IsValidVolumeName(std::string(256, 'x')));
+}
+
+}  // namespace vmback

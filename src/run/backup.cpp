@@ -1,0 +1,266 @@
+#include "run/backup.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+#include <unordered_map>
+
+#include "scan/file_scanner.h"
+#include "scan/metadata.h"
+#include "store/tree.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+
+namespace vmback {
+
+namespace {
+
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+struct InodeKey {
+  dev_t dev;
+  ino_t ino;
+  bool operator<(const InodeKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+};
+
+// Walks one volume. The previous point's entry for the same volume, when
+// there is one, lets unchanged files reuse their block lists unread.
+class VolumeWalker {
+ public:
+  VolumeWalker(Store* store, ThreadPool* pool, const VolumeSpec& spec, const BackupOptions& opts,
+               Logger* log, VolumeStats* stats)
+      : store_(store), scanner_(store, pool), spec_(spec), opts_(opts), log_(log), stats_(stats) {}
+
+  Entry WalkRoot(const Entry* prev) {
+    struct stat st = LStat(spec_.source);  // REQUIRES: resolved, not a symlink
+    root_dev_ = st.st_dev;
+    Entry root = ReadMetadata(spec_.source, st);
+    root.name.clear();
+    if (S_ISDIR(st.st_mode)) {
+      root.subtree = WalkDir(spec_.source, "", prev && prev->type == EntryType::kDir ? prev : nullptr);
+      stats_->dirs++;
+    } else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+      // A block device is backed up as its content: a file entry.
+      bool device = S_ISBLK(st.st_mode);
+      root.type = EntryType::kFile;
+      root.rdev = 0;
+      ScanFile(spec_.source, st, device, prev, &root);
+    } else {
+      throw Error(ErrorKind::kIo, spec_.source + ": not a directory, regular file or block device");
+    }
+    return root;
+  }
+
+ private:
+  void ScanFile(const std::string& path, const struct stat& st, bool device, const Entry* prev,
+                Entry* e) {
+    stats_->files++;
+    if (!device && !opts_.full_read && prev && prev->type == EntryType::kFile &&
+        prev->size == e->size && prev->mtime_ns == e->mtime_ns && prev->hardlink.empty()) {
+      e->content = prev->content;
+      stats_->files_reused++;
+      stats_->bytes += e->size;
+      return;
+    }
+    auto file = store_->env()->OpenRead(path);
+    e->size = file->Size();
+    stats_->bytes += e->size;
+    ScanStats s;
+    e->content = scanner_.Scan(file.get(), &s);
+    stats_->bytes_read += s.bytes_read;
+    stats_->blocks += s.blocks;
+    stats_->new_blocks += s.new_blocks;
+    stats_->zero_blocks += s.zero_blocks;
+  }
+
+  // Returns the id of the directory's tree blob.
+  Hash WalkDir(const std::string& path, const std::string& rel, const Entry* prev) {
+    std::map<std::string, Entry> before;
+    if (prev && !prev->subtree.IsZero()) {
+      for (auto& e : DecodeTree(store_->Get(prev->subtree, BlobType::kTree), "tree of " + path))
+        before.emplace(e.name, std::move(e));
+    }
+    std::vector<std::string> names = store_->env()->ListDir(path);
+    std::sort(names.begin(), names.end());
+    std::vector<Entry> entries;
+    entries.reserve(names.size());
+    for (const auto& name : names) {
+      std::string child = JoinPath(path, name);
+      std::string child_rel = rel.empty() ? name : rel + "/" + name;
+      auto it = before.find(name);
+      const Entry* old = it == before.end() ? nullptr : &it->second;
+      try {
+        struct stat st;
+        if (::lstat(child.c_str(), &st) != 0) {
+          if (errno == ENOENT) {
+            log_->Info(child + " vanished during the backup");
+            continue;
+          }
+          ThrowIo("stat " + child, errno);
+        }
+        Entry e = ReadMetadata(child, st);
+        e.name = name;
+        if (e.type == EntryType::kDir) {
+          stats_->dirs++;
+          if (spec_.one_file_system && st.st_dev != root_dev_) {
+            e.subtree = EmptyTree();  // a mount point: kept, not entered
+          } else {
+            e.subtree = WalkDir(child, child_rel, old && old->type == EntryType::kDir ? old : nullptr);
+          }
+        } else if (e.type == EntryType::kFile) {
+          if (st.st_nlink > 1) {
+            auto [link, first] = links_.emplace(InodeKey{st.st_dev, st.st_ino}, child_rel);
+            if (!first) {
+              // A later name of an inode already seen: link to the first one.
+              e.hardlink = link->second;
+              e.content = link_content_[link->second];
+              stats_->files++;
+              entries.push_back(std::move(e));
+              continue;
+            }
+          }
+          ScanFile(child, st, false, old, &e);
+          if (st.st_nlink > 1) link_content_[child_rel] = e.content;
+        } else {
+          stats_->other++;
+        }
+        entries.push_back(std::move(e));
+      } catch (const Error& err) {
+        // A failed store write ends the backup; a source entry that cannot
+        // be read is only left out.
+        if (store_->broken() || err.kind() == ErrorKind::kCrash) throw;
+        stats_->errors++;
+        log_->Error(std::string(err.what()) + " (left out of this point)");
+      }
+    }
+    return store_->PutRaw(BlobType::kTree, EncodeTree(entries));
+  }
+
+  Hash EmptyTree() { return store_->PutRaw(BlobType::kTree, EncodeTree({})); }
+
+  Store* store_;
+  FileScanner scanner_;
+  const VolumeSpec& spec_;
+  const BackupOptions& opts_;
+  Logger* log_;
+  VolumeStats* stats_;
+  dev_t root_dev_ = 0;
+  std::map<InodeKey, std::string> links_;
+  std::unordered_map<std::string, std::vector<Hash>> link_content_;
+};
+
+std::string FormatUtc(int64_t ns) {
+  time_t secs = static_cast<time_t>(ns / 1000000000);
+  struct tm tm;
+  gmtime_r(&secs, &tm);
+  char buf[32];
+  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
+                       const BackupOptions& options, Logger* log) {
+  auto start = std::chrono::steady_clock::now();
+  if (volumes.empty()) ThrowConfig("nothing to back up: no volumes given");
+  for (size_t i = 0; i < volumes.size(); i++)
+    for (size_t k = 0; k < i; k++)
+      if (volumes[i].name == volumes[k].name)
+        ThrowConfig("two volumes are named '" + volumes[i].name + "' (" + volumes[k].source +
+                    " and " + volumes[i].source + ")");
+  // Every source root must be readable before anything is written. A source
+  // may be a symlink (to an image file or a /dev/VG/LV device): resolve it.
+  std::vector<VolumeSpec> resolved = volumes;
+  for (auto& v : resolved) {
+    char* real = ::realpath(v.source.c_str(), nullptr);
+    if (!real) ThrowIo("source " + v.source, errno);
+    v.source = real;
+    ::free(real);
+    if (::access(v.source.c_str(), R_OK) != 0) ThrowIo("source " + v.source, errno);
+  }
+
+  // The newest point gives the previous state of each volume.
+  std::map<std::string, Entry> previous;
+  std::vector<std::string> points = store->ListPoints();
+  if (!points.empty()) {
+    nlohmann::json m = store->ReadManifest(points.back());
+    for (const auto& v : m.at("volumes"))
+      previous[v.at("name").get<std::string>()] = EntryFromJson(v.at("root"), points.back());
+  }
+
+  BackupResult result;
+  nlohmann::json vols = nlohmann::json::array();
+  {
+    ThreadPool pool(options.threads);  // destroyed (joined) before the store is used again
+    for (size_t i = 0; i < resolved.size(); i++) {
+      const VolumeSpec& v = resolved[i];
+      auto vstart = std::chrono::steady_clock::now();
+      VolumeStats stats;
+      stats.name = v.name;
+      VolumeWalker walker(store, &pool, v, options, log, &stats);
+      auto it = previous.find(v.name);
+      Entry root = walker.WalkRoot(it == previous.end() ? nullptr : &it->second);
+      stats.seconds = SecondsSince(vstart);
+      result.errors += stats.errors;
+      result.volumes.push_back(stats);
+      vols.push_back({{"name", v.name}, {"source", volumes[i].source}, {"root", EntryToJson(root)}});
+    }
+  }
+  // Packs and index durable first; only then the manifest that names them.
+  store->Flush();
+  result.store = store->write_stats();
+  result.point = store->NewPointName();
+  result.seconds = SecondsSince(start);
+  int64_t now = store->env()->NowNanos();
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  nlohmann::json manifest = {
+      {"version", kStoreFormatVersion},
+      {"name", result.point},
+      {"time", FormatUtc(now)},
+      {"time_ns", now},
+      {"host", host},
+      {"block_size", store->block_size()},
+      {"volumes", vols},
+      {"stats", BackupResultToJson(result)},
+  };
+  manifest["stats"].erase("point");
+  store->WriteManifest(result.point, manifest);
+  return result;
+}
+
+nlohmann::json BackupResultToJson(const BackupResult& r) {
+  nlohmann::json vols = nlohmann::json::array();
+  for (const auto& v : r.volumes) {
+    vols.push_back({{"name", v.name},
+                    {"files", v.files},
+                    {"dirs", v.dirs},
+                    {"other", v.other},
+                    {"bytes", v.bytes},
+                    {"bytes_read", v.bytes_read},
+                    {"files_unchanged", v.files_reused},
+                    {"blocks", v.blocks},
+                    {"new_blocks", v.new_blocks},
+                    {"zero_blocks", v.zero_blocks},
+                    {"errors", v.errors},
+                    {"seconds_ms", static_cast<int64_t>(v.seconds * 1000)}});
+  }
+  return {{"point", r.point},
+          {"volumes", vols},
+          {"blobs_written", r.store.blobs_written},
+          {"bytes_written", r.store.stored_bytes_written},
+          {"raw_bytes_written", r.store.raw_bytes_written},
+          {"packs_written", r.store.packs_written},
+          {"errors", r.errors},
+          {"seconds_ms", static_cast<int64_t>(r.seconds * 1000)}};
+}
+
+}  // namespace vmback

@@ -1,0 +1,58 @@
+// A backup: sync a set of sources (directory trees, image files, block
+// devices) into the store and commit them as one point.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "store/store.h"
+#include "util/log.h"
+
+namespace vmback {
+
+struct VolumeSpec {
+  std::string name;    // names the volume inside the point
+  std::string source;  // directory, regular file or block device
+  bool one_file_system = true;
+};
+
+struct BackupOptions {
+  bool full_read = false;  // read every file, even when size and mtime match
+  unsigned threads = 0;    // hashing/compression threads; 0 = one per core
+};
+
+struct VolumeStats {
+  std::string name;
+  uint64_t files = 0;
+  uint64_t dirs = 0;
+  uint64_t other = 0;          // symlinks, devices, fifos, sockets
+  uint64_t bytes = 0;          // logical size of all files
+  uint64_t bytes_read = 0;     // actually read (quick-check skips the rest)
+  uint64_t files_reused = 0;   // unchanged by size and mtime
+  uint64_t blocks = 0;
+  uint64_t new_blocks = 0;
+  uint64_t zero_blocks = 0;
+  uint64_t errors = 0;         // entries that could not be read (logged)
+  double seconds = 0;
+};
+
+struct BackupResult {
+  std::string point;
+  std::vector<VolumeStats> volumes;
+  StoreWriteStats store;
+  uint64_t errors = 0;  // >0: the point lacks some entries; exit non-zero
+  double seconds = 0;
+};
+
+// Reads every source, writes new blocks, flushes, then commits the manifest.
+// A source root that cannot be read fails the whole backup before anything
+// is committed; an unreadable entry inside a tree is logged, counted in
+// errors and left out of the point.
+// REQUIRES: store opened with LockMode::kExclusive.
+BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
+                       const BackupOptions& options, Logger* log);
+
+nlohmann::json BackupResultToJson(const BackupResult& r);
+
+}  // namespace vmback

@@ -1,0 +1,134 @@
+#include "scan/file_scanner.h"
+
+#include <cstring>
+#include <deque>
+#include <future>
+#include <optional>
+
+#include "store/tree.h"
+
+namespace vmback {
+
+namespace {
+
+constexpr size_t kBatchBytes = 4u << 20;
+
+struct Batch {
+  uint64_t first_block = 0;
+  size_t blocks = 0;
+  std::vector<bool> hole;  // per block: no data on disk, skip reading
+  std::string data;        // blocks * block_size bytes (holes left unread)
+};
+
+struct BlockResult {
+  Hash id;  // zero id for an all-zero block
+  std::optional<EncodedBlob> blob;  // set when the store lacked it
+};
+
+// Knows where the data regions of a file are, asking the file system lazily.
+class DataMap {
+ public:
+  explicit DataMap(ReadableFile* f) : f_(f) {}
+  bool HasData(uint64_t off, uint64_t len) {
+    if (off >= data_ && off < hole_) return true;
+    data_ = f_->NextData(off);
+    hole_ = data_ < f_->Size() ? f_->NextHole(data_) : data_;
+    return data_ < off + len;
+  }
+
+ private:
+  ReadableFile* f_;
+  uint64_t data_ = 0, hole_ = 0;
+};
+
+}  // namespace
+
+bool IsAllZero(const char* p, size_t n) {
+  static const char kZeros[4096] = {};
+  while (n >= sizeof kZeros) {
+    if (std::memcmp(p, kZeros, sizeof kZeros) != 0) return false;
+    p += sizeof kZeros;
+    n -= sizeof kZeros;
+  }
+  return std::memcmp(p, kZeros, n) == 0;
+}
+
+std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
+  const uint64_t bs = store_->block_size();
+  const uint64_t size = file->Size();
+  const uint64_t nblocks = (size + bs - 1) / bs;
+  const size_t per_batch = std::max<size_t>(1, kBatchBytes / bs);
+  const size_t max_in_flight = pool_->size() * 2 + 1;
+  const int level = store_->zstd_level();
+  Store* store = store_;
+
+  std::vector<Hash> content;  // list blob ids
+  std::vector<Hash> list;     // block ids of the list being filled
+  std::deque<std::future<std::vector<BlockResult>>> in_flight;
+  DataMap map(file);
+
+  auto drain_one = [&] {
+    std::vector<BlockResult> results = in_flight.front().get();
+    in_flight.pop_front();
+    for (auto& r : results) {
+      stats->blocks++;
+      if (r.id.IsZero()) stats->zero_blocks++;
+      if (r.blob && store->Put(*r.blob)) stats->new_blocks++;
+      list.push_back(r.id);
+      if (list.size() == kIdsPerList) {
+        content.push_back(store->PutRaw(BlobType::kList, EncodeIdList(list)));
+        list.clear();
+      }
+    }
+  };
+
+  for (uint64_t b = 0; b < nblocks; b += per_batch) {
+    auto batch = std::make_shared<Batch>();
+    batch->first_block = b;
+    batch->blocks = static_cast<size_t>(std::min<uint64_t>(per_batch, nblocks - b));
+    batch->hole.assign(batch->blocks, false);
+    batch->data.resize(batch->blocks * bs);
+    // Read each run of data blocks with one call; holes stay unread.
+    size_t i = 0;
+    while (i < batch->blocks) {
+      uint64_t off = (b + i) * bs;
+      if (!map.HasData(off, std::min(bs, size - off))) {
+        batch->hole[i++] = true;
+        continue;
+      }
+      size_t j = i + 1;
+      while (j < batch->blocks) {
+        uint64_t o = (b + j) * bs;
+        if (!map.HasData(o, std::min(bs, size - o))) break;
+        j++;
+      }
+      uint64_t len = std::min<uint64_t>((j - i) * bs, size - off);
+      size_t got = file->ReadAt(off, batch->data.data() + i * bs, len);
+      if (got != len) {
+        // The file shrank while we read it: what is missing reads as zeros.
+        std::memset(batch->data.data() + i * bs + got, 0, len - got);
+      }
+      stats->bytes_read += got;
+      i = j;
+    }
+    in_flight.push_back(pool_->Submit([batch, bs, size, level, store] {
+      std::vector<BlockResult> out(batch->blocks);
+      for (size_t k = 0; k < batch->blocks; k++) {
+        uint64_t off = (batch->first_block + k) * bs;
+        size_t len = static_cast<size_t>(std::min(bs, size - off));
+        const char* p = batch->data.data() + k * bs;
+        if (batch->hole[k] || IsAllZero(p, len)) continue;  // zero id
+        out[k].id = Sha256(p, len);
+        if (!store->Has(out[k].id))
+          out[k].blob = EncodeBlob(out[k].id, BlobType::kData, std::string_view(p, len), level);
+      }
+      return out;
+    }));
+    while (in_flight.size() >= max_in_flight) drain_one();
+  }
+  while (!in_flight.empty()) drain_one();
+  if (!list.empty()) content.push_back(store->PutRaw(BlobType::kList, EncodeIdList(list)));
+  return content;
+}
+
+}  // namespace vmback

@@ -1,0 +1,39 @@
+// Turns one file or block device into a list of block ids in the store:
+// reads it once in large sequential reads, skipping holes (SEEK_DATA /
+// SEEK_HOLE), hashes every block with SHA-256 and compresses the blocks the
+// store lacks on a thread pool, and appends those to the store in order.
+// Memory is bounded by the number of batches in flight, whatever the size.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "os/env.h"
+#include "store/store.h"
+#include "util/thread_pool.h"
+
+namespace vmback {
+
+struct ScanStats {
+  uint64_t bytes_read = 0;
+  uint64_t blocks = 0;
+  uint64_t new_blocks = 0;
+  uint64_t zero_blocks = 0;  // holes and all-zero blocks
+};
+
+class FileScanner {
+ public:
+  // REQUIRES: store opened for writing; store and pool outlive this.
+  FileScanner(Store* store, ThreadPool* pool) : store_(store), pool_(pool) {}
+
+  // Returns the file's content (list blob ids); adds to *stats.
+  std::vector<Hash> Scan(ReadableFile* file, ScanStats* stats);
+
+ private:
+  Store* store_;
+  ThreadPool* pool_;
+};
+
+bool IsAllZero(const char* p, size_t n);
+
+}  // namespace vmback

@@ -1,0 +1,20 @@
+// Reading a file system entry's metadata the way `rsync -axH` keeps it:
+// type, permissions, owner, mtime (ns), symlink target, device number and
+// extended attributes (which carry POSIX ACLs and file capabilities).
+#pragma once
+
+#include <sys/stat.h>
+
+#include <string>
+
+#include "store/tree.h"
+
+namespace vmback {
+
+// lstat()s path. Throws Error naming the path.
+struct stat LStat(const std::string& path);
+
+// Fills everything but content/subtree/hardlink. Throws Error naming path.
+Entry ReadMetadata(const std::string& path, const struct stat& st);
+
+}  // namespace vmback

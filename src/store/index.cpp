@@ -1,0 +1,92 @@
+#include "store/index.h"
+
+#include <cstring>
+
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+constexpr char kIndexMagic[8] = {'V', 'M', 'B', 'I', 'N', 'D', 'X', '\n'};
+constexpr uint32_t kIndexVersion = 1;
+constexpr size_t kIndexEntrySize = 52;  // same layout as a pack entry
+}  // namespace
+
+uint32_t BlobIndex::AddPack(const Hash& pack_id) {
+  auto [it, inserted] = pack_numbers_.emplace(pack_id, static_cast<uint32_t>(packs_.size()));
+  if (inserted) packs_.push_back(pack_id);
+  return it->second;
+}
+
+void BlobIndex::AddEntries(uint32_t pack, const std::vector<PackEntry>& entries) {
+  for (const auto& e : entries)
+    Insert(e.id, BlobLocation{pack, e.type, e.comp, e.offset, e.stored_len, e.raw_len});
+}
+
+void BlobIndex::Insert(const Hash& id, const BlobLocation& loc) { map_.emplace(id, loc); }
+
+const BlobLocation* BlobIndex::Find(const Hash& id) const {
+  auto it = map_.find(id);
+  return it == map_.end() ? nullptr : &it->second;
+}
+
+std::string EncodeIndexFile(const IndexFile& f) {
+  std::string out(kIndexMagic, 8);
+  PutU32(&out, kIndexVersion);
+  PutU32(&out, static_cast<uint32_t>(f.packs.size()));
+  for (const auto& [pack, entries] : f.packs) {
+    out.append(reinterpret_cast<const char*>(pack.bytes.data()), 32);
+    PutU32(&out, static_cast<uint32_t>(entries.size()));
+    for (const auto& e : entries) {
+      out.append(reinterpret_cast<const char*>(e.id.bytes.data()), 32);
+      out.push_back(static_cast<char>(e.type));
+      out.push_back(static_cast<char>(e.comp));
+      out.append(2, '\0');
+      PutU32(&out, e.stored_len);
+      PutU32(&out, e.raw_len);
+      PutU64(&out, e.offset);
+    }
+  }
+  Hash h = Sha256(out);
+  out.append(reinterpret_cast<const char*>(h.bytes.data()), 32);
+  return out;
+}
+
+IndexFile DecodeIndexFile(std::string_view data, const std::string& where) {
+  if (data.size() < 16 + 32 || std::memcmp(data.data(), kIndexMagic, 8) != 0)
+    ThrowCorrupt(where + ": not a vmback index file");
+  Hash want;
+  std::memcpy(want.bytes.data(), data.data() + data.size() - 32, 32);
+  std::string_view body = data.substr(0, data.size() - 32);
+  if (Sha256(body) != want) ThrowCorrupt(where + ": index checksum mismatch");
+  if (GetU32(body.data() + 8) != kIndexVersion) ThrowCorrupt(where + ": unsupported index version");
+  uint32_t npacks = GetU32(body.data() + 12);
+  size_t pos = 16;
+  IndexFile f;
+  for (uint32_t i = 0; i < npacks; i++) {
+    if (pos + 36 > body.size()) ThrowCorrupt(where + ": index truncated");
+    Hash pack;
+    std::memcpy(pack.bytes.data(), body.data() + pos, 32);
+    uint32_t n = GetU32(body.data() + pos + 32);
+    pos += 36;
+    if (pos + uint64_t{n} * kIndexEntrySize > body.size()) ThrowCorrupt(where + ": index truncated");
+    std::vector<PackEntry> entries(n);
+    for (uint32_t k = 0; k < n; k++) {
+      const char* p = body.data() + pos;
+      PackEntry& e = entries[k];
+      std::memcpy(e.id.bytes.data(), p, 32);
+      e.type = static_cast<BlobType>(p[32]);
+      e.comp = static_cast<Compression>(p[33]);
+      e.stored_len = GetU32(p + 36);
+      e.raw_len = GetU32(p + 40);
+      e.offset = GetU64(p + 44);
+      pos += kIndexEntrySize;
+    }
+    f.packs.emplace_back(pack, std::move(entries));
+  }
+  if (pos != body.size()) ThrowCorrupt(where + ": trailing bytes in index");
+  return f;
+}
+
+}  // namespace vmback

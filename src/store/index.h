@@ -1,0 +1,60 @@
+// The store-wide blob index: blob id -> (pack, offset, length). It is a
+// cache: everything in it can be rebuilt from the packs' own entry tables.
+// On disk it is a set of index files (index/<sha256>.idx), each covering the
+// packs one run wrote; see docs/FORMAT.md.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "store/pack.h"
+#include "util/sha256.h"
+
+namespace vmback {
+
+struct BlobLocation {
+  uint32_t pack = 0;  // number into BlobIndex::packs()
+  BlobType type = BlobType::kData;
+  Compression comp = Compression::kNone;
+  uint64_t offset = 0;
+  uint32_t stored_len = 0;
+  uint32_t raw_len = 0;
+
+  PackEntry ToEntry(const Hash& id) const {
+    return PackEntry{id, type, comp, offset, stored_len, raw_len};
+  }
+};
+
+// Not thread-safe; the Store guards it.
+class BlobIndex {
+ public:
+  // Returns the pack's number; adding a pack twice returns the same number.
+  uint32_t AddPack(const Hash& pack_id);
+  void AddEntries(uint32_t pack, const std::vector<PackEntry>& entries);
+  // The first location recorded for an id wins (duplicates are harmless).
+  void Insert(const Hash& id, const BlobLocation& loc);
+  const BlobLocation* Find(const Hash& id) const;
+  bool HasPack(const Hash& pack_id) const { return pack_numbers_.count(pack_id) > 0; }
+  const std::vector<Hash>& packs() const { return packs_; }
+  size_t size() const { return map_.size(); }
+  const std::unordered_map<Hash, BlobLocation, HashHasher>& entries() const { return map_; }
+
+ private:
+  std::vector<Hash> packs_;
+  std::unordered_map<Hash, uint32_t, HashHasher> pack_numbers_;
+  std::unordered_map<Hash, BlobLocation, HashHasher> map_;
+};
+
+// One index file: the entry tables of a set of packs.
+struct IndexFile {
+  std::vector<std::pair<Hash, std::vector<PackEntry>>> packs;
+};
+
+std::string EncodeIndexFile(const IndexFile& f);
+// Throws kCorrupt (naming `where`) on a bad magic, version or checksum.
+IndexFile DecodeIndexFile(std::string_view data, const std::string& where);
+
+}  // namespace vmback

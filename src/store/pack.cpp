@@ -1,0 +1,185 @@
+#include "store/pack.h"
+
+#include <zstd.h>
+
+#include <cstring>
+
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level) {
+  EncodedBlob b;
+  b.id = id;
+  b.type = type;
+  b.raw_len = static_cast<uint32_t>(raw.size());
+  std::string out(ZSTD_compressBound(raw.size()), '\0');
+  size_t n = ZSTD_compress(out.data(), out.size(), raw.data(), raw.size(), level);
+  if (!ZSTD_isError(n) && n < raw.size()) {
+    out.resize(n);
+    b.stored = std::move(out);
+    b.comp = Compression::kZstd;
+  } else {
+    b.stored.assign(raw);
+    b.comp = Compression::kNone;
+  }
+  return b;
+}
+
+std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::string& where) {
+  std::string raw;
+  if (e.comp == Compression::kNone) {
+    raw.assign(stored);
+  } else if (e.comp == Compression::kZstd) {
+    if (e.raw_len > kMaxBlobSize) ThrowCorrupt(where + ": blob " + e.id.Hex() + " too large");
+    raw.resize(e.raw_len);
+    size_t n = ZSTD_decompress(raw.data(), raw.size(), stored.data(), stored.size());
+    if (ZSTD_isError(n))
+      ThrowCorrupt(where + ": blob " + e.id.Hex() + " does not decompress (" +
+                   ZSTD_getErrorName(n) + ")");
+    raw.resize(n);
+  } else {
+    ThrowCorrupt(where + ": blob " + e.id.Hex() + " has unknown compression");
+  }
+  if (raw.size() != e.raw_len || Sha256(raw) != e.id)
+    ThrowCorrupt(where + ": blob " + e.id.Hex() + " does not match its hash");
+  return raw;
+}
+
+PackWriter::PackWriter(Env* env, const std::string& tmp_path)
+    : file_(env->OpenWrite(tmp_path, CreateMode::kExclusive, 0644)), tmp_path_(tmp_path) {
+  std::string header(kPackMagic, 8);
+  PutU32(&header, kPackVersion);
+  Write(header);
+}
+
+void PackWriter::Write(const std::string& bytes) {
+  file_->Append(bytes.data(), bytes.size());
+  hash_.Update(bytes.data(), bytes.size());
+  size_ += bytes.size();
+}
+
+static void PutEntryHead(std::string* dst, BlobType type, Compression comp) {
+  dst->push_back(static_cast<char>(type));
+  dst->push_back(static_cast<char>(comp));
+  dst->append(2, '\0');
+}
+
+PackEntry PackWriter::Add(const EncodedBlob& blob) {
+  PackEntry e;
+  e.id = blob.id;
+  e.type = blob.type;
+  e.comp = blob.comp;
+  e.stored_len = static_cast<uint32_t>(blob.stored.size());
+  e.raw_len = blob.raw_len;
+  std::string header;
+  PutEntryHead(&header, e.type, e.comp);
+  PutU32(&header, e.stored_len);
+  PutU32(&header, e.raw_len);
+  header.append(reinterpret_cast<const char*>(e.id.bytes.data()), 32);
+  Write(header);
+  e.offset = size_;
+  Write(blob.stored);
+  entries_.push_back(e);
+  return e;
+}
+
+Hash PackWriter::Finish() {
+  std::string table;
+  for (const auto& e : entries_) {
+    table.append(reinterpret_cast<const char*>(e.id.bytes.data()), 32);
+    PutEntryHead(&table, e.type, e.comp);
+    PutU32(&table, e.stored_len);
+    PutU32(&table, e.raw_len);
+    PutU64(&table, e.offset);
+  }
+  uint64_t table_offset = size_;
+  std::string footer;
+  PutU32(&footer, static_cast<uint32_t>(entries_.size()));
+  Hash table_hash = Sha256(table);
+  footer.append(reinterpret_cast<const char*>(table_hash.bytes.data()), 32);
+  PutU64(&footer, table_offset);
+  footer.append(kPackEndMagic, 8);
+  Write(table + footer);
+  file_->Sync();
+  file_->Close();
+  return hash_.Finish();
+}
+
+static PackEntry ParseEntry(const char* p) {
+  PackEntry e;
+  std::memcpy(e.id.bytes.data(), p, 32);
+  e.type = static_cast<BlobType>(p[32]);
+  e.comp = static_cast<Compression>(p[33]);
+  e.stored_len = GetU32(p + 36);
+  e.raw_len = GetU32(p + 40);
+  e.offset = GetU64(p + 44);
+  return e;
+}
+
+static bool ValidKinds(BlobType t, Compression c) {
+  return static_cast<uint8_t>(t) <= 2 && static_cast<uint8_t>(c) <= 1;
+}
+
+std::vector<PackEntry> ReadPackEntries(ReadableFile* file) {
+  const std::string& where = file->path();
+  uint64_t size = file->Size();
+  if (size < kPackHeaderSize + kPackFooterSize) ThrowCorrupt(where + ": pack too short");
+  char header[kPackHeaderSize];
+  if (file->ReadAt(0, header, sizeof header) != sizeof header ||
+      std::memcmp(header, kPackMagic, 8) != 0)
+    ThrowCorrupt(where + ": not a vmback pack (bad magic)");
+  if (GetU32(header + 8) != kPackVersion)
+    ThrowCorrupt(where + ": unsupported pack version " + std::to_string(GetU32(header + 8)));
+  char footer[kPackFooterSize];
+  if (file->ReadAt(size - kPackFooterSize, footer, sizeof footer) != sizeof footer ||
+      std::memcmp(footer + 44, kPackEndMagic, 8) != 0)
+    ThrowCorrupt(where + ": pack footer damaged or truncated");
+  uint32_t count = GetU32(footer);
+  uint64_t table_offset = GetU64(footer + 36);
+  if (table_offset < kPackHeaderSize ||
+      table_offset + uint64_t{count} * kPackEntrySize + kPackFooterSize != size)
+    ThrowCorrupt(where + ": pack entry table out of bounds");
+  std::string table(uint64_t{count} * kPackEntrySize, '\0');
+  if (file->ReadAt(table_offset, table.data(), table.size()) != table.size())
+    ThrowCorrupt(where + ": pack entry table truncated");
+  Hash want;
+  std::memcpy(want.bytes.data(), footer + 4, 32);
+  if (Sha256(table) != want) ThrowCorrupt(where + ": pack entry table checksum mismatch");
+  std::vector<PackEntry> entries;
+  entries.reserve(count);
+  for (uint32_t i = 0; i < count; i++) {
+    PackEntry e = ParseEntry(table.data() + i * kPackEntrySize);
+    if (!ValidKinds(e.type, e.comp) || e.offset < kPackHeaderSize + kBlobHeaderSize ||
+        e.offset + e.stored_len > table_offset || e.raw_len > kMaxBlobSize)
+      ThrowCorrupt(where + ": pack entry " + std::to_string(i) + " is invalid");
+    entries.push_back(e);
+  }
+  return entries;
+}
+
+std::vector<PackEntry> ScanPackBlobs(ReadableFile* file) {
+  std::vector<PackEntry> entries;
+  uint64_t size = file->Size();
+  uint64_t pos = kPackHeaderSize;
+  char h[kBlobHeaderSize];
+  while (pos + kBlobHeaderSize <= size) {
+    if (file->ReadAt(pos, h, sizeof h) != sizeof h) break;
+    PackEntry e;
+    e.type = static_cast<BlobType>(h[0]);
+    e.comp = static_cast<Compression>(h[1]);
+    e.stored_len = GetU32(h + 4);
+    e.raw_len = GetU32(h + 8);
+    std::memcpy(e.id.bytes.data(), h + 12, 32);
+    e.offset = pos + kBlobHeaderSize;
+    if (!ValidKinds(e.type, e.comp) || h[2] || h[3] || e.raw_len > kMaxBlobSize ||
+        e.offset + e.stored_len > size)
+      break;
+    entries.push_back(e);
+    pos = e.offset + e.stored_len;
+  }
+  return entries;
+}
+
+}  // namespace vmback

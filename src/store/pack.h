@@ -1,0 +1,90 @@
+// Pack files: the unit in which the store keeps blobs on disk. See
+// docs/FORMAT.md for the byte layout. A pack is written once, to a temp name,
+// made durable and then renamed to packs/XX/<sha256 of the file>.pack; it is
+// never modified afterwards, so copies of a pack are byte-identical.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "os/env.h"
+#include "util/sha256.h"
+
+namespace vmback {
+
+enum class BlobType : uint8_t { kData = 0, kList = 1, kTree = 2 };
+enum class Compression : uint8_t { kNone = 0, kZstd = 1 };
+
+inline constexpr char kPackMagic[8] = {'V', 'M', 'B', 'P', 'A', 'C', 'K', '\n'};
+inline constexpr char kPackEndMagic[8] = {'V', 'M', 'B', 'P', 'E', 'N', 'D', '\n'};
+inline constexpr uint32_t kPackVersion = 1;
+inline constexpr size_t kPackHeaderSize = 12;     // magic + u32 version
+inline constexpr size_t kBlobHeaderSize = 44;     // type, comp, pad, clen, raw_len, id
+inline constexpr size_t kPackEntrySize = 52;
+inline constexpr size_t kPackFooterSize = 52;     // count, sha256(entries), entries offset, magic
+inline constexpr uint32_t kMaxBlobSize = 64u << 20;
+
+struct PackEntry {
+  Hash id;
+  BlobType type = BlobType::kData;
+  Compression comp = Compression::kNone;
+  uint64_t offset = 0;  // of the stored bytes (after the blob header)
+  uint32_t stored_len = 0;
+  uint32_t raw_len = 0;
+};
+
+// A blob ready to be appended: id computed and data compressed, typically on
+// a worker thread.
+struct EncodedBlob {
+  Hash id;
+  BlobType type = BlobType::kData;
+  Compression comp = Compression::kNone;
+  uint32_t raw_len = 0;
+  std::string stored;
+};
+
+// Compresses raw with zstd at level; keeps it raw when that is not smaller.
+EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level);
+
+// Decompresses and re-hashes; throws ErrorKind::kCorrupt (naming `where`) if
+// the bytes do not decode to exactly raw_len bytes whose SHA-256 is the id.
+std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::string& where);
+
+// Appends blobs to a new pack file. Not thread-safe.
+class PackWriter {
+ public:
+  // Creates tmp_path exclusively.
+  PackWriter(Env* env, const std::string& tmp_path);
+  // Returns the entry (offset within this pack).
+  PackEntry Add(const EncodedBlob& blob);
+  uint64_t size() const { return size_; }
+  size_t count() const { return entries_.size(); }
+  // Appends the entry table and footer, fsyncs and closes. Returns the pack
+  // id (SHA-256 of the whole file). The caller renames it into place.
+  Hash Finish();
+  const std::vector<PackEntry>& entries() const { return entries_; }
+  const std::string& tmp_path() const { return tmp_path_; }
+
+ private:
+  void Write(const std::string& bytes);
+
+  std::unique_ptr<WritableFile> file_;
+  std::string tmp_path_;
+  Sha256Stream hash_;
+  uint64_t size_ = 0;
+  std::vector<PackEntry> entries_;
+};
+
+// Reads a pack's entry table from its footer; throws kCorrupt if the footer,
+// magic or table checksum is wrong, or an entry points outside the file.
+std::vector<PackEntry> ReadPackEntries(ReadableFile* file);
+
+// Reads every blob of a pack by walking blob headers from the start, for
+// verify and for rebuilding when a footer is damaged. Returns the entries
+// whose header parsed; stops at the first unparseable header.
+std::vector<PackEntry> ScanPackBlobs(ReadableFile* file);
+
+}  // namespace vmback

@@ -1,0 +1,165 @@
+#include "store/tree.h"
+
+#include <cstring>
+
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+const char* kTypeNames[] = {"file", "dir", "symlink", "chardev", "blockdev", "fifo", "socket"};
+
+// Names and link targets are bytes; JSON wants UTF-8. Store valid UTF-8 as
+// text under `key`, anything else as hex under `key`_hex.
+void PutBytes(nlohmann::json* j, const char* key, const std::string& v) {
+  if (IsValidUtf8(v)) (*j)[key] = v;
+  else (*j)[std::string(key) + "_hex"] = HexEncode(v);
+}
+
+std::string GetBytes(const nlohmann::json& j, const char* key, const std::string& where) {
+  if (auto it = j.find(key); it != j.end()) return it->get<std::string>();
+  if (auto it = j.find(std::string(key) + "_hex"); it != j.end()) {
+    std::string out;
+    if (!HexDecode(it->get<std::string>(), &out)) ThrowCorrupt(where + ": bad hex in " + key);
+    return out;
+  }
+  return "";
+}
+
+Hash GetHash(const nlohmann::json& j, const std::string& where) {
+  Hash h;
+  if (!j.is_string() || !Hash::FromHex(j.get<std::string>(), &h)) ThrowCorrupt(where + ": bad blob id");
+  return h;
+}
+
+}  // namespace
+
+const char* EntryTypeName(EntryType t) { return kTypeNames[static_cast<int>(t)]; }
+
+nlohmann::json EntryToJson(const Entry& e) {
+  nlohmann::json j;
+  PutBytes(&j, "name", e.name);
+  j["type"] = EntryTypeName(e.type);
+  j["mode"] = e.mode;
+  j["uid"] = e.uid;
+  j["gid"] = e.gid;
+  j["mtime_ns"] = e.mtime_ns;
+  switch (e.type) {
+    case EntryType::kFile: {
+      j["size"] = e.size;
+      nlohmann::json c = nlohmann::json::array();
+      for (const auto& h : e.content) c.push_back(h.Hex());
+      j["content"] = std::move(c);
+      if (!e.hardlink.empty()) PutBytes(&j, "hardlink", e.hardlink);
+      break;
+    }
+    case EntryType::kDir:
+      j["subtree"] = e.subtree.Hex();
+      break;
+    case EntryType::kSymlink:
+      PutBytes(&j, "target", e.target);
+      break;
+    case EntryType::kCharDevice:
+    case EntryType::kBlockDevice:
+      j["rdev"] = e.rdev;
+      break;
+    default:
+      break;
+  }
+  if (!e.xattrs.empty()) {
+    nlohmann::json x = nlohmann::json::array();
+    for (const auto& [k, v] : e.xattrs) x.push_back({HexEncode(k), HexEncode(v)});
+    j["xattrs"] = std::move(x);
+  }
+  return j;
+}
+
+Entry EntryFromJson(const nlohmann::json& j, const std::string& where) {
+  try {
+    Entry e;
+    e.name = GetBytes(j, "name", where);
+    std::string type = j.at("type").get<std::string>();
+    bool known = false;
+    for (int i = 0; i < 7; i++)
+      if (type == kTypeNames[i]) {
+        e.type = static_cast<EntryType>(i);
+        known = true;
+      }
+    if (!known) ThrowCorrupt(where + ": unknown entry type '" + type + "'");
+    if (e.name.find('/') != std::string::npos || e.name == "." || e.name == "..")
+      ThrowCorrupt(where + ": invalid entry name");
+    e.mode = j.at("mode").get<uint32_t>() & 07777;
+    e.uid = j.at("uid").get<uint32_t>();
+    e.gid = j.at("gid").get<uint32_t>();
+    e.mtime_ns = j.at("mtime_ns").get<int64_t>();
+    switch (e.type) {
+      case EntryType::kFile:
+        e.size = j.at("size").get<uint64_t>();
+        for (const auto& h : j.at("content")) e.content.push_back(GetHash(h, where));
+        e.hardlink = GetBytes(j, "hardlink", where);
+        break;
+      case EntryType::kDir:
+        e.subtree = GetHash(j.at("subtree"), where);
+        break;
+      case EntryType::kSymlink:
+        e.target = GetBytes(j, "target", where);
+        break;
+      case EntryType::kCharDevice:
+      case EntryType::kBlockDevice:
+        e.rdev = j.at("rdev").get<uint64_t>();
+        break;
+      default:
+        break;
+    }
+    if (auto it = j.find("xattrs"); it != j.end()) {
+      for (const auto& pair : *it) {
+        std::string k, v;
+        if (!pair.is_array() || pair.size() != 2 || !HexDecode(pair[0].get<std::string>(), &k) ||
+            !HexDecode(pair[1].get<std::string>(), &v))
+          ThrowCorrupt(where + ": bad xattr");
+        e.xattrs.emplace_back(std::move(k), std::move(v));
+      }
+    }
+    return e;
+  } catch (const nlohmann::json::exception& ex) {
+    ThrowCorrupt(where + ": malformed entry (" + ex.what() + ")");
+  }
+}
+
+std::string EncodeTree(const std::vector<Entry>& entries) {
+  nlohmann::json j = {{"entries", nlohmann::json::array()}};
+  for (const auto& e : entries) j["entries"].push_back(EntryToJson(e));
+  return j.dump();
+}
+
+std::vector<Entry> DecodeTree(std::string_view data, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(data);
+  } catch (const nlohmann::json::exception& ex) {
+    ThrowCorrupt(where + ": tree is not valid JSON (" + ex.what() + ")");
+  }
+  std::vector<Entry> out;
+  if (!j.is_object() || !j.contains("entries") || !j["entries"].is_array())
+    ThrowCorrupt(where + ": tree has no entries");
+  for (const auto& e : j["entries"]) out.push_back(EntryFromJson(e, where));
+  return out;
+}
+
+std::string EncodeIdList(const std::vector<Hash>& ids) {
+  std::string out;
+  out.reserve(ids.size() * 32);
+  for (const auto& h : ids) out.append(reinterpret_cast<const char*>(h.bytes.data()), 32);
+  return out;
+}
+
+std::vector<Hash> DecodeIdList(std::string_view data, const std::string& where) {
+  if (data.size() % 32 || data.size() / 32 > kIdsPerList) ThrowCorrupt(where + ": bad block list");
+  std::vector<Hash> ids(data.size() / 32);
+  for (size_t i = 0; i < ids.size(); i++) std::memcpy(ids[i].bytes.data(), data.data() + 32 * i, 32);
+  return ids;
+}
+
+}  // namespace vmback

@@ -1,0 +1,50 @@
+// Trees: the entries of one directory, stored as a blob (JSON text) in the
+// store, so that unchanged directories are shared between points. A file's
+// content is a list of "list" blobs, each holding up to kIdsPerList block
+// ids (32 bytes each); the all-zero id stands for an all-zero block.
+#pragma once
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "util/sha256.h"
+
+namespace vmback {
+
+inline constexpr size_t kIdsPerList = 2048;
+
+enum class EntryType { kFile, kDir, kSymlink, kCharDevice, kBlockDevice, kFifo, kSocket };
+
+struct Entry {
+  std::string name;  // raw bytes of the file name; empty for a volume root
+  EntryType type = EntryType::kFile;
+  uint32_t mode = 0;  // permission bits, with setuid/setgid/sticky
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int64_t mtime_ns = 0;
+  uint64_t size = 0;            // files
+  std::vector<Hash> content;    // files: list blob ids
+  std::string target;           // symlinks
+  uint64_t rdev = 0;            // devices
+  std::vector<std::pair<std::string, std::string>> xattrs;  // name, value
+  std::string hardlink;         // path within the volume of the first link
+  Hash subtree;                 // directories
+};
+
+const char* EntryTypeName(EntryType t);
+
+nlohmann::json EntryToJson(const Entry& e);
+// Throws kCorrupt naming `where` for a malformed entry.
+Entry EntryFromJson(const nlohmann::json& j, const std::string& where);
+
+std::string EncodeTree(const std::vector<Entry>& entries);
+std::vector<Entry> DecodeTree(std::string_view data, const std::string& where);
+
+std::string EncodeIdList(const std::vector<Hash>& ids);
+std::vector<Hash> DecodeIdList(std::string_view data, const std::string& where);
+
+}  // namespace vmback
