@@ -84,8 +84,14 @@ class VolumeWalker {
   Hash WalkDir(const std::string& path, const std::string& rel, const Entry* prev) {
     std::map<std::string, Entry> before;
     if (prev && !prev->subtree.IsZero()) {
-      for (auto& e : DecodeTree(store_->Get(prev->subtree, BlobType::kTree), "tree of " + path))
-        before.emplace(e.name, std::move(e));
+      try {
+        for (auto& e : DecodeTree(store_->Get(prev->subtree, BlobType::kTree), "tree of " + path))
+          before.emplace(e.name, std::move(e));
+      } catch (const Error& err) {
+        if (err.kind() != ErrorKind::kCorrupt && err.kind() != ErrorKind::kNotFound) throw;
+        // Without the previous listing every file below is simply read again.
+        log_->Warn(std::string(err.what()) + "; reading " + path + " in full");
+      }
     }
     std::vector<std::string> names = store_->env()->ListDir(path);
     std::sort(names.begin(), names.end());
@@ -190,10 +196,17 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   // The newest point gives the previous state of each volume.
   std::map<std::string, Entry> previous;
   std::vector<std::string> points = store->ListPoints();
-  if (!points.empty()) {
-    nlohmann::json m = store->ReadManifest(points.back());
-    for (const auto& v : m.at("volumes"))
-      previous[v.at("name").get<std::string>()] = EntryFromJson(v.at("root"), points.back());
+  for (auto it = points.rbegin(); it != points.rend(); ++it) {
+    try {
+      nlohmann::json m = store->ReadManifest(*it);
+      for (const auto& v : m.at("volumes"))
+        previous[v.at("name").get<std::string>()] = EntryFromJson(v.at("root"), *it);
+      break;
+    } catch (const Error& err) {
+      if (err.kind() != ErrorKind::kCorrupt) throw;
+      previous.clear();
+      log->Warn(std::string(err.what()) + "; comparing with an older point");
+    }
   }
 
   BackupResult result;
