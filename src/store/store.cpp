@@ -341,6 +341,11 @@ nlohmann::json Store::ReadManifest(const std::string& point) const {
     nlohmann::json m = nlohmann::json::parse(body);
     if (m.at("version").get<int>() > kStoreFormatVersion)
       ThrowCorrupt(path + ": manifest version is newer than this vmback supports");
+    const auto& vols = m.at("volumes");
+    if (!vols.is_array()) ThrowCorrupt(path + ": manifest has no volume list");
+    for (const auto& v : vols)
+      if (!v.at("name").is_string() || !v.at("root").is_object())
+        ThrowCorrupt(path + ": manifest has a malformed volume");
     return m;
   } catch (const nlohmann::json::exception& e) {
     ThrowCorrupt(path + ": manifest is not valid (" + e.what() + ")");
