@@ -1,5 +1,7 @@
 #include "config/config.h"
 
+#include "util/encoding.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -116,6 +118,7 @@ std::string ResolvePath(const std::filesystem::path& base_dir, const std::string
 bool IsValidVolumeName(std::string_view name) {
   if (name.empty() || name.size() > kMaxVolumeNameLength) return false;
   if (name == "." || name == "..") return false;
+  if (!IsValidUtf8(name)) return false;  // it is stored as JSON text
   for (char c : name) {
     auto u = static_cast<unsigned char>(c);
     if (c == '/' || u < 0x20 || u == 0x7f) return false;
@@ -194,7 +197,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     if (!IsValidVolumeName(volume.name)) {
       vr.Fail(name_line, "invalid volume name '" + volume.name +
                              "': must be one path component (no '/', not '.' or '..', "
-                             "no control characters, at most 255 bytes)");
+                             "no control characters, valid UTF-8, at most 255 bytes)");
     }
     auto [it, inserted] = first_line_of.emplace(volume.name, line);
     if (!inserted) {

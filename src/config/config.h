@@ -41,7 +41,7 @@ Config LoadConfig(const std::string& path);
 Config ParseConfig(std::string_view text, const std::string& file_name);
 
 // A volume name must be usable as one path component: non-empty, no '/',
-// not "." or "..", no control characters.
+// not "." or "..", no control characters, valid UTF-8.
 bool IsValidVolumeName(std::string_view name);
 
 }  // namespace vmback

@@ -10,6 +10,7 @@
 #include <map>
 #include <unordered_map>
 
+#include "config/config.h"
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
 #include "store/tree.h"
@@ -177,6 +178,10 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
                        const BackupOptions& options, Logger* log) {
   auto start = std::chrono::steady_clock::now();
   if (volumes.empty()) ThrowConfig("nothing to back up: no volumes given");
+  for (const auto& v : volumes)
+    if (!IsValidVolumeName(v.name))
+      ThrowConfig("invalid volume name '" + v.name + "' for " + v.source +
+                  ": it must be one path component of valid UTF-8");
   for (size_t i = 0; i < volumes.size(); i++)
     for (size_t k = 0; k < i; k++)
       if (volumes[i].name == volumes[k].name)
@@ -210,6 +215,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   }
 
   BackupResult result;
+  const StoreWriteStats before = store->write_stats();
   nlohmann::json vols = nlohmann::json::array();
   {
     ThreadPool pool(options.threads);  // destroyed (joined) before the store is used again
@@ -224,12 +230,18 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
       stats.seconds = SecondsSince(vstart);
       result.errors += stats.errors;
       result.volumes.push_back(stats);
-      vols.push_back({{"name", v.name}, {"source", volumes[i].source}, {"root", EntryToJson(root)}});
+      nlohmann::json vol = {{"name", v.name}, {"root", EntryToJson(root)}};
+      PutBytesField(&vol, "source", volumes[i].source);
+      vols.push_back(std::move(vol));
     }
   }
   // Packs and index durable first; only then the manifest that names them.
   store->Flush();
-  result.store = store->write_stats();
+  const StoreWriteStats& after = store->write_stats();
+  result.store.blobs_written = after.blobs_written - before.blobs_written;
+  result.store.raw_bytes_written = after.raw_bytes_written - before.raw_bytes_written;
+  result.store.stored_bytes_written = after.stored_bytes_written - before.stored_bytes_written;
+  result.store.packs_written = after.packs_written - before.packs_written;
   result.point = store->NewPointName();
   result.seconds = SecondsSince(start);
   int64_t now = store->env()->NowNanos();

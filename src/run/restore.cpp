@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <unordered_map>
 
@@ -31,30 +32,59 @@ class Restorer {
   Restorer(Store* store, Overwrite overwrite, Logger* log, RestoreStats* stats)
       : store_(store), overwrite_(overwrite), log_(log), stats_(stats), pool_(0) {}
 
-  // rel: the entry's path within its volume (for hard links).
-  void RestoreEntry(const Entry& e, const std::string& dest, const std::string& rel) {
-    bool exists = store_->env()->Exists(dest);
-    if (exists && e.type != EntryType::kDir && !(e.type == EntryType::kFile && IsBlockDevice(dest))) {
-      if (::unlink(dest.c_str()) != 0) ThrowIo("replace " + dest, errno);
+  // rel: the entry's path within its volume (for hard links). top: dest is
+  // what the user named; only there is a block device written in place, and
+  // a symlink to one followed (/dev/VG/LV is a symlink).
+  void RestoreEntry(const Entry& e, const std::string& dest, const std::string& rel, bool top) {
+    struct stat st;
+    bool exists = ::lstat(dest.c_str(), &st) == 0;
+    std::string device;  // the block device to write in place, resolved
+    if (top && e.type == EntryType::kFile && IsBlockDevice(dest)) {
+      char* real = ::realpath(dest.c_str(), nullptr);
+      if (!real) ThrowIo("resolve " + dest, errno);
+      device = real;
+      ::free(real);
+    }
+    if (exists && device.empty() && !(e.type == EntryType::kDir && S_ISDIR(st.st_mode))) {
+      // Never write through what is there: replace it.
+      if (S_ISDIR(st.st_mode)) {
+        if (top) throw Error(ErrorKind::kConfig, dest + " is a directory; give the new file's path");
+        std::error_code ec;
+        std::filesystem::remove_all(dest, ec);
+        if (ec) ThrowIo("replace " + dest, ec.value());
+      } else if (::unlink(dest.c_str()) != 0) {
+        ThrowIo("replace " + dest, errno);
+      }
     }
     switch (e.type) {
       case EntryType::kDir: {
-        if (!exists && ::mkdir(dest.c_str(), 0700) != 0) ThrowIo("mkdir " + dest, errno);
-        for (const auto& child : DecodeTree(store_->Get(e.subtree, BlobType::kTree), "tree of " + dest))
-          RestoreEntry(child, JoinPath(dest, child.name), rel.empty() ? child.name : rel + "/" + child.name);
+        if (!(exists && S_ISDIR(st.st_mode)) && ::mkdir(dest.c_str(), 0700) != 0)
+          ThrowIo("mkdir " + dest, errno);
+        for (const auto& child : DecodeTree(GetBlob(e.subtree, BlobType::kTree, dest), "tree of " + dest))
+          RestoreEntry(child, JoinPath(dest, child.name), rel.empty() ? child.name : rel + "/" + child.name,
+                       false);
         stats_->dirs++;
         break;
       }
       case EntryType::kFile: {
         auto it = e.hardlink.empty() ? restored_.end() : restored_.find(e.hardlink);
-        if (it != restored_.end()) {
+        if (it != restored_.end() && device.empty()) {
           if (::link(it->second.c_str(), dest.c_str()) != 0) ThrowIo("link " + dest, errno);
           stats_->files++;
           return;  // metadata is the inode's, set already
         }
-        WriteContent(e, dest);
-        restored_[rel] = dest;
+        try {
+          WriteContent(e, device.empty() ? dest : device, !device.empty());
+        } catch (...) {
+          if (device.empty()) ::unlink(dest.c_str());  // no partial file left behind
+          throw;
+        }
         stats_->files++;
+        if (!device.empty()) return;  // a device node keeps its own owner and mode
+        restored_[rel] = dest;
+        // Later names of the same inode link here even when its first name
+        // lies outside what is being restored.
+        if (!e.hardlink.empty()) restored_.emplace(e.hardlink, dest);
         break;
       }
       case EntryType::kSymlink:
@@ -79,9 +109,18 @@ class Restorer {
   }
 
  private:
-  void WriteContent(const Entry& e, const std::string& dest) {
+  // A blob the store lacks is damage to this point, not a wrong argument.
+  std::string GetBlob(const Hash& id, BlobType type, const std::string& dest) {
+    try {
+      return store_->Get(id, type);
+    } catch (const Error& err) {
+      if (err.kind() == ErrorKind::kNotFound) ThrowCorrupt("cannot restore " + dest + ": " + err.what());
+      throw;
+    }
+  }
+
+  void WriteContent(const Entry& e, const std::string& dest, bool device) {
     const uint64_t bs = store_->block_size();
-    bool device = IsBlockDevice(dest);
     auto out = store_->env()->OpenWrite(dest, device ? CreateMode::kExisting : CreateMode::kExclusive, 0600);
     if (device) {
       auto probe = store_->env()->OpenRead(dest);
@@ -94,8 +133,6 @@ class Restorer {
     std::string zeros;
     std::deque<std::future<std::vector<std::string>>> in_flight;
     std::deque<std::pair<uint64_t, std::vector<Hash>>> pending_ids;
-    Store* store = store_;
-
     auto drain_one = [&] {
       std::vector<std::string> data = in_flight.front().get();
       auto [first, ids] = std::move(pending_ids.front());
@@ -123,17 +160,17 @@ class Restorer {
       if (batch.empty()) return;
       uint64_t first = block - batch.size();
       pending_ids.emplace_back(first, batch);
-      in_flight.push_back(pool_.Submit([store, ids = batch] {
+      in_flight.push_back(pool_.Submit([this, dest, ids = batch] {
         std::vector<std::string> data(ids.size());
         for (size_t k = 0; k < ids.size(); k++)
-          if (!ids[k].IsZero()) data[k] = store->Get(ids[k], BlobType::kData);
+          if (!ids[k].IsZero()) data[k] = GetBlob(ids[k], BlobType::kData, dest);
         return data;
       }));
       batch.clear();
       while (in_flight.size() > pool_.size() * 2) drain_one();
     };
     for (const auto& list_id : e.content) {
-      for (const auto& id : DecodeIdList(store_->Get(list_id, BlobType::kList), "block list of " + dest)) {
+      for (const auto& id : DecodeIdList(GetBlob(list_id, BlobType::kList, dest), "block list of " + dest)) {
         if (block >= nblocks) ThrowCorrupt("block list of " + dest + " is longer than the file");
         batch.push_back(id);
         block++;
@@ -212,7 +249,7 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
     for (const auto& v : m.at("volumes")) {
       Entry root = EntryFromJson(v.at("root"), where);
       std::string name = v.at("name").get<std::string>();
-      r.RestoreEntry(root, JoinPath(dest, name), "");
+      r.RestoreEntry(root, JoinPath(dest, name), "", false);
     }
     return stats;
   }
@@ -234,7 +271,14 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
     if (comp.empty()) continue;
     if (e.type != EntryType::kDir) ThrowNotFound(path + " not found in point " + point);
     bool found = false;
-    for (auto& child : DecodeTree(store->Get(e.subtree, BlobType::kTree), "tree in " + point)) {
+    std::string tree;
+    try {
+      tree = store->Get(e.subtree, BlobType::kTree);
+    } catch (const Error& err) {
+      if (err.kind() == ErrorKind::kNotFound) ThrowCorrupt("cannot look up " + path + ": " + err.what());
+      throw;
+    }
+    for (auto& child : DecodeTree(tree, "tree in " + point)) {
       if (child.name == comp) {
         e = std::move(child);
         found = true;
@@ -250,7 +294,7 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
       throw Error(ErrorKind::kConfig, dest + " exists and is not a directory");
   }
   Restorer r(store, overwrite, log, &stats);
-  r.RestoreEntry(e, dest, rel);
+  r.RestoreEntry(e, dest, rel, true);
   return stats;
 }
 

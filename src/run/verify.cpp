@@ -2,6 +2,7 @@
 
 #include <future>
 #include <mutex>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "store/tree.h"
@@ -55,41 +56,50 @@ PackResult CheckPack(Env* env, const std::string& path, const Hash& name) {
   return r;
 }
 
+// Problems found under one entry: (path relative to it, reason).
+using Problems = std::vector<std::pair<std::string, std::string>>;
+
 class PointChecker {
  public:
-  PointChecker(Store* store, const HashSet& good, VerifyReport* report)
-      : store_(store), good_(good), report_(report) {}
+  PointChecker(Store* store, const HashSet& good, const BlobIndex& index, VerifyReport* report)
+      : store_(store), good_(good), index_(index), report_(report) {}
 
   void Check(const std::string& point) {
-    point_ = point;
     nlohmann::json m;
     try {
       m = store_->ReadManifest(point);
     } catch (const Error& e) {
-      Problem(store_->ManifestPath(point), e.what());
+      report_->problems.push_back({point, store_->ManifestPath(point), e.what()});
       return;
     }
     for (const auto& v : m.at("volumes")) {
       std::string name = v.at("name").get<std::string>();
+      Problems found;
       try {
-        CheckEntry(EntryFromJson(v.at("root"), store_->ManifestPath(point)), name);
+        CheckEntry(EntryFromJson(v.at("root"), store_->ManifestPath(point)), "", &found);
       } catch (const Error& e) {
-        Problem(name, e.what());
+        found.emplace_back("", e.what());
       }
+      for (const auto& [rel, reason] : found)
+        report_->problems.push_back({point, rel.empty() ? name : name + "/" + rel, reason});
     }
   }
 
  private:
-  void CheckEntry(const Entry& e, const std::string& path) {
+  static std::string Join(const std::string& a, const std::string& b) {
+    return a.empty() ? b : b.empty() ? a : a + "/" + b;
+  }
+
+  void CheckEntry(const Entry& e, const std::string& rel, Problems* out) {
     if (e.type == EntryType::kDir) {
       if (!good_.count(e.subtree)) {
-        Problem(path, "directory listing (tree " + e.subtree.Hex().substr(0, 16) + ") is " + State(e.subtree) +
-                          "; everything below it is affected");
+        out->emplace_back(rel, "directory listing (tree " + e.subtree.Hex().substr(0, 16) + ") is " +
+                                   State(e.subtree) + "; everything below it is affected");
         return;
       }
-      if (!seen_trees_.insert(e.subtree).second) return;  // checked in another point
-      for (const auto& child : DecodeTree(store_->Get(e.subtree, BlobType::kTree), path))
-        CheckEntry(child, path + "/" + child.name);
+      // Unchanged directories are shared between points: check each tree
+      // once, and report its problems under every path that holds it.
+      for (const auto& [sub, reason] : CheckTree(e.subtree)) out->emplace_back(Join(rel, sub), reason);
     } else if (e.type == EntryType::kFile) {
       report_->files_checked++;
       uint64_t bad = 0;
@@ -100,29 +110,31 @@ class PointChecker {
           if (first_bad.empty()) first_bad = "block list " + list.Hex().substr(0, 16) + " is " + State(list);
           continue;
         }
-        for (const auto& id : DecodeIdList(store_->Get(list, BlobType::kList), path)) {
+        for (const auto& id : DecodeIdList(store_->Get(list, BlobType::kList), rel)) {
           if (id.IsZero() || good_.count(id)) continue;
           bad++;
           if (first_bad.empty()) first_bad = "block " + id.Hex().substr(0, 16) + " is " + State(id);
         }
       }
-      if (bad) Problem(path, std::to_string(bad) + " bad or missing block(s); " + first_bad);
+      if (bad) out->emplace_back(rel, std::to_string(bad) + " bad or missing block(s); " + first_bad);
     }
   }
 
-  std::string State(const Hash& id) const {
-    return store_->Has(id) ? "damaged" : "missing";
+  const Problems& CheckTree(const Hash& id) {
+    if (auto it = trees_.find(id); it != trees_.end()) return it->second;
+    Problems found;
+    for (const auto& child : DecodeTree(store_->Get(id, BlobType::kTree), "tree " + id.Hex()))
+      CheckEntry(child, child.name, &found);
+    return trees_.emplace(id, std::move(found)).first->second;
   }
 
-  void Problem(const std::string& path, const std::string& reason) {
-    report_->problems.push_back({point_, path, reason});
-  }
+  std::string State(const Hash& id) const { return index_.Find(id) ? "damaged" : "missing"; }
 
   Store* store_;
   const HashSet& good_;
+  const BlobIndex& index_;
   VerifyReport* report_;
-  std::string point_;
-  HashSet seen_trees_;
+  std::unordered_map<Hash, Problems, HashHasher> trees_;
 };
 
 }  // namespace
@@ -153,12 +165,18 @@ VerifyReport Verify(Store* store, Logger* log) {
     }
     while (!in_flight.empty()) drain();
   }
-  // Blobs the index names but no readable pack holds count as missing.
-  PointChecker checker(store, good, &report);
+  BlobIndex index = store->IndexSnapshot();
+  PointChecker checker(store, good, index, &report);
   for (const auto& point : store->ListPoints()) {
     report.points++;
     checker.Check(point);
   }
+  // Remember blobs with no good copy, so the next backup that reads their
+  // data writes them afresh.
+  std::vector<Hash> damaged;
+  for (const auto& [id, loc] : index.entries())
+    if (!good.count(id)) damaged.push_back(id);
+  store->SetDamaged(damaged);
   for (const auto& p : report.problems)
     log->Error((p.point.empty() ? "" : p.point + ": ") + (p.path.empty() ? "" : p.path + ": ") + p.reason);
   return report;

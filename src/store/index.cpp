@@ -24,7 +24,24 @@ void BlobIndex::AddEntries(uint32_t pack, const std::vector<PackEntry>& entries)
     Insert(e.id, BlobLocation{pack, e.type, e.comp, e.offset, e.stored_len, e.raw_len});
 }
 
-void BlobIndex::Insert(const Hash& id, const BlobLocation& loc) { map_.emplace(id, loc); }
+void BlobIndex::Insert(const Hash& id, const BlobLocation& loc) {
+  auto [it, inserted] = map_.emplace(id, loc);
+  if (inserted || it->second.pack == loc.pack) return;
+  auto& alts = alternates_[id];
+  for (const auto& a : alts)
+    if (a.pack == loc.pack) return;
+  alts.push_back(loc);
+}
+
+std::vector<BlobLocation> BlobIndex::Locations(const Hash& id) const {
+  std::vector<BlobLocation> out;
+  auto it = map_.find(id);
+  if (it == map_.end()) return out;
+  out.push_back(it->second);
+  if (auto a = alternates_.find(id); a != alternates_.end())
+    out.insert(out.end(), a->second.begin(), a->second.end());
+  return out;
+}
 
 const BlobLocation* BlobIndex::Find(const Hash& id) const {
   auto it = map_.find(id);

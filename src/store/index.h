@@ -34,9 +34,16 @@ class BlobIndex {
   // Returns the pack's number; adding a pack twice returns the same number.
   uint32_t AddPack(const Hash& pack_id);
   void AddEntries(uint32_t pack, const std::vector<PackEntry>& entries);
-  // The first location recorded for an id wins (duplicates are harmless).
+  // The first location recorded for an id is its primary one; copies in
+  // other packs (a repair wrote a new copy, or a crashed run's pack) are kept
+  // as alternates for reads to fall back on.
   void Insert(const Hash& id, const BlobLocation& loc);
   const BlobLocation* Find(const Hash& id) const;
+  // Primary first; empty if unknown.
+  std::vector<BlobLocation> Locations(const Hash& id) const;
+  const std::unordered_map<Hash, std::vector<BlobLocation>, HashHasher>& alternates() const {
+    return alternates_;
+  }
   bool HasPack(const Hash& pack_id) const { return pack_numbers_.count(pack_id) > 0; }
   const std::vector<Hash>& packs() const { return packs_; }
   size_t size() const { return map_.size(); }
@@ -46,6 +53,7 @@ class BlobIndex {
   std::vector<Hash> packs_;
   std::unordered_map<Hash, uint32_t, HashHasher> pack_numbers_;
   std::unordered_map<Hash, BlobLocation, HashHasher> map_;
+  std::unordered_map<Hash, std::vector<BlobLocation>, HashHasher> alternates_;
 };
 
 // One index file: the entry tables of a set of packs.

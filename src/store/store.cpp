@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <optional>
 
 #include "util/encoding.h"
 #include "util/error.h"
@@ -18,6 +19,21 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 }  // namespace
+
+bool PointNameLess(const std::string& a, const std::string& b) {
+  // "NAME" is the first point of its second, then "NAME.2", "NAME.3", ...
+  auto split = [](const std::string& s) -> std::pair<std::string, uint64_t> {
+    auto dot = s.rfind('.');
+    if (dot == std::string::npos || dot + 1 == s.size() || dot + 10 < s.size()) return {s, 1};
+    uint64_t n = 0;
+    for (size_t i = dot + 1; i < s.size(); i++) {
+      if (s[i] < '0' || s[i] > '9') return {s, 1};
+      n = n * 10 + static_cast<uint64_t>(s[i] - '0');
+    }
+    return {s.substr(0, dot), n};
+  };
+  return split(a) < split(b);
+}
 
 void Store::Init(Env* env, const std::string& dir, uint32_t block_size) {
   if (block_size < 4096 || block_size > (16u << 20) || (block_size & (block_size - 1)))
@@ -88,6 +104,14 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mo
     }
   }
   s->LoadIndex();
+  std::string damaged = JoinPath(dir, "damaged");
+  if (env->Exists(damaged)) {
+    std::string text = ReadFileToString(env, damaged);
+    for (size_t pos = 0; pos + 64 <= text.size(); pos += 65) {
+      Hash h;
+      if (Hash::FromHex(std::string_view(text).substr(pos, 64), &h)) s->damaged_.insert(h);
+    }
+  }
   return s;
 }
 
@@ -173,6 +197,8 @@ void Store::LoadIndex() {
     IndexFile all;
     std::vector<std::vector<PackEntry>> by_pack(index_.packs().size());
     for (const auto& [id, loc] : index_.entries()) by_pack[loc.pack].push_back(loc.ToEntry(id));
+    for (const auto& [id, locs] : index_.alternates())
+      for (const auto& loc : locs) by_pack[loc.pack].push_back(loc.ToEntry(id));
     for (size_t i = 0; i < by_pack.size(); i++)
       all.packs.emplace_back(index_.packs()[i], std::move(by_pack[i]));
     std::string data = EncodeIndexFile(all);
@@ -191,7 +217,30 @@ void Store::LoadIndex() {
 
 bool Store::Has(const Hash& id) const {
   std::shared_lock l(mu_);
-  return index_.Find(id) != nullptr || pending_.count(id) > 0;
+  if (pending_.count(id)) return true;
+  return index_.Find(id) != nullptr && !damaged_.count(id);
+}
+
+void Store::SetDamaged(const std::vector<Hash>& ids) {
+  {
+    std::unique_lock l(mu_);
+    damaged_.clear();
+    damaged_.insert(ids.begin(), ids.end());
+  }
+  SaveDamaged();
+}
+
+void Store::SaveDamaged() {
+  std::string text;
+  {
+    std::shared_lock l(mu_);
+    std::vector<Hash> sorted(damaged_.begin(), damaged_.end());
+    std::sort(sorted.begin(), sorted.end());
+    for (const auto& h : sorted) text += h.Hex() + "\n";
+  }
+  std::string path = JoinPath(dir_, "damaged");
+  if (!text.empty()) WriteFileAtomic(env_, path, text);
+  else if (env_->Exists(path)) env_->Remove(path);
 }
 
 template <typename Fn>
@@ -253,7 +302,10 @@ void Store::FinishPack() {
   {
     std::unique_lock l(mu_);
     index_.AddEntries(index_.AddPack(id), w->entries());
-    for (const auto& e : w->entries()) pending_.erase(e.id);
+    for (const auto& e : w->entries()) {
+      pending_.erase(e.id);
+      if (damaged_.erase(e.id)) damaged_changed_ = true;  // a fresh copy exists now
+    }
   }
   session_index_.packs.emplace_back(id, w->entries());
   stats_.packs_written++;
@@ -266,6 +318,8 @@ void Store::Flush() {
     std::string data = EncodeIndexFile(session_index_);
     WriteFileAtomic(env_, dir_ + "/index/" + Sha256(data).Hex() + ".idx", data);
     session_index_.packs.clear();
+    if (damaged_changed_) SaveDamaged();
+    damaged_changed_ = false;
   });
 }
 
@@ -285,22 +339,37 @@ std::shared_ptr<ReadableFile> Store::OpenPack(uint32_t pack) const {
 }
 
 std::string Store::Get(const Hash& id) const {
-  BlobLocation loc;
+  std::vector<BlobLocation> locs;
   {
     std::shared_lock l(mu_);
-    const BlobLocation* p = index_.Find(id);
-    if (!p) {
+    locs = index_.Locations(id);
+    if (locs.empty()) {
       if (pending_.count(id))
         throw Error(ErrorKind::kOther, "internal: blob " + id.Hex() + " read before its pack was finished");
       ThrowNotFound("blob " + id.Hex() + " is missing from store " + dir_);
     }
-    loc = *p;
   }
-  auto file = OpenPack(loc.pack);
-  std::string stored(loc.stored_len, '\0');
-  if (file->ReadAt(loc.offset, stored.data(), stored.size()) != stored.size())
-    ThrowCorrupt(file->path() + ": truncated at offset " + std::to_string(loc.offset));
-  return DecodeBlob(loc.ToEntry(id), stored, file->path() + " offset " + std::to_string(loc.offset));
+  // Every copy is tried before the blob is declared damaged.
+  std::optional<Error> first_error;
+  for (const auto& loc : locs) {
+    try {
+      auto file = OpenPack(loc.pack);
+      std::string stored(loc.stored_len, '\0');
+      if (file->ReadAt(loc.offset, stored.data(), stored.size()) != stored.size())
+        ThrowCorrupt(file->path() + ": truncated at offset " + std::to_string(loc.offset));
+      return DecodeBlob(loc.ToEntry(id), stored, file->path() + " offset " + std::to_string(loc.offset));
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kCorrupt && e.kind() != ErrorKind::kIo && e.kind() != ErrorKind::kNotFound)
+        throw;
+      if (!first_error) first_error = e;
+    }
+  }
+  if (first_error->kind() == ErrorKind::kCorrupt) {
+    // No good copy: let the next Put of this id write a fresh one.
+    std::unique_lock l(mu_);
+    damaged_.insert(id);
+  }
+  throw *first_error;
 }
 
 std::string Store::Get(const Hash& id, BlobType type) const {
@@ -322,7 +391,7 @@ std::vector<std::string> Store::ListPoints() const {
   std::vector<std::string> points;
   for (const auto& name : env_->ListDir(JoinPath(dir_, "points")))
     if (EndsWith(name, ".json")) points.push_back(name.substr(0, name.size() - 5));
-  std::sort(points.begin(), points.end());
+  std::sort(points.begin(), points.end(), PointNameLess);
   return points;
 }
 

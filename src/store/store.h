@@ -17,6 +17,7 @@
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "os/env.h"
@@ -36,6 +37,9 @@ struct StoreWriteStats {
   uint64_t packs_written = 0;
 };
 
+// Orders point names by time: "T" < "T.2" < "T.10" < "T2".
+bool PointNameLess(const std::string& a, const std::string& b);
+
 class Store {
  public:
   // Creates a new, empty store in dir (created if absent; must be empty).
@@ -54,8 +58,13 @@ class Store {
   int zstd_level() const { return zstd_level_; }
   Env* env() const { return env_; }
 
-  // Thread-safe.
+  // Thread-safe. False for an id known to be damaged in every copy, so that
+  // the next Put of the same data writes a fresh copy (self-healing).
   bool Has(const Hash& id) const;
+  // Records the ids a full verify found with no good copy (in the file
+  // "damaged", replacing what was there), so the next backup that meets
+  // their data writes them afresh.
+  void SetDamaged(const std::vector<Hash>& ids);
   // Reads, decompresses and re-hashes a blob. Thread-safe. Throws kNotFound
   // for an unknown id, kCorrupt naming the pack file if the bytes are wrong.
   std::string Get(const Hash& id) const;
@@ -96,6 +105,7 @@ class Store {
   Store(Env* env, std::string dir, Logger* log);
   void LoadIndex();
   void FinishPack();
+  void SaveDamaged();
   bool PutLocked(const EncodedBlob& blob);
   template <typename Fn>
   auto Guard(Fn fn) -> decltype(fn());
@@ -116,6 +126,9 @@ class Store {
   BlobIndex index_;
   // Blobs in the pack being written: readable by Has, not yet by Get.
   std::unordered_map<Hash, bool, HashHasher> pending_;
+  // Ids with no good copy (found by reads, or by an earlier verify).
+  mutable std::unordered_set<Hash, HashHasher> damaged_;
+  bool damaged_changed_ = false;
 
   std::unique_ptr<PackWriter> writer_;
   IndexFile session_index_;  // packs finished by this session, not yet indexed

@@ -11,23 +11,6 @@ namespace {
 
 const char* kTypeNames[] = {"file", "dir", "symlink", "chardev", "blockdev", "fifo", "socket"};
 
-// Names and link targets are bytes; JSON wants UTF-8. Store valid UTF-8 as
-// text under `key`, anything else as hex under `key`_hex.
-void PutBytes(nlohmann::json* j, const char* key, const std::string& v) {
-  if (IsValidUtf8(v)) (*j)[key] = v;
-  else (*j)[std::string(key) + "_hex"] = HexEncode(v);
-}
-
-std::string GetBytes(const nlohmann::json& j, const char* key, const std::string& where) {
-  if (auto it = j.find(key); it != j.end()) return it->get<std::string>();
-  if (auto it = j.find(std::string(key) + "_hex"); it != j.end()) {
-    std::string out;
-    if (!HexDecode(it->get<std::string>(), &out)) ThrowCorrupt(where + ": bad hex in " + key);
-    return out;
-  }
-  return "";
-}
-
 Hash GetHash(const nlohmann::json& j, const std::string& where) {
   Hash h;
   if (!j.is_string() || !Hash::FromHex(j.get<std::string>(), &h)) ThrowCorrupt(where + ": bad blob id");
@@ -38,9 +21,24 @@ Hash GetHash(const nlohmann::json& j, const std::string& where) {
 
 const char* EntryTypeName(EntryType t) { return kTypeNames[static_cast<int>(t)]; }
 
+void PutBytesField(nlohmann::json* j, const char* key, const std::string& v) {
+  if (IsValidUtf8(v)) (*j)[key] = v;
+  else (*j)[std::string(key) + "_hex"] = HexEncode(v);
+}
+
+std::string GetBytesField(const nlohmann::json& j, const char* key, const std::string& where) {
+  if (auto it = j.find(key); it != j.end()) return it->get<std::string>();
+  if (auto it = j.find(std::string(key) + "_hex"); it != j.end()) {
+    std::string out;
+    if (!HexDecode(it->get<std::string>(), &out)) ThrowCorrupt(where + ": bad hex in " + key);
+    return out;
+  }
+  return "";
+}
+
 nlohmann::json EntryToJson(const Entry& e) {
   nlohmann::json j;
-  PutBytes(&j, "name", e.name);
+  PutBytesField(&j, "name", e.name);
   j["type"] = EntryTypeName(e.type);
   j["mode"] = e.mode;
   j["uid"] = e.uid;
@@ -52,14 +50,14 @@ nlohmann::json EntryToJson(const Entry& e) {
       nlohmann::json c = nlohmann::json::array();
       for (const auto& h : e.content) c.push_back(h.Hex());
       j["content"] = std::move(c);
-      if (!e.hardlink.empty()) PutBytes(&j, "hardlink", e.hardlink);
+      if (!e.hardlink.empty()) PutBytesField(&j, "hardlink", e.hardlink);
       break;
     }
     case EntryType::kDir:
       j["subtree"] = e.subtree.Hex();
       break;
     case EntryType::kSymlink:
-      PutBytes(&j, "target", e.target);
+      PutBytesField(&j, "target", e.target);
       break;
     case EntryType::kCharDevice:
     case EntryType::kBlockDevice:
@@ -79,7 +77,7 @@ nlohmann::json EntryToJson(const Entry& e) {
 Entry EntryFromJson(const nlohmann::json& j, const std::string& where) {
   try {
     Entry e;
-    e.name = GetBytes(j, "name", where);
+    e.name = GetBytesField(j, "name", where);
     std::string type = j.at("type").get<std::string>();
     bool known = false;
     for (int i = 0; i < 7; i++)
@@ -98,13 +96,13 @@ Entry EntryFromJson(const nlohmann::json& j, const std::string& where) {
       case EntryType::kFile:
         e.size = j.at("size").get<uint64_t>();
         for (const auto& h : j.at("content")) e.content.push_back(GetHash(h, where));
-        e.hardlink = GetBytes(j, "hardlink", where);
+        e.hardlink = GetBytesField(j, "hardlink", where);
         break;
       case EntryType::kDir:
         e.subtree = GetHash(j.at("subtree"), where);
         break;
       case EntryType::kSymlink:
-        e.target = GetBytes(j, "target", where);
+        e.target = GetBytesField(j, "target", where);
         break;
       case EntryType::kCharDevice:
       case EntryType::kBlockDevice:

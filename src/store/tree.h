@@ -37,6 +37,11 @@ struct Entry {
 
 const char* EntryTypeName(EntryType t);
 
+// Byte strings in JSON: valid UTF-8 as text under `key`, anything else as hex
+// under `key`_hex. GetBytesField returns "" when neither is present.
+void PutBytesField(nlohmann::json* j, const char* key, const std::string& value);
+std::string GetBytesField(const nlohmann::json& j, const char* key, const std::string& where);
+
 nlohmann::json EntryToJson(const Entry& e);
 // Throws kCorrupt naming `where` for a malformed entry.
 Entry EntryFromJson(const nlohmann::json& j, const std::string& where);

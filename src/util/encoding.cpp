@@ -36,18 +36,28 @@ bool HexDecode(std::string_view hex, std::string* out) {
 }
 
 bool IsValidUtf8(std::string_view s) {
+  // Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
+  // above U+10FFFF. Anything JSON libraries would reject must be caught here.
   size_t i = 0;
   while (i < s.size()) {
     auto c = static_cast<uint8_t>(s[i]);
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
     size_t extra;
-    if (c < 0x80) extra = 0;
-    else if ((c >> 5) == 6) extra = 1;
-    else if ((c >> 4) == 14) extra = 2;
-    else if ((c >> 3) == 30) extra = 3;
+    uint32_t cp, min;
+    if (c >= 0xc2 && c <= 0xdf) extra = 1, cp = c & 0x1f, min = 0x80;
+    else if ((c >> 4) == 0xe) extra = 2, cp = c & 0x0f, min = 0x800;
+    else if (c >= 0xf0 && c <= 0xf4) extra = 3, cp = c & 0x07, min = 0x10000;
     else return false;
-    if (i + extra >= s.size() && extra > 0) return false;
-    for (size_t k = 1; k <= extra; k++)
-      if ((static_cast<uint8_t>(s[i + k]) >> 6) != 2) return false;
+    if (i + extra >= s.size()) return false;
+    for (size_t k = 1; k <= extra; k++) {
+      auto b = static_cast<uint8_t>(s[i + k]);
+      if ((b >> 6) != 2) return false;
+      cp = (cp << 6) | (b & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
     i += extra + 1;
   }
   return true;

@@ -47,3 +47,173 @@ std::string RandomBytes(size_t n, uint64_t seed) {
 }
 
 }  // namespace vmback::test
+
+// --- Added for the backup/restore/verify tests ---------------------------
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <map>
+#include <vector>
+
+#include "util/sha256.h"
+
+namespace vmback::test {
+
+namespace {
+
+std::string HexOf(const std::string& s) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out += kDigits[c >> 4];
+    out += kDigits[c & 15];
+  }
+  return out;
+}
+
+std::string DescribeXattrs(const std::string& path) {
+  ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
+  if (n <= 0) return "";
+  std::string names(static_cast<size_t>(n), '\0');
+  n = ::llistxattr(path.c_str(), names.data(), names.size());
+  if (n < 0) throw std::runtime_error("llistxattr " + path + ": " + std::strerror(errno));
+  names.resize(static_cast<size_t>(n));
+  std::vector<std::string> out;
+  for (size_t pos = 0; pos < names.size();) {
+    std::string name = names.c_str() + pos;
+    pos += name.size() + 1;
+    if (name.empty()) continue;
+    ssize_t len = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+    if (len < 0) throw std::runtime_error("lgetxattr " + path + ": " + std::strerror(errno));
+    std::string value(static_cast<size_t>(len), '\0');
+    len = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    if (len < 0) throw std::runtime_error("lgetxattr " + path + ": " + std::strerror(errno));
+    value.resize(static_cast<size_t>(len));
+    out.push_back(name + "=" + HexOf(value));
+  }
+  std::sort(out.begin(), out.end());
+  std::string s;
+  for (const auto& x : out) s += (s.empty() ? "" : ",") + x;
+  return " xattrs=[" + s + "]";
+}
+
+struct Describer {
+  std::map<std::pair<dev_t, ino_t>, std::string> first_name;
+  std::string out;
+
+  void Walk(const std::string& path, const std::string& rel, bool describe_self) {
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0)
+      throw std::runtime_error("lstat " + path + ": " + std::strerror(errno));
+    if (describe_self) Describe(path, rel, st);
+    if (!S_ISDIR(st.st_mode)) return;
+    DIR* d = ::opendir(path.c_str());
+    if (!d) throw std::runtime_error("opendir " + path + ": " + std::strerror(errno));
+    std::vector<std::string> names;
+    while (struct dirent* e = ::readdir(d)) {
+      std::string n = e->d_name;
+      if (n != "." && n != "..") names.push_back(n);
+    }
+    ::closedir(d);
+    std::sort(names.begin(), names.end());
+    for (const auto& n : names) Walk(path + "/" + n, rel == "." ? n : rel + "/" + n, true);
+  }
+
+  void Describe(const std::string& path, const std::string& rel, const struct stat& st) {
+    char buf[128];
+    std::string line = rel;  // raw bytes of the name
+    const char* type = S_ISREG(st.st_mode)    ? "file"
+                       : S_ISDIR(st.st_mode)  ? "dir"
+                       : S_ISLNK(st.st_mode)  ? "symlink"
+                       : S_ISCHR(st.st_mode)  ? "chardev"
+                       : S_ISBLK(st.st_mode)  ? "blockdev"
+                       : S_ISFIFO(st.st_mode) ? "fifo"
+                       : S_ISSOCK(st.st_mode) ? "socket"
+                                              : "unknown";
+    std::snprintf(buf, sizeof buf, " %s mode=%04o uid=%u gid=%u mtime=%lld.%09ld", type,
+                  static_cast<unsigned>(st.st_mode & 07777), static_cast<unsigned>(st.st_uid),
+                  static_cast<unsigned>(st.st_gid), static_cast<long long>(st.st_mtim.tv_sec),
+                  static_cast<long>(st.st_mtim.tv_nsec));
+    line += buf;
+    if (S_ISREG(st.st_mode)) {
+      auto key = std::make_pair(st.st_dev, st.st_ino);
+      auto it = first_name.find(key);
+      if (st.st_nlink > 1 && it != first_name.end()) {
+        line += " link=" + it->second;
+      } else {
+        if (st.st_nlink > 1) first_name[key] = rel;
+        std::string data = ReadFile(path);
+        line += " size=" + std::to_string(st.st_size) + " sha256=" + Sha256(data).Hex();
+      }
+      line += " nlink=" + std::to_string(st.st_nlink);
+    } else if (S_ISLNK(st.st_mode)) {
+      std::string target(4096, '\0');
+      ssize_t n = ::readlink(path.c_str(), target.data(), target.size());
+      if (n < 0) throw std::runtime_error("readlink " + path + ": " + std::strerror(errno));
+      target.resize(static_cast<size_t>(n));
+      line += " target=" + target;
+    } else if (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)) {
+      line += " rdev=" + std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+    }
+    line += DescribeXattrs(path);
+    out += line + "\n";
+  }
+};
+
+}  // namespace
+
+std::string DescribeTree(const std::string& path, bool with_root) {
+  Describer d;
+  d.Walk(path, ".", with_root);
+  return d.out;
+}
+
+void SetMtimeNs(const std::string& path, int64_t sec, long nsec) {
+  struct timespec ts[2];
+  ts[0].tv_sec = static_cast<time_t>(sec);
+  ts[0].tv_nsec = nsec;
+  ts[1] = ts[0];
+  if (::utimensat(AT_FDCWD, path.c_str(), ts, AT_SYMLINK_NOFOLLOW) != 0)
+    throw std::runtime_error("utimensat " + path + ": " + std::strerror(errno));
+}
+
+void XorFileByte(const std::string& path, uint64_t offset, uint8_t mask) {
+  int fd = ::open(path.c_str(), O_RDWR);
+  if (fd < 0) throw std::runtime_error("open " + path + ": " + std::strerror(errno));
+  unsigned char c = 0;
+  if (::pread(fd, &c, 1, static_cast<off_t>(offset)) != 1) {
+    ::close(fd);
+    throw std::runtime_error("pread " + path);
+  }
+  c ^= mask;
+  if (::pwrite(fd, &c, 1, static_cast<off_t>(offset)) != 1) {
+    ::close(fd);
+    throw std::runtime_error("pwrite " + path);
+  }
+  ::close(fd);
+}
+
+void WriteFileAt(const std::string& path, uint64_t offset, const std::string& data) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT, 0644);
+  if (fd < 0) throw std::runtime_error("open " + path + ": " + std::strerror(errno));
+  ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+  ::close(fd);
+  if (n != static_cast<ssize_t>(data.size())) throw std::runtime_error("pwrite " + path);
+}
+
+uint64_t AllocatedBytes(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0)
+    throw std::runtime_error("stat " + path + ": " + std::strerror(errno));
+  return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+}  // namespace vmback::test

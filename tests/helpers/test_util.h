@@ -26,3 +26,30 @@ std::string ReadFile(const std::string& path);
 std::string RandomBytes(size_t n, uint64_t seed);
 
 }  // namespace vmback::test
+
+// --- Added for the backup/restore/verify tests ---------------------------
+
+namespace vmback::test {
+
+// A canonical, line-per-entry description of the tree at path (or of a single
+// entry): relative path, type, mode, uid, gid, mtime (ns), size and SHA-256
+// of file content, symlink target, rdev, xattrs (sorted, hex values), and the
+// hard link structure (each later name of an inode names its first one in
+// walk order, bytewise-sorted). Two trees are equal for rsync -axH purposes
+// exactly when their descriptions are equal. Atime/ctime are left out.
+// with_root: whether the root's own metadata is part of it.
+std::string DescribeTree(const std::string& path, bool with_root = true);
+
+// utimensat(AT_SYMLINK_NOFOLLOW): sets mtime (and atime) to sec.nsec.
+void SetMtimeNs(const std::string& path, int64_t sec, long nsec);
+
+// XORs the byte at offset in the file with mask (in place).
+void XorFileByte(const std::string& path, uint64_t offset, uint8_t mask);
+
+// pwrite()s data at offset without truncating the file.
+void WriteFileAt(const std::string& path, uint64_t offset, const std::string& data);
+
+// st_blocks * 512 of path (allocated bytes).
+uint64_t AllocatedBytes(const std::string& path);
+
+}  // namespace vmback::test

@@ -1,0 +1,304 @@
+# shellcheck shell=bash
+# Shared helpers for the vmback integration tests. A test script does:
+#
+#   set -euo pipefail
+#   source "$(dirname "$0")/lib.sh" "$@"     # $1: the vmback binary
+#   ...
+#   finish
+#
+# lib.sh makes a private work directory ($WORK, from mktemp -d) and installs
+# an EXIT trap that kills background processes the test registered, unmounts
+# its mounts, detaches its loop devices and removes $WORK, also on failure.
+#
+# Checks (check_*, expect_*) record a failure with a clear message and carry
+# on, so that one run reports every broken behaviour; `finish` exits 1 if any
+# check failed. `die` stops at once (for broken setup, where continuing makes
+# no sense). An unexpected failing command stops the test through set -e and
+# the ERR trap, naming the line.
+
+set -o errtrace
+export LC_ALL=C
+
+if [ $# -lt 1 ] || [ -z "${1:-}" ]; then
+  echo "usage: bash $0 /path/to/vmback" >&2
+  exit 2
+fi
+VMBACK=$(realpath -- "$1")
+if [ ! -x "$VMBACK" ]; then
+  echo "FAIL: vmback binary $1 is not executable" >&2
+  exit 2
+fi
+
+TEST_NAME=$(basename -- "$0" .sh)
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/vmback-${TEST_NAME}.XXXXXX")
+FAILURES=0
+CHECKS=0
+_PIDS=()
+_CLEANUPS=()
+_MOUNTS=()
+_LOOPS=()
+
+_cleanup() {
+  local rc=$?
+  set +e
+  trap - ERR
+  local pid child
+  for pid in "${_PIDS[@]}"; do
+    # Children first (e.g. the command flock(1) runs), by their ids.
+    for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do kill "$child" 2>/dev/null; done
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+  done
+  local c
+  for c in "${_CLEANUPS[@]}"; do eval "$c"; done
+  local i m
+  for ((i = ${#_MOUNTS[@]} - 1; i >= 0; i--)); do
+    m=${_MOUNTS[i]}
+    if mountpoint -q -- "$m"; then
+      umount -- "$m" 2>/dev/null || { sleep 1; umount -- "$m" 2>/dev/null; } || umount -l -- "$m"
+    fi
+  done
+  local l
+  for l in "${_LOOPS[@]}"; do
+    losetup -d "$l" 2>/dev/null || { sleep 1; losetup -d "$l"; } ||
+      echo "$TEST_NAME: warning: could not detach $l" >&2
+  done
+  if [ -n "${WORK:-}" ] && [ -d "$WORK" ]; then
+    rm -rf --one-file-system -- "$WORK"
+  fi
+  if [ "$rc" -ne 0 ]; then
+    echo "$TEST_NAME: FAILED (exit $rc; $FAILURES failed check(s) of $CHECKS)" >&2
+  fi
+  exit "$rc"
+}
+trap _cleanup EXIT
+# Signals (Ctrl-C, a CTest timeout) end the test through the EXIT trap too.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+trap 'echo "FAIL: $TEST_NAME: unexpected failure of command at line $LINENO: $BASH_COMMAND" >&2' ERR
+
+# Registers a background process (by PID) to be killed in cleanup.
+register_pid() { _PIDS+=("$1"); }
+# Ends a registered background process now: its children, then itself, by
+# PID; and forgets it, so cleanup will not signal a reused PID.
+release_pid() {
+  local pid=$1 child p keep=()
+  for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do kill "$child" 2>/dev/null || true; done
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  for p in "${_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+  _PIDS=("${keep[@]}")
+}
+# Registers a shell command to run in cleanup (before unmounting and
+# detaching loop devices).
+register_cleanup() { _CLEANUPS+=("$1"); }
+# Registers a mount point to be unmounted in cleanup.
+register_mount() { _MOUNTS+=("$1"); }
+
+# attach_loop FILE VAR: attaches a loop device to FILE and stores its path in
+# the variable VAR (not printed: dev=$(...) would register it in a subshell
+# and cleanup would never detach it). Detached in cleanup.
+attach_loop() {
+  local file=$1 var=$2 dev
+  dev=$(losetup -f --show -- "$file") || die "losetup -f --show $file failed"
+  _LOOPS+=("$dev")
+  printf -v "$var" '%s' "$dev"
+}
+
+die() {
+  echo "FAIL: $TEST_NAME: $*" >&2
+  FAILURES=$((FAILURES + 1))
+  exit 1
+}
+
+section() { echo "--- $TEST_NAME: $*"; }
+
+# Prints the text printable: control bytes and non-ASCII as escapes.
+_show() { printf '%q' "$1"; }
+
+_fail() {
+  FAILURES=$((FAILURES + 1))
+  echo "FAIL: $TEST_NAME: $*" >&2
+}
+
+# Every check counts itself. Checks always return 0 so that set -e does not
+# stop the test at the first one.
+_count_check() { CHECKS=$((CHECKS + 1)); }
+
+# Runs vmback with the given arguments, never tripping set -e. Afterwards:
+#   VM_RC   its exit status
+#   VM_OUT  file holding its stdout
+#   VM_ERR  file holding its stderr
+#   VM_CMD  the command, for messages
+_VM_N=0
+vm() {
+  _VM_N=$((_VM_N + 1))
+  VM_OUT="$WORK/.vm/$_VM_N.out"
+  VM_ERR="$WORK/.vm/$_VM_N.err"
+  mkdir -p "$WORK/.vm"
+  VM_CMD="vmback$(printf ' %q' "$@")"
+  VM_RC=0
+  "$VMBACK" "$@" >"$VM_OUT" 2>"$VM_ERR" || VM_RC=$?
+}
+
+# Shows what the last vmback run said, indented, for a failure message.
+_vm_context() {
+  echo "    command: $VM_CMD" >&2
+  echo "    exit status: $VM_RC" >&2
+  if [ -s "$VM_ERR" ]; then
+    echo "    stderr:" >&2
+    head -c 3000 "$VM_ERR" | sed 's/^/      /' >&2
+  else
+    echo "    stderr: (empty)" >&2
+  fi
+  if [ -s "$VM_OUT" ]; then
+    echo "    stdout:" >&2
+    head -c 1500 "$VM_OUT" | sed 's/^/      /' >&2
+  fi
+}
+
+# expect_rc CODE WHAT: the last vmback run exited with CODE.
+expect_rc() {
+  _count_check
+  if [ "$VM_RC" -ne "$1" ]; then
+    _fail "$2: expected exit status $1, got $VM_RC"
+    _vm_context
+    return 0
+  fi
+}
+
+# expect_nonzero WHAT: the last vmback run failed.
+expect_nonzero() {
+  _count_check
+  if [ "$VM_RC" -eq 0 ]; then
+    _fail "$1: expected a non-zero exit status, got 0"
+    _vm_context
+    return 0
+  fi
+}
+
+# expect_err TEXT WHAT: the last vmback run's stderr contains TEXT (fixed
+# string, case-insensitive).
+expect_err() {
+  _count_check
+  if ! grep -qiF -- "$1" "$VM_ERR"; then
+    _fail "$2: stderr does not contain $(_show "$1")"
+    _vm_context
+    return 0
+  fi
+}
+
+# expect_err_re REGEX WHAT: stderr matches the extended regex (case-insensitive).
+expect_err_re() {
+  _count_check
+  if ! grep -qiE -- "$1" "$VM_ERR"; then
+    _fail "$2: stderr does not match /$1/"
+    _vm_context
+    return 0
+  fi
+}
+
+# check WHAT CMD...: CMD succeeds.
+check() {
+  local what=$1
+  shift
+  _count_check
+  local rc=0 out
+  out=$("$@" 2>&1) || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    _fail "$what (command$(printf ' %q' "$@") exited $rc)"
+    [ -n "$out" ] && printf '%s\n' "$out" | head -40 | sed 's/^/    /' >&2
+    return 0
+  fi
+}
+
+# check_eq ACTUAL EXPECTED WHAT
+check_eq() {
+  _count_check
+  if [ "$1" != "$2" ]; then
+    _fail "$3: got $(_show "$1"), expected $(_show "$2")"
+    return 0
+  fi
+}
+
+# check_same_tree A B WHAT: rsync finds no difference at all between the
+# trees A and B (content by checksum, hard links, ACLs, xattrs, owners, modes,
+# mtimes, devices, symlinks; extra files in B count).
+check_same_tree() {
+  local a=$1 b=$2 what=$3 out rc=0
+  _count_check
+  out=$(rsync -ncaHAX --delete -i -- "$a/" "$b/" 2>&1) || rc=$?
+  if [ "$rc" -ne 0 ] || [ -n "$out" ]; then
+    _fail "$what: rsync -ncaHAX --delete -i $a/ $b/ found differences (exit $rc):"
+    printf '%s\n' "$out" | head -60 | cat -v | sed 's/^/    /' >&2
+    return 0
+  fi
+}
+
+# check_same_file A B WHAT: byte-identical.
+check_same_file() {
+  local out
+  _count_check
+  if ! out=$(cmp -- "$1" "$2" 2>&1); then
+    _fail "$3: $1 and $2 differ: $out"
+    return 0
+  fi
+}
+
+# list_points ARGS... (e.g. --store DIR): sets POINTS to the point names,
+# oldest first, from vmback list --json; records a failure if list fails.
+list_points() {
+  POINTS=()
+  vm list --json "$@"
+  _count_check
+  if [ "$VM_RC" -ne 0 ]; then
+    _fail "vmback list --json failed"
+    _vm_context
+    return 0
+  fi
+  local names
+  if ! names=$(python3 -c 'import json,sys; [print(p["name"]) for p in json.load(open(sys.argv[1]))]' "$VM_OUT"); then
+    _fail "vmback list --json printed something that is not a JSON list of points"
+    _vm_context
+    return 0
+  fi
+  # shellcheck disable=SC2034  # POINTS is for the caller
+  [ -n "$names" ] && mapfile -t POINTS <<<"$names"
+  return 0
+}
+
+# Random bytes: rand_file PATH SIZE (size as head -c understands: 3M, 12345).
+rand_file() { head -c "$2" /dev/urandom >"$1"; }
+
+# Compressible text: text_file PATH SIZE (in bytes).
+text_file() {
+  python3 -c 'import sys
+line = b"a very compressible line of text, again and again\n"
+n = int(sys.argv[2])
+open(sys.argv[1], "wb").write((line * (n // len(line) + 1))[:n])' "$1" "$2"
+}
+
+# Flips one bit of the byte at OFFSET (default: the middle) of FILE.
+flip_bit() {
+  python3 - "$1" "${2:-}" <<'EOF'
+import os, sys
+path = sys.argv[1]
+size = os.path.getsize(path)
+off = int(sys.argv[2]) if sys.argv[2] else size // 2
+with open(path, "r+b") as f:
+    f.seek(off)
+    b = f.read(1)
+    f.seek(off)
+    f.write(bytes([b[0] ^ 0x10]))
+print(off)
+EOF
+}
+
+finish() {
+  if [ "$FAILURES" -ne 0 ]; then
+    echo "$TEST_NAME: $FAILURES of $CHECKS check(s) FAILED" >&2
+    exit 1
+  fi
+  echo "$TEST_NAME: all $CHECKS checks passed"
+}
