@@ -131,7 +131,8 @@ std::vector<Hash> Store::ListPackFiles() const {
     if (sub.size() != 2) continue;
     for (const auto& name : env_->ListDir(JoinPath(root, sub))) {
       Hash h;
-      if (EndsWith(name, ".pack") && Hash::FromHex(name.substr(0, name.size() - 5), &h))
+      if (EndsWith(name, ".pack") && name.compare(0, 2, sub) == 0 &&
+          Hash::FromHex(name.substr(0, name.size() - 5), &h))
         packs.push_back(h);
     }
   }
@@ -193,6 +194,9 @@ void Store::LoadIndex() {
 
   // Writers keep the index tidy: persist what was rebuilt, and fold many
   // small index files into one (written before the old ones go).
+  // A damaged index file is only a cache and its packs were re-read above.
+  // It goes first: a rebuilt file may have the very same name.
+  for (const auto& path : damaged_files) env_->Remove(path);
   if (index_files.size() + (rebuilt.packs.empty() ? 0 : 1) > kMaxIndexFiles) {
     IndexFile all;
     std::vector<std::vector<PackEntry>> by_pack(index_.packs().size());
@@ -211,8 +215,6 @@ void Store::LoadIndex() {
     std::string data = EncodeIndexFile(rebuilt);
     WriteFileAtomic(env_, index_dir + "/" + Sha256(data).Hex() + ".idx", data);
   }
-  // A damaged index file is only a cache; its packs were re-read above.
-  for (const auto& path : damaged_files) env_->Remove(path);
 }
 
 bool Store::Has(const Hash& id) const {

@@ -47,7 +47,7 @@ class Store {
 
   // Opens a store, taking its lock (kExclusive for writers). Loads the blob
   // index from index files and any pack they do not cover. Throws kNotFound
-  // if dir is not a store, kCorrupt for a newer format or damaged config,
+  // if dir is not a store, kConfig for a newer format, kCorrupt for a damaged config,
   // kLocked if another process holds the lock.
   static std::unique_ptr<Store> Open(Env* env, const std::string& dir, LockMode mode,
                                      Logger* log);
