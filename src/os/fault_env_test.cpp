@@ -1,1 +1,406 @@
-// (tests being written)
+// FaultEnv: the fault-injecting Env used by the crash tests. These tests pin
+// down exactly what it counts as a write step, where an injected errno, a
+// short write or a simulated crash lands, and that the faulted step did not
+// reach the disk.
+#include "os/fault_env.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "helpers/test_util.h"
+#include "util/error.h"
+
+namespace vmback {
+namespace {
+
+namespace fs = std::filesystem;
+using test::ReadFile;
+using test::TempDir;
+using test::WriteFile;
+
+uint64_t FileSize(const std::string& path) { return fs::file_size(path); }
+
+// One write step of a fixed script, with the path its error must name.
+struct Step {
+  std::string name;
+  std::string path;
+  std::function<void()> run;
+};
+
+// A script of ten write steps, one of each kind, in a fresh directory:
+// open, append, write-at, truncate, fsync, close, mkdir, fsync dir, rename,
+// remove.
+class Script {
+ public:
+  Script(Env* env, const std::string& dir) : env_(env), dir_(dir) {
+    std::string f = dir + "/f", d = dir + "/d", g = dir + "/d/g";
+    steps_ = {
+        {"open", f, [this, f] { file_ = env_->OpenWrite(f, CreateMode::kExclusive); }},
+        {"append", f, [this] { file_->Append("hello world", 11); }},
+        {"writeat", f, [this] { file_->WriteAt(0, "HE", 2); }},
+        {"truncate", f, [this] { file_->Truncate(8); }},
+        {"sync", f, [this] { file_->Sync(); }},
+        {"close", f, [this] { file_->Close(); }},
+        {"mkdir", d, [this, d] { env_->MakeDir(d); }},
+        {"syncdir", d, [this, d] { env_->SyncDir(d); }},
+        {"rename", f, [this, f, g] { env_->Rename(f, g); }},
+        {"remove", g, [this, g] { env_->Remove(g); }},
+    };
+  }
+  const std::vector<Step>& steps() const { return steps_; }
+
+ private:
+  Env* env_;
+  std::string dir_;
+  std::unique_ptr<WritableFile> file_;
+  std::vector<Step> steps_;
+};
+
+TEST(FaultEnvTest, CountsEveryWriteStepAndNothingElse) {
+  TempDir tmp;
+  FaultEnv fenv(Env::Default(), FaultPlan{});
+  Env* env = &fenv;
+  Script script(env, tmp.path());
+  int64_t n = 0;
+  for (const auto& step : script.steps()) {
+    SCOPED_TRACE(step.name);
+    ASSERT_NO_THROW(step.run());
+    EXPECT_EQ(fenv.write_steps(), ++n);
+  }
+  EXPECT_EQ(n, 10);
+  // Queries, reads, locks and the clock are not write steps.
+  WriteFile(tmp / "r", "readable");
+  EXPECT_TRUE(env->Exists(tmp / "d"));
+  EXPECT_FALSE(env->Exists(tmp / "d/g"));
+  EXPECT_EQ(env->ListDir(tmp.path()).size(), 2u);  // d and r
+  EXPECT_EQ(ReadFileToString(env, tmp / "r"), "readable");
+  auto lock = env->Lock(tmp / "lock", LockMode::kExclusive);
+  EXPECT_GT(env->NowNanos(), 0);
+  EXPECT_EQ(fenv.write_steps(), 10);
+  EXPECT_EQ(fenv.reads(), 1);
+  EXPECT_FALSE(fenv.crashed());
+  // The script did what it says on the real disk.
+  EXPECT_FALSE(fs::exists(tmp / "f"));
+  EXPECT_FALSE(fs::exists(tmp / "d/g"));
+}
+
+TEST(FaultEnvTest, WriteFileAtomicIsSixWriteSteps) {
+  TempDir tmp;
+  FaultEnv fenv(Env::Default(), FaultPlan{});
+  WriteFileAtomic(&fenv, tmp / "x", "data");
+  EXPECT_EQ(fenv.write_steps(), 6);  // open, append, fsync, close, rename, fsync dir
+  EXPECT_EQ(ReadFile(tmp / "x"), "data");
+}
+
+// For every step k of the script: EIO at step k throws kIo naming that step's
+// path, exactly at step k and not before; steps before it took effect.
+TEST(FaultEnvTest, EioAtExactlyTheNthWriteStep) {
+  for (int k = 1; k <= 10; k++) {
+    SCOPED_TRACE("fail_write_at=" + std::to_string(k));
+    TempDir tmp;
+    FaultEnv fenv(Env::Default(), FaultPlan{.fail_write_at = k, .write_errno = EIO});
+    Script script(&fenv, tmp.path());
+    int failed_at = 0;
+    for (int i = 1; i <= 10; i++) {
+      const Step& step = script.steps()[i - 1];
+      try {
+        step.run();
+      } catch (const Error& e) {
+        failed_at = i;
+        EXPECT_EQ(e.kind(), ErrorKind::kIo) << e.what();
+        EXPECT_NE(std::string(e.what()).find(step.path), std::string::npos)
+            << "error does not name " << step.path << ": " << e.what();
+        EXPECT_NE(std::string(e.what()).find("(injected)"), std::string::npos) << e.what();
+        break;
+      }
+    }
+    EXPECT_EQ(failed_at, k);
+    EXPECT_EQ(fenv.write_steps(), k);
+    EXPECT_FALSE(fenv.crashed());
+    // The failing step itself did not happen.
+    switch (k) {
+      case 1: EXPECT_FALSE(fs::exists(tmp / "f")); break;
+      case 7: EXPECT_FALSE(fs::exists(tmp / "d")); break;
+      case 9:
+        EXPECT_TRUE(fs::exists(tmp / "f"));
+        EXPECT_FALSE(fs::exists(tmp / "d/g"));
+        break;
+      case 10: EXPECT_TRUE(fs::exists(tmp / "d/g")); break;
+      default: break;
+    }
+  }
+}
+
+TEST(FaultEnvTest, EnospcIsKindNoSpace) {
+  for (int k = 1; k <= 10; k++) {
+    SCOPED_TRACE("fail_write_at=" + std::to_string(k));
+    TempDir tmp;
+    FaultEnv fenv(Env::Default(), FaultPlan{.fail_write_at = k, .write_errno = ENOSPC});
+    Script script(&fenv, tmp.path());
+    for (int i = 1; i < k; i++) ASSERT_NO_THROW(script.steps()[i - 1].run()) << "step " << i;
+    const Step& step = script.steps()[k - 1];
+    try {
+      step.run();
+      ADD_FAILURE() << "step " << k << " (" << step.name << ") did not fail";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kNoSpace) << e.what();
+      EXPECT_NE(std::string(e.what()).find(step.path), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Without fail_every_write_after the disk recovers: later steps succeed.
+TEST(FaultEnvTest, SingleFaultThenLaterStepsSucceed) {
+  TempDir tmp;
+  FaultEnv fenv(Env::Default(), FaultPlan{.fail_write_at = 2, .write_errno = EIO});
+  Env* env = &fenv;
+  auto f = env->OpenWrite(tmp / "f", CreateMode::kExclusive);
+  EXPECT_THROW(f->Append("abcd", 4), Error);
+  EXPECT_NO_THROW(f->Append("efgh", 4));
+  EXPECT_NO_THROW(f->Sync());
+  EXPECT_NO_THROW(f->Close());
+  EXPECT_NO_THROW(env->MakeDir(tmp / "d"));
+  EXPECT_EQ(fenv.write_steps(), 6);
+  EXPECT_FALSE(fenv.crashed());
+  // The failed append was short: "ab" reached the disk, then "efgh" after it.
+  EXPECT_EQ(ReadFile(tmp / "f"), "abefgh");
+}
+
+TEST(FaultEnvTest, ShortAppendLeavesHalfTheBytes) {
+  TempDir tmp;
+  std::string data = test::RandomBytes(1000, 7);
+  FaultEnv fenv(Env::Default(), FaultPlan{.fail_write_at = 3, .write_errno = ENOSPC});
+  Env* env = &fenv;
+  auto f = env->OpenWrite(tmp / "f", CreateMode::kExclusive);  // 1
+  f->Append("0123456789", 10);                                   // 2
+  try {
+    f->Append(data.data(), data.size());  // 3: short, then ENOSPC
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNoSpace);
+    EXPECT_NE(std::string(e.what()).find(tmp / "f"), std::string::npos) << e.what();
+  }
+  f.reset();
+  EXPECT_EQ(ReadFile(tmp / "f"), "0123456789" + data.substr(0, 500));
+}
+
+TEST(FaultEnvTest, ShortWriteAtLeavesHalfTheBytesAtTheOffset) {
+  TempDir tmp;
+  WriteFile(tmp / "f", std::string(200, '.'));
+  FaultEnv fenv(Env::Default(), FaultPlan{.fail_write_at = 2, .write_errno = EIO});
+  Env* env = &fenv;
+  auto f = env->OpenWrite(tmp / "f", CreateMode::kExisting);  // 1
+  std::string data(64, 'x');
+  try {
+    f->WriteAt(100, data.data(), data.size());  // 2
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo);
+  }
+  f.reset();
+  EXPECT_EQ(ReadFile(tmp / "f"), std::string(100, '.') + std::string(32, 'x') + std::string(68, '.'));
+}
+
+TEST(FaultEnvTest, OneByteWriteIsNotShortened) {
+  TempDir tmp;
+  FaultEnv fenv(Env::Default(), FaultPlan{.fail_write_at = 2, .write_errno = EIO});
+  Env* env = &fenv;
+  auto f = env->OpenWrite(tmp / "f", CreateMode::kExclusive);
+  EXPECT_THROW(f->Append("x", 1), Error);
+  f.reset();
+  EXPECT_EQ(FileSize(tmp / "f"), 0u);
+}
+
+// write_errno 0: the process "dies" at step k. That step and every later
+// write step of any kind throw kCrash, and none reaches the disk (a crash is
+// not a short write).
+TEST(FaultEnvTest, CrashAtNthStepThenEveryWriteStepFails) {
+  TempDir tmp;
+  WriteFile(tmp / "existing", "keep");
+  FaultEnv fenv(Env::Default(), FaultPlan{.fail_write_at = 3, .write_errno = 0});
+  Env* env = &fenv;
+  auto f = env->OpenWrite(tmp / "f", CreateMode::kExclusive);  // 1
+  f->Append("abc", 3);                                         // 2
+  EXPECT_FALSE(fenv.crashed());
+  std::string big(100, 'z');
+  try {
+    f->Append(big.data(), big.size());  // 3: the crash
+    FAIL() << "no crash";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCrash) << e.what();
+    EXPECT_NE(std::string(e.what()).find(tmp / "f"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fenv.crashed());
+  EXPECT_EQ(fenv.write_steps(), 3);
+
+  auto expect_crash = [](const char* what, const std::function<void()>& fn) {
+    try {
+      fn();
+      ADD_FAILURE() << what << " succeeded after the crash";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCrash) << what << ": " << e.what();
+    }
+  };
+  expect_crash("append", [&] { f->Append("d", 1); });
+  expect_crash("writeat", [&] { f->WriteAt(0, "XY", 2); });
+  expect_crash("truncate", [&] { f->Truncate(0); });
+  expect_crash("sync", [&] { f->Sync(); });
+  expect_crash("close", [&] { f->Close(); });
+  expect_crash("open", [&] { env->OpenWrite(tmp / "g", CreateMode::kExclusive); });
+  expect_crash("open existing", [&] { env->OpenWrite(tmp / "existing", CreateMode::kTruncate); });
+  expect_crash("rename", [&] { env->Rename(tmp / "existing", tmp / "moved"); });
+  expect_crash("remove", [&] { env->Remove(tmp / "existing"); });
+  expect_crash("mkdir", [&] { env->MakeDir(tmp / "d"); });
+  expect_crash("syncdir", [&] { env->SyncDir(tmp.path()); });
+  expect_crash("atomic", [&] { WriteFileAtomic(env, tmp / "existing", "new"); });
+  EXPECT_TRUE(fenv.crashed());
+  f.reset();
+
+  // Nothing after the crash reached the disk.
+  EXPECT_EQ(ReadFile(tmp / "f"), "abc");
+  EXPECT_EQ(ReadFile(tmp / "existing"), "keep");
+  EXPECT_FALSE(fs::exists(tmp / "g"));
+  EXPECT_FALSE(fs::exists(tmp / "moved"));
+  EXPECT_FALSE(fs::exists(tmp / "d"));
+  EXPECT_FALSE(fs::exists(tmp / "existing.tmp-" + std::to_string(::getpid())));
+}
+
+TEST(FaultEnvTest, CrashAtFirstStepCreatesNothing) {
+  TempDir tmp;
+  FaultEnv fenv(Env::Default(), FaultPlan{.fail_write_at = 1, .write_errno = 0});
+  Env* env = &fenv;
+  try {
+    env->OpenWrite(tmp / "f", CreateMode::kExclusive);
+    FAIL() << "no crash";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCrash);
+  }
+  EXPECT_TRUE(fenv.crashed());
+  EXPECT_FALSE(fs::exists(tmp / "f"));
+}
+
+// A crash at any step of WriteFileAtomic leaves the old or the new content,
+// never a mix.
+TEST(FaultEnvTest, CrashDuringWriteFileAtomicLeavesOldOrNew) {
+  for (int k = 1; k <= 6; k++) {
+    SCOPED_TRACE("crash at " + std::to_string(k));
+    TempDir tmp;
+    WriteFile(tmp / "x", "old content");
+    FaultEnv fenv(Env::Default(), FaultPlan{.fail_write_at = k, .write_errno = 0});
+    try {
+      WriteFileAtomic(&fenv, tmp / "x", "new content, longer");
+      ADD_FAILURE() << "no crash";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCrash);
+    }
+    std::string got = ReadFile(tmp / "x");
+    // Rename is step 5: from then on the new content is in place.
+    EXPECT_EQ(got, k <= 5 ? "old content" : "new content, longer");
+  }
+}
+
+TEST(FaultEnvTest, FailEveryWriteAfterKeepsFailing) {
+  TempDir tmp;
+  FaultEnv fenv(Env::Default(),
+                FaultPlan{.fail_write_at = 2, .write_errno = ENOSPC, .fail_every_write_after = true});
+  Env* env = &fenv;
+  auto f = env->OpenWrite(tmp / "f", CreateMode::kExclusive);  // 1: before the fault
+  std::vector<std::pair<std::string, std::function<void()>>> later = {
+      {"append", [&] { f->Append("abcdef", 6); }},
+      {"append again", [&] { f->Append("ghijkl", 6); }},
+      {"writeat", [&] { f->WriteAt(0, "xy", 2); }},
+      {"sync", [&] { f->Sync(); }},
+      {"close", [&] { f->Close(); }},
+      {"open", [&] { env->OpenWrite(tmp / "g", CreateMode::kExclusive); }},
+      {"mkdir", [&] { env->MakeDir(tmp / "d"); }},
+      {"rename", [&] { env->Rename(tmp / "f", tmp / "h"); }},
+      {"remove", [&] { env->Remove(tmp / "f"); }},
+      {"syncdir", [&] { env->SyncDir(tmp.path()); }},
+  };
+  for (const auto& [name, fn] : later) {
+    try {
+      fn();
+      ADD_FAILURE() << name << " succeeded on a full disk";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kNoSpace) << name << ": " << e.what();
+    }
+  }
+  EXPECT_FALSE(fenv.crashed());
+  EXPECT_EQ(fenv.write_steps(), 1 + static_cast<int64_t>(later.size()));
+  f.reset();
+  // Only the first failing append was short (3 of 6 bytes); the rest wrote nothing.
+  EXPECT_EQ(ReadFile(tmp / "f"), "abc");
+  EXPECT_FALSE(fs::exists(tmp / "g"));
+  EXPECT_FALSE(fs::exists(tmp / "d"));
+  EXPECT_FALSE(fs::exists(tmp / "h"));
+}
+
+TEST(FaultEnvTest, FailReadAtNthReadAt) {
+  TempDir tmp;
+  WriteFile(tmp / "a", "0123456789");
+  WriteFile(tmp / "b", "abcdefghij");
+  FaultEnv fenv(Env::Default(), FaultPlan{.fail_read_at = 3});
+  Env* env = &fenv;
+  auto a = env->OpenRead(tmp / "a");
+  auto b = env->OpenRead(tmp / "b");
+  EXPECT_EQ(fenv.reads(), 0);  // opening is not a read
+  char buf[4];
+  EXPECT_EQ(a->ReadAt(0, buf, 4), 4u);  // 1
+  EXPECT_EQ(b->ReadAt(2, buf, 4), 4u);  // 2
+  EXPECT_EQ(std::string(buf, 4), "cdef");
+  try {
+    a->ReadAt(4, buf, 4);  // 3
+    FAIL() << "no read error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo) << e.what();
+    EXPECT_NE(std::string(e.what()).find(tmp / "a"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("Input/output error"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(a->ReadAt(4, buf, 4), 4u);  // 4: only the Nth read fails
+  EXPECT_EQ(std::string(buf, 4), "4567");
+  EXPECT_EQ(fenv.reads(), 4);
+  // Size and sparse queries are not reads.
+  EXPECT_EQ(a->Size(), 10u);
+  EXPECT_EQ(a->NextData(0), 0u);
+  EXPECT_EQ(fenv.reads(), 4);
+  // Read faults are independent of writes.
+  EXPECT_EQ(fenv.write_steps(), 0);
+  EXPECT_FALSE(fenv.crashed());
+}
+
+TEST(FaultEnvTest, FailReadWithOtherErrno) {
+  TempDir tmp;
+  WriteFile(tmp / "a", "0123456789");
+  FaultEnv fenv(Env::Default(), FaultPlan{.fail_read_at = 1, .read_errno = ENOSPC});
+  auto a = static_cast<Env*>(&fenv)->OpenRead(tmp / "a");
+  char buf[4];
+  try {
+    a->ReadAt(0, buf, 4);
+    FAIL() << "no read error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNoSpace) << e.what();
+  }
+}
+
+TEST(FaultEnvTest, ReadFaultThroughReadFileToString) {
+  TempDir tmp;
+  WriteFile(tmp / "a", "content");
+  FaultEnv fenv(Env::Default(), FaultPlan{.fail_read_at = 1});
+  try {
+    ReadFileToString(&fenv, tmp / "a");
+    FAIL() << "an injected read error was not reported";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo);
+  }
+  EXPECT_EQ(ReadFileToString(&fenv, tmp / "a"), "content");
+}
+
+}  // namespace
+}  // namespace vmback

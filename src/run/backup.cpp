@@ -64,7 +64,8 @@ class VolumeWalker {
                 Entry* e) {
     stats_->files++;
     if (!device && !opts_.full_read && prev && prev->type == EntryType::kFile &&
-        prev->size == e->size && prev->mtime_ns == e->mtime_ns && prev->hardlink.empty()) {
+        prev->size == e->size && prev->mtime_ns == e->mtime_ns && prev->hardlink.empty() &&
+        !RefersToDamage(*prev)) {
       e->content = prev->content;
       stats_->files_reused++;
       stats_->bytes += e->size;
@@ -81,6 +82,22 @@ class VolumeWalker {
     stats_->zero_blocks += s.zero_blocks;
   }
 
+  // After verify found damage, an unchanged file whose blocks include a
+  // damaged one is read again, so that the new point is whole.
+  bool RefersToDamage(const Entry& prev) {
+    if (!store_->HasDamaged()) return false;
+    if (store_->AnyDamaged(prev.content)) return true;
+    try {
+      for (const auto& list : prev.content)
+        if (store_->AnyDamaged(DecodeIdList(store_->Get(list, BlobType::kList), "block list")))
+          return true;
+    } catch (const Error& err) {
+      if (err.kind() == ErrorKind::kCrash) throw;
+      return true;
+    }
+    return false;
+  }
+
   // Returns the id of the directory's tree blob.
   Hash WalkDir(const std::string& path, const std::string& rel, const Entry* prev) {
     std::map<std::string, Entry> before;
@@ -89,7 +106,9 @@ class VolumeWalker {
         for (auto& e : DecodeTree(store_->Get(prev->subtree, BlobType::kTree), "tree of " + path))
           before.emplace(e.name, std::move(e));
       } catch (const Error& err) {
-        if (err.kind() != ErrorKind::kCorrupt && err.kind() != ErrorKind::kNotFound) throw;
+        if (err.kind() != ErrorKind::kCorrupt && err.kind() != ErrorKind::kNotFound &&
+            err.kind() != ErrorKind::kIo)
+          throw;
         // Without the previous listing every file below is simply read again.
         log_->Warn(std::string(err.what()) + "; reading " + path + " in full");
       }

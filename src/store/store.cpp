@@ -97,6 +97,8 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mo
     // Leftovers of a run that died: nothing names them.
     std::string tmp = JoinPath(dir, "tmp");
     for (const auto& name : env->ListDir(tmp)) env->Remove(JoinPath(tmp, name));
+    for (const auto& name : env->ListDir(dir))
+      if (name.find(".tmp-") != std::string::npos) env->Remove(JoinPath(dir, name));
     for (const char* sub : {"points", "index"}) {
       std::string d = JoinPath(dir, sub);
       for (const auto& name : env->ListDir(d))
@@ -212,9 +214,23 @@ void Store::LoadIndex() {
       if (old != path) env_->Remove(old);
     env_->SyncDir(index_dir);
   } else if (!rebuilt.packs.empty()) {
+    // A crashed run may have renamed these packs without the directory
+    // fsync: make them durable before an index names them.
+    std::unordered_set<std::string> dirs;
+    for (const auto& [pack, entries] : rebuilt.packs) dirs.insert(DirName(PackPath(pack)));
+    for (const auto& d : dirs) env_->SyncDir(d);
+    env_->SyncDir(JoinPath(dir_, "packs"));
     std::string data = EncodeIndexFile(rebuilt);
     WriteFileAtomic(env_, index_dir + "/" + Sha256(data).Hex() + ".idx", data);
   }
+}
+
+bool Store::AnyDamaged(const std::vector<Hash>& ids) const {
+  std::shared_lock l(mu_);
+  if (damaged_.empty()) return false;
+  for (const auto& id : ids)
+    if (damaged_.count(id)) return true;
+  return false;
 }
 
 bool Store::Has(const Hash& id) const {
@@ -296,9 +312,13 @@ void Store::FinishPack() {
   Hash id = w->Finish();
   std::string path = PackPath(id);
   std::string sub = DirName(path);
-  bool new_dir = !env_->Exists(sub);
-  env_->MakeDir(sub);
-  if (new_dir) env_->SyncDir(JoinPath(dir_, "packs"));
+  if (!synced_dirs_.count(sub)) {
+    // The entry of packs/XX in packs/ must be durable too, also when an
+    // earlier run that crashed made the directory.
+    env_->MakeDir(sub);
+    env_->SyncDir(JoinPath(dir_, "packs"));
+    synced_dirs_.insert(sub);
+  }
   env_->Rename(w->tmp_path(), path);
   env_->SyncDir(sub);
   {

@@ -61,6 +61,12 @@ class Store {
   // Thread-safe. False for an id known to be damaged in every copy, so that
   // the next Put of the same data writes a fresh copy (self-healing).
   bool Has(const Hash& id) const;
+  // True if any of ids is known damaged. Cheap when nothing is.
+  bool AnyDamaged(const std::vector<Hash>& ids) const;
+  bool HasDamaged() const {
+    std::shared_lock l(mu_);
+    return !damaged_.empty();
+  }
   // Records the ids a full verify found with no good copy (in the file
   // "damaged", replacing what was there), so the next backup that meets
   // their data writes them afresh.
@@ -118,6 +124,7 @@ class Store {
   bool exclusive_ = false;
   bool broken_ = false;
   int pack_counter_ = 0;
+  std::unordered_set<std::string> synced_dirs_;  // packs/XX made durable this session
   uint32_t block_size_ = kDefaultBlockSize;
   int zstd_level_ = 3;
   uint64_t pack_target_ = 32u << 20;
