@@ -69,6 +69,26 @@ class TableReader {
     return node->as_string()->get();
   }
 
+  std::optional<int64_t> Int(std::string_view key, int* line = nullptr) const {
+    const toml::node* node = Get(key, toml::node_type::integer, "an integer", line);
+    if (node == nullptr) return std::nullopt;
+    return node->as_integer()->get();
+  }
+
+  // An array of strings, or nothing if absent.
+  std::optional<std::vector<std::string>> StringArray(std::string_view key) const {
+    int key_line = 0;
+    const toml::node* node = Get(key, toml::node_type::array, "an array of strings", &key_line);
+    if (node == nullptr) return std::nullopt;
+    std::vector<std::string> out;
+    for (const auto& item : *node->as_array()) {
+      if (!item.is_string())
+        Fail(key_line, "'" + std::string(key) + "' in " + where_ + " must hold only strings");
+      out.push_back(item.as_string()->get());
+    }
+    return out;
+  }
+
   std::optional<bool> Bool(std::string_view key) const {
     const toml::node* node = Get(key, toml::node_type::boolean, "a boolean", nullptr);
     if (node == nullptr) return std::nullopt;
@@ -144,7 +164,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
   Config config;
   config.file = file_name;
   TableReader top(file_name, root, "the top-level table", 1);
-  top.CheckKeys({"target", "volume"});
+  top.CheckKeys({"target", "volume", "retention"});
 
   // [target]
   auto target_it = root.find("target");
@@ -156,7 +176,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
                               TypeName(target_it->second));
   }
   TableReader tr(file_name, *target, "[target]", target_line);
-  tr.CheckKeys({"type", "path"});
+  tr.CheckKeys({"type", "path", "mirrors", "lock_wait"});
   int type_line = 0;
   if (std::optional<std::string> type = tr.String("type", &type_line)) {
     if (*type != "store") {
@@ -166,6 +186,44 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     config.target.type = *type;
   }
   config.target.path = ResolvePath(base_dir, tr.RequiredString("path"));
+  if (auto mirrors = tr.StringArray("mirrors"))
+    for (const auto& m : *mirrors) config.target.mirrors.push_back(ResolvePath(base_dir, m));
+  int wait_line = 0;
+  if (auto wait = tr.Int("lock_wait", &wait_line)) {
+    if (*wait < 0) tr.Fail(wait_line, "'lock_wait' must not be negative");
+    config.target.lock_wait_seconds = static_cast<int>(*wait);
+  }
+
+  // [retention]
+  if (auto it = root.find("retention"); it != root.end()) {
+    int line = TableReader::Line(it->first);
+    const toml::table* table = it->second.as_table();
+    if (table == nullptr) top.Fail(line, "'retention' must be a table");
+    TableReader rr(file_name, *table, "[retention]", line);
+    rr.CheckKeys({"keep_last", "keep_within", "hourly", "daily", "weekly", "monthly", "yearly"});
+    auto count = [&](const char* key, int* out) {
+      int l = 0;
+      if (auto v = rr.Int(key, &l)) {
+        if (*v < 0 || *v > 1000000) rr.Fail(l, std::string("'") + key + "' must be between 0 and 1000000");
+        *out = static_cast<int>(*v);
+      }
+    };
+    RetentionPolicy& p = config.retention;
+    count("keep_last", &p.keep_last);
+    count("hourly", &p.hourly);
+    count("daily", &p.daily);
+    count("weekly", &p.weekly);
+    count("monthly", &p.monthly);
+    count("yearly", &p.yearly);
+    int within_line = 0;
+    if (auto within = rr.String("keep_within", &within_line)) {
+      try {
+        p.keep_within_ns = ParseDuration(*within);
+      } catch (const Error& e) {
+        rr.Fail(within_line, e.what());
+      }
+    }
+  }
 
   // [[volume]]
   auto volume_it = root.find("volume");

@@ -4,6 +4,18 @@
 //   type = "store"            # the built-in store (zfs, btrfs: later)
 //   path = "/mnt/backup/vmback"
 //
+//   mirrors = ["/mnt/usb2/vmback"]   # further copies, each on its own disk
+//   lock_wait = 600           # seconds to wait for another run's lock
+//
+//   [retention]               # what prune keeps (the newest point of each period)
+//   keep_last = 3
+//   keep_within = "2d"
+//   hourly = 24
+//   daily = 7
+//   weekly = 4
+//   monthly = 12
+//   yearly = 3
+//
 //   [[volume]]
 //   name = "images"           # unique; names the volume inside each point
 //   source = "/var/lib/libvirt/images"   # a directory, image file or block device
@@ -13,6 +25,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "retention/policy.h"
 
 namespace vmback {
 
@@ -26,12 +40,15 @@ struct VolumeConfig {
 struct TargetConfig {
   std::string type = "store";
   std::string path;
+  std::vector<std::string> mirrors;  // further copies of the store
+  int lock_wait_seconds = 0;
 };
 
 struct Config {
   std::string file;  // the file it was read from
   TargetConfig target;
   std::vector<VolumeConfig> volumes;
+  RetentionPolicy retention;  // empty: prune refuses to guess
 };
 
 // Throws Error(kConfig) with "FILE:LINE: message" for malformed TOML, unknown

@@ -78,8 +78,12 @@ class Env {
   virtual void SyncDir(const std::string& path) = 0;
   virtual bool Exists(const std::string& path) = 0;
   virtual std::vector<std::string> ListDir(const std::string& path) = 0;
-  // Non-blocking: throws ErrorKind::kLocked when held elsewhere.
+  // Non-blocking: throws ErrorKind::kLocked when held elsewhere, naming the
+  // holder. An exclusive holder's pid is kept in the lock file while held.
   virtual std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) = 0;
+  // Locks taken whose previous holder died holding them (the kernel freed
+  // them): one line each, for the log. Clears the list.
+  virtual std::vector<std::string> TakeStaleLockReports() { return {}; }
   // Runs argv (no shell), stdin from /dev/null, in its own process group.
   virtual RunResult Run(const std::vector<std::string>& argv) = 0;
   virtual int64_t NowNanos() = 0;  // wall clock, ns since the epoch
@@ -95,5 +99,7 @@ void WriteFileAtomic(Env* env, const std::string& path, const std::string& data)
 std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);
 std::string JoinPath(const std::string& a, const std::string& b);
+// realpath(3), or the path as given when it cannot be resolved.
+std::string CanonicalPath(const std::string& path);
 
 }  // namespace vmback

@@ -8,6 +8,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <mutex>
+#include <cstdlib>
 #include <cstring>
 
 #include "os/env.h"
@@ -132,14 +135,32 @@ class PosixWritableFile final : public WritableFile {
 
 class PosixLock final : public FileLock {
  public:
-  explicit PosixLock(Fd fd) : fd_(std::move(fd)) {}
+  PosixLock(Fd fd, bool exclusive) : fd_(std::move(fd)), exclusive_(exclusive) {}
+  ~PosixLock() override {
+    if (exclusive_) (void)::ftruncate(fd_.get(), 0);  // no holder any more
+  }
 
  private:
   Fd fd_;
+  bool exclusive_;
 };
+
+std::string ReadHolder(int fd) {
+  char buf[128];
+  ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+  if (n <= 0) return "";
+  std::string s(buf, static_cast<size_t>(n));
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\0')) s.pop_back();
+  return s;
+}
 
 class PosixEnv final : public Env {
  public:
+  std::vector<std::string> TakeStaleLockReports() override {
+    std::lock_guard<std::mutex> l(mu_);
+    return std::move(stale_holders_);
+  }
+
   std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override {
     Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
     if (fd.get() < 0) ThrowIo("open " + path, errno);
@@ -204,11 +225,27 @@ class PosixEnv final : public Env {
     if (fd.get() < 0) ThrowIo("open lock " + path, errno);
     int op = (mode == LockMode::kExclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
     if (::flock(fd.get(), op) != 0) {
-      if (errno == EWOULDBLOCK)
-        throw Error(ErrorKind::kLocked, path + " is locked by another vmback process");
+      if (errno == EWOULDBLOCK) {
+        std::string holder = ReadHolder(fd.get());
+        throw Error(ErrorKind::kLocked, path + " is locked by another vmback process" +
+                                            (holder.empty() ? "" : " (" + holder + ")"));
+      }
       ThrowIo("lock " + path, errno);
     }
-    return std::make_unique<PosixLock>(std::move(fd));
+    if (mode == LockMode::kExclusive) {
+      // The holder, for the messages of processes that find it locked. A
+      // holder left in the file names a process that died: the kernel
+      // released its lock, so it is not stale, only worth a word.
+      std::string previous = ReadHolder(fd.get());
+      if (!previous.empty()) {
+        pid_t pid = static_cast<pid_t>(std::atoi(previous.c_str() + 4));
+        if (previous.rfind("pid ", 0) == 0 && pid > 0 && ::kill(pid, 0) != 0 && errno == ESRCH)
+          stale_holders_.push_back(path + ": " + previous + " ended without releasing it");
+      }
+      std::string me = "pid " + std::to_string(::getpid()) + "\n";
+      if (::ftruncate(fd.get(), 0) == 0) (void)!::pwrite(fd.get(), me.data(), me.size(), 0);
+    }
+    return std::make_unique<PosixLock>(std::move(fd), mode == LockMode::kExclusive);
   }
   RunResult Run(const std::vector<std::string>& argv) override { return RunSubprocess(argv); }
   int64_t NowNanos() override {
@@ -216,6 +253,10 @@ class PosixEnv final : public Env {
                std::chrono::system_clock::now().time_since_epoch())
         .count();
   }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::string> stale_holders_;
 };
 
 }  // namespace
@@ -263,6 +304,14 @@ std::string JoinPath(const std::string& a, const std::string& b) {
   if (a.empty()) return b;
   if (b.empty()) return a;
   return a.back() == '/' ? a + b : a + "/" + b;
+}
+
+std::string CanonicalPath(const std::string& path) {
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (!real) return path;
+  std::string out = real;
+  ::free(real);
+  return out;
 }
 
 }  // namespace vmback

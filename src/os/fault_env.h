@@ -48,6 +48,7 @@ class FaultEnv final : public Env {
   std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
     return base_->Lock(path, mode);
   }
+  std::vector<std::string> TakeStaleLockReports() override { return base_->TakeStaleLockReports(); }
   RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
   int64_t NowNanos() override { return base_->NowNanos(); }
 

@@ -14,6 +14,7 @@
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
 #include "store/tree.h"
+#include "util/encoding.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 
@@ -182,14 +183,6 @@ class VolumeWalker {
   std::unordered_map<std::string, std::vector<Hash>> link_content_;
 };
 
-std::string FormatUtc(int64_t ns) {
-  time_t secs = static_cast<time_t>(ns / 1000000000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 }  // namespace
 
@@ -269,7 +262,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   nlohmann::json manifest = {
       {"version", kStoreFormatVersion},
       {"name", result.point},
-      {"time", FormatUtc(now)},
+      {"time", FormatTimeUtc(now)},
       {"time_ns", now},
       {"host", host},
       {"block_size", store->block_size()},

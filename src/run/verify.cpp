@@ -1,8 +1,10 @@
 #include "run/verify.h"
 
+#include <algorithm>
 #include <future>
 #include <mutex>
 #include <unordered_map>
+#include <set>
 #include <unordered_set>
 
 #include "store/tree.h"
@@ -141,29 +143,108 @@ class PointChecker {
 
 VerifyReport Verify(Store* store, Logger* log) {
   VerifyReport report;
+  const size_t ncopies = store->copies().size();
+  for (const auto& c : store->copies()) report.copies.push_back(CopyReport{c});
+  if (ncopies > 1) store->Sync();  // a copy that missed backups catches up first
+
+  // Every pack on every copy, read in full and re-hashed.
+  std::vector<std::vector<Hash>> listed(ncopies);
+  std::set<Hash> all;
+  for (size_t c = 0; c < ncopies; c++) {
+    listed[c] = store->ListPackFiles(c);
+    all.insert(listed[c].begin(), listed[c].end());
+  }
+  std::vector<std::unordered_set<Hash, HashHasher>> has(ncopies);
+  for (size_t c = 0; c < ncopies; c++) has[c].insert(listed[c].begin(), listed[c].end());
+
   HashSet good;
-  std::vector<Hash> packs = store->ListPackFiles();
   {
     ThreadPool pool(0);
-    std::deque<std::future<PackResult>> in_flight;
+    struct Pending {
+      Hash pack;
+      std::vector<std::future<PackResult>> per_copy;  // invalid future = missing there
+    };
+    std::deque<Pending> in_flight;
     auto drain = [&] {
-      PackResult r = in_flight.front().get();
+      Pending p = std::move(in_flight.front());
       in_flight.pop_front();
       report.packs++;
-      report.blobs += r.blobs;
-      report.bytes += r.bytes;
-      report.bad_blobs += r.bad_blobs;
-      if (!r.problems.empty()) report.bad_packs++;
-      for (auto& p : r.problems) report.problems.push_back({"", "", p});
-      good.insert(r.good.begin(), r.good.end());
+      std::vector<size_t> bad;
+      bool any_whole = false;
+      std::vector<std::string> problems;
+      uint64_t damaged_blobs = 0;  // blobs of a damaged copy, if no copy is whole
+      for (size_t c = 0; c < ncopies; c++) {
+        CopyReport& cr = report.copies[c];
+        if (!p.per_copy[c].valid()) {
+          cr.packs_missing++;
+          bad.push_back(c);
+          problems.push_back(store->PackPath(c, p.pack) + ": missing");
+          continue;
+        }
+        PackResult r = p.per_copy[c].get();
+        cr.packs_checked++;
+        good.insert(r.good.begin(), r.good.end());
+        report.bytes += r.bytes;
+        if (r.problems.empty()) {
+          if (!any_whole) report.blobs += r.blobs;  // counted once, not per copy
+          any_whole = true;
+        } else {
+          damaged_blobs = std::max(damaged_blobs, r.blobs);
+          cr.packs_damaged++;
+          bad.push_back(c);
+          for (auto& msg : r.problems) problems.push_back(msg);
+          report.bad_blobs += r.bad_blobs;
+        }
+      }
+      if (bad.empty()) return;
+      if (any_whole) {
+        for (size_t c : bad) {
+          if (store->RepairPack(p.pack, c)) {
+            report.copies[c].repaired++;
+            report.repaired++;
+          } else {
+            report.copies[c].unrepairable++;
+            report.problems.push_back({"", store->PackPath(c, p.pack), "could not be repaired"});
+          }
+        }
+        return;
+      }
+      report.bad_packs++;
+      report.blobs += damaged_blobs;
+      for (size_t c : bad) report.copies[c].unrepairable++;
+      for (auto& msg : problems) report.problems.push_back({"", "", msg});
     };
-    for (const auto& p : packs) {
-      Env* env = store->env();
-      std::string path = store->PackPath(p);
-      in_flight.push_back(pool.Submit([env, path, p] { return CheckPack(env, path, p); }));
+    for (const auto& p : all) {
+      Pending pending{p, {}};
+      for (size_t c = 0; c < ncopies; c++) {
+        if (!has[c].count(p)) {
+          pending.per_copy.emplace_back();
+          continue;
+        }
+        Env* env = store->env();
+        std::string path = store->PackPath(c, p);
+        pending.per_copy.push_back(pool.Submit([env, path, p] { return CheckPack(env, path, p); }));
+      }
+      in_flight.push_back(std::move(pending));
       if (in_flight.size() > pool.size()) drain();
     }
     while (!in_flight.empty()) drain();
+  }
+  // Manifests: each copy's must be whole; heal from another copy.
+  if (ncopies > 1) {
+    for (const auto& point : store->ListPoints()) {
+      auto fixed = store->RepairManifest(point);
+      for (size_t c = 0; c < ncopies; c++) {
+        if (fixed[c] == ManifestState::kRepaired) {
+          report.copies[c].manifests_damaged++;
+          report.copies[c].repaired++;
+          report.repaired++;
+        } else if (fixed[c] == ManifestState::kBad) {
+          report.copies[c].manifests_damaged++;
+          report.copies[c].unrepairable++;
+        }
+      }
+    }
   }
   BlobIndex index = store->IndexSnapshot();
   PointChecker checker(store, good, index, &report);
@@ -179,6 +260,8 @@ VerifyReport Verify(Store* store, Logger* log) {
   store->SetDamaged(damaged);
   for (const auto& p : report.problems)
     log->Error((p.point.empty() ? "" : p.point + ": ") + (p.path.empty() ? "" : p.path + ": ") + p.reason);
+  if (report.repaired)
+    log->Warn("repaired " + std::to_string(report.repaired) + " damaged or missing file(s) from other copies");
   return report;
 }
 
@@ -186,7 +269,17 @@ nlohmann::json VerifyReportToJson(const VerifyReport& r) {
   nlohmann::json problems = nlohmann::json::array();
   for (const auto& p : r.problems)
     problems.push_back({{"point", p.point}, {"path", p.path}, {"reason", p.reason}});
-  return {{"ok", r.ok()},           {"packs", r.packs},         {"blobs", r.blobs},
+  nlohmann::json copies = nlohmann::json::array();
+  for (const auto& c : r.copies)
+    copies.push_back({{"dir", c.dir},
+                      {"packs_checked", c.packs_checked},
+                      {"packs_missing", c.packs_missing},
+                      {"packs_damaged", c.packs_damaged},
+                      {"manifests_damaged", c.manifests_damaged},
+                      {"repaired", c.repaired},
+                      {"unrepairable", c.unrepairable}});
+  return {{"ok", r.ok()},           {"copies", copies},         {"repaired", r.repaired},
+          {"packs", r.packs},         {"blobs", r.blobs},
           {"bytes", r.bytes},       {"bad_packs", r.bad_packs}, {"bad_blobs", r.bad_blobs},
           {"points", r.points},     {"files_checked", r.files_checked},
           {"problems", problems}};

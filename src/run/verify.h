@@ -19,7 +19,20 @@ struct VerifyProblem {
   std::string reason;
 };
 
+// What verify found and did on one copy of the store.
+struct CopyReport {
+  std::string dir;
+  uint64_t packs_checked = 0;
+  uint64_t packs_missing = 0;
+  uint64_t packs_damaged = 0;
+  uint64_t manifests_damaged = 0;
+  uint64_t repaired = 0;       // packs and manifests rewritten from another copy
+  uint64_t unrepairable = 0;   // damaged here and on every other copy
+};
+
 struct VerifyReport {
+  std::vector<CopyReport> copies;
+  uint64_t repaired = 0;
   uint64_t packs = 0;
   uint64_t blobs = 0;
   uint64_t bytes = 0;          // stored bytes read
@@ -31,6 +44,9 @@ struct VerifyReport {
   bool ok() const { return problems.empty(); }
 };
 
+// Scrubs every copy of the store and heals each from the others (so it
+// writes: REQUIRES the store opened kExclusive when it has mirrors). Damage
+// healed from another copy is counted in repaired, not in problems.
 VerifyReport Verify(Store* store, Logger* log);
 nlohmann::json VerifyReportToJson(const VerifyReport& r);
 

@@ -2,7 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+
 #include <algorithm>
+#include <chrono>
 #include <ctime>
 #include <optional>
 
@@ -17,6 +20,73 @@ constexpr size_t kMaxIndexFiles = 32;
 
 bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (::getentropy(raw.data(), raw.size()) != 0) ThrowIo("getentropy", errno);
+  return HexEncode(raw);
+}
+
+// Lays out one copy of a store in an empty directory.
+void InitCopy(Env* env, const std::string& dir, const nlohmann::json& config) {
+  env->MakeDir(dir);
+  for (const char* sub : {"packs", "index", "points", "tmp"}) env->MakeDir(JoinPath(dir, sub));
+  WriteFileAtomic(env, JoinPath(dir, "config.json"), config.dump(2) + "\n");
+  env->SyncDir(dir);
+}
+
+struct CopyConfig {
+  nlohmann::json json;
+  std::string store_id;
+  std::string copy_id;
+};
+
+CopyConfig ReadCopyConfig(Env* env, const std::string& dir) {
+  std::string config_path = JoinPath(dir, "config.json");
+  CopyConfig c;
+  try {
+    c.json = nlohmann::json::parse(ReadFileToString(env, config_path));
+    if (!c.json.is_object() || c.json.value("format", "") != kFormatName)
+      ThrowCorrupt(config_path + ": not a vmback store config");
+    int version = c.json.at("version").get<int>();
+    if (version > kStoreFormatVersion)
+      throw Error(ErrorKind::kConfig, dir + " has store format version " + std::to_string(version) +
+                                          ", newer than this vmback supports (" +
+                                          std::to_string(kStoreFormatVersion) + "); upgrade vmback");
+    if (version < 1) ThrowCorrupt(config_path + ": bad format version");
+    c.store_id = c.json.value("store_id", "");
+    c.copy_id = c.json.value("copy_id", "");
+  } catch (const nlohmann::json::exception& e) {
+    ThrowCorrupt(config_path + ": damaged store config (" + e.what() + ")");
+  }
+  return c;
+}
+
+std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, LockMode mode,
+                                   double wait_seconds, Logger* log) {
+  const auto start = std::chrono::steady_clock::now();
+  bool said = false;
+  for (;;) {
+    try {
+      auto lock = env->Lock(JoinPath(dir, "lock"), mode);
+      for (const auto& r : env->TakeStaleLockReports())
+        log->Info("lock " + r + "; the kernel released it, going on");
+      return lock;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kLocked) throw;
+      double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      if (waited >= wait_seconds)
+        throw Error(ErrorKind::kLocked,
+                    std::string(e.what()) +
+                        (wait_seconds > 0 ? "; waited " + std::to_string(static_cast<int>(waited)) + " s"
+                                          : "") +
+                        "; use --lock-wait SECONDS to wait for it");
+      if (!said) log->Info(std::string(e.what()) + "; waiting");
+      said = true;
+      ::usleep(100000);
+    }
+  }
 }
 }  // namespace
 
@@ -35,74 +105,117 @@ bool PointNameLess(const std::string& a, const std::string& b) {
   return split(a) < split(b);
 }
 
-void Store::Init(Env* env, const std::string& dir, uint32_t block_size) {
+void Store::Init(Env* env, const std::string& dir, uint32_t block_size,
+                 const std::vector<std::string>& mirrors) {
   if (block_size < 4096 || block_size > (16u << 20) || (block_size & (block_size - 1)))
     ThrowConfig("block size " + std::to_string(block_size) +
                 " must be a power of two between 4 KiB and 16 MiB");
-  env->MakeDir(dir);
-  if (env->Exists(JoinPath(dir, "config.json")))
-    ThrowConfig(dir + " is already a vmback store");
-  if (!env->ListDir(dir).empty())
-    ThrowConfig(dir + " is not empty; a new store needs an empty or new directory");
-  for (const char* sub : {"packs", "index", "points", "tmp"}) env->MakeDir(JoinPath(dir, sub));
+  std::vector<std::string> all = {dir};
+  all.insert(all.end(), mirrors.begin(), mirrors.end());
+  for (size_t i = 0; i < all.size(); i++)
+    for (size_t k = 0; k < i; k++)
+      if (all[i] == all[k]) ThrowConfig(all[i] + " is named twice as a copy of the store");
+  for (const auto& d : all) {
+    env->MakeDir(d);
+    if (env->Exists(JoinPath(d, "config.json"))) ThrowConfig(d + " is already a vmback store");
+    if (!env->ListDir(d).empty())
+      ThrowConfig(d + " is not empty; a new store needs an empty or new directory");
+  }
+  // Every copy records the others by path and by its own copy_id, so that
+  // a store directory copied elsewhere is not mistaken for a mirror of its
+  // original.
+  nlohmann::json copies = nlohmann::json::array();
+  for (const auto& d : all) copies.push_back({{"path", d}, {"copy_id", RandomHex(8)}});
   nlohmann::json config = {
       {"format", kFormatName},
       {"version", kStoreFormatVersion},
+      {"store_id", RandomHex(16)},
       {"block_size", block_size},
       {"compression", "zstd"},
       {"zstd_level", 3},
+      {"copies", copies},
   };
-  WriteFileAtomic(env, JoinPath(dir, "config.json"), config.dump(2) + "\n");
-  env->SyncDir(dir);
+  for (const auto& c : copies) {
+    config["copy_id"] = c["copy_id"];
+    InitCopy(env, c["path"].get<std::string>(), config);
+  }
 }
 
 Store::Store(Env* env, std::string dir, Logger* log) : env_(env), dir_(std::move(dir)), log_(log) {}
 
 Store::~Store() {
   // An unfinished pack belongs to a failed run: nothing names it. Best effort.
-  if (writer_) {
-    try {
-      env_->Remove(writer_->tmp_path());
-    } catch (...) {
-    }
+  try {
+    if (writer_) env_->Remove(writer_->tmp_path());
+  } catch (...) {
   }
 }
 
-std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mode, Logger* log) {
+std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mode, Logger* log,
+                                   const StoreOptions& options) {
   if (!env->Exists(dir)) ThrowNotFound("store " + dir + " does not exist (create it with 'vmback store init')");
-  std::string config_path = JoinPath(dir, "config.json");
-  if (!env->Exists(config_path)) ThrowNotFound(dir + " is not a vmback store (no config.json)");
+  if (!env->Exists(JoinPath(dir, "config.json"))) ThrowNotFound(dir + " is not a vmback store (no config.json)");
   std::unique_ptr<Store> s(new Store(env, dir, log));
-  nlohmann::json config;
+  CopyConfig primary = ReadCopyConfig(env, dir);
+  std::string config_path = JoinPath(dir, "config.json");
   try {
-    config = nlohmann::json::parse(ReadFileToString(env, config_path));
-    if (config.at("format").get<std::string>() != kFormatName)
-      ThrowCorrupt(config_path + ": not a vmback store config");
-    int version = config.at("version").get<int>();
-    if (version > kStoreFormatVersion)
-      throw Error(ErrorKind::kConfig, dir + " has store format version " + std::to_string(version) +
-                                          ", newer than this vmback supports (" +
-                                          std::to_string(kStoreFormatVersion) + "); upgrade vmback");
-    if (version < 1) ThrowCorrupt(config_path + ": bad format version");
-    s->block_size_ = config.at("block_size").get<uint32_t>();
-    s->zstd_level_ = config.value("zstd_level", 3);
+    s->block_size_ = primary.json.at("block_size").get<uint32_t>();
+    s->zstd_level_ = primary.json.value("zstd_level", 3);
+    s->config_ = primary.json;
   } catch (const nlohmann::json::exception& e) {
     ThrowCorrupt(config_path + ": damaged store config (" + e.what() + ")");
   }
   if (s->block_size_ < 4096 || (s->block_size_ & (s->block_size_ - 1)))
     ThrowCorrupt(config_path + ": bad block_size");
-  s->lock_ = env->Lock(JoinPath(dir, "lock"), mode);
+
+  // The copies: this one first, then the mirrors (given, or recorded).
+  std::vector<std::string> wanted = options.mirrors;
+  if (wanted.empty() && primary.json.contains("copies") && primary.json["copies"].is_array()) {
+    for (const auto& c : primary.json["copies"]) {
+      if (!c.is_object() || !c.contains("path")) continue;
+      if (c.value("copy_id", "") == primary.copy_id) continue;  // this copy, wherever it is now
+      wanted.push_back(c["path"].get<std::string>());
+    }
+  }
+  s->copies_.push_back(dir);
+  std::unordered_set<std::string> seen = {CanonicalPath(dir)};
+  for (const auto& m : wanted) {
+    if (!seen.insert(CanonicalPath(m)).second) continue;
+    std::string why;
+    try {
+      if (!env->Exists(JoinPath(m, "config.json"))) {
+        why = env->Exists(m) ? "has no store in it" : "is not there";
+      } else {
+        CopyConfig other = ReadCopyConfig(env, m);
+        if (other.store_id != primary.store_id) why = "holds a different store";
+        else if (!other.copy_id.empty() && other.copy_id == primary.copy_id) continue;  // the same copy
+      }
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::kConfig) throw;
+      why = std::string("cannot be read (") + e.what() + ")";
+    }
+    if (why.empty()) {
+      s->copies_.push_back(m);
+    } else {
+      s->absent_.push_back(m);
+      log->Warn("mirror " + m + " " + why + "; going on with " + std::to_string(s->copies_.size()) +
+                " cop" + (s->copies_.size() == 1 ? "y" : "ies") + " (bring it back with 'vmback store sync')");
+    }
+  }
   s->exclusive_ = mode == LockMode::kExclusive;
+  for (const auto& c : s->copies_) s->locks_.push_back(TakeLock(env, c, mode, options.lock_wait_seconds, log));
   if (mode == LockMode::kExclusive) {
-    // Leftovers of a run that died: nothing names them.
-    std::string tmp = JoinPath(dir, "tmp");
-    for (const auto& name : env->ListDir(tmp)) env->Remove(JoinPath(tmp, name));
-    for (const auto& name : env->ListDir(dir))
-      if (name.find(".tmp-") != std::string::npos) env->Remove(JoinPath(dir, name));
-    for (const char* sub : {"points", "index"}) {
-      std::string d = JoinPath(dir, sub);
-      for (const auto& name : env->ListDir(d))
-        if (name.find(".tmp-") != std::string::npos) env->Remove(JoinPath(d, name));
+    for (const auto& c : s->copies_) {
+      // Leftovers of a run that died: nothing names them.
+      std::string tmp = JoinPath(c, "tmp");
+      for (const auto& name : env->ListDir(tmp)) env->Remove(JoinPath(tmp, name));
+      for (const auto& name : env->ListDir(c))
+        if (name.find(".tmp-") != std::string::npos) env->Remove(JoinPath(c, name));
+      for (const char* sub : {"points", "index"}) {
+        std::string d = JoinPath(c, sub);
+        for (const auto& name : env->ListDir(d))
+          if (name.find(".tmp-") != std::string::npos) env->Remove(JoinPath(d, name));
+      }
     }
   }
   s->LoadIndex();
@@ -117,18 +230,20 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mo
   return s;
 }
 
-std::string Store::PackPath(const Hash& pack) const {
+std::string Store::PackPath(size_t copy, const Hash& pack) const {
   std::string hex = pack.Hex();
-  return dir_ + "/packs/" + hex.substr(0, 2) + "/" + hex + ".pack";
+  return copies_[copy] + "/packs/" + hex.substr(0, 2) + "/" + hex + ".pack";
 }
 
 std::string Store::ManifestPath(const std::string& point) const {
   return dir_ + "/points/" + point + ".json";
 }
 
-std::vector<Hash> Store::ListPackFiles() const {
+std::vector<Hash> Store::ListPackFiles() const { return ListPackFiles(0); }
+
+std::vector<Hash> Store::ListPackFiles(size_t copy) const {
   std::vector<Hash> packs;
-  std::string root = JoinPath(dir_, "packs");
+  std::string root = JoinPath(copies_[copy], "packs");
   for (const auto& sub : env_->ListDir(root)) {
     if (sub.size() != 2) continue;
     for (const auto& name : env_->ListDir(JoinPath(root, sub))) {
@@ -143,15 +258,25 @@ std::vector<Hash> Store::ListPackFiles() const {
 }
 
 void Store::LoadIndex() {
-  std::vector<Hash> present = ListPackFiles();
-  std::unordered_map<Hash, bool, HashHasher> is_present;
-  for (const auto& p : present) is_present[p] = true;
+  // A pack counts if any copy has it; which copies lack it is Sync's and
+  // verify's business.
+  std::unordered_map<Hash, size_t, HashHasher> is_present;  // pack -> a copy that has it
+  std::vector<Hash> present;
+  for (size_t c = 0; c < copies_.size(); c++)
+    for (const auto& p : ListPackFiles(c))
+      if (is_present.emplace(p, c).second) present.push_back(p);
+  std::sort(present.begin(), present.end());
 
   std::string index_dir = JoinPath(dir_, "index");
   std::vector<std::string> index_files, damaged_files;
-  for (const auto& name : env_->ListDir(index_dir)) {
-    if (!EndsWith(name, ".idx")) continue;
-    std::string path = JoinPath(index_dir, name);
+  std::vector<std::string> index_paths;  // the primary's, then what only mirrors have
+  std::unordered_set<std::string> index_names;
+  for (size_t c = 0; c < copies_.size(); c++)
+    for (const auto& name : env_->ListDir(JoinPath(copies_[c], "index")))
+      if (EndsWith(name, ".idx") && index_names.insert(name).second)
+        index_paths.push_back(JoinPath(JoinPath(copies_[c], "index"), name));
+  for (const auto& path : index_paths) {
+    const bool primary = DirName(path) == index_dir;
     try {
       IndexFile f = DecodeIndexFile(ReadFileToString(env_, path), path);
       for (auto& [pack, entries] : f.packs) {
@@ -162,11 +287,11 @@ void Store::LoadIndex() {
         }
         index_.AddEntries(index_.AddPack(pack), entries);
       }
-      index_files.push_back(path);
+      if (primary) index_files.push_back(path);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kCorrupt) throw;
       log_->Warn(std::string(e.what()) + "; rebuilding from the packs");
-      damaged_files.push_back(path);
+      if (primary) damaged_files.push_back(path);
     }
   }
 
@@ -175,7 +300,7 @@ void Store::LoadIndex() {
   IndexFile rebuilt;
   for (const auto& pack : present) {
     if (index_.HasPack(pack)) continue;
-    std::string path = PackPath(pack);
+    std::string path = PackPath(is_present[pack], pack);
     auto file = env_->OpenRead(path);
     std::vector<PackEntry> entries;
     try {
@@ -198,7 +323,7 @@ void Store::LoadIndex() {
   // small index files into one (written before the old ones go).
   // A damaged index file is only a cache and its packs were re-read above.
   // It goes first: a rebuilt file may have the very same name.
-  for (const auto& path : damaged_files) env_->Remove(path);
+  for (const auto& path : damaged_files) RemoveEverywhere("index/" + BaseName(path));
   if (index_files.size() + (rebuilt.packs.empty() ? 0 : 1) > kMaxIndexFiles) {
     IndexFile all;
     std::vector<std::vector<PackEntry>> by_pack(index_.packs().size());
@@ -208,20 +333,20 @@ void Store::LoadIndex() {
     for (size_t i = 0; i < by_pack.size(); i++)
       all.packs.emplace_back(index_.packs()[i], std::move(by_pack[i]));
     std::string data = EncodeIndexFile(all);
-    std::string path = index_dir + "/" + Sha256(data).Hex() + ".idx";
-    WriteFileAtomic(env_, path, data);
+    std::string name = Sha256(data).Hex() + ".idx";
+    WriteEverywhere("index/" + name, data);
     for (const auto& old : index_files)
-      if (old != path) env_->Remove(old);
-    env_->SyncDir(index_dir);
+      if (BaseName(old) != name) RemoveEverywhere("index/" + BaseName(old));
   } else if (!rebuilt.packs.empty()) {
     // A crashed run may have renamed these packs without the directory
     // fsync: make them durable before an index names them.
     std::unordered_set<std::string> dirs;
     for (const auto& [pack, entries] : rebuilt.packs) dirs.insert(DirName(PackPath(pack)));
-    for (const auto& d : dirs) env_->SyncDir(d);
+    for (const auto& d : dirs)
+      if (env_->Exists(d)) env_->SyncDir(d);
     env_->SyncDir(JoinPath(dir_, "packs"));
     std::string data = EncodeIndexFile(rebuilt);
-    WriteFileAtomic(env_, index_dir + "/" + Sha256(data).Hex() + ".idx", data);
+    WriteEverywhere("index/" + Sha256(data).Hex() + ".idx", data);
   }
 }
 
@@ -256,22 +381,10 @@ void Store::SaveDamaged() {
     std::sort(sorted.begin(), sorted.end());
     for (const auto& h : sorted) text += h.Hex() + "\n";
   }
-  std::string path = JoinPath(dir_, "damaged");
-  if (!text.empty()) WriteFileAtomic(env_, path, text);
-  else if (env_->Exists(path)) env_->Remove(path);
+  if (!text.empty()) WriteEverywhere("damaged", text);
+  else RemoveEverywhere("damaged");
 }
 
-template <typename Fn>
-auto Store::Guard(Fn fn) -> decltype(fn()) {
-  if (broken_) throw Error(ErrorKind::kOther, "store " + dir_ + " is unusable after a failed write");
-  if (!exclusive_) throw Error(ErrorKind::kOther, "internal: store " + dir_ + " opened read-only");
-  try {
-    return fn();
-  } catch (...) {
-    broken_ = true;
-    throw;
-  }
-}
 
 bool Store::Put(const EncodedBlob& blob) {
   return Guard([&] { return PutLocked(blob); });
@@ -294,6 +407,64 @@ bool Store::PutLocked(const EncodedBlob& blob) {
   stats_.stored_bytes_written += blob.stored.size() + kBlobHeaderSize;
   if (writer_->size() >= pack_target_) FinishPack();
   return true;
+}
+
+void Store::Rewrite(BlobType type, std::string_view raw) {
+  Hash id = Sha256(raw);
+  EncodedBlob blob = EncodeBlob(id, type, raw, zstd_level_);
+  Guard([&] {
+    {
+      std::unique_lock l(mu_);
+      damaged_.insert(id);  // makes PutLocked write it; a finished pack clears it
+    }
+    PutLocked(blob);
+  });
+}
+
+void Store::DropPacks(const std::vector<Hash>& doomed_list) {
+  Guard([&] {
+    if (writer_ || !session_index_.packs.empty())
+      throw Error(ErrorKind::kOther, "internal: DropPacks before Flush");
+    std::unordered_set<Hash, HashHasher> doomed(doomed_list.begin(), doomed_list.end());
+    IndexFile all;
+    {
+      std::shared_lock l(mu_);
+      std::vector<std::vector<PackEntry>> by_pack(index_.packs().size());
+      for (const auto& [id, loc] : index_.entries()) by_pack[loc.pack].push_back(loc.ToEntry(id));
+      for (const auto& [id, locs] : index_.alternates())
+        for (const auto& loc : locs) by_pack[loc.pack].push_back(loc.ToEntry(id));
+      for (size_t i = 0; i < by_pack.size(); i++)
+        if (!doomed.count(index_.packs()[i])) all.packs.emplace_back(index_.packs()[i], std::move(by_pack[i]));
+    }
+    std::string data = EncodeIndexFile(all);
+    std::string name = Sha256(data).Hex() + ".idx";
+    WriteEverywhere("index/" + name, data);
+    for (const auto& c : copies_) {
+      std::string dir = JoinPath(c, "index");
+      for (const auto& n : env_->ListDir(dir))
+        if (EndsWith(n, ".idx") && n != name) env_->Remove(JoinPath(dir, n));
+      env_->SyncDir(dir);
+    }
+    for (size_t c = 0; c < copies_.size(); c++) {
+      std::unordered_set<std::string> dirs;
+      for (const auto& p : doomed) {
+        std::string path = PackPath(c, p);
+        if (env_->Exists(path)) {
+          env_->Remove(path);
+          dirs.insert(DirName(path));
+        }
+      }
+      for (const auto& d : dirs) env_->SyncDir(d);
+    }
+    {
+      std::lock_guard<std::mutex> fl(files_mu_);
+      open_packs_.clear();
+    }
+    std::unique_lock l(mu_);
+    index_ = BlobIndex();
+    l.unlock();
+    LoadIndex();
+  });
 }
 
 Hash Store::PutRaw(BlobType type, std::string_view raw) {
@@ -321,6 +492,8 @@ void Store::FinishPack() {
   }
   env_->Rename(w->tmp_path(), path);
   env_->SyncDir(sub);
+  // Mirrors get a verified byte copy (from the page cache, so cheap).
+  for (size_t c = 1; c < copies_.size(); c++) CopyPack(id, 0, c);
   {
     std::unique_lock l(mu_);
     index_.AddEntries(index_.AddPack(id), w->entries());
@@ -338,16 +511,17 @@ void Store::Flush() {
     FinishPack();
     if (session_index_.packs.empty()) return;
     std::string data = EncodeIndexFile(session_index_);
-    WriteFileAtomic(env_, dir_ + "/index/" + Sha256(data).Hex() + ".idx", data);
+    WriteEverywhere("index/" + Sha256(data).Hex() + ".idx", data);
     session_index_.packs.clear();
     if (damaged_changed_) SaveDamaged();
     damaged_changed_ = false;
   });
 }
 
-std::shared_ptr<ReadableFile> Store::OpenPack(uint32_t pack) const {
+std::shared_ptr<ReadableFile> Store::OpenPack(size_t copy, uint32_t pack) const {
   std::lock_guard<std::mutex> l(files_mu_);
-  auto it = open_packs_.find(pack);
+  auto key = std::make_pair(copy, pack);
+  auto it = open_packs_.find(key);
   if (it != open_packs_.end()) return it->second;
   Hash id;
   {
@@ -355,9 +529,17 @@ std::shared_ptr<ReadableFile> Store::OpenPack(uint32_t pack) const {
     id = index_.packs().at(pack);
   }
   if (open_packs_.size() >= 64) open_packs_.clear();
-  std::shared_ptr<ReadableFile> f = env_->OpenRead(PackPath(id));
-  open_packs_[pack] = f;
+  std::shared_ptr<ReadableFile> f = env_->OpenRead(PackPath(copy, id));
+  open_packs_[key] = f;
   return f;
+}
+
+std::string Store::ReadBlobFrom(size_t copy, const BlobLocation& loc, const Hash& id) const {
+  auto file = OpenPack(copy, loc.pack);
+  std::string stored(loc.stored_len, '\0');
+  if (file->ReadAt(loc.offset, stored.data(), stored.size()) != stored.size())
+    ThrowCorrupt(file->path() + ": truncated at offset " + std::to_string(loc.offset));
+  return DecodeBlob(loc.ToEntry(id), stored, file->path() + " offset " + std::to_string(loc.offset));
 }
 
 std::string Store::Get(const Hash& id) const {
@@ -371,19 +553,31 @@ std::string Store::Get(const Hash& id) const {
       ThrowNotFound("blob " + id.Hex() + " is missing from store " + dir_);
     }
   }
-  // Every copy is tried before the blob is declared damaged.
+  // Every copy of every location is tried before the blob is declared
+  // damaged. Copies that gave wrong or no bytes are repaired from the one
+  // that was right; an I/O error is only reported.
   std::optional<Error> first_error;
   for (const auto& loc : locs) {
-    try {
-      auto file = OpenPack(loc.pack);
-      std::string stored(loc.stored_len, '\0');
-      if (file->ReadAt(loc.offset, stored.data(), stored.size()) != stored.size())
-        ThrowCorrupt(file->path() + ": truncated at offset " + std::to_string(loc.offset));
-      return DecodeBlob(loc.ToEntry(id), stored, file->path() + " offset " + std::to_string(loc.offset));
-    } catch (const Error& e) {
-      if (e.kind() != ErrorKind::kCorrupt && e.kind() != ErrorKind::kIo && e.kind() != ErrorKind::kNotFound)
-        throw;
-      if (!first_error) first_error = e;
+    std::vector<size_t> bad_copies;
+    for (size_t c = 0; c < copies_.size(); c++) {
+      try {
+        std::string data = ReadBlobFrom(c, loc, id);
+        for (size_t b : bad_copies) {
+          Hash pack;
+          {
+            std::shared_lock l(mu_);
+            pack = index_.packs().at(loc.pack);
+          }
+          const_cast<Store*>(this)->RepairPack(pack, b);
+        }
+        return data;
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kCorrupt && e.kind() != ErrorKind::kIo && e.kind() != ErrorKind::kNotFound)
+          throw;
+        if (e.kind() == ErrorKind::kIo) log_->Warn(std::string(e.what()) + " (an I/O error; trying another copy)");
+        else bad_copies.push_back(c);
+        if (!first_error) first_error = e;
+      }
     }
   }
   if (first_error->kind() == ErrorKind::kCorrupt) {
@@ -417,11 +611,9 @@ std::vector<std::string> Store::ListPoints() const {
   return points;
 }
 
-nlohmann::json Store::ReadManifest(const std::string& point) const {
-  std::string path = ManifestPath(point);
-  if (point.empty() || point.find('/') != std::string::npos || !env_->Exists(path))
-    ThrowNotFound("point '" + point + "' not found in store " + dir_);
-  std::string data = ReadFileToString(env_, path);
+namespace {
+
+nlohmann::json ParseManifest(const std::string& data, const std::string& path) {
   auto pos = data.rfind("\nsha256:");
   if (pos == std::string::npos) ThrowCorrupt(path + ": manifest truncated (no checksum line)");
   std::string body = data.substr(0, pos);
@@ -443,12 +635,75 @@ nlohmann::json Store::ReadManifest(const std::string& point) const {
   }
 }
 
+}  // namespace
+
+std::vector<ManifestState> Store::RepairManifest(const std::string& point) {
+  std::vector<ManifestState> state(copies_.size(), ManifestState::kBad);
+  std::vector<std::string> paths;
+  std::string good_data;
+  for (size_t c = 0; c < copies_.size(); c++) {
+    paths.push_back(copies_[c] + "/points/" + point + ".json");
+    try {
+      if (!env_->Exists(paths[c])) continue;
+      std::string data = ReadFileToString(env_, paths[c]);
+      ParseManifest(data, paths[c]);
+      state[c] = ManifestState::kGood;
+      if (good_data.empty()) good_data = data;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kCorrupt && e.kind() != ErrorKind::kIo) throw;
+      log_->Warn(e.what());
+    }
+  }
+  if (good_data.empty()) return state;
+  std::lock_guard<std::mutex> l(repair_mu_);
+  for (size_t c = 0; c < copies_.size(); c++) {
+    if (state[c] == ManifestState::kGood) continue;
+    KeepAside(paths[c]);
+    WriteFileAtomic(env_, paths[c], good_data);
+    state[c] = ManifestState::kRepaired;
+    repairs_++;
+    log_->Warn("repaired " + paths[c] + " from another copy");
+  }
+  return state;
+}
+
+nlohmann::json Store::ReadManifest(const std::string& point) const {
+  std::string path = ManifestPath(point);
+  if (point.empty() || point.find('/') != std::string::npos || !env_->Exists(path))
+    ThrowNotFound("point '" + point + "' not found in store " + dir_);
+  try {
+    return ParseManifest(ReadFileToString(env_, path), path);
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kCorrupt && e.kind() != ErrorKind::kIo) throw;
+    // Another copy may have it whole: use that, and repair the primary.
+    for (size_t c = 1; c < copies_.size(); c++) {
+      std::string other = copies_[c] + "/points/" + point + ".json";
+      try {
+        if (!env_->Exists(other)) continue;
+        std::string data = ReadFileToString(env_, other);
+        nlohmann::json m = ParseManifest(data, other);
+        if (e.kind() == ErrorKind::kCorrupt) {
+          std::lock_guard<std::mutex> l(repair_mu_);
+          KeepAside(path);
+          WriteFileAtomic(env_, path, data);
+          repairs_++;
+          log_->Warn(std::string(e.what()) + "; repaired from " + other);
+        }
+        return m;
+      } catch (const Error& e2) {
+        if (e2.kind() != ErrorKind::kCorrupt && e2.kind() != ErrorKind::kIo) throw;
+      }
+    }
+    throw;
+  }
+}
+
 void Store::WriteManifest(const std::string& point, const nlohmann::json& manifest) {
   Guard([&] {
     if (writer_ || !session_index_.packs.empty())
       throw Error(ErrorKind::kOther, "internal: manifest written before Flush");
     std::string body = manifest.dump();
-    WriteFileAtomic(env_, ManifestPath(point), body + "\nsha256:" + Sha256(body).Hex() + "\n");
+    WriteEverywhere("points/" + point + ".json", body + "\nsha256:" + Sha256(body).Hex() + "\n");
   });
 }
 

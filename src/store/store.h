@@ -8,9 +8,19 @@
 // to a temp name, fsynced, renamed, and their directory fsynced. A crash at
 // any step leaves every earlier point intact and no partial point visible;
 // at worst some unreferenced packs (reclaimed by garbage collection).
+//
+// Mirrors: a store may have several copies, each a directory on its own disk,
+// all with the same layout and byte-identical packs. Every write goes to
+// every copy that is present (mirrors first, the primary last, so that what
+// the primary shows is durable everywhere). Every read is checked; a copy
+// that gives wrong or no bytes is read from another and repaired by a whole
+// verified pack (the bad file is kept aside as *.bad-TIME). An I/O error is
+// reported, never repaired or counted as damage. An absent copy is skipped
+// with a warning and brought up to date by Sync().
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -23,6 +33,7 @@
 #include "os/env.h"
 #include "store/index.h"
 #include "store/pack.h"
+#include "util/error.h"
 #include "util/log.h"
 
 namespace vmback {
@@ -40,20 +51,54 @@ struct StoreWriteStats {
 // Orders point names by time: "T" < "T.2" < "T.10" < "T2".
 bool PointNameLess(const std::string& a, const std::string& b);
 
+enum class ManifestState { kGood, kRepaired, kBad };
+
+struct StoreOptions {
+  // Copies to use besides the one opened; empty = those recorded at init.
+  std::vector<std::string> mirrors;
+  // How long to wait for another process's lock before failing.
+  double lock_wait_seconds = 0;
+};
+
+// What Sync() did to bring the copies in step.
+struct SyncStats {
+  uint64_t packs_copied = 0;
+  uint64_t files_copied = 0;   // index files and manifests
+  uint64_t points_removed = 0; // pruned while that copy was absent
+  uint64_t copies_initialized = 0;
+};
+
 class Store {
  public:
-  // Creates a new, empty store in dir (created if absent; must be empty).
-  static void Init(Env* env, const std::string& dir, uint32_t block_size);
+  // Creates a new, empty store in dir and in each mirror (created if absent;
+  // each must be empty).
+  static void Init(Env* env, const std::string& dir, uint32_t block_size,
+                   const std::vector<std::string>& mirrors = {});
 
-  // Opens a store, taking its lock (kExclusive for writers). Loads the blob
-  // index from index files and any pack they do not cover. Throws kNotFound
-  // if dir is not a store, kConfig for a newer format, kCorrupt for a damaged config,
-  // kLocked if another process holds the lock.
+  // Opens a store, taking its lock on every present copy (kExclusive for
+  // writers). Loads the blob index from index files and any pack they do not
+  // cover. Throws kNotFound if dir is not a store, kConfig for a newer
+  // format, kCorrupt for a damaged config, kLocked if another process holds
+  // the lock (after waiting lock_wait_seconds).
   static std::unique_ptr<Store> Open(Env* env, const std::string& dir, LockMode mode,
-                                     Logger* log);
+                                     Logger* log, const StoreOptions& options = {});
   ~Store();
 
+  // The primary copy (the first present one).
   const std::string& dir() const { return dir_; }
+  // Every present copy, the primary first; and those that are not there.
+  const std::vector<std::string>& copies() const { return copies_; }
+  const std::vector<std::string>& absent_copies() const { return absent_; }
+  // Brings every present copy up to date with the union of the others,
+  // pack by pack, without rewriting what a copy has; initializes an empty
+  // directory named as a copy. Points pruned while a copy was absent are
+  // removed from it, not brought back. REQUIRES: kExclusive.
+  SyncStats Sync();
+  // Copies pack from a copy where it is whole into copy `to`, keeping a
+  // damaged file aside. Returns false if no copy has it whole.
+  bool RepairPack(const Hash& pack, size_t to);
+  // Repairs made by reads so far (for reports).
+  uint64_t repairs() const { return repairs_; }
   uint32_t block_size() const { return block_size_; }
   int zstd_level() const { return zstd_level_; }
   Env* env() const { return env_; }
@@ -101,9 +146,28 @@ class Store {
   std::string NewPointName() const;
 
   // For verify.
-  std::vector<Hash> ListPackFiles() const;
-  std::string PackPath(const Hash& pack) const;
+  std::vector<Hash> ListPackFiles() const;  // of the primary
+  std::vector<Hash> ListPackFiles(size_t copy) const;
+  std::string PackPath(const Hash& pack) const { return PackPath(0, pack); }
+  std::string PackPath(size_t copy, const Hash& pack) const;
   std::string ManifestPath(const std::string& point) const;
+  // Checks one point's manifest on every copy and rewrites a damaged or
+  // missing one from a copy where it is whole (the bad file kept aside).
+  // One state per copy, in copies() order.
+  std::vector<ManifestState> RepairManifest(const std::string& point);
+  // Writes a blob into the current pack even though the store has it
+  // (garbage collection moves live blobs out of mostly-dead packs).
+  // REQUIRES: kExclusive.
+  void Rewrite(BlobType type, std::string_view raw);
+  // Garbage collection's commit: writes one index file that covers every
+  // pack but `doomed`, removes the other index files, then the doomed packs
+  // from every copy, and reloads the index. A crash anywhere leaves a store
+  // whose every point is whole (doomed packs left behind are re-indexed and
+  // collected again). REQUIRES: kExclusive, Flush() done.
+  void DropPacks(const std::vector<Hash>& doomed);
+  // Removes a point from every present copy, leaving a tombstone so that
+  // Sync never brings it back. REQUIRES: kExclusive.
+  void DeletePoint(const std::string& point);
   // A copy of the index (takes the lock).
   BlobIndex IndexSnapshot() const;
 
@@ -111,16 +175,41 @@ class Store {
   Store(Env* env, std::string dir, Logger* log);
   void LoadIndex();
   void FinishPack();
+  // Writes a small file atomically into every present copy, primary last.
+  void WriteEverywhere(const std::string& rel_path, const std::string& data);
+  void RemoveEverywhere(const std::string& rel_path);
+  std::string ReadBlobFrom(size_t copy, const BlobLocation& loc, const Hash& id) const;
+  // Copies a pack file between copies through a temp file, checking its
+  // SHA-256 against the pack id. Throws kCorrupt if the source is not whole.
+  void CopyPack(const Hash& pack, size_t from, size_t to);
+  // Renames a damaged file to NAME.bad-TIME so it can be inspected.
+  void KeepAside(const std::string& path) const;
   void SaveDamaged();
   bool PutLocked(const EncodedBlob& blob);
+  // Runs a write step: refuses on a read-only or broken store, and marks the
+  // store broken if the step fails (what reached the disk is unknown).
   template <typename Fn>
-  auto Guard(Fn fn) -> decltype(fn());
-  std::shared_ptr<ReadableFile> OpenPack(uint32_t pack) const;
+  auto Guard(Fn fn) -> decltype(fn()) {
+    if (broken_) throw Error(ErrorKind::kOther, "store " + dir_ + " is unusable after a failed write");
+    if (!exclusive_) throw Error(ErrorKind::kOther, "internal: store " + dir_ + " opened read-only");
+    try {
+      return fn();
+    } catch (...) {
+      broken_ = true;
+      throw;
+    }
+  }
+  std::shared_ptr<ReadableFile> OpenPack(size_t copy, uint32_t pack) const;
 
   Env* env_;
   std::string dir_;
   Logger* log_;
-  std::unique_ptr<FileLock> lock_;
+  nlohmann::json config_;  // the primary's config.json
+  std::vector<std::string> copies_;  // present; copies_[0] == dir_
+  std::vector<std::string> absent_;
+  std::vector<std::unique_ptr<FileLock>> locks_;
+  mutable std::mutex repair_mu_;
+  mutable uint64_t repairs_ = 0;
   bool exclusive_ = false;
   bool broken_ = false;
   int pack_counter_ = 0;
@@ -142,7 +231,7 @@ class Store {
   StoreWriteStats stats_;
 
   mutable std::mutex files_mu_;
-  mutable std::unordered_map<uint32_t, std::shared_ptr<ReadableFile>> open_packs_;
+  mutable std::map<std::pair<size_t, uint32_t>, std::shared_ptr<ReadableFile>> open_packs_;
 };
 
 }  // namespace vmback

@@ -39,5 +39,6 @@ bool IsValidUtf8(std::string_view s);
 // on anything else, including overflow.
 bool ParseSize(std::string_view text, uint64_t* out);
 std::string FormatBytes(uint64_t bytes);  // "1.5 GiB"
+std::string FormatTimeUtc(int64_t ns);    // "2026-11-26T18:01:02Z"
 
 }  // namespace vmback

@@ -1,0 +1,37 @@
+#include "run/prune.h"
+
+#include "util/error.h"
+
+namespace vmback {
+
+PruneResult Prune(Store* store, const RetentionPolicy& policy, const GcOptions& options, Logger* log) {
+  if (policy.empty())
+    ThrowConfig("no retention rules: give --keep-last, --keep-within or --keep-hourly/daily/weekly/"
+                "monthly/yearly, or a [retention] table; prune does not guess what to delete");
+  PruneResult result;
+  std::vector<PointInfo> points;
+  for (const auto& name : store->ListPoints()) {
+    nlohmann::json m;
+    try {
+      m = store->ReadManifest(name);
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::kCrash) throw;
+      throw Error(e.kind(), std::string("prune stopped before deleting anything: ") + e.what());
+    }
+    points.push_back({name, m.value("time_ns", int64_t{0})});
+  }
+  result.decisions = ApplyRetention(points, policy);
+  if (options.dry_run) {
+    result.gc = CollectGarbage(store, options, log);
+    return result;
+  }
+  for (const auto& d : result.decisions) {
+    if (d.keep) continue;
+    store->DeletePoint(d.name);
+    result.deleted.push_back(d.name);
+  }
+  result.gc = CollectGarbage(store, options, log);
+  return result;
+}
+
+}  // namespace vmback

@@ -1,0 +1,223 @@
+// The mirror side of the store: writing to every copy, repairing one copy
+// from another, and bringing copies in step (Sync).
+#include <algorithm>
+#include <set>
+
+#include "store/store.h"
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::set<std::string> ListOrEmpty(Env* env, const std::string& dir) {
+  // A missing subdirectory is empty; any other listing failure throws, so a
+  // copy that cannot be listed is never taken for an empty one.
+  if (!env->Exists(dir)) return {};
+  auto names = env->ListDir(dir);
+  std::set<std::string> out;
+  for (auto& n : names)
+    if (n.find(".tmp-") == std::string::npos) out.insert(std::move(n));
+  return out;
+}
+
+}  // namespace
+
+void Store::WriteEverywhere(const std::string& rel_path, const std::string& data) {
+  for (size_t c = copies_.size(); c-- > 0;) WriteFileAtomic(env_, JoinPath(copies_[c], rel_path), data);
+}
+
+void Store::RemoveEverywhere(const std::string& rel_path) {
+  for (size_t c = 0; c < copies_.size(); c++) {
+    std::string path = JoinPath(copies_[c], rel_path);
+    if (env_->Exists(path)) {
+      env_->Remove(path);
+      env_->SyncDir(DirName(path));
+    }
+  }
+}
+
+void Store::KeepAside(const std::string& path) const {
+  if (!env_->Exists(path)) return;
+  env_->Rename(path, path + ".bad-" + std::to_string(env_->NowNanos() / 1000000000));
+}
+
+void Store::CopyPack(const Hash& pack, size_t from, size_t to) {
+  std::string src = PackPath(from, pack);
+  std::string dst = PackPath(to, pack);
+  std::string tmp = copies_[to] + "/tmp/copy-" + pack.Hex().substr(0, 16) + "-" +
+                    std::to_string(::getpid());
+  auto in = env_->OpenRead(src);
+  {
+    auto out = env_->OpenWrite(tmp, CreateMode::kTruncate, 0644);
+    Sha256Stream hash;
+    std::string buf(4u << 20, '\0');
+    for (uint64_t off = 0; off < in->Size();) {
+      size_t n = in->ReadAt(off, buf.data(), buf.size());
+      if (n == 0) break;
+      hash.Update(buf.data(), n);
+      out->Append(buf.data(), n);
+      off += n;
+    }
+    if (hash.Finish() != pack) {
+      out->Close();
+      env_->Remove(tmp);
+      ThrowCorrupt(src + ": pack does not match its name; not copied to " + copies_[to]);
+    }
+    out->Sync();
+    out->Close();
+  }
+  std::string sub = DirName(dst);
+  if (!env_->Exists(sub)) {
+    env_->MakeDir(sub);
+    env_->SyncDir(JoinPath(copies_[to], "packs"));
+  }
+  KeepAside(dst);
+  env_->Rename(tmp, dst);
+  env_->SyncDir(sub);
+  std::lock_guard<std::mutex> l(files_mu_);
+  open_packs_.clear();  // handles on the replaced file are stale
+}
+
+bool Store::RepairPack(const Hash& pack, size_t to) {
+  std::lock_guard<std::mutex> l(repair_mu_);
+  for (size_t c = 0; c < copies_.size(); c++) {
+    if (c == to || !env_->Exists(PackPath(c, pack))) continue;
+    try {
+      CopyPack(pack, c, to);
+      repairs_++;
+      log_->Warn("repaired " + PackPath(to, pack) + " from " + copies_[c] +
+                 " (the damaged file, if any, is kept as .bad-*)");
+      return true;
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::kCrash) throw;
+      log_->Warn(std::string("cannot repair from ") + copies_[c] + ": " + e.what());
+    }
+  }
+  return false;
+}
+
+void Store::DeletePoint(const std::string& point) {
+  Guard([&] {
+    // The tombstone first: a copy that comes back later must not bring the
+    // point back through Sync.
+    WriteEverywhere("points/" + point + ".deleted", FormatTimeUtc(env_->NowNanos()) + "\n");
+    RemoveEverywhere("points/" + point + ".json");
+  });
+}
+
+SyncStats Store::Sync() {
+  SyncStats stats;
+  Guard([&] {
+    // A replaced disk: an empty directory named as a copy becomes one.
+    std::vector<std::string> still_absent;
+    for (const auto& a : absent_) {
+      if (env_->Exists(a) && !env_->Exists(JoinPath(a, "config.json")) && env_->ListDir(a).empty()) {
+        nlohmann::json config = config_;
+        config["copy_id"] = "";
+        if (config_.contains("copies") && config_["copies"].is_array())
+          for (const auto& c : config_["copies"])
+            if (c.is_object() && c.value("path", "") == a) config["copy_id"] = c.value("copy_id", "");
+        WriteFileAtomic(env_, JoinPath(a, "config.json"), config.dump(2) + "\n");
+        for (const char* sub : {"packs", "index", "points", "tmp"}) env_->MakeDir(JoinPath(a, sub));
+        env_->SyncDir(a);
+        copies_.push_back(a);
+        locks_.push_back(env_->Lock(JoinPath(a, "lock"), LockMode::kExclusive));
+        stats.copies_initialized++;
+        log_->Info("initialized " + a + " as a new copy of the store");
+      } else {
+        still_absent.push_back(a);
+      }
+    }
+    absent_ = still_absent;
+    if (copies_.size() < 2) return;
+
+    // Packs: every copy gets every pack some copy has whole.
+    std::vector<std::set<Hash>> packs(copies_.size());
+    std::set<Hash> all;
+    for (size_t c = 0; c < copies_.size(); c++) {
+      auto list = ListPackFiles(c);
+      packs[c].insert(list.begin(), list.end());
+      all.insert(list.begin(), list.end());
+    }
+    for (const auto& p : all) {
+      for (size_t c = 0; c < copies_.size(); c++) {
+        if (packs[c].count(p)) continue;
+        for (size_t from = 0; from < copies_.size(); from++) {
+          if (!packs[from].count(p)) continue;
+          try {
+            CopyPack(p, from, c);
+            stats.packs_copied++;
+            break;
+          } catch (const Error& e) {
+            if (e.kind() != ErrorKind::kCorrupt) throw;
+            log_->Warn(e.what());
+          }
+        }
+      }
+    }
+
+    // Points: union, less what was deleted anywhere.
+    std::vector<std::set<std::string>> points(copies_.size());
+    std::set<std::string> tombstones, names;
+    for (size_t c = 0; c < copies_.size(); c++) {
+      for (const auto& n : ListOrEmpty(env_, JoinPath(copies_[c], "points"))) {
+        if (EndsWith(n, ".deleted")) tombstones.insert(n.substr(0, n.size() - 8));
+        else if (EndsWith(n, ".json")) points[c].insert(n.substr(0, n.size() - 5));
+      }
+      names.insert(points[c].begin(), points[c].end());
+    }
+    for (const auto& t : tombstones) {
+      for (size_t c = 0; c < copies_.size(); c++) {
+        std::string tomb = copies_[c] + "/points/" + t + ".deleted";
+        if (!env_->Exists(tomb)) WriteFileAtomic(env_, tomb, "synced\n");
+        if (points[c].count(t)) {
+          env_->Remove(copies_[c] + "/points/" + t + ".json");
+          env_->SyncDir(copies_[c] + "/points");
+          stats.points_removed++;
+        }
+      }
+    }
+    // Index files first, then manifests, so a copy never shows a point
+    // whose blobs it cannot find.
+    for (const char* sub : {"index", "points"}) {
+      std::vector<std::set<std::string>> files(copies_.size());
+      std::set<std::string> union_files;
+      for (size_t c = 0; c < copies_.size(); c++) {
+        for (const auto& n : ListOrEmpty(env_, JoinPath(copies_[c], sub))) {
+          bool wanted = std::string(sub) == "index" ? EndsWith(n, ".idx")
+                                                    : EndsWith(n, ".json") &&
+                                                          !tombstones.count(n.substr(0, n.size() - 5));
+          if (wanted) {
+            files[c].insert(n);
+            union_files.insert(n);
+          }
+        }
+      }
+      for (const auto& n : union_files) {
+        for (size_t c = 0; c < copies_.size(); c++) {
+          if (files[c].count(n)) continue;
+          for (size_t from = 0; from < copies_.size(); from++) {
+            if (!files[from].count(n)) continue;
+            std::string data = ReadFileToString(env_, JoinPath(JoinPath(copies_[from], sub), n));
+            WriteFileAtomic(env_, JoinPath(JoinPath(copies_[c], sub), n), data);
+            stats.files_copied++;
+            break;
+          }
+        }
+      }
+    }
+  });
+  if (stats.packs_copied || stats.files_copied || stats.points_removed)
+    log_->Info("synced the copies: " + std::to_string(stats.packs_copied) + " pack(s) and " +
+               std::to_string(stats.files_copied) + " file(s) copied, " +
+               std::to_string(stats.points_removed) + " pruned point(s) removed");
+  return stats;
+}
+
+}  // namespace vmback

@@ -1,0 +1,32 @@
+// Garbage collection: reclaims the blobs no point names. A pack with no live
+// blob is deleted; a pack whose live share is below a threshold is repacked
+// (its live blobs copied into a new pack, made durable and indexed, before
+// the old one goes). It never deletes because something could not be read:
+// an unreadable manifest, tree or block list stops it before any change.
+#pragma once
+
+#include <cstdint>
+
+#include "store/store.h"
+#include "util/log.h"
+
+namespace vmback {
+
+struct GcOptions {
+  double repack_below = 0.5;  // live share under which a pack is repacked
+  bool dry_run = false;
+};
+
+struct GcStats {
+  uint64_t packs = 0;
+  uint64_t packs_deleted = 0;
+  uint64_t packs_repacked = 0;
+  uint64_t blobs_live = 0;
+  uint64_t blobs_moved = 0;
+  uint64_t bytes_freed = 0;  // pack file bytes removed, less what repacking wrote
+};
+
+// REQUIRES: store opened kExclusive.
+GcStats CollectGarbage(Store* store, const GcOptions& options, Logger* log);
+
+}  // namespace vmback
