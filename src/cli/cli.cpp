@@ -1,11 +1,13 @@
 #include "cli/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <iostream>
 #include <sstream>
 
 #include "config/config.h"
 #include "run/backup.h"
+#include "run/prune.h"
 #include "run/restore.h"
 #include "run/verify.h"
 #include "util/encoding.h"
@@ -17,6 +19,7 @@ namespace {
 
 constexpr char kExitCodesHelp[] = R"(Exit status:
   0  success
+  5  success with warnings (e.g. a mirror copy absent, a damaged copy repaired)
   1  the operation failed; nothing was committed
   2  bad command line or configuration
   3  damage found (verify), or a point was committed without some entries that could not be read
@@ -25,6 +28,8 @@ constexpr char kExitCodesHelp[] = R"(Exit status:
 struct TargetArgs {
   std::string config;
   std::string store;
+  std::vector<std::string> mirrors;
+  double lock_wait = -1;  // -1: from the config, else 0
 };
 
 void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
@@ -32,17 +37,30 @@ void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
   auto* s = cmd->add_option("--store", t->store, "store directory (instead of a configuration)");
   c->excludes(s);
   s->excludes(c);
+  cmd->add_option("--mirror", t->mirrors,
+                  "another copy of the store (repeat for more); default: the copies recorded at init");
+  cmd->add_option("--lock-wait", t->lock_wait,
+                  "seconds to wait for another vmback process holding the store (default 0)");
 }
 
-// The store a command works on, from --store or the config's [target].
-std::string StoreDir(const TargetArgs& t, Config* config_out) {
+// Opens the store a command works on, from --store or the config's [target].
+std::unique_ptr<Store> OpenStore(const TargetArgs& t, LockMode mode, Logger* log, Config* config_out) {
+  StoreOptions options;
+  std::string dir;
   if (!t.config.empty()) {
     Config c = LoadConfig(t.config);
+    dir = c.target.path;
+    options.mirrors = c.target.mirrors;
+    options.lock_wait_seconds = c.target.lock_wait_seconds;
     if (config_out) *config_out = c;
-    return c.target.path;
+  } else if (!t.store.empty()) {
+    dir = t.store;
+  } else {
+    ThrowConfig("say which store: -c CONFIG or --store DIR");
   }
-  if (t.store.empty()) ThrowConfig("say which store: -c CONFIG or --store DIR");
-  return t.store;
+  if (!t.mirrors.empty()) options.mirrors = t.mirrors;
+  if (t.lock_wait >= 0) options.lock_wait_seconds = t.lock_wait;
+  return Store::Open(Env::Default(), dir, mode, log, options);
 }
 
 std::string Iso(int64_t ns) {
@@ -93,7 +111,19 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   init->add_option("--block-size", block_size_text,
                    "block size, a power of two from 4K to 16M (default 64K): smaller finds\n"
                    "more unchanged data in VM images, larger keeps the index smaller");
-  init->footer("\nExample:\n  vmback store init /mnt/usb/vmback --block-size 64K");
+  std::vector<std::string> init_mirrors;
+  init->add_option("--mirror", init_mirrors,
+                   "another copy of the store, on another disk (repeat for more); every\n"
+                   "write goes to every copy and a bad copy is repaired from a good one");
+  init->footer("\nExamples:\n  vmback store init /mnt/usb/vmback --block-size 64K\n"
+               "  vmback store init /mnt/usb1/vmback --mirror /mnt/usb2/vmback");
+  auto* sync = store_cmd->add_subcommand("sync", "bring every copy of a store up to date with the others");
+  TargetArgs sync_target;
+  AddTargetOptions(sync, &sync_target);
+  sync->footer("\nA copy that was unplugged during backups gets the packs and points it\n"
+               "missed; points pruned meanwhile are removed from it, not brought back. An\n"
+               "empty directory named as a copy (a replaced disk) becomes a full copy.\n\n"
+               "Example:\n  vmback store sync --store /mnt/usb1/vmback");
 
   // backup
   auto* backup = app.add_subcommand("backup", "back up sources into the target and commit a point (no VMs)");
@@ -149,6 +179,35 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                  "missing block is traced to the points and files it affects. Exit status 3\n"
                  "when anything is wrong.");
 
+  // prune
+  auto* prune = app.add_subcommand("prune", "delete the points the retention policy does not keep");
+  TargetArgs prune_target;
+  AddTargetOptions(prune, &prune_target);
+  RetentionPolicy flags_policy;
+  std::string keep_within_text;
+  bool prune_dry_run = false, prune_json = false;
+  double repack_below = 0.5;
+  prune->add_option("--keep-last", flags_policy.keep_last, "keep the N newest points");
+  prune->add_option("--keep-within", keep_within_text,
+                    "keep every point within DURATION of the newest one (e.g. 7d, 36h, 2w)");
+  prune->add_option("--keep-hourly", flags_policy.hourly, "keep the newest point of each of the last N hours");
+  prune->add_option("--keep-daily", flags_policy.daily, "... of each of the last N days");
+  prune->add_option("--keep-weekly", flags_policy.weekly, "... of each of the last N ISO weeks");
+  prune->add_option("--keep-monthly", flags_policy.monthly, "... of each of the last N months");
+  prune->add_option("--keep-yearly", flags_policy.yearly, "... of each of the last N years");
+  prune->add_flag("--dry-run", prune_dry_run, "show what would be kept and deleted, and why; change nothing");
+  prune->add_option("--repack-below", repack_below,
+                    "repack a pack whose live share is below this fraction (default 0.5)");
+  prune->add_flag("--json", prune_json, "print the decisions and what was reclaimed as JSON");
+  prune->footer(
+      "\nRules from the flags replace the config's [retention] table. Periods are UTC\n"
+      "calendar hours, days, ISO weeks, months and years; only periods that have points\n"
+      "count. A point is kept if any rule keeps it; the newest point is always kept.\n"
+      "Blocks no remaining point names are then reclaimed (garbage collection).\n\n"
+      "Examples:\n"
+      "  vmback prune --store /mnt/usb/vmback --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run\n"
+      "  vmback prune -c /etc/vmback.toml");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -163,13 +222,53 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       uint64_t bs;
       if (!ParseSize(block_size_text, &bs) || bs > UINT32_MAX)
         ThrowConfig("--block-size: cannot read '" + block_size_text + "' as a size");
-      Store::Init(env, init_dir, static_cast<uint32_t>(bs));
-      out << "created store " << init_dir << " (block size " << FormatBytes(bs) << ")\n";
+      Store::Init(env, init_dir, static_cast<uint32_t>(bs), init_mirrors);
+      out << "created store " << init_dir << " (block size " << FormatBytes(bs) << ")";
+      for (const auto& m : init_mirrors) out << ", mirrored on " << m;
+      out << "\n";
+      return kExitOk;
+    }
+    if (sync->parsed()) {
+      auto store = OpenStore(sync_target, LockMode::kExclusive, &log, nullptr);
+      SyncStats st = store->Sync();
+      out << "copies in step: " << store->copies().size() << " present";
+      if (!store->absent_copies().empty()) out << ", " << store->absent_copies().size() << " absent";
+      out << "; copied " << st.packs_copied << " pack(s) and " << st.files_copied << " file(s), removed "
+          << st.points_removed << " pruned point(s)\n";
+      return store->absent_copies().empty() ? kExitOk : kExitWarnings;
+    }
+    if (prune->parsed()) {
+      Config config;
+      auto store = OpenStore(prune_target, LockMode::kExclusive, &log, &config);
+      if (!keep_within_text.empty()) flags_policy.keep_within_ns = ParseDuration(keep_within_text);
+      RetentionPolicy policy = flags_policy.empty() ? config.retention : flags_policy;
+      GcOptions gc;
+      gc.dry_run = prune_dry_run;
+      gc.repack_below = repack_below;
+      PruneResult r = Prune(store.get(), policy, gc, &log);
+      if (prune_json) {
+        nlohmann::json d = nlohmann::json::array();
+        for (const auto& x : r.decisions) d.push_back({{"name", x.name}, {"keep", x.keep}, {"reasons", x.reasons}});
+        out << nlohmann::json{{"dry_run", prune_dry_run},
+                              {"decisions", d},
+                              {"deleted", r.deleted},
+                              {"packs_deleted", r.gc.packs_deleted},
+                              {"packs_repacked", r.gc.packs_repacked},
+                              {"bytes_freed", r.gc.bytes_freed}}
+                   .dump(2)
+            << "\n";
+      } else {
+        out << FormatDecisions(r.decisions);
+        out << (prune_dry_run ? "would delete " : "deleted ")
+            << std::count_if(r.decisions.begin(), r.decisions.end(), [](const auto& x) { return !x.keep; })
+            << " point(s); " << (prune_dry_run ? "would reclaim " : "reclaimed ") << FormatBytes(r.gc.bytes_freed)
+            << " (" << r.gc.packs_deleted << " pack(s) deleted, " << r.gc.packs_repacked << " repacked)\n";
+      }
       return kExitOk;
     }
     if (backup->parsed()) {
       Config config;
-      std::string dir = StoreDir(backup_target, &config);
+      auto store = OpenStore(backup_target, LockMode::kExclusive, &log, &config);
       std::vector<VolumeSpec> volumes;
       if (!backup_target.config.empty()) {
         if (!backup_paths.empty()) ThrowConfig("give sources either in the config or as PATHs, not both");
@@ -182,7 +281,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
           volumes.push_back({name, p, true});
         }
       }
-      auto store = Store::Open(env, dir, LockMode::kExclusive, &log);
+      if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
       BackupResult r = RunBackup(store.get(), volumes, BackupOptions{full_read, threads}, &log);
       if (backup_json) {
         out << BackupResultToJson(r).dump(2) << "\n";
@@ -195,6 +294,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         out << "point " << r.point << " committed: wrote " << FormatBytes(r.store.stored_bytes_written)
             << " in " << r.store.packs_written << " pack(s), " << r.seconds << " s\n";
       }
+      if (!r.errors && (!store->absent_copies().empty() || log.warnings() > 0)) return kExitWarnings;
       if (r.errors) {
         log.Error("point " + r.point + " lacks " + std::to_string(r.errors) +
                   " entr(y/ies) that could not be read (see above)");
@@ -203,7 +303,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return kExitOk;
     }
     if (list->parsed()) {
-      auto store = Store::Open(env, StoreDir(list_target, nullptr), LockMode::kShared, &log);
+      auto store = OpenStore(list_target, LockMode::kShared, &log, nullptr);
       nlohmann::json points = nlohmann::json::array();
       for (const auto& name : store->ListPoints()) {
         nlohmann::json m = store->ReadManifest(name);
@@ -233,7 +333,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return kExitOk;
     }
     if (restore->parsed()) {
-      auto store = Store::Open(env, StoreDir(restore_target, nullptr), LockMode::kShared, &log);
+      auto store = OpenStore(restore_target, LockMode::kShared, &log, nullptr);
       RestoreStats s = Restore(store.get(), restore_point, restore_path, restore_to,
                                force ? Overwrite::kAllow : Overwrite::kRefuse, &log);
       out << "restored " << s.files << " files, " << s.dirs << " directories, " << s.other
@@ -241,7 +341,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return kExitOk;
     }
     if (verify->parsed()) {
-      auto store = Store::Open(env, StoreDir(verify_target, nullptr), LockMode::kShared, &log);
+      // Exclusive: verify heals copies and records damage.
+      auto store = OpenStore(verify_target, LockMode::kExclusive, &log, nullptr);
       VerifyReport r = Verify(store.get(), &log);
       if (verify_json) {
         out << VerifyReportToJson(r).dump(2) << "\n";
@@ -249,8 +350,15 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         out << "checked " << r.packs << " packs, " << r.blobs << " blobs (" << FormatBytes(r.bytes)
             << "), " << r.points << " points, " << r.files_checked << " files: "
             << (r.ok() ? "all good" : std::to_string(r.problems.size()) + " problem(s)") << "\n";
+        if (r.copies.size() > 1 || r.repaired) {
+          for (const auto& c : r.copies)
+            out << "  copy " << c.dir << ": " << c.packs_checked << " packs checked, " << c.packs_missing
+                << " missing, " << c.packs_damaged << " damaged, " << c.manifests_damaged
+                << " manifests damaged; repaired " << c.repaired << ", unrepairable " << c.unrepairable << "\n";
+        }
       }
-      return r.ok() ? kExitOk : kExitDamaged;
+      if (!r.ok()) return kExitDamaged;
+      return r.repaired || !store->absent_copies().empty() ? kExitWarnings : kExitOk;
     }
   } catch (const Error& e) {
     log.Error(e.what());

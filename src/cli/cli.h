@@ -13,6 +13,7 @@ enum ExitCode : int {
   kExitUsage = 2,      // bad command line or configuration
   kExitDamaged = 3,    // verify found damage, or a point lacks entries that could not be read
   kExitLocked = 4,     // another vmback process holds the store's lock
+  kExitWarnings = 5,   // done, with warnings (a mirror absent, a copy repaired)
 };
 
 int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err);
