@@ -31,6 +31,10 @@ class ReadableFile {
   virtual uint64_t NextHole(uint64_t offset) = 0;
   // Tells the kernel the range will not be read again (page cache).
   virtual void DropCache(uint64_t offset, uint64_t len) = 0;
+  // For a caller that issues its own large reads of data regions only: no
+  // kernel read-ahead, which in a sparse file would drag in (and zero-fill)
+  // the holes around the data.
+  virtual void DisableReadahead() {}
   virtual const std::string& path() const = 0;
 };
 

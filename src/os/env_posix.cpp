@@ -73,6 +73,9 @@ class PosixReadableFile final : public ReadableFile {
     ::posix_fadvise(fd_.get(), static_cast<off_t>(offset), static_cast<off_t>(len),
                     POSIX_FADV_DONTNEED);
   }
+  void DisableReadahead() override {
+    ::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_RANDOM);
+  }
   const std::string& path() const override { return path_; }
 
  private:

@@ -17,6 +17,7 @@ class FaultReadableFile final : public ReadableFile {
   uint64_t NextData(uint64_t o) override { return base_->NextData(o); }
   uint64_t NextHole(uint64_t o) override { return base_->NextHole(o); }
   void DropCache(uint64_t o, uint64_t l) override { base_->DropCache(o, l); }
+  void DisableReadahead() override { base_->DisableReadahead(); }
   const std::string& path() const override { return base_->path(); }
 
  private:

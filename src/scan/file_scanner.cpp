@@ -1,6 +1,7 @@
 #include "scan/file_scanner.h"
 
 #include <cstring>
+#include <memory>
 #include <deque>
 #include <future>
 #include <optional>
@@ -17,7 +18,9 @@ struct Batch {
   uint64_t first_block = 0;
   size_t blocks = 0;
   std::vector<bool> hole;  // per block: no data on disk, skip reading
-  std::string data;        // blocks * block_size bytes (holes left unread)
+  // blocks * block_size bytes, not zero-filled: holes are never read or
+  // looked at, so the buffer costs no memset.
+  std::unique_ptr<char[]> data;
 };
 
 struct BlockResult {
@@ -66,6 +69,7 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
   std::vector<Hash> list;     // block ids of the list being filled
   std::deque<std::future<std::vector<BlockResult>>> in_flight;
   DataMap map(file);
+  file->DisableReadahead();  // we read whole data runs ourselves
 
   auto drain_one = [&] {
     std::vector<BlockResult> results = in_flight.front().get();
@@ -87,7 +91,7 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
     batch->first_block = b;
     batch->blocks = static_cast<size_t>(std::min<uint64_t>(per_batch, nblocks - b));
     batch->hole.assign(batch->blocks, false);
-    batch->data.resize(batch->blocks * bs);
+    batch->data.reset(new char[batch->blocks * bs]);
     // Read each run of data blocks with one call; holes stay unread.
     size_t i = 0;
     while (i < batch->blocks) {
@@ -103,10 +107,10 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
         j++;
       }
       uint64_t len = std::min<uint64_t>((j - i) * bs, size - off);
-      size_t got = file->ReadAt(off, batch->data.data() + i * bs, len);
+      size_t got = file->ReadAt(off, batch->data.get() + i * bs, len);
       if (got != len) {
         // The file shrank while we read it: what is missing reads as zeros.
-        std::memset(batch->data.data() + i * bs + got, 0, len - got);
+        std::memset(batch->data.get() + i * bs + got, 0, len - got);
       }
       stats->bytes_read += got;
       i = j;
@@ -116,7 +120,7 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
       for (size_t k = 0; k < batch->blocks; k++) {
         uint64_t off = (batch->first_block + k) * bs;
         size_t len = static_cast<size_t>(std::min(bs, size - off));
-        const char* p = batch->data.data() + k * bs;
+        const char* p = batch->data.get() + k * bs;
         if (batch->hole[k] || IsAllZero(p, len)) continue;  // zero id
         out[k].id = Sha256(p, len);
         if (!store->Has(out[k].id))
