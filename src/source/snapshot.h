@@ -1,0 +1,55 @@
+// Source snapshots: a consistent, frozen view of a volume taken while its VMs
+// are quiet, read at leisure after they run again, and always dropped.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "os/env.h"
+#include "util/log.h"
+
+namespace vmback {
+
+enum class SnapshotKind { kNone, kLvm, kBtrfs, kReflink };
+
+// "none", "lvm", "btrfs", "reflink"; throws Error(kConfig) otherwise.
+SnapshotKind ParseSnapshotKind(const std::string& text);
+const char* SnapshotKindName(SnapshotKind k);
+
+struct SnapshotSpec {
+  std::string volume;       // volume name (names the snapshot)
+  std::string source;       // lvm: the LV device path (/dev/VG/LV); btrfs: a subvolume;
+                            // reflink: an image file or a directory of image files
+  SnapshotKind kind = SnapshotKind::kNone;
+  std::string size = "10G"; // lvm: -L SIZE for the copy-on-write area
+  std::string run_id;       // unique per run: snapshot names carry it
+};
+
+// A snapshot that exists. Destruction drops it (never throws; failures are
+// logged with the command and its stderr). Drop() does it now and throws.
+class Snapshot {
+ public:
+  virtual ~Snapshot() = default;
+  // Where to read the frozen data: a device, a file, or a directory.
+  virtual const std::string& path() const = 0;
+  // A short description for the journal, enough for DropLeftover.
+  virtual std::string JournalRecord() const = 0;
+  virtual void Drop() = 0;
+};
+
+// Takes the snapshot. Commands run through env->Run (argv, no shell):
+//   lvm:     lvm lvcreate -s -n vmback-<volume>-<run_id> -L SIZE SOURCE, then
+//            lvm lvremove -f /dev/VG/<name> (retried while "in use")
+//   btrfs:   btrfs subvolume snapshot -r SOURCE <dir of SOURCE>/.vmback-<volume>-<run_id>,
+//            then btrfs subvolume delete
+//   reflink: FICLONE of the file (or each regular file of the directory) into
+//            <dir of SOURCE>/.vmback-<volume>-<run_id>/, then removed
+//   none:    the source itself (warns: only sane for quiet or static data)
+// Throws Error naming the volume and the failing command with its stderr.
+std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logger* log);
+
+// Drops a snapshot recorded in a crashed run's journal (JournalRecord()).
+// Missing snapshots are fine. Throws only when it exists and cannot go.
+void DropLeftoverSnapshot(Env* env, const std::string& journal_record, Logger* log);
+
+}  // namespace vmback
