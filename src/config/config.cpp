@@ -133,6 +133,12 @@ std::string ResolvePath(const std::filesystem::path& base_dir, const std::string
   return p.lexically_normal().string();
 }
 
+bool vm_lines_contains(const std::vector<VmConfig>& vms, const std::string& name) {
+  for (const auto& v : vms)
+    if (v.name == name) return true;
+  return false;
+}
+
 }  // namespace
 
 bool IsValidVolumeName(std::string_view name) {
@@ -164,7 +170,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
   Config config;
   config.file = file_name;
   TableReader top(file_name, root, "the top-level table", 1);
-  top.CheckKeys({"target", "volume", "retention"});
+  top.CheckKeys({"target", "volume", "retention", "libvirt", "run", "vm"});
 
   // [target]
   auto target_it = root.find("target");
@@ -247,7 +253,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       top.Fail(line, std::string("each volume must be a table, not ") + TypeName(element));
     }
     TableReader vr(file_name, *table, "[[volume]]", line);
-    vr.CheckKeys({"name", "source", "one_file_system"});
+    vr.CheckKeys({"name", "source", "one_file_system", "snapshot", "snapshot_size", "mode", "vms"});
     VolumeConfig volume;
     volume.line = line;
     int name_line = 0;
@@ -264,8 +270,89 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     }
     volume.source = ResolvePath(base_dir, vr.RequiredString("source"));
     if (std::optional<bool> one_fs = vr.Bool("one_file_system")) volume.one_file_system = *one_fs;
+    int l = 0;
+    if (auto snap = vr.String("snapshot", &l)) {
+      if (*snap != "none" && *snap != "lvm" && *snap != "btrfs" && *snap != "reflink")
+        vr.Fail(l, "snapshot '" + *snap + "' is not one of none, lvm, btrfs, reflink");
+      volume.snapshot = *snap;
+    }
+    if (auto size = vr.String("snapshot_size", &l)) {
+      uint64_t bytes;
+      if (!ParseSize(*size, &bytes) || bytes == 0) vr.Fail(l, "snapshot_size '" + *size + "' is not a size like 10G");
+      volume.snapshot_size = *size;
+    }
+    if (auto mode = vr.String("mode", &l)) {
+      if (*mode != "block" && *mode != "filesystem")
+        vr.Fail(l, "mode '" + *mode + "' is not 'block' or 'filesystem'");
+      volume.mode = *mode;
+    }
+    if (auto it = table->find("vms"); it != table->end()) {
+      int vl = TableReader::Line(it->first);
+      if (it->second.is_string() && it->second.as_string()->get() == "auto") {
+        volume.vms_auto = true;
+      } else if (auto names = vr.StringArray("vms")) {
+        volume.vms = *names;
+      } else {
+        vr.Fail(vl, "'vms' must be \"auto\" or a list of VM names");
+      }
+    }
     config.volumes.push_back(std::move(volume));
   }
+
+  // [libvirt], [run], [[vm]]
+  if (auto it = root.find("libvirt"); it != root.end()) {
+    const toml::table* t = it->second.as_table();
+    if (!t) top.Fail(TableReader::Line(it->first), "'libvirt' must be a table");
+    TableReader lr(file_name, *t, "[libvirt]", TableReader::Line(it->first));
+    lr.CheckKeys({"uri"});
+    if (auto uri = lr.String("uri")) config.libvirt_uri = *uri;
+  }
+  if (auto it = root.find("run"); it != root.end()) {
+    const toml::table* t = it->second.as_table();
+    if (!t) top.Fail(TableReader::Line(it->first), "'run' must be a table");
+    TableReader rr(file_name, *t, "[run]", TableReader::Line(it->first));
+    rr.CheckKeys({"state_dir", "max_freeze", "call_timeout"});
+    if (auto dir = rr.String("state_dir")) config.run.state_dir = ResolvePath(base_dir, *dir);
+    int l = 0;
+    if (auto v = rr.Int("max_freeze", &l)) {
+      if (*v <= 0) rr.Fail(l, "'max_freeze' (seconds) must be positive");
+      config.run.max_freeze_seconds = static_cast<int>(*v);
+    }
+    if (auto v = rr.Int("call_timeout", &l)) {
+      if (*v <= 0) rr.Fail(l, "'call_timeout' (seconds) must be positive");
+      config.run.call_timeout_seconds = static_cast<int>(*v);
+    }
+  }
+  if (auto it = root.find("vm"); it != root.end()) {
+    const toml::array* vms = it->second.as_array();
+    if (!vms) top.Fail(TableReader::Line(it->first), "'vm' must be an array of tables ([[vm]])");
+    std::map<std::string, int> vm_lines;
+    for (const toml::node& element : *vms) {
+      int line = static_cast<int>(element.source().begin.line);
+      const toml::table* t = element.as_table();
+      if (!t) top.Fail(line, "each [[vm]] must be a table");
+      TableReader vmr(file_name, *t, "[[vm]]", line);
+      vmr.CheckKeys({"name", "quiesce"});
+      VmConfig vm;
+      vm.line = line;
+      vm.name = vmr.RequiredString("name");
+      int ql = 0;
+      if (auto q = vmr.String("quiesce", &ql)) {
+        if (*q != "auto" && *q != "agent" && *q != "sysrq" && *q != "suspend" && *q != "none")
+          vmr.Fail(ql, "quiesce '" + *q + "' is not one of auto, agent, sysrq, suspend, none");
+        vm.quiesce = *q;
+      }
+      auto [vit, inserted] = vm_lines.emplace(vm.name, line);
+      if (!inserted)
+        vmr.Fail(line, "duplicate VM '" + vm.name + "' (first at line " + std::to_string(vit->second) + ")");
+      config.vms.push_back(std::move(vm));
+    }
+  }
+  for (const auto& v : config.volumes)
+    for (const auto& name : v.vms)
+      if (!vm_lines_contains(config.vms, name))
+        ThrowConfig(file_name + ":" + std::to_string(v.line) + ": volume '" + v.name + "' names VM '" +
+                    name + "', which has no [[vm]] table");
   return config;
 }
 

@@ -34,7 +34,24 @@ struct VolumeConfig {
   std::string name;
   std::string source;
   bool one_file_system = true;
+  std::string snapshot = "none";    // none | lvm | btrfs | reflink (vmback run)
+  std::string snapshot_size = "10G";
+  std::string mode = "filesystem";  // filesystem: mount and copy the tree; block: the bytes
+  std::vector<std::string> vms;     // VMs to quiesce before the snapshot
+  bool vms_auto = false;            // the running VMs whose disks live on this volume
   int line = 0;  // where it was declared, for error messages
+};
+
+struct VmConfig {
+  std::string name;
+  std::string quiesce = "auto";  // auto | agent | sysrq | suspend | none
+  int line = 0;
+};
+
+struct RunConfig {
+  std::string state_dir = "/var/lib/vmback";  // the crash journal lives here
+  int max_freeze_seconds = 30;   // abort the snapshot step and thaw beyond this
+  int call_timeout_seconds = 10; // each libvirt call
 };
 
 struct TargetConfig {
@@ -49,6 +66,9 @@ struct Config {
   TargetConfig target;
   std::vector<VolumeConfig> volumes;
   RetentionPolicy retention;  // empty: prune refuses to guess
+  std::string libvirt_uri = "qemu:///system";
+  RunConfig run;
+  std::vector<VmConfig> vms;
 };
 
 // Throws Error(kConfig) with "FILE:LINE: message" for malformed TOML, unknown

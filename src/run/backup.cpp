@@ -38,7 +38,7 @@ class VolumeWalker {
  public:
   VolumeWalker(Store* store, ThreadPool* pool, const VolumeSpec& spec, const BackupOptions& opts,
                Logger* log, VolumeStats* stats)
-      : store_(store), scanner_(store, pool), spec_(spec), opts_(opts), log_(log), stats_(stats) {}
+      : store_(store), scanner_(store, pool, opts.cancel), spec_(spec), opts_(opts), log_(log), stats_(stats) {}
 
   Entry WalkRoot(const Entry* prev) {
     struct stat st = LStat(spec_.source);  // REQUIRES: resolved, not a symlink
@@ -119,6 +119,7 @@ class VolumeWalker {
     std::vector<Entry> entries;
     entries.reserve(names.size());
     for (const auto& name : names) {
+      CheckCancel(opts_.cancel);
       std::string child = JoinPath(path, name);
       std::string child_rel = rel.empty() ? name : rel + "/" + name;
       auto it = before.find(name);
@@ -239,6 +240,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
       VolumeWalker walker(store, &pool, v, options, log, &stats);
       auto it = previous.find(v.name);
       Entry root = walker.WalkRoot(it == previous.end() ? nullptr : &it->second);
+      if (options.on_volume_done) options.on_volume_done(i);
       stats.seconds = SecondsSince(vstart);
       result.errors += stats.errors;
       result.volumes.push_back(stats);

@@ -2,7 +2,9 @@
 // devices) into the store and commit them as one point.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,12 @@ struct VolumeSpec {
 struct BackupOptions {
   bool full_read = false;  // read every file, even when size and mtime match
   unsigned threads = 0;    // hashing/compression threads; 0 = one per core
+  // Called after volume i has been read in full (before the commit), so
+  // that its snapshot can be dropped at once.
+  std::function<void(size_t)> on_volume_done;
+  // Set (e.g. by a signal handler) to stop the backup soon: it throws
+  // Error(kOther, "interrupted") and commits nothing.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct VolumeStats {

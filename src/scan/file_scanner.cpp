@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "store/tree.h"
+#include "util/error.h"
 
 namespace vmback {
 
@@ -45,6 +46,10 @@ class DataMap {
 };
 
 }  // namespace
+
+void CheckCancel(const std::atomic<bool>* cancel) {
+  if (cancel && cancel->load()) throw Error(ErrorKind::kOther, "interrupted by a signal; nothing committed");
+}
 
 bool IsAllZero(const char* p, size_t n) {
   static const char kZeros[4096] = {};
@@ -87,6 +92,7 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
   };
 
   for (uint64_t b = 0; b < nblocks; b += per_batch) {
+    CheckCancel(cancel_);
     auto batch = std::make_shared<Batch>();
     batch->first_block = b;
     batch->blocks = static_cast<size_t>(std::min<uint64_t>(per_batch, nblocks - b));

@@ -5,6 +5,7 @@
 // Memory is bounded by the number of batches in flight, whatever the size.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -24,7 +25,9 @@ struct ScanStats {
 class FileScanner {
  public:
   // REQUIRES: store opened for writing; store and pool outlive this.
-  FileScanner(Store* store, ThreadPool* pool) : store_(store), pool_(pool) {}
+  // cancel, if set, is polled between batches (see CheckCancel).
+  FileScanner(Store* store, ThreadPool* pool, const std::atomic<bool>* cancel = nullptr)
+      : store_(store), pool_(pool), cancel_(cancel) {}
 
   // Returns the file's content (list blob ids); adds to *stats.
   std::vector<Hash> Scan(ReadableFile* file, ScanStats* stats);
@@ -32,7 +35,11 @@ class FileScanner {
  private:
   Store* store_;
   ThreadPool* pool_;
+  const std::atomic<bool>* cancel_;
 };
+
+// Throws Error(kOther, "interrupted") when *cancel is set.
+void CheckCancel(const std::atomic<bool>* cancel);
 
 bool IsAllZero(const char* p, size_t n);
 

@@ -52,4 +52,9 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
 // Missing snapshots are fine. Throws only when it exists and cannot go.
 void DropLeftoverSnapshot(Env* env, const std::string& journal_record, Logger* log);
 
+// lvremove is retried while LVM says the snapshot is "in use" (udev, a
+// lingering reader): up to 5 more times, the n-th retry after n times this
+// pause (default 200 ms). Tests make it small.
+void SetLvremoveBackoffMs(int ms);
+
 }  // namespace vmback

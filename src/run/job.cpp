@@ -1,0 +1,353 @@
+#include "run/job.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <unistd.h>
+#include <map>
+#include <memory>
+#include <set>
+
+#include "os/subprocess.h"
+#include "run/journal.h"
+#include "run/prune.h"
+#include "scan/file_scanner.h"
+#include "source/snapshot.h"
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// The VMs each volume needs quiet, resolved (vms = "auto": the running
+// domains with a disk on the volume's source).
+std::vector<std::string> VmsOfVolume(const VolumeConfig& v, const std::vector<DomainInfo>& domains) {
+  if (!v.vms_auto) return v.vms;
+  std::vector<std::string> out;
+  std::string root = CanonicalPath(v.source);
+  for (const auto& d : domains) {
+    if (!d.running) continue;
+    for (const auto& disk : d.disk_sources) {
+      std::string p = CanonicalPath(disk);
+      if (p == root || p.rfind(root + "/", 0) == 0) {
+        out.push_back(d.name);
+        break;
+      }
+    }
+  }
+  return out;
+}
+
+QuiesceMethod MethodFor(const Config& c, const std::string& vm) {
+  for (const auto& v : c.vms)
+    if (v.name == vm) return ParseQuiesceMethod(v.quiesce);
+  return QuiesceMethod::kAuto;
+}
+
+// A read-only mount of a snapshot, undone on every path.
+class Mount {
+ public:
+  Mount(Env* env, Journal* journal, const std::string& device, const std::string& dir, Logger* log)
+      : env_(env), journal_(journal), dir_(dir), log_(log) {
+    std::vector<std::string> fsck = {"fsck", "-p", device};
+    RunResult r = env_->Run(fsck);
+    if (r.exit_code != 0 && r.exit_code != 1) throw Error(ErrorKind::kIo, DescribeFailure(fsck, r));
+    env_->MakeDir(dir_);
+    journal_->Record({{"op", "mount"}, {"dir", dir_}});
+    std::vector<std::string> mount = {"mount", "-o", "ro", device, dir_};
+    r = env_->Run(mount);
+    if (r.exit_code != 0) {
+      journal_->Record({{"op", "unmounted"}, {"dir", dir_}});
+      throw Error(ErrorKind::kIo, DescribeFailure(mount, r));
+    }
+    mounted_ = true;
+  }
+  ~Mount() {
+    try {
+      Unmount();
+    } catch (const std::exception& e) {
+      log_->Error(e.what());
+    }
+  }
+  void Unmount() {
+    if (!mounted_) return;
+    std::vector<std::string> argv = {"umount", dir_};
+    RunResult r;
+    for (int i = 0; i < 5; i++) {
+      r = env_->Run(argv);
+      if (r.exit_code == 0) break;
+      ::usleep(200000);
+    }
+    if (r.exit_code != 0) throw Error(ErrorKind::kIo, DescribeFailure(argv, r));
+    mounted_ = false;
+    journal_->Record({{"op", "unmounted"}, {"dir", dir_}});
+  }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  Env* env_;
+  Journal* journal_;
+  std::string dir_;
+  Logger* log_;
+  bool mounted_ = false;
+};
+
+struct VolumeState {
+  std::unique_ptr<Snapshot> snapshot;
+  std::string record;
+  std::unique_ptr<Mount> mount;
+};
+
+bool IsBlockOrFile(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && (S_ISBLK(st.st_mode) || S_ISREG(st.st_mode));
+}
+
+void CheckPlan(const Config& config, Env* env, Hypervisor* hv, std::vector<DomainInfo>* domains) {
+  std::set<std::string> wanted;
+  for (const auto& v : config.volumes) {
+    if (!env->Exists(v.source))
+      ThrowNotFound("volume '" + v.name + "': source " + v.source + " does not exist");
+    for (const auto& vm : v.vms) wanted.insert(vm);
+  }
+  for (const auto& vm : config.vms) wanted.insert(vm.name);
+  bool need_hv = !wanted.empty();
+  for (const auto& v : config.volumes) need_hv = need_hv || v.vms_auto;
+  if (need_hv) {
+    if (!hv) ThrowConfig("VMs are configured but no libvirt connection is available");
+    for (const auto& vm : wanted) hv->Domain(vm);  // throws kNotFound naming it
+    *domains = hv->Domains();
+  }
+}
+
+}  // namespace
+
+JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOptions& options, Logger* log) {
+  JobReport report;
+  auto step = [&](const std::string& name) {
+    CheckCancel(options.cancel);
+    if (options.hook) options.hook(name);
+  };
+  env->MakeDir(config.run.state_dir);
+  auto run_lock = env->Lock(JoinPath(config.run.state_dir, "run.lock"), LockMode::kExclusive);
+  std::string journal_path = JoinPath(config.run.state_dir, "journal");
+  if (env->Exists(journal_path)) report.recovered = RecoverFromJournal(env, journal_path, hv, log);
+
+  std::vector<DomainInfo> domains;
+  CheckPlan(config, env, hv, &domains);
+  StoreOptions store_options;
+  store_options.mirrors = config.target.mirrors;
+  store_options.lock_wait_seconds = config.target.lock_wait_seconds;
+  // The store is opened before any VM is touched: a locked or missing
+  // store fails the run while everything still runs.
+  auto store = Store::Open(env, config.target.path, LockMode::kExclusive, log, store_options);
+  if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
+
+  std::string run_id = options.run_id.empty() ? std::to_string(env->NowNanos() / 1000000) : options.run_id;
+  Journal journal(env, journal_path, run_id);
+  std::vector<VolumeState> states(config.volumes.size());
+  {
+    // The freeze window: quiesce, snapshot, release. Guards undo on any path.
+    std::vector<std::string> vm_order;
+    for (const auto& v : config.volumes)
+      for (const auto& vm : VmsOfVolume(v, domains))
+        if (std::find(vm_order.begin(), vm_order.end(), vm) == vm_order.end()) vm_order.push_back(vm);
+    std::vector<std::unique_ptr<QuiescedVm>> held;
+    std::map<std::string, Clock::time_point> since;
+    const auto window_start = Clock::now();
+    const auto deadline = window_start + std::chrono::seconds(config.run.max_freeze_seconds);
+    const auto timeout = std::chrono::milliseconds(config.run.call_timeout_seconds * 1000);
+    auto release_all = [&] {
+      for (auto it = held.rbegin(); it != held.rend(); ++it) {
+        (*it)->Release();
+        journal.Record({{"op", "released"}, {"vm", (*it)->name()}});
+        report.vms.push_back({(*it)->name(), QuiesceMethodName((*it)->method()),
+                              Seconds(since[(*it)->name()], Clock::now())});
+      }
+      held.clear();
+    };
+    try {
+      for (const auto& vm : vm_order) {
+        step("quiesce:" + vm);
+        QuiesceMethod method = MethodFor(config, vm);
+        journal.Record({{"op", "quiesce"}, {"vm", vm}, {"method", QuiesceMethodName(method)}});
+        since[vm] = Clock::now();
+        auto q = hv->Quiesce(vm, method, timeout);
+        if (!q) {
+          journal.Record({{"op", "released"}, {"vm", vm}});
+          continue;
+        }
+        held.push_back(std::move(q));
+      }
+      for (size_t i = 0; i < config.volumes.size(); i++) {
+        const auto& v = config.volumes[i];
+        step("snapshot:" + v.name);
+        if (Clock::now() > deadline)
+          throw Error(ErrorKind::kOther, "the freeze took longer than max_freeze (" +
+                                             std::to_string(config.run.max_freeze_seconds) +
+                                             " s); VMs resumed, nothing backed up");
+        SnapshotSpec spec{v.name, v.source, ParseSnapshotKind(v.snapshot), v.snapshot_size, run_id};
+        states[i].snapshot = TakeSnapshot(env, spec, log);
+        states[i].record = states[i].snapshot->JournalRecord();
+        journal.Record({{"op", "snapshot"}, {"volume", v.name}, {"record", states[i].record}});
+      }
+      step("release");
+      release_all();
+    } catch (...) {
+      for (auto it = held.rbegin(); it != held.rend(); ++it) {
+        try {
+          (*it)->Release();
+          journal.Record({{"op", "released"}, {"vm", (*it)->name()}});
+        } catch (const std::exception& e) {
+          log->Error(std::string("cannot resume VM ") + (*it)->name() + ": " + e.what());
+        }
+      }
+      held.clear();
+      throw;
+    }
+    report.freeze_window_seconds = vm_order.empty() ? 0 : Seconds(window_start, Clock::now());
+    for (const auto& vr : report.vms)
+      log->Info("VM " + vr.name + " quiet (" + vr.method + ") for " + std::to_string(vr.freeze_seconds) + " s");
+  }
+
+  // Read each volume from its snapshot; drop the snapshot as soon as it is read.
+  auto drop = [&](size_t i) {
+    step("drop:" + config.volumes[i].name);
+    if (states[i].mount) {
+      states[i].mount->Unmount();
+      states[i].mount.reset();
+    }
+    if (states[i].snapshot) {
+      states[i].snapshot->Drop();
+      journal.Record({{"op", "dropped"}, {"record", states[i].record}});
+      states[i].snapshot.reset();
+    }
+  };
+  std::vector<VolumeSpec> specs;
+  for (size_t i = 0; i < config.volumes.size(); i++) {
+    const auto& v = config.volumes[i];
+    std::string path = states[i].snapshot->path();
+    if (v.mode == "filesystem" && IsBlockOrFile(path) && v.snapshot == "lvm") {
+      step("mount:" + v.name);
+      states[i].mount = std::make_unique<Mount>(env, &journal, path,
+                                                JoinPath(config.run.state_dir, "mnt-" + v.name), log);
+      path = states[i].mount->dir();
+    }
+    specs.push_back({v.name, path, v.one_file_system});
+  }
+  BackupOptions bopts;
+  bopts.cancel = options.cancel;
+  bopts.on_volume_done = drop;
+  step("sync");
+  try {
+    report.backup = RunBackup(store.get(), specs, bopts, log);
+  } catch (...) {
+    for (size_t i = 0; i < states.size(); i++) {
+      try {
+        if (states[i].mount) states[i].mount->Unmount();
+        states[i].mount.reset();
+        if (states[i].snapshot) {
+          states[i].snapshot->Drop();
+          journal.Record({{"op", "dropped"}, {"record", states[i].record}});
+          states[i].snapshot.reset();
+        }
+      } catch (const std::exception& e) {
+        log->Error(std::string("cleanup of volume ") + config.volumes[i].name + ": " + e.what());
+      }
+    }
+    bool clean = true;
+    for (const auto& s : states) clean = clean && !s.snapshot && !s.mount;
+    if (clean) journal.Close();
+    throw;
+  }
+  report.point = report.backup.point;
+  journal.Close();
+
+  if (!config.retention.empty()) {
+    step("prune");
+    PruneResult pr = Prune(store.get(), config.retention, GcOptions{}, log);
+    report.pruned = pr.deleted;
+  }
+  for (const auto& p : log->problems()) report.warnings.push_back(p);
+  return report;
+}
+
+std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log) {
+  std::vector<DomainInfo> domains;
+  CheckPlan(config, env, hv, &domains);
+  std::string out;
+  out += "1. take the run lock " + JoinPath(config.run.state_dir, "run.lock") +
+         "; recover from " + JoinPath(config.run.state_dir, "journal") + " if a run crashed\n";
+  out += "2. open the store " + config.target.path + " (exclusive)\n";
+  std::vector<std::string> vm_order;
+  for (const auto& v : config.volumes)
+    for (const auto& vm : VmsOfVolume(v, domains))
+      if (std::find(vm_order.begin(), vm_order.end(), vm) == vm_order.end()) vm_order.push_back(vm);
+  out += "3. quiesce (libvirt " + config.libvirt_uri + "):";
+  if (vm_order.empty()) out += " no VMs";
+  out += "\n";
+  for (const auto& vm : vm_order) {
+    QuiesceMethod m = MethodFor(config, vm);
+    out += "     " + vm + ": " + QuiesceMethodName(m);
+    if (m == QuiesceMethod::kAuto) out += " (guest-agent fsfreeze, else Alt+SysRq+S then suspend)";
+    out += "\n";
+  }
+  out += "4. snapshot each volume:\n";
+  const std::string id = "<run id>";
+  for (const auto& v : config.volumes) {
+    std::string dir = DirName(v.source);
+    std::string name = "vmback-" + v.name + "-" + id;
+    if (v.snapshot == "lvm")
+      out += "     lvm lvcreate -s -n " + name + " -L " + v.snapshot_size + " " + v.source + "\n";
+    else if (v.snapshot == "btrfs")
+      out += "     btrfs subvolume snapshot -r " + v.source + " " + dir + "/." + name + "\n";
+    else if (v.snapshot == "reflink")
+      out += "     reflink copy (FICLONE) of " + v.source + " into " + dir + "/." + name + "/\n";
+    else
+      out += "     " + v.name + ": no snapshot, read " + v.source + " live\n";
+  }
+  out += "5. resume every VM (max_freeze " + std::to_string(config.run.max_freeze_seconds) + " s)\n";
+  out += "6. for each volume, read it into the store, then drop its snapshot:\n";
+  for (const auto& v : config.volumes) {
+    std::string dir = DirName(v.source);
+    std::string name = "vmback-" + v.name + "-" + id;
+    if (v.snapshot == "lvm" && v.mode == "filesystem") {
+      std::string mnt = JoinPath(config.run.state_dir, "mnt-" + v.name);
+      out += "     fsck -p " + dir + "/" + name + "\n     mount -o ro " + dir + "/" + name + " " + mnt +
+             "\n     (back up " + mnt + ")\n     umount " + mnt + "\n";
+    } else {
+      out += "     (back up " + v.name + ")\n";
+    }
+    if (v.snapshot == "lvm") out += "     lvm lvremove -f " + dir + "/" + name + "\n";
+    if (v.snapshot == "btrfs") out += "     btrfs subvolume delete " + dir + "/." + name + "\n";
+    if (v.snapshot == "reflink") out += "     remove " + dir + "/." + name + "\n";
+  }
+  out += "7. commit the point\n";
+  out += config.retention.empty() ? "8. no [retention]: nothing pruned\n" : "8. prune by [retention]\n";
+  (void)log;
+  return out;
+}
+
+nlohmann::json JobReportToJson(const JobReport& r) {
+  nlohmann::json vms = nlohmann::json::array();
+  for (const auto& v : r.vms)
+    vms.push_back({{"name", v.name}, {"method", v.method},
+                   {"freeze_ms", static_cast<int64_t>(v.freeze_seconds * 1000)}});
+  return {{"point", r.point},
+          {"vms", vms},
+          {"freeze_window_ms", static_cast<int64_t>(r.freeze_window_seconds * 1000)},
+          {"backup", BackupResultToJson(r.backup)},
+          {"pruned", r.pruned},
+          {"recovered", r.recovered},
+          {"warnings", r.warnings}};
+}
+
+}  // namespace vmback

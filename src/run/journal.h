@@ -1,0 +1,54 @@
+// The crash journal of `vmback run`: one JSON object a line, fsynced at each
+// step, recording every VM quiesced, snapshot taken and mount made, and
+// their undoing. A run that finds a journal left by a crashed run first
+// resumes those VMs (only the ones vmback quiesced), unmounts and drops what
+// is still there, and says so.
+#pragma once
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "hypervisor/hypervisor.h"
+#include "os/env.h"
+#include "util/log.h"
+
+namespace vmback {
+
+class Journal {
+ public:
+  // Creates path (must not exist) with a "start" record.
+  Journal(Env* env, std::string path, const std::string& run_id);
+  Journal(const Journal&) = delete;
+  Journal& operator=(const Journal&) = delete;
+  // Appends one record and makes it durable before returning.
+  void Record(const nlohmann::json& record);
+  // Everything was undone: the journal goes.
+  void Close();
+  const std::string& path() const { return path_; }
+
+ private:
+  Env* env_;
+  std::string path_;
+  std::unique_ptr<WritableFile> file_;
+};
+
+// What a crashed run left behind, from its journal.
+struct Leftovers {
+  std::vector<std::pair<std::string, std::string>> vms;  // name, quiesce method
+  std::vector<std::string> mounts;
+  std::vector<std::string> snapshots;  // Snapshot::JournalRecord() texts
+  bool empty() const { return vms.empty() && mounts.empty() && snapshots.empty(); }
+};
+
+// Reads a journal; a torn last line (a crash mid-write) is ignored.
+Leftovers ReadJournal(Env* env, const std::string& path);
+
+// Undoes what a crashed run left: VMs first (resumed/thawed), then mounts,
+// then snapshots; removes the journal when all went. Returns what it did, one
+// line each, for the log. Throws (keeping the journal) if something stays.
+std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, Hypervisor* hv,
+                                            Logger* log);
+
+}  // namespace vmback

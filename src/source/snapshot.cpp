@@ -1,0 +1,470 @@
+#include "source/snapshot.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "os/subprocess.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+constexpr int kLvremoveRetries = 5;
+std::atomic<int> g_lvremove_backoff_ms{200};
+
+// What is needed to drop a snapshot, now or after a crash.
+struct Target {
+  SnapshotKind kind = SnapshotKind::kNone;
+  std::string volume;
+  std::string source;
+  std::string target;  // lvm: the snapshot LV's device; btrfs: the snapshot
+                       // subvolume; reflink: the hidden directory; none: source
+};
+
+std::string StripTrailingSlashes(std::string p) {
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return p;
+}
+
+bool Contains(const std::string& haystack, const char* needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// Runs argv; a program that cannot be started is reported as Error by Run.
+RunResult RunCommand(Env* env, const std::vector<std::string>& argv, Logger* log) {
+  if (log) {
+    std::string cmd;
+    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+    log->Debug("run: " + cmd);
+  }
+  return env->Run(argv);
+}
+
+// ---- reflink --------------------------------------------------------------
+
+// The name every hidden snapshot directory (and btrfs snapshot) starts with;
+// checked before anything from a journal is removed recursively.
+constexpr const char kHiddenPrefix[] = ".vmback-";
+
+[[noreturn]] void ThrowNoReflink(const std::string& src, int err) {
+  throw Error(ErrorKind::kConfig,
+              "the file system of " + src + " cannot make reflink copies (FICLONE: " +
+                  std::strerror(err) +
+                  "); use snapshot = \"lvm\" or \"btrfs\" for this volume, or \"none\" "
+                  "if its data is quiet while it is read");
+}
+
+void ApplyMetadata(int fd, const std::string& path, const struct stat& st) {
+  // Ownership first: chown clears set-id bits. Not being root is fine.
+  if (::fchown(fd, st.st_uid, st.st_gid) != 0 && errno != EPERM) ThrowIo("chown " + path, errno);
+  if (::fchmod(fd, st.st_mode & 07777) != 0) ThrowIo("chmod " + path, errno);
+  struct timespec times[2] = {st.st_atim, st.st_mtim};
+  if (::futimens(fd, times) != 0) ThrowIo("set times of " + path, errno);
+}
+
+void CloneFile(const std::string& src, const std::string& dst, const struct stat& st) {
+  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (in < 0) ThrowIo("open " + src, errno);
+  int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0) {
+    int e = errno;
+    ::close(in);
+    ThrowIo("create " + dst, e);
+  }
+  try {
+    if (::ioctl(out, FICLONE, in) != 0) {
+      int e = errno;
+      if (e == EOPNOTSUPP || e == EXDEV || e == EINVAL || e == ENOTTY || e == ENOSYS)
+        ThrowNoReflink(src, e);
+      ThrowIo("FICLONE " + src + " to " + dst, e);
+    }
+    ApplyMetadata(out, dst, st);
+  } catch (...) {
+    ::close(in);
+    ::close(out);
+    throw;
+  }
+  ::close(in);
+  if (::close(out) != 0) ThrowIo("close " + dst, errno);
+}
+
+class TreeCloner {
+ public:
+  explicit TreeCloner(Logger* log) : log_(log) {}
+
+  // Clones the contents of directory src into the existing directory dst,
+  // then gives dst the metadata of src.
+  void CloneDir(const std::string& src, const std::string& dst, const struct stat& st) {
+    std::vector<std::string> names;
+    {
+      DIR* d = ::opendir(src.c_str());
+      if (!d) ThrowIo("open directory " + src, errno);
+      errno = 0;
+      while (struct dirent* e = ::readdir(d)) {
+        std::string n = e->d_name;
+        if (n != "." && n != "..") names.push_back(n);
+        errno = 0;
+      }
+      int e = errno;
+      ::closedir(d);
+      if (e != 0) ThrowIo("read directory " + src, e);
+    }
+    for (const auto& n : names) CloneEntry(JoinPath(src, n), JoinPath(dst, n));
+    int fd = ::open(dst.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) ThrowIo("open directory " + dst, errno);
+    try {
+      ApplyMetadata(fd, dst, st);
+    } catch (...) {
+      ::close(fd);
+      throw;
+    }
+    ::close(fd);
+  }
+
+ private:
+  void CloneEntry(const std::string& src, const std::string& dst) {
+    struct stat st;
+    if (::lstat(src.c_str(), &st) != 0) ThrowIo("stat " + src, errno);
+    if (S_ISDIR(st.st_mode)) {
+      if (::mkdir(dst.c_str(), 0700) != 0) ThrowIo("create directory " + dst, errno);
+      CloneDir(src, dst, st);
+    } else if (S_ISREG(st.st_mode)) {
+      if (st.st_nlink > 1) {
+        auto key = std::make_pair(st.st_dev, st.st_ino);
+        auto it = links_.find(key);
+        if (it != links_.end()) {
+          if (::link(it->second.c_str(), dst.c_str()) != 0) ThrowIo("link " + dst, errno);
+          return;
+        }
+        links_[key] = dst;
+      }
+      CloneFile(src, dst, st);
+    } else if (S_ISLNK(st.st_mode)) {
+      std::string to(static_cast<size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
+      ssize_t n = ::readlink(src.c_str(), to.data(), to.size());
+      if (n < 0) ThrowIo("read link " + src, errno);
+      to.resize(static_cast<size_t>(n));
+      if (::symlink(to.c_str(), dst.c_str()) != 0) ThrowIo("create symlink " + dst, errno);
+      if (::lchown(dst.c_str(), st.st_uid, st.st_gid) != 0 && errno != EPERM)
+        ThrowIo("chown " + dst, errno);
+      struct timespec times[2] = {st.st_atim, st.st_mtim};
+      if (::utimensat(AT_FDCWD, dst.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+        ThrowIo("set times of " + dst, errno);
+    } else {
+      if (log_) log_->Warn("reflink snapshot: skipped special file " + src);
+    }
+  }
+
+  Logger* log_;
+  std::map<std::pair<dev_t, ino_t>, std::string> links_;
+};
+
+// rm -rf that also gets through directories without write permission.
+// Returns false when path did not exist.
+bool RemoveTree(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return false;
+    ThrowIo("stat " + path, errno);
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    if (::unlink(path.c_str()) != 0 && errno != ENOENT) ThrowIo("remove " + path, errno);
+    return true;
+  }
+  if ((st.st_mode & 0700) != 0700) (void)::chmod(path.c_str(), 0700);
+  std::vector<std::string> names;
+  DIR* d = ::opendir(path.c_str());
+  if (!d) ThrowIo("open directory " + path, errno);
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+    errno = 0;
+  }
+  int e = errno;
+  ::closedir(d);
+  if (e != 0) ThrowIo("read directory " + path, e);
+  for (const auto& n : names) RemoveTree(JoinPath(path, n));
+  if (::rmdir(path.c_str()) != 0 && errno != ENOENT) ThrowIo("remove directory " + path, errno);
+  return true;
+}
+
+// Returns the path to read: the cloned file, or the hidden directory.
+std::string TakeReflink(const Target& t, Logger* log) {
+  struct stat st;
+  if (::stat(t.source.c_str(), &st) != 0) ThrowIo("stat " + t.source, errno);
+  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+    ThrowConfig(t.source + " is neither a regular file nor a directory");
+  if (::mkdir(t.target.c_str(), 0700) != 0) {
+    if (errno == EEXIST)
+      throw Error(ErrorKind::kOther, t.target + " exists already (left over from a crashed run?)");
+    ThrowIo("create directory " + t.target, errno);
+  }
+  try {
+    if (S_ISREG(st.st_mode)) {
+      std::string file = JoinPath(t.target, BaseName(t.source));
+      CloneFile(t.source, file, st);
+      return file;
+    }
+    TreeCloner(log).CloneDir(t.source, t.target, st);
+    return t.target;
+  } catch (...) {
+    try {
+      RemoveTree(t.target);
+    } catch (const Error& e) {
+      if (log) log->Error("cannot clean up " + t.target + ": " + e.what());
+    }
+    throw;
+  }
+}
+
+// ---- lvm ------------------------------------------------------------------
+
+bool IsLvmName(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '_' || c == '.' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+// LVM's words for "there is no such LV (or VG)".
+bool LvmSaysMissing(const RunResult& r) {
+  return Contains(r.err, "Failed to find logical volume") || Contains(r.err, "not found");
+}
+
+// Returns false when the LV does not exist (any more).
+bool RemoveLv(Env* env, const std::string& device, Logger* log) {
+  std::vector<std::string> argv = {"lvm", "lvremove", "-f", device};
+  for (int attempt = 0;; attempt++) {
+    RunResult r = RunCommand(env, argv, log);
+    if (r.exit_code == 0) return true;
+    if (r.signal == 0 && LvmSaysMissing(r)) return false;
+    bool busy = Contains(r.err, "in use");
+    if (!busy) throw Error(ErrorKind::kOther, DescribeFailure(argv, r));
+    if (attempt == kLvremoveRetries)
+      throw Error(ErrorKind::kOther, DescribeFailure(argv, r) + " (still in use after " +
+                                         std::to_string(attempt + 1) + " attempts)");
+    if (log) log->Debug(device + " is in use; retrying lvremove");
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(static_cast<int64_t>(g_lvremove_backoff_ms) * (attempt + 1)));
+  }
+}
+
+// ---- all kinds --------------------------------------------------------------
+
+std::string Record(const Target& t) {
+  nlohmann::json j = {{"snapshot", SnapshotKindName(t.kind)},
+                      {"volume", t.volume},
+                      {"source", t.source},
+                      {"target", t.target}};
+  return j.dump();
+}
+
+// Drops the snapshot t. A snapshot that is gone already is fine (warned about
+// unless it is a crashed run's leftover).
+void DropTarget(Env* env, const Target& t, Logger* log, bool leftover) {
+  if (t.kind == SnapshotKind::kNone) return;
+  bool existed = true;
+  try {
+    switch (t.kind) {
+      case SnapshotKind::kLvm:
+        existed = RemoveLv(env, t.target, log);
+        break;
+      case SnapshotKind::kBtrfs: {
+        if (!env->Exists(t.target)) {
+          existed = false;
+          break;
+        }
+        std::vector<std::string> argv = {"btrfs", "subvolume", "delete", t.target};
+        RunResult r = RunCommand(env, argv, log);
+        if (r.exit_code != 0) throw Error(ErrorKind::kOther, DescribeFailure(argv, r));
+        break;
+      }
+      case SnapshotKind::kReflink:
+        if (BaseName(t.target).rfind(kHiddenPrefix, 0) != 0)
+          ThrowCorrupt("refusing to remove " + t.target + ": not a vmback snapshot directory");
+        existed = RemoveTree(t.target);
+        break;
+      case SnapshotKind::kNone:
+        break;
+    }
+  } catch (const Error& e) {
+    throw Error(e.kind(), "volume " + t.volume + ": cannot drop " + SnapshotKindName(t.kind) +
+                              " snapshot " + t.target + ": " + e.what());
+  }
+  if (!log) return;
+  if (leftover) {
+    log->Info("volume " + t.volume + ": " + (existed ? "dropped" : "no longer present:") +
+              " leftover " + SnapshotKindName(t.kind) + " snapshot " + t.target);
+  } else if (!existed) {
+    log->Warn("volume " + t.volume + ": " + SnapshotKindName(t.kind) + " snapshot " + t.target +
+              " was gone already when it was to be dropped");
+  } else {
+    log->Debug("volume " + t.volume + ": dropped snapshot " + t.target);
+  }
+}
+
+class SnapshotImpl : public Snapshot {
+ public:
+  SnapshotImpl(Env* env, Target t, std::string path, Logger* log)
+      : env_(env), t_(std::move(t)), path_(std::move(path)), log_(log) {}
+  ~SnapshotImpl() override {
+    if (drop_called_) return;
+    try {
+      Drop();
+    } catch (const std::exception& e) {
+      if (log_) log_->Error(e.what());
+    } catch (...) {
+      if (log_) log_->Error("volume " + t_.volume + ": cannot drop snapshot " + t_.target);
+    }
+  }
+  const std::string& path() const override { return path_; }
+  std::string JournalRecord() const override { return Record(t_); }
+  // Drops once; a failure is thrown to the caller and not retried by the
+  // destructor (the journal keeps the record for the next run).
+  void Drop() override {
+    if (drop_called_) return;
+    drop_called_ = true;
+    DropTarget(env_, t_, log_, /*leftover=*/false);
+  }
+
+ private:
+  Env* env_;
+  Target t_;
+  std::string path_;
+  Logger* log_;
+  bool drop_called_ = false;
+};
+
+}  // namespace
+
+void SetLvremoveBackoffMs(int ms) { g_lvremove_backoff_ms = ms < 0 ? 0 : ms; }
+
+SnapshotKind ParseSnapshotKind(const std::string& text) {
+  if (text == "none") return SnapshotKind::kNone;
+  if (text == "lvm") return SnapshotKind::kLvm;
+  if (text == "btrfs") return SnapshotKind::kBtrfs;
+  if (text == "reflink") return SnapshotKind::kReflink;
+  ThrowConfig("unknown snapshot kind \"" + text + "\" (expected none, lvm, btrfs or reflink)");
+}
+
+const char* SnapshotKindName(SnapshotKind k) {
+  switch (k) {
+    case SnapshotKind::kNone:
+      return "none";
+    case SnapshotKind::kLvm:
+      return "lvm";
+    case SnapshotKind::kBtrfs:
+      return "btrfs";
+    case SnapshotKind::kReflink:
+      return "reflink";
+  }
+  return "?";
+}
+
+std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logger* log) {
+  Target t;
+  t.kind = spec.kind;
+  t.volume = spec.volume;
+  t.source = StripTrailingSlashes(spec.source);
+  const std::string what = "volume " + spec.volume + ": ";
+  if (t.source.empty()) ThrowConfig(what + "no source to snapshot");
+
+  if (spec.kind == SnapshotKind::kNone) {
+    if (log)
+      log->Warn(what + "no snapshot (snapshot = \"none\"): " + t.source +
+                " is read while live, only sane for quiet or static data");
+    t.target = t.source;
+    return std::make_unique<SnapshotImpl>(env, t, t.source, log);
+  }
+
+  if (spec.volume.empty() || spec.volume.find('/') != std::string::npos)
+    ThrowConfig(what + "a volume name for a snapshot must be non-empty and without '/'");
+  if (spec.run_id.empty() || spec.run_id.find('/') != std::string::npos)
+    ThrowConfig(what + "a snapshot needs a run id without '/'");
+  const std::string dir = DirName(t.source);
+  const std::string kind = SnapshotKindName(spec.kind);
+  std::string path;
+  try {
+    switch (spec.kind) {
+      case SnapshotKind::kLvm: {
+        std::string name = "vmback-" + spec.volume + "-" + spec.run_id;
+        if (!IsLvmName(name))
+          ThrowConfig("\"" + name + "\" is not a valid LVM name (letters, digits, + _ . -)");
+        if (dir == "/dev/mapper")
+          ThrowConfig("name the LV as /dev/VG/LV, not " + t.source);
+        t.target = JoinPath(dir, name);
+        std::vector<std::string> argv = {"lvm", "lvcreate", "-s", "-n", name, "-L", spec.size,
+                                         t.source};
+        RunResult r = RunCommand(env, argv, log);
+        if (r.exit_code != 0) {
+          throw Error(Contains(r.err, "insufficient free space") ? ErrorKind::kNoSpace
+                                                                 : ErrorKind::kOther,
+                      DescribeFailure(argv, r));
+        }
+        path = t.target;
+        break;
+      }
+      case SnapshotKind::kBtrfs: {
+        t.target = JoinPath(dir, kHiddenPrefix + spec.volume + "-" + spec.run_id);
+        // btrfs would put the snapshot inside an existing directory.
+        if (env->Exists(t.target))
+          throw Error(ErrorKind::kOther,
+                      t.target + " exists already (left over from a crashed run?)");
+        std::vector<std::string> argv = {"btrfs", "subvolume", "snapshot", "-r", t.source,
+                                         t.target};
+        RunResult r = RunCommand(env, argv, log);
+        if (r.exit_code != 0) throw Error(ErrorKind::kOther, DescribeFailure(argv, r));
+        path = t.target;
+        break;
+      }
+      case SnapshotKind::kReflink:
+        t.target = JoinPath(dir, kHiddenPrefix + spec.volume + "-" + spec.run_id);
+        path = TakeReflink(t, log);
+        break;
+      case SnapshotKind::kNone:
+        break;
+    }
+  } catch (const Error& e) {
+    throw Error(e.kind(), what + "cannot take " + kind + " snapshot of " + t.source + ": " +
+                              e.what());
+  }
+  if (log) log->Info(what + "took " + kind + " snapshot " + path);
+  return std::make_unique<SnapshotImpl>(env, t, path, log);
+}
+
+void DropLeftoverSnapshot(Env* env, const std::string& journal_record, Logger* log) {
+  Target t;
+  try {
+    nlohmann::json j = nlohmann::json::parse(journal_record);
+    t.kind = ParseSnapshotKind(j.at("snapshot").get<std::string>());
+    t.volume = j.at("volume").get<std::string>();
+    t.source = j.at("source").get<std::string>();
+    t.target = j.at("target").get<std::string>();
+  } catch (const std::exception& e) {
+    ThrowCorrupt("bad snapshot journal record '" + journal_record + "': " + e.what());
+  }
+  if (t.target.empty()) ThrowCorrupt("bad snapshot journal record '" + journal_record + "'");
+  DropTarget(env, t, log, /*leftover=*/true);
+}
+
+}  // namespace vmback

@@ -1,0 +1,628 @@
+// Tests of source snapshots, each kind on the real thing where this machine
+// allows it (as root): reflink on an XFS and btrfs snapshots on btrfs, each
+// made on a loop device; reflink on a tmpfs for the "unsupported" error.
+//
+// LVM cannot run here (the kernel has no device-mapper), so the lvm tests put
+// a stand-in first on PATH as "lvm": tests/helpers/fake_lvm, which treats a
+// regular file as the LV, copies it for lvcreate -s, removes it for lvremove,
+// records every call, and can fail for lack of space or "in use".
+#include "source/snapshot.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "helpers/test_util.h"
+#include "os/env.h"
+#include "os/subprocess.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace vmback {
+namespace {
+
+namespace fs = std::filesystem;
+using test::DescribeTree;
+using test::RandomBytes;
+using test::ReadFile;
+using test::SetMtimeNs;
+using test::TempDir;
+using test::WriteFile;
+using test::WriteFileAt;
+
+constexpr int64_t kT0 = 1700000000;
+
+// The repository root, from this file's path (CMake compiles it by absolute
+// path): <root>/src/source/snapshot_test.cpp.
+std::string RepoRoot() {
+  std::string f = __FILE__;
+  for (int i = 0; i < 3; i++) f = DirName(f);
+  return f;
+}
+
+RunResult Exec(const std::vector<std::string>& argv) {
+  try {
+    return RunSubprocess(argv);
+  } catch (const Error& e) {
+    RunResult r;
+    r.exit_code = 127;
+    r.err = e.what();
+    return r;
+  }
+}
+
+std::string Describe(const std::vector<std::string>& argv, const RunResult& r) {
+  return DescribeFailure(argv, r);
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+bool HasSubstr(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+void MakeDir(const std::string& path, mode_t mode = 0755) {
+  ASSERT_EQ(::mkdir(path.c_str(), mode), 0) << path << ": " << std::strerror(errno);
+}
+
+uint64_t FreeBytes(const std::string& path) {
+  ::sync();
+  struct statvfs v;
+  if (::statvfs(path.c_str(), &v) != 0) return 0;
+  return static_cast<uint64_t>(v.f_bavail) * v.f_frsize;
+}
+
+// ---- kinds -------------------------------------------------------------------
+
+TEST(SnapshotKindTest, ParseAndName) {
+  for (auto k : {SnapshotKind::kNone, SnapshotKind::kLvm, SnapshotKind::kBtrfs,
+                 SnapshotKind::kReflink}) {
+    EXPECT_EQ(ParseSnapshotKind(SnapshotKindName(k)), k);
+  }
+  try {
+    ParseSnapshotKind("zfs");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    EXPECT_TRUE(HasSubstr(e.what(), "zfs")) << e.what();
+  }
+}
+
+// ---- none ----------------------------------------------------------------------
+
+TEST(NoneSnapshotTest, IsTheSourceAndWarns) {
+  TempDir tmp;
+  WriteFile(tmp / "disk.img", "data");
+  Logger log(LogLevel::kInfo, false);
+  SnapshotSpec spec{"vm1", tmp / "disk.img", SnapshotKind::kNone, "10G", "r1"};
+  auto snap = TakeSnapshot(Env::Default(), spec, &log);
+  EXPECT_EQ(snap->path(), tmp / "disk.img");
+  ASSERT_EQ(log.warnings(), 1);
+  EXPECT_TRUE(HasSubstr(log.problems()[0], "vm1")) << log.problems()[0];
+  std::string record = snap->JournalRecord();
+  EXPECT_EQ(record.find('\n'), std::string::npos);
+  snap->Drop();
+  snap.reset();
+  DropLeftoverSnapshot(Env::Default(), record, &log);
+  EXPECT_EQ(ReadFile(tmp / "disk.img"), "data");
+  EXPECT_EQ(log.warnings(), 1);
+}
+
+// ---- journal records -------------------------------------------------------------
+
+TEST(LeftoverSnapshotTest, BadRecordIsCorrupt) {
+  Logger log(LogLevel::kInfo, false);
+  for (std::string bad : {"", "not json", "{\"snapshot\":\"lvm\"}",
+                          "{\"snapshot\":\"zfs\",\"volume\":\"v\",\"source\":\"/a\",\"target\":\"/b\"}"}) {
+    try {
+      DropLeftoverSnapshot(Env::Default(), bad, &log);
+      ADD_FAILURE() << "no error for " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCorrupt) << bad << ": " << e.what();
+    }
+  }
+}
+
+TEST(LeftoverSnapshotTest, ReflinkRemovesOnlyVmbackDirectories) {
+  TempDir tmp;
+  MakeDir(tmp / "precious");
+  WriteFile(tmp / "precious/a", "a");
+  Logger log(LogLevel::kInfo, false);
+  std::string record = std::string("{\"snapshot\":\"reflink\",\"volume\":\"v\",\"source\":\"") +
+                       (tmp / "x") + "\",\"target\":\"" + (tmp / "precious") + "\"}";
+  EXPECT_THROW(DropLeftoverSnapshot(Env::Default(), record, &log), Error);
+  EXPECT_EQ(ReadFile(tmp / "precious/a"), "a");
+}
+
+// ---- lvm (through the stand-in) ------------------------------------------------------
+
+class LvmSnapshotTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string fake = RepoRoot() + "/tests/helpers/fake_lvm";
+    ASSERT_TRUE(fs::exists(fake)) << fake;
+    // A wrapper named "lvm" (works even if fake_lvm lost its exec bit).
+    WriteFile(bin_ / "lvm", "#!/bin/sh\nexec bash '" + fake + "' \"$@\"\n");
+    ASSERT_EQ(::chmod((bin_ / "lvm").c_str(), 0755), 0);
+    const char* path = std::getenv("PATH");
+    old_path_ = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
+    ::setenv("PATH", (bin_.path() + ":" + old_path_).c_str(), 1);
+    ::setenv("FAKE_LVM_LOG", (tmp_ / "lvm.log").c_str(), 1);
+    ::unsetenv("FAKE_LVM_FREE");
+    ::unsetenv("FAKE_LVM_BUSY_COUNT");
+    SetLvremoveBackoffMs(1);
+
+    MakeDir(tmp_ / "vg");
+    lv_ = tmp_ / "vg/lv";
+    content_ = RandomBytes(1 << 20, 7);
+    WriteFile(lv_, content_);
+  }
+  void TearDown() override {
+    ::setenv("PATH", old_path_.c_str(), 1);
+    ::unsetenv("FAKE_LVM_LOG");
+    ::unsetenv("FAKE_LVM_FREE");
+    ::unsetenv("FAKE_LVM_BUSY_COUNT");
+    SetLvremoveBackoffMs(200);
+  }
+  SnapshotSpec Spec() { return {"vm1", lv_, SnapshotKind::kLvm, "1G", "r1"}; }
+  std::string SnapPath() { return tmp_ / "vg/vmback-vm1-r1"; }
+  std::vector<std::string> Calls() {
+    return fs::exists(tmp_ / "lvm.log") ? Lines(ReadFile(tmp_ / "lvm.log"))
+                                        : std::vector<std::string>{};
+  }
+  std::string Create() { return "lvm lvcreate -s -n vmback-vm1-r1 -L 1G " + lv_; }
+  std::string Remove() { return "lvm lvremove -f " + SnapPath(); }
+
+  TempDir tmp_, bin_;
+  std::string old_path_, lv_, content_;
+  Logger log_{LogLevel::kInfo, false};
+};
+
+TEST_F(LvmSnapshotTest, CreatesAndDrops) {
+  auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
+  EXPECT_EQ(snap->path(), SnapPath());
+  EXPECT_EQ(ReadFile(snap->path()), content_);
+  EXPECT_EQ(Calls(), std::vector<std::string>{Create()});
+  snap->Drop();
+  EXPECT_FALSE(fs::exists(SnapPath()));
+  EXPECT_EQ(Calls(), (std::vector<std::string>{Create(), Remove()}));
+  snap.reset();  // dropped already: no second lvremove
+  EXPECT_EQ(Calls().size(), 2u);
+  EXPECT_EQ(ReadFile(lv_), content_);
+  EXPECT_EQ(log_.warnings(), 0);
+}
+
+TEST_F(LvmSnapshotTest, RetriesLvremoveWhileInUse) {
+  ::setenv("FAKE_LVM_BUSY_COUNT", "2", 1);
+  auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
+  snap->Drop();
+  EXPECT_FALSE(fs::exists(SnapPath()));
+  EXPECT_EQ(Calls(), (std::vector<std::string>{Create(), Remove(), Remove(), Remove()}));
+}
+
+TEST_F(LvmSnapshotTest, GivesUpWhenInUseTooLong) {
+  ::setenv("FAKE_LVM_BUSY_COUNT", "100", 1);
+  auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
+  try {
+    snap->Drop();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_TRUE(HasSubstr(m, "vm1")) << m;
+    EXPECT_TRUE(HasSubstr(m, Remove())) << m;
+    EXPECT_TRUE(HasSubstr(m, "Logical volume vg/vmback-vm1-r1 in use.")) << m;
+  }
+  EXPECT_TRUE(fs::exists(SnapPath()));
+  // 1 + 5 retries.
+  EXPECT_EQ(Calls().size(), 1u + 6u);
+}
+
+TEST_F(LvmSnapshotTest, InsufficientSpaceNamesTheVolume) {
+  ::setenv("FAKE_LVM_FREE", "1048576", 1);
+  try {
+    TakeSnapshot(Env::Default(), Spec(), &log_);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_EQ(e.kind(), ErrorKind::kNoSpace) << m;
+    EXPECT_TRUE(HasSubstr(m, "volume vm1")) << m;
+    EXPECT_TRUE(HasSubstr(m, Create())) << m;
+    EXPECT_TRUE(HasSubstr(m, "insufficient free space")) << m;
+  }
+  EXPECT_FALSE(fs::exists(SnapPath()));
+  EXPECT_EQ(Calls(), std::vector<std::string>{Create()});
+}
+
+TEST_F(LvmSnapshotTest, RejectsNamesLvmCannotTake) {
+  SnapshotSpec spec = Spec();
+  spec.volume = "my vm";
+  try {
+    TakeSnapshot(Env::Default(), spec, &log_);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
+  }
+  EXPECT_TRUE(Calls().empty());
+}
+
+TEST_F(LvmSnapshotTest, DestructorDrops) {
+  {
+    auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
+    ASSERT_TRUE(fs::exists(SnapPath()));
+  }
+  EXPECT_FALSE(fs::exists(SnapPath()));
+  EXPECT_EQ(Calls(), (std::vector<std::string>{Create(), Remove()}));
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+TEST_F(LvmSnapshotTest, DestructorLogsFailureWithoutThrowing) {
+  ::setenv("FAKE_LVM_BUSY_COUNT", "100", 1);
+  {
+    auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
+  }
+  auto problems = log_.problems();
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_TRUE(HasSubstr(problems[0], "error: volume vm1")) << problems[0];
+  EXPECT_TRUE(HasSubstr(problems[0], "in use")) << problems[0];
+  EXPECT_TRUE(HasSubstr(problems[0], Remove())) << problems[0];
+}
+
+TEST_F(LvmSnapshotTest, DropLeftoverFromJournalRecord) {
+  auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
+  std::string record = snap->JournalRecord();
+  EXPECT_EQ(record.find('\n'), std::string::npos);
+  (void)snap.release();  // a crash: the process never drops it
+  ASSERT_TRUE(fs::exists(SnapPath()));
+
+  DropLeftoverSnapshot(Env::Default(), record, &log_);
+  EXPECT_FALSE(fs::exists(SnapPath()));
+  DropLeftoverSnapshot(Env::Default(), record, &log_);  // gone already: fine
+  EXPECT_EQ(Calls(), (std::vector<std::string>{Create(), Remove(), Remove()}));
+  EXPECT_EQ(ReadFile(lv_), content_);
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+TEST_F(LvmSnapshotTest, DropOfAVanishedSnapshotWarns) {
+  auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
+  fs::remove(SnapPath());
+  snap->Drop();
+  EXPECT_EQ(log_.warnings(), 1);
+}
+
+// ---- file systems on loop devices ----------------------------------------------------
+
+// A fresh file system of 512 MiB on a loop device, mounted in a temp dir.
+// Unmount() is safe to call in any state and is called from TearDown, so a
+// failing test never leaves a mount or a loop device behind.
+class LoopFs {
+ public:
+  // Returns why it could not be made ("" when mounted).
+  std::string Mount(const std::string& type) {
+    if (::geteuid() != 0) return "needs root";
+    std::string img = tmp_ / "fs.img";
+    mnt_ = tmp_ / "mnt";
+    if (::mkdir(mnt_.c_str(), 0755) != 0) return "mkdir " + mnt_;
+    std::vector<std::string> argv = {"truncate", "-s", "512M", img};
+    RunResult r = Exec(argv);
+    if (r.exit_code != 0) return Describe(argv, r);
+    if (type == "xfs")
+      argv = {"mkfs.xfs", "-q", "-m", "reflink=1", img};
+    else
+      argv = {"mkfs." + type, "-q", img};
+    r = Exec(argv);
+    if (r.exit_code != 0) return Describe(argv, r);
+    argv = {"losetup", "-f", "--show", img};
+    r = Exec(argv);
+    if (r.exit_code != 0) return Describe(argv, r);
+    loop_ = r.out;
+    while (!loop_.empty() && (loop_.back() == '\n' || loop_.back() == ' ')) loop_.pop_back();
+    argv = {"mount", "-t", type, loop_, mnt_};
+    r = Exec(argv);
+    if (r.exit_code != 0) return Describe(argv, r);
+    mounted_ = true;
+    return "";
+  }
+  std::string MountTmpfs() {
+    if (::geteuid() != 0) return "needs root";
+    mnt_ = tmp_ / "mnt";
+    if (::mkdir(mnt_.c_str(), 0755) != 0) return "mkdir " + mnt_;
+    std::vector<std::string> argv = {"mount", "-t", "tmpfs", "-o", "size=64M", "tmpfs", mnt_};
+    RunResult r = Exec(argv);
+    if (r.exit_code != 0) return Describe(argv, r);
+    mounted_ = true;
+    return "";
+  }
+  void Unmount() {
+    if (mounted_) {
+      if (Exec({"umount", mnt_}).exit_code != 0) {
+        RunResult r = Exec({"umount", "-l", mnt_});
+        EXPECT_EQ(r.exit_code, 0) << Describe({"umount", "-l", mnt_}, r);
+      }
+      mounted_ = false;
+    }
+    if (!loop_.empty()) {
+      RunResult r = Exec({"losetup", "-d", loop_});
+      EXPECT_EQ(r.exit_code, 0) << Describe({"losetup", "-d", loop_}, r);
+      loop_.clear();
+    }
+  }
+  std::string operator/(const std::string& name) const { return mnt_ + "/" + name; }
+  const std::string& mnt() const { return mnt_; }
+
+ private:
+  TempDir tmp_;
+  std::string mnt_, loop_;
+  bool mounted_ = false;
+};
+
+class FsTest : public ::testing::Test {
+ protected:
+  void TearDown() override { fs_.Unmount(); }
+  LoopFs fs_;
+  Logger log_{LogLevel::kInfo, false};
+};
+
+// ---- reflink on XFS --------------------------------------------------------------------
+
+class ReflinkXfsTest : public FsTest {
+ protected:
+  void SetUp() override {
+    std::string why = fs_.Mount("xfs");
+    if (!why.empty()) GTEST_SKIP() << "no XFS on a loop device: " << why;
+  }
+  SnapshotSpec Spec(const std::string& source) {
+    return {"vm1", source, SnapshotKind::kReflink, "10G", "r1"};
+  }
+  std::string Hidden() { return fs_ / ".vmback-vm1-r1"; }
+
+  // A directory of images: sparse and dense files, a subdirectory, modes,
+  // mtimes, a hard link and a symlink.
+  void MakeImageDir(const std::string& dir) {
+    MakeDir(dir, 0750);
+    WriteFile(dir + "/a.img", RandomBytes(3 << 20, 1));
+    WriteFileAt(dir + "/sparse.qcow2", 64 << 20, RandomBytes(5000, 2));
+    WriteFileAt(dir + "/sparse.qcow2", 0, RandomBytes(70000, 3));
+    MakeDir(dir + "/sub", 0700);
+    WriteFile(dir + "/sub/b.raw", RandomBytes(100000, 4));
+    ASSERT_EQ(::chmod((dir + "/sub/b.raw").c_str(), 0600), 0);
+    WriteFile(dir + "/empty", "");
+    ASSERT_EQ(::link((dir + "/a.img").c_str(), (dir + "/sub/a-link.img").c_str()), 0);
+    ASSERT_EQ(::symlink("sub/b.raw", (dir + "/b-link").c_str()), 0);
+    ASSERT_EQ(::chown((dir + "/sub/b.raw").c_str(), 1234, 5678), 0);
+    SetMtimeNs(dir + "/a.img", kT0, 1);
+    SetMtimeNs(dir + "/sparse.qcow2", kT0 + 1, 2);
+    SetMtimeNs(dir + "/sub/b.raw", kT0 + 2, 3);
+    SetMtimeNs(dir + "/b-link", kT0 + 3, 4);
+    SetMtimeNs(dir + "/sub", kT0 + 4, 5);
+  }
+};
+
+TEST_F(ReflinkXfsTest, ClonesAFile) {
+  std::string src = fs_ / "disk.img";
+  std::string content = RandomBytes(64 << 20, 11);
+  WriteFile(src, content);
+  SetMtimeNs(src, kT0, 42);
+  uint64_t free_before = FreeBytes(fs_.mnt());
+
+  auto snap = TakeSnapshot(Env::Default(), Spec(src), &log_);
+  EXPECT_EQ(snap->path(), Hidden() + "/disk.img");
+  EXPECT_EQ(ReadFile(snap->path()), content);
+  EXPECT_EQ(DescribeTree(snap->path()), DescribeTree(src));
+  // Shares the blocks: cloning 64 MiB costs next to nothing.
+  uint64_t free_after = FreeBytes(fs_.mnt());
+  EXPECT_LT(free_before - std::min(free_before, free_after), 8u << 20)
+      << free_before << " -> " << free_after;
+
+  // Independent of later writes to the source.
+  WriteFileAt(src, 4096, "changed after the snapshot");
+  WriteFileAt(src, content.size(), "grown");
+  EXPECT_EQ(ReadFile(snap->path()), content);
+
+  snap->Drop();
+  EXPECT_FALSE(fs::exists(Hidden()));
+  EXPECT_TRUE(fs::exists(src));
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+TEST_F(ReflinkXfsTest, ClonesADirectoryOfFiles) {
+  std::string src = fs_ / "images";
+  MakeImageDir(src);
+  std::string before = DescribeTree(src, false);
+
+  auto snap = TakeSnapshot(Env::Default(), Spec(src), &log_);
+  EXPECT_EQ(snap->path(), Hidden());
+  EXPECT_EQ(DescribeTree(snap->path(), false), before);
+  struct stat st;
+  ASSERT_EQ(::stat(Hidden().c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+
+  std::string a = ReadFile(src + "/a.img");
+  WriteFileAt(src + "/a.img", 0, "changed after the snapshot");
+  WriteFile(src + "/sub/b.raw", "rewritten");
+  WriteFile(src + "/new.img", "new");
+  EXPECT_EQ(ReadFile(Hidden() + "/a.img"), a);
+  EXPECT_EQ(ReadFile(Hidden() + "/sub/a-link.img"), a);
+  EXPECT_EQ(ReadFile(Hidden() + "/sub/b.raw"), RandomBytes(100000, 4));
+  EXPECT_FALSE(fs::exists(Hidden() + "/new.img"));
+
+  snap->Drop();
+  EXPECT_FALSE(fs::exists(Hidden()));
+  EXPECT_TRUE(fs::exists(src + "/sub/b.raw"));
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+TEST_F(ReflinkXfsTest, DestructorDrops) {
+  std::string src = fs_ / "images";
+  MakeImageDir(src);
+  {
+    auto snap = TakeSnapshot(Env::Default(), Spec(src), &log_);
+    ASSERT_TRUE(fs::exists(Hidden() + "/sub/b.raw"));
+  }
+  EXPECT_FALSE(fs::exists(Hidden()));
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+TEST_F(ReflinkXfsTest, DropLeftoverFromJournalRecord) {
+  std::string file = fs_ / "disk.img";
+  WriteFile(file, RandomBytes(100000, 5));
+  std::string dir = fs_ / "images";
+  MakeImageDir(dir);
+
+  for (const std::string& src : {file, dir}) {
+    auto snap = TakeSnapshot(Env::Default(), Spec(src), &log_);
+    std::string record = snap->JournalRecord();
+    EXPECT_EQ(record.find('\n'), std::string::npos);
+    (void)snap.release();  // a crash: the process never drops it
+    ASSERT_TRUE(fs::exists(Hidden())) << src;
+
+    DropLeftoverSnapshot(Env::Default(), record, &log_);
+    EXPECT_FALSE(fs::exists(Hidden())) << src;
+    DropLeftoverSnapshot(Env::Default(), record, &log_);  // gone already: fine
+    EXPECT_TRUE(fs::exists(src));
+  }
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+TEST_F(ReflinkXfsTest, RefusesAnExistingSnapshotDirectory) {
+  std::string src = fs_ / "disk.img";
+  WriteFile(src, "x");
+  MakeDir(Hidden());
+  WriteFile(Hidden() + "/keep", "k");
+  EXPECT_THROW(TakeSnapshot(Env::Default(), Spec(src), &log_), Error);
+  EXPECT_EQ(ReadFile(Hidden() + "/keep"), "k");
+}
+
+// ---- reflink where it is not supported --------------------------------------------------
+
+class ReflinkTmpfsTest : public FsTest {
+ protected:
+  void SetUp() override {
+    std::string why = fs_.MountTmpfs();
+    if (!why.empty()) GTEST_SKIP() << "cannot mount a tmpfs: " << why;
+  }
+};
+
+TEST_F(ReflinkTmpfsTest, UnsupportedIsAClearError) {
+  for (std::string name : {"disk.img", "images"}) {
+    std::string src = fs_ / name;
+    if (name == "images") {
+      MakeDir(src);
+      WriteFile(src + "/a.img", "a");
+    } else {
+      WriteFile(src, "a");
+    }
+    SnapshotSpec spec{"vm1", src, SnapshotKind::kReflink, "10G", "r1"};
+    try {
+      TakeSnapshot(Env::Default(), spec, &log_);
+      ADD_FAILURE() << "no error for " << name;
+    } catch (const Error& e) {
+      std::string m = e.what();
+      EXPECT_EQ(e.kind(), ErrorKind::kConfig) << m;
+      EXPECT_TRUE(HasSubstr(m, "volume vm1")) << m;
+      EXPECT_TRUE(HasSubstr(m, "reflink")) << m;
+      EXPECT_TRUE(HasSubstr(m, src)) << m;
+      EXPECT_TRUE(HasSubstr(m, "\"lvm\"")) << m;
+      EXPECT_TRUE(HasSubstr(m, "\"btrfs\"")) << m;
+      EXPECT_TRUE(HasSubstr(m, "\"none\"")) << m;
+    }
+    EXPECT_FALSE(fs::exists(fs_ / ".vmback-vm1-r1")) << name;
+  }
+}
+
+// ---- btrfs ------------------------------------------------------------------------------
+
+class BtrfsSnapshotTest : public FsTest {
+ protected:
+  void SetUp() override {
+    std::string why = fs_.Mount("btrfs");
+    if (!why.empty()) GTEST_SKIP() << "no btrfs on a loop device: " << why;
+    std::vector<std::string> argv = {"btrfs", "subvolume", "create", fs_ / "vms"};
+    RunResult r = Exec(argv);
+    ASSERT_EQ(r.exit_code, 0) << Describe(argv, r);
+    WriteFile(fs_ / "vms/a.img", RandomBytes(2 << 20, 21));
+    MakeDir(fs_ / "vms/sub");
+    WriteFile(fs_ / "vms/sub/b.img", RandomBytes(10000, 22));
+  }
+  SnapshotSpec Spec() { return {"vm1", fs_ / "vms", SnapshotKind::kBtrfs, "10G", "r1"}; }
+  std::string SnapPath() { return fs_ / ".vmback-vm1-r1"; }
+};
+
+TEST_F(BtrfsSnapshotTest, ReadOnlySnapshotWithTheContent) {
+  std::string before = DescribeTree(fs_ / "vms", false);
+  auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
+  EXPECT_EQ(snap->path(), SnapPath());
+  EXPECT_EQ(DescribeTree(snap->path(), false), before);
+
+  int fd = ::open((SnapPath() + "/new").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+  EXPECT_LT(fd, 0);
+  EXPECT_EQ(errno, EROFS);
+  if (fd >= 0) ::close(fd);
+  std::vector<std::string> argv = {"btrfs", "property", "get", "-ts", SnapPath(), "ro"};
+  RunResult r = Exec(argv);
+  EXPECT_EQ(r.exit_code, 0) << Describe(argv, r);
+  EXPECT_TRUE(HasSubstr(r.out, "ro=true")) << r.out;
+
+  WriteFileAt(fs_ / "vms/a.img", 0, "changed after the snapshot");
+  EXPECT_EQ(ReadFile(SnapPath() + "/a.img"), RandomBytes(2 << 20, 21));
+
+  snap->Drop();
+  EXPECT_FALSE(fs::exists(SnapPath()));
+  EXPECT_TRUE(fs::exists(fs_ / "vms/sub/b.img"));
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+TEST_F(BtrfsSnapshotTest, DestructorDrops) {
+  {
+    auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
+    ASSERT_TRUE(fs::exists(SnapPath() + "/a.img"));
+  }
+  EXPECT_FALSE(fs::exists(SnapPath()));
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+TEST_F(BtrfsSnapshotTest, DropLeftoverFromJournalRecord) {
+  auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
+  std::string record = snap->JournalRecord();
+  EXPECT_EQ(record.find('\n'), std::string::npos);
+  (void)snap.release();  // a crash: the process never drops it
+  ASSERT_TRUE(fs::exists(SnapPath()));
+
+  DropLeftoverSnapshot(Env::Default(), record, &log_);
+  EXPECT_FALSE(fs::exists(SnapPath()));
+  DropLeftoverSnapshot(Env::Default(), record, &log_);  // gone already: fine
+  EXPECT_TRUE(fs::exists(fs_ / "vms/a.img"));
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+TEST_F(BtrfsSnapshotTest, FailureNamesTheCommandAndItsError) {
+  SnapshotSpec spec = Spec();
+  spec.source = fs_ / "vms/sub";  // a plain directory, not a subvolume
+  try {
+    TakeSnapshot(Env::Default(), spec, &log_);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_TRUE(HasSubstr(m, "volume vm1")) << m;
+    EXPECT_TRUE(HasSubstr(m, "btrfs subvolume snapshot -r " + spec.source)) << m;
+    EXPECT_TRUE(HasSubstr(m, "failed (exit")) << m;
+  }
+}
+
+}  // namespace
+}  // namespace vmback
