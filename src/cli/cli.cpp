@@ -1,12 +1,17 @@
 #include "cli/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <signal.h>
+
 #include <algorithm>
+#include <atomic>
 #include <iostream>
 #include <sstream>
 
 #include "config/config.h"
+#include "hypervisor/hypervisor.h"
 #include "run/backup.h"
+#include "run/job.h"
 #include "run/prune.h"
 #include "run/restore.h"
 #include "run/verify.h"
@@ -71,6 +76,29 @@ std::string Iso(int64_t ns) {
   strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
   return buf;
 }
+
+// SIGINT, SIGTERM and SIGHUP set a flag that the run polls, so that it stops
+// at the next step and cleans up (VMs resumed, snapshots dropped) instead of
+// dying with things left behind. Restored on destruction.
+std::atomic<bool> g_cancel{false};
+
+class SignalCancel {
+ public:
+  SignalCancel() {
+    struct sigaction sa = {};
+    sa.sa_handler = [](int) { g_cancel.store(true); };
+    sigemptyset(&sa.sa_mask);
+    for (int i = 0; i < 3; i++) sigaction(kSignals[i], &sa, &old_[i]);
+  }
+  ~SignalCancel() {
+    for (int i = 0; i < 3; i++) sigaction(kSignals[i], &old_[i], nullptr);
+  }
+  const std::atomic<bool>* flag() const { return &g_cancel; }
+
+ private:
+  static constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
+  struct sigaction old_[3];
+};
 
 int ExitFor(const Error& e) {
   switch (e.kind()) {
@@ -179,6 +207,23 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                  "missing block is traced to the points and files it affects. Exit status 3\n"
                  "when anything is wrong.");
 
+  // run, plan
+  auto* run = app.add_subcommand("run", "the whole job: quiesce the VMs, snapshot, resume, back up, prune");
+  std::string run_config;
+  bool run_json = false;
+  run->add_option("-c,--config", run_config, "configuration file (TOML)")->required();
+  run->add_flag("--json", run_json, "print the run's report (with each VM's freeze window) as JSON");
+  run->footer(
+      "\nIn order: take the run lock; clean up after a crashed earlier run (from the\n"
+      "journal in [run] state_dir); check the plan; quiesce every VM (guest-agent\n"
+      "fsfreeze, or Alt+SysRq+S and suspend); snapshot every volume; resume every VM;\n"
+      "then per volume [fsck, mount read-only] back it up and drop its snapshot at once;\n"
+      "commit the point; prune by [retention]. VMs are resumed and snapshots dropped on\n"
+      "every path, also on SIGINT/SIGTERM.\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
+  auto* plan = app.add_subcommand("plan", "show what 'run' would do, every command, and stop");
+  std::string plan_config;
+  plan->add_option("-c,--config", plan_config, "configuration file (TOML)")->required();
+
   // prune
   auto* prune = app.add_subcommand("prune", "delete the points the retention policy does not keep");
   TargetArgs prune_target;
@@ -237,9 +282,37 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
           << st.points_removed << " pruned point(s)\n";
       return store->absent_copies().empty() ? kExitOk : kExitWarnings;
     }
+    if (run->parsed() || plan->parsed()) {
+      Config config = LoadConfig(run->parsed() ? run_config : plan_config);
+      bool need_hv = !config.vms.empty();
+      for (const auto& v : config.volumes) need_hv = need_hv || v.vms_auto || !v.vms.empty();
+      std::unique_ptr<Hypervisor> hv;
+      if (need_hv) hv = ConnectLibvirt(config.libvirt_uri, &log);
+      if (plan->parsed()) {
+        out << PlanJob(config, env, hv.get(), &log);
+        return kExitOk;
+      }
+      SignalCancel signals;
+      JobOptions jo;
+      jo.cancel = signals.flag();
+      JobReport r = RunJob(config, env, hv.get(), jo, &log);
+      if (run_json) {
+        out << JobReportToJson(r).dump(2) << "\n";
+      } else {
+        for (const auto& vm : r.vms)
+          out << "VM " << vm.name << ": " << vm.method << ", quiet for " << vm.freeze_seconds << " s\n";
+        out << "point " << r.point << " committed";
+        if (!r.pruned.empty()) out << "; pruned " << r.pruned.size() << " point(s)";
+        out << "\n";
+      }
+      if (r.backup.errors) return kExitDamaged;
+      return r.warnings.empty() ? kExitOk : kExitWarnings;
+    }
     if (prune->parsed()) {
       Config config;
-      auto store = OpenStore(prune_target, LockMode::kExclusive, &log, &config);
+      // A dry run only reads: a shared lock, and no housekeeping of the index.
+      auto store = OpenStore(prune_target, prune_dry_run ? LockMode::kShared : LockMode::kExclusive, &log,
+                             &config);
       if (!keep_within_text.empty()) flags_policy.keep_within_ns = ParseDuration(keep_within_text);
       RetentionPolicy policy = flags_policy.empty() ? config.retention : flags_policy;
       GcOptions gc;
@@ -264,7 +337,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
             << " point(s); " << (prune_dry_run ? "would reclaim " : "reclaimed ") << FormatBytes(r.gc.bytes_freed)
             << " (" << r.gc.packs_deleted << " pack(s) deleted, " << r.gc.packs_repacked << " repacked)\n";
       }
-      return kExitOk;
+      return store->absent_copies().empty() ? kExitOk : kExitWarnings;
     }
     if (backup->parsed()) {
       Config config;
@@ -338,7 +411,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                                force ? Overwrite::kAllow : Overwrite::kRefuse, &log);
       out << "restored " << s.files << " files, " << s.dirs << " directories, " << s.other
           << " other entries (" << FormatBytes(s.bytes) << ") to " << restore_to << "\n";
-      return kExitOk;
+      return store->repairs() || !store->absent_copies().empty() ? kExitWarnings : kExitOk;
     }
     if (verify->parsed()) {
       // Exclusive: verify heals copies and records damage.

@@ -35,6 +35,7 @@ struct DomainInfo {
   bool running = false;        // running or paused (it has a live QEMU)
   bool paused = false;
   std::vector<std::string> disk_sources;  // file or block device paths of its disks
+                                          // (cdrom media left out)
 };
 
 class Hypervisor {
@@ -43,9 +44,10 @@ class Hypervisor {
   // Throws Error(kNotFound) naming the domain if libvirt does not know it.
   virtual DomainInfo Domain(const std::string& name) = 0;
   virtual std::vector<DomainInfo> Domains() = 0;
-  // Quiets a running VM. Each libvirt call is bounded by timeout. A VM that
-  // is not running is left alone (method kNone). Throws Error naming the VM
-  // if it cannot be quiesced as asked (then nothing is left frozen).
+  // Quiets a running VM. Each libvirt call is bounded by timeout (zero or
+  // less: no limit). A VM that is not running, or that is already paused, is
+  // left alone (method kNone). Throws Error naming the VM if it cannot be
+  // quiesced as asked (then nothing is left frozen).
   virtual std::unique_ptr<QuiescedVm> Quiesce(const std::string& name, QuiesceMethod method,
                                               std::chrono::milliseconds timeout) = 0;
   // Undoes a quiesce that a crashed run left behind (from the journal): thaw
@@ -56,5 +58,14 @@ class Hypervisor {
 // Connects to uri (e.g. "qemu:///system", or "test:///path/domains.xml" in
 // tests). Throws Error naming the uri and libvirt's message.
 std::unique_ptr<Hypervisor> ConnectLibvirt(const std::string& uri, Logger* log);
+
+// The file= or dev= source of each <disk> in a libvirt domain XML (cdroms
+// and disks without a local source left out), in document order.
+std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml);
+
+// Testing only: makes every later libvirt call named call ("fsfreeze",
+// "fsthaw", "send-key", "suspend", "resume") sleep for delay before it starts,
+// as a hung hypervisor would. A zero delay removes it.
+void SetLibvirtCallDelayForTesting(const std::string& call, std::chrono::milliseconds delay);
 
 }  // namespace vmback

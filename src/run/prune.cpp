@@ -9,6 +9,9 @@ PruneResult Prune(Store* store, const RetentionPolicy& policy, const GcOptions& 
     ThrowConfig("no retention rules: give --keep-last, --keep-within or --keep-hourly/daily/weekly/"
                 "monthly/yearly, or a [retention] table; prune does not guess what to delete");
   PruneResult result;
+  // Every copy must show every point first, or blobs that only a mirror's
+  // point names would look dead.
+  if (!options.dry_run && store->copies().size() > 1) store->Sync();
   std::vector<PointInfo> points;
   for (const auto& name : store->ListPoints()) {
     nlohmann::json m;
@@ -22,7 +25,10 @@ PruneResult Prune(Store* store, const RetentionPolicy& policy, const GcOptions& 
   }
   result.decisions = ApplyRetention(points, policy);
   if (options.dry_run) {
-    result.gc = CollectGarbage(store, options, log);
+    GcOptions dry = options;
+    for (const auto& d : result.decisions)
+      if (!d.keep) dry.ignore_points.push_back(d.name);
+    result.gc = CollectGarbage(store, dry, log);
     return result;
   }
   for (const auto& d : result.decisions) {

@@ -145,7 +145,16 @@ VerifyReport Verify(Store* store, Logger* log) {
   VerifyReport report;
   const size_t ncopies = store->copies().size();
   for (const auto& c : store->copies()) report.copies.push_back(CopyReport{c});
-  if (ncopies > 1) store->Sync();  // a copy that missed backups catches up first
+  // A copy that missed backups catches up first (a writer's job).
+  if (ncopies > 1 && store->exclusive()) {
+    SyncStats synced = store->Sync();
+    // What a copy lacked and got from another counts as missing + repaired.
+    for (size_t c = 0; c < synced.copied_to.size() && c < report.copies.size(); c++) {
+      report.copies[c].packs_missing += synced.copied_to[c];
+      report.copies[c].repaired += synced.copied_to[c];
+      report.repaired += synced.copied_to[c];
+    }
+  }
 
   // Every pack on every copy, read in full and re-hashed.
   std::vector<std::vector<Hash>> listed(ncopies);

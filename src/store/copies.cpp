@@ -44,7 +44,7 @@ void Store::RemoveEverywhere(const std::string& rel_path) {
 
 void Store::KeepAside(const std::string& path) const {
   if (!env_->Exists(path)) return;
-  env_->Rename(path, path + ".bad-" + std::to_string(env_->NowNanos() / 1000000000));
+  env_->Rename(path, path + ".bad-" + std::to_string(env_->NowNanos()));
 }
 
 void Store::CopyPack(const Hash& pack, size_t from, size_t to) {
@@ -135,6 +135,7 @@ SyncStats Store::Sync() {
       }
     }
     absent_ = still_absent;
+    stats.copied_to.assign(copies_.size(), 0);
     if (copies_.size() < 2) return;
 
     // Packs: every copy gets every pack some copy has whole.
@@ -153,6 +154,7 @@ SyncStats Store::Sync() {
           try {
             CopyPack(p, from, c);
             stats.packs_copied++;
+            stats.copied_to[c]++;
             break;
           } catch (const Error& e) {
             if (e.kind() != ErrorKind::kCorrupt) throw;
@@ -175,7 +177,13 @@ SyncStats Store::Sync() {
     for (const auto& t : tombstones) {
       for (size_t c = 0; c < copies_.size(); c++) {
         std::string tomb = copies_[c] + "/points/" + t + ".deleted";
-        if (!env_->Exists(tomb)) WriteFileAtomic(env_, tomb, "synced\n");
+        if (!env_->Exists(tomb)) {
+          std::string text = "synced\n";
+          for (const auto& other : copies_)
+            if (env_->Exists(other + "/points/" + t + ".deleted"))
+              text = ReadFileToString(env_, other + "/points/" + t + ".deleted");
+          WriteFileAtomic(env_, tomb, text);
+        }
         if (points[c].count(t)) {
           env_->Remove(copies_[c] + "/points/" + t + ".json");
           env_->SyncDir(copies_[c] + "/points");
@@ -207,6 +215,7 @@ SyncStats Store::Sync() {
             std::string data = ReadFileToString(env_, JoinPath(JoinPath(copies_[from], sub), n));
             WriteFileAtomic(env_, JoinPath(JoinPath(copies_[c], sub), n), data);
             stats.files_copied++;
+            if (std::string(sub) == "points") stats.copied_to[c]++;
             break;
           }
         }

@@ -1,5 +1,6 @@
 #include "store/gc.h"
 
+#include <algorithm>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -13,7 +14,7 @@ namespace {
 using HashSet = std::unordered_set<Hash, HashHasher>;
 
 // Every blob id any point names. Throws on anything unreadable.
-HashSet LiveBlobs(Store* store) {
+HashSet LiveBlobs(Store* store, const std::vector<std::string>& ignore) {
   HashSet live;
   std::vector<Hash> trees;
   auto add_entry = [&](const Entry& e) {
@@ -28,6 +29,7 @@ HashSet LiveBlobs(Store* store) {
     }
   };
   for (const auto& point : store->ListPoints()) {
+    if (std::find(ignore.begin(), ignore.end(), point) != ignore.end()) continue;
     nlohmann::json m = store->ReadManifest(point);
     for (const auto& v : m.at("volumes")) add_entry(EntryFromJson(v.at("root"), store->ManifestPath(point)));
   }
@@ -42,10 +44,12 @@ HashSet LiveBlobs(Store* store) {
 }  // namespace
 
 GcStats CollectGarbage(Store* store, const GcOptions& options, Logger* log) {
+  if (!(options.repack_below >= 0 && options.repack_below <= 1))
+    ThrowConfig("the repack threshold must be between 0 and 1, not " + std::to_string(options.repack_below));
   GcStats stats;
   HashSet live;
   try {
-    live = LiveBlobs(store);
+    live = LiveBlobs(store, options.ignore_points);
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::kCrash) throw;
     throw Error(e.kind(), std::string("garbage collection stopped before changing anything: ") +

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "store/store.h"
 #include "util/log.h"
@@ -15,6 +17,8 @@ namespace vmback {
 struct GcOptions {
   double repack_below = 0.5;  // live share under which a pack is repacked
   bool dry_run = false;
+  // Points to count as gone (a dry run of prune: what would be reclaimed).
+  std::vector<std::string> ignore_points;
 };
 
 struct GcStats {

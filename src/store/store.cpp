@@ -171,10 +171,30 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mo
   // The copies: this one first, then the mirrors (given, or recorded).
   std::vector<std::string> wanted = options.mirrors;
   if (wanted.empty() && primary.json.contains("copies") && primary.json["copies"].is_array()) {
+    // If the copy recorded under this copy's id is still at its recorded
+    // path and that is not here, this directory is a duplicate (cp -a) of
+    // it, not that copy: it must not write into the original's mirrors.
+    bool duplicate = false;
     for (const auto& c : primary.json["copies"]) {
-      if (!c.is_object() || !c.contains("path")) continue;
-      if (c.value("copy_id", "") == primary.copy_id) continue;  // this copy, wherever it is now
-      wanted.push_back(c["path"].get<std::string>());
+      if (!c.is_object() || c.value("copy_id", "") != primary.copy_id) continue;
+      std::string recorded = c.value("path", "");
+      if (!recorded.empty() && CanonicalPath(recorded) != CanonicalPath(dir) &&
+          env->Exists(JoinPath(recorded, "config.json"))) {
+        try {
+          duplicate = ReadCopyConfig(env, recorded).copy_id == primary.copy_id;
+        } catch (const Error&) {
+        }
+      }
+    }
+    if (duplicate) {
+      log->Warn(dir + " is a duplicate of a copy that is still at its recorded place; its "
+                "mirrors are not used (name them with --mirror to use them)");
+    } else {
+      for (const auto& c : primary.json["copies"]) {
+        if (!c.is_object() || !c.contains("path")) continue;
+        if (c.value("copy_id", "") == primary.copy_id) continue;  // this copy, wherever it is now
+        wanted.push_back(c["path"].get<std::string>());
+      }
     }
   }
   s->copies_.push_back(dir);
@@ -605,8 +625,14 @@ BlobIndex Store::IndexSnapshot() const {
 
 std::vector<std::string> Store::ListPoints() const {
   std::vector<std::string> points;
-  for (const auto& name : env_->ListDir(JoinPath(dir_, "points")))
-    if (EndsWith(name, ".json")) points.push_back(name.substr(0, name.size() - 5));
+  std::unordered_set<std::string> tombstones;
+  auto names = env_->ListDir(JoinPath(dir_, "points"));
+  for (const auto& name : names)
+    if (EndsWith(name, ".deleted")) tombstones.insert(name.substr(0, name.size() - 8));
+  // A point with a tombstone is deleted, even if a crash left its manifest.
+  for (const auto& name : names)
+    if (EndsWith(name, ".json") && !tombstones.count(name.substr(0, name.size() - 5)))
+      points.push_back(name.substr(0, name.size() - 5));
   std::sort(points.begin(), points.end(), PointNameLess);
   return points;
 }
@@ -650,14 +676,21 @@ std::vector<ManifestState> Store::RepairManifest(const std::string& point) {
       state[c] = ManifestState::kGood;
       if (good_data.empty()) good_data = data;
     } catch (const Error& e) {
-      if (e.kind() != ErrorKind::kCorrupt && e.kind() != ErrorKind::kIo) throw;
-      log_->Warn(e.what());
+      if (e.kind() == ErrorKind::kIo) {
+        // Unreadable is not damaged: report, never rewrite or set aside.
+        state[c] = ManifestState::kUnreadable;
+        log_->Warn(std::string(e.what()) + " (an I/O error; not repaired)");
+      } else if (e.kind() == ErrorKind::kCorrupt) {
+        log_->Warn(e.what());
+      } else {
+        throw;
+      }
     }
   }
   if (good_data.empty()) return state;
   std::lock_guard<std::mutex> l(repair_mu_);
   for (size_t c = 0; c < copies_.size(); c++) {
-    if (state[c] == ManifestState::kGood) continue;
+    if (state[c] != ManifestState::kBad) continue;
     KeepAside(paths[c]);
     WriteFileAtomic(env_, paths[c], good_data);
     state[c] = ManifestState::kRepaired;

@@ -51,7 +51,7 @@ struct StoreWriteStats {
 // Orders point names by time: "T" < "T.2" < "T.10" < "T2".
 bool PointNameLess(const std::string& a, const std::string& b);
 
-enum class ManifestState { kGood, kRepaired, kBad };
+enum class ManifestState { kGood, kRepaired, kBad, kUnreadable };
 
 struct StoreOptions {
   // Copies to use besides the one opened; empty = those recorded at init.
@@ -66,6 +66,7 @@ struct SyncStats {
   uint64_t files_copied = 0;   // index files and manifests
   uint64_t points_removed = 0; // pruned while that copy was absent
   uint64_t copies_initialized = 0;
+  std::vector<uint64_t> copied_to;  // per copy (copies() order): packs and manifests it lacked
 };
 
 class Store {
@@ -86,6 +87,7 @@ class Store {
 
   // The primary copy (the first present one).
   const std::string& dir() const { return dir_; }
+  bool exclusive() const { return exclusive_; }
   // Every present copy, the primary first; and those that are not there.
   const std::vector<std::string>& copies() const { return copies_; }
   const std::vector<std::string>& absent_copies() const { return absent_; }
