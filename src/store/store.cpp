@@ -187,8 +187,9 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mo
       }
     }
     if (duplicate) {
-      log->Warn(dir + " is a duplicate of a copy that is still at its recorded place; its "
-                "mirrors are not used (name them with --mirror to use them)");
+      if (primary.json["copies"].size() > 1)
+        log->Warn(dir + " is a duplicate of a copy that is still at its recorded place; its "
+                  "mirrors are not used (name them with --mirror to use them)");
     } else {
       for (const auto& c : primary.json["copies"]) {
         if (!c.is_object() || !c.contains("path")) continue;

@@ -493,7 +493,8 @@ make_points 1
 cp -a -- "$A" "$A-clone"
 store_listing "$A" >"$WORK/clone-a.before"
 store_listing "$B" >"$WORK/clone-b.before"
-backup_gen "$A-clone" 1 0
+# Exit 5: the clone's recorded mirrors are not used, with a warning.
+backup_gen "$A-clone" 1 5
 check_unchanged "$A" "$WORK/clone-a.before" "a backup to a cp -a clone of the primary (the primary)"
 check_unchanged "$B" "$WORK/clone-b.before" "a backup to a cp -a clone of the primary (the original's mirror)"
 vm store sync --store "$A"
