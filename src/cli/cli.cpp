@@ -2,6 +2,9 @@
 
 #include <CLI/CLI.hpp>
 #include <signal.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <algorithm>
 #include <atomic>
@@ -295,6 +298,14 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       SignalCancel signals;
       JobOptions jo;
       jo.cancel = signals.flag();
+      // Test seam for the crash sweep: die (SIGKILL, no clean-up) at a step,
+      // as a power cut or an OOM kill would; the next run must clean up.
+      if (const char* at = std::getenv("VMBACK_TEST_CRASH_AT"); at && *at) {
+        std::string target = at;
+        jo.hook = [target](const std::string& step) {
+          if (step == target) ::kill(::getpid(), SIGKILL);
+        };
+      }
       JobReport r = RunJob(config, env, hv.get(), jo, &log);
       if (run_json) {
         out << JobReportToJson(r).dump(2) << "\n";
