@@ -111,21 +111,7 @@ class TreeCloner {
   // Clones the contents of directory src into the existing directory dst,
   // then gives dst the metadata of src.
   void CloneDir(const std::string& src, const std::string& dst, const struct stat& st) {
-    std::vector<std::string> names;
-    {
-      DIR* d = ::opendir(src.c_str());
-      if (!d) ThrowIo("open directory " + src, errno);
-      errno = 0;
-      while (struct dirent* e = ::readdir(d)) {
-        std::string n = e->d_name;
-        if (n != "." && n != "..") names.push_back(n);
-        errno = 0;
-      }
-      int e = errno;
-      ::closedir(d);
-      if (e != 0) ThrowIo("read directory " + src, e);
-    }
-    for (const auto& n : names) CloneEntry(JoinPath(src, n), JoinPath(dst, n));
+    for (const auto& n : Env::Default()->ListDir(src)) CloneEntry(JoinPath(src, n), JoinPath(dst, n));
     int fd = ::open(dst.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) ThrowIo("open directory " + dst, errno);
     try {
@@ -188,19 +174,7 @@ bool RemoveTree(const std::string& path) {
     return true;
   }
   if ((st.st_mode & 0700) != 0700) (void)::chmod(path.c_str(), 0700);
-  std::vector<std::string> names;
-  DIR* d = ::opendir(path.c_str());
-  if (!d) ThrowIo("open directory " + path, errno);
-  errno = 0;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(n);
-    errno = 0;
-  }
-  int e = errno;
-  ::closedir(d);
-  if (e != 0) ThrowIo("read directory " + path, e);
-  for (const auto& n : names) RemoveTree(JoinPath(path, n));
+  for (const auto& n : Env::Default()->ListDir(path)) RemoveTree(JoinPath(path, n));
   if (::rmdir(path.c_str()) != 0 && errno != ENOENT) ThrowIo("remove directory " + path, errno);
   return true;
 }
