@@ -930,6 +930,9 @@ TEST_F(CrashTest, ReadErrorInLastBatchOfALargeFile) {
   }
   ASSERT_GE(big_reads, 5) << "big.bin was expected to be read in 5 batches";
 
+  // The faulted run works on a copy too, so that its reads match the
+  // probe's one for one (opening a copy reads the original's config).
+  dir = CopyStore(dir, "bigreal");
   FaultEnv fenv(NoSync(), FaultPlan{.fail_read_at = last});
   BackupResult r;
   {
@@ -1184,6 +1187,7 @@ TEST_F(CrashTest, ReadErrorOnSingleFileVolumeFailsTheBackup) {
       if (reads[i] == real) first = i + 1;
   }
   ASSERT_GT(first, 0);
+  dir = CopyStore(dir, "imgreal");  // reads must match the probe's one for one
   FaultEnv fenv(NoSync(), FaultPlan{.fail_read_at = first});
   {
     auto s = Store::Open(&fenv, dir, LockMode::kExclusive, &log_);
