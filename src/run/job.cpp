@@ -104,6 +104,7 @@ struct VolumeState {
   std::unique_ptr<Snapshot> snapshot;
   std::string record;
   std::unique_ptr<Mount> mount;
+  bool left = false;  // its drop failed: the journal keeps its record
 };
 
 bool IsBlockOrFile(const std::string& path) {
@@ -117,6 +118,28 @@ void CheckPlan(const Config& config, Env* env, Hypervisor* hv, std::vector<Domai
     if (!env->Exists(v.source))
       ThrowNotFound("volume '" + v.name + "': source " + v.source + " does not exist");
     for (const auto& vm : v.vms) wanted.insert(vm);
+    if (v.snapshot == "lvm") {
+      // The copy-on-write area must fit in the volume group's free space,
+      // or lvcreate would fail with the VMs already quiet.
+      std::string vg = BaseName(DirName(v.source));
+      std::vector<std::string> argv = {"lvm", "vgs", "--noheadings", "--units", "b", "--nosuffix",
+                                       "-o", "vg_free", vg};
+      RunResult r = env->Run(argv);
+      if (r.exit_code != 0)
+        throw Error(ErrorKind::kIo, "volume '" + v.name + "': " + DescribeFailure(argv, r));
+      uint64_t need = 0, free_bytes = 0;
+      ParseSize(v.snapshot_size, &need);
+      std::string text = r.out;
+      text.erase(0, text.find_first_not_of(" \t\n"));
+      text.erase(text.find_last_not_of(" \t\n") + 1);
+      if (!ParseSize(text, &free_bytes))
+        throw Error(ErrorKind::kIo, "volume '" + v.name + "': cannot read the free space of volume group " +
+                                        vg + " from '" + text + "'");
+      if (need > free_bytes)
+        throw Error(ErrorKind::kNoSpace, "volume '" + v.name + "': snapshot_size " + v.snapshot_size +
+                                             " is larger than the free space of volume group " + vg + " (" +
+                                             FormatBytes(free_bytes) + ")");
+    }
   }
   for (const auto& vm : config.vms) wanted.insert(vm.name);
   bool need_hv = !wanted.empty();
@@ -154,118 +177,148 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   std::string run_id = options.run_id.empty() ? std::to_string(env->NowNanos() / 1000000) : options.run_id;
   Journal journal(env, journal_path, run_id);
   std::vector<VolumeState> states(config.volumes.size());
-  {
-    // The freeze window: quiesce, snapshot, release. Guards undo on any path.
-    std::vector<std::string> vm_order;
-    for (const auto& v : config.volumes)
-      for (const auto& vm : VmsOfVolume(v, domains))
-        if (std::find(vm_order.begin(), vm_order.end(), vm) == vm_order.end()) vm_order.push_back(vm);
-    std::vector<std::unique_ptr<QuiescedVm>> held;
-    std::map<std::string, Clock::time_point> since;
-    const auto window_start = Clock::now();
-    const auto deadline = window_start + std::chrono::seconds(config.run.max_freeze_seconds);
-    const auto timeout = std::chrono::milliseconds(config.run.call_timeout_seconds * 1000);
-    auto release_all = [&] {
-      for (auto it = held.rbegin(); it != held.rend(); ++it) {
-        (*it)->Release();
-        journal.Record({{"op", "released"}, {"vm", (*it)->name()}});
-        report.vms.push_back({(*it)->name(), QuiesceMethodName((*it)->method()),
-                              Seconds(since[(*it)->name()], Clock::now())});
-      }
-      held.clear();
-    };
+  // A VM whose release failed: it stays in the journal (quiesced, not
+  // released) for the next run to recover, so the journal must stay too.
+  bool vm_left = false;
+  // Drops the snapshot of volume i once; a failed drop keeps its journal
+  // record (Snapshot::Drop is not retried, so it must not be recorded as
+  // dropped later on).
+  auto drop_snapshot = [&](size_t i) {
+    std::unique_ptr<Snapshot> snapshot = std::move(states[i].snapshot);
+    if (!snapshot) return;
     try {
-      for (const auto& vm : vm_order) {
-        step("quiesce:" + vm);
-        QuiesceMethod method = MethodFor(config, vm);
-        journal.Record({{"op", "quiesce"}, {"vm", vm}, {"method", QuiesceMethodName(method)}});
-        since[vm] = Clock::now();
-        auto q = hv->Quiesce(vm, method, timeout);
-        if (!q) {
-          journal.Record({{"op", "released"}, {"vm", vm}});
-          continue;
-        }
-        held.push_back(std::move(q));
-      }
-      for (size_t i = 0; i < config.volumes.size(); i++) {
-        const auto& v = config.volumes[i];
-        step("snapshot:" + v.name);
-        if (Clock::now() > deadline)
-          throw Error(ErrorKind::kOther, "the freeze took longer than max_freeze (" +
-                                             std::to_string(config.run.max_freeze_seconds) +
-                                             " s); VMs resumed, nothing backed up");
-        SnapshotSpec spec{v.name, v.source, ParseSnapshotKind(v.snapshot), v.snapshot_size, run_id};
-        states[i].snapshot = TakeSnapshot(env, spec, log);
-        states[i].record = states[i].snapshot->JournalRecord();
-        journal.Record({{"op", "snapshot"}, {"volume", v.name}, {"record", states[i].record}});
-      }
-      step("release");
-      release_all();
+      snapshot->Drop();
     } catch (...) {
-      for (auto it = held.rbegin(); it != held.rend(); ++it) {
-        try {
-          (*it)->Release();
-          journal.Record({{"op", "released"}, {"vm", (*it)->name()}});
-        } catch (const std::exception& e) {
-          log->Error(std::string("cannot resume VM ") + (*it)->name() + ": " + e.what());
-        }
-      }
-      held.clear();
+      states[i].left = true;
       throw;
     }
-    report.freeze_window_seconds = vm_order.empty() ? 0 : Seconds(window_start, Clock::now());
-    for (const auto& vr : report.vms)
-      log->Info("VM " + vr.name + " quiet (" + vr.method + ") for " + std::to_string(vr.freeze_seconds) + " s");
-  }
-
-  // Read each volume from its snapshot; drop the snapshot as soon as it is read.
-  auto drop = [&](size_t i) {
-    step("drop:" + config.volumes[i].name);
-    if (states[i].mount) {
-      states[i].mount->Unmount();
-      states[i].mount.reset();
-    }
-    if (states[i].snapshot) {
-      states[i].snapshot->Drop();
-      journal.Record({{"op", "dropped"}, {"record", states[i].record}});
-      states[i].snapshot.reset();
-    }
+    journal.Record({{"op", "dropped"}, {"record", states[i].record}});
   };
-  std::vector<VolumeSpec> specs;
-  for (size_t i = 0; i < config.volumes.size(); i++) {
-    const auto& v = config.volumes[i];
-    std::string path = states[i].snapshot->path();
-    if (v.mode == "filesystem" && IsBlockOrFile(path) && v.snapshot == "lvm") {
-      step("mount:" + v.name);
-      states[i].mount = std::make_unique<Mount>(env, &journal, path,
-                                                JoinPath(config.run.state_dir, "mnt-" + v.name), log);
-      path = states[i].mount->dir();
-    }
-    specs.push_back({v.name, path, v.one_file_system});
-  }
-  BackupOptions bopts;
-  bopts.cancel = options.cancel;
-  bopts.on_volume_done = drop;
-  step("sync");
   try {
+    {
+      // The freeze window: quiesce, snapshot, release. Guards undo on any path.
+      std::vector<std::string> vm_order;
+      for (const auto& v : config.volumes)
+        for (const auto& vm : VmsOfVolume(v, domains))
+          if (std::find(vm_order.begin(), vm_order.end(), vm) == vm_order.end()) vm_order.push_back(vm);
+      std::vector<std::unique_ptr<QuiescedVm>> held;
+      std::map<std::string, Clock::time_point> since;
+      const auto window_start = Clock::now();
+      const auto deadline = window_start + std::chrono::seconds(config.run.max_freeze_seconds);
+      const auto timeout = std::chrono::milliseconds(config.run.call_timeout_seconds * 1000);
+      // Each guard leaves `held` before its release: one that fails is not
+      // released again (and not recorded as released) by the clean-up below.
+      auto release_all = [&] {
+        while (!held.empty()) {
+          std::unique_ptr<QuiescedVm> q = std::move(held.back());
+          held.pop_back();
+          try {
+            q->Release();
+          } catch (...) {
+            vm_left = true;
+            throw;
+          }
+          journal.Record({{"op", "released"}, {"vm", q->name()}});
+          report.vms.push_back({q->name(), QuiesceMethodName(q->method()),
+                                Seconds(since[q->name()], Clock::now())});
+        }
+      };
+      try {
+        for (const auto& vm : vm_order) {
+          step("quiesce:" + vm);
+          QuiesceMethod method = MethodFor(config, vm);
+          journal.Record({{"op", "quiesce"}, {"vm", vm}, {"method", QuiesceMethodName(method)}});
+          since[vm] = Clock::now();
+          auto q = hv->Quiesce(vm, method, timeout);
+          if (!q) {
+            journal.Record({{"op", "released"}, {"vm", vm}});
+            continue;
+          }
+          held.push_back(std::move(q));
+        }
+        for (size_t i = 0; i < config.volumes.size(); i++) {
+          const auto& v = config.volumes[i];
+          step("snapshot:" + v.name);
+          if (Clock::now() > deadline)
+            throw Error(ErrorKind::kOther, "the freeze took longer than max_freeze (" +
+                                               std::to_string(config.run.max_freeze_seconds) +
+                                               " s); VMs resumed, nothing backed up");
+          SnapshotSpec spec{v.name, v.source, ParseSnapshotKind(v.snapshot), v.snapshot_size, run_id};
+          states[i].snapshot = TakeSnapshot(env, spec, log);
+          states[i].record = states[i].snapshot->JournalRecord();
+          journal.Record({{"op", "snapshot"}, {"volume", v.name}, {"record", states[i].record}});
+        }
+        step("release");
+        release_all();
+      } catch (...) {
+        while (!held.empty()) {
+          std::unique_ptr<QuiescedVm> q = std::move(held.back());
+          held.pop_back();
+          try {
+            q->Release();
+            journal.Record({{"op", "released"}, {"vm", q->name()}});
+          } catch (const std::exception& e) {
+            vm_left = true;
+            log->Error(std::string("cannot resume VM ") + q->name() + ": " + e.what());
+          }
+        }
+        throw;
+      }
+      report.freeze_window_seconds = vm_order.empty() ? 0 : Seconds(window_start, Clock::now());
+      for (const auto& vr : report.vms)
+        log->Info("VM " + vr.name + " quiet (" + vr.method + ") for " + std::to_string(vr.freeze_seconds) + " s");
+    }
+
+    // Read each volume from its snapshot; drop the snapshot as soon as it is read.
+    auto drop = [&](size_t i) {
+      step("drop:" + config.volumes[i].name);
+      if (states[i].mount) {
+        states[i].mount->Unmount();
+        states[i].mount.reset();
+      }
+      drop_snapshot(i);
+    };
+    std::vector<VolumeSpec> specs;
+    for (size_t i = 0; i < config.volumes.size(); i++) {
+      const auto& v = config.volumes[i];
+      std::string path = states[i].snapshot->path();
+      if (v.mode == "filesystem" && IsBlockOrFile(path) && v.snapshot == "lvm") {
+        step("mount:" + v.name);
+        states[i].mount = std::make_unique<Mount>(env, &journal, path,
+                                                  JoinPath(config.run.state_dir, "mnt-" + v.name), log);
+        path = states[i].mount->dir();
+      }
+      specs.push_back({v.name, path, v.one_file_system});
+    }
+    BackupOptions bopts;
+    bopts.cancel = options.cancel;
+    bopts.on_volume_done = drop;
+    step("sync");
     report.backup = RunBackup(store.get(), specs, bopts, log);
   } catch (...) {
+    // Whatever failed (a step, a snapshot, a mount, the backup, a cancel):
+    // unmount and drop what is still there, each recorded; the journal goes
+    // only when nothing is left for the next run to clean up.
     for (size_t i = 0; i < states.size(); i++) {
       try {
-        if (states[i].mount) states[i].mount->Unmount();
-        states[i].mount.reset();
-        if (states[i].snapshot) {
-          states[i].snapshot->Drop();
-          journal.Record({{"op", "dropped"}, {"record", states[i].record}});
-          states[i].snapshot.reset();
+        if (states[i].mount) {
+          states[i].mount->Unmount();
+          states[i].mount.reset();
         }
+        drop_snapshot(i);
       } catch (const std::exception& e) {
         log->Error(std::string("cleanup of volume ") + config.volumes[i].name + ": " + e.what());
       }
     }
-    bool clean = true;
-    for (const auto& s : states) clean = clean && !s.snapshot && !s.mount;
-    if (clean) journal.Close();
+    bool clean = !vm_left;
+    for (const auto& s : states) clean = clean && !s.snapshot && !s.mount && !s.left;
+    if (clean) {
+      try {
+        journal.Close();
+      } catch (const std::exception& e) {
+        log->Error(std::string("cannot remove the journal ") + journal.path() + ": " + e.what());
+      }
+    }
     throw;
   }
   report.point = report.backup.point;
@@ -283,6 +336,11 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
 std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log) {
   std::vector<DomainInfo> domains;
   CheckPlan(config, env, hv, &domains);
+  // The store must be there (as RunJob's Store::Open requires); not opened,
+  // so that a plan takes no lock and changes nothing.
+  if (!env->Exists(JoinPath(config.target.path, "config.json")))
+    ThrowNotFound("store " + config.target.path +
+                  " is not a vmback store (no config.json; create it with 'vmback store init')");
   std::string out;
   out += "1. take the run lock " + JoinPath(config.run.state_dir, "run.lock") +
          "; recover from " + JoinPath(config.run.state_dir, "journal") + " if a run crashed\n";
@@ -306,7 +364,8 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
     std::string dir = DirName(v.source);
     std::string name = "vmback-" + v.name + "-" + id;
     if (v.snapshot == "lvm")
-      out += "     lvm lvcreate -s -n " + name + " -L " + v.snapshot_size + " " + v.source + "\n";
+      out += "     (checked: lvm vgs --noheadings --units b --nosuffix -o vg_free " + BaseName(dir) +
+             " has room for " + v.snapshot_size + ")\n     lvm lvcreate -s -n " + name + " -L " + v.snapshot_size + " " + v.source + "\n";
     else if (v.snapshot == "btrfs")
       out += "     btrfs subvolume snapshot -r " + v.source + " " + dir + "/." + name + "\n";
     else if (v.snapshot == "reflink")

@@ -76,6 +76,10 @@ std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, H
   Leftovers left = ReadJournal(env, path);
   std::string failures;
   for (const auto& [vm, method] : left.vms) {
+    if (!hv) {
+      failures += std::string("; VM ") + vm + ": no libvirt connection to resume it with";
+      continue;
+    }
     try {
       hv->Recover(vm, ParseQuiesceMethod(method));
       done.push_back("resumed VM " + vm + " (quiesced by a run that did not finish)");
@@ -102,7 +106,7 @@ std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, H
     }
   }
   if (!failures.empty())
-    throw Error(ErrorKind::kOther, "cannot clean up after the crashed run recorded in " + path +
+    throw Error(ErrorKind::kOther, "cannot clean up after the crashed run recorded in " + path + ":" +
                                        failures.substr(1) + "; fix this, then run again");
   env->Remove(path);
   env->SyncDir(DirName(path));

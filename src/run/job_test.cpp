@@ -1,0 +1,882 @@
+// Tests of `vmback run` (RunJob, PlanJob) and its crash journal, end to end:
+// libvirt's in-process test driver plays the hypervisor (domains whose disks
+// are this test's own files), tests/helpers/fake_lvm plays LVM (this kernel
+// has no device-mapper: a regular file stands for /dev/VG/LV and lvcreate -s
+// copies it), and a real store takes the points.
+//
+// The volumes: "disk" (lvm, mode block: a sparse image file), "fs" (lvm,
+// mode filesystem: an ext4 image, so the run fscks and mounts its snapshot;
+// only as root with mkfs.ext4) and "tree" (a directory, snapshot none).
+//
+// The core is the fault matrix: a failure injected at every step of the run
+// in turn through JobOptions.hook, and a cancel in the middle; after each,
+// every domain runs as before, no snapshot, journal or mount is left, the
+// store's earlier points are intact, and the next run succeeds.
+#include "run/job.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "config/config.h"
+#include "helpers/test_util.h"
+#include "hypervisor/hypervisor.h"
+#include "os/env.h"
+#include "os/subprocess.h"
+#include "run/journal.h"
+#include "run/restore.h"
+#include "run/verify.h"
+#include "source/snapshot.h"
+#include "store/store.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace vmback {
+namespace {
+
+namespace fs = std::filesystem;
+using std::chrono::milliseconds;
+using test::DescribeTree;
+using test::RandomBytes;
+using test::ReadFile;
+using test::SetMtimeNs;
+using test::TempDir;
+using test::WriteFile;
+using test::WriteFileAt;
+
+constexpr int64_t kT0 = 1700000000;
+constexpr uint64_t kDiskSize = 3 << 20;
+
+// <root>/src/run/job_test.cpp -> <root>.
+std::string RepoRoot() {
+  std::string f = __FILE__;
+  for (int i = 0; i < 3; i++) f = DirName(f);
+  return f;
+}
+
+RunResult Exec(const std::vector<std::string>& argv) {
+  try {
+    return RunSubprocess(argv);
+  } catch (const Error& e) {
+    RunResult r;
+    r.exit_code = 127;
+    r.err = e.what();
+    return r;
+  }
+}
+
+bool Has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+bool AnyHas(const std::vector<std::string>& v, const std::string& part) {
+  for (const auto& s : v)
+    if (Has(s, part)) return true;
+  return false;
+}
+
+std::string Joined(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += "\n  " + s;
+  return out;
+}
+
+std::vector<std::string> Lines(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) out.push_back(l);
+  return out;
+}
+
+// Mount points at or below dir (from /proc/self/mountinfo, octal escapes
+// decoded), deepest last.
+std::vector<std::string> MountsUnder(const std::string& dir) {
+  std::vector<std::string> out;
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream f(line);
+    std::string id, parent, devno, root, point;
+    f >> id >> parent >> devno >> root >> point;
+    std::string decoded;
+    for (size_t i = 0; i < point.size(); i++) {
+      if (point[i] == '\\' && i + 3 < point.size()) {
+        decoded += static_cast<char>(std::stoi(point.substr(i + 1, 3), nullptr, 8));
+        i += 3;
+      } else {
+        decoded += point[i];
+      }
+    }
+    if (decoded == dir || decoded.rfind(dir + "/", 0) == 0) out.push_back(decoded);
+  }
+  return out;
+}
+
+template <typename Pred>
+bool Eventually(Pred pred) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// A Hypervisor that forwards to libvirt's and watches what vmback does with
+// it: how often it quiesced, which VMs it still holds (quiesced, not yet
+// released: for the agent method the test driver shows no state to look at),
+// and which it recovered.
+class WatchingHypervisor : public Hypervisor {
+ public:
+  explicit WatchingHypervisor(std::unique_ptr<Hypervisor> inner) : inner_(std::move(inner)) {}
+
+  DomainInfo Domain(const std::string& name) override { return inner_->Domain(name); }
+  std::vector<DomainInfo> Domains() override { return inner_->Domains(); }
+  std::unique_ptr<QuiescedVm> Quiesce(const std::string& name, QuiesceMethod method,
+                                      milliseconds timeout) override {
+    quiesce_calls_++;
+    std::unique_ptr<QuiescedVm> q = inner_->Quiesce(name, method, timeout);
+    if (!q) return q;
+    held_->Add(name, +1);
+    return std::make_unique<Guard>(std::move(q), held_);
+  }
+  void Recover(const std::string& name, QuiesceMethod method) override {
+    recovered_.push_back(name);
+    inner_->Recover(name, method);
+  }
+
+  Hypervisor* inner() { return inner_.get(); }
+  int quiesce_calls() const { return quiesce_calls_; }
+  std::vector<std::string> held() const { return held_->Names(); }
+  const std::vector<std::string>& recovered() const { return recovered_; }
+  void ResetCounts() {
+    quiesce_calls_ = 0;
+    recovered_.clear();
+  }
+
+ private:
+  struct Held {
+    std::mutex mu;
+    std::map<std::string, int> count;
+    void Add(const std::string& name, int d) {
+      std::lock_guard<std::mutex> l(mu);
+      if ((count[name] += d) == 0) count.erase(name);
+    }
+    std::vector<std::string> Names() {
+      std::lock_guard<std::mutex> l(mu);
+      std::vector<std::string> out;
+      for (const auto& [n, c] : count) out.push_back(n + " x" + std::to_string(c));
+      return out;
+    }
+  };
+  // Counts as let go once released, or destroyed (whose inner guard then
+  // releases).
+  class Guard : public QuiescedVm {
+   public:
+    Guard(std::unique_ptr<QuiescedVm> inner, std::shared_ptr<Held> held)
+        : inner_(std::move(inner)), held_(std::move(held)) {}
+    ~Guard() override {
+      inner_.reset();
+      LetGo();
+    }
+    void Release() override {
+      inner_->Release();
+      LetGo();
+    }
+    QuiesceMethod method() const override { return inner_->method(); }
+    const std::string& name() const override { return inner_->name(); }
+
+   private:
+    void LetGo() {
+      if (let_go_) return;
+      let_go_ = true;
+      held_->Add(name_, -1);
+    }
+    std::unique_ptr<QuiescedVm> inner_;
+    std::shared_ptr<Held> held_;
+    std::string name_ = inner_->name();
+    bool let_go_ = false;
+  };
+
+  std::unique_ptr<Hypervisor> inner_;
+  std::shared_ptr<Held> held_ = std::make_shared<Held>();
+  int quiesce_calls_ = 0;
+  std::vector<std::string> recovered_;
+};
+
+// ---------------------------------------------------------------------------
+
+// web: its disk is the "disk" LV (found by vms = "auto"); db: its disk is in
+// the tree; idle: shut off, disk on the LV (auto must skip it); held: paused
+// by somebody else; other: running, nothing to do with the backup.
+constexpr char kNodeXml[] = R"(<node>
+<domain type='test'>
+  <name>web</name><memory>65536</memory><os><type>hvm</type></os>
+  <devices><disk type='file' device='disk'><source file='@DIR@/vg/disk'/><target dev='vda' bus='virtio'/></disk></devices>
+</domain>
+<domain type='test'>
+  <name>db</name><memory>65536</memory><os><type>hvm</type></os>
+  <devices><disk type='file' device='disk'><source file='@DIR@/tree/db.qcow2'/><target dev='vda' bus='virtio'/></disk></devices>
+</domain>
+<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+  <name>idle</name><memory>65536</memory><os><type>hvm</type></os>
+  <devices><disk type='file' device='disk'><source file='@DIR@/vg/disk'/><target dev='vda' bus='virtio'/></disk></devices>
+  <test:runstate>5</test:runstate>
+</domain>
+<domain type='test' xmlns:test='http://libvirt.org/schemas/domain/test/1.0'>
+  <name>held</name><memory>65536</memory><os><type>hvm</type></os>
+  <devices><disk type='file' device='disk'><source file='@DIR@/elsewhere/held.img'/><target dev='vda' bus='virtio'/></disk></devices>
+  <test:runstate>3</test:runstate>
+</domain>
+<domain type='test'>
+  <name>other</name><memory>65536</memory><os><type>hvm</type></os>
+  <devices><disk type='file' device='disk'><source file='@DIR@/elsewhere/other.img'/><target dev='vda' bus='virtio'/></disk></devices>
+</domain>
+</node>
+)";
+
+// What a point must restore to.
+struct Expected {
+  std::string disk;  // the image's bytes
+  std::string tree;  // DescribeTree of the directory volume
+};
+
+class JobTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = CanonicalPath(tmp_.path());
+    // The stand-in lvm, first on PATH.
+    std::string fake = RepoRoot() + "/tests/helpers/fake_lvm";
+    ASSERT_TRUE(fs::exists(fake)) << fake;
+    WriteFile(bin_ / "lvm", "#!/bin/sh\nexec bash '" + fake + "' \"$@\"\n");
+    ASSERT_EQ(::chmod((bin_ / "lvm").c_str(), 0755), 0);
+    const char* path = std::getenv("PATH");
+    old_path_ = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin";
+    ::setenv("PATH", (bin_.path() + ":" + old_path_).c_str(), 1);
+    ::setenv("FAKE_LVM_LOG", (Root("lvm.log")).c_str(), 1);
+    ::unsetenv("FAKE_LVM_FREE");
+    ::unsetenv("FAKE_LVM_BUSY_COUNT");
+    SetLvremoveBackoffMs(1);
+
+    for (const char* d : {"vg", "tree", "tree/sub", "elsewhere", "restore"})
+      fs::create_directories(Root(d));
+    // A sparse image: data, a hole, data.
+    WriteFile(Root("vg/disk"), RandomBytes(1 << 20, 1));
+    WriteFileAt(Root("vg/disk"), 2 << 20, RandomBytes(1 << 20, 2));
+    WriteFile(Root("tree/db.qcow2"), RandomBytes(300000, 3));
+    WriteFile(Root("tree/a.txt"), "alpha\n");
+    WriteFile(Root("tree/sub/b.bin"), RandomBytes(70000, 4));
+    ASSERT_EQ(::symlink("sub/b.bin", Root("tree/link").c_str()), 0);
+    SetMtimeNs(Root("tree/a.txt"), kT0, 1);
+    SetMtimeNs(Root("tree/sub/b.bin"), kT0, 2);
+    SetMtimeNs(Root("tree/db.qcow2"), kT0, 3);
+    WriteFile(Root("elsewhere/held.img"), "");
+    WriteFile(Root("elsewhere/other.img"), "");
+
+    // An ext4 image for the filesystem-mode volume (mount needs root).
+    if (::geteuid() == 0) {
+      fs::create_directories(Root("fsrc/etc"));
+      WriteFile(Root("fsrc/hello.txt"), "hello from inside the LV\n");
+      WriteFile(Root("fsrc/etc/conf"), RandomBytes(20000, 5));
+      RunResult r = Exec({"truncate", "-s", "16M", Root("vg/fsimg")});
+      if (r.exit_code == 0)
+        r = Exec({"mkfs.ext4", "-q", "-F", "-d", Root("fsrc"), Root("vg/fsimg")});
+      have_fs_ = r.exit_code == 0;
+      if (!have_fs_) std::cerr << "no filesystem-mode volume: " << r.err << "\n";
+    }
+
+    std::string xml = kNodeXml;
+    for (size_t at; (at = xml.find("@DIR@")) != std::string::npos;) xml.replace(at, 5, root_);
+    WriteFile(Root("node.xml"), xml);
+    hv_ = std::make_unique<WatchingHypervisor>(ConnectLibvirt("test://" + Root("node.xml"), &hv_log_));
+
+    Store::Init(Env::Default(), Root("store"), 16384);
+    initial_states_ = States();
+    ASSERT_EQ(initial_states_.size(), 5u);
+    ASSERT_EQ(initial_states_["held"], "paused");
+    ASSERT_EQ(initial_states_["idle"], "off");
+  }
+
+  void TearDown() override {
+    // Never leave a mount behind (TempDir would delete through it).
+    auto mounts = MountsUnder(root_);
+    for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) Exec({"umount", "-l", *it});
+    EXPECT_TRUE(mounts.empty()) << "mounts left:" << Joined(mounts);
+    SetLibvirtCallDelayForTesting("resume", milliseconds(0));
+    ::setenv("PATH", old_path_.c_str(), 1);
+    ::unsetenv("FAKE_LVM_LOG");
+    ::unsetenv("FAKE_LVM_FREE");
+    ::unsetenv("FAKE_LVM_BUSY_COUNT");
+    SetLvremoveBackoffMs(200);
+  }
+
+  std::string Root(const std::string& rel) const { return root_ + "/" + rel; }
+  std::string JournalPath() const { return Root("state/journal"); }
+
+  // --- configuration -----------------------------------------------------
+  std::string Header(int call_timeout = 5) const {
+    return "[target]\npath = \"" + Root("store") + "\"\n\n[retention]\nkeep_last = 1000\n\n" +
+           "[libvirt]\nuri = \"test://" + Root("node.xml") + "\"\n\n[run]\nstate_dir = \"" +
+           Root("state") + "\"\nmax_freeze = 30\ncall_timeout = " + std::to_string(call_timeout) +
+           "\n\n";
+  }
+  static std::string VmTables() {
+    return "[[vm]]\nname = \"web\"\nquiesce = \"suspend\"\n\n"
+           "[[vm]]\nname = \"db\"\nquiesce = \"agent\"\n\n";
+  }
+  std::string DiskVolume(const std::string& size = "64M") const {
+    return "[[volume]]\nname = \"disk\"\nsource = \"" + Root("vg/disk") +
+           "\"\nsnapshot = \"lvm\"\nsnapshot_size = \"" + size + "\"\nmode = \"block\"\nvms = \"auto\"\n\n";
+  }
+  std::string FsVolume() const {
+    if (!have_fs_) return "";
+    return "[[volume]]\nname = \"fs\"\nsource = \"" + Root("vg/fsimg") +
+           "\"\nsnapshot = \"lvm\"\nsnapshot_size = \"64M\"\nvms = [\"db\"]\n\n";
+  }
+  std::string TreeVolume() const {
+    return "[[volume]]\nname = \"tree\"\nsource = \"" + Root("tree") +
+           "\"\nsnapshot = \"none\"\nvms = [\"db\"]\n\n";
+  }
+  Config Parse(const std::string& text) const { return ParseConfig(text, Root("vmback.toml")); }
+  Config Standard(int call_timeout = 5) const {
+    return Parse(Header(call_timeout) + VmTables() + DiskVolume() + FsVolume() + TreeVolume());
+  }
+  std::vector<std::string> ExpectedSteps() const {
+    std::vector<std::string> s = {"quiesce:web", "quiesce:db", "snapshot:disk"};
+    if (have_fs_) s.push_back("snapshot:fs");
+    s.insert(s.end(), {"snapshot:tree", "release"});
+    if (have_fs_) s.push_back("mount:fs");
+    s.insert(s.end(), {"sync", "drop:disk"});
+    if (have_fs_) s.push_back("drop:fs");
+    s.insert(s.end(), {"drop:tree", "prune"});
+    return s;
+  }
+
+  // --- running -------------------------------------------------------------
+  JobReport Run(const Config& c, StepHook hook = {}, const std::atomic<bool>* cancel = nullptr,
+                Logger* log = nullptr) {
+    JobOptions o;
+    o.hook = std::move(hook);
+    o.cancel = cancel;
+    o.run_id = "r" + std::to_string(++runs_);
+    Logger quiet(LogLevel::kError, false);
+    return RunJob(c, Env::Default(), hv_.get(), o, log ? log : &quiet);
+  }
+
+  // A successful run of the standard config: records what its point must
+  // restore to and checks that it does.
+  JobReport RunOk(const std::string& what) {
+    Expected e = Current();
+    auto before = Points();
+    JobReport r;
+    try {
+      r = Run(Standard());
+    } catch (const std::exception& ex) {
+      ADD_FAILURE() << what << ": the run failed: " << ex.what();
+      return r;
+    }
+    auto after = Points();
+    EXPECT_EQ(after.size(), before.size() + 1) << what;
+    EXPECT_TRUE(std::find(after.begin(), after.end(), r.point) != after.end()) << what << ": " << r.point;
+    expected_[r.point] = e;
+    ExpectRestores(r.point, what);
+    return r;
+  }
+
+  // Seeded random changes to the image (and the tree), as a guest would make.
+  void Change(uint64_t seed) {
+    std::mt19937_64 rng(seed);
+    for (int k = 0; k < 4; k++) {
+      uint64_t off = rng() % (kDiskSize - 9000);
+      WriteFileAt(Root("vg/disk"), off, RandomBytes(1 + rng() % 8000, seed * 100 + k));
+    }
+    WriteFileAt(Root("tree/db.qcow2"), rng() % 290000, RandomBytes(5000, seed * 100 + 50));
+    SetMtimeNs(Root("tree/db.qcow2"), kT0 + static_cast<int64_t>(seed), 7);
+    WriteFile(Root("tree/sub/n" + std::to_string(seed) + ".txt"), "change " + std::to_string(seed));
+  }
+
+  Expected Current() const { return {ReadFile(Root("vg/disk")), DescribeTree(Root("tree"), false)}; }
+
+  std::vector<std::string> Points() {
+    Logger log(LogLevel::kError, false);
+    return Store::Open(Env::Default(), Root("store"), LockMode::kShared, &log)->ListPoints();
+  }
+
+  // The point restores bit-identical: the image, the tree, the fs volume.
+  void ExpectRestores(const std::string& point, const std::string& what) {
+    auto it = expected_.find(point);
+    ASSERT_NE(it, expected_.end()) << what << ": no expectation for " << point;
+    Logger log(LogLevel::kError, false);
+    auto store = Store::Open(Env::Default(), Root("store"), LockMode::kShared, &log);
+    std::string dest = Root("restore/" + std::to_string(++restores_));
+    try {
+      Restore(store.get(), point, "", dest, Overwrite::kRefuse, &log);
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << what << ": restore of " << point << ": " << e.what();
+      return;
+    }
+    EXPECT_TRUE(ReadFile(dest + "/disk") == it->second.disk) << what << ": image of point " << point;
+    EXPECT_EQ(DescribeTree(dest + "/tree", false), it->second.tree) << what << ": tree of point " << point;
+    if (have_fs_) {
+      EXPECT_EQ(ReadFile(dest + "/fs/hello.txt"), "hello from inside the LV\n") << what << ": " << point;
+      EXPECT_TRUE(ReadFile(dest + "/fs/etc/conf") == RandomBytes(20000, 5)) << what << ": " << point;
+    }
+    fs::remove_all(dest);
+  }
+
+  // {name: running | paused | off}
+  std::map<std::string, std::string> States() {
+    std::map<std::string, std::string> out;
+    for (const auto& d : hv_->Domains())
+      out[d.name] = !d.running ? "off" : d.paused ? "paused" : "running";
+    return out;
+  }
+
+  std::vector<std::string> SnapshotLeftovers() {
+    std::vector<std::string> out;
+    for (const char* dir : {"vg", "tree", "", "elsewhere"})
+      for (const auto& e : fs::directory_iterator(Root(dir))) {
+        std::string n = e.path().filename();
+        if (n.rfind("vmback-", 0) == 0 || n.rfind(".vmback-", 0) == 0) out.push_back(e.path());
+      }
+    return out;
+  }
+
+  // The lvm calls that change something: the plan's free-space query
+  // (lvm vgs) only reads and is left out.
+  std::vector<std::string> LvmCalls() {
+    std::vector<std::string> out;
+    if (!fs::exists(Root("lvm.log"))) return out;
+    for (auto& line : Lines(ReadFile(Root("lvm.log"))))
+      if (line.rfind("lvm vgs ", 0) != 0) out.push_back(std::move(line));
+    return out;
+  }
+
+  // Everything is as it was before the run: VMs in their states, nothing
+  // held, no snapshot, journal or mount; the store holds exactly the points
+  // expected, verifies clean, and its first and newest points restore.
+  void ExpectClean(const std::string& what) {
+    EXPECT_EQ(States(), initial_states_) << what;
+    EXPECT_TRUE(hv_->held().empty()) << what << ": still quiesced:" << Joined(hv_->held());
+    EXPECT_TRUE(SnapshotLeftovers().empty()) << what << ": snapshots left:" << Joined(SnapshotLeftovers());
+    EXPECT_FALSE(fs::exists(JournalPath())) << what << ": journal left:\n" << ReadFile(JournalPath());
+    EXPECT_TRUE(MountsUnder(Root("state")).empty()) << what << ": mounts left:" << Joined(MountsUnder(Root("state")));
+    std::vector<std::string> want;
+    for (const auto& [p, e] : expected_) want.push_back(p);
+    std::vector<std::string> have = Points();
+    std::sort(have.begin(), have.end());
+    EXPECT_EQ(have, want) << what;
+    {
+      Logger log(LogLevel::kError, false);
+      auto store = Store::Open(Env::Default(), Root("store"), LockMode::kExclusive, &log);
+      VerifyReport v = Verify(store.get(), &log);
+      EXPECT_TRUE(v.ok()) << what << ": verify found " << v.problems.size() << " problem(s), first: "
+                          << (v.problems.empty() ? "" : v.problems[0].path + ": " + v.problems[0].reason);
+    }
+    if (!expected_.empty()) {
+      ExpectRestores(expected_.begin()->first, what);
+      ExpectRestores(expected_.rbegin()->first, what);
+    }
+  }
+
+  TempDir tmp_, bin_;
+  std::string root_, old_path_;
+  bool have_fs_ = false;
+  Logger hv_log_{LogLevel::kError, false};
+  std::unique_ptr<WatchingHypervisor> hv_;
+  std::map<std::string, std::string> initial_states_;
+  std::map<std::string, Expected> expected_;
+  int runs_ = 0, restores_ = 0;
+};
+
+// ---------------------------------------------------------------------------
+
+TEST_F(JobTest, RunsEveryStepInOrderAndEveryPointRestoresBitIdentical) {
+  std::vector<std::string> steps;
+  Expected first = Current();
+  JobReport r = Run(Standard(), [&](const std::string& s) { steps.push_back(s); });
+  EXPECT_EQ(steps, ExpectedSteps());
+  ASSERT_FALSE(r.point.empty());
+  expected_[r.point] = first;
+  ExpectRestores(r.point, "first run");
+
+  // The report: each VM quiesced by its method, for a while; and JSON.
+  ASSERT_EQ(r.vms.size(), 2u);
+  std::map<std::string, std::string> methods;
+  for (const auto& v : r.vms) {
+    methods[v.name] = v.method;
+    EXPECT_GE(v.freeze_seconds, 0) << v.name;
+    EXPECT_LE(v.freeze_seconds, r.freeze_window_seconds + 1) << v.name;
+  }
+  EXPECT_EQ(methods, (std::map<std::string, std::string>{{"web", "suspend"}, {"db", "agent"}}));
+  nlohmann::json j = JobReportToJson(r);
+  EXPECT_EQ(j["point"], r.point);
+  ASSERT_EQ(j["vms"].size(), 2u);
+  for (const auto& v : j["vms"]) {
+    EXPECT_TRUE(v["freeze_ms"].is_number_integer()) << v.dump();
+    EXPECT_TRUE(v["method"] == "suspend" || v["method"] == "agent") << v.dump();
+  }
+  EXPECT_TRUE(r.recovered.empty());
+  EXPECT_EQ(hv_->quiesce_calls(), 2);  // not idle (shut off), held or other
+
+  // The lvm calls: a snapshot per lvm volume with its size, and its removal.
+  std::vector<std::string> calls = LvmCalls();
+  EXPECT_TRUE(std::find(calls.begin(), calls.end(),
+                        "lvm lvcreate -s -n vmback-disk-r1 -L 64M " + Root("vg/disk")) != calls.end())
+      << Joined(calls);
+  EXPECT_TRUE(std::find(calls.begin(), calls.end(), "lvm lvremove -f " + Root("vg/vmback-disk-r1")) !=
+              calls.end())
+      << Joined(calls);
+  EXPECT_EQ(calls.size(), have_fs_ ? 4u : 2u) << Joined(calls);
+  ExpectClean("after the first run");
+
+  // Incremental runs with seeded random changes: each point restores as it was.
+  for (uint64_t seed = 1; seed <= 3; seed++) {
+    Change(seed);
+    RunOk("run " + std::to_string(seed + 1));
+  }
+  for (const auto& [p, e] : expected_) ExpectRestores(p, "after all runs");
+  ExpectClean("after four runs");
+}
+
+TEST_F(JobTest, FaultAtEveryStepLeavesNothingBehindAndTheNextRunWorks) {
+  std::vector<std::string> steps;
+  RunOk("baseline");
+  {
+    Change(100);
+    Expected e = Current();
+    JobReport r = Run(Standard(), [&](const std::string& s) { steps.push_back(s); });
+    expected_[r.point] = e;
+  }
+  ASSERT_EQ(steps, ExpectedSteps());
+  ExpectClean("before the faults");
+
+  uint64_t seed = 200;
+  for (const std::string& at : steps) {
+    SCOPED_TRACE("failure injected at " + at);
+    Change(++seed);
+    Expected e = Current();
+    auto before = Points();
+    hv_->ResetCounts();
+    try {
+      Run(Standard(), [&](const std::string& s) {
+        if (s == at) throw std::runtime_error("injected failure at " + s);
+      });
+      ADD_FAILURE() << "the run did not fail";
+    } catch (const std::exception& ex) {
+      EXPECT_TRUE(Has(ex.what(), "injected failure at " + at)) << ex.what();
+    }
+    auto after = Points();
+    if (at == "prune") {
+      // Prune comes after the commit: the point is there, and whole.
+      ASSERT_EQ(after.size(), before.size() + 1);
+      expected_[after.back()] = e;
+    } else {
+      EXPECT_EQ(after, before) << "a failed run committed a point";
+    }
+    ExpectClean("after a failure at " + at);
+    Change(++seed);
+    RunOk("the run after a failure at " + at);
+    ExpectClean("after the run that followed a failure at " + at);
+  }
+
+  // A cancel (a signal) in the middle: at the next step, or in the backup.
+  for (const std::string& at : std::vector<std::string>{"quiesce:db", "snapshot:tree", "release", "sync",
+                                                        "drop:disk"}) {
+    SCOPED_TRACE("cancel at " + at);
+    Change(++seed);
+    auto before = Points();
+    std::atomic<bool> cancel{false};
+    try {
+      Run(Standard(), [&](const std::string& s) {
+        if (s == at) cancel = true;
+      }, &cancel);
+      ADD_FAILURE() << "the run was not interrupted";
+    } catch (const Error& ex) {
+      EXPECT_TRUE(Has(ex.what(), "interrupted")) << ex.what();
+    }
+    EXPECT_EQ(Points(), before);
+    ExpectClean("after a cancel at " + at);
+    RunOk("the run after a cancel at " + at);
+  }
+  ExpectClean("at the end");
+}
+
+// A crashed run leaves a journal: the next run resumes the VMs it had
+// quiesced (only those), drops its snapshots, says so, and then runs.
+TEST_F(JobTest, RunRecoversWhatAJournalOfACrashedRunRecords) {
+  // What the crashed run did: paused web, froze and thawed db, snapshotted
+  // the disk; then died (the journal was never closed; its last line torn).
+  std::unique_ptr<QuiescedVm> paused = hv_->inner()->Quiesce("web", QuiesceMethod::kSuspend, milliseconds(5000));
+  ASSERT_EQ(States()["web"], "paused");
+  Logger snap_log(LogLevel::kError, false);
+  auto snap = TakeSnapshot(Env::Default(), {"disk", Root("vg/disk"), SnapshotKind::kLvm, "64M", "crashed"},
+                           &snap_log);
+  ASSERT_TRUE(fs::exists(Root("vg/vmback-disk-crashed")));
+  fs::create_directories(Root("state"));
+  {
+    vmback::Journal j(Env::Default(), JournalPath(), "crashed");
+    j.Record({{"op", "quiesce"}, {"vm", "web"}, {"method", "suspend"}});
+    j.Record({{"op", "quiesce"}, {"vm", "db"}, {"method", "agent"}});
+    j.Record({{"op", "released"}, {"vm", "db"}});
+    j.Record({{"op", "snapshot"}, {"volume", "disk"}, {"record", snap->JournalRecord()}});
+  }
+  {
+    std::ofstream torn(JournalPath(), std::ios::app);
+    torn << R"({"op":"quiesce","vm":"oth)";
+  }
+
+  Expected e = Current();
+  Logger log(LogLevel::kError, false);
+  JobReport r = Run(Standard(), {}, nullptr, &log);
+  expected_[r.point] = e;
+  EXPECT_TRUE(AnyHas(r.recovered, "resumed VM web")) << Joined(r.recovered);
+  EXPECT_TRUE(AnyHas(r.recovered, "vmback-disk-crashed")) << Joined(r.recovered);
+  EXPECT_FALSE(AnyHas(r.recovered, "VM db")) << Joined(r.recovered);
+  EXPECT_EQ(r.recovered.size(), 2u) << Joined(r.recovered);
+  EXPECT_EQ(hv_->recovered(), std::vector<std::string>{"web"});
+  // Said so: as warnings of the run.
+  EXPECT_TRUE(AnyHas(log.problems(), "resumed VM web")) << Joined(log.problems());
+  EXPECT_TRUE(AnyHas(r.warnings, "resumed VM web")) << Joined(r.warnings);
+  ExpectClean("after recovering");
+  paused.reset();  // web runs already: the guard only warns
+  snap.reset();
+  EXPECT_EQ(States(), initial_states_);
+}
+
+TEST_F(JobTest, RecoverFromJournalResumesOnlyTheVmsTheRunQuiesced) {
+  std::unique_ptr<QuiescedVm> paused = hv_->inner()->Quiesce("web", QuiesceMethod::kSuspend, milliseconds(5000));
+  ASSERT_EQ(States()["web"], "paused");
+  fs::create_directories(Root("state"));
+  {
+    vmback::Journal j(Env::Default(), JournalPath(), "crashed");
+    j.Record({{"op", "quiesce"}, {"vm", "web"}, {"method", "suspend"}});
+    // held was paused by someone else: the run found it paused (none).
+    j.Record({{"op", "quiesce"}, {"vm", "held"}, {"method", "none"}});
+    j.Record({{"op", "quiesce"}, {"vm", "other"}, {"method", "suspend"}});
+    j.Record({{"op", "released"}, {"vm", "other"}});
+  }
+  Leftovers left = ReadJournal(Env::Default(), JournalPath());
+  EXPECT_EQ(left.vms, (std::vector<std::pair<std::string, std::string>>{{"web", "suspend"}, {"held", "none"}}));
+
+  Logger log(LogLevel::kError, false);
+  // No libvirt connection (a config without VMs now): it cannot resume
+  // web, says so, and keeps the journal.
+  try {
+    RecoverFromJournal(Env::Default(), JournalPath(), nullptr, &log);
+    ADD_FAILURE() << "no error without a connection";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), "web")) << e.what();
+  }
+  EXPECT_TRUE(fs::exists(JournalPath()));
+  EXPECT_EQ(States()["web"], "paused");
+
+  std::vector<std::string> done = RecoverFromJournal(Env::Default(), JournalPath(), hv_.get(), &log);
+  EXPECT_TRUE(AnyHas(done, "resumed VM web")) << Joined(done);
+  EXPECT_FALSE(fs::exists(JournalPath()));
+  EXPECT_EQ(States()["web"], "running");
+  EXPECT_EQ(States()["held"], "paused");  // not ours to resume
+  EXPECT_EQ(States()["other"], "running");
+  EXPECT_EQ(States(), initial_states_);
+  paused.reset();
+}
+
+// A VM that cannot be resumed stays in the journal (quiesced, not released):
+// the run fails, keeps the journal, and the next run recovers the VM.
+TEST_F(JobTest, FailedResumeKeepsTheJournalForTheNextRun) {
+  RunOk("baseline");
+  SetLibvirtCallDelayForTesting("resume", milliseconds(1500));  // call_timeout is 1 s
+  try {
+    Run(Standard(/*call_timeout=*/1));
+    ADD_FAILURE() << "the run did not fail";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), "'web'")) << e.what();
+    EXPECT_TRUE(Has(e.what(), "resume")) << e.what();
+  }
+  SetLibvirtCallDelayForTesting("resume", milliseconds(0));
+  ASSERT_TRUE(fs::exists(JournalPath())) << "the journal went although web may still be paused";
+  Leftovers left = ReadJournal(Env::Default(), JournalPath());
+  EXPECT_EQ(left.vms, (std::vector<std::pair<std::string, std::string>>{{"web", "suspend"}}))
+      << ReadFile(JournalPath());
+  EXPECT_TRUE(left.snapshots.empty()) << ReadFile(JournalPath());
+  EXPECT_TRUE(left.mounts.empty()) << ReadFile(JournalPath());
+  EXPECT_TRUE(SnapshotLeftovers().empty()) << Joined(SnapshotLeftovers());
+  EXPECT_TRUE(hv_->held().empty()) << Joined(hv_->held());
+  // The late resume lands.
+  EXPECT_TRUE(Eventually([&] { return States()["web"] == "running"; }));
+
+  hv_->ResetCounts();
+  JobReport r = RunOk("the run after");
+  EXPECT_TRUE(AnyHas(r.recovered, "VM web")) << Joined(r.recovered);
+  EXPECT_EQ(hv_->recovered(), std::vector<std::string>{"web"});
+  ExpectClean("after the next run");
+}
+
+// A snapshot that cannot be dropped stays in the journal: the run fails, and
+// the next run drops it.
+TEST_F(JobTest, FailedDropKeepsTheJournalAndTheNextRunDropsTheSnapshot) {
+  RunOk("baseline");
+  ::setenv("FAKE_LVM_BUSY_COUNT", "100000", 1);  // every lvremove: "in use"
+  try {
+    Run(Standard());
+    ADD_FAILURE() << "the run did not fail";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), "in use")) << e.what();
+  }
+  ::unsetenv("FAKE_LVM_BUSY_COUNT");
+  EXPECT_EQ(States(), initial_states_);
+  EXPECT_TRUE(hv_->held().empty());
+  EXPECT_TRUE(MountsUnder(Root("state")).empty()) << Joined(MountsUnder(Root("state")));
+  ASSERT_TRUE(fs::exists(JournalPath())) << "the journal went although snapshots are left: "
+                                     << Joined(SnapshotLeftovers());
+  Leftovers left = ReadJournal(Env::Default(), JournalPath());
+  EXPECT_EQ(left.snapshots.size(), have_fs_ ? 2u : 1u) << ReadFile(JournalPath());
+  EXPECT_EQ(SnapshotLeftovers().size(), have_fs_ ? 2u : 1u) << Joined(SnapshotLeftovers());
+
+  JobReport r = RunOk("the run after");
+  EXPECT_TRUE(AnyHas(r.recovered, "vmback-disk-r")) << Joined(r.recovered);
+  ExpectClean("after the next run");
+}
+
+// ---------------------------------------------------------------------------
+// Bad input is refused by the plan step, before any VM is touched.
+
+class JobBadInputTest : public JobTest {
+ protected:
+  // Runs (and plans) c; both must fail with kind, naming `names`; nothing
+  // may have happened.
+  void ExpectRefused(const Config& c, ErrorKind kind, const std::string& names) {
+    for (bool plan : {true, false}) {
+      SCOPED_TRACE(plan ? "plan" : "run");
+      hv_->ResetCounts();
+      fs::remove(Root("lvm.log"));
+      Logger log(LogLevel::kError, false);
+      try {
+        if (plan)
+          PlanJob(c, Env::Default(), hv_.get(), &log);
+        else
+          Run(c);
+        ADD_FAILURE() << "not refused";
+      } catch (const Error& e) {
+        EXPECT_EQ(static_cast<int>(e.kind()), static_cast<int>(kind)) << e.what();
+        EXPECT_TRUE(Has(e.what(), names)) << e.what();
+      }
+      EXPECT_EQ(hv_->quiesce_calls(), 0) << "a VM was quiesced before the input was refused";
+      EXPECT_EQ(States(), initial_states_);
+      EXPECT_FALSE(AnyHas(LvmCalls(), "lvcreate")) << "a snapshot was attempted:" << Joined(LvmCalls());
+      ExpectClean("after refusing");
+    }
+  }
+  // ParseConfig refuses the text; a config that does not load touches nothing.
+  void ExpectConfigError(const std::string& text, const std::string& names) {
+    try {
+      Parse(text);
+      ADD_FAILURE() << "config accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(static_cast<int>(e.kind()), static_cast<int>(ErrorKind::kConfig)) << e.what();
+      EXPECT_TRUE(Has(e.what(), names)) << e.what();
+    }
+    EXPECT_EQ(hv_->quiesce_calls(), 0);
+    EXPECT_EQ(States(), initial_states_);
+    EXPECT_TRUE(LvmCalls().empty()) << Joined(LvmCalls());
+    EXPECT_FALSE(fs::exists(Root("state")));
+  }
+};
+
+TEST_F(JobBadInputTest, UnknownVm) {
+  RunOk("baseline");
+  ExpectRefused(Parse(Header() + VmTables() + "[[vm]]\nname = \"ghost\"\n\n" + DiskVolume() +
+                      "[[volume]]\nname = \"tree\"\nsource = \"" + Root("tree") +
+                      "\"\nvms = [\"db\", \"ghost\"]\n"),
+                ErrorKind::kNotFound, "'ghost'");
+}
+
+TEST_F(JobBadInputTest, MissingSource) {
+  RunOk("baseline");
+  ExpectRefused(Parse(Header() + VmTables() + DiskVolume() +
+                      "[[volume]]\nname = \"gone\"\nsource = \"" + Root("vg/gone") +
+                      "\"\nsnapshot = \"lvm\"\nmode = \"block\"\nvms = [\"web\"]\n"),
+                ErrorKind::kNotFound, Root("vg/gone"));
+}
+
+// The plan does not check the volume group's free space, so this is only
+// found by lvcreate, after the VMs have been quiesced (they are resumed and
+// nothing is left, but they were touched). See the report.
+TEST_F(JobBadInputTest, SnapshotLargerThanTheFreeSpace) {
+  RunOk("baseline");
+  ::setenv("FAKE_LVM_FREE", std::to_string(32 << 20).c_str(), 1);
+  ExpectRefused(Parse(Header() + VmTables() + DiskVolume("1G") + TreeVolume()), ErrorKind::kNoSpace,
+                "disk");
+}
+
+TEST_F(JobBadInputTest, TwoVolumesWithTheSameName) {
+  ExpectConfigError(Header() + VmTables() + DiskVolume() + TreeVolume() +
+                        "[[volume]]\nname = \"disk\"\nsource = \"" + Root("tree/sub") + "\"\n",
+                    "duplicate volume name 'disk'");
+}
+
+TEST_F(JobBadInputTest, UnknownQuiesceMethod) {
+  ExpectConfigError(Header() + "[[vm]]\nname = \"web\"\nquiesce = \"hibernate\"\n\n" + DiskVolume(),
+                    "hibernate");
+}
+
+// ---------------------------------------------------------------------------
+
+TEST_F(JobTest, PlanShowsEveryCommandAndChangesNothing) {
+  RunOk("baseline");
+  std::string store_before = DescribeTree(Root("store"));
+  fs::remove(Root("lvm.log"));
+  hv_->ResetCounts();
+  Logger log(LogLevel::kError, false);
+  std::string plan = PlanJob(Standard(), Env::Default(), hv_.get(), &log);
+  for (const std::string& line :
+       {"lvm lvcreate -s -n vmback-disk-<run id> -L 64M " + Root("vg/disk"),
+        "lvm lvremove -f " + Root("vg/vmback-disk-<run id>"), std::string("web: suspend"),
+        std::string("db: agent"), "tree: no snapshot, read " + Root("tree") + " live"}) {
+    EXPECT_TRUE(Has(plan, line)) << "missing: " << line << "\n" << plan;
+  }
+  if (have_fs_) {
+    for (const std::string& line :
+         {"lvm lvcreate -s -n vmback-fs-<run id> -L 64M " + Root("vg/fsimg"),
+          "fsck -p " + Root("vg/vmback-fs-<run id>"),
+          "mount -o ro " + Root("vg/vmback-fs-<run id>") + " " + Root("state/mnt-fs"),
+          "umount " + Root("state/mnt-fs"), "lvm lvremove -f " + Root("vg/vmback-fs-<run id>")}) {
+      EXPECT_TRUE(Has(plan, line)) << "missing: " << line << "\n" << plan;
+    }
+  }
+  EXPECT_FALSE(Has(plan, "idle")) << plan;  // shut off: not quiesced
+  EXPECT_FALSE(Has(plan, "other")) << plan;
+  EXPECT_TRUE(LvmCalls().empty()) << Joined(LvmCalls());
+  EXPECT_EQ(hv_->quiesce_calls(), 0);
+  EXPECT_EQ(DescribeTree(Root("store")), store_before);
+  ExpectClean("after the plan");
+
+  // A plan for a store that is not there is refused, naming it.
+  Config c = Standard();
+  c.target.path = Root("nostore");
+  try {
+    PlanJob(c, Env::Default(), hv_.get(), &log);
+    ADD_FAILURE() << "a plan for a missing store was accepted";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), Root("nostore"))) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace vmback
