@@ -141,6 +141,18 @@ void CheckPlan(const Config& config, Env* env, Hypervisor* hv, std::vector<Domai
                                              FormatBytes(free_bytes) + ")");
     }
   }
+  for (const auto& v : config.volumes) {
+    if (v.snapshot != "lvm" || v.mode != "filesystem") continue;
+    // Its snapshot will be fsck'ed and mounted: it must hold a file system
+    // that this host knows, or the run would fail with the VMs quiet.
+    std::vector<std::string> argv = {"blkid", "-o", "value", "-s", "TYPE", v.source};
+    RunResult r = env->Run(argv);
+    std::string type = r.out;
+    while (!type.empty() && (type.back() == '\n' || type.back() == ' ')) type.pop_back();
+    if (r.exit_code != 0 || type.empty())
+      ThrowConfig("volume '" + v.name + "': " + v.source +
+                  " holds no file system that can be mounted (mode = \"filesystem\"); use mode = \"block\"");
+  }
   for (const auto& vm : config.vms) wanted.insert(vm.name);
   bool need_hv = !wanted.empty();
   for (const auto& v : config.volumes) need_hv = need_hv || v.vms_auto;
@@ -363,6 +375,8 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
   for (const auto& v : config.volumes) {
     std::string dir = DirName(v.source);
     std::string name = "vmback-" + v.name + "-" + id;
+    if (v.snapshot == "lvm" && v.mode == "filesystem")
+      out += "     (checked: blkid " + v.source + " names a file system)\n";
     if (v.snapshot == "lvm")
       out += "     (checked: lvm vgs --noheadings --units b --nosuffix -o vg_free " + BaseName(dir) +
              " has room for " + v.snapshot_size + ")\n     lvm lvcreate -s -n " + name + " -L " + v.snapshot_size + " " + v.source + "\n";

@@ -815,14 +815,24 @@ TEST_F(JobBadInputTest, MissingSource) {
                 ErrorKind::kNotFound, Root("vg/gone"));
 }
 
-// The plan does not check the volume group's free space, so this is only
-// found by lvcreate, after the VMs have been quiesced (they are resumed and
-// nothing is left, but they were touched). See the report.
+// The plan asks the volume group for its free space (lvm vgs) before any VM
+// is touched.
 TEST_F(JobBadInputTest, SnapshotLargerThanTheFreeSpace) {
   RunOk("baseline");
   ::setenv("FAKE_LVM_FREE", std::to_string(32 << 20).c_str(), 1);
   ExpectRefused(Parse(Header() + VmTables() + DiskVolume("1G") + TreeVolume()), ErrorKind::kNoSpace,
                 "disk");
+}
+
+// A volume to be mounted whose source holds no file system: refused by the
+// plan (blkid), not found by mount after the VMs were quiesced.
+TEST_F(JobBadInputTest, UnmountableSnapshot) {
+  RunOk("baseline");
+  WriteFile(Root("vg/raw"), RandomBytes(1 << 20, 77));
+  ExpectRefused(Parse(Header() + VmTables() + DiskVolume() +
+                      "[[volume]]\nname = \"raw\"\nsource = \"" + Root("vg/raw") +
+                      "\"\nsnapshot = \"lvm\"\nsnapshot_size = \"64M\"\nmode = \"filesystem\"\nvms = [\"web\"]\n"),
+                ErrorKind::kConfig, "no file system");
 }
 
 TEST_F(JobBadInputTest, TwoVolumesWithTheSameName) {
