@@ -65,23 +65,8 @@ using test::WriteFileAt;
 constexpr int64_t kT0 = 1700000000;
 constexpr uint64_t kDiskSize = 3 << 20;
 
-// <root>/src/run/job_test.cpp -> <root>.
-std::string RepoRoot() {
-  std::string f = __FILE__;
-  for (int i = 0; i < 3; i++) f = DirName(f);
-  return f;
-}
-
-RunResult Exec(const std::vector<std::string>& argv) {
-  try {
-    return RunSubprocess(argv);
-  } catch (const Error& e) {
-    RunResult r;
-    r.exit_code = 127;
-    r.err = e.what();
-    return r;
-  }
-}
+using test::Exec;
+using test::RepoRoot;
 
 bool Has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

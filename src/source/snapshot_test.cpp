@@ -43,24 +43,8 @@ using test::WriteFileAt;
 
 constexpr int64_t kT0 = 1700000000;
 
-// The repository root, from this file's path (CMake compiles it by absolute
-// path): <root>/src/source/snapshot_test.cpp.
-std::string RepoRoot() {
-  std::string f = __FILE__;
-  for (int i = 0; i < 3; i++) f = DirName(f);
-  return f;
-}
-
-RunResult Exec(const std::vector<std::string>& argv) {
-  try {
-    return RunSubprocess(argv);
-  } catch (const Error& e) {
-    RunResult r;
-    r.exit_code = 127;
-    r.err = e.what();
-    return r;
-  }
-}
+using test::Exec;
+using test::RepoRoot;
 
 std::string Describe(const std::vector<std::string>& argv, const RunResult& r) {
   return DescribeFailure(argv, r);

@@ -1,5 +1,8 @@
 #include "helpers/test_util.h"
 
+#include "os/subprocess.h"
+#include "util/error.h"
+
 #include <stdlib.h>
 
 #include <filesystem>
@@ -9,6 +12,23 @@
 #include <stdexcept>
 
 namespace vmback::test {
+
+std::string RepoRoot() {
+  std::string f = __FILE__;  // <root>/tests/helpers/test_util.cpp
+  for (int i = 0; i < 3; i++) f = DirName(f);
+  return f;
+}
+
+RunResult Exec(const std::vector<std::string>& argv) {
+  try {
+    return RunSubprocess(argv);
+  } catch (const Error& e) {
+    RunResult r;
+    r.exit_code = 127;
+    r.err = e.what();
+    return r;
+  }
+}
 
 TempDir::TempDir() {
   const char* base = getenv("TMPDIR");

@@ -4,7 +4,17 @@
 #include <cstdint>
 #include <string>
 
+#include <vector>
+
+#include "os/env.h"
+
 namespace vmback::test {
+
+// The repository's root directory (from this helper's own source path).
+std::string RepoRoot();
+// Runs argv; a program that cannot be started gives exit code 127 and the
+// reason in err, instead of throwing.
+RunResult Exec(const std::vector<std::string>& argv);
 
 // A fresh directory under $TMPDIR, removed (recursively) on destruction.
 class TempDir {
