@@ -366,7 +366,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         }
       }
       if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
-      BackupResult r = RunBackup(store.get(), volumes, BackupOptions{full_read, threads}, &log);
+      BackupOptions bopts;
+      bopts.full_read = full_read;
+      bopts.threads = threads;
+      BackupResult r = RunBackup(store.get(), volumes, bopts, &log);
       if (backup_json) {
         out << BackupResultToJson(r).dump(2) << "\n";
       } else {
