@@ -1,0 +1,1043 @@
+#include "target/inplace.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <map>
+#include <memory>
+#include <set>
+#include <unordered_set>
+
+#include "scan/file_scanner.h"
+#include "scan/metadata.h"
+#include "store/tree.h"
+#include "util/encoding.h"
+#include "util/error.h"
+#include "util/thread_pool.h"
+
+namespace vmback {
+
+namespace {
+
+// --- The blockmap format (docs/FORMAT.md, "In-place targets: blockmaps") ---
+
+constexpr char kMagic[8] = {'V', 'M', 'B', 'K', 'M', 'A', 'P', '\n'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kStateComplete = 1;
+constexpr uint32_t kStateWriting = 2;
+constexpr uint64_t kHeaderSize = 64;
+constexpr uint64_t kStateOffset = 12;
+constexpr uint64_t kEntrySize = 32;
+constexpr uint64_t kMaxPathLen = 1 << 20;
+constexpr uint64_t kBatchBytes = 4u << 20;      // source bytes read per batch
+constexpr size_t kMaxBatchesInFlight = 8;       // memory: at most 8 batches (16 in compare mode)
+constexpr uint64_t kMapChunkBytes = 1u << 20;   // map bytes read per step when checking
+// ZFS's control directory at a dataset's root (visible with snapdir=visible):
+// never mirrored, never deleted (rmdir in .zfs/snapshot destroys snapshots).
+constexpr const char* kZfsDir = ".zfs";
+
+struct MapHeader {
+  uint32_t state = kStateComplete;
+  uint32_t block_size = 0;
+  uint64_t file_size = 0;
+  int64_t source_mtime_ns = 0;
+  uint64_t target_ino = 0;
+  int64_t target_mtime_ns = 0;
+  int64_t target_ctime_ns = 0;
+  std::string path;
+};
+
+std::string EncodeHeader(const MapHeader& h) {
+  std::string s(kMagic, sizeof kMagic);
+  PutU32(&s, kVersion);
+  PutU32(&s, h.state);
+  PutU32(&s, h.block_size);
+  PutU32(&s, static_cast<uint32_t>(h.path.size()));
+  PutU64(&s, h.file_size);
+  PutU64(&s, static_cast<uint64_t>(h.source_mtime_ns));
+  PutU64(&s, h.target_ino);
+  PutU64(&s, static_cast<uint64_t>(h.target_mtime_ns));
+  PutU64(&s, static_cast<uint64_t>(h.target_ctime_ns));
+  s += h.path;
+  return s;
+}
+
+uint64_t NumBlocks(uint64_t size, uint64_t bs) { return size / bs + (size % bs != 0); }
+
+int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+int64_t CtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+}
+
+// Reads the header of the map in f and checks the whole file (length and
+// trailer). Returns "" when it is sound, else what is wrong with it.
+std::string CheckMap(ReadableFile* f, MapHeader* h) {
+  const uint64_t fsize = f->Size();
+  if (fsize < kHeaderSize + kEntrySize) return "is truncated";
+  char hdr[kHeaderSize];
+  if (f->ReadAt(0, hdr, kHeaderSize) != kHeaderSize) return "is truncated";
+  if (std::memcmp(hdr, kMagic, sizeof kMagic) != 0) return "is not a blockmap";
+  if (GetU32(hdr + 8) != kVersion) return "has unknown version " + std::to_string(GetU32(hdr + 8));
+  h->state = GetU32(hdr + 12);
+  if (h->state != kStateComplete) return "was left incomplete (its update was interrupted)";
+  h->block_size = GetU32(hdr + 16);
+  uint64_t path_len = GetU32(hdr + 20);
+  h->file_size = GetU64(hdr + 24);
+  h->source_mtime_ns = static_cast<int64_t>(GetU64(hdr + 32));
+  h->target_ino = GetU64(hdr + 40);
+  h->target_mtime_ns = static_cast<int64_t>(GetU64(hdr + 48));
+  h->target_ctime_ns = static_cast<int64_t>(GetU64(hdr + 56));
+  if (h->block_size == 0 || (h->block_size & (h->block_size - 1)) != 0)
+    return "has a bad block size " + std::to_string(h->block_size);
+  if (path_len > kMaxPathLen || kHeaderSize + path_len + kEntrySize > fsize) return "is truncated";
+  h->path.assign(path_len, '\0');
+  if (f->ReadAt(kHeaderSize, h->path.data(), path_len) != path_len) return "is truncated";
+  const uint64_t n = NumBlocks(h->file_size, h->block_size);
+  const uint64_t room = fsize - kHeaderSize - path_len - kEntrySize;
+  if (n > room / kEntrySize || n * kEntrySize != room) return "has a length that does not fit its file size";
+  Sha256Stream sum;
+  std::string buf;
+  uint64_t off = kHeaderSize + path_len;
+  for (uint64_t left = n * kEntrySize; left > 0;) {
+    size_t step = static_cast<size_t>(std::min(left, kMapChunkBytes));
+    buf.resize(step);
+    if (f->ReadAt(off, buf.data(), step) != step) return "is truncated";
+    sum.Update(buf.data(), step);
+    off += step;
+    left -= step;
+  }
+  sum.Update(hdr, kHeaderSize);
+  sum.Update(h->path.data(), path_len);
+  Hash want = sum.Finish();
+  Hash have;
+  if (f->ReadAt(off, have.bytes.data(), kEntrySize) != kEntrySize) return "is truncated";
+  if (have != want) return "has a wrong checksum";
+  return "";
+}
+
+// --- Reading ---------------------------------------------------------------
+
+// An error reading the source: the entry is left out, the sync goes on.
+class SourceError : public Error {
+ public:
+  using Error::Error;
+};
+
+template <typename F>
+auto FromSource(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const SourceError&) {
+    throw;
+  } catch (const Error& err) {
+    if (err.kind() == ErrorKind::kCrash) throw;
+    throw SourceError(err.kind(), err.what());
+  }
+}
+
+// Where the data regions of a file are, asking the file system lazily.
+// Known: [asked_, data_) is a hole, [data_, hole_) is data; one SEEK_DATA
+// and one SEEK_HOLE per data run, not per block of a hole.
+class DataMap {
+ public:
+  explicit DataMap(ReadableFile* f) : f_(f) {}
+  bool HasData(uint64_t off, uint64_t len) {
+    if (off >= f_->Size()) return false;  // past the end (a shorter target)
+    if (off >= data_ && off < hole_) return true;
+    if (off >= asked_ && off < data_) return data_ < off + len;
+    asked_ = off;
+    data_ = f_->NextData(off);
+    hole_ = data_ < f_->Size() ? f_->NextHole(data_) : data_;
+    return data_ < off + len;
+  }
+
+ private:
+  ReadableFile* f_;
+  uint64_t asked_ = 0, data_ = 0, hole_ = 0;
+};
+
+// Reads `count` blocks from `first` of a file whose content is `size` bytes
+// long into buf, each run of data blocks with one call; hole[k] is set for
+// a block with no data. Holes (and bytes past the end of the file) are left
+// unset, or zeroed when zero_fill. Returns the bytes read.
+uint64_t ReadBlocks(ReadableFile* f, DataMap* map, uint64_t bs, uint64_t size, uint64_t first,
+                    size_t count, char* buf, std::vector<uint8_t>* hole, bool zero_fill) {
+  uint64_t read = 0;
+  hole->assign(count, 0);
+  size_t i = 0;
+  while (i < count) {
+    uint64_t off = (first + i) * bs;
+    if (!map->HasData(off, std::min(bs, size - off))) {
+      (*hole)[i] = 1;
+      if (zero_fill) std::memset(buf + i * bs, 0, std::min(bs, size - off));
+      i++;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < count) {
+      uint64_t o = (first + j) * bs;
+      if (!map->HasData(o, std::min(bs, size - o))) break;
+      j++;
+    }
+    uint64_t len = std::min<uint64_t>((j - i) * bs, size - off);
+    size_t got = f->ReadAt(off, buf + i * bs, len);
+    // A file that is shorter (the target) or shrank meanwhile: zeros.
+    if (got < len) std::memset(buf + i * bs + got, 0, len - got);
+    read += got;
+    i = j;
+  }
+  return read;
+}
+
+struct Batch {
+  uint64_t first = 0;
+  size_t count = 0;
+  std::unique_ptr<char[]> data;    // source blocks
+  std::vector<uint8_t> hole;
+  std::unique_ptr<char[]> target;  // compare mode: the target's blocks, holes zeroed
+  std::vector<uint8_t> target_hole;
+  // Filled by the worker:
+  std::vector<Hash> ids;           // zero id for an all-zero block
+  std::vector<uint8_t> equal;      // compare mode: the target holds this block already
+};
+
+void HashBatch(Batch* b, uint64_t bs, uint64_t size, bool compare) {
+  b->ids.assign(b->count, Hash{});
+  if (compare) b->equal.assign(b->count, 0);
+  for (size_t k = 0; k < b->count; k++) {
+    uint64_t off = (b->first + k) * bs;
+    size_t len = static_cast<size_t>(std::min(bs, size - off));
+    const char* p = b->data.get() + k * bs;
+    bool zero = b->hole[k] || IsAllZero(p, len);
+    if (!zero) b->ids[k] = Sha256(p, len);
+    if (compare) {
+      const char* t = b->target.get() + k * bs;
+      b->equal[k] = zero ? (b->target_hole[k] || IsAllZero(t, len)) : std::memcmp(p, t, len) == 0;
+    }
+  }
+}
+
+// A raw descriptor for hole punching (Env has no such call).
+class RawFd {
+ public:
+  RawFd() = default;
+  ~RawFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawFd(const RawFd&) = delete;
+  RawFd& operator=(const RawFd&) = delete;
+  int Get(const std::string& path) {
+    if (fd_ < 0) {
+      fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd_ < 0) ThrowIo("open " + path, errno);
+    }
+    return fd_;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+bool LStatIfExists(const std::string& path, struct stat* st) {
+  if (::lstat(path.c_str(), st) == 0) return true;
+  if (errno == ENOENT) return false;
+  ThrowIo("stat " + path, errno);
+}
+
+struct InodeKey {
+  dev_t dev;
+  ino_t ino;
+  bool operator<(const InodeKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+  bool operator==(const InodeKey& o) const { return dev == o.dev && ino == o.ino; }
+};
+
+bool IsHex(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+// --- The sync ----------------------------------------------------------------
+
+class Syncer {
+ public:
+  Syncer(Env* env, uint32_t block_size, const InplaceOptions& opts, Logger* log, InplaceStats* stats,
+         std::string map_root)
+      : env_(env),
+        bs_(block_size),
+        opts_(opts),
+        log_(log),
+        stats_(stats),
+        map_root_(std::move(map_root)),
+        map_dir_(JoinPath(map_root_, kBlockmapDir)),
+        pool_(opts.threads) {}
+
+  // A file or block device (resolved) onto the file dest.
+  void SyncSingle(const std::string& src, const std::string& dst) {
+    struct stat st;
+    if (::stat(src.c_str(), &st) != 0) ThrowIo("source " + src, errno);
+    bool device = S_ISBLK(st.st_mode);
+    Entry meta;
+    if (!device) meta = FromSource([&] { return ReadMetadata(src, st); });
+    struct stat dst_st;
+    if (LStatIfExists(dst, &dst_st) && !S_ISREG(dst_st.st_mode))
+      ThrowConfig(dst + " exists and is not a regular file; give the mirror file's path");
+    SyncFile(src, dst, BaseName(dst), st, device ? nullptr : &meta);
+  }
+
+  // A directory tree onto the directory dest (which exists).
+  void SyncTree(const std::string& src, const std::string& dst) {
+    struct stat st;
+    if (::lstat(src.c_str(), &st) != 0) ThrowIo("source " + src, errno);
+    root_dev_ = st.st_dev;
+    struct stat dst_st;
+    if (::lstat(dst.c_str(), &dst_st) != 0) ThrowIo("stat " + dst, errno);
+    target_dev_ = dst_st.st_dev;
+    Entry meta = FromSource([&] { return ReadMetadata(src, st); });
+    SyncDirContents(src, dst, "", true);
+    if (ApplyMetadata(meta, dst)) MarkDirty(dst);
+    stats_->dirs++;
+  }
+
+  // Linking and unlinking names of a target inode (hard links) moves its
+  // ctime after its map recorded it; the maps of such inodes are brought up
+  // to date here, once the tree is done. Only a map that is sound and fits
+  // the file in all but the ctime is touched.
+  void RestampRelinkedMaps() {
+    for (const auto& key : relinked_) {
+      auto it = mapped_.find(key);
+      if (it == mapped_.end()) continue;  // no longer in the mirror
+      const auto& [dst, map_path] = it->second;
+      struct stat now;
+      if (!LStatIfExists(dst, &now) || now.st_dev != key.dev || now.st_ino != key.ino) continue;
+      if (!env_->Exists(map_path)) continue;
+      auto f = env_->OpenRead(map_path);
+      MapHeader h;
+      if (!CheckMap(f.get(), &h).empty()) continue;
+      if (h.target_ino != static_cast<uint64_t>(now.st_ino) ||
+          h.file_size != static_cast<uint64_t>(now.st_size) || h.target_mtime_ns != MtimeNs(now) ||
+          h.target_ctime_ns == CtimeNs(now))
+        continue;
+      h.target_ctime_ns = CtimeNs(now);
+      RewriteMapHeader(f.get(), map_path, h);
+    }
+    relinked_.clear();
+  }
+
+  // After a complete tree sync: removes the maps no file claimed.
+  void SweepMaps() {
+    if (stats_->errors > 0) {
+      log_->Warn("some source entries could not be read; old blockmaps in " + map_dir_ + " are kept");
+      return;
+    }
+    for (const auto& sub : env_->ListDir(map_dir_)) {
+      if (sub.size() != 2 || !IsHex(sub)) continue;
+      std::string dir = JoinPath(map_dir_, sub);
+      struct stat st;
+      if (!LStatIfExists(dir, &st) || !S_ISDIR(st.st_mode)) continue;
+      for (const auto& name : env_->ListDir(dir)) {
+        if (name.size() != 68 || name.compare(64, 4, ".map") != 0 || live_maps_.count(name)) continue;
+        env_->Remove(JoinPath(dir, name));
+        stats_->maps_deleted++;
+        MarkDirty(dir);
+      }
+    }
+  }
+
+  // Makes every change durable: directories, then (when needed) the whole
+  // target file system.
+  void Finish() {
+    for (const auto& dir : dirty_dirs_)
+      if (env_->Exists(dir)) env_->SyncDir(dir);
+    dirty_dirs_.clear();
+    if (need_syncfs_) {
+      int fd = ::open(map_root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) ThrowIo("open " + map_root_, errno);
+      int r = ::syncfs(fd);
+      int err = errno;
+      ::close(fd);
+      if (r != 0) ThrowIo("syncfs " + map_root_, err);
+      need_syncfs_ = false;
+    }
+  }
+
+  void MarkDirty(const std::string& dir) { dirty_dirs_.insert(dir); }
+
+ private:
+  // --- Trees ---
+
+  void SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter) {
+    std::vector<std::string> names;
+    if (enter) names = FromSource([&] { return env_->ListDir(src); });
+    std::sort(names.begin(), names.end());
+    std::set<std::string> keep;
+    for (const auto& name : names) {
+      CheckCancel(opts_.cancel);
+      std::string child_rel = rel.empty() ? name : rel + "/" + name;
+      if (rel.empty() && name == kZfsDir) {
+        log_->Info(JoinPath(src, name) + ": ZFS's control directory is not mirrored");
+        continue;
+      }
+      if (rel.empty() && name == kBlockmapDir) {
+        stats_->errors++;
+        log_->Error(JoinPath(src, name) + ": a source entry may not be named " + kBlockmapDir +
+                    " (left out of the mirror)");
+        continue;
+      }
+      try {
+        if (SyncChild(JoinPath(src, name), JoinPath(dst, name), child_rel)) keep.insert(name);
+      } catch (const SourceError& err) {
+        // The mirror keeps what it had for this entry.
+        keep.insert(name);
+        stats_->errors++;
+        log_->Error(std::string(err.what()) + " (left as it was in the mirror)");
+      }
+    }
+    for (const auto& name : env_->ListDir(dst)) {
+      if (keep.count(name) || (rel.empty() && (name == kBlockmapDir || name == kZfsDir))) continue;
+      RemoveTree(JoinPath(dst, name));
+      MarkDirty(dst);
+    }
+  }
+
+  // Returns false when the source entry vanished (its mirror is deleted).
+  bool SyncChild(const std::string& src, const std::string& dst, const std::string& rel) {
+    struct stat st;
+    if (::lstat(src.c_str(), &st) != 0) {
+      if (errno == ENOENT) {
+        log_->Info(src + " vanished during the sync");
+        return false;
+      }
+      throw SourceError(ErrorKind::kIo, "stat " + src + ": " + std::strerror(errno));
+    }
+    Entry e = FromSource([&] { return ReadMetadata(src, st); });
+    switch (e.type) {
+      case EntryType::kDir: {
+        struct stat dst_st;
+        bool exists = LStatIfExists(dst, &dst_st);
+        if (exists && !S_ISDIR(dst_st.st_mode)) {
+          RemoveTree(dst);
+          exists = false;
+        }
+        if (!exists) {
+          env_->MakeDir(dst);
+          MarkDirty(DirName(dst));
+        }
+        bool enter = !(opts_.one_file_system && st.st_dev != root_dev_);  // a mount point: kept empty
+        SyncDirContents(src, dst, rel, enter);
+        if (ApplyMetadata(e, dst)) MarkDirty(dst);
+        stats_->dirs++;
+        return true;
+      }
+      case EntryType::kFile: {
+        if (st.st_nlink > 1) {
+          auto it = links_.find(InodeKey{st.st_dev, st.st_ino});
+          if (it != links_.end()) {
+            SyncHardLink(it->second, dst);
+            stats_->files++;
+            return true;
+          }
+        }
+        SyncFile(src, dst, rel, st, &e);
+        if (st.st_nlink > 1) links_.emplace(InodeKey{st.st_dev, st.st_ino}, dst);
+        return true;
+      }
+      case EntryType::kSymlink:
+      case EntryType::kCharDevice:
+      case EntryType::kBlockDevice:
+      case EntryType::kFifo:
+      case EntryType::kSocket:
+        SyncSpecial(e, dst);
+        stats_->other++;
+        return true;
+    }
+    return true;
+  }
+
+  // A later name of a multiply-linked inode: a hard link to the first one.
+  void SyncHardLink(const std::string& first, const std::string& dst) {
+    struct stat a, b;
+    if (::lstat(first.c_str(), &a) != 0) ThrowIo("stat " + first, errno);
+    bool exists = LStatIfExists(dst, &b);
+    if (exists && S_ISREG(b.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return;
+    if (exists) RemoveTree(dst);
+    if (::link(first.c_str(), dst.c_str()) != 0) ThrowIo("link " + dst + " to " + first, errno);
+    relinked_.insert(InodeKey{a.st_dev, a.st_ino});
+    MarkDirty(DirName(dst));
+  }
+
+  // Symlinks, devices, fifos, sockets: kept when already right, else made anew.
+  void SyncSpecial(const Entry& e, const std::string& dst) {
+    struct stat st;
+    bool exists = LStatIfExists(dst, &st);
+    mode_t type = e.type == EntryType::kSymlink       ? S_IFLNK
+                  : e.type == EntryType::kCharDevice  ? S_IFCHR
+                  : e.type == EntryType::kBlockDevice ? S_IFBLK
+                  : e.type == EntryType::kFifo        ? S_IFIFO
+                                                      : S_IFSOCK;
+    bool same = exists && (st.st_mode & S_IFMT) == type;
+    if (same && (type == S_IFCHR || type == S_IFBLK)) same = st.st_rdev == static_cast<dev_t>(e.rdev);
+    if (same && type == S_IFLNK) {
+      std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+      ssize_t n = ::readlink(dst.c_str(), target.data(), target.size());
+      if (n < 0) ThrowIo("readlink " + dst, errno);
+      target.resize(static_cast<size_t>(n));
+      same = target == e.target;
+    }
+    if (!same) {
+      if (exists) RemoveTree(dst);
+      if (type == S_IFLNK) {
+        if (::symlink(e.target.c_str(), dst.c_str()) != 0) ThrowIo("symlink " + dst, errno);
+      } else if (::mknod(dst.c_str(), type | 0600, static_cast<dev_t>(e.rdev)) != 0) {
+        ThrowIo("mknod " + dst, errno);
+      }
+      MarkDirty(DirName(dst));
+    }
+    // No fsync reaches the inode of a symlink or device node.
+    if (ApplyMetadata(e, dst) || !same) need_syncfs_ = true;
+  }
+
+  // Deletes path, and everything below it when it is a directory.
+  void RemoveTree(const std::string& path) {
+    struct stat st;
+    if (!LStatIfExists(path, &st)) return;
+    if (S_ISDIR(st.st_mode)) {
+      // Deletions stay on the mirror's file system.
+      if (target_dev_ != 0 && st.st_dev != target_dev_)
+        throw Error(ErrorKind::kConfig, "will not delete " + path + ": another file system is mounted there");
+      for (const auto& name : env_->ListDir(path)) RemoveTree(JoinPath(path, name));
+      if (::rmdir(path.c_str()) != 0) ThrowIo("remove " + path, errno);
+    } else {
+      env_->Remove(path);
+      // The other names' inode gets a new ctime: its map is restamped.
+      if (S_ISREG(st.st_mode) && st.st_nlink > 1) relinked_.insert(InodeKey{st.st_dev, st.st_ino});
+    }
+    stats_->deleted++;
+  }
+
+  // Brings owner, mode, xattrs and mtime of dst to e's, touching only what
+  // differs (every change moves the ctime the blockmap records). Returns
+  // whether anything changed. Failures are warnings, as in restore.
+  bool ApplyMetadata(const Entry& e, const std::string& dst) {
+    struct stat st;
+    if (::lstat(dst.c_str(), &st) != 0) ThrowIo("stat " + dst, errno);
+    Entry cur = ReadMetadata(dst, st);
+    bool changed = false;
+    auto done = [&](bool ok, const std::string& what) {
+      if (ok) changed = true;
+      else Warn(what, errno);
+    };
+    bool force = false;  // chown clears setuid/setgid bits and capabilities
+    if (cur.uid != e.uid || cur.gid != e.gid) {
+      done(::lchown(dst.c_str(), e.uid, e.gid) == 0, "chown " + dst);
+      force = true;
+    }
+    if (e.type != EntryType::kSymlink && (force || cur.mode != e.mode))
+      done(::chmod(dst.c_str(), e.mode) == 0, "chmod " + dst);
+    std::map<std::string, std::string> have(cur.xattrs.begin(), cur.xattrs.end());
+    for (const auto& [name, value] : e.xattrs) {
+      auto it = have.find(name);
+      if (!force && it != have.end() && it->second == value) continue;
+      done(::lsetxattr(dst.c_str(), name.c_str(), value.data(), value.size(), 0) == 0,
+           "set xattr " + name + " on " + dst);
+    }
+    std::set<std::string> want;
+    for (const auto& x : e.xattrs) want.insert(x.first);
+    for (const auto& [name, value] : have) {
+      if (want.count(name)) continue;
+      done(::lremovexattr(dst.c_str(), name.c_str()) == 0 || errno == ENODATA, "remove xattr " + name + " from " + dst);
+    }
+    if (cur.mtime_ns != e.mtime_ns) {
+      struct timespec times[2];
+      times[0].tv_sec = 0;
+      times[0].tv_nsec = UTIME_OMIT;
+      times[1].tv_sec = e.mtime_ns / 1000000000;
+      times[1].tv_nsec = e.mtime_ns % 1000000000;
+      if (times[1].tv_nsec < 0) {
+        times[1].tv_nsec += 1000000000;
+        times[1].tv_sec -= 1;
+      }
+      done(::utimensat(AT_FDCWD, dst.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0, "set mtime of " + dst);
+    }
+    return changed;
+  }
+
+  void Warn(const std::string& what, int err) {
+    stats_->warnings++;
+    if (stats_->warnings <= 20) log_->Warn(what + ": " + std::strerror(err));
+  }
+
+  // --- Files ---
+
+  std::string MapPathFor(const std::string& rel) {
+    std::string path = BlockmapPath(map_root_, rel);
+    live_maps_.insert(BaseName(path));
+    return path;
+  }
+
+  void EnsureMapSubdir(const std::string& map_path) {
+    std::string dir = DirName(map_path);
+    if (made_subdirs_.count(dir)) return;
+    if (!env_->Exists(dir)) {
+      env_->MakeDir(dir);
+      MarkDirty(DirName(dir));
+    }
+    made_subdirs_.insert(dir);
+  }
+
+  // Returns "" and the open map when the map at map_path can be trusted for
+  // the target file dst (stat dst_st), else why not.
+  std::string LoadMap(const std::string& map_path, const std::string& rel, const struct stat& dst_st,
+                      MapHeader* h, std::unique_ptr<ReadableFile>* file) {
+    if (!env_->Exists(map_path)) return "is missing";
+    auto f = env_->OpenRead(map_path);
+    std::string why = CheckMap(f.get(), h);
+    if (!why.empty()) return why;
+    if (h->block_size != bs_)
+      return "was written for blocks of " + std::to_string(h->block_size) + " bytes, not " + std::to_string(bs_);
+    if (h->path != rel) return "names another file (" + h->path + ")";
+    if (h->target_ino != static_cast<uint64_t>(dst_st.st_ino) ||
+        h->file_size != static_cast<uint64_t>(dst_st.st_size) || h->target_mtime_ns != MtimeNs(dst_st) ||
+        h->target_ctime_ns != CtimeNs(dst_st))
+      return "does not fit the target file, which was changed after it was written";
+    *file = std::move(f);
+    return "";
+  }
+
+  // Mirrors the content (and, with meta, the metadata) of src onto dst.
+  void SyncFile(const std::string& src, const std::string& dst, const std::string& rel,
+                const struct stat& src_st, const Entry* meta) {
+    stats_->files++;
+    const bool device = S_ISBLK(src_st.st_mode);
+    const std::string map_path = MapPathFor(rel);
+    struct stat dst_st;
+    bool exists = LStatIfExists(dst, &dst_st);
+    if (exists && !S_ISREG(dst_st.st_mode)) {
+      RemoveTree(dst);
+      MarkDirty(DirName(dst));
+      exists = false;
+    }
+    if (exists && dst_st.st_nlink > 1) {
+      // A target inode with several names holds one source inode's content:
+      // a second claimant gets a file of its own.
+      InodeKey target{dst_st.st_dev, dst_st.st_ino}, source{src_st.st_dev, src_st.st_ino};
+      auto [it, first] = claims_.emplace(target, source);
+      if (!first && !(it->second == source)) {
+        RemoveTree(dst);
+        MarkDirty(DirName(dst));
+        exists = false;
+      }
+    }
+
+    MapHeader old;
+    std::unique_ptr<ReadableFile> old_map;
+    std::string why;
+    if (exists) why = LoadMap(map_path, rel, dst_st, &old, &old_map);
+    const bool trusted = exists && why.empty();
+
+    // Quick check: the source is as the map recorded it.
+    if (trusted && !device && !opts_.full_read && old.file_size == static_cast<uint64_t>(src_st.st_size) &&
+        old.source_mtime_ns == MtimeNs(src_st)) {
+      stats_->files_skipped++;
+      if (meta && ApplyMetadata(*meta, dst)) {
+        auto f = env_->OpenWrite(dst, CreateMode::kExisting);
+        f->Sync();
+        f->Close();
+        struct stat now;
+        if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
+        MapHeader h = old;
+        h.target_ino = now.st_ino;
+        h.target_mtime_ns = MtimeNs(now);
+        h.target_ctime_ns = CtimeNs(now);
+        RewriteMapHeader(old_map.get(), map_path, h);
+      }
+      mapped_.insert_or_assign(InodeKey{dst_st.st_dev, dst_st.st_ino}, std::make_pair(dst, map_path));
+      return;
+    }
+
+    enum class Basis { kFresh, kMap, kCompare };
+    const Basis basis = !exists ? Basis::kFresh : trusted ? Basis::kMap : Basis::kCompare;
+    if (basis == Basis::kCompare) {
+      stats_->blockmaps_rebuilt++;
+      log_->Warn("blockmap " + map_path + " of " + dst + " " + why +
+                 "; comparing with the target's data and rebuilding it");
+    }
+
+    auto in = FromSource([&] { return env_->OpenRead(src); });
+    in->DisableReadahead();
+    const uint64_t size = in->Size();
+    const uint64_t bs = bs_;
+    const uint64_t n = NumBlocks(size, bs);
+    const uint64_t old_size = exists ? static_cast<uint64_t>(dst_st.st_size) : 0;
+    const uint64_t old_n = basis == Basis::kMap ? NumBlocks(old.file_size, bs) : 0;
+    const uint64_t entries_off = kHeaderSize + rel.size();
+
+    std::unique_ptr<ReadableFile> target;  // compare mode: the data to compare with
+    if (basis == Basis::kCompare) target = env_->OpenRead(dst);
+    auto out = env_->OpenWrite(dst, exists ? CreateMode::kExisting : CreateMode::kExclusive, 0600);
+    if (!exists) MarkDirty(DirName(dst));
+    RawFd punch_fd;
+
+    // The map: updated in place, or started anew (empty, durably, before
+    // the target file is touched).
+    EnsureMapSubdir(map_path);
+    std::unique_ptr<WritableFile> map_out;
+    bool invalidated = false;
+    if (basis == Basis::kMap) {
+      map_out = env_->OpenWrite(map_path, CreateMode::kExisting);
+    } else {
+      if (!env_->Exists(map_path)) MarkDirty(DirName(map_path));
+      map_out = env_->OpenWrite(map_path, CreateMode::kTruncate, 0644);
+      map_out->Sync();
+      invalidated = true;
+    }
+    auto invalidate = [&] {
+      if (invalidated) return;
+      std::string state;
+      PutU32(&state, kStateWriting);
+      map_out->WriteAt(kStateOffset, state.data(), state.size());
+      map_out->Sync();
+      stats_->map_bytes_written += state.size();
+      invalidated = true;
+    };
+
+    if (old_size > size) {  // shrink first: frees space before anything is written
+      invalidate();
+      out->Truncate(size);
+    }
+
+    const size_t per_batch = static_cast<size_t>(std::max<uint64_t>(1, kBatchBytes / bs));
+    const size_t max_in_flight = std::min(pool_.size() * 2 + 1, kMaxBatchesInFlight);
+    const bool compare = basis == Basis::kCompare;
+    DataMap src_map(in.get());
+    std::unique_ptr<DataMap> dst_map;
+    if (target) dst_map = std::make_unique<DataMap>(target.get());
+    Sha256Stream trailer;
+    bool entries_changed = false;
+    std::string old_entries, new_entries;
+    std::deque<std::pair<std::shared_ptr<Batch>, std::future<void>>> in_flight;
+
+    auto drain_one = [&] {
+      auto [batch, done] = std::move(in_flight.front());
+      in_flight.pop_front();
+      done.get();
+      // The task is done with the buffers (get() orders it); they go back
+      // to the free list when this batch is finished with.
+      struct Recycle {
+        Syncer* s;
+        Batch* b;
+        ~Recycle() {
+          s->GiveBuffer(std::move(b->data));
+          if (b->target) s->GiveBuffer(std::move(b->target));
+        }
+      } recycle{this, batch.get()};
+      const size_t count = batch->count;
+      old_entries.clear();
+      if (basis == Basis::kMap && batch->first < old_n) {
+        size_t m = static_cast<size_t>(std::min<uint64_t>(count, old_n - batch->first));
+        old_entries.resize(m * kEntrySize);
+        if (old_map->ReadAt(entries_off + batch->first * kEntrySize, old_entries.data(), old_entries.size()) !=
+            old_entries.size())
+          ThrowCorrupt("blockmap " + map_path + " shrank while in use");
+      }
+      new_entries.assign(reinterpret_cast<const char*>(batch->ids.data()), count * kEntrySize);
+      static_assert(sizeof(Hash) == kEntrySize);
+      for (size_t k = 0; k < count; k++) {
+        const uint64_t i = batch->first + k;
+        const uint64_t off = i * bs;
+        const size_t len = static_cast<size_t>(std::min(bs, size - off));
+        const Hash& id = batch->ids[k];
+        bool same;
+        if (basis == Basis::kFresh) {
+          same = id.IsZero();  // a new file is a hole until written
+        } else if (basis == Basis::kCompare) {
+          same = batch->equal[k];
+        } else if (i < old_n) {
+          same = std::memcmp(old_entries.data() + k * kEntrySize, id.bytes.data(), kEntrySize) == 0;
+        } else {
+          same = id.IsZero();  // past the old end: a hole once the size is set
+        }
+        stats_->blocks++;
+        if (same) continue;
+        invalidate();
+        if (id.IsZero()) {
+          Punch(out.get(), &punch_fd, dst, off, len);
+        } else {
+          out->WriteAt(off, batch->data.get() + k * bs, len);
+          stats_->blocks_written++;
+          stats_->bytes_written += len;
+        }
+      }
+      // The map's entries for this batch.
+      if (basis == Basis::kMap) {
+        size_t k = 0;
+        while (k < count) {
+          auto differs = [&](size_t x) {
+            return batch->first + x >= old_n ||
+                   std::memcmp(old_entries.data() + x * kEntrySize, new_entries.data() + x * kEntrySize,
+                               kEntrySize) != 0;
+          };
+          if (!differs(k)) {
+            k++;
+            continue;
+          }
+          size_t j = k + 1;
+          while (j < count && differs(j)) j++;
+          invalidate();
+          map_out->WriteAt(entries_off + (batch->first + k) * kEntrySize, new_entries.data() + k * kEntrySize,
+                           (j - k) * kEntrySize);
+          stats_->map_bytes_written += (j - k) * kEntrySize;
+          entries_changed = true;
+          k = j;
+        }
+      } else {
+        map_out->WriteAt(entries_off + batch->first * kEntrySize, new_entries.data(), new_entries.size());
+        stats_->map_bytes_written += new_entries.size();
+      }
+      trailer.Update(new_entries.data(), new_entries.size());
+    };
+
+    for (uint64_t b = 0; b < n; b += per_batch) {
+      CheckCancel(opts_.cancel);
+      auto batch = std::make_shared<Batch>();
+      batch->first = b;
+      batch->count = static_cast<size_t>(std::min<uint64_t>(per_batch, n - b));
+      batch->data = TakeBuffer(per_batch * bs);
+      stats_->bytes_read += FromSource([&] {
+        return ReadBlocks(in.get(), &src_map, bs, size, b, batch->count, batch->data.get(), &batch->hole, false);
+      });
+      if (compare) {
+        batch->target = TakeBuffer(per_batch * bs);
+        stats_->target_bytes_read += ReadBlocks(target.get(), dst_map.get(), bs, size, b, batch->count,
+                                                batch->target.get(), &batch->target_hole, true);
+      }
+      // The task owns the batch too: if this loop throws, a running task
+      // still has its buffers.
+      in_flight.emplace_back(batch, pool_.Submit([batch, bs, size, compare] {
+        HashBatch(batch.get(), bs, size, compare);
+      }));
+      while (in_flight.size() >= max_in_flight) drain_one();
+    }
+    while (!in_flight.empty()) drain_one();
+
+    if (old_size < size) {  // grow (or a new file): what was not written is a hole
+      invalidate();
+      out->Truncate(size);
+    }
+    if (meta) ApplyMetadata(*meta, dst);
+    out->Sync();
+    out->Close();
+    target.reset();
+
+    // The data is durable: now the map may describe it.
+    struct stat now;
+    if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
+    mapped_.insert_or_assign(InodeKey{now.st_dev, now.st_ino}, std::make_pair(dst, map_path));
+    MapHeader h;
+    h.block_size = bs_;
+    h.file_size = size;
+    h.source_mtime_ns = MtimeNs(src_st);
+    h.target_ino = now.st_ino;
+    h.target_mtime_ns = MtimeNs(now);
+    h.target_ctime_ns = CtimeNs(now);
+    h.path = rel;
+    const std::string hdr = EncodeHeader(h);
+    if (basis == Basis::kMap && !invalidated && !entries_changed && n == old_n && hdr == EncodeHeader(old)) {
+      map_out->Close();  // nothing changed at all
+      return;
+    }
+    trailer.Update(hdr.data(), hdr.size());
+    const Hash sum = trailer.Finish();
+    const uint64_t map_len = entries_off + n * kEntrySize + kEntrySize;
+    if (basis == Basis::kMap && n != old_n) map_out->Truncate(map_len);
+    map_out->WriteAt(0, hdr.data(), hdr.size());
+    map_out->WriteAt(map_len - kEntrySize, sum.bytes.data(), kEntrySize);
+    stats_->map_bytes_written += hdr.size() + kEntrySize;
+    map_out->Sync();
+    map_out->Close();
+  }
+
+  // Batch buffers are reused: a fresh 4 MiB allocation per batch costs an
+  // mmap, page faults and an munmap each time.
+  std::unique_ptr<char[]> TakeBuffer(size_t size) {
+    if (size != buffer_size_) {
+      free_buffers_.clear();
+      buffer_size_ = size;
+    }
+    if (free_buffers_.empty()) return std::unique_ptr<char[]>(new char[size]);
+    auto b = std::move(free_buffers_.back());
+    free_buffers_.pop_back();
+    return b;
+  }
+  void GiveBuffer(std::unique_ptr<char[]> b) {
+    if (b && free_buffers_.size() < 2 * kMaxBatchesInFlight) free_buffers_.push_back(std::move(b));
+  }
+
+  // An all-zero block: a hole where the file system can punch one, else zeros.
+  void Punch(WritableFile* out, RawFd* fd, const std::string& dst, uint64_t off, size_t len) {
+    if (opts_.punch_holes && punch_supported_) {
+      if (::fallocate(fd->Get(dst), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                      static_cast<off_t>(len)) == 0) {
+        stats_->holes_punched++;
+        return;
+      }
+      if (errno != EOPNOTSUPP && errno != ENOSYS) ThrowIo("punch a hole in " + dst, errno);
+      punch_supported_ = false;
+      log_->Info("the target file system cannot punch holes; all-zero blocks are written as zeros");
+    }
+    if (zeros_.size() < len) zeros_.assign(len, '\0');
+    out->WriteAt(off, zeros_.data(), len);
+    stats_->blocks_written++;
+    stats_->bytes_written += len;
+  }
+
+  // Rewrites header and trailer of a sound map whose entries stay.
+  void RewriteMapHeader(ReadableFile* map, const std::string& map_path, const MapHeader& h) {
+    const std::string hdr = EncodeHeader(h);
+    const uint64_t entries_off = kHeaderSize + h.path.size();
+    const uint64_t n = NumBlocks(h.file_size, h.block_size);
+    Sha256Stream sum;
+    std::string buf;
+    for (uint64_t done = 0; done < n * kEntrySize;) {
+      size_t step = static_cast<size_t>(std::min(n * kEntrySize - done, kMapChunkBytes));
+      buf.resize(step);
+      if (map->ReadAt(entries_off + done, buf.data(), step) != step)
+        ThrowCorrupt("blockmap " + map_path + " shrank while in use");
+      sum.Update(buf.data(), step);
+      done += step;
+    }
+    sum.Update(hdr.data(), hdr.size());
+    const Hash t = sum.Finish();
+    auto w = env_->OpenWrite(map_path, CreateMode::kExisting);
+    w->WriteAt(0, hdr.data(), hdr.size());
+    w->WriteAt(entries_off + n * kEntrySize, t.bytes.data(), kEntrySize);
+    w->Sync();
+    w->Close();
+    stats_->map_bytes_written += hdr.size() + kEntrySize;
+  }
+
+  Env* env_;
+  const uint32_t bs_;
+  const InplaceOptions& opts_;
+  Logger* log_;
+  InplaceStats* stats_;
+  const std::string map_root_;
+  const std::string map_dir_;
+  ThreadPool pool_;
+  dev_t root_dev_ = 0;
+  dev_t target_dev_ = 0;  // trees: the mirror's file system
+  bool punch_supported_ = true;
+  bool need_syncfs_ = false;
+  std::string zeros_;
+  std::vector<std::unique_ptr<char[]>> free_buffers_;
+  size_t buffer_size_ = 0;
+  std::map<InodeKey, std::string> links_;    // source inode -> dest of its first name
+  std::map<InodeKey, InodeKey> claims_;      // multiply-linked target inode -> source inode
+  std::map<InodeKey, std::pair<std::string, std::string>> mapped_;  // target inode -> file, its map
+  std::set<InodeKey> relinked_;              // target inodes whose link count this sync changed
+  std::unordered_set<std::string> live_maps_;  // "<hex>.map" of every file synced
+  std::set<std::string> made_subdirs_;
+  std::set<std::string> dirty_dirs_;
+};
+
+bool Inside(const std::string& a, const std::string& b) {  // a is b or below it
+  return a == b || (b == "/" ? true : a.rfind(b + "/", 0) == 0);
+}
+
+}  // namespace
+
+std::string BlockmapPath(const std::string& map_root, const std::string& rel) {
+  std::string hex = Sha256(rel).Hex();
+  return JoinPath(JoinPath(JoinPath(map_root, kBlockmapDir), hex.substr(0, 2)), hex + ".map");
+}
+
+Blockmap ReadBlockmap(Env* env, const std::string& map_path) {
+  if (!env->Exists(map_path)) ThrowNotFound("blockmap " + map_path + " does not exist");
+  auto f = env->OpenRead(map_path);
+  MapHeader h;
+  std::string why = CheckMap(f.get(), &h);
+  if (!why.empty()) ThrowCorrupt("blockmap " + map_path + " " + why);
+  Blockmap m;
+  m.block_size = h.block_size;
+  m.file_size = h.file_size;
+  m.source_mtime_ns = h.source_mtime_ns;
+  m.target_ino = h.target_ino;
+  m.target_mtime_ns = h.target_mtime_ns;
+  m.target_ctime_ns = h.target_ctime_ns;
+  m.path = h.path;
+  m.blocks.resize(NumBlocks(h.file_size, h.block_size));
+  size_t len = m.blocks.size() * kEntrySize;
+  if (f->ReadAt(kHeaderSize + h.path.size(), m.blocks.data(), len) != len)
+    ThrowCorrupt("blockmap " + map_path + " is truncated");
+  return m;
+}
+
+InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string& dest, uint32_t block_size,
+                         const InplaceOptions& options, Logger* log) {
+  if (block_size < 512 || block_size > (16u << 20) || (block_size & (block_size - 1)) != 0)
+    ThrowConfig("block size " + std::to_string(block_size) + " is not a power of two from 512 bytes to 16 MiB");
+  if (dest.empty()) ThrowConfig("no destination given");
+  // The source may be a symlink (to an image, or /dev/VG/LV): resolve it.
+  char* real = ::realpath(source.c_str(), nullptr);
+  if (!real) ThrowIo("source " + source, errno);
+  const std::string src = real;
+  ::free(real);
+  struct stat src_st;
+  if (::stat(src.c_str(), &src_st) != 0) ThrowIo("source " + src, errno);
+  const bool tree = S_ISDIR(src_st.st_mode);
+  if (!tree && !S_ISREG(src_st.st_mode) && !S_ISBLK(src_st.st_mode))
+    ThrowConfig("source " + source + " is not a directory, regular file or block device");
+
+  std::string dst = dest;
+  while (dst.size() > 1 && dst.back() == '/') dst.pop_back();
+  dst = env->Exists(dst) ? CanonicalPath(dst) : JoinPath(CanonicalPath(DirName(dst)), BaseName(dst));
+  // The mirror inside the source is fine only across a mount the walk does
+  // not enter; the source inside the mirror never (it would be deleted).
+  if (Inside(src, dst)) ThrowConfig("source " + source + " lies inside the destination " + dest);
+  if (Inside(dst, src)) {
+    struct stat d;
+    bool other_fs = options.one_file_system && tree &&
+                    ::stat((env->Exists(dst) ? dst : DirName(dst)).c_str(), &d) == 0 &&
+                    d.st_dev != src_st.st_dev;
+    if (!other_fs) ThrowConfig("destination " + dest + " lies inside the source " + source);
+  }
+  struct stat dst_st;
+  bool dst_exists = ::stat(dst.c_str(), &dst_st) == 0;
+  if (tree && dst_exists && !S_ISDIR(dst_st.st_mode))
+    ThrowConfig("destination " + dest + " exists and is not a directory (the source is a tree)");
+  if (!tree && dst_exists && S_ISDIR(dst_st.st_mode))
+    ThrowConfig("destination " + dest + " is a directory; give the mirror file's path");
+
+  InplaceStats stats;
+  const std::string map_root = tree ? dst : DirName(dst);
+  Syncer syncer(env, block_size, options, log, &stats, map_root);
+  if (tree && !dst_exists) {
+    env->MakeDir(dst);
+    syncer.MarkDirty(DirName(dst));
+  }
+  const std::string map_dir = JoinPath(map_root, kBlockmapDir);
+  if (!env->Exists(map_dir)) {
+    env->MakeDir(map_dir);
+    syncer.MarkDirty(map_root);
+  }
+  auto lock = env->Lock(JoinPath(map_dir, "lock"), LockMode::kExclusive);
+  if (tree) {
+    syncer.SyncTree(src, dst);
+    syncer.RestampRelinkedMaps();
+    syncer.SweepMaps();
+  } else {
+    syncer.SyncSingle(src, dst);
+  }
+  syncer.Finish();
+  return stats;
+}
+
+}  // namespace vmback

@@ -1,0 +1,166 @@
+// The in-place sink: mirrors a source (an image file, a block device or a
+// directory tree) into a path on a target file system, rewriting only the
+// blocks whose content changed, in place. A file is never replaced by a new
+// file + rename: on ZFS or btrfs that would break the sharing of unchanged
+// blocks between the target's snapshots. Block size = the target's record
+// size, so a changed block never makes the file system rewrite a neighbour.
+//
+// Finding changes without reading the target: beside every mirrored file a
+// blockmap (the SHA-256 of each of its blocks, format in docs/FORMAT.md, "In-
+// place targets: blockmaps") lives inside the target, so every snapshot of
+// the target carries the hashes of its own content. Layout:
+//
+//   MAPROOT/.vmback-blockmaps/lock           flock(2): one sync at a time
+//   MAPROOT/.vmback-blockmaps/XX/<H>.map     H = hex SHA-256 of the file's path
+//                                            relative to MAPROOT, XX = H[0..2)
+//
+// MAPROOT is dest for a tree and DirName(dest) for a file or device (the map
+// key is then BaseName(dest)). Naming maps by the hash of the path, rather
+// than in a parallel tree, means no source name can collide with a map name
+// (a file "a" and a directory "a.map"), no name grows past NAME_MAX, and type
+// changes and directory deletions in the mirror need no mirroring in the map
+// tree: after a complete tree sync, every map that no live file claimed is
+// deleted (one sweep). The map's header names the path, for humans and for a
+// check.
+//
+// A map is trusted only when it is consistent: magic, version, state
+// "complete", block size, path, length and SHA-256 trailer are right, and it
+// describes the target file as it is now: same inode, size, mtime and ctime
+// (no ordinary tool can set a ctime back, so an edit of the target shows
+// even when its mtime was put back; the sync restamps the maps of inodes
+// whose ctime its own metadata changes and hard-link changes moved).
+// Anything else (someone edited or replaced the target file; the block size
+// changed; a crash mid-update) makes the
+// sync compare the source with the target's data instead, write what
+// differs, and write a fresh map; it says so in a warning and counts it in
+// blockmaps_rebuilt.
+//
+// Order of writes for one file, so that no map ever claims blocks that were
+// not durably written:
+//   1. Before the first change to the target file (block write, hole punch,
+//      truncate) the map is invalidated: its state field is set to "being
+//      written" and the map fsynced (a map being rebuilt is truncated to
+//      nothing and fsynced instead).
+//   2. Changed blocks are written with pwrite at their offset (WriteAt);
+//      all-zero blocks are punched (fallocate PUNCH_HOLE|KEEP_SIZE) or,
+//      where the file system cannot, written as zeros; the size is set
+//      (shrink: before the blocks; grow: after them, leaving a hole).
+//      The map's changed entries are written in place alongside.
+//   3. The metadata is applied, then the target file is fsynced.
+//   4. Only then the map's header (new identity, state "complete") and
+//      trailer are written, and the map fsynced.
+// A failure or crash anywhere before 4 leaves the map invalid, so the next
+// sync compares against the data and repairs whatever was half written.
+//
+// Quick check: a regular source file whose size and mtime equal those the
+// map recorded is not read (unless options.full_read); only its metadata is
+// brought up to date. Block devices are always read.
+//
+// Reading: the source in large reads (4 MiB batches) of its data regions
+// only (SEEK_DATA/SEEK_HOLE); blocks hashed on a thread pool; at most 8
+// batches in flight, so memory is flat in the file size (the map is streamed
+// too, never held whole).
+//
+// Trees are mirrored with the same rules as the store (rsync -aH, like
+// backup/restore): type, mode, owner, mtime (ns), symlink targets, device
+// numbers, fifos, sockets, xattrs (ACLs, capabilities), hard links within the
+// tree; one file system (a mount point is kept as an empty directory).
+// Entries that vanished from the source are deleted from the mirror, and
+// their maps with them; deletion never crosses into another file system
+// mounted inside the mirror (an error). A top-level source entry named
+// .vmback-blockmaps is left out (reported as an error); a top-level .zfs
+// (ZFS's control directory) is neither mirrored nor deleted. A block device source is mirrored as a
+// regular file with mode 0600 and no metadata of the device node.
+//
+// Errors: a failure to write the target throws vmback::Error (kNoSpace for
+// ENOSPC). A source entry that cannot be read (other than the source root)
+// is reported, counted in errors and left as it is in the mirror; the map
+// sweep is then skipped (it could not tell that entry's map from a dead one).
+// A caller should take no target snapshot when errors > 0.
+//
+// Durability: each written file is fsynced (step 3), each map (step 4), each
+// directory whose entries changed (SyncDir); when the metadata of a symlink,
+// device, fifo or socket changed (which no fsync of a file reaches),
+// syncfs(2) on the target at the end. All of it before SyncInPlace returns.
+//
+// Seams: file data, maps, directory creation, removal and fsync go through
+// Env (so FaultEnv can inject faults there). Outside Env, as raw system calls
+// (Env has no such methods yet): hole punching, rmdir, symlink/mknod/link,
+// metadata (chown, chmod, xattrs, utimensat) and syncfs.
+//
+// Runs as root: as another user, owners that cannot be set are warnings
+// (as in restore) and device nodes cannot be made (an error).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "os/env.h"
+#include "util/log.h"
+#include "util/sha256.h"
+
+namespace vmback {
+
+struct InplaceOptions {
+  bool full_read = false;        // read every file, ignoring the quick check
+  bool one_file_system = true;   // do not descend into other mounts
+  bool punch_holes = true;       // false: all-zero blocks are written as zeros
+  unsigned threads = 0;          // hashing threads; 0 = one per CPU
+  const std::atomic<bool>* cancel = nullptr;  // polled between batches
+};
+
+struct InplaceStats {
+  uint64_t files = 0;             // regular files (and device sources), every name
+  uint64_t dirs = 0;
+  uint64_t other = 0;             // symlinks, devices, fifos, sockets
+  uint64_t files_skipped = 0;     // unread by the quick check
+  uint64_t blocks = 0;            // blocks of the files read
+  uint64_t blocks_written = 0;    // blocks written with data (or zeros where no hole could be punched)
+  uint64_t bytes_read = 0;        // from the source
+  uint64_t target_bytes_read = 0; // from the target (compare mode only)
+  uint64_t bytes_written = 0;     // file data written to the target
+  uint64_t map_bytes_written = 0; // blockmap bytes written
+  uint64_t holes_punched = 0;     // blocks turned into holes
+  uint64_t blockmaps_rebuilt = 0; // missing or inconsistent maps replaced via a compare
+  uint64_t deleted = 0;           // entries removed from the mirror (each one, recursively)
+  uint64_t maps_deleted = 0;      // maps of vanished files removed by the sweep
+  uint64_t errors = 0;            // source entries that could not be read (left as they were)
+  uint64_t warnings = 0;          // metadata that could not be applied
+};
+
+// Directory (below MAPROOT) holding the blockmaps.
+inline constexpr const char* kBlockmapDir = ".vmback-blockmaps";
+
+// Mirrors source (a regular file, a block device or a directory; a symlink to
+// one is followed) to dest (a file for a file or device source; a directory
+// for a tree; created if missing, its parent must exist). block_size: the
+// target's record size, a power of two from 512 bytes to 16 MiB. Throws
+// vmback::Error: kConfig for bad arguments (dest inside source or source
+// inside dest, a tree onto a file, a file onto a directory), kLocked when
+// another sync holds the map root, target I/O errors as they come.
+InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string& dest,
+                         uint32_t block_size, const InplaceOptions& options, Logger* log);
+
+// Where the blockmap of the file at rel (relative to map_root) lives.
+std::string BlockmapPath(const std::string& map_root, const std::string& rel);
+
+// The blockmap of one mirrored file, read back: for verify and tests.
+struct Blockmap {
+  uint32_t block_size = 0;
+  uint64_t file_size = 0;
+  int64_t source_mtime_ns = 0;
+  uint64_t target_ino = 0;
+  int64_t target_mtime_ns = 0;
+  int64_t target_ctime_ns = 0;
+  std::string path;           // relative to the map root
+  std::vector<Hash> blocks;   // zero id = all-zero block
+};
+
+// Reads and checks (magic, version, state, length, trailer) the map at
+// map_path. Throws kNotFound when absent, kCorrupt naming the problem.
+// Holds every entry in memory: meant for tests and tools, not for images.
+Blockmap ReadBlockmap(Env* env, const std::string& map_path);
+
+}  // namespace vmback
