@@ -12,6 +12,7 @@
 #include <future>
 #include <unordered_map>
 
+#include "scan/metadata.h"
 #include "store/tree.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -192,17 +193,7 @@ class Restorer {
       if (::lsetxattr(dest.c_str(), name.c_str(), value.data(), value.size(), 0) != 0)
         Warn("set xattr " + name + " on " + dest, errno);
     }
-    struct timespec times[2];
-    times[0].tv_sec = 0;
-    times[0].tv_nsec = UTIME_OMIT;
-    times[1].tv_sec = e.mtime_ns / 1000000000;
-    times[1].tv_nsec = e.mtime_ns % 1000000000;
-    if (times[1].tv_nsec < 0) {
-      times[1].tv_nsec += 1000000000;
-      times[1].tv_sec -= 1;
-    }
-    if (::utimensat(AT_FDCWD, dest.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
-      Warn("set mtime of " + dest, errno);
+    if (!SetMtimeNs(dest, e.mtime_ns)) Warn("set mtime of " + dest, errno);
   }
 
   void Warn(const std::string& what, int err) {

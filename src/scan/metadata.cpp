@@ -1,5 +1,7 @@
 #include "scan/metadata.h"
 
+#include <fcntl.h>
+
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -72,6 +74,19 @@ Entry ReadMetadata(const std::string& path, const struct stat& st) {
   }
   e.xattrs = ReadXattrs(path);
   return e;
+}
+
+bool SetMtimeNs(const std::string& path, int64_t mtime_ns) {
+  struct timespec times[2];
+  times[0].tv_sec = 0;
+  times[0].tv_nsec = UTIME_OMIT;
+  times[1].tv_sec = mtime_ns / 1000000000;
+  times[1].tv_nsec = mtime_ns % 1000000000;
+  if (times[1].tv_nsec < 0) {  // before 1970: round down
+    times[1].tv_nsec += 1000000000;
+    times[1].tv_sec -= 1;
+  }
+  return ::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 }  // namespace vmback

@@ -17,4 +17,8 @@ struct stat LStat(const std::string& path);
 // Fills everything but content/subtree/hardlink. Throws Error naming path.
 Entry ReadMetadata(const std::string& path, const struct stat& st);
 
+// Sets path's mtime (ns since the epoch, may be negative) without following
+// a symlink; the access time is left alone. Returns false with errno set.
+bool SetMtimeNs(const std::string& path, int64_t mtime_ns);
+
 }  // namespace vmback

@@ -10,7 +10,7 @@ namespace vmback {
 namespace {
 constexpr char kIndexMagic[8] = {'V', 'M', 'B', 'I', 'N', 'D', 'X', '\n'};
 constexpr uint32_t kIndexVersion = 1;
-constexpr size_t kIndexEntrySize = 52;  // same layout as a pack entry
+constexpr size_t kIndexEntrySize = kPackEntrySize;  // the same layout
 }  // namespace
 
 uint32_t BlobIndex::AddPack(const Hash& pack_id) {
@@ -55,15 +55,7 @@ std::string EncodeIndexFile(const IndexFile& f) {
   for (const auto& [pack, entries] : f.packs) {
     out.append(reinterpret_cast<const char*>(pack.bytes.data()), 32);
     PutU32(&out, static_cast<uint32_t>(entries.size()));
-    for (const auto& e : entries) {
-      out.append(reinterpret_cast<const char*>(e.id.bytes.data()), 32);
-      out.push_back(static_cast<char>(e.type));
-      out.push_back(static_cast<char>(e.comp));
-      out.append(2, '\0');
-      PutU32(&out, e.stored_len);
-      PutU32(&out, e.raw_len);
-      PutU64(&out, e.offset);
-    }
+    for (const auto& e : entries) EncodePackEntry(&out, e);
   }
   Hash h = Sha256(out);
   out.append(reinterpret_cast<const char*>(h.bytes.data()), 32);
@@ -90,14 +82,7 @@ IndexFile DecodeIndexFile(std::string_view data, const std::string& where) {
     if (pos + uint64_t{n} * kIndexEntrySize > body.size()) ThrowCorrupt(where + ": index truncated");
     std::vector<PackEntry> entries(n);
     for (uint32_t k = 0; k < n; k++) {
-      const char* p = body.data() + pos;
-      PackEntry& e = entries[k];
-      std::memcpy(e.id.bytes.data(), p, 32);
-      e.type = static_cast<BlobType>(p[32]);
-      e.comp = static_cast<Compression>(p[33]);
-      e.stored_len = GetU32(p + 36);
-      e.raw_len = GetU32(p + 40);
-      e.offset = GetU64(p + 44);
+      entries[k] = DecodePackEntry(body.data() + pos);
       pos += kIndexEntrySize;
     }
     f.packs.emplace_back(pack, std::move(entries));

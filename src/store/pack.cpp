@@ -87,13 +87,7 @@ PackEntry PackWriter::Add(const EncodedBlob& blob) {
 
 Hash PackWriter::Finish() {
   std::string table;
-  for (const auto& e : entries_) {
-    table.append(reinterpret_cast<const char*>(e.id.bytes.data()), 32);
-    PutEntryHead(&table, e.type, e.comp);
-    PutU32(&table, e.stored_len);
-    PutU32(&table, e.raw_len);
-    PutU64(&table, e.offset);
-  }
+  for (const auto& e : entries_) EncodePackEntry(&table, e);
   uint64_t table_offset = size_;
   std::string footer;
   PutU32(&footer, static_cast<uint32_t>(entries_.size()));
@@ -107,7 +101,15 @@ Hash PackWriter::Finish() {
   return hash_.Finish();
 }
 
-static PackEntry ParseEntry(const char* p) {
+void EncodePackEntry(std::string* dst, const PackEntry& e) {
+  dst->append(reinterpret_cast<const char*>(e.id.bytes.data()), 32);
+  PutEntryHead(dst, e.type, e.comp);
+  PutU32(dst, e.stored_len);
+  PutU32(dst, e.raw_len);
+  PutU64(dst, e.offset);
+}
+
+PackEntry DecodePackEntry(const char* p) {
   PackEntry e;
   std::memcpy(e.id.bytes.data(), p, 32);
   e.type = static_cast<BlobType>(p[32]);
@@ -150,7 +152,7 @@ std::vector<PackEntry> ReadPackEntries(ReadableFile* file) {
   std::vector<PackEntry> entries;
   entries.reserve(count);
   for (uint32_t i = 0; i < count; i++) {
-    PackEntry e = ParseEntry(table.data() + i * kPackEntrySize);
+    PackEntry e = DecodePackEntry(table.data() + i * kPackEntrySize);
     if (!ValidKinds(e.type, e.comp) || e.offset < kPackHeaderSize + kBlobHeaderSize ||
         e.offset + e.stored_len > table_offset || e.raw_len > kMaxBlobSize)
       ThrowCorrupt(where + ": pack entry " + std::to_string(i) + " is invalid");

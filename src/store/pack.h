@@ -46,6 +46,11 @@ struct EncodedBlob {
   std::string stored;
 };
 
+// One entry of a pack's table (also the entry layout of index files):
+// kPackEntrySize bytes. Decode does not validate the kinds.
+void EncodePackEntry(std::string* dst, const PackEntry& e);
+PackEntry DecodePackEntry(const char* p);
+
 // Compresses raw with zstd at level; keeps it raw when that is not smaller.
 EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level);
 

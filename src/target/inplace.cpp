@@ -556,16 +556,7 @@ class Syncer {
       done(::lremovexattr(dst.c_str(), name.c_str()) == 0 || errno == ENODATA, "remove xattr " + name + " from " + dst);
     }
     if (cur.mtime_ns != e.mtime_ns) {
-      struct timespec times[2];
-      times[0].tv_sec = 0;
-      times[0].tv_nsec = UTIME_OMIT;
-      times[1].tv_sec = e.mtime_ns / 1000000000;
-      times[1].tv_nsec = e.mtime_ns % 1000000000;
-      if (times[1].tv_nsec < 0) {
-        times[1].tv_nsec += 1000000000;
-        times[1].tv_sec -= 1;
-      }
-      done(::utimensat(AT_FDCWD, dst.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0, "set mtime of " + dst);
+      done(SetMtimeNs(dst, e.mtime_ns), "set mtime of " + dst);
     }
     return changed;
   }
