@@ -11,9 +11,6 @@ namespace vmback {
 
 namespace {
 
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::set<std::string> ListOrEmpty(Env* env, const std::string& dir) {
   // A missing subdirectory is empty; any other listing failure throws, so a

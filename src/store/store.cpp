@@ -18,9 +18,6 @@ namespace {
 constexpr char kFormatName[] = "vmback-store";
 constexpr size_t kMaxIndexFiles = 32;
 
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 std::string RandomHex(size_t bytes) {
   std::string raw(bytes, '\0');

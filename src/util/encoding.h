@@ -35,6 +35,10 @@ bool HexDecode(std::string_view hex, std::string* out);
 
 bool IsValidUtf8(std::string_view s);
 
+inline bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
 // Parses "65536", "64K", "64KiB", "4M", "1G" (powers of 1024). Returns false
 // on anything else, including overflow.
 bool ParseSize(std::string_view text, uint64_t* out);
