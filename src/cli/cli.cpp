@@ -17,7 +17,10 @@
 #include "run/job.h"
 #include "run/prune.h"
 #include "run/restore.h"
+#include "run/target_ops.h"
 #include "run/verify.h"
+#include "os/subprocess.h"
+#include "target/target.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
@@ -36,6 +39,7 @@ constexpr char kExitCodesHelp[] = R"(Exit status:
 struct TargetArgs {
   std::string config;
   std::string store;
+  std::string zfs, btrfs, dir;
   std::vector<std::string> mirrors;
   double lock_wait = -1;  // -1: from the config, else 0
 };
@@ -43,32 +47,56 @@ struct TargetArgs {
 void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
   auto* c = cmd->add_option("-c,--config", t->config, "configuration file (TOML)");
   auto* s = cmd->add_option("--store", t->store, "store directory (instead of a configuration)");
-  c->excludes(s);
-  s->excludes(c);
+  auto* z = cmd->add_option("--zfs", t->zfs, "a ZFS dataset as an in-place target (e.g. usbpool/vmback)");
+  auto* b = cmd->add_option("--btrfs", t->btrfs, "a btrfs subvolume as an in-place target");
+  auto* d = cmd->add_option("--dir", t->dir, "a plain directory as an in-place target (no history)");
+  std::vector<CLI::Option*> all = {c, s, z, b, d};
+  for (auto* x : all)
+    for (auto* y : all)
+      if (x != y) x->excludes(y);
   cmd->add_option("--mirror", t->mirrors,
                   "another copy of the store (repeat for more); default: the copies recorded at init");
   cmd->add_option("--lock-wait", t->lock_wait,
                   "seconds to wait for another vmback process holding the store (default 0)");
 }
 
-// Opens the store a command works on, from --store or the config's [target].
-std::unique_ptr<Store> OpenStore(const TargetArgs& t, LockMode mode, Logger* log, Config* config_out) {
-  StoreOptions options;
-  std::string dir;
+// The configuration a command works on: the file given with -c, or one
+// made from --store/--zfs/--btrfs/--dir.
+Config ResolveConfig(const TargetArgs& t) {
+  Config c;
   if (!t.config.empty()) {
-    Config c = LoadConfig(t.config);
-    dir = c.target.path;
-    options.mirrors = c.target.mirrors;
-    options.lock_wait_seconds = c.target.lock_wait_seconds;
-    if (config_out) *config_out = c;
+    c = LoadConfig(t.config);
   } else if (!t.store.empty()) {
-    dir = t.store;
+    c.target.path = t.store;
+  } else if (!t.zfs.empty()) {
+    c.target.type = "zfs";
+    c.target.dataset = t.zfs;
+  } else if (!t.btrfs.empty()) {
+    c.target.type = "btrfs";
+    c.target.path = t.btrfs;
+  } else if (!t.dir.empty()) {
+    c.target.type = "dir";
+    c.target.path = t.dir;
   } else {
-    ThrowConfig("say which store: -c CONFIG or --store DIR");
+    ThrowConfig("say which target: -c CONFIG, --store DIR, --zfs DATASET, --btrfs PATH or --dir PATH");
   }
-  if (!t.mirrors.empty()) options.mirrors = t.mirrors;
-  if (t.lock_wait >= 0) options.lock_wait_seconds = t.lock_wait;
-  return Store::Open(Env::Default(), dir, mode, log, options);
+  if (!t.mirrors.empty()) {
+    if (c.target.type != "store") ThrowConfig("--mirror is for the built-in store; a " + c.target.type +
+                                              " target is mirrored by its file system");
+    c.target.mirrors = t.mirrors;
+  }
+  if (t.lock_wait >= 0) c.target.lock_wait_seconds = static_cast<int>(t.lock_wait);
+  return c;
+}
+
+bool IsInplace(const Config& c) { return c.target.type != "store"; }
+
+// Opens the store a command works on, from --store or the config's [target].
+std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode mode, Logger* log) {
+  StoreOptions options;
+  options.mirrors = c.target.mirrors;
+  options.lock_wait_seconds = t.lock_wait >= 0 ? t.lock_wait : c.target.lock_wait_seconds;
+  return Store::Open(Env::Default(), c.target.path, mode, log, options);
 }
 
 std::string Iso(int64_t ns) {
@@ -155,6 +183,25 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                "missed; points pruned meanwhile are removed from it, not brought back. An\n"
                "empty directory named as a copy (a replaced disk) becomes a full copy.\n\n"
                "Example:\n  vmback store sync --store /mnt/usb1/vmback");
+
+  // target init zfs
+  auto* target_cmd = app.add_subcommand("target", "set up an in-place target (ZFS)");
+  target_cmd->require_subcommand(1);
+  auto* tinit = target_cmd->add_subcommand("init", "create a target on new disks");
+  tinit->require_subcommand(1);
+  auto* tinit_zfs = tinit->add_subcommand("zfs", "create a ZFS pool mirrored over the devices, with a dataset POOL/vmback");
+  std::string zfs_pool, zfs_mountpoint;
+  std::vector<std::string> zfs_devices;
+  bool zfs_dry_run = false;
+  tinit_zfs->add_option("POOL", zfs_pool, "name of the new pool")->required();
+  tinit_zfs->add_option("DEVICE", zfs_devices, "two (or more) disks or partitions, mirrored")->required();
+  tinit_zfs->add_option("--mountpoint", zfs_mountpoint, "where the pool is mounted (default /POOL)");
+  tinit_zfs->add_flag("--dry-run", zfs_dry_run, "print the exact commands and run nothing");
+  tinit_zfs->footer(
+      "\nRuns: zpool create POOL mirror DEV DEV; zfs set compression=on, checksum=sha256,\n"
+      "atime=off; zfs create POOL/vmback. ALL DATA ON THE DEVICES IS LOST.\n\n"
+      "Then point the config at it:\n  [target]\n  type = \"zfs\"\n  dataset = \"POOL/vmback\"\n\n"
+      "Example:\n  vmback target init zfs usbpool /dev/disk/by-id/usb-A /dev/disk/by-id/usb-B --dry-run");
 
   // backup
   auto* backup = app.add_subcommand("backup", "back up sources into the target and commit a point (no VMs)");
@@ -276,8 +323,28 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       out << "\n";
       return kExitOk;
     }
+    if (tinit_zfs->parsed()) {
+      if (zfs_devices.size() < 2)
+        log.Warn("a pool on one device has no second copy to repair from; give two devices for a mirror");
+      auto commands = ZfsInitCommands(zfs_pool, zfs_devices, zfs_mountpoint);
+      for (const auto& argv : commands) {
+        std::string line;
+        for (const auto& a : argv) line += (line.empty() ? "" : " ") + a;
+        out << (zfs_dry_run ? "would run: " : "running: ") << line << "\n";
+        if (zfs_dry_run) continue;
+        RunResult r = env->Run(argv);
+        if (r.exit_code != 0) throw Error(ErrorKind::kOther, DescribeFailure(argv, r));
+      }
+      if (!zfs_dry_run)
+        out << "created pool " << zfs_pool << " and dataset " << zfs_pool << "/vmback; in the config:\n"
+            << "  [target]\n  type = \"zfs\"\n  dataset = \"" << zfs_pool << "/vmback\"\n";
+      return kExitOk;
+    }
     if (sync->parsed()) {
-      auto store = OpenStore(sync_target, LockMode::kExclusive, &log, nullptr);
+      Config config = ResolveConfig(sync_target);
+      if (IsInplace(config)) ThrowConfig("store sync is for the built-in store; a " + config.target.type +
+                                         " target keeps its copies in step itself");
+      auto store = OpenStore(config, sync_target, LockMode::kExclusive, &log);
       SyncStats st = store->Sync();
       out << "copies in step: " << store->copies().size() << " present";
       if (!store->absent_copies().empty()) out << ", " << store->absent_copies().size() << " absent";
@@ -320,39 +387,50 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return r.warnings.empty() ? kExitOk : kExitWarnings;
     }
     if (prune->parsed()) {
-      Config config;
-      // A dry run only reads: a shared lock, and no housekeeping of the index.
-      auto store = OpenStore(prune_target, prune_dry_run ? LockMode::kShared : LockMode::kExclusive, &log,
-                             &config);
+      Config config = ResolveConfig(prune_target);
       if (!keep_within_text.empty()) flags_policy.keep_within_ns = ParseDuration(keep_within_text);
       RetentionPolicy policy = flags_policy.empty() ? config.retention : flags_policy;
-      GcOptions gc;
-      gc.dry_run = prune_dry_run;
-      gc.repack_below = repack_below;
-      PruneResult r = Prune(store.get(), policy, gc, &log);
+      std::vector<RetentionDecision> decisions;
+      nlohmann::json extra;
+      std::string reclaimed;
+      std::unique_ptr<Store> store;
+      if (IsInplace(config)) {
+        auto target = OpenInplaceTarget(env, config.target, &log);
+        TargetPruneResult r = PruneTarget(target.get(), policy, prune_dry_run, &log);
+        decisions = r.decisions;
+        extra = {{"deleted", r.deleted}};
+      } else {
+        // A dry run only reads: a shared lock, and no housekeeping of the index.
+        store = OpenStore(config, prune_target, prune_dry_run ? LockMode::kShared : LockMode::kExclusive, &log);
+        GcOptions gc;
+        gc.dry_run = prune_dry_run;
+        gc.repack_below = repack_below;
+        PruneResult r = Prune(store.get(), policy, gc, &log);
+        decisions = r.decisions;
+        extra = {{"deleted", r.deleted},
+                 {"packs_deleted", r.gc.packs_deleted},
+                 {"packs_repacked", r.gc.packs_repacked},
+                 {"bytes_freed", r.gc.bytes_freed}};
+        reclaimed = std::string("; ") + (prune_dry_run ? "would reclaim " : "reclaimed ") +
+                    FormatBytes(r.gc.bytes_freed) + " (" + std::to_string(r.gc.packs_deleted) +
+                    " pack(s) deleted, " + std::to_string(r.gc.packs_repacked) + " repacked)";
+      }
       if (prune_json) {
         nlohmann::json d = nlohmann::json::array();
-        for (const auto& x : r.decisions) d.push_back({{"name", x.name}, {"keep", x.keep}, {"reasons", x.reasons}});
-        out << nlohmann::json{{"dry_run", prune_dry_run},
-                              {"decisions", d},
-                              {"deleted", r.deleted},
-                              {"packs_deleted", r.gc.packs_deleted},
-                              {"packs_repacked", r.gc.packs_repacked},
-                              {"bytes_freed", r.gc.bytes_freed}}
-                   .dump(2)
-            << "\n";
+        for (const auto& x : decisions) d.push_back({{"name", x.name}, {"keep", x.keep}, {"reasons", x.reasons}});
+        extra["dry_run"] = prune_dry_run;
+        extra["decisions"] = d;
+        out << extra.dump(2) << "\n";
       } else {
-        out << FormatDecisions(r.decisions);
+        out << FormatDecisions(decisions);
         out << (prune_dry_run ? "would delete " : "deleted ")
-            << std::count_if(r.decisions.begin(), r.decisions.end(), [](const auto& x) { return !x.keep; })
-            << " point(s); " << (prune_dry_run ? "would reclaim " : "reclaimed ") << FormatBytes(r.gc.bytes_freed)
-            << " (" << r.gc.packs_deleted << " pack(s) deleted, " << r.gc.packs_repacked << " repacked)\n";
+            << std::count_if(decisions.begin(), decisions.end(), [](const auto& x) { return !x.keep; })
+            << " point(s)" << reclaimed << "\n";
       }
-      return store->absent_copies().empty() ? kExitOk : kExitWarnings;
+      return store && !store->absent_copies().empty() ? kExitWarnings : kExitOk;
     }
     if (backup->parsed()) {
-      Config config;
-      auto store = OpenStore(backup_target, LockMode::kExclusive, &log, &config);
+      Config config = ResolveConfig(backup_target);
       std::vector<VolumeSpec> volumes;
       if (!backup_target.config.empty()) {
         if (!backup_paths.empty()) ThrowConfig("give sources either in the config or as PATHs, not both");
@@ -365,23 +443,36 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
           volumes.push_back({name, p, true});
         }
       }
-      if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
       BackupOptions bopts;
       bopts.full_read = full_read;
       bopts.threads = threads;
-      BackupResult r = RunBackup(store.get(), volumes, bopts, &log);
-      if (backup_json) {
-        out << BackupResultToJson(r).dump(2) << "\n";
+      SignalCancel signals;
+      bopts.cancel = signals.flag();
+      BackupResult r;
+      std::unique_ptr<Store> store;
+      if (IsInplace(config)) {
+        auto target = OpenInplaceTarget(env, config.target, &log);
+        TargetBackupResult tr = BackupToTarget(target.get(), env, volumes, bopts, &log);
+        r = tr.summary;
+        if (backup_json) out << TargetBackupToJson(tr).dump(2) << "\n";
       } else {
+        store = OpenStore(config, backup_target, LockMode::kExclusive, &log);
+        if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
+        r = RunBackup(store.get(), volumes, bopts, &log);
+        if (backup_json) out << BackupResultToJson(r).dump(2) << "\n";
+      }
+      if (!backup_json) {
         for (const auto& v : r.volumes) {
           out << v.name << ": " << v.files << " files, " << FormatBytes(v.bytes) << ", read "
-              << FormatBytes(v.bytes_read) << ", " << v.new_blocks << " new of " << v.blocks
-              << " blocks\n";
+              << FormatBytes(v.bytes_read) << ", " << v.new_blocks << (store ? " new of " : " written of ")
+              << v.blocks << " blocks\n";
         }
-        out << "point " << r.point << " committed: wrote " << FormatBytes(r.store.stored_bytes_written)
-            << " in " << r.store.packs_written << " pack(s), " << r.seconds << " s\n";
+        out << "point " << r.point << " committed: wrote " << FormatBytes(r.store.stored_bytes_written);
+        if (store) out << " in " << r.store.packs_written << " pack(s)";
+        out << ", " << r.seconds << " s\n";
       }
-      if (!r.errors && (!store->absent_copies().empty() || log.warnings() > 0)) return kExitWarnings;
+      bool absent = store && !store->absent_copies().empty();
+      if (!r.errors && (absent || log.warnings() > 0)) return kExitWarnings;
       if (r.errors) {
         log.Error("point " + r.point + " lacks " + std::to_string(r.errors) +
                   " entr(y/ies) that could not be read (see above)");
@@ -390,25 +481,39 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return kExitOk;
     }
     if (list->parsed()) {
-      auto store = OpenStore(list_target, LockMode::kShared, &log, nullptr);
+      Config config = ResolveConfig(list_target);
       nlohmann::json points = nlohmann::json::array();
-      for (const auto& name : store->ListPoints()) {
-        nlohmann::json m = store->ReadManifest(name);
-        nlohmann::json vols = nlohmann::json::array();
-        for (const auto& v : m.at("volumes")) vols.push_back(v.at("name"));
-        points.push_back({{"name", name},
-                          {"time", m.value("time", "")},
-                          {"time_ns", m.value("time_ns", int64_t{0})},
-                          {"volumes", vols},
-                          {"stats", m.value("stats", nlohmann::json::object())}});
+      std::string where;
+      if (IsInplace(config)) {
+        auto target = OpenInplaceTarget(env, config.target, &log);
+        where = target->describe();
+        for (const auto& p : ListTargetPoints(target.get(), env))
+          points.push_back({{"name", p.name},
+                            {"time", p.time_ns >= 0 ? FormatTimeUtc(p.time_ns) : ""},
+                            {"time_ns", p.time_ns},
+                            {"volumes", p.volumes}});
+      } else {
+        auto store = OpenStore(config, list_target, LockMode::kShared, &log);
+        where = store->dir();
+        for (const auto& name : store->ListPoints()) {
+          nlohmann::json m = store->ReadManifest(name);
+          nlohmann::json vols = nlohmann::json::array();
+          for (const auto& v : m.at("volumes")) vols.push_back(v.at("name"));
+          points.push_back({{"name", name},
+                            {"time", m.value("time", "")},
+                            {"time_ns", m.value("time_ns", int64_t{0})},
+                            {"volumes", vols},
+                            {"stats", m.value("stats", nlohmann::json::object())}});
+        }
       }
       if (list_json) {
         out << points.dump(2) << "\n";
       } else if (points.empty()) {
-        out << "no points yet in " << store->dir() << "\n";
+        out << "no points yet in " << where << "\n";
       } else {
         for (const auto& p : points) {
-          out << p["name"].get<std::string>() << "  " << Iso(p["time_ns"].get<int64_t>()) << "  ";
+          int64_t t = p["time_ns"].get<int64_t>();
+          out << p["name"].get<std::string>() << "  " << (t >= 0 ? Iso(t) : "?") << "  ";
           std::string sep;
           for (const auto& v : p["volumes"]) {
             out << sep << v.get<std::string>();
@@ -420,16 +525,42 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       return kExitOk;
     }
     if (restore->parsed()) {
-      auto store = OpenStore(restore_target, LockMode::kShared, &log, nullptr);
-      RestoreStats s = Restore(store.get(), restore_point, restore_path, restore_to,
-                               force ? Overwrite::kAllow : Overwrite::kRefuse, &log);
+      Config config = ResolveConfig(restore_target);
+      RestoreStats s;
+      std::unique_ptr<Store> store;
+      if (IsInplace(config)) {
+        auto target = OpenInplaceTarget(env, config.target, &log);
+        s = RestoreFromTarget(target.get(), env, restore_point, restore_path, restore_to,
+                              force ? Overwrite::kAllow : Overwrite::kRefuse, &log);
+      } else {
+        store = OpenStore(config, restore_target, LockMode::kShared, &log);
+        s = Restore(store.get(), restore_point, restore_path, restore_to,
+                    force ? Overwrite::kAllow : Overwrite::kRefuse, &log);
+      }
       out << "restored " << s.files << " files, " << s.dirs << " directories, " << s.other
           << " other entries (" << FormatBytes(s.bytes) << ") to " << restore_to << "\n";
+      if (!store) return log.warnings() > 0 ? kExitWarnings : kExitOk;
       return store->repairs() || !store->absent_copies().empty() ? kExitWarnings : kExitOk;
     }
     if (verify->parsed()) {
+      Config config = ResolveConfig(verify_target);
+      if (IsInplace(config)) {
+        auto target = OpenInplaceTarget(env, config.target, &log);
+        TargetVerifyReport r = VerifyTarget(target.get(), env, &log);
+        if (verify_json) {
+          out << TargetVerifyToJson(r).dump(2) << "\n";
+        } else {
+          if (r.scrub.ran || !r.scrub.summary.empty()) out << r.scrub.summary << "\n";
+          out << "checked " << r.points << " points, " << r.files << " files, " << r.blocks << " blocks ("
+              << FormatBytes(r.bytes) << ") against their blockmaps: "
+              << (r.problems.empty() ? "all good" : std::to_string(r.problems.size()) + " problem(s)") << "\n";
+          for (const auto& p : r.problems) out << "  " << p << "\n";
+        }
+        if (!r.ok()) return kExitDamaged;
+        return r.scrub.repaired ? kExitWarnings : kExitOk;
+      }
       // Exclusive: verify heals copies and records damage.
-      auto store = OpenStore(verify_target, LockMode::kExclusive, &log, nullptr);
+      auto store = OpenStore(config, verify_target, LockMode::kExclusive, &log);
       VerifyReport r = Verify(store.get(), &log);
       if (verify_json) {
         out << VerifyReportToJson(r).dump(2) << "\n";

@@ -182,18 +182,49 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
                               TypeName(target_it->second));
   }
   TableReader tr(file_name, *target, "[target]", target_line);
-  tr.CheckKeys({"type", "path", "mirrors", "lock_wait"});
+  tr.CheckKeys({"type", "path", "dataset", "mirrors", "lock_wait", "snapshot_prefix", "block_size"});
   int type_line = 0;
   if (std::optional<std::string> type = tr.String("type", &type_line)) {
-    if (*type != "store") {
+    if (*type != "store" && *type != "zfs" && *type != "btrfs" && *type != "dir") {
       tr.Fail(type_line, "target type '" + *type +
-                             "' is not supported; only \"store\" is supported in this version");
+                             "' is unknown; use \"store\", \"zfs\", \"btrfs\" or \"dir\"");
     }
     config.target.type = *type;
   }
-  config.target.path = ResolvePath(base_dir, tr.RequiredString("path"));
-  if (auto mirrors = tr.StringArray("mirrors"))
+  const bool is_zfs = config.target.type == "zfs";
+  if (is_zfs) {
+    int ds_line = 0;
+    config.target.dataset = tr.RequiredString("dataset", &ds_line);
+    if (config.target.dataset.front() == '/' || config.target.dataset.find('@') != std::string::npos)
+      tr.Fail(ds_line, "'dataset' must name a ZFS dataset such as \"tank/vmback\", not a path or a snapshot");
+    if (tr.String("path")) tr.Fail(target_line, "a zfs target has a 'dataset', not a 'path'");
+  } else {
+    if (tr.String("dataset")) tr.Fail(target_line, "'dataset' belongs to a zfs target only");
+    config.target.path = ResolvePath(base_dir, tr.RequiredString("path"));
+  }
+  if (auto mirrors = tr.StringArray("mirrors")) {
+    if (config.target.type != "store")
+      tr.Fail(target_line, "'mirrors' belongs to the built-in store; a " + config.target.type +
+                               " target is mirrored by its file system");
     for (const auto& m : *mirrors) config.target.mirrors.push_back(ResolvePath(base_dir, m));
+  }
+  int prefix_line = 0;
+  if (auto prefix = tr.String("snapshot_prefix", &prefix_line)) {
+    if (config.target.type != "zfs" && config.target.type != "btrfs")
+      tr.Fail(prefix_line, "'snapshot_prefix' belongs to zfs and btrfs targets");
+    if (prefix->empty() || prefix->find_first_of("/@ \t") != std::string::npos || !IsValidVolumeName(*prefix))
+      tr.Fail(prefix_line, "'snapshot_prefix' must be a non-empty name without '/', '@' or blanks");
+    config.target.snapshot_prefix = *prefix;
+  }
+  int bs_line = 0;
+  if (auto bs = tr.String("block_size", &bs_line)) {
+    uint64_t v = 0;
+    if (config.target.type == "store")
+      tr.Fail(bs_line, "the store's block size is set by 'vmback store init --block-size'");
+    if (!ParseSize(*bs, &v) || v < 512 || v > (16u << 20) || (v & (v - 1)) != 0)
+      tr.Fail(bs_line, "'block_size' must be a power of two from 512 to 16M, e.g. \"128K\"");
+    config.target.block_size = static_cast<uint32_t>(v);
+  }
   int wait_line = 0;
   if (auto wait = tr.Int("lock_wait", &wait_line)) {
     if (*wait < 0) tr.Fail(wait_line, "'lock_wait' must not be negative");

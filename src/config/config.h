@@ -1,8 +1,13 @@
 // The TOML configuration: which sources to back up, into which target.
 //
 //   [target]
-//   type = "store"            # the built-in store (zfs, btrfs: later)
+//   type = "store"            # the built-in store; or "zfs", "btrfs", "dir"
 //   path = "/mnt/backup/vmback"
+//   # type = "zfs": dataset = "usbpool/vmback" instead of path; points are
+//   # snapshots DATASET@<snapshot_prefix><UTC time> (prefix default "vmback-")
+//   # type = "btrfs": path = a subvolume; points are read-only snapshots beside it
+//   # type = "dir": path = a plain directory; the mirror alone, no history
+//   # block_size = "128K"     # in-place targets: default the record size
 //
 //   mirrors = ["/mnt/usb2/vmback"]   # further copies, each on its own disk
 //   lock_wait = 600           # seconds to wait for another run's lock
@@ -22,6 +27,7 @@
 //   one_file_system = true    # trees: do not cross mount points (rsync -x)
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -55,8 +61,11 @@ struct RunConfig {
 };
 
 struct TargetConfig {
-  std::string type = "store";
-  std::string path;
+  std::string type = "store";        // store | zfs | btrfs | dir
+  std::string path;                  // store, btrfs (a subvolume), dir
+  std::string dataset;               // zfs: "pool/name", mounted
+  std::string snapshot_prefix = "vmback-";  // zfs, btrfs: names of the points
+  uint32_t block_size = 0;           // zfs, btrfs, dir: 0 = the file system's record size
   std::vector<std::string> mirrors;  // further copies of the store
   int lock_wait_seconds = 0;
 };

@@ -138,8 +138,35 @@ TEST(ConfigTest, Target) {
 
   ExpectErrorAt("\n[target]\ntype = \"store\"\n", 2, "[target] has no 'path'");
   ExpectErrorAt("[target]\npath = \"\"\n", 2, "'path' in [target] is empty");
-  ExpectErrorAt("[target]\npath = \"/b\"\n\ntype = \"zfs\"\n", 4,
-                "only \"store\" is supported in this version");
+  ExpectErrorAt("[target]\npath = \"/b\"\n\ntype = \"tape\"\n", 4, "target type 'tape' is unknown");
+  ExpectErrorAt("[target]\ntype = \"zfs\"\n", 1, "[target] has no 'dataset'");
+  ExpectErrorAt("[target]\ntype = \"zfs\"\ndataset = \"/mnt/usb\"\n", 3, "must name a ZFS dataset");
+  ExpectErrorAt("[target]\ntype = \"zfs\"\ndataset = \"p/d@snap\"\n", 3, "must name a ZFS dataset");
+  ExpectErrorAt("[target]\ntype = \"btrfs\"\ndataset = \"p/d\"\npath = \"/b\"\n", 1,
+                "'dataset' belongs to a zfs target only");
+  ExpectErrorAt("[target]\ntype = \"dir\"\npath = \"/b\"\nmirrors = [\"/c\"]\n", 1,
+                "'mirrors' belongs to the built-in store");
+  ExpectErrorAt("[target]\ntype = \"btrfs\"\npath = \"/b\"\nblock_size = \"100K\"\n", 4, "power of two");
+  ExpectErrorAt("[target]\npath = \"/b\"\nblock_size = \"128K\"\n", 3, "store init --block-size");
+  ExpectErrorAt("[target]\ntype = \"dir\"\npath = \"/b\"\nsnapshot_prefix = \"x-\"\n", 4,
+                "belongs to zfs and btrfs targets");
+  ExpectErrorAt("[target]\ntype = \"zfs\"\ndataset = \"p/d\"\nsnapshot_prefix = \"a/b\"\n", 4,
+                "without '/'");
+
+  Config zfs = ParseConfig("[target]\ntype = \"zfs\"\ndataset = \"usb/vmback\"\nsnapshot_prefix = \"nightly-\"\n"
+                           "block_size = \"64K\"\n[[volume]]\nname = \"v\"\nsource = \"/s\"\n",
+                           "/etc/vmback/cfg.toml");
+  EXPECT_EQ(zfs.target.type, "zfs");
+  EXPECT_EQ(zfs.target.dataset, "usb/vmback");
+  EXPECT_EQ(zfs.target.snapshot_prefix, "nightly-");
+  EXPECT_EQ(zfs.target.block_size, 64u * 1024);
+  EXPECT_TRUE(zfs.target.path.empty());
+  Config btrfs = ParseConfig("[target]\ntype = \"btrfs\"\npath = \"vols/backup\"\n[[volume]]\nname = \"v\"\n"
+                             "source = \"/s\"\n",
+                             "/etc/vmback/cfg.toml");
+  EXPECT_EQ(btrfs.target.path, "/etc/vmback/vols/backup");
+  EXPECT_EQ(btrfs.target.snapshot_prefix, "vmback-");
+  EXPECT_EQ(btrfs.target.block_size, 0u);
 }
 
 TEST(ConfigTest, Volumes) {

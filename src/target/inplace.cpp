@@ -387,6 +387,7 @@ class Syncer {
         continue;
       }
       if (rel.empty() && name == kBlockmapDir) {
+        if (opts_.source_is_mirror) continue;
         stats_->errors++;
         log_->Error(JoinPath(src, name) + ": a source entry may not be named " + kBlockmapDir +
                     " (left out of the mirror)");

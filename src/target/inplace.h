@@ -108,6 +108,9 @@ struct InplaceOptions {
   bool one_file_system = true;   // do not descend into other mounts
   bool punch_holes = true;       // false: all-zero blocks are written as zeros
   unsigned threads = 0;          // hashing threads; 0 = one per CPU
+  // The source is itself a mirror (a restore out of a target's point): its
+  // top-level .vmback-blockmaps is skipped quietly instead of being an error.
+  bool source_is_mirror = false;
   const std::atomic<bool>* cancel = nullptr;  // polled between batches
 };
 

@@ -1,0 +1,79 @@
+// backup, list, restore, verify and prune on an in-place target (ZFS, btrfs,
+// a plain directory; see target/target.h): what run/backup.h, restore.h,
+// verify.h and prune.h do for the built-in store.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "retention/policy.h"
+#include "run/backup.h"
+#include "run/restore.h"
+#include "target/inplace.h"
+#include "target/target.h"
+
+namespace vmback {
+
+struct TargetBackupResult {
+  BackupResult summary;               // the same shape as a store backup's
+  std::vector<InplaceStats> volumes;  // per volume, in order
+};
+
+// Mirrors every volume into MIRROR/<name> with the in-place sink (only
+// changed blocks written), removes volumes of the previous point that are
+// no longer given, records the point's description, makes everything
+// durable, then takes the point. A source entry that could not be read
+// fails the backup with no point taken (the mirror is repaired by the next
+// run). The first backup into a target claims it (.vmback-target); a
+// directory or dataset with other content and no marker is refused.
+TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<VolumeSpec>& volumes,
+                                  const BackupOptions& options, Logger* log);
+
+nlohmann::json TargetBackupToJson(const TargetBackupResult& r);
+
+struct TargetPointInfo {
+  std::string name;
+  int64_t time_ns = -1;
+  std::vector<std::string> volumes;  // empty when not readable without opening the point
+};
+std::vector<TargetPointInfo> ListTargetPoints(InplaceTarget* target, Env* env);
+
+// Restores a whole point (path empty), a volume, or a file or subtree inside
+// a tree volume ("VOLUME/dir/file") to `to`. Every file's blocks are checked
+// against the blockmap stored in the point: wrong data is never emitted
+// silently (kCorrupt, naming file and block). A file restored to a block
+// device is written in full (zeros too); to a file, sparse. A tree restored
+// over an existing directory (kAllow) is made identical to the point.
+RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::string& point,
+                               const std::string& path, const std::string& to, Overwrite overwrite,
+                               Logger* log);
+
+struct TargetVerifyReport {
+  ScrubReport scrub;
+  uint64_t points = 0;
+  uint64_t files = 0;
+  uint64_t blocks = 0;
+  uint64_t bytes = 0;
+  std::vector<std::string> problems;  // "POINT: VOLUME/path block N (offset X): ..."
+  bool ok() const { return scrub.ok && problems.empty(); }
+};
+
+// The file system's scrub, then an end-to-end check of every point: each
+// file re-hashed against the blockmap in that point (catches data that was
+// written wrong, which the file system's checksums cannot).
+TargetVerifyReport VerifyTarget(InplaceTarget* target, Env* env, Logger* log);
+nlohmann::json TargetVerifyToJson(const TargetVerifyReport& r);
+
+struct TargetPruneResult {
+  std::vector<RetentionDecision> decisions;
+  std::vector<std::string> deleted;
+};
+// Destroys the points the policy does not keep (never one without vmback's
+// prefix). A dir target has no history: nothing to do.
+TargetPruneResult PruneTarget(InplaceTarget* target, const RetentionPolicy& policy, bool dry_run, Logger* log);
+
+}  // namespace vmback
