@@ -11,6 +11,7 @@
 
 #include "os/subprocess.h"
 #include "run/journal.h"
+#include "run/target_ops.h"
 #include "run/prune.h"
 #include "scan/file_scanner.h"
 #include "source/snapshot.h"
@@ -183,8 +184,15 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   store_options.lock_wait_seconds = config.target.lock_wait_seconds;
   // The store is opened before any VM is touched: a locked or missing
   // store fails the run while everything still runs.
-  auto store = Store::Open(env, config.target.path, LockMode::kExclusive, log, store_options);
-  if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
+  // An in-place target (zfs, btrfs, dir) is opened and checked instead.
+  std::unique_ptr<Store> store;
+  std::unique_ptr<InplaceTarget> target;
+  if (config.target.type == "store") {
+    store = Store::Open(env, config.target.path, LockMode::kExclusive, log, store_options);
+    if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
+  } else {
+    target = OpenInplaceTarget(env, config.target, log);
+  }
 
   std::string run_id = options.run_id.empty() ? std::to_string(env->NowNanos() / 1000000) : options.run_id;
   Journal journal(env, journal_path, run_id);
@@ -306,7 +314,10 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     bopts.cancel = options.cancel;
     bopts.on_volume_done = drop;
     step("sync");
-    report.backup = RunBackup(store.get(), specs, bopts, log);
+    if (store)
+      report.backup = RunBackup(store.get(), specs, bopts, log);
+    else
+      report.backup = BackupToTarget(target.get(), env, specs, bopts, log).summary;
   } catch (...) {
     // Whatever failed (a step, a snapshot, a mount, the backup, a cancel):
     // unmount and drop what is still there, each recorded; the journal goes
@@ -338,8 +349,12 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
 
   if (!config.retention.empty()) {
     step("prune");
-    PruneResult pr = Prune(store.get(), config.retention, GcOptions{}, log);
-    report.pruned = pr.deleted;
+    if (store) {
+      PruneResult pr = Prune(store.get(), config.retention, GcOptions{}, log);
+      report.pruned = pr.deleted;
+    } else {
+      report.pruned = PruneTarget(target.get(), config.retention, false, log).deleted;
+    }
   }
   for (const auto& p : log->problems()) report.warnings.push_back(p);
   return report;
@@ -350,13 +365,21 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
   CheckPlan(config, env, hv, &domains);
   // The store must be there (as RunJob's Store::Open requires); not opened,
   // so that a plan takes no lock and changes nothing.
-  if (!env->Exists(JoinPath(config.target.path, "config.json")))
+  if (config.target.type != "store") {
+    auto target = OpenInplaceTarget(env, config.target, log);
+    (void)target;
+  } else if (!env->Exists(JoinPath(config.target.path, "config.json")))
     ThrowNotFound("store " + config.target.path +
                   " is not a vmback store (no config.json; create it with 'vmback store init')");
   std::string out;
   out += "1. take the run lock " + JoinPath(config.run.state_dir, "run.lock") +
          "; recover from " + JoinPath(config.run.state_dir, "journal") + " if a run crashed\n";
-  out += "2. open the store " + config.target.path + " (exclusive)\n";
+  if (config.target.type == "store")
+    out += "2. open the store " + config.target.path + " (exclusive)\n";
+  else
+    out += "2. open the " + config.target.type + " target " +
+           (config.target.type == "zfs" ? config.target.dataset : config.target.path) +
+           " (changed blocks are written in place, then a point is taken)\n";
   std::vector<std::string> vm_order;
   for (const auto& v : config.volumes)
     for (const auto& vm : VmsOfVolume(v, domains))
@@ -405,7 +428,6 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
   }
   out += "7. commit the point\n";
   out += config.retention.empty() ? "8. no [retention]: nothing pruned\n" : "8. prune by [retention]\n";
-  (void)log;
   return out;
 }
 

@@ -209,7 +209,13 @@ void RestoreTree(Env* env, const std::string& src, const std::string& map_root, 
     if (!problems.empty())
       ThrowCorrupt(JoinPath(src, got.path) + ": " + problems.front() + "; the point is damaged (run 'vmback verify')");
   }
+  // Removing the restore's own maps touched the root's mtime: put it back.
   RemoveAll(JoinPath(to, kBlockmapDir));
+  struct stat st;
+  if (::lstat(src.c_str(), &st) == 0) {
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    if (::utimensat(AT_FDCWD, to.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) ThrowIo("set the mtime of " + to, errno);
+  }
   SyncFileSystem(to);
   stats->files += s.files;
   stats->dirs += s.dirs;

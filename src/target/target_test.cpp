@@ -1,0 +1,272 @@
+// In-place targets: the parsers of the file systems' reports, point names,
+// and backup/list/restore/verify/prune on a plain directory target. ZFS
+// (zfs-fuse) and btrfs (RAID1 on loop devices) are exercised for real by
+// tests/integration/zfs_target.sh and btrfs_target.sh.
+#include "target/target.h"
+
+#include <sys/stat.h>
+
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "helpers/test_util.h"
+#include "run/target_ops.h"
+#include "util/error.h"
+
+namespace vmback {
+namespace {
+
+TEST(PointStampTest, RoundTripsAndRejects) {
+  int64_t t = int64_t{1795716962} * 1000000000;  // 2026-11-26T18:16:02Z
+  EXPECT_EQ(PointStamp(t), "2026-11-26T181602Z");
+  EXPECT_EQ(ParsePointStamp("2026-11-26T181602Z"), t);
+  EXPECT_EQ(ParsePointStamp("2026-11-26T181602Z.2"), t);
+  for (const char* bad : {"", "2026-11-26", "2026-11-26T18:16:02Z", "2026-13-26T181602Z", "2026-11-26T181602Z.",
+                          "2026-11-26T181602Z.x", "2026-11-26T181602Zjunk", "x026-11-26T181602Z"})
+    EXPECT_LT(ParsePointStamp(bad), 0) << bad;
+}
+
+// As zfs-fuse 0.7 prints it, after a scrub that repaired one side of a mirror.
+const char kZpoolRepaired[] =
+    "  pool: vmbtest\n"
+    " state: ONLINE\n"
+    "status: One or more devices has experienced an unrecoverable error.  An\n"
+    "\tattempt was made to correct the error.  Applications are unaffected.\n"
+    " scrub: scrub completed after 0h0m with 0 errors on Thu Nov 26 19:57:06 2026\n"
+    "config:\n"
+    "\n"
+    "\tNAME           STATE     READ WRITE CKSUM\n"
+    "\tvmbtest        ONLINE       0     0     0\n"
+    "\t  mirror-0     ONLINE       0     0     0\n"
+    "\t    /tmp/a     ONLINE       0     0    37\n"
+    "\t    /tmp/b     ONLINE       0     0     0\n"
+    "\n"
+    "errors: No known data errors\n";
+
+const char kZpoolDataErrors[] =
+    "  pool: p\n"
+    " state: DEGRADED\n"
+    "  scan: scrub repaired 0B in 00:00:01 with 2 errors on Thu Nov 26 19:57:06 2026\n"
+    "config:\n"
+    "\tNAME        STATE     READ WRITE CKSUM\n"
+    "\tp           DEGRADED     0     0     0\n"
+    "\t  sdb       ONLINE       0     0     4\n"
+    "\t  sdc       UNAVAIL      0     0     0\n"
+    "errors: 2 data errors, use '-v' for a list\n";
+
+TEST(ScrubParseTest, ZpoolStatus) {
+  ScrubReport r = ParseZpoolStatus(kZpoolRepaired);
+  EXPECT_TRUE(r.ran);
+  EXPECT_TRUE(r.ok);
+  EXPECT_EQ(r.repaired, 37u);
+  EXPECT_EQ(r.unrepaired, 0u);
+  EXPECT_NE(r.summary.find("repaired 37"), std::string::npos) << r.summary;
+
+  ScrubReport bad = ParseZpoolStatus(kZpoolDataErrors);
+  EXPECT_FALSE(bad.ok);
+  EXPECT_EQ(bad.unrepaired, 2u);
+  EXPECT_NE(bad.summary.find("sdc UNAVAIL"), std::string::npos) << bad.summary;
+
+  ScrubReport clean = ParseZpoolStatus(std::string(kZpoolRepaired).replace(
+      std::string(kZpoolRepaired).find("   37\n"), 6, "    0\n"));
+  EXPECT_TRUE(clean.ok);
+  EXPECT_EQ(clean.repaired, 0u);
+
+  EXPECT_FALSE(ParseZpoolStatus("cannot open 'x': no such pool\n").ok);
+}
+
+TEST(ScrubParseTest, BtrfsScrub) {
+  ScrubReport clean = ParseBtrfsScrub(
+      "scrub done for 1b2c\nScrub started:    Thu Nov 26 20:00:00 2026\nStatus:           finished\n"
+      "Duration:         0:00:00\nTotal to scrub:   1.00GiB\nRate:             0.00B/s\n"
+      "Error summary:    no errors found\n");
+  EXPECT_TRUE(clean.ran);
+  EXPECT_TRUE(clean.ok);
+  EXPECT_EQ(clean.repaired, 0u);
+
+  ScrubReport fixed = ParseBtrfsScrub(
+      "scrub done for 1b2c\nStatus:           finished\nError summary:    csum=3\n  Corrected:      3\n"
+      "  Uncorrectable:  0\n  Unverified:     0\n");
+  EXPECT_TRUE(fixed.ok);
+  EXPECT_EQ(fixed.repaired, 3u);
+
+  ScrubReport lost = ParseBtrfsScrub(
+      "Error summary:    csum=5\n  Corrected:      1\n  Uncorrectable:  4\n  Unverified:     0\n");
+  EXPECT_FALSE(lost.ok);
+  EXPECT_EQ(lost.unrepaired, 4u);
+
+  EXPECT_FALSE(ParseBtrfsScrub("ERROR: not a btrfs filesystem\n").ran);
+}
+
+TEST(ZfsInitTest, CommandsMirrorTheDevicesWithChecksumsAndCompression) {
+  auto cmds = ZfsInitCommands("usb", {"/dev/sdb", "/dev/sdc"}, "");
+  ASSERT_EQ(cmds.size(), 5u);
+  EXPECT_EQ(cmds[0], (std::vector<std::string>{"zpool", "create", "usb", "mirror", "/dev/sdb", "/dev/sdc"}));
+  EXPECT_EQ(cmds[1], (std::vector<std::string>{"zfs", "set", "compression=on", "usb"}));
+  EXPECT_EQ(cmds[2], (std::vector<std::string>{"zfs", "set", "checksum=sha256", "usb"}));
+  EXPECT_EQ(cmds[4], (std::vector<std::string>{"zfs", "create", "usb/vmback"}));
+  auto one = ZfsInitCommands("p", {"/dev/sdb"}, "/mnt/p");
+  EXPECT_EQ(one[0], (std::vector<std::string>{"zpool", "create", "-m", "/mnt/p", "p", "/dev/sdb"}));
+}
+
+class DirTargetTest : public ::testing::Test {
+ protected:
+  DirTargetTest() : log_(LogLevel::kWarning) {
+    ::mkdir((dir_ / "target").c_str(), 0755);
+    ::mkdir((dir_ / "src").c_str(), 0755);
+    ::mkdir((dir_ / "src/tree").c_str(), 0755);
+    config_.type = "dir";
+    config_.path = dir_ / "target";
+    config_.block_size = 4096;
+  }
+
+  std::unique_ptr<InplaceTarget> Open() { return OpenInplaceTarget(Env::Default(), config_, &log_); }
+
+  TargetBackupResult Backup(InplaceTarget* t) {
+    return BackupToTarget(t, Env::Default(), {{"disk", dir_ / "src/disk.img", true}, {"tree", dir_ / "src/tree", true}},
+                          BackupOptions{}, &log_);
+  }
+
+  test::TempDir dir_;
+  TargetConfig config_;
+  Logger log_;
+};
+
+TEST_F(DirTargetTest, IncrementalRunsWriteOnlyChangedBlocksAndRestoreBitIdentical) {
+  std::mt19937_64 rng(42);
+  std::string image = test::RandomBytes(1 << 20, 1);  // 256 blocks of 4 KiB
+  test::WriteFile(dir_ / "src/disk.img", image);
+  test::WriteFile(dir_ / "src/tree/a", "alpha");
+  auto t = Open();
+  Backup(t.get());
+  for (int run = 0; run < 4; run++) {
+    // Change a few seeded 4 KiB blocks (each change within one block).
+    std::set<uint64_t> changed;
+    for (int k = 0; k < 5; k++) {
+      uint64_t block = rng() % 256;
+      changed.insert(block);
+      test::WriteFileAt(dir_ / "src/disk.img", block * 4096 + rng() % 4000, test::RandomBytes(64, rng()));
+    }
+    test::WriteFile(dir_ / "src/tree/run", std::to_string(run));
+    TargetBackupResult r = Backup(t.get());
+    // Upper bound: the changed blocks of the image plus the small tree file.
+    EXPECT_EQ(r.volumes[0].blocks_written, changed.size()) << "run " << run;
+    EXPECT_LE(r.volumes[0].bytes_written, changed.size() * 4096) << "run " << run;
+    EXPECT_EQ(r.volumes[0].errors, 0u);
+    EXPECT_EQ(t->ListPoints(), std::vector<std::string>{"current"});
+
+    test::TempDir out;
+    RestoreFromTarget(t.get(), Env::Default(), "latest", "", out / "r", Overwrite::kRefuse, &log_);
+    EXPECT_EQ(test::ReadFile(out / "r/disk"), test::ReadFile(dir_ / "src/disk.img")) << "run " << run;
+    EXPECT_EQ(test::DescribeTree(out / "r/tree"), test::DescribeTree(dir_ / "src/tree")) << "run " << run;
+    EXPECT_FALSE(Env::Default()->Exists(out / "r/tree/.vmback-blockmaps"));
+  }
+  TargetVerifyReport v = VerifyTarget(t.get(), Env::Default(), &log_);
+  EXPECT_TRUE(v.ok());
+  EXPECT_FALSE(v.scrub.ran);
+  EXPECT_EQ(v.files, 3u);  // disk, tree/a, tree/run
+}
+
+TEST_F(DirTargetTest, WrongDataBehindVmbacksBackIsNamedByVerifyAndRefusedByRestore) {
+  test::WriteFile(dir_ / "src/disk.img", test::RandomBytes(64 * 4096, 7));
+  test::WriteFile(dir_ / "src/tree/a", test::RandomBytes(3 * 4096 + 10, 8));
+  auto t = Open();
+  Backup(t.get());
+  // The mirror's bytes change but nothing tells the file system: flip a bit
+  // in block 9 of the image and block 2 of a tree file.
+  test::XorFileByte(dir_ / "target/disk", 9 * 4096 + 100, 0x01);
+  test::XorFileByte(dir_ / "target/tree/a", 2 * 4096 + 5, 0x80);
+  TargetVerifyReport v = VerifyTarget(t.get(), Env::Default(), &log_);
+  EXPECT_FALSE(v.ok());
+  ASSERT_EQ(v.problems.size(), 2u);
+  std::string all = v.problems[0] + "\n" + v.problems[1];
+  EXPECT_NE(all.find("current: disk: block 9 (offset 36864)"), std::string::npos) << all;
+  EXPECT_NE(all.find("current: tree/a: block 2 (offset 8192)"), std::string::npos) << all;
+
+  test::TempDir out;
+  try {
+    RestoreFromTarget(t.get(), Env::Default(), "current", "disk", out / "disk", Overwrite::kRefuse, &log_);
+    ADD_FAILURE() << "restore emitted a damaged file";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorrupt);
+    EXPECT_NE(std::string(e.what()).find("block 9"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(RestoreFromTarget(t.get(), Env::Default(), "current", "tree", out / "tree", Overwrite::kRefuse, &log_),
+               Error);
+}
+
+TEST_F(DirTargetTest, RefusesAForeignDirectoryAndRemovesVolumesNoLongerGiven) {
+  test::WriteFile(dir_ / "target/precious", "not vmback's");
+  test::WriteFile(dir_ / "src/disk.img", "x");
+  auto t = Open();
+  try {
+    Backup(t.get());
+    ADD_FAILURE() << "a foreign directory was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    EXPECT_NE(std::string(e.what()).find("precious"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(test::ReadFile(dir_ / "target/precious"), "not vmback's");
+  ::unlink((dir_ / "target/precious").c_str());
+
+  Backup(t.get());
+  EXPECT_TRUE(Env::Default()->Exists(dir_ / "target/tree"));
+  BackupToTarget(t.get(), Env::Default(), {{"disk", dir_ / "src/disk.img", true}}, BackupOptions{}, &log_);
+  EXPECT_FALSE(Env::Default()->Exists(dir_ / "target/tree"));
+  EXPECT_EQ(ListTargetPoints(t.get(), Env::Default())[0].volumes, std::vector<std::string>{"disk"});
+  // A file volume that becomes a tree.
+  BackupToTarget(t.get(), Env::Default(), {{"disk", dir_ / "src/tree", true}}, BackupOptions{}, &log_);
+  struct stat st;
+  ASSERT_EQ(::stat((dir_ / "target/disk").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_TRUE(VerifyTarget(t.get(), Env::Default(), &log_).ok());
+}
+
+TEST_F(DirTargetTest, AnUnreadableSourceTakesNoPoint) {
+  test::WriteFile(dir_ / "src/disk.img", "x");
+  auto t = Open();
+  EXPECT_THROW(BackupToTarget(t.get(), Env::Default(), {{"gone", dir_ / "src/missing", true}}, BackupOptions{}, &log_),
+               Error);
+  EXPECT_TRUE(t->ListPoints().empty());
+  EXPECT_THROW(BackupToTarget(t.get(), Env::Default(), {{".vmback-x", dir_ / "src/disk.img", true}}, BackupOptions{},
+                              &log_),
+               Error);
+}
+
+TEST_F(DirTargetTest, PruneKeepsTheOnlyPoint) {
+  test::WriteFile(dir_ / "src/disk.img", "x");
+  auto t = Open();
+  Backup(t.get());
+  RetentionPolicy keep1;
+  keep1.keep_last = 1;
+  TargetPruneResult r = PruneTarget(t.get(), keep1, false, &log_);
+  EXPECT_TRUE(r.deleted.empty());
+  EXPECT_EQ(t->ListPoints().size(), 1u);
+  EXPECT_THROW(t->DeletePoint("current"), Error);
+}
+
+TEST(TargetOpenTest, ClearErrors) {
+  Logger log(LogLevel::kWarning);
+  test::TempDir dir;
+  TargetConfig c;
+  c.type = "dir";
+  c.path = dir / "missing";
+  try {
+    OpenInplaceTarget(Env::Default(), c, &log);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(c.path), std::string::npos) << e.what();
+  }
+  c.type = "btrfs";
+  c.path = dir.path();
+  try {
+    OpenInplaceTarget(Env::Default(), c, &log);  // a temp dir is not on btrfs here, or not a subvolume
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace vmback
