@@ -216,6 +216,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   backup->add_flag("--full-read", full_read, "read every file, even those whose size and mtime are unchanged");
   backup->add_option("--threads", threads, "hashing/compression threads (default: one per core)");
   backup->add_flag("--json", backup_json, "print the run's statistics as JSON on stdout");
+  std::string read_limit_text;
+  backup->add_option("--read-limit", read_limit_text,
+                     "read the sources at most this fast, per second (e.g. 50M), so the VMs keep\n"
+                     "their disk bandwidth; default: [run] read_limit, else no limit");
   backup->footer(
       "\nExamples:\n"
       "  vmback backup --store /mnt/usb/vmback /var/lib/libvirt/images /etc\n"
@@ -446,6 +450,9 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       BackupOptions bopts;
       bopts.full_read = full_read;
       bopts.threads = threads;
+      bopts.read_limit = config.run.read_limit;
+      if (!read_limit_text.empty() && (!ParseSize(read_limit_text, &bopts.read_limit) || bopts.read_limit == 0))
+        ThrowConfig("--read-limit: cannot read '" + read_limit_text + "' as a size per second, e.g. 50M");
       SignalCancel signals;
       bopts.cancel = signals.flag();
       BackupResult r;

@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <filesystem>
 #include <initializer_list>
+#include <limits>
 #include <map>
 #include <optional>
 #include <string>
@@ -23,6 +24,8 @@ namespace {
 
 // Longest name one directory entry may have on Linux file systems.
 constexpr size_t kMaxVolumeNameLength = 255;
+// Seconds settings are kept in an int: a larger value must not wrap around.
+constexpr int64_t kMaxSeconds = std::numeric_limits<int>::max();
 
 const char* TypeName(const toml::node& node) {
   switch (node.type()) {
@@ -170,7 +173,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
   Config config;
   config.file = file_name;
   TableReader top(file_name, root, "the top-level table", 1);
-  top.CheckKeys({"target", "volume", "retention", "libvirt", "run", "vm"});
+  top.CheckKeys({"target", "volume", "retention", "libvirt", "run", "vm", "report"});
 
   // [target]
   auto target_it = root.find("target");
@@ -228,6 +231,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
   int wait_line = 0;
   if (auto wait = tr.Int("lock_wait", &wait_line)) {
     if (*wait < 0) tr.Fail(wait_line, "'lock_wait' must not be negative");
+    if (*wait > kMaxSeconds) tr.Fail(wait_line, "'lock_wait' is too large");
     config.target.lock_wait_seconds = static_cast<int>(*wait);
   }
 
@@ -342,16 +346,37 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     const toml::table* t = it->second.as_table();
     if (!t) top.Fail(TableReader::Line(it->first), "'run' must be a table");
     TableReader rr(file_name, *t, "[run]", TableReader::Line(it->first));
-    rr.CheckKeys({"state_dir", "max_freeze", "call_timeout"});
+    rr.CheckKeys({"state_dir", "max_freeze", "call_timeout", "read_limit"});
     if (auto dir = rr.String("state_dir")) config.run.state_dir = ResolvePath(base_dir, *dir);
     int l = 0;
     if (auto v = rr.Int("max_freeze", &l)) {
       if (*v <= 0) rr.Fail(l, "'max_freeze' (seconds) must be positive");
+      if (*v > kMaxSeconds) rr.Fail(l, "'max_freeze' is too large");
       config.run.max_freeze_seconds = static_cast<int>(*v);
     }
     if (auto v = rr.Int("call_timeout", &l)) {
       if (*v <= 0) rr.Fail(l, "'call_timeout' (seconds) must be positive");
+      if (*v > kMaxSeconds) rr.Fail(l, "'call_timeout' is too large");
       config.run.call_timeout_seconds = static_cast<int>(*v);
+    }
+    if (auto v = rr.String("read_limit", &l)) {
+      uint64_t rate = 0;
+      if (!ParseSize(*v, &rate) || rate == 0)
+        rr.Fail(l, "'read_limit' must be a size per second such as \"50M\" (MiB/s)");
+      config.run.read_limit = rate;
+    }
+  }
+  if (auto it = root.find("report"); it != root.end()) {
+    const toml::table* t = it->second.as_table();
+    if (!t) top.Fail(TableReader::Line(it->first), "'report' must be a table");
+    TableReader rr(file_name, *t, "[report]", TableReader::Line(it->first));
+    rr.CheckKeys({"dir", "keep", "metrics_file"});
+    if (auto dir = rr.String("dir")) config.report.dir = ResolvePath(base_dir, *dir);
+    if (auto f = rr.String("metrics_file")) config.report.metrics_file = ResolvePath(base_dir, *f);
+    int l = 0;
+    if (auto v = rr.Int("keep", &l)) {
+      if (*v < 1 || *v > 100000) rr.Fail(l, "'keep' must be between 1 and 100000");
+      config.report.keep = static_cast<int>(*v);
     }
   }
   if (auto it = root.find("vm"); it != root.end()) {

@@ -21,6 +21,14 @@
 //   monthly = 12
 //   yearly = 3
 //
+//   [run]
+//   read_limit = "50M"        # MiB/s for reading sources (default: no limit)
+//
+//   [report]
+//   dir = "/var/lib/vmback/reports"   # a JSON report per run
+//   keep = 30
+//   metrics_file = "/var/lib/prometheus/node-exporter/vmback.prom"
+//
 //   [[volume]]
 //   name = "images"           # unique; names the volume inside each point
 //   source = "/var/lib/libvirt/images"   # a directory, image file or block device
@@ -58,6 +66,14 @@ struct RunConfig {
   std::string state_dir = "/var/lib/vmback";  // the crash journal lives here
   int max_freeze_seconds = 30;   // abort the snapshot step and thaw beyond this
   int call_timeout_seconds = 10; // each libvirt call
+  uint64_t read_limit = 0;       // bytes/s for reading the sources; 0 = no limit
+};
+
+// What a run leaves behind for monitoring ([report]).
+struct ReportConfig {
+  std::string dir;           // a JSON report per run (vmback-<UTC>-<kind>.json); "" = none
+  int keep = 30;             // newest reports kept in dir
+  std::string metrics_file;  // Prometheus textfile (node_exporter); "" = none
 };
 
 struct TargetConfig {
@@ -77,6 +93,7 @@ struct Config {
   RetentionPolicy retention;  // empty: prune refuses to guess
   std::string libvirt_uri = "qemu:///system";
   RunConfig run;
+  ReportConfig report;
   std::vector<VmConfig> vms;
 };
 

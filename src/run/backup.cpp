@@ -38,7 +38,13 @@ class VolumeWalker {
  public:
   VolumeWalker(Store* store, ThreadPool* pool, const VolumeSpec& spec, const BackupOptions& opts,
                Logger* log, VolumeStats* stats)
-      : store_(store), scanner_(store, pool, opts.cancel), spec_(spec), opts_(opts), log_(log), stats_(stats) {}
+      : store_(store),
+        pacer_(opts.read_limit),
+        scanner_(store, pool, opts.cancel, &pacer_, opts.drop_cache),
+        spec_(spec),
+        opts_(opts),
+        log_(log),
+        stats_(stats) {}
 
   Entry WalkRoot(const Entry* prev) {
     struct stat st = LStat(spec_.source);  // REQUIRES: resolved, not a symlink
@@ -174,6 +180,7 @@ class VolumeWalker {
   Hash EmptyTree() { return store_->PutRaw(BlobType::kTree, EncodeTree({})); }
 
   Store* store_;
+  RatePacer pacer_;
   FileScanner scanner_;
   const VolumeSpec& spec_;
   const BackupOptions& opts_;

@@ -28,6 +28,11 @@ struct BackupOptions {
   // Set (e.g. by a signal handler) to stop the backup soon: it throws
   // Error(kOther, "interrupted") and commits nothing.
   const std::atomic<bool>* cancel = nullptr;
+  // I/O niceness: source reads paced to this many bytes/s (0: no limit), and
+  // dropped from the page cache behind the reader so that a 100 GB image
+  // does not push the host's cache out.
+  uint64_t read_limit = 0;
+  bool drop_cache = true;
 };
 
 struct VolumeStats {

@@ -5,6 +5,7 @@
 #include "run/verify.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <random>
 #include <set>
@@ -23,6 +25,7 @@
 #include "os/fault_env.h"
 #include "run/restore.h"
 #include "util/error.h"
+#include "util/rate_pacer.h"
 
 namespace vmback {
 namespace {
@@ -780,6 +783,67 @@ TEST_F(BackupTest, UnreadableEntryIsLoggedCountedAndLeftOut) {
   EXPECT_EQ(ReadFile(out + "/a"), "first file\n");
   EXPECT_EQ(ReadFile(out + "/c"), "third file\n");
   EXPECT_NE(::access((out + "/b").c_str(), F_OK), 0);
+}
+
+// --- I/O niceness --------------------------------------------------------
+
+namespace {
+// Bytes of `path` resident in the page cache (mincore over a mapping).
+uint64_t ResidentBytes(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  struct stat st;
+  ::fstat(fd, &st);
+  size_t len = static_cast<size_t>(st.st_size);
+  void* p = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd, 0);
+  ::close(fd);
+  if (p == MAP_FAILED) return 0;
+  long page = ::sysconf(_SC_PAGESIZE);
+  std::vector<unsigned char> vec((len + page - 1) / page);
+  ::mincore(p, len, vec.data());
+  ::munmap(p, len);
+  uint64_t n = 0;
+  for (unsigned char v : vec) n += v & 1;
+  return n * static_cast<uint64_t>(page);
+}
+
+void DropFromCache(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  ::fdatasync(fd);
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+  ::close(fd);
+}
+}  // namespace
+
+TEST_F(BackupTest, SourcePagesAreDroppedFromThePageCacheBehindTheReader) {
+  OpenStore();
+  const std::string src = tmp_ / "big.img";
+  test::WriteFile(src, test::RandomBytes(32 << 20, 3));
+  DropFromCache(src);
+  ASSERT_LT(ResidentBytes(src), uint64_t{4} << 20) << "the page cache did not let go of the test file";
+
+  Backup({{"img", src}});
+  EXPECT_LT(ResidentBytes(src), uint64_t{4} << 20) << "the backup left the source in the page cache";
+
+  // The check can fail: without dropping, what was read stays cached.
+  test::WriteFileAt(src, 0, "changed");
+  DropFromCache(src);
+  BackupOptions keep;
+  keep.drop_cache = false;
+  Backup({{"img", src}}, keep);
+  EXPECT_GT(ResidentBytes(src), uint64_t{16} << 20);
+}
+
+TEST(RatePacerTest, PacesToTheRateAfterAShortBurst) {
+  RatePacer pacer(4 << 20);  // 4 MiB/s
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 16; i++) pacer.Take(128 << 10);  // 2 MiB: 0.5 s at the rate, 0.25 s of it burst
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_GE(secs, 0.2);
+  RatePacer none(0);
+  start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 1000; i++) none.Take(1 << 30);
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 0.2);
 }
 
 }  // namespace

@@ -312,6 +312,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     }
     BackupOptions bopts;
     bopts.cancel = options.cancel;
+    bopts.read_limit = config.run.read_limit;
     bopts.on_volume_done = drop;
     step("sync");
     if (store)

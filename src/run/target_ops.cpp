@@ -275,6 +275,8 @@ TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::ve
     io.punch_holes = target->punch_holes();
     io.threads = options.threads;
     io.cancel = options.cancel;
+    io.read_limit = options.read_limit;
+    io.drop_cache = options.drop_cache;
     const auto vstart = std::chrono::steady_clock::now();
     InplaceStats s = SyncInPlace(env, v.source, dest, target->block_size(), io, log);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - vstart).count();

@@ -113,7 +113,9 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
         j++;
       }
       uint64_t len = std::min<uint64_t>((j - i) * bs, size - off);
+      if (pacer_) pacer_->Take(len);
       size_t got = file->ReadAt(off, batch->data.get() + i * bs, len);
+      if (drop_cache_) file->DropCache(off, len);
       if (got != len) {
         // The file shrank while we read it: what is missing reads as zeros.
         std::memset(batch->data.get() + i * bs + got, 0, len - got);

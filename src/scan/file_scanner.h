@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "util/rate_pacer.h"
 #include "os/env.h"
 #include "store/store.h"
 #include "util/thread_pool.h"
@@ -26,8 +27,11 @@ class FileScanner {
  public:
   // REQUIRES: store opened for writing; store and pool outlive this.
   // cancel, if set, is polled between batches (see CheckCancel).
-  FileScanner(Store* store, ThreadPool* pool, const std::atomic<bool>* cancel = nullptr)
-      : store_(store), pool_(pool), cancel_(cancel) {}
+  // pacer, if set, paces the reads; drop_cache drops what was read from the
+  // page cache behind the reader (posix_fadvise DONTNEED).
+  FileScanner(Store* store, ThreadPool* pool, const std::atomic<bool>* cancel = nullptr,
+              RatePacer* pacer = nullptr, bool drop_cache = false)
+      : store_(store), pool_(pool), cancel_(cancel), pacer_(pacer), drop_cache_(drop_cache) {}
 
   // Returns the file's content (list blob ids); adds to *stats.
   std::vector<Hash> Scan(ReadableFile* file, ScanStats* stats);
@@ -36,6 +40,8 @@ class FileScanner {
   Store* store_;
   ThreadPool* pool_;
   const std::atomic<bool>* cancel_;
+  RatePacer* pacer_;
+  bool drop_cache_;
 };
 
 // Throws Error(kOther, "interrupted") when *cancel is set.

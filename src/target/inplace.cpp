@@ -19,6 +19,7 @@
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
 #include "store/tree.h"
+#include "util/rate_pacer.h"
 #include "util/encoding.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -278,6 +279,7 @@ class Syncer {
         stats_(stats),
         map_root_(std::move(map_root)),
         map_dir_(JoinPath(map_root_, kBlockmapDir)),
+        pacer_(opts.read_limit),
         pool_(opts.threads) {}
 
   // A file or block device (resolved) onto the file dest.
@@ -770,10 +772,11 @@ class Syncer {
       }
       // The map's entries for this batch.
       if (basis == Basis::kMap) {
+        const uint64_t first = batch->first;  // clang < 16 cannot capture a structured binding
         size_t k = 0;
         while (k < count) {
           auto differs = [&](size_t x) {
-            return batch->first + x >= old_n ||
+            return first + x >= old_n ||
                    std::memcmp(old_entries.data() + x * kEntrySize, new_entries.data() + x * kEntrySize,
                                kEntrySize) != 0;
           };
@@ -803,9 +806,12 @@ class Syncer {
       batch->first = b;
       batch->count = static_cast<size_t>(std::min<uint64_t>(per_batch, n - b));
       batch->data = TakeBuffer(per_batch * bs);
-      stats_->bytes_read += FromSource([&] {
+      uint64_t got = FromSource([&] {
         return ReadBlocks(in.get(), &src_map, bs, size, b, batch->count, batch->data.get(), &batch->hole, false);
       });
+      stats_->bytes_read += got;
+      if (opts_.drop_cache) in->DropCache(b * bs, batch->count * bs);
+      pacer_.Take(got);
       if (compare) {
         batch->target = TakeBuffer(per_batch * bs);
         stats_->target_bytes_read += ReadBlocks(target.get(), dst_map.get(), bs, size, b, batch->count,
@@ -923,6 +929,7 @@ class Syncer {
   InplaceStats* stats_;
   const std::string map_root_;
   const std::string map_dir_;
+  RatePacer pacer_;
   ThreadPool pool_;
   dev_t root_dev_ = 0;
   dev_t target_dev_ = 0;  // trees: the mirror's file system

@@ -111,6 +111,8 @@ struct InplaceOptions {
   // The source is itself a mirror (a restore out of a target's point): its
   // top-level .vmback-blockmaps is skipped quietly instead of being an error.
   bool source_is_mirror = false;
+  uint64_t read_limit = 0;    // source reads paced to this many bytes/s; 0: no limit
+  bool drop_cache = true;     // drop source pages from the page cache behind the reader
   const std::atomic<bool>* cancel = nullptr;  // polled between batches
 };
 

@@ -1,0 +1,40 @@
+// Paces reads of the sources to a byte rate, so that a backup does not
+// starve the VMs of disk bandwidth ([run] read_limit, --read-limit). Shared
+// by every reader of a run; a burst of at most a quarter second is allowed.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+
+namespace vmback {
+
+class RatePacer {
+ public:
+  explicit RatePacer(uint64_t bytes_per_second) : rate_(bytes_per_second) {}
+
+  // Waits until `bytes` more may be read. No-op without a rate.
+  void Take(uint64_t bytes) {
+    if (rate_ == 0 || bytes == 0) return;
+    std::chrono::steady_clock::time_point until;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto now = std::chrono::steady_clock::now();
+      auto floor = now - std::chrono::milliseconds(250);
+      if (next_ < floor) next_ = floor;
+      next_ += std::chrono::nanoseconds(static_cast<int64_t>(bytes * 1e9 / static_cast<double>(rate_)));
+      until = next_;
+    }
+    std::this_thread::sleep_until(until);
+  }
+
+  uint64_t rate() const { return rate_; }
+
+ private:
+  const uint64_t rate_;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point next_{};
+};
+
+}  // namespace vmback
