@@ -22,6 +22,7 @@
 #include "os/subprocess.h"
 #include "target/target.h"
 #include "util/encoding.h"
+#include "util/progress.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -315,6 +316,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   }
 
   Logger log(quiet ? LogLevel::kWarning : verbose ? LogLevel::kDebug : LogLevel::kInfo);
+  // Progress (bytes, rate, time left) on a terminal; plain log lines otherwise.
+  ProgressDisplay progress(!quiet && ::isatty(2) && (backup->parsed() || run->parsed()));
   Env* env = Env::Default();
   try {
     if (init->parsed()) {

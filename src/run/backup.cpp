@@ -14,6 +14,7 @@
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
 #include "store/tree.h"
+#include "util/progress.h"
 #include "util/encoding.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
@@ -241,6 +242,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
     ThreadPool pool(options.threads);  // destroyed (joined) before the store is used again
     for (size_t i = 0; i < resolved.size(); i++) {
       const VolumeSpec& v = resolved[i];
+      Progress::Get().StartVolumeAt(v.name, v.source);
       auto vstart = std::chrono::steady_clock::now();
       VolumeStats stats;
       stats.name = v.name;

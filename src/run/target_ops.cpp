@@ -13,6 +13,7 @@
 #include "scan/file_scanner.h"
 #include "util/encoding.h"
 #include "util/error.h"
+#include "util/progress.h"
 #include "util/sha256.h"
 
 namespace vmback {
@@ -277,6 +278,7 @@ TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::ve
     io.cancel = options.cancel;
     io.read_limit = options.read_limit;
     io.drop_cache = options.drop_cache;
+    Progress::Get().StartVolumeAt(v.name, v.source);
     const auto vstart = std::chrono::steady_clock::now();
     InplaceStats s = SyncInPlace(env, v.source, dest, target->block_size(), io, log);
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - vstart).count();

@@ -1,6 +1,9 @@
 #include "util/log.h"
 
 #include <cstdio>
+#include <cstdlib>
+
+#include "util/progress.h"
 
 namespace vmback {
 
@@ -12,7 +15,16 @@ void Logger::Write(LogLevel level, const std::string& message) {
     if (level == LogLevel::kWarning) warnings_++;
   }
   if (to_stderr_ && level <= level_) {
-    std::fprintf(stderr, "vmback: %s%s\n", kPrefix[static_cast<int>(level)], message.c_str());
+    ProgressDisplay::ClearLine();
+    // Under systemd (stderr is a journal stream) a "<N>" prefix gives each
+    // line its syslog priority: err, warning, info, debug.
+    static const bool journal = [] {
+      const char* s = std::getenv("JOURNAL_STREAM");
+      return s != nullptr && *s != '\0';
+    }();
+    static const char* kPriority[] = {"<3>", "<4>", "<6>", "<7>"};
+    std::fprintf(stderr, "%svmback: %s%s\n", journal ? kPriority[static_cast<int>(level)] : "",
+                 kPrefix[static_cast<int>(level)], message.c_str());
   }
 }
 

@@ -1,4 +1,4 @@
-// Paces reads of the sources to a byte rate, so that a backup does not
+// Counts every source read for the progress display, and paces them to a byte rate, so that a backup does not
 // starve the VMs of disk bandwidth ([run] read_limit, --read-limit). Shared
 // by every reader of a run; a burst of at most a quarter second is allowed.
 #pragma once
@@ -8,6 +8,8 @@
 #include <mutex>
 #include <thread>
 
+#include "util/progress.h"
+
 namespace vmback {
 
 class RatePacer {
@@ -16,6 +18,7 @@ class RatePacer {
 
   // Waits until `bytes` more may be read. No-op without a rate.
   void Take(uint64_t bytes) {
+    Progress::Get().AddRead(bytes);
     if (rate_ == 0 || bytes == 0) return;
     std::chrono::steady_clock::time_point until;
     {

@@ -1,0 +1,101 @@
+#include "util/progress.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "util/encoding.h"
+
+namespace vmback {
+
+namespace {
+std::mutex g_line_mu;
+bool g_line_shown = false;
+}  // namespace
+
+Progress& Progress::Get() {
+  static Progress p;
+  return p;
+}
+
+void Progress::StartVolume(const std::string& name, uint64_t total_bytes) {
+  std::lock_guard<std::mutex> l(mu_);
+  volume_ = name;
+  total_ = total_bytes;
+  start_ = std::chrono::steady_clock::now();
+  done_.store(0);
+}
+
+void Progress::StartVolumeAt(const std::string& name, const std::string& source) {
+  uint64_t total = 0;
+  struct stat st;
+  if (::stat(source.c_str(), &st) == 0) {
+    if (S_ISREG(st.st_mode)) total = static_cast<uint64_t>(st.st_size);
+    if (S_ISBLK(st.st_mode)) {
+      int fd = ::open(source.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd >= 0) {
+        if (::ioctl(fd, BLKGETSIZE64, &total) != 0) total = 0;
+        ::close(fd);
+      }
+    }
+  }
+  StartVolume(name, total);
+}
+
+std::string Progress::Line() {
+  std::lock_guard<std::mutex> l(mu_);
+  if (volume_.empty()) return "";
+  uint64_t done = done_.load(std::memory_order_relaxed);
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double rate = secs > 0.2 ? done / secs : 0;
+  std::string s = volume_ + ": " + FormatBytes(done) + " read";
+  if (total_) s += " of " + FormatBytes(total_);
+  if (rate > 0) s += ", " + FormatBytes(static_cast<uint64_t>(rate)) + "/s";
+  if (total_ && rate > 0 && done < total_) {
+    auto left = static_cast<uint64_t>((total_ - done) / rate);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, ", %llu:%02llu left", static_cast<unsigned long long>(left / 60),
+                  static_cast<unsigned long long>(left % 60));
+    s += buf;
+  }
+  return s;
+}
+
+ProgressDisplay::ProgressDisplay(bool enabled) : enabled_(enabled) {
+  if (!enabled_) return;
+  thread_ = std::thread([this] {
+    std::unique_lock<std::mutex> l(mu_);
+    while (!cv_.wait_for(l, std::chrono::milliseconds(500), [this] { return stop_; })) {
+      std::string line = Progress::Get().Line();
+      if (line.empty()) continue;
+      std::lock_guard<std::mutex> g(g_line_mu);
+      std::fprintf(stderr, "\r\033[K%s", line.c_str());
+      std::fflush(stderr);
+      g_line_shown = true;
+    }
+  });
+}
+
+ProgressDisplay::~ProgressDisplay() {
+  if (!enabled_) return;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  ClearLine();
+}
+
+void ProgressDisplay::ClearLine() {
+  std::lock_guard<std::mutex> g(g_line_mu);
+  if (!g_line_shown) return;
+  std::fprintf(stderr, "\r\033[K");
+  g_line_shown = false;
+}
+
+}  // namespace vmback
