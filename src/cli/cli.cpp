@@ -100,15 +100,6 @@ std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode 
   return Store::Open(Env::Default(), c.target.path, mode, log, options);
 }
 
-std::string Iso(int64_t ns) {
-  time_t secs = static_cast<time_t>(ns / 1000000000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
 // SIGINT, SIGTERM and SIGHUP set a flag that the run polls, so that it stops
 // at the next step and cleans up (VMs resumed, snapshots dropped) instead of
 // dying with things left behind. Restored on destruction.
@@ -523,7 +514,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       } else {
         for (const auto& p : points) {
           int64_t t = p["time_ns"].get<int64_t>();
-          out << p["name"].get<std::string>() << "  " << (t >= 0 ? Iso(t) : "?") << "  ";
+          out << p["name"].get<std::string>() << "  " << (t >= 0 ? FormatTimeUtc(t) : "?") << "  ";
           std::string sep;
           for (const auto& v : p["volumes"]) {
             out << sep << v.get<std::string>();

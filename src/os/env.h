@@ -103,6 +103,8 @@ void WriteFileAtomic(Env* env, const std::string& path, const std::string& data)
 std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);
 std::string JoinPath(const std::string& a, const std::string& b);
+// syncfs(2) on the file system holding path: every write on it made durable.
+void SyncFileSystem(const std::string& path);
 // realpath(3), or the path as given when it cannot be resolved.
 std::string CanonicalPath(const std::string& path);
 

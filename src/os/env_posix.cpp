@@ -309,6 +309,15 @@ std::string JoinPath(const std::string& a, const std::string& b) {
   return a.back() == '/' ? a + b : a + "/" + b;
 }
 
+void SyncFileSystem(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) ThrowIo("open " + path, errno);
+  int r = ::syncfs(fd);
+  int err = errno;
+  ::close(fd);
+  if (r != 0) ThrowIo("syncfs " + path, err);
+}
+
 std::string CanonicalPath(const std::string& path) {
   char* real = ::realpath(path.c_str(), nullptr);
   if (!real) return path;

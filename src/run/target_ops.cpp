@@ -26,15 +26,6 @@ bool IsReservedName(const std::string& name) {
   return name.rfind(".vmback-", 0) == 0 || name == ".zfs" || name == "lost+found";
 }
 
-void SyncFileSystem(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) ThrowIo("open " + dir, errno);
-  int rc = ::syncfs(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0) ThrowIo("syncfs " + dir, err);
-}
-
 void RemoveAll(const std::string& path) {
   std::error_code ec;
   std::filesystem::remove_all(path, ec);

@@ -361,12 +361,7 @@ class Syncer {
       if (env_->Exists(dir)) env_->SyncDir(dir);
     dirty_dirs_.clear();
     if (need_syncfs_) {
-      int fd = ::open(map_root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (fd < 0) ThrowIo("open " + map_root_, errno);
-      int r = ::syncfs(fd);
-      int err = errno;
-      ::close(fd);
-      if (r != 0) ThrowIo("syncfs " + map_root_, err);
+      SyncFileSystem(map_root_);
       need_syncfs_ = false;
     }
   }

@@ -76,7 +76,7 @@ void SortPoints(std::vector<std::string>* names, size_t prefix_len) {
 
 // A name for a new point that is not taken yet: PREFIX + stamp [+ ".N"].
 std::string FreshPointName(const std::string& prefix, int64_t now_ns, const std::vector<std::string>& taken) {
-  std::string base = prefix + PointStamp(now_ns);
+  std::string base = prefix + FormatPointStamp(now_ns);
   std::string name = base;
   for (int i = 2; std::find(taken.begin(), taken.end(), name) != taken.end(); i++)
     name = base + "." + std::to_string(i);
@@ -409,43 +409,6 @@ std::unique_ptr<InplaceTarget> OpenInplaceTarget(Env* env, const TargetConfig& c
   if (config.type == "btrfs") return std::make_unique<BtrfsTarget>(env, config, log);
   if (config.type == "dir") return std::make_unique<DirTarget>(env, config);
   ThrowConfig("target type '" + config.type + "' is not an in-place target");
-}
-
-std::string PointStamp(int64_t ns) {
-  time_t secs = static_cast<time_t>(ns / 1000000000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H%M%SZ", &tm);
-  return buf;
-}
-
-int64_t ParsePointStamp(const std::string& text) {
-  // YYYY-MM-DDTHHMMSSZ[.N]
-  static const char kShape[] = "dddd-dd-ddTddddddZ";
-  const size_t n = sizeof kShape - 1;
-  if (text.size() < n) return -1;
-  for (size_t i = 0; i < n; i++) {
-    char c = text[i];
-    if (kShape[i] == 'd' ? (c < '0' || c > '9') : c != kShape[i]) return -1;
-  }
-  if (text.size() > n) {
-    if (text[n] != '.' || text.size() == n + 1 || text.size() > n + 9) return -1;
-    for (size_t i = n + 1; i < text.size(); i++)
-      if (text[i] < '0' || text[i] > '9') return -1;
-  }
-  auto num = [&](size_t at, size_t len) { return std::atoi(text.substr(at, len).c_str()); };
-  struct tm tm = {};
-  tm.tm_year = num(0, 4) - 1900;
-  tm.tm_mon = num(5, 2) - 1;
-  tm.tm_mday = num(8, 2);
-  tm.tm_hour = num(11, 2);
-  tm.tm_min = num(13, 2);
-  tm.tm_sec = num(15, 2);
-  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
-    return -1;
-  time_t t = timegm(&tm);
-  return static_cast<int64_t>(t) * 1000000000;
 }
 
 ScrubReport ParseZpoolStatus(const std::string& text) {

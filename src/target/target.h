@@ -76,10 +76,6 @@ class InplaceTarget {
 // a directory) and throws a clear kConfig/kNotFound error otherwise.
 std::unique_ptr<InplaceTarget> OpenInplaceTarget(Env* env, const TargetConfig& config, Logger* log);
 
-// "2026-11-26T195600Z" from ns, and back (-1 when the text is not one; a
-// ".N" suffix for a second point in the same second is allowed).
-std::string PointStamp(int64_t ns);
-int64_t ParsePointStamp(const std::string& text);
 
 // Parses `zpool status` output: the devices' CKSUM/READ/WRITE counters and
 // the scrub line. For tests too.

@@ -12,6 +12,7 @@
 
 #include "helpers/test_util.h"
 #include "run/target_ops.h"
+#include "util/encoding.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -19,7 +20,7 @@ namespace {
 
 TEST(PointStampTest, RoundTripsAndRejects) {
   int64_t t = int64_t{1795716962} * 1000000000;  // 2026-11-26T18:16:02Z
-  EXPECT_EQ(PointStamp(t), "2026-11-26T181602Z");
+  EXPECT_EQ(FormatPointStamp(t), "2026-11-26T181602Z");
   EXPECT_EQ(ParsePointStamp("2026-11-26T181602Z"), t);
   EXPECT_EQ(ParsePointStamp("2026-11-26T181602Z.2"), t);
   for (const char* bad : {"", "2026-11-26", "2026-11-26T18:16:02Z", "2026-13-26T181602Z", "2026-11-26T181602Z.",

@@ -2,6 +2,7 @@
 
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 
 namespace vmback {
@@ -101,15 +102,48 @@ std::string FormatBytes(uint64_t bytes) {
   return buf;
 }
 
-std::string FormatTimeUtc(int64_t ns) {
+namespace {
+std::string FormatUtc(int64_t ns, const char* format) {
   int64_t secs = ns / 1000000000;
   if (ns % 1000000000 < 0) secs--;
   time_t t = static_cast<time_t>(secs);
   struct tm tm;
   gmtime_r(&t, &tm);
   char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  strftime(buf, sizeof buf, format, &tm);
   return buf;
+}
+}  // namespace
+
+std::string FormatTimeUtc(int64_t ns) { return FormatUtc(ns, "%Y-%m-%dT%H:%M:%SZ"); }
+
+std::string FormatPointStamp(int64_t ns) { return FormatUtc(ns, "%Y-%m-%dT%H%M%SZ"); }
+
+int64_t ParsePointStamp(const std::string& text) {
+  // YYYY-MM-DDTHHMMSSZ[.N]
+  static const char kShape[] = "dddd-dd-ddTddddddZ";
+  const size_t n = sizeof kShape - 1;
+  if (text.size() < n) return -1;
+  for (size_t i = 0; i < n; i++) {
+    char c = text[i];
+    if (kShape[i] == 'd' ? (c < '0' || c > '9') : c != kShape[i]) return -1;
+  }
+  if (text.size() > n) {
+    if (text[n] != '.' || text.size() == n + 1 || text.size() > n + 9) return -1;
+    for (size_t i = n + 1; i < text.size(); i++)
+      if (text[i] < '0' || text[i] > '9') return -1;
+  }
+  auto num = [&](size_t at, size_t len) { return std::atoi(text.substr(at, len).c_str()); };
+  struct tm tm = {};
+  tm.tm_year = num(0, 4) - 1900;
+  tm.tm_mon = num(5, 2) - 1;
+  tm.tm_mday = num(8, 2);
+  tm.tm_hour = num(11, 2);
+  tm.tm_min = num(13, 2);
+  tm.tm_sec = num(15, 2);
+  if (tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 || tm.tm_sec > 60)
+    return -1;
+  return static_cast<int64_t>(timegm(&tm)) * 1000000000;
 }
 
 }  // namespace vmback

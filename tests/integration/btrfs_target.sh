@@ -66,22 +66,6 @@ name = "tree"
 source = "$SRC/tree"
 EOF
 
-change_blocks() {
-  python3 - "$SRC/img" "$1" "$2" <<'EOF'
-import random, sys
-path, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-r = random.Random(seed)
-records = set()
-with open(path, "r+b") as f:
-    for _ in range(n):
-        off = r.randrange(0, (24 << 20) // 4096) * 4096
-        f.seek(off)
-        f.write(r.randbytes(4096))
-        records.add(off // (128 << 10))
-print(len(records))
-EOF
-}
-json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
 # ---------------------------------------------------------------------------
 section "first backup and incremental runs"
@@ -91,7 +75,7 @@ sync
 check "the mirror keeps the image's holes" test "$(du -k "$WORK/mnt/vmback/img" | cut -f1)" -lt $((24 * 1024 * 9 / 10))
 cp --sparse=always "$SRC/img" "$WORK/img.0"
 for run in 1 2 3; do
-  touched=$(change_blocks "$run" 15)
+  touched=$(change_blocks "$SRC/img" "$run" 15)
   echo "run $run" >"$SRC/tree/sub/run"
   vm backup -c "$WORK/vmback.toml" --json
   expect_rc 0 "backup $run"

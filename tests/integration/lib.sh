@@ -279,6 +279,27 @@ n = int(sys.argv[2])
 open(sys.argv[1], "wb").write((line * (n // len(line) + 1))[:n])' "$1" "$2"
 }
 
+# change_blocks FILE SEED N: overwrites N seeded 4 KiB-aligned pieces of FILE
+# with random bytes; prints how many distinct 128 KiB blocks it touched.
+change_blocks() {
+  python3 - "$1" "$2" "$3" <<'EOF'
+import os, random, sys
+path, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r = random.Random(seed)
+blocks = set()
+with open(path, "r+b") as f:
+    for _ in range(n):
+        off = r.randrange(0, os.path.getsize(path) // 4096) * 4096
+        f.seek(off)
+        f.write(r.randbytes(4096))
+        blocks.add(off // (128 << 10))
+print(len(blocks))
+EOF
+}
+
+# json_field FILE EXPR: prints EXPR evaluated on the JSON in FILE as d.
+json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
 # Flips one bit of the byte at OFFSET (default: the middle) of FILE.
 flip_bit() {
   python3 - "$1" "${2:-}" <<'EOF'

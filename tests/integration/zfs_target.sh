@@ -66,25 +66,6 @@ name = "tree"
 source = "$SRC/tree"
 EOF
 
-# change_blocks SEED N: overwrites N seeded 4 KiB-aligned pieces of the image
-# with random bytes; prints how many distinct 128 KiB records it touched.
-change_blocks() {
-  python3 - "$SRC/img" "$1" "$2" <<'EOF'
-import random, sys
-path, seed, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-r = random.Random(seed)
-records = set()
-with open(path, "r+b") as f:
-    for _ in range(n):
-        off = r.randrange(0, (32 << 20) // 4096) * 4096
-        f.seek(off)
-        f.write(r.randbytes(4096))
-        records.add(off // (128 << 10))
-print(len(records))
-EOF
-}
-
-json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
 
 # ---------------------------------------------------------------------------
 section "first backup and incremental runs"
@@ -92,7 +73,7 @@ vm backup -c "$WORK/vmback.toml" --json
 expect_rc 0 "first backup"
 cp --sparse=always "$SRC/img" "$WORK/img.0"
 for run in 1 2 3; do
-  touched=$(change_blocks "$run" 20)
+  touched=$(change_blocks "$SRC/img" "$run" 20)
   echo "run $run" >"$SRC/tree/sub/run"
   vm backup -c "$WORK/vmback.toml" --json
   expect_rc 0 "backup $run"
@@ -127,7 +108,7 @@ section "blockmaps: missing and damaged are rebuilt"
 maps=$(find "$WORK/pool/mnt/vmback/.vmback-blockmaps" -name '*.map')
 check_eq "$(echo "$maps" | wc -l)" 1 "one map for the file volume"
 rm -f "$maps"
-change_blocks 10 3 >/dev/null
+change_blocks "$SRC/img" 10 3 >/dev/null
 vm backup -c "$WORK/vmback.toml" --json
 expect_rc 5 "backup with a missing blockmap (a warning)"
 check_eq "$(json_field "$VM_OUT" 'd["inplace"][0]["blockmaps_rebuilt"]')" 1 "missing map rebuilt"
