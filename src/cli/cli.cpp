@@ -17,6 +17,8 @@
 #include "run/job.h"
 #include "run/prune.h"
 #include "run/restore.h"
+#include "report/metrics.h"
+#include "report/report.h"
 #include "run/target_ops.h"
 #include "run/verify.h"
 #include "os/subprocess.h"
@@ -130,6 +132,97 @@ int ExitFor(const Error& e) {
     case ErrorKind::kCorrupt: return kExitDamaged;
     default: return kExitFailed;
   }
+}
+
+// What a command leaves for monitoring ([report]): filled by the commands
+// that report (run, backup, verify, prune) as they go, written at the end
+// whatever the exit status.
+struct Outcome {
+  std::string kind;        // "run", "backup", "verify", "prune"; empty: nothing to report
+  Config config;
+  int64_t started_ns = 0;
+  nlohmann::json body = nlohmann::json::object();
+  RunMetrics metrics;
+};
+
+// The points in the configured target now (for vmback_points); nothing when
+// it cannot be read.
+std::optional<uint64_t> CountPoints(const Config& c, Logger* log) {
+  try {
+    Logger quiet(LogLevel::kError, false);
+    if (IsInplace(c)) return OpenInplaceTarget(Env::Default(), c.target, &quiet)->ListPoints().size();
+    StoreOptions o;
+    o.mirrors = c.target.mirrors;
+    return Store::Open(Env::Default(), c.target.path, LockMode::kShared, &quiet, o)->ListPoints().size();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// A metrics file per command, so that run, backup and verify do not
+// overwrite each other's samples: [report] metrics_file for run, and
+// "<stem>-<kind>.prom" beside it for the others.
+std::string MetricsFileFor(const std::string& configured, const std::string& kind) {
+  if (kind == "run") return configured;
+  std::string stem = EndsWith(configured, ".prom") ? configured.substr(0, configured.size() - 5) : configured;
+  return stem + "-" + kind + ".prom";
+}
+
+// Writes the JSON report and the metrics; a failure here is a warning (it
+// must not turn a good backup into a failed one).
+void LeaveReport(Outcome* o, int rc, const std::string& error, Logger* log) {
+  if (o->kind.empty()) return;
+  const ReportConfig& rc_cfg = o->config.report;
+  if (rc_cfg.dir.empty() && rc_cfg.metrics_file.empty()) return;
+  Env* env = Env::Default();
+  const int64_t now = env->NowNanos();
+  o->body["command"] = o->kind;
+  o->body["exit_code"] = rc;
+  o->body["started"] = FormatTimeUtc(o->started_ns);
+  o->body["finished"] = FormatTimeUtc(now);
+  if (!error.empty()) o->body["error"] = error;
+  o->body["problems"] = log->problems();
+  if (!rc_cfg.dir.empty()) {
+    try {
+      std::string path = WriteReport(env, rc_cfg.dir, o->kind, now, o->body, static_cast<size_t>(rc_cfg.keep));
+      log->Debug("report written to " + path);
+    } catch (const std::exception& e) {
+      log->Warn(std::string("cannot write the report: ") + e.what());
+    }
+  }
+  if (!rc_cfg.metrics_file.empty()) {
+    try {
+      std::string path = MetricsFileFor(rc_cfg.metrics_file, o->kind);
+      Labels common = {{"command", o->kind}};
+      RunMetrics& m = o->metrics;
+      m.started_ns = o->started_ns;
+      m.finished_ns = now;
+      m.exit_code = rc;
+      try {
+        m.previous_success_seconds = PreviousLastSuccess(env, path, common);
+      } catch (const std::exception& e) {
+        log->Warn(std::string(e.what()) + " (the previous metrics; starting afresh)");
+      }
+      std::string where = IsInplace(o->config)
+                              ? o->config.target.type + ":" +
+                                    (o->config.target.type == "zfs" ? o->config.target.dataset : o->config.target.path)
+                              : o->config.target.path;
+      if (auto n = CountPoints(o->config, log)) m.points = {{where, *n}};
+      WriteTextfile(env, path, BuildRunMetrics(m, common));
+    } catch (const std::exception& e) {
+      log->Warn(std::string("cannot write the metrics file: ") + e.what());
+    }
+  }
+}
+
+std::vector<VolumeBytes> VolumeBytesOf(const BackupResult& r, const std::vector<InplaceStats>* inplace) {
+  std::vector<VolumeBytes> out;
+  for (size_t i = 0; i < r.volumes.size(); i++) {
+    uint64_t written = inplace && i < inplace->size() ? (*inplace)[i].bytes_written : 0;
+    out.push_back({r.volumes[i].name, r.volumes[i].bytes_read, written});
+  }
+  if (!inplace && out.size() == 1) out[0].written = r.store.stored_bytes_written;
+  return out;
 }
 
 }  // namespace
@@ -310,6 +403,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   // Progress (bytes, rate, time left) on a terminal; plain log lines otherwise.
   ProgressDisplay progress(!quiet && ::isatty(2) && (backup->parsed() || run->parsed()));
   Env* env = Env::Default();
+  Outcome outcome;
+  outcome.started_ns = env->NowNanos();
+  std::string failure;
+  int rc = [&]() -> int {
   try {
     if (init->parsed()) {
       uint64_t bs;
@@ -360,6 +457,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         out << PlanJob(config, env, hv.get(), &log);
         return kExitOk;
       }
+      outcome.kind = "run";
+      outcome.config = config;
       SignalCancel signals;
       JobOptions jo;
       jo.cancel = signals.flag();
@@ -372,6 +471,9 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         };
       }
       JobReport r = RunJob(config, env, hv.get(), jo, &log);
+      outcome.body = JobReportToJson(r);
+      outcome.metrics.volumes = VolumeBytesOf(r.backup, nullptr);
+      for (const auto& vm : r.vms) outcome.metrics.freeze_seconds.push_back({vm.name, vm.freeze_seconds});
       if (run_json) {
         out << JobReportToJson(r).dump(2) << "\n";
       } else {
@@ -386,6 +488,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     }
     if (prune->parsed()) {
       Config config = ResolveConfig(prune_target);
+      outcome.kind = "prune";
+      outcome.config = config;
       if (!keep_within_text.empty()) flags_policy.keep_within_ns = ParseDuration(keep_within_text);
       RetentionPolicy policy = flags_policy.empty() ? config.retention : flags_policy;
       std::vector<RetentionDecision> decisions;
@@ -419,6 +523,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         extra["dry_run"] = prune_dry_run;
         extra["decisions"] = d;
         out << extra.dump(2) << "\n";
+        outcome.body = extra;
       } else {
         out << FormatDecisions(decisions);
         out << (prune_dry_run ? "would delete " : "deleted ")
@@ -429,6 +534,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     }
     if (backup->parsed()) {
       Config config = ResolveConfig(backup_target);
+      outcome.kind = "backup";
+      outcome.config = config;
       std::vector<VolumeSpec> volumes;
       if (!backup_target.config.empty()) {
         if (!backup_paths.empty()) ThrowConfig("give sources either in the config or as PATHs, not both");
@@ -455,12 +562,16 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         auto target = OpenInplaceTarget(env, config.target, &log);
         TargetBackupResult tr = BackupToTarget(target.get(), env, volumes, bopts, &log);
         r = tr.summary;
-        if (backup_json) out << TargetBackupToJson(tr).dump(2) << "\n";
+        outcome.body = TargetBackupToJson(tr);
+        outcome.metrics.volumes = VolumeBytesOf(r, &tr.volumes);
+        if (backup_json) out << outcome.body.dump(2) << "\n";
       } else {
         store = OpenStore(config, backup_target, LockMode::kExclusive, &log);
         if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
         r = RunBackup(store.get(), volumes, bopts, &log);
-        if (backup_json) out << BackupResultToJson(r).dump(2) << "\n";
+        outcome.body = BackupResultToJson(r);
+        outcome.metrics.volumes = VolumeBytesOf(r, nullptr);
+        if (backup_json) out << outcome.body.dump(2) << "\n";
       }
       if (!backup_json) {
         for (const auto& v : r.volumes) {
@@ -545,11 +656,15 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     }
     if (verify->parsed()) {
       Config config = ResolveConfig(verify_target);
+      outcome.kind = "verify";
+      outcome.config = config;
       if (IsInplace(config)) {
         auto target = OpenInplaceTarget(env, config.target, &log);
         TargetVerifyReport r = VerifyTarget(target.get(), env, &log);
+        outcome.body = TargetVerifyToJson(r);
+        outcome.metrics.verify_errors = r.problems.size() + r.scrub.unrepaired;
         if (verify_json) {
-          out << TargetVerifyToJson(r).dump(2) << "\n";
+          out << outcome.body.dump(2) << "\n";
         } else {
           if (r.scrub.ran || !r.scrub.summary.empty()) out << r.scrub.summary << "\n";
           out << "checked " << r.points << " points, " << r.files << " files, " << r.blocks << " blocks ("
@@ -563,8 +678,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       // Exclusive: verify heals copies and records damage.
       auto store = OpenStore(config, verify_target, LockMode::kExclusive, &log);
       VerifyReport r = Verify(store.get(), &log);
+      outcome.body = VerifyReportToJson(r);
+      outcome.metrics.verify_errors = r.problems.size();
       if (verify_json) {
-        out << VerifyReportToJson(r).dump(2) << "\n";
+        out << outcome.body.dump(2) << "\n";
       } else {
         out << "checked " << r.packs << " packs, " << r.blobs << " blobs (" << FormatBytes(r.bytes)
             << "), " << r.points << " points, " << r.files_checked << " files: "
@@ -581,12 +698,17 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     }
   } catch (const Error& e) {
     log.Error(e.what());
+    failure = e.what();
     return ExitFor(e);
   } catch (const std::exception& e) {
     log.Error(std::string("unexpected: ") + e.what());
+    failure = e.what();
     return kExitFailed;
   }
   return kExitUsage;
+  }();
+  LeaveReport(&outcome, rc, failure, &log);
+  return rc;
 }
 
 }  // namespace vmback
