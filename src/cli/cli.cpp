@@ -319,6 +319,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   AddTargetOptions(list, &list_target);
   bool list_json = false;
   list->add_flag("--json", list_json, "print the points as JSON");
+  list->footer("\nOne line per point, oldest first: name, UTC time, volumes. On a zfs or btrfs\n"
+               "target the points are vmback's snapshots; a dir target has one, \"current\".\n\n"
+               "Examples:\n  vmback list --store /mnt/usb/vmback\n  vmback list --zfs usbpool/vmback --json\n"
+               "  vmback list -c /etc/vmback/vmback.toml");
 
   // restore
   auto* restore = app.add_subcommand("restore", "restore a point, a volume, a file or a subtree");
@@ -342,9 +346,13 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   AddTargetOptions(verify, &verify_target);
   bool verify_json = false;
   verify->add_flag("--json", verify_json, "print the report as JSON");
-  verify->footer("\nEvery pack is read in full and every block re-hashed; each damaged or\n"
-                 "missing block is traced to the points and files it affects. Exit status 3\n"
-                 "when anything is wrong.");
+  verify->footer("\nThe store: every pack is read in full and every block re-hashed; each damaged\n"
+                 "or missing block is traced to the points and files it affects.\n"
+                 "A zfs or btrfs target: the file system's scrub (what it repaired from the\n"
+                 "other disk is a warning, exit 5), then every point's files re-hashed against\n"
+                 "the blockmaps stored in that point. Exit status 3 when anything is wrong.\n\n"
+                 "Examples:\n  vmback verify --store /mnt/usb/vmback\n"
+                 "  vmback verify -c /etc/vmback/vmback.toml --json");
 
   // run, plan
   auto* run = app.add_subcommand("run", "the whole job: quiesce the VMs, snapshot, resume, back up, prune");
@@ -362,6 +370,9 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   auto* plan = app.add_subcommand("plan", "show what 'run' would do, every command, and stop");
   std::string plan_config;
   plan->add_option("-c,--config", plan_config, "configuration file (TOML)")->required();
+  plan->footer("\nChecks what run checks (VMs known to libvirt, sources, free space in the\n"
+               "volume group, the target) and prints every step and command in order;\n"
+               "touches no VM and changes nothing.\n\nExample:\n  vmback plan -c /etc/vmback/vmback.toml");
 
   // prune
   auto* prune = app.add_subcommand("prune", "delete the points the retention policy does not keep");
