@@ -24,6 +24,7 @@ namespace vmback {
 namespace {
 
 constexpr uint32_t kDefaultBlockSize = 128 * 1024;
+constexpr uint32_t kDirBlockSize = 16 * 1024;
 constexpr long kBtrfsMagic = 0x9123683E;
 constexpr ino_t kBtrfsSubvolumeRootIno = 256;
 
@@ -348,7 +349,12 @@ class DirTarget : public InplaceTarget {
     if (::stat(path_.c_str(), &st) != 0)
       ThrowNotFound("target directory " + config.path + ": " + std::strerror(errno) + " (create it first)");
     if (!S_ISDIR(st.st_mode)) ThrowConfig("target " + config.path + " is not a directory");
-    block_size_ = config.block_size ? config.block_size : kDefaultBlockSize;
+    // A plain file system (ext4, XFS) has no 128 KiB records: a smaller block
+    // makes a guest's scattered 4 KiB writes cheap. 16 KiB, not the file
+    // system's 4 KiB: the blockmap (32 bytes per block) stays at 0.2% of the
+    // data, and its rewritten pages a few percent of what an incremental run
+    // writes (at 4 KiB they were a fifth; measured with bench/inplace_bench.sh).
+    block_size_ = config.block_size ? config.block_size : kDirBlockSize;
   }
 
   std::string kind() const override { return "dir"; }
