@@ -264,9 +264,14 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
                                                std::to_string(config.run.max_freeze_seconds) +
                                                " s); VMs resumed, nothing backed up");
           SnapshotSpec spec{v.name, v.source, ParseSnapshotKind(v.snapshot), v.snapshot_size, run_id};
+          // Journaled before it is taken: a crash while it is being made
+          // (the snapshot command goes on without us) must not leak it.
+          std::string planned = PlannedJournalRecord(spec);
+          journal.Record({{"op", "snapshot"}, {"volume", v.name}, {"record", planned}});
           states[i].snapshot = TakeSnapshot(env, spec, log);
           states[i].record = states[i].snapshot->JournalRecord();
-          journal.Record({{"op", "snapshot"}, {"volume", v.name}, {"record", states[i].record}});
+          if (states[i].record != planned)
+            journal.Record({{"op", "snapshot"}, {"volume", v.name}, {"record", states[i].record}});
         }
         step("release");
         release_all();

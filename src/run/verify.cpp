@@ -71,6 +71,8 @@ class PointChecker {
     try {
       m = store_->ReadManifest(point);
     } catch (const Error& e) {
+      // An I/O error is not damage: verify fails with it (exit 1, not 3).
+      if (e.kind() == ErrorKind::kIo) throw;
       report_->problems.push_back({point, store_->ManifestPath(point), e.what()});
       return;
     }
@@ -80,6 +82,7 @@ class PointChecker {
       try {
         CheckEntry(EntryFromJson(v.at("root"), store_->ManifestPath(point)), "", &found);
       } catch (const Error& e) {
+        if (e.kind() == ErrorKind::kIo) throw;
         found.emplace_back("", e.what());
       }
       for (const auto& [rel, reason] : found)
@@ -153,6 +156,17 @@ VerifyReport Verify(Store* store, Logger* log) {
       report.copies[c].packs_missing += synced.copied_to[c];
       report.copies[c].repaired += synced.copied_to[c];
       report.repaired += synced.copied_to[c];
+    }
+  }
+
+  // Index files are a cache, but a copy must not keep a damaged one: it
+  // would be read the day that copy is the primary.
+  if (store->exclusive()) {
+    std::vector<uint64_t> fixed = store->RepairIndexFiles();
+    for (size_t c = 0; c < fixed.size() && c < report.copies.size(); c++) {
+      report.copies[c].index_files_damaged += fixed[c];
+      report.copies[c].repaired += fixed[c];
+      report.repaired += fixed[c];
     }
   }
 
@@ -285,6 +299,7 @@ nlohmann::json VerifyReportToJson(const VerifyReport& r) {
                       {"packs_missing", c.packs_missing},
                       {"packs_damaged", c.packs_damaged},
                       {"manifests_damaged", c.manifests_damaged},
+                      {"index_files_damaged", c.index_files_damaged},
                       {"repaired", c.repaired},
                       {"unrepairable", c.unrepairable}});
   return {{"ok", r.ok()},           {"copies", copies},         {"repaired", r.repaired},

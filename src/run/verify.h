@@ -26,6 +26,7 @@ struct CopyReport {
   uint64_t packs_missing = 0;
   uint64_t packs_damaged = 0;
   uint64_t manifests_damaged = 0;
+  uint64_t index_files_damaged = 0;
   uint64_t repaired = 0;       // packs and manifests rewritten from another copy
   uint64_t unrepairable = 0;   // damaged here and on every other copy
 };

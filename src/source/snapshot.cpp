@@ -355,6 +355,21 @@ const char* SnapshotKindName(SnapshotKind k) {
   return "?";
 }
 
+std::string PlannedJournalRecord(const SnapshotSpec& spec) {
+  Target t;
+  t.kind = spec.kind;
+  t.volume = spec.volume;
+  t.source = StripTrailingSlashes(spec.source);
+  const std::string dir = DirName(t.source);
+  switch (spec.kind) {
+    case SnapshotKind::kNone: t.target = t.source; break;
+    case SnapshotKind::kLvm: t.target = JoinPath(dir, "vmback-" + spec.volume + "-" + spec.run_id); break;
+    case SnapshotKind::kBtrfs:
+    case SnapshotKind::kReflink: t.target = JoinPath(dir, kHiddenPrefix + spec.volume + "-" + spec.run_id); break;
+  }
+  return Record(t);
+}
+
 std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logger* log) {
   Target t;
   t.kind = spec.kind;

@@ -48,6 +48,12 @@ class Snapshot {
 // Throws Error naming the volume and the failing command with its stderr.
 std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logger* log);
 
+// The JournalRecord() that TakeSnapshot(spec) gives its snapshot, known
+// before the snapshot is taken: a caller journals it first, so that a crash
+// while the snapshot is being made (lvcreate goes on after vmback dies)
+// leaves it recorded for the next run to drop. Does not check the spec.
+std::string PlannedJournalRecord(const SnapshotSpec& spec);
+
 // Drops a snapshot recorded in a crashed run's journal (JournalRecord()).
 // Missing snapshots are fine. Throws only when it exists and cannot go.
 void DropLeftoverSnapshot(Env* env, const std::string& journal_record, Logger* log);

@@ -1,6 +1,7 @@
 // The mirror side of the store: writing to every copy, repairing one copy
 // from another, and bringing copies in step (Sync).
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "store/store.h"
@@ -97,6 +98,57 @@ bool Store::RepairPack(const Hash& pack, size_t to) {
     }
   }
   return false;
+}
+
+std::vector<uint64_t> Store::RepairIndexFiles() {
+  std::vector<uint64_t> fixed(copies_.size(), 0);
+  Guard([&] {
+    // name -> per copy: absent, whole or damaged
+    enum class State { kAbsent, kWhole, kDamaged };
+    std::map<std::string, std::vector<State>> files;
+    for (size_t c = 0; c < copies_.size(); c++) {
+      std::string dir = JoinPath(copies_[c], "index");
+      for (const auto& n : ListOrEmpty(env_, dir)) {
+        if (!EndsWith(n, ".idx")) continue;
+        auto& st = files.try_emplace(n, copies_.size(), State::kAbsent).first->second;
+        std::string path = JoinPath(dir, n);
+        try {
+          DecodeIndexFile(ReadFileToString(env_, path), path);
+          st[c] = State::kWhole;
+        } catch (const Error& e) {
+          if (e.kind() == ErrorKind::kIo) {
+            // Unreadable is not damaged: report, never rewrite or set aside.
+            log_->Warn(std::string(e.what()) + " (an I/O error; not repaired)");
+            continue;
+          }
+          if (e.kind() != ErrorKind::kCorrupt) throw;
+          log_->Warn(e.what());
+          st[c] = State::kDamaged;
+        }
+      }
+    }
+    std::lock_guard<std::mutex> l(repair_mu_);
+    for (const auto& [name, st] : files) {
+      std::string good;
+      for (size_t c = 0; c < copies_.size() && good.empty(); c++)
+        if (st[c] == State::kWhole) good = ReadFileToString(env_, JoinPath(JoinPath(copies_[c], "index"), name));
+      for (size_t c = 0; c < copies_.size(); c++) {
+        if (st[c] != State::kDamaged) continue;
+        std::string path = JoinPath(JoinPath(copies_[c], "index"), name);
+        KeepAside(path);
+        if (!good.empty()) {
+          WriteFileAtomic(env_, path, good);
+          log_->Warn("repaired " + path + " from another copy");
+        } else {
+          env_->SyncDir(DirName(path));
+          log_->Warn("set aside " + path + " (whole on no copy; its packs are indexed from their own tables)");
+        }
+        repairs_++;
+        fixed[c]++;
+      }
+    }
+  });
+  return fixed;
 }
 
 void Store::DeletePoint(const std::string& point) {

@@ -82,7 +82,8 @@ IndexFile DecodeIndexFile(std::string_view data, const std::string& where) {
     if (pos + uint64_t{n} * kIndexEntrySize > body.size()) ThrowCorrupt(where + ": index truncated");
     std::vector<PackEntry> entries(n);
     for (uint32_t k = 0; k < n; k++) {
-      entries[k] = DecodePackEntry(body.data() + pos);
+      if (!DecodeValidPackEntry(body.data() + pos, &entries[k]))
+        ThrowCorrupt(where + ": index entry " + std::to_string(k) + " of pack " + pack.Hex() + " is invalid");
       pos += kIndexEntrySize;
     }
     f.packs.emplace_back(pack, std::move(entries));

@@ -62,7 +62,8 @@ struct IndexFile {
 };
 
 std::string EncodeIndexFile(const IndexFile& f);
-// Throws kCorrupt (naming `where`) on a bad magic, version or checksum.
+// Throws kCorrupt (naming `where`) on a bad magic, version or checksum, or an
+// entry no pack could hold (see DecodeValidPackEntry).
 IndexFile DecodeIndexFile(std::string_view data, const std::string& where);
 
 }  // namespace vmback

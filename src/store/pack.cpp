@@ -124,6 +124,12 @@ static bool ValidKinds(BlobType t, Compression c) {
   return static_cast<uint8_t>(t) <= 2 && static_cast<uint8_t>(c) <= 1;
 }
 
+bool DecodeValidPackEntry(const char* p, PackEntry* e) {
+  *e = DecodePackEntry(p);
+  return ValidKinds(e->type, e->comp) && p[34] == 0 && p[35] == 0 &&
+         e->offset >= kPackHeaderSize + kBlobHeaderSize && e->offset <= UINT64_MAX - e->stored_len;
+}
+
 std::vector<PackEntry> ReadPackEntries(ReadableFile* file) {
   const std::string& where = file->path();
   uint64_t size = file->Size();
@@ -140,8 +146,9 @@ std::vector<PackEntry> ReadPackEntries(ReadableFile* file) {
     ThrowCorrupt(where + ": pack footer damaged or truncated");
   uint32_t count = GetU32(footer);
   uint64_t table_offset = GetU64(footer + 36);
-  if (table_offset < kPackHeaderSize ||
-      table_offset + uint64_t{count} * kPackEntrySize + kPackFooterSize != size)
+  // No sums of the values read: a damaged offset could wrap around.
+  if (table_offset < kPackHeaderSize || table_offset > size - kPackFooterSize ||
+      size - kPackFooterSize - table_offset != uint64_t{count} * kPackEntrySize)
     ThrowCorrupt(where + ": pack entry table out of bounds");
   std::string table(uint64_t{count} * kPackEntrySize, '\0');
   if (file->ReadAt(table_offset, table.data(), table.size()) != table.size())
@@ -152,9 +159,9 @@ std::vector<PackEntry> ReadPackEntries(ReadableFile* file) {
   std::vector<PackEntry> entries;
   entries.reserve(count);
   for (uint32_t i = 0; i < count; i++) {
-    PackEntry e = DecodePackEntry(table.data() + i * kPackEntrySize);
-    if (!ValidKinds(e.type, e.comp) || e.offset < kPackHeaderSize + kBlobHeaderSize ||
-        e.offset + e.stored_len > table_offset || e.raw_len > kMaxBlobSize)
+    PackEntry e;
+    if (!DecodeValidPackEntry(table.data() + i * kPackEntrySize, &e) || e.offset + e.stored_len > table_offset ||
+        e.raw_len > kMaxBlobSize)
       ThrowCorrupt(where + ": pack entry " + std::to_string(i) + " is invalid");
     entries.push_back(e);
   }

@@ -50,6 +50,12 @@ struct EncodedBlob {
 // kPackEntrySize bytes. Decode does not validate the kinds.
 void EncodePackEntry(std::string* dst, const PackEntry& e);
 PackEntry DecodePackEntry(const char* p);
+// Decodes an entry and checks what can be checked of it alone: a known type
+// and compression, zero padding, stored bytes that start after the pack and
+// blob headers and end below 2^64. Returns false if any of that is wrong.
+// Whether it lies inside its pack is the caller's check (raw_len is checked
+// when the blob is decoded).
+bool DecodeValidPackEntry(const char* p, PackEntry* e);
 
 // Compresses raw with zstd at level; keeps it raw when that is not smaller.
 EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level);
@@ -84,7 +90,8 @@ class PackWriter {
 };
 
 // Reads a pack's entry table from its footer; throws kCorrupt if the footer,
-// magic or table checksum is wrong, or an entry points outside the file.
+// magic or table checksum is wrong, or an entry is invalid or points outside
+// the file.
 std::vector<PackEntry> ReadPackEntries(ReadableFile* file);
 
 // Reads every blob of a pack by walking blob headers from the start, for

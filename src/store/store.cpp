@@ -278,11 +278,14 @@ std::vector<Hash> Store::ListPackFiles(size_t copy) const {
 void Store::LoadIndex() {
   // A pack counts if any copy has it; which copies lack it is Sync's and
   // verify's business.
-  std::unordered_map<Hash, size_t, HashHasher> is_present;  // pack -> a copy that has it
+  std::unordered_map<Hash, std::vector<size_t>, HashHasher> is_present;  // pack -> the copies that have it
   std::vector<Hash> present;
   for (size_t c = 0; c < copies_.size(); c++)
-    for (const auto& p : ListPackFiles(c))
-      if (is_present.emplace(p, c).second) present.push_back(p);
+    for (const auto& p : ListPackFiles(c)) {
+      auto& holders = is_present[p];
+      if (holders.empty()) present.push_back(p);
+      holders.push_back(c);
+    }
   std::sort(present.begin(), present.end());
 
   std::string index_dir = JoinPath(dir_, "index");
@@ -314,20 +317,33 @@ void Store::LoadIndex() {
   }
 
   // Packs no index file covers (a crash between pack and index, or a deleted
-  // index): read their own entry tables.
+  // index): read their own entry tables, from the first copy where the table
+  // is whole. Where it is whole nowhere, the blobs a scan finds are indexed
+  // for this session only: an index file is never written from a damaged
+  // copy, or it would hide the pack's other blobs after a repair.
   IndexFile rebuilt;
   for (const auto& pack : present) {
     if (index_.HasPack(pack)) continue;
-    std::string path = PackPath(is_present[pack], pack);
-    auto file = env_->OpenRead(path);
     std::vector<PackEntry> entries;
-    try {
-      entries = ReadPackEntries(file.get());
-    } catch (const Error& e) {
-      if (e.kind() != ErrorKind::kCorrupt) throw;
+    std::optional<Error> damage;
+    for (size_t c : is_present[pack]) {
+      auto file = env_->OpenRead(PackPath(c, pack));
+      try {
+        entries = ReadPackEntries(file.get());
+        damage.reset();
+        break;
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kCorrupt) throw;
+        if (!damage) damage = e;
+      }
+    }
+    if (damage) {
+      auto file = env_->OpenRead(PackPath(is_present[pack][0], pack));
       entries = ScanPackBlobs(file.get());
-      log_->Warn(std::string(e.what()) + "; recovered " + std::to_string(entries.size()) +
+      log_->Warn(std::string(damage->what()) + "; recovered " + std::to_string(entries.size()) +
                  " blobs by scanning it");
+      index_.AddEntries(index_.AddPack(pack), entries);
+      continue;
     }
     index_.AddEntries(index_.AddPack(pack), entries);
     rebuilt.packs.emplace_back(pack, std::move(entries));
@@ -646,8 +662,21 @@ nlohmann::json ParseManifest(const std::string& data, const std::string& path) {
   if (Sha256(body).Hex() != sum) ThrowCorrupt(path + ": manifest checksum mismatch");
   try {
     nlohmann::json m = nlohmann::json::parse(body);
-    if (m.at("version").get<int>() > kStoreFormatVersion)
+    // Checked as JSON types first: get<int>() of a fraction or of a huge
+    // number is a cast that wraps or is undefined.
+    const auto& version = m.at("version");
+    if (!(version.is_number_unsigned() ? version.get<uint64_t>() >= 1
+                                       : version.is_number_integer() && version.get<int64_t>() >= 1))
+      ThrowCorrupt(path + ": manifest has a bad version");
+    if (version.get<uint64_t>() > static_cast<uint64_t>(kStoreFormatVersion))
       ThrowCorrupt(path + ": manifest version is newer than this vmback supports");
+    // What readers take from it beside the volumes (prune, list).
+    if (m.contains("time_ns")) {
+      const auto& t = m.at("time_ns");
+      if (!t.is_number_integer() || (t.is_number_unsigned() && t.get<uint64_t>() > uint64_t{INT64_MAX}))
+        ThrowCorrupt(path + ": manifest has a bad time_ns");
+    }
+    if (m.contains("time") && !m.at("time").is_string()) ThrowCorrupt(path + ": manifest has a bad time");
     const auto& vols = m.at("volumes");
     if (!vols.is_array()) ThrowCorrupt(path + ": manifest has no volume list");
     for (const auto& v : vols)
@@ -713,6 +742,7 @@ nlohmann::json Store::ReadManifest(const std::string& point) const {
         if (!env_->Exists(other)) continue;
         std::string data = ReadFileToString(env_, other);
         nlohmann::json m = ParseManifest(data, other);
+        if (e.kind() == ErrorKind::kIo) log_->Warn(std::string(e.what()) + " (an I/O error; read " + other + ")");
         if (e.kind() == ErrorKind::kCorrupt) {
           std::lock_guard<std::mutex> l(repair_mu_);
           KeepAside(path);

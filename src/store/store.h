@@ -170,6 +170,13 @@ class Store {
   // Removes a point from every present copy, leaving a tombstone so that
   // Sync never brings it back. REQUIRES: kExclusive.
   void DeletePoint(const std::string& point);
+  // Checks every index file on every copy; one that is damaged on a copy is
+  // rewritten there from a copy where it is whole (the bad file kept aside),
+  // or, whole nowhere, kept aside everywhere (the index is a cache: the next
+  // Open indexes its packs from their own tables). The primary's own damaged
+  // index files are already replaced by Open. Returns how many files were
+  // repaired or set aside, per copy (copies() order). REQUIRES: kExclusive.
+  std::vector<uint64_t> RepairIndexFiles();
   // A copy of the index (takes the lock).
   BlobIndex IndexSnapshot() const;
 

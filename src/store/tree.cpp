@@ -17,6 +17,24 @@ Hash GetHash(const nlohmann::json& j, const std::string& where) {
   return h;
 }
 
+// Integer fields: a fraction, a string or a value out of range is corrupt
+// (nlohmann's get<> would cast it: wrapped, truncated or undefined).
+uint64_t GetUint(const nlohmann::json& j, const char* key, uint64_t max, const std::string& where) {
+  const nlohmann::json& v = j.at(key);
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= max) return v.get<uint64_t>();
+  if (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() >= 0 &&
+      static_cast<uint64_t>(v.get<int64_t>()) <= max)
+    return static_cast<uint64_t>(v.get<int64_t>());
+  ThrowCorrupt(where + ": bad " + key);
+}
+
+int64_t GetInt64(const nlohmann::json& j, const char* key, const std::string& where) {
+  const nlohmann::json& v = j.at(key);
+  if (v.is_number_unsigned() && v.get<uint64_t>() <= uint64_t{INT64_MAX}) return v.get<int64_t>();
+  if (v.is_number_integer() && !v.is_number_unsigned()) return v.get<int64_t>();
+  ThrowCorrupt(where + ": bad " + key);
+}
+
 }  // namespace
 
 const char* EntryTypeName(EntryType t) { return kTypeNames[static_cast<int>(t)]; }
@@ -88,13 +106,14 @@ Entry EntryFromJson(const nlohmann::json& j, const std::string& where) {
     if (!known) ThrowCorrupt(where + ": unknown entry type '" + type + "'");
     if (e.name.find('/') != std::string::npos || e.name == "." || e.name == "..")
       ThrowCorrupt(where + ": invalid entry name");
-    e.mode = j.at("mode").get<uint32_t>() & 07777;
-    e.uid = j.at("uid").get<uint32_t>();
-    e.gid = j.at("gid").get<uint32_t>();
-    e.mtime_ns = j.at("mtime_ns").get<int64_t>();
+    e.mode = static_cast<uint32_t>(GetUint(j, "mode", UINT32_MAX, where)) & 07777;
+    e.uid = static_cast<uint32_t>(GetUint(j, "uid", UINT32_MAX, where));
+    e.gid = static_cast<uint32_t>(GetUint(j, "gid", UINT32_MAX, where));
+    e.mtime_ns = GetInt64(j, "mtime_ns", where);
     switch (e.type) {
       case EntryType::kFile:
-        e.size = j.at("size").get<uint64_t>();
+        e.size = GetUint(j, "size", UINT64_MAX, where);
+        if (!j.at("content").is_array()) ThrowCorrupt(where + ": content is not a list of ids");
         for (const auto& h : j.at("content")) e.content.push_back(GetHash(h, where));
         e.hardlink = GetBytesField(j, "hardlink", where);
         break;
@@ -106,12 +125,13 @@ Entry EntryFromJson(const nlohmann::json& j, const std::string& where) {
         break;
       case EntryType::kCharDevice:
       case EntryType::kBlockDevice:
-        e.rdev = j.at("rdev").get<uint64_t>();
+        e.rdev = GetUint(j, "rdev", UINT64_MAX, where);
         break;
       default:
         break;
     }
     if (auto it = j.find("xattrs"); it != j.end()) {
+      if (!it->is_array()) ThrowCorrupt(where + ": bad xattrs");
       for (const auto& pair : *it) {
         std::string k, v;
         if (!pair.is_array() || pair.size() != 2 || !HexDecode(pair[0].get<std::string>(), &k) ||
@@ -142,7 +162,13 @@ std::vector<Entry> DecodeTree(std::string_view data, const std::string& where) {
   std::vector<Entry> out;
   if (!j.is_object() || !j.contains("entries") || !j["entries"].is_array())
     ThrowCorrupt(where + ": tree has no entries");
-  for (const auto& e : j["entries"]) out.push_back(EntryFromJson(e, where));
+  for (const auto& e : j["entries"]) {
+    out.push_back(EntryFromJson(e, where));
+    // Readers join these names to the directory's path: an empty name would
+    // be the directory itself, a repeated one two entries in one place.
+    if (out.back().name.empty() || (out.size() > 1 && !(out[out.size() - 2].name < out.back().name)))
+      ThrowCorrupt(where + ": tree entries are not unique names in sorted order");
+  }
   return out;
 }
 
