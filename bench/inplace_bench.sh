@@ -172,17 +172,16 @@ if inc:
     print("\ngoals (printed, not asserted):")
     sp = r[("dir", "rsync", "incremental")]["wall"] / inc["wall"]
     print("  incremental on a plain directory >= 10x faster than rsync: %.2fx -> %s" % (sp, "met" if sp >= 10 else "NOT met"))
-    for t in ("dir", "zfs"):
-        x = r.get((t, "vmback", "incremental"))
-        if not x:
-            continue
-        over = x["wr"] / changed[t] - 1 if changed[t] else 0
-        mirror = " (a ZFS mirror writes each block twice: compared with 2x)" if t == "zfs" else ""
-        base = changed[t] * (2 if t == "zfs" else 1)
-        over = x["wr"] / base - 1 if base else 0
-        print("  %s: bytes written within 10%% of the changed blocks: %.1f MiB vs %.1f MiB%s (%+.1f%%; includes file-system"
-              " metadata and the blockmap) -> %s" % (t, x["wr"] / MIB, base / MIB, mirror, 100 * over,
-                                                      "met" if over <= 0.10 else "NOT met"))
+    over = inc["wr"] / changed["dir"] - 1 if changed["dir"] else 0
+    print("  dir: bytes written within 10%% of the changed blocks: %.1f MiB vs %.1f MiB (%+.1f%%; includes file-system"
+          " metadata and the blockmap) -> %s" % (inc["wr"] / MIB, changed["dir"] / MIB, 100 * over,
+                                                  "met" if over <= 0.10 else "NOT met"))
+    z, zr = r.get(("zfs", "vmback", "incremental")), r.get(("zfs", "rsync", "incremental"))
+    if z and zr:
+        # Compression shrinks a rewritten record (mostly holes or text around
+        # the change), so changed x 128 KiB x 2 copies is no bound here.
+        print("  zfs: vmback wrote %.1f MiB, rsync %.1f MiB to the two mirrored devices (informational)"
+              % (z["wr"] / MIB, zr["wr"] / MIB))
     print("  memory flat in the image size: peak RSS %.1f MiB full, %.1f MiB incremental, for a %s image"
           % (r[("dir", "vmback", "full")]["rss"], inc["rss"], sys.argv[4]))
 EOF
