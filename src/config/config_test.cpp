@@ -169,6 +169,24 @@ TEST(ConfigTest, Target) {
   EXPECT_EQ(btrfs.target.block_size, 0u);
 }
 
+TEST(ConfigTest, RunReportAndOutOfRangeNumbers) {
+  const std::string vol = "[[volume]]\nname = \"v\"\nsource = \"/s\"\n";
+  // Found by fuzzing: a number beyond int was truncated (4294967296 -> 0) and accepted.
+  ExpectErrorAt(std::string(kTarget) + "[run]\nmax_freeze = 4294967296\n" + vol, 4, "max_freeze");
+  ExpectErrorAt("[target]\npath = \"/b\"\nlock_wait = 4294967296\n" + vol, 3, "lock_wait");
+  ExpectErrorAt(std::string(kTarget) + "[run]\nread_limit = \"fast\"\n" + vol, 4, "read_limit");
+  ExpectErrorAt(std::string(kTarget) + "[report]\nkeep = 0\n" + vol, 4, "'keep'");
+  ExpectErrorAt(std::string(kTarget) + "[report]\ncolour = 1\n" + vol, 4, "unknown key 'colour'");
+
+  Config c = ParseConfig(std::string(kTarget) + "[run]\nread_limit = \"50M\"\n[report]\ndir = \"reports\"\nkeep = 7\n"
+                         "metrics_file = \"/var/lib/node/vmback.prom\"\n" + vol,
+                         "/etc/vmback/cfg.toml");
+  EXPECT_EQ(c.run.read_limit, uint64_t{50} << 20);
+  EXPECT_EQ(c.report.dir, "/etc/vmback/reports");
+  EXPECT_EQ(c.report.keep, 7);
+  EXPECT_EQ(c.report.metrics_file, "/var/lib/node/vmback.prom");
+}
+
 TEST(ConfigTest, Volumes) {
   std::string message = ParseError(kTarget);
   EXPECT_NE(message.find("/etc/vmback/cfg.toml"), std::string::npos) << message;
