@@ -1,5 +1,7 @@
 #include "report/report.h"
 
+#include "util/encoding.h"
+
 #include <time.h>
 #include <unistd.h>
 
@@ -57,14 +59,7 @@ bool IsValidReportKind(std::string_view kind) {
 }
 
 std::string ReportFileName(int64_t time_ns, std::string_view kind, int seq) {
-  int64_t secs = time_ns / 1000000000;
-  if (time_ns % 1000000000 < 0) secs--;
-  time_t t = static_cast<time_t>(secs);
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H%M%SZ", &tm);
-  std::string name = std::string(kPrefix) + buf;
+  std::string name = std::string(kPrefix) + FormatPointStamp(time_ns);
   if (seq > 1) name += "." + std::to_string(seq);
   return name + "-" + std::string(kind) + std::string(kSuffix);
 }
