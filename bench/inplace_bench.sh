@@ -53,7 +53,9 @@ cleanup() {
 }
 trap cleanup EXIT
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-loop() { local d; d=$(losetup -f --show "$1"); LOOPS+=("$d"); echo "$d"; }
+# loop FILE VAR: attaches FILE, records the device for cleanup and stores it
+# in VAR (not printed: $(...) would record it in a subshell, never detached).
+loop() { local d; d=$(losetup -f --show "$1"); LOOPS+=("$d"); printf -v "$2" '%s' "$d"; }
 sectors_written() { local s=0 d; for d in "$@"; do s=$((s + $(awk '{print $7}' "/sys/block/$(basename "$d")/stat"))); done; echo "$s"; }
 
 mkdir -p "$WORK/src" "$WORK/logs"
@@ -62,7 +64,7 @@ log "generating a $SIZE image (seed $SEED)"
 python3 "$SCRIPT_DIR/gen_image.py" create "$IMG" --size "$SIZE" --seed "$SEED" >"$WORK/gen.json"
 
 truncate -s 20G "$WORK/xfs.img"
-XDEV=$(loop "$WORK/xfs.img")
+loop "$WORK/xfs.img" XDEV
 mkfs.xfs -q "$XDEV"
 mkdir -p "$WORK/xfs"
 mount "$XDEV" "$WORK/xfs"
@@ -76,7 +78,9 @@ if [ "$DO_ZFS" = 1 ]; then
     for _ in $(seq 100); do zpool list >/dev/null 2>&1 && break; sleep 0.1; done
   fi
   truncate -s 20G "$WORK/z1.img" "$WORK/z2.img"
-  ZDEVS=("$(loop "$WORK/z1.img")" "$(loop "$WORK/z2.img")")
+  loop "$WORK/z1.img" Z1
+  loop "$WORK/z2.img" Z2
+  ZDEVS=("$Z1" "$Z2")
   zpool create -o cachefile=none -m "$WORK/zfs" "$POOL" mirror "${ZDEVS[@]}"
   zfs set compression=on "$POOL"
   zfs set checksum=sha256 "$POOL"
