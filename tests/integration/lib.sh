@@ -297,8 +297,23 @@ print(len(blocks))
 EOF
 }
 
-# json_field FILE EXPR: prints EXPR evaluated on the JSON in FILE as d.
-json_field() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+# json_field FILE EXPR: prints EXPR evaluated on the JSON in FILE (as d, or j).
+json_field() { python3 -c 'import json,sys; d = j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
+
+# running PID: the process exists and is not a zombie.
+running() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# forget_pid PID: drops a background process that has been waited for from
+# the cleanup list (release_pid would signal it again).
+forget_pid() {
+  local p keep=()
+  for p in "${_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  _PIDS=("${keep[@]}")
+}
 
 # Flips one bit of the byte at OFFSET (default: the middle) of FILE.
 flip_bit() {

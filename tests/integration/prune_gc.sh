@@ -87,21 +87,6 @@ newest_point() {
   fi
 }
 
-# running PID: the process exists and is not a zombie.
-running() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
-# forget_pid PID: drops a background process that has been waited for from
-# the cleanup list (release_pid would signal it again).
-forget_pid() {
-  local p keep=()
-  for p in "${_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  _PIDS=("${keep[@]}")
-}
-
 # wait_for_lock_holder STORE PID: until the store's lock names PID (the
 # process has opened the store). Fails if PID ends first or after 60 s.
 wait_for_lock_holder() {

@@ -153,22 +153,7 @@ fast_points() {
 }
 
 # json_get FILE EXPR: prints EXPR over j = the JSON in FILE.
-json_get() { python3 -c 'import json,sys; j = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"; }
-
-# running PID: the process exists and is not a zombie.
-running() {
-  local state
-  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$state" ] && [ "$state" != Z ]
-}
-
-# forget_pid PID: drops a background process that was waited for from
-# lib.sh's clean-up list.
-forget_pid() {
-  local p keep=()
-  for p in "${_PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  _PIDS=("${keep[@]}")
-}
+json_get() { json_field "$@"; }
 
 # kill_after SECONDS CMD...: runs vmback with CMD in the background and
 # sends it SIGKILL after SECONDS (if still running). Sets KILL_RC (its exit
