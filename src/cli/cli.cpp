@@ -334,7 +334,19 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   restore->add_option("PATH", restore_path, "VOLUME or VOLUME/path/inside (default: the whole point)");
   restore->add_option("--to", restore_to, "destination: a new directory or file, or a block device")->required();
   restore->add_flag("--force", force, "overwrite an existing destination (needed for a block device)");
+  bool no_owner = false, no_special = false, no_privileges = false;
+  restore->add_flag("--no-owner", no_owner, "do not restore owners: files belong to the restoring user");
+  restore->add_flag("--no-special", no_special, "leave out device nodes, fifos and sockets");
+  restore->add_flag("--no-privileges", no_privileges,
+                    "drop setuid/setgid bits and security.* xattrs (capabilities, SELinux labels)");
   restore->footer(
+      "\nBy default a restore is faithful, for disaster recovery: owners, setuid\n"
+      "bits, device nodes and every xattr come back as they were backed up. To\n"
+      "get files of a guest or another user back as root, add\n"
+      "--no-owner --no-special --no-privileges. Nothing outside --to is ever\n"
+      "written or deleted: --to may not be a symlink (except a /dev/VG/LV link\n"
+      "to a block device, with --force), and --force never deletes across a\n"
+      "mount point.\n"
       "\nExamples:\n"
       "  vmback restore --store /mnt/usb/vmback latest --to /srv/restore\n"
       "  vmback restore --store /mnt/usb/vmback 2026-11-26T180102Z images/web.qcow2 --to /tmp/web.qcow2\n"
@@ -657,11 +669,16 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                               force ? Overwrite::kAllow : Overwrite::kRefuse, &log);
       } else {
         store = OpenStore(config, restore_target, LockMode::kShared, &log);
-        s = Restore(store.get(), restore_point, restore_path, restore_to,
-                    force ? Overwrite::kAllow : Overwrite::kRefuse, &log);
+        RestoreOptions options;
+        options.overwrite = force ? Overwrite::kAllow : Overwrite::kRefuse;
+        options.owner = !no_owner;
+        options.special = !no_special;
+        options.privileges = !no_privileges;
+        s = Restore(store.get(), restore_point, restore_path, restore_to, options, &log);
       }
       out << "restored " << s.files << " files, " << s.dirs << " directories, " << s.other
-          << " other entries (" << FormatBytes(s.bytes) << ") to " << restore_to << "\n";
+          << " other entries (" << FormatBytes(s.bytes) << ") to " << EscapeForTerminal(restore_to)
+          << (s.skipped ? ", " + std::to_string(s.skipped) + " special files left out" : std::string()) << "\n";
       if (!store) return log.warnings() > 0 ? kExitWarnings : kExitOk;
       return store->repairs() || !store->absent_copies().empty() ? kExitWarnings : kExitOk;
     }

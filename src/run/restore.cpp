@@ -12,8 +12,10 @@
 #include <future>
 #include <unordered_map>
 
+#include "os/dir.h"
 #include "scan/metadata.h"
 #include "store/tree.h"
+#include "util/encoding.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
 
@@ -23,93 +25,145 @@ namespace {
 
 constexpr size_t kBlocksPerFetch = 64;
 
-bool IsBlockDevice(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
-}
+// Where an entry goes: a name in an open directory, and that name's path
+// relative to the restore's root directory (for hard links).
+struct Place {
+  const Dir* dir;
+  std::string name;
+  std::string rel;  // "" when the entry is the root directory itself
+};
 
 class Restorer {
  public:
-  Restorer(Store* store, Overwrite overwrite, Logger* log, RestoreStats* stats)
-      : store_(store), overwrite_(overwrite), log_(log), stats_(stats), pool_(0) {}
+  Restorer(Store* store, const RestoreOptions& options, const Dir* root, Logger* log, RestoreStats* stats)
+      : store_(store), options_(options), root_(root), log_(log), stats_(stats), pool_(0) {
+    policy_.owner = options.owner;
+    policy_.privileges = options.privileges;
+  }
 
-  // rel: the entry's path within its volume (for hard links). top: dest is
-  // what the user named; only there is a block device written in place, and
-  // a symlink to one followed (/dev/VG/LV is a symlink).
-  void RestoreEntry(const Entry& e, const std::string& dest, const std::string& rel, bool top) {
+  // Restores e as place.name in place.dir, replacing what is there (never
+  // writing through it). vrel: the entry's path within its volume.
+  void RestoreEntry(const Entry& e, const Place& place, const std::string& vrel) {
+    const Dir& parent = *place.dir;
     struct stat st;
-    bool exists = ::lstat(dest.c_str(), &st) == 0;
-    std::string device;  // the block device to write in place, resolved
-    if (top && e.type == EntryType::kFile && IsBlockDevice(dest)) {
-      char* real = ::realpath(dest.c_str(), nullptr);
-      if (!real) ThrowIo("resolve " + dest, errno);
-      device = real;
-      ::free(real);
-    }
-    if (exists && device.empty() && !(e.type == EntryType::kDir && S_ISDIR(st.st_mode))) {
-      // Never write through what is there: replace it.
-      if (S_ISDIR(st.st_mode)) {
-        if (top) throw Error(ErrorKind::kConfig, dest + " is a directory; give the new file's path");
-        std::error_code ec;
-        std::filesystem::remove_all(dest, ec);
-        if (ec) ThrowIo("replace " + dest, ec.value());
-      } else if (::unlink(dest.c_str()) != 0) {
-        ThrowIo("replace " + dest, errno);
-      }
+    bool exists = parent.Stat(place.name, &st);
+    if (exists && !(e.type == EntryType::kDir && S_ISDIR(st.st_mode))) {
+      if (options_.overwrite == Overwrite::kRefuse)
+        throw Error(ErrorKind::kConfig, parent.ChildPath(place.name) + " exists; restore refuses to overwrite it without --force");
+      parent.Remove(place.name);  // no symlink followed, no mount point crossed
+      exists = false;
     }
     switch (e.type) {
       case EntryType::kDir: {
-        if (!(exists && S_ISDIR(st.st_mode)) && ::mkdir(dest.c_str(), 0700) != 0)
-          ThrowIo("mkdir " + dest, errno);
-        for (const auto& child : DecodeTree(GetBlob(e.subtree, BlobType::kTree, dest), "tree of " + dest))
-          RestoreEntry(child, JoinPath(dest, child.name), rel.empty() ? child.name : rel + "/" + child.name,
-                       false);
-        stats_->dirs++;
-        break;
+        Dir d = exists ? parent.OpenDir(place.name) : parent.MakeDir(place.name);
+        RestoreChildren(e, d, place.rel, vrel);
+        ApplyOnFd(d.fd(), d.path(), e);
+        return;
       }
       case EntryType::kFile: {
         auto it = e.hardlink.empty() ? restored_.end() : restored_.find(e.hardlink);
-        if (it != restored_.end() && device.empty()) {
-          if (::link(it->second.c_str(), dest.c_str()) != 0) ThrowIo("link " + dest, errno);
+        if (it != restored_.end()) {
+          const std::string& first = it->second;
+          Dir from = root_->OpenBeneath(DirName(first) == "." ? "" : DirName(first));
+          parent.Link(from, BaseName(first), place.name);
           stats_->files++;
           return;  // metadata is the inode's, set already
         }
+        auto out = parent.CreateFile(place.name);
         try {
-          WriteContent(e, device.empty() ? dest : device, !device.empty());
+          WriteContent(e, out.get(), false);
+          ApplyOnFd(out->fd(), out->path(), e);
+          out->Close();
         } catch (...) {
-          if (device.empty()) ::unlink(dest.c_str());  // no partial file left behind
+          out.reset();
+          try {
+            parent.Remove(place.name);  // no partial file left behind
+          } catch (...) {
+          }
           throw;
         }
         stats_->files++;
-        if (!device.empty()) return;  // a device node keeps its own owner and mode
-        restored_[rel] = dest;
+        restored_[vrel] = place.rel;
         // Later names of the same inode link here even when its first name
         // lies outside what is being restored.
-        if (!e.hardlink.empty()) restored_.emplace(e.hardlink, dest);
-        break;
+        if (!e.hardlink.empty()) restored_.emplace(e.hardlink, place.rel);
+        return;
       }
       case EntryType::kSymlink:
-        if (::symlink(e.target.c_str(), dest.c_str()) != 0) ThrowIo("symlink " + dest, errno);
+        parent.Symlink(place.name, e.target);
         stats_->other++;
-        break;
+        ApplyByName(parent, place.name, S_IFLNK, e);
+        return;
       case EntryType::kCharDevice:
       case EntryType::kBlockDevice:
       case EntryType::kFifo:
       case EntryType::kSocket: {
+        if (!options_.special) {
+          if (stats_->skipped++ == 0)
+            log_->Info("leaving out device nodes, fifos and sockets (--no-special), first " +
+                       parent.ChildPath(place.name));
+          return;
+        }
         mode_t type = e.type == EntryType::kCharDevice    ? S_IFCHR
                       : e.type == EntryType::kBlockDevice ? S_IFBLK
                       : e.type == EntryType::kFifo        ? S_IFIFO
                                                           : S_IFSOCK;
-        if (::mknod(dest.c_str(), type | 0600, static_cast<dev_t>(e.rdev)) != 0)
-          ThrowIo("mknod " + dest, errno);
+        parent.MakeNode(place.name, type, static_cast<dev_t>(e.rdev));
         stats_->other++;
-        break;
+        ApplyByName(parent, place.name, type, e);
+        return;
       }
     }
-    ApplyMetadata(e, dest);
+  }
+
+  // The children of directory entry e into the open directory d (whose
+  // path relative to the root is drel).
+  void RestoreChildren(const Entry& e, const Dir& d, const std::string& drel, const std::string& vrel) {
+    for (const auto& child : DecodeTree(GetBlob(e.subtree, BlobType::kTree, d.path()), "tree of " + d.path()))
+      RestoreEntry(child, Place{&d, child.name, drel.empty() ? child.name : drel + "/" + child.name},
+                   vrel.empty() ? child.name : vrel + "/" + child.name);
+    stats_->dirs++;
+  }
+
+  // An image written in place onto a block device (which keeps its own
+  // owner and mode).
+  void RestoreToDevice(const Entry& e, const std::string& device) {
+    auto out = store_->env()->OpenWrite(device, CreateMode::kExisting, 0600);
+    auto probe = store_->env()->OpenRead(device);
+    if (probe->Size() < e.size)
+      throw Error(ErrorKind::kIo, device + ": device is smaller (" + std::to_string(probe->Size()) +
+                                      " bytes) than the image (" + std::to_string(e.size) + ")");
+    WriteContent(e, out.get(), true);
+    out->Close();
+    stats_->files++;
+  }
+
+  void ApplyOnFd(int fd, const std::string& what, const Entry& e) {
+    Warn(Dir::SetMetadataFd(fd, what, ToMetadata(e), policy_));
   }
 
  private:
+  static Metadata ToMetadata(const Entry& e) {
+    Metadata m;
+    m.mode = e.mode;
+    m.uid = e.uid;
+    m.gid = e.gid;
+    m.mtime_ns = e.mtime_ns;
+    m.xattrs = e.xattrs;
+    return m;
+  }
+
+  void ApplyByName(const Dir& d, const std::string& name, mode_t type, const Entry& e) {
+    Warn(d.SetMetadata(name, type, ToMetadata(e), policy_));
+  }
+
+  void Warn(const std::vector<std::string>& warnings) {
+    for (const auto& w : warnings) {
+      stats_->warnings++;
+      if (stats_->warnings <= 20) log_->Warn(w);
+    }
+  }
+
   // A blob the store lacks is damage to this point, not a wrong argument.
   std::string GetBlob(const Hash& id, BlobType type, const std::string& dest) {
     try {
@@ -120,15 +174,9 @@ class Restorer {
     }
   }
 
-  void WriteContent(const Entry& e, const std::string& dest, bool device) {
+  void WriteContent(const Entry& e, WritableFile* out, bool device) {
     const uint64_t bs = store_->block_size();
-    auto out = store_->env()->OpenWrite(dest, device ? CreateMode::kExisting : CreateMode::kExclusive, 0600);
-    if (device) {
-      auto probe = store_->env()->OpenRead(dest);
-      if (probe->Size() < e.size)
-        throw Error(ErrorKind::kIo, dest + ": device is smaller (" + std::to_string(probe->Size()) +
-                                        " bytes) than the image (" + std::to_string(e.size) + ")");
-    }
+    const std::string dest = out->path();
     const uint64_t nblocks = (e.size + bs - 1) / bs;
     uint64_t block = 0;
     std::string zeros;
@@ -183,29 +231,16 @@ class Restorer {
     if (block != nblocks) ThrowCorrupt("block list of " + dest + " is shorter than the file");
     if (!device) out->Truncate(e.size);
     out->Sync();
-    out->Close();
-  }
-
-  void ApplyMetadata(const Entry& e, const std::string& dest) {
-    if (::lchown(dest.c_str(), e.uid, e.gid) != 0) Warn("chown " + dest, errno);
-    if (e.type != EntryType::kSymlink && ::chmod(dest.c_str(), e.mode) != 0) Warn("chmod " + dest, errno);
-    for (const auto& [name, value] : e.xattrs) {
-      if (::lsetxattr(dest.c_str(), name.c_str(), value.data(), value.size(), 0) != 0)
-        Warn("set xattr " + name + " on " + dest, errno);
-    }
-    if (!SetMtimeNs(dest, e.mtime_ns)) Warn("set mtime of " + dest, errno);
-  }
-
-  void Warn(const std::string& what, int err) {
-    stats_->warnings++;
-    if (stats_->warnings <= 20) log_->Warn(what + ": " + std::strerror(err));
   }
 
   Store* store_;
-  Overwrite overwrite_;
+  RestoreOptions options_;
+  MetadataPolicy policy_;
+  const Dir* root_;
   Logger* log_;
   RestoreStats* stats_;
   ThreadPool pool_;
+  // Path within the volume -> path relative to root_ of the restored file.
   std::unordered_map<std::string, std::string> restored_;
 };
 
@@ -221,26 +256,45 @@ std::string ResolvePoint(Store* store, const std::string& point) {
   return point;
 }
 
+namespace {
+
+bool IsBlockDevice(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+}
+
+// The directory that holds dest, as the user named it (symlinks in it are
+// the user's), and dest's last component in it.
+std::pair<Dir, std::string> OpenParent(const std::string& dest) {
+  std::string name = BaseName(dest);
+  if (!IsSafeName(name))
+    throw Error(ErrorKind::kConfig, "--to " + dest + ": give the path of the new file or directory");
+  return {Dir::Open(CanonicalPath(DirName(dest))), name};
+}
+
+}  // namespace
+
 RestoreStats Restore(Store* store, const std::string& point_arg, const std::string& path,
-                     const std::string& dest, Overwrite overwrite, Logger* log) {
+                     const std::string& dest, const RestoreOptions& options, Logger* log) {
   std::string point = ResolvePoint(store, point_arg);
   nlohmann::json m = store->ReadManifest(point);
   std::string where = store->ManifestPath(point);
   RestoreStats stats;
 
-  bool dest_exists = store->env()->Exists(dest);
-  if (dest_exists && overwrite == Overwrite::kRefuse) {
+  struct stat dst;
+  bool dest_exists = ::lstat(dest.c_str(), &dst) == 0;
+  if (dest_exists && options.overwrite == Overwrite::kRefuse) {
     throw Error(ErrorKind::kConfig, dest + " exists; restore refuses to overwrite it without --force");
   }
 
   if (path.empty()) {
     // The whole point: one entry per volume inside dest.
-    if (!dest_exists && ::mkdir(dest.c_str(), 0755) != 0) ThrowIo("mkdir " + dest, errno);
-    Restorer r(store, overwrite, log, &stats);
+    Dir root = dest_exists ? Dir::Open(dest) : Dir::OpenOrCreate(dest);
     for (const auto& v : m.at("volumes")) {
-      Entry root = EntryFromJson(v.at("root"), where);
-      std::string name = v.at("name").get<std::string>();
-      r.RestoreEntry(root, JoinPath(dest, name), "", false);
+      Entry e = EntryFromJson(v.at("root"), where);
+      std::string name = v.at("name").get<std::string>();  // checked by ReadManifest
+      Restorer r(store, options, &root, log, &stats);  // hard links stay within a volume
+      r.RestoreEntry(e, Place{&root, name, name}, "");
     }
     return stats;
   }
@@ -279,13 +333,33 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
     if (!found) ThrowNotFound(path + " not found in point " + point);
     rel = rel.empty() ? comp : rel + "/" + comp;
   }
-  if (dest_exists && e.type == EntryType::kDir) {
-    struct stat st;
-    if (::stat(dest.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-      throw Error(ErrorKind::kConfig, dest + " exists and is not a directory");
+
+  if (dest_exists && S_ISLNK(dst.st_mode)) {
+    // Only the documented /dev/VG/LV link to a block device is followed, for
+    // an image, with --force (checked above); never a link to a file.
+    if (e.type != EntryType::kFile || !IsBlockDevice(dest))
+      throw Error(ErrorKind::kConfig, dest + " is a symlink; restore does not write through it (give the real path)");
   }
-  Restorer r(store, overwrite, log, &stats);
-  r.RestoreEntry(e, dest, rel, true);
+  if (e.type == EntryType::kFile && dest_exists && IsBlockDevice(dest)) {
+    Restorer r(store, options, nullptr, log, &stats);
+    r.RestoreToDevice(e, CanonicalPath(dest));
+    return stats;
+  }
+  if (dest_exists && S_ISDIR(dst.st_mode)) {
+    if (e.type != EntryType::kDir)
+      throw Error(ErrorKind::kConfig, dest + " is a directory; give the new file's path");
+    // Into the directory the user named (it may be a mount point itself).
+    Dir root = Dir::Open(dest);
+    Restorer r(store, options, &root, log, &stats);
+    r.RestoreChildren(e, root, "", rel);
+    r.ApplyOnFd(root.fd(), root.path(), e);
+    return stats;
+  }
+  if (dest_exists && e.type == EntryType::kDir)
+    throw Error(ErrorKind::kConfig, dest + " exists and is not a directory");
+  auto [parent, name] = OpenParent(dest);
+  Restorer r(store, options, &parent, log, &stats);
+  r.RestoreEntry(e, Place{&parent, name, name}, rel);
   return stats;
 }
 

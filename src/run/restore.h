@@ -14,12 +14,23 @@ namespace vmback {
 
 enum class Overwrite { kRefuse, kAllow };
 
+// What a restore applies beside the content. The default is a faithful
+// restore for disaster recovery (owners, setuid bits, device nodes, every
+// xattr); the others are for restoring a stranger's files as root.
+struct RestoreOptions {
+  Overwrite overwrite = Overwrite::kRefuse;
+  bool owner = true;       // false (--no-owner): files belong to the restoring user
+  bool special = true;     // false (--no-special): no device nodes, fifos or sockets
+  bool privileges = true;  // false (--no-privileges): no setuid/setgid bits, no security.* xattrs
+};
+
 struct RestoreStats {
   uint64_t files = 0;
   uint64_t dirs = 0;
   uint64_t other = 0;
   uint64_t bytes = 0;
   uint64_t warnings = 0;  // metadata that could not be applied (e.g. chown as non-root)
+  uint64_t skipped = 0;   // special files left out (RestoreOptions::special)
 };
 
 // point: a point name or "latest". path: "" for the whole point (dest is a
@@ -28,8 +39,20 @@ struct RestoreStats {
 // as dest is written in place (and also needs kAllow).
 // Throws kNotFound for an unknown point or path, kCorrupt when the store
 // cannot give back the right bytes: nothing wrong is ever written silently.
+//
+// Nothing outside dest is ever written or deleted: the destination is walked
+// with directory descriptors, one validated name at a time, never through a
+// symlink and never across a mount point below dest; metadata is set on open
+// descriptors. dest itself may not be a symlink, except a link to a block
+// device (/dev/VG/LV) with kAllow.
 RestoreStats Restore(Store* store, const std::string& point, const std::string& path,
-                     const std::string& dest, Overwrite overwrite, Logger* log);
+                     const std::string& dest, const RestoreOptions& options, Logger* log);
+inline RestoreStats Restore(Store* store, const std::string& point, const std::string& path,
+                            const std::string& dest, Overwrite overwrite, Logger* log) {
+  RestoreOptions options;
+  options.overwrite = overwrite;
+  return Restore(store, point, path, dest, options, log);
+}
 
 // "latest" -> newest point name; checks that the point exists.
 std::string ResolvePoint(Store* store, const std::string& point);

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <ctime>
 #include <optional>
+#include <set>
 
 #include "util/encoding.h"
 #include "util/error.h"
@@ -679,9 +680,17 @@ nlohmann::json ParseManifest(const std::string& data, const std::string& path) {
     if (m.contains("time") && !m.at("time").is_string()) ThrowCorrupt(path + ": manifest has a bad time");
     const auto& vols = m.at("volumes");
     if (!vols.is_array()) ThrowCorrupt(path + ": manifest has no volume list");
-    for (const auto& v : vols)
+    std::set<std::string> names;
+    for (const auto& v : vols) {
       if (!v.at("name").is_string() || !v.at("root").is_object())
         ThrowCorrupt(path + ": manifest has a malformed volume");
+      // Restore joins a volume's name to its destination: one safe path
+      // component, and unique within the point.
+      const std::string& name = v.at("name").get_ref<const std::string&>();
+      if (!IsSafeName(name) || !names.insert(name).second)
+        ThrowCorrupt(path + ": manifest has an invalid or repeated volume name '" + EscapeForTerminal(name) +
+                     "'");
+    }
     return m;
   } catch (const nlohmann::json::exception& e) {
     ThrowCorrupt(path + ": manifest is not valid (" + e.what() + ")");

@@ -104,8 +104,10 @@ Entry EntryFromJson(const nlohmann::json& j, const std::string& where) {
         known = true;
       }
     if (!known) ThrowCorrupt(where + ": unknown entry type '" + type + "'");
-    if (e.name.find('/') != std::string::npos || e.name == "." || e.name == "..")
-      ThrowCorrupt(where + ": invalid entry name");
+    // A volume root has no name; every other entry's name is joined to a
+    // destination path by restore, so it must be one safe component.
+    if (!e.name.empty() && !IsSafeName(e.name))
+      ThrowCorrupt(where + ": invalid entry name '" + EscapeForTerminal(e.name) + "'");
     e.mode = static_cast<uint32_t>(GetUint(j, "mode", UINT32_MAX, where)) & 07777;
     e.uid = static_cast<uint32_t>(GetUint(j, "uid", UINT32_MAX, where));
     e.gid = static_cast<uint32_t>(GetUint(j, "gid", UINT32_MAX, where));

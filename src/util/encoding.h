@@ -35,6 +35,17 @@ bool HexDecode(std::string_view hex, std::string* out);
 
 bool IsValidUtf8(std::string_view s);
 
+// A name read from a store or target (a volume, a directory entry) that may
+// be joined to a destination path: not empty, not "." or "..", and without
+// '/' or NUL. Names are validated where they are decoded, never later.
+bool IsSafeName(std::string_view name);
+
+// For human-readable output of names that came from a disk: control
+// characters (bytes < 0x20, 0x7f) and backslashes become \xHH escapes, so a
+// name cannot move the cursor, clear a line or forge a line of output. JSON
+// output keeps the exact bytes.
+std::string EscapeForTerminal(std::string_view s);
+
 inline bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }

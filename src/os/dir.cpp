@@ -1,0 +1,280 @@
+#include "os/dir.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+struct timespec ToTimespec(int64_t ns) {
+  struct timespec t;
+  t.tv_sec = ns / 1000000000;
+  t.tv_nsec = ns % 1000000000;
+  if (t.tv_nsec < 0) {  // before 1970: round down
+    t.tv_nsec += 1000000000;
+    t.tv_sec -= 1;
+  }
+  return t;
+}
+
+std::string Describe(const std::string& what, int err) { return what + ": " + std::strerror(err); }
+
+// "/proc/self/fd/N": the object an O_PATH descriptor holds, for the calls
+// that have no descriptor form (chmod and xattrs of nodes and fifos).
+std::string ProcFdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
+
+std::vector<std::string> ListNames(int dirfd, const std::string& what) {
+  int fd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) ThrowIo("list " + what, errno);
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    int e = errno;
+    ::close(fd);
+    ThrowIo("list " + what, e);
+  }
+  ::rewinddir(d);
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+    errno = 0;
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err) ThrowIo("list " + what, err);
+  return names;
+}
+
+}  // namespace
+
+void UniqueFd::reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+void FdWritableFile::WriteAt(uint64_t offset, const void* data, size_t n) {
+  size_t done = 0;
+  while (done < n) {
+    ssize_t r = ::pwrite(fd_.get(), static_cast<const char*>(data) + done, n - done,
+                         static_cast<off_t>(offset + done));
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      ThrowIo("write " + path_, errno);
+    }
+    done += static_cast<size_t>(r);
+  }
+  if (offset + n > pos_) pos_ = offset + n;
+}
+
+void FdWritableFile::Truncate(uint64_t size) {
+  if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) ThrowIo("truncate " + path_, errno);
+  pos_ = size;
+}
+
+void FdWritableFile::Sync() {
+  if (::fsync(fd_.get()) != 0) ThrowIo("fsync " + path_, errno);
+}
+
+void FdWritableFile::Close() {
+  int fd = fd_.release();
+  if (fd >= 0 && ::close(fd) != 0) ThrowIo("close " + path_, errno);
+}
+
+Dir Dir::Open(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) {
+    int e = errno;
+    struct stat st;
+    if ((e == ELOOP || e == ENOTDIR) && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+      throw Error(ErrorKind::kConfig, path + " is a symlink; give the directory itself");
+    ThrowIo("open directory " + path, e);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + path, errno);
+  return Dir(path, std::move(fd), st.st_dev);
+}
+
+Dir Dir::OpenOrCreate(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) ThrowIo("mkdir " + path, errno);
+  return Open(path);
+}
+
+std::string Dir::ChildPath(const std::string& name) const {
+  return JoinPath(path_, EscapeForTerminal(name));
+}
+
+bool Dir::Stat(const std::string& name, struct stat* st) const {
+  if (::fstatat(fd(), name.c_str(), st, AT_SYMLINK_NOFOLLOW) == 0) return true;
+  if (errno == ENOENT) return false;
+  ThrowIo("stat " + ChildPath(name), errno);
+}
+
+Dir Dir::OpenDir(const std::string& name, bool allow_mount) const {
+  std::string path = ChildPath(name);
+  if (!IsSafeName(name)) throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + path);
+  UniqueFd fd(::openat(fd_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) {
+    int e = errno;
+    struct stat st;
+    if ((e == ELOOP || e == ENOTDIR) && Stat(name, &st) && S_ISLNK(st.st_mode))
+      throw Error(ErrorKind::kConfig, path + " is a symlink where a directory was expected; not followed");
+    ThrowIo("open directory " + path, e);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + path, errno);
+  if (st.st_dev != dev_ && !allow_mount)
+    throw Error(ErrorKind::kConfig, path + " is a mount point (another file system); left alone");
+  return Dir(path, std::move(fd), st.st_dev);
+}
+
+Dir Dir::MakeDir(const std::string& name) const {
+  if (!IsSafeName(name)) throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + ChildPath(name));
+  if (::mkdirat(fd(), name.c_str(), 0700) != 0 && errno != EEXIST) ThrowIo("mkdir " + ChildPath(name), errno);
+  return OpenDir(name);
+}
+
+std::unique_ptr<FdWritableFile> Dir::CreateFile(const std::string& name) const {
+  std::string path = ChildPath(name);
+  if (!IsSafeName(name)) throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + path);
+  UniqueFd file(::openat(fd(), name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (file.get() < 0) ThrowIo("create " + path, errno);
+  return std::make_unique<FdWritableFile>(path, std::move(file));
+}
+
+void Dir::Symlink(const std::string& name, const std::string& target) const {
+  if (!IsSafeName(name)) throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + ChildPath(name));
+  if (::symlinkat(target.c_str(), fd(), name.c_str()) != 0) ThrowIo("symlink " + ChildPath(name), errno);
+}
+
+void Dir::MakeNode(const std::string& name, mode_t type, dev_t rdev) const {
+  if (!IsSafeName(name)) throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + ChildPath(name));
+  if (::mknodat(fd(), name.c_str(), type | 0600, rdev) != 0) ThrowIo("mknod " + ChildPath(name), errno);
+}
+
+void Dir::Link(const Dir& from, const std::string& from_name, const std::string& name) const {
+  if (!IsSafeName(name) || !IsSafeName(from_name))
+    throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + ChildPath(name));
+  // Flags 0: a symlink at from_name is linked itself, never its target.
+  if (::linkat(from.fd(), from_name.c_str(), fd(), name.c_str(), 0) != 0)
+    ThrowIo("link " + ChildPath(name) + " to " + from.ChildPath(from_name), errno);
+}
+
+void Dir::Remove(const std::string& name) const {
+  struct stat st;
+  if (!Stat(name, &st)) return;
+  if (S_ISDIR(st.st_mode)) {
+    // First the whole tree is checked for mount points, so that a refusal
+    // leaves everything in place, then it is removed.
+    RemoveTree(name);
+    return;
+  }
+  if (::unlinkat(fd(), name.c_str(), 0) != 0) ThrowIo("remove " + ChildPath(name), errno);
+}
+
+void Dir::RemoveTree(const std::string& name) const {
+  // Pass 1: refuse before deleting anything if a mount lies below.
+  struct Checker {
+    static void Check(const Dir& d) {
+      for (const auto& n : ListNames(d.fd(), d.path())) {
+        struct stat st;
+        if (d.Stat(n, &st) && S_ISDIR(st.st_mode)) Check(d.OpenDir(n));
+      }
+    }
+    static void Delete(const Dir& d) {
+      for (const auto& n : ListNames(d.fd(), d.path())) {
+        struct stat st;
+        if (!d.Stat(n, &st)) continue;
+        if (S_ISDIR(st.st_mode)) {
+          Delete(d.OpenDir(n));
+          if (::unlinkat(d.fd(), n.c_str(), AT_REMOVEDIR) != 0) ThrowIo("remove " + d.ChildPath(n), errno);
+        } else if (::unlinkat(d.fd(), n.c_str(), 0) != 0) {
+          ThrowIo("remove " + d.ChildPath(n), errno);
+        }
+      }
+    }
+  };
+  Dir top = OpenDir(name);
+  Checker::Check(top);
+  Checker::Delete(top);
+  if (::unlinkat(fd(), name.c_str(), AT_REMOVEDIR) != 0) ThrowIo("remove " + ChildPath(name), errno);
+}
+
+Dir Dir::OpenBeneath(const std::string& rel) const {
+  UniqueFd self(::fcntl(fd(), F_DUPFD_CLOEXEC, 0));
+  if (self.get() < 0) ThrowIo("open " + path_, errno);
+  Dir d(path_, std::move(self), dev_);
+  size_t pos = 0;
+  while (pos < rel.size()) {
+    size_t slash = rel.find('/', pos);
+    std::string comp = rel.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
+    pos = slash == std::string::npos ? rel.size() : slash + 1;
+    if (comp.empty()) continue;
+    d = d.OpenDir(comp);
+  }
+  return d;
+}
+
+std::vector<std::string> Dir::SetMetadataFd(int fd, const std::string& what, const Metadata& m,
+                                            const MetadataPolicy& policy) {
+  std::vector<std::string> warnings;
+  // chown before chmod: chown clears setuid and setgid.
+  if (policy.owner && ::fchown(fd, m.uid, m.gid) != 0) warnings.push_back(Describe("chown " + what, errno));
+  mode_t mode = m.mode & 07777;
+  if (!policy.privileges) mode &= ~static_cast<mode_t>(S_ISUID | S_ISGID);
+  if (::fchmod(fd, mode) != 0) warnings.push_back(Describe("chmod " + what, errno));
+  for (const auto& [name, value] : m.xattrs) {
+    if (!policy.privileges && name.rfind("security.", 0) == 0) continue;
+    if (::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) != 0)
+      warnings.push_back(Describe("set xattr " + EscapeForTerminal(name) + " on " + what, errno));
+  }
+  struct timespec times[2] = {{0, UTIME_OMIT}, ToTimespec(m.mtime_ns)};
+  if (::futimens(fd, times) != 0) warnings.push_back(Describe("set mtime of " + what, errno));
+  return warnings;
+}
+
+std::vector<std::string> Dir::SetMetadata(const std::string& name, mode_t type, const Metadata& m,
+                                          const MetadataPolicy& policy) const {
+  std::string what = ChildPath(name);
+  UniqueFd obj(::openat(fd(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (obj.get() < 0) ThrowIo("open " + what, errno);
+  struct stat st;
+  if (::fstat(obj.get(), &st) != 0) ThrowIo("stat " + what, errno);
+  // What this restore made is a new inode of one link: anything else was
+  // swapped in behind its back.
+  if ((st.st_mode & S_IFMT) != (type & S_IFMT) || st.st_nlink != 1)
+    throw Error(ErrorKind::kConfig, what + " was replaced while it was being restored; not touched");
+  std::vector<std::string> warnings;
+  if (policy.owner && ::fchownat(obj.get(), "", m.uid, m.gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) != 0)
+    warnings.push_back(Describe("chown " + what, errno));
+  const bool link = S_ISLNK(type);
+  if (!link) {
+    // Through the O_PATH descriptor's /proc link: the inode opened above.
+    mode_t mode = m.mode & 07777;
+    if (!policy.privileges) mode &= ~static_cast<mode_t>(S_ISUID | S_ISGID);
+    if (::chmod(ProcFdPath(obj.get()).c_str(), mode) != 0) warnings.push_back(Describe("chmod " + what, errno));
+  }
+  // xattrs and times by name in this directory, never following a symlink
+  // (the name was checked above; this directory's descriptor is ours).
+  std::string by_name = ProcFdPath(fd()) + "/" + name;
+  for (const auto& [xname, value] : m.xattrs) {
+    if (!policy.privileges && xname.rfind("security.", 0) == 0) continue;
+    if (::lsetxattr(by_name.c_str(), xname.c_str(), value.data(), value.size(), 0) != 0)
+      warnings.push_back(Describe("set xattr " + EscapeForTerminal(xname) + " on " + what, errno));
+  }
+  struct timespec times[2] = {{0, UTIME_OMIT}, ToTimespec(m.mtime_ns)};
+  if (::utimensat(fd(), name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+    warnings.push_back(Describe("set mtime of " + what, errno));
+  return warnings;
+}
+
+}  // namespace vmback

@@ -1,0 +1,147 @@
+// Writing into a destination that others may touch while vmback works in it
+// (a restore into /home, a mirror on a shared disk): every step goes through
+// a directory descriptor, one name at a time, and never through a symlink.
+//
+// A Dir is an open directory. Its children are named by one safe component
+// (IsSafeName); each is looked up with AT_SYMLINK_NOFOLLOW / O_NOFOLLOW, so
+// whatever a local user swaps in for a name (a symlink to /etc, another
+// mount) is never followed: the operation fails, naming the path. Metadata
+// is set on an open descriptor, never by path after close.
+//
+// Thread safety: a Dir may be used from several threads (the kernel
+// serializes the operations on its descriptor); the object is move-only.
+#pragma once
+
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "os/env.h"
+
+namespace vmback {
+
+// Move-only owner of a file descriptor (-1 when empty).
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  UniqueFd(UniqueFd&& o) noexcept : fd_(o.release()) {}
+  UniqueFd& operator=(UniqueFd&& o) noexcept {
+    reset(o.release());
+    return *this;
+  }
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  ~UniqueFd() { reset(); }
+  int get() const { return fd_; }
+  int release() {
+    int f = fd_;
+    fd_ = -1;
+    return f;
+  }
+  void reset(int fd = -1);
+
+ private:
+  int fd_;
+};
+
+// A WritableFile on a descriptor it owns; fd() for metadata before Close.
+class FdWritableFile final : public WritableFile {
+ public:
+  FdWritableFile(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+  void Append(const void* data, size_t n) override { WriteAt(pos_, data, n); }
+  void WriteAt(uint64_t offset, const void* data, size_t n) override;
+  void Truncate(uint64_t size) override;
+  void Sync() override;
+  void Close() override;
+  const std::string& path() const override { return path_; }
+  int fd() const { return fd_.get(); }
+
+ private:
+  std::string path_;
+  UniqueFd fd_;
+  uint64_t pos_ = 0;
+};
+
+// What to keep of an entry's metadata (restore --no-owner, --no-privileges).
+struct MetadataPolicy {
+  bool owner = true;       // chown to the recorded uid/gid
+  bool privileges = true;  // setuid/setgid bits and security.* xattrs
+};
+
+struct Metadata {
+  uint32_t mode = 0;  // permission bits with setuid/setgid/sticky
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  int64_t mtime_ns = 0;
+  std::vector<std::pair<std::string, std::string>> xattrs;
+};
+
+class Dir {
+ public:
+  // The directory the user named. Symlinks in its leading components are
+  // the user's own choice and are followed; the last component must be a
+  // directory itself, not a symlink to one.
+  static Dir Open(const std::string& path);
+  // Creates the last component (mode 0700) if missing, then opens it as Open.
+  static Dir OpenOrCreate(const std::string& path);
+
+  Dir(Dir&&) = default;
+  Dir& operator=(Dir&&) = default;
+
+  const std::string& path() const { return path_; }
+  int fd() const { return fd_.get(); }
+  // The device of this directory: children on another one are mounts.
+  dev_t device() const { return dev_; }
+  std::string ChildPath(const std::string& name) const;
+
+  // lstat of a child; false when it does not exist.
+  bool Stat(const std::string& name, struct stat* st) const;
+  // Opens a child directory, refusing a symlink and, unless allow_mount, a
+  // directory on another device (a mount point).
+  Dir OpenDir(const std::string& name, bool allow_mount = false) const;
+  // mkdir (mode 0700: opened up only when its metadata is set, after its
+  // children) and open. An existing directory is opened as OpenDir.
+  Dir MakeDir(const std::string& name) const;
+  // A new regular file (O_EXCL|O_NOFOLLOW, mode 0600), open for writing.
+  std::unique_ptr<FdWritableFile> CreateFile(const std::string& name) const;
+  void Symlink(const std::string& name, const std::string& target) const;
+  void MakeNode(const std::string& name, mode_t type, dev_t rdev) const;
+  // A hard link name -> the file `from_name` in `from` (never a symlink).
+  void Link(const Dir& from, const std::string& from_name, const std::string& name) const;
+  // Removes a child: a file, symlink or node, or a whole directory tree,
+  // never following a symlink and refusing (ErrorKind::kConfig, naming it)
+  // any directory on another device than this one, before deleting anything
+  // below it.
+  void Remove(const std::string& name) const;
+  // Opens the directory at a relative path below this one (components
+  // separated by '/'), each component as OpenDir: nothing outside, no
+  // symlinks, no mounts.
+  Dir OpenBeneath(const std::string& rel) const;
+
+  // Sets metadata. On an open regular file or directory: by its descriptor.
+  // On a symlink, node, fifo or socket child: through an O_PATH descriptor
+  // checked to be the same kind of object (so a name swapped for a hard
+  // link to another file is refused). Failures the restore can live with
+  // (EPERM as non-root, xattrs the file system lacks) are returned as
+  // messages, not thrown.
+  std::vector<std::string> SetMetadata(const std::string& name, mode_t type, const Metadata& m,
+                                       const MetadataPolicy& policy) const;
+  static std::vector<std::string> SetMetadataFd(int fd, const std::string& what, const Metadata& m,
+                                                const MetadataPolicy& policy);
+
+ private:
+  Dir(std::string path, UniqueFd fd, dev_t dev) : path_(std::move(path)), fd_(std::move(fd)), dev_(dev) {}
+  void RemoveTree(const std::string& name) const;
+
+  std::string path_;
+  UniqueFd fd_;
+  dev_t dev_ = 0;
+};
+
+
+}  // namespace vmback
