@@ -1,5 +1,6 @@
 #include "target/inplace.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -425,6 +426,10 @@ class Syncer {
           RemoveTree(dst);
           exists = false;
         }
+        // Never write into (nor delete inside) another file system mounted
+        // in the destination.
+        if (exists && target_dev_ != 0 && dst_st.st_dev != target_dev_)
+          throw Error(ErrorKind::kConfig, "will not write into " + dst + ": another file system is mounted there");
         if (!exists) {
           env_->MakeDir(dst);
           MarkDirty(DirName(dst));
@@ -575,8 +580,10 @@ class Syncer {
   void EnsureMapSubdir(const std::string& map_path) {
     std::string dir = DirName(map_path);
     if (made_subdirs_.count(dir)) return;
+    CheckOwnEntry(dir, true);
     if (!env_->Exists(dir)) {
       env_->MakeDir(dir);
+      if (::chmod(dir.c_str(), 0700) != 0) ThrowIo("chmod " + dir, errno);
       MarkDirty(DirName(dir));
     }
     made_subdirs_.insert(dir);
@@ -586,6 +593,7 @@ class Syncer {
   // the target file dst (stat dst_st), else why not.
   std::string LoadMap(const std::string& map_path, const std::string& rel, const struct stat& dst_st,
                       MapHeader* h, std::unique_ptr<ReadableFile>* file) {
+    CheckOwnEntry(map_path, false);
     if (!env_->Exists(map_path)) return "is missing";
     auto f = env_->OpenRead(map_path);
     std::string why = CheckMap(f.get(), h);
@@ -683,8 +691,9 @@ class Syncer {
     if (basis == Basis::kMap) {
       map_out = env_->OpenWrite(map_path, CreateMode::kExisting);
     } else {
+      CheckOwnEntry(map_path, false);
       if (!env_->Exists(map_path)) MarkDirty(DirName(map_path));
-      map_out = env_->OpenWrite(map_path, CreateMode::kTruncate, 0644);
+      map_out = env_->OpenWrite(map_path, CreateMode::kTruncate, 0600);
       map_out->Sync();
       invalidated = true;
     }
@@ -948,6 +957,101 @@ bool Inside(const std::string& a, const std::string& b) {  // a is b or below it
 
 }  // namespace
 
+namespace {
+
+// A descriptor closed on scope exit.
+struct ScopedFd {
+  int fd = -1;
+  explicit ScopedFd(int f) : fd(f) {}
+  ~ScopedFd() {
+    if (fd >= 0) ::close(fd);
+  }
+  ScopedFd(const ScopedFd&) = delete;
+  ScopedFd& operator=(const ScopedFd&) = delete;
+};
+
+// The names in the directory open at fd (which stays open).
+std::vector<std::string> ListDirFd(int fd, const std::string& path) {
+  int dup = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dup < 0) ThrowIo("list " + path, errno);
+  DIR* d = ::fdopendir(dup);
+  if (!d) {
+    int err = errno;
+    ::close(dup);
+    ThrowIo("list " + path, err);
+  }
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+    errno = 0;
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err) ThrowIo("list " + path, err);
+  return names;
+}
+
+// Walks (remove = false: only checks) or removes the entry `name` of the
+// directory open at parent (on device parent_dev). Never follows a symlink:
+// every child is opened with O_NOFOLLOW relative to its parent's descriptor.
+uint64_t RemoveAt(int parent, dev_t parent_dev, const std::string& name, const std::string& path, bool remove) {
+  struct stat st;
+  if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return 0;
+    ThrowIo("stat " + path, errno);
+  }
+  uint64_t n = 1;
+  if (S_ISDIR(st.st_mode)) {
+    ScopedFd dir(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (dir.fd < 0) ThrowIo("open " + path, errno);
+    struct stat dst;
+    if (::fstat(dir.fd, &dst) != 0) ThrowIo("stat " + path, errno);
+    if (dst.st_dev != parent_dev)
+      ThrowConfig("will not delete " + path + ": another file system is mounted there (nothing was deleted)");
+    for (const auto& child : ListDirFd(dir.fd, path))
+      n += RemoveAt(dir.fd, dst.st_dev, child, JoinPath(path, child), remove);
+    if (remove && ::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0) ThrowIo("remove " + path, errno);
+  } else if (remove && ::unlinkat(parent, name.c_str(), 0) != 0) {
+    ThrowIo("remove " + path, errno);
+  }
+  return n;
+}
+
+}  // namespace
+
+uint64_t RemoveTreeNoFollow(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  const std::string name = BaseName(p);
+  if (name.empty() || name == "." || name == ".." || name == "/") ThrowConfig("will not delete " + path);
+  const std::string parent_path = DirName(p);
+  ScopedFd parent(::open(parent_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (parent.fd < 0) {
+    if (errno == ENOENT) return 0;
+    ThrowIo("open " + parent_path, errno);
+  }
+  struct stat pst;
+  if (::fstat(parent.fd, &pst) != 0) ThrowIo("stat " + parent_path, errno);
+  RemoveAt(parent.fd, pst.st_dev, name, p, false);  // refuses a mount before anything is deleted
+  return RemoveAt(parent.fd, pst.st_dev, name, p, true);
+}
+
+void CheckOwnEntry(const std::string& path, bool want_dir) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    ThrowIo("stat " + path, errno);
+  }
+  if (S_ISLNK(st.st_mode))
+    ThrowConfig(path + " is a symlink where vmback keeps its own " + (want_dir ? "directory" : "file") +
+                "; nothing was written through it (remove it, or check who planted it)");
+  if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+    ThrowConfig(path + " is not a " + (want_dir ? "directory" : "regular file") +
+                " although vmback keeps its own there; nothing was written");
+}
+
 std::string BlockmapPath(const std::string& map_root, const std::string& rel) {
   std::string hex = Sha256(rel).Hex();
   return JoinPath(JoinPath(JoinPath(map_root, kBlockmapDir), hex.substr(0, 2)), hex + ".map");
@@ -992,7 +1096,15 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
 
   std::string dst = dest;
   while (dst.size() > 1 && dst.back() == '/') dst.pop_back();
-  dst = env->Exists(dst) ? CanonicalPath(dst) : JoinPath(CanonicalPath(DirName(dst)), BaseName(dst));
+  // Only the parent is resolved: dest itself is never followed when it is a
+  // symlink (a planted MIRROR/<volume> -> /etc/passwd is refused below).
+  dst = JoinPath(CanonicalPath(DirName(dst)), BaseName(dst));
+  {
+    struct stat lst;
+    if (::lstat(dst.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
+      ThrowConfig("destination " + dst + " is a symlink; vmback writes only into its own files and directories"
+                  " (nothing was written)");
+  }
   // The mirror inside the source is fine only across a mount the walk does
   // not enter; the source inside the mirror never (it would be deleted).
   if (Inside(src, dst)) ThrowConfig("source " + source + " lies inside the destination " + dest);
@@ -1018,10 +1130,20 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
     syncer.MarkDirty(DirName(dst));
   }
   const std::string map_dir = JoinPath(map_root, kBlockmapDir);
+  CheckOwnEntry(map_dir, true);
   if (!env->Exists(map_dir)) {
     env->MakeDir(map_dir);
+    // Blockmaps name the files and hash their blocks: for root's eyes only.
+    if (::chmod(map_dir.c_str(), 0700) != 0) ThrowIo("chmod " + map_dir, errno);
     syncer.MarkDirty(map_root);
   }
+  {
+    struct stat root_st, map_st;
+    if (::lstat(map_root.c_str(), &root_st) == 0 && ::lstat(map_dir.c_str(), &map_st) == 0 &&
+        root_st.st_dev != map_st.st_dev)
+      ThrowConfig("will not write into " + map_dir + ": another file system is mounted there");
+  }
+  CheckOwnEntry(JoinPath(map_dir, "lock"), false);
   auto lock = env->Lock(JoinPath(map_dir, "lock"), LockMode::kExclusive);
   if (tree) {
     syncer.SyncTree(src, dst);

@@ -148,6 +148,21 @@ inline constexpr const char* kBlockmapDir = ".vmback-blockmaps";
 InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string& dest,
                          uint32_t block_size, const InplaceOptions& options, Logger* log);
 
+// Removes path (a file, a symlink, a node or a whole tree) without following
+// any symlink and without crossing into another file system: the whole tree
+// is walked first, and a directory on another device than its parent makes
+// it throw kConfig, naming that directory, with nothing deleted. path's own
+// parent components are the caller's (vmback composes them); from path down,
+// every step goes through a directory descriptor. Returns the entries
+// removed; 0 when path does not exist.
+uint64_t RemoveTreeNoFollow(const std::string& path);
+
+// Throws kConfig naming path when it exists and is not what vmback made
+// there: a directory (want_dir) or a regular file, never a symlink. For the
+// files and directories vmback keeps inside a target (locks, blockmaps,
+// their directories, mirrored file volumes).
+void CheckOwnEntry(const std::string& path, bool want_dir);
+
 // Where the blockmap of the file at rel (relative to map_root) lives.
 std::string BlockmapPath(const std::string& map_root, const std::string& rel);
 

@@ -763,6 +763,62 @@ TEST_F(InplaceTreeTest, RefusesOverlapsAndMismatchedKinds) {
   EXPECT_FALSE(fs::exists(tmp_ / "g"));
 }
 
+// A symlink where the sink keeps its own file or directory (planted on a
+// target disk) is an error naming it; nothing it points to is touched.
+TEST_F(InplaceTest, PlantedSymlinksAreRefusedAndNotWrittenThrough) {
+  WriteFile(tmp_ / "src.img", RandomBytes(3 * kBs + 5, 7));
+  ASSERT_EQ(::mkdir((tmp_ / "outside").c_str(), 0755), 0);
+  WriteFile(tmp_ / "outside/victim", "victim");
+  const std::string outside = DescribeTree(tmp_ / "outside");
+  ASSERT_EQ(::mkdir((tmp_ / "t").c_str(), 0755), 0);
+  const std::string dst = tmp_ / "t/disk";
+  auto refused = [&](const std::string& planted) {
+    try {
+      Sync(tmp_ / "src.img", dst);
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
+      EXPECT_NE(std::string(e.what()).find(planted), std::string::npos) << e.what();
+      return true;
+    }
+    return false;
+  };
+  // The mirror file itself.
+  ASSERT_EQ(::symlink((tmp_ / "outside/victim").c_str(), dst.c_str()), 0);
+  EXPECT_TRUE(refused(dst));
+  EXPECT_EQ(ReadFile(tmp_ / "outside/victim"), "victim");
+  ASSERT_EQ(::unlink(dst.c_str()), 0);
+  // The blockmap directory.
+  const std::string map_dir = JoinPath(tmp_ / "t", kBlockmapDir);
+  ASSERT_EQ(::symlink((tmp_ / "outside").c_str(), map_dir.c_str()), 0);
+  EXPECT_TRUE(refused(map_dir));
+  ASSERT_EQ(::unlink(map_dir.c_str()), 0);
+  // The map, once the mirror exists.
+  Sync(tmp_ / "src.img", dst);
+  const std::string map = MapOf(dst);
+  ASSERT_EQ(::unlink(map.c_str()), 0);
+  ASSERT_EQ(::symlink((tmp_ / "outside/victim").c_str(), map.c_str()), 0);
+  EXPECT_TRUE(refused(map));
+  EXPECT_EQ(ReadFile(tmp_ / "outside/victim"), "victim");
+  EXPECT_EQ(DescribeTree(tmp_ / "outside"), outside) << "nothing changed outside";
+}
+
+TEST_F(InplaceTest, RemoveTreeNoFollowKeepsWhatSymlinksPointTo) {
+  ASSERT_EQ(::mkdir((tmp_ / "outside").c_str(), 0755), 0);
+  WriteFile(tmp_ / "outside/victim", "victim");
+  fs::create_directories(tmp_ / "gone/a/b");
+  WriteFile(tmp_ / "gone/a/b/f", "f");
+  ASSERT_EQ(::symlink((tmp_ / "outside").c_str(), (tmp_ / "gone/a/link").c_str()), 0);
+  ASSERT_EQ(::symlink((tmp_ / "outside/victim").c_str(), (tmp_ / "gone/flink").c_str()), 0);
+  EXPECT_EQ(RemoveTreeNoFollow(tmp_ / "gone"), 6u);
+  EXPECT_FALSE(fs::exists(fs::symlink_status(tmp_ / "gone")));
+  EXPECT_EQ(ReadFile(tmp_ / "outside/victim"), "victim");
+  EXPECT_EQ(RemoveTreeNoFollow(tmp_ / "gone"), 0u);
+  // A symlink as the path itself: the link goes, not what it points to.
+  ASSERT_EQ(::symlink((tmp_ / "outside").c_str(), (tmp_ / "l").c_str()), 0);
+  EXPECT_EQ(RemoveTreeNoFollow(tmp_ / "l"), 1u);
+  EXPECT_EQ(ReadFile(tmp_ / "outside/victim"), "victim");
+}
+
 TEST_F(InplaceTreeTest, OneSyncAtATime) {
   MakeTree();
   Sync(src_, dst_);

@@ -8,8 +8,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
+#include <fstream>
 #include <optional>
 #include <sstream>
 
@@ -197,7 +199,8 @@ class ZfsTarget : public InplaceTarget {
     std::string dir = MakeTempDir();
     std::string clone = pool_ + "/vmback-clone-" + std::to_string(::getpid()) + "-" +
                         std::to_string(env_->NowNanos());
-    RunResult r = RunTool(env_, {"zfs", "clone", "-o", "readonly=on", "-o", "mountpoint=" + dir,
+    RunResult r = RunTool(env_, {"zfs", "clone", "-o", "readonly=on", "-o", "devices=off", "-o", "setuid=off",
+                                 "-o", "exec=off", "-o", "mountpoint=" + dir,
                                  dataset_ + "@" + name, clone},
                           "reading " + dataset_ + "@" + name);
     if (r.exit_code != 0) {
@@ -504,6 +507,69 @@ ScrubReport ParseBtrfsScrub(const std::string& text) {
   return r;
 }
 
+namespace {
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string UnescapeMountinfo(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); i++) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isdigit(static_cast<unsigned char>(s[i + 2])) && std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::string> MissingMountOptions(const std::string& mountinfo_text, const std::string& path,
+                                             std::string* mount_point) {
+  // The mount holding path: the last listed (the one on top) of the longest
+  // mount point that is path or one of its parents.
+  std::string best, best_options;
+  std::istringstream lines(mountinfo_text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, point, options;
+    if (!(fields >> id >> parent >> devno >> root >> point >> options)) continue;
+    point = UnescapeMountinfo(point);
+    bool holds = point == "/" || path == point || path.rfind(point + "/", 0) == 0;
+    if (holds && point.size() >= best.size()) {
+      best = point;
+      best_options = "," + options + ",";
+    }
+  }
+  std::vector<std::string> missing;
+  if (best.empty()) return missing;
+  if (mount_point) *mount_point = best;
+  for (const char* want : {"nodev", "nosuid", "noexec"})
+    if (best_options.find(std::string(",") + want + ",") == std::string::npos) missing.push_back(want);
+  return missing;
+}
+
+void WarnAboutMountOptions(const InplaceTarget& target, Logger* log) {
+  if (target.kind() != "dir" && target.kind() != "btrfs") return;
+  // A proc file reports size 0: read it as a stream.
+  std::ifstream in("/proc/self/mountinfo");
+  if (!in) return;  // no /proc: nothing to tell
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+  std::string point;
+  auto missing = MissingMountOptions(text, CanonicalPath(target.mirror_dir()), &point);
+  if (missing.empty()) return;
+  std::string list;
+  for (const auto& m : missing) list += (list.empty() ? "" : ",") + m;
+  log->Warn(target.describe() + " is on the mount " + point + " without " + list +
+            ": the guests' device nodes and setuid files in the mirror are live on this host;"
+            " mount it with nodev,nosuid,noexec");
+}
+
 std::vector<std::vector<std::string>> ZfsInitCommands(const std::string& pool,
                                                       const std::vector<std::string>& devices,
                                                       const std::string& mountpoint) {
@@ -519,7 +585,8 @@ std::vector<std::vector<std::string>> ZfsInitCommands(const std::string& pool,
           {"zfs", "set", "compression=on", pool},
           {"zfs", "set", "checksum=sha256", pool},
           {"zfs", "set", "atime=off", pool},
-          {"zfs", "create", pool + "/vmback"}};
+          // The mirror holds the guests' device nodes and setuid files.
+          {"zfs", "create", "-o", "devices=off", "-o", "setuid=off", "-o", "exec=off", pool + "/vmback"}};
 }
 
 }  // namespace vmback

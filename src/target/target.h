@@ -77,6 +77,19 @@ class InplaceTarget {
 std::unique_ptr<InplaceTarget> OpenInplaceTarget(Env* env, const TargetConfig& config, Logger* log);
 
 
+// The mount options a mount holding guest files should have (nodev, nosuid,
+// noexec) that the mount of `path` lacks, read from mountinfo_text (the
+// content of /proc/self/mountinfo); empty when it has them all or no mount
+// could be found. For tests too.
+std::vector<std::string> MissingMountOptions(const std::string& mountinfo_text, const std::string& path,
+                                             std::string* mount_point);
+
+// For plan and verify: a dir or btrfs target whose mount lacks nodev,
+// nosuid or noexec keeps the guests' device nodes and setuid files live on
+// the host: one warning, naming the mount and the options to add. (ZFS
+// targets get devices=off setuid=off exec=off at init.)
+void WarnAboutMountOptions(const InplaceTarget& target, Logger* log);
+
 // Parses `zpool status` output: the devices' CKSUM/READ/WRITE counters and
 // the scrub line. For tests too.
 ScrubReport ParseZpoolStatus(const std::string& text);

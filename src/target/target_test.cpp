@@ -9,6 +9,7 @@
 #include <random>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "helpers/test_util.h"
 #include "run/target_ops.h"
@@ -106,9 +107,30 @@ TEST(ZfsInitTest, CommandsMirrorTheDevicesWithChecksumsAndCompression) {
   EXPECT_EQ(cmds[0], (std::vector<std::string>{"zpool", "create", "usb", "mirror", "/dev/sdb", "/dev/sdc"}));
   EXPECT_EQ(cmds[1], (std::vector<std::string>{"zfs", "set", "compression=on", "usb"}));
   EXPECT_EQ(cmds[2], (std::vector<std::string>{"zfs", "set", "checksum=sha256", "usb"}));
-  EXPECT_EQ(cmds[4], (std::vector<std::string>{"zfs", "create", "usb/vmback"}));
+  EXPECT_EQ(cmds[4], (std::vector<std::string>{"zfs", "create", "-o", "devices=off", "-o", "setuid=off", "-o",
+                                               "exec=off", "usb/vmback"}));
   auto one = ZfsInitCommands("p", {"/dev/sdb"}, "/mnt/p");
   EXPECT_EQ(one[0], (std::vector<std::string>{"zpool", "create", "-m", "/mnt/p", "p", "/dev/sdb"}));
+}
+
+TEST(MountOptionsTest, TheMountHoldingThePathIsTheLongestMatchOnTop) {
+  const std::string info =
+      "22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw\n"
+      "30 22 8:17 / /mnt/usb rw,nodev,nosuid,noexec,relatime - ext4 /dev/sdb1 rw\n"
+      "31 22 8:33 / /mnt/usb\\040disk rw,nodev,relatime - ext4 /dev/sdc1 rw\n"
+      "32 30 0:40 / /mnt/usb/inner rw,relatime - tmpfs tmpfs rw\n"
+      "33 30 0:41 / /mnt/usb/inner rw,nodev,nosuid,noexec - tmpfs tmpfs rw\n";
+  std::string point;
+  EXPECT_TRUE(MissingMountOptions(info, "/mnt/usb/vmback", &point).empty());
+  EXPECT_EQ(point, "/mnt/usb");
+  EXPECT_EQ(MissingMountOptions(info, "/srv/vmback", &point), (std::vector<std::string>{"nodev", "nosuid", "noexec"}));
+  EXPECT_EQ(point, "/");
+  EXPECT_EQ(MissingMountOptions(info, "/mnt/usb disk/t", &point), (std::vector<std::string>{"nosuid", "noexec"}));
+  EXPECT_EQ(point, "/mnt/usb disk");
+  // Two mounts on one point: the later one is on top.
+  EXPECT_TRUE(MissingMountOptions(info, "/mnt/usb/inner/t", &point).empty());
+  // Not a parent: /mnt/usbx is on /.
+  EXPECT_EQ(MissingMountOptions(info, "/mnt/usbx", &point).size(), 3u);
 }
 
 class DirTargetTest : public ::testing::Test {
@@ -222,6 +244,31 @@ TEST_F(DirTargetTest, RefusesAForeignDirectoryAndRemovesVolumesNoLongerGiven) {
   ASSERT_EQ(::stat((dir_ / "target/disk").c_str(), &st), 0);
   EXPECT_TRUE(S_ISDIR(st.st_mode));
   EXPECT_TRUE(VerifyTarget(t.get(), Env::Default(), &log_).ok());
+}
+
+// Volume names come from a disk: one that is not a plain name is refused
+// where .vmback-point.json is read, by restore and verify alike.
+TEST_F(DirTargetTest, AForgedVolumeNameIsRefusedWhereItIsRead) {
+  test::WriteFile(dir_ / "src/disk.img", "x");
+  auto t = Open();
+  Backup(t.get());
+  const std::string info_path = dir_ / "target/.vmback-point.json";
+  const std::string good = test::ReadFile(info_path);
+  for (const std::string& bad : std::vector<std::string>{"../x", "..", ".", "", "a/b", std::string("a\0b", 3),
+                                                         ".vmback-blockmaps", "disk"}) {
+    auto info = nlohmann::json::parse(good);
+    info["volumes"].push_back({{"name", bad}, {"kind", "tree"}, {"source", "/x"}});
+    test::WriteFile(info_path, info.dump());
+    try {
+      RestoreFromTarget(t.get(), Env::Default(), "current", "", dir_ / "out", Overwrite::kRefuse, &log_);
+      ADD_FAILURE() << "restored a point naming volume '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCorrupt) << e.what();
+      EXPECT_NE(std::string(e.what()).find("volume name"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(VerifyTarget(t.get(), Env::Default(), &log_).ok());
+  }
+  EXPECT_FALSE(Env::Default()->Exists(dir_ / "x"));
 }
 
 TEST_F(DirTargetTest, AnUnreadableSourceTakesNoPoint) {
