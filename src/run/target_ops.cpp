@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-#include <filesystem>
 #include <set>
 
 #include "scan/file_scanner.h"
@@ -26,11 +25,6 @@ bool IsReservedName(const std::string& name) {
   return name.rfind(".vmback-", 0) == 0 || name == ".zfs" || name == "lost+found";
 }
 
-void RemoveAll(const std::string& path) {
-  std::error_code ec;
-  std::filesystem::remove_all(path, ec);
-  if (ec) ThrowIo("remove " + path, ec.value());
-}
 
 bool IsDir(const std::string& path) {
   struct stat st;
@@ -38,19 +32,95 @@ bool IsDir(const std::string& path) {
 }
 
 // The description of a point, written into the mirror before the point is taken.
-nlohmann::json ReadPointInfo(Env* env, const std::string& root) {
+struct PointInfoFile {
+  std::string path;
+  nlohmann::json json;
+};
+PointInfoFile ReadPointInfo(Env* env, const std::string& root) {
   std::string path = JoinPath(root, kPointInfo);
   try {
-    return nlohmann::json::parse(ReadFileToString(env, path));
+    return {path, nlohmann::json::parse(ReadFileToString(env, path))};
   } catch (const nlohmann::json::exception& e) {
     ThrowCorrupt(path + ": " + e.what());
   }
 }
 
-std::vector<std::string> VolumeNames(const nlohmann::json& info) {
-  std::vector<std::string> out;
-  for (const auto& v : info.value("volumes", nlohmann::json::array())) out.push_back(v.at("name"));
+// A name as it may appear in a message: printable bytes as they are, the
+// rest as \xHH.
+std::string Printable(const std::string& s) {
+  static const char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f || c == '\\') {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
   return out;
+}
+
+// The volume names of a point, validated here, where they are decoded: each
+// one is joined to a destination (--to, the mirror), so a name that is not
+// one plain, non-reserved path component ("../x", "a/b", "..", "", NUL) is
+// damage or forgery, never used.
+std::vector<std::string> VolumeNames(const PointInfoFile& info) {
+  std::vector<std::string> out;
+  std::set<std::string> seen;
+  try {
+    const auto& vols = info.json.at("volumes");
+    if (!vols.is_array()) ThrowCorrupt(info.path + ": \"volumes\" is not a list");
+    for (const auto& v : vols) {
+      std::string name = v.at("name").get<std::string>();
+      if (!IsValidVolumeName(name) || IsReservedName(name))
+        ThrowCorrupt(info.path + ": volume name '" + Printable(name) +
+                     "' is not a plain name (damaged or forged); nothing restored from it");
+      if (!seen.insert(name).second) ThrowCorrupt(info.path + ": volume name '" + Printable(name) + "' is given twice");
+      out.push_back(std::move(name));
+    }
+  } catch (const nlohmann::json::exception& e) {
+    ThrowCorrupt(info.path + ": " + e.what());
+  }
+  return out;
+}
+
+// A path inside a volume (from the command line or a blockmap of a point):
+// components that stay below the volume, no symlink among its directories.
+void CheckInsidePath(const std::string& base, const std::string& rel, const std::string& what) {
+  std::string at = base;
+  size_t start = 0;
+  while (start <= rel.size()) {
+    size_t slash = rel.find('/', start);
+    std::string part = rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (part.empty() || part == "." || part == ".." || part.find('\0') != std::string::npos)
+      ThrowConfig(what + " '" + Printable(rel) + "' leaves its volume");
+    at = JoinPath(at, part);
+    if (slash == std::string::npos) break;
+    struct stat st;
+    if (::lstat(at.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+      ThrowConfig(at + " is a symlink in the point; restore the directory that holds it");
+    start = slash + 1;
+  }
+}
+
+// Restore never writes through a symlink at --to, except the documented
+// /dev/VG/LV case: a link to a block device, with --force (allow_device).
+// Returns whether `to` is (a link to) a block device.
+bool CheckDestination(const std::string& to, Overwrite overwrite, bool allow_device) {
+  struct stat lst;
+  if (::lstat(to.c_str(), &lst) != 0) {
+    if (errno == ENOENT) return false;
+    ThrowIo("stat " + to, errno);
+  }
+  if (overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force to overwrite it");
+  if (!S_ISLNK(lst.st_mode)) return S_ISBLK(lst.st_mode);
+  struct stat st;
+  if (allow_device && ::stat(to.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) return true;
+  ThrowConfig(to + " is a symlink; restore writes through a symlink only to a block device (/dev/VG/LV, with"
+                   " --force): give the real path");
 }
 
 // Claims an empty directory for vmback, or checks it was claimed before.
@@ -114,14 +184,73 @@ std::vector<std::string> MapFiles(Env* env, const std::string& map_root) {
   return out;
 }
 
+// The file a restore writes: `to` opened through its parent's descriptor,
+// never through a symlink (CheckDestination allowed only the /dev/VG/LV case,
+// opened by path). Metadata is set on this descriptor, not by path.
+class RestoreOutput {
+ public:
+  RestoreOutput(const std::string& to, bool device, bool exists) : path_(to) {
+    if (device) {
+      fd_ = ::open(to.c_str(), O_WRONLY | O_CLOEXEC);
+    } else {
+      const std::string parent = DirName(to);
+      int dir = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (dir < 0) ThrowIo("open " + parent, errno);
+      const std::string name = BaseName(to);
+      fd_ = ::openat(dir, name.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | (exists ? 0 : O_CREAT | O_EXCL), 0600);
+      int err = errno;
+      ::close(dir);
+      errno = err;
+    }
+    if (fd_ < 0) ThrowIo("open " + to, errno);
+    struct stat st;
+    if (::fstat(fd_, &st) != 0) ThrowIo("stat " + to, errno);
+    if (device ? !S_ISBLK(st.st_mode) : !S_ISREG(st.st_mode))
+      ThrowConfig(to + " is not a " + (device ? "block device" : "regular file") + "; nothing was written");
+  }
+  ~RestoreOutput() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RestoreOutput(const RestoreOutput&) = delete;
+  RestoreOutput& operator=(const RestoreOutput&) = delete;
+
+  void WriteAt(uint64_t off, const char* p, size_t n) {
+    while (n > 0) {
+      ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(off));
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) ThrowIo("write " + path_, errno);
+      p += w;
+      n -= static_cast<size_t>(w);
+      off += static_cast<uint64_t>(w);
+    }
+  }
+  void Truncate(uint64_t size) {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) ThrowIo("truncate " + path_, errno);
+  }
+  // Mode and times of the point's file, on the open descriptor.
+  void SetMetadata(const struct stat& st) {
+    if (::fchmod(fd_, st.st_mode & 07777) != 0) ThrowIo("chmod " + path_, errno);
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    if (::futimens(fd_, times) != 0) ThrowIo("set the mtime of " + path_, errno);
+  }
+  void SyncAndClose() {
+    if (::fsync(fd_) != 0) ThrowIo("fsync " + path_, errno);
+    int fd = fd_;
+    fd_ = -1;
+    if (::close(fd) != 0) ThrowIo("close " + path_, errno);
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
 // Copies one regular file out of a point, checking every block against its map.
 void RestoreFile(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
                  const std::string& to, Overwrite overwrite, RestoreStats* stats, Logger* log) {
   struct stat dst_st;
-  bool exists = ::stat(to.c_str(), &dst_st) == 0;
-  bool device = exists && S_ISBLK(dst_st.st_mode);
-  if (exists && overwrite == Overwrite::kRefuse)
-    ThrowConfig(to + " exists; give --force to overwrite it");
+  const bool exists = ::lstat(to.c_str(), &dst_st) == 0;
+  const bool device = CheckDestination(to, overwrite, true);
   if (exists && S_ISDIR(dst_st.st_mode)) ThrowConfig(to + " is a directory; give the file's path");
   Blockmap map;
   bool have_map = true;
@@ -137,11 +266,10 @@ void RestoreFile(Env* env, const std::string& src, const std::string& map_root, 
   if (have_map && size != map.file_size)
     ThrowCorrupt(src + ": size " + std::to_string(size) + " differs from its blockmap's " +
                  std::to_string(map.file_size));
-  auto out = env->OpenWrite(to, device || exists ? CreateMode::kExisting : CreateMode::kExclusive, 0600);
-  if (!device) out->Truncate(0);
+  RestoreOutput out(to, device, exists);
+  if (!device) out.Truncate(0);
   const uint32_t bs = have_map ? map.block_size : 128 * 1024;
   std::vector<char> buf(bs);
-  std::vector<char> zeros;
   for (uint64_t off = 0, i = 0; off < size; off += bs, i++) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(bs, size - off));
     size_t got = in->ReadAt(off, buf.data(), want);
@@ -153,20 +281,16 @@ void RestoreFile(Env* env, const std::string& src, const std::string& map_root, 
         ThrowCorrupt(src + ": block " + std::to_string(i) + " (offset " + std::to_string(off) +
                      ") differs from its blockmap; the point is damaged (run 'vmback verify')");
     }
-    if (!zero || device) out->WriteAt(off, buf.data(), want);
+    if (!zero || device) out.WriteAt(off, buf.data(), want);
     stats->bytes += want;
   }
-  if (!device) out->Truncate(size);
-  out->Sync();
-  out->Close();
   if (!device) {
+    out.Truncate(size);
     struct stat st;
-    if (::stat(src.c_str(), &st) == 0) {
-      ::chmod(to.c_str(), st.st_mode & 07777);
-      struct timespec times[2] = {st.st_atim, st.st_mtim};
-      ::utimensat(AT_FDCWD, to.c_str(), times, 0);
-    }
+    if (::lstat(src.c_str(), &st) != 0) ThrowIo("stat " + src, errno);
+    out.SetMetadata(st);
   }
+  out.SyncAndClose();
   stats->files++;
 }
 
@@ -176,6 +300,7 @@ void RestoreTree(Env* env, const std::string& src, const std::string& map_root, 
                  const std::string& to, Overwrite overwrite, RestoreStats* stats, Logger* log) {
   if (env->Exists(to)) {
     if (overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force to make it identical to the point");
+    CheckDestination(to, overwrite, false);
     if (!IsDir(to)) ThrowConfig(to + " exists and is not a directory");
   }
   InplaceOptions opts;
@@ -202,7 +327,7 @@ void RestoreTree(Env* env, const std::string& src, const std::string& map_root, 
       ThrowCorrupt(JoinPath(src, got.path) + ": " + problems.front() + "; the point is damaged (run 'vmback verify')");
   }
   // Removing the restore's own maps touched the root's mtime: put it back.
-  RemoveAll(JoinPath(to, kBlockmapDir));
+  RemoveTreeNoFollow(JoinPath(to, kBlockmapDir));
   struct stat st;
   if (::lstat(src.c_str(), &st) == 0) {
     struct timespec times[2] = {st.st_atim, st.st_mtim};
@@ -228,8 +353,14 @@ TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::ve
     if (!names.insert(v.name).second) ThrowConfig("volume " + v.name + " is given twice");
   }
   if (volumes.empty()) ThrowConfig("nothing to back up: give sources");
+  CheckOwnEntry(JoinPath(mirror, kTargetLock), false);
   auto lock = env->Lock(JoinPath(mirror, kTargetLock), LockMode::kExclusive);
   ClaimMirror(env, target, log);
+  // The mirror holds the guests' files with their owners and modes, and
+  // blockmaps that name and hash them: root's eyes only.
+  struct stat mst;
+  if (::stat(mirror.c_str(), &mst) != 0) ThrowIo("stat " + mirror, errno);
+  if ((mst.st_mode & 07777) != 0700 && ::chmod(mirror.c_str(), 0700) != 0) ThrowIo("chmod " + mirror, errno);
 
   // The description goes first: a mirror being changed describes no point.
   std::string info_path = JoinPath(mirror, kPointInfo);
@@ -258,7 +389,7 @@ TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::ve
     if (env->Exists(dest) && IsDir(dest) != tree) {
       log->Info("volume " + v.name + " changed from " + (tree ? "a file" : "a tree") + " to " +
                 (tree ? "a tree" : "a file") + "; replacing its mirror");
-      RemoveAll(dest);
+      RemoveTreeNoFollow(dest);
       env->SyncDir(mirror);
     }
     InplaceOptions io;
@@ -303,8 +434,9 @@ TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::ve
     std::string p = JoinPath(mirror, old);
     if (!env->Exists(p)) continue;
     log->Info("volume " + old + " is no longer backed up; removing it from the mirror");
-    RemoveAll(p);
+    RemoveTreeNoFollow(p);
     std::string map = BlockmapPath(mirror, old);
+    CheckOwnEntry(map, false);
     if (env->Exists(map)) env->Remove(map);
     env->SyncDir(mirror);
   }
@@ -395,6 +527,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
   };
   if (path.empty()) {
     if (env->Exists(to) && overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force or a new directory");
+    CheckDestination(to, overwrite, false);
     env->MakeDir(to);
     for (const auto& vol : vols) restore_volume_part(vol, "", JoinPath(to, vol));
     env->SyncDir(to);
@@ -406,6 +539,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
     std::string sub = slash == std::string::npos ? "" : p.substr(slash + 1);
     if (std::find(vols.begin(), vols.end(), vol) == vols.end())
       ThrowNotFound("point " + point + " has no volume " + vol);
+    if (!sub.empty()) CheckInsidePath(JoinPath(root, vol), sub, "path");
     restore_volume_part(vol, sub, to);
   }
   return stats;
@@ -413,6 +547,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
 
 TargetVerifyReport VerifyTarget(InplaceTarget* target, Env* env, Logger* log) {
   TargetVerifyReport r;
+  WarnAboutMountOptions(*target, log);
   r.scrub = target->Scrub();
   if (r.scrub.ran) {
     if (r.scrub.ok && r.scrub.repaired) log->Warn(r.scrub.summary);
@@ -447,7 +582,8 @@ TargetVerifyReport VerifyTarget(InplaceTarget* target, Env* env, Logger* log) {
         std::string label = point + ": " + vol + "/";
         try {
           Blockmap map = ReadBlockmap(env, m);
-          label += map.path;
+          label += Printable(map.path);
+          CheckInsidePath(vroot, map.path, "the blockmap " + m + " names a path");
           r.files++;
           for (const auto& p : CheckAgainstMap(env, JoinPath(vroot, map.path), map, &r.blocks, &r.bytes))
             r.problems.push_back(label + ": " + p);

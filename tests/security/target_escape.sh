@@ -8,15 +8,10 @@
 # files symlinks point to included).
 set -euo pipefail
 source "$(dirname -- "$0")/../integration/lib.sh" "$@"
+source "$(dirname -- "$0")/target_lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "needs root (mounts, chown)"
 
-# tree_state DIR: one line per entry below DIR (type, mode, owner, size,
-# content hash or link target), sorted; what "nothing changed" compares.
-tree_state() {
-  (cd -- "$1" && find . -xdev -printf '%y %m %U:%G %s %p -> %l\n' | sort &&
-    find . -xdev -type f -print0 | sort -z | xargs -0 -r sha256sum)
-}
 # forge_volumes MIRROR NAME...: the point's description names exactly these
 # volumes (JSON strings, so "\u0000" is a NUL).
 forge_volumes() {
@@ -69,14 +64,14 @@ for bad in '../escaped' '../victimdir' '..' '.' '' 'a/../../victimdir' 'x\u0000y
   mkdir -p "$SENT/dest"
   before=$(tree_state "$SENT" | grep -v ' ./dest/r')
   vm restore --dir "$T" current --to "$SENT/dest/r"
-  expect_rc 1 "restore of a point naming volume '$bad'"
+  expect_rc 3 "restore of a point naming volume '$bad' (damage found)"
   expect_err "volume name" "restore of a point naming volume '$bad' says why"
   check_eq "$(tree_state "$SENT" | grep -v ' ./dest/r')" "$before" "nothing outside --to changed (volume '$bad')"
   check "no escaped file beside --to ('$bad')" test ! -e "$SENT/dest/escaped"
   # --force onto an existing destination beside a victim directory.
   mkdir -p "$SENT/dest/r"
   vm restore --dir "$T" current --to "$SENT/dest/r" --force
-  expect_rc 1 "restore --force of a point naming volume '$bad'"
+  expect_rc 3 "restore --force of a point naming volume '$bad'"
   check_eq "$(tree_state "$SENT" | grep -v ' ./dest/r')" "$before" "restore --force: nothing outside --to changed ('$bad')"
   # list and verify read the same names.
   vm verify --dir "$T"
@@ -92,7 +87,7 @@ echo "on another file system" >"$T/b/mnt/precious"
 ln -s "$SENT/victimdir" "$T/b/link-out"
 before=$(tree_state "$SENT")
 vm backup --dir "$T" "$SRC/a" "$SRC/img.raw"
-expect_rc 1 "backup that would remove a volume with a mount inside"
+expect_rc 2 "backup that would remove a volume with a mount inside"
 expect_err "$T/b/mnt" "the refusal names the mount point"
 check "the mounted file system keeps its file" test -f "$T/b/mnt/precious"
 check_eq "$(tree_state "$SENT")" "$before" "removing a volume: nothing outside the mirror changed"

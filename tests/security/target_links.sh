@@ -6,13 +6,10 @@
 # directory 0700, blockmaps 0600) and the nodev warning of plan/verify.
 set -euo pipefail
 source "$(dirname -- "$0")/../integration/lib.sh" "$@"
+source "$(dirname -- "$0")/target_lib.sh"
 
 [ "$(id -u)" -eq 0 ] || die "needs root"
 
-tree_state() {
-  (cd -- "$1" && find . -xdev -printf '%y %m %U:%G %s %p -> %l\n' | sort &&
-    find . -xdev -type f -print0 | sort -z | xargs -0 -r sha256sum)
-}
 map_of() {  # map_of MAPROOT REL: where the blockmap of REL lives
   local h
   h=$(printf '%s' "$2" | sha256sum | cut -c1-64)
