@@ -373,7 +373,7 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
   // so that a plan takes no lock and changes nothing.
   if (config.target.type != "store") {
     auto target = OpenInplaceTarget(env, config.target, log);
-    (void)target;
+    WarnAboutMountOptions(*target, log);
   } else if (!env->Exists(JoinPath(config.target.path, "config.json")))
     ThrowNotFound("store " + config.target.path +
                   " is not a vmback store (no config.json; create it with 'vmback store init')");
