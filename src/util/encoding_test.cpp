@@ -390,3 +390,32 @@ TEST(HashTest, IsZeroAndOrdering) {
 
 }  // namespace
 }  // namespace vmback
+
+namespace vmback {
+namespace {
+
+TEST(SafeNameTest, OneComponentOnly) {
+  EXPECT_TRUE(IsSafeName("disk.qcow2"));
+  EXPECT_TRUE(IsSafeName("..."));
+  EXPECT_TRUE(IsSafeName(" ..")) << "only exactly '.' and '..' are special";
+  EXPECT_FALSE(IsSafeName(""));
+  EXPECT_FALSE(IsSafeName("."));
+  EXPECT_FALSE(IsSafeName(".."));
+  EXPECT_FALSE(IsSafeName("a/b"));
+  EXPECT_FALSE(IsSafeName("/"));
+  EXPECT_FALSE(IsSafeName(std::string("..\0", 3)));
+  EXPECT_FALSE(IsSafeName(std::string("a\0b", 3)));
+}
+
+TEST(EscapeForTerminalTest, ControlCharactersAndBackslash) {
+  EXPECT_EQ(EscapeForTerminal("plain name.txt"), "plain name.txt");
+  EXPECT_EQ(EscapeForTerminal("a\nb"), "a\\x0ab");
+  EXPECT_EQ(EscapeForTerminal("\x1b[2J"), "\\x1b[2J");
+  EXPECT_EQ(EscapeForTerminal(std::string("a\0b", 3)), "a\\x00b");
+  EXPECT_EQ(EscapeForTerminal("\x7f"), "\\x7f");
+  EXPECT_EQ(EscapeForTerminal("a\\x0a"), "a\\x5cx0a") << "a literal backslash cannot pass for an escape";
+  EXPECT_EQ(EscapeForTerminal("h\xc3\xa9"), "h\xc3\xa9") << "UTF-8 passes";
+}
+
+}  // namespace
+}  // namespace vmback

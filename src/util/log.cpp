@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "util/encoding.h"
 #include "util/progress.h"
 
 namespace vmback {
@@ -23,8 +24,11 @@ void Logger::Write(LogLevel level, const std::string& message) {
       return s != nullptr && *s != '\0';
     }();
     static const char* kPriority[] = {"<3>", "<4>", "<6>", "<7>"};
+    // Messages name files, volumes and points read from disks others
+    // handled: their control characters are escaped, so that a name cannot
+    // forge a line of the log or drive the terminal.
     std::fprintf(stderr, "%svmback: %s%s\n", journal ? kPriority[static_cast<int>(level)] : "",
-                 kPrefix[static_cast<int>(level)], message.c_str());
+                 kPrefix[static_cast<int>(level)], EscapeForTerminal(message).c_str());
   }
 }
 

@@ -159,7 +159,22 @@ expect_rc 0 "restore --no-owner --no-special --no-privileges"
 check_eq "$(stat -c '%a %u' "$WORK/box/safe/v/suid")" "755 0" "safe: no setuid/setgid, owned by the restoring user"
 check "safe: no device node" test ! -e "$WORK/box/safe/v/null"
 check "safe: no fifo" test ! -e "$WORK/box/safe/v/fifo"
-rm -rf "$WORK/box/faithful" "$WORK/box/safe" "$WORK/box/dest" "$WORK/box/dest2"
+section "names with control characters are escaped in human-readable output, exact in JSON"
+echo '{"volumes": [{"name": "ev\u001b[2Jil\nvmback: forged line", "root": {"type": "file", "data": "x"}}]}' >"$WORK/spec_ctl.json"
+vm store init "$WORK/store_ctl"   # its own store: the one above holds refused points
+forge_point "$WORK/store_ctl" "$WORK/spec_ctl.json" "2026-06-01T000000Z"
+vm list --store "$WORK/store_ctl"
+expect_rc 0 "list with a control-character volume name"
+check "list prints no raw ESC" bash -c "! grep -q \$'\\x1b' '$VM_OUT'"
+check "list prints no forged line" bash -c "! grep -q '^vmback: forged line' '$VM_OUT'"
+check "list shows the escape" grep -qF 'ev\x1b[2Jil\x0avmback: forged line' "$VM_OUT"
+vm list --store "$WORK/store_ctl" --json
+check_eq "$(python3 -c 'import json,sys; print(repr([v for p in json.load(open(sys.argv[1])) for v in p["volumes"] if v.startswith("ev")][0]))' "$VM_OUT")" \
+  "'ev\x1b[2Jil\nvmback: forged line'" "list --json keeps the exact name"
+vm restore --store "$WORK/store_ctl" 2026-06-01T000000Z "nonexistent" --to "$WORK/box/ctl"
+expect_nonzero "restore of a missing volume"
+
+rm -rf "$WORK/box/faithful" "$WORK/box/safe" "$WORK/box/dest" "$WORK/box/dest2" "$WORK/box/ctl"
 expect_unchanged "$WORK/outside" "$BEFORE" "the sentinel at the end"
 
 finish
