@@ -648,10 +648,12 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       } else {
         for (const auto& p : points) {
           int64_t t = p["time_ns"].get<int64_t>();
-          out << p["name"].get<std::string>() << "  " << (t >= 0 ? FormatTimeUtc(t) : "?") << "  ";
+          // Names from the disk: escaped for the terminal (--json keeps them exact).
+          out << EscapeForTerminal(p["name"].get<std::string>()) << "  " << (t >= 0 ? FormatTimeUtc(t) : "?")
+              << "  ";
           std::string sep;
           for (const auto& v : p["volumes"]) {
-            out << sep << v.get<std::string>();
+            out << sep << EscapeForTerminal(v.get<std::string>());
             sep = ",";
           }
           out << "\n";
@@ -698,13 +700,16 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
           out << "checked " << r.points << " points, " << r.files << " files, " << r.blocks << " blocks ("
               << FormatBytes(r.bytes) << ") against their blockmaps: "
               << (r.problems.empty() ? "all good" : std::to_string(r.problems.size()) + " problem(s)") << "\n";
-          for (const auto& p : r.problems) out << "  " << p << "\n";
+          for (const auto& p : r.problems) out << "  " << EscapeForTerminal(p) << "\n";
         }
         if (!r.ok()) return kExitDamaged;
         return r.scrub.repaired ? kExitWarnings : kExitOk;
       }
-      // Exclusive: verify heals copies and records damage.
-      auto store = OpenStore(config, verify_target, LockMode::kExclusive, &log);
+      // Exclusive: verify heals copies and records damage; on read-only
+      // media it can only read.
+      bool read_only = IsReadOnlyFileSystem(config.target.path);
+      if (read_only) log.Info(config.target.path + " is on a read-only file system: verify reads only, repairs nothing");
+      auto store = OpenStore(config, verify_target, read_only ? LockMode::kShared : LockMode::kExclusive, &log);
       VerifyReport r = Verify(store.get(), &log);
       outcome.body = VerifyReportToJson(r);
       outcome.metrics.verify_errors = r.problems.size();
