@@ -72,18 +72,26 @@ IndexFile DecodeIndexFile(std::string_view data, const std::string& where) {
   if (GetU32(body.data() + 8) != kIndexVersion) ThrowCorrupt(where + ": unsupported index version");
   uint32_t npacks = GetU32(body.data() + 12);
   size_t pos = 16;
+  // Counts come from a disk: each pack takes at least 36 bytes and each entry
+  // kIndexEntrySize, so the file's size bounds both before anything is
+  // reserved. Lengths in the entries are bounded by DecodeValidPackEntry.
+  if (npacks > (body.size() - pos) / 36) ThrowCorrupt(where + ": index truncated");
   IndexFile f;
+  f.packs.reserve(npacks);
   for (uint32_t i = 0; i < npacks; i++) {
     if (pos + 36 > body.size()) ThrowCorrupt(where + ": index truncated");
     Hash pack;
     std::memcpy(pack.bytes.data(), body.data() + pos, 32);
     uint32_t n = GetU32(body.data() + pos + 32);
     pos += 36;
-    if (pos + uint64_t{n} * kIndexEntrySize > body.size()) ThrowCorrupt(where + ": index truncated");
+    if (uint64_t{n} * kIndexEntrySize > body.size() - pos) ThrowCorrupt(where + ": index truncated");
     std::vector<PackEntry> entries(n);
     for (uint32_t k = 0; k < n; k++) {
       if (!DecodeValidPackEntry(body.data() + pos, &entries[k]))
-        ThrowCorrupt(where + ": index entry " + std::to_string(k) + " of pack " + pack.Hex() + " is invalid");
+        ThrowCorrupt(where + ": index entry " + std::to_string(k) + " of pack " + pack.Hex() +
+                     " is invalid (" + std::to_string(entries[k].stored_len) + " bytes stored, " +
+                     std::to_string(entries[k].raw_len) + " raw, at offset " + std::to_string(entries[k].offset) +
+                     ")");
       pos += kIndexEntrySize;
     }
     f.packs.emplace_back(pack, std::move(entries));

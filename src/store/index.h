@@ -62,8 +62,10 @@ struct IndexFile {
 };
 
 std::string EncodeIndexFile(const IndexFile& f);
-// Throws kCorrupt (naming `where`) on a bad magic, version or checksum, or an
-// entry no pack could hold (see DecodeValidPackEntry).
+// Throws kCorrupt (naming `where`) on a bad magic, version or checksum, a
+// count the file's size cannot hold, or an entry no pack could hold (see
+// DecodeValidPackEntry: lengths beyond the format's maxima). Whether an entry
+// fits in its pack is checked when the blob is read (ReadBlob).
 IndexFile DecodeIndexFile(std::string_view data, const std::string& where);
 
 }  // namespace vmback

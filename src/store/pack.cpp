@@ -4,12 +4,44 @@
 
 #include <cstring>
 
+#include "store/tree.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
 namespace vmback {
 
+static_assert(kMaxListBlobSize == kIdsPerList * sizeof(Hash::bytes), "a list blob is kIdsPerList ids");
+
+static bool ValidKinds(BlobType t, Compression c) {
+  return static_cast<uint8_t>(t) <= 2 && static_cast<uint8_t>(c) <= 1;
+}
+
+uint32_t MaxRawLen(BlobType t) {
+  switch (t) {
+    case BlobType::kData: return kMaxBlockSize;
+    case BlobType::kList: return kMaxListBlobSize;
+    case BlobType::kTree: return kMaxTreeBlobSize;
+  }
+  return 0;
+}
+
+uint64_t MaxStoredLen(BlobType t, Compression c, uint32_t raw_len) {
+  if (!ValidKinds(t, c)) return 0;
+  if (c == Compression::kNone) return raw_len;
+  return ZSTD_COMPRESSBOUND(uint64_t{MaxRawLen(t)});
+}
+
+bool BlobLengthsValid(const PackEntry& e) {
+  if (!ValidKinds(e.type, e.comp) || e.raw_len > MaxRawLen(e.type)) return false;
+  if (e.comp == Compression::kNone) return e.stored_len == e.raw_len;
+  return e.stored_len <= MaxStoredLen(e.type, e.comp, e.raw_len);
+}
+
 EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level) {
+  if (raw.size() > MaxRawLen(type))
+    throw Error(ErrorKind::kOther, "a " + std::string(type == BlobType::kTree ? "directory listing" : "blob") +
+                                       " of " + std::to_string(raw.size()) + " bytes is larger than the store " +
+                                       "format allows (" + std::to_string(MaxRawLen(type)) + " bytes)");
   EncodedBlob b;
   b.id = id;
   b.type = type;
@@ -28,19 +60,29 @@ EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int 
 }
 
 std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::string& where) {
+  // The lengths come from a disk: bounded before the output is allocated.
+  if (!ValidKinds(e.type, e.comp))
+    ThrowCorrupt(where + ": blob " + e.id.Hex() + " has an unknown type or compression");
+  if (e.raw_len > MaxRawLen(e.type) || stored.size() > MaxStoredLen(e.type, e.comp, e.raw_len))
+    ThrowCorrupt(where + ": blob " + e.id.Hex() + " is larger than the format allows (" +
+                 std::to_string(stored.size()) + " bytes stored, " + std::to_string(e.raw_len) + " raw)");
   std::string raw;
   if (e.comp == Compression::kNone) {
     raw.assign(stored);
-  } else if (e.comp == Compression::kZstd) {
-    if (e.raw_len > kMaxBlobSize) ThrowCorrupt(where + ": blob " + e.id.Hex() + " too large");
+  } else {
+    // A frame that declares its size must declare raw_len.
+    unsigned long long declared = ZSTD_getFrameContentSize(stored.data(), stored.size());
+    if (declared == ZSTD_CONTENTSIZE_ERROR)
+      ThrowCorrupt(where + ": blob " + e.id.Hex() + " is not a zstd frame");
+    if (declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != e.raw_len)
+      ThrowCorrupt(where + ": blob " + e.id.Hex() + " does not match its hash (zstd frame of " +
+                   std::to_string(declared) + " bytes, " + std::to_string(e.raw_len) + " expected)");
     raw.resize(e.raw_len);
     size_t n = ZSTD_decompress(raw.data(), raw.size(), stored.data(), stored.size());
     if (ZSTD_isError(n))
       ThrowCorrupt(where + ": blob " + e.id.Hex() + " does not decompress (" +
                    ZSTD_getErrorName(n) + ")");
     raw.resize(n);
-  } else {
-    ThrowCorrupt(where + ": blob " + e.id.Hex() + " has unknown compression");
   }
   if (raw.size() != e.raw_len || Sha256(raw) != e.id)
     ThrowCorrupt(where + ": blob " + e.id.Hex() + " does not match its hash");
@@ -120,14 +162,28 @@ PackEntry DecodePackEntry(const char* p) {
   return e;
 }
 
-static bool ValidKinds(BlobType t, Compression c) {
-  return static_cast<uint8_t>(t) <= 2 && static_cast<uint8_t>(c) <= 1;
-}
-
 bool DecodeValidPackEntry(const char* p, PackEntry* e) {
   *e = DecodePackEntry(p);
-  return ValidKinds(e->type, e->comp) && p[34] == 0 && p[35] == 0 &&
-         e->offset >= kPackHeaderSize + kBlobHeaderSize && e->offset <= UINT64_MAX - e->stored_len;
+  return BlobLengthsValid(*e) && p[34] == 0 && p[35] == 0 && e->offset >= kPackHeaderSize + kBlobHeaderSize &&
+         e->offset <= UINT64_MAX - e->stored_len;
+}
+
+std::string ReadBlob(ReadableFile* file, const PackEntry& e) {
+  const std::string where = file->path() + " offset " + std::to_string(e.offset);
+  if (!BlobLengthsValid(e))
+    ThrowCorrupt(where + ": blob " + e.id.Hex() + " has impossible lengths (" + std::to_string(e.stored_len) +
+                 " bytes stored, " + std::to_string(e.raw_len) + " raw)");
+  // Between the pack header and the footer; no sums of values read, so no
+  // wrap-around.
+  const uint64_t size = file->Size();
+  const uint64_t end = size < kPackHeaderSize + kPackFooterSize ? 0 : size - kPackFooterSize;
+  if (e.offset < kPackHeaderSize + kBlobHeaderSize || e.offset > end || e.stored_len > end - e.offset)
+    ThrowCorrupt(where + ": blob " + e.id.Hex() + " of " + std::to_string(e.stored_len) +
+                 " bytes lies beyond the end of the pack (" + std::to_string(size) + " bytes)");
+  std::string stored(e.stored_len, '\0');
+  if (file->ReadAt(e.offset, stored.data(), stored.size()) != stored.size())
+    ThrowCorrupt(file->path() + ": truncated at offset " + std::to_string(e.offset));
+  return DecodeBlob(e, stored, where);
 }
 
 std::vector<PackEntry> ReadPackEntries(ReadableFile* file) {
@@ -160,8 +216,7 @@ std::vector<PackEntry> ReadPackEntries(ReadableFile* file) {
   entries.reserve(count);
   for (uint32_t i = 0; i < count; i++) {
     PackEntry e;
-    if (!DecodeValidPackEntry(table.data() + i * kPackEntrySize, &e) || e.offset + e.stored_len > table_offset ||
-        e.raw_len > kMaxBlobSize)
+    if (!DecodeValidPackEntry(table.data() + i * kPackEntrySize, &e) || e.offset + e.stored_len > table_offset)
       ThrowCorrupt(where + ": pack entry " + std::to_string(i) + " is invalid");
     entries.push_back(e);
   }
@@ -182,8 +237,8 @@ std::vector<PackEntry> ScanPackBlobs(ReadableFile* file) {
     e.raw_len = GetU32(h + 8);
     std::memcpy(e.id.bytes.data(), h + 12, 32);
     e.offset = pos + kBlobHeaderSize;
-    if (!ValidKinds(e.type, e.comp) || h[2] || h[3] || e.raw_len > kMaxBlobSize ||
-        e.offset + e.stored_len > size)
+    // Lengths first: then offset + stored_len cannot wrap.
+    if (!BlobLengthsValid(e) || h[2] || h[3] || e.stored_len > size - e.offset)
       break;
     entries.push_back(e);
     pos = e.offset + e.stored_len;

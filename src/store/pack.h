@@ -25,7 +25,16 @@ inline constexpr size_t kPackHeaderSize = 12;     // magic + u32 version
 inline constexpr size_t kBlobHeaderSize = 44;     // type, comp, pad, clen, raw_len, id
 inline constexpr size_t kPackEntrySize = 52;
 inline constexpr size_t kPackFooterSize = 52;     // count, sha256(entries), entries offset, magic
-inline constexpr uint32_t kMaxBlobSize = 64u << 20;
+
+// The largest plain (raw_len) size of each kind of blob (docs/FORMAT.md): a
+// data blob is one block and block_size is at most 16 MiB; a list blob holds
+// at most kIdsPerList (2048) ids of 32 bytes; a tree blob is one directory's
+// JSON, which the writer refuses to make larger than 64 MiB. Every length
+// read from a store is checked against these before anything is allocated.
+inline constexpr uint32_t kMaxBlockSize = 16u << 20;
+inline constexpr uint32_t kMaxListBlobSize = 2048 * 32;
+inline constexpr uint32_t kMaxTreeBlobSize = 64u << 20;
+inline constexpr uint32_t kMaxBlobSize = kMaxTreeBlobSize;  // the largest of the three
 
 struct PackEntry {
   Hash id;
@@ -46,23 +55,42 @@ struct EncodedBlob {
   std::string stored;
 };
 
+// The largest raw_len a blob of type t may have; 0 for an unknown type.
+uint32_t MaxRawLen(BlobType t);
+// The largest stored_len a blob of this raw_len and compression may have:
+// raw_len itself when stored raw, ZSTD_compressBound(MaxRawLen(t)) for a zstd
+// frame; 0 for an unknown type or compression.
+uint64_t MaxStoredLen(BlobType t, Compression c, uint32_t raw_len);
+// True when e's kinds are known and its lengths within the bounds above (a
+// stored raw blob has stored_len == raw_len). Says nothing of where it lies.
+bool BlobLengthsValid(const PackEntry& e);
+
 // One entry of a pack's table (also the entry layout of index files):
 // kPackEntrySize bytes. Decode does not validate the kinds.
 void EncodePackEntry(std::string* dst, const PackEntry& e);
 PackEntry DecodePackEntry(const char* p);
 // Decodes an entry and checks what can be checked of it alone: a known type
-// and compression, zero padding, stored bytes that start after the pack and
-// blob headers and end below 2^64. Returns false if any of that is wrong.
-// Whether it lies inside its pack is the caller's check (raw_len is checked
-// when the blob is decoded).
+// and compression, zero padding, lengths within the format's maxima
+// (BlobLengthsValid), stored bytes that start after the pack and blob headers
+// and end below 2^64. Returns false if any of that is wrong. Whether it lies
+// inside its pack is the caller's check (see ReadBlob).
 bool DecodeValidPackEntry(const char* p, PackEntry* e);
 
 // Compresses raw with zstd at level; keeps it raw when that is not smaller.
+// Throws ErrorKind::kOther when raw is larger than MaxRawLen(type): no reader
+// would accept the blob.
 EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level);
 
 // Decompresses and re-hashes; throws ErrorKind::kCorrupt (naming `where`) if
 // the bytes do not decode to exactly raw_len bytes whose SHA-256 is the id.
+// Lengths beyond the format's maxima are refused before any allocation.
 std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::string& where);
+
+// Reads and decodes the blob e (from an index or a pack table) of the pack
+// `file`. Throws kCorrupt naming the pack, before allocating anything, when
+// e's lengths are beyond the format's maxima or its stored bytes do not lie
+// between the pack's header and its footer.
+std::string ReadBlob(ReadableFile* file, const PackEntry& e);
 
 // Appends blobs to a new pack file. Not thread-safe.
 class PackWriter {

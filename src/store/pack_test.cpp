@@ -3,6 +3,7 @@
 #include "store/pack.h"
 
 #include <gtest/gtest.h>
+#include <zstd.h>
 
 #include <cstring>
 #include <memory>
@@ -567,6 +568,226 @@ TEST(PackTest, ScanStopsAtDamagedHeader) {
   for (size_t i = 0; i < 3; i++) ExpectSameEntry(scanned[i], p.entries[i], std::to_string(i));
 }
 
+
+// ------------------------------------------------------- length bounds
+// Every length in a pack or index comes from a disk anyone may have handled:
+// it is bounded by the format's maxima and by the pack's size before
+// anything is allocated (docs/FORMAT.md, "Blobs").
+
+PackEntry EntryWithLengths(BlobType type, Compression comp, uint32_t stored_len, uint32_t raw_len) {
+  PackEntry e;
+  e.id = Sha256("some blob");
+  e.type = type;
+  e.comp = comp;
+  e.offset = kPackHeaderSize + kBlobHeaderSize;
+  e.stored_len = stored_len;
+  e.raw_len = raw_len;
+  return e;
+}
+
+TEST(PackBoundsTest, MaximaPerType) {
+  EXPECT_EQ(MaxRawLen(BlobType::kData), 16u << 20);
+  EXPECT_EQ(MaxRawLen(BlobType::kList), 2048u * 32);
+  EXPECT_EQ(MaxRawLen(BlobType::kTree), 64u << 20);
+  EXPECT_EQ(MaxRawLen(static_cast<BlobType>(3)), 0u);
+  for (BlobType t : {BlobType::kData, BlobType::kList, BlobType::kTree}) {
+    const uint32_t max = MaxRawLen(t);
+    const uint64_t zmax = ZSTD_COMPRESSBOUND(uint64_t{max});
+    EXPECT_EQ(MaxStoredLen(t, Compression::kZstd, 1), zmax);
+    EXPECT_EQ(MaxStoredLen(t, Compression::kNone, 7), 7u);
+    EXPECT_TRUE(BlobLengthsValid(EntryWithLengths(t, Compression::kNone, max, max)));
+    EXPECT_TRUE(BlobLengthsValid(EntryWithLengths(t, Compression::kZstd, zmax, max)));
+    EXPECT_TRUE(BlobLengthsValid(EntryWithLengths(t, Compression::kZstd, 0, 0)));
+    EXPECT_FALSE(BlobLengthsValid(EntryWithLengths(t, Compression::kNone, max + 1, max + 1)));
+    EXPECT_FALSE(BlobLengthsValid(EntryWithLengths(t, Compression::kZstd, 10, max + 1)));
+    EXPECT_FALSE(BlobLengthsValid(EntryWithLengths(t, Compression::kZstd, zmax + 1, max)));
+    // Stored raw: the stored bytes are the blob.
+    EXPECT_FALSE(BlobLengthsValid(EntryWithLengths(t, Compression::kNone, 10, 11)));
+    EXPECT_FALSE(BlobLengthsValid(EntryWithLengths(t, Compression::kNone, 11, 10)));
+    EXPECT_FALSE(BlobLengthsValid(EntryWithLengths(t, Compression::kZstd, 0xffffffffu, 0xffffffffu)));
+    EXPECT_FALSE(BlobLengthsValid(EntryWithLengths(t, Compression::kNone, 0xffffffffu, 0xffffffffu)));
+  }
+  EXPECT_FALSE(BlobLengthsValid(EntryWithLengths(static_cast<BlobType>(3), Compression::kNone, 1, 1)));
+  EXPECT_FALSE(BlobLengthsValid(EntryWithLengths(BlobType::kData, static_cast<Compression>(2), 1, 1)));
+}
+
+TEST(PackBoundsTest, DecodeValidPackEntryRejectsForgedLengths) {
+  auto decodes = [](const PackEntry& e) {
+    std::string bytes;
+    EncodePackEntry(&bytes, e);
+    PackEntry back;
+    return DecodeValidPackEntry(bytes.data(), &back);
+  };
+  EXPECT_TRUE(decodes(EntryWithLengths(BlobType::kData, Compression::kZstd, 100, 65536)));
+  EXPECT_FALSE(decodes(EntryWithLengths(BlobType::kData, Compression::kZstd, 0xffffffffu, 0xffffffffu)));
+  EXPECT_FALSE(decodes(EntryWithLengths(BlobType::kData, Compression::kZstd, 100, (16u << 20) + 1)));
+  EXPECT_FALSE(decodes(EntryWithLengths(BlobType::kList, Compression::kNone, 65537, 65537)));
+  EXPECT_FALSE(decodes(EntryWithLengths(BlobType::kTree, Compression::kZstd, 100, (64u << 20) + 1)));
+}
+
+TEST(PackBoundsTest, EncodeRefusesBlobsNoReaderAccepts) {
+  EXPECT_NO_THROW(Encode(BlobType::kList, std::string(kMaxListBlobSize, 'x')));
+  EXPECT_EQ(KindOf([&] { Encode(BlobType::kList, std::string(kMaxListBlobSize + 1, 'x')); }), ErrorKind::kOther);
+  std::string msg;
+  EXPECT_EQ(KindOf([&] { Encode(BlobType::kTree, std::string(kMaxTreeBlobSize + 1, ' ')); }, &msg),
+            ErrorKind::kOther);
+  EXPECT_NE(msg.find(std::to_string(kMaxTreeBlobSize)), std::string::npos) << msg;
+}
+
+TEST(PackBoundsTest, DecodeRefusesForgedLengthsBeforeAllocating) {
+  EncodedBlob b = Encode(BlobType::kData, Compressible(8192, 40));
+  ASSERT_EQ(b.comp, Compression::kZstd);
+  PackEntry e = EntryOf(b);
+  std::string msg;
+  // raw_len 4 GiB-1: refused by the bound, not by a failed 4 GiB allocation.
+  e.raw_len = 0xffffffffu;
+  EXPECT_EQ(KindOf([&] { DecodeBlob(e, b.stored, "p.pack"); }, &msg), ErrorKind::kCorrupt);
+  EXPECT_NE(msg.find("larger than the format allows"), std::string::npos) << msg;
+  // Within the maximum, but not what the frame declares: refused before
+  // the output is allocated.
+  e.raw_len = 16u << 20;
+  EXPECT_EQ(KindOf([&] { DecodeBlob(e, b.stored, "p.pack"); }, &msg), ErrorKind::kCorrupt);
+  EXPECT_NE(msg.find("zstd frame of 8192 bytes"), std::string::npos) << msg;
+  // A list blob is at most 64 KiB however it is stored.
+  e = EntryOf(b);
+  e.type = BlobType::kList;
+  e.raw_len = kMaxListBlobSize + 1;
+  EXPECT_EQ(KindOf([&] { DecodeBlob(e, b.stored, "p.pack"); }), ErrorKind::kCorrupt);
+  // Not a zstd frame at all.
+  e = EntryOf(b);
+  std::string junk(b.stored.size(), 'j');
+  EXPECT_EQ(KindOf([&] { DecodeBlob(e, junk, "p.pack"); }, &msg), ErrorKind::kCorrupt);
+}
+
+// A ReadableFile that counts the bytes asked for, to show that a forged
+// length is refused before it is read (or allocated).
+class CountingFile final : public ReadableFile {
+ public:
+  explicit CountingFile(std::string data) : inner_(std::move(data), "packs/ab/forged.pack") {}
+  size_t ReadAt(uint64_t offset, void* buf, size_t n) override {
+    asked_ += n;
+    return inner_.ReadAt(offset, buf, n);
+  }
+  uint64_t Size() override { return inner_.Size(); }
+  uint64_t NextData(uint64_t offset) override { return offset; }
+  uint64_t NextHole(uint64_t) override { return inner_.Size(); }
+  void DropCache(uint64_t, uint64_t) override {}
+  const std::string& path() const override { return inner_.path(); }
+  uint64_t asked() const { return asked_; }
+
+ private:
+  StringFile inner_;
+  uint64_t asked_ = 0;
+};
+
+TEST(PackBoundsTest, ReadBlobReadsEveryBlobOfAPack) {
+  TempDir dir;
+  WrittenPack p = WritePack(dir / "p.pack");
+  CountingFile f(ReadFile(p.path));
+  for (size_t i = 0; i < p.entries.size(); i++) EXPECT_EQ(ReadBlob(&f, p.entries[i]), p.blobs[i].raw) << i;
+}
+
+TEST(PackBoundsTest, ReadBlobRefusesEntriesBeyondThePack) {
+  TempDir dir;
+  WrittenPack p = WritePack(dir / "p.pack");
+  const std::string bytes = ReadFile(p.path);
+  const uint64_t end = bytes.size() - kPackFooterSize;
+  const PackEntry good = p.entries[1];  // stored raw
+  ASSERT_EQ(good.comp, Compression::kNone);
+  struct Case {
+    const char* what;
+    Compression comp;
+    uint64_t offset;
+    uint32_t stored_len, raw_len;
+  };
+  for (const Case& c : {
+           Case{"the forged index of issue 11", Compression::kZstd, good.offset, 0xffffffffu, 0xffffffffu},
+           Case{"4 GiB-1 stored raw", Compression::kNone, good.offset, 0xffffffffu, 0xffffffffu},
+           Case{"16 MiB, past the end", Compression::kNone, good.offset, 16u << 20, 16u << 20},
+           Case{"into the footer", Compression::kNone, end - 10, 11, 11},
+           Case{"starts in the footer", Compression::kNone, end + 1, 1, 1},
+           Case{"starts past the end", Compression::kNone, bytes.size() + 100, 1, 1},
+           Case{"offset near 2^64", Compression::kNone, UINT64_MAX - 5, 5, 5},
+           Case{"inside the pack header", Compression::kNone, 4, 5, 5},
+       }) {
+    PackEntry e = good;
+    e.comp = c.comp;
+    e.offset = c.offset;
+    e.stored_len = c.stored_len;
+    e.raw_len = c.raw_len;
+    CountingFile f(bytes);
+    std::string msg;
+    EXPECT_EQ(KindOf([&] { ReadBlob(&f, e); }, &msg), ErrorKind::kCorrupt) << c.what;
+    EXPECT_NE(msg.find("packs/ab/forged.pack"), std::string::npos) << c.what << ": " << msg;
+    EXPECT_EQ(f.asked(), 0u) << c.what << ": read before the bounds were checked";
+  }
+  // Exactly up to the footer is fine as far as the bounds go (the bytes then
+  // do not hash to the id).
+  PackEntry e = good;
+  e.offset = end - 5;
+  e.stored_len = e.raw_len = 5;
+  CountingFile f(bytes);
+  std::string msg;
+  EXPECT_EQ(KindOf([&] { ReadBlob(&f, e); }, &msg), ErrorKind::kCorrupt);
+  EXPECT_NE(msg.find("does not match its hash"), std::string::npos) << msg;
+  EXPECT_EQ(f.asked(), 5u);
+}
+
+TEST(PackBoundsTest, ReadEntriesRefusesHugeFooterCount) {
+  TempDir dir;
+  WrittenPack p = WritePack(dir / "p.pack");
+  std::string bytes = ReadFile(p.path);
+  for (uint32_t count : {0xffffffffu, 0x80000000u, static_cast<uint32_t>(p.entries.size() + 1)}) {
+    std::string forged = bytes;
+    std::memcpy(forged.data() + forged.size() - kPackFooterSize, &count, 4);  // little-endian hosts
+    ASSERT_EQ(GetU32(forged.data() + forged.size() - kPackFooterSize), count);
+    CountingFile f(forged);
+    std::string msg;
+    EXPECT_EQ(KindOf([&] { ReadPackEntries(&f); }, &msg), ErrorKind::kCorrupt) << count;
+    EXPECT_NE(msg.find("packs/ab/forged.pack"), std::string::npos) << msg;
+    EXPECT_LE(f.asked(), kPackHeaderSize + kPackFooterSize) << "table read for a count the file cannot hold";
+  }
+}
+
+TEST(PackBoundsTest, ReadEntriesRefusesForgedLengthsWithGoodChecksum) {
+  TempDir dir;
+  WrittenPack p = WritePack(dir / "p.pack");
+  const std::string bytes = ReadFile(p.path);
+  const uint64_t table_offset = GetU64(bytes.data() + bytes.size() - kPackFooterSize + 36);
+  for (uint32_t raw_len : {0xffffffffu, (16u << 20) + 1}) {
+    std::string forged = bytes;
+    char* entry = forged.data() + table_offset;  // the first entry: a zstd data blob
+    ASSERT_EQ(entry[33], 1);
+    std::string len;
+    PutU32(&len, raw_len);
+    std::memcpy(entry + 40, len.data(), 4);
+    Hash sum = Sha256(std::string_view(forged).substr(table_offset, p.entries.size() * kPackEntrySize));
+    std::memcpy(forged.data() + forged.size() - kPackFooterSize + 4, sum.bytes.data(), 32);
+    StringFile f(forged);
+    EXPECT_EQ(KindOf([&] { ReadPackEntries(&f); }), ErrorKind::kCorrupt) << raw_len;
+  }
+}
+
+TEST(PackBoundsTest, ScanStopsAtForgedBlobHeaderLengths) {
+  TempDir dir;
+  WrittenPack p = WritePack(dir / "p.pack");
+  const std::string bytes = ReadFile(p.path);
+  // The third blob's header (a list, stored raw) claims more than a list can be.
+  const uint64_t h = p.entries[2].offset - kBlobHeaderSize;
+  for (uint32_t n : {0xffffffffu, kMaxListBlobSize + 1}) {
+    std::string forged = bytes;
+    std::string len;
+    PutU32(&len, n);
+    PutU32(&len, n);
+    std::memcpy(forged.data() + h + 4, len.data(), 8);
+    StringFile f(forged);
+    std::vector<PackEntry> scanned = ScanPackBlobs(&f);
+    ASSERT_EQ(scanned.size(), 2u) << n;
+    ExpectSameEntry(scanned[0], p.entries[0], "0");
+    ExpectSameEntry(scanned[1], p.entries[1], "1");
+  }
+}
+
 // ------------------------------------------------------------ index files
 
 IndexFile SampleIndex() {
@@ -579,7 +800,7 @@ IndexFile SampleIndex() {
     e.comp = i % 2 ? Compression::kZstd : Compression::kNone;
     e.offset = 56 + 1000 * i + (static_cast<uint64_t>(i) << 33);
     e.stored_len = 100 + i;
-    e.raw_len = 0xfffffff0u + i;
+    e.raw_len = i % 2 ? MaxRawLen(e.type) : e.stored_len;  // raw: stored_len == raw_len
     a.push_back(e);
   }
   f.packs.emplace_back(Sha256("pack a"), a);
@@ -675,6 +896,58 @@ TEST(IndexFileTest, RejectsWrongVersionAndCountsWithGoodChecksum) {
   std::string many_entries = body;
   std::memset(many_entries.data() + 16 + 32, 0xff, 4);  // first pack: 2^32-1 entries
   EXPECT_EQ(KindOf([&] { DecodeIndexFile(reseal(many_entries), "x"); }), ErrorKind::kCorrupt);
+}
+
+TEST(IndexFileTest, RejectsForgedLengthsWithGoodChecksum) {
+  // The 396-byte index of issue 11: one entry claiming a 4 GiB blob.
+  auto one_entry = [](const PackEntry& e) {
+    IndexFile f;
+    f.packs.emplace_back(Sha256("pack"), std::vector<PackEntry>{e});
+    return EncodeIndexFile(f);
+  };
+  PackEntry forged = EntryWithLengths(BlobType::kData, Compression::kZstd, 0xffffffffu, 0xffffffffu);
+  std::string msg;
+  EXPECT_EQ(KindOf([&] { DecodeIndexFile(one_entry(forged), "index/forged.idx"); }, &msg), ErrorKind::kCorrupt);
+  EXPECT_NE(msg.find("index/forged.idx"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("4294967295"), std::string::npos) << msg;
+  for (BlobType t : {BlobType::kData, BlobType::kList, BlobType::kTree}) {
+    const uint32_t max = MaxRawLen(t);
+    EXPECT_NO_THROW(DecodeIndexFile(one_entry(EntryWithLengths(t, Compression::kNone, max, max)), "x"));
+    EXPECT_EQ(KindOf([&] {
+                DecodeIndexFile(one_entry(EntryWithLengths(t, Compression::kNone, max + 1, max + 1)), "x");
+              }),
+              ErrorKind::kCorrupt);
+    EXPECT_EQ(KindOf([&] {
+                DecodeIndexFile(one_entry(EntryWithLengths(t, Compression::kZstd, 100, max + 1)), "x");
+              }),
+              ErrorKind::kCorrupt);
+  }
+}
+
+TEST(IndexFileTest, RejectsCountsTheFileCannotHold) {
+  auto reseal = [](std::string body) {
+    Hash h = Sha256(body);
+    return body + std::string(reinterpret_cast<const char*>(h.bytes.data()), 32);
+  };
+  std::string good = EncodeIndexFile(SampleIndex());
+  std::string body = good.substr(0, good.size() - 32);
+  for (uint32_t npacks : {0xffffffffu, 0x10000000u}) {
+    std::string forged = body;
+    std::string n;
+    PutU32(&n, npacks);
+    std::memcpy(forged.data() + 12, n.data(), 4);
+    std::string msg;
+    EXPECT_EQ(KindOf([&] { DecodeIndexFile(reseal(forged), "index/forged.idx"); }, &msg), ErrorKind::kCorrupt);
+    EXPECT_NE(msg.find("index/forged.idx"), std::string::npos) << msg;
+  }
+  // The last pack's entry count one more than the bytes left hold.
+  IndexFile one;
+  one.packs.emplace_back(Sha256("p"), std::vector<PackEntry>{
+                                          EntryWithLengths(BlobType::kData, Compression::kNone, 5, 5)});
+  std::string b1 = EncodeIndexFile(one);
+  b1.resize(b1.size() - 32);
+  b1[16 + 32] = 2;
+  EXPECT_EQ(KindOf([&] { DecodeIndexFile(reseal(b1), "x"); }), ErrorKind::kCorrupt);
 }
 
 TEST(BlobIndexTest, AddFindAndFirstWins) {

@@ -570,11 +570,8 @@ std::shared_ptr<ReadableFile> Store::OpenPack(size_t copy, uint32_t pack) const 
 }
 
 std::string Store::ReadBlobFrom(size_t copy, const BlobLocation& loc, const Hash& id) const {
-  auto file = OpenPack(copy, loc.pack);
-  std::string stored(loc.stored_len, '\0');
-  if (file->ReadAt(loc.offset, stored.data(), stored.size()) != stored.size())
-    ThrowCorrupt(file->path() + ": truncated at offset " + std::to_string(loc.offset));
-  return DecodeBlob(loc.ToEntry(id), stored, file->path() + " offset " + std::to_string(loc.offset));
+  // ReadBlob bounds the index's lengths by the pack's size before allocating.
+  return ReadBlob(OpenPack(copy, loc.pack).get(), loc.ToEntry(id));
 }
 
 std::string Store::Get(const Hash& id) const {

@@ -26,6 +26,7 @@ void CheckIndex(std::string_view data) {
             "entry has a known type and compression");
       Check(e.offset >= kPackHeaderSize + kBlobHeaderSize, "entry starts after a pack and blob header");
       Check(e.stored_len <= UINT64_MAX - e.offset, "entry end does not overflow");
+      Check(BlobLengthsValid(e), "entry lengths within the format's maxima");
     }
   Check(EncodeIndexFile(f) == data, "index re-encodes to its bytes");
 

@@ -20,7 +20,7 @@
 namespace vmback::fuzz {
 namespace {
 
-constexpr uint32_t kMaxDecodedBlob = 1u << 20;  // keeps runs fast; the limit itself is kMaxBlobSize
+constexpr uint32_t kMaxDecodedBlob = 1u << 20;  // keeps runs fast; the limits themselves are MaxRawLen
 
 bool ValidKinds(const PackEntry& e) {
   return static_cast<uint8_t>(e.type) <= 2 && static_cast<uint8_t>(e.comp) <= 1;
@@ -60,7 +60,7 @@ void CheckTable(std::string_view pack) {
     Check(ValidKinds(e), "entry has a known type and compression");
     Check(e.offset >= kPackHeaderSize + kBlobHeaderSize, "entry starts after a blob header");
     Check(e.offset <= table_offset && e.stored_len <= table_offset - e.offset, "entry ends before the table");
-    Check(e.raw_len <= kMaxBlobSize, "entry raw_len within kMaxBlobSize");
+    Check(BlobLengthsValid(e), "entry lengths within the format's maxima");
     EncodePackEntry(&table, e);
   }
   Check(pack.substr(table_offset, table.size()) == table, "table re-encodes to its bytes");
@@ -81,7 +81,7 @@ void CheckScan(std::string_view pack) {
     Check(e.offset == pos + kBlobHeaderSize, "scanned blobs are contiguous");
     Check(ValidKinds(e), "scanned blob has a known type and compression");
     Check(e.offset <= pack.size() && e.stored_len <= pack.size() - e.offset, "scanned blob lies inside the file");
-    Check(e.raw_len <= kMaxBlobSize, "scanned blob raw_len within kMaxBlobSize");
+    Check(BlobLengthsValid(e), "scanned blob lengths within the format's maxima");
     const char* h = pack.data() + pos;
     Check(h[2] == 0 && h[3] == 0, "scanned blob header padding is zero");
     Check(static_cast<uint8_t>(h[0]) == static_cast<uint8_t>(e.type) &&
@@ -103,6 +103,18 @@ void CheckEntry(std::string_view bytes) {
   std::string again;
   EncodePackEntry(&again, e);
   Check(again == copy, "a well-formed entry re-encodes to itself");
+  // The entry as an index would give it, read against the input as its pack:
+  // accepted only within the format's maxima and the pack's bounds.
+  if (e.raw_len > kMaxDecodedBlob) return;
+  MemFile file("fuzz.pack", bytes);
+  std::string raw;
+  if (Accepts(ErrorKind::kCorrupt, [&] { raw = ReadBlob(&file, e); })) {
+    Check(BlobLengthsValid(e), "a blob read has lengths within the format's maxima");
+    Check(bytes.size() >= kPackHeaderSize + kPackFooterSize && e.offset <= bytes.size() - kPackFooterSize &&
+              e.stored_len <= bytes.size() - kPackFooterSize - e.offset,
+          "a blob read lies before the footer");
+    Check(raw.size() == e.raw_len && Sha256(raw) == e.id, "a blob read is raw_len bytes hashing to its id");
+  }
 }
 
 // Recomputes the footer's table checksum when the footer's count and offset
