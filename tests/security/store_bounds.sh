@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Forged lengths in a store (issue 11, "Resource exhaustion"): an index entry
+# or a pack that claims a blob of 4 GiB, or a pack table of 2^32 entries, must
+# be refused as corruption, named, before anything of that size is allocated.
+# Each case starts from a real store made by the binary, forges bytes as
+# docs/FORMAT.md lays them out (with correct checksums, so that only the
+# length is wrong), runs restore and verify under /usr/bin/time -v, and checks
+# the exit status, the message and the peak resident memory.
+#
+# usage: bash store_bounds.sh /path/to/vmback
+set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=../integration/lib.sh
+source "$(dirname "$0")/../integration/lib.sh" "$@"
+
+command -v python3 >/dev/null || die "python3 is needed to forge the store"
+[ -x /usr/bin/time ] || die "/usr/bin/time (package time) is needed to measure peak memory"
+
+MAX_RSS_KB=$((256 * 1024))
+
+# vm_timed ARGS...: like vm (VM_RC, VM_OUT, VM_ERR, VM_CMD for lib.sh's
+# checks), under /usr/bin/time -v; sets VM_RSS_KB to the
+# peak resident set size. The address space is capped at 8 GiB so that a
+# regression fails this test instead of exhausting the machine running it.
+vm_timed() {
+  _VM_N=$((_VM_N + 1))
+  VM_OUT="$WORK/.vm/$_VM_N.out"
+  VM_ERR="$WORK/.vm/$_VM_N.err"
+  local tfile="$WORK/.vm/$_VM_N.time"
+  mkdir -p "$WORK/.vm"
+  # shellcheck disable=SC2034  # read by lib.sh's expect_* and _vm_context
+  VM_CMD="vmback$(printf ' %q' "$@")"
+  VM_RC=0
+  (ulimit -v $((8 << 20)) && exec /usr/bin/time -v -o "$tfile" "$VMBACK" "$@") \
+    >"$VM_OUT" 2>"$VM_ERR" || VM_RC=$?
+  VM_RSS_KB=$(awk -F': *' '/Maximum resident set size/ {print $2}' "$tfile")
+  if grep -q 'terminated by signal' "$tfile"; then
+    sed 's/^/      /' "$tfile" | head -3 >>"$VM_ERR"
+  fi
+}
+
+# check_rss WHAT: the last vm_timed run stayed under MAX_RSS_KB.
+check_rss() {
+  _count_check
+  if [ -z "${VM_RSS_KB:-}" ] || [ "$VM_RSS_KB" -ge "$MAX_RSS_KB" ]; then
+    _fail "$1: peak RSS ${VM_RSS_KB:-unknown} KiB, limit $MAX_RSS_KB KiB"
+    _vm_context
+    return 0
+  fi
+  echo "    $1: peak RSS $VM_RSS_KB KiB"
+}
+
+# forge STORE WHAT: rewrites bytes of the store's one index file or one pack
+# per docs/FORMAT.md and prints the path of the file it forged.
+#   index-huge     the first data blob's index entry: stored_len 0xFFFFFFFF,
+#                  raw_len 4 GiB-1 (checksum and file name recomputed)
+#   index-past-end the same entry: stored raw, 16 MiB (within the format's
+#                  maximum for a data blob, beyond the end of its pack)
+#   pack-huge      the pack's footer claims 2^32-1 entries and its first blob
+#                  header claims stored_len and raw_len 4 GiB-1; the index
+#                  files are removed so that the pack itself must be read
+forge() {
+  python3 - "$1" "$2" <<'EOF'
+import glob, hashlib, os, struct, sys
+
+store, what = sys.argv[1], sys.argv[2]
+ENTRY = 52
+
+def only(pattern):
+    files = sorted(glob.glob(os.path.join(store, pattern)))
+    if len(files) != 1:
+        sys.exit("expected one file matching %s, found %d" % (pattern, len(files)))
+    return files[0]
+
+if what.startswith("index-"):
+    path = only("index/*.idx")
+    data = bytearray(open(path, "rb").read())
+    assert data[:8] == b"VMBINDX\n", "not an index file"
+    body = data[:-32]
+    assert hashlib.sha256(body).digest() == bytes(data[-32:]), "index checksum"
+    (npacks,) = struct.unpack_from("<I", body, 12)
+    pos, target = 16, None
+    for _ in range(npacks):
+        (n,) = struct.unpack_from("<I", body, pos + 32)
+        pos += 36
+        for k in range(n):
+            if body[pos + 32] == 0 and target is None:  # type 0: data
+                target = pos
+            pos += ENTRY
+    assert target is not None, "no data blob in the index"
+    if what == "index-huge":
+        body[target + 33] = 1  # zstd
+        struct.pack_into("<II", body, target + 36, 0xFFFFFFFF, 0xFFFFFFFF)
+    elif what == "index-past-end":
+        body[target + 33] = 0  # stored raw
+        struct.pack_into("<II", body, target + 36, 16 << 20, 16 << 20)
+    else:
+        sys.exit("unknown forgery " + what)
+    out = bytes(body) + hashlib.sha256(body).digest()
+    new = os.path.join(os.path.dirname(path), hashlib.sha256(out).hexdigest() + ".idx")
+    os.remove(path)
+    with open(new, "wb") as f:
+        f.write(out)
+    print(new)
+elif what == "pack-huge":
+    path = only("packs/*/*.pack")
+    data = bytearray(open(path, "rb").read())
+    assert data[:8] == b"VMBPACK\n" and data[-8:] == b"VMBPEND\n", "not a pack"
+    struct.pack_into("<I", data, len(data) - 52, 0xFFFFFFFF)   # footer: entry count
+    struct.pack_into("<II", data, 12 + 4, 0xFFFFFFFF, 0xFFFFFFFF)  # first blob header
+    with open(path, "wb") as f:
+        f.write(data)
+    for idx in glob.glob(os.path.join(store, "index/*.idx")):
+        os.remove(idx)
+    print(path)
+else:
+    sys.exit("unknown forgery " + what)
+EOF
+}
+
+section "a real store with one small backup"
+SRC="$WORK/src"
+mkdir -p "$SRC"
+rand_file "$SRC/data.bin" 300K
+text_file "$SRC/notes.txt" 200000
+STORE="$WORK/store"
+vm store init "$STORE"
+expect_rc 0 "store init"
+vm backup --store "$STORE" "$SRC"
+expect_rc 0 "backup of a small tree"
+vm restore --store "$STORE" latest --to "$WORK/r-pristine"
+expect_rc 0 "restore of the unforged store"
+check_same_tree "$SRC" "$WORK/r-pristine/src" "restore of the unforged store"
+
+section "index entry: stored_len 0xFFFFFFFF, raw_len 4 GiB-1"
+cp -a "$STORE" "$WORK/s-huge"
+IDX=$(forge "$WORK/s-huge" index-huge)
+vm_timed restore --store "$WORK/s-huge" latest --to "$WORK/r-huge"
+check_rss "restore with a forged index entry"
+# The index is a cache: the entry is refused, the index file named, and the
+# pack's own table read instead, so the restore itself comes out whole.
+expect_err "$(basename "$IDX")" "restore names the forged index file"
+expect_rc 0 "restore with a forged index entry (the packs are intact)"
+[ -d "$WORK/r-huge/src" ] && check_same_tree "$SRC" "$WORK/r-huge/src" "restore with a forged index entry"
+vm_timed verify --store "$WORK/s-huge"
+check_rss "verify with a forged index entry"
+expect_err "$(basename "$IDX")" "verify names the forged index file"
+
+section "index entry: 16 MiB stored raw, past the end of its pack"
+cp -a "$STORE" "$WORK/s-end"
+IDX=$(forge "$WORK/s-end" index-past-end)
+PACK=$(cd "$WORK/s-end" && ls packs/*/*.pack)
+vm_timed restore --store "$WORK/s-end" latest --to "$WORK/r-end"
+check_rss "restore with an index entry past the end of its pack"
+expect_nonzero "restore with an index entry past the end of its pack"
+expect_err "$(basename "$PACK")" "restore names the pack the entry does not fit in"
+# verify re-reads the packs themselves, not through the index: it finds them
+# whole. Only its memory is checked here.
+vm_timed verify --store "$WORK/s-end"
+check_rss "verify with an index entry past the end of its pack"
+
+section "pack: footer claims 2^32-1 entries, first blob header 4 GiB-1, no index"
+cp -a "$STORE" "$WORK/s-pack"
+PACK=$(forge "$WORK/s-pack" pack-huge)
+vm_timed restore --store "$WORK/s-pack" latest --to "$WORK/r-pack"
+check_rss "restore from a pack with forged lengths"
+expect_nonzero "restore from a pack with forged lengths"
+expect_err "$(basename "$PACK")" "restore names the forged pack"
+vm_timed verify --store "$WORK/s-pack"
+check_rss "verify of a pack with forged lengths"
+expect_nonzero "verify of a pack with forged lengths"
+expect_err "$(basename "$PACK")" "verify names the forged pack"
+
+finish
