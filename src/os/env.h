@@ -6,12 +6,25 @@
 // Every method throws vmback::Error naming the path on failure. No method
 // ever reports a failure as an empty result (a listing that failed is not an
 // empty directory).
+//
+// Symlinks: no method follows a symlink in the last component of a path
+// (O_NOFOLLOW, lstat, rename and unlink act on the link itself); a symlink
+// where a file or directory is expected is an error naming it. A path the
+// user gave may contain symlinks: resolve it once (CanonicalPath) and build
+// the paths below it from the result. (The one exception, for writing to a
+// block device through its /dev/VG/LV link, is OpenWrite's kExisting.)
+//
+// Modes: files are created 0600 and directories 0700 unless a caller asks
+// for more; the umask of the process applies on top.
 #pragma once
 
 #include <sys/types.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -60,6 +73,20 @@ class FileLock {
 enum class CreateMode { kExclusive, kTruncate, kExisting };
 enum class LockMode { kShared, kExclusive };
 
+// What lstat(2) says of a path: the symlink itself, never its target.
+enum class FileKind { kMissing, kFile, kDir, kSymlink, kOther };
+struct FileStatus {
+  FileKind kind = FileKind::kMissing;
+  mode_t mode = 0;  // permission bits, st_mode & 07777
+};
+
+// Caps for files read whole (ReadFileToString), so that a file on a disk
+// someone else handled cannot make vmback allocate what it likes. Documented
+// in docs/FORMAT.md.
+inline constexpr uint64_t kMaxSmallFileSize = 1u << 20;      // config.json, tombstones, markers
+inline constexpr uint64_t kMaxManifestSize = 64u << 20;      // points/*.json, "damaged", reports
+inline constexpr uint64_t kMaxIndexFileSize = uint64_t{2} << 30;  // index/*.idx
+
 struct RunResult {
   int exit_code = -1;  // -1 when killed by a signal
   int signal = 0;
@@ -67,29 +94,60 @@ struct RunResult {
   std::string err;
 };
 
+// Bounds on an external command (Env::RunLimited): at the deadline, or as
+// soon as *cancel is set, its process group is killed and Run throws Error
+// naming the command. No deadline: kDefaultCommandTimeout (subprocess.h).
+struct RunLimits {
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
 class Env {
  public:
   virtual ~Env() = default;
 
   virtual std::unique_ptr<ReadableFile> OpenRead(const std::string& path) = 0;
-  // kExisting opens a file or block device for writing without truncating.
+  // kExclusive creates a new file (O_EXCL); kTruncate creates or empties
+  // one; neither goes through a symlink. kExisting opens a regular file or a
+  // block device for writing without truncating; a symlink is followed only
+  // when it leads to a block device (the /dev/VG/LV links of LVM), never to
+  // a regular file. perm is the mode of a new file, less the umask.
   virtual std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode,
-                                                  mode_t perm = 0644) = 0;
+                                                  mode_t perm = 0600) = 0;
   virtual void Rename(const std::string& from, const std::string& to) = 0;
   virtual void Remove(const std::string& path) = 0;
-  // Creates the directory; succeeds if it exists already.
+  // Creates the directory (mode 0700); succeeds if a directory exists
+  // there already, fails naming it if a symlink or anything else does.
   virtual void MakeDir(const std::string& path) = 0;
   virtual void SyncDir(const std::string& path) = 0;
+  // lstat(2): a symlink exists even when dangling.
   virtual bool Exists(const std::string& path) = 0;
+  // The names in a directory; a symlink to one is refused.
   virtual std::vector<std::string> ListDir(const std::string& path) = 0;
+  // lstat(2) of path; kMissing when it does not exist.
+  virtual FileStatus Status(const std::string& path);
+  // chmod(2) of a regular file or directory, on a descriptor opened without
+  // following a symlink (a symlink or anything else is refused, naming it).
+  // Not a write step for FaultEnv: only metadata changes.
+  virtual void SetMode(const std::string& path, mode_t mode);
   // Non-blocking: throws ErrorKind::kLocked when held elsewhere, naming the
   // holder. An exclusive holder's pid is kept in the lock file while held.
+  // The lock file is never a symlink (refused). A shared lock opens an
+  // existing lock file read-only, so that it works on read-only media; when
+  // the file does not exist and cannot be created because the file system
+  // is read-only (EROFS), a shared lock returns nullptr: there is no lock to
+  // take, and no writer that could change that file system.
   virtual std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) = 0;
   // Locks taken whose previous holder died holding them (the kernel freed
   // them): one line each, for the log. Clears the list.
   virtual std::vector<std::string> TakeStaleLockReports() { return {}; }
   // Runs argv (no shell), stdin from /dev/null, in its own process group.
   virtual RunResult Run(const std::vector<std::string>& argv) = 0;
+  // Run within limits. A wrapper that fakes Run needs not override this.
+  virtual RunResult RunLimited(const std::vector<std::string>& argv, const RunLimits& limits) {
+    (void)limits;
+    return Run(argv);
+  }
   virtual int64_t NowNanos() = 0;  // wall clock, ns since the epoch
 
   // The process-wide POSIX implementation.
@@ -97,14 +155,26 @@ class Env {
 };
 
 // Helpers built on any Env.
-std::string ReadFileToString(Env* env, const std::string& path);
-// Crash-safe replace: write to path.tmp-<pid>, fsync, rename, fsync the dir.
-void WriteFileAtomic(Env* env, const std::string& path, const std::string& data);
+// The whole file; a file larger than max_size is refused (ErrorKind::kCorrupt,
+// naming it and the cap) before anything is allocated for it.
+std::string ReadFileToString(Env* env, const std::string& path, uint64_t max_size = kMaxManifestSize);
+// Crash-safe replace: write to a new temporary "path.tmp-<random>" (created
+// O_EXCL, never through a symlink another user planted), fsync, rename over
+// path, fsync the directory. The file gets exactly perm, whatever the umask.
+// On failure the temporary is removed (best effort) and the error rethrown:
+// before the rename the old file is intact; after a failed directory fsync
+// the new one is in place but perhaps not durable.
+void WriteFileAtomic(Env* env, const std::string& path, const std::string& data, mode_t perm = 0600);
+// A name for a new temporary beside path: "path.tmp-" and 12 random hex
+// digits (every temporary vmback makes has ".tmp-" in its name).
+std::string TempPathFor(const std::string& path);
 std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);
 std::string JoinPath(const std::string& a, const std::string& b);
 // syncfs(2) on the file system holding path: every write on it made durable.
 void SyncFileSystem(const std::string& path);
+// True when path is on a file system mounted read-only (statvfs ST_RDONLY).
+bool IsReadOnlyFileSystem(const std::string& path);
 // realpath(3), or the path as given when it cannot be resolved.
 std::string CanonicalPath(const std::string& path);
 

@@ -3,6 +3,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -157,6 +158,33 @@ std::string ReadHolder(int fd) {
   return s;
 }
 
+// Why an open of path failed, with a clearer word than ELOOP when the path
+// is a symlink vmback refused to follow.
+[[noreturn]] void ThrowOpen(const std::string& what, const std::string& path, int err) {
+  struct stat st;
+  if ((err == ELOOP || err == EEXIST || err == ENOTDIR) && ::lstat(path.c_str(), &st) == 0 &&
+      S_ISLNK(st.st_mode))
+    throw Error(ErrorKind::kCorrupt, what + " " + path +
+                                         ": is a symbolic link where vmback expects its own file or "
+                                         "directory; refused, nothing written through it");
+  ThrowIo(what + " " + path, err);
+}
+
+// Opens path without following a symlink, without blocking on a fifo
+// (O_NONBLOCK, cleared again once it is known to be a regular file or a
+// block device), and checks what it is.
+Fd OpenChecked(const std::string& what, const std::string& path, int flags, mode_t perm,
+               struct stat* st) {
+  Fd fd(::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, perm));
+  if (fd.get() < 0) ThrowOpen(what, path, errno);
+  if (::fstat(fd.get(), st) != 0) ThrowIo("stat " + path, errno);
+  if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
+    throw Error(ErrorKind::kIo, what + " " + path + ": not a regular file or block device");
+  int fl = ::fcntl(fd.get(), F_GETFL);
+  if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) ThrowIo("fcntl " + path, errno);
+  return fd;
+}
+
 class PosixEnv final : public Env {
  public:
   std::vector<std::string> TakeStaleLockReports() override {
@@ -165,26 +193,40 @@ class PosixEnv final : public Env {
   }
 
   std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override {
-    Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (fd.get() < 0) ThrowIo("open " + path, errno);
     struct stat st;
-    if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + path, errno);
+    Fd fd = OpenChecked("open", path, O_RDONLY, 0, &st);
     uint64_t size = static_cast<uint64_t>(st.st_size);
     if (S_ISBLK(st.st_mode)) {
       if (::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) ThrowIo("size of block device " + path, errno);
-    } else if (!S_ISREG(st.st_mode)) {
-      throw Error(ErrorKind::kIo, "open " + path + ": not a regular file or block device");
     }
     return std::make_unique<PosixReadableFile>(path, std::move(fd), size);
   }
 
   std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode,
                                           mode_t perm) override {
-    int flags = O_WRONLY | O_CLOEXEC;
+    int flags = O_WRONLY;
     if (mode == CreateMode::kExclusive) flags |= O_CREAT | O_EXCL;
     if (mode == CreateMode::kTruncate) flags |= O_CREAT | O_TRUNC;
-    Fd fd(::open(path.c_str(), flags, perm));
-    if (fd.get() < 0) ThrowIo("create " + path, errno);
+    struct stat st;
+    if (mode == CreateMode::kExisting && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      // The one symlink followed: to a block device (/dev/VG/LV). Resolved
+      // through an O_PATH descriptor, so that what is checked is what is
+      // opened, and a link swapped for one to a regular file is refused.
+      Fd p(::open(path.c_str(), O_PATH | O_CLOEXEC));
+      if (p.get() < 0) ThrowIo("open " + path, errno);
+      if (::fstat(p.get(), &st) != 0) ThrowIo("stat " + path, errno);
+      if (!S_ISBLK(st.st_mode))
+        throw Error(ErrorKind::kCorrupt, "open " + path +
+                                             ": is a symbolic link to something other than a block "
+                                             "device; refused, nothing written through it");
+      std::string via = "/proc/self/fd/" + std::to_string(p.get());
+      Fd fd(::open(via.c_str(), O_WRONLY | O_CLOEXEC));
+      if (fd.get() < 0) ThrowIo("open " + path, errno);
+      return std::make_unique<PosixWritableFile>(path, std::move(fd));
+    }
+    Fd fd = OpenChecked(mode == CreateMode::kExisting ? "open" : "create", path, flags, perm, &st);
+    if (mode != CreateMode::kExisting && !S_ISREG(st.st_mode))
+      throw Error(ErrorKind::kIo, "create " + path + ": not a regular file");
     return std::make_unique<PosixWritableFile>(path, std::move(fd));
   }
 
@@ -195,7 +237,15 @@ class PosixEnv final : public Env {
     if (::unlink(path.c_str()) != 0) ThrowIo("remove " + path, errno);
   }
   void MakeDir(const std::string& path) override {
-    if (::mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) ThrowIo("mkdir " + path, errno);
+    if (::mkdir(path.c_str(), 0700) == 0) return;
+    if (errno != EEXIST) ThrowIo("mkdir " + path, errno);
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) ThrowIo("stat " + path, errno);
+    if (S_ISLNK(st.st_mode))
+      throw Error(ErrorKind::kCorrupt, "mkdir " + path +
+                                           ": is a symbolic link where vmback expects its own "
+                                           "directory; refused, nothing written through it");
+    if (!S_ISDIR(st.st_mode)) throw Error(ErrorKind::kIo, "mkdir " + path + ": exists and is not a directory");
   }
   void SyncDir(const std::string& path) override {
     Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
@@ -209,8 +259,11 @@ class PosixEnv final : public Env {
     ThrowIo("stat " + path, errno);
   }
   std::vector<std::string> ListDir(const std::string& path) override {
-    DIR* d = ::opendir(path.c_str());
+    Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.get() < 0) ThrowOpen("list", path, errno);
+    DIR* d = ::fdopendir(fd.get());
     if (!d) ThrowIo("list " + path, errno);
+    fd.release();  // closedir closes it
     std::vector<std::string> names;
     errno = 0;
     while (struct dirent* e = ::readdir(d)) {
@@ -224,8 +277,24 @@ class PosixEnv final : public Env {
     return names;
   }
   std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
-    Fd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
-    if (fd.get() < 0) ThrowIo("open lock " + path, errno);
+    Fd fd;
+    if (mode == LockMode::kShared) {
+      // Read-only, so that a store on read-only media can be read; created
+      // (O_EXCL) only when missing.
+      for (int attempt = 0; fd.get() < 0; attempt++) {
+        fd.reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+        if (fd.get() >= 0 || errno != ENOENT) break;
+        fd.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (fd.get() >= 0 || errno != EEXIST || attempt > 3) break;
+      }
+      if (fd.get() < 0 && errno == EROFS) return nullptr;
+    } else {
+      fd.reset(::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600));
+    }
+    if (fd.get() < 0) ThrowOpen("open lock", path, errno);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + path, errno);
+    if (!S_ISREG(st.st_mode)) throw Error(ErrorKind::kCorrupt, "lock " + path + ": not a regular file");
     int op = (mode == LockMode::kExclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
     if (::flock(fd.get(), op) != 0) {
       if (errno == EWOULDBLOCK) {
@@ -251,6 +320,9 @@ class PosixEnv final : public Env {
     return std::make_unique<PosixLock>(std::move(fd), mode == LockMode::kExclusive);
   }
   RunResult Run(const std::vector<std::string>& argv) override { return RunSubprocess(argv); }
+  RunResult RunLimited(const std::vector<std::string>& argv, const RunLimits& limits) override {
+    return RunSubprocess(argv, limits);
+  }
   int64_t NowNanos() override {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -269,23 +341,86 @@ Env* Env::Default() {
   return &env;
 }
 
-std::string ReadFileToString(Env* env, const std::string& path) {
+FileStatus Env::Status(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return {};
+    ThrowIo("stat " + path, errno);
+  }
+  FileStatus s;
+  s.mode = st.st_mode & 07777;
+  s.kind = S_ISREG(st.st_mode)   ? FileKind::kFile
+           : S_ISDIR(st.st_mode) ? FileKind::kDir
+           : S_ISLNK(st.st_mode) ? FileKind::kSymlink
+                                 : FileKind::kOther;
+  return s;
+}
+
+void Env::SetMode(const std::string& path, mode_t mode) {
+  struct stat before, st;
+  if (::lstat(path.c_str(), &before) != 0) ThrowIo("stat " + path, errno);
+  if (!S_ISREG(before.st_mode) && !S_ISDIR(before.st_mode))
+    ThrowOpen("chmod", path, S_ISLNK(before.st_mode) ? ELOOP : EINVAL);
+  Fd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (fd.get() < 0) ThrowOpen("chmod", path, errno);
+  if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + path, errno);
+  if (st.st_ino != before.st_ino || st.st_dev != before.st_dev)
+    throw Error(ErrorKind::kIo, "chmod " + path + ": replaced while vmback looked at it");
+  if (::fchmod(fd.get(), mode) != 0) ThrowIo("chmod " + path, errno);
+}
+
+std::string ReadFileToString(Env* env, const std::string& path, uint64_t max_size) {
   auto f = env->OpenRead(path);
+  if (f->Size() > max_size)
+    ThrowCorrupt(path + ": " + std::to_string(f->Size()) + " bytes, more than the " +
+                 std::to_string(max_size) + " such a file may have; refused");
   std::string data(f->Size(), '\0');
   size_t n = f->ReadAt(0, data.data(), data.size());
   data.resize(n);
   return data;
 }
 
-void WriteFileAtomic(Env* env, const std::string& path, const std::string& data) {
-  std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-  {
-    auto f = env->OpenWrite(tmp, CreateMode::kTruncate);
+std::string TempPathFor(const std::string& path) {
+  unsigned char raw[6];
+  if (::getentropy(raw, sizeof raw) != 0) ThrowIo("getentropy", errno);
+  static const char kHex[] = "0123456789abcdef";
+  std::string name = path + ".tmp-";
+  for (unsigned char c : raw) {
+    name += kHex[c >> 4];
+    name += kHex[c & 15];
+  }
+  return name;
+}
+
+void WriteFileAtomic(Env* env, const std::string& path, const std::string& data, mode_t perm) {
+  std::string tmp;
+  std::unique_ptr<WritableFile> f;
+  // A name another process took (or planted) is skipped, never opened.
+  for (int attempt = 0; !f; attempt++) {
+    tmp = TempPathFor(path);
+    try {
+      f = env->OpenWrite(tmp, CreateMode::kExclusive, perm);
+    } catch (const Error&) {
+      if (attempt >= 3 || !env->Exists(tmp)) throw;
+    }
+  }
+  try {
     f->Append(data.data(), data.size());
+    // The umask may have taken bits the caller wants (a metrics file that
+    // node_exporter, another user, must read).
+    if ((perm & 077) != 0) env->SetMode(tmp, perm);
     f->Sync();
     f->Close();
+    env->Rename(tmp, path);
+  } catch (...) {
+    f.reset();
+    try {
+      if (env->Exists(tmp)) env->Remove(tmp);
+    } catch (const Error&) {
+      // Best effort: the error that matters is the one being rethrown.
+    }
+    throw;
   }
-  env->Rename(tmp, path);
   env->SyncDir(DirName(path));
 }
 
@@ -316,6 +451,11 @@ void SyncFileSystem(const std::string& path) {
   int err = errno;
   ::close(fd);
   if (r != 0) ThrowIo("syncfs " + path, err);
+}
+
+bool IsReadOnlyFileSystem(const std::string& path) {
+  struct statvfs st;
+  return ::statvfs(path.c_str(), &st) == 0 && (st.f_flag & ST_RDONLY) != 0;
 }
 
 std::string CanonicalPath(const std::string& path) {

@@ -45,11 +45,17 @@ class FaultEnv final : public Env {
   std::vector<std::string> ListDir(const std::string& path) override {
     return base_->ListDir(path);
   }
+  FileStatus Status(const std::string& path) override { return base_->Status(path); }
+  // Not a write step: a mode change moves no data (see env.h).
+  void SetMode(const std::string& path, mode_t mode) override { base_->SetMode(path, mode); }
   std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
     return base_->Lock(path, mode);
   }
   std::vector<std::string> TakeStaleLockReports() override { return base_->TakeStaleLockReports(); }
   RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
+  RunResult RunLimited(const std::vector<std::string>& argv, const RunLimits& limits) override {
+    return base_->RunLimited(argv, limits);
+  }
   int64_t NowNanos() override { return base_->NowNanos(); }
 
   // True when the step about to happen should be cut short (a short write).

@@ -402,5 +402,115 @@ TEST(FaultEnvTest, ReadFaultThroughReadFileToString) {
   EXPECT_EQ(ReadFileToString(&fenv, tmp / "a"), "content");
 }
 
+// ---------------------------------------------------------------------------
+// PosixEnv never follows a symlink where it expects its own file or directory
+// (a store on a disk someone else handled), and makes private files.
+
+class PosixEnvLinksTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    victim_ = tmp_ / "victim";
+    WriteFile(victim_, "precious");
+  }
+  bool VictimIntact() { return ReadFile(victim_) == "precious"; }
+  TempDir tmp_;
+  std::string victim_;
+  Env* env_ = Env::Default();
+};
+
+TEST_F(PosixEnvLinksTest, CreatingNeverWritesThroughASymlink) {
+  std::string link = tmp_ / "link";
+  fs::create_symlink(victim_, link);
+  EXPECT_THROW(env_->OpenWrite(link, CreateMode::kTruncate), Error);
+  EXPECT_THROW(env_->OpenWrite(link, CreateMode::kExclusive), Error);
+  EXPECT_THROW(env_->OpenWrite(link, CreateMode::kExisting), Error);  // a regular file behind it
+  EXPECT_TRUE(VictimIntact());
+  std::string dangling = tmp_ / "dangling";
+  fs::create_symlink(tmp_ / "created", dangling);
+  EXPECT_THROW(env_->OpenWrite(dangling, CreateMode::kTruncate), Error);
+  EXPECT_FALSE(fs::exists(tmp_ / "created"));
+}
+
+TEST_F(PosixEnvLinksTest, LocksRefuseSymlinksAndNeverCreateTheirTarget) {
+  std::string link = tmp_ / "lock";
+  fs::create_symlink(victim_, link);
+  for (LockMode m : {LockMode::kShared, LockMode::kExclusive}) {
+    try {
+      env_->Lock(link, m);
+      ADD_FAILURE() << "locked through a symlink";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("symbolic link"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(VictimIntact());
+  std::string dangling = tmp_ / "lock2";
+  fs::create_symlink(tmp_ / "created", dangling);
+  EXPECT_THROW(env_->Lock(dangling, LockMode::kExclusive), Error);
+  EXPECT_THROW(env_->Lock(dangling, LockMode::kShared), Error);
+  EXPECT_FALSE(fs::exists(tmp_ / "created"));
+}
+
+TEST_F(PosixEnvLinksTest, DirectoriesAreNotFollowed) {
+  std::string real = tmp_ / "real";
+  fs::create_directory(real);
+  WriteFile(real + "/f", "x");
+  std::string link = tmp_ / "dirlink";
+  fs::create_symlink(real, link);
+  EXPECT_THROW(env_->ListDir(link), Error);
+  EXPECT_THROW(env_->MakeDir(link), Error);
+  EXPECT_EQ(env_->Status(link).kind, FileKind::kSymlink);
+  EXPECT_THROW(env_->SetMode(link, 0700), Error);
+  EXPECT_EQ(env_->ListDir(real), std::vector<std::string>{"f"});
+}
+
+TEST_F(PosixEnvLinksTest, NewFilesAndDirectoriesArePrivate) {
+  mode_t old = ::umask(022);
+  env_->MakeDir(tmp_ / "d");
+  env_->OpenWrite(tmp_ / "f", CreateMode::kExclusive)->Close();
+  WriteFileAtomic(env_, tmp_ / "a", "data");
+  ::umask(077);
+  WriteFileAtomic(env_, tmp_ / "m.prom", "metrics", 0644);  // exactly 0644, whatever the umask
+  ::umask(old);
+  EXPECT_EQ(env_->Status(tmp_ / "d").mode, 0700u);
+  EXPECT_EQ(env_->Status(tmp_ / "f").mode, 0600u);
+  EXPECT_EQ(env_->Status(tmp_ / "a").mode, 0600u);
+  EXPECT_EQ(env_->Status(tmp_ / "m.prom").mode, 0644u);
+  // Nothing left beside them.
+  EXPECT_EQ(env_->ListDir(tmp_.path()).size(), 5u);  // victim, d, f, a, m.prom
+}
+
+TEST_F(PosixEnvLinksTest, TempNamesAreRandomAndFailuresCleanUp) {
+  std::string a = TempPathFor(tmp_ / "x"), b = TempPathFor(tmp_ / "x");
+  EXPECT_NE(a, b);
+  EXPECT_EQ(a.rfind(tmp_ / "x.tmp-", 0), 0u);
+  // A crash-free failure (ENOSPC at the fsync) removes the temporary.
+  FaultPlan plan;
+  plan.fail_write_at = 3;  // create, write, fsync
+  plan.write_errno = ENOSPC;
+  FaultEnv fenv(env_, plan);
+  EXPECT_THROW(WriteFileAtomic(&fenv, tmp_ / "y", "data"), Error);
+  EXPECT_EQ(env_->ListDir(tmp_.path()), std::vector<std::string>{"victim"});
+}
+
+TEST_F(PosixEnvLinksTest, ReadWholeIsCapped) {
+  WriteFile(tmp_ / "big", std::string(4096, 'x'));
+  EXPECT_EQ(ReadFileToString(env_, tmp_ / "big", 4096).size(), 4096u);
+  try {
+    ReadFileToString(env_, tmp_ / "big", 4095);
+    ADD_FAILURE() << "read beyond the cap";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorrupt);
+    EXPECT_NE(std::string(e.what()).find(tmp_ / "big"), std::string::npos) << e.what();
+  }
+}
+
+TEST_F(PosixEnvLinksTest, AFifoIsRefusedWithoutBlocking) {
+  std::string fifo = tmp_ / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THROW(env_->OpenRead(fifo), Error);
+  EXPECT_THROW(env_->Lock(fifo, LockMode::kShared), Error);
+  EXPECT_THROW(env_->Lock(fifo, LockMode::kExclusive), Error);
+}
+
 }  // namespace
 }  // namespace vmback
