@@ -48,11 +48,11 @@ void Store::KeepAside(const std::string& path) const {
 void Store::CopyPack(const Hash& pack, size_t from, size_t to) {
   std::string src = PackPath(from, pack);
   std::string dst = PackPath(to, pack);
-  std::string tmp = copies_[to] + "/tmp/copy-" + pack.Hex().substr(0, 16) + "-" +
-                    std::to_string(::getpid());
   auto in = env_->OpenRead(src);
-  {
-    auto out = env_->OpenWrite(tmp, CreateMode::kTruncate, 0644);
+  // A random name, created O_EXCL: nothing planted under it is opened.
+  std::string tmp = TempPathFor(copies_[to] + "/tmp/copy-" + pack.Hex().substr(0, 16));
+  auto out = env_->OpenWrite(tmp, CreateMode::kExclusive);
+  try {
     Sha256Stream hash;
     std::string buf(4u << 20, '\0');
     for (uint64_t off = 0; off < in->Size();) {
@@ -62,13 +62,18 @@ void Store::CopyPack(const Hash& pack, size_t from, size_t to) {
       out->Append(buf.data(), n);
       off += n;
     }
-    if (hash.Finish() != pack) {
-      out->Close();
-      env_->Remove(tmp);
-      ThrowCorrupt(src + ": pack does not match its name; not copied to " + copies_[to]);
-    }
+    if (hash.Finish() != pack) ThrowCorrupt(src + ": pack does not match its name; not copied to " + copies_[to]);
     out->Sync();
     out->Close();
+  } catch (const Error& e) {
+    out.reset();
+    if (e.kind() == ErrorKind::kCrash) throw;  // a crash leaves its files behind
+    try {
+      env_->Remove(tmp);
+    } catch (const Error&) {
+      // Best effort: the next writer's Open empties tmp/ anyway.
+    }
+    throw;
   }
   std::string sub = DirName(dst);
   if (!env_->Exists(sub)) {
@@ -113,7 +118,7 @@ std::vector<uint64_t> Store::RepairIndexFiles() {
         auto& st = files.try_emplace(n, copies_.size(), State::kAbsent).first->second;
         std::string path = JoinPath(dir, n);
         try {
-          DecodeIndexFile(ReadFileToString(env_, path), path);
+          DecodeIndexFile(ReadFileToString(env_, path, kMaxIndexFileSize), path);
           st[c] = State::kWhole;
         } catch (const Error& e) {
           if (e.kind() == ErrorKind::kIo) {
@@ -131,7 +136,8 @@ std::vector<uint64_t> Store::RepairIndexFiles() {
     for (const auto& [name, st] : files) {
       std::string good;
       for (size_t c = 0; c < copies_.size() && good.empty(); c++)
-        if (st[c] == State::kWhole) good = ReadFileToString(env_, JoinPath(JoinPath(copies_[c], "index"), name));
+        if (st[c] == State::kWhole)
+          good = ReadFileToString(env_, JoinPath(JoinPath(copies_[c], "index"), name), kMaxIndexFileSize);
       for (size_t c = 0; c < copies_.size(); c++) {
         if (st[c] != State::kDamaged) continue;
         std::string path = JoinPath(JoinPath(copies_[c], "index"), name);
@@ -163,10 +169,14 @@ void Store::DeletePoint(const std::string& point) {
 SyncStats Store::Sync() {
   SyncStats stats;
   Guard([&] {
-    // A replaced disk: an empty directory named as a copy becomes one.
+    // A replaced disk: an empty directory the user named as a copy in this
+    // command becomes one (one that a disk's config.json records does not:
+    // that path comes from whoever wrote the disk).
     std::vector<std::string> still_absent;
     for (const auto& a : absent_) {
-      if (env_->Exists(a) && !env_->Exists(JoinPath(a, "config.json")) && env_->ListDir(a).empty()) {
+      if (named_.count(a) && env_->Status(a).kind == FileKind::kDir &&
+          !env_->Exists(JoinPath(a, "config.json")) && env_->ListDir(a).empty()) {
+        if (env_->Status(a).mode != 0700) env_->SetMode(a, 0700);
         nlohmann::json config = config_;
         config["copy_id"] = "";
         if (config_.contains("copies") && config_["copies"].is_array())
@@ -230,7 +240,7 @@ SyncStats Store::Sync() {
           std::string text = "synced\n";
           for (const auto& other : copies_)
             if (env_->Exists(other + "/points/" + t + ".deleted"))
-              text = ReadFileToString(env_, other + "/points/" + t + ".deleted");
+              text = ReadFileToString(env_, other + "/points/" + t + ".deleted", kMaxSmallFileSize);
           WriteFileAtomic(env_, tomb, text);
         }
         if (points[c].count(t)) {
@@ -261,7 +271,8 @@ SyncStats Store::Sync() {
           if (files[c].count(n)) continue;
           for (size_t from = 0; from < copies_.size(); from++) {
             if (!files[from].count(n)) continue;
-            std::string data = ReadFileToString(env_, JoinPath(JoinPath(copies_[from], sub), n));
+            std::string data = ReadFileToString(env_, JoinPath(JoinPath(copies_[from], sub), n),
+                                                std::string(sub) == "index" ? kMaxIndexFileSize : kMaxManifestSize);
             WriteFileAtomic(env_, JoinPath(JoinPath(copies_[c], sub), n), data);
             stats.files_copied++;
             if (std::string(sub) == "points") stats.copied_to[c]++;

@@ -928,8 +928,17 @@ TEST_F(MirrorTest, EmptyReplacementDiskBecomesAFullCopy) {
   for (const auto& e : fs::directory_iterator(b_)) fs::remove_all(e.path());
   ASSERT_TRUE(fs::is_empty(b_));
   {
+    // Recorded in config.json only: the disk says so, the user did not.
+    auto s = Open(a_);
+    EXPECT_EQ(s->absent_copies(), std::vector<std::string>{b_});
+    EXPECT_EQ(s->Sync().copies_initialized, 0u);
+    EXPECT_TRUE(fs::is_empty(b_));
+  }
+  {
     Logger olog(LogLevel::kError, false);
-    auto s = Open(a_, LockMode::kExclusive, Env::Default(), &olog);
+    StoreOptions named;
+    named.mirrors = {b_};
+    auto s = Store::Open(Env::Default(), a_, LockMode::kExclusive, &olog, named);
     EXPECT_EQ(s->absent_copies(), std::vector<std::string>{b_});
     SyncStats st = s->Sync();
     EXPECT_EQ(st.copies_initialized, 1u);

@@ -26,12 +26,50 @@ std::string RandomHex(size_t bytes) {
   return HexEncode(raw);
 }
 
+// A store holds root's backups (/etc/shadow among them): private to root.
+constexpr mode_t kDirMode = 0700;
+constexpr mode_t kFileMode = 0600;
+
 // Lays out one copy of a store in an empty directory.
 void InitCopy(Env* env, const std::string& dir, const nlohmann::json& config) {
   env->MakeDir(dir);
+  if (env->Status(dir).mode != kDirMode) env->SetMode(dir, kDirMode);  // an empty directory the user made
   for (const char* sub : {"packs", "index", "points", "tmp"}) env->MakeDir(JoinPath(dir, sub));
   WriteFileAtomic(env, JoinPath(dir, "config.json"), config.dump(2) + "\n");
   env->SyncDir(dir);
+}
+
+// Walks one copy of a store (its top level, packs/XX/ and the files in
+// them) before anything in it is opened. Every entry must be a regular file
+// or a directory: a symlink (a disk someone else handled may hold `lock ->
+// /etc/passwd` or `tmp -> /`) or a device node or fifo is refused, naming
+// it, before vmback writes, deletes or locks anything. With `tighten` (a
+// writer), modes wider than 0700 / 0600 are narrowed; returns how many.
+size_t CheckCopyLayout(Env* env, const std::string& dir, bool tighten, int depth = 0) {
+  size_t tightened = 0;
+  auto check = [&](const std::string& path, const FileStatus& st) {
+    if (st.kind == FileKind::kSymlink)
+      ThrowCorrupt(path + " is a symbolic link; a vmback store holds none (the disk was tampered "
+                          "with?): refused, nothing written or deleted");
+    if (st.kind != FileKind::kFile && st.kind != FileKind::kDir)
+      ThrowCorrupt(path + " is not a regular file or directory; a vmback store holds only those "
+                          "(the disk was tampered with?): refused, nothing written or deleted");
+    mode_t want = st.kind == FileKind::kDir ? kDirMode : kFileMode;
+    if (tighten && (st.mode & ~kDirMode) != 0) {
+      env->SetMode(path, want);
+      tightened++;
+    }
+  };
+  if (depth == 0) check(dir, env->Status(dir));
+  for (const auto& name : env->ListDir(dir)) {
+    std::string path = JoinPath(dir, name);
+    FileStatus st = env->Status(path);
+    if (st.kind == FileKind::kMissing) continue;  // removed meanwhile
+    check(path, st);
+    // STORE/packs/XX/ is the deepest level vmback uses.
+    if (st.kind == FileKind::kDir && depth < 2) tightened += CheckCopyLayout(env, path, tighten, depth + 1);
+  }
+  return tightened;
 }
 
 struct CopyConfig {
@@ -44,7 +82,7 @@ CopyConfig ReadCopyConfig(Env* env, const std::string& dir) {
   std::string config_path = JoinPath(dir, "config.json");
   CopyConfig c;
   try {
-    c.json = nlohmann::json::parse(ReadFileToString(env, config_path));
+    c.json = nlohmann::json::parse(ReadFileToString(env, config_path, kMaxSmallFileSize));
     if (!c.json.is_object() || c.json.value("format", "") != kFormatName)
       ThrowCorrupt(config_path + ": not a vmback store config");
     int version = c.json.at("version").get<int>();
@@ -68,6 +106,8 @@ std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, LockMode mo
   for (;;) {
     try {
       auto lock = env->Lock(JoinPath(dir, "lock"), mode);
+      if (!lock)
+        log->Info(dir + " is on a read-only file system and has no lock file; reading it without a lock");
       for (const auto& r : env->TakeStaleLockReports())
         log->Info("lock " + r + "; the kernel released it, going on");
       return lock;
@@ -108,13 +148,16 @@ void Store::Init(Env* env, const std::string& dir, uint32_t block_size,
   if (block_size < 4096 || block_size > (16u << 20) || (block_size & (block_size - 1)))
     ThrowConfig("block size " + std::to_string(block_size) +
                 " must be a power of two between 4 KiB and 16 MiB");
-  std::vector<std::string> all = {dir};
-  all.insert(all.end(), mirrors.begin(), mirrors.end());
+  // Symlinks in the paths the user gave are resolved once, here: the
+  // directories recorded (and used from now on) are the real ones.
+  std::vector<std::string> all = {CanonicalPath(dir)};
+  for (const auto& m : mirrors) all.push_back(CanonicalPath(m));
   for (size_t i = 0; i < all.size(); i++)
     for (size_t k = 0; k < i; k++)
       if (all[i] == all[k]) ThrowConfig(all[i] + " is named twice as a copy of the store");
-  for (const auto& d : all) {
+  for (auto& d : all) {
     env->MakeDir(d);
+    d = CanonicalPath(d);
     if (env->Exists(JoinPath(d, "config.json"))) ThrowConfig(d + " is already a vmback store");
     if (!env->ListDir(d).empty())
       ThrowConfig(d + " is not empty; a new store needs an empty or new directory");
@@ -149,11 +192,17 @@ Store::~Store() {
   }
 }
 
-std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mode, Logger* log,
+std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockMode mode, Logger* log,
                                    const StoreOptions& options) {
+  // The one place symlinks in the user's path are followed; below it none.
+  const std::string dir = CanonicalPath(given_dir);
   if (!env->Exists(dir)) ThrowNotFound("store " + dir + " does not exist (create it with 'vmback store init')");
   if (!env->Exists(JoinPath(dir, "config.json"))) ThrowNotFound(dir + " is not a vmback store (no config.json)");
   std::unique_ptr<Store> s(new Store(env, dir, log));
+  const bool writer = mode == LockMode::kExclusive;
+  if (size_t n = CheckCopyLayout(env, dir, writer))
+    log->Info("tightened the modes of " + std::to_string(n) + " file(s) and directories in " + dir +
+              " (a store is private: directories 0700, files 0600)");
   CopyConfig primary = ReadCopyConfig(env, dir);
   std::string config_path = JoinPath(dir, "config.json");
   try {
@@ -163,11 +212,19 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mo
   } catch (const nlohmann::json::exception& e) {
     ThrowCorrupt(config_path + ": damaged store config (" + e.what() + ")");
   }
-  if (s->block_size_ < 4096 || (s->block_size_ & (s->block_size_ - 1)))
-    ThrowCorrupt(config_path + ": bad block_size");
+  if (s->block_size_ < 4096 || s->block_size_ > (16u << 20) || (s->block_size_ & (s->block_size_ - 1)))
+    ThrowCorrupt(config_path + ": bad block_size " + std::to_string(s->block_size_) +
+                 " (a power of two from 4096 to 16 MiB)");
 
   // The copies: this one first, then the mirrors (given, or recorded).
-  std::vector<std::string> wanted = options.mirrors;
+  // Only a copy the user named may be made from an empty directory (Sync):
+  // the paths recorded in config.json come from a disk anyone may have
+  // written.
+  std::vector<std::string> wanted;
+  for (const auto& m : options.mirrors) {
+    wanted.push_back(CanonicalPath(m));
+    s->named_.insert(wanted.back());
+  }
   if (wanted.empty() && primary.json.contains("copies") && primary.json["copies"].is_array()) {
     // If the copy recorded under this copy's id is still at its recorded
     // path and that is not here, this directory is a duplicate (cp -a) of
@@ -192,7 +249,8 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mo
       for (const auto& c : primary.json["copies"]) {
         if (!c.is_object() || !c.contains("path")) continue;
         if (c.value("copy_id", "") == primary.copy_id) continue;  // this copy, wherever it is now
-        wanted.push_back(c["path"].get<std::string>());
+        if (!c["path"].is_string() || c["path"].get<std::string>().empty()) continue;
+        wanted.push_back(CanonicalPath(c["path"].get<std::string>()));
       }
     }
   }
@@ -203,8 +261,13 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mo
     std::string why;
     try {
       if (!env->Exists(JoinPath(m, "config.json"))) {
-        why = env->Exists(m) ? "has no store in it" : "is not there";
+        why = !env->Exists(m)       ? "is not there"
+              : s->named_.count(m) ? "has no store in it"
+                                   : "has no store in it (name it with --mirror to make it a new copy)";
       } else {
+        if (size_t n = CheckCopyLayout(env, m, writer))
+          log->Info("tightened the modes of " + std::to_string(n) + " file(s) and directories in " + m +
+                    " (a store is private: directories 0700, files 0600)");
         CopyConfig other = ReadCopyConfig(env, m);
         if (other.store_id != primary.store_id) why = "holds a different store";
         else if (!other.copy_id.empty() && other.copy_id == primary.copy_id) continue;  // the same copy
@@ -222,7 +285,8 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mo
     }
   }
   s->exclusive_ = mode == LockMode::kExclusive;
-  for (const auto& c : s->copies_) s->locks_.push_back(TakeLock(env, c, mode, options.lock_wait_seconds, log));
+  for (const auto& c : s->copies_)
+    if (auto lock = TakeLock(env, c, mode, options.lock_wait_seconds, log)) s->locks_.push_back(std::move(lock));
   if (mode == LockMode::kExclusive) {
     for (const auto& c : s->copies_) {
       // Leftovers of a run that died: nothing names them.
@@ -240,7 +304,7 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& dir, LockMode mo
   s->LoadIndex();
   std::string damaged = JoinPath(dir, "damaged");
   if (env->Exists(damaged)) {
-    std::string text = ReadFileToString(env, damaged);
+    std::string text = ReadFileToString(env, damaged, kMaxManifestSize);
     for (size_t pos = 0; pos + 64 <= text.size(); pos += 65) {
       Hash h;
       if (Hash::FromHex(std::string_view(text).substr(pos, 64), &h)) s->damaged_.insert(h);
@@ -300,7 +364,7 @@ void Store::LoadIndex() {
   for (const auto& path : index_paths) {
     const bool primary = DirName(path) == index_dir;
     try {
-      IndexFile f = DecodeIndexFile(ReadFileToString(env_, path), path);
+      IndexFile f = DecodeIndexFile(ReadFileToString(env_, path, kMaxIndexFileSize), path);
       for (auto& [pack, entries] : f.packs) {
         if (!is_present.count(pack)) {
           log_->Warn("pack " + PackPath(pack) + " is named by " + path +
@@ -416,6 +480,7 @@ void Store::SaveDamaged() {
     std::sort(sorted.begin(), sorted.end());
     for (const auto& h : sorted) text += h.Hex() + "\n";
   }
+  if (!exclusive_) return;  // a reader (read-only media) keeps it in memory only
   if (!text.empty()) WriteEverywhere("damaged", text);
   else RemoveEverywhere("damaged");
 }
@@ -428,9 +493,8 @@ bool Store::Put(const EncodedBlob& blob) {
 bool Store::PutLocked(const EncodedBlob& blob) {
   if (Has(blob.id)) return false;
   if (!writer_) {
-    std::string tmp = dir_ + "/tmp/pack-" + std::to_string(::getpid()) + "-" +
-                      std::to_string(++pack_counter_);
-    writer_ = std::make_unique<PackWriter>(env_, tmp);
+    // A random name, created O_EXCL: nothing planted under it is opened.
+    writer_ = std::make_unique<PackWriter>(env_, TempPathFor(dir_ + "/tmp/pack"));
   }
   writer_->Add(blob);
   {
@@ -720,7 +784,8 @@ std::vector<ManifestState> Store::RepairManifest(const std::string& point) {
       }
     }
   }
-  if (good_data.empty()) return state;
+  // A reader (a store on read-only media) reports, never rewrites.
+  if (good_data.empty() || !exclusive_) return state;
   std::lock_guard<std::mutex> l(repair_mu_);
   for (size_t c = 0; c < copies_.size(); c++) {
     if (state[c] != ManifestState::kBad) continue;

@@ -54,7 +54,9 @@ bool PointNameLess(const std::string& a, const std::string& b);
 enum class ManifestState { kGood, kRepaired, kBad, kUnreadable };
 
 struct StoreOptions {
-  // Copies to use besides the one opened; empty = those recorded at init.
+  // Copies to use besides the one opened; empty = those recorded at init
+  // (used only where they hold the same store: a recorded path comes from
+  // the disk). Only a copy named here is made from an empty directory.
   std::vector<std::string> mirrors;
   // How long to wait for another process's lock before failing.
   double lock_wait_seconds = 0;
@@ -77,7 +79,11 @@ class Store {
                    const std::vector<std::string>& mirrors = {});
 
   // Opens a store, taking its lock on every present copy (kExclusive for
-  // writers). Loads the blob index from index files and any pack they do not
+  // writers). dir and the mirrors are resolved once (CanonicalPath); inside
+  // a copy nothing is followed: a symlink, device node or fifo anywhere in
+  // its layout is refused (kCorrupt, naming it) before anything is locked,
+  // written or deleted (a mirror with one is left out as absent). A writer
+  // narrows modes wider than 0700 / 0600, with one line on the log. Loads the blob index from index files and any pack they do not
   // cover. Throws kNotFound if dir is not a store, kConfig for a newer
   // format, kCorrupt for a damaged config, kLocked if another process holds
   // the lock (after waiting lock_wait_seconds).
@@ -93,7 +99,8 @@ class Store {
   const std::vector<std::string>& absent_copies() const { return absent_; }
   // Brings every present copy up to date with the union of the others,
   // pack by pack, without rewriting what a copy has; initializes an empty
-  // directory named as a copy. Points pruned while a copy was absent are
+  // directory named as a copy in StoreOptions::mirrors (never one that is
+  // only recorded in a config.json). Points pruned while a copy was absent are
   // removed from it, not brought back. REQUIRES: kExclusive.
   SyncStats Sync();
   // Copies pack from a copy where it is whole into copy `to`, keeping a
@@ -216,12 +223,14 @@ class Store {
   nlohmann::json config_;  // the primary's config.json
   std::vector<std::string> copies_;  // present; copies_[0] == dir_
   std::vector<std::string> absent_;
+  // The copies the user named in this command (StoreOptions::mirrors): only
+  // these may be made from an empty directory. Canonical paths.
+  std::unordered_set<std::string> named_;
   std::vector<std::unique_ptr<FileLock>> locks_;
   mutable std::mutex repair_mu_;
   mutable uint64_t repairs_ = 0;
   bool exclusive_ = false;
   bool broken_ = false;
-  int pack_counter_ = 0;
   std::unordered_set<std::string> synced_dirs_;  // packs/XX made durable this session
   uint32_t block_size_ = kDefaultBlockSize;
   int zstd_level_ = 3;

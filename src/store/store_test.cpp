@@ -4,9 +4,12 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -24,6 +27,8 @@
 
 namespace vmback {
 namespace {
+
+namespace fs = std::filesystem;
 
 using test::RandomBytes;
 using test::ReadFile;
@@ -223,6 +228,73 @@ TEST_F(StoreTest, InitThenOpen) {
   auto r = OpenS();
   EXPECT_EQ(r->block_size(), kDefaultBlockSize);
   EXPECT_TRUE(log_.problems().empty()) << Joined(log_.problems());
+}
+
+// A store's disk may hold planted symlinks: refused at open, naming the
+// entry, before anything is locked, written or deleted.
+TEST_F(StoreTest, OpenRefusesPlantedSymlinks) {
+  Init();
+  TempDir outside;
+  WriteFile(outside / "keep", "precious");
+  WriteFile(outside / "victim", "precious");
+  for (const std::string name : {"tmp", "lock", "points", "packs"}) {
+    SCOPED_TRACE(name);
+    std::string p = dir_ + "/" + name;
+    std::error_code ec;
+    fs::remove(p, ec);
+    fs::create_symlink(name == "lock" ? outside / "victim" : outside.path(), p);
+    for (LockMode m : {LockMode::kExclusive, LockMode::kShared}) {
+      try {
+        Store::Open(env_, dir_, m, &log_);
+        ADD_FAILURE() << "opened with " << name << " a symlink";
+      } catch (const Error& e) {
+        EXPECT_TRUE(Contains(e.what(), p)) << e.what();
+        EXPECT_TRUE(Contains(e.what(), "symbolic link")) << e.what();
+      }
+    }
+    EXPECT_EQ(ReadFile(outside / "keep"), "precious");
+    EXPECT_EQ(ReadFile(outside / "victim"), "precious");
+    fs::remove(p);
+    if (name != "lock") fs::create_directory(p);
+  }
+}
+
+TEST_F(StoreTest, NewStoreIsPrivateAndAWriterTightensAnOldOne) {
+  mode_t old = ::umask(022);
+  Init();
+  {
+    auto s = OpenX();
+    s->PutRaw(BlobType::kData, "some data");
+    s->Flush();
+  }
+  for (const auto& e : fs::recursive_directory_iterator(dir_)) {
+    mode_t mode = env_->Status(e.path()).mode;
+    if (e.is_directory()) EXPECT_EQ(mode, 0700u) << e.path();
+    else if (e.path().extension() != ".pack") EXPECT_EQ(mode, 0600u) << e.path();  // pack.cpp's own mode
+  }
+  for (const auto& e : fs::recursive_directory_iterator(dir_))
+    fs::permissions(e.path(), fs::perms::group_read | fs::perms::others_read, fs::perm_options::add);
+  Logger log(LogLevel::kInfo, false);
+  { auto r = Store::Open(env_, dir_, LockMode::kShared, &log); }
+  EXPECT_EQ(env_->Status(dir_ + "/config.json").mode, 0644u);  // a reader changes nothing
+  { auto w = Store::Open(env_, dir_, LockMode::kExclusive, &log); }
+  ::umask(old);
+  for (const auto& e : fs::recursive_directory_iterator(dir_))
+    EXPECT_EQ(env_->Status(e.path()).mode & 077, 0u) << e.path();
+}
+
+TEST_F(StoreTest, OpenBoundsBlockSize) {
+  Init();
+  nlohmann::json c = nlohmann::json::parse(ReadFile(dir_ + "/config.json"));
+  c["block_size"] = 1u << 30;
+  WriteFile(dir_ + "/config.json", c.dump());
+  try {
+    OpenS();
+    ADD_FAILURE() << "opened with a block size of 1 GiB";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorrupt);
+    EXPECT_TRUE(Contains(e.what(), "block_size")) << e.what();
+  }
 }
 
 TEST_F(StoreTest, InitKeepsBlockSize) {
