@@ -229,7 +229,8 @@ std::string MetricSet::Render() const {
 void WriteTextfile(Env* env, const std::string& path, const MetricSet& metrics) {
   if (!EndsWith(path, ".prom"))
     ThrowConfig("metrics file " + path + ": the name must end in .prom (node_exporter reads only those)");
-  ReplaceFileAtomic(env, path, metrics.Render());
+  // 0644 whatever the umask: node_exporter, another user, reads it.
+  ReplaceFileAtomic(env, path, metrics.Render(), 0644);
 }
 
 // ---- parser --------------------------------------------------------------------

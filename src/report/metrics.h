@@ -88,8 +88,9 @@ class MetricSet {
 };
 
 // Writes metrics.Render() to path so that a reader sees the old file or the
-// new one, never part of one: through WriteFileAtomic (a temporary
-// "path.tmp-PID" in the same directory, fsync, rename, fsync of the
+// new one, never part of one, mode 0644 (node_exporter runs as another user
+// and must read it): through WriteFileAtomic (a new temporary
+// "path.tmp-<random>", O_EXCL|O_NOFOLLOW, in the same directory, fsync, rename, fsync of the
 // directory). The temporary name does not end in ".prom", so node_exporter
 // never reads it; on failure it is removed (best effort) and the error
 // (naming the file) is thrown; the old file is then intact unless the

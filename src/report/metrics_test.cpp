@@ -449,9 +449,13 @@ TEST(WriteTextfileTest, ACrashAtAnyStepLeavesOldOrNew) {
     EXPECT_TRUE(now == old_text || now == next.Render()) << now;
     for (const auto& name : Others(tmp.path(), {"vmback-run.prom"}))
       EXPECT_FALSE(name.size() >= 5 && name.substr(name.size() - 5) == ".prom") << name;
+    // A crash leaves its temporary (random name, never a .prom); the next
+    // write leaves none of its own.
+    std::vector<std::string> left = Others(tmp.path(), {"vmback-run.prom"});
     WriteTextfile(Env::Default(), path, next);
     EXPECT_EQ(ReadFile(path), next.Render());
-    EXPECT_EQ(Others(tmp.path(), {"vmback-run.prom"}), std::vector<std::string>{});
+    EXPECT_EQ(Others(tmp.path(), {"vmback-run.prom"}), left);
+    for (const auto& name : left) EXPECT_EQ(name.rfind("vmback-run.prom.tmp-", 0), 0u) << name;
   }
 }
 

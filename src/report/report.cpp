@@ -33,19 +33,8 @@ bool IsReportTime(std::string_view t) {
 
 }  // namespace
 
-void ReplaceFileAtomic(Env* env, const std::string& path, const std::string& data) {
-  try {
-    WriteFileAtomic(env, path, data);
-  } catch (const Error&) {
-    // The name WriteFileAtomic gives its temporary (env.h).
-    std::string tmp = path + ".tmp-" + std::to_string(::getpid());
-    try {
-      if (env->Exists(tmp)) env->Remove(tmp);
-    } catch (const Error&) {
-      // Best effort: the error that matters is the one being rethrown.
-    }
-    throw;
-  }
+void ReplaceFileAtomic(Env* env, const std::string& path, const std::string& data, mode_t perm) {
+  WriteFileAtomic(env, path, data, perm);
 }
 
 bool IsValidReportKind(std::string_view kind) {
@@ -102,10 +91,12 @@ std::vector<ReportFile> ListReports(Env* env, const std::string& dir, std::strin
   return reports;
 }
 
-std::string WriteReport(Env* env, const std::string& dir, std::string_view kind, int64_t time_ns,
+std::string WriteReport(Env* env, const std::string& given_dir, std::string_view kind, int64_t time_ns,
                         const nlohmann::json& report, size_t keep) {
   if (!IsValidReportKind(kind))
     ThrowConfig("report kind '" + std::string(kind) + "' is not 1 to 32 of a-z, 0-9, '_' and '-'");
+  // The configured directory may be a symlink the admin made: resolved once.
+  const std::string dir = CanonicalPath(given_dir);
   env->MakeDir(dir);
   // Two processes writing a report of one kind in the same second could
   // still pick the same name; the run and store locks make that moot.

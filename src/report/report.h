@@ -24,12 +24,15 @@
 
 namespace vmback {
 
-// WriteFileAtomic (temporary "path.tmp-PID" in the same directory, fsync,
-// rename, fsync of the directory), and on failure the temporary removed
-// (best effort) before the error is rethrown. After a failure before the
-// rename the old file at path is intact; after a failed directory fsync the
-// new one is in place but perhaps not durable.
-void ReplaceFileAtomic(Env* env, const std::string& path, const std::string& data);
+// WriteFileAtomic (a new temporary "path.tmp-<random>" in the same
+// directory, created O_EXCL and never through a symlink, fsync, rename,
+// fsync of the directory), and on failure the temporary removed (best
+// effort) before the error is rethrown. After a failure before the rename
+// the old file at path is intact; after a failed directory fsync the new one
+// is in place but perhaps not durable. The file gets exactly perm: reports
+// are 0600 (they name what was backed up), metrics files 0644 (node_exporter
+// runs as another user and must read them).
+void ReplaceFileAtomic(Env* env, const std::string& path, const std::string& data, mode_t perm = 0600);
 
 struct ReportFile {
   std::string name;  // the file name, without the directory
