@@ -334,7 +334,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   restore->add_option("PATH", restore_path, "VOLUME or VOLUME/path/inside (default: the whole point)");
   restore->add_option("--to", restore_to, "destination: a new directory or file, or a block device")->required();
   restore->add_flag("--force", force, "overwrite an existing destination (needed for a block device)");
-  bool no_owner = false, no_special = false, no_privileges = false;
+  bool no_owner = false, no_special = false, no_privileges = false, fail_fast = false;
+  restore->add_flag("--fail-fast", fail_fast,
+                    "stop at the first block no copy can give back (by default it is left zero, listed, "
+                    "and the restore goes on; exit status 3)");
   restore->add_flag("--no-owner", no_owner, "do not restore owners: files belong to the restoring user");
   restore->add_flag("--no-special", no_special, "leave out device nodes, fifos and sockets");
   restore->add_flag("--no-privileges", no_privileges,
@@ -676,11 +679,20 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         options.owner = !no_owner;
         options.special = !no_special;
         options.privileges = !no_privileges;
+        options.fail_fast = fail_fast;
         s = Restore(store.get(), restore_point, restore_path, restore_to, options, &log);
       }
       out << "restored " << s.files << " files, " << s.dirs << " directories, " << s.other
           << " other entries (" << FormatBytes(s.bytes) << ") to " << EscapeForTerminal(restore_to)
           << (s.skipped ? ", " + std::to_string(s.skipped) + " special files left out" : std::string()) << "\n";
+      if (s.damaged) {
+        for (const auto& d : s.damage) log.Error("damaged: " + d);
+        log.Error("restore incomplete: " + std::to_string(s.damaged) + " damaged range(s)" +
+                  (s.damaged > s.damage.size() ? " (the first " + std::to_string(s.damage.size()) + " listed)" : "") +
+                  " left zero; everything else was restored. 'vmback verify' tells which points share the "
+                  "damage; an older or newer point may hold the lost blocks");
+        return kExitDamaged;
+      }
       if (!store) return log.warnings() > 0 ? kExitWarnings : kExitOk;
       return store->repairs() || !store->absent_copies().empty() ? kExitWarnings : kExitOk;
     }

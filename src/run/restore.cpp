@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iterator>
 #include <future>
+#include <mutex>
 #include <unordered_map>
 
 #include "os/dir.h"
@@ -49,6 +50,7 @@ std::string DeviceHolder(const std::string& device) {
 
 
 constexpr size_t kBlocksPerFetch = 64;
+constexpr size_t kMaxDamageLines = 1000;
 
 // Where an entry goes: a name in an open directory, and that name's path
 // relative to the restore's root directory (for hard links).
@@ -144,7 +146,16 @@ class Restorer {
   // The children of directory entry e into the open directory d (whose
   // path relative to the root is drel).
   void RestoreChildren(const Entry& e, const Dir& d, const std::string& drel, const std::string& vrel) {
-    for (const auto& child : DecodeTree(GetBlob(e.subtree, BlobType::kTree, d.path()), "tree of " + d.path()))
+    Fetched tree = Fetch(e.subtree, BlobType::kTree, d.path());
+    if (!tree.error.empty()) {
+      std::lock_guard<std::mutex> l(damage_mu_);
+      stats_->damaged++;
+      if (stats_->damage.size() < kMaxDamageLines)
+        stats_->damage.push_back(d.path() + ": the directory's entries are lost (" + tree.error + ")");
+      stats_->dirs++;
+      return;
+    }
+    for (const auto& child : DecodeTree(tree.data, "tree of " + d.path()))
       RestoreEntry(child, Place{&d, child.name, drel.empty() ? child.name : drel + "/" + child.name},
                    vrel.empty() ? child.name : vrel + "/" + child.name);
     stats_->dirs++;
@@ -217,26 +228,31 @@ class Restorer {
     const uint64_t nblocks = (e.size + bs - 1) / bs;
     uint64_t block = 0;
     std::string zeros;
-    std::deque<std::future<std::vector<std::string>>> in_flight;
+    std::deque<std::future<std::vector<Fetched>>> in_flight;
     std::deque<std::pair<uint64_t, std::vector<Hash>>> pending_ids;
     auto drain_one = [&] {
-      std::vector<std::string> data = in_flight.front().get();
+      std::vector<Fetched> got = in_flight.front().get();
       auto [first, ids] = std::move(pending_ids.front());
       in_flight.pop_front();
       pending_ids.pop_front();
       for (size_t k = 0; k < ids.size(); k++) {
         uint64_t off = (first + k) * bs;
         uint64_t len = std::min(bs, e.size - off);
-        if (ids[k].IsZero()) {
+        bool zero = ids[k].IsZero();
+        if (!zero && got[k].error.empty() && got[k].data.size() != len)
+          got[k].error = "block " + ids[k].Hex() + " has the wrong length";
+        if (!got[k].error.empty()) {
+          Damage(dest, off, len, got[k].error);
+          zero = true;  // what cannot be read is left zero, never wrong bytes
+        }
+        if (zero) {
           if (device) {
             zeros.resize(len, '\0');
             out->WriteAt(off, zeros.data(), len);
           }
           continue;
         }
-        if (data[k].size() != len)
-          ThrowCorrupt("block " + ids[k].Hex() + " of " + dest + " has the wrong length");
-        out->WriteAt(off, data[k].data(), len);
+        out->WriteAt(off, got[k].data.data(), len);
         stats_->bytes += len;
       }
     };
@@ -247,16 +263,27 @@ class Restorer {
       uint64_t first = block - batch.size();
       pending_ids.emplace_back(first, batch);
       in_flight.push_back(pool_.Submit([this, dest, ids = batch] {
-        std::vector<std::string> data(ids.size());
+        std::vector<Fetched> got(ids.size());
         for (size_t k = 0; k < ids.size(); k++)
-          if (!ids[k].IsZero()) data[k] = GetBlob(ids[k], BlobType::kData, dest);
-        return data;
+          if (!ids[k].IsZero()) got[k] = Fetch(ids[k], BlobType::kData, dest);
+        return got;
       }));
       batch.clear();
       while (in_flight.size() > pool_.size() * 2) drain_one();
     };
     for (const auto& list_id : e.content) {
-      for (const auto& id : DecodeIdList(GetBlob(list_id, BlobType::kList, dest), "block list of " + dest)) {
+      Fetched list = Fetch(list_id, BlobType::kList, dest);
+      std::vector<Hash> ids;
+      if (list.error.empty()) {
+        ids = DecodeIdList(list.data, "block list of " + dest);
+      } else {
+        // A lost list: its blocks are unknown. Lists hold kIdsPerList ids
+        // each but the last, so its range is known.
+        uint64_t n = std::min<uint64_t>(kIdsPerList, nblocks > block ? nblocks - block : 0);
+        if (n) Damage(dest, block * bs, std::min(e.size, (block + n) * bs) - block * bs, "block list: " + list.error);
+        ids.assign(n, Hash{});
+      }
+      for (const auto& id : ids) {
         if (block >= nblocks) ThrowCorrupt("block list of " + dest + " is longer than the file");
         batch.push_back(id);
         block++;
@@ -270,7 +297,34 @@ class Restorer {
     out->Sync();
   }
 
+  struct Fetched {
+    std::string data;
+    std::string error;  // why the blob could not be read; "" when it was
+  };
+
+  // A blob, or why it is lost (damage to this point: restore goes on and
+  // reports it), unless fail_fast.
+  Fetched Fetch(const Hash& id, BlobType type, const std::string& dest) {
+    Fetched f;
+    try {
+      f.data = GetBlob(id, type, dest);
+    } catch (const Error& err) {
+      if (err.kind() != ErrorKind::kCorrupt || options_.fail_fast) throw;
+      f.error = err.what();
+    }
+    return f;
+  }
+
+  void Damage(const std::string& path, uint64_t offset, uint64_t len, const std::string& why) {
+    std::lock_guard<std::mutex> l(damage_mu_);
+    stats_->damaged++;
+    if (stats_->damage.size() < kMaxDamageLines)
+      stats_->damage.push_back(path + ": bytes " + std::to_string(offset) + ".." + std::to_string(offset + len) +
+                               " lost, left zero (" + why + ")");
+  }
+
   Store* store_;
+  std::mutex damage_mu_;
   RestoreOptions options_;
   MetadataPolicy policy_;
   const Dir* root_;

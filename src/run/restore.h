@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "store/store.h"
 #include "util/log.h"
@@ -22,6 +23,10 @@ struct RestoreOptions {
   bool owner = true;       // false (--no-owner): files belong to the restoring user
   bool special = true;     // false (--no-special): no device nodes, fifos or sockets
   bool privileges = true;  // false (--no-privileges): no setuid/setgid bits, no security.* xattrs
+  // Damage (a block, block list or directory no copy can give back) stops
+  // the restore at once (--fail-fast), instead of being left zero, listed in
+  // RestoreStats::damage, and the restore going on.
+  bool fail_fast = false;
 };
 
 struct RestoreStats {
@@ -31,14 +36,21 @@ struct RestoreStats {
   uint64_t bytes = 0;
   uint64_t warnings = 0;  // metadata that could not be applied (e.g. chown as non-root)
   uint64_t skipped = 0;   // special files left out (RestoreOptions::special)
+  // What could not be restored: one line per lost range of a file (its
+  // path, byte range and why) or lost directory listing; at most 1000 lines,
+  // `damaged` counts them all. Non-empty means the restore is incomplete.
+  std::vector<std::string> damage;
+  uint64_t damaged = 0;
 };
 
 // point: a point name or "latest". path: "" for the whole point (dest is a
 // directory holding one entry per volume), "VOLUME" or "VOLUME/sub/path".
 // An existing dest is refused unless overwrite is kAllow; a block device
 // as dest is written in place (and also needs kAllow).
-// Throws kNotFound for an unknown point or path, kCorrupt when the store
-// cannot give back the right bytes: nothing wrong is ever written silently.
+// Throws kNotFound for an unknown point or path, kCorrupt when the point's
+// structure is damaged; blocks and directory listings that no copy can give
+// back are left zero (empty) and listed in RestoreStats::damage (unless
+// fail_fast): nothing wrong is ever written silently.
 //
 // Nothing outside dest is ever written or deleted: the destination is walked
 // with directory descriptors, one validated name at a time, never through a

@@ -417,8 +417,23 @@ TEST_F(DamagedRestoreTest, FlippedBitInADataBlobIsCorruptNotWrongBytes) {
   ASSERT_NO_FATAL_FAILURE(FindDataBlob(block, &pack, &e));
   test::XorFileByte(pack, e.offset + e.stored_len / 2, 0x10);
   Reopen();
-  std::string msg = ExpectError(ErrorKind::kCorrupt, [&] { RestoreTo(p, "VOL/f", tmp_ / "f.out"); });
+  // --fail-fast: the first bad block stops the restore, naming the pack.
+  RestoreOptions fail_fast;
+  fail_fast.fail_fast = true;
+  std::string msg = ExpectError(ErrorKind::kCorrupt, [&] {
+    Restore(store_.get(), p, "VOL/f", tmp_ / "f.out", fail_fast, &log_);
+  });
   EXPECT_NE(msg.find(pack), std::string::npos) << msg;
+  EXPECT_FALSE(Env::Default()->Exists(tmp_ / "f.out")) << "no partial file left behind";
+  // By default the bad block is left zero and listed, the rest restored.
+  RestoreStats st = Restore(store_.get(), p, "VOL/f", tmp_ / "f2.out", RestoreOptions{}, &log_);
+  ASSERT_EQ(st.damaged, 1u);
+  ASSERT_EQ(st.damage.size(), 1u);
+  EXPECT_NE(st.damage[0].find("bytes 4096..8192"), std::string::npos) << st.damage[0];
+  EXPECT_NE(st.damage[0].find(pack), std::string::npos) << st.damage[0];
+  std::string want = ReadFile(src_ + "/f");
+  want.replace(4096, 4096, std::string(4096, '\0'));
+  EXPECT_EQ(ReadFile(tmp_ / "f2.out"), want);
   RestoreTo(p, "VOL/g", tmp_ / "g.out");
   EXPECT_EQ(ReadFile(tmp_ / "g.out"), "unaffected");
 }
@@ -437,17 +452,17 @@ TEST_F(DamagedRestoreTest, MissingPackIsReportedAsDamage) {
   Reopen();
   RestoreTo(p2, "VOL/g", tmp_ / "g.out");
   EXPECT_EQ(ReadFile(tmp_ / "g.out"), ReadFile(src_ + "/g"));
-  try {
-    RestoreTo(p2, "VOL/f", tmp_ / "f.out");
-    ADD_FAILURE() << "restore of a file whose blocks are gone succeeded";
-  } catch (const Error& e) {
-    if (e.kind() == ErrorKind::kNotFound)
-      GTEST_SKIP() << "BUG (contract): a blob missing from the store surfaces from Restore as "
-                      "kNotFound (Store::Get's 'blob ... is missing'), which restore.h reserves "
-                      "for an unknown point or path; the CLI then exits 'failed', not 'damaged': "
-                   << e.what();
-    EXPECT_EQ(e.kind(), ErrorKind::kCorrupt) << e.what();
-  }
+  // The whole point: g and the directory come back; f's lost range (its
+  // block list and blocks were in the missing pack) is listed and zero.
+  RestoreStats st = Restore(store_.get(), p2, "", tmp_ / "all", RestoreOptions{}, &log_);
+  EXPECT_GE(st.damaged, 1u);
+  ASSERT_FALSE(st.damage.empty());
+  EXPECT_NE(st.damage[0].find("/VOL/f: bytes 0.."), std::string::npos) << st.damage[0];
+  EXPECT_EQ(ReadFile(tmp_ / "all/VOL/g"), ReadFile(src_ + "/g"));
+  EXPECT_EQ(ReadFile(tmp_ / "all/VOL/f"), std::string(10000, '\0'));
+  RestoreOptions fail_fast;
+  fail_fast.fail_fast = true;
+  ExpectError(ErrorKind::kCorrupt, [&] { Restore(store_.get(), p2, "VOL/f", tmp_ / "f.out", fail_fast, &log_); });
 }
 
 }  // namespace
