@@ -451,7 +451,10 @@ make_points 3
 rm -rf -- "${B:?}"/* "${B:?}"/.[!.]*
 check "the replacement disk is empty" test -z "$(ls -A "$B")"
 vm store sync --store "$A"
-expect_rc 0 "store sync onto an empty replacement disk"
+expect_rc 5 "store sync with the replacement disk only recorded in config.json"
+check "a disk's config.json alone does not make a copy" test -z "$(ls -A "$B")"
+vm store sync --store "$A" --mirror "$B"
+expect_rc 0 "store sync onto an empty replacement disk named with --mirror"
 check "the replacement disk is a store now" test -f "$B/config.json"
 check_same_copies "$A" "$B" "after store sync onto the replacement disk"
 check "the replacement disk has the same store_id" python3 -c '
