@@ -7,7 +7,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <thread>
 
 #include "util/error.h"
 
@@ -15,8 +18,70 @@ extern char** environ;
 
 namespace vmback {
 
-RunResult RunSubprocess(const std::vector<std::string>& argv) {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// After SIGKILL the leader normally goes at once; one stuck in the kernel
+// (uninterruptible sleep on a hung device) is not waited for longer.
+constexpr std::chrono::milliseconds kReapWait{500};
+
+std::string FormatSeconds(Clock::duration d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", std::chrono::duration<double>(d).count());
+  return buf;
+}
+
+// True when pid has exited (left a zombie, not reaped: while it is one, its
+// process group id cannot be reused, so signalling the group stays safe).
+bool HasExited(pid_t pid) {
+  siginfo_t info = {};
+  return ::waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid == pid;
+}
+
+// Kills the process group that pid leads (SIGTERM, kKillGrace, SIGKILL) and
+// reaps pid. Returns false when pid would not die within kReapWait: then a
+// detached thread reaps it whenever it does.
+bool KillGroupAndReap(pid_t pid, int* status) {
+  ::kill(-pid, SIGTERM);
+  const auto grace_end = Clock::now() + kKillGrace;
+  while (!HasExited(pid) && Clock::now() < grace_end)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  // The leader may be gone while others of its group (a child it waited
+  // for) are not: the group gets SIGKILL in any case.
+  ::kill(-pid, SIGKILL);
+  const auto reap_end = Clock::now() + kReapWait;
+  for (;;) {
+    pid_t w = ::waitpid(pid, status, WNOHANG);
+    if (w == pid || (w < 0 && errno != EINTR)) return true;
+    if (Clock::now() >= reap_end) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::thread([pid] {
+    int s;
+    while (::waitpid(pid, &s, 0) < 0 && errno == EINTR) {
+    }
+  }).detach();
+  return false;
+}
+
+}  // namespace
+
+std::string CommandLine(const std::vector<std::string>& argv) {
+  std::string cmd;
+  for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+  return cmd;
+}
+
+RunResult RunSubprocess(const std::vector<std::string>& argv, const RunLimits& limits) {
   if (argv.empty()) throw Error(ErrorKind::kOther, "RunSubprocess: empty argv");
+  const auto start = Clock::now();
+  const auto deadline = limits.deadline ? *limits.deadline : start + kDefaultCommandTimeout;
+  if (limits.cancel && limits.cancel->load())
+    throw Error(ErrorKind::kOther, CommandLine(argv) + " not started: interrupted by a signal");
+  if (start >= deadline)
+    throw Error(ErrorKind::kOther, CommandLine(argv) + " not started: its deadline has passed");
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) ThrowIo("pipe", errno);
   if (::pipe2(err, O_CLOEXEC) != 0) {
@@ -32,8 +97,16 @@ RunResult RunSubprocess(const std::vector<std::string>& argv) {
   posix_spawn_file_actions_adddup2(&fa, err[1], 2);
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+  // Its own process group (a signal to ours does not reach it; it is killed
+  // as a group), default dispositions and no blocked signals, whatever ours.
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
   posix_spawnattr_setpgroup(&attr, 0);
+  sigset_t none, defaults;
+  sigemptyset(&none);
+  posix_spawnattr_setsigmask(&attr, &none);
+  sigemptyset(&defaults);
+  for (int s : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGQUIT}) sigaddset(&defaults, s);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
 
   std::vector<char*> args;
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
@@ -55,17 +128,44 @@ RunResult RunSubprocess(const std::vector<std::string>& argv) {
   std::string* sinks[2] = {&result.out, &result.err};
   int open_fds = 2;
   char buf[65536];
-  while (open_fds > 0) {
-    if (::poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
+  int status = 0;
+  enum class Stop { kNone, kDeadline, kCancel } stop = Stop::kNone;
+  // While the pipes are open, poll wakes on output; once both are closed,
+  // the exit is looked for with a growing pause (the usual case: at once).
+  auto pause = std::chrono::milliseconds(1);
+  for (;;) {
+    if (open_fds == 0) {
+      pid_t w = ::waitpid(pid, &status, WNOHANG);
+      if (w == pid) break;
+      if (w < 0 && errno != EINTR) ThrowIo("wait for " + argv[0], errno);
+    }
+    const auto now = Clock::now();
+    if (limits.cancel && limits.cancel->load()) {
+      stop = Stop::kCancel;
       break;
+    }
+    if (now >= deadline) {
+      stop = Stop::kDeadline;
+      break;
+    }
+    auto wait = std::min<Clock::duration>(deadline - now, open_fds > 0 ? kCancelPoll : pause);
+    int wait_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count());
+    if (open_fds == 0) {
+      std::this_thread::sleep_for(wait);
+      pause = std::min(pause * 2, kCancelPoll);
+      continue;
+    }
+    int n = ::poll(fds, 2, wait_ms);
+    if (n < 0) {
+      if (errno == EINTR) continue;  // a signal: the cancel flag is looked at first
+      ThrowIo("poll the output of " + argv[0], errno);
     }
     for (int i = 0; i < 2; i++) {
       if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        sinks[i]->append(buf, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
+      ssize_t got = ::read(fds[i].fd, buf, sizeof buf);
+      if (got > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(got));
+      } else if (got == 0 || errno != EINTR) {
         ::close(fds[i].fd);
         fds[i].fd = -1;
         open_fds--;
@@ -74,8 +174,17 @@ RunResult RunSubprocess(const std::vector<std::string>& argv) {
   }
   for (auto& f : fds)
     if (f.fd >= 0) ::close(f.fd);
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  if (stop != Stop::kNone) {
+    bool reaped = KillGroupAndReap(pid, &status);
+    std::string why = stop == Stop::kDeadline
+                          ? "did not finish within " + FormatSeconds(deadline - start) + " s"
+                          : "was interrupted by a signal after " + FormatSeconds(Clock::now() - start) + " s";
+    std::string msg = CommandLine(argv) + " " + why + ": killed its process group " + std::to_string(pid);
+    if (!reaped) msg += " (it did not exit: stuck in the kernel?)";
+    std::string errtext = result.err;
+    while (!errtext.empty() && (errtext.back() == '\n' || errtext.back() == ' ')) errtext.pop_back();
+    if (!errtext.empty()) msg += "; it said: " + errtext;
+    throw Error(ErrorKind::kOther, msg);
   }
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
@@ -83,13 +192,11 @@ RunResult RunSubprocess(const std::vector<std::string>& argv) {
 }
 
 std::string DescribeFailure(const std::vector<std::string>& argv, const RunResult& r) {
-  std::string cmd;
-  for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
   std::string why = r.signal ? "killed by signal " + std::to_string(r.signal)
                              : "exit " + std::to_string(r.exit_code);
   std::string err = r.err;
   while (!err.empty() && (err.back() == '\n' || err.back() == ' ')) err.pop_back();
-  return cmd + " failed (" + why + ")" + (err.empty() ? "" : ": " + err);
+  return CommandLine(argv) + " failed (" + why + ")" + (err.empty() ? "" : ": " + err);
 }
 
 }  // namespace vmback

@@ -1,8 +1,15 @@
 // Runs a program from an argv vector (never a shell), as ninja's
 // subprocess-posix: stdin from /dev/null, its own process group, every other
 // descriptor close-on-exec, stdout and stderr captured, always reaped.
+//
+// Nothing waits forever: every command has a deadline (RunLimits, or
+// kDefaultCommandTimeout), and a cancel flag (set by SIGINT/SIGTERM) ends it
+// within kCancelPoll. Either way the command's whole process group is
+// killed (SIGTERM, then SIGKILL after kKillGrace), so that a helper it
+// started does not outlive it, and Error names the command.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -10,11 +17,23 @@
 
 namespace vmback {
 
-// Throws Error when the program cannot be started (naming it); a non-zero
-// exit is reported in the result, not thrown.
-RunResult RunSubprocess(const std::vector<std::string>& argv);
+// The deadline of a command run without one: generous, so that only a hang
+// reaches it.
+constexpr std::chrono::minutes kDefaultCommandTimeout{10};
+// How often the cancel flag is looked at while a command runs.
+constexpr std::chrono::milliseconds kCancelPoll{50};
+// Between SIGTERM and SIGKILL to the process group of a command killed.
+constexpr std::chrono::milliseconds kKillGrace{200};
+
+// Throws Error when the program cannot be started (naming it), and when it
+// is killed at its deadline or on cancel (naming it, how long it ran, and its
+// stderr so far); a non-zero exit is reported in the result, not thrown.
+RunResult RunSubprocess(const std::vector<std::string>& argv, const RunLimits& limits = {});
 
 // "prog arg1 arg2 failed (exit 3): <stderr>" for error messages.
 std::string DescribeFailure(const std::vector<std::string>& argv, const RunResult& r);
+
+// "prog arg1 arg2", for messages.
+std::string CommandLine(const std::vector<std::string>& argv);
 
 }  // namespace vmback

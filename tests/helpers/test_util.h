@@ -62,4 +62,8 @@ void WriteFileAt(const std::string& path, uint64_t offset, const std::string& da
 // st_blocks * 512 of path (allocated bytes).
 uint64_t AllocatedBytes(const std::string& path);
 
+// The processes of process group pgid that have not exited (zombies waiting
+// for a slow init to reap them do not count), from /proc.
+std::vector<int> LiveProcessesInGroup(int pgid);
+
 }  // namespace vmback::test
