@@ -375,6 +375,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   bool run_json = false;
   run->add_option("-c,--config", run_config, "configuration file (TOML)")->required();
   run->add_flag("--json", run_json, "print the run's report (with each VM's freeze window) as JSON");
+  bool run_recover_only = false;
+  run->add_flag("--recover-only", run_recover_only,
+                "only clean up after a run that did not finish (its journal: resume VMs, unmount, drop "
+                "snapshots), then stop (vmback.service: ExecStopPost=)");
   run->footer(
       "\nIn order: take the run lock; clean up after a crashed earlier run (from the\n"
       "journal in [run] state_dir); check the plan; quiesce every VM (guest-agent\n"
@@ -475,6 +479,12 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     }
     if (run->parsed() || plan->parsed()) {
       Config config = LoadConfig(run->parsed() ? run_config : plan_config);
+      if (run->parsed() && run_recover_only) {
+        std::unique_ptr<Hypervisor> conn;
+        auto connect = [&] { return (conn = ConnectLibvirt(config.libvirt_uri, &log)).get(); };
+        RecoverJob(config, env, connect, &log);  // logs what it did
+        return kExitOk;
+      }
       bool need_hv = !config.vms.empty();
       for (const auto& v : config.volumes) need_hv = need_hv || v.vms_auto || !v.vms.empty();
       std::unique_ptr<Hypervisor> hv;

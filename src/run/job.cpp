@@ -1,10 +1,13 @@
 #include "run/job.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
-#include <unistd.h>
+#include <cstdio>
 #include <map>
 #include <memory>
 #include <set>
@@ -53,24 +56,43 @@ QuiesceMethod MethodFor(const Config& c, const std::string& vm) {
   return QuiesceMethod::kAuto;
 }
 
-// A read-only mount of a snapshot, undone on every path.
+// fsck of a large file system may take a while; only a hang reaches this.
+constexpr std::chrono::hours kFsckTimeout{2};
+
+RunLimits Cancellable(const std::atomic<bool>* cancel) {
+  RunLimits l;
+  l.cancel = cancel;
+  return l;
+}
+
+// The file system type blkid finds on device ("" if none), probing the
+// device itself (-p: no cache). A type of a form no file system has is
+// refused: it is passed to fsck -t and mount -t.
+std::string ProbeFsType(Env* env, const std::string& device, const std::atomic<bool>* cancel) {
+  std::vector<std::string> argv = {"blkid", "-p", "-o", "value", "-s", "TYPE", "--", device};
+  RunResult r = env->RunLimited(argv, Cancellable(cancel));
+  std::string type = r.out;
+  while (!type.empty() && (type.back() == '\n' || type.back() == ' ')) type.pop_back();
+  if (r.exit_code != 0) return "";
+  for (char c : type)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '.'))
+      throw Error(ErrorKind::kIo, "blkid names a file system type '" + type + "' on " + device +
+                                      " that vmback does not mount");
+  return type;
+}
+
+// A read-only mount of a snapshot, undone on every path. The guest's file
+// system is hostile: mounted nosuid,nodev,noexec, with the type blkid found
+// (the kernel does not try every type on guest-made bytes), and XFS with
+// nouuid (a snapshot has the UUID of its mounted origin).
 class Mount {
  public:
-  Mount(Env* env, Journal* journal, const std::string& device, const std::string& dir, Logger* log)
-      : env_(env), journal_(journal), dir_(dir), log_(log) {
-    std::vector<std::string> fsck = {"fsck", "-p", device};
-    RunResult r = env_->Run(fsck);
-    if (r.exit_code != 0 && r.exit_code != 1) throw Error(ErrorKind::kIo, DescribeFailure(fsck, r));
-    env_->MakeDir(dir_);
-    journal_->Record({{"op", "mount"}, {"dir", dir_}});
-    std::vector<std::string> mount = {"mount", "-o", "ro", device, dir_};
-    r = env_->Run(mount);
-    if (r.exit_code != 0) {
-      journal_->Record({{"op", "unmounted"}, {"dir", dir_}});
-      throw Error(ErrorKind::kIo, DescribeFailure(mount, r));
-    }
-    mounted_ = true;
-  }
+  // Nothing is done yet: Make mounts. Held before Make, so that a mount
+  // command killed half-way (a signal) is undone by Unmount all the same.
+  Mount(Env* env, Journal* journal, const std::string& dir, Logger* log)
+      : env_(env), journal_(journal), dir_(dir), log_(log) {}
+  Mount(const Mount&) = delete;
+  Mount& operator=(const Mount&) = delete;
   ~Mount() {
     try {
       Unmount();
@@ -78,16 +100,45 @@ class Mount {
       log_->Error(e.what());
     }
   }
+  // fsck, then mount device read-only on dir. Commands end on cancel.
+  void Make(const std::string& device, const std::atomic<bool>* cancel) {
+    // fsck takes no "--" (to it, that means "options for the checker").
+    if (device.empty() || device[0] != '/')
+      throw Error(ErrorKind::kOther, "refusing to check and mount '" + device + "': not an absolute path");
+    std::string type = ProbeFsType(env_, device, cancel);
+    if (type.empty())
+      throw Error(ErrorKind::kIo, "blkid finds no file system on the snapshot " + device +
+                                      " (mode = \"filesystem\")");
+    RunLimits fsck_limits = Cancellable(cancel);
+    fsck_limits.deadline = std::chrono::steady_clock::now() + kFsckTimeout;
+    std::vector<std::string> fsck = {"fsck", "-p", "-t", type, device};
+    RunResult r = env_->RunLimited(fsck, fsck_limits);
+    if (r.exit_code != 0 && r.exit_code != 1) throw Error(ErrorKind::kIo, DescribeFailure(fsck, r));
+    env_->MakeDir(dir_);
+    journal_->Record({{"op", "mount"}, {"dir", dir_}});
+    std::string options = "ro,nosuid,nodev,noexec";
+    if (type == "xfs") options += ",nouuid";
+    std::vector<std::string> mount = {"mount", "-t", type, "-o", options, "--", device, dir_};
+    mounted_ = true;  // until known otherwise: killed, it may have mounted
+    r = env_->RunLimited(mount, Cancellable(cancel));
+    if (r.exit_code != 0) {
+      mounted_ = false;
+      journal_->Record({{"op", "unmounted"}, {"dir", dir_}});
+      throw Error(ErrorKind::kIo, DescribeFailure(mount, r));
+    }
+  }
+  // Not cancellable: it is the clean-up. "Not mounted" counts as done.
   void Unmount() {
     if (!mounted_) return;
-    std::vector<std::string> argv = {"umount", dir_};
+    std::vector<std::string> argv = {"umount", "--", dir_};
     RunResult r;
     for (int i = 0; i < 5; i++) {
       r = env_->Run(argv);
-      if (r.exit_code == 0) break;
+      if (r.exit_code == 0 || r.err.find("not mounted") != std::string::npos) break;
       ::usleep(200000);
     }
-    if (r.exit_code != 0) throw Error(ErrorKind::kIo, DescribeFailure(argv, r));
+    if (r.exit_code != 0 && r.err.find("not mounted") == std::string::npos)
+      throw Error(ErrorKind::kIo, DescribeFailure(argv, r));
     mounted_ = false;
     journal_->Record({{"op", "unmounted"}, {"dir", dir_}});
   }
@@ -104,6 +155,9 @@ class Mount {
 struct VolumeState {
   std::unique_ptr<Snapshot> snapshot;
   std::string record;
+  // The journal record of a snapshot whose taking failed (its command may
+  // have been killed after making it): dropped, if there, by the clean-up.
+  std::string planned;
   std::unique_ptr<Mount> mount;
   bool left = false;  // its drop failed: the journal keeps its record
 };
@@ -113,7 +167,8 @@ bool IsBlockOrFile(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && (S_ISBLK(st.st_mode) || S_ISREG(st.st_mode));
 }
 
-void CheckPlan(const Config& config, Env* env, Hypervisor* hv, std::vector<DomainInfo>* domains) {
+void CheckPlan(const Config& config, Env* env, Hypervisor* hv, std::vector<DomainInfo>* domains,
+               const std::atomic<bool>* cancel) {
   std::set<std::string> wanted;
   for (const auto& v : config.volumes) {
     if (!env->Exists(v.source))
@@ -124,8 +179,8 @@ void CheckPlan(const Config& config, Env* env, Hypervisor* hv, std::vector<Domai
       // or lvcreate would fail with the VMs already quiet.
       std::string vg = BaseName(DirName(v.source));
       std::vector<std::string> argv = {"lvm", "vgs", "--noheadings", "--units", "b", "--nosuffix",
-                                       "-o", "vg_free", vg};
-      RunResult r = env->Run(argv);
+                                       "-o", "vg_free", "--", vg};
+      RunResult r = env->RunLimited(argv, Cancellable(cancel));
       if (r.exit_code != 0)
         throw Error(ErrorKind::kIo, "volume '" + v.name + "': " + DescribeFailure(argv, r));
       uint64_t need = 0, free_bytes = 0;
@@ -146,11 +201,7 @@ void CheckPlan(const Config& config, Env* env, Hypervisor* hv, std::vector<Domai
     if (v.snapshot != "lvm" || v.mode != "filesystem") continue;
     // Its snapshot will be fsck'ed and mounted: it must hold a file system
     // that this host knows, or the run would fail with the VMs quiet.
-    std::vector<std::string> argv = {"blkid", "-o", "value", "-s", "TYPE", v.source};
-    RunResult r = env->Run(argv);
-    std::string type = r.out;
-    while (!type.empty() && (type.back() == '\n' || type.back() == ' ')) type.pop_back();
-    if (r.exit_code != 0 || type.empty())
+    if (ProbeFsType(env, v.source, cancel).empty())
       ThrowConfig("volume '" + v.name + "': " + v.source +
                   " holds no file system that can be mounted (mode = \"filesystem\"); use mode = \"block\"");
   }
@@ -164,6 +215,37 @@ void CheckPlan(const Config& config, Env* env, Hypervisor* hv, std::vector<Domai
   }
 }
 
+// state_dir holds the run lock, the journal and the mount points of guest
+// file systems: a directory of ours, 0700, whoever made it. One that is
+// wider (made by hand, or by an older vmback) is tightened, with a notice.
+void MakeStateDir(Env* env, const std::string& dir, Logger* log) {
+  env->MakeDir(dir);  // 0700 when new; refuses a symlink
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) ThrowIo("open state_dir " + dir, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    int e = errno;
+    ::close(fd);
+    ThrowIo("stat state_dir " + dir, e);
+  }
+  if (st.st_uid != ::geteuid()) {
+    ::close(fd);
+    ThrowConfig("state_dir " + dir + " belongs to uid " + std::to_string(st.st_uid) +
+                ", not to the user vmback runs as: refused (its owner could plant files in it)");
+  }
+  if ((st.st_mode & 077) != 0) {
+    if (::fchmod(fd, 0700) != 0) {
+      int e = errno;
+      ::close(fd);
+      ThrowIo("chmod 0700 state_dir " + dir, e);
+    }
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    log->Info("state_dir " + dir + " had mode " + mode + ": tightened to 0700");
+  }
+  ::close(fd);
+}
+
 }  // namespace
 
 JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOptions& options, Logger* log) {
@@ -172,13 +254,13 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     CheckCancel(options.cancel);
     if (options.hook) options.hook(name);
   };
-  env->MakeDir(config.run.state_dir);
+  MakeStateDir(env, config.run.state_dir, log);
   auto run_lock = env->Lock(JoinPath(config.run.state_dir, "run.lock"), LockMode::kExclusive);
   std::string journal_path = JoinPath(config.run.state_dir, "journal");
   if (env->Exists(journal_path)) report.recovered = RecoverFromJournal(env, journal_path, hv, log);
 
   std::vector<DomainInfo> domains;
-  CheckPlan(config, env, hv, &domains);
+  CheckPlan(config, env, hv, &domains, options.cancel);
   StoreOptions store_options;
   store_options.mirrors = config.target.mirrors;
   store_options.lock_wait_seconds = config.target.lock_wait_seconds;
@@ -204,6 +286,17 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   // record (Snapshot::Drop is not retried, so it must not be recorded as
   // dropped later on).
   auto drop_snapshot = [&](size_t i) {
+    if (!states[i].planned.empty()) {
+      std::string planned = std::move(states[i].planned);
+      states[i].planned.clear();
+      try {
+        DropLeftoverSnapshot(env, planned, run_id, log);
+      } catch (...) {
+        states[i].left = true;
+        throw;
+      }
+      journal.Record({{"op", "dropped"}, {"record", planned}});
+    }
     std::unique_ptr<Snapshot> snapshot = std::move(states[i].snapshot);
     if (!snapshot) return;
     try {
@@ -268,7 +361,25 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
           // (the snapshot command goes on without us) must not leak it.
           std::string planned = PlannedJournalRecord(spec);
           journal.Record({{"op", "snapshot"}, {"volume", v.name}, {"record", planned}});
-          states[i].snapshot = TakeSnapshot(env, spec, log);
+          // While a VM is quiet, the snapshot command has the rest of
+          // max_freeze, and a signal ends it at once: killed (its process
+          // group), it may have made the snapshot all the same, so the
+          // clean-up drops what the plan named.
+          RunLimits limits;
+          limits.cancel = options.cancel;
+          if (!held.empty()) limits.deadline = deadline;
+          if (spec.kind == SnapshotKind::kLvm || spec.kind == SnapshotKind::kBtrfs) states[i].planned = planned;
+          try {
+            states[i].snapshot = TakeSnapshot(env, spec, log, limits);
+          } catch (const Error& e) {
+            const bool at_deadline = !held.empty() && Clock::now() >= deadline;
+            // A plain failure made nothing; a kill may have.
+            if (!at_deadline && !(options.cancel && options.cancel->load())) states[i].planned.clear();
+            if (!at_deadline) throw;
+            throw Error(e.kind(), "the freeze reached max_freeze (" + std::to_string(config.run.max_freeze_seconds) +
+                                      " s): " + e.what() + "; VMs resumed, nothing backed up");
+          }
+          states[i].planned.clear();
           states[i].record = states[i].snapshot->JournalRecord();
           if (states[i].record != planned)
             journal.Record({{"op", "snapshot"}, {"volume", v.name}, {"record", states[i].record}});
@@ -282,6 +393,9 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
           try {
             q->Release();
             journal.Record({{"op", "released"}, {"vm", q->name()}});
+            char quiet[32];
+            std::snprintf(quiet, sizeof quiet, "%.2f", Seconds(since[q->name()], Clock::now()));
+            log->Info("VM " + q->name() + " resumed after " + quiet + " s quiet; the run stops");
           } catch (const std::exception& e) {
             vm_left = true;
             log->Error(std::string("cannot resume VM ") + q->name() + ": " + e.what());
@@ -309,11 +423,14 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
       std::string path = states[i].snapshot->path();
       if (v.mode == "filesystem" && IsBlockOrFile(path) && v.snapshot == "lvm") {
         step("mount:" + v.name);
-        states[i].mount = std::make_unique<Mount>(env, &journal, path,
-                                                  JoinPath(config.run.state_dir, "mnt-" + v.name), log);
+        states[i].mount =
+            std::make_unique<Mount>(env, &journal, JoinPath(config.run.state_dir, "mnt-" + v.name), log);
+        states[i].mount->Make(path, options.cancel);
         path = states[i].mount->dir();
       }
-      specs.push_back({v.name, path, v.one_file_system});
+      // A reflink copy has new inodes and ctimes every run: size and mtime only.
+      specs.push_back({v.name, path, v.one_file_system,
+                       v.snapshot == "reflink" ? ChangeCheck::kSizeMtime : ChangeCheck::kFull});
     }
     BackupOptions bopts;
     bopts.cancel = options.cancel;
@@ -340,7 +457,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
       }
     }
     bool clean = !vm_left;
-    for (const auto& s : states) clean = clean && !s.snapshot && !s.mount && !s.left;
+    for (const auto& s : states) clean = clean && !s.snapshot && !s.mount && !s.left && s.planned.empty();
     if (clean) {
       try {
         journal.Close();
@@ -366,9 +483,19 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   return report;
 }
 
+std::vector<std::string> RecoverJob(const Config& config, Env* env,
+                                    const std::function<Hypervisor*()>& connect, Logger* log) {
+  MakeStateDir(env, config.run.state_dir, log);
+  auto run_lock = env->Lock(JoinPath(config.run.state_dir, "run.lock"), LockMode::kExclusive);
+  std::string journal_path = JoinPath(config.run.state_dir, "journal");
+  if (!env->Exists(journal_path)) return {};
+  Hypervisor* hv = ReadJournal(env, journal_path).vms.empty() ? nullptr : connect();
+  return RecoverFromJournal(env, journal_path, hv, log);
+}
+
 std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log) {
   std::vector<DomainInfo> domains;
-  CheckPlan(config, env, hv, &domains);
+  CheckPlan(config, env, hv, &domains, nullptr);
   // The store must be there (as RunJob's Store::Open requires); not opened,
   // so that a plan takes no lock and changes nothing.
   if (config.target.type != "store") {
@@ -401,16 +528,21 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
   }
   out += "4. snapshot each volume:\n";
   const std::string id = "<run id>";
+  std::map<std::string, std::string> fs_types;  // volume: the type blkid finds on its source
   for (const auto& v : config.volumes) {
     std::string dir = DirName(v.source);
     std::string name = "vmback-" + v.name + "-" + id;
-    if (v.snapshot == "lvm" && v.mode == "filesystem")
-      out += "     (checked: blkid " + v.source + " names a file system)\n";
+    if (v.snapshot == "lvm" && v.mode == "filesystem") {
+      fs_types[v.name] = ProbeFsType(env, v.source, nullptr);
+      out += "     (checked: blkid -p -o value -s TYPE -- " + v.source + " names a file system: " +
+             fs_types[v.name] + ")\n";
+    }
     if (v.snapshot == "lvm")
-      out += "     (checked: lvm vgs --noheadings --units b --nosuffix -o vg_free " + BaseName(dir) +
-             " has room for " + v.snapshot_size + ")\n     lvm lvcreate -s -n " + name + " -L " + v.snapshot_size + " " + v.source + "\n";
+      out += "     (checked: lvm vgs --noheadings --units b --nosuffix -o vg_free -- " + BaseName(dir) +
+             " has room for " + v.snapshot_size + ")\n     lvm lvcreate -s -n " + name + " -L " +
+             v.snapshot_size + " -- " + v.source + "\n";
     else if (v.snapshot == "btrfs")
-      out += "     btrfs subvolume snapshot -r " + v.source + " " + dir + "/." + name + "\n";
+      out += "     btrfs subvolume snapshot -r -- " + v.source + " " + dir + "/." + name + "\n";
     else if (v.snapshot == "reflink")
       out += "     reflink copy (FICLONE) of " + v.source + " into " + dir + "/." + name + "/\n";
     else
@@ -423,13 +555,16 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
     std::string name = "vmback-" + v.name + "-" + id;
     if (v.snapshot == "lvm" && v.mode == "filesystem") {
       std::string mnt = JoinPath(config.run.state_dir, "mnt-" + v.name);
-      out += "     fsck -p " + dir + "/" + name + "\n     mount -o ro " + dir + "/" + name + " " + mnt +
-             "\n     (back up " + mnt + ")\n     umount " + mnt + "\n";
+      const std::string& type = fs_types[v.name];
+      std::string options = "ro,nosuid,nodev,noexec";
+      if (type == "xfs") options += ",nouuid";
+      out += "     fsck -p -t " + type + " " + dir + "/" + name + "\n     mount -t " + type + " -o " + options +
+             " -- " + dir + "/" + name + " " + mnt + "\n     (back up " + mnt + ")\n     umount -- " + mnt + "\n";
     } else {
       out += "     (back up " + v.name + ")\n";
     }
-    if (v.snapshot == "lvm") out += "     lvm lvremove -f " + dir + "/" + name + "\n";
-    if (v.snapshot == "btrfs") out += "     btrfs subvolume delete " + dir + "/." + name + "\n";
+    if (v.snapshot == "lvm") out += "     lvm lvremove -f -- " + dir + "/" + name + "\n";
+    if (v.snapshot == "btrfs") out += "     btrfs subvolume delete -- " + dir + "/." + name + "\n";
     if (v.snapshot == "reflink") out += "     remove " + dir + "/." + name + "\n";
   }
   out += "7. commit the point\n";

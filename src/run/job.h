@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -51,6 +52,15 @@ struct JobOptions {
 // configured.
 JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOptions& options,
                  Logger* log);
+
+// `vmback run --recover-only` (vmback.service runs it as ExecStopPost=, so
+// that a run killed without clean-up, by SIGKILL or a stop timeout, leaves no
+// VM frozen): what RunJob does first, alone. Under the run lock, undoes what
+// the journal in state_dir records (RecoverFromJournal); returns what it did,
+// nothing when there is no journal. connect is called only when the journal
+// names a VM to resume.
+std::vector<std::string> RecoverJob(const Config& config, Env* env,
+                                    const std::function<Hypervisor*()>& connect, Logger* log);
 
 // What RunJob would do, every external command with its arguments; checks
 // the plan (VMs known, sources present, store usable) and changes nothing.

@@ -149,6 +149,8 @@ class WatchingHypervisor : public Hypervisor {
   Hypervisor* inner() { return inner_.get(); }
   int quiesce_calls() const { return quiesce_calls_; }
   std::vector<std::string> held() const { return held_->Names(); }
+  // Seconds from the quiesce to the release of the VM's latest guard.
+  double last_quiet_seconds(const std::string& name) const { return held_->Quiet(name); }
   const std::vector<std::string>& recovered() const { return recovered_; }
   void ResetCounts() {
     quiesce_calls_ = 0;
@@ -159,9 +161,18 @@ class WatchingHypervisor : public Hypervisor {
   struct Held {
     std::mutex mu;
     std::map<std::string, int> count;
+    std::map<std::string, double> quiet;
     void Add(const std::string& name, int d) {
       std::lock_guard<std::mutex> l(mu);
       if ((count[name] += d) == 0) count.erase(name);
+    }
+    void SetQuiet(const std::string& name, double seconds) {
+      std::lock_guard<std::mutex> l(mu);
+      quiet[name] = seconds;
+    }
+    double Quiet(const std::string& name) {
+      std::lock_guard<std::mutex> l(mu);
+      return quiet.count(name) ? quiet[name] : -1;
     }
     std::vector<std::string> Names() {
       std::lock_guard<std::mutex> l(mu);
@@ -192,10 +203,12 @@ class WatchingHypervisor : public Hypervisor {
       if (let_go_) return;
       let_go_ = true;
       held_->Add(name_, -1);
+      held_->SetQuiet(name_, std::chrono::duration<double>(std::chrono::steady_clock::now() - since_).count());
     }
     std::unique_ptr<QuiescedVm> inner_;
     std::shared_ptr<Held> held_;
     std::string name_ = inner_->name();
+    std::chrono::steady_clock::time_point since_ = std::chrono::steady_clock::now();
     bool let_go_ = false;
   };
 
@@ -523,9 +536,9 @@ TEST_F(JobTest, RunsEveryStepInOrderAndEveryPointRestoresBitIdentical) {
   // The lvm calls: a snapshot per lvm volume with its size, and its removal.
   std::vector<std::string> calls = LvmCalls();
   EXPECT_TRUE(std::find(calls.begin(), calls.end(),
-                        "lvm lvcreate -s -n vmback-disk-r1 -L 64M " + Root("vg/disk")) != calls.end())
+                        "lvm lvcreate -s -n vmback-disk-r1 -L 64M -- " + Root("vg/disk")) != calls.end())
       << Joined(calls);
-  EXPECT_TRUE(std::find(calls.begin(), calls.end(), "lvm lvremove -f " + Root("vg/vmback-disk-r1")) !=
+  EXPECT_TRUE(std::find(calls.begin(), calls.end(), "lvm lvremove -f -- " + Root("vg/vmback-disk-r1")) !=
               calls.end())
       << Joined(calls);
   EXPECT_EQ(calls.size(), have_fs_ ? 4u : 2u) << Joined(calls);
@@ -740,6 +753,76 @@ TEST_F(JobTest, FailedDropKeepsTheJournalAndTheNextRunDropsTheSnapshot) {
 }
 
 // ---------------------------------------------------------------------------
+// An external command that hangs while the VMs are quiet (the stand-in's
+// lvcreate with FAKE_LVM_HANG: it waits for a child sleep) must not keep
+// them quiet: killed with its process group at the end of max_freeze, or at
+// once on a signal (the cancel flag); the VMs run again, nothing is left.
+
+// True when no process is left in process group pgid.
+bool GroupGone(const std::string& pgid) {
+  return !pgid.empty() && test::LiveProcessesInGroup(std::stoi(pgid)).empty();
+}
+
+TEST_F(JobTest, HangingSnapshotCommandIsKilledAtMaxFreeze) {
+  RunOk("baseline");
+  std::string text = Header() + VmTables() + DiskVolume() + TreeVolume();
+  text.replace(text.find("max_freeze = 30"), 15, "max_freeze = 1");
+  ::setenv("FAKE_LVM_HANG", "lvcreate", 1);
+  auto start = std::chrono::steady_clock::now();
+  std::string message;
+  try {
+    Run(Parse(text));
+    ADD_FAILURE() << "the run did not fail";
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ::unsetenv("FAKE_LVM_HANG");
+  // Released within max_freeze + 1 s of being quiesced (web: suspend, then
+  // resumed; db: agent freeze, then thawed); the whole run ends soon after.
+  for (const char* vm : {"web", "db"}) {
+    EXPECT_GE(hv_->last_quiet_seconds(vm), 0.9) << vm;
+    EXPECT_LE(hv_->last_quiet_seconds(vm), 2.0) << vm;
+  }
+  EXPECT_LE(took, 5.0) << "with max_freeze = 1";
+  EXPECT_TRUE(Has(message, "lvm lvcreate")) << message;
+  EXPECT_TRUE(Has(message, "max_freeze")) << message;
+  EXPECT_TRUE(Has(message, "killed its process group")) << message;
+  EXPECT_TRUE(GroupGone(ReadFile(Root("lvm.log.hang")))) << ReadFile(Root("lvm.log.hang"));
+  ExpectClean("after the hung lvcreate");  // web and db run again, nothing held or left
+  RunOk("the run after");
+}
+
+TEST_F(JobTest, SignalDuringAHangingSnapshotCommandIsActedOnAtOnce) {
+  ::setenv("FAKE_LVM_HANG", "lvcreate", 1);
+  std::atomic<bool> cancel{false};
+  std::chrono::steady_clock::time_point signalled;
+  std::thread signaller([&] {
+    // Once lvcreate hangs (it has written its process group), a little later.
+    Eventually([&] { return fs::exists(Root("lvm.log.hang")) && !ReadFile(Root("lvm.log.hang")).empty(); });
+    std::this_thread::sleep_for(milliseconds(300));
+    signalled = std::chrono::steady_clock::now();
+    cancel = true;
+  });
+  std::string message;
+  try {
+    Run(Standard(), {}, &cancel);
+    ADD_FAILURE() << "the run did not fail";
+  } catch (const Error& e) {
+    message = e.what();
+  }
+  auto ended = std::chrono::steady_clock::now();
+  signaller.join();
+  ::unsetenv("FAKE_LVM_HANG");
+  EXPECT_LE(std::chrono::duration<double>(ended - signalled).count(), 1.0);
+  EXPECT_TRUE(Has(message, "lvm lvcreate")) << message;
+  EXPECT_TRUE(Has(message, "interrupted")) << message;
+  EXPECT_TRUE(GroupGone(ReadFile(Root("lvm.log.hang")))) << ReadFile(Root("lvm.log.hang"));
+  ExpectClean("after a signal during the hung lvcreate");
+  RunOk("the run after");
+}
+
+// ---------------------------------------------------------------------------
 // Bad input is refused by the plan step, before any VM is touched.
 
 class JobBadInputTest : public JobTest {
@@ -841,17 +924,17 @@ TEST_F(JobTest, PlanShowsEveryCommandAndChangesNothing) {
   Logger log(LogLevel::kError, false);
   std::string plan = PlanJob(Standard(), Env::Default(), hv_.get(), &log);
   for (const std::string& line :
-       {"lvm lvcreate -s -n vmback-disk-<run id> -L 64M " + Root("vg/disk"),
-        "lvm lvremove -f " + Root("vg/vmback-disk-<run id>"), std::string("web: suspend"),
+       {"lvm lvcreate -s -n vmback-disk-<run id> -L 64M -- " + Root("vg/disk"),
+        "lvm lvremove -f -- " + Root("vg/vmback-disk-<run id>"), std::string("web: suspend"),
         std::string("db: agent"), "tree: no snapshot, read " + Root("tree") + " live"}) {
     EXPECT_TRUE(Has(plan, line)) << "missing: " << line << "\n" << plan;
   }
   if (have_fs_) {
     for (const std::string& line :
-         {"lvm lvcreate -s -n vmback-fs-<run id> -L 64M " + Root("vg/fsimg"),
-          "fsck -p " + Root("vg/vmback-fs-<run id>"),
-          "mount -o ro " + Root("vg/vmback-fs-<run id>") + " " + Root("state/mnt-fs"),
-          "umount " + Root("state/mnt-fs"), "lvm lvremove -f " + Root("vg/vmback-fs-<run id>")}) {
+         {"lvm lvcreate -s -n vmback-fs-<run id> -L 64M -- " + Root("vg/fsimg"),
+          "fsck -p -t ext4 " + Root("vg/vmback-fs-<run id>"),
+          "mount -t ext4 -o ro,nosuid,nodev,noexec -- " + Root("vg/vmback-fs-<run id>") + " " + Root("state/mnt-fs"),
+          "umount -- " + Root("state/mnt-fs"), "lvm lvremove -f -- " + Root("vg/vmback-fs-<run id>")}) {
       EXPECT_TRUE(Has(plan, line)) << "missing: " << line << "\n" << plan;
     }
   }

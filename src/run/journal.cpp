@@ -48,7 +48,9 @@ Leftovers ReadJournal(Env* env, const std::string& path) {
           return;
         }
     };
-    if (op == "quiesce") {
+    if (op == "start") {
+      left.run_id = r.value("run", "");
+    } else if (op == "quiesce") {
       left.vms.emplace_back(r.value("vm", ""), r.value("method", "auto"));
     } else if (op == "released") {
       std::string vm = r.value("vm", "");
@@ -70,11 +72,27 @@ Leftovers ReadJournal(Env* env, const std::string& path) {
   return left;
 }
 
+namespace {
+
+// A mount point vmback makes: <state_dir>/mnt-<volume>.
+bool IsOwnMountPoint(const std::string& state_dir, const std::string& dir) {
+  const std::string prefix = JoinPath(state_dir, "mnt-");
+  if (dir.size() <= prefix.size() || dir.compare(0, prefix.size(), prefix) != 0) return false;
+  std::string name = dir.substr(prefix.size());
+  return name.find('/') == std::string::npos && name.find('\0') == std::string::npos && name != "." &&
+         name != "..";
+}
+
+}  // namespace
+
 std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, Hypervisor* hv,
                                             Logger* log) {
   std::vector<std::string> done;
   Leftovers left = ReadJournal(env, path);
   std::string failures;
+  // The journal is read as hostile (it sits on disk between runs): a record
+  // that vmback could not have written is refused, and nothing is run on it.
+  const std::string state_dir = DirName(path);
   for (const auto& [vm, method] : left.vms) {
     if (!hv) {
       failures += std::string("; VM ") + vm + ": no libvirt connection to resume it with";
@@ -88,7 +106,12 @@ std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, H
     }
   }
   for (auto it = left.mounts.rbegin(); it != left.mounts.rend(); ++it) {
-    std::vector<std::string> argv = {"umount", *it};
+    if (!IsOwnMountPoint(state_dir, *it)) {
+      failures += "; refusing mount record '" + *it + "': not a mount point vmback makes (" +
+                  JoinPath(state_dir, "mnt-*") + "), not unmounted";
+      continue;
+    }
+    std::vector<std::string> argv = {"umount", "--", *it};
     RunResult r = env->Run(argv);
     if (r.exit_code == 0) {
       done.push_back("unmounted " + *it);
@@ -99,7 +122,7 @@ std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, H
   }
   for (const auto& s : left.snapshots) {
     try {
-      DropLeftoverSnapshot(env, s, log);
+      DropLeftoverSnapshot(env, s, left.run_id, log);
       done.push_back("dropped snapshot " + s);
     } catch (const Error& e) {
       failures += std::string("; snapshot ") + s + ": " + e.what();

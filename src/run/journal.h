@@ -36,6 +36,7 @@ class Journal {
 
 // What a crashed run left behind, from its journal.
 struct Leftovers {
+  std::string run_id;  // from the "start" record
   std::vector<std::pair<std::string, std::string>> vms;  // name, quiesce method
   std::vector<std::string> mounts;
   std::vector<std::string> snapshots;  // Snapshot::JournalRecord() texts
@@ -48,6 +49,10 @@ Leftovers ReadJournal(Env* env, const std::string& path);
 // Undoes what a crashed run left: VMs first (resumed/thawed), then mounts,
 // then snapshots; removes the journal when all went. Returns what it did, one
 // line each, for the log. Throws (keeping the journal) if something stays.
+// The journal is not trusted: only records vmback could have written are
+// acted on (mount points <dir of path>/mnt-*; snapshots as
+// CheckLeftoverRecord accepts for the journal's run id); any other is
+// refused, named in the Error, and nothing is run on it.
 std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, Hypervisor* hv,
                                             Logger* log);
 

@@ -42,18 +42,42 @@ std::string StripTrailingSlashes(std::string p) {
   return p;
 }
 
+// An absolute path without empty, "." or ".." components or a trailing '/':
+// the form vmback writes, so a record naming anything else was not written
+// by vmback.
+bool IsPlainAbsolutePath(const std::string& p) {
+  if (p.size() < 2 || p[0] != '/' || p.back() == '/') return false;
+  if (p.find('\0') != std::string::npos) return false;
+  size_t start = 1;
+  while (start <= p.size()) {
+    size_t end = p.find('/', start);
+    if (end == std::string::npos) end = p.size();
+    std::string c = p.substr(start, end - start);
+    if (c.empty() || c == "." || c == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
 bool Contains(const std::string& haystack, const char* needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-// Runs argv; a program that cannot be started is reported as Error by Run.
-RunResult RunCommand(Env* env, const std::vector<std::string>& argv, Logger* log) {
-  if (log) {
-    std::string cmd;
-    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-    log->Debug("run: " + cmd);
-  }
-  return env->Run(argv);
+// Runs argv within limits; a program that cannot be started, or that is
+// killed at its deadline or on cancel, is reported as Error by RunLimited.
+RunResult RunCommand(Env* env, const std::vector<std::string>& argv, Logger* log,
+                     const RunLimits& limits = {}) {
+  if (log) log->Debug("run: " + CommandLine(argv));
+  return env->RunLimited(argv, limits);
+}
+
+// Between two steps of a snapshot made in the freeze window (reflink ranges,
+// files): stop at once on a signal or at the deadline.
+void CheckLimits(const RunLimits& limits, const std::string& what) {
+  if (limits.cancel && limits.cancel->load())
+    throw Error(ErrorKind::kOther, what + ": interrupted by a signal");
+  if (limits.deadline && std::chrono::steady_clock::now() >= *limits.deadline)
+    throw Error(ErrorKind::kOther, what + ": not finished by its deadline (max_freeze)");
 }
 
 // ---- reflink --------------------------------------------------------------
@@ -78,7 +102,13 @@ void ApplyMetadata(int fd, const std::string& path, const struct stat& st) {
   if (::futimens(fd, times) != 0) ThrowIo("set times of " + path, errno);
 }
 
-void CloneFile(const std::string& src, const std::string& dst, const struct stat& st) {
+// Each FICLONERANGE call shares this much (block-aligned for any file
+// system); the limits are looked at between calls, so that a huge image
+// cannot hold the VMs past max_freeze or a signal.
+constexpr uint64_t kCloneRange = 64ull << 20;
+
+void CloneFile(const std::string& src, const std::string& dst, const struct stat& st,
+               const RunLimits& limits) {
   int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (in < 0) ThrowIo("open " + src, errno);
   int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
@@ -88,11 +118,23 @@ void CloneFile(const std::string& src, const std::string& dst, const struct stat
     ThrowIo("create " + dst, e);
   }
   try {
-    if (::ioctl(out, FICLONE, in) != 0) {
-      int e = errno;
-      if (e == EOPNOTSUPP || e == EXDEV || e == EINVAL || e == ENOTTY || e == ENOSYS)
-        ThrowNoReflink(src, e);
-      ThrowIo("FICLONE " + src + " to " + dst, e);
+    // Range by range; the last one (length 0) goes to the end of the file,
+    // whatever its alignment and even if it grew.
+    const uint64_t size = static_cast<uint64_t>(st.st_size);
+    for (uint64_t off = 0; off == 0 || off < size; off += kCloneRange) {
+      CheckLimits(limits, "reflink copy of " + src);
+      struct file_clone_range r = {};
+      r.src_fd = in;
+      r.src_offset = off;
+      r.src_length = size - off > kCloneRange ? kCloneRange : 0;
+      r.dest_offset = off;
+      if (::ioctl(out, FICLONERANGE, &r) != 0) {
+        int e = errno;
+        if (off == 0 && (e == EOPNOTSUPP || e == EXDEV || e == EINVAL || e == ENOTTY || e == ENOSYS))
+          ThrowNoReflink(src, e);
+        ThrowIo("FICLONERANGE " + src + " to " + dst + " at " + std::to_string(off), e);
+      }
+      if (r.src_length == 0) break;
     }
     ApplyMetadata(out, dst, st);
   } catch (...) {
@@ -106,7 +148,7 @@ void CloneFile(const std::string& src, const std::string& dst, const struct stat
 
 class TreeCloner {
  public:
-  explicit TreeCloner(Logger* log) : log_(log) {}
+  TreeCloner(Logger* log, const RunLimits& limits) : log_(log), limits_(limits) {}
 
   // Clones the contents of directory src into the existing directory dst,
   // then gives dst the metadata of src.
@@ -125,6 +167,7 @@ class TreeCloner {
 
  private:
   void CloneEntry(const std::string& src, const std::string& dst) {
+    CheckLimits(limits_, "reflink copy of " + src);
     struct stat st;
     if (::lstat(src.c_str(), &st) != 0) ThrowIo("stat " + src, errno);
     if (S_ISDIR(st.st_mode)) {
@@ -140,7 +183,7 @@ class TreeCloner {
         }
         links_[key] = dst;
       }
-      CloneFile(src, dst, st);
+      CloneFile(src, dst, st, limits_);
     } else if (S_ISLNK(st.st_mode)) {
       std::string to(static_cast<size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
       ssize_t n = ::readlink(src.c_str(), to.data(), to.size());
@@ -158,6 +201,7 @@ class TreeCloner {
   }
 
   Logger* log_;
+  const RunLimits& limits_;
   std::map<std::pair<dev_t, ino_t>, std::string> links_;
 };
 
@@ -180,7 +224,7 @@ bool RemoveTree(const std::string& path) {
 }
 
 // Returns the path to read: the cloned file, or the hidden directory.
-std::string TakeReflink(const Target& t, Logger* log) {
+std::string TakeReflink(const Target& t, Logger* log, const RunLimits& limits) {
   struct stat st;
   if (::stat(t.source.c_str(), &st) != 0) ThrowIo("stat " + t.source, errno);
   if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
@@ -193,10 +237,10 @@ std::string TakeReflink(const Target& t, Logger* log) {
   try {
     if (S_ISREG(st.st_mode)) {
       std::string file = JoinPath(t.target, BaseName(t.source));
-      CloneFile(t.source, file, st);
+      CloneFile(t.source, file, st, limits);
       return file;
     }
-    TreeCloner(log).CloneDir(t.source, t.target, st);
+    TreeCloner(log, limits).CloneDir(t.source, t.target, st);
     return t.target;
   } catch (...) {
     try {
@@ -227,7 +271,7 @@ bool LvmSaysMissing(const RunResult& r) {
 
 // Returns false when the LV does not exist (any more).
 bool RemoveLv(Env* env, const std::string& device, Logger* log) {
-  std::vector<std::string> argv = {"lvm", "lvremove", "-f", device};
+  std::vector<std::string> argv = {"lvm", "lvremove", "-f", "--", device};
   for (int attempt = 0;; attempt++) {
     RunResult r = RunCommand(env, argv, log);
     if (r.exit_code == 0) return true;
@@ -268,7 +312,7 @@ void DropTarget(Env* env, const Target& t, Logger* log, bool leftover) {
           existed = false;
           break;
         }
-        std::vector<std::string> argv = {"btrfs", "subvolume", "delete", t.target};
+        std::vector<std::string> argv = {"btrfs", "subvolume", "delete", "--", t.target};
         RunResult r = RunCommand(env, argv, log);
         if (r.exit_code != 0) throw Error(ErrorKind::kOther, DescribeFailure(argv, r));
         break;
@@ -370,7 +414,8 @@ std::string PlannedJournalRecord(const SnapshotSpec& spec) {
   return Record(t);
 }
 
-std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logger* log) {
+std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logger* log,
+                                       const RunLimits& limits) {
   Target t;
   t.kind = spec.kind;
   t.volume = spec.volume;
@@ -390,6 +435,10 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
     ThrowConfig(what + "a volume name for a snapshot must be non-empty and without '/'");
   if (spec.run_id.empty() || spec.run_id.find('/') != std::string::npos)
     ThrowConfig(what + "a snapshot needs a run id without '/'");
+  // The journal's reader accepts no other form (CheckLeftoverRecord).
+  if (!IsPlainAbsolutePath(t.source))
+    ThrowConfig(what + "the source of a snapshot must be an absolute path without '.', '..' or '//': " +
+                t.source);
   const std::string dir = DirName(t.source);
   const std::string kind = SnapshotKindName(spec.kind);
   std::string path;
@@ -403,8 +452,8 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
           ThrowConfig("name the LV as /dev/VG/LV, not " + t.source);
         t.target = JoinPath(dir, name);
         std::vector<std::string> argv = {"lvm", "lvcreate", "-s", "-n", name, "-L", spec.size,
-                                         t.source};
-        RunResult r = RunCommand(env, argv, log);
+                                         "--", t.source};
+        RunResult r = RunCommand(env, argv, log, limits);
         if (r.exit_code != 0) {
           throw Error(Contains(r.err, "insufficient free space") ? ErrorKind::kNoSpace
                                                                  : ErrorKind::kOther,
@@ -419,16 +468,16 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
         if (env->Exists(t.target))
           throw Error(ErrorKind::kOther,
                       t.target + " exists already (left over from a crashed run?)");
-        std::vector<std::string> argv = {"btrfs", "subvolume", "snapshot", "-r", t.source,
+        std::vector<std::string> argv = {"btrfs", "subvolume", "snapshot", "-r", "--", t.source,
                                          t.target};
-        RunResult r = RunCommand(env, argv, log);
+        RunResult r = RunCommand(env, argv, log, limits);
         if (r.exit_code != 0) throw Error(ErrorKind::kOther, DescribeFailure(argv, r));
         path = t.target;
         break;
       }
       case SnapshotKind::kReflink:
         t.target = JoinPath(dir, kHiddenPrefix + spec.volume + "-" + spec.run_id);
-        path = TakeReflink(t, log);
+        path = TakeReflink(t, log, limits);
         break;
       case SnapshotKind::kNone:
         break;
@@ -441,7 +490,10 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
   return std::make_unique<SnapshotImpl>(env, t, path, log);
 }
 
-void DropLeftoverSnapshot(Env* env, const std::string& journal_record, Logger* log) {
+
+namespace {
+
+Target ParseRecord(const std::string& journal_record) {
   Target t;
   try {
     nlohmann::json j = nlohmann::json::parse(journal_record);
@@ -452,7 +504,41 @@ void DropLeftoverSnapshot(Env* env, const std::string& journal_record, Logger* l
   } catch (const std::exception& e) {
     ThrowCorrupt("bad snapshot journal record '" + journal_record + "': " + e.what());
   }
-  if (t.target.empty()) ThrowCorrupt("bad snapshot journal record '" + journal_record + "'");
+  return t;
+}
+
+void CheckRecord(const Target& t, const std::string& journal_record, const std::string& run_id) {
+  auto refuse = [&](const std::string& why) {
+    ThrowCorrupt("refusing snapshot journal record '" + journal_record + "': " + why +
+                 "; vmback did not write it, nothing done with it");
+  };
+  if (t.target.empty()) refuse("no target");
+  if (t.kind == SnapshotKind::kNone) return;  // nothing is ever done for it
+  if (!IsPlainAbsolutePath(t.source)) refuse("source " + t.source + " is not a plain absolute path");
+  if (t.volume.empty() || t.volume.find('/') != std::string::npos || t.volume == "." || t.volume == "..")
+    refuse("bad volume name");
+  if (run_id.empty() || run_id.find('/') != std::string::npos)
+    refuse("the journal names no run (or a bad one)");
+  const std::string name =
+      (t.kind == SnapshotKind::kLvm ? std::string("vmback-") : std::string(kHiddenPrefix)) + t.volume +
+      "-" + run_id;
+  const std::string expected = JoinPath(DirName(t.source), name);
+  if (t.target != expected)
+    refuse("target " + t.target + " is not " + expected +
+           " (the snapshot vmback names beside its source for this run)");
+  if (t.kind == SnapshotKind::kLvm && !IsLvmName(name)) refuse("not an LVM name: " + name);
+}
+
+}  // namespace
+
+void CheckLeftoverRecord(const std::string& journal_record, const std::string& run_id) {
+  CheckRecord(ParseRecord(journal_record), journal_record, run_id);
+}
+
+void DropLeftoverSnapshot(Env* env, const std::string& journal_record, const std::string& run_id,
+                          Logger* log) {
+  Target t = ParseRecord(journal_record);
+  CheckRecord(t, journal_record, run_id);
   DropTarget(env, t, log, /*leftover=*/true);
 }
 

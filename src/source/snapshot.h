@@ -37,16 +37,23 @@ class Snapshot {
   virtual void Drop() = 0;
 };
 
-// Takes the snapshot. Commands run through env->Run (argv, no shell):
-//   lvm:     lvm lvcreate -s -n vmback-<volume>-<run_id> -L SIZE SOURCE, then
-//            lvm lvremove -f /dev/VG/<name> (retried while "in use")
-//   btrfs:   btrfs subvolume snapshot -r SOURCE <dir of SOURCE>/.vmback-<volume>-<run_id>,
-//            then btrfs subvolume delete
-//   reflink: FICLONE of the file (or each regular file of the directory) into
-//            <dir of SOURCE>/.vmback-<volume>-<run_id>/, then removed
+// Takes the snapshot. Commands run through env->RunLimited (argv, no shell,
+// "--" before the paths):
+//   lvm:     lvm lvcreate -s -n vmback-<volume>-<run_id> -L SIZE -- SOURCE, then
+//            lvm lvremove -f -- /dev/VG/<name> (retried while "in use")
+//   btrfs:   btrfs subvolume snapshot -r -- SOURCE <dir of SOURCE>/.vmback-<volume>-<run_id>,
+//            then btrfs subvolume delete --
+//   reflink: FICLONERANGE of the file (or each regular file of the directory),
+//            range by range, into <dir of SOURCE>/.vmback-<volume>-<run_id>/,
+//            then removed
 //   none:    the source itself (warns: only sane for quiet or static data)
+// limits bound the taking (the freeze window): the snapshot command is killed
+// at the deadline or on cancel, and a reflink copy stops between ranges.
+// Dropping is not bound by them (it is the clean-up), only by the default
+// command deadline.
 // Throws Error naming the volume and the failing command with its stderr.
-std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logger* log);
+std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logger* log,
+                                       const RunLimits& limits = {});
 
 // The JournalRecord() that TakeSnapshot(spec) gives its snapshot, known
 // before the snapshot is taken: a caller journals it first, so that a crash
@@ -54,9 +61,17 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
 // leaves it recorded for the next run to drop. Does not check the spec.
 std::string PlannedJournalRecord(const SnapshotSpec& spec);
 
-// Drops a snapshot recorded in a crashed run's journal (JournalRecord()).
-// Missing snapshots are fine. Throws only when it exists and cannot go.
-void DropLeftoverSnapshot(Env* env, const std::string& journal_record, Logger* log);
+// A journal is read as hostile: throws Error(kCorrupt) naming the record
+// unless it is one that TakeSnapshot of run run_id could have written (a
+// plain absolute source; the target vmback-<volume>-<run_id> for lvm,
+// .vmback-<volume>-<run_id> otherwise, beside the source).
+void CheckLeftoverRecord(const std::string& journal_record, const std::string& run_id);
+
+// Drops a snapshot recorded in the journal of the crashed run run_id
+// (JournalRecord()), after CheckLeftoverRecord. Missing snapshots are fine.
+// Throws when the record is refused, or when it exists and cannot go.
+void DropLeftoverSnapshot(Env* env, const std::string& journal_record, const std::string& run_id,
+                          Logger* log);
 
 // lvremove is retried while LVM says the snapshot is "in use" (udev, a
 // lingering reader): up to 5 more times, the n-th retry after n times this

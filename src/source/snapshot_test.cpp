@@ -13,7 +13,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -22,6 +24,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "helpers/test_util.h"
 #include "os/env.h"
@@ -103,7 +106,7 @@ TEST(NoneSnapshotTest, IsTheSourceAndWarns) {
   EXPECT_EQ(record.find('\n'), std::string::npos);
   snap->Drop();
   snap.reset();
-  DropLeftoverSnapshot(Env::Default(), record, &log);
+  DropLeftoverSnapshot(Env::Default(), record, "r1", &log);
   EXPECT_EQ(ReadFile(tmp / "disk.img"), "data");
   EXPECT_EQ(log.warnings(), 1);
 }
@@ -115,12 +118,58 @@ TEST(LeftoverSnapshotTest, BadRecordIsCorrupt) {
   for (std::string bad : {"", "not json", "{\"snapshot\":\"lvm\"}",
                           "{\"snapshot\":\"zfs\",\"volume\":\"v\",\"source\":\"/a\",\"target\":\"/b\"}"}) {
     try {
-      DropLeftoverSnapshot(Env::Default(), bad, &log);
+      DropLeftoverSnapshot(Env::Default(), bad, "r1", &log);
       ADD_FAILURE() << "no error for " << bad;
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::kCorrupt) << bad << ": " << e.what();
     }
   }
+}
+
+// A journal is hostile: only a record TakeSnapshot of that run could have
+// written is accepted.
+TEST(LeftoverSnapshotTest, AcceptsOnlyRecordsVmbackWrites) {
+  auto rec = [](const std::string& kind, const std::string& volume, const std::string& source,
+                const std::string& target) {
+    return nlohmann::json({{"snapshot", kind}, {"volume", volume}, {"source", source}, {"target", target}})
+        .dump();
+  };
+  for (const auto& kind : {"lvm", "btrfs", "reflink"}) {
+    SnapshotSpec spec{"disk", "/dev/vg0/disk", ParseSnapshotKind(kind), "1G", "r7"};
+    EXPECT_NO_THROW(CheckLeftoverRecord(PlannedJournalRecord(spec), "r7")) << kind;
+    try {
+      CheckLeftoverRecord(PlannedJournalRecord(spec), "r8");  // another run's name
+      ADD_FAILURE() << kind << ": another run's snapshot accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCorrupt);
+      EXPECT_TRUE(HasSubstr(e.what(), "refusing")) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(CheckLeftoverRecord(rec("none", "v", "/a/b", "/a/b"), ""));
+  for (const std::string& bad : {
+           rec("lvm", "disk", "/dev/vg0/disk", "/dev/vg0/root"),           // not vmback's name
+           rec("lvm", "disk", "/dev/vg0/disk", "/dev/vg1/vmback-disk-r7"),  // not beside the source
+           rec("lvm", "disk", "-/dev/vg0/disk", "-/dev/vg0/vmback-disk-r7"),
+           rec("lvm", "disk", "dev/vg0/disk", "dev/vg0/vmback-disk-r7"),
+           rec("lvm", "disk", "/dev/vg0/../vg0/disk", "/dev/vg0/../vg0/vmback-disk-r7"),
+           rec("lvm", "disk", "/dev/vg0//disk", "/dev/vg0//vmback-disk-r7"),
+           rec("lvm", "a/b", "/dev/vg0/disk", "/dev/vg0/vmback-a/b-r7"),
+           rec("lvm", "", "/dev/vg0/disk", "/dev/vg0/vmback--r7"),
+           rec("lvm", "dis k", "/dev/vg0/disk", "/dev/vg0/vmback-dis k-r7"),  // no LVM name
+           rec("reflink", "disk", "/srv/img", "/srv/.vmback-disk-r7/.."),
+           rec("reflink", "disk", "/srv/img", "/srv/precious"),
+           rec("btrfs", "disk", "/srv/sv", "/.vmback-disk-r7"),
+       }) {
+    try {
+      CheckLeftoverRecord(bad, "r7");
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCorrupt) << bad;
+      EXPECT_TRUE(HasSubstr(e.what(), "refusing")) << e.what();
+    }
+  }
+  // No run named by the journal: nothing is accepted.
+  EXPECT_THROW(CheckLeftoverRecord(rec("lvm", "disk", "/dev/vg0/disk", "/dev/vg0/vmback-disk-"), ""), Error);
 }
 
 TEST(LeftoverSnapshotTest, ReflinkRemovesOnlyVmbackDirectories) {
@@ -130,7 +179,7 @@ TEST(LeftoverSnapshotTest, ReflinkRemovesOnlyVmbackDirectories) {
   Logger log(LogLevel::kInfo, false);
   std::string record = std::string("{\"snapshot\":\"reflink\",\"volume\":\"v\",\"source\":\"") +
                        (tmp / "x") + "\",\"target\":\"" + (tmp / "precious") + "\"}";
-  EXPECT_THROW(DropLeftoverSnapshot(Env::Default(), record, &log), Error);
+  EXPECT_THROW(DropLeftoverSnapshot(Env::Default(), record, "r1", &log), Error);
   EXPECT_EQ(ReadFile(tmp / "precious/a"), "a");
 }
 
@@ -170,8 +219,8 @@ class LvmSnapshotTest : public ::testing::Test {
     return fs::exists(tmp_ / "lvm.log") ? Lines(ReadFile(tmp_ / "lvm.log"))
                                         : std::vector<std::string>{};
   }
-  std::string Create() { return "lvm lvcreate -s -n vmback-vm1-r1 -L 1G " + lv_; }
-  std::string Remove() { return "lvm lvremove -f " + SnapPath(); }
+  std::string Create() { return "lvm lvcreate -s -n vmback-vm1-r1 -L 1G -- " + lv_; }
+  std::string Remove() { return "lvm lvremove -f -- " + SnapPath(); }
 
   TempDir tmp_, bin_;
   std::string old_path_, lv_, content_;
@@ -274,9 +323,9 @@ TEST_F(LvmSnapshotTest, DropLeftoverFromJournalRecord) {
   (void)snap.release();  // a crash: the process never drops it
   ASSERT_TRUE(fs::exists(SnapPath()));
 
-  DropLeftoverSnapshot(Env::Default(), record, &log_);
+  DropLeftoverSnapshot(Env::Default(), record, "r1", &log_);
   EXPECT_FALSE(fs::exists(SnapPath()));
-  DropLeftoverSnapshot(Env::Default(), record, &log_);  // gone already: fine
+  DropLeftoverSnapshot(Env::Default(), record, "r1", &log_);  // gone already: fine
   EXPECT_EQ(Calls(), (std::vector<std::string>{Create(), Remove(), Remove()}));
   EXPECT_EQ(ReadFile(lv_), content_);
   EXPECT_TRUE(log_.problems().empty());
@@ -397,6 +446,45 @@ class ReflinkXfsTest : public FsTest {
   }
 };
 
+// Cloned range by range (64 MiB each): data across range boundaries, holes
+// and an unaligned end come out identical, holes stay holes.
+TEST_F(ReflinkXfsTest, ClonesALargeSparseFileRangeByRange) {
+  std::string src = fs_ / "big.img";
+  WriteFileAt(src, 0, RandomBytes(5000, 21));
+  WriteFileAt(src, (64 << 20) - 3000, RandomBytes(6000, 22));  // across the first boundary
+  WriteFileAt(src, 130 << 20, RandomBytes(70000, 23));
+  WriteFileAt(src, (200 << 20) + 777, RandomBytes(1000, 24));  // an unaligned end
+  auto snap = TakeSnapshot(Env::Default(), Spec(src), &log_);
+  EXPECT_EQ(fs::file_size(snap->path()), fs::file_size(src));
+  EXPECT_TRUE(ReadFile(snap->path()) == ReadFile(src));
+  struct stat st;
+  ASSERT_EQ(::stat(snap->path().c_str(), &st), 0);
+  EXPECT_LT(static_cast<uint64_t>(st.st_blocks) * 512, 8u << 20) << "holes filled in";
+}
+
+// In the freeze window the copy stops between ranges on a signal or at the
+// deadline, and leaves nothing.
+TEST_F(ReflinkXfsTest, StopsOnCancelAndAtTheDeadline) {
+  std::string src = fs_ / "big.img";
+  WriteFileAt(src, 200 << 20, "end");
+  std::atomic<bool> cancel{true};
+  RunLimits cancelled;
+  cancelled.cancel = &cancel;
+  RunLimits past;
+  past.deadline = std::chrono::steady_clock::now() - std::chrono::seconds(1);
+  for (const RunLimits& limits : {cancelled, past}) {
+    try {
+      TakeSnapshot(Env::Default(), Spec(src), &log_, limits);
+      ADD_FAILURE() << "no error";
+    } catch (const Error& e) {
+      std::string m = e.what();
+      EXPECT_TRUE(HasSubstr(m, "interrupted") || HasSubstr(m, "deadline")) << m;
+      EXPECT_TRUE(HasSubstr(m, src)) << m;
+    }
+    EXPECT_FALSE(fs::exists(Hidden()));
+  }
+}
+
 TEST_F(ReflinkXfsTest, ClonesAFile) {
   std::string src = fs_ / "disk.img";
   std::string content = RandomBytes(64 << 20, 11);
@@ -475,9 +563,9 @@ TEST_F(ReflinkXfsTest, DropLeftoverFromJournalRecord) {
     (void)snap.release();  // a crash: the process never drops it
     ASSERT_TRUE(fs::exists(Hidden())) << src;
 
-    DropLeftoverSnapshot(Env::Default(), record, &log_);
+    DropLeftoverSnapshot(Env::Default(), record, "r1", &log_);
     EXPECT_FALSE(fs::exists(Hidden())) << src;
-    DropLeftoverSnapshot(Env::Default(), record, &log_);  // gone already: fine
+    DropLeftoverSnapshot(Env::Default(), record, "r1", &log_);  // gone already: fine
     EXPECT_TRUE(fs::exists(src));
   }
   EXPECT_TRUE(log_.problems().empty());
@@ -587,9 +675,9 @@ TEST_F(BtrfsSnapshotTest, DropLeftoverFromJournalRecord) {
   (void)snap.release();  // a crash: the process never drops it
   ASSERT_TRUE(fs::exists(SnapPath()));
 
-  DropLeftoverSnapshot(Env::Default(), record, &log_);
+  DropLeftoverSnapshot(Env::Default(), record, "r1", &log_);
   EXPECT_FALSE(fs::exists(SnapPath()));
-  DropLeftoverSnapshot(Env::Default(), record, &log_);  // gone already: fine
+  DropLeftoverSnapshot(Env::Default(), record, "r1", &log_);  // gone already: fine
   EXPECT_TRUE(fs::exists(fs_ / "vms/a.img"));
   EXPECT_TRUE(log_.problems().empty());
 }
@@ -603,7 +691,7 @@ TEST_F(BtrfsSnapshotTest, FailureNamesTheCommandAndItsError) {
   } catch (const Error& e) {
     std::string m = e.what();
     EXPECT_TRUE(HasSubstr(m, "volume vm1")) << m;
-    EXPECT_TRUE(HasSubstr(m, "btrfs subvolume snapshot -r " + spec.source)) << m;
+    EXPECT_TRUE(HasSubstr(m, "btrfs subvolume snapshot -r -- " + spec.source)) << m;
     EXPECT_TRUE(HasSubstr(m, "failed (exit")) << m;
   }
 }

@@ -183,13 +183,13 @@ expect_rc 0 "store init"
 listing=$(store_listing "$STORE")
 vm plan -c "$CFG"
 expect_rc 0 "plan"
-for line in "lvm lvcreate -s -n vmback-disk-<run id> -L 64M $VG/disk" \
-  "lvm lvremove -f $VG/vmback-disk-<run id>" \
-  "lvm lvcreate -s -n vmback-fs-<run id> -L 64M $VG/fsimg" \
-  "fsck -p $VG/vmback-fs-<run id>" \
-  "mount -o ro $VG/vmback-fs-<run id> $STATE/mnt-fs" \
-  "umount $STATE/mnt-fs" \
-  "lvm lvremove -f $VG/vmback-fs-<run id>" \
+for line in "lvm lvcreate -s -n vmback-disk-<run id> -L 64M -- $VG/disk" \
+  "lvm lvremove -f -- $VG/vmback-disk-<run id>" \
+  "lvm lvcreate -s -n vmback-fs-<run id> -L 64M -- $VG/fsimg" \
+  "fsck -p -t ext4 $VG/vmback-fs-<run id>" \
+  "mount -t ext4 -o ro,nosuid,nodev,noexec -- $VG/vmback-fs-<run id> $STATE/mnt-fs" \
+  "umount -- $STATE/mnt-fs" \
+  "lvm lvremove -f -- $VG/vmback-fs-<run id>" \
   "web: suspend"; do
   _count_check
   grep -qF -- "$line" "$VM_OUT" || { _fail "plan does not show: $line"; _vm_context; }
