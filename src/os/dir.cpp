@@ -119,6 +119,12 @@ bool Dir::Stat(const std::string& name, struct stat* st) const {
   ThrowIo("stat " + ChildPath(name), errno);
 }
 
+std::vector<std::string> Dir::List() const { return ListNames(fd(), path_); }
+
+void Dir::Sync() const {
+  if (::fsync(fd()) != 0) ThrowIo("fsync directory " + path_, errno);
+}
+
 Dir Dir::OpenDir(const std::string& name, bool allow_mount) const {
   std::string path = ChildPath(name);
   if (!IsSafeName(name)) throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + path);
@@ -151,6 +157,23 @@ std::unique_ptr<FdWritableFile> Dir::CreateFile(const std::string& name) const {
   return std::make_unique<FdWritableFile>(path, std::move(file));
 }
 
+std::unique_ptr<FdWritableFile> Dir::OpenFile(const std::string& name) const {
+  std::string path = ChildPath(name);
+  if (!IsSafeName(name)) throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + path);
+  // First an O_PATH descriptor, checked to be a regular file, then that
+  // inode reopened for writing: a device or fifo swapped in is never opened
+  // (no side effects of opening it), a symlink never followed.
+  UniqueFd obj(::openat(fd(), name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+  if (obj.get() < 0) ThrowIo("open " + path, errno);
+  struct stat st;
+  if (::fstat(obj.get(), &st) != 0) ThrowIo("stat " + path, errno);
+  if (!S_ISREG(st.st_mode))
+    throw Error(ErrorKind::kConfig, path + " is not a regular file; nothing was written through it");
+  UniqueFd file(::open(ProcFdPath(obj.get()).c_str(), O_WRONLY | O_CLOEXEC));
+  if (file.get() < 0) ThrowIo("open " + path, errno);
+  return std::make_unique<FdWritableFile>(path, std::move(file));
+}
+
 void Dir::Symlink(const std::string& name, const std::string& target) const {
   if (!IsSafeName(name)) throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + ChildPath(name));
   if (::symlinkat(target.c_str(), fd(), name.c_str()) != 0) ThrowIo("symlink " + ChildPath(name), errno);
@@ -169,44 +192,50 @@ void Dir::Link(const Dir& from, const std::string& from_name, const std::string&
     ThrowIo("link " + ChildPath(name) + " to " + from.ChildPath(from_name), errno);
 }
 
-void Dir::Remove(const std::string& name) const {
+uint64_t Dir::Remove(const std::string& name, const RemovedFn& removed) const {
   struct stat st;
-  if (!Stat(name, &st)) return;
+  if (!Stat(name, &st)) return 0;
   if (S_ISDIR(st.st_mode)) {
     // First the whole tree is checked for mount points, so that a refusal
     // leaves everything in place, then it is removed.
-    RemoveTree(name);
-    return;
+    return RemoveTree(name, removed);
   }
+  if (removed) removed(st);
   if (::unlinkat(fd(), name.c_str(), 0) != 0) ThrowIo("remove " + ChildPath(name), errno);
+  return 1;
 }
 
-void Dir::RemoveTree(const std::string& name) const {
-  // Pass 1: refuse before deleting anything if a mount lies below.
-  struct Checker {
+uint64_t Dir::RemoveTree(const std::string& name, const RemovedFn& removed) const {
+  struct Walk {
+    // Pass 1: refuse before deleting anything if a mount lies below.
     static void Check(const Dir& d) {
-      for (const auto& n : ListNames(d.fd(), d.path())) {
+      for (const auto& n : d.List()) {
         struct stat st;
         if (d.Stat(n, &st) && S_ISDIR(st.st_mode)) Check(d.OpenDir(n));
       }
     }
-    static void Delete(const Dir& d) {
-      for (const auto& n : ListNames(d.fd(), d.path())) {
+    static uint64_t Delete(const Dir& d, const RemovedFn& removed) {
+      uint64_t count = 0;
+      for (const auto& n : d.List()) {
         struct stat st;
         if (!d.Stat(n, &st)) continue;
         if (S_ISDIR(st.st_mode)) {
-          Delete(d.OpenDir(n));
+          count += Delete(d.OpenDir(n), removed);
           if (::unlinkat(d.fd(), n.c_str(), AT_REMOVEDIR) != 0) ThrowIo("remove " + d.ChildPath(n), errno);
-        } else if (::unlinkat(d.fd(), n.c_str(), 0) != 0) {
-          ThrowIo("remove " + d.ChildPath(n), errno);
+        } else {
+          if (removed) removed(st);
+          if (::unlinkat(d.fd(), n.c_str(), 0) != 0) ThrowIo("remove " + d.ChildPath(n), errno);
         }
+        count++;
       }
+      return count;
     }
   };
   Dir top = OpenDir(name);
-  Checker::Check(top);
-  Checker::Delete(top);
+  Walk::Check(top);
+  uint64_t count = Walk::Delete(top, removed);
   if (::unlinkat(fd(), name.c_str(), AT_REMOVEDIR) != 0) ThrowIo("remove " + ChildPath(name), errno);
+  return count + 1;
 }
 
 Dir Dir::OpenBeneath(const std::string& rel) const {

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -101,6 +102,10 @@ class Dir {
 
   // lstat of a child; false when it does not exist.
   bool Stat(const std::string& name, struct stat* st) const;
+  // The names of the children ("." and ".." left out), in directory order.
+  std::vector<std::string> List() const;
+  // fsync of the directory itself (its entries).
+  void Sync() const;
   // Opens a child directory, refusing a symlink and, unless allow_mount, a
   // directory on another device (a mount point).
   Dir OpenDir(const std::string& name, bool allow_mount = false) const;
@@ -109,6 +114,10 @@ class Dir {
   Dir MakeDir(const std::string& name) const;
   // A new regular file (O_EXCL|O_NOFOLLOW, mode 0600), open for writing.
   std::unique_ptr<FdWritableFile> CreateFile(const std::string& name) const;
+  // An existing regular file, open for writing in place (its inode, and so
+  // its other hard links, kept). A symlink, fifo, device or anything else
+  // at the name is refused (kConfig, naming it) with nothing written.
+  std::unique_ptr<FdWritableFile> OpenFile(const std::string& name) const;
   void Symlink(const std::string& name, const std::string& target) const;
   void MakeNode(const std::string& name, mode_t type, dev_t rdev) const;
   // A hard link name -> the file `from_name` in `from` (never a symlink).
@@ -116,8 +125,11 @@ class Dir {
   // Removes a child: a file, symlink or node, or a whole directory tree,
   // never following a symlink and refusing (ErrorKind::kConfig, naming it)
   // any directory on another device than this one, before deleting anything
-  // below it.
-  void Remove(const std::string& name) const;
+  // below it. Returns how many entries went (the child and everything below
+  // it; 0 when it did not exist). `removed`, when given, sees the lstat of
+  // each entry that is not a directory just before it is unlinked.
+  using RemovedFn = std::function<void(const struct stat&)>;
+  uint64_t Remove(const std::string& name, const RemovedFn& removed = nullptr) const;
   // Opens the directory at a relative path below this one (components
   // separated by '/'), each component as OpenDir: nothing outside, no
   // symlinks, no mounts.
@@ -136,7 +148,7 @@ class Dir {
 
  private:
   Dir(std::string path, UniqueFd fd, dev_t dev) : path_(std::move(path)), fd_(std::move(fd)), dev_(dev) {}
-  void RemoveTree(const std::string& name) const;
+  uint64_t RemoveTree(const std::string& name, const RemovedFn& removed) const;
 
   std::string path_;
   UniqueFd fd_;
