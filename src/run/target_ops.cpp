@@ -7,9 +7,13 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <map>
 #include <set>
+#include <utility>
 
+#include "os/dir.h"
 #include "scan/file_scanner.h"
+#include "scan/metadata.h"
 #include "util/encoding.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -45,24 +49,6 @@ PointInfoFile ReadPointInfo(Env* env, const std::string& root) {
   }
 }
 
-// A name as it may appear in a message: printable bytes as they are, the
-// rest as \xHH.
-std::string Printable(const std::string& s) {
-  static const char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f || c == '\\') {
-      out += "\\x";
-      out += kHex[u >> 4];
-      out += kHex[u & 15];
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 // The volume names of a point, validated here, where they are decoded: each
 // one is joined to a destination (--to, the mirror), so a name that is not
 // one plain, non-reserved path component ("../x", "a/b", "..", "", NUL) is
@@ -76,9 +62,9 @@ std::vector<std::string> VolumeNames(const PointInfoFile& info) {
     for (const auto& v : vols) {
       std::string name = v.at("name").get<std::string>();
       if (!IsValidVolumeName(name) || IsReservedName(name))
-        ThrowCorrupt(info.path + ": volume name '" + Printable(name) +
+        ThrowCorrupt(info.path + ": volume name '" + EscapeForTerminal(name) +
                      "' is not a plain name (damaged or forged); nothing restored from it");
-      if (!seen.insert(name).second) ThrowCorrupt(info.path + ": volume name '" + Printable(name) + "' is given twice");
+      if (!seen.insert(name).second) ThrowCorrupt(info.path + ": volume name '" + EscapeForTerminal(name) + "' is given twice");
       out.push_back(std::move(name));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -96,7 +82,7 @@ void CheckInsidePath(const std::string& base, const std::string& rel, const std:
     size_t slash = rel.find('/', start);
     std::string part = rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
     if (part.empty() || part == "." || part == ".." || part.find('\0') != std::string::npos)
-      ThrowConfig(what + " '" + Printable(rel) + "' leaves its volume");
+      ThrowConfig(what + " '" + EscapeForTerminal(rel) + "' leaves its volume");
     at = JoinPath(at, part);
     if (slash == std::string::npos) break;
     struct stat st;
@@ -184,74 +170,13 @@ std::vector<std::string> MapFiles(Env* env, const std::string& map_root) {
   return out;
 }
 
-// The file a restore writes: `to` opened through its parent's descriptor,
-// never through a symlink (CheckDestination allowed only the /dev/VG/LV case,
-// opened by path). Metadata is set on this descriptor, not by path.
-class RestoreOutput {
- public:
-  RestoreOutput(const std::string& to, bool device, bool exists) : path_(to) {
-    if (device) {
-      fd_ = ::open(to.c_str(), O_WRONLY | O_CLOEXEC);
-    } else {
-      const std::string parent = DirName(to);
-      int dir = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-      if (dir < 0) ThrowIo("open " + parent, errno);
-      const std::string name = BaseName(to);
-      fd_ = ::openat(dir, name.c_str(), O_WRONLY | O_NOFOLLOW | O_CLOEXEC | (exists ? 0 : O_CREAT | O_EXCL), 0600);
-      int err = errno;
-      ::close(dir);
-      errno = err;
-    }
-    if (fd_ < 0) ThrowIo("open " + to, errno);
-    struct stat st;
-    if (::fstat(fd_, &st) != 0) ThrowIo("stat " + to, errno);
-    if (device ? !S_ISBLK(st.st_mode) : !S_ISREG(st.st_mode))
-      ThrowConfig(to + " is not a " + (device ? "block device" : "regular file") + "; nothing was written");
-  }
-  ~RestoreOutput() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RestoreOutput(const RestoreOutput&) = delete;
-  RestoreOutput& operator=(const RestoreOutput&) = delete;
-
-  void WriteAt(uint64_t off, const char* p, size_t n) {
-    while (n > 0) {
-      ssize_t w = ::pwrite(fd_, p, n, static_cast<off_t>(off));
-      if (w < 0 && errno == EINTR) continue;
-      if (w < 0) ThrowIo("write " + path_, errno);
-      p += w;
-      n -= static_cast<size_t>(w);
-      off += static_cast<uint64_t>(w);
-    }
-  }
-  void Truncate(uint64_t size) {
-    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) ThrowIo("truncate " + path_, errno);
-  }
-  // Mode and times of the point's file, on the open descriptor.
-  void SetMetadata(const struct stat& st) {
-    if (::fchmod(fd_, st.st_mode & 07777) != 0) ThrowIo("chmod " + path_, errno);
-    struct timespec times[2] = {st.st_atim, st.st_mtim};
-    if (::futimens(fd_, times) != 0) ThrowIo("set the mtime of " + path_, errno);
-  }
-  void SyncAndClose() {
-    if (::fsync(fd_) != 0) ThrowIo("fsync " + path_, errno);
-    int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) ThrowIo("close " + path_, errno);
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-};
-
-// Copies one regular file out of a point, checking every block against its map.
-void RestoreFile(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
-                 const std::string& to, Overwrite overwrite, RestoreStats* stats, Logger* log) {
-  struct stat dst_st;
-  const bool exists = ::lstat(to.c_str(), &dst_st) == 0;
-  const bool device = CheckDestination(to, overwrite, true);
-  if (exists && S_ISDIR(dst_st.st_mode)) ThrowConfig(to + " is a directory; give the file's path");
+// Copies the regular file src of a point into out, checking every block
+// against the file's blockmap in the point (rel below map_root): wrong data
+// is never written silently. All-zero blocks are skipped (the caller sets
+// the size, leaving holes) unless dense (a block device: zeros written too).
+// Returns the file's size.
+uint64_t CopyChecked(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
+                     WritableFile* out, bool dense, RestoreStats* stats, Logger* log) {
   Blockmap map;
   bool have_map = true;
   try {
@@ -266,8 +191,6 @@ void RestoreFile(Env* env, const std::string& src, const std::string& map_root, 
   if (have_map && size != map.file_size)
     ThrowCorrupt(src + ": size " + std::to_string(size) + " differs from its blockmap's " +
                  std::to_string(map.file_size));
-  RestoreOutput out(to, device, exists);
-  if (!device) out.Truncate(0);
   const uint32_t bs = have_map ? map.block_size : 128 * 1024;
   std::vector<char> buf(bs);
   for (uint64_t off = 0, i = 0; off < size; off += bs, i++) {
@@ -281,64 +204,244 @@ void RestoreFile(Env* env, const std::string& src, const std::string& map_root, 
         ThrowCorrupt(src + ": block " + std::to_string(i) + " (offset " + std::to_string(off) +
                      ") differs from its blockmap; the point is damaged (run 'vmback verify')");
     }
-    if (!zero || device) out.WriteAt(off, buf.data(), want);
+    if (!zero || dense) out->WriteAt(off, buf.data(), want);
     stats->bytes += want;
   }
-  if (!device) {
-    out.Truncate(size);
-    struct stat st;
-    if (::lstat(src.c_str(), &st) != 0) ThrowIo("stat " + src, errno);
-    out.SetMetadata(st);
+  return size;
+}
+
+Metadata MetadataOf(const Entry& e) { return Metadata{e.mode, e.uid, e.gid, e.mtime_ns, e.xattrs}; }
+
+void CountWarnings(const std::vector<std::string>& warnings, RestoreStats* stats, Logger* log) {
+  for (const auto& w : warnings) {
+    if (stats->warnings++ < 20) log->Warn(w);
   }
-  out.SyncAndClose();
+}
+
+// The directory that holds `to`, as the user named it (symlinks in it are
+// the user's own), and to's last component in it.
+std::pair<Dir, std::string> OpenParent(const std::string& to) {
+  std::string p = to;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  std::string name = BaseName(p);
+  if (!IsSafeName(name)) ThrowConfig("--to " + to + ": give the path of the new file or directory");
+  return {Dir::Open(CanonicalPath(DirName(p))), name};
+}
+
+// Restores one regular file of a point (a file volume, or a file inside a
+// tree) as `name` in `parent`: an existing regular file there is written in
+// place (--force), anything else at the name is refused.
+void RestoreFile(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
+                 const Dir& parent, const std::string& name, Overwrite overwrite, RestoreStats* stats,
+                 Logger* log) {
+  struct stat dst_st;
+  const bool exists = parent.Stat(name, &dst_st);
+  if (exists && overwrite == Overwrite::kRefuse) ThrowConfig(parent.ChildPath(name) + " exists; give --force to overwrite it");
+  if (exists && S_ISDIR(dst_st.st_mode)) ThrowConfig(parent.ChildPath(name) + " is a directory; give the file's path");
+  struct stat st;
+  if (::lstat(src.c_str(), &st) != 0) ThrowIo("stat " + src, errno);
+  Entry meta = ReadMetadata(src, st);
+  auto out = exists ? parent.OpenFile(name) : parent.CreateFile(name);
+  out->Truncate(0);
+  out->Truncate(CopyChecked(env, src, map_root, rel, out.get(), false, stats, log));
+  CountWarnings(Dir::SetMetadataFd(out->fd(), out->path(), MetadataOf(meta), MetadataPolicy{}), stats, log);
+  out->Sync();
+  out->Close();
   stats->files++;
 }
 
-// Copies a tree out of a point with the in-place sink, then compares the maps
-// the sink computed from what it read with the maps stored in the point.
+// A file of a point written onto a block device (the documented /dev/VG/LV
+// case, with --force): in full, zeros too; the device keeps its metadata.
+void RestoreFileToDevice(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
+                         const std::string& device, RestoreStats* stats, Logger* log) {
+  UniqueFd fd(::open(device.c_str(), O_WRONLY | O_CLOEXEC));
+  if (fd.get() < 0) ThrowIo("open " + device, errno);
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + device, errno);
+  if (!S_ISBLK(st.st_mode)) ThrowConfig(device + " is not a block device; nothing was written");
+  FdWritableFile out(device, std::move(fd));
+  CopyChecked(env, src, map_root, rel, &out, true, stats, log);
+  out.Sync();
+  out.Close();
+  stats->files++;
+}
+
+// Restores a directory tree of a point into a destination walked with
+// directory descriptors (os/dir.h): every name under the destination is
+// opened one component at a time, never through a symlink nor across a
+// mount, and what is found there in the way (a file where a directory goes,
+// a symlink planted where a directory will be made) is removed as itself,
+// never followed. Metadata is set on open descriptors. The point side is
+// read by path (it is vmback's own, read-only snapshot or 0700 mirror).
+class TreeRestorer {
+ public:
+  // map_root: the tree volume's root in the point (its blockmaps);
+  // rel_prefix: where the restored tree lies below it. root: the directory
+  // that hard links are resolved from (paths in links_ are relative to it).
+  TreeRestorer(Env* env, std::string map_root, std::string rel_prefix, const Dir* root, RestoreStats* stats,
+               Logger* log)
+      : env_(env), map_root_(std::move(map_root)), rel_prefix_(std::move(rel_prefix)), root_(root),
+        stats_(stats), log_(log) {
+    struct stat st;
+    if (::lstat(map_root_.c_str(), &st) != 0) ThrowIo("stat " + map_root_, errno);
+    src_dev_ = st.st_dev;
+  }
+
+  // The point's entry src as `name` in `parent`, replacing what is in the
+  // way. rel: src's path below the restored tree ("" for its top); drel:
+  // the new entry's path relative to root.
+  void RestoreEntry(const std::string& src, const Dir& parent, const std::string& name, const std::string& rel,
+                    const std::string& drel) {
+    struct stat st;
+    if (::lstat(src.c_str(), &st) != 0) ThrowIo("stat " + src, errno);
+    Entry e = ReadMetadata(src, st);
+    struct stat cur;
+    bool exists = parent.Stat(name, &cur);
+    if (exists && !(e.type == EntryType::kDir && S_ISDIR(cur.st_mode))) {
+      parent.Remove(name);  // as itself: no symlink followed, no mount crossed
+      exists = false;
+    }
+    switch (e.type) {
+      case EntryType::kDir: {
+        Dir d = exists ? parent.OpenDir(name) : parent.MakeDir(name);
+        RestoreInto(src, st, d, rel, drel);
+        return;
+      }
+      case EntryType::kFile: {
+        const InodeKey key{st.st_dev, st.st_ino};
+        auto it = st.st_nlink > 1 ? links_.find(key) : links_.end();
+        if (it != links_.end()) {
+          const std::string& first = it->second;
+          const std::string first_dir = DirName(first);
+          Dir from = root_->OpenBeneath(first_dir == "." ? "" : first_dir);
+          parent.Link(from, BaseName(first), name);
+          stats_->files++;
+          return;  // the inode's metadata is set already
+        }
+        auto out = parent.CreateFile(name);
+        try {
+          out->Truncate(CopyChecked(env_, src, map_root_, MapRel(rel), out.get(), false, stats_, log_));
+          CountWarnings(Dir::SetMetadataFd(out->fd(), out->path(), MetadataOf(e), MetadataPolicy{}), stats_, log_);
+          out->Sync();
+          out->Close();
+        } catch (...) {
+          out.reset();
+          try {
+            parent.Remove(name);  // no unchecked half file left behind
+          } catch (...) {
+          }
+          throw;
+        }
+        stats_->files++;
+        if (st.st_nlink > 1) links_.emplace(key, drel);
+        return;
+      }
+      case EntryType::kSymlink:
+        parent.Symlink(name, e.target);
+        CountWarnings(parent.SetMetadata(name, S_IFLNK, MetadataOf(e), MetadataPolicy{}), stats_, log_);
+        stats_->other++;
+        return;
+      case EntryType::kCharDevice:
+      case EntryType::kBlockDevice:
+      case EntryType::kFifo:
+      case EntryType::kSocket: {
+        const mode_t type = st.st_mode & S_IFMT;
+        parent.MakeNode(name, type, st.st_rdev);
+        CountWarnings(parent.SetMetadata(name, type, MetadataOf(e), MetadataPolicy{}), stats_, log_);
+        stats_->other++;
+        return;
+      }
+    }
+  }
+
+  // Makes the open directory d identical to the point's directory src
+  // (lstat st): its children restored, entries the point lacks removed,
+  // then d's own metadata.
+  void RestoreInto(const std::string& src, const struct stat& st, const Dir& d, const std::string& rel,
+                   const std::string& drel) {
+    // A mount point in the point (one file system, as the backup) is kept
+    // as an empty directory.
+    std::vector<std::string> names;
+    if (st.st_dev == src_dev_) names = env_->ListDir(src);
+    std::sort(names.begin(), names.end());
+    const bool top = rel.empty() && rel_prefix_.empty();
+    std::set<std::string> keep;
+    for (const auto& name : names) {
+      if (top && (name == kBlockmapDir || name == ".zfs")) continue;  // the mirror's own
+      if (!IsSafeName(name)) ThrowCorrupt(JoinPath(src, EscapeForTerminal(name)) + ": not a plain name");
+      RestoreEntry(JoinPath(src, name), d, name, rel.empty() ? name : rel + "/" + name,
+                   drel.empty() ? name : drel + "/" + name);
+      keep.insert(name);
+    }
+    for (const auto& name : d.List()) {
+      if (keep.count(name) || (drel.empty() && name == ".zfs")) continue;
+      d.Remove(name);  // refuses (naming it) a mount below, before deleting anything
+    }
+    Entry e = ReadMetadata(src, st);
+    CountWarnings(Dir::SetMetadataFd(d.fd(), d.path(), MetadataOf(e), MetadataPolicy{}), stats_, log_);
+    stats_->dirs++;
+  }
+
+ private:
+  struct InodeKey {
+    dev_t dev;
+    ino_t ino;
+    bool operator<(const InodeKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+  };
+
+  // A file's path below the volume: the key of its blockmap.
+  std::string MapRel(const std::string& rel) const {
+    return rel_prefix_.empty() ? rel : rel.empty() ? rel_prefix_ : rel_prefix_ + "/" + rel;
+  }
+
+  Env* env_;
+  const std::string map_root_;
+  const std::string rel_prefix_;
+  const Dir* root_;
+  RestoreStats* stats_;
+  Logger* log_;
+  dev_t src_dev_ = 0;
+  std::map<InodeKey, std::string> links_;  // point inode -> its first restored name, relative to root_
+};
+
+// Refuses a restore of src into dest when one lies inside the other (a
+// restore into the mirror of a dir target would rewrite the point itself).
+void CheckApart(const std::string& src, const std::string& dest) {
+  auto inside = [](const std::string& a, const std::string& b) {
+    return a == b || (b == "/" ? true : a.rfind(b + "/", 0) == 0);
+  };
+  std::string s = CanonicalPath(src);
+  std::string p = dest;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  std::string d = JoinPath(CanonicalPath(DirName(p)), BaseName(p));
+  if (inside(s, d)) ThrowConfig("source " + src + " lies inside the destination " + dest);
+  if (inside(d, s)) ThrowConfig("destination " + dest + " lies inside the source " + src);
+}
+
+// Restores the tree src of a point to `to` (made identical to it when it
+// exists, with --force).
 void RestoreTree(Env* env, const std::string& src, const std::string& map_root, const std::string& rel_prefix,
                  const std::string& to, Overwrite overwrite, RestoreStats* stats, Logger* log) {
-  if (env->Exists(to)) {
+  CheckApart(src, to);
+  struct stat src_st;
+  if (::lstat(src.c_str(), &src_st) != 0) ThrowIo("stat " + src, errno);
+  struct stat lst;
+  if (::lstat(to.c_str(), &lst) == 0) {
     if (overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force to make it identical to the point");
     CheckDestination(to, overwrite, false);
-    if (!IsDir(to)) ThrowConfig(to + " exists and is not a directory");
-  }
-  InplaceOptions opts;
-  opts.source_is_mirror = true;
-  opts.full_read = true;
-  Logger quiet(LogLevel::kWarning);
-  InplaceStats s = SyncInPlace(env, src, to, 128 * 1024, opts, &quiet);
-  if (s.errors) ThrowIo("restore of " + src + ": " + std::to_string(s.errors) + " entries could not be read", EIO);
-  for (const auto& m : MapFiles(env, to)) {
-    Blockmap got = ReadBlockmap(env, m);
-    std::string point_rel = rel_prefix.empty() ? got.path : rel_prefix + "/" + got.path;
-    Blockmap want;
-    try {
-      want = ReadBlockmap(env, BlockmapPath(map_root, point_rel));
-    } catch (const Error& e) {
-      if (e.kind() != ErrorKind::kNotFound) throw;
-      log->Warn(JoinPath(src, got.path) + ": no blockmap in the point; restored without the end-to-end check");
-      continue;
-    }
-    // Same data read <=> same hashes at the point's block size.
-    uint64_t blocks = 0, bytes = 0;
-    auto problems = CheckAgainstMap(env, JoinPath(to, got.path), want, &blocks, &bytes);
-    if (!problems.empty())
-      ThrowCorrupt(JoinPath(src, got.path) + ": " + problems.front() + "; the point is damaged (run 'vmback verify')");
-  }
-  // Removing the restore's own maps touched the root's mtime: put it back.
-  RemoveTreeNoFollow(JoinPath(to, kBlockmapDir));
-  struct stat st;
-  if (::lstat(src.c_str(), &st) == 0) {
-    struct timespec times[2] = {st.st_atim, st.st_mtim};
-    if (::utimensat(AT_FDCWD, to.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0) ThrowIo("set the mtime of " + to, errno);
+    if (!S_ISDIR(lst.st_mode)) ThrowConfig(to + " exists and is not a directory");
+    // The directory the user named (it may be a mount point itself).
+    Dir root = Dir::Open(to);
+    TreeRestorer r(env, map_root, rel_prefix, &root, stats, log);
+    r.RestoreInto(src, src_st, root, "", "");
+    root.Sync();
+  } else {
+    auto [parent, name] = OpenParent(to);
+    TreeRestorer r(env, map_root, rel_prefix, &parent, stats, log);
+    r.RestoreEntry(src, parent, name, "", name);
+    parent.Sync();
   }
   SyncFileSystem(to);
-  stats->files += s.files;
-  stats->dirs += s.dirs;
-  stats->other += s.other;
-  stats->bytes += s.bytes_read;
-  stats->warnings += s.warnings;
 }
 
 }  // namespace
@@ -389,7 +492,7 @@ TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::ve
     if (env->Exists(dest) && IsDir(dest) != tree) {
       log->Info("volume " + v.name + " changed from " + (tree ? "a file" : "a tree") + " to " +
                 (tree ? "a tree" : "a file") + "; replacing its mirror");
-      RemoveTreeNoFollow(dest);
+      Dir::Open(CanonicalPath(mirror)).Remove(v.name);  // as itself, never across a mount
       env->SyncDir(mirror);
     }
     InplaceOptions io;
@@ -434,7 +537,7 @@ TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::ve
     std::string p = JoinPath(mirror, old);
     if (!env->Exists(p)) continue;
     log->Info("volume " + old + " is no longer backed up; removing it from the mirror");
-    RemoveTreeNoFollow(p);
+    Dir::Open(CanonicalPath(mirror)).Remove(old);  // as itself, never across a mount
     std::string map = BlockmapPath(mirror, old);
     CheckOwnEntry(map, false);
     if (env->Exists(map)) env->Remove(map);
@@ -511,26 +614,45 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
     ThrowCorrupt("point " + point + " of " + target->describe() + " has no " + kPointInfo);
   std::vector<std::string> vols = VolumeNames(ReadPointInfo(env, root));
   RestoreStats stats;
-  auto restore_volume_part = [&](const std::string& vol, const std::string& sub, const std::string& dest) {
+  // A whole volume or a part of it, as `name` in `parent` (whole point), or
+  // to the path `to` (one volume or a part).
+  auto restore_volume_part = [&](const std::string& vol, const std::string& sub, const Dir* parent,
+                                 const std::string& name) {
     std::string src = sub.empty() ? JoinPath(root, vol) : JoinPath(JoinPath(root, vol), sub);
     struct stat st;
     if (::lstat(src.c_str(), &st) != 0) ThrowNotFound("no " + (sub.empty() ? vol : vol + "/" + sub) + " in point " + point);
+    // A file volume's map lives in the mirror's root; a file in a tree, in the tree's.
+    const std::string map_root = sub.empty() ? root : JoinPath(root, vol);
+    const std::string map_rel = sub.empty() ? vol : sub;
     if (S_ISREG(st.st_mode)) {
-      // A file volume's map lives in the mirror's root; a file in a tree, in the tree's.
-      RestoreFile(env, src, sub.empty() ? root : JoinPath(root, vol), sub.empty() ? vol : sub, dest, overwrite,
-                  &stats, log);
+      if (parent) {
+        RestoreFile(env, src, map_root, map_rel, *parent, name, Overwrite::kAllow, &stats, log);
+      } else if (CheckDestination(to, overwrite, true)) {
+        RestoreFileToDevice(env, src, map_root, map_rel, CanonicalPath(to), &stats, log);
+      } else {
+        auto [dir, base] = OpenParent(to);
+        RestoreFile(env, src, map_root, map_rel, dir, base, overwrite, &stats, log);
+      }
     } else if (S_ISDIR(st.st_mode)) {
-      RestoreTree(env, src, JoinPath(root, vol), sub, dest, overwrite, &stats, log);
+      if (parent) {
+        TreeRestorer r(env, JoinPath(root, vol), sub, parent, &stats, log);
+        r.RestoreEntry(src, *parent, name, "", name);
+      } else {
+        RestoreTree(env, src, JoinPath(root, vol), sub, to, overwrite, &stats, log);
+      }
     } else {
       ThrowConfig(src + " is neither a file nor a directory; restore the directory that holds it");
     }
   };
   if (path.empty()) {
-    if (env->Exists(to) && overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force or a new directory");
+    const bool exists = env->Exists(to);
+    if (exists && overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force or a new directory");
     CheckDestination(to, overwrite, false);
-    env->MakeDir(to);
-    for (const auto& vol : vols) restore_volume_part(vol, "", JoinPath(to, vol));
-    env->SyncDir(to);
+    CheckApart(root, to);
+    Dir dest = exists ? Dir::Open(to) : Dir::OpenOrCreate(to);
+    for (const auto& vol : vols) restore_volume_part(vol, "", &dest, vol);
+    dest.Sync();
+    SyncFileSystem(to);
   } else {
     std::string p = path;
     while (!p.empty() && p.back() == '/') p.pop_back();
@@ -540,7 +662,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
     if (std::find(vols.begin(), vols.end(), vol) == vols.end())
       ThrowNotFound("point " + point + " has no volume " + vol);
     if (!sub.empty()) CheckInsidePath(JoinPath(root, vol), sub, "path");
-    restore_volume_part(vol, sub, to);
+    restore_volume_part(vol, sub, nullptr, "");
   }
   return stats;
 }
@@ -582,7 +704,7 @@ TargetVerifyReport VerifyTarget(InplaceTarget* target, Env* env, Logger* log) {
         std::string label = point + ": " + vol + "/";
         try {
           Blockmap map = ReadBlockmap(env, m);
-          label += Printable(map.path);
+          label += EscapeForTerminal(map.path);
           CheckInsidePath(vroot, map.path, "the blockmap " + m + " names a path");
           r.files++;
           for (const auto& p : CheckAgainstMap(env, JoinPath(vroot, map.path), map, &r.blocks, &r.bytes))

@@ -1,6 +1,5 @@
 #include "target/inplace.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/stat.h>
@@ -17,6 +16,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "os/dir.h"
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
 #include "store/tree.h"
@@ -516,13 +516,16 @@ class Syncer {
       // Deletions stay on the mirror's file system.
       if (target_dev_ != 0 && st.st_dev != target_dev_)
         throw Error(ErrorKind::kConfig, "will not delete " + path + ": another file system is mounted there");
-      for (const auto& name : env_->ListDir(path)) RemoveTree(JoinPath(path, name));
-      if (::rmdir(path.c_str()) != 0) ThrowIo("remove " + path, errno);
-    } else {
-      env_->Remove(path);
-      // The other names' inode gets a new ctime: its map is restamped.
-      if (S_ISREG(st.st_mode) && st.st_nlink > 1) relinked_.insert(InodeKey{st.st_dev, st.st_ino});
+      // From the parent down through descriptors: no symlink followed, and
+      // a mount anywhere below refused before anything is deleted.
+      stats_->deleted += Dir::Open(DirName(path)).Remove(BaseName(path), [this](const struct stat& s) {
+        // The other names' inode gets a new ctime: its map is restamped.
+        if (S_ISREG(s.st_mode) && s.st_nlink > 1) relinked_.insert(InodeKey{s.st_dev, s.st_ino});
+      });
+      return;
     }
+    env_->Remove(path);
+    if (S_ISREG(st.st_mode) && st.st_nlink > 1) relinked_.insert(InodeKey{st.st_dev, st.st_ino});
     stats_->deleted++;
   }
 
@@ -956,87 +959,6 @@ bool Inside(const std::string& a, const std::string& b) {  // a is b or below it
 }
 
 }  // namespace
-
-namespace {
-
-// A descriptor closed on scope exit.
-struct ScopedFd {
-  int fd = -1;
-  explicit ScopedFd(int f) : fd(f) {}
-  ~ScopedFd() {
-    if (fd >= 0) ::close(fd);
-  }
-  ScopedFd(const ScopedFd&) = delete;
-  ScopedFd& operator=(const ScopedFd&) = delete;
-};
-
-// The names in the directory open at fd (which stays open).
-std::vector<std::string> ListDirFd(int fd, const std::string& path) {
-  int dup = ::openat(fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dup < 0) ThrowIo("list " + path, errno);
-  DIR* d = ::fdopendir(dup);
-  if (!d) {
-    int err = errno;
-    ::close(dup);
-    ThrowIo("list " + path, err);
-  }
-  std::vector<std::string> names;
-  errno = 0;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-    errno = 0;
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err) ThrowIo("list " + path, err);
-  return names;
-}
-
-// Walks (remove = false: only checks) or removes the entry `name` of the
-// directory open at parent (on device parent_dev). Never follows a symlink:
-// every child is opened with O_NOFOLLOW relative to its parent's descriptor.
-uint64_t RemoveAt(int parent, dev_t parent_dev, const std::string& name, const std::string& path, bool remove) {
-  struct stat st;
-  if (::fstatat(parent, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return 0;
-    ThrowIo("stat " + path, errno);
-  }
-  uint64_t n = 1;
-  if (S_ISDIR(st.st_mode)) {
-    ScopedFd dir(::openat(parent, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (dir.fd < 0) ThrowIo("open " + path, errno);
-    struct stat dst;
-    if (::fstat(dir.fd, &dst) != 0) ThrowIo("stat " + path, errno);
-    if (dst.st_dev != parent_dev)
-      ThrowConfig("will not delete " + path + ": another file system is mounted there (nothing was deleted)");
-    for (const auto& child : ListDirFd(dir.fd, path))
-      n += RemoveAt(dir.fd, dst.st_dev, child, JoinPath(path, child), remove);
-    if (remove && ::unlinkat(parent, name.c_str(), AT_REMOVEDIR) != 0) ThrowIo("remove " + path, errno);
-  } else if (remove && ::unlinkat(parent, name.c_str(), 0) != 0) {
-    ThrowIo("remove " + path, errno);
-  }
-  return n;
-}
-
-}  // namespace
-
-uint64_t RemoveTreeNoFollow(const std::string& path) {
-  std::string p = path;
-  while (p.size() > 1 && p.back() == '/') p.pop_back();
-  const std::string name = BaseName(p);
-  if (name.empty() || name == "." || name == ".." || name == "/") ThrowConfig("will not delete " + path);
-  const std::string parent_path = DirName(p);
-  ScopedFd parent(::open(parent_path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (parent.fd < 0) {
-    if (errno == ENOENT) return 0;
-    ThrowIo("open " + parent_path, errno);
-  }
-  struct stat pst;
-  if (::fstat(parent.fd, &pst) != 0) ThrowIo("stat " + parent_path, errno);
-  RemoveAt(parent.fd, pst.st_dev, name, p, false);  // refuses a mount before anything is deleted
-  return RemoveAt(parent.fd, pst.st_dev, name, p, true);
-}
 
 void CheckOwnEntry(const std::string& path, bool want_dir) {
   struct stat st;

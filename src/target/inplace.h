@@ -83,10 +83,15 @@
 // device, fifo or socket changed (which no fsync of a file reaches),
 // syncfs(2) on the target at the end. All of it before SyncInPlace returns.
 //
-// Seams: file data, maps, directory creation, removal and fsync go through
-// Env (so FaultEnv can inject faults there). Outside Env, as raw system calls
-// (Env has no such methods yet): hole punching, rmdir, symlink/mknod/link,
-// metadata (chown, chmod, xattrs, utimensat) and syncfs.
+// Seams: file data, maps, directory creation, removal of files and fsync go
+// through Env (so FaultEnv can inject faults there); a directory tree is
+// removed through Dir (os/dir.h: descriptors, no symlink followed, no mount
+// crossed). Outside Env, as raw system calls (Env has no such methods yet):
+// hole punching, symlink/mknod/link, metadata (chown, chmod, xattrs,
+// utimensat) and syncfs.
+//
+// Restores (RestoreFromTarget) do not write through this sink: they walk
+// their destination with Dir, which this path-based sink does not.
 //
 // Runs as root: as another user, owners that cannot be set are warnings
 // (as in restore) and device nodes cannot be made (an error).
@@ -147,15 +152,6 @@ inline constexpr const char* kBlockmapDir = ".vmback-blockmaps";
 // another sync holds the map root, target I/O errors as they come.
 InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string& dest,
                          uint32_t block_size, const InplaceOptions& options, Logger* log);
-
-// Removes path (a file, a symlink, a node or a whole tree) without following
-// any symlink and without crossing into another file system: the whole tree
-// is walked first, and a directory on another device than its parent makes
-// it throw kConfig, naming that directory, with nothing deleted. path's own
-// parent components are the caller's (vmback composes them); from path down,
-// every step goes through a directory descriptor. Returns the entries
-// removed; 0 when path does not exist.
-uint64_t RemoveTreeNoFollow(const std::string& path);
 
 // Throws kConfig naming path when it exists and is not what vmback made
 // there: a directory (want_dir) or a regular file, never a symlink. For the
