@@ -23,7 +23,9 @@
 
 #include <gtest/gtest.h>
 
+#include "helpers/hook_env.h"
 #include "helpers/test_util.h"
+#include "os/dir.h"
 #include "os/fault_env.h"
 #include "util/error.h"
 
@@ -663,32 +665,6 @@ TEST_F(InplaceTreeTest, FollowsChangesAndDeletesWhatVanished) {
   EXPECT_EQ(Describe(dst_), Describe(src_));
 }
 
-// The real environment, except that one path cannot be opened for reading.
-class FailOpenEnv final : public Env {
- public:
-  explicit FailOpenEnv(std::string bad) : base_(Env::Default()), bad_(std::move(bad)) {}
-  std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override {
-    if (p == bad_) ThrowIo("open " + p, EIO);
-    return base_->OpenRead(p);
-  }
-  std::unique_ptr<WritableFile> OpenWrite(const std::string& p, CreateMode m, mode_t perm) override {
-    return base_->OpenWrite(p, m, perm);
-  }
-  void Rename(const std::string& a, const std::string& b) override { base_->Rename(a, b); }
-  void Remove(const std::string& p) override { base_->Remove(p); }
-  void MakeDir(const std::string& p) override { base_->MakeDir(p); }
-  void SyncDir(const std::string& p) override { base_->SyncDir(p); }
-  bool Exists(const std::string& p) override { return base_->Exists(p); }
-  std::vector<std::string> ListDir(const std::string& p) override { return base_->ListDir(p); }
-  std::unique_ptr<FileLock> Lock(const std::string& p, LockMode m) override { return base_->Lock(p, m); }
-  RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
-  int64_t NowNanos() override { return base_->NowNanos(); }
-
- private:
-  Env* base_;
-  std::string bad_;
-};
-
 TEST_F(InplaceTreeTest, LeavesTheMirrorOfAnUnreadableEntryAlone) {
   Mkdir("");
   WriteFile(S("bad"), RandomBytes(5 * kBs, 80));
@@ -703,7 +679,11 @@ TEST_F(InplaceTreeTest, LeavesTheMirrorOfAnUnreadableEntryAlone) {
   ASSERT_EQ(::unlink(S("vanishing").c_str()), 0);
   WriteFile(S(kBlockmapDir), "a source entry with the map directory's name");
 
-  FailOpenEnv env(S("bad"));
+  // The real environment, except that one path cannot be opened for reading.
+  test::HookEnv env;
+  env.before_read = [bad = S("bad")](const std::string& p) {
+    if (p == bad) ThrowIo("open " + p, EIO);
+  };
   Logger log(LogLevel::kError, false);
   InplaceStats s = SyncInPlace(&env, src_, dst_, kBs, {}, &log);
   EXPECT_EQ(s.errors, 2u);
@@ -802,20 +782,21 @@ TEST_F(InplaceTest, PlantedSymlinksAreRefusedAndNotWrittenThrough) {
   EXPECT_EQ(DescribeTree(tmp_ / "outside"), outside) << "nothing changed outside";
 }
 
-TEST_F(InplaceTest, RemoveTreeNoFollowKeepsWhatSymlinksPointTo) {
+TEST_F(InplaceTest, DirRemoveKeepsWhatSymlinksPointTo) {
   ASSERT_EQ(::mkdir((tmp_ / "outside").c_str(), 0755), 0);
   WriteFile(tmp_ / "outside/victim", "victim");
   fs::create_directories(tmp_ / "gone/a/b");
   WriteFile(tmp_ / "gone/a/b/f", "f");
   ASSERT_EQ(::symlink((tmp_ / "outside").c_str(), (tmp_ / "gone/a/link").c_str()), 0);
   ASSERT_EQ(::symlink((tmp_ / "outside/victim").c_str(), (tmp_ / "gone/flink").c_str()), 0);
-  EXPECT_EQ(RemoveTreeNoFollow(tmp_ / "gone"), 6u);
+  Dir top = Dir::Open(tmp_.path());
+  EXPECT_EQ(top.Remove("gone"), 6u);
   EXPECT_FALSE(fs::exists(fs::symlink_status(tmp_ / "gone")));
   EXPECT_EQ(ReadFile(tmp_ / "outside/victim"), "victim");
-  EXPECT_EQ(RemoveTreeNoFollow(tmp_ / "gone"), 0u);
-  // A symlink as the path itself: the link goes, not what it points to.
+  EXPECT_EQ(top.Remove("gone"), 0u);
+  // A symlink as the name itself: the link goes, not what it points to.
   ASSERT_EQ(::symlink((tmp_ / "outside").c_str(), (tmp_ / "l").c_str()), 0);
-  EXPECT_EQ(RemoveTreeNoFollow(tmp_ / "l"), 1u);
+  EXPECT_EQ(top.Remove("l"), 1u);
   EXPECT_EQ(ReadFile(tmp_ / "outside/victim"), "victim");
 }
 

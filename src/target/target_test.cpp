@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "helpers/hook_env.h"
 #include "helpers/test_util.h"
 #include "run/target_ops.h"
 #include "util/encoding.h"
@@ -151,6 +152,18 @@ class DirTargetTest : public ::testing::Test {
                           BackupOptions{}, &log_);
   }
 
+  // A target holding tree/a/sub/f and tree/a/g (and a one-byte disk).
+  std::unique_ptr<InplaceTarget> BackupNestedTree() {
+    test::WriteFile(dir_ / "src/disk.img", "x");
+    ::mkdir((dir_ / "src/tree/a").c_str(), 0755);
+    ::mkdir((dir_ / "src/tree/a/sub").c_str(), 0700);
+    test::WriteFile(dir_ / "src/tree/a/sub/f", "deep");
+    test::WriteFile(dir_ / "src/tree/a/g", "gee");
+    auto t = Open();
+    Backup(t.get());
+    return t;
+  }
+
   test::TempDir dir_;
   TargetConfig config_;
   Logger log_;
@@ -269,6 +282,68 @@ TEST_F(DirTargetTest, AForgedVolumeNameIsRefusedWhereItIsRead) {
     EXPECT_FALSE(VerifyTarget(t.get(), Env::Default(), &log_).ok());
   }
   EXPECT_FALSE(Env::Default()->Exists(dir_ / "x"));
+}
+
+// Restore walks its destination with directory descriptors: what a local
+// user planted there (symlinks where the point has a directory, a file or
+// nothing) is replaced as itself with --force, never followed.
+TEST_F(DirTargetTest, RestoreForceReplacesPlantedSymlinksWithoutFollowingThem) {
+  auto t = BackupNestedTree();
+  test::WriteFile(dir_ / "src/tree/b", "bee");
+  ASSERT_EQ(::link((dir_ / "src/tree/b").c_str(), (dir_ / "src/tree/a/b2").c_str()), 0);
+  Backup(t.get());
+
+  const std::string outside = dir_ / "outside";
+  ::mkdir(outside.c_str(), 0755);
+  test::WriteFile(outside + "/victim", "victim");
+  ::mkdir((outside + "/sub").c_str(), 0755);
+  const std::string before = test::DescribeTree(outside);
+  const std::string dest = dir_ / "dest";
+  ::mkdir(dest.c_str(), 0755);
+  ASSERT_EQ(::symlink(outside.c_str(), (dest + "/a").c_str()), 0);             // where a directory goes
+  ASSERT_EQ(::symlink((outside + "/victim").c_str(), (dest + "/b").c_str()), 0);  // where a file goes
+  ASSERT_EQ(::symlink(outside.c_str(), (dest + "/extra").c_str()), 0);          // not in the point
+
+  RestoreFromTarget(t.get(), Env::Default(), "current", "tree", dest, Overwrite::kAllow, &log_);
+  EXPECT_EQ(test::DescribeTree(outside), before) << "nothing outside the destination changed";
+  EXPECT_EQ(test::DescribeTree(dest), test::DescribeTree(dir_ / "src/tree"));
+  struct stat a, b;
+  ASSERT_EQ(::lstat((dest + "/a/b2").c_str(), &a), 0);
+  ASSERT_EQ(::lstat((dest + "/b").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino) << "hard links restored as links";
+  EXPECT_EQ(a.st_nlink, 2u);
+}
+
+// The same while the restore runs: the moment a directory was made and
+// opened, a local user renames it away and puts a symlink to a victim in its
+// place. The restore goes on in the directory it opened (inside the
+// destination), and nothing outside changes.
+TEST_F(DirTargetTest, RestoreIsNotTurnedAsideByADirectorySwappedForASymlink) {
+  auto t = BackupNestedTree();
+
+  const std::string outside = dir_ / "outside";
+  ::mkdir(outside.c_str(), 0755);
+  test::WriteFile(outside + "/g", "victim");
+  const std::string before = test::DescribeTree(outside);
+  const std::string dest = dir_ / "dest";
+  int swaps = 0;
+  test::HookEnv env;
+  // Listing the point's a/ comes after dest/a was made and opened.
+  env.before_list = [&](const std::string& p) {
+    if (!EndsWith(p, "/tree/a") || swaps++) return;
+    ASSERT_EQ(::rename((dest + "/a").c_str(), (dest + "/moved").c_str()), 0);
+    ASSERT_EQ(::symlink(outside.c_str(), (dest + "/a").c_str()), 0);
+  };
+  try {
+    RestoreFromTarget(t.get(), &env, "current", "tree", dest, Overwrite::kRefuse, &log_);
+  } catch (const Error& e) {
+    // Refusing is fine too; writing outside is not.
+    EXPECT_NE(e.kind(), ErrorKind::kCorrupt) << e.what();
+  }
+  EXPECT_EQ(swaps, 1);
+  EXPECT_EQ(test::DescribeTree(outside), before) << "nothing outside the destination changed";
+  EXPECT_EQ(test::ReadFile(outside + "/g"), "victim");
+  EXPECT_FALSE(Env::Default()->Exists(outside + "/sub"));
 }
 
 TEST_F(DirTargetTest, AnUnreadableSourceTakesNoPoint) {
