@@ -71,9 +71,7 @@ class VolumeWalker {
   void ScanFile(const std::string& path, const struct stat& st, bool device, const Entry* prev,
                 Entry* e) {
     stats_->files++;
-    if (!device && !opts_.full_read && prev && prev->type == EntryType::kFile &&
-        prev->size == e->size && prev->mtime_ns == e->mtime_ns && prev->hardlink.empty() &&
-        !RefersToDamage(*prev)) {
+    if (!device && !opts_.full_read && prev && Unchanged(*prev, *e) && !RefersToDamage(*prev)) {
       e->content = prev->content;
       stats_->files_reused++;
       stats_->bytes += e->size;
@@ -88,6 +86,20 @@ class VolumeWalker {
     stats_->blocks += s.blocks;
     stats_->new_blocks += s.new_blocks;
     stats_->zero_blocks += s.zero_blocks;
+  }
+
+  // The quick check: a file whose size, mtime, ctime and inode number all
+  // match the parent's entry is taken as unchanged. mtime can be set back
+  // (touch -d, tar -x, rsync -t); ctime cannot, and a file replaced by
+  // another (rename over it) has another inode. An entry without ctime and
+  // inode (older points) is never unchanged; a source whose inodes are made
+  // afresh each run (reflink copies) compares size and mtime only.
+  bool Unchanged(const Entry& prev, const Entry& cur) const {
+    if (prev.type != EntryType::kFile || !prev.hardlink.empty() || prev.size != cur.size ||
+        prev.mtime_ns != cur.mtime_ns)
+      return false;
+    if (spec_.change_check == ChangeCheck::kSizeMtime) return true;
+    return prev.ino != 0 && prev.ino == cur.ino && prev.ctime_ns == cur.ctime_ns;
   }
 
   // After verify found damage, an unchanged file whose blocks include a
@@ -193,7 +205,57 @@ class VolumeWalker {
 };
 
 
+// Reads manifests from the newest point back until every volume in want
+// has its parent; a volume whose parent was recorded from another source
+// keeps looking for one from the same source, and falls back to the newest
+// of its name. A damaged manifest is skipped with a warning.
+std::map<std::string, Entry> ParentEntries(Store* store, const std::vector<VolumeSpec>& resolved,
+                                           const std::vector<VolumeSpec>& given, Logger* log) {
+  std::map<std::string, Entry> same_source, same_name;
+  std::map<std::string, std::string> source_of;  // volume name -> source as given
+  for (size_t i = 0; i < resolved.size(); i++) source_of[resolved[i].name] = given[i].source;
+  std::vector<std::string> points = store->ListPoints();
+  for (auto it = points.rbegin(); it != points.rend() && same_source.size() < source_of.size(); ++it) {
+    try {
+      nlohmann::json m = store->ReadManifest(*it);
+      std::map<std::string, Entry> found_same, found_name;
+      for (const auto& v : m.at("volumes")) {
+        auto want = source_of.find(v.at("name").get<std::string>());
+        if (want == source_of.end() || same_source.count(want->first)) continue;
+        std::string recorded = GetBytesField(v, "source", *it);
+        Entry root = EntryFromJson(v.at("root"), *it);
+        if (recorded.empty() || recorded == want->second) found_same.emplace(want->first, root);
+        if (!same_name.count(want->first)) found_name.emplace(want->first, std::move(root));
+      }
+      // Only a manifest read whole counts.
+      same_source.merge(found_same);
+      same_name.merge(found_name);
+    } catch (const Error& err) {
+      if (err.kind() != ErrorKind::kCorrupt) throw;
+      log->Warn(std::string(err.what()) + "; comparing with an older point");
+    }
+  }
+  same_source.merge(same_name);  // keeps same_source's entry where both have one
+  return same_source;
+}
+
 }  // namespace
+
+std::string NewestPointWithVolume(Store* store, const std::string& volume) {
+  std::vector<std::string> points = store->ListPoints();
+  for (auto it = points.rbegin(); it != points.rend(); ++it) {
+    nlohmann::json m;
+    try {
+      m = store->ReadManifest(*it);
+    } catch (const Error& err) {
+      if (err.kind() != ErrorKind::kCorrupt) throw;
+      continue;  // a damaged point is named by verify, not chosen here
+    }
+    for (const auto& v : m.at("volumes"))
+      if (v.at("name").get<std::string>() == volume) return *it;
+  }
+  ThrowNotFound("store " + store->dir() + " has no point holding volume '" + volume + "'");
+}
 
 BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
                        const BackupOptions& options, Logger* log) {
@@ -219,21 +281,9 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
     if (::access(v.source.c_str(), R_OK) != 0) ThrowIo("source " + v.source, errno);
   }
 
-  // The newest point gives the previous state of each volume.
-  std::map<std::string, Entry> previous;
-  std::vector<std::string> points = store->ListPoints();
-  for (auto it = points.rbegin(); it != points.rend(); ++it) {
-    try {
-      nlohmann::json m = store->ReadManifest(*it);
-      for (const auto& v : m.at("volumes"))
-        previous[v.at("name").get<std::string>()] = EntryFromJson(v.at("root"), *it);
-      break;
-    } catch (const Error& err) {
-      if (err.kind() != ErrorKind::kCorrupt) throw;
-      previous.clear();
-      log->Warn(std::string(err.what()) + "; comparing with an older point");
-    }
-  }
+  // Each volume is compared with the newest point that holds it, so that a
+  // one-off backup of another path in between costs nothing.
+  std::map<std::string, Entry> previous = ParentEntries(store, resolved, volumes, log);
 
   BackupResult result;
   const StoreWriteStats before = store->write_stats();

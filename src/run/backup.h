@@ -13,14 +13,26 @@
 
 namespace vmback {
 
+// How a file is found unchanged since the parent point (and not read).
+enum class ChangeCheck {
+  // size, mtime, ctime and inode number all equal (restic's and borg's
+  // default). The first backup after a point without ctime and inode
+  // (written by an older vmback) reads every file once.
+  kFull,
+  // size and mtime only: for a source whose inodes are new every run
+  // (a reflink copy), where ctime and inode never match.
+  kSizeMtime,
+};
+
 struct VolumeSpec {
   std::string name;    // names the volume inside the point
   std::string source;  // directory, regular file or block device
   bool one_file_system = true;
+  ChangeCheck change_check = ChangeCheck::kFull;
 };
 
 struct BackupOptions {
-  bool full_read = false;  // read every file, even when size and mtime match
+  bool full_read = false;  // read every file, even when it looks unchanged
   unsigned threads = 0;    // hashing/compression threads; 0 = one per core
   // Called after volume i has been read in full (before the commit), so
   // that its snapshot can be dropped at once.
@@ -42,7 +54,7 @@ struct VolumeStats {
   uint64_t other = 0;          // symlinks, devices, fifos, sockets
   uint64_t bytes = 0;          // logical size of all files
   uint64_t bytes_read = 0;     // actually read (quick-check skips the rest)
-  uint64_t files_reused = 0;   // unchanged by size and mtime
+  uint64_t files_reused = 0;   // unchanged by the quick check (ChangeCheck)
   uint64_t blocks = 0;
   uint64_t new_blocks = 0;
   uint64_t zero_blocks = 0;
@@ -65,6 +77,11 @@ struct BackupResult {
 // REQUIRES: store opened with LockMode::kExclusive.
 BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
                        const BackupOptions& options, Logger* log);
+
+// The newest point whose manifest holds a volume named `volume`: what
+// `latest` means in a command that names a volume. Throws kNotFound when no
+// point holds it. A damaged manifest is passed over.
+std::string NewestPointWithVolume(Store* store, const std::string& volume);
 
 nlohmann::json BackupResultToJson(const BackupResult& r);
 

@@ -24,6 +24,7 @@
 #include "helpers/test_util.h"
 #include "os/fault_env.h"
 #include "run/restore.h"
+#include "store/tree.h"
 #include "util/error.h"
 #include "util/rate_pacer.h"
 
@@ -487,17 +488,20 @@ TEST_F(BackupTest, QuickCheckSkipsUnchangedFilesAndFullReadRereadsThem) {
   EXPECT_EQ(store_->write_stats().blobs_written, blobs);
   EXPECT_EQ(store_->ListPackFiles(), packs);
 
-  // Same size and mtime but different bytes: the quick check cannot see it
-  // (rsync semantics), a full read does.
+  // Same size and mtime set back (touch -d) but different bytes: the ctime
+  // moved, so the quick check reads the file again.
   struct stat st;
   ASSERT_EQ(::stat((src + "/b").c_str(), &st), 0);
   std::string b2 = RandomBytes(4096, 33);
   WriteFile(src + "/b", b2);
   SetMtimeNs(src + "/b", st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
   BackupResult r4 = Backup({{"t", src}});
-  EXPECT_EQ(r4.volumes[0].bytes_read, 0u);
+  EXPECT_EQ(r4.volumes[0].bytes_read, 4096u);
+  EXPECT_EQ(r4.volumes[0].files_reused, 4u);
+  EXPECT_EQ(r4.volumes[0].new_blocks, 1u);
+  EXPECT_EQ(ReadFile(RestoreNew(r4.point, "t/b")), b2);
   BackupResult r5 = Backup({{"t", src}}, full);
-  EXPECT_EQ(r5.volumes[0].new_blocks, 1u);
+  EXPECT_EQ(r5.volumes[0].new_blocks, 0u);
   EXPECT_EQ(ReadFile(RestoreNew(r5.point, "t/b")), b2);
 
   // A changed mtime makes only that file be read again.
@@ -509,6 +513,158 @@ TEST_F(BackupTest, QuickCheckSkipsUnchangedFilesAndFullReadRereadsThem) {
   EXPECT_EQ(r6.volumes[0].new_blocks, (123457u + 4095) / 4096);
   std::string out = RestoreNew(r6.point, "t");
   EXPECT_EQ(DescribeTree(out), DescribeTree(src));
+}
+
+// A file replaced by another one (rename over it) with the same size and
+// mtime is another inode: read again.
+TEST_F(BackupTest, FileReplacedBySameSizeAndMtimeIsReadAgain) {
+  OpenStore(4096);
+  std::string src = tmp_ / "src";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  WriteFile(src + "/f", RandomBytes(8192, 40));
+  SetMtimeNs(src + "/f", kT0, 7);
+  Backup({{"t", src}});
+  std::string f2 = RandomBytes(8192, 41);
+  WriteFile(src + "/new", f2);
+  SetMtimeNs(src + "/new", kT0, 7);
+  ASSERT_EQ(::rename((src + "/new").c_str(), (src + "/f").c_str()), 0);
+  BackupResult r2 = Backup({{"t", src}});
+  EXPECT_EQ(r2.volumes[0].bytes_read, 8192u);
+  EXPECT_EQ(ReadFile(RestoreNew(r2.point, "t/f")), f2);
+  BackupResult r3 = Backup({{"t", src}});
+  EXPECT_EQ(r3.volumes[0].bytes_read, 0u) << "ctime and inode recorded by r2";
+}
+
+// ChangeCheck::kSizeMtime (a reflink copy made afresh each run): a copy
+// with the same size and mtime is unchanged although its inode is new.
+TEST_F(BackupTest, SizeMtimeCheckReusesACopyWithANewInode) {
+  OpenStore(4096);
+  std::string src = tmp_ / "src";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  std::string data = RandomBytes(20000, 42);
+  WriteFile(src + "/f", data);
+  SetMtimeNs(src + "/f", kT0, 9);
+  VolumeSpec v{"t", src, true, ChangeCheck::kSizeMtime};
+  Backup({v});
+  ASSERT_EQ(::unlink((src + "/f").c_str()), 0);
+  WriteFile(src + "/f", data);
+  SetMtimeNs(src + "/f", kT0, 9);
+  BackupResult r2 = Backup({v});
+  EXPECT_EQ(r2.volumes[0].bytes_read, 0u);
+  EXPECT_EQ(r2.volumes[0].files_reused, 1u);
+  // The default compares ctime and inode too: a fresh copy is read.
+  ASSERT_EQ(::unlink((src + "/f").c_str()), 0);
+  WriteFile(src + "/f", data);
+  SetMtimeNs(src + "/f", kT0, 9);
+  BackupResult r3 = Backup({{"t", src}});
+  EXPECT_EQ(r3.volumes[0].bytes_read, 20000u);
+}
+
+// Entries written before ctime_ns and ino existed: the first backup after
+// them reads every file once, the next one nothing.
+TEST_F(BackupTest, PointWithoutCtimeAndInodeCostsOneFullRead) {
+  OpenStore(4096);
+  std::string src = tmp_ / "src";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  WriteFile(src + "/a", RandomBytes(10000, 43));
+  WriteFile(src + "/b", RandomBytes(5000, 44));
+  BackupResult r1 = Backup({{"t", src}});
+  // Rewrite r1 as an older vmback would have written it.
+  nlohmann::json m = store_->ReadManifest(r1.point);
+  Entry root = EntryFromJson(m["volumes"][0]["root"], "test");
+  std::vector<Entry> entries = DecodeTree(store_->Get(root.subtree, BlobType::kTree), "test");
+  for (auto& e : entries) {
+    ASSERT_NE(e.ino, 0u);
+    e.ino = 0;
+    e.ctime_ns = 0;
+  }
+  std::string old_tree = EncodeTree(entries);
+  EXPECT_EQ(old_tree.find("\"ino\""), std::string::npos);
+  EXPECT_EQ(old_tree.find("\"ctime_ns\""), std::string::npos);
+  root.subtree = store_->PutRaw(BlobType::kTree, old_tree);
+  store_->Flush();
+  m["volumes"][0]["root"] = EntryToJson(root);
+  std::string old_point = store_->NewPointName();
+  m["name"] = old_point;
+  store_->WriteManifest(old_point, m);
+
+  BackupResult r2 = Backup({{"t", src}});
+  EXPECT_EQ(r2.volumes[0].bytes_read, 15000u);
+  EXPECT_EQ(r2.volumes[0].new_blocks, 0u) << "same content: nothing new stored";
+  BackupResult r3 = Backup({{"t", src}});
+  EXPECT_EQ(r3.volumes[0].bytes_read, 0u);
+}
+
+TEST(EntryJsonTest, CtimeAndInodeAreOptionalAndBothOrNeither) {
+  Entry e;
+  e.name = "f";
+  e.size = 3;
+  e.ctime_ns = -5;
+  e.ino = 77;
+  nlohmann::json j = EntryToJson(e);
+  EXPECT_EQ(j["ctime_ns"], -5);
+  EXPECT_EQ(j["ino"], 77);
+  Entry back = EntryFromJson(j, "t");
+  EXPECT_EQ(back.ctime_ns, -5);
+  EXPECT_EQ(back.ino, 77u);
+  j.erase("ctime_ns");
+  j.erase("ino");
+  back = EntryFromJson(j, "t");
+  EXPECT_EQ(back.ino, 0u);
+  nlohmann::json only_ino = EntryToJson(e);
+  only_ino.erase("ctime_ns");
+  EXPECT_THROW(EntryFromJson(only_ino, "t"), Error);
+  nlohmann::json bad = EntryToJson(e);
+  bad["ino"] = -1;
+  EXPECT_THROW(EntryFromJson(bad, "t"), Error);
+}
+
+// A one-off backup of another path between two nightly ones: the nightly
+// volumes are compared with the last point that holds them.
+TEST_F(BackupTest, ParentOfEachVolumeIsTheNewestPointHoldingIt) {
+  OpenStore(4096);
+  std::string a = tmp_ / "a", b = tmp_ / "b", c = tmp_ / "c";
+  for (const auto& d : {a, b, c}) ASSERT_EQ(::mkdir(d.c_str(), 0755), 0);
+  WriteFile(a + "/f", RandomBytes(30000, 45));
+  WriteFile(b + "/g", RandomBytes(20000, 46));
+  WriteFile(c + "/h", RandomBytes(1000, 47));
+  Backup({{"a", a}, {"b", b}});
+  BackupResult one_off = Backup({{"c", c}});
+  BackupResult r3 = Backup({{"a", a}, {"b", b}});
+  ASSERT_EQ(r3.volumes.size(), 2u);
+  EXPECT_EQ(r3.volumes[0].bytes_read, 0u);
+  EXPECT_EQ(r3.volumes[1].bytes_read, 0u);
+  EXPECT_EQ(r3.volumes[0].files_reused + r3.volumes[1].files_reused, 2u);
+
+  // `latest` with a volume named: the newest point holding it.
+  EXPECT_EQ(NewestPointWithVolume(store_.get(), "c"), one_off.point);
+  EXPECT_EQ(NewestPointWithVolume(store_.get(), "a"), r3.point);
+  Backup({{"c", c}});
+  EXPECT_EQ(ReadFile(RestoreNew("latest", "a/f")), ReadFile(a + "/f"));
+  EXPECT_EQ(ReadFile(RestoreNew("latest", "b") + "/g"), ReadFile(b + "/g"));
+  try {
+    NewestPointWithVolume(store_.get(), "nope");
+    ADD_FAILURE() << "no point holds 'nope'";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
+    EXPECT_NE(std::string(e.what()).find("nope"), std::string::npos) << e.what();
+  }
+}
+
+// Two volumes of one name from different sources (a one-off `backup` of
+// another directory that happens to have the same base name): each is
+// compared with the last point of its own source.
+TEST_F(BackupTest, ParentPrefersThePointOfTheSameSource) {
+  OpenStore(4096);
+  std::string s1 = tmp_ / "one" , s2 = tmp_ / "two";
+  for (const auto& d : {s1, s2}) ASSERT_EQ(::mkdir(d.c_str(), 0755), 0);
+  WriteFile(s1 + "/f", RandomBytes(12345, 48));
+  WriteFile(s2 + "/f", RandomBytes(12345, 49));
+  Backup({{"v", s1}});
+  Backup({{"v", s2}});
+  BackupResult r3 = Backup({{"v", s1}});
+  EXPECT_EQ(r3.volumes[0].bytes_read, 0u);
+  EXPECT_EQ(ReadFile(RestoreNew(r3.point, "v/f")), ReadFile(s1 + "/f"));
 }
 
 // BackupResult::store (and the manifest's "stats") describe what this

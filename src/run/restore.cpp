@@ -16,6 +16,7 @@
 #include <unordered_map>
 
 #include "os/dir.h"
+#include "run/backup.h"
 #include "scan/metadata.h"
 #include "store/tree.h"
 #include "util/encoding.h"
@@ -367,7 +368,10 @@ std::pair<Dir, std::string> OpenParent(const std::string& dest) {
 
 RestoreStats Restore(Store* store, const std::string& point_arg, const std::string& path,
                      const std::string& dest, const RestoreOptions& options, Logger* log) {
-  std::string point = ResolvePoint(store, point_arg);
+  // `latest` with a volume named: the newest point holding that volume.
+  std::string point = point_arg == "latest" && !path.empty()
+                          ? NewestPointWithVolume(store, path.substr(0, path.find('/')))
+                          : ResolvePoint(store, point_arg);
   nlohmann::json m = store->ReadManifest(point);
   std::string where = store->ManifestPath(point);
   RestoreStats stats;

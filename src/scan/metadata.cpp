@@ -55,7 +55,12 @@ Entry ReadMetadata(const std::string& path, const struct stat& st) {
   e.gid = st.st_gid;
   e.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
   switch (st.st_mode & S_IFMT) {
-    case S_IFREG: e.type = EntryType::kFile; e.size = static_cast<uint64_t>(st.st_size); break;
+    case S_IFREG:
+      e.type = EntryType::kFile;
+      e.size = static_cast<uint64_t>(st.st_size);
+      e.ctime_ns = static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+      e.ino = st.st_ino;
+      break;
     case S_IFDIR: e.type = EntryType::kDir; break;
     case S_IFLNK: {
       e.type = EntryType::kSymlink;

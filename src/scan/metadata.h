@@ -14,7 +14,8 @@ namespace vmback {
 // lstat()s path. Throws Error naming the path.
 struct stat LStat(const std::string& path);
 
-// Fills everything but content/subtree/hardlink. Throws Error naming path.
+// Fills everything but content/subtree/hardlink (for a regular file also
+// ctime_ns and ino). Throws Error naming path.
 Entry ReadMetadata(const std::string& path, const struct stat& st);
 
 // Sets path's mtime (ns since the epoch, may be negative) without following

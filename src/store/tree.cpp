@@ -65,6 +65,10 @@ nlohmann::json EntryToJson(const Entry& e) {
   switch (e.type) {
     case EntryType::kFile: {
       j["size"] = e.size;
+      if (e.ino != 0) {
+        j["ctime_ns"] = e.ctime_ns;
+        j["ino"] = e.ino;
+      }
       nlohmann::json c = nlohmann::json::array();
       for (const auto& h : e.content) c.push_back(h.Hex());
       j["content"] = std::move(c);
@@ -118,6 +122,12 @@ Entry EntryFromJson(const nlohmann::json& j, const std::string& where) {
         if (!j.at("content").is_array()) ThrowCorrupt(where + ": content is not a list of ids");
         for (const auto& h : j.at("content")) e.content.push_back(GetHash(h, where));
         e.hardlink = GetBytesField(j, "hardlink", where);
+        // Optional: both or neither (see Entry::ino).
+        if (j.contains("ctime_ns") || j.contains("ino")) {
+          e.ctime_ns = GetInt64(j, "ctime_ns", where);
+          e.ino = GetUint(j, "ino", UINT64_MAX, where);
+          if (e.ino == 0) e.ctime_ns = 0;  // not recorded, as written
+        }
         break;
       case EntryType::kDir:
         e.subtree = GetHash(j.at("subtree"), where);

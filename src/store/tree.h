@@ -27,6 +27,11 @@ struct Entry {
   uint32_t gid = 0;
   int64_t mtime_ns = 0;
   uint64_t size = 0;            // files
+  // Files: the inode's change time and number when it was read, for the
+  // unchanged-file check; ino == 0 means not recorded (points written
+  // before these keys existed), and such an entry never counts as unchanged.
+  int64_t ctime_ns = 0;
+  uint64_t ino = 0;
   std::vector<Hash> content;    // files: list blob ids
   std::string target;           // symlinks
   uint64_t rdev = 0;            // devices
