@@ -588,6 +588,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       bopts.full_read = full_read;
       bopts.threads = threads;
       bopts.read_limit = config.run.read_limit;
+      bopts.full_read_every_ns = config.run.full_read_every_ns;
       if (!read_limit_text.empty() && (!ParseSize(read_limit_text, &bopts.read_limit) || bopts.read_limit == 0))
         ThrowConfig("--read-limit: cannot read '" + read_limit_text + "' as a size per second, e.g. 50M");
       SignalCancel signals;

@@ -346,7 +346,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     const toml::table* t = it->second.as_table();
     if (!t) top.Fail(TableReader::Line(it->first), "'run' must be a table");
     TableReader rr(file_name, *t, "[run]", TableReader::Line(it->first));
-    rr.CheckKeys({"state_dir", "max_freeze", "call_timeout", "read_limit"});
+    rr.CheckKeys({"state_dir", "max_freeze", "call_timeout", "read_limit", "full_read_every"});
     if (auto dir = rr.String("state_dir")) config.run.state_dir = ResolvePath(base_dir, *dir);
     int l = 0;
     if (auto v = rr.Int("max_freeze", &l)) {
@@ -364,6 +364,14 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       if (!ParseSize(*v, &rate) || rate == 0)
         rr.Fail(l, "'read_limit' must be a size per second such as \"50M\" (MiB/s)");
       config.run.read_limit = rate;
+    }
+    if (auto v = rr.String("full_read_every", &l)) {
+      try {
+        config.run.full_read_every_ns = ParseDuration(*v);
+      } catch (const Error& e) {
+        rr.Fail(l, e.what());
+      }
+      if (config.run.full_read_every_ns <= 0) rr.Fail(l, "'full_read_every' must be positive, e.g. \"30d\"");
     }
   }
   if (auto it = root.find("report"); it != root.end()) {

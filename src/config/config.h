@@ -23,6 +23,7 @@
 //
 //   [run]
 //   read_limit = "50M"        # MiB/s for reading sources (default: no limit)
+//   full_read_every = "30d"   # read every file when the last full read is older
 //
 //   [report]
 //   dir = "/var/lib/vmback/reports"   # a JSON report per run
@@ -67,6 +68,9 @@ struct RunConfig {
   int max_freeze_seconds = 30;   // abort the snapshot step and thaw beyond this
   int call_timeout_seconds = 10; // each libvirt call
   uint64_t read_limit = 0;       // bytes/s for reading the sources; 0 = no limit
+  // A backup reads every file (as --full-read) when no point this recent
+  // was a full read: what the metadata check cannot see. 0 = never.
+  int64_t full_read_every_ns = 0;
 };
 
 // What a run leaves behind for monitoring ([report]).

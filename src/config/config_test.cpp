@@ -185,6 +185,12 @@ TEST(ConfigTest, RunReportAndOutOfRangeNumbers) {
   EXPECT_EQ(c.report.dir, "/etc/vmback/reports");
   EXPECT_EQ(c.report.keep, 7);
   EXPECT_EQ(c.report.metrics_file, "/var/lib/node/vmback.prom");
+  EXPECT_EQ(c.run.full_read_every_ns, 0) << "no periodic full read unless asked";
+
+  c = ParseConfig(std::string(kTarget) + "[run]\nfull_read_every = \"30d\"\n" + vol, "/etc/vmback/cfg.toml");
+  EXPECT_EQ(c.run.full_read_every_ns, int64_t{30} * 86400 * 1000000000);
+  ExpectErrorAt(std::string(kTarget) + "[run]\nfull_read_every = \"1M\"\n" + vol, 4, "1M");
+  ExpectErrorAt(std::string(kTarget) + "[run]\nfull_read_every = 30\n" + vol, 4, "full_read_every");
 }
 
 TEST(ConfigTest, Volumes) {

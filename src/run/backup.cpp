@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "config/config.h"
+#include "retention/policy.h"
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
 #include "store/tree.h"
@@ -239,6 +240,25 @@ std::map<std::string, Entry> ParentEntries(Store* store, const std::vector<Volum
   return same_source;
 }
 
+// True when no point newer than `every` before now records a full read.
+// A point that cannot be read counts as no full read.
+bool FullReadDue(Store* store, int64_t every_ns, int64_t now_ns) {
+  std::vector<std::string> points = store->ListPoints();
+  for (auto it = points.rbegin(); it != points.rend(); ++it) {
+    try {
+      nlohmann::json m = store->ReadManifest(*it);
+      int64_t t = m.value("time_ns", int64_t{0});
+      if (now_ns - t >= every_ns) return true;  // older points are older still
+      const nlohmann::json& stats = m.value("stats", nlohmann::json::object());
+      if (stats.is_object() && stats.value("full_read", false)) return false;
+    } catch (const Error& err) {
+      if (err.kind() != ErrorKind::kCorrupt) throw;
+    } catch (const nlohmann::json::exception&) {
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string NewestPointWithVolume(Store* store, const std::string& volume) {
@@ -286,6 +306,14 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   std::map<std::string, Entry> previous = ParentEntries(store, resolved, volumes, log);
 
   BackupResult result;
+  BackupOptions opts = options;
+  if (!opts.full_read && opts.full_read_every_ns > 0 &&
+      FullReadDue(store, opts.full_read_every_ns, store->env()->NowNanos())) {
+    log->Info("no full read within the last " + FormatDuration(opts.full_read_every_ns) +
+              ": reading every file");
+    opts.full_read = true;
+  }
+  result.full_read = opts.full_read;
   const StoreWriteStats before = store->write_stats();
   nlohmann::json vols = nlohmann::json::array();
   {
@@ -296,7 +324,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
       auto vstart = std::chrono::steady_clock::now();
       VolumeStats stats;
       stats.name = v.name;
-      VolumeWalker walker(store, &pool, v, options, log, &stats);
+      VolumeWalker walker(store, &pool, v, opts, log, &stats);
       auto it = previous.find(v.name);
       Entry root = walker.WalkRoot(it == previous.end() ? nullptr : &it->second);
       if (options.on_volume_done) options.on_volume_done(i);
@@ -358,6 +386,7 @@ nlohmann::json BackupResultToJson(const BackupResult& r) {
           {"raw_bytes_written", r.store.raw_bytes_written},
           {"packs_written", r.store.packs_written},
           {"errors", r.errors},
+          {"full_read", r.full_read},
           {"seconds_ms", static_cast<int64_t>(r.seconds * 1000)}};
 }
 

@@ -33,6 +33,9 @@ struct VolumeSpec {
 
 struct BackupOptions {
   bool full_read = false;  // read every file, even when it looks unchanged
+  // > 0: also a full read when no point of the store this recent (by its
+  // time_ns) was one ("full_read" in its stats); [run] full_read_every.
+  int64_t full_read_every_ns = 0;
   unsigned threads = 0;    // hashing/compression threads; 0 = one per core
   // Called after volume i has been read in full (before the commit), so
   // that its snapshot can be dropped at once.
@@ -67,6 +70,7 @@ struct BackupResult {
   std::vector<VolumeStats> volumes;
   StoreWriteStats store;
   uint64_t errors = 0;  // >0: the point lacks some entries; exit non-zero
+  bool full_read = false;  // every file was read (asked for, or due)
   double seconds = 0;
 };
 

@@ -667,6 +667,28 @@ TEST_F(BackupTest, ParentPrefersThePointOfTheSameSource) {
   EXPECT_EQ(ReadFile(RestoreNew(r3.point, "v/f")), ReadFile(s1 + "/f"));
 }
 
+// [run] full_read_every: a full read when no recent point was one.
+TEST_F(BackupTest, FullReadEveryReadsWhenTheLastFullReadIsOld) {
+  OpenStore(4096);
+  std::string src = tmp_ / "src";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  WriteFile(src + "/f", RandomBytes(30000, 50));
+  BackupOptions hourly;
+  hourly.full_read_every_ns = int64_t{3600} * 1000000000;
+  BackupResult r1 = Backup({{"t", src}}, hourly);
+  EXPECT_TRUE(r1.full_read) << "no point yet";
+  EXPECT_EQ(store_->ReadManifest(r1.point)["stats"]["full_read"], true);
+  BackupResult r2 = Backup({{"t", src}}, hourly);
+  EXPECT_FALSE(r2.full_read) << "a full read one moment ago";
+  EXPECT_EQ(r2.volumes[0].bytes_read, 0u);
+  BackupOptions every_ns;
+  every_ns.full_read_every_ns = 1;
+  BackupResult r3 = Backup({{"t", src}}, every_ns);
+  EXPECT_TRUE(r3.full_read);
+  EXPECT_EQ(r3.volumes[0].bytes_read, 30000u);
+  EXPECT_FALSE(Backup({{"t", src}}).full_read) << "off by default";
+}
+
 // BackupResult::store (and the manifest's "stats") describe what this
 // backup wrote, not what the Store object wrote since it was opened.
 TEST_F(BackupTest, ResultStoreStatsCountOnlyThisBackup) {

@@ -435,6 +435,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     BackupOptions bopts;
     bopts.cancel = options.cancel;
     bopts.read_limit = config.run.read_limit;
+    bopts.full_read_every_ns = config.run.full_read_every_ns;
     bopts.on_volume_done = drop;
     step("sync");
     if (store)

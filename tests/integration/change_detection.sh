@@ -9,6 +9,8 @@
 #   then the next nightly backup: a and b are compared with the last point
 #   that holds them and are not read again (--json bytes_read, files_unchanged).
 #   `restore latest a` restores a from that point, not "no volume 'a'".
+# - [run] full_read_every: `backup -c` reads everything when no point that
+#   recent was a full read.
 #
 # Usage: bash tests/integration/change_detection.sh /path/to/vmback
 set -euo pipefail
@@ -125,5 +127,30 @@ check_same_file "$WORK/restored-three" "$NIGHT/b/three" "restore latest b/three"
 vm restore --store "$STORE" latest nosuchvolume --to "$WORK/restored-none"
 expect_rc 1 "restore latest of a volume no point holds"
 expect_err "nosuchvolume" "restore latest nosuchvolume names the volume"
+
+# ---------------------------------------------------------------------------
+section "[run] full_read_every"
+cat >"$WORK/cfg.toml" <<EOF
+[target]
+path = "$STORE"
+[run]
+full_read_every = "1h"
+[[volume]]
+name = "a"
+source = "$NIGHT/a"
+EOF
+sleep 1.1
+vm backup -c "$WORK/cfg.toml" --json
+expect_rc 0 "backup -c with full_read_every = 1h"
+check_eq "$(json_field "$VM_OUT" a bytes_read)" $((400 * KiB)) "no full read recorded yet: a is read in full"
+sleep 1.1
+vm backup -c "$WORK/cfg.toml" --json
+expect_rc 0 "backup -c again"
+check_eq "$(json_field "$VM_OUT" a bytes_read)" 0 "a full read a moment ago: nothing read"
+sed -i 's/^full_read_every = .*/full_read_every = "1s"/' "$WORK/cfg.toml"
+sleep 1.1
+vm backup -c "$WORK/cfg.toml" --json
+expect_rc 0 "backup -c with full_read_every = 1s"
+check_eq "$(json_field "$VM_OUT" a bytes_read)" $((400 * KiB)) "last full read over 1s ago: a is read in full"
 
 finish
