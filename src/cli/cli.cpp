@@ -679,18 +679,17 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       Config config = ResolveConfig(restore_target);
       RestoreStats s;
       std::unique_ptr<Store> store;
+      RestoreOptions options;
+      options.overwrite = force ? Overwrite::kAllow : Overwrite::kRefuse;
+      options.owner = !no_owner;
+      options.special = !no_special;
+      options.privileges = !no_privileges;
+      options.fail_fast = fail_fast;
       if (IsInplace(config)) {
         auto target = OpenInplaceTarget(env, config.target, &log);
-        s = RestoreFromTarget(target.get(), env, restore_point, restore_path, restore_to,
-                              force ? Overwrite::kAllow : Overwrite::kRefuse, &log);
+        s = RestoreFromTarget(target.get(), env, restore_point, restore_path, restore_to, options, &log);
       } else {
         store = OpenStore(config, restore_target, LockMode::kShared, &log);
-        RestoreOptions options;
-        options.overwrite = force ? Overwrite::kAllow : Overwrite::kRefuse;
-        options.owner = !no_owner;
-        options.special = !no_special;
-        options.privileges = !no_privileges;
-        options.fail_fast = fail_fast;
         s = Restore(store.get(), restore_point, restore_path, restore_to, options, &log);
       }
       out << "restored " << s.files << " files, " << s.dirs << " directories, " << s.other

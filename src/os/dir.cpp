@@ -5,8 +5,12 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <sys/sysmacros.h>
+
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 
 #include "util/encoding.h"
 #include "util/error.h"
@@ -54,6 +58,29 @@ std::vector<std::string> ListNames(int dirfd, const std::string& what) {
   if (err) ThrowIo("list " + what, err);
   return names;
 }
+
+// " (mounted on /x)" for a block device that is mounted, from mountinfo.
+std::string DeviceHolder(const std::string& device) {
+  struct stat st;
+  if (::stat(device.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return "";
+  std::string want = std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
+  std::ifstream in("/proc/self/mountinfo");
+  std::string info((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields: id parent major:minor root mount-point ...
+  size_t pos = 0;
+  while (pos < info.size()) {
+    size_t end = info.find('\n', pos);
+    if (end == std::string::npos) end = info.size();
+    std::string line = info.substr(pos, end - pos);
+    pos = end + 1;
+    size_t a = line.find(' '), b = line.find(' ', a + 1), c = line.find(' ', b + 1), d = line.find(' ', c + 1),
+           f = line.find(' ', d + 1);
+    if (f == std::string::npos || line.substr(b + 1, c - b - 1) != want) continue;
+    return " (mounted on " + line.substr(d + 1, f - d - 1) + ")";
+  }
+  return " (held by another program: see lsblk and /sys/block/*/holders)";
+}
+
 
 }  // namespace
 
@@ -304,6 +331,21 @@ std::vector<std::string> Dir::SetMetadata(const std::string& name, mode_t type, 
   if (::utimensat(fd(), name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
     warnings.push_back(Describe("set mtime of " + what, errno));
   return warnings;
+}
+
+UniqueFd OpenBlockDeviceExclusive(const std::string& device) {
+  UniqueFd fd(::open(device.c_str(), O_WRONLY | O_EXCL | O_CLOEXEC));
+  if (fd.get() < 0) {
+    int err = errno;
+    if (err == EBUSY)
+      throw Error(ErrorKind::kConfig, device + " is in use" + DeviceHolder(device) +
+                                          "; vmback does not write onto a device that is in use (unmount it first)");
+    ThrowIo("open " + device, err);
+  }
+  struct stat st;
+  if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + device, errno);
+  if (!S_ISBLK(st.st_mode)) throw Error(ErrorKind::kConfig, device + " is not a block device; nothing was written");
+  return fd;
 }
 
 }  // namespace vmback

@@ -156,4 +156,11 @@ class Dir {
 };
 
 
+// Opens a block device for writing with O_EXCL: the kernel refuses it
+// while the device is mounted or held (device-mapper, md, another exclusive
+// opener) and keeps others from mounting it while it is open. A busy device
+// is ErrorKind::kConfig naming its mount point; a path that is not a block
+// device is refused too.
+UniqueFd OpenBlockDeviceExclusive(const std::string& device);
+
 }  // namespace vmback

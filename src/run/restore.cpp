@@ -9,8 +9,6 @@
 #include <cerrno>
 #include <deque>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <future>
 #include <mutex>
 #include <unordered_map>
@@ -26,29 +24,6 @@
 namespace vmback {
 
 namespace {
-
-// " (mounted on /x)" for a block device that is mounted, from mountinfo.
-std::string DeviceHolder(const std::string& device) {
-  struct stat st;
-  if (::stat(device.c_str(), &st) != 0 || !S_ISBLK(st.st_mode)) return "";
-  std::string want = std::to_string(major(st.st_rdev)) + ":" + std::to_string(minor(st.st_rdev));
-  std::ifstream in("/proc/self/mountinfo");
-  std::string info((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  // Fields: id parent major:minor root mount-point ...
-  size_t pos = 0;
-  while (pos < info.size()) {
-    size_t end = info.find('\n', pos);
-    if (end == std::string::npos) end = info.size();
-    std::string line = info.substr(pos, end - pos);
-    pos = end + 1;
-    size_t a = line.find(' '), b = line.find(' ', a + 1), c = line.find(' ', b + 1), d = line.find(' ', c + 1),
-           f = line.find(' ', d + 1);
-    if (f == std::string::npos || line.substr(b + 1, c - b - 1) != want) continue;
-    return " (mounted on " + line.substr(d + 1, f - d - 1) + ")";
-  }
-  return " (held by another program: see lsblk and /sys/block/*/holders)";
-}
-
 
 constexpr size_t kBlocksPerFetch = 64;
 constexpr size_t kMaxDamageLines = 1000;
@@ -165,17 +140,7 @@ class Restorer {
   // An image written in place onto a block device (which keeps its own
   // owner and mode).
   void RestoreToDevice(const Entry& e, const std::string& device) {
-    // O_EXCL on a block device: the kernel refuses it while the device is
-    // mounted, or held by device-mapper, md or another exclusive opener, and
-    // keeps others from mounting it while the image is written.
-    UniqueFd fd(::open(device.c_str(), O_WRONLY | O_EXCL | O_CLOEXEC));
-    if (fd.get() < 0) {
-      int err = errno;
-      if (err == EBUSY)
-        throw Error(ErrorKind::kConfig, device + " is in use" + DeviceHolder(device) +
-                                            "; restore does not write onto a device that is in use (unmount it first)");
-      ThrowIo("open " + device, err);
-    }
+    UniqueFd fd = OpenBlockDeviceExclusive(device);
     FdWritableFile out_file(device, std::move(fd));
     WritableFile* out = &out_file;
     auto probe = store_->env()->OpenRead(device);

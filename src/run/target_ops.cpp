@@ -228,12 +228,19 @@ std::pair<Dir, std::string> OpenParent(const std::string& to) {
   return {Dir::Open(CanonicalPath(DirName(p))), name};
 }
 
+MetadataPolicy PolicyOf(const RestoreOptions& options) {
+  MetadataPolicy p;
+  p.owner = options.owner;
+  p.privileges = options.privileges;
+  return p;
+}
+
 // Restores one regular file of a point (a file volume, or a file inside a
 // tree) as `name` in `parent`: an existing regular file there is written in
 // place (--force), anything else at the name is refused.
 void RestoreFile(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
-                 const Dir& parent, const std::string& name, Overwrite overwrite, RestoreStats* stats,
-                 Logger* log) {
+                 const Dir& parent, const std::string& name, Overwrite overwrite, const MetadataPolicy& policy,
+                 RestoreStats* stats, Logger* log) {
   struct stat dst_st;
   const bool exists = parent.Stat(name, &dst_st);
   if (exists && overwrite == Overwrite::kRefuse) ThrowConfig(parent.ChildPath(name) + " exists; give --force to overwrite it");
@@ -244,7 +251,7 @@ void RestoreFile(Env* env, const std::string& src, const std::string& map_root, 
   auto out = exists ? parent.OpenFile(name) : parent.CreateFile(name);
   out->Truncate(0);
   out->Truncate(CopyChecked(env, src, map_root, rel, out.get(), false, stats, log));
-  CountWarnings(Dir::SetMetadataFd(out->fd(), out->path(), MetadataOf(meta), MetadataPolicy{}), stats, log);
+  CountWarnings(Dir::SetMetadataFd(out->fd(), out->path(), MetadataOf(meta), policy), stats, log);
   out->Sync();
   out->Close();
   stats->files++;
@@ -254,12 +261,7 @@ void RestoreFile(Env* env, const std::string& src, const std::string& map_root, 
 // case, with --force): in full, zeros too; the device keeps its metadata.
 void RestoreFileToDevice(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
                          const std::string& device, RestoreStats* stats, Logger* log) {
-  UniqueFd fd(::open(device.c_str(), O_WRONLY | O_CLOEXEC));
-  if (fd.get() < 0) ThrowIo("open " + device, errno);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + device, errno);
-  if (!S_ISBLK(st.st_mode)) ThrowConfig(device + " is not a block device; nothing was written");
-  FdWritableFile out(device, std::move(fd));
+  FdWritableFile out(device, OpenBlockDeviceExclusive(device));
   CopyChecked(env, src, map_root, rel, &out, true, stats, log);
   out.Sync();
   out.Close();
@@ -278,10 +280,10 @@ class TreeRestorer {
   // map_root: the tree volume's root in the point (its blockmaps);
   // rel_prefix: where the restored tree lies below it. root: the directory
   // that hard links are resolved from (paths in links_ are relative to it).
-  TreeRestorer(Env* env, std::string map_root, std::string rel_prefix, const Dir* root, RestoreStats* stats,
-               Logger* log)
+  TreeRestorer(Env* env, std::string map_root, std::string rel_prefix, const Dir* root,
+               const RestoreOptions& options, RestoreStats* stats, Logger* log)
       : env_(env), map_root_(std::move(map_root)), rel_prefix_(std::move(rel_prefix)), root_(root),
-        stats_(stats), log_(log) {
+        options_(options), policy_(PolicyOf(options)), stats_(stats), log_(log) {
     struct stat st;
     if (::lstat(map_root_.c_str(), &st) != 0) ThrowIo("stat " + map_root_, errno);
     src_dev_ = st.st_dev;
@@ -321,7 +323,7 @@ class TreeRestorer {
         auto out = parent.CreateFile(name);
         try {
           out->Truncate(CopyChecked(env_, src, map_root_, MapRel(rel), out.get(), false, stats_, log_));
-          CountWarnings(Dir::SetMetadataFd(out->fd(), out->path(), MetadataOf(e), MetadataPolicy{}), stats_, log_);
+          CountWarnings(Dir::SetMetadataFd(out->fd(), out->path(), MetadataOf(e), policy_), stats_, log_);
           out->Sync();
           out->Close();
         } catch (...) {
@@ -338,16 +340,21 @@ class TreeRestorer {
       }
       case EntryType::kSymlink:
         parent.Symlink(name, e.target);
-        CountWarnings(parent.SetMetadata(name, S_IFLNK, MetadataOf(e), MetadataPolicy{}), stats_, log_);
+        CountWarnings(parent.SetMetadata(name, S_IFLNK, MetadataOf(e), policy_), stats_, log_);
         stats_->other++;
         return;
       case EntryType::kCharDevice:
       case EntryType::kBlockDevice:
       case EntryType::kFifo:
       case EntryType::kSocket: {
+        if (!options_.special) {
+          if (stats_->skipped++ == 0)
+            log_->Info("leaving out device nodes, fifos and sockets (--no-special), first " + parent.ChildPath(name));
+          return;
+        }
         const mode_t type = st.st_mode & S_IFMT;
         parent.MakeNode(name, type, st.st_rdev);
-        CountWarnings(parent.SetMetadata(name, type, MetadataOf(e), MetadataPolicy{}), stats_, log_);
+        CountWarnings(parent.SetMetadata(name, type, MetadataOf(e), policy_), stats_, log_);
         stats_->other++;
         return;
       }
@@ -378,7 +385,7 @@ class TreeRestorer {
       d.Remove(name);  // refuses (naming it) a mount below, before deleting anything
     }
     Entry e = ReadMetadata(src, st);
-    CountWarnings(Dir::SetMetadataFd(d.fd(), d.path(), MetadataOf(e), MetadataPolicy{}), stats_, log_);
+    CountWarnings(Dir::SetMetadataFd(d.fd(), d.path(), MetadataOf(e), policy_), stats_, log_);
     stats_->dirs++;
   }
 
@@ -398,6 +405,8 @@ class TreeRestorer {
   const std::string map_root_;
   const std::string rel_prefix_;
   const Dir* root_;
+  const RestoreOptions options_;
+  const MetadataPolicy policy_;
   RestoreStats* stats_;
   Logger* log_;
   dev_t src_dev_ = 0;
@@ -421,7 +430,8 @@ void CheckApart(const std::string& src, const std::string& dest) {
 // Restores the tree src of a point to `to` (made identical to it when it
 // exists, with --force).
 void RestoreTree(Env* env, const std::string& src, const std::string& map_root, const std::string& rel_prefix,
-                 const std::string& to, Overwrite overwrite, RestoreStats* stats, Logger* log) {
+                 const std::string& to, const RestoreOptions& options, RestoreStats* stats, Logger* log) {
+  const Overwrite overwrite = options.overwrite;
   CheckApart(src, to);
   struct stat src_st;
   if (::lstat(src.c_str(), &src_st) != 0) ThrowIo("stat " + src, errno);
@@ -432,12 +442,12 @@ void RestoreTree(Env* env, const std::string& src, const std::string& map_root, 
     if (!S_ISDIR(lst.st_mode)) ThrowConfig(to + " exists and is not a directory");
     // The directory the user named (it may be a mount point itself).
     Dir root = Dir::Open(to);
-    TreeRestorer r(env, map_root, rel_prefix, &root, stats, log);
+    TreeRestorer r(env, map_root, rel_prefix, &root, options, stats, log);
     r.RestoreInto(src, src_st, root, "", "");
     root.Sync();
   } else {
     auto [parent, name] = OpenParent(to);
-    TreeRestorer r(env, map_root, rel_prefix, &parent, stats, log);
+    TreeRestorer r(env, map_root, rel_prefix, &parent, options, stats, log);
     r.RestoreEntry(src, parent, name, "", name);
     parent.Sync();
   }
@@ -600,8 +610,10 @@ std::vector<TargetPointInfo> ListTargetPoints(InplaceTarget* target, Env* env) {
 }
 
 RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::string& point_arg,
-                               const std::string& path, const std::string& to, Overwrite overwrite,
+                               const std::string& path, const std::string& to, const RestoreOptions& options,
                                Logger* log) {
+  const Overwrite overwrite = options.overwrite;
+  const MetadataPolicy policy = PolicyOf(options);
   std::string point = point_arg;
   if (point == "latest") {
     auto points = target->ListPoints();
@@ -626,19 +638,19 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
     const std::string map_rel = sub.empty() ? vol : sub;
     if (S_ISREG(st.st_mode)) {
       if (parent) {
-        RestoreFile(env, src, map_root, map_rel, *parent, name, Overwrite::kAllow, &stats, log);
+        RestoreFile(env, src, map_root, map_rel, *parent, name, Overwrite::kAllow, policy, &stats, log);
       } else if (CheckDestination(to, overwrite, true)) {
         RestoreFileToDevice(env, src, map_root, map_rel, CanonicalPath(to), &stats, log);
       } else {
         auto [dir, base] = OpenParent(to);
-        RestoreFile(env, src, map_root, map_rel, dir, base, overwrite, &stats, log);
+        RestoreFile(env, src, map_root, map_rel, dir, base, overwrite, policy, &stats, log);
       }
     } else if (S_ISDIR(st.st_mode)) {
       if (parent) {
-        TreeRestorer r(env, JoinPath(root, vol), sub, parent, &stats, log);
+        TreeRestorer r(env, JoinPath(root, vol), sub, parent, options, &stats, log);
         r.RestoreEntry(src, *parent, name, "", name);
       } else {
-        RestoreTree(env, src, JoinPath(root, vol), sub, to, overwrite, &stats, log);
+        RestoreTree(env, src, JoinPath(root, vol), sub, to, options, &stats, log);
       }
     } else {
       ThrowConfig(src + " is neither a file nor a directory; restore the directory that holds it");

@@ -48,9 +48,18 @@ std::vector<TargetPointInfo> ListTargetPoints(InplaceTarget* target, Env* env);
 // silently (kCorrupt, naming file and block). A file restored to a block
 // device is written in full (zeros too); to a file, sparse. A tree restored
 // over an existing directory (kAllow) is made identical to the point.
+// options: as for the store's Restore (--no-owner, --no-special,
+// --no-privileges); fail_fast does not apply (a bad block is kCorrupt).
 RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::string& point,
-                               const std::string& path, const std::string& to, Overwrite overwrite,
+                               const std::string& path, const std::string& to, const RestoreOptions& options,
                                Logger* log);
+inline RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::string& point,
+                                      const std::string& path, const std::string& to, Overwrite overwrite,
+                                      Logger* log) {
+  RestoreOptions options;
+  options.overwrite = overwrite;
+  return RestoreFromTarget(target, env, point, path, to, options, log);
+}
 
 struct TargetVerifyReport {
   ScrubReport scrub;

@@ -2,7 +2,8 @@
 # Issue 12, case 12: `restore --force` onto a block device that is in use.
 # A loop device holds a mounted ext4; restoring an image onto it is refused
 # (O_EXCL), naming the mount point, and the file system on it is untouched.
-# Once unmounted, the same restore writes the image.
+# The same from an in-place dir target. Once unmounted, the restore writes
+# the image.
 #
 # Usage: bash tests/integration/restore_busy_device.sh /path/to/vmback   (as root)
 set -euo pipefail
@@ -28,6 +29,15 @@ section "restore --force onto the mounted device is refused"
 vm restore --store "$WORK/store" latest image --to "$LOOP" --force
 expect_nonzero "restore onto a mounted device"
 expect_err "is in use" "the refusal says the device is in use"
+expect_err "mounted on $WORK/mnt" "the refusal names the mount point"
+check_eq "$(cat "$WORK/mnt/keep")" "data on the mounted file system" "the mounted file system still reads"
+
+section "the same from an in-place dir target"
+mkdir "$WORK/target"
+vm backup --dir "$WORK/target" "$WORK/image"
+expect_rc 0 "backup of the image into a dir target"
+vm restore --dir "$WORK/target" current image --to "$LOOP" --force
+expect_nonzero "restore from a target onto a mounted device"
 expect_err "mounted on $WORK/mnt" "the refusal names the mount point"
 check_eq "$(cat "$WORK/mnt/keep")" "data on the mounted file system" "the mounted file system still reads"
 

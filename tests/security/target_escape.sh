@@ -152,4 +152,21 @@ vm restore --dir "$T" current img.raw --to "$WORK/link-to-dev" --force
 expect_rc 0 "restore --force --to a symlink to a block device writes the device"
 check "the device holds the image" cmp -n 100000 "$SRC/img.raw" "$LOOP"
 
+section "restore from a target with --no-owner --no-special --no-privileges"
+mkdir -p "$WORK/sp/t" "$WORK/sp/target"
+echo x >"$WORK/sp/t/suid"
+chown 1234:1234 "$WORK/sp/t/suid"
+chmod 6755 "$WORK/sp/t/suid"
+mkfifo "$WORK/sp/t/fifo"
+vm backup --dir "$WORK/sp/target" "$WORK/sp/t"
+expect_rc 0 "backup of a tree with a setuid file and a fifo"
+vm restore --dir "$WORK/sp/target" current t --to "$WORK/sp/faithful"
+expect_rc 0 "faithful restore from the target"
+check_eq "$(stat -c '%a %u' "$WORK/sp/faithful/suid")" "6755 1234" "faithful: setuid and owner kept"
+check "faithful: the fifo is there" test -p "$WORK/sp/faithful/fifo"
+vm restore --dir "$WORK/sp/target" current t --to "$WORK/sp/safe" --no-owner --no-special --no-privileges
+expect_rc 0 "safe restore from the target"
+check_eq "$(stat -c '%a %u' "$WORK/sp/safe/suid")" "755 0" "safe: no setuid/setgid, owned by the restoring user"
+check "safe: no fifo" test ! -e "$WORK/sp/safe/fifo"
+
 finish
