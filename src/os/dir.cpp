@@ -36,28 +36,6 @@ std::string Describe(const std::string& what, int err) { return what + ": " + st
 // that have no descriptor form (chmod and xattrs of nodes and fifos).
 std::string ProcFdPath(int fd) { return "/proc/self/fd/" + std::to_string(fd); }
 
-std::vector<std::string> ListNames(int dirfd, const std::string& what) {
-  int fd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) ThrowIo("list " + what, errno);
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    int e = errno;
-    ::close(fd);
-    ThrowIo("list " + what, e);
-  }
-  ::rewinddir(d);
-  std::vector<std::string> names;
-  errno = 0;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-    errno = 0;
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err) ThrowIo("list " + what, err);
-  return names;
-}
 
 // " (mounted on /x)" for a block device that is mounted, from mountinfo.
 std::string DeviceHolder(const std::string& device) {
@@ -83,6 +61,29 @@ std::string DeviceHolder(const std::string& device) {
 
 
 }  // namespace
+
+std::vector<std::string> ListDirectory(int dirfd, const std::string& what) {
+  int fd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) ThrowIo("list " + what, errno);
+  DIR* d = ::fdopendir(fd);
+  if (!d) {
+    int e = errno;
+    ::close(fd);
+    ThrowIo("list " + what, e);
+  }
+  ::rewinddir(d);
+  std::vector<std::string> names;
+  errno = 0;
+  while (struct dirent* e = ::readdir(d)) {
+    std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(std::move(n));
+    errno = 0;
+  }
+  int err = errno;
+  ::closedir(d);
+  if (err) ThrowIo("list " + what, err);
+  return names;
+}
 
 void UniqueFd::reset(int fd) {
   if (fd_ >= 0) ::close(fd_);
@@ -146,7 +147,7 @@ bool Dir::Stat(const std::string& name, struct stat* st) const {
   ThrowIo("stat " + ChildPath(name), errno);
 }
 
-std::vector<std::string> Dir::List() const { return ListNames(fd(), path_); }
+std::vector<std::string> Dir::List() const { return ListDirectory(fd(), path_); }
 
 void Dir::Sync() const {
   if (::fsync(fd()) != 0) ThrowIo("fsync directory " + path_, errno);

@@ -68,6 +68,10 @@ class FdWritableFile final : public WritableFile {
   uint64_t pos_ = 0;
 };
 
+// The names in the open directory dirfd (without "." and ".."), read
+// through a duplicate of the descriptor; `what` names it in errors.
+std::vector<std::string> ListDirectory(int dirfd, const std::string& what);
+
 // What to keep of an entry's metadata (restore --no-owner, --no-privileges).
 struct MetadataPolicy {
   bool owner = true;       // chown to the recorded uid/gid

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "os/dir.h"
 #include "os/env.h"
 #include "os/subprocess.h"
 #include "util/error.h"
@@ -21,32 +22,7 @@
 namespace vmback {
 namespace {
 
-// Move-only owner of a file descriptor.
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.release()) {}
-  Fd& operator=(Fd&& o) noexcept {
-    reset(o.release());
-    return *this;
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd() { reset(); }
-  int get() const { return fd_; }
-  int release() {
-    int f = fd_;
-    fd_ = -1;
-    return f;
-  }
-  void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = fd;
-  }
-
- private:
-  int fd_;
-};
+using Fd = UniqueFd;
 
 class PosixReadableFile final : public ReadableFile {
  public:
@@ -261,20 +237,7 @@ class PosixEnv final : public Env {
   std::vector<std::string> ListDir(const std::string& path) override {
     Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (fd.get() < 0) ThrowOpen("list", path, errno);
-    DIR* d = ::fdopendir(fd.get());
-    if (!d) ThrowIo("list " + path, errno);
-    fd.release();  // closedir closes it
-    std::vector<std::string> names;
-    errno = 0;
-    while (struct dirent* e = ::readdir(d)) {
-      std::string n = e->d_name;
-      if (n != "." && n != "..") names.push_back(std::move(n));
-      errno = 0;
-    }
-    int err = errno;
-    ::closedir(d);
-    if (err) ThrowIo("list " + path, err);
-    return names;
+    return ListDirectory(fd.get(), path);
   }
   std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
     Fd fd;
