@@ -147,8 +147,13 @@ fuzz() {
 }
 
 run_prefix=()
+# The sanitizer trees build at -O1 with line tables only (-g1): what the
+# sanitizers need for exact reports and stack traces, at less than half the
+# compile time of -O2 -g (measured on one test file: 40 s of CPU against 89 s).
+san_flags=-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
+
 if wants unit; then
-  if build asan+ubsan "$asan_dir" "$san_cxx" -DVMBACK_SANITIZE=address,undefined -- unit-tests; then
+  if build asan+ubsan "$asan_dir" "$san_cxx" -DVMBACK_SANITIZE=address,undefined "$san_flags" -- unit-tests; then
     ctest_suite "unit (asan+ubsan)" "$asan_dir" ctest-unit.log -L unit -E "$leaking_tests"
     # Still ASan and UBSan, only without the leak check.
     ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 \
@@ -160,7 +165,7 @@ if wants tsan; then
   # ThreadSanitizer cannot map its shadow memory under the high ASLR entropy
   # of some kernels; without ASLR it always can.
   if setarch "$(uname -m)" -R true 2>/dev/null; then run_prefix=(setarch "$(uname -m)" -R); fi
-  if build tsan "$tsan_dir" "$san_cxx" -DVMBACK_SANITIZE=thread -- "${tsan_targets[@]}"; then
+  if build tsan "$tsan_dir" "$san_cxx" -DVMBACK_SANITIZE=thread "$san_flags" -- "${tsan_targets[@]}"; then
     ctest_suite "threaded (tsan)" "$tsan_dir" ctest.log -R "$tsan_tests"
   fi
   run_prefix=()
