@@ -301,6 +301,11 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   backup->add_flag("--full-read", full_read, "read every file, even those whose size and mtime are unchanged");
   backup->add_option("--threads", threads, "hashing/compression threads (default: one per core)");
   backup->add_flag("--json", backup_json, "print the run's statistics as JSON on stdout");
+  std::vector<std::string> backup_tags;
+  backup->add_option("--tag", backup_tags,
+                     "label the point (repeatable; letters, digits, . _ + : @ = -): a tagged point is\n"
+                     "its own retention group, so prune never counts it against the nightly points")
+      ->allow_extra_args(false);  // one value per --tag: the paths follow
   std::string read_limit_text;
   backup->add_option("--read-limit", read_limit_text,
                      "read the sources at most this fast, per second (e.g. 50M), so the VMs keep\n"
@@ -309,9 +314,12 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       "\nExamples:\n"
       "  vmback backup --store /mnt/usb/vmback /var/lib/libvirt/images /etc\n"
       "  vmback backup -c /etc/vmback.toml --json\n\n"
-      "A file whose size and mtime match the previous point is not read again\n"
-      "(as rsync's quick check); otherwise it is read in full and only blocks the\n"
-      "store does not have yet are written.");
+      "  vmback backup --store /mnt/usb/vmback --tag before-upgrade /etc\n\n"
+      "A file whose size, mtime, ctime and inode number match the previous point of\n"
+      "its volume is not read again; otherwise it is read in full and only blocks\n"
+      "the store does not have yet are written.\n\n"
+      "Retention (prune) groups points by host, volume set and tags: a one-off\n"
+      "backup of other paths, or a tagged one, never displaces a nightly point.");
 
   // list
   auto* list = app.add_subcommand("list", "list the points in the target");
@@ -555,7 +563,11 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       }
       if (prune_json) {
         nlohmann::json d = nlohmann::json::array();
-        for (const auto& x : decisions) d.push_back({{"name", x.name}, {"keep", x.keep}, {"reasons", x.reasons}});
+        for (const auto& x : decisions)
+          d.push_back({{"name", x.name},
+                       {"keep", x.keep},
+                       {"reasons", x.reasons},
+                       {"group", x.group.empty() ? nlohmann::json() : nlohmann::json::parse(x.group)}});
         extra["dry_run"] = prune_dry_run;
         extra["decisions"] = d;
         out << extra.dump(2) << "\n";
@@ -591,11 +603,15 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       bopts.full_read_every_ns = config.run.full_read_every_ns;
       if (!read_limit_text.empty() && (!ParseSize(read_limit_text, &bopts.read_limit) || bopts.read_limit == 0))
         ThrowConfig("--read-limit: cannot read '" + read_limit_text + "' as a size per second, e.g. 50M");
+      bopts.tags = backup_tags;
       SignalCancel signals;
       bopts.cancel = signals.flag();
       BackupResult r;
       std::unique_ptr<Store> store;
       if (IsInplace(config)) {
+        if (!backup_tags.empty())
+          ThrowConfig("--tag: an in-place target's points are file system snapshots and carry no tags; "
+                      "tags are for a store (--store or [target] type = \"store\")");
         auto target = OpenInplaceTarget(env, config.target, &log);
         TargetBackupResult tr = BackupToTarget(target.get(), env, volumes, bopts, &log);
         r = tr.summary;
@@ -652,6 +668,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                             {"time", m.value("time", "")},
                             {"time_ns", m.value("time_ns", int64_t{0})},
                             {"volumes", vols},
+                            {"tags", m.value("tags", nlohmann::json::array())},
                             {"stats", m.value("stats", nlohmann::json::object())}});
         }
       }
@@ -670,6 +687,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
             out << sep << EscapeForTerminal(v.get<std::string>());
             sep = ",";
           }
+          if (p.contains("tags"))
+            for (const auto& t : p["tags"]) out << "  #" << t.get<std::string>();
           out << "\n";
         }
       }

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <map>
 #include <numeric>
 
+#include "util/encoding.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -75,30 +77,13 @@ std::string Lower(std::string_view s) {
   return out;
 }
 
-}  // namespace
-
-std::vector<RetentionDecision> ApplyRetention(std::vector<PointInfo> points,
-                                              const RetentionPolicy& policy) {
-  CheckNotNegative("last", policy.keep_last);
-  CheckNotNegative("within", policy.keep_within_ns);
-  CheckNotNegative("hourly", policy.hourly);
-  CheckNotNegative("daily", policy.daily);
-  CheckNotNegative("weekly", policy.weekly);
-  CheckNotNegative("monthly", policy.monthly);
-  CheckNotNegative("yearly", policy.yearly);
-
-  // Newest first; on equal times the later input index is newer.
-  std::vector<size_t> order(points.size());
-  std::iota(order.begin(), order.end(), size_t{0});
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    if (points[a].time_ns != points[b].time_ns) return points[a].time_ns > points[b].time_ns;
-    return a > b;
-  });
-
+// The decisions for one group: `order` holds its points, newest first.
+std::vector<RetentionDecision> DecideGroup(std::vector<PointInfo>& points, const std::vector<size_t>& order,
+                                           const RetentionPolicy& policy) {
   std::vector<RetentionDecision> out;
-  out.reserve(points.size());
+  out.reserve(order.size());
   for (size_t i : order) {
-    out.push_back(RetentionDecision{std::move(points[i].name), points[i].time_ns, false, {}});
+    out.push_back(RetentionDecision{std::move(points[i].name), points[i].time_ns, false, {}, points[i].group});
   }
   if (out.empty()) return out;
 
@@ -153,6 +138,44 @@ std::vector<RetentionDecision> ApplyRetention(std::vector<PointInfo> points,
   }
 
   for (RetentionDecision& d : out) d.keep = !d.reasons.empty();
+  return out;
+}
+
+}  // namespace
+
+std::vector<RetentionDecision> ApplyRetention(std::vector<PointInfo> points,
+                                              const RetentionPolicy& policy) {
+  CheckNotNegative("last", policy.keep_last);
+  CheckNotNegative("within", policy.keep_within_ns);
+  CheckNotNegative("hourly", policy.hourly);
+  CheckNotNegative("daily", policy.daily);
+  CheckNotNegative("weekly", policy.weekly);
+  CheckNotNegative("monthly", policy.monthly);
+  CheckNotNegative("yearly", policy.yearly);
+
+  // Newest first; on equal times the later input index is newer.
+  std::vector<size_t> order(points.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    if (points[a].time_ns != points[b].time_ns) return points[a].time_ns > points[b].time_ns;
+    return a > b;
+  });
+  // Each group in that order, decided on its own; then all merged back into
+  // that order (a group's decisions come out in the order they went in).
+  std::map<std::string, std::vector<size_t>> groups;
+  for (size_t i : order) groups[points[i].group].push_back(i);
+  std::vector<std::vector<RetentionDecision>> decided;
+  std::vector<std::pair<size_t, size_t>> where(points.size());  // input index -> (group, position)
+  for (const auto& [group, members] : groups) {
+    for (size_t k = 0; k < members.size(); k++) where[members[k]] = {decided.size(), k};
+    decided.push_back(DecideGroup(points, members, policy));
+  }
+  std::vector<RetentionDecision> out;
+  out.reserve(points.size());
+  for (size_t i : order) {
+    auto [g, k] = where[i];
+    out.push_back(std::move(decided[g][k]));
+  }
   return out;
 }
 
@@ -261,11 +284,14 @@ std::string FormatDuration(int64_t ns) {
 }
 
 std::string FormatDecisions(const std::vector<RetentionDecision>& decisions) {
+  bool groups = std::any_of(decisions.begin(), decisions.end(),
+                            [&](const RetentionDecision& d) { return d.group != decisions.front().group; });
   std::string out;
   for (const RetentionDecision& d : decisions) {
     out += d.keep ? "KEEP   " : "DELETE ";
     out += d.name;
     for (size_t i = 0; i < d.reasons.size(); i++) out += (i == 0 ? "  " : ", ") + d.reasons[i];
+    if (groups) out += "  [" + EscapeForTerminal(d.group) + "]";
     out += "\n";
   }
   return out;

@@ -41,6 +41,11 @@ struct RetentionPolicy {
 struct PointInfo {
   std::string name;  // passed through to the decision; not interpreted
   int64_t time_ns;   // nanoseconds since the Unix epoch (UTC); may be negative
+  // The retention group: the rules apply to each group on its own, as if the
+  // other groups' points did not exist. A store groups its points by host,
+  // volume set and tags (PointGroup in run/prune.h), so a one-off backup of
+  // one path never takes the place of a nightly point. "" for all others.
+  std::string group = {};
 };
 
 struct RetentionDecision {
@@ -49,21 +54,24 @@ struct RetentionDecision {
   bool keep;
   // Why the point is kept, in rule order: "last 1", "within 2d10h", "hourly 2",
   // "daily 1", "weekly 3", "monthly 1", "yearly 1" (the number is the point's
-  // rank within that rule, 1 = newest). Empty exactly when keep is false.
+  // rank within that rule and its group, 1 = newest). Empty exactly when keep
+  // is false.
   std::vector<std::string> reasons;
+  std::string group = {};  // PointInfo::group
 };
 
 // Decides every point; returns one decision per input point, newest first.
-// Order: by time_ns descending; among equal times the point given later in
-// the input counts as newer (so it comes first and is the one a period rule
-// keeps). An empty policy keeps every point with the reason
+// Each group (PointInfo::group) is decided on its own: "last 3" keeps the
+// three newest points of every group. Order: by time_ns descending; among
+// equal times the point given later in the input counts as newer (so it comes
+// first and is the one a period rule keeps). An empty policy keeps every point with the reason
 // "no retention rules". Throws Error(kConfig) if a policy field is negative.
 //
-// The newest point is always kept by a non-empty policy: every rule that is
+// The newest point of each group is always kept by a non-empty policy: every rule that is
 // > 0 keeps it (it is "last 1"; it is 0 ns before itself, so within any
 // duration; and it is the newest point of the most recent hour, day, week,
 // month and year that has points, so it is rank 1 of every period rule).
-// Hence a non-empty policy never deletes all points.
+// Hence a non-empty policy never deletes all points of a group.
 std::vector<RetentionDecision> ApplyRetention(std::vector<PointInfo> points,
                                               const RetentionPolicy& policy);
 
@@ -84,6 +92,8 @@ std::string FormatDuration(int64_t ns);
 // One line per decision, in the given order, for `prune --dry-run`:
 //   "KEEP   2026-11-26T180102Z  last 1, daily 1\n"
 //   "DELETE 2026-11-25T180102Z\n"
+// When the decisions span more than one group, each line ends with its group
+// in brackets ("  [host kvm1, volumes etc]"), escaped for a terminal.
 std::string FormatDecisions(const std::vector<RetentionDecision>& decisions);
 
 }  // namespace vmback

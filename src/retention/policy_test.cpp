@@ -474,5 +474,58 @@ TEST(FormatDecisionsTest, FromApplyRetention) {
             "KEEP   2026-11-24T180102Z  no retention rules\n");
 }
 
+
+// ------------------------------------------------------------ groups
+
+// A one-off point of another group between nightly points: each group keeps
+// its own newest points; the one-off never takes a nightly point's place.
+TEST(RetentionGroupsTest, EachGroupDecidedOnItsOwn) {
+  std::vector<PointInfo> points = Points(
+      {"2026-11-24T020000Z", "2026-11-25T020000Z", "2026-11-25T150000Z", "2026-11-26T020000Z",
+       "2026-11-26T160000Z"});
+  const std::string nightly = R"({"host":"kvm1","volumes":["etc","images"]})";
+  const std::string oneoff = R"({"host":"kvm1","volumes":["etc"]})";
+  for (auto& p : points) p.group = nightly;
+  points[2].group = oneoff;  // 2026-11-25T150000Z
+  points[4].group = oneoff;  // 2026-11-26T160000Z, the newest of all
+  auto d = ApplyRetention(points, RetentionPolicy{.keep_last = 1, .daily = 2});
+  ASSERT_EQ(d.size(), 5u);
+  // Still newest first over all groups, each with its group.
+  std::vector<std::string> order, kept;
+  for (const auto& x : d) {
+    order.push_back(x.name);
+    if (x.keep) kept.push_back(x.name);
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"2026-11-26T160000Z", "2026-11-26T020000Z", "2026-11-25T150000Z",
+                                             "2026-11-25T020000Z", "2026-11-24T020000Z"}));
+  EXPECT_EQ(kept, (std::vector<std::string>{"2026-11-26T160000Z", "2026-11-26T020000Z", "2026-11-25T150000Z",
+                                            "2026-11-25T020000Z"}));
+  EXPECT_EQ(d[0].group, oneoff);
+  EXPECT_EQ(d[1].group, nightly);
+  // Ranks count within the group: the nightly point is "last 1" of its own.
+  EXPECT_EQ(d[1].reasons, (std::vector<std::string>{"last 1", "daily 1"}));
+  EXPECT_EQ(d[3].reasons, (std::vector<std::string>{"daily 2"}));
+  EXPECT_FALSE(d[4].keep);
+  // Without groups the one-off would have been "last 1" and the newest
+  // nightly point only "daily 1".
+  for (auto& p : points) p.group.clear();
+  auto flat = ApplyRetention(points, RetentionPolicy{.keep_last = 1});
+  EXPECT_TRUE(flat[0].keep);
+  EXPECT_FALSE(flat[1].keep);
+}
+
+TEST(RetentionGroupsTest, DryRunNamesGroupsOnlyWhenThereAreSeveral) {
+  std::vector<PointInfo> points = Points({"2026-11-25T020000Z", "2026-11-26T020000Z"});
+  points[0].group = "a\x1b[2J";
+  points[1].group = "b";
+  EXPECT_EQ(FormatDecisions(ApplyRetention(points, RetentionPolicy{.keep_last = 1})),
+            "KEEP   2026-11-26T020000Z  last 1  [b]\n"
+            "KEEP   2026-11-25T020000Z  last 1  [a\\x1b[2J]\n");
+  points[0].group = "b";
+  EXPECT_EQ(FormatDecisions(ApplyRetention(points, RetentionPolicy{.keep_last = 1})),
+            "KEEP   2026-11-26T020000Z  last 1\n"
+            "DELETE 2026-11-25T020000Z\n");
+}
+
 }  // namespace
 }  // namespace vmback

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <set>
 #include <unordered_map>
 
 #include "config/config.h"
@@ -281,6 +282,10 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
                        const BackupOptions& options, Logger* log) {
   auto start = std::chrono::steady_clock::now();
   if (volumes.empty()) ThrowConfig("nothing to back up: no volumes given");
+  for (const auto& t : options.tags)
+    if (!IsValidTag(t))
+      ThrowConfig("bad tag '" + EscapeForTerminal(t) +
+                  "': use 1 to 64 letters, digits or . _ + : @ = - (not starting with -)");
   for (const auto& v : volumes)
     if (!IsValidVolumeName(v.name))
       ThrowConfig("invalid volume name '" + v.name + "' for " + v.source +
@@ -359,6 +364,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
       {"stats", BackupResultToJson(result)},
   };
   manifest["stats"].erase("point");
+  if (!options.tags.empty()) manifest["tags"] = std::set<std::string>(options.tags.begin(), options.tags.end());
   store->WriteManifest(result.point, manifest);
   return result;
 }

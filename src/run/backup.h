@@ -48,6 +48,9 @@ struct BackupOptions {
   // does not push the host's cache out.
   uint64_t read_limit = 0;
   bool drop_cache = true;
+  // Labels for the point (manifest "tags", each IsValidTag): a tagged point
+  // is its own retention group, so a one-off never displaces a nightly one.
+  std::vector<std::string> tags;
 };
 
 struct VolumeStats {

@@ -1,8 +1,23 @@
 #include "run/prune.h"
 
+#include <set>
+
 #include "util/error.h"
 
 namespace vmback {
+
+std::string PointGroup(const nlohmann::json& manifest) {
+  // ReadManifest checked the types of "volumes" and "tags".
+  std::set<std::string> volumes, tags;
+  for (const auto& v : manifest.at("volumes")) volumes.insert(v.at("name").get<std::string>());
+  if (manifest.contains("tags"))
+    for (const auto& t : manifest.at("tags")) tags.insert(t.get<std::string>());
+  const auto& host = manifest.contains("host") && manifest.at("host").is_string() ? manifest.at("host")
+                                                                                   : nlohmann::json("");
+  nlohmann::ordered_json g = {{"host", host}, {"volumes", volumes}};
+  if (!tags.empty()) g["tags"] = tags;
+  return g.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 PruneResult Prune(Store* store, const RetentionPolicy& policy, const GcOptions& options, Logger* log) {
   if (policy.empty())
@@ -21,7 +36,7 @@ PruneResult Prune(Store* store, const RetentionPolicy& policy, const GcOptions& 
       if (e.kind() == ErrorKind::kCrash) throw;
       throw Error(e.kind(), std::string("prune stopped before deleting anything: ") + e.what());
     }
-    points.push_back({name, m.value("time_ns", int64_t{0})});
+    points.push_back({name, m.value("time_ns", int64_t{0}), PointGroup(m)});
   }
   result.decisions = ApplyRetention(points, policy);
   if (options.dry_run) {

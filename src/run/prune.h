@@ -18,6 +18,14 @@ struct PruneResult {
   GcStats gc;
 };
 
+// The retention group of a store point, from its manifest: its host, the
+// names of its volumes and its tags, as one line of JSON with sorted lists,
+// e.g. {"host":"kvm1","volumes":["etc","images"]} (with "tags" only when the
+// point has some). The nightly run's points share one group; a one-off
+// `backup` of other paths, or a tagged one, makes a group of its own.
+std::string PointGroup(const nlohmann::json& manifest);
+
+// The rules apply to each group on its own (ApplyRetention).
 // An empty policy is refused (kConfig): prune never guesses what to keep.
 // A manifest that cannot be read stops prune before it deletes anything;
 // so does a listing that fails. With options.dry_run nothing changes.

@@ -476,6 +476,50 @@ TEST_F(PruneTest, PolicyUsesManifestTimesAcrossDays) {
   EXPECT_TRUE(v.ok()) << Describe(v);
 }
 
+// Issue 12, case 7: a one-off backup of one path, and a tagged backup of the
+// nightly volumes, come between nightly points. keep-last 2 keeps the two
+// newest nightly points and the newest point of each other group; nothing
+// of the nightly set is displaced.
+TEST_F(PruneTest, OneOffAndTaggedPointsAreGroupsOfTheirOwn) {
+  Put("a", RandomBytes(10000, 1), kT0 + 1);
+  PutDisk(RandomBytes(4 * kBlock, 2), kT0 + 2);
+  std::vector<std::string> nightly;
+  nightly.push_back(Backup());
+  nightly.push_back(Backup());
+  BackupOptions tagged;
+  tagged.tags = {"before-upgrade"};
+  std::string oneoff = RunBackup(store_.get(), {{"disk", img_}}, {}, &log_).point;
+  std::string tag = RunBackup(store_.get(), {{"VOL", src_}, {"disk", img_}}, tagged, &log_).point;
+  nightly.push_back(Backup());
+  EXPECT_EQ(store_->ReadManifest(tag).at("tags"), nlohmann::json::array({"before-upgrade"}));
+  EXPECT_FALSE(store_->ReadManifest(oneoff).contains("tags"));
+  EXPECT_NE(PointGroup(store_->ReadManifest(oneoff)), PointGroup(store_->ReadManifest(nightly[0])));
+  EXPECT_NE(PointGroup(store_->ReadManifest(tag)), PointGroup(store_->ReadManifest(nightly[0])));
+  EXPECT_EQ(PointGroup(store_->ReadManifest(nightly[1])), PointGroup(store_->ReadManifest(nightly[0])));
+
+  PruneResult r = Prune(store_.get(), KeepLast(2), Gc(), &log_);
+  EXPECT_EQ(r.deleted, (std::vector<std::string>{nightly[0]}));
+  EXPECT_EQ(store_->ListPoints(), (std::vector<std::string>{nightly[1], oneoff, tag, nightly[2]}));
+  for (const auto& p : {nightly[1], nightly[2]}) ExpectRestores(p);
+}
+
+TEST_F(PruneTest, BadTagIsRefusedBeforeAnythingIsRead) {
+  Put("a", RandomBytes(10000, 1), kT0 + 1);
+  for (const char* bad : {"", "-x", "a b", "a/b", "\x1b[2J"}) {
+    BackupOptions o;
+    o.tags = {bad};
+    try {
+      RunBackup(store_.get(), {{"VOL", src_}}, o, &log_);
+      ADD_FAILURE() << "tag accepted: " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
+    }
+  }
+  EXPECT_TRUE(store_->ListPoints().empty());
+  EXPECT_TRUE(IsValidTag("before-upgrade_2026.12.03+x:y@z=1"));
+  EXPECT_FALSE(IsValidTag(std::string(65, 'a')));
+}
+
 // ---------------------------------------------------------------------------
 // Refusals: nothing changes.
 

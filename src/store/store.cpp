@@ -128,6 +128,14 @@ std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, LockMode mo
 }
 }  // namespace
 
+bool IsValidTag(std::string_view tag) {
+  if (tag.empty() || tag.size() > 64 || tag[0] == '-') return false;
+  return std::all_of(tag.begin(), tag.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           std::string_view("._+:@=-").find(c) != std::string_view::npos;
+  });
+}
+
 bool PointNameLess(const std::string& a, const std::string& b) {
   // "NAME" is the first point of its second, then "NAME.2", "NAME.3", ...
   auto split = [](const std::string& s) -> std::pair<std::string, uint64_t> {
@@ -739,6 +747,13 @@ nlohmann::json ParseManifest(const std::string& data, const std::string& path) {
         ThrowCorrupt(path + ": manifest has a bad time_ns");
     }
     if (m.contains("time") && !m.at("time").is_string()) ThrowCorrupt(path + ": manifest has a bad time");
+    if (m.contains("tags")) {
+      const auto& tags = m.at("tags");
+      if (!tags.is_array()) ThrowCorrupt(path + ": manifest has a bad tag list");
+      for (const auto& t : tags)
+        if (!t.is_string() || !IsValidTag(t.get_ref<const std::string&>()))
+          ThrowCorrupt(path + ": manifest has an invalid tag");
+    }
     const auto& vols = m.at("volumes");
     if (!vols.is_array()) ThrowCorrupt(path + ": manifest has no volume list");
     std::set<std::string> names;

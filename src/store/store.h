@@ -51,6 +51,10 @@ struct StoreWriteStats {
 // Orders point names by time: "T" < "T.2" < "T.10" < "T2".
 bool PointNameLess(const std::string& a, const std::string& b);
 
+// A point's tag (`backup --tag`, the manifest's "tags"): 1 to 64 bytes of
+// letters, digits and . _ + : @ = -, not starting with '-'.
+bool IsValidTag(std::string_view tag);
+
 enum class ManifestState { kGood, kRepaired, kBad, kUnreadable };
 
 struct StoreOptions {
