@@ -369,13 +369,22 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   AddTargetOptions(verify, &verify_target);
   bool verify_json = false;
   verify->add_flag("--json", verify_json, "print the report as JSON");
+  std::string verify_subset, verify_limit_text;
+  verify->add_option("--read-data-subset", verify_subset,
+                     "store: read only part N of M of the pack data (N/M), this week's part\n"
+                     "(auto/M), or a random share (10%); the points' structure is always checked");
+  verify->add_option("--read-limit", verify_limit_text,
+                     "store: read each copy at most this fast, per second (e.g. 50M)");
   verify->footer("\nThe store: every pack is read in full and every block re-hashed; each damaged\n"
                  "or missing block is traced to the points and files it affects.\n"
+                 "--read-data-subset auto/4 in a weekly timer reads each pack once a month\n"
+                 "(packaging/vmback-verify.timer does so).\n"
                  "A zfs or btrfs target: the file system's scrub (what it repaired from the\n"
                  "other disk is a warning, exit 5), then every point's files re-hashed against\n"
                  "the blockmaps stored in that point. Exit status 3 when anything is wrong.\n\n"
                  "Examples:\n  vmback verify --store /mnt/usb/vmback\n"
-                 "  vmback verify -c /etc/vmback/vmback.toml --json");
+                 "  vmback verify -c /etc/vmback/vmback.toml --json\n"
+                 "  vmback verify -c /etc/vmback/vmback.toml --read-data-subset auto/4 --read-limit 40M");
 
   // run, plan
   auto* run = app.add_subcommand("run", "the whole job: quiesce the VMs, snapshot, resume, back up, prune");
@@ -730,6 +739,9 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       outcome.kind = "verify";
       outcome.config = config;
       if (IsInplace(config)) {
+        if (!verify_subset.empty() || !verify_limit_text.empty())
+          ThrowConfig("--read-data-subset and --read-limit are for a store; an in-place target is checked by "
+                      "its file system's scrub and its blockmaps");
         auto target = OpenInplaceTarget(env, config.target, &log);
         TargetVerifyReport r = VerifyTarget(target.get(), env, &log);
         outcome.body = TargetVerifyToJson(r);
@@ -751,14 +763,21 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       bool read_only = IsReadOnlyFileSystem(config.target.path);
       if (read_only) log.Info(config.target.path + " is on a read-only file system: verify reads only, repairs nothing");
       auto store = OpenStore(config, verify_target, read_only ? LockMode::kShared : LockMode::kExclusive, &log);
-      VerifyReport r = Verify(store.get(), &log);
+      VerifyOptions vopts;
+      if (!verify_subset.empty()) ParseReadDataSubset(verify_subset, env->NowNanos(), &vopts);
+      if (!verify_limit_text.empty() &&
+          (!ParseSize(verify_limit_text, &vopts.read_limit) || vopts.read_limit == 0))
+        ThrowConfig("--read-limit: cannot read '" + verify_limit_text + "' as a size per second, e.g. 50M");
+      VerifyReport r = Verify(store.get(), &log, vopts);
       outcome.body = VerifyReportToJson(r);
       outcome.metrics.verify_errors = r.problems.size();
       if (verify_json) {
         out << outcome.body.dump(2) << "\n";
       } else {
-        out << "checked " << r.packs << " packs, " << r.blobs << " blobs (" << FormatBytes(r.bytes)
-            << "), " << r.points << " points, " << r.files_checked << " files: "
+        out << "checked " << r.packs << " packs, " << r.blobs << " blobs (" << FormatBytes(r.bytes) << ")"
+            << (r.subset.empty() ? "" : " (part " + r.subset + "; " + std::to_string(r.packs_skipped) +
+                                            " packs left for other parts)")
+            << ", " << r.points << " points, " << r.files_checked << " files: "
             << (r.ok() ? "all good" : std::to_string(r.problems.size()) + " problem(s)") << "\n";
         if (r.copies.size() > 1 || r.repaired) {
           for (const auto& c : r.copies)

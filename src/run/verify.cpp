@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <future>
 #include <mutex>
+#include <random>
 #include <unordered_map>
 #include <set>
 #include <unordered_set>
 
 #include "store/tree.h"
+#include "util/encoding.h"
 #include "util/error.h"
+#include "util/rate_pacer.h"
 #include "util/thread_pool.h"
 
 namespace vmback {
@@ -25,10 +28,11 @@ struct PackResult {
 
 // Reads a whole pack: its own hash (the file name), its entry table, and
 // every blob re-hashed. Blobs that check out are good even in a damaged pack.
-PackResult CheckPack(Env* env, const std::string& path, const Hash& name) {
+PackResult CheckPack(Env* env, const std::string& path, const Hash& name, RatePacer* pacer) {
   PackResult r;
   auto file = env->OpenRead(path);
   std::string data(file->Size(), '\0');
+  pacer->Take(data.size());
   if (file->ReadAt(0, data.data(), data.size()) != data.size()) {
     r.problems.push_back(path + ": short read");
     return r;
@@ -144,7 +148,57 @@ class PointChecker {
 
 }  // namespace
 
-VerifyReport Verify(Store* store, Logger* log) {
+namespace {
+// 0.1 -> "10%", 0.125 -> "12.5%".
+std::string FormatShare(double fraction) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g%%", fraction * 100);
+  return buf;
+}
+}  // namespace
+
+void ParseReadDataSubset(const std::string& text, int64_t now_ns, VerifyOptions* options) {
+  auto bad = [&](const std::string& why) {
+    ThrowConfig("--read-data-subset " + EscapeForTerminal(text) + ": " + why +
+                " (give N/M, e.g. 1/4; auto/M for this week's part; or a percentage, e.g. 10%)");
+  };
+  auto number = [&](const std::string& s, uint64_t max) -> uint64_t {
+    if (s.empty() || s.size() > 6 || !std::all_of(s.begin(), s.end(), ::isdigit)) bad("not a number: " + s);
+    uint64_t v = std::stoull(s);
+    if (v == 0 || v > max) bad(s + " is out of range");
+    return v;
+  };
+  if (EndsWith(text, "%")) {
+    std::string p = text.substr(0, text.size() - 1);
+    size_t dot = p.find('.');
+    std::string whole = p.substr(0, dot), frac = dot == std::string::npos ? "" : p.substr(dot + 1);
+    if (whole.empty() || whole.size() > 3 || frac.size() > 3 || !std::all_of(whole.begin(), whole.end(), ::isdigit) ||
+        !std::all_of(frac.begin(), frac.end(), ::isdigit))
+      bad("not a percentage");
+    double v = std::stod(whole + (frac.empty() ? "" : "." + frac));
+    if (!(v > 0) || v > 100) bad("a percentage from above 0 to 100");
+    options->subset_n = options->subset_m = 0;
+    options->fraction = v >= 100 ? 0 : v / 100;
+    return;
+  }
+  size_t slash = text.find('/');
+  if (slash == std::string::npos) bad("no '/'");
+  uint32_t m = static_cast<uint32_t>(number(text.substr(slash + 1), 65536));
+  std::string n_text = text.substr(0, slash);
+  uint32_t n;
+  if (n_text == "auto") {
+    constexpr int64_t kWeekNs = int64_t{7} * 24 * 3600 * 1000000000;
+    n = static_cast<uint32_t>((now_ns > 0 ? now_ns / kWeekNs : 0) % m) + 1;
+  } else {
+    n = static_cast<uint32_t>(number(n_text, 65536));
+    if (n > m) bad("part " + n_text + " of " + std::to_string(m) + " does not exist");
+  }
+  options->subset_n = n;
+  options->subset_m = m;
+  options->fraction = 0;
+}
+
+VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   VerifyReport report;
   const size_t ncopies = store->copies().size();
   for (const auto& c : store->copies()) report.copies.push_back(CopyReport{c});
@@ -179,6 +233,30 @@ VerifyReport Verify(Store* store, Logger* log) {
   }
   std::vector<std::unordered_set<Hash, HashHasher>> has(ncopies);
   for (size_t c = 0; c < ncopies; c++) has[c].insert(listed[c].begin(), listed[c].end());
+
+  // A subset: the packs left out this time are not read.
+  std::unordered_set<Hash, HashHasher> skipped;
+  if (options.subset_m > 0 || options.fraction > 0) {
+    std::mt19937_64 random(static_cast<uint64_t>(store->env()->NowNanos()));
+    for (auto it = all.begin(); it != all.end();) {
+      uint64_t key = 0;
+      for (int i = 0; i < 8; i++) key = key << 8 | it->bytes[i];
+      bool take = options.subset_m > 0 ? key % options.subset_m == options.subset_n - 1
+                                       : std::uniform_real_distribution<double>(0, 1)(random) < options.fraction;
+      if (take) {
+        ++it;
+      } else {
+        skipped.insert(*it);
+        it = all.erase(it);
+      }
+    }
+    report.packs_skipped = skipped.size();
+    report.subset = options.subset_m > 0 ? std::to_string(options.subset_n) + "/" + std::to_string(options.subset_m)
+                                         : FormatShare(options.fraction);
+  }
+  // --read-limit: each copy's reads paced on their own.
+  std::vector<std::unique_ptr<RatePacer>> pacers;
+  for (size_t c = 0; c < ncopies; c++) pacers.push_back(std::make_unique<RatePacer>(options.read_limit));
 
   HashSet good;
   {
@@ -246,7 +324,8 @@ VerifyReport Verify(Store* store, Logger* log) {
         }
         Env* env = store->env();
         std::string path = store->PackPath(c, p);
-        pending.per_copy.push_back(pool.Submit([env, path, p] { return CheckPack(env, path, p); }));
+        RatePacer* pacer = pacers[c].get();
+        pending.per_copy.push_back(pool.Submit([env, path, p, pacer] { return CheckPack(env, path, p, pacer); }));
       }
       in_flight.push_back(std::move(pending));
       if (in_flight.size() > pool.size()) drain();
@@ -270,6 +349,13 @@ VerifyReport Verify(Store* store, Logger* log) {
     }
   }
   BlobIndex index = store->IndexSnapshot();
+  // Blobs of packs not read this time: taken as they were (not checked).
+  std::unordered_set<Hash, HashHasher> assumed;
+  if (!skipped.empty()) {
+    for (const auto& [id, loc] : index.entries())
+      if (!good.count(id) && skipped.count(index.packs()[loc.pack])) assumed.insert(id);
+    good.insert(assumed.begin(), assumed.end());
+  }
   PointChecker checker(store, good, index, &report);
   for (const auto& point : store->ListPoints()) {
     report.points++;
@@ -279,12 +365,15 @@ VerifyReport Verify(Store* store, Logger* log) {
   // data writes them afresh.
   std::vector<Hash> damaged;
   for (const auto& [id, loc] : index.entries())
-    if (!good.count(id)) damaged.push_back(id);
+    if (!good.count(id) || (assumed.count(id) && store->AnyDamaged({id}))) damaged.push_back(id);
   store->SetDamaged(damaged);
   for (const auto& p : report.problems)
     log->Error((p.point.empty() ? "" : p.point + ": ") + (p.path.empty() ? "" : p.path + ": ") + p.reason);
   if (report.repaired)
     log->Warn("repaired " + std::to_string(report.repaired) + " damaged or missing file(s) from other copies");
+  if (!report.subset.empty())
+    log->Info("read part " + report.subset + " of the pack data: " + std::to_string(report.packs) + " pack(s) read, " +
+              std::to_string(report.packs_skipped) + " left for another part; every point's structure checked");
   return report;
 }
 
@@ -306,6 +395,7 @@ nlohmann::json VerifyReportToJson(const VerifyReport& r) {
           {"packs", r.packs},         {"blobs", r.blobs},
           {"bytes", r.bytes},       {"bad_packs", r.bad_packs}, {"bad_blobs", r.bad_blobs},
           {"points", r.points},     {"files_checked", r.files_checked},
+          {"packs_skipped", r.packs_skipped}, {"subset", r.subset},
           {"problems", problems}};
 }
 

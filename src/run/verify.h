@@ -31,8 +31,30 @@ struct CopyReport {
   uint64_t unrepairable = 0;   // damaged here and on every other copy
 };
 
+// Which packs verify reads, and how fast. The points' structure (manifests,
+// directory listings, block lists) is always checked in full; a subset
+// limits only the reading of pack data.
+struct VerifyOptions {
+  // Read only part `subset_n` (1-based) of `subset_m` parts of the packs,
+  // chosen by pack id, so that parts 1/M .. M/M together read every pack
+  // once. 0/0: every pack.
+  uint32_t subset_n = 0, subset_m = 0;
+  // Or a random share of the packs (0 < fraction < 1); 0: not used.
+  double fraction = 0;
+  // Bytes per second read from each copy (0: no limit).
+  uint64_t read_limit = 0;
+};
+
+// Parses --read-data-subset: "N/M" (1 <= N <= M <= 65536), "auto/M" (part
+// (weeks since 1970 mod M) + 1: a weekly timer reads each pack once every M
+// weeks), or "P%" (0 < P <= 100, a random share). Throws kConfig naming the
+// text otherwise. now_ns is the clock for "auto".
+void ParseReadDataSubset(const std::string& text, int64_t now_ns, VerifyOptions* options);
+
 struct VerifyReport {
   std::vector<CopyReport> copies;
+  uint64_t packs_skipped = 0;  // not read this time (a subset); not checked
+  std::string subset;          // "2/4", "10%", or empty for every pack
   uint64_t repaired = 0;
   uint64_t packs = 0;
   uint64_t blobs = 0;
@@ -48,7 +70,9 @@ struct VerifyReport {
 // Scrubs every copy of the store and heals each from the others (so it
 // writes: REQUIRES the store opened kExclusive when it has mirrors). Damage
 // healed from another copy is counted in repaired, not in problems.
-VerifyReport Verify(Store* store, Logger* log);
+// With a subset, blobs in packs not read count as good for the point check
+// and keep whatever damage an earlier verify recorded for them.
+VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options = {});
 nlohmann::json VerifyReportToJson(const VerifyReport& r);
 
 }  // namespace vmback

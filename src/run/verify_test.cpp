@@ -319,5 +319,82 @@ TEST_F(VerifyTest, DamageInTwoIdenticalDirectoriesIsNamedForBoth) {
   EXPECT_TRUE(Names(r, p, "VOL/y/f"));
 }
 
+// Issue 12, case 11: --read-data-subset N/M. The parts 1/M .. M/M together
+// read every pack exactly once; damage is found by the part that reads its
+// pack, and the other parts neither report it nor forget it.
+TEST_F(VerifyTest, SubsetPartsReadEveryPackOnceAndKeepRecordedDamage) {
+  std::string block = RandomBytes(4096, 90);
+  for (int i = 0; i < 8; i++) {
+    WriteFile(src_ + "/f" + std::to_string(i), i == 3 ? block : RandomBytes(6000, 100 + i));
+    Backup();
+  }
+  const size_t total = store_->ListPackFiles().size();
+  ASSERT_GE(total, 8u);
+  std::string pack = DamageBlob(Sha256(block));
+  ASSERT_FALSE(pack.empty());
+  constexpr uint32_t kParts = 3;
+  size_t read = 0, parts_finding = 0;
+  uint32_t damaged_part = 0;
+  for (uint32_t n = 1; n <= kParts; n++) {
+    VerifyOptions o;
+    o.subset_n = n;
+    o.subset_m = kParts;
+    store_.reset();
+    store_ = Store::Open(Env::Default(), store_dir_, LockMode::kExclusive, &verify_log_);
+    VerifyReport r = Verify(store_.get(), &verify_log_, o);
+    EXPECT_EQ(r.packs + r.packs_skipped, total);
+    EXPECT_EQ(r.subset, std::to_string(n) + "/3");
+    EXPECT_EQ(r.points, 8u);  // the structure of every point, every time
+    read += r.packs;
+    if (!r.ok()) {
+      parts_finding++;
+      damaged_part = n;
+      EXPECT_EQ(r.bad_blobs, 1u) << Describe(r);
+    }
+    EXPECT_EQ(VerifyReportToJson(r)["subset"], std::to_string(n) + "/3");
+  }
+  EXPECT_EQ(read, total);
+  EXPECT_EQ(parts_finding, 1u);
+  // Another part does not clear the damage the first one recorded.
+  ASSERT_NE(damaged_part, 0u);
+  VerifyOptions other;
+  other.subset_n = damaged_part % kParts + 1;
+  other.subset_m = kParts;
+  store_.reset();
+  store_ = Store::Open(Env::Default(), store_dir_, LockMode::kExclusive, &verify_log_);
+  VerifyReport r = Verify(store_.get(), &verify_log_, other);
+  EXPECT_TRUE(r.ok()) << Describe(r);
+  EXPECT_TRUE(store_->AnyDamaged({Sha256(block)}));
+  // A whole verify still finds it.
+  EXPECT_FALSE(RunVerify().ok());
+}
+
+TEST(ReadDataSubsetTest, Parses) {
+  VerifyOptions o;
+  ParseReadDataSubset("2/5", 0, &o);
+  EXPECT_EQ(o.subset_n, 2u);
+  EXPECT_EQ(o.subset_m, 5u);
+  ParseReadDataSubset("12.5%", 0, &o);
+  EXPECT_EQ(o.subset_m, 0u);
+  EXPECT_DOUBLE_EQ(o.fraction, 0.125);
+  ParseReadDataSubset("100%", 0, &o);
+  EXPECT_EQ(o.fraction, 0);
+  constexpr int64_t kWeek = int64_t{7} * 24 * 3600 * 1000000000;
+  for (int64_t w = 0; w < 8; w++) {
+    ParseReadDataSubset("auto/4", w * kWeek + 1, &o);
+    EXPECT_EQ(o.subset_n, static_cast<uint32_t>(w % 4 + 1));
+    EXPECT_EQ(o.subset_m, 4u);
+  }
+  for (const char* bad : {"", "1", "0/4", "5/4", "1/0", "a/4", "1/4x", "-1/4", "0%", "101%", "%", "1.2345%",
+                          "1/99999999999999999999"}) {
+    try {
+      ParseReadDataSubset(bad, 0, &o);
+      ADD_FAILURE() << "accepted: " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace vmback

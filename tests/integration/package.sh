@@ -83,6 +83,7 @@ section "contents"
 dpkg-deb -c "$DEB" | awk '{ print $NF }' | sed 's|^\./|/|' >"$WORK/contents"
 for f in /usr/sbin/vmback \
   /usr/lib/systemd/system/vmback.service /usr/lib/systemd/system/vmback.timer \
+  /usr/lib/systemd/system/vmback-verify.service /usr/lib/systemd/system/vmback-verify.timer \
   /usr/share/man/man8/vmback.8.gz \
   /usr/share/bash-completion/completions/vmback \
   /usr/share/doc/vmback/examples/vmback.toml.example; do
@@ -117,19 +118,26 @@ for key in Type=oneshot Nice=10 IOSchedulingClass=idle; do
 done
 for key in Persistent=true 'RandomizedDelaySec=.*' 'OnCalendar=.*' WantedBy=timers.target; do
   check "vmback.timer has $key" grep -qx -- "$key" "$UNITS/vmback.timer"
+  check "vmback-verify.timer has $key" grep -qx -- "$key" "$UNITS/vmback-verify.timer"
 done
+check "the weekly verify reads this week's part of the data" \
+  grep -qxF 'ExecStart=/usr/sbin/vmback verify -c /etc/vmback/vmback.toml --read-data-subset auto/4 --lock-wait 21600' \
+  "$UNITS/vmback-verify.service"
 if command -v systemd-analyze >/dev/null; then
   # verify checks that ExecStart exists and (through man) that the
   # Documentation= page exists: point both into the unpacked package.
   mkdir -p "$WORK/units"
-  sed "s|^ExecStart=/usr/sbin/vmback |ExecStart=$ROOT/usr/sbin/vmback |" "$UNITS/vmback.service" \
-    >"$WORK/units/vmback.service"
-  cp -- "$UNITS/vmback.timer" "$WORK/units/vmback.timer"
+  for u in vmback vmback-verify; do
+    sed "s|^ExecStart=/usr/sbin/vmback |ExecStart=$ROOT/usr/sbin/vmback |" "$UNITS/$u.service" \
+      >"$WORK/units/$u.service"
+    cp -- "$UNITS/$u.timer" "$WORK/units/$u.timer"
+  done
   man_check=--man=yes
   command -v man >/dev/null || { man_check=--man=no; echo "no man(1): systemd-analyze verify skips the man page check"; }
   rc=0
   out=$(cd "$WORK/units" && MANPATH=$ROOT/usr/share/man systemd-analyze verify "$man_check" \
-    "$WORK/units/vmback.service" "$WORK/units/vmback.timer" 2>&1) || rc=$?
+    "$WORK/units/vmback.service" "$WORK/units/vmback.timer" \
+    "$WORK/units/vmback-verify.service" "$WORK/units/vmback-verify.timer" 2>&1) || rc=$?
   _count_check
   if [ "$rc" -ne 0 ] || [ -n "$out" ]; then
     _fail "systemd-analyze verify (exit $rc):"
