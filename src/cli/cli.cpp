@@ -22,6 +22,7 @@
 #include "run/target_ops.h"
 #include "run/verify.h"
 #include "os/subprocess.h"
+#include "source/snapshot.h"
 #include "target/target.h"
 #include "util/encoding.h"
 #include "util/progress.h"
@@ -575,7 +576,9 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       std::vector<VolumeSpec> volumes;
       if (!backup_target.config.empty()) {
         if (!backup_paths.empty()) ThrowConfig("give sources either in the config or as PATHs, not both");
-        for (const auto& v : config.volumes) volumes.push_back({v.name, v.source, v.one_file_system});
+        // As in `vmback run`: the snapshots a run keeps inside a source are not the volume's.
+        for (const auto& v : config.volumes)
+          volumes.push_back({v.name, v.source, v.one_file_system, ChangeCheck::kFull, kSnapshotPrefix});
       } else {
         for (const auto& p : backup_paths) {
           std::string name = BaseName(p);

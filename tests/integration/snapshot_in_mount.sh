@@ -22,8 +22,9 @@
 #            directory (mount -o subvol=): the snapshot subvolume is made
 #            inside it; the backup holds the files and no snapshot (a planted
 #            leftover subvolume shows as an empty directory in the run's
-#            snapshot and is left out); a run killed while its snapshot
-#            exists is cleaned up by the next run, which then backs up
+#            snapshot and is left out, from the store and from an in-place
+#            dir target); a run killed while its snapshot exists is cleaned
+#            up by the next run, which then backs up
 #
 # Usage: bash tests/integration/snapshot_in_mount.sh /path/to/vmback   (as root)
 set -euo pipefail
@@ -58,12 +59,13 @@ EOF
 
 # same_tree SOURCE RESTORED WHAT: rsync finds no difference (content,
 # hard links, owners, modes, mtimes, symlinks; extra entries count) but for
-# the times of the top directory itself: making and dropping the snapshot
-# inside it moves them, and the point keeps them as they were.
+# the times of the top directory itself (making and dropping the snapshot
+# inside it moves them, and the point keeps them as they were) and the
+# .vmback-* entries at the top (snapshots_in checks those).
 same_tree() {
   local out rc=0
   _count_check
-  out=$(rsync -ncaHAX --delete -i -- "$1/" "$2/" 2>&1) || rc=$?
+  out=$(rsync -ncaHAX --delete --exclude='/.vmback-*' -i -- "$1/" "$2/" 2>&1) || rc=$?
   out=$(printf '%s\n' "$out" | grep -vxF '.d..t...... ./' || true)
   if [ "$rc" -ne 0 ] || [ -n "$out" ]; then
     _fail "$3: rsync -ncaHAX --delete -i $1/ $2/ found differences (exit $rc):"
@@ -196,7 +198,7 @@ VMS=$WORK/vms
 BSTORE=$WORK/bstore
 mkdir -p "$BTOP" "$VMS"
 truncate -s 256M "$WORK/btrfs.img"
-mkfs.btrfs -q "$WORK/btrfs.img"
+mkfs.btrfs -q "$WORK/btrfs.img" 2>/dev/null
 attach_loop "$WORK/btrfs.img" BTRFS_LOOP
 mount -t btrfs -- "$BTRFS_LOOP" "$BTOP"
 register_mount "$BTOP"
@@ -220,8 +222,18 @@ rand_file "$VMS/a.img" 3M
 vm run -c "$WORK/btrfs.toml"
 expect_rc 0 "btrfs with a planted leftover: vmback run"
 check_eq "$(snapshots_in "$VMS")" "$VMS/.vmback-vms-1" "btrfs: only the planted leftover is in the source"
-btrfs -q subvolume delete "$VMS/.vmback-vms-1" >/dev/null
 restored_ok "$BSTORE" vms "$VMS" "btrfs with a planted leftover"
+# The in-place copy leaves it out too.
+BMIRROR=$WORK/bmirror
+mkdir -p "$BMIRROR"
+config "$WORK/btrfs-dir.toml" "type = \"dir\"
+path = \"$BMIRROR\"" vms "$VMS" btrfs
+vm run -c "$WORK/btrfs-dir.toml"
+expect_rc 0 "btrfs with a planted leftover to a dir target: vmback run"
+check_eq "$(snapshots_in "$BMIRROR/vms")" "" "btrfs with a planted leftover to a dir target: .vmback-vms-* in the mirror"
+check_same_file "$VMS/sub/b.raw" "$BMIRROR/vms/sub/b.raw" "btrfs to a dir target: sub/b.raw mirrored"
+check_eq "$(snapshots_in "$VMS")" "$VMS/.vmback-vms-1" "btrfs to a dir target: only the planted leftover is in the source"
+btrfs -q subvolume delete "$VMS/.vmback-vms-1" >/dev/null
 
 section "btrfs: killed while the snapshot exists; the next run removes it inside the mount"
 crash_leaves "$WORK/btrfs.toml" "$VMS" "btrfs"
