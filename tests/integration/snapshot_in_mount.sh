@@ -8,7 +8,8 @@
 # snapshot.
 #
 #   reflink  an XFS (mkfs.xfs -m reflink=1) on a loop device, mounted on the
-#            source directory: the run backs it up; the restored tree is the
+#            source directory: `vmback plan` shows the snapshot inside the
+#            source; the run backs it up; the restored tree is the
 #            source's (files, sparse file, hard link, symlink, modes, owners,
 #            mtimes), without any .vmback-* entry; nothing is left in the
 #            source, no journal; a planted .vmback-<volume>-<n> directory (a
@@ -20,7 +21,7 @@
 #            removes it there
 #   btrfs    a btrfs on a loop device whose subvolume is mounted on the source
 #            directory (mount -o subvol=): the snapshot subvolume is made
-#            inside it; the backup holds the files and no snapshot (a planted
+#            (and planned) inside it; the backup holds the files and no snapshot (a planted
 #            leftover subvolume shows as an empty directory in the run's
 #            snapshot and is left out, from the store and from an in-place
 #            dir target); a run killed while its snapshot exists is cleaned
@@ -98,6 +99,19 @@ fill() {
   chmod 0750 "$1"
 }
 
+# plan_shows CFG WHAT LINE...: vmback plan succeeds and prints each LINE.
+plan_shows() {
+  local cfg=$1 what=$2 line
+  shift 2
+  vm plan -c "$cfg"
+  expect_rc 0 "$what: plan"
+  for line in "$@"; do
+    _count_check
+    grep -qF -- "$line" "$VM_OUT" || { _fail "$what: plan does not show: $line"; _vm_context; }
+  done
+  return 0
+}
+
 # run_ok CFG SOURCE WHAT: vmback run succeeds (exit 0), and leaves no
 # snapshot in SOURCE and no journal.
 run_ok() {
@@ -151,6 +165,8 @@ vm store init "$STORE"
 expect_rc 0 "store init"
 [ "$VM_RC" -eq 0 ] || die "cannot go on without a store"
 
+plan_shows "$WORK/reflink.toml" reflink "reflink copy (FICLONE) of $IMAGES into $IMAGES/.vmback-images-<run id>/" \
+  "remove $IMAGES/.vmback-images-<run id>"
 run_ok "$WORK/reflink.toml" "$IMAGES" "reflink"
 restored_ok "$STORE" images "$IMAGES" "reflink"
 
@@ -212,6 +228,8 @@ vm store init "$BSTORE"
 expect_rc 0 "store init"
 [ "$VM_RC" -eq 0 ] || die "cannot go on without a store"
 
+plan_shows "$WORK/btrfs.toml" btrfs "btrfs subvolume snapshot -r -- $VMS $VMS/.vmback-vms-<run id>" \
+  "btrfs subvolume delete -- $VMS/.vmback-vms-<run id>"
 run_ok "$WORK/btrfs.toml" "$VMS" "btrfs"
 restored_ok "$BSTORE" vms "$VMS" "btrfs"
 check_eq "$(btrfs subvolume list -o "$BTOP" | awk '{print $NF}')" "vms" "btrfs: no snapshot subvolume left"
