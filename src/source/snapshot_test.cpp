@@ -681,6 +681,23 @@ TEST_F(ReflinkXfsTest, RefusesAnExistingSnapshotDirectory) {
   EXPECT_EQ(ReadFile(Hidden() + "/keep"), "k");
 }
 
+// A symlink planted where a directory's snapshot goes (inside it) is never
+// followed: the run is refused and the place it points to stays untouched.
+TEST_F(ReflinkXfsTest, RefusesASymlinkWhereTheSnapshotGoes) {
+  std::string src = fs_ / "images";
+  MakeImageDir(src);
+  MakeDir(fs_ / "elsewhere");
+  ASSERT_EQ(::symlink((fs_ / "elsewhere").c_str(), HiddenIn(src).c_str()), 0);
+  try {
+    TakeSnapshot(Env::Default(), Spec(src), &log_);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(HasSubstr(e.what(), HiddenIn(src) + " exists already")) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(fs_ / "elsewhere"));
+  EXPECT_TRUE(fs::is_symlink(HiddenIn(src)));
+}
+
 // ---- reflink where it is not supported --------------------------------------------------
 
 class ReflinkTmpfsTest : public FsTest {
