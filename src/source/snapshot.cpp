@@ -263,8 +263,9 @@ std::string TakeReflink(const Target& t, Logger* log, const RunLimits& limits) {
     // A clone cannot cross file systems (FICLONE: EXDEV); say why instead.
     if (tst.st_dev != st.st_dev)
       ThrowConfig(t.target + " is not on the file system of " + t.source + " (is " + t.source +
-                  " a mount point of its own?); a reflink copy must be made in the file system of its source: "
-                  "give the directory the image file is in as the source");
+                  " a mount point of its own, a bind mount?); a reflink copy must be made in the file "
+                  "system of its source: give the file's path within its own file system, or a directory "
+                  "of that file system, as the source");
     if (S_ISREG(st.st_mode)) {
       std::string file = JoinPath(t.target, BaseName(t.source));
       CloneFile(t.source, file, st, limits);
