@@ -22,6 +22,7 @@
 #include "run/target_ops.h"
 #include "run/verify.h"
 #include "os/subprocess.h"
+#include "source/snapshot.h"
 #include "target/target.h"
 #include "util/encoding.h"
 #include "util/progress.h"
@@ -402,7 +403,11 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       "fsfreeze, or Alt+SysRq+S and suspend); snapshot every volume; resume every VM;\n"
       "then per volume [fsck, mount read-only] back it up and drop its snapshot at once;\n"
       "commit the point; prune by [retention]. VMs are resumed and snapshots dropped on\n"
-      "every path, also on SIGINT/SIGTERM.\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
+      "every path, also on SIGINT/SIGTERM.\n\n"
+      "btrfs and reflink snapshots are made in the source's own file system: inside a\n"
+      "source directory as SOURCE/.vmback-VOLUME-RUNID (beside an image file), so a\n"
+      "source that is a mount point works; top-level .vmback-* entries of a source\n"
+      "are not backed up.\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
   auto* plan = app.add_subcommand("plan", "show what 'run' would do, every command, and stop");
   std::string plan_config;
   plan->add_option("-c,--config", plan_config, "configuration file (TOML)")->required();
@@ -596,7 +601,9 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       std::vector<VolumeSpec> volumes;
       if (!backup_target.config.empty()) {
         if (!backup_paths.empty()) ThrowConfig("give sources either in the config or as PATHs, not both");
-        for (const auto& v : config.volumes) volumes.push_back({v.name, v.source, v.one_file_system});
+        // As in `vmback run`: the snapshots a run keeps inside a source are not the volume's.
+        for (const auto& v : config.volumes)
+          volumes.push_back({v.name, v.source, v.one_file_system, ChangeCheck::kFull, kSnapshotPrefix});
       } else {
         for (const auto& p : backup_paths) {
           std::string name = BaseName(p);

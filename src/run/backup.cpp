@@ -142,6 +142,7 @@ class VolumeWalker {
     for (const auto& name : names) {
       CheckCancel(opts_.cancel);
       std::string child = JoinPath(path, name);
+      if (rel.empty() && LeaveOutOwnEntry(spec_.own_prefix, name, child, log_)) continue;
       std::string child_rel = rel.empty() ? name : rel + "/" + name;
       auto it = before.find(name);
       const Entry* old = it == before.end() ? nullptr : &it->second;

@@ -29,6 +29,10 @@ struct VolumeSpec {
   std::string source;  // directory, regular file or block device
   bool one_file_system = true;
   ChangeCheck change_check = ChangeCheck::kFull;
+  // Not empty: the entries at the top of a directory source whose names
+  // start with it are vmback's own (the snapshots it keeps inside a source,
+  // kSnapshotPrefix), not the volume's, and are left out (LeaveOutOwnEntry).
+  std::string own_prefix = "";
 };
 
 struct BackupOptions {

@@ -428,9 +428,11 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
         states[i].mount->Make(path, options.cancel);
         path = states[i].mount->dir();
       }
-      // A reflink copy has new inodes and ctimes every run: size and mtime only.
+      // A reflink copy has new inodes and ctimes every run: size and mtime
+      // only. Snapshots kept inside a source (this run's is not in its own
+      // snapshot, but a leftover or another volume's may be) are left out.
       specs.push_back({v.name, path, v.one_file_system,
-                       v.snapshot == "reflink" ? ChangeCheck::kSizeMtime : ChangeCheck::kFull});
+                       v.snapshot == "reflink" ? ChangeCheck::kSizeMtime : ChangeCheck::kFull, kSnapshotPrefix});
     }
     BackupOptions bopts;
     bopts.cancel = options.cancel;
@@ -530,6 +532,11 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
   out += "4. snapshot each volume:\n";
   const std::string id = "<run id>";
   std::map<std::string, std::string> fs_types;  // volume: the type blkid finds on its source
+  // Where each volume's snapshot goes (inside a directory source).
+  auto snapshot_path = [&](const VolumeConfig& v) {
+    if (v.snapshot != "btrfs" && v.snapshot != "reflink") return std::string();
+    return SnapshotPath({v.name, v.source, ParseSnapshotKind(v.snapshot), v.snapshot_size, id});
+  };
   for (const auto& v : config.volumes) {
     std::string dir = DirName(v.source);
     std::string name = "vmback-" + v.name + "-" + id;
@@ -543,9 +550,9 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
              " has room for " + v.snapshot_size + ")\n     lvm lvcreate -s -n " + name + " -L " +
              v.snapshot_size + " -- " + v.source + "\n";
     else if (v.snapshot == "btrfs")
-      out += "     btrfs subvolume snapshot -r -- " + v.source + " " + dir + "/." + name + "\n";
+      out += "     btrfs subvolume snapshot -r -- " + v.source + " " + snapshot_path(v) + "\n";
     else if (v.snapshot == "reflink")
-      out += "     reflink copy (FICLONE) of " + v.source + " into " + dir + "/." + name + "/\n";
+      out += "     reflink copy (FICLONE) of " + v.source + " into " + snapshot_path(v) + "/\n";
     else
       out += "     " + v.name + ": no snapshot, read " + v.source + " live\n";
   }
@@ -565,8 +572,8 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
       out += "     (back up " + v.name + ")\n";
     }
     if (v.snapshot == "lvm") out += "     lvm lvremove -f -- " + dir + "/" + name + "\n";
-    if (v.snapshot == "btrfs") out += "     btrfs subvolume delete -- " + dir + "/." + name + "\n";
-    if (v.snapshot == "reflink") out += "     remove " + dir + "/." + name + "\n";
+    if (v.snapshot == "btrfs") out += "     btrfs subvolume delete -- " + snapshot_path(v) + "\n";
+    if (v.snapshot == "reflink") out += "     remove " + snapshot_path(v) + "\n";
   }
   out += "7. commit the point\n";
   out += config.retention.empty() ? "8. no [retention]: nothing pruned\n" : "8. prune by [retention]\n";

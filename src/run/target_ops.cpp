@@ -508,6 +508,7 @@ TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::ve
     InplaceOptions io;
     io.full_read = options.full_read;
     io.one_file_system = v.one_file_system;
+    io.own_prefix = v.own_prefix;
     io.punch_holes = target->punch_holes();
     io.threads = options.threads;
     io.cancel = options.cancel;

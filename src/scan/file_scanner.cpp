@@ -61,6 +61,15 @@ bool IsAllZero(const char* p, size_t n) {
   return std::memcmp(p, kZeros, n) == 0;
 }
 
+bool LeaveOutOwnEntry(const std::string& own_prefix, const std::string& name, const std::string& path,
+                      Logger* log) {
+  if (own_prefix.empty() || name.rfind(own_prefix, 0) != 0) return false;
+  if (log)
+    log->Info(path + ": left out, not backed up (its name starts with " + own_prefix +
+              ", as the snapshots vmback keeps inside a source)");
+  return true;
+}
+
 std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
   const uint64_t bs = store_->block_size();
   const uint64_t size = file->Size();

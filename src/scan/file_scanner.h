@@ -12,6 +12,7 @@
 #include "util/rate_pacer.h"
 #include "os/env.h"
 #include "store/store.h"
+#include "util/log.h"
 #include "util/thread_pool.h"
 
 namespace vmback {
@@ -48,5 +49,12 @@ class FileScanner {
 void CheckCancel(const std::atomic<bool>* cancel);
 
 bool IsAllZero(const char* p, size_t n);
+
+// Whether the entry `name` at the top of a directory source (at path) is
+// vmback's own and left out of the scan: its name starts with own_prefix
+// (when not empty), the prefix of the snapshots vmback keeps inside a
+// source. A left-out entry is named in the log.
+bool LeaveOutOwnEntry(const std::string& own_prefix, const std::string& name, const std::string& path,
+                      Logger* log);
 
 }  // namespace vmback

@@ -82,10 +82,6 @@ void CheckLimits(const RunLimits& limits, const std::string& what) {
 
 // ---- reflink --------------------------------------------------------------
 
-// The name every hidden snapshot directory (and btrfs snapshot) starts with;
-// checked before anything from a journal is removed recursively.
-constexpr const char kHiddenPrefix[] = ".vmback-";
-
 [[noreturn]] void ThrowNoReflink(const std::string& src, int err) {
   throw Error(ErrorKind::kConfig,
               "the file system of " + src + " cannot make reflink copies (FICLONE: " +
@@ -150,11 +146,33 @@ class TreeCloner {
  public:
   TreeCloner(Logger* log, const RunLimits& limits) : log_(log), limits_(limits) {}
 
-  // Clones the contents of directory src into the existing directory dst,
-  // then gives dst the metadata of src.
+  // Clones the source directory src (lstat st) into the existing directory
+  // dst, which may lie inside it: every entry but those at the top named
+  // kSnapshotPrefix* (dst itself, and any other snapshot kept there), then
+  // gives dst the metadata of src.
+  void CloneSource(const std::string& src, const std::string& dst, const struct stat& st) {
+    std::vector<std::string> names;
+    for (auto& n : Env::Default()->ListDir(src)) {
+      if (n.rfind(kSnapshotPrefix, 0) != 0) {
+        names.push_back(std::move(n));
+      } else if (JoinPath(src, n) != dst && log_) {
+        log_->Info("reflink snapshot: left out " + JoinPath(src, n) + " (named as vmback names its snapshots)");
+      }
+    }
+    CloneInto(src, names, dst, st);
+  }
+
+ private:
   void CloneDir(const std::string& src, const std::string& dst, const struct stat& st) {
-    for (const auto& n : Env::Default()->ListDir(src)) CloneEntry(JoinPath(src, n), JoinPath(dst, n));
-    int fd = ::open(dst.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    CloneInto(src, Env::Default()->ListDir(src), dst, st);
+  }
+
+  // Clones the entries names of directory src into the existing directory
+  // dst, then gives dst the metadata of src (lstat st).
+  void CloneInto(const std::string& src, const std::vector<std::string>& names, const std::string& dst,
+                 const struct stat& st) {
+    for (const auto& n : names) CloneEntry(JoinPath(src, n), JoinPath(dst, n));
+    int fd = ::open(dst.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) ThrowIo("open directory " + dst, errno);
     try {
       ApplyMetadata(fd, dst, st);
@@ -165,7 +183,6 @@ class TreeCloner {
     ::close(fd);
   }
 
- private:
   void CloneEntry(const std::string& src, const std::string& dst) {
     CheckLimits(limits_, "reflink copy of " + src);
     struct stat st;
@@ -223,24 +240,38 @@ bool RemoveTree(const std::string& path) {
   return true;
 }
 
-// Returns the path to read: the cloned file, or the hidden directory.
+// Returns the path to read: the cloned file, or the hidden directory
+// (t.target, SnapshotPath: inside a directory source, beside a file).
 std::string TakeReflink(const Target& t, Logger* log, const RunLimits& limits) {
   struct stat st;
   if (::stat(t.source.c_str(), &st) != 0) ThrowIo("stat " + t.source, errno);
   if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
     ThrowConfig(t.source + " is neither a regular file nor a directory");
+  if (S_ISDIR(st.st_mode) != (DirName(t.target) == t.source))
+    throw Error(ErrorKind::kOther, t.source + " changed between a file and a directory while it was looked at");
+  // mkdir makes it new or fails: never through a symlink planted there.
   if (::mkdir(t.target.c_str(), 0700) != 0) {
     if (errno == EEXIST)
       throw Error(ErrorKind::kOther, t.target + " exists already (left over from a crashed run?)");
     ThrowIo("create directory " + t.target, errno);
   }
   try {
+    struct stat tst;
+    if (::lstat(t.target.c_str(), &tst) != 0) ThrowIo("stat " + t.target, errno);
+    if (!S_ISDIR(tst.st_mode))
+      throw Error(ErrorKind::kOther, t.target + " was replaced by something else while it was being made");
+    // A clone cannot cross file systems (FICLONE: EXDEV); say why instead.
+    if (tst.st_dev != st.st_dev)
+      ThrowConfig(t.target + " is not on the file system of " + t.source + " (is " + t.source +
+                  " a mount point of its own, a bind mount?); a reflink copy must be made in the file "
+                  "system of its source: give the file's path within its own file system, or a directory "
+                  "of that file system, as the source");
     if (S_ISREG(st.st_mode)) {
       std::string file = JoinPath(t.target, BaseName(t.source));
       CloneFile(t.source, file, st, limits);
       return file;
     }
-    TreeCloner(log, limits).CloneDir(t.source, t.target, st);
+    TreeCloner(log, limits).CloneSource(t.source, t.target, st);
     return t.target;
   } catch (...) {
     try {
@@ -318,7 +349,7 @@ void DropTarget(Env* env, const Target& t, Logger* log, bool leftover) {
         break;
       }
       case SnapshotKind::kReflink:
-        if (BaseName(t.target).rfind(kHiddenPrefix, 0) != 0)
+        if (BaseName(t.target).rfind(kSnapshotPrefix, 0) != 0)
           ThrowCorrupt("refusing to remove " + t.target + ": not a vmback snapshot directory");
         existed = RemoveTree(t.target);
         break;
@@ -399,18 +430,31 @@ const char* SnapshotKindName(SnapshotKind k) {
   return "?";
 }
 
+std::string SnapshotPath(const SnapshotSpec& spec) {
+  const std::string source = StripTrailingSlashes(spec.source);
+  const std::string name = spec.volume + "-" + spec.run_id;
+  switch (spec.kind) {
+    case SnapshotKind::kNone:
+      return source;
+    case SnapshotKind::kLvm:
+      return JoinPath(DirName(source), "vmback-" + name);
+    case SnapshotKind::kBtrfs:
+      return JoinPath(source, kSnapshotPrefix + name);
+    case SnapshotKind::kReflink: {
+      struct stat st;
+      const bool dir = ::stat(source.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      return JoinPath(dir ? source : DirName(source), kSnapshotPrefix + name);
+    }
+  }
+  return source;
+}
+
 std::string PlannedJournalRecord(const SnapshotSpec& spec) {
   Target t;
   t.kind = spec.kind;
   t.volume = spec.volume;
   t.source = StripTrailingSlashes(spec.source);
-  const std::string dir = DirName(t.source);
-  switch (spec.kind) {
-    case SnapshotKind::kNone: t.target = t.source; break;
-    case SnapshotKind::kLvm: t.target = JoinPath(dir, "vmback-" + spec.volume + "-" + spec.run_id); break;
-    case SnapshotKind::kBtrfs:
-    case SnapshotKind::kReflink: t.target = JoinPath(dir, kHiddenPrefix + spec.volume + "-" + spec.run_id); break;
-  }
+  t.target = SnapshotPath(spec);
   return Record(t);
 }
 
@@ -439,18 +483,17 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
   if (!IsPlainAbsolutePath(t.source))
     ThrowConfig(what + "the source of a snapshot must be an absolute path without '.', '..' or '//': " +
                 t.source);
-  const std::string dir = DirName(t.source);
   const std::string kind = SnapshotKindName(spec.kind);
+  t.target = SnapshotPath(spec);
   std::string path;
   try {
     switch (spec.kind) {
       case SnapshotKind::kLvm: {
-        std::string name = "vmback-" + spec.volume + "-" + spec.run_id;
+        std::string name = BaseName(t.target);
         if (!IsLvmName(name))
           ThrowConfig("\"" + name + "\" is not a valid LVM name (letters, digits, + _ . -)");
-        if (dir == "/dev/mapper")
+        if (DirName(t.source) == "/dev/mapper")
           ThrowConfig("name the LV as /dev/VG/LV, not " + t.source);
-        t.target = JoinPath(dir, name);
         std::vector<std::string> argv = {"lvm", "lvcreate", "-s", "-n", name, "-L", spec.size,
                                          "--", t.source};
         RunResult r = RunCommand(env, argv, log, limits);
@@ -463,8 +506,9 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
         break;
       }
       case SnapshotKind::kBtrfs: {
-        t.target = JoinPath(dir, kHiddenPrefix + spec.volume + "-" + spec.run_id);
-        // btrfs would put the snapshot inside an existing directory.
+        // Inside the source subvolume: the one place sure to be in its file
+        // system when it is mounted on its own. btrfs would put the
+        // snapshot inside an existing directory.
         if (env->Exists(t.target))
           throw Error(ErrorKind::kOther,
                       t.target + " exists already (left over from a crashed run?)");
@@ -476,7 +520,6 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
         break;
       }
       case SnapshotKind::kReflink:
-        t.target = JoinPath(dir, kHiddenPrefix + spec.volume + "-" + spec.run_id);
         path = TakeReflink(t, log, limits);
         break;
       case SnapshotKind::kNone:
@@ -519,13 +562,16 @@ void CheckRecord(const Target& t, const std::string& journal_record, const std::
     refuse("bad volume name");
   if (run_id.empty() || run_id.find('/') != std::string::npos)
     refuse("the journal names no run (or a bad one)");
-  const std::string name =
-      (t.kind == SnapshotKind::kLvm ? std::string("vmback-") : std::string(kHiddenPrefix)) + t.volume +
-      "-" + run_id;
-  const std::string expected = JoinPath(DirName(t.source), name);
-  if (t.target != expected)
-    refuse("target " + t.target + " is not " + expected +
-           " (the snapshot vmback names beside its source for this run)");
+  const bool lvm = t.kind == SnapshotKind::kLvm;
+  const std::string name = (lvm ? std::string("vmback-") : std::string(kSnapshotPrefix)) + t.volume + "-" + run_id;
+  // btrfs and reflink: inside a directory source, beside a file (and beside
+  // any source in the journals of earlier versions).
+  const std::string beside = JoinPath(DirName(t.source), name);
+  const std::string inside = JoinPath(t.source, name);
+  if (t.target != beside && (lvm || t.target != inside))
+    refuse("target " + t.target + " is not " + beside +
+           (lvm ? " (the snapshot vmback names beside its source for this run)"
+                : " or " + inside + " (the snapshot vmback names beside or inside its source for this run)"));
   if (t.kind == SnapshotKind::kLvm && !IsLvmName(name)) refuse("not an LVM name: " + name);
 }
 

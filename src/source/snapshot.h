@@ -37,15 +37,38 @@ class Snapshot {
   virtual void Drop() = 0;
 };
 
-// Takes the snapshot. Commands run through env->RunLimited (argv, no shell,
-// "--" before the paths):
+// Every btrfs and reflink snapshot is named with this prefix, and a
+// directory source keeps its snapshot at its own top (below). Entries at the
+// top of a directory source whose names start with it are vmback's own: a
+// reflink copy leaves them out, and so does `vmback run` when it reads the
+// volume (VolumeSpec::own_prefix). Checked before anything named in a
+// journal is removed.
+inline constexpr const char kSnapshotPrefix[] = ".vmback-";
+
+// Where TakeSnapshot(spec) puts the snapshot: always in the source's own
+// file system, so that a source that is a mount point of its own (an LV or
+// a subvolume mounted on /var/lib/libvirt/images) works:
+//   lvm:     <dir of SOURCE>/vmback-<volume>-<run_id> (the LV's device)
+//   btrfs:   SOURCE/.vmback-<volume>-<run_id> (a subvolume inside the source
+//            subvolume; btrfs leaves it out of the snapshot itself, and a
+//            later snapshot of the source shows it as an empty directory)
+//   reflink: SOURCE/.vmback-<volume>-<run_id> for a directory;
+//            <dir of SOURCE>/.vmback-<volume>-<run_id>/ for an image file
+//   none:    SOURCE
+// A reflink source that cannot be stat'ed is taken as a file.
+std::string SnapshotPath(const SnapshotSpec& spec);
+
+// Takes the snapshot at SnapshotPath(spec). Commands run through
+// env->RunLimited (argv, no shell, "--" before the paths):
 //   lvm:     lvm lvcreate -s -n vmback-<volume>-<run_id> -L SIZE -- SOURCE, then
 //            lvm lvremove -f -- /dev/VG/<name> (retried while "in use")
-//   btrfs:   btrfs subvolume snapshot -r -- SOURCE <dir of SOURCE>/.vmback-<volume>-<run_id>,
+//   btrfs:   btrfs subvolume snapshot -r -- SOURCE SOURCE/.vmback-<volume>-<run_id>,
 //            then btrfs subvolume delete --
-//   reflink: FICLONERANGE of the file (or each regular file of the directory),
-//            range by range, into <dir of SOURCE>/.vmback-<volume>-<run_id>/,
-//            then removed
+//   reflink: the snapshot directory is made 0700 (never through a symlink:
+//            one in its place is refused) and must be on the file system of
+//            SOURCE; FICLONERANGE of the file (or each regular file of the
+//            directory, but the top-level entries named kSnapshotPrefix*),
+//            range by range, into it; then removed
 //   none:    the source itself (warns: only sane for quiet or static data)
 // limits bound the taking (the freeze window): the snapshot command is killed
 // at the deadline or on cancel, and a reflink copy stops between ranges.
@@ -63,8 +86,11 @@ std::string PlannedJournalRecord(const SnapshotSpec& spec);
 
 // A journal is read as hostile: throws Error(kCorrupt) naming the record
 // unless it is one that TakeSnapshot of run run_id could have written (a
-// plain absolute source; the target vmback-<volume>-<run_id> for lvm,
-// .vmback-<volume>-<run_id> otherwise, beside the source).
+// plain absolute source; the target vmback-<volume>-<run_id> beside the
+// source for lvm; .vmback-<volume>-<run_id> inside the source or beside it
+// for btrfs and reflink: beside is where a file's reflink copy goes, and
+// where earlier versions of vmback put every snapshot, so that a journal
+// they left is still recovered).
 void CheckLeftoverRecord(const std::string& journal_record, const std::string& run_id);
 
 // Drops a snapshot recorded in the journal of the crashed run run_id

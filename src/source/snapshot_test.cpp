@@ -146,6 +146,13 @@ TEST(LeftoverSnapshotTest, AcceptsOnlyRecordsVmbackWrites) {
     }
   }
   EXPECT_NO_THROW(CheckLeftoverRecord(rec("none", "v", "/a/b", "/a/b"), ""));
+  // btrfs and reflink: inside a directory source, or beside the source (an
+  // image file's reflink copy, and every snapshot in the journals of
+  // earlier versions).
+  for (const auto& kind : {"btrfs", "reflink"}) {
+    EXPECT_NO_THROW(CheckLeftoverRecord(rec(kind, "disk", "/srv/img", "/srv/img/.vmback-disk-r7"), "r7")) << kind;
+    EXPECT_NO_THROW(CheckLeftoverRecord(rec(kind, "disk", "/srv/img", "/srv/.vmback-disk-r7"), "r7")) << kind;
+  }
   for (const std::string& bad : {
            rec("lvm", "disk", "/dev/vg0/disk", "/dev/vg0/root"),           // not vmback's name
            rec("lvm", "disk", "/dev/vg0/disk", "/dev/vg1/vmback-disk-r7"),  // not beside the source
@@ -159,6 +166,10 @@ TEST(LeftoverSnapshotTest, AcceptsOnlyRecordsVmbackWrites) {
            rec("reflink", "disk", "/srv/img", "/srv/.vmback-disk-r7/.."),
            rec("reflink", "disk", "/srv/img", "/srv/precious"),
            rec("btrfs", "disk", "/srv/sv", "/.vmback-disk-r7"),
+           rec("btrfs", "disk", "/srv/sv", "/srv/sv/sub/.vmback-disk-r7"),       // not at the top
+           rec("reflink", "disk", "/srv/img", "/srv/img/.vmback-disk-r8"),      // another run's
+           rec("reflink", "disk", "/srv/img", "/srv/img/.vmback-disk-r7/.."),
+           rec("lvm", "disk", "/dev/vg0/disk", "/dev/vg0/disk/vmback-disk-r7"),  // an LV is never inside
        }) {
     try {
       CheckLeftoverRecord(bad, "r7");
@@ -404,6 +415,17 @@ class LoopFs {
   bool mounted_ = false;
 };
 
+// Unmounts a mount a test made, also when the test fails half-way; declared
+// after the directory it is in, so that it goes first.
+struct UnmountAtEnd {
+  std::string path;
+  ~UnmountAtEnd() {
+    RunResult r = Exec({"umount", path});
+    if (r.exit_code != 0) r = Exec({"umount", "-l", path});
+    EXPECT_EQ(r.exit_code, 0) << Describe({"umount", path}, r);
+  }
+};
+
 class FsTest : public ::testing::Test {
  protected:
   void TearDown() override { fs_.Unmount(); }
@@ -422,7 +444,11 @@ class ReflinkXfsTest : public FsTest {
   SnapshotSpec Spec(const std::string& source) {
     return {"vm1", source, SnapshotKind::kReflink, "10G", "r1"};
   }
+  // The snapshot of an image file in the file system's top directory:
+  // beside it.
   std::string Hidden() { return fs_ / ".vmback-vm1-r1"; }
+  // The snapshot of the directory dir: inside it.
+  static std::string HiddenIn(const std::string& dir) { return dir + "/.vmback-vm1-r1"; }
 
   // A directory of images: sparse and dense files, a subdirectory, modes,
   // mtimes, a hard link and a symlink.
@@ -512,31 +538,104 @@ TEST_F(ReflinkXfsTest, ClonesAFile) {
   EXPECT_TRUE(log_.problems().empty());
 }
 
+// A directory's snapshot is made inside it (where it is sure to be in the
+// same file system) and does not hold itself.
 TEST_F(ReflinkXfsTest, ClonesADirectoryOfFiles) {
   std::string src = fs_ / "images";
   MakeImageDir(src);
   std::string before = DescribeTree(src, false);
+  const std::string snap_dir = HiddenIn(src);
 
   auto snap = TakeSnapshot(Env::Default(), Spec(src), &log_);
-  EXPECT_EQ(snap->path(), Hidden());
+  EXPECT_EQ(snap->path(), snap_dir);
+  EXPECT_EQ(snap->JournalRecord(), PlannedJournalRecord(Spec(src)));
+  EXPECT_EQ(SnapshotPath(Spec(src)), snap_dir);
+  EXPECT_FALSE(fs::exists(Hidden())) << "made beside the source";
   EXPECT_EQ(DescribeTree(snap->path(), false), before);
   struct stat st;
-  ASSERT_EQ(::stat(Hidden().c_str(), &st), 0);
+  ASSERT_EQ(::stat(snap_dir.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0750u);
 
   std::string a = ReadFile(src + "/a.img");
   WriteFileAt(src + "/a.img", 0, "changed after the snapshot");
   WriteFile(src + "/sub/b.raw", "rewritten");
   WriteFile(src + "/new.img", "new");
-  EXPECT_EQ(ReadFile(Hidden() + "/a.img"), a);
-  EXPECT_EQ(ReadFile(Hidden() + "/sub/a-link.img"), a);
-  EXPECT_EQ(ReadFile(Hidden() + "/sub/b.raw"), RandomBytes(100000, 4));
-  EXPECT_FALSE(fs::exists(Hidden() + "/new.img"));
+  EXPECT_EQ(ReadFile(snap_dir + "/a.img"), a);
+  EXPECT_EQ(ReadFile(snap_dir + "/sub/a-link.img"), a);
+  EXPECT_EQ(ReadFile(snap_dir + "/sub/b.raw"), RandomBytes(100000, 4));
+  EXPECT_FALSE(fs::exists(snap_dir + "/new.img"));
 
   snap->Drop();
-  EXPECT_FALSE(fs::exists(Hidden()));
+  EXPECT_FALSE(fs::exists(snap_dir));
   EXPECT_TRUE(fs::exists(src + "/sub/b.raw"));
   EXPECT_TRUE(log_.problems().empty());
+}
+
+// The source directory is the mount point of the file system itself (the
+// usual /var/lib/libvirt/images on its own LV): its parent is another file
+// system, where no reflink copy can be made.
+TEST_F(ReflinkXfsTest, SourceThatIsAMountPoint) {
+  const std::string src = fs_.mnt();
+  WriteFile(src + "/a.img", RandomBytes(1 << 20, 31));
+  MakeDir(src + "/sub");
+  WriteFile(src + "/sub/b.img", RandomBytes(5000, 32));
+  std::string before = DescribeTree(src, false);
+  struct stat mnt, parent;
+  ASSERT_EQ(::stat(src.c_str(), &mnt), 0);
+  ASSERT_EQ(::stat(DirName(src).c_str(), &parent), 0);
+  ASSERT_NE(mnt.st_dev, parent.st_dev) << "setup: not a mount point";
+
+  auto snap = TakeSnapshot(Env::Default(), Spec(src), &log_);
+  EXPECT_EQ(snap->path(), HiddenIn(src));
+  EXPECT_EQ(DescribeTree(snap->path(), false), before);
+  EXPECT_FALSE(fs::exists(DirName(src) + "/.vmback-vm1-r1"));
+  snap->Drop();
+  EXPECT_FALSE(fs::exists(HiddenIn(src)));
+  EXPECT_EQ(DescribeTree(src, false), before);
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+// Entries at the top named as vmback names its snapshots (a leftover whose
+// journal was lost, another volume's snapshot of the same directory) are
+// not copied into the snapshot, and are left where they are.
+TEST_F(ReflinkXfsTest, LeavesOutOtherSnapshotsInTheSource) {
+  std::string src = fs_ / "images";
+  MakeImageDir(src);
+  MakeDir(src + "/.vmback-vm1-r0", 0700);
+  WriteFile(src + "/.vmback-vm1-r0/a.img", "an older run's");
+  MakeDir(src + "/sub/.vmback-vm1-r0");  // not at the top: the volume's own
+
+  auto snap = TakeSnapshot(Env::Default(), Spec(src), &log_);
+  EXPECT_FALSE(fs::exists(snap->path() + "/.vmback-vm1-r0"));
+  EXPECT_TRUE(fs::exists(snap->path() + "/sub/.vmback-vm1-r0"));
+  snap->Drop();
+  EXPECT_EQ(ReadFile(src + "/.vmback-vm1-r0/a.img"), "an older run's");
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+// An image file that is a mount point of its own (a bind mount) would get
+// its snapshot directory in another file system: a clear error, and
+// nothing left.
+TEST_F(ReflinkXfsTest, FileThatIsAMountPointIsAClearError) {
+  TempDir other;
+  const std::string file = fs_ / "disk.img";
+  WriteFile(file, RandomBytes(100000, 33));
+  const std::string src = other / "disk.img";
+  WriteFile(src, "");
+  std::vector<std::string> argv = {"mount", "--bind", file, src};
+  RunResult r = Exec(argv);
+  ASSERT_EQ(r.exit_code, 0) << Describe(argv, r);
+  UnmountAtEnd bind{src};
+  try {
+    TakeSnapshot(Env::Default(), Spec(src), &log_);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    std::string m = e.what();
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig) << m;
+    EXPECT_TRUE(HasSubstr(m, other / ".vmback-vm1-r1 is not on the file system of " + src)) << m;
+    EXPECT_TRUE(HasSubstr(m, "mount point")) << m;
+  }
+  EXPECT_FALSE(fs::exists(other / ".vmback-vm1-r1"));
 }
 
 TEST_F(ReflinkXfsTest, DestructorDrops) {
@@ -544,9 +643,9 @@ TEST_F(ReflinkXfsTest, DestructorDrops) {
   MakeImageDir(src);
   {
     auto snap = TakeSnapshot(Env::Default(), Spec(src), &log_);
-    ASSERT_TRUE(fs::exists(Hidden() + "/sub/b.raw"));
+    ASSERT_TRUE(fs::exists(HiddenIn(src) + "/sub/b.raw"));
   }
-  EXPECT_FALSE(fs::exists(Hidden()));
+  EXPECT_FALSE(fs::exists(HiddenIn(src)));
   EXPECT_TRUE(log_.problems().empty());
 }
 
@@ -557,14 +656,16 @@ TEST_F(ReflinkXfsTest, DropLeftoverFromJournalRecord) {
   MakeImageDir(dir);
 
   for (const std::string& src : {file, dir}) {
+    const std::string where = src == file ? Hidden() : HiddenIn(dir);
     auto snap = TakeSnapshot(Env::Default(), Spec(src), &log_);
     std::string record = snap->JournalRecord();
     EXPECT_EQ(record.find('\n'), std::string::npos);
+    EXPECT_TRUE(HasSubstr(record, "\"target\":\"" + where + "\"")) << record;
     (void)snap.release();  // a crash: the process never drops it
-    ASSERT_TRUE(fs::exists(Hidden())) << src;
+    ASSERT_TRUE(fs::exists(where)) << src;
 
     DropLeftoverSnapshot(Env::Default(), record, "r1", &log_);
-    EXPECT_FALSE(fs::exists(Hidden())) << src;
+    EXPECT_FALSE(fs::exists(where)) << src;
     DropLeftoverSnapshot(Env::Default(), record, "r1", &log_);  // gone already: fine
     EXPECT_TRUE(fs::exists(src));
   }
@@ -578,6 +679,23 @@ TEST_F(ReflinkXfsTest, RefusesAnExistingSnapshotDirectory) {
   WriteFile(Hidden() + "/keep", "k");
   EXPECT_THROW(TakeSnapshot(Env::Default(), Spec(src), &log_), Error);
   EXPECT_EQ(ReadFile(Hidden() + "/keep"), "k");
+}
+
+// A symlink planted where a directory's snapshot goes (inside it) is never
+// followed: the run is refused and the place it points to stays untouched.
+TEST_F(ReflinkXfsTest, RefusesASymlinkWhereTheSnapshotGoes) {
+  std::string src = fs_ / "images";
+  MakeImageDir(src);
+  MakeDir(fs_ / "elsewhere");
+  ASSERT_EQ(::symlink((fs_ / "elsewhere").c_str(), HiddenIn(src).c_str()), 0);
+  try {
+    TakeSnapshot(Env::Default(), Spec(src), &log_);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(HasSubstr(e.what(), HiddenIn(src) + " exists already")) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(fs_ / "elsewhere"));
+  EXPECT_TRUE(fs::is_symlink(HiddenIn(src)));
 }
 
 // ---- reflink where it is not supported --------------------------------------------------
@@ -632,14 +750,18 @@ class BtrfsSnapshotTest : public FsTest {
     WriteFile(fs_ / "vms/sub/b.img", RandomBytes(10000, 22));
   }
   SnapshotSpec Spec() { return {"vm1", fs_ / "vms", SnapshotKind::kBtrfs, "10G", "r1"}; }
-  std::string SnapPath() { return fs_ / ".vmback-vm1-r1"; }
+  // Inside the source subvolume.
+  std::string SnapPath() { return fs_ / "vms/.vmback-vm1-r1"; }
 };
 
 TEST_F(BtrfsSnapshotTest, ReadOnlySnapshotWithTheContent) {
   std::string before = DescribeTree(fs_ / "vms", false);
   auto snap = TakeSnapshot(Env::Default(), Spec(), &log_);
   EXPECT_EQ(snap->path(), SnapPath());
-  EXPECT_EQ(DescribeTree(snap->path(), false), before);
+  EXPECT_EQ(SnapshotPath(Spec()), SnapPath());
+  EXPECT_EQ(snap->JournalRecord(), PlannedJournalRecord(Spec()));
+  EXPECT_FALSE(fs::exists(fs_ / ".vmback-vm1-r1")) << "made beside the source";
+  EXPECT_EQ(DescribeTree(snap->path(), false), before) << "the snapshot holds itself";
 
   int fd = ::open((SnapPath() + "/new").c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
   EXPECT_LT(fd, 0);
@@ -679,6 +801,41 @@ TEST_F(BtrfsSnapshotTest, DropLeftoverFromJournalRecord) {
   EXPECT_FALSE(fs::exists(SnapPath()));
   DropLeftoverSnapshot(Env::Default(), record, "r1", &log_);  // gone already: fine
   EXPECT_TRUE(fs::exists(fs_ / "vms/a.img"));
+  EXPECT_TRUE(log_.problems().empty());
+}
+
+// The source subvolume is mounted on a directory of its own (mount -o
+// subvol=), whose parent is another file system: the snapshot is made
+// inside it. A later snapshot shows an earlier one as an empty directory.
+TEST_F(BtrfsSnapshotTest, SubvolumeMountedOnItsOwn) {
+  TempDir other;
+  const std::string src = other / "vms";
+  MakeDir(src);
+  RunResult dev = Exec({"findmnt", "-n", "-o", "SOURCE", "--", fs_.mnt()});
+  ASSERT_EQ(dev.exit_code, 0) << dev.err;
+  std::string device = dev.out.substr(0, dev.out.find('\n'));
+  std::vector<std::string> argv = {"mount", "-t", "btrfs", "-o", "subvol=vms", device, src};
+  RunResult r = Exec(argv);
+  ASSERT_EQ(r.exit_code, 0) << Describe(argv, r);
+  UnmountAtEnd subvol{src};
+  std::string before = DescribeTree(src, false);
+  SnapshotSpec spec{"vm1", src, SnapshotKind::kBtrfs, "10G", "r1"};
+  try {
+    auto snap = TakeSnapshot(Env::Default(), spec, &log_);
+    EXPECT_EQ(snap->path(), src + "/.vmback-vm1-r1");
+    EXPECT_EQ(DescribeTree(snap->path(), false), before);
+    EXPECT_EQ(ReadFile(snap->path() + "/a.img"), RandomBytes(2 << 20, 21));
+    spec.run_id = "r2";
+    auto later = TakeSnapshot(Env::Default(), spec, &log_);
+    EXPECT_TRUE(fs::is_empty(later->path() + "/.vmback-vm1-r1"));
+    later->Drop();
+    snap->Drop();
+  } catch (const Error& e) {
+    ADD_FAILURE() << e.what();
+  }
+  EXPECT_FALSE(fs::exists(src + "/.vmback-vm1-r1"));
+  EXPECT_FALSE(fs::exists(src + "/.vmback-vm1-r2"));
+  EXPECT_EQ(DescribeTree(src, false), before);
   EXPECT_TRUE(log_.problems().empty());
 }
 

@@ -391,6 +391,7 @@ class Syncer {
                     " (left out of the mirror)");
         continue;
       }
+      if (rel.empty() && LeaveOutOwnEntry(opts_.own_prefix, name, JoinPath(src, name), log_)) continue;
       try {
         if (SyncChild(JoinPath(src, name), JoinPath(dst, name), child_rel)) keep.insert(name);
       } catch (const SourceError& err) {

@@ -116,6 +116,10 @@ struct InplaceOptions {
   // The source is itself a mirror (a restore out of a target's point): its
   // top-level .vmback-blockmaps is skipped quietly instead of being an error.
   bool source_is_mirror = false;
+  // Not empty: top-level source entries named with this prefix are vmback's
+  // own (its snapshots inside a source) and not mirrored (LeaveOutOwnEntry);
+  // a mirror of one is removed.
+  std::string own_prefix = "";
   uint64_t read_limit = 0;    // source reads paced to this many bytes/s; 0: no limit
   bool drop_cache = true;     // drop source pages from the page cache behind the reader
   const std::atomic<bool>* cancel = nullptr;  // polled between batches

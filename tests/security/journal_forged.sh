@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The crash journal in state_dir is read as hostile: vmback acts only on the
 # records it could have written (mount points $STATE/mnt-*, snapshots named
-# vmback-<volume>-<run id> or .vmback-<volume>-<run id> beside their source,
-# for the run the journal names) and refuses any other with a message,
-# running nothing on it; every command it runs has "--" before its paths.
+# vmback-<volume>-<run id> beside their source or .vmback-<volume>-<run id>
+# beside or inside it, for the run the journal names) and refuses any other
+# with a message, running nothing on it; every command it runs has "--"
+# before its paths.
 # LVM is the stand-in tests/helpers/fake_lvm (no device-mapper here), which
 # logs every call: that log shows what was run.
 #
