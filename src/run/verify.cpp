@@ -372,8 +372,9 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   if (report.repaired)
     log->Warn("repaired " + std::to_string(report.repaired) + " damaged or missing file(s) from other copies");
   if (!report.subset.empty())
-    log->Info("read part " + report.subset + " of the pack data: " + std::to_string(report.packs) + " pack(s) read, " +
-              std::to_string(report.packs_skipped) + " left for another part; every point's structure checked");
+    log->Info("read " + (options.subset_m > 0 ? "part " + report.subset : "a random " + report.subset) +
+              " of the pack data: " + std::to_string(report.packs) + " pack(s) read, " +
+              std::to_string(report.packs_skipped) + " not read this time; every point's structure checked");
   return report;
 }
 
