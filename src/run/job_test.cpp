@@ -903,6 +903,17 @@ TEST_F(JobBadInputTest, UnmountableSnapshot) {
                 ErrorKind::kConfig, "no file system");
 }
 
+// A [[vm]] that no volume names and that "auto" finds on no volume would
+// never be quiesced: a config error naming it, in plan and run alike.
+TEST_F(JobBadInputTest, VmOnNoVolume) {
+  RunOk("baseline");
+  // The disk volume finds web (and idle, shut off); db's disk is in the tree.
+  ExpectRefused(Parse(Header() + VmTables() + DiskVolume()), ErrorKind::kConfig, "[[vm]] 'db'");
+  ExpectRefused(Parse(Header() + VmTables() + DiskVolume() + "[[volume]]\nname = \"tree\"\nsource = \"" +
+                      Root("tree") + "\"\nvms = []\n"),
+                ErrorKind::kConfig, "[[vm]] 'db'");
+}
+
 TEST_F(JobBadInputTest, TwoVolumesWithTheSameName) {
   ExpectConfigError(Header() + VmTables() + DiskVolume() + TreeVolume() +
                         "[[volume]]\nname = \"disk\"\nsource = \"" + Root("tree/sub") + "\"\n",
@@ -912,6 +923,76 @@ TEST_F(JobBadInputTest, TwoVolumesWithTheSameName) {
 TEST_F(JobBadInputTest, UnknownQuiesceMethod) {
   ExpectConfigError(Header() + "[[vm]]\nname = \"web\"\nquiesce = \"hibernate\"\n\n" + DiskVolume(),
                     "hibernate");
+}
+
+// ---------------------------------------------------------------------------
+// Issue 12: what a volume's defaults mean.
+
+// Without 'vms', a volume quiesces the running VMs with a disk on it (as
+// vms = "auto"); vms = [] means none; a [[vm]] shut off is no error.
+TEST_F(JobTest, VolumeWithoutVmsQuiescesTheVmsWithADiskOnIt) {
+  const std::string tree = "[[volume]]\nname = \"tree\"\nsource = \"" + Root("tree") + "\"\nsnapshot = \"none\"\n";
+  JobReport r = Run(Parse(Header() + "[[vm]]\nname = \"db\"\nquiesce = \"agent\"\n\n" + tree));
+  ASSERT_EQ(r.vms.size(), 1u);
+  EXPECT_EQ(r.vms[0].name, "db");
+  EXPECT_EQ(r.vms[0].method, "agent");
+  EXPECT_EQ(hv_->quiesce_calls(), 1);
+  nlohmann::json j = JobReportToJson(r);
+  ASSERT_EQ(j["vms"].size(), 1u) << j.dump();
+
+  hv_->ResetCounts();
+  r = Run(Parse(Header() + tree + "vms = []\n"));
+  EXPECT_TRUE(r.vms.empty());
+  EXPECT_EQ(hv_->quiesce_calls(), 0);
+
+  hv_->ResetCounts();
+  r = Run(Parse(Header() + "[[vm]]\nname = \"idle\"\n\n" + DiskVolume() + tree + "vms = []\n"));
+  std::vector<std::string> names;
+  for (const auto& v : r.vms) names.push_back(v.name);
+  EXPECT_EQ(names, std::vector<std::string>{"web"});  // idle is shut off
+  EXPECT_EQ(States(), initial_states_);
+  EXPECT_TRUE(hv_->held().empty()) << Joined(hv_->held());
+}
+
+// snapshot = "none" is a choice: no warning, said in the report and the
+// plan. Unset, with a running VM on the volume, it warns.
+TEST_F(JobTest, ExplicitSnapshotNoneIsReportedNotWarned) {
+  JobReport r = Run(Standard());
+  EXPECT_FALSE(AnyHas(r.warnings, "tree")) << Joined(r.warnings);
+  nlohmann::json j = JobReportToJson(r);
+  ASSERT_TRUE(j.contains("sources")) << j.dump();
+  std::map<std::string, nlohmann::json> sources;
+  for (const auto& s : j["sources"]) sources[s["volume"]] = s;
+  EXPECT_EQ(sources["tree"]["snapshot"], "none");
+  EXPECT_EQ(sources["tree"]["read_live"], true);
+  EXPECT_EQ(sources["tree"]["by_choice"], true);
+  EXPECT_EQ(sources["tree"]["vms"], nlohmann::json::array({"db"}));
+  EXPECT_EQ(sources["disk"]["snapshot"], "lvm");
+  EXPECT_EQ(sources["disk"]["read_live"], false);
+
+  Logger log(LogLevel::kError, false);
+  std::string plan = PlanJob(Standard(), Env::Default(), hv_.get(), &log);
+  EXPECT_TRUE(Has(plan, "tree: no snapshot (snapshot = \"none\"): " + Root("tree") + " is read live, by choice"))
+      << plan;
+  EXPECT_TRUE(log.problems().empty()) << Joined(log.problems());
+
+  // Unset, with db running and its disk in the tree: a warning.
+  const std::string unset = Header() + "[[vm]]\nname = \"db\"\nquiesce = \"agent\"\n\n" +
+                            "[[volume]]\nname = \"tree\"\nsource = \"" + Root("tree") + "\"\n";
+  r = Run(Parse(unset));
+  EXPECT_TRUE(AnyHas(r.warnings, "volume 'tree': no snapshot is set")) << Joined(r.warnings);
+  EXPECT_TRUE(AnyHas(r.warnings, "VM db")) << Joined(r.warnings);
+  j = JobReportToJson(r);
+  ASSERT_EQ(j["sources"].size(), 1u) << j.dump();
+  EXPECT_EQ(j["sources"][0]["read_live"], true);
+  EXPECT_EQ(j["sources"][0]["by_choice"], false);
+  Logger plan_log(LogLevel::kError, false);
+  plan = PlanJob(Parse(unset), Env::Default(), hv_.get(), &plan_log);
+  EXPECT_TRUE(AnyHas(plan_log.problems(), "volume 'tree': no snapshot is set")) << plan;
+
+  // Unset, with no VM on it: read live without a word.
+  r = Run(Parse(Header() + "[[volume]]\nname = \"tree\"\nsource = \"" + Root("tree") + "\"\nvms = []\n"));
+  EXPECT_TRUE(r.warnings.empty()) << Joined(r.warnings);
 }
 
 // ---------------------------------------------------------------------------
@@ -926,7 +1007,8 @@ TEST_F(JobTest, PlanShowsEveryCommandAndChangesNothing) {
   for (const std::string& line :
        {"lvm lvcreate -s -n vmback-disk-<run id> -L 64M -- " + Root("vg/disk"),
         "lvm lvremove -f -- " + Root("vg/vmback-disk-<run id>"), std::string("web: suspend"),
-        std::string("db: agent"), "tree: no snapshot, read " + Root("tree") + " live"}) {
+        std::string("db: agent"),
+        "tree: no snapshot (snapshot = \"none\"): " + Root("tree") + " is read live, by choice"}) {
     EXPECT_TRUE(Has(plan, line)) << "missing: " << line << "\n" << plan;
   }
   if (have_fs_) {
