@@ -215,6 +215,26 @@ void LeaveReport(Outcome* o, int rc, const std::string& error, Logger* log) {
   }
 }
 
+// Test seam for the crash sweeps (run, backup -c): VMBACK_TEST_CRASH_AT=STEP
+// dies by SIGKILL (no clean-up) at that step, as a power cut or an OOM kill
+// would; the next run must clean up.
+StepHook CrashHookForTesting() {
+  const char* at = std::getenv("VMBACK_TEST_CRASH_AT");
+  if (at == nullptr || *at == '\0') return {};
+  std::string target = at;
+  return [target](const std::string& step) {
+    if (step == target) ::kill(::getpid(), SIGKILL);
+  };
+}
+
+// One line per volume read live (no snapshot), saying whether it was chosen.
+void PrintLiveReads(const std::vector<SourceReport>& sources, std::ostream& out) {
+  for (const auto& s : sources)
+    if (s.read_live)
+      out << "volume " << s.volume << ": read live"
+          << (s.by_choice ? " (snapshot = \"none\")" : " (no snapshot set)") << "\n";
+}
+
 std::vector<VolumeBytes> VolumeBytesOf(const BackupResult& r, const std::vector<InplaceStats>* inplace) {
   std::vector<VolumeBytes> out;
   for (size_t i = 0; i < r.volumes.size(); i++) {
@@ -311,7 +331,13 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       "  vmback backup -c /etc/vmback.toml --json\n\n"
       "A file whose size and mtime match the previous point is not read again\n"
       "(as rsync's quick check); otherwise it is read in full and only blocks the\n"
-      "store does not have yet are written.");
+      "store does not have yet are written.\n\n"
+      "With -c, each volume is read as 'vmback run' reads it: from the snapshot its\n"
+      "'snapshot' asks for (lvm, btrfs, reflink), fsck'ed and mounted read-only for\n"
+      "mode = \"filesystem\", the snapshots journaled in [run] state_dir so that a\n"
+      "crashed backup is cleaned up by the next backup or run. The VMs are not\n"
+      "quiesced (libvirt is not asked; a snapshot is then crash-consistent) and\n"
+      "nothing is pruned: for both, use 'vmback run'.");
 
   // list
   auto* list = app.add_subcommand("list", "list the points in the target");
@@ -485,10 +511,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         RecoverJob(config, env, connect, &log);  // logs what it did
         return kExitOk;
       }
-      bool need_hv = !config.vms.empty();
-      for (const auto& v : config.volumes) need_hv = need_hv || v.vms_auto || !v.vms.empty();
-      std::unique_ptr<Hypervisor> hv;
-      if (need_hv) hv = ConnectLibvirt(config.libvirt_uri, &log);
+      std::unique_ptr<Hypervisor> hv =
+          ConnectForJob(config, [&] { return ConnectLibvirt(config.libvirt_uri, &log); }, &log);
       if (plan->parsed()) {
         out << PlanJob(config, env, hv.get(), &log);
         return kExitOk;
@@ -498,14 +522,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       SignalCancel signals;
       JobOptions jo;
       jo.cancel = signals.flag();
-      // Test seam for the crash sweep: die (SIGKILL, no clean-up) at a step,
-      // as a power cut or an OOM kill would; the next run must clean up.
-      if (const char* at = std::getenv("VMBACK_TEST_CRASH_AT"); at && *at) {
-        std::string target = at;
-        jo.hook = [target](const std::string& step) {
-          if (step == target) ::kill(::getpid(), SIGKILL);
-        };
-      }
+      jo.hook = CrashHookForTesting();
       JobReport r = RunJob(config, env, hv.get(), jo, &log);
       outcome.body = JobReportToJson(r);
       outcome.metrics.volumes = VolumeBytesOf(r.backup, nullptr);
@@ -515,6 +532,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       } else {
         for (const auto& vm : r.vms)
           out << "VM " << vm.name << ": " << vm.method << ", quiet for " << vm.freeze_seconds << " s\n";
+        PrintLiveReads(r.sources, out);
         out << "point " << r.point << " committed";
         if (!r.pruned.empty()) out << "; pruned " << r.pruned.size() << " point(s)";
         out << "\n";
@@ -572,10 +590,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       Config config = ResolveConfig(backup_target);
       outcome.kind = "backup";
       outcome.config = config;
+      const bool from_config = !backup_target.config.empty();
       std::vector<VolumeSpec> volumes;
-      if (!backup_target.config.empty()) {
+      if (from_config) {
         if (!backup_paths.empty()) ThrowConfig("give sources either in the config or as PATHs, not both");
-        for (const auto& v : config.volumes) volumes.push_back({v.name, v.source, v.one_file_system});
       } else {
         for (const auto& p : backup_paths) {
           std::string name = BaseName(p);
@@ -595,7 +613,32 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       bopts.cancel = signals.flag();
       BackupResult r;
       std::unique_ptr<Store> store;
-      if (IsInplace(config)) {
+      std::vector<SourceReport> sources;
+      if (from_config) {
+        // The job without the VMs: the snapshots and mounts the config asks
+        // for, under the run's journal.
+        JobOptions jo;
+        jo.kind = JobKind::kBackup;
+        jo.cancel = bopts.cancel;
+        jo.hook = CrashHookForTesting();
+        jo.full_read = bopts.full_read;
+        jo.threads = bopts.threads;
+        jo.read_limit = bopts.read_limit;
+        std::unique_ptr<Hypervisor> conn;
+        jo.connect = [&] { return (conn = ConnectLibvirt(config.libvirt_uri, &log)).get(); };
+        JobReport jr = RunJob(config, env, nullptr, jo, &log);
+        r = jr.backup;
+        if (IsInplace(config)) {
+          outcome.body = TargetBackupToJson({jr.backup, jr.inplace});
+          outcome.metrics.volumes = VolumeBytesOf(r, &jr.inplace);
+        } else {
+          outcome.body = BackupResultToJson(r);
+          outcome.metrics.volumes = VolumeBytesOf(r, nullptr);
+        }
+        sources = jr.sources;
+        outcome.body["sources"] = SourcesToJson(sources);
+        if (backup_json) out << outcome.body.dump(2) << "\n";
+      } else if (IsInplace(config)) {
         auto target = OpenInplaceTarget(env, config.target, &log);
         TargetBackupResult tr = BackupToTarget(target.get(), env, volumes, bopts, &log);
         r = tr.summary;
@@ -611,13 +654,15 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         if (backup_json) out << outcome.body.dump(2) << "\n";
       }
       if (!backup_json) {
+        PrintLiveReads(sources, out);
+        const bool to_store = !IsInplace(config);
         for (const auto& v : r.volumes) {
           out << v.name << ": " << v.files << " files, " << FormatBytes(v.bytes) << ", read "
-              << FormatBytes(v.bytes_read) << ", " << v.new_blocks << (store ? " new of " : " written of ")
+              << FormatBytes(v.bytes_read) << ", " << v.new_blocks << (to_store ? " new of " : " written of ")
               << v.blocks << " blocks\n";
         }
         out << "point " << r.point << " committed: wrote " << FormatBytes(r.store.stored_bytes_written);
-        if (store) out << " in " << r.store.packs_written << " pack(s)";
+        if (to_store) out << " in " << r.store.packs_written << " pack(s)";
         out << ", " << r.seconds << " s\n";
       }
       bool absent = store && !store->absent_copies().empty();

@@ -236,7 +236,7 @@ TEST(ConfigTest, VolumeDefaultsAreKnownFromChoices) {
   EXPECT_TRUE(v.vms_auto);
   EXPECT_TRUE(v.vms_given);
 
-  v = volume("vms = [\"a\"]\n");
+  v = volume("vms = [\"a\"]\n[[vm]]\nname = \"a\"\n");
   EXPECT_FALSE(v.vms_auto);
   EXPECT_EQ(v.vms, std::vector<std::string>{"a"});
 }

@@ -990,9 +990,16 @@ TEST_F(JobTest, ExplicitSnapshotNoneIsReportedNotWarned) {
   plan = PlanJob(Parse(unset), Env::Default(), hv_.get(), &plan_log);
   EXPECT_TRUE(AnyHas(plan_log.problems(), "volume 'tree': no snapshot is set")) << plan;
 
-  // Unset, with no VM on it: read live without a word.
+  // Unset, with vms = [] and db running with its disk on it: still a
+  // warning (its disk is read while it writes).
   r = Run(Parse(Header() + "[[volume]]\nname = \"tree\"\nsource = \"" + Root("tree") + "\"\nvms = []\n"));
+  EXPECT_TRUE(AnyHas(r.warnings, "volume 'tree': no snapshot is set")) << Joined(r.warnings);
+  EXPECT_TRUE(r.vms.empty());
+
+  // Unset, with no VM's disk on it: read live without a word.
+  r = Run(Parse(Header() + "[[volume]]\nname = \"sub\"\nsource = \"" + Root("tree/sub") + "\"\n"));
   EXPECT_TRUE(r.warnings.empty()) << Joined(r.warnings);
+  EXPECT_TRUE(r.vms.empty());
 }
 
 // ---------------------------------------------------------------------------

@@ -46,7 +46,8 @@ class Snapshot {
 //   reflink: FICLONERANGE of the file (or each regular file of the directory),
 //            range by range, into <dir of SOURCE>/.vmback-<volume>-<run_id>/,
 //            then removed
-//   none:    the source itself (warns: only sane for quiet or static data)
+//   none:    the source itself, read live (the caller says whether that is
+//            meant: see RunJob)
 // limits bound the taking (the freeze window): the snapshot command is killed
 // at the deadline or on cancel, and a reflink copy stops between ranges.
 // Dropping is not bound by them (it is the clean-up), only by the default
