@@ -411,13 +411,20 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       "fsfreeze, or Alt+SysRq+S and suspend); snapshot every volume; resume every VM;\n"
       "then per volume [fsck, mount read-only] back it up and drop its snapshot at once;\n"
       "commit the point; prune by [retention]. VMs are resumed and snapshots dropped on\n"
-      "every path, also on SIGINT/SIGTERM.\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
+      "every path, also on SIGINT/SIGTERM.\n\n"
+      "A volume without 'vms' quiesces the running VMs with a disk on it (\"auto\");\n"
+      "a [[vm]] on no volume is a configuration error (exit 2). A volume without\n"
+      "'snapshot' is read live, a warning (exit 5) when a running VM has a disk on it;\n"
+      "snapshot = \"none\" says a live read is meant (no warning; the report's\n"
+      "\"sources\" say \"by_choice\").\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
   auto* plan = app.add_subcommand("plan", "show what 'run' would do, every command, and stop");
   std::string plan_config;
   plan->add_option("-c,--config", plan_config, "configuration file (TOML)")->required();
-  plan->footer("\nChecks what run checks (VMs known to libvirt, sources, free space in the\n"
-               "volume group, the target) and prints every step and command in order;\n"
-               "touches no VM and changes nothing.\n\nExample:\n  vmback plan -c /etc/vmback/vmback.toml");
+  plan->footer("\nChecks what run checks (VMs known to libvirt, each [[vm]] on a volume,\n"
+               "sources, free space in the volume group, the target) and prints every step\n"
+               "and command in order: the VMs quiesced, the volumes read live and whether by\n"
+               "choice; touches no VM and changes nothing.\n\nExample:\n"
+               "  vmback plan -c /etc/vmback/vmback.toml");
 
   // prune
   auto* prune = app.add_subcommand("prune", "delete the points the retention policy does not keep");

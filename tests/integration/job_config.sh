@@ -29,30 +29,10 @@ for tool in mkfs.ext4 mkfs.xfs losetup mount umount cmp python3; do
   command -v "$tool" >/dev/null || die "needs $tool"
 done
 REPO=$(cd -- "$(dirname -- "$0")/../.." && pwd)
-FAKE_LVM=$REPO/tests/helpers/fake_lvm
 EXAMPLE=$REPO/packaging/vmback.toml.example
-[ -f "$FAKE_LVM" ] || die "no $FAKE_LVM"
 [ -f "$EXAMPLE" ] || die "no $EXAMPLE"
-
-# What a crashed backup leaves mounted under $WORK goes before lib.sh's own
-# clean-up, and so do the loop devices mount set up for snapshot images.
-_cleanup_work_mounts() {
-  local m l
-  for m in $(awk -v w="$WORK" '$2 == w || index($2, w "/") == 1 { print $2 }' /proc/self/mounts | sort -r); do
-    umount -- "$m" 2>/dev/null || umount -l -- "$m" 2>/dev/null || true
-  done
-  for l in $(losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v d="$WORK/vg/" 'index($2, d) == 1 { print $1 }'); do
-    losetup -d "$l" 2>/dev/null || true
-  done
-}
-register_cleanup _cleanup_work_mounts
-
-mkdir -p "$WORK/bin"
-printf '#!/bin/sh\nexec bash %q "$@"\n' "$FAKE_LVM" >"$WORK/bin/lvm"
-chmod 755 "$WORK/bin/lvm"
-export PATH="$WORK/bin:$PATH"
-export FAKE_LVM_LOG="$WORK/lvm.log"
-unset FAKE_LVM_FREE FAKE_LVM_BUSY_COUNT VMBACK_TEST_CRASH_AT
+use_fake_lvm
+unmount_work_on_exit "$WORK/vg"
 
 VG=$WORK/vg
 TREE=$WORK/tree
