@@ -635,7 +635,10 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
     QuiesceMethod m = MethodFor(config, vm);
     out += "     " + vm + ": " + QuiesceMethodName(m);
     if (m == QuiesceMethod::kAuto) out += " (guest-agent fsfreeze, else Alt+SysRq+S then suspend)";
-    out += "\n";
+    std::vector<std::string> for_volumes;
+    for (const auto& src : sources)
+      if (Lists(src.vms, vm)) for_volumes.push_back(src.volume);
+    out += (for_volumes.size() == 1 ? ", for volume " : ", for volumes ") + JoinNames(for_volumes) + "\n";
   }
   out += "4. snapshot each volume:\n";
   const std::string id = "<run id>";

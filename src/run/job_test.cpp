@@ -1002,6 +1002,56 @@ TEST_F(JobTest, ExplicitSnapshotNoneIsReportedNotWarned) {
   EXPECT_TRUE(r.vms.empty());
 }
 
+// backup -c (JobKind::kBackup): the snapshots and mounts of the config, the
+// run's journal, no VM touched (no hypervisor at all), nothing pruned.
+TEST_F(JobTest, BackupKindTakesTheSnapshotsAndLeavesTheVmsAlone) {
+  RunOk("baseline");
+  Change(7);
+  Expected e = Current();
+  fs::remove(Root("lvm.log"));
+  hv_->ResetCounts();
+  std::vector<std::string> steps;
+  JobOptions o;
+  o.kind = JobKind::kBackup;
+  o.run_id = "b1";
+  o.hook = [&](const std::string& step) { steps.push_back(step); };
+  o.connect = [&]() -> Hypervisor* {
+    ADD_FAILURE() << "libvirt asked for with no journal to recover";
+    return nullptr;
+  };
+  Logger log(LogLevel::kError, false);
+  JobReport r = RunJob(Standard(), Env::Default(), nullptr, o, &log);
+  EXPECT_TRUE(r.vms.empty());
+  EXPECT_EQ(hv_->quiesce_calls(), 0);
+  for (const auto& step : steps) EXPECT_TRUE(step.rfind("quiesce:", 0) != 0 && step != "prune") << step;
+  std::vector<std::string> calls = LvmCalls();
+  EXPECT_TRUE(std::find(calls.begin(), calls.end(),
+                        "lvm lvcreate -s -n vmback-disk-b1 -L 64M -- " + Root("vg/disk")) != calls.end())
+      << Joined(calls);
+  EXPECT_EQ(calls.size(), have_fs_ ? 4u : 2u) << Joined(calls);
+  expected_[r.point] = e;
+  ExpectRestores(r.point, "backup");  // fs: the mounted tree, not the image
+  ExpectClean("after the backup");
+
+  // Killed half-way by a failure: nothing left, the journal gone.
+  o.run_id = "b2";
+  o.hook = [](const std::string& step) {
+    if (step == "sync") throw std::runtime_error("injected at sync");
+  };
+  EXPECT_THROW(RunJob(Standard(), Env::Default(), nullptr, o, &log), std::runtime_error);
+  ExpectClean("after a failed backup");
+
+  // Live volumes alone: nothing to journal, no state dir.
+  Config live = Parse(Header() + VmTables() + TreeVolume());
+  live.run.state_dir = Root("state-live");
+  o.run_id = "b3";
+  o.hook = {};
+  r = RunJob(live, Env::Default(), nullptr, o, &log);
+  EXPECT_FALSE(r.point.empty());
+  EXPECT_FALSE(fs::exists(Root("state-live")));
+  expected_.clear();  // the tree-only point holds no disk
+}
+
 // ---------------------------------------------------------------------------
 
 TEST_F(JobTest, PlanShowsEveryCommandAndChangesNothing) {
