@@ -216,6 +216,26 @@ void LeaveReport(Outcome* o, int rc, const std::string& error, Logger* log) {
   }
 }
 
+// Test seam for the crash sweeps (run, backup -c): VMBACK_TEST_CRASH_AT=STEP
+// dies by SIGKILL (no clean-up) at that step, as a power cut or an OOM kill
+// would; the next run must clean up.
+StepHook CrashHookForTesting() {
+  const char* at = std::getenv("VMBACK_TEST_CRASH_AT");
+  if (at == nullptr || *at == '\0') return {};
+  std::string target = at;
+  return [target](const std::string& step) {
+    if (step == target) ::kill(::getpid(), SIGKILL);
+  };
+}
+
+// One line per volume read live (no snapshot), saying whether it was chosen.
+void PrintLiveReads(const std::vector<SourceReport>& sources, std::ostream& out) {
+  for (const auto& s : sources)
+    if (s.read_live)
+      out << "volume " << s.volume << ": read live"
+          << (s.by_choice ? " (snapshot = \"none\")" : " (no snapshot set)") << "\n";
+}
+
 std::vector<VolumeBytes> VolumeBytesOf(const BackupResult& r, const std::vector<InplaceStats>* inplace) {
   std::vector<VolumeBytes> out;
   for (size_t i = 0; i < r.volumes.size(); i++) {
@@ -314,13 +334,19 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   backup->footer(
       "\nExamples:\n"
       "  vmback backup --store /mnt/usb/vmback /var/lib/libvirt/images /etc\n"
-      "  vmback backup -c /etc/vmback.toml --json\n\n"
+      "  vmback backup -c /etc/vmback.toml --json\n"
       "  vmback backup --store /mnt/usb/vmback --tag before-upgrade /etc\n\n"
       "A file whose size, mtime, ctime and inode number match the previous point of\n"
       "its volume is not read again; otherwise it is read in full and only blocks\n"
       "the store does not have yet are written.\n\n"
       "Retention (prune) groups points by host, volume set and tags: a one-off\n"
-      "backup of other paths, or a tagged one, never displaces a nightly point.");
+      "backup of other paths, or a tagged one, never displaces a nightly point.\n\n"
+      "With -c, each volume is read as 'vmback run' reads it: from the snapshot its\n"
+      "'snapshot' asks for (lvm, btrfs, reflink), fsck'ed and mounted read-only for\n"
+      "mode = \"filesystem\", the snapshots journaled in [run] state_dir so that a\n"
+      "crashed backup is cleaned up by the next backup or run. The VMs are not\n"
+      "quiesced (libvirt is not asked; a snapshot is then crash-consistent) and\n"
+      "nothing is pruned: for both, use 'vmback run'.");
 
   // list
   auto* list = app.add_subcommand("list", "list the points in the target");
@@ -407,13 +433,20 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       "btrfs and reflink snapshots are made in the source's own file system: inside a\n"
       "source directory as SOURCE/.vmback-VOLUME-RUNID (beside an image file), so a\n"
       "source that is a mount point works; top-level .vmback-* entries of a source\n"
-      "are not backed up.\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
+      "are not backed up.\n"
+      "A volume without 'vms' quiesces the running VMs with a disk on it (\"auto\");\n"
+      "a [[vm]] on no volume is a configuration error (exit 2). A volume without\n"
+      "'snapshot' is read live, a warning (exit 5) when a running VM has a disk on it;\n"
+      "snapshot = \"none\" says a live read is meant (no warning; the report's\n"
+      "\"sources\" say \"by_choice\").\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
   auto* plan = app.add_subcommand("plan", "show what 'run' would do, every command, and stop");
   std::string plan_config;
   plan->add_option("-c,--config", plan_config, "configuration file (TOML)")->required();
-  plan->footer("\nChecks what run checks (VMs known to libvirt, sources, free space in the\n"
-               "volume group, the target) and prints every step and command in order;\n"
-               "touches no VM and changes nothing.\n\nExample:\n  vmback plan -c /etc/vmback/vmback.toml");
+  plan->footer("\nChecks what run checks (VMs known to libvirt, each [[vm]] on a volume,\n"
+               "sources, free space in the volume group, the target) and prints every step\n"
+               "and command in order: the VMs quiesced, the volumes read live and whether by\n"
+               "choice; touches no VM and changes nothing.\n\nExample:\n"
+               "  vmback plan -c /etc/vmback/vmback.toml");
 
   // prune
   auto* prune = app.add_subcommand("prune", "delete the points the retention policy does not keep");
@@ -507,10 +540,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         RecoverJob(config, env, connect, &log);  // logs what it did
         return kExitOk;
       }
-      bool need_hv = !config.vms.empty();
-      for (const auto& v : config.volumes) need_hv = need_hv || v.vms_auto || !v.vms.empty();
-      std::unique_ptr<Hypervisor> hv;
-      if (need_hv) hv = ConnectLibvirt(config.libvirt_uri, &log);
+      std::unique_ptr<Hypervisor> hv =
+          ConnectForJob(config, [&] { return ConnectLibvirt(config.libvirt_uri, &log); }, &log);
       if (plan->parsed()) {
         out << PlanJob(config, env, hv.get(), &log);
         return kExitOk;
@@ -520,14 +551,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       SignalCancel signals;
       JobOptions jo;
       jo.cancel = signals.flag();
-      // Test seam for the crash sweep: die (SIGKILL, no clean-up) at a step,
-      // as a power cut or an OOM kill would; the next run must clean up.
-      if (const char* at = std::getenv("VMBACK_TEST_CRASH_AT"); at && *at) {
-        std::string target = at;
-        jo.hook = [target](const std::string& step) {
-          if (step == target) ::kill(::getpid(), SIGKILL);
-        };
-      }
+      jo.hook = CrashHookForTesting();
       JobReport r = RunJob(config, env, hv.get(), jo, &log);
       outcome.body = JobReportToJson(r);
       outcome.metrics.volumes = VolumeBytesOf(r.backup, nullptr);
@@ -537,6 +561,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       } else {
         for (const auto& vm : r.vms)
           out << "VM " << vm.name << ": " << vm.method << ", quiet for " << vm.freeze_seconds << " s\n";
+        PrintLiveReads(r.sources, out);
         out << "point " << r.point << " committed";
         if (!r.pruned.empty()) out << "; pruned " << r.pruned.size() << " point(s)";
         out << "\n";
@@ -598,12 +623,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       Config config = ResolveConfig(backup_target);
       outcome.kind = "backup";
       outcome.config = config;
+      const bool from_config = !backup_target.config.empty();
       std::vector<VolumeSpec> volumes;
-      if (!backup_target.config.empty()) {
+      if (from_config) {
         if (!backup_paths.empty()) ThrowConfig("give sources either in the config or as PATHs, not both");
-        // As in `vmback run`: the snapshots a run keeps inside a source are not the volume's.
-        for (const auto& v : config.volumes)
-          volumes.push_back({v.name, v.source, v.one_file_system, ChangeCheck::kFull, kSnapshotPrefix});
       } else {
         for (const auto& p : backup_paths) {
           std::string name = BaseName(p);
@@ -624,10 +647,36 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       bopts.cancel = signals.flag();
       BackupResult r;
       std::unique_ptr<Store> store;
-      if (IsInplace(config)) {
-        if (!backup_tags.empty())
-          ThrowConfig("--tag: an in-place target's points are file system snapshots and carry no tags; "
-                      "tags are for a store (--store or [target] type = \"store\")");
+      if (IsInplace(config) && !backup_tags.empty())
+        ThrowConfig("--tag: an in-place target's points are file system snapshots and carry no tags; "
+                    "tags are for a store (--store or [target] type = \"store\")");
+      std::vector<SourceReport> sources;
+      if (from_config) {
+        // The job without the VMs: the snapshots and mounts the config asks
+        // for, under the run's journal.
+        JobOptions jo;
+        jo.kind = JobKind::kBackup;
+        jo.cancel = bopts.cancel;
+        jo.hook = CrashHookForTesting();
+        jo.full_read = bopts.full_read;
+        jo.threads = bopts.threads;
+        jo.read_limit = bopts.read_limit;
+        jo.tags = backup_tags;
+        std::unique_ptr<Hypervisor> conn;
+        jo.connect = [&] { return (conn = ConnectLibvirt(config.libvirt_uri, &log)).get(); };
+        JobReport jr = RunJob(config, env, nullptr, jo, &log);
+        r = jr.backup;
+        if (IsInplace(config)) {
+          outcome.body = TargetBackupToJson({jr.backup, jr.inplace});
+          outcome.metrics.volumes = VolumeBytesOf(r, &jr.inplace);
+        } else {
+          outcome.body = BackupResultToJson(r);
+          outcome.metrics.volumes = VolumeBytesOf(r, nullptr);
+        }
+        sources = jr.sources;
+        outcome.body["sources"] = SourcesToJson(sources);
+        if (backup_json) out << outcome.body.dump(2) << "\n";
+      } else if (IsInplace(config)) {
         auto target = OpenInplaceTarget(env, config.target, &log);
         TargetBackupResult tr = BackupToTarget(target.get(), env, volumes, bopts, &log);
         r = tr.summary;
@@ -643,13 +692,15 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         if (backup_json) out << outcome.body.dump(2) << "\n";
       }
       if (!backup_json) {
+        PrintLiveReads(sources, out);
+        const bool to_store = !IsInplace(config);
         for (const auto& v : r.volumes) {
           out << v.name << ": " << v.files << " files, " << FormatBytes(v.bytes) << ", read "
-              << FormatBytes(v.bytes_read) << ", " << v.new_blocks << (store ? " new of " : " written of ")
+              << FormatBytes(v.bytes_read) << ", " << v.new_blocks << (to_store ? " new of " : " written of ")
               << v.blocks << " blocks\n";
         }
         out << "point " << r.point << " committed: wrote " << FormatBytes(r.store.stored_bytes_written);
-        if (store) out << " in " << r.store.packs_written << " pack(s)";
+        if (to_store) out << " in " << r.store.packs_written << " pack(s)";
         out << ", " << r.seconds << " s\n";
       }
       bool absent = store && !store->absent_copies().empty();

@@ -310,6 +310,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       if (*snap != "none" && *snap != "lvm" && *snap != "btrfs" && *snap != "reflink")
         vr.Fail(l, "snapshot '" + *snap + "' is not one of none, lvm, btrfs, reflink");
       volume.snapshot = *snap;
+      volume.snapshot_given = true;
     }
     if (auto size = vr.String("snapshot_size", &l)) {
       uint64_t bytes;
@@ -323,9 +324,11 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     }
     if (auto it = table->find("vms"); it != table->end()) {
       int vl = TableReader::Line(it->first);
+      volume.vms_given = true;
       if (it->second.is_string() && it->second.as_string()->get() == "auto") {
         volume.vms_auto = true;
       } else if (auto names = vr.StringArray("vms")) {
+        volume.vms_auto = false;
         volume.vms = *names;
       } else {
         vr.Fail(vl, "'vms' must be \"auto\" or a list of VM names");

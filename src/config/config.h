@@ -34,6 +34,15 @@
 //   name = "images"           # unique; names the volume inside each point
 //   source = "/var/lib/libvirt/images"   # a directory, image file or block device
 //   one_file_system = true    # trees: do not cross mount points (rsync -x)
+//   snapshot = "lvm"          # lvm | btrfs | reflink | none; unset: read live
+//                             # (a warning when a running VM has a disk on it);
+//                             # "none" written: read live by choice, no warning
+//   vms = "auto"              # the default: the VMs libvirt knows with a disk
+//                             # on the volume; or names from [[vm]]; [] = none
+//
+//   [[vm]]                    # each must belong to a volume (named in its vms,
+//   name = "web"              # or found by "auto"): else a config error at run
+//   quiesce = "auto"
 #pragma once
 
 #include <cstdint>
@@ -50,10 +59,17 @@ struct VolumeConfig {
   std::string source;
   bool one_file_system = true;
   std::string snapshot = "none";    // none | lvm | btrfs | reflink (vmback run)
+  // 'snapshot' was written in the file: "none" then is a choice (read live,
+  // said in plan and report); unset, it is the default, and a running VM
+  // with a disk on the volume makes it a warning.
+  bool snapshot_given = false;
   std::string snapshot_size = "10G";
   std::string mode = "filesystem";  // filesystem: mount and copy the tree; block: the bytes
-  std::vector<std::string> vms;     // VMs to quiesce before the snapshot
-  bool vms_auto = false;            // the running VMs whose disks live on this volume
+  std::vector<std::string> vms;     // VMs to quiesce before the snapshot (when !vms_auto)
+  // The VMs libvirt knows with a disk on this volume, the running ones
+  // quiesced: vms = "auto", and the default when 'vms' is not written.
+  bool vms_auto = true;
+  bool vms_given = false;           // 'vms' was written in the file (vms = [] means none)
   int line = 0;  // where it was declared, for error messages
 };
 

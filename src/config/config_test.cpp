@@ -209,6 +209,38 @@ TEST(ConfigTest, Volumes) {
                 "invalid volume name");
 }
 
+// Issue 12: a volume without 'vms' quiesces the VMs with a disk on it
+// ("auto"); vms = [] means none. Whether 'vms' and 'snapshot' were written
+// is kept: an explicit snapshot = "none" is a choice, the default is not.
+TEST(ConfigTest, VolumeDefaultsAreKnownFromChoices) {
+  auto volume = [](const std::string& lines) {
+    return ParseConfig(std::string(kTarget) + "[[volume]]\nname = \"v\"\nsource = \"/s\"\n" + lines,
+                       "/etc/vmback/cfg.toml")
+        .volumes.at(0);
+  };
+  VolumeConfig v = volume("");
+  EXPECT_TRUE(v.vms_auto);
+  EXPECT_FALSE(v.vms_given);
+  EXPECT_TRUE(v.vms.empty());
+  EXPECT_EQ(v.snapshot, "none");
+  EXPECT_FALSE(v.snapshot_given);
+
+  v = volume("vms = []\nsnapshot = \"none\"\n");
+  EXPECT_FALSE(v.vms_auto);
+  EXPECT_TRUE(v.vms_given);
+  EXPECT_TRUE(v.vms.empty());
+  EXPECT_EQ(v.snapshot, "none");
+  EXPECT_TRUE(v.snapshot_given);
+
+  v = volume("vms = \"auto\"\n");
+  EXPECT_TRUE(v.vms_auto);
+  EXPECT_TRUE(v.vms_given);
+
+  v = volume("vms = [\"a\"]\n[[vm]]\nname = \"a\"\n");
+  EXPECT_FALSE(v.vms_auto);
+  EXPECT_EQ(v.vms, std::vector<std::string>{"a"});
+}
+
 TEST(ConfigTest, DuplicateVolumeNamesNameBothLines) {
   ExpectErrorAt(std::string(kTarget) +
                     "[[volume]]\nname = \"v\"\nsource = \"/a\"\n"   // line 3

@@ -31,21 +31,106 @@ double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-// The VMs each volume needs quiet, resolved (vms = "auto": the running
-// domains with a disk on the volume's source).
+// Whether a disk of a domain (a path from its XML) is read with volume v:
+// the source itself; a file under a directory source (on the source's file
+// system, when one_file_system); or a file on the file system of a block
+// device source (an LV holding image files, mounted elsewhere: the file's
+// st_dev is the device).
+bool DiskOnVolume(const std::string& disk, const VolumeConfig& v) {
+  const std::string root = CanonicalPath(v.source);
+  const std::string path = CanonicalPath(disk);
+  if (path == root) return true;
+  struct stat src, st;
+  const bool have_src = ::stat(root.c_str(), &src) == 0;
+  const bool have_disk = ::stat(path.c_str(), &st) == 0;
+  if (have_src && S_ISBLK(src.st_mode))
+    return have_disk && (S_ISBLK(st.st_mode) ? st.st_rdev == src.st_rdev : st.st_dev == src.st_rdev);
+  const std::string prefix = root == "/" ? root : root + "/";
+  if (path.rfind(prefix, 0) != 0) return false;
+  if (v.one_file_system && have_src && have_disk && S_ISDIR(src.st_mode)) return st.st_dev == src.st_dev;
+  return true;
+}
+
+bool HasDiskOn(const DomainInfo& d, const VolumeConfig& v) {
+  for (const auto& disk : d.disk_sources)
+    if (DiskOnVolume(disk, v)) return true;
+  return false;
+}
+
+bool Lists(const std::vector<std::string>& names, const std::string& name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+// The VMs volume v needs quiet: its vms, or (vms = "auto", the default) the
+// running domains with a disk on it.
 std::vector<std::string> VmsOfVolume(const VolumeConfig& v, const std::vector<DomainInfo>& domains) {
   if (!v.vms_auto) return v.vms;
   std::vector<std::string> out;
-  std::string root = CanonicalPath(v.source);
-  for (const auto& d : domains) {
-    if (!d.running) continue;
-    for (const auto& disk : d.disk_sources) {
-      std::string p = CanonicalPath(disk);
-      if (p == root || p.rfind(root + "/", 0) == 0) {
-        out.push_back(d.name);
-        break;
-      }
+  for (const auto& d : domains)
+    if (d.running && HasDiskOn(d, v)) out.push_back(d.name);
+  return out;
+}
+
+// Every VM to quiesce, once, in the order the volumes name them.
+std::vector<std::string> QuiesceOrder(const Config& config, const std::vector<DomainInfo>& domains) {
+  std::vector<std::string> order;
+  for (const auto& v : config.volumes)
+    for (const auto& vm : VmsOfVolume(v, domains))
+      if (!Lists(order, vm)) order.push_back(vm);
+  return order;
+}
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + EscapeForTerminal(n);
+  return out;
+}
+
+// A [[vm]] that would never be quiesced is refused: no volume lists it, and
+// no volume left to "auto" holds one of its disks. Whether it runs does not
+// matter (a VM shut off tonight still has its volume).
+void CheckEveryVmHasAVolume(const Config& config, const std::vector<DomainInfo>& domains) {
+  for (const auto& vm : config.vms) {
+    const DomainInfo* info = nullptr;
+    for (const auto& d : domains)
+      if (d.name == vm.name) info = &d;
+    bool found = false;
+    for (const auto& v : config.volumes)
+      found = found || (v.vms_auto ? info != nullptr && HasDiskOn(*info, v) : Lists(v.vms, vm.name));
+    if (found) continue;
+    std::vector<std::string> disks;
+    if (info != nullptr) disks = info->disk_sources;
+    const size_t kShown = 3;
+    std::string shown = disks.empty() ? "it has none" : "";
+    for (size_t i = 0; i < disks.size() && i < kShown; i++) shown += (i ? ", " : "") + EscapeForTerminal(disks[i]);
+    if (disks.size() > kShown) shown += ", and " + std::to_string(disks.size() - kShown) + " more";
+    ThrowConfig(config.file + ":" + std::to_string(vm.line) + ": [[vm]] '" + vm.name +
+                "' belongs to no volume, so it would never be quiesced: no volume lists it in 'vms', and no "
+                "volume with vms = \"auto\" (the default) holds one of its disks (" + shown +
+                "); add it to the vms of the volume that holds its disks, or remove its [[vm]] table");
+  }
+}
+
+// How each volume is read and for which VMs. A volume read live by default
+// (snapshot not set) while running VMs have disks on it (or are listed in
+// its vms) is a warning: their disks are copied while they write.
+std::vector<SourceReport> DescribeSources(const Config& config, const std::vector<DomainInfo>& domains,
+                                          Logger* log) {
+  std::vector<SourceReport> out;
+  for (const auto& v : config.volumes) {
+    SourceReport s{v.name, v.snapshot, v.snapshot == "none", v.snapshot_given, VmsOfVolume(v, domains)};
+    if (s.read_live && !s.by_choice) {
+      std::vector<std::string> running;
+      for (const auto& d : domains)
+        if (d.running && (HasDiskOn(d, v) || (!v.vms_auto && Lists(v.vms, d.name)))) running.push_back(d.name);
+      if (!running.empty())
+        log->Warn("volume '" + v.name + "': no snapshot is set, so " + v.source + " is read live while " +
+                  (running.size() == 1 ? "VM " : "VMs ") + JoinNames(running) +
+                  (running.size() == 1 ? " runs" : " run") +
+                  " with a disk on it, and the copy may be torn; set snapshot = \"lvm\", \"btrfs\" or "
+                  "\"reflink\", or snapshot = \"none\" to read it live by choice");
     }
+    out.push_back(std::move(s));
   }
   return out;
 }
@@ -167,7 +252,8 @@ bool IsBlockOrFile(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 && (S_ISBLK(st.st_mode) || S_ISREG(st.st_mode));
 }
 
-void CheckPlan(const Config& config, Env* env, Hypervisor* hv, std::vector<DomainInfo>* domains,
+// REQUIRES for kRun: hv is not null when the config names VMs (ConnectForJob).
+void CheckPlan(const Config& config, JobKind kind, Env* env, Hypervisor* hv, std::vector<DomainInfo>* domains,
                const std::atomic<bool>* cancel) {
   std::set<std::string> wanted;
   for (const auto& v : config.volumes) {
@@ -205,14 +291,21 @@ void CheckPlan(const Config& config, Env* env, Hypervisor* hv, std::vector<Domai
       ThrowConfig("volume '" + v.name + "': " + v.source +
                   " holds no file system that can be mounted (mode = \"filesystem\"); use mode = \"block\"");
   }
+  if (kind == JobKind::kBackup) return;  // the VMs are left alone
   for (const auto& vm : config.vms) wanted.insert(vm.name);
-  bool need_hv = !wanted.empty();
-  for (const auto& v : config.volumes) need_hv = need_hv || v.vms_auto;
-  if (need_hv) {
-    if (!hv) ThrowConfig("VMs are configured but no libvirt connection is available");
-    for (const auto& vm : wanted) hv->Domain(vm);  // throws kNotFound naming it
-    *domains = hv->Domains();
-  }
+  if (!wanted.empty() && !hv) ThrowConfig("VMs are configured but no libvirt connection is available");
+  if (!hv) return;  // only volumes left to "auto", and libvirt not reachable (ConnectForJob warned)
+  for (const auto& vm : wanted) hv->Domain(vm);  // throws kNotFound naming it
+  *domains = hv->Domains();
+  CheckEveryVmHasAVolume(config, *domains);
+}
+
+// The hypervisor to resume the VMs a crashed run's journal names with: hv,
+// else one from connect, asked only when the journal names a VM.
+Hypervisor* HypervisorToRecover(Env* env, const std::string& journal_path, Hypervisor* hv,
+                                const std::function<Hypervisor*()>& connect) {
+  if (hv || !connect || ReadJournal(env, journal_path).vms.empty()) return hv;
+  return connect();
 }
 
 // state_dir holds the run lock, the journal and the mount points of guest
@@ -254,13 +347,25 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     CheckCancel(options.cancel);
     if (options.hook) options.hook(name);
   };
-  MakeStateDir(env, config.run.state_dir, log);
-  auto run_lock = env->Lock(JoinPath(config.run.state_dir, "run.lock"), LockMode::kExclusive);
-  std::string journal_path = JoinPath(config.run.state_dir, "journal");
-  if (env->Exists(journal_path)) report.recovered = RecoverFromJournal(env, journal_path, hv, log);
+  const bool quiesce = options.kind == JobKind::kRun;
+  // What must be undone on a crash: VMs quiesced (run), snapshots and their
+  // mounts. A backup of live volumes alone has nothing to journal.
+  bool journaled = quiesce;
+  for (const auto& v : config.volumes) journaled = journaled || v.snapshot != "none";
+  std::unique_ptr<FileLock> run_lock;
+  const std::string journal_path = JoinPath(config.run.state_dir, "journal");
+  if (journaled) {
+    MakeStateDir(env, config.run.state_dir, log);
+    run_lock = env->Lock(JoinPath(config.run.state_dir, "run.lock"), LockMode::kExclusive);
+    if (env->Exists(journal_path)) {
+      report.recovered =
+          RecoverFromJournal(env, journal_path, HypervisorToRecover(env, journal_path, hv, options.connect), log);
+    }
+  }
 
   std::vector<DomainInfo> domains;
-  CheckPlan(config, env, hv, &domains, options.cancel);
+  CheckPlan(config, options.kind, env, hv, &domains, options.cancel);
+  report.sources = DescribeSources(config, domains, log);
   StoreOptions store_options;
   store_options.mirrors = config.target.mirrors;
   store_options.lock_wait_seconds = config.target.lock_wait_seconds;
@@ -277,7 +382,11 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   }
 
   std::string run_id = options.run_id.empty() ? std::to_string(env->NowNanos() / 1000000) : options.run_id;
-  Journal journal(env, journal_path, run_id);
+  std::unique_ptr<Journal> journal;
+  if (journaled) journal = std::make_unique<Journal>(env, journal_path, run_id);
+  auto record = [&](const nlohmann::json& r) {
+    if (journal) journal->Record(r);
+  };
   std::vector<VolumeState> states(config.volumes.size());
   // A VM whose release failed: it stays in the journal (quiesced, not
   // released) for the next run to recover, so the journal must stay too.
@@ -295,7 +404,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
         states[i].left = true;
         throw;
       }
-      journal.Record({{"op", "dropped"}, {"record", planned}});
+      record({{"op", "dropped"}, {"record", planned}});
     }
     std::unique_ptr<Snapshot> snapshot = std::move(states[i].snapshot);
     if (!snapshot) return;
@@ -305,15 +414,13 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
       states[i].left = true;
       throw;
     }
-    journal.Record({{"op", "dropped"}, {"record", states[i].record}});
+    record({{"op", "dropped"}, {"record", states[i].record}});
   };
   try {
     {
       // The freeze window: quiesce, snapshot, release. Guards undo on any path.
       std::vector<std::string> vm_order;
-      for (const auto& v : config.volumes)
-        for (const auto& vm : VmsOfVolume(v, domains))
-          if (std::find(vm_order.begin(), vm_order.end(), vm) == vm_order.end()) vm_order.push_back(vm);
+      if (quiesce) vm_order = QuiesceOrder(config, domains);
       std::vector<std::unique_ptr<QuiescedVm>> held;
       std::map<std::string, Clock::time_point> since;
       const auto window_start = Clock::now();
@@ -331,7 +438,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
             vm_left = true;
             throw;
           }
-          journal.Record({{"op", "released"}, {"vm", q->name()}});
+          record({{"op", "released"}, {"vm", q->name()}});
           report.vms.push_back({q->name(), QuiesceMethodName(q->method()),
                                 Seconds(since[q->name()], Clock::now())});
         }
@@ -340,11 +447,11 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
         for (const auto& vm : vm_order) {
           step("quiesce:" + vm);
           QuiesceMethod method = MethodFor(config, vm);
-          journal.Record({{"op", "quiesce"}, {"vm", vm}, {"method", QuiesceMethodName(method)}});
+          record({{"op", "quiesce"}, {"vm", vm}, {"method", QuiesceMethodName(method)}});
           since[vm] = Clock::now();
           auto q = hv->Quiesce(vm, method, timeout);
           if (!q) {
-            journal.Record({{"op", "released"}, {"vm", vm}});
+            record({{"op", "released"}, {"vm", vm}});
             continue;
           }
           held.push_back(std::move(q));
@@ -360,7 +467,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
           // Journaled before it is taken: a crash while it is being made
           // (the snapshot command goes on without us) must not leak it.
           std::string planned = PlannedJournalRecord(spec);
-          journal.Record({{"op", "snapshot"}, {"volume", v.name}, {"record", planned}});
+          record({{"op", "snapshot"}, {"volume", v.name}, {"record", planned}});
           // While a VM is quiet, the snapshot command has the rest of
           // max_freeze, and a signal ends it at once: killed (its process
           // group), it may have made the snapshot all the same, so the
@@ -382,7 +489,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
           states[i].planned.clear();
           states[i].record = states[i].snapshot->JournalRecord();
           if (states[i].record != planned)
-            journal.Record({{"op", "snapshot"}, {"volume", v.name}, {"record", states[i].record}});
+            record({{"op", "snapshot"}, {"volume", v.name}, {"record", states[i].record}});
         }
         step("release");
         release_all();
@@ -392,7 +499,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
           held.pop_back();
           try {
             q->Release();
-            journal.Record({{"op", "released"}, {"vm", q->name()}});
+            record({{"op", "released"}, {"vm", q->name()}});
             char quiet[32];
             std::snprintf(quiet, sizeof quiet, "%.2f", Seconds(since[q->name()], Clock::now()));
             log->Info("VM " + q->name() + " resumed after " + quiet + " s quiet; the run stops");
@@ -423,8 +530,9 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
       std::string path = states[i].snapshot->path();
       if (v.mode == "filesystem" && IsBlockOrFile(path) && v.snapshot == "lvm") {
         step("mount:" + v.name);
+        // (journaled: an lvm volume)
         states[i].mount =
-            std::make_unique<Mount>(env, &journal, JoinPath(config.run.state_dir, "mnt-" + v.name), log);
+            std::make_unique<Mount>(env, journal.get(), JoinPath(config.run.state_dir, "mnt-" + v.name), log);
         states[i].mount->Make(path, options.cancel);
         path = states[i].mount->dir();
       }
@@ -436,14 +544,20 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     }
     BackupOptions bopts;
     bopts.cancel = options.cancel;
-    bopts.read_limit = config.run.read_limit;
+    bopts.full_read = options.full_read;
+    bopts.threads = options.threads;
+    bopts.read_limit = options.read_limit ? options.read_limit : config.run.read_limit;
     bopts.full_read_every_ns = config.run.full_read_every_ns;
     bopts.on_volume_done = drop;
+    bopts.tags = options.tags;
     step("sync");
-    if (store)
+    if (store) {
       report.backup = RunBackup(store.get(), specs, bopts, log);
-    else
-      report.backup = BackupToTarget(target.get(), env, specs, bopts, log).summary;
+    } else {
+      TargetBackupResult tr = BackupToTarget(target.get(), env, specs, bopts, log);
+      report.backup = tr.summary;
+      report.inplace = tr.volumes;
+    }
   } catch (...) {
     // Whatever failed (a step, a snapshot, a mount, the backup, a cancel):
     // unmount and drop what is still there, each recorded; the journal goes
@@ -461,19 +575,19 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     }
     bool clean = !vm_left;
     for (const auto& s : states) clean = clean && !s.snapshot && !s.mount && !s.left && s.planned.empty();
-    if (clean) {
+    if (clean && journal) {
       try {
-        journal.Close();
+        journal->Close();
       } catch (const std::exception& e) {
-        log->Error(std::string("cannot remove the journal ") + journal.path() + ": " + e.what());
+        log->Error(std::string("cannot remove the journal ") + journal->path() + ": " + e.what());
       }
     }
     throw;
   }
   report.point = report.backup.point;
-  journal.Close();
+  if (journal) journal->Close();
 
-  if (!config.retention.empty()) {
+  if (options.kind == JobKind::kRun && !config.retention.empty()) {
     step("prune");
     if (store) {
       PruneResult pr = Prune(store.get(), config.retention, GcOptions{}, log);
@@ -492,13 +606,13 @@ std::vector<std::string> RecoverJob(const Config& config, Env* env,
   auto run_lock = env->Lock(JoinPath(config.run.state_dir, "run.lock"), LockMode::kExclusive);
   std::string journal_path = JoinPath(config.run.state_dir, "journal");
   if (!env->Exists(journal_path)) return {};
-  Hypervisor* hv = ReadJournal(env, journal_path).vms.empty() ? nullptr : connect();
-  return RecoverFromJournal(env, journal_path, hv, log);
+  return RecoverFromJournal(env, journal_path, HypervisorToRecover(env, journal_path, nullptr, connect), log);
 }
 
 std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log) {
   std::vector<DomainInfo> domains;
-  CheckPlan(config, env, hv, &domains, nullptr);
+  CheckPlan(config, JobKind::kRun, env, hv, &domains, nullptr);
+  const std::vector<SourceReport> sources = DescribeSources(config, domains, log);  // warns as run does
   // The store must be there (as RunJob's Store::Open requires); not opened,
   // so that a plan takes no lock and changes nothing.
   if (config.target.type != "store") {
@@ -516,10 +630,7 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
     out += "2. open the " + config.target.type + " target " +
            (config.target.type == "zfs" ? config.target.dataset : config.target.path) +
            " (changed blocks are written in place, then a point is taken)\n";
-  std::vector<std::string> vm_order;
-  for (const auto& v : config.volumes)
-    for (const auto& vm : VmsOfVolume(v, domains))
-      if (std::find(vm_order.begin(), vm_order.end(), vm) == vm_order.end()) vm_order.push_back(vm);
+  const std::vector<std::string> vm_order = QuiesceOrder(config, domains);
   out += "3. quiesce (libvirt " + config.libvirt_uri + "):";
   if (vm_order.empty()) out += " no VMs";
   out += "\n";
@@ -527,7 +638,10 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
     QuiesceMethod m = MethodFor(config, vm);
     out += "     " + vm + ": " + QuiesceMethodName(m);
     if (m == QuiesceMethod::kAuto) out += " (guest-agent fsfreeze, else Alt+SysRq+S then suspend)";
-    out += "\n";
+    std::vector<std::string> for_volumes;
+    for (const auto& src : sources)
+      if (Lists(src.vms, vm)) for_volumes.push_back(src.volume);
+    out += (for_volumes.size() == 1 ? ", for volume " : ", for volumes ") + JoinNames(for_volumes) + "\n";
   }
   out += "4. snapshot each volume:\n";
   const std::string id = "<run id>";
@@ -553,8 +667,10 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
       out += "     btrfs subvolume snapshot -r -- " + v.source + " " + snapshot_path(v) + "\n";
     else if (v.snapshot == "reflink")
       out += "     reflink copy (FICLONE) of " + v.source + " into " + snapshot_path(v) + "/\n";
+    else if (v.snapshot_given)
+      out += "     " + v.name + ": no snapshot (snapshot = \"none\"): " + v.source + " is read live, by choice\n";
     else
-      out += "     " + v.name + ": no snapshot, read " + v.source + " live\n";
+      out += "     " + v.name + ": no snapshot set: " + v.source + " is read live\n";
   }
   out += "5. resume every VM (max_freeze " + std::to_string(config.run.max_freeze_seconds) + " s)\n";
   out += "6. for each volume, read it into the store, then drop its snapshot:\n";
@@ -588,10 +704,50 @@ nlohmann::json JobReportToJson(const JobReport& r) {
   return {{"point", r.point},
           {"vms", vms},
           {"freeze_window_ms", static_cast<int64_t>(r.freeze_window_seconds * 1000)},
+          {"sources", SourcesToJson(r.sources)},
           {"backup", BackupResultToJson(r.backup)},
           {"pruned", r.pruned},
           {"recovered", r.recovered},
           {"warnings", r.warnings}};
+}
+
+nlohmann::json SourcesToJson(const std::vector<SourceReport>& sources) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& s : sources)
+    out.push_back({{"volume", s.volume},
+                   {"snapshot", s.snapshot},
+                   {"read_live", s.read_live},
+                   {"by_choice", s.by_choice},
+                   {"vms", s.vms}});
+  return out;
+}
+
+std::unique_ptr<Hypervisor> ConnectForJob(const Config& config,
+                                          const std::function<std::unique_ptr<Hypervisor>()>& connect,
+                                          Logger* log) {
+  bool required = !config.vms.empty();
+  std::vector<std::string> by_default;  // volumes whose vms is not written ("auto")
+  bool live_by_default = false;         // a volume read live, snapshot not written
+  for (const auto& v : config.volumes) {
+    required = required || (v.vms_given && (v.vms_auto || !v.vms.empty()));
+    if (!v.vms_given) by_default.push_back(v.name);
+    live_by_default = live_by_default || (v.snapshot == "none" && !v.snapshot_given);
+  }
+  if (required) return connect();
+  if (by_default.empty() && !live_by_default) return nullptr;
+  try {
+    return connect();
+  } catch (const Error& e) {
+    if (by_default.empty()) {
+      // Only to see whether VMs run on a volume read live: vms = [] said none.
+      log->Info(std::string(e.what()) + "; not checked whether VMs run on the volumes read live");
+      return nullptr;
+    }
+    log->Warn(std::string(e.what()) + "; so no VM is quiesced for volume" + (by_default.size() == 1 ? " " : "s ") +
+              JoinNames(by_default) + " (vms not set: \"auto\", the VMs libvirt knows with a disk on it)." +
+              " If no VM has a disk there, say vms = [] for it");
+    return nullptr;
+  }
 }
 
 }  // namespace vmback

@@ -903,6 +903,17 @@ TEST_F(JobBadInputTest, UnmountableSnapshot) {
                 ErrorKind::kConfig, "no file system");
 }
 
+// A [[vm]] that no volume names and that "auto" finds on no volume would
+// never be quiesced: a config error naming it, in plan and run alike.
+TEST_F(JobBadInputTest, VmOnNoVolume) {
+  RunOk("baseline");
+  // The disk volume finds web (and idle, shut off); db's disk is in the tree.
+  ExpectRefused(Parse(Header() + VmTables() + DiskVolume()), ErrorKind::kConfig, "[[vm]] 'db'");
+  ExpectRefused(Parse(Header() + VmTables() + DiskVolume() + "[[volume]]\nname = \"tree\"\nsource = \"" +
+                      Root("tree") + "\"\nvms = []\n"),
+                ErrorKind::kConfig, "[[vm]] 'db'");
+}
+
 TEST_F(JobBadInputTest, TwoVolumesWithTheSameName) {
   ExpectConfigError(Header() + VmTables() + DiskVolume() + TreeVolume() +
                         "[[volume]]\nname = \"disk\"\nsource = \"" + Root("tree/sub") + "\"\n",
@@ -912,6 +923,133 @@ TEST_F(JobBadInputTest, TwoVolumesWithTheSameName) {
 TEST_F(JobBadInputTest, UnknownQuiesceMethod) {
   ExpectConfigError(Header() + "[[vm]]\nname = \"web\"\nquiesce = \"hibernate\"\n\n" + DiskVolume(),
                     "hibernate");
+}
+
+// ---------------------------------------------------------------------------
+// Issue 12: what a volume's defaults mean.
+
+// Without 'vms', a volume quiesces the running VMs with a disk on it (as
+// vms = "auto"); vms = [] means none; a [[vm]] shut off is no error.
+TEST_F(JobTest, VolumeWithoutVmsQuiescesTheVmsWithADiskOnIt) {
+  const std::string tree = "[[volume]]\nname = \"tree\"\nsource = \"" + Root("tree") + "\"\nsnapshot = \"none\"\n";
+  JobReport r = Run(Parse(Header() + "[[vm]]\nname = \"db\"\nquiesce = \"agent\"\n\n" + tree));
+  ASSERT_EQ(r.vms.size(), 1u);
+  EXPECT_EQ(r.vms[0].name, "db");
+  EXPECT_EQ(r.vms[0].method, "agent");
+  EXPECT_EQ(hv_->quiesce_calls(), 1);
+  nlohmann::json j = JobReportToJson(r);
+  ASSERT_EQ(j["vms"].size(), 1u) << j.dump();
+
+  hv_->ResetCounts();
+  r = Run(Parse(Header() + tree + "vms = []\n"));
+  EXPECT_TRUE(r.vms.empty());
+  EXPECT_EQ(hv_->quiesce_calls(), 0);
+
+  hv_->ResetCounts();
+  r = Run(Parse(Header() + "[[vm]]\nname = \"idle\"\n\n" + DiskVolume() + tree + "vms = []\n"));
+  std::vector<std::string> names;
+  for (const auto& v : r.vms) names.push_back(v.name);
+  EXPECT_EQ(names, std::vector<std::string>{"web"});  // idle is shut off
+  EXPECT_EQ(States(), initial_states_);
+  EXPECT_TRUE(hv_->held().empty()) << Joined(hv_->held());
+}
+
+// snapshot = "none" is a choice: no warning, said in the report and the
+// plan. Unset, with a running VM on the volume, it warns.
+TEST_F(JobTest, ExplicitSnapshotNoneIsReportedNotWarned) {
+  JobReport r = Run(Standard());
+  EXPECT_FALSE(AnyHas(r.warnings, "tree")) << Joined(r.warnings);
+  nlohmann::json j = JobReportToJson(r);
+  ASSERT_TRUE(j.contains("sources")) << j.dump();
+  std::map<std::string, nlohmann::json> sources;
+  for (const auto& s : j["sources"]) sources[s["volume"]] = s;
+  EXPECT_EQ(sources["tree"]["snapshot"], "none");
+  EXPECT_EQ(sources["tree"]["read_live"], true);
+  EXPECT_EQ(sources["tree"]["by_choice"], true);
+  EXPECT_EQ(sources["tree"]["vms"], nlohmann::json::array({"db"}));
+  EXPECT_EQ(sources["disk"]["snapshot"], "lvm");
+  EXPECT_EQ(sources["disk"]["read_live"], false);
+
+  Logger log(LogLevel::kError, false);
+  std::string plan = PlanJob(Standard(), Env::Default(), hv_.get(), &log);
+  EXPECT_TRUE(Has(plan, "tree: no snapshot (snapshot = \"none\"): " + Root("tree") + " is read live, by choice"))
+      << plan;
+  EXPECT_TRUE(log.problems().empty()) << Joined(log.problems());
+
+  // Unset, with db running and its disk in the tree: a warning.
+  const std::string unset = Header() + "[[vm]]\nname = \"db\"\nquiesce = \"agent\"\n\n" +
+                            "[[volume]]\nname = \"tree\"\nsource = \"" + Root("tree") + "\"\n";
+  r = Run(Parse(unset));
+  EXPECT_TRUE(AnyHas(r.warnings, "volume 'tree': no snapshot is set")) << Joined(r.warnings);
+  EXPECT_TRUE(AnyHas(r.warnings, "VM db")) << Joined(r.warnings);
+  j = JobReportToJson(r);
+  ASSERT_EQ(j["sources"].size(), 1u) << j.dump();
+  EXPECT_EQ(j["sources"][0]["read_live"], true);
+  EXPECT_EQ(j["sources"][0]["by_choice"], false);
+  Logger plan_log(LogLevel::kError, false);
+  plan = PlanJob(Parse(unset), Env::Default(), hv_.get(), &plan_log);
+  EXPECT_TRUE(AnyHas(plan_log.problems(), "volume 'tree': no snapshot is set")) << plan;
+
+  // Unset, with vms = [] and db running with its disk on it: still a
+  // warning (its disk is read while it writes).
+  r = Run(Parse(Header() + "[[volume]]\nname = \"tree\"\nsource = \"" + Root("tree") + "\"\nvms = []\n"));
+  EXPECT_TRUE(AnyHas(r.warnings, "volume 'tree': no snapshot is set")) << Joined(r.warnings);
+  EXPECT_TRUE(r.vms.empty());
+
+  // Unset, with no VM's disk on it: read live without a word.
+  r = Run(Parse(Header() + "[[volume]]\nname = \"sub\"\nsource = \"" + Root("tree/sub") + "\"\n"));
+  EXPECT_TRUE(r.warnings.empty()) << Joined(r.warnings);
+  EXPECT_TRUE(r.vms.empty());
+}
+
+// backup -c (JobKind::kBackup): the snapshots and mounts of the config, the
+// run's journal, no VM touched (no hypervisor at all), nothing pruned.
+TEST_F(JobTest, BackupKindTakesTheSnapshotsAndLeavesTheVmsAlone) {
+  RunOk("baseline");
+  Change(7);
+  Expected e = Current();
+  fs::remove(Root("lvm.log"));
+  hv_->ResetCounts();
+  std::vector<std::string> steps;
+  JobOptions o;
+  o.kind = JobKind::kBackup;
+  o.run_id = "b1";
+  o.hook = [&](const std::string& step) { steps.push_back(step); };
+  o.connect = [&]() -> Hypervisor* {
+    ADD_FAILURE() << "libvirt asked for with no journal to recover";
+    return nullptr;
+  };
+  Logger log(LogLevel::kError, false);
+  JobReport r = RunJob(Standard(), Env::Default(), nullptr, o, &log);
+  EXPECT_TRUE(r.vms.empty());
+  EXPECT_EQ(hv_->quiesce_calls(), 0);
+  for (const auto& step : steps) EXPECT_TRUE(step.rfind("quiesce:", 0) != 0 && step != "prune") << step;
+  std::vector<std::string> calls = LvmCalls();
+  EXPECT_TRUE(std::find(calls.begin(), calls.end(),
+                        "lvm lvcreate -s -n vmback-disk-b1 -L 64M -- " + Root("vg/disk")) != calls.end())
+      << Joined(calls);
+  EXPECT_EQ(calls.size(), have_fs_ ? 4u : 2u) << Joined(calls);
+  expected_[r.point] = e;
+  ExpectRestores(r.point, "backup");  // fs: the mounted tree, not the image
+  ExpectClean("after the backup");
+
+  // Killed half-way by a failure: nothing left, the journal gone.
+  o.run_id = "b2";
+  o.hook = [](const std::string& step) {
+    if (step == "sync") throw std::runtime_error("injected at sync");
+  };
+  EXPECT_THROW(RunJob(Standard(), Env::Default(), nullptr, o, &log), std::runtime_error);
+  ExpectClean("after a failed backup");
+
+  // Live volumes alone: nothing to journal, no state dir.
+  Config live = Parse(Header() + VmTables() + TreeVolume());
+  live.run.state_dir = Root("state-live");
+  o.run_id = "b3";
+  o.hook = {};
+  r = RunJob(live, Env::Default(), nullptr, o, &log);
+  EXPECT_FALSE(r.point.empty());
+  EXPECT_FALSE(fs::exists(Root("state-live")));
+  expected_.clear();  // the tree-only point holds no disk
 }
 
 // ---------------------------------------------------------------------------
@@ -926,7 +1064,8 @@ TEST_F(JobTest, PlanShowsEveryCommandAndChangesNothing) {
   for (const std::string& line :
        {"lvm lvcreate -s -n vmback-disk-<run id> -L 64M -- " + Root("vg/disk"),
         "lvm lvremove -f -- " + Root("vg/vmback-disk-<run id>"), std::string("web: suspend"),
-        std::string("db: agent"), "tree: no snapshot, read " + Root("tree") + " live"}) {
+        std::string("db: agent"),
+        "tree: no snapshot (snapshot = \"none\"): " + Root("tree") + " is read live, by choice"}) {
     EXPECT_TRUE(Has(plan, line)) << "missing: " << line << "\n" << plan;
   }
   if (have_fs_) {

@@ -69,7 +69,8 @@ std::string SnapshotPath(const SnapshotSpec& spec);
 //            SOURCE; FICLONERANGE of the file (or each regular file of the
 //            directory, but the top-level entries named kSnapshotPrefix*),
 //            range by range, into it; then removed
-//   none:    the source itself (warns: only sane for quiet or static data)
+//   none:    the source itself, read live (the caller says whether that is
+//            meant: see RunJob)
 // limits bound the taking (the freeze window): the snapshot command is killed
 // at the deadline or on cancel, and a reflink copy stops between ranges.
 // Dropping is not bound by them (it is the clean-up), only by the default

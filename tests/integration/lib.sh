@@ -106,6 +106,39 @@ attach_loop() {
   printf -v "$var" '%s' "$dev"
 }
 
+# use_fake_lvm: puts tests/helpers/fake_lvm first on PATH as "lvm" (this
+# kernel has no device-mapper: a regular file plays the LV), logging every
+# call to $FAKE_LVM_LOG ($WORK/lvm.log), with no fault set.
+use_fake_lvm() {
+  local fake
+  fake=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../helpers" && pwd)/fake_lvm
+  [ -f "$fake" ] || die "no $fake"
+  mkdir -p "$WORK/bin"
+  printf '#!/bin/sh\nexec bash %q "$@"\n' "$fake" >"$WORK/bin/lvm"
+  chmod 755 "$WORK/bin/lvm"
+  export PATH="$WORK/bin:$PATH"
+  export FAKE_LVM_LOG="$WORK/lvm.log"
+  unset FAKE_LVM_FREE FAKE_LVM_BUSY_COUNT FAKE_LVM_HANG VMBACK_TEST_CRASH_AT
+}
+
+# unmount_work_on_exit DIR: in cleanup, before the mounts and loop devices
+# registered here, unmounts whatever is still mounted under $WORK (deepest
+# first: what a crashed vmback run left) and detaches the loop devices that
+# `mount IMAGE` attached for images in DIR (snapshots of fake LVs).
+unmount_work_on_exit() {
+  _WORK_IMAGES=$1
+  register_cleanup _unmount_work
+}
+_unmount_work() {
+  local m l
+  for m in $(awk -v w="$WORK" '$2 == w || index($2, w "/") == 1 { print $2 }' /proc/self/mounts | sort -r); do
+    umount -- "$m" 2>/dev/null || umount -l -- "$m" 2>/dev/null || true
+  done
+  for l in $(losetup -n -O NAME,BACK-FILE 2>/dev/null | awk -v d="$_WORK_IMAGES/" 'index($2, d) == 1 { print $1 }'); do
+    losetup -d "$l" 2>/dev/null || true
+  done
+}
+
 die() {
   echo "FAIL: $TEST_NAME: $*" >&2
   FAILURES=$((FAILURES + 1))

@@ -69,6 +69,9 @@ TEST(ExampleConfigTest, LoadsWithTheRealLoader) {
   EXPECT_EQ(c.volumes[0].vms, (std::vector<std::string>{"MySQL", "web"}));
   EXPECT_TRUE(c.volumes[1].vms_auto);
   EXPECT_EQ(c.volumes[2].source, "/");
+  // The host's root is read live by choice: no warning every night.
+  EXPECT_EQ(c.volumes[2].snapshot, "none");
+  EXPECT_TRUE(c.volumes[2].snapshot_given);
 }
 
 // The keys shown commented out for the in-place targets are right too.

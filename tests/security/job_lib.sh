@@ -1,11 +1,7 @@
 # shellcheck shell=bash
 # Shared by the job_*.sh and journal_*.sh security tests, sourced after
-# tests/integration/lib.sh:
+# tests/integration/lib.sh (whose use_fake_lvm they use):
 #
-#   use_fake_lvm         puts tests/helpers/fake_lvm first on PATH as "lvm"
-#                        (this kernel has no device-mapper: a regular file
-#                        plays the LV), logging every call to $FAKE_LVM_LOG
-#                        ($WORK/lvm.log)
 #   write_node_xml DISK  $WORK/node.xml for libvirt's test driver
 #                        (test://$WORK/node.xml): one running domain "web"
 #                        whose disk is DISK
@@ -13,18 +9,6 @@
 #                        prints a config: the store $WORK/store, state_dir
 #                        STATE, the VM web (suspend), the LVM volume "disk"
 #                        on SOURCE (mode block, vms = "auto")
-
-use_fake_lvm() {
-  local fake
-  fake=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/../helpers" && pwd)/fake_lvm
-  [ -f "$fake" ] || die "no $fake"
-  mkdir -p "$WORK/bin"
-  printf '#!/bin/sh\nexec bash %q "$@"\n' "$fake" >"$WORK/bin/lvm"
-  chmod 755 "$WORK/bin/lvm"
-  export PATH="$WORK/bin:$PATH"
-  export FAKE_LVM_LOG="$WORK/lvm.log"
-  unset FAKE_LVM_FREE FAKE_LVM_BUSY_COUNT FAKE_LVM_HANG VMBACK_TEST_CRASH_AT
-}
 
 write_node_xml() {
   cat >"$WORK/node.xml" <<XML

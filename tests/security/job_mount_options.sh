@@ -82,12 +82,14 @@ name = "xfs"
 source = "$VG/xfs"
 snapshot = "lvm"
 snapshot_size = "64M"
+vms = []
 
 [[volume]]
 name = "ext4"
 source = "$VG/ext4"
 snapshot = "lvm"
 snapshot_size = "64M"
+vms = []
 EOF
 }
 vm store init "$WORK/store"
