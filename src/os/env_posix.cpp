@@ -13,6 +13,7 @@
 #include <mutex>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "os/dir.h"
 #include "os/env.h"
@@ -422,11 +423,32 @@ bool IsReadOnlyFileSystem(const std::string& path) {
 }
 
 std::string CanonicalPath(const std::string& path) {
+  if (path.empty()) return path;
   char* real = ::realpath(path.c_str(), nullptr);
-  if (!real) return path;
-  std::string out = real;
-  ::free(real);
-  return out;
+  if (real) {
+    std::string out = real;
+    ::free(real);
+    return out;
+  }
+  // Not there (an unplugged disk): still absolute, so that what is
+  // recorded or compared does not depend on where the process runs.
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  return ec ? path : abs.lexically_normal().string();
+}
+
+bool OnRootFileSystem(const std::string& path) {
+  struct stat root;
+  if (::stat("/", &root) != 0) return false;
+  std::string p = path;
+  for (;;) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) == 0) return st.st_dev == root.st_dev;
+    if (errno != ENOENT && errno != ENOTDIR) return false;  // unknown: say nothing
+    std::string parent = DirName(p);
+    if (parent == p || parent.empty()) return false;
+    p = parent;
+  }
 }
 
 }  // namespace vmback

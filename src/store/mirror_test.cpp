@@ -940,9 +940,21 @@ TEST_F(MirrorTest, EmptyReplacementDiskBecomesAFullCopy) {
     EXPECT_TRUE(fs::is_empty(b_));
   }
   {
+    // Named as a copy to use (a config's mirrors, --mirror): that is no
+    // order to make one (its disk may just not be mounted).
     Logger olog(LogLevel::kError, false);
     StoreOptions named;
     named.mirrors = {b_};
+    auto s = Store::Open(Env::Default(), a_, LockMode::kExclusive, &olog, named);
+    EXPECT_EQ(s->absent_copies(), std::vector<std::string>{b_});
+    EXPECT_EQ(s->Sync().copies_initialized, 0u);
+    EXPECT_TRUE(fs::is_empty(b_));
+  }
+  {
+    Logger olog(LogLevel::kError, false);
+    StoreOptions named;
+    named.mirrors = {b_};
+    named.new_copies = {b_};  // store sync --mirror B: named as a new copy in this command
     auto s = Store::Open(Env::Default(), a_, LockMode::kExclusive, &olog, named);
     EXPECT_EQ(s->absent_copies(), std::vector<std::string>{b_});
     SyncStats st = s->Sync();
