@@ -58,7 +58,9 @@ void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
     for (auto* y : all)
       if (x != y) x->excludes(y);
   cmd->add_option("--mirror", t->mirrors,
-                  "another copy of the store (repeat for more); default: the copies recorded at init");
+                  "another copy of the store (repeat for more); default: the copies recorded at init.\n"
+                  "When the store's own directory holds no store (its disk not mounted), the first\n"
+                  "of these that does serves");
   cmd->add_option("--lock-wait", t->lock_wait,
                   "seconds to wait for another vmback process holding the store (default 0)");
 }
@@ -263,7 +265,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   init->add_option("--mirror", init_mirrors,
                    "another copy of the store, on another disk (repeat for more); every\n"
                    "write goes to every copy and a bad copy is repaired from a good one");
-  init->footer("\nExamples:\n  vmback store init /mnt/usb/vmback --block-size 64K\n"
+  init->footer("\nThe copies are recorded in each one's config.json by absolute path (a relative\n"
+               "DIR is read against the working directory, here), and each gets a vmback-copy\n"
+               "marker first.\n\n"
+               "Examples:\n  vmback store init /mnt/usb/vmback --block-size 64K\n"
                "  vmback store init /mnt/usb1/vmback --mirror /mnt/usb2/vmback");
   auto* sync = store_cmd->add_subcommand("sync", "bring every copy of a store up to date with the others");
   TargetArgs sync_target;
@@ -463,8 +468,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       out << "created store " << copies[0] << " (block size " << FormatBytes(bs) << ")";
       for (size_t i = 1; i < copies.size(); i++) out << ", mirrored on " << copies[i];
       out << "\n";
-      WarnAboutCopiesOnRootFileSystem(copies, &log);
-      return log.warnings() ? kExitWarnings : kExitOk;
+      return kExitOk;
     }
     if (tinit_zfs->parsed()) {
       if (zfs_devices.size() < 2)

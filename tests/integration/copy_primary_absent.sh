@@ -25,33 +25,13 @@ for tool in python3 rsync; do command -v "$tool" >/dev/null || die "needs $tool"
 A=$WORK/usb1/vmback
 B=$WORK/usb2/vmback
 SRC=$WORK/src
-mkdir -p "$WORK/usb1" "$WORK/usb2" "$SRC/tree" "$WORK/state"
-rand_file "$SRC/tree/a" 200000
-echo first >"$SRC/tree/b"
+mkdir -p "$WORK/usb1" "$WORK/usb2" "$SRC"
+rand_file "$SRC/a" 200000
+echo first >"$SRC/b"
 
-vm store init "$A" --mirror "$B" --block-size 16K
-expect_rc 0 "store init $A --mirror $B"
-[ "$VM_RC" -eq 0 ] || die "cannot go on without a store"
-CFG=$WORK/vmback.toml
-cat >"$CFG" <<EOF
-[target]
-path = "$A"
-mirrors = ["$B"]
-
-[run]
-state_dir = "$WORK/state"
-
-[[volume]]
-name = "tree"
-source = "$SRC/tree"
-EOF
+mirrored_store "$A" "$B" "$SRC"
 vm backup -c "$CFG"
 expect_rc 0 "a first backup with both copies"
-
-# The copies' files (packs, index files, manifests) by hash.
-listing() {
-  (cd "$1" && find packs index points -type f ! -name '*.tmp-*' -exec sha256sum {} + | sort -k2)
-}
 
 # no_init_hint WHAT: the last command did not suggest making a new store.
 no_init_hint() {
@@ -73,15 +53,15 @@ every_command() {
   expect_rc 0 "$what: list"
   expect_err "copy $A" "$what: list names the absent copy"
   no_init_hint "$what: list"
-  echo "changed $RN" >"$SRC/tree/b"
+  echo "changed $RN" >"$SRC/b"
   vm backup "$@" --json "${PATHS[@]}"
   expect_rc 5 "$what: backup (done with warnings)"
   expect_err "copy $A" "$what: backup names the absent copy"
   no_init_hint "$what: backup"
   RN=$((RN + 1))
-  vm restore latest tree --to "$WORK/r/$RN" "$@"
+  vm restore latest src --to "$WORK/r/$RN" "$@"
   expect_rc 5 "$what: restore"
-  check_same_tree "$SRC/tree" "$WORK/r/$RN" "$what: restore of the point just made"
+  check_same_tree "$SRC" "$WORK/r/$RN" "$what: restore of the point just made"
   vm verify "$@"
   expect_rc 5 "$what: verify"
   expect_err "copy $A" "$what: verify names the absent copy"
@@ -103,7 +83,7 @@ expect_rc 0 "plan with A not there"
 check "plan opens the store at B" grep -q "open the store $B" "$VM_OUT"
 expect_err "$A" "plan names the absent copy"
 no_init_hint "plan"
-echo "run $RN" >"$SRC/tree/b"
+echo "run $RN" >"$SRC/b"
 vm run -c "$CFG"
 expect_rc 5 "run with A not there (done with warnings)"
 expect_err "copy $A" "run names the absent copy"
@@ -111,7 +91,7 @@ no_init_hint "run"
 check "nothing was written where A belongs" test ! -e "$A"
 
 section "A not there, the store given by --store A --mirror B"
-PATHS=("$SRC/tree")
+PATHS=("$SRC")
 every_command "--store A --mirror B, A not there" --store "$A" --mirror "$B"
 PATHS=()
 check "nothing was written where A belongs" test ! -e "$A"
@@ -130,7 +110,7 @@ expect_err "mount it" "the error says to mount its disk"
 vm list --store "$B"
 expect_rc 0 "list --store B with A not there"
 expect_err "copy $A is not there" "list --store B names the absent copy"
-vm backup --store "$B" "$SRC/tree"
+vm backup --store "$B" "$SRC"
 expect_rc 5 "backup --store B with A not there"
 
 section "neither copy there"
@@ -144,14 +124,14 @@ section "A back"
 mv -- "$A.away" "$A"
 vm store sync -c "$CFG"
 expect_rc 0 "store sync with A back"
-check "the copies are identical" diff <(listing "$A") <(listing "$B")
+check "the copies are identical" diff <(copy_listing "$A") <(copy_listing "$B")
 vm verify -c "$CFG"
 expect_rc 0 "verify with both copies"
 list_points --store "$B"
 NB=${#POINTS[@]}
 check "the backups made without A made points ($NB)" test "$NB" -ge 4
-vm restore latest tree --to "$WORK/r/last" --store "$A" --mirror "$WORK/nowhere"
+vm restore latest src --to "$WORK/r/last" --store "$A" --mirror "$WORK/nowhere"
 expect_rc 5 "restore from A alone"
-check_same_tree "$SRC/tree" "$WORK/r/last" "the newest point, restored from A alone"
+check_same_tree "$SRC" "$WORK/r/last" "the newest point, restored from A alone"
 
 finish
