@@ -430,11 +430,23 @@ std::string CanonicalPath(const std::string& path) {
     ::free(real);
     return out;
   }
-  // Not there (an unplugged disk): still absolute, so that what is
-  // recorded or compared does not depend on where the process runs.
+  // Not there (an unplugged disk, a new copy): still absolute, so that what
+  // is recorded or compared does not depend on where the process runs, and
+  // with the directory above resolved when that is there.
   std::error_code ec;
   std::filesystem::path abs = std::filesystem::absolute(path, ec);
-  return ec ? path : abs.lexically_normal().string();
+  if (ec) return path;
+  std::string normal = abs.lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  abs = normal;
+  if (abs.has_filename() && abs.has_parent_path() && abs.parent_path() != abs) {
+    if (char* parent = ::realpath(abs.parent_path().c_str(), nullptr)) {
+      std::string out = JoinPath(parent, abs.filename().string());
+      ::free(parent);
+      return out;
+    }
+  }
+  return abs.string();
 }
 
 bool OnRootFileSystem(const std::string& path) {

@@ -259,7 +259,7 @@ std::vector<std::string> NamedCopies(const std::string& dir, const StoreOptions&
     if (i) init += " --mirror " + named[i];
   }
   if (named.size() == 1)
-    ThrowNotFound("no vmback store at " + what +
+    ThrowNotFound("no vmback store at " + named[0] + ": it " + WhatIsThere(env, named[0]) +
                   ". If the store is on a disk that is not mounted, mount it (or open another copy of the "
                   "store); a new store is made with '" + init + "'");
   ThrowNotFound("no copy of the store is there: " + what +
@@ -396,7 +396,8 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
           what = "holds an unfinished copy of the store";
           hint = "'vmback store sync' finishes it";
         } else if (s->may_init_.count(m)) {
-          hint = "'vmback store sync' makes it a new copy";
+          hint = env->Exists(m) && !IsEmptyDir(env, m) ? "a new copy is made only in an empty directory"
+                                                       : "'vmback store sync' makes it a new copy";
         } else if (env->Exists(m)) {
           hint = "if its disk is not mounted, mount it; an empty directory is made a new copy only when the "
                  "command says so: 'vmback store sync --mirror " + m +
@@ -457,7 +458,17 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
 
 bool Store::MayMakeCopy(const std::string& dir) const {
   if (env_->Exists(JoinPath(dir, "config.json"))) return false;
-  if (UnfinishedCopy(env_, dir, config_.value("store_id", ""))) return true;
+  if (UnfinishedCopy(env_, dir, config_.value("store_id", ""))) {
+    // What it holds is checked as any copy's layout; refused, it stays absent.
+    try {
+      CheckCopyLayout(env_, dir, false);
+      return true;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kCorrupt) throw;
+      log_->Warn(std::string(e.what()) + "; the unfinished copy " + dir + " is left as it is");
+      return false;
+    }
+  }
   if (!may_init_.count(dir)) return false;
   FileStatus st = env_->Status(dir);
   if (st.kind == FileKind::kMissing) return env_->Status(DirName(dir)).kind == FileKind::kDir;
@@ -468,8 +479,7 @@ void Store::MakeCopy(const std::string& dir) {
   const std::string store_id = config_.value("store_id", "");
   std::optional<std::string> unfinished = UnfinishedCopy(env_, dir, store_id);
   if (!env_->Exists(dir)) env_->MakeDir(dir);  // below an existing directory the user named
-  // An unfinished copy holds what vmback began there; checked as any copy.
-  if (unfinished) CheckCopyLayout(env_, dir, true);
+  if (unfinished) CheckCopyLayout(env_, dir, true);  // as MayMakeCopy did; modes narrowed
   if (env_->Status(dir).mode != kDirMode) env_->SetMode(dir, kDirMode);  // a directory the user made
   auto lock = env_->Lock(JoinPath(dir, "lock"), LockMode::kExclusive);
   // The same copy_id as the copy recorded at this path (a replaced disk),
