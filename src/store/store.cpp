@@ -394,13 +394,13 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
         what = WhatIsThere(env, m);
         if (UnfinishedCopy(env, m, primary.store_id)) {
           what = "holds an unfinished copy of the store";
-          hint = "'vmback store sync' finishes it";
+          hint = "the next store sync, backup or run finishes it";
         } else if (s->may_init_.count(m)) {
           hint = env->Exists(m) && !IsEmptyDir(env, m) ? "a new copy is made only in an empty directory"
                                                        : "'vmback store sync' makes it a new copy";
         } else if (env->Exists(m)) {
           hint = "if its disk is not mounted, mount it; an empty directory is made a new copy only when the "
-                 "command says so: 'vmback store sync --mirror " + m +
+                 "command says so: 'vmback store sync --store " + dir + " --mirror " + m +
                  "', or 'vmback store sync -c CONFIG --init' with a config that names it";
         }
       } else {
