@@ -59,7 +59,9 @@ void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
     for (auto* y : all)
       if (x != y) x->excludes(y);
   cmd->add_option("--mirror", t->mirrors,
-                  "another copy of the store (repeat for more); default: the copies recorded at init");
+                  "another copy of the store (repeat for more); default: the copies recorded at init.\n"
+                  "When the store's own directory holds no store (its disk not mounted), the first\n"
+                  "of these that does serves");
   cmd->add_option("--lock-wait", t->lock_wait,
                   "seconds to wait for another vmback process holding the store (default 0)");
 }
@@ -96,11 +98,15 @@ Config ResolveConfig(const TargetArgs& t) {
 bool IsInplace(const Config& c) { return c.target.type != "store"; }
 
 // Opens the store a command works on, from --store or the config's [target].
-std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode mode, Logger* log) {
+StoreOptions StoreOptionsFor(const Config& c, const TargetArgs& t) {
   StoreOptions options;
   options.mirrors = c.target.mirrors;
   options.lock_wait_seconds = t.lock_wait >= 0 ? t.lock_wait : c.target.lock_wait_seconds;
-  return Store::Open(Env::Default(), c.target.path, mode, log, options);
+  return options;
+}
+
+std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode mode, Logger* log) {
+  return Store::Open(Env::Default(), c.target.path, mode, log, StoreOptionsFor(c, t));
 }
 
 // SIGINT, SIGTERM and SIGHUP set a flag that the run polls, so that it stops
@@ -280,15 +286,31 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   init->add_option("--mirror", init_mirrors,
                    "another copy of the store, on another disk (repeat for more); every\n"
                    "write goes to every copy and a bad copy is repaired from a good one");
-  init->footer("\nExamples:\n  vmback store init /mnt/usb/vmback --block-size 64K\n"
+  init->footer("\nThe copies are recorded in each one's config.json by absolute path (a relative\n"
+               "DIR is read against the working directory, here), and each gets a vmback-copy\n"
+               "marker first.\n\n"
+               "Examples:\n  vmback store init /mnt/usb/vmback --block-size 64K\n"
                "  vmback store init /mnt/usb1/vmback --mirror /mnt/usb2/vmback");
   auto* sync = store_cmd->add_subcommand("sync", "bring every copy of a store up to date with the others");
   TargetArgs sync_target;
   AddTargetOptions(sync, &sync_target);
+  bool sync_init = false;
+  sync->add_flag("--init", sync_init,
+                 "also make the named copies (the config's [target] path and mirrors, or --store)\n"
+                 "new copies where they are empty directories (new disks)");
   sync->footer("\nA copy that was unplugged during backups gets the packs and points it\n"
-               "missed; points pruned meanwhile are removed from it, not brought back. An\n"
-               "empty directory named as a copy (a replaced disk) becomes a full copy.\n\n"
-               "Example:\n  vmback store sync --store /mnt/usb1/vmback");
+               "missed; points pruned meanwhile are removed from it, not brought back.\n"
+               "A directory named with --mirror in this command that is empty or not there\n"
+               "(a new or replaced disk) becomes a full copy, and every copy's config.json\n"
+               "records it; with -c CONFIG, --init does the same for the copies the config\n"
+               "names. Nothing else makes a new copy (only a copy whose making was cut short,\n"
+               "marked by its vmback-copy file, is finished): an empty directory is the\n"
+               "mount point of a disk that is not mounted until the command says otherwise.\n"
+               "--mirror names the copies to use instead of the recorded ones: to add a\n"
+               "disk, name the present copies too.\n\n"
+               "Examples:\n  vmback store sync --store /mnt/usb1/vmback\n"
+               "  vmback store sync --store /mnt/usb1/vmback --mirror /mnt/usb2/vmback\n"
+               "  vmback store sync -c /etc/vmback.toml --init");
 
   // target init zfs
   auto* target_cmd = app.add_subcommand("target", "set up an in-place target (ZFS)");
@@ -497,9 +519,9 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       uint64_t bs;
       if (!ParseSize(block_size_text, &bs) || bs > UINT32_MAX)
         ThrowConfig("--block-size: cannot read '" + block_size_text + "' as a size");
-      Store::Init(env, init_dir, static_cast<uint32_t>(bs), init_mirrors);
-      out << "created store " << init_dir << " (block size " << FormatBytes(bs) << ")";
-      for (const auto& m : init_mirrors) out << ", mirrored on " << m;
+      std::vector<std::string> copies = Store::Init(env, init_dir, static_cast<uint32_t>(bs), init_mirrors);
+      out << "created store " << copies[0] << " (block size " << FormatBytes(bs) << ")";
+      for (size_t i = 1; i < copies.size(); i++) out << ", mirrored on " << copies[i];
       out << "\n";
       return kExitOk;
     }
@@ -524,12 +546,23 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       Config config = ResolveConfig(sync_target);
       if (IsInplace(config)) ThrowConfig("store sync is for the built-in store; a " + config.target.type +
                                          " target keeps its copies in step itself");
-      auto store = OpenStore(config, sync_target, LockMode::kExclusive, &log);
+      StoreOptions options = StoreOptionsFor(config, sync_target);
+      options.new_copies = sync_target.mirrors;  // named in this command: may be made copies
+      options.init_named = sync_init;
+      auto store = Store::Open(env, config.target.path, LockMode::kExclusive, &log, options);
+      std::vector<std::string> all = store->copies();
+      all.insert(all.end(), store->absent_copies().begin(), store->absent_copies().end());
+      WarnAboutCopiesOnRootFileSystem(all, &log);
       SyncStats st = store->Sync();
       out << "copies in step: " << store->copies().size() << " present";
       if (!store->absent_copies().empty()) out << ", " << store->absent_copies().size() << " absent";
       out << "; copied " << st.packs_copied << " pack(s) and " << st.files_copied << " file(s), removed "
-          << st.points_removed << " pruned point(s)\n";
+          << st.points_removed << " pruned point(s)";
+      if (st.copies_initialized) out << "; made " << st.copies_initialized << " new cop" << (st.copies_initialized == 1 ? "y" : "ies");
+      out << "\n";
+      if (st.copies_initialized && !sync_target.config.empty() && !sync_target.mirrors.empty())
+        log.Info("runs with " + sync_target.config + " use the copies in its [target] path and mirrors: add a "
+                 "new copy there so that they write to it");
       return store->absent_copies().empty() ? kExitOk : kExitWarnings;
     }
     if (run->parsed() || plan->parsed()) {

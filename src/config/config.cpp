@@ -79,9 +79,10 @@ class TableReader {
   }
 
   // An array of strings, or nothing if absent.
-  std::optional<std::vector<std::string>> StringArray(std::string_view key) const {
+  std::optional<std::vector<std::string>> StringArray(std::string_view key, int* line = nullptr) const {
     int key_line = 0;
     const toml::node* node = Get(key, toml::node_type::array, "an array of strings", &key_line);
+    if (line != nullptr) *line = key_line;
     if (node == nullptr) return std::nullopt;
     std::vector<std::string> out;
     for (const auto& item : *node->as_array()) {
@@ -203,13 +204,25 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     if (tr.String("path")) tr.Fail(target_line, "a zfs target has a 'dataset', not a 'path'");
   } else {
     if (tr.String("dataset")) tr.Fail(target_line, "'dataset' belongs to a zfs target only");
-    config.target.path = ResolvePath(base_dir, tr.RequiredString("path"));
+    int path_line = 0;
+    std::string path = tr.RequiredString("path", &path_line);
+    // A store's copies are recorded by absolute path in each copy's
+    // config.json and compared with these: no reading them against
+    // anything.
+    if (config.target.type == "store" && path.front() != '/')
+      tr.Fail(path_line, "'path' in [target] must be an absolute path for a store, not \"" + path + "\"");
+    config.target.path = ResolvePath(base_dir, path);
   }
-  if (auto mirrors = tr.StringArray("mirrors")) {
+  int mirrors_line = 0;
+  if (auto mirrors = tr.StringArray("mirrors", &mirrors_line)) {
     if (config.target.type != "store")
       tr.Fail(target_line, "'mirrors' belongs to the built-in store; a " + config.target.type +
                                " target is mirrored by its file system");
-    for (const auto& m : *mirrors) config.target.mirrors.push_back(ResolvePath(base_dir, m));
+    for (const auto& m : *mirrors) {
+      if (m.empty() || m.front() != '/')
+        tr.Fail(mirrors_line, "'mirrors' in [target] must hold absolute paths, not \"" + m + "\"");
+      config.target.mirrors.push_back(ResolvePath(base_dir, m));
+    }
   }
   int prefix_line = 0;
   if (auto prefix = tr.String("snapshot_prefix", &prefix_line)) {

@@ -46,7 +46,7 @@ TEST(ConfigTest, ValidConfig) {
   test::WriteFile(file,
                   "# comment\n"
                   "[target]\n"
-                  "type = \"store\"\n"
+                  "type = \"dir\"\n"
                   "path = \"store/../repo\"\n"
                   "\n"
                   "[[volume]]\n"
@@ -59,7 +59,7 @@ TEST(ConfigTest, ValidConfig) {
                   "one_file_system = false\n");
   Config config = LoadConfig(file);
   EXPECT_EQ(config.file, file);
-  EXPECT_EQ(config.target.type, "store");
+  EXPECT_EQ(config.target.type, "dir");
   EXPECT_EQ(config.target.path, dir.path() + "/repo");
   ASSERT_EQ(config.volumes.size(), 2u);
   EXPECT_EQ(config.volumes[0].name, "images");
@@ -85,7 +85,7 @@ TEST(ConfigTest, RelativePathsFollowTheFileNotTheCwd) {
   test::TempDir dir;
   ASSERT_EQ(mkdir((dir / "conf").c_str(), 0700), 0);
   test::WriteFile(dir / "conf/c.toml",
-                  "[target]\npath = \"../repo\"\n[[volume]]\nname = \"v\"\nsource = \"src\"\n");
+                  "[target]\ntype = \"dir\"\npath = \"../repo\"\n[[volume]]\nname = \"v\"\nsource = \"src\"\n");
   char old_cwd[4096];
   ASSERT_NE(getcwd(old_cwd, sizeof(old_cwd)), nullptr);
   ASSERT_EQ(chdir(dir.path().c_str()), 0);
@@ -146,6 +146,12 @@ TEST(ConfigTest, Target) {
                 "'dataset' belongs to a zfs target only");
   ExpectErrorAt("[target]\ntype = \"dir\"\npath = \"/b\"\nmirrors = [\"/c\"]\n", 1,
                 "'mirrors' belongs to the built-in store");
+  // A store's copies are named by absolute paths (issue 12, case 5): they
+  // are recorded so in each copy's config.json.
+  ExpectErrorAt("[target]\npath = \"usb1/vmback\"\n", 2,
+                "'path' in [target] must be an absolute path for a store, not \"usb1/vmback\"");
+  ExpectErrorAt("[target]\npath = \"/mnt/usb1/vmback\"\nmirrors = [\"/mnt/usb3/vmback\",\n  \"usb2/vmback\"]\n", 3,
+                "'mirrors' in [target] must hold absolute paths, not \"usb2/vmback\"");
   ExpectErrorAt("[target]\ntype = \"btrfs\"\npath = \"/b\"\nblock_size = \"100K\"\n", 4, "power of two");
   ExpectErrorAt("[target]\npath = \"/b\"\nblock_size = \"128K\"\n", 3, "store init --block-size");
   ExpectErrorAt("[target]\ntype = \"dir\"\npath = \"/b\"\nsnapshot_prefix = \"x-\"\n", 4,

@@ -175,7 +175,14 @@ std::string JoinPath(const std::string& a, const std::string& b);
 void SyncFileSystem(const std::string& path);
 // True when path is on a file system mounted read-only (statvfs ST_RDONLY).
 bool IsReadOnlyFileSystem(const std::string& path);
-// realpath(3), or the path as given when it cannot be resolved.
+// realpath(3); when the path cannot be resolved (it is not there), the path
+// made absolute from the working directory and normalized. So a path the
+// user typed relative is read against the working directory once, here.
 std::string CanonicalPath(const std::string& path);
+// True when path (or, if it is not there, its nearest existing ancestor)
+// lies on the file system of "/": a directory meant to be on a disk of its
+// own that shows this is most likely the mount point of a disk that is not
+// mounted. False when it cannot be told.
+bool OnRootFileSystem(const std::string& path);
 
 }  // namespace vmback

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 
 #include "os/dir.h"
 #include "os/env.h"
@@ -422,11 +423,44 @@ bool IsReadOnlyFileSystem(const std::string& path) {
 }
 
 std::string CanonicalPath(const std::string& path) {
+  if (path.empty()) return path;
   char* real = ::realpath(path.c_str(), nullptr);
-  if (!real) return path;
-  std::string out = real;
-  ::free(real);
-  return out;
+  if (real) {
+    std::string out = real;
+    ::free(real);
+    return out;
+  }
+  // Not there (an unplugged disk, a new copy): still absolute, so that what
+  // is recorded or compared does not depend on where the process runs, and
+  // with the directory above resolved when that is there.
+  std::error_code ec;
+  std::filesystem::path abs = std::filesystem::absolute(path, ec);
+  if (ec) return path;
+  std::string normal = abs.lexically_normal().string();
+  while (normal.size() > 1 && normal.back() == '/') normal.pop_back();
+  abs = normal;
+  if (abs.has_filename() && abs.has_parent_path() && abs.parent_path() != abs) {
+    if (char* parent = ::realpath(abs.parent_path().c_str(), nullptr)) {
+      std::string out = JoinPath(parent, abs.filename().string());
+      ::free(parent);
+      return out;
+    }
+  }
+  return abs.string();
+}
+
+bool OnRootFileSystem(const std::string& path) {
+  struct stat root;
+  if (::stat("/", &root) != 0) return false;
+  std::string p = path;
+  for (;;) {
+    struct stat st;
+    if (::stat(p.c_str(), &st) == 0) return st.st_dev == root.st_dev;
+    if (errno != ENOENT && errno != ENOTDIR) return false;  // unknown: say nothing
+    std::string parent = DirName(p);
+    if (parent == p || parent.empty()) return false;
+    p = parent;
+  }
 }
 
 }  // namespace vmback

@@ -613,20 +613,33 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
   std::vector<DomainInfo> domains;
   CheckPlan(config, JobKind::kRun, env, hv, &domains, nullptr);
   const std::vector<SourceReport> sources = DescribeSources(config, domains, log);  // warns as run does
-  // The store must be there (as RunJob's Store::Open requires); not opened,
-  // so that a plan takes no lock and changes nothing.
+  // A copy of the store must be there (as RunJob's Store::Open requires);
+  // not opened, so that a plan takes no lock and changes nothing.
+  StoreCopies copies;
   if (config.target.type != "store") {
     auto target = OpenInplaceTarget(env, config.target, log);
     WarnAboutMountOptions(*target, log);
-  } else if (!env->Exists(JoinPath(config.target.path, "config.json")))
-    ThrowNotFound("store " + config.target.path +
-                  " is not a vmback store (no config.json; create it with 'vmback store init')");
+  } else {
+    StoreOptions store_options;
+    store_options.mirrors = config.target.mirrors;
+    copies = Store::Locate(env, config.target.path, store_options);
+    for (const auto& c : copies.all)
+      if (!env->Exists(JoinPath(c, "config.json")))
+        log->Warn("copy " + c + " holds no store (" + (env->Exists(c) ? "no config.json" : "not there") +
+                  "): the run goes on without it");
+    WarnAboutCopiesOnRootFileSystem(copies.all, log);
+  }
   std::string out;
   out += "1. take the run lock " + JoinPath(config.run.state_dir, "run.lock") +
          "; recover from " + JoinPath(config.run.state_dir, "journal") + " if a run crashed\n";
-  if (config.target.type == "store")
-    out += "2. open the store " + config.target.path + " (exclusive)\n";
-  else
+  if (config.target.type == "store") {
+    out += "2. open the store " + copies.primary + " (exclusive)";
+    if (copies.all.size() > 1) {
+      out += ", with its copies";
+      for (size_t i = 1; i < copies.all.size(); i++) out += " " + copies.all[i];
+    }
+    out += "\n";
+  } else
     out += "2. open the " + config.target.type + " target " +
            (config.target.type == "zfs" ? config.target.dataset : config.target.path) +
            " (changed blocks are written in place, then a point is taken)\n";

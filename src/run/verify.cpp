@@ -202,6 +202,11 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   VerifyReport report;
   const size_t ncopies = store->copies().size();
   for (const auto& c : store->copies()) report.copies.push_back(CopyReport{c});
+  // An unmounted disk's copy is absent, or worse, was once made in the
+  // empty mount point: say so whichever it is.
+  std::vector<std::string> every_copy = store->copies();
+  every_copy.insert(every_copy.end(), store->absent_copies().begin(), store->absent_copies().end());
+  WarnAboutCopiesOnRootFileSystem(every_copy, log);
   // A copy that missed backups catches up first (a writer's job).
   if (ncopies > 1 && store->exclusive()) {
     SyncStats synced = store->Sync();

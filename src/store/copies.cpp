@@ -169,31 +169,22 @@ void Store::DeletePoint(const std::string& point) {
 SyncStats Store::Sync() {
   SyncStats stats;
   Guard([&] {
-    // A replaced disk: an empty directory the user named as a copy in this
-    // command becomes one (one that a disk's config.json records does not:
-    // that path comes from whoever wrote the disk).
+    // A new or replaced disk: an empty directory (or one not there yet,
+    // below an existing one) that this command named as a new copy, or a
+    // copy whose making was cut short, becomes one. Never merely because a
+    // config names it: with its disk not mounted, that is an empty mount
+    // point on another file system.
     std::vector<std::string> still_absent;
     for (const auto& a : absent_) {
-      if (named_.count(a) && env_->Status(a).kind == FileKind::kDir &&
-          !env_->Exists(JoinPath(a, "config.json")) && env_->ListDir(a).empty()) {
-        if (env_->Status(a).mode != 0700) env_->SetMode(a, 0700);
-        nlohmann::json config = config_;
-        config["copy_id"] = "";
-        if (config_.contains("copies") && config_["copies"].is_array())
-          for (const auto& c : config_["copies"])
-            if (c.is_object() && c.value("path", "") == a) config["copy_id"] = c.value("copy_id", "");
-        WriteFileAtomic(env_, JoinPath(a, "config.json"), config.dump(2) + "\n");
-        for (const char* sub : {"packs", "index", "points", "tmp"}) env_->MakeDir(JoinPath(a, sub));
-        env_->SyncDir(a);
-        copies_.push_back(a);
-        locks_.push_back(env_->Lock(JoinPath(a, "lock"), LockMode::kExclusive));
+      if (MayMakeCopy(a)) {
+        MakeCopy(a);
         stats.copies_initialized++;
-        log_->Info("initialized " + a + " as a new copy of the store");
       } else {
         still_absent.push_back(a);
       }
     }
     absent_ = still_absent;
+    RecordCopies();
     stats.copied_to.assign(copies_.size(), 0);
     if (copies_.size() < 2) return;
 

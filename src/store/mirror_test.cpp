@@ -926,6 +926,46 @@ TEST_F(MirrorTest, PointDeletedWhileACopyWasAbsentDoesNotComeBack) {
 }
 
 // ---------------------------------------------------------------------------
+// The first copy absent (issue 12, case 4).
+
+TEST_F(MirrorTest, AbsentPathIsServedByANamedMirror) {
+  MakePoints(2);
+  fs::rename(a_, a_ + ".away");
+  StoreOptions named;  // a config's path A and mirrors [B]
+  named.mirrors = {b_};
+  {
+    Logger wlog(LogLevel::kError, false);
+    auto s = Store::Open(Env::Default(), a_, LockMode::kExclusive, &wlog, named);
+    EXPECT_EQ(s->dir(), b_);
+    EXPECT_EQ(s->copies(), std::vector<std::string>{b_});
+    EXPECT_EQ(s->absent_copies(), std::vector<std::string>{a_});
+    EXPECT_TRUE(AnyContains(wlog.problems(), "copy " + a_ + " is not there")) << Joined(wlog.problems());
+    EXPECT_FALSE(AnyContains(wlog.problems(), "store init")) << Joined(wlog.problems());
+    EXPECT_EQ(s->ListPoints(), points_);
+    ExpectRestoresEverything(s.get(), "B serving for the absent A");
+    s->Sync();
+    BackupGeneration(s.get(), 2);
+  }
+  EXPECT_FALSE(fs::exists(a_)) << "a write went to the absent copy's path";
+  // By its path alone, A's own config.json is the list of copies: nothing
+  // to go on, and the error says what to do.
+  try {
+    Store::Open(Env::Default(), a_, LockMode::kShared, &log_);
+    ADD_FAILURE() << "opened a store that is not there";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
+    EXPECT_TRUE(Contains(e.what(), a_) && Contains(e.what(), "mount")) << e.what();
+  }
+  fs::rename(a_ + ".away", a_);
+  {
+    auto s = Store::Open(Env::Default(), a_, LockMode::kExclusive, &log_, named);
+    EXPECT_EQ(s->dir(), a_);
+    EXPECT_GE(s->Sync().packs_copied, 1u);
+  }
+  ExpectSameCopies("after A came back");
+}
+
+// ---------------------------------------------------------------------------
 // A replaced, empty disk.
 
 TEST_F(MirrorTest, EmptyReplacementDiskBecomesAFullCopy) {
@@ -940,9 +980,21 @@ TEST_F(MirrorTest, EmptyReplacementDiskBecomesAFullCopy) {
     EXPECT_TRUE(fs::is_empty(b_));
   }
   {
+    // Named as a copy to use (a config's mirrors, --mirror): that is no
+    // order to make one (its disk may just not be mounted).
     Logger olog(LogLevel::kError, false);
     StoreOptions named;
     named.mirrors = {b_};
+    auto s = Store::Open(Env::Default(), a_, LockMode::kExclusive, &olog, named);
+    EXPECT_EQ(s->absent_copies(), std::vector<std::string>{b_});
+    EXPECT_EQ(s->Sync().copies_initialized, 0u);
+    EXPECT_TRUE(fs::is_empty(b_));
+  }
+  {
+    Logger olog(LogLevel::kError, false);
+    StoreOptions named;
+    named.mirrors = {b_};
+    named.new_copies = {b_};  // store sync --mirror B: named as a new copy in this command
     auto s = Store::Open(Env::Default(), a_, LockMode::kExclusive, &olog, named);
     EXPECT_EQ(s->absent_copies(), std::vector<std::string>{b_});
     SyncStats st = s->Sync();

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <functional>
 #include <optional>
 #include <set>
 
@@ -99,6 +100,47 @@ CopyConfig ReadCopyConfig(Env* env, const std::string& dir) {
   return c;
 }
 
+// The marker written first into a new copy (kCopyMarker).
+std::string CopyMarker(const std::string& store_id, const std::string& copy_id) {
+  return nlohmann::json{{"format", "vmback-copy"}, {"store_id", store_id}, {"copy_id", copy_id}}.dump() + "\n";
+}
+
+// The copy_id in dir's marker if it marks an unfinished copy of store_id
+// (a marker and no config.json); empty otherwise. The marker comes from a
+// disk: read capped, and anything unexpected is no marker.
+std::optional<std::string> UnfinishedCopy(Env* env, const std::string& dir, const std::string& store_id) {
+  std::string path = JoinPath(dir, kCopyMarker);
+  if (env->Status(dir).kind != FileKind::kDir || env->Status(path).kind != FileKind::kFile ||
+      env->Exists(JoinPath(dir, "config.json")))
+    return std::nullopt;
+  try {
+    auto j = nlohmann::json::parse(ReadFileToString(env, path, kMaxSmallFileSize));
+    if (j.is_object() && j.value("format", "") == "vmback-copy" && !store_id.empty() &&
+        j.value("store_id", "") == store_id)
+      return j.value("copy_id", "");
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+// What a directory named as a copy holds when it holds no store, for
+// messages: "is not there", "is an empty directory (...)", ...
+std::string WhatIsThere(Env* env, const std::string& dir) {
+  FileStatus st = env->Status(dir);
+  if (st.kind == FileKind::kMissing) return "is not there";
+  if (st.kind != FileKind::kDir) return "is not a directory";
+  try {
+    if (env->ListDir(dir).empty()) return "is an empty directory";
+  } catch (const Error& e) {
+    return std::string("cannot be read (") + e.what() + ")";
+  }
+  return "holds no vmback store (no config.json)";
+}
+
+bool IsEmptyDir(Env* env, const std::string& dir) {
+  return env->Status(dir).kind == FileKind::kDir && env->ListDir(dir).empty();
+}
+
 std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, LockMode mode,
                                    double wait_seconds, Logger* log) {
   const auto start = std::chrono::steady_clock::now();
@@ -136,6 +178,19 @@ bool IsValidTag(std::string_view tag) {
   });
 }
 
+std::vector<std::string> WarnAboutCopiesOnRootFileSystem(const std::vector<std::string>& copies, Logger* log) {
+  std::vector<std::string> on_root, own;
+  for (const auto& c : copies) (OnRootFileSystem(c) ? on_root : own).push_back(c);
+  if (own.empty()) return {};  // all on one file system: a choice, not a disk gone
+  for (const auto& c : on_root)
+    log->Warn("copy " + c + " is on the root file system, while the other cop" +
+              (own.size() == 1 ? "y is" : "ies are") + " on a file system of " +
+              (own.size() == 1 ? "its" : "their") +
+              " own: is its disk not mounted? (vmback writes no new copy into an empty directory "
+              "unless the command says so)");
+  return on_root;
+}
+
 bool PointNameLess(const std::string& a, const std::string& b) {
   // "NAME" is the first point of its second, then "NAME.2", "NAME.3", ...
   auto split = [](const std::string& s) -> std::pair<std::string, uint64_t> {
@@ -151,13 +206,14 @@ bool PointNameLess(const std::string& a, const std::string& b) {
   return split(a) < split(b);
 }
 
-void Store::Init(Env* env, const std::string& dir, uint32_t block_size,
-                 const std::vector<std::string>& mirrors) {
+std::vector<std::string> Store::Init(Env* env, const std::string& dir, uint32_t block_size,
+                                     const std::vector<std::string>& mirrors) {
   if (block_size < 4096 || block_size > (16u << 20) || (block_size & (block_size - 1)))
     ThrowConfig("block size " + std::to_string(block_size) +
                 " must be a power of two between 4 KiB and 16 MiB");
-  // Symlinks in the paths the user gave are resolved once, here: the
-  // directories recorded (and used from now on) are the real ones.
+  // Symlinks in the paths the user gave are resolved once, here, and a
+  // relative path is read against the working directory: the directories
+  // recorded (and used from now on, from any directory) are the real ones.
   std::vector<std::string> all = {CanonicalPath(dir)};
   for (const auto& m : mirrors) all.push_back(CanonicalPath(m));
   for (size_t i = 0; i < all.size(); i++)
@@ -186,8 +242,106 @@ void Store::Init(Env* env, const std::string& dir, uint32_t block_size,
   };
   for (const auto& c : copies) {
     config["copy_id"] = c["copy_id"];
-    InitCopy(env, c["path"].get<std::string>(), config);
+    const std::string path = c["path"].get<std::string>();
+    WriteFileAtomic(env, JoinPath(path, kCopyMarker),
+                    CopyMarker(config["store_id"].get<std::string>(), c["copy_id"].get<std::string>()));
+    InitCopy(env, path, config);
   }
+  return all;
+}
+
+namespace {
+
+// The copies named, resolved; the path first.
+std::vector<std::string> NamedCopies(const std::string& dir, const StoreOptions& options) {
+  std::vector<std::string> named = {CanonicalPath(dir)};
+  for (const auto& m : options.mirrors) named.push_back(CanonicalPath(m));
+  return named;
+}
+
+// The error when no named copy holds a store: each one and what is there.
+[[noreturn]] void ThrowNoCopy(Env* env, const std::vector<std::string>& named) {
+  std::string what, init = "vmback store init " + named[0];
+  for (size_t i = 0; i < named.size(); i++) {
+    what += (i ? "; " : "") + named[i] + " " + WhatIsThere(env, named[i]);
+    if (i) init += " --mirror " + named[i];
+  }
+  if (named.size() == 1)
+    ThrowNotFound("no vmback store at " + named[0] + ": it " + WhatIsThere(env, named[0]) +
+                  ". If the store is on a disk that is not mounted, mount it (or open another copy of the "
+                  "store); a new store is made with '" + init + "'");
+  ThrowNotFound("no copy of the store is there: " + what +
+                ". Mount a disk that holds a copy; only if there never was a store, make one with '" + init +
+                "'");
+}
+
+// Locate's work, with the primary's config (read after its layout is
+// checked, when `check` is given) for Open.
+StoreCopies LocateCopies(Env* env, const std::string& given_dir, const StoreOptions& options, Logger* log,
+                         const std::function<void(const std::string&)>& check, CopyConfig* primary) {
+  const std::vector<std::string> named = NamedCopies(given_dir, options);
+  StoreCopies out;
+  for (const auto& c : named)
+    if (env->Exists(JoinPath(c, "config.json"))) {
+      out.primary = c;
+      break;
+    }
+  if (out.primary.empty()) ThrowNoCopy(env, named);
+  if (check) check(out.primary);
+  *primary = ReadCopyConfig(env, out.primary);
+  out.all = {out.primary};
+  auto add = [&](const std::string& c) {
+    if (std::find(out.all.begin(), out.all.end(), c) == out.all.end()) out.all.push_back(c);
+  };
+  if (!options.mirrors.empty()) {
+    // The copies the user named, in their order.
+    for (const auto& c : named) add(c);
+  } else if (primary->json.contains("copies") && primary->json["copies"].is_array()) {
+    // Those recorded. If the copy recorded under this copy's id is still at
+    // its recorded path and that is not here, this directory is a duplicate
+    // (cp -a) of it, not that copy: it must not write into the original's
+    // mirrors.
+    const auto& recorded = primary->json["copies"];
+    bool duplicate = false;
+    for (const auto& c : recorded) {
+      if (!c.is_object() || c.value("copy_id", "") != primary->copy_id) continue;
+      std::string path = c.value("path", "");
+      if (!path.empty() && path.front() == '/' && CanonicalPath(path) != out.primary &&
+          env->Exists(JoinPath(path, "config.json"))) {
+        try {
+          duplicate = ReadCopyConfig(env, path).copy_id == primary->copy_id;
+        } catch (const Error&) {
+        }
+      }
+    }
+    if (duplicate) {
+      if (recorded.size() > 1 && log)
+        log->Warn(out.primary + " is a duplicate of a copy that is still at its recorded place; its "
+                  "mirrors are not used (name them with --mirror to use them)");
+    } else {
+      for (const auto& c : recorded) {
+        if (!c.is_object() || !c.contains("path") || !c["path"].is_string()) continue;
+        if (c.value("copy_id", "") == primary->copy_id) continue;  // this copy, wherever it is now
+        std::string path = c["path"].get<std::string>();
+        if (path.empty()) continue;
+        if (path.front() != '/') {  // written by something else than vmback: where would it be?
+          if (log) log->Warn(out.primary + "/config.json records a copy at the relative path " + path +
+                             "; not used (name the copy with --mirror)");
+          continue;
+        }
+        add(CanonicalPath(path));
+      }
+    }
+  }
+  for (const auto& c : options.new_copies) add(CanonicalPath(c));
+  return out;
+}
+
+}  // namespace
+
+StoreCopies Store::Locate(Env* env, const std::string& dir, const StoreOptions& options) {
+  CopyConfig primary;
+  return LocateCopies(env, dir, options, nullptr, nullptr, &primary);
 }
 
 Store::Store(Env* env, std::string dir, Logger* log) : env_(env), dir_(std::move(dir)), log_(log) {}
@@ -202,16 +356,17 @@ Store::~Store() {
 
 std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockMode mode, Logger* log,
                                    const StoreOptions& options) {
-  // The one place symlinks in the user's path are followed; below it none.
-  const std::string dir = CanonicalPath(given_dir);
-  if (!env->Exists(dir)) ThrowNotFound("store " + dir + " does not exist (create it with 'vmback store init')");
-  if (!env->Exists(JoinPath(dir, "config.json"))) ThrowNotFound(dir + " is not a vmback store (no config.json)");
-  std::unique_ptr<Store> s(new Store(env, dir, log));
+  // The one place symlinks in the user's paths are followed; below it none.
   const bool writer = mode == LockMode::kExclusive;
-  if (size_t n = CheckCopyLayout(env, dir, writer))
-    log->Info("tightened the modes of " + std::to_string(n) + " file(s) and directories in " + dir +
-              " (a store is private: directories 0700, files 0600)");
-  CopyConfig primary = ReadCopyConfig(env, dir);
+  auto check_layout = [&](const std::string& dir) {
+    if (size_t n = CheckCopyLayout(env, dir, writer))
+      log->Info("tightened the modes of " + std::to_string(n) + " file(s) and directories in " + dir +
+                " (a store is private: directories 0700, files 0600)");
+  };
+  CopyConfig primary;
+  StoreCopies located = LocateCopies(env, given_dir, options, log, check_layout, &primary);
+  const std::string& dir = located.primary;
+  std::unique_ptr<Store> s(new Store(env, dir, log));
   std::string config_path = JoinPath(dir, "config.json");
   try {
     s->block_size_ = primary.json.at("block_size").get<uint32_t>();
@@ -224,74 +379,62 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
     ThrowCorrupt(config_path + ": bad block_size " + std::to_string(s->block_size_) +
                  " (a power of two from 4096 to 16 MiB)");
 
-  // The copies: this one first, then the mirrors (given, or recorded).
-  // Only a copy the user named may be made from an empty directory (Sync):
-  // the paths recorded in config.json come from a disk anyone may have
-  // written.
-  std::vector<std::string> wanted;
-  for (const auto& m : options.mirrors) {
-    wanted.push_back(CanonicalPath(m));
-    s->named_.insert(wanted.back());
-  }
-  if (wanted.empty() && primary.json.contains("copies") && primary.json["copies"].is_array()) {
-    // If the copy recorded under this copy's id is still at its recorded
-    // path and that is not here, this directory is a duplicate (cp -a) of
-    // it, not that copy: it must not write into the original's mirrors.
-    bool duplicate = false;
-    for (const auto& c : primary.json["copies"]) {
-      if (!c.is_object() || c.value("copy_id", "") != primary.copy_id) continue;
-      std::string recorded = c.value("path", "");
-      if (!recorded.empty() && CanonicalPath(recorded) != CanonicalPath(dir) &&
-          env->Exists(JoinPath(recorded, "config.json"))) {
-        try {
-          duplicate = ReadCopyConfig(env, recorded).copy_id == primary.copy_id;
-        } catch (const Error&) {
-        }
-      }
-    }
-    if (duplicate) {
-      if (primary.json["copies"].size() > 1)
-        log->Warn(dir + " is a duplicate of a copy that is still at its recorded place; its "
-                  "mirrors are not used (name them with --mirror to use them)");
-    } else {
-      for (const auto& c : primary.json["copies"]) {
-        if (!c.is_object() || !c.contains("path")) continue;
-        if (c.value("copy_id", "") == primary.copy_id) continue;  // this copy, wherever it is now
-        if (!c["path"].is_string() || c["path"].get<std::string>().empty()) continue;
-        wanted.push_back(CanonicalPath(c["path"].get<std::string>()));
-      }
-    }
-  }
+  // Only a directory the user named in this command as a new copy may be
+  // made one from an empty directory (Sync), or one that holds the marker
+  // of an unfinished copy of this store: the paths recorded in config.json
+  // come from a disk anyone may have written, and a path named in a config
+  // file is an empty mount point whenever its disk is not mounted.
+  for (const auto& c : options.new_copies) s->may_init_.insert(CanonicalPath(c));
+  if (options.init_named)
+    for (const auto& c : NamedCopies(given_dir, options)) s->may_init_.insert(c);
   s->copies_.push_back(dir);
-  std::unordered_set<std::string> seen = {CanonicalPath(dir)};
-  for (const auto& m : wanted) {
-    if (!seen.insert(CanonicalPath(m)).second) continue;
-    std::string why;
+  s->copy_ids_.push_back(primary.copy_id);
+  struct Away {
+    std::string copy, what, hint;
+  };
+  std::vector<Away> away;
+  const std::string back = "once it is back, 'vmback store sync' brings it up to date";
+  for (size_t i = 1; i < located.all.size(); i++) {
+    const std::string& m = located.all[i];
+    std::string what, hint = back;
     try {
       if (!env->Exists(JoinPath(m, "config.json"))) {
-        why = !env->Exists(m)       ? "is not there"
-              : s->named_.count(m) ? "has no store in it"
-                                   : "has no store in it (name it with --mirror to make it a new copy)";
+        what = WhatIsThere(env, m);
+        if (UnfinishedCopy(env, m, primary.store_id)) {
+          what = "holds an unfinished copy of the store";
+          hint = "the next store sync, backup or run finishes it";
+        } else if (s->may_init_.count(m)) {
+          hint = env->Exists(m) && !IsEmptyDir(env, m) ? "a new copy is made only in an empty directory"
+                                                       : "'vmback store sync' makes it a new copy";
+        } else if (env->Exists(m)) {
+          hint = "if its disk is not mounted, mount it; an empty directory is made a new copy only when the "
+                 "command says so: 'vmback store sync --store " + dir + " --mirror " + m +
+                 "', or 'vmback store sync -c CONFIG --init' with a config that names it";
+        }
       } else {
-        if (size_t n = CheckCopyLayout(env, m, writer))
-          log->Info("tightened the modes of " + std::to_string(n) + " file(s) and directories in " + m +
-                    " (a store is private: directories 0700, files 0600)");
+        check_layout(m);
         CopyConfig other = ReadCopyConfig(env, m);
-        if (other.store_id != primary.store_id) why = "holds a different store";
+        if (other.store_id != primary.store_id) what = "holds a different store";
         else if (!other.copy_id.empty() && other.copy_id == primary.copy_id) continue;  // the same copy
+        else s->copy_ids_.push_back(other.copy_id);
       }
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::kConfig) throw;
-      why = std::string("cannot be read (") + e.what() + ")";
+      what = std::string("cannot be read (") + e.what() + ")";
     }
-    if (why.empty()) {
+    if (what.empty()) {
       s->copies_.push_back(m);
     } else {
       s->absent_.push_back(m);
-      log->Warn("mirror " + m + " " + why + "; going on with " + std::to_string(s->copies_.size()) +
-                " cop" + (s->copies_.size() == 1 ? "y" : "ies") + " (bring it back with 'vmback store sync')");
+      away.push_back({m, what, hint});
     }
   }
+  std::string present;
+  for (const auto& c : s->copies_) present += (present.empty() ? "" : ", ") + c;
+  const size_t n = s->copies_.size();
+  for (const auto& a : away)
+    log->Warn("copy " + a.copy + " " + a.what + "; going on with " + std::to_string(n) + " cop" +
+              (n == 1 ? "y" : "ies") + " (" + present + "); " + a.hint);
   s->exclusive_ = mode == LockMode::kExclusive;
   for (const auto& c : s->copies_)
     if (auto lock = TakeLock(env, c, mode, options.lock_wait_seconds, log)) s->locks_.push_back(std::move(lock));
@@ -319,6 +462,80 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
     }
   }
   return s;
+}
+
+bool Store::MayMakeCopy(const std::string& dir) const {
+  if (env_->Exists(JoinPath(dir, "config.json"))) return false;
+  if (UnfinishedCopy(env_, dir, config_.value("store_id", ""))) {
+    // What it holds is checked as any copy's layout; refused, it stays absent.
+    try {
+      CheckCopyLayout(env_, dir, false);
+      return true;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kCorrupt) throw;
+      log_->Warn(std::string(e.what()) + "; the unfinished copy " + dir + " is left as it is");
+      return false;
+    }
+  }
+  if (!may_init_.count(dir)) return false;
+  FileStatus st = env_->Status(dir);
+  if (st.kind == FileKind::kMissing) return env_->Status(DirName(dir)).kind == FileKind::kDir;
+  return IsEmptyDir(env_, dir);
+}
+
+void Store::MakeCopy(const std::string& dir) {
+  const std::string store_id = config_.value("store_id", "");
+  std::optional<std::string> unfinished = UnfinishedCopy(env_, dir, store_id);
+  if (!env_->Exists(dir)) env_->MakeDir(dir);  // below an existing directory the user named
+  if (unfinished) CheckCopyLayout(env_, dir, true);  // as MayMakeCopy did; modes narrowed
+  if (env_->Status(dir).mode != kDirMode) env_->SetMode(dir, kDirMode);  // a directory the user made
+  auto lock = env_->Lock(JoinPath(dir, "lock"), LockMode::kExclusive);
+  // The same copy_id as the copy recorded at this path (a replaced disk),
+  // or as the marker says; else a new one.
+  std::string copy_id = unfinished ? *unfinished : "";
+  if (copy_id.empty() && config_.contains("copies") && config_["copies"].is_array())
+    for (const auto& c : config_["copies"])
+      if (c.is_object() && c.value("path", "") == dir) copy_id = c.value("copy_id", "");
+  if (copy_id.empty()) copy_id = RandomHex(8);
+  // The marker first, config.json last: a copy cut short is recognised
+  // (and finished by the next Sync), never taken for a whole one.
+  WriteFileAtomic(env_, JoinPath(dir, kCopyMarker), CopyMarker(store_id, copy_id));
+  nlohmann::json config = config_;
+  config["copy_id"] = copy_id;
+  InitCopy(env_, dir, config);
+  copies_.push_back(dir);
+  copy_ids_.push_back(copy_id);
+  locks_.push_back(std::move(lock));
+  log_->Info("made " + dir + " a new copy of the store");
+}
+
+void Store::RecordCopies() {
+  // Union of the lists, keyed by copy_id (by path for an entry without
+  // one); a relative path (not written by vmback) is dropped.
+  nlohmann::json list = nlohmann::json::array();
+  std::set<std::string> keys;
+  auto add = [&](const std::string& path, const std::string& copy_id) {
+    if (path.empty() || path.front() != '/') return;
+    if (keys.insert(copy_id.empty() ? "path " + path : copy_id).second)
+      list.push_back({{"path", path}, {"copy_id", copy_id}});
+  };
+  std::vector<nlohmann::json> configs;
+  for (const auto& c : copies_) {
+    configs.push_back(ReadCopyConfig(env_, c).json);
+    const auto& recorded = configs.back()["copies"];
+    if (!recorded.is_array()) continue;
+    for (const auto& e : recorded)
+      if (e.is_object() && e.contains("path") && e["path"].is_string())
+        add(e["path"].get<std::string>(), e.value("copy_id", ""));
+  }
+  for (size_t c = 0; c < copies_.size(); c++) add(copies_[c], copy_ids_[c]);
+  for (size_t c = copies_.size(); c-- > 0;) {  // mirrors first, the primary last
+    if (configs[c]["copies"] == list) continue;
+    configs[c]["copies"] = list;
+    WriteFileAtomic(env_, JoinPath(copies_[c], "config.json"), configs[c].dump(2) + "\n");
+    log_->Info("recorded every copy in " + JoinPath(copies_[c], "config.json"));
+  }
+  config_["copies"] = list;
 }
 
 std::string Store::PackPath(size_t copy, const Hash& pack) const {

@@ -58,13 +58,44 @@ bool IsValidTag(std::string_view tag);
 enum class ManifestState { kGood, kRepaired, kBad, kUnreadable };
 
 struct StoreOptions {
-  // Copies to use besides the one opened; empty = those recorded at init
-  // (used only where they hold the same store: a recorded path comes from
-  // the disk). Only a copy named here is made from an empty directory.
+  // The other copies the user named (the config's [target] mirrors, or
+  // --mirror), used instead of those recorded at init; empty = the recorded
+  // ones (used only where they hold the same store: a recorded path comes
+  // from the disk). The path opened and these are all named: when the path
+  // is not there, the first of these that holds the store serves instead.
   std::vector<std::string> mirrors;
+  // Directories named in this very command as new copies (store sync
+  // --mirror): used besides the others, and each one that is empty (or not
+  // there, below an existing directory) is made a copy by Sync() and
+  // recorded in every copy's config.json.
+  std::vector<std::string> new_copies;
+  // store sync --init: the path opened and `mirrors` may be made copies
+  // from empty directories too. Without it (and outside new_copies) an
+  // empty directory is a copy that is absent (a disk not mounted leaves an
+  // empty mount point), unless it holds the marker of an unfinished copy of
+  // this store (kCopyMarker).
+  bool init_named = false;
   // How long to wait for another process's lock before failing.
   double lock_wait_seconds = 0;
 };
+
+// Written first into every copy vmback makes (store init, Sync), before its
+// layout and config.json: a directory holding it for this store but no
+// config.json is a copy whose making was cut short, and the next Sync()
+// finishes it. docs/FORMAT.md, "Mirrors".
+inline constexpr char kCopyMarker[] = "vmback-copy";
+
+// Where the copies of a store are, found without locking or writing
+// anything (Store::Locate).
+struct StoreCopies {
+  std::string primary;             // the first named copy that holds the store
+  std::vector<std::string> all;    // every copy to use, the primary first, present or not
+};
+
+// The copies in `copies` that lie on the root file system while at least
+// one other does not (each most likely a disk that is not mounted), each
+// with one warning line on the log. Returns them.
+std::vector<std::string> WarnAboutCopiesOnRootFileSystem(const std::vector<std::string>& copies, Logger* log);
 
 // What Sync() did to bring the copies in step.
 struct SyncStats {
@@ -78,17 +109,27 @@ struct SyncStats {
 class Store {
  public:
   // Creates a new, empty store in dir and in each mirror (created if absent;
-  // each must be empty).
-  static void Init(Env* env, const std::string& dir, uint32_t block_size,
-                   const std::vector<std::string>& mirrors = {});
+  // each must be empty). Returns the copies as recorded in config.json:
+  // absolute, symlinks resolved (a relative path is read against the
+  // working directory, once, here).
+  static std::vector<std::string> Init(Env* env, const std::string& dir, uint32_t block_size,
+                                       const std::vector<std::string>& mirrors = {});
+
+  // The copies Open would use and which one would serve as the primary,
+  // reading only config.json files. Throws kNotFound, naming every copy
+  // tried and what is there, when no named copy holds a store.
+  static StoreCopies Locate(Env* env, const std::string& dir, const StoreOptions& options = {});
 
   // Opens a store, taking its lock on every present copy (kExclusive for
-  // writers). dir and the mirrors are resolved once (CanonicalPath); inside
+  // writers). The primary is dir, or when dir holds no store (not there, or
+  // an empty mount point) the first of options.mirrors that does; the others
+  // are absent, with a warning each, as an unplugged mirror is. dir and the
+  // mirrors are resolved once (CanonicalPath); inside
   // a copy nothing is followed: a symlink, device node or fifo anywhere in
   // its layout is refused (kCorrupt, naming it) before anything is locked,
   // written or deleted (a mirror with one is left out as absent). A writer
   // narrows modes wider than 0700 / 0600, with one line on the log. Loads the blob index from index files and any pack they do not
-  // cover. Throws kNotFound if dir is not a store, kConfig for a newer
+  // cover. Throws kNotFound if no named copy holds a store, kConfig for a newer
   // format, kCorrupt for a damaged config, kLocked if another process holds
   // the lock (after waiting lock_wait_seconds).
   static std::unique_ptr<Store> Open(Env* env, const std::string& dir, LockMode mode,
@@ -102,10 +143,13 @@ class Store {
   const std::vector<std::string>& copies() const { return copies_; }
   const std::vector<std::string>& absent_copies() const { return absent_; }
   // Brings every present copy up to date with the union of the others,
-  // pack by pack, without rewriting what a copy has; initializes an empty
-  // directory named as a copy in StoreOptions::mirrors (never one that is
-  // only recorded in a config.json). Points pruned while a copy was absent are
-  // removed from it, not brought back. REQUIRES: kExclusive.
+  // pack by pack, without rewriting what a copy has; makes a new copy in an
+  // empty directory only where StoreOptions allowed it (new_copies,
+  // init_named) or where the marker of an unfinished copy of this store is
+  // (never in one that is only named in a config.json or a config file, so
+  // that the empty mount point of an unmounted disk stays empty). Every
+  // present copy's config.json lists every copy. Points pruned while a copy
+  // was absent are removed from it, not brought back. REQUIRES: kExclusive.
   SyncStats Sync();
   // Copies pack from a copy where it is whole into copy `to`, keeping a
   // damaged file aside. Returns false if no copy has it whole.
@@ -226,10 +270,21 @@ class Store {
   Logger* log_;
   nlohmann::json config_;  // the primary's config.json
   std::vector<std::string> copies_;  // present; copies_[0] == dir_
+  std::vector<std::string> copy_ids_;  // of copies_, from their config.json
   std::vector<std::string> absent_;
-  // The copies the user named in this command (StoreOptions::mirrors): only
-  // these may be made from an empty directory. Canonical paths.
-  std::unordered_set<std::string> named_;
+  // The directories that may be made copies from empty ones (StoreOptions
+  // new_copies, and with init_named the path and mirrors). Canonical paths.
+  std::unordered_set<std::string> may_init_;
+  // True for an absent copy that Sync may make: in may_init_ and empty (or
+  // not there, below an existing directory), or holding the marker of an
+  // unfinished copy of this store.
+  bool MayMakeCopy(const std::string& dir) const;
+  // Makes an absent directory a new copy (marker, layout, config.json
+  // last) and adds it to the present ones. REQUIRES: kExclusive.
+  void MakeCopy(const std::string& dir);
+  // Brings the "copies" list of every present copy's config.json to the
+  // union of theirs and the present copies. REQUIRES: kExclusive.
+  void RecordCopies();
   std::vector<std::unique_ptr<FileLock>> locks_;
   mutable std::mutex repair_mu_;
   mutable uint64_t repairs_ = 0;

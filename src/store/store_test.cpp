@@ -209,7 +209,7 @@ class StoreTest : public ::testing::Test {
 TEST_F(StoreTest, InitThenOpen) {
   Init();
   EXPECT_TRUE(env_->Exists(dir_ + "/config.json"));
-  EXPECT_EQ(List(""), (std::vector<std::string>{"config.json", "index", "packs", "points", "tmp"}));
+  EXPECT_EQ(List(""), (std::vector<std::string>{"config.json", "index", "packs", "points", "tmp", "vmback-copy"}));
   nlohmann::json config = nlohmann::json::parse(ReadFile(dir_ + "/config.json"));
   EXPECT_EQ(config.at("format"), "vmback-store");
   EXPECT_EQ(config.at("version"), kStoreFormatVersion);

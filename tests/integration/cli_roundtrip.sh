@@ -287,10 +287,10 @@ printf 'tail bytes' | dd of="$DISK" bs=1 seek=$((20 * MiB + 990)) conv=notrunc s
 mkdir "$WORK/cfg"
 CFG=$WORK/cfg/vmback.toml
 cat >"$CFG" <<EOF
-# relative paths are relative to this file
+# relative paths are relative to this file (a store's path must be absolute)
 [target]
 type = "store"
-path = "store2"
+path = "$WORK/cfg/store2"
 
 [[volume]]
 name = "tree"
@@ -315,7 +315,7 @@ import json, sys
 pts = json.load(open(sys.argv[1]))
 assert len(pts) == 1, pts
 assert pts[0]["volumes"] == ["tree", "disk"], pts[0]["volumes"]' "$VM_OUT"
-check "the config's relative target path store2 is taken next to the config file" \
+check "the config's target path store2 holds the point" \
   compgen -G "$WORK/cfg/store2/points/*.json"
 vm verify -c "$CFG"
 expect_rc 0 "verify -c"
@@ -363,7 +363,7 @@ echo "inside the mount" >"$MT/mnt/inner.txt"
 CFG3=$WORK/cfg/mounts.toml
 cat >"$CFG3" <<EOF
 [target]
-path = "store3"
+path = "$WORK/cfg/store3"
 
 [[volume]]
 name = "stay"

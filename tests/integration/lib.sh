@@ -364,6 +364,25 @@ print(off)
 EOF
 }
 
+# mirrored_store A B SOURCE: a store in A mirrored on B (16 KiB blocks), and
+# a config $CFG naming both (path A, mirrors [B]), with one volume "src" of
+# SOURCE and its run state in $WORK/state. Stops the test if init fails.
+mirrored_store() {
+  mkdir -p "$WORK/state"
+  vm store init "$1" --mirror "$2" --block-size 16K
+  expect_rc 0 "store init $1 --mirror $2"
+  [ "$VM_RC" -eq 0 ] || die "cannot go on without a store"
+  CFG=$WORK/vmback.toml
+  printf '[target]\npath = "%s"\nmirrors = ["%s"]\n\n[run]\nstate_dir = "%s"\n\n[[volume]]\nname = "src"\nsource = "%s"\n' \
+    "$1" "$2" "$WORK/state" "$3" >"$CFG"
+}
+
+# copy_listing DIR: "sha256 path" of each pack, index file and manifest of a
+# store copy, for comparing copies.
+copy_listing() {
+  (cd "$1" && find packs index points -type f ! -name '*.tmp-*' -exec sha256sum {} + | sort -k2)
+}
+
 finish() {
   if [ "$FAILURES" -ne 0 ]; then
     echo "$TEST_NAME: $FAILURES of $CHECKS check(s) FAILED" >&2
