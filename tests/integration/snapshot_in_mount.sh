@@ -39,7 +39,8 @@ unset VMBACK_TEST_CRASH_AT
 
 STATE=$WORK/state
 
-# config FILE TARGET_TOML VOLUME SOURCE KIND: a run config with one volume.
+# config FILE TARGET_TOML VOLUME SOURCE KIND: a run config with one volume
+# and no VMs (vms = []: libvirt is not asked).
 config() {
   cat >"$1" <<EOF
 [target]
@@ -55,6 +56,7 @@ state_dir = "$STATE"
 name = "$3"
 source = "$4"
 snapshot = "$5"
+vms = []
 EOF
 }
 
