@@ -326,11 +326,13 @@ BIG="$WORK/big/big.img"
 SAVED5="$WORK/saved5"
 mkdir -p "$SRC5" "$WORK/big"
 vm store init "$S5"
+# Every point holds both volumes: one retention group (host, volume set).
+seeded_file "$BIG" 1000 500 && set_mtime "$BIG" $((T0 + 1))
 seeded_file "$SRC5/f" 100000 501 && set_mtime "$SRC5/f" $((T0 + 1))
-vm backup --store "$S5" "$SRC5"
+vm backup --store "$S5" "$SRC5" "$BIG"
 expect_rc 0 "backup Q1"
 seeded_file "$SRC5/f" 100000 502 && set_mtime "$SRC5/f" $((T0 + 2))
-vm backup --store "$S5" "$SRC5"
+vm backup --store "$S5" "$SRC5" "$BIG"
 expect_rc 0 "backup Q2"
 
 # Q3: a backup of a 300 MiB image in the background; prune --lock-wait 0.
