@@ -34,7 +34,8 @@ namespace {
 
 constexpr char kExitCodesHelp[] = R"(Exit status:
   0  success
-  5  success with warnings (e.g. a mirror copy absent, a damaged copy repaired)
+  5  success with warnings (e.g. a mirror copy absent, a damaged copy repaired,
+     blocks recorded lost by 'vmback repair')
   1  the operation failed; nothing was committed
   2  bad command line or configuration
   3  damage found (verify), or a point was committed without some entries that could not be read
@@ -382,7 +383,10 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                  "(packaging/vmback-verify.timer does so).\n"
                  "A zfs or btrfs target: the file system's scrub (what it repaired from the\n"
                  "other disk is a warning, exit 5), then every point's files re-hashed against\n"
-                 "the blockmaps stored in that point. Exit status 3 when anything is wrong.\n\n"
+                 "the blockmaps stored in that point. Exit status 3 when anything is wrong.\n"
+                 "A pack damaged on every copy: verify says which bad blocks a newer copy\n"
+                 "already heals and which are lost, and that 'vmback repair' rewrites it.\n"
+                 "Blocks recorded lost by repair are a note per file (exit 5), not damage.\n\n"
                  "Examples:\n  vmback verify --store /mnt/usb/vmback\n"
                  "  vmback verify -c /etc/vmback/vmback.toml --json\n"
                  "  vmback verify -c /etc/vmback/vmback.toml --read-data-subset auto/4 --read-limit 40M");
