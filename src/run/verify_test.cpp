@@ -558,6 +558,31 @@ TEST_F(RepairTest, BlockNoCopyHasIsRecordedLost) {
   EXPECT_FALSE(Env::Default()->Exists(a_ + "/lost"));
 }
 
+// Repair before any backup: the block is recorded lost, but the source
+// still has it; the next backup reads the unchanged file again (it refers to
+// a lost block), the block is whole again and verify forgets the loss.
+TEST_F(RepairTest, LostBlockComesBackWithTheNextBackupOfAnUnchangedFile) {
+  std::string block = RandomBytes(4096, 110);
+  std::string data = RandomBytes(4096, 111) + block + "tail";
+  WriteFile(src_ + "/a", data);
+  SetMtimeNs(src_ + "/a", kT0, 5);
+  std::string p1 = Backup({{"VOL", src_}});
+  DamageEverywhere(Sha256(block));
+  RepairReport r = Repair(Open().get(), &log_, false);
+  ASSERT_EQ(r.blobs_lost, 1u);
+  ASSERT_EQ(RunVerify().lost.size(), 1u);
+
+  Backup({{"VOL", src_}});  // not --full-read: the file is unchanged
+  VerifyReport v = RunVerify();
+  EXPECT_TRUE(v.ok()) << Describe(v);
+  EXPECT_TRUE(v.lost.empty()) << v.lost.size();
+  EXPECT_FALSE(Env::Default()->Exists(a_ + "/lost"));
+  EXPECT_FALSE(Env::Default()->Exists(b_ + "/lost"));
+  std::string out = tmp_ / "restored";
+  EXPECT_EQ(Restore(Open().get(), p1, "VOL/a", out, Overwrite::kRefuse, &log_).damaged, 0u);
+  EXPECT_EQ(test::ReadFile(out), data);
+}
+
 // The file "lost" comes from the disk: a damaged one is ignored with a
 // warning, and its blocks show as damage again (never hidden).
 TEST_F(RepairTest, DamagedLostFileIsIgnoredAndItsBlocksAreDamageAgain) {

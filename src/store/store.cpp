@@ -460,9 +460,9 @@ void Store::LoadIndex() {
 
 bool Store::AnyDamaged(const std::vector<Hash>& ids) const {
   std::shared_lock l(mu_);
-  if (damaged_.empty()) return false;
+  if (damaged_.empty() && lost_.empty()) return false;
   for (const auto& id : ids)
-    if (damaged_.count(id)) return true;
+    if (damaged_.count(id) || lost_.count(id)) return true;
   return false;
 }
 

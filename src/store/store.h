@@ -119,11 +119,13 @@ class Store {
   // Thread-safe. False for an id known to be damaged in every copy, so that
   // the next Put of the same data writes a fresh copy (self-healing).
   bool Has(const Hash& id) const;
-  // True if any of ids is known damaged. Cheap when nothing is.
+  // True if any of ids is known damaged or recorded lost (no good copy:
+  // a backup reads an unchanged file that refers to one again, so that the
+  // data comes back). Cheap when nothing is.
   bool AnyDamaged(const std::vector<Hash>& ids) const;
   bool HasDamaged() const {
     std::shared_lock l(mu_);
-    return !damaged_.empty();
+    return !damaged_.empty() || !lost_.empty();
   }
   // Records the ids a full verify found with no good copy (in the file
   // "damaged", replacing what was there), so the next backup that meets
