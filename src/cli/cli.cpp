@@ -834,6 +834,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       auto store = OpenStore(config, repair_target, LockMode::kExclusive, &log);
       RepairReport r = Repair(store.get(), &log, repair_dry_run);
       const std::string would = repair_dry_run ? "would be " : "";
+      if (r.verify.repaired && !repair_json)
+        out << "first healed " << r.verify.repaired << " damaged or missing file(s) from other copies\n";
       if (repair_json) {
         out << RepairReportToJson(r).dump(2) << "\n";
       } else if (r.packs_rewritten == 0) {
@@ -843,7 +845,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
             << "\n";
       } else {
         for (const auto& p : r.lost)
-          out << "lost: " << EscapeForTerminal(p.point) << ": " << EscapeForTerminal(p.path) << ": " << p.reason
+          out << (repair_dry_run ? "would lose: " : "lost: ") << EscapeForTerminal(p.point) << ": " << EscapeForTerminal(p.path) << ": " << p.reason
               << "\n";
         out << (repair_dry_run ? "would rewrite " : "rewrote ") << r.packs_rewritten
             << " pack(s) damaged on every copy: " << r.blobs_moved << " good blob(s) " << would << "moved to a new pack, "

@@ -137,6 +137,13 @@ check "the block is damaged in A's pack" damage_block "$A" "$SRC/a" 4096
 check "the block is damaged in B's pack" damage_block "$B" "$SRC/a" 4096
 seeded_file "$SRC/a" 4 9000  # the data is gone from the source too
 
+vm repair --store "$A" --dry-run
+expect_rc 3 "repair --dry-run of a block no copy has"
+cat "$VM_OUT"
+expect_out "would lose: $P: src/a: 1 bad or missing block(s) (bytes 4096..8192)" "repair --dry-run names what would be lost"
+expect_out "1 would be recorded lost" "repair --dry-run counts it"
+check "repair --dry-run records nothing" test ! -e "$A/lost"
+
 vm repair --store "$A"
 expect_rc 5 "repair that records a block lost"
 cat "$VM_OUT" "$VM_ERR"
