@@ -523,10 +523,6 @@ nlohmann::json VerifyReportToJson(const VerifyReport& r) {
           {"lost", ProblemsToJson(r.lost)}, {"next_step", r.next_step}};
 }
 
-}  // namespace vmback
-
-namespace vmback {
-
 RepairReport Repair(Store* store, Logger* log, bool dry_run) {
   RepairReport r;
   r.dry_run = dry_run;
