@@ -1,12 +1,24 @@
 #!/usr/bin/env bash
 # End to end: a real libvirt/QEMU guest (software emulation) writes numbered
-# records to an ext4 disk image that lives on XFS; `vmback run` quiesces it
-# (guest-agent fsfreeze, then in a second run Alt+SysRq+S and suspend), takes
-# a reflink snapshot of the image, resumes the guest and backs the image up.
-# Each point is restored and must be a consistent file system (e2fsck) whose
-# records run 1, 2, ..., N with no gap or torn line, N at least the last
-# record the guest had reported synced before the run began; the guest must
-# be running and writing again after each run. Prints both freeze windows.
+# records to an ext4 disk image that lives on XFS; `vmback run` quiesces it,
+# takes a reflink snapshot, resumes the guest and backs the snapshot up.
+# Three runs, three points:
+#   1. quiesce = "agent" (guest-agent fsfreeze); the volume is the image file
+#      (mode = "block"), the guest named on it (vms)
+#   2. quiesce = "sysrq" (Alt+SysRq+S and suspend); the same volume
+#   3. quiesce = "agent"; the volume is the images directory, which is the
+#      XFS's mount point, backed up as a file tree (the snapshot is made
+#      inside it, as .vmback-VOLUME-RUNID, and left out of the point); no vms
+#      key, so the default "auto" must find and quiesce the guest by its disk
+#      under the directory (run --json: the one VM, on that volume, method
+#      agent, no warnings; the point holds the image only)
+# After each run the guest must be running and writing again and no
+# .vmback-* snapshot be left on the XFS. The image is restored from each
+# point (from the third, the single file out of the tree) and must be a
+# consistent file system (e2fsck; clean, without journal recovery, after the
+# agent's freeze) whose records run 1, 2, ..., N with no gap or torn line, N
+# at least the last record the guest had reported synced before the run
+# began. Prints the three freeze windows.
 #
 # Needs root and the packages scripts/setup installs (libvirt daemon, QEMU,
 # a Debian kernel in /boot with its modules, busybox-static, qemu-guest-agent,
@@ -343,7 +355,33 @@ vm store init "$STORE"
 expect_rc 0 "store init"
 [ "$VM_RC" -eq 0 ] || die "cannot go on without a store"
 
+# write_config METHOD SHAPE: the run's config, the guest quiesced by METHOD,
+# with one volume of SHAPE:
+#   image  the guest's image file, copied block by block, the guest named on
+#          the volume (vms)
+#   tree   the images directory, the mount point of the XFS, backed up as a
+#          file tree; no vms key, so the default "auto" must find the guest by
+#          its disk under the directory
+# Sets IN_POINT to the image's path in a point (restore's PATH).
 write_config() {
+  local volume
+  case $2 in
+    image)
+      volume="name = \"disk\"
+source = \"$IMG\"
+snapshot = \"reflink\"
+mode = \"block\"
+vms = [\"$DOM\"]"
+      IN_POINT=disk
+      ;;
+    tree)
+      volume="name = \"images\"
+source = \"$XFS\"
+snapshot = \"reflink\""
+      IN_POINT=images/$(basename -- "$IMG")
+      ;;
+    *) die "write_config: unknown volume shape $2" ;;
+  esac
   cat >"$CFG" <<EOF
 [libvirt]
 uri = "$URI"
@@ -359,11 +397,7 @@ name = "$DOM"
 quiesce = "$1"
 
 [[volume]]
-name = "disk"
-source = "$IMG"
-snapshot = "reflink"
-mode = "block"
-vms = ["$DOM"]
+$volume
 EOF
 }
 
@@ -398,67 +432,76 @@ EOF
 }
 
 FREEZES=()
-# one_point METHOD: a run with quiesce = METHOD, then its point restored and checked.
+# one_point METHOD SHAPE: a run with quiesce = METHOD and a volume of SHAPE
+# (see write_config), then the guest's image restored from its point and
+# checked.
 one_point() {
-  local method=$1
-  section "vmback run with quiesce = \"$method\""
-  write_config "$method"
+  local method=$1 shape=$2 what="quiesce = $1"
+  [ "$shape" = image ] || what="$what, the images directory"
+  section "vmback run with $what"
+  write_config "$method" "$shape"
   local sysrq_before before point
   sysrq_before=$(grep -ac 'Emergency Sync' "$CONSOLE" || true)
   before=$(last_synced)
   vm_timed 180 run -c "$CFG" --json
   local after
   after=$(last_synced)
-  expect_rc 0 "vmback run (quiesce = $method)"
+  expect_rc 0 "vmback run ($what)"
   if [ "$VM_RC" -ne 0 ]; then
     guest_diag
     return 0
   fi
-  check "run --json (quiesce = $method): one VM, method $method, a point, no errors" python3 -c '
+  # The VM quiesced is the one the volume's source holds (named, or found
+  # by "auto"); a tree volume holds the image and no snapshot directory.
+  check "run --json ($what): one VM, method $method, found on volume ${IN_POINT%%/*}, a point, no errors" python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
+dom, method, volume, shape = sys.argv[2:]
 assert r["point"], r
-assert [v["name"] for v in r["vms"]] == [sys.argv[2]], r["vms"]
-assert r["vms"][0]["method"] == sys.argv[3], r["vms"][0]
+assert [v["name"] for v in r["vms"]] == [dom], r["vms"]
+assert r["vms"][0]["method"] == method, r["vms"][0]
+assert [(s["volume"], s["vms"]) for s in r["sources"]] == [(volume, [dom])], r["sources"]
 assert r["backup"]["errors"] == 0, r["backup"]
-assert r["warnings"] == [], r["warnings"]' "$VM_OUT" "$DOM" "$method"
+if shape == "tree":
+    assert r["backup"]["volumes"][0]["files"] == 1, r["backup"]["volumes"]
+assert r["warnings"] == [], r["warnings"]' "$VM_OUT" "$DOM" "$method" "${IN_POINT%%/*}" "$shape"
   point=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["point"])' "$VM_OUT" 2>/dev/null) || true
   local freeze
   freeze=$(python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-print("%s: freeze_ms %d (freeze_window_ms %d)" % (r["vms"][0]["method"], r["vms"][0]["freeze_ms"], r["freeze_window_ms"]))' "$VM_OUT" 2>/dev/null) ||
-    freeze="$method: (no freeze window in the report)"
+print("%s: freeze_ms %d (freeze_window_ms %d)" % (sys.argv[2], r["vms"][0]["freeze_ms"], r["freeze_window_ms"]))' "$VM_OUT" "$what" 2>/dev/null) ||
+    freeze="$what: (no freeze window in the report)"
   FREEZES+=("$freeze")
   echo "point $point; $freeze; guest had synced $before before, $after after the run"
 
-  check_eq "$(virsh_ domstate "$DOM" 2>&1 | head -n 1)" running "domain state after the run (quiesce = $method)"
+  check_eq "$(virsh_ domstate "$DOM" 2>&1 | head -n 1)" running "domain state after the run ($what)"
   local left
   left=$(find "$XFS" -maxdepth 1 -name '.vmback-*' | head -n 5)
-  check_eq "$left" "" "no reflink snapshot left beside the image after the run (quiesce = $method)"
+  check_eq "$left" "" "no reflink snapshot left in $XFS after the run ($what)"
   if [ "$method" = sysrq ]; then
     check "the guest saw Alt+SysRq+S (\"Emergency Sync\" on its console)" \
       test "$(grep -ac 'Emergency Sync' "$CONSOLE" || true)" -gt "$sysrq_before"
   fi
   _count_check
   if ! wait_synced_above "$after" 60; then
-    _fail "the guest does not write records any more after the run (quiesce = $method): last synced $(last_synced)"
+    _fail "the guest does not write records any more after the run ($what): last synced $(last_synced)"
     guest_diag
   fi
 
   # Restore the point's image and look inside.
   [ -n "$point" ] || return 0
-  local img=$WORK/restored-$method.img mnt=$WORK/mnt-$method
-  vm_timed 120 restore -c "$CFG" "$point" disk --to "$img"
-  expect_rc 0 "restore of the image from point $point (quiesce = $method)"
+  local img=$WORK/restored-$method-$shape.img mnt=$WORK/mnt-$method-$shape
+  vm_timed 120 restore -c "$CFG" "$point" "$IN_POINT" --to "$img"
+  expect_rc 0 "restore of $IN_POINT from point $point ($what)"
   [ "$VM_RC" -eq 0 ] || return 0
-  check_eq "$(stat -c %s "$img")" $((64 * 1024 * 1024)) "size of the restored image (quiesce = $method)"
+  check_eq "$(stat -c %s "$img")" $((64 * 1024 * 1024)) "size of the restored image ($what)"
   local features
   features=$(dumpe2fs -h "$img" 2>/dev/null | grep -a '^Filesystem features:' || true)
   if [ "$method" = agent ]; then
     # ext4 freeze flushes the journal: the snapshot is a clean file system.
     # shellcheck disable=SC2016  # $1 is for the inner bash
-    check "agent point: the image needs no journal recovery" \
+    check "agent point: the image needs no journal recovery ($what)" \
       bash -c '! grep -qw needs_recovery <<<"$1"' _ "$features"
   elif grep -qw needs_recovery <<<"$features"; then
     # A synced but still mounted file system, as after a power cut: replay
@@ -466,27 +509,28 @@ print("%s: freeze_ms %d (freeze_window_ms %d)" % (r["vms"][0]["method"], r["vms"
     echo "sysrq point: the journal needs recovery (expected); replaying it"
     check "sysrq point: journal replay" e2fsck -E journal_only -y "$img"
   fi
-  check "e2fsck -fn of the restored image (quiesce = $method)" e2fsck -fn "$img"
+  check "e2fsck -fn of the restored image ($what)" e2fsck -fn "$img"
   local loop
   attach_loop "$img" loop
   mkdir -p "$mnt"
   if ! mount -o ro "$loop" "$mnt"; then
     _count_check
-    _fail "cannot mount the restored image (quiesce = $method) read-only"
+    _fail "cannot mount the restored image ($what) read-only"
     return 0
   fi
   register_mount "$mnt"
-  check_records "$mnt/records" "$before" "records in the restored image (quiesce = $method)"
+  check_records "$mnt/records" "$before" "records in the restored image ($what)"
   echo "restored image holds records 1..$RECORDS (guest had synced $before when the run began)"
   umount "$mnt"
 }
 
-one_point agent
-one_point sysrq
+one_point agent image
+one_point sysrq image
+one_point agent tree
 
-section "both points are there"
+section "the three points are there"
 list_points --store "$STORE"
-check_eq "${#POINTS[@]}" 2 "number of points after two runs"
+check_eq "${#POINTS[@]}" 3 "number of points after three runs"
 
 section "freeze windows"
 for f in "${FREEZES[@]}"; do echo "  $f"; done
