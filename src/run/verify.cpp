@@ -236,6 +236,7 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
     listed[c] = store->ListPackFiles(c);
     all.insert(listed[c].begin(), listed[c].end());
   }
+  const bool heal = store->exclusive();
   std::vector<std::unordered_set<Hash, HashHasher>> has(ncopies);
   for (size_t c = 0; c < ncopies; c++) has[c].insert(listed[c].begin(), listed[c].end());
 
@@ -255,10 +256,15 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
         it = all.erase(it);
       }
     }
-    report.packs_skipped = skipped.size();
     report.subset = options.subset_m > 0 ? std::to_string(options.subset_n) + "/" + std::to_string(options.subset_m)
                                          : FormatShare(options.fraction);
   }
+  // A reader leaves out the packs no index file named at open: a backup
+  // beside it may still be writing them to the other copies.
+  if (!heal)
+    for (const auto& p : store->unindexed_packs())
+      if (all.erase(p)) skipped.insert(p);
+  report.packs_skipped = skipped.size();
   // --read-limit: each copy's reads paced on their own.
   std::vector<std::unique_ptr<RatePacer>> pacers;
   for (size_t c = 0; c < ncopies; c++) pacers.push_back(std::make_unique<RatePacer>(options.read_limit));
@@ -303,6 +309,10 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
         }
       }
       if (bad.empty()) return;
+      if (any_whole && !heal) {
+        report.to_heal += bad.size();
+        return;
+      }
       if (any_whole) {
         for (size_t c : bad) {
           if (store->RepairPack(p.pack, c)) {
@@ -341,6 +351,10 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   if (ncopies > 1) {
     for (const auto& point : store->ListPoints()) {
       auto fixed = store->RepairManifest(point);
+      if (!heal && std::count(fixed.begin(), fixed.end(), ManifestState::kGood) > 0) {
+        report.to_heal += std::count(fixed.begin(), fixed.end(), ManifestState::kBad);
+        continue;
+      }
       for (size_t c = 0; c < ncopies; c++) {
         if (fixed[c] == ManifestState::kRepaired) {
           report.copies[c].manifests_damaged++;
@@ -371,7 +385,14 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   std::vector<Hash> damaged;
   for (const auto& [id, loc] : index.entries())
     if (!good.count(id) || (assumed.count(id) && store->AnyDamaged({id}))) damaged.push_back(id);
-  store->SetDamaged(damaged);
+  if (heal) {
+    store->SetDamaged(damaged);
+  } else {
+    std::vector<Hash> before = store->damaged_ids();
+    std::sort(before.begin(), before.end());
+    std::sort(damaged.begin(), damaged.end());
+    if (before != damaged) report.to_heal++;
+  }
   for (const auto& p : report.problems)
     log->Error((p.point.empty() ? "" : p.point + ": ") + (p.path.empty() ? "" : p.path + ": ") + p.reason);
   if (report.repaired)
@@ -401,7 +422,7 @@ nlohmann::json VerifyReportToJson(const VerifyReport& r) {
           {"packs", r.packs},         {"blobs", r.blobs},
           {"bytes", r.bytes},       {"bad_packs", r.bad_packs}, {"bad_blobs", r.bad_blobs},
           {"points", r.points},     {"files_checked", r.files_checked},
-          {"packs_skipped", r.packs_skipped}, {"subset", r.subset},
+          {"packs_skipped", r.packs_skipped}, {"subset", r.subset}, {"to_heal", r.to_heal},
           {"problems", problems}};
 }
 
