@@ -34,7 +34,8 @@ namespace {
 
 constexpr char kExitCodesHelp[] = R"(Exit status:
   0  success
-  5  success with warnings (e.g. a mirror copy absent, a damaged copy repaired)
+  5  success with warnings (e.g. a mirror copy absent, a damaged copy repaired,
+     blocks recorded lost by 'vmback repair')
   1  the operation failed; nothing was committed
   2  bad command line or configuration
   3  damage found (verify), or a point was committed without some entries that could not be read
@@ -430,10 +431,33 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                  "(packaging/vmback-verify.timer does so).\n"
                  "A zfs or btrfs target: the file system's scrub (what it repaired from the\n"
                  "other disk is a warning, exit 5), then every point's files re-hashed against\n"
-                 "the blockmaps stored in that point. Exit status 3 when anything is wrong.\n\n"
+                 "the blockmaps stored in that point. Exit status 3 when anything is wrong.\n"
+                 "A pack damaged on every copy: verify says which bad blocks a newer copy\n"
+                 "already heals and which are lost, and that 'vmback repair' rewrites it.\n"
+                 "Blocks recorded lost by repair are a note per file (exit 5), not damage.\n\n"
                  "Examples:\n  vmback verify --store /mnt/usb/vmback\n"
                  "  vmback verify -c /etc/vmback/vmback.toml --json\n"
                  "  vmback verify -c /etc/vmback/vmback.toml --read-data-subset auto/4 --read-limit 40M");
+
+  // repair
+  auto* repair = app.add_subcommand("repair", "rewrite the store's packs damaged on every copy without their bad blocks");
+  TargetArgs repair_target;
+  AddTargetOptions(repair, &repair_target);
+  bool repair_dry_run = false, repair_json = false;
+  repair->add_flag("--dry-run", repair_dry_run, "check and show what would be rewritten and lost; change no pack");
+  repair->add_flag("--json", repair_json, "print the report as JSON");
+  repair->footer("\nFirst a full verify (which heals each copy it can from the others). Then each\n"
+                 "pack damaged on every copy is rewritten without its bad blocks: its good\n"
+                 "blocks move to a new pack; a bad block a later backup wrote afresh into\n"
+                 "another pack is simply dropped (nothing lost); a block nothing can give back\n"
+                 "is recorded as lost (the file 'lost' in the store) and the points and files\n"
+                 "that lose it are listed, once. The old pack is deleted only after the new\n"
+                 "pack and index are durable. Afterwards verify is clean; blocks recorded lost\n"
+                 "are a note (exit 5), restore leaves them zero and names them (exit 3).\n"
+                 "To get a block back rather than lose it, back up the same data again first.\n"
+                 "Exit status 0 when nothing was lost, 5 when blocks were recorded lost.\n\n"
+                 "Examples:\n  vmback repair --store /mnt/usb/vmback --dry-run\n"
+                 "  vmback repair -c /etc/vmback/vmback.toml");
 
   // run, plan
   auto* run = app.add_subcommand("run", "the whole job: quiesce the VMs, snapshot, resume, back up, prune");
@@ -895,9 +919,47 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                 << " missing, " << c.packs_damaged << " damaged, " << c.manifests_damaged
                 << " manifests damaged; repaired " << c.repaired << ", unrepairable " << c.unrepairable << "\n";
         }
+        if (!r.lost.empty())
+          out << "note: " << r.lost.size() << " file(s) in the points above hold blocks recorded lost by "
+              << "'vmback repair' (listed above); a restore leaves them zero\n";
+        if (!r.next_step.empty()) out << "next step: " << r.next_step << "\n";
       }
       if (!r.ok()) return kExitDamaged;
-      return r.repaired || not_healed || !store->absent_copies().empty() ? kExitWarnings : kExitOk;
+      // Blocks recorded lost: the store is sound and nothing is left to do,
+      // but those points are incomplete for good; a warning, not damage.
+      return r.repaired || not_healed || !r.lost.empty() || !store->absent_copies().empty() ? kExitWarnings : kExitOk;
+    }
+    if (repair->parsed()) {
+      Config config = ResolveConfig(repair_target);
+      if (IsInplace(config))
+        ThrowConfig("repair is for the built-in store; a " + config.target.type +
+                    " target is repaired by its file system's scrub ('vmback verify')");
+      auto store = OpenStore(config, repair_target, LockMode::kExclusive, &log);
+      RepairReport r = Repair(store.get(), &log, repair_dry_run);
+      const std::string would = repair_dry_run ? "would be " : "";
+      if (r.verify.repaired && !repair_json)
+        out << "first healed " << r.verify.repaired << " damaged or missing file(s) from other copies\n";
+      if (repair_json) {
+        out << RepairReportToJson(r).dump(2) << "\n";
+      } else if (r.packs_rewritten == 0) {
+        out << "nothing to repair: no pack is damaged on every copy"
+            << (r.verify.ok() ? "" : " (verify names " + std::to_string(r.verify.problems.size()) +
+                                         " problem(s) that repair cannot mend; run 'vmback verify')")
+            << "\n";
+      } else {
+        for (const auto& p : r.lost)
+          out << (repair_dry_run ? "would lose: " : "lost: ") << EscapeForTerminal(p.point) << ": " << EscapeForTerminal(p.path) << ": " << p.reason
+              << "\n";
+        out << (repair_dry_run ? "would rewrite " : "rewrote ") << r.packs_rewritten
+            << " pack(s) damaged on every copy: " << r.blobs_moved << " good blob(s) " << would << "moved to a new pack, "
+            << r.blobs_healed << " bad blob(s) " << would << "dropped (a good copy is in another pack), "
+            << r.blobs_lost << " " << would << "recorded lost\n";
+        if (!repair_dry_run)
+          out << (r.blobs_lost ? "'vmback verify' now notes the lost blocks (exit 5); restore leaves them zero\n"
+                               : "nothing was lost; 'vmback verify' is clean again\n");
+      }
+      if (repair_dry_run || r.packs_rewritten == 0) return r.verify.ok() ? kExitOk : kExitDamaged;
+      return r.blobs_lost ? kExitWarnings : kExitOk;
     }
   } catch (const Error& e) {
     log.Error(e.what());

@@ -8,6 +8,7 @@
 #include <set>
 #include <unordered_set>
 
+#include "store/gc.h"
 #include "store/tree.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -21,7 +22,7 @@ namespace {
 using HashSet = std::unordered_set<Hash, HashHasher>;
 
 struct PackResult {
-  std::vector<Hash> good;
+  std::vector<Hash> good, bad;
   uint64_t blobs = 0, bytes = 0, bad_blobs = 0;
   std::vector<std::string> problems;
 };
@@ -56,19 +57,52 @@ PackResult CheckPack(Env* env, const std::string& path, const Hash& name, RatePa
     } catch (const Error& err) {
       if (err.kind() != ErrorKind::kCorrupt) throw;
       r.bad_blobs++;
+      r.bad.push_back(e.id);
       r.problems.push_back(err.what());
     }
   }
   return r;
 }
 
-// Problems found under one entry: (path relative to it, reason).
-using Problems = std::vector<std::pair<std::string, std::string>>;
+// Problems found under one entry: path relative to it, reason, and whether
+// it is a loss `vmback repair` recorded (a note) rather than damage.
+struct Found {
+  std::string path, reason;
+  bool lost = false;
+};
+using Problems = std::vector<Found>;
+
+// Byte ranges of a file, merged as they are added in order: "bytes 0..4096,
+// 65536..69632".
+class Ranges {
+ public:
+  void Add(uint64_t from, uint64_t to, uint64_t blocks) {
+    blocks_ += blocks;
+    if (!r_.empty() && r_.back().second == from) r_.back().second = to;
+    else r_.emplace_back(from, to);
+  }
+  uint64_t blocks() const { return blocks_; }
+  std::string Describe() const {
+    std::string s = "bytes ";
+    for (size_t i = 0; i < r_.size() && i < 8; i++)
+      s += (i ? ", " : "") + std::to_string(r_[i].first) + ".." + std::to_string(r_[i].second);
+    if (r_.size() > 8) s += " and " + std::to_string(r_.size() - 8) + " more range(s)";
+    return s;
+  }
+
+ private:
+  uint64_t blocks_ = 0;
+  std::vector<std::pair<uint64_t, uint64_t>> r_;
+};
+
+constexpr char kRecordedLost[] = "recorded lost by 'vmback repair'";
 
 class PointChecker {
  public:
   PointChecker(Store* store, const HashSet& good, const BlobIndex& index, VerifyReport* report)
-      : store_(store), good_(good), index_(index), report_(report) {}
+      : store_(store), good_(good), index_(index), report_(report) {
+    for (const auto& id : store->Lost()) lost_.insert(id);
+  }
 
   void Check(const std::string& point) {
     nlohmann::json m;
@@ -87,10 +121,11 @@ class PointChecker {
         CheckEntry(EntryFromJson(v.at("root"), store_->ManifestPath(point)), "", &found);
       } catch (const Error& e) {
         if (e.kind() == ErrorKind::kIo) throw;
-        found.emplace_back("", e.what());
+        found.push_back({"", e.what()});
       }
-      for (const auto& [rel, reason] : found)
-        report_->problems.push_back({point, rel.empty() ? name : name + "/" + rel, reason});
+      for (const auto& f : found)
+        (f.lost ? report_->lost : report_->problems)
+            .push_back({point, f.path.empty() ? name : name + "/" + f.path, f.reason});
     }
   }
 
@@ -102,30 +137,52 @@ class PointChecker {
   void CheckEntry(const Entry& e, const std::string& rel, Problems* out) {
     if (e.type == EntryType::kDir) {
       if (!good_.count(e.subtree)) {
-        out->emplace_back(rel, "directory listing (tree " + e.subtree.Hex().substr(0, 16) + ") is " +
-                                   State(e.subtree) + "; everything below it is affected");
+        bool lost = lost_.count(e.subtree) > 0;
+        out->push_back({rel, "directory listing (tree " + e.subtree.Hex().substr(0, 16) + ") " +
+                                 (lost ? std::string("was ") + kRecordedLost + "; everything below it is lost"
+                                       : "is " + State(e.subtree) + "; everything below it is affected"),
+                        lost});
         return;
       }
       // Unchanged directories are shared between points: check each tree
       // once, and report its problems under every path that holds it.
-      for (const auto& [sub, reason] : CheckTree(e.subtree)) out->emplace_back(Join(rel, sub), reason);
+      for (const auto& f : CheckTree(e.subtree)) out->push_back({Join(rel, f.path), f.reason, f.lost});
     } else if (e.type == EntryType::kFile) {
       report_->files_checked++;
-      uint64_t bad = 0;
+      const uint64_t bs = store_->block_size();
+      const uint64_t nblocks = (e.size + bs - 1) / bs;
+      uint64_t block = 0;
+      Ranges bad, lost;
       std::string first_bad;
+      auto add = [&](const Hash& id, uint64_t n, const std::string& what) {
+        uint64_t from = std::min(e.size, block * bs), to = std::min(e.size, (block + n) * bs);
+        if (lost_.count(id)) {
+          lost.Add(from, to, n);
+          return;
+        }
+        bad.Add(from, to, n);
+        if (first_bad.empty()) first_bad = what + " " + id.Hex().substr(0, 16) + " is " + State(id);
+      };
       for (const auto& list : e.content) {
         if (!good_.count(list)) {
-          bad++;
-          if (first_bad.empty()) first_bad = "block list " + list.Hex().substr(0, 16) + " is " + State(list);
+          // Lists hold kIdsPerList ids each but the last.
+          uint64_t n = std::min<uint64_t>(kIdsPerList, nblocks > block ? nblocks - block : 0);
+          add(list, n, "block list");
+          block += n;
           continue;
         }
         for (const auto& id : DecodeIdList(store_->Get(list, BlobType::kList), rel)) {
-          if (id.IsZero() || good_.count(id)) continue;
-          bad++;
-          if (first_bad.empty()) first_bad = "block " + id.Hex().substr(0, 16) + " is " + State(id);
+          if (!id.IsZero() && !good_.count(id)) add(id, 1, "block");
+          block++;
         }
       }
-      if (bad) out->emplace_back(rel, std::to_string(bad) + " bad or missing block(s); " + first_bad);
+      if (bad.blocks())
+        out->push_back({rel, std::to_string(bad.blocks()) + " bad or missing block(s) (" + bad.Describe() + "); " +
+                                 first_bad});
+      if (lost.blocks())
+        out->push_back({rel, std::to_string(lost.blocks()) + " block(s) " + kRecordedLost + " (" +
+                                 lost.Describe() + "; a restore leaves them zero)",
+                        true});
     }
   }
 
@@ -137,12 +194,14 @@ class PointChecker {
     return trees_.emplace(id, std::move(found)).first->second;
   }
 
+
   std::string State(const Hash& id) const { return index_.Find(id) ? "damaged" : "missing"; }
 
   Store* store_;
   const HashSet& good_;
   const BlobIndex& index_;
   VerifyReport* report_;
+  HashSet lost_;
   std::unordered_map<Hash, Problems, HashHasher> trees_;
 };
 
@@ -237,6 +296,9 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
     all.insert(listed[c].begin(), listed[c].end());
   }
   const bool heal = store->exclusive();
+  // A checking pass counts what a copy lacks; its reads must not mend it
+  // on the way (the exclusive pass heals, and reports, what was found).
+  store->set_read_repair(heal);
   std::vector<std::unordered_set<Hash, HashHasher>> has(ncopies);
   for (size_t c = 0; c < ncopies; c++) has[c].insert(listed[c].begin(), listed[c].end());
 
@@ -270,6 +332,8 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   for (size_t c = 0; c < ncopies; c++) pacers.push_back(std::make_unique<RatePacer>(options.read_limit));
 
   HashSet good;
+  // Packs with no whole copy, and the blobs bad on every copy of them.
+  std::vector<std::pair<Hash, std::vector<Hash>>> unhealed_packs;
   {
     ThreadPool pool(0);
     struct Pending {
@@ -285,6 +349,7 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
       bool any_whole = false;
       std::vector<std::string> problems;
       uint64_t damaged_blobs = 0;  // blobs of a damaged copy, if no copy is whole
+      HashSet good_here, bad_here;
       for (size_t c = 0; c < ncopies; c++) {
         CopyReport& cr = report.copies[c];
         if (!p.per_copy[c].valid()) {
@@ -296,6 +361,8 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
         PackResult r = p.per_copy[c].get();
         cr.packs_checked++;
         good.insert(r.good.begin(), r.good.end());
+        good_here.insert(r.good.begin(), r.good.end());
+        bad_here.insert(r.bad.begin(), r.bad.end());
         report.bytes += r.bytes;
         if (r.problems.empty()) {
           if (!any_whole) report.blobs += r.blobs;  // counted once, not per copy
@@ -327,6 +394,11 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
       }
       report.bad_packs++;
       report.blobs += damaged_blobs;
+      std::vector<Hash> bad_everywhere;
+      for (const auto& id : bad_here)
+        if (!good_here.count(id)) bad_everywhere.push_back(id);
+      std::sort(bad_everywhere.begin(), bad_everywhere.end());
+      unhealed_packs.emplace_back(p.pack, std::move(bad_everywhere));
       for (size_t c : bad) report.copies[c].unrepairable++;
       for (auto& msg : problems) report.problems.push_back({"", "", msg});
     };
@@ -380,6 +452,36 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
     report.points++;
     checker.Check(point);
   }
+  // What each pack damaged on every copy costs: a bad blob whole in another
+  // pack (a later backup wrote it afresh) costs nothing.
+  uint64_t unhealed_total = 0;
+  for (auto& [pack, bad] : unhealed_packs) {
+    DamagedPack d{pack, {}, {}};
+    for (const auto& id : bad) (good.count(id) ? d.healed : d.unhealed).push_back(id);
+    unhealed_total += d.unhealed.size();
+    report.damaged_packs.push_back(std::move(d));
+  }
+  if (!report.damaged_packs.empty()) {
+    report.next_step = "run 'vmback repair' to rewrite the " + std::to_string(report.damaged_packs.size()) +
+                       " pack(s) damaged on every copy without their bad blobs";
+    report.next_step += unhealed_total == 0
+                            ? " (nothing is lost: every bad blob has a good copy in another pack)"
+                            : "; the " + std::to_string(unhealed_total) +
+                                  " blob(s) no copy has are then recorded as lost (to get them back "
+                                  "instead, first back up the same data again while it still exists)";
+  }
+  // Blocks recorded lost that a backup has written again are whole now.
+  {
+    std::vector<Hash> back;
+    for (const auto& id : store->Lost())
+      if (good.count(id)) back.push_back(id);
+    if (!back.empty() && !heal) {
+      report.to_heal++;  // forgotten by the exclusive pass
+    } else if (!back.empty()) {
+      store->ForgetLost(back);
+      log->Info(std::to_string(back.size()) + " block(s) recorded lost are whole again (a backup wrote them)");
+    }
+  }
   // Remember blobs with no good copy, so the next backup that reads their
   // data writes them afresh.
   std::vector<Hash> damaged;
@@ -393,8 +495,16 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
     std::sort(damaged.begin(), damaged.end());
     if (before != damaged) report.to_heal++;
   }
-  for (const auto& p : report.problems)
-    log->Error((p.point.empty() ? "" : p.point + ": ") + (p.path.empty() ? "" : p.path + ": ") + p.reason);
+  auto line = [](const VerifyProblem& p) {
+    return (p.point.empty() ? "" : p.point + ": ") + (p.path.empty() ? "" : p.path + ": ") + p.reason;
+  };
+  for (const auto& p : report.problems) log->Error(line(p));
+  for (const auto& d : report.damaged_packs)
+    log->Error("pack " + store->PackPath(d.pack) + " is damaged on every copy: " +
+               std::to_string(d.healed.size() + d.unhealed.size()) + " bad blob(s), " +
+               std::to_string(d.healed.size()) + " of them healed by a newer good copy in another pack (nothing lost), " +
+               std::to_string(d.unhealed.size()) + " with no good copy anywhere (the files named above lose them)");
+  for (const auto& p : report.lost) log->Warn("note: " + line(p));
   if (report.repaired)
     log->Warn("repaired " + std::to_string(report.repaired) + " damaged or missing file(s) from other copies");
   if (!report.subset.empty())
@@ -404,10 +514,28 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   return report;
 }
 
+namespace {
+nlohmann::json ProblemsToJson(const std::vector<VerifyProblem>& list) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : list) out.push_back({{"point", p.point}, {"path", p.path}, {"reason", p.reason}});
+  return out;
+}
+
+nlohmann::json DamagedPacksToJson(const std::vector<DamagedPack>& packs) {
+  auto hex = [](const std::vector<Hash>& ids) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const auto& id : ids) a.push_back(id.Hex());
+    return a;
+  };
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& d : packs)
+    out.push_back({{"pack", d.pack.Hex()}, {"healed", hex(d.healed)}, {"unhealed", hex(d.unhealed)}});
+  return out;
+}
+}  // namespace
+
 nlohmann::json VerifyReportToJson(const VerifyReport& r) {
-  nlohmann::json problems = nlohmann::json::array();
-  for (const auto& p : r.problems)
-    problems.push_back({{"point", p.point}, {"path", p.path}, {"reason", p.reason}});
+  nlohmann::json problems = ProblemsToJson(r.problems);
   nlohmann::json copies = nlohmann::json::array();
   for (const auto& c : r.copies)
     copies.push_back({{"dir", c.dir},
@@ -423,7 +551,81 @@ nlohmann::json VerifyReportToJson(const VerifyReport& r) {
           {"bytes", r.bytes},       {"bad_packs", r.bad_packs}, {"bad_blobs", r.bad_blobs},
           {"points", r.points},     {"files_checked", r.files_checked},
           {"packs_skipped", r.packs_skipped}, {"subset", r.subset}, {"to_heal", r.to_heal},
-          {"problems", problems}};
+          {"problems", problems}, {"damaged_packs", DamagedPacksToJson(r.damaged_packs)},
+          {"lost", ProblemsToJson(r.lost)}, {"next_step", r.next_step}};
+}
+
+RepairReport Repair(Store* store, Logger* log, bool dry_run) {
+  RepairReport r;
+  r.dry_run = dry_run;
+  // Verify's own lines would repeat what repair reports below.
+  Logger quiet(LogLevel::kError, false);
+  r.verify = Verify(store, &quiet);
+  if (r.verify.damaged_packs.empty()) return r;
+
+  // Every blob of a doomed pack that is whole there is moved; a bad one is
+  // dropped (healed: whole elsewhere) or recorded lost.
+  BlobIndex index = store->IndexSnapshot();
+  std::unordered_map<Hash, HashSet, HashHasher> bad_in;  // pack -> its bad blobs
+  std::vector<Hash> doomed, lost;
+  for (const auto& d : r.verify.damaged_packs) {
+    doomed.push_back(d.pack);
+    HashSet& bad = bad_in[d.pack];
+    bad.insert(d.healed.begin(), d.healed.end());
+    bad.insert(d.unhealed.begin(), d.unhealed.end());
+    lost.insert(lost.end(), d.unhealed.begin(), d.unhealed.end());
+    r.blobs_healed += d.healed.size();
+  }
+  std::sort(lost.begin(), lost.end());
+  lost.erase(std::unique(lost.begin(), lost.end()), lost.end());
+  r.blobs_lost = lost.size();
+  r.packs_rewritten = doomed.size();
+  std::vector<std::pair<Hash, BlobType>> keep;
+  auto consider = [&](const Hash& id, const BlobLocation& loc) {
+    auto it = bad_in.find(index.packs()[loc.pack]);
+    if (it != bad_in.end() && !it->second.count(id)) keep.emplace_back(id, loc.type);
+  };
+  for (const auto& [id, loc] : index.entries()) consider(id, loc);
+  for (const auto& [id, locs] : index.alternates())
+    for (const auto& loc : locs) consider(id, loc);
+
+  if (dry_run) {
+    HashSet ids;
+    for (const auto& k : keep) ids.insert(k.first);
+    r.blobs_moved = ids.size();
+    for (const auto& p : r.verify.problems)
+      if (!p.point.empty()) r.lost.push_back(p);
+    return r;
+  }
+  // Recorded first: a crash after the packs went must not leave blobs that
+  // are simply missing, with nothing to say they were given up knowingly.
+  if (!lost.empty()) store->AddLost(lost);
+  r.blobs_moved = RepackAndDrop(store, doomed, keep);
+  for (const auto& d : r.verify.damaged_packs)
+    log->Info("pack " + d.pack.Hex() + ": rewritten without its " + std::to_string(d.healed.size() + d.unhealed.size()) +
+              " bad blob(s): " + std::to_string(d.healed.size()) + " dropped (a good copy is in another pack), " +
+              std::to_string(d.unhealed.size()) + " recorded lost");
+
+  // What the points lose now, once: their structure walked with every blob
+  // the index has taken as whole (the packs were just read in full).
+  BlobIndex now = store->IndexSnapshot();
+  HashSet whole;
+  for (const auto& [id, loc] : now.entries()) whole.insert(id);
+  VerifyReport after;
+  PointChecker checker(store, whole, now, &after);
+  for (const auto& point : store->ListPoints()) checker.Check(point);
+  r.lost = std::move(after.lost);
+  return r;
+}
+
+nlohmann::json RepairReportToJson(const RepairReport& r) {
+  return {{"dry_run", r.dry_run},
+          {"packs_rewritten", r.packs_rewritten},
+          {"blobs_moved", r.blobs_moved},
+          {"blobs_healed", r.blobs_healed},
+          {"blobs_lost", r.blobs_lost},
+          {"lost", ProblemsToJson(r.lost)},
+          {"verify", VerifyReportToJson(r.verify)}};
 }
 
 }  // namespace vmback

@@ -1,6 +1,7 @@
 // verify: re-reads every pack of the store, re-hashes every blob, then walks
 // every point and names each file or directory that a bad or missing blob
-// affects.
+// affects. repair: rewrites the packs damaged on every copy without their
+// bad blobs, recording the ones nothing can give back as lost.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +52,16 @@ struct VerifyOptions {
 // text otherwise. now_ns is the clock for "auto".
 void ParseReadDataSubset(const std::string& text, int64_t now_ns, VerifyOptions* options);
 
+// A pack damaged on every copy: verify cannot heal it from another copy.
+struct DamagedPack {
+  Hash pack;
+  // Bad in this pack on every copy, but whole in another pack (a later
+  // backup wrote the same data afresh): nothing is lost.
+  std::vector<Hash> healed;
+  // Bad here and whole nowhere: the files that hold them lose those blocks.
+  std::vector<Hash> unhealed;
+};
+
 struct VerifyReport {
   std::vector<CopyReport> copies;
   uint64_t packs_skipped = 0;  // not read this time (a subset); not checked
@@ -69,6 +80,14 @@ struct VerifyReport {
   uint64_t points = 0;
   uint64_t files_checked = 0;
   std::vector<VerifyProblem> problems;
+  std::vector<DamagedPack> damaged_packs;
+  // Blocks `vmback repair` recorded lost, per point and file (byte ranges):
+  // a note, not damage (the store is consistent; those points are known to
+  // be incomplete).
+  std::vector<VerifyProblem> lost;
+  // What to do about the problems, e.g. "run 'vmback repair' to ..."; empty
+  // when there is nothing vmback can do.
+  std::string next_step;
   bool ok() const { return problems.empty(); }
 };
 
@@ -81,5 +100,26 @@ struct VerifyReport {
 // and keep whatever damage an earlier verify recorded for them.
 VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options = {});
 nlohmann::json VerifyReportToJson(const VerifyReport& r);
+
+struct RepairReport {
+  bool dry_run = false;
+  VerifyReport verify;  // the full check repair starts with
+  uint64_t packs_rewritten = 0;
+  uint64_t blobs_moved = 0;    // good blobs of the damaged packs, moved to new packs
+  uint64_t blobs_healed = 0;   // bad blobs dropped: a good copy is in another pack
+  uint64_t blobs_lost = 0;     // bad blobs no copy has: recorded in the file "lost"
+  // The points and files that lose blocks (byte ranges), once.
+  std::vector<VerifyProblem> lost;
+};
+
+// Runs a full Verify (which heals every copy it can from the others), then
+// rewrites each pack damaged on every copy without its bad blobs: the good
+// ones are moved into a new pack, a bad one with a good copy in another pack
+// is dropped, and one that nothing can give back is recorded as lost
+// (Store::AddLost) before the pack goes. Old packs are deleted only after
+// the new packs and index are durable (RepackAndDrop). A dry run changes no
+// pack and records nothing. REQUIRES: store opened kExclusive.
+RepairReport Repair(Store* store, Logger* log, bool dry_run);
+nlohmann::json RepairReportToJson(const RepairReport& r);
 
 }  // namespace vmback

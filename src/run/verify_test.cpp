@@ -8,8 +8,13 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <iostream>
+
 #include "helpers/test_util.h"
+#include "os/fault_env.h"
 #include "run/backup.h"
+#include "run/restore.h"
 #include "store/tree.h"
 #include "util/error.h"
 
@@ -26,6 +31,12 @@ std::string Describe(const VerifyReport& r) {
   std::string s;
   for (const auto& p : r.problems) s += "  [" + p.point + "] [" + p.path + "] " + p.reason + "\n";
   return s;
+}
+
+bool Names(const VerifyReport& r, const std::string& point, const std::string& path) {
+  for (const auto& p : r.problems)
+    if (p.point == point && p.path == path) return true;
+  return false;
 }
 
 class VerifyTest : public ::testing::Test {
@@ -394,6 +405,286 @@ TEST(ReadDataSubsetTest, Parses) {
       EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
     }
   }
+}
+
+// --- Damage on every copy, and repair (issue 12, case 9) ----------------
+
+// A mirrored store whose blob is damaged in its pack on both copies.
+class RepairTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    Store::Init(Env::Default(), a_, 4096, {b_});
+    ASSERT_EQ(::mkdir(src_.c_str(), 0755), 0);
+  }
+  std::unique_ptr<Store> Open() { return Store::Open(Env::Default(), a_, LockMode::kExclusive, &log_); }
+  std::string Backup(const std::vector<VolumeSpec>& vols, bool full_read = false) {
+    BackupOptions o;
+    o.full_read = full_read;
+    return RunBackup(Open().get(), vols, o, &log_).point;
+  }
+  // Flips a bit of blob id in its pack on every copy; returns the pack.
+  Hash DamageEverywhere(const Hash& id) {
+    auto s = Open();
+    for (const auto& pack : s->ListPackFiles()) {
+      auto f = Env::Default()->OpenRead(s->PackPath(pack));
+      for (const auto& e : ReadPackEntries(f.get())) {
+        if (e.id != id) continue;
+        for (size_t c = 0; c < s->copies().size(); c++)
+          test::XorFileByte(s->PackPath(c, pack), e.offset + e.stored_len / 2, 0x10);
+        return pack;
+      }
+    }
+    ADD_FAILURE() << "no blob " << id.Hex();
+    return {};
+  }
+  VerifyReport RunVerify() { return Verify(Open().get(), &log_); }
+  bool PackOnAnyCopy(const Hash& pack) {
+    auto s = Open();
+    for (size_t c = 0; c < s->copies().size(); c++)
+      if (Env::Default()->Exists(s->PackPath(c, pack))) return true;
+    return false;
+  }
+
+  test::TempDir tmp_;
+  std::string a_ = tmp_ / "a", b_ = tmp_ / "b";
+  std::string src_ = tmp_ / "src";
+  Logger log_{LogLevel::kError, false};
+};
+
+// (a) The next backup rewrote the damaged block: verify says nothing is
+// lost and what to do; repair drops the bad copy and verify is clean.
+TEST_F(RepairTest, HealedBlockIsDroppedAndVerifyIsCleanAfterwards) {
+  std::string img = tmp_ / "disk.img";
+  std::string block = RandomBytes(4096, 70);
+  WriteFile(img, RandomBytes(4096, 71) + block + RandomBytes(3000, 72));
+  std::string old_point = Backup({{"disk", img}});
+  Hash pack = DamageEverywhere(Sha256(block));
+
+  VerifyReport before = RunVerify();
+  EXPECT_FALSE(before.ok());
+  ASSERT_EQ(before.damaged_packs.size(), 1u) << Describe(before);
+  EXPECT_EQ(before.damaged_packs[0].pack, pack);
+  EXPECT_EQ(before.damaged_packs[0].unhealed, std::vector<Hash>{Sha256(block)});
+  EXPECT_TRUE(before.damaged_packs[0].healed.empty());
+  EXPECT_NE(before.next_step.find("vmback repair"), std::string::npos) << before.next_step;
+  EXPECT_NE(before.next_step.find("recorded as lost"), std::string::npos) << before.next_step;
+
+  Backup({{"disk", img}}, /*full_read=*/true);  // self-healing: the block written afresh
+  VerifyReport healed = RunVerify();
+  EXPECT_FALSE(healed.ok()) << "the old pack is still damaged on every copy";
+  for (const auto& p : healed.problems) EXPECT_EQ(p.point, "") << p.path << ": " << p.reason;
+  ASSERT_EQ(healed.damaged_packs.size(), 1u);
+  EXPECT_EQ(healed.damaged_packs[0].healed, std::vector<Hash>{Sha256(block)});
+  EXPECT_TRUE(healed.damaged_packs[0].unhealed.empty());
+  EXPECT_NE(healed.next_step.find("vmback repair"), std::string::npos) << healed.next_step;
+  EXPECT_NE(healed.next_step.find("nothing is lost"), std::string::npos) << healed.next_step;
+
+  RepairReport dry = Repair(Open().get(), &log_, /*dry_run=*/true);
+  EXPECT_EQ(dry.packs_rewritten, 1u);
+  EXPECT_TRUE(PackOnAnyCopy(pack)) << "a dry run removed the pack";
+
+  RepairReport r = Repair(Open().get(), &log_, /*dry_run=*/false);
+  EXPECT_EQ(r.packs_rewritten, 1u);
+  EXPECT_EQ(r.blobs_healed, 1u);
+  EXPECT_EQ(r.blobs_lost, 0u);
+  EXPECT_GE(r.blobs_moved, 2u) << "the pack's good blobs (blocks, list, tree)";
+  EXPECT_TRUE(r.lost.empty());
+  EXPECT_FALSE(PackOnAnyCopy(pack));
+
+  VerifyReport after = RunVerify();
+  EXPECT_TRUE(after.ok()) << Describe(after);
+  EXPECT_TRUE(after.damaged_packs.empty());
+  EXPECT_TRUE(after.lost.empty());
+  EXPECT_TRUE(after.next_step.empty());
+  EXPECT_EQ(after.copies.size(), 2u);
+  for (const auto& c : after.copies) EXPECT_EQ(c.packs_damaged, 0u) << c.dir;
+  std::string out = tmp_ / "restored.img";
+  RestoreStats st = Restore(Open().get(), old_point, "disk", out, Overwrite::kRefuse, &log_);
+  EXPECT_EQ(st.damaged, 0u);
+  EXPECT_EQ(test::ReadFile(out), test::ReadFile(img));
+}
+
+// (b) No copy and no newer backup has the block: repair records it lost
+// and names the file once; verify is clean with a note; restore zero-fills
+// the block and says it was recorded lost. A later backup of the same data
+// brings it back.
+TEST_F(RepairTest, BlockNoCopyHasIsRecordedLost) {
+  std::string block = RandomBytes(4096, 80);
+  std::string a_data = RandomBytes(4096, 81) + block + "tail";
+  WriteFile(src_ + "/a", a_data);
+  WriteFile(src_ + "/b", RandomBytes(5000, 82));
+  std::string point = Backup({{"VOL", src_}});
+  Hash pack = DamageEverywhere(Sha256(block));
+
+  RepairReport r = Repair(Open().get(), &log_, /*dry_run=*/false);
+  EXPECT_EQ(r.packs_rewritten, 1u);
+  EXPECT_EQ(r.blobs_lost, 1u);
+  EXPECT_EQ(r.blobs_healed, 0u);
+  ASSERT_EQ(r.lost.size(), 1u);
+  EXPECT_EQ(r.lost[0].point, point);
+  EXPECT_EQ(r.lost[0].path, "VOL/a");
+  EXPECT_NE(r.lost[0].reason.find("recorded lost by 'vmback repair'"), std::string::npos) << r.lost[0].reason;
+  EXPECT_NE(r.lost[0].reason.find("bytes 4096..8192"), std::string::npos) << r.lost[0].reason;
+  EXPECT_FALSE(PackOnAnyCopy(pack));
+  EXPECT_TRUE(Env::Default()->Exists(a_ + "/lost"));
+  EXPECT_TRUE(Env::Default()->Exists(b_ + "/lost"));
+
+  VerifyReport after = RunVerify();
+  EXPECT_TRUE(after.ok()) << Describe(after);
+  EXPECT_TRUE(after.damaged_packs.empty());
+  EXPECT_TRUE(after.next_step.empty());
+  ASSERT_EQ(after.lost.size(), 1u);
+  EXPECT_EQ(after.lost[0].point, point);
+  EXPECT_EQ(after.lost[0].path, "VOL/a");
+  EXPECT_NE(after.lost[0].reason.find("bytes 4096..8192"), std::string::npos) << after.lost[0].reason;
+  // Nothing is left for repair to do.
+  EXPECT_EQ(Repair(Open().get(), &log_, false).packs_rewritten, 0u);
+
+  std::string out = tmp_ / "restored";
+  RestoreStats st = Restore(Open().get(), point, "VOL", out, Overwrite::kRefuse, &log_);
+  EXPECT_EQ(st.damaged, 1u);
+  ASSERT_EQ(st.damage.size(), 1u);
+  EXPECT_NE(st.damage[0].find("recorded lost by 'vmback repair'"), std::string::npos) << st.damage[0];
+  EXPECT_NE(st.damage[0].find("bytes 4096..8192"), std::string::npos) << st.damage[0];
+  std::string got = test::ReadFile(out + "/a");
+  EXPECT_EQ(got, a_data.substr(0, 4096) + std::string(4096, '\0') + "tail");
+  EXPECT_EQ(test::ReadFile(out + "/b"), test::ReadFile(src_ + "/b"));
+
+  // The same data backed up again: the block is whole, no longer lost.
+  Backup({{"VOL", src_}}, /*full_read=*/true);
+  VerifyReport back = RunVerify();
+  EXPECT_TRUE(back.ok()) << Describe(back);
+  EXPECT_TRUE(back.lost.empty());
+  EXPECT_FALSE(Env::Default()->Exists(a_ + "/lost"));
+}
+
+// Repair before any backup: the block is recorded lost, but the source
+// still has it; the next backup reads the unchanged file again (it refers to
+// a lost block), the block is whole again and verify forgets the loss.
+TEST_F(RepairTest, LostBlockComesBackWithTheNextBackupOfAnUnchangedFile) {
+  std::string block = RandomBytes(4096, 110);
+  std::string data = RandomBytes(4096, 111) + block + "tail";
+  WriteFile(src_ + "/a", data);
+  SetMtimeNs(src_ + "/a", kT0, 5);
+  std::string p1 = Backup({{"VOL", src_}});
+  DamageEverywhere(Sha256(block));
+  RepairReport r = Repair(Open().get(), &log_, false);
+  ASSERT_EQ(r.blobs_lost, 1u);
+  ASSERT_EQ(RunVerify().lost.size(), 1u);
+
+  Backup({{"VOL", src_}});  // not --full-read: the file is unchanged
+  VerifyReport v = RunVerify();
+  EXPECT_TRUE(v.ok()) << Describe(v);
+  EXPECT_TRUE(v.lost.empty()) << v.lost.size();
+  EXPECT_FALSE(Env::Default()->Exists(a_ + "/lost"));
+  EXPECT_FALSE(Env::Default()->Exists(b_ + "/lost"));
+  std::string out = tmp_ / "restored";
+  EXPECT_EQ(Restore(Open().get(), p1, "VOL/a", out, Overwrite::kRefuse, &log_).damaged, 0u);
+  EXPECT_EQ(test::ReadFile(out), data);
+}
+
+// The file "lost" comes from the disk: a damaged one is ignored with a
+// warning, and its blocks show as damage again (never hidden).
+TEST_F(RepairTest, DamagedLostFileIsIgnoredAndItsBlocksAreDamageAgain) {
+  std::string block = RandomBytes(4096, 90);
+  WriteFile(src_ + "/a", RandomBytes(4096, 91) + block);
+  std::string point = Backup({{"VOL", src_}});
+  DamageEverywhere(Sha256(block));
+  Repair(Open().get(), &log_, false);
+  test::XorFileByte(a_ + "/lost", 20, 0x01);
+  Logger wlog(LogLevel::kError, false);
+  auto s = Store::Open(Env::Default(), a_, LockMode::kExclusive, &wlog);
+  bool warned = false;
+  for (const auto& m : wlog.problems()) warned |= m.find(a_ + "/lost") != std::string::npos;
+  EXPECT_TRUE(warned) << ::testing::PrintToString(wlog.problems());
+  VerifyReport r = Verify(s.get(), &log_);
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(Names(r, point, "VOL/a")) << Describe(r);
+  EXPECT_TRUE(r.lost.empty());
+}
+
+// A crash at every write step of a repair (a healed blob and a lost one in
+// the same pack): no good block is ever lost, the only damage verify can see
+// is the pack's own and the file that loses its block, and a second repair
+// ends where an uncrashed one does.
+TEST_F(RepairTest, CrashAtEveryWriteStepLosesNoGoodBlock) {
+  namespace fs = std::filesystem;
+  std::string lost_block = RandomBytes(4096, 100), healed_block = RandomBytes(4096, 101);
+  WriteFile(src_ + "/a", RandomBytes(4096, 102) + lost_block + "tail");
+  const std::string b_data = RandomBytes(4096, 103) + healed_block + RandomBytes(6000, 104);
+  WriteFile(src_ + "/b", b_data);
+  std::string p1 = Backup({{"VOL", src_}});
+  Hash pack = DamageEverywhere(Sha256(lost_block));
+  ASSERT_EQ(DamageEverywhere(Sha256(healed_block)), pack);
+  WriteFile(src_ + "/a", RandomBytes(9000, 105));
+  RunVerify();  // records the damage, so that
+  Backup({{"VOL", src_}}, /*full_read=*/true);  // writes healed_block afresh
+  const std::string ta = tmp_ / "template-a", tb = tmp_ / "template-b";
+  fs::copy(a_, ta, fs::copy_options::recursive);
+  fs::copy(b_, tb, fs::copy_options::recursive);
+  auto reset_store = [&] {
+    fs::remove_all(a_);
+    fs::remove_all(b_);
+    fs::copy(ta, a_, fs::copy_options::recursive);
+    fs::copy(tb, b_, fs::copy_options::recursive);
+  };
+  int64_t steps = 0, verify_steps = 0;
+  {
+    reset_store();
+    FaultEnv counting(Env::Default(), FaultPlan{});
+    Verify(Store::Open(&counting, a_, LockMode::kExclusive, &log_).get(), &log_);
+    verify_steps = counting.write_steps();
+  }
+  {
+    reset_store();
+    FaultEnv counting(Env::Default(), FaultPlan{});
+    auto s = Store::Open(&counting, a_, LockMode::kExclusive, &log_);
+    RepairReport r = Repair(s.get(), &log_, false);
+    ASSERT_EQ(r.blobs_lost, 1u);
+    ASSERT_EQ(r.blobs_healed, 1u);
+    steps = counting.write_steps();
+  }
+  ASSERT_GT(steps, 5);
+  const char* long_env = std::getenv("VMBACK_LONG_TESTS");
+  const bool long_run = long_env && std::string(long_env) == "1";
+  int tried = 0;
+  for (int64_t n = 1; n <= steps; n++) {
+    // Unless VMBACK_LONG_TESTS=1: the check repair starts with (verify's
+    // steps, tested elsewhere) now and then; recording the loss and the first
+    // pack writes; every 8th write of the new pack; the commit (index, drop).
+    if (!long_run && !(n <= verify_steps ? n % 16 == 1 : n <= verify_steps + 8 || n > steps - 20 || n % 8 == 0))
+      continue;
+    SCOPED_TRACE("crash at write step " + std::to_string(n) + " of " + std::to_string(steps));
+    reset_store();
+    {
+      FaultPlan plan;
+      plan.fail_write_at = n;
+      FaultEnv crashing(Env::Default(), plan);
+      auto s = Store::Open(&crashing, a_, LockMode::kExclusive, &log_);
+      try {
+        Repair(s.get(), &log_, false);
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::kCrash) << e.what();
+      }
+      EXPECT_TRUE(crashing.crashed());
+    }
+    tried++;
+    // After the crash: b (its bad block healed by the newer copy) restores
+    // whole; verify sees nothing but the pack and the file that loses a block.
+    std::string out = tmp_ / ("b-" + std::to_string(n));
+    EXPECT_EQ(Restore(Open().get(), p1, "VOL/b", out, Overwrite::kRefuse, &log_).damaged, 0u);
+    EXPECT_EQ(test::ReadFile(out), b_data);
+    VerifyReport v = RunVerify();
+    for (const auto& p : v.problems)
+      EXPECT_TRUE(p.point.empty() || (p.point == p1 && p.path == "VOL/a")) << p.point << " " << p.path << ": " << p.reason;
+    RepairReport again = Repair(Open().get(), &log_, false);
+    VerifyReport end = RunVerify();
+    EXPECT_TRUE(end.ok()) << Describe(end);
+    ASSERT_EQ(end.lost.size(), 1u) << "repaired " << again.packs_rewritten;
+    EXPECT_EQ(end.lost[0].path, "VOL/a");
+    if (HasFailure()) break;
+  }
+  std::cout << "repair crash test: crashed at " << tried << " of " << steps << " write steps; no good block lost\n";
 }
 
 }  // namespace

@@ -43,6 +43,18 @@ HashSet LiveBlobs(Store* store, const std::vector<std::string>& ignore) {
 
 }  // namespace
 
+uint64_t RepackAndDrop(Store* store, const std::vector<Hash>& doomed,
+                       const std::vector<std::pair<Hash, BlobType>>& keep) {
+  HashSet moved;
+  for (const auto& [id, type] : keep) {
+    if (!moved.insert(id).second) continue;
+    store->Rewrite(type, store->Get(id, type));
+  }
+  store->Flush();  // the moved blobs are durable and indexed first
+  if (!doomed.empty()) store->DropPacks(doomed);
+  return moved.size();
+}
+
 GcStats CollectGarbage(Store* store, const GcOptions& options, Logger* log) {
   if (!(options.repack_below >= 0 && options.repack_below <= 1))
     ThrowConfig("the repack threshold must be between 0 and 1, not " + std::to_string(options.repack_below));
@@ -80,7 +92,7 @@ GcStats CollectGarbage(Store* store, const GcOptions& options, Logger* log) {
     for (const auto& loc : locs) account(id, loc);
 
   std::vector<Hash> doomed;
-  std::unordered_set<Hash, HashHasher> moved;
+  std::vector<std::pair<Hash, BlobType>> keep;
   stats.packs = index.packs().size();
   for (size_t i = 0; i < use.size(); i++) {
     const PackUse& u = use[i];
@@ -92,18 +104,11 @@ GcStats CollectGarbage(Store* store, const GcOptions& options, Logger* log) {
       doomed.push_back(index.packs()[i]);
       stats.packs_repacked++;
       stats.bytes_freed += u.total_bytes - u.live_bytes;
-      if (options.dry_run) continue;
-      for (const auto& [id, loc] : u.live_blobs) {
-        if (!moved.insert(id).second) continue;
-        // Read back (verified) and written into a new pack.
-        store->Rewrite(loc.type, store->Get(id, loc.type));
-        stats.blobs_moved++;
-      }
+      for (const auto& [id, loc] : u.live_blobs) keep.emplace_back(id, loc.type);
     }
   }
   if (options.dry_run || doomed.empty()) return stats;
-  store->Flush();  // the moved blobs are durable and indexed first
-  store->DropPacks(doomed);
+  stats.blobs_moved = RepackAndDrop(store, doomed, keep);
   log->Info("garbage collection: " + std::to_string(stats.packs_deleted) + " pack(s) deleted, " +
             std::to_string(stats.packs_repacked) + " repacked (" + std::to_string(stats.blobs_moved) +
             " live blobs moved)");

@@ -30,6 +30,16 @@ struct GcStats {
   uint64_t bytes_freed = 0;  // pack file bytes removed, less what repacking wrote
 };
 
+// Moves the blobs `keep` (read back verified, from any good location) into
+// new packs, then drops the packs `doomed`, in the crash-safe order: the
+// new packs and an index file naming them are durable (Flush) before the
+// index without the doomed packs is written and they are deleted from every
+// copy (Store::DropPacks). A crash at any step leaves every blob of `keep`
+// readable. Returns how many blobs were moved. Used by garbage collection
+// and by `vmback repair`. REQUIRES: store opened kExclusive.
+uint64_t RepackAndDrop(Store* store, const std::vector<Hash>& doomed,
+                       const std::vector<std::pair<Hash, BlobType>>& keep);
+
 // REQUIRES: store opened kExclusive.
 GcStats CollectGarbage(Store* store, const GcOptions& options, Logger* log);
 

@@ -476,6 +476,7 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
       if (Hash::FromHex(std::string_view(text).substr(pos, 64), &h)) s->damaged_.insert(h);
     }
   }
+  s->LoadLost();
   return s;
 }
 
@@ -706,9 +707,9 @@ void Store::LoadIndex() {
 
 bool Store::AnyDamaged(const std::vector<Hash>& ids) const {
   std::shared_lock l(mu_);
-  if (damaged_.empty()) return false;
+  if (damaged_.empty() && lost_.empty()) return false;
   for (const auto& id : ids)
-    if (damaged_.count(id)) return true;
+    if (damaged_.count(id) || lost_.count(id)) return true;
   return false;
 }
 
@@ -740,6 +741,86 @@ void Store::SaveDamaged() {
   else RemoveEverywhere("damaged");
 }
 
+// The file "lost": "vmback-lost 1\n", one 64-hex blob id per line, sorted,
+// then "sha256:" and the hex SHA-256 of everything before that line.
+namespace {
+constexpr char kLostHeader[] = "vmback-lost 1\n";
+constexpr uint64_t kMaxLostSize = 8u << 20;  // about 120,000 ids
+
+std::string EncodeLost(std::vector<Hash> ids) {
+  std::sort(ids.begin(), ids.end());
+  std::string body = kLostHeader;
+  for (const auto& h : ids) body += h.Hex() + "\n";
+  return body + "sha256:" + Sha256(body).Hex() + "\n";
+}
+
+std::vector<Hash> DecodeLost(const std::string& data, const std::string& path) {
+  const std::string header = kLostHeader;
+  auto sum_at = data.rfind("sha256:");
+  if (data.compare(0, header.size(), header) != 0 || sum_at == std::string::npos || sum_at < header.size() ||
+      data.size() != sum_at + 7 + 64 + 1 || data.back() != '\n')
+    ThrowCorrupt(path + ": not a vmback list of lost blobs (bad header or checksum line)");
+  std::string body = data.substr(0, sum_at);
+  if (Sha256(body).Hex() != data.substr(sum_at + 7, 64)) ThrowCorrupt(path + ": checksum mismatch");
+  std::vector<Hash> ids;
+  for (size_t pos = header.size(); pos < body.size(); pos += 65) {
+    Hash h;
+    if (pos + 65 > body.size() || body[pos + 64] != '\n' || !Hash::FromHex(std::string_view(body).substr(pos, 64), &h))
+      ThrowCorrupt(path + ": malformed blob id on line " + std::to_string((pos - header.size()) / 65 + 2));
+    ids.push_back(h);
+  }
+  return ids;
+}
+}  // namespace
+
+void Store::LoadLost() {
+  std::string path = JoinPath(dir_, "lost");
+  if (!env_->Exists(path)) return;
+  try {
+    std::vector<Hash> ids = DecodeLost(ReadFileToString(env_, path, kMaxLostSize), path);
+    std::unique_lock l(mu_);
+    lost_.insert(ids.begin(), ids.end());
+  } catch (const Error& e) {
+    if (e.kind() != ErrorKind::kCorrupt) throw;
+    log_->Warn(std::string(e.what()) + "; ignored: the blocks it recorded lost are reported as damage");
+  }
+}
+
+bool Store::IsLost(const Hash& id) const {
+  std::shared_lock l(mu_);
+  return lost_.count(id) > 0;
+}
+
+std::vector<Hash> Store::Lost() const {
+  std::shared_lock l(mu_);
+  return {lost_.begin(), lost_.end()};
+}
+
+void Store::AddLost(const std::vector<Hash>& ids) {
+  Guard([&] {
+    {
+      std::unique_lock l(mu_);
+      lost_.insert(ids.begin(), ids.end());
+    }
+    SaveLost();
+  });
+}
+
+void Store::ForgetLost(const std::vector<Hash>& ids) {
+  Guard([&] {
+    {
+      std::unique_lock l(mu_);
+      for (const auto& id : ids) lost_.erase(id);
+    }
+    SaveLost();
+  });
+}
+
+void Store::SaveLost() {
+  std::vector<Hash> ids = Lost();
+  if (ids.empty()) RemoveEverywhere("lost");
+  else WriteEverywhere("lost", EncodeLost(std::move(ids)));
+}
 
 bool Store::Put(const EncodedBlob& blob) {
   return Guard([&] { return PutLocked(blob); });
@@ -901,6 +982,9 @@ std::string Store::Get(const Hash& id) const {
     if (locs.empty()) {
       if (pending_.count(id))
         throw Error(ErrorKind::kOther, "internal: blob " + id.Hex() + " read before its pack was finished");
+      if (lost_.count(id))
+        ThrowNotFound("blob " + id.Hex() + " of store " + dir_ +
+                      " was recorded lost by 'vmback repair' (no copy had it whole)");
       ThrowNotFound("blob " + id.Hex() + " is missing from store " + dir_);
     }
   }
@@ -913,7 +997,7 @@ std::string Store::Get(const Hash& id) const {
     for (size_t c = 0; c < copies_.size(); c++) {
       try {
         std::string data = ReadBlobFrom(c, loc, id);
-        for (size_t b : bad_copies) {
+        for (size_t b : read_repair_ ? bad_copies : std::vector<size_t>{}) {
           Hash pack;
           {
             std::shared_lock l(mu_);
@@ -1097,7 +1181,7 @@ nlohmann::json Store::ReadManifest(const std::string& point) const {
         std::string data = ReadFileToString(env_, other);
         nlohmann::json m = ParseManifest(data, other);
         if (e.kind() == ErrorKind::kIo) log_->Warn(std::string(e.what()) + " (an I/O error; read " + other + ")");
-        if (e.kind() == ErrorKind::kCorrupt) {
+        if (e.kind() == ErrorKind::kCorrupt && read_repair_) {
           std::lock_guard<std::mutex> l(repair_mu_);
           KeepAside(path);
           WriteFileAtomic(env_, path, data);

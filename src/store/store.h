@@ -150,6 +150,11 @@ class Store {
   bool exclusive() const { return exclusive_; }
   // Opened kExclusive (or upgraded): no reader is there.
   bool sole() const { return sole_; }
+  // Whether reads repair a copy that gave wrong bytes from one that gave the
+  // right ones (on by default for writers and readers alike). Off for
+  // verify's checking pass, which counts the damage and leaves healing to
+  // its exclusive pass.
+  void set_read_repair(bool on) { read_repair_ = on; }
   // Packs present at open that no index file named (indexed from their own
   // tables): for a reader, packs a backup beside it may still be writing to
   // the other copies.
@@ -187,16 +192,28 @@ class Store {
   // Thread-safe. False for an id known to be damaged in every copy, so that
   // the next Put of the same data writes a fresh copy (self-healing).
   bool Has(const Hash& id) const;
-  // True if any of ids is known damaged. Cheap when nothing is.
+  // True if any of ids is known damaged or recorded lost (no good copy:
+  // a backup reads an unchanged file that refers to one again, so that the
+  // data comes back). Cheap when nothing is.
   bool AnyDamaged(const std::vector<Hash>& ids) const;
   bool HasDamaged() const {
     std::shared_lock l(mu_);
-    return !damaged_.empty();
+    return !damaged_.empty() || !lost_.empty();
   }
   // Records the ids a full verify found with no good copy (in the file
   // "damaged", replacing what was there), so the next backup that meets
   // their data writes them afresh.
   void SetDamaged(const std::vector<Hash>& ids);
+  // Blob ids `vmback repair` dropped because no copy and no newer backup
+  // had them whole (the file "lost", docs/FORMAT.md): verify names the
+  // blocks as a note, not as damage, and Get says they were recorded lost.
+  // An id a later backup writes again is good once more (ForgetLost).
+  bool IsLost(const Hash& id) const;
+  std::vector<Hash> Lost() const;
+  // Add ids to, or remove them from, the file "lost" on every copy (the
+  // whole file rewritten atomically). REQUIRES: kExclusive.
+  void AddLost(const std::vector<Hash>& ids);
+  void ForgetLost(const std::vector<Hash>& ids);
   // Reads, decompresses and re-hashes a blob. Thread-safe. Throws kNotFound
   // for an unknown id, kCorrupt naming the pack file if the bytes are wrong.
   std::string Get(const Hash& id) const;
@@ -273,6 +290,11 @@ class Store {
   // Renames a damaged file to NAME.bad-TIME so it can be inspected.
   void KeepAside(const std::string& path) const;
   void SaveDamaged();
+  // Reads the file "lost" of the primary (hostile input: bounded and
+  // checked; a damaged one is ignored with a warning, so that its blocks
+  // show as damage again rather than as lost) / writes it everywhere.
+  void LoadLost();
+  void SaveLost();
   bool PutLocked(const EncodedBlob& blob);
   // Runs a write step: refuses on a read-only or broken store, and marks the
   // store broken if the step fails (what reached the disk is unknown).
@@ -317,6 +339,7 @@ class Store {
   mutable uint64_t repairs_ = 0;
   bool exclusive_ = false;
   bool sole_ = false;
+  bool read_repair_ = true;
   bool broken_ = false;
   std::unordered_set<std::string> synced_dirs_;  // packs/XX made durable this session
   uint32_t block_size_ = kDefaultBlockSize;
@@ -330,6 +353,7 @@ class Store {
   // Ids with no good copy (found by reads, or by an earlier verify).
   mutable std::unordered_set<Hash, HashHasher> damaged_;
   bool damaged_changed_ = false;
+  std::unordered_set<Hash, HashHasher> lost_;  // guarded by mu_
 
   std::unique_ptr<PackWriter> writer_;
   IndexFile session_index_;  // packs finished by this session, not yet indexed

@@ -269,8 +269,11 @@ TEST_F(StoreTest, NewStoreIsPrivateAndAWriterTightensAnOldOne) {
   }
   for (const auto& e : fs::recursive_directory_iterator(dir_)) {
     mode_t mode = env_->Status(e.path()).mode;
-    if (e.is_directory()) EXPECT_EQ(mode, 0700u) << e.path();
-    else if (e.path().extension() != ".pack") EXPECT_EQ(mode, 0600u) << e.path();  // pack.cpp's own mode
+    if (e.is_directory()) {
+      EXPECT_EQ(mode, 0700u) << e.path();
+    } else if (e.path().extension() != ".pack") {
+      EXPECT_EQ(mode, 0600u) << e.path();  // pack.cpp's own mode
+    }
   }
   for (const auto& e : fs::recursive_directory_iterator(dir_))
     fs::permissions(e.path(), fs::perms::group_read | fs::perms::others_read, fs::perm_options::add);

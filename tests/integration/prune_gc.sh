@@ -92,7 +92,7 @@ newest_point() {
 wait_for_lock_holder() {
   local i
   for ((i = 0; i < 6000; i++)); do
-    if grep -qx "pid $2" "$1/lock" 2>/dev/null; then return 0; fi
+    if grep -qx "pid $2" "$1/write.lock" 2>/dev/null; then return 0; fi
     running "$2" || return 1
     sleep 0.01
   done
@@ -326,11 +326,13 @@ BIG="$WORK/big/big.img"
 SAVED5="$WORK/saved5"
 mkdir -p "$SRC5" "$WORK/big"
 vm store init "$S5"
+# Every point holds both volumes: one retention group (host, volume set).
+seeded_file "$BIG" 1000 500 && set_mtime "$BIG" $((T0 + 1))
 seeded_file "$SRC5/f" 100000 501 && set_mtime "$SRC5/f" $((T0 + 1))
-vm backup --store "$S5" "$SRC5"
+vm backup --store "$S5" "$SRC5" "$BIG"
 expect_rc 0 "backup Q1"
 seeded_file "$SRC5/f" 100000 502 && set_mtime "$SRC5/f" $((T0 + 2))
-vm backup --store "$S5" "$SRC5"
+vm backup --store "$S5" "$SRC5" "$BIG"
 expect_rc 0 "backup Q2"
 
 # Q3: a backup of a 300 MiB image in the background; prune --lock-wait 0.
