@@ -8,6 +8,9 @@
 # exit 0. They see only the points committed when they started. A `prune`
 # at the same time is refused (exit 4) naming the backup's pid; so is a
 # second backup. After the backup: its point restores, and verify is clean.
+# Then a pack damaged on the mirror: a verify during a second slow backup
+# checks, heals nothing ("not healed", exit 5); after the backup it heals the
+# copy (exit 5, "repaired"), and the next verify is clean.
 #
 # Usage: bash tests/integration/readers_during_backup.sh /path/to/vmback
 set -euo pipefail
@@ -76,5 +79,39 @@ check_same_tree "$SRC/etc" "$WORK/r2/etc" "the new point's etc"
 check_same_file "$SRC/disk.img" "$WORK/r2/disk.img" "the new point's image"
 vm verify --store "$A"
 expect_rc 0 "verify after the backup"
+
+section "verify finds a copy to heal while a backup runs: not healed, exit 5"
+PACK=$(cd "$B" && find packs -name '*.pack' | sort | head -n 1)
+python3 - "$B/$PACK" <<'EOF'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(100); b = f.read(1); f.seek(100); f.write(bytes([b[0] ^ 1]))
+EOF
+echo again >>"$SRC/etc/hosts"
+dd if=/dev/urandom of="$SRC/disk.img" bs=1M count=24 conv=notrunc status=none
+"$VMBACK" backup --store "$A" --read-limit 4M "$SRC/etc" "$SRC/disk.img" >"$WORK/backup2.out" 2>"$WORK/backup2.err" &
+BPID=$!
+register_pid "$BPID"
+for _ in $(seq 1 100); do
+  grep -q "pid $BPID" "$A/write.lock" 2>/dev/null && break
+  sleep 0.05
+done
+vm verify --store "$A"
+expect_rc 5 "verify of a damaged copy during the backup"
+expect_err "not healed" "verify says it could not heal while the backup runs"
+check "the damaged pack is left as it was while the backup runs" \
+  bash -c '! cmp -s "$1" "$2"' _ "$A/$PACK" "$B/$PACK"
+_count_check
+running "$BPID" || _fail "the second backup ended before verify was done: the test proves nothing"
+rc=0
+wait "$BPID" || rc=$?
+forget_pid "$BPID"
+check_eq "$rc" 0 "the second slow backup's exit status"
+vm verify --store "$A"
+expect_rc 5 "verify after the backup heals the copy"
+expect_err "repaired" "verify says what it repaired"
+check_same_file "$A/$PACK" "$B/$PACK" "the healed pack"
+vm verify --store "$A"
+expect_rc 0 "verify after the healing"
 
 finish
