@@ -33,15 +33,20 @@ FIRST=${POINTS[0]:-}
 cp -a "$SRC/etc" "$WORK/etc.first"
 echo changed >>"$SRC/etc/hosts"
 
+# slow_backup OUT: a backup slowed to 4 MiB/s in the background (BPID), once
+# it holds its locks (it writes its pid into write.lock).
+slow_backup() {
+  "$VMBACK" backup --store "$A" --read-limit 4M "$SRC/etc" "$SRC/disk.img" >"$WORK/$1.out" 2>"$WORK/$1.err" &
+  BPID=$!
+  register_pid "$BPID"
+  for _ in $(seq 1 100); do
+    grep -q "pid $BPID" "$A/write.lock" 2>/dev/null && break
+    sleep 0.05
+  done
+}
+
 section "a slow backup, and readers beside it"
-"$VMBACK" backup --store "$A" --read-limit 4M "$SRC/etc" "$SRC/disk.img" >"$WORK/backup.out" 2>"$WORK/backup.err" &
-BPID=$!
-register_pid "$BPID"
-# Until the backup holds its locks (it writes its pid into write.lock).
-for _ in $(seq 1 100); do
-  grep -q "pid $BPID" "$A/write.lock" 2>/dev/null && break
-  sleep 0.05
-done
+slow_backup backup
 check "the backup holds write.lock" grep -q "pid $BPID" "$A/write.lock"
 
 vm list --store "$A"
@@ -89,13 +94,7 @@ with open(sys.argv[1], "r+b") as f:
 EOF
 echo again >>"$SRC/etc/hosts"
 dd if=/dev/urandom of="$SRC/disk.img" bs=1M count=24 conv=notrunc status=none
-"$VMBACK" backup --store "$A" --read-limit 4M "$SRC/etc" "$SRC/disk.img" >"$WORK/backup2.out" 2>"$WORK/backup2.err" &
-BPID=$!
-register_pid "$BPID"
-for _ in $(seq 1 100); do
-  grep -q "pid $BPID" "$A/write.lock" 2>/dev/null && break
-  sleep 0.05
-done
+slow_backup backup2
 vm verify --store "$A"
 expect_rc 5 "verify of a damaged copy during the backup"
 expect_err "not healed" "verify says it could not heal while the backup runs"
