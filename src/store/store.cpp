@@ -1182,11 +1182,18 @@ nlohmann::json Store::ReadManifest(const std::string& point) const {
         nlohmann::json m = ParseManifest(data, other);
         if (e.kind() == ErrorKind::kIo) log_->Warn(std::string(e.what()) + " (an I/O error; read " + other + ")");
         if (e.kind() == ErrorKind::kCorrupt && read_repair_) {
-          std::lock_guard<std::mutex> l(repair_mu_);
-          KeepAside(path);
-          WriteFileAtomic(env_, path, data);
-          repairs_++;
-          log_->Warn(std::string(e.what()) + "; repaired from " + other);
+          // The manifest read is good whatever becomes of the repair (a
+          // reader's temporary may be swept by a backup starting beside it).
+          try {
+            std::lock_guard<std::mutex> l(repair_mu_);
+            KeepAside(path);
+            WriteFileAtomic(env_, path, data);
+            repairs_++;
+            log_->Warn(std::string(e.what()) + "; repaired from " + other);
+          } catch (const Error& e3) {
+            if (e3.kind() == ErrorKind::kCrash) throw;
+            log_->Warn(std::string(e.what()) + "; read " + other + ", but cannot repair " + path + ": " + e3.what());
+          }
         }
         return m;
       } catch (const Error& e2) {
