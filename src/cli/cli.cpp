@@ -741,7 +741,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         outcome.metrics.volumes = VolumeBytesOf(r, &tr.volumes);
         if (backup_json) out << outcome.body.dump(2) << "\n";
       } else {
-        store = OpenStore(config, backup_target, LockMode::kExclusive, &log);
+        store = OpenStore(config, backup_target, LockMode::kAppend, &log);
         if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
         r = RunBackup(store.get(), volumes, bopts, &log);
         outcome.body = BackupResultToJson(r);
@@ -873,17 +873,36 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
         if (!r.ok()) return kExitDamaged;
         return r.scrub.repaired ? kExitWarnings : kExitOk;
       }
-      // Exclusive: verify heals copies and records damage; on read-only
-      // media it can only read.
+      // The check takes the shared lock, so backups go on beside it; only
+      // when there is something to heal (a copy's pack or manifest from
+      // another, the damage record) does it take the exclusive lock, and
+      // check again under it. On read-only media it can only read.
       bool read_only = IsReadOnlyFileSystem(config.target.path);
       if (read_only) log.Info(config.target.path + " is on a read-only file system: verify reads only, repairs nothing");
-      auto store = OpenStore(config, verify_target, read_only ? LockMode::kShared : LockMode::kExclusive, &log);
+      auto store = OpenStore(config, verify_target, LockMode::kShared, &log);
       VerifyOptions vopts;
       if (!verify_subset.empty()) ParseReadDataSubset(verify_subset, env->NowNanos(), &vopts);
       if (!verify_limit_text.empty() &&
           (!ParseSize(verify_limit_text, &vopts.read_limit) || vopts.read_limit == 0))
         ThrowConfig("--read-limit: cannot read '" + verify_limit_text + "' as a size per second, e.g. 50M");
       VerifyReport r = Verify(store.get(), &log, vopts);
+      bool not_healed = false;
+      if (r.to_heal > 0 && !read_only) {
+        // This process's shared lock goes first (flock locks are per open file).
+        store.reset();
+        log.Info("found " + std::to_string(r.to_heal) +
+                 " thing(s) to heal from other copies: checking again under the store's exclusive lock");
+        try {
+          store = OpenStore(config, verify_target, LockMode::kExclusive, &log);
+          r = Verify(store.get(), &log, vopts);
+        } catch (const Error& e) {
+          if (e.kind() != ErrorKind::kLocked) throw;
+          not_healed = true;
+          log.Warn("not healed: " + std::string(e.what()) +
+                   "; run 'vmback verify' again when no backup runs (or with --lock-wait)");
+          store = OpenStore(config, verify_target, LockMode::kShared, &log);
+        }
+      }
       outcome.body = VerifyReportToJson(r);
       outcome.metrics.verify_errors = r.problems.size();
       if (verify_json) {
@@ -908,7 +927,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
       if (!r.ok()) return kExitDamaged;
       // Blocks recorded lost: the store is sound and nothing is left to do,
       // but those points are incomplete for good; a warning, not damage.
-      return r.repaired || !r.lost.empty() || !store->absent_copies().empty() ? kExitWarnings : kExitOk;
+      return r.repaired || not_healed || !r.lost.empty() || !store->absent_copies().empty() ? kExitWarnings : kExitOk;
     }
     if (repair->parsed()) {
       Config config = ResolveConfig(repair_target);

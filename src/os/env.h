@@ -71,7 +71,10 @@ class FileLock {
 };
 
 enum class CreateMode { kExclusive, kTruncate, kExisting };
-enum class LockMode { kShared, kExclusive };
+// Env::Lock takes kShared or kExclusive (flock). kAppend is a store's mode
+// only (Store::Open): one writer that adds points (backup) while readers
+// (list, restore, verify's check) go on; Env::Lock refuses it.
+enum class LockMode { kShared, kExclusive, kAppend };
 
 // What lstat(2) says of a path: the symlink itself, never its target.
 enum class FileKind { kMissing, kFile, kDir, kSymlink, kOther };

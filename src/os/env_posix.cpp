@@ -241,6 +241,7 @@ class PosixEnv final : public Env {
     return ListDirectory(fd.get(), path);
   }
   std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
+    if (mode == LockMode::kAppend) throw Error(ErrorKind::kOther, "internal: lock " + path + " in append mode");
     Fd fd;
     if (mode == LockMode::kShared) {
       // Read-only, so that a store on read-only media can be read; created

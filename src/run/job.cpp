@@ -25,6 +25,10 @@ namespace vmback {
 
 namespace {
 
+// How long the prune after a run's backup waits for readers of the store.
+constexpr double kPruneLockWaitSeconds = 60;
+
+
 using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
@@ -375,7 +379,9 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   std::unique_ptr<Store> store;
   std::unique_ptr<InplaceTarget> target;
   if (config.target.type == "store") {
-    store = Store::Open(env, config.target.path, LockMode::kExclusive, log, store_options);
+    // kAppend: list, restore and verify's check go on beside the backup;
+    // the prune at the end upgrades.
+    store = Store::Open(env, config.target.path, LockMode::kAppend, log, store_options);
     if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
   } else {
     target = OpenInplaceTarget(env, config.target, log);
@@ -590,8 +596,16 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   if (options.kind == JobKind::kRun && !config.retention.empty()) {
     step("prune");
     if (store) {
-      PruneResult pr = Prune(store.get(), config.retention, GcOptions{}, log);
-      report.pruned = pr.deleted;
+      bool sole = true;
+      try {
+        store->Upgrade(kPruneLockWaitSeconds);
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kLocked) throw;
+        sole = false;
+        log->Warn("not pruned this time: " + std::string(e.what()) +
+                  " (a restore, list or verify is reading the store; the next run prunes)");
+      }
+      if (sole) report.pruned = Prune(store.get(), config.retention, GcOptions{}, log).deleted;
     } else {
       report.pruned = PruneTarget(target.get(), config.retention, false, log).deleted;
     }

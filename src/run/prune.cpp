@@ -23,6 +23,8 @@ PruneResult Prune(Store* store, const RetentionPolicy& policy, const GcOptions& 
   if (policy.empty())
     ThrowConfig("no retention rules: give --keep-last, --keep-within or --keep-hourly/daily/weekly/"
                 "monthly/yearly, or a [retention] table; prune does not guess what to delete");
+  if (!options.dry_run && !store->sole())
+    throw Error(ErrorKind::kOther, "internal: prune of " + store->dir() + " without the exclusive lock");
   PruneResult result;
   // Every copy must show every point first, or blobs that only a mirror's
   // point names would look dead.

@@ -295,6 +295,10 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
     listed[c] = store->ListPackFiles(c);
     all.insert(listed[c].begin(), listed[c].end());
   }
+  const bool heal = store->exclusive();
+  // A checking pass counts what a copy lacks; its reads must not mend it
+  // on the way (the exclusive pass heals, and reports, what was found).
+  store->set_read_repair(heal);
   std::vector<std::unordered_set<Hash, HashHasher>> has(ncopies);
   for (size_t c = 0; c < ncopies; c++) has[c].insert(listed[c].begin(), listed[c].end());
 
@@ -314,10 +318,15 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
         it = all.erase(it);
       }
     }
-    report.packs_skipped = skipped.size();
     report.subset = options.subset_m > 0 ? std::to_string(options.subset_n) + "/" + std::to_string(options.subset_m)
                                          : FormatShare(options.fraction);
   }
+  // A reader leaves out the packs no index file named at open: a backup
+  // beside it may still be writing them to the other copies.
+  if (!heal)
+    for (const auto& p : store->unindexed_packs())
+      if (all.erase(p)) skipped.insert(p);
+  report.packs_skipped = skipped.size();
   // --read-limit: each copy's reads paced on their own.
   std::vector<std::unique_ptr<RatePacer>> pacers;
   for (size_t c = 0; c < ncopies; c++) pacers.push_back(std::make_unique<RatePacer>(options.read_limit));
@@ -367,6 +376,10 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
         }
       }
       if (bad.empty()) return;
+      if (any_whole && !heal) {
+        report.to_heal += bad.size();
+        return;
+      }
       if (any_whole) {
         for (size_t c : bad) {
           if (store->RepairPack(p.pack, c)) {
@@ -410,6 +423,10 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   if (ncopies > 1) {
     for (const auto& point : store->ListPoints()) {
       auto fixed = store->RepairManifest(point);
+      if (!heal && std::count(fixed.begin(), fixed.end(), ManifestState::kGood) > 0) {
+        report.to_heal += std::count(fixed.begin(), fixed.end(), ManifestState::kBad);
+        continue;
+      }
       for (size_t c = 0; c < ncopies; c++) {
         if (fixed[c] == ManifestState::kRepaired) {
           report.copies[c].manifests_damaged++;
@@ -454,11 +471,13 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
                                   "instead, first back up the same data again while it still exists)";
   }
   // Blocks recorded lost that a backup has written again are whole now.
-  if (store->exclusive()) {
+  {
     std::vector<Hash> back;
     for (const auto& id : store->Lost())
       if (good.count(id)) back.push_back(id);
-    if (!back.empty()) {
+    if (!back.empty() && !heal) {
+      report.to_heal++;  // forgotten by the exclusive pass
+    } else if (!back.empty()) {
       store->ForgetLost(back);
       log->Info(std::to_string(back.size()) + " block(s) recorded lost are whole again (a backup wrote them)");
     }
@@ -468,7 +487,14 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   std::vector<Hash> damaged;
   for (const auto& [id, loc] : index.entries())
     if (!good.count(id) || (assumed.count(id) && store->AnyDamaged({id}))) damaged.push_back(id);
-  store->SetDamaged(damaged);
+  if (heal) {
+    store->SetDamaged(damaged);
+  } else {
+    std::vector<Hash> before = store->damaged_ids();
+    std::sort(before.begin(), before.end());
+    std::sort(damaged.begin(), damaged.end());
+    if (before != damaged) report.to_heal++;
+  }
   auto line = [](const VerifyProblem& p) {
     return (p.point.empty() ? "" : p.point + ": ") + (p.path.empty() ? "" : p.path + ": ") + p.reason;
   };
@@ -524,7 +550,7 @@ nlohmann::json VerifyReportToJson(const VerifyReport& r) {
           {"packs", r.packs},         {"blobs", r.blobs},
           {"bytes", r.bytes},       {"bad_packs", r.bad_packs}, {"bad_blobs", r.bad_blobs},
           {"points", r.points},     {"files_checked", r.files_checked},
-          {"packs_skipped", r.packs_skipped}, {"subset", r.subset},
+          {"packs_skipped", r.packs_skipped}, {"subset", r.subset}, {"to_heal", r.to_heal},
           {"problems", problems}, {"damaged_packs", DamagedPacksToJson(r.damaged_packs)},
           {"lost", ProblemsToJson(r.lost)}, {"next_step", r.next_step}};
 }

@@ -65,6 +65,11 @@ struct DamagedPack {
 struct VerifyReport {
   std::vector<CopyReport> copies;
   uint64_t packs_skipped = 0;  // not read this time (a subset); not checked
+  // A reader's verify (the store opened kShared) heals nothing: what a
+  // writer's would have healed (a copy's missing or damaged pack or
+  // manifest from another copy, a change to the damage record) is counted
+  // here; `vmback verify` then heals under the exclusive lock.
+  uint64_t to_heal = 0;
   std::string subset;          // "2/4", "10%", or empty for every pack
   uint64_t repaired = 0;
   uint64_t packs = 0;
@@ -86,8 +91,10 @@ struct VerifyReport {
   bool ok() const { return problems.empty(); }
 };
 
-// Scrubs every copy of the store and heals each from the others (so it
-// writes: REQUIRES the store opened kExclusive when it has mirrors). Damage
+// Scrubs every copy of the store and heals each from the others when the
+// store is opened by a writer; opened kShared (beside a running backup) it
+// only checks, counts what it would heal in to_heal, and leaves out packs no
+// index file named at open (a backup beside it may be writing them). Damage
 // healed from another copy is counted in repaired, not in problems.
 // With a subset, blobs in packs not read count as good for the point check
 // and keep whatever damage an earlier verify recorded for them.

@@ -58,6 +58,10 @@ uint64_t RepackAndDrop(Store* store, const std::vector<Hash>& doomed,
 GcStats CollectGarbage(Store* store, const GcOptions& options, Logger* log) {
   if (!(options.repack_below >= 0 && options.repack_below <= 1))
     ThrowConfig("the repack threshold must be between 0 and 1, not " + std::to_string(options.repack_below));
+  // Deleting packs under a reader (or beside an appending backup) would
+  // pull blobs from under it.
+  if (!options.dry_run && !store->sole())
+    throw Error(ErrorKind::kOther, "internal: garbage collection of " + store->dir() + " without the exclusive lock");
   GcStats stats;
   HashSet live;
   try {

@@ -141,13 +141,14 @@ bool IsEmptyDir(Env* env, const std::string& dir) {
   return env->Status(dir).kind == FileKind::kDir && env->ListDir(dir).empty();
 }
 
-std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, LockMode mode,
+// One lock file of a copy: "lock" or "write.lock".
+std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, const char* name, LockMode mode,
                                    double wait_seconds, Logger* log) {
   const auto start = std::chrono::steady_clock::now();
   bool said = false;
   for (;;) {
     try {
-      auto lock = env->Lock(JoinPath(dir, "lock"), mode);
+      auto lock = env->Lock(JoinPath(dir, name), mode);
       if (!lock)
         log->Info(dir + " is on a read-only file system and has no lock file; reading it without a lock");
       for (const auto& r : env->TakeStaleLockReports())
@@ -357,7 +358,7 @@ Store::~Store() {
 std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockMode mode, Logger* log,
                                    const StoreOptions& options) {
   // The one place symlinks in the user's paths are followed; below it none.
-  const bool writer = mode == LockMode::kExclusive;
+  const bool writer = mode != LockMode::kShared;
   auto check_layout = [&](const std::string& dir) {
     if (size_t n = CheckCopyLayout(env, dir, writer))
       log->Info("tightened the modes of " + std::to_string(n) + " file(s) and directories in " + dir +
@@ -435,10 +436,24 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
   for (const auto& a : away)
     log->Warn("copy " + a.copy + " " + a.what + "; going on with " + std::to_string(n) + " cop" +
               (n == 1 ? "y" : "ies") + " (" + present + "); " + a.hint);
-  s->exclusive_ = mode == LockMode::kExclusive;
-  for (const auto& c : s->copies_)
-    if (auto lock = TakeLock(env, c, mode, options.lock_wait_seconds, log)) s->locks_.push_back(std::move(lock));
-  if (mode == LockMode::kExclusive) {
+  s->exclusive_ = writer;
+  s->sole_ = mode == LockMode::kExclusive;
+  // Writers one at a time ("write.lock", taken first: another writer's
+  // message then names the holder); readers share "lock" with an appending
+  // writer, and only prune and its kind keep them out.
+  for (const auto& c : s->copies_) {
+    if (writer)
+      if (auto lock = TakeLock(env, c, "write.lock", LockMode::kExclusive, options.lock_wait_seconds, log))
+        s->locks_.push_back(std::move(lock));
+    if (auto lock = TakeLock(env, c, "lock", s->sole_ ? LockMode::kExclusive : LockMode::kShared,
+                             options.lock_wait_seconds, log))
+      s->read_locks_.push_back(std::move(lock));
+  }
+  // A reader's view: the points committed now. Listed before the index is
+  // loaded, so every blob they name is in it (a manifest is written after
+  // its packs and index files).
+  if (!writer) s->pinned_points_ = s->ListPoints();
+  if (writer) {
     for (const auto& c : s->copies_) {
       // Leftovers of a run that died: nothing names them.
       std::string tmp = JoinPath(c, "tmp");
@@ -490,7 +505,8 @@ void Store::MakeCopy(const std::string& dir) {
   if (!env_->Exists(dir)) env_->MakeDir(dir);  // below an existing directory the user named
   if (unfinished) CheckCopyLayout(env_, dir, true);  // as MayMakeCopy did; modes narrowed
   if (env_->Status(dir).mode != kDirMode) env_->SetMode(dir, kDirMode);  // a directory the user made
-  auto lock = env_->Lock(JoinPath(dir, "lock"), LockMode::kExclusive);
+  std::unique_ptr<FileLock> write_lock = env_->Lock(JoinPath(dir, "write.lock"), LockMode::kExclusive);
+  auto lock = env_->Lock(JoinPath(dir, "lock"), sole_ ? LockMode::kExclusive : LockMode::kShared);
   // The same copy_id as the copy recorded at this path (a replaced disk),
   // or as the marker says; else a new one.
   std::string copy_id = unfinished ? *unfinished : "";
@@ -506,7 +522,8 @@ void Store::MakeCopy(const std::string& dir) {
   InitCopy(env_, dir, config);
   copies_.push_back(dir);
   copy_ids_.push_back(copy_id);
-  locks_.push_back(std::move(lock));
+  locks_.push_back(std::move(write_lock));
+  read_locks_.push_back(std::move(lock));
   log_->Info("made " + dir + " a new copy of the store");
 }
 
@@ -569,6 +586,18 @@ std::vector<Hash> Store::ListPackFiles(size_t copy) const {
 void Store::LoadIndex() {
   // A pack counts if any copy has it; which copies lack it is Sync's and
   // verify's business.
+  std::string index_dir = JoinPath(dir_, "index");
+  std::vector<std::string> index_files, damaged_files;
+  std::vector<std::string> index_paths;  // the primary's, then what only mirrors have
+  std::unordered_set<std::string> index_names;
+  for (size_t c = 0; c < copies_.size(); c++)
+    for (const auto& name : env_->ListDir(JoinPath(copies_[c], "index")))
+      if (EndsWith(name, ".idx") && index_names.insert(name).second)
+        index_paths.push_back(JoinPath(JoinPath(copies_[c], "index"), name));
+  // The packs after the index files: every pack an index file names was
+  // durable before it, so a backup running beside a reader never makes a
+  // named pack look missing (packs newer than the listing are indexed from
+  // their own tables).
   std::unordered_map<Hash, std::vector<size_t>, HashHasher> is_present;  // pack -> the copies that have it
   std::vector<Hash> present;
   for (size_t c = 0; c < copies_.size(); c++)
@@ -578,19 +607,19 @@ void Store::LoadIndex() {
       holders.push_back(c);
     }
   std::sort(present.begin(), present.end());
-
-  std::string index_dir = JoinPath(dir_, "index");
-  std::vector<std::string> index_files, damaged_files;
-  std::vector<std::string> index_paths;  // the primary's, then what only mirrors have
-  std::unordered_set<std::string> index_names;
-  for (size_t c = 0; c < copies_.size(); c++)
-    for (const auto& name : env_->ListDir(JoinPath(copies_[c], "index")))
-      if (EndsWith(name, ".idx") && index_names.insert(name).second)
-        index_paths.push_back(JoinPath(JoinPath(copies_[c], "index"), name));
   for (const auto& path : index_paths) {
     const bool primary = DirName(path) == index_dir;
     try {
-      IndexFile f = DecodeIndexFile(ReadFileToString(env_, path, kMaxIndexFileSize), path);
+      std::string data;
+      try {
+        data = ReadFileToString(env_, path, kMaxIndexFileSize);
+      } catch (const Error& e) {
+        // A writer beside this reader folded it into a new one: its packs
+        // are indexed from their own tables below.
+        if (!exclusive_ && e.kind() != ErrorKind::kCorrupt && !env_->Exists(path)) continue;
+        throw;
+      }
+      IndexFile f = DecodeIndexFile(data, path);
       for (auto& [pack, entries] : f.packs) {
         if (!is_present.count(pack)) {
           log_->Warn("pack " + PackPath(pack) + " is named by " + path +
@@ -615,6 +644,7 @@ void Store::LoadIndex() {
   IndexFile rebuilt;
   for (const auto& pack : present) {
     if (index_.HasPack(pack)) continue;
+    unindexed_packs_.push_back(pack);
     std::vector<PackEntry> entries;
     std::optional<Error> damage;
     for (size_t c : is_present[pack]) {
@@ -639,7 +669,7 @@ void Store::LoadIndex() {
     index_.AddEntries(index_.AddPack(pack), entries);
     rebuilt.packs.emplace_back(pack, std::move(entries));
   }
-  if (!rebuilt.packs.empty())
+  if (!rebuilt.packs.empty() && exclusive_)
     log_->Info("indexed " + std::to_string(rebuilt.packs.size()) + " pack(s) of " + dir_ +
                " that no index file covered");
   if (!exclusive_) return;
@@ -967,7 +997,7 @@ std::string Store::Get(const Hash& id) const {
     for (size_t c = 0; c < copies_.size(); c++) {
       try {
         std::string data = ReadBlobFrom(c, loc, id);
-        for (size_t b : bad_copies) {
+        for (size_t b : read_repair_ ? bad_copies : std::vector<size_t>{}) {
           Hash pack;
           {
             std::shared_lock l(mu_);
@@ -1008,7 +1038,28 @@ BlobIndex Store::IndexSnapshot() const {
   return index_;
 }
 
+void Store::Upgrade(double wait_seconds) {
+  if (sole_) return;
+  if (!exclusive_) throw Error(ErrorKind::kOther, "internal: store " + dir_ + " opened read-only");
+  // flock(2) locks belong to the open file: the shared one goes first. This
+  // process holds "write.lock" all along, so no other writer comes between.
+  read_locks_.clear();
+  try {
+    for (const auto& c : copies_)
+      if (auto lock = TakeLock(env_, c, "lock", LockMode::kExclusive, wait_seconds, log_))
+        read_locks_.push_back(std::move(lock));
+  } catch (const Error&) {
+    read_locks_.clear();
+    for (const auto& c : copies_)
+      if (auto lock = TakeLock(env_, c, "lock", LockMode::kShared, wait_seconds, log_))
+        read_locks_.push_back(std::move(lock));
+    throw;
+  }
+  sole_ = true;
+}
+
 std::vector<std::string> Store::ListPoints() const {
+  if (pinned_points_) return *pinned_points_;
   std::vector<std::string> points;
   std::unordered_set<std::string> tombstones;
   auto names = env_->ListDir(JoinPath(dir_, "points"));
@@ -1130,12 +1181,19 @@ nlohmann::json Store::ReadManifest(const std::string& point) const {
         std::string data = ReadFileToString(env_, other);
         nlohmann::json m = ParseManifest(data, other);
         if (e.kind() == ErrorKind::kIo) log_->Warn(std::string(e.what()) + " (an I/O error; read " + other + ")");
-        if (e.kind() == ErrorKind::kCorrupt) {
-          std::lock_guard<std::mutex> l(repair_mu_);
-          KeepAside(path);
-          WriteFileAtomic(env_, path, data);
-          repairs_++;
-          log_->Warn(std::string(e.what()) + "; repaired from " + other);
+        if (e.kind() == ErrorKind::kCorrupt && read_repair_) {
+          // The manifest read is good whatever becomes of the repair (a
+          // reader's temporary may be swept by a backup starting beside it).
+          try {
+            std::lock_guard<std::mutex> l(repair_mu_);
+            KeepAside(path);
+            WriteFileAtomic(env_, path, data);
+            repairs_++;
+            log_->Warn(std::string(e.what()) + "; repaired from " + other);
+          } catch (const Error& e3) {
+            if (e3.kind() == ErrorKind::kCrash) throw;
+            log_->Warn(std::string(e.what()) + "; read " + other + ", but cannot repair " + path + ": " + e3.what());
+          }
         }
         return m;
       } catch (const Error& e2) {

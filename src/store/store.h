@@ -25,6 +25,7 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <shared_mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -120,8 +121,15 @@ class Store {
   // tried and what is there, when no named copy holds a store.
   static StoreCopies Locate(Env* env, const std::string& dir, const StoreOptions& options = {});
 
-  // Opens a store, taking its lock on every present copy (kExclusive for
-  // writers). The primary is dir, or when dir holds no store (not there, or
+  // Opens a store, taking its locks on every present copy:
+  //   kShared     readers (list, restore, verify's check): "lock" shared.
+  //               A reader sees the points committed when it opened
+  //               (ListPoints is fixed then), so a backup running beside it
+  //               changes nothing it reads.
+  //   kAppend     the one writer that only adds (backup): "write.lock"
+  //               exclusive, then "lock" shared, so readers go on.
+  //   kExclusive  writers that delete or rewrite (prune/GC, sync, repair,
+  //               healing verify): "write.lock" and "lock" exclusive. The primary is dir, or when dir holds no store (not there, or
   // an empty mount point) the first of options.mirrors that does; the others
   // are absent, with a warning each, as an unplugged mirror is. dir and the
   // mirrors are resolved once (CanonicalPath); inside
@@ -138,7 +146,28 @@ class Store {
 
   // The primary copy (the first present one).
   const std::string& dir() const { return dir_; }
+  // A writer (kAppend or kExclusive).
   bool exclusive() const { return exclusive_; }
+  // Opened kExclusive (or upgraded): no reader is there.
+  bool sole() const { return sole_; }
+  // Whether reads repair a copy that gave wrong bytes from one that gave the
+  // right ones (on by default for writers and readers alike). Off for
+  // verify's checking pass, which counts the damage and leaves healing to
+  // its exclusive pass.
+  void set_read_repair(bool on) { read_repair_ = on; }
+  // Packs present at open that no index file named (indexed from their own
+  // tables): for a reader, packs a backup beside it may still be writing to
+  // the other copies.
+  const std::vector<Hash>& unindexed_packs() const { return unindexed_packs_; }
+  // The ids recorded as damaged on every copy (the file "damaged").
+  std::vector<Hash> damaged_ids() const {
+    std::shared_lock l(mu_);
+    return {damaged_.begin(), damaged_.end()};
+  }
+  // From kAppend to kExclusive, for the prune after a run's backup: waits up
+  // to wait_seconds for the readers to finish; kLocked if they do not (the
+  // store stays kAppend).
+  void Upgrade(double wait_seconds);
   // Every present copy, the primary first; and those that are not there.
   const std::vector<std::string>& copies() const { return copies_; }
   const std::vector<std::string>& absent_copies() const { return absent_; }
@@ -302,10 +331,15 @@ class Store {
   // Brings the "copies" list of every present copy's config.json to the
   // union of theirs and the present copies. REQUIRES: kExclusive.
   void RecordCopies();
-  std::vector<std::unique_ptr<FileLock>> locks_;
+  std::vector<std::unique_ptr<FileLock>> locks_;       // "write.lock" (writers), per copy
+  std::vector<std::unique_ptr<FileLock>> read_locks_;  // "lock", per copy
+  std::optional<std::vector<std::string>> pinned_points_;  // a reader's ListPoints
+  std::vector<Hash> unindexed_packs_;
   mutable std::mutex repair_mu_;
   mutable uint64_t repairs_ = 0;
   bool exclusive_ = false;
+  bool sole_ = false;
+  bool read_repair_ = true;
   bool broken_ = false;
   std::unordered_set<std::string> synced_dirs_;  // packs/XX made durable this session
   uint32_t block_size_ = kDefaultBlockSize;

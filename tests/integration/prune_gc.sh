@@ -92,7 +92,7 @@ newest_point() {
 wait_for_lock_holder() {
   local i
   for ((i = 0; i < 6000; i++)); do
-    if grep -qx "pid $2" "$1/lock" 2>/dev/null; then return 0; fi
+    if grep -qx "pid $2" "$1/write.lock" 2>/dev/null; then return 0; fi
     running "$2" || return 1
     sleep 0.01
   done

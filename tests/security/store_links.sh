@@ -80,6 +80,13 @@ refused "store sync with lock -> victim" "$S/lock" store sync --store "$S"
 refused "restore with lock -> victim" "$S/lock" restore --store "$S" latest --to "$WORK/out-lockln"
 check "restore wrote nothing" test ! -e "$WORK/out-lockln"
 
+section "write.lock -> a file outside: never truncated or written"
+new_store wlockln
+rm -f -- "$S/write.lock"
+ln -s -- "$SENT/victim" "$S/write.lock"
+refused "backup with write.lock -> victim" "$S/write.lock" backup --store "$S" "$SRC"
+refused "prune with write.lock -> victim" "$S/write.lock" prune --store "$S" --keep-last 1
+
 section "a dangling lock symlink does not create its target"
 new_store lockdangle
 rm -f -- "$S/lock"
