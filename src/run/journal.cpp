@@ -1,6 +1,6 @@
 #include "run/journal.h"
 
-#include <sstream>
+#include <algorithm>
 
 #include "os/subprocess.h"
 #include "source/snapshot.h"
@@ -28,45 +28,61 @@ void Journal::Close() {
   env_->SyncDir(DirName(path_));
 }
 
+namespace {
+
+// One record's string field; absent gives `absent`. A record vmback did not
+// write (another type) is refused where it is decoded.
+std::string Field(const nlohmann::json& r, const char* key, const std::string& where, const char* absent = "") {
+  auto it = r.find(key);
+  if (it == r.end()) return absent;
+  if (!it->is_string()) ThrowCorrupt(where + ": \"" + key + "\" is not a string; this is not a journal vmback wrote");
+  return it->get<std::string>();
+}
+
+}  // namespace
+
 Leftovers ReadJournal(Env* env, const std::string& path) {
   Leftovers left;
-  std::istringstream in(ReadFileToString(env, path));
-  std::string line;
-  std::vector<std::pair<std::string, std::string>> vms;
-  while (std::getline(in, line)) {
+  const std::string text = ReadFileToString(env, path);
+  std::vector<std::string> lines;
+  for (size_t pos = 0; pos < text.size();) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) end = text.size();
+    lines.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  auto erase = [](std::vector<std::string>* v, const std::string& key) {
+    auto it = std::find(v->begin(), v->end(), key);
+    if (it != v->end()) v->erase(it);
+  };
+  for (size_t i = 0; i < lines.size(); i++) {
+    const std::string where = path + ":" + std::to_string(i + 1);
     nlohmann::json r;
     try {
-      r = nlohmann::json::parse(line);
+      r = nlohmann::json::parse(lines[i]);
     } catch (const nlohmann::json::exception&) {
-      continue;  // a torn line from the crash
+      if (i + 1 == lines.size()) continue;  // the torn last line of a crash
+      ThrowCorrupt(where + ": not a JSON record, and not the last line (torn by a crash); "
+                   "this is not a journal vmback wrote");
     }
-    std::string op = r.value("op", "");
-    auto erase = [](auto* v, const std::string& key) {
-      for (auto it = v->begin(); it != v->end(); ++it)
-        if (*it == key) {
-          v->erase(it);
-          return;
-        }
-    };
+    if (!r.is_object()) ThrowCorrupt(where + ": not a JSON object; this is not a journal vmback wrote");
+    const std::string op = Field(r, "op", where);
     if (op == "start") {
-      left.run_id = r.value("run", "");
+      left.run_id = Field(r, "run", where);
     } else if (op == "quiesce") {
-      left.vms.emplace_back(r.value("vm", ""), r.value("method", "auto"));
+      left.vms.emplace_back(Field(r, "vm", where), Field(r, "method", where, "auto"));
     } else if (op == "released") {
-      std::string vm = r.value("vm", "");
-      for (auto it = left.vms.begin(); it != left.vms.end(); ++it)
-        if (it->first == vm) {
-          left.vms.erase(it);
-          break;
-        }
+      const std::string vm = Field(r, "vm", where);
+      auto it = std::find_if(left.vms.begin(), left.vms.end(), [&](const auto& v) { return v.first == vm; });
+      if (it != left.vms.end()) left.vms.erase(it);
     } else if (op == "mount") {
-      left.mounts.push_back(r.value("dir", ""));
+      left.mounts.push_back(Field(r, "dir", where));
     } else if (op == "unmounted") {
-      erase(&left.mounts, r.value("dir", ""));
+      erase(&left.mounts, Field(r, "dir", where));
     } else if (op == "snapshot") {
-      left.snapshots.push_back(r.value("record", ""));
+      left.snapshots.push_back(Field(r, "record", where));
     } else if (op == "dropped") {
-      erase(&left.snapshots, r.value("record", ""));
+      erase(&left.snapshots, Field(r, "record", where));
     }
   }
   return left;
