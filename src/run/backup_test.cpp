@@ -14,7 +14,6 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cstring>
 #include <random>
 #include <set>
@@ -26,7 +25,6 @@
 #include "run/restore.h"
 #include "store/tree.h"
 #include "util/error.h"
-#include "util/rate_pacer.h"
 
 namespace vmback {
 namespace {
@@ -1010,18 +1008,6 @@ TEST_F(BackupTest, SourcePagesAreDroppedFromThePageCacheBehindTheReader) {
   keep.drop_cache = false;
   Backup({{"img", src}}, keep);
   EXPECT_GT(ResidentBytes(src), uint64_t{16} << 20);
-}
-
-TEST(RatePacerTest, PacesToTheRateAfterAShortBurst) {
-  RatePacer pacer(4 << 20);  // 4 MiB/s
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 16; i++) pacer.Take(128 << 10);  // 2 MiB: 0.5 s at the rate, 0.25 s of it burst
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  EXPECT_GE(secs, 0.2);
-  RatePacer none(0);
-  start = std::chrono::steady_clock::now();
-  for (int i = 0; i < 1000; i++) none.Take(1 << 30);
-  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 0.2);
 }
 
 }  // namespace

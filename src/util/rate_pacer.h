@@ -6,38 +6,41 @@
 #include <chrono>
 #include <cstdint>
 #include <mutex>
-#include <thread>
 
+#include "util/clock.h"
 #include "util/progress.h"
 
 namespace vmback {
 
 class RatePacer {
  public:
-  explicit RatePacer(uint64_t bytes_per_second) : rate_(bytes_per_second) {}
+  // bytes_per_second 0: no limit (Take only counts).
+  explicit RatePacer(uint64_t bytes_per_second, Clock* clock = Clock::Steady())
+      : rate_(bytes_per_second), clock_(clock) {}
 
   // Waits until `bytes` more may be read. No-op without a rate.
   void Take(uint64_t bytes) {
     Progress::Get().AddRead(bytes);
     if (rate_ == 0 || bytes == 0) return;
-    std::chrono::steady_clock::time_point until;
+    Clock::TimePoint until;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto now = std::chrono::steady_clock::now();
+      auto now = clock_->Now();
       auto floor = now - std::chrono::milliseconds(250);
       if (next_ < floor) next_ = floor;
       next_ += std::chrono::nanoseconds(static_cast<int64_t>(bytes * 1e9 / static_cast<double>(rate_)));
       until = next_;
     }
-    std::this_thread::sleep_until(until);
+    clock_->SleepUntil(until);
   }
 
   uint64_t rate() const { return rate_; }
 
  private:
   const uint64_t rate_;
+  Clock* const clock_;
   std::mutex mu_;
-  std::chrono::steady_clock::time_point next_{};
+  Clock::TimePoint next_{};
 };
 
 }  // namespace vmback
