@@ -26,12 +26,11 @@ namespace vmback {
 namespace {
 
 // How long the prune after a run's backup waits for readers of the store.
-constexpr double kPruneLockWaitSeconds = 60;
 
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
-double Seconds(Clock::time_point a, Clock::time_point b) {
+double Seconds(Steady::time_point a, Steady::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
@@ -428,8 +427,8 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
       std::vector<std::string> vm_order;
       if (quiesce) vm_order = QuiesceOrder(config, domains);
       std::vector<std::unique_ptr<QuiescedVm>> held;
-      std::map<std::string, Clock::time_point> since;
-      const auto window_start = Clock::now();
+      std::map<std::string, Steady::time_point> since;
+      const auto window_start = Steady::now();
       const auto deadline = window_start + std::chrono::seconds(config.run.max_freeze_seconds);
       const auto timeout = std::chrono::milliseconds(config.run.call_timeout_seconds * 1000);
       // Each guard leaves `held` before its release: one that fails is not
@@ -446,7 +445,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
           }
           record({{"op", "released"}, {"vm", q->name()}});
           report.vms.push_back({q->name(), QuiesceMethodName(q->method()),
-                                Seconds(since[q->name()], Clock::now())});
+                                Seconds(since[q->name()], Steady::now())});
         }
       };
       try {
@@ -454,7 +453,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
           step("quiesce:" + vm);
           QuiesceMethod method = MethodFor(config, vm);
           record({{"op", "quiesce"}, {"vm", vm}, {"method", QuiesceMethodName(method)}});
-          since[vm] = Clock::now();
+          since[vm] = Steady::now();
           auto q = hv->Quiesce(vm, method, timeout);
           if (!q) {
             record({{"op", "released"}, {"vm", vm}});
@@ -465,7 +464,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
         for (size_t i = 0; i < config.volumes.size(); i++) {
           const auto& v = config.volumes[i];
           step("snapshot:" + v.name);
-          if (Clock::now() > deadline)
+          if (Steady::now() > deadline)
             throw Error(ErrorKind::kOther, "the freeze took longer than max_freeze (" +
                                                std::to_string(config.run.max_freeze_seconds) +
                                                " s); VMs resumed, nothing backed up");
@@ -485,7 +484,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
           try {
             states[i].snapshot = TakeSnapshot(env, spec, log, limits);
           } catch (const Error& e) {
-            const bool at_deadline = !held.empty() && Clock::now() >= deadline;
+            const bool at_deadline = !held.empty() && Steady::now() >= deadline;
             // A plain failure made nothing; a kill may have.
             if (!at_deadline && !(options.cancel && options.cancel->load())) states[i].planned.clear();
             if (!at_deadline) throw;
@@ -507,7 +506,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
             q->Release();
             record({{"op", "released"}, {"vm", q->name()}});
             char quiet[32];
-            std::snprintf(quiet, sizeof quiet, "%.2f", Seconds(since[q->name()], Clock::now()));
+            std::snprintf(quiet, sizeof quiet, "%.2f", Seconds(since[q->name()], Steady::now()));
             log->Info("VM " + q->name() + " resumed after " + quiet + " s quiet; the run stops");
           } catch (const std::exception& e) {
             vm_left = true;
@@ -516,7 +515,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
         }
         throw;
       }
-      report.freeze_window_seconds = vm_order.empty() ? 0 : Seconds(window_start, Clock::now());
+      report.freeze_window_seconds = vm_order.empty() ? 0 : Seconds(window_start, Steady::now());
       for (const auto& vr : report.vms)
         log->Info("VM " + vr.name + " quiet (" + vr.method + ") for " + std::to_string(vr.freeze_seconds) + " s");
     }
@@ -598,7 +597,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     if (store) {
       bool sole = true;
       try {
-        store->Upgrade(kPruneLockWaitSeconds);
+        store->Upgrade(options.prune_lock_wait);
       } catch (const Error& e) {
         if (e.kind() != ErrorKind::kLocked) throw;
         sole = false;

@@ -81,6 +81,9 @@ struct JobOptions {
   unsigned threads = 0;
   uint64_t read_limit = 0;
   std::vector<std::string> tags;  // backup --tag: the point's tags (a store)
+  // kRun into a store: seconds the prune after the backup waits for readers
+  // (list, restore, verify) to leave; then it is skipped with a warning.
+  double prune_lock_wait = 60;
 };
 
 // REQUIRES: config validated (LoadConfig). hv may be null for kBackup, or

@@ -1002,6 +1002,40 @@ TEST_F(JobTest, ExplicitSnapshotNoneIsReportedNotWarned) {
   EXPECT_TRUE(r.vms.empty());
 }
 
+// A run's prune waits for readers of the store (a restore, list or verify
+// beside the backup); when one stays, the point is kept, the run warns, and
+// the next run prunes.
+TEST_F(JobTest, PruneAfterTheBackupIsSkippedWhileAReaderHoldsTheStore) {
+  std::string text = Header() + VmTables() + DiskVolume() + TreeVolume();
+  text.replace(text.find("keep_last = 1000"), 16, "keep_last = 1");
+  const Config c = Parse(text);
+  JobOptions o;
+  o.prune_lock_wait = 0;
+  auto run = [&](const std::string& id) {
+    o.run_id = id;
+    Logger log(LogLevel::kError, false);
+    return RunJob(c, Env::Default(), hv_.get(), o, &log);
+  };
+  auto points = [&] {
+    Logger quiet(LogLevel::kError, false);
+    return Store::Open(Env::Default(), Root("store"), LockMode::kShared, &quiet)->ListPoints().size();
+  };
+  EXPECT_TRUE(run("p1").warnings.empty());
+  ASSERT_EQ(points(), 1u);
+  {
+    auto reader = Env::Default()->Lock(Root("store") + "/lock", LockMode::kShared);  // a restore, say
+    JobReport r = run("p2");
+    EXPECT_FALSE(r.point.empty());
+    EXPECT_TRUE(AnyHas(r.warnings, "not pruned this time")) << Joined(r.warnings);
+    EXPECT_TRUE(r.pruned.empty());
+    EXPECT_EQ(points(), 2u);
+  }
+  JobReport r = run("p3");
+  EXPECT_TRUE(r.warnings.empty()) << Joined(r.warnings);
+  EXPECT_EQ(r.pruned.size(), 2u);
+  EXPECT_EQ(points(), 1u);
+}
+
 // backup -c (JobKind::kBackup): the snapshots and mounts of the config, the
 // run's journal, no VM touched (no hypervisor at all), nothing pruned.
 TEST_F(JobTest, BackupKindTakesTheSnapshotsAndLeavesTheVmsAlone) {
