@@ -2,7 +2,7 @@
 # Sanitizer and fuzzing sweep (issue 7, "prove nothing is lost"):
 #
 #   unit   an ASan+UBSan tree: the whole unit suite (ctest -L unit);
-#   tsan   a TSan tree: the tests that run the thread pool (backup, restore,
+#   tsan   a TSan tree: the thread pool and rate pacer, and the tests that run them (backup, restore,
 #          verify and the in-place sink);
 #   fuzz   a clang tree with the libFuzzer targets of tests/fuzz (ASan+UBSan):
 #          each target over its seed corpus, seeded, for a fixed number of runs.
@@ -40,8 +40,8 @@ else
   fuzz_limit=(-runs="${VMBACK_FUZZ_RUNS:-100000}")
 fi
 # The tests that use ThreadPool (src/util/thread_pool.h), by gtest suite.
-tsan_targets=(backup_test restore_test verify_test inplace_test)
-tsan_tests='^(BackupTest|RestoreTest|DamagedRestoreTest|VerifyTest|InplaceTest|InplaceTreeTest|InplaceFaultTest)\.'
+tsan_targets=(backup_test restore_test verify_test inplace_test thread_pool_test rate_pacer_test)
+tsan_tests='^(ThreadPoolTest|RatePacerTest|BackupTest|RestoreTest|DamagedRestoreTest|VerifyTest|InplaceTest|InplaceTreeTest|InplaceFaultTest)\.'
 # Unit tests that leak on purpose: they release a snapshot handle to act out
 # a crash, then clean up from the journal record. LeakSanitizer is off there.
 leaking_tests='Test\.DropLeftoverFromJournalRecord$'
