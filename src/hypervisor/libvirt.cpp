@@ -525,7 +525,8 @@ using XPathContextHandle =
 using XPathObjectHandle =
     std::unique_ptr<xmlXPathObject, XmlFree<xmlXPathObject, xmlXPathFreeObject>>;
 
-// Once per process, before any thread parses (libvirt may parse on others).
+// libxml2 wants xmlInitParser before threads use it (libvirt calls it too;
+// a second call does nothing).
 void InitXml() {
   static std::once_flag once;
   std::call_once(once, [] { xmlInitParser(); });
@@ -544,7 +545,9 @@ void StopAtDoctype(void* ctx, const xmlChar*, const xmlChar*, const xmlChar*) {
 XmlDocHandle ParseDomainXml(const std::string& xml, const std::string& what) {
   if (xml.size() > kMaxDomainXmlBytes) {
     throw Error(ErrorKind::kOther, what + " is " + std::to_string(xml.size()) +
-                                       " bytes, more than the 10 MiB allowed; refused");
+                                       " bytes, more than the " +
+                                       std::to_string(kMaxDomainXmlBytes >> 20) +
+                                       " MiB allowed; refused");
   }
   InitXml();
   XmlParserHandle parser(xmlNewParserCtxt());
@@ -556,8 +559,9 @@ XmlDocHandle ParseDomainXml(const std::string& xml, const std::string& what) {
   XmlDocHandle doc(xmlCtxtReadMemory(parser.get(), xml.data(), static_cast<int>(xml.size()),
                                      "domain.xml", "UTF-8", kXmlParseOptions));
   if (doctype) {
-    throw Error(ErrorKind::kOther,
-                what + " has a DOCTYPE (libvirt writes none); refused, its entities unread");
+    throw Error(ErrorKind::kOther, what +
+                                       " has a DOCTYPE (libvirt writes none); refused without "
+                                       "reading its declarations");
   }
   if (doc == nullptr || !parser->wellFormed) {
     const xmlError* e = xmlCtxtGetLastError(parser.get());
@@ -571,13 +575,15 @@ XmlDocHandle ParseDomainXml(const std::string& xml, const std::string& what) {
   return doc;
 }
 
+struct XmlStringFree {
+  void operator()(xmlChar* s) const { xmlFree(s); }  // xmlFree is a variable, not a function
+};
+
 // The value of attribute name (in no namespace) of node; "" if absent.
 std::string Attribute(xmlNodePtr node, const char* name) {
-  xmlChar* value = xmlGetNoNsProp(node, reinterpret_cast<const xmlChar*>(name));
-  if (value == nullptr) return "";
-  std::string text(reinterpret_cast<const char*>(value));
-  xmlFree(value);
-  return text;
+  std::unique_ptr<xmlChar, XmlStringFree> value(
+      xmlGetNoNsProp(node, reinterpret_cast<const xmlChar*>(name)));
+  return value == nullptr ? "" : reinterpret_cast<const char*>(value.get());
 }
 
 }  // namespace
@@ -587,11 +593,10 @@ std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml,
   const std::string what = vm_name.empty() ? "domain XML" : Quote(vm_name) + ": domain XML";
   XmlDocHandle doc = ParseDomainXml(xml, what);
   XPathContextHandle context(xmlXPathNewContext(doc.get()));
-  XPathObjectHandle found(
-      context == nullptr
-          ? nullptr
-          : xmlXPathEval(reinterpret_cast<const xmlChar*>(kDiskSourceXPath),
-                                   context.get()));
+  XPathObjectHandle found;
+  if (context != nullptr) {
+    found.reset(xmlXPathEval(reinterpret_cast<const xmlChar*>(kDiskSourceXPath), context.get()));
+  }
   if (found == nullptr) throw Error(ErrorKind::kOther, what + ": cannot search it for disks");
   std::vector<std::string> sources;
   const xmlNodeSet* nodes = found->nodesetval;
