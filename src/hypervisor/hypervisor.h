@@ -59,9 +59,13 @@ class Hypervisor {
 // tests). Throws Error naming the uri and libvirt's message.
 std::unique_ptr<Hypervisor> ConnectLibvirt(const std::string& uri, Logger* log);
 
-// The file= or dev= source of each <disk> in a libvirt domain XML (cdroms
-// and disks without a local source left out), in document order.
-std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml);
+// The file= or dev= source of each /domain/devices/disk in a libvirt domain
+// XML (cdroms and disks without a local source left out), in document order.
+// The XML is read as libvirt writes it: UTF-8, at most 10 MiB, no DOCTYPE (so
+// no entity is declared, let alone expanded or fetched). Throws Error naming
+// vm_name (when given) if the XML is not like that or is not well-formed.
+std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml,
+                                                  const std::string& vm_name = "");
 
 // Testing only: makes every later libvirt call named call ("fsfreeze",
 // "fsthaw", "send-key", "suspend", "resume") sleep for delay before it starts,

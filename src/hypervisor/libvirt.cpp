@@ -14,10 +14,12 @@
 // paused behind, only later than the deadline.
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
 
 #include <algorithm>
 #include <condition_variable>
-#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <memory>
@@ -29,6 +31,7 @@
 #include <vector>
 
 #include "hypervisor/hypervisor.h"
+#include "util/encoding.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -456,7 +459,7 @@ class LibvirtHypervisor : public Hypervisor {
     }
     std::string text(xml);
     std::free(xml);
-    info.disk_sources = DiskSourcesFromDomainXml(text);
+    info.disk_sources = DiskSourcesFromDomainXml(text, name);
     return info;
   }
 
@@ -496,183 +499,111 @@ class LibvirtHypervisor : public Hypervisor {
 
 // ------------------------------------------------------------ disk XML
 
-// Replaces the five predefined XML entities and character references.
-std::string DecodeXmlText(const std::string& s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); i++) {
-    size_t semi;
-    if (s[i] != '&' || (semi = s.find(';', i + 1)) == std::string::npos) {
-      out += s[i];
-      continue;
-    }
-    std::string entity = s.substr(i + 1, semi - i - 1);
-    uint32_t cp = 0;
-    bool ok = true;
-    if (entity == "amp") {
-      cp = '&';
-    } else if (entity == "lt") {
-      cp = '<';
-    } else if (entity == "gt") {
-      cp = '>';
-    } else if (entity == "quot") {
-      cp = '"';
-    } else if (entity == "apos") {
-      cp = '\'';
-    } else if (entity.size() > 1 && entity[0] == '#') {
-      bool hex = entity[1] == 'x' || entity[1] == 'X';
-      std::string digits = entity.substr(hex ? 2 : 1);
-      ok = !digits.empty() && digits.size() <= 8 &&
-           digits.find_first_not_of(hex ? "0123456789abcdefABCDEF" : "0123456789") ==
-               std::string::npos;
-      if (ok) cp = static_cast<uint32_t>(std::stoul(digits, nullptr, hex ? 16 : 10));
-      ok = ok && cp > 0 && cp <= 0x10FFFF;
-    } else {
-      ok = false;
-    }
-    if (!ok) {
-      out += s[i];
-      continue;
-    }
-    if (cp < 0x80) {
-      out += static_cast<char>(cp);
-    } else if (cp < 0x800) {
-      out += static_cast<char>(0xC0 | (cp >> 6));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += static_cast<char>(0xE0 | (cp >> 12));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    } else {
-      out += static_cast<char>(0xF0 | (cp >> 18));
-      out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-      out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-      out += static_cast<char>(0x80 | (cp & 0x3F));
-    }
-    i = semi;
-  }
-  return out;
+// libvirt writes a domain's XML itself, but what it holds (paths, names,
+// metadata) came from whoever defined the domain. virsh reads at most 10 MiB
+// of XML from a file, and so does this.
+constexpr size_t kMaxDomainXmlBytes = 10 << 20;
+
+// No network, no DTD (none is loaded, and entities are never substituted:
+// XML_PARSE_NOENT is off), libxml2's default depth and length limits
+// (XML_PARSE_HUGE is off), and errors collected rather than printed.
+constexpr int kXmlParseOptions = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
+
+// The domain's own disks that are not cdroms, and of each its own source (not
+// those of a <backingStore> or <mirror> inside it).
+constexpr char kDiskSourceXPath[] = "/domain/devices/disk[not(@device='cdrom')]/source[1]";
+
+template <typename T, void (*kFree)(T*)>
+struct XmlFree {
+  void operator()(T* p) const { kFree(p); }
+};
+using XmlParserHandle =
+    std::unique_ptr<xmlParserCtxt, XmlFree<xmlParserCtxt, xmlFreeParserCtxt>>;
+using XmlDocHandle = std::unique_ptr<xmlDoc, XmlFree<xmlDoc, xmlFreeDoc>>;
+using XPathContextHandle =
+    std::unique_ptr<xmlXPathContext, XmlFree<xmlXPathContext, xmlXPathFreeContext>>;
+using XPathObjectHandle =
+    std::unique_ptr<xmlXPathObject, XmlFree<xmlXPathObject, xmlXPathFreeObject>>;
+
+// libxml2 wants xmlInitParser before threads use it (libvirt calls it too;
+// a second call does nothing).
+void InitXml() {
+  static std::once_flag once;
+  std::call_once(once, [] { xmlInitParser(); });
 }
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+// The SAX callback for <!DOCTYPE ...>: stops the parser before it reads any
+// declaration, so no entity (internal, external or parameter) is ever
+// defined, expanded or fetched. A DOCTYPE is refused: libvirt writes none.
+void StopAtDoctype(void* ctx, const xmlChar*, const xmlChar*, const xmlChar*) {
+  auto* parser = static_cast<xmlParserCtxtPtr>(ctx);
+  *static_cast<bool*>(parser->_private) = true;
+  xmlStopParser(parser);
+}
 
-struct XmlTag {
-  std::string name;
-  bool closing = false;       // </name>
-  bool self_closing = false;  // <name ... />
-  std::string attributes;     // the raw text after the name
+// what: "VM 'x': domain XML" or "domain XML", to begin error messages with.
+XmlDocHandle ParseDomainXml(const std::string& xml, const std::string& what) {
+  if (xml.size() > kMaxDomainXmlBytes) {
+    throw Error(ErrorKind::kOther, what + " is " + std::to_string(xml.size()) +
+                                       " bytes, more than the " +
+                                       std::to_string(kMaxDomainXmlBytes >> 20) +
+                                       " MiB allowed; refused");
+  }
+  InitXml();
+  XmlParserHandle parser(xmlNewParserCtxt());
+  if (parser == nullptr) throw Error(ErrorKind::kOther, what + ": cannot make an XML parser");
+  bool doctype = false;
+  parser->_private = &doctype;
+  parser->sax->internalSubset = StopAtDoctype;
+  // Always UTF-8, as libvirt returns it, whatever the XML declaration says.
+  XmlDocHandle doc(xmlCtxtReadMemory(parser.get(), xml.data(), static_cast<int>(xml.size()),
+                                     "domain.xml", "UTF-8", kXmlParseOptions));
+  if (doctype) {
+    throw Error(ErrorKind::kOther, what +
+                                       " has a DOCTYPE (libvirt writes none); refused without "
+                                       "reading its declarations");
+  }
+  if (doc == nullptr || !parser->wellFormed) {
+    const xmlError* e = xmlCtxtGetLastError(parser.get());
+    std::string reason = e != nullptr && e->message != nullptr ? e->message : "unknown error";
+    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
+    if (reason.size() > 200) reason = reason.substr(0, 200) + "...";
+    throw Error(ErrorKind::kOther, what + " is not well-formed (line " +
+                                       std::to_string(e != nullptr ? e->line : 0) + ": " +
+                                       EscapeForTerminal(reason) + ")");
+  }
+  return doc;
+}
+
+struct XmlStringFree {
+  void operator()(xmlChar* s) const { xmlFree(s); }  // xmlFree is a variable, not a function
 };
 
-// The next element tag at or after *pos; comments, CDATA, processing
-// instructions and declarations are skipped. False at the end (or at a tag
-// left open).
-bool NextTag(const std::string& xml, size_t* pos, XmlTag* tag) {
-  while (true) {
-    size_t lt = xml.find('<', *pos);
-    if (lt == std::string::npos) return false;
-    auto skip_to = [&](const char* end) {
-      size_t e = xml.find(end, lt);
-      *pos = e == std::string::npos ? xml.size() : e + std::char_traits<char>::length(end);
-    };
-    if (xml.compare(lt, 4, "<!--") == 0) {
-      skip_to("-->");
-      continue;
-    }
-    if (xml.compare(lt, 9, "<![CDATA[") == 0) {
-      skip_to("]]>");
-      continue;
-    }
-    if (xml.compare(lt, 2, "<?") == 0) {
-      skip_to("?>");
-      continue;
-    }
-    if (xml.compare(lt, 2, "<!") == 0) {
-      skip_to(">");
-      continue;
-    }
-    size_t i = lt + 1;
-    tag->closing = i < xml.size() && xml[i] == '/';
-    if (tag->closing) i++;
-    size_t name_start = i;
-    while (i < xml.size() && !IsSpace(xml[i]) && xml[i] != '/' && xml[i] != '>') i++;
-    tag->name = xml.substr(name_start, i - name_start);
-    size_t attr_start = i;
-    char quote = 0;
-    while (i < xml.size() && (quote != 0 || xml[i] != '>')) {
-      if (quote != 0) {
-        if (xml[i] == quote) quote = 0;
-      } else if (xml[i] == '\'' || xml[i] == '"') {
-        quote = xml[i];
-      }
-      i++;
-    }
-    if (i >= xml.size()) return false;
-    tag->self_closing = i > attr_start && xml[i - 1] == '/';
-    tag->attributes = xml.substr(attr_start, i - attr_start - (tag->self_closing ? 1 : 0));
-    *pos = i + 1;
-    return true;
-  }
-}
-
-// The decoded value of attribute name, in either quote style; "" if absent.
-std::string Attribute(const std::string& attributes, const std::string& name) {
-  size_t i = 0;
-  const size_t n = attributes.size();
-  while (i < n) {
-    while (i < n && IsSpace(attributes[i])) i++;
-    size_t key_start = i;
-    while (i < n && !IsSpace(attributes[i]) && attributes[i] != '=') i++;
-    std::string key = attributes.substr(key_start, i - key_start);
-    while (i < n && IsSpace(attributes[i])) i++;
-    if (i >= n || attributes[i] != '=') return "";  // malformed
-    i++;
-    while (i < n && IsSpace(attributes[i])) i++;
-    if (i >= n || (attributes[i] != '\'' && attributes[i] != '"')) return "";
-    char quote = attributes[i++];
-    size_t end = attributes.find(quote, i);
-    if (end == std::string::npos) return "";
-    if (key == name) return DecodeXmlText(attributes.substr(i, end - i));
-    i = end + 1;
-  }
-  return "";
+// The value of attribute name (in no namespace) of node; "" if absent.
+std::string Attribute(xmlNodePtr node, const char* name) {
+  std::unique_ptr<xmlChar, XmlStringFree> value(
+      xmlGetNoNsProp(node, reinterpret_cast<const xmlChar*>(name)));
+  return value == nullptr ? "" : reinterpret_cast<const char*>(value.get());
 }
 
 }  // namespace
 
-std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml) {
+std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml,
+                                                  const std::string& vm_name) {
+  const std::string what = vm_name.empty() ? "domain XML" : Quote(vm_name) + ": domain XML";
+  XmlDocHandle doc = ParseDomainXml(xml, what);
+  XPathContextHandle context(xmlXPathNewContext(doc.get()));
+  XPathObjectHandle found;
+  if (context != nullptr) {
+    found.reset(xmlXPathEval(reinterpret_cast<const xmlChar*>(kDiskSourceXPath), context.get()));
+  }
+  if (found == nullptr) throw Error(ErrorKind::kOther, what + ": cannot search it for disks");
   std::vector<std::string> sources;
-  size_t pos = 0;
-  XmlTag tag;
-  bool in_disk = false;
-  int depth = 0;  // of elements open inside the current <disk>
-  bool wanted = false;
-  bool have_source = false;
-  while (NextTag(xml, &pos, &tag)) {
-    if (!in_disk) {
-      if (!tag.closing && !tag.self_closing && tag.name == "disk") {
-        in_disk = true;
-        depth = 0;
-        have_source = false;
-        wanted = Attribute(tag.attributes, "device") != "cdrom";
-      }
-      continue;
-    }
-    if (tag.closing) {
-      if (depth == 0) {
-        in_disk = false;  // </disk>
-      } else {
-        depth--;
-      }
-      continue;
-    }
-    // Only the disk's own <source>, not those of <backingStore> or <mirror>.
-    if (depth == 0 && tag.name == "source" && !have_source) {
-      have_source = true;
-      std::string path = Attribute(tag.attributes, "file");
-      if (path.empty()) path = Attribute(tag.attributes, "dev");
-      if (wanted && !path.empty()) sources.push_back(path);
-    }
-    if (!tag.self_closing) depth++;
+  const xmlNodeSet* nodes = found->nodesetval;
+  for (int i = 0; nodes != nullptr && i < nodes->nodeNr; i++) {
+    std::string path = Attribute(nodes->nodeTab[i], "file");
+    if (path.empty()) path = Attribute(nodes->nodeTab[i], "dev");
+    if (!path.empty()) sources.push_back(std::move(path));
   }
   return sources;
 }

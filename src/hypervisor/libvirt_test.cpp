@@ -135,15 +135,128 @@ TEST(DiskSourcesTest, CommentsAndAwkwardAttributeValues) {
       "</disk>\n"
       "<disk/>\n"  // no body: nothing
       "<disk type='file'><target dev='vdz'/><source file='/after/target.img'></source></disk>\n"
-      "<disk type='file'><source file='/last.img'/>";  // cut off: still the source
+      "<disk type='file'><source file='/last.img'/></disk>\n"
+      "</devices></domain>";  // (a document cut off is an error: see Malformed... below)
   std::vector<std::string> expected = {"/a/x'y<z>.img", "/after/target.img", "/last.img"};
   EXPECT_EQ(DiskSourcesFromDomainXml(xml), expected);
 }
 
 TEST(DiskSourcesTest, NoDisks) {
-  EXPECT_TRUE(DiskSourcesFromDomainXml("").empty());
+  // ("" and "not xml at all < disk" are errors: see Malformed... below.)
+  EXPECT_TRUE(DiskSourcesFromDomainXml("<domain/>").empty());
   EXPECT_TRUE(DiskSourcesFromDomainXml("<domain><devices/></domain>").empty());
-  EXPECT_TRUE(DiskSourcesFromDomainXml("not xml at all < disk").empty());
+}
+
+// Calls DiskSourcesFromDomainXml(xml, "web") and returns its error message
+// ("" and a test failure if there is none).
+std::string DiskXmlError(const std::string& xml) {
+  try {
+    std::vector<std::string> sources = DiskSourcesFromDomainXml(xml, "web");
+    ADD_FAILURE() << "no error; sources: " << ::testing::PrintToString(sources);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// The classic "billion laughs": ten entities, each ten of the one before, so
+// that &lol9; would be 10^9 times "lol".
+std::string EntityBomb() {
+  std::string xml = "<?xml version='1.0'?>\n<!DOCTYPE domain [\n<!ENTITY lol0 'lol'>\n";
+  for (int i = 1; i <= 9; i++) {
+    xml += "<!ENTITY lol" + std::to_string(i) + " '";
+    for (int j = 0; j < 10; j++) xml += "&lol" + std::to_string(i - 1) + ";";
+    xml += "'>\n";
+  }
+  return xml +
+         "]>\n<domain><name>&lol9;</name><devices><disk type='file' device='disk'>"
+         "<source file='/img/&lol9;.img'/></disk></devices></domain>";
+}
+
+TEST(DiskSourcesTest, EntityBombIsRefusedUnexpanded) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string what = DiskXmlError(EntityBomb());
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  EXPECT_NE(what.find("VM 'web'"), std::string::npos) << what;
+  EXPECT_NE(what.find("DOCTYPE"), std::string::npos) << what;
+  EXPECT_EQ(what.find("lollol"), std::string::npos) << what;
+}
+
+TEST(DiskSourcesTest, ExternalEntitiesAreNeitherReadNorExpanded) {
+  test::TempDir dir;
+  const std::string secret = dir / "secret";
+  test::WriteFile(secret, "not-for-the-backup");
+  const std::string body =
+      "<domain><name>web</name><devices><disk type='file' device='disk'>"
+      "<source file='/img/&x;.img'/><target dev='vda'/></disk></devices></domain>";
+  for (const std::string& doctype :
+       {"<!DOCTYPE domain [<!ENTITY x SYSTEM 'file://" + secret + "'>]>",
+        std::string("<!DOCTYPE domain [<!ENTITY x SYSTEM 'file:///etc/passwd'>]>"),
+        "<!DOCTYPE domain SYSTEM 'file://" + secret + "'>",
+        "<!DOCTYPE domain [<!ENTITY % p SYSTEM 'file://" + secret + "'> %p;]>"}) {
+    std::string what = DiskXmlError(doctype + body);
+    EXPECT_NE(what.find("VM 'web'"), std::string::npos) << what;
+    EXPECT_NE(what.find("DOCTYPE"), std::string::npos) << what;
+    EXPECT_EQ(what.find("not-for-the-backup"), std::string::npos) << what;
+    EXPECT_EQ(what.find("root:"), std::string::npos) << what;
+  }
+  // Without a DOCTYPE the reference names no entity: not well-formed.
+  std::string what = DiskXmlError(body);
+  EXPECT_NE(what.find("VM 'web'"), std::string::npos) << what;
+  EXPECT_NE(what.find("'x'"), std::string::npos) << what;
+}
+
+TEST(DiskSourcesTest, MalformedXmlIsAnErrorNamingTheVmAndTheLine) {
+  const std::string cut_off =
+      "<domain>\n<devices>\n<disk type='file'><source file='/first.img'/></disk>\n"
+      "<disk type='file'><source file='/last.img'/>";
+  for (const std::string& xml :
+       {cut_off, std::string(""), std::string("not xml at all < disk"),
+        std::string("<domain><devices><disk><source file='/a.img'></disk></devices></domain>"),
+        std::string("<domain><devices><disk><source file=/a.img/></disk></devices></domain>"),
+        std::string("<domain/><domain/>"), std::string("<domain>\0</domain>", 18)}) {
+    std::string what = DiskXmlError(xml);
+    EXPECT_NE(what.find("VM 'web'"), std::string::npos) << what;
+    EXPECT_NE(what.find("not well-formed"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+  std::string what = DiskXmlError(cut_off);
+  EXPECT_NE(what.find("line 4"), std::string::npos) << what;
+  // Without a name the message still says what it was reading.
+  try {
+    DiskSourcesFromDomainXml(cut_off);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("domain XML", 0), 0u) << e.what();
+  }
+}
+
+TEST(DiskSourcesTest, OversizedXmlIsRefusedBeforeParsing) {
+  std::string xml = "<domain><devices><disk><source file='/a.img'/></disk></devices><!-- ";
+  xml.append(10 << 20, 'x');
+  xml += " --></domain>";
+  std::string what = DiskXmlError(xml);
+  EXPECT_NE(what.find("VM 'web'"), std::string::npos) << what;
+  EXPECT_NE(what.find("10 MiB"), std::string::npos) << what;
+}
+
+TEST(DiskSourcesTest, OnlyTheDomainsOwnDevicesCount) {
+  // Elements named disk elsewhere (an application's metadata, a nested
+  // devices) are not the domain's disks.
+  const std::string xml = R"(<domain type='kvm'>
+  <name>web</name>
+  <metadata>
+    <app:info xmlns:app='urn:example'>
+      <devices><disk type='file'><source file='/metadata/fake.img'/></disk></devices>
+    </app:info>
+  </metadata>
+  <disk type='file'><source file='/top/level.img'/></disk>
+  <devices>
+    <disk type='file' device='disk'><source file='/real.img'/></disk>
+    <hostdev><devices><disk><source file='/nested.img'/></disk></devices></hostdev>
+  </devices>
+</domain>)";
+  EXPECT_EQ(DiskSourcesFromDomainXml(xml), std::vector<std::string>{"/real.img"});
 }
 
 // ------------------------------------------------------------ connecting
