@@ -286,6 +286,10 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
       report.copies[c].repaired += fixed[c];
       report.repaired += fixed[c];
     }
+  } else {
+    // A damaged index file also hides which packs it named: the exclusive
+    // pass repairs it and reads every pack.
+    for (uint64_t n : store->RepairIndexFiles(/*check_only=*/true)) report.to_heal += n;
   }
 
   // Every pack on every copy, read in full and re-hashed.

@@ -105,12 +105,12 @@ bool Store::RepairPack(const Hash& pack, size_t to) {
   return false;
 }
 
-std::vector<uint64_t> Store::RepairIndexFiles() {
+std::vector<uint64_t> Store::RepairIndexFiles(bool check_only) {
   std::vector<uint64_t> fixed(copies_.size(), 0);
-  Guard([&] {
-    // name -> per copy: absent, whole or damaged
-    enum class State { kAbsent, kWhole, kDamaged };
-    std::map<std::string, std::vector<State>> files;
+  // name -> per copy: absent, whole or damaged
+  enum class State { kAbsent, kWhole, kDamaged };
+  std::map<std::string, std::vector<State>> files;
+  auto scan = [&] {
     for (size_t c = 0; c < copies_.size(); c++) {
       std::string dir = JoinPath(copies_[c], "index");
       for (const auto& n : ListOrEmpty(env_, dir)) {
@@ -126,12 +126,22 @@ std::vector<uint64_t> Store::RepairIndexFiles() {
             log_->Warn(std::string(e.what()) + " (an I/O error; not repaired)");
             continue;
           }
+          if (check_only && e.kind() == ErrorKind::kNotFound) continue;
           if (e.kind() != ErrorKind::kCorrupt) throw;
           log_->Warn(e.what());
           st[c] = State::kDamaged;
         }
       }
     }
+  };
+  if (check_only) {
+    scan();
+    for (const auto& [name, st] : files)
+      for (size_t c = 0; c < copies_.size(); c++) fixed[c] += st[c] == State::kDamaged;
+    return fixed;
+  }
+  Guard([&] {
+    scan();
     std::lock_guard<std::mutex> l(repair_mu_);
     for (const auto& [name, st] : files) {
       std::string good;

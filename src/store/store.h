@@ -272,7 +272,9 @@ class Store {
   // Open indexes its packs from their own tables). The primary's own damaged
   // index files are already replaced by Open. Returns how many files were
   // repaired or set aside, per copy (copies() order). REQUIRES: kExclusive.
-  std::vector<uint64_t> RepairIndexFiles();
+  // check_only: counts the damaged ones per copy and changes nothing (any
+  // mode; an index file a writer folds away meanwhile is not counted).
+  std::vector<uint64_t> RepairIndexFiles(bool check_only = false);
   // A copy of the index (takes the lock).
   BlobIndex IndexSnapshot() const;
 
