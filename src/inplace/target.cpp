@@ -1,4 +1,4 @@
-#include "target/target.h"
+#include "inplace/target.h"
 
 #include <signal.h>
 #include <stdlib.h>

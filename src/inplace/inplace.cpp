@@ -1,4 +1,4 @@
-#include "target/inplace.h"
+#include "inplace/inplace.h"
 
 #include <fcntl.h>
 #include <linux/falloc.h>

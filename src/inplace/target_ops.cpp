@@ -1,4 +1,4 @@
-#include "run/target_ops.h"
+#include "inplace/target_ops.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -2,7 +2,7 @@
 // and backup/list/restore/verify/prune on a plain directory target. ZFS
 // (zfs-fuse) and btrfs (RAID1 on loop devices) are exercised for real by
 // tests/integration/zfs_target.sh and btrfs_target.sh.
-#include "target/target.h"
+#include "inplace/target.h"
 
 #include <sys/stat.h>
 
@@ -13,7 +13,7 @@
 
 #include "helpers/hook_env.h"
 #include "helpers/test_util.h"
-#include "run/target_ops.h"
+#include "inplace/target_ops.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
