@@ -29,102 +29,18 @@ namespace vmback {
 
 namespace {
 
-// --- The blockmap format (docs/FORMAT.md, "In-place targets: blockmaps") ---
-
-constexpr char kMagic[8] = {'V', 'M', 'B', 'K', 'M', 'A', 'P', '\n'};
-constexpr uint32_t kVersion = 1;
-constexpr uint32_t kStateComplete = 1;
-constexpr uint32_t kStateWriting = 2;
-constexpr uint64_t kHeaderSize = 64;
-constexpr uint64_t kStateOffset = 12;
-constexpr uint64_t kEntrySize = 32;
-constexpr uint64_t kMaxPathLen = 1 << 20;
+constexpr uint64_t kEntrySize = kBlockmapEntrySize;
 constexpr uint64_t kBatchBytes = 4u << 20;      // source bytes read per batch
 constexpr size_t kMaxBatchesInFlight = 8;       // memory: at most 8 batches (16 in compare mode)
-constexpr uint64_t kMapChunkBytes = 1u << 20;   // map bytes read per step when checking
 // ZFS's control directory at a dataset's root (visible with snapdir=visible):
 // never mirrored, never deleted (rmdir in .zfs/snapshot destroys snapshots).
 constexpr const char* kZfsDir = ".zfs";
-
-struct MapHeader {
-  uint32_t state = kStateComplete;
-  uint32_t block_size = 0;
-  uint64_t file_size = 0;
-  int64_t source_mtime_ns = 0;
-  uint64_t target_ino = 0;
-  int64_t target_mtime_ns = 0;
-  int64_t target_ctime_ns = 0;
-  std::string path;
-};
-
-std::string EncodeHeader(const MapHeader& h) {
-  std::string s(kMagic, sizeof kMagic);
-  PutU32(&s, kVersion);
-  PutU32(&s, h.state);
-  PutU32(&s, h.block_size);
-  PutU32(&s, static_cast<uint32_t>(h.path.size()));
-  PutU64(&s, h.file_size);
-  PutU64(&s, static_cast<uint64_t>(h.source_mtime_ns));
-  PutU64(&s, h.target_ino);
-  PutU64(&s, static_cast<uint64_t>(h.target_mtime_ns));
-  PutU64(&s, static_cast<uint64_t>(h.target_ctime_ns));
-  s += h.path;
-  return s;
-}
-
-uint64_t NumBlocks(uint64_t size, uint64_t bs) { return size / bs + (size % bs != 0); }
 
 int64_t MtimeNs(const struct stat& st) {
   return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
 int64_t CtimeNs(const struct stat& st) {
   return static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
-}
-
-// Reads the header of the map in f and checks the whole file (length and
-// trailer). Returns "" when it is sound, else what is wrong with it.
-std::string CheckMap(ReadableFile* f, MapHeader* h) {
-  const uint64_t fsize = f->Size();
-  if (fsize < kHeaderSize + kEntrySize) return "is truncated";
-  char hdr[kHeaderSize];
-  if (f->ReadAt(0, hdr, kHeaderSize) != kHeaderSize) return "is truncated";
-  if (std::memcmp(hdr, kMagic, sizeof kMagic) != 0) return "is not a blockmap";
-  if (GetU32(hdr + 8) != kVersion) return "has unknown version " + std::to_string(GetU32(hdr + 8));
-  h->state = GetU32(hdr + 12);
-  if (h->state != kStateComplete) return "was left incomplete (its update was interrupted)";
-  h->block_size = GetU32(hdr + 16);
-  uint64_t path_len = GetU32(hdr + 20);
-  h->file_size = GetU64(hdr + 24);
-  h->source_mtime_ns = static_cast<int64_t>(GetU64(hdr + 32));
-  h->target_ino = GetU64(hdr + 40);
-  h->target_mtime_ns = static_cast<int64_t>(GetU64(hdr + 48));
-  h->target_ctime_ns = static_cast<int64_t>(GetU64(hdr + 56));
-  if (h->block_size == 0 || (h->block_size & (h->block_size - 1)) != 0)
-    return "has a bad block size " + std::to_string(h->block_size);
-  if (path_len > kMaxPathLen || kHeaderSize + path_len + kEntrySize > fsize) return "is truncated";
-  h->path.assign(path_len, '\0');
-  if (f->ReadAt(kHeaderSize, h->path.data(), path_len) != path_len) return "is truncated";
-  const uint64_t n = NumBlocks(h->file_size, h->block_size);
-  const uint64_t room = fsize - kHeaderSize - path_len - kEntrySize;
-  if (n > room / kEntrySize || n * kEntrySize != room) return "has a length that does not fit its file size";
-  Sha256Stream sum;
-  std::string buf;
-  uint64_t off = kHeaderSize + path_len;
-  for (uint64_t left = n * kEntrySize; left > 0;) {
-    size_t step = static_cast<size_t>(std::min(left, kMapChunkBytes));
-    buf.resize(step);
-    if (f->ReadAt(off, buf.data(), step) != step) return "is truncated";
-    sum.Update(buf.data(), step);
-    off += step;
-    left -= step;
-  }
-  sum.Update(hdr, kHeaderSize);
-  sum.Update(h->path.data(), path_len);
-  Hash want = sum.Finish();
-  Hash have;
-  if (f->ReadAt(off, have.bytes.data(), kEntrySize) != kEntrySize) return "is truncated";
-  if (have != want) return "has a wrong checksum";
-  return "";
 }
 
 // --- Reading ---------------------------------------------------------------
@@ -323,8 +239,8 @@ class Syncer {
       if (!LStatIfExists(dst, &now) || now.st_dev != key.dev || now.st_ino != key.ino) continue;
       if (!env_->Exists(map_path)) continue;
       auto f = env_->OpenRead(map_path);
-      MapHeader h;
-      if (!CheckMap(f.get(), &h).empty()) continue;
+      Blockmap h;
+      if (!CheckBlockmap(f.get(), &h).empty()) continue;
       if (h.target_ino != static_cast<uint64_t>(now.st_ino) ||
           h.file_size != static_cast<uint64_t>(now.st_size) || h.target_mtime_ns != MtimeNs(now) ||
           h.target_ctime_ns == CtimeNs(now))
@@ -596,11 +512,11 @@ class Syncer {
   // Returns "" and the open map when the map at map_path can be trusted for
   // the target file dst (stat dst_st), else why not.
   std::string LoadMap(const std::string& map_path, const std::string& rel, const struct stat& dst_st,
-                      MapHeader* h, std::unique_ptr<ReadableFile>* file) {
+                      Blockmap* h, std::unique_ptr<ReadableFile>* file) {
     CheckOwnEntry(map_path, false);
     if (!env_->Exists(map_path)) return "is missing";
     auto f = env_->OpenRead(map_path);
-    std::string why = CheckMap(f.get(), h);
+    std::string why = CheckBlockmap(f.get(), h);
     if (!why.empty()) return why;
     if (h->block_size != bs_)
       return "was written for blocks of " + std::to_string(h->block_size) + " bytes, not " + std::to_string(bs_);
@@ -638,7 +554,7 @@ class Syncer {
       }
     }
 
-    MapHeader old;
+    Blockmap old;
     std::unique_ptr<ReadableFile> old_map;
     std::string why;
     if (exists) why = LoadMap(map_path, rel, dst_st, &old, &old_map);
@@ -654,7 +570,7 @@ class Syncer {
         f->Close();
         struct stat now;
         if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
-        MapHeader h = old;
+        Blockmap h = old;
         h.target_ino = now.st_ino;
         h.target_mtime_ns = MtimeNs(now);
         h.target_ctime_ns = CtimeNs(now);
@@ -676,10 +592,9 @@ class Syncer {
     in->DisableReadahead();
     const uint64_t size = in->Size();
     const uint64_t bs = bs_;
-    const uint64_t n = NumBlocks(size, bs);
+    const uint64_t n = BlockCount(size, bs);
     const uint64_t old_size = exists ? static_cast<uint64_t>(dst_st.st_size) : 0;
-    const uint64_t old_n = basis == Basis::kMap ? NumBlocks(old.file_size, bs) : 0;
-    const uint64_t entries_off = kHeaderSize + rel.size();
+    const uint64_t old_n = basis == Basis::kMap ? BlockCount(old.file_size, bs) : 0;
 
     std::unique_ptr<ReadableFile> target;  // compare mode: the data to compare with
     if (basis == Basis::kCompare) target = env_->OpenRead(dst);
@@ -690,26 +605,16 @@ class Syncer {
     // The map: updated in place, or started anew (empty, durably, before
     // the target file is touched).
     EnsureMapSubdir(map_path);
-    std::unique_ptr<WritableFile> map_out;
-    bool invalidated = false;
+    uint64_t* const map_bytes = &stats_->map_bytes_written;
+    std::unique_ptr<BlockmapWriter> map_out;
     if (basis == Basis::kMap) {
-      map_out = env_->OpenWrite(map_path, CreateMode::kExisting);
+      map_out = std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kUpdate, map_bytes);
     } else {
       CheckOwnEntry(map_path, false);
       if (!env_->Exists(map_path)) MarkDirty(DirName(map_path));
-      map_out = env_->OpenWrite(map_path, CreateMode::kTruncate, 0600);
-      map_out->Sync();
-      invalidated = true;
+      map_out = std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kFresh, map_bytes);
     }
-    auto invalidate = [&] {
-      if (invalidated) return;
-      std::string state;
-      PutU32(&state, kStateWriting);
-      map_out->WriteAt(kStateOffset, state.data(), state.size());
-      map_out->Sync();
-      stats_->map_bytes_written += state.size();
-      invalidated = true;
-    };
+    auto invalidate = [&] { map_out->Invalidate(); };
 
     if (old_size > size) {  // shrink first: frees space before anything is written
       invalidate();
@@ -722,7 +627,6 @@ class Syncer {
     DataMap src_map(in.get());
     std::unique_ptr<DataMap> dst_map;
     if (target) dst_map = std::make_unique<DataMap>(target.get());
-    Sha256Stream trailer;
     bool entries_changed = false;
     std::string old_entries, new_entries;
     std::deque<std::pair<std::shared_ptr<Batch>, std::future<void>>> in_flight;
@@ -745,13 +649,9 @@ class Syncer {
       old_entries.clear();
       if (basis == Basis::kMap && batch->first < old_n) {
         size_t m = static_cast<size_t>(std::min<uint64_t>(count, old_n - batch->first));
-        old_entries.resize(m * kEntrySize);
-        if (old_map->ReadAt(entries_off + batch->first * kEntrySize, old_entries.data(), old_entries.size()) !=
-            old_entries.size())
-          ThrowCorrupt("blockmap " + map_path + " shrank while in use");
+        ReadBlockmapEntries(old_map.get(), map_path, old, batch->first, m, &old_entries);
       }
       new_entries.assign(reinterpret_cast<const char*>(batch->ids.data()), count * kEntrySize);
-      static_assert(sizeof(Hash) == kEntrySize);
       for (size_t k = 0; k < count; k++) {
         const uint64_t i = batch->first + k;
         const uint64_t off = i * bs;
@@ -794,18 +694,14 @@ class Syncer {
           }
           size_t j = k + 1;
           while (j < count && differs(j)) j++;
-          invalidate();
-          map_out->WriteAt(entries_off + (batch->first + k) * kEntrySize, new_entries.data() + k * kEntrySize,
-                           (j - k) * kEntrySize);
-          stats_->map_bytes_written += (j - k) * kEntrySize;
+          map_out->WriteEntries(batch->first + k, new_entries.data() + k * kEntrySize, j - k);
           entries_changed = true;
           k = j;
         }
       } else {
-        map_out->WriteAt(entries_off + batch->first * kEntrySize, new_entries.data(), new_entries.size());
-        stats_->map_bytes_written += new_entries.size();
+        map_out->WriteEntries(batch->first, new_entries.data(), count);
       }
-      trailer.Update(new_entries.data(), new_entries.size());
+      map_out->AddToTrailer(new_entries.data(), count);
     };
 
     for (uint64_t b = 0; b < n; b += per_batch) {
@@ -847,7 +743,7 @@ class Syncer {
     struct stat now;
     if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
     mapped_.insert_or_assign(InodeKey{now.st_dev, now.st_ino}, std::make_pair(dst, map_path));
-    MapHeader h;
+    Blockmap h;
     h.block_size = bs_;
     h.file_size = size;
     h.source_mtime_ns = MtimeNs(src_st);
@@ -855,20 +751,12 @@ class Syncer {
     h.target_mtime_ns = MtimeNs(now);
     h.target_ctime_ns = CtimeNs(now);
     h.path = rel;
-    const std::string hdr = EncodeHeader(h);
-    if (basis == Basis::kMap && !invalidated && !entries_changed && n == old_n && hdr == EncodeHeader(old)) {
+    if (basis == Basis::kMap && !map_out->invalidated() && !entries_changed && n == old_n &&
+        EncodeBlockmapHeader(h) == EncodeBlockmapHeader(old)) {
       map_out->Close();  // nothing changed at all
       return;
     }
-    trailer.Update(hdr.data(), hdr.size());
-    const Hash sum = trailer.Finish();
-    const uint64_t map_len = entries_off + n * kEntrySize + kEntrySize;
-    if (basis == Basis::kMap && n != old_n) map_out->Truncate(map_len);
-    map_out->WriteAt(0, hdr.data(), hdr.size());
-    map_out->WriteAt(map_len - kEntrySize, sum.bytes.data(), kEntrySize);
-    stats_->map_bytes_written += hdr.size() + kEntrySize;
-    map_out->Sync();
-    map_out->Close();
+    map_out->Commit(h, basis == Basis::kMap && n != old_n);
   }
 
   // Batch buffers are reused: a fresh 4 MiB allocation per batch costs an
@@ -906,28 +794,8 @@ class Syncer {
   }
 
   // Rewrites header and trailer of a sound map whose entries stay.
-  void RewriteMapHeader(ReadableFile* map, const std::string& map_path, const MapHeader& h) {
-    const std::string hdr = EncodeHeader(h);
-    const uint64_t entries_off = kHeaderSize + h.path.size();
-    const uint64_t n = NumBlocks(h.file_size, h.block_size);
-    Sha256Stream sum;
-    std::string buf;
-    for (uint64_t done = 0; done < n * kEntrySize;) {
-      size_t step = static_cast<size_t>(std::min(n * kEntrySize - done, kMapChunkBytes));
-      buf.resize(step);
-      if (map->ReadAt(entries_off + done, buf.data(), step) != step)
-        ThrowCorrupt("blockmap " + map_path + " shrank while in use");
-      sum.Update(buf.data(), step);
-      done += step;
-    }
-    sum.Update(hdr.data(), hdr.size());
-    const Hash t = sum.Finish();
-    auto w = env_->OpenWrite(map_path, CreateMode::kExisting);
-    w->WriteAt(0, hdr.data(), hdr.size());
-    w->WriteAt(entries_off + n * kEntrySize, t.bytes.data(), kEntrySize);
-    w->Sync();
-    w->Close();
-    stats_->map_bytes_written += hdr.size() + kEntrySize;
+  void RewriteMapHeader(ReadableFile* map, const std::string& map_path, const Blockmap& h) {
+    stats_->map_bytes_written += RewriteBlockmapHeader(env_, map, map_path, h);
   }
 
   Env* env_;
@@ -973,32 +841,6 @@ void CheckOwnEntry(const std::string& path, bool want_dir) {
   if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
     ThrowConfig(path + " is not a " + (want_dir ? "directory" : "regular file") +
                 " although vmback keeps its own there; nothing was written");
-}
-
-std::string BlockmapPath(const std::string& map_root, const std::string& rel) {
-  std::string hex = Sha256(rel).Hex();
-  return JoinPath(JoinPath(JoinPath(map_root, kBlockmapDir), hex.substr(0, 2)), hex + ".map");
-}
-
-Blockmap ReadBlockmap(Env* env, const std::string& map_path) {
-  if (!env->Exists(map_path)) ThrowNotFound("blockmap " + map_path + " does not exist");
-  auto f = env->OpenRead(map_path);
-  MapHeader h;
-  std::string why = CheckMap(f.get(), &h);
-  if (!why.empty()) ThrowCorrupt("blockmap " + map_path + " " + why);
-  Blockmap m;
-  m.block_size = h.block_size;
-  m.file_size = h.file_size;
-  m.source_mtime_ns = h.source_mtime_ns;
-  m.target_ino = h.target_ino;
-  m.target_mtime_ns = h.target_mtime_ns;
-  m.target_ctime_ns = h.target_ctime_ns;
-  m.path = h.path;
-  m.blocks.resize(NumBlocks(h.file_size, h.block_size));
-  size_t len = m.blocks.size() * kEntrySize;
-  if (f->ReadAt(kHeaderSize + h.path.size(), m.blocks.data(), len) != len)
-    ThrowCorrupt("blockmap " + map_path + " is truncated");
-  return m;
 }
 
 InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string& dest, uint32_t block_size,

@@ -123,53 +123,6 @@ void ClaimMirror(Env* env, InplaceTarget* target, Logger* log) {
   log->Info("claimed " + target->describe() + " as a vmback target");
 }
 
-// Hashes the file at `file` block by block and compares with its map.
-// Returns problems ("" prefix added by the caller); counts into blocks/bytes.
-std::vector<std::string> CheckAgainstMap(Env* env, const std::string& file, const Blockmap& map,
-                                         uint64_t* blocks, uint64_t* bytes) {
-  std::vector<std::string> problems;
-  auto f = env->OpenRead(file);
-  uint64_t size = f->Size();
-  if (size != map.file_size)
-    problems.push_back("size " + std::to_string(size) + " differs from its blockmap's " +
-                       std::to_string(map.file_size));
-  std::vector<char> buf(map.block_size);
-  uint64_t n = (map.file_size + map.block_size - 1) / map.block_size;
-  if (map.blocks.size() != n) {
-    problems.push_back("blockmap holds " + std::to_string(map.blocks.size()) + " blocks for " +
-                       std::to_string(n));
-    return problems;
-  }
-  for (uint64_t i = 0; i < n; i++) {
-    uint64_t off = i * map.block_size;
-    size_t want = static_cast<size_t>(std::min<uint64_t>(map.block_size, map.file_size - off));
-    size_t got = off < size ? f->ReadAt(off, buf.data(), want) : 0;
-    if (got < want) std::memset(buf.data() + got, 0, want - got);
-    Hash h = IsAllZero(buf.data(), want) ? Hash{} : Sha256(buf.data(), want);
-    (*blocks)++;
-    *bytes += want;
-    if (h != map.blocks[i])
-      problems.push_back("block " + std::to_string(i) + " (offset " + std::to_string(off) +
-                         ") differs from its blockmap");
-  }
-  return problems;
-}
-
-// Every blockmap below map_root (its .vmback-blockmaps directory).
-std::vector<std::string> MapFiles(Env* env, const std::string& map_root) {
-  std::vector<std::string> out;
-  std::string dir = JoinPath(map_root, kBlockmapDir);
-  if (!IsDir(dir)) return out;
-  for (const auto& sub : env->ListDir(dir)) {
-    std::string d = JoinPath(dir, sub);
-    if (!IsDir(d)) continue;
-    for (const auto& m : env->ListDir(d))
-      if (EndsWith(m, ".map")) out.push_back(JoinPath(d, m));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 // Copies the regular file src of a point into out, checking every block
 // against the file's blockmap in the point (rel below map_root): wrong data
 // is never written silently. All-zero blocks are skipped (the caller sets
@@ -713,14 +666,14 @@ TargetVerifyReport VerifyTarget(InplaceTarget* target, Env* env, Logger* log) {
         file_vols.insert(vol);
         continue;
       }
-      for (const auto& m : MapFiles(env, vroot)) {
+      for (const auto& m : ListBlockmaps(env, vroot)) {
         std::string label = point + ": " + vol + "/";
         try {
           Blockmap map = ReadBlockmap(env, m);
           label += EscapeForTerminal(map.path);
           CheckInsidePath(vroot, map.path, "the blockmap " + m + " names a path");
           r.files++;
-          for (const auto& p : CheckAgainstMap(env, JoinPath(vroot, map.path), map, &r.blocks, &r.bytes))
+          for (const auto& p : CheckAgainstBlockmap(env, JoinPath(vroot, map.path), map, &r.blocks, &r.bytes))
             r.problems.push_back(label + ": " + p);
         } catch (const Error& e) {
           r.problems.push_back(label + ": " + e.what());
@@ -732,7 +685,7 @@ TargetVerifyReport VerifyTarget(InplaceTarget* target, Env* env, Logger* log) {
       try {
         Blockmap map = ReadBlockmap(env, BlockmapPath(root, vol));
         r.files++;
-        for (const auto& p : CheckAgainstMap(env, JoinPath(root, vol), map, &r.blocks, &r.bytes))
+        for (const auto& p : CheckAgainstBlockmap(env, JoinPath(root, vol), map, &r.blocks, &r.bytes))
           r.problems.push_back(label + ": " + p);
       } catch (const Error& e) {
         r.problems.push_back(label + ": " + e.what());
