@@ -1,7 +1,6 @@
 #include "inplace/inplace.h"
 
 #include <fcntl.h>
-#include <linux/falloc.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -9,29 +8,23 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <deque>
-#include <future>
 #include <map>
 #include <memory>
 #include <set>
 #include <unordered_set>
 
+#include "inplace/block_copy.h"
 #include "os/dir.h"
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
 #include "store/tree.h"
-#include "util/rate_pacer.h"
 #include "util/encoding.h"
 #include "util/error.h"
-#include "util/thread_pool.h"
 
 namespace vmback {
 
 namespace {
 
-constexpr uint64_t kEntrySize = kBlockmapEntrySize;
-constexpr uint64_t kBatchBytes = 4u << 20;      // source bytes read per batch
-constexpr size_t kMaxBatchesInFlight = 8;       // memory: at most 8 batches (16 in compare mode)
 // ZFS's control directory at a dataset's root (visible with snapdir=visible):
 // never mirrored, never deleted (rmdir in .zfs/snapshot destroys snapshots).
 constexpr const char* kZfsDir = ".zfs";
@@ -42,129 +35,6 @@ int64_t MtimeNs(const struct stat& st) {
 int64_t CtimeNs(const struct stat& st) {
   return static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
 }
-
-// --- Reading ---------------------------------------------------------------
-
-// An error reading the source: the entry is left out, the sync goes on.
-class SourceError : public Error {
- public:
-  using Error::Error;
-};
-
-template <typename F>
-auto FromSource(F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const SourceError&) {
-    throw;
-  } catch (const Error& err) {
-    if (err.kind() == ErrorKind::kCrash) throw;
-    throw SourceError(err.kind(), err.what());
-  }
-}
-
-// Where the data regions of a file are, asking the file system lazily.
-// Known: [asked_, data_) is a hole, [data_, hole_) is data; one SEEK_DATA
-// and one SEEK_HOLE per data run, not per block of a hole.
-class DataMap {
- public:
-  explicit DataMap(ReadableFile* f) : f_(f) {}
-  bool HasData(uint64_t off, uint64_t len) {
-    if (off >= f_->Size()) return false;  // past the end (a shorter target)
-    if (off >= data_ && off < hole_) return true;
-    if (off >= asked_ && off < data_) return data_ < off + len;
-    asked_ = off;
-    data_ = f_->NextData(off);
-    hole_ = data_ < f_->Size() ? f_->NextHole(data_) : data_;
-    return data_ < off + len;
-  }
-
- private:
-  ReadableFile* f_;
-  uint64_t asked_ = 0, data_ = 0, hole_ = 0;
-};
-
-// Reads `count` blocks from `first` of a file whose content is `size` bytes
-// long into buf, each run of data blocks with one call; hole[k] is set for
-// a block with no data. Holes (and bytes past the end of the file) are left
-// unset, or zeroed when zero_fill. Returns the bytes read.
-uint64_t ReadBlocks(ReadableFile* f, DataMap* map, uint64_t bs, uint64_t size, uint64_t first,
-                    size_t count, char* buf, std::vector<uint8_t>* hole, bool zero_fill) {
-  uint64_t read = 0;
-  hole->assign(count, 0);
-  size_t i = 0;
-  while (i < count) {
-    uint64_t off = (first + i) * bs;
-    if (!map->HasData(off, std::min(bs, size - off))) {
-      (*hole)[i] = 1;
-      if (zero_fill) std::memset(buf + i * bs, 0, std::min(bs, size - off));
-      i++;
-      continue;
-    }
-    size_t j = i + 1;
-    while (j < count) {
-      uint64_t o = (first + j) * bs;
-      if (!map->HasData(o, std::min(bs, size - o))) break;
-      j++;
-    }
-    uint64_t len = std::min<uint64_t>((j - i) * bs, size - off);
-    size_t got = f->ReadAt(off, buf + i * bs, len);
-    // A file that is shorter (the target) or shrank meanwhile: zeros.
-    if (got < len) std::memset(buf + i * bs + got, 0, len - got);
-    read += got;
-    i = j;
-  }
-  return read;
-}
-
-struct Batch {
-  uint64_t first = 0;
-  size_t count = 0;
-  std::unique_ptr<char[]> data;    // source blocks
-  std::vector<uint8_t> hole;
-  std::unique_ptr<char[]> target;  // compare mode: the target's blocks, holes zeroed
-  std::vector<uint8_t> target_hole;
-  // Filled by the worker:
-  std::vector<Hash> ids;           // zero id for an all-zero block
-  std::vector<uint8_t> equal;      // compare mode: the target holds this block already
-};
-
-void HashBatch(Batch* b, uint64_t bs, uint64_t size, bool compare) {
-  b->ids.assign(b->count, Hash{});
-  if (compare) b->equal.assign(b->count, 0);
-  for (size_t k = 0; k < b->count; k++) {
-    uint64_t off = (b->first + k) * bs;
-    size_t len = static_cast<size_t>(std::min(bs, size - off));
-    const char* p = b->data.get() + k * bs;
-    bool zero = b->hole[k] || IsAllZero(p, len);
-    if (!zero) b->ids[k] = Sha256(p, len);
-    if (compare) {
-      const char* t = b->target.get() + k * bs;
-      b->equal[k] = zero ? (b->target_hole[k] || IsAllZero(t, len)) : std::memcmp(p, t, len) == 0;
-    }
-  }
-}
-
-// A raw descriptor for hole punching (Env has no such call).
-class RawFd {
- public:
-  RawFd() = default;
-  ~RawFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawFd(const RawFd&) = delete;
-  RawFd& operator=(const RawFd&) = delete;
-  int Get(const std::string& path) {
-    if (fd_ < 0) {
-      fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (fd_ < 0) ThrowIo("open " + path, errno);
-    }
-    return fd_;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 bool LStatIfExists(const std::string& path, struct stat* st) {
   if (::lstat(path.c_str(), st) == 0) return true;
@@ -196,8 +66,7 @@ class Syncer {
         stats_(stats),
         map_root_(std::move(map_root)),
         map_dir_(JoinPath(map_root_, kBlockmapDir)),
-        pacer_(opts.read_limit),
-        pool_(opts.threads) {}
+        copier_(block_size, opts, stats, log) {}
 
   // A file or block device (resolved) onto the file dest.
   void SyncSingle(const std::string& src, const std::string& dst) {
@@ -533,27 +402,9 @@ class Syncer {
   void SyncFile(const std::string& src, const std::string& dst, const std::string& rel,
                 const struct stat& src_st, const Entry* meta) {
     stats_->files++;
-    const bool device = S_ISBLK(src_st.st_mode);
     const std::string map_path = MapPathFor(rel);
     struct stat dst_st;
-    bool exists = LStatIfExists(dst, &dst_st);
-    if (exists && !S_ISREG(dst_st.st_mode)) {
-      RemoveTree(dst);
-      MarkDirty(DirName(dst));
-      exists = false;
-    }
-    if (exists && dst_st.st_nlink > 1) {
-      // A target inode with several names holds one source inode's content:
-      // a second claimant gets a file of its own.
-      InodeKey target{dst_st.st_dev, dst_st.st_ino}, source{src_st.st_dev, src_st.st_ino};
-      auto [it, first] = claims_.emplace(target, source);
-      if (!first && !(it->second == source)) {
-        RemoveTree(dst);
-        MarkDirty(DirName(dst));
-        exists = false;
-      }
-    }
-
+    const bool exists = ClearWayForFile(dst, src_st, &dst_st);
     Blockmap old;
     std::unique_ptr<ReadableFile> old_map;
     std::string why;
@@ -561,179 +412,85 @@ class Syncer {
     const bool trusted = exists && why.empty();
 
     // Quick check: the source is as the map recorded it.
-    if (trusted && !device && !opts_.full_read && old.file_size == static_cast<uint64_t>(src_st.st_size) &&
-        old.source_mtime_ns == MtimeNs(src_st)) {
+    if (trusted && !S_ISBLK(src_st.st_mode) && !opts_.full_read &&
+        old.file_size == static_cast<uint64_t>(src_st.st_size) && old.source_mtime_ns == MtimeNs(src_st)) {
       stats_->files_skipped++;
-      if (meta && ApplyMetadata(*meta, dst)) {
-        auto f = env_->OpenWrite(dst, CreateMode::kExisting);
-        f->Sync();
-        f->Close();
-        struct stat now;
-        if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
-        Blockmap h = old;
-        h.target_ino = now.st_ino;
-        h.target_mtime_ns = MtimeNs(now);
-        h.target_ctime_ns = CtimeNs(now);
-        RewriteMapHeader(old_map.get(), map_path, h);
-      }
+      if (meta) SyncMetadataOnly(*meta, dst, map_path, old, old_map.get());
       mapped_.insert_or_assign(InodeKey{dst_st.st_dev, dst_st.st_ino}, std::make_pair(dst, map_path));
       return;
     }
 
-    enum class Basis { kFresh, kMap, kCompare };
-    const Basis basis = !exists ? Basis::kFresh : trusted ? Basis::kMap : Basis::kCompare;
-    if (basis == Basis::kCompare) {
+    const CopyBasis basis = !exists ? CopyBasis::kFresh : trusted ? CopyBasis::kMap : CopyBasis::kCompare;
+    if (basis == CopyBasis::kCompare) {
       stats_->blockmaps_rebuilt++;
       log_->Warn("blockmap " + map_path + " of " + dst + " " + why +
                  "; comparing with the target's data and rebuilding it");
     }
+    FileCopy c;
+    c.basis = basis;
+    c.old_size = exists ? static_cast<uint64_t>(dst_st.st_size) : 0;
+    c.old_map = old_map.get();
+    c.old = &old;
+    c.map_path = &map_path;
+    c.dst = &dst;
+    SyncContent(src, rel, src_st, meta, &c);
+  }
 
+  // Where the file dst goes: removes what is there when it is not a regular
+  // file, or when it is a second source inode's claim on a target inode
+  // with several names (that one gets a file of its own). Returns whether a
+  // file stays at dst (its lstat in *dst_st).
+  bool ClearWayForFile(const std::string& dst, const struct stat& src_st, struct stat* dst_st) {
+    if (!LStatIfExists(dst, dst_st)) return false;
+    bool clear = !S_ISREG(dst_st->st_mode);
+    if (!clear && dst_st->st_nlink > 1) {
+      InodeKey target{dst_st->st_dev, dst_st->st_ino}, source{src_st.st_dev, src_st.st_ino};
+      auto [it, first] = claims_.emplace(target, source);
+      clear = !first && !(it->second == source);
+    }
+    if (!clear) return true;
+    RemoveTree(dst);
+    MarkDirty(DirName(dst));
+    return false;
+  }
+
+  // A file whose content is unchanged: its metadata is brought up to date,
+  // and when that changed anything, the file is fsynced and its map
+  // restamped with the file's new identity.
+  void SyncMetadataOnly(const Entry& meta, const std::string& dst, const std::string& map_path,
+                        const Blockmap& old, ReadableFile* old_map) {
+    if (!ApplyMetadata(meta, dst)) return;
+    auto f = env_->OpenWrite(dst, CreateMode::kExisting);
+    f->Sync();
+    f->Close();
+    struct stat now;
+    if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
+    Blockmap h = old;
+    h.target_ino = now.st_ino;
+    h.target_mtime_ns = MtimeNs(now);
+    h.target_ctime_ns = CtimeNs(now);
+    RewriteMapHeader(old_map, map_path, h);
+  }
+
+  // Copies the content of src onto *c->dst (c: basis, old map), applies the
+  // metadata, makes the file durable, then (only then) commits its map.
+  void SyncContent(const std::string& src, const std::string& rel, const struct stat& src_st,
+                   const Entry* meta, FileCopy* c) {
+    const std::string& dst = *c->dst;
+    const bool exists = c->basis != CopyBasis::kFresh;
     auto in = FromSource([&] { return env_->OpenRead(src); });
     in->DisableReadahead();
-    const uint64_t size = in->Size();
-    const uint64_t bs = bs_;
-    const uint64_t n = BlockCount(size, bs);
-    const uint64_t old_size = exists ? static_cast<uint64_t>(dst_st.st_size) : 0;
-    const uint64_t old_n = basis == Basis::kMap ? BlockCount(old.file_size, bs) : 0;
-
+    c->in = in.get();
+    c->size = in->Size();
     std::unique_ptr<ReadableFile> target;  // compare mode: the data to compare with
-    if (basis == Basis::kCompare) target = env_->OpenRead(dst);
+    if (c->basis == CopyBasis::kCompare) target = env_->OpenRead(dst);
+    c->target = target.get();
     auto out = env_->OpenWrite(dst, exists ? CreateMode::kExisting : CreateMode::kExclusive, 0600);
     if (!exists) MarkDirty(DirName(dst));
-    RawFd punch_fd;
-
-    // The map: updated in place, or started anew (empty, durably, before
-    // the target file is touched).
-    EnsureMapSubdir(map_path);
-    uint64_t* const map_bytes = &stats_->map_bytes_written;
-    std::unique_ptr<BlockmapWriter> map_out;
-    if (basis == Basis::kMap) {
-      map_out = std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kUpdate, map_bytes);
-    } else {
-      CheckOwnEntry(map_path, false);
-      if (!env_->Exists(map_path)) MarkDirty(DirName(map_path));
-      map_out = std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kFresh, map_bytes);
-    }
-    auto invalidate = [&] { map_out->Invalidate(); };
-
-    if (old_size > size) {  // shrink first: frees space before anything is written
-      invalidate();
-      out->Truncate(size);
-    }
-
-    const size_t per_batch = static_cast<size_t>(std::max<uint64_t>(1, kBatchBytes / bs));
-    const size_t max_in_flight = std::min(pool_.size() * 2 + 1, kMaxBatchesInFlight);
-    const bool compare = basis == Basis::kCompare;
-    DataMap src_map(in.get());
-    std::unique_ptr<DataMap> dst_map;
-    if (target) dst_map = std::make_unique<DataMap>(target.get());
-    bool entries_changed = false;
-    std::string old_entries, new_entries;
-    std::deque<std::pair<std::shared_ptr<Batch>, std::future<void>>> in_flight;
-
-    auto drain_one = [&] {
-      auto [batch, done] = std::move(in_flight.front());
-      in_flight.pop_front();
-      done.get();
-      // The task is done with the buffers (get() orders it); they go back
-      // to the free list when this batch is finished with.
-      struct Recycle {
-        Syncer* s;
-        Batch* b;
-        ~Recycle() {
-          s->GiveBuffer(std::move(b->data));
-          if (b->target) s->GiveBuffer(std::move(b->target));
-        }
-      } recycle{this, batch.get()};
-      const size_t count = batch->count;
-      old_entries.clear();
-      if (basis == Basis::kMap && batch->first < old_n) {
-        size_t m = static_cast<size_t>(std::min<uint64_t>(count, old_n - batch->first));
-        ReadBlockmapEntries(old_map.get(), map_path, old, batch->first, m, &old_entries);
-      }
-      new_entries.assign(reinterpret_cast<const char*>(batch->ids.data()), count * kEntrySize);
-      for (size_t k = 0; k < count; k++) {
-        const uint64_t i = batch->first + k;
-        const uint64_t off = i * bs;
-        const size_t len = static_cast<size_t>(std::min(bs, size - off));
-        const Hash& id = batch->ids[k];
-        bool same;
-        if (basis == Basis::kFresh) {
-          same = id.IsZero();  // a new file is a hole until written
-        } else if (basis == Basis::kCompare) {
-          same = batch->equal[k];
-        } else if (i < old_n) {
-          same = std::memcmp(old_entries.data() + k * kEntrySize, id.bytes.data(), kEntrySize) == 0;
-        } else {
-          same = id.IsZero();  // past the old end: a hole once the size is set
-        }
-        stats_->blocks++;
-        if (same) continue;
-        invalidate();
-        if (id.IsZero()) {
-          Punch(out.get(), &punch_fd, dst, off, len);
-        } else {
-          out->WriteAt(off, batch->data.get() + k * bs, len);
-          stats_->blocks_written++;
-          stats_->bytes_written += len;
-        }
-      }
-      // The map's entries for this batch.
-      if (basis == Basis::kMap) {
-        const uint64_t first = batch->first;  // clang < 16 cannot capture a structured binding
-        size_t k = 0;
-        while (k < count) {
-          auto differs = [&](size_t x) {
-            return first + x >= old_n ||
-                   std::memcmp(old_entries.data() + x * kEntrySize, new_entries.data() + x * kEntrySize,
-                               kEntrySize) != 0;
-          };
-          if (!differs(k)) {
-            k++;
-            continue;
-          }
-          size_t j = k + 1;
-          while (j < count && differs(j)) j++;
-          map_out->WriteEntries(batch->first + k, new_entries.data() + k * kEntrySize, j - k);
-          entries_changed = true;
-          k = j;
-        }
-      } else {
-        map_out->WriteEntries(batch->first, new_entries.data(), count);
-      }
-      map_out->AddToTrailer(new_entries.data(), count);
-    };
-
-    for (uint64_t b = 0; b < n; b += per_batch) {
-      CheckCancel(opts_.cancel);
-      auto batch = std::make_shared<Batch>();
-      batch->first = b;
-      batch->count = static_cast<size_t>(std::min<uint64_t>(per_batch, n - b));
-      batch->data = TakeBuffer(per_batch * bs);
-      uint64_t got = FromSource([&] {
-        return ReadBlocks(in.get(), &src_map, bs, size, b, batch->count, batch->data.get(), &batch->hole, false);
-      });
-      stats_->bytes_read += got;
-      if (opts_.drop_cache) in->DropCache(b * bs, batch->count * bs);
-      pacer_.Take(got);
-      if (compare) {
-        batch->target = TakeBuffer(per_batch * bs);
-        stats_->target_bytes_read += ReadBlocks(target.get(), dst_map.get(), bs, size, b, batch->count,
-                                                batch->target.get(), &batch->target_hole, true);
-      }
-      // The task owns the batch too: if this loop throws, a running task
-      // still has its buffers.
-      in_flight.emplace_back(batch, pool_.Submit([batch, bs, size, compare] {
-        HashBatch(batch.get(), bs, size, compare);
-      }));
-      while (in_flight.size() >= max_in_flight) drain_one();
-    }
-    while (!in_flight.empty()) drain_one();
-
-    if (old_size < size) {  // grow (or a new file): what was not written is a hole
-      invalidate();
-      out->Truncate(size);
-    }
+    c->out = out.get();
+    auto map = OpenMapWriter(*c->map_path, rel, c->basis);
+    c->map = map.get();
+    const bool entries_changed = copier_.Copy(*c);
     if (meta) ApplyMetadata(*meta, dst);
     out->Sync();
     out->Close();
@@ -742,55 +499,35 @@ class Syncer {
     // The data is durable: now the map may describe it.
     struct stat now;
     if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
-    mapped_.insert_or_assign(InodeKey{now.st_dev, now.st_ino}, std::make_pair(dst, map_path));
+    mapped_.insert_or_assign(InodeKey{now.st_dev, now.st_ino}, std::make_pair(dst, *c->map_path));
     Blockmap h;
     h.block_size = bs_;
-    h.file_size = size;
+    h.file_size = c->size;
     h.source_mtime_ns = MtimeNs(src_st);
     h.target_ino = now.st_ino;
     h.target_mtime_ns = MtimeNs(now);
     h.target_ctime_ns = CtimeNs(now);
     h.path = rel;
-    if (basis == Basis::kMap && !map_out->invalidated() && !entries_changed && n == old_n &&
-        EncodeBlockmapHeader(h) == EncodeBlockmapHeader(old)) {
-      map_out->Close();  // nothing changed at all
+    const bool resized = c->basis == CopyBasis::kMap && BlockCount(c->size, bs_) != BlockCount(c->old->file_size, bs_);
+    if (c->basis == CopyBasis::kMap && !map->invalidated() && !entries_changed && !resized &&
+        EncodeBlockmapHeader(h) == EncodeBlockmapHeader(*c->old)) {
+      map->Close();  // nothing changed at all
       return;
     }
-    map_out->Commit(h, basis == Basis::kMap && n != old_n);
+    map->Commit(h, resized);
   }
 
-  // Batch buffers are reused: a fresh 4 MiB allocation per batch costs an
-  // mmap, page faults and an munmap each time.
-  std::unique_ptr<char[]> TakeBuffer(size_t size) {
-    if (size != buffer_size_) {
-      free_buffers_.clear();
-      buffer_size_ = size;
-    }
-    if (free_buffers_.empty()) return std::unique_ptr<char[]>(new char[size]);
-    auto b = std::move(free_buffers_.back());
-    free_buffers_.pop_back();
-    return b;
-  }
-  void GiveBuffer(std::unique_ptr<char[]> b) {
-    if (b && free_buffers_.size() < 2 * kMaxBatchesInFlight) free_buffers_.push_back(std::move(b));
-  }
-
-  // An all-zero block: a hole where the file system can punch one, else zeros.
-  void Punch(WritableFile* out, RawFd* fd, const std::string& dst, uint64_t off, size_t len) {
-    if (opts_.punch_holes && punch_supported_) {
-      if (::fallocate(fd->Get(dst), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                      static_cast<off_t>(len)) == 0) {
-        stats_->holes_punched++;
-        return;
-      }
-      if (errno != EOPNOTSUPP && errno != ENOSYS) ThrowIo("punch a hole in " + dst, errno);
-      punch_supported_ = false;
-      log_->Info("the target file system cannot punch holes; all-zero blocks are written as zeros");
-    }
-    if (zeros_.size() < len) zeros_.assign(len, '\0');
-    out->WriteAt(off, zeros_.data(), len);
-    stats_->blocks_written++;
-    stats_->bytes_written += len;
+  // The map: updated in place (basis kMap), or started anew (empty,
+  // durably, before the target file is touched).
+  std::unique_ptr<BlockmapWriter> OpenMapWriter(const std::string& map_path, const std::string& rel,
+                                                CopyBasis basis) {
+    EnsureMapSubdir(map_path);
+    uint64_t* const bytes = &stats_->map_bytes_written;
+    if (basis == CopyBasis::kMap)
+      return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kUpdate, bytes);
+    CheckOwnEntry(map_path, false);
+    if (!env_->Exists(map_path)) MarkDirty(DirName(map_path));
+    return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kFresh, bytes);
   }
 
   // Rewrites header and trailer of a sound map whose entries stay.
@@ -805,15 +542,10 @@ class Syncer {
   InplaceStats* stats_;
   const std::string map_root_;
   const std::string map_dir_;
-  RatePacer pacer_;
-  ThreadPool pool_;
+  BlockCopier copier_;
   dev_t root_dev_ = 0;
   dev_t target_dev_ = 0;  // trees: the mirror's file system
-  bool punch_supported_ = true;
   bool need_syncfs_ = false;
-  std::string zeros_;
-  std::vector<std::unique_ptr<char[]>> free_buffers_;
-  size_t buffer_size_ = 0;
   std::map<InodeKey, std::string> links_;    // source inode -> dest of its first name
   std::map<InodeKey, InodeKey> claims_;      // multiply-linked target inode -> source inode
   std::map<InodeKey, std::pair<std::string, std::string>> mapped_;  // target inode -> file, its map
