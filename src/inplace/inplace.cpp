@@ -8,16 +8,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <map>
-#include <memory>
-#include <set>
-#include <unordered_set>
 
-#include "inplace/block_copy.h"
+#include "inplace/syncer.h"
 #include "os/dir.h"
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
-#include "store/tree.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
@@ -29,531 +24,242 @@ namespace {
 // never mirrored, never deleted (rmdir in .zfs/snapshot destroys snapshots).
 constexpr const char* kZfsDir = ".zfs";
 
-int64_t MtimeNs(const struct stat& st) {
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-}
-int64_t CtimeNs(const struct stat& st) {
-  return static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
-}
+}  // namespace
 
-bool LStatIfExists(const std::string& path, struct stat* st) {
-  if (::lstat(path.c_str(), st) == 0) return true;
-  if (errno == ENOENT) return false;
-  ThrowIo("stat " + path, errno);
-}
+namespace inplace_internal {
 
-struct InodeKey {
-  dev_t dev;
-  ino_t ino;
-  bool operator<(const InodeKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
-  bool operator==(const InodeKey& o) const { return dev == o.dev && ino == o.ino; }
-};
-
-bool IsHex(const std::string& s) {
-  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+void Syncer::SyncSingle(const std::string& src, const std::string& dst) {
+  struct stat st;
+  if (::stat(src.c_str(), &st) != 0) ThrowIo("source " + src, errno);
+  bool device = S_ISBLK(st.st_mode);
+  Entry meta;
+  if (!device) meta = FromSource([&] { return ReadMetadata(src, st); });
+  struct stat dst_st;
+  if (LStatIfExists(dst, &dst_st) && !S_ISREG(dst_st.st_mode))
+    ThrowConfig(dst + " exists and is not a regular file; give the mirror file's path");
+  SyncFile(src, dst, BaseName(dst), st, device ? nullptr : &meta);
 }
 
-// --- The sync ----------------------------------------------------------------
+void Syncer::SyncTree(const std::string& src, const std::string& dst) {
+  struct stat st;
+  if (::lstat(src.c_str(), &st) != 0) ThrowIo("source " + src, errno);
+  root_dev_ = st.st_dev;
+  struct stat dst_st;
+  if (::lstat(dst.c_str(), &dst_st) != 0) ThrowIo("stat " + dst, errno);
+  target_dev_ = dst_st.st_dev;
+  Entry meta = FromSource([&] { return ReadMetadata(src, st); });
+  SyncDirContents(src, dst, "", true);
+  if (ApplyMetadata(meta, dst)) MarkDirty(dst);
+  stats_->dirs++;
+}
 
-class Syncer {
- public:
-  Syncer(Env* env, uint32_t block_size, const InplaceOptions& opts, Logger* log, InplaceStats* stats,
-         std::string map_root)
-      : env_(env),
-        bs_(block_size),
-        opts_(opts),
-        log_(log),
-        stats_(stats),
-        map_root_(std::move(map_root)),
-        map_dir_(JoinPath(map_root_, kBlockmapDir)),
-        copier_(block_size, opts, stats, log) {}
-
-  // A file or block device (resolved) onto the file dest.
-  void SyncSingle(const std::string& src, const std::string& dst) {
-    struct stat st;
-    if (::stat(src.c_str(), &st) != 0) ThrowIo("source " + src, errno);
-    bool device = S_ISBLK(st.st_mode);
-    Entry meta;
-    if (!device) meta = FromSource([&] { return ReadMetadata(src, st); });
-    struct stat dst_st;
-    if (LStatIfExists(dst, &dst_st) && !S_ISREG(dst_st.st_mode))
-      ThrowConfig(dst + " exists and is not a regular file; give the mirror file's path");
-    SyncFile(src, dst, BaseName(dst), st, device ? nullptr : &meta);
+void Syncer::Finish() {
+  for (const auto& dir : dirty_dirs_)
+    if (env_->Exists(dir)) env_->SyncDir(dir);
+  dirty_dirs_.clear();
+  if (need_syncfs_) {
+    SyncFileSystem(map_root_);
+    need_syncfs_ = false;
   }
+}
 
-  // A directory tree onto the directory dest (which exists).
-  void SyncTree(const std::string& src, const std::string& dst) {
-    struct stat st;
-    if (::lstat(src.c_str(), &st) != 0) ThrowIo("source " + src, errno);
-    root_dev_ = st.st_dev;
-    struct stat dst_st;
-    if (::lstat(dst.c_str(), &dst_st) != 0) ThrowIo("stat " + dst, errno);
-    target_dev_ = dst_st.st_dev;
-    Entry meta = FromSource([&] { return ReadMetadata(src, st); });
-    SyncDirContents(src, dst, "", true);
-    if (ApplyMetadata(meta, dst)) MarkDirty(dst);
-    stats_->dirs++;
-  }
-
-  // Linking and unlinking names of a target inode (hard links) moves its
-  // ctime after its map recorded it; the maps of such inodes are brought up
-  // to date here, once the tree is done. Only a map that is sound and fits
-  // the file in all but the ctime is touched.
-  void RestampRelinkedMaps() {
-    for (const auto& key : relinked_) {
-      auto it = mapped_.find(key);
-      if (it == mapped_.end()) continue;  // no longer in the mirror
-      const auto& [dst, map_path] = it->second;
-      struct stat now;
-      if (!LStatIfExists(dst, &now) || now.st_dev != key.dev || now.st_ino != key.ino) continue;
-      if (!env_->Exists(map_path)) continue;
-      auto f = env_->OpenRead(map_path);
-      Blockmap h;
-      if (!CheckBlockmap(f.get(), &h).empty()) continue;
-      if (h.target_ino != static_cast<uint64_t>(now.st_ino) ||
-          h.file_size != static_cast<uint64_t>(now.st_size) || h.target_mtime_ns != MtimeNs(now) ||
-          h.target_ctime_ns == CtimeNs(now))
-        continue;
-      h.target_ctime_ns = CtimeNs(now);
-      RewriteMapHeader(f.get(), map_path, h);
+void Syncer::SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter) {
+  std::vector<std::string> names;
+  if (enter) names = FromSource([&] { return env_->ListDir(src); });
+  std::sort(names.begin(), names.end());
+  std::set<std::string> keep;
+  for (const auto& name : names) {
+    CheckCancel(opts_.cancel);
+    std::string child_rel = rel.empty() ? name : rel + "/" + name;
+    if (rel.empty() && name == kZfsDir) {
+      log_->Info(JoinPath(src, name) + ": ZFS's control directory is not mirrored");
+      continue;
     }
-    relinked_.clear();
-  }
-
-  // After a complete tree sync: removes the maps no file claimed.
-  void SweepMaps() {
-    if (stats_->errors > 0) {
-      log_->Warn("some source entries could not be read; old blockmaps in " + map_dir_ + " are kept");
-      return;
+    if (rel.empty() && name == kBlockmapDir) {
+      if (opts_.source_is_mirror) continue;
+      stats_->errors++;
+      log_->Error(JoinPath(src, name) + ": a source entry may not be named " + kBlockmapDir +
+                  " (left out of the mirror)");
+      continue;
     }
-    for (const auto& sub : env_->ListDir(map_dir_)) {
-      if (sub.size() != 2 || !IsHex(sub)) continue;
-      std::string dir = JoinPath(map_dir_, sub);
-      struct stat st;
-      if (!LStatIfExists(dir, &st) || !S_ISDIR(st.st_mode)) continue;
-      for (const auto& name : env_->ListDir(dir)) {
-        if (name.size() != 68 || name.compare(64, 4, ".map") != 0 || live_maps_.count(name)) continue;
-        env_->Remove(JoinPath(dir, name));
-        stats_->maps_deleted++;
-        MarkDirty(dir);
+    if (rel.empty() && LeaveOutOwnEntry(opts_.own_prefix, name, JoinPath(src, name), log_)) continue;
+    try {
+      if (SyncChild(JoinPath(src, name), JoinPath(dst, name), child_rel)) keep.insert(name);
+    } catch (const SourceError& err) {
+      // The mirror keeps what it had for this entry.
+      keep.insert(name);
+      stats_->errors++;
+      log_->Error(std::string(err.what()) + " (left as it was in the mirror)");
+    }
+  }
+  for (const auto& name : env_->ListDir(dst)) {
+    if (keep.count(name) || (rel.empty() && (name == kBlockmapDir || name == kZfsDir))) continue;
+    RemoveTree(JoinPath(dst, name));
+    MarkDirty(dst);
+  }
+}
+
+bool Syncer::SyncChild(const std::string& src, const std::string& dst, const std::string& rel) {
+  struct stat st;
+  if (::lstat(src.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      log_->Info(src + " vanished during the sync");
+      return false;
+    }
+    throw SourceError(ErrorKind::kIo, "stat " + src + ": " + std::strerror(errno));
+  }
+  Entry e = FromSource([&] { return ReadMetadata(src, st); });
+  switch (e.type) {
+    case EntryType::kDir: {
+      struct stat dst_st;
+      bool exists = LStatIfExists(dst, &dst_st);
+      if (exists && !S_ISDIR(dst_st.st_mode)) {
+        RemoveTree(dst);
+        exists = false;
       }
-    }
-  }
-
-  // Makes every change durable: directories, then (when needed) the whole
-  // target file system.
-  void Finish() {
-    for (const auto& dir : dirty_dirs_)
-      if (env_->Exists(dir)) env_->SyncDir(dir);
-    dirty_dirs_.clear();
-    if (need_syncfs_) {
-      SyncFileSystem(map_root_);
-      need_syncfs_ = false;
-    }
-  }
-
-  void MarkDirty(const std::string& dir) { dirty_dirs_.insert(dir); }
-
- private:
-  // --- Trees ---
-
-  void SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter) {
-    std::vector<std::string> names;
-    if (enter) names = FromSource([&] { return env_->ListDir(src); });
-    std::sort(names.begin(), names.end());
-    std::set<std::string> keep;
-    for (const auto& name : names) {
-      CheckCancel(opts_.cancel);
-      std::string child_rel = rel.empty() ? name : rel + "/" + name;
-      if (rel.empty() && name == kZfsDir) {
-        log_->Info(JoinPath(src, name) + ": ZFS's control directory is not mirrored");
-        continue;
+      // Never write into (nor delete inside) another file system mounted
+      // in the destination.
+      if (exists && target_dev_ != 0 && dst_st.st_dev != target_dev_)
+        throw Error(ErrorKind::kConfig, "will not write into " + dst + ": another file system is mounted there");
+      if (!exists) {
+        env_->MakeDir(dst);
+        MarkDirty(DirName(dst));
       }
-      if (rel.empty() && name == kBlockmapDir) {
-        if (opts_.source_is_mirror) continue;
-        stats_->errors++;
-        log_->Error(JoinPath(src, name) + ": a source entry may not be named " + kBlockmapDir +
-                    " (left out of the mirror)");
-        continue;
-      }
-      if (rel.empty() && LeaveOutOwnEntry(opts_.own_prefix, name, JoinPath(src, name), log_)) continue;
-      try {
-        if (SyncChild(JoinPath(src, name), JoinPath(dst, name), child_rel)) keep.insert(name);
-      } catch (const SourceError& err) {
-        // The mirror keeps what it had for this entry.
-        keep.insert(name);
-        stats_->errors++;
-        log_->Error(std::string(err.what()) + " (left as it was in the mirror)");
-      }
+      bool enter = !(opts_.one_file_system && st.st_dev != root_dev_);  // a mount point: kept empty
+      SyncDirContents(src, dst, rel, enter);
+      if (ApplyMetadata(e, dst)) MarkDirty(dst);
+      stats_->dirs++;
+      return true;
     }
-    for (const auto& name : env_->ListDir(dst)) {
-      if (keep.count(name) || (rel.empty() && (name == kBlockmapDir || name == kZfsDir))) continue;
-      RemoveTree(JoinPath(dst, name));
-      MarkDirty(dst);
-    }
-  }
-
-  // Returns false when the source entry vanished (its mirror is deleted).
-  bool SyncChild(const std::string& src, const std::string& dst, const std::string& rel) {
-    struct stat st;
-    if (::lstat(src.c_str(), &st) != 0) {
-      if (errno == ENOENT) {
-        log_->Info(src + " vanished during the sync");
-        return false;
-      }
-      throw SourceError(ErrorKind::kIo, "stat " + src + ": " + std::strerror(errno));
-    }
-    Entry e = FromSource([&] { return ReadMetadata(src, st); });
-    switch (e.type) {
-      case EntryType::kDir: {
-        struct stat dst_st;
-        bool exists = LStatIfExists(dst, &dst_st);
-        if (exists && !S_ISDIR(dst_st.st_mode)) {
-          RemoveTree(dst);
-          exists = false;
+    case EntryType::kFile: {
+      if (st.st_nlink > 1) {
+        auto it = links_.find(InodeKey{st.st_dev, st.st_ino});
+        if (it != links_.end()) {
+          SyncHardLink(it->second, dst);
+          stats_->files++;
+          return true;
         }
-        // Never write into (nor delete inside) another file system mounted
-        // in the destination.
-        if (exists && target_dev_ != 0 && dst_st.st_dev != target_dev_)
-          throw Error(ErrorKind::kConfig, "will not write into " + dst + ": another file system is mounted there");
-        if (!exists) {
-          env_->MakeDir(dst);
-          MarkDirty(DirName(dst));
-        }
-        bool enter = !(opts_.one_file_system && st.st_dev != root_dev_);  // a mount point: kept empty
-        SyncDirContents(src, dst, rel, enter);
-        if (ApplyMetadata(e, dst)) MarkDirty(dst);
-        stats_->dirs++;
-        return true;
       }
-      case EntryType::kFile: {
-        if (st.st_nlink > 1) {
-          auto it = links_.find(InodeKey{st.st_dev, st.st_ino});
-          if (it != links_.end()) {
-            SyncHardLink(it->second, dst);
-            stats_->files++;
-            return true;
-          }
-        }
-        SyncFile(src, dst, rel, st, &e);
-        if (st.st_nlink > 1) links_.emplace(InodeKey{st.st_dev, st.st_ino}, dst);
-        return true;
-      }
-      case EntryType::kSymlink:
-      case EntryType::kCharDevice:
-      case EntryType::kBlockDevice:
-      case EntryType::kFifo:
-      case EntryType::kSocket:
-        SyncSpecial(e, dst);
-        stats_->other++;
-        return true;
+      SyncFile(src, dst, rel, st, &e);
+      if (st.st_nlink > 1) links_.emplace(InodeKey{st.st_dev, st.st_ino}, dst);
+      return true;
     }
-    return true;
+    case EntryType::kSymlink:
+    case EntryType::kCharDevice:
+    case EntryType::kBlockDevice:
+    case EntryType::kFifo:
+    case EntryType::kSocket:
+      SyncSpecial(e, dst);
+      stats_->other++;
+      return true;
   }
+  return true;
+}
 
-  // A later name of a multiply-linked inode: a hard link to the first one.
-  void SyncHardLink(const std::string& first, const std::string& dst) {
-    struct stat a, b;
-    if (::lstat(first.c_str(), &a) != 0) ThrowIo("stat " + first, errno);
-    bool exists = LStatIfExists(dst, &b);
-    if (exists && S_ISREG(b.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return;
+void Syncer::SyncHardLink(const std::string& first, const std::string& dst) {
+  struct stat a, b;
+  if (::lstat(first.c_str(), &a) != 0) ThrowIo("stat " + first, errno);
+  bool exists = LStatIfExists(dst, &b);
+  if (exists && S_ISREG(b.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return;
+  if (exists) RemoveTree(dst);
+  if (::link(first.c_str(), dst.c_str()) != 0) ThrowIo("link " + dst + " to " + first, errno);
+  relinked_.insert(InodeKey{a.st_dev, a.st_ino});
+  MarkDirty(DirName(dst));
+}
+
+void Syncer::SyncSpecial(const Entry& e, const std::string& dst) {
+  struct stat st;
+  bool exists = LStatIfExists(dst, &st);
+  mode_t type = e.type == EntryType::kSymlink       ? S_IFLNK
+                : e.type == EntryType::kCharDevice  ? S_IFCHR
+                : e.type == EntryType::kBlockDevice ? S_IFBLK
+                : e.type == EntryType::kFifo        ? S_IFIFO
+                                                    : S_IFSOCK;
+  bool same = exists && (st.st_mode & S_IFMT) == type;
+  if (same && (type == S_IFCHR || type == S_IFBLK)) same = st.st_rdev == static_cast<dev_t>(e.rdev);
+  if (same && type == S_IFLNK) {
+    std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+    ssize_t n = ::readlink(dst.c_str(), target.data(), target.size());
+    if (n < 0) ThrowIo("readlink " + dst, errno);
+    target.resize(static_cast<size_t>(n));
+    same = target == e.target;
+  }
+  if (!same) {
     if (exists) RemoveTree(dst);
-    if (::link(first.c_str(), dst.c_str()) != 0) ThrowIo("link " + dst + " to " + first, errno);
-    relinked_.insert(InodeKey{a.st_dev, a.st_ino});
+    if (type == S_IFLNK) {
+      if (::symlink(e.target.c_str(), dst.c_str()) != 0) ThrowIo("symlink " + dst, errno);
+    } else if (::mknod(dst.c_str(), type | 0600, static_cast<dev_t>(e.rdev)) != 0) {
+      ThrowIo("mknod " + dst, errno);
+    }
     MarkDirty(DirName(dst));
   }
+  // No fsync reaches the inode of a symlink or device node.
+  if (ApplyMetadata(e, dst) || !same) need_syncfs_ = true;
+}
 
-  // Symlinks, devices, fifos, sockets: kept when already right, else made anew.
-  void SyncSpecial(const Entry& e, const std::string& dst) {
-    struct stat st;
-    bool exists = LStatIfExists(dst, &st);
-    mode_t type = e.type == EntryType::kSymlink       ? S_IFLNK
-                  : e.type == EntryType::kCharDevice  ? S_IFCHR
-                  : e.type == EntryType::kBlockDevice ? S_IFBLK
-                  : e.type == EntryType::kFifo        ? S_IFIFO
-                                                      : S_IFSOCK;
-    bool same = exists && (st.st_mode & S_IFMT) == type;
-    if (same && (type == S_IFCHR || type == S_IFBLK)) same = st.st_rdev == static_cast<dev_t>(e.rdev);
-    if (same && type == S_IFLNK) {
-      std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-      ssize_t n = ::readlink(dst.c_str(), target.data(), target.size());
-      if (n < 0) ThrowIo("readlink " + dst, errno);
-      target.resize(static_cast<size_t>(n));
-      same = target == e.target;
-    }
-    if (!same) {
-      if (exists) RemoveTree(dst);
-      if (type == S_IFLNK) {
-        if (::symlink(e.target.c_str(), dst.c_str()) != 0) ThrowIo("symlink " + dst, errno);
-      } else if (::mknod(dst.c_str(), type | 0600, static_cast<dev_t>(e.rdev)) != 0) {
-        ThrowIo("mknod " + dst, errno);
-      }
-      MarkDirty(DirName(dst));
-    }
-    // No fsync reaches the inode of a symlink or device node.
-    if (ApplyMetadata(e, dst) || !same) need_syncfs_ = true;
+void Syncer::RemoveTree(const std::string& path) {
+  struct stat st;
+  if (!LStatIfExists(path, &st)) return;
+  if (S_ISDIR(st.st_mode)) {
+    // Deletions stay on the mirror's file system.
+    if (target_dev_ != 0 && st.st_dev != target_dev_)
+      throw Error(ErrorKind::kConfig, "will not delete " + path + ": another file system is mounted there");
+    // From the parent down through descriptors: no symlink followed, and
+    // a mount anywhere below refused before anything is deleted.
+    stats_->deleted += Dir::Open(DirName(path)).Remove(BaseName(path), [this](const struct stat& s) {
+      // The other names' inode gets a new ctime: its map is restamped.
+      if (S_ISREG(s.st_mode) && s.st_nlink > 1) relinked_.insert(InodeKey{s.st_dev, s.st_ino});
+    });
+    return;
   }
+  env_->Remove(path);
+  if (S_ISREG(st.st_mode) && st.st_nlink > 1) relinked_.insert(InodeKey{st.st_dev, st.st_ino});
+  stats_->deleted++;
+}
 
-  // Deletes path, and everything below it when it is a directory.
-  void RemoveTree(const std::string& path) {
-    struct stat st;
-    if (!LStatIfExists(path, &st)) return;
-    if (S_ISDIR(st.st_mode)) {
-      // Deletions stay on the mirror's file system.
-      if (target_dev_ != 0 && st.st_dev != target_dev_)
-        throw Error(ErrorKind::kConfig, "will not delete " + path + ": another file system is mounted there");
-      // From the parent down through descriptors: no symlink followed, and
-      // a mount anywhere below refused before anything is deleted.
-      stats_->deleted += Dir::Open(DirName(path)).Remove(BaseName(path), [this](const struct stat& s) {
-        // The other names' inode gets a new ctime: its map is restamped.
-        if (S_ISREG(s.st_mode) && s.st_nlink > 1) relinked_.insert(InodeKey{s.st_dev, s.st_ino});
-      });
-      return;
-    }
-    env_->Remove(path);
-    if (S_ISREG(st.st_mode) && st.st_nlink > 1) relinked_.insert(InodeKey{st.st_dev, st.st_ino});
-    stats_->deleted++;
+bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst) {
+  struct stat st;
+  if (::lstat(dst.c_str(), &st) != 0) ThrowIo("stat " + dst, errno);
+  Entry cur = ReadMetadata(dst, st);
+  bool changed = false;
+  auto done = [&](bool ok, const std::string& what) {
+    if (ok) changed = true;
+    else Warn(what, errno);
+  };
+  bool force = false;  // chown clears setuid/setgid bits and capabilities
+  if (cur.uid != e.uid || cur.gid != e.gid) {
+    done(::lchown(dst.c_str(), e.uid, e.gid) == 0, "chown " + dst);
+    force = true;
   }
-
-  // Brings owner, mode, xattrs and mtime of dst to e's, touching only what
-  // differs (every change moves the ctime the blockmap records). Returns
-  // whether anything changed. Failures are warnings, as in restore.
-  bool ApplyMetadata(const Entry& e, const std::string& dst) {
-    struct stat st;
-    if (::lstat(dst.c_str(), &st) != 0) ThrowIo("stat " + dst, errno);
-    Entry cur = ReadMetadata(dst, st);
-    bool changed = false;
-    auto done = [&](bool ok, const std::string& what) {
-      if (ok) changed = true;
-      else Warn(what, errno);
-    };
-    bool force = false;  // chown clears setuid/setgid bits and capabilities
-    if (cur.uid != e.uid || cur.gid != e.gid) {
-      done(::lchown(dst.c_str(), e.uid, e.gid) == 0, "chown " + dst);
-      force = true;
-    }
-    if (e.type != EntryType::kSymlink && (force || cur.mode != e.mode))
-      done(::chmod(dst.c_str(), e.mode) == 0, "chmod " + dst);
-    std::map<std::string, std::string> have(cur.xattrs.begin(), cur.xattrs.end());
-    for (const auto& [name, value] : e.xattrs) {
-      auto it = have.find(name);
-      if (!force && it != have.end() && it->second == value) continue;
-      done(::lsetxattr(dst.c_str(), name.c_str(), value.data(), value.size(), 0) == 0,
-           "set xattr " + name + " on " + dst);
-    }
-    std::set<std::string> want;
-    for (const auto& x : e.xattrs) want.insert(x.first);
-    for (const auto& [name, value] : have) {
-      if (want.count(name)) continue;
-      done(::lremovexattr(dst.c_str(), name.c_str()) == 0 || errno == ENODATA, "remove xattr " + name + " from " + dst);
-    }
-    if (cur.mtime_ns != e.mtime_ns) {
-      done(SetMtimeNs(dst, e.mtime_ns), "set mtime of " + dst);
-    }
-    return changed;
+  if (e.type != EntryType::kSymlink && (force || cur.mode != e.mode))
+    done(::chmod(dst.c_str(), e.mode) == 0, "chmod " + dst);
+  std::map<std::string, std::string> have(cur.xattrs.begin(), cur.xattrs.end());
+  for (const auto& [name, value] : e.xattrs) {
+    auto it = have.find(name);
+    if (!force && it != have.end() && it->second == value) continue;
+    done(::lsetxattr(dst.c_str(), name.c_str(), value.data(), value.size(), 0) == 0,
+         "set xattr " + name + " on " + dst);
   }
-
-  void Warn(const std::string& what, int err) {
-    stats_->warnings++;
-    if (stats_->warnings <= 20) log_->Warn(what + ": " + std::strerror(err));
+  std::set<std::string> want;
+  for (const auto& x : e.xattrs) want.insert(x.first);
+  for (const auto& [name, value] : have) {
+    if (want.count(name)) continue;
+    done(::lremovexattr(dst.c_str(), name.c_str()) == 0 || errno == ENODATA, "remove xattr " + name + " from " + dst);
   }
-
-  // --- Files ---
-
-  std::string MapPathFor(const std::string& rel) {
-    std::string path = BlockmapPath(map_root_, rel);
-    live_maps_.insert(BaseName(path));
-    return path;
+  if (cur.mtime_ns != e.mtime_ns) {
+    done(SetMtimeNs(dst, e.mtime_ns), "set mtime of " + dst);
   }
+  return changed;
+}
 
-  void EnsureMapSubdir(const std::string& map_path) {
-    std::string dir = DirName(map_path);
-    if (made_subdirs_.count(dir)) return;
-    CheckOwnEntry(dir, true);
-    if (!env_->Exists(dir)) {
-      env_->MakeDir(dir);
-      if (::chmod(dir.c_str(), 0700) != 0) ThrowIo("chmod " + dir, errno);
-      MarkDirty(DirName(dir));
-    }
-    made_subdirs_.insert(dir);
-  }
+void Syncer::Warn(const std::string& what, int err) {
+  stats_->warnings++;
+  if (stats_->warnings <= 20) log_->Warn(what + ": " + std::strerror(err));
+}
 
-  // Returns "" and the open map when the map at map_path can be trusted for
-  // the target file dst (stat dst_st), else why not.
-  std::string LoadMap(const std::string& map_path, const std::string& rel, const struct stat& dst_st,
-                      Blockmap* h, std::unique_ptr<ReadableFile>* file) {
-    CheckOwnEntry(map_path, false);
-    if (!env_->Exists(map_path)) return "is missing";
-    auto f = env_->OpenRead(map_path);
-    std::string why = CheckBlockmap(f.get(), h);
-    if (!why.empty()) return why;
-    if (h->block_size != bs_)
-      return "was written for blocks of " + std::to_string(h->block_size) + " bytes, not " + std::to_string(bs_);
-    if (h->path != rel) return "names another file (" + h->path + ")";
-    if (h->target_ino != static_cast<uint64_t>(dst_st.st_ino) ||
-        h->file_size != static_cast<uint64_t>(dst_st.st_size) || h->target_mtime_ns != MtimeNs(dst_st) ||
-        h->target_ctime_ns != CtimeNs(dst_st))
-      return "does not fit the target file, which was changed after it was written";
-    *file = std::move(f);
-    return "";
-  }
+}  // namespace inplace_internal
 
-  // Mirrors the content (and, with meta, the metadata) of src onto dst.
-  void SyncFile(const std::string& src, const std::string& dst, const std::string& rel,
-                const struct stat& src_st, const Entry* meta) {
-    stats_->files++;
-    const std::string map_path = MapPathFor(rel);
-    struct stat dst_st;
-    const bool exists = ClearWayForFile(dst, src_st, &dst_st);
-    Blockmap old;
-    std::unique_ptr<ReadableFile> old_map;
-    std::string why;
-    if (exists) why = LoadMap(map_path, rel, dst_st, &old, &old_map);
-    const bool trusted = exists && why.empty();
-
-    // Quick check: the source is as the map recorded it.
-    if (trusted && !S_ISBLK(src_st.st_mode) && !opts_.full_read &&
-        old.file_size == static_cast<uint64_t>(src_st.st_size) && old.source_mtime_ns == MtimeNs(src_st)) {
-      stats_->files_skipped++;
-      if (meta) SyncMetadataOnly(*meta, dst, map_path, old, old_map.get());
-      mapped_.insert_or_assign(InodeKey{dst_st.st_dev, dst_st.st_ino}, std::make_pair(dst, map_path));
-      return;
-    }
-
-    const CopyBasis basis = !exists ? CopyBasis::kFresh : trusted ? CopyBasis::kMap : CopyBasis::kCompare;
-    if (basis == CopyBasis::kCompare) {
-      stats_->blockmaps_rebuilt++;
-      log_->Warn("blockmap " + map_path + " of " + dst + " " + why +
-                 "; comparing with the target's data and rebuilding it");
-    }
-    FileCopy c;
-    c.basis = basis;
-    c.old_size = exists ? static_cast<uint64_t>(dst_st.st_size) : 0;
-    c.old_map = old_map.get();
-    c.old = &old;
-    c.map_path = &map_path;
-    c.dst = &dst;
-    SyncContent(src, rel, src_st, meta, &c);
-  }
-
-  // Where the file dst goes: removes what is there when it is not a regular
-  // file, or when it is a second source inode's claim on a target inode
-  // with several names (that one gets a file of its own). Returns whether a
-  // file stays at dst (its lstat in *dst_st).
-  bool ClearWayForFile(const std::string& dst, const struct stat& src_st, struct stat* dst_st) {
-    if (!LStatIfExists(dst, dst_st)) return false;
-    bool clear = !S_ISREG(dst_st->st_mode);
-    if (!clear && dst_st->st_nlink > 1) {
-      InodeKey target{dst_st->st_dev, dst_st->st_ino}, source{src_st.st_dev, src_st.st_ino};
-      auto [it, first] = claims_.emplace(target, source);
-      clear = !first && !(it->second == source);
-    }
-    if (!clear) return true;
-    RemoveTree(dst);
-    MarkDirty(DirName(dst));
-    return false;
-  }
-
-  // A file whose content is unchanged: its metadata is brought up to date,
-  // and when that changed anything, the file is fsynced and its map
-  // restamped with the file's new identity.
-  void SyncMetadataOnly(const Entry& meta, const std::string& dst, const std::string& map_path,
-                        const Blockmap& old, ReadableFile* old_map) {
-    if (!ApplyMetadata(meta, dst)) return;
-    auto f = env_->OpenWrite(dst, CreateMode::kExisting);
-    f->Sync();
-    f->Close();
-    struct stat now;
-    if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
-    Blockmap h = old;
-    h.target_ino = now.st_ino;
-    h.target_mtime_ns = MtimeNs(now);
-    h.target_ctime_ns = CtimeNs(now);
-    RewriteMapHeader(old_map, map_path, h);
-  }
-
-  // Copies the content of src onto *c->dst (c: basis, old map), applies the
-  // metadata, makes the file durable, then (only then) commits its map.
-  void SyncContent(const std::string& src, const std::string& rel, const struct stat& src_st,
-                   const Entry* meta, FileCopy* c) {
-    const std::string& dst = *c->dst;
-    const bool exists = c->basis != CopyBasis::kFresh;
-    auto in = FromSource([&] { return env_->OpenRead(src); });
-    in->DisableReadahead();
-    c->in = in.get();
-    c->size = in->Size();
-    std::unique_ptr<ReadableFile> target;  // compare mode: the data to compare with
-    if (c->basis == CopyBasis::kCompare) target = env_->OpenRead(dst);
-    c->target = target.get();
-    auto out = env_->OpenWrite(dst, exists ? CreateMode::kExisting : CreateMode::kExclusive, 0600);
-    if (!exists) MarkDirty(DirName(dst));
-    c->out = out.get();
-    auto map = OpenMapWriter(*c->map_path, rel, c->basis);
-    c->map = map.get();
-    const bool entries_changed = copier_.Copy(*c);
-    if (meta) ApplyMetadata(*meta, dst);
-    out->Sync();
-    out->Close();
-    target.reset();
-
-    // The data is durable: now the map may describe it.
-    struct stat now;
-    if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
-    mapped_.insert_or_assign(InodeKey{now.st_dev, now.st_ino}, std::make_pair(dst, *c->map_path));
-    Blockmap h;
-    h.block_size = bs_;
-    h.file_size = c->size;
-    h.source_mtime_ns = MtimeNs(src_st);
-    h.target_ino = now.st_ino;
-    h.target_mtime_ns = MtimeNs(now);
-    h.target_ctime_ns = CtimeNs(now);
-    h.path = rel;
-    const bool resized = c->basis == CopyBasis::kMap && BlockCount(c->size, bs_) != BlockCount(c->old->file_size, bs_);
-    if (c->basis == CopyBasis::kMap && !map->invalidated() && !entries_changed && !resized &&
-        EncodeBlockmapHeader(h) == EncodeBlockmapHeader(*c->old)) {
-      map->Close();  // nothing changed at all
-      return;
-    }
-    map->Commit(h, resized);
-  }
-
-  // The map: updated in place (basis kMap), or started anew (empty,
-  // durably, before the target file is touched).
-  std::unique_ptr<BlockmapWriter> OpenMapWriter(const std::string& map_path, const std::string& rel,
-                                                CopyBasis basis) {
-    EnsureMapSubdir(map_path);
-    uint64_t* const bytes = &stats_->map_bytes_written;
-    if (basis == CopyBasis::kMap)
-      return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kUpdate, bytes);
-    CheckOwnEntry(map_path, false);
-    if (!env_->Exists(map_path)) MarkDirty(DirName(map_path));
-    return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kFresh, bytes);
-  }
-
-  // Rewrites header and trailer of a sound map whose entries stay.
-  void RewriteMapHeader(ReadableFile* map, const std::string& map_path, const Blockmap& h) {
-    stats_->map_bytes_written += RewriteBlockmapHeader(env_, map, map_path, h);
-  }
-
-  Env* env_;
-  const uint32_t bs_;
-  const InplaceOptions& opts_;
-  Logger* log_;
-  InplaceStats* stats_;
-  const std::string map_root_;
-  const std::string map_dir_;
-  BlockCopier copier_;
-  dev_t root_dev_ = 0;
-  dev_t target_dev_ = 0;  // trees: the mirror's file system
-  bool need_syncfs_ = false;
-  std::map<InodeKey, std::string> links_;    // source inode -> dest of its first name
-  std::map<InodeKey, InodeKey> claims_;      // multiply-linked target inode -> source inode
-  std::map<InodeKey, std::pair<std::string, std::string>> mapped_;  // target inode -> file, its map
-  std::set<InodeKey> relinked_;              // target inodes whose link count this sync changed
-  std::unordered_set<std::string> live_maps_;  // "<hex>.map" of every file synced
-  std::set<std::string> made_subdirs_;
-  std::set<std::string> dirty_dirs_;
-};
+namespace {
 
 bool Inside(const std::string& a, const std::string& b) {  // a is b or below it
   return a == b || (b == "/" ? true : a.rfind(b + "/", 0) == 0);
@@ -621,7 +327,7 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
 
   InplaceStats stats;
   const std::string map_root = tree ? dst : DirName(dst);
-  Syncer syncer(env, block_size, options, log, &stats, map_root);
+  inplace_internal::Syncer syncer(env, block_size, options, log, &stats, map_root);
   if (tree && !dst_exists) {
     env->MakeDir(dst);
     syncer.MarkDirty(DirName(dst));
