@@ -1,0 +1,258 @@
+// backup, list, restore, verify and prune on a plain directory target
+// (target_ops.h). ZFS (zfs-fuse) and btrfs (RAID1 on loop devices) are
+// exercised for real by tests/integration/zfs_target.sh and btrfs_target.sh.
+#include "inplace/target_ops.h"
+
+#include <sys/stat.h>
+
+#include <random>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "helpers/hook_env.h"
+#include "helpers/test_util.h"
+#include "inplace/target.h"
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+namespace {
+
+class DirTargetTest : public ::testing::Test {
+ protected:
+  DirTargetTest() : log_(LogLevel::kWarning) {
+    ::mkdir((dir_ / "target").c_str(), 0755);
+    ::mkdir((dir_ / "src").c_str(), 0755);
+    ::mkdir((dir_ / "src/tree").c_str(), 0755);
+    config_.type = "dir";
+    config_.path = dir_ / "target";
+    config_.block_size = 4096;
+  }
+
+  std::unique_ptr<InplaceTarget> Open() { return OpenInplaceTarget(Env::Default(), config_, &log_); }
+
+  TargetBackupResult Backup(InplaceTarget* t) {
+    return BackupToTarget(t, Env::Default(), {{"disk", dir_ / "src/disk.img", true}, {"tree", dir_ / "src/tree", true}},
+                          BackupOptions{}, &log_);
+  }
+
+  // A target holding tree/a/sub/f and tree/a/g (and a one-byte disk).
+  std::unique_ptr<InplaceTarget> BackupNestedTree() {
+    test::WriteFile(dir_ / "src/disk.img", "x");
+    ::mkdir((dir_ / "src/tree/a").c_str(), 0755);
+    ::mkdir((dir_ / "src/tree/a/sub").c_str(), 0700);
+    test::WriteFile(dir_ / "src/tree/a/sub/f", "deep");
+    test::WriteFile(dir_ / "src/tree/a/g", "gee");
+    auto t = Open();
+    Backup(t.get());
+    return t;
+  }
+
+  test::TempDir dir_;
+  TargetConfig config_;
+  Logger log_;
+};
+
+TEST_F(DirTargetTest, IncrementalRunsWriteOnlyChangedBlocksAndRestoreBitIdentical) {
+  std::mt19937_64 rng(42);
+  std::string image = test::RandomBytes(1 << 20, 1);  // 256 blocks of 4 KiB
+  test::WriteFile(dir_ / "src/disk.img", image);
+  test::WriteFile(dir_ / "src/tree/a", "alpha");
+  auto t = Open();
+  Backup(t.get());
+  for (int run = 0; run < 4; run++) {
+    // Change a few seeded 4 KiB blocks (each change within one block).
+    std::set<uint64_t> changed;
+    for (int k = 0; k < 5; k++) {
+      uint64_t block = rng() % 256;
+      changed.insert(block);
+      test::WriteFileAt(dir_ / "src/disk.img", block * 4096 + rng() % 4000, test::RandomBytes(64, rng()));
+    }
+    test::WriteFile(dir_ / "src/tree/run", std::to_string(run));
+    TargetBackupResult r = Backup(t.get());
+    // Upper bound: the changed blocks of the image plus the small tree file.
+    EXPECT_EQ(r.volumes[0].blocks_written, changed.size()) << "run " << run;
+    EXPECT_LE(r.volumes[0].bytes_written, changed.size() * 4096) << "run " << run;
+    EXPECT_EQ(r.volumes[0].errors, 0u);
+    EXPECT_EQ(t->ListPoints(), std::vector<std::string>{"current"});
+
+    test::TempDir out;
+    RestoreFromTarget(t.get(), Env::Default(), "latest", "", out / "r", Overwrite::kRefuse, &log_);
+    EXPECT_EQ(test::ReadFile(out / "r/disk"), test::ReadFile(dir_ / "src/disk.img")) << "run " << run;
+    EXPECT_EQ(test::DescribeTree(out / "r/tree"), test::DescribeTree(dir_ / "src/tree")) << "run " << run;
+    EXPECT_FALSE(Env::Default()->Exists(out / "r/tree/.vmback-blockmaps"));
+  }
+  TargetVerifyReport v = VerifyTarget(t.get(), Env::Default(), &log_);
+  EXPECT_TRUE(v.ok());
+  EXPECT_FALSE(v.scrub.ran);
+  EXPECT_EQ(v.files, 3u);  // disk, tree/a, tree/run
+}
+
+TEST_F(DirTargetTest, WrongDataBehindVmbacksBackIsNamedByVerifyAndRefusedByRestore) {
+  test::WriteFile(dir_ / "src/disk.img", test::RandomBytes(64 * 4096, 7));
+  test::WriteFile(dir_ / "src/tree/a", test::RandomBytes(3 * 4096 + 10, 8));
+  auto t = Open();
+  Backup(t.get());
+  // The mirror's bytes change but nothing tells the file system: flip a bit
+  // in block 9 of the image and block 2 of a tree file.
+  test::XorFileByte(dir_ / "target/disk", 9 * 4096 + 100, 0x01);
+  test::XorFileByte(dir_ / "target/tree/a", 2 * 4096 + 5, 0x80);
+  TargetVerifyReport v = VerifyTarget(t.get(), Env::Default(), &log_);
+  EXPECT_FALSE(v.ok());
+  ASSERT_EQ(v.problems.size(), 2u);
+  std::string all = v.problems[0] + "\n" + v.problems[1];
+  EXPECT_NE(all.find("current: disk: block 9 (offset 36864)"), std::string::npos) << all;
+  EXPECT_NE(all.find("current: tree/a: block 2 (offset 8192)"), std::string::npos) << all;
+
+  test::TempDir out;
+  try {
+    RestoreFromTarget(t.get(), Env::Default(), "current", "disk", out / "disk", Overwrite::kRefuse, &log_);
+    ADD_FAILURE() << "restore emitted a damaged file";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kCorrupt);
+    EXPECT_NE(std::string(e.what()).find("block 9"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(RestoreFromTarget(t.get(), Env::Default(), "current", "tree", out / "tree", Overwrite::kRefuse, &log_),
+               Error);
+}
+
+TEST_F(DirTargetTest, RefusesAForeignDirectoryAndRemovesVolumesNoLongerGiven) {
+  test::WriteFile(dir_ / "target/precious", "not vmback's");
+  test::WriteFile(dir_ / "src/disk.img", "x");
+  auto t = Open();
+  try {
+    Backup(t.get());
+    ADD_FAILURE() << "a foreign directory was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    EXPECT_NE(std::string(e.what()).find("precious"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(test::ReadFile(dir_ / "target/precious"), "not vmback's");
+  ::unlink((dir_ / "target/precious").c_str());
+
+  Backup(t.get());
+  EXPECT_TRUE(Env::Default()->Exists(dir_ / "target/tree"));
+  BackupToTarget(t.get(), Env::Default(), {{"disk", dir_ / "src/disk.img", true}}, BackupOptions{}, &log_);
+  EXPECT_FALSE(Env::Default()->Exists(dir_ / "target/tree"));
+  EXPECT_EQ(ListTargetPoints(t.get(), Env::Default())[0].volumes, std::vector<std::string>{"disk"});
+  // A file volume that becomes a tree.
+  BackupToTarget(t.get(), Env::Default(), {{"disk", dir_ / "src/tree", true}}, BackupOptions{}, &log_);
+  struct stat st;
+  ASSERT_EQ(::stat((dir_ / "target/disk").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISDIR(st.st_mode));
+  EXPECT_TRUE(VerifyTarget(t.get(), Env::Default(), &log_).ok());
+}
+
+// Volume names come from a disk: one that is not a plain name is refused
+// where .vmback-point.json is read, by restore and verify alike.
+TEST_F(DirTargetTest, AForgedVolumeNameIsRefusedWhereItIsRead) {
+  test::WriteFile(dir_ / "src/disk.img", "x");
+  auto t = Open();
+  Backup(t.get());
+  const std::string info_path = dir_ / "target/.vmback-point.json";
+  const std::string good = test::ReadFile(info_path);
+  for (const std::string& bad : std::vector<std::string>{"../x", "..", ".", "", "a/b", std::string("a\0b", 3),
+                                                         ".vmback-blockmaps", "disk"}) {
+    auto info = nlohmann::json::parse(good);
+    info["volumes"].push_back({{"name", bad}, {"kind", "tree"}, {"source", "/x"}});
+    test::WriteFile(info_path, info.dump());
+    try {
+      RestoreFromTarget(t.get(), Env::Default(), "current", "", dir_ / "out", Overwrite::kRefuse, &log_);
+      ADD_FAILURE() << "restored a point naming volume '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kCorrupt) << e.what();
+      EXPECT_NE(std::string(e.what()).find("volume name"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(VerifyTarget(t.get(), Env::Default(), &log_).ok());
+  }
+  EXPECT_FALSE(Env::Default()->Exists(dir_ / "x"));
+}
+
+// Restore walks its destination with directory descriptors: what a local
+// user planted there (symlinks where the point has a directory, a file or
+// nothing) is replaced as itself with --force, never followed.
+TEST_F(DirTargetTest, RestoreForceReplacesPlantedSymlinksWithoutFollowingThem) {
+  auto t = BackupNestedTree();
+  test::WriteFile(dir_ / "src/tree/b", "bee");
+  ASSERT_EQ(::link((dir_ / "src/tree/b").c_str(), (dir_ / "src/tree/a/b2").c_str()), 0);
+  Backup(t.get());
+
+  const std::string outside = dir_ / "outside";
+  ::mkdir(outside.c_str(), 0755);
+  test::WriteFile(outside + "/victim", "victim");
+  ::mkdir((outside + "/sub").c_str(), 0755);
+  const std::string before = test::DescribeTree(outside);
+  const std::string dest = dir_ / "dest";
+  ::mkdir(dest.c_str(), 0755);
+  ASSERT_EQ(::symlink(outside.c_str(), (dest + "/a").c_str()), 0);             // where a directory goes
+  ASSERT_EQ(::symlink((outside + "/victim").c_str(), (dest + "/b").c_str()), 0);  // where a file goes
+  ASSERT_EQ(::symlink(outside.c_str(), (dest + "/extra").c_str()), 0);          // not in the point
+
+  RestoreFromTarget(t.get(), Env::Default(), "current", "tree", dest, Overwrite::kAllow, &log_);
+  EXPECT_EQ(test::DescribeTree(outside), before) << "nothing outside the destination changed";
+  EXPECT_EQ(test::DescribeTree(dest), test::DescribeTree(dir_ / "src/tree"));
+  struct stat a, b;
+  ASSERT_EQ(::lstat((dest + "/a/b2").c_str(), &a), 0);
+  ASSERT_EQ(::lstat((dest + "/b").c_str(), &b), 0);
+  EXPECT_EQ(a.st_ino, b.st_ino) << "hard links restored as links";
+  EXPECT_EQ(a.st_nlink, 2u);
+}
+
+// The same while the restore runs: the moment a directory was made and
+// opened, a local user renames it away and puts a symlink to a victim in its
+// place. The restore goes on in the directory it opened (inside the
+// destination), and nothing outside changes.
+TEST_F(DirTargetTest, RestoreIsNotTurnedAsideByADirectorySwappedForASymlink) {
+  auto t = BackupNestedTree();
+
+  const std::string outside = dir_ / "outside";
+  ::mkdir(outside.c_str(), 0755);
+  test::WriteFile(outside + "/g", "victim");
+  const std::string before = test::DescribeTree(outside);
+  const std::string dest = dir_ / "dest";
+  int swaps = 0;
+  test::HookEnv env;
+  // Listing the point's a/ comes after dest/a was made and opened.
+  env.before_list = [&](const std::string& p) {
+    if (!EndsWith(p, "/tree/a") || swaps++) return;
+    ASSERT_EQ(::rename((dest + "/a").c_str(), (dest + "/moved").c_str()), 0);
+    ASSERT_EQ(::symlink(outside.c_str(), (dest + "/a").c_str()), 0);
+  };
+  try {
+    RestoreFromTarget(t.get(), &env, "current", "tree", dest, Overwrite::kRefuse, &log_);
+  } catch (const Error& e) {
+    // Refusing is fine too; writing outside is not.
+    EXPECT_NE(e.kind(), ErrorKind::kCorrupt) << e.what();
+  }
+  EXPECT_EQ(swaps, 1);
+  EXPECT_EQ(test::DescribeTree(outside), before) << "nothing outside the destination changed";
+  EXPECT_EQ(test::ReadFile(outside + "/g"), "victim");
+  EXPECT_FALSE(Env::Default()->Exists(outside + "/sub"));
+}
+
+TEST_F(DirTargetTest, AnUnreadableSourceTakesNoPoint) {
+  test::WriteFile(dir_ / "src/disk.img", "x");
+  auto t = Open();
+  EXPECT_THROW(BackupToTarget(t.get(), Env::Default(), {{"gone", dir_ / "src/missing", true}}, BackupOptions{}, &log_),
+               Error);
+  EXPECT_TRUE(t->ListPoints().empty());
+  EXPECT_THROW(BackupToTarget(t.get(), Env::Default(), {{".vmback-x", dir_ / "src/disk.img", true}}, BackupOptions{},
+                              &log_),
+               Error);
+}
+
+TEST_F(DirTargetTest, PruneKeepsTheOnlyPoint) {
+  test::WriteFile(dir_ / "src/disk.img", "x");
+  auto t = Open();
+  Backup(t.get());
+  RetentionPolicy keep1;
+  keep1.keep_last = 1;
+  TargetPruneResult r = PruneTarget(t.get(), keep1, false, &log_);
+  EXPECT_TRUE(r.deleted.empty());
+  EXPECT_EQ(t->ListPoints().size(), 1u);
+  EXPECT_THROW(t->DeletePoint("current"), Error);
+}
+
+}  // namespace
+}  // namespace vmback
