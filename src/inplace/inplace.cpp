@@ -281,33 +281,27 @@ void CheckOwnEntry(const std::string& path, bool want_dir) {
                 " although vmback keeps its own there; nothing was written");
 }
 
-InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string& dest, uint32_t block_size,
-                         const InplaceOptions& options, Logger* log) {
-  if (block_size < 512 || block_size > (16u << 20) || (block_size & (block_size - 1)) != 0)
-    ThrowConfig("block size " + std::to_string(block_size) + " is not a power of two from 512 bytes to 16 MiB");
-  if (dest.empty()) ThrowConfig("no destination given");
-  // The source may be a symlink (to an image, or /dev/VG/LV): resolve it.
-  char* real = ::realpath(source.c_str(), nullptr);
-  if (!real) ThrowIo("source " + source, errno);
-  const std::string src = real;
-  ::free(real);
-  struct stat src_st;
-  if (::stat(src.c_str(), &src_st) != 0) ThrowIo("source " + src, errno);
-  const bool tree = S_ISDIR(src_st.st_mode);
-  if (!tree && !S_ISREG(src_st.st_mode) && !S_ISBLK(src_st.st_mode))
-    ThrowConfig("source " + source + " is not a directory, regular file or block device");
+namespace {
 
+// dest with only its parent resolved: dest itself is never followed when it
+// is a symlink (a planted MIRROR/<volume> -> /etc/passwd is refused here).
+std::string ResolveDestination(const std::string& dest) {
   std::string dst = dest;
   while (dst.size() > 1 && dst.back() == '/') dst.pop_back();
-  // Only the parent is resolved: dest itself is never followed when it is a
-  // symlink (a planted MIRROR/<volume> -> /etc/passwd is refused below).
   dst = JoinPath(CanonicalPath(DirName(dst)), BaseName(dst));
-  {
-    struct stat lst;
-    if (::lstat(dst.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
-      ThrowConfig("destination " + dst + " is a symlink; vmback writes only into its own files and directories"
-                  " (nothing was written)");
-  }
+  struct stat lst;
+  if (::lstat(dst.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
+    ThrowConfig("destination " + dst + " is a symlink; vmback writes only into its own files and directories"
+                " (nothing was written)");
+  return dst;
+}
+
+// Refuses a source and destination (resolved: src, dst) that overlap or do
+// not match in kind. Returns whether dst exists.
+bool CheckSourceAndDestination(Env* env, const std::string& source, const std::string& dest,
+                               const std::string& src, const std::string& dst, const struct stat& src_st,
+                               const InplaceOptions& options) {
+  const bool tree = S_ISDIR(src_st.st_mode);
   // The mirror inside the source is fine only across a mount the walk does
   // not enter; the source inside the mirror never (it would be deleted).
   if (Inside(src, dst)) ThrowConfig("source " + source + " lies inside the destination " + dest);
@@ -324,6 +318,45 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
     ThrowConfig("destination " + dest + " exists and is not a directory (the source is a tree)");
   if (!tree && dst_exists && S_ISDIR(dst_st.st_mode))
     ThrowConfig("destination " + dest + " is a directory; give the mirror file's path");
+  return dst_exists;
+}
+
+// Makes MAPROOT/.vmback-blockmaps (0700) when missing; refuses one that is
+// not vmback's own or has another file system mounted on it.
+void PrepareMapDir(Env* env, const std::string& map_root, inplace_internal::Syncer* syncer) {
+  const std::string map_dir = JoinPath(map_root, kBlockmapDir);
+  CheckOwnEntry(map_dir, true);
+  if (!env->Exists(map_dir)) {
+    env->MakeDir(map_dir);
+    // Blockmaps name the files and hash their blocks: for root's eyes only.
+    if (::chmod(map_dir.c_str(), 0700) != 0) ThrowIo("chmod " + map_dir, errno);
+    syncer->MarkDirty(map_root);
+  }
+  struct stat root_st, map_st;
+  if (::lstat(map_root.c_str(), &root_st) == 0 && ::lstat(map_dir.c_str(), &map_st) == 0 &&
+      root_st.st_dev != map_st.st_dev)
+    ThrowConfig("will not write into " + map_dir + ": another file system is mounted there");
+}
+
+}  // namespace
+
+InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string& dest, uint32_t block_size,
+                         const InplaceOptions& options, Logger* log) {
+  if (block_size < 512 || block_size > (16u << 20) || (block_size & (block_size - 1)) != 0)
+    ThrowConfig("block size " + std::to_string(block_size) + " is not a power of two from 512 bytes to 16 MiB");
+  if (dest.empty()) ThrowConfig("no destination given");
+  // The source may be a symlink (to an image, or /dev/VG/LV): resolve it.
+  char* real = ::realpath(source.c_str(), nullptr);
+  if (!real) ThrowIo("source " + source, errno);
+  const std::string src = real;
+  ::free(real);
+  struct stat src_st;
+  if (::stat(src.c_str(), &src_st) != 0) ThrowIo("source " + src, errno);
+  const bool tree = S_ISDIR(src_st.st_mode);
+  if (!tree && !S_ISREG(src_st.st_mode) && !S_ISBLK(src_st.st_mode))
+    ThrowConfig("source " + source + " is not a directory, regular file or block device");
+  const std::string dst = ResolveDestination(dest);
+  const bool dst_exists = CheckSourceAndDestination(env, source, dest, src, dst, src_st, options);
 
   InplaceStats stats;
   const std::string map_root = tree ? dst : DirName(dst);
@@ -332,22 +365,10 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
     env->MakeDir(dst);
     syncer.MarkDirty(DirName(dst));
   }
-  const std::string map_dir = JoinPath(map_root, kBlockmapDir);
-  CheckOwnEntry(map_dir, true);
-  if (!env->Exists(map_dir)) {
-    env->MakeDir(map_dir);
-    // Blockmaps name the files and hash their blocks: for root's eyes only.
-    if (::chmod(map_dir.c_str(), 0700) != 0) ThrowIo("chmod " + map_dir, errno);
-    syncer.MarkDirty(map_root);
-  }
-  {
-    struct stat root_st, map_st;
-    if (::lstat(map_root.c_str(), &root_st) == 0 && ::lstat(map_dir.c_str(), &map_st) == 0 &&
-        root_st.st_dev != map_st.st_dev)
-      ThrowConfig("will not write into " + map_dir + ": another file system is mounted there");
-  }
-  CheckOwnEntry(JoinPath(map_dir, "lock"), false);
-  auto lock = env->Lock(JoinPath(map_dir, "lock"), LockMode::kExclusive);
+  PrepareMapDir(env, map_root, &syncer);
+  const std::string lock_path = JoinPath(JoinPath(map_root, kBlockmapDir), "lock");
+  CheckOwnEntry(lock_path, false);
+  auto lock = env->Lock(lock_path, LockMode::kExclusive);
   if (tree) {
     syncer.SyncTree(src, dst);
     syncer.RestampRelinkedMaps();
