@@ -4,7 +4,7 @@
 Usage: check_layers.py SRC_DIR
 
 The layers, lowest first. A production file (not *_test.cpp, not a fuzz
-target) in one folder may include its own folder and any folder of a LOWER
+inplace) in one folder may include its own folder and any folder of a LOWER
 layer, never one of its own layer or above. A folder of src/ missing from the
 table is an error too, so a new folder is placed on purpose.
 """
@@ -21,8 +21,8 @@ LAYERS = [
     ["config", "hypervisor", "source", "store", "report"],
     # 3: the store's intake (files and metadata into blobs)
     ["scan"],
-    # 4: in-place targets (zfs, btrfs, dir)
-    ["target", "inplace"],
+    # 4: in-place destinations (zfs, btrfs, dir): backends, sink, operations
+    ["inplace"],
     # 5: operations on a destination, and the run/plan orchestrator
     ["run", "job"],
     # 6: the command line

@@ -14,7 +14,7 @@
 
 #include "os/subprocess.h"
 #include "run/journal.h"
-#include "run/target_ops.h"
+#include "inplace/target_ops.h"
 #include "run/prune.h"
 #include "scan/file_scanner.h"
 #include "source/snapshot.h"

@@ -22,7 +22,7 @@
 #include "hypervisor/hypervisor.h"
 #include "os/env.h"
 #include "run/backup.h"
-#include "target/inplace.h"
+#include "inplace/inplace.h"
 #include "util/log.h"
 
 namespace vmback {

@@ -1,4 +1,4 @@
-// Fuzzes the blockmap reader (target/inplace.h): ReadBlockmap, which checks
+// Fuzzes the blockmap reader (inplace/blockmap.h): ReadBlockmap, which checks
 // magic, version, state, block size, length and trailer of an in-place
 // target's map (docs/FORMAT.md, "In-place targets: blockmaps"). Input: the
 // bytes of a .map file.
@@ -13,7 +13,7 @@
 #include <string_view>
 
 #include "fuzz_util.h"
-#include "target/inplace.h"
+#include "inplace/blockmap.h"
 #include "util/encoding.h"
 
 namespace vmback::fuzz {

@@ -23,7 +23,7 @@
 #include "store/pack.h"
 #include "store/store.h"
 #include "store/tree.h"
-#include "target/inplace.h"
+#include "inplace/inplace.h"
 #include "util/encoding.h"
 #include "util/log.h"
 

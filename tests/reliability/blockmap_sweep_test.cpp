@@ -1,4 +1,4 @@
-// Corruption sweep of the in-place sink's blockmaps (src/target/inplace.h):
+// Corruption sweep of the in-place sink's blockmaps (src/inplace/inplace.h):
 // a tree is mirrored with SyncInPlace, then, by a seeded plan, a map is
 // damaged (one bit flipped, truncated, or cut to nothing), sometimes several
 // maps at once, sometimes with the mirrored file itself damaged behind the
@@ -22,7 +22,7 @@
 #include "helpers/test_util.h"
 #include "os/env.h"
 #include "reliability/sweep_util.h"
-#include "target/inplace.h"
+#include "inplace/inplace.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/sha256.h"

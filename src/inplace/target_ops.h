@@ -1,5 +1,5 @@
 // backup, list, restore, verify and prune on an in-place target (ZFS, btrfs,
-// a plain directory; see target/target.h): what run/backup.h, restore.h,
+// a plain directory; see inplace/target.h): what run/backup.h, restore.h,
 // verify.h and prune.h do for the built-in store.
 #pragma once
 
@@ -13,8 +13,8 @@
 #include "retention/policy.h"
 #include "run/backup.h"
 #include "run/restore.h"
-#include "target/inplace.h"
-#include "target/target.h"
+#include "inplace/inplace.h"
+#include "inplace/target.h"
 
 namespace vmback {
 

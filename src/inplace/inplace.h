@@ -6,13 +6,11 @@
 // size, so a changed block never makes the file system rewrite a neighbour.
 //
 // Finding changes without reading the target: beside every mirrored file a
-// blockmap (the SHA-256 of each of its blocks, format in docs/FORMAT.md, "In-
-// place targets: blockmaps") lives inside the target, so every snapshot of
-// the target carries the hashes of its own content. Layout:
-//
-//   MAPROOT/.vmback-blockmaps/lock           flock(2): one sync at a time
-//   MAPROOT/.vmback-blockmaps/XX/<H>.map     H = hex SHA-256 of the file's path
-//                                            relative to MAPROOT, XX = H[0..2)
+// blockmap (the SHA-256 of each of its blocks; layout and format in
+// blockmap.h and docs/FORMAT.md, "In-place targets: blockmaps") lives inside
+// the target, so every snapshot of the target carries the hashes of its own
+// content, in MAPROOT/.vmback-blockmaps/XX/<H>.map (H: the hash of the
+// file's path relative to MAPROOT).
 //
 // MAPROOT is dest for a tree and DirName(dest) for a file or device (the map
 // key is then BaseName(dest)). Naming maps by the hash of the path, rather
@@ -102,6 +100,7 @@
 #include <string>
 #include <vector>
 
+#include "inplace/blockmap.h"
 #include "os/env.h"
 #include "util/log.h"
 #include "util/sha256.h"
@@ -144,9 +143,6 @@ struct InplaceStats {
   uint64_t warnings = 0;          // metadata that could not be applied
 };
 
-// Directory (below MAPROOT) holding the blockmaps.
-inline constexpr const char* kBlockmapDir = ".vmback-blockmaps";
-
 // Mirrors source (a regular file, a block device or a directory; a symlink to
 // one is followed) to dest (a file for a file or device source; a directory
 // for a tree; created if missing, its parent must exist). block_size: the
@@ -162,25 +158,5 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
 // files and directories vmback keeps inside a target (locks, blockmaps,
 // their directories, mirrored file volumes).
 void CheckOwnEntry(const std::string& path, bool want_dir);
-
-// Where the blockmap of the file at rel (relative to map_root) lives.
-std::string BlockmapPath(const std::string& map_root, const std::string& rel);
-
-// The blockmap of one mirrored file, read back: for verify and tests.
-struct Blockmap {
-  uint32_t block_size = 0;
-  uint64_t file_size = 0;
-  int64_t source_mtime_ns = 0;
-  uint64_t target_ino = 0;
-  int64_t target_mtime_ns = 0;
-  int64_t target_ctime_ns = 0;
-  std::string path;           // relative to the map root
-  std::vector<Hash> blocks;   // zero id = all-zero block
-};
-
-// Reads and checks (magic, version, state, length, trailer) the map at
-// map_path. Throws kNotFound when absent, kCorrupt naming the problem.
-// Holds every entry in memory: meant for tests and tools, not for images.
-Blockmap ReadBlockmap(Env* env, const std::string& map_path);
 
 }  // namespace vmback

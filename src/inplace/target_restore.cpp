@@ -1,96 +1,25 @@
-#include "run/target_ops.h"
+#include "inplace/target_ops.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
 #include <map>
 #include <set>
 #include <utility>
 
+#include "inplace/point_info.h"
 #include "os/dir.h"
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
 #include "util/encoding.h"
 #include "util/error.h"
-#include "util/progress.h"
 #include "util/sha256.h"
 
 namespace vmback {
 
 namespace {
-
-constexpr const char* kTargetLock = ".vmback-lock";
-
-bool IsReservedName(const std::string& name) {
-  return name.rfind(".vmback-", 0) == 0 || name == ".zfs" || name == "lost+found";
-}
-
-
-bool IsDir(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-// The description of a point, written into the mirror before the point is taken.
-struct PointInfoFile {
-  std::string path;
-  nlohmann::json json;
-};
-PointInfoFile ReadPointInfo(Env* env, const std::string& root) {
-  std::string path = JoinPath(root, kPointInfo);
-  try {
-    return {path, nlohmann::json::parse(ReadFileToString(env, path))};
-  } catch (const nlohmann::json::exception& e) {
-    ThrowCorrupt(path + ": " + e.what());
-  }
-}
-
-// The volume names of a point, validated here, where they are decoded: each
-// one is joined to a destination (--to, the mirror), so a name that is not
-// one plain, non-reserved path component ("../x", "a/b", "..", "", NUL) is
-// damage or forgery, never used.
-std::vector<std::string> VolumeNames(const PointInfoFile& info) {
-  std::vector<std::string> out;
-  std::set<std::string> seen;
-  try {
-    const auto& vols = info.json.at("volumes");
-    if (!vols.is_array()) ThrowCorrupt(info.path + ": \"volumes\" is not a list");
-    for (const auto& v : vols) {
-      std::string name = v.at("name").get<std::string>();
-      if (!IsValidVolumeName(name) || IsReservedName(name))
-        ThrowCorrupt(info.path + ": volume name '" + EscapeForTerminal(name) +
-                     "' is not a plain name (damaged or forged); nothing restored from it");
-      if (!seen.insert(name).second) ThrowCorrupt(info.path + ": volume name '" + EscapeForTerminal(name) + "' is given twice");
-      out.push_back(std::move(name));
-    }
-  } catch (const nlohmann::json::exception& e) {
-    ThrowCorrupt(info.path + ": " + e.what());
-  }
-  return out;
-}
-
-// A path inside a volume (from the command line or a blockmap of a point):
-// components that stay below the volume, no symlink among its directories.
-void CheckInsidePath(const std::string& base, const std::string& rel, const std::string& what) {
-  std::string at = base;
-  size_t start = 0;
-  while (start <= rel.size()) {
-    size_t slash = rel.find('/', start);
-    std::string part = rel.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-    if (part.empty() || part == "." || part == ".." || part.find('\0') != std::string::npos)
-      ThrowConfig(what + " '" + EscapeForTerminal(rel) + "' leaves its volume");
-    at = JoinPath(at, part);
-    if (slash == std::string::npos) break;
-    struct stat st;
-    if (::lstat(at.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
-      ThrowConfig(at + " is a symlink in the point; restore the directory that holds it");
-    start = slash + 1;
-  }
-}
 
 // Restore never writes through a symlink at --to, except the documented
 // /dev/VG/LV case: a link to a block device, with --force (allow_device).
@@ -107,67 +36,6 @@ bool CheckDestination(const std::string& to, Overwrite overwrite, bool allow_dev
   if (allow_device && ::stat(to.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) return true;
   ThrowConfig(to + " is a symlink; restore writes through a symlink only to a block device (/dev/VG/LV, with"
                    " --force): give the real path");
-}
-
-// Claims an empty directory for vmback, or checks it was claimed before.
-void ClaimMirror(Env* env, InplaceTarget* target, Logger* log) {
-  const std::string& dir = target->mirror_dir();
-  std::string marker = JoinPath(dir, kTargetMarker);
-  if (env->Exists(marker)) return;
-  for (const auto& name : env->ListDir(dir)) {
-    if (name == ".zfs" || name == "lost+found" || name == kTargetLock) continue;
-    ThrowConfig(target->describe() + " is not empty and was not made by vmback (it holds " + name +
-                "); give vmback an empty directory, subvolume or dataset of its own");
-  }
-  WriteFileAtomic(env, marker, "vmback in-place target (" + target->kind() + "); do not edit by hand\n");
-  log->Info("claimed " + target->describe() + " as a vmback target");
-}
-
-// Hashes the file at `file` block by block and compares with its map.
-// Returns problems ("" prefix added by the caller); counts into blocks/bytes.
-std::vector<std::string> CheckAgainstMap(Env* env, const std::string& file, const Blockmap& map,
-                                         uint64_t* blocks, uint64_t* bytes) {
-  std::vector<std::string> problems;
-  auto f = env->OpenRead(file);
-  uint64_t size = f->Size();
-  if (size != map.file_size)
-    problems.push_back("size " + std::to_string(size) + " differs from its blockmap's " +
-                       std::to_string(map.file_size));
-  std::vector<char> buf(map.block_size);
-  uint64_t n = (map.file_size + map.block_size - 1) / map.block_size;
-  if (map.blocks.size() != n) {
-    problems.push_back("blockmap holds " + std::to_string(map.blocks.size()) + " blocks for " +
-                       std::to_string(n));
-    return problems;
-  }
-  for (uint64_t i = 0; i < n; i++) {
-    uint64_t off = i * map.block_size;
-    size_t want = static_cast<size_t>(std::min<uint64_t>(map.block_size, map.file_size - off));
-    size_t got = off < size ? f->ReadAt(off, buf.data(), want) : 0;
-    if (got < want) std::memset(buf.data() + got, 0, want - got);
-    Hash h = IsAllZero(buf.data(), want) ? Hash{} : Sha256(buf.data(), want);
-    (*blocks)++;
-    *bytes += want;
-    if (h != map.blocks[i])
-      problems.push_back("block " + std::to_string(i) + " (offset " + std::to_string(off) +
-                         ") differs from its blockmap");
-  }
-  return problems;
-}
-
-// Every blockmap below map_root (its .vmback-blockmaps directory).
-std::vector<std::string> MapFiles(Env* env, const std::string& map_root) {
-  std::vector<std::string> out;
-  std::string dir = JoinPath(map_root, kBlockmapDir);
-  if (!IsDir(dir)) return out;
-  for (const auto& sub : env->ListDir(dir)) {
-    std::string d = JoinPath(dir, sub);
-    if (!IsDir(d)) continue;
-    for (const auto& m : env->ListDir(d))
-      if (EndsWith(m, ".map")) out.push_back(JoinPath(d, m));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
 }
 
 // Copies the regular file src of a point into out, checking every block
@@ -456,160 +324,6 @@ void RestoreTree(Env* env, const std::string& src, const std::string& map_root, 
 
 }  // namespace
 
-TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<VolumeSpec>& volumes,
-                                  const BackupOptions& options, Logger* log) {
-  const auto start = std::chrono::steady_clock::now();
-  const std::string& mirror = target->mirror_dir();
-  std::set<std::string> names;
-  for (const auto& v : volumes) {
-    if (!IsValidVolumeName(v.name) || IsReservedName(v.name)) ThrowConfig("cannot use '" + v.name + "' as a volume name");
-    if (!names.insert(v.name).second) ThrowConfig("volume " + v.name + " is given twice");
-  }
-  if (volumes.empty()) ThrowConfig("nothing to back up: give sources");
-  CheckOwnEntry(JoinPath(mirror, kTargetLock), false);
-  auto lock = env->Lock(JoinPath(mirror, kTargetLock), LockMode::kExclusive);
-  ClaimMirror(env, target, log);
-  // The mirror holds the guests' files with their owners and modes, and
-  // blockmaps that name and hash them: root's eyes only.
-  struct stat mst;
-  if (::stat(mirror.c_str(), &mst) != 0) ThrowIo("stat " + mirror, errno);
-  if ((mst.st_mode & 07777) != 0700 && ::chmod(mirror.c_str(), 0700) != 0) ThrowIo("chmod " + mirror, errno);
-
-  // The description goes first: a mirror being changed describes no point.
-  std::string info_path = JoinPath(mirror, kPointInfo);
-  std::vector<std::string> previous;
-  if (env->Exists(info_path)) {
-    try {
-      previous = VolumeNames(ReadPointInfo(env, mirror));
-    } catch (const Error& e) {
-      log->Warn(std::string(e.what()) + " (the previous point's description; ignored)");
-    }
-    env->Remove(info_path);
-    env->SyncDir(mirror);
-  }
-
-  TargetBackupResult result;
-  nlohmann::json vols = nlohmann::json::array();
-  for (size_t i = 0; i < volumes.size(); i++) {
-    const VolumeSpec& v = volumes[i];
-    CheckCancel(options.cancel);
-    std::string dest = JoinPath(mirror, v.name);
-    struct stat src_st;
-    if (::stat(v.source.c_str(), &src_st) != 0)
-      ThrowNotFound("volume " + v.name + ": source " + v.source + ": " + std::strerror(errno));
-    bool tree = S_ISDIR(src_st.st_mode);
-    // A volume that changed kind (file <-> tree) starts afresh.
-    if (env->Exists(dest) && IsDir(dest) != tree) {
-      log->Info("volume " + v.name + " changed from " + (tree ? "a file" : "a tree") + " to " +
-                (tree ? "a tree" : "a file") + "; replacing its mirror");
-      Dir::Open(CanonicalPath(mirror)).Remove(v.name);  // as itself, never across a mount
-      env->SyncDir(mirror);
-    }
-    InplaceOptions io;
-    io.full_read = options.full_read;
-    io.one_file_system = v.one_file_system;
-    io.own_prefix = v.own_prefix;
-    io.punch_holes = target->punch_holes();
-    io.threads = options.threads;
-    io.cancel = options.cancel;
-    io.read_limit = options.read_limit;
-    io.drop_cache = options.drop_cache;
-    Progress::Get().StartVolumeAt(v.name, v.source);
-    const auto vstart = std::chrono::steady_clock::now();
-    InplaceStats s = SyncInPlace(env, v.source, dest, target->block_size(), io, log);
-    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - vstart).count();
-    result.volumes.push_back(s);
-    VolumeStats vs;
-    vs.name = v.name;
-    vs.files = s.files;
-    vs.dirs = s.dirs;
-    vs.other = s.other;
-    vs.bytes = s.blocks * target->block_size();
-    vs.bytes_read = s.bytes_read;
-    vs.files_reused = s.files_skipped;
-    vs.blocks = s.blocks;
-    vs.new_blocks = s.blocks_written;
-    vs.zero_blocks = s.holes_punched;
-    vs.errors = s.errors;
-    vs.seconds = secs;
-    result.summary.volumes.push_back(vs);
-    result.summary.errors += s.errors;
-    result.summary.store.raw_bytes_written += s.bytes_written;
-    result.summary.store.stored_bytes_written += s.bytes_written + s.map_bytes_written;
-    result.summary.store.blobs_written += s.blocks_written;
-    vols.push_back({{"name", v.name}, {"kind", tree ? "tree" : "file"}, {"source", v.source}});
-    if (options.on_volume_done) options.on_volume_done(i);
-  }
-  if (result.summary.errors)
-    throw Error(ErrorKind::kIo, std::to_string(result.summary.errors) +
-                                    " source entr(y/ies) could not be read (see above); no point taken");
-  for (const auto& old : previous) {
-    if (names.count(old) || IsReservedName(old) || !IsValidVolumeName(old)) continue;
-    std::string p = JoinPath(mirror, old);
-    if (!env->Exists(p)) continue;
-    log->Info("volume " + old + " is no longer backed up; removing it from the mirror");
-    Dir::Open(CanonicalPath(mirror)).Remove(old);  // as itself, never across a mount
-    std::string map = BlockmapPath(mirror, old);
-    CheckOwnEntry(map, false);
-    if (env->Exists(map)) env->Remove(map);
-    env->SyncDir(mirror);
-  }
-  const int64_t now = env->NowNanos();
-  nlohmann::json info = {{"time_ns", now},
-                         {"time", FormatTimeUtc(now)},
-                         {"block_size", target->block_size()},
-                         {"volumes", vols},
-                         {"stats", TargetBackupToJson(result)}};
-  WriteFileAtomic(env, info_path, info.dump(2) + "\n");
-  SyncFileSystem(mirror);
-  result.summary.point = target->CreatePoint();
-  result.summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return result;
-}
-
-nlohmann::json TargetBackupToJson(const TargetBackupResult& r) {
-  nlohmann::json j = BackupResultToJson(r.summary);
-  nlohmann::json vols = nlohmann::json::array();
-  for (size_t i = 0; i < r.volumes.size(); i++) {
-    const InplaceStats& s = r.volumes[i];
-    vols.push_back({{"name", i < r.summary.volumes.size() ? r.summary.volumes[i].name : ""},
-                    {"files", s.files},
-                    {"files_unchanged", s.files_skipped},
-                    {"blocks", s.blocks},
-                    {"blocks_written", s.blocks_written},
-                    {"bytes_read", s.bytes_read},
-                    {"target_bytes_read", s.target_bytes_read},
-                    {"bytes_written", s.bytes_written},
-                    {"map_bytes_written", s.map_bytes_written},
-                    {"holes_punched", s.holes_punched},
-                    {"blockmaps_rebuilt", s.blockmaps_rebuilt},
-                    {"deleted", s.deleted},
-                    {"errors", s.errors}});
-  }
-  j["inplace"] = vols;
-  return j;
-}
-
-std::vector<TargetPointInfo> ListTargetPoints(InplaceTarget* target, Env* env) {
-  std::vector<TargetPointInfo> out;
-  for (const auto& name : target->ListPoints()) {
-    TargetPointInfo p;
-    p.name = name;
-    p.time_ns = target->PointTime(name);
-    // Cheap where the point is a directory (btrfs, dir); a ZFS point is
-    // described only through .zfs/snapshot where that exists.
-    std::string root = target->kind() == "btrfs" ? JoinPath(DirName(target->mirror_dir()), name)
-                       : target->kind() == "dir" ? target->mirror_dir()
-                                                 : JoinPath(JoinPath(target->mirror_dir(), ".zfs/snapshot"), name);
-    try {
-      if (env->Exists(JoinPath(root, kPointInfo))) p.volumes = VolumeNames(ReadPointInfo(env, root));
-    } catch (const Error&) {
-    }
-    out.push_back(p);
-  }
-  return out;
-}
-
 RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::string& point_arg,
                                const std::string& path, const std::string& to, const RestoreOptions& options,
                                Logger* log) {
@@ -679,103 +393,4 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
   }
   return stats;
 }
-
-TargetVerifyReport VerifyTarget(InplaceTarget* target, Env* env, Logger* log) {
-  TargetVerifyReport r;
-  WarnAboutMountOptions(*target, log);
-  r.scrub = target->Scrub();
-  if (r.scrub.ran) {
-    if (r.scrub.ok && r.scrub.repaired) log->Warn(r.scrub.summary);
-    else if (r.scrub.ok) log->Info(r.scrub.summary);
-    else log->Error(r.scrub.summary);
-  }
-  for (const auto& point : target->ListPoints()) {
-    r.points++;
-    std::unique_ptr<PointView> view;
-    try {
-      view = target->OpenPoint(point);
-    } catch (const Error& e) {
-      r.problems.push_back(point + ": cannot open: " + e.what());
-      continue;
-    }
-    const std::string& root = view->root();
-    std::vector<std::string> vols;
-    try {
-      vols = VolumeNames(ReadPointInfo(env, root));
-    } catch (const Error& e) {
-      r.problems.push_back(point + ": " + e.what());
-      continue;
-    }
-    std::set<std::string> file_vols;
-    for (const auto& vol : vols) {
-      std::string vroot = JoinPath(root, vol);
-      if (!IsDir(vroot)) {
-        file_vols.insert(vol);
-        continue;
-      }
-      for (const auto& m : MapFiles(env, vroot)) {
-        std::string label = point + ": " + vol + "/";
-        try {
-          Blockmap map = ReadBlockmap(env, m);
-          label += EscapeForTerminal(map.path);
-          CheckInsidePath(vroot, map.path, "the blockmap " + m + " names a path");
-          r.files++;
-          for (const auto& p : CheckAgainstMap(env, JoinPath(vroot, map.path), map, &r.blocks, &r.bytes))
-            r.problems.push_back(label + ": " + p);
-        } catch (const Error& e) {
-          r.problems.push_back(label + ": " + e.what());
-        }
-      }
-    }
-    for (const auto& vol : file_vols) {
-      std::string label = point + ": " + vol;
-      try {
-        Blockmap map = ReadBlockmap(env, BlockmapPath(root, vol));
-        r.files++;
-        for (const auto& p : CheckAgainstMap(env, JoinPath(root, vol), map, &r.blocks, &r.bytes))
-          r.problems.push_back(label + ": " + p);
-      } catch (const Error& e) {
-        r.problems.push_back(label + ": " + e.what());
-      }
-    }
-  }
-  for (const auto& p : r.problems) log->Error(p);
-  return r;
-}
-
-nlohmann::json TargetVerifyToJson(const TargetVerifyReport& r) {
-  return {{"ok", r.ok()},
-          {"scrub",
-           {{"ran", r.scrub.ran},
-            {"ok", r.scrub.ok},
-            {"repaired", r.scrub.repaired},
-            {"unrepaired", r.scrub.unrepaired},
-            {"summary", r.scrub.summary}}},
-          {"points", r.points},
-          {"files", r.files},
-          {"blocks", r.blocks},
-          {"bytes", r.bytes},
-          {"problems", r.problems}};
-}
-
-TargetPruneResult PruneTarget(InplaceTarget* target, const RetentionPolicy& policy, bool dry_run, Logger* log) {
-  TargetPruneResult r;
-  if (!target->has_history()) {
-    log->Info(target->describe() + " keeps no history: nothing to prune");
-    return r;
-  }
-  if (policy.empty()) ThrowConfig("no retention rules: give --keep-* flags or a [retention] table");
-  std::vector<PointInfo> points;
-  for (const auto& name : target->ListPoints()) points.push_back({name, target->PointTime(name)});
-  r.decisions = ApplyRetention(points, policy);
-  if (dry_run) return r;
-  for (const auto& d : r.decisions) {
-    if (d.keep) continue;
-    target->DeletePoint(d.name);
-    r.deleted.push_back(d.name);
-    log->Info("deleted point " + d.name);
-  }
-  return r;
-}
-
 }  // namespace vmback

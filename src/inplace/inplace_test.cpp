@@ -5,7 +5,7 @@
 // of entry and their deletions, and fault sweeps: after an injected ENOSPC
 // or crash at any write step no map claims blocks the target lacks, and the
 // next sync repairs everything.
-#include "target/inplace.h"
+#include "inplace/inplace.h"
 
 #include <fcntl.h>
 #include <sys/socket.h>

@@ -1,0 +1,327 @@
+#include "inplace/block_copy.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <future>
+
+#include "scan/file_scanner.h"
+
+namespace vmback {
+
+namespace {
+
+constexpr uint64_t kEntrySize = kBlockmapEntrySize;
+constexpr uint64_t kBatchBytes = 4u << 20;      // source bytes read per batch
+constexpr size_t kMaxBatchesInFlight = 8;       // memory: at most 8 batches (16 in compare mode)
+
+// Where the data regions of a file are, asking the file system lazily.
+// Known: [asked_, data_) is a hole, [data_, hole_) is data; one SEEK_DATA
+// and one SEEK_HOLE per data run, not per block of a hole.
+class DataMap {
+ public:
+  explicit DataMap(ReadableFile* f) : f_(f) {}
+  bool HasData(uint64_t off, uint64_t len) {
+    if (off >= f_->Size()) return false;  // past the end (a shorter target)
+    if (off >= data_ && off < hole_) return true;
+    if (off >= asked_ && off < data_) return data_ < off + len;
+    asked_ = off;
+    data_ = f_->NextData(off);
+    hole_ = data_ < f_->Size() ? f_->NextHole(data_) : data_;
+    return data_ < off + len;
+  }
+
+ private:
+  ReadableFile* f_;
+  uint64_t asked_ = 0, data_ = 0, hole_ = 0;
+};
+
+// Reads `count` blocks from `first` of a file whose content is `size` bytes
+// long into buf, each run of data blocks with one call; hole[k] is set for
+// a block with no data. Holes (and bytes past the end of the file) are left
+// unset, or zeroed when zero_fill. Returns the bytes read.
+uint64_t ReadBlocks(ReadableFile* f, DataMap* map, uint64_t bs, uint64_t size, uint64_t first,
+                    size_t count, char* buf, std::vector<uint8_t>* hole, bool zero_fill) {
+  uint64_t read = 0;
+  hole->assign(count, 0);
+  size_t i = 0;
+  while (i < count) {
+    uint64_t off = (first + i) * bs;
+    if (!map->HasData(off, std::min(bs, size - off))) {
+      (*hole)[i] = 1;
+      if (zero_fill) std::memset(buf + i * bs, 0, std::min(bs, size - off));
+      i++;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < count) {
+      uint64_t o = (first + j) * bs;
+      if (!map->HasData(o, std::min(bs, size - o))) break;
+      j++;
+    }
+    uint64_t len = std::min<uint64_t>((j - i) * bs, size - off);
+    size_t got = f->ReadAt(off, buf + i * bs, len);
+    // A file that is shorter (the target) or shrank meanwhile: zeros.
+    if (got < len) std::memset(buf + i * bs + got, 0, len - got);
+    read += got;
+    i = j;
+  }
+  return read;
+}
+
+struct Batch {
+  uint64_t first = 0;
+  size_t count = 0;
+  std::unique_ptr<char[]> data;    // source blocks
+  std::vector<uint8_t> hole;
+  std::unique_ptr<char[]> target;  // compare mode: the target's blocks, holes zeroed
+  std::vector<uint8_t> target_hole;
+  // Filled by the worker:
+  std::vector<Hash> ids;           // zero id for an all-zero block
+  std::vector<uint8_t> equal;      // compare mode: the target holds this block already
+};
+
+void HashBatch(Batch* b, uint64_t bs, uint64_t size, bool compare) {
+  b->ids.assign(b->count, Hash{});
+  if (compare) b->equal.assign(b->count, 0);
+  for (size_t k = 0; k < b->count; k++) {
+    uint64_t off = (b->first + k) * bs;
+    size_t len = static_cast<size_t>(std::min(bs, size - off));
+    const char* p = b->data.get() + k * bs;
+    bool zero = b->hole[k] || IsAllZero(p, len);
+    if (!zero) b->ids[k] = Sha256(p, len);
+    if (compare) {
+      const char* t = b->target.get() + k * bs;
+      b->equal[k] = zero ? (b->target_hole[k] || IsAllZero(t, len)) : std::memcmp(p, t, len) == 0;
+    }
+  }
+}
+
+}  // namespace
+
+class BlockCopier::RawFd {
+ public:
+  RawFd() = default;
+  ~RawFd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  RawFd(const RawFd&) = delete;
+  RawFd& operator=(const RawFd&) = delete;
+  int Get(const std::string& path) {
+    if (fd_ < 0) {
+      fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+      if (fd_ < 0) ThrowIo("open " + path, errno);
+    }
+    return fd_;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// One file's copy: batches are read here, hashed on the pool, and finished
+// (blocks and map entries written) in order as they come back.
+class BlockCopier::Run {
+ public:
+  Run(BlockCopier* k, const FileCopy& c)
+      : k_(*k),
+        c_(c),
+        bs_(k->bs_),
+        n_(BlockCount(c.size, bs_)),
+        old_n_(c.basis == CopyBasis::kMap ? BlockCount(c.old->file_size, bs_) : 0),
+        per_batch_(static_cast<size_t>(std::max<uint64_t>(1, kBatchBytes / bs_))),
+        src_map_(c.in) {
+    if (c.target) dst_map_ = std::make_unique<DataMap>(c.target);
+  }
+
+  bool Go() {
+    if (c_.old_size > c_.size) {  // shrink first: frees space before anything is written
+      c_.map->Invalidate();
+      c_.out->Truncate(c_.size);
+    }
+    const size_t max_in_flight = std::min(k_.pool_.size() * 2 + 1, kMaxBatchesInFlight);
+    for (uint64_t b = 0; b < n_; b += per_batch_) {
+      CheckCancel(k_.opts_.cancel);
+      ReadAndSubmit(b);
+      while (in_flight_.size() >= max_in_flight) DrainOne();
+    }
+    while (!in_flight_.empty()) DrainOne();
+    if (c_.old_size < c_.size) {  // grow (or a new file): what was not written is a hole
+      c_.map->Invalidate();
+      c_.out->Truncate(c_.size);
+    }
+    return entries_changed_;
+  }
+
+ private:
+  // Reads the batch of blocks from b (and, comparing, the target's) and
+  // hands it to the pool.
+  void ReadAndSubmit(uint64_t b) {
+    const uint64_t bs = bs_, size = c_.size;
+    const bool compare = c_.basis == CopyBasis::kCompare;
+    auto batch = std::make_shared<Batch>();
+    batch->first = b;
+    batch->count = static_cast<size_t>(std::min<uint64_t>(per_batch_, n_ - b));
+    batch->data = k_.TakeBuffer(per_batch_ * bs);
+    uint64_t got = FromSource([&] {
+      return ReadBlocks(c_.in, &src_map_, bs, size, b, batch->count, batch->data.get(), &batch->hole, false);
+    });
+    k_.stats_->bytes_read += got;
+    if (k_.opts_.drop_cache) c_.in->DropCache(b * bs, batch->count * bs);
+    k_.pacer_.Take(got);
+    if (compare) {
+      batch->target = k_.TakeBuffer(per_batch_ * bs);
+      k_.stats_->target_bytes_read += ReadBlocks(c_.target, dst_map_.get(), bs, size, b, batch->count,
+                                                 batch->target.get(), &batch->target_hole, true);
+    }
+    // The task owns the batch too: if the caller throws, a running task
+    // still has its buffers.
+    in_flight_.emplace_back(batch, k_.pool_.Submit([batch, bs, size, compare] {
+      HashBatch(batch.get(), bs, size, compare);
+    }));
+  }
+
+  // Waits for the oldest batch and writes what it changed.
+  void DrainOne() {
+    auto [batch, done] = std::move(in_flight_.front());
+    in_flight_.pop_front();
+    done.get();
+    // The task is done with the buffers (get() orders it); they go back
+    // to the free list when this batch is finished with.
+    struct Recycle {
+      BlockCopier* k;
+      Batch* b;
+      ~Recycle() {
+        k->GiveBuffer(std::move(b->data));
+        if (b->target) k->GiveBuffer(std::move(b->target));
+      }
+    } recycle{&k_, batch.get()};
+    old_entries_.clear();
+    if (c_.basis == CopyBasis::kMap && batch->first < old_n_) {
+      size_t m = static_cast<size_t>(std::min<uint64_t>(batch->count, old_n_ - batch->first));
+      ReadBlockmapEntries(c_.old_map, *c_.map_path, *c_.old, batch->first, m, &old_entries_);
+    }
+    new_entries_.assign(reinterpret_cast<const char*>(batch->ids.data()), batch->count * kEntrySize);
+    WriteBlocks(*batch);
+    WriteMapEntries(*batch);
+  }
+
+  // Whether the target holds block k of the batch already.
+  bool Same(const Batch& b, size_t k) const {
+    const uint64_t i = b.first + k;
+    const Hash& id = b.ids[k];
+    switch (c_.basis) {
+      case CopyBasis::kFresh:
+        return id.IsZero();  // a new file is a hole until written
+      case CopyBasis::kCompare:
+        return b.equal[k];
+      case CopyBasis::kMap:
+        if (i < old_n_) return std::memcmp(old_entries_.data() + k * kEntrySize, id.bytes.data(), kEntrySize) == 0;
+        return id.IsZero();  // past the old end: a hole once the size is set
+    }
+    return false;
+  }
+
+  void WriteBlocks(const Batch& b) {
+    for (size_t k = 0; k < b.count; k++) {
+      const uint64_t off = (b.first + k) * bs_;
+      const size_t len = static_cast<size_t>(std::min(bs_, c_.size - off));
+      k_.stats_->blocks++;
+      if (Same(b, k)) continue;
+      c_.map->Invalidate();
+      if (b.ids[k].IsZero()) {
+        k_.Punch(c_.out, &punch_fd_, *c_.dst, off, len);
+      } else {
+        c_.out->WriteAt(off, b.data.get() + k * bs_, len);
+        k_.stats_->blocks_written++;
+        k_.stats_->bytes_written += len;
+      }
+    }
+  }
+
+  // The map's entries for the batch: updating a map, only the runs that
+  // differ from the old entries; else all of them.
+  void WriteMapEntries(const Batch& b) {
+    const size_t count = b.count;
+    if (c_.basis == CopyBasis::kMap) {
+      auto differs = [&](size_t x) {
+        return b.first + x >= old_n_ || std::memcmp(old_entries_.data() + x * kEntrySize,
+                                                    new_entries_.data() + x * kEntrySize, kEntrySize) != 0;
+      };
+      size_t k = 0;
+      while (k < count) {
+        if (!differs(k)) {
+          k++;
+          continue;
+        }
+        size_t j = k + 1;
+        while (j < count && differs(j)) j++;
+        c_.map->WriteEntries(b.first + k, new_entries_.data() + k * kEntrySize, j - k);
+        entries_changed_ = true;
+        k = j;
+      }
+    } else {
+      c_.map->WriteEntries(b.first, new_entries_.data(), count);
+    }
+    c_.map->AddToTrailer(new_entries_.data(), count);
+  }
+
+  BlockCopier& k_;
+  const FileCopy& c_;
+  const uint64_t bs_;
+  const uint64_t n_;      // blocks of the new content
+  const uint64_t old_n_;  // entries of the old map (kMap)
+  const size_t per_batch_;
+  DataMap src_map_;
+  std::unique_ptr<DataMap> dst_map_;  // kCompare
+  RawFd punch_fd_;
+  bool entries_changed_ = false;
+  std::string old_entries_, new_entries_;
+  std::deque<std::pair<std::shared_ptr<Batch>, std::future<void>>> in_flight_;
+};
+
+BlockCopier::BlockCopier(uint32_t block_size, const InplaceOptions& opts, InplaceStats* stats, Logger* log)
+    : bs_(block_size), opts_(opts), stats_(stats), log_(log), pacer_(opts.read_limit), pool_(opts.threads) {}
+
+bool BlockCopier::Copy(const FileCopy& c) { return Run(this, c).Go(); }
+
+// Batch buffers are reused: a fresh 4 MiB allocation per batch costs an
+// mmap, page faults and an munmap each time.
+std::unique_ptr<char[]> BlockCopier::TakeBuffer(size_t size) {
+  if (size != buffer_size_) {
+    free_buffers_.clear();
+    buffer_size_ = size;
+  }
+  if (free_buffers_.empty()) return std::unique_ptr<char[]>(new char[size]);
+  auto b = std::move(free_buffers_.back());
+  free_buffers_.pop_back();
+  return b;
+}
+
+void BlockCopier::GiveBuffer(std::unique_ptr<char[]> b) {
+  if (b && free_buffers_.size() < 2 * kMaxBatchesInFlight) free_buffers_.push_back(std::move(b));
+}
+
+void BlockCopier::Punch(WritableFile* out, RawFd* fd, const std::string& dst, uint64_t off, size_t len) {
+  if (opts_.punch_holes && punch_supported_) {
+    if (::fallocate(fd->Get(dst), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
+                    static_cast<off_t>(len)) == 0) {
+      stats_->holes_punched++;
+      return;
+    }
+    if (errno != EOPNOTSUPP && errno != ENOSYS) ThrowIo("punch a hole in " + dst, errno);
+    punch_supported_ = false;
+    log_->Info("the target file system cannot punch holes; all-zero blocks are written as zeros");
+  }
+  if (zeros_.size() < len) zeros_.assign(len, '\0');
+  out->WriteAt(off, zeros_.data(), len);
+  stats_->blocks_written++;
+  stats_->bytes_written += len;
+}
+
+}  // namespace vmback

@@ -1,0 +1,235 @@
+#include "inplace/blockmap.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "scan/file_scanner.h"
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+// The format (docs/FORMAT.md, "In-place targets: blockmaps").
+constexpr char kMagic[8] = {'V', 'M', 'B', 'K', 'M', 'A', 'P', '\n'};
+constexpr uint32_t kVersion = 1;
+constexpr uint32_t kStateComplete = 1;
+constexpr uint32_t kStateWriting = 2;
+constexpr uint64_t kHeaderSize = 64;
+constexpr uint64_t kStateOffset = 12;
+constexpr uint64_t kEntrySize = kBlockmapEntrySize;
+constexpr uint64_t kMaxPathLen = 1 << 20;
+constexpr uint64_t kMapChunkBytes = 1u << 20;  // map bytes read per step when checking
+
+// Feeds the entries of the map in f (from entries_off, n of them) to sum,
+// a chunk at a time. Returns false when the file ends before them.
+bool HashEntries(ReadableFile* f, uint64_t entries_off, uint64_t n, Sha256Stream* sum) {
+  std::string buf;
+  for (uint64_t done = 0; done < n * kEntrySize;) {
+    size_t step = static_cast<size_t>(std::min(n * kEntrySize - done, kMapChunkBytes));
+    buf.resize(step);
+    if (f->ReadAt(entries_off + done, buf.data(), step) != step) return false;
+    sum->Update(buf.data(), step);
+    done += step;
+  }
+  return true;
+}
+
+bool IsDir(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+}  // namespace
+
+Hash BlockEntry(const char* data, size_t len) { return IsAllZero(data, len) ? Hash{} : Sha256(data, len); }
+
+std::string BlockmapPath(const std::string& map_root, const std::string& rel) {
+  std::string hex = Sha256(rel).Hex();
+  return JoinPath(JoinPath(JoinPath(map_root, kBlockmapDir), hex.substr(0, 2)), hex + ".map");
+}
+
+std::string EncodeBlockmapHeader(const Blockmap& m) {
+  std::string s(kMagic, sizeof kMagic);
+  PutU32(&s, kVersion);
+  PutU32(&s, kStateComplete);
+  PutU32(&s, m.block_size);
+  PutU32(&s, static_cast<uint32_t>(m.path.size()));
+  PutU64(&s, m.file_size);
+  PutU64(&s, static_cast<uint64_t>(m.source_mtime_ns));
+  PutU64(&s, m.target_ino);
+  PutU64(&s, static_cast<uint64_t>(m.target_mtime_ns));
+  PutU64(&s, static_cast<uint64_t>(m.target_ctime_ns));
+  s += m.path;
+  return s;
+}
+
+// --- Reading ---
+
+std::string CheckBlockmap(ReadableFile* f, Blockmap* m) {
+  const uint64_t fsize = f->Size();
+  if (fsize < kHeaderSize + kEntrySize) return "is truncated";
+  char hdr[kHeaderSize];
+  if (f->ReadAt(0, hdr, kHeaderSize) != kHeaderSize) return "is truncated";
+  if (std::memcmp(hdr, kMagic, sizeof kMagic) != 0) return "is not a blockmap";
+  if (GetU32(hdr + 8) != kVersion) return "has unknown version " + std::to_string(GetU32(hdr + 8));
+  if (GetU32(hdr + 12) != kStateComplete) return "was left incomplete (its update was interrupted)";
+  m->block_size = GetU32(hdr + 16);
+  uint64_t path_len = GetU32(hdr + 20);
+  m->file_size = GetU64(hdr + 24);
+  m->source_mtime_ns = static_cast<int64_t>(GetU64(hdr + 32));
+  m->target_ino = GetU64(hdr + 40);
+  m->target_mtime_ns = static_cast<int64_t>(GetU64(hdr + 48));
+  m->target_ctime_ns = static_cast<int64_t>(GetU64(hdr + 56));
+  if (m->block_size == 0 || (m->block_size & (m->block_size - 1)) != 0)
+    return "has a bad block size " + std::to_string(m->block_size);
+  if (path_len > kMaxPathLen || kHeaderSize + path_len + kEntrySize > fsize) return "is truncated";
+  m->path.assign(path_len, '\0');
+  if (f->ReadAt(kHeaderSize, m->path.data(), path_len) != path_len) return "is truncated";
+  const uint64_t n = BlockCount(m->file_size, m->block_size);
+  const uint64_t room = fsize - kHeaderSize - path_len - kEntrySize;
+  if (n > room / kEntrySize || n * kEntrySize != room) return "has a length that does not fit its file size";
+  Sha256Stream sum;
+  if (!HashEntries(f, kHeaderSize + path_len, n, &sum)) return "is truncated";
+  sum.Update(hdr, kHeaderSize);
+  sum.Update(m->path.data(), path_len);
+  Hash want = sum.Finish();
+  Hash have;
+  if (f->ReadAt(kHeaderSize + path_len + n * kEntrySize, have.bytes.data(), kEntrySize) != kEntrySize)
+    return "is truncated";
+  if (have != want) return "has a wrong checksum";
+  return "";
+}
+
+Blockmap ReadBlockmap(Env* env, const std::string& map_path) {
+  if (!env->Exists(map_path)) ThrowNotFound("blockmap " + map_path + " does not exist");
+  auto f = env->OpenRead(map_path);
+  Blockmap m;
+  std::string why = CheckBlockmap(f.get(), &m);
+  if (!why.empty()) ThrowCorrupt("blockmap " + map_path + " " + why);
+  m.blocks.resize(BlockCount(m.file_size, m.block_size));
+  size_t len = m.blocks.size() * kEntrySize;
+  if (f->ReadAt(kHeaderSize + m.path.size(), m.blocks.data(), len) != len)
+    ThrowCorrupt("blockmap " + map_path + " is truncated");
+  return m;
+}
+
+void ReadBlockmapEntries(ReadableFile* f, const std::string& map_path, const Blockmap& m, uint64_t first,
+                         size_t count, std::string* out) {
+  out->resize(count * kEntrySize);
+  if (f->ReadAt(kHeaderSize + m.path.size() + first * kEntrySize, out->data(), out->size()) != out->size())
+    ThrowCorrupt("blockmap " + map_path + " shrank while in use");
+}
+
+// --- Writing ---
+
+BlockmapWriter::BlockmapWriter(Env* env, const std::string& map_path, const std::string& rel, Start start,
+                               uint64_t* bytes_written)
+    : entries_off_(kHeaderSize + rel.size()), bytes_written_(bytes_written) {
+  if (start == Start::kUpdate) {
+    out_ = env->OpenWrite(map_path, CreateMode::kExisting);
+  } else {
+    out_ = env->OpenWrite(map_path, CreateMode::kTruncate, 0600);
+    out_->Sync();
+    invalidated_ = true;
+  }
+}
+
+void BlockmapWriter::Invalidate() {
+  if (invalidated_) return;
+  std::string state;
+  PutU32(&state, kStateWriting);
+  out_->WriteAt(kStateOffset, state.data(), state.size());
+  out_->Sync();
+  *bytes_written_ += state.size();
+  invalidated_ = true;
+}
+
+void BlockmapWriter::WriteEntries(uint64_t first, const char* entries, size_t count) {
+  Invalidate();
+  out_->WriteAt(entries_off_ + first * kEntrySize, entries, count * kEntrySize);
+  *bytes_written_ += count * kEntrySize;
+}
+
+void BlockmapWriter::AddToTrailer(const char* entries, size_t count) { trailer_.Update(entries, count * kEntrySize); }
+
+void BlockmapWriter::Commit(const Blockmap& m, bool resize) {
+  const std::string hdr = EncodeBlockmapHeader(m);
+  trailer_.Update(hdr.data(), hdr.size());
+  const Hash sum = trailer_.Finish();
+  const uint64_t map_len = entries_off_ + BlockCount(m.file_size, m.block_size) * kEntrySize + kEntrySize;
+  if (resize) out_->Truncate(map_len);
+  out_->WriteAt(0, hdr.data(), hdr.size());
+  out_->WriteAt(map_len - kEntrySize, sum.bytes.data(), kEntrySize);
+  *bytes_written_ += hdr.size() + kEntrySize;
+  out_->Sync();
+  out_->Close();
+}
+
+void BlockmapWriter::Close() { out_->Close(); }
+
+uint64_t RewriteBlockmapHeader(Env* env, ReadableFile* f, const std::string& map_path, const Blockmap& m) {
+  const std::string hdr = EncodeBlockmapHeader(m);
+  const uint64_t entries_off = kHeaderSize + m.path.size();
+  const uint64_t n = BlockCount(m.file_size, m.block_size);
+  Sha256Stream sum;
+  if (!HashEntries(f, entries_off, n, &sum)) ThrowCorrupt("blockmap " + map_path + " shrank while in use");
+  sum.Update(hdr.data(), hdr.size());
+  const Hash t = sum.Finish();
+  auto w = env->OpenWrite(map_path, CreateMode::kExisting);
+  w->WriteAt(0, hdr.data(), hdr.size());
+  w->WriteAt(entries_off + n * kEntrySize, t.bytes.data(), kEntrySize);
+  w->Sync();
+  w->Close();
+  return hdr.size() + kEntrySize;
+}
+
+// --- Checking and listing ---
+
+std::vector<std::string> CheckAgainstBlockmap(Env* env, const std::string& file, const Blockmap& map,
+                                              uint64_t* blocks, uint64_t* bytes) {
+  std::vector<std::string> problems;
+  auto f = env->OpenRead(file);
+  uint64_t size = f->Size();
+  if (size != map.file_size)
+    problems.push_back("size " + std::to_string(size) + " differs from its blockmap's " +
+                       std::to_string(map.file_size));
+  std::vector<char> buf(map.block_size);
+  uint64_t n = (map.file_size + map.block_size - 1) / map.block_size;
+  if (map.blocks.size() != n) {
+    problems.push_back("blockmap holds " + std::to_string(map.blocks.size()) + " blocks for " +
+                       std::to_string(n));
+    return problems;
+  }
+  for (uint64_t i = 0; i < n; i++) {
+    uint64_t off = i * map.block_size;
+    size_t want = static_cast<size_t>(std::min<uint64_t>(map.block_size, map.file_size - off));
+    size_t got = off < size ? f->ReadAt(off, buf.data(), want) : 0;
+    if (got < want) std::memset(buf.data() + got, 0, want - got);
+    (*blocks)++;
+    *bytes += want;
+    if (BlockEntry(buf.data(), want) != map.blocks[i])
+      problems.push_back("block " + std::to_string(i) + " (offset " + std::to_string(off) +
+                         ") differs from its blockmap");
+  }
+  return problems;
+}
+
+std::vector<std::string> ListBlockmaps(Env* env, const std::string& map_root) {
+  std::vector<std::string> out;
+  std::string dir = JoinPath(map_root, kBlockmapDir);
+  if (!IsDir(dir)) return out;
+  for (const auto& sub : env->ListDir(dir)) {
+    std::string d = JoinPath(dir, sub);
+    if (!IsDir(d)) continue;
+    for (const auto& m : env->ListDir(d))
+      if (EndsWith(m, ".map")) out.push_back(JoinPath(d, m));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace vmback

@@ -1,0 +1,140 @@
+// Blockmaps: the SHA-256 of each block of a file mirrored into an in-place
+// target (inplace.h), kept inside the target beside the data, so that every
+// snapshot of the target carries the hashes of its own content. The format
+// (docs/FORMAT.md, "In-place targets: blockmaps"), its reading, writing,
+// checking and listing live here and nowhere else. Layout:
+//
+//   MAPROOT/.vmback-blockmaps/lock           flock(2): one sync at a time
+//   MAPROOT/.vmback-blockmaps/XX/<H>.map     H = hex SHA-256 of the file's path
+//                                            relative to MAPROOT, XX = H[0..2)
+//
+// A map file: a 64-byte header (magic, version, state, block size, path
+// length, file size, source mtime, target inode, mtime and ctime), the path,
+// one 32-byte entry per block (the block's SHA-256; zero for an all-zero
+// block), and a 32-byte trailer: the SHA-256 of the entries, then header and
+// path. A map is sound when magic, version, state "complete", block size,
+// length and trailer are right; whether it still fits its file is the
+// sink's question (inplace.cpp).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "os/env.h"
+#include "util/sha256.h"
+
+namespace vmback {
+
+// Directory (below MAPROOT) holding the blockmaps.
+inline constexpr const char* kBlockmapDir = ".vmback-blockmaps";
+
+// One blockmap: the identity of the file it describes, and its entries.
+struct Blockmap {
+  uint32_t block_size = 0;
+  uint64_t file_size = 0;
+  int64_t source_mtime_ns = 0;
+  uint64_t target_ino = 0;
+  int64_t target_mtime_ns = 0;
+  int64_t target_ctime_ns = 0;
+  std::string path;           // relative to the map root
+  std::vector<Hash> blocks;   // zero id = all-zero block (left empty by CheckBlockmap)
+};
+
+// Bytes of one entry (and of the trailer).
+inline constexpr uint64_t kBlockmapEntrySize = 32;
+static_assert(sizeof(Hash) == kBlockmapEntrySize);
+
+// The number of blocks (entries) of a file of `size` bytes.
+inline uint64_t BlockCount(uint64_t size, uint64_t block_size) {
+  return size / block_size + (size % block_size != 0);
+}
+
+// The entry of a block of data: zero for an all-zero block, else its SHA-256.
+Hash BlockEntry(const char* data, size_t len);
+
+// Where the blockmap of the file at rel (relative to map_root) lives.
+std::string BlockmapPath(const std::string& map_root, const std::string& rel);
+
+// --- Reading ---
+
+// Reads the header and path of the map in f into *m (blocks left empty) and
+// checks the whole file: magic, version, state, block size, length and
+// trailer. Returns "" when it is sound, else what is wrong with it ("is
+// truncated", "has a wrong checksum", ...), for a message naming the map.
+std::string CheckBlockmap(ReadableFile* f, Blockmap* m);
+
+// Reads and checks the map at map_path. Throws kNotFound when absent,
+// kCorrupt naming the problem. Holds every entry in memory: meant for
+// restore, verify and tests, not for the sink.
+Blockmap ReadBlockmap(Env* env, const std::string& map_path);
+
+// Reads the entries [first, first + count) of the sound map f (header m)
+// into *out. Throws kCorrupt naming map_path when they are not all there.
+void ReadBlockmapEntries(ReadableFile* f, const std::string& map_path, const Blockmap& m, uint64_t first,
+                         size_t count, std::string* out);
+
+// --- Writing ---
+
+// Writes one map in the order the sink's durability story needs (inplace.h):
+// a map is invalidated (made "being written", durably) before the first
+// change to its file, its entries are written in place, and only once the
+// file is durable does Commit write the header and trailer.
+// The bytes written are added to *bytes_written as they go.
+class BlockmapWriter {
+ public:
+  enum class Start {
+    kUpdate,  // the map at map_path is sound: update it in place
+    kFresh,   // create (or empty) it now, durably: invalid until Commit
+  };
+  BlockmapWriter(Env* env, const std::string& map_path, const std::string& rel, Start start,
+                 uint64_t* bytes_written);
+
+  // Sets the state to "being written" and fsyncs the map, once (a fresh map
+  // is invalid already).
+  void Invalidate();
+  bool invalidated() const { return invalidated_; }
+
+  // Writes `count` entries from index `first` (invalidating the map first).
+  void WriteEntries(uint64_t first, const char* entries, size_t count);
+  // Feeds entries to the trailer: every entry of the new map, in order,
+  // whether it was written or stays.
+  void AddToTrailer(const char* entries, size_t count);
+
+  // Writes header (state "complete") and trailer for a map of m's file
+  // (m.blocks is not used: the entries are on disk), truncating it to its
+  // length when resize, and fsyncs it.
+  void Commit(const Blockmap& m, bool resize);
+  // Closes the map without writing anything more.
+  void Close();
+
+ private:
+  std::unique_ptr<WritableFile> out_;
+  uint64_t entries_off_;
+  uint64_t* bytes_written_;
+  bool invalidated_ = false;
+  Sha256Stream trailer_;
+};
+
+// The header (magic to path) of a complete map of m's file.
+std::string EncodeBlockmapHeader(const Blockmap& m);
+
+// Rewrites header and trailer of the sound map f (at map_path) whose entries
+// stay, for m's new identity (inode, times), and fsyncs it. Returns the
+// bytes written. Throws kCorrupt when the map shrank under it.
+uint64_t RewriteBlockmapHeader(Env* env, ReadableFile* f, const std::string& map_path, const Blockmap& m);
+
+// --- Checking and listing ---
+
+// Hashes the file at `file` block by block and compares it with map.
+// Returns the problems found (the caller names the file); counts the
+// blocks and bytes checked into *blocks and *bytes.
+std::vector<std::string> CheckAgainstBlockmap(Env* env, const std::string& file, const Blockmap& map,
+                                              uint64_t* blocks, uint64_t* bytes);
+
+// Every blockmap below map_root (any *.map in a directory of its
+// .vmback-blockmaps), sorted; none when it has no such directory.
+std::vector<std::string> ListBlockmaps(Env* env, const std::string& map_root);
+
+}  // namespace vmback

@@ -1,0 +1,383 @@
+#include "inplace/inplace.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "inplace/syncer.h"
+#include "os/dir.h"
+#include "scan/file_scanner.h"
+#include "scan/metadata.h"
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+// ZFS's control directory at a dataset's root (visible with snapdir=visible):
+// never mirrored, never deleted (rmdir in .zfs/snapshot destroys snapshots).
+constexpr const char* kZfsDir = ".zfs";
+
+}  // namespace
+
+namespace inplace_internal {
+
+void Syncer::SyncSingle(const std::string& src, const std::string& dst) {
+  struct stat st;
+  if (::stat(src.c_str(), &st) != 0) ThrowIo("source " + src, errno);
+  bool device = S_ISBLK(st.st_mode);
+  Entry meta;
+  if (!device) meta = FromSource([&] { return ReadMetadata(src, st); });
+  struct stat dst_st;
+  if (LStatIfExists(dst, &dst_st) && !S_ISREG(dst_st.st_mode))
+    ThrowConfig(dst + " exists and is not a regular file; give the mirror file's path");
+  SyncFile(src, dst, BaseName(dst), st, device ? nullptr : &meta);
+}
+
+void Syncer::SyncTree(const std::string& src, const std::string& dst) {
+  struct stat st;
+  if (::lstat(src.c_str(), &st) != 0) ThrowIo("source " + src, errno);
+  root_dev_ = st.st_dev;
+  struct stat dst_st;
+  if (::lstat(dst.c_str(), &dst_st) != 0) ThrowIo("stat " + dst, errno);
+  target_dev_ = dst_st.st_dev;
+  Entry meta = FromSource([&] { return ReadMetadata(src, st); });
+  SyncDirContents(src, dst, "", true);
+  if (ApplyMetadata(meta, dst)) MarkDirty(dst);
+  stats_->dirs++;
+}
+
+void Syncer::Finish() {
+  for (const auto& dir : dirty_dirs_)
+    if (env_->Exists(dir)) env_->SyncDir(dir);
+  dirty_dirs_.clear();
+  if (need_syncfs_) {
+    SyncFileSystem(map_root_);
+    need_syncfs_ = false;
+  }
+}
+
+void Syncer::SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter) {
+  std::vector<std::string> names;
+  if (enter) names = FromSource([&] { return env_->ListDir(src); });
+  std::sort(names.begin(), names.end());
+  std::set<std::string> keep;
+  for (const auto& name : names) {
+    CheckCancel(opts_.cancel);
+    std::string child_rel = rel.empty() ? name : rel + "/" + name;
+    if (rel.empty() && name == kZfsDir) {
+      log_->Info(JoinPath(src, name) + ": ZFS's control directory is not mirrored");
+      continue;
+    }
+    if (rel.empty() && name == kBlockmapDir) {
+      if (opts_.source_is_mirror) continue;
+      stats_->errors++;
+      log_->Error(JoinPath(src, name) + ": a source entry may not be named " + kBlockmapDir +
+                  " (left out of the mirror)");
+      continue;
+    }
+    if (rel.empty() && LeaveOutOwnEntry(opts_.own_prefix, name, JoinPath(src, name), log_)) continue;
+    try {
+      if (SyncChild(JoinPath(src, name), JoinPath(dst, name), child_rel)) keep.insert(name);
+    } catch (const SourceError& err) {
+      // The mirror keeps what it had for this entry.
+      keep.insert(name);
+      stats_->errors++;
+      log_->Error(std::string(err.what()) + " (left as it was in the mirror)");
+    }
+  }
+  for (const auto& name : env_->ListDir(dst)) {
+    if (keep.count(name) || (rel.empty() && (name == kBlockmapDir || name == kZfsDir))) continue;
+    RemoveTree(JoinPath(dst, name));
+    MarkDirty(dst);
+  }
+}
+
+bool Syncer::SyncChild(const std::string& src, const std::string& dst, const std::string& rel) {
+  struct stat st;
+  if (::lstat(src.c_str(), &st) != 0) {
+    if (errno == ENOENT) {
+      log_->Info(src + " vanished during the sync");
+      return false;
+    }
+    throw SourceError(ErrorKind::kIo, "stat " + src + ": " + std::strerror(errno));
+  }
+  Entry e = FromSource([&] { return ReadMetadata(src, st); });
+  switch (e.type) {
+    case EntryType::kDir: {
+      struct stat dst_st;
+      bool exists = LStatIfExists(dst, &dst_st);
+      if (exists && !S_ISDIR(dst_st.st_mode)) {
+        RemoveTree(dst);
+        exists = false;
+      }
+      // Never write into (nor delete inside) another file system mounted
+      // in the destination.
+      if (exists && target_dev_ != 0 && dst_st.st_dev != target_dev_)
+        throw Error(ErrorKind::kConfig, "will not write into " + dst + ": another file system is mounted there");
+      if (!exists) {
+        env_->MakeDir(dst);
+        MarkDirty(DirName(dst));
+      }
+      bool enter = !(opts_.one_file_system && st.st_dev != root_dev_);  // a mount point: kept empty
+      SyncDirContents(src, dst, rel, enter);
+      if (ApplyMetadata(e, dst)) MarkDirty(dst);
+      stats_->dirs++;
+      return true;
+    }
+    case EntryType::kFile: {
+      if (st.st_nlink > 1) {
+        auto it = links_.find(InodeKey{st.st_dev, st.st_ino});
+        if (it != links_.end()) {
+          SyncHardLink(it->second, dst);
+          stats_->files++;
+          return true;
+        }
+      }
+      SyncFile(src, dst, rel, st, &e);
+      if (st.st_nlink > 1) links_.emplace(InodeKey{st.st_dev, st.st_ino}, dst);
+      return true;
+    }
+    case EntryType::kSymlink:
+    case EntryType::kCharDevice:
+    case EntryType::kBlockDevice:
+    case EntryType::kFifo:
+    case EntryType::kSocket:
+      SyncSpecial(e, dst);
+      stats_->other++;
+      return true;
+  }
+  return true;
+}
+
+void Syncer::SyncHardLink(const std::string& first, const std::string& dst) {
+  struct stat a, b;
+  if (::lstat(first.c_str(), &a) != 0) ThrowIo("stat " + first, errno);
+  bool exists = LStatIfExists(dst, &b);
+  if (exists && S_ISREG(b.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return;
+  if (exists) RemoveTree(dst);
+  if (::link(first.c_str(), dst.c_str()) != 0) ThrowIo("link " + dst + " to " + first, errno);
+  relinked_.insert(InodeKey{a.st_dev, a.st_ino});
+  MarkDirty(DirName(dst));
+}
+
+void Syncer::SyncSpecial(const Entry& e, const std::string& dst) {
+  struct stat st;
+  bool exists = LStatIfExists(dst, &st);
+  mode_t type = e.type == EntryType::kSymlink       ? S_IFLNK
+                : e.type == EntryType::kCharDevice  ? S_IFCHR
+                : e.type == EntryType::kBlockDevice ? S_IFBLK
+                : e.type == EntryType::kFifo        ? S_IFIFO
+                                                    : S_IFSOCK;
+  bool same = exists && (st.st_mode & S_IFMT) == type;
+  if (same && (type == S_IFCHR || type == S_IFBLK)) same = st.st_rdev == static_cast<dev_t>(e.rdev);
+  if (same && type == S_IFLNK) {
+    std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
+    ssize_t n = ::readlink(dst.c_str(), target.data(), target.size());
+    if (n < 0) ThrowIo("readlink " + dst, errno);
+    target.resize(static_cast<size_t>(n));
+    same = target == e.target;
+  }
+  if (!same) {
+    if (exists) RemoveTree(dst);
+    if (type == S_IFLNK) {
+      if (::symlink(e.target.c_str(), dst.c_str()) != 0) ThrowIo("symlink " + dst, errno);
+    } else if (::mknod(dst.c_str(), type | 0600, static_cast<dev_t>(e.rdev)) != 0) {
+      ThrowIo("mknod " + dst, errno);
+    }
+    MarkDirty(DirName(dst));
+  }
+  // No fsync reaches the inode of a symlink or device node.
+  if (ApplyMetadata(e, dst) || !same) need_syncfs_ = true;
+}
+
+void Syncer::RemoveTree(const std::string& path) {
+  struct stat st;
+  if (!LStatIfExists(path, &st)) return;
+  if (S_ISDIR(st.st_mode)) {
+    // Deletions stay on the mirror's file system.
+    if (target_dev_ != 0 && st.st_dev != target_dev_)
+      throw Error(ErrorKind::kConfig, "will not delete " + path + ": another file system is mounted there");
+    // From the parent down through descriptors: no symlink followed, and
+    // a mount anywhere below refused before anything is deleted.
+    stats_->deleted += Dir::Open(DirName(path)).Remove(BaseName(path), [this](const struct stat& s) {
+      // The other names' inode gets a new ctime: its map is restamped.
+      if (S_ISREG(s.st_mode) && s.st_nlink > 1) relinked_.insert(InodeKey{s.st_dev, s.st_ino});
+    });
+    return;
+  }
+  env_->Remove(path);
+  if (S_ISREG(st.st_mode) && st.st_nlink > 1) relinked_.insert(InodeKey{st.st_dev, st.st_ino});
+  stats_->deleted++;
+}
+
+bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst) {
+  struct stat st;
+  if (::lstat(dst.c_str(), &st) != 0) ThrowIo("stat " + dst, errno);
+  Entry cur = ReadMetadata(dst, st);
+  bool changed = false;
+  auto done = [&](bool ok, const std::string& what) {
+    if (ok) changed = true;
+    else Warn(what, errno);
+  };
+  bool force = false;  // chown clears setuid/setgid bits and capabilities
+  if (cur.uid != e.uid || cur.gid != e.gid) {
+    done(::lchown(dst.c_str(), e.uid, e.gid) == 0, "chown " + dst);
+    force = true;
+  }
+  if (e.type != EntryType::kSymlink && (force || cur.mode != e.mode))
+    done(::chmod(dst.c_str(), e.mode) == 0, "chmod " + dst);
+  std::map<std::string, std::string> have(cur.xattrs.begin(), cur.xattrs.end());
+  for (const auto& [name, value] : e.xattrs) {
+    auto it = have.find(name);
+    if (!force && it != have.end() && it->second == value) continue;
+    done(::lsetxattr(dst.c_str(), name.c_str(), value.data(), value.size(), 0) == 0,
+         "set xattr " + name + " on " + dst);
+  }
+  std::set<std::string> want;
+  for (const auto& x : e.xattrs) want.insert(x.first);
+  for (const auto& [name, value] : have) {
+    if (want.count(name)) continue;
+    done(::lremovexattr(dst.c_str(), name.c_str()) == 0 || errno == ENODATA, "remove xattr " + name + " from " + dst);
+  }
+  if (cur.mtime_ns != e.mtime_ns) {
+    done(SetMtimeNs(dst, e.mtime_ns), "set mtime of " + dst);
+  }
+  return changed;
+}
+
+void Syncer::Warn(const std::string& what, int err) {
+  stats_->warnings++;
+  if (stats_->warnings <= 20) log_->Warn(what + ": " + std::strerror(err));
+}
+
+}  // namespace inplace_internal
+
+namespace {
+
+bool Inside(const std::string& a, const std::string& b) {  // a is b or below it
+  return a == b || (b == "/" ? true : a.rfind(b + "/", 0) == 0);
+}
+
+}  // namespace
+
+void CheckOwnEntry(const std::string& path, bool want_dir) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) {
+    if (errno == ENOENT) return;
+    ThrowIo("stat " + path, errno);
+  }
+  if (S_ISLNK(st.st_mode))
+    ThrowConfig(path + " is a symlink where vmback keeps its own " + (want_dir ? "directory" : "file") +
+                "; nothing was written through it (remove it, or check who planted it)");
+  if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+    ThrowConfig(path + " is not a " + (want_dir ? "directory" : "regular file") +
+                " although vmback keeps its own there; nothing was written");
+}
+
+namespace {
+
+// dest with only its parent resolved: dest itself is never followed when it
+// is a symlink (a planted MIRROR/<volume> -> /etc/passwd is refused here).
+std::string ResolveDestination(const std::string& dest) {
+  std::string dst = dest;
+  while (dst.size() > 1 && dst.back() == '/') dst.pop_back();
+  dst = JoinPath(CanonicalPath(DirName(dst)), BaseName(dst));
+  struct stat lst;
+  if (::lstat(dst.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
+    ThrowConfig("destination " + dst + " is a symlink; vmback writes only into its own files and directories"
+                " (nothing was written)");
+  return dst;
+}
+
+// Refuses a source and destination (resolved: src, dst) that overlap or do
+// not match in kind. Returns whether dst exists.
+bool CheckSourceAndDestination(Env* env, const std::string& source, const std::string& dest,
+                               const std::string& src, const std::string& dst, const struct stat& src_st,
+                               const InplaceOptions& options) {
+  const bool tree = S_ISDIR(src_st.st_mode);
+  // The mirror inside the source is fine only across a mount the walk does
+  // not enter; the source inside the mirror never (it would be deleted).
+  if (Inside(src, dst)) ThrowConfig("source " + source + " lies inside the destination " + dest);
+  if (Inside(dst, src)) {
+    struct stat d;
+    bool other_fs = options.one_file_system && tree &&
+                    ::stat((env->Exists(dst) ? dst : DirName(dst)).c_str(), &d) == 0 &&
+                    d.st_dev != src_st.st_dev;
+    if (!other_fs) ThrowConfig("destination " + dest + " lies inside the source " + source);
+  }
+  struct stat dst_st;
+  bool dst_exists = ::stat(dst.c_str(), &dst_st) == 0;
+  if (tree && dst_exists && !S_ISDIR(dst_st.st_mode))
+    ThrowConfig("destination " + dest + " exists and is not a directory (the source is a tree)");
+  if (!tree && dst_exists && S_ISDIR(dst_st.st_mode))
+    ThrowConfig("destination " + dest + " is a directory; give the mirror file's path");
+  return dst_exists;
+}
+
+// Makes MAPROOT/.vmback-blockmaps (0700) when missing; refuses one that is
+// not vmback's own or has another file system mounted on it.
+void PrepareMapDir(Env* env, const std::string& map_root, inplace_internal::Syncer* syncer) {
+  const std::string map_dir = JoinPath(map_root, kBlockmapDir);
+  CheckOwnEntry(map_dir, true);
+  if (!env->Exists(map_dir)) {
+    env->MakeDir(map_dir);
+    // Blockmaps name the files and hash their blocks: for root's eyes only.
+    if (::chmod(map_dir.c_str(), 0700) != 0) ThrowIo("chmod " + map_dir, errno);
+    syncer->MarkDirty(map_root);
+  }
+  struct stat root_st, map_st;
+  if (::lstat(map_root.c_str(), &root_st) == 0 && ::lstat(map_dir.c_str(), &map_st) == 0 &&
+      root_st.st_dev != map_st.st_dev)
+    ThrowConfig("will not write into " + map_dir + ": another file system is mounted there");
+}
+
+}  // namespace
+
+InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string& dest, uint32_t block_size,
+                         const InplaceOptions& options, Logger* log) {
+  if (block_size < 512 || block_size > (16u << 20) || (block_size & (block_size - 1)) != 0)
+    ThrowConfig("block size " + std::to_string(block_size) + " is not a power of two from 512 bytes to 16 MiB");
+  if (dest.empty()) ThrowConfig("no destination given");
+  // The source may be a symlink (to an image, or /dev/VG/LV): resolve it.
+  char* real = ::realpath(source.c_str(), nullptr);
+  if (!real) ThrowIo("source " + source, errno);
+  const std::string src = real;
+  ::free(real);
+  struct stat src_st;
+  if (::stat(src.c_str(), &src_st) != 0) ThrowIo("source " + src, errno);
+  const bool tree = S_ISDIR(src_st.st_mode);
+  if (!tree && !S_ISREG(src_st.st_mode) && !S_ISBLK(src_st.st_mode))
+    ThrowConfig("source " + source + " is not a directory, regular file or block device");
+  const std::string dst = ResolveDestination(dest);
+  const bool dst_exists = CheckSourceAndDestination(env, source, dest, src, dst, src_st, options);
+
+  InplaceStats stats;
+  const std::string map_root = tree ? dst : DirName(dst);
+  inplace_internal::Syncer syncer(env, block_size, options, log, &stats, map_root);
+  if (tree && !dst_exists) {
+    env->MakeDir(dst);
+    syncer.MarkDirty(DirName(dst));
+  }
+  PrepareMapDir(env, map_root, &syncer);
+  const std::string lock_path = JoinPath(JoinPath(map_root, kBlockmapDir), "lock");
+  CheckOwnEntry(lock_path, false);
+  auto lock = env->Lock(lock_path, LockMode::kExclusive);
+  if (tree) {
+    syncer.SyncTree(src, dst);
+    syncer.RestampRelinkedMaps();
+    syncer.SweepMaps();
+  } else {
+    syncer.SyncSingle(src, dst);
+  }
+  syncer.Finish();
+  return stats;
+}
+
+}  // namespace vmback

@@ -1,0 +1,221 @@
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "inplace/syncer.h"
+#include "util/encoding.h"
+
+namespace vmback {
+namespace inplace_internal {
+
+namespace {
+
+bool IsHex(const std::string& s) {
+  return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
+}  // namespace
+
+void Syncer::RestampRelinkedMaps() {
+  for (const auto& key : relinked_) {
+    auto it = mapped_.find(key);
+    if (it == mapped_.end()) continue;  // no longer in the mirror
+    const auto& [dst, map_path] = it->second;
+    struct stat now;
+    if (!LStatIfExists(dst, &now) || now.st_dev != key.dev || now.st_ino != key.ino) continue;
+    if (!env_->Exists(map_path)) continue;
+    auto f = env_->OpenRead(map_path);
+    Blockmap h;
+    if (!CheckBlockmap(f.get(), &h).empty()) continue;
+    if (h.target_ino != static_cast<uint64_t>(now.st_ino) ||
+        h.file_size != static_cast<uint64_t>(now.st_size) || h.target_mtime_ns != MtimeNs(now) ||
+        h.target_ctime_ns == CtimeNs(now))
+      continue;
+    h.target_ctime_ns = CtimeNs(now);
+    RewriteMapHeader(f.get(), map_path, h);
+  }
+  relinked_.clear();
+}
+
+void Syncer::SweepMaps() {
+  if (stats_->errors > 0) {
+    log_->Warn("some source entries could not be read; old blockmaps in " + map_dir_ + " are kept");
+    return;
+  }
+  for (const auto& sub : env_->ListDir(map_dir_)) {
+    if (sub.size() != 2 || !IsHex(sub)) continue;
+    std::string dir = JoinPath(map_dir_, sub);
+    struct stat st;
+    if (!LStatIfExists(dir, &st) || !S_ISDIR(st.st_mode)) continue;
+    for (const auto& name : env_->ListDir(dir)) {
+      if (name.size() != 68 || name.compare(64, 4, ".map") != 0 || live_maps_.count(name)) continue;
+      env_->Remove(JoinPath(dir, name));
+      stats_->maps_deleted++;
+      MarkDirty(dir);
+    }
+  }
+}
+
+std::string Syncer::MapPathFor(const std::string& rel) {
+  std::string path = BlockmapPath(map_root_, rel);
+  live_maps_.insert(BaseName(path));
+  return path;
+}
+
+void Syncer::EnsureMapSubdir(const std::string& map_path) {
+  std::string dir = DirName(map_path);
+  if (made_subdirs_.count(dir)) return;
+  CheckOwnEntry(dir, true);
+  if (!env_->Exists(dir)) {
+    env_->MakeDir(dir);
+    if (::chmod(dir.c_str(), 0700) != 0) ThrowIo("chmod " + dir, errno);
+    MarkDirty(DirName(dir));
+  }
+  made_subdirs_.insert(dir);
+}
+
+std::string Syncer::LoadMap(const std::string& map_path, const std::string& rel, const struct stat& dst_st,
+                            Blockmap* h, std::unique_ptr<ReadableFile>* file) {
+  CheckOwnEntry(map_path, false);
+  if (!env_->Exists(map_path)) return "is missing";
+  auto f = env_->OpenRead(map_path);
+  std::string why = CheckBlockmap(f.get(), h);
+  if (!why.empty()) return why;
+  if (h->block_size != bs_)
+    return "was written for blocks of " + std::to_string(h->block_size) + " bytes, not " + std::to_string(bs_);
+  if (h->path != rel) return "names another file (" + h->path + ")";
+  if (h->target_ino != static_cast<uint64_t>(dst_st.st_ino) ||
+      h->file_size != static_cast<uint64_t>(dst_st.st_size) || h->target_mtime_ns != MtimeNs(dst_st) ||
+      h->target_ctime_ns != CtimeNs(dst_st))
+    return "does not fit the target file, which was changed after it was written";
+  *file = std::move(f);
+  return "";
+}
+
+void Syncer::SyncFile(const std::string& src, const std::string& dst, const std::string& rel,
+                      const struct stat& src_st, const Entry* meta) {
+  stats_->files++;
+  const std::string map_path = MapPathFor(rel);
+  struct stat dst_st;
+  const bool exists = ClearWayForFile(dst, src_st, &dst_st);
+  Blockmap old;
+  std::unique_ptr<ReadableFile> old_map;
+  std::string why;
+  if (exists) why = LoadMap(map_path, rel, dst_st, &old, &old_map);
+  const bool trusted = exists && why.empty();
+
+  // Quick check: the source is as the map recorded it.
+  if (trusted && !S_ISBLK(src_st.st_mode) && !opts_.full_read &&
+      old.file_size == static_cast<uint64_t>(src_st.st_size) && old.source_mtime_ns == MtimeNs(src_st)) {
+    stats_->files_skipped++;
+    if (meta) SyncMetadataOnly(*meta, dst, map_path, old, old_map.get());
+    mapped_.insert_or_assign(InodeKey{dst_st.st_dev, dst_st.st_ino}, std::make_pair(dst, map_path));
+    return;
+  }
+
+  const CopyBasis basis = !exists ? CopyBasis::kFresh : trusted ? CopyBasis::kMap : CopyBasis::kCompare;
+  if (basis == CopyBasis::kCompare) {
+    stats_->blockmaps_rebuilt++;
+    log_->Warn("blockmap " + map_path + " of " + dst + " " + why +
+               "; comparing with the target's data and rebuilding it");
+  }
+  FileCopy c;
+  c.basis = basis;
+  c.old_size = exists ? static_cast<uint64_t>(dst_st.st_size) : 0;
+  c.old_map = old_map.get();
+  c.old = &old;
+  c.map_path = &map_path;
+  c.dst = &dst;
+  SyncContent(src, rel, src_st, meta, &c);
+}
+
+bool Syncer::ClearWayForFile(const std::string& dst, const struct stat& src_st, struct stat* dst_st) {
+  if (!LStatIfExists(dst, dst_st)) return false;
+  bool clear = !S_ISREG(dst_st->st_mode);
+  if (!clear && dst_st->st_nlink > 1) {
+    InodeKey target{dst_st->st_dev, dst_st->st_ino}, source{src_st.st_dev, src_st.st_ino};
+    auto [it, first] = claims_.emplace(target, source);
+    clear = !first && !(it->second == source);
+  }
+  if (!clear) return true;
+  RemoveTree(dst);
+  MarkDirty(DirName(dst));
+  return false;
+}
+
+void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const std::string& map_path,
+                              const Blockmap& old, ReadableFile* old_map) {
+  if (!ApplyMetadata(meta, dst)) return;
+  auto f = env_->OpenWrite(dst, CreateMode::kExisting);
+  f->Sync();
+  f->Close();
+  struct stat now;
+  if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
+  Blockmap h = old;
+  h.target_ino = now.st_ino;
+  h.target_mtime_ns = MtimeNs(now);
+  h.target_ctime_ns = CtimeNs(now);
+  RewriteMapHeader(old_map, map_path, h);
+}
+
+void Syncer::SyncContent(const std::string& src, const std::string& rel, const struct stat& src_st,
+                         const Entry* meta, FileCopy* c) {
+  const std::string& dst = *c->dst;
+  const bool exists = c->basis != CopyBasis::kFresh;
+  auto in = FromSource([&] { return env_->OpenRead(src); });
+  in->DisableReadahead();
+  c->in = in.get();
+  c->size = in->Size();
+  std::unique_ptr<ReadableFile> target;  // compare mode: the data to compare with
+  if (c->basis == CopyBasis::kCompare) target = env_->OpenRead(dst);
+  c->target = target.get();
+  auto out = env_->OpenWrite(dst, exists ? CreateMode::kExisting : CreateMode::kExclusive, 0600);
+  if (!exists) MarkDirty(DirName(dst));
+  c->out = out.get();
+  auto map = OpenMapWriter(*c->map_path, rel, c->basis);
+  c->map = map.get();
+  const bool entries_changed = copier_.Copy(*c);
+  if (meta) ApplyMetadata(*meta, dst);
+  out->Sync();
+  out->Close();
+  target.reset();
+
+  // The data is durable: now the map may describe it.
+  struct stat now;
+  if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
+  mapped_.insert_or_assign(InodeKey{now.st_dev, now.st_ino}, std::make_pair(dst, *c->map_path));
+  Blockmap h;
+  h.block_size = bs_;
+  h.file_size = c->size;
+  h.source_mtime_ns = MtimeNs(src_st);
+  h.target_ino = now.st_ino;
+  h.target_mtime_ns = MtimeNs(now);
+  h.target_ctime_ns = CtimeNs(now);
+  h.path = rel;
+  const bool resized = c->basis == CopyBasis::kMap && BlockCount(c->size, bs_) != BlockCount(c->old->file_size, bs_);
+  if (c->basis == CopyBasis::kMap && !map->invalidated() && !entries_changed && !resized &&
+      EncodeBlockmapHeader(h) == EncodeBlockmapHeader(*c->old)) {
+    map->Close();  // nothing changed at all
+    return;
+  }
+  map->Commit(h, resized);
+}
+
+std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_path, const std::string& rel,
+                                                      CopyBasis basis) {
+  EnsureMapSubdir(map_path);
+  uint64_t* const bytes = &stats_->map_bytes_written;
+  if (basis == CopyBasis::kMap)
+    return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kUpdate, bytes);
+  CheckOwnEntry(map_path, false);
+  if (!env_->Exists(map_path)) MarkDirty(DirName(map_path));
+  return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kFresh, bytes);
+}
+
+void Syncer::RewriteMapHeader(ReadableFile* map, const std::string& map_path, const Blockmap& h) {
+  stats_->map_bytes_written += RewriteBlockmapHeader(env_, map, map_path, h);
+}
+
+}  // namespace inplace_internal
+}  // namespace vmback

@@ -1,0 +1,173 @@
+// The in-place sink's state for one sync (inplace.h), shared by the walk of
+// a tree (inplace.cpp) and the sync of one file with its blockmap
+// (sync_file.cpp). Internal to src/inplace. Not thread-safe: one Syncer per
+// SyncInPlace, which holds the map root's lock while it runs.
+#pragma once
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_set>
+#include <utility>
+
+#include "inplace/block_copy.h"
+#include "inplace/blockmap.h"
+#include "inplace/inplace.h"
+#include "os/env.h"
+#include "store/tree.h"
+#include "util/error.h"
+#include "util/log.h"
+
+namespace vmback {
+namespace inplace_internal {
+
+inline int64_t MtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+inline int64_t CtimeNs(const struct stat& st) {
+  return static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
+}
+
+// lstat; false when path does not exist, other errors thrown.
+inline bool LStatIfExists(const std::string& path, struct stat* st) {
+  if (::lstat(path.c_str(), st) == 0) return true;
+  if (errno == ENOENT) return false;
+  ThrowIo("stat " + path, errno);
+}
+
+struct InodeKey {
+  dev_t dev;
+  ino_t ino;
+  bool operator<(const InodeKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
+  bool operator==(const InodeKey& o) const { return dev == o.dev && ino == o.ino; }
+};
+
+class Syncer {
+ public:
+  Syncer(Env* env, uint32_t block_size, const InplaceOptions& opts, Logger* log, InplaceStats* stats,
+         std::string map_root)
+      : env_(env),
+        bs_(block_size),
+        opts_(opts),
+        log_(log),
+        stats_(stats),
+        map_root_(std::move(map_root)),
+        map_dir_(JoinPath(map_root_, kBlockmapDir)),
+        copier_(block_size, opts, stats, log) {}
+
+  // A file or block device (resolved) onto the file dest.
+  void SyncSingle(const std::string& src, const std::string& dst);
+
+  // A directory tree onto the directory dest (which exists).
+  void SyncTree(const std::string& src, const std::string& dst);
+
+  // Linking and unlinking names of a target inode (hard links) moves its
+  // ctime after its map recorded it; the maps of such inodes are brought up
+  // to date here, once the tree is done. Only a map that is sound and fits
+  // the file in all but the ctime is touched.
+  void RestampRelinkedMaps();
+
+  // After a complete tree sync: removes the maps no file claimed.
+  void SweepMaps();
+
+  // Makes every change durable: directories, then (when needed) the whole
+  // target file system.
+  void Finish();
+
+  void MarkDirty(const std::string& dir) { dirty_dirs_.insert(dir); }
+
+ private:
+  // --- Trees ---
+
+  // Mirrors the entries of the directory src into dst (none when not
+  // entered: a mount point is kept empty) and deletes what src lacks.
+  void SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter);
+
+  // Returns false when the source entry vanished (its mirror is deleted).
+  bool SyncChild(const std::string& src, const std::string& dst, const std::string& rel);
+
+  // A later name of a multiply-linked inode: a hard link to the first one.
+  void SyncHardLink(const std::string& first, const std::string& dst);
+
+  // Symlinks, devices, fifos, sockets: kept when already right, else made anew.
+  void SyncSpecial(const Entry& e, const std::string& dst);
+
+  // Deletes path, and everything below it when it is a directory.
+  void RemoveTree(const std::string& path);
+
+  // Brings owner, mode, xattrs and mtime of dst to e's, touching only what
+  // differs (every change moves the ctime the blockmap records). Returns
+  // whether anything changed. Failures are warnings, as in restore.
+  bool ApplyMetadata(const Entry& e, const std::string& dst);
+
+  void Warn(const std::string& what, int err);
+
+  // --- Files ---
+
+  // Where rel's map lives; marks it live for SweepMaps.
+  std::string MapPathFor(const std::string& rel);
+
+  // Makes the map's XX directory (0700) once per sync.
+  void EnsureMapSubdir(const std::string& map_path);
+
+  // Returns "" and the open map when the map at map_path can be trusted for
+  // the target file dst (stat dst_st), else why not.
+  std::string LoadMap(const std::string& map_path, const std::string& rel, const struct stat& dst_st,
+                      Blockmap* h, std::unique_ptr<ReadableFile>* file);
+
+  // Mirrors the content (and, with meta, the metadata) of src onto dst.
+  void SyncFile(const std::string& src, const std::string& dst, const std::string& rel,
+                const struct stat& src_st, const Entry* meta);
+
+  // Where the file dst goes: removes what is there when it is not a regular
+  // file, or when it is a second source inode's claim on a target inode
+  // with several names (that one gets a file of its own). Returns whether a
+  // file stays at dst (its lstat in *dst_st).
+  bool ClearWayForFile(const std::string& dst, const struct stat& src_st, struct stat* dst_st);
+
+  // A file whose content is unchanged: its metadata is brought up to date,
+  // and when that changed anything, the file is fsynced and its map
+  // restamped with the file's new identity.
+  void SyncMetadataOnly(const Entry& meta, const std::string& dst, const std::string& map_path,
+                        const Blockmap& old, ReadableFile* old_map);
+
+  // Copies the content of src onto *c->dst (c: basis, old map), applies the
+  // metadata, makes the file durable, then (only then) commits its map.
+  void SyncContent(const std::string& src, const std::string& rel, const struct stat& src_st,
+                   const Entry* meta, FileCopy* c);
+
+  // The map: updated in place (basis kMap), or started anew (empty,
+  // durably, before the target file is touched).
+  std::unique_ptr<BlockmapWriter> OpenMapWriter(const std::string& map_path, const std::string& rel,
+                                                CopyBasis basis);
+
+  // Rewrites header and trailer of a sound map whose entries stay.
+  void RewriteMapHeader(ReadableFile* map, const std::string& map_path, const Blockmap& h);
+
+  Env* env_;
+  const uint32_t bs_;
+  const InplaceOptions& opts_;
+  Logger* log_;
+  InplaceStats* stats_;
+  const std::string map_root_;
+  const std::string map_dir_;
+  BlockCopier copier_;
+  dev_t root_dev_ = 0;
+  dev_t target_dev_ = 0;  // trees: the mirror's file system
+  bool need_syncfs_ = false;
+  std::map<InodeKey, std::string> links_;    // source inode -> dest of its first name
+  std::map<InodeKey, InodeKey> claims_;      // multiply-linked target inode -> source inode
+  std::map<InodeKey, std::pair<std::string, std::string>> mapped_;  // target inode -> file, its map
+  std::set<InodeKey> relinked_;              // target inodes whose link count this sync changed
+  std::unordered_set<std::string> live_maps_;  // "<hex>.map" of every file synced
+  std::set<std::string> made_subdirs_;
+  std::set<std::string> dirty_dirs_;
+};
+
+}  // namespace inplace_internal
+}  // namespace vmback
