@@ -23,8 +23,6 @@ constexpr char kExitCodesHelp[] = R"(Exit status:
   3  damage found (verify), or a point was committed without some entries that could not be read
   4  the store is locked by another vmback process)";
 
-// Every command, in the order --help lists them; a group comes before its
-// commands.
 const CommandInfo kCommands[] = {
     {"store", "manage a built-in store", nullptr},
     {"store init", "create a new, empty store in DIR", NewStoreInitCommand},
@@ -44,6 +42,12 @@ const CommandInfo kCommands[] = {
     {"prune", "delete the points the retention policy does not keep", NewPruneCommand},
 };
 
+}  // namespace
+
+std::span<const CommandInfo> CommandTable() { return kCommands; }
+
+namespace {
+
 // A command of the table, added to the parser.
 struct Entry {
   const CommandInfo* info;
@@ -51,10 +55,10 @@ struct Entry {
   std::unique_ptr<Command> command;  // null for a group
 };
 
-// Adds every command of kCommands under app, each under its group.
+// Adds every command of the table under app, each under its group.
 std::vector<Entry> AddCommands(CLI::App* app) {
   std::vector<Entry> entries;
-  for (const CommandInfo& info : kCommands) {
+  for (const CommandInfo& info : CommandTable()) {
     std::string path = info.path;
     CLI::App* parent = app;
     const size_t space = path.rfind(' ');
@@ -73,24 +77,15 @@ std::vector<Entry> AddCommands(CLI::App* app) {
   return entries;
 }
 
-int ExitFor(const Error& e) {
-  switch (e.kind()) {
-    case ErrorKind::kConfig: return kExitUsage;
-    case ErrorKind::kLocked: return kExitLocked;
-    case ErrorKind::kCorrupt: return kExitDamaged;
-    default: return kExitFailed;
-  }
-}
-
 // Runs command; an error becomes its kind's exit status and, in *failure,
 // the message the report records.
 int RunCommand(Command* command, CommandContext& ctx, std::string* failure) {
   try {
-    return command->Run(ctx);
+    return ExitStatusFor(command->Run(ctx));
   } catch (const Error& e) {
     ctx.log->Error(e.what());
     *failure = e.what();
-    return ExitFor(e);
+    return ExitStatusFor(e);
   } catch (const std::exception& e) {
     ctx.log->Error(std::string("unexpected: ") + e.what());
     *failure = e.what();

@@ -2,7 +2,6 @@
 // `vmback run` reads them (without the VMs and the prune).
 #include <CLI/CLI.hpp>
 
-#include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "hypervisor/hypervisor.h"
@@ -20,7 +19,7 @@ namespace {
 struct BackupDone {
   BackupResult result;
   std::vector<SourceReport> sources;  // with -c only
-  bool copies_absent = false;         // a store copy was not there
+  size_t absent_copies = 0;          // store copies that were not there
 };
 
 void PrintBackup(const BackupDone& d, bool to_store, std::ostream& out) {
@@ -39,7 +38,7 @@ class BackupCommand : public Command {
  public:
   void AddOptions(CLI::App* cmd) override;
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
     ctx.report->Start("backup", config);
     const bool from_config = !target_.config.empty();
@@ -64,13 +63,14 @@ class BackupCommand : public Command {
     else
       PrintBackup(d, !IsInplace(config), ctx.out);
     const BackupResult& r = d.result;
-    if (!r.errors && (d.copies_absent || ctx.log->warnings() > 0)) return kExitWarnings;
-    if (r.errors) {
+    if (r.errors)
       ctx.log->Error("point " + r.point + " lacks " + std::to_string(r.errors) +
                      " entr(y/ies) that could not be read (see above)");
-      return kExitDamaged;
-    }
-    return kExitOk;
+    Findings f;
+    f.damage = r.errors > 0;
+    f.warnings = ctx.log->warnings();
+    f.absent_copies = d.absent_copies;
+    return f;
   }
 
  private:
@@ -113,7 +113,7 @@ class BackupCommand : public Command {
       rep->metrics.volumes = VolumeBytesOf(jr.backup, nullptr);
     }
     rep->body["sources"] = SourcesToJson(jr.sources);
-    return {jr.backup, jr.sources, false};
+    return {jr.backup, jr.sources, 0};
   }
 
   BackupDone ToTarget(const Config& config, const std::vector<VolumeSpec>& volumes, const BackupOptions& bopts,
@@ -122,7 +122,7 @@ class BackupCommand : public Command {
     TargetBackupResult tr = BackupToTarget(target.get(), ctx.env, volumes, bopts, ctx.log);
     ctx.report->body = TargetBackupToJson(tr);
     ctx.report->metrics.volumes = VolumeBytesOf(tr.summary, &tr.volumes);
-    return {tr.summary, {}, false};
+    return {tr.summary, {}, 0};
   }
 
   BackupDone ToStore(const Config& config, const std::vector<VolumeSpec>& volumes, const BackupOptions& bopts,
@@ -132,7 +132,7 @@ class BackupCommand : public Command {
     BackupResult r = RunBackup(store.get(), volumes, bopts, ctx.log);
     ctx.report->body = BackupResultToJson(r);
     ctx.report->metrics.volumes = VolumeBytesOf(r, nullptr);
-    return {r, {}, !store->absent_copies().empty()};
+    return {r, {}, store->absent_copies().size()};
   }
 
   TargetArgs target_;

@@ -1,7 +1,6 @@
 // vmback list.
 #include <CLI/CLI.hpp>
 
-#include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "run/target_ops.h"
@@ -22,7 +21,7 @@ class ListCommand : public Command {
                 "  vmback list -c /etc/vmback/vmback.toml");
   }
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
     nlohmann::json points = nlohmann::json::array();
     std::string where;
@@ -69,7 +68,7 @@ class ListCommand : public Command {
         out << "\n";
       }
     }
-    return kExitOk;
+    return {};
   }
 
  private:

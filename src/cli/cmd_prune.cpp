@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "run/prune.h"
@@ -40,7 +39,7 @@ class PruneCommand : public Command {
         "  vmback prune -c /etc/vmback.toml");
   }
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
     ctx.report->Start("prune", config);
     if (!keep_within_text_.empty()) flags_policy_.keep_within_ns = ParseDuration(keep_within_text_);
@@ -87,7 +86,9 @@ class PruneCommand : public Command {
               << std::count_if(decisions.begin(), decisions.end(), [](const auto& x) { return !x.keep; })
               << " point(s)" << reclaimed << "\n";
     }
-    return store && !store->absent_copies().empty() ? kExitWarnings : kExitOk;
+    Findings f;
+    if (store) f.absent_copies = store->absent_copies().size();
+    return f;
   }
 
  private:

@@ -1,7 +1,6 @@
 // vmback repair.
 #include <CLI/CLI.hpp>
 
-#include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "run/verify.h"
@@ -53,7 +52,7 @@ class RepairCommand : public Command {
                 "  vmback repair -c /etc/vmback/vmback.toml");
   }
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
     if (IsInplace(config))
       ThrowConfig("repair is for the built-in store; a " + config.target.type +
@@ -66,8 +65,14 @@ class RepairCommand : public Command {
       ctx.out << RepairReportToJson(r).dump(2) << "\n";
     else
       PrintRepair(r, dry_run_, ctx.out);
-    if (dry_run_ || r.packs_rewritten == 0) return r.verify.ok() ? kExitOk : kExitDamaged;
-    return r.blobs_lost ? kExitWarnings : kExitOk;
+    Findings f;
+    // Nothing rewritten: verify's damage stands. Rewritten: verify is clean
+    // again, but the blocks recorded lost are a warning.
+    if (dry_run_ || r.packs_rewritten == 0)
+      f.damage = !r.verify.ok();
+    else
+      f.blocks_lost = r.blobs_lost > 0;
+    return f;
   }
 
  private:

@@ -1,7 +1,6 @@
 // vmback restore.
 #include <CLI/CLI.hpp>
 
-#include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "run/restore.h"
@@ -41,7 +40,7 @@ class RestoreCommand : public Command {
         "  vmback restore -c /etc/vmback.toml latest vm-disk --to /dev/vg0/web --force");
   }
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
     RestoreStats s;
     std::unique_ptr<Store> store;
@@ -68,10 +67,16 @@ class RestoreCommand : public Command {
                                                   : "") +
                      " left zero; everything else was restored. 'vmback verify' tells which points share the "
                      "damage; an older or newer point may hold the lost blocks");
-      return kExitDamaged;
     }
-    if (!store) return ctx.log->warnings() > 0 ? kExitWarnings : kExitOk;
-    return store->repairs() || !store->absent_copies().empty() ? kExitWarnings : kExitOk;
+    Findings f;
+    f.damage = s.damaged > 0;
+    if (!store) {
+      f.warnings = ctx.log->warnings();
+    } else {
+      f.repairs = store->repairs();
+      f.absent_copies = store->absent_copies().size();
+    }
+    return f;
   }
 
  private:

@@ -1,7 +1,6 @@
 // vmback run, vmback plan: the whole job, and what it would do.
 #include <CLI/CLI.hpp>
 
-#include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "hypervisor/hypervisor.h"
@@ -50,13 +49,13 @@ class RunCommand : public Command {
         "\"sources\" say \"by_choice\").\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
   }
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     Config config = LoadConfig(config_path_);
     if (recover_only_) {
       std::unique_ptr<Hypervisor> conn;
       auto connect = [&] { return (conn = ConnectLibvirt(config.libvirt_uri, ctx.log)).get(); };
       RecoverJob(config, ctx.env, connect, ctx.log);  // logs what it did
-      return kExitOk;
+      return {};
     }
     std::unique_ptr<Hypervisor> hv = ConnectFor(config, ctx.log);
     ctx.report->Start("run", config);
@@ -72,8 +71,10 @@ class RunCommand : public Command {
       ctx.out << JobReportToJson(r).dump(2) << "\n";
     else
       PrintJobReport(r, ctx.out);
-    if (r.backup.errors) return kExitDamaged;
-    return r.warnings.empty() ? kExitOk : kExitWarnings;
+    Findings f;
+    f.damage = r.backup.errors > 0;
+    f.warnings = r.warnings.size();
+    return f;
   }
 
  private:
@@ -92,11 +93,11 @@ class PlanCommand : public Command {
                 "  vmback plan -c /etc/vmback/vmback.toml");
   }
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     Config config = LoadConfig(config_path_);
     std::unique_ptr<Hypervisor> hv = ConnectFor(config, ctx.log);
     ctx.out << PlanJob(config, ctx.env, hv.get(), ctx.log);
-    return kExitOk;
+    return {};
   }
 
  private:

@@ -1,7 +1,6 @@
 // vmback store init, vmback store sync.
 #include <CLI/CLI.hpp>
 
-#include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "store/store.h"
@@ -29,7 +28,7 @@ class StoreInitCommand : public Command {
                 "  vmback store init /mnt/usb1/vmback --mirror /mnt/usb2/vmback");
   }
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     uint64_t bs;
     if (!ParseSize(block_size_text_, &bs) || bs > UINT32_MAX)
       ThrowConfig("--block-size: cannot read '" + block_size_text_ + "' as a size");
@@ -37,7 +36,7 @@ class StoreInitCommand : public Command {
     ctx.out << "created store " << copies[0] << " (block size " << FormatBytes(bs) << ")";
     for (size_t i = 1; i < copies.size(); i++) ctx.out << ", mirrored on " << copies[i];
     ctx.out << "\n";
-    return kExitOk;
+    return {};
   }
 
  private:
@@ -67,7 +66,7 @@ class StoreSyncCommand : public Command {
                 "  vmback store sync -c /etc/vmback.toml --init");
   }
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
     if (IsInplace(config)) ThrowConfig("store sync is for the built-in store; a " + config.target.type +
                                        " target keeps its copies in step itself");
@@ -89,7 +88,9 @@ class StoreSyncCommand : public Command {
     if (st.copies_initialized && !target_.config.empty() && !target_.mirrors.empty())
       ctx.log->Info("runs with " + target_.config + " use the copies in its [target] path and mirrors: add a "
                     "new copy there so that they write to it");
-    return store->absent_copies().empty() ? kExitOk : kExitWarnings;
+    Findings f;
+    f.absent_copies = store->absent_copies().size();
+    return f;
   }
 
  private:

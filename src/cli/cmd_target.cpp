@@ -1,7 +1,6 @@
 // vmback target init zfs.
 #include <CLI/CLI.hpp>
 
-#include "cli/cli.h"
 #include "cli/command.h"
 #include "os/subprocess.h"
 #include "target/target.h"
@@ -25,7 +24,7 @@ class TargetInitZfsCommand : public Command {
         "Example:\n  vmback target init zfs usbpool /dev/disk/by-id/usb-A /dev/disk/by-id/usb-B --dry-run");
   }
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     if (devices_.size() < 2)
       ctx.log->Warn("a pool on one device has no second copy to repair from; give two devices for a mirror");
     for (const auto& argv : ZfsInitCommands(pool_, devices_, mountpoint_)) {
@@ -39,7 +38,7 @@ class TargetInitZfsCommand : public Command {
     if (!dry_run_)
       ctx.out << "created pool " << pool_ << " and dataset " << pool_ << "/vmback; in the config:\n"
               << "  [target]\n  type = \"zfs\"\n  dataset = \"" << pool_ << "/vmback\"\n";
-    return kExitOk;
+    return {};
   }
 
  private:

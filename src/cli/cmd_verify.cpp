@@ -1,7 +1,6 @@
 // vmback verify.
 #include <CLI/CLI.hpp>
 
-#include "cli/cli.h"
 #include "cli/command.h"
 #include "cli/common.h"
 #include "run/target_ops.h"
@@ -63,14 +62,14 @@ class VerifyCommand : public Command {
                 "  vmback verify -c /etc/vmback/vmback.toml --read-data-subset auto/4 --read-limit 40M");
   }
 
-  int Run(CommandContext& ctx) override {
+  Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
     ctx.report->Start("verify", config);
     return IsInplace(config) ? VerifyInplace(config, ctx) : VerifyStore(config, ctx);
   }
 
  private:
-  int VerifyInplace(const Config& config, CommandContext& ctx) {
+  Findings VerifyInplace(const Config& config, CommandContext& ctx) {
     if (!subset_.empty() || !limit_text_.empty())
       ThrowConfig("--read-data-subset and --read-limit are for a store; an in-place target is checked by "
                   "its file system's scrub and its blockmaps");
@@ -82,15 +81,17 @@ class VerifyCommand : public Command {
       ctx.out << ctx.report->body.dump(2) << "\n";
     else
       PrintTargetReport(r, ctx.out);
-    if (!r.ok()) return kExitDamaged;
-    return r.scrub.repaired ? kExitWarnings : kExitOk;
+    Findings f;
+    f.damage = !r.ok();
+    f.repairs = r.scrub.repaired;
+    return f;
   }
 
   // The check takes the shared lock, so backups go on beside it; only when
   // there is something to heal (a copy's pack or manifest from another, the
   // damage record) does it take the exclusive lock, and check again under
   // it. On read-only media it can only read.
-  int VerifyStore(const Config& config, CommandContext& ctx) {
+  Findings VerifyStore(const Config& config, CommandContext& ctx) {
     Logger* log = ctx.log;
     bool read_only = IsReadOnlyFileSystem(config.target.path);
     if (read_only) log->Info(config.target.path + " is on a read-only file system: verify reads only, repairs nothing");
@@ -122,11 +123,15 @@ class VerifyCommand : public Command {
       ctx.out << ctx.report->body.dump(2) << "\n";
     else
       PrintStoreReport(r, ctx.out);
-    if (!r.ok()) return kExitDamaged;
+    Findings f;
+    f.damage = !r.ok();
+    f.repairs = r.repaired;
+    f.not_healed = not_healed;
     // Blocks recorded lost: the store is sound and nothing is left to do,
     // but those points are incomplete for good; a warning, not damage.
-    return r.repaired || not_healed || !r.lost.empty() || !store->absent_copies().empty() ? kExitWarnings
-                                                                                         : kExitOk;
+    f.blocks_lost = !r.lost.empty();
+    f.absent_copies = store->absent_copies().size();
+    return f;
   }
 
   TargetArgs target_;

@@ -7,7 +7,9 @@
 
 #include <memory>
 #include <ostream>
+#include <span>
 
+#include "cli/exit_status.h"
 #include "cli/monitoring.h"
 #include "os/env.h"
 #include "util/log.h"
@@ -32,9 +34,9 @@ class Command {
   // Adds the command's arguments, options and help footer to cmd, bound to
   // members of this object (which outlives the parse).
   virtual void AddOptions(CLI::App* cmd) = 0;
-  // Runs the command once its options are parsed; returns its exit status.
-  // Throws Error (its kind gives the exit status).
-  virtual int Run(CommandContext& ctx) = 0;
+  // Runs the command once its options are parsed; returns what it found,
+  // which gives the exit status (ExitStatusFor). Throws Error.
+  virtual Findings Run(CommandContext& ctx) = 0;
 };
 
 // Progress on a terminal while the command runs (backup, run).
@@ -47,6 +49,10 @@ struct CommandInfo {
   std::unique_ptr<Command> (*make)();
   ShowsProgress progress = ShowsProgress::kNo;
 };
+
+// The table, in the order --help lists the commands; a group comes before
+// its commands.
+std::span<const CommandInfo> CommandTable();
 
 // One per command, each in its cmd_<name>.cpp.
 std::unique_ptr<Command> NewStoreInitCommand();
