@@ -3,6 +3,7 @@
 #include "cli/cli.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <sstream>
 #include <string>
@@ -10,6 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/exit_status.h"
+#include "cli/listing.h"
 #include "helpers/test_util.h"
 #include "store/store.h"
 
@@ -132,6 +134,66 @@ TEST(CliTest, ListOfAnEmptyStoreSaysSoAndSucceeds) {
   CliRun json = Cli({"list", "--store", dir, "--json"});
   EXPECT_EQ(json.rc, kExitOk);
   EXPECT_EQ(json.out, "[]\n");
+}
+
+TEST(CliTest, ListShowsAStorePointWithItsVolumesAndTags) {
+  test::TempDir tmp;
+  const std::string dir = tmp / "store";
+  ASSERT_EQ(Cli({"store", "init", dir}).rc, kExitOk);
+  ASSERT_EQ(::mkdir((tmp / "data").c_str(), 0700), 0);
+  test::WriteFile(tmp / "data/f", "hello");
+  CliRun backup = Cli({"backup", "--store", dir, "--tag", "before-upgrade", tmp / "data"});
+  ASSERT_EQ(backup.rc, kExitOk) << backup.log;
+
+  CliRun list = Cli({"list", "--store", dir});
+  EXPECT_EQ(list.rc, kExitOk);
+  EXPECT_NE(list.out.find("Z  data  #before-upgrade\n"), std::string::npos) << list.out;
+
+  CliRun json = Cli({"list", "--store", dir, "--json"});
+  EXPECT_EQ(json.rc, kExitOk);
+  nlohmann::json points = nlohmann::json::parse(json.out);
+  ASSERT_EQ(points.size(), 1u);
+  EXPECT_EQ(points[0]["volumes"], nlohmann::json::array({"data"}));
+  EXPECT_EQ(points[0]["tags"], nlohmann::json::array({"before-upgrade"}));
+  EXPECT_EQ(points[0]["stats"]["volumes"][0]["files"], 1);
+  EXPECT_FALSE(points[0]["stats"].contains("point"));
+}
+
+TEST(ListingTest, AnInplacePointHasNoTagsOrStats) {
+  PointSummary p;
+  p.name = "current";
+  p.time_ns = -1;
+  p.volumes = {"d"};
+  nlohmann::json j = PointsToJson({p});
+  EXPECT_EQ(j.dump(), R"([{"name":"current","time":"","time_ns":-1,"volumes":["d"]}])");
+  std::ostringstream out;
+  PrintPoints({"dir:/x", {p}}, out);
+  EXPECT_EQ(out.str(), "current  ?  d\n");
+  std::ostringstream none;
+  PrintPoints({"dir:/x", {}}, none);
+  EXPECT_EQ(none.str(), "no points yet in dir:/x\n");
+}
+
+TEST(ListingTest, PruneJsonHasGarbageCollectionOnlyForAStore) {
+  PruneSummary s;
+  s.dry_run = true;
+  s.decisions = {{"b", 2, true, {"last 1"}, R"({"host":"h"})"}, {"a", 1, false, {}, ""}};
+  s.deleted = {"a"};
+  EXPECT_EQ(PruneSummaryToJson(s).dump(),
+            R"({"decisions":[{"group":{"host":"h"},"keep":true,"name":"b","reasons":["last 1"]},)"
+            R"({"group":null,"keep":false,"name":"a","reasons":[]}],"deleted":["a"],"dry_run":true})");
+  s.gc = GcStats{};
+  s.gc->packs_deleted = 2;
+  s.gc->bytes_freed = 2048;
+  nlohmann::json j = PruneSummaryToJson(s);
+  EXPECT_EQ(j["packs_deleted"], 2);
+  EXPECT_EQ(j["packs_repacked"], 0);
+  EXPECT_EQ(j["bytes_freed"], 2048);
+  std::ostringstream out;
+  PrintPruneSummary(s, out);
+  EXPECT_NE(out.str().find("would delete 1 point(s); would reclaim 2.0 KiB (2 pack(s) deleted, 0 repacked)\n"),
+            std::string::npos)
+      << out.str();
 }
 
 TEST(CliTest, MissingStoreFails) {

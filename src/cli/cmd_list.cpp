@@ -3,8 +3,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
-#include "run/target_ops.h"
-#include "util/encoding.h"
+#include "cli/listing.h"
 
 namespace vmback {
 
@@ -23,51 +22,16 @@ class ListCommand : public Command {
 
   Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
-    nlohmann::json points = nlohmann::json::array();
-    std::string where;
+    PointList list;
     if (IsInplace(config)) {
-      auto target = OpenInplaceTarget(ctx.env, config.target, ctx.log);
-      where = target->describe();
-      for (const auto& p : ListTargetPoints(target.get(), ctx.env))
-        points.push_back({{"name", p.name},
-                          {"time", p.time_ns >= 0 ? FormatTimeUtc(p.time_ns) : ""},
-                          {"time_ns", p.time_ns},
-                          {"volumes", p.volumes}});
+      list = ListPoints(OpenInplaceTarget(ctx.env, config.target, ctx.log).get(), ctx.env);
     } else {
-      auto store = OpenStore(config, target_, LockMode::kShared, ctx.log);
-      where = store->dir();
-      for (const auto& name : store->ListPoints()) {
-        nlohmann::json m = store->ReadManifest(name);
-        nlohmann::json vols = nlohmann::json::array();
-        for (const auto& v : m.at("volumes")) vols.push_back(v.at("name"));
-        points.push_back({{"name", name},
-                          {"time", m.value("time", "")},
-                          {"time_ns", m.value("time_ns", int64_t{0})},
-                          {"volumes", vols},
-                          {"tags", m.value("tags", nlohmann::json::array())},
-                          {"stats", m.value("stats", nlohmann::json::object())}});
-      }
+      list = ListPoints(OpenStore(config, target_, LockMode::kShared, ctx.log).get());
     }
-    std::ostream& out = ctx.out;
-    if (json_) {
-      out << points.dump(2) << "\n";
-    } else if (points.empty()) {
-      out << "no points yet in " << where << "\n";
-    } else {
-      for (const auto& p : points) {
-        int64_t t = p["time_ns"].get<int64_t>();
-        // Names from the disk: escaped for the terminal (--json keeps them exact).
-        out << EscapeForTerminal(p["name"].get<std::string>()) << "  " << (t >= 0 ? FormatTimeUtc(t) : "?") << "  ";
-        std::string sep;
-        for (const auto& v : p["volumes"]) {
-          out << sep << EscapeForTerminal(v.get<std::string>());
-          sep = ",";
-        }
-        if (p.contains("tags"))
-          for (const auto& t : p["tags"]) out << "  #" << t.get<std::string>();
-        out << "\n";
-      }
-    }
+    if (json_)
+      ctx.out << PointsToJson(list.points).dump(2) << "\n";
+    else
+      PrintPoints(list, ctx.out);
     return {};
   }
 

@@ -1,13 +1,11 @@
 // vmback prune.
 #include <CLI/CLI.hpp>
 
-#include <algorithm>
-
 #include "cli/command.h"
 #include "cli/common.h"
+#include "cli/listing.h"
 #include "run/prune.h"
 #include "run/target_ops.h"
-#include "util/encoding.h"
 
 namespace vmback {
 
@@ -44,15 +42,14 @@ class PruneCommand : public Command {
     ctx.report->Start("prune", config);
     if (!keep_within_text_.empty()) flags_policy_.keep_within_ns = ParseDuration(keep_within_text_);
     RetentionPolicy policy = flags_policy_.empty() ? config.retention : flags_policy_;
-    std::vector<RetentionDecision> decisions;
-    nlohmann::json extra;
-    std::string reclaimed;
+    PruneSummary summary;
+    summary.dry_run = dry_run_;
     std::unique_ptr<Store> store;
     if (IsInplace(config)) {
       auto target = OpenInplaceTarget(ctx.env, config.target, ctx.log);
       TargetPruneResult r = PruneTarget(target.get(), policy, dry_run_, ctx.log);
-      decisions = r.decisions;
-      extra = {{"deleted", r.deleted}};
+      summary.decisions = r.decisions;
+      summary.deleted = r.deleted;
     } else {
       // A dry run only reads: a shared lock, and no housekeeping of the index.
       store = OpenStore(config, target_, dry_run_ ? LockMode::kShared : LockMode::kExclusive, ctx.log);
@@ -60,31 +57,16 @@ class PruneCommand : public Command {
       gc.dry_run = dry_run_;
       gc.repack_below = repack_below_;
       PruneResult r = Prune(store.get(), policy, gc, ctx.log);
-      decisions = r.decisions;
-      extra = {{"deleted", r.deleted},
-               {"packs_deleted", r.gc.packs_deleted},
-               {"packs_repacked", r.gc.packs_repacked},
-               {"bytes_freed", r.gc.bytes_freed}};
-      reclaimed = std::string("; ") + (dry_run_ ? "would reclaim " : "reclaimed ") + FormatBytes(r.gc.bytes_freed) +
-                  " (" + std::to_string(r.gc.packs_deleted) + " pack(s) deleted, " +
-                  std::to_string(r.gc.packs_repacked) + " repacked)";
+      summary.decisions = r.decisions;
+      summary.deleted = r.deleted;
+      summary.gc = r.gc;
     }
     if (json_) {
-      nlohmann::json d = nlohmann::json::array();
-      for (const auto& x : decisions)
-        d.push_back({{"name", x.name},
-                     {"keep", x.keep},
-                     {"reasons", x.reasons},
-                     {"group", x.group.empty() ? nlohmann::json() : nlohmann::json::parse(x.group)}});
-      extra["dry_run"] = dry_run_;
-      extra["decisions"] = d;
-      ctx.out << extra.dump(2) << "\n";
-      ctx.report->body = extra;
+      // The report carries the decisions only when they are asked for.
+      ctx.report->body = PruneSummaryToJson(summary);
+      ctx.out << ctx.report->body.dump(2) << "\n";
     } else {
-      ctx.out << FormatDecisions(decisions);
-      ctx.out << (dry_run_ ? "would delete " : "deleted ")
-              << std::count_if(decisions.begin(), decisions.end(), [](const auto& x) { return !x.keep; })
-              << " point(s)" << reclaimed << "\n";
+      PrintPruneSummary(summary, ctx.out);
     }
     Findings f;
     if (store) f.absent_copies = store->absent_copies().size();
