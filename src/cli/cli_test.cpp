@@ -1,0 +1,244 @@
+// RunCli end to end with captured streams: the command table, dispatch, and
+// the exit status of usage, configuration and lock errors.
+#include "cli/cli.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/exit_status.h"
+#include "cli/listing.h"
+#include "helpers/test_util.h"
+#include "store/store.h"
+
+namespace vmback {
+namespace {
+
+struct CliRun {
+  int rc;
+  std::string out;  // the stream RunCli prints results and --help to
+  std::string err;  // the stream CLI11's usage errors go to
+  std::string log;  // the Logger's lines (the process's stderr)
+};
+
+CliRun Cli(std::vector<std::string> args) {
+  args.insert(args.begin(), "vmback");
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  std::ostringstream out, err;
+  testing::internal::CaptureStderr();
+  int rc = RunCli(static_cast<int>(argv.size()), argv.data(), out, err);
+  std::string log = testing::internal::GetCapturedStderr();
+  return {rc, out.str(), err.str(), log};
+}
+
+std::vector<std::string> Words(const std::string& path) {
+  std::vector<std::string> words;
+  std::istringstream in(path);
+  for (std::string w; in >> w;) words.push_back(w);
+  return words;
+}
+
+TEST(CliTest, HelpListsEveryCommandOfTheTableUnderItsGroup) {
+  ASSERT_GE(CommandTable().size(), 14u);
+  for (const CommandInfo& info : CommandTable()) {
+    std::vector<std::string> words = Words(info.path);
+    const std::string name = words.back();
+    words.pop_back();
+    words.push_back("--help");
+    CliRun r = Cli(words);
+    SCOPED_TRACE(info.path);
+    EXPECT_EQ(r.rc, kExitOk);
+    EXPECT_NE(r.out.find("\n  " + name + " "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find(info.summary), std::string::npos) << r.out;
+  }
+}
+
+TEST(CliTest, EachCommandHasItsOwnHelp) {
+  for (const CommandInfo& info : CommandTable()) {
+    std::vector<std::string> words = Words(info.path);
+    words.push_back("--help");
+    CliRun r = Cli(words);
+    SCOPED_TRACE(info.path);
+    EXPECT_EQ(r.rc, kExitOk);
+    EXPECT_NE(r.out.find(std::string("Usage: vmback ") + info.path), std::string::npos) << r.out;
+  }
+}
+
+TEST(CliTest, TopLevelHelpEndsWithTheExitStatuses) {
+  CliRun r = Cli({"--help"});
+  EXPECT_EQ(r.rc, kExitOk);
+  EXPECT_NE(r.out.find("Exit status:\n  0  success\n  5  success with warnings"), std::string::npos);
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(CliTest, VersionPrintsTheVersion) {
+  CliRun r = Cli({"--version"});
+  EXPECT_EQ(r.rc, kExitOk);
+  EXPECT_EQ(r.out, std::string("vmback ") + VMBACK_VERSION + "\n");
+}
+
+TEST(CliTest, UnknownOrMissingCommandIsAUsageError) {
+  for (const auto& args : std::vector<std::vector<std::string>>{{"bogus"}, {}, {"store"}, {"target", "init"}}) {
+    CliRun r = Cli(args);
+    EXPECT_EQ(r.rc, kExitUsage);
+    EXPECT_EQ(r.out, "");
+    EXPECT_EQ(r.err, "A subcommand is required\nRun with --help for more information.\n");
+  }
+}
+
+TEST(CliTest, UnknownOptionIsAUsageErrorNamingIt) {
+  CliRun r = Cli({"list", "--bogus-option"});
+  EXPECT_EQ(r.rc, kExitUsage);
+  EXPECT_NE(r.err.find("--bogus-option"), std::string::npos) << r.err;
+}
+
+TEST(CliTest, MissingTargetIsAConfigurationError) {
+  CliRun r = Cli({"list"});
+  EXPECT_EQ(r.rc, kExitUsage);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.log.find("vmback: error: say which target: -c CONFIG, --store DIR"), std::string::npos) << r.log;
+}
+
+TEST(CliTest, BadConfigFileIsAConfigurationError) {
+  test::TempDir tmp;
+  test::WriteFile(tmp / "vmback.toml", "[target\npath = 3\n");
+  CliRun r = Cli({"list", "-c", tmp / "vmback.toml"});
+  EXPECT_EQ(r.rc, kExitUsage) << r.log;
+  EXPECT_NE(r.log.find("vmback.toml"), std::string::npos) << r.log;
+}
+
+TEST(CliTest, OptionForAStoreOnAnInplaceTargetIsAConfigurationError) {
+  test::TempDir tmp;
+  CliRun r = Cli({"verify", "--dir", tmp.path(), "--read-data-subset", "1/2"});
+  EXPECT_EQ(r.rc, kExitUsage);
+  EXPECT_NE(r.log.find("--read-data-subset and --read-limit are for a store"), std::string::npos) << r.log;
+}
+
+TEST(CliTest, ListOfAnEmptyStoreSaysSoAndSucceeds) {
+  test::TempDir tmp;
+  const std::string dir = tmp / "store";
+  CliRun init = Cli({"store", "init", dir});
+  ASSERT_EQ(init.rc, kExitOk) << init.log;
+  EXPECT_EQ(init.out, "created store " + dir + " (block size 64.0 KiB)\n");
+
+  CliRun list = Cli({"list", "--store", dir});
+  EXPECT_EQ(list.rc, kExitOk) << list.log;
+  EXPECT_EQ(list.out, "no points yet in " + dir + "\n");
+  EXPECT_EQ(list.log, "");
+
+  CliRun json = Cli({"list", "--store", dir, "--json"});
+  EXPECT_EQ(json.rc, kExitOk);
+  EXPECT_EQ(json.out, "[]\n");
+}
+
+TEST(CliTest, ListShowsAStorePointWithItsVolumesAndTags) {
+  test::TempDir tmp;
+  const std::string dir = tmp / "store";
+  ASSERT_EQ(Cli({"store", "init", dir}).rc, kExitOk);
+  ASSERT_EQ(::mkdir((tmp / "data").c_str(), 0700), 0);
+  test::WriteFile(tmp / "data/f", "hello");
+  CliRun backup = Cli({"backup", "--store", dir, "--tag", "before-upgrade", tmp / "data"});
+  ASSERT_EQ(backup.rc, kExitOk) << backup.log;
+
+  CliRun list = Cli({"list", "--store", dir});
+  EXPECT_EQ(list.rc, kExitOk);
+  EXPECT_NE(list.out.find("Z  data  #before-upgrade\n"), std::string::npos) << list.out;
+
+  CliRun json = Cli({"list", "--store", dir, "--json"});
+  EXPECT_EQ(json.rc, kExitOk);
+  nlohmann::json points = nlohmann::json::parse(json.out);
+  ASSERT_EQ(points.size(), 1u);
+  EXPECT_EQ(points[0]["volumes"], nlohmann::json::array({"data"}));
+  EXPECT_EQ(points[0]["tags"], nlohmann::json::array({"before-upgrade"}));
+  EXPECT_EQ(points[0]["stats"]["volumes"][0]["files"], 1);
+  EXPECT_FALSE(points[0]["stats"].contains("point"));
+}
+
+TEST(ListingTest, AnInplacePointHasNoTagsOrStats) {
+  PointSummary p;
+  p.name = "current";
+  p.time_ns = -1;
+  p.volumes = {"d"};
+  nlohmann::json j = PointsToJson({p});
+  EXPECT_EQ(j.dump(), R"([{"name":"current","time":"","time_ns":-1,"volumes":["d"]}])");
+  std::ostringstream out;
+  PrintPoints({"dir:/x", {p}}, out);
+  EXPECT_EQ(out.str(), "current  ?  d\n");
+  std::ostringstream none;
+  PrintPoints({"dir:/x", {}}, none);
+  EXPECT_EQ(none.str(), "no points yet in dir:/x\n");
+}
+
+TEST(ListingTest, PruneJsonHasGarbageCollectionOnlyForAStore) {
+  PruneSummary s;
+  s.dry_run = true;
+  s.decisions = {{"b", 2, true, {"last 1"}, R"({"host":"h"})"}, {"a", 1, false, {}, ""}};
+  s.deleted = {"a"};
+  EXPECT_EQ(PruneSummaryToJson(s).dump(),
+            R"({"decisions":[{"group":{"host":"h"},"keep":true,"name":"b","reasons":["last 1"]},)"
+            R"({"group":null,"keep":false,"name":"a","reasons":[]}],"deleted":["a"],"dry_run":true})");
+  s.gc = GcStats{};
+  s.gc->packs_deleted = 2;
+  s.gc->bytes_freed = 2048;
+  nlohmann::json j = PruneSummaryToJson(s);
+  EXPECT_EQ(j["packs_deleted"], 2);
+  EXPECT_EQ(j["packs_repacked"], 0);
+  EXPECT_EQ(j["bytes_freed"], 2048);
+  std::ostringstream out;
+  PrintPruneSummary(s, out);
+  EXPECT_NE(out.str().find("would delete 1 point(s); would reclaim 2.0 KiB (2 pack(s) deleted, 0 repacked)\n"),
+            std::string::npos)
+      << out.str();
+}
+
+TEST(CliTest, MissingStoreFails) {
+  test::TempDir tmp;
+  CliRun r = Cli({"list", "--store", tmp / "none"});
+  EXPECT_EQ(r.rc, kExitFailed);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.log.find("no vmback store at " + (tmp / "none")), std::string::npos) << r.log;
+}
+
+TEST(CliTest, StoreHeldByAnotherProcessIsLocked) {
+  test::TempDir tmp;
+  const std::string dir = tmp / "store";
+  ASSERT_EQ(Cli({"store", "init", dir}).rc, kExitOk);
+  Logger quiet(LogLevel::kError, false);
+  // flock locks belong to the open file: this one stands for another process.
+  auto holder = Store::Open(Env::Default(), dir, LockMode::kExclusive, &quiet);
+  CliRun r = Cli({"list", "--store", dir});
+  EXPECT_EQ(r.rc, kExitLocked) << r.log;
+}
+
+TEST(ExitStatusTest, FindingsMakeTheStatus) {
+  EXPECT_EQ(ExitStatusFor(Findings{}), kExitOk);
+  Findings damaged;
+  damaged.damage = true;
+  damaged.warnings = 2;
+  damaged.absent_copies = 1;
+  EXPECT_EQ(ExitStatusFor(damaged), kExitDamaged);  // damage outranks warnings
+  for (int i = 0; i < 5; i++) {
+    Findings f;
+    if (i == 0) f.warnings = 1;
+    if (i == 1) f.repairs = 1;
+    if (i == 2) f.absent_copies = 1;
+    if (i == 3) f.not_healed = true;
+    if (i == 4) f.blocks_lost = true;
+    EXPECT_EQ(ExitStatusFor(f), kExitWarnings) << i;
+  }
+}
+
+TEST(ExitStatusTest, AnErrorGivesItsKindsStatus) {
+  EXPECT_EQ(ExitStatusFor(Error(ErrorKind::kConfig, "x")), kExitUsage);
+  EXPECT_EQ(ExitStatusFor(Error(ErrorKind::kLocked, "x")), kExitLocked);
+  EXPECT_EQ(ExitStatusFor(Error(ErrorKind::kCorrupt, "x")), kExitDamaged);
+  EXPECT_EQ(ExitStatusFor(Error(ErrorKind::kOther, "x")), kExitFailed);
+}
+
+}  // namespace
+}  // namespace vmback

@@ -1,0 +1,112 @@
+// vmback run, vmback plan: the whole job, and what it would do.
+#include <CLI/CLI.hpp>
+
+#include "cli/command.h"
+#include "cli/common.h"
+#include "hypervisor/hypervisor.h"
+#include "run/job.h"
+
+namespace vmback {
+
+namespace {
+
+// The libvirt connection the job of config needs (none when it names no VM).
+std::unique_ptr<Hypervisor> ConnectFor(const Config& config, Logger* log) {
+  return ConnectForJob(config, [&] { return ConnectLibvirt(config.libvirt_uri, log); }, log);
+}
+
+void PrintJobReport(const JobReport& r, std::ostream& out) {
+  for (const auto& vm : r.vms) out << "VM " << vm.name << ": " << vm.method << ", quiet for " << vm.freeze_seconds << " s\n";
+  PrintLiveReads(r.sources, out);
+  out << "point " << r.point << " committed";
+  if (!r.pruned.empty()) out << "; pruned " << r.pruned.size() << " point(s)";
+  out << "\n";
+}
+
+class RunCommand : public Command {
+ public:
+  void AddOptions(CLI::App* cmd) override {
+    cmd->add_option("-c,--config", config_path_, "configuration file (TOML)")->required();
+    cmd->add_flag("--json", json_, "print the run's report (with each VM's freeze window) as JSON");
+    cmd->add_flag("--recover-only", recover_only_,
+                  "only clean up after a run that did not finish (its journal: resume VMs, unmount, drop "
+                  "snapshots), then stop (vmback.service: ExecStopPost=)");
+    cmd->footer(
+        "\nIn order: take the run lock; clean up after a crashed earlier run (from the\n"
+        "journal in [run] state_dir); check the plan; quiesce every VM (guest-agent\n"
+        "fsfreeze, or Alt+SysRq+S and suspend); snapshot every volume; resume every VM;\n"
+        "then per volume [fsck, mount read-only] back it up and drop its snapshot at once;\n"
+        "commit the point; prune by [retention]. VMs are resumed and snapshots dropped on\n"
+        "every path, also on SIGINT/SIGTERM.\n\n"
+        "btrfs and reflink snapshots are made in the source's own file system: inside a\n"
+        "source directory as SOURCE/.vmback-VOLUME-RUNID (beside an image file), so a\n"
+        "source that is a mount point works; top-level .vmback-* entries of a source\n"
+        "are not backed up.\n"
+        "A volume without 'vms' quiesces the running VMs with a disk on it (\"auto\");\n"
+        "a [[vm]] on no volume is a configuration error (exit 2). A volume without\n"
+        "'snapshot' is read live, a warning (exit 5) when a running VM has a disk on it;\n"
+        "snapshot = \"none\" says a live read is meant (no warning; the report's\n"
+        "\"sources\" say \"by_choice\").\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
+  }
+
+  Findings Run(CommandContext& ctx) override {
+    Config config = LoadConfig(config_path_);
+    if (recover_only_) {
+      std::unique_ptr<Hypervisor> conn;
+      auto connect = [&] { return (conn = ConnectLibvirt(config.libvirt_uri, ctx.log)).get(); };
+      RecoverJob(config, ctx.env, connect, ctx.log);  // logs what it did
+      return {};
+    }
+    std::unique_ptr<Hypervisor> hv = ConnectFor(config, ctx.log);
+    ctx.report->Start("run", config);
+    SignalCancel signals;
+    JobOptions jo;
+    jo.cancel = signals.flag();
+    jo.hook = CrashHookForTesting();
+    JobReport r = RunJob(config, ctx.env, hv.get(), jo, ctx.log);
+    ctx.report->body = JobReportToJson(r);
+    ctx.report->metrics.volumes = VolumeBytesOf(r.backup, nullptr);
+    for (const auto& vm : r.vms) ctx.report->metrics.freeze_seconds.push_back({vm.name, vm.freeze_seconds});
+    if (json_)
+      ctx.out << JobReportToJson(r).dump(2) << "\n";
+    else
+      PrintJobReport(r, ctx.out);
+    Findings f;
+    f.damage = r.backup.errors > 0;
+    f.warnings = r.warnings.size();
+    return f;
+  }
+
+ private:
+  std::string config_path_;
+  bool json_ = false, recover_only_ = false;
+};
+
+class PlanCommand : public Command {
+ public:
+  void AddOptions(CLI::App* cmd) override {
+    cmd->add_option("-c,--config", config_path_, "configuration file (TOML)")->required();
+    cmd->footer("\nChecks what run checks (VMs known to libvirt, each [[vm]] on a volume,\n"
+                "sources, free space in the volume group, the target) and prints every step\n"
+                "and command in order: the VMs quiesced, the volumes read live and whether by\n"
+                "choice; touches no VM and changes nothing.\n\nExample:\n"
+                "  vmback plan -c /etc/vmback/vmback.toml");
+  }
+
+  Findings Run(CommandContext& ctx) override {
+    Config config = LoadConfig(config_path_);
+    std::unique_ptr<Hypervisor> hv = ConnectFor(config, ctx.log);
+    ctx.out << PlanJob(config, ctx.env, hv.get(), ctx.log);
+    return {};
+  }
+
+ private:
+  std::string config_path_;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> NewRunCommand() { return std::make_unique<RunCommand>(); }
+std::unique_ptr<Command> NewPlanCommand() { return std::make_unique<PlanCommand>(); }
+
+}  // namespace vmback

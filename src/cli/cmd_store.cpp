@@ -1,0 +1,106 @@
+// vmback store init, vmback store sync.
+#include <CLI/CLI.hpp>
+
+#include "cli/command.h"
+#include "cli/common.h"
+#include "store/store.h"
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+class StoreInitCommand : public Command {
+ public:
+  void AddOptions(CLI::App* cmd) override {
+    cmd->add_option("DIR", dir_, "directory for the store (new or empty)")->required();
+    cmd->add_option("--block-size", block_size_text_,
+                    "block size, a power of two from 4K to 16M (default 64K): smaller finds\n"
+                    "more unchanged data in VM images, larger keeps the index smaller");
+    cmd->add_option("--mirror", mirrors_,
+                    "another copy of the store, on another disk (repeat for more); every\n"
+                    "write goes to every copy and a bad copy is repaired from a good one");
+    cmd->footer("\nThe copies are recorded in each one's config.json by absolute path (a relative\n"
+                "DIR is read against the working directory, here), and each gets a vmback-copy\n"
+                "marker first.\n\n"
+                "Examples:\n  vmback store init /mnt/usb/vmback --block-size 64K\n"
+                "  vmback store init /mnt/usb1/vmback --mirror /mnt/usb2/vmback");
+  }
+
+  Findings Run(CommandContext& ctx) override {
+    uint64_t bs;
+    if (!ParseSize(block_size_text_, &bs) || bs > UINT32_MAX)
+      ThrowConfig("--block-size: cannot read '" + block_size_text_ + "' as a size");
+    std::vector<std::string> copies = Store::Init(ctx.env, dir_, static_cast<uint32_t>(bs), mirrors_);
+    ctx.out << "created store " << copies[0] << " (block size " << FormatBytes(bs) << ")";
+    for (size_t i = 1; i < copies.size(); i++) ctx.out << ", mirrored on " << copies[i];
+    ctx.out << "\n";
+    return {};
+  }
+
+ private:
+  std::string dir_, block_size_text_ = "64K";
+  std::vector<std::string> mirrors_;
+};
+
+class StoreSyncCommand : public Command {
+ public:
+  void AddOptions(CLI::App* cmd) override {
+    AddTargetOptions(cmd, &target_);
+    cmd->add_flag("--init", init_,
+                  "also make the named copies (the config's [target] path and mirrors, or --store)\n"
+                  "new copies where they are empty directories (new disks)");
+    cmd->footer("\nA copy that was unplugged during backups gets the packs and points it\n"
+                "missed; points pruned meanwhile are removed from it, not brought back.\n"
+                "A directory named with --mirror in this command that is empty or not there\n"
+                "(a new or replaced disk) becomes a full copy, and every copy's config.json\n"
+                "records it; with -c CONFIG, --init does the same for the copies the config\n"
+                "names. Nothing else makes a new copy (only a copy whose making was cut short,\n"
+                "marked by its vmback-copy file, is finished): an empty directory is the\n"
+                "mount point of a disk that is not mounted until the command says otherwise.\n"
+                "--mirror names the copies to use instead of the recorded ones: to add a\n"
+                "disk, name the present copies too.\n\n"
+                "Examples:\n  vmback store sync --store /mnt/usb1/vmback\n"
+                "  vmback store sync --store /mnt/usb1/vmback --mirror /mnt/usb2/vmback\n"
+                "  vmback store sync -c /etc/vmback.toml --init");
+  }
+
+  Findings Run(CommandContext& ctx) override {
+    Config config = ResolveConfig(target_);
+    if (IsInplace(config)) ThrowConfig("store sync is for the built-in store; a " + config.target.type +
+                                       " target keeps its copies in step itself");
+    StoreOptions options = StoreOptionsFor(config, target_);
+    options.new_copies = target_.mirrors;  // named in this command: may be made copies
+    options.init_named = init_;
+    auto store = Store::Open(ctx.env, config.target.path, LockMode::kExclusive, ctx.log, options);
+    std::vector<std::string> all = store->copies();
+    all.insert(all.end(), store->absent_copies().begin(), store->absent_copies().end());
+    WarnAboutCopiesOnRootFileSystem(all, ctx.log);
+    SyncStats st = store->Sync();
+    ctx.out << "copies in step: " << store->copies().size() << " present";
+    if (!store->absent_copies().empty()) ctx.out << ", " << store->absent_copies().size() << " absent";
+    ctx.out << "; copied " << st.packs_copied << " pack(s) and " << st.files_copied << " file(s), removed "
+            << st.points_removed << " pruned point(s)";
+    if (st.copies_initialized)
+      ctx.out << "; made " << st.copies_initialized << " new cop" << (st.copies_initialized == 1 ? "y" : "ies");
+    ctx.out << "\n";
+    if (st.copies_initialized && !target_.config.empty() && !target_.mirrors.empty())
+      ctx.log->Info("runs with " + target_.config + " use the copies in its [target] path and mirrors: add a "
+                    "new copy there so that they write to it");
+    Findings f;
+    f.absent_copies = store->absent_copies().size();
+    return f;
+  }
+
+ private:
+  TargetArgs target_;
+  bool init_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<Command> NewStoreInitCommand() { return std::make_unique<StoreInitCommand>(); }
+std::unique_ptr<Command> NewStoreSyncCommand() { return std::make_unique<StoreSyncCommand>(); }
+
+}  // namespace vmback

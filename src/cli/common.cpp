@@ -1,0 +1,112 @@
+#include "cli/common.h"
+
+#include <CLI/CLI.hpp>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
+  auto* c = cmd->add_option("-c,--config", t->config, "configuration file (TOML)");
+  auto* s = cmd->add_option("--store", t->store, "store directory (instead of a configuration)");
+  auto* z = cmd->add_option("--zfs", t->zfs, "a ZFS dataset as an in-place target (e.g. usbpool/vmback)");
+  auto* b = cmd->add_option("--btrfs", t->btrfs, "a btrfs subvolume as an in-place target");
+  auto* d = cmd->add_option("--dir", t->dir, "a plain directory as an in-place target (no history)");
+  std::vector<CLI::Option*> all = {c, s, z, b, d};
+  for (auto* x : all)
+    for (auto* y : all)
+      if (x != y) x->excludes(y);
+  cmd->add_option("--mirror", t->mirrors,
+                  "another copy of the store (repeat for more); default: the copies recorded at init.\n"
+                  "When the store's own directory holds no store (its disk not mounted), the first\n"
+                  "of these that does serves");
+  cmd->add_option("--lock-wait", t->lock_wait,
+                  "seconds to wait for another vmback process holding the store (default 0)");
+}
+
+Config ResolveConfig(const TargetArgs& t) {
+  Config c;
+  if (!t.config.empty()) {
+    c = LoadConfig(t.config);
+  } else if (!t.store.empty()) {
+    c.target.path = t.store;
+  } else if (!t.zfs.empty()) {
+    c.target.type = "zfs";
+    c.target.dataset = t.zfs;
+  } else if (!t.btrfs.empty()) {
+    c.target.type = "btrfs";
+    c.target.path = t.btrfs;
+  } else if (!t.dir.empty()) {
+    c.target.type = "dir";
+    c.target.path = t.dir;
+  } else {
+    ThrowConfig("say which target: -c CONFIG, --store DIR, --zfs DATASET, --btrfs PATH or --dir PATH");
+  }
+  if (!t.mirrors.empty()) {
+    if (c.target.type != "store") ThrowConfig("--mirror is for the built-in store; a " + c.target.type +
+                                              " target is mirrored by its file system");
+    c.target.mirrors = t.mirrors;
+  }
+  if (t.lock_wait >= 0) c.target.lock_wait_seconds = static_cast<int>(t.lock_wait);
+  return c;
+}
+
+bool IsInplace(const Config& c) { return c.target.type != "store"; }
+
+StoreOptions StoreOptionsFor(const Config& c, const TargetArgs& t) {
+  StoreOptions options;
+  options.mirrors = c.target.mirrors;
+  options.lock_wait_seconds = t.lock_wait >= 0 ? t.lock_wait : c.target.lock_wait_seconds;
+  return options;
+}
+
+std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode mode, Logger* log) {
+  return Store::Open(Env::Default(), c.target.path, mode, log, StoreOptionsFor(c, t));
+}
+
+void ParseReadLimit(const std::string& text, uint64_t* limit) {
+  if (!ParseSize(text, limit) || *limit == 0)
+    ThrowConfig("--read-limit: cannot read '" + text + "' as a size per second, e.g. 50M");
+}
+
+namespace {
+
+std::atomic<bool> g_cancel{false};
+constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
+
+}  // namespace
+
+SignalCancel::SignalCancel() {
+  struct sigaction sa = {};
+  sa.sa_handler = [](int) { g_cancel.store(true); };
+  sigemptyset(&sa.sa_mask);
+  for (int i = 0; i < 3; i++) sigaction(kSignals[i], &sa, &old_[i]);
+}
+
+SignalCancel::~SignalCancel() {
+  for (int i = 0; i < 3; i++) sigaction(kSignals[i], &old_[i], nullptr);
+}
+
+const std::atomic<bool>* SignalCancel::flag() const { return &g_cancel; }
+
+StepHook CrashHookForTesting() {
+  const char* at = std::getenv("VMBACK_TEST_CRASH_AT");
+  if (at == nullptr || *at == '\0') return {};
+  std::string target = at;
+  return [target](const std::string& step) {
+    if (step == target) ::kill(::getpid(), SIGKILL);
+  };
+}
+
+void PrintLiveReads(const std::vector<SourceReport>& sources, std::ostream& out) {
+  for (const auto& s : sources)
+    if (s.read_live)
+      out << "volume " << s.volume << ": read live"
+          << (s.by_choice ? " (snapshot = \"none\")" : " (no snapshot set)") << "\n";
+}
+
+}  // namespace vmback

@@ -1,0 +1,80 @@
+// What the commands share: the options that name a target (-c, --store,
+// --zfs, --btrfs, --dir, --mirror, --lock-wait), turning them into a
+// configuration and an open store, cancellation by signal, and the crash
+// hook of the sweeps.
+#pragma once
+
+#include <signal.h>
+
+#include <atomic>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "run/job.h"
+#include "store/store.h"
+#include "util/log.h"
+
+namespace CLI {
+class App;
+}
+
+namespace vmback {
+
+// The target a command works on, as given on its command line.
+struct TargetArgs {
+  std::string config;
+  std::string store;
+  std::string zfs, btrfs, dir;
+  std::vector<std::string> mirrors;
+  double lock_wait = -1;  // -1: from the config, else 0
+};
+
+// Adds -c, --store, --zfs, --btrfs, --dir (one of them), --mirror and
+// --lock-wait to cmd, bound to *t. REQUIRES: t outlives the parse.
+void AddTargetOptions(CLI::App* cmd, TargetArgs* t);
+
+// The configuration a command works on: the file given with -c, or one
+// made from --store/--zfs/--btrfs/--dir. Throws Error(kConfig) when none is
+// given, or --mirror with an in-place target.
+Config ResolveConfig(const TargetArgs& t);
+
+// True for a zfs, btrfs or dir target; false for the built-in store.
+bool IsInplace(const Config& c);
+
+// How to open the store of c: its mirrors, and --lock-wait over the config's.
+StoreOptions StoreOptionsFor(const Config& c, const TargetArgs& t);
+
+// Opens the store a command works on, from --store or the config's [target].
+std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode mode, Logger* log);
+
+// Reads a --read-limit value (e.g. 50M) into *limit; throws Error(kConfig)
+// for anything but a positive size.
+void ParseReadLimit(const std::string& text, uint64_t* limit);
+
+// SIGINT, SIGTERM and SIGHUP set a flag that the run polls, so that it stops
+// at the next step and cleans up (VMs resumed, snapshots dropped) instead of
+// dying with things left behind. Restored on destruction. One at a time.
+class SignalCancel {
+ public:
+  SignalCancel();
+  ~SignalCancel();
+  SignalCancel(const SignalCancel&) = delete;
+  SignalCancel& operator=(const SignalCancel&) = delete;
+  const std::atomic<bool>* flag() const;
+
+ private:
+  struct sigaction old_[3];
+};
+
+// Test seam for the crash sweeps (run, backup -c): VMBACK_TEST_CRASH_AT=STEP
+// dies by SIGKILL (no clean-up) at that step, as a power cut or an OOM kill
+// would; the next run must clean up.
+StepHook CrashHookForTesting();
+
+// One line per volume read live (no snapshot), saying whether it was chosen.
+void PrintLiveReads(const std::vector<SourceReport>& sources, std::ostream& out);
+
+}  // namespace vmback

@@ -1,0 +1,104 @@
+#include "cli/listing.h"
+
+#include <algorithm>
+
+#include "inplace/target_ops.h"
+#include "util/encoding.h"
+
+namespace vmback {
+
+namespace {
+
+// A store point from its manifest (types checked by Store::ReadManifest).
+PointSummary PointOfManifest(const std::string& name, const nlohmann::json& m) {
+  PointSummary p;
+  p.name = name;
+  p.time = m.value("time", "");
+  p.time_ns = m.value("time_ns", int64_t{0});
+  for (const auto& v : m.at("volumes")) p.volumes.push_back(v.at("name").get<std::string>());
+  p.tags = m.value("tags", std::vector<std::string>{});
+  p.stats = m.value("stats", nlohmann::json::object());
+  return p;
+}
+
+}  // namespace
+
+PointList ListPoints(Store* store) {
+  PointList list;
+  list.where = store->dir();
+  for (const auto& name : store->ListPoints()) list.points.push_back(PointOfManifest(name, store->ReadManifest(name)));
+  return list;
+}
+
+PointList ListPoints(InplaceTarget* target, Env* env) {
+  PointList list;
+  list.where = target->describe();
+  for (const auto& t : ListTargetPoints(target, env)) {
+    PointSummary p;
+    p.name = t.name;
+    p.time = t.time_ns >= 0 ? FormatTimeUtc(t.time_ns) : "";
+    p.time_ns = t.time_ns;
+    p.volumes = t.volumes;
+    list.points.push_back(std::move(p));
+  }
+  return list;
+}
+
+nlohmann::json PointsToJson(const std::vector<PointSummary>& points) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : points) {
+    nlohmann::json j = {{"name", p.name}, {"time", p.time}, {"time_ns", p.time_ns}, {"volumes", p.volumes}};
+    if (p.tags) j["tags"] = *p.tags;
+    if (p.stats) j["stats"] = *p.stats;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
+void PrintPoints(const PointList& list, std::ostream& out) {
+  if (list.points.empty()) {
+    out << "no points yet in " << list.where << "\n";
+    return;
+  }
+  for (const auto& p : list.points) {
+    // Names from the disk: escaped for the terminal (--json keeps them exact).
+    out << EscapeForTerminal(p.name) << "  " << (p.time_ns >= 0 ? FormatTimeUtc(p.time_ns) : "?") << "  ";
+    const char* sep = "";
+    for (const auto& v : p.volumes) {
+      out << sep << EscapeForTerminal(v);
+      sep = ",";
+    }
+    if (p.tags)
+      for (const auto& t : *p.tags) out << "  #" << t;
+    out << "\n";
+  }
+}
+
+nlohmann::json PruneSummaryToJson(const PruneSummary& s) {
+  nlohmann::json decisions = nlohmann::json::array();
+  for (const auto& x : s.decisions)
+    decisions.push_back({{"name", x.name},
+                         {"keep", x.keep},
+                         {"reasons", x.reasons},
+                         {"group", x.group.empty() ? nlohmann::json() : nlohmann::json::parse(x.group)}});
+  nlohmann::json out = {{"deleted", s.deleted}, {"dry_run", s.dry_run}, {"decisions", decisions}};
+  if (s.gc) {
+    out["packs_deleted"] = s.gc->packs_deleted;
+    out["packs_repacked"] = s.gc->packs_repacked;
+    out["bytes_freed"] = s.gc->bytes_freed;
+  }
+  return out;
+}
+
+void PrintPruneSummary(const PruneSummary& s, std::ostream& out) {
+  out << FormatDecisions(s.decisions);
+  out << (s.dry_run ? "would delete " : "deleted ")
+      << std::count_if(s.decisions.begin(), s.decisions.end(), [](const auto& x) { return !x.keep; })
+      << " point(s)";
+  if (s.gc)
+    out << "; " << (s.dry_run ? "would reclaim " : "reclaimed ") << FormatBytes(s.gc->bytes_freed) << " ("
+        << s.gc->packs_deleted << " pack(s) deleted, " << s.gc->packs_repacked << " repacked)";
+  out << "\n";
+}
+
+}  // namespace vmback
