@@ -2,8 +2,6 @@
 
 #include "util/encoding.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
@@ -16,6 +14,7 @@
 
 #include <toml++/toml.h>
 
+#include "os/env.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -437,23 +436,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
 }
 
 Config LoadConfig(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) ThrowIo("cannot read config file " + path, errno);
-  std::string text;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int err = errno;
-      ::close(fd);
-      ThrowIo("cannot read config file " + path, err);
-    }
-    if (n == 0) break;
-    text.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return ParseConfig(text, path);
+  return ParseConfig(ReadUserFile(path, "cannot read config file " + path), path);
 }
 
 }  // namespace vmback

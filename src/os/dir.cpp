@@ -17,8 +17,6 @@
 
 namespace vmback {
 
-namespace {
-
 struct timespec ToTimespec(int64_t ns) {
   struct timespec t;
   t.tv_sec = ns / 1000000000;
@@ -29,6 +27,8 @@ struct timespec ToTimespec(int64_t ns) {
   }
   return t;
 }
+
+namespace {
 
 std::string Describe(const std::string& what, int err) { return what + ": " + std::strerror(err); }
 
@@ -242,13 +242,20 @@ uint64_t Dir::RemoveTree(const std::string& name, const RemovedFn& removed) cons
         if (d.Stat(n, &st) && S_ISDIR(st.st_mode)) Check(d.OpenDir(n));
       }
     }
+    // A directory copied with a source's read-only mode is opened up
+    // (on its descriptor) so that its entries can go.
+    static void OpenUp(const Dir& d, const struct stat& st) {
+      if ((st.st_mode & 0700) != 0700) (void)::fchmod(d.fd(), (st.st_mode & 07777) | 0700);
+    }
     static uint64_t Delete(const Dir& d, const RemovedFn& removed) {
       uint64_t count = 0;
       for (const auto& n : d.List()) {
         struct stat st;
         if (!d.Stat(n, &st)) continue;
         if (S_ISDIR(st.st_mode)) {
-          count += Delete(d.OpenDir(n), removed);
+          Dir sub = d.OpenDir(n);
+          OpenUp(sub, st);
+          count += Delete(sub, removed);
           if (::unlinkat(d.fd(), n.c_str(), AT_REMOVEDIR) != 0) ThrowIo("remove " + d.ChildPath(n), errno);
         } else {
           if (removed) removed(st);
@@ -261,6 +268,9 @@ uint64_t Dir::RemoveTree(const std::string& name, const RemovedFn& removed) cons
   };
   Dir top = OpenDir(name);
   Walk::Check(top);
+  struct stat st;
+  if (::fstat(top.fd(), &st) != 0) ThrowIo("stat " + ChildPath(name), errno);
+  Walk::OpenUp(top, st);
   uint64_t count = Walk::Delete(top, removed);
   if (::unlinkat(fd(), name.c_str(), AT_REMOVEDIR) != 0) ThrowIo("remove " + ChildPath(name), errno);
   return count + 1;
@@ -347,6 +357,12 @@ UniqueFd OpenBlockDeviceExclusive(const std::string& device) {
   if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + device, errno);
   if (!S_ISBLK(st.st_mode)) throw Error(ErrorKind::kConfig, device + " is not a block device; nothing was written");
   return fd;
+}
+
+uint64_t RemoveTree(const std::string& path) {
+  const std::string parent = CanonicalPath(DirName(path));
+  if (Env::Default()->Status(parent).kind != FileKind::kDir) return 0;
+  return Dir::Open(parent).Remove(BaseName(path));
 }
 
 }  // namespace vmback

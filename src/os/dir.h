@@ -68,6 +68,12 @@ class FdWritableFile final : public WritableFile {
   uint64_t pos_ = 0;
 };
 
+// What Env::Status gives, from a struct stat of one's own (fstatat).
+FileStatus ToFileStatus(const struct stat& st);
+
+// ns since the epoch (may be negative) as a timespec for utimensat.
+struct timespec ToTimespec(int64_t ns);
+
 // The names in the open directory dirfd (without "." and ".."), read
 // through a duplicate of the descriptor; `what` names it in errors.
 std::vector<std::string> ListDirectory(int dirfd, const std::string& what);
@@ -130,8 +136,10 @@ class Dir {
   // never following a symlink and refusing (ErrorKind::kConfig, naming it)
   // any directory on another device than this one, before deleting anything
   // below it. Returns how many entries went (the child and everything below
-  // it; 0 when it did not exist). `removed`, when given, sees the lstat of
-  // each entry that is not a directory just before it is unlinked.
+  // it; 0 when it did not exist). A directory without owner rwx is opened
+  // up (fchmod on its descriptor) before its entries go. `removed`, when
+  // given, sees the lstat of each entry that is not a directory just before
+  // it is unlinked.
   using RemovedFn = std::function<void(const struct stat&)>;
   uint64_t Remove(const std::string& name, const RemovedFn& removed = nullptr) const;
   // Opens the directory at a relative path below this one (components
@@ -159,6 +167,13 @@ class Dir {
   dev_t dev_ = 0;
 };
 
+// Removes path as Dir::Remove does (a file, symlink or node, or a whole
+// directory tree, directories without write permission opened up first):
+// never following a symlink, never crossing into another mount (refused,
+// naming it, before anything is deleted). The directory above path is
+// resolved (CanonicalPath). Returns how many entries went; 0 when path, or
+// the directory above it, is not there.
+uint64_t RemoveTree(const std::string& path);
 
 // Opens a block device for writing with O_EXCL: the kernel refuses it
 // while the device is mounted or held (device-mapper, md, another exclusive

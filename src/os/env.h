@@ -23,10 +23,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "util/clock.h"
 
 namespace vmback {
 
@@ -81,7 +85,21 @@ enum class FileKind { kMissing, kFile, kDir, kSymlink, kOther };
 struct FileStatus {
   FileKind kind = FileKind::kMissing;
   mode_t mode = 0;  // permission bits, st_mode & 07777
+  mode_t type = 0;  // st_mode & S_IFMT (tells a block device from the other kOther)
+  dev_t dev = 0;    // the device of the file system holding it
+  ino_t ino = 0;
+  nlink_t nlink = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  uint64_t size = 0;  // st_size (a symlink: the length of its target)
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  dev_t rdev = 0;  // a device node's number
 };
+
+// Extended attributes (name, value), sorted by name.
+using Xattrs = std::vector<std::pair<std::string, std::string>>;
 
 // Caps for files read whole (ReadFileToString), so that a file on a disk
 // someone else handled cannot make vmback allocate what it likes. Documented
@@ -129,6 +147,37 @@ class Env {
   virtual std::vector<std::string> ListDir(const std::string& path) = 0;
   // lstat(2) of path; kMissing when it does not exist.
   virtual FileStatus Status(const std::string& path);
+  // stat(2): follows symlinks, also in the last component. Only for a path
+  // the user gave (a source named through a link); kMissing when not there.
+  virtual FileStatus StatusFollowingLinks(const std::string& path);
+  // mkdir(2) of a new directory (mode 0700): anything already at path, a
+  // directory too, is an error naming it (unlike MakeDir).
+  virtual void MakeNewDir(const std::string& path);
+  // The target of the symlink at path.
+  virtual std::string ReadLink(const std::string& path);
+  // Creates the symlink path -> target (never replacing anything).
+  virtual void Symlink(const std::string& target, const std::string& path);
+  // A new hard link path to the regular file existing (never a symlink).
+  virtual void Link(const std::string& existing, const std::string& path);
+  // Reflink copy (FICLONERANGE) of the regular file from into a new file to
+  // (O_EXCL, mode 0600, never through a symlink), range by range; calls
+  // between_ranges before each range (it may throw to stop). Returns 0, or
+  // the errno when the file system cannot clone at all (the first range
+  // refused: EOPNOTSUPP, EXDEV, EINVAL, ENOTTY, ENOSYS); `to` is left for the
+  // caller to remove. Other failures throw, naming both files.
+  virtual int CloneFile(const std::string& from, const std::string& to,
+                        const std::function<void()>& between_ranges);
+  // lchown(2): the owner of path itself, never a symlink's target. Returns
+  // false when not permitted (EPERM: not root), throws on other failures.
+  // Not a write step for FaultEnv (a metadata step).
+  virtual bool SetOwner(const std::string& path, uid_t uid, gid_t gid);
+  // utimensat(2) of path itself (never a symlink's target): the access time
+  // when given, else left alone, and the modification time, in ns since the
+  // epoch (may be negative). A metadata step for FaultEnv.
+  virtual void SetTimes(const std::string& path, std::optional<int64_t> atime_ns, int64_t mtime_ns);
+  // The extended attributes of path itself (llistxattr/lgetxattr); none on a
+  // file system without them.
+  virtual Xattrs ReadXattrs(const std::string& path);
   // chmod(2) of a regular file or directory, on a descriptor opened without
   // following a symlink (a symlink or anything else is refused, naming it).
   // Not a write step for FaultEnv: only metadata changes.
@@ -152,6 +201,10 @@ class Env {
     return Run(argv);
   }
   virtual int64_t NowNanos() = 0;  // wall clock, ns since the epoch
+  // The steady clock, for waits (retry pauses): tests give a fake one.
+  virtual Clock* clock() { return Clock::Steady(); }
+  // This machine's host name (gethostname), "" when it has none.
+  virtual std::string HostName();
 
   // The process-wide POSIX implementation.
   static Env* Default();
@@ -171,6 +224,11 @@ void WriteFileAtomic(Env* env, const std::string& path, const std::string& data,
 // A name for a new temporary beside path: "path.tmp-" and 12 random hex
 // digits (every temporary vmback makes has ".tmp-" in its name).
 std::string TempPathFor(const std::string& path);
+// bytes random bytes (getentropy) as 2*bytes lowercase hex digits.
+std::string RandomHex(size_t bytes);
+// The size in bytes of the regular file or block device at path, following
+// symlinks (a /dev/VG/LV link); 0 when it is neither or cannot be told.
+uint64_t SizeOrZero(const std::string& path);
 std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);
 std::string JoinPath(const std::string& a, const std::string& b);
@@ -182,6 +240,14 @@ bool IsReadOnlyFileSystem(const std::string& path);
 // made absolute from the working directory and normalized. So a path the
 // user typed relative is read against the working directory once, here.
 std::string CanonicalPath(const std::string& path);
+// A file the user named on the command line, read to its end: symlinks are
+// followed and it may be a pipe (/dev/stdin). Throws Error "context: strerror".
+std::string ReadUserFile(const std::string& path, const std::string& context);
+// realpath(3): path with every symlink resolved; a path that cannot be
+// resolved (not there, no permission) throws Error "context: strerror".
+std::string RealPath(const std::string& path, const std::string& context);
+// access(2) R_OK: throws Error "context: strerror" when path cannot be read.
+void CheckReadable(const std::string& path, const std::string& context);
 // True when path (or, if it is not there, its nearest existing ancestor)
 // lies on the file system of "/": a directory meant to be on a disk of its
 // own that shows this is most likely the mount point of a disk that is not

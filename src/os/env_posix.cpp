@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 #include <dirent.h>
 
@@ -14,10 +15,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <algorithm>
 
 #include "os/dir.h"
 #include "os/env.h"
 #include "os/subprocess.h"
+#include "util/encoding.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -306,19 +309,156 @@ Env* Env::Default() {
   return &env;
 }
 
-FileStatus Env::Status(const std::string& path) {
+namespace {
+
+int64_t Nanos(const struct timespec& t) {
+  return static_cast<int64_t>(t.tv_sec) * 1000000000 + t.tv_nsec;
+}
+
+FileStatus StatusOf(const std::string& path, bool follow) {
   struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) {
+  if ((follow ? ::stat(path.c_str(), &st) : ::lstat(path.c_str(), &st)) != 0) {
     if (errno == ENOENT || errno == ENOTDIR) return {};
     ThrowIo("stat " + path, errno);
   }
+  return ToFileStatus(st);
+}
+
+}  // namespace
+
+FileStatus ToFileStatus(const struct stat& st) {
   FileStatus s;
   s.mode = st.st_mode & 07777;
+  s.type = st.st_mode & S_IFMT;
   s.kind = S_ISREG(st.st_mode)   ? FileKind::kFile
            : S_ISDIR(st.st_mode) ? FileKind::kDir
            : S_ISLNK(st.st_mode) ? FileKind::kSymlink
                                  : FileKind::kOther;
+  s.dev = st.st_dev;
+  s.ino = st.st_ino;
+  s.nlink = st.st_nlink;
+  s.uid = st.st_uid;
+  s.gid = st.st_gid;
+  s.size = static_cast<uint64_t>(st.st_size);
+  s.atime_ns = Nanos(st.st_atim);
+  s.mtime_ns = Nanos(st.st_mtim);
+  s.ctime_ns = Nanos(st.st_ctim);
+  s.rdev = st.st_rdev;
   return s;
+}
+
+FileStatus Env::Status(const std::string& path) { return StatusOf(path, /*follow=*/false); }
+
+FileStatus Env::StatusFollowingLinks(const std::string& path) { return StatusOf(path, /*follow=*/true); }
+
+void Env::MakeNewDir(const std::string& path) {
+  if (::mkdir(path.c_str(), 0700) != 0) ThrowIo("create directory " + path, errno);
+}
+
+std::string Env::ReadLink(const std::string& path) {
+  struct stat st;
+  if (::lstat(path.c_str(), &st) != 0) ThrowIo("read link " + path, errno);
+  std::string to(static_cast<size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
+  ssize_t n = ::readlink(path.c_str(), to.data(), to.size());
+  if (n < 0) ThrowIo("read link " + path, errno);
+  to.resize(static_cast<size_t>(n));
+  return to;
+}
+
+void Env::Symlink(const std::string& target, const std::string& path) {
+  if (::symlink(target.c_str(), path.c_str()) != 0) ThrowIo("create symlink " + path, errno);
+}
+
+void Env::Link(const std::string& existing, const std::string& path) {
+  if (::linkat(AT_FDCWD, existing.c_str(), AT_FDCWD, path.c_str(), 0) != 0) ThrowIo("link " + path, errno);
+}
+
+int Env::CloneFile(const std::string& from, const std::string& to,
+                   const std::function<void()>& between_ranges) {
+  // Each FICLONERANGE call shares this much (block-aligned for any file
+  // system), so that between_ranges is called often enough.
+  constexpr uint64_t kCloneRange = 64ull << 20;
+  Fd in(::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (in.get() < 0) ThrowIo("open " + from, errno);
+  struct stat st;
+  if (::fstat(in.get(), &st) != 0) ThrowIo("stat " + from, errno);
+  Fd out(::open(to.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (out.get() < 0) ThrowIo("create " + to, errno);
+  // Range by range; the last one (length 0) goes to the end of the file,
+  // whatever its alignment and even if it grew.
+  const uint64_t size = static_cast<uint64_t>(st.st_size);
+  for (uint64_t off = 0; off == 0 || off < size; off += kCloneRange) {
+    if (between_ranges) between_ranges();
+    struct file_clone_range r = {};
+    r.src_fd = in.get();
+    r.src_offset = off;
+    r.src_length = size - off > kCloneRange ? kCloneRange : 0;
+    r.dest_offset = off;
+    if (::ioctl(out.get(), FICLONERANGE, &r) != 0) {
+      int e = errno;
+      if (off == 0 && (e == EOPNOTSUPP || e == EXDEV || e == EINVAL || e == ENOTTY || e == ENOSYS)) return e;
+      ThrowIo("FICLONERANGE " + from + " to " + to + " at " + std::to_string(off), e);
+    }
+    if (r.src_length == 0) break;
+  }
+  int fd = out.release();
+  if (::close(fd) != 0) ThrowIo("close " + to, errno);
+  return 0;
+}
+
+bool Env::SetOwner(const std::string& path, uid_t uid, gid_t gid) {
+  if (::lchown(path.c_str(), uid, gid) == 0) return true;
+  if (errno == EPERM) return false;
+  ThrowIo("chown " + path, errno);
+}
+
+void Env::SetTimes(const std::string& path, std::optional<int64_t> atime_ns, int64_t mtime_ns) {
+  struct timespec times[2];
+  if (atime_ns) {
+    times[0] = ToTimespec(*atime_ns);
+  } else {
+    times[0].tv_sec = 0;
+    times[0].tv_nsec = UTIME_OMIT;
+  }
+  times[1] = ToTimespec(mtime_ns);
+  if (::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+    ThrowIo("set times of " + path, errno);
+}
+
+Xattrs Env::ReadXattrs(const std::string& path) {
+  Xattrs out;
+  ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
+  if (n < 0) {
+    if (errno == ENOTSUP || errno == ENODATA) return out;
+    ThrowIo("list xattrs of " + path, errno);
+  }
+  std::string names(static_cast<size_t>(n), '\0');
+  n = ::llistxattr(path.c_str(), names.data(), names.size());
+  if (n < 0) ThrowIo("list xattrs of " + path, errno);
+  names.resize(static_cast<size_t>(n));
+  for (size_t pos = 0; pos < names.size();) {
+    std::string name = names.c_str() + pos;
+    pos += name.size() + 1;
+    if (name.empty()) continue;
+    ssize_t len = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+    if (len < 0) {
+      if (errno == ENODATA) continue;  // removed meanwhile
+      ThrowIo("read xattr " + name + " of " + path, errno);
+    }
+    std::string value(static_cast<size_t>(len), '\0');
+    len = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
+    if (len < 0) ThrowIo("read xattr " + name + " of " + path, errno);
+    value.resize(static_cast<size_t>(len));
+    out.emplace_back(std::move(name), std::move(value));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::string Env::HostName() {
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
 }
 
 void Env::SetMode(const std::string& path, mode_t mode) {
@@ -345,16 +485,23 @@ std::string ReadFileToString(Env* env, const std::string& path, uint64_t max_siz
   return data;
 }
 
-std::string TempPathFor(const std::string& path) {
-  unsigned char raw[6];
-  if (::getentropy(raw, sizeof raw) != 0) ThrowIo("getentropy", errno);
-  static const char kHex[] = "0123456789abcdef";
-  std::string name = path + ".tmp-";
-  for (unsigned char c : raw) {
-    name += kHex[c >> 4];
-    name += kHex[c & 15];
-  }
-  return name;
+std::string RandomHex(size_t bytes) {
+  std::string raw(bytes, '\0');
+  if (::getentropy(raw.data(), raw.size()) != 0) ThrowIo("getentropy", errno);
+  return HexEncode(raw);
+}
+
+std::string TempPathFor(const std::string& path) { return path + ".tmp-" + RandomHex(6); }
+
+uint64_t SizeOrZero(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  if (S_ISREG(st.st_mode)) return static_cast<uint64_t>(st.st_size);
+  if (!S_ISBLK(st.st_mode)) return 0;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  uint64_t size = 0;
+  if (fd.get() < 0 || ::ioctl(fd.get(), BLKGETSIZE64, &size) != 0) return 0;
+  return size;
 }
 
 void WriteFileAtomic(Env* env, const std::string& path, const std::string& data, mode_t perm) {
@@ -448,6 +595,35 @@ std::string CanonicalPath(const std::string& path) {
     }
   }
   return abs.string();
+}
+
+std::string ReadUserFile(const std::string& path, const std::string& context) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) ThrowIo(context, errno);
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      ThrowIo(context, errno);
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+  }
+  return text;
+}
+
+std::string RealPath(const std::string& path, const std::string& context) {
+  char* real = ::realpath(path.c_str(), nullptr);
+  if (!real) ThrowIo(context, errno);
+  std::string out = real;
+  ::free(real);
+  return out;
+}
+
+void CheckReadable(const std::string& path, const std::string& context) {
+  if (::access(path.c_str(), R_OK) != 0) ThrowIo(context, errno);
 }
 
 bool OnRootFileSystem(const std::string& path) {

@@ -84,6 +84,12 @@ void FaultEnv::BeforeRead(const std::string& what) {
   if (plan_.fail_read_at > 0 && n == plan_.fail_read_at) ThrowIo(what + " (injected)", plan_.read_errno);
 }
 
+void FaultEnv::BeforeMetadata(const std::string& what) {
+  int64_t n = ++metadata_;
+  if (plan_.fail_metadata_at > 0 && n == plan_.fail_metadata_at)
+    ThrowIo(what + " (injected)", plan_.metadata_errno);
+}
+
 std::unique_ptr<ReadableFile> FaultEnv::OpenRead(const std::string& path) {
   return std::make_unique<FaultReadableFile>(this, base_->OpenRead(path));
 }
@@ -109,6 +115,36 @@ void FaultEnv::MakeDir(const std::string& path) {
 void FaultEnv::SyncDir(const std::string& path) {
   BeforeWrite("fsync " + path);
   base_->SyncDir(path);
+}
+
+void FaultEnv::MakeNewDir(const std::string& path) {
+  BeforeWrite("mkdir " + path);
+  base_->MakeNewDir(path);
+}
+void FaultEnv::Symlink(const std::string& target, const std::string& path) {
+  BeforeWrite("create symlink " + path);
+  base_->Symlink(target, path);
+}
+void FaultEnv::Link(const std::string& existing, const std::string& path) {
+  BeforeWrite("link " + path);
+  base_->Link(existing, path);
+}
+int FaultEnv::CloneFile(const std::string& from, const std::string& to,
+                        const std::function<void()>& between_ranges) {
+  BeforeWrite("clone " + from + " to " + to);
+  return base_->CloneFile(from, to, between_ranges);
+}
+void FaultEnv::SetMode(const std::string& path, mode_t mode) {
+  BeforeMetadata("chmod " + path);
+  base_->SetMode(path, mode);
+}
+bool FaultEnv::SetOwner(const std::string& path, uid_t uid, gid_t gid) {
+  BeforeMetadata("chown " + path);
+  return base_->SetOwner(path, uid, gid);
+}
+void FaultEnv::SetTimes(const std::string& path, std::optional<int64_t> atime_ns, int64_t mtime_ns) {
+  BeforeMetadata("set times of " + path);
+  base_->SetTimes(path, atime_ns, mtime_ns);
 }
 
 }  // namespace vmback

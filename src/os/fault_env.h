@@ -3,7 +3,9 @@
 // simulated crash after the Nth write step, after which every further write
 // step fails as if the process were gone. A "write step" is any call that
 // changes the disk: Append, WriteAt, Truncate, Sync, Close, Rename, Remove,
-// MakeDir, SyncDir, and opening a file for writing.
+// MakeDir, MakeNewDir, SyncDir, Symlink, Link, CloneFile, and opening a file
+// for writing. A "metadata step" (SetOwner, SetMode, SetTimes) is counted
+// apart, so that adding one shifts no write step: an errno at the Nth.
 #pragma once
 
 #include <atomic>
@@ -20,6 +22,8 @@ struct FaultPlan {
   bool fail_every_write_after = false;  // the disk stays broken (ENOSPC)
   int64_t fail_read_at = 0;      // 1-based index of the failing ReadAt
   int read_errno = 5;            // EIO
+  int64_t fail_metadata_at = 0;  // 1-based index of the failing metadata step
+  int metadata_errno = 5;        // EIO
 };
 
 class FaultEnv final : public Env {
@@ -28,11 +32,13 @@ class FaultEnv final : public Env {
 
   int64_t write_steps() const { return writes_.load(); }
   int64_t reads() const { return reads_.load(); }
+  int64_t metadata_steps() const { return metadata_.load(); }
   bool crashed() const { return crashed_.load(); }
 
   // Called by the wrapped files before each step; throws when due.
   void BeforeWrite(const std::string& what);
   void BeforeRead(const std::string& what);
+  void BeforeMetadata(const std::string& what);
 
   std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override;
   std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode,
@@ -46,8 +52,20 @@ class FaultEnv final : public Env {
     return base_->ListDir(path);
   }
   FileStatus Status(const std::string& path) override { return base_->Status(path); }
-  // Not a write step: a mode change moves no data (see env.h).
-  void SetMode(const std::string& path, mode_t mode) override { base_->SetMode(path, mode); }
+  FileStatus StatusFollowingLinks(const std::string& path) override {
+    return base_->StatusFollowingLinks(path);
+  }
+  void MakeNewDir(const std::string& path) override;
+  std::string ReadLink(const std::string& path) override { return base_->ReadLink(path); }
+  void Symlink(const std::string& target, const std::string& path) override;
+  void Link(const std::string& existing, const std::string& path) override;
+  int CloneFile(const std::string& from, const std::string& to,
+                const std::function<void()>& between_ranges) override;
+  // Metadata steps, not write steps: a metadata change moves no data.
+  void SetMode(const std::string& path, mode_t mode) override;
+  bool SetOwner(const std::string& path, uid_t uid, gid_t gid) override;
+  void SetTimes(const std::string& path, std::optional<int64_t> atime_ns, int64_t mtime_ns) override;
+  Xattrs ReadXattrs(const std::string& path) override { return base_->ReadXattrs(path); }
   std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
     return base_->Lock(path, mode);
   }
@@ -57,6 +75,8 @@ class FaultEnv final : public Env {
     return base_->RunLimited(argv, limits);
   }
   int64_t NowNanos() override { return base_->NowNanos(); }
+  Clock* clock() override { return base_->clock(); }
+  std::string HostName() override { return base_->HostName(); }
 
   // True when the step about to happen should be cut short (a short write).
   bool ShortWriteDue() const;
@@ -66,6 +86,7 @@ class FaultEnv final : public Env {
   FaultPlan plan_;
   std::atomic<int64_t> writes_{0};
   std::atomic<int64_t> reads_{0};
+  std::atomic<int64_t> metadata_{0};
   std::atomic<bool> crashed_{false};
 };
 

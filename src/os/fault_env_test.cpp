@@ -91,6 +91,39 @@ TEST(FaultEnvTest, CountsEveryWriteStepAndNothingElse) {
   EXPECT_FALSE(fs::exists(tmp / "d/g"));
 }
 
+// Links, symlinks and new directories are write steps; chown, chmod and
+// set-times are metadata steps, counted apart: the Nth fails with the
+// planned errno, naming the path, and shifts no write step.
+TEST(FaultEnvTest, LinksAreWriteStepsAndMetadataStepsCountApart) {
+  TempDir tmp;
+  WriteFile(tmp / "f", "x");
+  FaultPlan plan;
+  plan.fail_metadata_at = 3;
+  plan.metadata_errno = EPERM;
+  FaultEnv fenv(Env::Default(), plan);
+  Env* env = &fenv;
+  env->MakeNewDir(tmp / "d");
+  env->Link(tmp / "f", tmp / "d/hard");
+  env->Symlink("f", tmp / "s");
+  EXPECT_EQ(fenv.write_steps(), 3);
+  EXPECT_EQ(env->ReadLink(tmp / "s"), "f");
+  EXPECT_EQ(env->Status(tmp / "f").nlink, 2u);
+  EXPECT_TRUE(env->SetOwner(tmp / "f", ::getuid(), ::getgid()));
+  env->SetMode(tmp / "f", 0640);
+  try {
+    env->SetTimes(tmp / "s", std::nullopt, 1000000000);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("set times of " + (tmp / "s")), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("(injected)"), std::string::npos) << e.what();
+  }
+  env->SetTimes(tmp / "s", std::nullopt, 1000000000);  // only the 3rd fails
+  EXPECT_EQ(env->Status(tmp / "s").mtime_ns, 1000000000);
+  EXPECT_EQ(env->Status(tmp / "f").mode, 0640u);
+  EXPECT_EQ(fenv.metadata_steps(), 4);
+  EXPECT_EQ(fenv.write_steps(), 3);
+}
+
 TEST(FaultEnvTest, WriteFileAtomicIsSixWriteSteps) {
   TempDir tmp;
   FaultEnv fenv(Env::Default(), FaultPlan{});

@@ -20,13 +20,13 @@ namespace vmback {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 
 // After SIGKILL the leader normally goes at once; one stuck in the kernel
 // (uninterruptible sleep on a hung device) is not waited for longer.
 constexpr std::chrono::milliseconds kReapWait{500};
 
-std::string FormatSeconds(Clock::duration d) {
+std::string FormatSeconds(Steady::duration d) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1f", std::chrono::duration<double>(d).count());
   return buf;
@@ -45,17 +45,17 @@ bool HasExited(pid_t pid) {
 // detached thread reaps it whenever it does.
 bool KillGroupAndReap(pid_t pid, int* status) {
   ::kill(-pid, SIGTERM);
-  const auto grace_end = Clock::now() + kKillGrace;
-  while (!HasExited(pid) && Clock::now() < grace_end)
+  const auto grace_end = Steady::now() + kKillGrace;
+  while (!HasExited(pid) && Steady::now() < grace_end)
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   // The leader may be gone while others of its group (a child it waited
   // for) are not: the group gets SIGKILL in any case.
   ::kill(-pid, SIGKILL);
-  const auto reap_end = Clock::now() + kReapWait;
+  const auto reap_end = Steady::now() + kReapWait;
   for (;;) {
     pid_t w = ::waitpid(pid, status, WNOHANG);
     if (w == pid || (w < 0 && errno != EINTR)) return true;
-    if (Clock::now() >= reap_end) break;
+    if (Steady::now() >= reap_end) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   std::thread([pid] {
@@ -76,7 +76,7 @@ std::string CommandLine(const std::vector<std::string>& argv) {
 
 RunResult RunSubprocess(const std::vector<std::string>& argv, const RunLimits& limits) {
   if (argv.empty()) throw Error(ErrorKind::kOther, "RunSubprocess: empty argv");
-  const auto start = Clock::now();
+  const auto start = Steady::now();
   const auto deadline = limits.deadline ? *limits.deadline : start + kDefaultCommandTimeout;
   if (limits.cancel && limits.cancel->load())
     throw Error(ErrorKind::kOther, CommandLine(argv) + " not started: interrupted by a signal");
@@ -139,7 +139,7 @@ RunResult RunSubprocess(const std::vector<std::string>& argv, const RunLimits& l
       if (w == pid) break;
       if (w < 0 && errno != EINTR) ThrowIo("wait for " + argv[0], errno);
     }
-    const auto now = Clock::now();
+    const auto now = Steady::now();
     if (limits.cancel && limits.cancel->load()) {
       stop = Stop::kCancel;
       break;
@@ -148,7 +148,7 @@ RunResult RunSubprocess(const std::vector<std::string>& argv, const RunLimits& l
       stop = Stop::kDeadline;
       break;
     }
-    auto wait = std::min<Clock::duration>(deadline - now, open_fds > 0 ? kCancelPoll : pause);
+    auto wait = std::min<Steady::duration>(deadline - now, open_fds > 0 ? kCancelPoll : pause);
     int wait_ms = static_cast<int>(std::chrono::ceil<std::chrono::milliseconds>(wait).count());
     if (open_fds == 0) {
       std::this_thread::sleep_for(wait);
@@ -178,7 +178,7 @@ RunResult RunSubprocess(const std::vector<std::string>& argv, const RunLimits& l
     bool reaped = KillGroupAndReap(pid, &status);
     std::string why = stop == Stop::kDeadline
                           ? "did not finish within " + FormatSeconds(deadline - start) + " s"
-                          : "was interrupted by a signal after " + FormatSeconds(Clock::now() - start) + " s";
+                          : "was interrupted by a signal after " + FormatSeconds(Steady::now() - start) + " s";
     std::string msg = CommandLine(argv) + " " + why + ": killed its process group " + std::to_string(pid);
     if (!reaped) msg += " (it did not exit: stuck in the kernel?)";
     std::string errtext = result.err;

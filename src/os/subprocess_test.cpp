@@ -19,12 +19,12 @@
 namespace vmback {
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using Steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
 bool Has(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
-double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double SecondsSince(Steady::time_point t) { return std::chrono::duration<double>(Steady::now() - t).count(); }
 
 // A shell that starts a child sleep, writes its process group to pgid_file,
 // and waits: as an lvcreate stuck on a device.
@@ -50,8 +50,8 @@ TEST(SubprocessTest, CapturesOutputAndExitStatus) {
 TEST(SubprocessTest, DeadlineKillsTheProcessGroup) {
   test::TempDir tmp;
   RunLimits limits;
-  limits.deadline = Clock::now() + milliseconds(500);
-  auto start = Clock::now();
+  limits.deadline = Steady::now() + milliseconds(500);
+  auto start = Steady::now();
   try {
     RunSubprocess(Hanger(tmp / "pgid"), limits);
     ADD_FAILURE() << "no error";
@@ -70,10 +70,10 @@ TEST(SubprocessTest, DeadlineKillsTheProcessGroup) {
 TEST(SubprocessTest, CancelKillsTheProcessGroupAtOnce) {
   test::TempDir tmp;
   std::atomic<bool> cancel{false};
-  Clock::time_point set_at;
+  Steady::time_point set_at;
   std::thread t([&] {
     std::this_thread::sleep_for(milliseconds(300));
-    set_at = Clock::now();
+    set_at = Steady::now();
     cancel = true;
   });
   RunLimits limits;
@@ -84,7 +84,7 @@ TEST(SubprocessTest, CancelKillsTheProcessGroupAtOnce) {
   } catch (const Error& e) {
     message = e.what();
   }
-  auto ended = Clock::now();
+  auto ended = Steady::now();
   t.join();
   EXPECT_TRUE(Has(message, "interrupted by a signal")) << message;
   EXPECT_LE(std::chrono::duration<double>(ended - set_at).count(), 0.5);
@@ -103,8 +103,8 @@ TEST(SubprocessTest, CancelKillsTheProcessGroupAtOnce) {
 // detach) is bounded too, and a command that ignores SIGTERM gets SIGKILL.
 TEST(SubprocessTest, ClosedOutputAndIgnoredSigtermAreBounded) {
   RunLimits limits;
-  limits.deadline = Clock::now() + milliseconds(300);
-  auto start = Clock::now();
+  limits.deadline = Steady::now() + milliseconds(300);
+  auto start = Steady::now();
   EXPECT_THROW(RunSubprocess({"sh", "-c", "exec >/dev/null 2>&1; trap '' TERM; sleep 3600"}, limits), Error);
   EXPECT_LE(SecondsSince(start), 1.2);
 }

@@ -50,16 +50,18 @@ class VolumeWalker {
         stats_(stats) {}
 
   Entry WalkRoot(const Entry* prev) {
-    struct stat st = LStat(spec_.source);  // REQUIRES: resolved, not a symlink
-    root_dev_ = st.st_dev;
-    Entry root = ReadMetadata(spec_.source, st);
+    Env* env = store_->env();
+    const FileStatus st = env->Status(spec_.source);  // REQUIRES: resolved, not a symlink
+    if (st.kind == FileKind::kMissing) ThrowIo("stat " + spec_.source, ENOENT);
+    root_dev_ = st.dev;
+    Entry root = ReadMetadata(env, spec_.source, st);
     root.name.clear();
-    if (S_ISDIR(st.st_mode)) {
+    if (st.kind == FileKind::kDir) {
       root.subtree = WalkDir(spec_.source, "", prev && prev->type == EntryType::kDir ? prev : nullptr);
       stats_->dirs++;
-    } else if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
+    } else if (st.kind == FileKind::kFile || st.type == S_IFBLK) {
       // A block device is backed up as its content: a file entry.
-      bool device = S_ISBLK(st.st_mode);
+      bool device = st.type == S_IFBLK;
       root.type = EntryType::kFile;
       root.rdev = 0;
       ScanFile(spec_.source, st, device, prev, &root);
@@ -70,7 +72,7 @@ class VolumeWalker {
   }
 
  private:
-  void ScanFile(const std::string& path, const struct stat& st, bool device, const Entry* prev,
+  void ScanFile(const std::string& path, const FileStatus& st, bool device, const Entry* prev,
                 Entry* e) {
     stats_->files++;
     if (!device && !opts_.full_read && prev && Unchanged(*prev, *e) && !RefersToDamage(*prev)) {
@@ -147,26 +149,23 @@ class VolumeWalker {
       auto it = before.find(name);
       const Entry* old = it == before.end() ? nullptr : &it->second;
       try {
-        struct stat st;
-        if (::lstat(child.c_str(), &st) != 0) {
-          if (errno == ENOENT) {
-            log_->Info(child + " vanished during the backup");
-            continue;
-          }
-          ThrowIo("stat " + child, errno);
+        const FileStatus st = store_->env()->Status(child);
+        if (st.kind == FileKind::kMissing) {
+          log_->Info(child + " vanished during the backup");
+          continue;
         }
-        Entry e = ReadMetadata(child, st);
+        Entry e = ReadMetadata(store_->env(), child, st);
         e.name = name;
         if (e.type == EntryType::kDir) {
           stats_->dirs++;
-          if (spec_.one_file_system && st.st_dev != root_dev_) {
+          if (spec_.one_file_system && st.dev != root_dev_) {
             e.subtree = EmptyTree();  // a mount point: kept, not entered
           } else {
             e.subtree = WalkDir(child, child_rel, old && old->type == EntryType::kDir ? old : nullptr);
           }
         } else if (e.type == EntryType::kFile) {
-          if (st.st_nlink > 1) {
-            auto [link, first] = links_.emplace(InodeKey{st.st_dev, st.st_ino}, child_rel);
+          if (st.nlink > 1) {
+            auto [link, first] = links_.emplace(InodeKey{st.dev, st.ino}, child_rel);
             if (!first) {
               // A later name of an inode already seen: link to the first one.
               e.hardlink = link->second;
@@ -177,7 +176,7 @@ class VolumeWalker {
             }
           }
           ScanFile(child, st, false, old, &e);
-          if (st.st_nlink > 1) link_content_[child_rel] = e.content;
+          if (st.nlink > 1) link_content_[child_rel] = e.content;
         } else {
           stats_->other++;
         }
@@ -300,11 +299,8 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   // may be a symlink (to an image file or a /dev/VG/LV device): resolve it.
   std::vector<VolumeSpec> resolved = volumes;
   for (auto& v : resolved) {
-    char* real = ::realpath(v.source.c_str(), nullptr);
-    if (!real) ThrowIo("source " + v.source, errno);
-    v.source = real;
-    ::free(real);
-    if (::access(v.source.c_str(), R_OK) != 0) ThrowIo("source " + v.source, errno);
+    v.source = RealPath(v.source, "source " + v.source);
+    CheckReadable(v.source, "source " + v.source);
   }
 
   // Each volume is compared with the newest point that holds it, so that a
@@ -326,7 +322,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
     ThreadPool pool(options.threads);  // destroyed (joined) before the store is used again
     for (size_t i = 0; i < resolved.size(); i++) {
       const VolumeSpec& v = resolved[i];
-      Progress::Get().StartVolumeAt(v.name, v.source);
+      Progress::Get().StartVolume(v.name, SizeOrZero(v.source));
       auto vstart = std::chrono::steady_clock::now();
       VolumeStats stats;
       stats.name = v.name;
@@ -352,8 +348,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   result.point = store->NewPointName();
   result.seconds = SecondsSince(start);
   int64_t now = store->env()->NowNanos();
-  char host[256] = {};
-  ::gethostname(host, sizeof host - 1);
+  const std::string host = store->env()->HostName();
   nlohmann::json manifest = {
       {"version", kStoreFormatVersion},
       {"name", result.point},

@@ -1,6 +1,5 @@
 #include "run/job.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -39,18 +38,28 @@ double Seconds(Steady::time_point a, Steady::time_point b) {
 // system, when one_file_system); or a file on the file system of a block
 // device source (an LV holding image files, mounted elsewhere: the file's
 // st_dev is the device).
+// stat(2) of path (following links); kMissing also when it cannot be told.
+FileStatus StatusOrMissing(const std::string& path) {
+  try {
+    return Env::Default()->StatusFollowingLinks(path);
+  } catch (const Error&) {
+    return {};
+  }
+}
+
 bool DiskOnVolume(const std::string& disk, const VolumeConfig& v) {
   const std::string root = CanonicalPath(v.source);
   const std::string path = CanonicalPath(disk);
   if (path == root) return true;
-  struct stat src, st;
-  const bool have_src = ::stat(root.c_str(), &src) == 0;
-  const bool have_disk = ::stat(path.c_str(), &st) == 0;
-  if (have_src && S_ISBLK(src.st_mode))
-    return have_disk && (S_ISBLK(st.st_mode) ? st.st_rdev == src.st_rdev : st.st_dev == src.st_rdev);
+  const FileStatus src = StatusOrMissing(root);
+  const FileStatus st = StatusOrMissing(path);
+  const bool have_src = src.kind != FileKind::kMissing;
+  const bool have_disk = st.kind != FileKind::kMissing;
+  if (src.type == S_IFBLK)
+    return have_disk && (st.type == S_IFBLK ? st.rdev == src.rdev : st.dev == src.rdev);
   const std::string prefix = root == "/" ? root : root + "/";
   if (path.rfind(prefix, 0) != 0) return false;
-  if (v.one_file_system && have_src && have_disk && S_ISDIR(src.st_mode)) return st.st_dev == src.st_dev;
+  if (v.one_file_system && have_src && have_disk && src.kind == FileKind::kDir) return st.dev == src.dev;
   return true;
 }
 
@@ -223,7 +232,7 @@ class Mount {
     for (int i = 0; i < 5; i++) {
       r = env_->Run(argv);
       if (r.exit_code == 0 || r.err.find("not mounted") != std::string::npos) break;
-      ::usleep(200000);
+      env_->clock()->SleepFor(std::chrono::milliseconds(200));
     }
     if (r.exit_code != 0 && r.err.find("not mounted") == std::string::npos)
       throw Error(ErrorKind::kIo, DescribeFailure(argv, r));
@@ -251,8 +260,8 @@ struct VolumeState {
 };
 
 bool IsBlockOrFile(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && (S_ISBLK(st.st_mode) || S_ISREG(st.st_mode));
+  const FileStatus st = StatusOrMissing(path);
+  return st.type == S_IFBLK || st.kind == FileKind::kFile;
 }
 
 // REQUIRES for kRun: hv is not null when the config names VMs (ConnectForJob).
@@ -316,30 +325,18 @@ Hypervisor* HypervisorToRecover(Env* env, const std::string& journal_path, Hyper
 // wider (made by hand, or by an older vmback) is tightened, with a notice.
 void MakeStateDir(Env* env, const std::string& dir, Logger* log) {
   env->MakeDir(dir);  // 0700 when new; refuses a symlink
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) ThrowIo("open state_dir " + dir, errno);
-  struct stat st;
-  if (::fstat(fd, &st) != 0) {
-    int e = errno;
-    ::close(fd);
-    ThrowIo("stat state_dir " + dir, e);
-  }
-  if (st.st_uid != ::geteuid()) {
-    ::close(fd);
-    ThrowConfig("state_dir " + dir + " belongs to uid " + std::to_string(st.st_uid) +
+  const FileStatus st = env->Status(dir);
+  if (st.kind != FileKind::kDir) ThrowConfig("state_dir " + dir + " is not a directory");
+  if (st.uid != ::geteuid()) {
+    ThrowConfig("state_dir " + dir + " belongs to uid " + std::to_string(st.uid) +
                 ", not to the user vmback runs as: refused (its owner could plant files in it)");
   }
-  if ((st.st_mode & 077) != 0) {
-    if (::fchmod(fd, 0700) != 0) {
-      int e = errno;
-      ::close(fd);
-      ThrowIo("chmod 0700 state_dir " + dir, e);
-    }
+  if ((st.mode & 077) != 0) {
+    env->SetMode(dir, 0700);  // on a descriptor, refusing a symlink
     char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.mode));
     log->Info("state_dir " + dir + " had mode " + mode + ": tightened to 0700");
   }
-  ::close(fd);
 }
 
 }  // namespace

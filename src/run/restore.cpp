@@ -315,9 +315,21 @@ std::string ResolvePoint(Store* store, const std::string& point) {
 
 namespace {
 
-bool IsBlockDevice(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0 && S_ISBLK(st.st_mode);
+// lstat of path; kMissing also when it cannot be told (as lstat failing).
+FileStatus StatusOrMissing(Env* env, const std::string& path) {
+  try {
+    return env->Status(path);
+  } catch (const Error&) {
+    return {};
+  }
+}
+
+bool IsBlockDevice(Env* env, const std::string& path) {
+  try {
+    return env->StatusFollowingLinks(path).type == S_IFBLK;
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 // The directory that holds dest, as the user named it (symlinks in it are
@@ -341,8 +353,8 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
   std::string where = store->ManifestPath(point);
   RestoreStats stats;
 
-  struct stat dst;
-  bool dest_exists = ::lstat(dest.c_str(), &dst) == 0;
+  const FileStatus dst = StatusOrMissing(store->env(), dest);
+  const bool dest_exists = dst.kind != FileKind::kMissing;
   if (dest_exists && options.overwrite == Overwrite::kRefuse) {
     throw Error(ErrorKind::kConfig, dest + " exists; restore refuses to overwrite it without --force");
   }
@@ -394,18 +406,18 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
     rel = rel.empty() ? comp : rel + "/" + comp;
   }
 
-  if (dest_exists && S_ISLNK(dst.st_mode)) {
+  if (dest_exists && dst.kind == FileKind::kSymlink) {
     // Only the documented /dev/VG/LV link to a block device is followed, for
     // an image, with --force (checked above); never a link to a file.
-    if (e.type != EntryType::kFile || !IsBlockDevice(dest))
+    if (e.type != EntryType::kFile || !IsBlockDevice(store->env(), dest))
       throw Error(ErrorKind::kConfig, dest + " is a symlink; restore does not write through it (give the real path)");
   }
-  if (e.type == EntryType::kFile && dest_exists && IsBlockDevice(dest)) {
+  if (e.type == EntryType::kFile && dest_exists && IsBlockDevice(store->env(), dest)) {
     Restorer r(store, options, nullptr, log, &stats);
     r.RestoreToDevice(e, CanonicalPath(dest));
     return stats;
   }
-  if (dest_exists && S_ISDIR(dst.st_mode)) {
+  if (dest_exists && dst.kind == FileKind::kDir) {
     if (e.type != EntryType::kDir)
       throw Error(ErrorKind::kConfig, dest + " is a directory; give the new file's path");
     // Into the directory the user named (it may be a mount point itself).

@@ -7,19 +7,21 @@
 
 #include <string>
 
+#include "os/env.h"
 #include "store/tree.h"
 
 namespace vmback {
 
-// lstat()s path. Throws Error naming the path.
-struct stat LStat(const std::string& path);
-
 // Fills everything but content/subtree/hardlink (for a regular file also
-// ctime_ns and ino). Throws Error naming path.
+// ctime_ns and ino) from st, the lstat of path, reading the symlink target
+// and the xattrs through env. Throws Error naming path.
+Entry ReadMetadata(Env* env, const std::string& path, const FileStatus& st);
+// The same through Env::Default(), for callers that hold a struct stat.
 Entry ReadMetadata(const std::string& path, const struct stat& st);
 
 // Sets path's mtime (ns since the epoch, may be negative) without following
 // a symlink; the access time is left alone. Returns false with errno set.
+// (Env::SetTimes is the same behind the seam, throwing.)
 bool SetMtimeNs(const std::string& path, int64_t mtime_ns);
 
 }  // namespace vmback

@@ -1,23 +1,16 @@
 #include "source/snapshot.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <map>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "os/dir.h"
 #include "os/subprocess.h"
 #include "util/error.h"
 
@@ -90,69 +83,36 @@ void CheckLimits(const RunLimits& limits, const std::string& what) {
                   "if its data is quiet while it is read");
 }
 
-void ApplyMetadata(int fd, const std::string& path, const struct stat& st) {
-  // Ownership first: chown clears set-id bits. Not being root is fine.
-  if (::fchown(fd, st.st_uid, st.st_gid) != 0 && errno != EPERM) ThrowIo("chown " + path, errno);
-  if (::fchmod(fd, st.st_mode & 07777) != 0) ThrowIo("chmod " + path, errno);
-  struct timespec times[2] = {st.st_atim, st.st_mtim};
-  if (::futimens(fd, times) != 0) ThrowIo("set times of " + path, errno);
+// The owner, mode and times of `from` (its status st), given to the copy
+// at path: on a symlink only the owner and times. Ownership first: chown
+// clears set-id bits. Not being root is fine.
+void ApplyMetadata(Env* env, const std::string& path, const FileStatus& st) {
+  (void)env->SetOwner(path, st.uid, st.gid);
+  if (st.kind != FileKind::kSymlink) env->SetMode(path, st.mode);
+  env->SetTimes(path, st.atime_ns, st.mtime_ns);
 }
 
-// Each FICLONERANGE call shares this much (block-aligned for any file
-// system); the limits are looked at between calls, so that a huge image
-// cannot hold the VMs past max_freeze or a signal.
-constexpr uint64_t kCloneRange = 64ull << 20;
-
-void CloneFile(const std::string& src, const std::string& dst, const struct stat& st,
+// A reflink copy of the regular file src (status st) at the new path dst,
+// with src's metadata; the limits are looked at between ranges, so that a
+// huge image cannot hold the VMs past max_freeze or a signal.
+void CloneFile(Env* env, const std::string& src, const std::string& dst, const FileStatus& st,
                const RunLimits& limits) {
-  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (in < 0) ThrowIo("open " + src, errno);
-  int out = ::open(dst.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (out < 0) {
-    int e = errno;
-    ::close(in);
-    ThrowIo("create " + dst, e);
-  }
-  try {
-    // Range by range; the last one (length 0) goes to the end of the file,
-    // whatever its alignment and even if it grew.
-    const uint64_t size = static_cast<uint64_t>(st.st_size);
-    for (uint64_t off = 0; off == 0 || off < size; off += kCloneRange) {
-      CheckLimits(limits, "reflink copy of " + src);
-      struct file_clone_range r = {};
-      r.src_fd = in;
-      r.src_offset = off;
-      r.src_length = size - off > kCloneRange ? kCloneRange : 0;
-      r.dest_offset = off;
-      if (::ioctl(out, FICLONERANGE, &r) != 0) {
-        int e = errno;
-        if (off == 0 && (e == EOPNOTSUPP || e == EXDEV || e == EINVAL || e == ENOTTY || e == ENOSYS))
-          ThrowNoReflink(src, e);
-        ThrowIo("FICLONERANGE " + src + " to " + dst + " at " + std::to_string(off), e);
-      }
-      if (r.src_length == 0) break;
-    }
-    ApplyMetadata(out, dst, st);
-  } catch (...) {
-    ::close(in);
-    ::close(out);
-    throw;
-  }
-  ::close(in);
-  if (::close(out) != 0) ThrowIo("close " + dst, errno);
+  int err = env->CloneFile(src, dst, [&] { CheckLimits(limits, "reflink copy of " + src); });
+  if (err != 0) ThrowNoReflink(src, err);
+  ApplyMetadata(env, dst, st);
 }
 
 class TreeCloner {
  public:
-  TreeCloner(Logger* log, const RunLimits& limits) : log_(log), limits_(limits) {}
+  TreeCloner(Env* env, Logger* log, const RunLimits& limits) : env_(env), log_(log), limits_(limits) {}
 
-  // Clones the source directory src (lstat st) into the existing directory
+  // Clones the source directory src (status st) into the existing directory
   // dst, which may lie inside it: every entry but those at the top named
   // kSnapshotPrefix* (dst itself, and any other snapshot kept there), then
   // gives dst the metadata of src.
-  void CloneSource(const std::string& src, const std::string& dst, const struct stat& st) {
+  void CloneSource(const std::string& src, const std::string& dst, const FileStatus& st) {
     std::vector<std::string> names;
-    for (auto& n : Env::Default()->ListDir(src)) {
+    for (auto& n : env_->ListDir(src)) {
       if (n.rfind(kSnapshotPrefix, 0) != 0) {
         names.push_back(std::move(n));
       } else if (JoinPath(src, n) != dst && log_) {
@@ -163,115 +123,85 @@ class TreeCloner {
   }
 
  private:
-  void CloneDir(const std::string& src, const std::string& dst, const struct stat& st) {
-    CloneInto(src, Env::Default()->ListDir(src), dst, st);
-  }
-
   // Clones the entries names of directory src into the existing directory
-  // dst, then gives dst the metadata of src (lstat st).
+  // dst, then gives dst the metadata of src (status st).
   void CloneInto(const std::string& src, const std::vector<std::string>& names, const std::string& dst,
-                 const struct stat& st) {
+                 const FileStatus& st) {
     for (const auto& n : names) CloneEntry(JoinPath(src, n), JoinPath(dst, n));
-    int fd = ::open(dst.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) ThrowIo("open directory " + dst, errno);
-    try {
-      ApplyMetadata(fd, dst, st);
-    } catch (...) {
-      ::close(fd);
-      throw;
-    }
-    ::close(fd);
+    ApplyMetadata(env_, dst, st);
   }
 
   void CloneEntry(const std::string& src, const std::string& dst) {
     CheckLimits(limits_, "reflink copy of " + src);
-    struct stat st;
-    if (::lstat(src.c_str(), &st) != 0) ThrowIo("stat " + src, errno);
-    if (S_ISDIR(st.st_mode)) {
-      if (::mkdir(dst.c_str(), 0700) != 0) ThrowIo("create directory " + dst, errno);
-      CloneDir(src, dst, st);
-    } else if (S_ISREG(st.st_mode)) {
-      if (st.st_nlink > 1) {
-        auto key = std::make_pair(st.st_dev, st.st_ino);
-        auto it = links_.find(key);
-        if (it != links_.end()) {
-          if (::link(it->second.c_str(), dst.c_str()) != 0) ThrowIo("link " + dst, errno);
-          return;
+    FileStatus st = env_->Status(src);
+    switch (st.kind) {
+      case FileKind::kMissing:
+        ThrowIo("stat " + src, ENOENT);
+      case FileKind::kDir:
+        env_->MakeNewDir(dst);
+        CloneInto(src, env_->ListDir(src), dst, st);
+        return;
+      case FileKind::kFile:
+        if (st.nlink > 1) {
+          auto key = std::make_pair(st.dev, st.ino);
+          auto it = links_.find(key);
+          if (it != links_.end()) {
+            env_->Link(it->second, dst);
+            return;
+          }
+          links_[key] = dst;
         }
-        links_[key] = dst;
-      }
-      CloneFile(src, dst, st, limits_);
-    } else if (S_ISLNK(st.st_mode)) {
-      std::string to(static_cast<size_t>(st.st_size > 0 ? st.st_size : 4096) + 1, '\0');
-      ssize_t n = ::readlink(src.c_str(), to.data(), to.size());
-      if (n < 0) ThrowIo("read link " + src, errno);
-      to.resize(static_cast<size_t>(n));
-      if (::symlink(to.c_str(), dst.c_str()) != 0) ThrowIo("create symlink " + dst, errno);
-      if (::lchown(dst.c_str(), st.st_uid, st.st_gid) != 0 && errno != EPERM)
-        ThrowIo("chown " + dst, errno);
-      struct timespec times[2] = {st.st_atim, st.st_mtim};
-      if (::utimensat(AT_FDCWD, dst.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
-        ThrowIo("set times of " + dst, errno);
-    } else {
-      if (log_) log_->Warn("reflink snapshot: skipped special file " + src);
+        CloneFile(env_, src, dst, st, limits_);
+        return;
+      case FileKind::kSymlink:
+        env_->Symlink(env_->ReadLink(src), dst);
+        ApplyMetadata(env_, dst, st);
+        return;
+      case FileKind::kOther:
+        if (log_) log_->Warn("reflink snapshot: skipped special file " + src);
+        return;
     }
   }
 
+  Env* env_;
   Logger* log_;
   const RunLimits& limits_;
   std::map<std::pair<dev_t, ino_t>, std::string> links_;
 };
 
-// rm -rf that also gets through directories without write permission.
-// Returns false when path did not exist.
-bool RemoveTree(const std::string& path) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return false;
-    ThrowIo("stat " + path, errno);
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    if (::unlink(path.c_str()) != 0 && errno != ENOENT) ThrowIo("remove " + path, errno);
-    return true;
-  }
-  if ((st.st_mode & 0700) != 0700) (void)::chmod(path.c_str(), 0700);
-  for (const auto& n : Env::Default()->ListDir(path)) RemoveTree(JoinPath(path, n));
-  if (::rmdir(path.c_str()) != 0 && errno != ENOENT) ThrowIo("remove directory " + path, errno);
-  return true;
-}
-
 // Returns the path to read: the cloned file, or the hidden directory
 // (t.target, SnapshotPath: inside a directory source, beside a file).
-std::string TakeReflink(const Target& t, Logger* log, const RunLimits& limits) {
-  struct stat st;
-  if (::stat(t.source.c_str(), &st) != 0) ThrowIo("stat " + t.source, errno);
-  if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode))
+std::string TakeReflink(Env* env, const Target& t, Logger* log, const RunLimits& limits) {
+  FileStatus st = env->StatusFollowingLinks(t.source);
+  if (st.kind == FileKind::kMissing) ThrowIo("stat " + t.source, ENOENT);
+  if (st.kind != FileKind::kFile && st.kind != FileKind::kDir)
     ThrowConfig(t.source + " is neither a regular file nor a directory");
-  if (S_ISDIR(st.st_mode) != (DirName(t.target) == t.source))
+  if ((st.kind == FileKind::kDir) != (DirName(t.target) == t.source))
     throw Error(ErrorKind::kOther, t.source + " changed between a file and a directory while it was looked at");
   // mkdir makes it new or fails: never through a symlink planted there.
-  if (::mkdir(t.target.c_str(), 0700) != 0) {
-    if (errno == EEXIST)
+  try {
+    env->MakeNewDir(t.target);
+  } catch (const Error&) {
+    if (env->Exists(t.target))
       throw Error(ErrorKind::kOther, t.target + " exists already (left over from a crashed run?)");
-    ThrowIo("create directory " + t.target, errno);
+    throw;
   }
   try {
-    struct stat tst;
-    if (::lstat(t.target.c_str(), &tst) != 0) ThrowIo("stat " + t.target, errno);
-    if (!S_ISDIR(tst.st_mode))
+    FileStatus tst = env->Status(t.target);
+    if (tst.kind != FileKind::kDir)
       throw Error(ErrorKind::kOther, t.target + " was replaced by something else while it was being made");
     // A clone cannot cross file systems (FICLONE: EXDEV); say why instead.
-    if (tst.st_dev != st.st_dev)
+    if (tst.dev != st.dev)
       ThrowConfig(t.target + " is not on the file system of " + t.source + " (is " + t.source +
                   " a mount point of its own, a bind mount?); a reflink copy must be made in the file "
                   "system of its source: give the file's path within its own file system, or a directory "
                   "of that file system, as the source");
-    if (S_ISREG(st.st_mode)) {
+    if (st.kind == FileKind::kFile) {
       std::string file = JoinPath(t.target, BaseName(t.source));
-      CloneFile(t.source, file, st, limits);
+      CloneFile(env, t.source, file, st, limits);
       return file;
     }
-    TreeCloner(log, limits).CloneSource(t.source, t.target, st);
+    TreeCloner(env, log, limits).CloneSource(t.source, t.target, st);
     return t.target;
   } catch (...) {
     try {
@@ -313,7 +243,7 @@ bool RemoveLv(Env* env, const std::string& device, Logger* log) {
       throw Error(ErrorKind::kOther, DescribeFailure(argv, r) + " (still in use after " +
                                          std::to_string(attempt + 1) + " attempts)");
     if (log) log->Debug(device + " is in use; retrying lvremove");
-    std::this_thread::sleep_for(
+    env->clock()->SleepFor(
         std::chrono::milliseconds(static_cast<int64_t>(g_lvremove_backoff_ms) * (attempt + 1)));
   }
 }
@@ -351,7 +281,7 @@ void DropTarget(Env* env, const Target& t, Logger* log, bool leftover) {
       case SnapshotKind::kReflink:
         if (BaseName(t.target).rfind(kSnapshotPrefix, 0) != 0)
           ThrowCorrupt("refusing to remove " + t.target + ": not a vmback snapshot directory");
-        existed = RemoveTree(t.target);
+        existed = RemoveTree(t.target) > 0;
         break;
       case SnapshotKind::kNone:
         break;
@@ -441,8 +371,13 @@ std::string SnapshotPath(const SnapshotSpec& spec) {
     case SnapshotKind::kBtrfs:
       return JoinPath(source, kSnapshotPrefix + name);
     case SnapshotKind::kReflink: {
-      struct stat st;
-      const bool dir = ::stat(source.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+      FileStatus st;
+      try {
+        st = Env::Default()->StatusFollowingLinks(source);
+      } catch (const Error&) {
+        // Not to be told here: taking the snapshot says why.
+      }
+      const bool dir = st.kind == FileKind::kDir;
       return JoinPath(dir ? source : DirName(source), kSnapshotPrefix + name);
     }
   }
@@ -519,7 +454,7 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
         break;
       }
       case SnapshotKind::kReflink:
-        path = TakeReflink(t, log, limits);
+        path = TakeReflink(env, t, log, limits);
         break;
       case SnapshotKind::kNone:
         break;

@@ -28,6 +28,7 @@
 
 #include "helpers/test_util.h"
 #include "os/env.h"
+#include "os/fault_env.h"
 #include "os/subprocess.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -696,6 +697,63 @@ TEST_F(ReflinkXfsTest, RefusesASymlinkWhereTheSnapshotGoes) {
   }
   EXPECT_TRUE(fs::is_empty(fs_ / "elsewhere"));
   EXPECT_TRUE(fs::is_symlink(HiddenIn(src)));
+}
+
+// Every step of the directory copy goes through the Env: each write step
+// (mkdir, clone, hard link, symlink) and each metadata step (chown, chmod,
+// times) failing in turn leaves no half snapshot behind, the source as it
+// was, and an error that names the path of the failing step.
+TEST_F(ReflinkXfsTest, AFailingStepOfTheDirectoryCopyLeavesNothing) {
+  // MakeImageDir's shape, with small files: DescribeTree reads them all.
+  std::string src = fs_ / "images";
+  MakeDir(src, 0750);
+  WriteFile(src + "/a.img", RandomBytes(70000, 1));
+  WriteFileAt(src + "/sparse.qcow2", 1 << 20, RandomBytes(5000, 2));
+  MakeDir(src + "/sub", 0700);
+  WriteFile(src + "/sub/b.raw", RandomBytes(1000, 4));
+  WriteFile(src + "/empty", "");
+  ASSERT_EQ(::link((src + "/a.img").c_str(), (src + "/sub/a-link.img").c_str()), 0);
+  ASSERT_EQ(::symlink("sub/b.raw", (src + "/b-link").c_str()), 0);
+  ASSERT_EQ(::chown((src + "/sub/b.raw").c_str(), 1234, 5678), 0);
+  SetMtimeNs(src + "/sub", kT0, 5);
+  const std::string before = DescribeTree(src, false);
+  const std::string snap_dir = HiddenIn(src);
+  int64_t writes = 0, metadata = 0;
+  {
+    FaultEnv counting(Env::Default(), FaultPlan{});
+    TakeSnapshot(&counting, Spec(src), &log_)->Drop();
+    writes = counting.write_steps();
+    metadata = counting.metadata_steps();
+  }
+  // mkdir of the snapshot and of sub, 5 clones (a hard link is linked),
+  // the link, the symlink; chown, chmod and times of each file and
+  // directory, chown and times of the symlink.
+  EXPECT_EQ(writes, 2 + 4 + 1 + 1);
+  EXPECT_EQ(metadata, 3 * 6 + 2);
+  auto check = [&](const FaultPlan& plan, const std::string& step) {
+    FaultEnv env(Env::Default(), plan);
+    try {
+      TakeSnapshot(&env, Spec(src), &log_);
+      ADD_FAILURE() << step << ": no error";
+    } catch (const Error& e) {
+      std::string m = e.what();
+      EXPECT_TRUE(HasSubstr(m, "(injected)")) << step << ": " << m;
+      EXPECT_TRUE(HasSubstr(m, snap_dir)) << step << ": " << m;
+    }
+    EXPECT_FALSE(fs::exists(snap_dir)) << step << ": a half snapshot is left";
+    EXPECT_EQ(DescribeTree(src, false), before) << step;
+  };
+  for (int64_t n = 1; n <= writes; n++) {
+    FaultPlan plan;
+    plan.fail_write_at = n;
+    plan.write_errno = EIO;
+    check(plan, "write step " + std::to_string(n));
+  }
+  for (int64_t n = 1; n <= metadata; n++) {
+    FaultPlan plan;
+    plan.fail_metadata_at = n;
+    check(plan, "metadata step " + std::to_string(n));
+  }
 }
 
 // ---- reflink where it is not supported --------------------------------------------------

@@ -1,6 +1,5 @@
 #include "store/store.h"
 
-#include <unistd.h>
 
 #include <cerrno>
 
@@ -19,13 +18,6 @@ namespace vmback {
 namespace {
 constexpr char kFormatName[] = "vmback-store";
 constexpr size_t kMaxIndexFiles = 32;
-
-
-std::string RandomHex(size_t bytes) {
-  std::string raw(bytes, '\0');
-  if (::getentropy(raw.data(), raw.size()) != 0) ThrowIo("getentropy", errno);
-  return HexEncode(raw);
-}
 
 // A store holds root's backups (/etc/shadow among them): private to root.
 constexpr mode_t kDirMode = 0700;
@@ -144,7 +136,8 @@ bool IsEmptyDir(Env* env, const std::string& dir) {
 // One lock file of a copy: "lock" or "write.lock".
 std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, const char* name, LockMode mode,
                                    double wait_seconds, Logger* log) {
-  const auto start = std::chrono::steady_clock::now();
+  Clock* clock = env->clock();
+  const auto start = clock->Now();
   bool said = false;
   for (;;) {
     try {
@@ -156,7 +149,7 @@ std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, const char*
       return lock;
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kLocked) throw;
-      double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      double waited = std::chrono::duration<double>(clock->Now() - start).count();
       if (waited >= wait_seconds)
         throw Error(ErrorKind::kLocked,
                     std::string(e.what()) +
@@ -165,7 +158,7 @@ std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, const char*
                         "; use --lock-wait SECONDS to wait for it");
       if (!said) log->Info(std::string(e.what()) + "; waiting");
       said = true;
-      ::usleep(100000);
+      clock->SleepFor(std::chrono::milliseconds(100));
     }
   }
 }

@@ -14,6 +14,7 @@ class Clock {
   virtual ~Clock() = default;
   virtual TimePoint Now() = 0;
   virtual void SleepUntil(TimePoint t) = 0;
+  void SleepFor(std::chrono::nanoseconds d) { SleepUntil(Now() + d); }
 
   // The process's steady clock; never destroyed.
   static Clock* Steady();
