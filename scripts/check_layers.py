@@ -19,8 +19,9 @@ LAYERS = [
     ["os", "retention"],
     # 2: what vmback reads and writes, each on its own
     ["config", "hypervisor", "source", "store", "report"],
-    # 3: the store's intake (files and metadata into blobs)
-    ["scan"],
+    # 3: the store's intake (files and metadata into blobs); what a backup
+    # or restore into any destination takes and gives
+    ["scan", "destination"],
     # 4: in-place destinations (zfs, btrfs, dir): backends, sink, operations
     ["inplace"],
     # 5: operations on a destination, and the run/plan orchestrator

@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "retention/policy.h"
-#include "run/backup.h"
-#include "run/restore.h"
+#include "destination/backup_types.h"
+#include "destination/restore_types.h"
 #include "inplace/inplace.h"
 #include "inplace/target.h"
 

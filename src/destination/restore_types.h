@@ -1,0 +1,41 @@
+// What a restore from any destination (the built-in store, run/restore.h; an
+// in-place target, inplace/target_ops.h) takes and gives.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vmback {
+
+enum class Overwrite { kRefuse, kAllow };
+
+// What a restore applies beside the content. The default is a faithful
+// restore for disaster recovery (owners, setuid bits, device nodes, every
+// xattr); the others are for restoring a stranger's files as root.
+struct RestoreOptions {
+  Overwrite overwrite = Overwrite::kRefuse;
+  bool owner = true;       // false (--no-owner): files belong to the restoring user
+  bool special = true;     // false (--no-special): no device nodes, fifos or sockets
+  bool privileges = true;  // false (--no-privileges): no setuid/setgid bits, no security.* xattrs
+  // Damage (a block, block list or directory no copy can give back) stops
+  // the restore at once (--fail-fast), instead of being left zero, listed in
+  // RestoreStats::damage, and the restore going on.
+  bool fail_fast = false;
+};
+
+struct RestoreStats {
+  uint64_t files = 0;
+  uint64_t dirs = 0;
+  uint64_t other = 0;
+  uint64_t bytes = 0;
+  uint64_t warnings = 0;  // metadata that could not be applied (e.g. chown as non-root)
+  uint64_t skipped = 0;   // special files left out (RestoreOptions::special)
+  // What could not be restored: one line per lost range of a file (its
+  // path, byte range and why) or lost directory listing; at most 1000 lines,
+  // `damaged` counts them all. Non-empty means the restore is incomplete.
+  std::vector<std::string> damage;
+  uint64_t damaged = 0;
+};
+
+}  // namespace vmback
