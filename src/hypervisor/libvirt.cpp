@@ -14,9 +14,6 @@
 // paused behind, only later than the deadline.
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
-#include <libxml/parser.h>
-#include <libxml/tree.h>
-#include <libxml/xpath.h>
 
 #include <algorithm>
 #include <condition_variable>
@@ -497,116 +494,7 @@ class LibvirtHypervisor : public Hypervisor {
   Logger* const log_;
 };
 
-// ------------------------------------------------------------ disk XML
-
-// libvirt writes a domain's XML itself, but what it holds (paths, names,
-// metadata) came from whoever defined the domain. virsh reads at most 10 MiB
-// of XML from a file, and so does this.
-constexpr size_t kMaxDomainXmlBytes = 10 << 20;
-
-// No network, no DTD (none is loaded, and entities are never substituted:
-// XML_PARSE_NOENT is off), libxml2's default depth and length limits
-// (XML_PARSE_HUGE is off), and errors collected rather than printed.
-constexpr int kXmlParseOptions = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
-
-// The domain's own disks that are not cdroms, and of each its own source (not
-// those of a <backingStore> or <mirror> inside it).
-constexpr char kDiskSourceXPath[] = "/domain/devices/disk[not(@device='cdrom')]/source[1]";
-
-template <typename T, void (*kFree)(T*)>
-struct XmlFree {
-  void operator()(T* p) const { kFree(p); }
-};
-using XmlParserHandle =
-    std::unique_ptr<xmlParserCtxt, XmlFree<xmlParserCtxt, xmlFreeParserCtxt>>;
-using XmlDocHandle = std::unique_ptr<xmlDoc, XmlFree<xmlDoc, xmlFreeDoc>>;
-using XPathContextHandle =
-    std::unique_ptr<xmlXPathContext, XmlFree<xmlXPathContext, xmlXPathFreeContext>>;
-using XPathObjectHandle =
-    std::unique_ptr<xmlXPathObject, XmlFree<xmlXPathObject, xmlXPathFreeObject>>;
-
-// libxml2 wants xmlInitParser before threads use it (libvirt calls it too;
-// a second call does nothing).
-void InitXml() {
-  static std::once_flag once;
-  std::call_once(once, [] { xmlInitParser(); });
-}
-
-// The SAX callback for <!DOCTYPE ...>: stops the parser before it reads any
-// declaration, so no entity (internal, external or parameter) is ever
-// defined, expanded or fetched. A DOCTYPE is refused: libvirt writes none.
-void StopAtDoctype(void* ctx, const xmlChar*, const xmlChar*, const xmlChar*) {
-  auto* parser = static_cast<xmlParserCtxtPtr>(ctx);
-  *static_cast<bool*>(parser->_private) = true;
-  xmlStopParser(parser);
-}
-
-// what: "VM 'x': domain XML" or "domain XML", to begin error messages with.
-XmlDocHandle ParseDomainXml(const std::string& xml, const std::string& what) {
-  if (xml.size() > kMaxDomainXmlBytes) {
-    throw Error(ErrorKind::kOther, what + " is " + std::to_string(xml.size()) +
-                                       " bytes, more than the " +
-                                       std::to_string(kMaxDomainXmlBytes >> 20) +
-                                       " MiB allowed; refused");
-  }
-  InitXml();
-  XmlParserHandle parser(xmlNewParserCtxt());
-  if (parser == nullptr) throw Error(ErrorKind::kOther, what + ": cannot make an XML parser");
-  bool doctype = false;
-  parser->_private = &doctype;
-  parser->sax->internalSubset = StopAtDoctype;
-  // Always UTF-8, as libvirt returns it, whatever the XML declaration says.
-  XmlDocHandle doc(xmlCtxtReadMemory(parser.get(), xml.data(), static_cast<int>(xml.size()),
-                                     "domain.xml", "UTF-8", kXmlParseOptions));
-  if (doctype) {
-    throw Error(ErrorKind::kOther, what +
-                                       " has a DOCTYPE (libvirt writes none); refused without "
-                                       "reading its declarations");
-  }
-  if (doc == nullptr || !parser->wellFormed) {
-    const xmlError* e = xmlCtxtGetLastError(parser.get());
-    std::string reason = e != nullptr && e->message != nullptr ? e->message : "unknown error";
-    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
-    if (reason.size() > 200) reason = reason.substr(0, 200) + "...";
-    throw Error(ErrorKind::kOther, what + " is not well-formed (line " +
-                                       std::to_string(e != nullptr ? e->line : 0) + ": " +
-                                       EscapeForTerminal(reason) + ")");
-  }
-  return doc;
-}
-
-struct XmlStringFree {
-  void operator()(xmlChar* s) const { xmlFree(s); }  // xmlFree is a variable, not a function
-};
-
-// The value of attribute name (in no namespace) of node; "" if absent.
-std::string Attribute(xmlNodePtr node, const char* name) {
-  std::unique_ptr<xmlChar, XmlStringFree> value(
-      xmlGetNoNsProp(node, reinterpret_cast<const xmlChar*>(name)));
-  return value == nullptr ? "" : reinterpret_cast<const char*>(value.get());
-}
-
 }  // namespace
-
-std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml,
-                                                  const std::string& vm_name) {
-  const std::string what = vm_name.empty() ? "domain XML" : Quote(vm_name) + ": domain XML";
-  XmlDocHandle doc = ParseDomainXml(xml, what);
-  XPathContextHandle context(xmlXPathNewContext(doc.get()));
-  XPathObjectHandle found;
-  if (context != nullptr) {
-    found.reset(xmlXPathEval(reinterpret_cast<const xmlChar*>(kDiskSourceXPath), context.get()));
-  }
-  if (found == nullptr) throw Error(ErrorKind::kOther, what + ": cannot search it for disks");
-  std::vector<std::string> sources;
-  const xmlNodeSet* nodes = found->nodesetval;
-  for (int i = 0; nodes != nullptr && i < nodes->nodeNr; i++) {
-    std::string path = Attribute(nodes->nodeTab[i], "file");
-    if (path.empty()) path = Attribute(nodes->nodeTab[i], "dev");
-    if (!path.empty()) sources.push_back(std::move(path));
-  }
-  return sources;
-}
 
 void SetLibvirtCallDelayForTesting(const std::string& call, milliseconds delay) {
   std::lock_guard<std::mutex> l(test_delay_mu);
