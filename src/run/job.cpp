@@ -13,7 +13,7 @@
 
 #include "os/subprocess.h"
 #include "run/journal.h"
-#include "inplace/target_ops.h"
+#include "inplace/target.h"
 #include "run/store_destination.h"
 #include "scan/file_scanner.h"
 #include "source/snapshot.h"
