@@ -78,7 +78,8 @@ struct VolumeStats {
   double seconds = 0;
 };
 
-// The in-place sink's figures for one volume (inplace/inplace.h).
+// The in-place sink's figures for one volume (SyncInPlace, inplace/inplace.h):
+// here so that a BackupResult can carry them.
 struct InplaceStats {
   uint64_t files = 0;             // regular files (and device sources), every name
   uint64_t dirs = 0;
@@ -97,7 +98,6 @@ struct InplaceStats {
   uint64_t errors = 0;            // source entries that could not be read (left as they were)
   uint64_t warnings = 0;          // metadata that could not be applied
 };
-
 
 // What a backup into either destination wrote. The totals mean the same
 // for both: all bytes written (the store: compressed, with headers; an
