@@ -5,9 +5,7 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "hypervisor/hypervisor.h"
-#include "run/backup.h"
 #include "run/job.h"
-#include "inplace/target_ops.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
@@ -22,15 +20,15 @@ struct BackupDone {
   size_t absent_copies = 0;          // store copies that were not there
 };
 
-void PrintBackup(const BackupDone& d, bool to_store, std::ostream& out) {
+void PrintBackup(const BackupDone& d, std::ostream& out) {
   const BackupResult& r = d.result;
   PrintLiveReads(d.sources, out);
   for (const auto& v : r.volumes) {
     out << v.name << ": " << v.files << " files, " << FormatBytes(v.bytes) << ", read " << FormatBytes(v.bytes_read)
-        << ", " << v.new_blocks << (to_store ? " new of " : " written of ") << v.blocks << " blocks\n";
+        << ", " << v.new_blocks << (r.inplace.empty() ? " new of " : " written of ") << v.blocks << " blocks\n";
   }
-  out << "point " << r.point << " committed: wrote " << FormatBytes(r.store.stored_bytes_written);
-  if (to_store) out << " in " << r.store.packs_written << " pack(s)";
+  out << "point " << r.point << " committed: wrote " << FormatBytes(r.bytes_written);
+  if (r.inplace.empty()) out << " in " << r.packs_written << " pack(s)";
   out << ", " << r.seconds << " s\n";
 }
 
@@ -52,16 +50,11 @@ class BackupCommand : public Command {
     bopts.tags = tags_;
     SignalCancel signals;
     bopts.cancel = signals.flag();
-    if (IsInplace(config) && !tags_.empty())
-      ThrowConfig("--tag: an in-place target's points are file system snapshots and carry no tags; "
-                  "tags are for a store (--store or [target] type = \"store\")");
-    BackupDone d = from_config          ? FromConfig(config, bopts, ctx)
-                   : IsInplace(config) ? ToTarget(config, volumes, bopts, ctx)
-                                       : ToStore(config, volumes, bopts, ctx);
+    BackupDone d = from_config ? FromConfig(config, bopts, ctx) : ToDestination(config, volumes, bopts, ctx);
     if (json_)
       ctx.out << ctx.report->body.dump(2) << "\n";
     else
-      PrintBackup(d, !IsInplace(config), ctx.out);
+      PrintBackup(d, ctx.out);
     const BackupResult& r = d.result;
     if (r.errors)
       ctx.log->Error("point " + r.point + " lacks " + std::to_string(r.errors) +
@@ -104,35 +97,21 @@ class BackupCommand : public Command {
     std::unique_ptr<Hypervisor> conn;
     jo.connect = [&] { return (conn = ConnectLibvirt(config.libvirt_uri, ctx.log)).get(); };
     JobReport jr = RunJob(config, ctx.env, nullptr, jo, ctx.log);
-    ReportData* rep = ctx.report;
-    if (IsInplace(config)) {
-      rep->body = TargetBackupToJson({jr.backup, jr.inplace});
-      rep->metrics.volumes = VolumeBytesOf(jr.backup, &jr.inplace);
-    } else {
-      rep->body = BackupResultToJson(jr.backup);
-      rep->metrics.volumes = VolumeBytesOf(jr.backup, nullptr);
-    }
-    rep->body["sources"] = SourcesToJson(jr.sources);
+    ctx.report->body = BackupResultToJson(jr.backup);
+    ctx.report->body["sources"] = SourcesToJson(jr.sources);
+    ctx.report->metrics.volumes = VolumeBytesOf(jr.backup);
     return {jr.backup, jr.sources, 0};
   }
 
-  BackupDone ToTarget(const Config& config, const std::vector<VolumeSpec>& volumes, const BackupOptions& bopts,
-                      CommandContext& ctx) {
-    auto target = OpenInplaceTarget(ctx.env, config.target, ctx.log);
-    TargetBackupResult tr = BackupToTarget(target.get(), ctx.env, volumes, bopts, ctx.log);
-    ctx.report->body = TargetBackupToJson(tr);
-    ctx.report->metrics.volumes = VolumeBytesOf(tr.summary, &tr.volumes);
-    return {tr.summary, {}, 0};
-  }
-
-  BackupDone ToStore(const Config& config, const std::vector<VolumeSpec>& volumes, const BackupOptions& bopts,
-                     CommandContext& ctx) {
-    auto store = OpenStore(config, target_, LockMode::kAppend, ctx.log);
-    if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
-    BackupResult r = RunBackup(store.get(), volumes, bopts, ctx.log);
+  // The PATHs into the destination of config, as one point.
+  BackupDone ToDestination(const Config& config, const std::vector<VolumeSpec>& volumes, const BackupOptions& bopts,
+                           CommandContext& ctx) {
+    auto dest = OpenDestinationFor(config, target_, DestinationAccess::kBackup, ctx.log);
+    CheckTags(*dest, bopts.tags);
+    BackupResult r = dest->Backup(volumes, bopts, ctx.log);
     ctx.report->body = BackupResultToJson(r);
-    ctx.report->metrics.volumes = VolumeBytesOf(r, nullptr);
-    return {r, {}, store->absent_copies().size()};
+    ctx.report->metrics.volumes = VolumeBytesOf(r);
+    return {r, {}, dest->Health().absent_copies};
   }
 
   TargetArgs target_;

@@ -22,12 +22,7 @@ class ListCommand : public Command {
 
   Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
-    PointList list;
-    if (IsInplace(config)) {
-      list = ListPoints(OpenInplaceTarget(ctx.env, config.target, ctx.log).get(), ctx.env);
-    } else {
-      list = ListPoints(OpenStore(config, target_, LockMode::kShared, ctx.log).get());
-    }
+    PointList list = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->ListPoints();
     if (json_)
       ctx.out << PointsToJson(list.points).dump(2) << "\n";
     else

@@ -4,8 +4,6 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "cli/listing.h"
-#include "run/prune.h"
-#include "inplace/target_ops.h"
 
 namespace vmback {
 
@@ -42,25 +40,13 @@ class PruneCommand : public Command {
     ctx.report->Start("prune", config);
     if (!keep_within_text_.empty()) flags_policy_.keep_within_ns = ParseDuration(keep_within_text_);
     RetentionPolicy policy = flags_policy_.empty() ? config.retention : flags_policy_;
-    PruneSummary summary;
-    summary.dry_run = dry_run_;
-    std::unique_ptr<Store> store;
-    if (IsInplace(config)) {
-      auto target = OpenInplaceTarget(ctx.env, config.target, ctx.log);
-      TargetPruneResult r = PruneTarget(target.get(), policy, dry_run_, ctx.log);
-      summary.decisions = r.decisions;
-      summary.deleted = r.deleted;
-    } else {
-      // A dry run only reads: a shared lock, and no housekeeping of the index.
-      store = OpenStore(config, target_, dry_run_ ? LockMode::kShared : LockMode::kExclusive, ctx.log);
-      GcOptions gc;
-      gc.dry_run = dry_run_;
-      gc.repack_below = repack_below_;
-      PruneResult r = Prune(store.get(), policy, gc, ctx.log);
-      summary.decisions = r.decisions;
-      summary.deleted = r.deleted;
-      summary.gc = r.gc;
-    }
+    // A dry run only reads: a store's shared lock, and no housekeeping of its index.
+    auto dest = OpenDestinationFor(config, target_, dry_run_ ? DestinationAccess::kRead : DestinationAccess::kPrune,
+                                   ctx.log);
+    PruneRequest request;
+    request.dry_run = dry_run_;
+    request.repack_below = repack_below_;
+    PruneSummary summary = dest->Prune(policy, request, ctx.log);
     if (json_) {
       // The report carries the decisions only when they are asked for.
       ctx.report->body = PruneSummaryToJson(summary);
@@ -69,7 +55,7 @@ class PruneCommand : public Command {
       PrintPruneSummary(summary, ctx.out);
     }
     Findings f;
-    if (store) f.absent_copies = store->absent_copies().size();
+    f.absent_copies = dest->Health().absent_copies;
     return f;
   }
 

@@ -3,8 +3,6 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
-#include "run/restore.h"
-#include "inplace/target_ops.h"
 #include "util/encoding.h"
 
 namespace vmback {
@@ -42,21 +40,14 @@ class RestoreCommand : public Command {
 
   Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
-    RestoreStats s;
-    std::unique_ptr<Store> store;
     RestoreOptions options;
     options.overwrite = force_ ? Overwrite::kAllow : Overwrite::kRefuse;
     options.owner = !no_owner_;
     options.special = !no_special_;
     options.privileges = !no_privileges_;
     options.fail_fast = fail_fast_;
-    if (IsInplace(config)) {
-      auto target = OpenInplaceTarget(ctx.env, config.target, ctx.log);
-      s = RestoreFromTarget(target.get(), ctx.env, point_, path_, to_, options, ctx.log);
-    } else {
-      store = OpenStore(config, target_, LockMode::kShared, ctx.log);
-      s = Restore(store.get(), point_, path_, to_, options, ctx.log);
-    }
+    auto dest = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log);
+    RestoreStats s = dest->Restore(point_, path_, to_, options, ctx.log);
     ctx.out << "restored " << s.files << " files, " << s.dirs << " directories, " << s.other
             << " other entries (" << FormatBytes(s.bytes) << ") to " << EscapeForTerminal(to_)
             << (s.skipped ? ", " + std::to_string(s.skipped) + " special files left out" : std::string()) << "\n";
@@ -70,12 +61,9 @@ class RestoreCommand : public Command {
     }
     Findings f;
     f.damage = s.damaged > 0;
-    if (!store) {
-      f.warnings = ctx.log->warnings();
-    } else {
-      f.repairs = store->repairs();
-      f.absent_copies = store->absent_copies().size();
-    }
+    if (dest->RestoreWarningsCount()) f.warnings = ctx.log->warnings();
+    f.repairs = dest->Health().repairs;
+    f.absent_copies = dest->Health().absent_copies;
     return f;
   }
 

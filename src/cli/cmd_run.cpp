@@ -65,7 +65,7 @@ class RunCommand : public Command {
     jo.hook = CrashHookForTesting();
     JobReport r = RunJob(config, ctx.env, hv.get(), jo, ctx.log);
     ctx.report->body = JobReportToJson(r);
-    ctx.report->metrics.volumes = VolumeBytesOf(r.backup, nullptr);
+    ctx.report->metrics.volumes = VolumeBytesOf(r.backup);
     for (const auto& vm : r.vms) ctx.report->metrics.freeze_seconds.push_back({vm.name, vm.freeze_seconds});
     if (json_)
       ctx.out << JobReportToJson(r).dump(2) << "\n";

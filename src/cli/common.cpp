@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 
+#include "run/store_destination.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
@@ -66,6 +67,11 @@ StoreOptions StoreOptionsFor(const Config& c, const TargetArgs& t) {
 
 std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode mode, Logger* log) {
   return Store::Open(Env::Default(), c.target.path, mode, log, StoreOptionsFor(c, t));
+}
+
+std::unique_ptr<Destination> OpenDestinationFor(const Config& c, const TargetArgs& t, DestinationAccess access,
+                                                Logger* log) {
+  return OpenDestination(Env::Default(), c.target, access, StoreOptionsFor(c, t).lock_wait_seconds, log);
 }
 
 void ParseReadLimit(const std::string& text, uint64_t* limit) {

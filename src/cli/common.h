@@ -1,6 +1,6 @@
 // What the commands share: the options that name a target (-c, --store,
 // --zfs, --btrfs, --dir, --mirror, --lock-wait), turning them into a
-// configuration and an open store, cancellation by signal, and the crash
+// configuration and an open destination, cancellation by signal, and the crash
 // hook of the sweeps.
 #pragma once
 
@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "config/config.h"
+#include "destination/destination.h"
 #include "run/job.h"
 #include "store/store.h"
 #include "util/log.h"
@@ -47,8 +48,14 @@ bool IsInplace(const Config& c);
 // How to open the store of c: its mirrors, and --lock-wait over the config's.
 StoreOptions StoreOptionsFor(const Config& c, const TargetArgs& t);
 
-// Opens the store a command works on, from --store or the config's [target].
+// Opens the store a command works on, from --store or the config's [target]
+// (store sync and repair, which are the store's alone).
 std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode mode, Logger* log);
+
+// Opens the destination a command works on (OpenDestination), with
+// --lock-wait over the config's.
+std::unique_ptr<Destination> OpenDestinationFor(const Config& c, const TargetArgs& t, DestinationAccess access,
+                                                Logger* log);
 
 // Reads a --read-limit value (e.g. 50M) into *limit; throws Error(kConfig)
 // for anything but a positive size.

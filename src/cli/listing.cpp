@@ -2,47 +2,9 @@
 
 #include <algorithm>
 
-#include "inplace/target_ops.h"
 #include "util/encoding.h"
 
 namespace vmback {
-
-namespace {
-
-// A store point from its manifest (types checked by Store::ReadManifest).
-PointSummary PointOfManifest(const std::string& name, const nlohmann::json& m) {
-  PointSummary p;
-  p.name = name;
-  p.time = m.value("time", "");
-  p.time_ns = m.value("time_ns", int64_t{0});
-  for (const auto& v : m.at("volumes")) p.volumes.push_back(v.at("name").get<std::string>());
-  p.tags = m.value("tags", std::vector<std::string>{});
-  p.stats = m.value("stats", nlohmann::json::object());
-  return p;
-}
-
-}  // namespace
-
-PointList ListPoints(Store* store) {
-  PointList list;
-  list.where = store->dir();
-  for (const auto& name : store->ListPoints()) list.points.push_back(PointOfManifest(name, store->ReadManifest(name)));
-  return list;
-}
-
-PointList ListPoints(InplaceTarget* target, Env* env) {
-  PointList list;
-  list.where = target->describe();
-  for (const auto& t : ListTargetPoints(target, env)) {
-    PointSummary p;
-    p.name = t.name;
-    p.time = t.time_ns >= 0 ? FormatTimeUtc(t.time_ns) : "";
-    p.time_ns = t.time_ns;
-    p.volumes = t.volumes;
-    list.points.push_back(std::move(p));
-  }
-  return list;
-}
 
 nlohmann::json PointsToJson(const std::vector<PointSummary>& points) {
   nlohmann::json out = nlohmann::json::array();

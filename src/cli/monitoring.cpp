@@ -4,8 +4,7 @@
 
 #include "cli/common.h"
 #include "report/report.h"
-#include "store/store.h"
-#include "inplace/target.h"
+#include "run/store_destination.h"
 #include "util/encoding.h"
 
 namespace vmback {
@@ -14,13 +13,13 @@ namespace {
 
 // The points in the configured target now (for vmback_points); nothing when
 // it cannot be read.
-std::optional<uint64_t> CountPoints(const Config& c) {
+// *label: the destination as the vmback_points sample names it.
+std::optional<uint64_t> CountPoints(const Config& c, std::string* label) {
   try {
     Logger quiet(LogLevel::kError, false);
-    if (IsInplace(c)) return OpenInplaceTarget(Env::Default(), c.target, &quiet)->ListPoints().size();
-    StoreOptions o;
-    o.mirrors = c.target.mirrors;
-    return Store::Open(Env::Default(), c.target.path, LockMode::kShared, &quiet, o)->ListPoints().size();
+    auto dest = OpenDestination(Env::Default(), c.target, DestinationAccess::kRead, 0, &quiet);
+    *label = dest->MetricLabel();
+    return dest->PointNames().size();
   } catch (const std::exception&) {
     return std::nullopt;
   }
@@ -33,12 +32,6 @@ std::string MetricsFileFor(const std::string& configured, const std::string& kin
   if (kind == "run") return configured;
   std::string stem = EndsWith(configured, ".prom") ? configured.substr(0, configured.size() - 5) : configured;
   return stem + "-" + kind + ".prom";
-}
-
-// The target as the vmback_points sample names it.
-std::string TargetLabel(const Config& c) {
-  if (!IsInplace(c)) return c.target.path;
-  return c.target.type + ":" + (c.target.type == "zfs" ? c.target.dataset : c.target.path);
 }
 
 void WriteJsonReport(const ReportData& r, int64_t now, Logger* log) {
@@ -65,7 +58,8 @@ void WriteMetrics(ReportData* r, int rc, int64_t now, Logger* log) {
     } catch (const std::exception& e) {
       log->Warn(std::string(e.what()) + " (the previous metrics; starting afresh)");
     }
-    if (auto n = CountPoints(r->config)) m.points = {{TargetLabel(r->config), *n}};
+    std::string label;
+    if (auto n = CountPoints(r->config, &label)) m.points = {{label, *n}};
     WriteTextfile(env, path, BuildRunMetrics(m, common));
   } catch (const std::exception& e) {
     log->Warn(std::string("cannot write the metrics file: ") + e.what());
@@ -89,13 +83,9 @@ void LeaveReport(ReportData* r, int rc, const std::string& error, Logger* log) {
   if (!cfg.metrics_file.empty()) WriteMetrics(r, rc, now, log);
 }
 
-std::vector<VolumeBytes> VolumeBytesOf(const BackupResult& r, const std::vector<InplaceStats>* inplace) {
+std::vector<VolumeBytes> VolumeBytesOf(const BackupResult& r) {
   std::vector<VolumeBytes> out;
-  for (size_t i = 0; i < r.volumes.size(); i++) {
-    uint64_t written = inplace && i < inplace->size() ? (*inplace)[i].bytes_written : 0;
-    out.push_back({r.volumes[i].name, r.volumes[i].bytes_read, written});
-  }
-  if (!inplace && out.size() == 1) out[0].written = r.store.stored_bytes_written;
+  for (const auto& v : r.volumes) out.push_back({v.name, v.bytes_read, v.bytes_written});
   return out;
 }
 

@@ -12,8 +12,7 @@
 
 #include "config/config.h"
 #include "report/metrics.h"
-#include "run/backup.h"
-#include "inplace/inplace.h"
+#include "destination/backup_types.h"
 #include "util/log.h"
 
 namespace vmback {
@@ -38,8 +37,7 @@ struct ReportData {
 // must not turn a good backup into a failed one.
 void LeaveReport(ReportData* r, int rc, const std::string& error, Logger* log);
 
-// The bytes read and written per volume, for the metrics. inplace: the
-// in-place sink's figures per volume, nullptr for a store backup.
-std::vector<VolumeBytes> VolumeBytesOf(const BackupResult& r, const std::vector<InplaceStats>* inplace);
+// The bytes read and written per volume, for the metrics.
+std::vector<VolumeBytes> VolumeBytesOf(const BackupResult& r);
 
 }  // namespace vmback

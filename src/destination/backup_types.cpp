@@ -2,6 +2,32 @@
 
 namespace vmback {
 
+namespace {
+
+// The in-place sink's figures per volume (BackupResult::inplace).
+nlohmann::json InplaceToJson(const BackupResult& r) {
+  nlohmann::json vols = nlohmann::json::array();
+  for (size_t i = 0; i < r.inplace.size(); i++) {
+    const InplaceStats& s = r.inplace[i];
+    vols.push_back({{"name", i < r.volumes.size() ? r.volumes[i].name : ""},
+                    {"files", s.files},
+                    {"files_unchanged", s.files_skipped},
+                    {"blocks", s.blocks},
+                    {"blocks_written", s.blocks_written},
+                    {"bytes_read", s.bytes_read},
+                    {"target_bytes_read", s.target_bytes_read},
+                    {"bytes_written", s.bytes_written},
+                    {"map_bytes_written", s.map_bytes_written},
+                    {"holes_punched", s.holes_punched},
+                    {"blockmaps_rebuilt", s.blockmaps_rebuilt},
+                    {"deleted", s.deleted},
+                    {"errors", s.errors}});
+  }
+  return vols;
+}
+
+}  // namespace
+
 nlohmann::json BackupResultToJson(const BackupResult& r) {
   nlohmann::json vols = nlohmann::json::array();
   for (const auto& v : r.volumes) {
@@ -18,15 +44,17 @@ nlohmann::json BackupResultToJson(const BackupResult& r) {
                     {"errors", v.errors},
                     {"seconds_ms", static_cast<int64_t>(v.seconds * 1000)}});
   }
-  return {{"point", r.point},
-          {"volumes", vols},
-          {"blobs_written", r.store.blobs_written},
-          {"bytes_written", r.store.stored_bytes_written},
-          {"raw_bytes_written", r.store.raw_bytes_written},
-          {"packs_written", r.store.packs_written},
-          {"errors", r.errors},
-          {"full_read", r.full_read},
-          {"seconds_ms", static_cast<int64_t>(r.seconds * 1000)}};
+  nlohmann::json j = {{"point", r.point},
+                      {"volumes", vols},
+                      {"blobs_written", r.blocks_written},
+                      {"bytes_written", r.bytes_written},
+                      {"raw_bytes_written", r.data_bytes_written},
+                      {"packs_written", r.packs_written},
+                      {"errors", r.errors},
+                      {"full_read", r.full_read},
+                      {"seconds_ms", static_cast<int64_t>(r.seconds * 1000)}};
+  if (!r.inplace.empty()) j["inplace"] = InplaceToJson(r);
+  return j;
 }
 
 }  // namespace vmback

@@ -11,7 +11,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/store.h"
 
 namespace vmback {
 
@@ -71,19 +70,57 @@ struct VolumeStats {
   uint64_t new_blocks = 0;
   uint64_t zero_blocks = 0;
   uint64_t errors = 0;         // entries that could not be read (logged)
+  // Written into the destination for this volume: an in-place target's file
+  // data; the store's packed bytes when the point has this volume alone
+  // (otherwise 0: blocks of several volumes share packs and are deduplicated
+  // across them, so the store's figure is only the point's total).
+  uint64_t bytes_written = 0;
   double seconds = 0;
 };
 
+// The in-place sink's figures for one volume (SyncInPlace, inplace/inplace.h):
+// here so that a BackupResult can carry them.
+struct InplaceStats {
+  uint64_t files = 0;             // regular files (and device sources), every name
+  uint64_t dirs = 0;
+  uint64_t other = 0;             // symlinks, devices, fifos, sockets
+  uint64_t files_skipped = 0;     // unread by the quick check
+  uint64_t blocks = 0;            // blocks of the files read
+  uint64_t blocks_written = 0;    // blocks written with data (or zeros where no hole could be punched)
+  uint64_t bytes_read = 0;        // from the source
+  uint64_t target_bytes_read = 0; // from the target (compare mode only)
+  uint64_t bytes_written = 0;     // file data written to the target
+  uint64_t map_bytes_written = 0; // blockmap bytes written
+  uint64_t holes_punched = 0;     // blocks turned into holes
+  uint64_t blockmaps_rebuilt = 0; // missing or inconsistent maps replaced via a compare
+  uint64_t deleted = 0;           // entries removed from the mirror (each one, recursively)
+  uint64_t maps_deleted = 0;      // maps of vanished files removed by the sweep
+  uint64_t errors = 0;            // source entries that could not be read (left as they were)
+  uint64_t warnings = 0;          // metadata that could not be applied
+};
+
+// What a backup into either destination wrote. The totals mean the same
+// for both: all bytes written (the store: compressed, with headers; an
+// in-place target: file data and blockmaps), the content bytes among them
+// (the store: before compression; in-place: file data), the blocks written
+// (the store: new blobs; in-place: changed blocks rewritten).
 struct BackupResult {
   std::string point;
   std::vector<VolumeStats> volumes;
-  StoreWriteStats store;
+  uint64_t bytes_written = 0;       // JSON "bytes_written"
+  uint64_t data_bytes_written = 0;  // JSON "raw_bytes_written"
+  uint64_t blocks_written = 0;      // JSON "blobs_written"
+  uint64_t packs_written = 0;       // the store's new pack files; 0 in place
+  // An in-place target: the sink's own figures per volume, in order (JSON
+  // "inplace"); empty for the store.
+  std::vector<InplaceStats> inplace;
   uint64_t errors = 0;  // >0: the point lacks some entries; exit non-zero
   bool full_read = false;  // every file was read (asked for, or due)
   double seconds = 0;
 };
 
-// The "stats" of a point's manifest and the JSON of `vmback backup`.
+// The "stats" of a point's manifest (or an in-place point's description)
+// and the JSON of `vmback backup`; "inplace" only when r.inplace is given.
 nlohmann::json BackupResultToJson(const BackupResult& r);
 
 }  // namespace vmback

@@ -100,6 +100,7 @@
 #include <string>
 #include <vector>
 
+#include "destination/backup_types.h"
 #include "inplace/blockmap.h"
 #include "os/env.h"
 #include "util/log.h"
@@ -124,24 +125,7 @@ struct InplaceOptions {
   const std::atomic<bool>* cancel = nullptr;  // polled between batches
 };
 
-struct InplaceStats {
-  uint64_t files = 0;             // regular files (and device sources), every name
-  uint64_t dirs = 0;
-  uint64_t other = 0;             // symlinks, devices, fifos, sockets
-  uint64_t files_skipped = 0;     // unread by the quick check
-  uint64_t blocks = 0;            // blocks of the files read
-  uint64_t blocks_written = 0;    // blocks written with data (or zeros where no hole could be punched)
-  uint64_t bytes_read = 0;        // from the source
-  uint64_t target_bytes_read = 0; // from the target (compare mode only)
-  uint64_t bytes_written = 0;     // file data written to the target
-  uint64_t map_bytes_written = 0; // blockmap bytes written
-  uint64_t holes_punched = 0;     // blocks turned into holes
-  uint64_t blockmaps_rebuilt = 0; // missing or inconsistent maps replaced via a compare
-  uint64_t deleted = 0;           // entries removed from the mirror (each one, recursively)
-  uint64_t maps_deleted = 0;      // maps of vanished files removed by the sweep
-  uint64_t errors = 0;            // source entries that could not be read (left as they were)
-  uint64_t warnings = 0;          // metadata that could not be applied
-};
+// InplaceStats (the sink's figures per volume): destination/backup_types.h.
 
 // Mirrors source (a regular file, a block device or a directory; a symlink to
 // one is followed) to dest (a file for a file or device source; a directory

@@ -93,7 +93,7 @@ InplaceOptions SinkOptions(const VolumeSpec& v, const BackupOptions& options, co
   return io;
 }
 
-// One volume's sink figures in the shape of a store backup's.
+// One volume's figures, as a backup into any destination gives them.
 VolumeStats VolumeStatsOf(const std::string& name, const InplaceStats& s, uint32_t block_size, double secs) {
   VolumeStats vs;
   vs.name = name;
@@ -107,6 +107,7 @@ VolumeStats VolumeStatsOf(const std::string& name, const InplaceStats& s, uint32
   vs.new_blocks = s.blocks_written;
   vs.zero_blocks = s.holes_punched;
   vs.errors = s.errors;
+  vs.bytes_written = s.bytes_written;
   vs.seconds = secs;
   return vs;
 }
@@ -114,7 +115,7 @@ VolumeStats VolumeStatsOf(const std::string& name, const InplaceStats& s, uint32
 // Mirrors volume v into MIRROR/<name> and adds its figures to *result.
 // Returns the volume's entry for the point's description.
 nlohmann::json BackupVolume(InplaceTarget* target, Env* env, const VolumeSpec& v, const BackupOptions& options,
-                            Logger* log, TargetBackupResult* result) {
+                            Logger* log, BackupResult* result) {
   const std::string& mirror = target->mirror_dir();
   std::string dest = JoinPath(mirror, v.name);
   struct stat src_st;
@@ -132,12 +133,12 @@ nlohmann::json BackupVolume(InplaceTarget* target, Env* env, const VolumeSpec& v
   const auto vstart = std::chrono::steady_clock::now();
   InplaceStats s = SyncInPlace(env, v.source, dest, target->block_size(), SinkOptions(v, options, *target), log);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - vstart).count();
-  result->volumes.push_back(s);
-  result->summary.volumes.push_back(VolumeStatsOf(v.name, s, target->block_size(), secs));
-  result->summary.errors += s.errors;
-  result->summary.store.raw_bytes_written += s.bytes_written;
-  result->summary.store.stored_bytes_written += s.bytes_written + s.map_bytes_written;
-  result->summary.store.blobs_written += s.blocks_written;
+  result->inplace.push_back(s);
+  result->volumes.push_back(VolumeStatsOf(v.name, s, target->block_size(), secs));
+  result->errors += s.errors;
+  result->data_bytes_written += s.bytes_written;
+  result->bytes_written += s.bytes_written + s.map_bytes_written;
+  result->blocks_written += s.blocks_written;
   return {{"name", v.name}, {"kind", tree ? "tree" : "file"}, {"source", v.source}};
 }
 
@@ -160,8 +161,8 @@ void RemoveDroppedVolumes(Env* env, const std::string& mirror, const std::vector
 
 }  // namespace
 
-TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<VolumeSpec>& volumes,
-                                  const BackupOptions& options, Logger* log) {
+BackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<VolumeSpec>& volumes,
+                            const BackupOptions& options, Logger* log) {
   const auto start = std::chrono::steady_clock::now();
   const std::string& mirror = target->mirror_dir();
   const std::set<std::string> names = CheckVolumeNames(volumes);
@@ -172,15 +173,15 @@ TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::ve
   // The description goes first: a mirror being changed describes no point.
   const std::vector<std::string> previous = RemovePointInfo(env, mirror, log);
 
-  TargetBackupResult result;
+  BackupResult result;
   nlohmann::json vols = nlohmann::json::array();
   for (size_t i = 0; i < volumes.size(); i++) {
     CheckCancel(options.cancel);
     vols.push_back(BackupVolume(target, env, volumes[i], options, log, &result));
     if (options.on_volume_done) options.on_volume_done(i);
   }
-  if (result.summary.errors)
-    throw Error(ErrorKind::kIo, std::to_string(result.summary.errors) +
+  if (result.errors)
+    throw Error(ErrorKind::kIo, std::to_string(result.errors) +
                                     " source entr(y/ies) could not be read (see above); no point taken");
   RemoveDroppedVolumes(env, mirror, previous, names, log);
   const int64_t now = env->NowNanos();
@@ -188,35 +189,12 @@ TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::ve
                          {"time", FormatTimeUtc(now)},
                          {"block_size", target->block_size()},
                          {"volumes", vols},
-                         {"stats", TargetBackupToJson(result)}};
+                         {"stats", BackupResultToJson(result)}};
   WriteFileAtomic(env, JoinPath(mirror, kPointInfo), info.dump(2) + "\n");
   SyncFileSystem(mirror);
-  result.summary.point = target->CreatePoint();
-  result.summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.point = target->CreatePoint();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
-}
-
-nlohmann::json TargetBackupToJson(const TargetBackupResult& r) {
-  nlohmann::json j = BackupResultToJson(r.summary);
-  nlohmann::json vols = nlohmann::json::array();
-  for (size_t i = 0; i < r.volumes.size(); i++) {
-    const InplaceStats& s = r.volumes[i];
-    vols.push_back({{"name", i < r.summary.volumes.size() ? r.summary.volumes[i].name : ""},
-                    {"files", s.files},
-                    {"files_unchanged", s.files_skipped},
-                    {"blocks", s.blocks},
-                    {"blocks_written", s.blocks_written},
-                    {"bytes_read", s.bytes_read},
-                    {"target_bytes_read", s.target_bytes_read},
-                    {"bytes_written", s.bytes_written},
-                    {"map_bytes_written", s.map_bytes_written},
-                    {"holes_punched", s.holes_punched},
-                    {"blockmaps_rebuilt", s.blockmaps_rebuilt},
-                    {"deleted", s.deleted},
-                    {"errors", s.errors}});
-  }
-  j["inplace"] = vols;
-  return j;
 }
 
 std::vector<TargetPointInfo> ListTargetPoints(InplaceTarget* target, Env* env) {

@@ -18,22 +18,16 @@
 
 namespace vmback {
 
-struct TargetBackupResult {
-  BackupResult summary;               // the same shape as a store backup's
-  std::vector<InplaceStats> volumes;  // per volume, in order
-};
-
 // Mirrors every volume into MIRROR/<name> with the in-place sink (only
 // changed blocks written), removes volumes of the previous point that are
 // no longer given, records the point's description, makes everything
 // durable, then takes the point. A source entry that could not be read
 // fails the backup with no point taken (the mirror is repaired by the next
 // run). The first backup into a target claims it (.vmback-target); a
-// directory or dataset with other content and no marker is refused.
-TargetBackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<VolumeSpec>& volumes,
-                                  const BackupOptions& options, Logger* log);
-
-nlohmann::json TargetBackupToJson(const TargetBackupResult& r);
+// directory or dataset with other content and no marker is refused. The
+// result holds the sink's figures per volume in `inplace`.
+BackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<VolumeSpec>& volumes,
+                            const BackupOptions& options, Logger* log);
 
 struct TargetPointInfo {
   std::string name;

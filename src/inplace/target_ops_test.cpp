@@ -32,7 +32,7 @@ class DirTargetTest : public ::testing::Test {
 
   std::unique_ptr<InplaceTarget> Open() { return OpenInplaceTarget(Env::Default(), config_, &log_); }
 
-  TargetBackupResult Backup(InplaceTarget* t) {
+  BackupResult Backup(InplaceTarget* t) {
     return BackupToTarget(t, Env::Default(), {{"disk", dir_ / "src/disk.img", true}, {"tree", dir_ / "src/tree", true}},
                           BackupOptions{}, &log_);
   }
@@ -70,11 +70,12 @@ TEST_F(DirTargetTest, IncrementalRunsWriteOnlyChangedBlocksAndRestoreBitIdentica
       test::WriteFileAt(dir_ / "src/disk.img", block * 4096 + rng() % 4000, test::RandomBytes(64, rng()));
     }
     test::WriteFile(dir_ / "src/tree/run", std::to_string(run));
-    TargetBackupResult r = Backup(t.get());
+    BackupResult r = Backup(t.get());
     // Upper bound: the changed blocks of the image plus the small tree file.
-    EXPECT_EQ(r.volumes[0].blocks_written, changed.size()) << "run " << run;
-    EXPECT_LE(r.volumes[0].bytes_written, changed.size() * 4096) << "run " << run;
-    EXPECT_EQ(r.volumes[0].errors, 0u);
+    EXPECT_EQ(r.inplace[0].blocks_written, changed.size()) << "run " << run;
+    EXPECT_LE(r.inplace[0].bytes_written, changed.size() * 4096) << "run " << run;
+    EXPECT_EQ(r.volumes[0].bytes_written, r.inplace[0].bytes_written) << "run " << run;
+    EXPECT_EQ(r.inplace[0].errors, 0u);
     EXPECT_EQ(t->ListPoints(), std::vector<std::string>{"current"});
 
     test::TempDir out;

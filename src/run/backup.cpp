@@ -341,10 +341,11 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   // Packs and index durable first; only then the manifest that names them.
   store->Flush();
   const StoreWriteStats& after = store->write_stats();
-  result.store.blobs_written = after.blobs_written - before.blobs_written;
-  result.store.raw_bytes_written = after.raw_bytes_written - before.raw_bytes_written;
-  result.store.stored_bytes_written = after.stored_bytes_written - before.stored_bytes_written;
-  result.store.packs_written = after.packs_written - before.packs_written;
+  result.blocks_written = after.blobs_written - before.blobs_written;
+  result.data_bytes_written = after.raw_bytes_written - before.raw_bytes_written;
+  result.bytes_written = after.stored_bytes_written - before.stored_bytes_written;
+  result.packs_written = after.packs_written - before.packs_written;
+  if (result.volumes.size() == 1) result.volumes[0].bytes_written = result.bytes_written;
   result.point = store->NewPointName();
   result.seconds = SecondsSince(start);
   int64_t now = store->env()->NowNanos();

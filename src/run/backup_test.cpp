@@ -110,7 +110,7 @@ TEST_F(BackupTest, RandomDataRoundTrip) {
   EXPECT_EQ(r.volumes[0].new_blocks, r.volumes[0].blocks);
   EXPECT_EQ(r.volumes[0].zero_blocks, 0u);
   EXPECT_EQ(r.errors, 0u);
-  EXPECT_GE(r.store.packs_written, 1u);
+  EXPECT_GE(r.packs_written, 1u);
   EXPECT_EQ(store_->ListPoints(), std::vector<std::string>{r.point});
 }
 
@@ -123,8 +123,8 @@ TEST_F(BackupTest, CompressibleDataRoundTripIsStoredSmall) {
   WriteFile(src, text);
   std::string out;
   BackupResult r = ImageRoundTrip(src, &out);
-  EXPECT_GT(r.store.raw_bytes_written, 0u);
-  EXPECT_LT(r.store.stored_bytes_written, text.size() / 4) << "zstd should shrink repetitive text";
+  EXPECT_GT(r.data_bytes_written, 0u);
+  EXPECT_LT(r.bytes_written, text.size() / 4) << "zstd should shrink repetitive text";
 }
 
 TEST_F(BackupTest, SparseFileRoundTripStaysSparse) {
@@ -694,21 +694,21 @@ TEST_F(BackupTest, ResultStoreStatsCountOnlyThisBackup) {
   std::string img = tmp_ / "disk.img";
   WriteFile(img, RandomBytes(100000, 50));
   BackupResult r1 = Backup({{"disk", img}});
-  EXPECT_GT(r1.store.blobs_written, 0u);
-  EXPECT_EQ(r1.store.packs_written, 1u);
+  EXPECT_GT(r1.blocks_written, 0u);
+  EXPECT_EQ(r1.packs_written, 1u);
   BackupResult r2 = Backup({{"disk", img}});  // unchanged: writes nothing
   EXPECT_EQ(r2.volumes[0].bytes_read, 0u);
   auto stats = store_->ReadManifest(r2.point)["stats"];
-  if (r2.store.blobs_written == r1.store.blobs_written)
+  if (r2.blocks_written == r1.blocks_written)
     GTEST_SKIP() << "BUG: RunBackup copies Store::write_stats(), which accumulates over the "
                     "Store's lifetime, into BackupResult::store and the manifest stats: the "
                     "second backup of an unchanged file reports "
-                 << r2.store.blobs_written << " blobs / " << r2.store.packs_written
+                 << r2.blocks_written << " blobs / " << r2.packs_written
                  << " packs written (manifest says " << stats["blobs_written"] << ")";
-  EXPECT_EQ(r2.store.blobs_written, 0u);
-  EXPECT_EQ(r2.store.raw_bytes_written, 0u);
-  EXPECT_EQ(r2.store.stored_bytes_written, 0u);
-  EXPECT_EQ(r2.store.packs_written, 0u);
+  EXPECT_EQ(r2.blocks_written, 0u);
+  EXPECT_EQ(r2.data_bytes_written, 0u);
+  EXPECT_EQ(r2.bytes_written, 0u);
+  EXPECT_EQ(r2.packs_written, 0u);
   EXPECT_EQ(stats["blobs_written"].get<uint64_t>(), 0u);
 }
 

@@ -943,7 +943,7 @@ TEST_F(CrashTest, ReadErrorInLastBatchOfALargeFile) {
     }
   }
   EXPECT_EQ(r.errors, 1u);
-  EXPECT_GE(r.store.blobs_written, 2048u) << "the first batches were expected to reach the pack";
+  EXPECT_GE(r.blocks_written, 2048u) << "the first batches were expected to reach the pack";
   auto s = Store::Open(Env::Default(), dir, LockMode::kExclusive, &log_);
   VerifyReport v = Verify(s.get(), &log_);
   EXPECT_TRUE(v.ok()) << VerifyProblems(v);

@@ -13,8 +13,8 @@
 
 #include "os/subprocess.h"
 #include "run/journal.h"
-#include "inplace/target_ops.h"
-#include "run/prune.h"
+#include "inplace/target.h"
+#include "run/store_destination.h"
 #include "scan/file_scanner.h"
 #include "source/snapshot.h"
 #include "util/encoding.h"
@@ -366,22 +366,13 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   std::vector<DomainInfo> domains;
   CheckPlan(config, options.kind, env, hv, &domains, options.cancel);
   report.sources = DescribeSources(config, domains, log);
-  StoreOptions store_options;
-  store_options.mirrors = config.target.mirrors;
-  store_options.lock_wait_seconds = config.target.lock_wait_seconds;
-  // The store is opened before any VM is touched: a locked or missing
-  // store fails the run while everything still runs.
-  // An in-place target (zfs, btrfs, dir) is opened and checked instead.
-  std::unique_ptr<Store> store;
-  std::unique_ptr<InplaceTarget> target;
-  if (config.target.type == "store") {
-    // kAppend: list, restore and verify's check go on beside the backup;
-    // the prune at the end upgrades.
-    store = Store::Open(env, config.target.path, LockMode::kAppend, log, store_options);
-    if (store->copies().size() > 1 || !store->absent_copies().empty()) store->Sync();
-  } else {
-    target = OpenInplaceTarget(env, config.target, log);
-  }
+  // The destination is opened before any VM is touched: a locked or
+  // missing store, or an unusable in-place target, fails the run while
+  // everything still runs. A store is opened kAppend: list, restore and
+  // verify's check go on beside the backup; the prune at the end upgrades.
+  std::unique_ptr<Destination> dest =
+      OpenDestination(env, config.target, DestinationAccess::kBackup, config.target.lock_wait_seconds, log);
+  CheckTags(*dest, options.tags);
 
   std::string run_id = options.run_id.empty() ? std::to_string(env->NowNanos() / 1000000) : options.run_id;
   std::unique_ptr<Journal> journal;
@@ -553,13 +544,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     bopts.on_volume_done = drop;
     bopts.tags = options.tags;
     step("sync");
-    if (store) {
-      report.backup = RunBackup(store.get(), specs, bopts, log);
-    } else {
-      TargetBackupResult tr = BackupToTarget(target.get(), env, specs, bopts, log);
-      report.backup = tr.summary;
-      report.inplace = tr.volumes;
-    }
+    report.backup = dest->Backup(specs, bopts, log);
   } catch (...) {
     // Whatever failed (a step, a snapshot, a mount, the backup, a cancel):
     // unmount and drop what is still there, each recorded; the journal goes
@@ -591,20 +576,9 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
 
   if (options.kind == JobKind::kRun && !config.retention.empty()) {
     step("prune");
-    if (store) {
-      bool sole = true;
-      try {
-        store->Upgrade(options.prune_lock_wait);
-      } catch (const Error& e) {
-        if (e.kind() != ErrorKind::kLocked) throw;
-        sole = false;
-        log->Warn("not pruned this time: " + std::string(e.what()) +
-                  " (a restore, list or verify is reading the store; the next run prunes)");
-      }
-      if (sole) report.pruned = Prune(store.get(), config.retention, GcOptions{}, log).deleted;
-    } else {
-      report.pruned = PruneTarget(target.get(), config.retention, false, log).deleted;
-    }
+    PruneRequest prune;
+    prune.lock_wait_seconds = options.prune_lock_wait;
+    report.pruned = dest->Prune(config.retention, prune, log).deleted;
   }
   for (const auto& p : log->problems()) report.warnings.push_back(p);
   return report;

@@ -21,8 +21,7 @@
 #include "config/config.h"
 #include "hypervisor/hypervisor.h"
 #include "os/env.h"
-#include "run/backup.h"
-#include "inplace/inplace.h"
+#include "destination/backup_types.h"
 #include "util/log.h"
 
 namespace vmback {
@@ -47,8 +46,7 @@ struct JobReport {
   std::vector<VmReport> vms;
   double freeze_window_seconds = 0;  // first quiesce to last release
   std::vector<SourceReport> sources;  // one per volume, in config order
-  BackupResult backup;
-  std::vector<InplaceStats> inplace;  // an in-place target: per volume, in order
+  BackupResult backup;  // an in-place target's sink figures in backup.inplace
   std::vector<std::string> pruned;
   std::vector<std::string> recovered;  // what a crashed run had left
   std::vector<std::string> warnings;
@@ -80,7 +78,7 @@ struct JobOptions {
   bool full_read = false;
   unsigned threads = 0;
   uint64_t read_limit = 0;
-  std::vector<std::string> tags;  // backup --tag: the point's tags (a store)
+  std::vector<std::string> tags;  // backup --tag: the point's tags (a store; kConfig for an in-place target)
   // kRun into a store: seconds the prune after the backup waits for readers
   // (list, restore, verify) to leave; then it is skipped with a warning.
   double prune_lock_wait = 60;

@@ -1,0 +1,184 @@
+#include "run/store_destination.h"
+
+#include <sstream>
+
+#include "inplace/inplace_destination.h"
+#include "run/backup.h"
+#include "run/prune.h"
+#include "run/restore.h"
+#include "run/verify.h"
+#include "store/store.h"
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+LockMode LockModeFor(DestinationAccess access) {
+  switch (access) {
+    case DestinationAccess::kBackup: return LockMode::kAppend;
+    case DestinationAccess::kPrune: return LockMode::kExclusive;
+    default: return LockMode::kShared;
+  }
+}
+
+// A store point from its manifest (types checked by Store::ReadManifest).
+PointSummary PointOfManifest(const std::string& name, const nlohmann::json& m) {
+  PointSummary p;
+  p.name = name;
+  p.time = m.value("time", "");
+  p.time_ns = m.value("time_ns", int64_t{0});
+  for (const auto& v : m.at("volumes")) p.volumes.push_back(v.at("name").get<std::string>());
+  p.tags = m.value("tags", std::vector<std::string>{});
+  p.stats = m.value("stats", nlohmann::json::object());
+  return p;
+}
+
+std::string VerifyText(const VerifyReport& r) {
+  std::ostringstream out;
+  out << "checked " << r.packs << " packs, " << r.blobs << " blobs (" << FormatBytes(r.bytes) << ")"
+      << (r.subset.empty() ? "" : " (part " + r.subset + "; " + std::to_string(r.packs_skipped) +
+                                      " packs left for other parts)")
+      << ", " << r.points << " points, " << r.files_checked << " files: "
+      << (r.ok() ? "all good" : std::to_string(r.problems.size()) + " problem(s)") << "\n";
+  if (r.copies.size() > 1 || r.repaired) {
+    for (const auto& c : r.copies)
+      out << "  copy " << c.dir << ": " << c.packs_checked << " packs checked, " << c.packs_missing << " missing, "
+          << c.packs_damaged << " damaged, " << c.manifests_damaged << " manifests damaged; repaired "
+          << c.repaired << ", unrepairable " << c.unrepairable << "\n";
+  }
+  if (!r.lost.empty())
+    out << "note: " << r.lost.size() << " file(s) in the points above hold blocks recorded lost by "
+        << "'vmback repair' (listed above); a restore leaves them zero\n";
+  if (!r.next_step.empty()) out << "next step: " << r.next_step << "\n";
+  return out.str();
+}
+
+class StoreDestination : public Destination {
+ public:
+  StoreDestination(Env* env, const TargetConfig& target, DestinationAccess access, double lock_wait, Logger* log)
+      : env_(env), path_(target.path), mode_(LockModeFor(access)) {
+    options_.mirrors = target.mirrors;
+    options_.lock_wait_seconds = lock_wait;
+    store_ = Store::Open(env, path_, mode_, log, options_);
+    if (access == DestinationAccess::kBackup && (store_->copies().size() > 1 || !store_->absent_copies().empty()))
+      store_->Sync();
+  }
+
+  std::string Describe() const override { return store_->dir(); }
+  std::string MetricLabel() const override { return path_; }
+  bool RestoreWarningsCount() const override { return false; }
+  bool TakesTags() const override { return true; }
+
+  BackupResult Backup(const std::vector<VolumeSpec>& volumes, const BackupOptions& options, Logger* log) override {
+    return RunBackup(store_.get(), volumes, options, log);
+  }
+
+  std::vector<std::string> PointNames() override { return store_->ListPoints(); }
+
+  PointList ListPoints() override {
+    PointList list;
+    list.where = store_->dir();
+    for (const auto& name : store_->ListPoints())
+      list.points.push_back(PointOfManifest(name, store_->ReadManifest(name)));
+    return list;
+  }
+
+  RestoreStats Restore(const std::string& point, const std::string& path, const std::string& to,
+                       const RestoreOptions& options, Logger* log) override {
+    return vmback::Restore(store_.get(), point, path, to, options, log);
+  }
+
+  VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override;
+  PruneSummary Prune(const RetentionPolicy& policy, const PruneRequest& request, Logger* log) override;
+
+  CopyHealth Health() const override { return {store_->repairs(), store_->absent_copies().size()}; }
+
+ private:
+  // Reopens the store with mode (this process's lock goes first: flock
+  // locks are per open file).
+  void Reopen(LockMode mode, Logger* log) {
+    store_.reset();
+    store_ = Store::Open(env_, path_, mode, log, options_);
+  }
+
+  Env* env_;
+  std::string path_;
+  LockMode mode_;
+  StoreOptions options_;
+  std::unique_ptr<Store> store_;
+};
+
+// The check takes the shared lock, so backups go on beside it; only when
+// there is something to heal (a copy's pack or manifest from another, the
+// damage record) does it take the exclusive lock, and check again under it.
+// On read-only media it can only read.
+VerifyOutcome StoreDestination::Verify(const VerifyRequest& request, Logger* log) {
+  bool read_only = IsReadOnlyFileSystem(path_);
+  if (read_only) log->Info(path_ + " is on a read-only file system: verify reads only, repairs nothing");
+  VerifyOptions vopts;
+  if (!request.read_data_subset.empty()) ParseReadDataSubset(request.read_data_subset, env_->NowNanos(), &vopts);
+  vopts.read_limit = request.read_limit;
+  VerifyReport r = vmback::Verify(store_.get(), log, vopts);
+  VerifyOutcome o;
+  if (r.to_heal > 0 && !read_only) {
+    log->Info("found " + std::to_string(r.to_heal) +
+              " thing(s) to heal from other copies: checking again under the store's exclusive lock");
+    try {
+      Reopen(LockMode::kExclusive, log);
+      r = vmback::Verify(store_.get(), log, vopts);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kLocked) throw;
+      o.not_healed = true;
+      log->Warn("not healed: " + std::string(e.what()) +
+                "; run 'vmback verify' again when no backup runs (or with --lock-wait)");
+      Reopen(LockMode::kShared, log);
+    }
+  }
+  o.json = VerifyReportToJson(r);
+  o.text = VerifyText(r);
+  o.errors = r.problems.size();
+  o.ok = r.ok();
+  o.repaired = r.repaired;
+  // Blocks recorded lost: the store is sound and nothing is left to do,
+  // but those points are incomplete for good; a warning, not damage.
+  o.blocks_lost = !r.lost.empty();
+  return o;
+}
+
+PruneSummary StoreDestination::Prune(const RetentionPolicy& policy, const PruneRequest& request, Logger* log) {
+  PruneSummary s;
+  s.dry_run = request.dry_run;
+  if (mode_ == LockMode::kAppend) {
+    // After a backup: the prune needs the store to itself.
+    try {
+      store_->Upgrade(request.lock_wait_seconds);
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kLocked) throw;
+      log->Warn("not pruned this time: " + std::string(e.what()) +
+                " (a restore, list or verify is reading the store; the next run prunes)");
+      s.skipped = true;
+      return s;
+    }
+    mode_ = LockMode::kExclusive;
+  }
+  GcOptions gc;
+  gc.dry_run = request.dry_run;
+  gc.repack_below = request.repack_below;
+  PruneResult r = vmback::Prune(store_.get(), policy, gc, log);
+  s.decisions = r.decisions;
+  s.deleted = r.deleted;
+  s.gc = r.gc;
+  return s;
+}
+
+}  // namespace
+
+std::unique_ptr<Destination> OpenDestination(Env* env, const TargetConfig& target, DestinationAccess access,
+                                             double lock_wait_seconds, Logger* log) {
+  if (target.type == "store") return std::make_unique<StoreDestination>(env, target, access, lock_wait_seconds, log);
+  return OpenInplaceDestination(env, target, log);
+}
+
+}  // namespace vmback
