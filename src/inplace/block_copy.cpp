@@ -1,11 +1,6 @@
 #include "inplace/block_copy.h"
 
-#include <fcntl.h>
-#include <linux/falloc.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <future>
@@ -103,26 +98,6 @@ void HashBatch(Batch* b, uint64_t bs, uint64_t size, bool compare) {
 }
 
 }  // namespace
-
-class BlockCopier::RawFd {
- public:
-  RawFd() = default;
-  ~RawFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawFd(const RawFd&) = delete;
-  RawFd& operator=(const RawFd&) = delete;
-  int Get(const std::string& path) {
-    if (fd_ < 0) {
-      fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (fd_ < 0) ThrowIo("open " + path, errno);
-    }
-    return fd_;
-  }
-
- private:
-  int fd_ = -1;
-};
 
 // One file's copy: batches are read here, hashed on the pool, and finished
 // (blocks and map entries written) in order as they come back.
@@ -235,7 +210,7 @@ class BlockCopier::Run {
       if (Same(b, k)) continue;
       c_.map->Invalidate();
       if (b.ids[k].IsZero()) {
-        k_.Punch(c_.out, &punch_fd_, *c_.dst, off, len);
+        k_.Punch(c_.out, off, len);
       } else {
         c_.out->WriteAt(off, b.data.get() + k * bs_, len);
         k_.stats_->blocks_written++;
@@ -279,7 +254,6 @@ class BlockCopier::Run {
   const size_t per_batch_;
   DataMap src_map_;
   std::unique_ptr<DataMap> dst_map_;  // kCompare
-  RawFd punch_fd_;
   bool entries_changed_ = false;
   std::string old_entries_, new_entries_;
   std::deque<std::pair<std::shared_ptr<Batch>, std::future<void>>> in_flight_;
@@ -307,14 +281,12 @@ void BlockCopier::GiveBuffer(std::unique_ptr<char[]> b) {
   if (b && free_buffers_.size() < 2 * kMaxBatchesInFlight) free_buffers_.push_back(std::move(b));
 }
 
-void BlockCopier::Punch(WritableFile* out, RawFd* fd, const std::string& dst, uint64_t off, size_t len) {
+void BlockCopier::Punch(WritableFile* out, uint64_t off, size_t len) {
   if (opts_.punch_holes && punch_supported_) {
-    if (::fallocate(fd->Get(dst), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                    static_cast<off_t>(len)) == 0) {
+    if (out->PunchHole(off, len)) {
       stats_->holes_punched++;
       return;
     }
-    if (errno != EOPNOTSUPP && errno != ENOSYS) ThrowIo("punch a hole in " + dst, errno);
     punch_supported_ = false;
     log_->Info("the target file system cannot punch holes; all-zero blocks are written as zeros");
   }

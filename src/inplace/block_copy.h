@@ -82,14 +82,12 @@ class BlockCopier {
   bool Copy(const FileCopy& c);
 
  private:
-  class Run;    // one Copy
-  class RawFd;  // a descriptor for hole punching (Env has no such call)
+  class Run;  // one Copy
 
   std::unique_ptr<char[]> TakeBuffer(size_t size);
   void GiveBuffer(std::unique_ptr<char[]> b);
   // An all-zero block: a hole where the file system can punch one, else zeros.
-  // fd: dst's, for fallocate (opened on first use).
-  void Punch(WritableFile* out, RawFd* fd, const std::string& dst, uint64_t off, size_t len);
+  void Punch(WritableFile* out, uint64_t off, size_t len);
 
   const uint64_t bs_;
   const InplaceOptions& opts_;
