@@ -5,6 +5,7 @@
 #include <deque>
 #include <future>
 
+#include "scan/block_reader.h"
 #include "scan/file_scanner.h"
 
 namespace vmback {
@@ -14,60 +15,6 @@ namespace {
 constexpr uint64_t kEntrySize = kBlockmapEntrySize;
 constexpr uint64_t kBatchBytes = 4u << 20;      // source bytes read per batch
 constexpr size_t kMaxBatchesInFlight = 8;       // memory: at most 8 batches (16 in compare mode)
-
-// Where the data regions of a file are, asking the file system lazily.
-// Known: [asked_, data_) is a hole, [data_, hole_) is data; one SEEK_DATA
-// and one SEEK_HOLE per data run, not per block of a hole.
-class DataMap {
- public:
-  explicit DataMap(ReadableFile* f) : f_(f) {}
-  bool HasData(uint64_t off, uint64_t len) {
-    if (off >= f_->Size()) return false;  // past the end (a shorter target)
-    if (off >= data_ && off < hole_) return true;
-    if (off >= asked_ && off < data_) return data_ < off + len;
-    asked_ = off;
-    data_ = f_->NextData(off);
-    hole_ = data_ < f_->Size() ? f_->NextHole(data_) : data_;
-    return data_ < off + len;
-  }
-
- private:
-  ReadableFile* f_;
-  uint64_t asked_ = 0, data_ = 0, hole_ = 0;
-};
-
-// Reads `count` blocks from `first` of a file whose content is `size` bytes
-// long into buf, each run of data blocks with one call; hole[k] is set for
-// a block with no data. Holes (and bytes past the end of the file) are left
-// unset, or zeroed when zero_fill. Returns the bytes read.
-uint64_t ReadBlocks(ReadableFile* f, DataMap* map, uint64_t bs, uint64_t size, uint64_t first,
-                    size_t count, char* buf, std::vector<uint8_t>* hole, bool zero_fill) {
-  uint64_t read = 0;
-  hole->assign(count, 0);
-  size_t i = 0;
-  while (i < count) {
-    uint64_t off = (first + i) * bs;
-    if (!map->HasData(off, std::min(bs, size - off))) {
-      (*hole)[i] = 1;
-      if (zero_fill) std::memset(buf + i * bs, 0, std::min(bs, size - off));
-      i++;
-      continue;
-    }
-    size_t j = i + 1;
-    while (j < count) {
-      uint64_t o = (first + j) * bs;
-      if (!map->HasData(o, std::min(bs, size - o))) break;
-      j++;
-    }
-    uint64_t len = std::min<uint64_t>((j - i) * bs, size - off);
-    size_t got = f->ReadAt(off, buf + i * bs, len);
-    // A file that is shorter (the target) or shrank meanwhile: zeros.
-    if (got < len) std::memset(buf + i * bs + got, 0, len - got);
-    read += got;
-    i = j;
-  }
-  return read;
-}
 
 struct Batch {
   uint64_t first = 0;
@@ -110,8 +57,8 @@ class BlockCopier::Run {
         n_(BlockCount(c.size, bs_)),
         old_n_(c.basis == CopyBasis::kMap ? BlockCount(c.old->file_size, bs_) : 0),
         per_batch_(static_cast<size_t>(std::max<uint64_t>(1, kBatchBytes / bs_))),
-        src_map_(c.in) {
-    if (c.target) dst_map_ = std::make_unique<DataMap>(c.target);
+        src_(c.in, bs_, c.size, {.pacer = &k->pacer_, .drop_cache = k->opts_.drop_cache}) {
+    if (c.target) dst_ = std::make_unique<BlockReader>(c.target, bs_, c.size, BlockReader::Options{});
   }
 
   bool Go() {
@@ -143,16 +90,13 @@ class BlockCopier::Run {
     batch->first = b;
     batch->count = static_cast<size_t>(std::min<uint64_t>(per_batch_, n_ - b));
     batch->data = k_.TakeBuffer(per_batch_ * bs);
-    uint64_t got = FromSource([&] {
-      return ReadBlocks(c_.in, &src_map_, bs, size, b, batch->count, batch->data.get(), &batch->hole, false);
+    k_.stats_->bytes_read += FromSource([&] {
+      return src_.Read(b, batch->count, batch->data.get(), &batch->hole, /*zero_fill=*/false);
     });
-    k_.stats_->bytes_read += got;
-    if (k_.opts_.drop_cache) c_.in->DropCache(b * bs, batch->count * bs);
-    k_.pacer_.Take(got);
     if (compare) {
       batch->target = k_.TakeBuffer(per_batch_ * bs);
-      k_.stats_->target_bytes_read += ReadBlocks(c_.target, dst_map_.get(), bs, size, b, batch->count,
-                                                 batch->target.get(), &batch->target_hole, true);
+      k_.stats_->target_bytes_read +=
+          dst_->Read(b, batch->count, batch->target.get(), &batch->target_hole, /*zero_fill=*/true);
     }
     // The task owns the batch too: if the caller throws, a running task
     // still has its buffers.
@@ -252,8 +196,8 @@ class BlockCopier::Run {
   const uint64_t n_;      // blocks of the new content
   const uint64_t old_n_;  // entries of the old map (kMap)
   const size_t per_batch_;
-  DataMap src_map_;
-  std::unique_ptr<DataMap> dst_map_;  // kCompare
+  BlockReader src_;
+  std::unique_ptr<BlockReader> dst_;  // kCompare: the target's data
   bool entries_changed_ = false;
   std::string old_entries_, new_entries_;
   std::deque<std::pair<std::shared_ptr<Batch>, std::future<void>>> in_flight_;

@@ -1,5 +1,6 @@
 // The in-place sink's copy of one file's content (inplace.h): the source is
-// read in large batches of its data regions only (SEEK_DATA/SEEK_HOLE),
+// read by a BlockReader (scan/block_reader.h, shared with the store's
+// scanner) in large batches of its data regions only (SEEK_DATA/SEEK_HOLE),
 // each batch hashed on a thread pool, at most a few batches in flight (so
 // memory is flat in the file size); a block is written only when it differs
 // from what the target holds (its map's entry, or its data when the map
