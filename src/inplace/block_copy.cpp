@@ -1,15 +1,11 @@
 #include "inplace/block_copy.h"
 
-#include <fcntl.h>
-#include <linux/falloc.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <deque>
 #include <future>
 
+#include "scan/block_reader.h"
 #include "scan/file_scanner.h"
 
 namespace vmback {
@@ -19,60 +15,6 @@ namespace {
 constexpr uint64_t kEntrySize = kBlockmapEntrySize;
 constexpr uint64_t kBatchBytes = 4u << 20;      // source bytes read per batch
 constexpr size_t kMaxBatchesInFlight = 8;       // memory: at most 8 batches (16 in compare mode)
-
-// Where the data regions of a file are, asking the file system lazily.
-// Known: [asked_, data_) is a hole, [data_, hole_) is data; one SEEK_DATA
-// and one SEEK_HOLE per data run, not per block of a hole.
-class DataMap {
- public:
-  explicit DataMap(ReadableFile* f) : f_(f) {}
-  bool HasData(uint64_t off, uint64_t len) {
-    if (off >= f_->Size()) return false;  // past the end (a shorter target)
-    if (off >= data_ && off < hole_) return true;
-    if (off >= asked_ && off < data_) return data_ < off + len;
-    asked_ = off;
-    data_ = f_->NextData(off);
-    hole_ = data_ < f_->Size() ? f_->NextHole(data_) : data_;
-    return data_ < off + len;
-  }
-
- private:
-  ReadableFile* f_;
-  uint64_t asked_ = 0, data_ = 0, hole_ = 0;
-};
-
-// Reads `count` blocks from `first` of a file whose content is `size` bytes
-// long into buf, each run of data blocks with one call; hole[k] is set for
-// a block with no data. Holes (and bytes past the end of the file) are left
-// unset, or zeroed when zero_fill. Returns the bytes read.
-uint64_t ReadBlocks(ReadableFile* f, DataMap* map, uint64_t bs, uint64_t size, uint64_t first,
-                    size_t count, char* buf, std::vector<uint8_t>* hole, bool zero_fill) {
-  uint64_t read = 0;
-  hole->assign(count, 0);
-  size_t i = 0;
-  while (i < count) {
-    uint64_t off = (first + i) * bs;
-    if (!map->HasData(off, std::min(bs, size - off))) {
-      (*hole)[i] = 1;
-      if (zero_fill) std::memset(buf + i * bs, 0, std::min(bs, size - off));
-      i++;
-      continue;
-    }
-    size_t j = i + 1;
-    while (j < count) {
-      uint64_t o = (first + j) * bs;
-      if (!map->HasData(o, std::min(bs, size - o))) break;
-      j++;
-    }
-    uint64_t len = std::min<uint64_t>((j - i) * bs, size - off);
-    size_t got = f->ReadAt(off, buf + i * bs, len);
-    // A file that is shorter (the target) or shrank meanwhile: zeros.
-    if (got < len) std::memset(buf + i * bs + got, 0, len - got);
-    read += got;
-    i = j;
-  }
-  return read;
-}
 
 struct Batch {
   uint64_t first = 0;
@@ -104,26 +46,6 @@ void HashBatch(Batch* b, uint64_t bs, uint64_t size, bool compare) {
 
 }  // namespace
 
-class BlockCopier::RawFd {
- public:
-  RawFd() = default;
-  ~RawFd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  RawFd(const RawFd&) = delete;
-  RawFd& operator=(const RawFd&) = delete;
-  int Get(const std::string& path) {
-    if (fd_ < 0) {
-      fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (fd_ < 0) ThrowIo("open " + path, errno);
-    }
-    return fd_;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 // One file's copy: batches are read here, hashed on the pool, and finished
 // (blocks and map entries written) in order as they come back.
 class BlockCopier::Run {
@@ -135,8 +57,8 @@ class BlockCopier::Run {
         n_(BlockCount(c.size, bs_)),
         old_n_(c.basis == CopyBasis::kMap ? BlockCount(c.old->file_size, bs_) : 0),
         per_batch_(static_cast<size_t>(std::max<uint64_t>(1, kBatchBytes / bs_))),
-        src_map_(c.in) {
-    if (c.target) dst_map_ = std::make_unique<DataMap>(c.target);
+        src_(c.in, bs_, c.size, {.pacer = &k->pacer_, .drop_cache = k->opts_.drop_cache}) {
+    if (c.target) dst_ = std::make_unique<BlockReader>(c.target, bs_, c.size, BlockReader::Options{});
   }
 
   bool Go() {
@@ -168,16 +90,13 @@ class BlockCopier::Run {
     batch->first = b;
     batch->count = static_cast<size_t>(std::min<uint64_t>(per_batch_, n_ - b));
     batch->data = k_.TakeBuffer(per_batch_ * bs);
-    uint64_t got = FromSource([&] {
-      return ReadBlocks(c_.in, &src_map_, bs, size, b, batch->count, batch->data.get(), &batch->hole, false);
+    k_.stats_->bytes_read += FromSource([&] {
+      return src_.Read(b, batch->count, batch->data.get(), &batch->hole, /*zero_fill=*/false);
     });
-    k_.stats_->bytes_read += got;
-    if (k_.opts_.drop_cache) c_.in->DropCache(b * bs, batch->count * bs);
-    k_.pacer_.Take(got);
     if (compare) {
       batch->target = k_.TakeBuffer(per_batch_ * bs);
-      k_.stats_->target_bytes_read += ReadBlocks(c_.target, dst_map_.get(), bs, size, b, batch->count,
-                                                 batch->target.get(), &batch->target_hole, true);
+      k_.stats_->target_bytes_read +=
+          dst_->Read(b, batch->count, batch->target.get(), &batch->target_hole, /*zero_fill=*/true);
     }
     // The task owns the batch too: if the caller throws, a running task
     // still has its buffers.
@@ -235,7 +154,7 @@ class BlockCopier::Run {
       if (Same(b, k)) continue;
       c_.map->Invalidate();
       if (b.ids[k].IsZero()) {
-        k_.Punch(c_.out, &punch_fd_, *c_.dst, off, len);
+        k_.Punch(c_.out, off, len);
       } else {
         c_.out->WriteAt(off, b.data.get() + k * bs_, len);
         k_.stats_->blocks_written++;
@@ -277,9 +196,8 @@ class BlockCopier::Run {
   const uint64_t n_;      // blocks of the new content
   const uint64_t old_n_;  // entries of the old map (kMap)
   const size_t per_batch_;
-  DataMap src_map_;
-  std::unique_ptr<DataMap> dst_map_;  // kCompare
-  RawFd punch_fd_;
+  BlockReader src_;
+  std::unique_ptr<BlockReader> dst_;  // kCompare: the target's data
   bool entries_changed_ = false;
   std::string old_entries_, new_entries_;
   std::deque<std::pair<std::shared_ptr<Batch>, std::future<void>>> in_flight_;
@@ -307,14 +225,12 @@ void BlockCopier::GiveBuffer(std::unique_ptr<char[]> b) {
   if (b && free_buffers_.size() < 2 * kMaxBatchesInFlight) free_buffers_.push_back(std::move(b));
 }
 
-void BlockCopier::Punch(WritableFile* out, RawFd* fd, const std::string& dst, uint64_t off, size_t len) {
+void BlockCopier::Punch(WritableFile* out, uint64_t off, size_t len) {
   if (opts_.punch_holes && punch_supported_) {
-    if (::fallocate(fd->Get(dst), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(off),
-                    static_cast<off_t>(len)) == 0) {
+    if (out->PunchHole(off, len)) {
       stats_->holes_punched++;
       return;
     }
-    if (errno != EOPNOTSUPP && errno != ENOSYS) ThrowIo("punch a hole in " + dst, errno);
     punch_supported_ = false;
     log_->Info("the target file system cannot punch holes; all-zero blocks are written as zeros");
   }

@@ -1,5 +1,6 @@
 // The in-place sink's copy of one file's content (inplace.h): the source is
-// read in large batches of its data regions only (SEEK_DATA/SEEK_HOLE),
+// read by a BlockReader (scan/block_reader.h, shared with the store's
+// scanner) in large batches of its data regions only (SEEK_DATA/SEEK_HOLE),
 // each batch hashed on a thread pool, at most a few batches in flight (so
 // memory is flat in the file size); a block is written only when it differs
 // from what the target holds (its map's entry, or its data when the map
@@ -82,14 +83,12 @@ class BlockCopier {
   bool Copy(const FileCopy& c);
 
  private:
-  class Run;    // one Copy
-  class RawFd;  // a descriptor for hole punching (Env has no such call)
+  class Run;  // one Copy
 
   std::unique_ptr<char[]> TakeBuffer(size_t size);
   void GiveBuffer(std::unique_ptr<char[]> b);
   // An all-zero block: a hole where the file system can punch one, else zeros.
-  // fd: dst's, for fallocate (opened on first use).
-  void Punch(WritableFile* out, RawFd* fd, const std::string& dst, uint64_t off, size_t len);
+  void Punch(WritableFile* out, uint64_t off, size_t len);
 
   const uint64_t bs_;
   const InplaceOptions& opts_;

@@ -2,12 +2,13 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <optional>
 
 #include "inplace/syncer.h"
 #include "os/dir.h"
@@ -58,7 +59,7 @@ void Syncer::Finish() {
     if (env_->Exists(dir)) env_->SyncDir(dir);
   dirty_dirs_.clear();
   if (need_syncfs_) {
-    SyncFileSystem(map_root_);
+    env_->SyncFileSystem(map_root_);
     need_syncfs_ = false;
   }
 }
@@ -162,7 +163,7 @@ void Syncer::SyncHardLink(const std::string& first, const std::string& dst) {
   bool exists = LStatIfExists(dst, &b);
   if (exists && S_ISREG(b.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return;
   if (exists) RemoveTree(dst);
-  if (::link(first.c_str(), dst.c_str()) != 0) ThrowIo("link " + dst + " to " + first, errno);
+  env_->Link(first, dst);
   relinked_.insert(InodeKey{a.st_dev, a.st_ino});
   MarkDirty(DirName(dst));
 }
@@ -178,18 +179,14 @@ void Syncer::SyncSpecial(const Entry& e, const std::string& dst) {
   bool same = exists && (st.st_mode & S_IFMT) == type;
   if (same && (type == S_IFCHR || type == S_IFBLK)) same = st.st_rdev == static_cast<dev_t>(e.rdev);
   if (same && type == S_IFLNK) {
-    std::string target(static_cast<size_t>(st.st_size) + 1, '\0');
-    ssize_t n = ::readlink(dst.c_str(), target.data(), target.size());
-    if (n < 0) ThrowIo("readlink " + dst, errno);
-    target.resize(static_cast<size_t>(n));
-    same = target == e.target;
+    same = env_->ReadLink(dst) == e.target;
   }
   if (!same) {
     if (exists) RemoveTree(dst);
     if (type == S_IFLNK) {
-      if (::symlink(e.target.c_str(), dst.c_str()) != 0) ThrowIo("symlink " + dst, errno);
-    } else if (::mknod(dst.c_str(), type | 0600, static_cast<dev_t>(e.rdev)) != 0) {
-      ThrowIo("mknod " + dst, errno);
+      env_->Symlink(e.target, dst);
+    } else {
+      env_->MakeNode(dst, type, static_cast<dev_t>(e.rdev));
     }
     MarkDirty(DirName(dst));
   }
@@ -222,39 +219,45 @@ bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst) {
   if (::lstat(dst.c_str(), &st) != 0) ThrowIo("stat " + dst, errno);
   Entry cur = ReadMetadata(dst, st);
   bool changed = false;
-  auto done = [&](bool ok, const std::string& what) {
-    if (ok) changed = true;
-    else Warn(what, errno);
+  // A step that fails is a warning (EPERM as non-root, xattrs the file
+  // system lacks), the message naming the step and dst; a crash is not.
+  auto step = [&](const std::function<void()>& f) {
+    try {
+      f();
+      changed = true;
+    } catch (const Error& err) {
+      if (err.kind() == ErrorKind::kCrash) throw;
+      Warn(err.what());
+    }
   };
   bool force = false;  // chown clears setuid/setgid bits and capabilities
   if (cur.uid != e.uid || cur.gid != e.gid) {
-    done(::lchown(dst.c_str(), e.uid, e.gid) == 0, "chown " + dst);
+    step([&] {
+      if (!env_->SetOwner(dst, e.uid, e.gid)) ThrowIo("chown " + dst, EPERM);
+    });
     force = true;
   }
   if (e.type != EntryType::kSymlink && (force || cur.mode != e.mode))
-    done(::chmod(dst.c_str(), e.mode) == 0, "chmod " + dst);
+    step([&] { env_->SetModeNoFollow(dst, e.mode); });
   std::map<std::string, std::string> have(cur.xattrs.begin(), cur.xattrs.end());
   for (const auto& [name, value] : e.xattrs) {
     auto it = have.find(name);
     if (!force && it != have.end() && it->second == value) continue;
-    done(::lsetxattr(dst.c_str(), name.c_str(), value.data(), value.size(), 0) == 0,
-         "set xattr " + name + " on " + dst);
+    step([&, &name = name, &value = value] { env_->SetXattr(dst, name, value); });
   }
   std::set<std::string> want;
   for (const auto& x : e.xattrs) want.insert(x.first);
   for (const auto& [name, value] : have) {
     if (want.count(name)) continue;
-    done(::lremovexattr(dst.c_str(), name.c_str()) == 0 || errno == ENODATA, "remove xattr " + name + " from " + dst);
+    step([&, &name = name] { env_->RemoveXattr(dst, name); });
   }
-  if (cur.mtime_ns != e.mtime_ns) {
-    done(SetMtimeNs(dst, e.mtime_ns), "set mtime of " + dst);
-  }
+  if (cur.mtime_ns != e.mtime_ns) step([&] { env_->SetTimes(dst, std::nullopt, e.mtime_ns); });
   return changed;
 }
 
-void Syncer::Warn(const std::string& what, int err) {
+void Syncer::Warn(const std::string& message) {
   stats_->warnings++;
-  if (stats_->warnings <= 20) log_->Warn(what + ": " + std::strerror(err));
+  if (stats_->warnings <= 20) log_->Warn(message);
 }
 
 }  // namespace inplace_internal
@@ -329,7 +332,7 @@ void PrepareMapDir(Env* env, const std::string& map_root, inplace_internal::Sync
   if (!env->Exists(map_dir)) {
     env->MakeDir(map_dir);
     // Blockmaps name the files and hash their blocks: for root's eyes only.
-    if (::chmod(map_dir.c_str(), 0700) != 0) ThrowIo("chmod " + map_dir, errno);
+    env->SetMode(map_dir, 0700);
     syncer->MarkDirty(map_root);
   }
   struct stat root_st, map_st;

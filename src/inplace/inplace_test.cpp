@@ -26,7 +26,7 @@
 #include "helpers/hook_env.h"
 #include "helpers/test_util.h"
 #include "os/dir.h"
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -115,9 +115,9 @@ class InplaceTest : public ::testing::Test {
   }
   // Syncs with a fresh logger, so that each run's messages can be looked at.
   InplaceStats SyncLogged(const std::string& src, const std::string& dst, std::vector<std::string>* problems,
-                          uint32_t bs = kBs, InplaceOptions opts = {}) {
+                          uint32_t bs = kBs, InplaceOptions opts = {}, Env* env = Env::Default()) {
     Logger log(LogLevel::kError, false);
-    InplaceStats s = SyncInPlace(Env::Default(), src, dst, bs, opts, &log);
+    InplaceStats s = SyncInPlace(env, src, dst, bs, opts, &log);
     *problems = log.problems();
     return s;
   }
@@ -424,7 +424,7 @@ TEST_F(InplaceTest, NewBlockSizeRebuildsTheMap) {
 }
 
 // Records every write step, with its offset, in order.
-class OrderEnv final : public Env {
+class OrderEnv final : public EnvWrapper {
  public:
   struct Op {
     std::string kind, path;
@@ -432,32 +432,27 @@ class OrderEnv final : public Env {
   };
   std::vector<Op> ops;
 
-  std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override { return base_->OpenRead(p); }
+  OrderEnv() : EnvWrapper(Env::Default()) {}
   std::unique_ptr<WritableFile> OpenWrite(const std::string& p, CreateMode m, mode_t perm) override {
     ops.push_back({"open", p});
-    return std::make_unique<File>(this, base_->OpenWrite(p, m, perm));
+    return std::make_unique<File>(this, EnvWrapper::OpenWrite(p, m, perm));
   }
   void Rename(const std::string& a, const std::string& b) override {
     ops.push_back({"rename", b});
-    base_->Rename(a, b);
+    EnvWrapper::Rename(a, b);
   }
   void Remove(const std::string& p) override {
     ops.push_back({"remove", p});
-    base_->Remove(p);
+    EnvWrapper::Remove(p);
   }
   void MakeDir(const std::string& p) override {
     ops.push_back({"mkdir", p});
-    base_->MakeDir(p);
+    EnvWrapper::MakeDir(p);
   }
   void SyncDir(const std::string& p) override {
     ops.push_back({"syncdir", p});
-    base_->SyncDir(p);
+    EnvWrapper::SyncDir(p);
   }
-  bool Exists(const std::string& p) override { return base_->Exists(p); }
-  std::vector<std::string> ListDir(const std::string& p) override { return base_->ListDir(p); }
-  std::unique_ptr<FileLock> Lock(const std::string& p, LockMode m) override { return base_->Lock(p, m); }
-  RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
-  int64_t NowNanos() override { return base_->NowNanos(); }
 
   // Index of the first (last) op of one of kinds on path at or after from; -1 if none.
   int Find(const std::string& path, std::set<std::string> kinds, int from = 0, bool last = false,
@@ -473,33 +468,33 @@ class OrderEnv final : public Env {
   }
 
  private:
-  class File final : public WritableFile {
+  class File final : public WritableFileWrapper {
    public:
-    File(OrderEnv* env, std::unique_ptr<WritableFile> base) : env_(env), base_(std::move(base)) {}
+    File(OrderEnv* env, std::unique_ptr<WritableFile> base) : WritableFileWrapper(std::move(base)), env_(env) {}
     void Append(const void* d, size_t n) override {
       env_->ops.push_back({"write", path()});
-      base_->Append(d, n);
+      target()->Append(d, n);
     }
     void WriteAt(uint64_t off, const void* d, size_t n) override {
       env_->ops.push_back({"write", path(), off});
-      base_->WriteAt(off, d, n);
+      target()->WriteAt(off, d, n);
     }
     void Truncate(uint64_t size) override {
       env_->ops.push_back({"truncate", path(), size});
-      base_->Truncate(size);
+      target()->Truncate(size);
     }
     void Sync() override {
       env_->ops.push_back({"sync", path()});
-      base_->Sync();
+      target()->Sync();
     }
-    void Close() override { base_->Close(); }
-    const std::string& path() const override { return base_->path(); }
+    bool PunchHole(uint64_t off, uint64_t len) override {
+      env_->ops.push_back({"punch", path(), off});
+      return target()->PunchHole(off, len);
+    }
 
    private:
     OrderEnv* env_;
-    std::unique_ptr<WritableFile> base_;
   };
-  Env* base_ = Env::Default();
 };
 
 // The order that keeps a map from claiming what is not on disk: invalidate
@@ -523,8 +518,8 @@ TEST_F(InplaceTest, MapIsInvalidatedBeforeAndCompletedAfterTheDataIsDurable) {
     OrderEnv env;
     InplaceStats s = SyncInPlace(&env, src, dst, kBs, {}, &log_);
     ASSERT_GT(s.blocks_written, 0u);
-    const int first_data = env.Find(dst, {"write", "truncate"});
-    const int last_data = env.Find(dst, {"write", "truncate"}, 0, true);
+    const int first_data = env.Find(dst, {"write", "truncate", "punch"});
+    const int last_data = env.Find(dst, {"write", "truncate", "punch"}, 0, true);
     ASSERT_GE(first_data, 0);
     // Invalidated durably first: the state word (update) or an empty map (rebuild).
     const int invalid = std::string(how) == "update" ? env.Find(map, {"write"}, 0, false, 12)
@@ -833,6 +828,8 @@ class InplaceFaultTest : public InplaceTest {
       ASSERT_EQ(::truncate((changed + "/b").c_str(), kBs + 10), 0);
       ASSERT_EQ(::unlink((changed + "/c").c_str()), 0);
       WriteFile(changed + "/d", RandomBytes(2 * kBs, 63));
+      ASSERT_EQ(::symlink("a", (changed + "/l").c_str()), 0);
+      ASSERT_EQ(::mkfifo((changed + "/f").c_str(), 0600), 0);
       for (const char* n : {"a", "b", "c"}) SetMtimeNs(base + "/" + n, kT0 - 1, 0);
       for (const char* n : {"a", "b", "d"}) SetMtimeNs(changed + "/" + n, kT0, 0);
     } else {
@@ -857,6 +854,7 @@ class InplaceFaultTest : public InplaceTest {
     };
 
     int steps = 0;
+    std::vector<std::string> failures;
     for (int k = 1;; k++) {
       SCOPED_TRACE("fault at write step " + std::to_string(k));
       ASSERT_EQ(::mkdir(mirror_of(k).c_str(), 0755), 0);
@@ -868,6 +866,13 @@ class InplaceFaultTest : public InplaceTest {
       } catch (const Error& e) {
         failed = true;
         EXPECT_EQ(e.kind(), write_errno ? ErrorKind::kNoSpace : ErrorKind::kCrash) << e.what();
+        // The error names the step and the file it failed on.
+        const std::string what = e.what(), dir = mirror_of(k);
+        const size_t at = what.find(dir);
+        EXPECT_TRUE(at != std::string::npos && (at + dir.size() == what.size() || what[at + dir.size()] == '/' ||
+                                                what[at + dir.size()] == ' '))
+            << what;
+        failures.push_back(e.what());
       }
       for (const auto& [file, map] : files_of(k)) EXPECT_EQ(StaleClaims(file, map), "") << file;
       Logger quiet(LogLevel::kError, false);
@@ -887,12 +892,85 @@ class InplaceFaultTest : public InplaceTest {
       ASSERT_LT(k, 500) << "runaway sweep";
     }
     EXPECT_GT(steps, 10) << "the sweep covered the run's write steps";
+    // Hole punching is a step of its own (the all-zero block), and in a
+    // tree so are the special files and the syncfs that makes them durable.
+    std::vector<std::string> kinds = {"punch a hole in "};
+    if (tree) kinds.insert(kinds.end(), {"mknod ", "create symlink ", "syncfs "});
+    for (const auto& kind : kinds) EXPECT_TRUE(Contains(failures, kind)) << "no step failed at: " << kind;
   }
 };
 
 TEST_F(InplaceFaultTest, NoSpaceAtEveryWriteStepOfAFile) { Sweep(false, ENOSPC); }
 TEST_F(InplaceFaultTest, CrashAtEveryWriteStepOfAFile) { Sweep(false, 0); }
 TEST_F(InplaceFaultTest, NoSpaceAtEveryWriteStepOfATree) { Sweep(true, ENOSPC); }
+
+TEST_F(InplaceFaultTest, CrashAtEveryWriteStepOfATree) { Sweep(true, 0); }
+
+// Every metadata step of a sync (chmod, mtime, xattrs where the file system
+// has them; chown too when an owner changes) failing with EIO in turn: the sync goes on with one
+// warning naming the step and the path; no map claims what the target
+// lacks; the next sync mends the mirror.
+TEST_F(InplaceFaultTest, EioAtEveryMetadataStepOfATree) {
+  std::string base = tmp_ / "base", changed = tmp_ / "changed";
+  ASSERT_EQ(::mkdir(base.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((base + "/sub").c_str(), 0755), 0);
+  WriteFile(base + "/a", RandomBytes(4 * kBs, 80));
+  WriteFile(base + "/b", "b");
+  WriteFile(base + "/sub/c", RandomBytes(kBs, 81));
+  fs::copy(base, changed, fs::copy_options::recursive);
+  WriteFileAt(changed + "/a", kBs, RandomBytes(kBs, 82));
+  ASSERT_EQ(::chmod((changed + "/b").c_str(), 0640), 0);
+  ASSERT_EQ(::chmod((changed + "/sub").c_str(), 0750), 0);
+  ASSERT_EQ(::mkfifo((changed + "/f").c_str(), 0640), 0);
+  ASSERT_EQ(::symlink("a", (changed + "/l").c_str()), 0);
+  const bool xattrs = ::lsetxattr((changed + "/b").c_str(), "user.vmback", "1", 1, 0) == 0;
+  for (const char* n : {"a", "b", "sub/c", "sub"}) {
+    SetMtimeNs(base + "/" + n, kT0 - 1, 0);
+    SetMtimeNs(changed + "/" + n, kT0, 0);
+  }
+  SetMtimeNs(base, kT0 - 1, 0);
+  SetMtimeNs(changed, kT0, 0);
+  const std::string want = Describe(changed);
+
+  int steps = 0;
+  std::vector<std::string> warnings;
+  for (int k = 1;; k++) {
+    SCOPED_TRACE("fault at metadata step " + std::to_string(k));
+    const std::string mirror = tmp_ / ("m" + std::to_string(k));
+    Sync(base, mirror);
+    FaultEnv fenv(Env::Default(), FaultPlan{.fail_metadata_at = k, .metadata_errno = EIO});
+    std::vector<std::string> problems;
+    InplaceStats s = SyncLogged(changed, mirror, &problems, kBs, {}, &fenv);
+    const bool failed = fenv.metadata_steps() >= k;
+    EXPECT_EQ(s.warnings, failed ? 1u : 0u);
+    if (failed) {
+      ASSERT_TRUE(Contains(problems, "(injected)")) << ::testing::PrintToString(problems);
+      for (const auto& p : problems)
+        if (p.find("(injected)") != std::string::npos) {
+          EXPECT_NE(p.find(mirror), std::string::npos) << p;
+          warnings.push_back(p);
+        }
+    }
+    for (const char* n : {"a", "b", "sub/c"})
+      EXPECT_EQ(StaleClaims(mirror + "/" + n, BlockmapPath(mirror, n)), "") << n;
+    Logger quiet(LogLevel::kError, false);
+    InplaceStats mend = SyncInPlace(Env::Default(), changed, mirror, kBs, {}, &quiet);
+    EXPECT_EQ(mend.warnings, 0u);
+    EXPECT_EQ(Describe(mirror), want);
+    InplaceStats again = SyncInPlace(Env::Default(), changed, mirror, kBs, {.full_read = true}, &quiet);
+    EXPECT_EQ(again.blocks_written + again.holes_punched + again.blockmaps_rebuilt + again.deleted, 0u);
+    fs::remove_all(mirror);
+    if (!failed) {
+      steps = k - 1;
+      break;
+    }
+    ASSERT_LT(k, 200) << "runaway sweep";
+  }
+  EXPECT_GE(steps, 8) << "the sweep covered the run's metadata steps";
+  std::vector<std::string> kinds = {"chmod ", "set times of "};
+  if (xattrs) kinds.push_back("set xattr user.vmback on ");
+  for (const auto& kind : kinds) EXPECT_TRUE(Contains(warnings, kind)) << "no warning for: " << kind;
+}
 
 TEST_F(InplaceFaultTest, DiskStaysFullThenRecovers) {
   std::string src = tmp_ / "src", dst = tmp_ / "dst";

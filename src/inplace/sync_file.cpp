@@ -69,7 +69,7 @@ void Syncer::EnsureMapSubdir(const std::string& map_path) {
   CheckOwnEntry(dir, true);
   if (!env_->Exists(dir)) {
     env_->MakeDir(dir);
-    if (::chmod(dir.c_str(), 0700) != 0) ThrowIo("chmod " + dir, errno);
+    env_->SetMode(dir, 0700);
     MarkDirty(DirName(dir));
   }
   made_subdirs_.insert(dir);

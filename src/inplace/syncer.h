@@ -105,7 +105,7 @@ class Syncer {
   // whether anything changed. Failures are warnings, as in restore.
   bool ApplyMetadata(const Entry& e, const std::string& dst);
 
-  void Warn(const std::string& what, int err);
+  void Warn(const std::string& message);
 
   // --- Files ---
 

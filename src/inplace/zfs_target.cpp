@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <sstream>
 
 #include "inplace/backends.h"
@@ -16,6 +17,15 @@ namespace vmback {
 namespace inplace_internal {
 
 namespace {
+
+// The empty mount point of a clone, best effort (a leftover in the
+// temporary directory harms nothing).
+void RemoveDirQuietly(Env* env, const std::string& dir) {
+  try {
+    env->RemoveDir(dir);
+  } catch (const Error&) {
+  }
+}
 
 class ZfsPointView : public PointView {
  public:
@@ -31,14 +41,14 @@ class ZfsPointView : public PointView {
         r.err = e.what();
       }
       if (r.exit_code == 0) break;
-      ::usleep(250000);
+      env_->clock()->SleepFor(std::chrono::milliseconds(250));
     }
     if (r.exit_code != 0) {
       log_->Error("cannot destroy the temporary clone " + clone_ + " (" + Trim(r.err) +
                   "); destroy it with 'zfs destroy " + clone_ + "'");
       return;
     }
-    ::rmdir(dir_.c_str());
+    RemoveDirQuietly(env_, dir_);
   }
   const std::string& root() const override { return dir_; }
 
@@ -119,7 +129,7 @@ class ZfsTarget : public InplaceTarget {
   std::unique_ptr<PointView> OpenPoint(const std::string& name) override {
     CheckOwnPoint(prefix_, name, dataset_);
     DestroyDeadClones();
-    std::string dir = MakeTempDir();
+    std::string dir = MakeTempDir("vmback-point.");
     std::string clone = pool_ + "/vmback-clone-" + std::to_string(::getpid()) + "-" +
                         std::to_string(env_->NowNanos());
     RunResult r = RunTool(env_, {"zfs", "clone", "-o", "readonly=on", "-o", "devices=off", "-o", "setuid=off",
@@ -127,7 +137,7 @@ class ZfsTarget : public InplaceTarget {
                                  dataset_ + "@" + name, clone},
                           "reading " + dataset_ + "@" + name);
     if (r.exit_code != 0) {
-      ::rmdir(dir.c_str());
+      RemoveDirQuietly(env_, dir);
       ThrowNotFound("cannot clone " + dataset_ + "@" + name + " to read it: " + Trim(r.err));
     }
     return std::make_unique<ZfsPointView>(env_, clone, dir, log_);
@@ -142,7 +152,7 @@ class ZfsTarget : public InplaceTarget {
         report.summary = "zpool " + pool_ + ": " + report.summary;
         return report;
       }
-      ::usleep(200000);
+      env_->clock()->SleepFor(std::chrono::milliseconds(200));
     }
   }
 
@@ -151,15 +161,6 @@ class ZfsTarget : public InplaceTarget {
   }
 
  private:
-  std::string MakeTempDir() {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string templ = JoinPath(tmp && *tmp ? tmp : "/tmp", "vmback-point.XXXXXX");
-    std::vector<char> buf(templ.begin(), templ.end());
-    buf.push_back('\0');
-    if (::mkdtemp(buf.data()) == nullptr) ThrowIo("mkdtemp " + templ, errno);
-    return buf.data();
-  }
-
   // Clones left by a vmback that was killed while reading a point.
   void DestroyDeadClones() {
     RunResult r = env_->Run({"zfs", "list", "-H", "-o", "name", "-r", pool_});

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -111,6 +112,14 @@ void FdWritableFile::Truncate(uint64_t size) {
 
 void FdWritableFile::Sync() {
   if (::fsync(fd_.get()) != 0) ThrowIo("fsync " + path_, errno);
+}
+
+bool FdWritableFile::PunchHole(uint64_t offset, uint64_t len) {
+  if (::fallocate(fd_.get(), FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                  static_cast<off_t>(len)) == 0)
+    return true;
+  if (errno == EOPNOTSUPP || errno == ENOSYS) return false;
+  ThrowIo("punch a hole in " + path_, errno);
 }
 
 void FdWritableFile::Close() {

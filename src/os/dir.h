@@ -50,7 +50,8 @@ class UniqueFd {
   int fd_;
 };
 
-// A WritableFile on a descriptor it owns; fd() for metadata before Close.
+// A WritableFile on a descriptor it owns (what Env::OpenWrite gives on
+// POSIX); fd() for metadata before Close.
 class FdWritableFile final : public WritableFile {
  public:
   FdWritableFile(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
@@ -58,6 +59,7 @@ class FdWritableFile final : public WritableFile {
   void WriteAt(uint64_t offset, const void* data, size_t n) override;
   void Truncate(uint64_t size) override;
   void Sync() override;
+  bool PunchHole(uint64_t offset, uint64_t len) override;
   void Close() override;
   const std::string& path() const override { return path_; }
   int fd() const { return fd_.get(); }

@@ -1,7 +1,8 @@
 // The one seam between vmback and the operating system, after leveldb's Env:
 // files, directories and their fsync, renames, locks, subprocesses and the
-// clock. PosixEnv is the real thing; FaultEnv (fault_env.h) wraps it to
-// inject EIO, ENOSPC, short writes and "crash after the Nth write" in tests.
+// clock. PosixEnv is the real thing; FaultEnv (tests/helpers/fault_env.h, an
+// EnvWrapper) wraps it to inject EIO, ENOSPC, short writes and "crash after
+// the Nth write" in tests.
 //
 // Every method throws vmback::Error naming the path on failure. No method
 // ever reports a failure as an empty result (a listing that failed is not an
@@ -62,6 +63,15 @@ class WritableFile {
   virtual void WriteAt(uint64_t offset, const void* data, size_t n) = 0;
   virtual void Truncate(uint64_t size) = 0;
   virtual void Sync() = 0;
+  // Deallocates [offset, offset+len) (fallocate PUNCH_HOLE|KEEP_SIZE): the
+  // range reads as zeros, the size is unchanged. Returns false when the
+  // file system cannot punch holes (EOPNOTSUPP, ENOSYS); other failures
+  // throw "punch a hole in <path>". A write step for FaultEnv.
+  virtual bool PunchHole(uint64_t offset, uint64_t len) {
+    (void)offset;
+    (void)len;
+    return false;
+  }
   // Closes and reports a failed close (it can carry a delayed write error).
   virtual void Close() = 0;
   virtual const std::string& path() const = 0;
@@ -159,6 +169,11 @@ class Env {
   virtual void Symlink(const std::string& target, const std::string& path);
   // A new hard link path to the regular file existing (never a symlink).
   virtual void Link(const std::string& existing, const std::string& path);
+  // mknod(2) of a new device node, fifo or socket (type: S_IFCHR, S_IFBLK,
+  // S_IFIFO or S_IFSOCK; mode 0600 until its metadata is set).
+  virtual void MakeNode(const std::string& path, mode_t type, dev_t rdev);
+  // rmdir(2) of an empty directory (never a symlink to one).
+  virtual void RemoveDir(const std::string& path);
   // Reflink copy (FICLONERANGE) of the regular file from into a new file to
   // (O_EXCL, mode 0600, never through a symlink), range by range; calls
   // between_ranges before each range (it may throw to stop). Returns 0, or
@@ -178,10 +193,22 @@ class Env {
   // The extended attributes of path itself (llistxattr/lgetxattr); none on a
   // file system without them.
   virtual Xattrs ReadXattrs(const std::string& path);
+  // lsetxattr/lremovexattr on path itself; removing an attribute that is not
+  // there succeeds. Metadata steps for FaultEnv.
+  virtual void SetXattr(const std::string& path, const std::string& name, const std::string& value);
+  virtual void RemoveXattr(const std::string& path, const std::string& name);
   // chmod(2) of a regular file or directory, on a descriptor opened without
   // following a symlink (a symlink or anything else is refused, naming it).
   // Not a write step for FaultEnv: only metadata changes.
   virtual void SetMode(const std::string& path, mode_t mode);
+  // chmod(2) of path itself, whatever its kind (a device node, fifo or
+  // socket too: nothing is opened), never following a symlink there
+  // (fchmodat AT_SYMLINK_NOFOLLOW: a symlink is refused). A metadata step.
+  virtual void SetModeNoFollow(const std::string& path, mode_t mode);
+  // syncfs(2) on the file system holding path: every write on it made
+  // durable (the only way to reach the inode of a symlink or device node).
+  // A write step for FaultEnv.
+  virtual void SyncFileSystem(const std::string& path);
   // Non-blocking: throws ErrorKind::kLocked when held elsewhere, naming the
   // holder. An exclusive holder's pid is kept in the lock file while held.
   // The lock file is never a symlink (refused). A shared lock opens an
@@ -210,6 +237,97 @@ class Env {
   static Env* Default();
 };
 
+// An Env that forwards every call to another (leveldb's EnvWrapper), for
+// tests and fault injection: a subclass overrides only what it changes.
+// The target is borrowed and must outlive the wrapper.
+class EnvWrapper : public Env {
+ public:
+  explicit EnvWrapper(Env* target) : target_(target) {}
+  Env* target() const { return target_; }
+
+  std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override { return target_->OpenRead(path); }
+  std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode, mode_t perm = 0600) override {
+    return target_->OpenWrite(path, mode, perm);
+  }
+  void Rename(const std::string& from, const std::string& to) override { target_->Rename(from, to); }
+  void Remove(const std::string& path) override { target_->Remove(path); }
+  void MakeDir(const std::string& path) override { target_->MakeDir(path); }
+  void SyncDir(const std::string& path) override { target_->SyncDir(path); }
+  bool Exists(const std::string& path) override { return target_->Exists(path); }
+  std::vector<std::string> ListDir(const std::string& path) override { return target_->ListDir(path); }
+  FileStatus Status(const std::string& path) override { return target_->Status(path); }
+  FileStatus StatusFollowingLinks(const std::string& path) override { return target_->StatusFollowingLinks(path); }
+  void MakeNewDir(const std::string& path) override { target_->MakeNewDir(path); }
+  std::string ReadLink(const std::string& path) override { return target_->ReadLink(path); }
+  void Symlink(const std::string& target, const std::string& path) override { target_->Symlink(target, path); }
+  void Link(const std::string& existing, const std::string& path) override { target_->Link(existing, path); }
+  void MakeNode(const std::string& path, mode_t type, dev_t rdev) override { target_->MakeNode(path, type, rdev); }
+  void RemoveDir(const std::string& path) override { target_->RemoveDir(path); }
+  int CloneFile(const std::string& from, const std::string& to,
+                const std::function<void()>& between_ranges) override {
+    return target_->CloneFile(from, to, between_ranges);
+  }
+  bool SetOwner(const std::string& path, uid_t uid, gid_t gid) override { return target_->SetOwner(path, uid, gid); }
+  void SetTimes(const std::string& path, std::optional<int64_t> atime_ns, int64_t mtime_ns) override {
+    target_->SetTimes(path, atime_ns, mtime_ns);
+  }
+  Xattrs ReadXattrs(const std::string& path) override { return target_->ReadXattrs(path); }
+  void SetXattr(const std::string& path, const std::string& name, const std::string& value) override {
+    target_->SetXattr(path, name, value);
+  }
+  void RemoveXattr(const std::string& path, const std::string& name) override { target_->RemoveXattr(path, name); }
+  void SetMode(const std::string& path, mode_t mode) override { target_->SetMode(path, mode); }
+  void SetModeNoFollow(const std::string& path, mode_t mode) override { target_->SetModeNoFollow(path, mode); }
+  void SyncFileSystem(const std::string& path) override { target_->SyncFileSystem(path); }
+  std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override { return target_->Lock(path, mode); }
+  std::vector<std::string> TakeStaleLockReports() override { return target_->TakeStaleLockReports(); }
+  RunResult Run(const std::vector<std::string>& argv) override { return target_->Run(argv); }
+  RunResult RunLimited(const std::vector<std::string>& argv, const RunLimits& limits) override {
+    return target_->RunLimited(argv, limits);
+  }
+  int64_t NowNanos() override { return target_->NowNanos(); }
+  Clock* clock() override { return target_->clock(); }
+  std::string HostName() override { return target_->HostName(); }
+
+ private:
+  Env* target_;
+};
+
+// A WritableFile that forwards every call to one it owns, for wrappers that
+// change one step (count it, fail it, drop an fsync).
+class WritableFileWrapper : public WritableFile {
+ public:
+  explicit WritableFileWrapper(std::unique_ptr<WritableFile> target) : target_(std::move(target)) {}
+  WritableFile* target() const { return target_.get(); }
+  void Append(const void* data, size_t n) override { target_->Append(data, n); }
+  void WriteAt(uint64_t offset, const void* data, size_t n) override { target_->WriteAt(offset, data, n); }
+  void Truncate(uint64_t size) override { target_->Truncate(size); }
+  void Sync() override { target_->Sync(); }
+  bool PunchHole(uint64_t offset, uint64_t len) override { return target_->PunchHole(offset, len); }
+  void Close() override { target_->Close(); }
+  const std::string& path() const override { return target_->path(); }
+
+ private:
+  std::unique_ptr<WritableFile> target_;
+};
+
+// The same for a ReadableFile.
+class ReadableFileWrapper : public ReadableFile {
+ public:
+  explicit ReadableFileWrapper(std::unique_ptr<ReadableFile> target) : target_(std::move(target)) {}
+  ReadableFile* target() const { return target_.get(); }
+  size_t ReadAt(uint64_t offset, void* buf, size_t n) override { return target_->ReadAt(offset, buf, n); }
+  uint64_t Size() override { return target_->Size(); }
+  uint64_t NextData(uint64_t offset) override { return target_->NextData(offset); }
+  uint64_t NextHole(uint64_t offset) override { return target_->NextHole(offset); }
+  void DropCache(uint64_t offset, uint64_t len) override { target_->DropCache(offset, len); }
+  void DisableReadahead() override { target_->DisableReadahead(); }
+  const std::string& path() const override { return target_->path(); }
+
+ private:
+  std::unique_ptr<ReadableFile> target_;
+};
+
 // Helpers built on any Env.
 // The whole file; a file larger than max_size is refused (ErrorKind::kCorrupt,
 // naming it and the cap) before anything is allocated for it.
@@ -224,6 +342,9 @@ void WriteFileAtomic(Env* env, const std::string& path, const std::string& data,
 // A name for a new temporary beside path: "path.tmp-" and 12 random hex
 // digits (every temporary vmback makes has ".tmp-" in its name).
 std::string TempPathFor(const std::string& path);
+// A new private directory (0700) "$TMPDIR/<prefix>XXXXXX" (/tmp without
+// TMPDIR), made by mkdtemp(3); throws naming the template.
+std::string MakeTempDir(const std::string& prefix);
 // bytes random bytes (getentropy) as 2*bytes lowercase hex digits.
 std::string RandomHex(size_t bytes);
 // The size in bytes of the regular file or block device at path, following
@@ -232,7 +353,7 @@ uint64_t SizeOrZero(const std::string& path);
 std::string DirName(const std::string& path);
 std::string BaseName(const std::string& path);
 std::string JoinPath(const std::string& a, const std::string& b);
-// syncfs(2) on the file system holding path: every write on it made durable.
+// Env::Default()->SyncFileSystem(path).
 void SyncFileSystem(const std::string& path);
 // True when path is on a file system mounted read-only (statvfs ST_RDONLY).
 bool IsReadOnlyFileSystem(const std::string& path);

@@ -77,46 +77,6 @@ class PosixReadableFile final : public ReadableFile {
   uint64_t size_;
 };
 
-class PosixWritableFile final : public WritableFile {
- public:
-  PosixWritableFile(std::string path, Fd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
-  ~PosixWritableFile() override = default;
-
-  void Append(const void* data, size_t n) override {
-    WriteAt(pos_, data, n);
-  }
-  void WriteAt(uint64_t offset, const void* data, size_t n) override {
-    size_t done = 0;
-    while (done < n) {
-      ssize_t r = ::pwrite(fd_.get(), static_cast<const char*>(data) + done, n - done,
-                           static_cast<off_t>(offset + done));
-      if (r < 0) {
-        if (errno == EINTR) continue;
-        ThrowIo("write " + path_, errno);
-      }
-      done += static_cast<size_t>(r);
-    }
-    if (offset + n > pos_) pos_ = offset + n;
-  }
-  void Truncate(uint64_t size) override {
-    if (::ftruncate(fd_.get(), static_cast<off_t>(size)) != 0) ThrowIo("truncate " + path_, errno);
-    pos_ = size;
-  }
-  void Sync() override {
-    if (::fsync(fd_.get()) != 0) ThrowIo("fsync " + path_, errno);
-  }
-  void Close() override {
-    int fd = fd_.release();
-    if (fd >= 0 && ::close(fd) != 0) ThrowIo("close " + path_, errno);
-  }
-  const std::string& path() const override { return path_; }
-
- private:
-  std::string path_;
-  Fd fd_;
-  uint64_t pos_ = 0;
-};
-
 class PosixLock final : public FileLock {
  public:
   PosixLock(Fd fd, bool exclusive) : fd_(std::move(fd)), exclusive_(exclusive) {}
@@ -202,12 +162,12 @@ class PosixEnv final : public Env {
       std::string via = "/proc/self/fd/" + std::to_string(p.get());
       Fd fd(::open(via.c_str(), O_WRONLY | O_CLOEXEC));
       if (fd.get() < 0) ThrowIo("open " + path, errno);
-      return std::make_unique<PosixWritableFile>(path, std::move(fd));
+      return std::make_unique<FdWritableFile>(path, std::move(fd));
     }
     Fd fd = OpenChecked(mode == CreateMode::kExisting ? "open" : "create", path, flags, perm, &st);
     if (mode != CreateMode::kExisting && !S_ISREG(st.st_mode))
       throw Error(ErrorKind::kIo, "create " + path + ": not a regular file");
-    return std::make_unique<PosixWritableFile>(path, std::move(fd));
+    return std::make_unique<FdWritableFile>(path, std::move(fd));
   }
 
   void Rename(const std::string& from, const std::string& to) override {
@@ -370,7 +330,16 @@ void Env::Symlink(const std::string& target, const std::string& path) {
 }
 
 void Env::Link(const std::string& existing, const std::string& path) {
-  if (::linkat(AT_FDCWD, existing.c_str(), AT_FDCWD, path.c_str(), 0) != 0) ThrowIo("link " + path, errno);
+  if (::linkat(AT_FDCWD, existing.c_str(), AT_FDCWD, path.c_str(), 0) != 0)
+    ThrowIo("link " + path + " to " + existing, errno);
+}
+
+void Env::MakeNode(const std::string& path, mode_t type, dev_t rdev) {
+  if (::mknod(path.c_str(), type | 0600, rdev) != 0) ThrowIo("mknod " + path, errno);
+}
+
+void Env::RemoveDir(const std::string& path) {
+  if (::rmdir(path.c_str()) != 0) ThrowIo("remove directory " + path, errno);
 }
 
 int Env::CloneFile(const std::string& from, const std::string& to,
@@ -455,6 +424,26 @@ Xattrs Env::ReadXattrs(const std::string& path) {
   return out;
 }
 
+void Env::SetXattr(const std::string& path, const std::string& name, const std::string& value) {
+  if (::lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0) != 0)
+    ThrowIo("set xattr " + name + " on " + path, errno);
+}
+
+void Env::RemoveXattr(const std::string& path, const std::string& name) {
+  if (::lremovexattr(path.c_str(), name.c_str()) != 0 && errno != ENODATA)
+    ThrowIo("remove xattr " + name + " from " + path, errno);
+}
+
+void Env::SetModeNoFollow(const std::string& path, mode_t mode) {
+  if (::fchmodat(AT_FDCWD, path.c_str(), mode, AT_SYMLINK_NOFOLLOW) != 0) ThrowIo("chmod " + path, errno);
+}
+
+void Env::SyncFileSystem(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) ThrowIo("open " + path, errno);
+  if (::syncfs(fd.get()) != 0) ThrowIo("syncfs " + path, errno);
+}
+
 std::string Env::HostName() {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
@@ -492,6 +481,15 @@ std::string RandomHex(size_t bytes) {
 }
 
 std::string TempPathFor(const std::string& path) { return path + ".tmp-" + RandomHex(6); }
+
+std::string MakeTempDir(const std::string& prefix) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string templ = JoinPath(tmp && *tmp ? tmp : "/tmp", prefix + "XXXXXX");
+  std::vector<char> buf(templ.begin(), templ.end());
+  buf.push_back('\0');
+  if (::mkdtemp(buf.data()) == nullptr) ThrowIo("mkdtemp " + templ, errno);
+  return buf.data();
+}
 
 uint64_t SizeOrZero(const std::string& path) {
   struct stat st;
@@ -556,14 +554,7 @@ std::string JoinPath(const std::string& a, const std::string& b) {
   return a.back() == '/' ? a + b : a + "/" + b;
 }
 
-void SyncFileSystem(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) ThrowIo("open " + path, errno);
-  int r = ::syncfs(fd);
-  int err = errno;
-  ::close(fd);
-  if (r != 0) ThrowIo("syncfs " + path, err);
-}
+void SyncFileSystem(const std::string& path) { Env::Default()->SyncFileSystem(path); }
 
 bool IsReadOnlyFileSystem(const std::string& path) {
   struct statvfs st;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "helpers/test_util.h"
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 #include "util/error.h"
 
 namespace vmback {

@@ -21,7 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "helpers/test_util.h"
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 #include "run/restore.h"
 #include "store/tree.h"
 #include "util/error.h"

@@ -20,7 +20,7 @@
 
 #include "helpers/test_util.h"
 #include "os/env.h"
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 #include "run/backup.h"
 #include "run/restore.h"
 #include "run/verify.h"
@@ -58,9 +58,9 @@ WriteOp Op(std::string kind, std::string path, std::string from = "", size_t byt
   return WriteOp{std::move(kind), std::move(path), std::move(from), bytes, existed};
 }
 
-class RecordingEnv final : public Env {
+class RecordingEnv final : public EnvWrapper {
  public:
-  explicit RecordingEnv(Env* base) : base_(base) {}
+  explicit RecordingEnv(Env* base) : EnvWrapper(base) {}
 
   std::vector<WriteOp> writes() const {
     std::lock_guard<std::mutex> l(mu_);
@@ -80,86 +80,69 @@ class RecordingEnv final : public Env {
   }
 
   std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override {
-    return std::make_unique<RFile>(this, base_->OpenRead(path));
+    return std::make_unique<RFile>(this, target()->OpenRead(path));
   }
   std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode,
                                           mode_t perm) override {
     W(Op("open", path));
-    return std::make_unique<WFile>(this, base_->OpenWrite(path, mode, perm));
+    return std::make_unique<WFile>(this, target()->OpenWrite(path, mode, perm));
   }
   void Rename(const std::string& from, const std::string& to) override {
     W(Op("rename", to, from));
-    base_->Rename(from, to);
+    target()->Rename(from, to);
   }
   void Remove(const std::string& path) override {
     W(Op("remove", path));
-    base_->Remove(path);
+    target()->Remove(path);
   }
   void MakeDir(const std::string& path) override {
-    W(Op("mkdir", path, "", 0, base_->Exists(path)));
-    base_->MakeDir(path);
+    W(Op("mkdir", path, "", 0, target()->Exists(path)));
+    target()->MakeDir(path);
   }
   void SyncDir(const std::string& path) override {
     W(Op("syncdir", path));
-    base_->SyncDir(path);
+    target()->SyncDir(path);
   }
-  bool Exists(const std::string& path) override { return base_->Exists(path); }
-  std::vector<std::string> ListDir(const std::string& path) override { return base_->ListDir(path); }
-  std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
-    return base_->Lock(path, mode);
-  }
-  RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
-  int64_t NowNanos() override { return base_->NowNanos(); }
 
  private:
-  class RFile final : public ReadableFile {
+  class RFile final : public ReadableFileWrapper {
    public:
-    RFile(RecordingEnv* env, std::unique_ptr<ReadableFile> base) : env_(env), base_(std::move(base)) {}
+    RFile(RecordingEnv* env, std::unique_ptr<ReadableFile> base) : ReadableFileWrapper(std::move(base)), env_(env) {}
     size_t ReadAt(uint64_t offset, void* buf, size_t n) override {
-      env_->R(base_->path());
-      return base_->ReadAt(offset, buf, n);
+      env_->R(target()->path());
+      return target()->ReadAt(offset, buf, n);
     }
-    uint64_t Size() override { return base_->Size(); }
-    uint64_t NextData(uint64_t o) override { return base_->NextData(o); }
-    uint64_t NextHole(uint64_t o) override { return base_->NextHole(o); }
-    void DropCache(uint64_t o, uint64_t l) override { base_->DropCache(o, l); }
-    const std::string& path() const override { return base_->path(); }
 
    private:
     RecordingEnv* env_;
-    std::unique_ptr<ReadableFile> base_;
   };
-  class WFile final : public WritableFile {
+  class WFile final : public WritableFileWrapper {
    public:
-    WFile(RecordingEnv* env, std::unique_ptr<WritableFile> base) : env_(env), base_(std::move(base)) {}
+    WFile(RecordingEnv* env, std::unique_ptr<WritableFile> base) : WritableFileWrapper(std::move(base)), env_(env) {}
     void Append(const void* d, size_t n) override {
       env_->W(Op("append", path(), "", n));
-      base_->Append(d, n);
+      target()->Append(d, n);
     }
     void WriteAt(uint64_t o, const void* d, size_t n) override {
       env_->W(Op("writeat", path(), "", n));
-      base_->WriteAt(o, d, n);
+      target()->WriteAt(o, d, n);
     }
     void Truncate(uint64_t s) override {
       env_->W(Op("truncate", path()));
-      base_->Truncate(s);
+      target()->Truncate(s);
     }
     void Sync() override {
       env_->W(Op("sync", path()));
-      base_->Sync();
+      target()->Sync();
     }
     void Close() override {
       env_->W(Op("close", path()));
-      base_->Close();
+      target()->Close();
     }
-    const std::string& path() const override { return base_->path(); }
 
    private:
     RecordingEnv* env_;
-    std::unique_ptr<WritableFile> base_;
   };
-
-  Env* base_;
   mutable std::mutex mu_;
   std::vector<WriteOp> writes_;
   std::vector<std::string> reads_;
@@ -170,40 +153,20 @@ class RecordingEnv final : public Env {
 // needs no durability (the page cache survives it), and DurabilityModel
 // judges fsync order from the recorded steps. Recovery and every check
 // after it use the real Env.
-class NoSyncEnv final : public Env {
+class NoSyncEnv final : public EnvWrapper {
  public:
-  explicit NoSyncEnv(Env* base) : base_(base) {}
-  std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override { return base_->OpenRead(path); }
+  explicit NoSyncEnv(Env* base) : EnvWrapper(base) {}
   std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode, mode_t perm) override {
-    return std::make_unique<File>(base_->OpenWrite(path, mode, perm));
+    return std::make_unique<File>(target()->OpenWrite(path, mode, perm));
   }
-  void Rename(const std::string& from, const std::string& to) override { base_->Rename(from, to); }
-  void Remove(const std::string& path) override { base_->Remove(path); }
-  void MakeDir(const std::string& path) override { base_->MakeDir(path); }
   void SyncDir(const std::string&) override {}
-  bool Exists(const std::string& path) override { return base_->Exists(path); }
-  std::vector<std::string> ListDir(const std::string& path) override { return base_->ListDir(path); }
-  std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
-    return base_->Lock(path, mode);
-  }
-  RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
-  int64_t NowNanos() override { return base_->NowNanos(); }
 
  private:
-  class File final : public WritableFile {
+  class File final : public WritableFileWrapper {
    public:
-    explicit File(std::unique_ptr<WritableFile> base) : base_(std::move(base)) {}
-    void Append(const void* d, size_t n) override { base_->Append(d, n); }
-    void WriteAt(uint64_t o, const void* d, size_t n) override { base_->WriteAt(o, d, n); }
-    void Truncate(uint64_t s) override { base_->Truncate(s); }
+    explicit File(std::unique_ptr<WritableFile> base) : WritableFileWrapper(std::move(base)) {}
     void Sync() override {}
-    void Close() override { base_->Close(); }
-    const std::string& path() const override { return base_->path(); }
-
-   private:
-    std::unique_ptr<WritableFile> base_;
   };
-  Env* base_;
 };
 
 NoSyncEnv* NoSync() {

@@ -25,7 +25,7 @@
 
 #include "helpers/test_util.h"
 #include "os/env.h"
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 #include "run/backup.h"
 #include "run/restore.h"
 #include "run/verify.h"
@@ -52,18 +52,9 @@ constexpr int64_t kDayNs = 86400LL * 1000000000LL;
 // The real Env with two knobs: a clock that can be set (0 = the real one),
 // and a listing of any ".../points" directory that fails with EIO from the
 // Nth listing on (0 = never).
-class TestEnv final : public Env {
+class TestEnv final : public EnvWrapper {
  public:
-  TestEnv() : base_(Env::Default()) {}
-  std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override { return base_->OpenRead(p); }
-  std::unique_ptr<WritableFile> OpenWrite(const std::string& p, CreateMode m, mode_t perm) override {
-    return base_->OpenWrite(p, m, perm);
-  }
-  void Rename(const std::string& a, const std::string& b) override { base_->Rename(a, b); }
-  void Remove(const std::string& p) override { base_->Remove(p); }
-  void MakeDir(const std::string& p) override { base_->MakeDir(p); }
-  void SyncDir(const std::string& p) override { base_->SyncDir(p); }
-  bool Exists(const std::string& p) override { return base_->Exists(p); }
+  TestEnv() : EnvWrapper(Env::Default()) {}
   std::vector<std::string> ListDir(const std::string& p) override {
     std::string norm = p;
     while (norm.size() > 1 && norm.back() == '/') norm.pop_back();
@@ -71,12 +62,9 @@ class TestEnv final : public Env {
       int n = ++points_listings_;
       if (fail_from_ > 0 && n >= fail_from_) ThrowIo("list " + p + " (injected)", EIO);
     }
-    return base_->ListDir(p);
+    return target()->ListDir(p);
   }
-  std::unique_ptr<FileLock> Lock(const std::string& p, LockMode m) override { return base_->Lock(p, m); }
-  std::vector<std::string> TakeStaleLockReports() override { return base_->TakeStaleLockReports(); }
-  RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
-  int64_t NowNanos() override { return now_ns_ != 0 ? now_ns_.load() : base_->NowNanos(); }
+  int64_t NowNanos() override { return now_ns_ != 0 ? now_ns_.load() : target()->NowNanos(); }
 
   void SetNow(int64_t ns) { now_ns_ = ns; }
   // The listing of points/ fails from the nth one on, counted from now.
@@ -87,7 +75,6 @@ class TestEnv final : public Env {
   int points_listings() const { return points_listings_; }
 
  private:
-  Env* base_;
   std::atomic<int64_t> now_ns_{0};
   std::atomic<int> points_listings_{0};
   std::atomic<int> fail_from_{0};

@@ -28,25 +28,12 @@ constexpr int64_t kT0 = 1700000000;
 
 // The real environment with a stopped clock: every point made through it
 // gets the same second.
-class FixedClockEnv final : public Env {
+class FixedClockEnv final : public EnvWrapper {
  public:
-  explicit FixedClockEnv(int64_t now) : base_(Env::Default()), now_(now) {}
-  std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override { return base_->OpenRead(p); }
-  std::unique_ptr<WritableFile> OpenWrite(const std::string& p, CreateMode m, mode_t perm) override {
-    return base_->OpenWrite(p, m, perm);
-  }
-  void Rename(const std::string& a, const std::string& b) override { base_->Rename(a, b); }
-  void Remove(const std::string& p) override { base_->Remove(p); }
-  void MakeDir(const std::string& p) override { base_->MakeDir(p); }
-  void SyncDir(const std::string& p) override { base_->SyncDir(p); }
-  bool Exists(const std::string& p) override { return base_->Exists(p); }
-  std::vector<std::string> ListDir(const std::string& p) override { return base_->ListDir(p); }
-  std::unique_ptr<FileLock> Lock(const std::string& p, LockMode m) override { return base_->Lock(p, m); }
-  RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
+  explicit FixedClockEnv(int64_t now) : EnvWrapper(Env::Default()), now_(now) {}
   int64_t NowNanos() override { return now_; }
 
  private:
-  Env* base_;
   int64_t now_;
 };
 

@@ -12,7 +12,7 @@
 #include <iostream>
 
 #include "helpers/test_util.h"
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 #include "run/backup.h"
 #include "run/restore.h"
 #include "store/tree.h"

@@ -6,6 +6,7 @@
 #include <future>
 #include <optional>
 
+#include "scan/block_reader.h"
 #include "store/tree.h"
 #include "util/error.h"
 
@@ -18,7 +19,7 @@ constexpr size_t kBatchBytes = 4u << 20;
 struct Batch {
   uint64_t first_block = 0;
   size_t blocks = 0;
-  std::vector<bool> hole;  // per block: no data on disk, skip reading
+  std::vector<uint8_t> hole;  // per block: no data on disk, skip reading
   // blocks * block_size bytes, not zero-filled: holes are never read or
   // looked at, so the buffer costs no memset.
   std::unique_ptr<char[]> data;
@@ -27,22 +28,6 @@ struct Batch {
 struct BlockResult {
   Hash id;  // zero id for an all-zero block
   std::optional<EncodedBlob> blob;  // set when the store lacked it
-};
-
-// Knows where the data regions of a file are, asking the file system lazily.
-class DataMap {
- public:
-  explicit DataMap(ReadableFile* f) : f_(f) {}
-  bool HasData(uint64_t off, uint64_t len) {
-    if (off >= data_ && off < hole_) return true;
-    data_ = f_->NextData(off);
-    hole_ = data_ < f_->Size() ? f_->NextHole(data_) : data_;
-    return data_ < off + len;
-  }
-
- private:
-  ReadableFile* f_;
-  uint64_t data_ = 0, hole_ = 0;
 };
 
 }  // namespace
@@ -82,8 +67,7 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
   std::vector<Hash> content;  // list blob ids
   std::vector<Hash> list;     // block ids of the list being filled
   std::deque<std::future<std::vector<BlockResult>>> in_flight;
-  DataMap map(file);
-  file->DisableReadahead();  // we read whole data runs ourselves
+  BlockReader reader(file, bs, size, {.pacer = pacer_, .drop_cache = drop_cache_});
 
   auto drain_one = [&] {
     std::vector<BlockResult> results = in_flight.front().get();
@@ -105,33 +89,8 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
     auto batch = std::make_shared<Batch>();
     batch->first_block = b;
     batch->blocks = static_cast<size_t>(std::min<uint64_t>(per_batch, nblocks - b));
-    batch->hole.assign(batch->blocks, false);
     batch->data.reset(new char[batch->blocks * bs]);
-    // Read each run of data blocks with one call; holes stay unread.
-    size_t i = 0;
-    while (i < batch->blocks) {
-      uint64_t off = (b + i) * bs;
-      if (!map.HasData(off, std::min(bs, size - off))) {
-        batch->hole[i++] = true;
-        continue;
-      }
-      size_t j = i + 1;
-      while (j < batch->blocks) {
-        uint64_t o = (b + j) * bs;
-        if (!map.HasData(o, std::min(bs, size - o))) break;
-        j++;
-      }
-      uint64_t len = std::min<uint64_t>((j - i) * bs, size - off);
-      if (pacer_) pacer_->Take(len);
-      size_t got = file->ReadAt(off, batch->data.get() + i * bs, len);
-      if (drop_cache_) file->DropCache(off, len);
-      if (got != len) {
-        // The file shrank while we read it: what is missing reads as zeros.
-        std::memset(batch->data.get() + i * bs + got, 0, len - got);
-      }
-      stats->bytes_read += got;
-      i = j;
-    }
+    stats->bytes_read += reader.Read(b, batch->blocks, batch->data.get(), &batch->hole, /*zero_fill=*/false);
     in_flight.push_back(pool_->Submit([batch, bs, size, level, store] {
       std::vector<BlockResult> out(batch->blocks);
       for (size_t k = 0; k < batch->blocks; k++) {

@@ -41,9 +41,4 @@ Entry ReadMetadata(const std::string& path, const struct stat& st) {
   return ReadMetadata(Env::Default(), path, ToFileStatus(st));
 }
 
-bool SetMtimeNs(const std::string& path, int64_t mtime_ns) {
-  struct timespec times[2] = {{0, UTIME_OMIT}, ToTimespec(mtime_ns)};
-  return ::utimensat(AT_FDCWD, path.c_str(), times, AT_SYMLINK_NOFOLLOW) == 0;
-}
-
 }  // namespace vmback

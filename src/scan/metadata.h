@@ -19,9 +19,4 @@ Entry ReadMetadata(Env* env, const std::string& path, const FileStatus& st);
 // The same through Env::Default(), for callers that hold a struct stat.
 Entry ReadMetadata(const std::string& path, const struct stat& st);
 
-// Sets path's mtime (ns since the epoch, may be negative) without following
-// a symlink; the access time is left alone. Returns false with errno set.
-// (Env::SetTimes is the same behind the seam, throwing.)
-bool SetMtimeNs(const std::string& path, int64_t mtime_ns);
-
 }  // namespace vmback

@@ -28,7 +28,7 @@
 
 #include "helpers/test_util.h"
 #include "os/env.h"
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 #include "os/subprocess.h"
 #include "util/error.h"
 #include "util/log.h"

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "helpers/test_util.h"
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 #include "run/backup.h"
 #include "run/restore.h"
 #include "run/verify.h"

@@ -89,45 +89,26 @@ std::string Compressible(size_t n, uint64_t seed) {
 // PosixEnv with, optionally, a clock that stands still (for point names) and
 // fsync turned into a no-op (for tests that write many files; durability is
 // not what they check).
-class TestEnv final : public Env {
+class TestEnv final : public EnvWrapper {
  public:
-  TestEnv(int64_t fixed_now, bool sync) : now_(fixed_now), sync_(sync) {}
-  std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override { return b()->OpenRead(p); }
+  TestEnv(int64_t fixed_now, bool sync) : EnvWrapper(Env::Default()), now_(fixed_now), sync_(sync) {}
   std::unique_ptr<WritableFile> OpenWrite(const std::string& p, CreateMode m,
                                           mode_t perm) override {
-    auto f = b()->OpenWrite(p, m, perm);
+    auto f = target()->OpenWrite(p, m, perm);
     if (sync_) return f;
     return std::make_unique<NoSyncFile>(std::move(f));
   }
-  void Rename(const std::string& f, const std::string& t) override { b()->Rename(f, t); }
-  void Remove(const std::string& p) override { b()->Remove(p); }
-  void MakeDir(const std::string& p) override { b()->MakeDir(p); }
   void SyncDir(const std::string& p) override {
-    if (sync_) b()->SyncDir(p);
+    if (sync_) target()->SyncDir(p);
   }
-  bool Exists(const std::string& p) override { return b()->Exists(p); }
-  std::vector<std::string> ListDir(const std::string& p) override { return b()->ListDir(p); }
-  std::unique_ptr<FileLock> Lock(const std::string& p, LockMode m) override {
-    return b()->Lock(p, m);
-  }
-  RunResult Run(const std::vector<std::string>& argv) override { return b()->Run(argv); }
-  int64_t NowNanos() override { return now_ ? now_ : b()->NowNanos(); }
+  int64_t NowNanos() override { return now_ ? now_ : target()->NowNanos(); }
 
  private:
-  class NoSyncFile final : public WritableFile {
+  class NoSyncFile final : public WritableFileWrapper {
    public:
-    explicit NoSyncFile(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
-    void Append(const void* d, size_t n) override { f_->Append(d, n); }
-    void WriteAt(uint64_t o, const void* d, size_t n) override { f_->WriteAt(o, d, n); }
-    void Truncate(uint64_t size) override { f_->Truncate(size); }
+    explicit NoSyncFile(std::unique_ptr<WritableFile> f) : WritableFileWrapper(std::move(f)) {}
     void Sync() override {}
-    void Close() override { f_->Close(); }
-    const std::string& path() const override { return f_->path(); }
-
-   private:
-    std::unique_ptr<WritableFile> f_;
   };
-  static Env* b() { return Env::Default(); }
   int64_t now_;
   bool sync_;
 };

@@ -30,7 +30,7 @@
 
 #include "helpers/test_util.h"
 #include "os/env.h"
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 #include "reliability/mirrored_fixture.h"
 #include "reliability/sweep_util.h"
 #include "retention/policy.h"

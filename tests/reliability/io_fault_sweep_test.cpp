@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 #include "reliability/mirrored_fixture.h"
 #include "reliability/sweep_util.h"
 #include "run/prune.h"

@@ -49,39 +49,20 @@ class SummaryPrinter : public ::testing::Environment {
 };
 
 // fsync is a no-op; everything else goes to the real Env.
-class SkipFsyncEnv final : public Env {
+class SkipFsyncEnv final : public EnvWrapper {
  public:
-  explicit SkipFsyncEnv(Env* base) : base_(base) {}
-  std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override { return base_->OpenRead(p); }
+  explicit SkipFsyncEnv(Env* base) : EnvWrapper(base) {}
   std::unique_ptr<WritableFile> OpenWrite(const std::string& p, CreateMode m, mode_t perm) override {
-    return std::make_unique<NoSyncFile>(base_->OpenWrite(p, m, perm));
+    return std::make_unique<NoSyncFile>(target()->OpenWrite(p, m, perm));
   }
-  void Rename(const std::string& a, const std::string& b) override { base_->Rename(a, b); }
-  void Remove(const std::string& p) override { base_->Remove(p); }
-  void MakeDir(const std::string& p) override { base_->MakeDir(p); }
   void SyncDir(const std::string&) override {}
-  bool Exists(const std::string& p) override { return base_->Exists(p); }
-  std::vector<std::string> ListDir(const std::string& p) override { return base_->ListDir(p); }
-  std::unique_ptr<FileLock> Lock(const std::string& p, LockMode m) override { return base_->Lock(p, m); }
-  std::vector<std::string> TakeStaleLockReports() override { return base_->TakeStaleLockReports(); }
-  RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
-  int64_t NowNanos() override { return base_->NowNanos(); }
 
  private:
-  class NoSyncFile final : public WritableFile {
+  class NoSyncFile final : public WritableFileWrapper {
    public:
-    explicit NoSyncFile(std::unique_ptr<WritableFile> f) : f_(std::move(f)) {}
-    void Append(const void* d, size_t n) override { f_->Append(d, n); }
-    void WriteAt(uint64_t o, const void* d, size_t n) override { f_->WriteAt(o, d, n); }
-    void Truncate(uint64_t s) override { f_->Truncate(s); }
+    explicit NoSyncFile(std::unique_ptr<WritableFile> f) : WritableFileWrapper(std::move(f)) {}
     void Sync() override {}
-    void Close() override { f_->Close(); }
-    const std::string& path() const override { return f_->path(); }
-
-   private:
-    std::unique_ptr<WritableFile> f_;
   };
-  Env* base_;
 };
 
 void SetMtime(const std::string& path, int64_t secs) { test::SetMtimeNs(path, secs, 0); }
@@ -127,13 +108,13 @@ Env* NoFsyncEnv() {
 std::vector<std::string> ListFaultEnv::ListDir(const std::string& p) {
   bool counts = under_.empty();
   for (const auto& u : under_) counts = counts || p == u || p.rfind(u + "/", 0) == 0;
-  if (!counts) return base_->ListDir(p);
+  if (!counts) return target()->ListDir(p);
   int64_t n = ++listings_;
   if (fail_at_ > 0 && n == fail_at_) {
     injected_ = true;
     ThrowIo("list " + p + " (injected)", EIO);
   }
-  return base_->ListDir(p);
+  return target()->ListDir(p);
 }
 
 void BuildGeneration(const std::string& dir, int gen) {

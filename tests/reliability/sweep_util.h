@@ -51,30 +51,16 @@ Env* NoFsyncEnv();
 // the Env's life) throws an I/O error, as an unreadable or vanished copy
 // would. 0 = never. With `under`, only listings of those directories and
 // below count (and fail).
-class ListFaultEnv final : public Env {
+class ListFaultEnv final : public EnvWrapper {
  public:
   ListFaultEnv(Env* base, int64_t fail_list_at, std::vector<std::string> under = {})
-      : base_(base), fail_at_(fail_list_at), under_(std::move(under)) {}
+      : EnvWrapper(base), fail_at_(fail_list_at), under_(std::move(under)) {}
   int64_t listings() const { return listings_.load(); }
   bool injected() const { return injected_.load(); }
 
-  std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override { return base_->OpenRead(p); }
-  std::unique_ptr<WritableFile> OpenWrite(const std::string& p, CreateMode m, mode_t perm) override {
-    return base_->OpenWrite(p, m, perm);
-  }
-  void Rename(const std::string& a, const std::string& b) override { base_->Rename(a, b); }
-  void Remove(const std::string& p) override { base_->Remove(p); }
-  void MakeDir(const std::string& p) override { base_->MakeDir(p); }
-  void SyncDir(const std::string& p) override { base_->SyncDir(p); }
-  bool Exists(const std::string& p) override { return base_->Exists(p); }
   std::vector<std::string> ListDir(const std::string& p) override;
-  std::unique_ptr<FileLock> Lock(const std::string& p, LockMode m) override { return base_->Lock(p, m); }
-  std::vector<std::string> TakeStaleLockReports() override { return base_->TakeStaleLockReports(); }
-  RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
-  int64_t NowNanos() override { return base_->NowNanos(); }
 
  private:
-  Env* base_;
   int64_t fail_at_;
   std::vector<std::string> under_;
   std::atomic<int64_t> listings_{0};

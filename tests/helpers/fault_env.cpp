@@ -1,62 +1,57 @@
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 
 #include "util/error.h"
 
 namespace vmback {
 namespace {
 
-class FaultReadableFile final : public ReadableFile {
+class FaultReadableFile final : public ReadableFileWrapper {
  public:
   FaultReadableFile(FaultEnv* env, std::unique_ptr<ReadableFile> base)
-      : env_(env), base_(std::move(base)) {}
+      : ReadableFileWrapper(std::move(base)), env_(env) {}
   size_t ReadAt(uint64_t offset, void* buf, size_t n) override {
-    env_->BeforeRead("read " + base_->path());
-    return base_->ReadAt(offset, buf, n);
+    env_->BeforeRead("read " + path());
+    return target()->ReadAt(offset, buf, n);
   }
-  uint64_t Size() override { return base_->Size(); }
-  uint64_t NextData(uint64_t o) override { return base_->NextData(o); }
-  uint64_t NextHole(uint64_t o) override { return base_->NextHole(o); }
-  void DropCache(uint64_t o, uint64_t l) override { base_->DropCache(o, l); }
-  void DisableReadahead() override { base_->DisableReadahead(); }
-  const std::string& path() const override { return base_->path(); }
 
  private:
   FaultEnv* env_;
-  std::unique_ptr<ReadableFile> base_;
 };
 
-class FaultWritableFile final : public WritableFile {
+class FaultWritableFile final : public WritableFileWrapper {
  public:
   FaultWritableFile(FaultEnv* env, std::unique_ptr<WritableFile> base)
-      : env_(env), base_(std::move(base)) {}
+      : WritableFileWrapper(std::move(base)), env_(env) {}
   void Append(const void* data, size_t n) override {
     // A short write: half the bytes reach the disk, then the error.
-    if (env_->ShortWriteDue() && n > 1) base_->Append(data, n / 2);
+    if (env_->ShortWriteDue() && n > 1) target()->Append(data, n / 2);
     env_->BeforeWrite("write " + path());
-    base_->Append(data, n);
+    target()->Append(data, n);
   }
   void WriteAt(uint64_t offset, const void* data, size_t n) override {
-    if (env_->ShortWriteDue() && n > 1) base_->WriteAt(offset, data, n / 2);
+    if (env_->ShortWriteDue() && n > 1) target()->WriteAt(offset, data, n / 2);
     env_->BeforeWrite("write " + path());
-    base_->WriteAt(offset, data, n);
+    target()->WriteAt(offset, data, n);
   }
   void Truncate(uint64_t size) override {
     env_->BeforeWrite("truncate " + path());
-    base_->Truncate(size);
+    target()->Truncate(size);
   }
   void Sync() override {
     env_->BeforeWrite("fsync " + path());
-    base_->Sync();
+    target()->Sync();
+  }
+  bool PunchHole(uint64_t offset, uint64_t len) override {
+    env_->BeforeWrite("punch a hole in " + path());
+    return target()->PunchHole(offset, len);
   }
   void Close() override {
     env_->BeforeWrite("close " + path());
-    base_->Close();
+    target()->Close();
   }
-  const std::string& path() const override { return base_->path(); }
 
  private:
   FaultEnv* env_;
-  std::unique_ptr<WritableFile> base_;
 };
 
 }  // namespace
@@ -91,60 +86,84 @@ void FaultEnv::BeforeMetadata(const std::string& what) {
 }
 
 std::unique_ptr<ReadableFile> FaultEnv::OpenRead(const std::string& path) {
-  return std::make_unique<FaultReadableFile>(this, base_->OpenRead(path));
+  return std::make_unique<FaultReadableFile>(this, target()->OpenRead(path));
 }
 
 std::unique_ptr<WritableFile> FaultEnv::OpenWrite(const std::string& path, CreateMode mode,
                                                   mode_t perm) {
   BeforeWrite("create " + path);
-  return std::make_unique<FaultWritableFile>(this, base_->OpenWrite(path, mode, perm));
+  return std::make_unique<FaultWritableFile>(this, target()->OpenWrite(path, mode, perm));
 }
 
 void FaultEnv::Rename(const std::string& from, const std::string& to) {
   BeforeWrite("rename " + from);
-  base_->Rename(from, to);
+  target()->Rename(from, to);
 }
 void FaultEnv::Remove(const std::string& path) {
   BeforeWrite("remove " + path);
-  base_->Remove(path);
+  target()->Remove(path);
 }
 void FaultEnv::MakeDir(const std::string& path) {
   BeforeWrite("mkdir " + path);
-  base_->MakeDir(path);
+  target()->MakeDir(path);
 }
 void FaultEnv::SyncDir(const std::string& path) {
   BeforeWrite("fsync " + path);
-  base_->SyncDir(path);
+  target()->SyncDir(path);
 }
 
 void FaultEnv::MakeNewDir(const std::string& path) {
   BeforeWrite("mkdir " + path);
-  base_->MakeNewDir(path);
+  target()->MakeNewDir(path);
 }
 void FaultEnv::Symlink(const std::string& target, const std::string& path) {
   BeforeWrite("create symlink " + path);
-  base_->Symlink(target, path);
+  EnvWrapper::Symlink(target, path);
 }
 void FaultEnv::Link(const std::string& existing, const std::string& path) {
   BeforeWrite("link " + path);
-  base_->Link(existing, path);
+  target()->Link(existing, path);
+}
+void FaultEnv::MakeNode(const std::string& path, mode_t type, dev_t rdev) {
+  BeforeWrite("mknod " + path);
+  target()->MakeNode(path, type, rdev);
+}
+void FaultEnv::RemoveDir(const std::string& path) {
+  BeforeWrite("remove directory " + path);
+  target()->RemoveDir(path);
+}
+void FaultEnv::SyncFileSystem(const std::string& path) {
+  BeforeWrite("syncfs " + path);
+  target()->SyncFileSystem(path);
 }
 int FaultEnv::CloneFile(const std::string& from, const std::string& to,
                         const std::function<void()>& between_ranges) {
   BeforeWrite("clone " + from + " to " + to);
-  return base_->CloneFile(from, to, between_ranges);
+  return target()->CloneFile(from, to, between_ranges);
 }
 void FaultEnv::SetMode(const std::string& path, mode_t mode) {
   BeforeMetadata("chmod " + path);
-  base_->SetMode(path, mode);
+  target()->SetMode(path, mode);
+}
+void FaultEnv::SetModeNoFollow(const std::string& path, mode_t mode) {
+  BeforeMetadata("chmod " + path);
+  target()->SetModeNoFollow(path, mode);
+}
+void FaultEnv::SetXattr(const std::string& path, const std::string& name, const std::string& value) {
+  BeforeMetadata("set xattr " + name + " on " + path);
+  target()->SetXattr(path, name, value);
+}
+void FaultEnv::RemoveXattr(const std::string& path, const std::string& name) {
+  BeforeMetadata("remove xattr " + name + " from " + path);
+  target()->RemoveXattr(path, name);
 }
 bool FaultEnv::SetOwner(const std::string& path, uid_t uid, gid_t gid) {
   BeforeMetadata("chown " + path);
-  return base_->SetOwner(path, uid, gid);
+  return target()->SetOwner(path, uid, gid);
 }
 void FaultEnv::SetTimes(const std::string& path, std::optional<int64_t> atime_ns, int64_t mtime_ns) {
   BeforeMetadata("set times of " + path);
-  base_->SetTimes(path, atime_ns, mtime_ns);
+  target()->SetTimes(path, atime_ns, mtime_ns);
 }
 
 }  // namespace vmback

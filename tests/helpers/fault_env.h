@@ -2,10 +2,12 @@
 // (EIO, ENOSPC) at the Nth write step or read, a short write before it, or a
 // simulated crash after the Nth write step, after which every further write
 // step fails as if the process were gone. A "write step" is any call that
-// changes the disk: Append, WriteAt, Truncate, Sync, Close, Rename, Remove,
-// MakeDir, MakeNewDir, SyncDir, Symlink, Link, CloneFile, and opening a file
-// for writing. A "metadata step" (SetOwner, SetMode, SetTimes) is counted
-// apart, so that adding one shifts no write step: an errno at the Nth.
+// changes the disk: Append, WriteAt, Truncate, PunchHole, Sync, Close,
+// Rename, Remove, RemoveDir, MakeDir, MakeNewDir, MakeNode, SyncDir,
+// SyncFileSystem, Symlink, Link, CloneFile, and opening a file for writing.
+// A "metadata step" (SetOwner, SetMode, SetModeNoFollow, SetTimes, SetXattr,
+// RemoveXattr) is counted apart, so that adding one shifts no write step:
+// an errno at the Nth.
 #pragma once
 
 #include <atomic>
@@ -26,9 +28,9 @@ struct FaultPlan {
   int metadata_errno = 5;        // EIO
 };
 
-class FaultEnv final : public Env {
+class FaultEnv final : public EnvWrapper {
  public:
-  FaultEnv(Env* base, FaultPlan plan) : base_(base), plan_(plan) {}
+  FaultEnv(Env* base, FaultPlan plan) : EnvWrapper(base), plan_(plan) {}
 
   int64_t write_steps() const { return writes_.load(); }
   int64_t reads() const { return reads_.load(); }
@@ -40,6 +42,7 @@ class FaultEnv final : public Env {
   void BeforeRead(const std::string& what);
   void BeforeMetadata(const std::string& what);
 
+  // Write steps.
   std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override;
   std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode,
                                           mode_t perm) override;
@@ -47,42 +50,26 @@ class FaultEnv final : public Env {
   void Remove(const std::string& path) override;
   void MakeDir(const std::string& path) override;
   void SyncDir(const std::string& path) override;
-  bool Exists(const std::string& path) override { return base_->Exists(path); }
-  std::vector<std::string> ListDir(const std::string& path) override {
-    return base_->ListDir(path);
-  }
-  FileStatus Status(const std::string& path) override { return base_->Status(path); }
-  FileStatus StatusFollowingLinks(const std::string& path) override {
-    return base_->StatusFollowingLinks(path);
-  }
   void MakeNewDir(const std::string& path) override;
-  std::string ReadLink(const std::string& path) override { return base_->ReadLink(path); }
   void Symlink(const std::string& target, const std::string& path) override;
   void Link(const std::string& existing, const std::string& path) override;
+  void MakeNode(const std::string& path, mode_t type, dev_t rdev) override;
+  void RemoveDir(const std::string& path) override;
+  void SyncFileSystem(const std::string& path) override;
   int CloneFile(const std::string& from, const std::string& to,
                 const std::function<void()>& between_ranges) override;
   // Metadata steps, not write steps: a metadata change moves no data.
   void SetMode(const std::string& path, mode_t mode) override;
+  void SetModeNoFollow(const std::string& path, mode_t mode) override;
+  void SetXattr(const std::string& path, const std::string& name, const std::string& value) override;
+  void RemoveXattr(const std::string& path, const std::string& name) override;
   bool SetOwner(const std::string& path, uid_t uid, gid_t gid) override;
   void SetTimes(const std::string& path, std::optional<int64_t> atime_ns, int64_t mtime_ns) override;
-  Xattrs ReadXattrs(const std::string& path) override { return base_->ReadXattrs(path); }
-  std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
-    return base_->Lock(path, mode);
-  }
-  std::vector<std::string> TakeStaleLockReports() override { return base_->TakeStaleLockReports(); }
-  RunResult Run(const std::vector<std::string>& argv) override { return base_->Run(argv); }
-  RunResult RunLimited(const std::vector<std::string>& argv, const RunLimits& limits) override {
-    return base_->RunLimited(argv, limits);
-  }
-  int64_t NowNanos() override { return base_->NowNanos(); }
-  Clock* clock() override { return base_->clock(); }
-  std::string HostName() override { return base_->HostName(); }
 
   // True when the step about to happen should be cut short (a short write).
   bool ShortWriteDue() const;
 
  private:
-  Env* base_;
   FaultPlan plan_;
   std::atomic<int64_t> writes_{0};
   std::atomic<int64_t> reads_{0};

@@ -2,7 +2,7 @@
 // down exactly what it counts as a write step, where an injected errno, a
 // short write or a simulated crash lands, and that the faulted step did not
 // reach the disk.
-#include "os/fault_env.h"
+#include "helpers/fault_env.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

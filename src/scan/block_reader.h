@@ -1,0 +1,55 @@
+// Reading a file block by block as both readers of whole files do (the
+// store's scanner, scan/file_scanner.h, and the in-place sink,
+// inplace/block_copy.h): each run of data blocks with one large read, holes
+// found with SEEK_DATA/SEEK_HOLE and never read, the reads paced (--read-
+// limit) and dropped from the page cache behind the reader when asked.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "os/env.h"
+#include "util/rate_pacer.h"
+
+namespace vmback {
+
+// Where the data regions of a file are, asking the file system lazily:
+// one SEEK_DATA and one SEEK_HOLE per data run, not per block of a hole.
+// Past the file's end there is no data (a target shorter than the source).
+class DataMap {
+ public:
+  explicit DataMap(ReadableFile* f) : f_(f) {}
+  // Whether [off, off+len) holds any data.
+  bool HasData(uint64_t off, uint64_t len);
+
+ private:
+  ReadableFile* f_;
+  // Known: [asked_, data_) is a hole, [data_, hole_) is data.
+  uint64_t asked_ = 0, data_ = 0, hole_ = 0;
+};
+
+class BlockReader {
+ public:
+  struct Options {
+    RatePacer* pacer = nullptr;  // paces the bytes read; not owned
+    bool drop_cache = false;     // drop what was read from the page cache
+  };
+  // Reads f as content `size` bytes long in blocks of block_size. f, and
+  // the pacer, are borrowed for the reader's life. Turns the kernel's
+  // read-ahead off (the reads are large and skip the holes).
+  BlockReader(ReadableFile* f, uint64_t block_size, uint64_t size, Options options);
+
+  // Reads `count` blocks from block `first` into buf (count * block_size
+  // bytes); hole[k] is set for a block with no data, which is left unset,
+  // or zeroed when zero_fill. Bytes past the end of the file (it is
+  // shorter, or shrank meanwhile) read as zeros. Returns the bytes read.
+  uint64_t Read(uint64_t first, size_t count, char* buf, std::vector<uint8_t>* hole, bool zero_fill);
+
+ private:
+  ReadableFile* f_;
+  const uint64_t bs_, size_;
+  const Options options_;
+  DataMap map_;
+};
+
+}  // namespace vmback
