@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "store/gc.h"
+#include "store/manifest.h"
 #include "store/tree.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -105,27 +106,26 @@ class PointChecker {
   }
 
   void Check(const std::string& point) {
-    nlohmann::json m;
+    Manifest m;
     try {
-      m = store_->ReadManifest(point);
+      m = store_->ReadPoint(point);
     } catch (const Error& e) {
       // An I/O error is not damage: verify fails with it (exit 1, not 3).
       if (e.kind() == ErrorKind::kIo) throw;
       report_->problems.push_back({point, store_->ManifestPath(point), e.what()});
       return;
     }
-    for (const auto& v : m.at("volumes")) {
-      std::string name = v.at("name").get<std::string>();
+    for (const auto& v : m.volumes) {
       Problems found;
       try {
-        CheckEntry(EntryFromJson(v.at("root"), store_->ManifestPath(point)), "", &found);
+        CheckEntry(v.root, "", &found);
       } catch (const Error& e) {
         if (e.kind() == ErrorKind::kIo) throw;
         found.push_back({"", e.what()});
       }
       for (const auto& f : found)
         (f.lost ? report_->lost : report_->problems)
-            .push_back({point, f.path.empty() ? name : name + "/" + f.path, f.reason});
+            .push_back({point, f.path.empty() ? v.name : v.name + "/" + f.path, f.reason});
     }
   }
 

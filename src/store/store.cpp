@@ -10,6 +10,7 @@
 #include <optional>
 #include <set>
 
+#include "store/manifest.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
@@ -164,14 +165,6 @@ std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, const char*
 }
 }  // namespace
 
-bool IsValidTag(std::string_view tag) {
-  if (tag.empty() || tag.size() > 64 || tag[0] == '-') return false;
-  return std::all_of(tag.begin(), tag.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("._+:@=-").find(c) != std::string_view::npos;
-  });
-}
-
 std::vector<std::string> WarnAboutCopiesOnRootFileSystem(const std::vector<std::string>& copies, Logger* log) {
   std::vector<std::string> on_root, own;
   for (const auto& c : copies) (OnRootFileSystem(c) ? on_root : own).push_back(c);
@@ -185,24 +178,9 @@ std::vector<std::string> WarnAboutCopiesOnRootFileSystem(const std::vector<std::
   return on_root;
 }
 
-bool PointNameLess(const std::string& a, const std::string& b) {
-  // "NAME" is the first point of its second, then "NAME.2", "NAME.3", ...
-  auto split = [](const std::string& s) -> std::pair<std::string, uint64_t> {
-    auto dot = s.rfind('.');
-    if (dot == std::string::npos || dot + 1 == s.size() || dot + 10 < s.size()) return {s, 1};
-    uint64_t n = 0;
-    for (size_t i = dot + 1; i < s.size(); i++) {
-      if (s[i] < '0' || s[i] > '9') return {s, 1};
-      n = n * 10 + static_cast<uint64_t>(s[i] - '0');
-    }
-    return {s.substr(0, dot), n};
-  };
-  return split(a) < split(b);
-}
-
 std::vector<std::string> Store::Init(Env* env, const std::string& dir, uint32_t block_size,
                                      const std::vector<std::string>& mirrors) {
-  if (block_size < 4096 || block_size > (16u << 20) || (block_size & (block_size - 1)))
+  if (!IsValidBlockSize(block_size, kMinStoreBlockSize))
     ThrowConfig("block size " + std::to_string(block_size) +
                 " must be a power of two between 4 KiB and 16 MiB");
   // Symlinks in the paths the user gave are resolved once, here, and a
@@ -231,7 +209,7 @@ std::vector<std::string> Store::Init(Env* env, const std::string& dir, uint32_t 
       {"store_id", RandomHex(16)},
       {"block_size", block_size},
       {"compression", "zstd"},
-      {"zstd_level", 3},
+      {"zstd_level", kDefaultZstdLevel},
       {"copies", copies},
   };
   for (const auto& c : copies) {
@@ -364,12 +342,12 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
   std::string config_path = JoinPath(dir, "config.json");
   try {
     s->block_size_ = primary.json.at("block_size").get<uint32_t>();
-    s->zstd_level_ = primary.json.value("zstd_level", 3);
+    s->zstd_level_ = primary.json.value("zstd_level", kDefaultZstdLevel);
     s->config_ = primary.json;
   } catch (const nlohmann::json::exception& e) {
     ThrowCorrupt(config_path + ": damaged store config (" + e.what() + ")");
   }
-  if (s->block_size_ < 4096 || s->block_size_ > (16u << 20) || (s->block_size_ & (s->block_size_ - 1)))
+  if (!IsValidBlockSize(s->block_size_, kMinStoreBlockSize))
     ThrowCorrupt(config_path + ": bad block_size " + std::to_string(s->block_size_) +
                  " (a power of two from 4096 to 16 MiB)");
 
@@ -1066,60 +1044,6 @@ std::vector<std::string> Store::ListPoints() const {
   return points;
 }
 
-namespace {
-
-nlohmann::json ParseManifest(const std::string& data, const std::string& path) {
-  auto pos = data.rfind("\nsha256:");
-  if (pos == std::string::npos) ThrowCorrupt(path + ": manifest truncated (no checksum line)");
-  std::string body = data.substr(0, pos);
-  std::string sum = data.substr(pos + 8);
-  while (!sum.empty() && sum.back() == '\n') sum.pop_back();
-  if (Sha256(body).Hex() != sum) ThrowCorrupt(path + ": manifest checksum mismatch");
-  try {
-    nlohmann::json m = nlohmann::json::parse(body);
-    // Checked as JSON types first: get<int>() of a fraction or of a huge
-    // number is a cast that wraps or is undefined.
-    const auto& version = m.at("version");
-    if (!(version.is_number_unsigned() ? version.get<uint64_t>() >= 1
-                                       : version.is_number_integer() && version.get<int64_t>() >= 1))
-      ThrowCorrupt(path + ": manifest has a bad version");
-    if (version.get<uint64_t>() > static_cast<uint64_t>(kStoreFormatVersion))
-      ThrowCorrupt(path + ": manifest version is newer than this vmback supports");
-    // What readers take from it beside the volumes (prune, list).
-    if (m.contains("time_ns")) {
-      const auto& t = m.at("time_ns");
-      if (!t.is_number_integer() || (t.is_number_unsigned() && t.get<uint64_t>() > uint64_t{INT64_MAX}))
-        ThrowCorrupt(path + ": manifest has a bad time_ns");
-    }
-    if (m.contains("time") && !m.at("time").is_string()) ThrowCorrupt(path + ": manifest has a bad time");
-    if (m.contains("tags")) {
-      const auto& tags = m.at("tags");
-      if (!tags.is_array()) ThrowCorrupt(path + ": manifest has a bad tag list");
-      for (const auto& t : tags)
-        if (!t.is_string() || !IsValidTag(t.get_ref<const std::string&>()))
-          ThrowCorrupt(path + ": manifest has an invalid tag");
-    }
-    const auto& vols = m.at("volumes");
-    if (!vols.is_array()) ThrowCorrupt(path + ": manifest has no volume list");
-    std::set<std::string> names;
-    for (const auto& v : vols) {
-      if (!v.at("name").is_string() || !v.at("root").is_object())
-        ThrowCorrupt(path + ": manifest has a malformed volume");
-      // Restore joins a volume's name to its destination: one safe path
-      // component, and unique within the point.
-      const std::string& name = v.at("name").get_ref<const std::string&>();
-      if (!IsSafeName(name) || !names.insert(name).second)
-        ThrowCorrupt(path + ": manifest has an invalid or repeated volume name '" + EscapeForTerminal(name) +
-                     "'");
-    }
-    return m;
-  } catch (const nlohmann::json::exception& e) {
-    ThrowCorrupt(path + ": manifest is not valid (" + e.what() + ")");
-  }
-}
-
-}  // namespace
-
 std::vector<ManifestState> Store::RepairManifest(const std::string& point) {
   std::vector<ManifestState> state(copies_.size(), ManifestState::kBad);
   std::vector<std::string> paths;
@@ -1129,7 +1053,7 @@ std::vector<ManifestState> Store::RepairManifest(const std::string& point) {
     try {
       if (!env_->Exists(paths[c])) continue;
       std::string data = ReadFileToString(env_, paths[c]);
-      ParseManifest(data, paths[c]);
+      DecodeManifest(data, paths[c]);
       state[c] = ManifestState::kGood;
       if (good_data.empty()) good_data = data;
     } catch (const Error& e) {
@@ -1158,12 +1082,14 @@ std::vector<ManifestState> Store::RepairManifest(const std::string& point) {
   return state;
 }
 
-nlohmann::json Store::ReadManifest(const std::string& point) const {
+nlohmann::json Store::ReadManifest(const std::string& point) const { return ManifestToJson(ReadPoint(point)); }
+
+Manifest Store::ReadPoint(const std::string& point) const {
   std::string path = ManifestPath(point);
   if (point.empty() || point.find('/') != std::string::npos || !env_->Exists(path))
     ThrowNotFound("point '" + point + "' not found in store " + dir_);
   try {
-    return ParseManifest(ReadFileToString(env_, path), path);
+    return DecodeManifest(ReadFileToString(env_, path), path);
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::kCorrupt && e.kind() != ErrorKind::kIo) throw;
     // Another copy may have it whole: use that, and repair the primary.
@@ -1172,7 +1098,7 @@ nlohmann::json Store::ReadManifest(const std::string& point) const {
       try {
         if (!env_->Exists(other)) continue;
         std::string data = ReadFileToString(env_, other);
-        nlohmann::json m = ParseManifest(data, other);
+        Manifest m = DecodeManifest(data, other);
         if (e.kind() == ErrorKind::kIo) log_->Warn(std::string(e.what()) + " (an I/O error; read " + other + ")");
         if (e.kind() == ErrorKind::kCorrupt && read_repair_) {
           // The manifest read is good whatever becomes of the repair (a
@@ -1197,12 +1123,12 @@ nlohmann::json Store::ReadManifest(const std::string& point) const {
   }
 }
 
-void Store::WriteManifest(const std::string& point, const nlohmann::json& manifest) {
+void Store::WriteManifest(const Manifest& manifest) {
   Guard([&] {
     if (writer_ || !session_index_.packs.empty())
       throw Error(ErrorKind::kOther, "internal: manifest written before Flush");
-    std::string body = manifest.dump();
-    WriteEverywhere("points/" + point + ".json", body + "\nsha256:" + Sha256(body).Hex() + "\n");
+    if (manifest.name.empty()) throw Error(ErrorKind::kOther, "internal: manifest without a point name");
+    WriteEverywhere("points/" + manifest.name.str() + ".json", EncodeManifest(manifest));
   });
 }
 
