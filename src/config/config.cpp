@@ -16,6 +16,7 @@
 
 #include "os/env.h"
 #include "util/error.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
@@ -236,7 +237,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     uint64_t v = 0;
     if (config.target.type == "store")
       tr.Fail(bs_line, "the store's block size is set by 'vmback store init --block-size'");
-    if (!ParseSize(*bs, &v) || v < 512 || v > (16u << 20) || (v & (v - 1)) != 0)
+    if (!ParseSize(*bs, &v) || !IsValidBlockSize(v, kMinInplaceBlockSize))
       tr.Fail(bs_line, "'block_size' must be a power of two from 512 to 16M, e.g. \"128K\"");
     config.target.block_size = static_cast<uint32_t>(v);
   }

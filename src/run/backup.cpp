@@ -8,13 +8,13 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
-#include <set>
 #include <unordered_map>
 
 #include "config/config.h"
 #include "retention/policy.h"
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
+#include "store/manifest.h"
 #include "store/tree.h"
 #include "util/progress.h"
 #include "util/encoding.h"
@@ -219,15 +219,13 @@ std::map<std::string, Entry> ParentEntries(Store* store, const std::vector<Volum
   std::vector<std::string> points = store->ListPoints();
   for (auto it = points.rbegin(); it != points.rend() && same_source.size() < source_of.size(); ++it) {
     try {
-      nlohmann::json m = store->ReadManifest(*it);
+      Manifest m = store->ReadPoint(*it);
       std::map<std::string, Entry> found_same, found_name;
-      for (const auto& v : m.at("volumes")) {
-        auto want = source_of.find(v.at("name").get<std::string>());
+      for (auto& v : m.volumes) {
+        auto want = source_of.find(v.name);
         if (want == source_of.end() || same_source.count(want->first)) continue;
-        std::string recorded = GetBytesField(v, "source", *it);
-        Entry root = EntryFromJson(v.at("root"), *it);
-        if (recorded.empty() || recorded == want->second) found_same.emplace(want->first, root);
-        if (!same_name.count(want->first)) found_name.emplace(want->first, std::move(root));
+        if (v.source.empty() || v.source == want->second) found_same.emplace(want->first, v.root);
+        if (!same_name.count(want->first)) found_name.emplace(want->first, std::move(v.root));
       }
       // Only a manifest read whole counts.
       same_source.merge(found_same);
@@ -247,14 +245,11 @@ bool FullReadDue(Store* store, int64_t every_ns, int64_t now_ns) {
   std::vector<std::string> points = store->ListPoints();
   for (auto it = points.rbegin(); it != points.rend(); ++it) {
     try {
-      nlohmann::json m = store->ReadManifest(*it);
-      int64_t t = m.value("time_ns", int64_t{0});
-      if (now_ns - t >= every_ns) return true;  // older points are older still
-      const nlohmann::json& stats = m.value("stats", nlohmann::json::object());
-      if (stats.is_object() && stats.value("full_read", false)) return false;
+      Manifest m = store->ReadPoint(*it);
+      if (now_ns - m.time_ns >= every_ns) return true;  // older points are older still
+      if (m.full_read()) return false;
     } catch (const Error& err) {
       if (err.kind() != ErrorKind::kCorrupt) throw;
-    } catch (const nlohmann::json::exception&) {
     }
   }
   return true;
@@ -265,15 +260,12 @@ bool FullReadDue(Store* store, int64_t every_ns, int64_t now_ns) {
 std::string NewestPointWithVolume(Store* store, const std::string& volume) {
   std::vector<std::string> points = store->ListPoints();
   for (auto it = points.rbegin(); it != points.rend(); ++it) {
-    nlohmann::json m;
     try {
-      m = store->ReadManifest(*it);
+      if (store->ReadPoint(*it).FindVolume(volume)) return *it;
     } catch (const Error& err) {
       if (err.kind() != ErrorKind::kCorrupt) throw;
-      continue;  // a damaged point is named by verify, not chosen here
+      // a damaged point is named by verify, not chosen here
     }
-    for (const auto& v : m.at("volumes"))
-      if (v.at("name").get<std::string>() == volume) return *it;
   }
   ThrowNotFound("store " + store->dir() + " has no point holding volume '" + volume + "'");
 }
@@ -317,7 +309,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   }
   result.full_read = opts.full_read;
   const StoreWriteStats before = store->write_stats();
-  nlohmann::json vols = nlohmann::json::array();
+  Manifest manifest;
   {
     ThreadPool pool(options.threads);  // destroyed (joined) before the store is used again
     for (size_t i = 0; i < resolved.size(); i++) {
@@ -333,9 +325,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
       stats.seconds = SecondsSince(vstart);
       result.errors += stats.errors;
       result.volumes.push_back(stats);
-      nlohmann::json vol = {{"name", v.name}, {"root", EntryToJson(root)}};
-      PutBytesField(&vol, "source", volumes[i].source);
-      vols.push_back(std::move(vol));
+      manifest.volumes.push_back({v.name, volumes[i].source, std::move(root)});
     }
   }
   // Packs and index durable first; only then the manifest that names them.
@@ -348,21 +338,15 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   if (result.volumes.size() == 1) result.volumes[0].bytes_written = result.bytes_written;
   result.point = store->NewPointName();
   result.seconds = SecondsSince(start);
-  int64_t now = store->env()->NowNanos();
-  const std::string host = store->env()->HostName();
-  nlohmann::json manifest = {
-      {"version", kStoreFormatVersion},
-      {"name", result.point},
-      {"time", FormatTimeUtc(now)},
-      {"time_ns", now},
-      {"host", host},
-      {"block_size", store->block_size()},
-      {"volumes", vols},
-      {"stats", BackupResultToJson(result)},
-  };
-  manifest["stats"].erase("point");
-  if (!options.tags.empty()) manifest["tags"] = std::set<std::string>(options.tags.begin(), options.tags.end());
-  store->WriteManifest(result.point, manifest);
+  manifest.name = PointName::Parse(result.point, "new point");
+  manifest.time_ns = store->env()->NowNanos();
+  manifest.time = FormatTimeUtc(manifest.time_ns);
+  manifest.host = store->env()->HostName();
+  manifest.block_size = store->block_size();
+  manifest.tags.insert(options.tags.begin(), options.tags.end());
+  manifest.stats = BackupResultToJson(result);
+  manifest.stats.erase("point");
+  store->WriteManifest(manifest);
   return result;
 }
 

@@ -2,6 +2,7 @@
 // kind of content and metadata, incremental backups (only changed blocks are
 // new, quick check by size and mtime, full_read), and failing sources.
 #include "run/backup.h"
+#include "store/manifest.h"
 #include "run/verify.h"
 
 #include <fcntl.h>
@@ -172,7 +173,7 @@ TEST_F(BackupTest, EmptyFileRoundTrip) {
   BackupResult r = ImageRoundTrip(src, &out);
   EXPECT_EQ(r.volumes[0].blocks, 0u);
   EXPECT_EQ(r.volumes[0].bytes, 0u);
-  EXPECT_TRUE(store_->ReadManifest(r.point)["volumes"][0]["root"]["content"].empty());
+  EXPECT_TRUE(store_->ReadPoint(r.point).volumes[0].root.content.empty());
   struct stat st;
   ASSERT_EQ(::stat(out.c_str(), &st), 0);
   EXPECT_EQ(st.st_size, 0);
@@ -202,13 +203,13 @@ TEST_F(BackupTest, FileOfMoreThan2048BlocksNeedsTwoListBlobs) {
   std::string out;
   BackupResult r = ImageRoundTrip(src, &out);
   EXPECT_EQ(r.volumes[0].blocks, 2052u);
-  auto root = store_->ReadManifest(r.point)["volumes"][0]["root"];
-  EXPECT_EQ(root["size"].get<uint64_t>(), size);
-  EXPECT_EQ(root["content"].size(), 2u) << "2052 block ids need two list blobs of <= 2048";
+  const Entry root = store_->ReadPoint(r.point).volumes[0].root;
+  EXPECT_EQ(root.size, size);
+  EXPECT_EQ(root.content.size(), 2u) << "2052 block ids need two list blobs of <= 2048";
 }
 
 TEST_F(BackupTest, DefaultBlockSizeTreeRoundTrip) {
-  OpenStore(kDefaultBlockSize);
+  OpenStore(kDefaultStoreBlockSize);
   std::string src = tmp_ / "src";
   ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
   WriteFile(src + "/a", RandomBytes(3 * 65536 + 5, 6));
@@ -568,8 +569,8 @@ TEST_F(BackupTest, PointWithoutCtimeAndInodeCostsOneFullRead) {
   WriteFile(src + "/b", RandomBytes(5000, 44));
   BackupResult r1 = Backup({{"t", src}});
   // Rewrite r1 as an older vmback would have written it.
-  nlohmann::json m = store_->ReadManifest(r1.point);
-  Entry root = EntryFromJson(m["volumes"][0]["root"], "test");
+  Manifest m = store_->ReadPoint(r1.point);
+  Entry root = m.volumes[0].root;
   std::vector<Entry> entries = DecodeTree(store_->Get(root.subtree, BlobType::kTree), "test");
   for (auto& e : entries) {
     ASSERT_NE(e.ino, 0u);
@@ -581,10 +582,9 @@ TEST_F(BackupTest, PointWithoutCtimeAndInodeCostsOneFullRead) {
   EXPECT_EQ(old_tree.find("\"ctime_ns\""), std::string::npos);
   root.subtree = store_->PutRaw(BlobType::kTree, old_tree);
   store_->Flush();
-  m["volumes"][0]["root"] = EntryToJson(root);
-  std::string old_point = store_->NewPointName();
-  m["name"] = old_point;
-  store_->WriteManifest(old_point, m);
+  m.volumes[0].root = root;
+  m.name = PointName::Parse(store_->NewPointName(), "test");
+  store_->WriteManifest(m);
 
   BackupResult r2 = Backup({{"t", src}});
   EXPECT_EQ(r2.volumes[0].bytes_read, 15000u);
@@ -675,7 +675,7 @@ TEST_F(BackupTest, FullReadEveryReadsWhenTheLastFullReadIsOld) {
   hourly.full_read_every_ns = int64_t{3600} * 1000000000;
   BackupResult r1 = Backup({{"t", src}}, hourly);
   EXPECT_TRUE(r1.full_read) << "no point yet";
-  EXPECT_EQ(store_->ReadManifest(r1.point)["stats"]["full_read"], true);
+  EXPECT_TRUE(store_->ReadPoint(r1.point).full_read());
   BackupResult r2 = Backup({{"t", src}}, hourly);
   EXPECT_FALSE(r2.full_read) << "a full read one moment ago";
   EXPECT_EQ(r2.volumes[0].bytes_read, 0u);
@@ -698,7 +698,7 @@ TEST_F(BackupTest, ResultStoreStatsCountOnlyThisBackup) {
   EXPECT_EQ(r1.packs_written, 1u);
   BackupResult r2 = Backup({{"disk", img}});  // unchanged: writes nothing
   EXPECT_EQ(r2.volumes[0].bytes_read, 0u);
-  auto stats = store_->ReadManifest(r2.point)["stats"];
+  auto stats = store_->ReadPoint(r2.point).stats;
   if (r2.blocks_written == r1.blocks_written)
     GTEST_SKIP() << "BUG: RunBackup copies Store::write_stats(), which accumulates over the "
                     "Store's lifetime, into BackupResult::store and the manifest stats: the "
@@ -725,8 +725,8 @@ TEST_F(BackupTest, SeveralVolumesInOnePoint) {
   EXPECT_EQ(r.volumes[1].name, "disk");
   EXPECT_EQ(r.volumes[2].name, "via-link");
   EXPECT_EQ(r.volumes[2].new_blocks, 0u) << "same content as disk: deduplicated";
-  auto m = store_->ReadManifest(r.point);
-  EXPECT_EQ(m["volumes"][2]["source"].get<std::string>(), lnk) << "manifest keeps the given source";
+  auto m = store_->ReadPoint(r.point);
+  EXPECT_EQ(m.volumes[2].source, lnk) << "manifest keeps the given source";
   std::string out = RestoreNew(r.point, "");
   EXPECT_EQ(ReadFile(out + "/tree/f"), ReadFile(tree + "/f"));
   EXPECT_EQ(ReadFile(out + "/disk"), ReadFile(img));
@@ -788,9 +788,7 @@ TEST_F(BackupTest, DamagedPreviousTreeCostsAFullReadAndTheNewPointIsWhole) {
   WriteFile(src + "/g", RandomBytes(5000, 61));
   BackupResult r1 = Backup({{"v", src}});
   // Damage the tree blob of "sub" in the first point.
-  auto root = store_->ReadManifest(r1.point)["volumes"][0]["root"];
-  Hash root_tree, sub_tree;
-  ASSERT_TRUE(Hash::FromHex(root["subtree"].get<std::string>(), &root_tree));
+  Hash root_tree = store_->ReadPoint(r1.point).volumes[0].root.subtree, sub_tree;
   const nlohmann::json tree = nlohmann::json::parse(store_->Get(root_tree, BlobType::kTree));
   for (const auto& e : tree["entries"]) {
     if (e["name"] == "sub") {

@@ -2,20 +2,16 @@
 
 #include <set>
 
+#include "store/manifest.h"
 #include "util/error.h"
 
 namespace vmback {
 
-std::string PointGroup(const nlohmann::json& manifest) {
-  // ReadManifest checked the types of "volumes" and "tags".
-  std::set<std::string> volumes, tags;
-  for (const auto& v : manifest.at("volumes")) volumes.insert(v.at("name").get<std::string>());
-  if (manifest.contains("tags"))
-    for (const auto& t : manifest.at("tags")) tags.insert(t.get<std::string>());
-  const auto& host = manifest.contains("host") && manifest.at("host").is_string() ? manifest.at("host")
-                                                                                   : nlohmann::json("");
-  nlohmann::ordered_json g = {{"host", host}, {"volumes", volumes}};
-  if (!tags.empty()) g["tags"] = tags;
+std::string PointGroup(const Manifest& manifest) {
+  std::set<std::string> volumes;
+  for (const auto& v : manifest.volumes) volumes.insert(v.name);
+  nlohmann::ordered_json g = {{"host", manifest.host}, {"volumes", volumes}};
+  if (!manifest.tags.empty()) g["tags"] = manifest.tags;
   return g.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
@@ -31,14 +27,14 @@ PruneResult Prune(Store* store, const RetentionPolicy& policy, const GcOptions& 
   if (!options.dry_run && store->copies().size() > 1) store->Sync();
   std::vector<PointInfo> points;
   for (const auto& name : store->ListPoints()) {
-    nlohmann::json m;
+    Manifest m;
     try {
-      m = store->ReadManifest(name);
+      m = store->ReadPoint(name);
     } catch (const Error& e) {
       if (e.kind() == ErrorKind::kCrash) throw;
       throw Error(e.kind(), std::string("prune stopped before deleting anything: ") + e.what());
     }
-    points.push_back({name, m.value("time_ns", int64_t{0}), PointGroup(m)});
+    points.push_back({name, m.time_ns, PointGroup(m)});
   }
   result.decisions = ApplyRetention(points, policy);
   if (options.dry_run) {

@@ -23,7 +23,7 @@ struct PruneResult {
 // e.g. {"host":"kvm1","volumes":["etc","images"]} (with "tags" only when the
 // point has some). The nightly run's points share one group; a one-off
 // `backup` of other paths, or a tagged one, makes a group of its own.
-std::string PointGroup(const nlohmann::json& manifest);
+std::string PointGroup(const Manifest& manifest);
 
 // The rules apply to each group on its own (ApplyRetention).
 // An empty policy is refused (kConfig): prune never guesses what to keep.

@@ -7,6 +7,7 @@
 // change. --dry-run changes nothing. A crash at every write step of a prune
 // leaves a store that verifies clean and a next prune that completes.
 #include "run/prune.h"
+#include "store/manifest.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -239,9 +240,8 @@ class PruneTest : public ::testing::Test {
   }
   // The volume's root entry in a point's manifest.
   Entry Root(const std::string& point, const std::string& volume) {
-    nlohmann::json m = store_->ReadManifest(point);
-    for (const auto& v : m.at("volumes"))
-      if (v.at("name") == volume) return EntryFromJson(v.at("root"), point);
+    Manifest m = store_->ReadPoint(point);
+    if (const ManifestVolume* v = m.FindVolume(volume)) return v->root;
     ADD_FAILURE() << "no volume " << volume << " in " << point;
     return {};
   }
@@ -322,7 +322,7 @@ TEST_F(PruneTest, DeletesPointsDropsDeadPackRepacksSparsePackAndKeptPointsRestor
     EXPECT_FALSE(fs::exists(store_->ManifestPath(p_[i]))) << p_[i];
     EXPECT_TRUE(fs::exists(store_dir_ + "/points/" + p_[i] + ".deleted")) << p_[i];
     try {
-      store_->ReadManifest(p_[i]);
+      store_->ReadPoint(p_[i]);
       ADD_FAILURE() << "deleted point " << p_[i] << " still readable";
     } catch (const Error& e) {
       EXPECT_EQ(e.kind(), ErrorKind::kNotFound) << e.what();
@@ -478,11 +478,12 @@ TEST_F(PruneTest, OneOffAndTaggedPointsAreGroupsOfTheirOwn) {
   std::string oneoff = RunBackup(store_.get(), {{"disk", img_}}, {}, &log_).point;
   std::string tag = RunBackup(store_.get(), {{"VOL", src_}, {"disk", img_}}, tagged, &log_).point;
   nightly.push_back(Backup());
-  EXPECT_EQ(store_->ReadManifest(tag).at("tags"), nlohmann::json::array({"before-upgrade"}));
-  EXPECT_FALSE(store_->ReadManifest(oneoff).contains("tags"));
-  EXPECT_NE(PointGroup(store_->ReadManifest(oneoff)), PointGroup(store_->ReadManifest(nightly[0])));
-  EXPECT_NE(PointGroup(store_->ReadManifest(tag)), PointGroup(store_->ReadManifest(nightly[0])));
-  EXPECT_EQ(PointGroup(store_->ReadManifest(nightly[1])), PointGroup(store_->ReadManifest(nightly[0])));
+  EXPECT_EQ(store_->ReadPoint(tag).tags, std::set<std::string>{"before-upgrade"});
+  EXPECT_TRUE(store_->ReadPoint(oneoff).tags.empty());
+  EXPECT_FALSE(nlohmann::json(store_->ReadPoint(oneoff)).contains("tags"));
+  EXPECT_NE(PointGroup(store_->ReadPoint(oneoff)), PointGroup(store_->ReadPoint(nightly[0])));
+  EXPECT_NE(PointGroup(store_->ReadPoint(tag)), PointGroup(store_->ReadPoint(nightly[0])));
+  EXPECT_EQ(PointGroup(store_->ReadPoint(nightly[1])), PointGroup(store_->ReadPoint(nightly[0])));
 
   PruneResult r = Prune(store_.get(), KeepLast(2), Gc(), &log_);
   EXPECT_EQ(r.deleted, (std::vector<std::string>{nightly[0]}));

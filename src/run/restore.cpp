@@ -16,6 +16,7 @@
 #include "os/dir.h"
 #include "run/backup.h"
 #include "scan/metadata.h"
+#include "store/manifest.h"
 #include "store/tree.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -309,7 +310,7 @@ std::string ResolvePoint(Store* store, const std::string& point) {
     if (points.empty()) ThrowNotFound("store " + store->dir() + " has no points yet");
     return points.back();
   }
-  store->ReadManifest(point);  // throws kNotFound naming the point
+  store->ReadPoint(point);  // throws kNotFound naming the point
   return point;
 }
 
@@ -349,8 +350,7 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
   std::string point = point_arg == "latest" && !path.empty()
                           ? NewestPointWithVolume(store, path.substr(0, path.find('/')))
                           : ResolvePoint(store, point_arg);
-  nlohmann::json m = store->ReadManifest(point);
-  std::string where = store->ManifestPath(point);
+  const Manifest m = store->ReadPoint(point);
   RestoreStats stats;
 
   const FileStatus dst = StatusOrMissing(store->env(), dest);
@@ -362,11 +362,9 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
   if (path.empty()) {
     // The whole point: one entry per volume inside dest.
     Dir root = dest_exists ? Dir::Open(dest) : Dir::OpenOrCreate(dest);
-    for (const auto& v : m.at("volumes")) {
-      Entry e = EntryFromJson(v.at("root"), where);
-      std::string name = v.at("name").get<std::string>();  // checked by ReadManifest
+    for (const auto& v : m.volumes) {
       Restorer r(store, options, &root, log, &stats);  // hard links stay within a volume
-      r.RestoreEntry(e, Place{&root, name, name}, "");
+      r.RestoreEntry(v.root, Place{&root, v.name, v.name}, "");
     }
     return stats;
   }
@@ -374,11 +372,9 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
   // Find VOLUME[/sub/path].
   std::string volume = path.substr(0, path.find('/'));
   std::string rest = path.size() > volume.size() ? path.substr(volume.size() + 1) : "";
-  const nlohmann::json* vol = nullptr;
-  for (const auto& v : m.at("volumes"))
-    if (v.at("name").get<std::string>() == volume) vol = &v;
+  const ManifestVolume* vol = m.FindVolume(volume);
   if (!vol) ThrowNotFound("point " + point + " has no volume '" + volume + "'");
-  Entry e = EntryFromJson(vol->at("root"), where);
+  Entry e = vol->root;
   std::string rel;
   size_t pos = 0;
   while (pos < rest.size()) {

@@ -9,6 +9,7 @@
 #include <unordered_set>
 
 #include "store/gc.h"
+#include "store/manifest.h"
 #include "store/tree.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -105,27 +106,26 @@ class PointChecker {
   }
 
   void Check(const std::string& point) {
-    nlohmann::json m;
+    Manifest m;
     try {
-      m = store_->ReadManifest(point);
+      m = store_->ReadPoint(point);
     } catch (const Error& e) {
       // An I/O error is not damage: verify fails with it (exit 1, not 3).
       if (e.kind() == ErrorKind::kIo) throw;
       report_->problems.push_back({point, store_->ManifestPath(point), e.what()});
       return;
     }
-    for (const auto& v : m.at("volumes")) {
-      std::string name = v.at("name").get<std::string>();
+    for (const auto& v : m.volumes) {
       Problems found;
       try {
-        CheckEntry(EntryFromJson(v.at("root"), store_->ManifestPath(point)), "", &found);
+        CheckEntry(v.root, "", &found);
       } catch (const Error& e) {
         if (e.kind() == ErrorKind::kIo) throw;
         found.push_back({"", e.what()});
       }
       for (const auto& f : found)
         (f.lost ? report_->lost : report_->problems)
-            .push_back({point, f.path.empty() ? name : name + "/" + f.path, f.reason});
+            .push_back({point, f.path.empty() ? v.name : v.name + "/" + f.path, f.reason});
     }
   }
 
@@ -518,47 +518,6 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   return report;
 }
 
-namespace {
-nlohmann::json ProblemsToJson(const std::vector<VerifyProblem>& list) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& p : list) out.push_back({{"point", p.point}, {"path", p.path}, {"reason", p.reason}});
-  return out;
-}
-
-nlohmann::json DamagedPacksToJson(const std::vector<DamagedPack>& packs) {
-  auto hex = [](const std::vector<Hash>& ids) {
-    nlohmann::json a = nlohmann::json::array();
-    for (const auto& id : ids) a.push_back(id.Hex());
-    return a;
-  };
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& d : packs)
-    out.push_back({{"pack", d.pack.Hex()}, {"healed", hex(d.healed)}, {"unhealed", hex(d.unhealed)}});
-  return out;
-}
-}  // namespace
-
-nlohmann::json VerifyReportToJson(const VerifyReport& r) {
-  nlohmann::json problems = ProblemsToJson(r.problems);
-  nlohmann::json copies = nlohmann::json::array();
-  for (const auto& c : r.copies)
-    copies.push_back({{"dir", c.dir},
-                      {"packs_checked", c.packs_checked},
-                      {"packs_missing", c.packs_missing},
-                      {"packs_damaged", c.packs_damaged},
-                      {"manifests_damaged", c.manifests_damaged},
-                      {"index_files_damaged", c.index_files_damaged},
-                      {"repaired", c.repaired},
-                      {"unrepairable", c.unrepairable}});
-  return {{"ok", r.ok()},           {"copies", copies},         {"repaired", r.repaired},
-          {"packs", r.packs},         {"blobs", r.blobs},
-          {"bytes", r.bytes},       {"bad_packs", r.bad_packs}, {"bad_blobs", r.bad_blobs},
-          {"points", r.points},     {"files_checked", r.files_checked},
-          {"packs_skipped", r.packs_skipped}, {"subset", r.subset}, {"to_heal", r.to_heal},
-          {"problems", problems}, {"damaged_packs", DamagedPacksToJson(r.damaged_packs)},
-          {"lost", ProblemsToJson(r.lost)}, {"next_step", r.next_step}};
-}
-
 RepairReport Repair(Store* store, Logger* log, bool dry_run) {
   RepairReport r;
   r.dry_run = dry_run;
@@ -620,16 +579,6 @@ RepairReport Repair(Store* store, Logger* log, bool dry_run) {
   for (const auto& point : store->ListPoints()) checker.Check(point);
   r.lost = std::move(after.lost);
   return r;
-}
-
-nlohmann::json RepairReportToJson(const RepairReport& r) {
-  return {{"dry_run", r.dry_run},
-          {"packs_rewritten", r.packs_rewritten},
-          {"blobs_moved", r.blobs_moved},
-          {"blobs_healed", r.blobs_healed},
-          {"blobs_lost", r.blobs_lost},
-          {"lost", ProblemsToJson(r.lost)},
-          {"verify", VerifyReportToJson(r.verify)}};
 }
 
 }  // namespace vmback

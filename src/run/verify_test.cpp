@@ -2,6 +2,7 @@
 // damaged tree or manifest are found and named by point and VOLUME/path;
 // damage in one point does not hide damage in another.
 #include "run/verify.h"
+#include "store/manifest.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -215,7 +216,7 @@ TEST_F(VerifyTest, DamagedTreeNamesTheDirectory) {
   WriteFile(src_ + "/sub/deeper/f", RandomBytes(5000, 40));
   WriteFile(src_ + "/g", RandomBytes(5000, 41));
   std::string p = Backup();
-  Entry root = EntryFromJson(store_->ReadManifest(p)["volumes"][0]["root"], "test");
+  Entry root = store_->ReadPoint(p).volumes[0].root;
   Hash sub;
   for (const auto& e : DecodeTree(store_->Get(root.subtree, BlobType::kTree), "test"))
     if (e.name == "sub") sub = e.subtree;

@@ -54,7 +54,7 @@ void Store::CopyPack(const Hash& pack, size_t from, size_t to) {
   auto out = env_->OpenWrite(tmp, CreateMode::kExclusive);
   try {
     Sha256Stream hash;
-    std::string buf(4u << 20, '\0');
+    std::string buf(kCopyBufferBytes, '\0');
     for (uint64_t off = 0; off < in->Size();) {
       size_t n = in->ReadAt(off, buf.data(), buf.size());
       if (n == 0) break;

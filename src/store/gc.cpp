@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "store/manifest.h"
 #include "store/tree.h"
 #include "util/error.h"
 
@@ -30,8 +31,7 @@ HashSet LiveBlobs(Store* store, const std::vector<std::string>& ignore) {
   };
   for (const auto& point : store->ListPoints()) {
     if (std::find(ignore.begin(), ignore.end(), point) != ignore.end()) continue;
-    nlohmann::json m = store->ReadManifest(point);
-    for (const auto& v : m.at("volumes")) add_entry(EntryFromJson(v.at("root"), store->ManifestPath(point)));
+    for (const auto& v : store->ReadPoint(point).volumes) add_entry(v.root);
   }
   while (!trees.empty()) {
     Hash t = trees.back();

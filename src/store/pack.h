@@ -12,6 +12,7 @@
 
 #include "os/env.h"
 #include "util/sha256.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
@@ -30,8 +31,8 @@ inline constexpr size_t kPackFooterSize = 52;     // count, sha256(entries), ent
 // data blob is one block and block_size is at most 16 MiB; a list blob holds
 // at most kIdsPerList (2048) ids of 32 bytes; a tree blob is one directory's
 // JSON, which the writer refuses to make larger than 64 MiB. Every length
-// read from a store is checked against these before anything is allocated.
-inline constexpr uint32_t kMaxBlockSize = 16u << 20;
+// read from a store is checked against these (and kMaxBlockSize, in
+// util/tunables.h) before anything is allocated.
 inline constexpr uint32_t kMaxListBlobSize = 2048 * 32;
 inline constexpr uint32_t kMaxTreeBlobSize = 64u << 20;
 inline constexpr uint32_t kMaxBlobSize = kMaxTreeBlobSize;  // the largest of the three

@@ -164,14 +164,6 @@ std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, const char*
 }
 }  // namespace
 
-bool IsValidTag(std::string_view tag) {
-  if (tag.empty() || tag.size() > 64 || tag[0] == '-') return false;
-  return std::all_of(tag.begin(), tag.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           std::string_view("._+:@=-").find(c) != std::string_view::npos;
-  });
-}
-
 std::vector<std::string> WarnAboutCopiesOnRootFileSystem(const std::vector<std::string>& copies, Logger* log) {
   std::vector<std::string> on_root, own;
   for (const auto& c : copies) (OnRootFileSystem(c) ? on_root : own).push_back(c);
@@ -185,24 +177,9 @@ std::vector<std::string> WarnAboutCopiesOnRootFileSystem(const std::vector<std::
   return on_root;
 }
 
-bool PointNameLess(const std::string& a, const std::string& b) {
-  // "NAME" is the first point of its second, then "NAME.2", "NAME.3", ...
-  auto split = [](const std::string& s) -> std::pair<std::string, uint64_t> {
-    auto dot = s.rfind('.');
-    if (dot == std::string::npos || dot + 1 == s.size() || dot + 10 < s.size()) return {s, 1};
-    uint64_t n = 0;
-    for (size_t i = dot + 1; i < s.size(); i++) {
-      if (s[i] < '0' || s[i] > '9') return {s, 1};
-      n = n * 10 + static_cast<uint64_t>(s[i] - '0');
-    }
-    return {s.substr(0, dot), n};
-  };
-  return split(a) < split(b);
-}
-
 std::vector<std::string> Store::Init(Env* env, const std::string& dir, uint32_t block_size,
                                      const std::vector<std::string>& mirrors) {
-  if (block_size < 4096 || block_size > (16u << 20) || (block_size & (block_size - 1)))
+  if (!IsValidBlockSize(block_size, kMinStoreBlockSize))
     ThrowConfig("block size " + std::to_string(block_size) +
                 " must be a power of two between 4 KiB and 16 MiB");
   // Symlinks in the paths the user gave are resolved once, here, and a
@@ -231,7 +208,7 @@ std::vector<std::string> Store::Init(Env* env, const std::string& dir, uint32_t 
       {"store_id", RandomHex(16)},
       {"block_size", block_size},
       {"compression", "zstd"},
-      {"zstd_level", 3},
+      {"zstd_level", kDefaultZstdLevel},
       {"copies", copies},
   };
   for (const auto& c : copies) {
@@ -364,12 +341,12 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
   std::string config_path = JoinPath(dir, "config.json");
   try {
     s->block_size_ = primary.json.at("block_size").get<uint32_t>();
-    s->zstd_level_ = primary.json.value("zstd_level", 3);
+    s->zstd_level_ = primary.json.value("zstd_level", kDefaultZstdLevel);
     s->config_ = primary.json;
   } catch (const nlohmann::json::exception& e) {
     ThrowCorrupt(config_path + ": damaged store config (" + e.what() + ")");
   }
-  if (s->block_size_ < 4096 || s->block_size_ > (16u << 20) || (s->block_size_ & (s->block_size_ - 1)))
+  if (!IsValidBlockSize(s->block_size_, kMinStoreBlockSize))
     ThrowCorrupt(config_path + ": bad block_size " + std::to_string(s->block_size_) +
                  " (a power of two from 4096 to 16 MiB)");
 
@@ -552,10 +529,6 @@ void Store::RecordCopies() {
 std::string Store::PackPath(size_t copy, const Hash& pack) const {
   std::string hex = pack.Hex();
   return copies_[copy] + "/packs/" + hex.substr(0, 2) + "/" + hex + ".pack";
-}
-
-std::string Store::ManifestPath(const std::string& point) const {
-  return dir_ + "/points/" + point + ".json";
 }
 
 std::vector<Hash> Store::ListPackFiles() const { return ListPackFiles(0); }
@@ -1049,172 +1022,6 @@ void Store::Upgrade(double wait_seconds) {
     throw;
   }
   sole_ = true;
-}
-
-std::vector<std::string> Store::ListPoints() const {
-  if (pinned_points_) return *pinned_points_;
-  std::vector<std::string> points;
-  std::unordered_set<std::string> tombstones;
-  auto names = env_->ListDir(JoinPath(dir_, "points"));
-  for (const auto& name : names)
-    if (EndsWith(name, ".deleted")) tombstones.insert(name.substr(0, name.size() - 8));
-  // A point with a tombstone is deleted, even if a crash left its manifest.
-  for (const auto& name : names)
-    if (EndsWith(name, ".json") && !tombstones.count(name.substr(0, name.size() - 5)))
-      points.push_back(name.substr(0, name.size() - 5));
-  std::sort(points.begin(), points.end(), PointNameLess);
-  return points;
-}
-
-namespace {
-
-nlohmann::json ParseManifest(const std::string& data, const std::string& path) {
-  auto pos = data.rfind("\nsha256:");
-  if (pos == std::string::npos) ThrowCorrupt(path + ": manifest truncated (no checksum line)");
-  std::string body = data.substr(0, pos);
-  std::string sum = data.substr(pos + 8);
-  while (!sum.empty() && sum.back() == '\n') sum.pop_back();
-  if (Sha256(body).Hex() != sum) ThrowCorrupt(path + ": manifest checksum mismatch");
-  try {
-    nlohmann::json m = nlohmann::json::parse(body);
-    // Checked as JSON types first: get<int>() of a fraction or of a huge
-    // number is a cast that wraps or is undefined.
-    const auto& version = m.at("version");
-    if (!(version.is_number_unsigned() ? version.get<uint64_t>() >= 1
-                                       : version.is_number_integer() && version.get<int64_t>() >= 1))
-      ThrowCorrupt(path + ": manifest has a bad version");
-    if (version.get<uint64_t>() > static_cast<uint64_t>(kStoreFormatVersion))
-      ThrowCorrupt(path + ": manifest version is newer than this vmback supports");
-    // What readers take from it beside the volumes (prune, list).
-    if (m.contains("time_ns")) {
-      const auto& t = m.at("time_ns");
-      if (!t.is_number_integer() || (t.is_number_unsigned() && t.get<uint64_t>() > uint64_t{INT64_MAX}))
-        ThrowCorrupt(path + ": manifest has a bad time_ns");
-    }
-    if (m.contains("time") && !m.at("time").is_string()) ThrowCorrupt(path + ": manifest has a bad time");
-    if (m.contains("tags")) {
-      const auto& tags = m.at("tags");
-      if (!tags.is_array()) ThrowCorrupt(path + ": manifest has a bad tag list");
-      for (const auto& t : tags)
-        if (!t.is_string() || !IsValidTag(t.get_ref<const std::string&>()))
-          ThrowCorrupt(path + ": manifest has an invalid tag");
-    }
-    const auto& vols = m.at("volumes");
-    if (!vols.is_array()) ThrowCorrupt(path + ": manifest has no volume list");
-    std::set<std::string> names;
-    for (const auto& v : vols) {
-      if (!v.at("name").is_string() || !v.at("root").is_object())
-        ThrowCorrupt(path + ": manifest has a malformed volume");
-      // Restore joins a volume's name to its destination: one safe path
-      // component, and unique within the point.
-      const std::string& name = v.at("name").get_ref<const std::string&>();
-      if (!IsSafeName(name) || !names.insert(name).second)
-        ThrowCorrupt(path + ": manifest has an invalid or repeated volume name '" + EscapeForTerminal(name) +
-                     "'");
-    }
-    return m;
-  } catch (const nlohmann::json::exception& e) {
-    ThrowCorrupt(path + ": manifest is not valid (" + e.what() + ")");
-  }
-}
-
-}  // namespace
-
-std::vector<ManifestState> Store::RepairManifest(const std::string& point) {
-  std::vector<ManifestState> state(copies_.size(), ManifestState::kBad);
-  std::vector<std::string> paths;
-  std::string good_data;
-  for (size_t c = 0; c < copies_.size(); c++) {
-    paths.push_back(copies_[c] + "/points/" + point + ".json");
-    try {
-      if (!env_->Exists(paths[c])) continue;
-      std::string data = ReadFileToString(env_, paths[c]);
-      ParseManifest(data, paths[c]);
-      state[c] = ManifestState::kGood;
-      if (good_data.empty()) good_data = data;
-    } catch (const Error& e) {
-      if (e.kind() == ErrorKind::kIo) {
-        // Unreadable is not damaged: report, never rewrite or set aside.
-        state[c] = ManifestState::kUnreadable;
-        log_->Warn(std::string(e.what()) + " (an I/O error; not repaired)");
-      } else if (e.kind() == ErrorKind::kCorrupt) {
-        log_->Warn(e.what());
-      } else {
-        throw;
-      }
-    }
-  }
-  // A reader (a store on read-only media) reports, never rewrites.
-  if (good_data.empty() || !exclusive_) return state;
-  std::lock_guard<std::mutex> l(repair_mu_);
-  for (size_t c = 0; c < copies_.size(); c++) {
-    if (state[c] != ManifestState::kBad) continue;
-    KeepAside(paths[c]);
-    WriteFileAtomic(env_, paths[c], good_data);
-    state[c] = ManifestState::kRepaired;
-    repairs_++;
-    log_->Warn("repaired " + paths[c] + " from another copy");
-  }
-  return state;
-}
-
-nlohmann::json Store::ReadManifest(const std::string& point) const {
-  std::string path = ManifestPath(point);
-  if (point.empty() || point.find('/') != std::string::npos || !env_->Exists(path))
-    ThrowNotFound("point '" + point + "' not found in store " + dir_);
-  try {
-    return ParseManifest(ReadFileToString(env_, path), path);
-  } catch (const Error& e) {
-    if (e.kind() != ErrorKind::kCorrupt && e.kind() != ErrorKind::kIo) throw;
-    // Another copy may have it whole: use that, and repair the primary.
-    for (size_t c = 1; c < copies_.size(); c++) {
-      std::string other = copies_[c] + "/points/" + point + ".json";
-      try {
-        if (!env_->Exists(other)) continue;
-        std::string data = ReadFileToString(env_, other);
-        nlohmann::json m = ParseManifest(data, other);
-        if (e.kind() == ErrorKind::kIo) log_->Warn(std::string(e.what()) + " (an I/O error; read " + other + ")");
-        if (e.kind() == ErrorKind::kCorrupt && read_repair_) {
-          // The manifest read is good whatever becomes of the repair (a
-          // reader's temporary may be swept by a backup starting beside it).
-          try {
-            std::lock_guard<std::mutex> l(repair_mu_);
-            KeepAside(path);
-            WriteFileAtomic(env_, path, data);
-            repairs_++;
-            log_->Warn(std::string(e.what()) + "; repaired from " + other);
-          } catch (const Error& e3) {
-            if (e3.kind() == ErrorKind::kCrash) throw;
-            log_->Warn(std::string(e.what()) + "; read " + other + ", but cannot repair " + path + ": " + e3.what());
-          }
-        }
-        return m;
-      } catch (const Error& e2) {
-        if (e2.kind() != ErrorKind::kCorrupt && e2.kind() != ErrorKind::kIo) throw;
-      }
-    }
-    throw;
-  }
-}
-
-void Store::WriteManifest(const std::string& point, const nlohmann::json& manifest) {
-  Guard([&] {
-    if (writer_ || !session_index_.packs.empty())
-      throw Error(ErrorKind::kOther, "internal: manifest written before Flush");
-    std::string body = manifest.dump();
-    WriteEverywhere("points/" + point + ".json", body + "\nsha256:" + Sha256(body).Hex() + "\n");
-  });
-}
-
-std::string Store::NewPointName() const {
-  time_t secs = static_cast<time_t>(env_->NowNanos() / 1000000000);
-  struct tm tm;
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  strftime(buf, sizeof buf, "%Y-%m-%dT%H%M%SZ", &tm);
-  std::string name = buf;
-  for (int i = 2; env_->Exists(ManifestPath(name)); i++) name = std::string(buf) + "." + std::to_string(i);
-  return name;
 }
 
 }  // namespace vmback

@@ -34,13 +34,20 @@
 #include "os/env.h"
 #include "store/index.h"
 #include "store/pack.h"
+#include "store/point_name.h"
 #include "util/error.h"
 #include "util/log.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
+// store/manifest.h; not included here, so that the store's users do not all
+// see the tree's types.
+struct Manifest;
+
+// The version of the store's format (config.json and manifests) this vmback
+// writes, and the newest it reads.
 inline constexpr int kStoreFormatVersion = 1;
-inline constexpr uint32_t kDefaultBlockSize = 64 * 1024;
 
 struct StoreWriteStats {
   uint64_t blobs_written = 0;
@@ -48,13 +55,6 @@ struct StoreWriteStats {
   uint64_t stored_bytes_written = 0;  // after compression, with headers
   uint64_t packs_written = 0;
 };
-
-// Orders point names by time: "T" < "T.2" < "T.10" < "T2".
-bool PointNameLess(const std::string& a, const std::string& b);
-
-// A point's tag (`backup --tag`, the manifest's "tags"): 1 to 64 bytes of
-// letters, digits and . _ + : @ = -, not starting with '-'.
-bool IsValidTag(std::string_view tag);
 
 enum class ManifestState { kGood, kRepaired, kBad, kUnreadable };
 
@@ -236,10 +236,16 @@ class Store {
   // Point names, sorted oldest first. Never empty because of an error: a
   // failed listing throws.
   std::vector<std::string> ListPoints() const;
-  // Reads and checks a manifest; throws kNotFound / kCorrupt naming the file.
+  // Reads and checks a point's manifest (DecodeManifest), from another copy
+  // when the primary's is damaged or unreadable; throws kNotFound / kCorrupt
+  // naming the file.
+  Manifest ReadPoint(const std::string& point) const;
+  // The same as JSON (ManifestToJson): for the callers that have not moved
+  // to ReadPoint yet.
   nlohmann::json ReadManifest(const std::string& point) const;
-  // REQUIRES: Flush() done, so every blob it names is durable.
-  void WriteManifest(const std::string& point, const nlohmann::json& manifest);
+  // Commits a point: writes points/<manifest.name>.json to every copy.
+  // REQUIRES: Flush() done, so every blob it names is durable; a name.
+  void WriteManifest(const Manifest& manifest);
   // A fresh name from the current UTC time, e.g. 2026-11-26T180102Z.
   std::string NewPointName() const;
 
@@ -344,9 +350,9 @@ class Store {
   bool read_repair_ = true;
   bool broken_ = false;
   std::unordered_set<std::string> synced_dirs_;  // packs/XX made durable this session
-  uint32_t block_size_ = kDefaultBlockSize;
-  int zstd_level_ = 3;
-  uint64_t pack_target_ = 32u << 20;
+  uint32_t block_size_ = kDefaultStoreBlockSize;
+  int zstd_level_ = kDefaultZstdLevel;
+  uint64_t pack_target_ = kPackTargetBytes;
 
   mutable std::shared_mutex mu_;  // guards index_
   BlobIndex index_;

@@ -1,6 +1,7 @@
 // Tests for store/store.h: init/open, locking, blobs, the rebuildable index,
 // manifests and cleanup of leftovers.
 #include "store/store.h"
+#include "store/manifest.h"
 
 #include <gtest/gtest.h>
 
@@ -117,7 +118,7 @@ class StoreTest : public ::testing::Test {
  protected:
   void SetUp() override { dir_ = tmp_ / "store"; }
 
-  void Init(uint32_t block_size = kDefaultBlockSize) { Store::Init(env_, dir_, block_size); }
+  void Init(uint32_t block_size = kDefaultStoreBlockSize) { Store::Init(env_, dir_, block_size); }
   std::unique_ptr<Store> OpenX() { return Store::Open(env_, dir_, LockMode::kExclusive, &log_); }
   std::unique_ptr<Store> OpenS() { return Store::Open(env_, dir_, LockMode::kShared, &log_); }
 
@@ -194,11 +195,11 @@ TEST_F(StoreTest, InitThenOpen) {
   nlohmann::json config = nlohmann::json::parse(ReadFile(dir_ + "/config.json"));
   EXPECT_EQ(config.at("format"), "vmback-store");
   EXPECT_EQ(config.at("version"), kStoreFormatVersion);
-  EXPECT_EQ(config.at("block_size"), kDefaultBlockSize);
+  EXPECT_EQ(config.at("block_size"), kDefaultStoreBlockSize);
 
   auto s = OpenX();
   EXPECT_EQ(s->dir(), dir_);
-  EXPECT_EQ(s->block_size(), kDefaultBlockSize);
+  EXPECT_EQ(s->block_size(), kDefaultStoreBlockSize);
   EXPECT_EQ(s->zstd_level(), 3);
   EXPECT_EQ(s->env(), env_);
   EXPECT_FALSE(s->broken());
@@ -207,7 +208,7 @@ TEST_F(StoreTest, InitThenOpen) {
   EXPECT_EQ(s->IndexSnapshot().size(), 0u);
   s.reset();
   auto r = OpenS();
-  EXPECT_EQ(r->block_size(), kDefaultBlockSize);
+  EXPECT_EQ(r->block_size(), kDefaultStoreBlockSize);
   EXPECT_TRUE(log_.problems().empty()) << Joined(log_.problems());
 }
 
@@ -538,7 +539,9 @@ TEST_F(StoreTest, SharedOpenCannotWrite) {
   auto s = OpenS();
   EXPECT_THROW(s->PutRaw(BlobType::kData, "x"), Error);
   EXPECT_THROW(s->Flush(), Error);
-  EXPECT_THROW(s->WriteManifest("p", {{"version", 1}}), Error);
+  Manifest m;
+  m.name = PointName::Parse("p", "test");
+  EXPECT_THROW(s->WriteManifest(m), Error);
   EXPECT_TRUE(List("tmp").empty());
   EXPECT_TRUE(List("points").empty());
 }
@@ -861,33 +864,36 @@ TEST_F(StoreTest, ManyIndexFilesAreMerged) {
 
 // -------------------------------------------------------------- manifests
 
-nlohmann::json SampleManifest(const std::string& name) {
-  return {
-      {"version", kStoreFormatVersion},
-      {"name", name},
-      {"host", "kvm1"},
-      {"volumes",
-       nlohmann::json::array(
-           {{{"name", "images"}, {"source", "/x"}, {"root", {{"name", ""}, {"type", "dir"}}}}})},
-      {"text", "line\nbreak \xc3\xa9"}};
+Manifest SampleManifest(const std::string& name) {
+  Manifest m;
+  m.name = PointName::Parse(name, "test");
+  m.host = "kvm1";
+  Entry root;
+  root.type = EntryType::kDir;
+  m.volumes.push_back({"images", "/x", root});
+  m.stats = {{"text", "line\nbreak \xc3\xa9"}};
+  return m;
 }
+
+nlohmann::json J(const Manifest& m) { return ManifestToJson(m); }
 
 TEST_F(StoreTest, ManifestRoundTrip) {
   Init();
   auto s = OpenX();
   FillStore(s.get(), 1, 1, 16);
-  nlohmann::json m = SampleManifest("2026-01-02T030405Z");
-  s->WriteManifest("2026-01-02T030405Z", m);
-  EXPECT_EQ(s->ReadManifest("2026-01-02T030405Z"), m);
+  Manifest m = SampleManifest("2026-01-02T030405Z");
+  s->WriteManifest(m);
+  EXPECT_EQ(J(s->ReadPoint("2026-01-02T030405Z")), J(m));
+  EXPECT_EQ(s->ReadManifest("2026-01-02T030405Z"), J(m));  // the JSON form, for callers not yet moved
   EXPECT_EQ(s->ManifestPath("2026-01-02T030405Z"), dir_ + "/points/2026-01-02T030405Z.json");
 
   // Format: one line of JSON, "\nsha256:<hex>\n".
   std::string data = ReadFile(s->ManifestPath("2026-01-02T030405Z"));
-  std::string body = m.dump();
+  std::string body = J(m).dump();
   EXPECT_EQ(data, body + "\nsha256:" + Sha256(body).Hex() + "\n");
   EXPECT_EQ(std::count(data.begin(), data.end(), '\n'), 2);
   s.reset();
-  EXPECT_EQ(OpenS()->ReadManifest("2026-01-02T030405Z"), m);
+  EXPECT_EQ(J(OpenS()->ReadPoint("2026-01-02T030405Z")), J(m));
   EXPECT_EQ(List("points"), std::vector<std::string>{"2026-01-02T030405Z.json"});
 }
 
@@ -896,7 +902,7 @@ TEST_F(StoreTest, ListPointsSorted) {
   auto s = OpenX();
   for (const char* p :
        {"2026-03-01T000000Z", "2025-12-31T235959Z", "2026-03-01T000000Z.2", "2026-01-15T120000Z"})
-    s->WriteManifest(p, SampleManifest(p));
+    s->WriteManifest(SampleManifest(p));
   WriteFile(dir_ + "/points/notes.txt", "not a point");
   EXPECT_EQ(s->ListPoints(),
             (std::vector<std::string>{"2025-12-31T235959Z", "2026-01-15T120000Z",
@@ -908,7 +914,7 @@ TEST_F(StoreTest, ReadManifestUnknownPointIsNotFound) {
   auto s = OpenS();
   for (const char* p : {"2026-01-01T000000Z", "", "../config", "a/b"}) {
     std::string msg;
-    EXPECT_EQ(KindOf([&] { s->ReadManifest(p); }, &msg), ErrorKind::kNotFound) << p;
+    EXPECT_EQ(KindOf([&] { s->ReadPoint(p); }, &msg), ErrorKind::kNotFound) << p;
     EXPECT_TRUE(Contains(msg, dir_)) << msg;
   }
 }
@@ -920,7 +926,7 @@ TEST_F(StoreTest, TruncatedManifestIsCorrupt) {
   Init();
   auto s = OpenX();
   const std::string p = "2026-01-02T030405Z";
-  s->WriteManifest(p, SampleManifest(p));
+  s->WriteManifest(SampleManifest(p));
   std::string data = ReadFile(s->ManifestPath(p));
   // Dropping only the final newline loses nothing; every shorter prefix is damage.
   for (size_t n = 0; n + 1 < data.size(); n++) {
@@ -928,17 +934,17 @@ TEST_F(StoreTest, TruncatedManifestIsCorrupt) {
     std::string path = s->ManifestPath(name);
     WriteFile(path, data.substr(0, n));
     std::string msg;
-    EXPECT_EQ(KindOf([&] { s->ReadManifest(name); }, &msg), ErrorKind::kCorrupt) << n;
+    EXPECT_EQ(KindOf([&] { s->ReadPoint(name); }, &msg), ErrorKind::kCorrupt) << n;
     EXPECT_TRUE(Contains(msg, path)) << msg;
   }
-  EXPECT_EQ(s->ReadManifest(p), SampleManifest(p));
+  EXPECT_EQ(J(s->ReadPoint(p)), J(SampleManifest(p)));
 }
 
 TEST_F(StoreTest, FlippedBitInManifestIsCorrupt) {
   Init();
   auto s = OpenX();
   const std::string p = "2026-01-02T030405Z";
-  s->WriteManifest(p, SampleManifest(p));
+  s->WriteManifest(SampleManifest(p));
   std::string path = s->ManifestPath(p);
   std::string data = ReadFile(path);
   // Every byte, two different bits of each (all eight over the file); each
@@ -947,14 +953,14 @@ TEST_F(StoreTest, FlippedBitInManifestIsCorrupt) {
     for (int bit : {static_cast<int>(i % 8), static_cast<int>((i + 3) % 8)}) {
       FlipBits(path, i, static_cast<uint8_t>(1 << bit));
       std::string msg;
-      EXPECT_EQ(KindOf([&] { s->ReadManifest(p); }, &msg), ErrorKind::kCorrupt)
+      EXPECT_EQ(KindOf([&] { s->ReadPoint(p); }, &msg), ErrorKind::kCorrupt)
           << "byte " << i << " bit " << bit;
       EXPECT_TRUE(Contains(msg, path)) << msg;
       FlipBits(path, i, static_cast<uint8_t>(1 << bit));
     }
   }
   EXPECT_EQ(ReadFile(path), data);
-  EXPECT_EQ(s->ReadManifest(p), SampleManifest(p));
+  EXPECT_EQ(J(s->ReadPoint(p)), J(SampleManifest(p)));
 }
 
 TEST_F(StoreTest, ManifestWithGoodChecksumButBadContentIsCorrupt) {
@@ -973,17 +979,20 @@ TEST_F(StoreTest, ManifestWithGoodChecksumButBadContentIsCorrupt) {
         std::string("{\"version\":1,\"volumes\":[{\"name\":1,\"root\":{}}]}"),
         std::string("{\"version\":1,\"volumes\":[{\"name\":\"v\",\"root\":[]}]}")}) {
     WriteFile(path, seal(body));
-    EXPECT_EQ(KindOf([&] { s->ReadManifest(p); }), ErrorKind::kCorrupt) << body;
+    EXPECT_EQ(KindOf([&] { s->ReadPoint(p); }), ErrorKind::kCorrupt) << body;
   }
-  WriteFile(path, seal(R"({"version":1,"volumes":[{"name":"v","root":{}}],"extra":true})"));
-  EXPECT_EQ(s->ReadManifest(p).at("extra"), true);  // unknown keys are ignored
+  WriteFile(path, seal(R"({"version":1,"volumes":[{"name":"v","root":{}}]})"));
+  EXPECT_EQ(KindOf([&] { s->ReadPoint(p); }), ErrorKind::kCorrupt);  // a root that is no entry
+  WriteFile(path, seal(R"({"version":1,"volumes":[{"name":"v","root":{"type":"fifo","mode":0,"uid":0,)"
+                       R"("gid":0,"mtime_ns":0}}],"extra":true})"));
+  EXPECT_EQ(s->ReadPoint(p).volumes.at(0).root.type, EntryType::kFifo);  // unknown keys are ignored
 }
 
 TEST_F(StoreTest, WriteManifestBeforeFlushThrows) {
   Init();
   auto s = OpenX();
   s->PutRaw(BlobType::kData, RandomBytes(100, 17));
-  EXPECT_THROW(s->WriteManifest("p1", SampleManifest("p1")), Error);
+  EXPECT_THROW(s->WriteManifest(SampleManifest("p1")), Error);
   EXPECT_TRUE(s->ListPoints().empty());
   EXPECT_FALSE(env_->Exists(s->ManifestPath("p1")));
 }
@@ -993,7 +1002,7 @@ TEST_F(StoreTest, WriteManifestAfterFlushWorks) {
   auto s = OpenX();
   s->PutRaw(BlobType::kData, RandomBytes(100, 18));
   s->Flush();
-  EXPECT_NO_THROW(s->WriteManifest("p1", SampleManifest("p1")));
+  EXPECT_NO_THROW(s->WriteManifest(SampleManifest("p1")));
   EXPECT_EQ(s->ListPoints(), std::vector<std::string>{"p1"});
 }
 
@@ -1002,10 +1011,10 @@ TEST_F(StoreTest, NewPointNameIsUnique) {
   auto s = OpenX();
   std::string a = s->NewPointName();
   EXPECT_TRUE(std::regex_match(a, std::regex(R"(\d{4}-\d\d-\d\dT\d{6}Z)"))) << a;
-  s->WriteManifest(a, SampleManifest(a));
+  s->WriteManifest(SampleManifest(a));
   std::string b = s->NewPointName();
   EXPECT_NE(a, b);
-  s->WriteManifest(b, SampleManifest(b));
+  s->WriteManifest(SampleManifest(b));
   EXPECT_EQ(s->ListPoints(), (std::vector<std::string>{a, b}));
 }
 
@@ -1017,10 +1026,10 @@ TEST_F(StoreTest, NewPointNameWithinOneSecond) {
   std::string a = s->NewPointName();
   EXPECT_EQ(a, "2026-11-26T180102Z");
   EXPECT_EQ(s->NewPointName(), a);  // nothing written yet
-  s->WriteManifest(a, SampleManifest(a));
+  s->WriteManifest(SampleManifest(a));
   std::string b = s->NewPointName();
   EXPECT_EQ(b, a + ".2");
-  s->WriteManifest(b, SampleManifest(b));
+  s->WriteManifest(SampleManifest(b));
   EXPECT_EQ(s->NewPointName(), a + ".3");
 }
 
@@ -1034,7 +1043,7 @@ TEST_F(StoreTest, ListPointsOldestFirstWithTenPointsInOneSecond) {
   std::vector<std::string> written;
   for (int i = 0; i < 11; i++) {
     std::string name = s->NewPointName();
-    s->WriteManifest(name, SampleManifest(name));
+    s->WriteManifest(SampleManifest(name));
     written.push_back(name);
   }
   ASSERT_EQ(written.back(), "2026-11-26T180102Z.11");
@@ -1050,7 +1059,7 @@ TEST_F(StoreTest, ExclusiveOpenRemovesLeftoverTempFiles) {
   {
     auto s = OpenX();
     blobs = FillStore(s.get(), 1, 2, 19);
-    s->WriteManifest("p1", SampleManifest("p1"));
+    s->WriteManifest(SampleManifest("p1"));
   }
   std::vector<std::string> real_index = IndexFiles();
   WriteFile(dir_ + "/tmp/pack-12345-1", "partial pack");
@@ -1070,7 +1079,7 @@ TEST_F(StoreTest, ExclusiveOpenRemovesLeftoverTempFiles) {
     EXPECT_EQ(List("points"), std::vector<std::string>{"p1.json"});
     EXPECT_EQ(List("index"), real_index);
     EXPECT_EQ(s->ListPoints(), std::vector<std::string>{"p1"});
-    EXPECT_EQ(s->ReadManifest("p1"), SampleManifest("p1"));
+    EXPECT_EQ(J(s->ReadPoint("p1")), J(SampleManifest("p1")));
     ExpectAllReadable(*s, blobs);
   }
   EXPECT_TRUE(log_.problems().empty()) << Joined(log_.problems());

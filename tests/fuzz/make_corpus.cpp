@@ -21,6 +21,7 @@
 
 #include "store/index.h"
 #include "store/pack.h"
+#include "store/manifest.h"
 #include "store/store.h"
 #include "store/tree.h"
 #include "inplace/inplace.h"
@@ -115,28 +116,26 @@ void MakeManifests(Env* env, const std::string& scratch) {
   Entry image = MakeEntry("", EntryType::kFile);
   image.size = 10737418240;
   image.content = {Sha256("list a"), Sha256("list b")};
-  nlohmann::json vols = nlohmann::json::array();
-  vols.push_back({{"name", "images"}, {"source", "/var/lib/libvirt/images"}, {"root", EntryToJson(root)}});
-  vols.push_back({{"name", "vm1-disk"}, {"source", "/dev/vg0/vm1"}, {"root", EntryToJson(image)}});
-  nlohmann::json m = {{"version", kStoreFormatVersion},
-                      {"name", "2026-11-26T180102Z"},
-                      {"time", "2026-11-26T18:01:02Z"},
-                      {"time_ns", 1795716062000000000},
-                      {"host", "kvm1"},
-                      {"block_size", kDefaultBlockSize},
-                      {"volumes", vols},
-                      {"stats", {{"errors", 0}, {"seconds_ms", 1234}}}};
+  Manifest m;
+  m.name = PointName::Parse("2026-11-26T180102Z", "corpus");
+  m.time = "2026-11-26T18:01:02Z";
+  m.time_ns = 1795716062000000000;
+  m.host = "kvm1";
+  m.block_size = kDefaultStoreBlockSize;
+  m.volumes.push_back({"images", "/var/lib/libvirt/images", root});
+  m.volumes.push_back({"vm1-disk", "/dev/vg0/vm1", image});
+  m.stats = {{"errors", 0}, {"seconds_ms", 1234}};
 
   Logger log(LogLevel::kError, false);
-  Store::Init(env, scratch + "/store", kDefaultBlockSize);
+  Store::Init(env, scratch + "/store", kDefaultStoreBlockSize);
   auto store = Store::Open(env, scratch + "/store", LockMode::kExclusive, &log);
-  store->WriteManifest("2026-11-26T180102Z", m);
+  store->WriteManifest(m);
   std::string text = ReadFileToString(env, store->ManifestPath("2026-11-26T180102Z"));
   Put("manifest", "valid.json", text);
   Put("manifest", "bad-checksum.json", Flip(text, text.size() - 5));
   Put("manifest", "no-checksum-line.json", text.substr(0, text.find('\n')));
   Put("manifest", "truncated.json", text.substr(0, text.size() / 2));
-  nlohmann::json newer = m;
+  nlohmann::json newer = ManifestToJson(m);
   newer["version"] = kStoreFormatVersion + 1;
   std::string body = newer.dump();
   Put("manifest", "newer-version.json", body + "\nsha256:" + Sha256(body).Hex() + "\n");
