@@ -12,13 +12,10 @@
 #include "inplace/target.h"
 #include "os/env.h"
 #include "util/log.h"
+#include "util/tunables.h"
 
 namespace vmback {
 namespace inplace_internal {
-
-// The block size of a ZFS dataset whose recordsize cannot be read, and of a
-// btrfs subvolume: ZFS's default record.
-inline constexpr uint32_t kDefaultBlockSize = 128 * 1024;
 
 // Each throws kConfig/kNotFound when the target is not what it claims.
 std::unique_ptr<InplaceTarget> MakeZfsTarget(Env* env, const TargetConfig& config, Logger* log);

@@ -7,13 +7,13 @@
 
 #include "scan/block_reader.h"
 #include "scan/file_scanner.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
 namespace {
 
 constexpr uint64_t kEntrySize = kBlockmapEntrySize;
-constexpr uint64_t kBatchBytes = 4u << 20;      // source bytes read per batch
 constexpr size_t kMaxBatchesInFlight = 8;       // memory: at most 8 batches (16 in compare mode)
 
 struct Batch {
@@ -56,7 +56,7 @@ class BlockCopier::Run {
         bs_(k->bs_),
         n_(BlockCount(c.size, bs_)),
         old_n_(c.basis == CopyBasis::kMap ? BlockCount(c.old->file_size, bs_) : 0),
-        per_batch_(static_cast<size_t>(std::max<uint64_t>(1, kBatchBytes / bs_))),
+        per_batch_(static_cast<size_t>(std::max<uint64_t>(1, kReadBatchBytes / bs_))),
         src_(c.in, bs_, c.size, {.pacer = &k->pacer_, .drop_cache = k->opts_.drop_cache}) {
     if (c.target) dst_ = std::make_unique<BlockReader>(c.target, bs_, c.size, BlockReader::Options{});
   }

@@ -12,6 +12,7 @@
 #include "os/subprocess.h"
 #include "util/encoding.h"
 #include "util/error.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
@@ -36,7 +37,7 @@ class BtrfsTarget : public InplaceTarget {
       ThrowConfig("btrfs target " + config.path + " is not a subvolume (create it with 'btrfs subvolume create " +
                   config.path + "')");
     parent_ = DirName(path_);
-    block_size_ = config.block_size ? config.block_size : kDefaultBlockSize;
+    block_size_ = config.block_size ? config.block_size : kDefaultInplaceBlockSize;
   }
 
   std::string kind() const override { return "btrfs"; }

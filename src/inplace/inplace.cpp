@@ -16,6 +16,7 @@
 #include "scan/metadata.h"
 #include "util/encoding.h"
 #include "util/error.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
@@ -345,7 +346,7 @@ void PrepareMapDir(Env* env, const std::string& map_root, inplace_internal::Sync
 
 InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string& dest, uint32_t block_size,
                          const InplaceOptions& options, Logger* log) {
-  if (block_size < 512 || block_size > (16u << 20) || (block_size & (block_size - 1)) != 0)
+  if (!IsValidBlockSize(block_size, kMinInplaceBlockSize))
     ThrowConfig("block size " + std::to_string(block_size) + " is not a power of two from 512 bytes to 16 MiB");
   if (dest.empty()) ThrowConfig("no destination given");
   // The source may be a symlink (to an image, or /dev/VG/LV): resolve it.

@@ -58,10 +58,8 @@ std::set<std::string> CheckVolumeNames(const std::vector<VolumeSpec>& volumes) {
 
 // The mirror holds the guests' files with their owners and modes, and
 // blockmaps that name and hash them: root's eyes only.
-void MakePrivate(const std::string& mirror) {
-  struct stat mst;
-  if (::stat(mirror.c_str(), &mst) != 0) ThrowIo("stat " + mirror, errno);
-  if ((mst.st_mode & 07777) != 0700 && ::chmod(mirror.c_str(), 0700) != 0) ThrowIo("chmod " + mirror, errno);
+void MakePrivate(Env* env, const std::string& mirror) {
+  if (env->StatusFollowingLinks(mirror).mode != 0700) env->SetMode(CanonicalPath(mirror), 0700);
 }
 
 // Removes the description of the previous point (a mirror being changed
@@ -129,7 +127,7 @@ nlohmann::json BackupVolume(InplaceTarget* target, Env* env, const VolumeSpec& v
     Dir::Open(CanonicalPath(mirror)).Remove(v.name);  // as itself, never across a mount
     env->SyncDir(mirror);
   }
-  Progress::Get().StartVolumeAt(v.name, v.source);
+  Progress::Get().StartVolume(v.name, SizeOrZero(v.source));
   const auto vstart = std::chrono::steady_clock::now();
   InplaceStats s = SyncInPlace(env, v.source, dest, target->block_size(), SinkOptions(v, options, *target), log);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - vstart).count();
@@ -169,7 +167,7 @@ BackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<V
   CheckOwnEntry(JoinPath(mirror, kTargetLock), false);
   auto lock = env->Lock(JoinPath(mirror, kTargetLock), LockMode::kExclusive);
   ClaimMirror(env, target, log);
-  MakePrivate(mirror);
+  MakePrivate(env, mirror);
   // The description goes first: a mirror being changed describes no point.
   const std::vector<std::string> previous = RemovePointInfo(env, mirror, log);
 

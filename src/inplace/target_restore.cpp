@@ -16,6 +16,7 @@
 #include "util/encoding.h"
 #include "util/error.h"
 #include "util/sha256.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
@@ -59,7 +60,7 @@ uint64_t CopyChecked(Env* env, const std::string& src, const std::string& map_ro
   if (have_map && size != map.file_size)
     ThrowCorrupt(src + ": size " + std::to_string(size) + " differs from its blockmap's " +
                  std::to_string(map.file_size));
-  const uint32_t bs = have_map ? map.block_size : 128 * 1024;
+  const uint32_t bs = have_map ? map.block_size : kDefaultInplaceBlockSize;
   std::vector<char> buf(bs);
   for (uint64_t off = 0, i = 0; off < size; off += bs, i++) {
     size_t want = static_cast<size_t>(std::min<uint64_t>(bs, size - off));

@@ -11,6 +11,7 @@
 #include "inplace/backends.h"
 #include "util/encoding.h"
 #include "util/error.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
@@ -86,10 +87,10 @@ class ZfsTarget : public InplaceTarget {
     uint64_t rs = 0;
     if (config.block_size) {
       block_size_ = config.block_size;
-    } else if (ParseSize(recordsize, &rs) && rs >= 512 && rs <= (16u << 20)) {
+    } else if (ParseSize(recordsize, &rs) && IsValidBlockSize(rs, kMinInplaceBlockSize)) {
       block_size_ = static_cast<uint32_t>(rs);
     } else {
-      block_size_ = kDefaultBlockSize;
+      block_size_ = kDefaultInplaceBlockSize;
       log->Warn("ZFS dataset " + dataset_ + ": cannot read its recordsize '" + recordsize + "'; using " +
                    FormatBytes(block_size_));
     }
@@ -179,7 +180,7 @@ class ZfsTarget : public InplaceTarget {
 
   Env* env_;
   std::string dataset_, pool_, prefix_, mountpoint_;
-  uint32_t block_size_ = kDefaultBlockSize;
+  uint32_t block_size_ = kDefaultInplaceBlockSize;
   Logger* log_;
 };
 

@@ -9,12 +9,12 @@
 #include "scan/block_reader.h"
 #include "store/tree.h"
 #include "util/error.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
 namespace {
 
-constexpr size_t kBatchBytes = 4u << 20;
 
 struct Batch {
   uint64_t first_block = 0;
@@ -59,7 +59,7 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
   const uint64_t bs = store_->block_size();
   const uint64_t size = file->Size();
   const uint64_t nblocks = (size + bs - 1) / bs;
-  const size_t per_batch = std::max<size_t>(1, kBatchBytes / bs);
+  const size_t per_batch = std::max<size_t>(1, kReadBatchBytes / bs);
   const size_t max_in_flight = pool_->size() * 2 + 1;
   const int level = store_->zstd_level();
   Store* store = store_;

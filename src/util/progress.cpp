@@ -1,9 +1,5 @@
 #include "util/progress.h"
 
-#include <fcntl.h>
-#include <linux/fs.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -28,22 +24,6 @@ void Progress::StartVolume(const std::string& name, uint64_t total_bytes) {
   total_ = total_bytes;
   start_ = std::chrono::steady_clock::now();
   done_.store(0);
-}
-
-void Progress::StartVolumeAt(const std::string& name, const std::string& source) {
-  uint64_t total = 0;
-  struct stat st;
-  if (::stat(source.c_str(), &st) == 0) {
-    if (S_ISREG(st.st_mode)) total = static_cast<uint64_t>(st.st_size);
-    if (S_ISBLK(st.st_mode)) {
-      int fd = ::open(source.c_str(), O_RDONLY | O_CLOEXEC);
-      if (fd >= 0) {
-        if (::ioctl(fd, BLKGETSIZE64, &total) != 0) total = 0;
-        ::close(fd);
-      }
-    }
-  }
-  StartVolume(name, total);
 }
 
 std::string Progress::Line() {

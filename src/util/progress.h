@@ -21,12 +21,6 @@ class Progress {
 
   // A new volume: counts restart; total 0 = unknown (a tree).
   void StartVolume(const std::string& name, uint64_t total_bytes);
-  // The same, with the total taken from the source: a file's or block
-  // device's size; unknown for a tree. To go: it makes system calls below
-  // the OS seam; callers pass StartVolume(name, SizeOrZero(source)) (os/env.h)
-  // instead, as the store's backup does. Its last caller is the in-place
-  // backup (run/target_ops.cpp).
-  void StartVolumeAt(const std::string& name, const std::string& source);
   void AddRead(uint64_t n) { done_.fetch_add(n, std::memory_order_relaxed); }
 
   // "img: 1.2 GiB of 4.0 GiB, 85.3 MiB/s, 0:34 left" (empty before the first volume).
