@@ -18,15 +18,20 @@ LAYERS = [
     # 1: the operating system seam, and parsing that needs nothing else
     ["os", "retention"],
     # 2: what vmback reads and writes, each on its own
-    ["config", "hypervisor", "source", "store", "report"],
-    # 3: the store's intake (files and metadata into blobs); what a backup
-    # or restore into any destination takes and gives
-    ["scan", "destination"],
+    ["hypervisor", "source", "store", "report"],
+    # 3: the config (its kinds are those of hypervisor/ and source/); the
+    # store's intake (files and metadata into blobs); what a backup or
+    # restore into any destination takes and gives
+    ["config", "scan", "destination"],
     # 4: in-place destinations (zfs, btrfs, dir): backends, sink, operations
     ["inplace"],
-    # 5: operations on a destination, and the run/plan orchestrator
-    ["run", "job"],
-    # 6: the command line
+    # 5: the store's operations (backup, restore, verify, prune) and the
+    # store as a destination
+    ["run"],
+    # 6: `vmback run` and `plan`: quiesce, snapshot, mount, read, drop,
+    # with its journal; a plan is the same steps through a dry-run Env
+    ["job"],
+    # 7: the command line
     ["cli"],
 ]
 

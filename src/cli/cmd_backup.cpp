@@ -5,7 +5,7 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "hypervisor/hypervisor.h"
-#include "run/job.h"
+#include "job/job.h"
 #include "util/encoding.h"
 #include "util/error.h"
 

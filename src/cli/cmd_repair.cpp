@@ -55,7 +55,7 @@ class RepairCommand : public Command {
   Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
     if (IsInplace(config))
-      ThrowConfig("repair is for the built-in store; a " + config.target.type +
+      ThrowConfig(std::string("repair is for the built-in store; a ") + TargetTypeName(config.target.type) +
                   " target is repaired by its file system's scrub ('vmback verify')");
     auto store = OpenStore(config, target_, LockMode::kExclusive, ctx.log);
     RepairReport r = Repair(store.get(), ctx.log, dry_run_);

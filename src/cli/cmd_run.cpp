@@ -4,7 +4,7 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "hypervisor/hypervisor.h"
-#include "run/job.h"
+#include "job/job.h"
 
 namespace vmback {
 
@@ -89,7 +89,10 @@ class PlanCommand : public Command {
     cmd->footer("\nChecks what run checks (VMs known to libvirt, each [[vm]] on a volume,\n"
                 "sources, free space in the volume group, the target) and prints every step\n"
                 "and command in order: the VMs quiesced, the volumes read live and whether by\n"
-                "choice; touches no VM and changes nothing.\n\nExample:\n"
+                "choice; touches no VM and changes nothing. The snapshot, mount and drop\n"
+                "commands are printed by the run's own code, with each command written down\n"
+                "instead of run; blkid and lvm vgs, which only look, run and show as\n"
+                "\"(checked: ...)\".\n\nExample:\n"
                 "  vmback plan -c /etc/vmback/vmback.toml");
   }
 

@@ -68,7 +68,7 @@ class StoreSyncCommand : public Command {
 
   Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
-    if (IsInplace(config)) ThrowConfig("store sync is for the built-in store; a " + config.target.type +
+    if (IsInplace(config)) ThrowConfig(std::string("store sync is for the built-in store; a ") + TargetTypeName(config.target.type) +
                                        " target keeps its copies in step itself");
     StoreOptions options = StoreOptionsFor(config, target_);
     options.new_copies = target_.mirrors;  // named in this command: may be made copies

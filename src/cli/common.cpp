@@ -36,19 +36,20 @@ Config ResolveConfig(const TargetArgs& t) {
   } else if (!t.store.empty()) {
     c.target.path = t.store;
   } else if (!t.zfs.empty()) {
-    c.target.type = "zfs";
+    c.target.type = TargetType::kZfs;
     c.target.dataset = t.zfs;
   } else if (!t.btrfs.empty()) {
-    c.target.type = "btrfs";
+    c.target.type = TargetType::kBtrfs;
     c.target.path = t.btrfs;
   } else if (!t.dir.empty()) {
-    c.target.type = "dir";
+    c.target.type = TargetType::kDir;
     c.target.path = t.dir;
   } else {
     ThrowConfig("say which target: -c CONFIG, --store DIR, --zfs DATASET, --btrfs PATH or --dir PATH");
   }
   if (!t.mirrors.empty()) {
-    if (c.target.type != "store") ThrowConfig("--mirror is for the built-in store; a " + c.target.type +
+    if (c.target.type != TargetType::kStore)
+      ThrowConfig(std::string("--mirror is for the built-in store; a ") + TargetTypeName(c.target.type) +
                                               " target is mirrored by its file system");
     c.target.mirrors = t.mirrors;
   }
@@ -56,7 +57,7 @@ Config ResolveConfig(const TargetArgs& t) {
   return c;
 }
 
-bool IsInplace(const Config& c) { return c.target.type != "store"; }
+bool IsInplace(const Config& c) { return c.target.type != TargetType::kStore; }
 
 StoreOptions StoreOptionsFor(const Config& c, const TargetArgs& t) {
   StoreOptions options;

@@ -14,7 +14,7 @@
 
 #include "config/config.h"
 #include "destination/destination.h"
-#include "run/job.h"
+#include "job/job.h"
 #include "store/store.h"
 #include "util/log.h"
 

@@ -145,6 +145,22 @@ bool vm_lines_contains(const std::vector<VmConfig>& vms, const std::string& name
 
 }  // namespace
 
+const char* VolumeModeName(VolumeMode m) { return m == VolumeMode::kBlock ? "block" : "filesystem"; }
+
+const char* TargetTypeName(TargetType t) {
+  switch (t) {
+    case TargetType::kStore:
+      return "store";
+    case TargetType::kZfs:
+      return "zfs";
+    case TargetType::kBtrfs:
+      return "btrfs";
+    case TargetType::kDir:
+      return "dir";
+  }
+  return "?";
+}
+
 bool IsValidVolumeName(std::string_view name) {
   if (name.empty() || name.size() > kMaxVolumeNameLength) return false;
   if (name == "." || name == "..") return false;
@@ -193,9 +209,10 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       tr.Fail(type_line, "target type '" + *type +
                              "' is unknown; use \"store\", \"zfs\", \"btrfs\" or \"dir\"");
     }
-    config.target.type = *type;
+    config.target.type = *type == "zfs" ? TargetType::kZfs : *type == "btrfs" ? TargetType::kBtrfs
+                       : *type == "dir" ? TargetType::kDir : TargetType::kStore;
   }
-  const bool is_zfs = config.target.type == "zfs";
+  const bool is_zfs = config.target.type == TargetType::kZfs;
   if (is_zfs) {
     int ds_line = 0;
     config.target.dataset = tr.RequiredString("dataset", &ds_line);
@@ -209,14 +226,14 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     // A store's copies are recorded by absolute path in each copy's
     // config.json and compared with these: no reading them against
     // anything.
-    if (config.target.type == "store" && path.front() != '/')
+    if (config.target.type == TargetType::kStore && path.front() != '/')
       tr.Fail(path_line, "'path' in [target] must be an absolute path for a store, not \"" + path + "\"");
     config.target.path = ResolvePath(base_dir, path);
   }
   int mirrors_line = 0;
   if (auto mirrors = tr.StringArray("mirrors", &mirrors_line)) {
-    if (config.target.type != "store")
-      tr.Fail(target_line, "'mirrors' belongs to the built-in store; a " + config.target.type +
+    if (config.target.type != TargetType::kStore)
+      tr.Fail(target_line, "'mirrors' belongs to the built-in store; a " + std::string(TargetTypeName(config.target.type)) +
                                " target is mirrored by its file system");
     for (const auto& m : *mirrors) {
       if (m.empty() || m.front() != '/')
@@ -226,7 +243,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
   }
   int prefix_line = 0;
   if (auto prefix = tr.String("snapshot_prefix", &prefix_line)) {
-    if (config.target.type != "zfs" && config.target.type != "btrfs")
+    if (config.target.type != TargetType::kZfs && config.target.type != TargetType::kBtrfs)
       tr.Fail(prefix_line, "'snapshot_prefix' belongs to zfs and btrfs targets");
     if (prefix->empty() || prefix->find_first_of("/@ \t") != std::string::npos || !IsValidVolumeName(*prefix))
       tr.Fail(prefix_line, "'snapshot_prefix' must be a non-empty name without '/', '@' or blanks");
@@ -235,7 +252,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
   int bs_line = 0;
   if (auto bs = tr.String("block_size", &bs_line)) {
     uint64_t v = 0;
-    if (config.target.type == "store")
+    if (config.target.type == TargetType::kStore)
       tr.Fail(bs_line, "the store's block size is set by 'vmback store init --block-size'");
     if (!ParseSize(*bs, &v) || !IsValidBlockSize(v, kMinInplaceBlockSize))
       tr.Fail(bs_line, "'block_size' must be a power of two from 512 to 16M, e.g. \"128K\"");
@@ -322,7 +339,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     if (auto snap = vr.String("snapshot", &l)) {
       if (*snap != "none" && *snap != "lvm" && *snap != "btrfs" && *snap != "reflink")
         vr.Fail(l, "snapshot '" + *snap + "' is not one of none, lvm, btrfs, reflink");
-      volume.snapshot = *snap;
+      volume.snapshot = ParseSnapshotKind(*snap);
       volume.snapshot_given = true;
     }
     if (auto size = vr.String("snapshot_size", &l)) {
@@ -333,7 +350,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     if (auto mode = vr.String("mode", &l)) {
       if (*mode != "block" && *mode != "filesystem")
         vr.Fail(l, "mode '" + *mode + "' is not 'block' or 'filesystem'");
-      volume.mode = *mode;
+      volume.mode = *mode == "block" ? VolumeMode::kBlock : VolumeMode::kFilesystem;
     }
     if (auto it = table->find("vms"); it != table->end()) {
       int vl = TableReader::Line(it->first);
@@ -420,7 +437,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       if (auto q = vmr.String("quiesce", &ql)) {
         if (*q != "auto" && *q != "agent" && *q != "sysrq" && *q != "suspend" && *q != "none")
           vmr.Fail(ql, "quiesce '" + *q + "' is not one of auto, agent, sysrq, suspend, none");
-        vm.quiesce = *q;
+        vm.quiesce = ParseQuiesceMethod(*q);
       }
       auto [vit, inserted] = vm_lines.emplace(vm.name, line);
       if (!inserted)

@@ -50,21 +50,32 @@
 #include <string_view>
 #include <vector>
 
+#include "hypervisor/hypervisor.h"
 #include "retention/policy.h"
+#include "source/snapshot.h"
 
 namespace vmback {
+
+// What a file-system volume's snapshot is read as: mounted and copied as a
+// tree, or its bytes as an image.
+enum class VolumeMode { kFilesystem, kBlock };
+const char* VolumeModeName(VolumeMode m);
+
+// The kind of [target]: the built-in store, or an in-place target.
+enum class TargetType { kStore, kZfs, kBtrfs, kDir };
+const char* TargetTypeName(TargetType t);
 
 struct VolumeConfig {
   std::string name;
   std::string source;
   bool one_file_system = true;
-  std::string snapshot = "none";    // none | lvm | btrfs | reflink (vmback run)
+  SnapshotKind snapshot = SnapshotKind::kNone;  // vmback run, backup -c
   // 'snapshot' was written in the file: "none" then is a choice (read live,
   // said in plan and report); unset, it is the default, and a running VM
   // with a disk on the volume makes it a warning.
   bool snapshot_given = false;
   std::string snapshot_size = "10G";
-  std::string mode = "filesystem";  // filesystem: mount and copy the tree; block: the bytes
+  VolumeMode mode = VolumeMode::kFilesystem;
   std::vector<std::string> vms;     // VMs to quiesce before the snapshot (when !vms_auto)
   // The VMs libvirt knows with a disk on this volume, the running ones
   // quiesced: vms = "auto", and the default when 'vms' is not written.
@@ -75,7 +86,7 @@ struct VolumeConfig {
 
 struct VmConfig {
   std::string name;
-  std::string quiesce = "auto";  // auto | agent | sysrq | suspend | none
+  QuiesceMethod quiesce = QuiesceMethod::kAuto;
   int line = 0;
 };
 
@@ -97,7 +108,7 @@ struct ReportConfig {
 };
 
 struct TargetConfig {
-  std::string type = "store";        // store | zfs | btrfs | dir
+  TargetType type = TargetType::kStore;
   std::string path;                  // store, btrfs (a subvolume), dir
   std::string dataset;               // zfs: "pool/name", mounted
   std::string snapshot_prefix = "vmback-";  // zfs, btrfs: names of the points

@@ -59,7 +59,7 @@ TEST(ConfigTest, ValidConfig) {
                   "one_file_system = false\n");
   Config config = LoadConfig(file);
   EXPECT_EQ(config.file, file);
-  EXPECT_EQ(config.target.type, "dir");
+  EXPECT_EQ(config.target.type, TargetType::kDir);
   EXPECT_EQ(config.target.path, dir.path() + "/repo");
   ASSERT_EQ(config.volumes.size(), 2u);
   EXPECT_EQ(config.volumes[0].name, "images");
@@ -75,7 +75,7 @@ TEST(ConfigTest, ValidConfig) {
 TEST(ConfigTest, TypeDefaultsToStore) {
   Config config = ParseConfig(
       "[target]\npath = \"/b\"\n[[volume]]\nname = \"v\"\nsource = \"/s\"\n", "/etc/c.toml");
-  EXPECT_EQ(config.target.type, "store");
+  EXPECT_EQ(config.target.type, TargetType::kStore);
   EXPECT_EQ(config.target.path, "/b");
   ASSERT_EQ(config.volumes.size(), 1u);
   EXPECT_EQ(config.volumes[0].source, "/s");
@@ -162,7 +162,7 @@ TEST(ConfigTest, Target) {
   Config zfs = ParseConfig("[target]\ntype = \"zfs\"\ndataset = \"usb/vmback\"\nsnapshot_prefix = \"nightly-\"\n"
                            "block_size = \"64K\"\n[[volume]]\nname = \"v\"\nsource = \"/s\"\n",
                            "/etc/vmback/cfg.toml");
-  EXPECT_EQ(zfs.target.type, "zfs");
+  EXPECT_EQ(zfs.target.type, TargetType::kZfs);
   EXPECT_EQ(zfs.target.dataset, "usb/vmback");
   EXPECT_EQ(zfs.target.snapshot_prefix, "nightly-");
   EXPECT_EQ(zfs.target.block_size, 64u * 1024);
@@ -228,14 +228,14 @@ TEST(ConfigTest, VolumeDefaultsAreKnownFromChoices) {
   EXPECT_TRUE(v.vms_auto);
   EXPECT_FALSE(v.vms_given);
   EXPECT_TRUE(v.vms.empty());
-  EXPECT_EQ(v.snapshot, "none");
+  EXPECT_EQ(v.snapshot, SnapshotKind::kNone);
   EXPECT_FALSE(v.snapshot_given);
 
   v = volume("vms = []\nsnapshot = \"none\"\n");
   EXPECT_FALSE(v.vms_auto);
   EXPECT_TRUE(v.vms_given);
   EXPECT_TRUE(v.vms.empty());
-  EXPECT_EQ(v.snapshot, "none");
+  EXPECT_EQ(v.snapshot, SnapshotKind::kNone);
   EXPECT_TRUE(v.snapshot_given);
 
   v = volume("vms = \"auto\"\n");

@@ -25,7 +25,8 @@ class InplaceDestination : public Destination {
   InplaceDestination(Env* env, const TargetConfig& config, Logger* log)
       : target_(OpenInplaceTarget(env, config, log)),
         env_(env),
-        label_(config.type + ":" + (config.type == "zfs" ? config.dataset : config.path)) {}
+        label_(std::string(TargetTypeName(config.type)) + ":" +
+               (config.type == TargetType::kZfs ? config.dataset : config.path)) {}
 
   std::string Describe() const override { return target_->describe(); }
 

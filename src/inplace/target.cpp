@@ -77,10 +77,17 @@ void CheckOwnPoint(const std::string& prefix, const std::string& name, const std
 }  // namespace inplace_internal
 
 std::unique_ptr<InplaceTarget> OpenInplaceTarget(Env* env, const TargetConfig& config, Logger* log) {
-  if (config.type == "zfs") return inplace_internal::MakeZfsTarget(env, config, log);
-  if (config.type == "btrfs") return inplace_internal::MakeBtrfsTarget(env, config, log);
-  if (config.type == "dir") return inplace_internal::MakeDirTarget(env, config);
-  ThrowConfig("target type '" + config.type + "' is not an in-place target");
+  switch (config.type) {
+    case TargetType::kZfs:
+      return inplace_internal::MakeZfsTarget(env, config, log);
+    case TargetType::kBtrfs:
+      return inplace_internal::MakeBtrfsTarget(env, config, log);
+    case TargetType::kDir:
+      return inplace_internal::MakeDirTarget(env, config);
+    case TargetType::kStore:
+      break;
+  }
+  ThrowConfig("the built-in store is not an in-place target");
 }
 
 namespace {

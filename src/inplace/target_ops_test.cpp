@@ -25,7 +25,7 @@ class DirTargetTest : public ::testing::Test {
     ::mkdir((dir_ / "target").c_str(), 0755);
     ::mkdir((dir_ / "src").c_str(), 0755);
     ::mkdir((dir_ / "src/tree").c_str(), 0755);
-    config_.type = "dir";
+    config_.type = TargetType::kDir;
     config_.path = dir_ / "target";
     config_.block_size = 4096;
   }

@@ -131,7 +131,7 @@ TEST(TargetOpenTest, ClearErrors) {
   Logger log(LogLevel::kWarning);
   test::TempDir dir;
   TargetConfig c;
-  c.type = "dir";
+  c.type = TargetType::kDir;
   c.path = dir / "missing";
   try {
     OpenInplaceTarget(Env::Default(), c, &log);
@@ -139,7 +139,7 @@ TEST(TargetOpenTest, ClearErrors) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(c.path), std::string::npos) << e.what();
   }
-  c.type = "btrfs";
+  c.type = TargetType::kBtrfs;
   c.path = dir.path();
   try {
     OpenInplaceTarget(Env::Default(), c, &log);  // a temp dir is not on btrfs here, or not a subvolume

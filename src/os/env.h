@@ -174,6 +174,10 @@ class Env {
   virtual void MakeNode(const std::string& path, mode_t type, dev_t rdev);
   // rmdir(2) of an empty directory (never a symlink to one).
   virtual void RemoveDir(const std::string& path);
+  // Removes path and all below it as RemoveTree (os/dir.h) does: never
+  // following a symlink, never crossing into another mount. Returns how many
+  // entries went; 0 when nothing was there.
+  virtual uint64_t RemoveTree(const std::string& path);
   // Reflink copy (FICLONERANGE) of the regular file from into a new file to
   // (O_EXCL, mode 0600, never through a symlink), range by range; calls
   // between_ranges before each range (it may throw to stop). Returns 0, or
@@ -263,6 +267,7 @@ class EnvWrapper : public Env {
   void Link(const std::string& existing, const std::string& path) override { target_->Link(existing, path); }
   void MakeNode(const std::string& path, mode_t type, dev_t rdev) override { target_->MakeNode(path, type, rdev); }
   void RemoveDir(const std::string& path) override { target_->RemoveDir(path); }
+  uint64_t RemoveTree(const std::string& path) override { return target_->RemoveTree(path); }
   int CloneFile(const std::string& from, const std::string& to,
                 const std::function<void()>& between_ranges) override {
     return target_->CloneFile(from, to, between_ranges);

@@ -342,6 +342,8 @@ void Env::RemoveDir(const std::string& path) {
   if (::rmdir(path.c_str()) != 0) ThrowIo("remove directory " + path, errno);
 }
 
+uint64_t Env::RemoveTree(const std::string& path) { return ::vmback::RemoveTree(path); }
+
 int Env::CloneFile(const std::string& from, const std::string& to,
                    const std::function<void()>& between_ranges) {
   // Each FICLONERANGE call shares this much (block-aligned for any file

@@ -177,7 +177,7 @@ PruneSummary StoreDestination::Prune(const RetentionPolicy& policy, const PruneR
 
 std::unique_ptr<Destination> OpenDestination(Env* env, const TargetConfig& target, DestinationAccess access,
                                              double lock_wait_seconds, Logger* log) {
-  if (target.type == "store") return std::make_unique<StoreDestination>(env, target, access, lock_wait_seconds, log);
+  if (target.type == TargetType::kStore) return std::make_unique<StoreDestination>(env, target, access, lock_wait_seconds, log);
   return OpenInplaceDestination(env, target, log);
 }
 

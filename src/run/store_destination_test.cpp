@@ -30,7 +30,7 @@ class DestinationTest : public ::testing::Test {
   TargetConfig DirTarget() {
     ::mkdir((dir_ / "T").c_str(), 0755);
     TargetConfig t;
-    t.type = "dir";
+    t.type = TargetType::kDir;
     t.path = dir_ / "T";
     t.block_size = 4096;
     return t;

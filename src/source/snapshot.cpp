@@ -205,7 +205,7 @@ std::string TakeReflink(Env* env, const Target& t, Logger* log, const RunLimits&
     return t.target;
   } catch (...) {
     try {
-      RemoveTree(t.target);
+      env->RemoveTree(t.target);
     } catch (const Error& e) {
       if (log) log->Error("cannot clean up " + t.target + ": " + e.what());
     }
@@ -281,7 +281,7 @@ void DropTarget(Env* env, const Target& t, Logger* log, bool leftover) {
       case SnapshotKind::kReflink:
         if (BaseName(t.target).rfind(kSnapshotPrefix, 0) != 0)
           ThrowCorrupt("refusing to remove " + t.target + ": not a vmback snapshot directory");
-        existed = RemoveTree(t.target) > 0;
+        existed = env->RemoveTree(t.target) > 0;
         break;
       case SnapshotKind::kNone:
         break;

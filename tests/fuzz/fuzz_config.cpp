@@ -52,8 +52,8 @@ void CheckConfig(std::string_view text) {
 
   Check(c.file == kConfigFile, "config names its file");
   const TargetConfig& t = c.target;
-  Check(OneOf(t.type, {"store", "zfs", "btrfs", "dir"}), "target type is a known kind");
-  if (t.type == "zfs") {
+  Check(OneOf(TargetTypeName(t.type), {"store", "zfs", "btrfs", "dir"}), "target type is a known kind");
+  if (t.type == TargetType::kZfs) {
     Check(!t.dataset.empty() && t.dataset[0] != '/' && t.dataset.find('@') == std::string::npos,
           "a zfs target names a dataset");
     Check(t.path.empty(), "a zfs target has no path");
@@ -61,11 +61,11 @@ void CheckConfig(std::string_view text) {
     Check(IsAbsolute(t.path), "target path is absolute");
     Check(t.dataset.empty(), "only a zfs target has a dataset");
   }
-  Check(t.type == "store" || t.mirrors.empty(), "only the store has mirrors");
+  Check(t.type == TargetType::kStore || t.mirrors.empty(), "only the store has mirrors");
   for (const auto& m : t.mirrors) Check(IsAbsolute(m), "mirror paths are absolute");
   Check(!t.snapshot_prefix.empty() && t.snapshot_prefix.find_first_of("/@ \t") == std::string::npos,
         "snapshot_prefix is a plain name");
-  Check(t.block_size == 0 || (t.type != "store" && t.block_size >= 512 && t.block_size <= (16u << 20) &&
+  Check(t.block_size == 0 || (t.type != TargetType::kStore && t.block_size >= 512 && t.block_size <= (16u << 20) &&
                               (t.block_size & (t.block_size - 1)) == 0),
         "target block_size is unset or a power of two from 512 to 16M");
   Check(t.lock_wait_seconds >= 0, "lock_wait is not negative");
@@ -76,8 +76,8 @@ void CheckConfig(std::string_view text) {
     Check(IsValidVolumeName(v.name), "volume name is valid");
     Check(volume_names.insert(v.name).second, "volume names are unique");
     Check(IsAbsolute(v.source), "volume source is absolute");
-    Check(OneOf(v.snapshot, {"none", "lvm", "btrfs", "reflink"}), "snapshot is a known kind");
-    Check(OneOf(v.mode, {"filesystem", "block"}), "mode is a known kind");
+    Check(OneOf(SnapshotKindName(v.snapshot), {"none", "lvm", "btrfs", "reflink"}), "snapshot is a known kind");
+    Check(OneOf(VolumeModeName(v.mode), {"filesystem", "block"}), "mode is a known kind");
     uint64_t bytes = 0;
     Check(ParseSize(v.snapshot_size, &bytes) && bytes > 0, "snapshot_size is a size");
     Check(!(v.vms_auto && !v.vms.empty()), "vms is either auto or a list");
@@ -87,7 +87,7 @@ void CheckConfig(std::string_view text) {
   for (const auto& vm : c.vms) {
     Check(!vm.name.empty(), "vm name is not empty");
     Check(vm_names.insert(vm.name).second, "vm names are unique");
-    Check(OneOf(vm.quiesce, {"auto", "agent", "sysrq", "suspend", "none"}), "quiesce is a known method");
+    Check(OneOf(QuiesceMethodName(vm.quiesce), {"auto", "agent", "sysrq", "suspend", "none"}), "quiesce is a known method");
   }
   for (const auto& v : c.volumes)
     for (const auto& name : v.vms) Check(vm_names.count(name) > 0, "every VM a volume names has a [[vm]]");

@@ -167,8 +167,9 @@ vm store init "$STORE"
 expect_rc 0 "store init"
 [ "$VM_RC" -eq 0 ] || die "cannot go on without a store"
 
-plan_shows "$WORK/reflink.toml" reflink "reflink copy (FICLONE) of $IMAGES into $IMAGES/.vmback-images-<run id>/" \
-  "remove $IMAGES/.vmback-images-<run id>"
+plan_shows "$WORK/reflink.toml" reflink "mkdir -m 0700 -- $IMAGES/.vmback-images-<run id>" \
+  "reflink copy (FICLONERANGE) -- $IMAGES/a.img $IMAGES/.vmback-images-<run id>/a.img" \
+  "(read images from $IMAGES/.vmback-images-<run id>)" "rm -r -- $IMAGES/.vmback-images-<run id>"
 run_ok "$WORK/reflink.toml" "$IMAGES" "reflink"
 restored_ok "$STORE" images "$IMAGES" "reflink"
 

@@ -51,7 +51,7 @@ TEST(ExampleConfigTest, LoadsWithTheRealLoader) {
   } catch (const Error& e) {
     FAIL() << e.what();
   }
-  EXPECT_EQ(c.target.type, "store");
+  EXPECT_EQ(c.target.type, TargetType::kStore);
   EXPECT_EQ(c.target.path, "/mnt/usb1/vmback");
   EXPECT_EQ(c.target.mirrors, std::vector<std::string>{"/mnt/usb2/vmback"});
   EXPECT_EQ(c.target.lock_wait_seconds, 600);
@@ -63,14 +63,14 @@ TEST(ExampleConfigTest, LoadsWithTheRealLoader) {
   EXPECT_EQ(c.report.dir, "/var/lib/vmback/reports");
   EXPECT_EQ(c.report.keep, 30);
   ASSERT_EQ(c.vms.size(), 2u);
-  EXPECT_EQ(c.vms[0].quiesce, "agent");
+  EXPECT_EQ(c.vms[0].quiesce, QuiesceMethod::kAgent);
   ASSERT_EQ(c.volumes.size(), 3u);
-  EXPECT_EQ(c.volumes[0].snapshot, "lvm");
+  EXPECT_EQ(c.volumes[0].snapshot, SnapshotKind::kLvm);
   EXPECT_EQ(c.volumes[0].vms, (std::vector<std::string>{"MySQL", "web"}));
   EXPECT_TRUE(c.volumes[1].vms_auto);
   EXPECT_EQ(c.volumes[2].source, "/");
   // The host's root is read live by choice: no warning every night.
-  EXPECT_EQ(c.volumes[2].snapshot, "none");
+  EXPECT_EQ(c.volumes[2].snapshot, SnapshotKind::kNone);
   EXPECT_TRUE(c.volumes[2].snapshot_given);
 }
 
@@ -92,7 +92,7 @@ TEST(ExampleConfigTest, TheCommentedZfsTargetLoads) {
   WriteFile(tmp / "zfs.toml", text);
   try {
     Config c = LoadConfig(tmp / "zfs.toml");
-    EXPECT_EQ(c.target.type, "zfs");
+    EXPECT_EQ(c.target.type, TargetType::kZfs);
     EXPECT_EQ(c.target.dataset, "usbpool/vmback");
   } catch (const Error& e) {
     ADD_FAILURE() << e.what() << "\n" << text;

@@ -12,7 +12,7 @@
 // in turn through JobOptions.hook, and a cancel in the middle; after each,
 // every domain runs as before, no snapshot, journal or mount is left, the
 // store's earlier points are intact, and the next run succeeds.
-#include "run/job.h"
+#include "job/job.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -41,7 +41,7 @@
 #include "hypervisor/hypervisor.h"
 #include "os/env.h"
 #include "os/subprocess.h"
-#include "run/journal.h"
+#include "job/journal.h"
 #include "run/restore.h"
 #include "run/verify.h"
 #include "source/snapshot.h"
@@ -1098,6 +1098,7 @@ TEST_F(JobTest, PlanShowsEveryCommandAndChangesNothing) {
   for (const std::string& line :
        {"lvm lvcreate -s -n vmback-disk-<run id> -L 64M -- " + Root("vg/disk"),
         "lvm lvremove -f -- " + Root("vg/vmback-disk-<run id>"), std::string("web: suspend"),
+        std::string("(checked: lvm vgs --noheadings --units b --nosuffix -o vg_free -- vg)"),
         std::string("db: agent"),
         "tree: no snapshot (snapshot = \"none\"): " + Root("tree") + " is read live, by choice"}) {
     EXPECT_TRUE(Has(plan, line)) << "missing: " << line << "\n" << plan;
@@ -1105,6 +1106,7 @@ TEST_F(JobTest, PlanShowsEveryCommandAndChangesNothing) {
   if (have_fs_) {
     for (const std::string& line :
          {"lvm lvcreate -s -n vmback-fs-<run id> -L 64M -- " + Root("vg/fsimg"),
+          "(checked: blkid -p -o value -s TYPE -- " + Root("vg/vmback-fs-<run id>") + ")",
           "fsck -p -t ext4 " + Root("vg/vmback-fs-<run id>"),
           "mount -t ext4 -o ro,nosuid,nodev,noexec -- " + Root("vg/vmback-fs-<run id>") + " " + Root("state/mnt-fs"),
           "umount -- " + Root("state/mnt-fs"), "lvm lvremove -f -- " + Root("vg/vmback-fs-<run id>")}) {

@@ -1,4 +1,4 @@
-#include "run/journal.h"
+#include "job/journal.h"
 
 #include <algorithm>
 

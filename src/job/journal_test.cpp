@@ -2,7 +2,7 @@
 // one reads back; a torn last line is ignored; a journal is read as hostile
 // (a record of the wrong shape is refused naming its line, a mount point
 // vmback does not make is never unmounted) and kept until all is undone.
-#include "run/journal.h"
+#include "job/journal.h"
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>

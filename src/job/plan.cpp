@@ -1,0 +1,138 @@
+// vmback plan: what `vmback run` would do. The checks, snapshots, mounts and
+// drops are the run's own functions (CheckPlan, TakeSnapshot, Mount,
+// Snapshot::Drop) run through a DryRunEnv, so the commands printed are the
+// ones the run executes, argument for argument.
+#include <map>
+#include <memory>
+
+#include "inplace/target.h"
+#include "job/dry_run_env.h"
+#include "job/job.h"
+#include "job/mount.h"
+#include "job/volumes.h"
+#include "store/store.h"
+#include "util/encoding.h"
+
+namespace vmback {
+
+namespace {
+
+// The run id a plan's snapshots are named with, shown as "<run id>". Of the
+// form a run id has (a name LVM takes), so the same checks apply.
+constexpr char kPlanRunId[] = "0000000000000";
+
+class PlanWriter {
+ public:
+  explicit PlanWriter(DryRunEnv* dry) : dry_(dry) {}
+  void Line(std::string text) {
+    for (size_t at; (at = text.find(kPlanRunId)) != std::string::npos;)
+      text.replace(at, sizeof kPlanRunId - 1, "<run id>");
+    out_ += text + "\n";
+  }
+  // The steps the dry run wrote down since the last call, indented.
+  void Steps() {
+    for (const std::string& s : dry_->TakeSteps()) Line("     " + s);
+  }
+  const std::string& text() const { return out_; }
+
+ private:
+  DryRunEnv* dry_;
+  std::string out_;
+};
+
+// The destination is looked at, not opened: a plan takes no lock.
+void DescribeDestination(const Config& config, Env* env, Logger* log, PlanWriter* w) {
+  if (config.target.type != TargetType::kStore) {
+    auto target = OpenInplaceTarget(env, config.target, log);
+    WarnAboutMountOptions(*target, log);
+    w->Line(std::string("2. open the ") + TargetTypeName(config.target.type) + " target " +
+            (config.target.type == TargetType::kZfs ? config.target.dataset : config.target.path) +
+            " (changed blocks are written in place, then a point is taken)");
+    return;
+  }
+  // A copy of the store must be there (as RunJob's Store::Open requires).
+  StoreOptions store_options;
+  store_options.mirrors = config.target.mirrors;
+  StoreCopies copies = Store::Locate(env, config.target.path, store_options);
+  for (const auto& c : copies.all)
+    if (!env->Exists(JoinPath(c, "config.json")))
+      log->Warn("copy " + c + " holds no store (" + (env->Exists(c) ? "no config.json" : "not there") +
+                "): the run goes on without it");
+  WarnAboutCopiesOnRootFileSystem(copies.all, log);
+  std::string line = "2. open the store " + copies.primary + " (exclusive)";
+  if (copies.all.size() > 1) {
+    line += ", with its copies";
+    for (size_t i = 1; i < copies.all.size(); i++) line += " " + copies.all[i];
+  }
+  w->Line(line);
+}
+
+void DescribeQuiesce(const Config& config, const std::vector<DomainInfo>& domains,
+                     const std::vector<SourceReport>& sources, PlanWriter* w) {
+  const std::vector<std::string> vm_order = QuiesceOrder(config, domains);
+  w->Line("3. quiesce (libvirt " + config.libvirt_uri + "):" + (vm_order.empty() ? " no VMs" : ""));
+  for (const auto& vm : vm_order) {
+    QuiesceMethod m = MethodFor(config, vm);
+    std::string line = "     " + vm + ": " + QuiesceMethodName(m);
+    if (m == QuiesceMethod::kAuto) line += " (guest-agent fsfreeze, else Alt+SysRq+S then suspend)";
+    std::vector<std::string> for_volumes;
+    for (const auto& src : sources)
+      if (Lists(src.vms, vm)) for_volumes.push_back(src.volume);
+    w->Line(line + (for_volumes.size() == 1 ? ", for volume " : ", for volumes ") + JoinNames(for_volumes));
+  }
+}
+
+}  // namespace
+
+std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log) {
+  DryRunEnv dry(env);
+  PlanWriter w(&dry);
+  std::vector<DomainInfo> domains;
+  CheckPlan(config, JobKind::kRun, &dry, hv, &domains, nullptr);
+  const std::vector<SourceReport> sources = DescribeSources(config, domains, log);  // warns as run does
+  if (dry.HasSteps()) {
+    w.Line("0. check, before anything is touched:");
+    w.Steps();
+  }
+  w.Line("1. take the run lock " + JoinPath(config.run.state_dir, "run.lock") + "; recover from " +
+         JoinPath(config.run.state_dir, "journal") + " if a run crashed");
+  DescribeDestination(config, env, log, &w);
+  DescribeQuiesce(config, domains, sources, &w);
+
+  // The snapshot steps log what they did ("took ... snapshot"): not said in
+  // a plan, but their warnings are.
+  Logger steps_log(LogLevel::kError, false);
+  w.Line("4. snapshot each volume:");
+  std::vector<std::unique_ptr<Snapshot>> snapshots;
+  for (const auto& v : config.volumes) {
+    if (v.snapshot == SnapshotKind::kNone)
+      w.Line("     " + v.name + ": no snapshot" + (v.snapshot_given ? " (snapshot = \"none\")" : " set") + ": " +
+             v.source + " is read live" + (v.snapshot_given ? ", by choice" : ""));
+    snapshots.push_back(TakeSnapshot(&dry, SnapshotSpecOf(v, kPlanRunId), &steps_log));
+    w.Steps();
+  }
+  w.Line("5. resume every VM (max_freeze " + std::to_string(config.run.max_freeze_seconds) + " s)");
+  w.Line("6. for each volume, read it into the " +
+         std::string(config.target.type == TargetType::kStore ? "store" : "target") + ", then drop its snapshot:");
+  for (size_t i = 0; i < config.volumes.size(); i++) {
+    const auto& v = config.volumes[i];
+    std::string path = snapshots[i]->path();
+    std::unique_ptr<Mount> mount;
+    if (MountsSnapshot(&dry, v, path)) {
+      mount = std::make_unique<Mount>(&dry, nullptr, MountDirOf(config, v), &steps_log);
+      mount->Make(path, nullptr);
+      path = mount->dir();
+    }
+    w.Steps();
+    w.Line("     (read " + v.name + " from " + path + ")");
+    if (mount) mount->Unmount();
+    snapshots[i]->Drop();
+    w.Steps();
+  }
+  w.Line("7. commit the point");
+  w.Line(config.retention.empty() ? "8. no [retention]: nothing pruned" : "8. prune by [retention]");
+  for (const auto& p : steps_log.problems()) log->Warn(p);
+  return w.text();
+}
+
+}  // namespace vmback
