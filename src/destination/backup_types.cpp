@@ -42,6 +42,9 @@ nlohmann::json BackupResultToJson(const BackupResult& r) {
                     {"new_blocks", v.new_blocks},
                     {"zero_blocks", v.zero_blocks},
                     {"errors", v.errors},
+                    {"change_method", v.change_method},
+                    {"change_why", v.change_why},
+                    {"files_by_change_list", v.files_by_change_list},
                     {"seconds_ms", static_cast<int64_t>(v.seconds * 1000)}});
   }
   nlohmann::json j = {{"point", r.point},

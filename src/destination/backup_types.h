@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "destination/change_set.h"
 
 namespace vmback {
 
@@ -34,6 +35,13 @@ struct VolumeSpec {
   // start with it are vmback's own (the snapshots it keeps inside a source,
   // kSnapshotPrefix), not the volume's, and are left out (LeaveOutOwnEntry).
   std::string own_prefix = "";
+  // Changed-block tracking: asked, for a file whose version in the parent
+  // point has its size now, what may have changed since (rel: its path
+  // below the source, "" when the source is the file; path: where it is
+  // read). A ChangeSet without a list (its why says why), or no function,
+  // means the file is read in full. Not asked on a full read (--full-read,
+  // full_read_every).
+  std::function<ChangeSet(const std::string& rel, const std::string& path)> changes;
 };
 
 struct BackupOptions {
@@ -70,6 +78,12 @@ struct VolumeStats {
   uint64_t new_blocks = 0;
   uint64_t zero_blocks = 0;
   uint64_t errors = 0;         // entries that could not be read (logged)
+  // Changed-block tracking: files read by a change list, and its method
+  // ("dirty-bitmap", "shared-extents"; "full-read" when none was used);
+  // why: the first reason a file with a parent version was read in full.
+  uint64_t files_by_change_list = 0;
+  std::string change_method = "full-read";
+  std::string change_why;
   // Written into the destination for this volume: an in-place target's file
   // data; the store's packed bytes when the point has this volume alone
   // (otherwise 0: blocks of several volumes share packs and are deduplicated

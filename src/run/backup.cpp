@@ -64,7 +64,7 @@ class VolumeWalker {
       bool device = st.type == S_IFBLK;
       root.type = EntryType::kFile;
       root.rdev = 0;
-      ScanFile(spec_.source, st, device, prev, &root);
+      ScanFile(spec_.source, "", st, device, prev, &root);
     } else {
       throw Error(ErrorKind::kIo, spec_.source + ": not a directory, regular file or block device");
     }
@@ -72,8 +72,8 @@ class VolumeWalker {
   }
 
  private:
-  void ScanFile(const std::string& path, const FileStatus& st, bool device, const Entry* prev,
-                Entry* e) {
+  void ScanFile(const std::string& path, const std::string& rel, const FileStatus& st, bool device,
+                const Entry* prev, Entry* e) {
     stats_->files++;
     if (!device && !opts_.full_read && prev && Unchanged(*prev, *e) && !RefersToDamage(*prev)) {
       e->content = prev->content;
@@ -85,11 +85,41 @@ class VolumeWalker {
     e->size = file->Size();
     stats_->bytes += e->size;
     ScanStats s;
-    e->content = scanner_.Scan(file.get(), &s);
+    ChangeSet changes = ChangesOf(rel, path, prev, *e);
+    if (changes.HasList()) {
+      const std::vector<ByteRange> changed = NormalizeRanges(std::move(changes.changed), e->size);
+      const ScanBase base{&prev->content, &changed};
+      e->content = scanner_.Scan(file.get(), &s, &base);
+      stats_->files_by_change_list++;
+      stats_->change_method = ChangeMethodName(changes.method);
+    } else {
+      if (!changes.why.empty() && stats_->change_why.empty())
+        stats_->change_why = (rel.empty() ? spec_.source : rel) + ": " + changes.why;
+      e->content = scanner_.Scan(file.get(), &s);
+    }
     stats_->bytes_read += s.bytes_read;
     stats_->blocks += s.blocks;
     stats_->new_blocks += s.new_blocks;
     stats_->zero_blocks += s.zero_blocks;
+  }
+
+  // What may have changed in the file since its parent version (spec_.changes),
+  // when there is one to build on: same size, no hard link, no damage.
+  ChangeSet ChangesOf(const std::string& rel, const std::string& path, const Entry* prev, const Entry& cur) {
+    ChangeSet none;
+    if (!spec_.changes) return none;
+    if (opts_.full_read) {
+      none.why = "a full read (--full-read, or full_read_every)";
+    } else if (!prev || prev->type != EntryType::kFile || !prev->hardlink.empty()) {
+      none.why = "no version in the parent point";
+    } else if (prev->size != cur.size) {
+      none.why = "its size changed";
+    } else if (RefersToDamage(*prev)) {
+      none.why = "its parent version refers to damaged blocks";
+    } else {
+      return spec_.changes(rel, path);
+    }
+    return none;
   }
 
   // The quick check: a file whose size, mtime, ctime and inode number all
@@ -175,7 +205,7 @@ class VolumeWalker {
               continue;
             }
           }
-          ScanFile(child, st, false, old, &e);
+          ScanFile(child, child_rel, st, false, old, &e);
           if (st.nlink > 1) link_content_[child_rel] = e.content;
         } else {
           stats_->other++;

@@ -1010,3 +1010,86 @@ TEST_F(BackupTest, SourcePagesAreDroppedFromThePageCacheBehindTheReader) {
 
 }  // namespace
 }  // namespace vmback
+
+namespace vmback {
+namespace {
+
+// Changed-block tracking into the store: with a change list, only the blocks
+// it touches are read; the rest take the parent's ids (whole lists at once);
+// the point is identical, block id for block id, to a full read's.
+TEST_F(BackupTest, AChangeListReadsOnlyWhatChangedAndMakesTheSamePoint) {
+  OpenStore(4096);
+  const std::string src = tmp_ / "disk.img";
+  const uint64_t size = 20 * 1024 * 1024 + 1000;  // three id lists of 2048 blocks, the last partial
+  std::string data = test::RandomBytes(size, 7);
+  std::fill(data.begin() + 3 * 1024 * 1024, data.begin() + 5 * 1024 * 1024, '\0');  // zeros
+  test::WriteFile(src, data);
+  BackupResult r1 = Backup({{"img", src}});
+  EXPECT_EQ(r1.volumes[0].change_method, "full-read");
+
+  // Two changes: inside the second list, and in the last (partial) block.
+  const std::vector<ByteRange> changes = {{9 * 1024 * 1024 + 100, 300}, {size - 10, 10}};
+  for (const auto& c : changes) test::WriteFileAt(src, c.offset, test::RandomBytes(c.length, c.offset));
+  int asked = 0;
+  VolumeSpec with_list{"img", src};
+  with_list.changes = [&](const std::string& rel, const std::string& path) {
+    asked++;
+    EXPECT_EQ(rel, "");
+    EXPECT_EQ(path, src);
+    return ChangeSet{ChangeMethod::kSharedExtents, "", changes};
+  };
+  BackupResult r2 = Backup({with_list});
+  EXPECT_EQ(asked, 1);
+  const VolumeStats& v2 = r2.volumes[0];
+  EXPECT_EQ(v2.change_method, "shared-extents");
+  EXPECT_EQ(v2.files_by_change_list, 1u);
+  EXPECT_EQ(v2.bytes_read, 4096u + (size % 4096)) << "one block in list 2, and the last block";
+  EXPECT_EQ(v2.new_blocks, 2u);
+  EXPECT_EQ(v2.bytes, size);
+
+  BackupOptions full;
+  full.full_read = true;
+  BackupResult r3 = Backup({with_list}, full);
+  EXPECT_EQ(asked, 1) << "a full read asks for no change list";
+  EXPECT_EQ(r3.volumes[0].bytes_read, size) << "written zeros are data, read too";
+  EXPECT_NE(r3.volumes[0].change_why.find("a full read"), std::string::npos) << r3.volumes[0].change_why;
+  const Entry e2 = store_->ReadPoint(r2.point).volumes[0].root;
+  const Entry e3 = store_->ReadPoint(r3.point).volumes[0].root;
+  ASSERT_EQ(e2.content.size(), 3u);
+  EXPECT_EQ(e2.content, e3.content) << "the change list's point differs from the full read's";
+  Restore(store_.get(), r2.point, "img", tmp_ / "out.img", Overwrite::kRefuse, &log_);
+  EXPECT_EQ(test::ReadFile(tmp_ / "out.img"), test::ReadFile(src));
+
+  // No list (its reason is reported), or a grown file: read in full.
+  VolumeSpec no_list{"img", src};
+  no_list.changes = [](const std::string&, const std::string&) { return ChangeSet{ChangeMethod::kFullRead, "no base", {}}; };
+  test::WriteFileAt(src, 0, "x");
+  BackupResult r4 = Backup({no_list});
+  EXPECT_EQ(r4.volumes[0].change_method, "full-read");
+  EXPECT_EQ(r4.volumes[0].change_why, src + ": no base");
+  EXPECT_EQ(r4.volumes[0].bytes_read, size);
+  test::WriteFileAt(src, size, "more");
+  BackupResult r5 = Backup({with_list});
+  EXPECT_EQ(r5.volumes[0].change_why, src + ": its size changed");
+  EXPECT_EQ(r5.volumes[0].files_by_change_list, 0u);
+}
+
+// A change list that touches nothing: every list of the parent is taken
+// whole, nothing is read, no blob is written but the tree's.
+TEST_F(BackupTest, AnEmptyChangeListReadsNothing) {
+  OpenStore(4096);
+  const std::string src = tmp_ / "disk.img";
+  test::WriteFile(src, test::RandomBytes(9 * 1024 * 1024, 3));
+  BackupResult r1 = Backup({{"img", src}});
+  test::SetMtimeNs(src, 12345, 0);  // the quick check would read it again
+  VolumeSpec spec{"img", src};
+  spec.changes = [](const std::string&, const std::string&) { return ChangeSet{ChangeMethod::kDirtyBitmap, "", {}}; };
+  BackupResult r2 = Backup({spec});
+  EXPECT_EQ(r2.volumes[0].bytes_read, 0u);
+  EXPECT_EQ(r2.volumes[0].change_method, "dirty-bitmap");
+  EXPECT_EQ(store_->ReadPoint(r2.point).volumes[0].root.content,
+            store_->ReadPoint(r1.point).volumes[0].root.content);
+}
+
+}  // namespace
+}  // namespace vmback

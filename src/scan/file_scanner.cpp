@@ -15,11 +15,11 @@ namespace vmback {
 
 namespace {
 
-
 struct Batch {
   uint64_t first_block = 0;
   size_t blocks = 0;
   std::vector<uint8_t> hole;  // per block: no data on disk, skip reading
+  std::vector<std::optional<Hash>> reuse;  // per block: the base's id, not read
   // blocks * block_size bytes, not zero-filled: holes are never read or
   // looked at, so the buffer costs no memset.
   std::unique_ptr<char[]> data;
@@ -28,6 +28,7 @@ struct Batch {
 struct BlockResult {
   Hash id;  // zero id for an all-zero block
   std::optional<EncodedBlob> blob;  // set when the store lacked it
+  bool reused = false;               // the base's id, unread
 };
 
 }  // namespace
@@ -55,7 +56,50 @@ bool LeaveOutOwnEntry(const std::string& own_prefix, const std::string& name, co
   return true;
 }
 
-std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
+namespace {
+
+// The parent's block ids, one list blob at a time (read when first asked:
+// the scan goes forward, so each list is read once).
+class BaseIds {
+ public:
+  BaseIds(Store* store, const ScanBase* base, uint64_t nblocks) : store_(store), base_(base), nblocks_(nblocks) {}
+  bool active() const { return base_ != nullptr; }
+  // The id list blob j of the parent, if it is there: all of list j unchanged.
+  const Hash* WholeList(size_t j) const {
+    if (!base_ || j >= base_->content->size() || !store_->Has((*base_->content)[j])) return nullptr;
+    return &(*base_->content)[j];
+  }
+  // The ids of list j, or null when they cannot be trusted.
+  const std::vector<Hash>* List(size_t j) {
+    if (!base_) return nullptr;
+    if (loaded_ != j) {
+      loaded_ = j;
+      ids_.clear();
+      if (j < base_->content->size()) {
+        try {
+          ids_ = DecodeIdList(store_->Get((*base_->content)[j], BlobType::kList), "block list");
+        } catch (const Error& e) {
+          if (e.kind() == ErrorKind::kCrash) throw;
+          ids_.clear();
+        }
+      }
+    }
+    const uint64_t want = std::min<uint64_t>(kIdsPerList, nblocks_ - j * kIdsPerList);
+    return ids_.size() == want ? &ids_ : nullptr;
+  }
+  bool Changed(uint64_t off, uint64_t len) const { return Touches(*base_->changed, off, len); }
+
+ private:
+  Store* store_;
+  const ScanBase* base_;
+  const uint64_t nblocks_;
+  size_t loaded_ = SIZE_MAX;
+  std::vector<Hash> ids_;
+};
+
+}  // namespace
+
+std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const ScanBase* base) {
   const uint64_t bs = store_->block_size();
   const uint64_t size = file->Size();
   const uint64_t nblocks = (size + bs - 1) / bs;
@@ -68,13 +112,16 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
   std::vector<Hash> list;     // block ids of the list being filled
   std::deque<std::future<std::vector<BlockResult>>> in_flight;
   BlockReader reader(file, bs, size, {.pacer = pacer_, .drop_cache = drop_cache_});
+  BaseIds base_ids(store_, base, nblocks);
+  auto bytes_of = [&](uint64_t first, uint64_t count) { return std::min(count * bs, size - first * bs); };
 
   auto drain_one = [&] {
     std::vector<BlockResult> results = in_flight.front().get();
     in_flight.pop_front();
     for (auto& r : results) {
       stats->blocks++;
-      if (r.id.IsZero()) stats->zero_blocks++;
+      if (r.id.IsZero() && !r.reused) stats->zero_blocks++;
+      if (r.reused) stats->blocks_reused++;
       if (r.blob && store->Put(*r.blob)) stats->new_blocks++;
       list.push_back(r.id);
       if (list.size() == kIdsPerList) {
@@ -84,16 +131,50 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
     }
   };
 
-  for (uint64_t b = 0; b < nblocks; b += per_batch) {
+  for (uint64_t b = 0; b < nblocks;) {
     CheckCancel(cancel_);
+    const size_t j = b / kIdsPerList;
+    const uint64_t list_end = std::min<uint64_t>(nblocks, (j + 1) * kIdsPerList);
+    if (base_ids.active() && b == j * kIdsPerList && !base_ids.Changed(b * bs, bytes_of(b, list_end - b))) {
+      if (const Hash* whole = base_ids.WholeList(j)) {
+        while (!in_flight.empty()) drain_one();  // the lists before it are complete
+        content.push_back(*whole);
+        stats->blocks += list_end - b;
+        stats->blocks_reused += list_end - b;
+        b = list_end;
+        continue;
+      }
+    }
     auto batch = std::make_shared<Batch>();
     batch->first_block = b;
-    batch->blocks = static_cast<size_t>(std::min<uint64_t>(per_batch, nblocks - b));
+    batch->blocks = static_cast<size_t>(std::min<uint64_t>(per_batch, list_end - b));
     batch->data.reset(new char[batch->blocks * bs]);
-    stats->bytes_read += reader.Read(b, batch->blocks, batch->data.get(), &batch->hole, /*zero_fill=*/false);
+    batch->hole.assign(batch->blocks, 0);
+    batch->reuse.assign(batch->blocks, std::nullopt);
+    if (const std::vector<Hash>* ids = base_ids.List(j))
+      for (size_t k = 0; k < batch->blocks; k++)
+        if (!base_ids.Changed((b + k) * bs, bytes_of(b + k, 1))) batch->reuse[k] = (*ids)[b + k - j * kIdsPerList];
+    // Read each run of blocks not reused.
+    std::vector<uint8_t> hole;
+    for (size_t k = 0; k < batch->blocks;) {
+      if (batch->reuse[k]) {
+        k++;
+        continue;
+      }
+      size_t n = 1;
+      while (k + n < batch->blocks && !batch->reuse[k + n]) n++;
+      stats->bytes_read += reader.Read(b + k, n, batch->data.get() + k * bs, &hole, /*zero_fill=*/false);
+      std::copy(hole.begin(), hole.begin() + n, batch->hole.begin() + k);
+      k += n;
+    }
     in_flight.push_back(pool_->Submit([batch, bs, size, level, store] {
       std::vector<BlockResult> out(batch->blocks);
       for (size_t k = 0; k < batch->blocks; k++) {
+        if (batch->reuse[k]) {
+          out[k].id = *batch->reuse[k];
+          out[k].reused = true;
+          continue;
+        }
         uint64_t off = (batch->first_block + k) * bs;
         size_t len = static_cast<size_t>(std::min(bs, size - off));
         const char* p = batch->data.get() + k * bs;
@@ -104,6 +185,7 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats) {
       }
       return out;
     }));
+    b += batch->blocks;
     while (in_flight.size() >= max_in_flight) drain_one();
   }
   while (!in_flight.empty()) drain_one();

@@ -9,8 +9,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "util/rate_pacer.h"
+#include "destination/change_set.h"
 #include "os/env.h"
+#include "util/rate_pacer.h"
 #include "store/store.h"
 #include "util/log.h"
 #include "util/thread_pool.h"
@@ -21,7 +22,19 @@ struct ScanStats {
   uint64_t bytes_read = 0;
   uint64_t blocks = 0;
   uint64_t new_blocks = 0;
-  uint64_t zero_blocks = 0;  // holes and all-zero blocks
+  uint64_t zero_blocks = 0;  // holes and all-zero blocks, of those read
+  uint64_t blocks_reused = 0;  // outside the change list: the base's ids, not read
+};
+
+// What a file's version in the parent point lets a scan skip: the list blob
+// ids of that version (the file had the same size then), and a change list
+// that says which bytes may differ since. Blocks that meet no changed range
+// take the parent's block ids without being read (a whole list at once when
+// none of its blocks changed); the others are read. A parent's list that
+// cannot be read or has the wrong length is not trusted: its blocks are read.
+struct ScanBase {
+  const std::vector<Hash>* content = nullptr;
+  const std::vector<ByteRange>* changed = nullptr;  // normalized (NormalizeRanges)
 };
 
 class FileScanner {
@@ -34,8 +47,9 @@ class FileScanner {
               RatePacer* pacer = nullptr, bool drop_cache = false)
       : store_(store), pool_(pool), cancel_(cancel), pacer_(pacer), drop_cache_(drop_cache) {}
 
-  // Returns the file's content (list blob ids); adds to *stats.
-  std::vector<Hash> Scan(ReadableFile* file, ScanStats* stats);
+  // Returns the file's content (list blob ids); adds to *stats. With a
+  // base, reads only the blocks its change list touches.
+  std::vector<Hash> Scan(ReadableFile* file, ScanStats* stats, const ScanBase* base = nullptr);
 
  private:
   Store* store_;
