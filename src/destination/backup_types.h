@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "destination/change_set.h"
+#include "util/change_set.h"
 
 namespace vmback {
 

@@ -108,6 +108,16 @@ struct FileStatus {
   dev_t rdev = 0;  // a device node's number
 };
 
+// One extent of a file's data as the file system maps it (FIEMAP): bytes
+// [logical, logical + length) of the file are at [physical, ...) on the
+// device; flags are FIEMAP_EXTENT_* (linux/fiemap.h).
+struct FileExtent {
+  uint64_t logical = 0;
+  uint64_t physical = 0;
+  uint64_t length = 0;
+  uint32_t flags = 0;
+};
+
 // Extended attributes (name, value), sorted by name.
 using Xattrs = std::vector<std::pair<std::string, std::string>>;
 
@@ -186,6 +196,11 @@ class Env {
   // caller to remove. Other failures throw, naming both files.
   virtual int CloneFile(const std::string& from, const std::string& to,
                         const std::function<void()>& between_ranges);
+  // The extents of the regular file at path (never through a symlink), in
+  // logical order, its dirty data written first (FIEMAP_FLAG_SYNC). Throws
+  // naming it when the file system cannot map extents, or when the file has
+  // more than max_extents of them.
+  virtual std::vector<FileExtent> Extents(const std::string& path, size_t max_extents);
   // lchown(2): the owner of path itself, never a symlink's target. Returns
   // false when not permitted (EPERM: not root), throws on other failures.
   // Not a write step for FaultEnv (a metadata step).
@@ -271,6 +286,9 @@ class EnvWrapper : public Env {
   int CloneFile(const std::string& from, const std::string& to,
                 const std::function<void()>& between_ranges) override {
     return target_->CloneFile(from, to, between_ranges);
+  }
+  std::vector<FileExtent> Extents(const std::string& path, size_t max_extents) override {
+    return target_->Extents(path, max_extents);
   }
   bool SetOwner(const std::string& path, uid_t uid, gid_t gid) override { return target_->SetOwner(path, uid, gid); }
   void SetTimes(const std::string& path, std::optional<int64_t> atime_ns, int64_t mtime_ns) override {

@@ -1,4 +1,5 @@
 #include <fcntl.h>
+#include <linux/fiemap.h>
 #include <linux/fs.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
@@ -375,6 +376,38 @@ int Env::CloneFile(const std::string& from, const std::string& to,
   int fd = out.release();
   if (::close(fd) != 0) ThrowIo("close " + to, errno);
   return 0;
+}
+
+std::vector<FileExtent> Env::Extents(const std::string& path, size_t max_extents) {
+  constexpr uint32_t kPerCall = 256;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0) ThrowIo("open " + path, errno);
+  std::vector<char> buf(sizeof(struct fiemap) + kPerCall * sizeof(struct fiemap_extent));
+  auto* map = reinterpret_cast<struct fiemap*>(buf.data());
+  std::vector<FileExtent> out;
+  uint64_t start = 0;
+  for (;;) {
+    std::fill(buf.begin(), buf.end(), 0);
+    map->fm_start = start;
+    map->fm_length = FIEMAP_MAX_OFFSET - start;
+    map->fm_flags = out.empty() && start == 0 ? FIEMAP_FLAG_SYNC : 0;
+    map->fm_extent_count = kPerCall;
+    if (::ioctl(fd.get(), FS_IOC_FIEMAP, map) != 0) ThrowIo("FIEMAP " + path, errno);
+    if (map->fm_mapped_extents == 0 || map->fm_mapped_extents > kPerCall) break;
+    bool last = false;
+    for (uint32_t i = 0; i < map->fm_mapped_extents; i++) {
+      const struct fiemap_extent& e = map->fm_extents[i];
+      if (e.fe_length == 0 || e.fe_logical + e.fe_length <= start)
+        throw Error(ErrorKind::kIo, "FIEMAP " + path + ": the file system gave an extent that does not advance");
+      out.push_back({e.fe_logical, e.fe_physical, e.fe_length, e.fe_flags});
+      if (out.size() > max_extents)
+        throw Error(ErrorKind::kIo, path + " has more than " + std::to_string(max_extents) + " extents");
+      last = last || (e.fe_flags & FIEMAP_EXTENT_LAST);
+      start = e.fe_logical + e.fe_length;
+    }
+    if (last) break;
+  }
+  return out;
 }
 
 bool Env::SetOwner(const std::string& path, uid_t uid, gid_t gid) {

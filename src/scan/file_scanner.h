@@ -9,7 +9,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "destination/change_set.h"
+#include "util/change_set.h"
 #include "os/env.h"
 #include "util/rate_pacer.h"
 #include "store/store.h"

@@ -26,6 +26,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "helpers/loop_fs.h"
 #include "helpers/test_util.h"
 #include "os/env.h"
 #include "helpers/fault_env.h"
@@ -43,6 +44,7 @@ using test::ReadFile;
 using test::SetMtimeNs;
 using test::TempDir;
 using test::WriteFile;
+using test::LoopFs;
 using test::WriteFileAt;
 
 constexpr int64_t kT0 = 1700000000;
@@ -351,70 +353,6 @@ TEST_F(LvmSnapshotTest, DropOfAVanishedSnapshotWarns) {
 }
 
 // ---- file systems on loop devices ----------------------------------------------------
-
-// A fresh file system of 512 MiB on a loop device, mounted in a temp dir.
-// Unmount() is safe to call in any state and is called from TearDown, so a
-// failing test never leaves a mount or a loop device behind.
-class LoopFs {
- public:
-  // Returns why it could not be made ("" when mounted).
-  std::string Mount(const std::string& type) {
-    if (::geteuid() != 0) return "needs root";
-    std::string img = tmp_ / "fs.img";
-    mnt_ = tmp_ / "mnt";
-    if (::mkdir(mnt_.c_str(), 0755) != 0) return "mkdir " + mnt_;
-    std::vector<std::string> argv = {"truncate", "-s", "512M", img};
-    RunResult r = Exec(argv);
-    if (r.exit_code != 0) return Describe(argv, r);
-    if (type == "xfs")
-      argv = {"mkfs.xfs", "-q", "-m", "reflink=1", img};
-    else
-      argv = {"mkfs." + type, "-q", img};
-    r = Exec(argv);
-    if (r.exit_code != 0) return Describe(argv, r);
-    argv = {"losetup", "-f", "--show", img};
-    r = Exec(argv);
-    if (r.exit_code != 0) return Describe(argv, r);
-    loop_ = r.out;
-    while (!loop_.empty() && (loop_.back() == '\n' || loop_.back() == ' ')) loop_.pop_back();
-    argv = {"mount", "-t", type, loop_, mnt_};
-    r = Exec(argv);
-    if (r.exit_code != 0) return Describe(argv, r);
-    mounted_ = true;
-    return "";
-  }
-  std::string MountTmpfs() {
-    if (::geteuid() != 0) return "needs root";
-    mnt_ = tmp_ / "mnt";
-    if (::mkdir(mnt_.c_str(), 0755) != 0) return "mkdir " + mnt_;
-    std::vector<std::string> argv = {"mount", "-t", "tmpfs", "-o", "size=64M", "tmpfs", mnt_};
-    RunResult r = Exec(argv);
-    if (r.exit_code != 0) return Describe(argv, r);
-    mounted_ = true;
-    return "";
-  }
-  void Unmount() {
-    if (mounted_) {
-      if (Exec({"umount", mnt_}).exit_code != 0) {
-        RunResult r = Exec({"umount", "-l", mnt_});
-        EXPECT_EQ(r.exit_code, 0) << Describe({"umount", "-l", mnt_}, r);
-      }
-      mounted_ = false;
-    }
-    if (!loop_.empty()) {
-      RunResult r = Exec({"losetup", "-d", loop_});
-      EXPECT_EQ(r.exit_code, 0) << Describe({"losetup", "-d", loop_}, r);
-      loop_.clear();
-    }
-  }
-  std::string operator/(const std::string& name) const { return mnt_ + "/" + name; }
-  const std::string& mnt() const { return mnt_; }
-
- private:
-  TempDir tmp_;
-  std::string mnt_, loop_;
-  bool mounted_ = false;
-};
 
 // Unmounts a mount a test made, also when the test fails half-way; declared
 // after the directory it is in, so that it goes first.

@@ -1,4 +1,4 @@
-#include "destination/change_set.h"
+#include "util/change_set.h"
 
 #include <algorithm>
 
