@@ -1,4 +1,4 @@
-#include "destination/change_set.h"
+#include "source/change_set.h"
 
 #include <algorithm>
 

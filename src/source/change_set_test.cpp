@@ -1,6 +1,6 @@
 // Change lists: ranges are normalized (sorted, merged, clipped) and asked
 // whether a block meets them.
-#include "destination/change_set.h"
+#include "source/change_set.h"
 
 #include <gtest/gtest.h>
 
