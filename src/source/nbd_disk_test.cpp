@@ -84,14 +84,11 @@ class SilentSocket {
   int fd_ = -1;
 };
 
-// qemu-nbd serving one image, started here and stopped by its pid.
-class QemuNbd {
+// A server (qemu-nbd, or a hostile one) started here, its output to log, ready
+// once its socket is there, and stopped by its pid.
+class Server {
  public:
-  QemuNbd(const std::string& image, const std::string& socket, const std::string& log) {
-    std::vector<std::string> argv = {"qemu-nbd", "--socket=" + socket, "--format=qcow2",
-                                     "--persistent", "--shared=2", "--read-only",
-                                     "--export-name=" + std::string(kExport),
-                                     "--bitmap=" + std::string(kBitmap), image};
+  Server(std::vector<std::string> argv, const std::string& socket, const std::string& log) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
@@ -100,17 +97,16 @@ class QemuNbd {
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
-    int rc = ::posix_spawnp(&pid_, "qemu-nbd", &fa, nullptr, args.data(), environ);
+    int rc = ::posix_spawnp(&pid_, args[0], &fa, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) pid_ = -1;
-    // Ready once the socket is there (it is bound before it is listed).
     for (int i = 0; i < 500 && pid_ > 0; i++) {
       struct stat st;
       if (::lstat(socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
-  ~QemuNbd() {
+  ~Server() {
     if (pid_ <= 0) return;
     ::kill(pid_, SIGTERM);
     for (int i = 0; i < 500; i++) {
@@ -137,7 +133,12 @@ class NbdDiskTest : public ::testing::Test {
     RunOk({"qemu-img", "bitmap", "--add", "--enable", image_, kBitmap});
     QemuIoWrites(image_, {std::begin(kSecondWrites), std::end(kSecondWrites)});
     RunOk({"qemu-img", "convert", "-O", "raw", image_, dir_ / "disk.raw"});
-    server_ = std::make_unique<QemuNbd>(image_, socket_, dir_ / "qemu-nbd.log");
+    server_ = std::make_unique<Server>(
+        std::vector<std::string>{"qemu-nbd", "--socket=" + socket_, "--format=qcow2",
+                                 "--persistent", "--shared=2", "--read-only",
+                                 "--export-name=" + std::string(kExport),
+                                 "--bitmap=" + std::string(kBitmap), image_},
+        socket_, dir_ / "qemu-nbd.log");
     ASSERT_TRUE(server_->started());
   }
   void TearDown() override { server_.reset(); }
@@ -162,7 +163,7 @@ class NbdDiskTest : public ::testing::Test {
 
   TempDir dir_;
   std::string image_, socket_;
-  std::unique_ptr<QemuNbd> server_;
+  std::unique_ptr<Server> server_;
 };
 
 TEST_F(NbdDiskTest, ReadsExactlyTheGuestVisibleBytes) {
@@ -291,6 +292,37 @@ TEST(NbdDiskConnect, NoServerIsAnErrorNamingTheSocket) {
     EXPECT_NE(std::string(e.what()).find("nbd:" + socket + "/vda"), std::string::npos) << e.what();
   }
 }
+
+// A server whose block-status replies hold a zero-length extent (nbdinfo
+// --map loops forever on it), or none: an error naming the socket, at once.
+class HostileServerTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(HostileServerTest, BadExtentsAreAnErrorNotALoop) {
+  TempDir dir;
+  const std::string socket = dir / "hostile.sock";
+  Server server({"/usr/bin/python3", test::RepoRoot() + "/tests/helpers/hostile_nbd_server.py",
+                 socket, GetParam()},
+                socket, dir / "server.log");
+  ASSERT_TRUE(server.started());
+  NbdOptions options;
+  options.connect_timeout = std::chrono::milliseconds(5000);
+  options.io_timeout = std::chrono::milliseconds(5000);
+  NbdDisk disk(socket, "", options);
+  ASSERT_EQ(disk.Size(), 1u << 20);
+  auto start = std::chrono::steady_clock::now();
+  try {
+    disk.NextData(0);
+    FAIL() << "no error for block status the server answered with bad extents";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kIo);
+    EXPECT_NE(std::string(e.what()).find("nbd:" + socket + "/: block status of base:allocation"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, HostileServerTest, ::testing::Values("empty", "none"));
 
 }  // namespace
 }  // namespace vmback
