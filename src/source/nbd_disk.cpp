@@ -45,6 +45,10 @@ int CollectExtents(void* user_data, const char* metacontext, uint64_t, uint32_t*
 
 }  // namespace
 
+std::string BackupDirtyBitmapContext(const std::string& disk) {
+  return "qemu:dirty-bitmap:backup-" + disk;
+}
+
 void NbdDisk::HandleClose::operator()(nbd_handle* h) const {
   // Tell the server goodbye without waiting for it (it may be hung).
   if (nbd_aio_is_ready(h) == 1) nbd_aio_disconnect(h, 0);

@@ -29,6 +29,9 @@ namespace vmback {
 
 // The meta context every NBD server that knows of holes offers.
 inline constexpr char kNbdAllocationContext[] = "base:allocation";
+// The meta context of the dirty bitmap libvirt exports with an incremental
+// pull-mode backup of disk (its target, "vda"): "qemu:dirty-bitmap:backup-vda".
+std::string BackupDirtyBitmapContext(const std::string& disk);
 // The bits of an extent's flags in base:allocation and in a dirty bitmap.
 inline constexpr uint32_t kNbdStateHole = 1;
 inline constexpr uint32_t kNbdStateZero = 2;

@@ -237,7 +237,8 @@ TEST_F(NbdDiskTest, DirtyExtentsAreTheSecondWritesAtTheBitmapGranularity) {
 }
 
 TEST_F(NbdDiskTest, AMissingContextIsAClearError) {
-  const std::string missing = "qemu:dirty-bitmap:backup-vdz";
+  const std::string missing = BackupDirtyBitmapContext("vdz");
+  EXPECT_EQ(missing, "qemu:dirty-bitmap:backup-vdz");
   auto disk = Open({missing});
   try {
     disk->DirtyExtents(missing);
