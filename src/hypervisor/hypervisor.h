@@ -30,6 +30,61 @@ class QuiescedVm {
   virtual const std::string& name() const = 0;
 };
 
+// ------------------------------------------------------------ pull-mode backups
+//
+// A libvirt pull-mode backup: libvirt exports each chosen disk of a running
+// VM over NBD on a unix socket (export name: the disk's target, "vda"), as it
+// was when the backup began, while the guest runs on; writes the guest makes
+// meanwhile first copy the old blocks into the disk's scratch file. With
+// `incremental`, each export also carries the meta context
+// "qemu:dirty-bitmap:backup-<disk>": what changed since that checkpoint.
+// With `checkpoint`, libvirt makes that checkpoint (a persistent dirty bitmap
+// per disk) at the same instant, for the next incremental one.
+
+// The checkpoints vmback makes are named "vmback-<point>"; it deletes only
+// those (older ones it owns) and never touches any other.
+inline constexpr char kCheckpointPrefix[] = "vmback-";
+std::string CheckpointName(const std::string& point);  // "vmback-" + point
+bool IsVmbackCheckpoint(const std::string& name);
+
+struct BackupDisk {
+  std::string target;   // the disk's target in the domain, "vda"
+  std::string scratch;  // a file libvirt creates for it (in a directory the
+                        // QEMU user can enter: MakeNbdSocketDir)
+};
+
+struct PullBackupSpec {
+  std::string socket;             // the NBD server's unix socket
+  std::vector<BackupDisk> disks;  // exported
+  std::vector<std::string> skip;  // disk targets left out (backup='no', checkpoint='no')
+  std::string incremental;        // the checkpoint it builds on; "": a full backup
+  std::string checkpoint;         // the checkpoint to make with it; "": none
+};
+
+// <domainbackup mode='pull'> for spec, every value escaped. Throws
+// Error(kConfig) naming the value when one cannot be written in XML (a
+// control character) or a disk has no target.
+std::string PullBackupXml(const PullBackupSpec& spec);
+// <domaincheckpoint> named spec.checkpoint with a bitmap on each of
+// spec.disks (and checkpoint='no' on spec.skip). Throws like PullBackupXml.
+std::string CheckpointXml(const PullBackupSpec& spec);
+// &, <, >, ' and " as entities; other control characters than tab, newline
+// and carriage return throw Error(kConfig) naming what (XML 1.0 has none).
+std::string XmlEscape(const std::string& text, const std::string& what);
+
+// The group QEMU runs as under libvirt's system daemon on Debian.
+inline constexpr char kQemuGroup[] = "libvirt-qemu";
+// Makes a new private directory under parent for one backup's NBD socket and
+// scratch files, and returns its path. QEMU (group qemu_group) must bind the
+// socket there and open the scratch files: the directory is root-owned, mode
+// 01730 group qemu_group: the group may enter it and create entries (bind
+// needs write and search permission) but not list it, nor remove or rename
+// what it did not create (sticky); others have no access. When not root
+// (no chown), it stays 0700: only a QEMU running as this user can use it.
+// Throws Error naming the directory or the group (when it does not exist).
+// REQUIRES: parent exists and the QEMU user can search it (x).
+std::string MakeNbdSocketDir(const std::string& parent, const std::string& qemu_group = kQemuGroup);
+
 struct DomainInfo {
   std::string name;
   bool running = false;        // running or paused (it has a live QEMU)
@@ -53,6 +108,24 @@ class Hypervisor {
   // Undoes a quiesce that a crashed run left behind (from the journal): thaw
   // and resume as needed. Never throws for a VM that is already running.
   virtual void Recover(const std::string& name, QuiesceMethod method) = 0;
+
+  // Pull-mode backups (see PullBackupSpec). Each throws Error naming the VM
+  // (and the checkpoint) with libvirt's message; a hypervisor without them
+  // throws Error(kOther) saying so.
+  //
+  // Starts the backup job of the running VM (virDomainBackupBegin), making
+  // spec.checkpoint with it when given. The exports stay until EndBackup.
+  virtual void BeginBackup(const std::string& vm, const PullBackupSpec& spec);
+  // Ends the VM's backup job (virDomainAbortJob): the exports go, and the
+  // scratch files may be removed.
+  virtual void EndBackup(const std::string& vm);
+  // The names of the VM's checkpoints (virDomainListAllCheckpoints), sorted;
+  // all of them, vmback's and others'.
+  virtual std::vector<std::string> Checkpoints(const std::string& vm);
+  // Deletes one of vmback's checkpoints (virDomainCheckpointDelete) and its
+  // bitmaps. A name that is not IsVmbackCheckpoint is refused (Error(kOther))
+  // without asking libvirt; one that is not there is Error(kNotFound).
+  virtual void DeleteCheckpoint(const std::string& vm, const std::string& name);
 };
 
 // Connects to uri (e.g. "qemu:///system", or "test:///path/domains.xml" in

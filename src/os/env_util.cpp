@@ -2,6 +2,7 @@
 // file whole (atomically), temporary names, sizes, canonical paths, and what
 // file system a path is on.
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -16,6 +17,7 @@
 
 #include "os/dir.h"
 #include "os/env.h"
+#include "os/group.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
@@ -30,6 +32,16 @@ std::string ReadFileToString(Env* env, const std::string& path, uint64_t max_siz
   size_t n = f->ReadAt(0, data.data(), data.size());
   data.resize(n);
   return data;
+}
+
+std::optional<gid_t> GroupId(const std::string& name) {
+  struct group gr;
+  struct group* found = nullptr;
+  std::vector<char> buf(16384);
+  int rc = ::getgrnam_r(name.c_str(), &gr, buf.data(), buf.size(), &found);
+  if (rc != 0) ThrowIo("look up the group " + name, rc);
+  if (found == nullptr) return std::nullopt;
+  return found->gr_gid;
 }
 
 std::string RandomHex(size_t bytes) {
