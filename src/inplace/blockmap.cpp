@@ -38,9 +38,13 @@ bool HashEntries(ReadableFile* f, uint64_t entries_off, uint64_t n, Sha256Stream
   return true;
 }
 
-bool IsDir(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+// lstat(2) says a directory; false when path cannot be told.
+bool IsDir(Env* env, const std::string& path) {
+  try {
+    return env->Status(path).kind == FileKind::kDir;
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 }  // namespace
@@ -221,10 +225,10 @@ std::vector<std::string> CheckAgainstBlockmap(Env* env, const std::string& file,
 std::vector<std::string> ListBlockmaps(Env* env, const std::string& map_root) {
   std::vector<std::string> out;
   std::string dir = JoinPath(map_root, kBlockmapDir);
-  if (!IsDir(dir)) return out;
+  if (!IsDir(env, dir)) return out;
   for (const auto& sub : env->ListDir(dir)) {
     std::string d = JoinPath(dir, sub);
-    if (!IsDir(d)) continue;
+    if (!IsDir(env, d)) continue;
     for (const auto& m : env->ListDir(d))
       if (EndsWith(m, ".map")) out.push_back(JoinPath(d, m));
   }

@@ -1,7 +1,6 @@
 // btrfs targets: a subvolume; points are read-only snapshots beside it
 // (target.h).
 #include <sys/stat.h>
-#include <sys/vfs.h>
 
 #include <cerrno>
 #include <cstring>
@@ -20,20 +19,19 @@ namespace inplace_internal {
 
 namespace {
 
-constexpr long kBtrfsMagic = 0x9123683E;
+constexpr uint64_t kBtrfsMagic = 0x9123683E;
 constexpr ino_t kBtrfsSubvolumeRootIno = 256;
 
 class BtrfsTarget : public InplaceTarget {
  public:
   BtrfsTarget(Env* env, const TargetConfig& config, Logger* log)
       : env_(env), path_(CanonicalPath(config.path)), prefix_(config.snapshot_prefix) {
-    struct stat st;
-    if (::stat(path_.c_str(), &st) != 0) ThrowNotFound("btrfs target " + config.path + ": " + std::strerror(errno));
-    struct statfs fs;
-    if (::statfs(path_.c_str(), &fs) != 0) ThrowIo("statfs " + path_, errno);
-    if (static_cast<long>(fs.f_type) != kBtrfsMagic)
+    const FileStatus st = env->StatusFollowingLinks(path_);
+    if (st.kind == FileKind::kMissing)
+      ThrowNotFound("btrfs target " + config.path + ": " + std::strerror(ENOENT));
+    if (env->FileSystemType(path_) != kBtrfsMagic)
       ThrowConfig("btrfs target " + config.path + " is not on a btrfs file system");
-    if (!S_ISDIR(st.st_mode) || st.st_ino != kBtrfsSubvolumeRootIno)
+    if (st.kind != FileKind::kDir || st.ino != kBtrfsSubvolumeRootIno)
       ThrowConfig("btrfs target " + config.path + " is not a subvolume (create it with 'btrfs subvolume create " +
                   config.path + "')");
     parent_ = DirName(path_);
@@ -56,10 +54,8 @@ class BtrfsTarget : public InplaceTarget {
     std::vector<std::string> names;
     for (const auto& n : env_->ListDir(parent_)) {
       if (n.compare(0, prefix_.size(), prefix_) != 0 || ParsePointStamp(n.substr(prefix_.size())) < 0) continue;
-      struct stat st;
-      if (::lstat(JoinPath(parent_, n).c_str(), &st) == 0 && S_ISDIR(st.st_mode) &&
-          st.st_ino == kBtrfsSubvolumeRootIno)
-        names.push_back(n);
+      const FileStatus st = env_->Status(JoinPath(parent_, n));
+      if (st.kind == FileKind::kDir && st.ino == kBtrfsSubvolumeRootIno) names.push_back(n);
     }
     SortPoints(&names, prefix_.size());
     return names;

@@ -21,10 +21,10 @@ constexpr uint32_t kDirBlockSize = 16 * 1024;
 class DirTarget : public InplaceTarget {
  public:
   DirTarget(Env* env, const TargetConfig& config) : env_(env), path_(CanonicalPath(config.path)) {
-    struct stat st;
-    if (::stat(path_.c_str(), &st) != 0)
-      ThrowNotFound("target directory " + config.path + ": " + std::strerror(errno) + " (create it first)");
-    if (!S_ISDIR(st.st_mode)) ThrowConfig("target " + config.path + " is not a directory");
+    const FileStatus st = env->StatusFollowingLinks(path_);
+    if (st.kind == FileKind::kMissing)
+      ThrowNotFound("target directory " + config.path + ": " + std::strerror(ENOENT) + " (create it first)");
+    if (st.kind != FileKind::kDir) ThrowConfig("target " + config.path + " is not a directory");
     // A plain file system (ext4, XFS) has no 128 KiB records: a smaller block
     // makes a guest's scattered 4 KiB writes cheap. 16 KiB, not the file
     // system's 4 KiB: the blockmap (32 bytes per block) stays at 0.2% of the

@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <functional>
 #include <optional>
 
@@ -31,25 +30,22 @@ constexpr const char* kZfsDir = ".zfs";
 namespace inplace_internal {
 
 void Syncer::SyncSingle(const std::string& src, const std::string& dst) {
-  struct stat st;
-  if (::stat(src.c_str(), &st) != 0) ThrowIo("source " + src, errno);
-  bool device = S_ISBLK(st.st_mode);
+  const FileStatus st = env_->StatusFollowingLinks(src);
+  if (st.kind == FileKind::kMissing) ThrowIo("source " + src, ENOENT);
+  bool device = st.type == S_IFBLK;
   Entry meta;
-  if (!device) meta = FromSource([&] { return ReadMetadata(src, st); });
-  struct stat dst_st;
-  if (LStatIfExists(dst, &dst_st) && !S_ISREG(dst_st.st_mode))
+  if (!device) meta = FromSource([&] { return ReadMetadata(env_, src, st); });
+  const FileStatus dst_st = env_->Status(dst);
+  if (dst_st.kind != FileKind::kMissing && dst_st.kind != FileKind::kFile)
     ThrowConfig(dst + " exists and is not a regular file; give the mirror file's path");
   SyncFile(src, dst, BaseName(dst), st, device ? nullptr : &meta);
 }
 
 void Syncer::SyncTree(const std::string& src, const std::string& dst) {
-  struct stat st;
-  if (::lstat(src.c_str(), &st) != 0) ThrowIo("source " + src, errno);
-  root_dev_ = st.st_dev;
-  struct stat dst_st;
-  if (::lstat(dst.c_str(), &dst_st) != 0) ThrowIo("stat " + dst, errno);
-  target_dev_ = dst_st.st_dev;
-  Entry meta = FromSource([&] { return ReadMetadata(src, st); });
+  const FileStatus st = ExistingStatus(env_, src, "source " + src);
+  root_dev_ = st.dev;
+  target_dev_ = ExistingStatus(env_, dst).dev;
+  Entry meta = FromSource([&] { return ReadMetadata(env_, src, st); });
   SyncDirContents(src, dst, "", true);
   if (ApplyMetadata(meta, dst)) MarkDirty(dst);
   stats_->dirs++;
@@ -102,40 +98,37 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
 }
 
 bool Syncer::SyncChild(const std::string& src, const std::string& dst, const std::string& rel) {
-  struct stat st;
-  if (::lstat(src.c_str(), &st) != 0) {
-    if (errno == ENOENT) {
-      log_->Info(src + " vanished during the sync");
-      return false;
-    }
-    throw SourceError(ErrorKind::kIo, "stat " + src + ": " + std::strerror(errno));
+  const FileStatus st = FromSource([&] { return env_->Status(src); });
+  if (st.kind == FileKind::kMissing) {
+    log_->Info(src + " vanished during the sync");
+    return false;
   }
-  Entry e = FromSource([&] { return ReadMetadata(src, st); });
+  Entry e = FromSource([&] { return ReadMetadata(env_, src, st); });
   switch (e.type) {
     case EntryType::kDir: {
-      struct stat dst_st;
-      bool exists = LStatIfExists(dst, &dst_st);
-      if (exists && !S_ISDIR(dst_st.st_mode)) {
+      const FileStatus dst_st = env_->Status(dst);
+      bool exists = dst_st.kind != FileKind::kMissing;
+      if (exists && dst_st.kind != FileKind::kDir) {
         RemoveTree(dst);
         exists = false;
       }
       // Never write into (nor delete inside) another file system mounted
       // in the destination.
-      if (exists && target_dev_ != 0 && dst_st.st_dev != target_dev_)
+      if (exists && target_dev_ != 0 && dst_st.dev != target_dev_)
         throw Error(ErrorKind::kConfig, "will not write into " + dst + ": another file system is mounted there");
       if (!exists) {
         env_->MakeDir(dst);
         MarkDirty(DirName(dst));
       }
-      bool enter = !(opts_.one_file_system && st.st_dev != root_dev_);  // a mount point: kept empty
+      bool enter = !(opts_.one_file_system && st.dev != root_dev_);  // a mount point: kept empty
       SyncDirContents(src, dst, rel, enter);
       if (ApplyMetadata(e, dst)) MarkDirty(dst);
       stats_->dirs++;
       return true;
     }
     case EntryType::kFile: {
-      if (st.st_nlink > 1) {
-        auto it = links_.find(InodeKey{st.st_dev, st.st_ino});
+      if (st.nlink > 1) {
+        auto it = links_.find(InodeKey{st.dev, st.ino});
         if (it != links_.end()) {
           SyncHardLink(it->second, dst);
           stats_->files++;
@@ -143,7 +136,7 @@ bool Syncer::SyncChild(const std::string& src, const std::string& dst, const std
         }
       }
       SyncFile(src, dst, rel, st, &e);
-      if (st.st_nlink > 1) links_.emplace(InodeKey{st.st_dev, st.st_ino}, dst);
+      if (st.nlink > 1) links_.emplace(InodeKey{st.dev, st.ino}, dst);
       return true;
     }
     case EntryType::kSymlink:
@@ -159,26 +152,26 @@ bool Syncer::SyncChild(const std::string& src, const std::string& dst, const std
 }
 
 void Syncer::SyncHardLink(const std::string& first, const std::string& dst) {
-  struct stat a, b;
-  if (::lstat(first.c_str(), &a) != 0) ThrowIo("stat " + first, errno);
-  bool exists = LStatIfExists(dst, &b);
-  if (exists && S_ISREG(b.st_mode) && a.st_dev == b.st_dev && a.st_ino == b.st_ino) return;
+  const FileStatus a = ExistingStatus(env_, first);
+  const FileStatus b = env_->Status(dst);
+  bool exists = b.kind != FileKind::kMissing;
+  if (exists && b.kind == FileKind::kFile && a.dev == b.dev && a.ino == b.ino) return;
   if (exists) RemoveTree(dst);
   env_->Link(first, dst);
-  relinked_.insert(InodeKey{a.st_dev, a.st_ino});
+  relinked_.insert(InodeKey{a.dev, a.ino});
   MarkDirty(DirName(dst));
 }
 
 void Syncer::SyncSpecial(const Entry& e, const std::string& dst) {
-  struct stat st;
-  bool exists = LStatIfExists(dst, &st);
+  const FileStatus st = env_->Status(dst);
+  bool exists = st.kind != FileKind::kMissing;
   mode_t type = e.type == EntryType::kSymlink       ? S_IFLNK
                 : e.type == EntryType::kCharDevice  ? S_IFCHR
                 : e.type == EntryType::kBlockDevice ? S_IFBLK
                 : e.type == EntryType::kFifo        ? S_IFIFO
                                                     : S_IFSOCK;
-  bool same = exists && (st.st_mode & S_IFMT) == type;
-  if (same && (type == S_IFCHR || type == S_IFBLK)) same = st.st_rdev == static_cast<dev_t>(e.rdev);
+  bool same = exists && st.type == type;
+  if (same && (type == S_IFCHR || type == S_IFBLK)) same = st.rdev == static_cast<dev_t>(e.rdev);
   if (same && type == S_IFLNK) {
     same = env_->ReadLink(dst) == e.target;
   }
@@ -196,11 +189,11 @@ void Syncer::SyncSpecial(const Entry& e, const std::string& dst) {
 }
 
 void Syncer::RemoveTree(const std::string& path) {
-  struct stat st;
-  if (!LStatIfExists(path, &st)) return;
-  if (S_ISDIR(st.st_mode)) {
+  const FileStatus st = env_->Status(path);
+  if (st.kind == FileKind::kMissing) return;
+  if (st.kind == FileKind::kDir) {
     // Deletions stay on the mirror's file system.
-    if (target_dev_ != 0 && st.st_dev != target_dev_)
+    if (target_dev_ != 0 && st.dev != target_dev_)
       throw Error(ErrorKind::kConfig, "will not delete " + path + ": another file system is mounted there");
     // From the parent down through descriptors: no symlink followed, and
     // a mount anywhere below refused before anything is deleted.
@@ -211,14 +204,12 @@ void Syncer::RemoveTree(const std::string& path) {
     return;
   }
   env_->Remove(path);
-  if (S_ISREG(st.st_mode) && st.st_nlink > 1) relinked_.insert(InodeKey{st.st_dev, st.st_ino});
+  if (st.kind == FileKind::kFile && st.nlink > 1) relinked_.insert(InodeKey{st.dev, st.ino});
   stats_->deleted++;
 }
 
 bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst) {
-  struct stat st;
-  if (::lstat(dst.c_str(), &st) != 0) ThrowIo("stat " + dst, errno);
-  Entry cur = ReadMetadata(dst, st);
+  Entry cur = ReadMetadata(env_, dst, ExistingStatus(env_, dst));
   bool changed = false;
   // A step that fails is a warning (EPERM as non-root, xattrs the file
   // system lacks), the message naming the step and dst; a crash is not.
@@ -271,16 +262,13 @@ bool Inside(const std::string& a, const std::string& b) {  // a is b or below it
 
 }  // namespace
 
-void CheckOwnEntry(const std::string& path, bool want_dir) {
-  struct stat st;
-  if (::lstat(path.c_str(), &st) != 0) {
-    if (errno == ENOENT) return;
-    ThrowIo("stat " + path, errno);
-  }
-  if (S_ISLNK(st.st_mode))
+void CheckOwnEntry(Env* env, const std::string& path, bool want_dir) {
+  const FileStatus st = env->Status(path);
+  if (st.kind == FileKind::kMissing) return;
+  if (st.kind == FileKind::kSymlink)
     ThrowConfig(path + " is a symlink where vmback keeps its own " + (want_dir ? "directory" : "file") +
                 "; nothing was written through it (remove it, or check who planted it)");
-  if (want_dir ? !S_ISDIR(st.st_mode) : !S_ISREG(st.st_mode))
+  if (st.kind != (want_dir ? FileKind::kDir : FileKind::kFile))
     ThrowConfig(path + " is not a " + (want_dir ? "directory" : "regular file") +
                 " although vmback keeps its own there; nothing was written");
 }
@@ -289,12 +277,11 @@ namespace {
 
 // dest with only its parent resolved: dest itself is never followed when it
 // is a symlink (a planted MIRROR/<volume> -> /etc/passwd is refused here).
-std::string ResolveDestination(const std::string& dest) {
+std::string ResolveDestination(Env* env, const std::string& dest) {
   std::string dst = dest;
   while (dst.size() > 1 && dst.back() == '/') dst.pop_back();
   dst = JoinPath(CanonicalPath(DirName(dst)), BaseName(dst));
-  struct stat lst;
-  if (::lstat(dst.c_str(), &lst) == 0 && S_ISLNK(lst.st_mode))
+  if (env->Status(dst).kind == FileKind::kSymlink)
     ThrowConfig("destination " + dst + " is a symlink; vmback writes only into its own files and directories"
                 " (nothing was written)");
   return dst;
@@ -303,24 +290,25 @@ std::string ResolveDestination(const std::string& dest) {
 // Refuses a source and destination (resolved: src, dst) that overlap or do
 // not match in kind. Returns whether dst exists.
 bool CheckSourceAndDestination(Env* env, const std::string& source, const std::string& dest,
-                               const std::string& src, const std::string& dst, const struct stat& src_st,
+                               const std::string& src, const std::string& dst, const FileStatus& src_st,
                                const InplaceOptions& options) {
-  const bool tree = S_ISDIR(src_st.st_mode);
+  const bool tree = src_st.kind == FileKind::kDir;
   // The mirror inside the source is fine only across a mount the walk does
   // not enter; the source inside the mirror never (it would be deleted).
   if (Inside(src, dst)) ThrowConfig("source " + source + " lies inside the destination " + dest);
   if (Inside(dst, src)) {
-    struct stat d;
-    bool other_fs = options.one_file_system && tree &&
-                    ::stat((env->Exists(dst) ? dst : DirName(dst)).c_str(), &d) == 0 &&
-                    d.st_dev != src_st.st_dev;
+    bool other_fs = false;
+    if (options.one_file_system && tree) {
+      const FileStatus d = env->StatusFollowingLinks(env->Exists(dst) ? dst : DirName(dst));
+      other_fs = d.kind != FileKind::kMissing && d.dev != src_st.dev;
+    }
     if (!other_fs) ThrowConfig("destination " + dest + " lies inside the source " + source);
   }
-  struct stat dst_st;
-  bool dst_exists = ::stat(dst.c_str(), &dst_st) == 0;
-  if (tree && dst_exists && !S_ISDIR(dst_st.st_mode))
+  const FileStatus dst_st = env->StatusFollowingLinks(dst);
+  const bool dst_exists = dst_st.kind != FileKind::kMissing;
+  if (tree && dst_exists && dst_st.kind != FileKind::kDir)
     ThrowConfig("destination " + dest + " exists and is not a directory (the source is a tree)");
-  if (!tree && dst_exists && S_ISDIR(dst_st.st_mode))
+  if (!tree && dst_exists && dst_st.kind == FileKind::kDir)
     ThrowConfig("destination " + dest + " is a directory; give the mirror file's path");
   return dst_exists;
 }
@@ -329,16 +317,16 @@ bool CheckSourceAndDestination(Env* env, const std::string& source, const std::s
 // not vmback's own or has another file system mounted on it.
 void PrepareMapDir(Env* env, const std::string& map_root, inplace_internal::Syncer* syncer) {
   const std::string map_dir = JoinPath(map_root, kBlockmapDir);
-  CheckOwnEntry(map_dir, true);
+  CheckOwnEntry(env, map_dir, true);
   if (!env->Exists(map_dir)) {
     env->MakeDir(map_dir);
     // Blockmaps name the files and hash their blocks: for root's eyes only.
     env->SetMode(map_dir, 0700);
     syncer->MarkDirty(map_root);
   }
-  struct stat root_st, map_st;
-  if (::lstat(map_root.c_str(), &root_st) == 0 && ::lstat(map_dir.c_str(), &map_st) == 0 &&
-      root_st.st_dev != map_st.st_dev)
+  const FileStatus root_st = env->Status(map_root);
+  const FileStatus map_st = env->Status(map_dir);
+  if (root_st.kind != FileKind::kMissing && map_st.kind != FileKind::kMissing && root_st.dev != map_st.dev)
     ThrowConfig("will not write into " + map_dir + ": another file system is mounted there");
 }
 
@@ -350,16 +338,13 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
     ThrowConfig("block size " + std::to_string(block_size) + " is not a power of two from 512 bytes to 16 MiB");
   if (dest.empty()) ThrowConfig("no destination given");
   // The source may be a symlink (to an image, or /dev/VG/LV): resolve it.
-  char* real = ::realpath(source.c_str(), nullptr);
-  if (!real) ThrowIo("source " + source, errno);
-  const std::string src = real;
-  ::free(real);
-  struct stat src_st;
-  if (::stat(src.c_str(), &src_st) != 0) ThrowIo("source " + src, errno);
-  const bool tree = S_ISDIR(src_st.st_mode);
-  if (!tree && !S_ISREG(src_st.st_mode) && !S_ISBLK(src_st.st_mode))
+  const std::string src = RealPath(source, "source " + source);
+  const FileStatus src_st = env->StatusFollowingLinks(src);
+  if (src_st.kind == FileKind::kMissing) ThrowIo("source " + src, ENOENT);
+  const bool tree = src_st.kind == FileKind::kDir;
+  if (!tree && src_st.kind != FileKind::kFile && src_st.type != S_IFBLK)
     ThrowConfig("source " + source + " is not a directory, regular file or block device");
-  const std::string dst = ResolveDestination(dest);
+  const std::string dst = ResolveDestination(env, dest);
   const bool dst_exists = CheckSourceAndDestination(env, source, dest, src, dst, src_st, options);
 
   InplaceStats stats;
@@ -371,7 +356,7 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
   }
   PrepareMapDir(env, map_root, &syncer);
   const std::string lock_path = JoinPath(JoinPath(map_root, kBlockmapDir), "lock");
-  CheckOwnEntry(lock_path, false);
+  CheckOwnEntry(env, lock_path, false);
   auto lock = env->Lock(lock_path, LockMode::kExclusive);
   if (tree) {
     syncer.SyncTree(src, dst);

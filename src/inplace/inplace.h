@@ -141,6 +141,6 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
 // there: a directory (want_dir) or a regular file, never a symlink. For the
 // files and directories vmback keeps inside a target (locks, blockmaps,
 // their directories, mirrored file volumes).
-void CheckOwnEntry(const std::string& path, bool want_dir);
+void CheckOwnEntry(Env* env, const std::string& path, bool want_dir);
 
 }  // namespace vmback

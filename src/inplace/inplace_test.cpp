@@ -665,31 +665,40 @@ TEST_F(InplaceTreeTest, LeavesTheMirrorOfAnUnreadableEntryAlone) {
   WriteFile(S("bad"), RandomBytes(5 * kBs, 80));
   WriteFile(S("good"), RandomBytes(5 * kBs, 81));
   WriteFile(S("vanishing"), "v");
+  WriteFile(S("unstatable"), RandomBytes(3 * kBs, 82));
   Sync(src_, dst_);
   const std::string old_bad = ReadFile(D("bad"));
-  WriteFileAt(S("bad"), 0, "new");
-  WriteFileAt(S("good"), 0, "new");
-  SetMtimeNs(S("bad"), kT0, 1);
-  SetMtimeNs(S("good"), kT0, 1);
+  const std::string old_unstatable = ReadFile(D("unstatable"));
+  for (const char* name : {"bad", "good", "unstatable"}) {
+    WriteFileAt(S(name), 0, "new");
+    SetMtimeNs(S(name), kT0, 1);
+  }
   ASSERT_EQ(::unlink(S("vanishing").c_str()), 0);
   WriteFile(S(kBlockmapDir), "a source entry with the map directory's name");
 
-  // The real environment, except that one path cannot be opened for reading.
+  // The real environment, except that one path cannot be opened for
+  // reading and another not even lstat'ed (the walk asks the Env).
   test::HookEnv env;
   env.before_read = [bad = S("bad")](const std::string& p) {
     if (p == bad) ThrowIo("open " + p, EIO);
   };
+  env.before_status = [unstatable = S("unstatable")](const std::string& p) {
+    if (p == unstatable) ThrowIo("stat " + p, EIO);
+  };
   Logger log(LogLevel::kError, false);
   InplaceStats s = SyncInPlace(&env, src_, dst_, kBs, {}, &log);
-  EXPECT_EQ(s.errors, 2u);
-  EXPECT_TRUE(Contains(log.problems(), "left as it was in the mirror"));
+  EXPECT_EQ(s.errors, 3u);
+  EXPECT_TRUE(Contains(log.problems(), "open " + S("bad") + ": Input/output error (left as it was in the mirror)"));
+  EXPECT_TRUE(Contains(log.problems(),
+                       "stat " + S("unstatable") + ": Input/output error (left as it was in the mirror)"));
   EXPECT_TRUE(Contains(log.problems(), "may not be named"));
   EXPECT_TRUE(Contains(log.problems(), "old blockmaps"));
   EXPECT_EQ(ReadFile(D("bad")), old_bad);
+  EXPECT_EQ(ReadFile(D("unstatable")), old_unstatable);
   EXPECT_NO_THROW(ReadBlockmap(Env::Default(), BlockmapPath(dst_, "bad"))) << "its map untouched";
   EXPECT_EQ(ReadFile(D("good")), ReadFile(S("good")));
   EXPECT_FALSE(fs::exists(D("vanishing")));
-  EXPECT_EQ(CountMaps(dst_), 3u) << "no sweep after an error";
+  EXPECT_EQ(CountMaps(dst_), 4u) << "no sweep after an error";
   EXPECT_TRUE(fs::is_directory(D(kBlockmapDir)));
 
   ASSERT_EQ(::unlink(S(kBlockmapDir).c_str()), 0);

@@ -1,7 +1,5 @@
 #include "inplace/point_info.h"
 
-#include <sys/stat.h>
-
 #include <set>
 
 #include "util/encoding.h"
@@ -42,7 +40,7 @@ std::vector<std::string> VolumeNames(const PointInfoFile& info) {
   return out;
 }
 
-void CheckInsidePath(const std::string& base, const std::string& rel, const std::string& what) {
+void CheckInsidePath(Env* env, const std::string& base, const std::string& rel, const std::string& what) {
   std::string at = base;
   size_t start = 0;
   while (start <= rel.size()) {
@@ -52,8 +50,7 @@ void CheckInsidePath(const std::string& base, const std::string& rel, const std:
       ThrowConfig(what + " '" + EscapeForTerminal(rel) + "' leaves its volume");
     at = JoinPath(at, part);
     if (slash == std::string::npos) break;
-    struct stat st;
-    if (::lstat(at.c_str(), &st) == 0 && S_ISLNK(st.st_mode))
+    if (env->Status(at).kind == FileKind::kSymlink)
       ThrowConfig(at + " is a symlink in the point; restore the directory that holds it");
     start = slash + 1;
   }

@@ -35,6 +35,6 @@ std::vector<std::string> VolumeNames(const PointInfoFile& info);
 // A path inside a volume (from the command line or a blockmap of a point):
 // components that stay below the volume, no symlink among its directories.
 // Throws kConfig naming `what` otherwise.
-void CheckInsidePath(const std::string& base, const std::string& rel, const std::string& what);
+void CheckInsidePath(Env* env, const std::string& base, const std::string& rel, const std::string& what);
 
 }  // namespace vmback

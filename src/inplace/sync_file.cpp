@@ -22,17 +22,16 @@ void Syncer::RestampRelinkedMaps() {
     auto it = mapped_.find(key);
     if (it == mapped_.end()) continue;  // no longer in the mirror
     const auto& [dst, map_path] = it->second;
-    struct stat now;
-    if (!LStatIfExists(dst, &now) || now.st_dev != key.dev || now.st_ino != key.ino) continue;
+    const FileStatus now = env_->Status(dst);
+    if (now.kind == FileKind::kMissing || now.dev != key.dev || now.ino != key.ino) continue;
     if (!env_->Exists(map_path)) continue;
     auto f = env_->OpenRead(map_path);
     Blockmap h;
     if (!CheckBlockmap(f.get(), &h).empty()) continue;
-    if (h.target_ino != static_cast<uint64_t>(now.st_ino) ||
-        h.file_size != static_cast<uint64_t>(now.st_size) || h.target_mtime_ns != MtimeNs(now) ||
-        h.target_ctime_ns == CtimeNs(now))
+    if (h.target_ino != static_cast<uint64_t>(now.ino) || h.file_size != now.size ||
+        h.target_mtime_ns != now.mtime_ns || h.target_ctime_ns == now.ctime_ns)
       continue;
-    h.target_ctime_ns = CtimeNs(now);
+    h.target_ctime_ns = now.ctime_ns;
     RewriteMapHeader(f.get(), map_path, h);
   }
   relinked_.clear();
@@ -46,8 +45,7 @@ void Syncer::SweepMaps() {
   for (const auto& sub : env_->ListDir(map_dir_)) {
     if (sub.size() != 2 || !IsHex(sub)) continue;
     std::string dir = JoinPath(map_dir_, sub);
-    struct stat st;
-    if (!LStatIfExists(dir, &st) || !S_ISDIR(st.st_mode)) continue;
+    if (env_->Status(dir).kind != FileKind::kDir) continue;
     for (const auto& name : env_->ListDir(dir)) {
       if (name.size() != 68 || name.compare(64, 4, ".map") != 0 || live_maps_.count(name)) continue;
       env_->Remove(JoinPath(dir, name));
@@ -66,7 +64,7 @@ std::string Syncer::MapPathFor(const std::string& rel) {
 void Syncer::EnsureMapSubdir(const std::string& map_path) {
   std::string dir = DirName(map_path);
   if (made_subdirs_.count(dir)) return;
-  CheckOwnEntry(dir, true);
+  CheckOwnEntry(env_, dir, true);
   if (!env_->Exists(dir)) {
     env_->MakeDir(dir);
     env_->SetMode(dir, 0700);
@@ -75,9 +73,9 @@ void Syncer::EnsureMapSubdir(const std::string& map_path) {
   made_subdirs_.insert(dir);
 }
 
-std::string Syncer::LoadMap(const std::string& map_path, const std::string& rel, const struct stat& dst_st,
+std::string Syncer::LoadMap(const std::string& map_path, const std::string& rel, const FileStatus& dst_st,
                             Blockmap* h, std::unique_ptr<ReadableFile>* file) {
-  CheckOwnEntry(map_path, false);
+  CheckOwnEntry(env_, map_path, false);
   if (!env_->Exists(map_path)) return "is missing";
   auto f = env_->OpenRead(map_path);
   std::string why = CheckBlockmap(f.get(), h);
@@ -85,19 +83,18 @@ std::string Syncer::LoadMap(const std::string& map_path, const std::string& rel,
   if (h->block_size != bs_)
     return "was written for blocks of " + std::to_string(h->block_size) + " bytes, not " + std::to_string(bs_);
   if (h->path != rel) return "names another file (" + h->path + ")";
-  if (h->target_ino != static_cast<uint64_t>(dst_st.st_ino) ||
-      h->file_size != static_cast<uint64_t>(dst_st.st_size) || h->target_mtime_ns != MtimeNs(dst_st) ||
-      h->target_ctime_ns != CtimeNs(dst_st))
+  if (h->target_ino != static_cast<uint64_t>(dst_st.ino) || h->file_size != dst_st.size ||
+      h->target_mtime_ns != dst_st.mtime_ns || h->target_ctime_ns != dst_st.ctime_ns)
     return "does not fit the target file, which was changed after it was written";
   *file = std::move(f);
   return "";
 }
 
 void Syncer::SyncFile(const std::string& src, const std::string& dst, const std::string& rel,
-                      const struct stat& src_st, const Entry* meta) {
+                      const FileStatus& src_st, const Entry* meta) {
   stats_->files++;
   const std::string map_path = MapPathFor(rel);
-  struct stat dst_st;
+  FileStatus dst_st;
   const bool exists = ClearWayForFile(dst, src_st, &dst_st);
   Blockmap old;
   std::unique_ptr<ReadableFile> old_map;
@@ -106,11 +103,11 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   const bool trusted = exists && why.empty();
 
   // Quick check: the source is as the map recorded it.
-  if (trusted && !S_ISBLK(src_st.st_mode) && !opts_.full_read &&
-      old.file_size == static_cast<uint64_t>(src_st.st_size) && old.source_mtime_ns == MtimeNs(src_st)) {
+  if (trusted && src_st.type != S_IFBLK && !opts_.full_read && old.file_size == src_st.size &&
+      old.source_mtime_ns == src_st.mtime_ns) {
     stats_->files_skipped++;
     if (meta) SyncMetadataOnly(*meta, dst, map_path, old, old_map.get());
-    mapped_.insert_or_assign(InodeKey{dst_st.st_dev, dst_st.st_ino}, std::make_pair(dst, map_path));
+    mapped_.insert_or_assign(InodeKey{dst_st.dev, dst_st.ino}, std::make_pair(dst, map_path));
     return;
   }
 
@@ -122,7 +119,7 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   }
   FileCopy c;
   c.basis = basis;
-  c.old_size = exists ? static_cast<uint64_t>(dst_st.st_size) : 0;
+  c.old_size = exists ? dst_st.size : 0;
   c.old_map = old_map.get();
   c.old = &old;
   c.map_path = &map_path;
@@ -130,11 +127,12 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   SyncContent(src, rel, src_st, meta, &c);
 }
 
-bool Syncer::ClearWayForFile(const std::string& dst, const struct stat& src_st, struct stat* dst_st) {
-  if (!LStatIfExists(dst, dst_st)) return false;
-  bool clear = !S_ISREG(dst_st->st_mode);
-  if (!clear && dst_st->st_nlink > 1) {
-    InodeKey target{dst_st->st_dev, dst_st->st_ino}, source{src_st.st_dev, src_st.st_ino};
+bool Syncer::ClearWayForFile(const std::string& dst, const FileStatus& src_st, FileStatus* dst_st) {
+  *dst_st = env_->Status(dst);
+  if (dst_st->kind == FileKind::kMissing) return false;
+  bool clear = dst_st->kind != FileKind::kFile;
+  if (!clear && dst_st->nlink > 1) {
+    InodeKey target{dst_st->dev, dst_st->ino}, source{src_st.dev, src_st.ino};
     auto [it, first] = claims_.emplace(target, source);
     clear = !first && !(it->second == source);
   }
@@ -150,16 +148,15 @@ void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const s
   auto f = env_->OpenWrite(dst, CreateMode::kExisting);
   f->Sync();
   f->Close();
-  struct stat now;
-  if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
+  const FileStatus now = ExistingStatus(env_, dst);
   Blockmap h = old;
-  h.target_ino = now.st_ino;
-  h.target_mtime_ns = MtimeNs(now);
-  h.target_ctime_ns = CtimeNs(now);
+  h.target_ino = now.ino;
+  h.target_mtime_ns = now.mtime_ns;
+  h.target_ctime_ns = now.ctime_ns;
   RewriteMapHeader(old_map, map_path, h);
 }
 
-void Syncer::SyncContent(const std::string& src, const std::string& rel, const struct stat& src_st,
+void Syncer::SyncContent(const std::string& src, const std::string& rel, const FileStatus& src_st,
                          const Entry* meta, FileCopy* c) {
   const std::string& dst = *c->dst;
   const bool exists = c->basis != CopyBasis::kFresh;
@@ -182,16 +179,15 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const s
   target.reset();
 
   // The data is durable: now the map may describe it.
-  struct stat now;
-  if (::lstat(dst.c_str(), &now) != 0) ThrowIo("stat " + dst, errno);
-  mapped_.insert_or_assign(InodeKey{now.st_dev, now.st_ino}, std::make_pair(dst, *c->map_path));
+  const FileStatus now = ExistingStatus(env_, dst);
+  mapped_.insert_or_assign(InodeKey{now.dev, now.ino}, std::make_pair(dst, *c->map_path));
   Blockmap h;
   h.block_size = bs_;
   h.file_size = c->size;
-  h.source_mtime_ns = MtimeNs(src_st);
-  h.target_ino = now.st_ino;
-  h.target_mtime_ns = MtimeNs(now);
-  h.target_ctime_ns = CtimeNs(now);
+  h.source_mtime_ns = src_st.mtime_ns;
+  h.target_ino = now.ino;
+  h.target_mtime_ns = now.mtime_ns;
+  h.target_ctime_ns = now.ctime_ns;
   h.path = rel;
   const bool resized = c->basis == CopyBasis::kMap && BlockCount(c->size, bs_) != BlockCount(c->old->file_size, bs_);
   if (c->basis == CopyBasis::kMap && !map->invalidated() && !entries_changed && !resized &&
@@ -208,7 +204,7 @@ std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_pat
   uint64_t* const bytes = &stats_->map_bytes_written;
   if (basis == CopyBasis::kMap)
     return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kUpdate, bytes);
-  CheckOwnEntry(map_path, false);
+  CheckOwnEntry(env_, map_path, false);
   if (!env_->Exists(map_path)) MarkDirty(DirName(map_path));
   return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kFresh, bytes);
 }

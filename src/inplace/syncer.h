@@ -4,9 +4,6 @@
 // SyncInPlace, which holds the map root's lock while it runs.
 #pragma once
 
-#include <sys/stat.h>
-
-#include <cerrno>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -25,20 +22,6 @@
 
 namespace vmback {
 namespace inplace_internal {
-
-inline int64_t MtimeNs(const struct stat& st) {
-  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-}
-inline int64_t CtimeNs(const struct stat& st) {
-  return static_cast<int64_t>(st.st_ctim.tv_sec) * 1000000000 + st.st_ctim.tv_nsec;
-}
-
-// lstat; false when path does not exist, other errors thrown.
-inline bool LStatIfExists(const std::string& path, struct stat* st) {
-  if (::lstat(path.c_str(), st) == 0) return true;
-  if (errno == ENOENT) return false;
-  ThrowIo("stat " + path, errno);
-}
 
 struct InodeKey {
   dev_t dev;
@@ -116,19 +99,19 @@ class Syncer {
   void EnsureMapSubdir(const std::string& map_path);
 
   // Returns "" and the open map when the map at map_path can be trusted for
-  // the target file dst (stat dst_st), else why not.
-  std::string LoadMap(const std::string& map_path, const std::string& rel, const struct stat& dst_st,
+  // the target file dst (its lstat dst_st), else why not.
+  std::string LoadMap(const std::string& map_path, const std::string& rel, const FileStatus& dst_st,
                       Blockmap* h, std::unique_ptr<ReadableFile>* file);
 
   // Mirrors the content (and, with meta, the metadata) of src onto dst.
   void SyncFile(const std::string& src, const std::string& dst, const std::string& rel,
-                const struct stat& src_st, const Entry* meta);
+                const FileStatus& src_st, const Entry* meta);
 
   // Where the file dst goes: removes what is there when it is not a regular
   // file, or when it is a second source inode's claim on a target inode
   // with several names (that one gets a file of its own). Returns whether a
   // file stays at dst (its lstat in *dst_st).
-  bool ClearWayForFile(const std::string& dst, const struct stat& src_st, struct stat* dst_st);
+  bool ClearWayForFile(const std::string& dst, const FileStatus& src_st, FileStatus* dst_st);
 
   // A file whose content is unchanged: its metadata is brought up to date,
   // and when that changed anything, the file is fsynced and its map
@@ -138,7 +121,7 @@ class Syncer {
 
   // Copies the content of src onto *c->dst (c: basis, old map), applies the
   // metadata, makes the file durable, then (only then) commits its map.
-  void SyncContent(const std::string& src, const std::string& rel, const struct stat& src_st,
+  void SyncContent(const std::string& src, const std::string& rel, const FileStatus& src_st,
                    const Entry* meta, FileCopy* c);
 
   // The map: updated in place (basis kMap), or started anew (empty,

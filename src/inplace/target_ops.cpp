@@ -26,9 +26,14 @@ namespace {
 
 constexpr const char* kTargetLock = ".vmback-lock";
 
-bool IsDir(const std::string& path) {
-  struct stat st;
-  return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+// lstat(2) says a directory; false when path cannot be told (not there, or
+// an error: the caller goes on as for a file).
+bool IsDir(Env* env, const std::string& path) {
+  try {
+    return env->Status(path).kind == FileKind::kDir;
+  } catch (const Error&) {
+    return false;
+  }
 }
 
 // Claims an empty directory for vmback, or checks it was claimed before.
@@ -116,12 +121,12 @@ nlohmann::json BackupVolume(InplaceTarget* target, Env* env, const VolumeSpec& v
                             Logger* log, BackupResult* result) {
   const std::string& mirror = target->mirror_dir();
   std::string dest = JoinPath(mirror, v.name);
-  struct stat src_st;
-  if (::stat(v.source.c_str(), &src_st) != 0)
-    ThrowNotFound("volume " + v.name + ": source " + v.source + ": " + std::strerror(errno));
-  bool tree = S_ISDIR(src_st.st_mode);
+  const FileStatus src_st = env->StatusFollowingLinks(v.source);
+  if (src_st.kind == FileKind::kMissing)
+    ThrowNotFound("volume " + v.name + ": source " + v.source + ": " + std::strerror(ENOENT));
+  bool tree = src_st.kind == FileKind::kDir;
   // A volume that changed kind (file <-> tree) starts afresh.
-  if (env->Exists(dest) && IsDir(dest) != tree) {
+  if (env->Exists(dest) && IsDir(env, dest) != tree) {
     log->Info("volume " + v.name + " changed from " + (tree ? "a file" : "a tree") + " to " +
               (tree ? "a tree" : "a file") + "; replacing its mirror");
     Dir::Open(CanonicalPath(mirror)).Remove(v.name);  // as itself, never across a mount
@@ -151,7 +156,7 @@ void RemoveDroppedVolumes(Env* env, const std::string& mirror, const std::vector
     log->Info("volume " + old + " is no longer backed up; removing it from the mirror");
     Dir::Open(CanonicalPath(mirror)).Remove(old);  // as itself, never across a mount
     std::string map = BlockmapPath(mirror, old);
-    CheckOwnEntry(map, false);
+    CheckOwnEntry(env, map, false);
     if (env->Exists(map)) env->Remove(map);
     env->SyncDir(mirror);
   }
@@ -164,7 +169,7 @@ BackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<V
   const auto start = std::chrono::steady_clock::now();
   const std::string& mirror = target->mirror_dir();
   const std::set<std::string> names = CheckVolumeNames(volumes);
-  CheckOwnEntry(JoinPath(mirror, kTargetLock), false);
+  CheckOwnEntry(env, JoinPath(mirror, kTargetLock), false);
   auto lock = env->Lock(JoinPath(mirror, kTargetLock), LockMode::kExclusive);
   ClaimMirror(env, target, log);
   MakePrivate(env, mirror);
@@ -244,7 +249,7 @@ TargetVerifyReport VerifyTarget(InplaceTarget* target, Env* env, Logger* log) {
     std::set<std::string> file_vols;
     for (const auto& vol : vols) {
       std::string vroot = JoinPath(root, vol);
-      if (!IsDir(vroot)) {
+      if (!IsDir(env, vroot)) {
         file_vols.insert(vol);
         continue;
       }
@@ -253,7 +258,7 @@ TargetVerifyReport VerifyTarget(InplaceTarget* target, Env* env, Logger* log) {
         try {
           Blockmap map = ReadBlockmap(env, m);
           label += EscapeForTerminal(map.path);
-          CheckInsidePath(vroot, map.path, "the blockmap " + m + " names a path");
+          CheckInsidePath(env, vroot, map.path, "the blockmap " + m + " names a path");
           r.files++;
           for (const auto& p : CheckAgainstBlockmap(env, JoinPath(vroot, map.path), map, &r.blocks, &r.bytes))
             r.problems.push_back(label + ": " + p);

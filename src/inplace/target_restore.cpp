@@ -25,16 +25,18 @@ namespace {
 // Restore never writes through a symlink at --to, except the documented
 // /dev/VG/LV case: a link to a block device, with --force (allow_device).
 // Returns whether `to` is (a link to) a block device.
-bool CheckDestination(const std::string& to, Overwrite overwrite, bool allow_device) {
-  struct stat lst;
-  if (::lstat(to.c_str(), &lst) != 0) {
-    if (errno == ENOENT) return false;
-    ThrowIo("stat " + to, errno);
-  }
+bool CheckDestination(Env* env, const std::string& to, Overwrite overwrite, bool allow_device) {
+  const FileStatus lst = env->Status(to);
+  if (lst.kind == FileKind::kMissing) return false;
   if (overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force to overwrite it");
-  if (!S_ISLNK(lst.st_mode)) return S_ISBLK(lst.st_mode);
-  struct stat st;
-  if (allow_device && ::stat(to.c_str(), &st) == 0 && S_ISBLK(st.st_mode)) return true;
+  if (lst.kind != FileKind::kSymlink) return lst.type == S_IFBLK;
+  if (allow_device) {
+    try {
+      if (env->StatusFollowingLinks(to).type == S_IFBLK) return true;
+    } catch (const Error&) {
+      // A link that cannot be followed (a loop) leads to no block device.
+    }
+  }
   ThrowConfig(to + " is a symlink; restore writes through a symlink only to a block device (/dev/VG/LV, with"
                    " --force): give the real path");
 }
@@ -114,9 +116,7 @@ void RestoreFile(Env* env, const std::string& src, const std::string& map_root, 
   const bool exists = parent.Stat(name, &dst_st);
   if (exists && overwrite == Overwrite::kRefuse) ThrowConfig(parent.ChildPath(name) + " exists; give --force to overwrite it");
   if (exists && S_ISDIR(dst_st.st_mode)) ThrowConfig(parent.ChildPath(name) + " is a directory; give the file's path");
-  struct stat st;
-  if (::lstat(src.c_str(), &st) != 0) ThrowIo("stat " + src, errno);
-  Entry meta = ReadMetadata(src, st);
+  Entry meta = ReadMetadata(env, src, ExistingStatus(env, src));
   auto out = exists ? parent.OpenFile(name) : parent.CreateFile(name);
   out->Truncate(0);
   out->Truncate(CopyChecked(env, src, map_root, rel, out.get(), false, stats, log));
@@ -153,9 +153,7 @@ class TreeRestorer {
                const RestoreOptions& options, RestoreStats* stats, Logger* log)
       : env_(env), map_root_(std::move(map_root)), rel_prefix_(std::move(rel_prefix)), root_(root),
         options_(options), policy_(PolicyOf(options)), stats_(stats), log_(log) {
-    struct stat st;
-    if (::lstat(map_root_.c_str(), &st) != 0) ThrowIo("stat " + map_root_, errno);
-    src_dev_ = st.st_dev;
+    src_dev_ = ExistingStatus(env_, map_root_).dev;
   }
 
   // The point's entry src as `name` in `parent`, replacing what is in the
@@ -163,9 +161,8 @@ class TreeRestorer {
   // the new entry's path relative to root.
   void RestoreEntry(const std::string& src, const Dir& parent, const std::string& name, const std::string& rel,
                     const std::string& drel) {
-    struct stat st;
-    if (::lstat(src.c_str(), &st) != 0) ThrowIo("stat " + src, errno);
-    Entry e = ReadMetadata(src, st);
+    const FileStatus st = ExistingStatus(env_, src);
+    Entry e = ReadMetadata(env_, src, st);
     struct stat cur;
     bool exists = parent.Stat(name, &cur);
     if (exists && !(e.type == EntryType::kDir && S_ISDIR(cur.st_mode))) {
@@ -179,8 +176,8 @@ class TreeRestorer {
         return;
       }
       case EntryType::kFile: {
-        const InodeKey key{st.st_dev, st.st_ino};
-        auto it = st.st_nlink > 1 ? links_.find(key) : links_.end();
+        const InodeKey key{st.dev, st.ino};
+        auto it = st.nlink > 1 ? links_.find(key) : links_.end();
         if (it != links_.end()) {
           const std::string& first = it->second;
           const std::string first_dir = DirName(first);
@@ -204,7 +201,7 @@ class TreeRestorer {
           throw;
         }
         stats_->files++;
-        if (st.st_nlink > 1) links_.emplace(key, drel);
+        if (st.nlink > 1) links_.emplace(key, drel);
         return;
       }
       case EntryType::kSymlink:
@@ -221,8 +218,8 @@ class TreeRestorer {
             log_->Info("leaving out device nodes, fifos and sockets (--no-special), first " + parent.ChildPath(name));
           return;
         }
-        const mode_t type = st.st_mode & S_IFMT;
-        parent.MakeNode(name, type, st.st_rdev);
+        const mode_t type = st.type;
+        parent.MakeNode(name, type, st.rdev);
         CountWarnings(parent.SetMetadata(name, type, MetadataOf(e), policy_), stats_, log_);
         stats_->other++;
         return;
@@ -233,12 +230,12 @@ class TreeRestorer {
   // Makes the open directory d identical to the point's directory src
   // (lstat st): its children restored, entries the point lacks removed,
   // then d's own metadata.
-  void RestoreInto(const std::string& src, const struct stat& st, const Dir& d, const std::string& rel,
+  void RestoreInto(const std::string& src, const FileStatus& st, const Dir& d, const std::string& rel,
                    const std::string& drel) {
     // A mount point in the point (one file system, as the backup) is kept
     // as an empty directory.
     std::vector<std::string> names;
-    if (st.st_dev == src_dev_) names = env_->ListDir(src);
+    if (st.dev == src_dev_) names = env_->ListDir(src);
     std::sort(names.begin(), names.end());
     const bool top = rel.empty() && rel_prefix_.empty();
     std::set<std::string> keep;
@@ -253,7 +250,7 @@ class TreeRestorer {
       if (keep.count(name) || (drel.empty() && name == ".zfs")) continue;
       d.Remove(name);  // refuses (naming it) a mount below, before deleting anything
     }
-    Entry e = ReadMetadata(src, st);
+    Entry e = ReadMetadata(env_, src, st);
     CountWarnings(Dir::SetMetadataFd(d.fd(), d.path(), MetadataOf(e), policy_), stats_, log_);
     stats_->dirs++;
   }
@@ -302,13 +299,12 @@ void RestoreTree(Env* env, const std::string& src, const std::string& map_root, 
                  const std::string& to, const RestoreOptions& options, RestoreStats* stats, Logger* log) {
   const Overwrite overwrite = options.overwrite;
   CheckApart(src, to);
-  struct stat src_st;
-  if (::lstat(src.c_str(), &src_st) != 0) ThrowIo("stat " + src, errno);
-  struct stat lst;
-  if (::lstat(to.c_str(), &lst) == 0) {
+  const FileStatus src_st = ExistingStatus(env, src);
+  const FileStatus lst = env->Status(to);
+  if (lst.kind != FileKind::kMissing) {
     if (overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force to make it identical to the point");
-    CheckDestination(to, overwrite, false);
-    if (!S_ISDIR(lst.st_mode)) ThrowConfig(to + " exists and is not a directory");
+    CheckDestination(env, to, overwrite, false);
+    if (lst.kind != FileKind::kDir) ThrowConfig(to + " exists and is not a directory");
     // The directory the user named (it may be a mount point itself).
     Dir root = Dir::Open(to);
     TreeRestorer r(env, map_root, rel_prefix, &root, options, stats, log);
@@ -347,21 +343,21 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
   auto restore_volume_part = [&](const std::string& vol, const std::string& sub, const Dir* parent,
                                  const std::string& name) {
     std::string src = sub.empty() ? JoinPath(root, vol) : JoinPath(JoinPath(root, vol), sub);
-    struct stat st;
-    if (::lstat(src.c_str(), &st) != 0) ThrowNotFound("no " + (sub.empty() ? vol : vol + "/" + sub) + " in point " + point);
+    const FileStatus st = env->Status(src);
+    if (st.kind == FileKind::kMissing) ThrowNotFound("no " + (sub.empty() ? vol : vol + "/" + sub) + " in point " + point);
     // A file volume's map lives in the mirror's root; a file in a tree, in the tree's.
     const std::string map_root = sub.empty() ? root : JoinPath(root, vol);
     const std::string map_rel = sub.empty() ? vol : sub;
-    if (S_ISREG(st.st_mode)) {
+    if (st.kind == FileKind::kFile) {
       if (parent) {
         RestoreFile(env, src, map_root, map_rel, *parent, name, Overwrite::kAllow, policy, &stats, log);
-      } else if (CheckDestination(to, overwrite, true)) {
+      } else if (CheckDestination(env, to, overwrite, true)) {
         RestoreFileToDevice(env, src, map_root, map_rel, CanonicalPath(to), &stats, log);
       } else {
         auto [dir, base] = OpenParent(to);
         RestoreFile(env, src, map_root, map_rel, dir, base, overwrite, policy, &stats, log);
       }
-    } else if (S_ISDIR(st.st_mode)) {
+    } else if (st.kind == FileKind::kDir) {
       if (parent) {
         TreeRestorer r(env, JoinPath(root, vol), sub, parent, options, &stats, log);
         r.RestoreEntry(src, *parent, name, "", name);
@@ -375,7 +371,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
   if (path.empty()) {
     const bool exists = env->Exists(to);
     if (exists && overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force or a new directory");
-    CheckDestination(to, overwrite, false);
+    CheckDestination(env, to, overwrite, false);
     CheckApart(root, to);
     Dir dest = exists ? Dir::Open(to) : Dir::OpenOrCreate(to);
     for (const auto& vol : vols) restore_volume_part(vol, "", &dest, vol);
@@ -389,7 +385,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
     std::string sub = slash == std::string::npos ? "" : p.substr(slash + 1);
     if (std::find(vols.begin(), vols.end(), vol) == vols.end())
       ThrowNotFound("point " + point + " has no volume " + vol);
-    if (!sub.empty()) CheckInsidePath(JoinPath(root, vol), sub, "path");
+    if (!sub.empty()) CheckInsidePath(env, JoinPath(root, vol), sub, "path");
     restore_volume_part(vol, sub, nullptr, "");
   }
   return stats;

@@ -149,5 +149,43 @@ TEST(TargetOpenTest, ClearErrors) {
   }
 }
 
+// Opening a target asks the Env (the OS seam), not the system: the file
+// system type and what is at the path are the Env's answers.
+class TargetSeamEnv final : public EnvWrapper {
+ public:
+  TargetSeamEnv() : EnvWrapper(Env::Default()) {}
+  std::string hidden;  // reported missing
+  uint64_t FileSystemType(const std::string&) override { return 0x9123683E; }  // BTRFS_SUPER_MAGIC
+  FileStatus StatusFollowingLinks(const std::string& path) override {
+    return path == hidden ? FileStatus{} : EnvWrapper::StatusFollowingLinks(path);
+  }
+};
+
+TEST(TargetOpenTest, AsksTheEnv) {
+  Logger log(LogLevel::kWarning);
+  test::TempDir dir;
+  TargetSeamEnv env;
+  TargetConfig c;
+  c.type = TargetType::kBtrfs;
+  c.path = dir.path();
+  try {
+    OpenInplaceTarget(&env, c, &log);  // "on btrfs", but a plain directory
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is not a subvolume"), std::string::npos) << e.what();
+  }
+  c.type = TargetType::kDir;
+  env.hidden = CanonicalPath(dir.path());
+  try {
+    OpenInplaceTarget(&env, c, &log);
+    ADD_FAILURE();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNotFound) << e.what();
+    EXPECT_EQ(std::string(e.what()),
+              "target directory " + c.path + ": No such file or directory (create it first)");
+  }
+}
+
 }  // namespace
 }  // namespace vmback

@@ -124,6 +124,11 @@ void DryRunEnv::MakeNewDir(const std::string& path) {
 
 std::string DryRunEnv::ReadLink(const std::string& path) { return target()->ReadLink(Real(path)); }
 
+uint64_t DryRunEnv::FileSystemType(const std::string& path) {
+  if (Made(path)) return FileSystemType(DirName(path));  // a directory of its parent's file system
+  return target()->FileSystemType(Real(path));
+}
+
 void DryRunEnv::Symlink(const std::string& target_path, const std::string& path) {
   Note("ln -s -- " + target_path + " " + path);
 }

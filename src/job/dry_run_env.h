@@ -48,6 +48,7 @@ class DryRunEnv : public EnvWrapper {
   FileStatus StatusFollowingLinks(const std::string& path) override;
   void MakeNewDir(const std::string& path) override;
   std::string ReadLink(const std::string& path) override;
+  uint64_t FileSystemType(const std::string& path) override;
   void Symlink(const std::string& target, const std::string& path) override;
   void Link(const std::string& existing, const std::string& path) override;
   void MakeNode(const std::string& path, mode_t type, dev_t rdev) override;

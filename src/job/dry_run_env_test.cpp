@@ -65,6 +65,9 @@ TEST_F(DryRunEnvTest, ChangesNothing) {
   dry_.Rename(a, src_ + "/moved");
   dry_.Remove(src_ + "/sub/b.img");
   dry_.MakeDir(src_ + "/new");
+  // A directory made in the plan is on its parent's file system.
+  EXPECT_EQ(dry_.Status(src_ + "/new").kind, FileKind::kDir);
+  EXPECT_EQ(dry_.FileSystemType(src_ + "/new"), Env::Default()->FileSystemType(src_));
   dry_.MakeNewDir(src_ + "/new2");
   dry_.Symlink("x", src_ + "/s2");
   dry_.Link(src_ + "/link", src_ + "/hard");

@@ -175,6 +175,9 @@ class Env {
   virtual void MakeNewDir(const std::string& path);
   // The target of the symlink at path.
   virtual std::string ReadLink(const std::string& path);
+  // statfs(2) of path: the type (magic number, f_type) of the file system
+  // holding it, following symlinks. Throws "statfs <path>" on failure.
+  virtual uint64_t FileSystemType(const std::string& path);
   // Creates the symlink path -> target (never replacing anything).
   virtual void Symlink(const std::string& target, const std::string& path);
   // A new hard link path to the regular file existing (never a symlink).
@@ -278,6 +281,7 @@ class EnvWrapper : public Env {
   FileStatus StatusFollowingLinks(const std::string& path) override { return target_->StatusFollowingLinks(path); }
   void MakeNewDir(const std::string& path) override { target_->MakeNewDir(path); }
   std::string ReadLink(const std::string& path) override { return target_->ReadLink(path); }
+  uint64_t FileSystemType(const std::string& path) override { return target_->FileSystemType(path); }
   void Symlink(const std::string& target, const std::string& path) override { target_->Symlink(target, path); }
   void Link(const std::string& existing, const std::string& path) override { target_->Link(existing, path); }
   void MakeNode(const std::string& path, mode_t type, dev_t rdev) override { target_->MakeNode(path, type, rdev); }
@@ -355,6 +359,10 @@ class ReadableFileWrapper : public ReadableFile {
 // The whole file; a file larger than max_size is refused (ErrorKind::kCorrupt,
 // naming it and the cap) before anything is allocated for it.
 std::string ReadFileToString(Env* env, const std::string& path, uint64_t max_size = kMaxManifestSize);
+// Env::Status of a path that must be there. When it is not, throws as a
+// failed lstat(2) would: ThrowIo(context, ENOENT), context "stat <path>"
+// unless given (kNotFound). Other failures as Status throws them.
+FileStatus ExistingStatus(Env* env, const std::string& path, const std::string& context = "");
 // Crash-safe replace: write to a new temporary "path.tmp-<random>" (created
 // O_EXCL, never through a symlink another user planted), fsync, rename over
 // path, fsync the directory. The file gets exactly perm, whatever the umask.

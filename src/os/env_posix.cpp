@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/vfs.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 #include <dirent.h>
@@ -324,6 +325,12 @@ std::string Env::ReadLink(const std::string& path) {
   if (n < 0) ThrowIo("read link " + path, errno);
   to.resize(static_cast<size_t>(n));
   return to;
+}
+
+uint64_t Env::FileSystemType(const std::string& path) {
+  struct statfs fs;
+  if (::statfs(path.c_str(), &fs) != 0) ThrowIo("statfs " + path, errno);
+  return static_cast<uint64_t>(fs.f_type);
 }
 
 void Env::Symlink(const std::string& target, const std::string& path) {

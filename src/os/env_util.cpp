@@ -131,6 +131,12 @@ bool IsReadOnlyFileSystem(const std::string& path) {
   return ::statvfs(path.c_str(), &st) == 0 && (st.f_flag & ST_RDONLY) != 0;
 }
 
+FileStatus ExistingStatus(Env* env, const std::string& path, const std::string& context) {
+  FileStatus st = env->Status(path);
+  if (st.kind == FileKind::kMissing) ThrowIo(context.empty() ? "stat " + path : context, ENOENT);
+  return st;
+}
+
 std::string CanonicalPath(const std::string& path) {
   if (path.empty()) return path;
   char* real = ::realpath(path.c_str(), nullptr);

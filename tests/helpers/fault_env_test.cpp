@@ -537,6 +537,23 @@ TEST_F(PosixEnvLinksTest, ReadWholeIsCapped) {
   }
 }
 
+// statfs through the seam: the file system's magic number (what a btrfs
+// target checks), also through a wrapper; a path not there is an error
+// naming it.
+TEST_F(PosixEnvLinksTest, FileSystemTypeIsTheMagicNumber) {
+  constexpr uint64_t kProcMagic = 0x9fa0;  // PROC_SUPER_MAGIC
+  EXPECT_EQ(env_->FileSystemType("/proc"), kProcMagic);
+  FaultEnv fenv(env_, FaultPlan{});
+  EXPECT_EQ(fenv.FileSystemType("/proc/self"), kProcMagic);
+  EXPECT_NE(env_->FileSystemType(tmp_.path()), kProcMagic);
+  try {
+    env_->FileSystemType(tmp_ / "absent");
+    ADD_FAILURE() << "statfs of a missing path succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("statfs " + (tmp_ / "absent")), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(PosixEnvLinksTest, AFifoIsRefusedWithoutBlocking) {
   std::string fifo = tmp_ / "fifo";
   ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);

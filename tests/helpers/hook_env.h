@@ -1,5 +1,5 @@
 // An Env that forwards every call to another and lets a test act at a known
-// moment: before each OpenRead or ListDir, with the path (to fail it, or to
+// moment: before each OpenRead, ListDir or Status (lstat), with the path (to fail it, or to
 // change the disk under the code being tested, deterministically).
 #pragma once
 
@@ -20,6 +20,7 @@ class HookEnv final : public EnvWrapper {
 
   Hook before_read;  // before each OpenRead; may throw
   Hook before_list;  // before each ListDir; may throw
+  Hook before_status;  // before each Status; may throw
 
   std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override {
     if (before_read) before_read(p);
@@ -28,6 +29,10 @@ class HookEnv final : public EnvWrapper {
   std::vector<std::string> ListDir(const std::string& p) override {
     if (before_list) before_list(p);
     return EnvWrapper::ListDir(p);
+  }
+  FileStatus Status(const std::string& p) override {
+    if (before_status) before_status(p);
+    return EnvWrapper::Status(p);
   }
 };
 
