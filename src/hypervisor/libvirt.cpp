@@ -28,12 +28,15 @@
 #include <vector>
 
 #include "hypervisor/hypervisor.h"
+#include "hypervisor/libvirt_internal.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
 namespace vmback {
 
 namespace {
+
+using namespace libvirt_internal;
 
 using std::chrono::milliseconds;
 
@@ -44,13 +47,6 @@ constexpr unsigned int kSysrqHoldMs = 100;
 constexpr milliseconds kSysrqSyncWait{500};
 // Bound on each call Recover makes (it has no timeout argument).
 constexpr milliseconds kRecoverTimeout{30000};
-
-std::string Quote(const std::string& name) { return "VM '" + name + "'"; }
-
-std::string LastError() {
-  const char* m = virGetLastErrorMessage();
-  return m != nullptr ? m : "unknown libvirt error";
-}
 
 void IgnoreLibvirtError(void*, virErrorPtr) {}
 
@@ -65,20 +61,6 @@ void InitLibvirt() {
   });
   if (rc < 0) throw Error(ErrorKind::kOther, "libvirt: cannot initialize: " + LastError());
 }
-
-struct DomainFree {
-  void operator()(virDomainPtr d) const {
-    if (d != nullptr) virDomainFree(d);
-  }
-};
-using DomainHandle = std::unique_ptr<virDomain, DomainFree>;
-
-struct CheckpointFree {
-  void operator()(virDomainCheckpointPtr c) const {
-    if (c != nullptr) virDomainCheckpointFree(c);
-  }
-};
-using CheckpointHandle = std::unique_ptr<virDomainCheckpoint, CheckpointFree>;
 
 // ------------------------------------------------------------ bounded calls
 
@@ -435,77 +417,22 @@ class LibvirtHypervisor : public Hypervisor {
   }
 
   // No deadline: these calls only start or stop a job in libvirt, they do not
-  // wait for the guest (its agent) as fsfreeze does.
+  // wait for the guest (its agent) as fsfreeze does (libvirt_backup.cpp).
   void BeginBackup(const std::string& vm, const PullBackupSpec& spec) override {
-    DomainHandle dom = Lookup(vm);
-    const std::string backup = PullBackupXml(spec);
-    const std::string checkpoint = spec.checkpoint.empty() ? "" : CheckpointXml(spec);
-    if (virDomainBackupBegin(dom.get(), backup.c_str(),
-                             checkpoint.empty() ? nullptr : checkpoint.c_str(), 0) < 0) {
-      throw Error(ErrorKind::kOther, Quote(vm) + ": cannot begin a pull-mode backup" +
-                                         BackupWords(spec) + ": " + LastError());
-    }
-    log_->Debug(Quote(vm) + ": pull-mode backup begun" + BackupWords(spec));
+    BeginPullBackup(Lookup(vm).get(), vm, spec, log_);
   }
-
-  void EndBackup(const std::string& vm) override {
-    DomainHandle dom = Lookup(vm);
-    if (virDomainAbortJob(dom.get()) < 0) {
-      throw Error(ErrorKind::kOther, Quote(vm) + ": cannot end its backup job: " + LastError());
-    }
-  }
-
-  std::vector<std::string> Checkpoints(const std::string& vm) override {
-    DomainHandle dom = Lookup(vm);
-    virDomainCheckpointPtr* list = nullptr;
-    int n = virDomainListAllCheckpoints(dom.get(), &list, 0);
-    if (n < 0) {
-      throw Error(ErrorKind::kOther, Quote(vm) + ": cannot list its checkpoints: " + LastError());
-    }
-    std::vector<CheckpointHandle> handles;
-    for (int i = 0; i < n; i++) handles.emplace_back(list[i]);
-    std::free(list);
-    std::vector<std::string> names;
-    for (const CheckpointHandle& c : handles) {
-      const char* name = virDomainCheckpointGetName(c.get());
-      if (name != nullptr) names.push_back(name);
-    }
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-
+  void EndBackup(const std::string& vm) override { EndPullBackup(Lookup(vm).get(), vm); }
+  std::vector<std::string> Checkpoints(const std::string& vm) override { return ListCheckpoints(Lookup(vm).get(), vm); }
   void DeleteCheckpoint(const std::string& vm, const std::string& name) override {
-    if (!IsVmbackCheckpoint(name)) {
-      throw Error(ErrorKind::kOther, Quote(vm) + ": checkpoint '" + name +
-                                         "' was not made by vmback; left alone");
-    }
-    DomainHandle dom = Lookup(vm);
-    CheckpointHandle cp(virDomainCheckpointLookupByName(dom.get(), name.c_str(), 0));
-    if (cp == nullptr) {
-      std::string what = Quote(vm) + ": checkpoint '" + name + "'";
-      if (virGetLastErrorCode() == VIR_ERR_NO_DOMAIN_CHECKPOINT) ThrowNotFound(what + ": not there");
-      throw Error(ErrorKind::kOther, what + ": cannot look it up: " + LastError());
-    }
-    if (virDomainCheckpointDelete(cp.get(), 0) < 0) {
-      throw Error(ErrorKind::kOther,
-                  Quote(vm) + ": cannot delete checkpoint '" + name + "': " + LastError());
-    }
+    if (!IsVmbackCheckpoint(name))
+      throw Error(ErrorKind::kOther, Quote(vm) + ": checkpoint '" + name + "' was not made by vmback; left alone");
+    DeleteVmbackCheckpoint(Lookup(vm).get(), vm, name);
   }
 
  private:
   std::unique_ptr<QuiescedVm> Guard(DomainHandle dom, const std::string& name, QuiesceMethod method,
                                     milliseconds timeout) {
     return std::make_unique<LibvirtQuiescedVm>(std::move(dom), name, method, timeout, log_);
-  }
-
-  // " (incremental from X, checkpoint Y)" for messages.
-  static std::string BackupWords(const PullBackupSpec& spec) {
-    std::string words;
-    if (!spec.incremental.empty()) words += "incremental from '" + spec.incremental + "'";
-    if (!spec.checkpoint.empty()) {
-      words += (words.empty() ? "" : ", ") + std::string("checkpoint '") + spec.checkpoint + "'";
-    }
-    return words.empty() ? " (full)" : " (" + words + ")";
   }
 
   DomainHandle Lookup(const std::string& name) {
