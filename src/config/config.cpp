@@ -93,8 +93,8 @@ class TableReader {
     return out;
   }
 
-  std::optional<bool> Bool(std::string_view key) const {
-    const toml::node* node = Get(key, toml::node_type::boolean, "a boolean", nullptr);
+  std::optional<bool> Bool(std::string_view key, int* line = nullptr) const {
+    const toml::node* node = Get(key, toml::node_type::boolean, "a boolean", line);
     if (node == nullptr) return std::nullopt;
     return node->as_boolean()->get();
   }
@@ -318,7 +318,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       top.Fail(line, std::string("each volume must be a table, not ") + TypeName(element));
     }
     TableReader vr(file_name, *table, "[[volume]]", line);
-    vr.CheckKeys({"name", "source", "one_file_system", "snapshot", "snapshot_size", "mode", "vms"});
+    vr.CheckKeys({"name", "source", "one_file_system", "snapshot", "snapshot_size", "mode", "vms", "track_changes"});
     VolumeConfig volume;
     volume.line = line;
     int name_line = 0;
@@ -335,6 +335,8 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     }
     volume.source = ResolvePath(base_dir, vr.RequiredString("source"));
     if (std::optional<bool> one_fs = vr.Bool("one_file_system")) volume.one_file_system = *one_fs;
+    int track_line = 0;
+    if (std::optional<bool> track = vr.Bool("track_changes", &track_line)) volume.track_changes = *track;
     int l = 0;
     if (auto snap = vr.String("snapshot", &l)) {
       if (*snap != "none" && *snap != "lvm" && *snap != "btrfs" && *snap != "reflink")
@@ -342,6 +344,10 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       volume.snapshot = ParseSnapshotKind(*snap);
       volume.snapshot_given = true;
     }
+    if (volume.track_changes && volume.snapshot != SnapshotKind::kReflink && volume.snapshot != SnapshotKind::kBtrfs)
+      vr.Fail(track_line, "track_changes needs snapshot = \"reflink\" or \"btrfs\" (the snapshot kept as the next "
+                          "run's base); volume '" + volume.name + "' has snapshot = \"" +
+                          SnapshotKindName(volume.snapshot) + "\"");
     if (auto size = vr.String("snapshot_size", &l)) {
       uint64_t bytes;
       if (!ParseSize(*size, &bytes) || bytes == 0) vr.Fail(l, "snapshot_size '" + *size + "' is not a size like 10G");

@@ -37,6 +37,8 @@
 //   snapshot = "lvm"          # lvm | btrfs | reflink | none; unset: read live
 //                             # (a warning when a running VM has a disk on it);
 //                             # "none" written: read live by choice, no warning
+//   track_changes = true      # reflink, btrfs: keep the snapshot as the next
+//                             # run's base; read only the extents changed since
 //   vms = "auto"              # the default: the VMs libvirt knows with a disk
 //                             # on the volume; or names from [[vm]]; [] = none
 //
@@ -75,6 +77,10 @@ struct VolumeConfig {
   // with a disk on the volume makes it a warning.
   bool snapshot_given = false;
   std::string snapshot_size = "10G";
+  // snapshot = "reflink" or "btrfs": keep each run's snapshot as the base of
+  // the next one, whose change list then comes from the extents the two no
+  // longer share (read only what changed). Costs the space of a day's change.
+  bool track_changes = false;
   VolumeMode mode = VolumeMode::kFilesystem;
   std::vector<std::string> vms;     // VMs to quiesce before the snapshot (when !vms_auto)
   // The VMs libvirt knows with a disk on this volume, the running ones

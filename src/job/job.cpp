@@ -11,6 +11,7 @@
 #include <memory>
 #include <set>
 
+#include "job/base_snapshot.h"
 #include "job/journal.h"
 #include "job/mount.h"
 #include "job/volumes.h"
@@ -82,6 +83,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     if (journal) journal->Record(r);
   };
   std::vector<VolumeState> states(config.volumes.size());
+  std::vector<std::optional<BaseSnapshot>> bases(config.volumes.size());  // track_changes: the base used
   // A VM whose release failed: it stays in the journal (quiesced, not
   // released) for the next run to recover, so the journal must stay too.
   bool vm_left = false;
@@ -211,6 +213,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
 
     // Read each volume from its snapshot; drop the snapshot as soon as it is read.
     auto drop = [&](size_t i) {
+      if (KeepsBase(config.volumes[i])) return;  // kept until the point is committed
       step("drop:" + config.volumes[i].name);
       if (states[i].mount) {
         states[i].mount->Unmount();
@@ -230,6 +233,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
         path = states[i].mount->dir();
       }
       specs.push_back(ReadSpecOf(v, path));
+      if (KeepsBase(v)) UseBase(env, config, v, path, &specs.back(), &bases[i], log);
     }
     BackupOptions bopts;
     bopts.cancel = options.cancel;
@@ -241,6 +245,25 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     bopts.tags = options.tags;
     step("sync");
     report.backup = dest->Backup(specs, bopts, log);
+    // Committed: each kept snapshot becomes its volume's base.
+    for (size_t i = 0; i < config.volumes.size(); i++) {
+      const auto& v = config.volumes[i];
+      if (!KeepsBase(v) || !states[i].snapshot) continue;
+      step("keep:" + v.name);
+      const BaseSnapshot kept{SnapshotSpecOf(v, run_id), states[i].snapshot->path(), report.backup.point};
+      try {
+        RecordBase(env, config, v, kept, bases[i]);
+        record({{"op", "kept"}, {"record", states[i].record}});
+        states[i].snapshot->Keep();
+        states[i].snapshot.reset();
+      } catch (const Error& e) {
+        log->Warn("volume '" + v.name + "': cannot keep its snapshot as the next run's base (" + e.what() +
+                  "); the next run reads it in full");
+        drop_snapshot(i);
+        continue;
+      }
+      FinishHandOver(env, config, v, kept, bases[i], log);
+    }
   } catch (...) {
     // Whatever failed (a step, a snapshot, a mount, the backup, a cancel):
     // unmount and drop what is still there, each recorded; the journal goes

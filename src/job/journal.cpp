@@ -81,7 +81,7 @@ Leftovers ReadJournal(Env* env, const std::string& path) {
       erase(&left.mounts, Field(r, "dir", where));
     } else if (op == "snapshot") {
       left.snapshots.push_back(Field(r, "record", where));
-    } else if (op == "dropped") {
+    } else if (op == "dropped" || op == "kept") {  // kept: the base of the next run
       erase(&left.snapshots, Field(r, "record", where));
     }
   }

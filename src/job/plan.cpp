@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "inplace/target.h"
+#include "job/base_snapshot.h"
 #include "job/dry_run_env.h"
 #include "job/job.h"
 #include "job/mount.h"
@@ -126,6 +127,12 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
     w.Steps();
     w.Line("     (read " + v.name + " from " + path + ")");
     if (mount) mount->Unmount();
+    if (KeepsBase(v)) {
+      w.Line("     (after the commit: kept as the next run's base, recorded in " +
+             JoinPath(config.run.state_dir, "base-" + v.name + ".json") + "; the previous base is dropped)");
+      snapshots[i]->Keep();
+      continue;
+    }
     snapshots[i]->Drop();
     w.Steps();
   }

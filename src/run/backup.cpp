@@ -241,21 +241,24 @@ class VolumeWalker {
 // has its parent; a volume whose parent was recorded from another source
 // keeps looking for one from the same source, and falls back to the newest
 // of its name. A damaged manifest is skipped with a warning.
-std::map<std::string, Entry> ParentEntries(Store* store, const std::vector<VolumeSpec>& resolved,
-                                           const std::vector<VolumeSpec>& given, Logger* log) {
-  std::map<std::string, Entry> same_source, same_name;
+// Each volume's parent: its root entry, and the point it is in.
+using Parents = std::map<std::string, std::pair<Entry, std::string>>;
+
+Parents ParentEntries(Store* store, const std::vector<VolumeSpec>& resolved, const std::vector<VolumeSpec>& given,
+                      Logger* log) {
+  Parents same_source, same_name;
   std::map<std::string, std::string> source_of;  // volume name -> source as given
   for (size_t i = 0; i < resolved.size(); i++) source_of[resolved[i].name] = given[i].source;
   std::vector<std::string> points = store->ListPoints();
   for (auto it = points.rbegin(); it != points.rend() && same_source.size() < source_of.size(); ++it) {
     try {
       Manifest m = store->ReadPoint(*it);
-      std::map<std::string, Entry> found_same, found_name;
+      Parents found_same, found_name;
       for (auto& v : m.volumes) {
         auto want = source_of.find(v.name);
         if (want == source_of.end() || same_source.count(want->first)) continue;
-        if (v.source.empty() || v.source == want->second) found_same.emplace(want->first, v.root);
-        if (!same_name.count(want->first)) found_name.emplace(want->first, std::move(v.root));
+        if (v.source.empty() || v.source == want->second) found_same.emplace(want->first, std::pair(v.root, *it));
+        if (!same_name.count(want->first)) found_name.emplace(want->first, std::pair(std::move(v.root), *it));
       }
       // Only a manifest read whole counts.
       same_source.merge(found_same);
@@ -267,6 +270,17 @@ std::map<std::string, Entry> ParentEntries(Store* store, const std::vector<Volum
   }
   same_source.merge(same_name);  // keeps same_source's entry where both have one
   return same_source;
+}
+
+// v, with its change list kept only when it is relative to the parent point
+// the backup builds on (VolumeSpec::changes_since); otherwise each file is
+// read in full, and the report says why.
+VolumeSpec TrustedChanges(VolumeSpec v, const std::string& parent_point) {
+  if (!v.changes || v.changes_since.empty() || v.changes_since == parent_point) return v;
+  const std::string why = "the change list is relative to point " + v.changes_since + ", but the parent point is " +
+                          (parent_point.empty() ? std::string("none") : parent_point);
+  v.changes = [why](const std::string&, const std::string&) { return ChangeSet{ChangeMethod::kFullRead, why, {}}; };
+  return v;
 }
 
 // True when no point newer than `every` before now records a full read.
@@ -327,7 +341,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
 
   // Each volume is compared with the newest point that holds it, so that a
   // one-off backup of another path in between costs nothing.
-  std::map<std::string, Entry> previous = ParentEntries(store, resolved, volumes, log);
+  Parents previous = ParentEntries(store, resolved, volumes, log);
 
   BackupResult result;
   BackupOptions opts = options;
@@ -343,14 +357,14 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   {
     ThreadPool pool(options.threads);  // destroyed (joined) before the store is used again
     for (size_t i = 0; i < resolved.size(); i++) {
-      const VolumeSpec& v = resolved[i];
+      auto it = previous.find(resolved[i].name);
+      const VolumeSpec v = TrustedChanges(resolved[i], it == previous.end() ? "" : it->second.second);
       Progress::Get().StartVolume(v.name, SizeOrZero(v.source));
       auto vstart = std::chrono::steady_clock::now();
       VolumeStats stats;
       stats.name = v.name;
       VolumeWalker walker(store, &pool, v, opts, log, &stats);
-      auto it = previous.find(v.name);
-      Entry root = walker.WalkRoot(it == previous.end() ? nullptr : &it->second);
+      Entry root = walker.WalkRoot(it == previous.end() ? nullptr : &it->second.first);
       if (options.on_volume_done) options.on_volume_done(i);
       stats.seconds = SecondsSince(vstart);
       result.errors += stats.errors;

@@ -320,6 +320,7 @@ class SnapshotImpl : public Snapshot {
   std::string JournalRecord() const override { return Record(t_); }
   // Drops once; a failure is thrown to the caller and not retried by the
   // destructor (the journal keeps the record for the next run).
+  void Keep() override { drop_called_ = true; }
   void Drop() override {
     if (drop_called_) return;
     drop_called_ = true;

@@ -35,6 +35,9 @@ class Snapshot {
   // A short description for the journal, enough for DropLeftover.
   virtual std::string JournalRecord() const = 0;
   virtual void Drop() = 0;
+  // The snapshot outlives this object (kept as the next run's base): the
+  // destructor and Drop() leave it. DropLeftoverSnapshot removes it later.
+  virtual void Keep() = 0;
 };
 
 // Every btrfs and reflink snapshot is named with this prefix, and a
