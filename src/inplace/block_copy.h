@@ -19,6 +19,7 @@
 #include "inplace/blockmap.h"
 #include "inplace/inplace.h"
 #include "os/env.h"
+#include "util/change_set.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/rate_pacer.h"
@@ -65,6 +66,10 @@ struct FileCopy {
   WritableFile* out = nullptr;      // the target file, open for writing
   const std::string* dst = nullptr; // its path
   BlockmapWriter* map = nullptr;    // the new map, being written
+  // kMap with the old size, a change list (normalized, util/change_set.h):
+  // only the blocks its ranges touch are read and compared; the others,
+  // and their entries, are kept unread. Null: every block is read.
+  const std::vector<ByteRange>* changed = nullptr;
 };
 
 // Copies the content of files, one after the other, with one thread pool,
