@@ -5,9 +5,10 @@
 // memory is flat in the file size); a block is written only when it differs
 // from what the target holds (its map's entry, or its data when the map
 // cannot be trusted), an all-zero block is punched as a hole, and the map's
-// entries are written alongside. Internal to src/inplace: the sink
-// (inplace.cpp) decides what to compare with, opens the files and commits
-// the map once the file is durable.
+// entries are written alongside. With a change list (FileCopy::changed)
+// only the blocks it touches are read; the others keep their entries.
+// Internal to src/inplace: the sink (inplace.cpp) decides what to compare
+// with, opens the files and commits the map once the file is durable.
 #pragma once
 
 #include <atomic>

@@ -54,6 +54,15 @@
 // map recorded is not read (unless options.full_read); only its metadata is
 // brought up to date. Block devices are always read.
 //
+// Change lists (options.changes, util/change_set.h): a file the quick check
+// does not skip, whose map can be trusted and records the file's size now,
+// is read only where its change list touches: those blocks are compared
+// with the map and written when they differ; every other block, and its
+// entry, stays as it is, unread (its entry still goes into the map's
+// trailer, so the map is the one a full read makes). A new file, a missing
+// or untrusted map, a size change or a full read: no list is asked for, the
+// file is read as above, and the first such reason is in the stats.
+//
 // Reading: the source in large reads (4 MiB batches) of its data regions
 // only (SEEK_DATA/SEEK_HOLE); blocks hashed on a thread pool; at most 8
 // batches in flight, so memory is flat in the file size (the map is streamed
