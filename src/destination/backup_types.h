@@ -114,6 +114,11 @@ struct InplaceStats {
   uint64_t maps_deleted = 0;      // maps of vanished files removed by the sweep
   uint64_t errors = 0;            // source entries that could not be read (left as they were)
   uint64_t warnings = 0;          // metadata that could not be applied
+  // Changed-block tracking, as in VolumeStats: files read by a change list,
+  // its method, the first reason a file was read in full instead.
+  uint64_t files_by_change_list = 0;
+  std::string change_method = "full-read";
+  std::string change_why;
 };
 
 // What a backup into either destination wrote. The totals mean the same

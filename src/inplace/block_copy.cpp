@@ -19,6 +19,7 @@ constexpr size_t kMaxBatchesInFlight = 8;       // memory: at most 8 batches (16
 struct Batch {
   uint64_t first = 0;
   size_t count = 0;
+  bool keep = false;               // blocks no change list touches: not read, entries kept
   std::unique_ptr<char[]> data;    // source blocks
   std::vector<uint8_t> hole;
   std::unique_ptr<char[]> target;  // compare mode: the target's blocks, holes zeroed
@@ -67,11 +68,15 @@ class BlockCopier::Run {
       c_.out->Truncate(c_.size);
     }
     const size_t max_in_flight = std::min(k_.pool_.size() * 2 + 1, kMaxBatchesInFlight);
-    for (uint64_t b = 0; b < n_; b += per_batch_) {
+    ForEachRun([&](uint64_t b, size_t count, bool read) {
       CheckCancel(k_.opts_.cancel);
-      ReadAndSubmit(b);
+      if (read) {
+        ReadAndSubmit(b, count);
+      } else {
+        Keep(b, count);
+      }
       while (in_flight_.size() >= max_in_flight) DrainOne();
-    }
+    });
     while (!in_flight_.empty()) DrainOne();
     if (c_.old_size < c_.size) {  // grow (or a new file): what was not written is a hole
       c_.map->Invalidate();
@@ -81,14 +86,53 @@ class BlockCopier::Run {
   }
 
  private:
-  // Reads the batch of blocks from b (and, comparing, the target's) and
-  // hands it to the pool.
-  void ReadAndSubmit(uint64_t b) {
+  // Calls f(first, count, read) for the batches of the file in order, at
+  // most per_batch_ blocks each: all of them read, or with a change list
+  // (c_.changed) the blocks its ranges touch read and the others not.
+  template <typename F>
+  void ForEachRun(F&& f) {
+    if (!c_.changed) {
+      Split(0, n_, true, f);
+      return;
+    }
+    uint64_t b = 0;  // blocks before b are handed out
+    for (const ByteRange& r : *c_.changed) {
+      const uint64_t end = std::min(n_, (r.offset + r.length + bs_ - 1) / bs_);
+      if (end <= b) continue;  // within a block the previous range touched
+      const uint64_t first = std::max(b, r.offset / bs_);
+      Split(b, first, false, f);
+      Split(first, end, true, f);
+      b = end;
+    }
+    Split(b, n_, false, f);
+  }
+
+  template <typename F>
+  void Split(uint64_t from, uint64_t to, bool read, F& f) {
+    for (uint64_t b = from; b < to; b += per_batch_)
+      f(b, static_cast<size_t>(std::min<uint64_t>(per_batch_, to - b)), read);
+  }
+
+  // Blocks the change list does not touch: in the queue (so the map's
+  // trailer gets their entries in order), but not read.
+  void Keep(uint64_t b, size_t count) {
+    auto batch = std::make_shared<Batch>();
+    batch->first = b;
+    batch->count = count;
+    batch->keep = true;
+    std::promise<void> ready;
+    ready.set_value();
+    in_flight_.emplace_back(batch, ready.get_future());
+  }
+
+  // Reads the batch of count blocks from b (and, comparing, the target's)
+  // and hands it to the pool.
+  void ReadAndSubmit(uint64_t b, size_t count) {
     const uint64_t bs = bs_, size = c_.size;
     const bool compare = c_.basis == CopyBasis::kCompare;
     auto batch = std::make_shared<Batch>();
     batch->first = b;
-    batch->count = static_cast<size_t>(std::min<uint64_t>(per_batch_, n_ - b));
+    batch->count = count;
     batch->data = k_.TakeBuffer(per_batch_ * bs);
     k_.stats_->bytes_read += FromSource([&] {
       return src_.Read(b, batch->count, batch->data.get(), &batch->hole, /*zero_fill=*/false);
@@ -121,6 +165,12 @@ class BlockCopier::Run {
       }
     } recycle{&k_, batch.get()};
     old_entries_.clear();
+    if (batch->keep) {  // kMap, same size: the old entries stand
+      ReadBlockmapEntries(c_.old_map, *c_.map_path, *c_.old, batch->first, batch->count, &old_entries_);
+      c_.map->AddToTrailer(old_entries_.data(), batch->count);
+      k_.stats_->blocks += batch->count;
+      return;
+    }
     if (c_.basis == CopyBasis::kMap && batch->first < old_n_) {
       size_t m = static_cast<size_t>(std::min<uint64_t>(batch->count, old_n_ - batch->first));
       ReadBlockmapEntries(c_.old_map, *c_.map_path, *c_.old, batch->first, m, &old_entries_);

@@ -5,9 +5,10 @@
 // memory is flat in the file size); a block is written only when it differs
 // from what the target holds (its map's entry, or its data when the map
 // cannot be trusted), an all-zero block is punched as a hole, and the map's
-// entries are written alongside. Internal to src/inplace: the sink
-// (inplace.cpp) decides what to compare with, opens the files and commits
-// the map once the file is durable.
+// entries are written alongside. With a change list (FileCopy::changed)
+// only the blocks it touches are read; the others keep their entries.
+// Internal to src/inplace: the sink (inplace.cpp) decides what to compare
+// with, opens the files and commits the map once the file is durable.
 #pragma once
 
 #include <atomic>
@@ -19,6 +20,7 @@
 #include "inplace/blockmap.h"
 #include "inplace/inplace.h"
 #include "os/env.h"
+#include "util/change_set.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/rate_pacer.h"
@@ -65,6 +67,10 @@ struct FileCopy {
   WritableFile* out = nullptr;      // the target file, open for writing
   const std::string* dst = nullptr; // its path
   BlockmapWriter* map = nullptr;    // the new map, being written
+  // kMap with the old size, a change list (normalized, util/change_set.h):
+  // only the blocks its ranges touch are read and compared; the others,
+  // and their entries, are kept unread. Null: every block is read.
+  const std::vector<ByteRange>* changed = nullptr;
 };
 
 // Copies the content of files, one after the other, with one thread pool,

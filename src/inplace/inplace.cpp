@@ -30,6 +30,8 @@ constexpr const char* kZfsDir = ".zfs";
 namespace inplace_internal {
 
 void Syncer::SyncSingle(const std::string& src, const std::string& dst) {
+  source_ = src;
+  single_ = true;
   const FileStatus st = env_->StatusFollowingLinks(src);
   if (st.kind == FileKind::kMissing) ThrowIo("source " + src, ENOENT);
   bool device = st.type == S_IFBLK;
@@ -42,6 +44,7 @@ void Syncer::SyncSingle(const std::string& src, const std::string& dst) {
 }
 
 void Syncer::SyncTree(const std::string& src, const std::string& dst) {
+  source_ = src;
   const FileStatus st = ExistingStatus(env_, src, "source " + src);
   root_dev_ = st.dev;
   target_dev_ = ExistingStatus(env_, dst).dev;

@@ -54,6 +54,15 @@
 // map recorded is not read (unless options.full_read); only its metadata is
 // brought up to date. Block devices are always read.
 //
+// Change lists (options.changes, util/change_set.h): a file the quick check
+// does not skip, whose map can be trusted and records the file's size now,
+// is read only where its change list touches: those blocks are compared
+// with the map and written when they differ; every other block, and its
+// entry, stays as it is, unread (its entry still goes into the map's
+// trailer, so the map is the one a full read makes). A new file, a missing
+// or untrusted map, a size change or a full read: no list is asked for, the
+// file is read as above, and the first such reason is in the stats.
+//
 // Reading: the source in large reads (4 MiB batches) of its data regions
 // only (SEEK_DATA/SEEK_HOLE); blocks hashed on a thread pool; at most 8
 // batches in flight, so memory is flat in the file size (the map is streamed
@@ -97,12 +106,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "destination/backup_types.h"
 #include "inplace/blockmap.h"
 #include "os/env.h"
+#include "util/change_set.h"
 #include "util/log.h"
 #include "util/sha256.h"
 
@@ -123,6 +134,16 @@ struct InplaceOptions {
   uint64_t read_limit = 0;    // source reads paced to this many bytes/s; 0: no limit
   bool drop_cache = true;     // drop source pages from the page cache behind the reader
   const std::atomic<bool>* cancel = nullptr;  // polled between batches
+  // Changed-block tracking (VolumeSpec::changes): asked, for a file (or
+  // device) whose map can be trusted and whose size is the one the map
+  // records, what may have changed since the previous run (rel: its path
+  // below the source, "" when the source is the file; path: where it is
+  // read). With a list, only the blocks its ranges touch are read and
+  // compared with the map; the others, and their entries, stay as they are.
+  // Not asked on a full read, nor for a file the quick check skips; a file
+  // without a trusted map of its size is read in full, the reason in
+  // InplaceStats::change_why.
+  std::function<ChangeSet(const std::string& rel, const std::string& path)> changes = nullptr;
 };
 
 // InplaceStats (the sink's figures per volume): destination/backup_types.h.

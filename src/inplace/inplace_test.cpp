@@ -244,6 +244,147 @@ TEST_F(InplaceTest, QuickCheckTrustsSizeAndMtimeUnlessFullRead) {
   EXPECT_EQ(ReadFile(dst), ReadFile(src));
 }
 
+// --- Change lists (changed-block tracking) -------------------------------------
+
+// A change function that answers with list and records what it was asked.
+struct ChangeLog {
+  std::vector<std::pair<std::string, std::string>> asked;  // rel, path
+};
+std::function<ChangeSet(const std::string&, const std::string&)> Changes(ChangeLog* log,
+                                                                         std::vector<ByteRange> list) {
+  return [log, list](const std::string& rel, const std::string& path) {
+    log->asked.emplace_back(rel, path);
+    ChangeSet cs;
+    cs.method = ChangeMethod::kDirtyBitmap;
+    cs.changed = list;
+    return cs;
+  };
+}
+
+TEST_F(InplaceTest, AChangeListReadsOnlyTheBlocksItTouchesAndMakesTheSameMirror) {
+  fs::create_directories(tmp_ / "a");
+  fs::create_directories(tmp_ / "b");
+  std::string src = tmp_ / "disk.img", dst = tmp_ / "a/m.img", full = tmp_ / "b/m.img";
+  const uint64_t size = 1024 * kBs + 1000, n = 1025;  // a partial last block
+  WriteFile(src, RandomBytes(size, 60));
+  SetMtimeNs(src, kT0, 1);
+  Sync(src, dst);
+
+  // Blocks 3, 100 (5 bytes of it), 500 and 501 (a range across them), 700
+  // (now all zeros) and the partial last block change.
+  WriteFileAt(src, 3 * kBs, RandomBytes(kBs, 61));
+  WriteFileAt(src, 100 * kBs + 10, RandomBytes(5, 62));
+  WriteFileAt(src, 500 * kBs + 4000, RandomBytes(200, 63));
+  WriteFileAt(src, 700 * kBs, std::string(kBs, '\0'));
+  WriteFileAt(src, size - 10, RandomBytes(5, 64));
+  SetMtimeNs(src, kT0 + 1, 2);
+  const std::vector<ByteRange> list = {{3 * kBs, kBs}, {100 * kBs + 10, 5}, {500 * kBs + 4000, 200},
+                                       {700 * kBs, kBs}, {size - 10, 5}};
+  ChangeLog asked;
+  InplaceOptions opts;
+  opts.changes = Changes(&asked, list);
+  InplaceStats s = Sync(src, dst, kBs, opts);
+  ASSERT_EQ(asked.asked.size(), 1u);
+  EXPECT_EQ(asked.asked[0], std::make_pair(std::string(), src)) << "rel is empty for a file source";
+  EXPECT_EQ(s.files_by_change_list, 1u);
+  EXPECT_EQ(s.change_method, "dirty-bitmap");
+  EXPECT_EQ(s.change_why, "");
+  EXPECT_EQ(s.bytes_read, 5 * kBs + 1000) << "only the touched blocks are read";
+  EXPECT_EQ(s.blocks, n);
+  EXPECT_EQ(s.blocks_written, 5u);
+  EXPECT_EQ(s.holes_punched, 1u);
+  EXPECT_EQ(s.target_bytes_read, 0u);
+  ASSERT_EQ(Content(dst), Content(src));
+
+  // The map is the one a full read makes: of a fresh mirror, and on a
+  // full re-read, which finds nothing to write.
+  Sync(src, full);
+  EXPECT_EQ(ReadBlockmap(Env::Default(), MapOf(dst)).blocks, ReadBlockmap(Env::Default(), MapOf(full)).blocks);
+  InplaceStats again = Sync(src, dst, kBs, {.full_read = true});
+  EXPECT_EQ(again.bytes_read, size);
+  EXPECT_EQ(again.blocks_written + again.holes_punched + again.map_bytes_written, 0u);
+  EXPECT_EQ(again.blockmaps_rebuilt, 0u);
+}
+
+TEST_F(InplaceTest, AnEmptyChangeListReadsNothingAndWritesNothing) {
+  std::string src = tmp_ / "src", dst = tmp_ / "dst";
+  WriteFile(src, RandomBytes(300 * kBs + 7, 65));
+  SetMtimeNs(src, kT0, 1);
+  Sync(src, dst);
+  SetMtimeNs(src, kT0 + 1, 2);  // past the quick check
+  ChangeLog asked;
+  InplaceOptions opts;
+  opts.changes = Changes(&asked, {});
+  InplaceStats s = Sync(src, dst, kBs, opts);
+  EXPECT_EQ(asked.asked.size(), 1u);
+  EXPECT_EQ(s.files_by_change_list, 1u);
+  EXPECT_EQ(s.bytes_read, 0u);
+  EXPECT_EQ(s.bytes_written + s.blocks_written + s.holes_punched, 0u);
+  EXPECT_EQ(Content(dst), Content(src));
+  EXPECT_EQ(ReadBlockmap(Env::Default(), MapOf(dst)).source_mtime_ns, (kT0 + 1) * 1000000000 + 2);
+  EXPECT_EQ(Sync(src, dst).files_skipped, 1u) << "the map was committed for the new mtime";
+}
+
+// First run, full read, a grown file, a missing or corrupt map: the change
+// list is not asked for (a lying one would leave the mirror wrong), the
+// file is read in full and the first reason given.
+TEST_F(InplaceTest, AChangeListIsUsedOnlyWithATrustedMapOfTheSameSize) {
+  std::string src = tmp_ / "src", dst = tmp_ / "dst";
+  WriteFile(src, RandomBytes(64 * kBs, 66));
+  int64_t t = kT0;
+  struct Case {
+    std::string name, why;
+    std::function<void()> before;
+    bool full_read = false;
+  };
+  std::vector<Case> cases = {
+      {"first run", "not in the mirror yet", [] {}},
+      {"full read", "a full read (--full-read, or full_read_every)", [] {}, true},
+      {"grown", "its size changed", [&] { WriteFileAt(src, 64 * kBs, RandomBytes(3, 67)); }},
+      {"map missing", "its blockmap is missing", [&] { ASSERT_EQ(::unlink(MapOf(dst).c_str()), 0); }},
+      {"map corrupt", "its blockmap ", [&] { XorFileByte(MapOf(dst), 64 + 3 + 32 * 9 + 1, 0x01); }},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    c.before();
+    WriteFileAt(src, 9 * kBs, RandomBytes(kBs, ++t));  // a change the lying list leaves out
+    SetMtimeNs(src, t, 0);
+    ChangeLog asked;
+    InplaceOptions opts;
+    opts.full_read = c.full_read;
+    opts.changes = Changes(&asked, {});
+    InplaceStats s = Sync(src, dst, kBs, opts);
+    EXPECT_TRUE(asked.asked.empty());
+    EXPECT_EQ(s.files_by_change_list, 0u);
+    EXPECT_EQ(s.change_method, "full-read");
+    EXPECT_EQ(s.change_why.rfind(src + ": " + c.why, 0), 0u) << s.change_why;
+    EXPECT_EQ(s.bytes_read, fs::file_size(src));
+    ASSERT_EQ(Content(dst), Content(src));
+  }
+}
+
+TEST_F(InplaceTest, InATreeTheChangeListIsAskedByThePathBelowTheSource) {
+  std::string src = tmp_ / "src", dst = tmp_ / "dst";
+  fs::create_directories(src + "/sub");
+  fs::create_directories(dst);
+  WriteFile(src + "/sub/f", RandomBytes(20 * kBs, 68));
+  WriteFile(src + "/g", RandomBytes(20 * kBs, 69));
+  Sync(src, dst);
+  WriteFileAt(src + "/sub/f", 2 * kBs, RandomBytes(10, 70));
+  WriteFile(src + "/new", "n");
+  SetMtimeNs(src + "/sub/f", kT0 + 5, 0);
+  ChangeLog asked;
+  InplaceOptions opts;
+  opts.changes = Changes(&asked, {{2 * kBs, 10}});
+  InplaceStats s = Sync(src, dst, kBs, opts);
+  ASSERT_EQ(asked.asked.size(), 1u) << "g is unchanged (quick check), new is new";
+  EXPECT_EQ(asked.asked[0], std::make_pair(std::string("sub/f"), src + "/sub/f"));
+  EXPECT_EQ(s.files_by_change_list, 1u);
+  EXPECT_EQ(s.change_why, "new: not in the mirror yet");
+  EXPECT_EQ(s.bytes_read, kBs + 1u);
+  EXPECT_EQ(Describe(dst), Describe(src));
+}
+
 TEST_F(InplaceTest, MetadataOnlyChangeKeepsTheMapTrusted) {
   std::string src = tmp_ / "src", dst = tmp_ / "dst";
   WriteFile(src, RandomBytes(10 * kBs, 21));

@@ -124,7 +124,7 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   c.old = &old;
   c.map_path = &map_path;
   c.dst = &dst;
-  SyncContent(src, rel, src_st, meta, &c);
+  SyncContent(src, rel, src_st, meta, &c, why);
 }
 
 bool Syncer::ClearWayForFile(const std::string& dst, const FileStatus& src_st, FileStatus* dst_st) {
@@ -157,13 +157,15 @@ void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const s
 }
 
 void Syncer::SyncContent(const std::string& src, const std::string& rel, const FileStatus& src_st,
-                         const Entry* meta, FileCopy* c) {
+                         const Entry* meta, FileCopy* c, const std::string& map_why) {
   const std::string& dst = *c->dst;
   const bool exists = c->basis != CopyBasis::kFresh;
   auto in = FromSource([&] { return env_->OpenRead(src); });
   in->DisableReadahead();
   c->in = in.get();
   c->size = in->Size();
+  std::vector<ByteRange> changed;
+  UseChangeList(src, rel, map_why, c, &changed);
   std::unique_ptr<ReadableFile> target;  // compare mode: the data to compare with
   if (c->basis == CopyBasis::kCompare) target = env_->OpenRead(dst);
   c->target = target.get();
@@ -196,6 +198,33 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
     return;
   }
   map->Commit(h, resized);
+}
+
+void Syncer::UseChangeList(const std::string& src, const std::string& rel, const std::string& map_why,
+                           FileCopy* c, std::vector<ByteRange>* changed) {
+  if (!opts_.changes) return;
+  const std::string change_rel = single_ ? "" : rel;
+  ChangeSet cs;
+  if (opts_.full_read) {
+    cs.why = "a full read (--full-read, or full_read_every)";
+  } else if (c->basis == CopyBasis::kFresh) {
+    cs.why = "not in the mirror yet";
+  } else if (c->basis == CopyBasis::kCompare) {
+    cs.why = "its blockmap " + map_why;
+  } else if (c->old->file_size != c->size) {
+    cs.why = "its size changed";
+  } else {
+    cs = opts_.changes(change_rel, src);
+  }
+  if (!cs.HasList()) {
+    if (!cs.why.empty() && stats_->change_why.empty())
+      stats_->change_why = (change_rel.empty() ? source_ : change_rel) + ": " + cs.why;
+    return;
+  }
+  *changed = NormalizeRanges(std::move(cs.changed), c->size);
+  c->changed = changed;
+  stats_->files_by_change_list++;
+  stats_->change_method = ChangeMethodName(cs.method);
 }
 
 std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_path, const std::string& rel,

@@ -121,8 +121,15 @@ class Syncer {
 
   // Copies the content of src onto *c->dst (c: basis, old map), applies the
   // metadata, makes the file durable, then (only then) commits its map.
+  // map_why: why the map cannot be trusted ("" when it can, or is none).
   void SyncContent(const std::string& src, const std::string& rel, const FileStatus& src_st,
-                   const Entry* meta, FileCopy* c);
+                   const Entry* meta, FileCopy* c, const std::string& map_why);
+
+  // With opts_.changes: sets c->changed to the change list of src (rel: its
+  // map's path) into *changed when c's map can be trusted and has c's size,
+  // else notes why not (InplaceStats::change_why).
+  void UseChangeList(const std::string& src, const std::string& rel, const std::string& map_why, FileCopy* c,
+                     std::vector<ByteRange>* changed);
 
   // The map: updated in place (basis kMap), or started anew (empty,
   // durably, before the target file is touched).
@@ -140,6 +147,8 @@ class Syncer {
   const std::string map_root_;
   const std::string map_dir_;
   BlockCopier copier_;
+  std::string source_;    // the source as given
+  bool single_ = false;   // the source is one file (or device), not a tree
   dev_t root_dev_ = 0;
   dev_t target_dev_ = 0;  // trees: the mirror's file system
   bool need_syncfs_ = false;

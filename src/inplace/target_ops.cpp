@@ -93,6 +93,7 @@ InplaceOptions SinkOptions(const VolumeSpec& v, const BackupOptions& options, co
   io.cancel = options.cancel;
   io.read_limit = options.read_limit;
   io.drop_cache = options.drop_cache;
+  io.changes = v.changes;
   return io;
 }
 
@@ -111,6 +112,9 @@ VolumeStats VolumeStatsOf(const std::string& name, const InplaceStats& s, uint32
   vs.zero_blocks = s.holes_punched;
   vs.errors = s.errors;
   vs.bytes_written = s.bytes_written;
+  vs.files_by_change_list = s.files_by_change_list;
+  vs.change_method = s.change_method;
+  vs.change_why = s.change_why;
   vs.seconds = secs;
   return vs;
 }

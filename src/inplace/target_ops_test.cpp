@@ -243,6 +243,38 @@ TEST_F(DirTargetTest, AnUnreadableSourceTakesNoPoint) {
                Error);
 }
 
+TEST_F(DirTargetTest, AVolumesChangeListReachesTheSinkAndItsFiguresTheResult) {
+  test::WriteFile(dir_ / "src/disk.img", test::RandomBytes(64 * 4096, 2));
+  test::SetMtimeNs(dir_ / "src/disk.img", 1700000000, 0);
+  auto t = Open();
+  int asked = 0;
+  VolumeSpec disk{"disk", dir_ / "src/disk.img", true};
+  disk.changes = [&](const std::string& rel, const std::string& path) {
+    EXPECT_EQ(rel, "");
+    EXPECT_EQ(path, dir_ / "src/disk.img");
+    asked++;
+    ChangeSet cs;
+    cs.method = ChangeMethod::kSharedExtents;
+    cs.changed = {{5 * 4096, 1}};
+    return cs;
+  };
+  BackupResult first = BackupToTarget(t.get(), Env::Default(), {disk}, BackupOptions{}, &log_);
+  EXPECT_EQ(asked, 0);
+  EXPECT_EQ(first.volumes[0].change_why, dir_ / "src/disk.img" + ": not in the mirror yet");
+  EXPECT_EQ(first.volumes[0].change_method, "full-read");
+
+  test::WriteFileAt(dir_ / "src/disk.img", 5 * 4096, "y");
+  test::SetMtimeNs(dir_ / "src/disk.img", 1700000001, 0);
+  BackupResult r = BackupToTarget(t.get(), Env::Default(), {disk}, BackupOptions{}, &log_);
+  EXPECT_EQ(asked, 1);
+  EXPECT_EQ(r.volumes[0].files_by_change_list, 1u);
+  EXPECT_EQ(r.volumes[0].change_method, "shared-extents");
+  EXPECT_EQ(r.volumes[0].change_why, "");
+  EXPECT_EQ(r.volumes[0].bytes_read, 4096u);
+  EXPECT_EQ(r.inplace[0].blocks_written, 1u);
+  EXPECT_EQ(test::ReadFile(t->mirror_dir() + "/disk"), test::ReadFile(dir_ / "src/disk.img"));
+}
+
 TEST_F(DirTargetTest, PruneKeepsTheOnlyPoint) {
   test::WriteFile(dir_ / "src/disk.img", "x");
   auto t = Open();
