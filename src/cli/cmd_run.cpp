@@ -28,6 +28,9 @@ class RunCommand : public Command {
   void AddOptions(CLI::App* cmd) override {
     cmd->add_option("-c,--config", config_path_, "configuration file (TOML)")->required();
     cmd->add_flag("--json", json_, "print the run's report (with each VM's freeze window) as JSON");
+    cmd->add_flag("--full-read", full_read_,
+                  "read every file and every block, trusting no quick check and no change list "
+                  "([run] full_read_every does it periodically)");
     cmd->add_flag("--recover-only", recover_only_,
                   "only clean up after a run that did not finish (its journal: resume VMs, unmount, drop "
                   "snapshots), then stop (vmback.service: ExecStopPost=)");
@@ -46,7 +49,10 @@ class RunCommand : public Command {
         "a [[vm]] on no volume is a configuration error (exit 2). A volume without\n"
         "'snapshot' is read live, a warning (exit 5) when a running VM has a disk on it;\n"
         "snapshot = \"none\" says a live read is meant (no warning; the report's\n"
-        "\"sources\" say \"by_choice\").\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
+        "\"sources\" say \"by_choice\").\n"
+        "track_changes = true (reflink, btrfs) keeps each snapshot as the next run's\n"
+        "base and reads only the extents the two no longer share; the report gives\n"
+        "each volume's change_method and, for a full read, change_why.\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
   }
 
   Findings Run(CommandContext& ctx) override {
@@ -63,6 +69,7 @@ class RunCommand : public Command {
     JobOptions jo;
     jo.cancel = signals.flag();
     jo.hook = CrashHookForTesting();
+    jo.full_read = full_read_;
     JobReport r = RunJob(config, ctx.env, hv.get(), jo, ctx.log);
     ctx.report->body = JobReportToJson(r);
     ctx.report->metrics.volumes = VolumeBytesOf(r.backup);
@@ -79,7 +86,7 @@ class RunCommand : public Command {
 
  private:
   std::string config_path_;
-  bool json_ = false, recover_only_ = false;
+  bool json_ = false, recover_only_ = false, full_read_ = false;
 };
 
 class PlanCommand : public Command {

@@ -298,3 +298,25 @@ TEST(ConfigTest, IsValidVolumeName) {
 }
 
 }  // namespace vmback
+
+namespace vmback {
+namespace {
+
+// track_changes keeps a snapshot as the next run's base: only reflink and
+// btrfs snapshots can be kept and compared by their extents.
+TEST(ConfigTest, TrackChangesNeedsAKeepableSnapshot) {
+  Config c = ParseConfig(std::string(kTarget) +
+                             "[[volume]]\nname = \"v\"\nsource = \"/s\"\nsnapshot = \"reflink\"\ntrack_changes = true\n",
+                         "t.toml");
+  EXPECT_TRUE(c.volumes[0].track_changes);
+  EXPECT_FALSE(ParseConfig(std::string(kTarget) + "[[volume]]\nname = \"v\"\nsource = \"/s\"\n", "t.toml")
+                   .volumes[0]
+                   .track_changes);
+  ExpectErrorAt(std::string(kTarget) + "[[volume]]\nname = \"v\"\nsource = \"/s\"\nsnapshot = \"lvm\"\ntrack_changes = true\n",
+                7, "track_changes needs snapshot = \"reflink\" or \"btrfs\"");
+  ExpectErrorAt(std::string(kTarget) + "[[volume]]\nname = \"v\"\nsource = \"/s\"\ntrack_changes = \"yes\"\n", 6,
+                "must be a boolean");
+}
+
+}  // namespace
+}  // namespace vmback

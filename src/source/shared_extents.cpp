@@ -75,7 +75,10 @@ ChangeSet SharedExtentChanges(Env* env, const std::string& base, const std::stri
     none.why = "its size differs from the base snapshot's copy";
     return none;
   }
-  if (b.dev != n.dev) {
+  // (btrfs gives each subvolume a device number of its own: the base, a
+  // subvolume inside the source's, has another one on the same file system.)
+  constexpr uint64_t kBtrfsMagic = 0x9123683e;
+  if (b.dev != n.dev && !(env->FileSystemType(base) == kBtrfsMagic && env->FileSystemType(now) == kBtrfsMagic)) {
     none.why = "the base snapshot is on another file system";
     return none;
   }
