@@ -7,6 +7,7 @@
 #include "run/prune.h"
 #include "run/restore.h"
 #include "run/verify.h"
+#include "store/manifest.h"
 #include "store/store.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -23,15 +24,15 @@ LockMode LockModeFor(DestinationAccess access) {
   }
 }
 
-// A store point from its manifest (types checked by Store::ReadManifest).
-PointSummary PointOfManifest(const std::string& name, const nlohmann::json& m) {
+// A store point from its manifest.
+PointSummary PointOfManifest(const std::string& name, const Manifest& m) {
   PointSummary p;
   p.name = name;
-  p.time = m.value("time", "");
-  p.time_ns = m.value("time_ns", int64_t{0});
-  for (const auto& v : m.at("volumes")) p.volumes.push_back(v.at("name").get<std::string>());
-  p.tags = m.value("tags", std::vector<std::string>{});
-  p.stats = m.value("stats", nlohmann::json::object());
+  p.time = m.time;
+  p.time_ns = m.time_ns;
+  for (const auto& v : m.volumes) p.volumes.push_back(v.name);
+  p.tags = std::vector<std::string>(m.tags.begin(), m.tags.end());
+  p.stats = m.stats;
   return p;
 }
 
@@ -81,7 +82,7 @@ class StoreDestination : public Destination {
     PointList list;
     list.where = store_->dir();
     for (const auto& name : store_->ListPoints())
-      list.points.push_back(PointOfManifest(name, store_->ReadManifest(name)));
+      list.points.push_back(PointOfManifest(name, store_->ReadPoint(name)));
     return list;
   }
 

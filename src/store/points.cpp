@@ -71,8 +71,6 @@ std::vector<ManifestState> Store::RepairManifest(const std::string& point) {
   return state;
 }
 
-nlohmann::json Store::ReadManifest(const std::string& point) const { return ManifestToJson(ReadPoint(point)); }
-
 Manifest Store::ReadPoint(const std::string& point) const {
   std::string path = ManifestPath(point);
   if (point.empty() || point.find('/') != std::string::npos || !env_->Exists(path))

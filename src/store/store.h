@@ -240,9 +240,6 @@ class Store {
   // when the primary's is damaged or unreadable; throws kNotFound / kCorrupt
   // naming the file.
   Manifest ReadPoint(const std::string& point) const;
-  // The same as JSON (ManifestToJson): for the callers that have not moved
-  // to ReadPoint yet.
-  nlohmann::json ReadManifest(const std::string& point) const;
   // Commits a point: writes points/<manifest.name>.json to every copy.
   // REQUIRES: Flush() done, so every blob it names is durable; a name.
   void WriteManifest(const Manifest& manifest);

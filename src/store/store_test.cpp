@@ -884,7 +884,6 @@ TEST_F(StoreTest, ManifestRoundTrip) {
   Manifest m = SampleManifest("2026-01-02T030405Z");
   s->WriteManifest(m);
   EXPECT_EQ(J(s->ReadPoint("2026-01-02T030405Z")), J(m));
-  EXPECT_EQ(s->ReadManifest("2026-01-02T030405Z"), J(m));  // the JSON form, for callers not yet moved
   EXPECT_EQ(s->ManifestPath("2026-01-02T030405Z"), dir_ + "/points/2026-01-02T030405Z.json");
 
   // Format: one line of JSON, "\nsha256:<hex>\n".
