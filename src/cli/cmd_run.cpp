@@ -5,6 +5,7 @@
 #include "cli/common.h"
 #include "hypervisor/hypervisor.h"
 #include "job/job.h"
+#include "util/encoding.h"
 
 namespace vmback {
 
@@ -18,6 +19,14 @@ std::unique_ptr<Hypervisor> ConnectFor(const Config& config, Logger* log) {
 void PrintJobReport(const JobReport& r, std::ostream& out) {
   for (const auto& vm : r.vms) out << "VM " << vm.name << ": " << vm.method << ", quiet for " << vm.freeze_seconds << " s\n";
   PrintLiveReads(r.sources, out);
+  // Volumes with track_changes: how much was read, and how the changes were found.
+  for (const auto& v : r.backup.volumes) {
+    if (v.change_method == "full-read" && v.change_why.empty()) continue;
+    out << "volume " << v.name << ": read " << FormatBytes(v.bytes_read) << " of " << FormatBytes(v.bytes);
+    if (v.files_by_change_list > 0) out << " (" << v.change_method << ")";
+    if (!v.change_why.empty()) out << "; read in full: " << v.change_why;
+    out << "\n";
+  }
   out << "point " << r.point << " committed";
   if (!r.pruned.empty()) out << "; pruned " << r.pruned.size() << " point(s)";
   out << "\n";

@@ -128,6 +128,10 @@ one_fs() {
   expect_rc 0 "$kind: run 4 (base deleted by hand)"
   report_says "$kind: run 4 says the base is gone" \
     "assert 'is gone' in v['change_why'] and v['change_method'] == 'full-read', v"
+  change_blocks "$src/disk.img" 13 1 >/dev/null
+  vm run -c "$WORK/$kind.toml"
+  expect_rc 0 "$kind: run 5 (text report)"
+  check "$kind: the text report says what was read and how" grep -qE '^volume images: read .* of .* \(shared-extents\)$' "$VM_OUT"
 
   section "$kind: dir target"
   mkdir -p "$WORK/$kind-mirror"
