@@ -1,7 +1,6 @@
 #include "job/dry_run_env.h"
 
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "os/subprocess.h"
 #include "util/encoding.h"
@@ -103,7 +102,7 @@ FileStatus DryRunEnv::Status(const std::string& path) {
     st.kind = FileKind::kDir;
     st.type = S_IFDIR;
     st.mode = 0700;
-    st.uid = ::geteuid();
+    st.uid = UserId();
     st.nlink = 2;
     return st;
   }

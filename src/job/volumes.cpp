@@ -224,7 +224,7 @@ void MakeStateDir(Env* env, const std::string& dir, Logger* log) {
   env->MakeDir(dir);  // 0700 when new; refuses a symlink
   const FileStatus st = env->Status(dir);
   if (st.kind != FileKind::kDir) ThrowConfig("state_dir " + dir + " is not a directory");
-  if (st.uid != ::geteuid()) {
+  if (st.uid != env->UserId()) {
     ThrowConfig("state_dir " + dir + " belongs to uid " + std::to_string(st.uid) +
                 ", not to the user vmback runs as: refused (its owner could plant files in it)");
   }

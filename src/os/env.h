@@ -254,6 +254,8 @@ class Env {
   virtual Clock* clock() { return Clock::Steady(); }
   // This machine's host name (gethostname), "" when it has none.
   virtual std::string HostName();
+  // The effective user id vmback runs as (geteuid).
+  virtual uid_t UserId();
 
   // The process-wide POSIX implementation.
   static Env* Default();
@@ -315,6 +317,7 @@ class EnvWrapper : public Env {
   int64_t NowNanos() override { return target_->NowNanos(); }
   Clock* clock() override { return target_->clock(); }
   std::string HostName() override { return target_->HostName(); }
+  uid_t UserId() override { return target_->UserId(); }
 
  private:
   Env* target_;

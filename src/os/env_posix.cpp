@@ -486,6 +486,8 @@ void Env::SyncFileSystem(const std::string& path) {
   if (::syncfs(fd.get()) != 0) ThrowIo("syncfs " + path, errno);
 }
 
+uid_t Env::UserId() { return ::geteuid(); }
+
 std::string Env::HostName() {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);
