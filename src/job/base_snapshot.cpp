@@ -84,9 +84,8 @@ std::optional<BaseSnapshot> LoadBase(Env* env, const Config& config, const Volum
   return base;
 }
 
-void UseBase(Env* env, const Config& config, const VolumeConfig& v, const std::string& snapshot_path,
-             VolumeSpec* spec, std::optional<BaseSnapshot>* base, Logger* log) {
-  (void)snapshot_path;
+void UseBase(Env* env, const Config& config, const VolumeConfig& v, VolumeSpec* spec,
+             std::optional<BaseSnapshot>* base, Logger* log) {
   std::string why;
   *base = LoadBase(env, config, v, log, &why);
   if (!*base) {

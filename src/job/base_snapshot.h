@@ -43,11 +43,11 @@ bool KeepsBase(const VolumeConfig& v);
 std::optional<BaseSnapshot> LoadBase(Env* env, const Config& config, const VolumeConfig& v, Logger* log,
                                      std::string* why);
 
-// Gives spec (volume v, read from its snapshot at snapshot_path) its change
-// list: the extents no longer shared with the base (LoadBase), relative to
-// the base's point; with no base, a full read and why. *base: the base used.
-void UseBase(Env* env, const Config& config, const VolumeConfig& v, const std::string& snapshot_path,
-             VolumeSpec* spec, std::optional<BaseSnapshot>* base, Logger* log);
+// Gives spec (volume v, read from its snapshot) its change list: the extents
+// no longer shared with the base (LoadBase), relative to the base's point;
+// with no base, a full read and why. *base: the base used.
+void UseBase(Env* env, const Config& config, const VolumeConfig& v, VolumeSpec* spec,
+             std::optional<BaseSnapshot>* base, Logger* log);
 
 // Writes the record naming the new base of v (the snapshot taken with
 // spec, read at path, for the committed point) and the previous base, to

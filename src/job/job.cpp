@@ -233,7 +233,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
         path = states[i].mount->dir();
       }
       specs.push_back(ReadSpecOf(v, path));
-      if (KeepsBase(v)) UseBase(env, config, v, path, &specs.back(), &bases[i], log);
+      if (KeepsBase(v)) UseBase(env, config, v, &specs.back(), &bases[i], log);
     }
     BackupOptions bopts;
     bopts.cancel = options.cancel;
