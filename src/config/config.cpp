@@ -339,11 +339,15 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     if (std::optional<bool> track = vr.Bool("track_changes", &track_line)) volume.track_changes = *track;
     int l = 0;
     if (auto snap = vr.String("snapshot", &l)) {
-      if (*snap != "none" && *snap != "lvm" && *snap != "btrfs" && *snap != "reflink")
-        vr.Fail(l, "snapshot '" + *snap + "' is not one of none, lvm, btrfs, reflink");
+      if (*snap != "none" && *snap != "lvm" && *snap != "btrfs" && *snap != "reflink" && *snap != "libvirt")
+        vr.Fail(l, "snapshot '" + *snap + "' is not one of none, lvm, btrfs, reflink, libvirt");
       volume.snapshot = ParseSnapshotKind(*snap);
       volume.snapshot_given = true;
     }
+    if (volume.track_changes && volume.snapshot == SnapshotKind::kLibvirt)
+      vr.Fail(track_line, "track_changes is for snapshot = \"reflink\" or \"btrfs\"; volume '" + volume.name +
+                              "' has snapshot = \"libvirt\", which always reads only what QEMU's dirty bitmaps mark "
+                              "(libvirt checkpoints): remove track_changes");
     if (volume.track_changes && volume.snapshot != SnapshotKind::kReflink && volume.snapshot != SnapshotKind::kBtrfs)
       vr.Fail(track_line, "track_changes needs snapshot = \"reflink\" or \"btrfs\" (the snapshot kept as the next "
                           "run's base); volume '" + volume.name + "' has snapshot = \"" +

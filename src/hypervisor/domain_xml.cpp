@@ -108,8 +108,27 @@ std::string Attribute(xmlNodePtr node, const char* name) {
 
 }  // namespace
 
-std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml,
-                                                  const std::string& vm_name) {
+namespace {
+
+// A target ("vda") or driver type ("qcow2") as libvirt writes them; anything
+// else is not used.
+std::string ShortName(const std::string& text) {
+  if (text.empty() || text.size() > 32) return "";
+  for (char c : text)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return "";
+  return text;
+}
+
+// The first child element of node named name, or null.
+xmlNodePtr Child(xmlNodePtr node, const char* name) {
+  for (xmlNodePtr c = node->children; c != nullptr; c = c->next)
+    if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, reinterpret_cast<const xmlChar*>(name))) return c;
+  return nullptr;
+}
+
+}  // namespace
+
+std::vector<DomainDisk> DisksFromDomainXml(const std::string& xml, const std::string& vm_name) {
   const std::string what = vm_name.empty() ? "domain XML" : "VM '" + vm_name + "': domain XML";
   XmlDocHandle doc = ParseDomainXml(xml, what);
   XPathContextHandle context(xmlXPathNewContext(doc.get()));
@@ -118,13 +137,26 @@ std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml,
     found.reset(xmlXPathEval(reinterpret_cast<const xmlChar*>(kDiskSourceXPath), context.get()));
   }
   if (found == nullptr) throw Error(ErrorKind::kOther, what + ": cannot search it for disks");
-  std::vector<std::string> sources;
+  std::vector<DomainDisk> disks;
   const xmlNodeSet* nodes = found->nodesetval;
   for (int i = 0; nodes != nullptr && i < nodes->nodeNr; i++) {
-    std::string path = Attribute(nodes->nodeTab[i], "file");
-    if (path.empty()) path = Attribute(nodes->nodeTab[i], "dev");
-    if (!path.empty()) sources.push_back(std::move(path));
+    xmlNodePtr source = nodes->nodeTab[i];
+    DomainDisk d;
+    d.source = Attribute(source, "file");
+    if (d.source.empty()) d.source = Attribute(source, "dev");
+    if (d.source.empty()) continue;
+    xmlNodePtr disk = source->parent;
+    if (xmlNodePtr target = Child(disk, "target")) d.target = ShortName(Attribute(target, "dev"));
+    if (xmlNodePtr driver = Child(disk, "driver")) d.format = ShortName(Attribute(driver, "type"));
+    disks.push_back(std::move(d));
   }
+  return disks;
+}
+
+std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml,
+                                                  const std::string& vm_name) {
+  std::vector<std::string> sources;
+  for (auto& d : DisksFromDomainXml(xml, vm_name)) sources.push_back(std::move(d.source));
   return sources;
 }
 

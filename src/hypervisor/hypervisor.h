@@ -85,12 +85,22 @@ inline constexpr char kQemuGroup[] = "libvirt-qemu";
 // REQUIRES: parent exists and the QEMU user can search it (x).
 std::string MakeNbdSocketDir(const std::string& parent, const std::string& qemu_group = kQemuGroup);
 
+// One disk of a domain, as its XML says: where it is, its target in the guest
+// ("vda": the export name of a pull-mode backup) and its format (the
+// driver's type: "qcow2", "raw"; "" when not written).
+struct DomainDisk {
+  std::string source;
+  std::string target;
+  std::string format;
+};
+
 struct DomainInfo {
   std::string name;
   bool running = false;        // running or paused (it has a live QEMU)
   bool paused = false;
   std::vector<std::string> disk_sources;  // file or block device paths of its disks
                                           // (cdrom media left out)
+  std::vector<DomainDisk> disks;          // the same disks, with target and format
 };
 
 class Hypervisor {
@@ -139,6 +149,10 @@ std::unique_ptr<Hypervisor> ConnectLibvirt(const std::string& uri, Logger* log);
 // vm_name (when given) if the XML is not like that or is not well-formed.
 std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml,
                                                   const std::string& vm_name = "");
+// The same disks with their targets and formats. A target or format that is
+// not a short name of [a-z0-9_] (at most 32 bytes) is left "" (it is never
+// used to name an export or a bitmap then).
+std::vector<DomainDisk> DisksFromDomainXml(const std::string& xml, const std::string& vm_name = "");
 
 // Testing only: makes every later libvirt call named call ("fsfreeze",
 // "fsthaw", "send-key", "suspend", "resume") sleep for delay before it starts,

@@ -458,7 +458,8 @@ class LibvirtHypervisor : public Hypervisor {
     }
     std::string text(xml);
     std::free(xml);
-    info.disk_sources = DiskSourcesFromDomainXml(text, name);
+    info.disks = DisksFromDomainXml(text, name);
+    for (const auto& d : info.disks) info.disk_sources.push_back(d.source);
     return info;
   }
 

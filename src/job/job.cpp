@@ -13,6 +13,7 @@
 
 #include "job/base_snapshot.h"
 #include "job/journal.h"
+#include "job/libvirt_volume.h"
 #include "job/mount.h"
 #include "job/volumes.h"
 #include "run/store_destination.h"
@@ -72,8 +73,11 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   // missing store, or an unusable in-place target, fails the run while
   // everything still runs. A store is opened kAppend: list, restore and
   // verify's check go on beside the backup; the prune at the end upgrades.
+  // The disks of running VMs on snapshot = "libvirt" volumes are read from
+  // their backup jobs' exports, through this Env (the rest passes through).
+  DiskExportEnv exports(env);
   std::unique_ptr<Destination> dest =
-      OpenDestination(env, config.target, DestinationAccess::kBackup, config.target.lock_wait_seconds, log);
+      OpenDestination(&exports, config.target, DestinationAccess::kBackup, config.target.lock_wait_seconds, log);
   CheckTags(*dest, options.tags);
 
   std::string run_id = options.run_id.empty() ? std::to_string(env->NowNanos() / 1000000) : options.run_id;
@@ -82,6 +86,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   auto record = [&](const nlohmann::json& r) {
     if (journal) journal->Record(r);
   };
+  LibvirtBackups libvirt(config, env, hv, &exports, record, log);
   std::vector<VolumeState> states(config.volumes.size());
   std::vector<std::optional<BaseSnapshot>> bases(config.volumes.size());  // track_changes: the base used
   // A VM whose release failed: it stays in the journal (quiesced, not
@@ -186,6 +191,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
           states[i].record = states[i].snapshot->JournalRecord();
           if (states[i].record != planned)
             record({{"op", "snapshot"}, {"volume", v.name}, {"record", states[i].record}});
+          if (ReadsFromLibvirt(v)) libvirt.Begin(v, domains, run_id);
         }
         step("release");
         release_all();
@@ -213,6 +219,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
 
     // Read each volume from its snapshot; drop the snapshot as soon as it is read.
     auto drop = [&](size_t i) {
+      if (ReadsFromLibvirt(config.volumes[i])) libvirt.Done(config.volumes[i]);
       if (KeepsBase(config.volumes[i])) return;  // kept until the point is committed
       step("drop:" + config.volumes[i].name);
       if (states[i].mount) {
@@ -234,6 +241,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
       }
       specs.push_back(ReadSpecOf(v, path));
       if (KeepsBase(v)) UseBase(env, config, v, &specs.back(), &bases[i], log);
+      if (ReadsFromLibvirt(v)) libvirt.Describe(v, &specs.back());
     }
     BackupOptions bopts;
     bopts.cancel = options.cancel;
@@ -245,6 +253,10 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     bopts.tags = options.tags;
     step("sync");
     report.backup = dest->Backup(specs, bopts, log);
+    libvirt.EndAll();
+    // Committed: each VM's new checkpoint is the base of its next run.
+    if (!report.backup.point.empty()) libvirt.Commit(report.backup.point);
+    for (const auto& line : libvirt.Summary()) log->Info(line);
     // Committed: each kept snapshot becomes its volume's base.
     for (size_t i = 0; i < config.volumes.size(); i++) {
       const auto& v = config.volumes[i];
@@ -268,6 +280,11 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     // Whatever failed (a step, a snapshot, a mount, the backup, a cancel):
     // unmount and drop what is still there, each recorded; the journal goes
     // only when nothing is left for the next run to clean up.
+    try {
+      libvirt.EndAll();
+    } catch (const std::exception& e) {
+      log->Error(std::string("cleanup: ") + e.what());
+    }
     for (size_t i = 0; i < states.size(); i++) {
       try {
         if (states[i].mount) {
@@ -279,7 +296,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
         log->Error(std::string("cleanup of volume ") + config.volumes[i].name + ": " + e.what());
       }
     }
-    bool clean = !vm_left;
+    bool clean = !vm_left && !libvirt.Running();
     for (const auto& s : states) clean = clean && !s.snapshot && !s.mount && !s.left && s.planned.empty();
     if (clean && journal) {
       try {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "job/libvirt_volume.h"
 #include "os/subprocess.h"
 #include "source/snapshot.h"
 #include "util/encoding.h"
@@ -75,6 +76,13 @@ Leftovers ReadJournal(Env* env, const std::string& path) {
       const std::string vm = Field(r, "vm", where);
       auto it = std::find_if(left.vms.begin(), left.vms.end(), [&](const auto& v) { return v.first == vm; });
       if (it != left.vms.end()) left.vms.erase(it);
+    } else if (op == "backup-job") {
+      left.backup_jobs.emplace_back(Field(r, "vm", where), Field(r, "dir", where));
+    } else if (op == "backup-ended") {
+      const std::string vm = Field(r, "vm", where);
+      auto it = std::find_if(left.backup_jobs.begin(), left.backup_jobs.end(),
+                             [&](const auto& j) { return j.first == vm; });
+      if (it != left.backup_jobs.end()) left.backup_jobs.erase(it);
     } else if (op == "mount") {
       left.mounts.push_back(Field(r, "dir", where));
     } else if (op == "unmounted") {
@@ -119,6 +127,30 @@ std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, H
       done.push_back("resumed VM " + vm + " (quiesced by a run that did not finish)");
     } catch (const Error& e) {
       failures += std::string("; VM ") + vm + ": " + e.what();
+    }
+  }
+  for (const auto& [vm, dir] : left.backup_jobs) {
+    if (!IsNbdSocketDir(state_dir, dir)) {
+      failures += "; refusing backup job record of VM " + EscapeForTerminal(vm) + " with directory '" +
+                  EscapeForTerminal(dir) + "': not one vmback makes (" + JoinPath(state_dir, "nbd-HEX") +
+                  "), nothing done";
+      continue;
+    }
+    if (!hv) {
+      failures += std::string("; VM ") + vm + ": no libvirt connection to end its backup job with";
+      continue;
+    }
+    try {
+      hv->EndBackup(vm);
+      done.push_back("ended the backup job of VM " + vm + " (begun by a run that did not finish)");
+    } catch (const Error& e) {
+      // Gone with its QEMU (the VM stopped), or ended already: nothing runs.
+      log->Info("VM " + vm + ": no backup job to end (" + e.what() + ")");
+    }
+    try {
+      env->RemoveTree(dir);
+    } catch (const Error& e) {
+      failures += std::string("; ") + e.what();
     }
   }
   for (auto it = left.mounts.rbegin(); it != left.mounts.rend(); ++it) {

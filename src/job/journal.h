@@ -40,17 +40,21 @@ struct Leftovers {
   std::vector<std::pair<std::string, std::string>> vms;  // name, quiesce method
   std::vector<std::string> mounts;
   std::vector<std::string> snapshots;  // Snapshot::JournalRecord() texts
-  bool empty() const { return vms.empty() && mounts.empty() && snapshots.empty(); }
+  // libvirt pull-mode backups begun and not ended: VM, socket directory.
+  std::vector<std::pair<std::string, std::string>> backup_jobs;
+  bool empty() const { return vms.empty() && mounts.empty() && snapshots.empty() && backup_jobs.empty(); }
 };
 
 // Reads a journal; a torn last line (a crash mid-write) is ignored.
 Leftovers ReadJournal(Env* env, const std::string& path);
 
-// Undoes what a crashed run left: VMs first (resumed/thawed), then mounts,
-// then snapshots; removes the journal when all went. Returns what it did, one
+// Undoes what a crashed run left: VMs first (resumed/thawed), then libvirt
+// backup jobs (ended, their socket directories removed), then mounts, then
+// snapshots; removes the journal when all went. Returns what it did, one
 // line each, for the log. Throws (keeping the journal) if something stays.
 // The journal is not trusted: only records vmback could have written are
-// acted on (mount points <dir of path>/mnt-*; snapshots as
+// acted on (mount points <dir of path>/mnt-*; socket directories
+// <dir of path>/nbd-HEX; snapshots as
 // CheckLeftoverRecord accepts for the journal's run id); any other is
 // refused, named in the Error, and nothing is run on it.
 std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, Hypervisor* hv,

@@ -26,27 +26,6 @@ FileStatus StatusOrMissing(const std::string& path) {
   }
 }
 
-// Whether a disk of a domain (a path from its XML) is read with volume v:
-// the source itself; a file under a directory source (on the source's file
-// system, when one_file_system); or a file on the file system of a block
-// device source (an LV holding image files, mounted elsewhere: the file's
-// st_dev is the device).
-bool DiskOnVolume(const std::string& disk, const VolumeConfig& v) {
-  const std::string root = CanonicalPath(v.source);
-  const std::string path = CanonicalPath(disk);
-  if (path == root) return true;
-  const FileStatus src = StatusOrMissing(root);
-  const FileStatus st = StatusOrMissing(path);
-  const bool have_src = src.kind != FileKind::kMissing;
-  const bool have_disk = st.kind != FileKind::kMissing;
-  if (src.type == S_IFBLK)
-    return have_disk && (st.type == S_IFBLK ? st.rdev == src.rdev : st.dev == src.rdev);
-  const std::string prefix = root == "/" ? root : root + "/";
-  if (path.rfind(prefix, 0) != 0) return false;
-  if (v.one_file_system && have_src && have_disk && src.kind == FileKind::kDir) return st.dev == src.dev;
-  return true;
-}
-
 bool HasDiskOn(const DomainInfo& d, const VolumeConfig& v) {
   for (const auto& disk : d.disk_sources)
     if (DiskOnVolume(disk, v)) return true;
@@ -99,6 +78,22 @@ bool IsBlockOrFile(Env* env, const std::string& path) {
 }
 
 }  // namespace
+
+bool DiskOnVolume(const std::string& disk, const VolumeConfig& v) {
+  const std::string root = CanonicalPath(v.source);
+  const std::string path = CanonicalPath(disk);
+  if (path == root) return true;
+  const FileStatus src = StatusOrMissing(root);
+  const FileStatus st = StatusOrMissing(path);
+  const bool have_src = src.kind != FileKind::kMissing;
+  const bool have_disk = st.kind != FileKind::kMissing;
+  if (src.type == S_IFBLK)
+    return have_disk && (st.type == S_IFBLK ? st.rdev == src.rdev : st.dev == src.rdev);
+  const std::string prefix = root == "/" ? root : root + "/";
+  if (path.rfind(prefix, 0) != 0) return false;
+  if (v.one_file_system && have_src && have_disk && src.kind == FileKind::kDir) return st.dev == src.dev;
+  return true;
+}
 
 bool Lists(const std::vector<std::string>& names, const std::string& name) {
   return std::find(names.begin(), names.end(), name) != names.end();
@@ -205,6 +200,14 @@ void CheckPlan(const Config& config, JobKind kind, Env* env, Hypervisor* hv, std
       ThrowConfig("volume '" + v.name + "': " + v.source +
                   " holds no file system that can be mounted (mode = \"filesystem\"); use mode = \"block\"");
   }
+  for (const auto& v : config.volumes) {
+    if (v.snapshot != SnapshotKind::kLibvirt) continue;
+    if (kind == JobKind::kBackup)
+      ThrowConfig("volume '" + v.name + "' has snapshot = \"libvirt\": its VMs' disks are read through libvirt, "
+                  "which only 'vmback run' asks; use vmback run -c " + config.file);
+    if (!hv)
+      ThrowConfig("volume '" + v.name + "' has snapshot = \"libvirt\", but no libvirt connection is available");
+  }
   if (kind == JobKind::kBackup) return;  // the VMs are left alone
   for (const auto& vm : config.vms) wanted.insert(vm.name);
   if (!wanted.empty() && !hv) ThrowConfig("VMs are configured but no libvirt connection is available");
@@ -216,7 +219,9 @@ void CheckPlan(const Config& config, JobKind kind, Env* env, Hypervisor* hv, std
 
 Hypervisor* HypervisorToRecover(Env* env, const std::string& journal_path, Hypervisor* hv,
                                 const std::function<Hypervisor*()>& connect) {
-  if (hv || !connect || ReadJournal(env, journal_path).vms.empty()) return hv;
+  if (hv || !connect) return hv;
+  const Leftovers left = ReadJournal(env, journal_path);
+  if (left.vms.empty() && left.backup_jobs.empty()) return hv;
   return connect();
 }
 

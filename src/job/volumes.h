@@ -20,6 +20,13 @@
 namespace vmback {
 
 bool Lists(const std::vector<std::string>& names, const std::string& name);
+
+// Whether a disk of a domain (a path from its XML) is read with volume v:
+// the source itself; a file under a directory source (on the source's file
+// system, when one_file_system); or a file on the file system of a block
+// device source (an LV holding image files, mounted elsewhere: the file's
+// st_dev is the device).
+bool DiskOnVolume(const std::string& disk, const VolumeConfig& v);
 // "a, b, c", each escaped for a terminal.
 std::string JoinNames(const std::vector<std::string>& names);
 

@@ -23,6 +23,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "helpers/nbd_server.h"
 #include "helpers/test_util.h"
 #include "os/subprocess.h"
 #include "util/error.h"
@@ -84,44 +85,6 @@ class SilentSocket {
   int fd_ = -1;
 };
 
-// A server (qemu-nbd, or a hostile one) started here, its output to log, ready
-// once its socket is there, and stopped by its pid.
-class Server {
- public:
-  Server(std::vector<std::string> argv, const std::string& socket, const std::string& log) {
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&fa, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_adddup2(&fa, 1, 2);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    int rc = ::posix_spawnp(&pid_, args[0], &fa, nullptr, args.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) pid_ = -1;
-    for (int i = 0; i < 500 && pid_ > 0; i++) {
-      struct stat st;
-      if (::lstat(socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) break;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-  }
-  ~Server() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    for (int i = 0; i < 500; i++) {
-      if (::waitpid(pid_, nullptr, WNOHANG) == pid_) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    ::kill(pid_, SIGKILL);
-    ::waitpid(pid_, nullptr, 0);
-  }
-  bool started() const { return pid_ > 0; }
-
- private:
-  pid_t pid_ = -1;
-};
-
 class NbdDiskTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -133,7 +96,7 @@ class NbdDiskTest : public ::testing::Test {
     RunOk({"qemu-img", "bitmap", "--add", "--enable", image_, kBitmap});
     QemuIoWrites(image_, {std::begin(kSecondWrites), std::end(kSecondWrites)});
     RunOk({"qemu-img", "convert", "-O", "raw", image_, dir_ / "disk.raw"});
-    server_ = std::make_unique<Server>(
+    server_ = std::make_unique<test::NbdServer>(
         std::vector<std::string>{"qemu-nbd", "--socket=" + socket_, "--format=qcow2",
                                  "--persistent", "--shared=2", "--read-only",
                                  "--export-name=" + std::string(kExport),
@@ -163,7 +126,7 @@ class NbdDiskTest : public ::testing::Test {
 
   TempDir dir_;
   std::string image_, socket_;
-  std::unique_ptr<Server> server_;
+  std::unique_ptr<test::NbdServer> server_;
 };
 
 TEST_F(NbdDiskTest, ReadsExactlyTheGuestVisibleBytes) {
@@ -301,7 +264,7 @@ class HostileServerTest : public ::testing::TestWithParam<const char*> {};
 TEST_P(HostileServerTest, BadExtentsAreAnErrorNotALoop) {
   TempDir dir;
   const std::string socket = dir / "hostile.sock";
-  Server server({"/usr/bin/python3", test::RepoRoot() + "/tests/helpers/hostile_nbd_server.py",
+  test::NbdServer server({"/usr/bin/python3", test::RepoRoot() + "/tests/helpers/hostile_nbd_server.py",
                  socket, GetParam()},
                 socket, dir / "server.log");
   ASSERT_TRUE(server.started());

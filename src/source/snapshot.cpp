@@ -261,7 +261,7 @@ std::string Record(const Target& t) {
 // Drops the snapshot t. A snapshot that is gone already is fine (warned about
 // unless it is a crashed run's leftover).
 void DropTarget(Env* env, const Target& t, Logger* log, bool leftover) {
-  if (t.kind == SnapshotKind::kNone) return;
+  if (t.kind == SnapshotKind::kNone || t.kind == SnapshotKind::kLibvirt) return;
   bool existed = true;
   try {
     switch (t.kind) {
@@ -284,6 +284,7 @@ void DropTarget(Env* env, const Target& t, Logger* log, bool leftover) {
         existed = env->RemoveTree(t.target) > 0;
         break;
       case SnapshotKind::kNone:
+      case SnapshotKind::kLibvirt:
         break;
     }
   } catch (const Error& e) {
@@ -344,7 +345,8 @@ SnapshotKind ParseSnapshotKind(const std::string& text) {
   if (text == "lvm") return SnapshotKind::kLvm;
   if (text == "btrfs") return SnapshotKind::kBtrfs;
   if (text == "reflink") return SnapshotKind::kReflink;
-  ThrowConfig("unknown snapshot kind \"" + text + "\" (expected none, lvm, btrfs or reflink)");
+  if (text == "libvirt") return SnapshotKind::kLibvirt;
+  ThrowConfig("unknown snapshot kind \"" + text + "\" (expected none, lvm, btrfs, reflink or libvirt)");
 }
 
 const char* SnapshotKindName(SnapshotKind k) {
@@ -357,6 +359,8 @@ const char* SnapshotKindName(SnapshotKind k) {
       return "btrfs";
     case SnapshotKind::kReflink:
       return "reflink";
+    case SnapshotKind::kLibvirt:
+      return "libvirt";
   }
   return "?";
 }
@@ -366,6 +370,7 @@ std::string SnapshotPath(const SnapshotSpec& spec) {
   const std::string name = spec.volume + "-" + spec.run_id;
   switch (spec.kind) {
     case SnapshotKind::kNone:
+    case SnapshotKind::kLibvirt:
       return source;
     case SnapshotKind::kLvm:
       return JoinPath(DirName(source), "vmback-" + name);
@@ -403,7 +408,9 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
   const std::string what = "volume " + spec.volume + ": ";
   if (t.source.empty()) ThrowConfig(what + "no source to snapshot");
 
-  if (spec.kind == SnapshotKind::kNone) {
+  if (spec.kind == SnapshotKind::kNone || spec.kind == SnapshotKind::kLibvirt) {
+    // libvirt: the source is read where it is; the job reads the disk of
+    // each running VM on it from the VM's pull-mode backup instead.
     // Whether a live read is meant is the job's to say (a choice in the
     // config, or a default with VMs running on the volume): not said here.
     t.target = t.source;
@@ -458,6 +465,7 @@ std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logge
         path = TakeReflink(env, t, log, limits);
         break;
       case SnapshotKind::kNone:
+      case SnapshotKind::kLibvirt:
         break;
     }
   } catch (const Error& e) {
@@ -491,7 +499,7 @@ void CheckRecord(const Target& t, const std::string& journal_record, const std::
                  "; vmback did not write it, nothing done with it");
   };
   if (t.target.empty()) refuse("no target");
-  if (t.kind == SnapshotKind::kNone) return;  // nothing is ever done for it
+  if (t.kind == SnapshotKind::kNone || t.kind == SnapshotKind::kLibvirt) return;  // nothing is ever done for it
   if (!IsPlainAbsolutePath(t.source)) refuse("source " + t.source + " is not a plain absolute path");
   if (t.volume.empty() || t.volume.find('/') != std::string::npos || t.volume == "." || t.volume == "..")
     refuse("bad volume name");

@@ -10,9 +10,12 @@
 
 namespace vmback {
 
-enum class SnapshotKind { kNone, kLvm, kBtrfs, kReflink };
+// kLibvirt: no storage snapshot; the job reads each running VM's disks on
+// the volume from a libvirt pull-mode backup (job/libvirt_volume.h), and the
+// rest of the source where it is.
+enum class SnapshotKind { kNone, kLvm, kBtrfs, kReflink, kLibvirt };
 
-// "none", "lvm", "btrfs", "reflink"; throws Error(kConfig) otherwise.
+// "none", "lvm", "btrfs", "reflink", "libvirt"; throws Error(kConfig) otherwise.
 SnapshotKind ParseSnapshotKind(const std::string& text);
 const char* SnapshotKindName(SnapshotKind k);
 
@@ -57,7 +60,7 @@ inline constexpr const char kSnapshotPrefix[] = ".vmback-";
 //            later snapshot of the source shows it as an empty directory)
 //   reflink: SOURCE/.vmback-<volume>-<run_id> for a directory;
 //            <dir of SOURCE>/.vmback-<volume>-<run_id>/ for an image file
-//   none:    SOURCE
+//   none, libvirt: SOURCE
 // A reflink source that cannot be stat'ed is taken as a file.
 std::string SnapshotPath(const SnapshotSpec& spec);
 
