@@ -389,8 +389,9 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     const toml::table* t = it->second.as_table();
     if (!t) top.Fail(TableReader::Line(it->first), "'run' must be a table");
     TableReader rr(file_name, *t, "[run]", TableReader::Line(it->first));
-    rr.CheckKeys({"state_dir", "max_freeze", "call_timeout", "read_limit", "full_read_every"});
+    rr.CheckKeys({"state_dir", "nbd_dir", "max_freeze", "call_timeout", "read_limit", "full_read_every"});
     if (auto dir = rr.String("state_dir")) config.run.state_dir = ResolvePath(base_dir, *dir);
+    if (auto dir = rr.String("nbd_dir")) config.run.nbd_dir = ResolvePath(base_dir, *dir);
     int l = 0;
     if (auto v = rr.Int("max_freeze", &l)) {
       if (*v <= 0) rr.Fail(l, "'max_freeze' (seconds) must be positive");

@@ -98,6 +98,11 @@ struct VmConfig {
 
 struct RunConfig {
   std::string state_dir = "/var/lib/vmback";  // the crash journal lives here
+  // snapshot = "libvirt": where each backup job's NBD socket directory is
+  // made. QEMU (user libvirt-qemu) must be able to enter it, so it is not
+  // the state dir (0700): made 0711, root's; each job's directory in it is
+  // 01730 root:libvirt-qemu (MakeNbdSocketDir).
+  std::string nbd_dir = "/run/vmback";
   int max_freeze_seconds = 30;   // abort the snapshot step and thaw beyond this
   int call_timeout_seconds = 10; // each libvirt call
   uint64_t read_limit = 0;       // bytes/s for reading the sources; 0 = no limit

@@ -62,7 +62,8 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     run_lock = env->Lock(JoinPath(config.run.state_dir, "run.lock"), LockMode::kExclusive);
     if (env->Exists(journal_path)) {
       report.recovered =
-          RecoverFromJournal(env, journal_path, HypervisorToRecover(env, journal_path, hv, options.connect), log);
+          RecoverFromJournal(env, journal_path, HypervisorToRecover(env, journal_path, hv, options.connect), log,
+                             config.run.nbd_dir);
     }
   }
 
@@ -326,7 +327,8 @@ std::vector<std::string> RecoverJob(const Config& config, Env* env,
   auto run_lock = env->Lock(JoinPath(config.run.state_dir, "run.lock"), LockMode::kExclusive);
   std::string journal_path = JoinPath(config.run.state_dir, "journal");
   if (!env->Exists(journal_path)) return {};
-  return RecoverFromJournal(env, journal_path, HypervisorToRecover(env, journal_path, nullptr, connect), log);
+  return RecoverFromJournal(env, journal_path, HypervisorToRecover(env, journal_path, nullptr, connect), log,
+                            config.run.nbd_dir);
 }
 
 nlohmann::json JobReportToJson(const JobReport& r) {

@@ -110,7 +110,7 @@ bool IsOwnMountPoint(const std::string& state_dir, const std::string& dir) {
 }  // namespace
 
 std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, Hypervisor* hv,
-                                            Logger* log) {
+                                            Logger* log, const std::string& nbd_dir) {
   std::vector<std::string> done;
   Leftovers left = ReadJournal(env, path);
   std::string failures;
@@ -130,9 +130,9 @@ std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, H
     }
   }
   for (const auto& [vm, dir] : left.backup_jobs) {
-    if (!IsNbdSocketDir(state_dir, dir)) {
+    if (!IsNbdSocketDir(nbd_dir, dir)) {
       failures += "; refusing backup job record of VM " + EscapeForTerminal(vm) + " with directory '" +
-                  EscapeForTerminal(dir) + "': not one vmback makes (" + JoinPath(state_dir, "nbd-HEX") +
+                  EscapeForTerminal(dir) + "': not one vmback makes (" + JoinPath(nbd_dir, "nbd-HEX") +
                   "), nothing done";
       continue;
     }

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "config/config.h"
 #include "hypervisor/hypervisor.h"
 #include "os/env.h"
 #include "util/log.h"
@@ -54,10 +55,10 @@ Leftovers ReadJournal(Env* env, const std::string& path);
 // line each, for the log. Throws (keeping the journal) if something stays.
 // The journal is not trusted: only records vmback could have written are
 // acted on (mount points <dir of path>/mnt-*; socket directories
-// <dir of path>/nbd-HEX; snapshots as
+// nbd_dir/nbd-HEX ([run] nbd_dir); snapshots as
 // CheckLeftoverRecord accepts for the journal's run id); any other is
 // refused, named in the Error, and nothing is run on it.
 std::vector<std::string> RecoverFromJournal(Env* env, const std::string& path, Hypervisor* hv,
-                                            Logger* log);
+                                            Logger* log, const std::string& nbd_dir = RunConfig().nbd_dir);
 
 }  // namespace vmback

@@ -66,12 +66,27 @@ ChainRecord ParseChain(const nlohmann::json& j, const std::string& vm) {
   return c;
 }
 
+// [run] nbd_dir, made if need be: root's, 0711 (QEMU may enter it, nobody
+// else list it). One that another user owns, or that others may write, is
+// refused: they could plant or swap a socket directory.
+std::string PrepareNbdParent(Env* env, const std::string& dir) {
+  env->MakeDir(dir);  // refuses a symlink
+  const FileStatus st = env->Status(dir);
+  if (st.kind != FileKind::kDir) ThrowConfig("nbd_dir " + dir + " is not a directory");
+  if (st.uid != env->UserId())
+    ThrowConfig("nbd_dir " + dir + " belongs to uid " + std::to_string(st.uid) +
+                ", not to the user vmback runs as: refused");
+  if ((st.mode & 022) != 0) ThrowConfig("nbd_dir " + dir + " may be written by others: refused");
+  if ((st.mode & 07777) != 0711) env->SetMode(dir, 0711);
+  return dir;
+}
+
 }  // namespace
 
 bool ReadsFromLibvirt(const VolumeConfig& v) { return v.snapshot == SnapshotKind::kLibvirt; }
 
-bool IsNbdSocketDir(const std::string& state_dir, const std::string& dir) {
-  if (DirName(dir) != state_dir) return false;
+bool IsNbdSocketDir(const std::string& nbd_dir, const std::string& dir) {
+  if (DirName(dir) != nbd_dir) return false;
   const std::string name = BaseName(dir);
   if (name.size() <= 4 || name.compare(0, 4, "nbd-") != 0) return false;
   for (size_t i = 4; i < name.size(); i++)
@@ -185,7 +200,7 @@ void LibvirtBackups::Start(Job* job, const DomainInfo& d, const std::string& run
   bool all_qcow2 = true;
   for (const auto& e : job->disks) all_qcow2 = all_qcow2 && e.disk.format == "qcow2";
   PullBackupSpec spec;
-  job->dir = MakeNbdSocketDir(config_.run.state_dir);
+  job->dir = MakeNbdSocketDir(PrepareNbdParent(env_, config_.run.nbd_dir));
   spec.socket = JoinPath(job->dir, "nbd.sock");
   for (const auto& e : job->disks) spec.disks.push_back({e.disk.target, JoinPath(job->dir, e.disk.target + ".scratch")});
   for (const auto& disk : d.disks) {

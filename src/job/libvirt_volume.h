@@ -42,9 +42,9 @@ namespace vmback {
 bool ReadsFromLibvirt(const VolumeConfig& v);
 
 // The directory of a backup job's NBD socket and scratch files: one that
-// MakeNbdSocketDir makes under the state dir ("nbd-<hex>"). Checked before
-// a journal's directory is removed.
-bool IsNbdSocketDir(const std::string& state_dir, const std::string& dir);
+// MakeNbdSocketDir makes in [run] nbd_dir ("nbd-<hex>"). Checked before a
+// journal's directory is removed.
+bool IsNbdSocketDir(const std::string& nbd_dir, const std::string& dir);
 
 class LibvirtBackups {
  public:

@@ -13,6 +13,7 @@
 #include "job/libvirt_volume.h"
 
 #include <grp.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <filesystem>
@@ -141,7 +142,7 @@ class LibvirtVolumeTest : public ::testing::Test {
 
   Config MakeConfig() const {
     return ParseConfig("[target]\npath = \"" + Root("store") + "\"\n\n[run]\nstate_dir = \"" + Root("state") +
-                           "\"\n\n[[volume]]\nname = \"images\"\nsource = \"" + Root("images") +
+                           "\"\nnbd_dir = \"" + Root("nbd") + "\"\n\n[[volume]]\nname = \"images\"\nsource = \"" + Root("images") +
                            "\"\nsnapshot = \"libvirt\"\n",
                        Root("vmback.toml"));
   }
@@ -172,8 +173,8 @@ class LibvirtVolumeTest : public ::testing::Test {
   // Nothing of a backup job is left: no export, no socket directory, no journal.
   void ExpectNothingLeft(const std::string& what) {
     EXPECT_FALSE(hv_->Exporting()) << what;
-    for (const auto& e : fs::directory_iterator(Root("state")))
-      EXPECT_FALSE(Has(e.path().filename().string(), "nbd-")) << what << ": " << e.path();
+    if (fs::exists(Root("nbd")))
+      for (const auto& e : fs::directory_iterator(Root("nbd"))) ADD_FAILURE() << what << ": left " << e.path();
     EXPECT_FALSE(fs::exists(Root("state/journal"))) << what;
   }
 
@@ -279,16 +280,21 @@ TEST_F(LibvirtVolumeTest, AFailureWhileReadingEndsTheJobAndLeavesNoJournal) {
 
 TEST_F(LibvirtVolumeTest, TheNextRunEndsTheJobOfAKilledRun) {
   // What a run killed while reading leaves: its journal names the job.
-  fs::create_directories(Root("state/nbd-0a1b2c"));
+  fs::create_directories(Root("nbd/nbd-0a1b2c"));
+  fs::create_directories(Root("state"));
   ASSERT_EQ(::chmod(Root("state").c_str(), 0700), 0);
-  hv_->BeginBackup("web", {Root("state/nbd-0a1b2c/nbd.sock"), {{"vda", ""}}, {}, "", ""});
+  hv_->BeginBackup("web", {Root("nbd/nbd-0a1b2c/nbd.sock"), {{"vda", ""}}, {}, "", ""});
+  {
+    NbdDisk serving(Root("nbd/nbd-0a1b2c/nbd.sock"), "vda", {});  // the export is up
+    ASSERT_EQ(serving.Size(), kDiskSize);
+  }
   WriteFile(Root("state/journal"), "{\"op\":\"start\",\"run\":\"r0\"}\n"
-                                   "{\"op\":\"backup-job\",\"vm\":\"web\",\"dir\":\"" + Root("state/nbd-0a1b2c") +
+                                   "{\"op\":\"backup-job\",\"vm\":\"web\",\"dir\":\"" + Root("nbd/nbd-0a1b2c") +
                                        "\"}\n");
   JobReport r = Run();
   ASSERT_EQ(r.recovered.size(), 1u);
   EXPECT_TRUE(Has(r.recovered[0], "ended the backup job of VM web")) << r.recovered[0];
-  EXPECT_FALSE(fs::exists(Root("state/nbd-0a1b2c")));
+  EXPECT_FALSE(fs::exists(Root("nbd/nbd-0a1b2c")));
   ExpectNothingLeft("after recovery");
   ExpectRestores(r.point);
 }
@@ -319,6 +325,24 @@ TEST_F(LibvirtVolumeTest, BackupDashCIsRefusedNamingTheVolume) {
     EXPECT_TRUE(Has(e.what(), "vmback run")) << e.what();
   }
   EXPECT_TRUE(hv_->begun.empty());
+}
+
+TEST_F(LibvirtVolumeTest, TheSocketParentIsRootsAndOthersMayNotWriteIt) {
+  Run();
+  struct stat st;
+  ASSERT_EQ(::stat(Root("nbd").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0711u) << "QEMU may enter it; nobody else may list or write it";
+  // Planted wide open: refused before any job begins.
+  ASSERT_EQ(::chmod(Root("nbd").c_str(), 0777), 0);
+  const size_t begun = hv_->begun.size();
+  try {
+    Run();
+    ADD_FAILURE() << "a world-writable nbd_dir was used";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), "nbd_dir " + Root("nbd") + " may be written by others: refused")) << e.what();
+  }
+  EXPECT_EQ(hv_->begun.size(), begun);
+  ExpectNothingLeft("after the refusal");
 }
 
 TEST(LibvirtVolumeNames, SocketDirectoriesAreOnlyThoseVmbackMakes) {
