@@ -18,7 +18,14 @@
 # consistent file system (e2fsck; clean, without journal recovery, after the
 # agent's freeze) whose records run 1, 2, ..., N with no gap or torn line, N
 # at least the last record the guest had reported synced before the run
-# began. Prints the three freeze windows.
+# began. Then the guest moves to a qcow2 image in a plain directory and four
+# more runs read it with snapshot = "libvirt" (pull-mode backup over NBD):
+# the first in full, the second only the dirty extents, the third after a
+# restart of the guest still only the dirty extents (the bitmaps persist in
+# the qcow2), the fourth after its checkpoint was deleted by hand in full,
+# saying why; each point restores to a raw image checked as above, and no
+# backup job, socket directory or older checkpoint is left. Prints the
+# freeze windows and the bytes each libvirt run read.
 #
 # Needs root and the packages scripts/setup installs (libvirt daemon, QEMU,
 # a Debian kernel in /boot with its modules, busybox-static, qemu-guest-agent,
@@ -254,7 +261,9 @@ while [ ! -e /dev/vport0p1 ] && [ $i -lt 100 ]; do usleep 100000; i=$((i + 1)); 
 LD_LIBRARY_PATH=/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu \
   qemu-ga -d -m virtio-serial -p /dev/vport0p1 -l /tmp/qemu-ga.log || halt_here "qemu-ga did not start"
 say "AGENT-STARTED"
+# After a restart, the records go on from the last one on the disk.
 n=0
+[ -f /mnt/records ] && n=$(wc -l </mnt/records)
 while :; do
   n=$((n + 1))
   echo "record $n" >>/mnt/records
@@ -339,16 +348,19 @@ BOOT0=$SECONDS
 wait_synced_above 9 180 || die_guest "the guest did not report 10 synced records within 180 s"
 echo "guest writing records $((SECONDS - BOOT0)) s after start (synced $(last_synced))"
 check "guest: disk is a real virtio block device mounted as ext4" grep -aq 'E2E: DISK-OK' "$CONSOLE"
-agent_ok=""
-for ((i = 0; i < 60; i++)); do
-  if virsh_ qemu-agent-command "$DOM" '{"execute":"guest-ping"}' --timeout 5 >/dev/null 2>&1; then
-    agent_ok=1
-    break
-  fi
-  sleep 1
-done
-[ -n "$agent_ok" ] || die_guest "the guest agent does not answer guest-ping"
-echo "guest agent answers"
+wait_agent() {
+  local agent_ok="" i
+  for ((i = 0; i < 60; i++)); do
+    if virsh_ qemu-agent-command "$DOM" '{"execute":"guest-ping"}' --timeout 5 >/dev/null 2>&1; then
+      agent_ok=1
+      break
+    fi
+    sleep 1
+  done
+  [ -n "$agent_ok" ] || die_guest "the guest agent does not answer guest-ping"
+  echo "guest agent answers"
+}
+wait_agent
 
 # ---------------------------------------------------------------------------
 vm store init "$STORE"
@@ -380,6 +392,12 @@ source = \"$XFS\"
 snapshot = \"reflink\""
       IN_POINT=images/$(basename -- "$IMG")
       ;;
+    qcow2)
+      volume="name = \"vmimages\"
+source = \"$QDIR\"
+snapshot = \"libvirt\""
+      IN_POINT=vmimages/$(basename -- "$QCOW")
+      ;;
     *) die "write_config: unknown volume shape $2" ;;
   esac
   cat >"$CFG" <<EOF
@@ -388,6 +406,7 @@ uri = "$URI"
 
 [run]
 state_dir = "$WORK/state"
+nbd_dir = "$WORK/nbd"
 
 [target]
 path = "$STORE"
@@ -437,7 +456,10 @@ FREEZES=()
 # checked.
 one_point() {
   local method=$1 shape=$2 what="quiesce = $1"
-  [ "$shape" = image ] || what="$what, the images directory"
+  case $shape in
+    tree) what="$what, the images directory" ;;
+    qcow2) what="$what, snapshot = libvirt, qcow2 (${3:-})" ;;
+  esac
   section "vmback run with $what"
   write_config "$method" "$shape"
   local sysrq_before before point
@@ -447,6 +469,7 @@ one_point() {
   local after
   after=$(last_synced)
   expect_rc 0 "vmback run ($what)"
+  cp "$VM_OUT" "$WORK/last-run.json"
   if [ "$VM_RC" -ne 0 ]; then
     guest_diag
     return 0
@@ -491,7 +514,8 @@ print("%s: freeze_ms %d (freeze_window_ms %d)" % (sys.argv[2], r["vms"][0]["free
 
   # Restore the point's image and look inside.
   [ -n "$point" ] || return 0
-  local img=$WORK/restored-$method-$shape.img mnt=$WORK/mnt-$method-$shape
+  local n=${#FREEZES[@]}
+  local img=$WORK/restored-$method-$shape-$n.img mnt=$WORK/mnt-$method-$shape-$n
   vm_timed 120 restore -c "$CFG" "$point" "$IN_POINT" --to "$img"
   expect_rc 0 "restore of $IN_POINT from point $point ($what)"
   [ "$VM_RC" -eq 0 ] || return 0
@@ -531,6 +555,88 @@ one_point agent tree
 section "the three points are there"
 list_points --store "$STORE"
 check_eq "${#POINTS[@]}" 3 "number of points after three runs"
+
+# ---------------------------------------------------------------------------
+# The same guest on a qcow2 image in a plain directory (no LVM, no reflink),
+# read through libvirt's pull-mode backup: full, then only what the dirty
+# bitmap marks; a restart between the second and the third run (the qcow2
+# bitmaps persist); a deleted checkpoint makes the next run a full read that
+# says why. After each run: one checkpoint of vmback's, no backup job, no
+# socket directory left.
+section "the guest moves to a qcow2 image"
+QDIR=$WORK/images
+QCOW=$QDIR/disk.qcow2
+mkdir -p "$QDIR"
+# A clean stop: the file system frozen (everything on the disk) before the
+# power goes.
+virsh_ domfsfreeze "$DOM" >/dev/null || die_guest "domfsfreeze failed"
+virsh_ destroy "$DOM" >/dev/null || die_guest "virsh destroy failed"
+qemu-img convert -f raw -O qcow2 "$IMG" "$QCOW" || die "qemu-img convert to qcow2 failed"
+sed -e "s|<driver name='qemu' type='raw'/>|<driver name='qemu' type='qcow2'/>|" \
+  -e "s|<source file='$IMG'/>|<source file='$QCOW'/>|" <(virsh_ dumpxml --inactive "$DOM") >"$WORK/domain-qcow2.xml"
+grep -q "type='qcow2'" "$WORK/domain-qcow2.xml" && grep -qF "<source file='$QCOW'/>" "$WORK/domain-qcow2.xml" ||
+  die "domain XML: the disk is not the qcow2 image"
+virsh_ define "$WORK/domain-qcow2.xml" >/dev/null || die "virsh define (qcow2) failed"
+
+# restart_guest: a clean stop (frozen, then destroyed) and a start; waits
+# until it writes records again.
+start_guest() {
+  local before=$1
+  virsh_ start "$DOM" >/dev/null || die_guest "virsh start $DOM failed"
+  wait_synced_above "$before" 180 || die_guest "the guest did not write records after its start"
+  wait_agent
+}
+RECORDS_BEFORE=$(last_synced)
+start_guest "$RECORDS_BEFORE"
+
+# libvirt_run WHAT METHOD [WHY]: a point with snapshot = libvirt whose report
+# says change_method METHOD (and WHY in change_why); sets READ to its bytes_read.
+READS=()
+libvirt_run() {
+  local what=$1 method=$2 why=${3:-}
+  one_point agent qcow2 "$what"
+  READ=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup"]["volumes"][0]["bytes_read"])' \
+    "$WORK/last-run.json" 2>/dev/null || echo -1)
+  check "libvirt run ($what): change_method $method${why:+, why: $why}" python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))["backup"]["volumes"][0]
+assert v["change_method"] == sys.argv[2], v
+assert sys.argv[3] in v.get("change_why", ""), v' "$WORK/last-run.json" "$method" "$why"
+  local cps
+  cps=$(virsh_ checkpoint-list "$DOM" --name 2>&1 | grep -c '^vmback-' || true)
+  check_eq "$cps" 1 "vmback checkpoints of $DOM after the run ($what)"
+  check_eq "$(find "$WORK/nbd" -mindepth 1 -maxdepth 1 | head -n 3)" "" "no NBD socket directory left ($what)"
+  check "no backup job left on $DOM ($what)" bash -c \
+    "timeout 60 virsh -q -c '$URI' domjobinfo '$DOM' | grep -Eq 'Job type: +None'"
+  READS+=("$what: read $READ bytes ($method)")
+  echo "bytes read: $READ"
+}
+
+libvirt_run "first" full-read "no checkpoint yet"
+READ1=$READ
+libvirt_run "second" dirty-bitmap
+READ2=$READ
+check "the second run read at most a quarter of the first ($READ2 of $READ1 bytes)" \
+  test "$READ2" -ge 0 -a $((READ2 * 4)) -le "$READ1"
+
+section "the guest restarts"
+virsh_ domfsfreeze "$DOM" >/dev/null || die_guest "domfsfreeze failed"
+virsh_ destroy "$DOM" >/dev/null || die_guest "virsh destroy failed"
+start_guest "$(last_synced)"
+libvirt_run "after a restart" dirty-bitmap
+check "the run after the restart read at most a quarter of the first ($READ of $READ1 bytes)" \
+  test "$READ" -ge 0 -a $((READ * 4)) -le "$READ1"
+
+section "a checkpoint deleted by hand"
+CP=$(virsh_ checkpoint-list "$DOM" --name | grep '^vmback-' | head -n 1)
+virsh_ checkpoint-delete "$DOM" "$CP" >/dev/null || die "virsh checkpoint-delete $CP failed"
+libvirt_run "checkpoint deleted" full-read "checkpoint $CP of VM $DOM is gone"
+
+section "all points are there"
+list_points --store "$STORE"
+check_eq "${#POINTS[@]}" 7 "number of points after seven runs"
+section "bytes read through libvirt"
+for r in "${READS[@]}"; do echo "  $r"; done
 
 section "freeze windows"
 for f in "${FREEZES[@]}"; do echo "  $f"; done
