@@ -177,22 +177,47 @@ void LibvirtBackups::Begin(const VolumeConfig& v, const std::vector<DomainInfo>&
       ThrowConfig("VM '" + EscapeForTerminal(d.name) + "': its name cannot name a file; not backed up through libvirt");
     Job& job = jobs_[d.name];
     job.vm = d.name;
-    // All its disks on any libvirt volume, in one job; the volumes that
-    // hold them keep it running until each has been read.
-    for (const auto& w : config_.volumes) {
-      if (!ReadsFromLibvirt(w)) continue;
-      for (const auto& disk : d.disks) {
-        const std::string path = ReadPathOf(disk.source, w);
-        if (path.empty()) continue;
-        if (disk.target.empty())
-          ThrowConfig("VM " + d.name + ": disk " + EscapeForTerminal(disk.source) +
-                      " has no target name vmback can use (like vda) in its domain XML");
-        job.volumes.insert(w.name);
-        job.disks.push_back({disk, path, nullptr});
-      }
-    }
+    job.disks = DisksOf(d, &job.volumes);
     Start(&job, d, run_id);
   }
+}
+
+std::vector<LibvirtBackups::ExportedDisk> LibvirtBackups::DisksOf(const DomainInfo& d,
+                                                                  std::set<std::string>* volumes) const {
+  // All its disks on any libvirt volume, in one job; the volumes that hold
+  // them keep it running until each has been read.
+  std::vector<ExportedDisk> disks;
+  for (const auto& w : config_.volumes) {
+    if (!ReadsFromLibvirt(w)) continue;
+    for (const auto& disk : d.disks) {
+      const std::string path = ReadPathOf(disk.source, w);
+      if (path.empty()) continue;
+      if (disk.target.empty())
+        ThrowConfig("VM " + d.name + ": disk " + EscapeForTerminal(disk.source) +
+                    " has no target name vmback can use (like vda) in its domain XML");
+      volumes->insert(w.name);
+      disks.push_back({disk, path, nullptr});
+    }
+  }
+  return disks;
+}
+
+std::vector<std::string> LibvirtBackups::Preview(const VolumeConfig& v, const std::vector<DomainInfo>& domains) {
+  std::vector<std::string> lines;
+  for (const auto& d : domains) {
+    if (!d.running) continue;
+    std::set<std::string> volumes;
+    std::vector<ExportedDisk> disks = DisksOf(d, &volumes);
+    if (!volumes.count(v.name)) continue;
+    std::string line = "VM " + EscapeForTerminal(d.name) + ": libvirt pull-mode backup of";
+    for (const auto& e : disks) line += " " + e.disk.target + " (" + EscapeForTerminal(e.path) + ")";
+    std::string since, why;
+    const std::string from = ChainOf(d, disks, &since, &why);
+    line += from.empty() ? ", full: " + why : ", incremental from checkpoint " + from + " (point " + since + ")";
+    lines.push_back(line);
+  }
+  if (lines.empty()) lines.push_back("no running VM has a disk on it: read as files");
+  return lines;
 }
 
 void LibvirtBackups::Start(Job* job, const DomainInfo& d, const std::string& run_id) {

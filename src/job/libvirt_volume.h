@@ -62,6 +62,10 @@ class LibvirtBackups {
   // on libvirt volumes), unless an earlier volume began it. Throws Error
   // naming the VM when libvirt cannot begin it or a disk cannot be read.
   void Begin(const VolumeConfig& v, const std::vector<DomainInfo>& domains, const std::string& run_id);
+  // What Begin would do for volume v, one line per VM (for vmback plan):
+  // its disks, and incremental from which checkpoint or full and why.
+  // Asks libvirt only for the checkpoints.
+  std::vector<std::string> Preview(const VolumeConfig& v, const std::vector<DomainInfo>& domains);
   // Sets spec's change list functions: each exported disk's dirty extents
   // when its backup is incremental, else a full read that says why.
   void Describe(const VolumeConfig& v, VolumeSpec* spec);
@@ -97,6 +101,8 @@ class LibvirtBackups {
     bool running = false;
   };
 
+  // d's disks on libvirt volumes, and those volumes into *volumes.
+  std::vector<ExportedDisk> DisksOf(const DomainInfo& d, std::set<std::string>* volumes) const;
   void Start(Job* job, const DomainInfo& d, const std::string& run_id);
   void End(Job* job);
   // The incremental base of vm's disks, or "" with *why set.

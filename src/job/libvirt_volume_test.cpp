@@ -345,6 +345,16 @@ TEST_F(LibvirtVolumeTest, TheSocketParentIsRootsAndOthersMayNotWriteIt) {
   ExpectNothingLeft("after the refusal");
 }
 
+TEST_F(LibvirtVolumeTest, PlanSaysWhichDisksAreReadAndFromWhichCheckpoint) {
+  std::string plan = PlanJob(MakeConfig(), Env::Default(), hv_.get(), &log_);
+  EXPECT_TRUE(Has(plan, "VM web: libvirt pull-mode backup of vda (" + image_ + "), full: no checkpoint yet")) << plan;
+  EXPECT_TRUE(hv_->begun.empty()) << "plan began a backup";
+  Run();
+  plan = PlanJob(MakeConfig(), Env::Default(), hv_.get(), &log_);
+  EXPECT_TRUE(Has(plan, "incremental from checkpoint vmback-r1")) << plan;
+  EXPECT_EQ(hv_->begun.size(), 1u);
+}
+
 TEST(LibvirtVolumeNames, SocketDirectoriesAreOnlyThoseVmbackMakes) {
   EXPECT_TRUE(IsNbdSocketDir("/var/lib/vmback", "/var/lib/vmback/nbd-0a1b2c"));
   EXPECT_FALSE(IsNbdSocketDir("/var/lib/vmback", "/var/lib/vmback/nbd-"));

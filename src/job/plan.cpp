@@ -9,6 +9,7 @@
 #include "job/base_snapshot.h"
 #include "job/dry_run_env.h"
 #include "job/job.h"
+#include "job/libvirt_volume.h"
 #include "job/mount.h"
 #include "job/volumes.h"
 #include "store/store.h"
@@ -103,6 +104,8 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
   // The snapshot steps log what they did ("took ... snapshot"): not said in
   // a plan, but their warnings are.
   Logger steps_log(LogLevel::kError, false);
+  DiskExportEnv exports(&dry);
+  LibvirtBackups libvirt(config, &dry, hv, &exports, nullptr, &steps_log);
   w.Line("4. snapshot each volume:");
   std::vector<std::unique_ptr<Snapshot>> snapshots;
   for (const auto& v : config.volumes) {
@@ -111,6 +114,10 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
              v.source + " is read live" + (v.snapshot_given ? ", by choice" : ""));
     snapshots.push_back(TakeSnapshot(&dry, SnapshotSpecOf(v, kPlanRunId), &steps_log));
     w.Steps();
+    if (v.snapshot == SnapshotKind::kLibvirt) {
+      w.Line("     " + v.name + ": no storage snapshot (snapshot = \"libvirt\"); the VMs' disks are read over NBD:");
+      for (const auto& line : libvirt.Preview(v, domains)) w.Line("       " + line);
+    }
   }
   w.Line("5. resume every VM (max_freeze " + std::to_string(config.run.max_freeze_seconds) + " s)");
   w.Line("6. for each volume, read it into the " +
