@@ -16,6 +16,9 @@
 #            planted file stays, nothing of them reaches lvm or umount, the
 #            journal stays; the one valid snapshot record is dropped (lvremove
 #            with "--")
+#            libvirt backup-job records whose socket directory is not
+#            NBD_DIR/nbd-HEX (outside it, or escaping it with '..'): refused,
+#            named, the directory intact
 #   genuine  a journal of valid records only (a real mount on $STATE/mnt-disk,
 #            a snapshot): --recover-only unmounts, drops, removes the journal
 #
@@ -56,6 +59,7 @@ rec = json.dumps({"snapshot": k, "volume": v, "source": s, "target": t})
 print(json.dumps({"op": "snapshot", "volume": v, "record": rec}))' "$1" "$2" "$3" "$4"
 }
 mountrec() { python3 -c 'import json, sys; print(json.dumps({"op": "mount", "dir": sys.argv[1]}))' "$1"; }
+jobrec() { python3 -c 'import json, sys; print(json.dumps({"op": "backup-job", "vm": "web", "dir": sys.argv[1]}))' "$1"; }
 
 forge() {
   {
@@ -71,6 +75,8 @@ forge() {
     snap reflink disk "$WORK/images/disk.img" "$WORK/images/.vmback-disk-r2"
     snap btrfs disk "$WORK/images/sv" "$WORK/images/precious"
     snap lvm disk "$VG/disk" "$VG/vmback-disk-r1"
+    jobrec "$WORK/images/precious"
+    jobrec "/run/vmback/nbd-0a/../../..$WORK/images/precious"
   } >"$STATE/journal"
   echo "valid leftover of run r1" >"$VG/vmback-disk-r1"
   : >"$WORK/lvm.log"
@@ -103,6 +109,10 @@ refusals_named() { # WHAT
   expect_err "source $VG/../vg/disk is not a plain absolute path" "$1: names a source with '..'"
   expect_err "$WORK/images/precious is not $WORK/images/.vmback-disk-r1" "$1: names a reflink target not of vmback's form"
   expect_err "$WORK/images/.vmback-disk-r2 is not" "$1: names another run's reflink directory"
+  expect_err "refusing backup job record of VM web with directory '$WORK/images/precious'" \
+    "$1: names a backup job's socket directory outside nbd_dir"
+  expect_err "directory '/run/vmback/nbd-0a/../../..$WORK/images/precious'" \
+    "$1: names a backup job's socket directory escaping nbd_dir with '..'"
 }
 
 section "forged: vmback run"
