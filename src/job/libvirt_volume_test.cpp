@@ -140,20 +140,21 @@ class LibvirtVolumeTest : public ::testing::Test {
            image_});
   }
 
-  Config MakeConfig() const {
-    return ParseConfig("[target]\npath = \"" + Root("store") + "\"\n\n[run]\nstate_dir = \"" + Root("state") +
+  Config MakeConfig(const std::string& target = "") const {
+    return ParseConfig("[target]\n" + (target.empty() ? "path = \"" + Root("store") + "\"" : target) + "\n\n[run]\nstate_dir = \"" + Root("state") +
                            "\"\nnbd_dir = \"" + Root("nbd") + "\"\n\n[[volume]]\nname = \"images\"\nsource = \"" + Root("images") +
                            "\"\nsnapshot = \"libvirt\"\n",
                        Root("vmback.toml"));
   }
 
-  JobReport Run(StepHook hook = {}, bool full_read = false, JobKind kind = JobKind::kRun) {
+  JobReport Run(StepHook hook = {}, bool full_read = false, JobKind kind = JobKind::kRun,
+                const std::string& target = "") {
     JobOptions o;
     o.kind = kind;
     o.hook = std::move(hook);
     o.full_read = full_read;
     o.run_id = "r" + std::to_string(++runs_);
-    return RunJob(MakeConfig(), Env::Default(), hv_.get(), o, &log_);
+    return RunJob(MakeConfig(target), Env::Default(), hv_.get(), o, &log_);
   }
 
   // The point holds the disk as the guest sees it (qemu-img convert's raw
@@ -353,6 +354,21 @@ TEST_F(LibvirtVolumeTest, PlanSaysWhichDisksAreReadAndFromWhichCheckpoint) {
   plan = PlanJob(MakeConfig(), Env::Default(), hv_.get(), &log_);
   EXPECT_TRUE(Has(plan, "incremental from checkpoint vmback-r1")) << plan;
   EXPECT_EQ(hv_->begun.size(), 1u);
+}
+
+TEST_F(LibvirtVolumeTest, ADirTargetTakesTheDirtyExtentsToo) {
+  fs::create_directories(Root("mirror"));
+  const std::string target = "type = \"dir\"\npath = \"" + Root("mirror") + "\"";
+  Run({}, false, JobKind::kRun, target);
+  Write(6 << 20, 4096, 9);
+  JobReport r = Run({}, false, JobKind::kRun, target);
+  EXPECT_EQ(hv_->begun.back().incremental, "vmback-r1");
+  EXPECT_EQ(Volume(r).change_method, "dirty-bitmap") << Volume(r).change_why;
+  EXPECT_LE(Volume(r).bytes_read, kGranule);
+  RunOk({"qemu-img", "convert", "-U", "-O", "raw", image_, Root("expected.raw")});
+  EXPECT_TRUE(ReadFile(Root("mirror/images/web.qcow2")) == ReadFile(Root("expected.raw")))
+      << "the mirror's disk is not what the guest sees";
+  ExpectNothingLeft("dir target");
 }
 
 TEST(LibvirtVolumeNames, SocketDirectoriesAreOnlyThoseVmbackMakes) {
