@@ -30,6 +30,8 @@
 #include "job/journal.h"
 #include "run/restore.h"
 #include "store/store.h"
+#include "store/manifest.h"
+#include "store/tree.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -171,6 +173,16 @@ class LibvirtVolumeTest : public ::testing::Test {
 
   const VolumeStats& Volume(const JobReport& r) { return r.backup.volumes.at(0); }
 
+  // The block list ids of the disk's entry in point.
+  std::vector<Hash> DiskBlocks(const std::string& point) {
+    auto store = Store::Open(Env::Default(), Root("store"), LockMode::kShared, &log_);
+    const Entry root = store->ReadPoint(point).volumes.at(0).root;
+    for (const Entry& e : DecodeTree(store->Get(root.subtree, BlobType::kTree), "tree"))
+      if (e.name == "web.qcow2") return e.content;
+    ADD_FAILURE() << "no web.qcow2 in " << point;
+    return {};
+  }
+
   // Nothing of a backup job is left: no export, no socket directory, no journal.
   void ExpectNothingLeft(const std::string& what) {
     EXPECT_FALSE(hv_->Exporting()) << what;
@@ -211,11 +223,17 @@ TEST_F(LibvirtVolumeTest, FirstRunIsFullThenOnlyTheDirtyExtentsAreRead) {
   EXPECT_EQ(hv_->checkpoints, std::vector<std::string>{"vmback-r2"});
   ExpectNothingLeft("run 2");
 
+  // The same disk read in full makes the same point, block id for block id.
+  JobReport full = Run({}, true);
+  EXPECT_EQ(Volume(full).change_method, "full-read");
+  EXPECT_EQ(DiskBlocks(full.point), DiskBlocks(r2.point)) << "the dirty-bitmap point differs from a full read's";
+  EXPECT_FALSE(DiskBlocks(r2.point).empty());
+
   // Nothing written: nothing read.
-  JobReport r3 = Run();
-  EXPECT_EQ(hv_->begun[2].incremental, "vmback-r2");
-  EXPECT_LE(Volume(r3).bytes_read, 16u);
-  ExpectRestores(r3.point);
+  JobReport r4 = Run();
+  EXPECT_EQ(hv_->begun[3].incremental, "vmback-r3");
+  EXPECT_LE(Volume(r4).bytes_read, 16u);
+  ExpectRestores(r4.point);
 }
 
 TEST_F(LibvirtVolumeTest, ABrokenChainIsAFullReadThatSaysWhy) {
