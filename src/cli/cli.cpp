@@ -34,6 +34,7 @@ const CommandInfo kCommands[] = {
     {"backup", "back up sources into the target and commit a point (no VMs)", NewBackupCommand,
      ShowsProgress::kYes},
     {"list", "list the points in the target", NewListCommand},
+    {"ls", "list what a point holds: its volumes, a directory's entries, -R all below", NewLsCommand},
     {"restore", "restore a point, a volume, a file or a subtree", NewRestoreCommand},
     {"verify", "re-read and re-hash everything in the target", NewVerifyCommand},
     {"repair", "rewrite the store's packs damaged on every copy without their bad blocks", NewRepairCommand},

@@ -1,4 +1,6 @@
 #include "destination/backup_types.h"
+#include "destination/restore_types.h"
+#include "util/encoding.h"
 
 namespace vmback {
 
@@ -58,6 +60,37 @@ nlohmann::json BackupResultToJson(const BackupResult& r) {
                       {"seconds_ms", static_cast<int64_t>(r.seconds * 1000)}};
   if (!r.inplace.empty()) j["inplace"] = InplaceToJson(r);
   return j;
+}
+
+PointEntry PointEntryOf(const Entry& e, const std::string& path) {
+  PointEntry p;
+  p.path = path;
+  p.type = EntryTypeName(e.type);
+  p.mode = e.mode;
+  p.uid = e.uid;
+  p.gid = e.gid;
+  p.size = e.type == EntryType::kFile ? e.size : 0;
+  p.mtime_ns = e.mtime_ns;
+  p.target = e.target;
+  return p;
+}
+
+nlohmann::json PointEntriesToJson(const std::vector<PointEntry>& entries) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& e : entries) {
+    nlohmann::json j;
+    PutBytesField(&j, "path", e.path);
+    j["type"] = e.type;
+    j["mode"] = e.mode;
+    j["uid"] = e.uid;
+    j["gid"] = e.gid;
+    j["size"] = e.size;
+    j["mtime"] = FormatTimeUtc(e.mtime_ns);
+    j["mtime_ns"] = e.mtime_ns;
+    if (e.type == "symlink") PutBytesField(&j, "target", e.target);
+    out.push_back(std::move(j));
+  }
+  return out;
 }
 
 }  // namespace vmback

@@ -117,6 +117,11 @@ class Destination {
   // ("VOLUME/dir/file") of point (a name, or "latest") to `to`.
   virtual RestoreStats Restore(const std::string& point, const std::string& path, const std::string& to,
                                const RestoreOptions& options, Logger* log) = 0;
+  // What `vmback ls` shows of point (a name, or "latest") below path
+  // ("VOLUME[/dir]"; empty: the point's volumes): a directory's entries
+  // (everything below it with recursive), or a file, link or device itself.
+  virtual std::vector<PointEntry> ListEntries(const std::string& point, const std::string& path,
+                                              bool recursive) = 0;
   // Checks every point end to end (and the copies or the file system's
   // scrub). May heal from another copy.
   virtual VerifyOutcome Verify(const VerifyRequest& request, Logger* log) = 0;

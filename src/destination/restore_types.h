@@ -6,6 +6,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "store/tree.h"
+
 namespace vmback {
 
 enum class Overwrite { kRefuse, kAllow };
@@ -37,5 +41,21 @@ struct RestoreStats {
   std::vector<std::string> damage;
   uint64_t damaged = 0;
 };
+
+// One entry of a point as `vmback ls` shows it.
+struct PointEntry {
+  std::string path;  // in the point: "VOLUME", "VOLUME/dir/name" (raw bytes)
+  std::string type;  // file, dir, symlink, chardev, blockdev, fifo, socket
+  uint32_t mode = 0; // permission bits with setuid/setgid/sticky
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint64_t size = 0; // files
+  int64_t mtime_ns = 0;
+  std::string target;  // symlinks
+};
+
+// e (a directory entry of a point, or a volume's root) at path.
+PointEntry PointEntryOf(const Entry& e, const std::string& path);
+nlohmann::json PointEntriesToJson(const std::vector<PointEntry>& entries);
 
 }  // namespace vmback

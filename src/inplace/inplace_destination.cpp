@@ -60,6 +60,11 @@ class InplaceDestination : public Destination {
     return RestoreFromTarget(target_.get(), env_, point, path, to, options, log);
   }
 
+  std::vector<PointEntry> ListEntries(const std::string& point, const std::string& path,
+                                      bool recursive) override {
+    return ListTargetEntries(target_.get(), env_, point, path, recursive);
+  }
+
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override {
     if (!request.read_data_subset.empty() || request.read_limit)
       ThrowConfig("--read-data-subset and --read-limit are for a store; an in-place target is checked by "

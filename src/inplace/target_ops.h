@@ -36,6 +36,14 @@ struct TargetPointInfo {
 };
 std::vector<TargetPointInfo> ListTargetPoints(InplaceTarget* target, Env* env);
 
+// What `vmback ls` shows of point (a name, or "latest") below path: the
+// point's volumes when path is empty; a directory's children (everything
+// below with recursive); a file, link or device itself. Read with lstat,
+// never through a symlink; vmback's own files (the blockmaps, the point's
+// description) are left out.
+std::vector<PointEntry> ListTargetEntries(InplaceTarget* target, Env* env, const std::string& point,
+                                          const std::string& path, bool recursive);
+
 // Restores a whole point (path empty), a volume, or a file or subtree inside
 // a tree volume ("VOLUME/dir/file") to `to`. Every file's blocks are checked
 // against the blockmap stored in the point: wrong data is never emitted

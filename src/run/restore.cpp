@@ -1,5 +1,7 @@
 #include "run/restore.h"
 
+#include "run/browse.h"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -369,38 +371,8 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
     return stats;
   }
 
-  // Find VOLUME[/sub/path].
-  std::string volume = path.substr(0, path.find('/'));
-  std::string rest = path.size() > volume.size() ? path.substr(volume.size() + 1) : "";
-  const ManifestVolume* vol = m.FindVolume(volume);
-  if (!vol) ThrowNotFound("point " + point + " has no volume '" + volume + "'");
-  Entry e = vol->root;
-  std::string rel;
-  size_t pos = 0;
-  while (pos < rest.size()) {
-    size_t slash = rest.find('/', pos);
-    std::string comp = rest.substr(pos, slash == std::string::npos ? std::string::npos : slash - pos);
-    pos = slash == std::string::npos ? rest.size() : slash + 1;
-    if (comp.empty()) continue;
-    if (e.type != EntryType::kDir) ThrowNotFound(path + " not found in point " + point);
-    bool found = false;
-    std::string tree;
-    try {
-      tree = store->Get(e.subtree, BlobType::kTree);
-    } catch (const Error& err) {
-      if (err.kind() == ErrorKind::kNotFound) ThrowCorrupt("cannot look up " + path + ": " + err.what());
-      throw;
-    }
-    for (auto& child : DecodeTree(tree, "tree in " + point)) {
-      if (child.name == comp) {
-        e = std::move(child);
-        found = true;
-        break;
-      }
-    }
-    if (!found) ThrowNotFound(path + " not found in point " + point);
-    rel = rel.empty() ? comp : rel + "/" + comp;
-  }
+  std::string rel;  // its path within its volume
+  Entry e = FindInPoint(store, m, point, path, &rel);
 
   if (dest_exists && dst.kind == FileKind::kSymlink) {
     // Only the documented /dev/VG/LV link to a block device is followed, for

@@ -5,6 +5,7 @@
 #include "inplace/inplace_destination.h"
 #include "run/backup.h"
 #include "run/prune.h"
+#include "run/browse.h"
 #include "run/restore.h"
 #include "run/verify.h"
 #include "store/manifest.h"
@@ -89,6 +90,11 @@ class StoreDestination : public Destination {
   RestoreStats Restore(const std::string& point, const std::string& path, const std::string& to,
                        const RestoreOptions& options, Logger* log) override {
     return vmback::Restore(store_.get(), point, path, to, options, log);
+  }
+
+  std::vector<PointEntry> ListEntries(const std::string& point, const std::string& path,
+                                      bool recursive) override {
+    return ListPointEntries(store_.get(), point, path, recursive);
   }
 
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override;
