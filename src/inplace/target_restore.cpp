@@ -345,6 +345,8 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
     std::string src = sub.empty() ? JoinPath(root, vol) : JoinPath(JoinPath(root, vol), sub);
     const FileStatus st = env->Status(src);
     if (st.kind == FileKind::kMissing) ThrowNotFound("no " + (sub.empty() ? vol : vol + "/" + sub) + " in point " + point);
+    if (options.one_file && st.kind != FileKind::kFile)
+      ThrowNotOneImage(path, point, st.kind == FileKind::kDir ? "a directory" : "not a regular file");
     // A file volume's map lives in the mirror's root; a file in a tree, in the tree's.
     const std::string map_root = sub.empty() ? root : JoinPath(root, vol);
     const std::string map_rel = sub.empty() ? vol : sub;
@@ -368,6 +370,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
       ThrowConfig(src + " is neither a file nor a directory; restore the directory that holds it");
     }
   };
+  if (options.one_file && path.empty()) ThrowNotOneImage("", point, "");
   if (path.empty()) {
     const bool exists = env->Exists(to);
     if (exists && overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force or a new directory");

@@ -352,6 +352,7 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
                           : ResolvePoint(store, point_arg);
   const Manifest m = store->ReadPoint(point);
   RestoreStats stats;
+  if (options.one_file && path.empty()) ThrowNotOneImage("", point, "");
 
   const FileStatus dst = StatusOrMissing(store->env(), dest);
   const bool dest_exists = dst.kind != FileKind::kMissing;
@@ -402,6 +403,8 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
     rel = rel.empty() ? comp : rel + "/" + comp;
   }
 
+  if (options.one_file && e.type != EntryType::kFile)
+    ThrowNotOneImage(path, point, e.type == EntryType::kDir ? "a directory" : "not a regular file");
   if (dest_exists && dst.kind == FileKind::kSymlink) {
     // Only the documented /dev/VG/LV link to a block device is followed, for
     // an image, with --force (checked above); never a link to a file.
