@@ -67,6 +67,8 @@ struct Outcome {
   bool lookup_failed = false;      // DeleteVmbackCheckpoint: rc < 0 from the lookup
 };
 
+Outcome Succeeded() { return Outcome{0, VIR_ERR_OK, "", {}, false}; }
+
 Outcome Failed() {
   Outcome o;
   o.code = virGetLastErrorCode();
@@ -162,7 +164,7 @@ void BeginPullBackup(virDomainPtr dom, const std::string& vm, const PullBackupSp
               if (virDomainBackupBegin(d, backup.c_str(), checkpoint.empty() ? nullptr : checkpoint.c_str(),
                                        0) < 0)
                 return Failed();
-              return Outcome{0, VIR_ERR_OK, "", {}};
+              return Succeeded();
             },
             // Nobody will read the export nor commit a point for the checkpoint.
             [checkpoint_name](virDomainPtr d) {
@@ -182,7 +184,7 @@ void BeginPullBackup(virDomainPtr dom, const std::string& vm, const PullBackupSp
 void EndPullBackup(virDomainPtr dom, const std::string& vm) {
   Outcome o = Bounded(dom, vm,
                       {"backup-end", "virDomainAbortJob", "ending its backup job",
-                       [](virDomainPtr d) { return virDomainAbortJob(d) < 0 ? Failed() : Outcome{0, VIR_ERR_OK, "", {}}; },
+                       [](virDomainPtr d) { return virDomainAbortJob(d) < 0 ? Failed() : Succeeded(); },
                        nullptr});
   if (o.rc < 0) throw Error(ErrorKind::kOther, Quote(vm) + ": cannot end its backup job: " + o.error);
 }
@@ -197,7 +199,7 @@ std::vector<std::string> ListCheckpoints(virDomainPtr dom, const std::string& vm
                          std::vector<CheckpointHandle> handles;
                          for (int i = 0; i < n; i++) handles.emplace_back(list[i]);
                          std::free(list);
-                         Outcome out{0, VIR_ERR_OK, "", {}};
+                         Outcome out = Succeeded();
                          for (const CheckpointHandle& c : handles) {
                            const char* name = virDomainCheckpointGetName(c.get());
                            if (name != nullptr) out.names.push_back(name);
@@ -221,7 +223,7 @@ void DeleteVmbackCheckpoint(virDomainPtr dom, const std::string& vm, const std::
                            return lookup;
                          }
                          if (virDomainCheckpointDelete(cp.get(), 0) < 0) return Failed();
-                         return Outcome{0, VIR_ERR_OK, "", {}};
+                         return Succeeded();
                        },
                        nullptr});
   const std::string what = Quote(vm) + ": checkpoint '" + name + "'";
