@@ -90,7 +90,8 @@ void ConvertRawToQcow2(Env* env, const std::string& raw, const std::string& out,
                     std::chrono::seconds(data_bytes / kConvertBytesPerSecond);
   limits.cancel = cancel;
   RunResult r = env->RunLimited(argv, limits);
-  if (r.exit_code != 0) throw Error(ErrorKind::kIo, "converting the restored image to qcow2: " + DescribeFailure(argv, r));
+  if (r.exit_code != 0)
+    throw Error(ErrorKind::kIo, "converting the restored image to qcow2: " + DescribeFailure(argv, r));
 }
 
 RestoreStats RestoreInFormat(Destination* dest, Env* env, ImageFormat format, const std::string& point,
@@ -107,6 +108,7 @@ RestoreStats RestoreInFormat(Destination* dest, Env* env, ImageFormat format, co
   const std::string raw = JoinPath(tmp.path(), name + ".raw");
   const std::string qcow2 = JoinPath(tmp.path(), name + ".qcow2");
   options.one_file = true;
+  options.cancel = cancel;  // a signal stops the raw restore too; tmp goes
   options.overwrite = Overwrite::kRefuse;  // a new name in a new directory
   RestoreStats stats = dest->Restore(point, path, raw, options, log);
   if (ExistingStatus(env, raw).kind != FileKind::kFile)

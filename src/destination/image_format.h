@@ -30,7 +30,8 @@ constexpr uint64_t kConvertBytesPerSecond = uint64_t{32} << 20;
 // one_file: a whole point or a directory is refused before anything is
 // written) and never a block device (refused, naming it):
 //   - the raw image is restored into a new private directory (0700) beside
-//     `to`, named "<to>.tmp-<random>", so no one else can read it;
+//     `to`, named "<to>.tmp-<random>", so no one else can read it (stopped
+//     when *cancel is set, RestoreOptions::cancel);
 //   - `qemu-img convert -f raw -O qcow2` writes it to a file created there
 //     first (O_EXCL, 0600), with a deadline (kConvertBaseTimeout and the
 //     size), ended at once when *cancel is set (may be null);

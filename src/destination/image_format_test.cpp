@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
 #include <string>
 #include <vector>
@@ -71,10 +72,10 @@ class ImageFormatTest : public ::testing::TestWithParam<TargetType> {
   }
 
   RestoreStats Restore(Env* env, ImageFormat format, const std::string& path, const std::string& to,
-                       Overwrite overwrite = Overwrite::kRefuse) {
+                       Overwrite overwrite = Overwrite::kRefuse, const std::atomic<bool>* cancel = nullptr) {
     RestoreOptions o;
     o.overwrite = overwrite;
-    return RestoreInFormat(dest_.get(), env, format, "latest", path, to, o, nullptr, &log_);
+    return RestoreInFormat(dest_.get(), env, format, "latest", path, to, o, cancel, &log_);
   }
 
   std::vector<std::string> OutNames() { return Env::Default()->ListDir(dir_ / "out"); }
@@ -126,6 +127,21 @@ TEST_P(ImageFormatTest, AFailedConversionLeavesNothingAndNamesQemuImg) {
         << e.what();
     EXPECT_TRUE(Has(e.what(), "failed (exit 1): qemu-img: Could not open: boom")) << e.what();
   }
+  EXPECT_TRUE(OutNames().empty());
+}
+
+// A signal while the raw image is restored stops it there (the store reads
+// and the dir target copies check the flag), and the temporaries go.
+TEST_P(ImageFormatTest, ASignalStopsTheRawRestoreAndLeavesNothing) {
+  RecordingEnv env;
+  std::atomic<bool> cancel{true};
+  try {
+    Restore(&env, ImageFormat::kQcow2, "vms/web.img", dir_ / "out/web.qcow2", Overwrite::kRefuse, &cancel);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), "restore interrupted by a signal (writing ")) << e.what();
+  }
+  EXPECT_TRUE(env.argvs.empty());
   EXPECT_TRUE(OutNames().empty());
 }
 

@@ -239,6 +239,7 @@ class Restorer {
       while (in_flight.size() > pool_.size() * 2) drain_one();
     };
     for (const auto& list_id : e.content) {
+      CheckRestoreCancel(options_.cancel, dest);  // one list: kIdsPerList blocks
       Fetched list = Fetch(list_id, BlobType::kList, dest);
       std::vector<Hash> ids;
       if (list.error.empty()) {
