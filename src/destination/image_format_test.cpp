@@ -173,7 +173,10 @@ TEST_P(ImageFormatTest, AnExistingFileIsReplacedOnlyWithForce) {
   EXPECT_EQ(OutNames().size(), 1u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Destinations, ImageFormatTest, ::testing::Values(TargetType::kStore, TargetType::kDir));
+INSTANTIATE_TEST_SUITE_P(Destinations, ImageFormatTest, ::testing::Values(TargetType::kStore, TargetType::kDir),
+                         [](const ::testing::TestParamInfo<TargetType>& info) {
+                           return std::string(info.param == TargetType::kStore ? "Store" : "Dir");
+                         });
 
 }  // namespace
 }  // namespace vmback
