@@ -101,7 +101,8 @@ RestoreStats RestoreInFormat(Destination* dest, Env* env, ImageFormat format, co
 
   const std::string name = BaseName(to_arg);
   if (!IsSafeName(name)) ThrowConfig("--to " + to_arg + ": give the path of the new image file");
-  CheckImageDestination(env, to_arg, options.overwrite);
+  const Overwrite overwrite = options.overwrite;
+  CheckImageDestination(env, to_arg, overwrite);
   const std::string to = JoinPath(CanonicalPath(DirName(to_arg)), name);
 
   PrivateDir tmp(env, TempPathFor(to), log);
@@ -116,13 +117,24 @@ RestoreStats RestoreInFormat(Destination* dest, Env* env, ImageFormat format, co
 
   env->OpenWrite(qcow2, CreateMode::kExclusive, 0600)->Close();
   ConvertRawToQcow2(env, raw, qcow2, stats.bytes, cancel);
-  CopyMetadata(env, raw, qcow2);
   {
     auto f = env->OpenWrite(qcow2, CreateMode::kExisting);
     f->Sync();  // qemu-img does not fsync: make the image durable before it takes the name
     f->Close();
   }
-  env->Rename(qcow2, to);
+  CopyMetadata(env, raw, qcow2);  // after the last open for writing: the mode may forbid it
+  // Without --force, a file that appeared at `to` since the check is not
+  // replaced: link(2) never replaces, and the temporary name goes with tmp.
+  if (overwrite == Overwrite::kAllow) {
+    env->Rename(qcow2, to);
+  } else {
+    try {
+      env->Link(qcow2, to);
+    } catch (const Error&) {
+      if (env->Exists(to)) ThrowConfig(to + " exists; restore refuses to overwrite it without --force");
+      env->Rename(qcow2, to);  // a file system without hard links (vfat)
+    }
+  }
   env->SyncDir(DirName(to));
   return stats;
 }

@@ -37,7 +37,8 @@ constexpr uint64_t kConvertBytesPerSecond = uint64_t{32} << 20;
 //     size), ended at once when *cancel is set (may be null);
 //   - the qcow2 gets the restored file's owner, mode, mtime and xattrs and
 //     is renamed to `to` only when the conversion succeeded (over an
-//     existing file only with Overwrite::kAllow);
+//     existing file only with Overwrite::kAllow; else it is hard-linked
+//     there, which never replaces a file that appeared since the check);
 //   - the private directory and the raw image in it are removed on every
 //     path.
 // Throws as Restore does, and Error naming qemu-img and its stderr when the

@@ -30,6 +30,7 @@ class RecordingEnv : public EnvWrapper {
   RunResult RunLimited(const std::vector<std::string>& argv, const RunLimits& limits) override {
     argvs.push_back(argv);
     deadlines.push_back(limits.deadline);
+    if (!plant.empty() && !argv.empty() && argv[0] == "qemu-img") test::WriteFile(plant, "theirs");
     if (fail_convert && !argv.empty() && argv[0] == "qemu-img") {
       RunResult r;
       r.exit_code = 1;
@@ -39,6 +40,7 @@ class RecordingEnv : public EnvWrapper {
     return EnvWrapper::RunLimited(argv, limits);
   }
   bool fail_convert = false;
+  std::string plant;  // a file someone makes there while qemu-img runs
   std::vector<std::vector<std::string>> argvs;
   std::vector<std::optional<std::chrono::steady_clock::time_point>> deadlines;
 };
@@ -170,6 +172,21 @@ TEST_P(ImageFormatTest, AnExistingFileIsReplacedOnlyWithForce) {
   EXPECT_EQ(test::ReadFile(dir_ / "out/web.qcow2"), "old");
   Restore(&env, ImageFormat::kQcow2, "vms/web.img", dir_ / "out/web.qcow2", Overwrite::kAllow);
   EXPECT_EQ(test::ReadFile(dir_ / "out/web.qcow2").substr(0, 4), "QFI\xfb");
+  EXPECT_EQ(OutNames().size(), 1u);
+}
+
+// Without --force, a file that appears at --to while qemu-img runs is left
+// alone: the image takes the name only if it is still free.
+TEST_P(ImageFormatTest, AFileMadeMeanwhileIsNotReplacedWithoutForce) {
+  RecordingEnv env;
+  env.plant = dir_ / "out/web.qcow2";
+  try {
+    Restore(&env, ImageFormat::kQcow2, "vms/web.img", dir_ / "out/web.qcow2");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), "web.qcow2 exists; restore refuses to overwrite it without --force")) << e.what();
+  }
+  EXPECT_TRUE(test::ReadFile(dir_ / "out/web.qcow2") == "theirs") << "the file made meanwhile was replaced";
   EXPECT_EQ(OutNames().size(), 1u);
 }
 
