@@ -19,7 +19,7 @@ done
 check_only() {
   local dir=$1 what=$2
   shift 2
-  check_eq "$(cd -- "$dir" && ls -A | paste -sd' ')" "$*" "$what"
+  check_eq "$(find "$dir" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort | paste -sd' ')" "$*" "$what"
 }
 
 section "a volume holding a sparse guest disk, backed up into a store and a dir target"
@@ -123,6 +123,11 @@ register_pid "$vpid"
 for _ in $(seq 100); do [ -s "$WORK/hang.pid" ] && break; sleep 0.1; done
 [ -s "$WORK/hang.pid" ] || die "the fake qemu-img did not start"
 hpid=$(cat "$WORK/hang.pid")
+# While qemu-img runs: the raw image and the qcow2 lie in a private directory.
+tmpdir=$(find "$WORK/out-fail" -mindepth 1 -maxdepth 1 -name 'web.qcow2.tmp-*')
+check_eq "$(stat -c %a -- "$tmpdir" 2>&1)" 700 "the temporary directory beside --to is private"
+check_eq "$(stat -c %a -- "$tmpdir/web.qcow2.qcow2" 2>&1)" 600 "the qcow2 qemu-img writes was created 0600"
+check "the raw image is in it" test -f "$tmpdir/web.qcow2.raw"
 kill -TERM "$vpid"
 rc=0
 wait "$vpid" || rc=$?
