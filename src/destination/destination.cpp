@@ -10,4 +10,15 @@ void CheckTags(const Destination& d, const std::vector<std::string>& tags) {
                 "tags are for a store (--store or [target] type = \"store\")");
 }
 
+void CheckRestoreCancel(const std::atomic<bool>* cancel, const std::string& dest) {
+  if (cancel != nullptr && cancel->load())
+    throw Error(ErrorKind::kOther, "restore interrupted by a signal (writing " + dest + ")");
+}
+
+void ThrowNotOneImage(const std::string& path, const std::string& point, const std::string& what) {
+  const std::string how = ": name one image (VOLUME/path/to/disk.img), or restore with --format raw";
+  if (path.empty()) ThrowConfig("--format qcow2 converts one image file, not the whole point " + point + how);
+  ThrowConfig("--format qcow2 converts one image file, and '" + path + "' in point " + point + " is " + what + how);
+}
+
 }  // namespace vmback

@@ -2,6 +2,7 @@
 // in-place target, inplace/target_ops.h) takes and gives.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -26,7 +27,24 @@ struct RestoreOptions {
   // the restore at once (--fail-fast), instead of being left zero, listed in
   // RestoreStats::damage, and the restore going on.
   bool fail_fast = false;
+  // The path restored must be one regular file (an image): a whole point, a
+  // directory or anything else is refused (ThrowNotOneImage) before anything
+  // is written. Set by `restore --format qcow2` (destination/image_format.h).
+  bool one_file = false;
+  // Set (by a signal, SignalCancel): the restore stops before the next block
+  // with Error "restore interrupted by a signal" (CheckRestoreCancel). May be
+  // null. Set by `restore --format qcow2`, whose caller removes what it wrote.
+  const std::atomic<bool>* cancel = nullptr;
 };
+
+// Throws Error(kOther) "restore interrupted by a signal (writing <dest>)"
+// when cancel is set.
+void CheckRestoreCancel(const std::atomic<bool>* cancel, const std::string& dest);
+
+// Throws Error(kConfig): `path` of `point` is not one image file, so
+// `--format qcow2` cannot convert it. path "": the whole point; else what it
+// is ("a directory").
+[[noreturn]] void ThrowNotOneImage(const std::string& path, const std::string& point, const std::string& what);
 
 struct RestoreStats {
   uint64_t files = 0;

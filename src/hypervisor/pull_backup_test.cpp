@@ -8,13 +8,17 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
 
 #include "helpers/test_util.h"
 #include "hypervisor/hypervisor.h"
+#include "hypervisor/libvirt_internal.h"
 #include "os/subprocess.h"
 #include "util/error.h"
 
@@ -204,6 +208,56 @@ TEST_F(CheckpointDriverTest, BackupJobsFailClearlyWhereUnsupported) {
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kNotFound);
   }
+}
+
+// A hung libvirtd or QEMU monitor: each of the four pull-backup calls is
+// given up at its deadline, with an error naming the VM and the call, long
+// before the call itself would return.
+TEST_F(CheckpointDriverTest, EachBackupCallIsGivenUpAtItsDeadline) {
+  using std::chrono::milliseconds;
+  using libvirt_internal::SetBackupCallDelayForTesting;
+  using libvirt_internal::SetBackupCallTimeoutForTesting;
+  Make("vmback-a");
+  SetBackupCallTimeoutForTesting(milliseconds(200));
+  struct Case {
+    const char* call;  // as SetBackupCallDelayForTesting names it
+    const char* said;  // in the message
+    std::function<void()> run;
+  };
+  const std::vector<Case> cases = {
+      {"backup-begin", "VM 'test': beginning a pull-mode backup (full) (virDomainBackupBegin) timed out after 200 ms",
+       [&] {
+         PullBackupSpec spec = Spec();
+         spec.incremental.clear();
+         spec.checkpoint.clear();
+         hv_->BeginBackup("test", spec);
+       }},
+      {"backup-end", "VM 'test': ending its backup job (virDomainAbortJob) timed out after 200 ms",
+       [&] { hv_->EndBackup("test"); }},
+      {"checkpoint-list", "VM 'test': listing its checkpoints (virDomainListAllCheckpoints) timed out after 200 ms",
+       [&] { hv_->Checkpoints("test"); }},
+      {"checkpoint-delete",
+       "VM 'test': deleting checkpoint 'vmback-a' (virDomainCheckpointDelete) timed out after 200 ms",
+       [&] { hv_->DeleteCheckpoint("test", "vmback-a"); }},
+  };
+  for (const Case& c : cases) {
+    SetBackupCallDelayForTesting(c.call, milliseconds(1500));
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      c.run();
+      ADD_FAILURE() << c.call << ": no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(c.said), std::string::npos) << c.call << ": " << e.what();
+    }
+    EXPECT_LT(std::chrono::steady_clock::now() - start, milliseconds(1000)) << c.call << " was waited for";
+    SetBackupCallDelayForTesting(c.call, milliseconds(0));
+  }
+  SetBackupCallTimeoutForTesting(milliseconds(0));
+  // The calls given up still finish on their own: the late delete is done.
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!hv_->Checkpoints("test").empty() && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(milliseconds(50));
+  EXPECT_TRUE(hv_->Checkpoints("test").empty());
 }
 
 // ------------------------------------------------------------ socket directory

@@ -45,9 +45,10 @@ bool CheckDestination(Env* env, const std::string& to, Overwrite overwrite, bool
 // against the file's blockmap in the point (rel below map_root): wrong data
 // is never written silently. All-zero blocks are skipped (the caller sets
 // the size, leaving holes) unless dense (a block device: zeros written too).
-// Returns the file's size.
+// Returns the file's size. Stops when *cancel is set (may be null).
 uint64_t CopyChecked(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
-                     WritableFile* out, bool dense, RestoreStats* stats, Logger* log) {
+                     WritableFile* out, bool dense, const std::atomic<bool>* cancel, RestoreStats* stats,
+                     Logger* log) {
   Blockmap map;
   bool have_map = true;
   try {
@@ -65,6 +66,7 @@ uint64_t CopyChecked(Env* env, const std::string& src, const std::string& map_ro
   const uint32_t bs = have_map ? map.block_size : kDefaultInplaceBlockSize;
   std::vector<char> buf(bs);
   for (uint64_t off = 0, i = 0; off < size; off += bs, i++) {
+    CheckRestoreCancel(cancel, out->path());
     size_t want = static_cast<size_t>(std::min<uint64_t>(bs, size - off));
     size_t got = in->ReadAt(off, buf.data(), want);
     if (got < want) ThrowIo(src + ": short read at offset " + std::to_string(off), EIO);
@@ -111,7 +113,7 @@ MetadataPolicy PolicyOf(const RestoreOptions& options) {
 // place (--force), anything else at the name is refused.
 void RestoreFile(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
                  const Dir& parent, const std::string& name, Overwrite overwrite, const MetadataPolicy& policy,
-                 RestoreStats* stats, Logger* log) {
+                 const std::atomic<bool>* cancel, RestoreStats* stats, Logger* log) {
   struct stat dst_st;
   const bool exists = parent.Stat(name, &dst_st);
   if (exists && overwrite == Overwrite::kRefuse) ThrowConfig(parent.ChildPath(name) + " exists; give --force to overwrite it");
@@ -119,7 +121,7 @@ void RestoreFile(Env* env, const std::string& src, const std::string& map_root, 
   Entry meta = ReadMetadata(env, src, ExistingStatus(env, src));
   auto out = exists ? parent.OpenFile(name) : parent.CreateFile(name);
   out->Truncate(0);
-  out->Truncate(CopyChecked(env, src, map_root, rel, out.get(), false, stats, log));
+  out->Truncate(CopyChecked(env, src, map_root, rel, out.get(), false, cancel, stats, log));
   CountWarnings(Dir::SetMetadataFd(out->fd(), out->path(), MetadataOf(meta), policy), stats, log);
   out->Sync();
   out->Close();
@@ -129,9 +131,10 @@ void RestoreFile(Env* env, const std::string& src, const std::string& map_root, 
 // A file of a point written onto a block device (the documented /dev/VG/LV
 // case, with --force): in full, zeros too; the device keeps its metadata.
 void RestoreFileToDevice(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
-                         const std::string& device, RestoreStats* stats, Logger* log) {
+                         const std::string& device, const std::atomic<bool>* cancel, RestoreStats* stats,
+                         Logger* log) {
   FdWritableFile out(device, OpenBlockDeviceExclusive(device));
-  CopyChecked(env, src, map_root, rel, &out, true, stats, log);
+  CopyChecked(env, src, map_root, rel, &out, true, cancel, stats, log);
   out.Sync();
   out.Close();
   stats->files++;
@@ -188,7 +191,8 @@ class TreeRestorer {
         }
         auto out = parent.CreateFile(name);
         try {
-          out->Truncate(CopyChecked(env_, src, map_root_, MapRel(rel), out.get(), false, stats_, log_));
+          out->Truncate(
+              CopyChecked(env_, src, map_root_, MapRel(rel), out.get(), false, options_.cancel, stats_, log_));
           CountWarnings(Dir::SetMetadataFd(out->fd(), out->path(), MetadataOf(e), policy_), stats_, log_);
           out->Sync();
           out->Close();
@@ -345,17 +349,20 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
     std::string src = sub.empty() ? JoinPath(root, vol) : JoinPath(JoinPath(root, vol), sub);
     const FileStatus st = env->Status(src);
     if (st.kind == FileKind::kMissing) ThrowNotFound("no " + (sub.empty() ? vol : vol + "/" + sub) + " in point " + point);
+    if (options.one_file && st.kind != FileKind::kFile)
+      ThrowNotOneImage(path, point, st.kind == FileKind::kDir ? "a directory" : "not a regular file");
     // A file volume's map lives in the mirror's root; a file in a tree, in the tree's.
     const std::string map_root = sub.empty() ? root : JoinPath(root, vol);
     const std::string map_rel = sub.empty() ? vol : sub;
     if (st.kind == FileKind::kFile) {
       if (parent) {
-        RestoreFile(env, src, map_root, map_rel, *parent, name, Overwrite::kAllow, policy, &stats, log);
+        RestoreFile(env, src, map_root, map_rel, *parent, name, Overwrite::kAllow, policy, options.cancel, &stats,
+                    log);
       } else if (CheckDestination(env, to, overwrite, true)) {
-        RestoreFileToDevice(env, src, map_root, map_rel, CanonicalPath(to), &stats, log);
+        RestoreFileToDevice(env, src, map_root, map_rel, CanonicalPath(to), options.cancel, &stats, log);
       } else {
         auto [dir, base] = OpenParent(to);
-        RestoreFile(env, src, map_root, map_rel, dir, base, overwrite, policy, &stats, log);
+        RestoreFile(env, src, map_root, map_rel, dir, base, overwrite, policy, options.cancel, &stats, log);
       }
     } else if (st.kind == FileKind::kDir) {
       if (parent) {
@@ -368,6 +375,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
       ThrowConfig(src + " is neither a file nor a directory; restore the directory that holds it");
     }
   };
+  if (options.one_file && path.empty()) ThrowNotOneImage("", point, "");
   if (path.empty()) {
     const bool exists = env->Exists(to);
     if (exists && overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force or a new directory");

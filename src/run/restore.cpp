@@ -241,6 +241,7 @@ class Restorer {
       while (in_flight.size() > pool_.size() * 2) drain_one();
     };
     for (const auto& list_id : e.content) {
+      CheckRestoreCancel(options_.cancel, dest);  // one list: kIdsPerList blocks
       Fetched list = Fetch(list_id, BlobType::kList, dest);
       std::vector<Hash> ids;
       if (list.error.empty()) {
@@ -354,6 +355,7 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
                           : ResolvePoint(store, point_arg);
   const Manifest m = store->ReadPoint(point);
   RestoreStats stats;
+  if (options.one_file && path.empty()) ThrowNotOneImage("", point, "");
 
   const FileStatus dst = StatusOrMissing(store->env(), dest);
   const bool dest_exists = dst.kind != FileKind::kMissing;
@@ -374,6 +376,8 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
   std::string rel;  // its path within its volume
   Entry e = FindInPoint(store, m, point, path, &rel);
 
+  if (options.one_file && e.type != EntryType::kFile)
+    ThrowNotOneImage(path, point, e.type == EntryType::kDir ? "a directory" : "not a regular file");
   if (dest_exists && dst.kind == FileKind::kSymlink) {
     // Only the documented /dev/VG/LV link to a block device is followed, for
     // an image, with --force (checked above); never a link to a file.

@@ -4,7 +4,8 @@
 # private root with dpkg -x:
 #
 #   control   name, version (= vmback --version), section admin, a maintainer,
-#             Depends from dpkg-shlibdeps, the Recommends; no conffiles and
+#             Depends from dpkg-shlibdeps and libnbd0, the Recommends
+#             (qemu-utils for restore --format qcow2); no conffiles and
 #             nothing under /etc (an administrator's configuration is never
 #             touched); maintainer scripts that parse
 #   binary    <root>/usr/sbin/vmback --version runs and prints the version;
@@ -58,11 +59,13 @@ check_eq "$(field Version)" "$VERSION" "Version (vmback --version says $VERSION)
 check_eq "$(field Section)" admin "Section"
 check "Maintainer is 'Name <email>'" grep -qE '^.+ <[^>]+@[^>]+>$' <<<"$(field Maintainer)"
 DEPENDS=$(field Depends)
-for lib in libc6 libstdc++6 libvirt0 libzstd1 libssl3; do
+# libnbd0: vmback reads libvirt's pull-mode NBD exports with libnbd.
+for lib in libc6 libstdc++6 libvirt0 libzstd1 libssl3 libnbd0; do
   check "Depends (from dpkg-shlibdeps) names $lib: $DEPENDS" has_package "$DEPENDS" "$lib"
 done
 RECOMMENDS=$(field Recommends)
-for p in libvirt-clients btrfs-progs zfs-fuse; do
+# qemu-utils: qemu-img, for restore --format qcow2.
+for p in libvirt-clients btrfs-progs zfs-fuse qemu-utils; do
   check "Recommends names $p: $RECOMMENDS" has_package "$RECOMMENDS" "$p"
 done
 CTRL=$WORK/control
