@@ -148,6 +148,9 @@ def main():
               % (changed_blocks["changed_blocks"], changed_blocks["block_size"] // 1024,
                  changed_blocks["changed_block_bytes"] / MIB))
     print("page cache: warm (the image, for rsync also its day-1 copy, read just before each run; not dropped)")
+    checks = read_text(work, "checks.txt")
+    if checks:
+        print("checks after day 2 (not timed): " + "; ".join(checks.splitlines()))
     print()
     for line in table(hdr, rows, right={4, 5, 6, 7, 8, 10, 11}):
         print(line)
@@ -182,6 +185,7 @@ def main():
         "changed_bytes": changed,
         "changed_at_store_block_size": changed_blocks,
         "page_cache": "warm",
+        "checks": (checks or "").splitlines(),
         "setups": {**VMBACK_SETUPS, **OTHER_SETUPS},
         "runs": runs,
         "goals": goals,
