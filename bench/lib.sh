@@ -9,7 +9,7 @@
 # "warm" (read WARM_FILES... into the cache before each run).
 
 BENCH_LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-VMBACK=${VMBACK:-$BENCH_LIB_DIR/../build/vmback}
+VMBACK=${VMBACK:-$(dirname "$BENCH_LIB_DIR")/build/vmback}
 SEED=${BENCH_SEED:-42}
 SIZE=${BENCH_SIZE:-4G}
 OUT_DIR=$BENCH_LIB_DIR/out
