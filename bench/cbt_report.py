@@ -170,6 +170,9 @@ def main():
     print("goals of issue 14 (informational, not asserted):")
     for line in goal_lines(goals):
         print(line)
+    print("  vmback peak RSS, MiB: day 1 max %s, day 2 shared extents max %s, day 2 full read %s"
+          % (fmt(day1_rss, "%.1f"), fmt(day2_cbt_rss, "%.1f"),
+             fmt(day2_full_rss, "%.1f")))
     # The least a reader with a given block size can read is the changed
     # bytes counted in its blocks (a 4 KiB write costs a whole block).
     def block_size(tool):
@@ -185,9 +188,6 @@ def main():
         print("  %s: read / changed bytes counted in its %s KiB blocks (%s MiB) = %s" % (
             what, fmt(None if bs is None else bs // 1024, "%d"), fmt(None if least is None else least / MIB, "%.1f"),
             fmt(ratio(bytes_read(tool, "day2"), least), "%.2f")))
-    print("  vmback peak RSS, MiB: day 1 max %s, day 2 shared extents max %s, day 2 full read %s"
-          % (fmt(day1_rss, "%.1f"), fmt(day2_cbt_rss, "%.1f"),
-             fmt(day2_full_rss, "%.1f")))
 
     result = {
         "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
