@@ -13,6 +13,8 @@
       of which land in holes and allocate them) with new random data, plus
       one contiguous 64 MiB run of new random data at a seeded 4 KiB-aligned
       offset; fsyncs and moves mtime forward (at least 1 s past the old one).
+      Writes in place (no truncation, no new file): on a reflink file system
+      only the written extents stop being shared with a copy made before.
 
 Both print a JSON summary on stdout. Same arguments -> same bytes.
 """
@@ -147,6 +149,8 @@ def modify(args):
         "seed": args.seed,
         "changed_4k_blocks": k,
         "changed_4k_bytes": k * BLOCK,
+        # the union of the 4 KiB blocks and the run: the bytes the change wrote
+        "changed_bytes": len(set(blocks) | set(range(run_off // BLOCK, (run_off + RUN) // BLOCK))) * BLOCK,
         "run_offset": run_off,
         "run_bytes": RUN,
         "allocated_bytes_before": alloc_before,

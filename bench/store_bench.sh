@@ -30,148 +30,19 @@
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$SCRIPT_DIR/.." && pwd)
-VMBACK=${VMBACK:-$ROOT/build/vmback}
-SEED=${BENCH_SEED:-42}
-SIZE=${BENCH_SIZE:-4G}
-OUT_DIR=$SCRIPT_DIR/out
-TIME=/usr/bin/time
+source "$SCRIPT_DIR/lib.sh"
+require_tools store_bench "$VMBACK" restic borg python3 "$TIME" du fincore timeout sha256sum
 
-for t in "$VMBACK" restic borg python3 "$TIME" du fincore timeout sha256sum; do
-  command -v "$t" >/dev/null || { echo "store_bench: missing $t" >&2; exit 2; }
-done
-
-PARENT=${BENCH_DIR:-/tmp}
-mkdir -p "$PARENT"
-WORK=$(mktemp -d "$PARENT/vmback-bench.XXXXXX")
-cleanup() {
-  if [[ "${BENCH_KEEP:-0}" == 1 ]]; then
-    echo "work dir kept: $WORK" >&2
-  else
-    rm -rf -- "$WORK"
-  fi
-}
-trap cleanup EXIT
-mkdir -p "$OUT_DIR" "$WORK/img" "$WORK/logs"
+make_work vmback-bench
+trap remove_work EXIT
+mkdir -p "$WORK/img"
 
 IMG=$WORK/img/vm-disk.img
 VM_STORE=$WORK/vmback-store
-RESTIC_REPO=$WORK/restic-repo
-BORG_REPO_DIR=$WORK/borg-repo
-RESULTS=$WORK/results.tsv
-: >"$RESULTS"
+use_restic_borg_repos
 
-export RESTIC_PASSWORD=vmback-bench RESTIC_REPOSITORY=$RESTIC_REPO RESTIC_CACHE_DIR=$WORK/restic-cache
-export BORG_BASE_DIR=$WORK/borg-base BORG_REPO=$BORG_REPO_DIR
-export BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK=yes BORG_RELOCATED_REPO_ACCESS_IS_OK=yes
-
-log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
-
-# Drops the page cache; prints "yes" if the kernel accepted it, else "no".
-drop_caches() {
-  sync
-  if (echo 3 >/proc/sys/vm/drop_caches) 2>/dev/null; then echo yes; else echo no; fi
-}
-
-# cpu_jiffies: "busy total" jiffies of the whole machine from /proc/stat.
-cpu_jiffies() {
-  local _c u n s i w irq sirq st _rest
-  read -r _c u n s i w irq sirq st _rest </proc/stat
-  echo "$((u + n + s + irq + sirq + st)) $((u + n + s + i + w + irq + sirq + st))"
-}
-
-# The machine may be shared: wait (up to BENCH_QUIET_MAX s, default 120) until
-# it is below 15% busy over 2 s; prints the last busy percentage seen.
-wait_quiet() {
-  local deadline=$((SECONDS + ${BENCH_QUIET_MAX:-120})) b0 t0 b1 t1 pct
-  while :; do
-    read -r b0 t0 < <(cpu_jiffies); sleep 2; read -r b1 t1 < <(cpu_jiffies)
-    pct=$(( (b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1) ))
-    if (( pct < 15 || SECONDS >= deadline )); then echo "$pct"; return; fi
-  done
-}
-
-resident_bytes() { fincore -b -n -o RES "$1" 2>/dev/null | tr -d ' ' || echo -1; }
-
-repo_bytes() { if [[ -e "$1" ]]; then du -sb -- "$1" | cut -f1; else echo 0; fi; }
-
-# measure TOOL PHASE REPO CMD...: one measured run, appended to $RESULTS.
-measure() {
-  local tool=$1 phase=$2 repo=$3
-  shift 3
-  local base=$WORK/logs/$tool-$phase
-  local dropped resident before after rc t0 t1 sync_s wall user sys rss busy_pct b0 j0 b1 j1
-  if [[ $phase == init ]]; then busy_pct=-1; else busy_pct=$(wait_quiet); fi
-  dropped=$(drop_caches)
-  resident=$(resident_bytes "$IMG")
-  before=$(repo_bytes "$repo")
-  log "$tool $phase: $* (machine busy before: ${busy_pct}%, page cache dropped: $dropped, image resident: $resident B)"
-  read -r b0 j0 < <(cpu_jiffies)
-  set +e
-  "$TIME" -f '%e %U %S %M' -o "$base.time" timeout "${BENCH_TIMEOUT:-1800}" "$@" >"$base.out" 2>"$base.err"
-  rc=$?
-  set -e
-  read -r b1 j1 < <(cpu_jiffies)
-  t0=$(date +%s.%N); sync; t1=$(date +%s.%N)
-  sync_s=$(python3 -c "print(round($t1 - $t0, 3))")
-  after=$(repo_bytes "$repo")
-  read -r wall user sys rss < <(tail -n 1 "$base.time")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' \
-    "$tool" "$phase" "$rc" "$wall" "$user" "$sys" "$rss" "$before" "$after" \
-    "$dropped" "$resident" "$sync_s" "$busy_pct" "$((b1 - b0))" "$((j1 - j0))" >>"$RESULTS"
-  if [[ $rc -ne 0 ]]; then
-    log "$tool $phase FAILED (exit $rc); stderr tail:"
-    tail -n 20 "$base.err" >&2
-  else
-    log "$tool $phase: ${wall}s wall, repo $before -> $after B, peak RSS ${rss} KiB"
-  fi
-}
-
-# Which vmback is measured: the build dir may be rebuilt while we run, so a
-# private copy of the binary is what every run below executes.
-binary_id() { echo "$(sha256sum <"$1" | cut -c1-16) $(stat -c %y "$1" | cut -c1-19)"; }
-VMBACK_ORIG=$(command -v "$VMBACK")
-VMBACK_ID_START=$(binary_id "$VMBACK_ORIG")
-mkdir -p "$WORK/bin"
-cp "$VMBACK_ORIG" "$WORK/bin/vmback"
-VMBACK=$WORK/bin/vmback
-echo "$VMBACK_ORIG $VMBACK_ID_START" >"$WORK/vmback-id-start"
-log "vmback binary $VMBACK_ORIG ($VMBACK_ID_START), run from a copy in $WORK/bin"
-
-# Pre-flight: an 8 MiB dense file must become 8 MiB / block size blocks.
-# A broken build (e.g. a stale object after a header change) can make vmback
-# read a whole file as one block, with gigabytes of memory; do not spend
-# minutes (and the machine's memory) on a 4 GiB image in that case.
-preflight() {
-  local d=$WORK/preflight out blocks want
-  mkdir -p "$d"
-  python3 -c "import random,sys; sys.stdout.buffer.write(random.Random(1).randbytes(8 << 20))" >"$d/dense.img"
-  "$VMBACK" -q store init "$d/store" >/dev/null 2>&1 || { echo "store init failed"; return; }
-  "$TIME" -f '%e %M' -o "$d/time" timeout 120 "$VMBACK" -q backup --store "$d/store" "$d/dense.img" --json \
-    >"$d/out.json" 2>"$d/err" || { echo "backup failed (exit $?): $(tail -n 3 "$d/err")"; return; }
-  python3 - "$d" <<'PY'
-import json, sys
-d = sys.argv[1]
-cfg = json.load(open(d + "/store/config.json"))
-out = json.load(open(d + "/out.json"))
-v = out["volumes"][0]
-wall, rss = open(d + "/time").read().split()[-2:]
-want = (8 << 20) // cfg["block_size"]
-msg = "8 MiB dense file: %s blocks (expected %d at block size %d), raw %d B written, %s s, peak RSS %.0f MiB" % (
-    v["blocks"], want, cfg["block_size"], out["raw_bytes_written"], wall, int(rss) / 1024)
-print(("ok: " if v["blocks"] == want and int(rss) < 512 * 1024 else "BAD: ") + msg)
-PY
-}
-PREFLIGHT=$(preflight)
-echo "$PREFLIGHT" >"$WORK/preflight.txt"
-log "vmback pre-flight: $PREFLIGHT"
-if [[ "$PREFLIGHT" != ok:* && "${BENCH_FORCE:-0}" != 1 ]]; then
-  echo "store_bench: vmback failed the pre-flight check, not benchmarking it:" >&2
-  echo "  $VMBACK_ORIG ($VMBACK_ID_START): $PREFLIGHT" >&2
-  echo "  (set BENCH_FORCE=1 to run anyway, or VMBACK=/path/to/a/good/vmback)" >&2
-  exit 3
-fi
-rm -rf "$WORK/preflight"
+use_vmback_copy
+preflight_or_exit store_bench
 
 log "work dir $WORK; generating $SIZE image (seed $SEED)"
 python3 "$SCRIPT_DIR/gen_image.py" create "$IMG" --size "$SIZE" --seed "$SEED" >"$WORK/gen.json"
@@ -179,46 +50,29 @@ log "$(cat "$WORK/gen.json")"
 
 # --- repositories (init is not part of the measured backup, but timed) ---
 measure vmback init "$VM_STORE" "$VMBACK" -q store init "$VM_STORE"
-measure restic init "$RESTIC_REPO" restic init
-measure borg init "$BORG_REPO_DIR" borg init -e none "$BORG_REPO_DIR"
+init_restic_borg
 restic cat config >"$WORK/restic-config.json" 2>/dev/null || echo '{}' >"$WORK/restic-config.json"
 
 run_phase() {
   local phase=$1
   measure vmback "$phase" "$VM_STORE" "$VMBACK" -q backup --store "$VM_STORE" "$IMG" --json
-  measure restic "$phase" "$RESTIC_REPO" restic backup --json --host bench "$IMG"
-  measure borg "$phase" "$BORG_REPO_DIR" borg create --json "$BORG_REPO_DIR::$phase" "$IMG"
+  measure_restic_borg "$phase"
 }
 
 run_phase full
-log "modifying the image"
-python3 "$SCRIPT_DIR/gen_image.py" modify "$IMG" --seed "$SEED" >"$WORK/modify.json"
-log "$(cat "$WORK/modify.json")"
+modify_image
 run_phase incremental
 
 # --- report ---
-if ! python3 - "$WORK" "${BENCH_OUT:-$OUT_DIR/results.json}" "$VMBACK_ORIG" <<'PY'
-import json, os, subprocess, sys, datetime
+if ! python3 - "$WORK" "${BENCH_OUT:-$OUT_DIR/results.json}" "$VMBACK_ORIG" "$SCRIPT_DIR" <<'PY'
+import json, os, sys, datetime
 
 work, out_path, vmback = sys.argv[1], sys.argv[2], sys.argv[3]
-MIB = 1024 * 1024
+sys.path.insert(0, sys.argv[4])
+from bench_common import (MIB, binary_info, binary_json, binary_line, fmt, goal, goal_lines, load_json,  # noqa: E402
+                          load_runs, read_text, rows_by_phase, table, ver, write_json)
 TOOLS = ["vmback", "restic", "borg"]
 PHASES = ["full", "incremental"]
-
-
-def ver(cmd):
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
-    except Exception as e:  # noqa: BLE001
-        return "unknown (%s)" % e
-
-
-def load_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except Exception:  # noqa: BLE001
-        return None
 
 
 def tool_stats(tool, phase):
@@ -237,42 +91,12 @@ def tool_stats(tool, phase):
     return load_json(path)
 
 
-runs = {}
-with open(os.path.join(work, "results.tsv")) as f:
-    for line in f:
-        (tool, phase, rc, wall, user, sys_, rss, before, after, dropped, resident, sync_s,
-         busy_before, busy_j, total_j) = line.rstrip("\n").split("\t")
-        def num(x, conv=float):
-            try:
-                return conv(x)
-            except ValueError:
-                return None
-        r = {
-            "exit_status": int(rc),
-            "wall_s": num(wall),
-            "user_s": num(user),
-            "sys_s": num(sys_),
-            "peak_rss_bytes": (num(rss, int) or 0) * 1024 if num(rss, int) is not None else None,
-            "repo_bytes_before": int(before),
-            "repo_bytes_after": int(after),
-            "bytes_written": int(after) - int(before),
-            "page_cache_dropped": dropped == "yes",
-            "image_resident_bytes_at_start": num(resident, int),
-            "sync_after_s": num(sync_s),
-        }
-        r["cpu_s"] = round(r["user_s"] + r["sys_s"], 2) if r["user_s"] is not None and r["sys_s"] is not None else None
-        # CPU used by everything else on the machine during the run (shared host)
-        hz = os.sysconf("SC_CLK_TCK")
-        r["machine_busy_pct_before"] = int(busy_before)
-        machine_cpu = int(busy_j) / hz
-        if r["wall_s"] and r["cpu_s"] is not None:
-            r["other_processes_cpu_s"] = round(max(0.0, machine_cpu - r["cpu_s"]), 2)
-            r["other_processes_pct_of_machine"] = round(100 * r["other_processes_cpu_s"] / (r["wall_s"] * os.cpu_count()), 1)
-        else:
-            r["other_processes_cpu_s"] = r["other_processes_pct_of_machine"] = None
+runs = load_runs(work)
+for tool, phases in runs.items():
+    for phase, r in phases.items():
+        del r["page_cache_warmed"]
         if phase != "init":
             r["tool_stats"] = tool_stats(tool, phase)
-        runs.setdefault(tool, {})[phase] = r
 
 gen = load_json(os.path.join(work, "gen.json")) or {}
 mod = load_json(os.path.join(work, "modify.json")) or {}
@@ -299,10 +123,6 @@ for phase in PHASES:
         }
 
 # goals (printed, not asserted)
-def goal(name, value, target, cmp, fmt):
-    met = None if value is None else (value >= target if cmp == ">=" else value <= target if cmp == "<=" else value < target)
-    return {"goal": name, "measured": value, "target": "%s %s" % (cmp, target), "met": met, "fmt": fmt}
-
 def speedup(phase, other):
     return ratio(get(other, phase, "wall_s"), get("vmback", phase, "wall_s"))
 
@@ -318,68 +138,42 @@ goals = [
 ]
 
 # ---- table ----
-def fmt(v, f):
-    return "-" if v is None else f % v
-
 drop_states = {r["page_cache_dropped"] for t in runs.values() for r in t.values()}
 hdr = ["phase", "tool", "status", "wall s", "cpu s", "user s", "sys s", "written MiB", "repo MiB", "peak RSS MiB",
        "cache", "others %", "wall vm/x", "bytes vm/x"]
-rows = []
-for phase in PHASES:
-    for tool in TOOLS:
-        r = runs.get(tool, {}).get(phase)
-        if r is None:
-            rows.append([phase, tool, "not run"] + ["-"] * (len(hdr) - 3))
-            continue
-        rt = ratios[phase].get("vmback_vs_" + tool, {}) if tool != "vmback" else {}
-        wall_r = rt.get("wall")
-        rows.append([
-            phase, tool,
-            "ok" if r["exit_status"] == 0 else "FAIL(%d)" % r["exit_status"],
-            fmt(r["wall_s"], "%.2f"), fmt(r["cpu_s"], "%.2f"), fmt(r["user_s"], "%.2f"), fmt(r["sys_s"], "%.2f"),
-            "%.1f" % (r["bytes_written"] / MIB),
-            "%.1f" % (r["repo_bytes_after"] / MIB),
-            fmt(None if r["peak_rss_bytes"] is None else r["peak_rss_bytes"] / MIB, "%.1f"),
-            "dropped" if r["page_cache_dropped"] and (r["image_resident_bytes_at_start"] or 0) < 16 * MIB
-            else ("drop-ok?" if r["page_cache_dropped"] else "warm"),
-            fmt(r["other_processes_pct_of_machine"], "%.0f"),
-            "-" if tool == "vmback" else (fmt(wall_r, "%.3f") + ("" if wall_r is None else " (%.2fx)" % (1 / wall_r) if wall_r else "")),
-            "-" if tool == "vmback" else fmt(rt.get("bytes_written"), "%.3f"),
-        ])
-widths = [max(len(str(x)) for x in col) for col in zip(hdr, *rows)]
-right = {3, 4, 5, 6, 7, 8, 9, 11, 12, 13}
-def line(cells):
-    return "  ".join(str(c).rjust(w) if i in right else str(c).ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+def row(phase, tool, r):
+    rt = ratios[phase].get("vmback_vs_" + tool, {}) if tool != "vmback" else {}
+    wall_r = rt.get("wall")
+    return [
+        phase, tool,
+        "ok" if r["exit_status"] == 0 else "FAIL(%d)" % r["exit_status"],
+        fmt(r["wall_s"], "%.2f"), fmt(r["cpu_s"], "%.2f"), fmt(r["user_s"], "%.2f"), fmt(r["sys_s"], "%.2f"),
+        "%.1f" % (r["bytes_written"] / MIB),
+        "%.1f" % (r["repo_bytes_after"] / MIB),
+        fmt(None if r["peak_rss_bytes"] is None else r["peak_rss_bytes"] / MIB, "%.1f"),
+        "dropped" if r["page_cache_dropped"] and (r["image_resident_bytes_at_start"] or 0) < 16 * MIB
+        else ("drop-ok?" if r["page_cache_dropped"] else "warm"),
+        fmt(r["other_processes_pct_of_machine"], "%.0f"),
+        "-" if tool == "vmback" else (fmt(wall_r, "%.3f") + ("" if wall_r is None else " (%.2fx)" % (1 / wall_r) if wall_r else "")),
+        "-" if tool == "vmback" else fmt(rt.get("bytes_written"), "%.3f"),
+    ]
 
+
+rows = rows_by_phase(runs, PHASES, TOOLS, len(hdr), lambda phase, tool: [phase, tool], row)
 versions = {
     "vmback": ver([vmback, "--version"]),
     "restic": ver(["restic", "version"]),
     "borg": ver(["borg", "--version"]),
 }
-def read_text(name):
-    try:
-        return open(os.path.join(work, name)).read().strip()
-    except OSError:
-        return None
-
-vm_id_start = read_text("vmback-id-start")
-vm_id_start = vm_id_start.split(" ", 1)[1] if vm_id_start else None
-try:
-    import hashlib
-    with open(vmback, "rb") as f:
-        h = hashlib.sha256(f.read()).hexdigest()[:16]
-    vm_id_end = "%s %s" % (h, datetime.datetime.fromtimestamp(os.stat(vmback).st_mtime).strftime("%Y-%m-%d %H:%M:%S"))
-except OSError:
-    vm_id_end = None
-preflight = read_text("preflight.txt")
+vm_id_start, vm_id_end = binary_info(work, vmback)
+preflight = read_text(work, "preflight.txt")
 restic_cfg = load_json(os.path.join(work, "restic-config.json")) or {}
 vm_cfg = load_json(os.path.join(work, "vmback-store", "config.json")) or {}
 
 print()
 print("vmback store benchmark  (%s, %d cores)" % (datetime.datetime.now().isoformat(timespec="seconds"), os.cpu_count()))
 print("versions: %s | %s | %s" % (versions["vmback"], versions["restic"], versions["borg"]))
-print("vmback binary: %s (sha256 %s; the runs used a copy taken at the start)%s" % (vmback, vm_id_start,
-      "" if vm_id_end == vm_id_start else "; note: %s was rebuilt meanwhile, now %s" % (vmback, vm_id_end)))
+print(binary_line(vmback, vm_id_start, vm_id_end))
 print("vmback pre-flight: %s" % preflight)
 print("settings: vmback store defaults %s | restic repo version %s (default compression) | borg -e none, default chunker/lz4"
       % ({k: v for k, v in vm_cfg.items() if k in ("block_size", "compression", "zstd_level", "version")} or "?",
@@ -403,14 +197,8 @@ else:
 inits = ", ".join("%s %.2f s" % (t, runs[t]["init"]["wall_s"]) for t in TOOLS if "init" in runs.get(t, {}) and runs[t]["init"]["wall_s"] is not None)
 print("repository init (not included below): " + inits)
 print()
-print(line(hdr))
-print(line(["-" * w for w in widths]))
-prev = None
-for r in rows:
-    if prev is not None and r[0] != prev:
-        print()
-    prev = r[0]
-    print(line(r))
+for line in table(hdr, rows, right={3, 4, 5, 6, 7, 8, 9, 11, 12, 13}):
+    print(line)
 print()
 print("written = du -sb of the repository after - before (apparent bytes); repo = du -sb after; cpu = user + sys;")
 print("wall vm/x, bytes vm/x = vmback / that tool (below 1: vmback better; (Nx) = how many times faster vmback is)")
@@ -434,18 +222,14 @@ for p in PHASES:
               % (p, st.get("original_size", 0) / MIB, st.get("compressed_size", 0) / MIB, st.get("deduplicated_size", 0) / MIB))
 print()
 print("goals (informational, not asserted):")
-gw = max(len(g["goal"]) for g in goals)
-for g in goals:
-    m = "-" if g["measured"] is None else g["fmt"] % g["measured"]
-    status = "n/a" if g["met"] is None else ("met" if g["met"] else "MISSED")
-    print("  %s  %10s  (target %s)  %s" % (g["goal"].ljust(gw), m, g["target"], status))
+for line in goal_lines(goals):
+    print(line)
 
 result = {
     "timestamp": datetime.datetime.now().isoformat(timespec="seconds"),
     "cpus": os.cpu_count(),
     "versions": versions,
-    "vmback_binary": {"path": vmback, "sha256_mtime_at_start": vm_id_start, "sha256_mtime_at_end": vm_id_end,
-                      "rebuilt_during_run": vm_id_end != vm_id_start, "runs_used_copy_taken_at_start": True, "preflight": preflight},
+    "vmback_binary": binary_json(vmback, vm_id_start, vm_id_end, preflight),
     "settings": {"vmback_store_config": vm_cfg, "restic_repo_config": {k: v for k, v in restic_cfg.items() if k != "chunker_polynomial"},
                  "borg": "borg init -e none; borg create defaults"},
     "image": gen,
@@ -453,13 +237,9 @@ result = {
     "page_cache_dropped_all_runs": drop_states == {True},
     "runs": runs,
     "ratios_vmback_over_other": ratios,
-    "goals": [{k: v for k, v in g.items() if k != "fmt"} for g in goals],
+    "goals": goals,
 }
-os.makedirs(os.path.dirname(out_path), exist_ok=True)
-with open(out_path, "w") as f:
-    json.dump(result, f, indent=2)
-print()
-print("JSON: " + out_path)
+write_json(out_path, result)
 PY
 then
   BENCH_KEEP=1
