@@ -35,19 +35,28 @@ void ListDir(Env* env, const std::string& dir, const std::string& path, bool top
 
 }  // namespace
 
-std::vector<PointEntry> ListTargetEntries(InplaceTarget* target, Env* env, const std::string& point_arg,
-                                          const std::string& path, bool recursive) {
-  std::string point = point_arg;
+OpenedTargetPoint OpenTargetPoint(InplaceTarget* target, Env* env, const std::string& point) {
+  OpenedTargetPoint p;
+  p.name = point;
   if (point == "latest") {
     auto points = target->ListPoints();
     if (points.empty()) ThrowNotFound("no points yet in " + target->describe());
-    point = points.back();
+    p.name = points.back();
   }
-  auto view = target->OpenPoint(point);
-  const std::string& root = view->root();
+  p.view = target->OpenPoint(p.name);
+  const std::string& root = p.view->root();
   if (!env->Exists(JoinPath(root, kPointInfo)))
-    ThrowCorrupt("point " + point + " of " + target->describe() + " has no " + kPointInfo);
-  const std::vector<std::string> vols = VolumeNames(ReadPointInfo(env, root));
+    ThrowCorrupt("point " + p.name + " of " + target->describe() + " has no " + kPointInfo);
+  p.volumes = VolumeNames(ReadPointInfo(env, root));
+  return p;
+}
+
+std::vector<PointEntry> ListTargetEntries(InplaceTarget* target, Env* env, const std::string& point_arg,
+                                          const std::string& path, bool recursive) {
+  const OpenedTargetPoint opened = OpenTargetPoint(target, env, point_arg);
+  const std::string& point = opened.name;
+  const std::string& root = opened.view->root();
+  const std::vector<std::string>& vols = opened.volumes;
   std::vector<PointEntry> out;
   if (path.empty()) {
     for (const auto& vol : vols) {

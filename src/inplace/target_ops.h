@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,16 @@ struct TargetPointInfo {
   std::vector<std::string> volumes;  // empty when not readable without opening the point
 };
 std::vector<TargetPointInfo> ListTargetPoints(InplaceTarget* target, Env* env);
+
+// A point of the target opened for reading: its name ("latest" resolved),
+// its view and the volumes its description lists. Throws kNotFound when
+// there is no such point (or none yet), kCorrupt when it has no description.
+struct OpenedTargetPoint {
+  std::string name;
+  std::unique_ptr<PointView> view;
+  std::vector<std::string> volumes;
+};
+OpenedTargetPoint OpenTargetPoint(InplaceTarget* target, Env* env, const std::string& point);
 
 // What `vmback ls` shows of point (a name, or "latest") below path: the
 // point's volumes when path is empty; a directory's children (everything

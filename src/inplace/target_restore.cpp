@@ -330,17 +330,10 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
                                Logger* log) {
   const Overwrite overwrite = options.overwrite;
   const MetadataPolicy policy = PolicyOf(options);
-  std::string point = point_arg;
-  if (point == "latest") {
-    auto points = target->ListPoints();
-    if (points.empty()) ThrowNotFound("no points yet in " + target->describe());
-    point = points.back();
-  }
-  auto view = target->OpenPoint(point);
-  const std::string& root = view->root();
-  if (!env->Exists(JoinPath(root, kPointInfo)))
-    ThrowCorrupt("point " + point + " of " + target->describe() + " has no " + kPointInfo);
-  std::vector<std::string> vols = VolumeNames(ReadPointInfo(env, root));
+  const OpenedTargetPoint opened = OpenTargetPoint(target, env, point_arg);
+  const std::string& point = opened.name;
+  const std::string& root = opened.view->root();
+  const std::vector<std::string>& vols = opened.volumes;
   RestoreStats stats;
   // A whole volume or a part of it, as `name` in `parent` (whole point), or
   // to the path `to` (one volume or a part).
