@@ -59,6 +59,9 @@ struct PullBackupSpec {
   std::vector<std::string> skip;  // disk targets left out (backup='no', checkpoint='no')
   std::string incremental;        // the checkpoint it builds on; "": a full backup
   std::string checkpoint;         // the checkpoint to make with it; "": none
+  // > 0: BeginBackup gives up after this long (less than its own 60 s),
+  // as the guest is quiet meanwhile; a late begin is undone.
+  std::chrono::milliseconds timeout{0};
 };
 
 // <domainbackup mode='pull'> for spec, every value escaped. Throws

@@ -97,8 +97,8 @@ struct Call {
 // Runs call on a thread of its own and waits for it until the deadline;
 // throws Error "VM 'x': <what> (<api>) timed out after N ms" when it is
 // missed. Returns what the call gave otherwise (the caller checks rc).
-Outcome Bounded(virDomainPtr dom, const std::string& vm, Call call) {
-  const milliseconds timeout = CallTimeout();
+Outcome Bounded(virDomainPtr dom, const std::string& vm, Call call, milliseconds limit = milliseconds(0)) {
+  const milliseconds timeout = limit.count() > 0 ? std::min(limit, CallTimeout()) : CallTimeout();
   const milliseconds delay = TestDelay(call.test_name);
   auto pending = std::make_shared<PendingCall>();
   if (virDomainRef(dom) < 0) return Failed();
@@ -173,7 +173,7 @@ void BeginPullBackup(virDomainPtr dom, const std::string& vm, const PullBackupSp
               CheckpointHandle cp(virDomainCheckpointLookupByName(d, checkpoint_name.c_str(), 0));
               if (cp != nullptr) virDomainCheckpointDelete(cp.get(), 0);
             }};
-  Outcome o = Bounded(dom, vm, std::move(call));
+  Outcome o = Bounded(dom, vm, std::move(call), spec.timeout);
   if (o.rc < 0) {
     throw Error(ErrorKind::kOther, Quote(vm) + ": cannot begin a pull-mode backup" +
                                        BackupWords(spec) + ": " + o.error);

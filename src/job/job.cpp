@@ -192,7 +192,8 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
           states[i].record = states[i].snapshot->JournalRecord();
           if (states[i].record != planned)
             record({{"op", "snapshot"}, {"volume", v.name}, {"record", states[i].record}});
-          if (ReadsFromLibvirt(v)) libvirt.Begin(v, domains, run_id);
+          if (ReadsFromLibvirt(v))
+            libvirt.Begin(v, domains, run_id, held.empty() ? std::nullopt : std::make_optional(deadline));
         }
         step("release");
         release_all();

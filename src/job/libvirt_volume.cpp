@@ -162,7 +162,8 @@ std::string LibvirtBackups::ChainOf(const DomainInfo& d, const std::vector<Expor
 }
 
 void LibvirtBackups::Begin(const VolumeConfig& v, const std::vector<DomainInfo>& domains,
-                           const std::string& run_id) {
+                           const std::string& run_id,
+                           std::optional<std::chrono::steady_clock::time_point> deadline) {
   for (const auto& d : domains) {
     if (!d.running) continue;
     bool on_v = false;
@@ -178,7 +179,7 @@ void LibvirtBackups::Begin(const VolumeConfig& v, const std::vector<DomainInfo>&
     Job& job = jobs_[d.name];
     job.vm = d.name;
     job.disks = DisksOf(d, &job.volumes);
-    Start(&job, d, run_id);
+    Start(&job, d, run_id, deadline);
   }
 }
 
@@ -220,7 +221,8 @@ std::vector<std::string> LibvirtBackups::Preview(const VolumeConfig& v, const st
   return lines;
 }
 
-void LibvirtBackups::Start(Job* job, const DomainInfo& d, const std::string& run_id) {
+void LibvirtBackups::Start(Job* job, const DomainInfo& d, const std::string& run_id,
+                           std::optional<std::chrono::steady_clock::time_point> deadline) {
   job->incremental = ChainOf(d, job->disks, &job->since, &job->why_full);
   bool all_qcow2 = true;
   for (const auto& e : job->disks) all_qcow2 = all_qcow2 && e.disk.format == "qcow2";
@@ -236,6 +238,14 @@ void LibvirtBackups::Start(Job* job, const DomainInfo& d, const std::string& run
   if (all_qcow2) job->checkpoint = CheckpointName(run_id);
   spec.checkpoint = job->checkpoint;
   spec.incremental = job->incremental;
+  spec.timeout = std::chrono::milliseconds(config_.run.call_timeout_seconds * 1000);
+  if (deadline) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      throw Error(ErrorKind::kOther, "VM " + job->vm + ": max_freeze (" + std::to_string(config_.run.max_freeze_seconds) +
+                                         " s) reached before its backup could begin");
+    if (spec.timeout.count() <= 0 || left < spec.timeout) spec.timeout = left;
+  }
   if (record_) record_({{"op", "backup-job"}, {"vm", job->vm}, {"dir", job->dir}});
   try {
     try {

@@ -22,7 +22,9 @@
 
 #include <atomic>
 #include <functional>
+#include <chrono>
 #include <map>
+#include <optional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -61,7 +63,10 @@ class LibvirtBackups {
   // backup of every running VM in domains with a disk on it (all its disks
   // on libvirt volumes), unless an earlier volume began it. Throws Error
   // naming the VM when libvirt cannot begin it or a disk cannot be read.
-  void Begin(const VolumeConfig& v, const std::vector<DomainInfo>& domains, const std::string& run_id);
+  // Each begin is bounded by [run] call_timeout and by deadline (the end of
+  // max_freeze, while VMs are quiet; none when not given).
+  void Begin(const VolumeConfig& v, const std::vector<DomainInfo>& domains, const std::string& run_id,
+             std::optional<std::chrono::steady_clock::time_point> deadline = std::nullopt);
   // What Begin would do for volume v, one line per VM (for vmback plan):
   // its disks, and incremental from which checkpoint or full and why.
   // Asks libvirt only for the checkpoints.
@@ -103,7 +108,8 @@ class LibvirtBackups {
 
   // d's disks on libvirt volumes, and those volumes into *volumes.
   std::vector<ExportedDisk> DisksOf(const DomainInfo& d, std::set<std::string>* volumes) const;
-  void Start(Job* job, const DomainInfo& d, const std::string& run_id);
+  void Start(Job* job, const DomainInfo& d, const std::string& run_id,
+             std::optional<std::chrono::steady_clock::time_point> deadline);
   void End(Job* job);
   // The incremental base of vm's disks, or "" with *why set.
   std::string ChainOf(const DomainInfo& d, const std::vector<ExportedDisk>& disks, std::string* since,

@@ -204,6 +204,7 @@ TEST_F(LibvirtVolumeTest, FirstRunIsFullThenOnlyTheDirtyExtentsAreRead) {
   ASSERT_EQ(hv_->begun.size(), 1u);
   EXPECT_EQ(hv_->begun[0].incremental, "");
   EXPECT_EQ(hv_->begun[0].checkpoint, "vmback-r1");
+  EXPECT_EQ(hv_->begun[0].timeout, std::chrono::milliseconds(10000)) << "[run] call_timeout bounds the begin";
   EXPECT_EQ(Volume(r1).change_method, "full-read");
   ExpectRestores(r1.point);
   ExpectNothingLeft("run 1");
