@@ -614,7 +614,10 @@ assert sys.argv[3] in v.get("change_why", ""), v' "$WORK/last-run.json" "$method
   check_eq "$(find "$WORK/nbd" -mindepth 1 -maxdepth 1 | head -n 3)" "" "no NBD socket directory left ($what)"
   check "no backup job left on $DOM ($what)" bash -c \
     "timeout 60 virsh -q -c '$URI' domjobinfo '$DOM' | grep -Eq 'Job type: +None'"
-  READS+=("$what: read $READ bytes ($method)")
+  local ms
+  ms=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["backup"]["volumes"][0]["seconds_ms"])' \
+    "$WORK/last-run.json" 2>/dev/null || echo "?")
+  READS+=("$what: read $READ bytes ($method) in $ms ms")
   echo "bytes read: $READ"
 }
 
