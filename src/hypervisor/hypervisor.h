@@ -130,7 +130,8 @@ class Hypervisor {
   // spec.checkpoint with it when given. The exports stay until EndBackup.
   virtual void BeginBackup(const std::string& vm, const PullBackupSpec& spec);
   // Ends the VM's backup job (virDomainAbortJob): the exports go, and the
-  // scratch files may be removed.
+  // scratch files may be removed. A VM that runs no job, or another kind of
+  // job (a migration), is left alone: Error(kNotFound) saying so.
   virtual void EndBackup(const std::string& vm);
   // The names of the VM's checkpoints (virDomainListAllCheckpoints), sorted;
   // all of them, vmback's and others'.

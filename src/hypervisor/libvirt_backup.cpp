@@ -182,10 +182,34 @@ void BeginPullBackup(virDomainPtr dom, const std::string& vm, const PullBackupSp
 }
 
 void EndPullBackup(virDomainPtr dom, const std::string& vm) {
+  // Only a backup job is aborted: a migration or a dump the VM runs is not
+  // vmback's (a journal's job may have ended with its QEMU long ago).
   Outcome o = Bounded(dom, vm,
                       {"backup-end", "virDomainAbortJob", "ending its backup job",
-                       [](virDomainPtr d) { return virDomainAbortJob(d) < 0 ? Failed() : Succeeded(); },
+                       [](virDomainPtr d) {
+                         int type = VIR_DOMAIN_JOB_NONE;
+                         virTypedParameterPtr params = nullptr;
+                         int n = 0;
+                         if (virDomainGetJobStats(d, &type, &params, &n, 0) < 0) return Failed();
+                         int operation = -1;
+                         const bool known =
+                             virTypedParamsGetInt(params, n, VIR_DOMAIN_JOB_OPERATION, &operation) == 1;
+                         virTypedParamsFree(params, n);
+                         Outcome other;
+                         other.rc = -2;
+                         if (type == VIR_DOMAIN_JOB_NONE) {
+                           other.error = "it runs no job";
+                           return other;
+                         }
+                         if (known && operation != VIR_DOMAIN_JOB_OPERATION_BACKUP) {
+                           other.error = "the job it runs is not a backup (operation " + std::to_string(operation) +
+                                         "): left alone";
+                           return other;
+                         }
+                         return virDomainAbortJob(d) < 0 ? Failed() : Succeeded();
+                       },
                        nullptr});
+  if (o.rc == -2) ThrowNotFound(Quote(vm) + ": no backup job to end: " + o.error);
   if (o.rc < 0) throw Error(ErrorKind::kOther, Quote(vm) + ": cannot end its backup job: " + o.error);
 }
 

@@ -294,7 +294,9 @@ void LibvirtBackups::Start(Job* job, const DomainInfo& d, const std::string& run
 
 void LibvirtBackups::Describe(const VolumeConfig& v, VolumeSpec* spec) {
   // The paths this volume reads from an export, and what each may have changed.
-  std::map<std::string, std::pair<std::shared_ptr<NbdDisk>, std::string>> dirty;  // path -> disk, context
+  // path -> disk, context; not kept alive here: End closes the connection
+  // before it ends the job.
+  std::map<std::string, std::pair<std::weak_ptr<NbdDisk>, std::string>> dirty;
   std::map<std::string, std::string> full;                                     // path -> why
   std::string since;
   for (const auto& [vm, job] : jobs_) {
@@ -314,7 +316,10 @@ void LibvirtBackups::Describe(const VolumeConfig& v, VolumeSpec* spec) {
   spec->changes_since = since;
   spec->changes = [dirty, full](const std::string&, const std::string& path) {
     auto d = dirty.find(path);
-    if (d != dirty.end()) return d->second.first->DirtyExtents(d->second.second);
+    if (d != dirty.end()) {
+      if (std::shared_ptr<NbdDisk> disk = d->second.first.lock()) return disk->DirtyExtents(d->second.second);
+      return ChangeSet{ChangeMethod::kFullRead, "its backup job has ended", {}};
+    }
     auto f = full.find(path);
     return ChangeSet{ChangeMethod::kFullRead,
                      f != full.end() ? f->second : "not the disk of a running VM: read as a file", {}};
