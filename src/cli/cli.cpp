@@ -35,6 +35,8 @@ const CommandInfo kCommands[] = {
      ShowsProgress::kYes},
     {"list", "list the points in the target", NewListCommand},
     {"ls", "list what a point holds: its volumes, a directory's entries, -R all below", NewLsCommand},
+    {"diff", "what changed between two points: added, removed, changed (content bytes, metadata)",
+     NewDiffCommand},
     {"restore", "restore a point, a volume, a file or a subtree", NewRestoreCommand},
     {"verify", "re-read and re-hash everything in the target", NewVerifyCommand},
     {"repair", "rewrite the store's packs damaged on every copy without their bad blocks", NewRepairCommand},

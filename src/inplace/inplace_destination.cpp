@@ -65,6 +65,10 @@ class InplaceDestination : public Destination {
     return ListTargetEntries(target_.get(), env_, point, path, recursive);
   }
 
+  PointDiff Diff(const std::string& from, const std::string& to, const std::string& path) override {
+    return DiffTargetPoints(target_.get(), env_, from, to, path);
+  }
+
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override {
     if (!request.read_data_subset.empty() || request.read_limit)
       ThrowConfig("--read-data-subset and --read-limit are for a store; an in-place target is checked by "
