@@ -37,6 +37,7 @@ const CommandInfo kCommands[] = {
     {"ls", "list what a point holds: its volumes, a directory's entries, -R all below", NewLsCommand},
     {"diff", "what changed between two points: added, removed, changed (content bytes, metadata)",
      NewDiffCommand},
+    {"find", "which points hold the paths a glob matches, and where their content changed", NewFindCommand},
     {"restore", "restore a point, a volume, a file or a subtree", NewRestoreCommand},
     {"verify", "re-read and re-hash everything in the target", NewVerifyCommand},
     {"repair", "rewrite the store's packs damaged on every copy without their bad blocks", NewRepairCommand},

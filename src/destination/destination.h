@@ -128,6 +128,11 @@ class Destination {
   // points), in path order. A changed file's changed blocks come from the
   // block lists or blockmaps of the two points, never from its data.
   virtual PointDiff Diff(const std::string& from, const std::string& to, const std::string& path) = 0;
+  // What `vmback find` looks at: the entries of point (a name, or "latest",
+  // resolved into *resolved) whose path match accepts, each file with its
+  // content's version (PointEntry::version).
+  virtual std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
+                                              std::string* resolved) = 0;
   // Checks every point end to end (and the copies or the file system's
   // scrub). May heal from another copy.
   virtual VerifyOutcome Verify(const VerifyRequest& request, Logger* log) = 0;

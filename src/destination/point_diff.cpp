@@ -20,6 +20,12 @@ bool PathOrderLess(const std::string& a, const std::string& b) {
   return a.size() < b.size();
 }
 
+std::string ContentVersion(const std::vector<Hash>& ids) {
+  Sha256Stream s;
+  for (const Hash& h : ids) s.Update(h.bytes.data(), h.bytes.size());
+  return s.Finish().Hex();
+}
+
 bool PathListed(const std::function<void()>& list) {
   try {
     list();

@@ -41,6 +41,13 @@ struct PointDiff {
   std::vector<EntryChange> changes;  // in path order
 };
 
+// PointEntry::version of content made of ids (a store's list ids, an
+// in-place blockmap's entries): the hex SHA-256 of them in order.
+std::string ContentVersion(const std::vector<Hash>& ids);
+
+// Whether a path of a point ("VOLUME/dir/name") is wanted.
+using PathMatcher = std::function<bool(const std::string& path)>;
+
 // The content of two files of the same path: nullopt when it is the same.
 using ContentComparer = std::function<std::optional<ContentDelta>(const PointEntry& before,
                                                                  const PointEntry& after)>;

@@ -112,6 +112,19 @@ std::vector<PointEntry> ListTargetEntries(InplaceTarget* target, Env* env, const
   return ListOpened(env, OpenTargetPoint(target, env, point_arg), path, recursive);
 }
 
+std::vector<PointEntry> FindTargetEntries(InplaceTarget* target, Env* env, const std::string& point,
+                                          const PathMatcher& match, std::string* resolved) {
+  const OpenedTargetPoint opened = OpenTargetPoint(target, env, point);
+  *resolved = opened.name;
+  std::vector<PointEntry> out = ListOpened(env, opened, "", true);
+  std::erase_if(out, [&](const PointEntry& e) { return !match(e.path); });
+  for (PointEntry& e : out) {
+    if (e.type != "file") continue;
+    if (const std::optional<Blockmap> m = MapOf(env, opened, e)) e.version = ContentVersion(m->blocks);
+  }
+  return out;
+}
+
 PointDiff DiffTargetPoints(InplaceTarget* target, Env* env, const std::string& from, const std::string& to,
                            const std::string& path) {
   const OpenedTargetPoint a = OpenTargetPoint(target, env, from);

@@ -65,6 +65,13 @@ std::vector<PointEntry> ListTargetEntries(InplaceTarget* target, Env* env, const
 PointDiff DiffTargetPoints(InplaceTarget* target, Env* env, const std::string& from, const std::string& to,
                            const std::string& path);
 
+// `vmback find` in one point of the target (a name, or "latest", resolved
+// into *resolved): its entries whose path match accepts, each file's
+// version a digest of its blockmap's entries (none without a sound
+// blockmap). Only the matching files' blockmaps are read.
+std::vector<PointEntry> FindTargetEntries(InplaceTarget* target, Env* env, const std::string& point,
+                                          const PathMatcher& match, std::string* resolved);
+
 // Restores a whole point (path empty), a volume, or a file or subtree inside
 // a tree volume ("VOLUME/dir/file") to `to`. Every file's blocks are checked
 // against the blockmap stored in the point: wrong data is never emitted

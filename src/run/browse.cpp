@@ -30,11 +30,7 @@ std::vector<Entry> ChildrenOf(Store* store, const Entry& dir, const std::string&
 // e at path as ls shows it, with its content's version.
 PointEntry StoreEntry(const Entry& e, const std::string& path) {
   PointEntry p = PointEntryOf(e, path);
-  if (e.type == EntryType::kFile) {
-    std::string ids;
-    for (const Hash& h : e.content) ids.append(reinterpret_cast<const char*>(h.bytes.data()), h.bytes.size());
-    p.version = Sha256(ids).Hex();
-  }
+  if (e.type == EntryType::kFile) p.version = ContentVersion(e.content);
   return p;
 }
 
@@ -136,6 +132,15 @@ std::vector<PointEntry> ListPointEntries(Store* store, const std::string& point_
                                 : ResolvePoint(store, point_arg);
   std::vector<PointEntry> out;
   ListIn(store, store->ReadPoint(point), point, path, recursive, &out, nullptr);
+  return out;
+}
+
+std::vector<PointEntry> FindPointEntries(Store* store, const std::string& point_arg, const PathMatcher& match,
+                                         std::string* resolved) {
+  *resolved = ResolvePoint(store, point_arg);
+  std::vector<PointEntry> out;
+  ListIn(store, store->ReadPoint(*resolved), *resolved, "", true, &out, nullptr);
+  std::erase_if(out, [&](const PointEntry& e) { return !match(e.path); });
   return out;
 }
 

@@ -34,4 +34,10 @@ std::vector<PointEntry> ListPointEntries(Store* store, const std::string& point,
 // added or removed; in neither, Error(kNotFound) naming it and both points.
 PointDiff DiffPoints(Store* store, const std::string& from, const std::string& to, const std::string& path);
 
+// `vmback find` in one point of the store (a name, or "latest", resolved
+// into *resolved): its entries whose path match accepts, in path order,
+// each file's version a digest of its block list ids.
+std::vector<PointEntry> FindPointEntries(Store* store, const std::string& point, const PathMatcher& match,
+                                         std::string* resolved);
+
 }  // namespace vmback

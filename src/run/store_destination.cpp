@@ -101,6 +101,11 @@ class StoreDestination : public Destination {
     return DiffPoints(store_.get(), from, to, path);
   }
 
+  std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
+                                      std::string* resolved) override {
+    return FindPointEntries(store_.get(), point, match, resolved);
+  }
+
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override;
   PruneSummary Prune(const RetentionPolicy& policy, const PruneRequest& request, Logger* log) override;
 

@@ -12,6 +12,10 @@
 #   a path          only what is below it
 #   wrong names     a point, a volume or a path that is not there is an
 #                   error naming it
+# and vmback find over the same history: names and paths a glob matches
+# ('*' not crossing '/', '**' crossing), the points holding each, the
+# version of its content (same block list or blockmap, same version) and
+# where it changed; --point.
 # Every mtime is pinned, so a directory whose entries changed does not show
 # up as changed for its mtime.
 #
@@ -161,6 +165,51 @@ M tree/was-file: type file -> symlink (-> keep.txt)
   expect_rc 0 "$kind: a point against itself"
   check_eq "$(cat "$VM_OUT")" "no changes" "$kind: a point against itself has no changes"
 
+  section "$kind: find"
+  vm find "${dest[@]}" '*.txt' --json
+  expect_rc 0 "$kind: find '*.txt' --json"
+  check "$kind: find: every .txt of every point, the points holding it, unchanged" python3 - "$VM_OUT" "$p1" "$p2" <<'PY'
+import json, sys
+got, p1, p2 = json.load(open(sys.argv[1])), sys.argv[2], sys.argv[3]
+short = [(f["path"], [(p["point"], p["changed"]) for p in f["points"]]) for f in got]
+want = [("tree/gone.txt", [(p1, False)]), ("tree/keep.txt", [(p1, False), (p2, False)]),
+        ("tree/mode.txt", [(p1, False), (p2, False)]), ("tree/new.txt", [(p2, False)]),
+        ("tree/newdir/inner.txt", [(p2, False)]), ("tree/sub/deep.txt", [(p1, False), (p2, False)])]
+assert short == want, short
+by = {f["path"]: f["points"] for f in got}
+assert by["tree/keep.txt"][0]["version"] and by["tree/keep.txt"][0]["version"] == by["tree/keep.txt"][1]["version"]
+assert by["tree/keep.txt"][0]["version"] != by["tree/mode.txt"][0]["version"]
+PY
+  vm find "${dest[@]}" 'tree/*' --json
+  expect_rc 0 "$kind: find 'tree/*'"
+  check_eq "$(json_field "$VM_OUT" '[f["path"] for f in d]')" \
+    "['tree/disk.img', 'tree/gone.txt', 'tree/keep.txt', 'tree/mode.txt', 'tree/new.txt', 'tree/newdir', 'tree/sub', 'tree/was-file']" \
+    "$kind: find: '*' does not cross '/'"
+  vm find "${dest[@]}" 'tree/**.txt' --point "$p2" --json
+  expect_rc 0 "$kind: find 'tree/**.txt' --point P2"
+  check_eq "$(json_field "$VM_OUT" '[(f["path"], len(f["points"])) for f in d]')" \
+    "[('tree/keep.txt', 1), ('tree/mode.txt', 1), ('tree/new.txt', 1), ('tree/newdir/inner.txt', 1), ('tree/sub/deep.txt', 1)]" \
+    "$kind: find: '**' crosses '/'; --point looks in one point"
+  vm find "${dest[@]}" '*.img' --json
+  expect_rc 0 "$kind: find '*.img'"
+  check "$kind: find: the image's content changed in P2, a new version" python3 -c "import json, sys
+f = json.load(open(sys.argv[1]))
+assert [x['path'] for x in f] == ['tree/disk.img'], f
+a, b = f[0]['points']
+assert (a['point'], a['changed'], b['point'], b['changed']) == (sys.argv[2], False, sys.argv[3], True), f
+assert a['version'] and b['version'] and a['version'] != b['version'], f" "$VM_OUT" "$p1" "$p2"
+  vm find "${dest[@]}" 'was-[e-g]ile'
+  expect_rc 0 "$kind: find 'was-[e-g]ile'"
+  check "$kind: find as text: a file turned into a link is marked changed" python3 -c "import re, sys
+t = open(sys.argv[1]).read().splitlines()
+assert t[0] == 'tree/was-file', t
+assert re.fullmatch(r'  ' + re.escape(sys.argv[2]) + r'  file +20 2023-11-14T22:13:20Z v1', t[1]), t
+assert re.fullmatch(r'  ' + re.escape(sys.argv[3]) + r'  symlink +0 2023-11-14T22:13:20Z changed', t[2]), t
+assert len(t) == 3, t" "$VM_OUT" "$p1" "$p2"
+  vm find "${dest[@]}" '*' --point no-such-point
+  expect_nonzero "$kind: find in a point that is not there"
+  expect_err "no-such-point" "$kind: find: the error names the point"
+
   section "$kind: wrong names"
   vm diff "${dest[@]}" "$p1" no-such-point
   expect_nonzero "$kind: a point that is not there"
@@ -188,6 +237,10 @@ check_eq "$(json_field "$VM_OUT" 'd')" "[]" "dir: its one point has no changes a
 vm diff --dir "$MIRROR" current latest tree
 expect_rc 0 "dir: latest is current"
 check_eq "$(cat "$VM_OUT")" "no changes" "dir: latest is current"
+vm find --dir "$MIRROR" '*.img' --json
+expect_rc 0 "dir: find '*.img'"
+check_eq "$(json_field "$VM_OUT" '[(f["path"], [p["point"] for p in f["points"]], len(f["points"][0]["version"])) for f in d]')" \
+  "[('tree/disk.img', ['current'], 64)]" "dir: find: the image, in current, with its blockmap's version"
 vm diff --dir "$MIRROR" current yesterday
 expect_nonzero "dir: a point that is not there"
 expect_err "yesterday" "dir: the error names the point"
