@@ -73,9 +73,10 @@ class FindCommand : public Command {
           if (n == versions.size()) versions.push_back(e.version);
           v = "v" + std::to_string(n + 1);
         }
-        char size[32];
-        std::snprintf(size, sizeof size, "%12llu", static_cast<unsigned long long>(e.size));
-        ctx.out << "  " << f.points[i].first << "  " << e.type << " " << size << " " << FormatTimeUtc(e.mtime_ns)
+        char kind_size[48];
+        std::snprintf(kind_size, sizeof kind_size, "%-8s %12llu", e.type.c_str(),
+                      static_cast<unsigned long long>(e.size));
+        ctx.out << "  " << f.points[i].first << "  " << kind_size << " " << FormatTimeUtc(e.mtime_ns)
                 << (v.empty() ? "" : " " + v) << (ChangedAt(f, i) ? " changed" : "") << "\n";
       }
     }

@@ -16,6 +16,8 @@
 # ('*' not crossing '/', '**' crossing), the points holding each, the
 # version of its content (same block list or blockmap, same version) and
 # where it changed; --point.
+# On btrfs, a blockmap removed from the later snapshot: the image's content
+# changed by bytes not known (no data read), and find shows "v?".
 # Every mtime is pinned, so a directory whose entries changed does not show
 # up as changed for its mtime.
 #
@@ -229,6 +231,25 @@ one_destination store 65536 "${POINTS[0]}" "${POINTS[1]}" --store "$STORE"
 list_points --btrfs "$WORK/mnt/vmback"
 check_eq "${#POINTS[@]}" 2 "two points in the btrfs target"
 one_destination btrfs 131072 "${POINTS[0]}" "${POINTS[1]}" --btrfs "$WORK/mnt/vmback"
+
+section "btrfs: a point without the image's blockmap"
+SNAP=$WORK/mnt/${POINTS[1]}
+MAP=$(grep -lF 'disk.img' "$SNAP"/tree/.vmback-blockmaps/*/*.map)
+check_eq "$(printf '%s\n' "$MAP" | wc -l)" 1 "btrfs: the image's blockmap in the later snapshot"
+btrfs property set -ts "$SNAP" ro false
+rm -- "$MAP"
+btrfs property set -ts "$SNAP" ro true
+vm diff --btrfs "$WORK/mnt/vmback" "${POINTS[0]}" "${POINTS[1]}" tree --json
+expect_rc 0 "btrfs: diff without a blockmap"
+check_eq "$(json_field "$VM_OUT" '[(x["changes"], x["changed_bytes"], x["changed_blocks"]) for x in d if x["path"] == "tree/disk.img"]')" \
+  "[(['content', 'mtime'], None, None)]" "btrfs: the image changed by bytes not known"
+vm diff --btrfs "$WORK/mnt/vmback" "${POINTS[0]}" "${POINTS[1]}" tree/disk.img
+expect_rc 0 "btrfs: diff without a blockmap, as text"
+check_eq "$(cat "$VM_OUT")" "M tree/disk.img: content, bytes changed not known (no blockmap); mtime 2023-11-14T22:13:20Z -> 2023-11-14T22:15:00Z
+0 added, 0 removed, 1 changed; 0 bytes of content changed, and 1 file by bytes not known" "btrfs: the text says the bytes are not known"
+vm find --btrfs "$WORK/mnt/vmback" disk.img
+expect_rc 0 "btrfs: find without a blockmap"
+check "btrfs: find shows v? where the blockmap is missing" grep -qE '^  .*  file +1048576 2023-11-14T22:15:00Z v\? changed$' "$VM_OUT"
 
 section "dir target: one point"
 vm diff --dir "$MIRROR" current current --json
