@@ -105,7 +105,8 @@ class DiffCommand : public Command {
           break;
         case EntryChange::Kind::kChanged:
           changed++;
-          if (c.content) (c.content->known ? bytes : unknown) += c.content->known ? c.content->bytes() : 1;
+          if (c.content && c.content->known) bytes += c.content->bytes();
+          if (c.content && !c.content->known) unknown++;
           ctx.out << "M " << shown << ": " << WhatChanged(c) << "\n";
           break;
       }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <optional>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "run/backup.h"
 #include "run/restore.h"
@@ -67,6 +68,47 @@ void ListIn(Store* store, const Manifest& m, const std::string& point, const std
   } else {
     out->push_back(StoreEntry(e, at));
     if (raw) raw->push_back(e);
+  }
+}
+
+// One point's side of a diff: its entries, and each one's Entry.
+struct Side {
+  std::vector<PointEntry> out;
+  std::vector<Entry> raw;
+};
+
+// Lists what lies below the directories among a's entries from a_begin and
+// b's from b_begin (the same directory's children in two points, or the
+// tops): a directory in both with the same tree holds the same below and is
+// not entered; one in both with different trees is entered in step; one on
+// one side only (or a file on the other) is listed whole.
+void Descend(Store* store, const PointDiff& d, Side* a, size_t a_begin, Side* b, size_t b_begin) {
+  const size_t a_end = a->out.size(), b_end = b->out.size();
+  std::unordered_map<std::string, size_t> in_b;
+  for (size_t j = b_begin; j < b_end; j++) in_b[b->out[j].path] = j;
+  std::unordered_set<std::string> dir_in_both;
+  for (size_t i = a_begin; i < a_end; i++) {
+    if (a->raw[i].type != EntryType::kDir) continue;
+    const std::string path = a->out[i].path;  // a copy: the lists grow below
+    const Entry ea = a->raw[i];
+    const auto it = in_b.find(path);
+    if (it == in_b.end() || b->raw[it->second].type != EntryType::kDir) {
+      ListChildren(store, ea, d.from, path, true, &a->out, &a->raw);
+      continue;
+    }
+    dir_in_both.insert(path);
+    const Entry eb = b->raw[it->second];
+    if (ea.subtree == eb.subtree) continue;
+    const size_t na = a->out.size(), nb = b->out.size();
+    ListChildren(store, ea, d.from, path, false, &a->out, &a->raw);
+    ListChildren(store, eb, d.to, path, false, &b->out, &b->raw);
+    Descend(store, d, a, na, b, nb);
+  }
+  for (size_t j = b_begin; j < b_end; j++) {
+    if (b->raw[j].type != EntryType::kDir || dir_in_both.count(b->out[j].path)) continue;
+    const std::string path = b->out[j].path;
+    const Entry eb = b->raw[j];
+    ListChildren(store, eb, d.to, path, true, &b->out, &b->raw);
   }
 }
 
@@ -149,18 +191,18 @@ PointDiff DiffPoints(Store* store, const std::string& from, const std::string& t
   d.from = ResolvePoint(store, from);
   d.to = ResolvePoint(store, to);
   const Manifest ma = store->ReadPoint(d.from), mb = store->ReadPoint(d.to);
-  std::vector<PointEntry> ea, eb;
-  std::vector<Entry> ra, rb;
-  const bool in_a = PathListed([&] { ListIn(store, ma, d.from, path, true, &ea, &ra); });
-  const bool in_b = PathListed([&] { ListIn(store, mb, d.to, path, true, &eb, &rb); });
+  Side a, b;
+  const bool in_a = PathListed([&] { ListIn(store, ma, d.from, path, false, &a.out, &a.raw); });
+  const bool in_b = PathListed([&] { ListIn(store, mb, d.to, path, false, &b.out, &b.raw); });
   if (!in_a && !in_b) ThrowPathInNeither(path, d);
+  Descend(store, d, &a, 0, &b, 0);
   std::unordered_map<std::string, const Entry*> by_a, by_b;
-  for (size_t i = 0; i < ea.size(); i++) by_a[ea[i].path] = &ra[i];
-  for (size_t i = 0; i < eb.size(); i++) by_b[eb[i].path] = &rb[i];
+  for (size_t i = 0; i < a.out.size(); i++) by_a[a.out[i].path] = &a.raw[i];
+  for (size_t i = 0; i < b.out.size(); i++) by_b[b.out[i].path] = &b.raw[i];
   const uint32_t bs_a = ma.block_size ? ma.block_size : store->block_size();
   const uint32_t bs_b = mb.block_size ? mb.block_size : store->block_size();
-  d.changes = DiffPointEntries(std::move(ea), std::move(eb), [&](const PointEntry& a, const PointEntry& b) {
-    return CompareContent(store, *by_a.at(a.path), *by_b.at(b.path), bs_a == bs_b ? bs_a : 0, a.path, d);
+  d.changes = DiffPointEntries(std::move(a.out), std::move(b.out), [&](const PointEntry& x, const PointEntry& y) {
+    return CompareContent(store, *by_a.at(x.path), *by_b.at(y.path), bs_a == bs_b ? bs_a : 0, x.path, d);
   });
   return d;
 }

@@ -30,7 +30,8 @@ std::vector<PointEntry> ListPointEntries(Store* store, const std::string& point,
 // `vmback diff` on the store: what changed from point `from` to point `to`
 // (names, or "latest") below path (everything when empty). A changed file's
 // blocks are counted from its block lists (equal list ids skipped, the
-// others decoded), never from its data. A path in one point only is all
+// others decoded), never from its data; a directory whose tree is the same
+// in both points is not entered. A path in one point only is all
 // added or removed; in neither, Error(kNotFound) naming it and both points.
 PointDiff DiffPoints(Store* store, const std::string& from, const std::string& to, const std::string& path);
 
