@@ -29,8 +29,9 @@ void ListDir(Env* env, const std::string& dir, const std::string& path, bool top
   for (const auto& name : names) {
     if (top && name == kBlockmapDir) continue;
     const std::string file = JoinPath(dir, name);
-    out->push_back(EntryAt(env, file, path + "/" + name));
-    if (recursive && out->back().type == "dir") ListDir(env, file, out->back().path, false, true, out);
+    const std::string child = path + "/" + name;  // not out->back().path: out grows below
+    out->push_back(EntryAt(env, file, child));
+    if (recursive && out->back().type == "dir") ListDir(env, file, child, false, true, out);
   }
 }
 
