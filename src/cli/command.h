@@ -61,6 +61,8 @@ std::unique_ptr<Command> NewTargetInitZfsCommand();
 std::unique_ptr<Command> NewBackupCommand();
 std::unique_ptr<Command> NewListCommand();
 std::unique_ptr<Command> NewLsCommand();
+std::unique_ptr<Command> NewDiffCommand();
+std::unique_ptr<Command> NewFindCommand();
 std::unique_ptr<Command> NewRestoreCommand();
 std::unique_ptr<Command> NewVerifyCommand();
 std::unique_ptr<Command> NewRepairCommand();

@@ -75,21 +75,23 @@ PointEntry PointEntryOf(const Entry& e, const std::string& path) {
   return p;
 }
 
+nlohmann::json PointEntryToJson(const PointEntry& e) {
+  nlohmann::json j;
+  PutBytesField(&j, "path", e.path);
+  j["type"] = e.type;
+  j["mode"] = e.mode;
+  j["uid"] = e.uid;
+  j["gid"] = e.gid;
+  j["size"] = e.size;
+  j["mtime"] = FormatTimeUtc(e.mtime_ns);
+  j["mtime_ns"] = e.mtime_ns;
+  if (e.type == "symlink") PutBytesField(&j, "target", e.target);
+  return j;
+}
+
 nlohmann::json PointEntriesToJson(const std::vector<PointEntry>& entries) {
   nlohmann::json out = nlohmann::json::array();
-  for (const auto& e : entries) {
-    nlohmann::json j;
-    PutBytesField(&j, "path", e.path);
-    j["type"] = e.type;
-    j["mode"] = e.mode;
-    j["uid"] = e.uid;
-    j["gid"] = e.gid;
-    j["size"] = e.size;
-    j["mtime"] = FormatTimeUtc(e.mtime_ns);
-    j["mtime_ns"] = e.mtime_ns;
-    if (e.type == "symlink") PutBytesField(&j, "target", e.target);
-    out.push_back(std::move(j));
-  }
+  for (const auto& e : entries) out.push_back(PointEntryToJson(e));
   return out;
 }
 

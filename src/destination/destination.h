@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "destination/backup_types.h"
+#include "destination/point_diff.h"
 #include "destination/restore_types.h"
 #include "retention/policy.h"
 #include "store/gc.h"
@@ -122,6 +123,16 @@ class Destination {
   // (everything below it with recursive), or a file, link or device itself.
   virtual std::vector<PointEntry> ListEntries(const std::string& point, const std::string& path,
                                               bool recursive) = 0;
+  // What `vmback diff` shows: the changes from point `from` to point `to`
+  // (names, or "latest") below path (as for ListEntries; empty: the whole
+  // points), in path order. A changed file's changed blocks come from the
+  // block lists or blockmaps of the two points, never from its data.
+  virtual PointDiff Diff(const std::string& from, const std::string& to, const std::string& path) = 0;
+  // What `vmback find` looks at: the entries of point (a name, or "latest",
+  // resolved into *resolved) whose path match accepts, each file with its
+  // content's version (PointEntry::version).
+  virtual std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
+                                              std::string* resolved) = 0;
   // Checks every point end to end (and the copies or the file system's
   // scrub). May heal from another copy.
   virtual VerifyOutcome Verify(const VerifyRequest& request, Logger* log) = 0;

@@ -70,10 +70,17 @@ struct PointEntry {
   uint64_t size = 0; // files
   int64_t mtime_ns = 0;
   std::string target;  // symlinks
+  // Files: a digest of the content's block ids (the store: of its block
+  // lists; an in-place target: of its blockmap), hex; equal versions, equal
+  // content. Empty when not known (not read for ls on an in-place target).
+  std::string version;
 };
 
 // e (a directory entry of a point, or a volume's root) at path.
 PointEntry PointEntryOf(const Entry& e, const std::string& path);
+// As `ls --json` shows an entry: path (path_hex when not UTF-8), type, mode,
+// uid, gid, size, mtime, mtime_ns, and a symlink's target.
+nlohmann::json PointEntryToJson(const PointEntry& e);
 nlohmann::json PointEntriesToJson(const std::vector<PointEntry>& entries);
 
 }  // namespace vmback

@@ -65,6 +65,15 @@ class InplaceDestination : public Destination {
     return ListTargetEntries(target_.get(), env_, point, path, recursive);
   }
 
+  PointDiff Diff(const std::string& from, const std::string& to, const std::string& path) override {
+    return DiffTargetPoints(target_.get(), env_, from, to, path);
+  }
+
+  std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
+                                      std::string* resolved) override {
+    return FindTargetEntries(target_.get(), env_, point, match, resolved);
+  }
+
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override {
     if (!request.read_data_subset.empty() || request.read_limit)
       ThrowConfig("--read-data-subset and --read-limit are for a store; an in-place target is checked by "

@@ -1,5 +1,6 @@
 // `vmback ls` on an in-place target: the point's mirror, read as it is.
 #include <algorithm>
+#include <optional>
 
 #include "inplace/blockmap.h"
 #include "inplace/point_info.h"
@@ -28,8 +29,9 @@ void ListDir(Env* env, const std::string& dir, const std::string& path, bool top
   for (const auto& name : names) {
     if (top && name == kBlockmapDir) continue;
     const std::string file = JoinPath(dir, name);
-    out->push_back(EntryAt(env, file, path + "/" + name));
-    if (recursive && out->back().type == "dir") ListDir(env, file, out->back().path, false, true, out);
+    const std::string child = path + "/" + name;  // not out->back().path: out grows below
+    out->push_back(EntryAt(env, file, child));
+    if (recursive && out->back().type == "dir") ListDir(env, file, child, false, true, out);
   }
 }
 
@@ -51,9 +53,11 @@ OpenedTargetPoint OpenTargetPoint(InplaceTarget* target, Env* env, const std::st
   return p;
 }
 
-std::vector<PointEntry> ListTargetEntries(InplaceTarget* target, Env* env, const std::string& point_arg,
-                                          const std::string& path, bool recursive) {
-  const OpenedTargetPoint opened = OpenTargetPoint(target, env, point_arg);
+namespace {
+
+// ListTargetEntries of the opened point p.
+std::vector<PointEntry> ListOpened(Env* env, const OpenedTargetPoint& opened, const std::string& path,
+                                   bool recursive) {
   const std::string& point = opened.name;
   const std::string& root = opened.view->root();
   const std::vector<std::string>& vols = opened.volumes;
@@ -82,6 +86,73 @@ std::vector<PointEntry> ListTargetEntries(InplaceTarget* target, Env* env, const
   if (e.type != "dir") return {e};
   ListDir(env, file, p, sub.empty(), recursive, &out);
   return out;
+}
+
+// The blockmap of the file at path ("VOLUME" or "VOLUME/dir/file") in the
+// opened point, or nullopt when it is missing or unsound. A file volume's
+// map lives in the point's root; a file in a tree, in the tree's.
+std::optional<Blockmap> MapOf(Env* env, const OpenedTargetPoint& opened, const PointEntry& e) {
+  const std::string& root = opened.view->root();
+  const auto slash = e.path.find('/');
+  const std::string map_root = slash == std::string::npos ? root : JoinPath(root, e.path.substr(0, slash));
+  const std::string rel = slash == std::string::npos ? e.path : e.path.substr(slash + 1);
+  try {
+    Blockmap m = ReadBlockmap(env, BlockmapPath(map_root, rel));
+    if (m.file_size != e.size || m.blocks.size() != BlockCount(m.file_size, m.block_size)) return std::nullopt;
+    return m;
+  } catch (const Error& err) {
+    if (err.kind() != ErrorKind::kNotFound && err.kind() != ErrorKind::kCorrupt) throw;
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+std::vector<PointEntry> ListTargetEntries(InplaceTarget* target, Env* env, const std::string& point_arg,
+                                          const std::string& path, bool recursive) {
+  return ListOpened(env, OpenTargetPoint(target, env, point_arg), path, recursive);
+}
+
+std::vector<PointEntry> FindTargetEntries(InplaceTarget* target, Env* env, const std::string& point,
+                                          const PathMatcher& match, std::string* resolved) {
+  const OpenedTargetPoint opened = OpenTargetPoint(target, env, point);
+  *resolved = opened.name;
+  std::vector<PointEntry> out = ListOpened(env, opened, "", true);
+  std::erase_if(out, [&](const PointEntry& e) { return !match(e.path); });
+  for (PointEntry& e : out) {
+    if (e.type != "file") continue;
+    if (const std::optional<Blockmap> m = MapOf(env, opened, e)) e.version = ContentVersion(m->blocks);
+  }
+  return out;
+}
+
+PointDiff DiffTargetPoints(InplaceTarget* target, Env* env, const std::string& from, const std::string& to,
+                           const std::string& path) {
+  const OpenedTargetPoint a = OpenTargetPoint(target, env, from);
+  const OpenedTargetPoint b = OpenTargetPoint(target, env, to);
+  PointDiff d;
+  d.from = a.name;
+  d.to = b.name;
+  std::vector<PointEntry> ea, eb;
+  const bool in_a = PathListed([&] { ea = ListOpened(env, a, path, true); });
+  const bool in_b = PathListed([&] { eb = ListOpened(env, b, path, true); });
+  if (!in_a && !in_b) ThrowPathInNeither(path, d);
+  d.changes = DiffPointEntries(std::move(ea), std::move(eb),
+                               [&](const PointEntry& x, const PointEntry& y) -> std::optional<ContentDelta> {
+    const std::optional<Blockmap> mx = MapOf(env, a, x), my = MapOf(env, b, y);
+    if (!mx || !my || mx->block_size != my->block_size) {
+      if (x.size == y.size && x.mtime_ns == y.mtime_ns) return std::nullopt;
+      return ContentDelta{};
+    }
+    ContentDelta delta;
+    delta.known = true;
+    delta.block_size = mx->block_size;
+    for (size_t k = 0; k < std::max(mx->blocks.size(), my->blocks.size()); k++)
+      if (k >= mx->blocks.size() || k >= my->blocks.size() || mx->blocks[k] != my->blocks[k]) delta.blocks++;
+    if (delta.blocks == 0 && x.size == y.size) return std::nullopt;
+    return delta;
+  });
+  return d;
 }
 
 }  // namespace vmback

@@ -13,6 +13,7 @@
 
 #include "retention/policy.h"
 #include "destination/backup_types.h"
+#include "destination/point_diff.h"
 #include "destination/restore_types.h"
 #include "inplace/inplace.h"
 #include "inplace/target.h"
@@ -54,6 +55,22 @@ OpenedTargetPoint OpenTargetPoint(InplaceTarget* target, Env* env, const std::st
 // description) are left out.
 std::vector<PointEntry> ListTargetEntries(InplaceTarget* target, Env* env, const std::string& point,
                                           const std::string& path, bool recursive);
+
+// `vmback diff` on the target: the changes from point `from` to point `to`
+// below path. A file's content is compared through its blockmaps in the two
+// points (entry by entry, no data read); when either is missing or unsound,
+// a file whose size or mtime differ has changed by an unknown number of
+// bytes, one whose size and mtime are the same counts as unchanged. A path
+// in neither point is Error(kNotFound).
+PointDiff DiffTargetPoints(InplaceTarget* target, Env* env, const std::string& from, const std::string& to,
+                           const std::string& path);
+
+// `vmback find` in one point of the target (a name, or "latest", resolved
+// into *resolved): its entries whose path match accepts, each file's
+// version a digest of its blockmap's entries (none without a sound
+// blockmap). Only the matching files' blockmaps are read.
+std::vector<PointEntry> FindTargetEntries(InplaceTarget* target, Env* env, const std::string& point,
+                                          const PathMatcher& match, std::string* resolved);
 
 // Restores a whole point (path empty), a volume, or a file or subtree inside
 // a tree volume ("VOLUME/dir/file") to `to`. Every file's blocks are checked

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "destination/point_diff.h"
 #include "destination/restore_types.h"
 #include "store/manifest.h"
 #include "store/store.h"
@@ -25,5 +26,19 @@ Entry FindInPoint(Store* store, const Manifest& m, const std::string& point, con
 // each with its path in the point; a file, link or device itself.
 std::vector<PointEntry> ListPointEntries(Store* store, const std::string& point, const std::string& path,
                                          bool recursive);
+
+// `vmback diff` on the store: what changed from point `from` to point `to`
+// (names, or "latest") below path (everything when empty). A changed file's
+// blocks are counted from its block lists (equal list ids skipped, the
+// others decoded), never from its data; a directory whose tree is the same
+// in both points is not entered. A path in one point only is all
+// added or removed; in neither, Error(kNotFound) naming it and both points.
+PointDiff DiffPoints(Store* store, const std::string& from, const std::string& to, const std::string& path);
+
+// `vmback find` in one point of the store (a name, or "latest", resolved
+// into *resolved): its entries whose path match accepts, in path order,
+// each file's version a digest of its block list ids.
+std::vector<PointEntry> FindPointEntries(Store* store, const std::string& point, const PathMatcher& match,
+                                         std::string* resolved);
 
 }  // namespace vmback

@@ -97,6 +97,15 @@ class StoreDestination : public Destination {
     return ListPointEntries(store_.get(), point, path, recursive);
   }
 
+  PointDiff Diff(const std::string& from, const std::string& to, const std::string& path) override {
+    return DiffPoints(store_.get(), from, to, path);
+  }
+
+  std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
+                                      std::string* resolved) override {
+    return FindPointEntries(store_.get(), point, match, resolved);
+  }
+
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override;
   PruneSummary Prune(const RetentionPolicy& policy, const PruneRequest& request, Logger* log) override;
 

@@ -116,4 +116,23 @@ expect_rc 0 "dir: ls -R of the whole point"
 check "dir: vmback's own files are never shown" bash -c "! grep -q '.vmback-' '$VM_OUT'"
 vm ls --dir "$MIRROR" current tree/../../etc
 expect_nonzero "dir: a path escaping the volume"
+
+section "dir target: -R of a wider tree"
+# 40 directories of 40 files: the listing grows (and moves in memory) while
+# a directory's path is still in use; every path must come out right.
+WIDE=$WORK/wide
+python3 - "$WIDE" <<'PY'
+import os, sys
+for d in range(40):
+    os.makedirs(f"{sys.argv[1]}/d{d:02}")
+    for f in range(40):
+        open(f"{sys.argv[1]}/d{d:02}/f{f:02}", "w").write("x")
+PY
+mkdir -p "$WORK/wide-mirror"
+vm backup --dir "$WORK/wide-mirror" "$WIDE"
+expect_rc 0 "dir: backup of the wide tree"
+vm ls --dir "$WORK/wide-mirror" current wide -R
+expect_rc 0 "dir: ls -R of the wide tree"
+for d in $(seq -w 0 39); do echo "wide/d$d/"; for f in $(seq -w 0 39); do echo "wide/d$d/f$f"; done; done >"$WORK/wide.want"
+check "dir: ls -R names every entry of the wide tree, in order" cmp "$VM_OUT" "$WORK/wide.want"
 finish
