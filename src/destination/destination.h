@@ -16,6 +16,7 @@
 
 #include "destination/backup_types.h"
 #include "destination/restore_types.h"
+#include "os/env.h"
 #include "retention/policy.h"
 #include "store/gc.h"
 #include "util/log.h"
@@ -133,6 +134,14 @@ class Destination {
   // 5): an in-place target's do; a store's restore counts the repairs of its
   // copies instead (Health()), as vmback always has.
   virtual bool RestoreWarningsCount() const = 0;
+  // `vmback dump`: the regular file at path ("VOLUME" or "VOLUME/dir/file")
+  // of point (a name, or "latest") written to out from its first byte to
+  // its last, in order (a StreamFile: holes and zero blocks as zeros), each
+  // block checked as restore checks it. A block that cannot be read or is
+  // wrong stops it with Error (kCorrupt) naming the file and the bytes:
+  // what out holds then is incomplete. A directory, link or device is
+  // refused (ThrowNotDumpable). Returns the file's size.
+  virtual uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) = 0;
 };
 
 // Throws Error(kConfig) when tags are given for a destination whose points

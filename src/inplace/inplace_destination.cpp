@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "inplace/checked_read.h"
 #include "inplace/target_ops.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -63,6 +64,10 @@ class InplaceDestination : public Destination {
   std::vector<PointEntry> ListEntries(const std::string& point, const std::string& path,
                                       bool recursive) override {
     return ListTargetEntries(target_.get(), env_, point, path, recursive);
+  }
+
+  uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) override {
+    return DumpFromTarget(target_.get(), env_, point, path, out, log);
   }
 
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override {

@@ -97,6 +97,10 @@ class StoreDestination : public Destination {
     return ListPointEntries(store_.get(), point, path, recursive);
   }
 
+  uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) override {
+    return DumpFile(store_.get(), point, path, out, log);
+  }
+
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override;
   PruneSummary Prune(const RetentionPolicy& policy, const PruneRequest& request, Logger* log) override;
 
