@@ -38,6 +38,8 @@ const CommandInfo kCommands[] = {
     {"ls", "list what a point holds: its volumes, a directory's entries, -R all below", NewLsCommand},
     {"restore", "restore a point, a volume, a file or a subtree", NewRestoreCommand},
     {"dump", "write one file or image of a point to standard output, every block checked", NewDumpCommand},
+    {"stats", "sizes of the points and copies, compression and deduplication, what each point alone holds",
+     NewStatsCommand},
     {"verify", "re-read and re-hash everything in the target", NewVerifyCommand},
     {"repair", "rewrite the store's packs damaged on every copy without their bad blocks", NewRepairCommand},
     {"run", "the whole job: quiesce the VMs, snapshot, resume, back up, prune", NewRunCommand, ShowsProgress::kYes},

@@ -69,5 +69,6 @@ std::unique_ptr<Command> NewRunCommand();
 std::unique_ptr<Command> NewPlanCommand();
 std::unique_ptr<Command> NewPruneCommand();
 std::unique_ptr<Command> NewDumpCommand();
+std::unique_ptr<Command> NewStatsCommand();
 
 }  // namespace vmback

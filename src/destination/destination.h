@@ -91,6 +91,12 @@ struct CopyHealth {
   uint64_t absent_copies = 0;  // copies that were not there
 };
 
+// What `vmback stats` found, in the destination's own words.
+struct DestinationStats {
+  nlohmann::json json;  // --json
+  std::string text;     // for people, lines ending in '\n'
+};
+
 // Not thread-safe: one operation at a time. Each operation throws
 // vmback::Error as the store's and the in-place operations do (run/*.h,
 // inplace/target_ops.h), naming the file, point or command at fault.
@@ -142,6 +148,10 @@ class Destination {
   // what out holds then is incomplete. A directory, link or device is
   // refused (ThrowNotDumpable). Returns the file's size.
   virtual uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) = 0;
+  // `vmback stats` of points (names or "latest"; empty: all of them): a
+  // store's sizes, ratios and the bytes unique to each point; an in-place
+  // target's, as its file system reports them.
+  virtual DestinationStats Stats(const std::vector<std::string>& points, Logger* log) = 0;
 };
 
 // Throws Error(kConfig) when tags are given for a destination whose points

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "inplace/checked_read.h"
+#include "inplace/target_stats.h"
 #include "inplace/target_ops.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -68,6 +69,10 @@ class InplaceDestination : public Destination {
 
   uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) override {
     return DumpFromTarget(target_.get(), env_, point, path, out, log);
+  }
+
+  DestinationStats Stats(const std::vector<std::string>& points, Logger* log) override {
+    return TargetStats(target_.get(), env_, points, log);
   }
 
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override {
