@@ -20,7 +20,8 @@ class StatsCommand : public Command {
                 "logical / plain, holes and zero blocks counting as saved), and per point the\n"
                 "blocks no other point holds: what deleting it would free. Every point's\n"
                 "trees and block lists are read; the data blocks are not.\n"
-                "For an in-place target: the disk space of each point (du of its view).\n\n"
+                "For a ZFS target: zfs get used,referenced,written of each point's snapshot\n"
+                "(used: what destroying it alone would free); for btrfs and dir: du of the point.\n\n"
                 "Examples:\n  vmback stats -c /etc/vmback/vmback.toml\n"
                 "  vmback stats --store /mnt/usb/vmback latest --json");
   }

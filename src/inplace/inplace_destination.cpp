@@ -28,7 +28,8 @@ class InplaceDestination : public Destination {
       : target_(OpenInplaceTarget(env, config, log)),
         env_(env),
         label_(std::string(TargetTypeName(config.type)) + ":" +
-               (config.type == TargetType::kZfs ? config.dataset : config.path)) {}
+               (config.type == TargetType::kZfs ? config.dataset : config.path)),
+        zfs_dataset_(config.type == TargetType::kZfs ? config.dataset : "") {}
 
   std::string Describe() const override { return target_->describe(); }
 
@@ -72,7 +73,7 @@ class InplaceDestination : public Destination {
   }
 
   DestinationStats Stats(const std::vector<std::string>& points, Logger* log) override {
-    return TargetStats(target_.get(), env_, points, log);
+    return TargetStats(target_.get(), env_, zfs_dataset_, points, log);
   }
 
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override {
@@ -104,6 +105,7 @@ class InplaceDestination : public Destination {
   std::unique_ptr<InplaceTarget> target_;
   Env* env_;
   std::string label_;
+  std::string zfs_dataset_;  // "" unless a zfs target
 };
 
 }  // namespace

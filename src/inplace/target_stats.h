@@ -12,10 +12,14 @@
 
 namespace vmback {
 
-// For each point (names or "latest"; empty: all): `du -s -B1` of its
-// view (the disk space its files take, blockmaps included), run with a
-// deadline of 10 minutes each. Throws kNotFound for a point not there, and
-// as Env::RunLimited (naming du and its stderr) when du fails.
-DestinationStats TargetStats(InplaceTarget* target, Env* env, const std::vector<std::string>& points, Logger* log);
+// For each point (names or "latest"; empty: all): with zfs_dataset (a zfs
+// target), `zfs get -Hp used,referenced,written` of its snapshot (without
+// written where the ZFS lacks it);
+// otherwise `du -s -x -B1` of its view (the disk space its files take,
+// blockmaps included). Each command runs with a deadline of 10 minutes.
+// Throws kNotFound for a point not there, Error(kIo) naming the command and
+// its stderr when it fails.
+DestinationStats TargetStats(InplaceTarget* target, Env* env, const std::string& zfs_dataset,
+                             const std::vector<std::string>& points, Logger* log);
 
 }  // namespace vmback
