@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <unistd.h>
 
+#include <iostream>
 #include <string>
 #include <vector>
 
@@ -20,7 +21,7 @@ constexpr char kExitCodesHelp[] = R"(Exit status:
      blocks recorded lost by 'vmback repair')
   1  the operation failed; nothing was committed
   2  bad command line or configuration
-  3  damage found (verify), or a point was committed without some entries that could not be read
+  3  damage found (verify, dump), or a point was committed without some entries that could not be read
   4  the store is locked by another vmback process)";
 
 const CommandInfo kCommands[] = {
@@ -39,6 +40,9 @@ const CommandInfo kCommands[] = {
      NewDiffCommand},
     {"find", "which points hold the paths a glob matches, and where their content changed", NewFindCommand},
     {"restore", "restore a point, a volume, a file or a subtree", NewRestoreCommand},
+    {"dump", "write one file or image of a point to standard output, every block checked", NewDumpCommand},
+    {"stats", "sizes of the points and copies, compression and deduplication, what each point alone holds",
+     NewStatsCommand},
     {"verify", "re-read and re-hash everything in the target", NewVerifyCommand},
     {"repair", "rewrite the store's packs damaged on every copy without their bad blocks", NewRepairCommand},
     {"run", "the whole job: quiesce the VMs, snapshot, resume, back up, prune", NewRunCommand, ShowsProgress::kYes},
@@ -137,6 +141,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   ReportData report;
   report.started_ns = env->NowNanos();
   CommandContext ctx{env, &log, out, &report};
+  ctx.out_is_terminal = &out == &std::cout && ::isatty(1);
   std::string failure;
   int rc = RunCommand(chosen->command.get(), ctx, &failure);
   LeaveReport(&report, rc, failure, &log);

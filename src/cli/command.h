@@ -26,6 +26,7 @@ struct CommandContext {
   Logger* log;
   std::ostream& out;
   ReportData* report;  // a command that reports fills it (Start, body, metrics)
+  bool out_is_terminal = false;  // out is standard output, and that is a terminal
 };
 
 class Command {
@@ -69,5 +70,7 @@ std::unique_ptr<Command> NewRepairCommand();
 std::unique_ptr<Command> NewRunCommand();
 std::unique_ptr<Command> NewPlanCommand();
 std::unique_ptr<Command> NewPruneCommand();
+std::unique_ptr<Command> NewDumpCommand();
+std::unique_ptr<Command> NewStatsCommand();
 
 }  // namespace vmback

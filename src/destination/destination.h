@@ -17,6 +17,7 @@
 #include "destination/backup_types.h"
 #include "destination/point_diff.h"
 #include "destination/restore_types.h"
+#include "os/env.h"
 #include "retention/policy.h"
 #include "store/gc.h"
 #include "util/log.h"
@@ -91,6 +92,12 @@ struct CopyHealth {
   uint64_t absent_copies = 0;  // copies that were not there
 };
 
+// What `vmback stats` found, in the destination's own words.
+struct DestinationStats {
+  nlohmann::json json;  // --json
+  std::string text;     // for people, lines ending in '\n'
+};
+
 // Not thread-safe: one operation at a time. Each operation throws
 // vmback::Error as the store's and the in-place operations do (run/*.h,
 // inplace/target_ops.h), naming the file, point or command at fault.
@@ -144,6 +151,18 @@ class Destination {
   // 5): an in-place target's do; a store's restore counts the repairs of its
   // copies instead (Health()), as vmback always has.
   virtual bool RestoreWarningsCount() const = 0;
+  // `vmback dump`: the regular file at path ("VOLUME" or "VOLUME/dir/file")
+  // of point (a name, or "latest") written to out from its first byte to
+  // its last, in order (a StreamFile: holes and zero blocks as zeros), each
+  // block checked as restore checks it. A block that cannot be read or is
+  // wrong stops it with Error (kCorrupt) naming the file and the bytes:
+  // what out holds then is incomplete. A directory, link or device is
+  // refused (ThrowNotDumpable). Returns the file's size.
+  virtual uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) = 0;
+  // `vmback stats` of points (names or "latest"; empty: all of them): a
+  // store's sizes, ratios and the bytes unique to each point; an in-place
+  // target's, as its file system reports them.
+  virtual DestinationStats Stats(const std::vector<std::string>& points, Logger* log) = 0;
 };
 
 // Throws Error(kConfig) when tags are given for a destination whose points

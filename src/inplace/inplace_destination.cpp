@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "inplace/checked_read.h"
+#include "inplace/target_stats.h"
 #include "inplace/target_ops.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -26,7 +28,8 @@ class InplaceDestination : public Destination {
       : target_(OpenInplaceTarget(env, config, log)),
         env_(env),
         label_(std::string(TargetTypeName(config.type)) + ":" +
-               (config.type == TargetType::kZfs ? config.dataset : config.path)) {}
+               (config.type == TargetType::kZfs ? config.dataset : config.path)),
+        zfs_dataset_(config.type == TargetType::kZfs ? config.dataset : "") {}
 
   std::string Describe() const override { return target_->describe(); }
 
@@ -74,6 +77,14 @@ class InplaceDestination : public Destination {
     return FindTargetEntries(target_.get(), env_, point, match, resolved);
   }
 
+  uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) override {
+    return DumpFromTarget(target_.get(), env_, point, path, out, log);
+  }
+
+  DestinationStats Stats(const std::vector<std::string>& points, Logger* log) override {
+    return TargetStats(target_.get(), env_, zfs_dataset_, points, log);
+  }
+
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override {
     if (!request.read_data_subset.empty() || request.read_limit)
       ThrowConfig("--read-data-subset and --read-limit are for a store; an in-place target is checked by "
@@ -103,6 +114,7 @@ class InplaceDestination : public Destination {
   std::unique_ptr<InplaceTarget> target_;
   Env* env_;
   std::string label_;
+  std::string zfs_dataset_;  // "" unless a zfs target
 };
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <set>
 #include <utility>
 
+#include "inplace/checked_read.h"
 #include "inplace/point_info.h"
 #include "os/dir.h"
 #include "scan/file_scanner.h"
@@ -39,48 +40,6 @@ bool CheckDestination(Env* env, const std::string& to, Overwrite overwrite, bool
   }
   ThrowConfig(to + " is a symlink; restore writes through a symlink only to a block device (/dev/VG/LV, with"
                    " --force): give the real path");
-}
-
-// Copies the regular file src of a point into out, checking every block
-// against the file's blockmap in the point (rel below map_root): wrong data
-// is never written silently. All-zero blocks are skipped (the caller sets
-// the size, leaving holes) unless dense (a block device: zeros written too).
-// Returns the file's size. Stops when *cancel is set (may be null).
-uint64_t CopyChecked(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
-                     WritableFile* out, bool dense, const std::atomic<bool>* cancel, RestoreStats* stats,
-                     Logger* log) {
-  Blockmap map;
-  bool have_map = true;
-  try {
-    map = ReadBlockmap(env, BlockmapPath(map_root, rel));
-  } catch (const Error& e) {
-    if (e.kind() != ErrorKind::kNotFound) throw;
-    have_map = false;
-    log->Warn(src + ": no blockmap in the point; restored without the end-to-end check");
-  }
-  auto in = env->OpenRead(src);
-  uint64_t size = in->Size();
-  if (have_map && size != map.file_size)
-    ThrowCorrupt(src + ": size " + std::to_string(size) + " differs from its blockmap's " +
-                 std::to_string(map.file_size));
-  const uint32_t bs = have_map ? map.block_size : kDefaultInplaceBlockSize;
-  std::vector<char> buf(bs);
-  for (uint64_t off = 0, i = 0; off < size; off += bs, i++) {
-    CheckRestoreCancel(cancel, out->path());
-    size_t want = static_cast<size_t>(std::min<uint64_t>(bs, size - off));
-    size_t got = in->ReadAt(off, buf.data(), want);
-    if (got < want) ThrowIo(src + ": short read at offset " + std::to_string(off), EIO);
-    bool zero = IsAllZero(buf.data(), want);
-    if (have_map) {
-      Hash h = zero ? Hash{} : Sha256(buf.data(), want);
-      if (h != map.blocks[i])
-        ThrowCorrupt(src + ": block " + std::to_string(i) + " (offset " + std::to_string(off) +
-                     ") differs from its blockmap; the point is damaged (run 'vmback verify')");
-    }
-    if (!zero || dense) out->WriteAt(off, buf.data(), want);
-    stats->bytes += want;
-  }
-  return size;
 }
 
 Metadata MetadataOf(const Entry& e) { return Metadata{e.mode, e.uid, e.gid, e.mtime_ns, e.xattrs}; }

@@ -15,6 +15,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "destination/dump.h"
 #include "os/dir.h"
 #include "run/backup.h"
 #include "scan/metadata.h"
@@ -39,10 +40,18 @@ struct Place {
   std::string rel;  // "" when the entry is the root directory itself
 };
 
+// What the content writer does with a range of a file that no copy gives
+// back (a damaged or missing block or block list).
+enum class OnDamage {
+  kLeaveZero,  // restore: left zero, listed in RestoreStats::damage; it goes on
+  kStop,       // dump: Error naming the file and the byte range
+};
+
 class Restorer {
  public:
-  Restorer(Store* store, const RestoreOptions& options, const Dir* root, Logger* log, RestoreStats* stats)
-      : store_(store), options_(options), root_(root), log_(log), stats_(stats), pool_(0) {
+  Restorer(Store* store, const RestoreOptions& options, const Dir* root, Logger* log, RestoreStats* stats,
+           OnDamage on_damage = OnDamage::kLeaveZero)
+      : store_(store), options_(options), on_damage_(on_damage), root_(root), log_(log), stats_(stats), pool_(0) {
     policy_.owner = options.owner;
     policy_.privileges = options.privileges;
   }
@@ -77,7 +86,7 @@ class Restorer {
         }
         auto out = parent.CreateFile(place.name);
         try {
-          WriteContent(e, out.get(), false);
+          WriteContent(e, out.get(), false, out->path());
           ApplyOnFd(out->fd(), out->path(), e);
           out->Close();
         } catch (...) {
@@ -150,10 +159,14 @@ class Restorer {
     if (probe->Size() < e.size)
       throw Error(ErrorKind::kIo, device + ": device is smaller (" + std::to_string(probe->Size()) +
                                       " bytes) than the image (" + std::to_string(e.size) + ")");
-    WriteContent(e, out, true);
+    WriteContent(e, out, true, device);
     out->Close();
     stats_->files++;
   }
+
+  // The content of file entry e (called name in messages) written to out,
+  // holes and zero blocks left unwritten (out's Truncate sets the size).
+  void WriteFile(const Entry& e, WritableFile* out, const std::string& name) { WriteContent(e, out, false, name); }
 
   void ApplyOnFd(int fd, const std::string& what, const Entry& e) {
     Warn(Dir::SetMetadataFd(fd, what, ToMetadata(e), policy_));
@@ -191,9 +204,9 @@ class Restorer {
     }
   }
 
-  void WriteContent(const Entry& e, WritableFile* out, bool device) {
+  // dest: the file written, for messages.
+  void WriteContent(const Entry& e, WritableFile* out, bool device, const std::string& dest) {
     const uint64_t bs = store_->block_size();
-    const std::string dest = out->path();
     const uint64_t nblocks = (e.size + bs - 1) / bs;
     uint64_t block = 0;
     std::string zeros;
@@ -211,7 +224,7 @@ class Restorer {
         if (!zero && got[k].error.empty() && got[k].data.size() != len)
           got[k].error = "block " + ids[k].Hex() + " has the wrong length";
         if (!got[k].error.empty()) {
-          Damage(dest, off, len, got[k].error);
+          Damage(dest, off, len, got[k].error, got[k].kind);
           zero = true;  // what cannot be read is left zero, never wrong bytes
         }
         if (zero) {
@@ -250,7 +263,9 @@ class Restorer {
         // A lost list: its blocks are unknown. Lists hold kIdsPerList ids
         // each but the last, so its range is known.
         uint64_t n = std::min<uint64_t>(kIdsPerList, nblocks > block ? nblocks - block : 0);
-        if (n) Damage(dest, block * bs, std::min(e.size, (block + n) * bs) - block * bs, "block list: " + list.error);
+        if (n)
+          Damage(dest, block * bs, std::min(e.size, (block + n) * bs) - block * bs, "block list: " + list.error,
+                 list.kind);
         ids.assign(n, Hash{});
       }
       for (const auto& id : ids) {
@@ -270,22 +285,31 @@ class Restorer {
   struct Fetched {
     std::string data;
     std::string error;  // why the blob could not be read; "" when it was
+    ErrorKind kind = ErrorKind::kCorrupt;  // the error's
   };
 
   // A blob, or why it is lost (damage to this point: restore goes on and
-  // reports it), unless fail_fast.
+  // reports it), unless fail_fast. Stopping on damage, an I/O error on
+  // every copy is told with its range too.
   Fetched Fetch(const Hash& id, BlobType type, const std::string& dest) {
     Fetched f;
     try {
       f.data = GetBlob(id, type, dest);
     } catch (const Error& err) {
-      if (err.kind() != ErrorKind::kCorrupt || options_.fail_fast) throw;
+      const bool lost = err.kind() == ErrorKind::kCorrupt ||
+                        (on_damage_ == OnDamage::kStop && err.kind() == ErrorKind::kIo);
+      if (!lost || options_.fail_fast) throw;
       f.error = err.what();
+      f.kind = err.kind();
     }
     return f;
   }
 
-  void Damage(const std::string& path, uint64_t offset, uint64_t len, const std::string& why) {
+  void Damage(const std::string& path, uint64_t offset, uint64_t len, const std::string& why,
+              ErrorKind kind = ErrorKind::kCorrupt) {
+    if (on_damage_ == OnDamage::kStop)
+      throw Error(kind, path + ": bytes " + std::to_string(offset) + ".." + std::to_string(offset + len) +
+                            " cannot be read (" + why + ")");
     std::lock_guard<std::mutex> l(damage_mu_);
     stats_->damaged++;
     if (stats_->damage.size() < kMaxDamageLines)
@@ -296,6 +320,7 @@ class Restorer {
   Store* store_;
   std::mutex damage_mu_;
   RestoreOptions options_;
+  const OnDamage on_damage_;
   MetadataPolicy policy_;
   const Dir* root_;
   Logger* log_;
@@ -405,6 +430,23 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
   Restorer r(store, options, &parent, log, &stats);
   r.RestoreEntry(e, Place{&parent, name, name}, rel);
   return stats;
+}
+
+uint64_t DumpFile(Store* store, const std::string& point_arg, const std::string& path_arg, WritableFile* out,
+                  Logger* log) {
+  const std::string path = DumpPath(path_arg);
+  const std::string point = point_arg == "latest" ? NewestPointWithVolume(store, path.substr(0, path.find('/')))
+                                                  : ResolvePoint(store, point_arg);
+  const Manifest m = store->ReadPoint(point);
+  const Entry e = FindInPoint(store, m, point, path);
+  if (e.type != EntryType::kFile)
+    ThrowNotDumpable(path, point, e.type == EntryType::kDir       ? "a directory"
+                                  : e.type == EntryType::kSymlink ? "a symlink"
+                                                                  : "a device node, fifo or socket");
+  RestoreStats stats;
+  Restorer r(store, RestoreOptions{}, nullptr, log, &stats, OnDamage::kStop);
+  r.WriteFile(e, out, EscapeForTerminal(path) + " in point " + point);
+  return e.size;
 }
 
 }  // namespace vmback

@@ -40,4 +40,14 @@ inline RestoreStats Restore(Store* store, const std::string& point, const std::s
 // "latest" -> newest point name; checks that the point exists.
 std::string ResolvePoint(Store* store, const std::string& point);
 
+// `vmback dump` (Destination::Dump): the regular file at path ("VOLUME" or
+// "VOLUME/dir/file") of point (a name, or "latest": the newest holding that
+// volume) written to out in order of offset, holes and zero blocks left to
+// out (a StreamFile writes them as zeros), each block re-hashed against its
+// id as restore reads it. A range no copy gives back stops it: Error
+// (kCorrupt; kIo when every copy failed to read) "<path> in point <point>:
+// bytes A..B cannot be read (why)". Anything but a regular file is refused
+// (ThrowNotDumpable). Returns the file's size.
+uint64_t DumpFile(Store* store, const std::string& point, const std::string& path, WritableFile* out, Logger* log);
+
 }  // namespace vmback

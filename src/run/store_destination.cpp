@@ -7,6 +7,7 @@
 #include "run/prune.h"
 #include "run/browse.h"
 #include "run/restore.h"
+#include "run/stats.h"
 #include "run/verify.h"
 #include "store/manifest.h"
 #include "store/store.h"
@@ -104,6 +105,15 @@ class StoreDestination : public Destination {
   std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
                                       std::string* resolved) override {
     return FindPointEntries(store_.get(), point, match, resolved);
+  }
+
+  uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) override {
+    return DumpFile(store_.get(), point, path, out, log);
+  }
+
+  DestinationStats Stats(const std::vector<std::string>& points, Logger*) override {
+    const StoreStats st = ComputeStoreStats(store_.get(), points);
+    return {StoreStatsToJson(st), StoreStatsText(st)};
   }
 
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override;

@@ -31,26 +31,6 @@ with open(path, "wb") as f:
 EOF
 }
 
-# damage_block STORE_COPY FILE OFFSET: flips a bit in the middle of the
-# 4 KiB block at OFFSET of FILE, inside the pack of STORE_COPY that holds it
-# (random data is stored as is).
-damage_block() {
-  python3 - "$@" <<'EOF'
-import glob, sys
-copy, src, off = sys.argv[1], sys.argv[2], int(sys.argv[3])
-block = open(src, "rb").read()[off:off + 4096]
-for p in glob.glob(copy + "/packs/*/*.pack"):
-    data = open(p, "rb").read()
-    i = data.find(block)
-    if i >= 0:
-        with open(p, "r+b") as f:
-            f.seek(i + 2048)
-            f.write(bytes([data[i + 2048] ^ 0x10]))
-        sys.exit(0)
-sys.exit("block not found in " + copy)
-EOF
-}
-
 new_pair() {  # new_pair NAME: $A and $B, a fresh store with a mirror
   A=$WORK/$1-a
   B=$WORK/$1-b

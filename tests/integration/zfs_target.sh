@@ -89,6 +89,26 @@ list_points -c "$WORK/vmback.toml"
 check_eq "${#POINTS[@]}" 4 "points after four backups"
 check "points are snapshots with vmback's prefix" bash -c "zfs list -H -t snapshot -o name -r $POOL/vmback | grep -c '@vmback-' | grep -qx 4"
 
+section "stats: what zfs says of each point's snapshot"
+vm stats -c "$WORK/vmback.toml" --json
+expect_rc 0 "stats of a zfs target"
+check "stats: each point's used and referenced (and written) as zfs get gives them" python3 -c '
+import json, subprocess, sys
+d = json.load(open(sys.argv[1]))
+names = [p["name"] for p in d["points"]]
+assert len(names) == 4, names
+out = subprocess.run(["zfs", "get", "-Hp", "-o", "name,property,value", "used,referenced"] +
+                     [sys.argv[2] + "@" + n for n in names], capture_output=True, text=True, check=True).stdout
+want = {}
+for line in out.splitlines():
+    n, prop, v = line.split("\t")
+    want.setdefault(n.split("@")[1], {})[prop] = int(v)
+got = {p["name"]: {"used": p["used"], "referenced": p["referenced"]} for p in d["points"]}
+assert got == want, (got, want)' "$VM_OUT" "$POOL/vmback"
+vm stats -c "$WORK/vmback.toml" latest
+expect_rc 0 "stats latest of a zfs target"
+check "stats: the text names the latest point" grep -qE "^  ${POINTS[3]:-none}: used .*, referenced .* \(zfs get\)$" "$VM_OUT"
+
 section "every point restores bit-identical (through a clone)"
 for i in 0 1 2 3; do
   vm restore -c "$WORK/vmback.toml" "${POINTS[$i]}" img --to "$WORK/r$i.img"

@@ -1,0 +1,155 @@
+#include "run/stats.h"
+
+#include <algorithm>
+#include <sstream>
+#include <unordered_map>
+
+#include "run/restore.h"
+#include "store/manifest.h"
+#include "store/tree.h"
+#include "util/encoding.h"
+#include "util/error.h"
+
+namespace vmback {
+
+namespace {
+
+constexpr uint32_t kNoPoint = UINT32_MAX;
+
+struct BlockUse {
+  uint32_t first = kNoPoint;  // the first point (number) that references it
+  bool shared = false;        // referenced by another point too
+  bool asked = false;         // referenced by a point asked for
+};
+
+// Sums the sizes of the regular files below dir of a store copy.
+uint64_t TreeBytes(Env* env, const std::string& dir) {
+  uint64_t n = 0;
+  if (env->Status(dir).kind != FileKind::kDir) return 0;
+  for (const auto& name : env->ListDir(dir)) {
+    const std::string p = JoinPath(dir, name);
+    const FileStatus st = env->Status(p);
+    if (st.kind == FileKind::kDir) n += TreeBytes(env, p);
+    else if (st.kind == FileKind::kFile) n += st.size;
+  }
+  return n;
+}
+
+std::string Blob(Store* store, const Hash& id, BlobType type, const std::string& point) {
+  try {
+    return store->Get(id, type);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::kNotFound) ThrowCorrupt("point " + point + ": " + e.what());
+    throw;
+  }
+}
+
+// Walks entry e of point number p: its files' sizes into *ps, its blocks
+// into uses.
+void Walk(Store* store, const Entry& e, uint32_t p, bool asked, const std::string& point, StorePointStats* ps,
+          std::unordered_map<Hash, BlockUse, HashHasher>* uses) {
+  if (e.type == EntryType::kDir) {
+    for (const Entry& child : DecodeTree(Blob(store, e.subtree, BlobType::kTree, point), "tree in point " + point))
+      Walk(store, child, p, asked, point, ps, uses);
+    return;
+  }
+  if (e.type != EntryType::kFile) return;
+  ps->files++;
+  ps->logical += e.size;
+  for (const Hash& list : e.content) {
+    for (const Hash& id : DecodeIdList(Blob(store, list, BlobType::kList, point), "block list in point " + point)) {
+      if (id.IsZero()) continue;
+      BlockUse& u = (*uses)[id];
+      if (u.first == kNoPoint) u.first = p;
+      else if (u.first != p) u.shared = true;
+      u.asked = u.asked || asked;
+    }
+  }
+}
+
+std::string Ratio(uint64_t a, uint64_t b) {
+  if (b == 0) return "-";
+  std::ostringstream o;
+  o.precision(2);
+  o << std::fixed << static_cast<double>(a) / static_cast<double>(b);
+  return o.str();
+}
+
+}  // namespace
+
+StoreStats ComputeStoreStats(Store* store, const std::vector<std::string>& points) {
+  const std::vector<std::string> all = store->ListPoints();
+  std::vector<bool> asked(all.size(), points.empty());
+  for (const auto& p : points) {
+    const auto it = std::find(all.begin(), all.end(), ResolvePoint(store, p));
+    if (it == all.end()) ThrowNotFound("point " + p + " is not in store " + store->dir());
+    asked[it - all.begin()] = true;
+  }
+  StoreStats s;
+  std::unordered_map<Hash, BlockUse, HashHasher> uses;
+  std::vector<StorePointStats> per(all.size());
+  for (uint32_t i = 0; i < all.size(); i++) {
+    per[i].name = all[i];
+    const Manifest m = store->ReadPoint(all[i]);
+    for (const auto& v : m.volumes) Walk(store, v.root, i, asked[i], all[i], &per[i], &uses);
+  }
+  const BlobIndex index = store->IndexSnapshot();
+  for (const auto& [id, u] : uses) {
+    const BlobLocation* loc = index.Find(id);
+    const uint64_t stored = loc ? loc->stored_len : 0, raw = loc ? loc->raw_len : 0;
+    if (u.asked) {
+      s.blocks++;
+      s.raw += raw;
+      s.stored += stored;
+    }
+    if (!u.shared) {
+      per[u.first].unique_blocks++;
+      per[u.first].unique_stored += stored;
+      per[u.first].unique_raw += raw;
+    }
+  }
+  for (uint32_t i = 0; i < all.size(); i++) {
+    if (!asked[i]) continue;
+    s.logical += per[i].logical;
+    s.points.push_back(per[i]);
+  }
+  for (const auto& dir : store->copies()) {
+    StoreCopyStats c{dir, 0};
+    for (const char* sub : {"packs", "index", "points"}) c.bytes += TreeBytes(store->env(), JoinPath(dir, sub));
+    s.copies.push_back(c);
+  }
+  return s;
+}
+
+nlohmann::json StoreStatsToJson(const StoreStats& s) {
+  nlohmann::json j;
+  j["copies"] = nlohmann::json::array();
+  for (const auto& c : s.copies) j["copies"].push_back({{"dir", c.dir}, {"bytes", c.bytes}});
+  j["logical_bytes"] = s.logical;
+  j["blocks"] = s.blocks;
+  j["raw_bytes"] = s.raw;
+  j["stored_bytes"] = s.stored;
+  j["points"] = nlohmann::json::array();
+  for (const auto& p : s.points)
+    j["points"].push_back({{"name", p.name},
+                           {"files", p.files},
+                           {"logical_bytes", p.logical},
+                           {"unique_blocks", p.unique_blocks},
+                           {"unique_raw_bytes", p.unique_raw},
+                           {"unique_stored_bytes", p.unique_stored}});
+  return j;
+}
+
+std::string StoreStatsText(const StoreStats& s) {
+  std::ostringstream o;
+  for (const auto& c : s.copies) o << "copy " << EscapeForTerminal(c.dir) << ": " << FormatBytes(c.bytes) << "\n";
+  o << s.points.size() << " point(s): " << FormatBytes(s.logical) << " of files, " << s.blocks
+    << " distinct blocks, " << FormatBytes(s.raw) << " plain, " << FormatBytes(s.stored) << " stored\n";
+  o << "compression " << Ratio(s.raw, s.stored) << "x, deduplication " << Ratio(s.logical, s.raw) << "x\n";
+  for (const auto& p : s.points)
+    o << "  " << p.name << ": " << FormatBytes(p.logical) << " in " << p.files << " file(s); unique to it "
+      << p.unique_blocks << " block(s), " << FormatBytes(p.unique_stored) << " stored (freed by deleting it)\n";
+  return o.str();
+}
+
+}  // namespace vmback
