@@ -1,13 +1,13 @@
 #include "cli/cli.h"
 
 #include <CLI/CLI.hpp>
-#include <unistd.h>
 
 #include <iostream>
 #include <string>
 #include <vector>
 
 #include "cli/command.h"
+#include "os/terminal.h"
 #include "util/error.h"
 #include "util/progress.h"
 
@@ -136,12 +136,12 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   Logger log(quiet ? LogLevel::kWarning : verbose ? LogLevel::kDebug : LogLevel::kInfo);
   // Progress (bytes, rate, time left) on a terminal; plain log lines otherwise.
-  ProgressDisplay progress(!quiet && ::isatty(2) && chosen->info->progress == ShowsProgress::kYes);
+  ProgressDisplay progress(!quiet && StderrIsTerminal() && chosen->info->progress == ShowsProgress::kYes);
   Env* env = Env::Default();
   ReportData report;
   report.started_ns = env->NowNanos();
   CommandContext ctx{env, &log, out, &report};
-  ctx.out_is_terminal = &out == &std::cout && ::isatty(1);
+  ctx.out_is_terminal = &out == &std::cout && StdoutIsTerminal();
   std::string failure;
   int rc = RunCommand(chosen->command.get(), ctx, &failure);
   LeaveReport(&report, rc, failure, &log);
