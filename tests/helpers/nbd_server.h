@@ -1,16 +1,20 @@
 // An NBD server for tests (qemu-nbd, or a hostile one): started with its
-// output to a log file, ready once its unix socket is there, and stopped by
-// its pid (SIGTERM, then SIGKILL).
+// output to a log file, ready once its unix socket listens, and stopped by
+// its pid (SIGTERM, then SIGKILL). A socket file is there from bind(), before
+// listen(): a client that connects then is refused, so readiness is the
+// socket's listening flag in /proc/net/unix, which needs no probe connection
+// (qemu-nbd without --persistent would take a probe as its one client).
 #pragma once
 
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,9 +38,8 @@ class NbdServer {
     int rc = ::posix_spawnp(&pid_, args[0], &fa, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) pid_ = -1;
-    for (int i = 0; i < 500 && pid_ > 0; i++) {
-      struct stat st;
-      if (::lstat(socket.c_str(), &st) == 0 && S_ISSOCK(st.st_mode)) break;
+    for (int i = 0; i < 1000 && pid_ > 0; i++) {
+      if (Listening(socket)) break;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
@@ -51,6 +54,21 @@ class NbdServer {
     ::waitpid(pid_, nullptr, 0);
   }
   bool started() const { return pid_ > 0; }
+
+  // Whether a socket bound to PATH is listening: /proc/net/unix lines are
+  // "Num RefCount Protocol Flags Type St Inode Path", Flags 00010000 being
+  // __SO_ACCEPTCON (listen() was called).
+  static bool Listening(const std::string& path) {
+    std::ifstream in("/proc/net/unix");
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      std::string num, refs, protocol, flags, type, state, inode, bound;
+      if (!(fields >> num >> refs >> protocol >> flags >> type >> state >> inode >> bound)) continue;
+      if (bound == path && flags == "00010000") return true;
+    }
+    return false;
+  }
 
  private:
   pid_t pid_ = -1;
