@@ -28,20 +28,13 @@ std::vector<Entry> ChildrenOf(Store* store, const Entry& dir, const std::string&
   return DecodeTree(GetBlob(store, dir.subtree, BlobType::kTree, path, point), "tree of " + path + " in point " + point);
 }
 
-// e at path as ls shows it, with its content's version.
-PointEntry StoreEntry(const Entry& e, const std::string& path) {
-  PointEntry p = PointEntryOf(e, path);
-  if (e.type == EntryType::kFile) p.version = ContentVersion(e.content);
-  return p;
-}
-
 // Appends the children of dir (at path), and with recursive everything
 // below; with raw, each one's Entry too (raw parallel to out).
 void ListChildren(Store* store, const Entry& dir, const std::string& point, const std::string& path,
                   bool recursive, std::vector<PointEntry>* out, std::vector<Entry>* raw) {
   for (Entry& child : ChildrenOf(store, dir, point, path)) {
     const std::string child_path = path + "/" + child.name;
-    out->push_back(StoreEntry(child, child_path));
+    out->push_back(StorePointEntry(child, child_path));
     const bool descend = recursive && child.type == EntryType::kDir;
     if (raw) raw->push_back(child);
     if (descend) ListChildren(store, child, point, child_path, true, out, raw);
@@ -53,7 +46,7 @@ void ListIn(Store* store, const Manifest& m, const std::string& point, const std
             std::vector<PointEntry>* out, std::vector<Entry>* raw) {
   if (path.empty()) {
     for (const auto& v : m.volumes) {
-      out->push_back(StoreEntry(v.root, v.name));
+      out->push_back(StorePointEntry(v.root, v.name));
       if (raw) raw->push_back(v.root);
       if (recursive && v.root.type == EntryType::kDir) ListChildren(store, v.root, point, v.name, true, out, raw);
     }
@@ -66,7 +59,7 @@ void ListIn(Store* store, const Manifest& m, const std::string& point, const std
   if (e.type == EntryType::kDir) {
     ListChildren(store, e, point, at, recursive, out, raw);
   } else {
-    out->push_back(StoreEntry(e, at));
+    out->push_back(StorePointEntry(e, at));
     if (raw) raw->push_back(e);
   }
 }
@@ -137,7 +130,23 @@ std::optional<ContentDelta> CompareContent(Store* store, const Entry& a, const E
 
 }  // namespace
 
+PointEntry StorePointEntry(const Entry& e, const std::string& path) {
+  PointEntry p = PointEntryOf(e, path);
+  if (e.type == EntryType::kFile) p.version = ContentVersion(e.content);
+  return p;
+}
+
 Entry FindInPoint(Store* store, const Manifest& m, const std::string& point, const std::string& path,
+                  std::string* rel) {
+  return FindInPoint(
+      m, point, path,
+      [&](const Entry& dir, const std::string& at) {
+        return std::make_shared<const std::vector<Entry>>(ChildrenOf(store, dir, point, at));
+      },
+      rel);
+}
+
+Entry FindInPoint(const Manifest& m, const std::string& point, const std::string& path, const TreeSource& children,
                   std::string* rel) {
   const std::string volume = path.substr(0, path.find('/'));
   const std::string rest = path.size() > volume.size() ? path.substr(volume.size() + 1) : "";
@@ -152,15 +161,12 @@ Entry FindInPoint(Store* store, const Manifest& m, const std::string& point, con
     pos = slash == std::string::npos ? rest.size() : slash + 1;
     if (comp.empty()) continue;
     if (e.type != EntryType::kDir) ThrowNotFound(path + " not found in point " + point);
-    bool found = false;
-    for (auto& child : ChildrenOf(store, e, point, path)) {
-      if (child.name == comp) {
-        e = std::move(child);
-        found = true;
-        break;
-      }
-    }
-    if (!found) ThrowNotFound(path + " not found in point " + point);
+    const std::shared_ptr<const std::vector<Entry>> kids = children(e, path);
+    // Tree entries are sorted by name (DecodeTree checks it).
+    const auto it = std::lower_bound(kids->begin(), kids->end(), comp,
+                                     [](const Entry& a, const std::string& name) { return a.name < name; });
+    if (it == kids->end() || it->name != comp) ThrowNotFound(path + " not found in point " + point);
+    e = *it;
     walked = walked.empty() ? comp : walked + "/" + comp;
   }
   if (rel) *rel = walked;

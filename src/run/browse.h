@@ -2,6 +2,8 @@
 // the path lookup that restore uses too, and listings of a directory.
 #pragma once
 
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,6 +22,18 @@ namespace vmback {
 // its path within the volume, empty components left out.
 Entry FindInPoint(Store* store, const Manifest& m, const std::string& point, const std::string& path,
                   std::string* rel = nullptr);
+
+// The decoded tree (children) of directory entry dir at path in a point,
+// for FindInPoint: a reader that keeps trees gives its own.
+using TreeSource =
+    std::function<std::shared_ptr<const std::vector<Entry>>(const Entry& dir, const std::string& path)>;
+// FindInPoint with the trees on the way read through children.
+Entry FindInPoint(const Manifest& m, const std::string& point, const std::string& path, const TreeSource& children,
+                  std::string* rel = nullptr);
+
+// e at path as ls shows it, with a file's content version (ContentVersion
+// of its block list ids).
+PointEntry StorePointEntry(const Entry& e, const std::string& path);
 
 // The entries of point (a name, or "latest") below path: a point's volumes
 // when path is empty; a directory's children (all below it with recursive),

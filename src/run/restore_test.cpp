@@ -19,6 +19,7 @@ namespace vmback {
 namespace {
 
 using test::DescribeTree;
+using test::ExpectError;
 using test::RandomBytes;
 using test::ReadFile;
 using test::SetMtimeNs;
@@ -74,18 +75,6 @@ class RestoreTest : public ::testing::Test {
   RestoreStats RestoreTo(const std::string& point, const std::string& path, const std::string& dest,
                          Overwrite ow = Overwrite::kRefuse) {
     return Restore(store_.get(), point, path, dest, ow, &log_);
-  }
-  // Runs fn, which must throw an Error of kind; returns its message.
-  template <typename Fn>
-  std::string ExpectError(ErrorKind kind, Fn fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), kind) << e.what();
-      return e.what();
-    }
-    ADD_FAILURE() << "expected an Error";
-    return "";
   }
   bool Exists(const std::string& p) {
     struct stat st;
@@ -373,18 +362,7 @@ class DamagedRestoreTest : public RestoreTest {
  protected:
   // The pack entry of the data blob holding `content` (one block).
   void FindDataBlob(const std::string& content, std::string* pack_path, PackEntry* entry) {
-    Hash id = Sha256(content);
-    for (const auto& pack : store_->ListPackFiles()) {
-      auto f = Env::Default()->OpenRead(store_->PackPath(pack));
-      for (const auto& e : ReadPackEntries(f.get())) {
-        if (e.id == id) {
-          *pack_path = store_->PackPath(pack);
-          *entry = e;
-          return;
-        }
-      }
-    }
-    FAIL() << "no blob for the content";
+    ASSERT_TRUE(test::FindBlobInStore(*store_, Sha256(content), pack_path, entry)) << "no blob for the content";
   }
   void Reopen() {
     store_.reset();

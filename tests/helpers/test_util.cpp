@@ -83,6 +83,10 @@ std::string RandomBytes(size_t n, uint64_t seed) {
 #include <map>
 #include <vector>
 
+#include <gtest/gtest.h>
+
+#include "store/pack.h"
+#include "store/store.h"
 #include "util/sha256.h"
 
 namespace vmback::test {
@@ -234,6 +238,31 @@ uint64_t AllocatedBytes(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0)
     throw std::runtime_error("stat " + path + ": " + std::strerror(errno));
   return static_cast<uint64_t>(st.st_blocks) * 512;
+}
+
+bool FindBlobInStore(const Store& store, const Hash& id, std::string* pack_path, PackEntry* entry) {
+  for (const auto& pack : store.ListPackFiles()) {
+    auto f = Env::Default()->OpenRead(store.PackPath(pack));
+    for (const auto& e : ReadPackEntries(f.get())) {
+      if (e.id == id) {
+        *pack_path = store.PackPath(pack);
+        *entry = e;
+        return true;
+      }
+    }
+  }
+  return false;
+}
+
+std::string ExpectError(ErrorKind kind, const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), kind) << e.what();
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an Error";
+  return "";
 }
 
 std::vector<int> LiveProcessesInGroup(int pgid) {

@@ -2,11 +2,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include <vector>
 
 #include "os/env.h"
+#include "util/error.h"
 
 namespace vmback::test {
 
@@ -39,6 +41,12 @@ std::string RandomBytes(size_t n, uint64_t seed);
 
 // --- Added for the backup/restore/verify tests ---------------------------
 
+namespace vmback {
+class Store;
+struct PackEntry;
+struct Hash;
+}  // namespace vmback
+
 namespace vmback::test {
 
 // A canonical, line-per-entry description of the tree at path (or of a single
@@ -61,6 +69,14 @@ void WriteFileAt(const std::string& path, uint64_t offset, const std::string& da
 
 // st_blocks * 512 of path (allocated bytes).
 uint64_t AllocatedBytes(const std::string& path);
+
+// The pack file (its path in the primary copy) of store that holds blob
+// id, and the blob's entry in it; false when no pack of the primary does.
+bool FindBlobInStore(const Store& store, const Hash& id, std::string* pack_path, PackEntry* entry);
+
+// Runs fn, which must throw an Error of kind (a test failure when it
+// throws another kind or nothing); returns the Error's message.
+std::string ExpectError(ErrorKind kind, const std::function<void()>& fn);
 
 // The processes of process group pgid that have not exited (zombies waiting
 // for a slow init to reap them do not count), from /proc.
