@@ -19,6 +19,8 @@ namespace vmback {
 // and decompressed blocks are kept in one LRU cache of at most cache_bytes
 // (0: nothing is kept), shared by the reader and every file it opened.
 // Throws kNotFound for an unknown point, kCorrupt for a damaged manifest.
+// Stat("") (the point itself) is a directory, mode 0755, owned by 0:0, of
+// the point's time.
 //
 // Reads (ReadAt): each block touched is read once per call, from the cache
 // or by one Store::Get; a block that no copy gives back whole throws

@@ -510,5 +510,26 @@ TEST_F(HostileStoreTest, BadListsAndBlocksAreCorruptForTheirBytesOnly) {
   EXPECT_NE(msg.find("bytes 0..4096"), std::string::npos) << msg;
 }
 
+TEST_F(HostileStoreTest, ADamagedTreeIsCorruptNamingThePath) {
+  const Hash garbage = store_->PutRaw(BlobType::kTree, "not a tree");
+  Hash missing;
+  missing.bytes[0] = 1;
+  for (const Hash& subtree : {garbage, missing}) {
+    Entry dir;
+    dir.type = EntryType::kDir;
+    dir.mode = 0755;
+    dir.subtree = subtree;
+    const std::string p = Forge(dir);
+    auto r = Reader(p);
+    EXPECT_EQ(r->Stat("img").type, "dir") << "the volume's own entry is in the manifest";
+    for (const std::string path : {"img/x", "img/x/y"}) {
+      const std::string msg = ExpectError(ErrorKind::kCorrupt, [&] { r->Stat(path); });
+      EXPECT_NE(msg.find("tree of " + path + " in point " + p), std::string::npos) << msg;
+    }
+    const std::string msg = ExpectError(ErrorKind::kCorrupt, [&] { r->List("img"); });
+    EXPECT_NE(msg.find("tree of img in point " + p), std::string::npos) << msg;
+  }
+}
+
 }  // namespace
 }  // namespace vmback
