@@ -52,36 +52,26 @@ uint64_t CopyChecked(Env* env, const std::string& src, const std::string& map_ro
   return size;
 }
 
+void CheckRegularFile(const FileStatus& st, const std::string& path, const std::string& point) {
+  switch (st.kind) {
+    case FileKind::kFile: return;
+    case FileKind::kMissing: ThrowNotFound(path + " not found in point " + point);
+    case FileKind::kDir: ThrowNotDumpable(path, point, "a directory");
+    case FileKind::kSymlink: ThrowNotDumpable(path, point, "a symlink");
+    case FileKind::kOther: ThrowNotDumpable(path, point, "a device node, fifo or socket");
+  }
+}
 
 uint64_t DumpFromTarget(InplaceTarget* target, Env* env, const std::string& point_arg, const std::string& path_arg,
                         WritableFile* out, Logger* log) {
   const std::string path = DumpPath(path_arg);
   const OpenedTargetPoint opened = OpenTargetPoint(target, env, point_arg);
   const std::string& point = opened.name;
-  const std::string& root = opened.view->root();
-  const auto slash = path.find('/');
-  const std::string vol = path.substr(0, slash);
-  const std::string sub = slash == std::string::npos ? "" : path.substr(slash + 1);
-  if (std::find(opened.volumes.begin(), opened.volumes.end(), vol) == opened.volumes.end())
-    ThrowNotFound("point " + point + " has no volume '" + vol + "'");
-  if (!sub.empty()) {
-    CheckInsidePath(env, JoinPath(root, vol), sub, "path");
-    if (sub == kBlockmapDir || sub.rfind(std::string(kBlockmapDir) + "/", 0) == 0)
-      ThrowNotFound(path + " not found in point " + point);
-  }
-  const std::string src = sub.empty() ? JoinPath(root, vol) : JoinPath(JoinPath(root, vol), sub);
-  const FileStatus st = env->Status(src);
-  switch (st.kind) {
-    case FileKind::kFile: break;
-    case FileKind::kMissing: ThrowNotFound(path + " not found in point " + point);
-    case FileKind::kDir: ThrowNotDumpable(path, point, "a directory");
-    case FileKind::kSymlink: ThrowNotDumpable(path, point, "a symlink");
-    case FileKind::kOther: ThrowNotDumpable(path, point, "a device node, fifo or socket");
-  }
-  // A file volume's blockmap lives in the mirror's root; a file in a tree, in the tree's.
+  const TargetPath at = ResolveTargetPath(env, opened, path);
+  const std::string& src = at.file;
+  CheckRegularFile(env->Status(src), path, point);
   RestoreStats stats;
-  const uint64_t size = CopyChecked(env, src, sub.empty() ? root : JoinPath(root, vol), sub.empty() ? vol : sub,
-                                    out, false, nullptr, &stats, log);
+  const uint64_t size = CopyChecked(env, src, at.map_root, at.rel, out, false, nullptr, &stats, log);
   out->Truncate(size);
   return size;
 }

@@ -24,6 +24,10 @@ uint64_t CopyChecked(Env* env, const std::string& src, const std::string& map_ro
                      WritableFile* out, bool dense, const std::atomic<bool>* cancel, RestoreStats* stats,
                      Logger* log);
 
+// Throws unless st (lstat of path in point) is a regular file: kNotFound
+// when nothing is there, ThrowNotDumpable for anything else.
+void CheckRegularFile(const FileStatus& st, const std::string& path, const std::string& point);
+
 // `vmback dump` on an in-place target (Destination::Dump): the regular file
 // at path ("VOLUME" or "VOLUME/dir/file") of point (a name, or "latest")
 // written to out with CopyChecked, then padded to its size (out->Truncate).

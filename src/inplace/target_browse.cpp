@@ -53,17 +53,31 @@ OpenedTargetPoint OpenTargetPoint(InplaceTarget* target, Env* env, const std::st
   return p;
 }
 
-namespace {
+TargetPath ResolveTargetPath(Env* env, const OpenedTargetPoint& p, const std::string& path) {
+  const std::string& root = p.view->root();
+  const auto slash = path.find('/');
+  const std::string vol = path.substr(0, slash);
+  const std::string sub = slash == std::string::npos ? "" : path.substr(slash + 1);
+  if (std::find(p.volumes.begin(), p.volumes.end(), vol) == p.volumes.end())
+    ThrowNotFound("point " + p.name + " has no volume '" + EscapeForTerminal(vol) + "'");
+  if (sub.empty()) return {JoinPath(root, vol), root, vol};
+  // From the root: the volume itself must not be a symlink either.
+  CheckInsidePath(env, root, path, "path");
+  if (sub == kBlockmapDir || sub.rfind(std::string(kBlockmapDir) + "/", 0) == 0)
+    ThrowNotFound(EscapeForTerminal(path) + " not found in point " + p.name);
+  return {JoinPath(JoinPath(root, vol), sub), JoinPath(root, vol), sub};
+}
 
-// ListTargetEntries of the opened point p.
-std::vector<PointEntry> ListOpened(Env* env, const OpenedTargetPoint& opened, const std::string& path,
-                                   bool recursive) {
-  const std::string& point = opened.name;
+PointEntry TargetEntryAt(Env* env, const OpenedTargetPoint& p, const std::string& path) {
+  return EntryAt(env, ResolveTargetPath(env, p, path).file, path);
+}
+
+std::vector<PointEntry> ListOpenedTargetPoint(Env* env, const OpenedTargetPoint& opened, const std::string& path,
+                                              bool recursive) {
   const std::string& root = opened.view->root();
-  const std::vector<std::string>& vols = opened.volumes;
   std::vector<PointEntry> out;
   if (path.empty()) {
-    for (const auto& vol : vols) {
+    for (const auto& vol : opened.volumes) {
       out.push_back(EntryAt(env, JoinPath(root, vol), vol));
       if (recursive && out.back().type == "dir") ListDir(env, JoinPath(root, vol), vol, true, true, &out);
     }
@@ -71,22 +85,14 @@ std::vector<PointEntry> ListOpened(Env* env, const OpenedTargetPoint& opened, co
   }
   std::string p = path;
   while (!p.empty() && p.back() == '/') p.pop_back();
-  const auto slash = p.find('/');
-  const std::string vol = p.substr(0, slash);
-  const std::string sub = slash == std::string::npos ? "" : p.substr(slash + 1);
-  if (std::find(vols.begin(), vols.end(), vol) == vols.end())
-    ThrowNotFound("point " + point + " has no volume '" + vol + "'");
-  if (!sub.empty()) {
-    CheckInsidePath(env, JoinPath(root, vol), sub, "path");
-    if (sub == kBlockmapDir || sub.rfind(std::string(kBlockmapDir) + "/", 0) == 0)
-      ThrowNotFound(path + " not found in point " + point);
-  }
-  const std::string file = sub.empty() ? JoinPath(root, vol) : JoinPath(JoinPath(root, vol), sub);
-  PointEntry e = EntryAt(env, file, p);
+  const TargetPath at = ResolveTargetPath(env, opened, p);
+  PointEntry e = EntryAt(env, at.file, p);
   if (e.type != "dir") return {e};
-  ListDir(env, file, p, sub.empty(), recursive, &out);
+  ListDir(env, at.file, p, p.find('/') == std::string::npos, recursive, &out);
   return out;
 }
+
+namespace {
 
 // The blockmap of the file at path ("VOLUME" or "VOLUME/dir/file") in the
 // opened point, or nullopt when it is missing or unsound. A file volume's
@@ -110,14 +116,14 @@ std::optional<Blockmap> MapOf(Env* env, const OpenedTargetPoint& opened, const P
 
 std::vector<PointEntry> ListTargetEntries(InplaceTarget* target, Env* env, const std::string& point_arg,
                                           const std::string& path, bool recursive) {
-  return ListOpened(env, OpenTargetPoint(target, env, point_arg), path, recursive);
+  return ListOpenedTargetPoint(env, OpenTargetPoint(target, env, point_arg), path, recursive);
 }
 
 std::vector<PointEntry> FindTargetEntries(InplaceTarget* target, Env* env, const std::string& point,
                                           const PathMatcher& match, std::string* resolved) {
   const OpenedTargetPoint opened = OpenTargetPoint(target, env, point);
   *resolved = opened.name;
-  std::vector<PointEntry> out = ListOpened(env, opened, "", true);
+  std::vector<PointEntry> out = ListOpenedTargetPoint(env, opened, "", true);
   std::erase_if(out, [&](const PointEntry& e) { return !match(e.path); });
   for (PointEntry& e : out) {
     if (e.type != "file") continue;
@@ -134,8 +140,8 @@ PointDiff DiffTargetPoints(InplaceTarget* target, Env* env, const std::string& f
   d.from = a.name;
   d.to = b.name;
   std::vector<PointEntry> ea, eb;
-  const bool in_a = PathListed([&] { ea = ListOpened(env, a, path, true); });
-  const bool in_b = PathListed([&] { eb = ListOpened(env, b, path, true); });
+  const bool in_a = PathListed([&] { ea = ListOpenedTargetPoint(env, a, path, true); });
+  const bool in_b = PathListed([&] { eb = ListOpenedTargetPoint(env, b, path, true); });
   if (!in_a && !in_b) ThrowPathInNeither(path, d);
   d.changes = DiffPointEntries(std::move(ea), std::move(eb),
                                [&](const PointEntry& x, const PointEntry& y) -> std::optional<ContentDelta> {

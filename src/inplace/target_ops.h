@@ -48,6 +48,25 @@ struct OpenedTargetPoint {
 };
 OpenedTargetPoint OpenTargetPoint(InplaceTarget* target, Env* env, const std::string& point);
 
+// Where path ("VOLUME" or "VOLUME/dir/name", no trailing slash) of the
+// opened point p lies in its view: the file, and the root and relative path
+// its blockmap is kept under (a file volume's in the view's root, a tree's
+// file's in the tree's). Throws kNotFound for a volume the point does not
+// have and for a path into vmback's own files (the blockmaps); kConfig
+// (CheckInsidePath) for one that leaves its volume or passes a symlink,
+// the volume's own included. path itself is not read.
+struct TargetPath {
+  std::string file;
+  std::string map_root;
+  std::string rel;
+};
+TargetPath ResolveTargetPath(Env* env, const OpenedTargetPoint& p, const std::string& path);
+// The entry at path itself (lstat), as ls shows it; kNotFound when it is not there.
+PointEntry TargetEntryAt(Env* env, const OpenedTargetPoint& p, const std::string& path);
+// ListTargetEntries on a point already opened.
+std::vector<PointEntry> ListOpenedTargetPoint(Env* env, const OpenedTargetPoint& p, const std::string& path,
+                                              bool recursive);
+
 // What `vmback ls` shows of point (a name, or "latest") below path: the
 // point's volumes when path is empty; a directory's children (everything
 // below with recursive); a file, link or device itself. Read with lstat,

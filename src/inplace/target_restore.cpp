@@ -345,7 +345,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
     std::string sub = slash == std::string::npos ? "" : p.substr(slash + 1);
     if (std::find(vols.begin(), vols.end(), vol) == vols.end())
       ThrowNotFound("point " + point + " has no volume " + vol);
-    if (!sub.empty()) CheckInsidePath(env, JoinPath(root, vol), sub, "path");
+    if (!sub.empty()) CheckInsidePath(env, root, p, "path");  // the volume itself may not be a symlink either
     restore_volume_part(vol, sub, nullptr, "");
   }
   return stats;
