@@ -29,8 +29,9 @@ LAYERS = [
     # store as a destination
     ["run"],
     # 6: `vmback run` and `plan`: quiesce, snapshot, mount, read, drop,
-    # with its journal; a plan is the same steps through a dry-run Env
-    ["job"],
+    # with its journal; a plan is the same steps through a dry-run Env.
+    # `vmback mount`: the points of a destination as a file system
+    ["job", "mount"],
     # 7: the command line
     ["cli"],
 ]

@@ -40,6 +40,8 @@ const CommandInfo kCommands[] = {
      NewDiffCommand},
     {"find", "which points hold the paths a glob matches, and where their content changed", NewFindCommand},
     {"restore", "restore a point, a volume, a file or a subtree", NewRestoreCommand},
+    {"mount", "every point as a read-only file system (FUSE), each block checked as it is read",
+     NewMountCommand},
     {"dump", "write one file or image of a point to standard output, every block checked", NewDumpCommand},
     {"stats", "sizes of the points and copies, compression and deduplication, what each point alone holds",
      NewStatsCommand},

@@ -22,6 +22,9 @@ class FindCommand : public Command {
         ->required();
     auto* point = cmd->add_option("--point", point_, "look in this point only (a name, or 'latest')");
     cmd->add_flag("--all", all_, "look in every point (the default)")->excludes(point);
+    cmd->add_option("--newer", newer_, "only entries modified after WHEN (a UTC date or time, or an age: 7d)");
+    cmd->add_option("--older", older_, "only entries modified before WHEN");
+    cmd->add_option("--size", size_, "only files of more (+N), less (--size=-N) or exactly N bytes; K, M, G");
     cmd->add_flag("--json", json_,
                   "the matches as a JSON list (path, and points: point, type, size, mtime, version, changed)");
     cmd->footer("\nEvery path in the points (oldest first) that PATTERN matches, in path order,\n"
@@ -35,15 +38,24 @@ class FindCommand : public Command {
                 "quotes. Without '/' it is matched against each entry's name (as find\n"
                 "-name), with '/' against its whole path VOLUME/dir/name. Quote it from\n"
                 "the shell.\n\n"
+                "--newer/--older WHEN: 2026-11-20, 2026-11-20T18:00 (UTC), or an age from\n"
+                "now: 36h, 7d, 2w. They test each point's entry by its mtime, --size by its\n"
+                "size (files only: --size +1G finds the big images); a path is listed with\n"
+                "the points whose entry passes.\n\n"
                 "Examples:\n  vmback find -c /etc/vmback/vmback.toml '*.qcow2'\n"
                 "  vmback find --store /mnt/usb/vmback 'root/etc/**.conf' --json\n"
-                "  vmback find --btrfs /mnt/usb/vmback 'images/web*' --point latest");
+                "  vmback find --btrfs /mnt/usb/vmback 'images/web*' --point latest\n"
+                "  vmback find -c /etc/vmback/vmback.toml '*' --newer 2d --size +100M");
   }
 
   Findings Run(CommandContext& ctx) override {
     if (pattern_.size() > kMaxGlobPattern)
       ThrowConfig("PATTERN is " + std::to_string(pattern_.size()) + " bytes long; at most " +
                   std::to_string(kMaxGlobPattern));
+    FindFilter filter;
+    if (!newer_.empty()) filter.newer_ns = ParseFindTime("--newer", newer_, ctx.env->NowNanos());
+    if (!older_.empty()) filter.older_ns = ParseFindTime("--older", older_, ctx.env->NowNanos());
+    if (!size_.empty()) ParseFindSize(size_, &filter);
     Config config = ResolveConfig(target_);
     auto dest = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log);
     const std::vector<std::string> names = point_.empty() ? dest->PointNames() : std::vector<std::string>{point_};
@@ -52,6 +64,7 @@ class FindCommand : public Command {
       std::string resolved;
       auto entries = dest->FindEntries(name, [&](const std::string& path) { return GlobMatch(pattern_, path); },
                                        &resolved);
+      std::erase_if(entries, [&](const PointEntry& e) { return !filter.Keeps(e); });
       points.emplace_back(resolved, std::move(entries));
     }
     const std::vector<FoundPath> found = GatherFound(points);
@@ -86,7 +99,7 @@ class FindCommand : public Command {
 
  private:
   TargetArgs target_;
-  std::string pattern_, point_;
+  std::string pattern_, point_, newer_, older_, size_;
   bool all_ = false, json_ = false;
 };
 

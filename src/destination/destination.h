@@ -16,6 +16,7 @@
 
 #include "destination/backup_types.h"
 #include "destination/point_diff.h"
+#include "destination/point_reader.h"
 #include "destination/restore_types.h"
 #include "os/env.h"
 #include "retention/policy.h"
@@ -163,6 +164,13 @@ class Destination {
   // store's sizes, ratios and the bytes unique to each point; an in-place
   // target's, as its file system reports them.
   virtual DestinationStats Stats(const std::vector<std::string>& points, Logger* log) = 0;
+  // `vmback mount`: point (a name, or "latest") opened for reading until the
+  // reader goes (an in-place target's ZFS point: a clone, destroyed then).
+  // Blocks read through it are cached in memory, up to cache_bytes for the
+  // reader and all its files together. log takes a warning for each damaged
+  // block read, naming the file and its bytes.
+  virtual std::unique_ptr<PointReader> OpenPointReader(const std::string& point, uint64_t cache_bytes,
+                                                       Logger* log) = 0;
 };
 
 // Throws Error(kConfig) when tags are given for a destination whose points

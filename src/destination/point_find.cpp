@@ -3,7 +3,9 @@
 #include <map>
 
 #include "destination/point_diff.h"
+#include "retention/policy.h"
 #include "util/encoding.h"
+#include "util/error.h"
 
 namespace vmback {
 
@@ -113,6 +115,44 @@ nlohmann::json FoundToJson(const std::vector<FoundPath>& found) {
     out.push_back(std::move(j));
   }
   return out;
+}
+
+bool FindFilter::Keeps(const PointEntry& e) const {
+  if (e.mtime_ns <= newer_ns || e.mtime_ns >= older_ns) return false;
+  switch (size_cmp) {
+    case Size::kAny:
+      return true;
+    case Size::kExactly:
+      return e.type == "file" && e.size == size;
+    case Size::kMore:
+      return e.type == "file" && e.size > size;
+    case Size::kLess:
+      return e.type == "file" && e.size < size;
+  }
+  return false;
+}
+
+int64_t ParseFindTime(const std::string& option, const std::string& text, int64_t now_ns) {
+  const int64_t at = ParseTimeUtc(text);
+  if (at >= 0) return at;
+  int64_t age = 0;
+  try {
+    age = ParseDuration(text);
+  } catch (const Error&) {
+    ThrowConfig(option + " '" + text + "': give a UTC date or time (2026-11-20, 2026-11-20T18:00) or an age (36h, 7d, 2w)");
+  }
+  return now_ns - age;
+}
+
+void ParseFindSize(const std::string& text, FindFilter* filter) {
+  std::string_view n = text;
+  filter->size_cmp = FindFilter::Size::kExactly;
+  if (!n.empty() && (n[0] == '+' || n[0] == '-')) {
+    filter->size_cmp = n[0] == '+' ? FindFilter::Size::kMore : FindFilter::Size::kLess;
+    n.remove_prefix(1);
+  }
+  if (!ParseSize(n, &filter->size))
+    ThrowConfig("--size '" + text + "': give [+|-]N with K, M or G (e.g. +1G, -4K, 512)");
 }
 
 }  // namespace vmback

@@ -4,6 +4,8 @@
 // content's version (Destination::FindEntries); the rest is here.
 #pragma once
 
+#include <cstdint>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -26,6 +28,25 @@ namespace vmback {
 inline constexpr size_t kMaxGlobPath = 32 * 1024;
 inline constexpr size_t kMaxGlobPattern = 1024;
 bool GlobMatch(std::string_view pattern, std::string_view path);
+
+// What `find --newer/--older/--size` keeps of the entries a glob matched.
+struct FindFilter {
+  int64_t newer_ns = std::numeric_limits<int64_t>::min();  // mtime after this
+  int64_t older_ns = std::numeric_limits<int64_t>::max();  // mtime before this
+  enum class Size { kAny, kExactly, kMore, kLess };
+  Size size_cmp = Size::kAny;  // not kAny: regular files only
+  uint64_t size = 0;
+
+  bool Keeps(const PointEntry& e) const;
+};
+
+// --newer/--older WHEN: a UTC date or time (ParseTimeUtc: "2026-11-20",
+// "2026-11-20T18:00") or an age (ParseDuration: "7d" is now_ns less 7
+// days). Throws Error(kConfig) naming option and text otherwise.
+int64_t ParseFindTime(const std::string& option, const std::string& text, int64_t now_ns);
+// --size [+|-]N[K|M|G]: more than, less than or exactly N bytes (K, M, G
+// powers of 1024). Throws Error(kConfig) naming the text.
+void ParseFindSize(const std::string& text, FindFilter* filter);
 
 // One path found, and each point that holds it (oldest first).
 struct FoundPath {

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include "destination/point_diff.h"
+#include "util/encoding.h"
+#include "util/error.h"
 
 namespace vmback {
 namespace {
@@ -101,6 +103,58 @@ TEST(GatherFound, ChangedWhereTheVersionOrTypeDiffers) {
   EXPECT_FALSE(ChangedAt(found[0], 0));
   EXPECT_FALSE(ChangedAt(found[0], 1));  // a chmod is not a new version
   EXPECT_TRUE(ChangedAt(found[0], 2));
+}
+
+constexpr int64_t kDay = 86400LL * 1000000000;
+
+TEST(FindFilter, TimesAreUtcDatesOrAgesAndBoundTheMtime) {
+  const int64_t now = ParseTimeUtc("2026-12-04T12:00:00Z");
+  EXPECT_EQ(ParseFindTime("--newer", "2026-12-01", now), ParseTimeUtc("2026-12-01T00:00:00Z"));
+  EXPECT_EQ(ParseFindTime("--newer", "7d", now), now - 7 * kDay);
+  EXPECT_EQ(ParseFindTime("--older", "2026-12-03 06:30", now), ParseTimeUtc("2026-12-03T06:30:00Z"));
+  for (const char* bad : {"yesterday", "2026-13-01", "-3d", "2026-12-01Z", ""}) {
+    try {
+      ParseFindTime("--newer", bad, now);
+      ADD_FAILURE() << "accepted " << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+      EXPECT_NE(std::string(e.what()).find(std::string("--newer '") + bad + "'"), std::string::npos) << e.what();
+    }
+  }
+  FindFilter f;
+  f.newer_ns = now - 2 * kDay;
+  f.older_ns = now;
+  PointEntry e = File("t/a");
+  e.mtime_ns = now - kDay;
+  EXPECT_TRUE(f.Keeps(e));
+  e.mtime_ns = now - 3 * kDay;
+  EXPECT_FALSE(f.Keeps(e)) << "older than --newer";
+  e.mtime_ns = now + 1;
+  EXPECT_FALSE(f.Keeps(e)) << "newer than --older";
+}
+
+TEST(FindFilter, SizesAreMoreLessOrExactlyAndForFilesOnly) {
+  FindFilter f;
+  ParseFindSize("+1M", &f);
+  PointEntry big = File("t/big");
+  big.size = (1 << 20) + 1;
+  PointEntry small = File("t/small");
+  small.size = 4096;
+  PointEntry dir = File("t/d");
+  dir.type = "dir";
+  dir.size = 1 << 30;
+  EXPECT_TRUE(f.Keeps(big));
+  EXPECT_FALSE(f.Keeps(small));
+  EXPECT_FALSE(f.Keeps(dir)) << "--size is for files";
+  ParseFindSize("-4K", &f);
+  EXPECT_FALSE(f.Keeps(big));
+  EXPECT_FALSE(f.Keeps(small)) << "4096 is not less than 4K";
+  ParseFindSize("4096", &f);
+  EXPECT_TRUE(f.Keeps(small));
+  EXPECT_THROW(ParseFindSize("+big", &f), Error);
+  EXPECT_THROW(ParseFindSize("", &f), Error);
+  FindFilter any;
+  EXPECT_TRUE(any.Keeps(dir));
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "inplace/checked_read.h"
+#include "inplace/target_reader.h"
 #include "inplace/target_stats.h"
 #include "inplace/target_ops.h"
 #include "util/encoding.h"
@@ -75,6 +76,11 @@ class InplaceDestination : public Destination {
   std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
                                       std::string* resolved) override {
     return FindTargetEntries(target_.get(), env_, point, match, resolved);
+  }
+
+  std::unique_ptr<PointReader> OpenPointReader(const std::string& point, uint64_t cache_bytes,
+                                               Logger* log) override {
+    return OpenTargetPointReader(target_.get(), env_, point, cache_bytes, log);
   }
 
   uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) override {

@@ -323,6 +323,7 @@ class StorePointReader final : public PointReader {
     std::vector<PointEntry> out;
     if (path.empty()) {
       for (const auto& v : m_.volumes) out.push_back(StorePointEntry(v.root, v.name));
+      std::sort(out.begin(), out.end(), [](const PointEntry& a, const PointEntry& b) { return a.path < b.path; });
       return out;
     }
     std::string at;

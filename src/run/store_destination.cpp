@@ -6,6 +6,7 @@
 #include "run/backup.h"
 #include "run/prune.h"
 #include "run/browse.h"
+#include "run/point_reader_store.h"
 #include "run/restore.h"
 #include "run/stats.h"
 #include "run/verify.h"
@@ -105,6 +106,11 @@ class StoreDestination : public Destination {
   std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
                                       std::string* resolved) override {
     return FindPointEntries(store_.get(), point, match, resolved);
+  }
+
+  std::unique_ptr<PointReader> OpenPointReader(const std::string& point, uint64_t cache_bytes,
+                                               Logger* log) override {
+    return OpenStorePointReader(store_.get(), point, cache_bytes, log);
   }
 
   uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) override {

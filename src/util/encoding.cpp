@@ -146,6 +146,34 @@ int64_t ParsePointStamp(const std::string& text) {
   return static_cast<int64_t>(timegm(&tm)) * 1000000000;
 }
 
+int64_t ParseTimeUtc(std::string_view text) {
+  // YYYY-MM-DD, then optionally T or ' ', HH:MM, :SS, and Z.
+  static const char kShape[] = "dddd-dd-dd?dd:dd:dd";
+  size_t n = text.size();
+  if (n > 0 && text[n - 1] == 'Z') n--;
+  if (n != 10 && n != 16 && n != 19) return -1;
+  if (text.size() != n && n == 10) return -1;  // "2026-12-01Z"
+  for (size_t i = 0; i < n; i++) {
+    const char c = text[i];
+    const char want = kShape[i];
+    if (want == 'd' ? (c < '0' || c > '9') : want == '?' ? (c != 'T' && c != ' ') : c != want) return -1;
+  }
+  auto num = [&](size_t at, size_t len) { return std::atoi(std::string(text.substr(at, len)).c_str()); };
+  struct tm tm = {};
+  tm.tm_year = num(0, 4) - 1900;
+  tm.tm_mon = num(5, 2) - 1;
+  tm.tm_mday = num(8, 2);
+  if (n >= 16) {
+    tm.tm_hour = num(11, 2);
+    tm.tm_min = num(14, 2);
+  }
+  if (n == 19) tm.tm_sec = num(17, 2);
+  if (tm.tm_mon < 0 || tm.tm_mon > 11 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 || tm.tm_min > 59 ||
+      tm.tm_sec > 60)
+    return -1;
+  return static_cast<int64_t>(timegm(&tm)) * 1000000000;
+}
+
 bool IsSafeName(std::string_view name) {
   return !name.empty() && name != "." && name != ".." && name.find('/') == std::string_view::npos &&
          name.find('\0') == std::string_view::npos;

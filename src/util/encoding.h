@@ -55,6 +55,10 @@ inline bool EndsWith(std::string_view s, std::string_view suffix) {
 bool ParseSize(std::string_view text, uint64_t* out);
 std::string FormatBytes(uint64_t bytes);  // "1.5 GiB"
 std::string FormatTimeUtc(int64_t ns);    // "2026-11-26T18:01:02Z"
+// "2026-11-26", "2026-11-26T18:01", "2026-11-26 18:01:02", each with an
+// optional trailing Z once a time is given: UTC, in ns since the epoch; -1
+// when the text is none of these.
+int64_t ParseTimeUtc(std::string_view text);
 // Point names: "2026-11-26T180102Z" from ns, and back (-1 when the text is
 // not one; a ".N" suffix, a second point in the same second, is allowed).
 std::string FormatPointStamp(int64_t ns);
