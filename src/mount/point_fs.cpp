@@ -123,11 +123,12 @@ FuseAttr PointFs::PointDir(const std::string& point) const {
   return a;
 }
 
-int PointFs::Failed(const std::string& what, const std::exception& e) {
+int PointFs::Failed(const std::string& what, const std::exception& e, bool read) {
   const auto* error = dynamic_cast<const Error*>(&e);
   if (error != nullptr && error->kind() == ErrorKind::kNotFound) return -ENOENT;
-  // A damaged block was logged by the reader, naming the file and bytes.
-  if (error == nullptr || error->kind() != ErrorKind::kCorrupt) log_->Error(what + ": " + e.what());
+  // A damaged block a read met was logged by the reader, naming the file
+  // and its bytes, once.
+  if (!read || error == nullptr || error->kind() != ErrorKind::kCorrupt) log_->Error(what + ": " + e.what());
   if (error != nullptr && error->kind() == ErrorKind::kConfig) return -EINVAL;
   return -EIO;
 }
@@ -236,7 +237,7 @@ int64_t PointFs::Read(uint64_t handle, uint64_t offset, char* buf, size_t n) {
   try {
     return static_cast<int64_t>(f.file->ReadAt(offset, buf, n));
   } catch (const std::exception& e) {
-    return Failed(f.path, e);
+    return Failed(f.path, e, true);
   }
 }
 

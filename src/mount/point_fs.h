@@ -80,7 +80,9 @@ class PointFs : public FuseHandler {
   std::shared_ptr<OpenPoint> Reader(const std::string& point);
   FuseAttr Shown(const PointEntry& e) const;
   FuseAttr PointDir(const std::string& point) const;
-  int Failed(const std::string& what, const std::exception& e);
+  // -errno for e, logged (but a damaged block met by a read: the reader
+  // logs those).
+  int Failed(const std::string& what, const std::exception& e, bool read = false);
 
   DestinationOpener open_;
   PointFsOptions options_;

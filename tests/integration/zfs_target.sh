@@ -5,6 +5,8 @@
 #   incremental   4 backups with seeded random changes to a 32 MiB image and
 #                 a tree; each run writes at most the changed 128 KiB records;
 #                 every point restores bit-identical (through a ZFS clone)
+#   mount         vmback mount reads the points through clones, and
+#                 SIGTERM unmounts it and destroys them
 #   blockmaps     a deleted map and a map with a flipped bit are rebuilt by
 #                 the next backup (compare against the data), with a message
 #   scrub         one disk of the mirror overwritten with garbage: verify
@@ -123,6 +125,29 @@ vm restore -c "$WORK/vmback.toml" "${POINTS[1]}" tree/sub/run --to "$WORK/run1"
 expect_rc 0 "restore one file from a tree"
 check_eq "$(cat "$WORK/run1")" "run 1" "one file from point 1"
 check "no clone is left" bash -c "! zfs list -H -o name -r $POOL | grep -q vmback-clone"
+
+section "mount: points read through clones, destroyed at unmount"
+MNT=$WORK/mnt
+mkdir -p "$MNT"
+"$VMBACK" mount -c "$WORK/vmback.toml" "$MNT" 2>"$WORK/mount.log" &
+MOUNT_PID=$!
+register_pid "$MOUNT_PID"
+register_mount "$MNT"
+for ((i = 0; i < 200; i++)); do mountpoint -q "$MNT" && break; sleep 0.1; done
+check "mount: vmback mount of the zfs target is mounted" mountpoint -q "$MNT"
+check_eq "$(readlink "$MNT/latest")" "${POINTS[3]:-none}" "mount: latest links to the newest point"
+check_same_file "$MNT/${POINTS[1]:-none}/img" "$WORK/img.1" "mount: point 1's image through the mount"
+check_same_file "$MNT/latest/img" "$WORK/img.3" "mount: the latest image through the mount"
+check "mount: the latest tree through the mount" diff -r --no-dereference "$WORK/tree.3" "$MNT/latest/tree"
+check "mount: the points read are clones while mounted" bash -c "zfs list -H -o name -r $POOL | grep -q vmback-clone"
+kill -TERM "$MOUNT_PID"
+for ((i = 0; i < 100; i++)); do running "$MOUNT_PID" || break; sleep 0.1; done
+rc=0
+wait "$MOUNT_PID" || rc=$?
+forget_pid "$MOUNT_PID"
+check_eq "$rc" 0 "mount: SIGTERM ends vmback mount"
+check "mount: nothing is left mounted" bash -c "! mountpoint -q '$MNT'"
+check "mount: no clone is left after the unmount" bash -c "! zfs list -H -o name -r $POOL | grep -q vmback-clone"
 
 section "blockmaps: missing and damaged are rebuilt"
 maps=$(find "$WORK/pool/mnt/vmback/.vmback-blockmaps" -name '*.map')
