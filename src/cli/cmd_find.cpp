@@ -62,8 +62,7 @@ class FindCommand : public Command {
     std::vector<std::pair<std::string, std::vector<PointEntry>>> points;
     for (const std::string& name : names) {
       std::string resolved;
-      auto entries = dest->FindEntries(name, [&](const std::string& path) { return GlobMatch(pattern_, path); },
-                                       &resolved);
+      auto entries = dest->FindEntries(name, pattern_, &resolved);
       std::erase_if(entries, [&](const PointEntry& e) { return !filter.Keeps(e); });
       points.emplace_back(resolved, std::move(entries));
     }

@@ -137,9 +137,12 @@ class Destination {
   // block lists or blockmaps of the two points, never from its data.
   virtual PointDiff Diff(const std::string& from, const std::string& to, const std::string& path) = 0;
   // What `vmback find` looks at: the entries of point (a name, or "latest",
-  // resolved into *resolved) whose path match accepts, each file with its
-  // content's version (PointEntry::version).
-  virtual std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
+  // resolved into *resolved) whose path the glob pattern matches
+  // (GlobMatch, destination/point_find.h), each file with its content's
+  // version (PointEntry::version). A store remembers the matches below
+  // each directory for the next call with the same pattern: a directory
+  // unchanged between points is read once.
+  virtual std::vector<PointEntry> FindEntries(const std::string& point, const std::string& pattern,
                                               std::string* resolved) = 0;
   // Checks every point end to end (and the copies or the file system's
   // scrub). May heal from another copy.

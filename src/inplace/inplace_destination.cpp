@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "destination/point_find.h"
 #include "inplace/checked_read.h"
 #include "inplace/target_reader.h"
 #include "inplace/target_stats.h"
@@ -73,9 +74,10 @@ class InplaceDestination : public Destination {
     return DiffTargetPoints(target_.get(), env_, from, to, path);
   }
 
-  std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
+  std::vector<PointEntry> FindEntries(const std::string& point, const std::string& pattern,
                                       std::string* resolved) override {
-    return FindTargetEntries(target_.get(), env_, point, match, resolved);
+    return FindTargetEntries(
+        target_.get(), env_, point, [&](const std::string& path) { return GlobMatch(pattern, path); }, resolved);
   }
 
   std::unique_ptr<PointReader> OpenPointReader(const std::string& point, uint64_t cache_bytes,

@@ -183,12 +183,48 @@ std::vector<PointEntry> ListPointEntries(Store* store, const std::string& point_
   return out;
 }
 
+namespace {
+
+// The matches below dir (at path): from memo when this subtree was walked at
+// this path already (in another point: unchanged directories are shared),
+// else read and remembered.
+void FindBelow(Store* store, const Entry& dir, const std::string& point, const std::string& path,
+               const PathMatcher& match, FindMemo* memo, std::vector<PointEntry>* out) {
+  std::string key(reinterpret_cast<const char*>(dir.subtree.bytes.data()), dir.subtree.bytes.size());
+  key += path;
+  if (auto it = memo->found.find(key); it != memo->found.end()) {
+    out->insert(out->end(), it->second.begin(), it->second.end());
+    return;
+  }
+  std::vector<PointEntry> found;
+  for (const Entry& child : ChildrenOf(store, dir, point, path)) {
+    const std::string at = path + "/" + child.name;
+    if (match(at)) found.push_back(StorePointEntry(child, at));
+    if (child.type == EntryType::kDir) FindBelow(store, child, point, at, match, memo, &found);
+  }
+  out->insert(out->end(), found.begin(), found.end());
+  memo->entries += found.size() + 1;
+  if (memo->entries > kFindMemoEntries) {  // a bound, not a cache policy: start over
+    memo->found.clear();
+    memo->entries = 0;
+  }
+  memo->found.emplace(std::move(key), std::move(found));
+}
+
+}  // namespace
+
 std::vector<PointEntry> FindPointEntries(Store* store, const std::string& point_arg, const PathMatcher& match,
-                                         std::string* resolved) {
+                                         std::string* resolved, FindMemo* memo) {
   *resolved = ResolvePoint(store, point_arg);
+  FindMemo local;
+  if (memo == nullptr) memo = &local;
+  const Manifest m = store->ReadPoint(*resolved);
   std::vector<PointEntry> out;
-  ListIn(store, store->ReadPoint(*resolved), *resolved, "", true, &out, nullptr);
-  std::erase_if(out, [&](const PointEntry& e) { return !match(e.path); });
+  for (const ManifestVolume& v : m.volumes) {
+    if (match(v.name)) out.push_back(StorePointEntry(v.root, v.name));
+    if (v.root.type == EntryType::kDir) FindBelow(store, v.root, *resolved, v.name, match, memo, &out);
+  }
+  std::sort(out.begin(), out.end(), [](const PointEntry& a, const PointEntry& b) { return a.path < b.path; });
   return out;
 }
 

@@ -5,6 +5,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "destination/point_diff.h"
@@ -52,7 +53,15 @@ PointDiff DiffPoints(Store* store, const std::string& from, const std::string& t
 // `vmback find` in one point of the store (a name, or "latest", resolved
 // into *resolved): its entries whose path match accepts, in path order,
 // each file's version a digest of its block list ids.
+// memo (may be null) carries what one find learnt to its next points: a
+// directory unchanged between points is read once per find. The matcher
+// must be the same for every call with one memo.
+struct FindMemo {
+  std::unordered_map<std::string, std::vector<PointEntry>> found;  // (subtree id, path) -> matches below
+  size_t entries = 0;
+};
+inline constexpr size_t kFindMemoEntries = 4'000'000;  // then forgotten, and filled again
 std::vector<PointEntry> FindPointEntries(Store* store, const std::string& point, const PathMatcher& match,
-                                         std::string* resolved);
+                                         std::string* resolved, FindMemo* memo = nullptr);
 
 }  // namespace vmback

@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "destination/point_find.h"
 #include "inplace/inplace_destination.h"
 #include "run/backup.h"
 #include "run/prune.h"
@@ -103,9 +104,15 @@ class StoreDestination : public Destination {
     return DiffPoints(store_.get(), from, to, path);
   }
 
-  std::vector<PointEntry> FindEntries(const std::string& point, const PathMatcher& match,
+  std::vector<PointEntry> FindEntries(const std::string& point, const std::string& pattern,
                                       std::string* resolved) override {
-    return FindPointEntries(store_.get(), point, match, resolved);
+    if (pattern != find_pattern_) {
+      find_memo_ = FindMemo{};
+      find_pattern_ = pattern;
+    }
+    return FindPointEntries(
+        store_.get(), point, [&](const std::string& path) { return GlobMatch(pattern, path); }, resolved,
+        &find_memo_);
   }
 
   std::unique_ptr<PointReader> OpenPointReader(const std::string& point, uint64_t cache_bytes,
@@ -140,6 +147,9 @@ class StoreDestination : public Destination {
   LockMode mode_;
   StoreOptions options_;
   std::unique_ptr<Store> store_;
+  // `vmback find`: what the last pattern matched below each directory.
+  std::string find_pattern_;
+  FindMemo find_memo_;
 };
 
 // The check takes the shared lock, so backups go on beside it; only when
