@@ -210,7 +210,7 @@ int PointFs::ReadLink(const std::string& path, std::string* target) {
   }
 }
 
-int PointFs::Open(const std::string& path, uint64_t* handle) {
+int PointFs::Open(const std::string& path, uint64_t* handle, bool* direct) {
   std::string point, in_point;
   try {
     if (!Split(path, &point, &in_point) || in_point.empty()) return -EISDIR;
@@ -220,6 +220,7 @@ int PointFs::Open(const std::string& path, uint64_t* handle) {
     f->path = f->point->name + "/" + in_point;
     f->file = f->point->reader->Open(in_point);
     f->size = f->file->Size();
+    *direct = f->size >= kDirectFrom;
     *handle = next_handle_++;
     files_[*handle] = std::move(f);
     return 0;

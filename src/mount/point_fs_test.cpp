@@ -83,7 +83,9 @@ class PointFsTest : public ::testing::Test {
 
   static std::string ReadAll(PointFs* fs, const std::string& path, size_t chunk) {
     uint64_t h = 0;
-    EXPECT_EQ(fs->Open(path, &h), 0) << path;
+    bool direct = true;
+    EXPECT_EQ(fs->Open(path, &h, &direct), 0) << path;
+    EXPECT_FALSE(direct) << path << ": a small file keeps the page cache";
     std::string out;
     std::string buf(chunk, '\0');
     for (;;) {
@@ -145,7 +147,8 @@ TEST_F(PointFsTest, FilesReadBackWithTheirMetadata) {
     EXPECT_EQ(ReadAll(fs.get(), tree + "/a", chunk), test::ReadFile(dir_ / "src/tree/a")) << chunk;
   EXPECT_EQ(ReadAll(fs.get(), "/" + point + "/disk.img", 65536), test::ReadFile(dir_ / "src/disk.img"));
   uint64_t h = 0;
-  EXPECT_EQ(fs->Open("/" + point, &h), -EISDIR);
+  bool direct = false;
+  EXPECT_EQ(fs->Open("/" + point, &h, &direct), -EISDIR);
   char c;
   EXPECT_EQ(fs->Read(12345, 0, &c, 1), -EBADF);
 }
@@ -155,7 +158,8 @@ TEST_F(PointFsTest, HolesShowThroughSeek) {
   const std::string point = Backup(target);
   auto fs = Mount(target);
   uint64_t h = 0;
-  ASSERT_EQ(fs->Open("/" + point + "/disk.img", &h), 0);
+  bool direct = false;
+  ASSERT_EQ(fs->Open("/" + point + "/disk.img", &h, &direct), 0);
   EXPECT_EQ(fs->Seek(h, 0, SEEK_DATA), 0);
   EXPECT_EQ(fs->Seek(h, 0, SEEK_HOLE), 8192);
   EXPECT_EQ(fs->Seek(h, 8192, SEEK_DATA), 81920);
@@ -164,6 +168,21 @@ TEST_F(PointFsTest, HolesShowThroughSeek) {
   EXPECT_EQ(fs->Seek(h, kImage - 1, SEEK_HOLE), static_cast<int64_t>(kImage - 1)) << "an offset in a hole";
   EXPECT_EQ(fs->Seek(h, kImage, SEEK_HOLE), -ENXIO);
   EXPECT_EQ(fs->Seek(h, 0, SEEK_END), -EINVAL);
+  fs->Release(h);
+}
+
+TEST_F(PointFsTest, ImagesAreReadPastThePageCache) {
+  ::truncate((dir_ / "src/disk.img").c_str(), PointFs::kDirectFrom);
+  TargetConfig target = StoreTarget();
+  const std::string point = Backup(target);
+  auto fs = Mount(target);
+  uint64_t h = 0;
+  bool direct = false;
+  ASSERT_EQ(fs->Open("/" + point + "/disk.img", &h, &direct), 0);
+  EXPECT_TRUE(direct);
+  std::string buf(1 << 20, 'x');
+  ASSERT_EQ(fs->Read(h, 0, buf.data(), buf.size()), static_cast<int64_t>(buf.size())) << "1 MiB at once";
+  EXPECT_EQ(buf, test::ReadFile(dir_ / "src/disk.img").substr(0, 1 << 20));
   fs->Release(h);
 }
 

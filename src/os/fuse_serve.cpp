@@ -108,10 +108,12 @@ int Open(const char* path, struct fuse_file_info* fi) {
   if ((fi->flags & O_ACCMODE) != O_RDONLY) return -EROFS;
   return Guarded([&] {
     uint64_t handle = 0;
-    int rc = Handler()->Open(path, &handle);
+    bool direct = false;
+    int rc = Handler()->Open(path, &handle, &direct);
     if (rc != 0) return rc;
     fi->fh = handle;
     fi->keep_cache = 1;
+    fi->direct_io = direct ? 1 : 0;
     return 0;
   });
 }

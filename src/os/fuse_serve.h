@@ -30,7 +30,9 @@ class FuseHandler {
   virtual int GetAttr(const std::string& path, FuseAttr* out) = 0;
   virtual int ReadDir(const std::string& path, std::vector<std::pair<std::string, FuseAttr>>* out) = 0;
   virtual int ReadLink(const std::string& path, std::string* target) = 0;
-  virtual int Open(const std::string& path, uint64_t* handle) = 0;
+  // *direct: reads of this file bypass the kernel's page cache (each read
+  // comes here as asked, up to 1 MiB; the file cannot be mmap'ed).
+  virtual int Open(const std::string& path, uint64_t* handle, bool* direct) = 0;
   // Bytes read (fewer than n only at the end of the file), or -errno.
   virtual int64_t Read(uint64_t handle, uint64_t offset, char* buf, size_t n) = 0;
   // whence SEEK_DATA or SEEK_HOLE (others: -EINVAL): the offset, or -ENXIO

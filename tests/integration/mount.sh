@@ -41,7 +41,9 @@ head -c 4096 /dev/urandom | dd of="$IMG" bs=4096 seek=2047 conv=notrunc status=n
 GUEST=$WORK/guest
 mkdir -p "$GUEST/etc/nginx"
 head -c 200000 /dev/urandom | base64 >"$GUEST/etc/nginx/nginx.conf"
-mkfs.ext4 -q -F -d "$GUEST" "$WORK/guest.ext4" 32M
+# 80 MiB: past PointFs::kDirectFrom, so the loop device reads the view
+# without the page cache (direct I/O), as it does for a real disk image.
+mkfs.ext4 -q -F -d "$GUEST" "$WORK/guest.ext4" 80M
 
 # start_mount NAME DIR ARGS...: `vmback mount ARGS... DIR` in the
 # background, its stderr in $WORK/NAME.log; waits until DIR is a mount.
