@@ -31,7 +31,7 @@ class FuseHandler {
   virtual int ReadDir(const std::string& path, std::vector<std::pair<std::string, FuseAttr>>* out) = 0;
   virtual int ReadLink(const std::string& path, std::string* target) = 0;
   // *direct: reads of this file bypass the kernel's page cache (each read
-  // comes here as asked, up to 1 MiB; the file cannot be mmap'ed).
+  // comes here as asked, up to 1 MiB; no shared mmap of the file).
   virtual int Open(const std::string& path, uint64_t* handle, bool* direct) = 0;
   // Bytes read (fewer than n only at the end of the file), or -errno.
   virtual int64_t Read(uint64_t handle, uint64_t offset, char* buf, size_t n) = 0;
