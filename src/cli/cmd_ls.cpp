@@ -37,17 +37,23 @@ class LsCommand : public Command {
     cmd->add_flag("-l,--long", long_, "type and mode, owner (uid:gid), size, UTC mtime, and a link's target");
     cmd->add_flag("-R,--recursive", recursive_, "everything below PATH, not only its entries");
     cmd->add_flag("--json", json_, "the entries as JSON (path, type, mode, uid, gid, size, mtime, target)");
+    cmd->add_flag("--vms", vms_,
+                  "the VMs the point holds (recorded by 'vmback run'): each disk's target, format, and where "
+                  "the point holds it (VOLUME/path, for restore); with --json, each VM's domain XML too");
     cmd->footer("\nShows what a point holds without restoring it: one path per line, as restore\n"
                 "takes it (VOLUME/dir/name). For a file, link or device, the entry itself.\n"
                 "Names that are not printable are shown escaped; --json gives them exactly\n"
                 "(path_hex when not UTF-8).\n\n"
+                "--vms lists the VMs instead: 'vmback restore POINT --vm NAME' brings one back.\n\n"
                 "Examples:\n  vmback ls -c /etc/vmback/vmback.toml latest\n"
                 "  vmback ls --store /mnt/usb/vmback latest root/etc -l\n"
-                "  vmback ls --dir /mnt/usb/mirror current images -R --json");
+                "  vmback ls --dir /mnt/usb/mirror current images -R --json\n"
+                "  vmback ls -c /etc/vmback/vmback.toml latest --vms");
   }
 
   Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
+    if (vms_) return ListVms(ctx, config);
     std::string path = path_;
     while (!path.empty() && path.front() == '/') path.erase(0, 1);
     const std::vector<PointEntry> entries =
@@ -71,9 +77,33 @@ class LsCommand : public Command {
   }
 
  private:
+  Findings ListVms(CommandContext& ctx, const Config& config) {
+    if (!path_.empty() || recursive_) ThrowConfig("--vms lists a point's VMs: give no PATH and no -R");
+    std::string point;
+    const std::vector<VmRecord> vms =
+        OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->PointVms(point_, &point);
+    if (json_) {
+      ctx.out << nlohmann::json{{"point", point}, {"vms", VmRecordsToJson(vms)}}.dump(2) << "\n";
+      return {};
+    }
+    if (vms.empty()) ctx.out << "point " << point << " records no VMs (made by 'vmback backup', or by an older vmback)\n";
+    for (const auto& vm : vms) {
+      ctx.out << EscapeForTerminal(vm.name) << "\n";
+      for (const auto& d : vm.disks) {
+        ctx.out << "  " << d.target << "  " << (d.format.empty() ? "?" : d.format) << "  ";
+        if (d.located)
+          ctx.out << EscapeForTerminal(d.path.empty() ? d.volume : d.volume + "/" + d.path);
+        else
+          ctx.out << "(not in the point)";
+        ctx.out << "  was " << EscapeForTerminal(d.source) << "\n";
+      }
+    }
+    return {};
+  }
+
   TargetArgs target_;
   std::string point_, path_;
-  bool long_ = false, recursive_ = false, json_ = false;
+  bool long_ = false, recursive_ = false, json_ = false, vms_ = false;
 };
 
 }  // namespace

@@ -6,6 +6,8 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "destination/image_format.h"
+#include "destination/vm_restore.h"
+#include "hypervisor/hypervisor.h"
 #include "util/encoding.h"
 
 namespace vmback {
@@ -23,6 +25,17 @@ class RestoreCommand : public Command {
                     "an image file restored as raw (the default: the bytes the guest saw) or as qcow2 "
                     "(qemu-img convert); qcow2 takes one image file, not a directory or a block device")
         ->check(CLI::IsMember({"raw", "qcow2"}));
+    cmd->add_option("--vm", vm_,
+                    "every disk of this VM as the point holds it ('vmback ls POINT --vms'), into the "
+                    "directory --to as VM-TARGET.img (raw) or .qcow2");
+    cmd->add_flag("--define", define_,
+                  "with --vm: define the VM in libvirt on the restored disks, from the domain XML the point "
+                  "recorded (not started; an existing domain of that name is refused)");
+    cmd->add_option("--name", name_,
+                    "with --define: the new domain's name (a copy beside the original: new UUID, MAC "
+                    "addresses and UEFI variables)");
+    cmd->add_option("--connect", connect_, "with --define: the libvirt URI (default: the config's libvirt_uri, "
+                                          "qemu:///system)");
     cmd->add_flag("--force", force_, "overwrite an existing destination (needed for a block device)");
     cmd->add_flag("--fail-fast", fail_fast_,
                   "stop at the first block no copy can give back (by default it is left zero, listed, "
@@ -48,12 +61,19 @@ class RestoreCommand : public Command {
         "PATH must name one image file (a disk of a snapshot = \"libvirt\" volume,\n"
         "or an image file in a volume): a whole point, a directory or a block\n"
         "device as --to is refused before anything is written.\n"
+        "\n--vm NAME restores each disk of that VM the point holds into the directory\n"
+        "--to (made 0700 when new) as NAME-vda.img (raw: the bytes the guest saw)\n"
+        "or NAME-vda.qcow2 (--format qcow2, or a disk backed up as a qcow2 file).\n"
+        "With --define, the VM is defined from the domain XML the point recorded,\n"
+        "its disks pointed at those files, and left shut off: start it with\n"
+        "'virsh start NAME'. A disk the point does not hold refuses --define.\n"
         "\nExamples:\n"
         "  vmback restore --store /mnt/usb/vmback latest --to /srv/restore\n"
         "  vmback restore --store /mnt/usb/vmback 2026-11-26T180102Z images/web.qcow2 --to /tmp/web.qcow2\n"
         "  vmback restore -c /etc/vmback.toml latest vm-disk --to /dev/vg0/web --force\n"
         "  vmback restore -c /etc/vmback.toml latest vms/web.qcow2 --to /var/lib/libvirt/images/web.qcow2 "
-        "--format qcow2");
+        "--format qcow2\n"
+        "  vmback restore -c /etc/vmback.toml latest --vm web --to /srv/restore/web --define --name web-restored");
   }
 
   Findings Run(CommandContext& ctx) override {
@@ -66,6 +86,8 @@ class RestoreCommand : public Command {
     options.fail_fast = fail_fast_;
     auto dest = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log);
     const ImageFormat format = ParseImageFormat(format_);
+    if (!vm_.empty()) return RunVm(ctx, config, dest.get(), format, options);
+    if (define_ || !name_.empty()) ThrowConfig("--define and --name go with --vm NAME");
     // qemu-img runs in its own process group: a signal must end it and
     // remove the temporary, not leave it running.
     std::optional<SignalCancel> cancel;
@@ -75,14 +97,52 @@ class RestoreCommand : public Command {
     ctx.out << "restored " << s.files << " files, " << s.dirs << " directories, " << s.other
             << " other entries (" << FormatBytes(s.bytes) << ") to " << EscapeForTerminal(to_)
             << (s.skipped ? ", " + std::to_string(s.skipped) + " special files left out" : std::string()) << "\n";
-    if (s.damaged) {
-      for (const auto& d : s.damage) ctx.log->Error("damaged: " + d);
-      ctx.log->Error("restore incomplete: " + std::to_string(s.damaged) + " damaged range(s)" +
-                     (s.damaged > s.damage.size() ? " (the first " + std::to_string(s.damage.size()) + " listed)"
-                                                  : "") +
-                     " left zero; everything else was restored. 'vmback verify' tells which points share the "
-                     "damage; an older or newer point may hold the lost blocks");
-    }
+    ReportDamage(ctx, s);
+    return Outcome(ctx, dest.get(), s);
+  }
+
+ private:
+  Findings RunVm(CommandContext& ctx, const Config& config, Destination* dest, ImageFormat format,
+                 const RestoreOptions& options) {
+    if (!path_.empty()) ThrowConfig("--vm restores a VM's disks: give no PATH with it");
+    if (!name_.empty() && !define_) ThrowConfig("--name goes with --define");
+    std::unique_ptr<Hypervisor> hv;
+    if (define_) hv = ConnectLibvirt(connect_.empty() ? config.libvirt_uri : connect_, ctx.log);
+    VmRestoreRequest r;
+    r.point = point_;
+    r.vm = vm_;
+    r.to_dir = to_;
+    r.format = format;
+    r.define = define_;
+    r.new_name = name_;
+    r.options = options;
+    SignalCancel cancel;
+    r.cancel = cancel.flag();
+    VmRestoreResult res = RestoreVm(dest, Env::Default(), hv.get(), r, ctx.log);
+    for (const auto& d : res.disks)
+      ctx.out << "restored disk " << d.target << " (" << d.format << ") to " << EscapeForTerminal(d.path) << "\n";
+    ctx.out << "restored VM " << EscapeForTerminal(vm_) << " from point " << res.point << ": " << res.disks.size()
+            << " disk(s), " << FormatBytes(res.stats.bytes) << "\n";
+    if (!res.defined.empty())
+      ctx.out << "defined VM " << EscapeForTerminal(res.defined) << " on them (shut off; start it with 'virsh start "
+              << EscapeForTerminal(res.defined) << "')\n";
+    ReportDamage(ctx, res.stats);
+    Findings f = Outcome(ctx, dest, res.stats);
+    if (!res.left_out.empty()) f.warnings = std::max<uint64_t>(f.warnings, res.left_out.size());
+    return f;
+  }
+
+  static void ReportDamage(CommandContext& ctx, const RestoreStats& s) {
+    if (!s.damaged) return;
+    for (const auto& d : s.damage) ctx.log->Error("damaged: " + d);
+    ctx.log->Error("restore incomplete: " + std::to_string(s.damaged) + " damaged range(s)" +
+                   (s.damaged > s.damage.size() ? " (the first " + std::to_string(s.damage.size()) + " listed)"
+                                                : "") +
+                   " left zero; everything else was restored. 'vmback verify' tells which points share the "
+                   "damage; an older or newer point may hold the lost blocks");
+  }
+
+  static Findings Outcome(CommandContext& ctx, Destination* dest, const RestoreStats& s) {
     Findings f;
     f.damage = s.damaged > 0;
     if (dest->RestoreWarningsCount()) f.warnings = ctx.log->warnings();
@@ -91,11 +151,10 @@ class RestoreCommand : public Command {
     return f;
   }
 
- private:
   TargetArgs target_;
-  std::string point_, path_, to_;
+  std::string point_, path_, to_, vm_, name_, connect_;
   std::string format_ = "raw";
-  bool force_ = false, no_owner_ = false, no_special_ = false, no_privileges_ = false, fail_fast_ = false;
+  bool define_ = false, force_ = false, no_owner_ = false, no_special_ = false, no_privileges_ = false, fail_fast_ = false;
 };
 
 }  // namespace

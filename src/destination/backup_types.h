@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/change_set.h"
+#include "util/vm_record.h"
 
 namespace vmback {
 
@@ -67,6 +68,10 @@ struct BackupOptions {
   // Labels for the point (manifest "tags", each IsValidTag): a tagged point
   // is its own retention group, so a one-off never displaces a nightly one.
   std::vector<std::string> tags;
+  // The VMs whose disks the point holds (`vmback run`), recorded with it
+  // for `restore --vm` and `ls --vms`; each located disk's volume is one of
+  // the volumes backed up.
+  std::vector<VmRecord> vms;
 };
 
 struct VolumeStats {

@@ -174,6 +174,11 @@ class Destination {
   // block read, naming the file and its bytes.
   virtual std::unique_ptr<PointReader> OpenPointReader(const std::string& point, uint64_t cache_bytes,
                                                        Logger* log) = 0;
+  // The VMs point (a name, or "latest", resolved into *resolved) records
+  // (BackupOptions::vms), checked where they are decoded: Error(kCorrupt)
+  // naming the point when a record is damaged or forged. Empty for a point
+  // made without VMs ('vmback backup', or an older vmback).
+  virtual std::vector<VmRecord> PointVms(const std::string& point, std::string* resolved) = 0;
 };
 
 // Throws Error(kConfig) when tags are given for a destination whose points

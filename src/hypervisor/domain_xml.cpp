@@ -15,6 +15,7 @@
 #include "hypervisor/hypervisor.h"
 #include "util/encoding.h"
 #include "util/error.h"
+#include "util/vm_record.h"
 
 namespace vmback {
 namespace {
@@ -158,6 +159,98 @@ std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml,
   std::vector<std::string> sources;
   for (auto& d : DisksFromDomainXml(xml, vm_name)) sources.push_back(std::move(d.source));
   return sources;
+}
+
+}  // namespace vmback
+
+namespace vmback {
+namespace {
+
+void Remove(xmlNodePtr node) {
+  xmlUnlinkNode(node);
+  xmlFreeNode(node);
+}
+
+void RemoveChildren(xmlNodePtr node, const char* name) {
+  while (xmlNodePtr c = Child(node, name)) Remove(c);
+}
+
+const xmlChar* X(const char* s) { return reinterpret_cast<const xmlChar*>(s); }
+const xmlChar* X(const std::string& s) { return X(s.c_str()); }
+
+// Points disk at the restored image: a plain file of the given format, with
+// no backing chain (the restored image stands alone).
+void PointDiskAt(xmlNodePtr disk, const RestoredDisk& r) {
+  xmlSetProp(disk, X("type"), X("file"));
+  RemoveChildren(disk, "source");
+  RemoveChildren(disk, "backingStore");
+  RemoveChildren(disk, "mirror");
+  xmlNodePtr source = xmlNewNode(nullptr, X("source"));
+  xmlSetProp(source, X("file"), X(r.path));
+  xmlNodePtr driver = Child(disk, "driver");
+  if (driver == nullptr) {
+    driver = xmlNewChild(disk, nullptr, X("driver"), nullptr);
+    xmlSetProp(driver, X("name"), X("qemu"));
+  }
+  if (!r.format.empty()) xmlSetProp(driver, X("type"), X(r.format));
+  xmlAddNextSibling(driver, source);
+}
+
+}  // namespace
+
+std::string DomainNameOf(const std::string& xml, const std::string& what) {
+  XmlDocHandle doc = ParseDomainXml(xml, what);
+  xmlNodePtr domain = xmlDocGetRootElement(doc.get());
+  xmlNodePtr name = domain != nullptr ? Child(domain, "name") : nullptr;
+  std::unique_ptr<xmlChar, XmlStringFree> text(name != nullptr ? xmlNodeGetContent(name) : nullptr);
+  const std::string out = text != nullptr ? reinterpret_cast<const char*>(text.get()) : "";
+  if (!IsValidVmName(out)) throw Error(ErrorKind::kConfig, what + " has no valid domain <name>");
+  return out;
+}
+
+std::string RewriteDomainXml(const std::string& xml, const std::vector<RestoredDisk>& disks,
+                             const std::string& new_name, const std::string& what) {
+  XmlDocHandle doc = ParseDomainXml(xml, what);
+  xmlNodePtr domain = xmlDocGetRootElement(doc.get());
+  if (domain == nullptr || !xmlStrEqual(domain->name, X("domain")))
+    throw Error(ErrorKind::kConfig, what + " is not a <domain>");
+  if (xmlNodePtr devices = Child(domain, "devices")) {
+    for (xmlNodePtr d = devices->children; d != nullptr; d = d->next) {
+      if (d->type != XML_ELEMENT_NODE || !xmlStrEqual(d->name, X("disk")) || Attribute(d, "device") == "cdrom")
+        continue;
+      xmlNodePtr target = Child(d, "target");
+      const std::string dev = target ? ShortName(Attribute(target, "dev")) : "";
+      const RestoredDisk* r = nullptr;
+      for (const auto& candidate : disks)
+        if (!dev.empty() && candidate.target == dev) r = &candidate;
+      if (r != nullptr) {
+        PointDiskAt(d, *r);
+      } else if (Child(d, "source") != nullptr) {
+        throw Error(ErrorKind::kConfig, what + ": disk " + (dev.empty() ? std::string("without a target") : dev) +
+                                            " is not restored, so the domain cannot be defined on the restored disks");
+      }
+    }
+  }
+  if (!new_name.empty()) {
+    xmlNodePtr name = Child(domain, "name");
+    if (name == nullptr) name = xmlNewChild(domain, nullptr, X("name"), nullptr);
+    xmlNodeSetContent(name, nullptr);
+    xmlNodeAddContent(name, X(new_name));  // escaped as text
+    // A copy beside the original: libvirt makes a new UUID, new MAC
+    // addresses and a new UEFI variable store instead of sharing them.
+    RemoveChildren(domain, "uuid");
+    if (xmlNodePtr os = Child(domain, "os")) RemoveChildren(os, "nvram");
+    if (xmlNodePtr devices = Child(domain, "devices"))
+      for (xmlNodePtr d = devices->children; d != nullptr; d = d->next)
+        if (d->type == XML_ELEMENT_NODE && xmlStrEqual(d->name, X("interface"))) RemoveChildren(d, "mac");
+  }
+  xmlChar* out = nullptr;
+  int size = 0;
+  xmlDocDumpMemoryEnc(doc.get(), &out, &size, "UTF-8");
+  if (out == nullptr) throw Error(ErrorKind::kOther, what + ": cannot write the rewritten XML");
+  std::string text(reinterpret_cast<const char*>(out), static_cast<size_t>(size));
+  xmlFree(out);
+  return text;
 }
 
 }  // namespace vmback

@@ -104,6 +104,9 @@ struct DomainInfo {
   std::vector<std::string> disk_sources;  // file or block device paths of its disks
                                           // (cdrom media left out)
   std::vector<DomainDisk> disks;          // the same disks, with target and format
+  // Its persistent definition (virDomainGetXMLDesc with
+  // VIR_DOMAIN_XML_INACTIVE, no secrets): what a point records of it.
+  std::string config_xml;
 };
 
 class Hypervisor {
@@ -140,6 +143,12 @@ class Hypervisor {
   // bitmaps. A name that is not IsVmbackCheckpoint is refused (Error(kOther))
   // without asking libvirt; one that is not there is Error(kNotFound).
   virtual void DeleteCheckpoint(const std::string& vm, const std::string& name);
+
+  // Defines a domain from xml (virDomainDefineXML), without starting it,
+  // and returns its name. A domain of that name that exists already is
+  // refused (Error(kConfig) naming it), never redefined. A hypervisor
+  // that cannot define throws Error(kOther) saying so.
+  virtual std::string DefineDomain(const std::string& xml);
 };
 
 // Connects to uri (e.g. "qemu:///system", or "test:///path/domains.xml" in
@@ -157,6 +166,27 @@ std::vector<std::string> DiskSourcesFromDomainXml(const std::string& xml,
 // not a short name of [a-z0-9_] (at most 32 bytes) is left "" (it is never
 // used to name an export or a bitmap then).
 std::vector<DomainDisk> DisksFromDomainXml(const std::string& xml, const std::string& vm_name = "");
+
+// The <name> of a domain XML (read as DisksFromDomainXml reads it); Error
+// naming what when there is none or it is not IsValidVmName.
+std::string DomainNameOf(const std::string& xml, const std::string& what);
+
+// A disk of a domain to restore, as RewriteDomainXml sets it.
+struct RestoredDisk {
+  std::string target;  // "vda"
+  std::string path;    // the restored image file
+  std::string format;  // its format, "raw" or "qcow2"
+};
+// xml (a domain XML, read as DisksFromDomainXml reads it) with each disk
+// whose target is in disks made a plain file of that format at that path
+// (its backing chain dropped: the restored image stands alone). With
+// new_name, the domain is renamed, and its UUID, MAC addresses and UEFI
+// variable store left for libvirt to make anew, so that it can be defined
+// beside the original. A disk with a source that is not in disks (nor a
+// cdrom) is Error(kConfig) naming it: the domain would use the original.
+// what begins error messages.
+std::string RewriteDomainXml(const std::string& xml, const std::vector<RestoredDisk>& disks,
+                             const std::string& new_name, const std::string& what);
 
 // Testing only: makes every later libvirt call named call ("fsfreeze",
 // "fsthaw", "send-key", "suspend", "resume") sleep for delay before it starts,

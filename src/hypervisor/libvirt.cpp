@@ -429,6 +429,17 @@ class LibvirtHypervisor : public Hypervisor {
     DeleteVmbackCheckpoint(Lookup(vm).get(), vm, name);
   }
 
+  std::string DefineDomain(const std::string& xml) override {
+    const std::string name = DomainNameOf(xml, "domain XML to define");
+    DomainHandle existing(virDomainLookupByName(conn_, name.c_str()));
+    if (existing != nullptr)
+      throw Error(ErrorKind::kConfig, Quote(name) + ": a domain of that name exists already; not redefined");
+    DomainHandle dom(virDomainDefineXML(conn_, xml.c_str()));
+    if (dom == nullptr) throw Error(ErrorKind::kOther, Quote(name) + ": libvirt would not define it: " + LastError());
+    const char* defined = virDomainGetName(dom.get());
+    return defined != nullptr ? defined : name;
+  }
+
  private:
   std::unique_ptr<QuiescedVm> Guard(DomainHandle dom, const std::string& name, QuiesceMethod method,
                                     milliseconds timeout) {
@@ -460,6 +471,14 @@ class LibvirtHypervisor : public Hypervisor {
     std::free(xml);
     info.disks = DisksFromDomainXml(text, name);
     for (const auto& d : info.disks) info.disk_sources.push_back(d.source);
+    info.config_xml = std::move(text);
+    if (virDomainIsPersistent(dom) == 1 && info.running) {  // else the live XML is the definition
+      char* inactive = virDomainGetXMLDesc(dom, VIR_DOMAIN_XML_INACTIVE);
+      if (inactive == nullptr)
+        throw Error(ErrorKind::kOther, Quote(name) + ": cannot get its persistent XML: " + LastError());
+      info.config_xml = inactive;
+      std::free(inactive);
+    }
     return info;
   }
 

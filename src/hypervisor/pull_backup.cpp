@@ -127,3 +127,11 @@ void Hypervisor::DeleteCheckpoint(const std::string& vm, const std::string&) {
 }
 
 }  // namespace vmback
+
+namespace vmback {
+
+std::string Hypervisor::DefineDomain(const std::string&) {
+  throw Error(ErrorKind::kOther, "this hypervisor connection cannot define domains");
+}
+
+}  // namespace vmback

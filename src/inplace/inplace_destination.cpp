@@ -4,6 +4,7 @@
 
 #include "destination/point_find.h"
 #include "inplace/checked_read.h"
+#include "inplace/point_info.h"
 #include "inplace/target_reader.h"
 #include "inplace/target_stats.h"
 #include "inplace/target_ops.h"
@@ -83,6 +84,14 @@ class InplaceDestination : public Destination {
   std::unique_ptr<PointReader> OpenPointReader(const std::string& point, uint64_t cache_bytes,
                                                Logger* log) override {
     return OpenTargetPointReader(target_.get(), env_, point, cache_bytes, log);
+  }
+
+  std::vector<VmRecord> PointVms(const std::string& point, std::string* resolved) override {
+    const OpenedTargetPoint p = OpenTargetPoint(target_.get(), env_, point);
+    *resolved = p.name;
+    const PointInfoFile info = ReadPointInfo(env_, p.view->root());
+    auto it = info.json.find("vms");
+    return it == info.json.end() ? std::vector<VmRecord>{} : VmRecordsFromJson(*it, p.volumes, info.path);
   }
 
   uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) override {

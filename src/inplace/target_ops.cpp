@@ -197,6 +197,7 @@ BackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<V
                          {"block_size", target->block_size()},
                          {"volumes", vols},
                          {"stats", BackupResultToJson(result)}};
+  if (!options.vms.empty()) info["vms"] = VmRecordsToJson(options.vms);
   WriteFileAtomic(env, JoinPath(mirror, kPointInfo), info.dump(2) + "\n");
   SyncFileSystem(mirror);
   result.point = target->CreatePoint();

@@ -253,6 +253,9 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     bopts.full_read_every_ns = config.run.full_read_every_ns;
     bopts.on_volume_done = drop;
     bopts.tags = options.tags;
+    std::vector<std::string> names;
+    for (const auto& s : specs) names.push_back(s.name);
+    bopts.vms = VmRecordsOf(config, domains, names, log);
     step("sync");
     report.backup = dest->Backup(specs, bopts, log);
     libvirt.EndAll();

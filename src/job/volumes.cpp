@@ -8,6 +8,7 @@
 #include <set>
 
 #include "job/journal.h"
+#include "job/libvirt_volume.h"
 #include "job/mount.h"
 #include "os/subprocess.h"
 #include "util/encoding.h"
@@ -93,6 +94,44 @@ bool DiskOnVolume(const std::string& disk, const VolumeConfig& v) {
   if (path.rfind(prefix, 0) != 0) return false;
   if (v.one_file_system && have_src && have_disk && src.kind == FileKind::kDir) return st.dev == src.dev;
   return true;
+}
+
+std::vector<VmRecord> VmRecordsOf(const Config& config, const std::vector<DomainInfo>& domains,
+                                  const std::vector<std::string>& volumes, Logger* log) {
+  std::vector<VmRecord> out;
+  for (const auto& d : domains) {
+    VmRecord vm;
+    vm.name = d.name;
+    vm.domain_xml = d.config_xml;
+    bool any = false;
+    for (const auto& disk : d.disks) {
+      if (disk.target.empty()) continue;  // cannot be named, nor pointed at a restored image
+      VmDisk r{disk.target, disk.source, disk.format, "", "", false};
+      for (const auto& v : config.volumes) {
+        if (!Lists(volumes, v.name) || !DiskOnVolume(disk.source, v)) continue;
+        const std::string root = CanonicalPath(v.source), path = CanonicalPath(disk.source);
+        const std::string prefix = root == "/" ? root : root + "/";
+        if (path != root && path.rfind(prefix, 0) != 0) break;  // on an LV's file system, mounted elsewhere
+        r.volume = v.name;
+        r.path = path == root ? "" : path.substr(prefix.size());
+        r.located = true;
+        // A running VM's disk read through libvirt is stored as the guest saw it.
+        if (ReadsFromLibvirt(v) && d.running) r.format = "raw";
+        break;
+      }
+      any = any || r.located;
+      vm.disks.push_back(std::move(r));
+    }
+    if (!any) continue;
+    if (!IsValidVmName(vm.name) || vm.domain_xml.size() > kMaxVmXmlBytes || vm.disks.size() > kMaxVmDisks) {
+      log->Warn("VM " + EscapeForTerminal(vm.name) +
+                ": its definition is not recorded in the point (a name, XML or disk list vmback cannot keep); "
+                "its disks are backed up");
+      continue;
+    }
+    out.push_back(std::move(vm));
+  }
+  return out;
 }
 
 bool Lists(const std::vector<std::string>& names, const std::string& name) {

@@ -42,6 +42,13 @@ std::vector<std::string> QuiesceOrder(const Config& config, const std::vector<Do
 std::vector<SourceReport> DescribeSources(const Config& config, const std::vector<DomainInfo>& domains,
                                           Logger* log);
 
+// What the point records of each domain with a disk in one of volumes (the
+// names of the volumes backed up): its definition, and where the point
+// holds each of its disks (VmRecord). A domain vmback cannot record (its
+// name or XML out of bounds) is a warning naming it.
+std::vector<VmRecord> VmRecordsOf(const Config& config, const std::vector<DomainInfo>& domains,
+                                  const std::vector<std::string>& volumes, Logger* log);
+
 // The quiesce method of vm: its [[vm]] table's, else auto.
 QuiesceMethod MethodFor(const Config& c, const std::string& vm);
 

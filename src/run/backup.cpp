@@ -388,6 +388,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
   manifest.host = store->env()->HostName();
   manifest.block_size = store->block_size();
   manifest.tags.insert(options.tags.begin(), options.tags.end());
+  manifest.vms = options.vms;
   manifest.stats = BackupResultToJson(result);
   manifest.stats.erase("point");
   store->WriteManifest(manifest);

@@ -120,6 +120,11 @@ class StoreDestination : public Destination {
     return OpenStorePointReader(store_.get(), point, cache_bytes, log);
   }
 
+  std::vector<VmRecord> PointVms(const std::string& point, std::string* resolved) override {
+    *resolved = ResolvePoint(store_.get(), point);
+    return store_->ReadPoint(*resolved).vms;
+  }
+
   uint64_t Dump(const std::string& point, const std::string& path, WritableFile* out, Logger* log) override {
     return DumpFile(store_.get(), point, path, out, log);
   }

@@ -88,6 +88,11 @@ Manifest DecodeFields(const nlohmann::json& m, const std::string& path) {
     out.stats = *it;
   }
   out.volumes = DecodeVolumes(m, path);
+  if (auto it = m.find("vms"); it != m.end()) {
+    std::vector<std::string> names;
+    for (const auto& v : out.volumes) names.push_back(v.name);
+    out.vms = VmRecordsFromJson(*it, names, path);
+  }
   return out;
 }
 
@@ -119,6 +124,7 @@ nlohmann::json ManifestToJson(const Manifest& m) {
   if (!m.name.empty()) j["name"] = m.name.str();
   if (m.block_size != 0) j["block_size"] = m.block_size;
   if (!m.tags.empty()) j["tags"] = m.tags;
+  if (!m.vms.empty()) j["vms"] = VmRecordsToJson(m.vms);
   return j;
 }
 

@@ -14,6 +14,7 @@
 
 #include "store/store.h"
 #include "store/tree.h"
+#include "util/vm_record.h"
 
 namespace vmback {
 
@@ -36,6 +37,9 @@ struct Manifest {
   // The backup's statistics as recorded (informational; their fields
   // differ between versions of vmback): a JSON object.
   nlohmann::json stats = nlohmann::json::object();
+  // The VMs whose disks the point holds ("vms", written by `vmback run`
+  // since format 1 without a version change: older readers ignore it).
+  std::vector<VmRecord> vms;
 
   // The volume named `name`, or nullptr.
   const ManifestVolume* FindVolume(std::string_view name) const;
@@ -44,7 +48,7 @@ struct Manifest {
 };
 
 // The manifest as JSON (keys sorted; "name" and "block_size" when recorded,
-// "tags" when there are some); to_json lets a nlohmann::json be made from it.
+// "tags" and "vms" when there are some); to_json lets a nlohmann::json be made from it.
 nlohmann::json ManifestToJson(const Manifest& m);
 inline void to_json(nlohmann::json& j, const Manifest& m) { j = ManifestToJson(m); }
 // The whole file: the JSON line, a newline, "sha256:<hex of the line>" and a
