@@ -715,3 +715,74 @@ TEST_F(DefaultDriverTest, RecoverThawsAFrozenGuest) {
 
 }  // namespace
 }  // namespace vmback
+
+namespace vmback {
+namespace {
+
+TEST_F(LibvirtTest, ConfigXmlIsTheDefinition) {
+  DomainInfo alpha = hv_->Domain("alpha");
+  EXPECT_EQ(DomainNameOf(alpha.config_xml, "x"), "alpha");
+  std::vector<DomainDisk> disks = DisksFromDomainXml(alpha.config_xml);
+  ASSERT_EQ(disks.size(), 2u);
+  EXPECT_EQ(disks[0].source, dir_ / "alpha.qcow2");
+}
+
+TEST_F(LibvirtTest, RewriteForRestoreAndDefineBesideTheOriginal) {
+  const std::string xml = hv_->Domain("alpha").config_xml;
+  const std::vector<RestoredDisk> restored = {{"vda", dir_ / "r/alpha-vda.img", "raw"},
+                                              {"vdb", dir_ / "r/alpha-vdb.qcow2", "qcow2"}};
+  const std::string out = RewriteDomainXml(xml, restored, "alpha-restored", "VM alpha");
+  EXPECT_EQ(DomainNameOf(out, "x"), "alpha-restored");
+  std::vector<DomainDisk> disks = DisksFromDomainXml(out);
+  ASSERT_EQ(disks.size(), 2u);  // the cdrom is left as it was, and not listed
+  EXPECT_EQ(disks[0].source, restored[0].path);
+  EXPECT_EQ(disks[0].format, "raw");
+  EXPECT_EQ(disks[1].source, restored[1].path);
+  EXPECT_EQ(disks[1].format, "qcow2");
+  EXPECT_EQ(out.find("backingStore"), std::string::npos) << out;
+  EXPECT_EQ(out.find("/dev/vmback-test-vg"), std::string::npos) << out;
+  EXPECT_EQ(out.find("<uuid>"), std::string::npos) << out;
+  EXPECT_NE(out.find("installer.iso"), std::string::npos) << out;
+
+  // The original's name is refused, never redefined; the copy is defined.
+  try {
+    hv_->DefineDomain(RewriteDomainXml(xml, restored, "", "VM alpha"));
+    ADD_FAILURE() << "alpha redefined";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    EXPECT_NE(std::string(e.what()).find("exists already"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(hv_->DefineDomain(out), "alpha-restored");
+  DomainInfo copy = hv_->Domain("alpha-restored");
+  EXPECT_FALSE(copy.running);
+  EXPECT_EQ(copy.disk_sources, (std::vector<std::string>{restored[0].path, restored[1].path}));
+  EXPECT_EQ(hv_->Domain("alpha").disk_sources[0], dir_ / "alpha.qcow2");  // the original untouched
+}
+
+TEST(RewriteDomainXmlTest, ADiskNotRestoredOrHostileXmlIsRefused) {
+  const std::string xml =
+      "<domain><name>web</name><devices>"
+      "<disk type='file' device='disk'><source file='/a.img'/><target dev='vda'/></disk>"
+      "<disk type='file' device='disk'><source file='/b.img'/><target dev='vdb'/></disk>"
+      "</devices></domain>";
+  try {
+    RewriteDomainXml(xml, {{"vda", "/r/web-vda.img", "raw"}}, "", "VM web");
+    ADD_FAILURE() << "vdb would stay on the original";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    EXPECT_NE(std::string(e.what()).find("disk vdb is not restored"), std::string::npos) << e.what();
+  }
+  // A path with quotes and markup stays one attribute value.
+  const std::string odd = "/r/we'b\"<x>&.img";
+  const std::string out = RewriteDomainXml(xml, {{"vda", odd, "raw"}, {"vdb", "/r/b", "raw"}}, "", "VM web");
+  EXPECT_EQ(DisksFromDomainXml(out)[0].source, odd);
+  EXPECT_THROW(RewriteDomainXml("<!DOCTYPE d [<!ENTITY e SYSTEM 'file:///etc/shadow'>]><domain>&e;</domain>", {},
+                                "", "VM x"),
+               Error);
+  EXPECT_THROW(RewriteDomainXml("<network/>", {}, "", "VM x"), Error);
+  EXPECT_THROW(DomainNameOf("<domain><name>a/b</name></domain>", "x"), Error);
+  EXPECT_THROW(DomainNameOf("<domain/>", "x"), Error);
+}
+
+}  // namespace
+}  // namespace vmback
