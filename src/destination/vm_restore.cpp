@@ -19,12 +19,14 @@ void AddStats(RestoreStats* sum, RestoreStats s) {
     if (sum->damage.size() < 1000) sum->damage.push_back(std::move(d));
 }
 
-// The directory the disks go to, made private when new; a symlink or
-// anything but a directory is refused. Returns its resolved path, as the
-// domain's disks will name it.
+// The directory the disks go to, made private (with its missing parents)
+// when new; a symlink or anything but a directory is refused. Returns its
+// resolved path, as the domain's disks will name it.
 std::string PrepareDir(Env* env, const std::string& dir) {
   const FileStatus st = env->Status(dir);
   if (st.kind == FileKind::kMissing) {
+    const std::string parent = DirName(dir);
+    if (parent != dir && env->Status(parent).kind == FileKind::kMissing) PrepareDir(env, parent);
     env->MakeNewDir(dir);
   } else if (st.kind != FileKind::kDir) {
     ThrowConfig("--to " + dir + " is not a directory (a symlink is not followed): give a directory for the disks");
@@ -71,15 +73,20 @@ VmRestoreResult RestoreVm(Destination* dest, Env* env, Hypervisor* hv, const VmR
       ThrowConfig("a domain named " + EscapeForTerminal(name) +
                   " exists already; it is never redefined: give --name NEW to define the restored VM beside it");
   }
-  const std::string dir = PrepareDir(env, request.to_dir);
-  for (const auto& d : vm.disks) {
-    if (!d.located) continue;
-    const bool convert = request.format == ImageFormat::kQcow2 && d.format != "qcow2";
-    const std::string format = convert || d.format == "qcow2" ? "qcow2" : "raw";
-    result.disks.push_back({d.target, JoinPath(dir, VmDiskFileName(vm.name, d.target, format)), format});
-  }
-  // The XML is rewritten (and so checked) before anything is written.
-  const std::string xml = request.define ? RewriteDomainXml(vm.domain_xml, result.disks, request.new_name, what) : "";
+  // The disks' files; the XML rewritten for them (and so checked, with
+  // the names they will have) before anything is written.
+  auto plan = [&](const std::string& dir) {
+    result.disks.clear();
+    for (const auto& d : vm.disks) {
+      if (!d.located) continue;
+      const bool convert = request.format == ImageFormat::kQcow2 && d.format != "qcow2";
+      const std::string format = convert || d.format == "qcow2" ? "qcow2" : "raw";
+      result.disks.push_back({d.target, JoinPath(dir, VmDiskFileName(vm.name, d.target, format)), format});
+    }
+    return request.define ? RewriteDomainXml(vm.domain_xml, result.disks, request.new_name, what) : "";
+  };
+  plan("/restore");
+  const std::string xml = plan(PrepareDir(env, request.to_dir));
   for (size_t i = 0, k = 0; i < vm.disks.size(); i++) {
     const VmDisk& d = vm.disks[i];
     if (!d.located) continue;

@@ -11,7 +11,9 @@ adds one pack (blobs stored raw, compression 0) and one point manifest to
 the store at STORE (made by `vmback store init`; its block size is read from
 config.json). SPEC describes the point:
 
-  {"volumes": [{"name": "v", "root": NODE}, ...]}
+  {"volumes": [{"name": "v", "root": NODE}, ...], "vms": [...]}
+
+("vms", optional, is copied into the manifest as it is.)
 
 A NODE is an entry as in FORMAT.md, with its content given inline instead
 of by id:
@@ -105,6 +107,8 @@ def forge_point(store, spec, name):
     manifest = {"version": 1, "name": name, "time": "2026-01-01T00:00:00Z",
                 "time_ns": 1767225600000000000, "host": "forged", "block_size": block_size,
                 "volumes": volumes, "stats": {}}
+    if "vms" in spec:  # VM records, as they are
+        manifest["vms"] = spec["vms"]
     line = json.dumps(manifest, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
     text = line + b"\nsha256:" + hashlib.sha256(line).hexdigest().encode() + b"\n"
     with open(os.path.join(store, "points", name + ".json"), "wb") as f:

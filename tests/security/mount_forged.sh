@@ -15,12 +15,7 @@ source "$(dirname -- "$0")/seclib.sh" "$@"
 [ "$(id -u)" -eq 0 ] || die "needs root"
 [ -e /dev/fuse ] || die "needs /dev/fuse"
 
-SENT=$WORK/sent
-sentinel_make "$SENT"
-BEFORE=$(tree_state "$SENT")
-STORE=$WORK/store
-vm store init "$STORE" --block-size 4K
-[ "$VM_RC" -eq 0 ] || die "store init failed"
+sentinel_and_store
 cat >"$WORK/spec.json" <<EOF
 {"volumes": [
   {"name": "good", "root": {"type": "dir", "entries": [

@@ -9,6 +9,8 @@
 #                        owner, size, link target, content hash
 # expect_unchanged DIR STATE WHAT
 #                        DIR's tree_state is still STATE
+# sentinel_and_store     SENT=$WORK/sent made, BEFORE its tree_state, and
+#                        STORE=$WORK/store a new store of 4 KiB blocks
 # forge_point STORE SPEC.json [NAME]
 #                        adds a forged point (tests/security/forge.py)
 
@@ -40,3 +42,12 @@ expect_unchanged() {
 }
 
 forge_point() { python3 "$SEC_DIR/forge.py" point "$@" >/dev/null; }
+
+sentinel_and_store() {
+  SENT=$WORK/sent
+  sentinel_make "$SENT"
+  BEFORE=$(tree_state "$SENT")
+  STORE=$WORK/store
+  vm store init "$STORE" --block-size 4K
+  [ "$VM_RC" -eq 0 ] || die "store init failed"
+}
