@@ -3,7 +3,9 @@
 // done is undone by the guard that Quiesce returns, on every path.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -149,6 +151,21 @@ class Hypervisor {
   // refused (Error(kConfig) naming it), never redefined. A hypervisor
   // that cannot define throws Error(kOther) saying so.
   virtual std::string DefineDomain(const std::string& xml);
+  // Starts the defined, shut off domain vm (virDomainCreate).
+  virtual void StartDomain(const std::string& vm);
+  // Forces vm off when it runs (virDomainDestroy) and undefines it (its
+  // checkpoint metadata too). Error(kNotFound) when there is no such domain.
+  virtual void RemoveDomain(const std::string& vm);
+  // Copies disk target ("vda") of the running vm, its whole chain, into a
+  // new image file dest of format ("raw", "qcow2") while the guest runs
+  // (virDomainBlockCopy, a transient job), and once the copy has caught up
+  // pivots the domain onto it (libvirt updates its persistent definition
+  // too). progress(done, total) is called about once a second. When cancel
+  // is set, the copy is aborted (the domain stays on its disk) and
+  // Error(kOther) says so. Throws Error naming the VM and the disk.
+  virtual void CopyDiskAndPivot(const std::string& vm, const std::string& target, const std::string& dest,
+                                const std::string& format, const std::atomic<bool>* cancel,
+                                const std::function<void(uint64_t, uint64_t)>& progress);
 };
 
 // Connects to uri (e.g. "qemu:///system", or "test:///path/domains.xml" in

@@ -440,6 +440,61 @@ class LibvirtHypervisor : public Hypervisor {
     return defined != nullptr ? defined : name;
   }
 
+  void StartDomain(const std::string& vm) override {
+    if (virDomainCreate(Lookup(vm).get()) != 0)
+      throw Error(ErrorKind::kOther, Quote(vm) + ": libvirt would not start it: " + LastError());
+  }
+
+  void RemoveDomain(const std::string& vm) override {
+    DomainHandle dom = Lookup(vm);
+    if (IsLive(DomainState(dom.get(), vm)) && virDomainDestroy(dom.get()) != 0)
+      throw Error(ErrorKind::kOther, Quote(vm) + ": libvirt would not force it off: " + LastError());
+    if (virDomainIsPersistent(dom.get()) == 1 &&
+        virDomainUndefineFlags(dom.get(), VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA) != 0)
+      throw Error(ErrorKind::kOther, Quote(vm) + ": libvirt would not undefine it: " + LastError());
+  }
+
+  static constexpr int kPivotTries = 60;  // a second apart, once the copy has caught up
+
+  void CopyDiskAndPivot(const std::string& vm, const std::string& target, const std::string& dest,
+                        const std::string& format, const std::atomic<bool>* cancel,
+                        const std::function<void(uint64_t, uint64_t)>& progress) override {
+    DomainHandle dom = Lookup(vm);
+    const std::string what = Quote(vm) + ": copying disk " + target + " to " + dest;
+    const std::string xml = "<disk type='file'><source file='" + XmlEscape(dest, "the copy's path") +
+                            "'/><driver type='" + XmlEscape(format, "the copy's format") + "'/></disk>";
+    if (virDomainBlockCopy(dom.get(), target.c_str(), xml.c_str(), nullptr, 0,
+                           VIR_DOMAIN_BLOCK_COPY_TRANSIENT_JOB) != 0)
+      throw Error(ErrorKind::kOther, what + ": libvirt would not start the copy: " + LastError());
+    auto abort = [&] { virDomainBlockJobAbort(dom.get(), target.c_str(), 0); };
+    for (int pivot_tries = 0;;) {
+      virDomainBlockJobInfo info{};
+      const int rc = virDomainGetBlockJobInfo(dom.get(), target.c_str(), &info, 0);
+      if (rc < 0) {
+        const std::string error = LastError();
+        abort();
+        throw Error(ErrorKind::kOther, what + ": cannot follow the copy: " + error);
+      }
+      if (rc == 0) throw Error(ErrorKind::kOther, what + ": the copy ended before it could be pivoted");
+      if (progress) progress(info.cur, info.end);
+      if (cancel != nullptr && cancel->load()) {
+        abort();
+        throw Error(ErrorKind::kOther, what + ": stopped by a signal; the VM stays on its disk");
+      }
+      // Caught up: pivot, which libvirt refuses until QEMU says the mirror
+      // is ready (a moment after cur reaches end): then try again.
+      if (info.end > 0 && info.cur == info.end) {
+        if (virDomainBlockJobAbort(dom.get(), target.c_str(), VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) == 0) return;
+        const std::string error = LastError();
+        if (++pivot_tries >= kPivotTries) {
+          abort();
+          throw Error(ErrorKind::kOther, what + ": libvirt would not pivot onto the copy: " + error);
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  }
+
  private:
   std::unique_ptr<QuiescedVm> Guard(DomainHandle dom, const std::string& name, QuiesceMethod method,
                                     milliseconds timeout) {

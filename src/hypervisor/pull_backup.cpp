@@ -134,4 +134,13 @@ std::string Hypervisor::DefineDomain(const std::string&) {
   throw Error(ErrorKind::kOther, "this hypervisor connection cannot define domains");
 }
 
+void Hypervisor::StartDomain(const std::string& vm) { NotSupported(vm, "starting a domain"); }
+
+void Hypervisor::RemoveDomain(const std::string& vm) { NotSupported(vm, "removing a domain"); }
+
+void Hypervisor::CopyDiskAndPivot(const std::string& vm, const std::string&, const std::string&, const std::string&,
+                                  const std::atomic<bool>*, const std::function<void(uint64_t, uint64_t)>&) {
+  NotSupported(vm, "copying a disk while it runs");
+}
+
 }  // namespace vmback

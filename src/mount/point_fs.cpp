@@ -93,6 +93,15 @@ bool PointFs::Split(const std::string& path, std::string* point, std::string* in
   return true;
 }
 
+bool PointFs::Hidden(const std::string& in_point) const {
+  if (options_.only.empty() || single_.empty() || in_point.empty()) return false;
+  for (const auto& p : options_.only)
+    if (p == in_point || (p.size() > in_point.size() && p.compare(0, in_point.size(), in_point) == 0 &&
+                          p[in_point.size()] == '/'))
+      return false;
+  return true;
+}
+
 FuseAttr PointFs::Shown(const PointEntry& e) const {
   FuseAttr a;
   a.type = e.type;
@@ -149,7 +158,7 @@ int PointFs::GetAttr(const std::string& path, FuseAttr* out) {
       out->size = names_.back().size();
       return 0;
     }
-    if (!KnownPoint(point)) return -ENOENT;
+    if (!KnownPoint(point) || Hidden(in_point)) return -ENOENT;
     if (in_point.empty()) {
       *out = PointDir(point);
       return 0;
@@ -177,8 +186,9 @@ int PointFs::ReadDir(const std::string& path, std::vector<std::pair<std::string,
       return 0;
     }
     if (point == "latest" && single_.empty()) return -ENOTDIR;
-    if (!KnownPoint(point)) return -ENOENT;
+    if (!KnownPoint(point) || Hidden(in_point)) return -ENOENT;
     for (const auto& e : Reader(point)->reader->List(in_point)) {
+      if (Hidden(e.path)) continue;
       const auto slash = e.path.rfind('/');
       out->emplace_back(slash == std::string::npos ? e.path : e.path.substr(slash + 1), Shown(e));
     }
@@ -200,7 +210,7 @@ int PointFs::ReadLink(const std::string& path, std::string* target) {
       *target = names_.back();
       return 0;
     }
-    if (!KnownPoint(point) || in_point.empty()) return -EINVAL;
+    if (!KnownPoint(point) || in_point.empty() || Hidden(in_point)) return -EINVAL;
     PointEntry e = Reader(point)->reader->Stat(in_point);
     if (e.type != "symlink") return -EINVAL;
     *target = e.target;
@@ -214,7 +224,7 @@ int PointFs::Open(const std::string& path, uint64_t* handle, bool* direct) {
   std::string point, in_point;
   try {
     if (!Split(path, &point, &in_point) || in_point.empty()) return -EISDIR;
-    if (!KnownPoint(point)) return -ENOENT;
+    if (!KnownPoint(point) || Hidden(in_point)) return -ENOENT;
     auto f = std::make_unique<OpenFile>();
     f->point = Reader(point);
     f->path = f->point->name + "/" + in_point;

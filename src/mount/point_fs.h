@@ -35,6 +35,10 @@ struct PointFsOptions {
   // directories 0500): a mount made for one user (QEMU's, for an instant
   // restore) instead of the modes and owners recorded.
   std::optional<std::pair<uint32_t, uint32_t>> owner;
+  // With point: when not empty, only these paths in it ("VOLUME/dir/file")
+  // and the directories that lead to them are shown; everything else is
+  // not there (ENOENT). An instant restore shows QEMU its VM's images alone.
+  std::vector<std::string> only;
   // How often, at most, the destination is opened again to look for new
   // points (when the top is listed, `latest` read or an unknown name asked).
   std::chrono::milliseconds rescan = std::chrono::seconds(2);
@@ -93,6 +97,8 @@ class PointFs : public FuseHandler {
   PointFsOptions options_;
   Logger* log_;
   std::string single_;
+  // options_.only: whether in_point (a path in the single point) is left out.
+  bool Hidden(const std::string& in_point) const;
   std::shared_ptr<Destination> dest_;
   bool listed_ = false;
   Clock::TimePoint opened_at_{};

@@ -231,6 +231,26 @@ TEST_F(PointFsTest, AnOwnerGivenShowsEverythingAsItsOwnReadOnly) {
   EXPECT_EQ(a.mode, 0500u);
 }
 
+TEST_F(PointFsTest, OnlyTheGivenPathsAndTheirDirectoriesAreShown) {
+  TargetConfig target = StoreTarget();
+  Backup(target);
+  PointFsOptions options;
+  options.point = "latest";
+  options.only = {"tree/sub/b"};
+  auto fs = Mount(target, options);
+  EXPECT_EQ(Names(fs.get(), "/"), std::vector<std::string>{"tree"});
+  EXPECT_EQ(Names(fs.get(), "/tree"), std::vector<std::string>{"sub"});
+  EXPECT_EQ(Names(fs.get(), "/tree/sub"), std::vector<std::string>{"b"});
+  EXPECT_EQ(ReadAll(fs.get(), "/tree/sub/b", 4096), "bee\n");
+  FuseAttr a;
+  uint64_t h = 0;
+  bool direct = false;
+  EXPECT_EQ(fs->GetAttr("/disk.img", &a), -ENOENT);
+  EXPECT_EQ(fs->Open("/disk.img", &h, &direct), -ENOENT);
+  std::vector<std::pair<std::string, FuseAttr>> entries;
+  EXPECT_EQ(fs->ReadDir("/tree/su", &entries), -ENOENT) << "a prefix of a name is not its directory";
+}
+
 TEST_F(PointFsTest, ADirTargetIsServedAlike) {
   TargetConfig target = DirTarget();
   Backup(target);

@@ -3,6 +3,7 @@
 // file system a path is on.
 #include <fcntl.h>
 #include <grp.h>
+#include <pwd.h>
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -42,6 +43,16 @@ std::optional<gid_t> GroupId(const std::string& name) {
   if (rc != 0) ThrowIo("look up the group " + name, rc);
   if (found == nullptr) return std::nullopt;
   return found->gr_gid;
+}
+
+std::optional<std::pair<uid_t, gid_t>> UserIds(const std::string& name) {
+  struct passwd pw;
+  struct passwd* found = nullptr;
+  std::vector<char> buf(16384);
+  int rc = ::getpwnam_r(name.c_str(), &pw, buf.data(), buf.size(), &found);
+  if (rc != 0) ThrowIo("look up the user " + name, rc);
+  if (found == nullptr) return std::nullopt;
+  return std::make_pair(found->pw_uid, found->pw_gid);
 }
 
 std::string RandomHex(size_t bytes) {
