@@ -42,6 +42,8 @@ const CommandInfo kCommands[] = {
     {"restore", "restore a point, a volume, a file or a subtree", NewRestoreCommand},
     {"mount", "every point as a read-only file system (FUSE), each block checked as it is read",
      NewMountCommand},
+    {"instant-restore", "boot a VM straight from a point, and move it onto real disks while it runs",
+     NewInstantRestoreCommand},
     {"dump", "write one file or image of a point to standard output, every block checked", NewDumpCommand},
     {"stats", "sizes of the points and copies, compression and deduplication, what each point alone holds",
      NewStatsCommand},

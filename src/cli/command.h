@@ -72,6 +72,7 @@ std::unique_ptr<Command> NewPlanCommand();
 std::unique_ptr<Command> NewPruneCommand();
 std::unique_ptr<Command> NewDumpCommand();
 std::unique_ptr<Command> NewMountCommand();
+std::unique_ptr<Command> NewInstantRestoreCommand();
 std::unique_ptr<Command> NewStatsCommand();
 
 }  // namespace vmback

@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -156,6 +158,18 @@ struct Args {
 
 }  // namespace
 
+void FuseStopper::Stop() {
+  std::lock_guard<std::mutex> l(mu_);
+  stopped_ = true;
+  if (session_ == nullptr) return;
+  fuse_session_exit(static_cast<struct fuse_session*>(session_));
+  // The loop waits in read(2) on /dev/fuse: libfuse's SIGHUP handler (no
+  // SA_RESTART) interrupts it, and the loop sees it should end. (The kernel
+  // sends no more requests once the mount is gone from this namespace, but
+  // QEMU's private mount namespace, libvirt's, may hold it on.)
+  pthread_kill(thread_, SIGHUP);
+}
+
 void ServeFuse(const std::string& dir, const FuseServeOptions& options, FuseHandler* handler,
                const std::function<void()>& ready) {
   struct fuse_operations ops;
@@ -204,7 +218,19 @@ void ServeFuse(const std::string& dir, const FuseServeOptions& options, FuseHand
     fuse_destroy(fuse);
     throw;
   }
-  const int rc = fuse_loop(fuse);
+  int rc = 0;
+  bool serve = true;
+  if (options.stopper != nullptr) {
+    std::lock_guard<std::mutex> l(options.stopper->mu_);
+    serve = !options.stopper->stopped_;
+    options.stopper->session_ = session;
+    options.stopper->thread_ = pthread_self();
+  }
+  if (serve) rc = fuse_loop(fuse);
+  if (options.stopper != nullptr) {
+    std::lock_guard<std::mutex> l(options.stopper->mu_);
+    options.stopper->session_ = nullptr;
+  }
   fuse_remove_signal_handlers(session);
   fuse_unmount(fuse);
   fuse_destroy(fuse);

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <pthread.h>
+
 #include <functional>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,12 +44,28 @@ class FuseHandler {
   virtual void Release(uint64_t handle) = 0;
 };
 
+// Ends a ServeFuse from another thread, as SIGTERM would: it unmounts and
+// returns. Stop before the serving began makes it return at once.
+class FuseStopper {
+ public:
+  void Stop();
+
+ private:
+  friend void ServeFuse(const std::string&, const struct FuseServeOptions&, class FuseHandler*,
+                        const std::function<void()>&);
+  std::mutex mu_;
+  bool stopped_ = false;
+  void* session_ = nullptr;  // struct fuse_session* while serving
+  pthread_t thread_{};
+};
+
 struct FuseServeOptions {
   std::string fsname = "vmback";  // what /proc/mounts shows as the source
   // Other users may enter the mount (the kernel still checks the modes
   // shown, default_permissions); without it only the mounting user can.
   bool allow_other = false;
   double timeout_seconds = 1;  // how long the kernel keeps names and attributes
+  FuseStopper* stopper = nullptr;  // may be null
 };
 
 // Mounts handler read-only at dir (an existing directory), calls ready(),

@@ -81,6 +81,11 @@ stop_daemon() {
 }
 
 e2e_cleanup() {
+  local d
+  for d in "$DOM-instant" "$DOM-instant2"; do  # instant restores (their own cleanup ran first, if it could)
+    timeout 60 virsh -q -c "$URI" destroy "$d" >/dev/null 2>&1
+    timeout 60 virsh -q -c "$URI" undefine "$d" >/dev/null 2>&1
+  done
   if [ -n "$DOM_DEFINED" ]; then
     local qpid
     qpid=$(cat "/run/libvirt/qemu/$DOM.pid" 2>/dev/null || true)
@@ -644,6 +649,82 @@ libvirt_run "checkpoint deleted" full-read "checkpoint $CP of VM $DOM is gone"
 section "all points are there"
 list_points --store "$STORE"
 check_eq "${#POINTS[@]}" 7 "number of points after seven runs"
+
+# ---------------------------------------------------------------------------
+# Instant restore of the last point: the guest boots from the point (its
+# image served through a FUSE mount under a qcow2 overlay), is copied onto a
+# plain raw image while it runs and pivoted there; then the mount and the
+# overlays are gone, the guest writes on, and its image passes e2fsck after
+# a clean stop. A second one, without --migrate-to, boots and is undone by
+# --cleanup. QEMU runs as root here: --qemu-user root.
+LAST=${POINTS[6]}
+IWORK=$WORK/instant
+MIG=$WORK/migrated
+mkdir -p "$IWORK" "$MIG"
+virsh_ domfsfreeze "$DOM" >/dev/null || die_guest "domfsfreeze failed"
+virsh_ destroy "$DOM" >/dev/null || die_guest "virsh destroy failed"
+
+# instant_boot NAME ARGS...: starts vmback instant-restore in the background
+# (INSTANT_PID), and waits until the guest NAME has mounted its disk (a
+# DISK-OK line on the console, which QEMU empties when it starts; with
+# --migrate-to, the command may end before that).
+instant_boot() {
+  local name=$1 i
+  shift
+  : >"$CONSOLE"
+  "$VMBACK" instant-restore --store "$STORE" --point "$LAST" --vm "$DOM" --name "$name" --work-dir "$IWORK" \
+    --connect "$URI" --qemu-user root "$@" >"$WORK/instant-$name.out" 2>&1 &
+  INSTANT_PID=$!
+  register_pid "$INSTANT_PID"
+  register_mount "$IWORK/vmback-instant-$name/mnt"
+  BOOT0=$SECONDS
+  for ((i = 0; i < 180; i++)); do
+    grep -aq 'E2E: DISK-OK' "$CONSOLE" && break
+    sleep 1
+  done
+  check "instant restore $name: the guest booted from the point and mounted its disk" \
+    grep -aq 'E2E: DISK-OK' "$CONSOLE"
+  echo "instant restore $name: guest disk mounted $((SECONDS - BOOT0)) s after the command started"
+}
+# wait_instant NAME SECS: the background instant-restore has ended with status 0.
+wait_instant() {
+  local i rc=0
+  for ((i = 0; i < $2 * 5; i++)); do
+    kill -0 "$INSTANT_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  wait "$INSTANT_PID" || rc=$?
+  release_pid "$INSTANT_PID"
+  check_eq "$rc" 0 "instant restore $1: exit status (output: $(tr '\n' '|' <"$WORK/instant-$1.out" | tail -c 600))"
+}
+
+section "instant restore, migrated while it runs"
+IDOM=$DOM-instant
+instant_boot "$IDOM" --migrate-to "$MIG"
+wait_instant "$IDOM" 600
+check "the VM runs on the migrated image" bash -c \
+  "timeout 60 virsh -q -c '$URI' domblklist '$IDOM' | grep -qF '$MIG/$IDOM-vda.img'"
+check "its persistent definition names the migrated image too" bash -c \
+  "timeout 60 virsh -q -c '$URI' dumpxml --inactive '$IDOM' | grep -qF \"<source file='$MIG/$IDOM-vda.img'\""
+check "the mount and the overlays are gone" test ! -e "$IWORK/vmback-instant-$IDOM"
+check "no FUSE mount left" bash -c "! grep -qF '$IWORK' /proc/self/mounts"
+wait_synced_above "$(last_synced)" 120 || die_guest "the migrated guest wrote no more records"
+virsh_ domfsfreeze "$IDOM" >/dev/null || die_guest "domfsfreeze of $IDOM failed"
+virsh_ destroy "$IDOM" >/dev/null || die_guest "virsh destroy $IDOM failed"
+check "the migrated image is a clean ext4" e2fsck -fn "$MIG/$IDOM-vda.img"
+virsh_ undefine "$IDOM" >/dev/null || true
+
+section "instant restore, undone by --cleanup"
+IDOM2=$DOM-instant2
+instant_boot "$IDOM2"
+check "it runs on its overlay" bash -c \
+  "timeout 60 virsh -q -c '$URI' domblklist '$IDOM2' | grep -qF '$IWORK/vmback-instant-$IDOM2/$IDOM2-vda.qcow2'"
+vm instant-restore --cleanup "$IDOM2" --work-dir "$IWORK" --connect "$URI"
+expect_rc 0 "instant-restore --cleanup"
+wait_instant "$IDOM2" 60
+check "the domain is gone" bash -c "! timeout 60 virsh -q -c '$URI' dominfo '$IDOM2' >/dev/null 2>&1"
+check "its work directory is gone" test ! -e "$IWORK/vmback-instant-$IDOM2"
+check "no FUSE mount left" bash -c "! grep -qF '$IWORK' /proc/self/mounts"
 section "bytes read through libvirt"
 for r in "${READS[@]}"; do echo "  $r"; done
 

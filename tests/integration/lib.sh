@@ -84,7 +84,7 @@ register_pid() { _PIDS+=("$1"); }
 # PID; and forgets it, so cleanup will not signal a reused PID.
 release_pid() {
   local pid=$1 child p keep=()
-  for child in $(ps -o pid= --ppid "$pid" 2>/dev/null); do kill "$child" 2>/dev/null || true; done
+  for child in $(ps -o pid= --ppid "$pid" 2>/dev/null || true); do kill "$child" 2>/dev/null || true; done
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   for p in "${_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done

@@ -26,68 +26,8 @@ source "$(dirname -- "$0")/lib.sh" "$@"
 
 for tool in python3 qemu-img cmp; do command -v "$tool" >/dev/null || die "needs $tool"; done
 
-mkdir -p "$WORK/images/sub" "$WORK/state" "$WORK/other"
-rand_file "$WORK/images/sub/web.img" 3M
-truncate -s 8M "$WORK/images/sub/web.img"
-rand_file "$WORK/data.img" 1M
-rand_file "$WORK/other/db.img" 64K
-cp "$WORK/images/sub/web.img" "$WORK/web.expect"
-cp "$WORK/data.img" "$WORK/data.expect"
-
-cat >"$WORK/node.xml" <<EOF
-<node>
-<domain type='test'>
-  <name>web</name><uuid>6f1c4b2e-3c1a-4d7e-9a55-0123456789ab</uuid><memory>65536</memory>
-  <os><type>hvm</type></os>
-  <devices>
-    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='$WORK/images/sub/web.img'/><target dev='vda' bus='virtio'/></disk>
-    <disk type='file' device='disk'><driver name='qemu' type='raw'/><source file='$WORK/data.img'/><target dev='vdb' bus='virtio'/></disk>
-    <interface type='network'><mac address='52:54:00:aa:bb:cc'/><source network='default'/></interface>
-  </devices>
-</domain>
-<domain type='test'>
-  <name>db</name><memory>65536</memory><os><type>hvm</type></os>
-  <devices>
-    <disk type='file' device='disk'><source file='$WORK/images/db-root.img'/><target dev='vda' bus='virtio'/></disk>
-    <disk type='file' device='disk'><source file='$WORK/other/db.img'/><target dev='vdb' bus='virtio'/></disk>
-  </devices>
-</domain>
-</node>
-EOF
-rand_file "$WORK/images/db-root.img" 128K
-
-# config FILE TYPE PATH
-config() {
-  cat >"$1" <<EOF
-[target]
-type = "$2"
-path = "$3"
-
-[libvirt]
-uri = "test://$WORK/node.xml"
-
-[run]
-state_dir = "$WORK/state"
-
-[[volume]]
-name = "images"
-source = "$WORK/images"
-snapshot = "none"
-
-[[volume]]
-name = "data"
-source = "$WORK/data.img"
-snapshot = "none"
-
-[[vm]]
-name = "web"
-quiesce = "suspend"
-
-[[vm]]
-name = "db"
-quiesce = "suspend"
-EOF
-}
+# shellcheck source=vm_fixture.sh
+source "$(dirname -- "$0")/vm_fixture.sh"
 
 one_destination() {
   local kind=$1 cfg=$2 out=$WORK/out-$1
@@ -166,7 +106,7 @@ assert 'volume' not in db['vdb'] and db['vda']['path'] == 'db-root.img', db
 STORE=$WORK/store
 vm store init "$STORE"
 expect_rc 0 "store init"
-config "$WORK/store.toml" store "$STORE"
+vm_config "$WORK/store.toml" store "$STORE"
 one_destination store "$WORK/store.toml"
 
 section "store: a point made by 'vmback backup' records no VMs"
@@ -180,7 +120,7 @@ expect_rc 1 "restore --vm from a point without VMs"
 expect_err "records no VMs" "says why"
 
 mkdir -p "$WORK/target"
-config "$WORK/dir.toml" dir "$WORK/target"
+vm_config "$WORK/dir.toml" dir "$WORK/target"
 one_destination dir "$WORK/dir.toml"
 
 finish
