@@ -18,8 +18,19 @@ constexpr uint32_t kNoPoint = UINT32_MAX;
 
 struct BlockUse {
   uint32_t first = kNoPoint;  // the first point (number) that references it
+  uint32_t slot = kNoPoint;   // the first volume of a point (a number over all points) that does
   bool shared = false;        // referenced by another point too
+  bool shared_slot = false;   // referenced by another volume, of any point
   bool asked = false;         // referenced by a point asked for
+};
+
+// Where Walk counts: point number p, volume slot number slot, into *vs.
+struct WalkAt {
+  uint32_t p;
+  uint32_t slot;
+  bool asked;
+  const std::string& point;
+  StoreVolumeStats* vs;
 };
 
 // Sums the sizes of the regular files below dir of a store copy.
@@ -44,25 +55,30 @@ std::string Blob(Store* store, const Hash& id, BlobType type, const std::string&
   }
 }
 
-// Walks entry e of point number p: its files' sizes into *ps, its blocks
-// into uses.
-void Walk(Store* store, const Entry& e, uint32_t p, bool asked, const std::string& point, StorePointStats* ps,
-          std::unordered_map<Hash, BlockUse, HashHasher>* uses) {
+// Walks entry e of a volume of a point: its files' sizes into *at.vs, its
+// blocks into uses.
+void Walk(Store* store, const Entry& e, const WalkAt& at, std::unordered_map<Hash, BlockUse, HashHasher>* uses) {
   if (e.type == EntryType::kDir) {
-    for (const Entry& child : DecodeTree(Blob(store, e.subtree, BlobType::kTree, point), "tree in point " + point))
-      Walk(store, child, p, asked, point, ps, uses);
+    for (const Entry& child :
+         DecodeTree(Blob(store, e.subtree, BlobType::kTree, at.point), "tree in point " + at.point))
+      Walk(store, child, at, uses);
     return;
   }
   if (e.type != EntryType::kFile) return;
-  ps->files++;
-  ps->logical += e.size;
+  at.vs->files++;
+  at.vs->logical += e.size;
   for (const Hash& list : e.content) {
-    for (const Hash& id : DecodeIdList(Blob(store, list, BlobType::kList, point), "block list in point " + point)) {
+    for (const Hash& id :
+         DecodeIdList(Blob(store, list, BlobType::kList, at.point), "block list in point " + at.point)) {
       if (id.IsZero()) continue;
       BlockUse& u = (*uses)[id];
-      if (u.first == kNoPoint) u.first = p;
-      else if (u.first != p) u.shared = true;
-      u.asked = u.asked || asked;
+      if (u.first == kNoPoint) {
+        u.first = at.p;
+        u.slot = at.slot;
+      }
+      u.shared = u.shared || u.first != at.p;
+      u.shared_slot = u.shared_slot || u.slot != at.slot;
+      u.asked = u.asked || at.asked;
     }
   }
 }
@@ -88,10 +104,19 @@ StoreStats ComputeStoreStats(Store* store, const std::vector<std::string>& point
   StoreStats s;
   std::unordered_map<Hash, BlockUse, HashHasher> uses;
   std::vector<StorePointStats> per(all.size());
+  std::vector<std::pair<uint32_t, uint32_t>> slots;  // slot -> (point, volume)
   for (uint32_t i = 0; i < all.size(); i++) {
     per[i].name = all[i];
     const Manifest m = store->ReadPoint(all[i]);
-    for (const auto& v : m.volumes) Walk(store, v.root, i, asked[i], all[i], &per[i], &uses);
+    per[i].volumes.resize(m.volumes.size());
+    for (uint32_t v = 0; v < m.volumes.size(); v++) {
+      per[i].volumes[v].name = m.volumes[v].name;
+      Walk(store, m.volumes[v].root,
+           {i, static_cast<uint32_t>(slots.size()), asked[i], all[i], &per[i].volumes[v]}, &uses);
+      slots.emplace_back(i, v);
+      per[i].files += per[i].volumes[v].files;
+      per[i].logical += per[i].volumes[v].logical;
+    }
   }
   const BlobIndex index = store->IndexSnapshot();
   for (const auto& [id, u] : uses) {
@@ -106,6 +131,12 @@ StoreStats ComputeStoreStats(Store* store, const std::vector<std::string>& point
       per[u.first].unique_blocks++;
       per[u.first].unique_stored += stored;
       per[u.first].unique_raw += raw;
+    }
+    if (!u.shared_slot) {
+      StoreVolumeStats& vs = per[slots[u.slot].first].volumes[slots[u.slot].second];
+      vs.unique_blocks++;
+      vs.unique_stored += stored;
+      vs.unique_raw += raw;
     }
   }
   for (uint32_t i = 0; i < all.size(); i++) {
@@ -130,13 +161,23 @@ nlohmann::json StoreStatsToJson(const StoreStats& s) {
   j["raw_bytes"] = s.raw;
   j["stored_bytes"] = s.stored;
   j["points"] = nlohmann::json::array();
-  for (const auto& p : s.points)
+  for (const auto& p : s.points) {
+    nlohmann::json vols = nlohmann::json::array();
+    for (const auto& v : p.volumes)
+      vols.push_back({{"name", v.name},
+                      {"files", v.files},
+                      {"logical_bytes", v.logical},
+                      {"unique_blocks", v.unique_blocks},
+                      {"unique_raw_bytes", v.unique_raw},
+                      {"unique_stored_bytes", v.unique_stored}});
     j["points"].push_back({{"name", p.name},
                            {"files", p.files},
                            {"logical_bytes", p.logical},
                            {"unique_blocks", p.unique_blocks},
                            {"unique_raw_bytes", p.unique_raw},
-                           {"unique_stored_bytes", p.unique_stored}});
+                           {"unique_stored_bytes", p.unique_stored},
+                           {"volumes", std::move(vols)}});
+  }
   return j;
 }
 
@@ -146,9 +187,14 @@ std::string StoreStatsText(const StoreStats& s) {
   o << s.points.size() << " point(s): " << FormatBytes(s.logical) << " of files, " << s.blocks
     << " distinct blocks, " << FormatBytes(s.raw) << " plain, " << FormatBytes(s.stored) << " stored\n";
   o << "compression " << Ratio(s.raw, s.stored) << "x, deduplication " << Ratio(s.logical, s.raw) << "x\n";
-  for (const auto& p : s.points)
+  for (const auto& p : s.points) {
     o << "  " << p.name << ": " << FormatBytes(p.logical) << " in " << p.files << " file(s); unique to it "
       << p.unique_blocks << " block(s), " << FormatBytes(p.unique_stored) << " stored (freed by deleting it)\n";
+    for (const auto& v : p.volumes)
+      o << "    " << EscapeForTerminal(v.name) << ": " << FormatBytes(v.logical) << " in " << v.files
+        << " file(s); in this volume alone " << v.unique_blocks << " block(s), " << FormatBytes(v.unique_stored)
+        << " stored\n";
+  }
   return o.str();
 }
 

@@ -82,7 +82,7 @@ stop_daemon() {
 
 e2e_cleanup() {
   local d
-  for d in "$DOM-instant" "$DOM-instant2"; do  # instant restores (their own cleanup ran first, if it could)
+  for d in "$DOM-instant" "$DOM-instant2" "$DOM-restored"; do  # instant restores (their own cleanup ran first, if it could)
     timeout 60 virsh -q -c "$URI" destroy "$d" >/dev/null 2>&1
     timeout 60 virsh -q -c "$URI" undefine "$d" >/dev/null 2>&1
   done
@@ -686,13 +686,19 @@ instant_boot() {
     grep -aq 'E2E: DISK-OK' "$CONSOLE"
   echo "instant restore $name: guest disk mounted $((SECONDS - BOOT0)) s after the command started"
 }
-# wait_instant NAME SECS: the background instant-restore has ended with status 0.
+# wait_instant NAME SECS: the background instant-restore ends, with status
+# 0, within SECS (else it is stopped with SIGTERM, and that is a failure).
 wait_instant() {
   local i rc=0
   for ((i = 0; i < $2 * 5; i++)); do
     kill -0 "$INSTANT_PID" 2>/dev/null || break
     sleep 0.2
   done
+  if kill -0 "$INSTANT_PID" 2>/dev/null; then
+    _count_check
+    _fail "instant restore $1: still running after $2 s; stopped"
+    kill -TERM "$INSTANT_PID"
+  fi
   wait "$INSTANT_PID" || rc=$?
   release_pid "$INSTANT_PID"
   check_eq "$rc" 0 "instant restore $1: exit status (output: $(tr '\n' '|' <"$WORK/instant-$1.out" | tail -c 600))"
@@ -725,6 +731,20 @@ wait_instant "$IDOM2" 60
 check "the domain is gone" bash -c "! timeout 60 virsh -q -c '$URI' dominfo '$IDOM2' >/dev/null 2>&1"
 check "its work directory is gone" test ! -e "$IWORK/vmback-instant-$IDOM2"
 check "no FUSE mount left" bash -c "! grep -qF '$IWORK' /proc/self/mounts"
+
+section "restore --vm --define under libvirtd"
+RDOM=$DOM-restored
+vm restore --store "$STORE" "$LAST" --vm "$DOM" --to "$WORK/vmr" --define --name "$RDOM" --connect "$URI"
+expect_rc 0 "restore --vm --define --name"
+check "the restored domain's disk is the restored image" bash -c \
+  "timeout 60 virsh -q -c '$URI' dumpxml --inactive '$RDOM' | grep -qF \"<source file='$WORK/vmr/$DOM-vda.img'\""
+check "it is shut off" bash -c "timeout 60 virsh -q -c '$URI' domstate '$RDOM' | grep -q 'shut off'"
+check "the restored image is a clean ext4" e2fsck -fn "$WORK/vmr/$DOM-vda.img"
+vm restore --store "$STORE" "$LAST" --vm "$DOM" --to "$WORK/vmr2" --define --connect "$URI"
+expect_rc 2 "restore --vm --define over the existing domain"
+check "the original's definition is unchanged" bash -c \
+  "timeout 60 virsh -q -c '$URI' dumpxml --inactive '$DOM' | grep -qF \"<source file='$QCOW'/>\""
+virsh_ undefine "$RDOM" >/dev/null || true
 section "bytes read through libvirt"
 for r in "${READS[@]}"; do echo "  $r"; done
 

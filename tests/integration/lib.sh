@@ -410,3 +410,37 @@ finish() {
   fi
   echo "$TEST_NAME: all $CHECKS checks passed"
 }
+
+# start_mount NAME DIR ARGS...: `vmback mount ARGS... DIR` in the
+# background, its stderr in $WORK/NAME.log; waits until DIR is a mount.
+# Sets MOUNT_PID. Stops the test when it does not mount.
+start_mount() {
+  local name=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  "$VMBACK" mount "$@" "$dir" >"$WORK/$name.out" 2>"$WORK/$name.log" &
+  MOUNT_PID=$!
+  register_pid "$MOUNT_PID"
+  register_mount "$dir"
+  local i
+  for ((i = 0; i < 200; i++)); do
+    mountpoint -q -- "$dir" && return 0
+    running "$MOUNT_PID" || break
+    sleep 0.1
+  done
+  cat "$WORK/$name.log" >&2
+  die "vmback mount $* $dir did not mount"
+}
+
+# stop_mount SIGNAL DIR: ends the mount as a user would (a signal to the
+# command, or `umount DIR` for SIGNAL "umount") and checks that the command
+# exits 0 and the mount is gone.
+stop_mount() {
+  local how=$1 dir=$2 rc=0 i
+  if [ "$how" = umount ]; then umount -- "$dir"; else kill "-$how" "$MOUNT_PID"; fi
+  for ((i = 0; i < 100; i++)); do running "$MOUNT_PID" || break; sleep 0.1; done
+  wait "$MOUNT_PID" || rc=$?
+  forget_pid "$MOUNT_PID"
+  check_eq "$rc" 0 "$how: vmback mount exits 0"
+  check "$how: nothing is left mounted on $dir" bash -c "! mountpoint -q '$dir'"
+}

@@ -4,6 +4,7 @@
 # the distinct blocks (a zero block and a repeated block counted as saved),
 # plain and stored sizes, the blocks unique to each point (what deleting it
 # would free), the copies' sizes, one point asked for, a point not there;
+# each volume of a point of two (its blocks in it alone);
 # and on a dir target, the du of the point.
 #
 # Usage: bash tests/integration/stats.sh /path/to/vmback
@@ -93,6 +94,34 @@ stats_check "latest is the second point" "assert list(p) == ['$P2'], list(p)"
 vm stats --store "$STORE" nope
 expect_nonzero "stats of a point not there"
 expect_err "nope" "the error names the point"
+
+section "store: per volume"
+# A third point of two volumes: src unchanged, and src2 whose h holds g's two
+# blocks and one new one: in src2 alone is the new block only.
+SRC2=$WORK/src2
+mkdir -p "$SRC2"
+python3 - "$SRC/g" "$SRC2/h" <<'PY'
+import random, sys
+g = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(g + random.Random(17).randbytes(4096))
+PY
+sleep 1.1
+vm backup --store "$STORE" "$SRC" "$SRC2"
+expect_rc 0 "backup of two volumes"
+vm stats --store "$STORE" latest --json
+expect_rc 0 "stats of the two-volume point"
+stats_check "each volume's files, size and blocks in it alone" "
+(q,) = p.values()
+v = {x['name']: x for x in q['volumes']}
+assert sorted(v) == ['src', 'src2'], v
+assert v['src']['files'] == 2 and v['src']['logical_bytes'] == 172032, v
+assert v['src']['unique_blocks'] == 0, v  # all in the second point too
+assert v['src2']['files'] == 1 and v['src2']['logical_bytes'] == 12288, v
+assert v['src2']['unique_blocks'] == 1 and v['src2']['unique_raw_bytes'] == 4096, v
+assert q['unique_blocks'] == 1 and q['logical_bytes'] == 172032 + 12288, q"
+vm stats --store "$STORE" latest
+expect_rc 0 "stats of the two-volume point as text"
+check "the text gives each volume" grep -qF "    src2: 12.0 KiB in 1 file(s); in this volume alone 1 block(s), 4.0 KiB stored" "$VM_OUT"
 
 section "dir target: du of the point"
 MIRROR=$WORK/mirror

@@ -128,25 +128,13 @@ check "no clone is left" bash -c "! zfs list -H -o name -r $POOL | grep -q vmbac
 
 section "mount: points read through clones, destroyed at unmount"
 MNT=$WORK/mnt
-mkdir -p "$MNT"
-"$VMBACK" mount -c "$WORK/vmback.toml" "$MNT" 2>"$WORK/mount.log" &
-MOUNT_PID=$!
-register_pid "$MOUNT_PID"
-register_mount "$MNT"
-for ((i = 0; i < 200; i++)); do mountpoint -q "$MNT" && break; sleep 0.1; done
-check "mount: vmback mount of the zfs target is mounted" mountpoint -q "$MNT"
+start_mount mount "$MNT" -c "$WORK/vmback.toml"
 check_eq "$(readlink "$MNT/latest")" "${POINTS[3]:-none}" "mount: latest links to the newest point"
 check_same_file "$MNT/${POINTS[1]:-none}/img" "$WORK/img.1" "mount: point 1's image through the mount"
 check_same_file "$MNT/latest/img" "$WORK/img.3" "mount: the latest image through the mount"
 check "mount: the latest tree through the mount" diff -r --no-dereference "$WORK/tree.3" "$MNT/latest/tree"
 check "mount: the points read are clones while mounted" bash -c "zfs list -H -o name -r $POOL | grep -q vmback-clone"
-kill -TERM "$MOUNT_PID"
-for ((i = 0; i < 100; i++)); do running "$MOUNT_PID" || break; sleep 0.1; done
-rc=0
-wait "$MOUNT_PID" || rc=$?
-forget_pid "$MOUNT_PID"
-check_eq "$rc" 0 "mount: SIGTERM ends vmback mount"
-check "mount: nothing is left mounted" bash -c "! mountpoint -q '$MNT'"
+stop_mount TERM "$MNT"
 check "mount: no clone is left after the unmount" bash -c "! zfs list -H -o name -r $POOL | grep -q vmback-clone"
 
 section "blockmaps: missing and damaged are rebuilt"

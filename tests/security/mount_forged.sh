@@ -34,13 +34,7 @@ EOF
 forge_point "$STORE" "$WORK/spec.json" 2026-01-01T000000Z
 
 MNT=$WORK/mnt
-mkdir -p "$MNT"
-"$VMBACK" mount --store "$STORE" "$MNT" 2>"$WORK/mount.log" &
-MOUNT_PID=$!
-register_pid "$MOUNT_PID"
-register_mount "$MNT"
-for ((i = 0; i < 200; i++)); do mountpoint -q "$MNT" && break; sleep 0.1; done
-mountpoint -q "$MNT" || { cat "$WORK/mount.log" >&2; die "vmback mount did not mount"; }
+start_mount mount "$MNT" --store "$STORE"
 P=$MNT/2026-01-01T000000Z
 
 section "good files read, bad ones fail"
@@ -64,12 +58,6 @@ if id nobody >/dev/null 2>&1 && command -v setpriv >/dev/null; then
     "! setpriv --reuid=nobody --regid=nogroup --clear-groups ls '$MNT' >/dev/null 2>&1"
 fi
 
-kill -TERM "$MOUNT_PID"
-for ((i = 0; i < 100; i++)); do running "$MOUNT_PID" || break; sleep 0.1; done
-rc=0
-wait "$MOUNT_PID" || rc=$?
-forget_pid "$MOUNT_PID"
-check_eq "$rc" 0 "SIGTERM ends the mount"
-check "nothing is left mounted" bash -c "! mountpoint -q '$MNT'"
+stop_mount TERM "$MNT"
 expect_unchanged "$SENT" "$BEFORE" "the sentinel"
 finish
