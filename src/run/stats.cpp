@@ -30,7 +30,7 @@ struct WalkAt {
   uint32_t slot;
   bool asked;
   const std::string& point;
-  StoreVolumeStats* vs;
+  StoreUsage* vs;
 };
 
 // Sums the sizes of the regular files below dir of a store copy.
@@ -83,6 +83,15 @@ void Walk(Store* store, const Entry& e, const WalkAt& at, std::unordered_map<Has
   }
 }
 
+nlohmann::json UsageJson(const StoreUsage& u) {
+  return {{"name", u.name},
+          {"files", u.files},
+          {"logical_bytes", u.logical},
+          {"unique_blocks", u.unique_blocks},
+          {"unique_raw_bytes", u.unique_raw},
+          {"unique_stored_bytes", u.unique_stored}};
+}
+
 std::string Ratio(uint64_t a, uint64_t b) {
   if (b == 0) return "-";
   std::ostringstream o;
@@ -133,7 +142,7 @@ StoreStats ComputeStoreStats(Store* store, const std::vector<std::string>& point
       per[u.first].unique_raw += raw;
     }
     if (!u.shared_slot) {
-      StoreVolumeStats& vs = per[slots[u.slot].first].volumes[slots[u.slot].second];
+      StoreUsage& vs = per[slots[u.slot].first].volumes[slots[u.slot].second];
       vs.unique_blocks++;
       vs.unique_stored += stored;
       vs.unique_raw += raw;
@@ -162,21 +171,10 @@ nlohmann::json StoreStatsToJson(const StoreStats& s) {
   j["stored_bytes"] = s.stored;
   j["points"] = nlohmann::json::array();
   for (const auto& p : s.points) {
-    nlohmann::json vols = nlohmann::json::array();
-    for (const auto& v : p.volumes)
-      vols.push_back({{"name", v.name},
-                      {"files", v.files},
-                      {"logical_bytes", v.logical},
-                      {"unique_blocks", v.unique_blocks},
-                      {"unique_raw_bytes", v.unique_raw},
-                      {"unique_stored_bytes", v.unique_stored}});
-    j["points"].push_back({{"name", p.name},
-                           {"files", p.files},
-                           {"logical_bytes", p.logical},
-                           {"unique_blocks", p.unique_blocks},
-                           {"unique_raw_bytes", p.unique_raw},
-                           {"unique_stored_bytes", p.unique_stored},
-                           {"volumes", std::move(vols)}});
+    nlohmann::json point = UsageJson(p);
+    point["volumes"] = nlohmann::json::array();
+    for (const auto& v : p.volumes) point["volumes"].push_back(UsageJson(v));
+    j["points"].push_back(std::move(point));
   }
   return j;
 }

@@ -12,27 +12,20 @@
 
 namespace vmback {
 
-// One volume of a point: its files, and its data blocks that no other point
-// and no other volume of its point references.
-struct StoreVolumeStats {
+// A point, or one volume of a point: its files, and its data blocks that no
+// other point references (for a volume: nor another volume of its point):
+// what deleting the point would free (as stored; and their plain size).
+struct StoreUsage {
   std::string name;
   uint64_t files = 0;
-  uint64_t logical = 0;
+  uint64_t logical = 0;  // the sum of its files' sizes
   uint64_t unique_blocks = 0;
   uint64_t unique_stored = 0;
   uint64_t unique_raw = 0;
 };
 
-struct StorePointStats {
-  std::string name;
-  std::vector<StoreVolumeStats> volumes;
-  uint64_t files = 0;
-  uint64_t logical = 0;  // the sum of its files' sizes
-  // Its data blocks that no other point of the store references: what
-  // deleting it would free (as stored; and their plain size).
-  uint64_t unique_blocks = 0;
-  uint64_t unique_stored = 0;
-  uint64_t unique_raw = 0;
+struct StorePointStats : StoreUsage {
+  std::vector<StoreUsage> volumes;  // in the point's order
 };
 
 struct StoreCopyStats {
