@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "inplace/backends.h"
@@ -40,6 +41,24 @@ uint64_t Number(const std::string& field, const std::string& what) {
   if (field.empty() || field.find_first_not_of("0123456789") != std::string::npos || !ParseSize(field, &n))
     throw Error(ErrorKind::kIo, what + " printed '" + field + "' where a number of bytes was expected");
   return n;
+}
+
+// What btrfs's quota groups say of the subvolume at root (a btrfs point):
+// referenced and exclusive bytes (exclusive: what deleting it frees);
+// nullopt when they cannot tell (quotas not enabled).
+std::optional<std::pair<uint64_t, uint64_t>> BtrfsQgroup(Env* env, const std::string& root) {
+  const std::vector<std::string> argv = {"btrfs", "--format", "json", "qgroup", "show", "--raw", "-f", "--sync", root};
+  const RunResult r = RunForStats(env, argv);
+  if (r.exit_code != 0) return std::nullopt;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(r.out);
+    const auto& groups = j.at("qgroup-show");
+    if (!groups.is_array() || groups.size() != 1) return std::nullopt;
+    return std::make_pair(Number(groups[0].at("referenced").get<std::string>(), "btrfs qgroup show"),
+                          Number(groups[0].at("exclusive").get<std::string>(), "btrfs qgroup show"));
+  } catch (const nlohmann::json::exception&) {
+    throw Error(ErrorKind::kIo, "btrfs qgroup show " + root + " printed what vmback cannot read");
+  }
 }
 
 }  // namespace
@@ -92,9 +111,21 @@ DestinationStats TargetStats(InplaceTarget* target, Env* env, const std::string&
       s.json["points"].push_back(j);
     }
   } else {
+    bool said = false;
     for (const auto& name : names) {
       const OpenedTargetPoint p = OpenTargetPoint(target, env, name);
       const std::string root = p.view->root();
+      if (target->kind() == "btrfs") {
+        if (auto q = BtrfsQgroup(env, root)) {
+          s.json["points"].push_back({{"name", p.name}, {"referenced", q->first}, {"exclusive", q->second}});
+          text << "  " << p.name << ": exclusive " << FormatBytes(q->second) << " (freed by deleting it), referenced "
+               << FormatBytes(q->first) << " (btrfs qgroup)\n";
+          continue;
+        }
+        if (!said)
+          text << "  (btrfs quotas are not enabled: 'btrfs quota enable' gives each point's exclusive size)\n";
+        said = true;
+      }
       const std::vector<std::string> argv = {"du", "-s", "-x", "-B1", "--", root};
       const std::string out = OutputOf(argv, RunForStats(env, argv));
       const uint64_t bytes = Number(out.substr(0, out.find('\t')), "du -s -x -B1 " + root);

@@ -97,6 +97,30 @@ vm restore -c "$WORK/vmback.toml" latest tree --to "$WORK/rtree"
 expect_rc 0 "restore the latest tree"
 check_same_tree "$WORK/tree.3" "$WORK/rtree" "latest tree"
 
+section "stats: du, then btrfs quota groups"
+vm stats -c "$WORK/vmback.toml" --json
+expect_rc 0 "stats without quotas"
+check "without quotas: du of each point" python3 -c "
+import json, sys
+p = json.load(open(sys.argv[1]))['points']
+assert len(p) == 4 and all(x['du_bytes'] > 0 for x in p), p" "$VM_OUT"
+vm stats -c "$WORK/vmback.toml"
+check "without quotas: says how to get them" grep -qF "btrfs quota enable" "$VM_OUT"
+btrfs quota enable "$WORK/mnt"
+btrfs quota rescan -w "$WORK/mnt" >/dev/null
+vm stats -c "$WORK/vmback.toml" --json
+expect_rc 0 "stats with quotas"
+check "with quotas: each point's referenced and exclusive bytes" python3 -c "
+import json, sys
+p = json.load(open(sys.argv[1]))['points']
+assert len(p) == 4, p
+for x in p:
+    assert 0 < x['exclusive'] < x['referenced'], x  # the points share most of their extents
+assert p[3]['referenced'] > 12 << 20, p  # most of the 24 MiB image is data" "$VM_OUT"
+vm stats -c "$WORK/vmback.toml" latest
+check "with quotas: the text" grep -qE "${POINTS[3]}: exclusive .* \(freed by deleting it\), referenced .* \(btrfs qgroup\)" "$VM_OUT"
+btrfs quota disable "$WORK/mnt"
+
 section "scrub: one device overwritten"
 vm verify -c "$WORK/vmback.toml"
 expect_rc 0 "verify before damage"
