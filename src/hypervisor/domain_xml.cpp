@@ -196,6 +196,27 @@ void PointDiskAt(xmlNodePtr disk, const RestoredDisk& r) {
   xmlAddNextSibling(driver, source);
 }
 
+// The elements of a recorded domain XML that reach past the guest into the
+// host: QEMU arguments and overrides (libvirt's qemu namespace), host
+// devices and directories passed through, scripts run on the host.
+constexpr char kQemuNamespace[] = "http://libvirt.org/schemas/domain/qemu/1.0";
+
+// Throws Error(kConfig) naming the first such element below node.
+void RefuseHostReach(xmlNodePtr node, const std::string& what) {
+  for (xmlNodePtr c = node->children; c != nullptr; c = c->next) {
+    if (c->type != XML_ELEMENT_NODE) continue;
+    const std::string name = reinterpret_cast<const char*>(c->name);
+    const bool qemu = c->ns != nullptr && c->ns->href != nullptr && xmlStrEqual(c->ns->href, X(kQemuNamespace));
+    if (qemu || name == "hostdev" || name == "filesystem" || name == "script")
+      throw Error(ErrorKind::kConfig,
+                  what + ": its recorded domain XML has <" + (qemu ? "qemu:" : "") + EscapeForTerminal(name) +
+                      ">, which reaches into this host (QEMU arguments, host devices or directories, "
+                      "host scripts); not defined from a backup. Check it ('vmback ls POINT --vms --json') "
+                      "and define it by hand");
+    RefuseHostReach(c, what);
+  }
+}
+
 }  // namespace
 
 std::string DomainNameOf(const std::string& xml, const std::string& what) {
@@ -214,6 +235,7 @@ std::string RewriteDomainXml(const std::string& xml, const std::vector<RestoredD
   xmlNodePtr domain = xmlDocGetRootElement(doc.get());
   if (domain == nullptr || !xmlStrEqual(domain->name, X("domain")))
     throw Error(ErrorKind::kConfig, what + " is not a <domain>");
+  RefuseHostReach(domain, what);
   if (xmlNodePtr devices = Child(domain, "devices")) {
     for (xmlNodePtr d = devices->children; d != nullptr; d = d->next) {
       if (d->type != XML_ELEMENT_NODE || !xmlStrEqual(d->name, X("disk")) || Attribute(d, "device") == "cdrom")

@@ -201,7 +201,9 @@ struct RestoredDisk {
 // variable store left for libvirt to make anew, so that it can be defined
 // beside the original. A disk with a source that is not in disks (nor a
 // cdrom) is Error(kConfig) naming it: the domain would use the original.
-// what begins error messages.
+// So is an element that reaches into the host (anything in libvirt's qemu
+// namespace, <hostdev>, <filesystem>, <script>): the XML comes from a
+// backup, which others may have handled. what begins error messages.
 std::string RewriteDomainXml(const std::string& xml, const std::vector<RestoredDisk>& disks,
                              const std::string& new_name, const std::string& what);
 

@@ -780,6 +780,20 @@ TEST(RewriteDomainXmlTest, ADiskNotRestoredOrHostileXmlIsRefused) {
                                 "", "VM x"),
                Error);
   EXPECT_THROW(RewriteDomainXml("<network/>", {}, "", "VM x"), Error);
+  for (const char* reach :
+       {"<qemu:commandline xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'><qemu:arg value='-x'/>"
+        "</qemu:commandline>",
+        "<devices><hostdev mode='subsystem' type='pci'/></devices>",
+        "<devices><filesystem type='mount'><source dir='/'/><target dir='host'/></filesystem></devices>",
+        "<devices><interface type='ethernet'><script path='/tmp/x'/></interface></devices>"}) {
+    try {
+      RewriteDomainXml(std::string("<domain><name>web</name>") + reach + "</domain>", {}, "", "VM web");
+      ADD_FAILURE() << reach;
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+      EXPECT_NE(std::string(e.what()).find("reaches into this host"), std::string::npos) << e.what();
+    }
+  }
   EXPECT_THROW(DomainNameOf("<domain><name>a/b</name></domain>", "x"), Error);
   EXPECT_THROW(DomainNameOf("<domain/>", "x"), Error);
 }

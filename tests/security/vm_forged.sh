@@ -8,6 +8,8 @@
 #           refused (not one image file), the host file not copied
 #   store   a domain XML with a DOCTYPE declaring an entity that names a
 #           host file: --define refuses it before any disk is written
+#   store   a domain XML with qemu:commandline (QEMU arguments on the host):
+#           --define and instant-restore refuse it, nothing made
 #   dir     the same "../.." path in an in-place point's description
 # In each case the sentinel tree is unchanged and nothing appears outside the
 # test's --to directories.
@@ -84,6 +86,21 @@ expect_nonzero "--define of a domain XML with a DOCTYPE"
 expect_err "DOCTYPE" "says why"
 check "no disk written before the refusal" test ! -e "$WORK/outevil"
 expect_unchanged "$SENT" "$BEFORE" "a domain XML declaring an entity"
+
+section "store: a domain XML that reaches into the host"
+qxml='<domain xmlns:qemu=\"http://libvirt.org/schemas/domain/qemu/1.0\"><name>web</name><devices><disk type=\"file\" device=\"disk\"><source file=\"/x\"/><target dev=\"vda\"/></disk></devices><qemu:commandline><qemu:arg value=\"-readconfig\"/><qemu:arg value=\"'"$SENT/file"'\"/></qemu:commandline></domain>'
+spec qemu "$(record web "$qxml" "$(disk images web.img)")"
+forge_point "$STORE" "$WORK/qemu.json" 2026-04-01T000000Z
+vm restore --store "$STORE" 2026-04-01T000000Z --vm web --to "$WORK/outqemu" --define --name copy \
+  --connect "test://$WORK/node.xml"
+expect_rc 2 "--define of a domain XML with qemu:commandline"
+expect_err "reaches into this host" "says why"
+check "no disk written before the refusal" test ! -e "$WORK/outqemu"
+vm instant-restore --store "$STORE" --point 2026-04-01T000000Z --vm web --name copy --work-dir "$WORK" \
+  --connect "test://$WORK/node.xml"
+expect_rc 2 "instant-restore of a domain XML with qemu:commandline"
+check "no work directory made" test ! -e "$WORK/vmback-instant-copy"
+expect_unchanged "$SENT" "$BEFORE" "a domain XML that reaches into the host"
 
 section "dir target: a forged point description"
 mkdir -p "$WORK/src" "$WORK/target"
