@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/command.h"
+#include "util/encoding.h"
 #include "os/terminal.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -89,6 +90,37 @@ std::vector<Entry> AddCommands(CLI::App* app) {
   return entries;
 }
 
+// A command missing or unknown (CLI11 says only "A subcommand is
+// required"): the message names the word that is not a command, or the
+// group that needs one, and lists the commands there.
+std::string MissingCommandMessage(CLI::App* app, int argc, char** argv) {
+  std::string path = "vmback", unknown;
+  for (int i = 1; i < argc; i++) {
+    const std::string word = argv[i];
+    if (word.empty() || word[0] == '-') continue;  // -v, -q
+    CLI::App* sub = nullptr;
+    for (CLI::App* s : app->get_subcommands({}))
+      if (s->get_name() == word) sub = s;
+    if (sub == nullptr) {
+      unknown = word;
+      break;
+    }
+    app = sub;
+    path += " " + word;
+  }
+  std::string names;
+  for (CLI::App* s : app->get_subcommands({})) names += (names.empty() ? "" : ", ") + s->get_name();
+  std::string head;
+  if (!unknown.empty())
+    head = "unknown command '" + (path == "vmback" ? "" : path + " ") + EscapeForTerminal(unknown) +
+           "'; the commands are: ";
+  else if (path == "vmback")
+    head = "give a command; the commands are: ";
+  else
+    head = "'" + path + "' needs a command: ";
+  return "vmback: error: " + head + names + "\n'vmback --help' tells more\n";
+}
+
 // Runs command; an error becomes its kind's exit status and, in *failure,
 // the message the report records.
 int RunCommand(Command* command, CommandContext& ctx, std::string* failure) {
@@ -129,6 +161,13 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
 
   try {
     app.parse(argc, argv);
+  } catch (const CLI::RequiredError& e) {
+    if (std::string(e.what()).find("A subcommand is required") == std::string::npos) {
+      app.exit(e, out, err);
+      return kExitUsage;
+    }
+    err << MissingCommandMessage(&app, argc, argv);
+    return kExitUsage;
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e, out, err);
     return rc == 0 ? kExitOk : kExitUsage;

@@ -82,12 +82,21 @@ TEST(CliTest, VersionPrintsTheVersion) {
   EXPECT_EQ(r.out, std::string("vmback ") + VMBACK_VERSION + "\n");
 }
 
-TEST(CliTest, UnknownOrMissingCommandIsAUsageError) {
-  for (const auto& args : std::vector<std::vector<std::string>>{{"bogus"}, {}, {"store"}, {"target", "init"}}) {
+TEST(CliTest, UnknownOrMissingCommandIsAUsageErrorNamingItAndTheCommands) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"bogus"}, "vmback: error: unknown command 'bogus'; the commands are: store, target, backup, list, ls,"},
+      {{"-v", "lls", "latest"}, "vmback: error: unknown command 'lls'; the commands are: store, target, backup,"},
+      {{}, "vmback: error: give a command; the commands are: store, target, backup,"},
+      {{"store"}, "vmback: error: 'vmback store' needs a command: init, sync\n"},
+      {{"store", "snyc"}, "vmback: error: unknown command 'vmback store snyc'; the commands are: init, sync\n"},
+      {{"target", "init"}, "vmback: error: 'vmback target init' needs a command: zfs\n"},
+  };
+  for (const auto& [args, message] : cases) {
     CliRun r = Cli(args);
     EXPECT_EQ(r.rc, kExitUsage);
     EXPECT_EQ(r.out, "");
-    EXPECT_EQ(r.err, "A subcommand is required\nRun with --help for more information.\n");
+    EXPECT_EQ(r.err.rfind(message, 0), 0u) << r.err;
+    EXPECT_NE(r.err.find("'vmback --help' tells more"), std::string::npos) << r.err;
   }
 }
 
