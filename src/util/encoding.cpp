@@ -37,6 +37,17 @@ bool HexDecode(std::string_view hex, std::string* out) {
   return true;
 }
 
+bool HexDecodeBytes(std::string_view hex, void* out, size_t len) {
+  if (hex.size() != 2 * len) return false;
+  auto* p = static_cast<uint8_t*>(out);
+  for (size_t i = 0; i < len; i++) {
+    int hi = HexValue(hex[2 * i]), lo = HexValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    p[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
 bool IsValidUtf8(std::string_view s) {
   // Strict UTF-8 (RFC 3629): no overlong forms, no surrogates, nothing
   // above U+10FFFF. Anything JSON libraries would reject must be caught here.
