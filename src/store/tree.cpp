@@ -64,17 +64,22 @@ class FastTreeReader {
   }
 
  private:
-  // The keys an entry may hold (EntryToJson writes them); kCount: any other.
+  // The keys an entry may hold (EntryToJson writes them), in the order
+  // nlohmann writes them (sorted); kCount: any other.
   enum Key {
-    kName, kNameHex, kType, kMode, kUid, kGid, kMtime, kSize, kCtime, kIno, kContent,
-    kHardlink, kHardlinkHex, kSubtree, kTarget, kTargetHex, kRdev, kXattrs, kCount
+    kContent, kCtime, kGid, kHardlink, kHardlinkHex, kIno, kMode, kMtime, kName, kNameHex, kRdev, kSize,
+    kSubtree, kTarget, kTargetHex, kType, kUid, kXattrs, kCount
   };
-  static Key KeyOf(std::string_view k) {
+  // The key named k, looked for from the one after `after`: in a tree as
+  // written, the next key is found at the first try.
+  static Key KeyOf(std::string_view k, int after) {
     static constexpr std::string_view kKeys[kCount] = {
-        "name", "name_hex", "type", "mode", "uid", "gid", "mtime_ns", "size", "ctime_ns", "ino", "content",
-        "hardlink", "hardlink_hex", "subtree", "target", "target_hex", "rdev", "xattrs"};
-    for (int i = 0; i < kCount; i++)
+        "content", "ctime_ns", "gid", "hardlink", "hardlink_hex", "ino", "mode", "mtime_ns", "name",
+        "name_hex", "rdev", "size", "subtree", "target", "target_hex", "type", "uid", "xattrs"};
+    for (int n = 0, i = after + 1; n < kCount; n++, i++) {
+      if (i == kCount) i = 0;
       if (k == kKeys[i]) return static_cast<Key>(i);
+    }
     return kCount;
   }
 
@@ -162,12 +167,14 @@ class FastTreeReader {
     uint64_t num[kCount] = {};
     int64_t mtime = 0, ctime = 0;
     uint32_t seen = 0;
+    int last = -1;
     if (!Skip('{')) return false;
     do {
       std::string_view k;
       if (!String(&k) || !Skip(':')) return false;
-      const Key key = KeyOf(k);
+      const Key key = KeyOf(k, last);
       if (key == kCount || (seen & (1u << key))) return false;  // unknown, or twice
+      last = key;
       seen |= 1u << key;
       switch (key) {
         case kName: case kNameHex: case kType: case kHardlink: case kHardlinkHex: case kTarget: case kTargetHex:
