@@ -1,5 +1,6 @@
 #include "destination/point_find.h"
 
+#include <cstring>
 #include <map>
 
 #include "destination/point_diff.h"
@@ -14,8 +15,8 @@ namespace {
 // pattern[pi..] against s[si..]; memo[pi * (s.size() + 1) + si]: 0 not
 // known, 1 no, 2 yes. The memo bounds the work to pattern x path steps
 // (the recursion to pattern + path deep).
-bool Match(std::string_view p, size_t pi, std::string_view s, size_t si, std::vector<char>* memo) {
-  char& m = (*memo)[pi * (s.size() + 1) + si];
+bool Match(std::string_view p, size_t pi, std::string_view s, size_t si, char* memo) {
+  char& m = memo[pi * (s.size() + 1) + si];
   if (m) return m == 2;
   bool r = false;
   if (pi == p.size()) {
@@ -72,8 +73,18 @@ bool GlobMatch(std::string_view pattern, std::string_view path) {
   }
   // The recursion goes pattern + path deep, the memo is pattern x path.
   if (path.size() > kMaxGlobPath || pattern.size() > kMaxGlobPattern) return false;
-  std::vector<char> memo((pattern.size() + 1) * (path.size() + 1), 0);
-  return Match(pattern, 0, path, 0, &memo);
+  // Most names and patterns are short: their memo needs no allocation.
+  const size_t cells = (pattern.size() + 1) * (path.size() + 1);
+  char small[1024];
+  std::vector<char> big;
+  char* memo = small;
+  if (cells <= sizeof small) {
+    std::memset(small, 0, cells);
+  } else {
+    big.assign(cells, 0);
+    memo = big.data();
+  }
+  return Match(pattern, 0, path, 0, memo);
 }
 
 std::vector<FoundPath> GatherFound(const std::vector<std::pair<std::string, std::vector<PointEntry>>>& points) {

@@ -197,8 +197,11 @@ void FindBelow(Store* store, const Entry& dir, const std::string& point, const s
     return;
   }
   std::vector<PointEntry> found;
+  std::string at = path + "/";  // each child's path in turn
+  const size_t dir_len = at.size();
   for (const Entry& child : ChildrenOf(store, dir, point, path)) {
-    const std::string at = path + "/" + child.name;
+    at.resize(dir_len);
+    at += child.name;
     if (match(at)) found.push_back(StorePointEntry(child, at));
     if (child.type == EntryType::kDir) FindBelow(store, child, point, at, match, memo, &found);
   }
@@ -215,7 +218,8 @@ void FindBelow(Store* store, const Entry& dir, const std::string& point, const s
 
 std::vector<PointEntry> FindPointEntries(Store* store, const std::string& point_arg, const PathMatcher& match,
                                          std::string* resolved, FindMemo* memo) {
-  *resolved = ResolvePoint(store, point_arg);
+  // A name is checked by reading its manifest (ResolvePoint would read it twice).
+  *resolved = point_arg == "latest" ? ResolvePoint(store, point_arg) : point_arg;
   FindMemo local;
   if (memo == nullptr) memo = &local;
   const Manifest m = store->ReadPoint(*resolved);

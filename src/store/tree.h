@@ -52,7 +52,17 @@ nlohmann::json EntryToJson(const Entry& e);
 Entry EntryFromJson(const nlohmann::json& j, const std::string& where);
 
 std::string EncodeTree(const std::vector<Entry>& entries);
+// Throws kCorrupt naming `where` for a tree that is not JSON, an entry that
+// is malformed (EntryFromJson), or names that are not unique and sorted.
 std::vector<Entry> DecodeTree(std::string_view data, const std::string& where);
+// DecodeTree's first try, a reader of the JSON EncodeTree writes (no
+// escapes in strings, integers as written, known keys once each) that
+// builds no JSON document: several times faster on a big directory. It
+// accepts a subset of what DecodeTree does, and for what it accepts gives
+// the same entries; it never decides that a tree is corrupt. false (*out
+// cleared): it leaves data to the full parser, which reads it or gives the
+// error.
+bool DecodeTreeFast(std::string_view data, std::vector<Entry>* out);
 
 std::string EncodeIdList(const std::vector<Hash>& ids);
 std::vector<Hash> DecodeIdList(std::string_view data, const std::string& where);

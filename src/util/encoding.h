@@ -32,6 +32,10 @@ inline uint64_t GetU64(const char* p) {
 std::string HexEncode(const void* data, size_t len);
 inline std::string HexEncode(std::string_view s) { return HexEncode(s.data(), s.size()); }
 bool HexDecode(std::string_view hex, std::string* out);
+// Exactly len bytes from 2 * len hex digits into out (nothing allocated);
+// false (out then partly written) for any other length or a byte that is
+// not a hex digit.
+bool HexDecodeBytes(std::string_view hex, void* out, size_t len);
 
 bool IsValidUtf8(std::string_view s);
 

@@ -131,6 +131,18 @@ TEST(EncodingTest, HexDecodeRejectsInvalid) {
   EXPECT_FALSE(HexDecode("\xc3\xa9", &out));             // non-ASCII
 }
 
+TEST(EncodingTest, HexDecodeBytesTakesExactlyTheLength) {
+  uint8_t b[3] = {7, 7, 7};
+  ASSERT_TRUE(HexDecodeBytes("0aFf10", b, 3));
+  EXPECT_EQ(b[0], 0x0a);
+  EXPECT_EQ(b[1], 0xff);
+  EXPECT_EQ(b[2], 0x10);
+  EXPECT_FALSE(HexDecodeBytes("0aff", b, 3));      // short
+  EXPECT_FALSE(HexDecodeBytes("0aff1011", b, 3));  // long
+  EXPECT_FALSE(HexDecodeBytes("0afg10", b, 3));    // not hex
+  EXPECT_TRUE(HexDecodeBytes("", b, 0));
+}
+
 // ------------------------------------------------------------------- UTF-8
 
 TEST(EncodingTest, Utf8AcceptsAsciiAndEmpty) {

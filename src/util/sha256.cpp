@@ -16,9 +16,9 @@ bool Hash::IsZero() const {
 std::string Hash::Hex() const { return HexEncode(bytes.data(), bytes.size()); }
 
 bool Hash::FromHex(std::string_view hex, Hash* out) {
-  std::string raw;
-  if (hex.size() != 64 || !HexDecode(hex, &raw)) return false;
-  std::memcpy(out->bytes.data(), raw.data(), 32);
+  Hash h;
+  if (!HexDecodeBytes(hex, h.bytes.data(), h.bytes.size())) return false;
+  *out = h;
   return true;
 }
 

@@ -93,8 +93,30 @@ void CheckManifest(std::string_view data) {
   Check(EncodeManifest(m2) == again, "manifest survives EncodeManifest/DecodeManifest");
 }
 
+// DecodeTree's fast reader (DecodeTreeFast) against the JSON parser: a tree
+// it takes, the parser takes as the same entries.
+void CheckFastTree(std::string_view data) {
+  std::vector<Entry> fast;
+  if (!DecodeTreeFast(data, &fast)) {
+    Check(fast.empty(), "a tree left to the parser leaves no entries");
+    return;
+  }
+  std::vector<Entry> parsed;
+  try {
+    const nlohmann::json j = nlohmann::json::parse(data);
+    for (const auto& e : j.at("entries")) parsed.push_back(EntryFromJson(e, "fuzz tree"));
+  } catch (const std::exception& e) {
+    Fail(std::string("the fast tree reader took what the parser refuses: ") + e.what());
+  }
+  Check(parsed.size() == fast.size(), "the fast tree reader reads every entry");
+  for (size_t i = 0; i < fast.size(); i++)
+    Check(SameEntry(fast[i], parsed[i]) && fast[i].ctime_ns == parsed[i].ctime_ns && fast[i].ino == parsed[i].ino,
+          "the fast tree reader reads entries as the parser does");
+}
+
 // The input as a tree blob.
 void CheckTree(std::string_view data) {
+  CheckFastTree(data);
   std::vector<Entry> entries;
   if (!Accepts(ErrorKind::kCorrupt, [&] { entries = DecodeTree(data, "fuzz tree"); })) return;
   nlohmann::json j = nlohmann::json::parse(data);
