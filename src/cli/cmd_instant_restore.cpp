@@ -35,7 +35,7 @@ class InstantRestoreCommand : public Command {
     cmd->add_option("--qemu-user", request_.qemu_user,
                     "the user QEMU runs as (qemu.conf's user): the images are shown read-only to it alone")
         ->capture_default_str();
-    cmd->add_option("--connect", connect_, "the libvirt URI (default: the config's libvirt uri, qemu:///system)");
+    cmd->add_option("--connect", connect_, "the libvirt URI (default: the config's [libvirt] uri, qemu:///system)");
     cmd->add_option("--cleanup", cleanup_,
                     "undo the instant restore of this domain: force it off and undefine it if it still runs "
                     "on the overlays, unmount, remove the overlays");

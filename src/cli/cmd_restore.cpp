@@ -34,7 +34,7 @@ class RestoreCommand : public Command {
     cmd->add_option("--name", name_,
                     "with --define: the new domain's name (a copy beside the original: new UUID, MAC "
                     "addresses and UEFI variables)");
-    cmd->add_option("--connect", connect_, "with --define: the libvirt URI (default: the config's libvirt_uri, "
+    cmd->add_option("--connect", connect_, "with --define: the libvirt URI (default: the config's [libvirt] uri, "
                                           "qemu:///system)");
     cmd->add_flag("--force", force_, "overwrite an existing destination (needed for a block device)");
     cmd->add_flag("--fail-fast", fail_fast_,
