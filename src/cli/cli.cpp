@@ -79,6 +79,7 @@ std::vector<Entry> AddCommands(CLI::App* app) {
       for (const Entry& e : entries)
         if (path.compare(0, space, e.info->path) == 0) parent = e.app;
     Entry e{&info, parent->add_subcommand(path.substr(space + 1), info.summary), nullptr};
+    e.app->fallthrough();  // -v and -q after the command too (`vmback verify -v`)
     if (info.make == nullptr) {
       e.app->require_subcommand(1);
     } else {
@@ -155,8 +156,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("vmback ") + VMBACK_VERSION);
   bool verbose = false, quiet = false;
-  app.add_flag("-v,--verbose", verbose, "more detail on stderr");
-  app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr");
+  app.add_flag("-v,--verbose", verbose, "more detail on stderr (also after the command)");
+  app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr (also after the command)");
   std::vector<Entry> entries = AddCommands(&app);
 
   try {

@@ -100,6 +100,25 @@ TEST(CliTest, UnknownOrMissingCommandIsAUsageErrorNamingItAndTheCommands) {
   }
 }
 
+TEST(CliTest, VerboseAndQuietAreTakenAfterTheCommandToo) {
+  test::TempDir dir;
+  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  ASSERT_EQ(::mkfifo((dir / "src/fifo").c_str(), 0644), 0);
+  ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
+  ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
+  // --no-special says at info level what it leaves out.
+  CliRun plain = Cli({"restore", "--store", dir / "s", "latest", "--to", dir / "r1", "--no-special"});
+  EXPECT_EQ(plain.rc, kExitOk) << plain.err;
+  EXPECT_NE(plain.log.find("leaving out"), std::string::npos) << plain.log;
+  CliRun quiet = Cli({"restore", "--store", dir / "s", "latest", "--to", dir / "r2", "--no-special", "-q"});
+  EXPECT_EQ(quiet.rc, kExitOk) << quiet.err;
+  EXPECT_EQ(quiet.log.find("leaving out"), std::string::npos) << "-q after the command: " << quiet.log;
+  CliRun verbose = Cli({"list", "--store", dir / "s", "--verbose"});
+  EXPECT_EQ(verbose.rc, kExitOk) << verbose.err;
+  CliRun both = Cli({"-q", "list", "--store", dir / "s", "-v"});
+  EXPECT_EQ(both.rc, kExitOk) << both.err;
+}
+
 TEST(CliTest, UnknownOptionIsAUsageErrorNamingIt) {
   CliRun r = Cli({"list", "--bogus-option"});
   EXPECT_EQ(r.rc, kExitUsage);
