@@ -110,6 +110,8 @@ TEST(CliTest, VerboseAndQuietAreTakenAfterTheCommandToo) {
   CliRun plain = Cli({"restore", "--store", dir / "s", "latest", "--to", dir / "r1", "--no-special"});
   EXPECT_EQ(plain.rc, kExitOk) << plain.err;
   EXPECT_NE(plain.log.find("leaving out"), std::string::npos) << plain.log;
+  EXPECT_EQ(plain.out.rfind("restored 0 files, 1 directory, 0 other entries (0 B) to ", 0), 0u) << plain.out;
+  EXPECT_NE(plain.out.find(", 1 special file left out\n"), std::string::npos) << plain.out;
   CliRun quiet = Cli({"restore", "--store", dir / "s", "latest", "--to", dir / "r2", "--no-special", "-q"});
   EXPECT_EQ(quiet.rc, kExitOk) << quiet.err;
   EXPECT_EQ(quiet.log.find("leaving out"), std::string::npos) << "-q after the command: " << quiet.log;

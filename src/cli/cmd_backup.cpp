@@ -24,12 +24,12 @@ void PrintBackup(const BackupDone& d, std::ostream& out) {
   const BackupResult& r = d.result;
   PrintLiveReads(d.sources, out);
   for (const auto& v : r.volumes) {
-    out << v.name << ": " << v.files << " files, " << FormatBytes(v.bytes) << ", read " << FormatBytes(v.bytes_read)
+    out << v.name << ": " << Counted(v.files, "file") << ", " << FormatBytes(v.bytes) << ", read " << FormatBytes(v.bytes_read)
         << ", " << v.new_blocks << (r.inplace.empty() ? " new of " : " written of ") << v.blocks << " blocks\n";
   }
   out << "point " << r.point << " committed: wrote " << FormatBytes(r.bytes_written);
   if (r.inplace.empty()) out << " in " << r.packs_written << " pack(s)";
-  out << ", " << r.seconds << " s\n";
+  out << ", " << FormatSeconds(r.seconds) << "\n";
 }
 
 class BackupCommand : public Command {

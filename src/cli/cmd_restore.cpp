@@ -94,9 +94,10 @@ class RestoreCommand : public Command {
     if (format != ImageFormat::kRaw) cancel.emplace();
     RestoreStats s = RestoreInFormat(dest.get(), Env::Default(), format, point_, path_, to_, options,
                                      cancel ? cancel->flag() : nullptr, ctx.log);
-    ctx.out << "restored " << s.files << " files, " << s.dirs << " directories, " << s.other
-            << " other entries (" << FormatBytes(s.bytes) << ") to " << EscapeForTerminal(to_)
-            << (s.skipped ? ", " + std::to_string(s.skipped) + " special files left out" : std::string()) << "\n";
+    ctx.out << "restored " << Counted(s.files, "file") << ", " << Counted(s.dirs, "directory", "directories")
+            << ", " << Counted(s.other, "other entry", "other entries") << " (" << FormatBytes(s.bytes) << ") to "
+            << EscapeForTerminal(to_)
+            << (s.skipped ? ", " + Counted(s.skipped, "special file") + " left out" : std::string()) << "\n";
     ReportDamage(ctx, s);
     return Outcome(ctx, dest.get(), s);
   }
@@ -121,8 +122,8 @@ class RestoreCommand : public Command {
     VmRestoreResult res = RestoreVm(dest, Env::Default(), hv.get(), r, ctx.log);
     for (const auto& d : res.disks)
       ctx.out << "restored disk " << d.target << " (" << d.format << ") to " << EscapeForTerminal(d.path) << "\n";
-    ctx.out << "restored VM " << EscapeForTerminal(vm_) << " from point " << res.point << ": " << res.disks.size()
-            << " disk(s), " << FormatBytes(res.stats.bytes) << "\n";
+    ctx.out << "restored VM " << EscapeForTerminal(vm_) << " from point " << res.point << ": "
+            << Counted(res.disks.size(), "disk") << ", " << FormatBytes(res.stats.bytes) << "\n";
     if (!res.defined.empty())
       ctx.out << "defined VM " << EscapeForTerminal(res.defined) << " on them (shut off; start it with 'virsh start "
               << EscapeForTerminal(res.defined) << "')\n";

@@ -17,7 +17,7 @@ std::unique_ptr<Hypervisor> ConnectFor(const Config& config, Logger* log) {
 }
 
 void PrintJobReport(const JobReport& r, std::ostream& out) {
-  for (const auto& vm : r.vms) out << "VM " << vm.name << ": " << vm.method << ", quiet for " << vm.freeze_seconds << " s\n";
+  for (const auto& vm : r.vms) out << "VM " << vm.name << ": " << vm.method << ", quiet for " << FormatSeconds(vm.freeze_seconds) << "\n";
   PrintLiveReads(r.sources, out);
   // Volumes with track_changes: how much was read, and how the changes were found.
   for (const auto& v : r.backup.volumes) {

@@ -216,7 +216,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
       }
       report.freeze_window_seconds = vm_order.empty() ? 0 : Seconds(window_start, Steady::now());
       for (const auto& vr : report.vms)
-        log->Info("VM " + vr.name + " quiet (" + vr.method + ") for " + std::to_string(vr.freeze_seconds) + " s");
+        log->Info("VM " + vr.name + " quiet (" + vr.method + ") for " + FormatSeconds(vr.freeze_seconds));
     }
 
     // Read each volume from its snapshot; drop the snapshot as soon as it is read.

@@ -58,6 +58,9 @@ inline bool EndsWith(std::string_view s, std::string_view suffix) {
 // on anything else, including overflow.
 bool ParseSize(std::string_view text, uint64_t* out);
 std::string FormatBytes(uint64_t bytes);  // "1.5 GiB"
+std::string FormatSeconds(double s);      // "0.161 s": to the millisecond
+// "1 file", "2 files"; many: the plural when it is not one + "s".
+std::string Counted(uint64_t n, const std::string& one, const std::string& many = "");
 std::string FormatTimeUtc(int64_t ns);    // "2026-11-26T18:01:02Z"
 // "2026-11-26", "2026-11-26T18:01", "2026-11-26 18:01:02", each with an
 // optional trailing Z once a time is given: UTC, in ns since the epoch; -1

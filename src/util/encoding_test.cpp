@@ -431,3 +431,19 @@ TEST(EscapeForTerminalTest, ControlCharactersAndBackslash) {
 
 }  // namespace
 }  // namespace vmback
+
+namespace vmback {
+namespace {
+
+TEST(FormatTest, CountedAndSeconds) {
+  EXPECT_EQ(Counted(1, "file"), "1 file");
+  EXPECT_EQ(Counted(0, "file"), "0 files");
+  EXPECT_EQ(Counted(2, "directory", "directories"), "2 directories");
+  EXPECT_EQ(Counted(1, "directory", "directories"), "1 directory");
+  EXPECT_EQ(FormatSeconds(0.16136), "0.161 s");
+  EXPECT_EQ(FormatSeconds(12.0), "12.000 s");
+  EXPECT_EQ(FormatSeconds(0.0005), "0.001 s");
+}
+
+}  // namespace
+}  // namespace vmback
