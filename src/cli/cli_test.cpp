@@ -132,6 +132,40 @@ TEST(CliTest, MissingTargetIsAConfigurationError) {
   EXPECT_EQ(r.rc, kExitUsage);
   EXPECT_EQ(r.out, "");
   EXPECT_NE(r.log.find("vmback: error: say which target: -c CONFIG, --store DIR"), std::string::npos) << r.log;
+  EXPECT_NE(r.log.find("VMBACK_CONFIG"), std::string::npos) << "says where a default comes from: " << r.log;
+}
+
+// Sets VMBACK_CONFIG for the life of the object.
+class ScopedConfigEnv {
+ public:
+  explicit ScopedConfigEnv(const std::string& path) { ::setenv("VMBACK_CONFIG", path.c_str(), 1); }
+  ~ScopedConfigEnv() { ::unsetenv("VMBACK_CONFIG"); }
+};
+
+TEST(CliTest, VmbackConfigNamesTheConfigWhenNoTargetIsGiven) {
+  test::TempDir dir;
+  ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
+  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  test::WriteFile(dir / "c.toml", "[target]\npath = \"" + (dir / "s") + "\"\n[[volume]]\nname = \"src\"\nsource = \"" +
+                                      (dir / "src") + "\"\nsnapshot = \"none\"\nvms = []\n");
+  {
+    ScopedConfigEnv env(dir / "c.toml");
+    CliRun list = Cli({"list"});
+    EXPECT_EQ(list.rc, kExitOk) << list.log;
+    EXPECT_NE(list.out.find("no points yet in " + (dir / "s")), std::string::npos) << list.out;
+    CliRun plan = Cli({"plan"});
+    EXPECT_EQ(plan.err, "") << "plan takes it too, with no -c";
+    EXPECT_NE(plan.out + plan.log, "") << "plan worked on the config";
+    CliRun other = Cli({"list", "--store", dir / "none"});
+    EXPECT_NE(other.log.find(dir / "none"), std::string::npos) << "a target given wins: " << other.log;
+  }
+  {
+    ScopedConfigEnv env(dir / "missing.toml");
+    CliRun r = Cli({"list"});
+    EXPECT_EQ(r.rc, kExitUsage);
+    EXPECT_NE(r.log.find("VMBACK_CONFIG"), std::string::npos) << r.log;
+    EXPECT_NE(r.log.find(dir / "missing.toml"), std::string::npos) << r.log;
+  }
 }
 
 TEST(CliTest, BadConfigFileIsAConfigurationError) {

@@ -35,7 +35,8 @@ void PrintJobReport(const JobReport& r, std::ostream& out) {
 class RunCommand : public Command {
  public:
   void AddOptions(CLI::App* cmd) override {
-    cmd->add_option("-c,--config", config_path_, "configuration file (TOML)")->required();
+    cmd->add_option("-c,--config", config_path_,
+                    "configuration file (TOML); default: the file VMBACK_CONFIG names, else /etc/vmback/vmback.toml");
     cmd->add_flag("--json", json_, "print the run's report (with each VM's freeze window) as JSON");
     cmd->add_flag("--full-read", full_read_,
                   "read every file and every block, trusting no quick check and no change list "
@@ -65,7 +66,7 @@ class RunCommand : public Command {
   }
 
   Findings Run(CommandContext& ctx) override {
-    Config config = LoadConfig(config_path_);
+    Config config = LoadConfig(ConfigPathOrDefault(config_path_));
     if (recover_only_) {
       std::unique_ptr<Hypervisor> conn;
       auto connect = [&] { return (conn = ConnectLibvirt(config.libvirt_uri, ctx.log)).get(); };
@@ -101,7 +102,8 @@ class RunCommand : public Command {
 class PlanCommand : public Command {
  public:
   void AddOptions(CLI::App* cmd) override {
-    cmd->add_option("-c,--config", config_path_, "configuration file (TOML)")->required();
+    cmd->add_option("-c,--config", config_path_,
+                    "configuration file (TOML); default: the file VMBACK_CONFIG names, else /etc/vmback/vmback.toml");
     cmd->footer("\nChecks what run checks (VMs known to libvirt, each [[vm]] on a volume,\n"
                 "sources, free space in the volume group, the target) and prints every step\n"
                 "and command in order: the VMs quiesced, the volumes read live and whether by\n"
@@ -113,7 +115,7 @@ class PlanCommand : public Command {
   }
 
   Findings Run(CommandContext& ctx) override {
-    Config config = LoadConfig(config_path_);
+    Config config = LoadConfig(ConfigPathOrDefault(config_path_));
     std::unique_ptr<Hypervisor> hv = ConnectFor(config, ctx.log);
     ctx.out << PlanJob(config, ctx.env, hv.get(), ctx.log);
     return {};

@@ -12,7 +12,9 @@
 namespace vmback {
 
 void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
-  auto* c = cmd->add_option("-c,--config", t->config, "configuration file (TOML)");
+  auto* c = cmd->add_option("-c,--config", t->config,
+                            "configuration file (TOML); with no target given: the file VMBACK_CONFIG names, "
+                            "else /etc/vmback/vmback.toml when it exists");
   auto* s = cmd->add_option("--store", t->store, "store directory (instead of a configuration)");
   auto* z = cmd->add_option("--zfs", t->zfs, "a ZFS dataset as an in-place target (e.g. usbpool/vmback)");
   auto* b = cmd->add_option("--btrfs", t->btrfs, "a btrfs subvolume as an in-place target");
@@ -29,10 +31,30 @@ void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
                   "seconds to wait for another vmback process holding the store (default 0)");
 }
 
+std::string DefaultConfigPath() {
+  const char* env = std::getenv("VMBACK_CONFIG");
+  if (env != nullptr && *env != '\0') {
+    if (Env::Default()->Status(env).kind == FileKind::kMissing)
+      ThrowConfig(std::string("VMBACK_CONFIG names ") + env + ", which is not there");
+    return env;
+  }
+  return Env::Default()->Status(kDefaultConfigPath).kind == FileKind::kMissing ? "" : kDefaultConfigPath;
+}
+
+std::string ConfigPathOrDefault(const std::string& given) {
+  if (!given.empty()) return given;
+  std::string path = DefaultConfigPath();
+  if (path.empty())
+    ThrowConfig(std::string("give -c CONFIG (or set VMBACK_CONFIG, or write ") + kDefaultConfigPath + ")");
+  return path;
+}
+
 Config ResolveConfig(const TargetArgs& t) {
   Config c;
-  if (!t.config.empty()) {
-    c = LoadConfig(t.config);
+  const bool given = !t.config.empty() || !t.store.empty() || !t.zfs.empty() || !t.btrfs.empty() || !t.dir.empty();
+  const std::string fallback = given ? "" : DefaultConfigPath();
+  if (!t.config.empty() || !fallback.empty()) {
+    c = LoadConfig(!t.config.empty() ? t.config : fallback);
   } else if (!t.store.empty()) {
     c.target.path = t.store;
   } else if (!t.zfs.empty()) {
@@ -45,7 +67,9 @@ Config ResolveConfig(const TargetArgs& t) {
     c.target.type = TargetType::kDir;
     c.target.path = t.dir;
   } else {
-    ThrowConfig("say which target: -c CONFIG, --store DIR, --zfs DATASET, --btrfs PATH or --dir PATH");
+    ThrowConfig(std::string("say which target: -c CONFIG, --store DIR, --zfs DATASET, --btrfs PATH or --dir PATH "
+                            "(with none, VMBACK_CONFIG or ") +
+                kDefaultConfigPath + " is the config)");
   }
   if (!t.mirrors.empty()) {
     if (c.target.type != TargetType::kStore)

@@ -42,6 +42,15 @@ void AddTargetOptions(CLI::App* cmd, TargetArgs* t);
 // given, or --mirror with an in-place target.
 Config ResolveConfig(const TargetArgs& t);
 
+// The config a command reads when none and no target is given: the file
+// VMBACK_CONFIG names (Error(kConfig) when it is not there), else
+// kDefaultConfigPath when it exists, else "".
+inline constexpr char kDefaultConfigPath[] = "/etc/vmback/vmback.toml";
+std::string DefaultConfigPath();
+// given, or DefaultConfigPath(); Error(kConfig) saying how to give one when
+// there is none (run, plan).
+std::string ConfigPathOrDefault(const std::string& given);
+
 // True for a zfs, btrfs or dir target; false for the built-in store.
 bool IsInplace(const Config& c);
 
