@@ -223,6 +223,24 @@ TEST(CliTest, ListShowsAStorePointWithItsVolumesAndTags) {
   EXPECT_FALSE(points[0]["stats"].contains("point"));
 }
 
+TEST(ListingTest, ColumnsStayAlignedWhatEverTheNames) {
+  PointSummary a, b, c;
+  a.name = "2026-01-01T020000Z";
+  a.time_ns = 1767232800000000000;
+  a.volumes = {"images"};
+  b = a;
+  b.name = "2026-01-01T020000Z.2";
+  c.name = "current";
+  c.time_ns = -1;
+  c.volumes = {"d"};
+  std::ostringstream out;
+  PrintPoints({"store", {a, b, c}}, out);
+  EXPECT_EQ(out.str(),
+            "2026-01-01T020000Z    2026-01-01T02:00:00Z  images\n"
+            "2026-01-01T020000Z.2  2026-01-01T02:00:00Z  images\n"
+            "current               ?                     d\n");
+}
+
 TEST(ListingTest, AnInplacePointHasNoTagsOrStats) {
   PointSummary p;
   p.name = "current";

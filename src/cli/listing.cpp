@@ -22,9 +22,19 @@ void PrintPoints(const PointList& list, std::ostream& out) {
     out << "no points yet in " << list.where << "\n";
     return;
   }
+  // Names from the disk: escaped for the terminal (--json keeps them
+  // exact); each column as wide as its widest entry.
+  size_t name_width = 0, time_width = 0;
   for (const auto& p : list.points) {
-    // Names from the disk: escaped for the terminal (--json keeps them exact).
-    out << EscapeForTerminal(p.name) << "  " << (p.time_ns >= 0 ? FormatTimeUtc(p.time_ns) : "?") << "  ";
+    name_width = std::max(name_width, EscapeForTerminal(p.name).size());
+    time_width = std::max(time_width, p.time_ns >= 0 ? FormatTimeUtc(p.time_ns).size() : 1);
+  }
+  auto column = [&](const std::string& text, size_t width) {
+    out << text << std::string(width - text.size() + 2, ' ');
+  };
+  for (const auto& p : list.points) {
+    column(EscapeForTerminal(p.name), name_width);
+    column(p.time_ns >= 0 ? FormatTimeUtc(p.time_ns) : "?", time_width);
     const char* sep = "";
     for (const auto& v : p.volumes) {
       out << sep << EscapeForTerminal(v);
