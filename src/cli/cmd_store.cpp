@@ -77,7 +77,7 @@ class StoreSyncCommand : public Command {
     std::vector<std::string> all = store->copies();
     all.insert(all.end(), store->absent_copies().begin(), store->absent_copies().end());
     WarnAboutCopiesOnRootFileSystem(all, ctx.log);
-    SyncStats st = store->Sync();
+    SyncStats st = store->Sync(false);  // the summary below says it
     ctx.out << "copies in step: " << store->copies().size() << " present";
     if (!store->absent_copies().empty()) ctx.out << ", " << store->absent_copies().size() << " absent";
     ctx.out << "; copied " << st.packs_copied << " pack(s) and " << st.files_copied << " file(s), removed "

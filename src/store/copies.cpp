@@ -176,7 +176,7 @@ void Store::DeletePoint(const std::string& point) {
   });
 }
 
-SyncStats Store::Sync() {
+SyncStats Store::Sync(bool say_done) {
   SyncStats stats;
   Guard([&] {
     // A new or replaced disk: an empty directory (or one not there yet,
@@ -283,7 +283,7 @@ SyncStats Store::Sync() {
       }
     }
   });
-  if (stats.packs_copied || stats.files_copied || stats.points_removed)
+  if (say_done && (stats.packs_copied || stats.files_copied || stats.points_removed))
     log_->Info("synced the copies: " + std::to_string(stats.packs_copied) + " pack(s) and " +
                std::to_string(stats.files_copied) + " file(s) copied, " +
                std::to_string(stats.points_removed) + " pruned point(s) removed");

@@ -372,8 +372,14 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
           what = "holds an unfinished copy of the store";
           hint = "the next store sync, backup or run finishes it";
         } else if (s->may_init_.count(m)) {
-          hint = env->Exists(m) && !IsEmptyDir(env, m) ? "a new copy is made only in an empty directory"
-                                                       : "'vmback store sync' makes it a new copy";
+          if (!env->Exists(m) || IsEmptyDir(env, m)) {
+            // Named by this command (store sync) to become a copy: it is made
+            // by the sync that follows, nothing to warn about.
+            log->Info("copy " + m + " " + what + ": it is made a new copy of the store");
+            s->absent_.push_back(m);
+            continue;
+          }
+          hint = "a new copy is made only in an empty directory";
         } else if (env->Exists(m)) {
           hint = "if its disk is not mounted, mount it; an empty directory is made a new copy only when the "
                  "command says so: 'vmback store sync --store " + dir + " --mirror " + m +

@@ -178,8 +178,10 @@ class Store {
   // (never in one that is only named in a config.json or a config file, so
   // that the empty mount point of an unmounted disk stays empty). Every
   // present copy's config.json lists every copy. Points pruned while a copy
-  // was absent are removed from it, not brought back. REQUIRES: kExclusive.
-  SyncStats Sync();
+  // was absent are removed from it, not brought back. What it copied is
+  // logged (info) unless the caller reports it itself (say_done false).
+  // REQUIRES: kExclusive.
+  SyncStats Sync(bool say_done = true);
   // Copies pack from a copy where it is whole into copy `to`, keeping a
   // damaged file aside. Returns false if no copy has it whole.
   bool RepairPack(const Hash& pack, size_t to);

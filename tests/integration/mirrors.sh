@@ -455,6 +455,10 @@ expect_rc 5 "store sync with the replacement disk only recorded in config.json"
 check "a disk's config.json alone does not make a copy" test -z "$(ls -A "$B")"
 vm store sync --store "$A" --mirror "$B"
 expect_rc 0 "store sync onto an empty replacement disk named with --mirror"
+check "no warning that it goes on without the copy it is making" bash -c "! grep -q 'warning' '$VM_ERR'"
+expect_err "it is made a new copy of the store" "says it makes the copy"
+check_eq "$(grep -c 'pack(s)' "$VM_OUT" "$VM_ERR" | awk -F: '{ n += $2 } END { print n }')" 1 \
+  "the summary is printed once"
 check "the replacement disk is a store now" test -f "$B/config.json"
 check_same_copies "$A" "$B" "after store sync onto the replacement disk"
 check "the replacement disk has the same store_id" python3 -c '
