@@ -388,7 +388,12 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
       } else {
         check_layout(m);
         CopyConfig other = ReadCopyConfig(env, m);
-        if (other.store_id != primary.store_id) what = "holds a different store";
+        if (other.store_id != primary.store_id) {
+          what = "holds a different store";
+          hint = "it is not a copy of this one (another store's disk, or the wrong one mounted there), and "
+                 "nothing is ever written to it; name the right disk, or remove it from the copies with "
+                 "'vmback store sync --mirror' naming the copies to keep";
+        }
         else if (!other.copy_id.empty() && other.copy_id == primary.copy_id) continue;  // the same copy
         else s->copy_ids_.push_back(other.copy_id);
       }

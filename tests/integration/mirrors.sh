@@ -445,6 +445,17 @@ check_same_copies "$A" "$B" "after the read repair"
 verify_json "$A" 0 "verify after the read repair"
 
 # ---------------------------------------------------------------------------
+section "a copy holding a different store"
+new_pair other
+make_points 1
+vm store init "$WORK/elsewhere"
+expect_rc 0 "another store"
+vm list --store "$A" --mirror "$WORK/elsewhere"
+expect_rc 0 "list with a copy that holds another store (it lists from the present copy)"
+expect_err "holds a different store" "names what is there"
+expect_err "it is not a copy of this one" "says what is true"
+check "no advice to bring it back with store sync" bash -c "! grep -q 'brings it up to date' '$VM_ERR'"
+
 section "an empty replacement disk becomes a full copy"
 new_pair repl
 make_points 3
