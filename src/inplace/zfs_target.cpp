@@ -67,9 +67,22 @@ class ZfsTarget : public InplaceTarget {
     std::vector<std::string> argv = {"zfs", "get", "-H", "-o", "property,value",
                                      "type,mounted,mountpoint,recordsize", dataset_};
     RunResult r = RunTool(env, argv, "ZFS dataset " + dataset_);
-    if (r.exit_code != 0)
-      ThrowNotFound("ZFS dataset " + dataset_ + " cannot be used: " + Trim(r.err.empty() ? r.out : r.err) +
-                    " (create it with 'zfs create " + dataset_ + "' or 'vmback target init zfs')");
+    if (r.exit_code != 0) {
+      std::string said = Trim(r.err.empty() ? r.out : r.err);
+      for (char& c : said)
+        if (c == '\n') c = ' ';
+      // Only a dataset ZFS says is not there is one to create; a ZFS that
+      // cannot be reached at all (its daemon or module) is another matter.
+      const bool missing = said.find("does not exist") != std::string::npos;
+      const bool no_zfs = said.find("daemon") != std::string::npos ||
+                          said.find("failed to initialize ZFS library") != std::string::npos ||
+                          said.find("/dev/zfs") != std::string::npos;
+      const std::string hint = missing ? " (create it with 'zfs create " + dataset_ + "' or 'vmback target init zfs')"
+                               : no_zfs ? " (ZFS does not answer: start it, 'systemctl start zfs-fuse' for zfs-fuse "
+                                          "or 'modprobe zfs' for OpenZFS)"
+                                        : "";
+      ThrowNotFound("ZFS dataset " + dataset_ + " cannot be used: " + said + hint);
+    }
     std::string type, mounted, recordsize;
     for (const auto& line : Lines(r.out)) {
       auto tab = line.find('\t');

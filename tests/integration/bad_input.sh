@@ -8,7 +8,8 @@
 # line errors, a missing backup source, --store on a non-store, a store of a
 # newer format, restore over an existing destination with/without --force,
 # an unknown point, a truncated manifest, a pack with one flipped bit, a lost
-# index, a store locked by another process, and a full disk.
+# index, a store locked by another process, a full disk, and a ZFS that
+# does not answer (a stand-in zfs program) or a dataset that does not exist.
 #
 # Usage: bash tests/integration/bad_input.sh /path/to/vmback   (as root)
 set -euo pipefail
@@ -444,5 +445,23 @@ expect_rc 0 "restore of the point made after the full-disk failure"
 check_same_tree "$SRC" "$WORK/after-full-2/src" "point made after the full-disk failure"
 vm verify --store "$FULL"
 expect_rc 0 "verify at the end of the full-disk case"
+
+# A stand-in `zfs` that answers as zfs-fuse's does when its daemon is not
+# running (the real daemon is not stopped by a test), and one that says the
+# dataset does not exist: only the second is told to create it.
+section "a ZFS that does not answer, and a dataset that does not exist"
+mkdir -p "$WORK/fakezfs/nodaemon" "$WORK/fakezfs/missing"
+printf '#!/bin/sh\necho "connect: No such file or directory" >&2\necho "Please make sure that the zfs-fuse daemon is running." >&2\necho "internal error: failed to initialize ZFS library" >&2\nexit 1\n' \
+  >"$WORK/fakezfs/nodaemon/zfs"
+printf '#!/bin/sh\necho "cannot open '"'"'pool/vmback'"'"': dataset does not exist" >&2\nexit 1\n' >"$WORK/fakezfs/missing/zfs"
+chmod +x "$WORK/fakezfs/nodaemon/zfs" "$WORK/fakezfs/missing/zfs"
+PATH="$WORK/fakezfs/nodaemon:$PATH" vm list --zfs pool/vmback
+expect_nonzero "list --zfs with no ZFS daemon"
+expect_err "ZFS does not answer: start it" "says to start ZFS"
+check "does not say to create the dataset" bash -c "! grep -q 'zfs create' '$VM_ERR'"
+check "the message is one line" test "$(grep -c . "$VM_ERR")" -eq 1
+PATH="$WORK/fakezfs/missing:$PATH" vm list --zfs pool/vmback
+expect_nonzero "list --zfs of a dataset that does not exist"
+expect_err "create it with 'zfs create pool/vmback'" "says how to create it"
 
 finish
