@@ -445,6 +445,17 @@ check_same_copies "$A" "$B" "after the read repair"
 verify_json "$A" 0 "verify after the read repair"
 
 # ---------------------------------------------------------------------------
+section "verify's text after a repair"
+new_pair textv
+make_points "$NGEN"
+damage 20260102 one "$A" || die "cannot damage the store"
+vm verify --store "$A"
+expect_rc 5 "verify (text) of a store damaged on one copy"
+check "the text says what was repaired, not only 'all good'" \
+  grep -qE "files: all good after repairing [0-9]+ damaged or missing file\(s\) from another copy" "$VM_OUT"
+check "the text says the bytes were read from both copies" grep -qE "read from 2 copies, " "$VM_OUT"
+check_same_copies "$A" "$B" "after the text verify repaired A"
+
 section "a copy holding a different store"
 new_pair other
 make_points 1
