@@ -356,10 +356,10 @@ MetricSet BuildRunMetrics(const RunMetrics& r, const Labels& common) {
           static_cast<double>(r.finished_ns - r.started_ns) / 1e9);
   m.Gauge("vmback_last_run_exit_code", "Exit status of the last vmback run (see vmback(8)).", r.exit_code);
   for (const auto& v : r.volumes)
-    m.Counter("vmback_bytes_read_total", "Bytes read from each volume by the last run.",
+    m.Gauge("vmback_last_run_bytes_read", "Bytes read from each volume by the last run.",
               static_cast<double>(v.read), {{"volume", v.volume}});
   for (const auto& v : r.volumes)
-    m.Gauge("vmback_bytes_written", "Bytes written to the target for each volume by the last run.",
+    m.Gauge("vmback_last_run_bytes_written", "Bytes written to the target for each volume by the last run.",
             static_cast<double>(v.written), {{"volume", v.volume}});
   for (const auto& [vm, seconds] : r.freeze_seconds)
     m.Gauge("vmback_freeze_seconds", "How long the last run kept each VM quiesced (frozen or suspended).", seconds,

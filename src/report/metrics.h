@@ -7,9 +7,9 @@
 //   # HELP vmback_last_run_exit_code Exit status of the last vmback run.
 //   # TYPE vmback_last_run_exit_code gauge
 //   vmback_last_run_exit_code{command="run"} 0
-//   # HELP vmback_bytes_read_total Bytes read from each volume by the last run.
-//   # TYPE vmback_bytes_read_total counter
-//   vmback_bytes_read_total{command="run",volume="images"} 8200000000
+//   # HELP vmback_last_run_bytes_read Bytes read from each volume by the last run.
+//   # TYPE vmback_last_run_bytes_read gauge
+//   vmback_last_run_bytes_read{command="run",volume="images"} 8200000000
 //
 // Every family has one HELP and one TYPE line, then its samples, one per line;
 // families and samples appear in the order they were added. Label values are
@@ -123,8 +123,8 @@ std::optional<double> FindSample(const std::vector<MetricFamily>& families, std:
 //   vmback_last_success_timestamp_seconds  gauge   when the last run with exit 0 or 5 finished
 //   vmback_last_run_duration_seconds       gauge
 //   vmback_last_run_exit_code              gauge
-//   vmback_bytes_read_total{volume}        counter bytes read from each volume by the last run
-//   vmback_bytes_written{volume}           gauge   bytes written for each volume by the last run
+//   vmback_last_run_bytes_read{volume}     gauge   bytes read from each volume by the last run
+//   vmback_last_run_bytes_written{volume}  gauge   bytes written for each volume by the last run
 //   vmback_freeze_seconds{vm}              gauge   how long each VM was kept quiet
 //   vmback_verify_errors                   gauge   problems the last verify found
 //   vmback_points{target}                  gauge   points in each target after the run

@@ -292,16 +292,16 @@ TEST(RunMetricsTest, HasEveryMetricWithItsLabels) {
   EXPECT_EQ(FindSample(f, "vmback_last_success_timestamp_seconds", run), 1764180062.5);
   EXPECT_EQ(FindSample(f, "vmback_last_run_duration_seconds", run), 62.5);
   EXPECT_EQ(FindSample(f, "vmback_last_run_exit_code", run), 0);
-  EXPECT_EQ(FindSample(f, "vmback_bytes_read_total", with("volume", "images")), 8200000000);
-  EXPECT_EQ(FindSample(f, "vmback_bytes_read_total", with("volume", "root")), 42);
-  EXPECT_EQ(FindSample(f, "vmback_bytes_written", with("volume", "images")), 123456789);
+  EXPECT_EQ(FindSample(f, "vmback_last_run_bytes_read", with("volume", "images")), 8200000000);
+  EXPECT_EQ(FindSample(f, "vmback_last_run_bytes_read", with("volume", "root")), 42);
+  EXPECT_EQ(FindSample(f, "vmback_last_run_bytes_written", with("volume", "images")), 123456789);
   EXPECT_EQ(FindSample(f, "vmback_freeze_seconds", with("vm", "MySQL")), 1.25);
   EXPECT_EQ(FindSample(f, "vmback_freeze_seconds", with("vm", "web \"frontend\"")), 0.5);
   EXPECT_EQ(FindSample(f, "vmback_verify_errors", run), 0);
   EXPECT_EQ(FindSample(f, "vmback_points", with("target", "/mnt/usb1/vmback")), 14);
-  for (const auto& family : f)
-    EXPECT_EQ(family.type, family.name == "vmback_bytes_read_total" ? MetricType::kCounter : MetricType::kGauge)
-        << family.name;
+  // Each is the last run's value, so a gauge: a counter must only grow
+  // (rate() over two runs would be wrong).
+  for (const auto& family : f) EXPECT_EQ(family.type, MetricType::kGauge) << family.name;
 }
 
 TEST(RunMetricsTest, LastSuccessSurvivesFailedRuns) {

@@ -73,7 +73,9 @@ check "the run's metrics pass promtool" promtool check metrics <"$WORK/metrics/v
 check_eq "$(sample "$WORK/metrics/vmback.prom" vmback_last_run_exit_code 'command="run"')" 0.0 "exit code metric"
 check "last success is recent" python3 -c "import sys,time; v=float(sys.argv[1]); sys.exit(0 if abs(time.time()-v) < 600 else 1)" \
   "$(sample "$WORK/metrics/vmback.prom" vmback_last_success_timestamp_seconds 'command="run"')"
-check_eq "$(sample "$WORK/metrics/vmback.prom" vmback_bytes_read_total 'command="run",volume="disk"')" 1048576.0 "bytes read from the disk volume"
+check_eq "$(sample "$WORK/metrics/vmback.prom" vmback_last_run_bytes_read 'command="run",volume="disk"')" 1048576.0 "bytes read from the disk volume"
+check "per-run values are gauges, not counters (a counter only grows)" bash -c \
+  "grep -qx '# TYPE vmback_last_run_bytes_read gauge' '$WORK/metrics/vmback.prom' && ! grep -q ' counter$' '$WORK/metrics/vmback.prom'"
 check_eq "$(sample "$WORK/metrics/vmback.prom" vmback_points "command=\"run\",target=\"$S\"")" 1.0 "points in the store"
 run_report=$(ls "$WORK"/reports/*-run.json)
 check_eq "$(json_field "$run_report" 'd["command"], d["exit_code"], len(d["backup"]["volumes"])')" "('run', 0, 2)" "the run's JSON report"

@@ -64,10 +64,10 @@ vm run -c "$WORK/run.toml"
 expect_rc 0 "run into a dir target"
 prom=$WORK/metrics/vmback.prom
 # A first backup into an empty target reads and writes every byte.
-check_eq "$(sample "$prom" vmback_bytes_read_total 'command="run",volume="tree"')" 200000 "run: bytes read, tree"
-check_eq "$(sample "$prom" vmback_bytes_read_total 'command="run",volume="disk"')" 1048576 "run: bytes read, disk"
-check_eq "$(sample "$prom" vmback_bytes_written 'command="run",volume="tree"')" 200000 "run: bytes written, tree"
-check_eq "$(sample "$prom" vmback_bytes_written 'command="run",volume="disk"')" 1048576 "run: bytes written, disk"
+check_eq "$(sample "$prom" vmback_last_run_bytes_read 'command="run",volume="tree"')" 200000 "run: bytes read, tree"
+check_eq "$(sample "$prom" vmback_last_run_bytes_read 'command="run",volume="disk"')" 1048576 "run: bytes read, disk"
+check_eq "$(sample "$prom" vmback_last_run_bytes_written 'command="run",volume="tree"')" 200000 "run: bytes written, tree"
+check_eq "$(sample "$prom" vmback_last_run_bytes_written 'command="run",volume="disk"')" 1048576 "run: bytes written, disk"
 report=$(ls "$WORK"/reports/*-run.json)
 check_eq "$(json_field "$report" '[(v["name"], v["bytes_read"], v["bytes_written"]) for v in d["backup"]["inplace"]]')" \
   "[('tree', 200000, 200000), ('disk', 1048576, 1048576)]" "run: the JSON report's bytes per volume"
@@ -76,8 +76,8 @@ section "vmback backup -c into a dir target: the same figures"
 vm backup -c "$WORK/backup.toml"
 expect_rc 0 "backup -c into a dir target"
 prom=$WORK/metrics/vmback-backup.prom
-check_eq "$(sample "$prom" vmback_bytes_written 'command="backup",volume="tree"')" 200000 "backup: bytes written, tree"
-check_eq "$(sample "$prom" vmback_bytes_written 'command="backup",volume="disk"')" 1048576 "backup: bytes written, disk"
+check_eq "$(sample "$prom" vmback_last_run_bytes_written 'command="backup",volume="tree"')" 200000 "backup: bytes written, tree"
+check_eq "$(sample "$prom" vmback_last_run_bytes_written 'command="backup",volume="disk"')" 1048576 "backup: bytes written, disk"
 report=$(ls "$WORK"/reports/*-backup.json)
 check_eq "$(json_field "$report" '[(v["name"], v["bytes_read"], v["bytes_written"]) for v in d["inplace"]]')" \
   "[('tree', 200000, 200000), ('disk', 1048576, 1048576)]" "backup: the JSON report's bytes per volume"
@@ -85,6 +85,6 @@ check_eq "$(json_field "$report" '[(v["name"], v["bytes_read"], v["bytes_written
 section "a second run: nothing changed, nothing written"
 vm run -c "$WORK/run.toml"
 expect_rc 0 "second run"
-check_eq "$(sample "$WORK/metrics/vmback.prom" vmback_bytes_written 'command="run",volume="disk"')" 0 "second run: bytes written, disk"
+check_eq "$(sample "$WORK/metrics/vmback.prom" vmback_last_run_bytes_written 'command="run",volume="disk"')" 0 "second run: bytes written, disk"
 
 finish
