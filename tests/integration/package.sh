@@ -13,6 +13,8 @@
 #   units     vmback.service and vmback.timer pass systemd-analyze verify
 #             (with the man page they name found in the package), when
 #             systemd-analyze is installed
+#   README    mentions every long option of every command and has every
+#             config key in its key table
 #   man page  present, renders without a groff warning, names the version,
 #             and mentions every option of every command's --help
 #   completion present, parses, and offers exactly the commands and options
@@ -25,6 +27,8 @@ set -euo pipefail
 source "$(dirname -- "$0")/lib.sh" "$@"
 
 BUILD=$(dirname -- "$VMBACK")
+SRC_DIR=$(cd "$(dirname -- "$0")/../.." && pwd)
+README=$SRC_DIR/README.md
 [ -f "$BUILD/CPackConfig.cmake" ] || die "no CPackConfig.cmake in $BUILD (is it a configured build directory?)"
 CPACK=$(sed -n 's/^CMAKE_CPACK_COMMAND:INTERNAL=//p' "$BUILD/CMakeCache.txt" 2>/dev/null || true)
 [ -n "$CPACK" ] || CPACK=$(command -v cpack || true)
@@ -197,9 +201,34 @@ for ((i = 0; i < ${#paths[@]}; i++)); do
   for o in $want; do
     # In roff source every '-' of an option is written '\-'.
     check "the man page mentions $o of '$shown'" grep -qF -- "${o//-/\\-}" "$MAN"
+    case $o in --*) check "README mentions $o of '$shown'" grep -qF -- "$o" "$README" ;; esac
   done
   for s in $(help_subcommands "$p"); do paths+=("${p:+$p }$s"); done
 done
 echo "checked ${#paths[@]} commands against their --help"
+
+# Every key the config reader takes (its CheckKeys lists) is in README's key
+# table as TABLE.KEY (the retention periods share one row).
+section "README: every config key"
+python3 - "$SRC_DIR/src/config/config.cpp" >"$WORK/keys" <<'EOF'
+import re, sys
+text = open(sys.argv[1]).read()
+tables = {"tr": "target", "vr": "volume", "lr": "libvirt", "vmr": "vm"}
+for var, keys in re.findall(r"(\w+)\.CheckKeys\(\{([^}]*)\}\)", text):
+    names = re.findall(r'"(\w+)"', keys)
+    if var == "top":
+        continue
+    if var == "rr":  # three tables use this name: told apart by their keys
+        table = "retention" if "keep_last" in names else "run" if "state_dir" in names else "report"
+    else:
+        table = tables[var]
+    for k in names:
+        print(f"{table}.{k}")
+EOF
+check "the config's keys were found" test "$(wc -l <"$WORK/keys")" -gt 30
+while read -r key; do
+  case $key in retention.daily | retention.weekly | retention.monthly | retention.yearly) key=retention.hourly ;; esac
+  check "README's key table has $key" grep -qE -- "^\| (.*, )?\`${key//./\\.}\`" "$README"
+done <"$WORK/keys"
 
 finish
