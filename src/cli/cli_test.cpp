@@ -121,6 +121,28 @@ TEST(CliTest, VerboseAndQuietAreTakenAfterTheCommandToo) {
   EXPECT_EQ(both.rc, kExitOk) << both.err;
 }
 
+TEST(CliTest, RestorePathsForgiveALeadingSlashAndNameTheVolumes) {
+  test::TempDir dir;
+  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  test::WriteFile(dir / "src/passwd", "root:x:0:0\n");
+  ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
+  ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
+  CliRun slash = Cli({"restore", "--store", dir / "s", "latest", "/src/passwd", "--to", dir / "p"});
+  EXPECT_EQ(slash.rc, kExitOk) << slash.log;
+  EXPECT_EQ(test::ReadFile(dir / "p"), "root:x:0:0\n");
+  CliRun dump = Cli({"dump", "--store", dir / "s", "latest", "/src/passwd", "--force"});
+  EXPECT_EQ(dump.rc, kExitOk) << dump.log;
+  EXPECT_EQ(dump.out, "root:x:0:0\n");
+  CliRun wrong = Cli({"restore", "--store", dir / "s", "latest", "etc/passwd", "--to", dir / "q"});
+  EXPECT_EQ(wrong.rc, kExitFailed);
+  EXPECT_NE(wrong.log.find("no point holding volume 'etc' (its points' volumes: src)"), std::string::npos)
+      << wrong.log;
+  const std::string point =
+      nlohmann::json::parse(Cli({"list", "--store", dir / "s", "--json"}).out)[0]["name"].get<std::string>();
+  CliRun named = Cli({"ls", "--store", dir / "s", point, "etc"});
+  EXPECT_NE(named.log.find("has no volume 'etc' (its volumes: src)"), std::string::npos) << named.log;
+}
+
 TEST(CliTest, UnknownOptionIsAUsageErrorNamingIt) {
   CliRun r = Cli({"list", "--bogus-option"});
   EXPECT_EQ(r.rc, kExitUsage);

@@ -82,8 +82,7 @@ class DiffCommand : public Command {
 
   Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
-    std::string path = path_;
-    while (!path.empty() && path.front() == '/') path.erase(0, 1);
+    std::string path = PointPath(path_);
     while (!path.empty() && path.back() == '/') path.pop_back();
     const PointDiff d = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->Diff(from_, to_, path);
     if (json_) {

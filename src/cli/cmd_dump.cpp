@@ -39,7 +39,7 @@ class DumpCommand : public Command {
     Config config = ResolveConfig(target_);
     StreamFile out(ctx.out, "standard output");
     try {
-      OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->Dump(point_, path_, &out, ctx.log);
+      OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->Dump(point_, PointPath(path_), &out, ctx.log);
       out.Close();
     } catch (const Error& e) {
       if (out.written() == 0) throw;

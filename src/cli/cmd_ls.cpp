@@ -54,8 +54,7 @@ class LsCommand : public Command {
   Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
     if (vms_) return ListVms(ctx, config);
-    std::string path = path_;
-    while (!path.empty() && path.front() == '/') path.erase(0, 1);
+    const std::string path = PointPath(path_);
     const std::vector<PointEntry> entries =
         OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->ListEntries(point_, path, recursive_);
     if (json_) {

@@ -92,7 +92,7 @@ class RestoreCommand : public Command {
     // remove the temporary, not leave it running.
     std::optional<SignalCancel> cancel;
     if (format != ImageFormat::kRaw) cancel.emplace();
-    RestoreStats s = RestoreInFormat(dest.get(), Env::Default(), format, point_, path_, to_, options,
+    RestoreStats s = RestoreInFormat(dest.get(), Env::Default(), format, point_, PointPath(path_), to_, options,
                                      cancel ? cancel->flag() : nullptr, ctx.log);
     ctx.out << "restored " << Counted(s.files, "file") << ", " << Counted(s.dirs, "directory", "directories")
             << ", " << Counted(s.other, "other entry", "other entries") << " (" << FormatBytes(s.bytes) << ") to "

@@ -1,5 +1,6 @@
 #include "destination/destination.h"
 
+#include "util/encoding.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -13,6 +14,18 @@ void CheckTags(const Destination& d, const std::vector<std::string>& tags) {
 void CheckRestoreCancel(const std::atomic<bool>* cancel, const std::string& dest) {
   if (cancel != nullptr && cancel->load())
     throw Error(ErrorKind::kOther, "restore interrupted by a signal (writing " + dest + ")");
+}
+
+void ThrowNoSuchVolume(const std::string& point, const std::string& volume, const std::vector<std::string>& volumes) {
+  std::string names;
+  for (const auto& v : volumes) names += (names.empty() ? "" : ", ") + EscapeForTerminal(v);
+  ThrowNotFound("point " + point + " has no volume '" + EscapeForTerminal(volume) + "' (its volumes: " +
+                (names.empty() ? "none" : names) + ")");
+}
+
+std::string PointPath(std::string path) {
+  while (!path.empty() && path.front() == '/') path.erase(0, 1);
+  return path;
 }
 
 void ThrowNotOneImage(const std::string& path, const std::string& point, const std::string& what) {

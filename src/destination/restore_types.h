@@ -44,6 +44,15 @@ void CheckRestoreCancel(const std::atomic<bool>* cancel, const std::string& dest
 // Throws Error(kConfig): `path` of `point` is not one image file, so
 // `--format qcow2` cannot convert it. path "": the whole point; else what it
 // is ("a directory").
+// Throws Error(kNotFound): point has no volume named volume; lists those it
+// has.
+[[noreturn]] void ThrowNoSuchVolume(const std::string& point, const std::string& volume,
+                                    const std::vector<std::string>& volumes);
+
+// A PATH of a point as a user may write it: "/src/etc/passwd" is
+// "src/etc/passwd" (the volumes are the point's top).
+std::string PointPath(std::string path);
+
 [[noreturn]] void ThrowNotOneImage(const std::string& path, const std::string& point, const std::string& what);
 
 struct RestoreStats {

@@ -59,7 +59,7 @@ TargetPath ResolveTargetPath(Env* env, const OpenedTargetPoint& p, const std::st
   const std::string vol = path.substr(0, slash);
   const std::string sub = slash == std::string::npos ? "" : path.substr(slash + 1);
   if (std::find(p.volumes.begin(), p.volumes.end(), vol) == p.volumes.end())
-    ThrowNotFound("point " + p.name + " has no volume '" + EscapeForTerminal(vol) + "'");
+    ThrowNoSuchVolume(p.name, vol, p.volumes);
   if (sub.empty()) return {JoinPath(root, vol), root, vol};
   // From the root: the volume itself must not be a symlink either.
   CheckInsidePath(env, root, path, "path");

@@ -344,7 +344,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
     std::string vol = p.substr(0, slash);
     std::string sub = slash == std::string::npos ? "" : p.substr(slash + 1);
     if (std::find(vols.begin(), vols.end(), vol) == vols.end())
-      ThrowNotFound("point " + point + " has no volume " + vol);
+      ThrowNoSuchVolume(point, vol, vols);
     if (!sub.empty()) CheckInsidePath(env, root, p, "path");  // the volume itself may not be a symlink either
     restore_volume_part(vol, sub, nullptr, "");
   }

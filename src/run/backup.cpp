@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include <algorithm>
+#include <set>
 #include <chrono>
 #include <map>
 #include <unordered_map>
@@ -303,15 +304,21 @@ bool FullReadDue(Store* store, int64_t every_ns, int64_t now_ns) {
 
 std::string NewestPointWithVolume(Store* store, const std::string& volume) {
   std::vector<std::string> points = store->ListPoints();
+  std::set<std::string> held;  // for the message
   for (auto it = points.rbegin(); it != points.rend(); ++it) {
     try {
-      if (store->ReadPoint(*it).FindVolume(volume)) return *it;
+      const Manifest m = store->ReadPoint(*it);
+      if (m.FindVolume(volume)) return *it;
+      for (const auto& v : m.volumes) held.insert(EscapeForTerminal(v.name));
     } catch (const Error& err) {
       if (err.kind() != ErrorKind::kCorrupt) throw;
       // a damaged point is named by verify, not chosen here
     }
   }
-  ThrowNotFound("store " + store->dir() + " has no point holding volume '" + volume + "'");
+  std::string names;
+  for (const auto& n : held) names += (names.empty() ? "" : ", ") + n;
+  ThrowNotFound("store " + store->dir() + " has no point holding volume '" + EscapeForTerminal(volume) +
+                "' (its points' volumes: " + (names.empty() ? "none" : names) + ")");
 }
 
 BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,

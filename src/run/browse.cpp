@@ -151,7 +151,11 @@ Entry FindInPoint(const Manifest& m, const std::string& point, const std::string
   const std::string volume = path.substr(0, path.find('/'));
   const std::string rest = path.size() > volume.size() ? path.substr(volume.size() + 1) : "";
   const ManifestVolume* vol = m.FindVolume(volume);
-  if (!vol) ThrowNotFound("point " + point + " has no volume '" + volume + "'");
+  if (!vol) {
+    std::vector<std::string> names;
+    for (const auto& v : m.volumes) names.push_back(v.name);
+    ThrowNoSuchVolume(point, volume, names);
+  }
   Entry e = vol->root;
   std::string walked;
   size_t pos = 0;
