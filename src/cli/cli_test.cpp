@@ -143,6 +143,27 @@ TEST(CliTest, RestorePathsForgiveALeadingSlashAndNameTheVolumes) {
   EXPECT_NE(named.log.find("has no volume 'etc' (its volumes: src)"), std::string::npos) << named.log;
 }
 
+TEST(CliTest, RestoreIntoAnEmptyDirectoryNeedsNoForce) {
+  test::TempDir dir;
+  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  test::WriteFile(dir / "src/a", "a\n");
+  ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
+  ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
+  for (const char* d : {"empty1", "empty2", "empty3", "full"}) ASSERT_EQ(::mkdir((dir / d).c_str(), 0700), 0);
+  test::WriteFile(dir / "full/x", "x");
+  CliRun point = Cli({"restore", "--store", dir / "s", "latest", "--to", dir / "empty1"});
+  EXPECT_EQ(point.rc, kExitOk) << point.log;
+  EXPECT_EQ(test::ReadFile(dir / "empty1/src/a"), "a\n");
+  CliRun tree = Cli({"restore", "--store", dir / "s", "latest", "src", "--to", dir / "empty2"});
+  EXPECT_EQ(tree.rc, kExitOk) << tree.log;
+  EXPECT_EQ(test::ReadFile(dir / "empty2/a"), "a\n");
+  CliRun file = Cli({"restore", "--store", dir / "s", "latest", "src/a", "--to", dir / "empty3"});
+  EXPECT_EQ(file.rc, kExitUsage) << "a file onto a directory: give the file's path";
+  CliRun full = Cli({"restore", "--store", dir / "s", "latest", "--to", dir / "full"});
+  EXPECT_EQ(full.rc, kExitUsage);
+  EXPECT_NE(full.log.find("without --force"), std::string::npos) << full.log;
+}
+
 TEST(CliTest, UnknownOptionIsAUsageErrorNamingIt) {
   CliRun r = Cli({"list", "--bogus-option"});
   EXPECT_EQ(r.rc, kExitUsage);

@@ -36,7 +36,9 @@ class RestoreCommand : public Command {
                     "addresses and UEFI variables)");
     cmd->add_option("--connect", connect_, "with --define: the libvirt URI (default: the config's [libvirt] uri, "
                                           "qemu:///system)");
-    cmd->add_flag("--force", force_, "overwrite an existing destination (needed for a block device)");
+    cmd->add_flag("--force", force_,
+                  "overwrite an existing destination (needed for a block device; an empty directory needs "
+                  "none)");
     cmd->add_flag("--fail-fast", fail_fast_,
                   "stop at the first block no copy can give back (by default it is left zero, listed, "
                   "and the restore goes on; exit status 3)");

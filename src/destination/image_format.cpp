@@ -97,7 +97,15 @@ void ConvertRawToQcow2(Env* env, const std::string& raw, const std::string& out,
 RestoreStats RestoreInFormat(Destination* dest, Env* env, ImageFormat format, const std::string& point,
                              const std::string& path, const std::string& to_arg, RestoreOptions options,
                              const std::atomic<bool>* cancel, Logger* log) {
-  if (format == ImageFormat::kRaw) return dest->Restore(point, path, to_arg, options, log);
+  if (format == ImageFormat::kRaw) {
+    // An empty directory (not a link to one) holds nothing to overwrite: a
+    // point or a tree goes into it without --force (a file is still refused
+    // there: it needs the new file's path).
+    const FileStatus st = env->Status(to_arg);
+    if (options.overwrite == Overwrite::kRefuse && st.kind == FileKind::kDir && env->ListDir(to_arg).empty())
+      options.overwrite = Overwrite::kAllow;
+    return dest->Restore(point, path, to_arg, options, log);
+  }
 
   const std::string name = BaseName(to_arg);
   if (!IsSafeName(name)) ThrowConfig("--to " + to_arg + ": give the path of the new image file");
