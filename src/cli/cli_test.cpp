@@ -193,9 +193,15 @@ TEST(CliTest, VmbackConfigNamesTheConfigWhenNoTargetIsGiven) {
                                       (dir / "src") + "\"\nsnapshot = \"none\"\nvms = []\n");
   {
     ScopedConfigEnv env(dir / "c.toml");
+    test::WriteFile(dir / "src/f", "f\n");
+    CliRun backup = Cli({"backup"});
+    EXPECT_EQ(backup.rc, kExitOk) << "backup backs up the config's volumes: " << backup.log;
     CliRun list = Cli({"list"});
     EXPECT_EQ(list.rc, kExitOk) << list.log;
-    EXPECT_NE(list.out.find("no points yet in " + (dir / "s")), std::string::npos) << list.out;
+    EXPECT_EQ(list.out.find("no points yet"), std::string::npos) << "the backup made a point: " << list.out;
+    CliRun restore = Cli({"restore", "latest", "/src/f", "--to", dir / "f"});
+    EXPECT_EQ(restore.rc, kExitOk) << restore.log;
+    EXPECT_EQ(test::ReadFile(dir / "f"), "f\n");
     CliRun plan = Cli({"plan"});
     EXPECT_EQ(plan.err, "") << "plan takes it too, with no -c";
     EXPECT_NE(plan.out + plan.log, "") << "plan worked on the config";

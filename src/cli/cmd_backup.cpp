@@ -39,7 +39,7 @@ class BackupCommand : public Command {
   Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
     ctx.report->Start("backup", config);
-    const bool from_config = !target_.config.empty();
+    const bool from_config = ReadsConfigFile(target_);
     std::vector<VolumeSpec> volumes = VolumesOfPaths(from_config);
     BackupOptions bopts;
     bopts.full_read = full_read_;

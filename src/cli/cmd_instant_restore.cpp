@@ -67,10 +67,8 @@ class InstantRestoreCommand : public Command {
   }
 
   Findings Run(CommandContext& ctx) override {
-    const bool target_given = !target_.config.empty() || !target_.store.empty() || !target_.zfs.empty() ||
-                              !target_.btrfs.empty() || !target_.dir.empty();
     // --cleanup reads nothing from the target: only the config's libvirt uri, when given.
-    Config config = cleanup_.empty() || target_given ? ResolveConfig(target_) : Config{};
+    Config config = cleanup_.empty() || TargetGiven(target_) ? ResolveConfig(target_) : Config{};
     std::unique_ptr<Hypervisor> hv = ConnectLibvirt(connect_.empty() ? config.libvirt_uri : connect_, ctx.log);
     if (!cleanup_.empty()) {
       if (!request_.vm.empty()) ThrowConfig("--cleanup NAME takes no --vm");

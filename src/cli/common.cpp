@@ -49,10 +49,17 @@ std::string ConfigPathOrDefault(const std::string& given) {
   return path;
 }
 
+bool TargetGiven(const TargetArgs& t) {
+  return !t.config.empty() || !t.store.empty() || !t.zfs.empty() || !t.btrfs.empty() || !t.dir.empty();
+}
+
+bool ReadsConfigFile(const TargetArgs& t) {
+  return !t.config.empty() || (!TargetGiven(t) && !DefaultConfigPath().empty());
+}
+
 Config ResolveConfig(const TargetArgs& t) {
   Config c;
-  const bool given = !t.config.empty() || !t.store.empty() || !t.zfs.empty() || !t.btrfs.empty() || !t.dir.empty();
-  const std::string fallback = given ? "" : DefaultConfigPath();
+  const std::string fallback = TargetGiven(t) ? "" : DefaultConfigPath();
   if (!t.config.empty() || !fallback.empty()) {
     c = LoadConfig(!t.config.empty() ? t.config : fallback);
   } else if (!t.store.empty()) {

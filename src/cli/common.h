@@ -41,6 +41,11 @@ void AddTargetOptions(CLI::App* cmd, TargetArgs* t);
 // made from --store/--zfs/--btrfs/--dir. Throws Error(kConfig) when none is
 // given, or --mirror with an in-place target.
 Config ResolveConfig(const TargetArgs& t);
+// Whether t names a target or a config (-c, --store, --zfs, --btrfs, --dir).
+bool TargetGiven(const TargetArgs& t);
+// Whether ResolveConfig(t) reads a config file: -c, or the default one
+// (DefaultConfigPath) when no target is given.
+bool ReadsConfigFile(const TargetArgs& t);
 
 // The config a command reads when none and no target is given: the file
 // VMBACK_CONFIG names (Error(kConfig) when it is not there), else
