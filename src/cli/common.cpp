@@ -32,10 +32,10 @@ void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
 }
 
 std::string DefaultConfigPath() {
-  const char* env = std::getenv("VMBACK_CONFIG");
-  if (env != nullptr && *env != '\0') {
+  const std::string env = EnvironmentValue("VMBACK_CONFIG");
+  if (!env.empty()) {
     if (Env::Default()->Status(env).kind == FileKind::kMissing)
-      ThrowConfig(std::string("VMBACK_CONFIG names ") + env + ", which is not there");
+      ThrowConfig("VMBACK_CONFIG names " + env + ", which is not there");
     return env;
   }
   return Env::Default()->Status(kDefaultConfigPath).kind == FileKind::kMissing ? "" : kDefaultConfigPath;

@@ -29,6 +29,7 @@
 
 #include "hypervisor/hypervisor.h"
 #include "hypervisor/libvirt_internal.h"
+#include "os/env.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
@@ -491,7 +492,7 @@ class LibvirtHypervisor : public Hypervisor {
           throw Error(ErrorKind::kOther, what + ": libvirt would not pivot onto the copy: " + error);
         }
       }
-      std::this_thread::sleep_for(std::chrono::seconds(1));
+      SleepFor(std::chrono::seconds(1));
     }
   }
 

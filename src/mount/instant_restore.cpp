@@ -46,7 +46,7 @@ bool Unmount(Env* env, const std::string& dir, Logger* log) {
     const RunResult r = env->RunLimited({"umount", dir}, limits);
     if (r.exit_code == 0 || r.err.find("not mounted") != std::string::npos) return true;
     last = DescribeFailure({"umount", dir}, r);
-    std::this_thread::sleep_for(std::chrono::seconds(1));
+    SleepFor(std::chrono::seconds(1));
   }
   log->Error("cannot unmount " + dir + ": " + last);
   return false;

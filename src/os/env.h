@@ -381,6 +381,10 @@ std::string TempPathFor(const std::string& path);
 std::string MakeTempDir(const std::string& prefix);
 // bytes random bytes (getentropy) as 2*bytes lowercase hex digits.
 std::string RandomHex(size_t bytes);
+// The value of the environment variable name; "" when it is not set.
+std::string EnvironmentValue(const std::string& name);
+// Waits d (a poll's pause: nothing to wait on but time).
+void SleepFor(std::chrono::milliseconds d);
 // The size in bytes of the regular file or block device at path, following
 // symlinks (a /dev/VG/LV link); 0 when it is neither or cannot be told.
 uint64_t SizeOrZero(const std::string& path);

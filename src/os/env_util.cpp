@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 
@@ -54,6 +55,13 @@ std::optional<std::pair<uid_t, gid_t>> UserIds(const std::string& name) {
   if (found == nullptr) return std::nullopt;
   return std::make_pair(found->pw_uid, found->pw_gid);
 }
+
+std::string EnvironmentValue(const std::string& name) {
+  const char* v = std::getenv(name.c_str());
+  return v == nullptr ? "" : v;
+}
+
+void SleepFor(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
 
 std::string RandomHex(size_t bytes) {
   std::string raw(bytes, '\0');
