@@ -105,20 +105,35 @@ class PlanCommand : public Command {
     cmd->add_option("-c,--config", config_path_,
                     "configuration file (TOML); default: the file VMBACK_CONFIG names, else /etc/vmback/vmback.toml");
     cmd->footer("\nChecks what run checks (VMs known to libvirt, each [[vm]] on a volume,\n"
-                "sources, free space in the volume group, the target) and prints every step\n"
-                "and command in order: the VMs quiesced, the volumes read live and whether by\n"
-                "choice; touches no VM and changes nothing. The snapshot, mount and drop\n"
-                "commands are printed by the run's own code, with each command written down\n"
-                "instead of run; blkid and lvm vgs, which only look, run and show as\n"
-                "\"(checked: ...)\".\n\nExample:\n"
+                "sources, the programs each snapshot needs, reflink sources on a file system\n"
+                "that clones, free space in the volume group, the target, the [report] paths)\n"
+                "and prints every step and command in order: the VMs quiesced, the volumes\n"
+                "read live and whether by choice; touches no VM and changes nothing. Every\n"
+                "problem found is listed, each with what to do, and then plan exits 2.\n"
+                "The snapshot, mount and drop commands are printed by the run's own code,\n"
+                "with each command written down instead of run; blkid and lvm vgs, which\n"
+                "only look, run and show as \"(checked: ...)\".\n\nExample:\n"
                 "  vmback plan -c /etc/vmback/vmback.toml");
   }
 
   Findings Run(CommandContext& ctx) override {
     Config config = LoadConfig(ConfigPathOrDefault(config_path_));
     std::unique_ptr<Hypervisor> hv = ConnectFor(config, ctx.log);
-    ctx.out << PlanJob(config, ctx.env, hv.get(), ctx.log);
-    return {};
+    const PlanResult plan = PlanJob(config, ctx.env, hv.get(), ctx.log);
+    ctx.out << plan.text;
+    if (plan.problems.empty()) return {};
+    ctx.out.flush();
+    const size_t n = plan.problems.size();
+    for (size_t i = 0; i < n; i++) {
+      const Problem& p = plan.problems[i];
+      const std::string line = "problem " + std::to_string(i + 1) + " of " + std::to_string(n) + ": " + p.text;
+      if (p.fails_run)
+        ctx.log->Error(line);
+      else
+        ctx.log->Warn(line + " (the run would go on without it)");
+    }
+    ThrowConfig("the plan found " + Counted(n, "problem") + " (above); fix " + (n == 1 ? "it" : "each") +
+                " and run 'vmback plan' again");
   }
 
  private:

@@ -68,7 +68,9 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   }
 
   std::vector<DomainInfo> domains;
-  CheckPlan(config, options.kind, env, hv, &domains, options.cancel);
+  Problems problems;
+  CheckPlan(config, options.kind, env, hv, &domains, options.cancel, &problems);
+  problems.ThrowIfRunFails();
   report.sources = DescribeSources(config, domains, log);
   // The destination is opened before any VM is touched: a locked or
   // missing store, or an unusable in-place target, fails the run while

@@ -20,6 +20,7 @@
 
 #include "config/config.h"
 #include "hypervisor/hypervisor.h"
+#include "job/problems.h"
 #include "os/env.h"
 #include "destination/backup_types.h"
 #include "util/log.h"
@@ -112,9 +113,15 @@ std::unique_ptr<Hypervisor> ConnectForJob(const Config& config,
 std::vector<std::string> RecoverJob(const Config& config, Env* env,
                                     const std::function<Hypervisor*()>& connect, Logger* log);
 
-// What RunJob would do, every external command with its arguments; checks
-// the plan (VMs known, sources present, store usable) and changes nothing.
-std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log);
+// What RunJob would do, every external command with its arguments, and
+// every problem found on the way (CheckPlan's, the destination's, each
+// snapshot's and mount's, the report and metrics paths): the steps are
+// described as far as they can be whatever is wrong. Changes nothing.
+struct PlanResult {
+  std::string text;
+  std::vector<Problem> problems;
+};
+PlanResult PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log);
 
 nlohmann::json JobReportToJson(const JobReport& r);
 // [{"volume", "snapshot", "read_live", "by_choice", "vms"}], as in the report.

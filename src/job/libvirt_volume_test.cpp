@@ -366,11 +366,11 @@ TEST_F(LibvirtVolumeTest, TheSocketParentIsRootsAndOthersMayNotWriteIt) {
 }
 
 TEST_F(LibvirtVolumeTest, PlanSaysWhichDisksAreReadAndFromWhichCheckpoint) {
-  std::string plan = PlanJob(MakeConfig(), Env::Default(), hv_.get(), &log_);
+  std::string plan = PlanJob(MakeConfig(), Env::Default(), hv_.get(), &log_).text;
   EXPECT_TRUE(Has(plan, "VM web: libvirt pull-mode backup of vda (" + image_ + "), full: no checkpoint yet")) << plan;
   EXPECT_TRUE(hv_->begun.empty()) << "plan began a backup";
   Run();
-  plan = PlanJob(MakeConfig(), Env::Default(), hv_.get(), &log_);
+  plan = PlanJob(MakeConfig(), Env::Default(), hv_.get(), &log_).text;
   EXPECT_TRUE(Has(plan, "incremental from checkpoint vmback-r1")) << plan;
   EXPECT_EQ(hv_->begun.size(), 1u);
 }

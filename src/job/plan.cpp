@@ -84,21 +84,86 @@ void DescribeQuiesce(const Config& config, const std::vector<DomainInfo>& domain
   }
 }
 
+// Step 6 for volume v: mount its snapshot when it is one, read it, drop it
+// (or keep it as the next run's base).
+void DescribeRead(const Config& config, const VolumeConfig& v, DryRunEnv* dry, Snapshot* snapshot,
+                  Logger* steps_log, PlanWriter* w) {
+  std::string path = snapshot->path();
+  std::unique_ptr<Mount> mount;
+  if (MountsSnapshot(dry, v, path)) {
+    mount = std::make_unique<Mount>(dry, nullptr, MountDirOf(config, v), steps_log);
+    mount->Make(path, nullptr);
+    path = mount->dir();
+  }
+  w->Steps();
+  w->Line("     (read " + v.name + " from " + path + ")");
+  if (mount) mount->Unmount();
+  if (KeepsBase(v)) {
+    w->Line("     (after the commit: kept as the next run's base, recorded in " +
+            JoinPath(config.run.state_dir, "base-" + v.name + ".json") + "; the previous base is dropped)");
+    snapshot->Keep();
+    return;
+  }
+  snapshot->Drop();
+  w->Steps();
+}
+
+// The run writes its report into [report] dir (made if missing, its parent
+// must be there) and its metrics into [report] metrics_file at the end;
+// either failing costs that file, not the backup: a problem, not one that
+// fails the run.
+void CheckReportPaths(const Config& config, Env* env, Problems* problems) {
+  const ReportConfig& r = config.report;
+  auto kind_of = [&](const std::string& path) {
+    try {
+      return env->StatusFollowingLinks(path).kind;
+    } catch (const Error&) {
+      return FileKind::kMissing;
+    }
+  };
+  if (!r.dir.empty()) {
+    const FileKind kind = kind_of(r.dir);
+    if (kind != FileKind::kMissing && kind != FileKind::kDir)
+      problems->Add(ErrorKind::kConfig, "[report] dir " + r.dir + " is not a directory; name a directory", false);
+    else if (kind == FileKind::kMissing && kind_of(DirName(r.dir)) != FileKind::kDir)
+      problems->Add(ErrorKind::kConfig,
+                    "[report] dir " + r.dir + ": its parent " + DirName(r.dir) +
+                        " does not exist, so no report would be written; make it (mkdir -p " + r.dir + ")",
+                    false);
+  }
+  if (!r.metrics_file.empty()) {
+    if (!EndsWith(r.metrics_file, ".prom"))
+      problems->Add(ErrorKind::kConfig,
+                    "[report] metrics_file " + r.metrics_file +
+                        ": the name must end in .prom (node_exporter's textfile collector reads only those); "
+                        "rename it, e.g. " + r.metrics_file + ".prom",
+                    false);
+    if (kind_of(DirName(r.metrics_file)) != FileKind::kDir)
+      problems->Add(ErrorKind::kConfig,
+                    "[report] metrics_file " + r.metrics_file + ": its directory " + DirName(r.metrics_file) +
+                        " does not exist, so no metrics would be written; make it (mkdir -p " +
+                        DirName(r.metrics_file) + ")",
+                    false);
+  }
+}
+
 }  // namespace
 
-std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log) {
+PlanResult PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log) {
   DryRunEnv dry(env);
   PlanWriter w(&dry);
+  Problems problems;
   std::vector<DomainInfo> domains;
-  CheckPlan(config, JobKind::kRun, &dry, hv, &domains, nullptr);
+  CheckPlan(config, JobKind::kRun, &dry, hv, &domains, nullptr, &problems);
   const std::vector<SourceReport> sources = DescribeSources(config, domains, log);  // warns as run does
+  CheckReportPaths(config, env, &problems);
   if (dry.HasSteps()) {
     w.Line("0. check, before anything is touched:");
     w.Steps();
   }
   w.Line("1. take the run lock " + JoinPath(config.run.state_dir, "run.lock") + "; recover from " +
          JoinPath(config.run.state_dir, "journal") + " if a run crashed");
-  DescribeDestination(config, env, log, &w);
+  problems.Check([&] { DescribeDestination(config, env, log, &w); });
   DescribeQuiesce(config, domains, sources, &w);
 
   // The snapshot steps log what they did ("took ... snapshot"): not said in
@@ -107,16 +172,21 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
   DiskExportEnv exports(&dry);
   LibvirtBackups libvirt(config, &dry, hv, &exports, nullptr, &steps_log);
   w.Line("4. snapshot each volume:");
-  std::vector<std::unique_ptr<Snapshot>> snapshots;
-  for (const auto& v : config.volumes) {
+  // A volume whose snapshot cannot even be planned is left out of the
+  // steps after (its problem is listed).
+  std::vector<std::unique_ptr<Snapshot>> snapshots(config.volumes.size());
+  for (size_t i = 0; i < config.volumes.size(); i++) {
+    const auto& v = config.volumes[i];
     if (v.snapshot == SnapshotKind::kNone)
       w.Line("     " + v.name + ": no snapshot" + (v.snapshot_given ? " (snapshot = \"none\")" : " set") + ": " +
              v.source + " is read live" + (v.snapshot_given ? ", by choice" : ""));
-    snapshots.push_back(TakeSnapshot(&dry, SnapshotSpecOf(v, kPlanRunId), &steps_log));
+    problems.Check([&] { snapshots[i] = TakeSnapshot(&dry, SnapshotSpecOf(v, kPlanRunId), &steps_log); });
     w.Steps();
     if (v.snapshot == SnapshotKind::kLibvirt) {
       w.Line("     " + v.name + ": no storage snapshot (snapshot = \"libvirt\"); the VMs' disks are read over NBD:");
-      for (const auto& line : libvirt.Preview(v, domains)) w.Line("       " + line);
+      problems.Check([&] {
+        for (const auto& line : libvirt.Preview(v, domains)) w.Line("       " + line);
+      });
     }
   }
   w.Line("5. resume every VM (max_freeze " + std::to_string(config.run.max_freeze_seconds) + " s)");
@@ -124,29 +194,16 @@ std::string PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log)
          std::string(config.target.type == TargetType::kStore ? "store" : "target") + ", then drop its snapshot:");
   for (size_t i = 0; i < config.volumes.size(); i++) {
     const auto& v = config.volumes[i];
-    std::string path = snapshots[i]->path();
-    std::unique_ptr<Mount> mount;
-    if (MountsSnapshot(&dry, v, path)) {
-      mount = std::make_unique<Mount>(&dry, nullptr, MountDirOf(config, v), &steps_log);
-      mount->Make(path, nullptr);
-      path = mount->dir();
-    }
-    w.Steps();
-    w.Line("     (read " + v.name + " from " + path + ")");
-    if (mount) mount->Unmount();
-    if (KeepsBase(v)) {
-      w.Line("     (after the commit: kept as the next run's base, recorded in " +
-             JoinPath(config.run.state_dir, "base-" + v.name + ".json") + "; the previous base is dropped)");
-      snapshots[i]->Keep();
+    if (!snapshots[i]) {
+      w.Line("     (" + v.name + ": not planned further, see the problems)");
       continue;
     }
-    snapshots[i]->Drop();
-    w.Steps();
+    problems.Check([&] { DescribeRead(config, v, &dry, snapshots[i].get(), &steps_log, &w); });
   }
   w.Line("7. commit the point");
   w.Line(config.retention.empty() ? "8. no [retention]: nothing pruned" : "8. prune by [retention]");
   for (const auto& p : steps_log.problems()) log->Warn(p);
-  return w.text();
+  return {w.text(), problems.all()};
 }
 
 }  // namespace vmback

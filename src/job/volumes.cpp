@@ -10,6 +10,7 @@
 #include "job/journal.h"
 #include "job/libvirt_volume.h"
 #include "job/mount.h"
+#include "job/problems.h"
 #include "os/subprocess.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -46,15 +47,15 @@ std::vector<std::string> VmsOfVolume(const VolumeConfig& v, const std::vector<Do
 // A [[vm]] that would never be quiesced is refused: no volume lists it, and
 // no volume left to "auto" holds one of its disks. Whether it runs does not
 // matter (a VM shut off tonight still has its volume).
-void CheckEveryVmHasAVolume(const Config& config, const std::vector<DomainInfo>& domains) {
-  for (const auto& vm : config.vms) {
+void CheckVmHasAVolume(const Config& config, const VmConfig& vm, const std::vector<DomainInfo>& domains) {
+  {
     const DomainInfo* info = nullptr;
     for (const auto& d : domains)
       if (d.name == vm.name) info = &d;
     bool found = false;
     for (const auto& v : config.volumes)
       found = found || (v.vms_auto ? info != nullptr && HasDiskOn(*info, v) : Lists(v.vms, vm.name));
-    if (found) continue;
+    if (found) return;
     std::vector<std::string> disks;
     if (info != nullptr) disks = info->disk_sources;
     const size_t kShown = 3;
@@ -201,59 +202,110 @@ VolumeSpec ReadSpecOf(const VolumeConfig& v, const std::string& path) {
           v.snapshot == SnapshotKind::kReflink ? ChangeCheck::kSizeMtime : ChangeCheck::kFull, kSnapshotPrefix};
 }
 
-void CheckPlan(const Config& config, JobKind kind, Env* env, Hypervisor* hv, std::vector<DomainInfo>* domains,
-               const std::atomic<bool>* cancel) {
-  std::set<std::string> wanted;
-  for (const auto& v : config.volumes) {
-    if (!env->Exists(v.source))
-      ThrowNotFound("volume '" + v.name + "': source " + v.source + " does not exist");
-    for (const auto& vm : v.vms) wanted.insert(vm);
-    if (v.snapshot == SnapshotKind::kLvm) {
-      // The copy-on-write area must fit in the volume group's free space,
-      // or lvcreate would fail with the VMs already quiet.
-      std::string vg = BaseName(DirName(v.source));
-      std::vector<std::string> argv = {"lvm", "vgs", "--noheadings", "--units", "b", "--nosuffix",
-                                       "-o", "vg_free", "--", vg};
-      RunResult r = env->RunLimited(argv, Cancellable(cancel));
-      if (r.exit_code != 0)
-        throw Error(ErrorKind::kIo, "volume '" + v.name + "': " + DescribeFailure(argv, r));
-      uint64_t need = 0, free_bytes = 0;
-      ParseSize(v.snapshot_size, &need);
-      std::string text = r.out;
-      text.erase(0, text.find_first_not_of(" \t\n"));
-      text.erase(text.find_last_not_of(" \t\n") + 1);
-      if (!ParseSize(text, &free_bytes))
-        throw Error(ErrorKind::kIo, "volume '" + v.name + "': cannot read the free space of volume group " +
-                                        vg + " from '" + text + "'");
-      if (need > free_bytes)
-        throw Error(ErrorKind::kNoSpace, "volume '" + v.name + "': snapshot_size " + v.snapshot_size +
-                                             " is larger than the free space of volume group " + vg + " (" +
-                                             FormatBytes(free_bytes) + ")");
+namespace {
+
+// The LVM snapshot of v fits in its volume group's free space (lvm vgs), or
+// lvcreate would fail with the VMs already quiet.
+void CheckFreeSpace(const VolumeConfig& v, Env* env, const std::atomic<bool>* cancel) {
+  std::string vg = BaseName(DirName(v.source));
+  std::vector<std::string> argv = {"lvm", "vgs", "--noheadings", "--units", "b", "--nosuffix",
+                                   "-o", "vg_free", "--", vg};
+  RunResult r = env->RunLimited(argv, Cancellable(cancel));
+  if (r.exit_code != 0) throw Error(ErrorKind::kIo, "volume '" + v.name + "': " + DescribeFailure(argv, r));
+  uint64_t need = 0, free_bytes = 0;
+  ParseSize(v.snapshot_size, &need);
+  std::string text = r.out;
+  text.erase(0, text.find_first_not_of(" \t\n"));
+  text.erase(text.find_last_not_of(" \t\n") + 1);
+  if (!ParseSize(text, &free_bytes))
+    throw Error(ErrorKind::kIo, "volume '" + v.name + "': cannot read the free space of volume group " + vg +
+                                    " from '" + text + "'");
+  if (need > free_bytes)
+    throw Error(ErrorKind::kNoSpace, "volume '" + v.name + "': snapshot_size " + v.snapshot_size +
+                                         " is larger than the free space of volume group " + vg + " (" +
+                                         FormatBytes(free_bytes) + "); make snapshot_size smaller, or free "
+                                         "space in " + vg);
+}
+
+// The checks of one volume, each problem noted.
+void CheckVolume(const Config& config, const VolumeConfig& v, JobKind kind, Env* env, Hypervisor* hv,
+                 const std::atomic<bool>* cancel, Problems* problems) {
+  const std::string what = "volume '" + v.name + "': ";
+  if (!env->Exists(v.source)) {
+    problems->Add(ErrorKind::kNotFound, what + "source " + v.source + " does not exist; correct 'source' (" +
+                                            config.file + ":" + std::to_string(v.line) +
+                                            ") or remove the volume");
+    return;
+  }
+  const std::vector<std::string> snapshot_problems = SnapshotProblems(env, SnapshotSpecOf(v, "plan"));
+  for (const auto& p : snapshot_problems) problems->Add(ErrorKind::kConfig, p);
+  if (v.snapshot == SnapshotKind::kLvm && OnPath("lvm")) problems->Check([&] { CheckFreeSpace(v, env, cancel); });
+  if (v.snapshot == SnapshotKind::kLvm && v.mode == VolumeMode::kFilesystem) {
+    // Its snapshot will be probed, fsck'ed and mounted.
+    bool tools = true;
+    for (const char* program : {"blkid", "fsck", "mount", "umount"}) {
+      if (OnPath(program)) continue;
+      problems->Add(ErrorKind::kConfig, what + NotInstalledMessage(program) + " (mode = \"filesystem\")");
+      tools = false;
+    }
+    // It must hold a file system that this host knows, or the run would
+    // fail with the VMs quiet.
+    if (tools) {
+      problems->Check([&] {
+        if (ProbeFsType(env, v.source, cancel).empty())
+          ThrowConfig(what + v.source +
+                      " holds no file system that can be mounted (mode = \"filesystem\"); use mode = \"block\"");
+      });
     }
   }
-  for (const auto& v : config.volumes) {
-    if (v.snapshot != SnapshotKind::kLvm || v.mode != VolumeMode::kFilesystem) continue;
-    // Its snapshot will be fsck'ed and mounted: it must hold a file system
-    // that this host knows, or the run would fail with the VMs quiet.
-    if (ProbeFsType(env, v.source, cancel).empty())
-      ThrowConfig("volume '" + v.name + "': " + v.source +
-                  " holds no file system that can be mounted (mode = \"filesystem\"); use mode = \"block\"");
-  }
-  for (const auto& v : config.volumes) {
-    if (v.snapshot != SnapshotKind::kLibvirt) continue;
+  if (v.snapshot == SnapshotKind::kLibvirt) {
     if (kind == JobKind::kBackup)
-      ThrowConfig("volume '" + v.name + "' has snapshot = \"libvirt\": its VMs' disks are read through libvirt, "
-                  "which only 'vmback run' asks; use vmback run -c " + config.file);
-    if (!hv)
-      ThrowConfig("volume '" + v.name + "' has snapshot = \"libvirt\", but no libvirt connection is available");
+      problems->Add(ErrorKind::kConfig,
+                    "volume '" + v.name + "' has snapshot = \"libvirt\": its VMs' disks are read through "
+                    "libvirt, which only 'vmback run' asks; use vmback run -c " + config.file);
+    else if (!hv)
+      problems->Add(ErrorKind::kConfig, "volume '" + v.name +
+                                            "' has snapshot = \"libvirt\", but no libvirt connection is available");
+  }
+}
+
+}  // namespace
+
+void CheckPlan(const Config& config, JobKind kind, Env* env, Hypervisor* hv, std::vector<DomainInfo>* domains,
+               const std::atomic<bool>* cancel, Problems* problems) {
+  std::set<std::string> wanted;
+  for (const auto& v : config.volumes) {
+    for (const auto& vm : v.vms) wanted.insert(vm);
+    CheckVolume(config, v, kind, env, hv, cancel, problems);
   }
   if (kind == JobKind::kBackup) return;  // the VMs are left alone
   for (const auto& vm : config.vms) wanted.insert(vm.name);
-  if (!wanted.empty() && !hv) ThrowConfig("VMs are configured but no libvirt connection is available");
+  if (!wanted.empty() && !hv) {
+    problems->Add(ErrorKind::kConfig, "VMs are configured (" + JoinNames({wanted.begin(), wanted.end()}) +
+                                          ") but no libvirt connection is available");
+    return;
+  }
   if (!hv) return;  // only volumes left to "auto", and libvirt not reachable (ConnectForJob warned)
-  for (const auto& vm : wanted) hv->Domain(vm);  // throws kNotFound naming it
-  *domains = hv->Domains();
-  CheckEveryVmHasAVolume(config, *domains);
+  std::set<std::string> unknown;
+  for (const auto& vm : wanted) {
+    try {
+      hv->Domain(vm);
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::kCrash) throw;
+      if (e.kind() != ErrorKind::kNotFound) {
+        problems->Add(e.kind(), e.what());
+        continue;
+      }
+      unknown.insert(vm);
+      problems->Add(ErrorKind::kNotFound, std::string(e.what()) + " (libvirt " + config.libvirt_uri +
+                                              "); correct the name in the config, or define the VM (virsh define)");
+    }
+  }
+  problems->Check([&] { *domains = hv->Domains(); });
+  for (const auto& vm : config.vms) {
+    if (unknown.count(vm.name)) continue;  // said already
+    problems->Check([&] { CheckVmHasAVolume(config, vm, *domains); });
+  }
 }
 
 Hypervisor* HypervisorToRecover(Env* env, const std::string& journal_path, Hypervisor* hv,

@@ -13,6 +13,7 @@
 #include "destination/backup_types.h"
 #include "hypervisor/hypervisor.h"
 #include "job/job.h"
+#include "job/problems.h"
 #include "os/env.h"
 #include "source/snapshot.h"
 #include "util/log.h"
@@ -53,14 +54,16 @@ std::vector<VmRecord> VmRecordsOf(const Config& config, const std::vector<Domain
 QuiesceMethod MethodFor(const Config& c, const std::string& vm);
 
 // Checks made before any VM is touched, so that the run does not fail with
-// the VMs quiet: every source there; an LVM snapshot fits in its volume
-// group's free space (lvm vgs); a file-system volume on LVM holds a file
-// system this host mounts (blkid); for kRun, every VM named is known to
-// libvirt (then *domains lists them all) and every [[vm]] belongs to a
-// volume (else Error(kConfig) naming it and its config line).
-// REQUIRES for kRun: hv is not null when the config names VMs (ConnectForJob).
+// the VMs quiet, each problem added to *problems (all of them, not the
+// first): every source there; the programs each snapshot needs installed
+// (lvm, btrfs; blkid, fsck, mount for a file-system volume on LVM); a
+// reflink source on a file system that can clone; an LVM snapshot fits in
+// its volume group's free space (lvm vgs); a file-system volume on LVM holds
+// a file system this host mounts (blkid); for kRun, every VM named is known
+// to libvirt (then *domains lists them all) and every [[vm]] belongs to a
+// volume (naming it and its config line).
 void CheckPlan(const Config& config, JobKind kind, Env* env, Hypervisor* hv, std::vector<DomainInfo>* domains,
-               const std::atomic<bool>* cancel);
+               const std::atomic<bool>* cancel, Problems* problems);
 
 // The hypervisor to resume the VMs a crashed run's journal names with: hv,
 // else one from connect, asked only when the journal names a VM.

@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <thread>
+#include <utility>
 
 #include "util/error.h"
 
@@ -120,6 +122,8 @@ RunResult RunSubprocess(const std::vector<std::string>& argv, const RunLimits& l
   if (rc != 0) {
     ::close(out[0]);
     ::close(err[0]);
+    if (rc == ENOENT && argv[0].find('/') == std::string::npos)
+      throw Error(ErrorKind::kNotFound, NotInstalledMessage(argv[0]));
     ThrowIo("run " + argv[0], rc);
   }
 
@@ -189,6 +193,35 @@ RunResult RunSubprocess(const std::vector<std::string>& argv, const RunLimits& l
   if (WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
   if (WIFSIGNALED(status)) result.signal = WTERMSIG(status);
   return result;
+}
+
+bool OnPath(const std::string& program) {
+  if (program.empty() || program.find('/') != std::string::npos) return false;
+  const std::string path = EnvironmentValue("PATH");
+  for (size_t at = 0; at <= path.size();) {
+    size_t end = path.find(':', at);
+    if (end == std::string::npos) end = path.size();
+    const std::string dir = end == at ? "." : path.substr(at, end - at);
+    const std::string file = dir + "/" + program;
+    struct stat st;
+    if (::stat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(file.c_str(), X_OK) == 0) return true;
+    at = end + 1;
+  }
+  return false;
+}
+
+std::string NotInstalledMessage(const std::string& program) {
+  // The Debian packages of the programs vmback runs.
+  static const std::pair<const char*, const char*> kPackages[] = {
+      {"lvm", "lvm2"},          {"blkid", "util-linux"},     {"fsck", "util-linux"},
+      {"mount", "mount"},       {"umount", "mount"},         {"btrfs", "btrfs-progs"},
+      {"zfs", "zfsutils-linux (or zfs-fuse)"}, {"zpool", "zfsutils-linux (or zfs-fuse)"},
+      {"qemu-img", "qemu-utils"}, {"cp", "coreutils"},
+  };
+  std::string out = program + " is not installed (no " + program + " on PATH)";
+  for (const auto& [name, package] : kPackages)
+    if (program == name) return out + ": install " + package;
+  return out;
 }
 
 std::string DescribeFailure(const std::vector<std::string>& argv, const RunResult& r) {

@@ -30,6 +30,14 @@ constexpr std::chrono::milliseconds kKillGrace{200};
 // stderr so far); a non-zero exit is reported in the result, not thrown.
 RunResult RunSubprocess(const std::vector<std::string>& argv, const RunLimits& limits = {});
 
+// Whether a program of that name is on PATH (an executable regular file in
+// one of its directories), as posix_spawnp would find it.
+bool OnPath(const std::string& program);
+
+// "lvm is not installed (no lvm on PATH): install lvm2": what to say when
+// program cannot be found, with the Debian package that has it when known.
+std::string NotInstalledMessage(const std::string& program);
+
 // "prog arg1 arg2 failed (exit 3): <stderr>" for error messages.
 std::string DescribeFailure(const std::vector<std::string>& argv, const RunResult& r);
 

@@ -83,6 +83,14 @@ void CheckLimits(const RunLimits& limits, const std::string& what) {
                   "if its data is quiet while it is read");
 }
 
+// Kinds of file system (statfs f_type) that never make reflink copies, with
+// the names an admin knows them by.
+constexpr std::pair<uint64_t, const char*> kCannotClone[] = {
+    {0xEF53, "ext2/3/4"},       {0x01021994, "tmpfs"},  {0x858458f6, "ramfs"},
+    {0x4d44, "vfat"},           {0x2011BAB0, "exfat"},  {0x5346544e, "ntfs"},
+    {0x794c7630, "overlayfs"},  {0x65735546, "fuse"},   {0x52654973, "reiserfs"},
+};
+
 // The owner, mode and times of `from` (its status st), given to the copy
 // at path: on a symlink only the owner and times. Ownership first: chown
 // clears set-id bits. Not being root is fine.
@@ -388,6 +396,30 @@ std::string SnapshotPath(const SnapshotSpec& spec) {
     }
   }
   return source;
+}
+
+std::vector<std::string> SnapshotProblems(Env* env, const SnapshotSpec& spec) {
+  std::vector<std::string> out;
+  const std::string what = "volume '" + spec.volume + "': ";
+  const char* program = spec.kind == SnapshotKind::kLvm     ? "lvm"
+                        : spec.kind == SnapshotKind::kBtrfs ? "btrfs"
+                                                            : nullptr;
+  if (program && !OnPath(program))
+    out.push_back(what + NotInstalledMessage(program) + " (snapshot = \"" + SnapshotKindName(spec.kind) + "\")");
+  if (spec.kind == SnapshotKind::kReflink) {
+    uint64_t type = 0;
+    try {
+      type = env->FileSystemType(spec.source);
+    } catch (const Error&) {
+      return out;  // a missing source is said where sources are checked
+    }
+    for (const auto& [magic, name] : kCannotClone)
+      if (type == magic)
+        out.push_back(what + "the file system of " + spec.source + " (" + name +
+                      ") cannot make reflink copies; use snapshot = \"lvm\" or \"btrfs\" for this volume, "
+                      "or \"none\" if its data is quiet while it is read");
+  }
+  return out;
 }
 
 std::string PlannedJournalRecord(const SnapshotSpec& spec) {

@@ -85,6 +85,13 @@ std::string SnapshotPath(const SnapshotSpec& spec);
 std::unique_ptr<Snapshot> TakeSnapshot(Env* env, const SnapshotSpec& spec, Logger* log,
                                        const RunLimits& limits = {});
 
+// Why the snapshot of spec cannot be taken, as far as can be told without
+// taking it or writing anything, each with what to do: the programs it runs
+// are not installed, or (reflink) the source's file system is of a kind that
+// never clones (ext4, tmpfs, vfat, ...). Empty when nothing is known to be
+// wrong; the snapshot itself can still fail.
+std::vector<std::string> SnapshotProblems(Env* env, const SnapshotSpec& spec);
+
 // The JournalRecord() that TakeSnapshot(spec) gives its snapshot, known
 // before the snapshot is taken: a caller journals it first, so that a crash
 // while the snapshot is being made (lvcreate goes on after vmback dies)

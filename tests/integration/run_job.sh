@@ -291,14 +291,15 @@ for p in "${POINTS[@]}"; do check_restores "$p" "after the crash sweep"; done
 
 # ---------------------------------------------------------------------------
 section "bad input is refused before anything is done"
-# refused NAME RC TEXT: vmback run and plan with $WORK/bad.toml both exit
-# RC naming TEXT, run no lvm command and leave nothing behind.
+# refused NAME RC TEXT: vmback run with $WORK/bad.toml exits RC naming
+# TEXT, plan exits 2 (it found a problem) naming it; neither runs an lvm
+# command that changes anything nor leaves anything behind.
 refused() {
   local what=$1 rc=$2 text=$3 cmd
   for cmd in plan run; do
     rm -f -- "$FAKE_LVM_LOG"
     vm "$cmd" -c "$WORK/bad.toml"
-    expect_rc "$rc" "$cmd with $what"
+    if [ "$cmd" = plan ]; then expect_rc 2 "$cmd with $what"; else expect_rc "$rc" "$cmd with $what"; fi
     expect_err "$text" "$cmd with $what: the message"
     check "$cmd with $what: no lvm command that changes anything" no_lvm_change
     check_eq "$(snapshots_left)" "" "$cmd with $what: snapshots"
@@ -323,10 +324,9 @@ refused "two volumes named disk" 2 "duplicate volume name 'disk'"
 { head_toml "$STORE" "$STATE"; printf '[[vm]]\nname = "web"\nquiesce = "hibernate"\n\n'; disk_toml; } >"$WORK/bad.toml"
 refused "an unknown quiesce method" 2 "hibernate"
 
-# More snapshot space than the volume group has. The plan does not check the
-# free space (see JobBadInputTest.SnapshotLargerThanTheFreeSpace in
-# src/run/job_test.cpp), so only the run is checked here: it fails naming the
-# lack of space, and leaves nothing behind.
+# More snapshot space than the volume group has (the plan's side of it is in
+# plan_problems.sh): the run fails naming the lack of space, and leaves
+# nothing behind.
 { head_toml "$STORE" "$STATE"; vm_toml; disk_toml 10G; } >"$WORK/bad.toml"
 list_points -c "$CFG"
 before=("${POINTS[@]}")
