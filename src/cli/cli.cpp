@@ -28,7 +28,7 @@ constexpr char kExitCodesHelp[] = R"(Exit status:
 const CommandInfo kCommands[] = {
     {"store", "manage a built-in store", nullptr},
     {"store init", "create a new, empty store in DIR", NewStoreInitCommand},
-    {"store sync", "bring every copy of a store up to date with the others", NewStoreSyncCommand},
+    {"store sync", "bring every copy of a store up to date with the others", NewStoreSyncCommand, ShowsProgress::kYes},
     {"target", "set up an in-place target (ZFS)", nullptr},
     {"target init", "create a target on new disks", nullptr},
     {"target init zfs", "create a ZFS pool mirrored over the devices, with a dataset POOL/vmback",
@@ -40,7 +40,7 @@ const CommandInfo kCommands[] = {
     {"diff", "what changed between two points: added, removed, changed (content bytes, metadata)",
      NewDiffCommand},
     {"find", "which points hold the paths a glob matches, and where their content changed", NewFindCommand},
-    {"restore", "restore a point, a volume, a file or a subtree", NewRestoreCommand},
+    {"restore", "restore a point, a volume, a file or a subtree", NewRestoreCommand, ShowsProgress::kYes},
     {"mount", "every point as a read-only file system (FUSE), each block checked as it is read",
      NewMountCommand},
     {"instant-restore", "boot a VM straight from a point, and move it onto real disks while it runs",
@@ -48,7 +48,7 @@ const CommandInfo kCommands[] = {
     {"dump", "write one file or image of a point to standard output, every block checked", NewDumpCommand},
     {"stats", "sizes of the points and copies, compression and deduplication, what each point alone holds",
      NewStatsCommand},
-    {"verify", "re-read and re-hash everything in the target", NewVerifyCommand},
+    {"verify", "re-read and re-hash everything in the target", NewVerifyCommand, ShowsProgress::kYes},
     {"repair", "rewrite the store's packs damaged on every copy without their bad blocks", NewRepairCommand},
     {"run", "the whole job: quiesce the VMs, snapshot, resume, back up, prune", NewRunCommand, ShowsProgress::kYes},
     {"plan", "show what 'run' would do, every command, and stop", NewPlanCommand},
@@ -158,6 +158,12 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   bool verbose = false, quiet = false;
   app.add_flag("-v,--verbose", verbose, "more detail on stderr (also after the command)");
   app.add_flag("-q,--quiet", quiet, "only warnings and errors on stderr (also after the command)");
+  double progress_interval = 30;
+  app.add_option("--progress-interval", progress_interval,
+                 "without a terminal, a progress line on stderr every SECONDS (default 30; 0: none) for "
+                 "backup, run, restore, verify and store sync; on a terminal a live line instead")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->option_text("SECONDS");
   std::vector<Entry> entries = AddCommands(&app);
 
   try {
@@ -179,8 +185,13 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   if (chosen == nullptr) return kExitUsage;  // require_subcommand makes this unreachable
 
   Logger log(quiet ? LogLevel::kWarning : verbose ? LogLevel::kDebug : LogLevel::kInfo);
-  // Progress (bytes, rate, time left) on a terminal; plain log lines otherwise.
-  ProgressDisplay progress(!quiet && StderrIsTerminal() && chosen->info->progress == ShowsProgress::kYes);
+  // Progress (bytes, rate, time left): a live line on a terminal; a log
+  // line every --progress-interval otherwise (a unit's journal).
+  ProgressMode mode = ProgressMode::kOff;
+  if (!quiet && chosen->info->progress == ShowsProgress::kYes)
+    mode = StderrIsTerminal() ? ProgressMode::kLive : progress_interval > 0 ? ProgressMode::kLines : ProgressMode::kOff;
+  ProgressDisplay progress(mode, std::chrono::milliseconds(static_cast<int64_t>(progress_interval * 1000)),
+                           [&log](const std::string& line) { log.Info(line); });
   Env* env = Env::Default();
   ReportData report;
   report.started_ns = env->NowNanos();

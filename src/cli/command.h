@@ -40,7 +40,8 @@ class Command {
   virtual Findings Run(CommandContext& ctx) = 0;
 };
 
-// Progress on a terminal while the command runs (backup, run).
+// Progress while the command runs (backup, run, restore, verify, store sync):
+// a live line on a terminal, a log line every --progress-interval otherwise.
 enum class ShowsProgress { kNo, kYes };
 
 struct CommandInfo {

@@ -10,6 +10,7 @@
 #include "inplace/target_ops.h"
 #include "scan/file_scanner.h"
 #include "util/error.h"
+#include "util/progress.h"
 #include "util/sha256.h"
 #include "util/tunables.h"
 
@@ -48,6 +49,7 @@ uint64_t CopyChecked(Env* env, const std::string& src, const std::string& map_ro
     }
     if (!zero || dense) out->WriteAt(off, buf.data(), want);
     stats->bytes += want;
+    Progress::Get().AddRead(want);
   }
   return size;
 }

@@ -16,6 +16,7 @@
 #include "scan/metadata.h"
 #include "util/encoding.h"
 #include "util/error.h"
+#include "util/progress.h"
 #include "util/sha256.h"
 #include "util/tunables.h"
 
@@ -294,6 +295,7 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
   const std::string& root = opened.view->root();
   const std::vector<std::string>& vols = opened.volumes;
   RestoreStats stats;
+  Progress::Get().Start("restore of " + point + (path.empty() ? "" : ":" + path), 0, "restored");
   // A whole volume or a part of it, as `name` in `parent` (whole point), or
   // to the path `to` (one volume or a part).
   auto restore_volume_part = [&](const std::string& vol, const std::string& sub, const Dir* parent,

@@ -23,6 +23,7 @@
 #include "store/tree.h"
 #include "util/encoding.h"
 #include "util/error.h"
+#include "util/progress.h"
 #include "util/thread_pool.h"
 
 namespace vmback {
@@ -220,6 +221,7 @@ class Restorer {
       for (size_t k = 0; k < ids.size(); k++) {
         uint64_t off = (first + k) * bs;
         uint64_t len = std::min(bs, e.size - off);
+        Progress::Get().AddRead(len);
         bool zero = ids[k].IsZero();
         if (!zero && got[k].error.empty() && got[k].data.size() != len)
           got[k].error = "block " + ids[k].Hex() + " has the wrong length";
@@ -381,6 +383,8 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
   const Manifest m = store->ReadPoint(point);
   RestoreStats stats;
   if (options.one_file && path.empty()) ThrowNotOneImage("", point, "");
+  const std::string label = "restore of " + point + (path.empty() ? "" : ":" + path);
+  Progress::Get().Start(label, 0, "restored");
 
   const FileStatus dst = StatusOrMissing(store->env(), dest);
   const bool dest_exists = dst.kind != FileKind::kMissing;
@@ -400,6 +404,7 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
 
   std::string rel;  // its path within its volume
   Entry e = FindInPoint(store, m, point, path, &rel);
+  if (e.type == EntryType::kFile) Progress::Get().Start(label, e.size, "restored");
 
   if (options.one_file && e.type != EntryType::kFile)
     ThrowNotOneImage(path, point, e.type == EntryType::kDir ? "a directory" : "not a regular file");

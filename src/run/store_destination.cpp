@@ -45,15 +45,15 @@ std::string VerifyText(const VerifyReport& r) {
   // Packs and blobs are counted once; the bytes are what was read, from
   // every copy.
   const std::string state =
-      !r.ok() ? std::to_string(r.problems.size()) + " problem(s)"
-      : r.repaired ? "all good after repairing " + std::to_string(r.repaired) +
-                         " damaged or missing file(s) from another copy (listed below)"
+      !r.ok() ? Counted(r.problems.size(), "problem")
+      : r.repaired ? "all good after repairing " + Counted(r.repaired, "damaged or missing file") +
+                         " from another copy (listed below)"
                    : "all good";
-  out << "checked " << r.packs << " packs, " << r.blobs << " blobs, " << FormatBytes(r.bytes) << " read"
-      << (r.copies.size() > 1 ? " from " + std::to_string(r.copies.size()) + " copies" : "")
-      << (r.subset.empty() ? "" : " (part " + r.subset + "; " + std::to_string(r.packs_skipped) +
-                                      " packs left for other parts)")
-      << ", " << r.points << " points, " << r.files_checked << " files: " << state << "\n";
+  out << "checked " << Counted(r.packs, "pack") << ", " << Counted(r.blobs, "blob") << ", " << FormatBytes(r.bytes)
+      << " read" << (r.copies.size() > 1 ? " from " + std::to_string(r.copies.size()) + " copies" : "")
+      << (r.subset.empty() ? "" : " (part " + r.subset + "; " + Counted(r.packs_skipped, "pack") +
+                                      " left for other parts)")
+      << ", " << Counted(r.points, "point") << ", " << Counted(r.files_checked, "file") << ": " << state << "\n";
   if (r.copies.size() > 1 || r.repaired) {
     for (const auto& c : r.copies)
       out << "  copy " << c.dir << ": " << c.packs_checked << " packs checked, " << c.packs_missing << " missing, "

@@ -13,6 +13,7 @@
 #include "store/tree.h"
 #include "util/encoding.h"
 #include "util/error.h"
+#include "util/progress.h"
 #include "util/rate_pacer.h"
 #include "util/thread_pool.h"
 
@@ -39,7 +40,7 @@ PackResult CheckPack(Env* env, const std::string& path, const Hash& name, RatePa
     r.problems.push_back(path + ": short read");
     return r;
   }
-  r.bytes = data.size();
+  r.bytes = data.size();  // counted for progress by the pacer
   if (Sha256(data) != name) r.problems.push_back(path + ": file does not match its name (damaged)");
   std::vector<PackEntry> entries;
   try {
@@ -331,6 +332,18 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
     for (const auto& p : store->unindexed_packs())
       if (all.erase(p)) skipped.insert(p);
   report.packs_skipped = skipped.size();
+  // Progress: the bytes of every pack to be read, on every copy.
+  uint64_t total = 0;
+  for (size_t c = 0; c < ncopies; c++)
+    for (const auto& p : listed[c])
+      if (all.count(p)) {
+        try {
+          total += store->env()->Status(store->PackPath(c, p)).size;
+        } catch (const Error&) {
+          // Gone since it was listed: its read says so.
+        }
+      }
+  Progress::Get().Start("verify of " + store->dir(), total, "checked");
   // --read-limit: each copy's reads paced on their own.
   std::vector<std::unique_ptr<RatePacer>> pacers;
   for (size_t c = 0; c < ncopies; c++) pacers.push_back(std::make_unique<RatePacer>(options.read_limit));

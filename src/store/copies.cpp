@@ -7,6 +7,7 @@
 #include "store/store.h"
 #include "util/encoding.h"
 #include "util/error.h"
+#include "util/progress.h"
 
 namespace vmback {
 
@@ -60,6 +61,7 @@ void Store::CopyPack(const Hash& pack, size_t from, size_t to) {
       if (n == 0) break;
       hash.Update(buf.data(), n);
       out->Append(buf.data(), n);
+      Progress::Get().AddRead(n);
       off += n;
     }
     if (hash.Finish() != pack) ThrowCorrupt(src + ": pack does not match its name; not copied to " + copies_[to]);
@@ -199,6 +201,7 @@ SyncStats Store::Sync(bool say_done) {
     if (copies_.size() < 2) return;
 
     // Packs: every copy gets every pack some copy has whole.
+    Progress::Get().Start("store sync", 0, "copied");
     std::vector<std::set<Hash>> packs(copies_.size());
     std::set<Hash> all;
     for (size_t c = 0; c < copies_.size(); c++) {

@@ -18,9 +18,10 @@ Progress& Progress::Get() {
   return p;
 }
 
-void Progress::StartVolume(const std::string& name, uint64_t total_bytes) {
+void Progress::Start(const std::string& what, uint64_t total_bytes, const char* verb) {
   std::lock_guard<std::mutex> l(mu_);
-  volume_ = name;
+  volume_ = what;
+  verb_ = verb;
   total_ = total_bytes;
   start_ = std::chrono::steady_clock::now();
   done_.store(0);
@@ -32,7 +33,7 @@ std::string Progress::Line() {
   uint64_t done = done_.load(std::memory_order_relaxed);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = secs > 0.2 ? done / secs : 0;
-  std::string s = volume_ + ": " + FormatBytes(done) + " read";
+  std::string s = volume_ + ": " + FormatBytes(done) + " " + verb_;
   if (total_) s += " of " + FormatBytes(total_);
   if (rate > 0) s += ", " + FormatBytes(static_cast<uint64_t>(rate)) + "/s";
   if (total_ && rate > 0 && done < total_) {
@@ -45,13 +46,23 @@ std::string Progress::Line() {
   return s;
 }
 
-ProgressDisplay::ProgressDisplay(bool enabled) : enabled_(enabled) {
-  if (!enabled_) return;
-  thread_ = std::thread([this] {
+ProgressDisplay::ProgressDisplay(ProgressMode mode, std::chrono::milliseconds interval,
+                                 std::function<void(const std::string&)> log_line)
+    : mode_(mode) {
+  if (mode_ == ProgressMode::kOff) return;
+  const auto every = mode_ == ProgressMode::kLive ? std::chrono::milliseconds(500) : interval;
+  thread_ = std::thread([this, every, log_line = std::move(log_line)] {
     std::unique_lock<std::mutex> l(mu_);
-    while (!cv_.wait_for(l, std::chrono::milliseconds(500), [this] { return stop_; })) {
+    std::string last;
+    while (!cv_.wait_for(l, every, [this] { return stop_; })) {
       std::string line = Progress::Get().Line();
       if (line.empty()) continue;
+      if (mode_ == ProgressMode::kLines) {
+        if (line == last) continue;  // nothing moved: said already
+        last = line;
+        log_line("progress: " + line);
+        continue;
+      }
       std::lock_guard<std::mutex> g(g_line_mu);
       std::fprintf(stderr, "\r\033[K%s", line.c_str());
       std::fflush(stderr);
@@ -61,7 +72,7 @@ ProgressDisplay::ProgressDisplay(bool enabled) : enabled_(enabled) {
 }
 
 ProgressDisplay::~ProgressDisplay() {
-  if (!enabled_) return;
+  if (mode_ == ProgressMode::kOff) return;
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
