@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include "cli/exit_status.h"
+#include "destination/dump.h"
 #include "run/store_destination.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -104,6 +106,19 @@ std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode 
 std::unique_ptr<Destination> OpenDestinationFor(const Config& c, const TargetArgs& t, DestinationAccess access,
                                                 Logger* log) {
   return OpenDestination(Env::Default(), c.target, access, StoreOptionsFor(c, t).lock_wait_seconds, log);
+}
+
+void DumpToStream(Destination* dest, const std::string& point, const std::string& path, std::ostream& out,
+                  Logger* log) {
+  StreamFile file(out, "standard output");
+  try {
+    dest->Dump(point, path, &file, log);
+    file.Close();
+  } catch (const Error& e) {
+    if (file.written() == 0) throw;
+    throw Error(e.kind(), std::string(e.what()) + "; the " + std::to_string(file.written()) +
+                              " bytes already written to standard output are incomplete: discard them");
+  }
 }
 
 void ParseReadLimit(const std::string& text, uint64_t* limit) {

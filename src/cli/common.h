@@ -71,6 +71,17 @@ std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode 
 std::unique_ptr<Destination> OpenDestinationFor(const Config& c, const TargetArgs& t, DestinationAccess access,
                                                 Logger* log);
 
+// What a POINT argument takes (destination/point_select.h), for --help.
+inline constexpr char kPointHelp[] =
+    "a point: its name or its time as 'vmback list' shows them, 'latest', or 'latest~N' (the Nth before the "
+    "newest)";
+
+// `vmback dump` and `restore --to -`: the regular file at path of point
+// written to out (Destination::Dump). When it fails after some bytes went
+// out, the error says they are incomplete and must be discarded.
+void DumpToStream(Destination* dest, const std::string& point, const std::string& path, std::ostream& out,
+                  Logger* log);
+
 // Reads a --read-limit value (e.g. 50M) into *limit; throws Error(kConfig)
 // for anything but a positive size.
 void ParseReadLimit(const std::string& text, uint64_t* limit);
