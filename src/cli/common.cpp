@@ -129,13 +129,18 @@ void ParseReadLimit(const std::string& text, uint64_t* limit) {
 namespace {
 
 std::atomic<bool> g_cancel{false};
+std::atomic<int> g_signal{0};
 constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
 
 }  // namespace
 
 SignalCancel::SignalCancel() {
   struct sigaction sa = {};
-  sa.sa_handler = [](int) { g_cancel.store(true); };
+  sa.sa_handler = [](int sig) {
+    int none = 0;
+    g_signal.compare_exchange_strong(none, sig);
+    g_cancel.store(true);
+  };
   sigemptyset(&sa.sa_mask);
   for (int i = 0; i < 3; i++) sigaction(kSignals[i], &sa, &old_[i]);
 }
@@ -145,6 +150,8 @@ SignalCancel::~SignalCancel() {
 }
 
 const std::atomic<bool>* SignalCancel::flag() const { return &g_cancel; }
+
+int CancelSignal() { return g_signal.load(); }
 
 StepHook CrashHookForTesting() {
   const char* at = std::getenv("VMBACK_TEST_CRASH_AT");

@@ -87,8 +87,11 @@ void DumpToStream(Destination* dest, const std::string& point, const std::string
 void ParseReadLimit(const std::string& text, uint64_t* limit);
 
 // SIGINT, SIGTERM and SIGHUP set a flag that the run polls, so that it stops
-// at the next step and cleans up (VMs resumed, snapshots dropped) instead of
-// dying with things left behind. Restored on destruction. One at a time.
+// at the next step and cleans up (VMs resumed, snapshots dropped, a partial
+// restored file removed) instead of dying with things left behind. Restored
+// on destruction. One at a time. A command that fails after one of them
+// came exits 128 + the signal's number (130 for SIGINT, 143 for SIGTERM):
+// ExitStatusAfterSignal.
 class SignalCancel {
  public:
   SignalCancel();
