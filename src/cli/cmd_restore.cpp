@@ -88,6 +88,8 @@ class RestoreCommand : public Command {
         "\nExamples:\n"
         "  vmback restore --store /mnt/usb/vmback latest --to /srv/restore\n"
         "  vmback restore --store /mnt/usb/vmback 2026-11-26T180102Z images/web.qcow2 --to /tmp/web.qcow2\n"
+        "  vmback restore --store /mnt/usb/vmback latest~1 root/etc/fstab --to -\n"
+        "  vmback restore --store /mnt/usb/vmback 2026-11-26T18:01:02Z root/etc --to /srv/restore/etc --delete\n"
         "  vmback restore -c /etc/vmback.toml latest vm-disk --to /dev/vg0/web --force\n"
         "  vmback restore -c /etc/vmback.toml latest vms/web.qcow2 --to /var/lib/libvirt/images/web.qcow2 "
         "--format qcow2\n"
