@@ -10,13 +10,14 @@
 #   symlink points to is untouched);
 # - an interrupted restore (SIGINT, SIGTERM) exits 130 (143), leaves nothing
 #   under the final name and no temporary, and the next attempt succeeds;
-#   backup interrupted by SIGINT exits 130 too.
+#   backup and run interrupted by SIGINT exit 130 too, committing nothing.
 #
 # Usage: bash tests/integration/restore_forgive.sh /path/to/vmback   (as root)
 set -euo pipefail
 source "$(dirname -- "$0")/lib.sh" "$@"
 
 command -v python3 >/dev/null || die "needs python3"
+cd "$WORK"  # a restore --to - that made a file would make it here
 
 SRC=$WORK/tree
 mkdir -p "$SRC/sub"
@@ -190,5 +191,34 @@ forget_pid "$pid"
 check_eq "$rc" 130 "backup stopped by SIGINT exits 130"
 list_points --store "$BIGSTORE"
 check_eq "${#POINTS[@]}" 1 "an interrupted backup commits no point"
+
+section "run interrupted by SIGINT exits 130"
+mkdir -p "$WORK/state"
+cat >"$WORK/run.toml" <<TOML
+[target]
+path = "$BIGSTORE"
+
+[[volume]]
+name = "big"
+source = "$WORK/big"
+snapshot = "none"
+vms = []
+
+[run]
+state_dir = "$WORK/state"
+read_limit = "20M"
+TOML
+touch "$WORK/big/big.bin"
+"$VMBACK" run -c "$WORK/run.toml" >"$WORK/rint.out" 2>"$WORK/rint.err" &
+pid=$!
+register_pid "$pid"
+sleep 1.5
+check "the run still ran when SIGINT came" kill -INT "$pid"
+rc=0
+wait "$pid" || rc=$?
+forget_pid "$pid"
+check_eq "$rc" 130 "run stopped by SIGINT exits 130"
+list_points --store "$BIGSTORE"
+check_eq "${#POINTS[@]}" 1 "an interrupted run commits no point"
 
 finish
