@@ -2,7 +2,7 @@
 # Damaged copies a repair set aside (*.bad-<ns>, beside the file they
 # replaced) are reported by verify and stats (how many, their bytes, the
 # oldest) and removed by prune once older than [store] keep_bad (default
-# 30d), prune saying which; younger ones stay.
+# 30d), prune (and run's prune) saying which; younger ones stay.
 #
 # Usage: bash tests/integration/set_aside.sh /path/to/vmback
 set -euo pipefail
@@ -86,6 +86,34 @@ printf '[target]\npath = "%s"\n[[volume]]\nname = "tree"\nsource = "%s"\n[store]
 vm prune -c "$WORK/bad.toml" --keep-last 1
 expect_rc 2 "a keep_bad that is not a duration"
 expect_err "keep_bad" "the error names the key"
+section "run's prune removes them too"
+OLD2=$PACK.bad-$OLD_NS
+head -c 100 /dev/urandom >"$OLD2"
+mkdir -p "$WORK/state"
+cat >"$WORK/run.toml" <<TOML
+[target]
+path = "$STORE"
+
+[[volume]]
+name = "tree"
+source = "$SRC"
+snapshot = "none"
+vms = []
+
+[retention]
+keep_last = 1
+
+[run]
+state_dir = "$WORK/state"
+TOML
+vm run -c "$WORK/run.toml"
+expect_rc 0 "run"
+check "run: the prune after the backup removed the old file set aside" test ! -e "$OLD2"
+expect_err "removed $OLD2" "run: its log names the file removed"
+# The store's removals during run went to the exports' Env and were lost
+# (a pruned point's manifest stayed beside its tombstone, packs stayed).
+check_eq "$(find "$STORE/points" -name '*.json' | wc -l)" 1 "run: the pruned points' manifests are gone"
+
 vm verify --store "$STORE"
 expect_rc 0 "verify with nothing set aside"
 check "verify: nothing set aside, nothing said" bash -c "! grep -q 'set aside' '$VM_OUT'"
