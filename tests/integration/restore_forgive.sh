@@ -178,21 +178,28 @@ vm backup --dir "$WORK/bigmirror" "$WORK/big"
 expect_rc 0 "dir: backup of a big file"
 interrupt dir INT 130 --dir "$WORK/bigmirror"
 
-section "backup interrupted by SIGINT exits 130"
-touch "$WORK/big/big.bin"  # read again, slowly
-"$VMBACK" backup --store "$BIGSTORE" --read-limit 20M "$WORK/big" >"$WORK/bint.out" 2>"$WORK/bint.err" &
-pid=$!
-register_pid "$pid"
-sleep 1
-check "the backup still ran when SIGINT came" kill -INT "$pid"
-rc=0
-wait "$pid" || rc=$?
-forget_pid "$pid"
-check_eq "$rc" 130 "backup stopped by SIGINT exits 130"
-list_points --store "$BIGSTORE"
-check_eq "${#POINTS[@]}" 1 "an interrupted backup commits no point"
+# sigint_after WHAT ARGS...: vmback ARGS in the background, stopped by
+# SIGINT after 1.5 s while it reads big.bin (20M/s): it exits 130 and
+# commits no point.
+sigint_after() {
+  local what=$1
+  shift
+  touch "$WORK/big/big.bin"  # read again, slowly
+  "$VMBACK" "$@" >"$WORK/sigint.out" 2>"$WORK/sigint.err" &
+  local pid=$!
+  register_pid "$pid"
+  sleep 1.5
+  check "the $what still ran when SIGINT came" kill -INT "$pid"
+  local rc=0
+  wait "$pid" || rc=$?
+  forget_pid "$pid"
+  check_eq "$rc" 130 "$what stopped by SIGINT exits 130"
+  list_points --store "$BIGSTORE"
+  check_eq "${#POINTS[@]}" 1 "an interrupted $what commits no point"
+}
 
-section "run interrupted by SIGINT exits 130"
+section "backup and run interrupted by SIGINT exit 130"
+sigint_after backup backup --store "$BIGSTORE" --read-limit 20M "$WORK/big"
 mkdir -p "$WORK/state"
 cat >"$WORK/run.toml" <<TOML
 [target]
@@ -208,17 +215,6 @@ vms = []
 state_dir = "$WORK/state"
 read_limit = "20M"
 TOML
-touch "$WORK/big/big.bin"
-"$VMBACK" run -c "$WORK/run.toml" >"$WORK/rint.out" 2>"$WORK/rint.err" &
-pid=$!
-register_pid "$pid"
-sleep 1.5
-check "the run still ran when SIGINT came" kill -INT "$pid"
-rc=0
-wait "$pid" || rc=$?
-forget_pid "$pid"
-check_eq "$rc" 130 "run stopped by SIGINT exits 130"
-list_points --store "$BIGSTORE"
-check_eq "${#POINTS[@]}" 1 "an interrupted run commits no point"
+sigint_after run run -c "$WORK/run.toml"
 
 finish
