@@ -23,7 +23,9 @@ constexpr char kExitCodesHelp[] = R"(Exit status:
   1  the operation failed; nothing was committed
   2  bad command line or configuration
   3  damage found (verify, dump), or a point was committed without some entries that could not be read
-  4  the store is locked by another vmback process)";
+  4  the store is locked by another vmback process
+  130, 143  stopped by SIGINT (Ctrl-C), SIGTERM (128 + the signal; 129 for SIGHUP):
+     what was being written is removed, nothing committed)";
 
 const CommandInfo kCommands[] = {
     {"store", "manage a built-in store", nullptr},
@@ -130,7 +132,7 @@ int RunCommand(Command* command, CommandContext& ctx, std::string* failure) {
   } catch (const Error& e) {
     ctx.log->Error(e.what());
     *failure = e.what();
-    return ExitStatusFor(e);
+    return ExitStatusAfterSignal(CancelSignal(), ExitStatusFor(e));
   } catch (const std::exception& e) {
     ctx.log->Error(std::string("unexpected: ") + e.what());
     *failure = e.what();

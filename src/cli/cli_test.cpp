@@ -3,7 +3,9 @@
 #include "cli/cli.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <sstream>
 #include <string>
@@ -162,6 +164,92 @@ TEST(CliTest, RestoreIntoAnEmptyDirectoryNeedsNoForce) {
   CliRun full = Cli({"restore", "--store", dir / "s", "latest", "--to", dir / "full"});
   EXPECT_EQ(full.rc, kExitUsage);
   EXPECT_NE(full.log.find("without --force"), std::string::npos) << full.log;
+}
+
+TEST(CliTest, RestoreForceMergesAndDeleteMakesTheTreeExactlyThePoint) {
+  test::TempDir dir;
+  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((dir / "src/sub").c_str(), 0755), 0);
+  test::WriteFile(dir / "src/a", "a\n");
+  test::WriteFile(dir / "src/sub/b", "b\n");
+  ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
+  ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
+  ASSERT_EQ(::mkdir((dir / "t").c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((dir / "victim").c_str(), 0700), 0);
+  test::WriteFile(dir / "victim/keep", "keep");
+  test::WriteFile(dir / "t/extra.txt", "extra");
+  test::WriteFile(dir / "t/a", "old");
+  CliRun merge = Cli({"restore", "--store", dir / "s", "latest", "src", "--to", dir / "t", "--force"});
+  EXPECT_EQ(merge.rc, kExitOk) << merge.log;
+  EXPECT_EQ(test::ReadFile(dir / "t/a"), "a\n");
+  EXPECT_EQ(test::ReadFile(dir / "t/extra.txt"), "extra") << "--force merges";
+  ASSERT_EQ(::symlink((dir / "victim").c_str(), (dir / "t/sub/planted").c_str()), 0);
+  CliRun exact = Cli({"restore", "--store", dir / "s", "latest", "src", "--to", dir / "t", "--delete"});
+  EXPECT_EQ(exact.rc, kExitOk) << exact.log;
+  struct stat st;
+  EXPECT_NE(::lstat((dir / "t/extra.txt").c_str(), &st), 0) << "--delete removes extra.txt";
+  EXPECT_NE(::lstat((dir / "t/sub/planted").c_str(), &st), 0) << "--delete removes the planted symlink";
+  EXPECT_EQ(test::ReadFile(dir / "victim/keep"), "keep") << "and never follows it";
+  EXPECT_EQ(test::ReadFile(dir / "t/sub/b"), "b\n");
+  EXPECT_NE(exact.out.find("removed 2 entries the point does not have"), std::string::npos) << exact.out;
+  EXPECT_EQ(Cli({"restore", "--store", dir / "s", "latest", "src", "--to", dir / "t", "--delete", "--force"}).rc,
+            kExitUsage);
+}
+
+TEST(CliTest, RestoreToDashWritesOneFileToStandardOutput) {
+  test::TempDir dir;
+  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((dir / "src/sub").c_str(), 0755), 0);
+  test::WriteFile(dir / "src/a", "content\n");
+  ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
+  ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
+  CliRun file = Cli({"restore", "--store", dir / "s", "latest", "src/a", "--to", "-"});
+  EXPECT_EQ(file.rc, kExitOk) << file.log;
+  EXPECT_EQ(file.out, "content\n");
+  CliRun tree = Cli({"restore", "--store", dir / "s", "latest", "src/sub", "--to", "-"});
+  EXPECT_EQ(tree.rc, kExitUsage);
+  EXPECT_EQ(tree.out, "");
+  EXPECT_NE(tree.log.find("--to - writes one file to standard output, and 'src/sub' in point"), std::string::npos)
+      << tree.log;
+  EXPECT_NE(tree.log.find("is a directory"), std::string::npos) << tree.log;
+}
+
+TEST(CliTest, RestoreWritesUnderATemporaryNameAndKeepsWhatAFailedOneWouldReplace) {
+  test::TempDir dir;
+  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  test::WriteFile(dir / "src/a", test::RandomBytes(200000, 7));
+  ::chmod((dir / "src/a").c_str(), 0644);
+  ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
+  ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
+  ASSERT_EQ(Cli({"restore", "--store", dir / "s", "latest", "src", "--to", dir / "t"}).rc, kExitOk);
+  EXPECT_EQ(Env::Default()->ListDir(dir / "t"), std::vector<std::string>{"a"}) << "no temporary left";
+  struct stat st;
+  ASSERT_EQ(::stat((dir / "t/a").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0644u) << "the temporary's 0600 became the file's mode";
+
+  // A restore --force that fails half way (a damaged block, --fail-fast)
+  // leaves the file it would have replaced as it was, and no temporary.
+  std::string pack;
+  for (const auto& fan : Env::Default()->ListDir(dir / "s/packs"))
+    for (const auto& name : Env::Default()->ListDir(dir / "s/packs" + "/" + fan))
+      if (name.size() > 5 && name.substr(name.size() - 5) == ".pack") pack = dir / "s/packs" + "/" + fan + "/" + name;
+  ASSERT_FALSE(pack.empty());
+  ASSERT_EQ(::stat(pack.c_str(), &st), 0);
+  test::XorFileByte(pack, static_cast<uint64_t>(st.st_size) / 2, 0xff);
+  ASSERT_EQ(::mkdir((dir / "u").c_str(), 0700), 0);
+  test::WriteFile(dir / "u/a", "the old file");
+  CliRun failed = Cli({"restore", "--store", dir / "s", "latest", "src/a", "--to", dir / "u/a", "--force",
+                       "--fail-fast"});
+  EXPECT_NE(failed.rc, kExitOk) << failed.log;
+  EXPECT_EQ(test::ReadFile(dir / "u/a"), "the old file");
+  EXPECT_EQ(Env::Default()->ListDir(dir / "u"), std::vector<std::string>{"a"}) << "no temporary left";
+}
+
+TEST(ExitStatusTest, AnInterruptExits128PlusTheSignal) {
+  EXPECT_EQ(ExitStatusAfterSignal(SIGINT, kExitFailed), 130);
+  EXPECT_EQ(ExitStatusAfterSignal(SIGTERM, kExitFailed), 143);
+  EXPECT_EQ(ExitStatusAfterSignal(SIGHUP, kExitUsage), 129);
+  EXPECT_EQ(ExitStatusAfterSignal(0, kExitLocked), kExitLocked);
 }
 
 TEST(CliTest, UnknownOptionIsAUsageErrorNamingIt) {

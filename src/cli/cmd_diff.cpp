@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "destination/point_select.h"
 #include "util/encoding.h"
 
 namespace vmback {
@@ -59,8 +60,8 @@ class DiffCommand : public Command {
  public:
   void AddOptions(CLI::App* cmd) override {
     AddTargetOptions(cmd, &target_);
-    cmd->add_option("POINT1", from_, "the earlier point (a name from 'vmback list', or 'latest')")->required();
-    cmd->add_option("POINT2", to_, "the later point (a name, or 'latest')")->required();
+    cmd->add_option("POINT1", from_, std::string("the earlier point: ") + kPointHelp)->required();
+    cmd->add_option("POINT2", to_, "the later point (as POINT1)")->required();
     cmd->add_option("PATH", path_, "VOLUME or VOLUME/dir inside it (default: the whole points)");
     cmd->add_flag("--json", json_,
                   "the changes as a JSON list (change, path, type, size; for a change: changes, before, "
@@ -84,7 +85,8 @@ class DiffCommand : public Command {
     Config config = ResolveConfig(target_);
     std::string path = PointPath(path_);
     while (!path.empty() && path.back() == '/') path.pop_back();
-    const PointDiff d = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->Diff(from_, to_, path);
+    auto dest = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log);
+    const PointDiff d = dest->Diff(ResolvePointName(dest.get(), from_), ResolvePointName(dest.get(), to_), path);
     if (json_) {
       ctx.out << PointDiffToJson(d).dump(2) << "\n";
       return {};

@@ -4,6 +4,7 @@
 #include "cli/command.h"
 #include "cli/common.h"
 #include "destination/dump.h"
+#include "destination/point_select.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -14,7 +15,7 @@ class DumpCommand : public Command {
  public:
   void AddOptions(CLI::App* cmd) override {
     AddTargetOptions(cmd, &target_);
-    cmd->add_option("POINT", point_, "point name from 'vmback list', or 'latest'")->required();
+    cmd->add_option("POINT", point_, kPointHelp)->required();
     cmd->add_option("PATH", path_, "VOLUME (a file volume, an image) or VOLUME/path/to/file")->required();
     cmd->add_flag("--force", force_, "write to standard output even when it is a terminal");
     cmd->footer("\nWrites the content of one file of a point to standard output, for a pipe:\n"
@@ -37,15 +38,8 @@ class DumpCommand : public Command {
       ThrowConfig("standard output is a terminal: dump writes a file's raw bytes; send it to a pipe or a file"
                   " (| dd of=..., > FILE), or give --force");
     Config config = ResolveConfig(target_);
-    StreamFile out(ctx.out, "standard output");
-    try {
-      OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->Dump(point_, PointPath(path_), &out, ctx.log);
-      out.Close();
-    } catch (const Error& e) {
-      if (out.written() == 0) throw;
-      throw Error(e.kind(), std::string(e.what()) + "; the " + std::to_string(out.written()) +
-                                " bytes already written to standard output are incomplete: discard them");
-    }
+    auto dest = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log);
+    DumpToStream(dest.get(), ResolvePointName(dest.get(), point_), PointPath(path_), ctx.out, ctx.log);
     return {};
   }
 

@@ -6,6 +6,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "destination/point_select.h"
 #include "destination/point_find.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -20,7 +21,7 @@ class FindCommand : public Command {
     AddTargetOptions(cmd, &target_);
     cmd->add_option("PATTERN", pattern_, "a glob: without '/', matched against names; with '/', against paths")
         ->required();
-    auto* point = cmd->add_option("--point", point_, "look in this point only (a name, or 'latest')");
+    auto* point = cmd->add_option("--point", point_, std::string("look in this point only: ") + kPointHelp);
     cmd->add_flag("--all", all_, "look in every point (the default)")->excludes(point);
     cmd->add_option("--newer", newer_, "only entries modified after WHEN (a UTC date or time, or an age: 7d)");
     cmd->add_option("--older", older_, "only entries modified before WHEN");
@@ -58,7 +59,7 @@ class FindCommand : public Command {
     if (!size_.empty()) ParseFindSize(size_, &filter);
     Config config = ResolveConfig(target_);
     auto dest = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log);
-    const std::vector<std::string> names = point_.empty() ? dest->PointNames() : std::vector<std::string>{point_};
+    const std::vector<std::string> names = point_.empty() ? dest->PointNames() : std::vector<std::string>{ResolvePointName(dest.get(), point_)};
     std::vector<std::pair<std::string, std::vector<PointEntry>>> points;
     for (const std::string& name : names) {
       std::string resolved;

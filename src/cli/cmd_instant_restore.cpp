@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "destination/point_select.h"
 #include "hypervisor/hypervisor.h"
 #include "mount/instant_restore.h"
 #include "util/error.h"
@@ -17,7 +18,7 @@ class InstantRestoreCommand : public Command {
   void AddOptions(CLI::App* cmd) override {
     AddTargetOptions(cmd, &target_);
     cmd->add_option("--vm", request_.vm, "the VM to run, as the point records it ('vmback ls POINT --vms')");
-    cmd->add_option("--point", request_.point, "the point to run it from (a name from 'vmback list', or 'latest')")
+    cmd->add_option("--point", request_.point, std::string("the point to run it from: ") + kPointHelp)
         ->capture_default_str();
     cmd->add_option("--name", request_.new_name,
                     "the domain to define (default: the VM's own name, refused while a domain of that name "
@@ -79,6 +80,9 @@ class InstantRestoreCommand : public Command {
     request_.cache_bytes = cache_mib_ << 20;
     Logger* log = ctx.log;
     const TargetArgs target = target_;
+    if (request_.point != "latest")
+      request_.point =
+          ResolvePointName(OpenDestinationFor(config, target_, DestinationAccess::kRead, log).get(), request_.point);
     InstantRestore([config, target, log] { return OpenDestinationFor(config, target, DestinationAccess::kRead, log); },
                    hv.get(), ctx.env, request_, log);
     return {};

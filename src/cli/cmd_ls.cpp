@@ -5,6 +5,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "destination/point_select.h"
 #include "util/encoding.h"
 
 namespace vmback {
@@ -32,7 +33,7 @@ class LsCommand : public Command {
  public:
   void AddOptions(CLI::App* cmd) override {
     AddTargetOptions(cmd, &target_);
-    cmd->add_option("POINT", point_, "point name from 'vmback list', or 'latest'")->required();
+    cmd->add_option("POINT", point_, kPointHelp)->required();
     cmd->add_option("PATH", path_, "VOLUME or VOLUME/dir inside it (default: the point's volumes)");
     cmd->add_flag("-l,--long", long_, "type and mode, owner (uid:gid), size, UTC mtime, and a link's target");
     cmd->add_flag("-R,--recursive", recursive_, "everything below PATH, not only its entries");
@@ -55,8 +56,8 @@ class LsCommand : public Command {
     Config config = ResolveConfig(target_);
     if (vms_) return ListVms(ctx, config);
     const std::string path = PointPath(path_);
-    const std::vector<PointEntry> entries =
-        OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->ListEntries(point_, path, recursive_);
+    auto dest = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log);
+    const std::vector<PointEntry> entries = dest->ListEntries(ResolvePointName(dest.get(), point_), path, recursive_);
     if (json_) {
       ctx.out << PointEntriesToJson(entries).dump(2) << "\n";
       return {};
@@ -79,8 +80,8 @@ class LsCommand : public Command {
   Findings ListVms(CommandContext& ctx, const Config& config) {
     if (!path_.empty() || recursive_) ThrowConfig("--vms lists a point's VMs: give no PATH and no -R");
     std::string point;
-    const std::vector<VmRecord> vms =
-        OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->PointVms(point_, &point);
+    auto dest = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log);
+    const std::vector<VmRecord> vms = dest->PointVms(ResolvePointName(dest.get(), point_), &point);
     if (json_) {
       ctx.out << nlohmann::json{{"point", point}, {"vms", VmRecordsToJson(vms)}}.dump(2) << "\n";
       return {};

@@ -4,6 +4,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "destination/point_select.h"
 #include "mount/point_fs.h"
 #include "os/fuse_serve.h"
 #include "util/error.h"
@@ -17,7 +18,7 @@ class MountCommand : public Command {
   void AddOptions(CLI::App* cmd) override {
     AddTargetOptions(cmd, &target_);
     cmd->add_option("DIR", dir_, "an existing directory to mount on")->required();
-    cmd->add_option("--point", point_, "show only this point (a name from 'vmback list', or 'latest')");
+    cmd->add_option("--point", point_, std::string("show only this point: ") + kPointHelp);
     cmd->add_option("--cache-mib", cache_mib_, "blocks kept in memory, in MiB")
         ->default_val(128)
         ->check(CLI::Range(8, 4096));
@@ -53,7 +54,11 @@ class MountCommand : public Command {
       ThrowConfig("mount: " + dir_ + " is not a directory (make it first, and give a directory, not a link)");
     Config config = ResolveConfig(target_);
     PointFsOptions options;
-    options.point = point_;
+    // Resolved once, before the mount: latest~N and a time name one point.
+    if (!point_.empty() && point_ != "latest")
+      options.point = ResolvePointName(OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log).get(), point_);
+    else
+      options.point = point_;
     options.cache_bytes = cache_mib_ << 20;
     Logger* log = ctx.log;
     const TargetArgs target = target_;

@@ -46,6 +46,7 @@ class PruneCommand : public Command {
     PruneRequest request;
     request.dry_run = dry_run_;
     request.repack_below = repack_below_;
+    request.keep_bad_ns = config.store.keep_bad_ns;
     PruneSummary summary = dest->Prune(policy, request, ctx.log);
     if (json_) {
       // The report carries the decisions only when they are asked for.

@@ -3,6 +3,7 @@
 
 #include "cli/command.h"
 #include "cli/common.h"
+#include "destination/point_select.h"
 
 namespace vmback {
 
@@ -12,7 +13,7 @@ class StatsCommand : public Command {
  public:
   void AddOptions(CLI::App* cmd) override {
     AddTargetOptions(cmd, &target_);
-    cmd->add_option("POINT", points_, "points to count (names from 'vmback list', or 'latest'; default: all)");
+    cmd->add_option("POINT", points_, std::string("points to count (default: all); each ") + kPointHelp);
     cmd->add_flag("--json", json_, "the figures as JSON");
     cmd->footer("\nFor a store: each copy's size (the files in packs/, index/ and points/), the\n"
                 "points' logical size (their files' sizes, summed), the distinct blocks they\n"
@@ -28,8 +29,10 @@ class StatsCommand : public Command {
 
   Findings Run(CommandContext& ctx) override {
     Config config = ResolveConfig(target_);
-    const DestinationStats s =
-        OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log)->Stats(points_, ctx.log);
+    auto dest = OpenDestinationFor(config, target_, DestinationAccess::kRead, ctx.log);
+    std::vector<std::string> points;
+    for (const auto& p : points_) points.push_back(ResolvePointName(dest.get(), p));
+    const DestinationStats s = dest->Stats(points, ctx.log);
     if (json_) ctx.out << s.json.dump(2) << "\n";
     else ctx.out << s.text;
     return {};

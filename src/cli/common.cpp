@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include "cli/exit_status.h"
+#include "destination/dump.h"
 #include "run/store_destination.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -106,6 +108,19 @@ std::unique_ptr<Destination> OpenDestinationFor(const Config& c, const TargetArg
   return OpenDestination(Env::Default(), c.target, access, StoreOptionsFor(c, t).lock_wait_seconds, log);
 }
 
+void DumpToStream(Destination* dest, const std::string& point, const std::string& path, std::ostream& out,
+                  Logger* log) {
+  StreamFile file(out, "standard output");
+  try {
+    dest->Dump(point, path, &file, log);
+    file.Close();
+  } catch (const Error& e) {
+    if (file.written() == 0) throw;
+    throw Error(e.kind(), std::string(e.what()) + "; the " + std::to_string(file.written()) +
+                              " bytes already written to standard output are incomplete: discard them");
+  }
+}
+
 void ParseReadLimit(const std::string& text, uint64_t* limit) {
   if (!ParseSize(text, limit) || *limit == 0)
     ThrowConfig("--read-limit: cannot read '" + text + "' as a size per second, e.g. 50M");
@@ -114,13 +129,18 @@ void ParseReadLimit(const std::string& text, uint64_t* limit) {
 namespace {
 
 std::atomic<bool> g_cancel{false};
+std::atomic<int> g_signal{0};
 constexpr int kSignals[3] = {SIGINT, SIGTERM, SIGHUP};
 
 }  // namespace
 
 SignalCancel::SignalCancel() {
   struct sigaction sa = {};
-  sa.sa_handler = [](int) { g_cancel.store(true); };
+  sa.sa_handler = [](int sig) {
+    int none = 0;
+    g_signal.compare_exchange_strong(none, sig);
+    g_cancel.store(true);
+  };
   sigemptyset(&sa.sa_mask);
   for (int i = 0; i < 3; i++) sigaction(kSignals[i], &sa, &old_[i]);
 }
@@ -130,6 +150,8 @@ SignalCancel::~SignalCancel() {
 }
 
 const std::atomic<bool>* SignalCancel::flag() const { return &g_cancel; }
+
+int CancelSignal() { return g_signal.load(); }
 
 StepHook CrashHookForTesting() {
   const char* at = std::getenv("VMBACK_TEST_CRASH_AT");

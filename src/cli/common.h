@@ -71,13 +71,27 @@ std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode 
 std::unique_ptr<Destination> OpenDestinationFor(const Config& c, const TargetArgs& t, DestinationAccess access,
                                                 Logger* log);
 
+// What a POINT argument takes (destination/point_select.h), for --help.
+inline constexpr char kPointHelp[] =
+    "a point: its name or its time as 'vmback list' shows them, 'latest', or 'latest~N' (the Nth before the "
+    "newest)";
+
+// `vmback dump` and `restore --to -`: the regular file at path of point
+// written to out (Destination::Dump). When it fails after some bytes went
+// out, the error says they are incomplete and must be discarded.
+void DumpToStream(Destination* dest, const std::string& point, const std::string& path, std::ostream& out,
+                  Logger* log);
+
 // Reads a --read-limit value (e.g. 50M) into *limit; throws Error(kConfig)
 // for anything but a positive size.
 void ParseReadLimit(const std::string& text, uint64_t* limit);
 
 // SIGINT, SIGTERM and SIGHUP set a flag that the run polls, so that it stops
-// at the next step and cleans up (VMs resumed, snapshots dropped) instead of
-// dying with things left behind. Restored on destruction. One at a time.
+// at the next step and cleans up (VMs resumed, snapshots dropped, a partial
+// restored file removed) instead of dying with things left behind. Restored
+// on destruction. One at a time. A command that fails after one of them
+// came exits 128 + the signal's number (130 for SIGINT, 143 for SIGTERM):
+// ExitStatusAfterSignal.
 class SignalCancel {
  public:
   SignalCancel();

@@ -18,4 +18,6 @@ int ExitStatusFor(const Error& e) {
   }
 }
 
+int ExitStatusAfterSignal(int sig, int failed_status) { return sig > 0 && sig < 64 ? 128 + sig : failed_status; }
+
 }  // namespace vmback

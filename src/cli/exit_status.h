@@ -28,5 +28,13 @@ struct Findings {
 
 int ExitStatusFor(const Findings& f);
 int ExitStatusFor(const Error& e);
+// The one rule for an interrupt, for every command: a command that failed
+// after signal `sig` (SIGINT, SIGTERM, SIGHUP) asked it to stop exits
+// 128 + sig, as a shell reports a process the signal killed (130 for
+// Ctrl-C, 143 for SIGTERM); failed_status when no signal came (sig 0).
+int ExitStatusAfterSignal(int sig, int failed_status);
+// The signal that set SignalCancel's flag (cli/common.h) in this process,
+// the first one; 0 when none came.
+int CancelSignal();
 
 }  // namespace vmback

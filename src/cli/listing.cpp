@@ -58,6 +58,10 @@ nlohmann::json PruneSummaryToJson(const PruneSummary& s) {
     out["packs_deleted"] = s.gc->packs_deleted;
     out["packs_repacked"] = s.gc->packs_repacked;
     out["bytes_freed"] = s.gc->bytes_freed;
+    // Damaged files set aside, removed (or, dry, to be) after keep_bad.
+    out["set_aside_removed"] = nlohmann::json::array();
+    for (const auto& f : s.set_aside_removed)
+      out["set_aside_removed"].push_back({{"path", f.path}, {"bytes", f.bytes}, {"time_ns", f.time_ns}});
   }
   return out;
 }
@@ -71,6 +75,14 @@ void PrintPruneSummary(const PruneSummary& s, std::ostream& out) {
     out << "; " << (s.dry_run ? "would reclaim " : "reclaimed ") << FormatBytes(s.gc->bytes_freed) << " ("
         << s.gc->packs_deleted << " pack(s) deleted, " << s.gc->packs_repacked << " repacked)";
   out << "\n";
+  if (!s.set_aside_removed.empty()) {
+    uint64_t bytes = 0;
+    for (const auto& f : s.set_aside_removed) bytes += f.bytes;
+    out << (s.dry_run ? "would remove " : "removed ") << Counted(s.set_aside_removed.size(), "damaged file")
+        << " set aside more than " << FormatDuration(s.keep_bad_ns) << " ago (" << FormatBytes(bytes)
+        << "), as [store] keep_bad says:\n";
+    for (const auto& f : s.set_aside_removed) out << "  " << EscapeForTerminal(f.path) << "\n";
+  }
 }
 
 }  // namespace vmback

@@ -190,7 +190,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
   Config config;
   config.file = file_name;
   TableReader top(file_name, root, "the top-level table", 1);
-  top.CheckKeys({"target", "volume", "retention", "libvirt", "run", "vm", "report"});
+  top.CheckKeys({"target", "volume", "retention", "libvirt", "run", "vm", "report", "store"});
 
   // [target]
   auto target_it = root.find("target");
@@ -429,6 +429,20 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     if (auto v = rr.Int("keep", &l)) {
       if (*v < 1 || *v > 100000) rr.Fail(l, "'keep' must be between 1 and 100000");
       config.report.keep = static_cast<int>(*v);
+    }
+  }
+  if (auto it = root.find("store"); it != root.end()) {
+    const toml::table* t = it->second.as_table();
+    if (!t) top.Fail(TableReader::Line(it->first), "'store' must be a table");
+    TableReader sr(file_name, *t, "[store]", TableReader::Line(it->first));
+    sr.CheckKeys({"keep_bad"});
+    int l = 0;
+    if (auto v = sr.String("keep_bad", &l)) {
+      try {
+        config.store.keep_bad_ns = ParseDuration(*v);
+      } catch (const Error& e) {
+        sr.Fail(l, std::string("'keep_bad': ") + e.what());
+      }
     }
   }
   if (auto it = root.find("vm"); it != root.end()) {

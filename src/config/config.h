@@ -25,6 +25,10 @@
 //   read_limit = "50M"        # MiB/s for reading sources (default: no limit)
 //   full_read_every = "30d"   # read every file when the last full read is older
 //
+//   [store]                   # the built-in store's housekeeping
+//   keep_bad = "30d"          # prune removes damaged copies set aside (*.bad-*)
+//                             # longer ago than this
+//
 //   [report]
 //   dir = "/var/lib/vmback/reports"   # a JSON report per run
 //   keep = 30
@@ -118,6 +122,13 @@ struct ReportConfig {
   std::string metrics_file;  // Prometheus textfile (node_exporter); "" = none
 };
 
+// [store]: the built-in store's housekeeping.
+struct StoreConfig {
+  // Damaged copies heal set aside (*.bad-<ns>) are removed by prune once
+  // older than this.
+  int64_t keep_bad_ns = 30LL * 24 * 3600 * 1000000000;
+};
+
 struct TargetConfig {
   TargetType type = TargetType::kStore;
   std::string path;                  // store, btrfs (a subvolume), dir
@@ -136,6 +147,7 @@ struct Config {
   std::string libvirt_uri = "qemu:///system";
   RunConfig run;
   ReportConfig report;
+  StoreConfig store;
   std::vector<VmConfig> vms;
 };
 

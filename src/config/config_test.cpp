@@ -320,3 +320,24 @@ TEST(ConfigTest, TrackChangesNeedsAKeepableSnapshot) {
 
 }  // namespace
 }  // namespace vmback
+
+namespace vmback {
+namespace {
+
+TEST(ConfigTest, StoreKeepBad) {
+  const std::string kBase = "[target]\npath = \"/s\"\n[[volume]]\nname = \"v\"\nsource = \"/srv\"\n";
+  const int64_t day = 24LL * 3600 * 1000000000;
+  EXPECT_EQ(ParseConfig(kBase, "c.toml").store.keep_bad_ns, 30 * day);
+  EXPECT_EQ(ParseConfig(kBase + "[store]\nkeep_bad = \"7d\"\n", "c.toml").store.keep_bad_ns,
+            7 * day);
+  try {
+    ParseConfig(kBase + "[store]\nkeep_bad = \"soon\"\n", "c.toml");
+    FAIL() << "keep_bad = \"soon\" was taken";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kConfig);
+    EXPECT_NE(std::string(e.what()).find("c.toml:7: 'keep_bad'"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace vmback

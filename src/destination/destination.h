@@ -54,6 +54,9 @@ struct PointList {
 struct PruneRequest {
   bool dry_run = false;
   double repack_below = 0.5;  // a store's GC: repack a pack whose live share is below this
+  // A store: damaged files heal set aside (*.bad-<ns>) longer ago than this
+  // are removed ([store] keep_bad).
+  int64_t keep_bad_ns = 30LL * 24 * 3600 * 1000000000;
   // Opened kBackup (the prune after `vmback run`'s backup): seconds to wait
   // for readers of a store to leave; then the prune is skipped with a
   // warning (PruneSummary::skipped).
@@ -67,6 +70,10 @@ struct PruneSummary {
   std::vector<RetentionDecision> decisions;  // newest first
   std::vector<std::string> deleted;
   std::optional<GcStats> gc;  // a store's garbage collection; none for an in-place target
+  // A store: the damaged files set aside that were removed (would be, with
+  // dry_run), older than keep_bad_ns.
+  std::vector<SetAsideFile> set_aside_removed;
+  int64_t keep_bad_ns = 0;
 };
 
 struct VerifyRequest {

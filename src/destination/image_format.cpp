@@ -104,6 +104,7 @@ RestoreStats RestoreInFormat(Destination* dest, Env* env, ImageFormat format, co
     const FileStatus st = env->Status(to_arg);
     if (options.overwrite == Overwrite::kRefuse && st.kind == FileKind::kDir && env->ListDir(to_arg).empty())
       options.overwrite = Overwrite::kAllow;
+    options.cancel = cancel;  // a signal stops it; the file being written goes
     return dest->Restore(point, path, to_arg, options, log);
   }
 
@@ -133,7 +134,7 @@ RestoreStats RestoreInFormat(Destination* dest, Env* env, ImageFormat format, co
   CopyMetadata(env, raw, qcow2);  // after the last open for writing: the mode may forbid it
   // Without --force, a file that appeared at `to` since the check is not
   // replaced: link(2) never replaces, and the temporary name goes with tmp.
-  if (overwrite == Overwrite::kAllow) {
+  if (overwrite != Overwrite::kRefuse) {
     env->Rename(qcow2, to);
   } else {
     try {

@@ -13,7 +13,14 @@
 
 namespace vmback {
 
-enum class Overwrite { kRefuse, kAllow };
+// What a restore does with a destination that exists. A file restored is
+// always written under a temporary name and renamed when complete
+// (os/dir.h PendingFile).
+enum class Overwrite {
+  kRefuse,  // an existing destination (but an empty directory) is refused
+  kAllow,   // --force: merged; what the point has replaces what is there, the rest stays
+  kDelete,  // --delete: made exactly the point; what the point lacks is removed too
+};
 
 // What a restore applies beside the content. The default is a faithful
 // restore for disaster recovery (owners, setuid bits, device nodes, every
@@ -62,6 +69,7 @@ struct RestoreStats {
   uint64_t bytes = 0;
   uint64_t warnings = 0;  // metadata that could not be applied (e.g. chown as non-root)
   uint64_t skipped = 0;   // special files left out (RestoreOptions::special)
+  uint64_t removed = 0;   // entries removed that the point lacks (Overwrite::kDelete)
   // What could not be restored: one line per lost range of a file (its
   // path, byte range and why) or lost directory listing; at most 1000 lines,
   // `damaged` counts them all. Non-empty means the restore is incomplete.

@@ -173,7 +173,9 @@ TEST_F(DirTargetTest, AForgedVolumeNameIsRefusedWhereItIsRead) {
 // Restore walks its destination with directory descriptors: what a local
 // user planted there (symlinks where the point has a directory, a file or
 // nothing) is replaced as itself with --force, never followed.
-TEST_F(DirTargetTest, RestoreForceReplacesPlantedSymlinksWithoutFollowingThem) {
+// --delete (Overwrite::kDelete) makes the destination exactly the point:
+// planted symlinks are replaced or removed as links, never followed.
+TEST_F(DirTargetTest, RestoreDeleteReplacesPlantedSymlinksWithoutFollowingThem) {
   auto t = BackupNestedTree();
   test::WriteFile(dir_ / "src/tree/b", "bee");
   ASSERT_EQ(::link((dir_ / "src/tree/b").c_str(), (dir_ / "src/tree/a/b2").c_str()), 0);
@@ -190,7 +192,7 @@ TEST_F(DirTargetTest, RestoreForceReplacesPlantedSymlinksWithoutFollowingThem) {
   ASSERT_EQ(::symlink((outside + "/victim").c_str(), (dest + "/b").c_str()), 0);  // where a file goes
   ASSERT_EQ(::symlink(outside.c_str(), (dest + "/extra").c_str()), 0);          // not in the point
 
-  RestoreFromTarget(t.get(), Env::Default(), "current", "tree", dest, Overwrite::kAllow, &log_);
+  RestoreFromTarget(t.get(), Env::Default(), "current", "tree", dest, Overwrite::kDelete, &log_);
   EXPECT_EQ(test::DescribeTree(outside), before) << "nothing outside the destination changed";
   EXPECT_EQ(test::DescribeTree(dest), test::DescribeTree(dir_ / "src/tree"));
   struct stat a, b;

@@ -69,8 +69,9 @@ MetadataPolicy PolicyOf(const RestoreOptions& options) {
 }
 
 // Restores one regular file of a point (a file volume, or a file inside a
-// tree) as `name` in `parent`: an existing regular file there is written in
-// place (--force), anything else at the name is refused.
+// tree) as `name` in `parent`, under a temporary name renamed over it when
+// complete: an existing regular file there is replaced (--force), anything
+// else at the name is refused.
 void RestoreFile(Env* env, const std::string& src, const std::string& map_root, const std::string& rel,
                  const Dir& parent, const std::string& name, Overwrite overwrite, const MetadataPolicy& policy,
                  const std::atomic<bool>* cancel, RestoreStats* stats, Logger* log) {
@@ -78,13 +79,14 @@ void RestoreFile(Env* env, const std::string& src, const std::string& map_root, 
   const bool exists = parent.Stat(name, &dst_st);
   if (exists && overwrite == Overwrite::kRefuse) ThrowConfig(parent.ChildPath(name) + " exists; give --force to overwrite it");
   if (exists && S_ISDIR(dst_st.st_mode)) ThrowConfig(parent.ChildPath(name) + " is a directory; give the file's path");
+  if (exists && !S_ISREG(dst_st.st_mode))
+    ThrowConfig(parent.ChildPath(name) + " is not a regular file; nothing was written through it");
   Entry meta = ReadMetadata(env, src, ExistingStatus(env, src));
-  auto out = exists ? parent.OpenFile(name) : parent.CreateFile(name);
-  out->Truncate(0);
-  out->Truncate(CopyChecked(env, src, map_root, rel, out.get(), false, cancel, stats, log));
-  CountWarnings(Dir::SetMetadataFd(out->fd(), out->path(), MetadataOf(meta), policy), stats, log);
-  out->Sync();
-  out->Close();
+  PendingFile out(parent, name);
+  out.file()->Truncate(CopyChecked(env, src, map_root, rel, out.file(), false, cancel, stats, log));
+  CountWarnings(Dir::SetMetadataFd(out.file()->fd(), out.path(), MetadataOf(meta), policy), stats, log);
+  out.file()->Sync();
+  out.Commit();
   stats->files++;
 }
 
@@ -129,7 +131,9 @@ class TreeRestorer {
     struct stat cur;
     bool exists = parent.Stat(name, &cur);
     if (exists && !(e.type == EntryType::kDir && S_ISDIR(cur.st_mode))) {
-      parent.Remove(name);  // as itself: no symlink followed, no mount crossed
+      // A file over a file: the new one is renamed over it when complete.
+      if (!(e.type == EntryType::kFile && S_ISREG(cur.st_mode) && st.nlink <= 1))
+        parent.Remove(name);  // as itself: no symlink followed, no mount crossed
       exists = false;
     }
     switch (e.type) {
@@ -149,20 +153,15 @@ class TreeRestorer {
           stats_->files++;
           return;  // the inode's metadata is set already
         }
-        auto out = parent.CreateFile(name);
-        try {
-          out->Truncate(
-              CopyChecked(env_, src, map_root_, MapRel(rel), out.get(), false, options_.cancel, stats_, log_));
-          CountWarnings(Dir::SetMetadataFd(out->fd(), out->path(), MetadataOf(e), policy_), stats_, log_);
-          out->Sync();
-          out->Close();
-        } catch (...) {
-          out.reset();
-          try {
-            parent.Remove(name);  // no unchecked half file left behind
-          } catch (...) {
-          }
-          throw;
+        {
+          // Under a temporary name until complete and checked: an error or
+          // a signal leaves no half file under the name (the temporary goes).
+          PendingFile out(parent, name);
+          out.file()->Truncate(
+              CopyChecked(env_, src, map_root_, MapRel(rel), out.file(), false, options_.cancel, stats_, log_));
+          CountWarnings(Dir::SetMetadataFd(out.file()->fd(), out.path(), MetadataOf(e), policy_), stats_, log_);
+          out.file()->Sync();
+          out.Commit();
         }
         stats_->files++;
         if (st.nlink > 1) links_.emplace(key, drel);
@@ -191,9 +190,9 @@ class TreeRestorer {
     }
   }
 
-  // Makes the open directory d identical to the point's directory src
-  // (lstat st): its children restored, entries the point lacks removed,
-  // then d's own metadata.
+  // Restores the point's directory src (lstat st) into the open directory
+  // d: its children restored (merged with what is there), entries the point
+  // lacks removed with Overwrite::kDelete, then d's own metadata.
   void RestoreInto(const std::string& src, const FileStatus& st, const Dir& d, const std::string& rel,
                    const std::string& drel) {
     // A mount point in the point (one file system, as the backup) is kept
@@ -210,9 +209,11 @@ class TreeRestorer {
                    drel.empty() ? name : drel + "/" + name);
       keep.insert(name);
     }
-    for (const auto& name : d.List()) {
-      if (keep.count(name) || (drel.empty() && name == ".zfs")) continue;
-      d.Remove(name);  // refuses (naming it) a mount below, before deleting anything
+    if (options_.overwrite == Overwrite::kDelete) {
+      for (const auto& name : d.List()) {
+        if (keep.count(name) || (drel.empty() && name == ".zfs")) continue;
+        stats_->removed += d.Remove(name);  // refuses (naming it) a mount below, before deleting anything
+      }
     }
     Entry e = ReadMetadata(env_, src, st);
     CountWarnings(Dir::SetMetadataFd(d.fd(), d.path(), MetadataOf(e), policy_), stats_, log_);
@@ -257,8 +258,8 @@ void CheckApart(const std::string& src, const std::string& dest) {
   if (inside(d, s)) ThrowConfig("destination " + dest + " lies inside the source " + src);
 }
 
-// Restores the tree src of a point to `to` (made identical to it when it
-// exists, with --force).
+// Restores the tree src of a point to `to` (merged into it when it exists,
+// with --force; made identical to it with --delete).
 void RestoreTree(Env* env, const std::string& src, const std::string& map_root, const std::string& rel_prefix,
                  const std::string& to, const RestoreOptions& options, RestoreStats* stats, Logger* log) {
   const Overwrite overwrite = options.overwrite;
@@ -266,7 +267,8 @@ void RestoreTree(Env* env, const std::string& src, const std::string& map_root, 
   const FileStatus src_st = ExistingStatus(env, src);
   const FileStatus lst = env->Status(to);
   if (lst.kind != FileKind::kMissing) {
-    if (overwrite == Overwrite::kRefuse) ThrowConfig(to + " exists; give --force to make it identical to the point");
+    if (overwrite == Overwrite::kRefuse)
+      ThrowConfig(to + " exists; give --force to merge the point into it, or --delete to make it exactly the point");
     CheckDestination(env, to, overwrite, false);
     if (lst.kind != FileKind::kDir) ThrowConfig(to + " exists and is not a directory");
     // The directory the user named (it may be a mount point itself).
@@ -337,6 +339,9 @@ RestoreStats RestoreFromTarget(InplaceTarget* target, Env* env, const std::strin
     CheckApart(root, to);
     Dir dest = exists ? Dir::Open(to) : Dir::OpenOrCreate(to);
     for (const auto& vol : vols) restore_volume_part(vol, "", &dest, vol);
+    if (overwrite == Overwrite::kDelete)
+      for (const auto& name : dest.List())
+        if (std::find(vols.begin(), vols.end(), name) == vols.end()) stats.removed += dest.Remove(name);
     dest.Sync();
     SyncFileSystem(to);
   } else {

@@ -321,6 +321,7 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
     step("prune");
     PruneRequest prune;
     prune.lock_wait_seconds = options.prune_lock_wait;
+    prune.keep_bad_ns = config.store.keep_bad_ns;  // each file removed is logged
     report.pruned = dest->Prune(config.retention, prune, log).deleted;
   }
   for (const auto& p : log->problems()) report.warnings.push_back(p);

@@ -328,7 +328,7 @@ void LibvirtBackups::Describe(const VolumeConfig& v, VolumeSpec* spec) {
 
 void LibvirtBackups::End(Job* job) {
   for (auto& e : job->disks) {
-    exports_->Remove(e.path);
+    exports_->DropExport(e.path);
     e.nbd.reset();  // closes the connection before the export goes
   }
   hv_->EndBackup(job->vm);

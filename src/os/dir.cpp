@@ -229,6 +229,31 @@ void Dir::Link(const Dir& from, const std::string& from_name, const std::string&
     ThrowIo("link " + ChildPath(name) + " to " + from.ChildPath(from_name), errno);
 }
 
+void Dir::Rename(const std::string& from, const std::string& to) const {
+  if (!IsSafeName(from) || !IsSafeName(to)) throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + ChildPath(to));
+  if (::renameat(fd(), from.c_str(), fd(), to.c_str()) != 0)
+    ThrowIo("rename " + ChildPath(from) + " to " + ChildPath(to), errno);
+}
+
+PendingFile::PendingFile(const Dir& dir, std::string name)
+    : dir_(dir), name_(std::move(name)), path_(dir.ChildPath(name_)) {
+  if (!IsSafeName(name_)) throw Error(ErrorKind::kCorrupt, "refusing the unsafe name " + path_);
+  temp_ = "." + name_.substr(0, 200) + ".tmp-" + RandomHex(6);
+  file_ = dir_.CreateFile(temp_);
+}
+
+PendingFile::~PendingFile() {
+  if (done_) return;
+  file_.reset();
+  (void)::unlinkat(dir_.fd(), temp_.c_str(), 0);  // best effort: the error, if any, is being told
+}
+
+void PendingFile::Commit() {
+  file_->Close();
+  dir_.Rename(temp_, name_);
+  done_ = true;
+}
+
 uint64_t Dir::Remove(const std::string& name, const RemovedFn& removed) const {
   struct stat st;
   if (!Stat(name, &st)) return 0;

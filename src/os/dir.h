@@ -134,6 +134,9 @@ class Dir {
   void MakeNode(const std::string& name, mode_t type, dev_t rdev) const;
   // A hard link name -> the file `from_name` in `from` (never a symlink).
   void Link(const Dir& from, const std::string& from_name, const std::string& name) const;
+  // renameat of the child from to to, both in this directory (replacing a
+  // file, symlink or node at to as itself, never following it).
+  void Rename(const std::string& from, const std::string& to) const;
   // Removes a child: a file, symlink or node, or a whole directory tree,
   // never following a symlink and refusing (ErrorKind::kConfig, naming it)
   // any directory on another device than this one, before deleting anything
@@ -167,6 +170,33 @@ class Dir {
   std::string path_;
   UniqueFd fd_;
   dev_t dev_ = 0;
+};
+
+// A regular file written under a temporary name in dir and renamed to its
+// name only when complete, so that an interrupted write (an error, a signal)
+// never leaves a partial file under that name. The temporary is
+// "." NAME ".tmp-" and 12 random hex digits (NAME cut to 200 bytes),
+// created as Dir::CreateFile (O_EXCL|O_NOFOLLOW, mode 0600). Destroyed
+// without Commit, it is removed. REQUIRES: dir outlives this object.
+class PendingFile {
+ public:
+  PendingFile(const Dir& dir, std::string name);
+  ~PendingFile();
+  PendingFile(const PendingFile&) = delete;
+  PendingFile& operator=(const PendingFile&) = delete;
+
+  FdWritableFile* file() const { return file_.get(); }
+  // The final path, for messages.
+  const std::string& path() const { return path_; }
+  // Closes the file and renames it over the name (a file, symlink or node
+  // there is replaced as itself).
+  void Commit();
+
+ private:
+  const Dir& dir_;
+  std::string name_, temp_, path_;
+  std::unique_ptr<FdWritableFile> file_;
+  bool done_ = false;
 };
 
 // Removes path as Dir::Remove does (a file, symlink or node, or a whole

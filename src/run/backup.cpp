@@ -213,9 +213,10 @@ class VolumeWalker {
         }
         entries.push_back(std::move(e));
       } catch (const Error& err) {
-        // A failed store write ends the backup; a source entry that cannot
-        // be read is only left out.
-        if (store_->broken() || err.kind() == ErrorKind::kCrash) throw;
+        // A failed store write ends the backup, and so does a signal
+        // (the read it stopped is no unreadable entry: nothing is
+        // committed); a source entry that cannot be read is only left out.
+        if (store_->broken() || err.kind() == ErrorKind::kCrash || (opts_.cancel && opts_.cancel->load())) throw;
         stats_->errors++;
         log_->Error(std::string(err.what()) + " (left out of this point)");
       }

@@ -14,6 +14,7 @@
 #include <future>
 #include <mutex>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "destination/dump.h"
 #include "os/dir.h"
@@ -66,7 +67,9 @@ class Restorer {
     if (exists && !(e.type == EntryType::kDir && S_ISDIR(st.st_mode))) {
       if (options_.overwrite == Overwrite::kRefuse)
         throw Error(ErrorKind::kConfig, parent.ChildPath(place.name) + " exists; restore refuses to overwrite it without --force");
-      parent.Remove(place.name);  // no symlink followed, no mount point crossed
+      // A file over a file: the new one is renamed over it when complete.
+      if (!(e.type == EntryType::kFile && S_ISREG(st.st_mode) && e.hardlink.empty()))
+        parent.Remove(place.name);  // no symlink followed, no mount point crossed
       exists = false;
     }
     switch (e.type) {
@@ -85,18 +88,13 @@ class Restorer {
           stats_->files++;
           return;  // metadata is the inode's, set already
         }
-        auto out = parent.CreateFile(place.name);
-        try {
-          WriteContent(e, out.get(), false, out->path());
-          ApplyOnFd(out->fd(), out->path(), e);
-          out->Close();
-        } catch (...) {
-          out.reset();
-          try {
-            parent.Remove(place.name);  // no partial file left behind
-          } catch (...) {
-          }
-          throw;
+        {
+          // Under a temporary name until complete: an error or a signal
+          // leaves no partial file under the name (the temporary goes).
+          PendingFile out(parent, place.name);
+          WriteContent(e, out.file(), false, out.path());
+          ApplyOnFd(out.file()->fd(), out.path(), e);
+          out.Commit();
         }
         stats_->files++;
         restored_[vrel] = place.rel;
@@ -144,9 +142,13 @@ class Restorer {
       stats_->dirs++;
       return;
     }
-    for (const auto& child : DecodeTree(tree.data, "tree of " + d.path()))
+    std::unordered_set<std::string> names;
+    for (const auto& child : DecodeTree(tree.data, "tree of " + d.path())) {
       RestoreEntry(child, Place{&d, child.name, drel.empty() ? child.name : drel + "/" + child.name},
                    vrel.empty() ? child.name : vrel + "/" + child.name);
+      names.insert(child.name);
+    }
+    if (options_.overwrite == Overwrite::kDelete) RemoveOthers(d, names);
     stats_->dirs++;
   }
 
@@ -168,6 +170,13 @@ class Restorer {
   // The content of file entry e (called name in messages) written to out,
   // holes and zero blocks left unwritten (out's Truncate sets the size).
   void WriteFile(const Entry& e, WritableFile* out, const std::string& name) { WriteContent(e, out, false, name); }
+
+  // --delete: the entries of d not in keep are removed, each as itself
+  // (Dir::Remove: no symlink followed; a mount point below refused).
+  void RemoveOthers(const Dir& d, const std::unordered_set<std::string>& keep) {
+    for (const auto& name : d.List())
+      if (!keep.count(name)) stats_->removed += d.Remove(name);
+  }
 
   void ApplyOnFd(int fd, const std::string& what, const Entry& e) {
     Warn(Dir::SetMetadataFd(fd, what, ToMetadata(e), policy_));
@@ -254,6 +263,7 @@ class Restorer {
       }));
       batch.clear();
       while (in_flight.size() > pool_.size() * 2) drain_one();
+      CheckRestoreCancel(options_.cancel, dest);
     };
     for (const auto& list_id : e.content) {
       CheckRestoreCancel(options_.cancel, dest);  // one list: kIdsPerList blocks
@@ -395,10 +405,13 @@ RestoreStats Restore(Store* store, const std::string& point_arg, const std::stri
   if (path.empty()) {
     // The whole point: one entry per volume inside dest.
     Dir root = dest_exists ? Dir::Open(dest) : Dir::OpenOrCreate(dest);
+    std::unordered_set<std::string> names;
     for (const auto& v : m.volumes) {
       Restorer r(store, options, &root, log, &stats);  // hard links stay within a volume
       r.RestoreEntry(v.root, Place{&root, v.name, v.name}, "");
+      names.insert(v.name);
     }
+    if (options.overwrite == Overwrite::kDelete) Restorer(store, options, &root, log, &stats).RemoveOthers(root, names);
     return stats;
   }
 

@@ -40,6 +40,27 @@ PointSummary PointOfManifest(const std::string& name, const Manifest& m) {
   return p;
 }
 
+// What heal set aside (*.bad-<ns>), for verify and stats.
+nlohmann::json SetAsideJson(const std::vector<SetAsideFile>& files) {
+  uint64_t bytes = 0;
+  for (const auto& f : files) bytes += f.bytes;
+  nlohmann::json j = {{"count", files.size()}, {"bytes", bytes}};
+  if (!files.empty()) {
+    j["oldest_ns"] = files.front().time_ns;
+    j["oldest"] = FormatTimeUtc(files.front().time_ns);
+  }
+  return j;
+}
+
+std::string SetAsideText(const std::vector<SetAsideFile>& files) {
+  if (files.empty()) return "";
+  uint64_t bytes = 0;
+  for (const auto& f : files) bytes += f.bytes;
+  return Counted(files.size(), "damaged file") + " set aside (*.bad-*): " + FormatBytes(bytes) +
+         ", the oldest from " + FormatTimeUtc(files.front().time_ns) +
+         "; prune removes those older than [store] keep_bad (default 30d)\n";
+}
+
 std::string VerifyText(const VerifyReport& r) {
   std::ostringstream out;
   // Packs and blobs are counted once; the bytes are what was read, from
@@ -138,7 +159,10 @@ class StoreDestination : public Destination {
 
   DestinationStats Stats(const std::vector<std::string>& points, Logger*) override {
     const StoreStats st = ComputeStoreStats(store_.get(), points);
-    return {StoreStatsToJson(st), StoreStatsText(st)};
+    const std::vector<SetAsideFile> set_aside = store_->ListSetAside();
+    DestinationStats s{StoreStatsToJson(st), StoreStatsText(st) + SetAsideText(set_aside)};
+    s.json["set_aside"] = SetAsideJson(set_aside);
+    return s;
   }
 
   VerifyOutcome Verify(const VerifyRequest& request, Logger* log) override;
@@ -190,8 +214,10 @@ VerifyOutcome StoreDestination::Verify(const VerifyRequest& request, Logger* log
       Reopen(LockMode::kShared, log);
     }
   }
+  const std::vector<SetAsideFile> set_aside = store_->ListSetAside();
   o.json = VerifyReportToJson(r);
-  o.text = VerifyText(r);
+  o.json["set_aside"] = SetAsideJson(set_aside);
+  o.text = VerifyText(r) + SetAsideText(set_aside);
   o.errors = r.problems.size();
   o.ok = r.ok();
   o.repaired = r.repaired;
@@ -224,6 +250,18 @@ PruneSummary StoreDestination::Prune(const RetentionPolicy& policy, const PruneR
   s.decisions = r.decisions;
   s.deleted = r.deleted;
   s.gc = r.gc;
+  // Damaged files set aside longer ago than keep_bad: inspected by now, or
+  // never will be.
+  s.keep_bad_ns = request.keep_bad_ns;
+  const int64_t cutoff = env_->NowNanos() - request.keep_bad_ns;
+  for (const SetAsideFile& f : store_->ListSetAside()) {
+    if (f.time_ns >= cutoff) continue;
+    if (!request.dry_run) {
+      env_->Remove(f.path);
+      log->Info("removed " + f.path + " (set aside as damaged " + FormatTimeUtc(f.time_ns) + ")");
+    }
+    s.set_aside_removed.push_back(f);
+  }
   return s;
 }
 

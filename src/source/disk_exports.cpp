@@ -40,7 +40,7 @@ void DiskExportEnv::Add(const std::string& path, std::shared_ptr<NbdDisk> disk) 
   exports_[Key(path)] = std::move(disk);
 }
 
-void DiskExportEnv::Remove(const std::string& path) {
+void DiskExportEnv::DropExport(const std::string& path) {
   std::lock_guard<std::mutex> lock(mu_);
   exports_.erase(Key(path));
 }

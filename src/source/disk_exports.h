@@ -24,8 +24,9 @@ class DiskExportEnv : public EnvWrapper {
   // From now on path (as the volume's reader names it: the volume's source,
   // or a file below it) is read from disk. Replaces an earlier export of it.
   void Add(const std::string& path, std::shared_ptr<NbdDisk> disk);
-  // path is read from its file again.
-  void Remove(const std::string& path);
+  // path is read from its file again. (Not Remove: that name is Env's,
+  // and this Env passes file removals on to its target.)
+  void DropExport(const std::string& path);
   // The export serving path, or null.
   std::shared_ptr<NbdDisk> Find(const std::string& path) const;
 

@@ -46,6 +46,33 @@ void Store::KeepAside(const std::string& path) const {
   env_->Rename(path, path + ".bad-" + std::to_string(env_->NowNanos()));
 }
 
+std::vector<SetAsideFile> Store::ListSetAside() const {
+  std::vector<SetAsideFile> out;
+  auto scan = [&](const std::string& dir) {
+    for (const auto& name : env_->ListDir(dir)) {
+      const size_t at = name.rfind(".bad-");
+      if (at == std::string::npos) continue;
+      const std::string digits = name.substr(at + 5);
+      if (digits.empty() || digits.size() > 19 ||
+          !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        continue;
+      const std::string path = JoinPath(dir, name);
+      const FileStatus st = env_->Status(path);
+      if (st.kind != FileKind::kFile) continue;  // never followed nor counted
+      out.push_back({path, st.size, static_cast<int64_t>(std::stoull(digits))});
+    }
+  };
+  for (const auto& copy : copies_) {
+    for (const char* sub : {"index", "points"}) scan(JoinPath(copy, sub));
+    const std::string packs = JoinPath(copy, "packs");
+    scan(packs);
+    for (const auto& fan : env_->ListDir(packs))
+      if (env_->Status(JoinPath(packs, fan)).kind == FileKind::kDir) scan(JoinPath(packs, fan));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.time_ns < b.time_ns; });
+  return out;
+}
+
 void Store::CopyPack(const Hash& pack, size_t from, size_t to) {
   std::string src = PackPath(from, pack);
   std::string dst = PackPath(to, pack);

@@ -107,6 +107,13 @@ struct SyncStats {
   std::vector<uint64_t> copied_to;  // per copy (copies() order): packs and manifests it lacked
 };
 
+// A damaged file heal set aside beside the one it replaced.
+struct SetAsideFile {
+  std::string path;
+  uint64_t bytes = 0;
+  int64_t time_ns = 0;  // when it was set aside: the <ns> of NAME.bad-<ns>
+};
+
 class Store {
  public:
   // Creates a new, empty store in dir and in each mirror (created if absent;
@@ -170,6 +177,10 @@ class Store {
   void Upgrade(double wait_seconds);
   // Every present copy, the primary first; and those that are not there.
   const std::vector<std::string>& copies() const { return copies_; }
+  // The damaged files heal set aside (KeepAside: NAME.bad-<ns>) in packs/,
+  // index/ and points/ of every present copy, oldest first. A name whose
+  // <ns> is not a number is not one of them.
+  std::vector<SetAsideFile> ListSetAside() const;
   const std::vector<std::string>& absent_copies() const { return absent_; }
   // Brings every present copy up to date with the union of the others,
   // pack by pack, without rewriting what a copy has; makes a new copy in an

@@ -97,6 +97,9 @@ vm restore -c "$WORK/vmback.toml" latest tree --to "$WORK/rtree"
 expect_rc 0 "restore the latest tree"
 check_same_tree "$WORK/tree.3" "$WORK/rtree" "latest tree"
 
+section "point names: list's time and latest~N"
+check_point_names btrfs img "$WORK/img.2" -c "$WORK/vmback.toml"
+
 section "stats: du, then btrfs quota groups"
 vm stats -c "$WORK/vmback.toml" --json
 expect_rc 0 "stats without quotas"

@@ -301,6 +301,36 @@ list_points() {
   return 0
 }
 
+# check_point_names KIND PATH PREV ARGS... (ARGS name the target, e.g. -c
+# FILE): with two points or more, `dump latest~1 PATH` gives the file PREV;
+# the time `list` shows for the newest point names it (or, when another
+# point shares that second, is refused asking for the name); latest~N past
+# the oldest point is refused (exit 2) saying how many points there are.
+check_point_names() {
+  local kind=$1 path=$2 prev=$3
+  shift 3
+  list_points "$@"
+  local n=${#POINTS[@]}
+  vm dump "$@" 'latest~1' "$path"
+  expect_rc 0 "$kind: dump latest~1"
+  _count_check
+  cmp -s -- "$VM_OUT" "$prev" || _fail "$kind: latest~1 is not the point before the newest"
+  vm list "$@"
+  local time shared
+  time=$(tail -1 "$VM_OUT" | awk '{print $2}')
+  shared=$(awk -v t="$time" '$2 == t' "$VM_OUT" | wc -l)
+  vm ls "$@" "$time"
+  if [ "$shared" -eq 1 ]; then
+    expect_rc 0 "$kind: ls with the time list shows ($time)"
+  else
+    expect_rc 2 "$kind: ls with a time $shared points share"
+    expect_err "give the name" "$kind: the refusal asks for the name"
+  fi
+  vm ls "$@" "latest~$n"
+  expect_rc 2 "$kind: latest~$n of $n points"
+  expect_err "has $n points" "$kind: the refusal says how many points there are"
+}
+
 # Random bytes: rand_file PATH SIZE (size as head -c understands: 3M, 12345).
 rand_file() { head -c "$2" /dev/urandom >"$1"; }
 

@@ -126,6 +126,10 @@ expect_rc 0 "restore one file from a tree"
 check_eq "$(cat "$WORK/run1")" "run 1" "one file from point 1"
 check "no clone is left" bash -c "! zfs list -H -o name -r $POOL | grep -q vmback-clone"
 
+section "point names: list's time and latest~N"
+check_point_names zfs img "$WORK/img.2" -c "$WORK/vmback.toml"
+check "no clone is left after them" bash -c "! zfs list -H -o name -r $POOL | grep -q vmback-clone"
+
 section "mount: points read through clones, destroyed at unmount"
 MNT=$WORK/mnt
 start_mount mount "$MNT" -c "$WORK/vmback.toml"

@@ -110,7 +110,7 @@ check "nothing was written into the mounted file system" test ! -e "$D/a/sub/f"
 umount "$D/a/sub"
 rm -rf -- "$D"
 
-section "restore --force replaces symlinks planted in the destination, never follows them"
+section "restore --delete replaces symlinks planted in the destination, never follows them"
 new_target "$T"
 D=$SENT/dest3
 rm -rf -- "$D"
@@ -118,8 +118,8 @@ mkdir -p "$D"
 ln -s "$SENT/victimdir" "$D/sub"     # where the point has a directory (a/sub)
 ln -s "$SENT/victimfile" "$D/extra"  # a name the point does not have
 before=$(tree_state "$SENT" | grep -v ' ./dest3')
-vm restore --dir "$T" current a --to "$D" --force
-expect_rc 0 "restore --force over planted symlinks"
+vm restore --dir "$T" current a --to "$D" --delete
+expect_rc 0 "restore --delete over planted symlinks"
 check_eq "$(tree_state "$SENT" | grep -v ' ./dest3')" "$before" "planted symlinks: nothing they point to changed"
 check "the planted directory symlink became a real directory" test -d "$D/sub" -a ! -L "$D/sub"
 check "the file landed inside the destination" cmp "$SRC/a/sub/f" "$D/sub/f"
