@@ -452,7 +452,7 @@ damage 20260102 one "$A" || die "cannot damage the store"
 vm verify --store "$A"
 expect_rc 5 "verify (text) of a store damaged on one copy"
 check "the text says what was repaired, not only 'all good'" \
-  grep -qE "files: all good after repairing [0-9]+ damaged or missing file\(s\) from another copy" "$VM_OUT"
+  grep -qE "files: all good after repairing [0-9]+ damaged or missing files? from another copy" "$VM_OUT"
 check "the text says the bytes were read from both copies" grep -qE "read from 2 copies, " "$VM_OUT"
 check_same_copies "$A" "$B" "after the text verify repaired A"
 
