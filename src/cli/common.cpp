@@ -102,8 +102,9 @@ std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode 
 }
 
 std::unique_ptr<Destination> OpenDestinationFor(const Config& c, const TargetArgs& t, DestinationAccess access,
-                                                Logger* log) {
-  return OpenDestination(Env::Default(), c.target, access, StoreOptionsFor(c, t).lock_wait_seconds, log);
+                                                Logger* log, BackupExcludes excludes) {
+  return OpenDestination(Env::Default(), c.target, access, StoreOptionsFor(c, t).lock_wait_seconds, log,
+                         std::move(excludes));
 }
 
 void ParseReadLimit(const std::string& text, uint64_t* limit) {
