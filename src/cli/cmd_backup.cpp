@@ -156,25 +156,48 @@ class BackupCommand : public Command {
   }
 
   // --dry-run: each volume's source walked as it is now (not a snapshot),
-  // what would be read and what left out, and why. Opens no store or
-  // target, takes no lock, writes nothing.
+  // what would be read and what left out, and why (--json: as JSON). Opens
+  // no store or target, takes no lock, writes nothing.
   void DryRun(const std::vector<VolumeSpec>& volumes, const BackupExcludes& excludes, bool from_config,
               CommandContext& ctx) {
-    std::ostream& out = ctx.out;
-    out << "dry run: nothing is written (no point, no lock, no report)";
-    if (from_config) out << "; each source is walked live, not from its snapshot";
-    out << "\n";
+    std::vector<VolumePreview> previews;
+    std::vector<std::vector<std::string>> described;
     uint64_t files = 0, bytes = 0;
     for (const auto& v : volumes) {
       auto ex = excludes.find(v.name);
       const VolumeExcludes* e = ex == excludes.end() ? nullptr : &ex->second;
-      const VolumePreview p = PreviewVolume(ctx.env, v.name, CanonicalPath(v.source), v.one_file_system, e, nullptr, ctx.log);
-      files += p.files;
-      bytes += p.bytes;
-      out << "volume " << EscapeForTerminal(v.name) << " (" << EscapeForTerminal(v.source) << "): would read "
-          << Counted(p.files, "file") << ", " << FormatBytes(p.bytes) << "; " << p.excluded << " excluded\n";
-      if (e)
-        for (const auto& line : DescribeExcludes(*e)) out << "  exclude " << EscapeForTerminal(line) << "\n";
+      previews.push_back(PreviewVolume(ctx.env, v.name, CanonicalPath(v.source), v.one_file_system, e, nullptr, ctx.log));
+      previews.back().source = v.source;
+      described.push_back(e ? DescribeExcludes(*e) : std::vector<std::string>{});
+      files += previews.back().files;
+      bytes += previews.back().bytes;
+    }
+    if (json_) {
+      nlohmann::json j = {{"dry_run", true}, {"files", files}, {"bytes", bytes}, {"volumes", nlohmann::json::array()}};
+      for (size_t i = 0; i < previews.size(); i++) {
+        const VolumePreview& p = previews[i];
+        nlohmann::json listed = nlohmann::json::array();
+        for (const auto& x : p.listed)
+          listed.push_back({{"path", x.rel}, {"reason", ExcludeReasonName(x.reason)}, {"detail", x.detail}});
+        j["volumes"].push_back({{"name", p.name}, {"source", p.source}, {"files", p.files}, {"dirs", p.dirs},
+                                {"other", p.other}, {"bytes", p.bytes}, {"errors", p.errors},
+                                {"excluded", p.excluded}, {"excludes", described[i]}, {"excluded_entries", listed}});
+      }
+      // Names need not be UTF-8: replaced, never a failed dump.
+      ctx.out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+      return;
+    }
+    std::ostream& out = ctx.out;
+    out << "dry run: nothing is written (no point, no lock, no report)";
+    if (from_config) out << "; each source is walked live, not from its snapshot";
+    out << "\n";
+    for (size_t i = 0; i < previews.size(); i++) {
+      const VolumePreview& p = previews[i];
+      out << "volume " << EscapeForTerminal(p.name) << " (" << EscapeForTerminal(p.source) << "): would read "
+          << Counted(p.files, "file") << ", " << FormatBytes(p.bytes) << "; " << p.excluded << " excluded";
+      if (p.errors) out << "; " << p.errors << " could not be read";
+      out << "\n";
+      for (const auto& line : described[i]) out << "  exclude " << EscapeForTerminal(line) << "\n";
       for (const auto& x : p.listed) {
         out << "  excluded " << EscapeForTerminal(x.rel) << " (";
         if (x.reason == ExcludeReason::kPattern)

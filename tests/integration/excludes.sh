@@ -86,6 +86,17 @@ check "dry run: a total" grep -qE '^total: would read 7 files' "$VM_OUT"
 check "dry run: no fakecache exclusion" bash -c "! grep -q fakecache '$VM_OUT'"
 check_eq "$(snapshot_of "$STORE")" "$before" "dry run: the store unchanged (no lock, no file)"
 check "dry run: nothing new in the state directory" test -z "$(ls -A "$SRC/state")"
+vm backup -c "$CFG" --exclude-file "$WORK/excludes.txt" --dry-run --json
+expect_rc 0 "backup --dry-run --json"
+check "dry run --json: the figures and every exclusion with its reason" python3 -c "import json, sys
+d = json.load(open(sys.argv[1]))
+v = d['volumes'][0]
+assert d['dry_run'] is True and d['files'] == 7 and v['files'] == 7 and v['excluded'] == 8, d
+by = {e['path']: (e['reason'], e['detail']) for e in v['excluded_entries']}
+assert by['junk.tmp'] == ('pattern', '*.tmp'), by
+assert by['home/u/.cache/thumbs'] == ('CACHEDIR.TAG', 'home/u/.cache'), by
+assert by['backup/store'][0] == 'own', by
+assert 'pattern /data/skip-me' in v['excludes'], v['excludes']" "$VM_OUT"
 rmdir "$SRC/state"
 vm backup -c "$CFG" --dry-run
 expect_rc 0 "backup --dry-run, no state directory"
