@@ -12,6 +12,9 @@ std::vector<OwnLocation> OwnLocations(const Config& config) {
     const std::string kind = t.type == TargetType::kStore ? "the store" : std::string("the ") + TargetTypeName(t.type) + " target";
     out.push_back({t.path, kind + " " + t.path});
   }
+  if (t.type == TargetType::kBtrfs && !t.path.empty() && !t.snapshot_prefix.empty())
+    out.push_back({JoinPath(DirName(CanonicalPath(t.path)), t.snapshot_prefix),
+                   "a point of the btrfs target " + t.path, true});
   for (const auto& m : t.mirrors) out.push_back({m, "the store's copy " + m});
   if (!config.run.state_dir.empty())
     out.push_back({config.run.state_dir, "vmback's state directory " + config.run.state_dir});
@@ -31,12 +34,14 @@ VolumeExcludes ExcludesFor(const std::string& volume, const std::string& source,
   const std::string src = CanonicalPath(source);
   const std::string prefix = src == "/" ? "/" : src + "/";
   for (const auto& o : own) {
-    const std::string path = CanonicalPath(o.path);
+    // A name prefix is no path of its own: only its directory is resolved.
+    const std::string path =
+        o.name_prefix ? JoinPath(CanonicalPath(DirName(o.path)), BaseName(o.path)) : CanonicalPath(o.path);
     if (path.size() > prefix.size() && path.rfind(prefix, 0) == 0) {
       bool seen = false;
       const std::string rel = path.substr(prefix.size());
-      for (const auto& e : ex.own) seen = seen || e.rel == rel;
-      if (!seen) ex.own.push_back({rel, o.what});
+      for (const auto& e : ex.own) seen = seen || (e.rel == rel && e.name_prefix == o.name_prefix);
+      if (!seen) ex.own.push_back({rel, o.what, o.name_prefix});
     }
   }
   return ex;

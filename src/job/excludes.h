@@ -18,10 +18,12 @@ namespace vmback {
 struct OwnLocation {
   std::string path;
   std::string what;
+  bool name_prefix = false;  // path's last component is a name prefix (OwnPath::name_prefix)
 };
 
 // Where config has vmback write: target.path (the store, a dir or btrfs
-// target), the store's mirrors, run.state_dir. A zfs target's dataset is a
+// target), a btrfs target's points beside it (PARENT/<snapshot_prefix>*),
+// the store's mirrors, run.state_dir. A zfs target's dataset is a
 // file system of its own (one_file_system leaves it out of a walk).
 std::vector<OwnLocation> OwnLocations(const Config& config);
 

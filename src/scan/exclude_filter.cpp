@@ -20,6 +20,12 @@ const char* ExcludeReasonName(ExcludeReason r) {
   return "?";
 }
 
+bool OwnPath::Matches(const std::string& entry_rel) const {
+  if (!name_prefix) return entry_rel == rel;
+  return entry_rel.size() > rel.size() && entry_rel.compare(0, rel.size(), rel) == 0 &&
+         entry_rel.find('/', rel.size()) == std::string::npos;
+}
+
 bool HasCacheDirTag(Env* env, const std::string& dir) {
   const std::string tag = JoinPath(dir, kCacheDirTag);
   const size_t n = std::strlen(kCacheDirSignature);
@@ -50,7 +56,7 @@ void ExcludeFilter::Note(const std::string& rel, ExcludeReason reason, const std
 bool ExcludeFilter::LeaveOut(const std::string& path, const std::string& rel, bool is_dir, bool in_cache_dir) {
   if (ex_ == nullptr) return false;
   for (const auto& own : ex_->own) {
-    if (own.rel == rel) {
+    if (own.Matches(rel)) {
       if (log_) log_->Info(path + ": left out, not backed up: it is " + own.what);
       Note(rel, ExcludeReason::kOwn, own.what);
       return true;
@@ -180,7 +186,8 @@ std::vector<std::string> DescribeExcludes(const VolumeExcludes& excludes) {
   for (const auto& p : excludes.patterns.patterns()) lines.push_back("pattern " + p.text());
   if (excludes.exclude_caches)
     lines.push_back(std::string("caches: the entries of directories with a ") + kCacheDirTag + " (the tag kept)");
-  for (const auto& own : excludes.own) lines.push_back("own: " + own.rel + " (" + own.what + ")");
+  for (const auto& own : excludes.own)
+    lines.push_back("own: " + own.rel + (own.name_prefix ? "*" : "") + " (" + own.what + ")");
   return lines;
 }
 

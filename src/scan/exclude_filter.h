@@ -28,6 +28,12 @@ constexpr const char* kCacheDirSignature = "Signature: 8a477f597d28d172789f06886
 struct OwnPath {
   std::string rel;   // below the volume's root ("srv/backup"), never empty
   std::string what;  // for messages: "the store /srv/backup", "the state directory /var/lib/vmback"
+  // rel's last component is a name prefix: every entry of its directory
+  // whose name starts with it is vmback's (a btrfs target's points,
+  // "srv/vmback-" for srv/vmback-2026-...).
+  bool name_prefix = false;
+
+  bool Matches(const std::string& entry_rel) const;
 };
 
 // Everything left out of one volume.

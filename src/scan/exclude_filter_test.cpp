@@ -123,6 +123,43 @@ TEST(ExcludesFor, OwnPathsOnlyBelowTheSourceThroughSymlinks) {
   }
 }
 
+TEST(OwnPath, ANamePrefixMatchesTheEntriesOfItsDirectory) {
+  OwnPath points{"srv/vmback-", "a point of the btrfs target /srv/data", true};
+  EXPECT_TRUE(points.Matches("srv/vmback-2026-12-05T020000Z"));
+  EXPECT_FALSE(points.Matches("srv/vmback-"));
+  EXPECT_FALSE(points.Matches("srv/vmback-x/inside"));
+  EXPECT_FALSE(points.Matches("srv/data"));
+  EXPECT_FALSE(points.Matches("other/vmback-x"));
+  OwnPath exact{"srv/data", "the btrfs target /srv/data"};
+  EXPECT_TRUE(exact.Matches("srv/data"));
+  EXPECT_FALSE(exact.Matches("srv/data2"));
+}
+
+TEST(ExcludesOfConfig, ABtrfsTargetAndItsPointsUnderTheSource) {
+  TempDir t;
+  ::mkdir((t / "src").c_str(), 0755);
+  Config c;
+  c.target.type = TargetType::kBtrfs;
+  c.target.path = t / "src/vols/data";
+  c.run.state_dir = t / "state";  // not under the source
+  VolumeConfig v;
+  v.name = "v";
+  v.source = t / "src";
+  v.exclude = {"*.tmp"};
+  c.volumes.push_back(v);
+  BackupExcludes all = ExcludesOfConfig(c, {"/extra"});
+  const VolumeExcludes& ex = all.at("v");
+  ASSERT_EQ(ex.patterns.patterns().size(), 2u);
+  EXPECT_EQ(ex.patterns.patterns()[1].text(), "/extra");
+  ASSERT_EQ(ex.own.size(), 2u);
+  EXPECT_EQ(ex.own[0].rel, "vols/data");
+  EXPECT_EQ(ex.own[1].rel, "vols/vmback-");
+  EXPECT_TRUE(ex.own[1].name_prefix);
+  EXPECT_EQ(DescribeConfigExcludes(c, 0),
+            (std::vector<std::string>{"pattern *.tmp", "own: vols/data (the btrfs target " + t / "src/vols/data" + ")",
+                                      "own: vols/vmback-* (a point of the btrfs target " + t / "src/vols/data" + ")"}));
+}
+
 TEST(ReadExcludeFile, RefusesWhatIsNoPlainTextFile) {
   TempDir t;
   Env* env = Env::Default();
