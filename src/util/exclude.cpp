@@ -173,12 +173,30 @@ ExcludePattern ExcludePattern::Parse(std::string_view text) {
     if (parts[i] == kAnyDepth && !p.parts_.empty() && p.parts_.back() == kAnyDepth) continue;
     p.parts_.push_back(std::move(parts[i]));
   }
+  size_t any = 0;
+  for (const auto& part : p.parts_) any += part == kAnyDepth;
+  p.any_depth_ = any > 0;
+  p.tail_only_ = any == 1 && p.parts_[0] == kAnyDepth && p.parts_.size() > 1;
   return p;
 }
 
 bool ExcludePattern::Matches(std::string_view rel, bool is_dir) const {
-  if (rel.empty() || (dir_only_ && !is_dir)) return false;
-  const std::vector<std::string_view> comps = SplitPath(rel);
+  return !rel.empty() && MatchesComponents(SplitPath(rel), is_dir);
+}
+
+bool ExcludePattern::MatchesComponents(const std::vector<std::string_view>& comps, bool is_dir) const {
+  if (dir_only_ && !is_dir) return false;
+  if (!any_depth_ || tail_only_) {
+    // One component for each part: the whole path, or (after a leading
+    // "**") its last ones.
+    const size_t skip = tail_only_ ? 1 : 0;
+    const size_t k = parts_.size() - skip;
+    if (tail_only_ ? comps.size() < k : comps.size() != k) return false;
+    const size_t first = comps.size() - k;
+    for (size_t i = 0; i < k; i++)
+      if (!MatchGlob(parts_[skip + i], comps[first + i])) return false;
+    return true;
+  }
   const size_t m = parts_.size(), n = comps.size();
   // next[j]: parts_[i+1..] match comps[j..]; filled from the last part back.
   std::vector<char> next(n + 1, 0), cur(n + 1, 0);
@@ -204,8 +222,10 @@ void ExcludeRules::Add(std::string_view text) {
 }
 
 const ExcludePattern* ExcludeRules::Match(std::string_view rel, bool is_dir) const {
+  if (rel.empty() || patterns_.empty()) return nullptr;
+  const std::vector<std::string_view> comps = SplitPath(rel);
   for (const auto& p : patterns_)
-    if (p.Matches(rel, is_dir)) return &p;
+    if (p.MatchesComponents(comps, is_dir)) return &p;
   return nullptr;
 }
 

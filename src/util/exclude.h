@@ -45,7 +45,10 @@ class ExcludePattern {
   const std::string& text() const { return text_; }
 
  private:
+  friend class ExcludeRules;
   ExcludePattern() = default;
+  // Matches with rel split into its components (once for every pattern).
+  bool MatchesComponents(const std::vector<std::string_view>& comps, bool is_dir) const;
 
   std::string text_;
   // The components, each a glob over one path component; "**" alone is
@@ -53,6 +56,8 @@ class ExcludePattern {
   // trailing "/**" is kept as "*", "**" (one component at least).
   std::vector<std::string> parts_;
   bool dir_only_ = false;
+  bool any_depth_ = false;  // a "**" among parts_ (else one component each)
+  bool tail_only_ = false;  // the only "**" is the first part: the path's last components
 };
 
 // Returns "" when text is a valid pattern, else why not (as Parse says).

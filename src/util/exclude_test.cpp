@@ -1,8 +1,11 @@
 // Tests for util/exclude.h: the gitignore-style matcher and its checks.
 #include "util/exclude.h"
 
+#include <fnmatch.h>
+
 #include <gtest/gtest.h>
 
+#include <random>
 #include <string>
 
 #include "util/error.h"
@@ -108,6 +111,36 @@ TEST(ExcludePattern, BadPatternsAreRefusedWithTheReason) {
   EXPECT_NE(CheckExcludePattern(std::string(kMaxExcludePatternBytes + 1, 'a')), "");
   EXPECT_EQ(CheckExcludePattern(std::string(kMaxExcludePatternBytes, 'a')), "");
   EXPECT_NE(CheckExcludePattern("\xff\xfe"), "");  // not UTF-8
+}
+
+// Without "**", an anchored pattern is a glob over the whole path where '*'
+// and '?' never match '/': fnmatch(3) with FNM_PATHNAME, as a reference.
+// Seeded random patterns and paths over a small alphabet.
+TEST(ExcludePattern, AgreesWithFnmatchPathname) {
+  std::mt19937 rng(16);
+  const char* pattern_atoms[] = {"a", "b", "*", "?", "[ab]", "[!a]", "/", "ab"};
+  const char* path_atoms[] = {"a", "b", "c", "/"};
+  size_t compared = 0;
+  for (int i = 0; i < 20000; i++) {
+    std::string pat, path;
+    for (int k = 1 + static_cast<int>(rng() % 6); k > 0; k--) pat += pattern_atoms[rng() % 8];
+    for (int k = 1 + static_cast<int>(rng() % 8); k > 0; k--) path += path_atoms[rng() % 4];
+    if (!CheckExcludePattern("/" + pat).empty() || pat.front() == '/' || pat.back() == '/') continue;
+    if (pat.find("**") != std::string::npos) continue;  // ours spans directories
+    if (path.front() == '/' || path.back() == '/' || path.find("//") != std::string::npos) continue;
+    const bool want = ::fnmatch(pat.c_str(), path.c_str(), FNM_PATHNAME) == 0;
+    EXPECT_EQ(ExcludePattern::Parse("/" + pat).Matches(path, false), want) << "/" << pat << " on " << path;
+    // Unanchored: the same glob on some tail of the path.
+    bool tail = false;
+    for (size_t at = 0;; at++) {
+      tail = tail || ::fnmatch(pat.c_str(), path.c_str() + at, FNM_PATHNAME) == 0;
+      at = path.find('/', at);
+      if (at == std::string::npos) break;
+    }
+    EXPECT_EQ(ExcludePattern::Parse(pat).Matches(path, false), tail) << pat << " on " << path;
+    compared++;
+  }
+  EXPECT_GT(compared, 5000u);
 }
 
 TEST(ExcludeRules, FirstMatchAndTheCountIsBounded) {
