@@ -156,6 +156,11 @@ for p in keep.txt data/a.bin data/tmp home/u/.cache/CACHEDIR.TAG fakecache/blob 
   check "still mirrored: $p" test -e "$MIRROR/src/$p"
 done
 check_same_file "$SRC/data/a.bin" "$MIRROR/src/data/a.bin" "the mirror's copy is whole"
+vm verify --dir "$MIRROR"
+expect_rc 0 "the dir target verifies after the deletions (blockmaps in line)"
+vm ls --dir "$MIRROR" current src -R
+expect_rc 0 "ls of the dir target"
+check "ls shows no excluded entry" bash -c "! grep -qE '(\.tmp|thumbs|backup/store)\$' '$VM_OUT'"
 vm backup --dir "$MIRROR" --exclude '*.tmp' --dry-run "$SRC"
 expect_rc 0 "dry run into a dir target"
 check "dry run names the target as own" grep -qF "  excluded backup/mirror (vmback's own: the dir target $MIRROR)" "$VM_OUT"
