@@ -104,8 +104,9 @@ std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode 
 }
 
 std::unique_ptr<Destination> OpenDestinationFor(const Config& c, const TargetArgs& t, DestinationAccess access,
-                                                Logger* log) {
-  return OpenDestination(Env::Default(), c.target, access, StoreOptionsFor(c, t).lock_wait_seconds, log);
+                                                Logger* log, BackupExcludes excludes) {
+  return OpenDestination(Env::Default(), c.target, access, StoreOptionsFor(c, t).lock_wait_seconds, log,
+                         std::move(excludes));
 }
 
 void DumpToStream(Destination* dest, const std::string& point, const std::string& path, std::ostream& out,

@@ -15,6 +15,7 @@
 #include "config/config.h"
 #include "destination/destination.h"
 #include "job/job.h"
+#include "scan/exclude_filter.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -67,9 +68,9 @@ StoreOptions StoreOptionsFor(const Config& c, const TargetArgs& t);
 std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode mode, Logger* log);
 
 // Opens the destination a command works on (OpenDestination), with
-// --lock-wait over the config's.
+// --lock-wait over the config's. excludes: what a Backup leaves out.
 std::unique_ptr<Destination> OpenDestinationFor(const Config& c, const TargetArgs& t, DestinationAccess access,
-                                                Logger* log);
+                                                Logger* log, BackupExcludes excludes = {});
 
 // What a POINT argument takes (destination/point_select.h), for --help.
 inline constexpr char kPointHelp[] =

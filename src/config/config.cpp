@@ -16,6 +16,7 @@
 
 #include "os/env.h"
 #include "util/error.h"
+#include "util/exclude.h"
 #include "util/tunables.h"
 
 namespace vmback {
@@ -318,7 +319,8 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       top.Fail(line, std::string("each volume must be a table, not ") + TypeName(element));
     }
     TableReader vr(file_name, *table, "[[volume]]", line);
-    vr.CheckKeys({"name", "source", "one_file_system", "snapshot", "snapshot_size", "mode", "vms", "track_changes"});
+    vr.CheckKeys({"name", "source", "one_file_system", "snapshot", "snapshot_size", "mode", "vms", "track_changes",
+                  "exclude", "exclude_caches"});
     VolumeConfig volume;
     volume.line = line;
     int name_line = 0;
@@ -374,6 +376,17 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
         vr.Fail(vl, "'vms' must be \"auto\" or a list of VM names");
       }
     }
+    if (auto patterns = vr.StringArray("exclude", &l)) {
+      if (patterns->size() > kMaxExcludePatterns)
+        vr.Fail(l, "volume '" + volume.name + "' has " + std::to_string(patterns->size()) +
+                       " exclude patterns, more than " + std::to_string(kMaxExcludePatterns));
+      for (const auto& p : *patterns) {
+        std::string why = CheckExcludePattern(p);
+        if (!why.empty()) vr.Fail(l, "volume '" + volume.name + "': exclude pattern \"" + p + "\": " + why);
+      }
+      volume.exclude = std::move(*patterns);
+    }
+    if (std::optional<bool> caches = vr.Bool("exclude_caches")) volume.exclude_caches = *caches;
     config.volumes.push_back(std::move(volume));
   }
 

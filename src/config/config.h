@@ -45,6 +45,8 @@
 //                             # run's base; read only the extents changed since
 //   vms = "auto"              # the default: the VMs libvirt knows with a disk
 //                             # on the volume; or names from [[vm]]; [] = none
+//   exclude = ["/var/cache/*", "*.tmp"]   # gitignore-style (util/exclude.h)
+//   exclude_caches = true     # leave out directories with a CACHEDIR.TAG
 //
 //   [[vm]]                    # each must belong to a volume (named in its vms,
 //   name = "web"              # or found by "auto"): else a config error at run
@@ -91,6 +93,10 @@ struct VolumeConfig {
   // quiesced: vms = "auto", and the default when 'vms' is not written.
   bool vms_auto = true;
   bool vms_given = false;           // 'vms' was written in the file (vms = [] means none)
+  // Entries left out of the volume's trees (util/exclude.h), each pattern
+  // checked here; and whether directories tagged with a CACHEDIR.TAG are.
+  std::vector<std::string> exclude;
+  bool exclude_caches = false;
   int line = 0;  // where it was declared, for error messages
 };
 

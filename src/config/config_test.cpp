@@ -339,5 +339,31 @@ TEST(ConfigTest, StoreKeepBad) {
   }
 }
 
+// exclude and exclude_caches are decoded and every pattern checked here:
+// a bad one is an error naming the file, line, volume and pattern.
+TEST(ConfigTest, VolumeExcludes) {
+  const std::string vol = std::string(kTarget) + "[[volume]]\nname = \"home\"\nsource = \"/home\"\n";  // 3-5
+  Config c = ParseConfig(vol + "exclude = [\"/var/cache/*\", \"*.tmp\", \"tmp/\"]\nexclude_caches = true\n", "t.toml");
+  ASSERT_EQ(c.volumes[0].exclude.size(), 3u);
+  EXPECT_EQ(c.volumes[0].exclude[0], "/var/cache/*");
+  EXPECT_EQ(c.volumes[0].exclude[2], "tmp/");
+  EXPECT_TRUE(c.volumes[0].exclude_caches);
+  Config d = ParseConfig(vol, "t.toml");
+  EXPECT_TRUE(d.volumes[0].exclude.empty());
+  EXPECT_FALSE(d.volumes[0].exclude_caches);
+
+  ExpectErrorAt(vol + "exclude = [\"*.tmp\", \"[abc\"]\n", 6,
+                "volume 'home': exclude pattern \"[abc\": a '[' is not closed by ']'");
+  ExpectErrorAt(vol + "exclude = [\"\"]\n", 6, "volume 'home': exclude pattern \"\": it is empty");
+  ExpectErrorAt(vol + "exclude = [\"!keep\"]\n", 6, "negation ('!') is not supported");
+  ExpectErrorAt(vol + "exclude = [\"" + std::string(2000, 'a') + "\"]\n", 6, "longer than 1024 bytes");
+  ExpectErrorAt(vol + "exclude = \"*.tmp\"\n", 6, "must be an array of strings");
+  ExpectErrorAt(vol + "exclude = [1]\n", 6, "must hold only strings");
+  ExpectErrorAt(vol + "exclude_caches = \"yes\"\n", 6, "must be a boolean");
+  std::string many = "exclude = [";
+  for (int i = 0; i <= 4096; i++) many += "\"p" + std::to_string(i) + "\",";
+  ExpectErrorAt(vol + many + "]\n", 6, "volume 'home' has 4097 exclude patterns, more than 4096");
+}
+
 }  // namespace
 }  // namespace vmback

@@ -69,6 +69,7 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
   if (enter) names = FromSource([&] { return env_->ListDir(src); });
   std::sort(names.begin(), names.end());
   std::set<std::string> keep;
+  const bool cache_dir = enter && filter_.IsCacheDir(src, rel);
   for (const auto& name : names) {
     CheckCancel(opts_.cancel);
     std::string child_rel = rel.empty() ? name : rel + "/" + name;
@@ -85,6 +86,14 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
     }
     if (rel.empty() && LeaveOutOwnEntry(opts_.own_prefix, name, JoinPath(src, name), log_)) continue;
     try {
+      // An entry left out is not kept: what the mirror has of it is
+      // deleted below (rsync --delete-excluded).
+      if (filter_.active()) {
+        bool is_dir = false;
+        if (filter_.NeedsKind())
+          is_dir = FromSource([&] { return env_->Status(JoinPath(src, name)); }).kind == FileKind::kDir;
+        if (filter_.LeaveOut(JoinPath(src, name), child_rel, is_dir, cache_dir)) continue;
+      }
       if (SyncChild(JoinPath(src, name), JoinPath(dst, name), child_rel)) keep.insert(name);
     } catch (const SourceError& err) {
       // The mirror keeps what it had for this entry.
@@ -297,7 +306,8 @@ bool CheckSourceAndDestination(Env* env, const std::string& source, const std::s
                                const InplaceOptions& options) {
   const bool tree = src_st.kind == FileKind::kDir;
   // The mirror inside the source is fine only across a mount the walk does
-  // not enter; the source inside the mirror never (it would be deleted).
+  // not enter or in an own path it leaves out; the source inside the
+  // mirror never (it would be deleted).
   if (Inside(src, dst)) ThrowConfig("source " + source + " lies inside the destination " + dest);
   if (Inside(dst, src)) {
     bool other_fs = false;
@@ -305,7 +315,12 @@ bool CheckSourceAndDestination(Env* env, const std::string& source, const std::s
       const FileStatus d = env->StatusFollowingLinks(env->Exists(dst) ? dst : DirName(dst));
       other_fs = d.kind != FileKind::kMissing && d.dev != src_st.dev;
     }
-    if (!other_fs) ThrowConfig("destination " + dest + " lies inside the source " + source);
+    // Or inside a path of vmback's own the walk leaves out (the target
+    // under a backed-up tree).
+    bool left_out = false;
+    if (options.excludes)
+      for (const auto& own : options.excludes->own) left_out = left_out || Inside(dst, JoinPath(src, own.rel));
+    if (!other_fs && !left_out) ThrowConfig("destination " + dest + " lies inside the source " + source);
   }
   const FileStatus dst_st = env->StatusFollowingLinks(dst);
   const bool dst_exists = dst_st.kind != FileKind::kMissing;

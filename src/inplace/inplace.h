@@ -113,6 +113,7 @@
 #include "destination/backup_types.h"
 #include "inplace/blockmap.h"
 #include "os/env.h"
+#include "scan/exclude_filter.h"
 #include "util/change_set.h"
 #include "util/log.h"
 #include "util/sha256.h"
@@ -131,6 +132,10 @@ struct InplaceOptions {
   // own (its snapshots inside a source) and not mirrored (LeaveOutOwnEntry);
   // a mirror of one is removed.
   std::string own_prefix = "";
+  // What the tree leaves out (patterns, cache directories, vmback's own
+  // paths; may be null). What the mirror holds of an entry left out is
+  // deleted, as rsync --delete-excluded does. Outlives the sync.
+  const VolumeExcludes* excludes = nullptr;
   uint64_t read_limit = 0;    // source reads paced to this many bytes/s; 0: no limit
   bool drop_cache = true;     // drop source pages from the page cache behind the reader
   const std::atomic<bool>* cancel = nullptr;  // polled between batches

@@ -27,9 +27,10 @@ std::string VerifyText(const TargetVerifyReport& r) {
 
 class InplaceDestination : public Destination {
  public:
-  InplaceDestination(Env* env, const TargetConfig& config, Logger* log)
+  InplaceDestination(Env* env, const TargetConfig& config, Logger* log, BackupExcludes excludes)
       : target_(OpenInplaceTarget(env, config, log)),
         env_(env),
+        excludes_(std::move(excludes)),
         label_(std::string(TargetTypeName(config.type)) + ":" +
                (config.type == TargetType::kZfs ? config.dataset : config.path)),
         zfs_dataset_(config.type == TargetType::kZfs ? config.dataset : "") {}
@@ -42,7 +43,7 @@ class InplaceDestination : public Destination {
   bool TakesTags() const override { return false; }
 
   BackupResult Backup(const std::vector<VolumeSpec>& volumes, const BackupOptions& options, Logger* log) override {
-    return BackupToTarget(target_.get(), env_, volumes, options, log);
+    return BackupToTarget(target_.get(), env_, volumes, options, log, excludes_);
   }
 
   std::vector<std::string> PointNames() override { return target_->ListPoints(); }
@@ -130,14 +131,16 @@ class InplaceDestination : public Destination {
  private:
   std::unique_ptr<InplaceTarget> target_;
   Env* env_;
+  BackupExcludes excludes_;  // what Backup leaves out of each volume
   std::string label_;
   std::string zfs_dataset_;  // "" unless a zfs target
 };
 
 }  // namespace
 
-std::unique_ptr<Destination> OpenInplaceDestination(Env* env, const TargetConfig& config, Logger* log) {
-  return std::make_unique<InplaceDestination>(env, config, log);
+std::unique_ptr<Destination> OpenInplaceDestination(Env* env, const TargetConfig& config, Logger* log,
+                                                    BackupExcludes excludes) {
+  return std::make_unique<InplaceDestination>(env, config, log, std::move(excludes));
 }
 
 }  // namespace vmback

@@ -7,11 +7,14 @@
 #include "destination/destination.h"
 #include "inplace/target.h"
 #include "os/env.h"
+#include "scan/exclude_filter.h"
 
 namespace vmback {
 
-// Opens and checks the target config names (OpenInplaceTarget).
+// Opens and checks the target config names (OpenInplaceTarget). excludes:
+// what Backup leaves out of each volume (and deletes from its mirror).
 // REQUIRES: config.type is zfs, btrfs or dir; env outlives the result.
-std::unique_ptr<Destination> OpenInplaceDestination(Env* env, const TargetConfig& config, Logger* log);
+std::unique_ptr<Destination> OpenInplaceDestination(Env* env, const TargetConfig& config, Logger* log,
+                                                    BackupExcludes excludes = {});
 
 }  // namespace vmback

@@ -15,6 +15,7 @@
 #include "inplace/block_copy.h"
 #include "inplace/blockmap.h"
 #include "inplace/inplace.h"
+#include "scan/exclude_filter.h"
 #include "os/env.h"
 #include "store/tree.h"
 #include "util/error.h"
@@ -41,7 +42,8 @@ class Syncer {
         stats_(stats),
         map_root_(std::move(map_root)),
         map_dir_(JoinPath(map_root_, kBlockmapDir)),
-        copier_(block_size, opts, stats, log) {}
+        copier_(block_size, opts, stats, log),
+        filter_(env, opts.excludes, log) {}
 
   // A file or block device (resolved) onto the file dest.
   void SyncSingle(const std::string& src, const std::string& dst);
@@ -147,6 +149,7 @@ class Syncer {
   const std::string map_root_;
   const std::string map_dir_;
   BlockCopier copier_;
+  ExcludeFilter filter_;  // what the tree leaves out (and the mirror loses)
   std::string source_;    // the source as given
   bool single_ = false;   // the source is one file (or device), not a tree
   dev_t root_dev_ = 0;

@@ -83,8 +83,10 @@ std::vector<std::string> RemovePointInfo(Env* env, const std::string& mirror, Lo
   return previous;
 }
 
-InplaceOptions SinkOptions(const VolumeSpec& v, const BackupOptions& options, const InplaceTarget& target) {
+InplaceOptions SinkOptions(const VolumeSpec& v, const BackupOptions& options, const InplaceTarget& target,
+                           const VolumeExcludes* excludes) {
   InplaceOptions io;
+  io.excludes = excludes;
   io.full_read = options.full_read;
   io.one_file_system = v.one_file_system;
   io.own_prefix = v.own_prefix;
@@ -122,6 +124,7 @@ VolumeStats VolumeStatsOf(const std::string& name, const InplaceStats& s, uint32
 // Mirrors volume v into MIRROR/<name> and adds its figures to *result.
 // Returns the volume's entry for the point's description.
 nlohmann::json BackupVolume(InplaceTarget* target, Env* env, const VolumeSpec& v, const BackupOptions& options,
+                            const VolumeExcludes* excludes,
                             Logger* log, BackupResult* result) {
   const std::string& mirror = target->mirror_dir();
   std::string dest = JoinPath(mirror, v.name);
@@ -138,7 +141,7 @@ nlohmann::json BackupVolume(InplaceTarget* target, Env* env, const VolumeSpec& v
   }
   Progress::Get().StartVolume(v.name, SizeOrZero(v.source));
   const auto vstart = std::chrono::steady_clock::now();
-  InplaceStats s = SyncInPlace(env, v.source, dest, target->block_size(), SinkOptions(v, options, *target), log);
+  InplaceStats s = SyncInPlace(env, v.source, dest, target->block_size(), SinkOptions(v, options, *target, excludes), log);
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - vstart).count();
   result->inplace.push_back(s);
   result->volumes.push_back(VolumeStatsOf(v.name, s, target->block_size(), secs));
@@ -169,7 +172,7 @@ void RemoveDroppedVolumes(Env* env, const std::string& mirror, const std::vector
 }  // namespace
 
 BackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<VolumeSpec>& volumes,
-                            const BackupOptions& options, Logger* log) {
+                            const BackupOptions& options, Logger* log, const BackupExcludes& excludes) {
   const auto start = std::chrono::steady_clock::now();
   const std::string& mirror = target->mirror_dir();
   const std::set<std::string> names = CheckVolumeNames(volumes);
@@ -184,7 +187,9 @@ BackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<V
   nlohmann::json vols = nlohmann::json::array();
   for (size_t i = 0; i < volumes.size(); i++) {
     CheckCancel(options.cancel);
-    vols.push_back(BackupVolume(target, env, volumes[i], options, log, &result));
+    auto ex = excludes.find(volumes[i].name);
+    vols.push_back(BackupVolume(target, env, volumes[i], options, ex == excludes.end() ? nullptr : &ex->second, log,
+                                &result));
     if (options.on_volume_done) options.on_volume_done(i);
   }
   if (result.errors)

@@ -27,9 +27,11 @@ namespace vmback {
 // fails the backup with no point taken (the mirror is repaired by the next
 // run). The first backup into a target claims it (.vmback-target); a
 // directory or dataset with other content and no marker is refused. The
-// result holds the sink's figures per volume in `inplace`.
+// result holds the sink's figures per volume in `inplace`. excludes: what
+// each volume's tree leaves out, by volume name; what a mirror holds of an
+// entry now left out is deleted (as rsync --delete-excluded).
 BackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<VolumeSpec>& volumes,
-                            const BackupOptions& options, Logger* log);
+                            const BackupOptions& options, Logger* log, const BackupExcludes& excludes = {});
 
 struct TargetPointInfo {
   std::string name;

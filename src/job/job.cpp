@@ -12,6 +12,7 @@
 #include <set>
 
 #include "job/base_snapshot.h"
+#include "job/excludes.h"
 #include "job/journal.h"
 #include "job/libvirt_volume.h"
 #include "job/mount.h"
@@ -80,7 +81,8 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   // their backup jobs' exports, through this Env (the rest passes through).
   DiskExportEnv exports(env);
   std::unique_ptr<Destination> dest =
-      OpenDestination(&exports, config.target, DestinationAccess::kBackup, config.target.lock_wait_seconds, log);
+      OpenDestination(&exports, config.target, DestinationAccess::kBackup, config.target.lock_wait_seconds, log,
+                      ExcludesOfConfig(config, options.exclude));
   CheckTags(*dest, options.tags);
 
   std::string run_id = options.run_id.empty() ? std::to_string(env->NowNanos() / 1000000) : options.run_id;

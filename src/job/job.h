@@ -80,6 +80,9 @@ struct JobOptions {
   unsigned threads = 0;
   uint64_t read_limit = 0;
   std::vector<std::string> tags;  // backup --tag: the point's tags (a store; kConfig for an in-place target)
+  // backup --exclude, --exclude-file: patterns (checked) left out of every
+  // volume, after each volume's own (ExcludesOfConfig, job/excludes.h).
+  std::vector<std::string> exclude;
   // kRun into a store: seconds the prune after the backup waits for readers
   // (list, restore, verify) to leave; then it is skipped with a warning.
   double prune_lock_wait = 60;

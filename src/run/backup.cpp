@@ -13,6 +13,7 @@
 
 #include "config/config.h"
 #include "retention/policy.h"
+#include "scan/exclude_filter.h"
 #include "scan/file_scanner.h"
 #include "scan/metadata.h"
 #include "store/manifest.h"
@@ -40,11 +41,13 @@ struct InodeKey {
 // there is one, lets unchanged files reuse their block lists unread.
 class VolumeWalker {
  public:
+  // excludes: what the walk leaves out (may be null: nothing).
   VolumeWalker(Store* store, ThreadPool* pool, const VolumeSpec& spec, const BackupOptions& opts,
-               Logger* log, VolumeStats* stats)
+               const VolumeExcludes* excludes, Logger* log, VolumeStats* stats)
       : store_(store),
         pacer_(opts.read_limit),
         scanner_(store, pool, opts.cancel, &pacer_, opts.drop_cache),
+        filter_(store->env(), excludes, log),
         spec_(spec),
         opts_(opts),
         log_(log),
@@ -71,6 +74,9 @@ class VolumeWalker {
     }
     return root;
   }
+
+  // Entries left out by the excludes (each counted once, not what is below).
+  uint64_t excluded() const { return filter_.excluded(); }
 
  private:
   void ScanFile(const std::string& path, const std::string& rel, const FileStatus& st, bool device,
@@ -170,6 +176,7 @@ class VolumeWalker {
     }
     std::vector<std::string> names = store_->env()->ListDir(path);
     std::sort(names.begin(), names.end());
+    const bool cache_dir = filter_.IsCacheDir(path, rel);
     std::vector<Entry> entries;
     entries.reserve(names.size());
     for (const auto& name : names) {
@@ -185,6 +192,7 @@ class VolumeWalker {
           log_->Info(child + " vanished during the backup");
           continue;
         }
+        if (filter_.LeaveOut(child, child_rel, st.kind == FileKind::kDir, cache_dir)) continue;
         Entry e = ReadMetadata(store_->env(), child, st);
         e.name = name;
         if (e.type == EntryType::kDir) {
@@ -229,6 +237,7 @@ class VolumeWalker {
   Store* store_;
   RatePacer pacer_;
   FileScanner scanner_;
+  ExcludeFilter filter_;
   const VolumeSpec& spec_;
   const BackupOptions& opts_;
   Logger* log_;
@@ -323,7 +332,7 @@ std::string NewestPointWithVolume(Store* store, const std::string& volume) {
 }
 
 BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
-                       const BackupOptions& options, Logger* log) {
+                       const BackupOptions& options, Logger* log, const BackupExcludes& excludes) {
   auto start = std::chrono::steady_clock::now();
   if (volumes.empty()) ThrowConfig("nothing to back up: no volumes given");
   for (const auto& t : options.tags)
@@ -371,8 +380,11 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
       auto vstart = std::chrono::steady_clock::now();
       VolumeStats stats;
       stats.name = v.name;
-      VolumeWalker walker(store, &pool, v, opts, log, &stats);
+      auto ex = excludes.find(v.name);
+      VolumeWalker walker(store, &pool, v, opts, ex == excludes.end() ? nullptr : &ex->second, log, &stats);
       Entry root = walker.WalkRoot(it == previous.end() ? nullptr : &it->second.first);
+      if (walker.excluded() > 0)
+        log->Info("volume " + v.name + ": " + std::to_string(walker.excluded()) + " entr(y/ies) excluded");
       if (options.on_volume_done) options.on_volume_done(i);
       stats.seconds = SecondsSince(vstart);
       result.errors += stats.errors;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "destination/backup_types.h"
+#include "scan/exclude_filter.h"
 #include "store/store.h"
 #include "util/log.h"
 
@@ -18,9 +19,11 @@ namespace vmback {
 // A source root that cannot be read fails the whole backup before anything
 // is committed; an unreadable entry inside a tree is logged, counted in
 // errors and left out of the point.
+// excludes: what each volume's tree leaves out, by volume name
+// (scan/exclude_filter.h); a volume not in it has nothing left out.
 // REQUIRES: store opened with LockMode::kExclusive.
 BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
-                       const BackupOptions& options, Logger* log);
+                       const BackupOptions& options, Logger* log, const BackupExcludes& excludes = {});
 
 // The newest point whose manifest holds a volume named `volume`: what
 // `latest` means in a command that names a volume. Throws kNotFound when no

@@ -90,8 +90,9 @@ std::string VerifyText(const VerifyReport& r) {
 
 class StoreDestination : public Destination {
  public:
-  StoreDestination(Env* env, const TargetConfig& target, DestinationAccess access, double lock_wait, Logger* log)
-      : env_(env), path_(target.path), mode_(LockModeFor(access)) {
+  StoreDestination(Env* env, const TargetConfig& target, DestinationAccess access, double lock_wait,
+                   BackupExcludes excludes, Logger* log)
+      : env_(env), path_(target.path), mode_(LockModeFor(access)), excludes_(std::move(excludes)) {
     options_.mirrors = target.mirrors;
     options_.lock_wait_seconds = lock_wait;
     store_ = Store::Open(env, path_, mode_, log, options_);
@@ -105,7 +106,7 @@ class StoreDestination : public Destination {
   bool TakesTags() const override { return true; }
 
   BackupResult Backup(const std::vector<VolumeSpec>& volumes, const BackupOptions& options, Logger* log) override {
-    return RunBackup(store_.get(), volumes, options, log);
+    return RunBackup(store_.get(), volumes, options, log, excludes_);
   }
 
   std::vector<std::string> PointNames() override { return store_->ListPoints(); }
@@ -181,6 +182,7 @@ class StoreDestination : public Destination {
   Env* env_;
   std::string path_;
   LockMode mode_;
+  BackupExcludes excludes_;  // what Backup leaves out of each volume
   StoreOptions options_;
   std::unique_ptr<Store> store_;
   // `vmback find`: what the last pattern matched below each directory.
@@ -268,9 +270,10 @@ PruneSummary StoreDestination::Prune(const RetentionPolicy& policy, const PruneR
 }  // namespace
 
 std::unique_ptr<Destination> OpenDestination(Env* env, const TargetConfig& target, DestinationAccess access,
-                                             double lock_wait_seconds, Logger* log) {
-  if (target.type == TargetType::kStore) return std::make_unique<StoreDestination>(env, target, access, lock_wait_seconds, log);
-  return OpenInplaceDestination(env, target, log);
+                                             double lock_wait_seconds, Logger* log, BackupExcludes excludes) {
+  if (target.type == TargetType::kStore)
+    return std::make_unique<StoreDestination>(env, target, access, lock_wait_seconds, std::move(excludes), log);
+  return OpenInplaceDestination(env, target, log, std::move(excludes));
 }
 
 }  // namespace vmback

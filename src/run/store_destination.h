@@ -8,6 +8,7 @@
 #include "config/config.h"
 #include "destination/destination.h"
 #include "os/env.h"
+#include "scan/exclude_filter.h"
 #include "util/log.h"
 
 namespace vmback {
@@ -18,8 +19,10 @@ namespace vmback {
 // opened and checked). Opened for kBackup, a store with several copies has
 // them brought in line before anything else is done. Throws as Store::Open
 // and OpenInplaceTarget do (kNotFound, kLocked, kConfig, ...), before any
-// VM is touched when called first.
+// VM is touched when called first. excludes: what each volume's tree
+// leaves out in Backup (by volume name; scan/exclude_filter.h), kept by the
+// destination: the Destination interface's Backup takes no excludes.
 std::unique_ptr<Destination> OpenDestination(Env* env, const TargetConfig& target, DestinationAccess access,
-                                             double lock_wait_seconds, Logger* log);
+                                             double lock_wait_seconds, Logger* log, BackupExcludes excludes = {});
 
 }  // namespace vmback

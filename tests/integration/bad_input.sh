@@ -62,12 +62,12 @@ path = "$STORE"
 [[volume]]
 name = "src"
 source = "$SRC"
-exclude = ["*.tmp"]
+excludes = ["*.tmp"]
 EOF
 vm backup -c "$CFG"
 expect_rc 2 "backup with an unknown key in [[volume]]"
 expect_err "$CFG:7:" "unknown volume key: message gives FILE:LINE ($CFG:7)"
-expect_err "exclude" "unknown volume key: message names the key"
+expect_err "unknown key 'excludes'" "unknown volume key: message names the key"
 
 CFG=$WORK/unknown-table.toml
 printf '[target]\npath = "%s"\n\n[[volume]]\nname = "src"\nsource = "%s"\n\n[schedule]\nevery = "day"\n' \
