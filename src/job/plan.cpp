@@ -8,6 +8,7 @@
 #include "inplace/target.h"
 #include "job/base_snapshot.h"
 #include "job/dry_run_env.h"
+#include "job/excludes.h"
 #include "job/job.h"
 #include "job/libvirt_volume.h"
 #include "job/mount.h"
@@ -84,10 +85,11 @@ void DescribeQuiesce(const Config& config, const std::vector<DomainInfo>& domain
   }
 }
 
-// Step 6 for volume v: mount its snapshot when it is one, read it, drop it
+// Step 6 for volume index: mount its snapshot when it is one, read it, drop it
 // (or keep it as the next run's base).
-void DescribeRead(const Config& config, const VolumeConfig& v, DryRunEnv* dry, Snapshot* snapshot,
-                  Logger* steps_log, PlanWriter* w) {
+void DescribeRead(const Config& config, size_t index, DryRunEnv* dry, Snapshot* snapshot, Logger* steps_log,
+                  PlanWriter* w) {
+  const VolumeConfig& v = config.volumes[index];
   std::string path = snapshot->path();
   std::unique_ptr<Mount> mount;
   if (MountsSnapshot(dry, v, path)) {
@@ -97,6 +99,7 @@ void DescribeRead(const Config& config, const VolumeConfig& v, DryRunEnv* dry, S
   }
   w->Steps();
   w->Line("     (read " + v.name + " from " + path + ")");
+  for (const auto& line : DescribeConfigExcludes(config, index)) w->Line("       left out: " + line);
   if (mount) mount->Unmount();
   if (KeepsBase(v)) {
     w->Line("     (after the commit: kept as the next run's base, recorded in " +
@@ -198,7 +201,7 @@ PlanResult PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log) 
       w.Line("     (" + v.name + ": not planned further, see the problems)");
       continue;
     }
-    problems.Check([&] { DescribeRead(config, v, &dry, snapshots[i].get(), &steps_log, &w); });
+    problems.Check([&] { DescribeRead(config, i, &dry, snapshots[i].get(), &steps_log, &w); });
   }
   w.Line("7. commit the point");
   w.Line(config.retention.empty() ? "8. no [retention]: nothing pruned" : "8. prune by [retention]");

@@ -140,6 +140,12 @@ $HEAD
 name = "web"
 
 $DISK
+
+[[volume]]
+name = "tree"
+source = "$WORK/tree"
+vms = []
+exclude = ["*.tmp", "/cache/"]
 EOF
 FAKE_LVM_FREE=$((32 * 1024 * 1024)) vm plan -c "$WORK/space.toml"
 expect_rc 2 "plan with a snapshot larger than the free space"
@@ -152,5 +158,7 @@ section "nothing wrong: exit 0, no problem listed"
 vm plan -c "$WORK/space.toml"
 expect_rc 0 "plan with nothing wrong"
 check "plan: no problem listed" bash -c "! grep -qi problem '$VM_ERR'"
+check "plan: the tree's excludes are listed" grep -qF "left out: pattern *.tmp" "$VM_OUT"
+check "plan: the tree's excludes are listed (anchored)" grep -qF "left out: pattern /cache/" "$VM_OUT"
 
 finish
