@@ -26,10 +26,11 @@ void PrintBackup(const BackupDone& d, std::ostream& out) {
   PrintLiveReads(d.sources, out);
   for (const auto& v : r.volumes) {
     out << v.name << ": " << Counted(v.files, "file") << ", " << FormatBytes(v.bytes) << ", read " << FormatBytes(v.bytes_read)
-        << ", " << v.new_blocks << (r.inplace.empty() ? " new of " : " written of ") << v.blocks << " blocks\n";
+        << ", " << v.new_blocks << (r.inplace.empty() ? " new of " : " written of ") << Counted(v.blocks, "block")
+        << "\n";
   }
   out << "point " << r.point << " committed: wrote " << FormatBytes(r.bytes_written);
-  if (r.inplace.empty()) out << " in " << r.packs_written << " pack(s)";
+  if (r.inplace.empty()) out << " in " << Counted(r.packs_written, "pack");
   out << ", " << FormatSeconds(r.seconds) << "\n";
 }
 

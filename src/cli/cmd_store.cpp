@@ -80,8 +80,8 @@ class StoreSyncCommand : public Command {
     SyncStats st = store->Sync(false);  // the summary below says it
     ctx.out << "copies in step: " << store->copies().size() << " present";
     if (!store->absent_copies().empty()) ctx.out << ", " << store->absent_copies().size() << " absent";
-    ctx.out << "; copied " << st.packs_copied << " pack(s) and " << st.files_copied << " file(s), removed "
-            << st.points_removed << " pruned point(s)";
+    ctx.out << "; copied " << Counted(st.packs_copied, "pack") << " and " << Counted(st.files_copied, "file")
+            << ", removed " << Counted(st.points_removed, "pruned point");
     if (st.copies_initialized)
       ctx.out << "; made " << st.copies_initialized << " new cop" << (st.copies_initialized == 1 ? "y" : "ies");
     ctx.out << "\n";

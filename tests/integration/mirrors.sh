@@ -361,7 +361,7 @@ check "store sync says what it copied" grep -qE 'copied [1-9][0-9]* pack' "$VM_O
 check_same_copies "$A" "$B" "after store sync"
 vm store sync --store "$A"
 expect_rc 0 "a second store sync"
-check "a second store sync copies nothing" grep -q 'copied 0 pack(s) and 0 file(s)' "$VM_OUT"
+check "a second store sync copies nothing" grep -q 'copied 0 packs and 0 files' "$VM_OUT"
 verify_json "$A" 0 "verify after sync (A primary)"
 verify_json "$B" 0 "verify after sync (B primary)"
 mv -- "$A" "$A.away"
@@ -479,7 +479,7 @@ vm store sync --store "$A" --mirror "$B"
 expect_rc 0 "store sync onto an empty replacement disk named with --mirror"
 check "no warning that it goes on without the copy it is making" bash -c "! grep -q 'warning' '$VM_ERR'"
 expect_err "it is made a new copy of the store" "says it makes the copy"
-check_eq "$(grep -c 'pack(s)' "$VM_OUT" "$VM_ERR" | awk -F: '{ n += $2 } END { print n }')" 1 \
+check_eq "$(grep -cE 'copies in step|synced the copies' "$VM_OUT" "$VM_ERR" | awk -F: '{ n += $2 } END { print n }')" 1 \
   "the summary is printed once"
 check "the replacement disk is a store now" test -f "$B/config.json"
 check_same_copies "$A" "$B" "after store sync onto the replacement disk"
