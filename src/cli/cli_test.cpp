@@ -410,7 +410,7 @@ TEST(ListingTest, PruneJsonHasGarbageCollectionOnlyForAStore) {
   EXPECT_EQ(j["bytes_freed"], 2048);
   std::ostringstream out;
   PrintPruneSummary(s, out);
-  EXPECT_NE(out.str().find("would delete 1 point(s); would reclaim 2.0 KiB (2 pack(s) deleted, 0 repacked)\n"),
+  EXPECT_NE(out.str().find("would delete 1 point; would reclaim 2.0 KiB (2 packs deleted, 0 repacked)\n"),
             std::string::npos)
       << out.str();
 }

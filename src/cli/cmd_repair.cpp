@@ -15,17 +15,17 @@ void PrintRepair(const RepairReport& r, bool dry_run, std::ostream& out) {
   const std::string would = dry_run ? "would be " : "";
   if (r.packs_rewritten == 0) {
     out << "nothing to repair: no pack is damaged on every copy"
-        << (r.verify.ok() ? "" : " (verify names " + std::to_string(r.verify.problems.size()) +
-                                     " problem(s) that repair cannot mend; run 'vmback verify')")
+        << (r.verify.ok() ? "" : " (verify names " + Counted(r.verify.problems.size(), "problem") +
+                                     " that repair cannot mend; run 'vmback verify')")
         << "\n";
     return;
   }
   for (const auto& p : r.lost)
     out << (dry_run ? "would lose: " : "lost: ") << EscapeForTerminal(p.point) << ": " << EscapeForTerminal(p.path)
         << ": " << p.reason << "\n";
-  out << (dry_run ? "would rewrite " : "rewrote ") << r.packs_rewritten
-      << " pack(s) damaged on every copy: " << r.blobs_moved << " good blob(s) " << would << "moved to a new pack, "
-      << r.blobs_healed << " bad blob(s) " << would << "dropped (a good copy is in another pack), " << r.blobs_lost
+  out << (dry_run ? "would rewrite " : "rewrote ") << Counted(r.packs_rewritten, "pack")
+      << " damaged on every copy: " << Counted(r.blobs_moved, "good blob") << " " << would << "moved to a new pack, "
+      << Counted(r.blobs_healed, "bad blob") << " " << would << "dropped (a good copy is in another pack), " << r.blobs_lost
       << " " << would << "recorded lost\n";
   if (!dry_run)
     out << (r.blobs_lost ? "'vmback verify' now notes the lost blocks (exit 5); restore leaves them zero\n"
@@ -60,7 +60,7 @@ class RepairCommand : public Command {
     auto store = OpenStore(config, target_, LockMode::kExclusive, ctx.log);
     RepairReport r = Repair(store.get(), ctx.log, dry_run_);
     if (r.verify.repaired && !json_)
-      ctx.out << "first healed " << r.verify.repaired << " damaged or missing file(s) from other copies\n";
+      ctx.out << "first healed " << Counted(r.verify.repaired, "damaged or missing file") << " from other copies\n";
     if (json_)
       ctx.out << RepairReportToJson(r).dump(2) << "\n";
     else

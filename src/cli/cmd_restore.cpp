@@ -185,7 +185,7 @@ class RestoreCommand : public Command {
   static void ReportDamage(CommandContext& ctx, const RestoreStats& s) {
     if (!s.damaged) return;
     for (const auto& d : s.damage) ctx.log->Error("damaged: " + d);
-    ctx.log->Error("restore incomplete: " + std::to_string(s.damaged) + " damaged range(s)" +
+    ctx.log->Error("restore incomplete: " + Counted(s.damaged, "damaged range") +
                    (s.damaged > s.damage.size() ? " (the first " + std::to_string(s.damage.size()) + " listed)"
                                                 : "") +
                    " left zero; everything else was restored. 'vmback verify' tells which points share the "

@@ -28,7 +28,7 @@ void PrintJobReport(const JobReport& r, std::ostream& out) {
     out << "\n";
   }
   out << "point " << r.point << " committed";
-  if (!r.pruned.empty()) out << "; pruned " << r.pruned.size() << " point(s)";
+  if (!r.pruned.empty()) out << "; pruned " << Counted(r.pruned.size(), "point");
   out << "\n";
 }
 

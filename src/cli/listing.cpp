@@ -69,11 +69,12 @@ nlohmann::json PruneSummaryToJson(const PruneSummary& s) {
 void PrintPruneSummary(const PruneSummary& s, std::ostream& out) {
   out << FormatDecisions(s.decisions);
   out << (s.dry_run ? "would delete " : "deleted ")
-      << std::count_if(s.decisions.begin(), s.decisions.end(), [](const auto& x) { return !x.keep; })
-      << " point(s)";
+      << Counted(static_cast<uint64_t>(
+                     std::count_if(s.decisions.begin(), s.decisions.end(), [](const auto& x) { return !x.keep; })),
+                 "point");
   if (s.gc)
     out << "; " << (s.dry_run ? "would reclaim " : "reclaimed ") << FormatBytes(s.gc->bytes_freed) << " ("
-        << s.gc->packs_deleted << " pack(s) deleted, " << s.gc->packs_repacked << " repacked)";
+        << Counted(s.gc->packs_deleted, "pack") << " deleted, " << s.gc->packs_repacked << " repacked)";
   out << "\n";
   if (!s.set_aside_removed.empty()) {
     uint64_t bytes = 0;

@@ -250,7 +250,7 @@ class LibvirtQuiescedVm : public QuiescedVm {
                       CallFailure(name_, "thawing the guest file systems", r, timeout_) +
                           " (the guest may still be frozen)");
         }
-        log_->Debug(Quote(name_) + ": thawed " + std::to_string(r.rc) + " guest file system(s)");
+        log_->Debug(Quote(name_) + ": thawed " + Counted(r.rc, "guest file system"));
         return;
       }
       case QuiesceMethod::kSysrq:
@@ -404,8 +404,8 @@ class LibvirtHypervisor : public Hypervisor {
       CallResult r = CallWithDeadline(dom.get(), Op::kThaw, kRecoverTimeout);
       if (r.ok()) {
         if (r.rc > 0) {
-          log_->Info(Quote(name) + ": thawed " + std::to_string(r.rc) +
-                     " guest file system(s) an interrupted backup had frozen");
+          log_->Info(Quote(name) + ": thawed " + Counted(r.rc, "guest file system") +
+                     " an interrupted backup had frozen");
         }
       } else if (method == QuiesceMethod::kAgent) {
         log_->Warn(CallFailure(name, "thawing the guest file systems", r, kRecoverTimeout) +
@@ -546,7 +546,7 @@ class LibvirtHypervisor : public Hypervisor {
       if (r.timed_out) message += " (it will be thawed if it completes later)";
       throw Error(ErrorKind::kOther, message);
     }
-    log_->Debug(Quote(name) + ": froze " + std::to_string(r.rc) + " guest file system(s)");
+    log_->Debug(Quote(name) + ": froze " + Counted(r.rc, "guest file system"));
   }
 
   // Suspend; throws if it fails or times out (a late suspend is undone).

@@ -20,7 +20,7 @@ std::string VerifyText(const TargetVerifyReport& r) {
   if (r.scrub.ran || !r.scrub.summary.empty()) out << r.scrub.summary << "\n";
   out << "checked " << r.points << " points, " << r.files << " files, " << r.blocks << " blocks ("
       << FormatBytes(r.bytes) << ") against their blockmaps: "
-      << (r.problems.empty() ? "all good" : std::to_string(r.problems.size()) + " problem(s)") << "\n";
+      << (r.problems.empty() ? "all good" : Counted(r.problems.size(), "problem")) << "\n";
   for (const auto& p : r.problems) out << "  " << EscapeForTerminal(p) << "\n";
   return out.str();
 }

@@ -266,8 +266,8 @@ ScrubReport ParseZpoolStatus(const std::string& text) {
   r.repaired = r.ok ? device_errors : 0;
   std::ostringstream s;
   s << "state " << (state.empty() ? "?" : state) << "; " << (scrub_line.empty() ? "no scrub" : scrub_line);
-  if (r.ok && device_errors) s << "; the pool repaired " << device_errors << " device error(s) from its redundancy";
-  if (!r.ok) s << "; " << r.unrepaired << " unrepaired data error(s)";
+  if (r.ok && device_errors) s << "; the pool repaired " << Counted(device_errors, "device error") << " from its redundancy";
+  if (!r.ok) s << "; " << Counted(r.unrepaired, "unrepaired data error");
   for (const auto& u : unhealthy) s << "; " << u;
   r.summary = s.str();
   return r;

@@ -182,15 +182,15 @@ nlohmann::json StoreStatsToJson(const StoreStats& s) {
 std::string StoreStatsText(const StoreStats& s) {
   std::ostringstream o;
   for (const auto& c : s.copies) o << "copy " << EscapeForTerminal(c.dir) << ": " << FormatBytes(c.bytes) << "\n";
-  o << s.points.size() << " point(s): " << FormatBytes(s.logical) << " of files, " << s.blocks
+  o << Counted(s.points.size(), "point") << ": " << FormatBytes(s.logical) << " of files, " << s.blocks
     << " distinct blocks, " << FormatBytes(s.raw) << " plain, " << FormatBytes(s.stored) << " stored\n";
   o << "compression " << Ratio(s.raw, s.stored) << "x, deduplication " << Ratio(s.logical, s.raw) << "x\n";
   for (const auto& p : s.points) {
-    o << "  " << p.name << ": " << FormatBytes(p.logical) << " in " << p.files << " file(s); unique to it "
-      << p.unique_blocks << " block(s), " << FormatBytes(p.unique_stored) << " stored (freed by deleting it)\n";
+    o << "  " << p.name << ": " << FormatBytes(p.logical) << " in " << Counted(p.files, "file") << "; unique to it "
+      << Counted(p.unique_blocks, "block") << ", " << FormatBytes(p.unique_stored) << " stored (freed by deleting it)\n";
     for (const auto& v : p.volumes)
-      o << "    " << EscapeForTerminal(v.name) << ": " << FormatBytes(v.logical) << " in " << v.files
-        << " file(s); in this volume alone " << v.unique_blocks << " block(s), " << FormatBytes(v.unique_stored)
+      o << "    " << EscapeForTerminal(v.name) << ": " << FormatBytes(v.logical) << " in " << Counted(v.files, "file")
+        << "; in this volume alone " << Counted(v.unique_blocks, "block") << ", " << FormatBytes(v.unique_stored)
         << " stored\n";
   }
   return o.str();

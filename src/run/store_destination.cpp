@@ -82,7 +82,7 @@ std::string VerifyText(const VerifyReport& r) {
           << c.repaired << ", unrepairable " << c.unrepairable << "\n";
   }
   if (!r.lost.empty())
-    out << "note: " << r.lost.size() << " file(s) in the points above hold blocks recorded lost by "
+    out << "note: " << Counted(r.lost.size(), "file") << " in the points above hold blocks recorded lost by "
         << "'vmback repair' (listed above); a restore leaves them zero\n";
   if (!r.next_step.empty()) out << "next step: " << r.next_step << "\n";
   return out.str();
@@ -203,8 +203,8 @@ VerifyOutcome StoreDestination::Verify(const VerifyRequest& request, Logger* log
   VerifyReport r = vmback::Verify(store_.get(), log, vopts);
   VerifyOutcome o;
   if (r.to_heal > 0 && !read_only) {
-    log->Info("found " + std::to_string(r.to_heal) +
-              " thing(s) to heal from other copies: checking again under the store's exclusive lock");
+    log->Info("found " + Counted(r.to_heal, "thing") +
+              " to heal from other copies: checking again under the store's exclusive lock");
     try {
       Reopen(LockMode::kExclusive, log);
       r = vmback::Verify(store_.get(), log, vopts);

@@ -88,7 +88,7 @@ class Ranges {
     std::string s = "bytes ";
     for (size_t i = 0; i < r_.size() && i < 8; i++)
       s += (i ? ", " : "") + std::to_string(r_[i].first) + ".." + std::to_string(r_[i].second);
-    if (r_.size() > 8) s += " and " + std::to_string(r_.size() - 8) + " more range(s)";
+    if (r_.size() > 8) s += " and " + Counted(r_.size() - 8, "more range");
     return s;
   }
 
@@ -178,10 +178,10 @@ class PointChecker {
         }
       }
       if (bad.blocks())
-        out->push_back({rel, std::to_string(bad.blocks()) + " bad or missing block(s) (" + bad.Describe() + "); " +
+        out->push_back({rel, Counted(bad.blocks(), "bad or missing block") + " (" + bad.Describe() + "); " +
                                  first_bad});
       if (lost.blocks())
-        out->push_back({rel, std::to_string(lost.blocks()) + " block(s) " + kRecordedLost + " (" +
+        out->push_back({rel, Counted(lost.blocks(), "block") + " " + kRecordedLost + " (" +
                                  lost.Describe() + "; a restore leaves them zero)",
                         true});
     }
@@ -479,12 +479,12 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
     report.damaged_packs.push_back(std::move(d));
   }
   if (!report.damaged_packs.empty()) {
-    report.next_step = "run 'vmback repair' to rewrite the " + std::to_string(report.damaged_packs.size()) +
-                       " pack(s) damaged on every copy without their bad blobs";
+    report.next_step = "run 'vmback repair' to rewrite the " + Counted(report.damaged_packs.size(), "pack") +
+                       " damaged on every copy without their bad blobs";
     report.next_step += unhealed_total == 0
                             ? " (nothing is lost: every bad blob has a good copy in another pack)"
-                            : "; the " + std::to_string(unhealed_total) +
-                                  " blob(s) no copy has are then recorded as lost (to get them back "
+                            : "; the " + Counted(unhealed_total, "blob") +
+                                  " no copy has are then recorded as lost (to get them back "
                                   "instead, first back up the same data again while it still exists)";
   }
   // Blocks recorded lost that a backup has written again are whole now.
@@ -496,7 +496,7 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
       report.to_heal++;  // forgotten by the exclusive pass
     } else if (!back.empty()) {
       store->ForgetLost(back);
-      log->Info(std::to_string(back.size()) + " block(s) recorded lost are whole again (a backup wrote them)");
+      log->Info(Counted(back.size(), "block") + " recorded lost are whole again (a backup wrote them)");
     }
   }
   // Remember blobs with no good copy, so the next backup that reads their
@@ -518,15 +518,15 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   for (const auto& p : report.problems) log->Error(line(p));
   for (const auto& d : report.damaged_packs)
     log->Error("pack " + store->PackPath(d.pack) + " is damaged on every copy: " +
-               std::to_string(d.healed.size() + d.unhealed.size()) + " bad blob(s), " +
+               Counted(d.healed.size() + d.unhealed.size(), "bad blob") + ", " +
                std::to_string(d.healed.size()) + " of them healed by a newer good copy in another pack (nothing lost), " +
                std::to_string(d.unhealed.size()) + " with no good copy anywhere (the files named above lose them)");
   for (const auto& p : report.lost) log->Warn("note: " + line(p));
   if (report.repaired)
-    log->Warn("repaired " + std::to_string(report.repaired) + " damaged or missing file(s) from other copies");
+    log->Warn("repaired " + Counted(report.repaired, "damaged or missing file") + " from other copies");
   if (!report.subset.empty())
     log->Info("read " + (options.subset_m > 0 ? "part " + report.subset : "a random " + report.subset) +
-              " of the pack data: " + std::to_string(report.packs) + " pack(s) read, " +
+              " of the pack data: " + Counted(report.packs, "pack") + " read, " +
               std::to_string(report.packs_skipped) + " not read this time; every point's structure checked");
   return report;
 }
@@ -578,8 +578,8 @@ RepairReport Repair(Store* store, Logger* log, bool dry_run) {
   if (!lost.empty()) store->AddLost(lost);
   r.blobs_moved = RepackAndDrop(store, doomed, keep);
   for (const auto& d : r.verify.damaged_packs)
-    log->Info("pack " + d.pack.Hex() + ": rewritten without its " + std::to_string(d.healed.size() + d.unhealed.size()) +
-              " bad blob(s): " + std::to_string(d.healed.size()) + " dropped (a good copy is in another pack), " +
+    log->Info("pack " + d.pack.Hex() + ": rewritten without its " +
+              Counted(d.healed.size() + d.unhealed.size(), "bad blob") + ": " + std::to_string(d.healed.size()) + " dropped (a good copy is in another pack), " +
               std::to_string(d.unhealed.size()) + " recorded lost");
 
   // What the points lose now, once: their structure walked with every blob

@@ -314,9 +314,9 @@ SyncStats Store::Sync(bool say_done) {
     }
   });
   if (say_done && (stats.packs_copied || stats.files_copied || stats.points_removed))
-    log_->Info("synced the copies: " + std::to_string(stats.packs_copied) + " pack(s) and " +
-               std::to_string(stats.files_copied) + " file(s) copied, " +
-               std::to_string(stats.points_removed) + " pruned point(s) removed");
+    log_->Info("synced the copies: " + Counted(stats.packs_copied, "pack") + " and " +
+               Counted(stats.files_copied, "file") + " copied, " +
+               Counted(stats.points_removed, "pruned point") + " removed");
   return stats;
 }
 

@@ -6,6 +6,7 @@
 
 #include "store/manifest.h"
 #include "store/tree.h"
+#include "util/encoding.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -109,7 +110,7 @@ GcStats CollectGarbage(Store* store, const GcOptions& options, Logger* log) {
   }
   if (options.dry_run || doomed.empty()) return stats;
   stats.blobs_moved = RepackAndDrop(store, doomed, keep);
-  log->Info("garbage collection: " + std::to_string(stats.packs_deleted) + " pack(s) deleted, " +
+  log->Info("garbage collection: " + Counted(stats.packs_deleted, "pack") + " deleted, " +
             std::to_string(stats.packs_repacked) + " repacked (" + std::to_string(stats.blobs_moved) +
             " live blobs moved)");
   return stats;

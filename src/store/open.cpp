@@ -328,7 +328,7 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
   const bool writer = mode != LockMode::kShared;
   auto check_layout = [&](const std::string& dir) {
     if (size_t n = CheckCopyLayout(env, dir, writer))
-      log->Info("tightened the modes of " + std::to_string(n) + " file(s) and directories in " + dir +
+      log->Info("tightened the modes of " + Counted(n, "file") + " and directories in " + dir +
                 " (a store is private: directories 0700, files 0600)");
   };
   CopyConfig primary;

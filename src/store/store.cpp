@@ -130,7 +130,7 @@ void Store::LoadIndex() {
     rebuilt.packs.emplace_back(pack, std::move(entries));
   }
   if (!rebuilt.packs.empty() && exclusive_)
-    log_->Info("indexed " + std::to_string(rebuilt.packs.size()) + " pack(s) of " + dir_ +
+    log_->Info("indexed " + Counted(rebuilt.packs.size(), "pack") + " of " + dir_ +
                " that no index file covered");
   if (!exclusive_) return;
 

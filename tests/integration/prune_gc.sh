@@ -206,7 +206,7 @@ check "dry run lists ${P[1]} as DELETE" grep -q "^DELETE ${P[1]}" "$VM_OUT"
 check "dry run lists ${P[2]} as DELETE" grep -q "^DELETE ${P[2]}" "$VM_OUT"
 check "dry run lists ${P[4]} as KEEP (last 1)" grep -q "^KEEP *${P[4]} *last 1" "$VM_OUT"
 check "dry run lists ${P[3]} as KEEP (last 2)" grep -q "^KEEP *${P[3]} *last 2" "$VM_OUT"
-check "dry run says it would delete 2 points" grep -q "would delete 2 point(s)" "$VM_OUT"
+check "dry run says it would delete 2 points" grep -q "would delete 2 points" "$VM_OUT"
 check_eq "$(store_digest "$S1")" "$DIGEST0" "the store after prune --dry-run"
 
 vm prune --store "$S1" --keep-last 2 --repack-below 0.5 --dry-run --json
@@ -366,7 +366,7 @@ wait_for_lock_holder "$S5" "$BG" || die "the second background backup never held
 vm prune --store "$S5" --keep-last 2 --lock-wait 120
 expect_rc 0 "prune --lock-wait 120 while a backup runs"
 expect_err "waiting" "prune --lock-wait says it waits"
-check "prune --lock-wait deleted the two oldest points" grep -q "^deleted 2 point(s)" "$VM_OUT"
+check "prune --lock-wait deleted the two oldest points" grep -q "^deleted 2 points" "$VM_OUT"
 BG_RC=0
 wait "$BG" || BG_RC=$?
 forget_pid "$BG"

@@ -62,9 +62,9 @@ check "the block is damaged in B's pack" damage_block "$B" "$IMG" 4096
 vm verify --store "$A"
 expect_rc 3 "verify of a block damaged on both copies"
 cat "$VM_OUT" "$VM_ERR"
-expect_err "$P1: disk.img: 1 bad or missing block(s) (bytes 4096..8192)" "verify names the point, file and bytes"
-expect_err "is damaged on every copy: 1 bad blob(s), 0 of them healed" "verify says what the damaged pack costs"
-expect_out "next step: run 'vmback repair' to rewrite the 1 pack(s) damaged on every copy" "verify gives the next step"
+expect_err "$P1: disk.img: 1 bad or missing block (bytes 4096..8192)" "verify names the point, file and bytes"
+expect_err "is damaged on every copy: 1 bad blob, 0 of them healed" "verify says what the damaged pack costs"
+expect_out "next step: run 'vmback repair' to rewrite the 1 pack damaged on every copy" "verify gives the next step"
 expect_out "recorded as lost" "verify says what repair would lose"
 
 sleep 1.1
@@ -84,14 +84,14 @@ PACKS_BEFORE=$(find "$A/packs" "$B/packs" -name '*.pack' | sort)
 vm repair --store "$A" --dry-run
 expect_rc 3 "repair --dry-run (the damage is still there)"
 cat "$VM_OUT" "$VM_ERR"
-expect_out "would rewrite 1 pack(s) damaged on every copy" "repair --dry-run says what it would do"
+expect_out "would rewrite 1 pack damaged on every copy" "repair --dry-run says what it would do"
 check_eq "$(find "$A/packs" "$B/packs" -name '*.pack' | sort)" "$PACKS_BEFORE" "repair --dry-run changes no pack"
 
 vm repair --store "$A"
 expect_rc 0 "repair of a healed pack"
 cat "$VM_OUT" "$VM_ERR"
-expect_out "rewrote 1 pack(s) damaged on every copy" "repair says what it rewrote"
-expect_out "1 bad blob(s) dropped (a good copy is in another pack), 0 recorded lost" "repair drops the healed blob"
+expect_out "rewrote 1 pack damaged on every copy" "repair says what it rewrote"
+expect_out "1 bad blob dropped (a good copy is in another pack), 0 recorded lost" "repair drops the healed blob"
 expect_out "nothing was lost; 'vmback verify' is clean again" "repair says nothing was lost"
 vm verify --store "$A"
 expect_rc 0 "verify after repair is clean"
@@ -120,16 +120,16 @@ seeded_file "$SRC/a" 4 9000  # the data is gone from the source too
 vm repair --store "$A" --dry-run
 expect_rc 3 "repair --dry-run of a block no copy has"
 cat "$VM_OUT"
-expect_out "would lose: $P: src/a: 1 bad or missing block(s) (bytes 4096..8192)" "repair --dry-run names what would be lost"
+expect_out "would lose: $P: src/a: 1 bad or missing block (bytes 4096..8192)" "repair --dry-run names what would be lost"
 expect_out "1 would be recorded lost" "repair --dry-run counts it"
 check "repair --dry-run records nothing" test ! -e "$A/lost"
 
 vm repair --store "$A"
 expect_rc 5 "repair that records a block lost"
 cat "$VM_OUT" "$VM_ERR"
-expect_out "lost: $P: src/a: 1 block(s) recorded lost by 'vmback repair' (bytes 4096..8192; a restore leaves them zero)" \
+expect_out "lost: $P: src/a: 1 block recorded lost by 'vmback repair' (bytes 4096..8192; a restore leaves them zero)" \
   "repair names the point, file and bytes lost"
-expect_out "0 bad blob(s) dropped (a good copy is in another pack), 1 recorded lost" "repair counts the lost blob"
+expect_out "0 bad blobs dropped (a good copy is in another pack), 1 recorded lost" "repair counts the lost blob"
 check "the file 'lost' is on A" test -f "$A/lost"
 check "the file 'lost' is on B" test -f "$B/lost"
 
@@ -137,8 +137,8 @@ vm verify --store "$A"
 expect_rc 5 "verify after repair: a note, not damage"
 cat "$VM_OUT" "$VM_ERR"
 expect_out "all good" "verify after repair: all good"
-expect_err "note: $P: src/a: 1 block(s) recorded lost by 'vmback repair' (bytes 4096..8192" "verify notes what was lost"
-expect_out "note: 1 file(s) in the points above hold blocks recorded lost" "verify's summary notes the loss"
+expect_err "note: $P: src/a: 1 block recorded lost by 'vmback repair' (bytes 4096..8192" "verify notes what was lost"
+expect_out "note: 1 file in the points above hold blocks recorded lost" "verify's summary notes the loss"
 
 vm restore --store "$A" "$P" src --to "$WORK/rl"
 expect_rc 3 "restore of a point with a lost block"

@@ -79,7 +79,7 @@ vm stats --store "$STORE"
 expect_rc 0 "stats as text"
 check "the text gives the ratios" grep -qxF "compression 1.00x, deduplication 1.95x" "$VM_OUT"
 check "the text gives what deleting the first point frees" \
-  grep -qF "$P1: 160.0 KiB in 1 file(s); unique to it 2 block(s), 8.0 KiB stored" "$VM_OUT"
+  grep -qF "$P1: 160.0 KiB in 1 file; unique to it 2 blocks, 8.0 KiB stored" "$VM_OUT"
 
 section "store: one point"
 vm stats --store "$STORE" "$P1" --json
@@ -121,7 +121,7 @@ assert v['src2']['unique_blocks'] == 1 and v['src2']['unique_raw_bytes'] == 4096
 assert q['unique_blocks'] == 1 and q['logical_bytes'] == 172032 + 12288, q"
 vm stats --store "$STORE" latest
 expect_rc 0 "stats of the two-volume point as text"
-check "the text gives each volume" grep -qF "    src2: 12.0 KiB in 1 file(s); in this volume alone 1 block(s), 4.0 KiB stored" "$VM_OUT"
+check "the text gives each volume" grep -qF "    src2: 12.0 KiB in 1 file; in this volume alone 1 block, 4.0 KiB stored" "$VM_OUT"
 
 section "dir target: du of the point"
 MIRROR=$WORK/mirror
