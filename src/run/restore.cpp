@@ -265,16 +265,26 @@ class Restorer {
     };
 
     std::vector<Hash> batch;
+    auto fetch_batch = [this, dest](const std::vector<Hash>& ids) {
+      std::vector<Fetched> got(ids.size());
+      for (size_t k = 0; k < ids.size(); k++)
+        if (!ids[k].IsZero()) got[k] = Fetch(ids[k], BlobType::kData, dest);
+      return got;
+    };
     auto submit = [&] {
       if (batch.empty()) return;
       uint64_t first = block - batch.size();
       pending_ids.emplace_back(first, batch);
-      in_flight.push_back(pool_.Submit([this, dest, ids = batch] {
-        std::vector<Fetched> got(ids.size());
-        for (size_t k = 0; k < ids.size(); k++)
-          if (!ids[k].IsZero()) got[k] = Fetch(ids[k], BlobType::kData, dest);
-        return got;
-      }));
+      if (nblocks <= kBlocksPerFetch) {
+        // The file's only batch: nothing to overlap it with, so it is
+        // fetched here, without a hand-over to the pool and back (most of
+        // the time per file in a tree of small files, after the fsync).
+        std::promise<std::vector<Fetched>> done;
+        done.set_value(fetch_batch(batch));
+        in_flight.push_back(done.get_future());
+      } else {
+        in_flight.push_back(pool_.Submit([fetch_batch, ids = batch] { return fetch_batch(ids); }));
+      }
       batch.clear();
       while (in_flight.size() > pool_.size() * 2) drain_one();
       CheckRestoreCancel(options_.cancel, dest);
