@@ -28,6 +28,12 @@ namespace vmback {
 // symlink and never across a mount point below dest; metadata is set on open
 // descriptors. dest itself may not be a symlink, except a link to a block
 // device (/dev/VG/LV) with kAllow.
+//
+// Durability: when Restore returns, what it wrote is on disk (one
+// store->env()->SyncFileSystem of the directory written into, after the last
+// entry; a block device is fsynced). A file renamed over an existing one is
+// fsynced before the rename. An error thrown before then (a failed sync too)
+// means the restore is not done.
 RestoreStats Restore(Store* store, const std::string& point, const std::string& path,
                      const std::string& dest, const RestoreOptions& options, Logger* log);
 inline RestoreStats Restore(Store* store, const std::string& point, const std::string& path,

@@ -356,6 +356,83 @@ TEST_F(RestoreTest, SubtreeKeepsHardLinksWhoseFirstNameIsOutside) {
   EXPECT_EQ(c.st_nlink, 2u);
 }
 
+// --- Durability ----------------------------------------------------------
+
+// The real environment, watching the file system syncs: at each it records
+// the path and what `watched` holds right then (DescribeTree: names,
+// content, metadata), and fails it with EIO when fail is set.
+class SyncWatchEnv final : public EnvWrapper {
+ public:
+  SyncWatchEnv() : EnvWrapper(Env::Default()) {}
+  void SyncFileSystem(const std::string& path) override {
+    synced.push_back(path);
+    seen.push_back(Present(watched) ? DescribeTree(watched) : "(missing)");
+    if (fail) ThrowIo("syncfs " + path, EIO);
+    target()->SyncFileSystem(path);
+  }
+  static bool Present(const std::string& p) {
+    struct stat st;
+    return ::lstat(p.c_str(), &st) == 0;
+  }
+  std::string watched;
+  bool fail = false;
+  std::vector<std::string> synced, seen;
+};
+
+// A restore that returns has made what it wrote durable: the file system is
+// synced once, after the last entry (content, name, metadata) is in place,
+// for each way of restoring into a directory.
+TEST_F(RestoreTest, TreeIsCompleteWhenTheFileSystemIsSyncedBeforeRestoreReturns) {
+  SyncWatchEnv env;
+  OpenStore(&env);
+  ASSERT_NO_FATAL_FAILURE(MakeTree());
+  std::string p = Backup();
+  struct Case {
+    std::string path, dest, synced_dir, want;
+    Overwrite ow;
+  };
+  const std::string existing = tmp_ / "existing";
+  ASSERT_EQ(::mkdir(existing.c_str(), 0755), 0);
+  const std::vector<Case> cases = {
+      {"VOL/sub", tmp_ / "sub.out", tmp_.path(), DescribeTree(src_ + "/sub"), Overwrite::kRefuse},
+      {"VOL/sub/file", tmp_ / "file.out", tmp_.path(), DescribeTree(src_ + "/sub/file"), Overwrite::kRefuse},
+      {"VOL", existing, existing, DescribeTree(src_), Overwrite::kAllow},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.path);
+    env.synced.clear();
+    env.seen.clear();
+    env.watched = c.dest;
+    RestoreTo(p, c.path, c.dest, c.ow);
+    ASSERT_EQ(env.synced.size(), 1u);
+    EXPECT_EQ(env.synced[0], c.synced_dir);
+    EXPECT_EQ(env.seen[0], c.want) << "the tree was not complete when it was synced";
+    EXPECT_EQ(DescribeTree(c.dest), c.want);
+  }
+  // The whole point: the directory made for it.
+  env.synced.clear();
+  env.seen.clear();
+  env.watched = tmp_ / "all.out";
+  RestoreTo(p, "", env.watched);
+  ASSERT_EQ(env.synced.size(), 1u);
+  EXPECT_EQ(env.synced[0], env.watched);
+  EXPECT_EQ(env.seen[0], DescribeTree(env.watched));
+  EXPECT_EQ(DescribeTree(env.watched + "/VOL"), DescribeTree(src_));
+}
+
+// A sync that fails is the restore failing: it never says done for a tree
+// that may not be on disk.
+TEST_F(RestoreTest, AFailedSyncFailsTheRestore) {
+  SyncWatchEnv env;
+  OpenStore(&env);
+  ASSERT_NO_FATAL_FAILURE(MakeTree());
+  std::string p = Backup();
+  env.fail = true;
+  ExpectError(ErrorKind::kIo, [&] { RestoreTo(p, "VOL", tmp_ / "vol.out"); });
+  ExpectError(ErrorKind::kIo, [&] { RestoreTo(p, "", tmp_ / "all.out"); });
+  EXPECT_EQ(env.synced.size(), 2u);
+}
+
 // --- Damaged stores ----------------------------------------------------
 
 class DamagedRestoreTest : public RestoreTest {
