@@ -70,8 +70,8 @@ class BackupCommand : public Command {
       PrintBackup(d, ctx.out);
     const BackupResult& r = d.result;
     if (r.errors)
-      ctx.log->Error("point " + r.point + " lacks " + std::to_string(r.errors) +
-                     " entr(y/ies) that could not be read (see above)");
+      ctx.log->Error("point " + r.point + " lacks " + Counted(r.errors, "entry", "entries") +
+                     " that could not be read (see above)");
     Findings f;
     f.damage = r.errors > 0;
     f.warnings = ctx.log->warnings();

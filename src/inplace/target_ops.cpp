@@ -193,8 +193,8 @@ BackupResult BackupToTarget(InplaceTarget* target, Env* env, const std::vector<V
     if (options.on_volume_done) options.on_volume_done(i);
   }
   if (result.errors)
-    throw Error(ErrorKind::kIo, std::to_string(result.errors) +
-                                    " source entr(y/ies) could not be read (see above); no point taken");
+    throw Error(ErrorKind::kIo, Counted(result.errors, "source entry", "source entries") +
+                                    " could not be read (see above); no point taken");
   RemoveDroppedVolumes(env, mirror, previous, names, log);
   const int64_t now = env->NowNanos();
   nlohmann::json info = {{"time_ns", now},

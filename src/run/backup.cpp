@@ -384,7 +384,7 @@ BackupResult RunBackup(Store* store, const std::vector<VolumeSpec>& volumes,
       VolumeWalker walker(store, &pool, v, opts, ex == excludes.end() ? nullptr : &ex->second, log, &stats);
       Entry root = walker.WalkRoot(it == previous.end() ? nullptr : &it->second.first);
       if (walker.excluded() > 0)
-        log->Info("volume " + v.name + ": " + std::to_string(walker.excluded()) + " entr(y/ies) excluded");
+        log->Info("volume " + v.name + ": " + Counted(walker.excluded(), "entry", "entries") + " excluded");
       if (options.on_volume_done) options.on_volume_done(i);
       stats.seconds = SecondsSince(vstart);
       result.errors += stats.errors;
