@@ -256,9 +256,9 @@ void BackupCommand::AddOptions(CLI::App* cmd) {
   cmd->footer(
       "\nExamples:\n"
       "  vmback backup --store /mnt/usb/vmback /var/lib/libvirt/images /etc\n"
-      "  vmback backup -c /etc/vmback.toml --json\n"
+      "  vmback backup -c /etc/vmback/vmback.toml --json\n"
       "  vmback backup --store /mnt/usb/vmback --tag before-upgrade /etc\n"
-      "  vmback backup -c /etc/vmback.toml --dry-run --exclude '*.tmp'\n\n"
+      "  vmback backup -c /etc/vmback/vmback.toml --dry-run --exclude '*.tmp'\n\n"
       "Excludes: a volume's exclude patterns and exclude_caches, then --exclude and\n"
       "--exclude-file for every volume. vmback's own store, its copies, an in-place\n"
       "target and the state directory are left out of any source they lie under,\n"

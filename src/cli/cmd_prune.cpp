@@ -32,7 +32,7 @@ class PruneCommand : public Command {
         "Blocks no remaining point names are then reclaimed (garbage collection).\n\n"
         "Examples:\n"
         "  vmback prune --store /mnt/usb/vmback --keep-daily 7 --keep-weekly 4 --keep-monthly 12 --dry-run\n"
-        "  vmback prune -c /etc/vmback.toml");
+        "  vmback prune -c /etc/vmback/vmback.toml");
   }
 
   Findings Run(CommandContext& ctx) override {

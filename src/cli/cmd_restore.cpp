@@ -90,10 +90,10 @@ class RestoreCommand : public Command {
         "  vmback restore --store /mnt/usb/vmback 2026-11-26T180102Z images/web.qcow2 --to /tmp/web.qcow2\n"
         "  vmback restore --store /mnt/usb/vmback latest~1 root/etc/fstab --to -\n"
         "  vmback restore --store /mnt/usb/vmback 2026-11-26T18:01:02Z root/etc --to /srv/restore/etc --delete\n"
-        "  vmback restore -c /etc/vmback.toml latest vm-disk --to /dev/vg0/web --force\n"
-        "  vmback restore -c /etc/vmback.toml latest vms/web.qcow2 --to /var/lib/libvirt/images/web.qcow2 "
+        "  vmback restore -c /etc/vmback/vmback.toml latest vm-disk --to /dev/vg0/web --force\n"
+        "  vmback restore -c /etc/vmback/vmback.toml latest vms/web.qcow2 --to /var/lib/libvirt/images/web.qcow2 "
         "--format qcow2\n"
-        "  vmback restore -c /etc/vmback.toml latest --vm web --to /srv/restore/web --define --name web-restored");
+        "  vmback restore -c /etc/vmback/vmback.toml latest --vm web --to /srv/restore/web --define --name web-restored");
   }
 
   Findings Run(CommandContext& ctx) override {

@@ -62,7 +62,7 @@ class RunCommand : public Command {
         "\"sources\" say \"by_choice\").\n"
         "track_changes = true (reflink, btrfs) keeps each snapshot as the next run's\n"
         "base and reads only the extents the two no longer share; the report gives\n"
-        "each volume's change_method and, for a full read, change_why.\n\nExample:\n  vmback run -c /etc/vmback.toml --json");
+        "each volume's change_method and, for a full read, change_why.\n\nExample:\n  vmback run -c /etc/vmback/vmback.toml --json");
   }
 
   Findings Run(CommandContext& ctx) override {

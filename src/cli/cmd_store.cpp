@@ -63,7 +63,7 @@ class StoreSyncCommand : public Command {
                 "disk, name the present copies too.\n\n"
                 "Examples:\n  vmback store sync --store /mnt/usb1/vmback\n"
                 "  vmback store sync --store /mnt/usb1/vmback --mirror /mnt/usb2/vmback\n"
-                "  vmback store sync -c /etc/vmback.toml --init");
+                "  vmback store sync -c /etc/vmback/vmback.toml --init");
   }
 
   Findings Run(CommandContext& ctx) override {

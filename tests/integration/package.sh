@@ -203,6 +203,9 @@ for ((i = 0; i < ${#paths[@]}; i++)); do
     check "the man page mentions $o of '$shown'" grep -qF -- "${o//-/\\-}" "$MAN"
     case $o in --*) check "README mentions $o of '$shown'" grep -qF -- "$o" "$README" ;; esac
   done
+  # Its examples name the one config path the README installs.
+  check "the examples of '$shown' --help use /etc/vmback/vmback.toml" \
+    bash -c '! "$1" $2 --help | grep -E -- "-c /etc/" | grep -vF -- "-c /etc/vmback/vmback.toml"' _ "$VMBACK" "$p"
   for s in $(help_subcommands "$p"); do paths+=("${p:+$p }$s"); done
 done
 echo "checked ${#paths[@]} commands against their --help"
