@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# vmback store benchmark, side by side with restic and borg.  A benchmark, not
-# a test: goals are printed next to the figures, never asserted.
+# vmback store benchmark, side by side with restic, borg and cp.  A benchmark,
+# not a test: goals are printed next to the figures, never asserted.
 #
 #   bench/store_bench.sh
 #
 # 1. generates a deterministic sparse 4 GiB image (bench/gen_image.py: 30%
 #    random, 20% compressible, 50% holes, 1 MiB regions, seeded shuffle);
-# 2. full backup with vmback, restic and borg (default settings each);
+# 2. full backup with vmback into its store, vmback into a plain directory
+#    (the dir target, `backup --dir`), restic and borg (default settings
+#    each), and `cp --sparse=always` of the image (the floor: no hashing, no
+#    compression);
 # 3. changes 1% of the 4 KiB blocks plus one 64 MiB run, bumps mtime;
-# 4. incremental backup with each tool;
-# 5. prints wall, CPU (user+sys), bytes added to the repository (du -sb
+# 4. incremental backup with each tool (cp copies the whole image again);
+# 5. restore of the day-2 point with each: `vmback restore` (store and dir
+#    target), `restic restore`, `borg extract --sparse`, and `cp --sparse`
+#    of cp's copy; each result is compared with the image (cmp) and removed;
+# 6. prints wall, CPU (user+sys), bytes added to the repository (du -sb
 #    after - before, apparent bytes), peak RSS and vmback/other ratios as a
 #    table, and writes the same as JSON to bench/out/results.json.
+# vmback fsyncs what it restores before it exits; restic, borg and cp do not,
+# so the restore rows compare "wall + sync" (the sync run right after each
+# tool, timed) as well as wall.
 # The page cache is dropped (sync; echo 3 > /proc/sys/vm/drop_caches) before
 # every measured run when permitted; the output says whether it worked
 # (checked with fincore on the image).
@@ -39,6 +48,9 @@ mkdir -p "$WORK/img"
 
 IMG=$WORK/img/vm-disk.img
 VM_STORE=$WORK/vmback-store
+VM_DIR=$WORK/vmback-dir
+CP_DIR=$WORK/cp-copy
+RESTORED=$WORK/restored
 use_restic_borg_repos
 
 use_vmback_copy
@@ -50,18 +62,51 @@ log "$(cat "$WORK/gen.json")"
 
 # --- repositories (init is not part of the measured backup, but timed) ---
 measure vmback init "$VM_STORE" "$VMBACK" -q store init "$VM_STORE"
+mkdir -m 0700 "$VM_DIR" "$CP_DIR" "$RESTORED"
 init_restic_borg
 restic cat config >"$WORK/restic-config.json" 2>/dev/null || echo '{}' >"$WORK/restic-config.json"
 
 run_phase() {
   local phase=$1
   measure vmback "$phase" "$VM_STORE" "$VMBACK" -q backup --store "$VM_STORE" "$IMG" --json
+  measure vmback-dir "$phase" "$VM_DIR" "$VMBACK" -q backup --dir "$VM_DIR" "$IMG" --json
   measure_restic_borg "$phase"
+  measure cp "$phase" "$CP_DIR" cp --sparse=always "$IMG" "$CP_DIR/vm-disk.img"
+}
+
+# check_restored TOOL FILE: compares FILE with the image, records the result
+# and FILE's allocated bytes in WORK/restored.tsv, removes FILE's tree.
+check_restored() {
+  local same=no alloc=0
+  if [[ -f "$2" ]]; then
+    cmp -s "$IMG" "$2" && same=yes
+    alloc=$(( $(stat -c %b "$2") * $(stat -c %B "$2") ))
+  fi
+  printf '%s\t%s\t%s\n' "$1" "$same" "$alloc" >>"$WORK/restored.tsv"
+  log "$1 restore: identical to the image: $same, $alloc B allocated"
+  rm -rf -- "$RESTORED/$1"
+}
+
+restore_phase() {
+  local name
+  name=$(basename "$IMG")
+  mkdir -p "$RESTORED"/{restic,borg,cp}
+  measure vmback restore "$RESTORED/vmback" "$VMBACK" -q restore --store "$VM_STORE" latest "$name" --to "$RESTORED/vmback"
+  check_restored vmback "$RESTORED/vmback"
+  measure vmback-dir restore "$RESTORED/vmback-dir" "$VMBACK" -q restore --dir "$VM_DIR" latest "$name" --to "$RESTORED/vmback-dir"
+  check_restored vmback-dir "$RESTORED/vmback-dir"
+  measure restic restore "$RESTORED/restic" restic restore latest --target "$RESTORED/restic"
+  check_restored restic "$RESTORED/restic$IMG"
+  measure borg restore "$RESTORED/borg" sh -c 'cd "$1" && borg extract --sparse "$2"' sh "$RESTORED/borg" "$BORG_REPO::incremental"
+  check_restored borg "$RESTORED/borg$IMG"
+  measure cp restore "$RESTORED/cp" cp --sparse=always "$CP_DIR/vm-disk.img" "$RESTORED/cp/vm-disk.img"
+  check_restored cp "$RESTORED/cp/vm-disk.img"
 }
 
 run_phase full
 modify_image
 run_phase incremental
+restore_phase
 
 # --- report ---
 if ! python3 - "$WORK" "${BENCH_OUT:-$OUT_DIR/results.json}" "$VMBACK_ORIG" "$SCRIPT_DIR" <<'PY'
@@ -71,8 +116,10 @@ work, out_path, vmback = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, sys.argv[4])
 from bench_common import (MIB, binary_info, binary_json, binary_line, fmt, goal, goal_lines, load_json,  # noqa: E402
                           load_runs, read_text, rows_by_phase, table, ver, write_json)
-TOOLS = ["vmback", "restic", "borg"]
-PHASES = ["full", "incremental"]
+TOOLS = ["vmback", "vmback-dir", "restic", "borg", "cp"]
+OTHERS = ["restic", "borg", "cp"]
+PHASES = ["full", "incremental", "restore"]
+BACKUPS = ["full", "incremental"]
 
 
 def tool_stats(tool, phase):
@@ -95,8 +142,22 @@ runs = load_runs(work)
 for tool, phases in runs.items():
     for phase, r in phases.items():
         del r["page_cache_warmed"]
-        if phase != "init":
+        if phase in BACKUPS:
             r["tool_stats"] = tool_stats(tool, phase)
+        if r["wall_s"] is not None and r["sync_after_s"] is not None:
+            r["wall_plus_sync_s"] = round(r["wall_s"] + r["sync_after_s"], 2)
+        else:
+            r["wall_plus_sync_s"] = None
+restored = {}
+try:
+    for line in open(os.path.join(work, "restored.tsv")):
+        tool, same, alloc = line.rstrip("\n").split("\t")
+        restored[tool] = {"identical": same == "yes", "allocated_bytes": int(alloc)}
+except OSError:
+    pass
+for tool, check in restored.items():
+    if "restore" in runs.get(tool, {}):
+        runs[tool]["restore"]["restored"] = check
 
 gen = load_json(os.path.join(work, "gen.json")) or {}
 mod = load_json(os.path.join(work, "modify.json")) or {}
@@ -112,19 +173,41 @@ def ratio(a, b):
     return a / b
 
 
-# ratios: vmback / other (below 1 = vmback better)
+def ok(tool, phase):
+    good = get(tool, phase, "exit_status") == 0
+    if phase == "restore":
+        good = good and restored.get(tool, {}).get("identical", False)
+    return good
+
+
+# The time a phase took: a restore is done when its data is on disk (vmback
+# syncs before it exits; the others leave it to the sync that follows).
+def took(tool, phase):
+    return get(tool, phase, "wall_plus_sync_s" if phase == "restore" else "wall_s")
+
+
+# ratios: vmback (store, or dir target) / other (below 1 = vmback better)
 ratios = {}
 for phase in PHASES:
-    for other in ("restic", "borg"):
-        ok = get("vmback", phase, "exit_status") == 0 and get(other, phase, "exit_status") == 0
-        ratios.setdefault(phase, {})["vmback_vs_" + other] = {
-            "wall": ratio(get("vmback", phase, "wall_s"), get(other, phase, "wall_s")) if ok else None,
-            "bytes_written": ratio(get("vmback", phase, "bytes_written"), get(other, phase, "bytes_written")) if ok else None,
-        }
+    for mine in ("vmback", "vmback-dir"):
+        for other in OTHERS:
+            both = ok(mine, phase) and ok(other, phase)
+            ratios.setdefault(phase, {})["%s_vs_%s" % (mine, other)] = {
+                "wall": ratio(took(mine, phase), took(other, phase)) if both else None,
+                "bytes_written": ratio(get(mine, phase, "bytes_written"), get(other, phase, "bytes_written"))
+                if both and phase in BACKUPS else None,
+            }
+
 
 # goals (printed, not asserted)
-def speedup(phase, other):
-    return ratio(get(other, phase, "wall_s"), get("vmback", phase, "wall_s"))
+def speedup(phase, other, mine="vmback"):
+    r = ratios[phase]["%s_vs_%s" % (mine, other)]["wall"]
+    return None if not r else 1 / r
+
+
+def vs(phase, other, mine="vmback"):
+    return ratios[phase]["%s_vs_%s" % (mine, other)]["wall"]
+
 
 vm_rss = [get("vmback", p, "peak_rss_bytes") for p in PHASES]
 vm_rss = max(x for x in vm_rss if x is not None) / MIB if any(x is not None for x in vm_rss) else None
@@ -134,28 +217,39 @@ goals = [
     goal("incremental: vmback bytes <= 1/3 of restic's (vmback / restic)", ratios["incremental"]["vmback_vs_restic"]["bytes_written"], 0.333, "<=", "%.3f"),
     goal("incremental: vmback bytes <= 1/3 of borg's (vmback / borg)", ratios["incremental"]["vmback_vs_borg"]["bytes_written"], 0.333, "<=", "%.3f"),
     goal("full: vmback >= 2x faster than restic (restic wall / vmback wall)", speedup("full", "restic"), 2, ">=", "%.2fx"),
-    goal("vmback peak RSS < 256 MiB (max over both phases, MiB)", vm_rss, 256, "<", "%.1f"),
+    goal("full: vmback wall <= 1.5x cp --sparse's (vmback / cp)", vs("full", "cp"), 1.5, "<=", "%.2fx"),
+    goal("full: vmback CPU (user+sys) <= 6 s", get("vmback", "full", "cpu_s"), 6, "<=", "%.2f s"),
+    goal("full: dir target wall <= 1.5x cp --sparse's (vmback-dir / cp)", vs("full", "cp", "vmback-dir"), 1.5, "<=", "%.2fx"),
+    goal("restore: vmback <= 1/2 of restic's wall+sync (vmback / restic)", vs("restore", "restic"), 0.5, "<=", "%.2fx"),
+    goal("restore: vmback <= 2x cp --sparse's wall+sync (vmback / cp)", vs("restore", "cp"), 2, "<=", "%.2fx"),
+    goal("restore: dir target <= 2x cp --sparse's wall+sync (vmback-dir / cp)", vs("restore", "cp", "vmback-dir"), 2, "<=", "%.2fx"),
+    goal("vmback peak RSS < 256 MiB (max over all phases, MiB)", vm_rss, 256, "<", "%.1f"),
 ]
 
 # ---- table ----
-drop_states = {r["page_cache_dropped"] for t in runs.values() for r in t.values()}
-hdr = ["phase", "tool", "status", "wall s", "cpu s", "user s", "sys s", "written MiB", "repo MiB", "peak RSS MiB",
-       "cache", "others %", "wall vm/x", "bytes vm/x"]
+drop_states = {r["page_cache_dropped"] for t in runs.values() for p, r in t.items() if p != "init"}
+hdr = ["phase", "tool", "status", "wall s", "+sync s", "cpu s", "user s", "sys s", "written MiB", "repo MiB",
+       "peak RSS MiB", "cache", "others %", "vmback/x", "dir/x", "bytes vm/x"]
 def row(phase, tool, r):
-    rt = ratios[phase].get("vmback_vs_" + tool, {}) if tool != "vmback" else {}
-    wall_r = rt.get("wall")
+    def cell(mine):
+        w = ratios[phase].get("%s_vs_%s" % (mine, tool), {}).get("wall") if tool in OTHERS else None
+        return "-" if tool not in OTHERS else (fmt(w, "%.3f") + (" (%.2fx)" % (1 / w) if w else ""))
+    status = "ok" if r["exit_status"] == 0 else "FAIL(%d)" % r["exit_status"]
+    if phase == "restore" and r["exit_status"] == 0 and not restored.get(tool, {}).get("identical"):
+        status = "DIFFERS"
     return [
-        phase, tool,
-        "ok" if r["exit_status"] == 0 else "FAIL(%d)" % r["exit_status"],
-        fmt(r["wall_s"], "%.2f"), fmt(r["cpu_s"], "%.2f"), fmt(r["user_s"], "%.2f"), fmt(r["sys_s"], "%.2f"),
-        "%.1f" % (r["bytes_written"] / MIB),
-        "%.1f" % (r["repo_bytes_after"] / MIB),
+        phase, tool, status,
+        fmt(r["wall_s"], "%.2f"), fmt(r["wall_plus_sync_s"], "%.2f"), fmt(r["cpu_s"], "%.2f"),
+        fmt(r["user_s"], "%.2f"), fmt(r["sys_s"], "%.2f"),
+        "%.1f" % (r["bytes_written"] / MIB) if phase in BACKUPS else
+        fmt((restored.get(tool, {}).get("allocated_bytes") or 0) / MIB, "%.1f a"),
+        "%.1f" % (r["repo_bytes_after"] / MIB) if phase in BACKUPS else "-",
         fmt(None if r["peak_rss_bytes"] is None else r["peak_rss_bytes"] / MIB, "%.1f"),
         "dropped" if r["page_cache_dropped"] and (r["image_resident_bytes_at_start"] or 0) < 16 * MIB
         else ("drop-ok?" if r["page_cache_dropped"] else "warm"),
         fmt(r["other_processes_pct_of_machine"], "%.0f"),
-        "-" if tool == "vmback" else (fmt(wall_r, "%.3f") + ("" if wall_r is None else " (%.2fx)" % (1 / wall_r) if wall_r else "")),
-        "-" if tool == "vmback" else fmt(rt.get("bytes_written"), "%.3f"),
+        cell("vmback"), cell("vmback-dir"),
+        fmt(ratios[phase].get("vmback_vs_" + tool, {}).get("bytes_written"), "%.3f") if tool in OTHERS else "-",
     ]
 
 
@@ -175,7 +269,7 @@ print("vmback store benchmark  (%s, %d cores)" % (datetime.datetime.now().isofor
 print("versions: %s | %s | %s" % (versions["vmback"], versions["restic"], versions["borg"]))
 print(binary_line(vmback, vm_id_start, vm_id_end))
 print("vmback pre-flight: %s" % preflight)
-print("settings: vmback store defaults %s | restic repo version %s (default compression) | borg -e none, default chunker/lz4"
+print("settings: vmback store defaults %s | restic repo version %s (default compression) | borg -e none, default chunker/lz4 | cp --sparse=always"
       % ({k: v for k, v in vm_cfg.items() if k in ("block_size", "compression", "zstd_level", "version")} or "?",
          restic_cfg.get("version", "?")))
 if gen:
@@ -197,21 +291,24 @@ else:
 inits = ", ".join("%s %.2f s" % (t, runs[t]["init"]["wall_s"]) for t in TOOLS if "init" in runs.get(t, {}) and runs[t]["init"]["wall_s"] is not None)
 print("repository init (not included below): " + inits)
 print()
-for line in table(hdr, rows, right={3, 4, 5, 6, 7, 8, 9, 11, 12, 13}):
+for line in table(hdr, rows, right={3, 4, 5, 6, 7, 8, 9, 10, 12, 13, 14, 15}):
     print(line)
 print()
-print("written = du -sb of the repository after - before (apparent bytes); repo = du -sb after; cpu = user + sys;")
-print("wall vm/x, bytes vm/x = vmback / that tool (below 1: vmback better; (Nx) = how many times faster vmback is)")
+print("written = du -sb of the repository after - before (apparent bytes; restore rows: the restored image's")
+print("          allocated bytes, 'a'); repo = du -sb after; cpu = user + sys; +sync = wall + the sync run right after")
+print("vmback/x, dir/x = the time of vmback's store (dir target) / that tool's: wall for backups, wall + sync for")
+print("          restores (vmback syncs before it exits, the others do not); below 1: vmback better, (Nx) = how many")
+print("          times faster vmback is; bytes vm/x = the same for bytes written")
+print("restore rows: each result compared with the day-2 image by cmp (status DIFFERS if not identical)")
 print("others %% = CPU used by other processes on this machine during the run, %% of all %d cores (from /proc/stat;" % os.cpu_count())
 print("           each run waited up to BENCH_QUIET_MAX s for a quiet machine first) - high values make wall times unreliable")
-vs = [(p, get("vmback", p, "tool_stats")) for p in PHASES]
-for p, s in vs:
+for p, s in [(p, get("vmback", p, "tool_stats")) for p in BACKUPS]:
     if s:
         v = (s.get("volumes") or [{}])[0]
         print("vmback %-11s own stats: read %.1f MiB of %.1f MiB, %s new of %s blocks (%s zero), stored %.1f MiB (raw %.1f MiB), %s packs"
               % (p, v.get("bytes_read", 0) / MIB, v.get("bytes", 0) / MIB, v.get("new_blocks"), v.get("blocks"),
                  v.get("zero_blocks"), s.get("bytes_written", 0) / MIB, s.get("raw_bytes_written", 0) / MIB, s.get("packs_written")))
-for p in PHASES:
+for p in BACKUPS:
     s = get("restic", p, "tool_stats")
     if s:
         print("restic %-11s own stats: data_added (before compression) %.1f MiB, %s new blobs" % (p, s.get("data_added", 0) / MIB, s.get("data_blobs")))
@@ -231,7 +328,8 @@ result = {
     "versions": versions,
     "vmback_binary": binary_json(vmback, vm_id_start, vm_id_end, preflight),
     "settings": {"vmback_store_config": vm_cfg, "restic_repo_config": {k: v for k, v in restic_cfg.items() if k != "chunker_polynomial"},
-                 "borg": "borg init -e none; borg create defaults"},
+                 "borg": "borg init -e none; borg create defaults; borg extract --sparse",
+                 "cp": "cp --sparse=always"},
     "image": gen,
     "modification": mod,
     "page_cache_dropped_all_runs": drop_states == {True},
