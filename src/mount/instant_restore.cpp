@@ -123,15 +123,11 @@ void InstantRestore(const DestinationOpener& open, Hypervisor* hv, Env* env, con
   } else {
     log->Info("no user " + request.qemu_user + ": the images are shown with the owners and modes recorded");
   }
+  PointFs fs(open, options, log);  // a point that cannot be read fails before anything is made
   env->MakeNewDir(base);
-  env->SetMode(base, 0711);  // QEMU enters it, and lists nothing
-  env->MakeNewDir(JoinPath(base, kMountDir));
-  WriteFileAtomic(env, JoinPath(base, kRecord),
-                  nlohmann::json{{"name", name}, {"vm", vm.name}, {"point", point}}.dump() + "\n");
-  PointFs fs(open, options, log);
 
   bool started = false, migrated = false, defined = false;
-  std::exception_ptr failure;
+  std::exception_ptr failure, serve_failure;
   std::atomic<bool> stop{false};
   std::thread worker;
   auto work = [&] {
@@ -155,24 +151,38 @@ void InstantRestore(const DestinationOpener& open, Hypervisor* hv, Env* env, con
     migrated = true;
   };
   FuseStopper stopper;
-  ServeFuse(mnt, {"vmback-instant", true, 1, &stopper}, &fs, [&] {
-    log->Info("serving the images of point " + point + " to VM " + EscapeForTerminal(name) + " at " + mnt);
-    worker = std::thread([&] {
-      try {
-        work();
-        if (migrated) {  // the copies hold everything: the point is not read any more
+  try {
+    env->SetMode(base, 0711);  // QEMU enters it, and lists nothing
+    env->MakeNewDir(JoinPath(base, kMountDir));
+    WriteFileAtomic(env, JoinPath(base, kRecord),
+                    nlohmann::json{{"name", name}, {"vm", vm.name}, {"point", point}}.dump() + "\n");
+    ServeFuse(mnt, {"vmback-instant", true, 1, &stopper}, &fs, [&] {
+      log->Info("serving the images of point " + point + " to VM " + EscapeForTerminal(name) + " at " + mnt);
+      worker = std::thread([&] {
+        try {
+          work();
+          if (migrated) {  // the copies hold everything: the point is not read any more
+            Unmount(env, mnt, log);
+            stopper.Stop();
+          }
+        } catch (...) {
+          failure = std::current_exception();
           Unmount(env, mnt, log);
           stopper.Stop();
         }
-      } catch (...) {
-        failure = std::current_exception();
-        Unmount(env, mnt, log);
-        stopper.Stop();
-      }
+      });
     });
-  });
+  } catch (...) {
+    // Never served (the mount failed): nothing uses the work directory.
+    if (!worker.joinable()) {
+      env->RemoveTree(base);
+      throw;
+    }
+    serve_failure = std::current_exception();  // served, then the FUSE loop failed: as below
+  }
   stop = true;
   if (worker.joinable()) worker.join();
+  if (!failure) failure = serve_failure;
   if (migrated) {
     env->RemoveTree(base);
     log->Info("VM " + EscapeForTerminal(name) + " migrated to its own disks; the mount and the overlays are gone");

@@ -14,6 +14,8 @@
 #                goes
 #   kill -9      of the serving command leaves a dead mount; --cleanup
 #                unmounts it and removes the work directory
+#   mount fails  (in a private mount namespace whose /dev/fuse is /dev/null):
+#                the error says so, and no work directory is left behind
 #
 # Usage: bash tests/integration/instant_restore.sh /path/to/vmback   (as root)
 set -euo pipefail
@@ -21,7 +23,7 @@ source "$(dirname -- "$0")/lib.sh" "$@"
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (FUSE with allow_other)"
 [ -e /dev/fuse ] || die "needs /dev/fuse"
-for tool in qemu-img python3 cmp; do command -v "$tool" >/dev/null || die "needs $tool"; done
+for tool in qemu-img python3 cmp unshare; do command -v "$tool" >/dev/null || die "needs $tool"; done
 id nobody >/dev/null 2>&1 || die "needs the user nobody"
 
 # shellcheck source=vm_fixture.sh
@@ -47,6 +49,16 @@ expect_err "disk vdb ($WORK/other/db.img) is not in the point" "names the disk"
 vm instant-restore --store "$STORE" --connect "$URI" --vm nosuch --name x --work-dir "$WORK/iw"
 expect_rc 1 "an unknown VM"
 check "nothing made for the refusals" test -z "$(ls -A "$WORK/iw")"
+
+section "a FUSE mount that fails leaves nothing behind"
+# unshare -m: the bind mount over /dev/fuse is seen by this one command alone.
+RC=0
+unshare -m sh -c 'mount --bind /dev/null /dev/fuse && exec "$@"' sh \
+  "$VMBACK" instant-restore -c "$WORK/c.toml" --vm web --name web-f --work-dir "$WORK/iw" \
+  >"$WORK/fail.out" 2>"$WORK/fail.err" || RC=$?
+check "instant-restore failed" test "$RC" -ne 0
+check "the error names the mount" grep -q "vmback-instant-web-f/mnt" "$WORK/fail.err"
+check "no work directory left" test -z "$(ls -A "$WORK/iw")"
 
 section "serving the images"
 chmod 711 "$WORK" "$WORK/iw"  # so that nobody can reach the mount, as QEMU reaches its work directory
