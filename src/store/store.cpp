@@ -425,6 +425,10 @@ std::shared_ptr<ReadableFile> Store::OpenPack(size_t copy, uint32_t pack) const 
   }
   if (open_packs_.size() >= 64) open_packs_.clear();
   std::shared_ptr<ReadableFile> f = env_->OpenRead(PackPath(copy, id));
+  // With several copies, each range of a pack is read from one of them
+  // (ReadBalancer): the kernel's readahead would read the other copies'
+  // ranges too, and every disk would read nearly everything.
+  if (copies_.size() > 1) f->DisableReadahead();
   open_packs_[key] = f;
   return f;
 }
@@ -454,9 +458,12 @@ std::string Store::Get(const Hash& id) const {
   std::optional<Error> first_error;
   for (const auto& loc : locs) {
     std::vector<size_t> bad_copies;
-    for (size_t c = 0; c < copies_.size(); c++) {
+    // Spread over the copies, so that every disk reads at once.
+    for (size_t c : balancer_.Order(loc.pack, loc.offset, copies_.size())) {
       try {
+        ReadBalancer::Read timed(&balancer_, c);
         std::string data = ReadBlobFrom(c, loc, id);
+        timed.Finish(loc.stored_len, true);
         for (size_t b : read_repair_ ? bad_copies : std::vector<size_t>{}) {
           Hash pack;
           {

@@ -35,6 +35,7 @@
 #include "store/index.h"
 #include "store/pack.h"
 #include "store/point_name.h"
+#include "store/read_balance.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/tunables.h"
@@ -229,7 +230,12 @@ class Store {
   void ForgetLost(const std::vector<Hash>& ids);
   // Reads, decompresses and re-hashes a blob. Thread-safe. Throws kNotFound
   // for an unknown id, kCorrupt naming the pack file if the bytes are wrong.
+  // Reads are spread over the present copies (ReadBalancer: each range of
+  // a pack from one copy, new ranges to the copy with the fewest reads under
+  // way); a copy that fails is read from another, as the header says.
   std::string Get(const Hash& id) const;
+  // What each present copy (copies() order) served to Get so far.
+  std::vector<CopyReadStats> CopyReads() const { return balancer_.Stats(); }
   // Like Get, and checks the blob's type.
   std::string Get(const Hash& id, BlobType type) const;
 
@@ -329,6 +335,8 @@ class Store {
   }
   std::shared_ptr<ReadableFile> OpenPack(size_t copy, uint32_t pack) const;
 
+  // Which copy each read of Get goes to (store/read_balance.h).
+  mutable ReadBalancer balancer_;
   Env* env_;
   std::string dir_;
   Logger* log_;
