@@ -79,7 +79,10 @@ std::string VerifyText(const VerifyReport& r) {
     for (const auto& c : r.copies)
       out << "  copy " << c.dir << ": " << c.packs_checked << " packs checked, " << c.packs_missing << " missing, "
           << c.packs_damaged << " damaged, " << c.manifests_damaged << " manifests damaged; repaired "
-          << c.repaired << ", unrepairable " << c.unrepairable << "\n";
+          << c.repaired << ", unrepairable " << c.unrepairable << "; read " << FormatBytes(c.bytes_read)
+          << (c.read_seconds > 0 ? " at " + FormatBytes(static_cast<uint64_t>(c.bytes_read / c.read_seconds)) + "/s"
+                                 : std::string())
+          << "\n";
   }
   if (!r.lost.empty())
     out << "note: " << Counted(r.lost.size(), "file") << " in the points above hold blocks recorded lost by "

@@ -4,6 +4,7 @@
 #include <future>
 #include <mutex>
 #include <random>
+#include <thread>
 #include <unordered_map>
 #include <set>
 #include <unordered_set>
@@ -27,20 +28,24 @@ struct PackResult {
   std::vector<Hash> good, bad;
   uint64_t blobs = 0, bytes = 0, bad_blobs = 0;
   std::vector<std::string> problems;
+  uint64_t read_start_ns = 0, read_end_ns = 0;  // Env::NowNanos
 };
 
 // Reads a whole pack: its own hash (the file name), its entry table, and
 // every blob re-hashed. Blobs that check out are good even in a damaged pack.
 PackResult CheckPack(Env* env, const std::string& path, const Hash& name, RatePacer* pacer) {
   PackResult r;
+  r.read_start_ns = env->NowNanos();
   auto file = env->OpenRead(path);
   std::string data(file->Size(), '\0');
   pacer->Take(data.size());
-  if (file->ReadAt(0, data.data(), data.size()) != data.size()) {
+  const size_t got = file->ReadAt(0, data.data(), data.size());
+  r.read_end_ns = env->NowNanos();
+  r.bytes = got;  // counted for progress by the pacer
+  if (got != data.size()) {
     r.problems.push_back(path + ": short read");
     return r;
   }
-  r.bytes = data.size();  // counted for progress by the pacer
   if (Sha256(data) != name) r.problems.push_back(path + ": file does not match its name (damaged)");
   std::vector<PackEntry> entries;
   try {
@@ -351,8 +356,15 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   HashSet good;
   // Packs with no whole copy, and the blobs bad on every copy of them.
   std::vector<std::pair<Hash, std::vector<Hash>>> unhealed_packs;
+  // Per copy: its first read's start, its last read's end.
+  std::vector<std::pair<uint64_t, uint64_t>> read_span(ncopies);
   {
-    ThreadPool pool(0);
+    // Two readers per copy, so that every disk is read at once (the pack
+    // of copy 0 and that of copy 1 are submitted one after the other) and
+    // each is read while a pack read from it before is hashed; and one per
+    // core for the hashing.
+    ThreadPool pool(std::max<unsigned>(2 * static_cast<unsigned>(ncopies),
+                                       std::max(1u, std::thread::hardware_concurrency())));
     struct Pending {
       Hash pack;
       std::vector<std::future<PackResult>> per_copy;  // invalid future = missing there
@@ -377,6 +389,9 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
         }
         PackResult r = p.per_copy[c].get();
         cr.packs_checked++;
+        cr.bytes_read += r.bytes;
+        if (!read_span[c].first || r.read_start_ns < read_span[c].first) read_span[c].first = r.read_start_ns;
+        read_span[c].second = std::max(read_span[c].second, r.read_end_ns);
         good.insert(r.good.begin(), r.good.end());
         good_here.insert(r.good.begin(), r.good.end());
         bad_here.insert(r.bad.begin(), r.bad.end());
@@ -436,6 +451,9 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
     }
     while (!in_flight.empty()) drain();
   }
+  for (size_t c = 0; c < ncopies; c++)
+    if (read_span[c].second > read_span[c].first)
+      report.copies[c].read_seconds = static_cast<double>(read_span[c].second - read_span[c].first) / 1e9;
   // Manifests: each copy's must be whole; heal from another copy.
   if (ncopies > 1) {
     for (const auto& point : store->ListPoints()) {

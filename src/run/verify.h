@@ -30,6 +30,10 @@ struct CopyReport {
   uint64_t index_files_damaged = 0;
   uint64_t repaired = 0;       // packs and manifests rewritten from another copy
   uint64_t unrepairable = 0;   // damaged here and on every other copy
+  // Pack bytes read from this copy, and the time from its first read's start
+  // to its last read's end (copies are read at once, each at its own pace).
+  uint64_t bytes_read = 0;
+  double read_seconds = 0;
 };
 
 // Which packs verify reads, and how fast. The points' structure (manifests,

@@ -34,7 +34,12 @@ nlohmann::json VerifyReportToJson(const VerifyReport& r) {
                       {"manifests_damaged", c.manifests_damaged},
                       {"index_files_damaged", c.index_files_damaged},
                       {"repaired", c.repaired},
-                      {"unrepairable", c.unrepairable}});
+                      {"unrepairable", c.unrepairable},
+                      {"bytes_read", c.bytes_read},
+                      {"read_seconds", c.read_seconds},
+                      {"read_bytes_per_second", c.read_seconds > 0 ? nlohmann::json(static_cast<uint64_t>(
+                                                                           c.bytes_read / c.read_seconds))
+                                                                     : nlohmann::json(nullptr)}});
   return {{"ok", r.ok()},           {"copies", copies},         {"repaired", r.repaired},
           {"packs", r.packs},         {"blobs", r.blobs},
           {"bytes", r.bytes},       {"bad_packs", r.bad_packs}, {"bad_blobs", r.bad_blobs},
