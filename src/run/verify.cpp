@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <memory>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -33,20 +34,14 @@ struct PackResult {
 
 // Reads a whole pack: its own hash (the file name), its entry table, and
 // every blob re-hashed. Blobs that check out are good even in a damaged pack.
+// The file is read in order, kCopyBufferBytes at a time; what is kept is the
+// piece read and the blob that runs past its end (bounded by the format's
+// largest blob), not the pack.
 PackResult CheckPack(Env* env, const std::string& path, const Hash& name, RatePacer* pacer) {
   PackResult r;
   r.read_start_ns = env->NowNanos();
   auto file = env->OpenRead(path);
-  std::string data(file->Size(), '\0');
-  pacer->Take(data.size());
-  const size_t got = file->ReadAt(0, data.data(), data.size());
-  r.read_end_ns = env->NowNanos();
-  r.bytes = got;  // counted for progress by the pacer
-  if (got != data.size()) {
-    r.problems.push_back(path + ": short read");
-    return r;
-  }
-  if (Sha256(data) != name) r.problems.push_back(path + ": file does not match its name (damaged)");
+  const uint64_t size = file->Size();
   std::vector<PackEntry> entries;
   try {
     entries = ReadPackEntries(file.get());
@@ -55,19 +50,46 @@ PackResult CheckPack(Env* env, const std::string& path, const Hash& name, RatePa
     r.problems.push_back(e.what());
     entries = ScanPackBlobs(file.get());
   }
-  for (const auto& e : entries) {
-    r.blobs++;
-    try {
-      if (e.offset + e.stored_len > data.size()) ThrowCorrupt(path + ": blob beyond end of file");
-      DecodeBlob(e, std::string_view(data).substr(e.offset, e.stored_len), path);
-      r.good.push_back(e.id);
-    } catch (const Error& err) {
-      if (err.kind() != ErrorKind::kCorrupt) throw;
-      r.bad_blobs++;
-      r.bad.push_back(e.id);
-      r.problems.push_back(err.what());
+  // Both give entries that lie inside the file.
+  std::sort(entries.begin(), entries.end(),
+            [](const PackEntry& a, const PackEntry& b) { return a.offset < b.offset; });
+  Sha256Stream whole;
+  std::string window;  // the file's bytes from window_start on
+  uint64_t window_start = 0;
+  size_t next = 0;     // the first entry not yet checked
+  for (uint64_t pos = 0; pos < size;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kCopyBufferBytes, size - pos));
+    pacer->Take(n);
+    const size_t old = window.size();
+    window.resize(old + n);
+    const size_t got = file->ReadAt(pos, window.data() + old, n);
+    r.bytes += got;  // counted for progress by the pacer
+    if (got != n) {
+      r.read_end_ns = env->NowNanos();
+      r.problems.push_back(path + ": short read");
+      return r;
     }
+    whole.Update(window.data() + old, n);
+    pos += n;
+    for (; next < entries.size() && entries[next].offset + entries[next].stored_len <= pos; next++) {
+      const PackEntry& e = entries[next];
+      r.blobs++;
+      try {
+        DecodeBlob(e, std::string_view(window).substr(e.offset - window_start, e.stored_len), path);
+        r.good.push_back(e.id);
+      } catch (const Error& err) {
+        if (err.kind() != ErrorKind::kCorrupt) throw;
+        r.bad_blobs++;
+        r.bad.push_back(e.id);
+        r.problems.push_back(err.what());
+      }
+    }
+    const uint64_t keep_from = next < entries.size() ? std::min(entries[next].offset, pos) : pos;
+    window.erase(0, keep_from - window_start);
+    window_start = keep_from;
   }
+  r.read_end_ns = env->NowNanos();
+  if (whole.Finish() != name) r.problems.insert(r.problems.begin(), path + ": file does not match its name (damaged)");
   return r;
 }
 
@@ -359,12 +381,16 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
   // Per copy: its first read's start, its last read's end.
   std::vector<std::pair<uint64_t, uint64_t>> read_span(ncopies);
   {
-    // Two readers per copy, so that every disk is read at once (the pack
-    // of copy 0 and that of copy 1 are submitted one after the other) and
-    // each is read while a pack read from it before is hashed; and one per
-    // core for the hashing.
-    ThreadPool pool(std::max<unsigned>(2 * static_cast<unsigned>(ncopies),
-                                       std::max(1u, std::thread::hardware_concurrency())));
+    // Readers of their own for each copy (at least two, so that a copy is
+    // read while a pack read from it before is hashed; the cores shared
+    // out): every disk is read at once, each at its own pace. A fast copy
+    // runs up to kLookaheadPacks packs ahead of a slow one; what is kept of
+    // a pack checked ahead is its list of blob ids.
+    constexpr size_t kLookaheadPacks = 64;
+    const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::unique_ptr<ThreadPool>> readers;
+    for (size_t c = 0; c < ncopies; c++)
+      readers.push_back(std::make_unique<ThreadPool>(std::max<unsigned>(2, cores / static_cast<unsigned>(ncopies))));
     struct Pending {
       Hash pack;
       std::vector<std::future<PackResult>> per_copy;  // invalid future = missing there
@@ -444,10 +470,11 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
         Env* env = store->env();
         std::string path = store->PackPath(c, p);
         RatePacer* pacer = pacers[c].get();
-        pending.per_copy.push_back(pool.Submit([env, path, p, pacer] { return CheckPack(env, path, p, pacer); }));
+        pending.per_copy.push_back(
+            readers[c]->Submit([env, path, p, pacer] { return CheckPack(env, path, p, pacer); }));
       }
       in_flight.push_back(std::move(pending));
-      if (in_flight.size() > pool.size()) drain();
+      if (in_flight.size() > kLookaheadPacks) drain();
     }
     while (!in_flight.empty()) drain();
   }

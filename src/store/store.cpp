@@ -459,11 +459,11 @@ std::string Store::Get(const Hash& id) const {
   for (const auto& loc : locs) {
     std::vector<size_t> bad_copies;
     // Spread over the copies, so that every disk reads at once.
-    for (size_t c : balancer_.Order(loc.pack, loc.offset, copies_.size())) {
+    for (size_t c : balancer_.Order(loc.pack, loc.offset, loc.stored_len, copies_.size())) {
       try {
-        ReadBalancer::Read timed(&balancer_, c);
+        ReadBalancer::Read timed(&balancer_, c, loc.stored_len);
         std::string data = ReadBlobFrom(c, loc, id);
-        timed.Finish(loc.stored_len, true);
+        timed.Finish(true);
         for (size_t b : read_repair_ ? bad_copies : std::vector<size_t>{}) {
           Hash pack;
           {

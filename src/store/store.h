@@ -230,9 +230,10 @@ class Store {
   void ForgetLost(const std::vector<Hash>& ids);
   // Reads, decompresses and re-hashes a blob. Thread-safe. Throws kNotFound
   // for an unknown id, kCorrupt naming the pack file if the bytes are wrong.
-  // Reads are spread over the present copies (ReadBalancer: each range of
-  // a pack from one copy, new ranges to the copy with the fewest reads under
-  // way); a copy that fails is read from another, as the header says.
+  // Reads are spread over the present copies (ReadBalancer: to the copy
+  // expected to finish first by its measured speed, each range of a pack
+  // from one copy); a copy that fails is read from another, as the header
+  // says.
   std::string Get(const Hash& id) const;
   // What each present copy (copies() order) served to Get so far.
   std::vector<CopyReadStats> CopyReads() const { return balancer_.Stats(); }
