@@ -33,6 +33,10 @@ struct Batch {
 constexpr uint64_t kPutThreadMinBytes = 4 * kReadBatchBytes;
 // Stored bytes that may wait for that thread: a few batches' worth.
 constexpr uint64_t kPutQueueBytes = 4 * kReadBatchBytes;
+// How many batches ahead of the one it reads a full, unpaced read asks the
+// kernel to read (BlockReader::Prefetch): the disk works while the batch is
+// copied out and handed on, instead of waiting for the next read.
+constexpr uint64_t kPrefetchBatches = 2;
 
 struct BlockResult {
   Hash id;  // zero id for an all-zero block
@@ -142,6 +146,11 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const 
     list.clear();
   };
 
+  // Not for a read that a base leaves gaps in (it would fetch what the base
+  // reuses) nor a paced one (it would read ahead of the pace).
+  const bool prefetch = !base_ids.active() && (!pacer_ || pacer_->rate() == 0);
+  uint64_t prefetched = 0;  // blocks [0, prefetched) asked for
+
   auto drain_one = [&] {
     std::vector<BlockResult> results = in_flight.front().get();
     in_flight.pop_front();
@@ -179,6 +188,12 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const 
       if (const std::vector<Hash>* ids = base_ids.List(j))
         for (size_t k = 0; k < batch->blocks; k++)
           if (!base_ids.Changed((b + k) * bs, bytes_of(b + k, 1))) batch->reuse[k] = (*ids)[b + k - j * kIdsPerList];
+      if (prefetch) {
+        const uint64_t from = std::max<uint64_t>(prefetched, b + batch->blocks);
+        const uint64_t to = std::min<uint64_t>(nblocks, b + batch->blocks + kPrefetchBatches * per_batch);
+        if (to > from) reader.Prefetch(from, static_cast<size_t>(to - from));
+        prefetched = std::max(prefetched, to);
+      }
       // Read each run of blocks not reused.
       std::vector<uint8_t> hole;
       for (size_t k = 0; k < batch->blocks;) {
