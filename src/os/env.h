@@ -53,6 +53,9 @@ class ReadableFile {
   // kernel read-ahead, which in a sparse file would drag in (and zero-fill)
   // the holes around the data.
   virtual void DisableReadahead() {}
+  // Tells the kernel the range will be read soon (posix_fadvise WILLNEED):
+  // it starts reading it in the background and returns. A hint only.
+  virtual void WillNeed(uint64_t offset, uint64_t len) {}
   virtual const std::string& path() const = 0;
 };
 
@@ -352,6 +355,7 @@ class ReadableFileWrapper : public ReadableFile {
   uint64_t NextHole(uint64_t offset) override { return target_->NextHole(offset); }
   void DropCache(uint64_t offset, uint64_t len) override { target_->DropCache(offset, len); }
   void DisableReadahead() override { target_->DisableReadahead(); }
+  void WillNeed(uint64_t offset, uint64_t len) override { target_->WillNeed(offset, len); }
   const std::string& path() const override { return target_->path(); }
 
  private:

@@ -59,6 +59,9 @@ class PosixReadableFile final : public ReadableFile {
   void DisableReadahead() override {
     ::posix_fadvise(fd_.get(), 0, 0, POSIX_FADV_RANDOM);
   }
+  void WillNeed(uint64_t offset, uint64_t len) override {
+    ::posix_fadvise(fd_.get(), static_cast<off_t>(offset), static_cast<off_t>(len), POSIX_FADV_WILLNEED);
+  }
   const std::string& path() const override { return path_; }
 
  private:

@@ -82,6 +82,32 @@ class BackupTest : public ::testing::Test {
     return r;
   }
 
+  // What opening the store (made already) costs, counted by a FaultEnv: a
+  // plan's step numbers start after these.
+  struct OpenCost {
+    int64_t reads = 0, write_steps = 0;
+  };
+  OpenCost CostToOpen() {
+    FaultEnv probe(Env::Default(), FaultPlan{});
+    auto s = Store::Open(&probe, store_dir_, LockMode::kExclusive, &log_);
+    return {probe.reads(), probe.write_steps()};
+  }
+  // Opens store_ (made already) through a FaultEnv with plan.
+  void OpenWithFaults(const FaultPlan& plan) {
+    fault_env_ = std::make_unique<FaultEnv>(Env::Default(), plan);
+    store_ = Store::Open(fault_env_.get(), store_dir_, LockMode::kExclusive, &log_);
+  }
+  // A directory src holding a ("first file"), `middle` and c ("third file"),
+  // read in that order.
+  std::string ThreeFileTree(const std::string& middle, const std::string& content) {
+    std::string src = tmp_ / "src";
+    MustSucceed(::mkdir(src.c_str(), 0755), "mkdir " + src);
+    WriteFile(src + "/a", "first file\n");
+    WriteFile(src + "/" + middle, content);
+    WriteFile(src + "/c", "third file\n");
+    return src;
+  }
+
   test::TempDir tmp_;
   std::string store_dir_ = tmp_ / "store";
   Logger log_{LogLevel::kError, false};
@@ -408,6 +434,96 @@ TEST_F(BackupTest, SecondBackupOfRichTreeReusesEverythingAndStillRoundTrips) {
 }
 
 // --- Incremental -------------------------------------------------------
+
+// A file of 16 MiB and more puts its blobs from a thread of its own
+// (store/put_thread.h): the same point as any other, blocks counted alike.
+TEST_F(BackupTest, LargeSparseImageRoundTripsAndCountsItsBlocks) {
+  OpenStore(kDefaultStoreBlockSize);
+  const uint64_t kBlock = kDefaultStoreBlockSize, kBlocks = 400;  // 25 MiB
+  std::string img = tmp_ / "disk.img";
+  int fd = ::open(img.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::ftruncate(fd, kBlocks * kBlock), 0);
+  ::close(fd);
+  std::string text;
+  for (int i = 0; text.size() < kBlock; i++) text += "line " + std::to_string(i) + " of a log\n";
+  // Per block: a hole, random data, text, or a copy of block 1.
+  uint64_t distinct = 0, zero = 0;
+  std::string block1;
+  for (uint64_t b = 0; b < kBlocks; b++) {
+    std::string data;
+    switch (b % 5) {
+      case 0: zero++; continue;
+      case 1: case 2: data = RandomBytes(kBlock, 500 + b); break;
+      case 3: data = std::to_string(b) + text.substr(0, kBlock - std::to_string(b).size()); break;
+      case 4: data = block1; break;
+    }
+    if (b == 1) block1 = data;
+    if (b % 5 != 4) distinct++;
+    test::WriteFileAt(img, b * kBlock, data);
+  }
+  SetMtimeNs(img, kT0, 1);
+  std::string out;
+  BackupResult r1 = ImageRoundTrip(img, &out);
+  EXPECT_EQ(r1.volumes[0].blocks, kBlocks);
+  EXPECT_EQ(r1.volumes[0].zero_blocks, zero);
+  EXPECT_EQ(r1.volumes[0].new_blocks, distinct);
+  EXPECT_GE(store_->write_stats().blobs_written, distinct + 1) << "the blocks and one list";
+
+  // One changed block: one new block, the rest reused.
+  test::WriteFileAt(img, 7 * kBlock, RandomBytes(kBlock, 9999));
+  SetMtimeNs(img, kT0 + 60, 2);
+  BackupResult r2 = ImageRoundTrip(img, &out);
+  EXPECT_EQ(r2.volumes[0].new_blocks, 1u);
+  EXPECT_EQ(r2.volumes[0].blocks, kBlocks);
+}
+
+// A store that fills up while a large file is put ends the backup: nothing
+// is committed, and the error names the store's pack.
+TEST_F(BackupTest, StoreFullDuringALargeFileEndsTheBackup) {
+  Store::Init(Env::Default(), store_dir_, kDefaultStoreBlockSize);
+  std::string img = tmp_ / "disk.img";
+  WriteFile(img, RandomBytes(20u << 20, 31));
+  FaultPlan plan;
+  plan.fail_write_at = CostToOpen().write_steps + 100;  // amid the pack's blob writes
+  plan.write_errno = ENOSPC;
+  plan.fail_every_write_after = true;
+  OpenWithFaults(plan);
+  try {
+    Backup({{"disk", img}});
+    FAIL() << "expected the store's ENOSPC";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.kind(), ErrorKind::kNoSpace) << e.what();
+    EXPECT_NE(std::string(e.what()).find(store_dir_), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(store_->broken());
+  store_.reset();
+  auto s = Store::Open(Env::Default(), store_dir_, LockMode::kShared, &log_);
+  EXPECT_TRUE(s->ListPoints().empty());
+}
+
+// A large file that cannot be read halfway is left out; the blobs of it
+// still waiting to be put are dropped, and the rest of the tree is committed.
+TEST_F(BackupTest, UnreadableLargeFileIsLeftOutAndTheRestCommitted) {
+  Store::Init(Env::Default(), store_dir_, kDefaultStoreBlockSize);
+  std::string src = ThreeFileTree("big", RandomBytes(24u << 20, 32));
+  FaultPlan plan;
+  plan.fail_read_at = CostToOpen().reads + 1 + 4;  // a, then big's fourth 4 MiB read
+  OpenWithFaults(plan);
+  BackupResult r = Backup({{"v", src}});
+  EXPECT_EQ(r.errors, 1u);
+  ASSERT_EQ(store_->ListPoints().size(), 1u);
+  std::string out = RestoreNew(r.point, "v");
+  EXPECT_EQ(ReadFile(out + "/a"), "first file\n");
+  EXPECT_EQ(ReadFile(out + "/c"), "third file\n");
+  EXPECT_NE(::access((out + "/big").c_str(), F_OK), 0);
+  // The store is whole and writable: the file is backed up in full next time.
+  store_.reset();
+  store_ = Store::Open(Env::Default(), store_dir_, LockMode::kExclusive, &log_);
+  BackupResult r2 = Backup({{"v", src}});
+  EXPECT_EQ(r2.errors, 0u);
+  EXPECT_EQ(ReadFile(RestoreNew(r2.point, "v") + "/big"), ReadFile(src + "/big"));
+}
 
 TEST_F(BackupTest, IncrementalImageStoresExactlyTheChangedBlocks) {
   OpenStore(4096);
@@ -931,21 +1047,10 @@ TEST_F(BackupTest, BadVolumeListsAreConfigErrors) {
 // an injected read error on the second file of the tree.
 TEST_F(BackupTest, UnreadableEntryIsLoggedCountedAndLeftOut) {
   Store::Init(Env::Default(), store_dir_, 4096);
-  std::string src = tmp_ / "src";
-  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
-  WriteFile(src + "/a", "first file\n");
-  WriteFile(src + "/b", "second file, unreadable\n");
-  WriteFile(src + "/c", "third file\n");
-  int64_t reads_to_open;
-  {
-    FaultEnv probe(Env::Default(), FaultPlan{});
-    auto s = Store::Open(&probe, store_dir_, LockMode::kExclusive, &log_);
-    reads_to_open = probe.reads();
-  }
+  std::string src = ThreeFileTree("b", "second file, unreadable\n");
   FaultPlan plan;
-  plan.fail_read_at = reads_to_open + 2;  // a is read first, then b
-  fault_env_ = std::make_unique<FaultEnv>(Env::Default(), plan);
-  store_ = Store::Open(fault_env_.get(), store_dir_, LockMode::kExclusive, &log_);
+  plan.fail_read_at = CostToOpen().reads + 2;  // a is read first, then b
+  OpenWithFaults(plan);
   BackupResult r = Backup({{"v", src}});
   EXPECT_EQ(r.errors, 1u);
   EXPECT_EQ(r.volumes[0].errors, 1u);

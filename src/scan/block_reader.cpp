@@ -16,7 +16,7 @@ bool DataMap::HasData(uint64_t off, uint64_t len) {
 }
 
 BlockReader::BlockReader(ReadableFile* f, uint64_t block_size, uint64_t size, Options options)
-    : f_(f), bs_(block_size), size_(size), options_(options), map_(f) {
+    : f_(f), bs_(block_size), size_(size), options_(options), map_(f), ahead_(f) {
   f_->DisableReadahead();
 }
 
@@ -48,6 +48,21 @@ uint64_t BlockReader::Read(uint64_t first, size_t count, char* buf, std::vector<
     i = j;
   }
   return read;
+}
+
+void BlockReader::Prefetch(uint64_t first, size_t count) {
+  const uint64_t end = std::min(size_, (first + count) * bs_);
+  uint64_t run = 0, run_end = 0;  // the data run being gathered
+  for (uint64_t off = first * bs_; off < end; off += bs_) {
+    const uint64_t len = std::min(bs_, size_ - off);
+    if (!ahead_.HasData(off, len)) continue;
+    if (off != run_end) {
+      if (run_end > run) f_->WillNeed(run, run_end - run);
+      run = off;
+    }
+    run_end = off + len;
+  }
+  if (run_end > run) f_->WillNeed(run, run_end - run);
 }
 
 }  // namespace vmback

@@ -45,11 +45,19 @@ class BlockReader {
   // shorter, or shrank meanwhile) read as zeros. Returns the bytes read.
   uint64_t Read(uint64_t first, size_t count, char* buf, std::vector<uint8_t>* hole, bool zero_fill);
 
+  // Asks the kernel to start reading the data of `count` blocks from block
+  // `first` in the background (ReadableFile::WillNeed), holes left out, so
+  // that a later Read of them finds them in the page cache: the disk reads
+  // ahead while the caller works. REQUIRES: first at or after the end of the
+  // previous Prefetch (its own cursor goes forward only).
+  void Prefetch(uint64_t first, size_t count);
+
  private:
   ReadableFile* f_;
   const uint64_t bs_, size_;
   const Options options_;
   DataMap map_;
+  DataMap ahead_;  // Prefetch's, apart from Read's: each goes forward
 };
 
 }  // namespace vmback

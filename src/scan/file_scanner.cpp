@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "scan/block_reader.h"
+#include "store/put_thread.h"
 #include "store/tree.h"
 #include "util/error.h"
 #include "util/tunables.h"
@@ -24,6 +25,18 @@ struct Batch {
   // looked at, so the buffer costs no memset.
   std::unique_ptr<char[]> data;
 };
+
+// A file of at least this many bytes puts its blobs from a thread of its own
+// (store/put_thread.h), so that writing the pack overlaps reading and
+// hashing; a smaller one puts them itself (a thread per small file of a
+// directory would cost more than it saves).
+constexpr uint64_t kPutThreadMinBytes = 4 * kReadBatchBytes;
+// Stored bytes that may wait for that thread: a few batches' worth.
+constexpr uint64_t kPutQueueBytes = 4 * kReadBatchBytes;
+// How many batches ahead of the one it reads a full, unpaced read asks the
+// kernel to read (BlockReader::Prefetch): the disk works while the batch is
+// copied out and handed on, instead of waiting for the next read.
+constexpr uint64_t kPrefetchBatches = 2;
 
 struct BlockResult {
   Hash id;  // zero id for an all-zero block
@@ -115,6 +128,29 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const 
   BaseIds base_ids(store_, base, nblocks);
   auto bytes_of = [&](uint64_t first, uint64_t count) { return std::min(count * bs, size - first * bs); };
 
+  // Every blob goes through put(), in order: to the thread, or to the store.
+  std::optional<PutThread> put_thread;
+  if (size >= kPutThreadMinBytes) put_thread.emplace(store, kPutQueueBytes);
+  auto put = [&](EncodedBlob blob) {
+    if (put_thread) {
+      put_thread->Put(std::move(blob));
+    } else if (store->Put(blob) && blob.type == BlobType::kData) {
+      stats->new_blocks++;
+    }
+  };
+  auto put_list = [&] {
+    std::string raw = EncodeIdList(list);
+    Hash id = Sha256(raw);
+    if (!store->Has(id)) put(EncodeBlob(id, BlobType::kList, raw, level));
+    content.push_back(id);
+    list.clear();
+  };
+
+  // Not for a read that a base leaves gaps in (it would fetch what the base
+  // reuses) nor a paced one (it would read ahead of the pace).
+  const bool prefetch = !base_ids.active() && (!pacer_ || pacer_->rate() == 0);
+  uint64_t prefetched = 0;  // blocks [0, prefetched) asked for
+
   auto drain_one = [&] {
     std::vector<BlockResult> results = in_flight.front().get();
     in_flight.pop_front();
@@ -122,74 +158,90 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const 
       stats->blocks++;
       if (r.id.IsZero() && !r.reused) stats->zero_blocks++;
       if (r.reused) stats->blocks_reused++;
-      if (r.blob && store->Put(*r.blob)) stats->new_blocks++;
+      if (r.blob) put(std::move(*r.blob));
       list.push_back(r.id);
-      if (list.size() == kIdsPerList) {
-        content.push_back(store->PutRaw(BlobType::kList, EncodeIdList(list)));
-        list.clear();
-      }
+      if (list.size() == kIdsPerList) put_list();
     }
   };
 
-  for (uint64_t b = 0; b < nblocks;) {
-    CheckCancel(cancel_);
-    const size_t j = b / kIdsPerList;
-    const uint64_t list_end = std::min<uint64_t>(nblocks, (j + 1) * kIdsPerList);
-    if (base_ids.active() && b == j * kIdsPerList && !base_ids.Changed(b * bs, bytes_of(b, list_end - b))) {
-      if (const Hash* whole = base_ids.WholeList(j)) {
-        while (!in_flight.empty()) drain_one();  // the lists before it are complete
-        content.push_back(*whole);
-        stats->blocks += list_end - b;
-        stats->blocks_reused += list_end - b;
-        b = list_end;
-        continue;
-      }
-    }
-    auto batch = std::make_shared<Batch>();
-    batch->first_block = b;
-    batch->blocks = static_cast<size_t>(std::min<uint64_t>(per_batch, list_end - b));
-    batch->data.reset(new char[batch->blocks * bs]);
-    batch->hole.assign(batch->blocks, 0);
-    batch->reuse.assign(batch->blocks, std::nullopt);
-    if (const std::vector<Hash>* ids = base_ids.List(j))
-      for (size_t k = 0; k < batch->blocks; k++)
-        if (!base_ids.Changed((b + k) * bs, bytes_of(b + k, 1))) batch->reuse[k] = (*ids)[b + k - j * kIdsPerList];
-    // Read each run of blocks not reused.
-    std::vector<uint8_t> hole;
-    for (size_t k = 0; k < batch->blocks;) {
-      if (batch->reuse[k]) {
-        k++;
-        continue;
-      }
-      size_t n = 1;
-      while (k + n < batch->blocks && !batch->reuse[k + n]) n++;
-      stats->bytes_read += reader.Read(b + k, n, batch->data.get() + k * bs, &hole, /*zero_fill=*/false);
-      std::copy(hole.begin(), hole.begin() + n, batch->hole.begin() + k);
-      k += n;
-    }
-    in_flight.push_back(pool_->Submit([batch, bs, size, level, store] {
-      std::vector<BlockResult> out(batch->blocks);
-      for (size_t k = 0; k < batch->blocks; k++) {
-        if (batch->reuse[k]) {
-          out[k].id = *batch->reuse[k];
-          out[k].reused = true;
+  try {
+    for (uint64_t b = 0; b < nblocks;) {
+      CheckCancel(cancel_);
+      const size_t j = b / kIdsPerList;
+      const uint64_t list_end = std::min<uint64_t>(nblocks, (j + 1) * kIdsPerList);
+      if (base_ids.active() && b == j * kIdsPerList && !base_ids.Changed(b * bs, bytes_of(b, list_end - b))) {
+        if (const Hash* whole = base_ids.WholeList(j)) {
+          while (!in_flight.empty()) drain_one();  // the lists before it are complete
+          content.push_back(*whole);
+          stats->blocks += list_end - b;
+          stats->blocks_reused += list_end - b;
+          b = list_end;
           continue;
         }
-        uint64_t off = (batch->first_block + k) * bs;
-        size_t len = static_cast<size_t>(std::min(bs, size - off));
-        const char* p = batch->data.get() + k * bs;
-        if (batch->hole[k] || IsAllZero(p, len)) continue;  // zero id
-        out[k].id = Sha256(p, len);
-        if (!store->Has(out[k].id))
-          out[k].blob = EncodeBlob(out[k].id, BlobType::kData, std::string_view(p, len), level);
       }
-      return out;
-    }));
-    b += batch->blocks;
-    while (in_flight.size() >= max_in_flight) drain_one();
+      auto batch = std::make_shared<Batch>();
+      batch->first_block = b;
+      batch->blocks = static_cast<size_t>(std::min<uint64_t>(per_batch, list_end - b));
+      batch->data.reset(new char[batch->blocks * bs]);
+      batch->hole.assign(batch->blocks, 0);
+      batch->reuse.assign(batch->blocks, std::nullopt);
+      if (const std::vector<Hash>* ids = base_ids.List(j))
+        for (size_t k = 0; k < batch->blocks; k++)
+          if (!base_ids.Changed((b + k) * bs, bytes_of(b + k, 1))) batch->reuse[k] = (*ids)[b + k - j * kIdsPerList];
+      if (prefetch) {
+        const uint64_t from = std::max<uint64_t>(prefetched, b + batch->blocks);
+        const uint64_t to = std::min<uint64_t>(nblocks, b + batch->blocks + kPrefetchBatches * per_batch);
+        if (to > from) reader.Prefetch(from, static_cast<size_t>(to - from));
+        prefetched = std::max(prefetched, to);
+      }
+      // Read each run of blocks not reused.
+      std::vector<uint8_t> hole;
+      for (size_t k = 0; k < batch->blocks;) {
+        if (batch->reuse[k]) {
+          k++;
+          continue;
+        }
+        size_t n = 1;
+        while (k + n < batch->blocks && !batch->reuse[k + n]) n++;
+        stats->bytes_read += reader.Read(b + k, n, batch->data.get() + k * bs, &hole, /*zero_fill=*/false);
+        std::copy(hole.begin(), hole.begin() + n, batch->hole.begin() + k);
+        k += n;
+      }
+      in_flight.push_back(pool_->Submit([batch, bs, size, level, store] {
+        std::vector<BlockResult> out(batch->blocks);
+        for (size_t k = 0; k < batch->blocks; k++) {
+          if (batch->reuse[k]) {
+            out[k].id = *batch->reuse[k];
+            out[k].reused = true;
+            continue;
+          }
+          uint64_t off = (batch->first_block + k) * bs;
+          size_t len = static_cast<size_t>(std::min(bs, size - off));
+          const char* p = batch->data.get() + k * bs;
+          if (batch->hole[k] || IsAllZero(p, len)) continue;  // zero id
+          out[k].id = Sha256(p, len);
+          if (!store->Has(out[k].id))
+            out[k].blob = EncodeBlob(out[k].id, BlobType::kData, std::string_view(p, len), level);
+        }
+        return out;
+      }));
+      b += batch->blocks;
+      while (in_flight.size() >= max_in_flight) drain_one();
+    }
+    while (!in_flight.empty()) drain_one();
+    if (!list.empty()) put_list();
+  } catch (...) {
+    // A source that fails halfway is left out, but what was read of it
+    // before is put, as without the thread: whole blocks the next backup
+    // may find. A store error thrown here ends the backup instead. An
+    // interrupt drops what waits (~PutThread).
+    if (put_thread && !(cancel_ && cancel_->load())) put_thread->Finish();
+    throw;
   }
-  while (!in_flight.empty()) drain_one();
-  if (!list.empty()) content.push_back(store->PutRaw(BlobType::kList, EncodeIdList(list)));
+  if (put_thread) {
+    put_thread->Finish();
+    stats->new_blocks += put_thread->written(BlobType::kData);
+  }
   return content;
 }
 

@@ -1,8 +1,11 @@
 // Turns one file or block device into a list of block ids in the store:
 // reads it once in large sequential reads, skipping holes (SEEK_DATA /
-// SEEK_HOLE), hashes every block with SHA-256 and compresses the blocks the
-// store lacks on a thread pool, and appends those to the store in order.
-// Memory is bounded by the number of batches in flight, whatever the size.
+// SEEK_HOLE) and, on a full unpaced read, asking the kernel to read a few
+// batches ahead; hashes every block with SHA-256 and compresses the blocks
+// the store lacks on a thread pool, and appends those to the store in order
+// (for a large file from a thread of its own, store/put_thread.h, so that
+// writing the packs overlaps the reading). Memory is bounded by the number
+// of batches in flight and the put queue, whatever the size.
 #pragma once
 
 #include <atomic>

@@ -3,6 +3,7 @@
 #include <zstd.h>
 
 #include <cstring>
+#include <memory>
 
 #include "store/tree.h"
 #include "util/encoding.h"
@@ -37,6 +38,43 @@ bool BlobLengthsValid(const PackEntry& e) {
   return e.stored_len <= MaxStoredLen(e.type, e.comp, e.raw_len);
 }
 
+namespace {
+
+// A zstd context and an output buffer per thread, kept between blobs: a
+// fresh context per blob costs its allocation and the zeroing of its tables,
+// a fresh output buffer its zero-fill. The buffer serves blobs up to
+// kScratchBytes (the store's blocks); larger ones (trees) get their own.
+constexpr size_t kScratchBytes = 1u << 20;
+
+struct ZstdScratch {
+  ZstdScratch() : ctx(ZSTD_createCCtx()) {
+    if (!ctx) throw Error(ErrorKind::kOther, "out of memory for a zstd compression context");
+  }
+  ~ZstdScratch() { ZSTD_freeCCtx(ctx); }
+  ZstdScratch(const ZstdScratch&) = delete;
+  ZstdScratch& operator=(const ZstdScratch&) = delete;
+  // n bytes to write into, or null when n is beyond kScratchBytes.
+  char* Buffer(size_t n) {
+    if (n > kScratchBytes) return nullptr;
+    if (n > size) {
+      buf.reset(new char[n]);
+      size = n;
+    }
+    return buf.get();
+  }
+
+  ZSTD_CCtx* ctx;
+  std::unique_ptr<char[]> buf;
+  size_t size = 0;
+};
+
+ZstdScratch& ThreadZstd() {
+  thread_local ZstdScratch z;
+  return z;
+}
+
+}  // namespace
+
 EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level) {
   if (raw.size() > MaxRawLen(type))
     throw Error(ErrorKind::kOther, "a " + std::string(type == BlobType::kTree ? "directory listing" : "blob") +
@@ -46,11 +84,24 @@ EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int 
   b.id = id;
   b.type = type;
   b.raw_len = static_cast<uint32_t>(raw.size());
-  std::string out(ZSTD_compressBound(raw.size()), '\0');
-  size_t n = ZSTD_compress(out.data(), out.size(), raw.data(), raw.size(), level);
+  // Only a frame smaller than raw is kept: zstd writes at most raw.size() - 1
+  // bytes and fails (a raw blob) when the frame would be larger.
+  ZstdScratch& z = ThreadZstd();
+  const size_t cap = raw.empty() ? 0 : raw.size() - 1;
+  char* out = z.Buffer(cap);
+  std::string big;  // for blobs above kScratchBytes: not kept per thread
+  if (!out) {
+    big.resize(cap);
+    out = big.data();
+  }
+  size_t n = ZSTD_compressCCtx(z.ctx, out, cap, raw.data(), raw.size(), level);
   if (!ZSTD_isError(n) && n < raw.size()) {
-    out.resize(n);
-    b.stored = std::move(out);
+    if (out == big.data()) {
+      big.resize(n);
+      b.stored = std::move(big);
+    } else {
+      b.stored.assign(out, n);
+    }
     b.comp = Compression::kZstd;
   } else {
     b.stored.assign(raw);

@@ -1,0 +1,96 @@
+// Tests for scan/block_reader.h: Prefetch asks the kernel for the data runs
+// of the blocks named, holes left out, and changes nothing Read returns.
+#include "scan/block_reader.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "helpers/test_util.h"
+#include "os/env.h"
+
+namespace vmback {
+namespace {
+
+using test::RandomBytes;
+using test::TempDir;
+using test::WriteFileAt;
+
+// Records the ranges WillNeed is asked for.
+class RecordingFile final : public ReadableFileWrapper {
+ public:
+  explicit RecordingFile(std::unique_ptr<ReadableFile> f) : ReadableFileWrapper(std::move(f)) {}
+  void WillNeed(uint64_t offset, uint64_t len) override {
+    asked.emplace_back(offset, len);
+    ReadableFileWrapper::WillNeed(offset, len);
+  }
+  std::vector<std::pair<uint64_t, uint64_t>> asked;
+};
+
+constexpr uint64_t kBs = 4096;
+
+// A sparse file of 16 blocks and 100 bytes: data in blocks 2-4, 9 and the
+// short last block (16), holes elsewhere. Returns its content.
+std::string MakeSparseFile(const std::string& path) {
+  std::string content(16 * kBs + 100, '\0');
+  auto put = [&](uint64_t off, const std::string& data) {
+    WriteFileAt(path, off, data);
+    content.replace(off, data.size(), data);
+  };
+  put(2 * kBs, RandomBytes(3 * kBs, 1));
+  put(9 * kBs, RandomBytes(kBs, 2));
+  put(16 * kBs, RandomBytes(100, 3));
+  std::filesystem::resize_file(path, content.size());
+  return content;
+}
+
+bool HolesAreHoles(const std::string& path) {
+  // A file system without holes (all data) makes the hole cases moot.
+  return test::AllocatedBytes(path) < 10 * kBs;
+}
+
+TEST(BlockReaderTest, PrefetchAsksForTheDataRunsOnly) {
+  TempDir tmp;
+  const std::string path = tmp / "sparse.img";
+  const std::string content = MakeSparseFile(path);
+  if (!HolesAreHoles(path)) GTEST_SKIP() << "the temp file system keeps no holes";
+  auto file = std::make_unique<RecordingFile>(Env::Default()->OpenRead(path));
+  RecordingFile* rec = file.get();
+  BlockReader reader(rec, kBs, content.size(), {});
+
+  reader.Prefetch(0, 8);  // blocks 0-7: the run 2-4
+  using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
+  EXPECT_EQ(rec->asked, (Ranges{{2 * kBs, 3 * kBs}}));
+  rec->asked.clear();
+  reader.Prefetch(8, 100);  // past the end: block 9 and the short last block
+  EXPECT_EQ(rec->asked, (Ranges{{9 * kBs, kBs}, {16 * kBs, 100}}));
+  rec->asked.clear();
+  reader.Prefetch(17, 4);  // nothing left
+  EXPECT_TRUE(rec->asked.empty());
+
+  // Read gives the same bytes, holes marked, after all that.
+  std::string buf(17 * kBs, 'x');
+  std::vector<uint8_t> hole;
+  EXPECT_EQ(reader.Read(0, 17, buf.data(), &hole, /*zero_fill=*/true), 4 * kBs + 100);
+  EXPECT_EQ(buf.substr(0, content.size()), content);
+  EXPECT_EQ(hole, (std::vector<uint8_t>{1, 1, 0, 0, 0, 1, 1, 1, 1, 0, 1, 1, 1, 1, 1, 1, 0}));
+}
+
+TEST(BlockReaderTest, PrefetchOfAWholeDataFileIsOneRange) {
+  TempDir tmp;
+  const std::string path = tmp / "full.img";
+  const std::string content = RandomBytes(5 * kBs + 7, 4);
+  test::WriteFile(path, content);
+  auto file = std::make_unique<RecordingFile>(Env::Default()->OpenRead(path));
+  BlockReader reader(file.get(), kBs, content.size(), {});
+  reader.Prefetch(1, 10);
+  using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
+  EXPECT_EQ(file->asked, (Ranges{{kBs, 4 * kBs + 7}}));
+}
+
+}  // namespace
+}  // namespace vmback
