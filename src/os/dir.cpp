@@ -8,6 +8,7 @@
 
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -17,6 +18,13 @@
 #include "util/error.h"
 
 namespace vmback {
+
+namespace {
+// How much a FdWritableFile writes before it starts writeback of it: large
+// enough for large requests to the disk, small enough that the disk starts
+// early and dirty memory stays small.
+constexpr uint64_t kWritebackBytes = 8u << 20;
+}  // namespace
 
 struct timespec ToTimespec(int64_t ns) {
   struct timespec t;
@@ -103,6 +111,20 @@ void FdWritableFile::WriteAt(uint64_t offset, const void* data, size_t n) {
     done += static_cast<size_t>(r);
   }
   if (offset + n > pos_) pos_ = offset + n;
+  dirty_begin_ = std::min(dirty_begin_, offset);
+  dirty_end_ = std::max(dirty_end_, offset + n);
+  dirty_bytes_ += n;
+  if (dirty_bytes_ >= kWritebackBytes) StartWriteback();
+}
+
+void FdWritableFile::StartWriteback() {
+  // A hint only: a file system or device that cannot (EINVAL, ESPIPE) is
+  // written back by the fsync, and a write error is reported there.
+  (void)::sync_file_range(fd_.get(), static_cast<off_t>(dirty_begin_), static_cast<off_t>(dirty_end_ - dirty_begin_),
+                          SYNC_FILE_RANGE_WRITE);
+  dirty_begin_ = UINT64_MAX;
+  dirty_end_ = 0;
+  dirty_bytes_ = 0;
 }
 
 void FdWritableFile::Truncate(uint64_t size) {

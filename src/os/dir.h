@@ -52,6 +52,13 @@ class UniqueFd {
 
 // A WritableFile on a descriptor it owns (what Env::OpenWrite gives on
 // POSIX); fd() for metadata before Close.
+//
+// Writeback starts as it writes: every kWritebackBytes written, the range
+// written since is handed to the kernel to write out (sync_file_range
+// SYNC_FILE_RANGE_WRITE, which waits for no I/O to complete), so that the
+// disk writes while the caller computes the next bytes and a final fsync
+// (or syncfs) has little left to wait for. Only a hint: what is durable is
+// still only what Sync (or a syncfs) made so, and a write error shows there.
 class FdWritableFile final : public WritableFile {
  public:
   FdWritableFile(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
@@ -65,9 +72,15 @@ class FdWritableFile final : public WritableFile {
   int fd() const { return fd_.get(); }
 
  private:
+  void StartWriteback();
+
   std::string path_;
   UniqueFd fd_;
   uint64_t pos_ = 0;
+  // The range written since writeback last started, and how many bytes.
+  uint64_t dirty_begin_ = UINT64_MAX;
+  uint64_t dirty_end_ = 0;
+  uint64_t dirty_bytes_ = 0;
 };
 
 // What Env::Status gives, from a struct stat of one's own (fstatat).
