@@ -14,6 +14,7 @@
 #include "inplace/point_info.h"
 #include "inplace/target_ops.h"
 #include "scan/file_scanner.h"
+#include "util/aligned_buffer.h"
 #include "util/error.h"
 #include "util/progress.h"
 #include "util/sha256.h"
@@ -24,10 +25,10 @@ namespace vmback {
 
 namespace {
 
-// Blocks read, checked and written together: one read of a run of them
-// (of the data regions only, where the file has holes), one write of each
-// run of blocks that are not zero.
-constexpr uint64_t kChunkBlocks = 32;
+// Bytes of blocks read, checked and written together (at least one block):
+// one read of a run of them (of the data regions only, where the file has
+// holes), one write of each run of blocks that are not zero.
+constexpr uint64_t kChunkBytes = 1u << 20;
 
 // The blocks [first, first + count) of the file being copied, read and
 // checked by ReadChunk (on a worker thread), then written in order.
@@ -35,7 +36,7 @@ struct Chunk {
   uint64_t first = 0;
   uint64_t offset = 0;           // of block first
   size_t len = 0;                // bytes of the blocks
-  std::unique_ptr<char[]> data;  // len bytes; a hole is left unread (zero-filled only when dense)
+  AlignedBuffer data;            // len bytes; a hole is left unread (zero-filled only when dense)
   std::vector<bool> zero;        // per block: all zero (a hole, or zeros read)
   // The blocks before `good` are read and checked; `error` (a block that
   // differs from its map, a short read) is block good's, and stops the
@@ -58,16 +59,16 @@ std::vector<bool> DataBlocks(ReadableFile* in, uint64_t begin, uint64_t end, uin
   return has;
 }
 
-// Reads the blocks [first, first + count) of src (size bytes) and checks
-// each against map (when there is one): a block in a hole is zero without
-// being read, and must be zero in the map.
+// Reads the blocks [first, first + count) of src (size bytes) into buf (of
+// count blocks at least) and checks each against map (when there is one): a
+// block in a hole is zero without being read, and must be zero in the map.
 Chunk ReadChunk(ReadableFile* in, const std::string& src, const Blockmap* map, uint64_t size, uint32_t bs,
-                uint64_t first, uint64_t count, bool dense) {
+                uint64_t first, uint64_t count, bool dense, AlignedBuffer buf) {
   Chunk c;
   c.first = first;
   c.offset = first * bs;
   c.len = static_cast<size_t>(std::min<uint64_t>(count * bs, size - c.offset));
-  c.data.reset(new char[c.len]);
+  c.data = std::move(buf);
   c.zero.assign(count, true);
   try {
     const std::vector<bool> has_data = DataBlocks(in, c.offset, c.offset + c.len, bs, count);
@@ -83,15 +84,15 @@ Chunk ReadChunk(ReadableFile* in, const std::string& src, const Blockmap* map, u
           uint64_t e = i;
           while (e < count && has_data[e]) e++;
           const size_t want = static_cast<size_t>(std::min<uint64_t>((e - i) * bs, c.len - at));
-          read_end = off + in->ReadAt(off, c.data.get() + at, want);
+          read_end = off + in->ReadAt(off, c.data.data() + at, want);
         }
         if (off + n > read_end) ThrowIo(src + ": short read at offset " + std::to_string(off), EIO);
-        zero = IsAllZero(c.data.get() + at, n);
+        zero = IsAllZero(c.data.data() + at, n);
       } else if (dense) {
-        std::memset(c.data.get() + at, 0, n);
+        std::memset(c.data.data() + at, 0, n);
       }
       if (map) {
-        const Hash h = zero ? Hash{} : Sha256(c.data.get() + at, n);
+        const Hash h = zero ? Hash{} : Sha256(c.data.data() + at, n);
         if (h != map->blocks[first + i])
           ThrowCorrupt(src + ": block " + std::to_string(first + i) + " (bytes " + std::to_string(off) + ".." +
                        std::to_string(off + n) + ") differs from its blockmap; the point is damaged (run 'vmback verify')");
@@ -117,7 +118,7 @@ void WriteChunk(Chunk& c, uint32_t bs, bool dense, WritableFile* out, RestoreSta
     while (e < c.good && (dense || !c.zero[e])) e++;
     const size_t at = static_cast<size_t>(i * bs);
     const size_t n = static_cast<size_t>(std::min<uint64_t>(e * bs, c.len)) - at;
-    out->WriteAt(c.offset + at, c.data.get() + at, n);
+    out->WriteAt(c.offset + at, c.data.data() + at, n);
     i = e;
   }
   const uint64_t done = std::min<uint64_t>(c.good * bs, c.len);
@@ -147,32 +148,45 @@ uint64_t CopyChecked(Env* env, const std::string& src, const std::string& map_ro
                  std::to_string(map.file_size));
   const uint32_t bs = have_map ? map.block_size : kDefaultInplaceBlockSize;
   const uint64_t nblocks = BlockCount(size, bs);
-  auto read = [&, m = have_map ? &map : nullptr](uint64_t first) {
-    return ReadChunk(in.get(), src, m, size, bs, first, std::min(kChunkBlocks, nblocks - first), dense);
+  const uint64_t per_chunk = std::max<uint64_t>(kChunkBytes / bs, 1);
+  auto read = [&, m = have_map ? &map : nullptr](uint64_t first, AlignedBuffer buf) {
+    return ReadChunk(in.get(), src, m, size, bs, first, std::min(per_chunk, nblocks - first), dense, std::move(buf));
   };
-  if (nblocks <= kChunkBlocks) {
+  if (nblocks <= per_chunk) {
     // One chunk (most files of a tree): read here, no hand-over to a pool.
     CheckRestoreCancel(cancel, out->path());
     if (nblocks) {
-      Chunk c = read(0);
+      Chunk c = read(0, AlignedBuffer(size));
       WriteChunk(c, bs, dense, out, stats);
     }
     return size;
   }
   // Reading and hashing (the bulk of the time) on the pool, a few chunks
-  // ahead; writing in order here. The pool is destroyed (its queued reads
-  // done) before `in` and `map` go.
+  // ahead; writing in order here, past the page cache where the file system
+  // can (nothing copied into the cache, nothing left for the final fsync to
+  // write). The pool is destroyed (its queued reads done) before `in` and
+  // `map` go.
+  out->EnableDirectWrites();
   ThreadPool pool(0);
   std::deque<std::future<Chunk>> in_flight;
+  std::vector<AlignedBuffer> spare;  // of chunks written: a fresh buffer is paged in anew
   for (uint64_t next = 0; next < nblocks || !in_flight.empty();) {
     while (next < nblocks && in_flight.size() < pool.size() * 2) {
-      in_flight.push_back(pool.Submit([&read, next] { return read(next); }));
-      next += kChunkBlocks;
+      AlignedBuffer buf;
+      if (spare.empty()) {
+        buf = AlignedBuffer(per_chunk * bs);
+      } else {
+        buf = std::move(spare.back());
+        spare.pop_back();
+      }
+      in_flight.push_back(pool.Submit([&read, next, buf = std::move(buf)]() mutable { return read(next, std::move(buf)); }));
+      next += per_chunk;
     }
     CheckRestoreCancel(cancel, out->path());
     Chunk c = in_flight.front().get();
     in_flight.pop_front();
     WriteChunk(c, bs, dense, out, stats);
+    spare.push_back(std::move(c.data));
   }
   return size;
 }
