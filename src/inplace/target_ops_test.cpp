@@ -118,6 +118,32 @@ TEST_F(DirTargetTest, WrongDataBehindVmbacksBackIsNamedByVerifyAndRefusedByResto
                Error);
 }
 
+// An image of many chunks (1 MiB: 256 blocks each) with a hole across
+// chunk boundaries: restored bit-identical with its hole, and a block changed
+// behind vmback's back in the middle of a run of data is named and stops
+// the restore, leaving no file.
+TEST_F(DirTargetTest, AnImageOfManyChunksKeepsItsHoleAndEveryBlockIsChecked) {
+  const std::string img = test::RandomBytes(40 * 4096, 41) + std::string(500 * 4096, '\0') +
+                          test::RandomBytes(300 * 4096 + 10, 42);
+  test::WriteFile(dir_ / "src/disk.img", img);
+  test::WriteFile(dir_ / "src/tree/a", "alpha");
+  auto t = Open();
+  Backup(t.get());
+  test::TempDir out;
+  RestoreFromTarget(t.get(), Env::Default(), "current", "disk", out / "disk", Overwrite::kRefuse, &log_);
+  EXPECT_EQ(test::ReadFile(out / "disk"), img);
+  auto f = Env::Default()->OpenRead(out / "disk");
+  EXPECT_EQ(f->NextHole(0), 40u * 4096);
+  EXPECT_EQ(f->NextData(40 * 4096), 540u * 4096);
+
+  test::XorFileByte(dir_ / "target/disk", 700 * 4096 + 7, 0x04);
+  std::string msg = test::ExpectError(ErrorKind::kCorrupt, [&] {
+    RestoreFromTarget(t.get(), Env::Default(), "current", "disk", out / "disk2", Overwrite::kRefuse, &log_);
+  });
+  EXPECT_NE(msg.find("block 700 (bytes 2867200..2871296)"), std::string::npos) << msg;
+  EXPECT_FALSE(Env::Default()->Exists(out / "disk2"));
+}
+
 TEST_F(DirTargetTest, RefusesAForeignDirectoryAndRemovesVolumesNoLongerGiven) {
   test::WriteFile(dir_ / "target/precious", "not vmback's");
   test::WriteFile(dir_ / "src/disk.img", "x");

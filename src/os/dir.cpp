@@ -8,6 +8,7 @@
 
 #include <sys/sysmacros.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -17,6 +18,16 @@
 #include "util/error.h"
 
 namespace vmback {
+
+namespace {
+// How much a FdWritableFile writes before it starts writeback of it: large
+// enough for large requests to the disk, small enough that the disk starts
+// early and dirty memory stays small.
+constexpr uint64_t kWritebackBytes = 8u << 20;
+// What a direct (O_DIRECT) write's offset, length and buffer must be a
+// multiple of: the logical block size of nearly every disk and file system.
+constexpr size_t kDirectAlignment = 4096;
+}  // namespace
 
 struct timespec ToTimespec(int64_t ns) {
   struct timespec t;
@@ -92,17 +103,68 @@ void UniqueFd::reset(int fd) {
 }
 
 void FdWritableFile::WriteAt(uint64_t offset, const void* data, size_t n) {
+  const char* p = static_cast<const char*>(data);
+  if (direct_ && (offset % kDirectAlignment || reinterpret_cast<uintptr_t>(p) % kDirectAlignment)) StopDirectWrites();
+  if (direct_ && n % kDirectAlignment) {
+    // The aligned head direct, the tail (the end of the file) through the cache.
+    const size_t head = n - n % kDirectAlignment;
+    Write(offset, p, head);
+    offset += head;
+    p += head;
+    n -= head;
+    StopDirectWrites();
+  }
+  Write(offset, p, n);
+}
+
+void FdWritableFile::Write(uint64_t offset, const char* data, size_t n) {
   size_t done = 0;
   while (done < n) {
-    ssize_t r = ::pwrite(fd_.get(), static_cast<const char*>(data) + done, n - done,
-                         static_cast<off_t>(offset + done));
+    ssize_t r = ::pwrite(fd_.get(), data + done, n - done, static_cast<off_t>(offset + done));
     if (r < 0) {
       if (errno == EINTR) continue;
+      if (errno == EINVAL && direct_) {
+        // Refused direct (an alignment the file system wants larger, a
+        // short write that left the rest unaligned): through the cache.
+        StopDirectWrites();
+        continue;
+      }
       ThrowIo("write " + path_, errno);
     }
     done += static_cast<size_t>(r);
   }
   if (offset + n > pos_) pos_ = offset + n;
+  if (direct_) return;  // nothing left in the cache to write back
+  dirty_begin_ = std::min(dirty_begin_, offset);
+  dirty_end_ = std::max(dirty_end_, offset + n);
+  dirty_bytes_ += n;
+  if (dirty_bytes_ >= kWritebackBytes) StartWriteback();
+}
+
+size_t FdWritableFile::EnableDirectWrites() {
+  if (!direct_) {
+    const int fl = ::fcntl(fd_.get(), F_GETFL);
+    if (fl < 0 || ::fcntl(fd_.get(), F_SETFL, fl | O_DIRECT) != 0) return 0;  // not here: stays cached
+    direct_ = true;
+  }
+  return kDirectAlignment;
+}
+
+void FdWritableFile::StopDirectWrites() {
+  if (!direct_) return;
+  const int fl = ::fcntl(fd_.get(), F_GETFL);
+  if (fl < 0 || ::fcntl(fd_.get(), F_SETFL, fl & ~O_DIRECT) != 0) ThrowIo("fcntl " + path_, errno);
+  direct_ = false;
+}
+
+void FdWritableFile::StartWriteback() {
+  // A hint only: a file system or device that cannot (EINVAL, ESPIPE) is
+  // written back by the fsync, and a write error is reported there.
+  (void)::sync_file_range(fd_.get(), static_cast<off_t>(dirty_begin_), static_cast<off_t>(dirty_end_ - dirty_begin_),
+                          SYNC_FILE_RANGE_WRITE);
+  dirty_begin_ = UINT64_MAX;
+  dirty_end_ = 0;
+  dirty_bytes_ = 0;
 }
 
 void FdWritableFile::Truncate(uint64_t size) {

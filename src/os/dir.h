@@ -52,6 +52,17 @@ class UniqueFd {
 
 // A WritableFile on a descriptor it owns (what Env::OpenWrite gives on
 // POSIX); fd() for metadata before Close.
+//
+// Writeback starts as it writes: every kWritebackBytes written, the range
+// written since is handed to the kernel to write out (sync_file_range
+// SYNC_FILE_RANGE_WRITE, which waits for no I/O to complete), so that the
+// disk writes while the caller computes the next bytes and a final fsync
+// (or syncfs) has little left to wait for. Only a hint: what is durable is
+// still only what Sync (or a syncfs) made so, and a write error shows there.
+// After EnableDirectWrites, aligned writes bypass the cache (O_DIRECT) and
+// need no writeback; the first write that is not aligned (the tail of a
+// file), or that the file system refuses direct (EINVAL), ends that: it and
+// every later write go through the cache.
 class FdWritableFile final : public WritableFile {
  public:
   FdWritableFile(std::string path, UniqueFd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
@@ -60,14 +71,24 @@ class FdWritableFile final : public WritableFile {
   void Truncate(uint64_t size) override;
   void Sync() override;
   bool PunchHole(uint64_t offset, uint64_t len) override;
+  size_t EnableDirectWrites() override;
   void Close() override;
   const std::string& path() const override { return path_; }
   int fd() const { return fd_.get(); }
 
  private:
+  void Write(uint64_t offset, const char* data, size_t n);
+  void StopDirectWrites();
+  void StartWriteback();
+
   std::string path_;
   UniqueFd fd_;
   uint64_t pos_ = 0;
+  bool direct_ = false;  // O_DIRECT set on fd_
+  // The range written since writeback last started, and how many bytes.
+  uint64_t dirty_begin_ = UINT64_MAX;
+  uint64_t dirty_end_ = 0;
+  uint64_t dirty_bytes_ = 0;
 };
 
 // What Env::Status gives, from a struct stat of one's own (fstatat).

@@ -75,6 +75,16 @@ class WritableFile {
     (void)len;
     return false;
   }
+  // For a caller that writes a large file once, in large runs (restore of
+  // an image): asks that writes from now on bypass the page cache
+  // (O_DIRECT), so that nothing is copied into the cache and the final
+  // fsync has nothing left to write. Returns the alignment a write's
+  // offset, length and buffer address need to go direct; any other write
+  // still works, through the cache (and ends the direct writes). 0: the
+  // file stays cached (the file system cannot, or it is no file). What is
+  // durable is still only what Sync (or a syncfs) made so. Wrappers keep
+  // their files cached (not forwarded).
+  virtual size_t EnableDirectWrites() { return 0; }
   // Closes and reports a failed close (it can carry a delayed write error).
   virtual void Close() = 0;
   virtual const std::string& path() const = 0;

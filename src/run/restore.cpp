@@ -8,7 +8,10 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <future>
@@ -22,6 +25,7 @@
 #include "scan/metadata.h"
 #include "store/manifest.h"
 #include "store/tree.h"
+#include "util/aligned_buffer.h"
 #include "util/encoding.h"
 #include "util/error.h"
 #include "util/progress.h"
@@ -32,6 +36,7 @@ namespace vmback {
 namespace {
 
 constexpr size_t kBlocksPerFetch = 64;
+constexpr uint64_t kBytesPerFetch = 4u << 20;
 constexpr size_t kMaxDamageLines = 1000;
 
 // Where an entry goes: a name in an open directory, and that name's path
@@ -232,58 +237,97 @@ class Restorer {
   void WriteContent(const Entry& e, WritableFile* out, bool device, const std::string& dest, FileSync sync) {
     const uint64_t bs = store_->block_size();
     const uint64_t nblocks = (e.size + bs - 1) / bs;
+    // Blocks fetched together: kBlocksPerFetch, fewer of a large block size
+    // (a batch is at most kBytesPerFetch in memory).
+    const size_t per_batch = static_cast<size_t>(std::clamp<uint64_t>(kBytesPerFetch / bs, 1, kBlocksPerFetch));
+    // A file of several batches is written past the page cache where the
+    // file system can (nothing copied into the cache, nothing left for the
+    // final fsync to write); a small one through it, so that a tree of small
+    // files is made durable by one syncfs.
+    if (nblocks > per_batch) out->EnableDirectWrites();
     uint64_t block = 0;
-    std::string zeros;
-    std::deque<std::future<std::vector<Fetched>>> in_flight;
-    std::deque<std::pair<uint64_t, std::vector<Hash>>> pending_ids;
+    std::deque<std::future<Batch>> in_flight;
+    // Buffers of batches written, for the next ones: a fresh one would be
+    // paged in (and zeroed by the kernel) again for every batch.
+    std::vector<AlignedBuffer> spare;
     auto drain_one = [&] {
-      std::vector<Fetched> got = in_flight.front().get();
-      auto [first, ids] = std::move(pending_ids.front());
+      Batch b = in_flight.front().get();
       in_flight.pop_front();
-      pending_ids.pop_front();
-      for (size_t k = 0; k < ids.size(); k++) {
-        uint64_t off = (first + k) * bs;
-        uint64_t len = std::min(bs, e.size - off);
+      const uint64_t base = b.first * bs;
+      size_t run = SIZE_MAX;  // the first block of the run of blocks to write
+      auto write_run = [&](size_t end) {
+        if (run == SIZE_MAX) return;
+        const uint64_t off = base + run * bs;
+        out->WriteAt(off, b.data.data() + run * bs, std::min(base + end * bs, e.size) - off);
+        run = SIZE_MAX;
+      };
+      for (size_t k = 0; k < b.ids.size(); k++) {
+        const uint64_t off = base + k * bs;
+        const uint64_t len = std::min(bs, e.size - off);
         Progress::Get().AddRead(len);
-        bool zero = ids[k].IsZero();
-        if (!zero && got[k].error.empty() && got[k].data.size() != len)
-          got[k].error = "block " + ids[k].Hex() + " has the wrong length";
-        if (!got[k].error.empty()) {
-          Damage(dest, off, len, got[k].error, got[k].kind);
+        bool zero = b.ids[k].IsZero();
+        if (!b.lost[k].error.empty()) {
+          write_run(k);  // the blocks before it are written first (a dump stops here)
+          Damage(dest, off, len, b.lost[k].error, b.lost[k].kind);
           zero = true;  // what cannot be read is left zero, never wrong bytes
         }
         if (zero) {
-          if (device) {
-            zeros.resize(len, '\0');
-            out->WriteAt(off, zeros.data(), len);
+          if (!device) {
+            write_run(k);  // a hole
+            continue;
           }
-          continue;
+          std::memset(b.data.data() + k * bs, 0, len);
+        } else {
+          stats_->bytes += len;
         }
-        out->WriteAt(off, got[k].data.data(), len);
-        stats_->bytes += len;
+        if (run == SIZE_MAX) run = k;
       }
+      write_run(b.ids.size());
+      spare.push_back(std::move(b.data));
     };
 
     std::vector<Hash> batch;
-    auto fetch_batch = [this, dest](const std::vector<Hash>& ids) {
-      std::vector<Fetched> got(ids.size());
-      for (size_t k = 0; k < ids.size(); k++)
-        if (!ids[k].IsZero()) got[k] = Fetch(ids[k], BlobType::kData, dest);
-      return got;
+    // On a worker: the blocks of ids, from block first on, each checked
+    // against its id (Store::Get) and copied to its place in buf (of
+    // per_batch blocks) for the batch.
+    auto fetch_batch = [this, dest, bs, size = e.size](uint64_t first, const std::vector<Hash>& ids,
+                                                       AlignedBuffer buf) {
+      Batch b;
+      b.first = first;
+      b.ids = ids;
+      b.lost.resize(ids.size());
+      b.data = std::move(buf);
+      for (size_t k = 0; k < ids.size(); k++) {
+        if (ids[k].IsZero()) continue;
+        Fetched f = Fetch(ids[k], BlobType::kData, dest);
+        const uint64_t len = std::min(bs, size - (first + k) * bs);
+        if (f.error.empty() && f.data.size() != len) f.error = "block " + ids[k].Hex() + " has the wrong length";
+        if (f.error.empty()) std::memcpy(b.data.data() + k * bs, f.data.data(), len);
+        else b.lost[k] = std::move(f);
+      }
+      return b;
     };
     auto submit = [&] {
       if (batch.empty()) return;
       uint64_t first = block - batch.size();
-      pending_ids.emplace_back(first, batch);
-      if (nblocks <= kBlocksPerFetch) {
+      AlignedBuffer buf;
+      if (spare.empty()) {
+        buf = AlignedBuffer(std::min<uint64_t>(per_batch, nblocks) * bs);
+      } else {
+        buf = std::move(spare.back());
+        spare.pop_back();
+      }
+      if (nblocks <= per_batch) {
         // The file's only batch: nothing to overlap it with, so it is
         // fetched here, without a hand-over to the pool and back (most of
         // the time per file in a tree of small files, after the fsync).
-        std::promise<std::vector<Fetched>> done;
-        done.set_value(fetch_batch(batch));
+        std::promise<Batch> done;
+        done.set_value(fetch_batch(first, batch, std::move(buf)));
         in_flight.push_back(done.get_future());
       } else {
-        in_flight.push_back(pool_.Submit([fetch_batch, ids = batch] { return fetch_batch(ids); }));
+        in_flight.push_back(pool_.Submit([fetch_batch, first, ids = batch, buf = std::move(buf)]() mutable {
+          return fetch_batch(first, ids, std::move(buf));
+        }));
       }
       batch.clear();
       while (in_flight.size() > pool_.size() * 2) drain_one();
@@ -308,7 +352,7 @@ class Restorer {
         if (block >= nblocks) ThrowCorrupt("block list of " + dest + " is longer than the file");
         batch.push_back(id);
         block++;
-        if (batch.size() == kBlocksPerFetch) submit();
+        if (batch.size() == per_batch) submit();
       }
     }
     submit();
@@ -322,6 +366,16 @@ class Restorer {
     std::string data;
     std::string error;  // why the blob could not be read; "" when it was
     ErrorKind kind = ErrorKind::kCorrupt;  // the error's
+  };
+
+  // One fetch batch of a file: the blocks [first, first + ids.size()),
+  // each at its place in data (bs bytes apart), so that a run of them is
+  // written at once.
+  struct Batch {
+    uint64_t first = 0;
+    std::vector<Hash> ids;
+    AlignedBuffer data;          // a zero or lost block's bytes are left unset
+    std::vector<Fetched> lost;   // per block: error set when it could not be read (data unused)
   };
 
   // A blob, or why it is lost (damage to this point: restore goes on and

@@ -8,9 +8,12 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
+#include "destination/dump.h"
 #include "helpers/test_util.h"
 #include "run/backup.h"
 #include "util/error.h"
@@ -433,6 +436,26 @@ TEST_F(RestoreTest, AFailedSyncFailsTheRestore) {
   EXPECT_EQ(env.synced.size(), 2u);
 }
 
+// A file of many fetch batches (4 KiB blocks, 64 a batch) with runs of data
+// and of zeros across the batch boundaries: bit-identical, and the zero
+// runs left holes (never written), however its runs are written.
+TEST_F(RestoreTest, AFileOfManyBatchesKeepsItsBytesAndItsHoles) {
+  OpenStore();
+  ASSERT_TRUE(std::filesystem::create_directory(src_));
+  const std::string content = RandomBytes(70 * 4096, 21) + std::string(130 * 4096, '\0') +
+                              RandomBytes(90 * 4096, 22) + std::string(10 * 4096, '\0') + RandomBytes(100, 23);
+  WriteFile(src_ + "/img", content);
+  std::string p = Backup();
+  RestoreStats st = RestoreTo(p, "VOL/img", tmp_ / "img.out");
+  EXPECT_EQ(st.bytes, 160u * 4096 + 100);
+  EXPECT_EQ(ReadFile(tmp_ / "img.out"), content);
+  auto f = Env::Default()->OpenRead(tmp_ / "img.out");
+  EXPECT_EQ(f->NextHole(0), 70u * 4096);
+  EXPECT_EQ(f->NextData(70 * 4096), 200u * 4096);
+  EXPECT_EQ(f->NextHole(200 * 4096), 290u * 4096);
+  EXPECT_EQ(f->NextData(290 * 4096), 300u * 4096);
+}
+
 // --- Damaged stores ----------------------------------------------------
 
 class DamagedRestoreTest : public RestoreTest {
@@ -478,6 +501,44 @@ TEST_F(DamagedRestoreTest, FlippedBitInADataBlobIsCorruptNotWrongBytes) {
   EXPECT_EQ(ReadFile(tmp_ / "f2.out"), want);
   RestoreTo(p, "VOL/g", tmp_ / "g.out");
   EXPECT_EQ(ReadFile(tmp_ / "g.out"), "unaffected");
+}
+
+// A bad block in the middle of a run of good ones (of a file of many
+// batches, whose runs are written at once): listed with its range and left
+// zero, a hole; the blocks around it restored.
+TEST_F(DamagedRestoreTest, ABadBlockInTheMiddleOfARunIsListedAndLeftZero) {
+  OpenStore();
+  ASSERT_TRUE(std::filesystem::create_directory(src_));
+  const std::string content = RandomBytes(200 * 4096, 31);
+  WriteFile(src_ + "/img", content);
+  std::string p = Backup();
+  std::string pack;
+  PackEntry e;
+  ASSERT_NO_FATAL_FAILURE(FindDataBlob(content.substr(100 * 4096, 4096), &pack, &e));
+  test::XorFileByte(pack, e.offset + e.stored_len / 2, 0x10);
+  Reopen();
+  RestoreStats st = Restore(store_.get(), p, "VOL/img", tmp_ / "img.out", RestoreOptions{}, &log_);
+  ASSERT_EQ(st.damaged, 1u);
+  ASSERT_EQ(st.damage.size(), 1u);
+  EXPECT_NE(st.damage[0].find("bytes 409600..413696 lost, left zero"), std::string::npos) << st.damage[0];
+  EXPECT_NE(st.damage[0].find(pack), std::string::npos) << st.damage[0];
+  std::string want = content;
+  want.replace(100 * 4096, 4096, std::string(4096, '\0'));
+  EXPECT_EQ(ReadFile(tmp_ / "img.out"), want);
+  auto f = Env::Default()->OpenRead(tmp_ / "img.out");
+  EXPECT_EQ(f->NextHole(0), 100u * 4096);
+  EXPECT_EQ(f->NextData(100 * 4096), 101u * 4096);
+  // --fail-fast stops there, and leaves no file.
+  RestoreOptions fail_fast;
+  fail_fast.fail_fast = true;
+  ExpectError(ErrorKind::kCorrupt, [&] { Restore(store_.get(), p, "VOL/img", tmp_ / "ff.out", fail_fast, &log_); });
+  EXPECT_FALSE(Env::Default()->Exists(tmp_ / "ff.out"));
+  // A dump stops at it, naming its range, after the blocks before it.
+  std::ostringstream stream;
+  StreamFile dumped(stream, "the stream");
+  std::string msg = ExpectError(ErrorKind::kCorrupt, [&] { DumpFile(store_.get(), p, "VOL/img", &dumped, &log_); });
+  EXPECT_NE(msg.find("bytes 409600..413696 cannot be read"), std::string::npos) << msg;
+  EXPECT_EQ(stream.str(), content.substr(0, 100 * 4096));
 }
 
 TEST_F(DamagedRestoreTest, MissingPackIsReportedAsDamage) {

@@ -110,7 +110,19 @@ EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int 
   return b;
 }
 
-std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::string& where) {
+namespace {
+
+// This thread's zstd decompression context, made once and reused:
+// ZSTD_decompress would make and free one for every blob.
+ZSTD_DCtx* ThreadDecompressor() {
+  thread_local std::unique_ptr<ZSTD_DCtx, size_t (*)(ZSTD_DCtx*)> ctx(ZSTD_createDCtx(), ZSTD_freeDCtx);
+  if (!ctx) throw Error(ErrorKind::kOther, "zstd: cannot make a decompression context");
+  return ctx.get();
+}
+
+// DecodeBlob; a blob stored raw is taken over from *stored instead of copied.
+std::string DecodeBlobFrom(const PackEntry& e, std::string_view stored, std::string* owned,
+                           const std::string& where) {
   // The lengths come from a disk: bounded before the output is allocated.
   if (!ValidKinds(e.type, e.comp))
     ThrowCorrupt(where + ": blob " + e.id.Hex() + " has an unknown type or compression");
@@ -119,7 +131,8 @@ std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::s
                  std::to_string(stored.size()) + " bytes stored, " + std::to_string(e.raw_len) + " raw)");
   std::string raw;
   if (e.comp == Compression::kNone) {
-    raw.assign(stored);
+    if (owned) raw = std::move(*owned);
+    else raw.assign(stored);
   } else {
     // A frame that declares its size must declare raw_len.
     unsigned long long declared = ZSTD_getFrameContentSize(stored.data(), stored.size());
@@ -129,7 +142,7 @@ std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::s
       ThrowCorrupt(where + ": blob " + e.id.Hex() + " does not match its hash (zstd frame of " +
                    std::to_string(declared) + " bytes, " + std::to_string(e.raw_len) + " expected)");
     raw.resize(e.raw_len);
-    size_t n = ZSTD_decompress(raw.data(), raw.size(), stored.data(), stored.size());
+    size_t n = ZSTD_decompressDCtx(ThreadDecompressor(), raw.data(), raw.size(), stored.data(), stored.size());
     if (ZSTD_isError(n))
       ThrowCorrupt(where + ": blob " + e.id.Hex() + " does not decompress (" +
                    ZSTD_getErrorName(n) + ")");
@@ -138,6 +151,12 @@ std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::s
   if (raw.size() != e.raw_len || Sha256(raw) != e.id)
     ThrowCorrupt(where + ": blob " + e.id.Hex() + " does not match its hash");
   return raw;
+}
+
+}  // namespace
+
+std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::string& where) {
+  return DecodeBlobFrom(e, stored, nullptr, where);
 }
 
 PackWriter::PackWriter(Env* env, const std::string& tmp_path)
@@ -234,7 +253,7 @@ std::string ReadBlob(ReadableFile* file, const PackEntry& e) {
   std::string stored(e.stored_len, '\0');
   if (file->ReadAt(e.offset, stored.data(), stored.size()) != stored.size())
     ThrowCorrupt(file->path() + ": truncated at offset " + std::to_string(e.offset));
-  return DecodeBlob(e, stored, where);
+  return DecodeBlobFrom(e, stored, &stored, where);
 }
 
 std::vector<PackEntry> ReadPackEntries(ReadableFile* file) {
