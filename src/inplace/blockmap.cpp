@@ -23,6 +23,7 @@ constexpr uint64_t kStateOffset = 12;
 constexpr uint64_t kEntrySize = kBlockmapEntrySize;
 constexpr uint64_t kMaxPathLen = 1 << 20;
 constexpr uint64_t kMapChunkBytes = 1u << 20;  // map bytes read per step when checking
+constexpr size_t kSmallMapBytes = 8 * 1024;  // a map smaller than this is read whole at once
 
 // Feeds the entries of the map in f (from entries_off, n of them) to sum,
 // a chunk at a time. Returns false when the file ends before them.
@@ -74,10 +75,24 @@ std::string EncodeBlockmapHeader(const Blockmap& m) {
 // --- Reading ---
 
 std::string CheckBlockmap(ReadableFile* f, Blockmap* m) {
-  const uint64_t fsize = f->Size();
+  // The map of a file of up to about 250 blocks (almost every file of a
+  // root file system) comes in one read and is checked from memory; a
+  // bigger one is read a chunk at a time.
+  std::string head(kSmallMapBytes, '\0');
+  head.resize(f->ReadAt(0, head.data(), head.size()));
+  const bool whole = head.size() < kSmallMapBytes;
+  const uint64_t fsize = whole ? head.size() : f->Size();
+  // Bytes [off, off + n) of the map into out, from memory when read.
+  auto read = [&](uint64_t off, char* out, size_t n) {
+    if (off + n <= head.size()) {
+      std::memcpy(out, head.data() + off, n);
+      return true;
+    }
+    return f->ReadAt(off, out, n) == n;
+  };
   if (fsize < kHeaderSize + kEntrySize) return "is truncated";
   char hdr[kHeaderSize];
-  if (f->ReadAt(0, hdr, kHeaderSize) != kHeaderSize) return "is truncated";
+  if (!read(0, hdr, kHeaderSize)) return "is truncated";
   if (std::memcmp(hdr, kMagic, sizeof kMagic) != 0) return "is not a blockmap";
   if (GetU32(hdr + 8) != kVersion) return "has unknown version " + std::to_string(GetU32(hdr + 8));
   if (GetU32(hdr + 12) != kStateComplete) return "was left incomplete (its update was interrupted)";
@@ -92,17 +107,21 @@ std::string CheckBlockmap(ReadableFile* f, Blockmap* m) {
     return "has a bad block size " + std::to_string(m->block_size);
   if (path_len > kMaxPathLen || kHeaderSize + path_len + kEntrySize > fsize) return "is truncated";
   m->path.assign(path_len, '\0');
-  if (f->ReadAt(kHeaderSize, m->path.data(), path_len) != path_len) return "is truncated";
+  if (!read(kHeaderSize, m->path.data(), path_len)) return "is truncated";
   const uint64_t n = BlockCount(m->file_size, m->block_size);
   const uint64_t room = fsize - kHeaderSize - path_len - kEntrySize;
   if (n > room / kEntrySize || n * kEntrySize != room) return "has a length that does not fit its file size";
   Sha256Stream sum;
-  if (!HashEntries(f, kHeaderSize + path_len, n, &sum)) return "is truncated";
+  if (whole) {
+    sum.Update(head.data() + kHeaderSize + path_len, n * kEntrySize);
+  } else if (!HashEntries(f, kHeaderSize + path_len, n, &sum)) {
+    return "is truncated";
+  }
   sum.Update(hdr, kHeaderSize);
   sum.Update(m->path.data(), path_len);
   Hash want = sum.Finish();
   Hash have;
-  if (f->ReadAt(kHeaderSize + path_len + n * kEntrySize, have.bytes.data(), kEntrySize) != kEntrySize)
+  if (!read(kHeaderSize + path_len + n * kEntrySize, reinterpret_cast<char*>(have.bytes.data()), kEntrySize))
     return "is truncated";
   if (have != want) return "has a wrong checksum";
   return "";

@@ -220,8 +220,8 @@ void Syncer::RemoveTree(const std::string& path) {
   stats_->deleted++;
 }
 
-bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst) {
-  Entry cur = ReadMetadata(env_, dst, ExistingStatus(env_, dst));
+bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst, const FileStatus* dst_st) {
+  Entry cur = ReadMetadata(env_, dst, dst_st ? *dst_st : ExistingStatus(env_, dst));
   bool changed = false;
   // A step that fails is a warning (EPERM as non-root, xattrs the file
   // system lacks), the message naming the step and dst; a crash is not.
@@ -275,7 +275,10 @@ bool Inside(const std::string& a, const std::string& b) {  // a is b or below it
 }  // namespace
 
 void CheckOwnEntry(Env* env, const std::string& path, bool want_dir) {
-  const FileStatus st = env->Status(path);
+  CheckOwnEntry(path, env->Status(path), want_dir);
+}
+
+void CheckOwnEntry(const std::string& path, const FileStatus& st, bool want_dir) {
   if (st.kind == FileKind::kMissing) return;
   if (st.kind == FileKind::kSymlink)
     ThrowConfig(path + " is a symlink where vmback keeps its own " + (want_dir ? "directory" : "file") +

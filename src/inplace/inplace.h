@@ -168,5 +168,7 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
 // files and directories vmback keeps inside a target (locks, blockmaps,
 // their directories, mirrored file volumes).
 void CheckOwnEntry(Env* env, const std::string& path, bool want_dir);
+// The same for st, the lstat of path already taken.
+void CheckOwnEntry(const std::string& path, const FileStatus& st, bool want_dir);
 
 }  // namespace vmback

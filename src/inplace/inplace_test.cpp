@@ -495,27 +495,32 @@ TEST_F(InplaceTest, DeletedBlockmapIsRebuiltWithAMessage) {
 }
 
 TEST_F(InplaceTest, CorruptBlockmapIsDetectedAndRebuilt) {
-  std::string src = tmp_ / "src", dst = tmp_ / "dst";
-  WriteFile(src, RandomBytes(50 * kBs, 41));
-  Sync(src, dst);
-  const uint64_t map_size = fs::file_size(MapOf(dst));
-  // An entry, a header field (block size), the path, the trailer.
-  for (uint64_t off : {uint64_t{64 + 3 + 32 * 7 + 5}, uint64_t{17}, uint64_t{65}, map_size - 1}) {
-    SCOPED_TRACE(off);
-    XorFileByte(MapOf(dst), off, 0x01);
-    EXPECT_THROW(ReadBlockmap(Env::Default(), MapOf(dst)), Error);
-    // And the target changed too, where the map can no longer tell.
-    XorFileByte(dst, 7 * kBs + 100, 0x80);
-    std::vector<std::string> problems;
-    InplaceStats s = SyncLogged(src, dst, &problems, kBs, {.full_read = true});
-    EXPECT_EQ(s.blockmaps_rebuilt, 1u);
-    EXPECT_EQ(s.blocks_written, 1u);
-    ASSERT_EQ(problems.size(), 1u);
-    EXPECT_NE(problems[0].find("blockmap"), std::string::npos);
-    EXPECT_EQ(problems[0].find("does not fit the target"), std::string::npos) << problems[0];
-    EXPECT_EQ(ReadFile(dst), ReadFile(src));
-    Blockmap m = ReadBlockmap(Env::Default(), MapOf(dst));
-    EXPECT_EQ(m.blocks[0], Sha256(ReadFile(src).substr(0, kBs)));
+  // A map read whole at once (under 8 KiB) and one read in steps.
+  for (size_t blocks : {50, 300}) {
+    std::string src = tmp_ / ("src" + std::to_string(blocks)), dst = tmp_ / ("dst" + std::to_string(blocks));
+    WriteFile(src, RandomBytes(blocks * kBs, 41));
+    Sync(src, dst);
+    const uint64_t map_size = fs::file_size(MapOf(dst));
+    ASSERT_EQ(map_size < 8192, blocks == 50) << map_size;
+    const uint64_t path_len = BaseName(dst).size();
+    // An entry, a header field (block size), the path, the trailer.
+    for (uint64_t off : {64 + path_len + 32 * 7 + 5, uint64_t{17}, uint64_t{65}, map_size - 1}) {
+      SCOPED_TRACE(std::to_string(blocks) + " blocks, byte " + std::to_string(off));
+      XorFileByte(MapOf(dst), off, 0x01);
+      EXPECT_THROW(ReadBlockmap(Env::Default(), MapOf(dst)), Error);
+      // And the target changed too, where the map can no longer tell.
+      XorFileByte(dst, 7 * kBs + 100, 0x80);
+      std::vector<std::string> problems;
+      InplaceStats s = SyncLogged(src, dst, &problems, kBs, {.full_read = true});
+      EXPECT_EQ(s.blockmaps_rebuilt, 1u);
+      EXPECT_EQ(s.blocks_written, 1u);
+      ASSERT_EQ(problems.size(), 1u);
+      EXPECT_NE(problems[0].find("blockmap"), std::string::npos);
+      EXPECT_EQ(problems[0].find("does not fit the target"), std::string::npos) << problems[0];
+      EXPECT_EQ(ReadFile(dst), ReadFile(src));
+      Blockmap m = ReadBlockmap(Env::Default(), MapOf(dst));
+      EXPECT_EQ(m.blocks[0], Sha256(ReadFile(src).substr(0, kBs)));
+    }
   }
 }
 

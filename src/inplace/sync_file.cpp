@@ -75,8 +75,9 @@ void Syncer::EnsureMapSubdir(const std::string& map_path) {
 
 std::string Syncer::LoadMap(const std::string& map_path, const std::string& rel, const FileStatus& dst_st,
                             Blockmap* h, std::unique_ptr<ReadableFile>* file) {
-  CheckOwnEntry(env_, map_path, false);
-  if (!env_->Exists(map_path)) return "is missing";
+  const FileStatus map_st = env_->Status(map_path);
+  CheckOwnEntry(map_path, map_st, false);
+  if (map_st.kind == FileKind::kMissing) return "is missing";
   auto f = env_->OpenRead(map_path);
   std::string why = CheckBlockmap(f.get(), h);
   if (!why.empty()) return why;
@@ -106,7 +107,7 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   if (trusted && src_st.type != S_IFBLK && !opts_.full_read && old.file_size == src_st.size &&
       old.source_mtime_ns == src_st.mtime_ns) {
     stats_->files_skipped++;
-    if (meta) SyncMetadataOnly(*meta, dst, map_path, old, old_map.get());
+    if (meta) SyncMetadataOnly(*meta, dst, dst_st, map_path, old, old_map.get());
     mapped_.insert_or_assign(InodeKey{dst_st.dev, dst_st.ino}, std::make_pair(dst, map_path));
     return;
   }
@@ -142,9 +143,9 @@ bool Syncer::ClearWayForFile(const std::string& dst, const FileStatus& src_st, F
   return false;
 }
 
-void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const std::string& map_path,
-                              const Blockmap& old, ReadableFile* old_map) {
-  if (!ApplyMetadata(meta, dst)) return;
+void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const FileStatus& dst_st,
+                              const std::string& map_path, const Blockmap& old, ReadableFile* old_map) {
+  if (!ApplyMetadata(meta, dst, &dst_st)) return;
   auto f = env_->OpenWrite(dst, CreateMode::kExisting);
   f->Sync();
   f->Close();

@@ -88,7 +88,8 @@ class Syncer {
   // Brings owner, mode, xattrs and mtime of dst to e's, touching only what
   // differs (every change moves the ctime the blockmap records). Returns
   // whether anything changed. Failures are warnings, as in restore.
-  bool ApplyMetadata(const Entry& e, const std::string& dst);
+  // dst_st: the lstat of dst when the caller has it (else taken here).
+  bool ApplyMetadata(const Entry& e, const std::string& dst, const FileStatus* dst_st = nullptr);
 
   void Warn(const std::string& message);
 
@@ -118,8 +119,9 @@ class Syncer {
   // A file whose content is unchanged: its metadata is brought up to date,
   // and when that changed anything, the file is fsynced and its map
   // restamped with the file's new identity.
-  void SyncMetadataOnly(const Entry& meta, const std::string& dst, const std::string& map_path,
-                        const Blockmap& old, ReadableFile* old_map);
+  // dst_st: the lstat of dst.
+  void SyncMetadataOnly(const Entry& meta, const std::string& dst, const FileStatus& dst_st,
+                        const std::string& map_path, const Blockmap& old, ReadableFile* old_map);
 
   // Copies the content of src onto *c->dst (c: basis, old map), applies the
   // metadata, makes the file durable, then (only then) commits its map.

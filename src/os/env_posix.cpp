@@ -446,6 +446,7 @@ Xattrs Env::ReadXattrs(const std::string& path) {
     if (errno == ENOTSUP || errno == ENODATA) return out;
     ThrowIo("list xattrs of " + path, errno);
   }
+  if (n == 0) return out;  // none (the common case): no second call
   std::string names(static_cast<size_t>(n), '\0');
   n = ::llistxattr(path.c_str(), names.data(), names.size());
   if (n < 0) ThrowIo("list xattrs of " + path, errno);

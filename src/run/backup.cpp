@@ -9,6 +9,7 @@
 #include <set>
 #include <chrono>
 #include <map>
+#include <tuple>
 #include <unordered_map>
 
 #include "config/config.h"
@@ -36,6 +37,20 @@ struct InodeKey {
   ino_t ino;
   bool operator<(const InodeKey& o) const { return dev != o.dev ? dev < o.dev : ino < o.ino; }
 };
+
+// Every field of Entry (store/tree.h) the same: two such entries encode
+// alike. REQUIRES: a field added to Entry is added here too.
+bool SameEntry(const Entry& a, const Entry& b) {
+  auto fields = [](const Entry& e) {
+    return std::tie(e.name, e.type, e.mode, e.uid, e.gid, e.mtime_ns, e.size, e.ctime_ns, e.ino, e.content, e.target,
+                    e.rdev, e.xattrs, e.hardlink, e.subtree);
+  };
+  return fields(a) == fields(b);
+}
+
+bool SameEntries(const std::vector<Entry>& a, const std::vector<Entry>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(), SameEntry);
+}
 
 // Walks one volume. The previous point's entry for the same volume, when
 // there is one, lets unchanged files reuse their block lists unread.
@@ -159,13 +174,16 @@ class VolumeWalker {
     return false;
   }
 
-  // Returns the id of the directory's tree blob.
+  // Returns the id of the directory's tree blob. A directory whose entries
+  // all equal those of its parent version (prev) gets prev's tree blob,
+  // neither encoded nor hashed again: that blob decodes to these entries.
   Hash WalkDir(const std::string& path, const std::string& rel, const Entry* prev) {
-    std::map<std::string, Entry> before;
+    std::vector<Entry> before;  // sorted by name, unique (DecodeTree checks)
+    bool have_before = false;
     if (prev && !prev->subtree.IsZero()) {
       try {
-        for (auto& e : DecodeTree(store_->Get(prev->subtree, BlobType::kTree), "tree of " + path))
-          before.emplace(e.name, std::move(e));
+        before = DecodeTree(store_->Get(prev->subtree, BlobType::kTree), "tree of " + path);
+        have_before = true;
       } catch (const Error& err) {
         if (err.kind() != ErrorKind::kCorrupt && err.kind() != ErrorKind::kNotFound &&
             err.kind() != ErrorKind::kIo)
@@ -184,8 +202,9 @@ class VolumeWalker {
       std::string child = JoinPath(path, name);
       if (rel.empty() && LeaveOutOwnEntry(spec_.own_prefix, name, child, log_)) continue;
       std::string child_rel = rel.empty() ? name : rel + "/" + name;
-      auto it = before.find(name);
-      const Entry* old = it == before.end() ? nullptr : &it->second;
+      auto it = std::lower_bound(before.begin(), before.end(), name,
+                                 [](const Entry& e, const std::string& n) { return e.name < n; });
+      const Entry* old = it != before.end() && it->name == name ? &*it : nullptr;
       try {
         const FileStatus st = store_->env()->Status(child);
         if (st.kind == FileKind::kMissing) {
@@ -193,7 +212,8 @@ class VolumeWalker {
           continue;
         }
         if (filter_.LeaveOut(child, child_rel, st.kind == FileKind::kDir, cache_dir)) continue;
-        Entry e = ReadMetadata(store_->env(), child, st);
+        // A full read reads the xattrs again too.
+        Entry e = ReadMetadata(store_->env(), child, st, opts_.full_read ? nullptr : old);
         e.name = name;
         if (e.type == EntryType::kDir) {
           stats_->dirs++;
@@ -229,6 +249,8 @@ class VolumeWalker {
         log_->Error(std::string(err.what()) + " (left out of this point)");
       }
     }
+    // Has: the blob is not marked damaged (then it is written afresh).
+    if (have_before && SameEntries(entries, before) && store_->Has(prev->subtree)) return prev->subtree;
     return store_->PutRaw(BlobType::kTree, EncodeTree(entries));
   }
 

@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <filesystem>
+#include <map>
 #include <random>
 #include <set>
 
@@ -106,6 +108,14 @@ class BackupTest : public ::testing::Test {
     WriteFile(src + "/" + middle, content);
     WriteFile(src + "/c", "third file\n");
     return src;
+  }
+  // m (a point read back), its first volume's root replaced by root, as
+  // the newest point: a point as another writer would have made it.
+  void WriteAsNewPoint(Manifest m, const Entry& root) {
+    store_->Flush();
+    m.volumes[0].root = root;
+    m.name = PointName::Parse(store_->NewPointName(), "test");
+    store_->WriteManifest(m);
   }
 
   test::TempDir tmp_;
@@ -697,10 +707,7 @@ TEST_F(BackupTest, PointWithoutCtimeAndInodeCostsOneFullRead) {
   EXPECT_EQ(old_tree.find("\"ino\""), std::string::npos);
   EXPECT_EQ(old_tree.find("\"ctime_ns\""), std::string::npos);
   root.subtree = store_->PutRaw(BlobType::kTree, old_tree);
-  store_->Flush();
-  m.volumes[0].root = root;
-  m.name = PointName::Parse(store_->NewPointName(), "test");
-  store_->WriteManifest(m);
+  WriteAsNewPoint(m, root);
 
   BackupResult r2 = Backup({{"t", src}});
   EXPECT_EQ(r2.volumes[0].bytes_read, 15000u);
@@ -1194,6 +1201,111 @@ TEST_F(BackupTest, AnEmptyChangeListReadsNothing) {
   EXPECT_EQ(r2.volumes[0].change_method, "dirty-bitmap");
   EXPECT_EQ(store_->ReadPoint(r2.point).volumes[0].root.content,
             store_->ReadPoint(r1.point).volumes[0].root.content);
+}
+
+// --- Trees of unchanged directories ------------------------------------
+
+// The entry named name in the tree blob id.
+Entry TreeEntry(Store* store, const Hash& id, const std::string& name) {
+  for (auto& e : DecodeTree(store->Get(id, BlobType::kTree), "test"))
+    if (e.name == name) return e;
+  throw std::runtime_error("no entry " + name);
+}
+
+TEST_F(BackupTest, UnchangedDirectoriesKeepTheirParentTreeBlobs) {
+  OpenStore(4096);
+  const std::string src = tmp_ / "src";
+  std::filesystem::create_directories(src + "/sub");
+  std::filesystem::create_directories(src + "/other");
+  WriteFile(src + "/sub/a", RandomBytes(5000, 1));
+  WriteFile(src + "/sub/b", "bee\n");
+  WriteFile(src + "/other/c", RandomBytes(3000, 2));
+  BackupResult r1 = Backup({{"t", src}});
+
+  // Rewrite r1 with sub's tree blob in another spelling of the same entries
+  // (spaces): a tree made afresh would get the canonical one's id.
+  Manifest m = store_->ReadPoint(r1.point);
+  Entry root = m.volumes[0].root;
+  std::vector<Entry> top = DecodeTree(store_->Get(root.subtree, BlobType::kTree), "test");
+  ASSERT_EQ(top[1].name, "sub");
+  std::string spaced = store_->Get(top[1].subtree, BlobType::kTree);
+  ASSERT_EQ(spaced.rfind("{\"entries\":[", 0), 0u);
+  spaced = "{ \"entries\" : [ " + spaced.substr(12);
+  ASSERT_EQ(EncodeTree(DecodeTree(spaced, "test")), store_->Get(top[1].subtree, BlobType::kTree));
+  const Hash spaced_id = store_->PutRaw(BlobType::kTree, spaced);
+  ASSERT_NE(spaced_id, top[1].subtree);
+  top[1].subtree = spaced_id;
+  root.subtree = store_->PutRaw(BlobType::kTree, EncodeTree(top));
+  WriteAsNewPoint(m, root);
+
+  // Nothing changed: every tree blob is the parent's, the spaced one too.
+  BackupResult r2 = Backup({{"t", src}});
+  EXPECT_EQ(r2.volumes[0].bytes_read, 0u);
+  const Entry root2 = store_->ReadPoint(r2.point).volumes[0].root;
+  EXPECT_EQ(root2.subtree, root.subtree);
+  EXPECT_EQ(TreeEntry(store_.get(), root2.subtree, "sub").subtree, spaced_id);
+
+  // A file changed in other/: other/ and the root get new trees, sub/ not.
+  WriteFile(src + "/other/c", RandomBytes(3000, 3));
+  SetMtimeNs(src + "/other/c", kT0 + 7, 0);
+  BackupResult r3 = Backup({{"t", src}});
+  const Entry root3 = store_->ReadPoint(r3.point).volumes[0].root;
+  EXPECT_NE(root3.subtree, root2.subtree);
+  EXPECT_EQ(TreeEntry(store_.get(), root3.subtree, "sub").subtree, spaced_id);
+  EXPECT_EQ(DescribeTree(RestoreNew(r3.point, "t")), DescribeTree(src));
+
+  // Only a mode changed in sub/ (no content, no mtime): sub/ gets a new tree.
+  std::filesystem::permissions(src + "/sub/b", std::filesystem::perms::owner_read);
+  BackupResult r4 = Backup({{"t", src}});
+  const Hash sub4 = TreeEntry(store_.get(), store_->ReadPoint(r4.point).volumes[0].root.subtree, "sub").subtree;
+  EXPECT_NE(sub4, spaced_id);
+  EXPECT_EQ(TreeEntry(store_.get(), sub4, "b").mode, 0400u);
+  EXPECT_EQ(DescribeTree(RestoreNew(r4.point, "t")), DescribeTree(src));
+}
+
+// Counts ReadXattrs calls by path.
+class XattrCountingEnv : public EnvWrapper {
+ public:
+  using EnvWrapper::EnvWrapper;
+  Xattrs ReadXattrs(const std::string& path) override {
+    reads[path]++;
+    return EnvWrapper::ReadXattrs(path);
+  }
+  std::map<std::string, int> reads;
+};
+
+TEST_F(BackupTest, XattrsOfAFileWithTheSameInodeAndCtimeAreNotReadAgain) {
+  XattrCountingEnv env(Env::Default());
+  Store::Init(&env, store_dir_, 4096);
+  store_ = Store::Open(&env, store_dir_, LockMode::kExclusive, &log_);
+  const std::string src = tmp_ / "src";
+  std::filesystem::create_directories(src);
+  const std::string f = src + "/f";
+  WriteFile(f, "data\n");
+  Env::Default()->SetXattr(f, "user.v", "one");
+  auto xattr_in = [&](const std::string& point) {
+    std::vector<Entry> es = DecodeTree(store_->Get(store_->ReadPoint(point).volumes[0].root.subtree, BlobType::kTree), "t");
+    return es.at(0).xattrs;
+  };
+  const Xattrs one = {{"user.v", "one"}};
+  BackupResult r1 = Backup({{"t", src}});
+  EXPECT_EQ(env.reads[f], 1);
+  EXPECT_EQ(xattr_in(r1.point), one);
+
+  BackupResult r2 = Backup({{"t", src}});
+  EXPECT_EQ(env.reads[f], 1) << "unchanged inode: its xattrs taken from the parent point";
+  EXPECT_EQ(xattr_in(r2.point), one);
+
+  // Setting an xattr moves the ctime: read again (and so does a full read).
+  Env::Default()->SetXattr(f, "user.v", "two");
+  BackupResult r3 = Backup({{"t", src}});
+  EXPECT_EQ(env.reads[f], 2);
+  EXPECT_EQ(xattr_in(r3.point), (Xattrs{{"user.v", "two"}}));
+  BackupOptions full;
+  full.full_read = true;
+  Backup({{"t", src}}, full);
+  EXPECT_EQ(env.reads[f], 3);
+  store_.reset();
 }
 
 }  // namespace

@@ -10,6 +10,10 @@
 namespace vmback {
 
 Entry ReadMetadata(Env* env, const std::string& path, const FileStatus& st) {
+  return ReadMetadata(env, path, st, nullptr);
+}
+
+Entry ReadMetadata(Env* env, const std::string& path, const FileStatus& st, const Entry* prev) {
   Entry e;
   e.mode = st.mode;
   e.uid = st.uid;
@@ -33,7 +37,12 @@ Entry ReadMetadata(Env* env, const std::string& path, const FileStatus& st) {
     case S_IFSOCK: e.type = EntryType::kSocket; break;
     default: throw Error(ErrorKind::kIo, path + ": unknown file type");
   }
-  e.xattrs = env->ReadXattrs(path);
+  if (prev && e.type == EntryType::kFile && prev->type == EntryType::kFile && prev->ino != 0 &&
+      prev->ino == e.ino && prev->ctime_ns == e.ctime_ns) {
+    e.xattrs = prev->xattrs;
+  } else {
+    e.xattrs = env->ReadXattrs(path);
+  }
   return e;
 }
 

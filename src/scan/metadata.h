@@ -16,6 +16,10 @@ namespace vmback {
 // ctime_ns and ino) from st, the lstat of path, reading the symlink target
 // and the xattrs through env. Throws Error naming path.
 Entry ReadMetadata(Env* env, const std::string& path, const FileStatus& st);
+// The same, but a regular file whose inode number and ctime equal those
+// recorded in prev (path's entry in the parent point; may be null) takes
+// prev's xattrs unread: setting or removing an xattr moves the ctime.
+Entry ReadMetadata(Env* env, const std::string& path, const FileStatus& st, const Entry* prev);
 // The same through Env::Default(), for callers that hold a struct stat.
 Entry ReadMetadata(const std::string& path, const struct stat& st);
 
