@@ -73,6 +73,25 @@ def load_runs(work):
     return runs
 
 
+def tool_stats(work, tool, phase):
+    """A tool's own statistics from its --json output in WORK/logs (restic:
+    its summary line; vmback, borg: the document; others: None)."""
+    path = os.path.join(work, "logs", "%s-%s.out" % (tool, phase))
+    if tool == "restic":
+        summary = None
+        try:
+            for line in open(path):
+                line = line.strip()
+                if line.startswith("{") and '"summary"' in line:
+                    summary = json.loads(line)
+        except OSError:
+            pass
+        return summary
+    if tool not in ("vmback", "vmback-dir", "borg"):
+        return None
+    return load_json(path)
+
+
 def binary_info(work, vmback):
     """(sha256+mtime at the start, the same now) of the vmback binary named."""
     start = read_text(work, "vmback-id-start")

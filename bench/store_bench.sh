@@ -115,27 +115,11 @@ import json, os, sys, datetime
 work, out_path, vmback = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, sys.argv[4])
 from bench_common import (MIB, binary_info, binary_json, binary_line, fmt, goal, goal_lines, load_json,  # noqa: E402
-                          load_runs, read_text, rows_by_phase, table, ver, write_json)
+                          load_runs, tool_stats, read_text, rows_by_phase, table, ver, write_json)
 TOOLS = ["vmback", "vmback-dir", "restic", "borg", "cp"]
 OTHERS = ["restic", "borg", "cp"]
 PHASES = ["full", "incremental", "restore"]
 BACKUPS = ["full", "incremental"]
-
-
-def tool_stats(tool, phase):
-    """The tool's own statistics from its --json output (informational)."""
-    path = os.path.join(work, "logs", "%s-%s.out" % (tool, phase))
-    if tool == "restic":
-        summary = None
-        try:
-            for line in open(path):
-                line = line.strip()
-                if line.startswith("{") and '"summary"' in line:
-                    summary = json.loads(line)
-        except OSError:
-            pass
-        return summary
-    return load_json(path)
 
 
 runs = load_runs(work)
@@ -143,7 +127,7 @@ for tool, phases in runs.items():
     for phase, r in phases.items():
         del r["page_cache_warmed"]
         if phase in BACKUPS:
-            r["tool_stats"] = tool_stats(tool, phase)
+            r["tool_stats"] = tool_stats(work, tool, phase)
         if r["wall_s"] is not None and r["sync_after_s"] is not None:
             r["wall_plus_sync_s"] = round(r["wall_s"] + r["sync_after_s"], 2)
         else:

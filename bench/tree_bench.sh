@@ -110,7 +110,7 @@ import json, os, sys, datetime
 work, out_path, vmback = sys.argv[1], sys.argv[2], sys.argv[3]
 sys.path.insert(0, sys.argv[4])
 from bench_common import (MIB, binary_info, binary_json, binary_line, fmt, goal, goal_lines, load_json,  # noqa: E402
-                          load_runs, read_text, rows_by_phase, table, ver, write_json)
+                          load_runs, tool_stats, read_text, rows_by_phase, table, ver, write_json)
 TOOLS = ["vmback", "vmback-dir", "restic", "borg", "rsync"]
 VMBACKS = ["vmback", "vmback-dir"]
 OTHERS = ["restic", "borg", "rsync"]
@@ -118,29 +118,11 @@ PHASES = ["day1", "day2-same", "day2-1pct"]
 PHASE_NAMES = {"day1": "day 1 (full)", "day2-same": "day 2, nothing changed", "day2-1pct": "day 2, 1% changed"}
 
 
-def tool_stats(tool, phase):
-    """The tool's own statistics from its --json output (informational)."""
-    path = os.path.join(work, "logs", "%s-%s.out" % (tool, phase))
-    if tool == "restic":
-        summary = None
-        try:
-            for line in open(path):
-                line = line.strip()
-                if line.startswith("{") and '"summary"' in line:
-                    summary = json.loads(line)
-        except OSError:
-            pass
-        return summary
-    if tool == "rsync":
-        return None
-    return load_json(path)
-
-
 runs = load_runs(work)
 for tool, phases in runs.items():
     for phase, r in phases.items():
         if phase != "init":
-            r["tool_stats"] = tool_stats(tool, phase)
+            r["tool_stats"] = tool_stats(work, tool, phase)
             r["page_cache"] = "warm" if r["page_cache_warmed"] else ("dropped" if r["page_cache_dropped"] else "not dropped")
 
 gen = load_json(os.path.join(work, "gen.json")) or {}
