@@ -18,7 +18,9 @@ class VerifyCommand : public Command {
                     "(auto/M), or a random share (10%); the points' structure is always checked");
     cmd->add_option("--read-limit", limit_text_, "store: read each copy at most this fast, per second (e.g. 50M)");
     cmd->footer("\nThe store: every pack is read in full and every block re-hashed; each damaged\n"
-                "or missing block is traced to the points and files it affects.\n"
+                "or missing block is traced to the points and files it affects. Every copy\n"
+                "is read at once, each at its own pace; the report gives each copy's read\n"
+                "speed (--json: copies[].read_bytes_per_second).\n"
                 "--read-data-subset auto/4 in a weekly timer reads each pack once a month\n"
                 "(packaging/vmback-verify.timer does so).\n"
                 "A zfs or btrfs target: the file system's scrub (what it repaired from the\n"
