@@ -77,8 +77,9 @@ std::string VerifyText(const VerifyReport& r) {
       << ", " << Counted(r.points, "point") << ", " << Counted(r.files_checked, "file") << ": " << state << "\n";
   if (r.copies.size() > 1 || r.repaired) {
     for (const auto& c : r.copies)
-      out << "  copy " << c.dir << ": " << c.packs_checked << " packs checked, " << c.packs_missing << " missing, "
-          << c.packs_damaged << " damaged, " << c.manifests_damaged << " manifests damaged; repaired "
+      out << "  copy " << c.dir << ": " << Counted(c.packs_checked, "pack") << " checked, " << c.packs_missing
+          << " missing, " << c.packs_damaged << " damaged, " << Counted(c.manifests_damaged, "manifest")
+          << " damaged; repaired "
           << c.repaired << ", unrepairable " << c.unrepairable << "; read " << FormatBytes(c.bytes_read)
           << (c.read_seconds > 0 ? " at " + FormatBytes(static_cast<uint64_t>(c.bytes_read / c.read_seconds)) + "/s"
                                  : std::string())
