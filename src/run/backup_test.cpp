@@ -17,6 +17,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <random>
 #include <set>
@@ -103,7 +104,7 @@ class BackupTest : public ::testing::Test {
   // read in that order.
   std::string ThreeFileTree(const std::string& middle, const std::string& content) {
     std::string src = tmp_ / "src";
-    MustSucceed(::mkdir(src.c_str(), 0755), "mkdir " + src);
+    std::filesystem::create_directory(src);
     WriteFile(src + "/a", "first file\n");
     WriteFile(src + "/" + middle, content);
     WriteFile(src + "/c", "third file\n");
@@ -451,10 +452,8 @@ TEST_F(BackupTest, LargeSparseImageRoundTripsAndCountsItsBlocks) {
   OpenStore(kDefaultStoreBlockSize);
   const uint64_t kBlock = kDefaultStoreBlockSize, kBlocks = 400;  // 25 MiB
   std::string img = tmp_ / "disk.img";
-  int fd = ::open(img.c_str(), O_CREAT | O_WRONLY | O_TRUNC, 0644);
-  ASSERT_GE(fd, 0);
-  ASSERT_EQ(::ftruncate(fd, kBlocks * kBlock), 0);
-  ::close(fd);
+  { std::ofstream(img, std::ios::binary); }
+  std::filesystem::resize_file(img, kBlocks * kBlock);  // all hole
   std::string text;
   for (int i = 0; text.size() < kBlock; i++) text += "line " + std::to_string(i) + " of a log\n";
   // Per block: a hole, random data, text, or a copy of block 1.
