@@ -191,4 +191,13 @@ RunResult DryRunEnv::RunLimited(const std::vector<std::string>& argv, const RunL
   return ok;
 }
 
+PipeResult DryRunEnv::RunPipe(const std::vector<std::string>& producer, const std::vector<std::string>& consumer,
+                              const PipeLimits&) {
+  Note(CommandLine(producer) + " | " + CommandLine(consumer));
+  PipeResult ok;
+  ok.producer.exit_code = 0;
+  ok.consumer.exit_code = 0;
+  return ok;
+}
+
 }  // namespace vmback

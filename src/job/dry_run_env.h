@@ -67,6 +67,8 @@ class DryRunEnv : public EnvWrapper {
   std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override;
   RunResult Run(const std::vector<std::string>& argv) override;
   RunResult RunLimited(const std::vector<std::string>& argv, const RunLimits& limits) override;
+  PipeResult RunPipe(const std::vector<std::string>& producer, const std::vector<std::string>& consumer,
+                     const PipeLimits& limits) override;
 
  private:
   // The real path behind path: what a snapshot or clone made in the plan

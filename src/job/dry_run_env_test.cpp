@@ -116,6 +116,11 @@ TEST_F(DryRunEnvTest, CommandsThatChangeAreWrittenDownAndThoseThatLookRun) {
   EXPECT_EQ(steps, (std::vector<std::string>{"lvm lvcreate -s -n snap -L 1G -- " + lv,
                                              "(checked: blkid -p -o value -s TYPE -- " + snap + ")",
                                              "(checked: lvm vgs -- vg)", "lvm lvremove -f -- " + snap}));
+  // A pipe (zfs send | zfs recv) is written down, never run.
+  PipeResult p = dry_.RunPipe({"zfs", "send", "pool/a@x"}, {"zfs", "recv", "-F", "pool/b"}, {});
+  EXPECT_EQ(p.consumer.exit_code, 0);
+  EXPECT_TRUE(Has(dry_.TakeSteps(), "zfs send pool/a@x | zfs recv -F pool/b"));
+  EXPECT_EQ(real_.ran.size(), 2u);
   EXPECT_EQ(test::DescribeTree(tmp_.path()), before_);
 }
 

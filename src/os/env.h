@@ -156,6 +156,22 @@ struct RunLimits {
   const std::atomic<bool>* cancel = nullptr;
 };
 
+// Bounds on a pipe of two commands (Env::RunPipe), whose bytes vmback
+// relays and counts: both are killed when no byte has moved for stall, at
+// the deadline if one is given, or as soon as *cancel is set; RunPipe then
+// throws Error naming the command that stalled.
+struct PipeLimits {
+  std::chrono::steady_clock::duration stall = std::chrono::minutes(10);
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+  const std::atomic<bool>* cancel = nullptr;
+};
+
+struct PipeResult {
+  RunResult producer;  // its out is empty: its output went to the consumer
+  RunResult consumer;
+  uint64_t bytes = 0;  // relayed from the producer to the consumer
+};
+
 class Env {
  public:
   virtual ~Env() = default;
@@ -262,6 +278,12 @@ class Env {
     (void)limits;
     return Run(argv);
   }
+  // Runs producer | consumer (each as Run does, stdin of the producer from
+  // /dev/null), relaying the producer's output into the consumer's input.
+  // Neither exit is thrown; a start failure, a stall, the deadline or a
+  // cancel is (both killed). For `zfs send | zfs recv`.
+  virtual PipeResult RunPipe(const std::vector<std::string>& producer, const std::vector<std::string>& consumer,
+                             const PipeLimits& limits);
   virtual int64_t NowNanos() = 0;  // wall clock, ns since the epoch
   // The steady clock, for waits (retry pauses): tests give a fake one.
   virtual Clock* clock() { return Clock::Steady(); }
@@ -326,6 +348,10 @@ class EnvWrapper : public Env {
   RunResult Run(const std::vector<std::string>& argv) override { return target_->Run(argv); }
   RunResult RunLimited(const std::vector<std::string>& argv, const RunLimits& limits) override {
     return target_->RunLimited(argv, limits);
+  }
+  PipeResult RunPipe(const std::vector<std::string>& producer, const std::vector<std::string>& consumer,
+                     const PipeLimits& limits) override {
+    return target_->RunPipe(producer, consumer, limits);
   }
   int64_t NowNanos() override { return target_->NowNanos(); }
   Clock* clock() override { return target_->clock(); }

@@ -492,6 +492,11 @@ void Env::SyncFileSystem(const std::string& path) {
 
 uid_t Env::UserId() { return ::geteuid(); }
 
+PipeResult Env::RunPipe(const std::vector<std::string>& producer, const std::vector<std::string>& consumer,
+                        const PipeLimits& limits) {
+  return RunPipeSubprocesses(producer, consumer, limits);
+}
+
 std::string Env::HostName() {
   char host[256] = {};
   ::gethostname(host, sizeof host - 1);

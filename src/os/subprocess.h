@@ -20,6 +20,10 @@ namespace vmback {
 // The deadline of a command run without one: generous, so that only a hang
 // reaches it.
 constexpr std::chrono::minutes kDefaultCommandTimeout{10};
+// What a command may print on its stdout or stderr (captured in memory): a
+// command past it (a hostile host at the other end of ssh) is killed and
+// Error says so.
+constexpr size_t kMaxCommandOutput = size_t{64} << 20;
 // How often the cancel flag is looked at while a command runs.
 constexpr std::chrono::milliseconds kCancelPoll{50};
 // Between SIGTERM and SIGKILL to the process group of a command killed.
@@ -29,6 +33,16 @@ constexpr std::chrono::milliseconds kKillGrace{200};
 // is killed at its deadline or on cancel (naming it, how long it ran, and its
 // stderr so far); a non-zero exit is reported in the result, not thrown.
 RunResult RunSubprocess(const std::vector<std::string>& argv, const RunLimits& limits = {});
+
+// producer | consumer through vmback (Env::RunPipe): the bytes are relayed
+// (and counted) by this process, so that a stall is seen. Each runs in its
+// own process group; both are killed on a stall, at the deadline (none by
+// default: a stream may take hours, the stall bound ends a hang) or on
+// cancel, and Error names the pipe. A consumer that ends before the
+// producer (it refused the stream) ends the producer: the result then has
+// the consumer's exit and words, and producer.exit_code -1.
+PipeResult RunPipeSubprocesses(const std::vector<std::string>& producer, const std::vector<std::string>& consumer,
+                               const PipeLimits& limits);
 
 // Whether a program of that name is on PATH (an executable regular file in
 // one of its directories), as posix_spawnp would find it.

@@ -109,12 +109,100 @@ TEST(SubprocessTest, ClosedOutputAndIgnoredSigtermAreBounded) {
   EXPECT_LE(SecondsSince(start), 1.2);
 }
 
+// What a command prints is held in memory: past kMaxCommandOutput (a
+// hostile host at the other end of ssh) it is killed, and Error says so.
+TEST(SubprocessTest, OutputPastTheCapIsRefused) {
+  try {
+    RunSubprocess({"head", "-c", std::to_string(kMaxCommandOutput + 4096), "/dev/zero"});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), "printed more than 64 MiB")) << e.what();
+  }
+  RunResult r = RunSubprocess({"head", "-c", std::to_string(kMaxCommandOutput), "/dev/zero"});
+  EXPECT_EQ(r.out.size(), kMaxCommandOutput);
+  try {
+    RunPipeSubprocesses({"echo", "x"}, {"sh", "-c", "cat >/dev/null; head -c 70000000 /dev/zero >&2"}, {});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), "printed more than 64 MiB")) << e.what();
+  }
+}
+
 TEST(SubprocessTest, StartFailureNamesTheProgram) {
   try {
     RunSubprocess({"/nonexistent/program"});
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
     EXPECT_TRUE(Has(e.what(), "/nonexistent/program")) << e.what();
+  }
+}
+
+// --- RunPipeSubprocesses: producer | consumer relayed through vmback ------
+
+TEST(SubprocessPipeTest, RelaysAndCountsEveryByte) {
+  PipeResult r = RunPipeSubprocesses({"head", "-c", "3000000", "/dev/urandom"}, {"sha256sum"}, {});
+  EXPECT_EQ(r.producer.exit_code, 0);
+  EXPECT_EQ(r.consumer.exit_code, 0);
+  EXPECT_EQ(r.bytes, 3000000u);
+  // The same bytes, checked by the consumer: a file written by tee and
+  // hashed again gives the sum the consumer printed.
+  test::TempDir tmp;
+  r = RunPipeSubprocesses({"sh", "-c", "head -c 2500000 /dev/urandom | tee \"$0\"", tmp / "copy"},
+                          {"sha256sum"}, {});
+  ASSERT_EQ(r.consumer.exit_code, 0);
+  RunResult again = RunSubprocess({"sha256sum", tmp / "copy"});
+  EXPECT_EQ(r.consumer.out.substr(0, 64), again.out.substr(0, 64));
+  EXPECT_EQ(r.bytes, 2500000u);
+}
+
+TEST(SubprocessPipeTest, KeepsEachOnesWordsAndExit) {
+  PipeResult r = RunPipeSubprocesses({"sh", "-c", "echo sent; echo oops >&2; exit 2"},
+                                     {"sh", "-c", "cat; echo refused >&2; exit 4"}, {});
+  EXPECT_EQ(r.producer.exit_code, 2);
+  EXPECT_EQ(r.producer.err, "oops\n");
+  EXPECT_EQ(r.consumer.exit_code, 4);
+  EXPECT_EQ(r.consumer.out, "sent\n");
+  EXPECT_EQ(r.consumer.err, "refused\n");
+}
+
+// A consumer that refuses the stream at once (zfs recv into a dataset that
+// has diverged): the producer, still sending, is ended, and vmback is not
+// killed by SIGPIPE.
+TEST(SubprocessPipeTest, ConsumerGoneEarlyEndsTheProducer) {
+  test::TempDir tmp;
+  auto start = Steady::now();
+  PipeResult r = RunPipeSubprocesses(
+      {"sh", "-c", "ps -o pgid= -p $$ | tr -d ' ' >\"$0\"; while :; do head -c 65536 /dev/zero; done", tmp / "pgid"},
+      {"sh", "-c", "head -c 1000 >/dev/null; echo no >&2; exit 1"}, {});
+  EXPECT_EQ(r.consumer.exit_code, 1);
+  EXPECT_EQ(r.consumer.err, "no\n");
+  EXPECT_EQ(r.producer.exit_code, -1);
+  EXPECT_LE(SecondsSince(start), 5.0);
+  EXPECT_TRUE(GroupGone(tmp / "pgid"));
+}
+
+TEST(SubprocessPipeTest, StallKillsBoth) {
+  test::TempDir tmp;
+  PipeLimits limits;
+  limits.stall = milliseconds(400);
+  auto start = Steady::now();
+  try {
+    RunPipeSubprocesses(Hanger(tmp / "pgid"), {"cat"}, limits);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), "| cat moved no byte for 0.4 s")) << e.what();
+  }
+  EXPECT_LE(SecondsSince(start), 2.0);
+  EXPECT_TRUE(GroupGone(tmp / "pgid")) << "the producer's child sleep survived";
+}
+
+TEST(SubprocessPipeTest, StartFailureNamesTheProgram) {
+  EXPECT_THROW(RunPipeSubprocesses({"echo", "x"}, {"/nonexistent/recv"}, {}), Error);
+  try {
+    RunPipeSubprocesses({"/nonexistent/send"}, {"cat"}, {});
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_TRUE(Has(e.what(), "/nonexistent/send")) << e.what();
   }
 }
 
