@@ -144,7 +144,110 @@ bool vm_lines_contains(const std::vector<VmConfig>& vms, const std::string& name
   return false;
 }
 
+// The keys of a retention table ([retention], [replicate.retention]).
+void ReadRetention(const TableReader& rr, RetentionPolicy* p) {
+  rr.CheckKeys({"keep_last", "keep_within", "hourly", "daily", "weekly", "monthly", "yearly"});
+  auto count = [&](const char* key, int* out) {
+    int l = 0;
+    if (auto v = rr.Int(key, &l)) {
+      if (*v < 0 || *v > 1000000) rr.Fail(l, std::string("'") + key + "' must be between 0 and 1000000");
+      *out = static_cast<int>(*v);
+    }
+  };
+  count("keep_last", &p->keep_last);
+  count("hourly", &p->hourly);
+  count("daily", &p->daily);
+  count("weekly", &p->weekly);
+  count("monthly", &p->monthly);
+  count("yearly", &p->yearly);
+  int within_line = 0;
+  if (auto within = rr.String("keep_within", &within_line)) {
+    try {
+      p->keep_within_ns = ParseDuration(*within);
+    } catch (const Error& e) {
+      rr.Fail(within_line, e.what());
+    }
+  }
+}
+
+// [[replicate]]: each a table with a dataset, maybe a host and a
+// [replicate.retention]; only for a zfs target.
+void ReadReplicas(const std::string& file_name, const toml::table& root, const TableReader& top, Config* config) {
+  auto it = root.find("replicate");
+  if (it == root.end()) return;
+  const int line = TableReader::Line(it->first);
+  const toml::array* replicas = it->second.as_array();
+  if (replicas == nullptr)
+    top.Fail(line, std::string("'replicate' must be an array of tables ([[replicate]]), not ") + TypeName(it->second));
+  if (config->target.type != TargetType::kZfs)
+    top.Fail(line, std::string("[[replicate]] sends ZFS snapshots: it needs a zfs target, not a ") +
+                       TargetTypeName(config->target.type) + " target");
+  for (const toml::node& element : *replicas) {
+    const int at = static_cast<int>(element.source().begin.line);
+    const toml::table* table = element.as_table();
+    if (table == nullptr) top.Fail(at, std::string("each [[replicate]] must be a table, not ") + TypeName(element));
+    TableReader r(file_name, *table, "[[replicate]]", at);
+    r.CheckKeys({"dataset", "host", "retention"});
+    ReplicaConfig replica;
+    replica.line = at;
+    int l = 0;
+    replica.dataset = r.RequiredString("dataset", &l);
+    if (!IsPlainZfsDatasetName(replica.dataset))
+      r.Fail(l, "'dataset' in [[replicate]] must name a ZFS dataset such as \"offsite/vmback\" (letters, digits, "
+                "_ - : . and '/'), not \"" + EscapeForTerminal(replica.dataset) + "\"");
+    if (auto host = r.String("host", &l)) {
+      if (!IsPlainSshHost(*host))
+        r.Fail(l, "'host' in [[replicate]] must be an ssh destination such as \"backup@site\" (letters, digits, "
+                  ". _ - @; set a port or key in ~/.ssh/config), not \"" + EscapeForTerminal(*host) + "\"");
+      replica.host = *host;
+    }
+    if (replica.host.empty() && replica.dataset == config->target.dataset)
+      r.Fail(at, "[[replicate]] dataset \"" + replica.dataset + "\" is the target's own dataset");
+    if (auto rt = table->find("retention"); rt != table->end()) {
+      const toml::table* t = rt->second.as_table();
+      if (t == nullptr) r.Fail(TableReader::Line(rt->first), "'retention' in [[replicate]] must be a table");
+      TableReader rr(file_name, *t, "[replicate.retention]", TableReader::Line(rt->first));
+      ReadRetention(rr, &replica.retention);
+      replica.retention_given = true;
+    }
+    for (const auto& other : config->replicas)
+      if (other.where() == replica.where())
+        r.Fail(at, "[[replicate]] " + replica.where() + " is given twice (first at line " + std::to_string(other.line) +
+                       ")");
+    config->replicas.push_back(std::move(replica));
+  }
+}
+
 }  // namespace
+
+bool IsPlainZfsDatasetName(std::string_view name) {
+  if (name.empty() || name.size() > 255 || name.front() == '-') return false;
+  size_t component = 0;
+  size_t dots = 0;  // a component of dots alone ("." or "..") is no name
+  for (char c : name) {
+    if (c == '/') {
+      if (component == 0 || dots == component) return false;
+      component = dots = 0;
+      continue;
+    }
+    if (c == '.') dots++;
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '-' || c == ':' || c == '.';
+    if (!ok) return false;
+    component++;
+  }
+  return component > 0 && dots != component;
+}
+
+bool IsPlainSshHost(std::string_view host) {
+  if (host.empty() || host.size() > 255 || host.front() == '-') return false;
+  for (char c : host) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                    c == '-' || c == '.' || c == '@';
+    if (!ok) return false;
+  }
+  return true;
+}
 
 const char* VolumeModeName(VolumeMode m) { return m == VolumeMode::kBlock ? "block" : "filesystem"; }
 
@@ -191,7 +294,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
   Config config;
   config.file = file_name;
   TableReader top(file_name, root, "the top-level table", 1);
-  top.CheckKeys({"target", "volume", "retention", "libvirt", "run", "vm", "report", "store"});
+  top.CheckKeys({"target", "volume", "retention", "libvirt", "run", "vm", "report", "store", "replicate"});
 
   // [target]
   auto target_it = root.find("target");
@@ -272,29 +375,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     const toml::table* table = it->second.as_table();
     if (table == nullptr) top.Fail(line, "'retention' must be a table");
     TableReader rr(file_name, *table, "[retention]", line);
-    rr.CheckKeys({"keep_last", "keep_within", "hourly", "daily", "weekly", "monthly", "yearly"});
-    auto count = [&](const char* key, int* out) {
-      int l = 0;
-      if (auto v = rr.Int(key, &l)) {
-        if (*v < 0 || *v > 1000000) rr.Fail(l, std::string("'") + key + "' must be between 0 and 1000000");
-        *out = static_cast<int>(*v);
-      }
-    };
-    RetentionPolicy& p = config.retention;
-    count("keep_last", &p.keep_last);
-    count("hourly", &p.hourly);
-    count("daily", &p.daily);
-    count("weekly", &p.weekly);
-    count("monthly", &p.monthly);
-    count("yearly", &p.yearly);
-    int within_line = 0;
-    if (auto within = rr.String("keep_within", &within_line)) {
-      try {
-        p.keep_within_ns = ParseDuration(*within);
-      } catch (const Error& e) {
-        rr.Fail(within_line, e.what());
-      }
-    }
+    ReadRetention(rr, &config.retention);
   }
 
   // [[volume]]
@@ -488,6 +569,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       if (!vm_lines_contains(config.vms, name))
         ThrowConfig(file_name + ":" + std::to_string(v.line) + ": volume '" + v.name + "' names VM '" +
                     name + "', which has no [[vm]] table");
+  ReadReplicas(file_name, root, top, &config);
   return config;
 }
 

@@ -145,6 +145,25 @@ struct TargetConfig {
   int lock_wait_seconds = 0;
 };
 
+// [[replicate]] (a zfs target only): after each point, vmback's snapshots
+// of the target's dataset are sent to another dataset, on another pool of
+// this host or over ssh, as `zfs send -I BASE POINT | zfs recv`:
+//
+//   [[replicate]]
+//   dataset = "offsite/vmback"   # receives DATASET@<prefix><UTC time>
+//   host = "backup@site"         # optional: over ssh (BatchMode); else here
+//   [replicate.retention]        # what the receiver keeps (default: [retention])
+//   daily = 30
+struct ReplicaConfig {
+  std::string dataset;
+  std::string host;               // "" = this host
+  RetentionPolicy retention;      // [replicate.retention]
+  bool retention_given = false;   // else the target's [retention] applies
+  int line = 0;                   // where it was declared
+  // "offsite/vmback" or "backup@site:offsite/vmback", for messages.
+  std::string where() const { return host.empty() ? dataset : host + ":" + dataset; }
+};
+
 struct Config {
   std::string file;  // the file it was read from
   TargetConfig target;
@@ -155,6 +174,7 @@ struct Config {
   ReportConfig report;
   StoreConfig store;
   std::vector<VmConfig> vms;
+  std::vector<ReplicaConfig> replicas;  // [[replicate]]
 };
 
 // Throws Error(kConfig) with "FILE:LINE: message" for malformed TOML, unknown
@@ -166,5 +186,13 @@ Config ParseConfig(std::string_view text, const std::string& file_name);
 // A volume name must be usable as one path component: non-empty, no '/',
 // not "." or "..", no control characters, valid UTF-8.
 bool IsValidVolumeName(std::string_view name);
+
+// A ZFS dataset name that is safe on a command line and in an ssh command:
+// components of letters, digits and _ - : . separated by single '/', none
+// empty, the first not starting with '-', at most 255 bytes, no '@'.
+bool IsPlainZfsDatasetName(std::string_view name);
+// An ssh destination "host" or "user@host": letters, digits and . _ - @,
+// not starting with '-', at most 255 bytes.
+bool IsPlainSshHost(std::string_view host);
 
 }  // namespace vmback

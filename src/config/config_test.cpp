@@ -366,4 +366,44 @@ TEST(ConfigTest, VolumeExcludes) {
 }
 
 }  // namespace
+// [[replicate]]: decoded for a zfs target, with its own retention; every
+// name that goes on a command line or into an ssh command is checked here.
+TEST(ConfigTest, Replicate) {
+  const std::string kZfs =
+      "[target]\ntype = \"zfs\"\ndataset = \"tank/vmback\"\n[retention]\ndaily = 7\n"
+      "[[volume]]\nname = \"v\"\nsource = \"/srv\"\n";  // lines 1-8
+  Config c = ParseConfig(kZfs +
+                             "[[replicate]]\ndataset = \"usb2/vmback\"\n"
+                             "[[replicate]]\ndataset = \"off/site-1/vmback\"\nhost = \"backup@site.example\"\n"
+                             "[replicate.retention]\nmonthly = 12\nkeep_within = \"2d\"\n",
+                         "/etc/vmback/cfg.toml");
+  ASSERT_EQ(c.replicas.size(), 2u);
+  EXPECT_EQ(c.replicas[0].dataset, "usb2/vmback");
+  EXPECT_EQ(c.replicas[0].host, "");
+  EXPECT_FALSE(c.replicas[0].retention_given);
+  EXPECT_EQ(c.replicas[0].line, 9);
+  EXPECT_EQ(c.replicas[1].where(), "backup@site.example:off/site-1/vmback");
+  EXPECT_TRUE(c.replicas[1].retention_given);
+  EXPECT_EQ(c.replicas[1].retention.monthly, 12);
+  EXPECT_EQ(c.replicas[1].retention.daily, 0);
+  EXPECT_EQ(c.replicas[1].retention.keep_within_ns, 2 * 24LL * 3600 * 1000000000);
+  EXPECT_TRUE(ParseConfig(kZfs, "c.toml").replicas.empty());
+
+  ExpectErrorAt(kTarget + std::string("[[volume]]\nname = \"v\"\nsource = \"/srv\"\n[[replicate]]\ndataset = \"a/b\"\n"),
+                6, "needs a zfs target, not a store target");
+  ExpectErrorAt(kZfs + "[[replicate]]\nhost = \"h\"\n", 9, "[[replicate]] has no 'dataset'");
+  for (const char* bad : {"a b/c", "-F", "a//b", "a/b/", "/abs", "a@snap", "a;rm -rf /", "a/$(x)", "a/../b", "a/.", ".."})
+    ExpectErrorAt(kZfs + "[[replicate]]\ndataset = \"" + bad + "\"\n", 10, "must name a ZFS dataset");
+  for (const char* bad : {"-oProxyCommand=x", "a b", "h;x", "h/x", ""})
+    ExpectErrorAt(kZfs + "[[replicate]]\ndataset = \"a/b\"\nhost = \"" + bad + "\"\n", 11,
+                  "must be an ssh destination");
+  ExpectErrorAt(kZfs + "[[replicate]]\ndataset = \"tank/vmback\"\n", 9, "is the target's own dataset");
+  ExpectErrorAt(kZfs + "[[replicate]]\ndataset = \"a/b\"\n[[replicate]]\ndataset = \"a/b\"\n", 11,
+                "given twice (first at line 9)");
+  ExpectErrorAt(kZfs + "[[replicate]]\ndataset = \"a/b\"\nsend = 1\n", 11, "unknown key 'send' in [[replicate]]");
+  ExpectErrorAt(kZfs + "[[replicate]]\ndataset = \"a/b\"\n[replicate.retention]\ndaily = -1\n", 12,
+                "'daily' must be between 0 and 1000000");
+  ExpectErrorAt("replicate = \"a/b\"\n" + kZfs, 1, "must be an array of tables");
+}
+
 }  // namespace vmback
