@@ -113,6 +113,7 @@ class BackupCommand : public Command {
     JobReport jr = RunJob(config, ctx.env, nullptr, jo, ctx.log);
     ctx.report->body = BackupResultToJson(jr.backup);
     ctx.report->body["sources"] = SourcesToJson(jr.sources);
+    if (!jr.replicas.empty()) ctx.report->body["replicas"] = ReplicaReportsToJson(jr.replicas);
     ctx.report->metrics.volumes = VolumeBytesOf(jr.backup);
     return {jr.backup, jr.sources, 0};
   }

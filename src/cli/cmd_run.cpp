@@ -30,6 +30,7 @@ void PrintJobReport(const JobReport& r, std::ostream& out) {
   out << "point " << r.point << " committed";
   if (!r.pruned.empty()) out << "; pruned " << Counted(r.pruned.size(), "point");
   out << "\n";
+  for (const auto& line : ReplicaReportLines(r.replicas)) out << line << "\n";
 }
 
 class RunCommand : public Command {
@@ -49,7 +50,8 @@ class RunCommand : public Command {
         "journal in [run] state_dir); check the plan; quiesce every VM (guest-agent\n"
         "fsfreeze, or Alt+SysRq+S and suspend); snapshot every volume; resume every VM;\n"
         "then per volume [fsck, mount read-only] back it up and drop its snapshot at once;\n"
-        "commit the point; prune by [retention]. VMs are resumed and snapshots dropped on\n"
+        "commit the point; send it to each [[replicate]] (zfs send | zfs recv); prune by\n"
+        "[retention], keeping each replica's base. VMs are resumed and snapshots dropped on\n"
         "every path, also on SIGINT/SIGTERM.\n\n"
         "btrfs and reflink snapshots are made in the source's own file system: inside a\n"
         "source directory as SOURCE/.vmback-VOLUME-RUNID (beside an image file), so a\n"

@@ -60,6 +60,7 @@ std::span<const CommandInfo> CommandTable();
 std::unique_ptr<Command> NewStoreInitCommand();
 std::unique_ptr<Command> NewStoreSyncCommand();
 std::unique_ptr<Command> NewTargetInitZfsCommand();
+std::unique_ptr<Command> NewTargetReplicateCommand();
 std::unique_ptr<Command> NewBackupCommand();
 std::unique_ptr<Command> NewListCommand();
 std::unique_ptr<Command> NewLsCommand();

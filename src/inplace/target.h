@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -64,6 +65,9 @@ class InplaceTarget {
   virtual std::vector<std::string> ListPoints() = 0;
   // Throws kConfig for a name without vmback's prefix.
   virtual void DeletePoint(const std::string& name) = 0;
+  // Points the file system will not let go (a ZFS hold: the base of a
+  // replica's next send, zfs_replicate.h): prune keeps them.
+  virtual std::set<std::string> HeldPoints() { return {}; }
   virtual std::unique_ptr<PointView> OpenPoint(const std::string& name) = 0;
   // The file system's own check of every copy of every block.
   virtual ScrubReport Scrub() = 0;

@@ -318,6 +318,12 @@ TargetPruneResult PruneTarget(InplaceTarget* target, const RetentionPolicy& poli
   std::vector<PointInfo> points;
   for (const auto& name : target->ListPoints()) points.push_back({name, target->PointTime(name)});
   r.decisions = ApplyRetention(points, policy);
+  const std::set<std::string> held = target->HeldPoints();
+  for (auto& d : r.decisions) {
+    if (d.keep || !held.count(d.name)) continue;
+    d.keep = true;
+    d.reasons = {"held (zfs hold: the base of a replica's next send)"};
+  }
   if (dry_run) return r;
   for (const auto& d : r.decisions) {
     if (d.keep) continue;

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "inplace/backends.h"
+#include "inplace/zfs_replicate.h"
 #include "util/encoding.h"
 #include "util/error.h"
 #include "util/tunables.h"
@@ -139,6 +140,8 @@ class ZfsTarget : public InplaceTarget {
     CheckOwnPoint(prefix_, name, dataset_);
     RunChecked(env_, {"zfs", "destroy", dataset_ + "@" + name}, "destroying " + dataset_ + "@" + name);
   }
+
+  std::set<std::string> HeldPoints() override { return ZfsHeldPoints(env_, dataset_); }
 
   std::unique_ptr<PointView> OpenPoint(const std::string& name) override {
     CheckOwnPoint(prefix_, name, dataset_);

@@ -319,6 +319,13 @@ JobReport RunJob(const Config& config, Env* env, Hypervisor* hv, const JobOption
   report.point = report.backup.point;
   if (journal) journal->Close();
 
+  // Before the prune: the replicas get every point made since their last
+  // send, and the point each one holds as its base is kept by the prune.
+  if (!config.replicas.empty() && !report.point.empty()) {
+    step("replicate");
+    report.replicas = ReplicateConfigured(env, config, options.cancel, false, log);
+  }
+
   if (options.kind == JobKind::kRun && !config.retention.empty()) {
     step("prune");
     PruneRequest prune;
@@ -350,6 +357,7 @@ nlohmann::json JobReportToJson(const JobReport& r) {
           {"freeze_window_ms", static_cast<int64_t>(r.freeze_window_seconds * 1000)},
           {"sources", SourcesToJson(r.sources)},
           {"backup", BackupResultToJson(r.backup)},
+          {"replicas", ReplicaReportsToJson(r.replicas)},
           {"pruned", r.pruned},
           {"recovered", r.recovered},
           {"warnings", r.warnings}};

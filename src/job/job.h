@@ -23,6 +23,7 @@
 #include "job/problems.h"
 #include "os/env.h"
 #include "destination/backup_types.h"
+#include "inplace/zfs_replicate.h"
 #include "util/log.h"
 
 namespace vmback {
@@ -48,6 +49,7 @@ struct JobReport {
   double freeze_window_seconds = 0;  // first quiesce to last release
   std::vector<SourceReport> sources;  // one per volume, in config order
   BackupResult backup;  // an in-place target's sink figures in backup.inplace
+  std::vector<ReplicaReport> replicas;  // [[replicate]], after the commit
   std::vector<std::string> pruned;
   std::vector<std::string> recovered;  // what a crashed run had left
   std::vector<std::string> warnings;
@@ -55,7 +57,7 @@ struct JobReport {
 
 // Test seam: called with a step name before each step ("quiesce:VM",
 // "snapshot:VOLUME", "release", "mount:VOLUME", "sync:VOLUME", "drop:VOLUME",
-// "commit", "prune"); a test throws from it to inject a failure there.
+// "commit", "replicate", "prune"); a test throws from it to inject a failure there.
 using StepHook = std::function<void(const std::string& step)>;
 
 enum class JobKind {

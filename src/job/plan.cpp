@@ -204,7 +204,18 @@ PlanResult PlanJob(const Config& config, Env* env, Hypervisor* hv, Logger* log) 
     problems.Check([&] { DescribeRead(config, i, &dry, snapshots[i].get(), &steps_log, &w); });
   }
   w.Line("7. commit the point");
-  w.Line(config.retention.empty() ? "8. no [retention]: nothing pruned" : "8. prune by [retention]");
+  int n = 8;
+  if (!config.replicas.empty()) {
+    w.Line(std::to_string(n++) + ". send the new points to each [[replicate]] (zfs send -I BASE POINT | zfs recv -F; "
+           "'vmback target replicate --dry-run' lists both sides):");
+    for (const auto& r : config.replicas)
+      w.Line("     " + r.where() + (r.host.empty() ? "" : " over ssh") + "; it keeps " +
+             (r.retention_given ? "what its [replicate.retention] keeps"
+              : config.retention.empty() ? "every point (no retention given)"
+                                         : "what [retention] keeps") + ", and always its newest");
+  }
+  w.Line(std::to_string(n) + (config.retention.empty() ? ". no [retention]: nothing pruned" : ". prune by [retention]") +
+         (config.replicas.empty() ? "" : ", keeping each replica's base (held)"));
   for (const auto& p : steps_log.problems()) log->Warn(p);
   return {w.text(), problems.all()};
 }
