@@ -152,8 +152,8 @@ struct TargetConfig {
 //   [[replicate]]
 //   dataset = "offsite/vmback"   # receives DATASET@<prefix><UTC time>
 //   host = "backup@site"         # optional: over ssh (BatchMode); else here
-//   [replicate.retention]        # what the receiver keeps (default: [retention])
-//   daily = 30
+//   [replicate.retention]        # what the receiver keeps (default: [retention];
+//   daily = 30                   # an empty table: every point, nothing destroyed)
 struct ReplicaConfig {
   std::string dataset;
   std::string host;               // "" = this host

@@ -388,6 +388,12 @@ TEST(ConfigTest, Replicate) {
   EXPECT_EQ(c.replicas[1].retention.daily, 0);
   EXPECT_EQ(c.replicas[1].retention.keep_within_ns, 2 * 24LL * 3600 * 1000000000);
   EXPECT_TRUE(ParseConfig(kZfs, "c.toml").replicas.empty());
+  // An empty [replicate.retention]: the receiver keeps every point (vmback
+  // destroys nothing there), not the target's [retention].
+  c = ParseConfig(kZfs + "[[replicate]]\ndataset = \"a/b\"\n[replicate.retention]\n", "c.toml");
+  ASSERT_EQ(c.replicas.size(), 1u);
+  EXPECT_TRUE(c.replicas[0].retention_given);
+  EXPECT_TRUE(c.replicas[0].retention.empty());
 
   ExpectErrorAt(kTarget + std::string("[[volume]]\nname = \"v\"\nsource = \"/srv\"\n[[replicate]]\ndataset = \"a/b\"\n"),
                 6, "needs a zfs target, not a store target");
