@@ -186,33 +186,33 @@ void ReadReplicas(const std::string& file_name, const toml::table& root, const T
     const int at = static_cast<int>(element.source().begin.line);
     const toml::table* table = element.as_table();
     if (table == nullptr) top.Fail(at, std::string("each [[replicate]] must be a table, not ") + TypeName(element));
-    TableReader r(file_name, *table, "[[replicate]]", at);
-    r.CheckKeys({"dataset", "host", "retention"});
+    TableReader rep(file_name, *table, "[[replicate]]", at);
+    rep.CheckKeys({"dataset", "host", "retention"});
     ReplicaConfig replica;
     replica.line = at;
     int l = 0;
-    replica.dataset = r.RequiredString("dataset", &l);
+    replica.dataset = rep.RequiredString("dataset", &l);
     if (!IsPlainZfsDatasetName(replica.dataset))
-      r.Fail(l, "'dataset' in [[replicate]] must name a ZFS dataset such as \"offsite/vmback\" (letters, digits, "
+      rep.Fail(l, "'dataset' in [[replicate]] must name a ZFS dataset such as \"offsite/vmback\" (letters, digits, "
                 "_ - : . and '/'), not \"" + EscapeForTerminal(replica.dataset) + "\"");
-    if (auto host = r.String("host", &l)) {
+    if (auto host = rep.String("host", &l)) {
       if (!IsPlainSshHost(*host))
-        r.Fail(l, "'host' in [[replicate]] must be an ssh destination such as \"backup@site\" (letters, digits, "
+        rep.Fail(l, "'host' in [[replicate]] must be an ssh destination such as \"backup@site\" (letters, digits, "
                   ". _ - @; set a port or key in ~/.ssh/config), not \"" + EscapeForTerminal(*host) + "\"");
       replica.host = *host;
     }
     if (replica.host.empty() && replica.dataset == config->target.dataset)
-      r.Fail(at, "[[replicate]] dataset \"" + replica.dataset + "\" is the target's own dataset");
+      rep.Fail(at, "[[replicate]] dataset \"" + replica.dataset + "\" is the target's own dataset");
     if (auto rt = table->find("retention"); rt != table->end()) {
       const toml::table* t = rt->second.as_table();
-      if (t == nullptr) r.Fail(TableReader::Line(rt->first), "'retention' in [[replicate]] must be a table");
+      if (t == nullptr) rep.Fail(TableReader::Line(rt->first), "'retention' in [[replicate]] must be a table");
       TableReader rr(file_name, *t, "[replicate.retention]", TableReader::Line(rt->first));
       ReadRetention(rr, &replica.retention);
       replica.retention_given = true;
     }
     for (const auto& other : config->replicas)
       if (other.where() == replica.where())
-        r.Fail(at, "[[replicate]] " + replica.where() + " is given twice (first at line " + std::to_string(other.line) +
+        rep.Fail(at, "[[replicate]] " + replica.where() + " is given twice (first at line " + std::to_string(other.line) +
                        ")");
     config->replicas.push_back(std::move(replica));
   }
