@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # kill -9 of `vmback backup --dir` into a plain directory target, at seeded
-# moments of a backup of a tree of a few thousand small files (day 1, then
+# moments of a backup of a tree of 1,500 small files (day 1, then
 # changed trees): the writes of the files, the barrier (syncfs) that makes
 # them durable, the completion of their blockmaps, the commit of the point.
 # A dir target keeps no history: a backup rewrites its one point in place.
@@ -18,20 +18,20 @@
 #
 # Usage: bash tests/integration/dir_target_kill.sh /path/to/vmback
 # VMBACK_SEED picks the seed (default 17), VMBACK_KILLS the number of kills
-# (default 6).
+# (default 4).
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 source "$(dirname -- "$0")/lib.sh" "$@"
 
 GEN=$(dirname -- "$0")/../../bench/gen_tree.py
 SEED=${VMBACK_SEED:-17}
-KILLS=${VMBACK_KILLS:-6}
+KILLS=${VMBACK_KILLS:-4}
 RANDOM=$SEED
 SRC=$WORK/src
 T=$WORK/target
 mkdir -p "$T"
 
-python3 "$GEN" create "$SRC" --files 3000 --bytes 40000000 --seed "$SEED" >/dev/null
+python3 "$GEN" create "$SRC" --files 1500 --bytes 20000000 --seed "$SEED" >/dev/null
 
 # restored_same WHAT: the target's point restores to a tree identical to SRC.
 restored_same() {
@@ -54,7 +54,7 @@ for ((k = 1; k <= KILLS; k++)); do
   # new); even ones: a day-2 change of the last tree.
   if ((k % 2)); then
     rm -rf "$SRC"
-    python3 "$GEN" create "$SRC" --files 3000 --bytes 40000000 --seed "$((SEED + k))" >/dev/null
+    python3 "$GEN" create "$SRC" --files 1500 --bytes 20000000 --seed "$((SEED + k))" >/dev/null
   else
     python3 "$GEN" modify "$SRC" --seed "$((SEED + k))" >/dev/null
   fi
