@@ -178,7 +178,7 @@ void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const F
 
 void Syncer::SyncContent(const std::string& src, const std::string& rel, const FileStatus& src_st,
                          const Entry* meta, FileCopy* c, const std::string& map_why,
-                         std::unique_ptr<ReadableFile> in, bool map_invalidated) {
+                         std::unique_ptr<ReadableFile> in, BlockmapWriter::Start map_start) {
   const std::string& dst = *c->dst;
   const bool exists = c->basis != CopyBasis::kFresh;
   if (!in) in = FromSource([&] { return env_->OpenRead(src); });
@@ -193,7 +193,7 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   auto out = env_->OpenWrite(dst, exists ? CreateMode::kExisting : CreateMode::kExclusive, 0600);
   if (!exists) MarkDirty(DirName(dst));
   c->out = out.get();
-  auto map = OpenMapWriter(*c->map_path, rel, c->basis, map_invalidated);
+  auto map = OpenMapWriter(*c->map_path, rel, c->basis, map_start);
   c->map = map.get();
   written_ = true;
   const bool entries_changed = copier_.Copy(*c);
@@ -247,7 +247,8 @@ void Syncer::RunQueuedCopies() {
       c.old = &j.old;
       c.map_path = &j.map_path;
       c.dst = &j.dst;
-      SyncContent(j.src, j.rel, j.src_st, j.meta ? &*j.meta : nullptr, &c, "", std::move(in), true);
+      SyncContent(j.src, j.rel, j.src_st, j.meta ? &*j.meta : nullptr, &c, "", std::move(in),
+                  BlockmapWriter::Start::kInvalidated);
     } catch (const SourceError& err) {
       if (single_) throw;
       // As in the walk: the mirror keeps what it had (its map stays invalid).
@@ -294,13 +295,10 @@ void Syncer::UseChangeList(const std::string& src, const std::string& rel, const
 }
 
 std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_path, const std::string& rel,
-                                                      CopyBasis basis, bool invalidated) {
+                                                      CopyBasis basis, BlockmapWriter::Start map_start) {
   EnsureMapSubdir(map_path);
   uint64_t* const bytes = &stats_->map_bytes_written;
-  if (basis == CopyBasis::kMap)
-    return std::make_unique<BlockmapWriter>(
-        env_, map_path, rel, invalidated ? BlockmapWriter::Start::kInvalidated : BlockmapWriter::Start::kUpdate,
-        bytes);
+  if (basis == CopyBasis::kMap) return std::make_unique<BlockmapWriter>(env_, map_path, rel, map_start, bytes);
   const FileStatus st = env_->Status(map_path);
   CheckOwnEntry(map_path, st, false);
   const bool there = st.kind != FileKind::kMissing;

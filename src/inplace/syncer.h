@@ -67,11 +67,10 @@ class Syncer {
   void RunQueuedCopies();
 
   // The barrier that completes the maps held back so far (after the queued
-  // copies are run): one syncfs(2) of
-  // the target (every file written, its entries, directories), then their
-  // headers and trailers written (no fsync: durable at the next barrier or
-  // Finish). Called when kMaxPendingMaps wait, before the maps are restamped
-  // or swept, and by Finish.
+  // copies are run): one syncfs(2) of the target (every file written, its
+  // entries, directories), then their headers and trailers written (no
+  // fsync: durable at the next barrier or Finish). Called when
+  // kMaxPendingMaps wait, before the maps are restamped, and by Finish.
   void CompleteMaps();
 
   // Makes every change durable: the pending maps completed (CompleteMaps),
@@ -148,11 +147,13 @@ class Syncer {
   // metadata and holds the map's completion back for the next barrier
   // (CompleteMaps).
   // map_why: why the map cannot be trusted ("" when it can, or is none).
-  // in: the source, open (else opened here). map_invalidated: c's map
-  // (basis kMap) is invalidated durably already (a queued copy).
+  // in: the source, open (else opened here). map_start: how c's map is
+  // taken up when c's basis is kMap: kInvalidated for a queued copy (its
+  // map invalid on disk already), else kUpdate.
   void SyncContent(const std::string& src, const std::string& rel, const FileStatus& src_st,
                    const Entry* meta, FileCopy* c, const std::string& map_why,
-                   std::unique_ptr<ReadableFile> in = nullptr, bool map_invalidated = false);
+                   std::unique_ptr<ReadableFile> in = nullptr,
+                   BlockmapWriter::Start map_start = BlockmapWriter::Start::kUpdate);
 
   // With opts_.changes: sets c->changed to the change list of src (rel: its
   // map's path) into *changed when c's map can be trusted and has c's size,
@@ -160,11 +161,11 @@ class Syncer {
   void UseChangeList(const std::string& src, const std::string& rel, const std::string& map_why, FileCopy* c,
                      std::vector<ByteRange>* changed);
 
-  // The map: updated in place (basis kMap), or started anew (an old map
-  // there emptied durably before the target file is touched; a new one
-  // needs no fsync: it has no header until completed).
+  // The map: updated in place (basis kMap, taken up as map_start says), or
+  // started anew (an old map there emptied durably before the target file
+  // is touched; a new one needs no fsync: it has no header until completed).
   std::unique_ptr<BlockmapWriter> OpenMapWriter(const std::string& map_path, const std::string& rel,
-                                                CopyBasis basis, bool invalidated);
+                                                CopyBasis basis, BlockmapWriter::Start map_start);
 
   // Rewrites header and trailer of a sound map whose entries stay.
   void RewriteMapHeader(ReadableFile* map, const std::string& map_path, const Blockmap& h);
