@@ -142,6 +142,16 @@ class BlockCopier::Run {
       k_.stats_->target_bytes_read +=
           dst_->Read(b, batch->count, batch->target.get(), &batch->target_hole, /*zero_fill=*/true);
     }
+    if (n_ <= per_batch_) {
+      // The whole file is this one batch: nothing to overlap its hashing
+      // with, and a hand-off to the pool and back costs two thread wake-ups
+      // per file (most of a small file's time in a tree of them).
+      HashBatch(batch.get(), bs, size, compare);
+      std::promise<void> done;
+      done.set_value();
+      in_flight_.emplace_back(batch, done.get_future());
+      return;
+    }
     // The task owns the batch too: if the caller throws, a running task
     // still has its buffers.
     in_flight_.emplace_back(batch, k_.pool_.Submit([batch, bs, size, compare] {

@@ -151,14 +151,18 @@ void ReadBlockmapEntries(ReadableFile* f, const std::string& map_path, const Blo
 
 BlockmapWriter::BlockmapWriter(Env* env, const std::string& map_path, const std::string& rel, Start start,
                                uint64_t* bytes_written)
-    : entries_off_(kHeaderSize + rel.size()), bytes_written_(bytes_written) {
-  if (start == Start::kUpdate) {
+    : map_path_(map_path), entries_off_(kHeaderSize + rel.size()), bytes_written_(bytes_written) {
+  if (start == Start::kUpdate || start == Start::kInvalidated) {
     out_ = env->OpenWrite(map_path, CreateMode::kExisting);
-  } else {
-    out_ = env->OpenWrite(map_path, CreateMode::kTruncate, 0600);
-    out_->Sync();
-    invalidated_ = true;
+    invalidated_ = start == Start::kInvalidated;
+    return;
   }
+  out_ = env->OpenWrite(map_path, CreateMode::kTruncate, 0600);
+  // A map that was there may be complete on disk (its emptying not yet
+  // written): it is emptied durably before its file is touched. A new one
+  // has no header on disk until completed.
+  if (start == Start::kFresh) out_->Sync();
+  invalidated_ = true;
 }
 
 void BlockmapWriter::Invalidate() {
@@ -179,20 +183,36 @@ void BlockmapWriter::WriteEntries(uint64_t first, const char* entries, size_t co
 
 void BlockmapWriter::AddToTrailer(const char* entries, size_t count) { trailer_.Update(entries, count * kEntrySize); }
 
-void BlockmapWriter::Commit(const Blockmap& m, bool resize) {
-  const std::string hdr = EncodeBlockmapHeader(m);
-  trailer_.Update(hdr.data(), hdr.size());
-  const Hash sum = trailer_.Finish();
-  const uint64_t map_len = entries_off_ + BlockCount(m.file_size, m.block_size) * kEntrySize + kEntrySize;
-  if (resize) out_->Truncate(map_len);
-  out_->WriteAt(0, hdr.data(), hdr.size());
-  out_->WriteAt(map_len - kEntrySize, sum.bytes.data(), kEntrySize);
-  *bytes_written_ += hdr.size() + kEntrySize;
-  out_->Sync();
+BlockmapCompletion BlockmapWriter::Finish(const Blockmap& m, bool resize) {
+  BlockmapCompletion c;
+  c.map_path = map_path_;
+  c.header = EncodeBlockmapHeader(m);
+  trailer_.Update(c.header.data(), c.header.size());
+  c.trailer = trailer_.Finish();
+  c.trailer_offset = entries_off_ + BlockCount(m.file_size, m.block_size) * kEntrySize;
+  if (resize) out_->Truncate(c.trailer_offset + kEntrySize);
   out_->Close();
+  return c;
 }
 
 void BlockmapWriter::Close() { out_->Close(); }
+
+uint64_t SetBlockmapState(Env* env, const std::string& map_path, MapState to) {
+  std::string state;
+  PutU32(&state, to == MapState::kComplete ? kStateComplete : kStateWriting);
+  auto w = env->OpenWrite(map_path, CreateMode::kExisting);
+  w->WriteAt(kStateOffset, state.data(), state.size());
+  w->Close();
+  return state.size();
+}
+
+uint64_t WriteBlockmapCompletion(Env* env, const BlockmapCompletion& c) {
+  auto w = env->OpenWrite(c.map_path, CreateMode::kExisting);
+  w->WriteAt(0, c.header.data(), c.header.size());
+  w->WriteAt(c.trailer_offset, c.trailer.bytes.data(), kEntrySize);
+  w->Close();
+  return c.header.size() + kEntrySize;
+}
 
 uint64_t RewriteBlockmapHeader(Env* env, ReadableFile* f, const std::string& map_path, const Blockmap& m) {
   const std::string hdr = EncodeBlockmapHeader(m);
@@ -205,7 +225,6 @@ uint64_t RewriteBlockmapHeader(Env* env, ReadableFile* f, const std::string& map
   auto w = env->OpenWrite(map_path, CreateMode::kExisting);
   w->WriteAt(0, hdr.data(), hdr.size());
   w->WriteAt(entries_off + n * kEntrySize, t.bytes.data(), kEntrySize);
-  w->Sync();
   w->Close();
   return hdr.size() + kEntrySize;
 }

@@ -77,16 +77,31 @@ void ReadBlockmapEntries(ReadableFile* f, const std::string& map_path, const Blo
 
 // --- Writing ---
 
+// What makes a written map complete (trusted): its header, with state
+// "complete", at offset 0, and its trailer at trailer_offset.
+struct BlockmapCompletion {
+  std::string map_path;
+  std::string header;
+  Hash trailer;
+  uint64_t trailer_offset = 0;
+};
+
 // Writes one map in the order the sink's durability story needs (inplace.h):
-// a map is invalidated (made "being written", durably) before the first
-// change to its file, its entries are written in place, and only once the
-// file is durable does Commit write the header and trailer.
+// a map that could be trusted is invalidated (made "being written",
+// durably) before the first change to its file, its entries are written in
+// place, and Finish hands back the header and trailer that complete it, to
+// be written (WriteBlockmapCompletion) only after a barrier that made the
+// file durable. Nothing here writes the state "complete" before that.
 // The bytes written are added to *bytes_written as they go.
 class BlockmapWriter {
  public:
   enum class Start {
     kUpdate,  // the map at map_path is sound: update it in place
-    kFresh,   // create (or empty) it now, durably: invalid until Commit
+    kFresh,   // empty the map there now, durably (fsync): invalid until completed
+    kNew,     // no map is there: create one, no fsync (a new map has no header
+              // on disk until completed, so it is never trusted before)
+    kInvalidated,  // the map was sound and is invalidated durably already
+                   // (InvalidateBlockmap, then a barrier): update it in place
   };
   BlockmapWriter(Env* env, const std::string& map_path, const std::string& rel, Start start,
                  uint64_t* bytes_written);
@@ -102,27 +117,45 @@ class BlockmapWriter {
   // whether it was written or stays.
   void AddToTrailer(const char* entries, size_t count);
 
-  // Writes header (state "complete") and trailer for a map of m's file
-  // (m.blocks is not used: the entries are on disk), truncating it to its
-  // length when resize, and fsyncs it.
-  void Commit(const Blockmap& m, bool resize);
+  // Closes the map (truncated to its length when resize; no fsync) and
+  // returns what completes it for m's file (m.blocks is not used: the
+  // entries are written): header (state "complete") and trailer.
+  BlockmapCompletion Finish(const Blockmap& m, bool resize);
   // Closes the map without writing anything more.
   void Close();
 
  private:
   std::unique_ptr<WritableFile> out_;
+  std::string map_path_;
   uint64_t entries_off_;
   uint64_t* bytes_written_;
   bool invalidated_ = false;
   Sha256Stream trailer_;
 };
 
+// Sets the state of the sound map at map_path, without an fsync: "being
+// written" (the caller passes a barrier, syncfs, before the map's file
+// changes), or back to "complete" (REQUIRES: its file was not touched since
+// the map was sound; the trailer covers the header as complete, so the map
+// is sound again). Returns the bytes written.
+enum class MapState { kComplete, kBeingWritten };
+uint64_t SetBlockmapState(Env* env, const std::string& map_path, MapState state);
+
+// Writes c's header and trailer into its map (no fsync: durable at the
+// caller's next barrier). REQUIRES: the file the map describes, and the
+// map's entries, are durable (a barrier since their last change). Returns
+// the bytes written.
+uint64_t WriteBlockmapCompletion(Env* env, const BlockmapCompletion& c);
+
 // The header (magic to path) of a complete map of m's file.
 std::string EncodeBlockmapHeader(const Blockmap& m);
 
 // Rewrites header and trailer of the sound map f (at map_path) whose entries
-// stay, for m's new identity (inode, times), and fsyncs it. Returns the
-// bytes written. Throws kCorrupt when the map shrank under it.
+// stay, for m's new identity (inode, times); no fsync: the file's data did
+// not change, so the map is right in either order (a header that reaches
+// the disk without the file's new times only fails to fit, and the next
+// sync compares). Returns the bytes written. Throws kCorrupt when the map
+// shrank under it.
 uint64_t RewriteBlockmapHeader(Env* env, ReadableFile* f, const std::string& map_path, const Blockmap& m);
 
 // --- Checking and listing ---

@@ -55,13 +55,10 @@ void Syncer::SyncTree(const std::string& src, const std::string& dst) {
 }
 
 void Syncer::Finish() {
-  for (const auto& dir : dirty_dirs_)
-    if (env_->Exists(dir)) env_->SyncDir(dir);
-  dirty_dirs_.clear();
-  if (need_syncfs_) {
-    env_->SyncFileSystem(map_root_);
-    need_syncfs_ = false;
-  }
+  CompleteMaps();
+  if (!written_) return;
+  env_->SyncFileSystem(map_root_);
+  written_ = false;
 }
 
 void Syncer::SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter) {
@@ -196,13 +193,14 @@ void Syncer::SyncSpecial(const Entry& e, const std::string& dst) {
     }
     MarkDirty(DirName(dst));
   }
-  // No fsync reaches the inode of a symlink or device node.
-  if (ApplyMetadata(e, dst) || !same) need_syncfs_ = true;
+  // No fsync reaches the inode of a symlink or device node: Finish's syncfs does.
+  if (ApplyMetadata(e, dst) || !same) written_ = true;
 }
 
 void Syncer::RemoveTree(const std::string& path) {
   const FileStatus st = env_->Status(path);
   if (st.kind == FileKind::kMissing) return;
+  written_ = true;
   if (st.kind == FileKind::kDir) {
     // Deletions stay on the mirror's file system.
     if (target_dev_ != 0 && st.dev != target_dev_)
@@ -256,6 +254,7 @@ bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst, const FileSta
     step([&, &name = name] { env_->RemoveXattr(dst, name); });
   }
   if (cur.mtime_ns != e.mtime_ns) step([&] { env_->SetTimes(dst, std::nullopt, e.mtime_ns); });
+  if (changed) written_ = true;
   return changed;
 }
 
@@ -381,6 +380,9 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
   auto lock = env->Lock(lock_path, LockMode::kExclusive);
   if (tree) {
     syncer.SyncTree(src, dst);
+    // The maps are completed before the link changes of their inodes are
+    // stamped into them.
+    syncer.CompleteMaps();
     syncer.RestampRelinkedMaps();
     syncer.SweepMaps();
   } else {

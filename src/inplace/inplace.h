@@ -33,22 +33,46 @@
 // differs, and write a fresh map; it says so in a warning and counts it in
 // blockmaps_rebuilt.
 //
-// Order of writes for one file, so that no map ever claims blocks that were
-// not durably written:
-//   1. Before the first change to the target file (block write, hole punch,
-//      truncate) the map is invalidated: its state field is set to "being
-//      written" and the map fsynced (a map being rebuilt is truncated to
-//      nothing and fsynced instead).
+// Order of writes, so that no map that can be trusted ever claims blocks
+// that are not on disk, whether the process dies (kill -9) or the machine
+// (a power cut that loses whatever was not yet written back):
+//   1. Before the first change to a target file (block write, hole punch,
+//      truncate) whose map could be trusted, the map is invalidated durably:
+//      its state field is set to "being written" (no fsync) and the copy is
+//      queued; one syncfs(2) of the target makes the invalidations of all
+//      the queued files durable before any of them is touched (at most
+//      kMaxQueuedCopies wait). (A full read of a source whose size and
+//      mtime did not change is copied at once; should a block differ after
+//      all, the map's invalidation is fsynced before it is written.) A map
+//      there that cannot be trusted (it no
+//      longer fits its file) is truncated to nothing and fsynced instead:
+//      on disk it might still be complete. A map made where none was is
+//      created without an fsync: it has no header on disk until step 4, so
+//      it is never trusted before.
 //   2. Changed blocks are written with pwrite at their offset (WriteAt);
 //      all-zero blocks are punched (fallocate PUNCH_HOLE|KEEP_SIZE) or,
 //      where the file system cannot, written as zeros; the size is set
 //      (shrink: before the blocks; grow: after them, leaving a hole).
-//      The map's changed entries are written in place alongside.
-//   3. The metadata is applied, then the target file is fsynced.
-//   4. Only then the map's header (new identity, state "complete") and
-//      trailer are written, and the map fsynced.
-// A failure or crash anywhere before 4 leaves the map invalid, so the next
-// sync compares against the data and repairs whatever was half written.
+//      The map's changed entries are written in place alongside. The
+//      metadata is applied. No fsync: the map's completion (its header with
+//      the file's new identity and state "complete", and its trailer) is
+//      held back in memory.
+//   3. A barrier: one syncfs(2) of the target file system makes the data,
+//      metadata and map entries of every file written so far durable, and
+//      the directories.
+//   4. Only then are the held-back completions written (no fsync), and a
+//      final syncfs makes them durable before SyncInPlace returns. A sync
+//      holding kMaxPendingMaps completions (sync_file.cpp) passes a barrier
+//      and writes them before it goes on, so memory stays bounded.
+// So after a crash at any moment every map is either complete and true for
+// data that is on disk, or not trusted (state "being written", no header,
+// empty, or a header that does not fit): the next sync compares those
+// files with the source and repairs whatever was half written. A metadata
+// change alone, or a link count change, rewrites a map's header without an
+// fsync: the data did not change, so the map is true whichever reaches the
+// disk first (at worst it does not fit, and is rebuilt by a compare).
+// This rests on syncfs(2) writing back everything dirty on the file system
+// and reporting a writeback error (Linux 5.8 and later report those).
 //
 // Quick check: a regular source file whose size and mtime equal those the
 // map recorded is not read (unless options.full_read); only its metadata is
@@ -85,10 +109,13 @@
 // sweep is then skipped (it could not tell that entry's map from a dead one).
 // A caller should take no target snapshot when errors > 0.
 //
-// Durability: each written file is fsynced (step 3), each map (step 4), each
-// directory whose entries changed (SyncDir); when the metadata of a symlink,
-// device, fifo or socket changed (which no fsync of a file reaches),
-// syncfs(2) on the target at the end. All of it before SyncInPlace returns.
+// Durability: no fsync per written file, map or directory (only a map
+// that no longer fits, when it is emptied); the sync makes everything
+// durable with syncfs(2) of the target: one before the queued copies of
+// changed files (step 1), one before the maps are completed (step 3), one
+// after (step 4), and one more per kMaxQueuedCopies changed files or
+// kMaxPendingMaps files written. A sync that changed nothing syncs
+// nothing. All of it before SyncInPlace returns.
 //
 // Seams: file data, maps, directory creation, removal of files and fsync go
 // through Env (so FaultEnv can inject faults there); a directory tree is

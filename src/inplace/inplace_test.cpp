@@ -599,6 +599,20 @@ class OrderEnv final : public EnvWrapper {
     ops.push_back({"syncdir", p});
     EnvWrapper::SyncDir(p);
   }
+  void SyncFileSystem(const std::string& p) override {
+    ops.push_back({"syncfs", p});
+    EnvWrapper::SyncFileSystem(p);
+  }
+
+  int Count(const std::string& kind) const {
+    return static_cast<int>(std::count_if(ops.begin(), ops.end(), [&](const Op& o) { return o.kind == kind; }));
+  }
+  // Index of the first syncfs at or after from; -1 if none.
+  int Barrier(int from) const {
+    for (int i = std::max(from, 0); i < static_cast<int>(ops.size()); i++)
+      if (ops[i].kind == "syncfs") return i;
+    return -1;
+  }
 
   // Index of the first (last) op of one of kinds on path at or after from; -1 if none.
   int Find(const std::string& path, std::set<std::string> kinds, int from = 0, bool last = false,
@@ -643,9 +657,15 @@ class OrderEnv final : public EnvWrapper {
   };
 };
 
-// The order that keeps a map from claiming what is not on disk: invalidate
-// the map durably, then change the data, fsync it, and only then complete
-// the map.
+// The order that keeps a map from claiming what is not on disk, after a
+// crash of the process or of the machine: a map that could be trusted is
+// invalidated durably before its file changes (the state word, then a
+// syncfs before the copy); a
+// map that did not fit is emptied durably; a map made where none was needs
+// no fsync (it has no header on disk). The data reaches the disk by a
+// syncfs of the target (no fsync of the file), and only after that barrier
+// is the header that completes the map written; one more syncfs makes it
+// durable before the sync returns.
 TEST_F(InplaceTest, MapIsInvalidatedBeforeAndCompletedAfterTheDataIsDurable) {
   std::string src = tmp_ / "src", dst = tmp_ / "dst";
   const std::string map = MapOf(dst);
@@ -655,9 +675,10 @@ TEST_F(InplaceTest, MapIsInvalidatedBeforeAndCompletedAfterTheDataIsDurable) {
   WriteFileAt(src, 30 * kBs, RandomBytes(100, 92));  // grows
   SetMtimeNs(src, kT0, 3);
 
-  for (const char* how : {"update", "rebuild"}) {
+  for (const std::string how : {"update", "stale", "rebuild"}) {
     SCOPED_TRACE(how);
-    if (std::string(how) == "rebuild") {
+    if (how == "stale") XorFileByte(dst, 7 * kBs, 1);  // the map no longer fits
+    if (how == "rebuild") {
       ASSERT_EQ(::unlink(map.c_str()), 0);
       XorFileByte(dst, 7 * kBs, 1);
     }
@@ -667,23 +688,91 @@ TEST_F(InplaceTest, MapIsInvalidatedBeforeAndCompletedAfterTheDataIsDurable) {
     const int first_data = env.Find(dst, {"write", "truncate", "punch"});
     const int last_data = env.Find(dst, {"write", "truncate", "punch"}, 0, true);
     ASSERT_GE(first_data, 0);
-    // Invalidated durably first: the state word (update) or an empty map (rebuild).
-    const int invalid = std::string(how) == "update" ? env.Find(map, {"write"}, 0, false, 12)
-                                                     : env.Find(map, {"open"});
-    ASSERT_GE(invalid, 0);
-    const int invalid_synced = env.Find(map, {"sync"}, invalid);
-    EXPECT_LT(invalid_synced, first_data);
-    // The data durable before the header that completes the map.
-    const int data_synced = env.Find(dst, {"sync"}, last_data);
-    const int header = env.Find(map, {"write"}, 0, true, 0);
-    ASSERT_GE(data_synced, 0);
-    EXPECT_GT(header, data_synced);
-    EXPECT_GT(env.Find(map, {"sync"}, header), header);
+    if (how == "update") {  // the state word, then a barrier
+      const int invalid = env.Find(map, {"write"}, 0, false, 12);
+      ASSERT_GE(invalid, 0);
+      EXPECT_LT(env.Barrier(invalid), first_data);
+      EXPECT_EQ(env.Find(map, {"sync"}), -1);
+    } else if (how == "stale") {  // emptied, fsynced
+      const int emptied = env.Find(map, {"open"});
+      ASSERT_GE(emptied, 0);
+      EXPECT_LT(env.Find(map, {"sync"}, emptied), first_data);
+    } else {  // new: no fsync at all
+      EXPECT_EQ(env.Find(map, {"sync"}), -1);
+    }
+    EXPECT_EQ(env.Find(dst, {"sync"}), -1) << "no fsync per file: the barrier makes it durable";
+    // The data durable (a syncfs) before the header that completes the map.
+    const int barrier = env.Barrier(last_data);
+    const int header = env.Find(map, {"write"}, first_data, false, 0);
+    ASSERT_GE(barrier, 0);
+    EXPECT_GT(header, barrier);
+    EXPECT_GT(env.Barrier(header), header) << "the completed map is durable before the sync returns";
     EXPECT_EQ(Content(dst), Content(src));
     EXPECT_EQ(StaleClaims(dst, map), "");
+    EXPECT_NO_THROW(ReadBlockmap(Env::Default(), map));
     XorFileByte(src, 0, 1);
-    SetMtimeNs(src, kT0, 4);
+    SetMtimeNs(src, kT0, how == "update" ? 4 : 5);
   }
+}
+
+// A tree of new files costs no fsync per file: two syncfs in all (the
+// barrier before the maps are completed, and the one that makes them
+// durable). A later sync that changes a few files costs one more syncfs
+// (their maps' invalidation made durable before any of them changes), and
+// no fsync either. Every map's header comes after a barrier that follows
+// the last change of its file.
+TEST_F(InplaceTest, ATreeIsMadeDurableByBarriersNotByAnFsyncPerFile) {
+  std::string src = tmp_ / "src", dst = tmp_ / "dst";
+  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
+  ASSERT_EQ(::mkdir((src + "/sub").c_str(), 0755), 0);
+  std::vector<std::string> rels;
+  for (int i = 0; i < 40; i++) {
+    const std::string rel = (i % 2 ? "sub/f" : "f") + std::to_string(i);
+    WriteFile(src + "/" + rel, RandomBytes(100 + i * 700, 200 + i));
+    SetMtimeNs(src + "/" + rel, kT0, i);
+    rels.push_back(rel);
+  }
+  auto check_order = [&](const OrderEnv& env, const std::string& rel) {
+    SCOPED_TRACE(rel);
+    const std::string file = dst + "/" + rel, map = BlockmapPath(dst, rel);
+    const int last_data = env.Find(file, {"write", "truncate", "punch"}, 0, true);
+    if (last_data < 0) return;
+    const int barrier = env.Barrier(last_data);
+    ASSERT_GE(barrier, 0);
+    EXPECT_GT(env.Find(map, {"write"}, env.Find(file, {"write", "truncate", "punch"}), false, 0), barrier);
+    EXPECT_EQ(StaleClaims(file, map), "");
+    EXPECT_NO_THROW(ReadBlockmap(Env::Default(), map));
+  };
+
+  OrderEnv day1;
+  SyncInPlace(&day1, src, dst, kBs, {}, &log_);
+  EXPECT_EQ(day1.Count("sync"), 0);
+  EXPECT_EQ(day1.Count("syncdir"), 0);
+  EXPECT_EQ(day1.Count("syncfs"), 2);
+  for (const auto& rel : rels) check_order(day1, rel);
+  EXPECT_EQ(Describe(dst), Describe(src));
+
+  for (int i : {3, 10, 17}) {
+    WriteFileAt(src + "/" + rels[i], 50, "changed");
+    SetMtimeNs(src + "/" + rels[i], kT0 + 1, i);
+  }
+  OrderEnv day2;
+  InplaceStats s = SyncInPlace(&day2, src, dst, kBs, {}, &log_);
+  EXPECT_EQ(s.files_skipped, rels.size() - 3);
+  EXPECT_EQ(day2.Count("sync"), 0);
+  EXPECT_EQ(day2.Count("syncfs"), 3);
+  for (int i : {3, 10, 17}) {
+    const std::string file = dst + "/" + rels[i], map = BlockmapPath(dst, rels[i]);
+    const int invalid = day2.Find(map, {"write"}, 0, false, 12);
+    ASSERT_GE(invalid, 0) << rels[i];
+    EXPECT_LT(day2.Barrier(invalid), day2.Find(file, {"write"})) << rels[i];
+    check_order(day2, rels[i]);
+  }
+  EXPECT_EQ(Describe(dst), Describe(src));
+
+  OrderEnv day3;  // nothing changed: nothing written, nothing synced
+  SyncInPlace(&day3, src, dst, kBs, {}, &log_);
+  EXPECT_EQ(day3.ops.size(), 0u);
 }
 
 // --- Trees ---------------------------------------------------------------------

@@ -11,6 +11,13 @@ namespace inplace_internal {
 
 namespace {
 
+// Maps held back for a barrier at most (memory: a few hundred bytes each):
+// a sync of more files than this pays one syncfs(2) per this many files.
+constexpr size_t kMaxPendingMaps = 16384;
+// Copies queued for a barrier at most (SyncFile): a sync that changes more
+// files than this pays one syncfs(2) per this many.
+constexpr size_t kMaxQueuedCopies = 4096;
+
 bool IsHex(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
@@ -112,6 +119,19 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
     return;
   }
 
+  const bool source_changed =
+      src_st.type == S_IFBLK || old.file_size != src_st.size || old.source_mtime_ns != src_st.mtime_ns;
+  if (trusted && source_changed) {
+    // The map is complete on disk: it must be invalid there before the
+    // file changes. Invalidated now without an fsync, the copy waits for
+    // one barrier shared by many files.
+    stats_->map_bytes_written += SetBlockmapState(env_, map_path, MapState::kBeingWritten);
+    written_ = true;
+    queued_.push_back(QueuedCopy{src, dst, rel, map_path, src_st,
+                                 meta ? std::optional<Entry>(*meta) : std::nullopt, std::move(old), dst_st.size});
+    if (queued_.size() >= kMaxQueuedCopies) RunQueuedCopies();
+    return;
+  }
   const CopyBasis basis = !exists ? CopyBasis::kFresh : trusted ? CopyBasis::kMap : CopyBasis::kCompare;
   if (basis == CopyBasis::kCompare) {
     stats_->blockmaps_rebuilt++;
@@ -146,9 +166,8 @@ bool Syncer::ClearWayForFile(const std::string& dst, const FileStatus& src_st, F
 void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const FileStatus& dst_st,
                               const std::string& map_path, const Blockmap& old, ReadableFile* old_map) {
   if (!ApplyMetadata(meta, dst, &dst_st)) return;
-  auto f = env_->OpenWrite(dst, CreateMode::kExisting);
-  f->Sync();
-  f->Close();
+  // No fsync of the file: its data is what the map says, whichever of the
+  // two (the file's new times, the map's new header) reaches the disk first.
   const FileStatus now = ExistingStatus(env_, dst);
   Blockmap h = old;
   h.target_ino = now.ino;
@@ -158,10 +177,11 @@ void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const F
 }
 
 void Syncer::SyncContent(const std::string& src, const std::string& rel, const FileStatus& src_st,
-                         const Entry* meta, FileCopy* c, const std::string& map_why) {
+                         const Entry* meta, FileCopy* c, const std::string& map_why,
+                         std::unique_ptr<ReadableFile> in, BlockmapWriter::Start map_start) {
   const std::string& dst = *c->dst;
   const bool exists = c->basis != CopyBasis::kFresh;
-  auto in = FromSource([&] { return env_->OpenRead(src); });
+  if (!in) in = FromSource([&] { return env_->OpenRead(src); });
   in->DisableReadahead();
   c->in = in.get();
   c->size = in->Size();
@@ -173,15 +193,14 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   auto out = env_->OpenWrite(dst, exists ? CreateMode::kExisting : CreateMode::kExclusive, 0600);
   if (!exists) MarkDirty(DirName(dst));
   c->out = out.get();
-  auto map = OpenMapWriter(*c->map_path, rel, c->basis);
+  auto map = OpenMapWriter(*c->map_path, rel, c->basis, map_start);
   c->map = map.get();
+  written_ = true;
   const bool entries_changed = copier_.Copy(*c);
   if (meta) ApplyMetadata(*meta, dst);
-  out->Sync();
-  out->Close();
+  out->Close();  // no fsync: the barrier before the map's completion makes it durable
   target.reset();
 
-  // The data is durable: now the map may describe it.
   const FileStatus now = ExistingStatus(env_, dst);
   mapped_.insert_or_assign(InodeKey{now.dev, now.ino}, std::make_pair(dst, *c->map_path));
   Blockmap h;
@@ -198,7 +217,54 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
     map->Close();  // nothing changed at all
     return;
   }
-  map->Commit(h, resized);
+  // The map is completed only after the next barrier (CompleteMaps) has
+  // made this file's data and metadata durable.
+  pending_.push_back(map->Finish(h, resized));
+  // (Also from within RunQueuedCopies: every file pending is written by then.)
+  if (pending_.size() >= kMaxPendingMaps) CompleteMaps();
+}
+
+void Syncer::RunQueuedCopies() {
+  if (queued_.empty()) return;
+  env_->SyncFileSystem(map_root_);  // every queued map invalid on disk
+  std::vector<QueuedCopy> jobs = std::move(queued_);
+  queued_.clear();
+  for (auto& j : jobs) {
+    try {
+      std::unique_ptr<ReadableFile> in;
+      try {
+        in = FromSource([&] { return env_->OpenRead(j.src); });
+      } catch (const SourceError&) {
+        // Nothing of the file was touched: its map is true again.
+        stats_->map_bytes_written += SetBlockmapState(env_, j.map_path, MapState::kComplete);
+        throw;
+      }
+      auto old_map = env_->OpenRead(j.map_path);
+      FileCopy c;
+      c.basis = CopyBasis::kMap;
+      c.old_size = j.old_size;
+      c.old_map = old_map.get();
+      c.old = &j.old;
+      c.map_path = &j.map_path;
+      c.dst = &j.dst;
+      SyncContent(j.src, j.rel, j.src_st, j.meta ? &*j.meta : nullptr, &c, "", std::move(in),
+                  BlockmapWriter::Start::kInvalidated);
+    } catch (const SourceError& err) {
+      if (single_) throw;
+      // As in the walk: the mirror keeps what it had (its map stays invalid).
+      stats_->errors++;
+      log_->Error(std::string(err.what()) + " (left as it was in the mirror)");
+    }
+  }
+}
+
+void Syncer::CompleteMaps() {
+  RunQueuedCopies();
+  if (pending_.empty()) return;
+  env_->SyncFileSystem(map_root_);
+  for (const auto& c : pending_) stats_->map_bytes_written += WriteBlockmapCompletion(env_, c);
+  pending_.clear();
+  written_ = true;  // the completions: durable at the next barrier
 }
 
 void Syncer::UseChangeList(const std::string& src, const std::string& rel, const std::string& map_why,
@@ -229,18 +295,20 @@ void Syncer::UseChangeList(const std::string& src, const std::string& rel, const
 }
 
 std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_path, const std::string& rel,
-                                                      CopyBasis basis) {
+                                                      CopyBasis basis, BlockmapWriter::Start map_start) {
   EnsureMapSubdir(map_path);
   uint64_t* const bytes = &stats_->map_bytes_written;
-  if (basis == CopyBasis::kMap)
-    return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kUpdate, bytes);
-  CheckOwnEntry(env_, map_path, false);
-  if (!env_->Exists(map_path)) MarkDirty(DirName(map_path));
-  return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kFresh, bytes);
+  if (basis == CopyBasis::kMap) return std::make_unique<BlockmapWriter>(env_, map_path, rel, map_start, bytes);
+  const FileStatus st = env_->Status(map_path);
+  CheckOwnEntry(map_path, st, false);
+  const bool there = st.kind != FileKind::kMissing;
+  return std::make_unique<BlockmapWriter>(env_, map_path, rel,
+                                          there ? BlockmapWriter::Start::kFresh : BlockmapWriter::Start::kNew, bytes);
 }
 
 void Syncer::RewriteMapHeader(ReadableFile* map, const std::string& map_path, const Blockmap& h) {
   stats_->map_bytes_written += RewriteBlockmapHeader(env_, map, map_path, h);
+  written_ = true;
 }
 
 }  // namespace inplace_internal

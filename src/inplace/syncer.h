@@ -7,10 +7,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_set>
 #include <utility>
+#include <vector>
 
 #include "inplace/block_copy.h"
 #include "inplace/blockmap.h"
@@ -60,11 +62,24 @@ class Syncer {
   // After a complete tree sync: removes the maps no file claimed.
   void SweepMaps();
 
-  // Makes every change durable: directories, then (when needed) the whole
-  // target file system.
+  // Runs the copies queued so far (SyncFile): one syncfs(2) of the target
+  // makes their maps' invalidations durable, then each file is copied.
+  void RunQueuedCopies();
+
+  // The barrier that completes the maps held back so far (after the queued
+  // copies are run): one syncfs(2) of the target (every file written, its
+  // entries, directories), then their headers and trailers written (no
+  // fsync: durable at the next barrier or Finish). Called when
+  // kMaxPendingMaps wait, before the maps are restamped, and by Finish.
+  void CompleteMaps();
+
+  // Makes every change durable: the pending maps completed (CompleteMaps),
+  // then one more syncfs(2) when anything was written, so that every
+  // complete map, directory and metadata change is on disk when it returns.
   void Finish();
 
-  void MarkDirty(const std::string& dir) { dirty_dirs_.insert(dir); }
+  // The directory dir's entries changed (durable at the next barrier).
+  void MarkDirty(const std::string& dir) { written_ = true; }
 
  private:
   // --- Trees ---
@@ -106,7 +121,12 @@ class Syncer {
   std::string LoadMap(const std::string& map_path, const std::string& rel, const FileStatus& dst_st,
                       Blockmap* h, std::unique_ptr<ReadableFile>* file);
 
-  // Mirrors the content (and, with meta, the metadata) of src onto dst.
+  // Mirrors the content (and, with meta, the metadata) of src onto dst. A
+  // file whose map can be trusted and whose source changed (size, mtime; a
+  // device always) is queued (RunQueuedCopies): its map is invalidated now,
+  // without an fsync, and the copy waits for the barrier that makes the
+  // invalidation durable. (A full read of an unchanged source is copied at
+  // once: it seldom writes, and then fsyncs the map's invalidation.)
   void SyncFile(const std::string& src, const std::string& dst, const std::string& rel,
                 const FileStatus& src_st, const Entry* meta);
 
@@ -117,17 +137,23 @@ class Syncer {
   bool ClearWayForFile(const std::string& dst, const FileStatus& src_st, FileStatus* dst_st);
 
   // A file whose content is unchanged: its metadata is brought up to date,
-  // and when that changed anything, the file is fsynced and its map
-  // restamped with the file's new identity.
+  // and when that changed anything, its map is restamped with the file's
+  // new identity (durable at Finish's barrier).
   // dst_st: the lstat of dst.
   void SyncMetadataOnly(const Entry& meta, const std::string& dst, const FileStatus& dst_st,
                         const std::string& map_path, const Blockmap& old, ReadableFile* old_map);
 
   // Copies the content of src onto *c->dst (c: basis, old map), applies the
-  // metadata, makes the file durable, then (only then) commits its map.
+  // metadata and holds the map's completion back for the next barrier
+  // (CompleteMaps).
   // map_why: why the map cannot be trusted ("" when it can, or is none).
+  // in: the source, open (else opened here). map_start: how c's map is
+  // taken up when c's basis is kMap: kInvalidated for a queued copy (its
+  // map invalid on disk already), else kUpdate.
   void SyncContent(const std::string& src, const std::string& rel, const FileStatus& src_st,
-                   const Entry* meta, FileCopy* c, const std::string& map_why);
+                   const Entry* meta, FileCopy* c, const std::string& map_why,
+                   std::unique_ptr<ReadableFile> in = nullptr,
+                   BlockmapWriter::Start map_start = BlockmapWriter::Start::kUpdate);
 
   // With opts_.changes: sets c->changed to the change list of src (rel: its
   // map's path) into *changed when c's map can be trusted and has c's size,
@@ -135,10 +161,11 @@ class Syncer {
   void UseChangeList(const std::string& src, const std::string& rel, const std::string& map_why, FileCopy* c,
                      std::vector<ByteRange>* changed);
 
-  // The map: updated in place (basis kMap), or started anew (empty,
-  // durably, before the target file is touched).
+  // The map: updated in place (basis kMap, taken up as map_start says), or
+  // started anew (an old map there emptied durably before the target file
+  // is touched; a new one needs no fsync: it has no header until completed).
   std::unique_ptr<BlockmapWriter> OpenMapWriter(const std::string& map_path, const std::string& rel,
-                                                CopyBasis basis);
+                                                CopyBasis basis, BlockmapWriter::Start map_start);
 
   // Rewrites header and trailer of a sound map whose entries stay.
   void RewriteMapHeader(ReadableFile* map, const std::string& map_path, const Blockmap& h);
@@ -156,14 +183,24 @@ class Syncer {
   bool single_ = false;   // the source is one file (or device), not a tree
   dev_t root_dev_ = 0;
   dev_t target_dev_ = 0;  // trees: the mirror's file system
-  bool need_syncfs_ = false;
+  // A copy waiting for the barrier after its map's invalidation.
+  struct QueuedCopy {
+    std::string src, dst, rel, map_path;
+    FileStatus src_st;
+    std::optional<Entry> meta;
+    Blockmap old;       // the header of the map, sound when it was queued
+    uint64_t old_size;  // the target file's size then
+  };
+  std::vector<QueuedCopy> queued_;
+  bool written_ = false;  // anything changed on the target since the last barrier
+  // Maps written, whose completion waits for the next barrier.
+  std::vector<BlockmapCompletion> pending_;
   std::map<InodeKey, std::string> links_;    // source inode -> dest of its first name
   std::map<InodeKey, InodeKey> claims_;      // multiply-linked target inode -> source inode
   std::map<InodeKey, std::pair<std::string, std::string>> mapped_;  // target inode -> file, its map
   std::set<InodeKey> relinked_;              // target inodes whose link count this sync changed
   std::unordered_set<std::string> live_maps_;  // "<hex>.map" of every file synced
   std::set<std::string> made_subdirs_;
-  std::set<std::string> dirty_dirs_;
 };
 
 }  // namespace inplace_internal
