@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 
+#include "util/encoding.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -168,6 +169,22 @@ std::string Sealer::OpenOrThrow(std::string_view sealed, std::string_view ad, co
   if (!Open(sealed, ad, &out))
     ThrowCorrupt(what + ": sealed object is damaged, moved or sealed with another key");
   return out;
+}
+
+std::string SealFile(const Sealer& sealer, std::string_view plain, std::string_view ad) {
+  std::string out(kSealedFileMagic, sizeof kSealedFileMagic);
+  PutU32(&out, kSealedFileVersion);
+  out.reserve(out.size() + plain.size() + kSealOverhead);
+  sealer.Seal(plain, ad, &out);
+  return out;
+}
+
+std::string OpenFile(const Sealer& sealer, std::string_view data, std::string_view ad, const std::string& where) {
+  if (data.size() < kSealedFileHeaderBytes || std::memcmp(data.data(), kSealedFileMagic, 8) != 0)
+    ThrowCorrupt(where + ": not a sealed vmback file (bad magic)");
+  if (GetU32(data.data() + 8) != kSealedFileVersion)
+    ThrowCorrupt(where + ": unsupported sealed file version " + std::to_string(GetU32(data.data() + 8)));
+  return sealer.OpenOrThrow(data.substr(kSealedFileHeaderBytes), ad, where);
 }
 
 }  // namespace vmback

@@ -94,4 +94,14 @@ class Sealer {
   SecretKey id_key_;
 };
 
+// A whole file sealed (index files and manifests of an encrypted store):
+// "VMBSEAL\n", u32 version 1, then one sealed object.
+inline constexpr char kSealedFileMagic[8] = {'V', 'M', 'B', 'S', 'E', 'A', 'L', '\n'};
+inline constexpr uint32_t kSealedFileVersion = 1;
+inline constexpr size_t kSealedFileHeaderBytes = 12;
+std::string SealFile(const Sealer& sealer, std::string_view plain, std::string_view ad);
+// The plain bytes of a sealed file; throws kCorrupt naming `where` when the
+// header is wrong or the object does not open under ad.
+std::string OpenFile(const Sealer& sealer, std::string_view data, std::string_view ad, const std::string& where);
+
 }  // namespace vmback

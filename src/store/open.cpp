@@ -76,11 +76,15 @@ CopyConfig ReadCopyConfig(Env* env, const std::string& dir) {
     if (!c.json.is_object() || c.json.value("format", "") != kFormatName)
       ThrowCorrupt(config_path + ": not a vmback store config");
     int version = c.json.at("version").get<int>();
-    if (version > kStoreFormatVersion)
+    if (version > kEncryptedStoreFormatVersion)
       throw Error(ErrorKind::kConfig, dir + " has store format version " + std::to_string(version) +
                                           ", newer than this vmback supports (" +
-                                          std::to_string(kStoreFormatVersion) + "); upgrade vmback");
+                                          std::to_string(kEncryptedStoreFormatVersion) + "); upgrade vmback");
     if (version < 1) ThrowCorrupt(config_path + ": bad format version");
+    // Version 2 is exactly an encrypted store.
+    if ((version == kEncryptedStoreFormatVersion) != c.json.contains("encryption"))
+      ThrowCorrupt(config_path + ": format version " + std::to_string(version) +
+                   (version == kEncryptedStoreFormatVersion ? " without" : " with") + " an 'encryption' object");
     c.store_id = c.json.value("store_id", "");
     c.copy_id = c.json.value("copy_id", "");
   } catch (const nlohmann::json::exception& e) {
@@ -175,7 +179,7 @@ std::vector<std::string> WarnAboutCopiesOnRootFileSystem(const std::vector<std::
 }
 
 std::vector<std::string> Store::Init(Env* env, const std::string& dir, uint32_t block_size,
-                                     const std::vector<std::string>& mirrors) {
+                                     const std::vector<std::string>& mirrors, const StoreInitEncryption* encrypt) {
   if (!IsValidBlockSize(block_size, kMinStoreBlockSize))
     ThrowConfig("block size " + std::to_string(block_size) +
                 " must be a power of two between 4 KiB and 16 MiB");
@@ -199,15 +203,25 @@ std::vector<std::string> Store::Init(Env* env, const std::string& dir, uint32_t 
   // original.
   nlohmann::json copies = nlohmann::json::array();
   for (const auto& d : all) copies.push_back({{"path", d}, {"copy_id", RandomHex(8)}});
+  const std::string store_id = RandomHex(16);
   nlohmann::json config = {
       {"format", kFormatName},
       {"version", kStoreFormatVersion},
-      {"store_id", RandomHex(16)},
+      {"store_id", store_id},
       {"block_size", block_size},
       {"compression", "zstd"},
       {"zstd_level", kDefaultZstdLevel},
       {"copies", copies},
   };
+  if (encrypt) {
+    // The first key before anything is written: without one there is no store.
+    StoreEncryption e;
+    const SecretKey master = SecretKey::Random();
+    e.keys.push_back(WrapFromSources(env, encrypt->sources, master, store_id, encrypt->label, encrypt->kdf));
+    e.key_check = KeyCheck(master);
+    config["version"] = kEncryptedStoreFormatVersion;
+    config["encryption"] = EncryptionToJson(e);
+  }
   for (const auto& c : copies) {
     config["copy_id"] = c["copy_id"];
     const std::string path = c["path"].get<std::string>();
@@ -346,6 +360,17 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
   if (!IsValidBlockSize(s->block_size_, kMinStoreBlockSize))
     ThrowCorrupt(config_path + ": bad block_size " + std::to_string(s->block_size_) +
                  " (a power of two from 4096 to 16 MiB)");
+  if (options.require_encrypted && !primary.json.contains("encryption"))
+    ThrowConfig("store " + dir + " is not encrypted, and the configuration says it must be ([target] encrypt = "
+                "true): refused, nothing written (was the disk swapped?)");
+  if (primary.json.contains("encryption")) {
+    // Before any lock is taken: a prompt may wait for a person.
+    StoreEncryption enc = EncryptionFromJson(primary.json["encryption"], config_path);
+    s->master_ = UnlockMasterKey(env, options.keys, enc, primary.store_id, dir);
+    s->keys_ = enc.keys;
+    s->key_check_ = enc.key_check;
+    s->sealer_ = std::make_unique<Sealer>(*s->master_);
+  }
 
   // Only a directory the user named in this command as a new copy may be
   // made one from an empty directory (Sync), or one that holds the marker
@@ -532,6 +557,22 @@ void Store::RecordCopies() {
     log_->Info("recorded every copy in " + JoinPath(copies_[c], "config.json"));
   }
   config_["copies"] = list;
+}
+
+void Store::SetKeys(const std::vector<WrappedKey>& keys) {
+  Guard([&] {
+    if (!encrypted()) ThrowConfig("store " + dir_ + " is not encrypted");
+    StoreEncryption e{keys, key_check_};
+    nlohmann::json j = EncryptionToJson(e);
+    EncryptionFromJson(j, "the new keys");  // the same checks a reader makes
+    for (size_t c = copies_.size(); c-- > 0;) {  // mirrors first, the primary last
+      nlohmann::json config = ReadCopyConfig(env_, copies_[c]).json;
+      config["encryption"] = j;
+      WriteFileAtomic(env_, JoinPath(copies_[c], "config.json"), config.dump(2) + "\n");
+    }
+    config_["encryption"] = j;
+    keys_ = keys;
+  });
 }
 
 void Store::Upgrade(double wait_seconds) {
