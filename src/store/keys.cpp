@@ -143,7 +143,7 @@ SecretKey UnlockMasterKey(Env* env, const KeySources& sources, const StoreEncryp
     }
   }
   std::string what;
-  for (const auto& t : tried) what += "\n  " + t;
+  for (const auto& t : tried) what += (what.empty() ? " " : "; ") + t;
   if (tried.empty())
     what = " none given: use --key-file FILE, VMBACK_PASSPHRASE_FILE, a systemd credential "
            "(LoadCredential=vmback.key or vmback.passphrase) or run it on a terminal";
