@@ -263,6 +263,45 @@ TEST_F(EncryptedStoreTest, KeysAddedAndRemoved) {
   EXPECT_EQ(Open(LockMode::kShared, second)->ListPoints().size(), 1u);
 }
 
+// A key removed while a mirror was absent is removed from the mirror too by
+// the next Sync (the keys of the newest key change win), so the old key
+// opens neither copy afterwards.
+TEST_F(EncryptedStoreTest, KeyChangesReachACopyThatWasAbsent) {
+  const std::string mirror = tmp_ / "mirror";
+  StoreInitEncryption enc;
+  enc.sources = sources_;
+  enc.kdf = kFastKdf;
+  Store::Init(env_, dir_, 4096, {mirror}, &enc);
+  { Fill(OpenX().get()); }
+  fs::rename(mirror, tmp_ / "unplugged");
+  KeySources second;
+  second.key_file = tmp_ / "second.key";
+  {
+    auto s = OpenX();
+    ASSERT_EQ(s->absent_copies().size(), 1u);
+    SecretKey k2 = SecretKey::Random();
+    WriteFile(second.key_file, FormatKeyFile(k2));
+    s->SetKeys({WrapWithKeyFile(s->master_key(), s->store_id(), k2, "second")});
+  }
+  fs::rename(tmp_ / "unplugged", mirror);
+  // The mirror alone still has the old keys.
+  nlohmann::json before = nlohmann::json::parse(ReadFile(mirror + "/config.json"));
+  EXPECT_EQ(before["encryption"]["keys"][0]["label"], "initial");
+  {
+    auto s = Open(LockMode::kExclusive, second);
+    s->Sync(false);
+  }
+  nlohmann::json after = nlohmann::json::parse(ReadFile(mirror + "/config.json"));
+  EXPECT_EQ(after["encryption"]["keys"].size(), 1u);
+  EXPECT_EQ(after["encryption"]["keys"][0]["label"], "second");
+  EXPECT_EQ(after["encryption"]["generation"], 1);
+  StoreOptions o;
+  o.keys = sources_;  // the removed initial key
+  EXPECT_EQ(KindOf([&] { Store::Open(env_, mirror, LockMode::kShared, &log_, o); }), ErrorKind::kConfig);
+  o.keys = second;
+  EXPECT_EQ(Store::Open(env_, mirror, LockMode::kShared, &log_, o)->ListPoints().size(), 1u);
+}
+
 // A flipped bit in each kind of sealed object is damage naming the object.
 TEST_F(EncryptedStoreTest, FlippedBitInEveryKindIsDamageNamed) {
   Init();

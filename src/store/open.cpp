@@ -130,6 +130,13 @@ std::string WhatIsThere(Env* env, const std::string& dir) {
   return "holds no vmback store (no config.json)";
 }
 
+// The "generation" of a config.json's "encryption" object: how many key
+// changes made it (0 when it says none).
+uint64_t KeysGeneration(const nlohmann::json& encryption) {
+  auto it = encryption.find("generation");
+  return it != encryption.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+
 bool IsEmptyDir(Env* env, const std::string& dir) {
   return env->Status(dir).kind == FileKind::kDir && env->ListDir(dir).empty();
 }
@@ -550,13 +557,48 @@ void Store::RecordCopies() {
         add(e["path"].get<std::string>(), e.value("copy_id", ""));
   }
   for (size_t c = 0; c < copies_.size(); c++) add(copies_[c], copy_ids_[c]);
+  // An encrypted store's keys: every present copy gets those of the newest
+  // generation among them (a key added, removed or given a new passphrase
+  // while a copy was absent), taken only from a copy whose key check is
+  // this store's and whose keys are well formed.
+  nlohmann::json newest_keys;
+  if (encrypted()) {
+    newest_keys = config_["encryption"];
+    for (size_t c = 0; c < copies_.size(); c++) {
+      const nlohmann::json& e = configs[c].contains("encryption") ? configs[c]["encryption"] : nlohmann::json();
+      if (!e.is_object() || e.value("key_check", "") != key_check_ ||
+          KeysGeneration(e) <= KeysGeneration(newest_keys))
+        continue;
+      try {
+        EncryptionFromJson(e, JoinPath(copies_[c], "config.json"));
+        newest_keys = e;
+      } catch (const Error& err) {
+        if (err.kind() != ErrorKind::kCorrupt) throw;
+        log_->Warn(err.what());
+      }
+    }
+  }
   for (size_t c = copies_.size(); c-- > 0;) {  // mirrors first, the primary last
-    if (configs[c]["copies"] == list) continue;
-    configs[c]["copies"] = list;
-    WriteFileAtomic(env_, JoinPath(copies_[c], "config.json"), configs[c].dump(2) + "\n");
-    log_->Info("recorded every copy in " + JoinPath(copies_[c], "config.json"));
+    const std::string path = JoinPath(copies_[c], "config.json");
+    bool changed = false;
+    if (configs[c]["copies"] != list) {
+      configs[c]["copies"] = list;
+      log_->Info("recorded every copy in " + path);
+      changed = true;
+    }
+    if (!newest_keys.is_null() && configs[c]["encryption"] != newest_keys) {
+      configs[c]["encryption"] = newest_keys;
+      log_->Info("brought the keys in " + path + " up to date (key change " +
+                 std::to_string(KeysGeneration(newest_keys)) + ")");
+      changed = true;
+    }
+    if (changed) WriteFileAtomic(env_, path, configs[c].dump(2) + "\n");
   }
   config_["copies"] = list;
+  if (!newest_keys.is_null()) {
+    config_["encryption"] = newest_keys;
+    keys_ = EncryptionFromJson(newest_keys, JoinPath(dir_, "config.json")).keys;
+  }
 }
 
 void Store::SetKeys(const std::vector<WrappedKey>& keys) {
@@ -565,10 +607,19 @@ void Store::SetKeys(const std::vector<WrappedKey>& keys) {
     StoreEncryption e{keys, key_check_};
     nlohmann::json j = EncryptionToJson(e);
     EncryptionFromJson(j, "the new keys");  // the same checks a reader makes
+    // Counted past every present copy's count, so that Sync brings a copy
+    // absent now up to these keys (RecordCopies).
+    std::vector<nlohmann::json> configs;
+    uint64_t generation = KeysGeneration(config_["encryption"]);
+    for (const auto& c : copies_) {
+      configs.push_back(ReadCopyConfig(env_, c).json);
+      if (configs.back().contains("encryption"))
+        generation = std::max(generation, KeysGeneration(configs.back()["encryption"]));
+    }
+    j["generation"] = generation + 1;
     for (size_t c = copies_.size(); c-- > 0;) {  // mirrors first, the primary last
-      nlohmann::json config = ReadCopyConfig(env_, copies_[c]).json;
-      config["encryption"] = j;
-      WriteFileAtomic(env_, JoinPath(copies_[c], "config.json"), config.dump(2) + "\n");
+      configs[c]["encryption"] = j;
+      WriteFileAtomic(env_, JoinPath(copies_[c], "config.json"), configs[c].dump(2) + "\n");
     }
     config_["encryption"] = j;
     keys_ = keys;
