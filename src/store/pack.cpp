@@ -108,23 +108,18 @@ EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int 
     out = big.data();
   }
   size_t n = ZSTD_compressCCtx(z.ctx, out, cap, raw.data(), raw.size(), level);
-  if (!ZSTD_isError(n) && n < raw.size()) {
-    if (out == big.data()) {
-      big.resize(n);
-      b.stored = std::move(big);
-    } else {
-      b.stored.assign(out, n);
-    }
-    b.comp = Compression::kZstd;
-  } else {
-    b.stored.assign(raw);
-    b.comp = Compression::kNone;
-  }
+  const bool compressed = !ZSTD_isError(n) && n < raw.size();
+  b.comp = compressed ? Compression::kZstd : Compression::kNone;
+  const std::string_view body = compressed ? std::string_view(out, n) : raw;
   if (sealer) {
-    std::string sealed;
-    sealed.reserve(b.stored.size() + kSealOverhead);
-    sealer->Seal(b.stored, BlobAd(b.id, b.type, b.comp, b.raw_len), &sealed);
-    b.stored = std::move(sealed);
+    // Sealed straight from the frame (or from raw): one copy, the sealed one.
+    b.stored.reserve(body.size() + kSealOverhead);
+    sealer->Seal(body, BlobAd(b.id, b.type, b.comp, b.raw_len), &b.stored);
+  } else if (compressed && out == big.data()) {
+    big.resize(n);
+    b.stored = std::move(big);
+  } else {
+    b.stored.assign(body);
   }
   return b;
 }
