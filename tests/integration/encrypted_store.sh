@@ -3,7 +3,7 @@
 # key file, backup, restore, verify; each key source (key file, passphrase
 # file, systemd credentials) and the exit 2 naming them when none opens it;
 # key add / list / remove / passwd; export --paper then import after every
-# wrapped key is deleted; a flipped bit in a pack is damage (exit 3); a
+# wrapped key is deleted; prune and GC; a flipped bit in a pack is damage (exit 3); a
 # mirror heals without anything in the clear; and a scan of every byte of
 # the store for the plain text and the plain SHA-256 of known blocks, and
 # for the file and volume names.
@@ -32,6 +32,19 @@ back=$(find "$WORK/back" -name known-block-file | head -n 1)
 check_same_file "$WORK/src/tree-secret-dir/known-block-file" "$back" "the restored file"
 vm verify --store "$S" --key-file "$K"
 expect_rc 0 "a clean verify"
+
+section "prune and garbage collection rewrite sealed packs"
+rand_file "$WORK/src/tree-secret-dir/other" 100000
+vm backup --store "$S" --key-file "$K" "$WORK/src/tree-secret-dir"
+expect_rc 0 "a second backup"
+vm prune --store "$S" --key-file "$K" --keep-last 1 --repack-below 1
+expect_rc 0 "prune --keep-last 1 with repacking"
+vm verify --store "$S" --key-file "$K"
+expect_rc 0 "verify after the prune"
+vm restore --store "$S" --key-file "$K" latest --to "$WORK/back2"
+expect_rc 0 "restore after the prune"
+back=$(find "$WORK/back2" -name other | head -n 1)
+check_same_file "$WORK/src/tree-secret-dir/other" "$back" "the restored changed file"
 
 section "nothing in the clear"
 check "no plain text, plain SHA-256 or name in any file of either copy" python3 - "$S" "$WORK/mirror" \
