@@ -7,8 +7,8 @@ set -euo pipefail
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-g++ -std=c++20 -O2 -o "$out/crypto_bench" "$SCRIPT_DIR/crypto_bench.cpp" \
-  $(pkg-config --cflags --libs libsodium libcrypto)
+read -r -a flags <<<"$(pkg-config --cflags --libs libsodium libcrypto)"
+g++ -std=c++20 -O2 -o "$out/crypto_bench" "$SCRIPT_DIR/crypto_bench.cpp" "${flags[@]}"
 secs=${1:-1.5}
 "$out/crypto_bench" $((1 << 20)) "$secs"
 "$out/crypto_bench" $((64 << 10)) "$secs"

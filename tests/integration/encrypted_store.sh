@@ -138,9 +138,9 @@ vm verify --store "$S" --key-file "$WORK/recovered.key"
 expect_rc 5 "verify heals the primary's pack from the mirror"
 vm verify --store "$S" --key-file "$WORK/recovered.key"
 expect_rc 0 "then verify is clean"
-for p in $(find "$S/packs" "$WORK/mirror/packs" -name '*.pack' -type f); do
+while IFS= read -r -d '' p; do
   flip_bit "$p" 200 >/dev/null
-done
+done < <(find "$S/packs" "$WORK/mirror/packs" -name '*.pack' -type f -print0)
 vm verify --store "$S" --key-file "$WORK/recovered.key"
 expect_rc 3 "a pack damaged on every copy is damage"
 
