@@ -15,8 +15,9 @@ import sys
 LAYERS = [
     # 0: words every layer speaks
     ["util"],
-    # 1: the operating system seam, and parsing that needs nothing else
-    ["os", "retention"],
+    # 1: the operating system seam, and parsing that needs nothing else;
+    # sealing and key wrapping of encrypted stores (bytes in, bytes out)
+    ["os", "retention", "crypto"],
     # 2: what vmback reads and writes, each on its own
     ["hypervisor", "source", "store", "report"],
     # 3: the config (its kinds are those of hypervisor/ and source/); the

@@ -57,6 +57,13 @@ const CommandInfo kCommands[] = {
     {"run", "the whole job: quiesce the VMs, snapshot, resume, back up, prune", NewRunCommand, ShowsProgress::kYes},
     {"plan", "show what 'run' would do, every command, and stop", NewPlanCommand},
     {"prune", "delete the points the retention policy does not keep", NewPruneCommand},
+    {"key", "the keys of an encrypted store", nullptr},
+    {"key list", "list the store's keys (labels and kinds)", NewKeyListCommand},
+    {"key add", "add a passphrase or key file that opens the store", NewKeyAddCommand},
+    {"key remove", "remove one of the store's keys", NewKeyRemoveCommand},
+    {"key passwd", "give a key a new passphrase (or key file)", NewKeyPasswdCommand},
+    {"key export", "print the master key as a paper recovery form (--paper)", NewKeyExportCommand},
+    {"key import", "open the store with a paper key and add a new key", NewKeyImportCommand},
 };
 
 }  // namespace

@@ -21,19 +21,43 @@ class StoreInitCommand : public Command {
     cmd->add_option("--mirror", mirrors_,
                     "another copy of the store, on another disk (repeat for more); every\n"
                     "write goes to every copy and a bad copy is repaired from a good one");
+    cmd->add_flag("--encrypt", encrypt_,
+                  "encrypt and authenticate everything in the store (AES-256-GCM, keyed block ids);\n"
+                  "the key comes from --key-file (made when not there), VMBACK_PASSPHRASE_FILE,\n"
+                  "a systemd credential, or a passphrase typed twice on a terminal");
+    cmd->add_option("--key-file", key_file_, "with --encrypt: the key file (a new one is made if not there)");
+    cmd->add_option("--key-label", key_label_, "with --encrypt: the label of the first key (default initial)");
+    cmd->add_option("--kdf-memory", kdf_memory_text_,
+                    "with a passphrase: Argon2id memory (default 64M; 8K to 4G)");
+    cmd->add_option("--kdf-ops", kdf_ops_, "with a passphrase: Argon2id passes (default 3; 1 to 64)");
     cmd->footer("\nThe copies are recorded in each one's config.json by absolute path (a relative\n"
                 "DIR is read against the working directory, here), and each gets a vmback-copy\n"
                 "marker first.\n\n"
                 "Examples:\n  vmback store init /mnt/usb/vmback --block-size 64K\n"
-                "  vmback store init /mnt/usb1/vmback --mirror /mnt/usb2/vmback");
+                "  vmback store init /mnt/usb1/vmback --mirror /mnt/usb2/vmback\n"
+                "  vmback store init /mnt/usb/vmback --encrypt --key-file /etc/vmback/store.key");
   }
 
   Findings Run(CommandContext& ctx) override {
     uint64_t bs;
     if (!ParseSize(block_size_text_, &bs) || bs > UINT32_MAX)
       ThrowConfig("--block-size: cannot read '" + block_size_text_ + "' as a size");
-    std::vector<std::string> copies = Store::Init(ctx.env, dir_, static_cast<uint32_t>(bs), mirrors_);
-    ctx.out << "created store " << copies[0] << " (block size " << FormatBytes(bs) << ")";
+    std::optional<StoreInitEncryption> enc;
+    if (encrypt_) {
+      enc.emplace();
+      enc->sources = KeySources::FromEnvironment(key_file_);
+      enc->label = key_label_;
+      uint64_t mem = 0;
+      if (!ParseSize(kdf_memory_text_, &mem)) ThrowConfig("--kdf-memory: cannot read '" + kdf_memory_text_ + "'");
+      enc->kdf = {kdf_ops_, mem};
+      if (!KdfParamsValid(enc->kdf)) ThrowConfig("--kdf-memory / --kdf-ops out of bounds (8K to 4G; 1 to 64)");
+    } else if (!key_file_.empty()) {
+      ThrowConfig("--key-file is for an encrypted store: add --encrypt");
+    }
+    std::vector<std::string> copies =
+        Store::Init(ctx.env, dir_, static_cast<uint32_t>(bs), mirrors_, enc ? &*enc : nullptr);
+    ctx.out << "created " << (encrypt_ ? "encrypted " : "") << "store " << copies[0] << " (block size "
+            << FormatBytes(bs) << ")";
     for (size_t i = 1; i < copies.size(); i++) ctx.out << ", mirrored on " << copies[i];
     ctx.out << "\n";
     return {};
@@ -42,6 +66,9 @@ class StoreInitCommand : public Command {
  private:
   std::string dir_, block_size_text_ = "64K";
   std::vector<std::string> mirrors_;
+  bool encrypt_ = false;
+  std::string key_file_, key_label_ = "initial", kdf_memory_text_ = "64M";
+  uint64_t kdf_ops_ = KdfParams{}.ops;
 };
 
 class StoreSyncCommand : public Command {

@@ -76,5 +76,11 @@ std::unique_ptr<Command> NewDumpCommand();
 std::unique_ptr<Command> NewMountCommand();
 std::unique_ptr<Command> NewInstantRestoreCommand();
 std::unique_ptr<Command> NewStatsCommand();
+std::unique_ptr<Command> NewKeyListCommand();
+std::unique_ptr<Command> NewKeyAddCommand();
+std::unique_ptr<Command> NewKeyPasswdCommand();
+std::unique_ptr<Command> NewKeyRemoveCommand();
+std::unique_ptr<Command> NewKeyExportCommand();
+std::unique_ptr<Command> NewKeyImportCommand();
 
 }  // namespace vmback

@@ -31,6 +31,9 @@ void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
                   "of these that does serves");
   cmd->add_option("--lock-wait", t->lock_wait,
                   "seconds to wait for another vmback process holding the store (default 0)");
+  cmd->add_option("--key-file", t->key_file,
+                  "key file of an encrypted store (else [target] key_file, VMBACK_PASSPHRASE_FILE,\n"
+                  "systemd credentials vmback.key / vmback.passphrase, or a prompt on a terminal)");
 }
 
 std::string DefaultConfigPath() {
@@ -87,6 +90,7 @@ Config ResolveConfig(const TargetArgs& t) {
     c.target.mirrors = t.mirrors;
   }
   if (t.lock_wait >= 0) c.target.lock_wait_seconds = static_cast<int>(t.lock_wait);
+  if (!t.key_file.empty()) c.target.key_file = t.key_file;
   return c;
 }
 
@@ -96,6 +100,8 @@ StoreOptions StoreOptionsFor(const Config& c, const TargetArgs& t) {
   StoreOptions options;
   options.mirrors = c.target.mirrors;
   options.lock_wait_seconds = t.lock_wait >= 0 ? t.lock_wait : c.target.lock_wait_seconds;
+  options.keys = KeySources::FromEnvironment(c.target.key_file);
+  options.require_encrypted = c.target.encrypt;
   return options;
 }
 

@@ -32,6 +32,7 @@ struct TargetArgs {
   std::string zfs, btrfs, dir;
   std::vector<std::string> mirrors;
   double lock_wait = -1;  // -1: from the config, else 0
+  std::string key_file;   // --key-file: opens an encrypted store
 };
 
 // Adds -c, --store, --zfs, --btrfs, --dir (one of them), --mirror and

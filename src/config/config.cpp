@@ -306,7 +306,8 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
                               TypeName(target_it->second));
   }
   TableReader tr(file_name, *target, "[target]", target_line);
-  tr.CheckKeys({"type", "path", "dataset", "mirrors", "lock_wait", "snapshot_prefix", "block_size"});
+  tr.CheckKeys({"type", "path", "dataset", "mirrors", "lock_wait", "snapshot_prefix", "block_size", "encrypt",
+                "key_file"});
   int type_line = 0;
   if (std::optional<std::string> type = tr.String("type", &type_line)) {
     if (*type != "store" && *type != "zfs" && *type != "btrfs" && *type != "dir") {
@@ -361,6 +362,20 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     if (!ParseSize(*bs, &v) || !IsValidBlockSize(v, kMinInplaceBlockSize))
       tr.Fail(bs_line, "'block_size' must be a power of two from 512 to 16M, e.g. \"128K\"");
     config.target.block_size = static_cast<uint32_t>(v);
+  }
+  int encrypt_line = 0;
+  if (std::optional<bool> encrypt = tr.Bool("encrypt", &encrypt_line)) {
+    if (config.target.type != TargetType::kStore)
+      tr.Fail(encrypt_line, "'encrypt' belongs to the built-in store; encrypt an in-place target's file system "
+                            "(ZFS native encryption, LUKS)");
+    config.target.encrypt = *encrypt;
+  }
+  int key_line = 0;
+  if (auto key = tr.String("key_file", &key_line)) {
+    if (config.target.type != TargetType::kStore) tr.Fail(key_line, "'key_file' belongs to the built-in store");
+    if (key->empty() || key->front() != '/')
+      tr.Fail(key_line, "'key_file' in [target] must be an absolute path, not \"" + *key + "\"");
+    config.target.key_file = *key;
   }
   int wait_line = 0;
   if (auto wait = tr.Int("lock_wait", &wait_line)) {

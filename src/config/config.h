@@ -143,6 +143,11 @@ struct TargetConfig {
   uint32_t block_size = 0;           // zfs, btrfs, dir: 0 = the file system's record size
   std::vector<std::string> mirrors;  // further copies of the store
   int lock_wait_seconds = 0;
+  // store: the store must be encrypted (a plain store there is refused, so
+  // that a swapped disk cannot take the backups in the clear), and the key
+  // file that opens it (a path; never a passphrase: see store/keys.h).
+  bool encrypt = false;
+  std::string key_file;
 };
 
 // [[replicate]] (a zfs target only): after each point, vmback's snapshots

@@ -81,6 +81,19 @@ TEST(ConfigTest, TypeDefaultsToStore) {
   EXPECT_EQ(config.volumes[0].source, "/s");
 }
 
+TEST(ConfigTest, EncryptAndKeyFileBelongToTheStore) {
+  const std::string vol = "[[volume]]\nname = \"v\"\nsource = \"/srv\"\n";
+  Config c = ParseConfig("[target]\npath = \"/backup\"\nencrypt = true\nkey_file = \"/etc/vmback/store.key\"\n" + vol,
+                         "/etc/vmback/cfg.toml");
+  EXPECT_TRUE(c.target.encrypt);
+  EXPECT_EQ(c.target.key_file, "/etc/vmback/store.key");
+  Config plain = ParseConfig(std::string(kTarget) + vol, "/etc/vmback/cfg.toml");
+  EXPECT_FALSE(plain.target.encrypt);
+  EXPECT_EQ(plain.target.key_file, "");
+  ExpectErrorAt("[target]\npath = \"/backup\"\nkey_file = \"store.key\"\n" + vol, 3, "absolute path");
+  ExpectErrorAt("[target]\ntype = \"dir\"\npath = \"/backup\"\nencrypt = true\n" + vol, 4, "LUKS");
+}
+
 TEST(ConfigTest, RelativePathsFollowTheFileNotTheCwd) {
   test::TempDir dir;
   ASSERT_EQ(mkdir((dir / "conf").c_str(), 0700), 0);

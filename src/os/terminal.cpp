@@ -1,10 +1,42 @@
 #include "os/terminal.h"
 
+#include <termios.h>
 #include <unistd.h>
+
+#include <cstdio>
 
 namespace vmback {
 
 bool StdoutIsTerminal() { return ::isatty(STDOUT_FILENO) == 1; }
 bool StderrIsTerminal() { return ::isatty(STDERR_FILENO) == 1; }
+bool StdinIsTerminal() { return ::isatty(STDIN_FILENO) == 1; }
+
+bool ReadSecretLine(const std::string& prompt, size_t max_bytes, std::string* out) {
+  out->clear();
+  if (!StdinIsTerminal()) return false;
+  struct termios old;
+  if (::tcgetattr(STDIN_FILENO, &old) != 0) return false;
+  struct termios quiet = old;
+  quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+  std::fputs(prompt.c_str(), stderr);
+  std::fflush(stderr);
+  ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+  bool ok = false;
+  for (;;) {
+    char c;
+    ssize_t n = ::read(STDIN_FILENO, &c, 1);
+    if (n <= 0) break;
+    if (c == '\n') {
+      ok = true;
+      break;
+    }
+    if (out->size() >= max_bytes) break;
+    out->push_back(c);
+  }
+  ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+  std::fputs("\n", stderr);
+  if (!ok) out->clear();
+  return ok;
+}
 
 }  // namespace vmback

@@ -99,6 +99,8 @@ class StoreDestination : public Destination {
       : env_(env), path_(target.path), mode_(LockModeFor(access)), excludes_(std::move(excludes)) {
     options_.mirrors = target.mirrors;
     options_.lock_wait_seconds = lock_wait;
+    options_.keys = KeySources::FromEnvironment(target.key_file);
+    options_.require_encrypted = target.encrypt;
     store_ = Store::Open(env, path_, mode_, log, options_);
     if (access == DestinationAccess::kBackup && (store_->copies().size() > 1 || !store_->absent_copies().empty()))
       store_->Sync();

@@ -36,19 +36,20 @@ struct PackResult {
 // every blob re-hashed. Blobs that check out are good even in a damaged pack.
 // The file is read in order, kCopyBufferBytes at a time; what is kept is the
 // piece read and the blob that runs past its end (bounded by the format's
-// largest blob), not the pack.
-PackResult CheckPack(Env* env, const std::string& path, const Hash& name, RatePacer* pacer) {
+// largest blob), not the pack. sealer: the store's (null for a plain store):
+// each blob is opened and its keyed id checked.
+PackResult CheckPack(Env* env, const std::string& path, const Hash& name, RatePacer* pacer, const Sealer* sealer) {
   PackResult r;
   r.read_start_ns = env->NowNanos();
   auto file = env->OpenRead(path);
   const uint64_t size = file->Size();
   std::vector<PackEntry> entries;
   try {
-    entries = ReadPackEntries(file.get());
+    entries = ReadPackEntries(file.get(), sealer);
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::kCorrupt) throw;
     r.problems.push_back(e.what());
-    entries = ScanPackBlobs(file.get());
+    entries = ScanPackBlobs(file.get(), sealer);
   }
   // Both give entries that lie inside the file.
   std::sort(entries.begin(), entries.end(),
@@ -75,7 +76,7 @@ PackResult CheckPack(Env* env, const std::string& path, const Hash& name, RatePa
       const PackEntry& e = entries[next];
       r.blobs++;
       try {
-        DecodeBlob(e, std::string_view(window).substr(e.offset - window_start, e.stored_len), path);
+        DecodeBlob(e, std::string_view(window).substr(e.offset - window_start, e.stored_len), path, sealer);
         r.good.push_back(e.id);
       } catch (const Error& err) {
         if (err.kind() != ErrorKind::kCorrupt) throw;
@@ -470,8 +471,9 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
         Env* env = store->env();
         std::string path = store->PackPath(c, p);
         RatePacer* pacer = pacers[c].get();
+        const Sealer* sealer = store->sealer();
         pending.per_copy.push_back(
-            readers[c]->Submit([env, path, p, pacer] { return CheckPack(env, path, p, pacer); }));
+            readers[c]->Submit([env, path, p, pacer, sealer] { return CheckPack(env, path, p, pacer, sealer); }));
       }
       in_flight.push_back(std::move(pending));
       if (in_flight.size() > kLookaheadPacks) drain();

@@ -140,8 +140,8 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const 
   };
   auto put_list = [&] {
     std::string raw = EncodeIdList(list);
-    Hash id = Sha256(raw);
-    if (!store->Has(id)) put(EncodeBlob(id, BlobType::kList, raw, level));
+    Hash id = store->BlobId(raw);
+    if (!store->Has(id)) put(EncodeBlob(id, BlobType::kList, raw, level, store->sealer()));
     content.push_back(id);
     list.clear();
   };
@@ -219,9 +219,9 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const 
           size_t len = static_cast<size_t>(std::min(bs, size - off));
           const char* p = batch->data.get() + k * bs;
           if (batch->hole[k] || IsAllZero(p, len)) continue;  // zero id
-          out[k].id = Sha256(p, len);
+          out[k].id = store->BlobId(p, len);
           if (!store->Has(out[k].id))
-            out[k].blob = EncodeBlob(out[k].id, BlobType::kData, std::string_view(p, len), level);
+            out[k].blob = EncodeBlob(out[k].id, BlobType::kData, std::string_view(p, len), level, store->sealer());
         }
         return out;
       }));

@@ -48,7 +48,7 @@ const BlobLocation* BlobIndex::Find(const Hash& id) const {
   return it == map_.end() ? nullptr : &it->second;
 }
 
-std::string EncodeIndexFile(const IndexFile& f) {
+std::string EncodeIndexFile(const IndexFile& f, const Sealer* sealer) {
   std::string out(kIndexMagic, 8);
   PutU32(&out, kIndexVersion);
   PutU32(&out, static_cast<uint32_t>(f.packs.size()));
@@ -59,10 +59,15 @@ std::string EncodeIndexFile(const IndexFile& f) {
   }
   Hash h = Sha256(out);
   out.append(reinterpret_cast<const char*>(h.bytes.data()), 32);
-  return out;
+  return sealer ? SealFile(*sealer, out, kIndexAd) : out;
 }
 
-IndexFile DecodeIndexFile(std::string_view data, const std::string& where) {
+IndexFile DecodeIndexFile(std::string_view data, const std::string& where, const Sealer* sealer) {
+  std::string opened;
+  if (sealer) {
+    opened = OpenFile(*sealer, data, kIndexAd, where);
+    data = opened;
+  }
   if (data.size() < 16 + 32 || std::memcmp(data.data(), kIndexMagic, 8) != 0)
     ThrowCorrupt(where + ": not a vmback index file");
   Hash want;
@@ -87,7 +92,7 @@ IndexFile DecodeIndexFile(std::string_view data, const std::string& where) {
     if (uint64_t{n} * kIndexEntrySize > body.size() - pos) ThrowCorrupt(where + ": index truncated");
     std::vector<PackEntry> entries(n);
     for (uint32_t k = 0; k < n; k++) {
-      if (!DecodeValidPackEntry(body.data() + pos, &entries[k]))
+      if (!DecodeValidPackEntry(body.data() + pos, &entries[k], sealer))
         ThrowCorrupt(where + ": index entry " + std::to_string(k) + " of pack " + pack.Hex() +
                      " is invalid (" + std::to_string(entries[k].stored_len) + " bytes stored, " +
                      std::to_string(entries[k].raw_len) + " raw, at offset " + std::to_string(entries[k].offset) +

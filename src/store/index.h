@@ -61,11 +61,14 @@ struct IndexFile {
   std::vector<std::pair<Hash, std::vector<PackEntry>>> packs;
 };
 
-std::string EncodeIndexFile(const IndexFile& f);
+// With a sealer (an encrypted store) the file is sealed whole (SealFile,
+// associated data kIndexAd) and its entries have sealed lengths.
+inline constexpr std::string_view kIndexAd = "vmback index v1";
+std::string EncodeIndexFile(const IndexFile& f, const Sealer* sealer = nullptr);
 // Throws kCorrupt (naming `where`) on a bad magic, version or checksum, a
 // count the file's size cannot hold, or an entry no pack could hold (see
 // DecodeValidPackEntry: lengths beyond the format's maxima). Whether an entry
 // fits in its pack is checked when the blob is read (ReadBlob).
-IndexFile DecodeIndexFile(std::string_view data, const std::string& where);
+IndexFile DecodeIndexFile(std::string_view data, const std::string& where, const Sealer* sealer = nullptr);
 
 }  // namespace vmback

@@ -132,9 +132,34 @@ std::string SealManifest(std::string_view json_line) {
   return std::string(json_line) + "\nsha256:" + Sha256(json_line).Hex() + "\n";
 }
 
-std::string EncodeManifest(const Manifest& m) { return SealManifest(ManifestToJson(m).dump()); }
+std::string ManifestAd(std::string_view point) {
+  std::string ad = "vmback manifest v1";
+  ad.push_back('\0');
+  ad.append(point);
+  return ad;
+}
 
-Manifest DecodeManifest(std::string_view data, const std::string& path) {
+namespace {
+// NAME of .../points/NAME.json.
+std::string_view PointOfPath(std::string_view path) {
+  auto slash = path.rfind('/');
+  std::string_view base = slash == std::string_view::npos ? path : path.substr(slash + 1);
+  if (base.size() > 5 && base.substr(base.size() - 5) == ".json") base.remove_suffix(5);
+  return base;
+}
+}  // namespace
+
+std::string EncodeManifest(const Manifest& m, const Sealer* sealer) {
+  std::string plain = SealManifest(ManifestToJson(m).dump());
+  return sealer ? SealFile(*sealer, plain, ManifestAd(m.name.str())) : plain;
+}
+
+Manifest DecodeManifest(std::string_view data, const std::string& path, const Sealer* sealer) {
+  std::string opened;
+  if (sealer) {
+    opened = OpenFile(*sealer, data, ManifestAd(PointOfPath(path)), path);
+    data = opened;
+  }
   auto pos = data.rfind("\nsha256:");
   if (pos == std::string_view::npos) Bad(path, "truncated (no checksum line)");
   std::string_view body = data.substr(0, pos);

@@ -53,12 +53,17 @@ nlohmann::json ManifestToJson(const Manifest& m);
 inline void to_json(nlohmann::json& j, const Manifest& m) { j = ManifestToJson(m); }
 // The whole file: the JSON line, a newline, "sha256:<hex of the line>" and a
 // newline.
-std::string EncodeManifest(const Manifest& m);
+// With a sealer (an encrypted store) the file is sealed whole (SealFile)
+// under ManifestAd of its point name.
+std::string EncodeManifest(const Manifest& m, const Sealer* sealer = nullptr);
+std::string ManifestAd(std::string_view point);
 // The file framing around any JSON line (for EncodeManifest, and for tests
 // that forge manifests).
 std::string SealManifest(std::string_view json_line);
 // Checks the checksum line and every field; unknown keys are ignored.
 // Throws kCorrupt naming `path` and what is wrong.
-Manifest DecodeManifest(std::string_view data, const std::string& path);
+// With a sealer the file at `path` (points/NAME.json) must open under
+// ManifestAd(NAME): a manifest moved to another name does not.
+Manifest DecodeManifest(std::string_view data, const std::string& path, const Sealer* sealer = nullptr);
 
 }  // namespace vmback

@@ -76,11 +76,15 @@ CopyConfig ReadCopyConfig(Env* env, const std::string& dir) {
     if (!c.json.is_object() || c.json.value("format", "") != kFormatName)
       ThrowCorrupt(config_path + ": not a vmback store config");
     int version = c.json.at("version").get<int>();
-    if (version > kStoreFormatVersion)
+    if (version > kEncryptedStoreFormatVersion)
       throw Error(ErrorKind::kConfig, dir + " has store format version " + std::to_string(version) +
                                           ", newer than this vmback supports (" +
-                                          std::to_string(kStoreFormatVersion) + "); upgrade vmback");
+                                          std::to_string(kEncryptedStoreFormatVersion) + "); upgrade vmback");
     if (version < 1) ThrowCorrupt(config_path + ": bad format version");
+    // Version 2 is exactly an encrypted store.
+    if ((version == kEncryptedStoreFormatVersion) != c.json.contains("encryption"))
+      ThrowCorrupt(config_path + ": format version " + std::to_string(version) +
+                   (version == kEncryptedStoreFormatVersion ? " without" : " with") + " an 'encryption' object");
     c.store_id = c.json.value("store_id", "");
     c.copy_id = c.json.value("copy_id", "");
   } catch (const nlohmann::json::exception& e) {
@@ -124,6 +128,13 @@ std::string WhatIsThere(Env* env, const std::string& dir) {
     return std::string("cannot be read (") + e.what() + ")";
   }
   return "holds no vmback store (no config.json)";
+}
+
+// The "generation" of a config.json's "encryption" object: how many key
+// changes made it (0 when it says none).
+uint64_t KeysGeneration(const nlohmann::json& encryption) {
+  auto it = encryption.find("generation");
+  return it != encryption.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
 }
 
 bool IsEmptyDir(Env* env, const std::string& dir) {
@@ -175,7 +186,7 @@ std::vector<std::string> WarnAboutCopiesOnRootFileSystem(const std::vector<std::
 }
 
 std::vector<std::string> Store::Init(Env* env, const std::string& dir, uint32_t block_size,
-                                     const std::vector<std::string>& mirrors) {
+                                     const std::vector<std::string>& mirrors, const StoreInitEncryption* encrypt) {
   if (!IsValidBlockSize(block_size, kMinStoreBlockSize))
     ThrowConfig("block size " + std::to_string(block_size) +
                 " must be a power of two between 4 KiB and 16 MiB");
@@ -199,15 +210,25 @@ std::vector<std::string> Store::Init(Env* env, const std::string& dir, uint32_t 
   // original.
   nlohmann::json copies = nlohmann::json::array();
   for (const auto& d : all) copies.push_back({{"path", d}, {"copy_id", RandomHex(8)}});
+  const std::string store_id = RandomHex(16);
   nlohmann::json config = {
       {"format", kFormatName},
       {"version", kStoreFormatVersion},
-      {"store_id", RandomHex(16)},
+      {"store_id", store_id},
       {"block_size", block_size},
       {"compression", "zstd"},
       {"zstd_level", kDefaultZstdLevel},
       {"copies", copies},
   };
+  if (encrypt) {
+    // The first key before anything is written: without one there is no store.
+    StoreEncryption e;
+    const SecretKey master = SecretKey::Random();
+    e.keys.push_back(WrapFromSources(env, encrypt->sources, master, store_id, encrypt->label, encrypt->kdf));
+    e.key_check = KeyCheck(master);
+    config["version"] = kEncryptedStoreFormatVersion;
+    config["encryption"] = EncryptionToJson(e);
+  }
   for (const auto& c : copies) {
     config["copy_id"] = c["copy_id"];
     const std::string path = c["path"].get<std::string>();
@@ -346,6 +367,17 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
   if (!IsValidBlockSize(s->block_size_, kMinStoreBlockSize))
     ThrowCorrupt(config_path + ": bad block_size " + std::to_string(s->block_size_) +
                  " (a power of two from 4096 to 16 MiB)");
+  if (options.require_encrypted && !primary.json.contains("encryption"))
+    ThrowConfig("store " + dir + " is not encrypted, and the configuration says it must be ([target] encrypt = "
+                "true): refused, nothing written (was the disk swapped?)");
+  if (primary.json.contains("encryption")) {
+    // Before any lock is taken: a prompt may wait for a person.
+    StoreEncryption enc = EncryptionFromJson(primary.json["encryption"], config_path);
+    s->master_ = UnlockMasterKey(env, options.keys, enc, primary.store_id, dir);
+    s->keys_ = enc.keys;
+    s->key_check_ = enc.key_check;
+    s->sealer_ = std::make_unique<Sealer>(*s->master_);
+  }
 
   // Only a directory the user named in this command as a new copy may be
   // made one from an empty directory (Sync), or one that holds the marker
@@ -525,13 +557,73 @@ void Store::RecordCopies() {
         add(e["path"].get<std::string>(), e.value("copy_id", ""));
   }
   for (size_t c = 0; c < copies_.size(); c++) add(copies_[c], copy_ids_[c]);
+  // An encrypted store's keys: every present copy gets those of the newest
+  // generation among them (a key added, removed or given a new passphrase
+  // while a copy was absent), taken only from a copy whose key check is
+  // this store's and whose keys are well formed.
+  nlohmann::json newest_keys;
+  if (encrypted()) {
+    newest_keys = config_["encryption"];
+    for (size_t c = 0; c < copies_.size(); c++) {
+      const nlohmann::json& e = configs[c].contains("encryption") ? configs[c]["encryption"] : nlohmann::json();
+      if (!e.is_object() || e.value("key_check", "") != key_check_ ||
+          KeysGeneration(e) <= KeysGeneration(newest_keys))
+        continue;
+      try {
+        EncryptionFromJson(e, JoinPath(copies_[c], "config.json"));
+        newest_keys = e;
+      } catch (const Error& err) {
+        if (err.kind() != ErrorKind::kCorrupt) throw;
+        log_->Warn(err.what());
+      }
+    }
+  }
   for (size_t c = copies_.size(); c-- > 0;) {  // mirrors first, the primary last
-    if (configs[c]["copies"] == list) continue;
-    configs[c]["copies"] = list;
-    WriteFileAtomic(env_, JoinPath(copies_[c], "config.json"), configs[c].dump(2) + "\n");
-    log_->Info("recorded every copy in " + JoinPath(copies_[c], "config.json"));
+    const std::string path = JoinPath(copies_[c], "config.json");
+    bool changed = false;
+    if (configs[c]["copies"] != list) {
+      configs[c]["copies"] = list;
+      log_->Info("recorded every copy in " + path);
+      changed = true;
+    }
+    if (!newest_keys.is_null() && configs[c]["encryption"] != newest_keys) {
+      configs[c]["encryption"] = newest_keys;
+      log_->Info("brought the keys in " + path + " up to date (key change " +
+                 std::to_string(KeysGeneration(newest_keys)) + ")");
+      changed = true;
+    }
+    if (changed) WriteFileAtomic(env_, path, configs[c].dump(2) + "\n");
   }
   config_["copies"] = list;
+  if (!newest_keys.is_null()) {
+    config_["encryption"] = newest_keys;
+    keys_ = EncryptionFromJson(newest_keys, JoinPath(dir_, "config.json")).keys;
+  }
+}
+
+void Store::SetKeys(const std::vector<WrappedKey>& keys) {
+  Guard([&] {
+    if (!encrypted()) ThrowConfig("store " + dir_ + " is not encrypted");
+    StoreEncryption e{keys, key_check_};
+    nlohmann::json j = EncryptionToJson(e);
+    EncryptionFromJson(j, "the new keys");  // the same checks a reader makes
+    // Counted past every present copy's count, so that Sync brings a copy
+    // absent now up to these keys (RecordCopies).
+    std::vector<nlohmann::json> configs;
+    uint64_t generation = KeysGeneration(config_["encryption"]);
+    for (const auto& c : copies_) {
+      configs.push_back(ReadCopyConfig(env_, c).json);
+      if (configs.back().contains("encryption"))
+        generation = std::max(generation, KeysGeneration(configs.back()["encryption"]));
+    }
+    j["generation"] = generation + 1;
+    for (size_t c = copies_.size(); c-- > 0;) {  // mirrors first, the primary last
+      configs[c]["encryption"] = j;
+      WriteFileAtomic(env_, JoinPath(copies_[c], "config.json"), configs[c].dump(2) + "\n");
+    }
+    config_["encryption"] = j;
+    keys_ = keys;
+  });
 }
 
 void Store::Upgrade(double wait_seconds) {

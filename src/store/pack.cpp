@@ -32,10 +32,23 @@ uint64_t MaxStoredLen(BlobType t, Compression c, uint32_t raw_len) {
   return ZSTD_COMPRESSBOUND(uint64_t{MaxRawLen(t)});
 }
 
-bool BlobLengthsValid(const PackEntry& e) {
+bool BlobLengthsValid(const PackEntry& e, const Sealer* sealer) {
   if (!ValidKinds(e.type, e.comp) || e.raw_len > MaxRawLen(e.type)) return false;
-  if (e.comp == Compression::kNone) return e.stored_len == e.raw_len;
-  return e.stored_len <= MaxStoredLen(e.type, e.comp, e.raw_len);
+  const uint64_t overhead = sealer ? kSealOverhead : 0;
+  if (e.stored_len < overhead) return false;
+  const uint64_t inner = e.stored_len - overhead;
+  if (e.comp == Compression::kNone) return inner == e.raw_len;
+  return inner <= MaxStoredLen(e.type, e.comp, e.raw_len);
+}
+
+std::string BlobAd(const Hash& id, BlobType type, Compression comp, uint32_t raw_len) {
+  std::string ad = "vmback blob v1";
+  ad.push_back('\0');
+  ad.push_back(static_cast<char>(type));
+  ad.push_back(static_cast<char>(comp));
+  PutU32(&ad, raw_len);
+  ad.append(reinterpret_cast<const char*>(id.bytes.data()), id.bytes.size());
+  return ad;
 }
 
 namespace {
@@ -75,7 +88,7 @@ ZstdScratch& ThreadZstd() {
 
 }  // namespace
 
-EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level) {
+EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level, const Sealer* sealer) {
   if (raw.size() > MaxRawLen(type))
     throw Error(ErrorKind::kOther, "a " + std::string(type == BlobType::kTree ? "directory listing" : "blob") +
                                        " of " + std::to_string(raw.size()) + " bytes is larger than the store " +
@@ -95,17 +108,18 @@ EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int 
     out = big.data();
   }
   size_t n = ZSTD_compressCCtx(z.ctx, out, cap, raw.data(), raw.size(), level);
-  if (!ZSTD_isError(n) && n < raw.size()) {
-    if (out == big.data()) {
-      big.resize(n);
-      b.stored = std::move(big);
-    } else {
-      b.stored.assign(out, n);
-    }
-    b.comp = Compression::kZstd;
+  const bool compressed = !ZSTD_isError(n) && n < raw.size();
+  b.comp = compressed ? Compression::kZstd : Compression::kNone;
+  const std::string_view body = compressed ? std::string_view(out, n) : raw;
+  if (sealer) {
+    // Sealed straight from the frame (or from raw): one copy, the sealed one.
+    b.stored.reserve(body.size() + kSealOverhead);
+    sealer->Seal(body, BlobAd(b.id, b.type, b.comp, b.raw_len), &b.stored);
+  } else if (compressed && out == big.data()) {
+    big.resize(n);
+    b.stored = std::move(big);
   } else {
-    b.stored.assign(raw);
-    b.comp = Compression::kNone;
+    b.stored.assign(body);
   }
   return b;
 }
@@ -122,13 +136,24 @@ ZSTD_DCtx* ThreadDecompressor() {
 
 // DecodeBlob; a blob stored raw is taken over from *stored instead of copied.
 std::string DecodeBlobFrom(const PackEntry& e, std::string_view stored, std::string* owned,
-                           const std::string& where) {
+                           const std::string& where, const Sealer* sealer) {
   // The lengths come from a disk: bounded before the output is allocated.
   if (!ValidKinds(e.type, e.comp))
     ThrowCorrupt(where + ": blob " + e.id.Hex() + " has an unknown type or compression");
-  if (e.raw_len > MaxRawLen(e.type) || stored.size() > MaxStoredLen(e.type, e.comp, e.raw_len))
+  const uint64_t overhead = sealer ? kSealOverhead : 0;
+  if (stored.size() < overhead)
+    ThrowCorrupt(where + ": blob " + e.id.Hex() + " is shorter than its seal (" + std::to_string(stored.size()) +
+                 " bytes stored)");
+  if (e.raw_len > MaxRawLen(e.type) || stored.size() - overhead > MaxStoredLen(e.type, e.comp, e.raw_len))
     ThrowCorrupt(where + ": blob " + e.id.Hex() + " is larger than the format allows (" +
                  std::to_string(stored.size()) + " bytes stored, " + std::to_string(e.raw_len) + " raw)");
+  std::string opened;  // the stored bytes out of their seal
+  if (sealer) {
+    if (!sealer->Open(stored, BlobAd(e.id, e.type, e.comp, e.raw_len), &opened))
+      ThrowCorrupt(where + ": blob " + e.id.Hex() + " does not open (damaged, moved or sealed with another key)");
+    stored = opened;
+    owned = &opened;
+  }
   std::string raw;
   if (e.comp == Compression::kNone) {
     if (owned) raw = std::move(*owned);
@@ -148,19 +173,20 @@ std::string DecodeBlobFrom(const PackEntry& e, std::string_view stored, std::str
                    ZSTD_getErrorName(n) + ")");
     raw.resize(n);
   }
-  if (raw.size() != e.raw_len || Sha256(raw) != e.id)
+  if (raw.size() != e.raw_len || (sealer ? sealer->Id(raw) : Sha256(raw)) != e.id)
     ThrowCorrupt(where + ": blob " + e.id.Hex() + " does not match its hash");
   return raw;
 }
 
 }  // namespace
 
-std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::string& where) {
-  return DecodeBlobFrom(e, stored, nullptr, where);
+std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::string& where,
+                       const Sealer* sealer) {
+  return DecodeBlobFrom(e, stored, nullptr, where, sealer);
 }
 
-PackWriter::PackWriter(Env* env, const std::string& tmp_path)
-    : file_(env->OpenWrite(tmp_path, CreateMode::kExclusive, 0644)), tmp_path_(tmp_path) {
+PackWriter::PackWriter(Env* env, const std::string& tmp_path, const Sealer* sealer)
+    : file_(env->OpenWrite(tmp_path, CreateMode::kExclusive, 0644)), tmp_path_(tmp_path), sealer_(sealer) {
   std::string header(kPackMagic, 8);
   PutU32(&header, kPackVersion);
   Write(header);
@@ -200,6 +226,7 @@ PackEntry PackWriter::Add(const EncodedBlob& blob) {
 Hash PackWriter::Finish() {
   std::string table;
   for (const auto& e : entries_) EncodePackEntry(&table, e);
+  if (sealer_) table = sealer_->Seal(table, kPackTableAd);
   uint64_t table_offset = size_;
   std::string footer;
   PutU32(&footer, static_cast<uint32_t>(entries_.size()));
@@ -232,15 +259,15 @@ PackEntry DecodePackEntry(const char* p) {
   return e;
 }
 
-bool DecodeValidPackEntry(const char* p, PackEntry* e) {
+bool DecodeValidPackEntry(const char* p, PackEntry* e, const Sealer* sealer) {
   *e = DecodePackEntry(p);
-  return BlobLengthsValid(*e) && p[34] == 0 && p[35] == 0 && e->offset >= kPackHeaderSize + kBlobHeaderSize &&
+  return BlobLengthsValid(*e, sealer) && p[34] == 0 && p[35] == 0 && e->offset >= kPackHeaderSize + kBlobHeaderSize &&
          e->offset <= UINT64_MAX - e->stored_len;
 }
 
-std::string ReadBlob(ReadableFile* file, const PackEntry& e) {
+std::string ReadBlob(ReadableFile* file, const PackEntry& e, const Sealer* sealer) {
   const std::string where = file->path() + " offset " + std::to_string(e.offset);
-  if (!BlobLengthsValid(e))
+  if (!BlobLengthsValid(e, sealer))
     ThrowCorrupt(where + ": blob " + e.id.Hex() + " has impossible lengths (" + std::to_string(e.stored_len) +
                  " bytes stored, " + std::to_string(e.raw_len) + " raw)");
   // Between the pack header and the footer; no sums of values read, so no
@@ -253,10 +280,10 @@ std::string ReadBlob(ReadableFile* file, const PackEntry& e) {
   std::string stored(e.stored_len, '\0');
   if (file->ReadAt(e.offset, stored.data(), stored.size()) != stored.size())
     ThrowCorrupt(file->path() + ": truncated at offset " + std::to_string(e.offset));
-  return DecodeBlobFrom(e, stored, &stored, where);
+  return DecodeBlobFrom(e, stored, &stored, where, sealer);
 }
 
-std::vector<PackEntry> ReadPackEntries(ReadableFile* file) {
+std::vector<PackEntry> ReadPackEntries(ReadableFile* file, const Sealer* sealer) {
   const std::string& where = file->path();
   uint64_t size = file->Size();
   if (size < kPackHeaderSize + kPackFooterSize) ThrowCorrupt(where + ": pack too short");
@@ -272,28 +299,32 @@ std::vector<PackEntry> ReadPackEntries(ReadableFile* file) {
     ThrowCorrupt(where + ": pack footer damaged or truncated");
   uint32_t count = GetU32(footer);
   uint64_t table_offset = GetU64(footer + 36);
-  // No sums of the values read: a damaged offset could wrap around.
+  // No sums of the values read: a damaged offset could wrap around. A
+  // sealed table is kSealOverhead bytes longer.
+  const uint64_t overhead = sealer ? kSealOverhead : 0;
   if (table_offset < kPackHeaderSize || table_offset > size - kPackFooterSize ||
-      size - kPackFooterSize - table_offset != uint64_t{count} * kPackEntrySize)
+      size - kPackFooterSize - table_offset != uint64_t{count} * kPackEntrySize + overhead)
     ThrowCorrupt(where + ": pack entry table out of bounds");
-  std::string table(uint64_t{count} * kPackEntrySize, '\0');
+  std::string table(uint64_t{count} * kPackEntrySize + overhead, '\0');
   if (file->ReadAt(table_offset, table.data(), table.size()) != table.size())
     ThrowCorrupt(where + ": pack entry table truncated");
   Hash want;
   std::memcpy(want.bytes.data(), footer + 4, 32);
   if (Sha256(table) != want) ThrowCorrupt(where + ": pack entry table checksum mismatch");
+  if (sealer) table = sealer->OpenOrThrow(table, kPackTableAd, where + ": pack entry table");
   std::vector<PackEntry> entries;
   entries.reserve(count);
   for (uint32_t i = 0; i < count; i++) {
     PackEntry e;
-    if (!DecodeValidPackEntry(table.data() + i * kPackEntrySize, &e) || e.offset + e.stored_len > table_offset)
+    if (!DecodeValidPackEntry(table.data() + i * kPackEntrySize, &e, sealer) ||
+        e.offset + e.stored_len > table_offset)
       ThrowCorrupt(where + ": pack entry " + std::to_string(i) + " is invalid");
     entries.push_back(e);
   }
   return entries;
 }
 
-std::vector<PackEntry> ScanPackBlobs(ReadableFile* file) {
+std::vector<PackEntry> ScanPackBlobs(ReadableFile* file, const Sealer* sealer) {
   std::vector<PackEntry> entries;
   uint64_t size = file->Size();
   uint64_t pos = kPackHeaderSize;
@@ -308,7 +339,7 @@ std::vector<PackEntry> ScanPackBlobs(ReadableFile* file) {
     std::memcpy(e.id.bytes.data(), h + 12, 32);
     e.offset = pos + kBlobHeaderSize;
     // Lengths first: then offset + stored_len cannot wrap.
-    if (!BlobLengthsValid(e) || h[2] || h[3] || e.stored_len > size - e.offset)
+    if (!BlobLengthsValid(e, sealer) || h[2] || h[3] || e.stored_len > size - e.offset)
       break;
     entries.push_back(e);
     pos = e.offset + e.stored_len;

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <vector>
 
+#include "crypto/seal.h"
 #include "os/env.h"
 #include "util/sha256.h"
 #include "util/tunables.h"
@@ -63,8 +64,21 @@ uint32_t MaxRawLen(BlobType t);
 // frame; 0 for an unknown type or compression.
 uint64_t MaxStoredLen(BlobType t, Compression c, uint32_t raw_len);
 // True when e's kinds are known and its lengths within the bounds above (a
-// stored raw blob has stored_len == raw_len). Says nothing of where it lies.
-bool BlobLengthsValid(const PackEntry& e);
+// stored raw blob has stored_len == raw_len), plus kSealOverhead when the
+// store is encrypted (sealer given). Says nothing of where it lies.
+//
+// Every function below that takes a `sealer` reads or writes the format of
+// an encrypted store when it is given (docs/FORMAT.md, "Encrypted stores"):
+// each blob's stored bytes sealed under BlobAd, the entry table sealed, and
+// ids keyed (Sealer::Id); null for a plain store.
+bool BlobLengthsValid(const PackEntry& e, const Sealer* sealer = nullptr);
+
+// The associated data a blob is sealed under: what it is (type, compression,
+// raw length) and its id, so that a blob moved to another id or entry does
+// not open.
+std::string BlobAd(const Hash& id, BlobType type, Compression comp, uint32_t raw_len);
+// The associated data of a pack's entry table.
+inline constexpr std::string_view kPackTableAd = "vmback pack table v1";
 
 // One entry of a pack's table (also the entry layout of index files):
 // kPackEntrySize bytes. Decode does not validate the kinds.
@@ -75,29 +89,34 @@ PackEntry DecodePackEntry(const char* p);
 // (BlobLengthsValid), stored bytes that start after the pack and blob headers
 // and end below 2^64. Returns false if any of that is wrong. Whether it lies
 // inside its pack is the caller's check (see ReadBlob).
-bool DecodeValidPackEntry(const char* p, PackEntry* e);
+bool DecodeValidPackEntry(const char* p, PackEntry* e, const Sealer* sealer = nullptr);
 
 // Compresses raw with zstd at level; keeps it raw when that is not smaller.
 // Throws ErrorKind::kOther when raw is larger than MaxRawLen(type): no reader
-// would accept the blob.
-EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level);
+// would accept the blob. With a sealer the stored bytes are then sealed and
+// id must be sealer->Id(raw).
+EncodedBlob EncodeBlob(const Hash& id, BlobType type, std::string_view raw, int level,
+                       const Sealer* sealer = nullptr);
 
 // Decompresses and re-hashes; throws ErrorKind::kCorrupt (naming `where`) if
-// the bytes do not decode to exactly raw_len bytes whose SHA-256 is the id.
+// the bytes do not decode to exactly raw_len bytes whose SHA-256 is the id
+// (with a sealer: if they do not open under BlobAd, or the keyed id differs).
 // Lengths beyond the format's maxima are refused before any allocation.
-std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::string& where);
+std::string DecodeBlob(const PackEntry& e, std::string_view stored, const std::string& where,
+                       const Sealer* sealer = nullptr);
 
 // Reads and decodes the blob e (from an index or a pack table) of the pack
 // `file`. Throws kCorrupt naming the pack, before allocating anything, when
 // e's lengths are beyond the format's maxima or its stored bytes do not lie
 // between the pack's header and its footer.
-std::string ReadBlob(ReadableFile* file, const PackEntry& e);
+std::string ReadBlob(ReadableFile* file, const PackEntry& e, const Sealer* sealer = nullptr);
 
 // Appends blobs to a new pack file. Not thread-safe.
 class PackWriter {
  public:
-  // Creates tmp_path exclusively.
-  PackWriter(Env* env, const std::string& tmp_path);
+  // Creates tmp_path exclusively. With a sealer the entry table is sealed
+  // (the blobs come sealed from EncodeBlob).
+  PackWriter(Env* env, const std::string& tmp_path, const Sealer* sealer = nullptr);
   // Returns the entry (offset within this pack).
   PackEntry Add(const EncodedBlob& blob);
   uint64_t size() const { return size_; }
@@ -113,6 +132,7 @@ class PackWriter {
 
   std::unique_ptr<WritableFile> file_;
   std::string tmp_path_;
+  const Sealer* sealer_;
   Sha256Stream hash_;
   uint64_t size_ = 0;
   std::vector<PackEntry> entries_;
@@ -121,11 +141,11 @@ class PackWriter {
 // Reads a pack's entry table from its footer; throws kCorrupt if the footer,
 // magic or table checksum is wrong, or an entry is invalid or points outside
 // the file.
-std::vector<PackEntry> ReadPackEntries(ReadableFile* file);
+std::vector<PackEntry> ReadPackEntries(ReadableFile* file, const Sealer* sealer = nullptr);
 
 // Reads every blob of a pack by walking blob headers from the start, for
 // verify and for rebuilding when a footer is damaged. Returns the entries
 // whose header parsed; stops at the first unparseable header.
-std::vector<PackEntry> ScanPackBlobs(ReadableFile* file);
+std::vector<PackEntry> ScanPackBlobs(ReadableFile* file, const Sealer* sealer = nullptr);
 
 }  // namespace vmback

@@ -3,6 +3,8 @@
 #include "store/pack.h"
 
 #include <gtest/gtest.h>
+
+#include <functional>
 #include <zstd.h>
 
 #include <cstring>
@@ -84,16 +86,8 @@ void ExpectSameEntries(const std::vector<PackEntry>& a, const std::vector<PackEn
   for (size_t i = 0; i < a.size(); i++) ExpectSameEntry(a[i], b[i], "entry " + std::to_string(i));
 }
 
-template <typename Fn>
-ErrorKind KindOf(Fn fn, std::string* message = nullptr) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    if (message) *message = e.what();
-    return e.kind();
-  }
-  ADD_FAILURE() << "no vmback::Error thrown";
-  return ErrorKind::kOther;
+ErrorKind KindOf(const std::function<void()>& fn, std::string* message = nullptr) {
+  return test::ErrorKindOf(fn, message);
 }
 
 // The blobs of the standard test pack.

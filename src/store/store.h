@@ -33,6 +33,7 @@
 
 #include "os/env.h"
 #include "store/index.h"
+#include "store/keys.h"
 #include "store/pack.h"
 #include "store/point_name.h"
 #include "store/read_balance.h"
@@ -47,8 +48,20 @@ namespace vmback {
 struct Manifest;
 
 // The version of the store's format (config.json and manifests) this vmback
-// writes, and the newest it reads.
+// writes for a plain store. An encrypted store's config.json says
+// kEncryptedStoreFormatVersion (so that a vmback that cannot open its sealed
+// objects refuses it); its manifests, inside their seals, stay version 1.
+// kEncryptedStoreFormatVersion is the newest config.json this vmback reads.
 inline constexpr int kStoreFormatVersion = 1;
+inline constexpr int kEncryptedStoreFormatVersion = 2;
+
+// store init --encrypt: where the first key comes from (keys.h) and its
+// label and Argon2id cost (for a passphrase).
+struct StoreInitEncryption {
+  KeySources sources;
+  std::string label = "initial";
+  KdfParams kdf;
+};
 
 struct StoreWriteStats {
   uint64_t blobs_written = 0;
@@ -79,6 +92,11 @@ struct StoreOptions {
   bool init_named = false;
   // How long to wait for another process's lock before failing.
   double lock_wait_seconds = 0;
+  // Where the key of an encrypted store comes from; empty: none (opening an
+  // encrypted store then fails with kConfig, saying what to give).
+  KeySources keys;
+  // Refuse a store that is not encrypted (the config's [target] encrypt).
+  bool require_encrypted = false;
 };
 
 // Written first into every copy vmback makes (store init, Sync), before its
@@ -121,8 +139,12 @@ class Store {
   // each must be empty). Returns the copies as recorded in config.json:
   // absolute, symlinks resolved (a relative path is read against the
   // working directory, once, here).
+  // With `encrypt`, the store is encrypted (docs/FORMAT.md, "Encrypted
+  // stores"): a new random master key, wrapped under the first key the
+  // sources give (kConfig when none does).
   static std::vector<std::string> Init(Env* env, const std::string& dir, uint32_t block_size,
-                                       const std::vector<std::string>& mirrors = {});
+                                       const std::vector<std::string>& mirrors = {},
+                                       const StoreInitEncryption* encrypt = nullptr);
 
   // The copies Open would use and which one would serve as the primary,
   // reading only config.json files. Throws kNotFound, naming every copy
@@ -200,6 +222,24 @@ class Store {
   // Repairs made by reads so far (for reports).
   uint64_t repairs() const { return repairs_; }
   uint32_t block_size() const { return block_size_; }
+  // Encrypted stores: everything below is sealed with this and blob ids are
+  // keyed (crypto/seal.h); null for a plain store.
+  const Sealer* sealer() const { return sealer_.get(); }
+  bool encrypted() const { return sealer_ != nullptr; }
+  // The id of a blob of these plain bytes in this store: keyed with the
+  // store's id key when encrypted, else SHA-256. Thread-safe.
+  Hash BlobId(const void* data, size_t len) const { return sealer_ ? sealer_->Id(data, len) : Sha256(data, len); }
+  Hash BlobId(std::string_view s) const { return BlobId(s.data(), s.size()); }
+  // The wrapped copies of an encrypted store's master key (empty if plain).
+  std::vector<WrappedKey> Keys() const { return keys_; }
+  // The master key the store was opened with. REQUIRES: encrypted().
+  const SecretKey& master_key() const { return *master_; }
+  // The store's id (config.json store_id), bound into every wrapped key.
+  std::string store_id() const { return config_.value("store_id", ""); }
+  // Replaces the wrapped keys in every present copy's config.json (mirrors
+  // first, the primary last). REQUIRES: kExclusive; encrypted(); 1 to
+  // kMaxWrappedKeys keys with distinct labels.
+  void SetKeys(const std::vector<WrappedKey>& keys);
   int zstd_level() const { return zstd_level_; }
   Env* env() const { return env_; }
 
@@ -370,6 +410,10 @@ class Store {
   bool broken_ = false;
   std::unordered_set<std::string> synced_dirs_;  // packs/XX made durable this session
   uint32_t block_size_ = kDefaultStoreBlockSize;
+  std::unique_ptr<Sealer> sealer_;
+  std::optional<SecretKey> master_;
+  std::vector<WrappedKey> keys_;
+  std::string key_check_;
   int zstd_level_ = kDefaultZstdLevel;
   uint64_t pack_target_ = kPackTargetBytes;
 

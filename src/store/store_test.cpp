@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -36,16 +38,8 @@ using test::ReadFile;
 using test::TempDir;
 using test::WriteFile;
 
-template <typename Fn>
-ErrorKind KindOf(Fn fn, std::string* message = nullptr) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    if (message) *message = e.what();
-    return e.kind();
-  }
-  ADD_FAILURE() << "no vmback::Error thrown";
-  return ErrorKind::kOther;
+ErrorKind KindOf(const std::function<void()>& fn, std::string* message = nullptr) {
+  return test::ErrorKindOf(fn, message);
 }
 
 bool Contains(const std::string& s, const std::string& part) {

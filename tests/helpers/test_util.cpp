@@ -3,6 +3,7 @@
 #include "os/subprocess.h"
 #include "util/error.h"
 
+#include <gtest/gtest.h>
 #include <stdlib.h>
 
 #include <filesystem>
@@ -64,6 +65,17 @@ std::string RandomBytes(size_t n, uint64_t seed) {
     for (size_t k = 0; k < 8 && i + k < n; k++) s[i + k] = static_cast<char>(v >> (8 * k));
   }
   return s;
+}
+
+ErrorKind ErrorKindOf(const std::function<void()>& fn, std::string* message) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    if (message) *message = e.what();
+    return e.kind();
+  }
+  ADD_FAILURE() << "no vmback::Error thrown";
+  return ErrorKind::kOther;
 }
 
 }  // namespace vmback::test

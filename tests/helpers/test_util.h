@@ -37,6 +37,10 @@ std::string ReadFile(const std::string& path);
 // Deterministic pseudo-random bytes (seeded; same seed, same bytes).
 std::string RandomBytes(size_t n, uint64_t seed);
 
+// The kind of the vmback::Error fn throws (its message into *message);
+// kOther, and a test failure, when it throws none.
+ErrorKind ErrorKindOf(const std::function<void()>& fn, std::string* message = nullptr);
+
 }  // namespace vmback::test
 
 // --- Added for the backup/restore/verify tests ---------------------------

@@ -33,7 +33,7 @@ san_cxx=${SANITIZE_CXX:-g++}
 jobs=${JOBS:-$(nproc)}
 only=${ONLY:-unit tsan fuzz}
 
-fuzz_targets=(manifest pack index blockmap config domain_xml)
+fuzz_targets=(manifest pack index blockmap config domain_xml sealed)
 if [ "${VMBACK_LONG_TESTS:-0}" = 1 ]; then
   fuzz_limit=(-runs="${VMBACK_FUZZ_RUNS:--1}" -max_total_time=600)
 else

@@ -170,4 +170,36 @@ check_rss "verify of a pack with forged lengths"
 expect_nonzero "verify of a pack with forged lengths"
 expect_err "$(basename "$PACK")" "verify names the forged pack"
 
+# An encrypted store (issue 18): the pack table and the index files are
+# sealed, but the blob headers and the footer are read before anything is
+# opened, so the same forged lengths must be refused on their own, before
+# any allocation beyond the file's size; a sealed object that does not open
+# is damage, named.
+section "encrypted store: pack footer 2^32-1 entries, first blob header 4 GiB-1, no index"
+KEY="$WORK/store.key"
+ESTORE="$WORK/estore"
+vm store init "$ESTORE" --encrypt --key-file "$KEY"
+expect_rc 0 "store init --encrypt"
+vm backup --store "$ESTORE" --key-file "$KEY" "$SRC"
+expect_rc 0 "backup into the encrypted store"
+cp -a "$ESTORE" "$WORK/e-pack"
+PACK=$(forge "$WORK/e-pack" pack-huge)
+vm_timed restore --store "$WORK/e-pack" --key-file "$KEY" latest --to "$WORK/r-epack"
+check_rss "restore from an encrypted pack with forged lengths"
+expect_nonzero "restore from an encrypted pack with forged lengths"
+expect_err "$(basename "$PACK")" "restore names the forged pack"
+vm_timed verify --store "$WORK/e-pack" --key-file "$KEY"
+check_rss "verify of an encrypted pack with forged lengths"
+expect_rc 3 "verify of an encrypted pack with forged lengths is damage"
+expect_err "$(basename "$PACK")" "verify names the forged pack"
+
+section "encrypted store: a sealed manifest cut short"
+cp -a "$ESTORE" "$WORK/e-man"
+MAN=$(ls "$WORK/e-man"/points/*.json)
+head -c 30 "$MAN" >"$MAN.cut" && mv "$MAN.cut" "$MAN"
+vm_timed restore --store "$WORK/e-man" --key-file "$KEY" latest --to "$WORK/r-eman"
+check_rss "restore of a cut sealed manifest"
+expect_rc 3 "a cut sealed manifest is damage"
+expect_err "$(basename "$MAN")" "names the manifest"
+
 finish
