@@ -494,7 +494,8 @@ TEST_F(BackupTest, StoreFullDuringALargeFileEndsTheBackup) {
   std::string img = tmp_ / "disk.img";
   WriteFile(img, RandomBytes(20u << 20, 31));
   FaultPlan plan;
-  plan.fail_write_at = CostToOpen().write_steps + 100;  // amid the pack's blob writes
+  // Amid the pack's writes (blobs are written 1 MiB at a time: about 20).
+  plan.fail_write_at = CostToOpen().write_steps + 6;
   plan.write_errno = ENOSPC;
   plan.fail_every_write_after = true;
   OpenWithFaults(plan);
