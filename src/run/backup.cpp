@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <set>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -23,6 +25,7 @@
 #include "util/encoding.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
@@ -73,17 +76,23 @@ class VolumeWalker {
     const FileStatus st = env->Status(spec_.source);  // REQUIRES: resolved, not a symlink
     if (st.kind == FileKind::kMissing) ThrowIo("stat " + spec_.source, ENOENT);
     root_dev_ = st.dev;
-    Entry root = ReadMetadata(env, spec_.source, st);
-    root.name.clear();
+    Entry root;
     if (st.kind == FileKind::kDir) {
-      root.subtree = WalkDir(spec_.source, "", prev && prev->type == EntryType::kDir ? prev : nullptr);
+      // The tree is walked through directory descriptors from here down.
+      std::unique_ptr<ReadableDir> dir = env->OpenDirectory(spec_.source);
+      root = ReadMetadata(dir.get(), "", st, nullptr);
+      root.subtree = WalkDir(dir.get(), "", prev && prev->type == EntryType::kDir ? prev : nullptr);
       stats_->dirs++;
-    } else if (st.kind == FileKind::kFile || st.type == S_IFBLK) {
+      return root;
+    }
+    root = ReadMetadata(env, spec_.source, st);
+    root.name.clear();
+    if (st.kind == FileKind::kFile || st.type == S_IFBLK) {
       // A block device is backed up as its content: a file entry.
       bool device = st.type == S_IFBLK;
       root.type = EntryType::kFile;
       root.rdev = 0;
-      ScanFile(spec_.source, "", st, device, prev, &root);
+      ScanFile(nullptr, spec_.source, "", st, device, prev, &root, Slot{});
     } else {
       throw Error(ErrorKind::kIo, spec_.source + ": not a directory, regular file or block device");
     }
@@ -94,16 +103,29 @@ class VolumeWalker {
   uint64_t excluded() const { return filter_.excluded(); }
 
  private:
-  void ScanFile(const std::string& path, const std::string& rel, const FileStatus& st, bool device,
-                const Entry* prev, Entry* e) {
+  // Where a file's entry goes in its directory's list (it is pushed there
+  // right after ScanFile), for a scan that finishes later.
+  struct Slot {
+    std::shared_ptr<std::vector<Entry>> entries;  // null: the scan finishes now
+    size_t index = 0;
+    bool first_link = false;  // the first name of a hard-linked inode: its content kept under rel
+  };
+
+  // The file e at path (the child e->name of dir; no dir: the source root
+  // itself, opened by its path). A small file read in full is hashed and
+  // compressed while the walk goes on, its content set in slot when it
+  // finishes (FinishPending); any other is scanned here.
+  void ScanFile(ReadableDir* dir, const std::string& path, const std::string& rel, const FileStatus& st,
+                bool device, const Entry* prev, Entry* e, const Slot& slot) {
     stats_->files++;
     if (!device && !opts_.full_read && prev && Unchanged(*prev, *e) && !RefersToDamage(*prev)) {
       e->content = prev->content;
       stats_->files_reused++;
       stats_->bytes += e->size;
+      if (slot.first_link) link_content_[rel] = e->content;
       return;
     }
-    auto file = store_->env()->OpenRead(path);
+    auto file = dir ? dir->OpenRead(e->name) : store_->env()->OpenRead(path);
     e->size = file->Size();
     stats_->bytes += e->size;
     ScanStats s;
@@ -117,12 +139,60 @@ class VolumeWalker {
     } else {
       if (!changes.why.empty() && stats_->change_why.empty())
         stats_->change_why = (rel.empty() ? spec_.source : rel) + ": " + changes.why;
+      if (slot.entries && !device && e->size <= kReadBatchBytes) {
+        FileScanner::Later later = scanner_.ScanLater(file.get());
+        const uint64_t bytes = later.bytes;
+        Defer(bytes, [this, finish = std::move(later.finish), slot, rel, name = e->name] {
+          ScanStats ls;
+          std::vector<Hash> content = finish(&ls);
+          AddScanStats(ls);
+          if (slot.first_link) link_content_[rel] = content;
+          // Its entry was pushed unless an error left it out after all.
+          std::vector<Entry>& es = *slot.entries;
+          if (slot.index < es.size() && es[slot.index].name == name) es[slot.index].content = std::move(content);
+        });
+        return;
+      }
       e->content = scanner_.Scan(file.get(), &s);
     }
+    AddScanStats(s);
+    if (slot.first_link) link_content_[rel] = e->content;
+  }
+
+  void AddScanStats(const ScanStats& s) {
     stats_->bytes_read += s.bytes_read;
     stats_->blocks += s.blocks;
     stats_->new_blocks += s.new_blocks;
     stats_->zero_blocks += s.zero_blocks;
+  }
+
+  // Small files scanned but not finished (ScanLater), oldest first: at
+  // most kMaxPendingFiles of them and about kMaxPendingBytes of their
+  // bytes, so that the pool hashes and compresses a few files while the
+  // walk reads the next ones, and memory stays bounded.
+  static constexpr size_t kMaxPendingFiles = 64;
+  static constexpr uint64_t kMaxPendingBytes = 4 * kReadBatchBytes;
+  struct Pending {
+    uint64_t bytes = 0;
+    std::function<void()> finish;
+  };
+
+  void Defer(uint64_t bytes, std::function<void()> finish) {
+    pending_.push_back({bytes, std::move(finish)});
+    pending_bytes_ += bytes;
+    while (pending_.size() > kMaxPendingFiles || pending_bytes_ > kMaxPendingBytes) FinishOne();
+  }
+  void FinishOne() {
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    pending_bytes_ -= p.bytes;
+    p.finish();
+  }
+  // Finishes every pending scan, in order: their blobs put, their entries'
+  // content set. Before a tree is encoded, and before a hard link's content
+  // is looked up.
+  void FinishPending() {
+    while (!pending_.empty()) FinishOne();
   }
 
   // What may have changed in the file since its parent version (spec_.changes),
@@ -177,7 +247,11 @@ class VolumeWalker {
   // Returns the id of the directory's tree blob. A directory whose entries
   // all equal those of its parent version (prev) gets prev's tree blob,
   // neither encoded nor hashed again: that blob decodes to these entries.
-  Hash WalkDir(const std::string& path, const std::string& rel, const Entry* prev) {
+  // Every child is looked up relative to dir (its descriptor), never by
+  // its full path, and a child directory is entered through OpenDir: a
+  // directory swapped for a symlink during the walk is refused, not followed.
+  Hash WalkDir(ReadableDir* dir, const std::string& rel, const Entry* prev) {
+    const std::string& path = dir->path();
     std::vector<Entry> before;  // sorted by name, unique (DecodeTree checks)
     bool have_before = false;
     if (prev && !prev->subtree.IsZero()) {
@@ -192,35 +266,38 @@ class VolumeWalker {
         log_->Warn(std::string(err.what()) + "; reading " + path + " in full");
       }
     }
-    std::vector<std::string> names = store_->env()->ListDir(path);
+    std::vector<std::string> names = dir->List();
     std::sort(names.begin(), names.end());
     const bool cache_dir = filter_.IsCacheDir(path, rel);
-    std::vector<Entry> entries;
-    entries.reserve(names.size());
+    // On the heap: a scan finishing later sets its entry's content here
+    // (Slot), even should this walk end by an error first.
+    auto entries = std::make_shared<std::vector<Entry>>();
+    entries->reserve(names.size());
     for (const auto& name : names) {
       CheckCancel(opts_.cancel);
-      std::string child = JoinPath(path, name);
+      std::string child = dir->ChildPath(name);
       if (rel.empty() && LeaveOutOwnEntry(spec_.own_prefix, name, child, log_)) continue;
       std::string child_rel = rel.empty() ? name : rel + "/" + name;
       auto it = std::lower_bound(before.begin(), before.end(), name,
                                  [](const Entry& e, const std::string& n) { return e.name < n; });
       const Entry* old = it != before.end() && it->name == name ? &*it : nullptr;
       try {
-        const FileStatus st = store_->env()->Status(child);
+        const FileStatus st = dir->Status(name);
         if (st.kind == FileKind::kMissing) {
           log_->Info(child + " vanished during the backup");
           continue;
         }
         if (filter_.LeaveOut(child, child_rel, st.kind == FileKind::kDir, cache_dir)) continue;
         // A full read reads the xattrs again too.
-        Entry e = ReadMetadata(store_->env(), child, st, opts_.full_read ? nullptr : old);
+        Entry e = ReadMetadata(dir, name, st, opts_.full_read ? nullptr : old);
         e.name = name;
         if (e.type == EntryType::kDir) {
           stats_->dirs++;
           if (spec_.one_file_system && st.dev != root_dev_) {
             e.subtree = EmptyTree();  // a mount point: kept, not entered
           } else {
-            e.subtree = WalkDir(child, child_rel, old && old->type == EntryType::kDir ? old : nullptr);
+            std::unique_ptr<ReadableDir> sub = dir->OpenDir(name);
+            e.subtree = WalkDir(sub.get(), child_rel, old && old->type == EntryType::kDir ? old : nullptr);
           }
         } else if (e.type == EntryType::kFile) {
           if (st.nlink > 1) {
@@ -228,18 +305,18 @@ class VolumeWalker {
             if (!first) {
               // A later name of an inode already seen: link to the first one.
               e.hardlink = link->second;
+              FinishPending();  // the first name's content, if it is pending
               e.content = link_content_[link->second];
               stats_->files++;
-              entries.push_back(std::move(e));
+              entries->push_back(std::move(e));
               continue;
             }
           }
-          ScanFile(child, child_rel, st, false, old, &e);
-          if (st.nlink > 1) link_content_[child_rel] = e.content;
+          ScanFile(dir, child, child_rel, st, false, old, &e, Slot{entries, entries->size(), st.nlink > 1});
         } else {
           stats_->other++;
         }
-        entries.push_back(std::move(e));
+        entries->push_back(std::move(e));
       } catch (const Error& err) {
         // A failed store write ends the backup, and so does a signal
         // (the read it stopped is no unreadable entry: nothing is
@@ -249,9 +326,10 @@ class VolumeWalker {
         log_->Error(std::string(err.what()) + " (left out of this point)");
       }
     }
+    FinishPending();
     // Has: the blob is not marked damaged (then it is written afresh).
-    if (have_before && SameEntries(entries, before) && store_->Has(prev->subtree)) return prev->subtree;
-    return store_->PutRaw(BlobType::kTree, EncodeTree(entries));
+    if (have_before && SameEntries(*entries, before) && store_->Has(prev->subtree)) return prev->subtree;
+    return store_->PutRaw(BlobType::kTree, EncodeTree(*entries));
   }
 
   Hash EmptyTree() { return store_->PutRaw(BlobType::kTree, EncodeTree({})); }
@@ -265,6 +343,8 @@ class VolumeWalker {
   Logger* log_;
   VolumeStats* stats_;
   dev_t root_dev_ = 0;
+  std::deque<Pending> pending_;
+  uint64_t pending_bytes_ = 0;
   std::map<InodeKey, std::string> links_;
   std::unordered_map<std::string, std::vector<Hash>> link_content_;
 };

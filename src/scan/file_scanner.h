@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "util/change_set.h"
@@ -53,6 +54,21 @@ class FileScanner {
   // Returns the file's content (list blob ids); adds to *stats. With a
   // base, reads only the blocks its change list touches.
   std::vector<Hash> Scan(ReadableFile* file, ScanStats* stats, const ScanBase* base = nullptr);
+
+  // A small file's scan that does not wait for the pool, so that the
+  // caller reads the next files while this one is hashed and compressed:
+  // the file is read whole now (on the calling thread, in the caller's
+  // order), then handed to the pool. finish, called later on the thread
+  // that owns the store writes, waits for that work, puts the blobs the
+  // store lacks, adds to *stats and returns the content, as Scan would.
+  // Call each finish once, in the order of the ScanLater calls, so that
+  // blobs go into the packs in walk order. Until then the file's bytes
+  // (bytes) are held. REQUIRES: file->Size() <= kReadBatchBytes.
+  struct Later {
+    uint64_t bytes = 0;
+    std::function<std::vector<Hash>(ScanStats* stats)> finish;
+  };
+  Later ScanLater(ReadableFile* file);
 
  private:
   Store* store_;
