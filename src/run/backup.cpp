@@ -105,8 +105,16 @@ class VolumeWalker {
  private:
   // Where a file's entry goes in its directory's list (it is pushed there
   // right after ScanFile), for a scan that finishes later.
+  // A directory's entries as the walk makes them, on the heap: a scan
+  // finishing later sets its entry's content here, even should the walk of
+  // the directory end by an error first. left_out: indexes of entries whose
+  // file could not be read after all (dropped before the tree is made).
+  struct DirList {
+    std::vector<Entry> entries;
+    std::vector<size_t> left_out;
+  };
   struct Slot {
-    std::shared_ptr<std::vector<Entry>> entries;  // null: the scan finishes now
+    std::shared_ptr<DirList> dir;  // null: the scan finishes now
     size_t index = 0;
     bool first_link = false;  // the first name of a hard-linked inode: its content kept under rel
   };
@@ -139,18 +147,34 @@ class VolumeWalker {
     } else {
       if (!changes.why.empty() && stats_->change_why.empty())
         stats_->change_why = (rel.empty() ? spec_.source : rel) + ": " + changes.why;
-      if (slot.entries && !device && e->size <= kReadBatchBytes) {
-        FileScanner::Later later = scanner_.ScanLater(file.get());
-        const uint64_t bytes = later.bytes;
-        Defer(bytes, [this, finish = std::move(later.finish), slot, rel, name = e->name] {
+      if (slot.dir && !device && e->size <= kReadBatchBytes) {
+        FileScanner::Later later = scanner_.ScanLater(std::move(file));
+        auto failed = std::make_shared<bool>(false);
+        Pending p;
+        p.bytes = later.bytes;
+        p.read = [this, read = std::move(later.read), slot, failed] {
+          try {
+            read();
+          } catch (const Error& err) {
+            // As WalkDir's loop does with an entry it cannot read.
+            if (store_->broken() || err.kind() == ErrorKind::kCrash || (opts_.cancel && opts_.cancel->load())) throw;
+            stats_->errors++;
+            log_->Error(std::string(err.what()) + " (left out of this point)");
+            slot.dir->left_out.push_back(slot.index);
+            *failed = true;
+          }
+        };
+        p.finish = [this, finish = std::move(later.finish), slot, rel, name = e->name, failed] {
+          if (*failed) return;
           ScanStats ls;
           std::vector<Hash> content = finish(&ls);
           AddScanStats(ls);
           if (slot.first_link) link_content_[rel] = content;
           // Its entry was pushed unless an error left it out after all.
-          std::vector<Entry>& es = *slot.entries;
+          std::vector<Entry>& es = slot.dir->entries;
           if (slot.index < es.size() && es[slot.index].name == name) es[slot.index].content = std::move(content);
-        });
+        };
+        Defer(std::move(p));
         return;
       }
       e->content = scanner_.Scan(file.get(), &s);
@@ -166,23 +190,37 @@ class VolumeWalker {
     stats_->zero_blocks += s.zero_blocks;
   }
 
-  // Small files scanned but not finished (ScanLater), oldest first: at
-  // most kMaxPendingFiles of them and about kMaxPendingBytes of their
-  // bytes, so that the pool hashes and compresses a few files while the
-  // walk reads the next ones, and memory stays bounded.
-  static constexpr size_t kMaxPendingFiles = 64;
-  static constexpr uint64_t kMaxPendingBytes = 4 * kReadBatchBytes;
+  // Small files scanned but not finished (ScanLater), oldest first: the
+  // newest kReadAhead of them asked of the disk but not read yet (so that
+  // it reads several at once), the older ones read and with the pool or
+  // done; at most kMaxPendingFiles in all and about kMaxPendingBytes of
+  // their bytes, so that memory and open files stay bounded.
+  static constexpr size_t kReadAhead = 32;
+  static constexpr size_t kMaxPendingFiles = 96;
+  static constexpr uint64_t kMaxPendingBytes = 8 * kReadBatchBytes;
   struct Pending {
     uint64_t bytes = 0;
+    std::function<void()> read;  // null once run
     std::function<void()> finish;
   };
 
-  void Defer(uint64_t bytes, std::function<void()> finish) {
-    pending_.push_back({bytes, std::move(finish)});
-    pending_bytes_ += bytes;
+  void Defer(Pending p) {
+    pending_bytes_ += p.bytes;
+    pending_.push_back(std::move(p));
+    unread_++;
+    while (unread_ > kReadAhead) ReadOne();
     while (pending_.size() > kMaxPendingFiles || pending_bytes_ > kMaxPendingBytes) FinishOne();
   }
+  // Reads the oldest pending file not read yet.
+  void ReadOne() {
+    Pending& p = pending_[pending_.size() - unread_];
+    unread_--;
+    std::function<void()> read = std::move(p.read);
+    p.read = nullptr;
+    read();
+  }
   void FinishOne() {
+    if (unread_ == pending_.size()) ReadOne();
     Pending p = std::move(pending_.front());
     pending_.pop_front();
     pending_bytes_ -= p.bytes;
@@ -269,9 +307,8 @@ class VolumeWalker {
     std::vector<std::string> names = dir->List();
     std::sort(names.begin(), names.end());
     const bool cache_dir = filter_.IsCacheDir(path, rel);
-    // On the heap: a scan finishing later sets its entry's content here
-    // (Slot), even should this walk end by an error first.
-    auto entries = std::make_shared<std::vector<Entry>>();
+    auto list = std::make_shared<DirList>();  // see Slot
+    std::vector<Entry>* entries = &list->entries;
     entries->reserve(names.size());
     for (const auto& name : names) {
       CheckCancel(opts_.cancel);
@@ -312,7 +349,7 @@ class VolumeWalker {
               continue;
             }
           }
-          ScanFile(dir, child, child_rel, st, false, old, &e, Slot{entries, entries->size(), st.nlink > 1});
+          ScanFile(dir, child, child_rel, st, false, old, &e, Slot{list, entries->size(), st.nlink > 1});
         } else {
           stats_->other++;
         }
@@ -327,6 +364,10 @@ class VolumeWalker {
       }
     }
     FinishPending();
+    if (!list->left_out.empty()) {
+      std::sort(list->left_out.begin(), list->left_out.end());
+      for (size_t k = list->left_out.size(); k-- > 0;) entries->erase(entries->begin() + list->left_out[k]);
+    }
     // Has: the blob is not marked damaged (then it is written afresh).
     if (have_before && SameEntries(*entries, before) && store_->Has(prev->subtree)) return prev->subtree;
     return store_->PutRaw(BlobType::kTree, EncodeTree(*entries));
@@ -344,6 +385,7 @@ class VolumeWalker {
   VolumeStats* stats_;
   dev_t root_dev_ = 0;
   std::deque<Pending> pending_;
+  size_t unread_ = 0;  // the newest pending files not read yet
   uint64_t pending_bytes_ = 0;
   std::map<InodeKey, std::string> links_;
   std::unordered_map<std::string, std::vector<Hash>> link_content_;

@@ -248,51 +248,65 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const 
   return content;
 }
 
-FileScanner::Later FileScanner::ScanLater(ReadableFile* file) {
+FileScanner::Later FileScanner::ScanLater(std::unique_ptr<ReadableFile> file) {
   const uint64_t bs = store_->block_size();
   const uint64_t size = file->Size();
   if (size > kReadBatchBytes) throw Error(ErrorKind::kOther, "internal: ScanLater of " + file->path());
   const int level = store_->zstd_level();
-  Store* store = store_;
-  auto batch = std::make_shared<Batch>();
-  batch->blocks = static_cast<size_t>((size + bs - 1) / bs);
-  batch->data.reset(new char[batch->blocks * bs]);
-  batch->hole.assign(batch->blocks, 0);
-  batch->reuse.assign(batch->blocks, std::nullopt);
-  uint64_t bytes_read = 0;
-  if (batch->blocks == 1) {
-    // One block: read as it is, holes and all (a hole reads as zeros, and an
-    // all-zero block gets the zero id anyway), without the SEEK_DATA and
-    // SEEK_HOLE calls and the readahead advice a larger file is worth.
-    if (pacer_) pacer_->Take(size);
-    bytes_read = file->ReadAt(0, batch->data.get(), size);
-    if (bytes_read < size) std::memset(batch->data.get() + bytes_read, 0, size - bytes_read);
-    if (drop_cache_) file->DropCache(0, size);
-  } else if (batch->blocks > 1) {
-    BlockReader reader(file, bs, size, {.pacer = pacer_, .drop_cache = drop_cache_});
-    bytes_read = reader.Read(0, batch->blocks, batch->data.get(), &batch->hole, /*zero_fill=*/false);
-  }
-  auto result = std::make_shared<std::future<std::vector<BlockResult>>>(
-      pool_->Submit([batch, bs, size, level, store] { return HashAndEncode(*batch, bs, size, level, store); }));
-  return {size, [result, bytes_read, level, store](ScanStats* stats) {
-            std::vector<BlockResult> results = result->get();
-            stats->bytes_read += bytes_read;
-            std::vector<Hash> list;
-            list.reserve(results.size());
-            for (auto& r : results) {
-              stats->blocks++;
-              if (r.id.IsZero()) stats->zero_blocks++;
-              if (r.blob && store->Put(*r.blob)) stats->new_blocks++;
-              list.push_back(r.id);
-            }
-            std::vector<Hash> content;
-            if (list.empty()) return content;  // an empty file has no list
-            std::string raw = EncodeIdList(list);
-            Hash id = Sha256(raw);
-            if (!store->Has(id)) store->Put(EncodeBlob(id, BlobType::kList, raw, level));
-            content.push_back(id);
-            return content;
-          }};
+  if (size > 0 && !pacer_) file->WillNeed(0, size);  // not ahead of a pace
+  struct State {
+    std::unique_ptr<ReadableFile> file;
+    uint64_t bytes_read = 0;
+    std::future<std::vector<BlockResult>> result;
+  };
+  auto state = std::make_shared<State>();
+  state->file = std::move(file);
+  Later later;
+  later.bytes = size;
+  later.read = [this, state, bs, size, level] {
+    ReadableFile* f = state->file.get();
+    auto batch = std::make_shared<Batch>();
+    batch->blocks = static_cast<size_t>((size + bs - 1) / bs);
+    batch->data.reset(new char[batch->blocks * bs]);
+    batch->hole.assign(batch->blocks, 0);
+    batch->reuse.assign(batch->blocks, std::nullopt);
+    if (batch->blocks == 1) {
+      // One block: read as it is, holes and all (a hole reads as zeros, and
+      // an all-zero block gets the zero id anyway), without the SEEK_DATA
+      // and SEEK_HOLE calls and the readahead advice a larger file is worth.
+      if (pacer_) pacer_->Take(size);
+      state->bytes_read = f->ReadAt(0, batch->data.get(), size);
+      if (state->bytes_read < size) std::memset(batch->data.get() + state->bytes_read, 0, size - state->bytes_read);
+      if (drop_cache_) f->DropCache(0, size);
+    } else if (batch->blocks > 1) {
+      BlockReader reader(f, bs, size, {.pacer = pacer_, .drop_cache = drop_cache_});
+      state->bytes_read = reader.Read(0, batch->blocks, batch->data.get(), &batch->hole, /*zero_fill=*/false);
+    }
+    state->file.reset();  // closed: what is left is the pool's
+    Store* store = store_;
+    state->result =
+        pool_->Submit([batch, bs, size, level, store] { return HashAndEncode(*batch, bs, size, level, store); });
+  };
+  later.finish = [state, level, store = store_](ScanStats* stats) {
+    std::vector<BlockResult> results = state->result.get();
+    stats->bytes_read += state->bytes_read;
+    std::vector<Hash> list;
+    list.reserve(results.size());
+    for (auto& r : results) {
+      stats->blocks++;
+      if (r.id.IsZero()) stats->zero_blocks++;
+      if (r.blob && store->Put(*r.blob)) stats->new_blocks++;
+      list.push_back(r.id);
+    }
+    std::vector<Hash> content;
+    if (list.empty()) return content;  // an empty file has no list
+    std::string raw = EncodeIdList(list);
+    Hash id = Sha256(raw);
+    if (!store->Has(id)) store->Put(EncodeBlob(id, BlobType::kList, raw, level));
+    content.push_back(id);
+    return content;
+  };
+  return later;
 }
 
 }  // namespace vmback

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "util/change_set.h"
@@ -55,20 +56,24 @@ class FileScanner {
   // base, reads only the blocks its change list touches.
   std::vector<Hash> Scan(ReadableFile* file, ScanStats* stats, const ScanBase* base = nullptr);
 
-  // A small file's scan that does not wait for the pool, so that the
-  // caller reads the next files while this one is hashed and compressed:
-  // the file is read whole now (on the calling thread, in the caller's
-  // order), then handed to the pool. finish, called later on the thread
-  // that owns the store writes, waits for that work, puts the blobs the
-  // store lacks, adds to *stats and returns the content, as Scan would.
-  // Call each finish once, in the order of the ScanLater calls, so that
-  // blobs go into the packs in walk order. Until then the file's bytes
-  // (bytes) are held. REQUIRES: file->Size() <= kReadBatchBytes.
+  // A small file's scan in steps that do not wait, so that the disk reads
+  // the next files while this one is read, and the pool hashes and
+  // compresses it while the walk goes on. ScanLater asks the kernel to read
+  // the file (posix_fadvise WILLNEED) and returns at once; read(), called
+  // later on the walking thread, reads it whole (what a read throws, it
+  // throws) and hands it to the pool; finish, called after read() on the
+  // thread that owns the store writes, waits for that work, puts the blobs
+  // the store lacks, adds to *stats and returns the content, as Scan would.
+  // Call the reads, and the finishes, in the order of the ScanLater calls,
+  // so that files are read, and blobs go into the packs, in walk order.
+  // The file is held until read() and its bytes (bytes) until finish.
+  // REQUIRES: file->Size() <= kReadBatchBytes.
   struct Later {
     uint64_t bytes = 0;
+    std::function<void()> read;
     std::function<std::vector<Hash>(ScanStats* stats)> finish;
   };
-  Later ScanLater(ReadableFile* file);
+  Later ScanLater(std::unique_ptr<ReadableFile> file);
 
  private:
   Store* store_;
