@@ -546,7 +546,10 @@ TEST_F(CrashTest, BaselineWithoutFaults) {
   ASSERT_FALSE(HasFailure());
   std::cout << "[   INFO   ] second backup: " << ops.size() << " write steps, manifest rename at step "
             << ManifestRenameStep(ops) << "\n";
-  EXPECT_GE(ops.size(), 40u);
+  // A pack's blobs are written from a 1 MiB buffer (PackWriter): the
+  // changed files' blobs make one write step, the pack's fsync, rename and
+  // directory fsyncs, the index file's and the manifest's the others.
+  EXPECT_GE(ops.size(), 15u);
   EXPECT_LE(ops.size(), 300u);
   EXPECT_EQ(ops.back().kind, "syncdir");
   EXPECT_GT(ManifestRenameStep(ops), 0);
