@@ -134,6 +134,39 @@ struct FileExtent {
 // Extended attributes (name, value), sorted by name.
 using Xattrs = std::vector<std::pair<std::string, std::string>>;
 
+// A directory open for reading, for walking a source tree: each child is
+// named by one component (no '/', not "." or "..": refused) and looked up
+// relative to the open directory, never following a symlink there
+// (fstatat AT_SYMLINK_NOFOLLOW, openat O_NOFOLLOW). So a tree's path is
+// resolved once, at its top, each name costs one short lookup instead of a
+// walk of the whole path, and a directory a local user swaps for a symlink
+// while the walk goes on is never followed: opening it fails, naming it.
+// Errors name path()/name. Not thread-safe.
+class ReadableDir {
+ public:
+  virtual ~ReadableDir() = default;
+  // The names of the children ("." and ".." left out), in directory order.
+  virtual std::vector<std::string> List() = 0;
+  // What lstat(2) says of a child; kMissing when it is not there.
+  virtual FileStatus Status(const std::string& name) = 0;
+  // A child directory; a symlink or anything else there is refused (kIo,
+  // naming it), whatever Status said of the name before.
+  virtual std::unique_ptr<ReadableDir> OpenDir(const std::string& name) = 0;
+  // A child regular file or block device, opened as Env::OpenRead opens a
+  // path (never through a symlink, never blocking on a fifo).
+  virtual std::unique_ptr<ReadableFile> OpenRead(const std::string& name) = 0;
+  // The target of the child symlink.
+  virtual std::string ReadLink(const std::string& name) = 0;
+  // The extended attributes of the child itself (never a symlink's
+  // target), as Env::ReadXattrs; name "" for the directory itself.
+  virtual Xattrs ReadXattrs(const std::string& name) = 0;
+  // path() + "/" + name, for messages.
+  std::string ChildPath(const std::string& name) const {
+    return !path().empty() && path().back() == '/' ? path() + name : path() + "/" + name;
+  }
+  virtual const std::string& path() const = 0;
+};
+
 // Caps for files read whole (ReadFileToString), so that a file on a disk
 // someone else handled cannot make vmback allocate what it likes. Documented
 // in docs/FORMAT.md.
@@ -194,6 +227,10 @@ class Env {
   virtual bool Exists(const std::string& path) = 0;
   // The names in a directory; a symlink to one is refused.
   virtual std::vector<std::string> ListDir(const std::string& path) = 0;
+  // The directory at path, opened for a walk (ReadableDir). The path is
+  // taken as the caller resolved it; its last component must be a
+  // directory itself, not a symlink to one (refused, naming it).
+  virtual std::unique_ptr<ReadableDir> OpenDirectory(const std::string& path);
   // lstat(2) of path; kMissing when it does not exist.
   virtual FileStatus Status(const std::string& path);
   // stat(2): follows symlinks, also in the last component. Only for a path
@@ -314,6 +351,9 @@ class EnvWrapper : public Env {
   void SyncDir(const std::string& path) override { target_->SyncDir(path); }
   bool Exists(const std::string& path) override { return target_->Exists(path); }
   std::vector<std::string> ListDir(const std::string& path) override { return target_->ListDir(path); }
+  std::unique_ptr<ReadableDir> OpenDirectory(const std::string& path) override {
+    return target_->OpenDirectory(path);
+  }
   FileStatus Status(const std::string& path) override { return target_->Status(path); }
   FileStatus StatusFollowingLinks(const std::string& path) override { return target_->StatusFollowingLinks(path); }
   void MakeNewDir(const std::string& path) override { target_->MakeNewDir(path); }
@@ -396,6 +436,25 @@ class ReadableFileWrapper : public ReadableFile {
 
  private:
   std::unique_ptr<ReadableFile> target_;
+};
+
+// The same for a ReadableDir: a wrapper that changes one step (an Env
+// wrapper's OpenDirectory wraps what its target opens) overrides it, and
+// OpenDir to wrap the directories below too.
+class ReadableDirWrapper : public ReadableDir {
+ public:
+  explicit ReadableDirWrapper(std::unique_ptr<ReadableDir> target) : target_(std::move(target)) {}
+  ReadableDir* target() const { return target_.get(); }
+  std::vector<std::string> List() override { return target_->List(); }
+  FileStatus Status(const std::string& name) override { return target_->Status(name); }
+  std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override { return target_->OpenDir(name); }
+  std::unique_ptr<ReadableFile> OpenRead(const std::string& name) override { return target_->OpenRead(name); }
+  std::string ReadLink(const std::string& name) override { return target_->ReadLink(name); }
+  Xattrs ReadXattrs(const std::string& name) override { return target_->ReadXattrs(name); }
+  const std::string& path() const override { return target_->path(); }
+
+ private:
+  std::unique_ptr<ReadableDir> target_;
 };
 
 // Helpers built on any Env.

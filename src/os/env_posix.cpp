@@ -439,36 +439,157 @@ void Env::SetTimes(const std::string& path, std::optional<int64_t> atime_ns, int
     ThrowIo("set times of " + path, errno);
 }
 
-Xattrs Env::ReadXattrs(const std::string& path) {
+namespace {
+
+// The xattrs through list(buf, size) and get(name, buf, size), which act as
+// llistxattr / lgetxattr on one object; `what` names it in errors.
+template <typename List, typename Get>
+Xattrs ReadXattrsWith(const std::string& what, List list, Get get) {
   Xattrs out;
-  ssize_t n = ::llistxattr(path.c_str(), nullptr, 0);
+  ssize_t n = list(nullptr, 0);
   if (n < 0) {
     if (errno == ENOTSUP || errno == ENODATA) return out;
-    ThrowIo("list xattrs of " + path, errno);
+    ThrowIo("list xattrs of " + what, errno);
   }
   if (n == 0) return out;  // none (the common case): no second call
   std::string names(static_cast<size_t>(n), '\0');
-  n = ::llistxattr(path.c_str(), names.data(), names.size());
-  if (n < 0) ThrowIo("list xattrs of " + path, errno);
+  n = list(names.data(), names.size());
+  if (n < 0) ThrowIo("list xattrs of " + what, errno);
   names.resize(static_cast<size_t>(n));
   for (size_t pos = 0; pos < names.size();) {
     std::string name = names.c_str() + pos;
     pos += name.size() + 1;
     if (name.empty()) continue;
-    ssize_t len = ::lgetxattr(path.c_str(), name.c_str(), nullptr, 0);
+    ssize_t len = get(name.c_str(), nullptr, 0);
     if (len < 0) {
       if (errno == ENODATA) continue;  // removed meanwhile
-      ThrowIo("read xattr " + name + " of " + path, errno);
+      ThrowIo("read xattr " + name + " of " + what, errno);
     }
     std::string value(static_cast<size_t>(len), '\0');
-    len = ::lgetxattr(path.c_str(), name.c_str(), value.data(), value.size());
-    if (len < 0) ThrowIo("read xattr " + name + " of " + path, errno);
+    len = get(name.c_str(), value.data(), value.size());
+    if (len < 0) ThrowIo("read xattr " + name + " of " + what, errno);
     value.resize(static_cast<size_t>(len));
     out.emplace_back(std::move(name), std::move(value));
   }
   std::sort(out.begin(), out.end());
   return out;
 }
+
+Xattrs ReadXattrsOfPath(const std::string& path, const std::string& what) {
+  const char* p = path.c_str();
+  return ReadXattrsWith(
+      what, [p](char* buf, size_t size) { return ::llistxattr(p, buf, size); },
+      [p](const char* name, void* buf, size_t size) { return ::lgetxattr(p, name, buf, size); });
+}
+
+// Whether /proc/self/fd/N names descriptor N here (procfs mounted).
+bool HaveProcFd() {
+  static const bool have = ::access("/proc/self/fd", X_OK) == 0;
+  return have;
+}
+
+// A directory of a source tree open for the walk (Env::OpenDirectory).
+class PosixReadableDir final : public ReadableDir {
+ public:
+  PosixReadableDir(std::string path, Fd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
+
+  std::vector<std::string> List() override { return ListDirectory(fd_.get(), path_); }
+
+  FileStatus Status(const std::string& name) override {
+    CheckName(name);
+    struct stat st;
+    if (::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+      if (errno == ENOENT) return {};
+      ThrowIo("stat " + ChildPath(name), errno);
+    }
+    return ToFileStatus(st);
+  }
+
+  std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
+    CheckName(name);
+    Fd fd(::openat(fd_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (fd.get() < 0) {
+      const int err = errno;
+      struct stat st;
+      if ((err == ELOOP || err == ENOTDIR) && ::fstatat(fd_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(st.st_mode))
+        throw Error(ErrorKind::kIo, "open directory " + ChildPath(name) +
+                                        ": is a symbolic link now (changed during the walk); not followed");
+      ThrowIo("open directory " + ChildPath(name), err);
+    }
+    return std::make_unique<PosixReadableDir>(ChildPath(name), std::move(fd));
+  }
+
+  std::unique_ptr<ReadableFile> OpenRead(const std::string& name) override {
+    CheckName(name);
+    const std::string path = ChildPath(name);
+    // As OpenChecked, relative to this directory.
+    Fd fd(::openat(fd_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (fd.get() < 0) ThrowIo("open " + path, errno);
+    struct stat st;
+    if (::fstat(fd.get(), &st) != 0) ThrowIo("stat " + path, errno);
+    if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+      throw Error(ErrorKind::kIo, "open " + path + ": not a regular file or block device");
+    int fl = ::fcntl(fd.get(), F_GETFL);
+    if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) ThrowIo("fcntl " + path, errno);
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    if (S_ISBLK(st.st_mode) && ::ioctl(fd.get(), BLKGETSIZE64, &size) != 0)
+      ThrowIo("size of block device " + path, errno);
+    return std::make_unique<PosixReadableFile>(path, std::move(fd), size);
+  }
+
+  std::string ReadLink(const std::string& name) override {
+    CheckName(name);
+    std::string to(4096, '\0');
+    for (;;) {
+      ssize_t n = ::readlinkat(fd_.get(), name.c_str(), to.data(), to.size());
+      if (n < 0) ThrowIo("read link " + ChildPath(name), errno);
+      if (static_cast<size_t>(n) < to.size()) {
+        to.resize(static_cast<size_t>(n));
+        return to;
+      }
+      if (to.size() >= (1u << 20)) ThrowIo("read link " + ChildPath(name), ENAMETOOLONG);
+      to.resize(to.size() * 2);
+    }
+  }
+
+  Xattrs ReadXattrs(const std::string& name) override {
+    if (name.empty()) {
+      const int fd = fd_.get();
+      return ReadXattrsWith(
+          path_, [fd](char* buf, size_t size) { return ::flistxattr(fd, buf, size); },
+          [fd](const char* n, void* buf, size_t size) { return ::fgetxattr(fd, n, buf, size); });
+    }
+    CheckName(name);
+    // There is no l*xattrat: the child is named through this directory's
+    // descriptor in /proc (the kernel resolves /proc/self/fd/N to this very
+    // directory, whatever became of its path), and its last component is
+    // not followed (l*xattr). Without /proc, by its full path.
+    if (!HaveProcFd()) return ReadXattrsOfPath(ChildPath(name), ChildPath(name));
+    return ReadXattrsOfPath("/proc/self/fd/" + std::to_string(fd_.get()) + "/" + name, ChildPath(name));
+  }
+
+  const std::string& path() const override { return path_; }
+
+ private:
+  void CheckName(const std::string& name) const {
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos)
+      throw Error(ErrorKind::kCorrupt, "refusing the name '" + name + "' in " + path_ + ": not one component");
+  }
+
+  std::string path_;
+  Fd fd_;
+};
+
+}  // namespace
+
+std::unique_ptr<ReadableDir> Env::OpenDirectory(const std::string& path) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) ThrowOpen("open directory", path, errno);
+  return std::make_unique<PosixReadableDir>(path, std::move(fd));
+}
+
+Xattrs Env::ReadXattrs(const std::string& path) { return ReadXattrsOfPath(path, path); }
 
 void Env::SetXattr(const std::string& path, const std::string& name, const std::string& value) {
   if (::lsetxattr(path.c_str(), name.c_str(), value.data(), value.size(), 0) != 0)

@@ -8,6 +8,8 @@
 #include <algorithm>
 #include <set>
 #include <chrono>
+#include <deque>
+#include <functional>
 #include <map>
 #include <tuple>
 #include <unordered_map>
@@ -23,6 +25,7 @@
 #include "util/encoding.h"
 #include "util/error.h"
 #include "util/thread_pool.h"
+#include "util/tunables.h"
 
 namespace vmback {
 
@@ -73,17 +76,23 @@ class VolumeWalker {
     const FileStatus st = env->Status(spec_.source);  // REQUIRES: resolved, not a symlink
     if (st.kind == FileKind::kMissing) ThrowIo("stat " + spec_.source, ENOENT);
     root_dev_ = st.dev;
-    Entry root = ReadMetadata(env, spec_.source, st);
-    root.name.clear();
+    Entry root;
     if (st.kind == FileKind::kDir) {
-      root.subtree = WalkDir(spec_.source, "", prev && prev->type == EntryType::kDir ? prev : nullptr);
+      // The tree is walked through directory descriptors from here down.
+      std::unique_ptr<ReadableDir> dir = env->OpenDirectory(spec_.source);
+      root = ReadMetadata(dir.get(), "", st, nullptr);
+      root.subtree = WalkDir(dir.get(), "", prev && prev->type == EntryType::kDir ? prev : nullptr);
       stats_->dirs++;
-    } else if (st.kind == FileKind::kFile || st.type == S_IFBLK) {
+      return root;
+    }
+    root = ReadMetadata(env, spec_.source, st);
+    root.name.clear();
+    if (st.kind == FileKind::kFile || st.type == S_IFBLK) {
       // A block device is backed up as its content: a file entry.
       bool device = st.type == S_IFBLK;
       root.type = EntryType::kFile;
       root.rdev = 0;
-      ScanFile(spec_.source, "", st, device, prev, &root);
+      ScanFile(nullptr, spec_.source, "", st, device, prev, &root, Slot{});
     } else {
       throw Error(ErrorKind::kIo, spec_.source + ": not a directory, regular file or block device");
     }
@@ -94,16 +103,37 @@ class VolumeWalker {
   uint64_t excluded() const { return filter_.excluded(); }
 
  private:
-  void ScanFile(const std::string& path, const std::string& rel, const FileStatus& st, bool device,
-                const Entry* prev, Entry* e) {
+  // Where a file's entry goes in its directory's list (it is pushed there
+  // right after ScanFile), for a scan that finishes later.
+  // A directory's entries as the walk makes them, on the heap: a scan
+  // finishing later sets its entry's content here, even should the walk of
+  // the directory end by an error first. left_out: indexes of entries whose
+  // file could not be read after all (dropped before the tree is made).
+  struct DirList {
+    std::vector<Entry> entries;
+    std::vector<size_t> left_out;
+  };
+  struct Slot {
+    std::shared_ptr<DirList> dir;  // null: the scan finishes now
+    size_t index = 0;
+    bool first_link = false;  // the first name of a hard-linked inode: its content kept under rel
+  };
+
+  // The file e at path (the child e->name of dir; no dir: the source root
+  // itself, opened by its path). A small file read in full is hashed and
+  // compressed while the walk goes on, its content set in slot when it
+  // finishes (FinishPending); any other is scanned here.
+  void ScanFile(ReadableDir* dir, const std::string& path, const std::string& rel, const FileStatus& st,
+                bool device, const Entry* prev, Entry* e, const Slot& slot) {
     stats_->files++;
     if (!device && !opts_.full_read && prev && Unchanged(*prev, *e) && !RefersToDamage(*prev)) {
       e->content = prev->content;
       stats_->files_reused++;
       stats_->bytes += e->size;
+      if (slot.first_link) link_content_[rel] = e->content;
       return;
     }
-    auto file = store_->env()->OpenRead(path);
+    auto file = dir ? dir->OpenRead(e->name) : store_->env()->OpenRead(path);
     e->size = file->Size();
     stats_->bytes += e->size;
     ScanStats s;
@@ -117,12 +147,90 @@ class VolumeWalker {
     } else {
       if (!changes.why.empty() && stats_->change_why.empty())
         stats_->change_why = (rel.empty() ? spec_.source : rel) + ": " + changes.why;
+      if (slot.dir && !device && e->size <= kReadBatchBytes) {
+        FileScanner::Later later = scanner_.ScanLater(std::move(file));
+        auto failed = std::make_shared<bool>(false);
+        Pending p;
+        p.bytes = later.bytes;
+        p.read = [this, read = std::move(later.read), slot, failed] {
+          try {
+            read();
+          } catch (const Error& err) {
+            // As WalkDir's loop does with an entry it cannot read.
+            if (store_->broken() || err.kind() == ErrorKind::kCrash || (opts_.cancel && opts_.cancel->load())) throw;
+            stats_->errors++;
+            log_->Error(std::string(err.what()) + " (left out of this point)");
+            slot.dir->left_out.push_back(slot.index);
+            *failed = true;
+          }
+        };
+        p.finish = [this, finish = std::move(later.finish), slot, rel, name = e->name, failed] {
+          if (*failed) return;
+          ScanStats ls;
+          std::vector<Hash> content = finish(&ls);
+          AddScanStats(ls);
+          if (slot.first_link) link_content_[rel] = content;
+          // Its entry was pushed unless an error left it out after all.
+          std::vector<Entry>& es = slot.dir->entries;
+          if (slot.index < es.size() && es[slot.index].name == name) es[slot.index].content = std::move(content);
+        };
+        Defer(std::move(p));
+        return;
+      }
       e->content = scanner_.Scan(file.get(), &s);
     }
+    AddScanStats(s);
+    if (slot.first_link) link_content_[rel] = e->content;
+  }
+
+  void AddScanStats(const ScanStats& s) {
     stats_->bytes_read += s.bytes_read;
     stats_->blocks += s.blocks;
     stats_->new_blocks += s.new_blocks;
     stats_->zero_blocks += s.zero_blocks;
+  }
+
+  // Small files scanned but not finished (ScanLater), oldest first: the
+  // newest kReadAhead of them asked of the disk but not read yet (so that
+  // it reads several at once), the older ones read and with the pool or
+  // done; at most kMaxPendingFiles in all and about kMaxPendingBytes of
+  // their bytes, so that memory and open files stay bounded.
+  static constexpr size_t kReadAhead = 32;
+  static constexpr size_t kMaxPendingFiles = 96;
+  static constexpr uint64_t kMaxPendingBytes = 8 * kReadBatchBytes;
+  struct Pending {
+    uint64_t bytes = 0;
+    std::function<void()> read;  // null once run
+    std::function<void()> finish;
+  };
+
+  void Defer(Pending p) {
+    pending_bytes_ += p.bytes;
+    pending_.push_back(std::move(p));
+    unread_++;
+    while (unread_ > kReadAhead) ReadOne();
+    while (pending_.size() > kMaxPendingFiles || pending_bytes_ > kMaxPendingBytes) FinishOne();
+  }
+  // Reads the oldest pending file not read yet.
+  void ReadOne() {
+    Pending& p = pending_[pending_.size() - unread_];
+    unread_--;
+    std::function<void()> read = std::move(p.read);
+    p.read = nullptr;
+    read();
+  }
+  void FinishOne() {
+    if (unread_ == pending_.size()) ReadOne();
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    pending_bytes_ -= p.bytes;
+    p.finish();
+  }
+  // Finishes every pending scan, in order: their blobs put, their entries'
+  // content set. Before a tree is encoded, and before a hard link's content
+  // is looked up.
+  void FinishPending() {
+    while (!pending_.empty()) FinishOne();
   }
 
   // What may have changed in the file since its parent version (spec_.changes),
@@ -177,7 +285,11 @@ class VolumeWalker {
   // Returns the id of the directory's tree blob. A directory whose entries
   // all equal those of its parent version (prev) gets prev's tree blob,
   // neither encoded nor hashed again: that blob decodes to these entries.
-  Hash WalkDir(const std::string& path, const std::string& rel, const Entry* prev) {
+  // Every child is looked up relative to dir (its descriptor), never by
+  // its full path, and a child directory is entered through OpenDir: a
+  // directory swapped for a symlink during the walk is refused, not followed.
+  Hash WalkDir(ReadableDir* dir, const std::string& rel, const Entry* prev) {
+    const std::string& path = dir->path();
     std::vector<Entry> before;  // sorted by name, unique (DecodeTree checks)
     bool have_before = false;
     if (prev && !prev->subtree.IsZero()) {
@@ -192,35 +304,37 @@ class VolumeWalker {
         log_->Warn(std::string(err.what()) + "; reading " + path + " in full");
       }
     }
-    std::vector<std::string> names = store_->env()->ListDir(path);
+    std::vector<std::string> names = dir->List();
     std::sort(names.begin(), names.end());
     const bool cache_dir = filter_.IsCacheDir(path, rel);
-    std::vector<Entry> entries;
-    entries.reserve(names.size());
+    auto list = std::make_shared<DirList>();  // see Slot
+    std::vector<Entry>* entries = &list->entries;
+    entries->reserve(names.size());
     for (const auto& name : names) {
       CheckCancel(opts_.cancel);
-      std::string child = JoinPath(path, name);
+      std::string child = dir->ChildPath(name);
       if (rel.empty() && LeaveOutOwnEntry(spec_.own_prefix, name, child, log_)) continue;
       std::string child_rel = rel.empty() ? name : rel + "/" + name;
       auto it = std::lower_bound(before.begin(), before.end(), name,
                                  [](const Entry& e, const std::string& n) { return e.name < n; });
       const Entry* old = it != before.end() && it->name == name ? &*it : nullptr;
       try {
-        const FileStatus st = store_->env()->Status(child);
+        const FileStatus st = dir->Status(name);
         if (st.kind == FileKind::kMissing) {
           log_->Info(child + " vanished during the backup");
           continue;
         }
         if (filter_.LeaveOut(child, child_rel, st.kind == FileKind::kDir, cache_dir)) continue;
         // A full read reads the xattrs again too.
-        Entry e = ReadMetadata(store_->env(), child, st, opts_.full_read ? nullptr : old);
+        Entry e = ReadMetadata(dir, name, st, opts_.full_read ? nullptr : old);
         e.name = name;
         if (e.type == EntryType::kDir) {
           stats_->dirs++;
           if (spec_.one_file_system && st.dev != root_dev_) {
             e.subtree = EmptyTree();  // a mount point: kept, not entered
           } else {
-            e.subtree = WalkDir(child, child_rel, old && old->type == EntryType::kDir ? old : nullptr);
+            std::unique_ptr<ReadableDir> sub = dir->OpenDir(name);
+            e.subtree = WalkDir(sub.get(), child_rel, old && old->type == EntryType::kDir ? old : nullptr);
           }
         } else if (e.type == EntryType::kFile) {
           if (st.nlink > 1) {
@@ -228,18 +342,18 @@ class VolumeWalker {
             if (!first) {
               // A later name of an inode already seen: link to the first one.
               e.hardlink = link->second;
+              FinishPending();  // the first name's content, if it is pending
               e.content = link_content_[link->second];
               stats_->files++;
-              entries.push_back(std::move(e));
+              entries->push_back(std::move(e));
               continue;
             }
           }
-          ScanFile(child, child_rel, st, false, old, &e);
-          if (st.nlink > 1) link_content_[child_rel] = e.content;
+          ScanFile(dir, child, child_rel, st, false, old, &e, Slot{list, entries->size(), st.nlink > 1});
         } else {
           stats_->other++;
         }
-        entries.push_back(std::move(e));
+        entries->push_back(std::move(e));
       } catch (const Error& err) {
         // A failed store write ends the backup, and so does a signal
         // (the read it stopped is no unreadable entry: nothing is
@@ -249,9 +363,14 @@ class VolumeWalker {
         log_->Error(std::string(err.what()) + " (left out of this point)");
       }
     }
+    FinishPending();
+    if (!list->left_out.empty()) {
+      std::sort(list->left_out.begin(), list->left_out.end());
+      for (size_t k = list->left_out.size(); k-- > 0;) entries->erase(entries->begin() + list->left_out[k]);
+    }
     // Has: the blob is not marked damaged (then it is written afresh).
-    if (have_before && SameEntries(entries, before) && store_->Has(prev->subtree)) return prev->subtree;
-    return store_->PutRaw(BlobType::kTree, EncodeTree(entries));
+    if (have_before && SameEntries(*entries, before) && store_->Has(prev->subtree)) return prev->subtree;
+    return store_->PutRaw(BlobType::kTree, EncodeTree(*entries));
   }
 
   Hash EmptyTree() { return store_->PutRaw(BlobType::kTree, EncodeTree({})); }
@@ -265,6 +384,9 @@ class VolumeWalker {
   Logger* log_;
   VolumeStats* stats_;
   dev_t root_dev_ = 0;
+  std::deque<Pending> pending_;
+  size_t unread_ = 0;  // the newest pending files not read yet
+  uint64_t pending_bytes_ = 0;
   std::map<InodeKey, std::string> links_;
   std::unordered_map<std::string, std::vector<Hash>> link_content_;
 };

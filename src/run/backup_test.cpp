@@ -18,9 +18,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <random>
 #include <set>
+#include <utility>
 
 #include <gtest/gtest.h>
 
@@ -494,7 +496,8 @@ TEST_F(BackupTest, StoreFullDuringALargeFileEndsTheBackup) {
   std::string img = tmp_ / "disk.img";
   WriteFile(img, RandomBytes(20u << 20, 31));
   FaultPlan plan;
-  plan.fail_write_at = CostToOpen().write_steps + 100;  // amid the pack's blob writes
+  // Amid the pack's writes (blobs are written 1 MiB at a time: about 20).
+  plan.fail_write_at = CostToOpen().write_steps + 6;
   plan.write_errno = ENOSPC;
   plan.fail_every_write_after = true;
   OpenWithFaults(plan);
@@ -1262,7 +1265,8 @@ TEST_F(BackupTest, UnchangedDirectoriesKeepTheirParentTreeBlobs) {
   EXPECT_EQ(DescribeTree(RestoreNew(r4.point, "t")), DescribeTree(src));
 }
 
-// Counts ReadXattrs calls by path.
+// Counts xattr reads by path: those by path, and those of the walk, which
+// reads them through the directories it opens.
 class XattrCountingEnv : public EnvWrapper {
  public:
   using EnvWrapper::EnvWrapper;
@@ -1270,7 +1274,27 @@ class XattrCountingEnv : public EnvWrapper {
     reads[path]++;
     return EnvWrapper::ReadXattrs(path);
   }
+  std::unique_ptr<ReadableDir> OpenDirectory(const std::string& path) override {
+    return std::make_unique<CountingDir>(this, EnvWrapper::OpenDirectory(path));
+  }
   std::map<std::string, int> reads;
+
+ private:
+  class CountingDir final : public ReadableDirWrapper {
+   public:
+    CountingDir(XattrCountingEnv* env, std::unique_ptr<ReadableDir> dir)
+        : ReadableDirWrapper(std::move(dir)), env_(env) {}
+    Xattrs ReadXattrs(const std::string& name) override {
+      env_->reads[name.empty() ? path() : ChildPath(name)]++;
+      return ReadableDirWrapper::ReadXattrs(name);
+    }
+    std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
+      return std::make_unique<CountingDir>(env_, ReadableDirWrapper::OpenDir(name));
+    }
+
+   private:
+    XattrCountingEnv* env_;
+  };
 };
 
 TEST_F(BackupTest, XattrsOfAFileWithTheSameInodeAndCtimeAreNotReadAgain) {
@@ -1305,6 +1329,106 @@ TEST_F(BackupTest, XattrsOfAFileWithTheSameInodeAndCtimeAreNotReadAgain) {
   Backup({{"t", src}}, full);
   EXPECT_EQ(env.reads[f], 3);
   store_.reset();
+}
+
+// Calls swap(name) right after the walk looked at `name` (Status) in any
+// directory, so that a test changes the tree between the look and what
+// the walk does next.
+class SwapAfterStatusEnv final : public EnvWrapper {
+ public:
+  SwapAfterStatusEnv(Env* base, std::string name, std::function<void()> swap)
+      : EnvWrapper(base), name_(std::move(name)), swap_(std::move(swap)) {}
+  std::unique_ptr<ReadableDir> OpenDirectory(const std::string& path) override {
+    return std::make_unique<Dir>(this, EnvWrapper::OpenDirectory(path));
+  }
+
+ private:
+  class Dir final : public ReadableDirWrapper {
+   public:
+    Dir(SwapAfterStatusEnv* env, std::unique_ptr<ReadableDir> dir) : ReadableDirWrapper(std::move(dir)), env_(env) {}
+    FileStatus Status(const std::string& name) override {
+      FileStatus st = ReadableDirWrapper::Status(name);
+      if (name == env_->name_ && env_->swap_) std::exchange(env_->swap_, nullptr)();
+      return st;
+    }
+    std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
+      return std::make_unique<Dir>(env_, ReadableDirWrapper::OpenDir(name));
+    }
+
+   private:
+    SwapAfterStatusEnv* env_;
+  };
+  std::string name_;
+  std::function<void()> swap_;
+};
+
+TEST_F(BackupTest, ADirectorySwappedForASymlinkDuringTheWalkIsNotFollowed) {
+  const std::string src = tmp_ / "src";
+  const std::string outside = tmp_ / "outside";
+  std::filesystem::create_directories(src + "/sub");
+  std::filesystem::create_directories(outside);
+  WriteFile(src + "/sub/mine", "mine\n");
+  WriteFile(src + "/z", "after\n");
+  WriteFile(outside + "/secret", "not to be backed up\n");
+  // Between the walk's lstat of sub (a directory) and its entering it, sub
+  // becomes a symlink to a directory outside the source.
+  SwapAfterStatusEnv env(Env::Default(), "sub", [&] {
+    std::filesystem::rename(src + "/sub", tmp_ / "moved");
+    std::filesystem::create_directory_symlink(outside, src + "/sub");
+  });
+  Store::Init(&env, store_dir_, 4096);
+  store_ = Store::Open(&env, store_dir_, LockMode::kExclusive, &log_);
+  BackupResult r = Backup({{"t", src}});
+  EXPECT_EQ(r.errors, 1u);
+  bool named = false;
+  for (const auto& p : log_.problems()) named |= p.find(src + "/sub") != std::string::npos;
+  EXPECT_TRUE(named) << ::testing::PrintToString(log_.problems());
+  std::vector<Entry> top =
+      DecodeTree(store_->Get(store_->ReadPoint(r.point).volumes[0].root.subtree, BlobType::kTree), "t");
+  ASSERT_EQ(top.size(), 1u) << "sub left out, nothing read through the link";
+  EXPECT_EQ(top[0].name, "z");
+  const std::string out = RestoreNew(r.point, "t");
+  EXPECT_EQ(ReadFile(out + "/z"), "after\n");
+  EXPECT_FALSE(std::filesystem::exists(out + "/sub/secret"));
+  store_.reset();
+}
+
+// Many small files are hashed and compressed while the walk reads on
+// (ScanLater): every file keeps its own content, a hard link to a file still
+// pending gets that file's content, and a second backup makes the same point
+// from the parent's blobs, every tree blob reused.
+TEST_F(BackupTest, ManySmallFilesRoundTripAndAnUnchangedTreeReusesEveryBlob) {
+  OpenStore(4096);
+  const std::string src = tmp_ / "src";
+  for (int d = 0; d < 5; d++) {
+    const std::string dir = src + "/d" + std::to_string(d);
+    std::filesystem::create_directories(dir + "/deeper");
+    for (int f = 0; f < 150; f++) {
+      const std::string name = dir + "/f" + std::to_string(f);
+      // Sizes from empty to a few blocks, some alike (dedup), some zeros.
+      std::string data = f % 7 == 0 ? std::string(f * 100, '\0') : RandomBytes(f * 97 % 20000, f % 40);
+      WriteFile(name, data);
+    }
+    WriteFile(dir + "/deeper/last", "last of " + dir + "\n");
+    std::filesystem::create_hard_link(dir + "/f3", dir + "/f3-link");
+  }
+  BackupResult r1 = Backup({{"t", src}});
+  EXPECT_EQ(r1.errors, 0u);
+  EXPECT_EQ(r1.volumes[0].files, 5u * 152);
+  EXPECT_EQ(DescribeTree(RestoreNew(r1.point, "t")), DescribeTree(src));
+
+  const uint64_t blobs_before = store_->write_stats().blobs_written;
+  BackupResult r2 = Backup({{"t", src}});
+  EXPECT_EQ(r2.volumes[0].bytes_read, 0u);
+  EXPECT_EQ(store_->write_stats().blobs_written, blobs_before) << "no blob written for an unchanged tree";
+  EXPECT_EQ(store_->ReadPoint(r2.point).volumes[0].root.subtree, store_->ReadPoint(r1.point).volumes[0].root.subtree);
+
+  // A full read reads every file again and makes the very same trees.
+  BackupOptions full;
+  full.full_read = true;
+  BackupResult r3 = Backup({{"t", src}}, full);
+  EXPECT_EQ(r3.volumes[0].bytes_read, r1.volumes[0].bytes_read);
+  EXPECT_EQ(store_->ReadPoint(r3.point).volumes[0].root.subtree, store_->ReadPoint(r1.point).volumes[0].root.subtree);
 }
 
 }  // namespace

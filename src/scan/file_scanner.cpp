@@ -44,6 +44,27 @@ struct BlockResult {
   bool reused = false;               // the base's id, unread
 };
 
+// The pool's work on one batch: each block's id, and the encoded blob of
+// each one the store lacks.
+std::vector<BlockResult> HashAndEncode(const Batch& batch, uint64_t bs, uint64_t size, int level, Store* store) {
+  std::vector<BlockResult> out(batch.blocks);
+  for (size_t k = 0; k < batch.blocks; k++) {
+    if (batch.reuse[k]) {
+      out[k].id = *batch.reuse[k];
+      out[k].reused = true;
+      continue;
+    }
+    uint64_t off = (batch.first_block + k) * bs;
+    size_t len = static_cast<size_t>(std::min(bs, size - off));
+    const char* p = batch.data.get() + k * bs;
+    if (batch.hole[k] || IsAllZero(p, len)) continue;  // zero id
+    out[k].id = store->BlobId(p, len);
+    if (!store->Has(out[k].id))
+      out[k].blob = EncodeBlob(out[k].id, BlobType::kData, std::string_view(p, len), level, store->sealer());
+  }
+  return out;
+}
+
 }  // namespace
 
 void CheckCancel(const std::atomic<bool>* cancel) {
@@ -207,24 +228,7 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const 
         std::copy(hole.begin(), hole.begin() + n, batch->hole.begin() + k);
         k += n;
       }
-      in_flight.push_back(pool_->Submit([batch, bs, size, level, store] {
-        std::vector<BlockResult> out(batch->blocks);
-        for (size_t k = 0; k < batch->blocks; k++) {
-          if (batch->reuse[k]) {
-            out[k].id = *batch->reuse[k];
-            out[k].reused = true;
-            continue;
-          }
-          uint64_t off = (batch->first_block + k) * bs;
-          size_t len = static_cast<size_t>(std::min(bs, size - off));
-          const char* p = batch->data.get() + k * bs;
-          if (batch->hole[k] || IsAllZero(p, len)) continue;  // zero id
-          out[k].id = store->BlobId(p, len);
-          if (!store->Has(out[k].id))
-            out[k].blob = EncodeBlob(out[k].id, BlobType::kData, std::string_view(p, len), level, store->sealer());
-        }
-        return out;
-      }));
+      in_flight.push_back(pool_->Submit([batch, bs, size, level, store] { return HashAndEncode(*batch, bs, size, level, store); }));
       b += batch->blocks;
       while (in_flight.size() >= max_in_flight) drain_one();
     }
@@ -243,6 +247,67 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const 
     stats->new_blocks += put_thread->written(BlobType::kData);
   }
   return content;
+}
+
+FileScanner::Later FileScanner::ScanLater(std::unique_ptr<ReadableFile> file) {
+  const uint64_t bs = store_->block_size();
+  const uint64_t size = file->Size();
+  if (size > kReadBatchBytes) throw Error(ErrorKind::kOther, "internal: ScanLater of " + file->path());
+  const int level = store_->zstd_level();
+  if (size > 0 && !pacer_) file->WillNeed(0, size);  // not ahead of a pace
+  struct State {
+    std::unique_ptr<ReadableFile> file;
+    uint64_t bytes_read = 0;
+    std::future<std::vector<BlockResult>> result;
+  };
+  auto state = std::make_shared<State>();
+  state->file = std::move(file);
+  Later later;
+  later.bytes = size;
+  later.read = [this, state, bs, size, level] {
+    ReadableFile* f = state->file.get();
+    auto batch = std::make_shared<Batch>();
+    batch->blocks = static_cast<size_t>((size + bs - 1) / bs);
+    batch->data.reset(new char[batch->blocks * bs]);
+    batch->hole.assign(batch->blocks, 0);
+    batch->reuse.assign(batch->blocks, std::nullopt);
+    if (batch->blocks == 1) {
+      // One block: read as it is, holes and all (a hole reads as zeros, and
+      // an all-zero block gets the zero id anyway), without the SEEK_DATA
+      // and SEEK_HOLE calls and the readahead advice a larger file is worth.
+      if (pacer_) pacer_->Take(size);
+      state->bytes_read = f->ReadAt(0, batch->data.get(), size);
+      if (state->bytes_read < size) std::memset(batch->data.get() + state->bytes_read, 0, size - state->bytes_read);
+      if (drop_cache_) f->DropCache(0, size);
+    } else if (batch->blocks > 1) {
+      BlockReader reader(f, bs, size, {.pacer = pacer_, .drop_cache = drop_cache_});
+      state->bytes_read = reader.Read(0, batch->blocks, batch->data.get(), &batch->hole, /*zero_fill=*/false);
+    }
+    state->file.reset();  // closed: what is left is the pool's
+    Store* store = store_;
+    state->result =
+        pool_->Submit([batch, bs, size, level, store] { return HashAndEncode(*batch, bs, size, level, store); });
+  };
+  later.finish = [state, level, store = store_](ScanStats* stats) {
+    std::vector<BlockResult> results = state->result.get();
+    stats->bytes_read += state->bytes_read;
+    std::vector<Hash> list;
+    list.reserve(results.size());
+    for (auto& r : results) {
+      stats->blocks++;
+      if (r.id.IsZero()) stats->zero_blocks++;
+      if (r.blob && store->Put(*r.blob)) stats->new_blocks++;
+      list.push_back(r.id);
+    }
+    std::vector<Hash> content;
+    if (list.empty()) return content;  // an empty file has no list
+    std::string raw = EncodeIdList(list);
+    Hash id = store->BlobId(raw);
+    if (!store->Has(id)) store->Put(EncodeBlob(id, BlobType::kList, raw, level, store->sealer()));
+    content.push_back(id);
+    return content;
+  };
+  return later;
 }
 
 }  // namespace vmback

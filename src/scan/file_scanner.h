@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <vector>
 
 #include "util/change_set.h"
@@ -53,6 +55,25 @@ class FileScanner {
   // Returns the file's content (list blob ids); adds to *stats. With a
   // base, reads only the blocks its change list touches.
   std::vector<Hash> Scan(ReadableFile* file, ScanStats* stats, const ScanBase* base = nullptr);
+
+  // A small file's scan in steps that do not wait, so that the disk reads
+  // the next files while this one is read, and the pool hashes and
+  // compresses it while the walk goes on. ScanLater asks the kernel to read
+  // the file (posix_fadvise WILLNEED) and returns at once; read(), called
+  // later on the walking thread, reads it whole (what a read throws, it
+  // throws) and hands it to the pool; finish, called after read() on the
+  // thread that owns the store writes, waits for that work, puts the blobs
+  // the store lacks, adds to *stats and returns the content, as Scan would.
+  // Call the reads, and the finishes, in the order of the ScanLater calls,
+  // so that files are read, and blobs go into the packs, in walk order.
+  // The file is held until read() and its bytes (bytes) until finish.
+  // REQUIRES: file->Size() <= kReadBatchBytes.
+  struct Later {
+    uint64_t bytes = 0;
+    std::function<void()> read;
+    std::function<std::vector<Hash>(ScanStats* stats)> finish;
+  };
+  Later ScanLater(std::unique_ptr<ReadableFile> file);
 
  private:
   Store* store_;

@@ -20,6 +20,10 @@ Entry ReadMetadata(Env* env, const std::string& path, const FileStatus& st);
 // recorded in prev (path's entry in the parent point; may be null) takes
 // prev's xattrs unread: setting or removing an xattr moves the ctime.
 Entry ReadMetadata(Env* env, const std::string& path, const FileStatus& st, const Entry* prev);
+// The same for the child `name` of dir (its lstat st), reading the symlink
+// target and the xattrs relative to dir, never by a path walked afresh;
+// name "" for dir itself (st: its own status).
+Entry ReadMetadata(ReadableDir* dir, const std::string& name, const FileStatus& st, const Entry* prev);
 // The same through Env::Default(), for callers that hold a struct stat.
 Entry ReadMetadata(const std::string& path, const struct stat& st);
 

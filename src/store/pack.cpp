@@ -193,9 +193,20 @@ PackWriter::PackWriter(Env* env, const std::string& tmp_path, const Sealer* seal
 }
 
 void PackWriter::Write(const std::string& bytes) {
-  file_->Append(bytes.data(), bytes.size());
   hash_.Update(bytes.data(), bytes.size());
   size_ += bytes.size();
+  if (buffer_.size() + bytes.size() > kWriteBufferBytes) FlushBuffer();
+  if (bytes.size() >= kWriteBufferBytes) {
+    file_->Append(bytes.data(), bytes.size());
+  } else {
+    buffer_.append(bytes);
+  }
+}
+
+void PackWriter::FlushBuffer() {
+  if (buffer_.empty()) return;
+  file_->Append(buffer_.data(), buffer_.size());
+  buffer_.clear();
 }
 
 static void PutEntryHead(std::string* dst, BlobType type, Compression comp) {
@@ -235,6 +246,7 @@ Hash PackWriter::Finish() {
   PutU64(&footer, table_offset);
   footer.append(kPackEndMagic, 8);
   Write(table + footer);
+  FlushBuffer();
   file_->Sync();
   file_->Close();
   return hash_.Finish();

@@ -123,14 +123,20 @@ class PackWriter {
   size_t count() const { return entries_.size(); }
   // Appends the entry table and footer, fsyncs and closes. Returns the pack
   // id (SHA-256 of the whole file). The caller renames it into place.
+  // Until then the bytes added may wait in a buffer (kWriteBufferBytes), so
+  // that many small blobs cost one write, not two each: nothing reads a pack
+  // before it is finished, and only Finish's fsync makes any of it durable.
   Hash Finish();
+  static constexpr size_t kWriteBufferBytes = 1u << 20;
   const std::vector<PackEntry>& entries() const { return entries_; }
   const std::string& tmp_path() const { return tmp_path_; }
 
  private:
   void Write(const std::string& bytes);
+  void FlushBuffer();
 
   std::unique_ptr<WritableFile> file_;
+  std::string buffer_;  // written bytes not yet appended to file_
   std::string tmp_path_;
   const Sealer* sealer_;
   Sha256Stream hash_;

@@ -18,6 +18,23 @@ class FaultReadableFile final : public ReadableFileWrapper {
   FaultEnv* env_;
 };
 
+// A source directory whose files read through FaultReadableFile, and so do
+// those of the directories opened from it.
+class FaultReadableDir final : public ReadableDirWrapper {
+ public:
+  FaultReadableDir(FaultEnv* env, std::unique_ptr<ReadableDir> base)
+      : ReadableDirWrapper(std::move(base)), env_(env) {}
+  std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
+    return std::make_unique<FaultReadableDir>(env_, target()->OpenDir(name));
+  }
+  std::unique_ptr<ReadableFile> OpenRead(const std::string& name) override {
+    return std::make_unique<FaultReadableFile>(env_, target()->OpenRead(name));
+  }
+
+ private:
+  FaultEnv* env_;
+};
+
 class FaultWritableFile final : public WritableFileWrapper {
  public:
   FaultWritableFile(FaultEnv* env, std::unique_ptr<WritableFile> base)
@@ -87,6 +104,10 @@ void FaultEnv::BeforeMetadata(const std::string& what) {
 
 std::unique_ptr<ReadableFile> FaultEnv::OpenRead(const std::string& path) {
   return std::make_unique<FaultReadableFile>(this, target()->OpenRead(path));
+}
+
+std::unique_ptr<ReadableDir> FaultEnv::OpenDirectory(const std::string& path) {
+  return std::make_unique<FaultReadableDir>(this, target()->OpenDirectory(path));
 }
 
 std::unique_ptr<WritableFile> FaultEnv::OpenWrite(const std::string& path, CreateMode mode,

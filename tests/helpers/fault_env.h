@@ -44,6 +44,8 @@ class FaultEnv final : public EnvWrapper {
 
   // Write steps.
   std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override;
+  // Its files (and those of the directories below) read as OpenRead's.
+  std::unique_ptr<ReadableDir> OpenDirectory(const std::string& path) override;
   std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode,
                                           mode_t perm) override;
   void Rename(const std::string& from, const std::string& to) override;
