@@ -11,12 +11,13 @@
 #    a few MiB, about BENCH_TREE_BYTES in all, text and random content,
 #    symlinks and hard links, up to 10 levels deep);
 # 2. day 1: a full backup with each tool (page cache dropped before each);
-# 3. day 2, nothing changed: each tool again, page cache warm (the whole
-#    tree read, and its metadata, right before each run, as a host's root
-#    file system is in the cache);
+# 3. day 2, nothing changed: each tool again, with the page cache dropped
+#    and then the source tree warmed (the whole tree read, and its
+#    metadata, right before each run, as a host's root file system is in
+#    the cache), so that every tool's destination is cold alike;
 # 4. day 2, 1% changed (gen_tree.py modify: 1% of the files rewritten in
 #    part or appended to, 0.1% new, 0.1% deleted, mtimes moved forward):
-#    each tool again, page cache warm;
+#    each tool again, destination cold and source warm as on day 2;
 # 5. prints wall, CPU (user+sys), peak RSS (/usr/bin/time), bytes added to
 #    the repository (du -sb after - before) and vmback/other ratios as a
 #    table, and writes the same as JSON to bench/out/tree_results.json.
@@ -81,6 +82,10 @@ run_phase() {
   local phase=$1 t
   for t in vmback vmback-dir restic borg rsync; do
     if [[ $phase != day1 ]]; then
+      # Every destination cold (a backup disk's metadata a day later), the
+      # source warm (a host's root file system is in its cache): the same
+      # for every tool, whatever ran before it.
+      drop_caches >/dev/null
       MEASURE_CACHE=warm WARM_FILES=()
       warm_tree
     else
