@@ -60,6 +60,10 @@ std::unique_ptr<ReadableFile> DryRunEnv::OpenRead(const std::string& path) {
   return target()->OpenRead(Real(path));
 }
 
+std::unique_ptr<ReadableDir> DryRunEnv::OpenDirectory(const std::string& path) {
+  return target()->OpenDirectory(Real(path));
+}
+
 std::unique_ptr<WritableFile> DryRunEnv::OpenWrite(const std::string& path, CreateMode, mode_t) {
   Refuse("write", path);
 }

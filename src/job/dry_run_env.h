@@ -37,6 +37,8 @@ class DryRunEnv : public EnvWrapper {
   bool HasSteps() const { return !steps_.empty(); }
 
   std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override;
+  // A walk of what a snapshot made in the plan stands for reads its origin.
+  std::unique_ptr<ReadableDir> OpenDirectory(const std::string& path) override;
   std::unique_ptr<WritableFile> OpenWrite(const std::string& path, CreateMode mode, mode_t perm) override;
   void Rename(const std::string& from, const std::string& to) override;
   void Remove(const std::string& path) override;

@@ -70,6 +70,41 @@ std::unique_ptr<ReadableFile> DiskExportEnv::OpenRead(const std::string& path) {
   return EnvWrapper::OpenRead(path);
 }
 
+namespace {
+
+// A directory of the volume opened for the walk: its exported children are
+// stat'ed with the export's size and read from the export, as through
+// DiskExportEnv's own Status and OpenRead; the directories below likewise.
+class ExportingDir final : public ReadableDirWrapper {
+ public:
+  ExportingDir(DiskExportEnv* env, std::unique_ptr<ReadableDir> target)
+      : ReadableDirWrapper(std::move(target)), env_(env) {}
+
+  FileStatus Status(const std::string& name) override {
+    const std::string path = ChildPath(name);
+    FileStatus st = target()->Status(name);
+    if (st.kind == FileKind::kFile)
+      if (std::shared_ptr<NbdDisk> disk = env_->Find(path)) st.size = disk->Size();
+    return st;
+  }
+  std::unique_ptr<ReadableFile> OpenRead(const std::string& name) override {
+    if (std::shared_ptr<NbdDisk> disk = env_->Find(ChildPath(name))) return std::make_unique<ExportFile>(std::move(disk));
+    return target()->OpenRead(name);
+  }
+  std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
+    return std::make_unique<ExportingDir>(env_, target()->OpenDir(name));
+  }
+
+ private:
+  DiskExportEnv* env_;
+};
+
+}  // namespace
+
+std::unique_ptr<ReadableDir> DiskExportEnv::OpenDirectory(const std::string& path) {
+  return std::make_unique<ExportingDir>(this, EnvWrapper::OpenDirectory(path));
+}
+
 std::vector<FileExtent> DiskExportEnv::Extents(const std::string& path, size_t max_extents) {
   if (std::shared_ptr<NbdDisk> disk = Find(path))
     throw Error(ErrorKind::kOther, path + " is read from " + disk->path() + ", which has no extent map");

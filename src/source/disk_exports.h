@@ -36,6 +36,8 @@ class DiskExportEnv : public EnvWrapper {
   FileStatus StatusFollowingLinks(const std::string& path) override;
   // The export for an exported path; its file otherwise.
   std::unique_ptr<ReadableFile> OpenRead(const std::string& path) override;
+  // A walk of the volume sees the exports as Status and OpenRead do.
+  std::unique_ptr<ReadableDir> OpenDirectory(const std::string& path) override;
   // An export has no extents to map: Error(kOther) naming it.
   std::vector<FileExtent> Extents(const std::string& path, size_t max_extents) override;
 

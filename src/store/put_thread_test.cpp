@@ -32,6 +32,10 @@ EncodedBlob DataBlob(size_t n, uint64_t seed) {
   return EncodeBlob(Sha256(raw), BlobType::kData, raw, 3);
 }
 
+// A blob the pack writer writes at once, past its buffer: the tests below
+// watch the thread at its writes.
+constexpr size_t kBig = PackWriter::kWriteBufferBytes + 1000;
+
 // The entries of every pack file of the store, in file order, packs in the
 // order given.
 std::vector<Hash> PackedIds(Store* s, Env* env, const std::vector<Hash>& packs) {
@@ -113,13 +117,13 @@ TEST_F(PutThreadTest, PutWaitsWhileTheQueueIsFull) {
   GateEnv env;
   auto s = Open(&env);
   {
-    PutThread t(s.get(), 10000);
-    t.Put(DataBlob(4000, 1));  // taken by the thread, which waits at the gate
-    t.Put(DataBlob(4000, 2));  // queued
-    t.Put(DataBlob(4000, 3));  // queued: 8000 bytes
-    auto third = std::async(std::launch::async, [&] { t.Put(DataBlob(4000, 4)); });
+    PutThread t(s.get(), 2 * kBig + kBig / 2);
+    t.Put(DataBlob(kBig, 1));  // taken by the thread, which waits at the gate
+    t.Put(DataBlob(kBig, 2));  // queued
+    t.Put(DataBlob(kBig, 3));  // queued: 2 kBig bytes
+    auto third = std::async(std::launch::async, [&] { t.Put(DataBlob(kBig, 4)); });
     EXPECT_EQ(third.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
-        << "a Put beyond 10000 queued bytes did not wait";
+        << "a Put beyond 2.5 kBig queued bytes did not wait";
     EXPECT_TRUE(env.closed());
     env.Open();
     third.get();
@@ -145,8 +149,8 @@ TEST_F(PutThreadTest, AFailedPutReachesTheCallerAndStopsTheThread) {
   FaultEnv env(Env::Default(), plan);
   auto s = Open(&env);
   ASSERT_EQ(env.write_steps(), opened);
-  PutThread t(s.get(), 1 << 20);
-  t.Put(DataBlob(5000, 1));
+  PutThread t(s.get(), 4 * kBig);
+  t.Put(DataBlob(kBig, 1));
   try {
     t.Finish();
     ADD_FAILURE() << "Finish did not throw the put's error";
@@ -158,7 +162,7 @@ TEST_F(PutThreadTest, AFailedPutReachesTheCallerAndStopsTheThread) {
   // Later puts throw the same error at once and put nothing.
   const int64_t steps = env.write_steps();
   try {
-    t.Put(DataBlob(5000, 2));
+    t.Put(DataBlob(kBig, 2));
     ADD_FAILURE() << "Put after a failed put did not throw";
   } catch (const Error& e) {
     EXPECT_EQ(e.kind(), ErrorKind::kNoSpace) << e.what();
@@ -171,10 +175,10 @@ TEST_F(PutThreadTest, StoppingDropsWhatIsQueuedAndKeepsTheOrder) {
   GateEnv env;
   auto s = Open(&env);
   std::vector<EncodedBlob> blobs;
-  for (int i = 0; i < 10; i++) blobs.push_back(DataBlob(3000, 100 + i));
+  for (int i = 0; i < 10; i++) blobs.push_back(DataBlob(kBig, 100 + i));
   std::thread opener;
   {
-    PutThread t(s.get(), 1 << 20);
+    PutThread t(s.get(), 16 * kBig);
     for (const auto& b : blobs) t.Put(b);
     // Destroyed with the thread at the gate and blobs queued (an
     // interrupted scan): the blob being put is finished, the rest dropped.
@@ -190,7 +194,7 @@ TEST_F(PutThreadTest, StoppingDropsWhatIsQueuedAndKeepsTheOrder) {
   for (size_t i = put; i < blobs.size(); i++) EXPECT_FALSE(s->Has(blobs[i].id)) << i << " put after " << put;
   EXPECT_LT(put, blobs.size()) << "nothing was dropped";
   s->Flush();
-  for (size_t i = 0; i < put; i++) EXPECT_EQ(s->Get(blobs[i].id), RandomBytes(3000, 100 + i));
+  for (size_t i = 0; i < put; i++) EXPECT_EQ(s->Get(blobs[i].id), RandomBytes(kBig, 100 + i));
 }
 
 }  // namespace
