@@ -216,8 +216,9 @@ if mod:
               mod["changed"], mod["regular_files_before"], mod["rewritten_in_part"], mod["appended"], mod["created"],
               mod["deleted"], mod["bytes_written"] / MIB))
 day1_cache = {get(t, "day1", "page_cache") for t in TOOLS} - {None}
-print("page cache: day 1 %s before each run; day 2 rows WARM: the whole tree (data and metadata) read right "
-      "before each run, as a host's root file system is in the cache" % "/".join(sorted(day1_cache)))
+print("page cache: day 1 %s before each run; day 2 rows: dropped, then the source WARM (the whole tree, data "
+      "and metadata, read right before each run, as a host's root file system is in the cache), every "
+      "destination cold" % "/".join(sorted(day1_cache)))
 inits = ", ".join("%s %.2f s" % (t, runs[t]["init"]["wall_s"]) for t in TOOLS
                   if "init" in runs.get(t, {}) and runs[t]["init"]["wall_s"] is not None)
 print("repository init (not included below): " + inits)
