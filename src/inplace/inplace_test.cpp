@@ -723,8 +723,8 @@ TEST_F(InplaceTest, MapIsInvalidatedBeforeAndCompletedAfterTheDataIsDurable) {
 // the last change of its file.
 TEST_F(InplaceTest, ATreeIsMadeDurableByBarriersNotByAnFsyncPerFile) {
   std::string src = tmp_ / "src", dst = tmp_ / "dst";
-  ASSERT_EQ(::mkdir(src.c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir((src + "/sub").c_str(), 0755), 0);
+  ASSERT_TRUE(fs::create_directory(src));
+  ASSERT_TRUE(fs::create_directory(src + "/sub"));
   std::vector<std::string> rels;
   for (int i = 0; i < 40; i++) {
     const std::string rel = (i % 2 ? "sub/f" : "f") + std::to_string(i);
