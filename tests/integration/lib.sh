@@ -264,9 +264,17 @@ check_same_tree() {
   out=$(rsync -ncaHAX --delete -i -- "$a/" "$b/" 2>&1) || rc=$?
   if [ "$rc" -ne 0 ] || [ -n "$out" ]; then
     _fail "$what: rsync -ncaHAX --delete -i $a/ $b/ found differences (exit $rc):"
-    printf '%s\n' "$out" | head -60 | cat -v | sed 's/^/    /' >&2
+    # sed reads it all (no SIGPIPE under pipefail) and prints 60 lines.
+    printf '%s\n' "$out" | cat -v | sed -n '1,60s/^/    /p' >&2
     return 0
   fi
+}
+
+# trees_same A B: succeeds when rsync finds no difference (as check_same_tree),
+# counting and reporting nothing: for a test that accepts one of two trees.
+trees_same() {
+  local out
+  out=$(rsync -ncaHAX --delete -i -- "$1/" "$2/" 2>&1) && [ -z "$out" ]
 }
 
 # check_same_file A B WHAT: byte-identical.
