@@ -35,6 +35,12 @@ std::vector<std::string> Words(const std::string& line);
 
 // Sorts prefixed point names by their time stamps.
 void SortPoints(std::vector<std::string>* names, size_t prefix_len);
+// From the output of `zfs list -H -t snapshot -o name -r DATASET`: the
+// snapshot names (after the @) of DATASET itself, not of its children, in
+// the order listed.
+std::vector<std::string> ZfsSnapshotsOf(const std::string& listing, const std::string& dataset);
+// Of snapshot names, vmback's points (PREFIX + a valid stamp), oldest first.
+std::vector<std::string> OwnPoints(const std::vector<std::string>& snapshots, const std::string& prefix);
 // A name for a new point that is not taken yet: PREFIX + stamp [+ ".N"].
 std::string FreshPointName(const std::string& prefix, int64_t now_ns, const std::vector<std::string>& taken);
 // Throws kConfig unless name is PREFIX + a point stamp (vmback's own).

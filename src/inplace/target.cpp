@@ -60,6 +60,25 @@ void SortPoints(std::vector<std::string>* names, size_t prefix_len) {
   });
 }
 
+std::vector<std::string> ZfsSnapshotsOf(const std::string& listing, const std::string& dataset) {
+  const std::string own = dataset + "@";
+  std::vector<std::string> names;
+  for (const auto& line : Lines(listing)) {
+    const std::string n = Trim(line);
+    if (n.size() > own.size() && n.compare(0, own.size(), own) == 0) names.push_back(n.substr(own.size()));
+  }
+  return names;
+}
+
+std::vector<std::string> OwnPoints(const std::vector<std::string>& snapshots, const std::string& prefix) {
+  std::vector<std::string> points;
+  for (const auto& n : snapshots)
+    if (n.compare(0, prefix.size(), prefix) == 0 && ParsePointStamp(n.substr(prefix.size())) >= 0)
+      points.push_back(n);
+  SortPoints(&points, prefix.size());
+  return points;
+}
+
 std::string FreshPointName(const std::string& prefix, int64_t now_ns, const std::vector<std::string>& taken) {
   std::string base = prefix + FormatPointStamp(now_ns);
   std::string name = base;

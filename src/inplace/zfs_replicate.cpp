@@ -15,8 +15,9 @@ namespace vmback {
 
 using inplace_internal::CheckOwnPoint;
 using inplace_internal::Lines;
-using inplace_internal::SortPoints;
+using inplace_internal::OwnPoints;
 using inplace_internal::Trim;
+using inplace_internal::ZfsSnapshotsOf;
 using inplace_internal::Words;
 
 namespace {
@@ -72,21 +73,16 @@ class Receiver {
                                        DescribeFailure(Command({"zfs", "list", replica_.dataset}), r));
   }
 
-  // vmback's points of the receiving dataset, oldest first.
-  std::vector<std::string> Points() const {
-    RunResult r = Checked({"zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-r", replica_.dataset},
+  // Every snapshot of the receiving dataset, oldest first by creation.
+  std::vector<std::string> Snapshots() const {
+    RunResult r = Checked({"zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-s", "creation", "-r",
+                           replica_.dataset},
                           "listing its snapshots");
-    const std::string own = replica_.dataset + "@" + prefix_;
-    std::vector<std::string> names;
-    for (const auto& line : Lines(r.out)) {
-      const std::string n = Trim(line);
-      if (n.compare(0, own.size(), own) != 0) continue;
-      std::string point = n.substr(replica_.dataset.size() + 1);
-      if (ParsePointStamp(point.substr(prefix_.size())) >= 0) names.push_back(point);
-    }
-    SortPoints(&names, prefix_.size());
-    return names;
+    return ZfsSnapshotsOf(r.out, replica_.dataset);
   }
+
+  // vmback's points of the receiving dataset, oldest first.
+  std::vector<std::string> Points() const { return OwnPoints(Snapshots(), prefix_); }
 
   // Renames the receiving dataset aside (unmounted first: zfs-fuse renames
   // no mounted dataset); returns the new name.
@@ -168,7 +164,8 @@ void ReplicateOne(InplaceTarget* target, Env* env, const TargetConfig& config, c
   Receiver rx(env, replica, prefix);
   const std::vector<std::string> ours = target->ListPoints();
   const bool exists = rx.Exists();
-  const ReplicaPlan plan = PlanReplica(ours, exists, exists ? rx.Points() : std::vector<std::string>{});
+  const std::vector<std::string> all = exists ? rx.Snapshots() : std::vector<std::string>{};
+  const ReplicaPlan plan = PlanReplica(ours, exists, OwnPoints(all, prefix), all);
   if (plan.kind == ReplicaPlan::Kind::kNothing) {
     report->mode = "nothing to send";
     return;
@@ -176,6 +173,9 @@ void ReplicateOne(InplaceTarget* target, Env* env, const TargetConfig& config, c
   std::vector<std::string> producer = {"zfs", "send"};
   std::vector<std::string> consumer = {"zfs", "recv"};
   switch (plan.kind) {
+    case ReplicaPlan::Kind::kBlocked:
+      report->base = plan.base;
+      throw Error(ErrorKind::kOther, "replica " + replica.where() + ": " + plan.why);
     case ReplicaPlan::Kind::kUpToDate:
       report->mode = "up to date";
       break;
@@ -240,7 +240,8 @@ void ReplicateOne(InplaceTarget* target, Env* env, const TargetConfig& config, c
 }  // namespace
 
 ReplicaPlan PlanReplica(const std::vector<std::string>& source, bool receiver_exists,
-                        const std::vector<std::string>& receiver) {
+                        const std::vector<std::string>& receiver,
+                        const std::vector<std::string>& receiver_snapshots) {
   ReplicaPlan plan;
   if (source.empty()) return plan;
   plan.latest = source.back();
@@ -265,6 +266,19 @@ ReplicaPlan PlanReplica(const std::vector<std::string>& source, bool receiver_ex
   }
   plan.base = newest;
   plan.kind = newest == plan.latest ? ReplicaPlan::Kind::kUpToDate : ReplicaPlan::Kind::kIncremental;
+  if (plan.kind == ReplicaPlan::Kind::kUpToDate) return plan;
+  // `zfs recv -F` of an incremental rolls the receiver back to the base,
+  // destroying every snapshot made after it: refuse rather than lose them.
+  auto at = std::find(receiver_snapshots.begin(), receiver_snapshots.end(), newest);
+  std::vector<std::string> later(at == receiver_snapshots.end() ? at : at + 1, receiver_snapshots.end());
+  if (!later.empty()) {
+    plan.kind = ReplicaPlan::Kind::kBlocked;
+    std::string names;
+    for (const auto& n : later) names += (names.empty() ? "" : ", ") + n;
+    plan.why = "snapshots were made on it after its newest point " + newest + " (" + names +
+               "), and a receive would destroy them; nothing is sent until they are gone: keep what you need "
+               "of them (zfs clone or zfs send) and zfs destroy them (the source holds the base meanwhile)";
+  }
   return plan;
 }
 

@@ -8,8 +8,10 @@
 //   2. up to date: nothing is sent. Incremental: every point from the
 //      newest one both sides have (the base) to the source's newest goes in
 //      one `zfs send -I` stream into `zfs recv -F` (-F rolls back what
-//      changed on the receiver since its newest snapshot; the base is that
-//      snapshot, so no snapshot of the receiver is lost). The first time: a
+//      changed on the receiver since the base). A snapshot someone made on
+//      the receiver after the base would be destroyed by that receive: the
+//      replica is then refused (blocked), naming it, and nothing is sent
+//      until it is gone; the base stays held on the source. The first time: a
 //      full send of the newest point. A broken chain (the receiver's newest
 //      point is not on the source, or the dataset exists without any point of
 //      vmback): the receiving dataset is renamed aside (DATASET-vmback-aside-
@@ -47,17 +49,20 @@ struct ReplicaPlan {
     kFull,         // the receiving dataset does not exist: a full send
     kIncremental,  // from base, the newest point both have
     kSetAside,     // a broken chain: rename the receiver aside, then a full send
+    kBlocked,      // snapshots made on the receiver after the base (in why)
   };
   Kind kind = Kind::kNothing;
   std::string base;    // kIncremental
   std::string latest;  // the source's newest point
-  std::string why;     // kSetAside: what breaks the chain, for the report
+  std::string why;     // kSetAside, kBlocked: for the report
 };
 
-// Decides from each side's points (vmback's, oldest first) and whether the
-// receiving dataset exists.
+// Decides from each side's points (vmback's, oldest first), whether the
+// receiving dataset exists and every snapshot of it in the order of their
+// creation (vmback's and others').
 ReplicaPlan PlanReplica(const std::vector<std::string>& source, bool receiver_exists,
-                        const std::vector<std::string>& receiver);
+                        const std::vector<std::string>& receiver,
+                        const std::vector<std::string>& receiver_snapshots);
 
 struct ReplicaReport {
   std::string where;              // ReplicaConfig::where()

@@ -124,16 +124,7 @@ class ZfsTarget : public InplaceTarget {
   std::vector<std::string> ListPoints() override {
     RunResult r = RunChecked(env_, {"zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-r", dataset_},
                              "listing the snapshots of " + dataset_);
-    std::vector<std::string> names;
-    const std::string own = dataset_ + "@" + prefix_;
-    for (const auto& line : Lines(r.out)) {
-      std::string n = Trim(line);
-      if (n.compare(0, own.size(), own) != 0) continue;
-      std::string point = n.substr(dataset_.size() + 1);
-      if (ParsePointStamp(point.substr(prefix_.size())) >= 0) names.push_back(point);
-    }
-    SortPoints(&names, prefix_.size());
-    return names;
+    return OwnPoints(ZfsSnapshotsOf(r.out, dataset_), prefix_);
   }
 
   void DeletePoint(const std::string& name) override {

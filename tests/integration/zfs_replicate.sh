@@ -20,7 +20,10 @@
 #   dry run                target replicate --dry-run says what it would send
 #                          and changes nothing
 #   planted names          a snapshot on the receiver without vmback's name
-#                          is left alone
+#                          is left alone; made after the receiver's newest
+#                          point (an incremental receive would destroy it),
+#                          it blocks that replica, named in the warning, until
+#                          it is gone
 #
 # zfs-fuse (pool version 23) has holds and send -I, no resumable receive and
 # no bookmarks; it renames no mounted dataset (vmback unmounts first).
@@ -165,6 +168,8 @@ check_eq "$(points_of "$B/vmback" | wc -l)" 3 "B still keeps 3"
 check "a snapshot without vmback's name on the receiver is left alone" zfs list -t snapshot "$B/vmback@manual-keep"
 
 section "host down: the point stands, prune keeps C's base, the next run catches up"
+# B meanwhile has someone else's snapshot after its newest point: an
+# incremental receive (zfs recv -F) would destroy it, so B is refused.
 touch "$WORK/host-down"
 base_c=$(points_of "$C/offsite" | tail -1)
 for run in 4 5; do
@@ -173,24 +178,28 @@ for run in 4 5; do
   expect_rc 5 "backup $run with the replica's host down"
   expect_err "replica backuphost:$C/offsite" "the error names the replica"
   expect_err "Connection refused" "the error gives ssh's words"
-  check_eq "$(json_field "$VM_OUT" '[d["replicas"][0]["mode"], d["replicas"][0]["ok"]]')" "['incremental', True]" \
-    "run $run: B still gets its increments (with someone else's snapshot newest on it)"
+  check_eq "$(json_field "$VM_OUT" 'd["replicas"][0]["ok"]')" False \
+    "run $run: B is refused (someone else's snapshot is newer than its newest point)"
+  expect_err "replica $B/vmback: snapshots were made on it after its newest point $base_c (manual-keep)" \
+    "run $run: the warning names B and the snapshot in the way"
 done
+check "someone else's snapshot on the receiver was not destroyed" zfs list -t snapshot "$B/vmback@manual-keep"
 vm prune -c "$WORK/vmback.toml" --keep-last 1
 expect_rc 0 "prune the source to one point"
-check "the source kept C's base (held)" zfs list -t snapshot "$A/vmback@$base_c"
+check "the source kept C's (and B's) base (held)" zfs list -t snapshot "$A/vmback@$base_c"
 check_eq "$(points_of "$A/vmback" | wc -l)" 2 "the source kept the newest and the held base"
 rm "$WORK/host-down"
+zfs destroy "$B/vmback@manual-keep"   # as the warning says
 vm target replicate -c "$WORK/vmback.toml" --json
 expect_rc 0 "catch up"
-check_eq "$(json_field "$VM_OUT" 'd["replicas"][1]["mode"]')" incremental "C catches up incrementally"
-check_eq "$(json_field "$VM_OUT" 'd["replicas"][1]["base"]')" "$base_c" "from its base"
+check_eq "$(json_field "$VM_OUT" '[r["mode"] for r in d["replicas"]]')" "['incremental', 'incremental']" \
+  "B and C catch up incrementally"
+check_eq "$(json_field "$VM_OUT" 'd["replicas"][1]["base"]')" "$base_c" "from their base"
+check "B's data equal the source's after catching up" same_data "$B/vmback"
 check "C's data equal the source's after catching up" same_data "$C/offsite"
 vm prune -c "$WORK/vmback.toml" --keep-last 1
 expect_rc 0 "prune again"
 check_eq "$(points_of "$A/vmback" | wc -l)" 1 "with every replica up to date, the old base goes"
-
-check "someone else's snapshot on the receiver survived the receives" zfs list -t snapshot "$B/vmback@manual-keep"
 
 section "dry run changes nothing"
 change_blocks "$SRC/img" 9 3 >/dev/null
