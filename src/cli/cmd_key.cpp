@@ -30,12 +30,13 @@ KeySources NewKeySources(const std::string& new_key_file) {
 
 // The encrypted store of the target, opened exclusively (or shared).
 std::unique_ptr<Store> OpenEncrypted(const TargetArgs& target, LockMode mode, Logger* log,
-                                     std::optional<SecretKey> master = std::nullopt) {
+                                     std::optional<SecretKey> master = std::nullopt, bool without_key = false) {
   Config config = ResolveConfig(target);
   if (IsInplace(config))
     ThrowConfig("keys belong to an encrypted built-in store; an in-place target is encrypted by its file system");
   StoreOptions options = StoreOptionsFor(config, target);
   options.keys.master = std::move(master);
+  options.without_key = without_key;
   auto store = Store::Open(Env::Default(), config.target.path, mode, log, options);
   if (!store->encrypted()) ThrowConfig("store " + store->dir() + " is not encrypted: it has no keys");
   return store;
@@ -47,7 +48,8 @@ class KeyListCommand : public Command {
  public:
   void AddOptions(CLI::App* cmd) override { AddTargetOptions(cmd, &target_); }
   Findings Run(CommandContext& ctx) override {
-    auto store = OpenEncrypted(target_, LockMode::kShared, ctx.log);
+    // The labels and kinds are in config.json, unsealed: no key needed.
+    auto store = OpenEncrypted(target_, LockMode::kShared, ctx.log, std::nullopt, true);
     for (const auto& w : store->Keys()) {
       ctx.out << w.label << "\t" << KindWord(w.kind);
       if (w.kind == KeyKind::kPassphrase)

@@ -87,7 +87,8 @@ class StoreSyncCommand : public Command {
                 "marked by its vmback-copy file, is finished): an empty directory is the\n"
                 "mount point of a disk that is not mounted until the command says otherwise.\n"
                 "--mirror names the copies to use instead of the recorded ones: to add a\n"
-                "disk, name the present copies too.\n\n"
+                "disk, name the present copies too. An encrypted store needs no key here:\n"
+                "its sealed files are copied as they are.\n\n"
                 "Examples:\n  vmback store sync --store /mnt/usb1/vmback\n"
                 "  vmback store sync --store /mnt/usb1/vmback --mirror /mnt/usb2/vmback\n"
                 "  vmback store sync -c /etc/vmback/vmback.toml --init");
@@ -100,6 +101,9 @@ class StoreSyncCommand : public Command {
     StoreOptions options = StoreOptionsFor(config, target_);
     options.new_copies = target_.mirrors;  // named in this command: may be made copies
     options.init_named = init_;
+    // Sealed files are copied as they are: an encrypted store's copies are
+    // brought in step without its key (a helper host, a rotation script).
+    options.without_key = true;
     auto store = Store::Open(ctx.env, config.target.path, LockMode::kExclusive, ctx.log, options);
     std::vector<std::string> all = store->copies();
     all.insert(all.end(), store->absent_copies().begin(), store->absent_copies().end());

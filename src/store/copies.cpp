@@ -147,7 +147,7 @@ std::vector<uint64_t> Store::RepairIndexFiles(bool check_only) {
         auto& st = files.try_emplace(n, copies_.size(), State::kAbsent).first->second;
         std::string path = JoinPath(dir, n);
         try {
-          DecodeIndexFile(ReadFileToString(env_, path, kMaxIndexFileSize), path, sealer_.get());
+          DecodeIndexFile(ReadFileToString(env_, path, kMaxIndexFileSize), path, Keyed());
           st[c] = State::kWhole;
         } catch (const Error& e) {
           if (e.kind() == ErrorKind::kIo) {

@@ -302,6 +302,51 @@ TEST_F(EncryptedStoreTest, KeyChangesReachACopyThatWasAbsent) {
   EXPECT_EQ(Store::Open(env_, mirror, LockMode::kShared, &log_, o)->ListPoints().size(), 1u);
 }
 
+// Opened without_key (store sync, key list): the copies are brought in step
+// byte for byte, the keys are listed, and nothing sealed is read or written.
+TEST_F(EncryptedStoreTest, SyncWithoutTheKeyCopiesSealedFilesAsTheyAre) {
+  const std::string mirror = tmp_ / "mirror";
+  StoreInitEncryption enc;
+  enc.sources = sources_;
+  enc.kdf = kFastKdf;
+  Store::Init(env_, dir_, 4096, {mirror}, &enc);
+  fs::rename(mirror, tmp_ / "unplugged");
+  std::map<Hash, std::string> blocks;
+  { blocks = Fill(OpenX().get()); }
+  fs::rename(tmp_ / "unplugged", mirror);
+  StoreOptions o;  // no key source at all
+  o.without_key = true;
+  {
+    auto s = Store::Open(env_, dir_, LockMode::kExclusive, &log_, o);
+    EXPECT_TRUE(s->encrypted());
+    ASSERT_EQ(s->Keys().size(), 1u);
+    EXPECT_EQ(s->Keys()[0].label, "initial");
+    SyncStats st = s->Sync(false);
+    EXPECT_GE(st.packs_copied, 1u);
+    EXPECT_EQ(st.copied_to[1], st.packs_copied + 1) << "the packs and the one manifest";
+    std::string msg;
+    EXPECT_EQ(KindOf([&] { s->Get(blocks.begin()->first); }, &msg), ErrorKind::kConfig);
+    EXPECT_TRUE(Contains(msg, "opened without its key")) << msg;
+    EXPECT_EQ(KindOf([&] { s->BlobId("x"); }), ErrorKind::kConfig);
+    EXPECT_EQ(KindOf([&] { s->PutRaw(BlobType::kData, "plain text must never be written"); }),
+              ErrorKind::kConfig);
+    EXPECT_EQ(KindOf([&] { s->ReadPoint("2026-12-05T080000Z"); }), ErrorKind::kConfig);
+  }
+  for (const auto& f : FilesUnder(dir_)) {
+    const std::string rel = f.substr(dir_.size());
+    if (rel.rfind("/packs/", 0) == 0 || rel.rfind("/index/", 0) == 0 || rel.rfind("/points/", 0) == 0)
+      EXPECT_EQ(ReadFile(mirror + rel), ReadFile(f)) << rel << " not copied byte for byte";
+  }
+  // The mirror alone, with the key, holds the point.
+  fs::rename(dir_, tmp_ / "gone");
+  StoreOptions k;
+  k.keys = sources_;
+  auto m = Store::Open(env_, mirror, LockMode::kShared, &log_, k);
+  Manifest p = m->ReadPoint("2026-12-05T080000Z");
+  EXPECT_EQ(p.host, "secret-host-name");
+  for (const auto& [id, raw] : blocks) EXPECT_EQ(m->Get(id), raw);
+}
+
 // A flipped bit in each kind of sealed object is damage naming the object.
 TEST_F(EncryptedStoreTest, FlippedBitInEveryKindIsDamageNamed) {
   Init();

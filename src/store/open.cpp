@@ -373,10 +373,14 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
   if (primary.json.contains("encryption")) {
     // Before any lock is taken: a prompt may wait for a person.
     StoreEncryption enc = EncryptionFromJson(primary.json["encryption"], config_path);
-    s->master_ = UnlockMasterKey(env, options.keys, enc, primary.store_id, dir);
     s->keys_ = enc.keys;
     s->key_check_ = enc.key_check;
-    s->sealer_ = std::make_unique<Sealer>(*s->master_);
+    if (options.without_key) {
+      s->keyless_ = true;
+    } else {
+      s->master_ = UnlockMasterKey(env, options.keys, enc, primary.store_id, dir);
+      s->sealer_ = std::make_unique<Sealer>(*s->master_);
+    }
   }
 
   // Only a directory the user named in this command as a new copy may be
@@ -477,6 +481,7 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
       }
     }
   }
+  if (s->keyless_) return s;  // its index is sealed: copies only
   s->LoadIndex();
   std::string damaged = JoinPath(dir, "damaged");
   if (env->Exists(damaged)) {
@@ -488,6 +493,11 @@ std::unique_ptr<Store> Store::Open(Env* env, const std::string& given_dir, LockM
   }
   s->LoadLost();
   return s;
+}
+
+void Store::ThrowKeyless() const {
+  ThrowConfig("store " + dir_ + " is encrypted and was opened without its key, which this needs: give --key-file "
+              "FILE, VMBACK_PASSPHRASE_FILE or a systemd credential");
 }
 
 bool Store::MayMakeCopy(const std::string& dir) const {

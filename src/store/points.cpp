@@ -42,7 +42,7 @@ std::vector<ManifestState> Store::RepairManifest(const std::string& point) {
     try {
       if (!env_->Exists(paths[c])) continue;
       std::string data = ReadFileToString(env_, paths[c]);
-      DecodeManifest(data, paths[c], sealer_.get());
+      DecodeManifest(data, paths[c], Keyed());
       state[c] = ManifestState::kGood;
       if (good_data.empty()) good_data = data;
     } catch (const Error& e) {
@@ -76,7 +76,7 @@ Manifest Store::ReadPoint(const std::string& point) const {
   if (point.empty() || point.find('/') != std::string::npos || !env_->Exists(path))
     ThrowNotFound("point '" + point + "' not found in store " + dir_);
   try {
-    return DecodeManifest(ReadFileToString(env_, path), path, sealer_.get());
+    return DecodeManifest(ReadFileToString(env_, path), path, Keyed());
   } catch (const Error& e) {
     if (e.kind() != ErrorKind::kCorrupt && e.kind() != ErrorKind::kIo) throw;
     // Another copy may have it whole: use that, and repair the primary.
@@ -85,7 +85,7 @@ Manifest Store::ReadPoint(const std::string& point) const {
       try {
         if (!env_->Exists(other)) continue;
         std::string data = ReadFileToString(env_, other);
-        Manifest m = DecodeManifest(data, other, sealer_.get());
+        Manifest m = DecodeManifest(data, other, Keyed());
         if (e.kind() == ErrorKind::kIo) log_->Warn(std::string(e.what()) + " (an I/O error; read " + other + ")");
         if (e.kind() == ErrorKind::kCorrupt && read_repair_) {
           // The manifest read is good whatever becomes of the repair (a
@@ -115,7 +115,7 @@ void Store::WriteManifest(const Manifest& manifest) {
     if (writer_ || !session_index_.packs.empty())
       throw Error(ErrorKind::kOther, "internal: manifest written before Flush");
     if (manifest.name.empty()) throw Error(ErrorKind::kOther, "internal: manifest without a point name");
-    WriteEverywhere("points/" + manifest.name.str() + ".json", EncodeManifest(manifest, sealer_.get()));
+    WriteEverywhere("points/" + manifest.name.str() + ".json", EncodeManifest(manifest, Keyed()));
   });
 }
 

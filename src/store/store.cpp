@@ -79,7 +79,7 @@ void Store::LoadIndex() {
         if (!exclusive_ && e.kind() != ErrorKind::kCorrupt && !env_->Exists(path)) continue;
         throw;
       }
-      IndexFile f = DecodeIndexFile(data, path, sealer_.get());
+      IndexFile f = DecodeIndexFile(data, path, Keyed());
       for (auto& [pack, entries] : f.packs) {
         if (!is_present.count(pack)) {
           log_->Warn("pack " + PackPath(pack) + " is named by " + path +
@@ -110,7 +110,7 @@ void Store::LoadIndex() {
     for (size_t c : is_present[pack]) {
       auto file = env_->OpenRead(PackPath(c, pack));
       try {
-        entries = ReadPackEntries(file.get(), sealer_.get());
+        entries = ReadPackEntries(file.get(), Keyed());
         damage.reset();
         break;
       } catch (const Error& e) {
@@ -120,7 +120,7 @@ void Store::LoadIndex() {
     }
     if (damage) {
       auto file = env_->OpenRead(PackPath(is_present[pack][0], pack));
-      entries = ScanPackBlobs(file.get(), sealer_.get());
+      entries = ScanPackBlobs(file.get(), Keyed());
       log_->Warn(std::string(damage->what()) + "; recovered " + std::to_string(entries.size()) +
                  " blobs by scanning it");
       index_.AddEntries(index_.AddPack(pack), entries);
@@ -147,7 +147,7 @@ void Store::LoadIndex() {
       for (const auto& loc : locs) by_pack[loc.pack].push_back(loc.ToEntry(id));
     for (size_t i = 0; i < by_pack.size(); i++)
       all.packs.emplace_back(index_.packs()[i], std::move(by_pack[i]));
-    std::string data = EncodeIndexFile(all, sealer_.get());
+    std::string data = EncodeIndexFile(all, Keyed());
     std::string name = Sha256(data).Hex() + ".idx";
     WriteEverywhere("index/" + name, data);
     for (const auto& old : index_files)
@@ -160,7 +160,7 @@ void Store::LoadIndex() {
     for (const auto& d : dirs)
       if (env_->Exists(d)) env_->SyncDir(d);
     env_->SyncDir(JoinPath(dir_, "packs"));
-    std::string data = EncodeIndexFile(rebuilt, sealer_.get());
+    std::string data = EncodeIndexFile(rebuilt, Keyed());
     WriteEverywhere("index/" + Sha256(data).Hex() + ".idx", data);
   }
 }
@@ -174,6 +174,7 @@ bool Store::AnyDamaged(const std::vector<Hash>& ids) const {
 }
 
 bool Store::Has(const Hash& id) const {
+  Keyed();  // its index is not loaded without the key
   std::shared_lock l(mu_);
   if (pending_.count(id)) return true;
   return index_.Find(id) != nullptr && !damaged_.count(id);
@@ -290,7 +291,7 @@ bool Store::PutLocked(const EncodedBlob& blob) {
   if (Has(blob.id)) return false;
   if (!writer_) {
     // A random name, created O_EXCL: nothing planted under it is opened.
-    writer_ = std::make_unique<PackWriter>(env_, TempPathFor(dir_ + "/tmp/pack"), sealer_.get());
+    writer_ = std::make_unique<PackWriter>(env_, TempPathFor(dir_ + "/tmp/pack"), Keyed());
   }
   writer_->Add(blob);
   {
@@ -306,7 +307,7 @@ bool Store::PutLocked(const EncodedBlob& blob) {
 
 void Store::Rewrite(BlobType type, std::string_view raw) {
   Hash id = BlobId(raw);
-  EncodedBlob blob = EncodeBlob(id, type, raw, zstd_level_, sealer_.get());
+  EncodedBlob blob = EncodeBlob(id, type, raw, zstd_level_, Keyed());
   Guard([&] {
     {
       std::unique_lock l(mu_);
@@ -331,7 +332,7 @@ void Store::DropPacks(const std::vector<Hash>& doomed_list) {
       for (size_t i = 0; i < by_pack.size(); i++)
         if (!doomed.count(index_.packs()[i])) all.packs.emplace_back(index_.packs()[i], std::move(by_pack[i]));
     }
-    std::string data = EncodeIndexFile(all, sealer_.get());
+    std::string data = EncodeIndexFile(all, Keyed());
     std::string name = Sha256(data).Hex() + ".idx";
     WriteEverywhere("index/" + name, data);
     for (const auto& c : copies_) {
@@ -364,7 +365,7 @@ void Store::DropPacks(const std::vector<Hash>& doomed_list) {
 
 Hash Store::PutRaw(BlobType type, std::string_view raw) {
   Hash id = BlobId(raw);
-  if (!Has(id)) Put(EncodeBlob(id, type, raw, zstd_level_, sealer_.get()));
+  if (!Has(id)) Put(EncodeBlob(id, type, raw, zstd_level_, Keyed()));
   return id;
 }
 
@@ -405,7 +406,7 @@ void Store::Flush() {
   Guard([&] {
     FinishPack();
     if (session_index_.packs.empty()) return;
-    std::string data = EncodeIndexFile(session_index_, sealer_.get());
+    std::string data = EncodeIndexFile(session_index_, Keyed());
     WriteEverywhere("index/" + Sha256(data).Hex() + ".idx", data);
     session_index_.packs.clear();
     if (damaged_changed_) SaveDamaged();
@@ -435,10 +436,11 @@ std::shared_ptr<ReadableFile> Store::OpenPack(size_t copy, uint32_t pack) const 
 
 std::string Store::ReadBlobFrom(size_t copy, const BlobLocation& loc, const Hash& id) const {
   // ReadBlob bounds the index's lengths by the pack's size before allocating.
-  return ReadBlob(OpenPack(copy, loc.pack).get(), loc.ToEntry(id), sealer_.get());
+  return ReadBlob(OpenPack(copy, loc.pack).get(), loc.ToEntry(id), Keyed());
 }
 
 std::string Store::Get(const Hash& id) const {
+  Keyed();  // its index is not loaded without the key
   std::vector<BlobLocation> locs;
   {
     std::shared_lock l(mu_);

@@ -97,6 +97,11 @@ struct StoreOptions {
   KeySources keys;
   // Refuse a store that is not encrypted (the config's [target] encrypt).
   bool require_encrypted = false;
+  // An encrypted store opened to copy its files as they are (store sync,
+  // key list): no key is asked for and the index is not loaded; anything
+  // that reads or writes sealed data fails with kConfig asking for the key.
+  // A plain store opens as always.
+  bool without_key = false;
 };
 
 // Written first into every copy vmback makes (store init, Sync), before its
@@ -223,17 +228,24 @@ class Store {
   uint64_t repairs() const { return repairs_; }
   uint32_t block_size() const { return block_size_; }
   // Encrypted stores: everything below is sealed with this and blob ids are
-  // keyed (crypto/seal.h); null for a plain store.
-  const Sealer* sealer() const { return sealer_.get(); }
-  bool encrypted() const { return sealer_ != nullptr; }
+  // keyed (crypto/seal.h); null for a plain store. Opened without_key:
+  // throws kConfig (the command needs the key).
+  const Sealer* sealer() const { return Keyed(); }
+  bool encrypted() const { return sealer_ != nullptr || keyless_; }
   // The id of a blob of these plain bytes in this store: keyed with the
   // store's id key when encrypted, else SHA-256. Thread-safe.
-  Hash BlobId(const void* data, size_t len) const { return sealer_ ? sealer_->Id(data, len) : Sha256(data, len); }
+  Hash BlobId(const void* data, size_t len) const {
+    const Sealer* s = Keyed();
+    return s ? s->Id(data, len) : Sha256(data, len);
+  }
   Hash BlobId(std::string_view s) const { return BlobId(s.data(), s.size()); }
   // The wrapped copies of an encrypted store's master key (empty if plain).
   std::vector<WrappedKey> Keys() const { return keys_; }
   // The master key the store was opened with. REQUIRES: encrypted().
-  const SecretKey& master_key() const { return *master_; }
+  const SecretKey& master_key() const {
+    Keyed();
+    return *master_;
+  }
   // The store's id (config.json store_id), bound into every wrapped key.
   std::string store_id() const { return config_.value("store_id", ""); }
   // Replaces the wrapped keys in every present copy's config.json (mirrors
@@ -410,7 +422,15 @@ class Store {
   bool broken_ = false;
   std::unordered_set<std::string> synced_dirs_;  // packs/XX made durable this session
   uint32_t block_size_ = kDefaultStoreBlockSize;
+  // sealer_, or a kConfig error when the store is encrypted and was opened
+  // without_key: nothing sealed is read or written without the key.
+  const Sealer* Keyed() const {
+    if (keyless_) ThrowKeyless();
+    return sealer_.get();
+  }
+  [[noreturn]] void ThrowKeyless() const;
   std::unique_ptr<Sealer> sealer_;
+  bool keyless_ = false;  // encrypted, opened without_key (StoreOptions)
   std::optional<SecretKey> master_;
   std::vector<WrappedKey> keys_;
   std::string key_check_;

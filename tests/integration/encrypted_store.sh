@@ -85,6 +85,28 @@ vm list --store "$S" --key-file "$WORK/missing.key"
 expect_rc 2 "a missing key file"
 expect_err "missing.key: not there" "says the key file is not there"
 
+section "copies kept in step without the key"
+# A copy away during a backup is caught up by store sync, which copies the
+# sealed files as they are: no key given, none in the environment.
+mv "$WORK/mirror" "$WORK/mirror-away"
+rand_file "$WORK/src/tree-secret-dir/third" 70000
+vm backup --store "$S" --key-file "$K" "$WORK/src/tree-secret-dir"
+expect_rc 5 "a backup with the mirror away (a warning)"
+mv "$WORK/mirror-away" "$WORK/mirror"
+env -u VMBACK_PASSPHRASE_FILE -u CREDENTIALS_DIRECTORY "$VMBACK" store sync --store "$S" </dev/null \
+  >"$WORK/sync.out" 2>"$WORK/sync.err" && sync_rc=0 || sync_rc=$?
+check_eq "$sync_rc" 0 "store sync with no key at all"
+check "it copied the missed pack and point" grep -q "copied [1-9][0-9]* pack" "$WORK/sync.out"
+check "the mirror has the same packs as the primary" diff <(cd "$S" && find packs index points -type f | sort) \
+  <(cd "$WORK/mirror" && find packs index points -type f | sort)
+vm key list --store "$WORK/mirror"
+expect_rc 0 "key list with no key (labels are not secret)"
+check "key list names the key" grep -q "^initial" "$VM_OUT"
+vm verify --store "$WORK/mirror" --key-file "$K" --mirror "$WORK/mirror"
+expect_rc 0 "the mirror alone verifies with the key"
+vm verify --store "$WORK/mirror" --mirror "$WORK/mirror"
+expect_rc 2 "verify without the key is refused (exit 2)"
+
 section "keys: add a passphrase, use it, credentials, remove, passwd"
 printf 'correct horse battery staple\n' >"$WORK/pass"
 VMBACK_NEW_PASSPHRASE_FILE=$WORK/pass vm key add --store "$S" --key-file "$K" --label admin --kdf-memory 1M --kdf-ops 1
