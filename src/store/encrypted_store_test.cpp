@@ -76,11 +76,11 @@ class EncryptedStoreTest : public ::testing::Test {
     sources_.key_file = key_file_;
   }
 
-  void Init() {
+  void Init(const std::vector<std::string>& mirrors = {}) {
     StoreInitEncryption enc;
     enc.sources = sources_;
     enc.kdf = kFastKdf;
-    Store::Init(env_, dir_, 4096, {}, &enc);
+    Store::Init(env_, dir_, 4096, mirrors, &enc);
   }
   std::unique_ptr<Store> Open(LockMode mode, const KeySources& keys) {
     StoreOptions o;
@@ -268,10 +268,7 @@ TEST_F(EncryptedStoreTest, KeysAddedAndRemoved) {
 // opens neither copy afterwards.
 TEST_F(EncryptedStoreTest, KeyChangesReachACopyThatWasAbsent) {
   const std::string mirror = tmp_ / "mirror";
-  StoreInitEncryption enc;
-  enc.sources = sources_;
-  enc.kdf = kFastKdf;
-  Store::Init(env_, dir_, 4096, {mirror}, &enc);
+  Init({mirror});
   { Fill(OpenX().get()); }
   fs::rename(mirror, tmp_ / "unplugged");
   KeySources second;
@@ -306,10 +303,7 @@ TEST_F(EncryptedStoreTest, KeyChangesReachACopyThatWasAbsent) {
 // byte for byte, the keys are listed, and nothing sealed is read or written.
 TEST_F(EncryptedStoreTest, SyncWithoutTheKeyCopiesSealedFilesAsTheyAre) {
   const std::string mirror = tmp_ / "mirror";
-  StoreInitEncryption enc;
-  enc.sources = sources_;
-  enc.kdf = kFastKdf;
-  Store::Init(env_, dir_, 4096, {mirror}, &enc);
+  Init({mirror});
   fs::rename(mirror, tmp_ / "unplugged");
   std::map<Hash, std::string> blocks;
   { blocks = Fill(OpenX().get()); }
