@@ -140,7 +140,9 @@ class KeyExportCommand : public Command {
   }
   Findings Run(CommandContext& ctx) override {
     auto store = OpenEncrypted(target_, LockMode::kShared, ctx.log);
-    ctx.out << FormatPaperKey(store->master_key(), store->store_id());
+    std::string form = FormatPaperKey(store->master_key(), store->store_id());
+    WipeOnExit wipe(&form);
+    ctx.out << form;
     return {};
   }
 
@@ -162,8 +164,15 @@ class KeyImportCommand : public Command {
   }
   Findings Run(CommandContext& ctx) override {
     std::string text;
+    WipeOnExit wipe(&text);
     if (file_ == "-") {
-      text.assign(std::istreambuf_iterator<char>(std::cin), {});
+      // Bounded as a file is: a paper key is a few lines.
+      text.reserve(kMaxKeyFileBytes + 1);
+      for (std::istreambuf_iterator<char> in(std::cin), end; in != end && text.size() <= kMaxKeyFileBytes; ++in)
+        text.push_back(*in);
+      if (text.size() > kMaxKeyFileBytes)
+        ThrowConfig("the paper key on standard input is longer than " + std::to_string(kMaxKeyFileBytes) +
+                    " bytes: not a paper key");
     } else {
       text = ReadFileToString(Env::Default(), file_, kMaxKeyFileBytes);
     }

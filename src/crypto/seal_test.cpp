@@ -6,6 +6,7 @@
 
 #include "crypto/key_wrap.h"
 #include "util/error.h"
+#include "util/wipe.h"
 
 namespace vmback {
 namespace {
@@ -194,6 +195,25 @@ TEST(KeyWrapTest, PaperKeyRoundTripAndTypos) {
   }
   // A line missing.
   EXPECT_THROW(ParsePaperKey(paper.substr(0, paper.find("4:")), &store), Error);
+}
+
+// A passphrase's buffer is zeroed to its capacity, with no reallocation
+// (clear keeps the buffer, so the bytes can be looked at).
+TEST(WipeTest, WipeStringZeroesTheWholeBuffer) {
+  std::string secret;
+  secret.reserve(200);
+  secret = std::string(150, 'p');
+  const char* buffer = secret.data();
+  const size_t capacity = secret.capacity();
+  WipeString(&secret);
+  EXPECT_TRUE(secret.empty());
+  ASSERT_EQ(secret.data(), buffer) << "the buffer moved: the wipe would not be seen";
+  ASSERT_EQ(secret.capacity(), capacity);
+  for (size_t i = 0; i < capacity; i++) ASSERT_EQ(buffer[i], '\0') << "byte " << i;
+  std::string other(100, 'q');
+  const char* b2 = other.data();
+  { WipeOnExit wipe(&other); }
+  for (size_t i = 0; i < 100; i++) ASSERT_EQ(b2[i], '\0') << "byte " << i;
 }
 
 }  // namespace

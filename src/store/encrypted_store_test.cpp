@@ -328,8 +328,9 @@ TEST_F(EncryptedStoreTest, SyncWithoutTheKeyCopiesSealedFilesAsTheyAre) {
   }
   for (const auto& f : FilesUnder(dir_)) {
     const std::string rel = f.substr(dir_.size());
-    if (rel.rfind("/packs/", 0) == 0 || rel.rfind("/index/", 0) == 0 || rel.rfind("/points/", 0) == 0)
+    if (rel.rfind("/packs/", 0) == 0 || rel.rfind("/index/", 0) == 0 || rel.rfind("/points/", 0) == 0) {
       EXPECT_EQ(ReadFile(mirror + rel), ReadFile(f)) << rel << " not copied byte for byte";
+    }
   }
   // The mirror alone, with the key, holds the point.
   fs::rename(dir_, tmp_ / "gone");

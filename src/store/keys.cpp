@@ -15,15 +15,15 @@ const char* Getenv(const char* name) {
   return v && *v ? v : nullptr;
 }
 
-// A passphrase file's content without one trailing newline (or CR LF).
-std::string PassphraseOf(std::string text) {
-  if (!text.empty() && text.back() == '\n') text.pop_back();
-  if (!text.empty() && text.back() == '\r') text.pop_back();
-  return text;
+// Drops one trailing newline (or CR LF) of a passphrase file's content.
+void DropNewline(std::string* text) {
+  if (!text->empty() && text->back() == '\n') text->pop_back();
+  if (!text->empty() && text->back() == '\r') text->pop_back();
 }
 
 // Reads a key file or passphrase file into *out; false (with why in
-// *tried) when it is absent, unreadable or malformed.
+// *tried) when it is absent, unreadable or malformed. What was read is
+// wiped once parsed.
 bool ReadSecretFile(Env* env, const std::string& path, KeyKind kind, const std::string& source,
                     std::vector<std::string>* tried, KeySecret* out) {
   out->kind = kind;
@@ -34,9 +34,12 @@ bool ReadSecretFile(Env* env, const std::string& path, KeyKind kind, const std::
       return false;
     }
     if (kind == KeyKind::kKeyFile) {
-      out->file_key = ParseKeyFile(ReadFileToString(env, path, kMaxKeyFileBytes), path);
+      std::string text = ReadFileToString(env, path, kMaxKeyFileBytes);
+      WipeOnExit wipe(&text);
+      out->file_key = ParseKeyFile(text, path);
     } else {
-      out->passphrase = PassphraseOf(ReadFileToString(env, path, kMaxPassphraseBytes + 2));
+      out->passphrase = ReadFileToString(env, path, kMaxPassphraseBytes + 2);  // moved: no copy
+      DropNewline(&out->passphrase);
       if (out->passphrase.empty() || out->passphrase.size() > kMaxPassphraseBytes) {
         tried->push_back(source + ": empty or longer than " + std::to_string(kMaxPassphraseBytes) + " bytes");
         return false;
@@ -88,27 +91,29 @@ std::function<std::string(const std::string& prompt)> TerminalPrompt() {
 std::vector<KeySecret> ReadKeySecrets(Env* env, const KeySources& sources, std::vector<std::string>* tried,
                                       bool include_prompt) {
   std::vector<KeySecret> out;
-  KeySecret s;
-  if (!sources.key_file.empty() &&
-      ReadSecretFile(env, sources.key_file, KeyKind::kKeyFile, "--key-file " + sources.key_file, tried, &s))
-    out.push_back(s);
-  if (!sources.passphrase_file.empty() &&
-      ReadSecretFile(env, sources.passphrase_file, KeyKind::kPassphrase,
-                     "VMBACK_PASSPHRASE_FILE " + sources.passphrase_file, tried, &s))
-    out.push_back(s);
+  out.reserve(5);  // each source at most once: the secrets are never copied by a growth
+  auto read = [&](const std::string& path, KeyKind kind, const std::string& source) {
+    out.emplace_back();
+    if (!ReadSecretFile(env, path, kind, source, tried, &out.back())) out.pop_back();
+  };
+  if (!sources.key_file.empty()) read(sources.key_file, KeyKind::kKeyFile, "--key-file " + sources.key_file);
+  if (!sources.passphrase_file.empty())
+    read(sources.passphrase_file, KeyKind::kPassphrase, "VMBACK_PASSPHRASE_FILE " + sources.passphrase_file);
   if (!sources.credentials_dir.empty()) {
     const std::string key = JoinPath(sources.credentials_dir, "vmback.key");
     const std::string pass = JoinPath(sources.credentials_dir, "vmback.passphrase");
-    if (ReadSecretFile(env, key, KeyKind::kKeyFile, "credential " + key, tried, &s)) out.push_back(s);
-    if (ReadSecretFile(env, pass, KeyKind::kPassphrase, "credential " + pass, tried, &s)) out.push_back(s);
+    read(key, KeyKind::kKeyFile, "credential " + key);
+    read(pass, KeyKind::kPassphrase, "credential " + pass);
   }
   if (include_prompt && sources.prompt) {
-    s = KeySecret{};
+    KeySecret& s = out.emplace_back();
     s.kind = KeyKind::kPassphrase;
     s.source = "the passphrase typed";
     s.passphrase = sources.prompt("Passphrase: ");
-    if (s.passphrase.empty()) tried->push_back("the terminal: no passphrase typed");
-    else out.push_back(s);
+    if (s.passphrase.empty()) {
+      tried->push_back("the terminal: no passphrase typed");
+      out.pop_back();
+    }
   }
   return out;
 }
@@ -173,8 +178,10 @@ WrappedKey WrapFromSources(Env* env, const KeySources& sources, const SecretKey&
   }
   if (sources.prompt) {
     std::string a = sources.prompt("New passphrase: ");
+    WipeOnExit wipe_a(&a);
     if (!a.empty()) {
       std::string b = sources.prompt("The same again: ");
+      WipeOnExit wipe_b(&b);
       if (a != b) ThrowConfig("the two passphrases differ; nothing changed");
       return WrapWithPassphrase(master, store_id, a, kdf, label);
     }

@@ -19,6 +19,7 @@
 
 #include "crypto/key_wrap.h"
 #include "os/env.h"
+#include "util/wipe.h"
 
 namespace vmback {
 
@@ -41,12 +42,17 @@ struct KeySources {
 // A prompt on the terminal (echo off) when standard input is one; else null.
 std::function<std::string(const std::string& prompt)> TerminalPrompt();
 
-// A passphrase or key file found in a source.
+// A passphrase or key file found in a source. The passphrase is wiped when
+// it goes (util/wipe.h), as SecretKey wipes itself.
 struct KeySecret {
   KeyKind kind = KeyKind::kPassphrase;
   std::string passphrase;  // kPassphrase
   SecretKey file_key;      // kKeyFile
   std::string source;      // for messages: "--key-file /root/k", "VMBACK_PASSPHRASE_FILE /run/x"
+  KeySecret() = default;
+  KeySecret(const KeySecret&) = default;
+  KeySecret& operator=(const KeySecret&) = delete;
+  ~KeySecret() { WipeString(&passphrase); }
 };
 
 // Every secret the sources give, in order (a prompt is asked once, last,
