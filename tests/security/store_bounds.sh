@@ -202,4 +202,16 @@ check_rss "restore of a cut sealed manifest"
 expect_rc 3 "a cut sealed manifest is damage"
 expect_err "$(basename "$MAN")" "names the manifest"
 
+section "encrypted store: a paper key of 64 MiB on standard input"
+# key import - reads a paper key (a few lines) from standard input: the
+# read is bounded, a forged endless one is refused without holding it.
+set +o pipefail
+head -c $((64 << 20)) /dev/zero | tr '\0' 'a' >"$WORK/huge-paper"
+set -o pipefail
+vm_timed key import --store "$ESTORE" --new-key-file "$WORK/never.key" - <"$WORK/huge-paper"
+check_rss "key import of a 64 MiB paper key"
+expect_rc 2 "a 64 MiB paper key is refused (exit 2)"
+expect_err "longer than 4096 bytes" "says it is too long"
+check "no key file was made" test ! -e "$WORK/never.key"
+
 finish
