@@ -4,9 +4,8 @@
 
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
+#include <filesystem>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -19,6 +18,8 @@
 
 namespace vmback {
 namespace {
+
+namespace fs = std::filesystem;
 
 struct CliRun {
   int rc;
@@ -104,8 +105,8 @@ TEST(CliTest, UnknownOrMissingCommandIsAUsageErrorNamingItAndTheCommands) {
 
 TEST(CliTest, VerboseAndQuietAreTakenAfterTheCommandToo) {
   test::TempDir dir;
-  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
-  ASSERT_EQ(::mkfifo((dir / "src/fifo").c_str(), 0644), 0);
+  test::MakeDir(dir / "src", 0755);
+  test::MakeFifo(dir / "src/fifo", 0644);
   ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
   ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
   // --no-special says at info level what it leaves out.
@@ -125,7 +126,7 @@ TEST(CliTest, VerboseAndQuietAreTakenAfterTheCommandToo) {
 
 TEST(CliTest, RestorePathsForgiveALeadingSlashAndNameTheVolumes) {
   test::TempDir dir;
-  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  test::MakeDir(dir / "src", 0755);
   test::WriteFile(dir / "src/passwd", "root:x:0:0\n");
   ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
   ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
@@ -147,11 +148,11 @@ TEST(CliTest, RestorePathsForgiveALeadingSlashAndNameTheVolumes) {
 
 TEST(CliTest, RestoreIntoAnEmptyDirectoryNeedsNoForce) {
   test::TempDir dir;
-  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  test::MakeDir(dir / "src", 0755);
   test::WriteFile(dir / "src/a", "a\n");
   ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
   ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
-  for (const char* d : {"empty1", "empty2", "empty3", "full"}) ASSERT_EQ(::mkdir((dir / d).c_str(), 0700), 0);
+  for (const char* d : {"empty1", "empty2", "empty3", "full"}) test::MakeDir(dir / d, 0700);
   test::WriteFile(dir / "full/x", "x");
   CliRun point = Cli({"restore", "--store", dir / "s", "latest", "--to", dir / "empty1"});
   EXPECT_EQ(point.rc, kExitOk) << point.log;
@@ -168,14 +169,14 @@ TEST(CliTest, RestoreIntoAnEmptyDirectoryNeedsNoForce) {
 
 TEST(CliTest, RestoreForceMergesAndDeleteMakesTheTreeExactlyThePoint) {
   test::TempDir dir;
-  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir((dir / "src/sub").c_str(), 0755), 0);
+  test::MakeDir(dir / "src", 0755);
+  test::MakeDir(dir / "src/sub", 0755);
   test::WriteFile(dir / "src/a", "a\n");
   test::WriteFile(dir / "src/sub/b", "b\n");
   ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
   ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
-  ASSERT_EQ(::mkdir((dir / "t").c_str(), 0700), 0);
-  ASSERT_EQ(::mkdir((dir / "victim").c_str(), 0700), 0);
+  test::MakeDir(dir / "t", 0700);
+  test::MakeDir(dir / "victim", 0700);
   test::WriteFile(dir / "victim/keep", "keep");
   test::WriteFile(dir / "t/extra.txt", "extra");
   test::WriteFile(dir / "t/a", "old");
@@ -183,12 +184,11 @@ TEST(CliTest, RestoreForceMergesAndDeleteMakesTheTreeExactlyThePoint) {
   EXPECT_EQ(merge.rc, kExitOk) << merge.log;
   EXPECT_EQ(test::ReadFile(dir / "t/a"), "a\n");
   EXPECT_EQ(test::ReadFile(dir / "t/extra.txt"), "extra") << "--force merges";
-  ASSERT_EQ(::symlink((dir / "victim").c_str(), (dir / "t/sub/planted").c_str()), 0);
+  fs::create_symlink(dir / "victim", dir / "t/sub/planted");
   CliRun exact = Cli({"restore", "--store", dir / "s", "latest", "src", "--to", dir / "t", "--delete"});
   EXPECT_EQ(exact.rc, kExitOk) << exact.log;
-  struct stat st;
-  EXPECT_NE(::lstat((dir / "t/extra.txt").c_str(), &st), 0) << "--delete removes extra.txt";
-  EXPECT_NE(::lstat((dir / "t/sub/planted").c_str(), &st), 0) << "--delete removes the planted symlink";
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir / "t/extra.txt"))) << "--delete removes extra.txt";
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir / "t/sub/planted"))) << "--delete removes the planted symlink";
   EXPECT_EQ(test::ReadFile(dir / "victim/keep"), "keep") << "and never follows it";
   EXPECT_EQ(test::ReadFile(dir / "t/sub/b"), "b\n");
   EXPECT_NE(exact.out.find("removed 2 entries the point does not have"), std::string::npos) << exact.out;
@@ -198,8 +198,8 @@ TEST(CliTest, RestoreForceMergesAndDeleteMakesTheTreeExactlyThePoint) {
 
 TEST(CliTest, RestoreToDashWritesOneFileToStandardOutput) {
   test::TempDir dir;
-  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir((dir / "src/sub").c_str(), 0755), 0);
+  test::MakeDir(dir / "src", 0755);
+  test::MakeDir(dir / "src/sub", 0755);
   test::WriteFile(dir / "src/a", "content\n");
   ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
   ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
@@ -216,16 +216,16 @@ TEST(CliTest, RestoreToDashWritesOneFileToStandardOutput) {
 
 TEST(CliTest, RestoreWritesUnderATemporaryNameAndKeepsWhatAFailedOneWouldReplace) {
   test::TempDir dir;
-  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  test::MakeDir(dir / "src", 0755);
   test::WriteFile(dir / "src/a", test::RandomBytes(200000, 7));
-  ::chmod((dir / "src/a").c_str(), 0644);
+  fs::permissions(dir / "src/a", fs::perms(0644));
   ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
   ASSERT_EQ(Cli({"backup", "--store", dir / "s", dir / "src"}).rc, kExitOk);
   ASSERT_EQ(Cli({"restore", "--store", dir / "s", "latest", "src", "--to", dir / "t"}).rc, kExitOk);
   EXPECT_EQ(Env::Default()->ListDir(dir / "t"), std::vector<std::string>{"a"}) << "no temporary left";
-  struct stat st;
-  ASSERT_EQ(::stat((dir / "t/a").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 07777, 0644u) << "the temporary's 0600 became the file's mode";
+  fs::file_status st = fs::status(dir / "t/a");
+  ASSERT_TRUE(fs::exists(st));
+  EXPECT_EQ(static_cast<unsigned>(st.permissions()), 0644u) << "the temporary's 0600 became the file's mode";
 
   // A restore --force that fails half way (a damaged block, --fail-fast)
   // leaves the file it would have replaced as it was, and no temporary.
@@ -234,9 +234,8 @@ TEST(CliTest, RestoreWritesUnderATemporaryNameAndKeepsWhatAFailedOneWouldReplace
     for (const auto& name : Env::Default()->ListDir(dir / "s/packs" + "/" + fan))
       if (name.size() > 5 && name.substr(name.size() - 5) == ".pack") pack = dir / "s/packs" + "/" + fan + "/" + name;
   ASSERT_FALSE(pack.empty());
-  ASSERT_EQ(::stat(pack.c_str(), &st), 0);
-  test::XorFileByte(pack, static_cast<uint64_t>(st.st_size) / 2, 0xff);
-  ASSERT_EQ(::mkdir((dir / "u").c_str(), 0700), 0);
+  test::XorFileByte(pack, fs::file_size(pack) / 2, 0xff);
+  test::MakeDir(dir / "u", 0700);
   test::WriteFile(dir / "u/a", "the old file");
   CliRun failed = Cli({"restore", "--store", dir / "s", "latest", "src/a", "--to", dir / "u/a", "--force",
                        "--fail-fast"});
@@ -266,21 +265,15 @@ TEST(CliTest, MissingTargetIsAConfigurationError) {
   EXPECT_NE(r.log.find("VMBACK_CONFIG"), std::string::npos) << "says where a default comes from: " << r.log;
 }
 
-// Sets VMBACK_CONFIG for the life of the object.
-class ScopedConfigEnv {
- public:
-  explicit ScopedConfigEnv(const std::string& path) { ::setenv("VMBACK_CONFIG", path.c_str(), 1); }
-  ~ScopedConfigEnv() { ::unsetenv("VMBACK_CONFIG"); }
-};
 
 TEST(CliTest, VmbackConfigNamesTheConfigWhenNoTargetIsGiven) {
   test::TempDir dir;
   ASSERT_EQ(Cli({"store", "init", dir / "s"}).rc, kExitOk);
-  ASSERT_EQ(::mkdir((dir / "src").c_str(), 0755), 0);
+  test::MakeDir(dir / "src", 0755);
   test::WriteFile(dir / "c.toml", "[target]\npath = \"" + (dir / "s") + "\"\n[[volume]]\nname = \"src\"\nsource = \"" +
                                       (dir / "src") + "\"\nsnapshot = \"none\"\nvms = []\n");
   {
-    ScopedConfigEnv env(dir / "c.toml");
+    test::ScopedEnv env("VMBACK_CONFIG", dir / "c.toml");
     test::WriteFile(dir / "src/f", "f\n");
     CliRun backup = Cli({"backup"});
     EXPECT_EQ(backup.rc, kExitOk) << "backup backs up the config's volumes: " << backup.log;
@@ -297,7 +290,7 @@ TEST(CliTest, VmbackConfigNamesTheConfigWhenNoTargetIsGiven) {
     EXPECT_NE(other.log.find(dir / "none"), std::string::npos) << "a target given wins: " << other.log;
   }
   {
-    ScopedConfigEnv env(dir / "missing.toml");
+    test::ScopedEnv env("VMBACK_CONFIG", dir / "missing.toml");
     CliRun r = Cli({"list"});
     EXPECT_EQ(r.rc, kExitUsage);
     EXPECT_NE(r.log.find("VMBACK_CONFIG"), std::string::npos) << r.log;
@@ -341,7 +334,7 @@ TEST(CliTest, ListShowsAStorePointWithItsVolumesAndTags) {
   test::TempDir tmp;
   const std::string dir = tmp / "store";
   ASSERT_EQ(Cli({"store", "init", dir}).rc, kExitOk);
-  ASSERT_EQ(::mkdir((tmp / "data").c_str(), 0700), 0);
+  test::MakeDir(tmp / "data", 0700);
   test::WriteFile(tmp / "data/f", "hello");
   CliRun backup = Cli({"backup", "--store", dir, "--tag", "before-upgrade", tmp / "data"});
   ASSERT_EQ(backup.rc, kExitOk) << backup.log;

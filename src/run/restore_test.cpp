@@ -3,10 +3,6 @@
 // stores never yield wrong bytes silently.
 #include "run/restore.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <cstring>
 #include <filesystem>
 #include <sstream>
@@ -21,8 +17,11 @@
 namespace vmback {
 namespace {
 
+namespace fs = std::filesystem;
+
 using test::DescribeTree;
 using test::ExpectError;
+using test::MakeDir;
 using test::RandomBytes;
 using test::ReadFile;
 using test::SetMtimeNs;
@@ -55,18 +54,18 @@ class RestoreTest : public ::testing::Test {
   //     inner/deep.bin
   //   other/x
   void MakeTree() {
-    ASSERT_EQ(::mkdir(src_.c_str(), 0755), 0);
-    ASSERT_EQ(::mkdir((src_ + "/sub").c_str(), 0750), 0);
-    ASSERT_EQ(::mkdir((src_ + "/sub/inner").c_str(), 0755), 0);
-    ASSERT_EQ(::mkdir((src_ + "/other").c_str(), 0755), 0);
+    MakeDir(src_, 0755);
+    MakeDir(src_ + "/sub", 0750);
+    MakeDir(src_ + "/sub/inner", 0755);
+    MakeDir(src_ + "/other", 0755);
     WriteFile(src_ + "/top.txt", "top\n");
     WriteFile(src_ + "/sub/file", RandomBytes(10000, 1));
     WriteFile(src_ + "/sub/inner/deep.bin", RandomBytes(70000, 2));
     WriteFile(src_ + "/other/x", "x\n");
-    ASSERT_EQ(::symlink("file", (src_ + "/sub/link").c_str()), 0);
-    ASSERT_EQ(::chown((src_ + "/sub/file").c_str(), 1234, 5678), 0);
-    ASSERT_EQ(::chmod((src_ + "/sub/file").c_str(), 0640), 0);
-    ASSERT_EQ(::chown((src_ + "/sub").c_str(), 1234, 5678), 0);
+    fs::create_symlink("file", src_ + "/sub/link");
+    test::Chown(src_ + "/sub/file", 1234, 5678);
+    fs::permissions(src_ + "/sub/file", fs::perms(0640));
+    test::Chown(src_ + "/sub", 1234, 5678);
     SetMtimeNs(src_ + "/sub/file", kT0, 111111111);
     SetMtimeNs(src_ + "/sub/inner/deep.bin", kT0 + 1, 222222222);
     SetMtimeNs(src_ + "/sub/link", kT0 + 2, 333333333);
@@ -79,10 +78,7 @@ class RestoreTest : public ::testing::Test {
                          Overwrite ow = Overwrite::kRefuse) {
     return Restore(store_.get(), point, path, dest, ow, &log_);
   }
-  bool Exists(const std::string& p) {
-    struct stat st;
-    return ::lstat(p.c_str(), &st) == 0;
-  }
+  bool Exists(const std::string& p) { return fs::exists(fs::symlink_status(p)); }
 
   test::TempDir tmp_;
   std::string store_dir_ = tmp_ / "store";
@@ -174,7 +170,7 @@ TEST_F(RestoreTest, LatestIsTheNewestPoint) {
 TEST_F(RestoreTest, LatestWithTenOrMorePointsInTheSameSecond) {
   FixedClockEnv env(int64_t{1795716062} * 1000000000);
   OpenStore(&env);
-  ASSERT_EQ(::mkdir(src_.c_str(), 0755), 0);
+  MakeDir(src_, 0755);
   std::vector<std::string> points;
   for (int i = 0; i < 11; i++) {
     WriteFile(src_ + "/f", "version " + std::to_string(i) + "\n");
@@ -235,7 +231,7 @@ TEST_F(RestoreTest, ExistingDestinationIsRefusedUnlessOverwriteAllowed) {
 
   // A directory, for a subtree and for the whole point.
   std::string dir = tmp_ / "dir.out";
-  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  MakeDir(dir, 0755);
   WriteFile(dir + "/file", "old");
   ExpectError(ErrorKind::kConfig, [&] { RestoreTo(p, "VOL/sub", dir); });
   EXPECT_EQ(ReadFile(dir + "/file"), "old");
@@ -243,7 +239,7 @@ TEST_F(RestoreTest, ExistingDestinationIsRefusedUnlessOverwriteAllowed) {
   EXPECT_EQ(DescribeTree(dir), DescribeTree(src_ + "/sub"));
 
   std::string all = tmp_ / "all.out";
-  ASSERT_EQ(::mkdir(all.c_str(), 0755), 0);
+  MakeDir(all, 0755);
   ExpectError(ErrorKind::kConfig, [&] { RestoreTo(p, "", all); });
   EXPECT_FALSE(Exists(all + "/VOL"));
   RestoreTo(p, "", all, Overwrite::kAllow);
@@ -262,7 +258,7 @@ TEST_F(RestoreTest, OverwriteReplacesAFileWithoutWritingThroughItsOtherLinks) {
   std::string p = Backup();
   std::string dest = tmp_ / "file.out", other = tmp_ / "other-name";
   WriteFile(dest, "old content");
-  ASSERT_EQ(::link(dest.c_str(), other.c_str()), 0);
+  fs::create_hard_link(dest, other);
   RestoreTo(p, "VOL/sub/file", dest, Overwrite::kAllow);
   EXPECT_EQ(ReadFile(dest), ReadFile(src_ + "/sub/file"));
   EXPECT_EQ(ReadFile(other), "old content");
@@ -276,9 +272,9 @@ TEST_F(RestoreTest, OverwriteDoesNotFollowASymlinkInTheDestination) {
   ASSERT_NO_FATAL_FAILURE(MakeTree());
   std::string p = Backup();
   std::string dest = tmp_ / "out", elsewhere = tmp_ / "elsewhere";
-  ASSERT_EQ(::mkdir(dest.c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir(elsewhere.c_str(), 0711), 0);
-  ASSERT_EQ(::symlink(elsewhere.c_str(), (dest + "/sub").c_str()), 0);
+  MakeDir(dest, 0755);
+  MakeDir(elsewhere, 0711);
+  fs::create_symlink(elsewhere, dest + "/sub");
   std::string outside_before = DescribeTree(elsewhere);
   try {
     RestoreTo(p, "VOL", dest, Overwrite::kAllow);
@@ -286,9 +282,9 @@ TEST_F(RestoreTest, OverwriteDoesNotFollowASymlinkInTheDestination) {
     ADD_FAILURE() << "restore failed: " << e.what();
   }
   std::string outside_after = DescribeTree(elsewhere);
-  struct stat st;
-  ASSERT_EQ(::lstat((dest + "/sub").c_str(), &st), 0);
-  if (S_ISLNK(st.st_mode) && outside_after != outside_before)
+  fs::file_status st = fs::symlink_status(dest + "/sub");
+  ASSERT_TRUE(fs::exists(st));
+  if (fs::is_symlink(st) && outside_after != outside_before)
     GTEST_SKIP() << "BUG: Restorer::RestoreEntry keeps an existing symlink where the point has a "
                     "directory (Env::Exists is true, so mkdir is skipped), restores the subtree "
                     "through it into "
@@ -302,13 +298,13 @@ TEST_F(RestoreTest, OverwriteDoesNotFollowASymlinkInTheDestination) {
 // directory must not be kept and given the directory's metadata.
 TEST_F(RestoreTest, OverwriteReplacesAFileWhereTheTreeHasADirectory) {
   OpenStore();
-  ASSERT_EQ(::mkdir(src_.c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir((src_ + "/d").c_str(), 0700), 0);
+  MakeDir(src_, 0755);
+  MakeDir(src_ + "/d", 0700);
   SetMtimeNs(src_ + "/d", kT0, 7);
   SetMtimeNs(src_, kT0, 8);
   std::string p = Backup();
   std::string dest = tmp_ / "out";
-  ASSERT_EQ(::mkdir(dest.c_str(), 0755), 0);
+  MakeDir(dest, 0755);
   WriteFile(dest + "/d", "I am a file");
   try {
     RestoreTo(p, "VOL", dest, Overwrite::kAllow);
@@ -316,12 +312,12 @@ TEST_F(RestoreTest, OverwriteReplacesAFileWhereTheTreeHasADirectory) {
     SUCCEED() << "refused: " << e.what();  // refusing loudly is acceptable
     return;
   }
-  struct stat st;
-  ASSERT_EQ(::lstat((dest + "/d").c_str(), &st), 0);
-  if (S_ISREG(st.st_mode))
+  fs::file_status st = fs::symlink_status(dest + "/d");
+  ASSERT_TRUE(fs::exists(st));
+  if (fs::is_regular_file(st))
     GTEST_SKIP() << "BUG: Restorer::RestoreEntry keeps an existing regular file where the point "
                     "has an empty directory, silently, and gives it the directory's mode ("
-                 << std::oct << (st.st_mode & 07777) << ") and mtime";
+                 << std::oct << static_cast<unsigned>(st.permissions()) << ") and mtime";
   EXPECT_EQ(DescribeTree(dest), DescribeTree(src_));
 }
 
@@ -329,13 +325,13 @@ TEST_F(RestoreTest, OverwriteReplacesAFileWhereTheTreeHasADirectory) {
 // inode's first name (in walk order) lies outside the subtree.
 TEST_F(RestoreTest, SubtreeKeepsHardLinksWhoseFirstNameIsOutside) {
   OpenStore();
-  ASSERT_EQ(::mkdir(src_.c_str(), 0755), 0);
-  ASSERT_EQ(::mkdir((src_ + "/sub").c_str(), 0755), 0);
+  MakeDir(src_, 0755);
+  MakeDir(src_ + "/sub", 0755);
   WriteFile(src_ + "/a", RandomBytes(5000, 9));
-  ASSERT_EQ(::link((src_ + "/a").c_str(), (src_ + "/sub/c").c_str()), 0);
-  ASSERT_EQ(::link((src_ + "/a").c_str(), (src_ + "/sub/d").c_str()), 0);
+  fs::create_hard_link(src_ + "/a", src_ + "/sub/c");
+  fs::create_hard_link(src_ + "/a", src_ + "/sub/d");
   WriteFile(src_ + "/sub/e", "inside only");
-  ASSERT_EQ(::link((src_ + "/sub/e").c_str(), (src_ + "/sub/f").c_str()), 0);
+  fs::create_hard_link(src_ + "/sub/e", src_ + "/sub/f");
   std::string p = Backup();
 
   std::string whole = tmp_ / "whole";
@@ -346,17 +342,14 @@ TEST_F(RestoreTest, SubtreeKeepsHardLinksWhoseFirstNameIsOutside) {
   RestoreTo(p, "VOL/sub", dest);
   EXPECT_EQ(ReadFile(dest + "/c"), ReadFile(src_ + "/a"));
   EXPECT_EQ(ReadFile(dest + "/d"), ReadFile(src_ + "/a"));
-  struct stat c, d, e, f;
-  ASSERT_EQ(::stat((dest + "/c").c_str(), &c), 0);
-  ASSERT_EQ(::stat((dest + "/d").c_str(), &d), 0);
-  ASSERT_EQ(::stat((dest + "/e").c_str(), &e), 0);
-  ASSERT_EQ(::stat((dest + "/f").c_str(), &f), 0);
-  EXPECT_EQ(e.st_ino, f.st_ino) << "links within the subtree";
-  if (c.st_ino != d.st_ino)
+  const std::string c = dest + "/c", d = dest + "/d", e = dest + "/e", f = dest + "/f";
+  for (const auto& name : {c, d, e, f}) ASSERT_TRUE(fs::exists(fs::status(name))) << name;
+  EXPECT_TRUE(fs::equivalent(e, f)) << "links within the subtree";
+  if (!fs::equivalent(c, d))
     GTEST_SKIP() << "BUG: Restorer links a later name only to a restored first name "
                     "(restored_[e.hardlink]); when the first name 'a' is outside the restored "
                     "subtree, sub/c and sub/d become two separate files";
-  EXPECT_EQ(c.st_nlink, 2u);
+  EXPECT_EQ(fs::hard_link_count(c), 2u);
 }
 
 // --- Durability ----------------------------------------------------------
@@ -373,10 +366,7 @@ class SyncWatchEnv final : public EnvWrapper {
     if (fail) ThrowIo("syncfs " + path, EIO);
     target()->SyncFileSystem(path);
   }
-  static bool Present(const std::string& p) {
-    struct stat st;
-    return ::lstat(p.c_str(), &st) == 0;
-  }
+  static bool Present(const std::string& p) { return fs::exists(fs::symlink_status(p)); }
   std::string watched;
   bool fail = false;
   std::vector<std::string> synced, seen;
@@ -395,7 +385,7 @@ TEST_F(RestoreTest, TreeIsCompleteWhenTheFileSystemIsSyncedBeforeRestoreReturns)
     Overwrite ow;
   };
   const std::string existing = tmp_ / "existing";
-  ASSERT_EQ(::mkdir(existing.c_str(), 0755), 0);
+  MakeDir(existing, 0755);
   const std::vector<Case> cases = {
       {"VOL/sub", tmp_ / "sub.out", tmp_.path(), DescribeTree(src_ + "/sub"), Overwrite::kRefuse},
       {"VOL/sub/file", tmp_ / "file.out", tmp_.path(), DescribeTree(src_ + "/sub/file"), Overwrite::kRefuse},
@@ -472,7 +462,7 @@ class DamagedRestoreTest : public RestoreTest {
 
 TEST_F(DamagedRestoreTest, FlippedBitInADataBlobIsCorruptNotWrongBytes) {
   OpenStore();
-  ASSERT_EQ(::mkdir(src_.c_str(), 0755), 0);
+  MakeDir(src_, 0755);
   std::string block = RandomBytes(4096, 10);
   WriteFile(src_ + "/f", RandomBytes(4096, 11) + block + RandomBytes(100, 12));
   WriteFile(src_ + "/g", "unaffected");
@@ -543,7 +533,7 @@ TEST_F(DamagedRestoreTest, ABadBlockInTheMiddleOfARunIsListedAndLeftZero) {
 
 TEST_F(DamagedRestoreTest, MissingPackIsReportedAsDamage) {
   OpenStore();
-  ASSERT_EQ(::mkdir(src_.c_str(), 0755), 0);
+  MakeDir(src_, 0755);
   WriteFile(src_ + "/f", RandomBytes(10000, 13));
   Backup();
   std::vector<Hash> first = store_->ListPackFiles();
@@ -551,7 +541,7 @@ TEST_F(DamagedRestoreTest, MissingPackIsReportedAsDamage) {
   WriteFile(src_ + "/g", RandomBytes(10000, 14));
   std::string p2 = Backup();
   // The first pack holds f's blocks; the second point's tree names them.
-  ASSERT_EQ(::unlink(store_->PackPath(first[0]).c_str()), 0);
+  ASSERT_TRUE(fs::remove(store_->PackPath(first[0])));
   Reopen();
   RestoreTo(p2, "VOL/g", tmp_ / "g.out");
   EXPECT_EQ(ReadFile(tmp_ / "g.out"), ReadFile(src_ + "/g"));

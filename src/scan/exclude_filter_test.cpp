@@ -3,11 +3,9 @@
 // paths below a source), on real files in a temp dir.
 #include "scan/exclude_filter.h"
 
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 
 #include "helpers/test_util.h"
@@ -17,6 +15,9 @@
 namespace vmback {
 namespace {
 
+namespace fs = std::filesystem;
+
+using test::MakeDir;
 using test::TempDir;
 using test::WriteFile;
 
@@ -25,13 +26,13 @@ const std::string kTag = std::string(kCacheDirSignature) + "\n# made by a test\n
 TEST(HasCacheDirTag, OnlyARegularFileWithTheSignature) {
   TempDir t;
   Env* env = Env::Default();
-  for (const char* d : {"good", "bad", "short", "link", "dirtag", "none"}) ::mkdir((t / d).c_str(), 0755);
+  for (const char* d : {"good", "bad", "short", "link", "dirtag", "none"}) MakeDir(t / d, 0755);
   WriteFile(t / "good/CACHEDIR.TAG", kTag);
   WriteFile(t / "bad/CACHEDIR.TAG", "Signature: 0000\n");
   WriteFile(t / "short/CACHEDIR.TAG", std::string(kCacheDirSignature).substr(0, 20));
   WriteFile(t / "real-tag", kTag);
-  ASSERT_EQ(::symlink((t / "real-tag").c_str(), (t / "link/CACHEDIR.TAG").c_str()), 0);
-  ::mkdir((t / "dirtag/CACHEDIR.TAG").c_str(), 0755);
+  fs::create_symlink(t / "real-tag", t / "link/CACHEDIR.TAG");
+  MakeDir(t / "dirtag/CACHEDIR.TAG", 0755);
   EXPECT_TRUE(HasCacheDirTag(env, t / "good"));
   EXPECT_FALSE(HasCacheDirTag(env, t / "bad"));
   EXPECT_FALSE(HasCacheDirTag(env, t / "short"));
@@ -74,13 +75,13 @@ TEST(ExcludeFilter, OwnPathsThenPatternsThenCacheDirs) {
 TEST(PreviewVolume, CountsWhatWouldBeReadAndListsWhatNot) {
   TempDir t;
   const std::string src = t / "src";
-  for (const char* d : {"", "/keep", "/cache", "/cache/sub", "/store"}) ::mkdir((src + d).c_str(), 0755);
+  for (const char* d : {"", "/keep", "/cache", "/cache/sub", "/store"}) MakeDir(src + d, 0755);
   WriteFile(src + "/keep/a", std::string(1000, 'a'));
   WriteFile(src + "/keep/b.tmp", std::string(500, 'b'));
   WriteFile(src + "/cache/CACHEDIR.TAG", kTag);
   WriteFile(src + "/cache/sub/x", std::string(7000, 'x'));
   WriteFile(src + "/store/pack", std::string(9000, 'p'));
-  ASSERT_EQ(::symlink("keep/a", (src + "/link").c_str()), 0);
+  fs::create_symlink("keep/a", src + "/link");
   VolumeExcludes ex = ExcludesFor("v", src, {"*.tmp"}, true, {{src + "/store", "the store"}});
   ASSERT_EQ(ex.own.size(), 1u);
   EXPECT_EQ(ex.own[0].rel, "store");
@@ -103,9 +104,9 @@ TEST(PreviewVolume, CountsWhatWouldBeReadAndListsWhatNot) {
 
 TEST(ExcludesFor, OwnPathsOnlyBelowTheSourceThroughSymlinks) {
   TempDir t;
-  ::mkdir((t / "src").c_str(), 0755);
-  ::mkdir((t / "src/backup").c_str(), 0755);
-  ASSERT_EQ(::symlink((t / "src").c_str(), (t / "alias").c_str()), 0);
+  MakeDir(t / "src", 0755);
+  MakeDir(t / "src/backup", 0755);
+  fs::create_symlink(t / "src", t / "alias");
   std::vector<OwnLocation> own = {{t / "alias/backup", "the store"},  // the same place, by a symlink
                                   {t / "src", "the source itself"},    // not below it
                                   {t / "elsewhere", "a copy"},
@@ -137,7 +138,7 @@ TEST(OwnPath, ANamePrefixMatchesTheEntriesOfItsDirectory) {
 
 TEST(ExcludesOfConfig, ABtrfsTargetAndItsPointsUnderTheSource) {
   TempDir t;
-  ::mkdir((t / "src").c_str(), 0755);
+  MakeDir(t / "src", 0755);
   Config c;
   c.target.type = TargetType::kBtrfs;
   c.target.path = t / "src/vols/data";
@@ -165,9 +166,10 @@ TEST(ReadExcludeFile, RefusesWhatIsNoPlainTextFile) {
   Env* env = Env::Default();
   WriteFile(t / "ok", "# c\n*.tmp\n");
   EXPECT_EQ(ReadExcludeFile(env, t / "ok"), std::vector<std::string>{"*.tmp"});
-  ASSERT_EQ(::symlink((t / "ok").c_str(), (t / "link").c_str()), 0);
-  ASSERT_EQ(::mkfifo((t / "fifo").c_str(), 0600), 0);
-  ASSERT_EQ(::truncate((WriteFile(t / "huge", ""), t / "huge").c_str(), 1LL << 36), 0);
+  fs::create_symlink(t / "ok", t / "link");
+  test::MakeFifo(t / "fifo", 0600);
+  WriteFile(t / "huge", "");
+  fs::resize_file(t / "huge", uint64_t{1} << 36);
   for (const char* bad : {"link", "fifo", "huge", "missing"}) {
     try {
       ReadExcludeFile(env, t / bad);

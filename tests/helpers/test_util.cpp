@@ -277,6 +277,36 @@ std::string ExpectError(ErrorKind kind, const std::function<void()>& fn) {
   return "";
 }
 
+void MakeDir(const std::string& path, mode_t mode) {
+  std::error_code ec;
+  if (!std::filesystem::create_directory(path, ec))
+    throw std::runtime_error("mkdir " + path + ": " + (ec ? ec.message() : std::strerror(EEXIST)));
+  std::filesystem::permissions(path, static_cast<std::filesystem::perms>(mode), ec);
+  if (ec) throw std::runtime_error("chmod " + path + ": " + ec.message());
+}
+
+void Chown(const std::string& path, uid_t uid, gid_t gid) {
+  if (::chown(path.c_str(), uid, gid) != 0)
+    throw std::runtime_error("chown " + path + ": " + std::strerror(errno));
+}
+
+void MakeFifo(const std::string& path, mode_t mode) {
+  if (::mkfifo(path.c_str(), mode) != 0) throw std::runtime_error("mkfifo " + path + ": " + std::strerror(errno));
+}
+
+ScopedEnv::ScopedEnv(const std::string& name, const std::string& value) : name_(name) {
+  if (const char* old = ::getenv(name.c_str())) old_ = old;
+  if (::setenv(name.c_str(), value.c_str(), 1) != 0)
+    throw std::runtime_error("setenv " + name + ": " + std::strerror(errno));
+}
+
+ScopedEnv::~ScopedEnv() {
+  if (old_)
+    ::setenv(name_.c_str(), old_->c_str(), 1);
+  else
+    ::unsetenv(name_.c_str());
+}
+
 std::vector<int> LiveProcessesInGroup(int pgid) {
   std::vector<int> out;
   for (const auto& e : std::filesystem::directory_iterator("/proc")) {

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include <vector>
@@ -81,6 +82,33 @@ bool FindBlobInStore(const Store& store, const Hash& id, std::string* pack_path,
 // Runs fn, which must throw an Error of kind (a test failure when it
 // throws another kind or nothing); returns the Error's message.
 std::string ExpectError(ErrorKind kind, const std::function<void()>& fn);
+
+// The file system fixtures std::filesystem cannot make (or not in one
+// step). Each throws std::runtime_error naming the path and the errno when
+// the call fails, so a setup that does not happen fails the test.
+//
+// A new directory path with exactly mode (umask aside): create_directory,
+// then permissions. Throws when path exists already, as mkdir(2) does.
+void MakeDir(const std::string& path, mode_t mode);
+// chown(2) of path (following a symlink there); needs root for another uid.
+void Chown(const std::string& path, uid_t uid, gid_t gid);
+// mkfifo(3): a new FIFO at path with mode (umask applies).
+void MakeFifo(const std::string& path, mode_t mode);
+
+// Sets the environment variable name to value for the life of the object;
+// the destructor restores what was there before (unset when nothing was).
+// Not thread-safe: the environment is the process's.
+class ScopedEnv {
+ public:
+  ScopedEnv(const std::string& name, const std::string& value);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::string name_;
+  std::optional<std::string> old_;
+};
 
 // The processes of process group pgid that have not exited (zombies waiting
 // for a slow init to reap them do not count), from /proc.
