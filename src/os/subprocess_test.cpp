@@ -28,13 +28,23 @@ double SecondsSince(Steady::time_point t) { return std::chrono::duration<double>
 
 // A shell that starts a child sleep, writes its process group to pgid_file,
 // and waits: as an lvcreate stuck on a device.
+// A shell that writes its process group (field 5 of /proc/self/stat, read
+// with builtins only: written before any limit of a test can strike, even on
+// a loaded machine) and waits on a child sleep.
 std::vector<std::string> Hanger(const std::string& pgid_file) {
-  return {"sh", "-c", "ps -o pgid= -p $$ | tr -d ' ' >\"$0\"; sleep 3600 & wait", pgid_file};
+  return {"sh", "-c", "read -r _ _ _ _ g _ </proc/$$/stat; echo \"$g\" >\"$0\"; sleep 3600 & wait", pgid_file};
 }
 
+// The group in pgid_file has no live process left, within 3 s (a SIGKILL
+// is delivered, and the killed reaped, a moment after it is sent).
 bool GroupGone(const std::string& pgid_file) {
   std::string text = test::ReadFile(pgid_file);
-  return !text.empty() && test::LiveProcessesInGroup(std::stoi(text)).empty();
+  if (text.empty()) return false;
+  for (int i = 0; i < 60; i++) {
+    if (test::LiveProcessesInGroup(std::stoi(text)).empty()) return true;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return false;
 }
 
 TEST(SubprocessTest, CapturesOutputAndExitStatus) {
