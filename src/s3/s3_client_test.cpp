@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "helpers/test_util.h"
 #include "os/env.h"
@@ -198,6 +199,45 @@ TEST_F(S3ClientTest, KeysAreCheckedBeforeAnyRequest) {
   EXPECT_NO_THROW(CheckS3Key("host-1/index/"));
   EXPECT_NO_THROW(CheckS3Key(std::string(1024, 'k')));
   EXPECT_TRUE(client_->List(prefix_).empty());
+}
+
+TEST_F(S3ClientTest, ThreadsShareOneClient) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 10; ++i) {
+        std::string key = prefix_ + "t" + std::to_string(t) + "/" + std::to_string(i);
+        std::string bytes = RandomBytes(256 << 10, t * 100 + i);
+        client_->Put(key, bytes);
+        EXPECT_TRUE(client_->Get(key, bytes.size()) == bytes) << key;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(client_->List(prefix_).size(), 40u);
+}
+
+// A gateway that holds the connection and answers nothing (radosgw stopped
+// with SIGSTOP): each try ends at the stall timeout, the call at max_tries.
+TEST_F(S3ClientTest, EveryRequestTimesOutWhenTheGatewayAnswersNothing) {
+  client_->Put(prefix_ + "a", "a");
+  S3Retry retry = QuickRetry();
+  retry.max_tries = 2;
+  retry.first_backoff = std::chrono::milliseconds(100);
+  retry.stall_timeout = std::chrono::seconds(2);
+  S3Client client(Env::Default(), GatewayConfig(), bucket_, retry);
+  Gateway("rgw-freeze");
+  std::string message;
+  auto t0 = std::chrono::steady_clock::now();
+  ErrorKind kind = ErrorKindOf([&] { client.Head(prefix_ + "a"); }, &message);
+  auto took = std::chrono::steady_clock::now() - t0;
+  Gateway("rgw-thaw");
+  EXPECT_EQ(kind, ErrorKind::kIo) << message;
+  EXPECT_NE(message.find("timed out"), std::string::npos) << message;
+  EXPECT_NE(message.find("gave up after 2 tries"), std::string::npos) << message;
+  EXPECT_GE(took, std::chrono::seconds(4));
+  EXPECT_LT(took, std::chrono::seconds(10));
+  EXPECT_EQ(client.Head(prefix_ + "a"), std::optional<uint64_t>(1));
 }
 
 // --- Credentials (no gateway needed, but kept beside the client) ----------

@@ -13,6 +13,8 @@
 #   ceph_rgw_kill     kills radosgw by its pid (SIGKILL) and waits for it
 #   ceph_rgw_start    starts radosgw again on the same port, waits until it
 #                     answers
+#   ceph_rgw_freeze   SIGSTOP radosgw by its pid (it answers nothing);
+#   ceph_rgw_thaw     SIGCONT
 #
 # The ports (monitor, gateway) are picked at random among free ones at start
 # and picked again when a daemon cannot bind, so two tests may run at once.
@@ -23,8 +25,7 @@
 #
 # Run as a command, the same file drives the gateway of a running cluster,
 # for test binaries that kill and restart it at a chosen moment:
-#   bash ceph_lib.sh rgw-kill CEPH_DIR
-#   bash ceph_lib.sh rgw-start CEPH_DIR
+#   bash ceph_lib.sh rgw-kill|rgw-start|rgw-freeze|rgw-thaw CEPH_DIR
 
 CEPH_DIR=
 _CEPH_WAIT=60  # seconds any one wait may take
@@ -123,6 +124,7 @@ _ceph_stop() {
   pid=$(cat "$f")
   rm -f "$f"
   kill "$pid" 2>/dev/null || return 0
+  kill -CONT "$pid" 2>/dev/null || true  # a frozen one (ceph_rgw_freeze)
   for i in $(seq 100); do
     kill -0 "$pid" 2>/dev/null || return 0
     sleep 0.1
@@ -280,14 +282,21 @@ ceph_rgw_kill() {
 
 ceph_rgw_start() { _ceph_start_rgw again; }
 
+# ceph_rgw_freeze / ceph_rgw_thaw: SIGSTOP / SIGCONT radosgw by its pid: a
+# gateway that keeps its connections open and answers nothing (timeouts).
+ceph_rgw_freeze() { kill -STOP "$(cat "$CEPH_DIR/rgw.pid")" || _ceph_die "radosgw is not running"; }
+ceph_rgw_thaw() { kill -CONT "$(cat "$CEPH_DIR/rgw.pid")" || _ceph_die "radosgw is not running"; }
+
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
   # The command form: bash ceph_lib.sh rgw-kill|rgw-start CEPH_DIR
   set -euo pipefail
-  [ $# -eq 2 ] && [ -f "$2/ceph.conf" ] || _ceph_die "usage: bash ceph_lib.sh rgw-kill|rgw-start CEPH_DIR"
+  [ $# -eq 2 ] && [ -f "$2/ceph.conf" ] || _ceph_die "usage: bash ceph_lib.sh rgw-kill|rgw-start|rgw-freeze|rgw-thaw CEPH_DIR"
   CEPH_DIR=$2
   case $1 in
     rgw-kill) ceph_rgw_kill ;;
     rgw-start) ceph_rgw_start ;;
+    rgw-freeze) ceph_rgw_freeze ;;
+    rgw-thaw) ceph_rgw_thaw ;;
     *) _ceph_die "unknown command $1" ;;
   esac
 fi
