@@ -86,6 +86,8 @@ class S3Client {
  public:
   // Bytes of the object sent so far, called from the request's thread while
   // it uploads (for progress, and for tests that fail the gateway mid-way).
+  // It runs inside a libs3 callback: it must not throw. A retried try
+  // counts from 0 again.
   using Progress = std::function<void(uint64_t bytes_sent)>;
 
   // env gives the clock that retries wait on. REQUIRES: bucket is a valid
@@ -111,7 +113,9 @@ class S3Client {
   // one whose MD5 differs from an MD5 ETag, is kCorrupt. Missing: kNotFound.
   std::string Get(const std::string& key, uint64_t max_bytes);
 
-  // The object's size, or nullopt when there is no such object.
+  // The object's size, or nullopt when there is no such object. A HEAD
+  // answer has no body, so a missing bucket looks like a missing object
+  // here (Put, Get, List and Delete name NoSuchBucket).
   std::optional<uint64_t> Head(const std::string& key);
 
   // Removes the object; removing a missing object is no error (S3's rule).

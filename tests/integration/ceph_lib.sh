@@ -16,6 +16,8 @@
 #   ceph_rgw_freeze   SIGSTOP radosgw by its pid (it answers nothing);
 #   ceph_rgw_thaw     SIGCONT
 #
+# The start takes about 15 s on this machine kind (2 shared cores; measured
+# by ceph_start itself: "cluster up in 15 s"), each wait bounded by 60 s.
 # The ports (monitor, gateway) are picked at random among free ones at start
 # and picked again when a daemon cannot bind, so two tests may run at once.
 # The daemons run in the foreground (-f) under setsid, their pids recorded in
