@@ -18,8 +18,11 @@ LAYERS = [
     # 1: the operating system seam, and parsing that needs nothing else;
     # sealing and key wrapping of encrypted stores (bytes in, bytes out)
     ["os", "retention", "crypto"],
-    # 2: what vmback reads and writes, each on its own
-    ["hypervisor", "source", "store", "report"],
+    # 2: what vmback reads and writes, each on its own. s3: the client of
+    # an S3 bucket (libs3), bytes in and out of objects; it needs util/ and
+    # os/ only (crypto/ allowed). Beside store/, so neither includes the
+    # other: a store copy in a bucket is built above both (layer 3 or up)
+    ["hypervisor", "source", "store", "report", "s3"],
     # 3: the config (its kinds are those of hypervisor/ and source/); the
     # store's intake (files and metadata into blobs); what a backup or
     # restore into any destination takes and gives
