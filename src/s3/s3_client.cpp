@@ -11,6 +11,7 @@
 #include "os/fd_wait.h"
 #include "util/encoding.h"
 #include "util/error.h"
+#include "util/wipe.h"
 
 namespace vmback {
 
@@ -159,6 +160,7 @@ void LoadS3Credentials(Env* env, const std::string& profile_arg, S3Config* confi
                 "): chmod 600 it");
   }
   std::string text = ReadFileToString(env, path, kMaxCredentialsFile);
+  WipeOnExit wipe(&text);  // it holds the secret key
   std::string section, file_id, file_secret, file_region;
   bool found = false;
   size_t pos = 0;
