@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <set>
 
 #include "inplace/backends.h"
@@ -65,24 +66,23 @@ class Receiver {
     return r;
   }
 
-  bool Exists() const {
-    RunResult r = Run({"zfs", "list", "-H", "-o", "name", replica_.dataset});
-    if (r.exit_code == 0) return true;
-    if (r.err.find("does not exist") != std::string::npos) return false;
-    throw Error(ErrorKind::kOther, "replica " + replica_.where() + ": cannot look for the dataset: " +
-                                       DescribeFailure(Command({"zfs", "list", replica_.dataset}), r));
-  }
-
-  // Every snapshot of the receiving dataset, oldest first by creation.
-  std::vector<std::string> Snapshots() const {
-    RunResult r = Checked({"zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-s", "creation", "-r",
-                           replica_.dataset},
-                          "listing its snapshots");
+  // Every snapshot of the receiving dataset, oldest first by creation;
+  // nullopt when the dataset does not exist (one command for both).
+  std::optional<std::vector<std::string>> Snapshots() const {
+    const std::vector<std::string> argv = {"zfs", "list", "-H", "-t", "snapshot", "-o", "name", "-s", "creation",
+                                           "-r", replica_.dataset};
+    RunResult r = Run(argv);
+    if (r.exit_code != 0 && r.err.find("does not exist") != std::string::npos) return std::nullopt;
+    if (r.exit_code != 0)
+      throw Error(ErrorKind::kOther, "replica " + replica_.where() + ": listing its snapshots: " +
+                                         DescribeFailure(Command(argv), r));
     return ZfsSnapshotsOf(r.out, replica_.dataset);
   }
 
   // vmback's points of the receiving dataset, oldest first.
-  std::vector<std::string> Points() const { return OwnPoints(Snapshots(), prefix_); }
+  std::vector<std::string> Points() const {
+    return OwnPoints(Snapshots().value_or(std::vector<std::string>{}), prefix_);
+  }
 
   // Renames the receiving dataset aside (unmounted first: zfs-fuse renames
   // no mounted dataset); returns the new name.
@@ -163,8 +163,9 @@ void ReplicateOne(InplaceTarget* target, Env* env, const TargetConfig& config, c
   const std::string& source = config.dataset;
   Receiver rx(env, replica, prefix);
   const std::vector<std::string> ours = target->ListPoints();
-  const bool exists = rx.Exists();
-  const std::vector<std::string> all = exists ? rx.Snapshots() : std::vector<std::string>{};
+  const std::optional<std::vector<std::string>> listed = rx.Snapshots();
+  const bool exists = listed.has_value();
+  const std::vector<std::string> all = listed.value_or(std::vector<std::string>{});
   const ReplicaPlan plan = PlanReplica(ours, exists, OwnPoints(all, prefix), all);
   if (plan.kind == ReplicaPlan::Kind::kNothing) {
     report->mode = "nothing to send";
