@@ -275,7 +275,11 @@ ReplicaPlan PlanReplica(const std::vector<std::string>& source, bool receiver_ex
   if (!later.empty()) {
     plan.kind = ReplicaPlan::Kind::kBlocked;
     std::string names;
-    for (const auto& n : later) names += (names.empty() ? "" : ", ") + n;
+    // Names from the receiving host: escaped, and at most 10 of them.
+    constexpr size_t kNamed = 10;
+    for (size_t i = 0; i < later.size() && i < kNamed; i++)
+      names += (names.empty() ? "" : ", ") + EscapeForTerminal(later[i]);
+    if (later.size() > kNamed) names += " and " + std::to_string(later.size() - kNamed) + " more";
     plan.why = "snapshots were made on it after its newest point " + newest + " (" + names +
                "), and a receive would destroy them; nothing is sent until they are gone: keep what you need "
                "of them (zfs clone or zfs send) and zfs destroy them (the source holds the base meanwhile)";

@@ -80,6 +80,12 @@ TEST(PlanReplicaTest, SnapshotsMadeOnTheReceiverAfterTheBaseBlockTheReceive) {
   EXPECT_EQ(p.base, kB);
   EXPECT_NE(p.why.find("(manual, other)"), std::string::npos) << p.why;
   EXPECT_NE(p.why.find("after its newest point " + kB), std::string::npos) << p.why;
+  // Names from the receiving host are escaped, and a long list is cut.
+  std::vector<std::string> many = {kA, kB, "bad\x1b[2Jname"};
+  for (int i = 0; i < 20; i++) many.push_back("s" + std::to_string(i));
+  p = PlanReplica({kA, kB, kC}, true, {kA, kB}, many);
+  EXPECT_EQ(p.why.find('\x1b'), std::string::npos) << p.why;
+  EXPECT_NE(p.why.find(", s8 and 11 more)"), std::string::npos) << p.why;
   // Made before the base, or nothing to send: no harm, no refusal.
   EXPECT_EQ(PlanReplica({kA, kB, kC}, true, {kA, kB}, {kA, "manual", kB}).kind, Kind::kIncremental);
   EXPECT_EQ(PlanReplica({kA, kB}, true, {kA, kB}, {kA, kB, "manual"}).kind, Kind::kUpToDate);
