@@ -24,6 +24,8 @@
 # $CEPH_DIR/*.pid by this script (not by the daemons); cleanup kills each by
 # that pid (TERM, then KILL after 10 s), never by name, then removes
 # $CEPH_DIR. Missing packages fail the test with a message naming them.
+# The OSD keeps its data in a sparse file of CEPH_OSD_BLOCK_BYTES (default
+# 4 GiB; bench/s3_sync_bench.sh asks for more).
 #
 # Run as a command, the same file drives the gateway of a running cluster,
 # for test binaries that kill and restart it at a chosen moment:
@@ -98,7 +100,7 @@ osd data = $d/osd0
 osd objectstore = bluestore
 bluestore block path = $d/osd0.block
 bluestore block create = true
-bluestore block size = 4294967296
+bluestore block size = ${CEPH_OSD_BLOCK_BYTES:-4294967296}
 [client.rgw.a]
 rgw frontends = beast endpoint=127.0.0.1:$(cat "$d/rgw.port")
 rgw data = $d/rgw
