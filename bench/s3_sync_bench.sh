@@ -21,12 +21,19 @@
 #      rclone   rclone sync STORE bench:vmback-bench/rclone  (defaults)
 #    s3cmd and rclone copy what a store copy holds: config.json, packs/,
 #    index/ and points/ (not the lock files, nor tmp/);
+#    vmback records a copy it makes in the store's config.json, and a backup
+#    writes to every recorded copy: so vmback syncs a clone of the store
+#    (WORK/store-vmback: a copy of it on day 1, brought up to date with
+#    rsync after the day-2 backup, not measured). The day-2 backup into the
+#    store does not upload anything itself, and day 2's store sync has the
+#    day-2 packs to send, as for a bucket copy that `store sync` catches up
+#    later (a slow uplink);
 # 4. the day-2 change of every benchmark (gen_image.py modify: 1% of the 4
 #    KiB blocks and one 64 MiB run), a day-2 backup into the store (not
 #    measured), then the three syncs again, measured;
 # 5. after each day, each prefix is listed (s3cmd ls, not measured): a copy
-#    is complete when every local file of those four parts is there with its
-#    size;
+#    is complete when every local file of those four parts is there, with its
+#    size (config.json: there; a copy's own may name the copy);
 # 6. prints a table: wall, CPU (user+sys of the tool's processes), bytes sent
 #    to the gateway and received from it, bytes stored, and vmback / s3cmd
 #    ratios, and writes the same as JSON to bench/out/s3_sync_results.json.
@@ -72,7 +79,7 @@ done
 export BENCH_QUIET_MAX=${BENCH_QUIET_MAX:-30}
 
 source "$SCRIPT_DIR/lib.sh"
-require_tools s3_sync_bench "$VMBACK" python3 "$TIME" s3cmd rclone iptables fincore timeout sha256sum
+require_tools s3_sync_bench "$VMBACK" python3 "$TIME" s3cmd rclone iptables rsync fincore timeout sha256sum
 [ "$(id -u)" -eq 0 ] || { echo "s3_sync_bench: run as root (iptables byte counters, dropping the page cache)" >&2; exit 2; }
 
 # What ceph_lib.sh expects of its caller (as tests/integration/lib.sh
@@ -99,6 +106,7 @@ source "$ROOT/tests/integration/ceph_lib.sh"
 
 IMG=$WORK/img/vm-disk.img
 STORE=$WORK/store
+VMSTORE=$WORK/store-vmback  # the store vmback syncs (see the top)
 BUCKET=vmback-bench
 PARTS=(config.json packs index points)  # what a copy of the store holds
 mkdir -p "$WORK/img"
@@ -209,14 +217,22 @@ day() {
   local day=$1
   log "$day: backup into the local store (not measured)"
   "$VMBACK" -q backup --store "$STORE" "$IMG" --json >"$WORK/logs/backup-$day.json"
-  local_files "$day"
   if [ "$VMBACK_S3" = yes ]; then
-    sync_run vmback "$day" "$VMBACK" -q store sync --store "$STORE" --mirror "s3://$BUCKET/vmback"
+    # VMSTORE: see the top. Day 1 a copy of the whole store, later days
+    # what the backup added (its own config.json, locks and tmp/ kept).
+    if [ -d "$VMSTORE" ]; then
+      rsync -a --delete --exclude=/config.json --exclude=/lock --exclude=/write.lock --exclude=/tmp/ \
+        --exclude=/vmback-copy "$STORE/" "$VMSTORE/"
+    else
+      cp -a "$STORE" "$VMSTORE"
+    fi
+    sync_run vmback "$day" "$VMBACK" -q store sync --store "$VMSTORE" --mirror "s3://$BUCKET/vmback"
   fi
   sync_run s3cmd "$day" s3cmd -c "$S3CMD_CFG" --no-progress sync "${S3CMD_FILTER[@]}" "$STORE/" "s3://$BUCKET/s3cmd/"
   # (rclone 1.60 fails whenever AWS_CA_BUNDLE is set: "LoadCustomCABundleError ...
   # unsupported transport"; the endpoint is plain http, no CA is needed)
   sync_run rclone "$day" env -u AWS_CA_BUNDLE rclone sync "${RCLONE_FILTER[@]}" "$STORE" "bench:$BUCKET/rclone"
+  local_files "$day"
   list_copies "$day"
 }
 
@@ -278,7 +294,9 @@ for tool in TOOLS:
         if objs is None or tool not in runs or d not in runs[tool]:
             continue
         keys = {k: int(s) for k, s in objs}
-        missing = [p for p, (s, _) in local[d].items() if keys.get(p) != s]
+        # config.json: each copy's own (it may name the copy), so only there;
+        # the rest byte for byte (its size here).
+        missing = [p for p, (s, _) in local[d].items() if p not in keys or (p != "config.json" and keys[p] != s)]
         total = sum(keys.values())
         r = runs[tool][d]
         r["copy"] = {"objects": len(keys), "bytes": total, "stored_added_bytes": total - prev,
