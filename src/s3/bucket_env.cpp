@@ -600,7 +600,10 @@ void BucketEnv::SyncFileSystem(const std::string& path) {
 std::unique_ptr<FileLock> BucketEnv::Lock(const std::string& path, LockMode mode) {
   if (!IsBucketUrl(path)) return EnvWrapper::Lock(path, mode);
   auto [b, key] = Locate(path);
-  if (mode == LockMode::kShared) return std::make_unique<FileLock>();
+  // The store's readers' lock ("lock") is nothing in a bucket, in either
+  // mode: every writer takes "write.lock" exclusive first, and a bucket's
+  // readers take nothing (see the header).
+  if (mode == LockMode::kShared || BaseName(key) == "lock") return std::make_unique<FileLock>();
   if (mode != LockMode::kExclusive) throw Error(ErrorKind::kOther, "internal: lock " + path + ": bad mode");
   std::chrono::seconds lease;
   {

@@ -26,8 +26,9 @@
 //     amended by this process's own writes and deletes. Writers hold the
 //     bucket's lock object, so no one else changes what a writer listed.
 //   - Lock(kShared) takes nothing: a bucket has no shared lock, so a reader
-//     of the bucket alone does not hold off a writer on another host.
-//     Lock(kExclusive) writes a lock object (JSON: host, pid, a random
+//     of the bucket alone does not hold off a writer on another host. The
+//     store's readers' lock, "lock", is nothing in either mode: its writers
+//     all take "write.lock" exclusive first. Lock(kExclusive) writes a lock object (JSON: host, pid, a random
 //     token, when it expires) and reads it back: the gateways this was
 //     tested on (Ceph RGW 16) and libs3 2.0 have no conditional PUT, so
 //     the read-back after a pause (kLockSettle) is what tells two takers
@@ -68,7 +69,7 @@ struct BucketSettings {
 
 // How long Lock(kExclusive) waits between writing the lock object and
 // reading it back.
-inline constexpr std::chrono::milliseconds kLockSettle{1500};
+inline constexpr std::chrono::milliseconds kLockSettle{1000};
 
 // The bucket and the key (prefix) of a bucket URL "s3://BUCKET/KEY"; KEY
 // may be empty (the bucket's root). Throws kConfig naming the URL when it

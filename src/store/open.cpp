@@ -520,7 +520,8 @@ bool Store::MayMakeCopy(const std::string& dir) const {
   }
   if (!may_init_.count(dir)) return false;
   FileStatus st = env_->Status(dir);
-  if (st.kind == FileKind::kMissing) return env_->Status(DirName(dir)).kind == FileKind::kDir;
+  if (st.kind == FileKind::kMissing)  // a prefix in a bucket has nothing above it to check
+    return IsBucketUrl(dir) || env_->Status(DirName(dir)).kind == FileKind::kDir;
   return IsEmptyDir(env_, dir);
 }
 
