@@ -172,22 +172,17 @@ vm list --store "s3://$B/forged"
 expect_nonzero "a config.json of 2 MiB"
 expect_err "more than the" "it is refused by its size, before it is read"
 NOW=$(date +%s)
-python3 - "$WORK/lock.json" "$((NOW + 3600))" <<'EOF'
-import json, sys
-ns = int(sys.argv[2]) * 10**9
-json.dump({"vmback_lock": 1, "host": "otherhost", "pid": 4242, "token": "0" * 32, "expires_ns": ns,
-           "expires": "later"}, open(sys.argv[1], "w"))
-EOF
+# foreign_lock FILE EXPIRES: a lock object as another host's vmback writes it.
+foreign_lock() {
+  python3 -c 'import json, sys; json.dump({"vmback_lock": 1, "host": "otherhost", "pid": 4242, "token": "0" * 32,
+  "expires_ns": int(sys.argv[2]) * 10**9, "expires": "(unused)"}, open(sys.argv[1], "w"))' "$1" "$2"
+}
+foreign_lock "$WORK/lock.json" "$((NOW + 3600))"
 s3_put h1/write.lock "$WORK/lock.json"
 vm backup "$SRC" --store "$ST" --mirror "s3://$B/h1"
 expect_rc 4 "a writer held off by another host's lock object"
 expect_err "otherhost pid 4242" "the holder is named"
-python3 - "$WORK/lock.json" "$((NOW - 60))" <<'EOF'
-import json, sys
-ns = int(sys.argv[2]) * 10**9
-json.dump({"vmback_lock": 1, "host": "otherhost", "pid": 4242, "token": "0" * 32, "expires_ns": ns,
-           "expires": "before"}, open(sys.argv[1], "w"))
-EOF
+foreign_lock "$WORK/lock.json" "$((NOW - 60))"
 s3_put h1/write.lock "$WORK/lock.json"
 vm backup "$SRC" --store "$ST" --mirror "s3://$B/h1"
 expect_rc 0 "an expired lease is taken over"
