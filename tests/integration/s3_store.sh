@@ -15,7 +15,8 @@
 #                      verifies and restores bit-identical
 #   damage             a pack object with a flipped bit: verify repairs it
 #                      from the disk copy (exit 5), the bad object is set
-#                      aside, the next verify is clean
+#                      aside, the next verify is clean; and the other way:
+#                      a disk pack repaired from the bucket
 #   hostile objects    a config.json of 2 MiB is refused before it is read;
 #                      a foreign lock object holds a writer off (naming its
 #                      holder), an expired one is taken over; a lock object
@@ -164,6 +165,13 @@ expect_rc 5 "verify repairs the damaged object in the bucket"
 check_eq "$(count_keys h3/packs/ '\.bad-')" 1 "the damaged object is set aside"
 vm verify --store "$ST" --mirror "s3://$B/h3"
 expect_rc 0 "both copies whole again"
+LOCAL=$(find "$ST/packs" -name '*.pack' | sort | head -1)
+flip_bit "$LOCAL" 200 >/dev/null
+vm verify --store "$ST" --mirror "s3://$B/h3"
+expect_rc 5 "verify repairs the disk copy's damaged pack from the bucket"
+check "the disk copy's damaged pack is set aside" test -n "$(find "$ST/packs" -name '*.bad-*')"
+vm verify --store "$ST" --mirror "s3://$B/h3"
+expect_rc 0 "both copies whole again after the repair from the bucket"
 
 section "hostile objects"
 head -c 2097152 /dev/zero >"$WORK/big.json"
