@@ -203,7 +203,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     mode = StderrIsTerminal() ? ProgressMode::kLive : progress_interval > 0 ? ProgressMode::kLines : ProgressMode::kOff;
   ProgressDisplay progress(mode, std::chrono::milliseconds(static_cast<int64_t>(progress_interval * 1000)),
                            [&log](const std::string& line) { log.Info(line); });
-  Env* env = Env::Default();
+  Env* env = CliEnv();
   ReportData report;
   report.started_ns = env->NowNanos();
   CommandContext ctx{env, &log, out, &report};

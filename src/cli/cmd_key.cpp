@@ -37,7 +37,7 @@ std::unique_ptr<Store> OpenEncrypted(const TargetArgs& target, LockMode mode, Lo
   StoreOptions options = StoreOptionsFor(config, target);
   options.keys.master = std::move(master);
   options.without_key = without_key;
-  auto store = Store::Open(Env::Default(), config.target.path, mode, log, options);
+  auto store = Store::Open(CliEnv(), config.target.path, mode, log, options);
   if (!store->encrypted()) ThrowConfig("store " + store->dir() + " is not encrypted: it has no keys");
   return store;
 }

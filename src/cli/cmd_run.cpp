@@ -42,6 +42,9 @@ class RunCommand : public Command {
     cmd->add_flag("--full-read", full_read_,
                   "read every file and every block, trusting no quick check and no change list "
                   "([run] full_read_every does it periodically)");
+    cmd->add_option("--upload-limit", upload_limit_,
+                    "at most this many bytes per second to copies in buckets (s3://), e.g. 5M;\n"
+                    "default: [s3] upload_limit, else no limit");
     cmd->add_flag("--recover-only", recover_only_,
                   "only clean up after a run that did not finish (its journal: resume VMs, unmount, drop "
                   "snapshots), then stop (vmback.service: ExecStopPost=)");
@@ -69,6 +72,9 @@ class RunCommand : public Command {
 
   Findings Run(CommandContext& ctx) override {
     Config config = LoadConfig(ConfigPathOrDefault(config_path_));
+    TargetArgs limits;
+    limits.upload_limit = upload_limit_;
+    ConfigureBuckets(config, limits);
     if (recover_only_) {
       std::unique_ptr<Hypervisor> conn;
       auto connect = [&] { return (conn = ConnectLibvirt(config.libvirt_uri, ctx.log)).get(); };
@@ -98,6 +104,7 @@ class RunCommand : public Command {
 
  private:
   std::string config_path_;
+  std::string upload_limit_;
   bool json_ = false, recover_only_ = false, full_read_ = false;
 };
 
@@ -120,6 +127,7 @@ class PlanCommand : public Command {
 
   Findings Run(CommandContext& ctx) override {
     Config config = LoadConfig(ConfigPathOrDefault(config_path_));
+    ConfigureBuckets(config, {});
     std::unique_ptr<Hypervisor> hv = ConnectFor(config, ctx.log);
     const PlanResult plan = PlanJob(config, ctx.env, hv.get(), ctx.log);
     ctx.out << plan.text;

@@ -20,6 +20,12 @@ class App;
 
 namespace vmback {
 
+// The Env every command works through: the system's, in which the paths
+// s3://BUCKET/PREFIX are copies of a store in a bucket (s3/bucket_env.h).
+// Until ConfigureBuckets (common.h), buckets are reached as the environment
+// says (AWS_ENDPOINT_URL, the AWS_* keys).
+Env* CliEnv();
+
 // What a command works with. Valid for the duration of Run.
 struct CommandContext {
   Env* env;

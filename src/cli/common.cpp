@@ -8,6 +8,7 @@
 #include "cli/exit_status.h"
 #include "destination/dump.h"
 #include "run/store_destination.h"
+#include "s3/bucket_env.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
@@ -31,6 +32,9 @@ void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
                   "of these that does serves");
   cmd->add_option("--lock-wait", t->lock_wait,
                   "seconds to wait for another vmback process holding the store (default 0)");
+  cmd->add_option("--upload-limit", t->upload_limit,
+                  "at most this many bytes per second to copies in buckets (s3://), e.g. 5M;\n"
+                  "default: [s3] upload_limit, else no limit");
   cmd->add_option("--key-file", t->key_file,
                   "key file of an encrypted store (else [target] key_file, VMBACK_PASSPHRASE_FILE,\n"
                   "systemd credentials vmback.key / vmback.passphrase, or a prompt on a terminal)");
@@ -91,7 +95,30 @@ Config ResolveConfig(const TargetArgs& t) {
   }
   if (t.lock_wait >= 0) c.target.lock_wait_seconds = static_cast<int>(t.lock_wait);
   if (!t.key_file.empty()) c.target.key_file = t.key_file;
+  ConfigureBuckets(c, t);
   return c;
+}
+
+namespace {
+
+BucketEnv* Buckets() {
+  static BucketEnv env(Env::Default(), [] { return BucketSettingsFrom(Env::Default(), "", "", ""); });
+  return &env;
+}
+
+}  // namespace
+
+Env* CliEnv() { return Buckets(); }
+
+void ConfigureBuckets(const Config& c, const TargetArgs& t) {
+  S3TableConfig s3 = c.s3;
+  if (!t.upload_limit.empty() && (!ParseSize(t.upload_limit, &s3.upload_limit) || s3.upload_limit == 0))
+    ThrowConfig("--upload-limit: cannot read '" + t.upload_limit + "' as a size per second, e.g. 5M");
+  Buckets()->Configure([s3] {
+    BucketSettings b = BucketSettingsFrom(Env::Default(), s3.endpoint, s3.profile, s3.addressing);
+    b.upload_limit = s3.upload_limit;
+    return b;
+  });
 }
 
 bool IsInplace(const Config& c) { return c.target.type != TargetType::kStore; }
@@ -106,12 +133,12 @@ StoreOptions StoreOptionsFor(const Config& c, const TargetArgs& t) {
 }
 
 std::unique_ptr<Store> OpenStore(const Config& c, const TargetArgs& t, LockMode mode, Logger* log) {
-  return Store::Open(Env::Default(), c.target.path, mode, log, StoreOptionsFor(c, t));
+  return Store::Open(CliEnv(), c.target.path, mode, log, StoreOptionsFor(c, t));
 }
 
 std::unique_ptr<Destination> OpenDestinationFor(const Config& c, const TargetArgs& t, DestinationAccess access,
                                                 Logger* log, BackupExcludes excludes) {
-  return OpenDestination(Env::Default(), c.target, access, StoreOptionsFor(c, t).lock_wait_seconds, log,
+  return OpenDestination(CliEnv(), c.target, access, StoreOptionsFor(c, t).lock_wait_seconds, log,
                          std::move(excludes));
 }
 

@@ -33,7 +33,12 @@ struct TargetArgs {
   std::vector<std::string> mirrors;
   double lock_wait = -1;  // -1: from the config, else 0
   std::string key_file;   // --key-file: opens an encrypted store
+  std::string upload_limit;  // --upload-limit: to copies in buckets, per second
 };
+
+// (CliEnv, in command.h.) Buckets are reached as c's [s3] table says (what it leaves out: as the
+// environment says), with t's --upload-limit over the table's.
+void ConfigureBuckets(const Config& c, const TargetArgs& t);
 
 // Adds -c, --store, --zfs, --btrfs, --dir (one of them), --mirror and
 // --lock-wait to cmd, bound to *t. REQUIRES: t outlives the parse.

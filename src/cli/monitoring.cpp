@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "cli/command.h"
 #include "cli/common.h"
 #include "report/report.h"
 #include "run/store_destination.h"
@@ -17,7 +18,7 @@ namespace {
 std::optional<uint64_t> CountPoints(const Config& c, std::string* label) {
   try {
     Logger quiet(LogLevel::kError, false);
-    auto dest = OpenDestination(Env::Default(), c.target, DestinationAccess::kRead, 0, &quiet);
+    auto dest = OpenDestination(CliEnv(), c.target, DestinationAccess::kRead, 0, &quiet);
     *label = dest->MetricLabel();
     return dest->PointNames().size();
   } catch (const std::exception&) {

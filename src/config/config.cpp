@@ -294,7 +294,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
   Config config;
   config.file = file_name;
   TableReader top(file_name, root, "the top-level table", 1);
-  top.CheckKeys({"target", "volume", "retention", "libvirt", "run", "vm", "report", "store", "replicate"});
+  top.CheckKeys({"target", "volume", "retention", "libvirt", "run", "vm", "report", "store", "replicate", "s3"});
 
   // [target]
   auto target_it = root.find("target");
@@ -331,9 +331,13 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     // A store's copies are recorded by absolute path in each copy's
     // config.json and compared with these: no reading them against
     // anything.
-    if (config.target.type == TargetType::kStore && path.front() != '/')
-      tr.Fail(path_line, "'path' in [target] must be an absolute path for a store, not \"" + path + "\"");
-    config.target.path = ResolvePath(base_dir, path);
+    if (config.target.type == TargetType::kStore && IsBucketUrl(path)) {
+      config.target.path = path;  // the store in a bucket (restore on a new host from it alone)
+    } else {
+      if (config.target.type == TargetType::kStore && path.front() != '/')
+        tr.Fail(path_line, "'path' in [target] must be an absolute path for a store, not \"" + path + "\"");
+      config.target.path = ResolvePath(base_dir, path);
+    }
   }
   int mirrors_line = 0;
   if (auto mirrors = tr.StringArray("mirrors", &mirrors_line)) {
@@ -341,8 +345,15 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       tr.Fail(target_line, "'mirrors' belongs to the built-in store; a " + std::string(TargetTypeName(config.target.type)) +
                                " target is mirrored by its file system");
     for (const auto& m : *mirrors) {
+      if (IsBucketUrl(m)) {  // a copy in a bucket: s3://BUCKET/PREFIX
+        if (m.size() <= 5 || m.find('/', 5) == std::string::npos || m.find('/', 5) + 1 >= m.size())
+          tr.Fail(mirrors_line, "'mirrors': \"" + m + "\" must be s3://BUCKET/PREFIX");
+        config.target.mirrors.push_back(m);
+        continue;
+      }
       if (m.empty() || m.front() != '/')
-        tr.Fail(mirrors_line, "'mirrors' in [target] must hold absolute paths, not \"" + m + "\"");
+        tr.Fail(mirrors_line, "'mirrors' in [target] must hold absolute paths or s3://BUCKET/PREFIX, not \"" + m +
+                                  "\"");
       config.target.mirrors.push_back(ResolvePath(base_dir, m));
     }
   }
@@ -552,6 +563,29 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
       } catch (const Error& e) {
         sr.Fail(l, std::string("'keep_bad': ") + e.what());
       }
+    }
+  }
+  if (auto it = root.find("s3"); it != root.end()) {
+    const toml::table* t = it->second.as_table();
+    if (!t) top.Fail(TableReader::Line(it->first), "'s3' must be a table");
+    TableReader sr(file_name, *t, "[s3]", TableReader::Line(it->first));
+    sr.CheckKeys({"endpoint", "addressing", "profile", "upload_limit"});
+    config.s3.given = true;
+    config.s3.line = TableReader::Line(it->first);
+    int l = 0;
+    if (auto v = sr.String("endpoint", &l)) {
+      if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0)
+        sr.Fail(l, "'endpoint' must be a URL, http://HOST[:PORT] or https://HOST[:PORT]");
+      config.s3.endpoint = *v;
+    }
+    if (auto v = sr.String("addressing", &l)) {
+      if (*v != "path" && *v != "virtual") sr.Fail(l, "'addressing' must be \"path\" or \"virtual\"");
+      config.s3.addressing = *v;
+    }
+    if (auto v = sr.String("profile")) config.s3.profile = *v;
+    if (auto v = sr.String("upload_limit", &l)) {
+      if (!ParseSize(*v, &config.s3.upload_limit) || config.s3.upload_limit == 0)
+        sr.Fail(l, "'upload_limit' must be a size per second, e.g. \"10M\"");
     }
   }
   if (auto it = root.find("vm"); it != root.end()) {

@@ -169,6 +169,25 @@ struct ReplicaConfig {
   std::string where() const { return host.empty() ? dataset : host + ":" + dataset; }
 };
 
+// [s3]: how to reach the buckets that hold copies of the store
+// ([target] mirrors = ["s3://BUCKET/PREFIX"]). The keys are never here:
+// they come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or the AWS
+// credentials file (its profile named here).
+//
+//   [s3]
+//   endpoint = "https://s3.example.net"   # else AWS_ENDPOINT_URL
+//   addressing = "path"                   # or "virtual" (BUCKET.host)
+//   profile = "backup"                    # of ~/.aws/credentials
+//   upload_limit = "20M"                  # bytes per second, all uploads
+struct S3TableConfig {
+  bool given = false;
+  int line = 0;
+  std::string endpoint;
+  std::string addressing;
+  std::string profile;
+  uint64_t upload_limit = 0;
+};
+
 struct Config {
   std::string file;  // the file it was read from
   TargetConfig target;
@@ -180,6 +199,7 @@ struct Config {
   StoreConfig store;
   std::vector<VmConfig> vms;
   std::vector<ReplicaConfig> replicas;  // [[replicate]]
+  S3TableConfig s3;
 };
 
 // Throws Error(kConfig) with "FILE:LINE: message" for malformed TOML, unknown

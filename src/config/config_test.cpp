@@ -94,6 +94,28 @@ TEST(ConfigTest, EncryptAndKeyFileBelongToTheStore) {
   ExpectErrorAt("[target]\ntype = \"dir\"\npath = \"/backup\"\nencrypt = true\n" + vol, 4, "LUKS");
 }
 
+TEST(ConfigTest, BucketCopiesAndTheS3Table) {
+  const std::string vol = "[[volume]]\nname = \"v\"\nsource = \"/srv\"\n";
+  Config c = ParseConfig("[target]\npath = \"/backup\"\nmirrors = [\"/mnt/usb2\", \"s3://bk/host1\"]\n"
+                         "[s3]\nendpoint = \"https://s3.example.net\"\naddressing = \"virtual\"\n"
+                         "profile = \"backup\"\nupload_limit = \"5M\"\n" + vol,
+                         "/etc/vmback/cfg.toml");
+  EXPECT_EQ(c.target.mirrors, (std::vector<std::string>{"/mnt/usb2", "s3://bk/host1"}));
+  EXPECT_TRUE(c.s3.given);
+  EXPECT_EQ(c.s3.endpoint, "https://s3.example.net");
+  EXPECT_EQ(c.s3.addressing, "virtual");
+  EXPECT_EQ(c.s3.profile, "backup");
+  EXPECT_EQ(c.s3.upload_limit, 5u << 20);
+  // The store in a bucket, for a restore on a new host.
+  EXPECT_EQ(ParseConfig("[target]\npath = \"s3://bk/host1\"\n" + vol, "/etc/vmback/cfg.toml").target.path,
+            "s3://bk/host1");
+  ExpectErrorAt("[target]\npath = \"/backup\"\nmirrors = [\"s3://bk\"]\n" + vol, 3, "s3://BUCKET/PREFIX");
+  ExpectErrorAt(std::string(kTarget) + "[s3]\nendpoint = \"s3.example.net\"\n" + vol, 4, "must be a URL");
+  ExpectErrorAt(std::string(kTarget) + "[s3]\naddressing = \"dns\"\n" + vol, 4, "'addressing'");
+  ExpectErrorAt(std::string(kTarget) + "[s3]\nupload_limit = \"fast\"\n" + vol, 4, "'upload_limit'");
+  ExpectErrorAt(std::string(kTarget) + "[s3]\nsecret_access_key = \"x\"\n" + vol, 4, "secret_access_key");
+}
+
 TEST(ConfigTest, RelativePathsFollowTheFileNotTheCwd) {
   test::TempDir dir;
   ASSERT_EQ(mkdir((dir / "conf").c_str(), 0700), 0);
@@ -164,7 +186,7 @@ TEST(ConfigTest, Target) {
   ExpectErrorAt("[target]\npath = \"usb1/vmback\"\n", 2,
                 "'path' in [target] must be an absolute path for a store, not \"usb1/vmback\"");
   ExpectErrorAt("[target]\npath = \"/mnt/usb1/vmback\"\nmirrors = [\"/mnt/usb3/vmback\",\n  \"usb2/vmback\"]\n", 3,
-                "'mirrors' in [target] must hold absolute paths, not \"usb2/vmback\"");
+                "'mirrors' in [target] must hold absolute paths or s3://BUCKET/PREFIX, not \"usb2/vmback\"");
   ExpectErrorAt("[target]\ntype = \"btrfs\"\npath = \"/b\"\nblock_size = \"100K\"\n", 4, "power of two");
   ExpectErrorAt("[target]\npath = \"/b\"\nblock_size = \"128K\"\n", 3, "store init --block-size");
   ExpectErrorAt("[target]\ntype = \"dir\"\npath = \"/b\"\nsnapshot_prefix = \"x-\"\n", 4,

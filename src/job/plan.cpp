@@ -4,6 +4,7 @@
 // ones the run executes, argument for argument.
 #include <map>
 #include <memory>
+#include <nlohmann/json.hpp>
 
 #include "inplace/target.h"
 #include "job/base_snapshot.h"
@@ -43,6 +44,27 @@ class PlanWriter {
   std::string out_;
 };
 
+// A store in the clear with a copy in a bucket: whoever can read the
+// bucket (the provider, a leaked key) reads every backup.
+void WarnAboutPlainBucketCopies(Env* env, const StoreCopies& copies, Logger* log) {
+  std::string buckets;
+  for (const auto& c : copies.all)
+    if (IsBucketUrl(c)) buckets += (buckets.empty() ? "" : ", ") + c;
+  if (buckets.empty()) return;
+  bool encrypted = false;
+  try {
+    auto config = nlohmann::json::parse(ReadFileToString(env, JoinPath(copies.primary, "config.json"),
+                                                         kMaxSmallFileSize));
+    encrypted = config.is_object() && config.contains("encryption");
+  } catch (const std::exception&) {
+    return;  // what is wrong with it, opening the store says
+  }
+  if (!encrypted)
+    log->Warn("the store " + copies.primary + " is not encrypted and has a copy in a bucket (" + buckets +
+              "): whoever can read the bucket reads the backups. For a copy off site, make an encrypted store "
+              "(vmback store init --encrypt) and back up into it");
+}
+
 // The destination is looked at, not opened: a plan takes no lock.
 void DescribeDestination(const Config& config, Env* env, Logger* log, PlanWriter* w) {
   if (config.target.type != TargetType::kStore) {
@@ -62,6 +84,7 @@ void DescribeDestination(const Config& config, Env* env, Logger* log, PlanWriter
       log->Warn("copy " + c + " holds no store (" + (env->Exists(c) ? "no config.json" : "not there") +
                 "): the run goes on without it");
   WarnAboutCopiesOnRootFileSystem(copies.all, log);
+  WarnAboutPlainBucketCopies(env, copies, log);
   std::string line = "2. open the store " + copies.primary + " (exclusive)";
   if (copies.all.size() > 1) {
     line += ", with its copies";

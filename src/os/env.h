@@ -28,6 +28,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -482,6 +483,10 @@ std::string MakeTempDir(const std::string& prefix);
 std::string RandomHex(size_t bytes);
 // The value of the environment variable name; "" when it is not set.
 std::string EnvironmentValue(const std::string& name);
+// This process's id (getpid), and whether a process of that id exists on
+// this host (kill(pid, 0) does not say ESRCH).
+int ThisProcessId();
+bool ProcessExists(int pid);
 // Waits d (a poll's pause: nothing to wait on but time).
 void SleepFor(std::chrono::milliseconds d);
 // The size in bytes of the regular file or block device at path, following
@@ -497,7 +502,12 @@ bool IsReadOnlyFileSystem(const std::string& path);
 // realpath(3); when the path cannot be resolved (it is not there), the path
 // made absolute from the working directory and normalized. So a path the
 // user typed relative is read against the working directory once, here.
+// A bucket URL (s3://BUCKET/PREFIX) is no path: it is returned with its
+// trailing slashes taken off and nothing else changed.
 std::string CanonicalPath(const std::string& path);
+// True for "s3://...": a store copy in a bucket (s3/bucket_env.h), reached
+// through an Env that knows buckets; never a local path.
+bool IsBucketUrl(std::string_view path);
 // A file the user named on the command line, read to its end: symlinks are
 // followed and it may be a pipe (/dev/stdin). Throws Error "context: strerror".
 std::string ReadUserFile(const std::string& path, const std::string& context);
@@ -509,7 +519,7 @@ void CheckReadable(const std::string& path, const std::string& context);
 // True when path (or, if it is not there, its nearest existing ancestor)
 // lies on the file system of "/": a directory meant to be on a disk of its
 // own that shows this is most likely the mount point of a disk that is not
-// mounted. False when it cannot be told.
+// mounted. False when it cannot be told, and for a bucket URL.
 bool OnRootFileSystem(const std::string& path);
 
 }  // namespace vmback

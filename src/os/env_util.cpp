@@ -5,6 +5,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <linux/fs.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -156,8 +157,19 @@ FileStatus ExistingStatus(Env* env, const std::string& path, const std::string& 
   return st;
 }
 
+int ThisProcessId() { return static_cast<int>(::getpid()); }
+
+bool ProcessExists(int pid) { return pid > 0 && !(::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH); }
+
+bool IsBucketUrl(std::string_view path) { return path.substr(0, 5) == "s3://"; }
+
 std::string CanonicalPath(const std::string& path) {
   if (path.empty()) return path;
+  if (IsBucketUrl(path)) {
+    std::string url = path;
+    while (url.size() > 5 && url.back() == '/') url.pop_back();
+    return url;
+  }
   char* real = ::realpath(path.c_str(), nullptr);
   if (real) {
     std::string out = real;
@@ -213,6 +225,7 @@ void CheckReadable(const std::string& path, const std::string& context) {
 }
 
 bool OnRootFileSystem(const std::string& path) {
+  if (IsBucketUrl(path)) return false;
   struct stat root;
   if (::stat("/", &root) != 0) return false;
   std::string p = path;

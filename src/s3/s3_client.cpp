@@ -221,6 +221,7 @@ struct S3Client::Request {
   std::optional<Error> refusal;  // decided in a callback: not retried
 
   // PUT
+  S3RateLimit* limit = nullptr;
   const std::string* body = nullptr;
   uint64_t sent = 0;
   const Progress* progress = nullptr;
@@ -270,6 +271,13 @@ int OnPutData(int size, char* buffer, void* data) {
   r->Touch();
   uint64_t left = r->body->size() - r->sent;
   size_t n = static_cast<size_t>(std::min<uint64_t>(left, static_cast<uint64_t>(size)));
+  if (r->limit != nullptr && n > 0) {
+    // Waits here, inside the request: the gateway sees a slow sender, and
+    // the wait is no stall (the clock of the stall timeout starts after).
+    auto wait = r->limit->Take(n, std::chrono::steady_clock::now());
+    if (wait.count() > 0) r->clock->SleepFor(std::chrono::duration_cast<std::chrono::milliseconds>(wait));
+    r->Touch();
+  }
   std::copy_n(r->body->data() + r->sent, n, buffer);
   r->sent += n;
   if (n > 0 && r->progress != nullptr && *r->progress) (*r->progress)(r->sent);
@@ -418,6 +426,7 @@ void S3Client::PutWithContentMd5(const std::string& key, const std::string& byte
                 " bytes is more than one PUT takes (5 GiB; libs3 2.0 has no multipart upload)");
   }
   Request r;
+  r.limit = upload_limit_;
   r.body = &bytes;
   r.progress = &progress;
   r.reset = [&r] { r.sent = 0; };
@@ -466,6 +475,57 @@ std::string S3Client::Get(const std::string& key, uint64_t max_bytes) {
   };
   Run(what, &r);
   return out;
+}
+
+std::string S3Client::GetRange(const std::string& key, uint64_t offset, uint64_t length) {
+  CheckS3Key(key);
+  constexpr uint64_t kMaxRange = uint64_t{1} << 30;
+  std::string what = "S3 GET " + bucket_ + "/" + EscapeForTerminal(key) + " bytes " + std::to_string(offset) + "+" +
+                     std::to_string(length);
+  if (length == 0) return {};
+  if (length > kMaxRange) throw Error(ErrorKind::kOther, what + ": internal: a range above 1 GiB");
+  std::string out;
+  Request r;
+  r.out = &out;
+  r.max_bytes = length;
+  r.reset = [&] {
+    out.clear();
+    r.length.reset();
+  };
+  r.check = [&]() -> std::string {
+    if (out.size() != length) return "got " + std::to_string(out.size()) + " of " + std::to_string(length) + " bytes";
+    return "";
+  };
+  r.start = [&](S3RequestContext* ctx, const S3BucketContext* bucket) {
+    static const S3GetObjectHandler handler = {kResponseHandler, &OnGetData};
+    S3_get_object(bucket, key.c_str(), nullptr, offset, length, ctx, &handler, &r);
+  };
+  try {
+    Run(what, &r);
+  } catch (const Error& e) {
+    // A range past the end: the object is not what the listing said.
+    if (e.kind() == ErrorKind::kIo && r.status == S3StatusErrorInvalidRange)
+      throw Error(ErrorKind::kCorrupt, std::string(e.what()) + ": the object is shorter");
+    throw;
+  }
+  // A short answer after every try: the object is shorter than asked.
+  return out;
+}
+
+bool S3Client::AnyUnder(const std::string& prefix) {
+  CheckS3Key(prefix);
+  std::vector<S3Object> page;
+  Request r;
+  r.page = &page;
+  r.reset = [&] { page.clear(); };
+  r.start = [&](S3RequestContext* ctx, const S3BucketContext* bucket) {
+    static const S3ListBucketHandler handler = {kResponseHandler, &OnListPage};
+    S3_list_bucket(bucket, prefix.c_str(), nullptr, nullptr, 1, ctx, &handler, &r);
+  };
+  Run("S3 LIST " + bucket_ + "/" + EscapeForTerminal(prefix) + "*", &r);
+  for (const S3Object& o : page)
+    if (o.key.compare(0, prefix.size(), prefix) == 0) return true;
+  return false;
 }
 
 std::optional<uint64_t> S3Client::Head(const std::string& key) {
@@ -544,6 +604,17 @@ std::vector<S3Object> S3Client::List(const std::string& prefix, int page_size, u
     }
     marker = next;
   }
+}
+
+std::chrono::nanoseconds S3RateLimit::Take(uint64_t n, std::chrono::steady_clock::time_point now) {
+  if (rate_ == 0) return {};
+  std::lock_guard<std::mutex> l(mu_);
+  // Credit of at most one second: a sender idle for an hour gets no burst
+  // of an hour's worth.
+  if (next_ < now - std::chrono::seconds(1)) next_ = now - std::chrono::seconds(1);
+  const auto cost = std::chrono::nanoseconds(static_cast<int64_t>(static_cast<double>(n) * 1e9 / rate_));
+  next_ += cost;
+  return next_ > now ? std::chrono::duration_cast<std::chrono::nanoseconds>(next_ - now) : std::chrono::nanoseconds{};
 }
 
 }  // namespace vmback

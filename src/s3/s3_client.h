@@ -24,6 +24,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -71,6 +72,23 @@ struct S3Retry {
   std::chrono::seconds stall_timeout{30};
 };
 
+// Shared by the clients of one process: the upload rate limit
+// (--upload-limit). Thread-safe; bytes_per_second 0 = no limit.
+class S3RateLimit {
+ public:
+  explicit S3RateLimit(uint64_t bytes_per_second) : rate_(bytes_per_second) {}
+  uint64_t rate() const { return rate_; }
+  // How long the caller must wait before sending n more bytes so that the
+  // bytes sent through this limit average at most rate() per second (a
+  // burst of one second's worth is allowed); books the n bytes.
+  std::chrono::nanoseconds Take(uint64_t n, std::chrono::steady_clock::time_point now);
+
+ private:
+  const uint64_t rate_;
+  std::mutex mu_;
+  std::chrono::steady_clock::time_point next_{};  // when the bytes booked so far are due
+};
+
 struct S3Object {
   std::string key;
   uint64_t size = 0;
@@ -94,6 +112,10 @@ class S3Client {
   // bucket name (checked: kConfig otherwise).
   S3Client(Env* env, S3Config config, std::string bucket, S3Retry retry = {});
 
+  // Uploads from now on wait on this limit (borrowed; it must outlive the
+  // client). nullptr: none.
+  void set_upload_limit(S3RateLimit* limit) { upload_limit_ = limit; }
+
   const std::string& bucket() const { return bucket_; }
 
   // Stores bytes as key in one PUT with its Content-MD5, so the gateway
@@ -113,6 +135,11 @@ class S3Client {
   // one whose MD5 differs from an MD5 ETag, is kCorrupt. Missing: kNotFound.
   std::string Get(const std::string& key, uint64_t max_bytes);
 
+  // Bytes [offset, offset + length) of the object, which must all be there:
+  // a shorter answer (the object is shorter, or changed) is kCorrupt.
+  // Missing: kNotFound. length is bounded by the caller (at most 1 GiB).
+  std::string GetRange(const std::string& key, uint64_t offset, uint64_t length);
+
   // The object's size, or nullopt when there is no such object. A HEAD
   // answer has no body, so a missing bucket looks like a missing object
   // here (Put, Get, List and Delete name NoSuchBucket).
@@ -131,6 +158,9 @@ class S3Client {
   std::vector<S3Object> List(const std::string& prefix, int page_size = 1000,
                              uint64_t max_keys = 10'000'000);
 
+  // Whether any object's key starts with prefix (one request, one key).
+  bool AnyUnder(const std::string& prefix);
+
   // One request's state, for libs3's callbacks (s3_client.cpp only).
   struct Request;
 
@@ -144,6 +174,7 @@ class S3Client {
   S3Config config_;
   std::string bucket_;
   S3Retry retry_;
+  S3RateLimit* upload_limit_ = nullptr;
 };
 
 }  // namespace vmback

@@ -1,18 +1,23 @@
 // The mirror side of the store: writing to every copy, repairing one copy
 // from another, and bringing copies in step (Sync).
 #include <algorithm>
+#include <future>
 #include <map>
+#include <mutex>
 #include <set>
 
 #include "store/store.h"
 #include "util/encoding.h"
 #include "util/error.h"
 #include "util/progress.h"
+#include "util/thread_pool.h"
 
 namespace vmback {
 
 namespace {
 
+// Packs sent to copies in buckets at once by Sync.
+constexpr size_t kBucketUploads = 4;
 
 std::set<std::string> ListOrEmpty(Env* env, const std::string& dir) {
   // A missing subdirectory is empty; any other listing failure throws, so a
@@ -236,22 +241,45 @@ SyncStats Store::Sync(bool say_done) {
       packs[c].insert(list.begin(), list.end());
       all.insert(list.begin(), list.end());
     }
-    for (const auto& p : all) {
-      for (size_t c = 0; c < copies_.size(); c++) {
-        if (packs[c].count(p)) continue;
-        for (size_t from = 0; from < copies_.size(); from++) {
-          if (!packs[from].count(p)) continue;
-          try {
-            CopyPack(p, from, c);
-            stats.packs_copied++;
-            stats.copied_to[c]++;
-            break;
-          } catch (const Error& e) {
-            if (e.kind() != ErrorKind::kCorrupt) throw;
-            log_->Warn(e.what());
-          }
+    std::vector<std::pair<Hash, size_t>> wanted;  // a pack, and the copy that lacks it
+    for (const auto& p : all)
+      for (size_t c = 0; c < copies_.size(); c++)
+        if (!packs[c].count(p)) wanted.emplace_back(p, c);
+    std::mutex stats_mu;
+    auto copy_one = [&](const Hash& p, size_t c) {
+      for (size_t from = 0; from < copies_.size(); from++) {
+        if (!packs[from].count(p)) continue;
+        try {
+          CopyPack(p, from, c);
+          std::lock_guard<std::mutex> l(stats_mu);
+          stats.packs_copied++;
+          stats.copied_to[c]++;
+          return;
+        } catch (const Error& e) {
+          if (e.kind() != ErrorKind::kCorrupt) throw;
+          log_->Warn(e.what());
         }
       }
+    };
+    // Into a bucket, several uploads at once: each waits on the network
+    // and the gateway, not on a disk. Every one is waited for before an
+    // error is passed on, so none is left running.
+    const bool to_bucket = std::any_of(copies_.begin(), copies_.end(), [](const auto& c) { return IsBucketUrl(c); });
+    if (!to_bucket || wanted.size() < 2) {
+      for (const auto& [p, c] : wanted) copy_one(p, c);
+    } else {
+      ThreadPool pool(static_cast<unsigned>(std::min<size_t>(kBucketUploads, wanted.size())));
+      std::vector<std::future<void>> done;
+      for (const auto& [p, c] : wanted) done.push_back(pool.Submit([&, p = p, c = c] { copy_one(p, c); }));
+      std::exception_ptr first;
+      for (auto& f : done) {
+        try {
+          f.get();
+        } catch (...) {
+          if (!first) first = std::current_exception();
+        }
+      }
+      if (first) std::rethrow_exception(first);
     }
 
     // Points: union, less what was deleted anywhere.

@@ -174,7 +174,8 @@ std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, const char*
 
 std::vector<std::string> WarnAboutCopiesOnRootFileSystem(const std::vector<std::string>& copies, Logger* log) {
   std::vector<std::string> on_root, own;
-  for (const auto& c : copies) (OnRootFileSystem(c) ? on_root : own).push_back(c);
+  for (const auto& c : copies)
+    if (!IsBucketUrl(c)) (OnRootFileSystem(c) ? on_root : own).push_back(c);  // a bucket: no disk to mount
   if (own.empty()) return {};  // all on one file system: a choice, not a disk gone
   for (const auto& c : on_root)
     log->Warn("copy " + c + " is on the root file system, while the other cop" +
@@ -313,6 +314,10 @@ StoreCopies LocateCopies(Env* env, const std::string& given_dir, const StoreOpti
         if (c.value("copy_id", "") == primary->copy_id) continue;  // this copy, wherever it is now
         std::string path = c["path"].get<std::string>();
         if (path.empty()) continue;
+        // A copy in a bucket is used only where the command or its config
+        // names it: a config.json from a disk must not send the backups to
+        // a bucket it names, nor make every command reach the network.
+        if (IsBucketUrl(path)) continue;
         if (path.front() != '/') {  // written by something else than vmback: where would it be?
           if (log) log->Warn(out.primary + "/config.json records a copy at the relative path " + path +
                              "; not used (name the copy with --mirror)");
@@ -515,7 +520,8 @@ bool Store::MayMakeCopy(const std::string& dir) const {
   }
   if (!may_init_.count(dir)) return false;
   FileStatus st = env_->Status(dir);
-  if (st.kind == FileKind::kMissing) return env_->Status(DirName(dir)).kind == FileKind::kDir;
+  if (st.kind == FileKind::kMissing)  // a prefix in a bucket has nothing above it to check
+    return IsBucketUrl(dir) || env_->Status(DirName(dir)).kind == FileKind::kDir;
   return IsEmptyDir(env_, dir);
 }
 
