@@ -21,13 +21,11 @@
 #      rclone   rclone sync STORE bench:vmback-bench/rclone  (defaults)
 #    s3cmd and rclone copy what a store copy holds: config.json, packs/,
 #    index/ and points/ (not the lock files, nor tmp/);
-#    vmback records a copy it makes in the store's config.json, and a backup
-#    writes to every recorded copy: so vmback syncs a clone of the store
-#    (WORK/store-vmback: a copy of it on day 1, brought up to date with
-#    rsync after the day-2 backup, not measured). The day-2 backup into the
-#    store does not upload anything itself, and day 2's store sync has the
-#    day-2 packs to send, as for a bucket copy that `store sync` catches up
-#    later (a slow uplink);
+#    vmback's sync records the bucket copy in the store's config.json, but a
+#    backup with --store alone does not write to a bucket it records (README:
+#    "a config.json on a disk never sends data to a bucket it records"): the
+#    bytes sent to the gateway during each backup are counted and printed,
+#    so a day-2 sync with nothing left to send would show;
 # 4. the day-2 change of every benchmark (gen_image.py modify: 1% of the 4
 #    KiB blocks and one 64 MiB run), a day-2 backup into the store (not
 #    measured), then the three syncs again, measured;
@@ -79,7 +77,7 @@ done
 export BENCH_QUIET_MAX=${BENCH_QUIET_MAX:-30}
 
 source "$SCRIPT_DIR/lib.sh"
-require_tools s3_sync_bench "$VMBACK" python3 "$TIME" s3cmd rclone iptables rsync fincore timeout sha256sum
+require_tools s3_sync_bench "$VMBACK" python3 "$TIME" s3cmd rclone iptables fincore timeout sha256sum
 [ "$(id -u)" -eq 0 ] || { echo "s3_sync_bench: run as root (iptables byte counters, dropping the page cache)" >&2; exit 2; }
 
 # What ceph_lib.sh expects of its caller (as tests/integration/lib.sh
@@ -106,7 +104,6 @@ source "$ROOT/tests/integration/ceph_lib.sh"
 
 IMG=$WORK/img/vm-disk.img
 STORE=$WORK/store
-VMSTORE=$WORK/store-vmback  # the store vmback syncs (see the top)
 BUCKET=vmback-bench
 PARTS=(config.json packs index points)  # what a copy of the store holds
 mkdir -p "$WORK/img"
@@ -165,6 +162,7 @@ export RCLONE_CONFIG_BENCH_ACCESS_KEY_ID=$S3_ACCESS_KEY RCLONE_CONFIG_BENCH_SECR
 export RCLONE_CONFIG_BENCH_FORCE_PATH_STYLE=true RCLONE_CONFIG_BENCH_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://$S3_ENDPOINT AWS_ACCESS_KEY_ID=$S3_ACCESS_KEY AWS_SECRET_ACCESS_KEY=$S3_SECRET_KEY
 export AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+unset AWS_SHARED_CREDENTIALS_FILE AWS_PROFILE || true
 
 # Warm-up, not measured: the gateway makes its data pool at the first object
 # and its multipart pool at the first multipart upload, a few seconds each;
@@ -216,17 +214,13 @@ list_copies() {
 day() {
   local day=$1
   log "$day: backup into the local store (not measured)"
+  local u0 d0 u1 d1
+  read -r u0 d0 < <(wire_bytes)
   "$VMBACK" -q backup --store "$STORE" "$IMG" --json >"$WORK/logs/backup-$day.json"
+  read -r u1 d1 < <(wire_bytes)
+  printf '%s\t%s\t%s\n' "$day" "$((u1 - u0))" "$((d1 - d0))" >>"$WORK/backup-wire.tsv"
   if [ "$VMBACK_S3" = yes ]; then
-    # VMSTORE: see the top. Day 1 a copy of the whole store, later days
-    # what the backup added (its own config.json, locks and tmp/ kept).
-    if [ -d "$VMSTORE" ]; then
-      rsync -a --delete --exclude=/config.json --exclude=/lock --exclude=/write.lock --exclude=/tmp/ \
-        --exclude=/vmback-copy "$STORE/" "$VMSTORE/"
-    else
-      cp -a "$STORE" "$VMSTORE"
-    fi
-    sync_run vmback "$day" "$VMBACK" -q store sync --store "$VMSTORE" --mirror "s3://$BUCKET/vmback"
+    sync_run vmback "$day" "$VMBACK" -q store sync --store "$STORE" --mirror "s3://$BUCKET/vmback"
   fi
   sync_run s3cmd "$day" s3cmd -c "$S3CMD_CFG" --no-progress sync "${S3CMD_FILTER[@]}" "$STORE/" "s3://$BUCKET/s3cmd/"
   # (rclone 1.60 fails whenever AWS_CA_BUNDLE is set: "LoadCustomCABundleError ...
@@ -299,9 +293,12 @@ for tool in TOOLS:
         missing = [p for p, (s, _) in local[d].items() if p not in keys or (p != "config.json" and keys[p] != s)]
         total = sum(keys.values())
         r = runs[tool][d]
+        # Directory markers: empty objects named like a directory ("packs/"; "" is the prefix's own).
+        markers = sorted(k for k, n in keys.items() if n == 0 and (k == "" or k.endswith("/")))
+        others = sorted(k for k in keys if k not in markers and part(k) not in ("config.json", "packs", "index", "points"))
         r["copy"] = {"objects": len(keys), "bytes": total, "stored_added_bytes": total - prev,
                      "local_files_missing_or_different": len(missing), "examples_missing": missing[:5],
-                     "complete": not missing}
+                     "complete": not missing, "directory_markers": len(markers), "objects_besides_the_store_files": others}
         prev = total
 
 
@@ -368,6 +365,9 @@ for d in DAYS:
     print("%s: the store's files to copy (%s): %d, %.1f MiB: %s%s" % (
         d, "all" if d == "day1" else "new or changed since day 1", s["files"], s["bytes"] / MIB, parts,
         "; gone since day 1: %d" % len(s["gone_since_day1"]) if s["gone_since_day1"] else ""))
+for d, up, down in tsv("backup-wire.tsv") or []:
+    print("%s: the backup into the local store (not measured) sent %d B to the gateway%s"
+          % (d, int(up), "" if int(up) == 0 else " (it wrote to the bucket itself: the day's sync rows understate)"))
 print()
 for line in table(hdr, rows, right=set(range(3, len(hdr))) - {9}):
     print(line)
@@ -381,6 +381,12 @@ print("cpu = user + sys of the tool (not the gateway); others %% = CPU of everyt
 print("wall/s3cmd, sent/s3cmd: that tool's figure / s3cmd's (below 1: fewer seconds, fewer bytes than s3cmd)")
 print("s3cmd sync, rclone sync: defaults (s3cmd: md5 of every local file, multipart above 15 MiB; rclone: size + mtime")
 print("              from each object's metadata, 4 transfers); page cache dropped before each run")
+for t in TOOLS:
+    c = get(t, "day2", "copy") or get(t, "day1", "copy")
+    if c and (c["objects_besides_the_store_files"] or c["directory_markers"]):
+        o = c["objects_besides_the_store_files"]
+        print("%s: objects in its prefix besides config.json, packs/, index/, points/: %d empty directory markers%s%s"
+              % (t, c["directory_markers"], "".join(", " + x for x in o[:8]), ", ..." if len(o) > 8 else ""))
 if not vmback_s3:
     print("vmback: not available (this vmback's `store sync --help` does not mention s3)")
 print()
