@@ -318,7 +318,7 @@ ratios = {d: {t: {"wall": ratio(get(t, d, "wall_s"), get("s3cmd", d, "wall_s")) 
                   "sent": ratio(get(t, d, "wire_sent_bytes"), get("s3cmd", d, "wire_sent_bytes")) if ok(t, d) and ok("s3cmd", d) else None}
               for t in TOOLS} for d in DAYS}
 
-hdr = ["day", "tool", "status", "wall s", "cpu s", "sent MiB", "recv MiB", "stored +MiB", "objects", "cache",
+hdr = ["day", "tool", "status", "wall s", "cpu s", "RSS MiB", "sent MiB", "recv MiB", "stored +MiB", "objects", "cache",
        "others %", "wall/s3cmd", "sent/s3cmd"]
 rows = []
 for d in DAYS:
@@ -330,6 +330,7 @@ for d in DAYS:
         c = r.get("copy") or {}
         status = "ok" if ok(t, d) else ("FAIL(%d)" % r["exit_status"] if r["exit_status"] else "INCOMPLETE")
         rows.append([d, t, status, fmt(r["wall_s"], "%.2f"), fmt(r["cpu_s"], "%.2f"),
+                     fmt(None if r["peak_rss_bytes"] is None else r["peak_rss_bytes"] / MIB, "%.0f"),
                      fmt(None if r.get("wire_sent_bytes") is None else r["wire_sent_bytes"] / MIB, "%.1f"),
                      fmt(None if r.get("wire_received_bytes") is None else r["wire_received_bytes"] / MIB, "%.2f"),
                      fmt(None if "stored_added_bytes" not in c else c["stored_added_bytes"] / MIB, "%.1f"),
@@ -369,15 +370,15 @@ for d, up, down in tsv("backup-wire.tsv") or []:
     print("%s: the backup into the local store (not measured) sent %d B to the gateway%s"
           % (d, int(up), "" if int(up) == 0 else " (it wrote to the bucket itself: the day's sync rows understate)"))
 print()
-for line in table(hdr, rows, right=set(range(3, len(hdr))) - {9}):
+for line in table(hdr, rows, right=set(range(3, len(hdr))) - {hdr.index("cache")}):
     print(line)
 print()
 print("sent / recv = bytes of IP packets to / from the gateway's port on loopback (iptables counters, the same for every")
 print("              tool: requests, headers, bodies, listings, retries); stored +MiB = bytes the prefix's listing gained")
 print("              since the day before (s3cmd ls after the run); objects = the objects in the prefix then")
 print("status ok = exit 0 and every local file of config.json, packs/, index/, points/ in the prefix with its size")
-print("cpu = user + sys of the tool (not the gateway); others %% = CPU of everything else (the gateway included), %% of all %d cores"
-      % os.cpu_count())
+print("cpu = user + sys of the tool (not the gateway); RSS = its peak resident memory; others %% = CPU of everything else")
+print("              (the gateway included), %% of all %d cores" % os.cpu_count())
 print("wall/s3cmd, sent/s3cmd: that tool's figure / s3cmd's (below 1: fewer seconds, fewer bytes than s3cmd)")
 print("s3cmd sync, rclone sync: defaults (s3cmd: md5 of every local file, multipart above 15 MiB; rclone: size + mtime")
 print("              from each object's metadata, 4 transfers); page cache dropped before each run")
