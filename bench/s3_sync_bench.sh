@@ -377,7 +377,7 @@ print("sent / recv = bytes of IP packets to / from the gateway's port on loopbac
 print("              tool: requests, headers, bodies, listings, retries); stored +MiB = bytes the prefix's listing gained")
 print("              since the day before (s3cmd ls after the run); objects = the objects in the prefix then")
 print("status ok = exit 0 and every local file of config.json, packs/, index/, points/ in the prefix with its size")
-print("cpu = user + sys of the tool (not the gateway); RSS = its peak resident memory; others %% = CPU of everything else")
+print("cpu = user + sys of the tool (not the gateway); RSS = its peak resident memory; others % = CPU of everything else")
 print("              (the gateway included), %% of all %d cores" % os.cpu_count())
 print("wall/s3cmd, sent/s3cmd: that tool's figure / s3cmd's (below 1: fewer seconds, fewer bytes than s3cmd)")
 print("s3cmd sync, rclone sync: defaults (s3cmd: md5 of every local file, multipart above 15 MiB; rclone: size + mtime")
