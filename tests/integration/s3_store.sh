@@ -6,7 +6,8 @@
 #   bucket mirror      store init --mirror s3://; a backup writes the
 #                      bucket; list, verify and restore from the bucket alone
 #   config             [target] mirrors = ["s3://..."] and [s3] endpoint,
-#                      with no AWS_ENDPOINT_URL
+#                      with no AWS_ENDPOINT_URL; plan warns that the store
+#                      with a bucket copy is not encrypted
 #   sync               store sync --mirror s3:// makes a new copy; a second
 #                      sync moves nothing; a day-2 sync moves the day-2 pack
 #                      only; --upload-limit holds the rate
@@ -123,6 +124,9 @@ text_file "$SRC/d/c.txt" 3000
 AWS_ENDPOINT_URL= vm backup -c "$WORK/c.toml"
 expect_rc 0 "backup -c with [target] mirrors in a bucket and [s3] endpoint"
 check_eq "$(count_keys h1/points/ '\.json$')" 2 "the second manifest reached the bucket"
+printf '[libvirt]\nuri = "test:///default"\n' >>"$WORK/c.toml"
+AWS_ENDPOINT_URL= vm plan -c "$WORK/c.toml"
+expect_err "is not encrypted and has a copy in a bucket (s3://$B/h1)" "plan warns of a plain store with a bucket copy"
 AWS_ENDPOINT_URL= vm list --store "s3://$B/h1"
 expect_rc 2 "no endpoint anywhere"
 expect_err "AWS_ENDPOINT_URL" "the error says how to give the endpoint"
