@@ -123,6 +123,7 @@ class StoreSyncCommand : public Command {
     if (st.copies_initialized)
       ctx.out << "; made " << st.copies_initialized << " new cop" << (st.copies_initialized == 1 ? "y" : "ies");
     ctx.out << "\n";
+    if (std::string line = BucketTraffic(); !line.empty()) ctx.out << line << "\n";
     if (st.copies_initialized && !target_.config.empty() && !target_.mirrors.empty())
       ctx.log->Info("runs with " + target_.config + " use the copies in its [target] path and mirrors: add a "
                     "new copy there so that they write to it");

@@ -199,6 +199,7 @@ class BucketEnv::Bucket {
     s->put_bytes += put_bytes_;
     s->gets += gets_;
     s->get_bytes += get_bytes_;
+    s->heads += heads_;
     s->lists += lists_;
     s->deletes += deletes_;
   }
