@@ -332,6 +332,7 @@ class BucketWriteFile final : public WritableFile {
     bytes_.resize(size);
   }
   void Sync() override {}  // the PUT at Close (or Rename) is what makes it durable
+  void ExpectSize(uint64_t bytes) override { bytes_.reserve(std::min(bytes, kMaxHeldFile)); }
   void Close() override {
     if (closed_) return;
     closed_ = true;
