@@ -19,8 +19,9 @@ class StoreInitCommand : public Command {
                     "block size, a power of two from 4K to 16M (default 64K): smaller finds\n"
                     "more unchanged data in VM images, larger keeps the index smaller");
     cmd->add_option("--mirror", mirrors_,
-                    "another copy of the store, on another disk (repeat for more); every\n"
-                    "write goes to every copy and a bad copy is repaired from a good one");
+                    "another copy of the store, on another disk or in a bucket, s3://BUCKET/PREFIX\n"
+                    "(repeat for more); every write goes to every copy and a bad copy is repaired\n"
+                    "from a good one");
     cmd->add_flag("--encrypt", encrypt_,
                   "encrypt and authenticate everything in the store (AES-256-GCM, keyed block ids);\n"
                   "the key comes from --key-file (made when not there), VMBACK_PASSPHRASE_FILE,\n"
@@ -89,7 +90,13 @@ class StoreSyncCommand : public Command {
                 "--mirror names the copies to use instead of the recorded ones: to add a\n"
                 "disk, name the present copies too. An encrypted store needs no key here:\n"
                 "its sealed files are copied as they are.\n\n"
+                "A copy off site in an S3-compatible bucket is named s3://BUCKET/PREFIX: only\n"
+                "the packs and files it lacks are sent, four at a time, each checked by the\n"
+                "gateway against its Content-MD5 (--upload-limit caps the rate); a sync cut off\n"
+                "resumes. The gateway: AWS_ENDPOINT_URL (or [s3] endpoint with -c); the keys:\n"
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or ~/.aws/credentials.\n\n"
                 "Examples:\n  vmback store sync --store /mnt/usb1/vmback\n"
+                "  vmback store sync --store /mnt/usb1/vmback --mirror s3://backups/host1 --upload-limit 5M\n"
                 "  vmback store sync --store /mnt/usb1/vmback --mirror /mnt/usb2/vmback\n"
                 "  vmback store sync -c /etc/vmback/vmback.toml --init");
   }
@@ -116,6 +123,7 @@ class StoreSyncCommand : public Command {
     if (st.copies_initialized)
       ctx.out << "; made " << st.copies_initialized << " new cop" << (st.copies_initialized == 1 ? "y" : "ies");
     ctx.out << "\n";
+    if (std::string line = BucketTraffic(); !line.empty()) ctx.out << line << "\n";
     if (st.copies_initialized && !target_.config.empty() && !target_.mirrors.empty())
       ctx.log->Info("runs with " + target_.config + " use the copies in its [target] path and mirrors: add a "
                     "new copy there so that they write to it");

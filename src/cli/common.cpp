@@ -27,7 +27,8 @@ void AddTargetOptions(CLI::App* cmd, TargetArgs* t) {
     for (auto* y : all)
       if (x != y) x->excludes(y);
   cmd->add_option("--mirror", t->mirrors,
-                  "another copy of the store (repeat for more); default: the copies recorded at init.\n"
+                  "another copy of the store: a directory, or s3://BUCKET/PREFIX (repeat for more);\n"
+                  "default: the copies recorded at init (those in buckets only when named).\n"
                   "When the store's own directory holds no store (its disk not mounted), the first\n"
                   "of these that does serves");
   cmd->add_option("--lock-wait", t->lock_wait,
@@ -109,6 +110,13 @@ BucketEnv* Buckets() {
 }  // namespace
 
 Env* CliEnv() { return Buckets(); }
+
+std::string BucketTraffic() {
+  const BucketEnv::Stats s = Buckets()->stats();
+  if (s.puts + s.gets + s.heads + s.lists + s.deletes == 0) return "";
+  return "buckets: " + Counted(s.puts, "PUT") + " (" + FormatBytes(s.put_bytes) + "), " + Counted(s.gets, "GET") +
+         " (" + FormatBytes(s.get_bytes) + "), " + Counted(s.heads, "HEAD") + ", " + Counted(s.lists, "listing") + ", " + Counted(s.deletes, "delete");
+}
 
 void ConfigureBuckets(const Config& c, const TargetArgs& t) {
   S3TableConfig s3 = c.s3;

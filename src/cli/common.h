@@ -39,6 +39,10 @@ struct TargetArgs {
 // (CliEnv, in command.h.) Buckets are reached as c's [s3] table says (what it leaves out: as the
 // environment says), with t's --upload-limit over the table's.
 void ConfigureBuckets(const Config& c, const TargetArgs& t);
+// What this process sent to and fetched from buckets, one line ("buckets:
+// 12 PUTs (35.2 MiB), 3 GETs (1.0 KiB), 2 listings, 0 deletes"); "" when
+// it made no request.
+std::string BucketTraffic();
 
 // Adds -c, --store, --zfs, --btrfs, --dir (one of them), --mirror and
 // --lock-wait to cmd, bound to *t. REQUIRES: t outlives the parse.

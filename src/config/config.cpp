@@ -352,8 +352,8 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
         continue;
       }
       if (m.empty() || m.front() != '/')
-        tr.Fail(mirrors_line, "'mirrors' in [target] must hold absolute paths or s3://BUCKET/PREFIX, not \"" + m +
-                                  "\"");
+        tr.Fail(mirrors_line, "'mirrors' in [target] must hold absolute paths, not \"" + m +
+                                  "\" (a copy in a bucket is s3://BUCKET/PREFIX)");
       config.target.mirrors.push_back(ResolvePath(base_dir, m));
     }
   }
@@ -568,24 +568,24 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
   if (auto it = root.find("s3"); it != root.end()) {
     const toml::table* t = it->second.as_table();
     if (!t) top.Fail(TableReader::Line(it->first), "'s3' must be a table");
-    TableReader sr(file_name, *t, "[s3]", TableReader::Line(it->first));
-    sr.CheckKeys({"endpoint", "addressing", "profile", "upload_limit"});
+    TableReader s3r(file_name, *t, "[s3]", TableReader::Line(it->first));
+    s3r.CheckKeys({"endpoint", "addressing", "profile", "upload_limit"});
     config.s3.given = true;
     config.s3.line = TableReader::Line(it->first);
     int l = 0;
-    if (auto v = sr.String("endpoint", &l)) {
+    if (auto v = s3r.String("endpoint", &l)) {
       if (v->rfind("http://", 0) != 0 && v->rfind("https://", 0) != 0)
-        sr.Fail(l, "'endpoint' must be a URL, http://HOST[:PORT] or https://HOST[:PORT]");
+        s3r.Fail(l, "'endpoint' must be a URL, http://HOST[:PORT] or https://HOST[:PORT]");
       config.s3.endpoint = *v;
     }
-    if (auto v = sr.String("addressing", &l)) {
-      if (*v != "path" && *v != "virtual") sr.Fail(l, "'addressing' must be \"path\" or \"virtual\"");
+    if (auto v = s3r.String("addressing", &l)) {
+      if (*v != "path" && *v != "virtual") s3r.Fail(l, "'addressing' must be \"path\" or \"virtual\"");
       config.s3.addressing = *v;
     }
-    if (auto v = sr.String("profile")) config.s3.profile = *v;
-    if (auto v = sr.String("upload_limit", &l)) {
+    if (auto v = s3r.String("profile")) config.s3.profile = *v;
+    if (auto v = s3r.String("upload_limit", &l)) {
       if (!ParseSize(*v, &config.s3.upload_limit) || config.s3.upload_limit == 0)
-        sr.Fail(l, "'upload_limit' must be a size per second, e.g. \"10M\"");
+        s3r.Fail(l, "'upload_limit' must be a size per second, e.g. \"10M\"");
     }
   }
   if (auto it = root.find("vm"); it != root.end()) {

@@ -86,6 +86,10 @@ class WritableFile {
   // durable is still only what Sync (or a syncfs) made so. Wrappers keep
   // their files cached (not forwarded).
   virtual size_t EnableDirectWrites() { return 0; }
+  // A hint: the file will be about this many bytes. A file held in memory
+  // until it is sent (a copy in a bucket) allocates it once instead of
+  // growing; a file on disk ignores it.
+  virtual void ExpectSize(uint64_t bytes) { (void)bytes; }
   // Closes and reports a failed close (it can carry a delayed write error).
   virtual void Close() = 0;
   virtual const std::string& path() const = 0;
@@ -414,6 +418,7 @@ class WritableFileWrapper : public WritableFile {
   void Truncate(uint64_t size) override { target_->Truncate(size); }
   void Sync() override { target_->Sync(); }
   bool PunchHole(uint64_t offset, uint64_t len) override { return target_->PunchHole(offset, len); }
+  void ExpectSize(uint64_t bytes) override { target_->ExpectSize(bytes); }
   void Close() override { target_->Close(); }
   const std::string& path() const override { return target_->path(); }
 

@@ -199,6 +199,7 @@ class BucketEnv::Bucket {
     s->put_bytes += put_bytes_;
     s->gets += gets_;
     s->get_bytes += get_bytes_;
+    s->heads += heads_;
     s->lists += lists_;
     s->deletes += deletes_;
   }
@@ -331,6 +332,7 @@ class BucketWriteFile final : public WritableFile {
     bytes_.resize(size);
   }
   void Sync() override {}  // the PUT at Close (or Rename) is what makes it durable
+  void ExpectSize(uint64_t bytes) override { bytes_.reserve(std::min(bytes, kMaxHeldFile)); }
   void Close() override {
     if (closed_) return;
     closed_ = true;

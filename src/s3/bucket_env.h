@@ -135,7 +135,7 @@ class BucketEnv : public EnvWrapper {
 
   // What went through the buckets so far (for reports and tests).
   struct Stats {
-    uint64_t puts = 0, put_bytes = 0, gets = 0, get_bytes = 0, lists = 0, deletes = 0;
+    uint64_t puts = 0, put_bytes = 0, gets = 0, get_bytes = 0, heads = 0, lists = 0, deletes = 0;
   };
   Stats stats() const;
 

@@ -522,9 +522,12 @@ bool S3Client::AnyUnder(const std::string& prefix) {
     static const S3ListBucketHandler handler = {kResponseHandler, &OnListPage};
     S3_list_bucket(bucket, prefix.c_str(), nullptr, nullptr, 1, ctx, &handler, &r);
   };
-  Run("S3 LIST " + bucket_ + "/" + EscapeForTerminal(prefix) + "*", &r);
+  const std::string what = "S3 LIST " + bucket_ + "/" + EscapeForTerminal(prefix) + "*";
+  Run(what, &r);
   for (const S3Object& o : page)
     if (o.key.compare(0, prefix.size(), prefix) == 0) return true;
+  // A page that says more follows but holds nothing is no answer.
+  if (r.truncated) ThrowCorrupt(what + ": the listing is truncated but names nothing");
   return false;
 }
 

@@ -158,7 +158,8 @@ class S3Client {
   std::vector<S3Object> List(const std::string& prefix, int page_size = 1000,
                              uint64_t max_keys = 10'000'000);
 
-  // Whether any object's key starts with prefix (one request, one key).
+  // Whether any object's key starts with prefix (one request, one key). A
+  // page marked truncated that holds no key is kCorrupt, never "none".
   bool AnyUnder(const std::string& prefix);
 
   // One request's state, for libs3's callbacks (s3_client.cpp only).

@@ -85,6 +85,7 @@ void Store::CopyPack(const Hash& pack, size_t from, size_t to) {
   // A random name, created O_EXCL: nothing planted under it is opened.
   std::string tmp = TempPathFor(copies_[to] + "/tmp/copy-" + pack.Hex().substr(0, 16));
   auto out = env_->OpenWrite(tmp, CreateMode::kExclusive);
+  out->ExpectSize(in->Size());  // into a bucket: held in memory, allocated once
   try {
     Sha256Stream hash;
     std::string buf(kCopyBufferBytes, '\0');

@@ -137,8 +137,13 @@ uint64_t KeysGeneration(const nlohmann::json& encryption) {
   return it != encryption.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
 }
 
+// Empty, but for vmback's own lock files: a new copy whose making was cut
+// short before its marker was written holds only those.
 bool IsEmptyDir(Env* env, const std::string& dir) {
-  return env->Status(dir).kind == FileKind::kDir && env->ListDir(dir).empty();
+  if (env->Status(dir).kind != FileKind::kDir) return false;
+  for (const auto& name : env->ListDir(dir))
+    if (name != "write.lock" && name != "lock") return false;
+  return true;
 }
 
 // One lock file of a copy: "lock" or "write.lock".
@@ -153,7 +158,7 @@ std::unique_ptr<FileLock> TakeLock(Env* env, const std::string& dir, const char*
       if (!lock)
         log->Info(dir + " is on a read-only file system and has no lock file; reading it without a lock");
       for (const auto& r : env->TakeStaleLockReports())
-        log->Info("lock " + r + "; the kernel released it, going on");
+        log->Info("lock " + r + "; taken over, going on");
       return lock;
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kLocked) throw;

@@ -216,7 +216,7 @@ section "README: every config key"
 python3 - "$SRC_DIR/src/config/config.cpp" >"$WORK/keys" <<'EOF'
 import re, sys
 text = open(sys.argv[1]).read()
-tables = {"tr": "target", "vr": "volume", "lr": "libvirt", "vmr": "vm", "sr": "store", "rep": "replicate"}
+tables = {"tr": "target", "vr": "volume", "lr": "libvirt", "vmr": "vm", "sr": "store", "s3r": "s3", "rep": "replicate"}
 for var, keys in re.findall(r"(\w+)\.CheckKeys\(\{([^}]*)\}\)", text):
     names = re.findall(r'"(\w+)"', keys)
     if var == "top":

@@ -6,7 +6,8 @@
 #   bucket mirror      store init --mirror s3://; a backup writes the
 #                      bucket; list, verify and restore from the bucket alone
 #   config             [target] mirrors = ["s3://..."] and [s3] endpoint,
-#                      with no AWS_ENDPOINT_URL
+#                      with no AWS_ENDPOINT_URL; plan warns that the store
+#                      with a bucket copy is not encrypted
 #   sync               store sync --mirror s3:// makes a new copy; a second
 #                      sync moves nothing; a day-2 sync moves the day-2 pack
 #                      only; --upload-limit holds the rate
@@ -22,9 +23,13 @@
 #                      holder), an expired one is taken over; a lock object
 #                      that is not vmback's is refused
 #   prune              prune with the bucket: points and packs go from the
-#                      bucket too; with the gateway down, prune goes on with
-#                      the disk copy and touches nothing in the bucket;
-#                      store sync later removes the pruned points there
+#                      bucket too
+#   listing cut short  through a proxy that marks each listing truncated and
+#                      fails the next page: prune goes on with the disk copy
+#                      (a warning) and deletes nothing in the bucket; store
+#                      sync later removes the pruned points there
+#   gateway killed during a prune: the next prune and sync complete, both
+#                      copies verify, the bucket alone restores
 #
 # Usage: bash tests/integration/s3_store.sh /path/to/vmback
 set -euo pipefail
@@ -54,6 +59,25 @@ s3_keys() {
   _s3 "http://$S3_ENDPOINT/$B?prefix=${1//\//%2F}" | grep -o '<Key>[^<]*</Key>' | sed 's/<Key>\(.*\)<\/Key>/\1/' || true
 }
 count_keys() { s3_keys "$1" | grep -c -- "$2" || true; }
+# in_background ARGS...: vmback ARGS in the background, its pid in BG.
+in_background() {
+  "$VMBACK" "$@" >"$WORK/bg.out" 2>"$WORK/bg.err" &
+  BG=$!
+  register_pid "$BG"
+}
+# wait_background: waits for BG; its exit status in BG_RC.
+wait_background() {
+  BG_RC=0
+  wait "$BG" || BG_RC=$?
+  release_pid "$BG"
+}
+# wait_keys PREFIX REGEX: until an object below PREFIX matches (20 s at most).
+wait_keys() {
+  for _ in $(seq 200); do
+    [ "$(count_keys "$1" "$2")" -ge 1 ] && return 0
+    sleep 0.1
+  done
+}
 
 SRC=$WORK/src
 mkdir -p "$SRC/d"
@@ -100,6 +124,9 @@ text_file "$SRC/d/c.txt" 3000
 AWS_ENDPOINT_URL= vm backup -c "$WORK/c.toml"
 expect_rc 0 "backup -c with [target] mirrors in a bucket and [s3] endpoint"
 check_eq "$(count_keys h1/points/ '\.json$')" 2 "the second manifest reached the bucket"
+printf '[libvirt]\nuri = "test:///default"\n' >>"$WORK/c.toml"
+AWS_ENDPOINT_URL= vm plan -c "$WORK/c.toml"
+expect_err "is not encrypted and has a copy in a bucket (s3://$B/h1)" "plan warns of a plain store with a bucket copy"
 AWS_ENDPOINT_URL= vm list --store "s3://$B/h1"
 expect_rc 2 "no endpoint anywhere"
 expect_err "AWS_ENDPOINT_URL" "the error says how to give the endpoint"
@@ -128,19 +155,12 @@ rand_file "$SRC/big1.bin" 40000000
 rand_file "$SRC/big2.bin" 40000000
 vm backup "$SRC" --store "$ST"
 expect_rc 0 "a larger day 3 on the disk copy"
-"$VMBACK" store sync --store "$ST" --mirror "s3://$B/h3" --upload-limit 20M >"$WORK/kill.out" 2>"$WORK/kill.err" &
-SYNC=$!
-register_pid "$SYNC"
-for _ in $(seq 200); do
-  [ "$(count_keys h3/packs/ '\.pack$')" -ge 1 ] && break
-  sleep 0.1
-done
+in_background store sync --store "$ST" --mirror "s3://$B/h3" --upload-limit 20M
+wait_keys h3/packs/ '\.pack$'
 ceph_rgw_kill
-rc=0
-wait "$SYNC" || rc=$?
-release_pid "$SYNC"
+wait_background
 _count_check
-[ "$rc" -ne 0 ] || _fail "the sync cut off by the gateway's death did not fail (exit $rc)"
+[ "$BG_RC" -ne 0 ] || _fail "the sync cut off by the gateway's death did not fail (exit $BG_RC)"
 ceph_rgw_start
 vm store sync --store "$ST" --mirror "s3://$B/h3"
 expect_rc 0 "the next sync completes"
@@ -154,6 +174,17 @@ vm restore --store "s3://$B/h3" latest --to "$WORK/r3"
 expect_rc 5 "restore from it"
 mv "$ST.away" "$ST"
 check_same_tree "$SRC" "$WORK/r3/src" "restored after the interrupted sync"
+
+section "vmback killed holding the bucket's lock"
+in_background store sync --store "$ST" --mirror "s3://$B/h4" --upload-limit 2M
+wait_keys h4/ 'write.lock$'
+check_eq "$(count_keys h4/ 'write.lock$')" 1 "the sync holds the bucket's lock object"
+kill -9 "$BG"
+wait_background
+vm store sync --store "$ST" --mirror "s3://$B/h4"
+expect_rc 0 "the next sync goes on at once: the holder's pid is gone on this host"
+expect_err "ended without releasing it" "the takeover is said"
+check_eq "$(count_keys h4/ 'write.lock$')" 0 "no lock object is left behind"
 
 section "damage"
 PACK=$(s3_keys h3/packs/ | grep '\.pack$' | head -1)
@@ -207,22 +238,54 @@ section "prune"
 vm store sync --store "$ST" --mirror "s3://$B/h1"
 expect_rc 0 "the bucket copy in step before the prune"
 BEFORE=$(count_keys h1/packs/ '\.pack$')
-vm prune --store "$ST" --mirror "s3://$B/h1" --keep-last 2
+vm prune --store "$ST" --mirror "s3://$B/h1" --keep-last 3
 expect_rc 0 "prune with the bucket copy"
-check_eq "$(count_keys h1/points/ '\.json$')" 2 "the bucket keeps the last 2 points"
-vm verify --store "$ST" --mirror "s3://$B/h1"
-expect_rc 0 "both copies verify after the prune"
+check_eq "$(count_keys h1/points/ '\.json$')" 3 "the bucket keeps the last 3 points"
 AFTER=$(count_keys h1/packs/ '\.pack$')
 check "garbage collection left no more packs in the bucket ($BEFORE before, $AFTER after)" test "$AFTER" -le "$BEFORE"
+vm verify --store "$ST" --mirror "s3://$B/h1"
+expect_rc 0 "both copies verify after the prune"
+
+section "listing cut short"
+# Through a proxy that answers every listing with a first page marked
+# truncated and fails every page after it: the bucket cannot be listed.
+echo cut >"$WORK/proxy.mode"
+python3 "$(dirname -- "$0")/s3_cut_proxy.py" "$WORK/proxy.port" "$S3_ENDPOINT" "$WORK/proxy.mode" &
+register_pid $!
+for _ in $(seq 100); do [ -s "$WORK/proxy.port" ] && break; sleep 0.1; done
+[ -s "$WORK/proxy.port" ] || die "the listing proxy did not start"
+PROXY=http://127.0.0.1:$(cat "$WORK/proxy.port")
+s3_keys h1/ >"$WORK/keys.before"
+AWS_ENDPOINT_URL=$PROXY vm prune --store "$ST" --mirror "s3://$B/h1" --keep-last 2
+expect_rc 5 "prune with a listing that cannot be finished goes on with the disk copy, a warning"
+expect_err "cannot be read (S3 LIST" "the listing that failed is named"
+s3_keys h1/ >"$WORK/keys.after"
+check "nothing in the bucket was deleted or added on a cut listing" cmp -s "$WORK/keys.before" "$WORK/keys.after"
+echo pass >"$WORK/proxy.mode"
+AWS_ENDPOINT_URL=$PROXY vm store sync --store "$ST" --mirror "s3://$B/h1"
+expect_rc 0 "store sync once listings are whole again"
+check_eq "$(count_keys h1/points/ '\.json$')" 2 "the point pruned meanwhile is gone from the bucket"
+
+section "gateway killed during a prune"
+text_file "$SRC/d/f.txt" 5000
+vm backup "$SRC" --store "$ST" --mirror "s3://$B/h1"
+expect_rc 0 "one more point"
+in_background prune --store "$ST" --mirror "s3://$B/h1" --keep-last 1
+for _ in $(seq 300); do
+  [ "$(count_keys h1/points/ '\.json$')" -lt 3 ] && break
+  sleep 0.05
+done
 ceph_rgw_kill
-vm prune --store "$ST" --mirror "s3://$B/h1" --keep-last 1
-expect_rc 5 "prune with the gateway down goes on with the disk copy, a warning"
-expect_err "s3://$B/h1" "the bucket copy is named as away"
+wait_background
+echo "    (the prune the gateway died under exited $BG_RC)"
 ceph_rgw_start
-check_eq "$(count_keys h1/points/ '\.json$')" 2 "nothing was deleted in the bucket while it was away"
+vm prune --store "$ST" --mirror "s3://$B/h1" --keep-last 1
+expect_rc 0 "the next prune completes"
 vm store sync --store "$ST" --mirror "s3://$B/h1"
-expect_rc 0 "store sync once the gateway is back"
-check_eq "$(count_keys h1/points/ '\.json$')" 1 "the point pruned meanwhile is gone from the bucket"
+expect_rc 0 "and a sync"
+check_eq "$(count_keys h1/points/ '\.json$')" 1 "the bucket keeps the last point"
+vm verify --store "$ST" --mirror "s3://$B/h1"
+expect_rc 0 "both copies verify after the prune the gateway died under"
 mv "$ST" "$ST.away"
 vm restore --store "s3://$B/h1" latest --to "$WORK/r4"
 expect_rc 5 "the bucket alone restores the last point"
