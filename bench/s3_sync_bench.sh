@@ -12,7 +12,7 @@
 #    pids at exit) and makes one bucket, vmback-bench;
 # 2. generates the image of bench/store_bench.sh (bench/gen_image.py: 4 GiB
 #    apparent by default, 30% random, 20% compressible, 50% holes, seed 42)
-#    and backs it up into a local store (day 1, not measured);
+#    and backs it up into a local store (day 1, not measured); before that,
 #    a 20 MiB multipart upload and a small one to another prefix warm the
 #    gateway up (it makes its pools at the first of each);
 # 3. day 1, measured: the store copied to three prefixes of the bucket:
@@ -32,9 +32,10 @@
 # 5. after each day, each prefix is listed (s3cmd ls, not measured): a copy
 #    is complete when every local file of those four parts is there, with its
 #    size (config.json: there; a copy's own may name the copy);
-# 6. prints a table: wall, CPU (user+sys of the tool's processes), bytes sent
-#    to the gateway and received from it, bytes stored, and vmback / s3cmd
-#    ratios, and writes the same as JSON to bench/out/s3_sync_results.json.
+# 6. prints a table: wall, CPU (user+sys of the tool's processes), peak RSS,
+#    bytes sent to the gateway and received from it, bytes stored, and the
+#    ratios to s3cmd, and writes the same as JSON to
+#    bench/out/s3_sync_results.json.
 #
 # Bytes on the wire, the same way for every tool: two counting rules of
 # this run's own in iptables' OUTPUT chain (no target: they only count),
