@@ -378,6 +378,7 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
   const std::string lock_path = JoinPath(JoinPath(map_root, kBlockmapDir), "lock");
   CheckOwnEntry(env, lock_path, false);
   auto lock = env->Lock(lock_path, LockMode::kExclusive);
+  syncer.LoadIndex(tree);
   if (tree) {
     syncer.SyncTree(src, dst);
     // The maps are completed before the link changes of their inodes are
@@ -385,6 +386,7 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
     syncer.CompleteMaps();
     syncer.RestampRelinkedMaps();
     syncer.SweepMaps();
+    syncer.WriteIndex();
   } else {
     syncer.SyncSingle(src, dst);
   }

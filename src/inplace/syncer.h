@@ -59,8 +59,20 @@ class Syncer {
   // the file in all but the ctime is touched.
   void RestampRelinkedMaps();
 
-  // After a complete tree sync: removes the maps no file claimed.
+  // After a complete tree sync: removes the maps no file claimed (and
+  // temporaries of the map index a crash left).
   void SweepMaps();
+
+  // Reads the map index (blockmap.h) of the map root: used for a tree,
+  // only noted for a file (whose map root may hold a tree's index, which
+  // must go before the file is changed).
+  void LoadIndex(bool tree);
+
+  // After a complete tree sync whose maps are all complete and durable
+  // (CompleteMaps, RestampRelinkedMaps, SweepMaps): writes the map index of
+  // the maps that fit their files, when it differs from the one on disk.
+  // Nothing when the sweep was skipped (source errors).
+  void WriteIndex();
 
   // Runs the copies queued so far (SyncFile): one syncfs(2) of the target
   // makes their maps' invalidations durable, then each file is copied.
@@ -110,6 +122,13 @@ class Syncer {
 
   // --- Files ---
 
+  // Removes the map index, when there is one, before the first change to
+  // the data of an existing mirror file (so that no entry of it can claim
+  // data that is not on disk): durable now (directory fsync), or at the
+  // caller's next barrier.
+  enum class Durability { kNow, kAtBarrier };
+  void DropIndex(Durability d);
+
   // Where rel's map lives; marks it live for SweepMaps.
   std::string MapPathFor(const std::string& rel);
 
@@ -138,8 +157,11 @@ class Syncer {
 
   // A file whose content is unchanged: its metadata is brought up to date,
   // and when that changed anything, its map is restamped with the file's
-  // new identity (durable at Finish's barrier).
-  // dst_st: the lstat of dst.
+  // new identity (durable at Finish's barrier). The map's header goes into
+  // the next index.
+  // dst_st: the lstat of dst. old_map: the map, open and checked; null
+  // when old came from the index (the map is then read and checked here
+  // only if it must be restamped).
   void SyncMetadataOnly(const Entry& meta, const std::string& dst, const FileStatus& dst_st,
                         const std::string& map_path, const Blockmap& old, ReadableFile* old_map);
 
@@ -200,6 +222,15 @@ class Syncer {
   std::map<InodeKey, std::pair<std::string, std::string>> mapped_;  // target inode -> file, its map
   std::set<InodeKey> relinked_;              // target inodes whose link count this sync changed
   std::unordered_set<std::string> live_maps_;  // "<hex>.map" of every file synced
+  // The map index (blockmap.h). index_old_: the one read at the start, when
+  // sound (trees only). index_new_: the header of every map that is
+  // complete (or will be at the next barrier) and fits its file.
+  std::string index_path_;
+  bool index_on_disk_ = false;  // an index file is there (sound or not)
+  MapIndex index_old_;
+  MapIndex index_new_;
+  bool swept_ = false;           // SweepMaps ran through
+  bool live_map_missing_ = false;  // some file's map is not in the map directory
   std::set<std::string> made_subdirs_;
 };
 
