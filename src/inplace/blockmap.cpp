@@ -236,7 +236,7 @@ namespace {
 constexpr char kIndexMagic[8] = {'V', 'M', 'B', 'K', 'I', 'D', 'X', '\n'};
 constexpr uint32_t kIndexVersion = 1;
 constexpr size_t kIndexHeaderSize = 24;
-constexpr size_t kIndexRecordSize = 44;  // before the path
+constexpr size_t kIndexRecordSize = 52;  // before the path
 
 }  // namespace
 
@@ -275,6 +275,7 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
     m.target_ino = GetU64(p + 20);
     m.target_mtime_ns = static_cast<int64_t>(GetU64(p + 28));
     m.target_ctime_ns = static_cast<int64_t>(GetU64(p + 36));
+    m.source_ctime_ns = static_cast<int64_t>(GetU64(p + 44));
     m.path.assign(p + kIndexRecordSize, path_len);
     off += kIndexRecordSize + path_len;
     std::string key = m.path;
@@ -303,6 +304,7 @@ std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size) {
     PutU64(&s, m->target_ino);
     PutU64(&s, static_cast<uint64_t>(m->target_mtime_ns));
     PutU64(&s, static_cast<uint64_t>(m->target_ctime_ns));
+    PutU64(&s, static_cast<uint64_t>(m->source_ctime_ns));
     s += m->path;
   }
   const Hash sum = Sha256(s.data(), s.size());
@@ -313,7 +315,7 @@ std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size) {
 bool SameMapHeader(const Blockmap& a, const Blockmap& b) {
   return a.block_size == b.block_size && a.file_size == b.file_size && a.source_mtime_ns == b.source_mtime_ns &&
          a.target_ino == b.target_ino && a.target_mtime_ns == b.target_mtime_ns &&
-         a.target_ctime_ns == b.target_ctime_ns && a.path == b.path;
+         a.target_ctime_ns == b.target_ctime_ns && a.source_ctime_ns == b.source_ctime_ns && a.path == b.path;
 }
 
 // --- Checking and listing ---

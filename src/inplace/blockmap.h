@@ -41,6 +41,10 @@ struct Blockmap {
   int64_t target_ctime_ns = 0;
   std::string path;           // relative to the map root
   std::vector<Hash> blocks;   // zero id = all-zero block (left empty by CheckBlockmap)
+  // The map index only (not in a map file): the source's ctime when its
+  // metadata was last mirrored in full (every step done), else kNoCtime.
+  int64_t source_ctime_ns = kNoCtime;
+  static constexpr int64_t kNoCtime = INT64_MIN;
 };
 
 // Bytes of one entry (and of the trailer).
@@ -183,6 +187,11 @@ inline constexpr uint64_t kMaxMapIndexSize = uint64_t{1} << 30;
 
 // Map headers (Blockmap without entries) by path relative to MAPROOT.
 using MapIndex = std::unordered_map<std::string, Blockmap>;
+
+// An entry whose source_ctime_ns is the source file's ctime now also says
+// that the mirror file's metadata (owner, mode, mtime, xattrs) is the
+// source's, when the mirror file still fits it (the same inode, size, mtime
+// and ctime): neither changed since the sync that mirrored them.
 
 // Reads the index at path, written for blocks of block_size, into *out.
 // Returns "" when it is sound, else why it is not used ("is missing", "has a

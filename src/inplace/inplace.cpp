@@ -112,6 +112,7 @@ bool Syncer::SyncChild(const std::string& src, const std::string& dst, const std
     log_->Info(src + " vanished during the sync");
     return false;
   }
+  if (st.type == S_IFREG && st.nlink == 1 && SkipUnchangedFile(dst, rel, st)) return true;
   Entry e = FromSource([&] { return ReadMetadata(env_, src, st); });
   switch (e.type) {
     case EntryType::kDir: {

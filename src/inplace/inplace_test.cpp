@@ -1220,6 +1220,61 @@ TEST_F(InplaceTreeTest, AFileEditedBehindTheIndexIsNotTrusted) {
   EXPECT_EQ(Describe(dst_), Describe(src_));
 }
 
+// Counts the xattr lists a sync reads.
+class XattrCountEnv final : public EnvWrapper {
+ public:
+  XattrCountEnv() : EnvWrapper(Env::Default()) {}
+  std::set<std::string> read;
+  Xattrs ReadXattrs(const std::string& p) override {
+    read.insert(p);
+    return EnvWrapper::ReadXattrs(p);
+  }
+};
+
+// An unchanged file (one link, both ctimes as the index recorded them) has
+// neither its xattrs nor its mirror's read. A metadata change on either
+// side moves a ctime, and is mirrored (or undone) as before: the source's
+// mode, owner or xattrs changed with its mtime put back; an xattr added to
+// the mirror behind vmback's back.
+TEST_F(InplaceTreeTest, MetadataIsReadOnlyWhenACtimeMoved) {
+  MakeTree();
+  Sync(src_, dst_);
+  XattrCountEnv day2;
+  InplaceStats s = Sync(src_, dst_, kBs, {}, &day2);
+  EXPECT_EQ(s.files_skipped, 7u);
+  for (const char* f : {"a.bin", "sparse.img", "empty", "sub/deep/x.txt", "gone/y"}) {
+    EXPECT_FALSE(day2.read.count(S(f))) << f;
+    EXPECT_FALSE(day2.read.count(D(f))) << f;
+  }
+  EXPECT_TRUE(day2.read.count(S("hard1"))) << "two links: read as before";
+
+  const struct stat a = Stat(S("a.bin"));
+  ASSERT_EQ(::lsetxattr(S("a.bin").c_str(), "user.a", "2", 1, 0), 0);
+  ASSERT_EQ(::chmod(S("empty").c_str(), 0600), 0);
+  ASSERT_EQ(::chown(S("gone/y").c_str(), 4321, 8765), 0);
+  ASSERT_EQ(::lsetxattr(D("sparse.img").c_str(), "user.planted", "x", 1, 0), 0);
+  SetMtimeNs(S("a.bin"), a.st_mtim.tv_sec, a.st_mtim.tv_nsec);
+  XattrCountEnv day3;
+  s = Sync(src_, dst_, kBs, {}, &day3);
+  EXPECT_EQ(s.files_skipped, 6u);
+  EXPECT_EQ(s.blockmaps_rebuilt, 1u) << "the mirror changed behind vmback's back: compared";
+  EXPECT_EQ(s.blocks_written, 0u);
+  for (const char* f : {"a.bin", "sparse.img", "empty", "gone/y"}) EXPECT_TRUE(day3.read.count(D(f))) << f;
+  EXPECT_FALSE(day3.read.count(D("sub/deep/x.txt")));
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+  char v[8] = {};
+  EXPECT_EQ(::lgetxattr(D("a.bin").c_str(), "user.a", v, sizeof v), 1);
+  EXPECT_EQ(v[0], '2');
+  EXPECT_LT(::lgetxattr(D("sparse.img").c_str(), "user.planted", v, sizeof v), 0);
+
+  XattrCountEnv day4;  // the index holds the new ctimes: nothing read again
+  s = Sync(src_, dst_, kBs, {}, &day4);
+  EXPECT_EQ(s.files_skipped, 7u);
+  EXPECT_EQ(s.blockmaps_rebuilt + s.bytes_read + s.map_bytes_written, 0u);
+  for (const char* f : {"a.bin", "sparse.img", "empty", "gone/y"}) EXPECT_FALSE(day4.read.count(D(f))) << f;
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+}
+
 // An index that is torn, of an unknown version, or written for another
 // block size is not used: the maps are read (and trusted as before), and
 // a sound index replaces it.

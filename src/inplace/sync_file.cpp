@@ -47,6 +47,8 @@ void Syncer::RestampRelinkedMaps() {
       continue;
     h.target_ctime_ns = now.ctime_ns;
     RewriteMapHeader(f.get(), map_path, h);
+    auto entry = index_new_.find(h.path);
+    if (entry != index_new_.end()) h.source_ctime_ns = entry->second.source_ctime_ns;
     index_new_.insert_or_assign(h.path, h);
   }
   relinked_.clear();
@@ -87,6 +89,7 @@ void Syncer::LoadIndex(bool tree) {
   index_on_disk_ = env_->Exists(index_path_);
   if (!tree || !index_on_disk_) return;
   const std::string why = ReadMapIndex(env_, index_path_, bs_, &index_old_);
+  index_new_.reserve(index_old_.size());
   if (!why.empty()) log_->Info("map index " + index_path_ + " " + why + "; the blockmaps are read instead");
 }
 
@@ -134,6 +137,33 @@ void Syncer::WriteIndex() {
   }
   index_on_disk_ = true;
   written_ = true;
+}
+
+void Syncer::AddToIndex(Blockmap h, const FileStatus& src_st, bool meta_ok) {
+  h.source_ctime_ns = meta_ok ? src_st.ctime_ns : Blockmap::kNoCtime;
+  std::string key = h.path;
+  index_new_.insert_or_assign(std::move(key), std::move(h));
+}
+
+bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st) {
+  if (opts_.full_read) return false;
+  auto it = index_old_.find(rel);
+  if (it == index_old_.end()) return false;
+  const Blockmap& m = it->second;
+  if (m.source_ctime_ns == Blockmap::kNoCtime || m.source_ctime_ns != src_st.ctime_ns ||
+      m.file_size != src_st.size || m.source_mtime_ns != src_st.mtime_ns)
+    return false;
+  const FileStatus dst_st = env_->Status(dst);
+  // (The rest is implied by the two ctimes; checked all the same.)
+  if (dst_st.kind != FileKind::kFile || dst_st.nlink != 1 || !FitsTarget(m, dst_st) || dst_st.mode != src_st.mode ||
+      dst_st.uid != src_st.uid || dst_st.gid != src_st.gid || dst_st.mtime_ns != src_st.mtime_ns)
+    return false;
+  stats_->files++;
+  stats_->files_skipped++;
+  MapPathFor(rel);
+  // Not in mapped_: with one link on both sides no sync step relinks it.
+  index_new_.insert_or_assign(rel, m);
+  return true;
 }
 
 std::string Syncer::MapPathFor(const std::string& rel) {
@@ -190,9 +220,9 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
     if (it != index_old_.end() && FitsTarget(it->second, dst_st) && unchanged(it->second)) {
       stats_->files_skipped++;
       if (meta) {
-        SyncMetadataOnly(*meta, dst, dst_st, map_path, it->second, nullptr);
+        SyncMetadataOnly(*meta, dst, dst_st, src_st, map_path, it->second, nullptr);
       } else {
-        index_new_.insert_or_assign(rel, it->second);
+        AddToIndex(it->second, src_st, false);
       }
       mapped_.insert_or_assign(InodeKey{dst_st.dev, dst_st.ino}, std::make_pair(dst, map_path));
       return;
@@ -205,9 +235,9 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   if (trusted && unchanged(old)) {
     stats_->files_skipped++;
     if (meta) {
-      SyncMetadataOnly(*meta, dst, dst_st, map_path, old, old_map.get());
+      SyncMetadataOnly(*meta, dst, dst_st, src_st, map_path, old, old_map.get());
     } else {
-      index_new_.insert_or_assign(rel, old);
+      AddToIndex(old, src_st, false);
     }
     mapped_.insert_or_assign(InodeKey{dst_st.dev, dst_st.ino}, std::make_pair(dst, map_path));
     return;
@@ -258,9 +288,13 @@ bool Syncer::ClearWayForFile(const std::string& dst, const FileStatus& src_st, F
 }
 
 void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const FileStatus& dst_st,
-                              const std::string& map_path, const Blockmap& old, ReadableFile* old_map) {
-  if (!ApplyMetadata(meta, dst, &dst_st)) {
-    index_new_.insert_or_assign(old.path, old);
+                              const FileStatus& src_st, const std::string& map_path, const Blockmap& old,
+                              ReadableFile* old_map) {
+  const uint64_t warnings = stats_->warnings;
+  const bool changed = ApplyMetadata(meta, dst, &dst_st);
+  const bool meta_ok = stats_->warnings == warnings;
+  if (!changed) {
+    AddToIndex(old, src_st, meta_ok);
     return;
   }
   std::unique_ptr<ReadableFile> opened;
@@ -269,7 +303,9 @@ void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const F
     // restamped. One that is not sound is left to the next sync, which
     // finds that it does not fit and compares.
     Blockmap checked;
-    if (!LoadMap(map_path, old.path, dst_st, &checked, &opened).empty() || !SameMapHeader(checked, old)) return;
+    if (!LoadMap(map_path, old.path, dst_st, &checked, &opened).empty() ||
+        EncodeBlockmapHeader(checked) != EncodeBlockmapHeader(old))
+      return;
     old_map = opened.get();
   }
   // No fsync of the file: its data is what the map says, whichever of the
@@ -280,7 +316,7 @@ void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const F
   h.target_mtime_ns = now.mtime_ns;
   h.target_ctime_ns = now.ctime_ns;
   RewriteMapHeader(old_map, map_path, h);
-  index_new_.insert_or_assign(h.path, h);
+  AddToIndex(std::move(h), src_st, meta_ok);
 }
 
 void Syncer::SyncContent(const std::string& src, const std::string& rel, const FileStatus& src_st,
@@ -305,7 +341,9 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   c->map = map.get();
   written_ = true;
   const bool entries_changed = copier_.Copy(*c);
+  const uint64_t warnings = stats_->warnings;
   if (meta) ApplyMetadata(*meta, dst);
+  const bool meta_ok = meta && stats_->warnings == warnings;
   out->Close();  // no fsync: the barrier before the map's completion makes it durable
   target.reset();
 
@@ -323,10 +361,10 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   if (c->basis == CopyBasis::kMap && !map->invalidated() && !entries_changed && !resized &&
       EncodeBlockmapHeader(h) == EncodeBlockmapHeader(*c->old)) {
     map->Close();  // nothing changed at all
-    index_new_.insert_or_assign(rel, h);
+    AddToIndex(std::move(h), src_st, meta_ok);
     return;
   }
-  index_new_.insert_or_assign(rel, h);  // complete at the next barrier
+  AddToIndex(h, src_st, meta_ok);  // complete at the next barrier
   // The map is completed only after the next barrier (CompleteMaps) has
   // made this file's data and metadata durable.
   pending_.push_back(map->Finish(h, resized));

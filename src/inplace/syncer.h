@@ -103,6 +103,14 @@ class Syncer {
   // Returns false when the source entry vanished (its mirror is deleted).
   bool SyncChild(const std::string& src, const std::string& dst, const std::string& rel);
 
+  // A regular file of one link (src_st) whose index entry records its
+  // size, mtime and ctime, and whose mirror file fits the entry (one link
+  // too): neither its data nor its metadata changed since the sync that
+  // mirrored both, so nothing of it is read (not even its xattrs) and
+  // nothing written. Returns whether it was such a file (counted, its map
+  // kept, its entry carried into the next index).
+  bool SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st);
+
   // A later name of a multiply-linked inode: a hard link to the first one.
   void SyncHardLink(const std::string& first, const std::string& dst);
 
@@ -131,6 +139,11 @@ class Syncer {
 
   // Where rel's map lives; marks it live for SweepMaps.
   std::string MapPathFor(const std::string& rel);
+
+  // h (a complete map's header, or one complete at the next barrier) into
+  // the next index; with the source's ctime (src_st) when the file's
+  // metadata was mirrored without a failure (meta_ok).
+  void AddToIndex(Blockmap h, const FileStatus& src_st, bool meta_ok);
 
   // Makes the map's XX directory (0700) once per sync.
   void EnsureMapSubdir(const std::string& map_path);
@@ -163,7 +176,8 @@ class Syncer {
   // when old came from the index (the map is then read and checked here
   // only if it must be restamped).
   void SyncMetadataOnly(const Entry& meta, const std::string& dst, const FileStatus& dst_st,
-                        const std::string& map_path, const Blockmap& old, ReadableFile* old_map);
+                        const FileStatus& src_st, const std::string& map_path, const Blockmap& old,
+                        ReadableFile* old_map);
 
   // Copies the content of src onto *c->dst (c: basis, old map), applies the
   // metadata and holds the map's completion back for the next barrier
