@@ -235,13 +235,15 @@ namespace {
 
 constexpr char kIndexMagic[8] = {'V', 'M', 'B', 'K', 'I', 'D', 'X', '\n'};
 constexpr uint32_t kIndexVersion = 1;
-constexpr size_t kIndexHeaderSize = 24;
+constexpr size_t kIndexHeaderSize = 32;
+constexpr uint32_t kIndexExact = 1;  // flags: the map directory held exactly these maps
 constexpr size_t kIndexRecordSize = 52;  // before the path
 
 }  // namespace
 
-std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out) {
+std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out, bool* exact) {
   out->clear();
+  if (exact) *exact = false;
   if (!env->Exists(path)) return "is missing";
   std::string s;
   try {
@@ -259,7 +261,8 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
   if (Sha256(s.data(), body) != have) return "has a wrong checksum";
   if (GetU32(s.data() + 12) != block_size)
     return "was written for blocks of " + std::to_string(GetU32(s.data() + 12)) + " bytes";
-  const uint64_t n = GetU64(s.data() + 16);
+  const uint32_t flags = GetU32(s.data() + 16);
+  const uint64_t n = GetU64(s.data() + 24);
   if (n > (body - kIndexHeaderSize) / kIndexRecordSize) return "has a count that does not fit its size";
   out->reserve(n);
   size_t off = kIndexHeaderSize;
@@ -285,10 +288,11 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
     out->clear();
     return "has records that do not fit its count";
   }
+  if (exact) *exact = (flags & kIndexExact) != 0;
   return "";
 }
 
-std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size) {
+std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exact) {
   std::vector<const Blockmap*> maps;
   maps.reserve(index.size());
   for (const auto& kv : index) maps.push_back(&kv.second);
@@ -296,6 +300,8 @@ std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size) {
   std::string s(kIndexMagic, sizeof kIndexMagic);
   PutU32(&s, kIndexVersion);
   PutU32(&s, block_size);
+  PutU32(&s, exact ? kIndexExact : 0);
+  PutU32(&s, 0);
   PutU64(&s, maps.size());
   for (const Blockmap* m : maps) {
     PutU32(&s, static_cast<uint32_t>(m->path.size()));

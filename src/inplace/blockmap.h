@@ -193,14 +193,20 @@ using MapIndex = std::unordered_map<std::string, Blockmap>;
 // source's, when the mirror file still fits it (the same inode, size, mtime
 // and ctime): neither changed since the sync that mirrored them.
 
-// Reads the index at path, written for blocks of block_size, into *out.
-// Returns "" when it is sound, else why it is not used ("is missing", "has a
-// wrong checksum", ...); *out is then empty.
-std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out);
+// An index written "exact" also says that the map directory held these
+// maps and nothing else (no other map, no temporary) when it was written;
+// a sync removes it before it creates a map, so that it stays true.
+
+// Reads the index at path, written for blocks of block_size, into *out
+// (and whether it is exact into *exact, when given). Returns "" when it is
+// sound, else why it is not used ("is missing", "has a wrong checksum",
+// ...); *out is then empty.
+std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out,
+                         bool* exact = nullptr);
 
 // The index of the maps in index (each m.block_size == block_size), in a
 // byte order that does not depend on the hash map's.
-std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size);
+std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exact);
 
 // Whether a and b describe the same file identically (header fields and
 // path; entries are not compared).

@@ -82,7 +82,10 @@
 // 1's syncfs (or, before a file copied at once is touched, removed and its
 // directory fsynced), so no entry of it ever outlives a change of a file's
 // data; after step 4 a new one is written (temporary + rename, made durable
-// by the last syncfs) when it differs from the one on disk.
+// by the last syncfs) when it differs from the one on disk. An index
+// written "exact" (the map directory held its maps and nothing else) lets
+// the sweep of dead maps skip its listing when no map was made and every
+// map it names was claimed; it is removed before the first new map.
 //
 // Quick check: a regular source file whose size and mtime equal those the
 // map recorded is not read (unless options.full_read); only its metadata is

@@ -1142,7 +1142,11 @@ TEST_F(InplaceTreeTest, OneSyncAtATime) {
 class MapCountEnv final : public EnvWrapper {
  public:
   MapCountEnv() : EnvWrapper(Env::Default()) {}
-  int map_opens = 0, map_stats = 0, index_reads = 0;
+  int map_opens = 0, map_stats = 0, index_reads = 0, map_dir_lists = 0;
+  std::vector<std::string> ListDir(const std::string& p) override {
+    if (p.find(kBlockmapDir) != std::string::npos) map_dir_lists++;
+    return EnvWrapper::ListDir(p);
+  }
   std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override {
     if (EndsWith(p, ".map")) map_opens++;
     if (EndsWith(p, std::string("/") + kMapIndexName)) index_reads++;
@@ -1174,6 +1178,7 @@ TEST_F(InplaceTreeTest, TheIndexTellsUnchangedFilesWithoutReadingTheirMaps) {
   EXPECT_EQ(s.bytes_read + s.bytes_written + s.map_bytes_written + s.deleted, 0u);
   EXPECT_EQ(day2.map_opens + day2.map_stats, 0);
   EXPECT_EQ(day2.index_reads, 1);
+  EXPECT_EQ(day2.map_dir_lists, 0) << "an exact index: no map directory listed";
 
   ASSERT_EQ(::unlink(IndexOf(dst_).c_str()), 0);
   MapCountEnv old_target;
@@ -1184,6 +1189,63 @@ TEST_F(InplaceTreeTest, TheIndexTellsUnchangedFilesWithoutReadingTheirMaps) {
   MapIndex again;
   ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &again), "");
   EXPECT_EQ(again.size(), 7u);
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+}
+
+// The sweep lists the map directories only when the exact index cannot say
+// what is there: a file vanished (its map is deleted), a map was made (the
+// index is removed first, so that a crash cannot leave it exact), a map
+// was left over (an index that is not exact).
+TEST_F(InplaceTreeTest, TheMapDirectoriesAreListedOnlyWhenTheIndexCannotSay) {
+  MakeTree();
+  Sync(src_, dst_);
+  bool exact = false;
+  MapIndex index;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
+  EXPECT_TRUE(exact);
+
+  ASSERT_EQ(::unlink(S("gone/z").c_str()), 0);
+  MapCountEnv vanished;
+  InplaceStats s = Sync(src_, dst_, kBs, {}, &vanished);
+  EXPECT_EQ(s.maps_deleted, 1u);
+  EXPECT_GT(vanished.map_dir_lists, 0);
+  EXPECT_EQ(CountMaps(dst_), 6u);
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
+  EXPECT_TRUE(exact);
+  EXPECT_EQ(index.size(), 6u);
+
+  WriteFile(S("new"), "new");
+  OrderEnv created;
+  SyncInPlace(&created, src_, dst_, kBs, {}, &log_);
+  const int removed = created.Find(IndexOf(dst_), {"remove"});
+  ASSERT_GE(removed, 0);
+  EXPECT_LT(removed, created.Find(BlockmapPath(dst_, "new"), {"open"})) << "the index goes before the new map";
+  EXPECT_EQ(CountMaps(dst_), 7u);
+
+  // One file gone and one new: as many live maps as the index has, but not
+  // the same ones.
+  ASSERT_EQ(::unlink(S("new").c_str()), 0);
+  WriteFile(S("newer"), "newer");
+  s = Sync(src_, dst_);
+  EXPECT_EQ(s.maps_deleted, 1u);
+  EXPECT_EQ(CountMaps(dst_), 7u);
+  EXPECT_FALSE(fs::exists(BlockmapPath(dst_, "new")));
+
+  // A map left over (as by an older vmback) and no index: the sweep lists,
+  // deletes it, and writes an exact index again.
+  const std::string stray = BlockmapPath(dst_, "nothing/here");
+  ASSERT_TRUE(fs::create_directories(DirName(stray)));
+  WriteFile(stray, "left over");
+  ASSERT_EQ(::unlink(IndexOf(dst_).c_str()), 0);
+  s = Sync(src_, dst_);
+  EXPECT_EQ(s.maps_deleted, 1u);
+  EXPECT_FALSE(fs::exists(stray));
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
+  EXPECT_TRUE(exact);
+  MapCountEnv quiet;
+  s = Sync(src_, dst_, kBs, {}, &quiet);
+  EXPECT_EQ(quiet.map_dir_lists + quiet.map_opens, 0);
+  EXPECT_EQ(s.maps_deleted + s.map_bytes_written, 0u);
   EXPECT_EQ(Describe(dst_), Describe(src_));
 }
 

@@ -59,6 +59,15 @@ void Syncer::SweepMaps() {
     log_->Warn("some source entries could not be read; old blockmaps in " + map_dir_ + " are kept");
     return;
   }
+  if (index_exact_ && !maps_created_ && live_maps_.size() == index_old_.size()) {
+    // The directory holds the index's maps and nothing else, and every
+    // live file (each with a map that was there) claimed one of them: so
+    // all of them. Nothing to list (on a cold disk, a read of every map
+    // directory) or delete.
+    maps_seen_ = live_maps_.size();
+    swept_ = true;
+    return;
+  }
   size_t seen = 0;  // live maps found
   for (const auto& sub : env_->ListDir(map_dir_)) {
     if (sub.rfind(std::string(kMapIndexName) + ".tmp-", 0) == 0) {  // a crashed WriteIndex's
@@ -80,6 +89,7 @@ void Syncer::SweepMaps() {
     }
   }
   live_map_missing_ = seen != live_maps_.size();
+  maps_seen_ = seen;
   swept_ = true;
 }
 
@@ -88,7 +98,7 @@ void Syncer::LoadIndex(bool tree) {
   CheckOwnEntry(env_, index_path_, false);
   index_on_disk_ = env_->Exists(index_path_);
   if (!tree || !index_on_disk_) return;
-  const std::string why = ReadMapIndex(env_, index_path_, bs_, &index_old_);
+  const std::string why = ReadMapIndex(env_, index_path_, bs_, &index_old_, &index_exact_);
   index_new_.reserve(index_old_.size());
   if (!why.empty()) log_->Info("map index " + index_path_ + " " + why + "; the blockmaps are read instead");
 }
@@ -109,7 +119,9 @@ void Syncer::WriteIndex() {
     for (auto it = index_new_.begin(); it != index_new_.end();)
       it = env_->Exists(BlockmapPath(map_root_, it->first)) ? std::next(it) : index_new_.erase(it);
   }
-  if (index_on_disk_ && index_new_.size() == index_old_.size() &&
+  // Exact: every map in the directory has its entry.
+  const bool exact = index_new_.size() == maps_seen_;
+  if (index_on_disk_ && exact == index_exact_ && index_new_.size() == index_old_.size() &&
       std::all_of(index_new_.begin(), index_new_.end(), [&](const auto& kv) {
         auto it = index_old_.find(kv.first);
         return it != index_old_.end() && SameMapHeader(it->second, kv.second);
@@ -120,7 +132,7 @@ void Syncer::WriteIndex() {
   // whatever is at index_path_ is the old index (true: this sync changed no
   // file's data while it was there), nothing, or a new one torn or whole;
   // a torn one fails its checksum and is not used.
-  const std::string data = EncodeMapIndex(index_new_, bs_);
+  const std::string data = EncodeMapIndex(index_new_, bs_, exact);
   const std::string tmp = TempPathFor(index_path_);
   try {
     auto out = env_->OpenWrite(tmp, CreateMode::kExclusive, 0600);
@@ -451,6 +463,13 @@ std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_pat
   const FileStatus st = env_->Status(map_path);
   CheckOwnEntry(map_path, st, false);
   const bool there = st.kind != FileKind::kMissing;
+  if (!there && !maps_created_) {
+    // An exact index would no longer say every map there is. (Not made
+    // durable: should the new map outlive a crash and the index be
+    // exact still, that map is only left over until a sync lists.)
+    if (index_exact_) DropIndex(Durability::kAtBarrier);
+    maps_created_ = true;
+  }
   return std::make_unique<BlockmapWriter>(env_, map_path, rel,
                                           there ? BlockmapWriter::Start::kFresh : BlockmapWriter::Start::kNew, bytes);
 }

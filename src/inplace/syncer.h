@@ -60,7 +60,9 @@ class Syncer {
   void RestampRelinkedMaps();
 
   // After a complete tree sync: removes the maps no file claimed (and
-  // temporaries of the map index a crash left).
+  // temporaries of the map index a crash left). Lists nothing when an
+  // exact index said which maps there are, no map was made since, and
+  // every one of them was claimed.
   void SweepMaps();
 
   // Reads the map index (blockmap.h) of the map root: used for a tree,
@@ -243,7 +245,10 @@ class Syncer {
   bool index_on_disk_ = false;  // an index file is there (sound or not)
   MapIndex index_old_;
   MapIndex index_new_;
-  bool swept_ = false;           // SweepMaps ran through
+  bool index_exact_ = false;      // index_old_ was written exact (blockmap.h)
+  bool maps_created_ = false;     // this sync made a map where none was
+  bool swept_ = false;            // SweepMaps ran through (or knew it had nothing to do)
+  size_t maps_seen_ = 0;          // live maps in the map directory (SweepMaps)
   bool live_map_missing_ = false;  // some file's map is not in the map directory
   std::set<std::string> made_subdirs_;
 };
