@@ -115,7 +115,8 @@ std::string BucketTraffic() {
   const BucketEnv::Stats s = Buckets()->stats();
   if (s.puts + s.gets + s.heads + s.lists + s.deletes == 0) return "";
   return "buckets: " + Counted(s.puts, "PUT") + " (" + FormatBytes(s.put_bytes) + "), " + Counted(s.gets, "GET") +
-         " (" + FormatBytes(s.get_bytes) + "), " + Counted(s.heads, "HEAD") + ", " + Counted(s.lists, "listing") + ", " + Counted(s.deletes, "delete");
+         " (" + FormatBytes(s.get_bytes) + "), " + Counted(s.heads, "HEAD") + ", " + Counted(s.lists, "listing") +
+         ", " + Counted(s.deletes, "delete");
 }
 
 void ConfigureBuckets(const Config& c, const TargetArgs& t) {

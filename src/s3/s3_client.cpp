@@ -172,7 +172,8 @@ void LoadS3Credentials(Env* env, const std::string& profile_arg, S3Config* confi
     ++line_no;
     if (line.empty() || line[0] == '#' || line[0] == ';') continue;
     if (line.front() == '[') {
-      if (line.back() != ']') ThrowConfig("S3 credentials file " + path + " line " + std::to_string(line_no) + ": bad section");
+      if (line.back() != ']')
+        ThrowConfig("S3 credentials file " + path + " line " + std::to_string(line_no) + ": bad section");
       section = Trim(std::string_view(line).substr(1, line.size() - 2));
       if (section == profile) found = true;
       continue;
@@ -582,7 +583,8 @@ std::vector<S3Object> S3Client::List(const std::string& prefix, int page_size, u
       S3_list_bucket(bucket, prefix.empty() ? nullptr : prefix.c_str(), marker.empty() ? nullptr : marker.c_str(),
                      nullptr, page_size, ctx, &handler, &r);
     };
-    std::string page_what = what + " page " + std::to_string(n) + (marker.empty() ? "" : " after " + EscapeForTerminal(marker));
+    std::string page_what =
+        what + " page " + std::to_string(n) + (marker.empty() ? "" : " after " + EscapeForTerminal(marker));
     Run(page_what, &r);
     for (S3Object& o : page) {
       if (o.key.compare(0, prefix.size(), prefix) != 0) {
