@@ -110,6 +110,10 @@ class BucketEnv::Bucket {
       return FileOf(*size);
     }
     if (Count(&lists_, [&] { return client_->AnyUnder(dir); })) return DirOf();
+    // Nothing below it: that is a whole listing of dir, kept like any other
+    // (a new copy's layout is then made without asking again).
+    std::lock_guard<std::mutex> l(mu_);
+    listed_.insert(dir);
     return st;
   }
 
@@ -472,8 +476,7 @@ void BucketEnv::Unsupported(const std::string& what, const std::string& path) co
 
 BucketEnv::Stats BucketEnv::stats() const {
   Stats s;
-  auto* self = const_cast<BucketEnv*>(this);
-  std::lock_guard<std::mutex> l(self->mu_);
+  std::lock_guard<std::mutex> l(mu_);
   for (const auto& [name, b] : buckets_) b->AddStats(&s);
   return s;
 }

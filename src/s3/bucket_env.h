@@ -151,7 +151,7 @@ class BucketEnv : public EnvWrapper {
   Located Locate(const std::string& path);
   [[noreturn]] void Unsupported(const std::string& what, const std::string& path) const;
 
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::function<BucketSettings()> settings_fn_;
   std::unique_ptr<BucketSettings> settings_;
   std::unique_ptr<S3RateLimit> upload_limit_;
