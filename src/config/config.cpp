@@ -28,6 +28,15 @@ constexpr size_t kMaxVolumeNameLength = 255;
 // Seconds settings are kept in an int: a larger value must not wrap around.
 constexpr int64_t kMaxSeconds = std::numeric_limits<int>::max();
 
+// s3://BUCKET/PREFIX with both parts (the s3 module checks the names
+// themselves when it opens the copy).
+bool HasBucketAndPrefix(const std::string& url) {
+  std::string_view rest = std::string_view(url).substr(5);
+  size_t slash = rest.find('/');
+  if (slash == 0 || slash == std::string_view::npos) return false;
+  return rest.find_first_not_of('/', slash) != std::string_view::npos;
+}
+
 const char* TypeName(const toml::node& node) {
   switch (node.type()) {
     case toml::node_type::table: return "table";
@@ -332,6 +341,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
     // config.json and compared with these: no reading them against
     // anything.
     if (config.target.type == TargetType::kStore && IsBucketUrl(path)) {
+      if (!HasBucketAndPrefix(path)) tr.Fail(path_line, "'path': \"" + path + "\" must be s3://BUCKET/PREFIX");
       config.target.path = path;  // the store in a bucket (restore on a new host from it alone)
     } else {
       if (config.target.type == TargetType::kStore && path.front() != '/')
@@ -346,7 +356,7 @@ Config ParseConfig(std::string_view text, const std::string& file_name) {
                                " target is mirrored by its file system");
     for (const auto& m : *mirrors) {
       if (IsBucketUrl(m)) {  // a copy in a bucket: s3://BUCKET/PREFIX
-        if (m.size() <= 5 || m.find('/', 5) == std::string::npos || m.find('/', 5) + 1 >= m.size())
+        if (!HasBucketAndPrefix(m))
           tr.Fail(mirrors_line, "'mirrors': \"" + m + "\" must be s3://BUCKET/PREFIX");
         config.target.mirrors.push_back(m);
         continue;

@@ -110,6 +110,10 @@ TEST(ConfigTest, BucketCopiesAndTheS3Table) {
   EXPECT_EQ(ParseConfig("[target]\npath = \"s3://bk/host1\"\n" + vol, "/etc/vmback/cfg.toml").target.path,
             "s3://bk/host1");
   ExpectErrorAt("[target]\npath = \"/backup\"\nmirrors = [\"s3://bk\"]\n" + vol, 3, "s3://BUCKET/PREFIX");
+  ExpectErrorAt("[target]\npath = \"/backup\"\nmirrors = [\"s3://bk//\"]\n" + vol, 3, "s3://BUCKET/PREFIX");
+  ExpectErrorAt("[target]\npath = \"/backup\"\nmirrors = [\"s3:///host1\"]\n" + vol, 3, "s3://BUCKET/PREFIX");
+  ExpectErrorAt("[target]\npath = \"s3://bk\"\n" + vol, 2, "s3://BUCKET/PREFIX");
+  ExpectErrorAt("[target]\npath = \"s3://\"\n" + vol, 2, "s3://BUCKET/PREFIX");
   ExpectErrorAt(std::string(kTarget) + "[s3]\nendpoint = \"s3.example.net\"\n" + vol, 4, "must be a URL");
   ExpectErrorAt(std::string(kTarget) + "[s3]\naddressing = \"dns\"\n" + vol, 4, "'addressing'");
   ExpectErrorAt(std::string(kTarget) + "[s3]\nupload_limit = \"fast\"\n" + vol, 4, "'upload_limit'");

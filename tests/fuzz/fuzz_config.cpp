@@ -26,6 +26,14 @@ constexpr char kConfigFile[] = "/etc/vmback/vmback.toml";
 
 bool IsAbsolute(const std::string& path) { return !path.empty() && path[0] == '/'; }
 
+// A store and its copies may also be in a bucket: s3://BUCKET/PREFIX.
+bool IsStoreLocation(const std::string& path) {
+  if (IsAbsolute(path)) return true;
+  if (path.compare(0, 5, "s3://") != 0) return false;
+  size_t slash = path.find('/', 5);
+  return slash != std::string::npos && slash > 5 && path.find_first_not_of('/', slash) != std::string::npos;
+}
+
 bool OneOf(const std::string& s, std::initializer_list<std::string_view> set) {
   for (std::string_view v : set)
     if (s == v) return true;
@@ -58,11 +66,12 @@ void CheckConfig(std::string_view text) {
           "a zfs target names a dataset");
     Check(t.path.empty(), "a zfs target has no path");
   } else {
-    Check(IsAbsolute(t.path), "target path is absolute");
+    Check(t.type == TargetType::kStore ? IsStoreLocation(t.path) : IsAbsolute(t.path),
+          "target path is absolute (or a store's s3://BUCKET/PREFIX)");
     Check(t.dataset.empty(), "only a zfs target has a dataset");
   }
   Check(t.type == TargetType::kStore || t.mirrors.empty(), "only the store has mirrors");
-  for (const auto& m : t.mirrors) Check(IsAbsolute(m), "mirror paths are absolute");
+  for (const auto& m : t.mirrors) Check(IsStoreLocation(m), "mirror paths are absolute (or s3://BUCKET/PREFIX)");
   Check(!t.snapshot_prefix.empty() && t.snapshot_prefix.find_first_of("/@ \t") == std::string::npos,
         "snapshot_prefix is a plain name");
   Check(t.block_size == 0 || (t.type != TargetType::kStore && t.block_size >= 512 && t.block_size <= (16u << 20) &&
