@@ -781,7 +781,9 @@ TEST_F(InplaceTest, ATreeIsMadeDurableByBarriersNotByAnFsyncPerFile) {
   SyncInPlace(&day1, src, dst, kBs, {}, &log_);
   EXPECT_EQ(day1.Count("sync"), 0);
   EXPECT_EQ(day1.Count("syncdir"), 0);
-  EXPECT_EQ(day1.Count("syncfs"), 2);
+  // Before the completed maps, after them (before the index that names
+  // them), and the last one.
+  EXPECT_EQ(day1.Count("syncfs"), 3);
   for (const auto& rel : rels) check_order(day1, rel);
   EXPECT_EQ(Describe(dst), Describe(src));
 
@@ -793,7 +795,7 @@ TEST_F(InplaceTest, ATreeIsMadeDurableByBarriersNotByAnFsyncPerFile) {
   InplaceStats s = SyncInPlace(&day2, src, dst, kBs, {}, &log_);
   EXPECT_EQ(s.files_skipped, rels.size() - 3);
   EXPECT_EQ(day2.Count("sync"), 0);
-  EXPECT_EQ(day2.Count("syncfs"), 3);
+  EXPECT_EQ(day2.Count("syncfs"), 4);
   for (int i : {3, 10, 17}) {
     const std::string file = dst + "/" + rels[i], map = BlockmapPath(dst, rels[i]);
     const int invalid = day2.Find(map, {"write"}, 0, false, 12);
@@ -841,6 +843,16 @@ TEST_F(InplaceTest, TheIndexIsRemovedDurablyBeforeAnyFileChanges) {
     ASSERT_GE(first_data, 0);
     ASSERT_GE(removed, 0);
     EXPECT_LT(removed, first_data);
+    // Durably gone before any map is touched: a sync stopped between the
+    // map's invalidation and the copy leaves no index to trust that map.
+    const int synced = env.Find(DirName(index), {"syncdir"}, removed);
+    ASSERT_GE(synced, 0);
+    const int first_map = env.Find(BlockmapPath(dst, "f4"), {"write"});
+    ASSERT_GE(first_map, 0);
+    EXPECT_LT(synced, first_map);
+    // And the new index comes after a barrier that follows the last map write.
+    const int last_map = env.Find(BlockmapPath(dst, "f4"), {"write"}, 0, true);
+    EXPECT_LT(env.Barrier(last_map), env.Find(index, {"rename"}));
     if (how == "queued") {
       EXPECT_LT(env.Barrier(removed), first_data);
     } else {
@@ -1301,6 +1313,13 @@ class XattrCountEnv final : public EnvWrapper {
 TEST_F(InplaceTreeTest, MetadataIsReadOnlyWhenACtimeMoved) {
   MakeTree();
   Sync(src_, dst_);
+  // A ctime within 2 s of the sync is not recorded (a change in the same
+  // clock tick would leave it as it is): read again.
+  XattrCountEnv racy;
+  Sync(src_, dst_, kBs, {}, &racy);
+  EXPECT_TRUE(racy.read.count(S("a.bin"))) << "a just-made file's ctime is not trusted";
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  Sync(src_, dst_);  // now the ctimes are recorded
   XattrCountEnv day2;
   InplaceStats s = Sync(src_, dst_, kBs, {}, &day2);
   EXPECT_EQ(s.files_skipped, 7u);
@@ -1316,6 +1335,7 @@ TEST_F(InplaceTreeTest, MetadataIsReadOnlyWhenACtimeMoved) {
   ASSERT_EQ(::chown(S("gone/y").c_str(), 4321, 8765), 0);
   ASSERT_EQ(::lsetxattr(D("sparse.img").c_str(), "user.planted", "x", 1, 0), 0);
   SetMtimeNs(S("a.bin"), a.st_mtim.tv_sec, a.st_mtim.tv_nsec);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the new ctimes settle
   XattrCountEnv day3;
   s = Sync(src_, dst_, kBs, {}, &day3);
   EXPECT_EQ(s.files_skipped, 6u);

@@ -59,10 +59,11 @@ void Syncer::SweepMaps() {
     log_->Warn("some source entries could not be read; old blockmaps in " + map_dir_ + " are kept");
     return;
   }
-  if (index_exact_ && !maps_created_ && live_maps_.size() == index_old_.size()) {
+  if (index_exact_ && !maps_created_ && live_maps_.size() == index_old_.size() &&
+      index_claimed_.size() == index_old_.size()) {
     // The directory holds the index's maps and nothing else, and every
-    // live file (each with a map that was there) claimed one of them: so
-    // all of them. Nothing to list (on a cold disk, a read of every map
+    // file the index names was met (so claimed its map), and no other file
+    // has one: so all of them, and nothing else. Nothing to list (on a cold disk, a read of every map
     // directory) or delete.
     maps_seen_ = live_maps_.size();
     swept_ = true;
@@ -133,6 +134,14 @@ void Syncer::WriteIndex() {
   // file's data while it was there), nothing, or a new one torn or whole;
   // a torn one fails its checksum and is not used.
   const std::string data = EncodeMapIndex(index_new_, bs_, exact);
+  if (data.size() > kMaxMapIndexSize) {  // it would never be read: none
+    DropIndex(Durability::kAtBarrier);
+    return;
+  }
+  // The map headers written since the last barrier (CompleteMaps, the
+  // restamps) are made durable first: an index must never reach the disk
+  // before a map it says is complete.
+  env_->SyncFileSystem(map_root_);
   const std::string tmp = TempPathFor(index_path_);
   try {
     auto out = env_->OpenWrite(tmp, CreateMode::kExclusive, 0600);
@@ -152,7 +161,8 @@ void Syncer::WriteIndex() {
 }
 
 void Syncer::AddToIndex(Blockmap h, const FileStatus& src_st, bool meta_ok) {
-  h.source_ctime_ns = meta_ok ? src_st.ctime_ns : Blockmap::kNoCtime;
+  const bool settled = src_st.ctime_ns < started_ns_ - kRacyCtimeNs;
+  h.source_ctime_ns = meta_ok && settled ? src_st.ctime_ns : Blockmap::kNoCtime;
   std::string key = h.path;
   index_new_.insert_or_assign(std::move(key), std::move(h));
 }
@@ -179,6 +189,7 @@ bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, c
 }
 
 std::string Syncer::MapPathFor(const std::string& rel) {
+  if (index_old_.count(rel)) index_claimed_.insert(rel);
   std::string path = BlockmapPath(map_root_, rel);
   live_maps_.insert(BaseName(path));
   return path;
@@ -260,7 +271,10 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   if (trusted && source_changed) {
     // The map is complete on disk: it must be invalid there before the
     // file changes. Invalidated now without an fsync, the copy waits for
-    // one barrier shared by many files.
+    // one barrier shared by many files. The index goes first, and
+    // durably: an index outliving a map it names as complete (the sync
+    // stopped before the copy) would have that map trusted unread.
+    DropIndex(Durability::kNow);
     stats_->map_bytes_written += SetBlockmapState(env_, map_path, MapState::kBeingWritten);
     written_ = true;
     queued_.push_back(QueuedCopy{src, dst, rel, map_path, src_st,

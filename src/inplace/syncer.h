@@ -45,7 +45,8 @@ class Syncer {
         map_root_(std::move(map_root)),
         map_dir_(JoinPath(map_root_, kBlockmapDir)),
         copier_(block_size, opts, stats, log),
-        filter_(env, opts.excludes, log) {}
+        filter_(env, opts.excludes, log),
+        started_ns_(env->NowNanos()) {}
 
   // A file or block device (resolved) onto the file dest.
   void SyncSingle(const std::string& src, const std::string& dst);
@@ -251,6 +252,14 @@ class Syncer {
   size_t maps_seen_ = 0;          // live maps in the map directory (SweepMaps)
   bool live_map_missing_ = false;  // some file's map is not in the map directory
   std::set<std::string> made_subdirs_;
+  // Files of index_old_ this sync met (MapPathFor): the exact index's
+  // sweep is skipped only when every one of them was met.
+  std::unordered_set<std::string> index_claimed_;
+  // When this sync began: a source ctime this recent (within kRacyCtimeNs)
+  // is not recorded in the index, as a change in the same clock tick
+  // after it was read would leave it as it is (git's "racily clean").
+  int64_t started_ns_;
+  static constexpr int64_t kRacyCtimeNs = 2'000'000'000;
 };
 
 }  // namespace inplace_internal
