@@ -237,7 +237,7 @@ constexpr char kIndexMagic[8] = {'V', 'M', 'B', 'K', 'I', 'D', 'X', '\n'};
 constexpr uint32_t kIndexVersion = 1;
 constexpr size_t kIndexHeaderSize = 32;
 constexpr uint32_t kIndexExact = 1;  // flags: the map directory held exactly these maps
-constexpr size_t kIndexRecordSize = 52;  // before the path
+constexpr size_t kIndexRecordSize = 84;  // before the path
 
 }  // namespace
 
@@ -279,6 +279,11 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
     m.target_mtime_ns = static_cast<int64_t>(GetU64(p + 28));
     m.target_ctime_ns = static_cast<int64_t>(GetU64(p + 36));
     m.source_ctime_ns = static_cast<int64_t>(GetU64(p + 44));
+    m.map_ino = GetU64(p + 52);
+    m.map_size = GetU64(p + 60);
+    m.map_mtime_ns = static_cast<int64_t>(GetU64(p + 68));
+    m.map_ctime_ns = static_cast<int64_t>(GetU64(p + 76));
+    if (m.map_ino == 0) break;  // never written so
     m.path.assign(p + kIndexRecordSize, path_len);
     off += kIndexRecordSize + path_len;
     std::string key = m.path;
@@ -311,6 +316,10 @@ std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exac
     PutU64(&s, static_cast<uint64_t>(m->target_mtime_ns));
     PutU64(&s, static_cast<uint64_t>(m->target_ctime_ns));
     PutU64(&s, static_cast<uint64_t>(m->source_ctime_ns));
+    PutU64(&s, m->map_ino);
+    PutU64(&s, m->map_size);
+    PutU64(&s, static_cast<uint64_t>(m->map_mtime_ns));
+    PutU64(&s, static_cast<uint64_t>(m->map_ctime_ns));
     s += m->path;
   }
   const Hash sum = Sha256(s.data(), s.size());
@@ -321,7 +330,21 @@ std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exac
 bool SameMapHeader(const Blockmap& a, const Blockmap& b) {
   return a.block_size == b.block_size && a.file_size == b.file_size && a.source_mtime_ns == b.source_mtime_ns &&
          a.target_ino == b.target_ino && a.target_mtime_ns == b.target_mtime_ns &&
-         a.target_ctime_ns == b.target_ctime_ns && a.source_ctime_ns == b.source_ctime_ns && a.path == b.path;
+         a.target_ctime_ns == b.target_ctime_ns && a.source_ctime_ns == b.source_ctime_ns && a.path == b.path &&
+         a.map_ino == b.map_ino && a.map_size == b.map_size && a.map_mtime_ns == b.map_mtime_ns &&
+         a.map_ctime_ns == b.map_ctime_ns;
+}
+
+bool MapFileUnchanged(const Blockmap& m, const FileStatus& st) {
+  return m.map_ino != 0 && st.kind == FileKind::kFile && m.map_ino == static_cast<uint64_t>(st.ino) &&
+         m.map_size == st.size && m.map_mtime_ns == st.mtime_ns && m.map_ctime_ns == st.ctime_ns;
+}
+
+void RecordMapFile(Blockmap* m, const FileStatus& st) {
+  m->map_ino = static_cast<uint64_t>(st.ino);
+  m->map_size = st.size;
+  m->map_mtime_ns = st.mtime_ns;
+  m->map_ctime_ns = st.ctime_ns;
 }
 
 // --- Checking and listing ---

@@ -45,6 +45,13 @@ struct Blockmap {
   // metadata was last mirrored in full (every step done), else kNoCtime.
   int64_t source_ctime_ns = kNoCtime;
   static constexpr int64_t kNoCtime = INT64_MIN;
+  // The map index only: the map file itself as the index saw it (lstat:
+  // inode, size, mtime, ctime), so that an entry is used only while its
+  // map was not touched since; map_ino 0: not known yet.
+  uint64_t map_ino = 0;
+  uint64_t map_size = 0;
+  int64_t map_mtime_ns = 0;
+  int64_t map_ctime_ns = 0;
 };
 
 // Bytes of one entry (and of the trailer).
@@ -208,9 +215,18 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
 // byte order that does not depend on the hash map's.
 std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exact);
 
-// Whether a and b describe the same file identically (header fields and
-// path; entries are not compared).
+// Whether a and b describe the same file identically (header fields,
+// path and the index's fields; entries are not compared).
 bool SameMapHeader(const Blockmap& a, const Blockmap& b);
+
+// Whether the index entry m still describes its map file, whose lstat is
+// st: a regular file with the inode, size, mtime and ctime recorded. (Any
+// write to the map, a truncation, a rename over it or a symlink put in its
+// place changes one of them.)
+bool MapFileUnchanged(const Blockmap& m, const FileStatus& st);
+
+// Records st (the map file's lstat) in the index entry m.
+void RecordMapFile(Blockmap* m, const FileStatus& st);
 
 // --- Checking and listing ---
 

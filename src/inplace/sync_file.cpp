@@ -1,6 +1,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "inplace/syncer.h"
@@ -99,6 +100,7 @@ void Syncer::LoadIndex(bool tree) {
   CheckOwnEntry(env_, index_path_, false);
   index_on_disk_ = env_->Exists(index_path_);
   if (!tree || !index_on_disk_) return;
+  index_mtime_ns_ = env_->Status(index_path_).mtime_ns;
   const std::string why = ReadMapIndex(env_, index_path_, bs_, &index_old_, &index_exact_);
   index_new_.reserve(index_old_.size());
   if (!why.empty()) log_->Info("map index " + index_path_ + " " + why + "; the blockmaps are read instead");
@@ -120,9 +122,32 @@ void Syncer::WriteIndex() {
     for (auto it = index_new_.begin(); it != index_new_.end();)
       it = env_->Exists(BlockmapPath(map_root_, it->first)) ? std::next(it) : index_new_.erase(it);
   }
+  // Each map written or restamped by this sync, as it is now: an entry
+  // is used only while its map stays so. One that is not a regular file
+  // gets no entry.
+  for (auto it = index_new_.begin(); it != index_new_.end();) {
+    if (it->second.map_ino != 0) {
+      ++it;
+      continue;
+    }
+    const FileStatus st = env_->Status(BlockmapPath(map_root_, it->first));
+    if (st.kind != FileKind::kFile) {
+      it = index_new_.erase(it);
+      continue;
+    }
+    RecordMapFile(&it->second, st);
+    ++it;
+  }
+  // The index is written in a later clock tick than every map it
+  // records (file times come from a clock that may lag by a tick), so
+  // that IndexedMapIntact can trust them: at most a few ms of waiting.
+  int64_t newest = 0;
+  for (const auto& kv : index_new_) newest = std::max(newest, kv.second.map_ctime_ns);
+  for (int i = 0; i < 100 && env_->NowNanos() <= newest + kClockTickNs; i++)
+    SleepFor(std::chrono::milliseconds(2));
   // Exact: every map in the directory has its entry.
   const bool exact = index_new_.size() == maps_seen_;
-  if (index_on_disk_ && exact == index_exact_ && index_new_.size() == index_old_.size() &&
+  if (index_on_disk_ && !index_racy_ && exact == index_exact_ && index_new_.size() == index_old_.size() &&
       std::all_of(index_new_.begin(), index_new_.end(), [&](const auto& kv) {
         auto it = index_old_.find(kv.first);
         return it != index_old_.end() && SameMapHeader(it->second, kv.second);
@@ -163,8 +188,21 @@ void Syncer::WriteIndex() {
 void Syncer::AddToIndex(Blockmap h, const FileStatus& src_st, bool meta_ok) {
   const bool settled = src_st.ctime_ns < started_ns_ - kRacyCtimeNs;
   h.source_ctime_ns = meta_ok && settled ? src_st.ctime_ns : Blockmap::kNoCtime;
+  h.map_ino = 0;  // the map as it is at the end (WriteIndex)
   std::string key = h.path;
   index_new_.insert_or_assign(std::move(key), std::move(h));
+}
+
+bool Syncer::IndexedMapIntact(const Blockmap& m, const std::string& map_path) {
+  if (!MapFileUnchanged(m, env_->Status(map_path))) return false;
+  // Racily clean (as git calls it): a map written in the clock tick the
+  // index was written in could have been changed later in that tick without
+  // a new ctime. Its map is read; the next index records it anew.
+  if (m.map_ctime_ns >= index_mtime_ns_) {
+    index_racy_ = true;
+    return false;
+  }
+  return true;
 }
 
 bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st) {
@@ -180,6 +218,9 @@ bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, c
   if (dst_st.kind != FileKind::kFile || dst_st.nlink != 1 || !FitsTarget(m, dst_st) || dst_st.mode != src_st.mode ||
       dst_st.uid != src_st.uid || dst_st.gid != src_st.gid || dst_st.mtime_ns != src_st.mtime_ns)
     return false;
+  // Nor the map since the index was written (a damaged or replaced map is
+  // read and checked as always).
+  if (!IndexedMapIntact(m, BlockmapPath(map_root_, rel))) return false;
   stats_->files++;
   stats_->files_skipped++;
   MapPathFor(rel);
@@ -240,7 +281,8 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   if (exists) {
     // The index alone tells an unchanged file: its map is not opened.
     auto it = index_old_.find(rel);
-    if (it != index_old_.end() && FitsTarget(it->second, dst_st) && unchanged(it->second)) {
+    if (it != index_old_.end() && FitsTarget(it->second, dst_st) && unchanged(it->second) &&
+        IndexedMapIntact(it->second, map_path)) {
       stats_->files_skipped++;
       if (meta) {
         SyncMetadataOnly(*meta, dst, dst_st, src_st, map_path, it->second, nullptr);

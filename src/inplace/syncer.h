@@ -114,6 +114,10 @@ class Syncer {
   // kept, its entry carried into the next index).
   bool SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st);
 
+  // Whether the map at map_path is as the index entry m recorded it, and
+  // was so before the index was written (not in the same clock tick).
+  bool IndexedMapIntact(const Blockmap& m, const std::string& map_path);
+
   // A later name of a multiply-linked inode: a hard link to the first one.
   void SyncHardLink(const std::string& first, const std::string& dst);
 
@@ -247,6 +251,8 @@ class Syncer {
   MapIndex index_old_;
   MapIndex index_new_;
   bool index_exact_ = false;      // index_old_ was written exact (blockmap.h)
+  int64_t index_mtime_ns_ = 0;    // when index_old_ was written
+  bool index_racy_ = false;       // an entry was not used for its map's ctime: write a new index
   bool maps_created_ = false;     // this sync made a map where none was
   bool swept_ = false;            // SweepMaps ran through (or knew it had nothing to do)
   size_t maps_seen_ = 0;          // live maps in the map directory (SweepMaps)
@@ -260,6 +266,9 @@ class Syncer {
   // after it was read would leave it as it is (git's "racily clean").
   int64_t started_ns_;
   static constexpr int64_t kRacyCtimeNs = 2'000'000'000;
+  // Longer than the tick of the kernel's coarse clock, which stamps files
+  // (10 ms at HZ=100).
+  static constexpr int64_t kClockTickNs = 12'000'000;
 };
 
 }  // namespace inplace_internal
