@@ -229,6 +229,124 @@ uint64_t RewriteBlockmapHeader(Env* env, ReadableFile* f, const std::string& map
   return hdr.size() + kEntrySize;
 }
 
+// --- The map index ---
+
+namespace {
+
+constexpr char kIndexMagic[8] = {'V', 'M', 'B', 'K', 'I', 'D', 'X', '\n'};
+constexpr uint32_t kIndexVersion = 1;
+constexpr size_t kIndexHeaderSize = 32;
+constexpr uint32_t kIndexExact = 1;  // flags: the map directory held exactly these maps
+constexpr size_t kIndexRecordSize = 84;  // before the path
+
+}  // namespace
+
+std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out, bool* exact) {
+  out->clear();
+  if (exact) *exact = false;
+  if (!env->Exists(path)) return "is missing";
+  std::string s;
+  try {
+    s = ReadFileToString(env, path, kMaxMapIndexSize);
+  } catch (const Error& err) {
+    if (err.kind() != ErrorKind::kCorrupt) throw;
+    return "is larger than " + std::to_string(kMaxMapIndexSize) + " bytes";
+  }
+  if (s.size() < kIndexHeaderSize + kEntrySize) return "is truncated";
+  if (std::memcmp(s.data(), kIndexMagic, sizeof kIndexMagic) != 0) return "is not a map index";
+  if (GetU32(s.data() + 8) != kIndexVersion) return "has unknown version " + std::to_string(GetU32(s.data() + 8));
+  const size_t body = s.size() - kEntrySize;
+  Hash have;
+  std::memcpy(have.bytes.data(), s.data() + body, kEntrySize);
+  if (Sha256(s.data(), body) != have) return "has a wrong checksum";
+  if (GetU32(s.data() + 12) != block_size)
+    return "was written for blocks of " + std::to_string(GetU32(s.data() + 12)) + " bytes";
+  const uint32_t flags = GetU32(s.data() + 16);
+  const uint64_t n = GetU64(s.data() + 24);
+  if (n > (body - kIndexHeaderSize) / kIndexRecordSize) return "has a count that does not fit its size";
+  out->reserve(n);
+  size_t off = kIndexHeaderSize;
+  for (uint64_t i = 0; i < n; i++) {
+    if (body - off < kIndexRecordSize) break;
+    const char* p = s.data() + off;
+    const uint64_t path_len = GetU32(p);
+    if (path_len == 0 || path_len > kMaxPathLen || body - off - kIndexRecordSize < path_len) break;
+    Blockmap m;
+    m.block_size = block_size;
+    m.file_size = GetU64(p + 4);
+    m.source_mtime_ns = static_cast<int64_t>(GetU64(p + 12));
+    m.target_ino = GetU64(p + 20);
+    m.target_mtime_ns = static_cast<int64_t>(GetU64(p + 28));
+    m.target_ctime_ns = static_cast<int64_t>(GetU64(p + 36));
+    m.source_ctime_ns = static_cast<int64_t>(GetU64(p + 44));
+    m.map_ino = GetU64(p + 52);
+    m.map_size = GetU64(p + 60);
+    m.map_mtime_ns = static_cast<int64_t>(GetU64(p + 68));
+    m.map_ctime_ns = static_cast<int64_t>(GetU64(p + 76));
+    if (m.map_ino == 0) break;  // never written so
+    m.path.assign(p + kIndexRecordSize, path_len);
+    off += kIndexRecordSize + path_len;
+    std::string key = m.path;
+    if (!out->emplace(std::move(key), std::move(m)).second) break;  // a path twice
+  }
+  if (out->size() != n || off != body) {
+    out->clear();
+    return "has records that do not fit its count";
+  }
+  if (exact) *exact = (flags & kIndexExact) != 0;
+  return "";
+}
+
+std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exact) {
+  std::vector<const Blockmap*> maps;
+  maps.reserve(index.size());
+  for (const auto& kv : index) maps.push_back(&kv.second);
+  std::sort(maps.begin(), maps.end(), [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; });
+  std::string s(kIndexMagic, sizeof kIndexMagic);
+  PutU32(&s, kIndexVersion);
+  PutU32(&s, block_size);
+  PutU32(&s, exact ? kIndexExact : 0);
+  PutU32(&s, 0);
+  PutU64(&s, maps.size());
+  for (const Blockmap* m : maps) {
+    PutU32(&s, static_cast<uint32_t>(m->path.size()));
+    PutU64(&s, m->file_size);
+    PutU64(&s, static_cast<uint64_t>(m->source_mtime_ns));
+    PutU64(&s, m->target_ino);
+    PutU64(&s, static_cast<uint64_t>(m->target_mtime_ns));
+    PutU64(&s, static_cast<uint64_t>(m->target_ctime_ns));
+    PutU64(&s, static_cast<uint64_t>(m->source_ctime_ns));
+    PutU64(&s, m->map_ino);
+    PutU64(&s, m->map_size);
+    PutU64(&s, static_cast<uint64_t>(m->map_mtime_ns));
+    PutU64(&s, static_cast<uint64_t>(m->map_ctime_ns));
+    s += m->path;
+  }
+  const Hash sum = Sha256(s.data(), s.size());
+  s.append(reinterpret_cast<const char*>(sum.bytes.data()), kEntrySize);
+  return s;
+}
+
+bool SameMapHeader(const Blockmap& a, const Blockmap& b) {
+  return a.block_size == b.block_size && a.file_size == b.file_size && a.source_mtime_ns == b.source_mtime_ns &&
+         a.target_ino == b.target_ino && a.target_mtime_ns == b.target_mtime_ns &&
+         a.target_ctime_ns == b.target_ctime_ns && a.source_ctime_ns == b.source_ctime_ns && a.path == b.path &&
+         a.map_ino == b.map_ino && a.map_size == b.map_size && a.map_mtime_ns == b.map_mtime_ns &&
+         a.map_ctime_ns == b.map_ctime_ns;
+}
+
+bool MapFileUnchanged(const Blockmap& m, const FileStatus& st) {
+  return m.map_ino != 0 && st.kind == FileKind::kFile && m.map_ino == static_cast<uint64_t>(st.ino) &&
+         m.map_size == st.size && m.map_mtime_ns == st.mtime_ns && m.map_ctime_ns == st.ctime_ns;
+}
+
+void RecordMapFile(Blockmap* m, const FileStatus& st) {
+  m->map_ino = static_cast<uint64_t>(st.ino);
+  m->map_size = st.size;
+  m->map_mtime_ns = st.mtime_ns;
+  m->map_ctime_ns = st.ctime_ns;
+}
+
 // --- Checking and listing ---
 
 std::vector<std::string> CheckAgainstBlockmap(Env* env, const std::string& file, const Blockmap& map,

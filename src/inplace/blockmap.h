@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "os/env.h"
@@ -40,6 +41,17 @@ struct Blockmap {
   int64_t target_ctime_ns = 0;
   std::string path;           // relative to the map root
   std::vector<Hash> blocks;   // zero id = all-zero block (left empty by CheckBlockmap)
+  // The map index only (not in a map file): the source's ctime when its
+  // metadata was last mirrored in full (every step done), else kNoCtime.
+  int64_t source_ctime_ns = kNoCtime;
+  static constexpr int64_t kNoCtime = INT64_MIN;
+  // The map index only: the map file itself as the index saw it (lstat:
+  // inode, size, mtime, ctime), so that an entry is used only while its
+  // map was not touched since; map_ino 0: not known yet.
+  uint64_t map_ino = 0;
+  uint64_t map_size = 0;
+  int64_t map_mtime_ns = 0;
+  int64_t map_ctime_ns = 0;
 };
 
 // Bytes of one entry (and of the trailer).
@@ -157,6 +169,64 @@ std::string EncodeBlockmapHeader(const Blockmap& m);
 // sync compares). Returns the bytes written. Throws kCorrupt when the map
 // shrank under it.
 uint64_t RewriteBlockmapHeader(Env* env, ReadableFile* f, const std::string& map_path, const Blockmap& m);
+
+// --- The map index ---
+//
+// MAPROOT/.vmback-blockmaps/index: the headers of a tree's maps in one file,
+// read in one sequential pass, so that a sync can tell a file it need not
+// read without opening its map (a random read per file on a cold disk).
+// Format: docs/FORMAT.md, "The map index". An entry claims: the mirror file
+// at its path, with the recorded inode, size, mtime and ctime, holds the
+// data of the source as it was at the recorded size and mtime, durably.
+// Nothing else is taken from it: a file whose source changed is copied
+// with its map read and checked as before.
+//
+// Crash safety (inplace.h, "Order of writes"): a sync removes the index,
+// durably, before it changes the data of any existing mirror file, and
+// writes a new one (WriteFileAtomic) only after every file it wrote is
+// durable. An index that is torn, of another version or block size, or
+// larger than kMaxMapIndexSize is not used (the maps are read instead).
+
+// The index's name in MAPROOT/.vmback-blockmaps.
+inline constexpr const char* kMapIndexName = "index";
+// Larger indexes are not read (about 100 bytes per file).
+inline constexpr uint64_t kMaxMapIndexSize = uint64_t{1} << 30;
+
+// Map headers (Blockmap without entries) by path relative to MAPROOT.
+using MapIndex = std::unordered_map<std::string, Blockmap>;
+
+// An entry whose source_ctime_ns is the source file's ctime now also says
+// that the mirror file's metadata (owner, mode, mtime, xattrs) is the
+// source's, when the mirror file still fits it (the same inode, size, mtime
+// and ctime): neither changed since the sync that mirrored them.
+
+// An index written "exact" also says that the map directory held these
+// maps and nothing else (no other map, no temporary) when it was written;
+// a sync removes it before it creates a map, so that it stays true.
+
+// Reads the index at path, written for blocks of block_size, into *out
+// (and whether it is exact into *exact, when given). Returns "" when it is
+// sound, else why it is not used ("is missing", "has a wrong checksum",
+// ...); *out is then empty.
+std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out,
+                         bool* exact = nullptr);
+
+// The index of the maps in index (each m.block_size == block_size), in a
+// byte order that does not depend on the hash map's.
+std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exact);
+
+// Whether a and b describe the same file identically (header fields,
+// path and the index's fields; entries are not compared).
+bool SameMapHeader(const Blockmap& a, const Blockmap& b);
+
+// Whether the index entry m still describes its map file, whose lstat is
+// st: a regular file with the inode, size, mtime and ctime recorded. (Any
+// write to the map, a truncation, a rename over it or a symlink put in its
+// place changes one of them.)
+bool MapFileUnchanged(const Blockmap& m, const FileStatus& st);
+
+// Records st (the map file's lstat) in the index entry m.
+void RecordMapFile(Blockmap* m, const FileStatus& st);
 
 // --- Checking and listing ---
 

@@ -74,6 +74,19 @@
 // This rests on syncfs(2) writing back everything dirty on the file system
 // and reporting a writeback error (Linux 5.8 and later report those).
 //
+// The map index (trees; blockmap.h, docs/FORMAT.md "The map index"): the
+// headers of all maps of the tree in MAPROOT/.vmback-blockmaps/index, read
+// once at the start, so that an unchanged file (source size and mtime, and
+// the target file's inode, size, mtime and ctime, as recorded) is told
+// without opening its map. In the order of writes it is removed before step
+// 1's syncfs (or, before a file copied at once is touched, removed and its
+// directory fsynced), so no entry of it ever outlives a change of a file's
+// data; after step 4 a new one is written (temporary + rename, made durable
+// by the last syncfs) when it differs from the one on disk. An index
+// written "exact" (the map directory held its maps and nothing else) lets
+// the sweep of dead maps skip its listing when no map was made and every
+// map it names was claimed; it is removed before the first new map.
+//
 // Quick check: a regular source file whose size and mtime equal those the
 // map recorded is not read (unless options.full_read); only its metadata is
 // brought up to date. Block devices are always read.
@@ -91,6 +104,10 @@
 // only (SEEK_DATA/SEEK_HOLE); blocks hashed on a thread pool; at most 8
 // batches in flight, so memory is flat in the file size (the map is streamed
 // too, never held whole).
+//
+// A tree's mirror has its metadata read ahead by a thread of its own (a
+// walk of lstat calls through directory descriptors, nothing written), so
+// that on a cold disk the sync's lstat of each mirror entry seldom waits.
 //
 // Trees are mirrored with the same rules as the store (rsync -aH, like
 // backup/restore): type, mode, owner, mtime (ns), symlink targets, device

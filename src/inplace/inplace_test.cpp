@@ -27,6 +27,7 @@
 #include "helpers/test_util.h"
 #include "os/dir.h"
 #include "helpers/fault_env.h"
+#include "util/encoding.h"
 #include "util/error.h"
 
 namespace vmback {
@@ -103,6 +104,38 @@ std::string StaleClaims(const std::string& dest, const std::string& map_path) {
     bool zero = block.find_first_not_of('\0') == std::string::npos;
     Hash want = zero ? Hash{} : Sha256(block);
     if (want != m.blocks[i]) return "map claims block " + std::to_string(i) + " that the target does not hold";
+  }
+  return "";
+}
+
+// The map index of the tree mirror dest.
+std::string IndexOf(const std::string& dest) { return JoinPath(JoinPath(dest, kBlockmapDir), kMapIndexName); }
+
+// Whether the index of the tree mirror dest, when it is sound, claims a
+// file whose data is not the data of the source state it records (size and
+// mtime: that of one of sources, the trees the mirror was synced from).
+// Returns "" when nothing is wrong. Like StaleClaims, the target's
+// timestamps are ignored, as after a power cut that lost their update but
+// not the data: only the index's own removal protects it.
+std::string IndexStaleClaims(const std::string& dest, const std::vector<std::string>& sources, uint32_t bs) {
+  MapIndex index;
+  if (!ReadMapIndex(Env::Default(), IndexOf(dest), bs, &index).empty()) return "";  // not used
+  for (const auto& [rel, m] : index) {
+    const std::string file = dest + "/" + rel;
+    struct stat st;
+    if (::lstat(file.c_str(), &st) != 0 || st.st_ino != m.target_ino ||
+        static_cast<uint64_t>(st.st_size) != m.file_size)
+      continue;  // not trusted
+    bool named = false;
+    for (const auto& src : sources) {
+      struct stat ss;
+      if (::lstat((src + "/" + rel).c_str(), &ss) != 0 || static_cast<uint64_t>(ss.st_size) != m.file_size ||
+          ss.st_mtim.tv_sec * int64_t{1000000000} + ss.st_mtim.tv_nsec != m.source_mtime_ns)
+        continue;
+      named = true;
+      if (ReadFile(file) != ReadFile(src + "/" + rel)) return "the index claims " + rel + ", which the target lacks";
+    }
+    if (!named) return "the index records a state of " + rel + " that no source had";
   }
   return "";
 }
@@ -748,7 +781,9 @@ TEST_F(InplaceTest, ATreeIsMadeDurableByBarriersNotByAnFsyncPerFile) {
   SyncInPlace(&day1, src, dst, kBs, {}, &log_);
   EXPECT_EQ(day1.Count("sync"), 0);
   EXPECT_EQ(day1.Count("syncdir"), 0);
-  EXPECT_EQ(day1.Count("syncfs"), 2);
+  // Before the completed maps, after them (before the index that names
+  // them), and the last one.
+  EXPECT_EQ(day1.Count("syncfs"), 3);
   for (const auto& rel : rels) check_order(day1, rel);
   EXPECT_EQ(Describe(dst), Describe(src));
 
@@ -760,7 +795,7 @@ TEST_F(InplaceTest, ATreeIsMadeDurableByBarriersNotByAnFsyncPerFile) {
   InplaceStats s = SyncInPlace(&day2, src, dst, kBs, {}, &log_);
   EXPECT_EQ(s.files_skipped, rels.size() - 3);
   EXPECT_EQ(day2.Count("sync"), 0);
-  EXPECT_EQ(day2.Count("syncfs"), 3);
+  EXPECT_EQ(day2.Count("syncfs"), 4);
   for (int i : {3, 10, 17}) {
     const std::string file = dst + "/" + rels[i], map = BlockmapPath(dst, rels[i]);
     const int invalid = day2.Find(map, {"write"}, 0, false, 12);
@@ -773,6 +808,68 @@ TEST_F(InplaceTest, ATreeIsMadeDurableByBarriersNotByAnFsyncPerFile) {
   OrderEnv day3;  // nothing changed: nothing written, nothing synced
   SyncInPlace(&day3, src, dst, kBs, {}, &log_);
   EXPECT_EQ(day3.ops.size(), 0u);
+}
+
+// The map index is gone from the disk before the data of any existing
+// mirror file changes: removed before the barrier that precedes the queued
+// copies, or removed and its directory fsynced before a file copied at once
+// (a compare) is written. The new index is written after the last barrier
+// that made the files durable, and made durable by the final one.
+TEST_F(InplaceTest, TheIndexIsRemovedDurablyBeforeAnyFileChanges) {
+  std::string src = tmp_ / "src", dst = tmp_ / "dst";
+  ASSERT_TRUE(fs::create_directory(src));
+  for (int i = 0; i < 10; i++) {
+    WriteFile(src + "/f" + std::to_string(i), RandomBytes(3 * kBs, 300 + i));
+    SetMtimeNs(src + "/f" + std::to_string(i), kT0, i);
+  }
+  Sync(src, dst);
+  const std::string index = IndexOf(dst);
+  ASSERT_TRUE(fs::exists(index));
+
+  for (const std::string how : {"queued", "compare"}) {
+    SCOPED_TRACE(how);
+    const std::string file = dst + "/f4";
+    if (how == "queued") {
+      WriteFileAt(src + "/f4", 10, "changed");
+      SetMtimeNs(src + "/f4", kT0 + 1, 0);
+    } else {
+      XorFileByte(file, 10, 1);  // the target edited: a compare
+    }
+    OrderEnv env;
+    InplaceStats s = SyncInPlace(&env, src, dst, kBs, {}, &log_);
+    EXPECT_EQ(s.blocks_written, 1u);
+    const int first_data = env.Find(file, {"write", "truncate", "punch"});
+    const int removed = env.Find(index, {"remove"});
+    ASSERT_GE(first_data, 0);
+    ASSERT_GE(removed, 0);
+    EXPECT_LT(removed, first_data);
+    // Durably gone before any map is touched: a sync stopped between the
+    // map's invalidation and the copy leaves no index to trust that map.
+    const int synced = env.Find(DirName(index), {"syncdir"}, removed);
+    ASSERT_GE(synced, 0);
+    const int first_map = env.Find(BlockmapPath(dst, "f4"), {"write"});
+    ASSERT_GE(first_map, 0);
+    EXPECT_LT(synced, first_map);
+    // And the new index comes after a barrier that follows the last map write.
+    const int last_map = env.Find(BlockmapPath(dst, "f4"), {"write"}, 0, true);
+    EXPECT_LT(env.Barrier(last_map), env.Find(index, {"rename"}));
+    if (how == "queued") {
+      EXPECT_LT(env.Barrier(removed), first_data);
+    } else {
+      const int synced = env.Find(DirName(index), {"syncdir"}, removed);
+      ASSERT_GE(synced, 0);
+      EXPECT_LT(synced, first_data);
+    }
+    const int renamed = env.Find(index, {"rename"});
+    ASSERT_GE(renamed, 0);
+    EXPECT_GT(renamed, env.Barrier(env.Find(file, {"write"}, 0, true)));
+    EXPECT_GE(env.Barrier(renamed), 0) << "the new index is durable before the sync returns";
+    EXPECT_EQ(Describe(dst), Describe(src));
+    EXPECT_EQ(IndexStaleClaims(dst, {src}, kBs), "");
+    MapIndex m;
+    EXPECT_EQ(ReadMapIndex(Env::Default(), index, kBs, &m), "");
+    EXPECT_EQ(m.size(), 10u);
+  }
 }
 
 // --- Trees ---------------------------------------------------------------------
@@ -1051,6 +1148,298 @@ TEST_F(InplaceTreeTest, OneSyncAtATime) {
   }
 }
 
+// --- The map index ---------------------------------------------------------------
+
+// Counts the blockmaps a sync opens or stats, and what it reads of the index.
+class MapCountEnv final : public EnvWrapper {
+ public:
+  MapCountEnv() : EnvWrapper(Env::Default()) {}
+  int map_opens = 0, map_stats = 0, index_reads = 0, map_dir_lists = 0;
+  std::vector<std::string> ListDir(const std::string& p) override {
+    if (p.find(kBlockmapDir) != std::string::npos) map_dir_lists++;
+    return EnvWrapper::ListDir(p);
+  }
+  std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override {
+    if (EndsWith(p, ".map")) map_opens++;
+    if (EndsWith(p, std::string("/") + kMapIndexName)) index_reads++;
+    return EnvWrapper::OpenRead(p);
+  }
+  FileStatus Status(const std::string& p) override {
+    if (EndsWith(p, ".map")) map_stats++;
+    return EnvWrapper::Status(p);
+  }
+};
+
+// An unchanged tree is told from the index alone: no map is opened or
+// stat'ed, nothing written. Without the index (an older target), the maps
+// are read as before and the index is written for the next sync.
+TEST_F(InplaceTreeTest, TheIndexTellsUnchangedFilesWithoutReadingTheirMaps) {
+  MakeTree();
+  Sync(src_, dst_);
+  ASSERT_TRUE(fs::exists(IndexOf(dst_)));
+  MapIndex index;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index), "");
+  EXPECT_EQ(index.size(), 7u) << "one entry per map";
+  ASSERT_TRUE(index.count("sub/deep/x.txt"));
+  EXPECT_EQ(index["sub/deep/x.txt"].source_mtime_ns, kT0 * 1000000000 + 123456789);
+  EXPECT_EQ(index["sub/deep/x.txt"].target_ino, Stat(D("sub/deep/x.txt")).st_ino);
+
+  MapCountEnv day2;
+  InplaceStats s = Sync(src_, dst_, kBs, {}, &day2);
+  EXPECT_EQ(s.files_skipped, 7u);
+  EXPECT_EQ(s.bytes_read + s.bytes_written + s.map_bytes_written + s.deleted, 0u);
+  EXPECT_EQ(day2.map_opens, 0);
+  EXPECT_EQ(day2.map_stats, 7) << "one lstat per map: the index is used only while the map is as it recorded";
+  EXPECT_EQ(day2.index_reads, 1);
+  EXPECT_EQ(day2.map_dir_lists, 0) << "an exact index: no map directory listed";
+
+  ASSERT_EQ(::unlink(IndexOf(dst_).c_str()), 0);
+  MapCountEnv old_target;
+  s = Sync(src_, dst_, kBs, {}, &old_target);
+  EXPECT_EQ(s.files_skipped, 7u);
+  EXPECT_EQ(s.blockmaps_rebuilt, 0u);
+  EXPECT_EQ(old_target.map_opens, 7);
+  MapIndex again;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &again), "");
+  EXPECT_EQ(again.size(), 7u);
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+}
+
+// The sweep lists the map directories only when the exact index cannot say
+// what is there: a file vanished (its map is deleted), a map was made (the
+// index is removed first, so that a crash cannot leave it exact), a map
+// was left over (an index that is not exact).
+TEST_F(InplaceTreeTest, TheMapDirectoriesAreListedOnlyWhenTheIndexCannotSay) {
+  MakeTree();
+  Sync(src_, dst_);
+  bool exact = false;
+  MapIndex index;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
+  EXPECT_TRUE(exact);
+
+  ASSERT_EQ(::unlink(S("gone/z").c_str()), 0);
+  MapCountEnv vanished;
+  InplaceStats s = Sync(src_, dst_, kBs, {}, &vanished);
+  EXPECT_EQ(s.maps_deleted, 1u);
+  EXPECT_GT(vanished.map_dir_lists, 0);
+  EXPECT_EQ(CountMaps(dst_), 6u);
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
+  EXPECT_TRUE(exact);
+  EXPECT_EQ(index.size(), 6u);
+
+  WriteFile(S("new"), "new");
+  OrderEnv created;
+  SyncInPlace(&created, src_, dst_, kBs, {}, &log_);
+  const int removed = created.Find(IndexOf(dst_), {"remove"});
+  ASSERT_GE(removed, 0);
+  EXPECT_LT(removed, created.Find(BlockmapPath(dst_, "new"), {"open"})) << "the index goes before the new map";
+  EXPECT_EQ(CountMaps(dst_), 7u);
+
+  // One file gone and one new: as many live maps as the index has, but not
+  // the same ones.
+  ASSERT_EQ(::unlink(S("new").c_str()), 0);
+  WriteFile(S("newer"), "newer");
+  s = Sync(src_, dst_);
+  EXPECT_EQ(s.maps_deleted, 1u);
+  EXPECT_EQ(CountMaps(dst_), 7u);
+  EXPECT_FALSE(fs::exists(BlockmapPath(dst_, "new")));
+
+  // A map left over (as by an older vmback) and no index: the sweep lists,
+  // deletes it, and writes an exact index again.
+  const std::string stray = BlockmapPath(dst_, "nothing/here");
+  ASSERT_TRUE(fs::create_directories(DirName(stray)));
+  WriteFile(stray, "left over");
+  ASSERT_EQ(::unlink(IndexOf(dst_).c_str()), 0);
+  s = Sync(src_, dst_);
+  EXPECT_EQ(s.maps_deleted, 1u);
+  EXPECT_FALSE(fs::exists(stray));
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
+  EXPECT_TRUE(exact);
+  MapCountEnv quiet;
+  s = Sync(src_, dst_, kBs, {}, &quiet);
+  EXPECT_EQ(quiet.map_dir_lists + quiet.map_opens, 0);
+  EXPECT_EQ(s.maps_deleted + s.map_bytes_written, 0u);
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+}
+
+// A mirror file edited behind vmback's back (its mtime put back) no longer
+// fits its index entry (the ctime moved): its map is read, does not fit
+// either, and the file is repaired from a compare. The index written after
+// holds the file's new identity.
+TEST_F(InplaceTreeTest, AFileEditedBehindTheIndexIsNotTrusted) {
+  MakeTree();
+  Sync(src_, dst_);
+  const struct stat before = Stat(D("a.bin"));
+  XorFileByte(D("a.bin"), 5000, 4);
+  SetMtimeNs(D("a.bin"), before.st_mtim.tv_sec, before.st_mtim.tv_nsec);
+  std::vector<std::string> problems;
+  InplaceStats s = SyncLogged(src_, dst_, &problems);
+  EXPECT_EQ(s.blockmaps_rebuilt, 1u);
+  EXPECT_EQ(s.blocks_written, 1u);
+  EXPECT_EQ(s.files_skipped, 6u);
+  ASSERT_EQ(problems.size(), 1u);
+  EXPECT_NE(problems[0].find("changed after it was written"), std::string::npos) << problems[0];
+  EXPECT_EQ(ReadFile(D("a.bin")), ReadFile(S("a.bin")));
+  MapIndex index;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index), "");
+  EXPECT_EQ(index["a.bin"].target_ctime_ns,
+            Stat(D("a.bin")).st_ctim.tv_sec * int64_t{1000000000} + Stat(D("a.bin")).st_ctim.tv_nsec);
+  EXPECT_EQ(IndexStaleClaims(dst_, {src_}, kBs), "");
+
+  // The same when the edit keeps size, mtime and inode and the map is gone.
+  XorFileByte(D("hard1"), 10, 1);
+  ASSERT_EQ(::unlink(BlockmapPath(dst_, "hard1").c_str()), 0);
+  s = SyncLogged(src_, dst_, &problems);
+  EXPECT_EQ(s.blockmaps_rebuilt, 1u);
+  EXPECT_EQ(ReadFile(D("hard1")), ReadFile(S("hard1")));
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+}
+
+// A map damaged, cut to nothing or replaced by a symlink after the index
+// was written, its file unchanged: the index records the map's own lstat,
+// so that map is read and checked as if there were no index (rebuilt from
+// a compare; a symlink refused, named). Both ways an index tells a file:
+// through its map header (source ctime not recorded) and without reading
+// anything of the file (source ctime recorded).
+TEST_F(InplaceTreeTest, AMapChangedBehindTheIndexIsReadAndChecked) {
+  MakeTree();
+  Sync(src_, dst_);
+  auto damage_and_sync = [&](const std::string& rel, bool to_nothing) {
+    const std::string map = BlockmapPath(dst_, rel);
+    if (to_nothing) {
+      ASSERT_EQ(::truncate(map.c_str(), 0), 0);
+    } else {
+      XorFileByte(map, 70, 0x10);  // in the header
+    }
+    std::vector<std::string> problems;
+    InplaceStats s = SyncLogged(src_, dst_, &problems);
+    EXPECT_EQ(s.blockmaps_rebuilt, 1u) << rel;
+    EXPECT_EQ(s.blocks_written, 0u) << rel;
+    EXPECT_EQ(s.errors, 0u) << rel;
+    EXPECT_EQ(Describe(dst_), Describe(src_));
+    EXPECT_EQ(IndexStaleClaims(dst_, {src_}, kBs), "");
+    InplaceStats again = Sync(src_, dst_);
+    EXPECT_EQ(again.blockmaps_rebuilt, 0u) << rel;
+  };
+  damage_and_sync("a.bin", true);
+  damage_and_sync("sub/deep/x.txt", false);
+
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the source ctimes settle
+  Sync(src_, dst_);  // records them
+  MapCountEnv quiet;
+  Sync(src_, dst_, kBs, {}, &quiet);
+  ASSERT_EQ(quiet.map_opens, 0) << "the index tells every file";
+  damage_and_sync("a.bin", true);
+  damage_and_sync("sparse.img", false);
+
+  const std::string map = BlockmapPath(dst_, "empty");
+  const std::string planted = tmp_ / "planted";
+  WriteFile(planted, "not a map");
+  ASSERT_EQ(::unlink(map.c_str()), 0);
+  ASSERT_EQ(::symlink(planted.c_str(), map.c_str()), 0);
+  EXPECT_THROW(
+      {
+        try {
+          Sync(src_, dst_);
+        } catch (const Error& e) {
+          EXPECT_NE(std::string(e.what()).find(map), std::string::npos) << e.what();
+          throw;
+        }
+      },
+      Error);
+  EXPECT_EQ(ReadFile(planted), "not a map");
+}
+
+// Counts the xattr lists a sync reads.
+class XattrCountEnv final : public EnvWrapper {
+ public:
+  XattrCountEnv() : EnvWrapper(Env::Default()) {}
+  std::set<std::string> read;
+  Xattrs ReadXattrs(const std::string& p) override {
+    read.insert(p);
+    return EnvWrapper::ReadXattrs(p);
+  }
+};
+
+// An unchanged file (one link, both ctimes as the index recorded them) has
+// neither its xattrs nor its mirror's read. A metadata change on either
+// side moves a ctime, and is mirrored (or undone) as before: the source's
+// mode, owner or xattrs changed with its mtime put back; an xattr added to
+// the mirror behind vmback's back.
+TEST_F(InplaceTreeTest, MetadataIsReadOnlyWhenACtimeMoved) {
+  MakeTree();
+  Sync(src_, dst_);
+  // A ctime within 2 s of the sync is not recorded (a change in the same
+  // clock tick would leave it as it is): read again.
+  XattrCountEnv racy;
+  Sync(src_, dst_, kBs, {}, &racy);
+  EXPECT_TRUE(racy.read.count(S("a.bin"))) << "a just-made file's ctime is not trusted";
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
+  Sync(src_, dst_);  // now the ctimes are recorded
+  XattrCountEnv day2;
+  InplaceStats s = Sync(src_, dst_, kBs, {}, &day2);
+  EXPECT_EQ(s.files_skipped, 7u);
+  for (const char* f : {"a.bin", "sparse.img", "empty", "sub/deep/x.txt", "gone/y"}) {
+    EXPECT_FALSE(day2.read.count(S(f))) << f;
+    EXPECT_FALSE(day2.read.count(D(f))) << f;
+  }
+  EXPECT_TRUE(day2.read.count(S("hard1"))) << "two links: read as before";
+
+  const struct stat a = Stat(S("a.bin"));
+  ASSERT_EQ(::lsetxattr(S("a.bin").c_str(), "user.a", "2", 1, 0), 0);
+  ASSERT_EQ(::chmod(S("empty").c_str(), 0600), 0);
+  ASSERT_EQ(::chown(S("gone/y").c_str(), 4321, 8765), 0);
+  ASSERT_EQ(::lsetxattr(D("sparse.img").c_str(), "user.planted", "x", 1, 0), 0);
+  SetMtimeNs(S("a.bin"), a.st_mtim.tv_sec, a.st_mtim.tv_nsec);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the new ctimes settle
+  XattrCountEnv day3;
+  s = Sync(src_, dst_, kBs, {}, &day3);
+  EXPECT_EQ(s.files_skipped, 6u);
+  EXPECT_EQ(s.blockmaps_rebuilt, 1u) << "the mirror changed behind vmback's back: compared";
+  EXPECT_EQ(s.blocks_written, 0u);
+  for (const char* f : {"a.bin", "sparse.img", "empty", "gone/y"}) EXPECT_TRUE(day3.read.count(D(f))) << f;
+  EXPECT_FALSE(day3.read.count(D("sub/deep/x.txt")));
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+  char v[8] = {};
+  EXPECT_EQ(::lgetxattr(D("a.bin").c_str(), "user.a", v, sizeof v), 1);
+  EXPECT_EQ(v[0], '2');
+  EXPECT_LT(::lgetxattr(D("sparse.img").c_str(), "user.planted", v, sizeof v), 0);
+
+  XattrCountEnv day4;  // the index holds the new ctimes: nothing read again
+  s = Sync(src_, dst_, kBs, {}, &day4);
+  EXPECT_EQ(s.files_skipped, 7u);
+  EXPECT_EQ(s.blockmaps_rebuilt + s.bytes_read + s.map_bytes_written, 0u);
+  for (const char* f : {"a.bin", "sparse.img", "empty", "gone/y"}) EXPECT_FALSE(day4.read.count(D(f))) << f;
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+}
+
+// An index that is torn, of an unknown version, or written for another
+// block size is not used: the maps are read (and trusted as before), and
+// a sound index replaces it.
+TEST_F(InplaceTreeTest, AnIndexThatIsNotSoundIsNotUsed) {
+  MakeTree();
+  Sync(src_, dst_);
+  const std::string good = ReadFile(IndexOf(dst_));
+  std::string future = good;
+  future[8] = 2;  // version 2, with a right checksum
+  const Hash sum = Sha256(future.data(), future.size() - 32);
+  future.replace(future.size() - 32, 32, reinterpret_cast<const char*>(sum.bytes.data()), 32);
+  for (const std::string& bad : {good.substr(0, good.size() - 1), good.substr(0, 40), future}) {
+    WriteFile(IndexOf(dst_), bad);
+    MapIndex index;
+    EXPECT_NE(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index), "");
+    EXPECT_TRUE(index.empty());
+    MapCountEnv env;
+    InplaceStats s = Sync(src_, dst_, kBs, {}, &env);
+    EXPECT_EQ(s.files_skipped, 7u);
+    EXPECT_EQ(env.map_opens, 7);
+    EXPECT_EQ(ReadFile(IndexOf(dst_)), good);
+  }
+  MapIndex index;
+  EXPECT_NE(ReadMapIndex(Env::Default(), IndexOf(dst_), 2 * kBs, &index), "");
+  EXPECT_TRUE(index.empty());
+}
+
 // --- Faults ----------------------------------------------------------------------
 
 // Runs `changed` through a FaultEnv failing at every write step in turn
@@ -1119,6 +1508,9 @@ class InplaceFaultTest : public InplaceTest {
         failures.push_back(e.what());
       }
       for (const auto& [file, map] : files_of(k)) EXPECT_EQ(StaleClaims(file, map), "") << file;
+      if (tree) {
+        EXPECT_EQ(IndexStaleClaims(dest_of(k), {base, changed}, kBs), "");
+      }
       Logger quiet(LogLevel::kError, false);
       SyncInPlace(Env::Default(), changed, dest_of(k), kBs, {}, &quiet);
       EXPECT_EQ(tree ? Describe(dest_of(k)) : ReadFile(dest_of(k)), want);
@@ -1128,6 +1520,11 @@ class InplaceFaultTest : public InplaceTest {
         if (fs::exists(file)) {
           EXPECT_NO_THROW(ReadBlockmap(Env::Default(), map)) << file;
         }
+      if (tree) {
+        MapIndex index;
+        EXPECT_EQ(ReadMapIndex(Env::Default(), IndexOf(dest_of(k)), kBs, &index), "");
+        EXPECT_EQ(index.size(), 3u);  // a, b, d
+      }
       fs::remove_all(mirror_of(k));
       if (!failed) {
         steps = k - 1;

@@ -1,6 +1,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "inplace/syncer.h"
@@ -17,6 +18,13 @@ constexpr size_t kMaxPendingMaps = 16384;
 // Copies queued for a barrier at most (SyncFile): a sync that changes more
 // files than this pays one syncfs(2) per this many.
 constexpr size_t kMaxQueuedCopies = 4096;
+
+// Whether m describes the mirror file as it is now (its lstat st): same
+// inode, size, mtime and ctime.
+bool FitsTarget(const Blockmap& m, const FileStatus& st) {
+  return m.target_ino == static_cast<uint64_t>(st.ino) && m.file_size == st.size &&
+         m.target_mtime_ns == st.mtime_ns && m.target_ctime_ns == st.ctime_ns;
+}
 
 bool IsHex(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
@@ -40,6 +48,9 @@ void Syncer::RestampRelinkedMaps() {
       continue;
     h.target_ctime_ns = now.ctime_ns;
     RewriteMapHeader(f.get(), map_path, h);
+    auto entry = index_new_.find(h.path);
+    if (entry != index_new_.end()) h.source_ctime_ns = entry->second.source_ctime_ns;
+    index_new_.insert_or_assign(h.path, h);
   }
   relinked_.clear();
 }
@@ -49,20 +60,177 @@ void Syncer::SweepMaps() {
     log_->Warn("some source entries could not be read; old blockmaps in " + map_dir_ + " are kept");
     return;
   }
+  if (index_exact_ && !maps_created_ && live_maps_.size() == index_old_.size() &&
+      index_claimed_.size() == index_old_.size()) {
+    // The directory holds the index's maps and nothing else, and every
+    // file the index names was met (so claimed its map), and no other file
+    // has one: so all of them, and nothing else. Nothing to list (on a cold disk, a read of every map
+    // directory) or delete.
+    maps_seen_ = live_maps_.size();
+    swept_ = true;
+    return;
+  }
+  size_t seen = 0;  // live maps found
   for (const auto& sub : env_->ListDir(map_dir_)) {
+    if (sub.rfind(std::string(kMapIndexName) + ".tmp-", 0) == 0) {  // a crashed WriteIndex's
+      env_->Remove(JoinPath(map_dir_, sub));
+      continue;
+    }
     if (sub.size() != 2 || !IsHex(sub)) continue;
     std::string dir = JoinPath(map_dir_, sub);
     if (env_->Status(dir).kind != FileKind::kDir) continue;
     for (const auto& name : env_->ListDir(dir)) {
-      if (name.size() != 68 || name.compare(64, 4, ".map") != 0 || live_maps_.count(name)) continue;
+      if (name.size() != 68 || name.compare(64, 4, ".map") != 0) continue;
+      if (live_maps_.count(name)) {
+        seen++;
+        continue;
+      }
       env_->Remove(JoinPath(dir, name));
       stats_->maps_deleted++;
       MarkDirty(dir);
     }
   }
+  live_map_missing_ = seen != live_maps_.size();
+  maps_seen_ = seen;
+  swept_ = true;
+}
+
+void Syncer::LoadIndex(bool tree) {
+  index_path_ = JoinPath(map_dir_, kMapIndexName);
+  CheckOwnEntry(env_, index_path_, false);
+  index_on_disk_ = env_->Exists(index_path_);
+  if (!tree || !index_on_disk_) return;
+  index_mtime_ns_ = env_->Status(index_path_).mtime_ns;
+  const std::string why = ReadMapIndex(env_, index_path_, bs_, &index_old_, &index_exact_);
+  index_new_.reserve(index_old_.size());
+  if (!why.empty()) log_->Info("map index " + index_path_ + " " + why + "; the blockmaps are read instead");
+}
+
+void Syncer::DropIndex(Durability d) {
+  if (!index_on_disk_) return;
+  env_->Remove(index_path_);
+  if (d == Durability::kNow) env_->SyncDir(map_dir_);
+  index_on_disk_ = false;
+  written_ = true;
+}
+
+void Syncer::WriteIndex() {
+  if (!swept_) return;  // a map's fate unknown: no index rather than a wrong one
+  if (live_map_missing_) {
+    // Someone removed maps: their files get no entry (their next change
+    // then reads the map, finds it missing and compares).
+    for (auto it = index_new_.begin(); it != index_new_.end();)
+      it = env_->Exists(BlockmapPath(map_root_, it->first)) ? std::next(it) : index_new_.erase(it);
+  }
+  // Each map written or restamped by this sync, as it is now: an entry
+  // is used only while its map stays so. One that is not a regular file
+  // gets no entry.
+  for (auto it = index_new_.begin(); it != index_new_.end();) {
+    if (it->second.map_ino != 0) {
+      ++it;
+      continue;
+    }
+    const FileStatus st = env_->Status(BlockmapPath(map_root_, it->first));
+    if (st.kind != FileKind::kFile) {
+      it = index_new_.erase(it);
+      continue;
+    }
+    RecordMapFile(&it->second, st);
+    ++it;
+  }
+  // The index is written in a later clock tick than every map it
+  // records (file times come from a clock that may lag by a tick), so
+  // that IndexedMapIntact can trust them: at most a few ms of waiting.
+  int64_t newest = 0;
+  for (const auto& kv : index_new_) newest = std::max(newest, kv.second.map_ctime_ns);
+  for (int i = 0; i < 100 && env_->NowNanos() <= newest + kClockTickNs; i++)
+    SleepFor(std::chrono::milliseconds(2));
+  // Exact: every map in the directory has its entry.
+  const bool exact = index_new_.size() == maps_seen_;
+  if (index_on_disk_ && !index_racy_ && exact == index_exact_ && index_new_.size() == index_old_.size() &&
+      std::all_of(index_new_.begin(), index_new_.end(), [&](const auto& kv) {
+        auto it = index_old_.find(kv.first);
+        return it != index_old_.end() && SameMapHeader(it->second, kv.second);
+      }))
+    return;  // the one on disk says the same
+  // Written beside and renamed over the old one, without an fsync: the
+  // final barrier (Finish) makes it durable. Should the machine stop first,
+  // whatever is at index_path_ is the old index (true: this sync changed no
+  // file's data while it was there), nothing, or a new one torn or whole;
+  // a torn one fails its checksum and is not used.
+  const std::string data = EncodeMapIndex(index_new_, bs_, exact);
+  if (data.size() > kMaxMapIndexSize) {  // it would never be read: none
+    DropIndex(Durability::kAtBarrier);
+    return;
+  }
+  // The map headers written since the last barrier (CompleteMaps, the
+  // restamps) are made durable first: an index must never reach the disk
+  // before a map it says is complete.
+  env_->SyncFileSystem(map_root_);
+  const std::string tmp = TempPathFor(index_path_);
+  try {
+    auto out = env_->OpenWrite(tmp, CreateMode::kExclusive, 0600);
+    out->Append(data.data(), data.size());
+    out->Close();
+    env_->Rename(tmp, index_path_);
+  } catch (const Error& err) {
+    if (err.kind() == ErrorKind::kCrash) throw;
+    try {
+      env_->Remove(tmp);
+    } catch (const Error&) {
+    }
+    throw;
+  }
+  index_on_disk_ = true;
+  written_ = true;
+}
+
+void Syncer::AddToIndex(Blockmap h, const FileStatus& src_st, bool meta_ok) {
+  const bool settled = src_st.ctime_ns < started_ns_ - kRacyCtimeNs;
+  h.source_ctime_ns = meta_ok && settled ? src_st.ctime_ns : Blockmap::kNoCtime;
+  h.map_ino = 0;  // the map as it is at the end (WriteIndex)
+  std::string key = h.path;
+  index_new_.insert_or_assign(std::move(key), std::move(h));
+}
+
+bool Syncer::IndexedMapIntact(const Blockmap& m, const std::string& map_path) {
+  if (!MapFileUnchanged(m, env_->Status(map_path))) return false;
+  // Racily clean (as git calls it): a map written in the clock tick the
+  // index was written in could have been changed later in that tick without
+  // a new ctime. Its map is read; the next index records it anew.
+  if (m.map_ctime_ns >= index_mtime_ns_) {
+    index_racy_ = true;
+    return false;
+  }
+  return true;
+}
+
+bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st) {
+  if (opts_.full_read) return false;
+  auto it = index_old_.find(rel);
+  if (it == index_old_.end()) return false;
+  const Blockmap& m = it->second;
+  if (m.source_ctime_ns == Blockmap::kNoCtime || m.source_ctime_ns != src_st.ctime_ns ||
+      m.file_size != src_st.size || m.source_mtime_ns != src_st.mtime_ns)
+    return false;
+  const FileStatus dst_st = env_->Status(dst);
+  // (The rest is implied by the two ctimes; checked all the same.)
+  if (dst_st.kind != FileKind::kFile || dst_st.nlink != 1 || !FitsTarget(m, dst_st) || dst_st.mode != src_st.mode ||
+      dst_st.uid != src_st.uid || dst_st.gid != src_st.gid || dst_st.mtime_ns != src_st.mtime_ns)
+    return false;
+  // Nor the map since the index was written (a damaged or replaced map is
+  // read and checked as always).
+  if (!IndexedMapIntact(m, BlockmapPath(map_root_, rel))) return false;
+  stats_->files++;
+  stats_->files_skipped++;
+  MapPathFor(rel);
+  // Not in mapped_: with one link on both sides no sync step relinks it.
+  index_new_.insert_or_assign(rel, m);
+  return true;
 }
 
 std::string Syncer::MapPathFor(const std::string& rel) {
+  if (index_old_.count(rel)) index_claimed_.insert(rel);
   std::string path = BlockmapPath(map_root_, rel);
   live_maps_.insert(BaseName(path));
   return path;
@@ -91,8 +259,7 @@ std::string Syncer::LoadMap(const std::string& map_path, const std::string& rel,
   if (h->block_size != bs_)
     return "was written for blocks of " + std::to_string(h->block_size) + " bytes, not " + std::to_string(bs_);
   if (h->path != rel) return "names another file (" + h->path + ")";
-  if (h->target_ino != static_cast<uint64_t>(dst_st.ino) || h->file_size != dst_st.size ||
-      h->target_mtime_ns != dst_st.mtime_ns || h->target_ctime_ns != dst_st.ctime_ns)
+  if (!FitsTarget(*h, dst_st))
     return "does not fit the target file, which was changed after it was written";
   *file = std::move(f);
   return "";
@@ -106,15 +273,37 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   const bool exists = ClearWayForFile(dst, src_st, &dst_st);
   Blockmap old;
   std::unique_ptr<ReadableFile> old_map;
+  // Quick check: the source is as the map (or the index) recorded it.
+  auto unchanged = [&](const Blockmap& m) {
+    return src_st.type != S_IFBLK && !opts_.full_read && m.file_size == src_st.size &&
+           m.source_mtime_ns == src_st.mtime_ns;
+  };
+  if (exists) {
+    // The index alone tells an unchanged file: its map is not opened.
+    auto it = index_old_.find(rel);
+    if (it != index_old_.end() && FitsTarget(it->second, dst_st) && unchanged(it->second) &&
+        IndexedMapIntact(it->second, map_path)) {
+      stats_->files_skipped++;
+      if (meta) {
+        SyncMetadataOnly(*meta, dst, dst_st, src_st, map_path, it->second, nullptr);
+      } else {
+        AddToIndex(it->second, src_st, false);
+      }
+      mapped_.insert_or_assign(InodeKey{dst_st.dev, dst_st.ino}, std::make_pair(dst, map_path));
+      return;
+    }
+  }
   std::string why;
   if (exists) why = LoadMap(map_path, rel, dst_st, &old, &old_map);
   const bool trusted = exists && why.empty();
 
-  // Quick check: the source is as the map recorded it.
-  if (trusted && src_st.type != S_IFBLK && !opts_.full_read && old.file_size == src_st.size &&
-      old.source_mtime_ns == src_st.mtime_ns) {
+  if (trusted && unchanged(old)) {
     stats_->files_skipped++;
-    if (meta) SyncMetadataOnly(*meta, dst, dst_st, map_path, old, old_map.get());
+    if (meta) {
+      SyncMetadataOnly(*meta, dst, dst_st, src_st, map_path, old, old_map.get());
+    } else {
+      AddToIndex(old, src_st, false);
+    }
     mapped_.insert_or_assign(InodeKey{dst_st.dev, dst_st.ino}, std::make_pair(dst, map_path));
     return;
   }
@@ -124,7 +313,10 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   if (trusted && source_changed) {
     // The map is complete on disk: it must be invalid there before the
     // file changes. Invalidated now without an fsync, the copy waits for
-    // one barrier shared by many files.
+    // one barrier shared by many files. The index goes first, and
+    // durably: an index outliving a map it names as complete (the sync
+    // stopped before the copy) would have that map trusted unread.
+    DropIndex(Durability::kNow);
     stats_->map_bytes_written += SetBlockmapState(env_, map_path, MapState::kBeingWritten);
     written_ = true;
     queued_.push_back(QueuedCopy{src, dst, rel, map_path, src_st,
@@ -164,8 +356,26 @@ bool Syncer::ClearWayForFile(const std::string& dst, const FileStatus& src_st, F
 }
 
 void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const FileStatus& dst_st,
-                              const std::string& map_path, const Blockmap& old, ReadableFile* old_map) {
-  if (!ApplyMetadata(meta, dst, &dst_st)) return;
+                              const FileStatus& src_st, const std::string& map_path, const Blockmap& old,
+                              ReadableFile* old_map) {
+  const uint64_t warnings = stats_->warnings;
+  const bool changed = ApplyMetadata(meta, dst, &dst_st);
+  const bool meta_ok = stats_->warnings == warnings;
+  if (!changed) {
+    AddToIndex(old, src_st, meta_ok);
+    return;
+  }
+  std::unique_ptr<ReadableFile> opened;
+  if (!old_map) {
+    // From the index: the map is read and checked now that it must be
+    // restamped. One that is not sound is left to the next sync, which
+    // finds that it does not fit and compares.
+    Blockmap checked;
+    if (!LoadMap(map_path, old.path, dst_st, &checked, &opened).empty() ||
+        EncodeBlockmapHeader(checked) != EncodeBlockmapHeader(old))
+      return;
+    old_map = opened.get();
+  }
   // No fsync of the file: its data is what the map says, whichever of the
   // two (the file's new times, the map's new header) reaches the disk first.
   const FileStatus now = ExistingStatus(env_, dst);
@@ -174,6 +384,7 @@ void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const F
   h.target_mtime_ns = now.mtime_ns;
   h.target_ctime_ns = now.ctime_ns;
   RewriteMapHeader(old_map, map_path, h);
+  AddToIndex(std::move(h), src_st, meta_ok);
 }
 
 void Syncer::SyncContent(const std::string& src, const std::string& rel, const FileStatus& src_st,
@@ -181,6 +392,7 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
                          std::unique_ptr<ReadableFile> in, BlockmapWriter::Start map_start) {
   const std::string& dst = *c->dst;
   const bool exists = c->basis != CopyBasis::kFresh;
+  if (exists) DropIndex(Durability::kNow);  // a queued copy's is gone already
   if (!in) in = FromSource([&] { return env_->OpenRead(src); });
   in->DisableReadahead();
   c->in = in.get();
@@ -197,7 +409,9 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   c->map = map.get();
   written_ = true;
   const bool entries_changed = copier_.Copy(*c);
+  const uint64_t warnings = stats_->warnings;
   if (meta) ApplyMetadata(*meta, dst);
+  const bool meta_ok = meta && stats_->warnings == warnings;
   out->Close();  // no fsync: the barrier before the map's completion makes it durable
   target.reset();
 
@@ -215,8 +429,10 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   if (c->basis == CopyBasis::kMap && !map->invalidated() && !entries_changed && !resized &&
       EncodeBlockmapHeader(h) == EncodeBlockmapHeader(*c->old)) {
     map->Close();  // nothing changed at all
+    AddToIndex(std::move(h), src_st, meta_ok);
     return;
   }
+  AddToIndex(h, src_st, meta_ok);  // complete at the next barrier
   // The map is completed only after the next barrier (CompleteMaps) has
   // made this file's data and metadata durable.
   pending_.push_back(map->Finish(h, resized));
@@ -226,7 +442,8 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
 
 void Syncer::RunQueuedCopies() {
   if (queued_.empty()) return;
-  env_->SyncFileSystem(map_root_);  // every queued map invalid on disk
+  DropIndex(Durability::kAtBarrier);
+  env_->SyncFileSystem(map_root_);  // every queued map invalid on disk, and the index gone
   std::vector<QueuedCopy> jobs = std::move(queued_);
   queued_.clear();
   for (auto& j : jobs) {
@@ -302,6 +519,13 @@ std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_pat
   const FileStatus st = env_->Status(map_path);
   CheckOwnEntry(map_path, st, false);
   const bool there = st.kind != FileKind::kMissing;
+  if (!there && !maps_created_) {
+    // An exact index would no longer say every map there is. (Not made
+    // durable: should the new map outlive a crash and the index be
+    // exact still, that map is only left over until a sync lists.)
+    if (index_exact_) DropIndex(Durability::kAtBarrier);
+    maps_created_ = true;
+  }
   return std::make_unique<BlockmapWriter>(env_, map_path, rel,
                                           there ? BlockmapWriter::Start::kFresh : BlockmapWriter::Start::kNew, bytes);
 }

@@ -45,7 +45,8 @@ class Syncer {
         map_root_(std::move(map_root)),
         map_dir_(JoinPath(map_root_, kBlockmapDir)),
         copier_(block_size, opts, stats, log),
-        filter_(env, opts.excludes, log) {}
+        filter_(env, opts.excludes, log),
+        started_ns_(env->NowNanos()) {}
 
   // A file or block device (resolved) onto the file dest.
   void SyncSingle(const std::string& src, const std::string& dst);
@@ -59,8 +60,22 @@ class Syncer {
   // the file in all but the ctime is touched.
   void RestampRelinkedMaps();
 
-  // After a complete tree sync: removes the maps no file claimed.
+  // After a complete tree sync: removes the maps no file claimed (and
+  // temporaries of the map index a crash left). Lists nothing when an
+  // exact index said which maps there are, no map was made since, and
+  // every one of them was claimed.
   void SweepMaps();
+
+  // Reads the map index (blockmap.h) of the map root: used for a tree,
+  // only noted for a file (whose map root may hold a tree's index, which
+  // must go before the file is changed).
+  void LoadIndex(bool tree);
+
+  // After a complete tree sync whose maps are all complete and durable
+  // (CompleteMaps, RestampRelinkedMaps, SweepMaps): writes the map index of
+  // the maps that fit their files, when it differs from the one on disk.
+  // Nothing when the sweep was skipped (source errors).
+  void WriteIndex();
 
   // Runs the copies queued so far (SyncFile): one syncfs(2) of the target
   // makes their maps' invalidations durable, then each file is copied.
@@ -91,6 +106,18 @@ class Syncer {
   // Returns false when the source entry vanished (its mirror is deleted).
   bool SyncChild(const std::string& src, const std::string& dst, const std::string& rel);
 
+  // A regular file of one link (src_st) whose index entry records its
+  // size, mtime and ctime, and whose mirror file fits the entry (one link
+  // too): neither its data nor its metadata changed since the sync that
+  // mirrored both, so nothing of it is read (not even its xattrs) and
+  // nothing written. Returns whether it was such a file (counted, its map
+  // kept, its entry carried into the next index).
+  bool SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st);
+
+  // Whether the map at map_path is as the index entry m recorded it, and
+  // was so before the index was written (not in the same clock tick).
+  bool IndexedMapIntact(const Blockmap& m, const std::string& map_path);
+
   // A later name of a multiply-linked inode: a hard link to the first one.
   void SyncHardLink(const std::string& first, const std::string& dst);
 
@@ -110,8 +137,20 @@ class Syncer {
 
   // --- Files ---
 
+  // Removes the map index, when there is one, before the first change to
+  // the data of an existing mirror file (so that no entry of it can claim
+  // data that is not on disk): durable now (directory fsync), or at the
+  // caller's next barrier.
+  enum class Durability { kNow, kAtBarrier };
+  void DropIndex(Durability d);
+
   // Where rel's map lives; marks it live for SweepMaps.
   std::string MapPathFor(const std::string& rel);
+
+  // h (a complete map's header, or one complete at the next barrier) into
+  // the next index; with the source's ctime (src_st) when the file's
+  // metadata was mirrored without a failure (meta_ok).
+  void AddToIndex(Blockmap h, const FileStatus& src_st, bool meta_ok);
 
   // Makes the map's XX directory (0700) once per sync.
   void EnsureMapSubdir(const std::string& map_path);
@@ -138,10 +177,14 @@ class Syncer {
 
   // A file whose content is unchanged: its metadata is brought up to date,
   // and when that changed anything, its map is restamped with the file's
-  // new identity (durable at Finish's barrier).
-  // dst_st: the lstat of dst.
+  // new identity (durable at Finish's barrier). The map's header goes into
+  // the next index.
+  // dst_st: the lstat of dst. old_map: the map, open and checked; null
+  // when old came from the index (the map is then read and checked here
+  // only if it must be restamped).
   void SyncMetadataOnly(const Entry& meta, const std::string& dst, const FileStatus& dst_st,
-                        const std::string& map_path, const Blockmap& old, ReadableFile* old_map);
+                        const FileStatus& src_st, const std::string& map_path, const Blockmap& old,
+                        ReadableFile* old_map);
 
   // Copies the content of src onto *c->dst (c: basis, old map), applies the
   // metadata and holds the map's completion back for the next barrier
@@ -200,7 +243,32 @@ class Syncer {
   std::map<InodeKey, std::pair<std::string, std::string>> mapped_;  // target inode -> file, its map
   std::set<InodeKey> relinked_;              // target inodes whose link count this sync changed
   std::unordered_set<std::string> live_maps_;  // "<hex>.map" of every file synced
+  // The map index (blockmap.h). index_old_: the one read at the start, when
+  // sound (trees only). index_new_: the header of every map that is
+  // complete (or will be at the next barrier) and fits its file.
+  std::string index_path_;
+  bool index_on_disk_ = false;  // an index file is there (sound or not)
+  MapIndex index_old_;
+  MapIndex index_new_;
+  bool index_exact_ = false;      // index_old_ was written exact (blockmap.h)
+  int64_t index_mtime_ns_ = 0;    // when index_old_ was written
+  bool index_racy_ = false;       // an entry was not used for its map's ctime: write a new index
+  bool maps_created_ = false;     // this sync made a map where none was
+  bool swept_ = false;            // SweepMaps ran through (or knew it had nothing to do)
+  size_t maps_seen_ = 0;          // live maps in the map directory (SweepMaps)
+  bool live_map_missing_ = false;  // some file's map is not in the map directory
   std::set<std::string> made_subdirs_;
+  // Files of index_old_ this sync met (MapPathFor): the exact index's
+  // sweep is skipped only when every one of them was met.
+  std::unordered_set<std::string> index_claimed_;
+  // When this sync began: a source ctime this recent (within kRacyCtimeNs)
+  // is not recorded in the index, as a change in the same clock tick
+  // after it was read would leave it as it is (git's "racily clean").
+  int64_t started_ns_;
+  static constexpr int64_t kRacyCtimeNs = 2'000'000'000;
+  // Longer than the tick of the kernel's coarse clock, which stamps files
+  // (10 ms at HZ=100).
+  static constexpr int64_t kClockTickNs = 12'000'000;
 };
 
 }  // namespace inplace_internal
