@@ -189,8 +189,10 @@ uint64_t RewriteBlockmapHeader(Env* env, ReadableFile* f, const std::string& map
 
 // The index's name in MAPROOT/.vmback-blockmaps.
 inline constexpr const char* kMapIndexName = "index";
-// Larger indexes are not read (about 100 bytes per file).
-inline constexpr uint64_t kMaxMapIndexSize = uint64_t{1} << 30;
+// Larger indexes are neither written nor read (about 130 bytes per file:
+// 2 million files of paths 50 bytes long; a forged one costs at most about
+// 1 GiB of memory to read).
+inline constexpr uint64_t kMaxMapIndexSize = uint64_t{256} << 20;
 
 // Map headers (Blockmap without entries) by path relative to MAPROOT.
 using MapIndex = std::unordered_map<std::string, Blockmap>;

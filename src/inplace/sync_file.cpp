@@ -73,7 +73,14 @@ void Syncer::SweepMaps() {
   size_t seen = 0;  // live maps found
   for (const auto& sub : env_->ListDir(map_dir_)) {
     if (sub.rfind(std::string(kMapIndexName) + ".tmp-", 0) == 0) {  // a crashed WriteIndex's
-      env_->Remove(JoinPath(map_dir_, sub));
+      const std::string tmp = JoinPath(map_dir_, sub);
+      try {
+        CheckOwnEntry(env_, tmp, false);  // a regular file of ours, nothing planted
+        env_->Remove(tmp);
+      } catch (const Error& err) {
+        if (err.kind() == ErrorKind::kCrash) throw;
+        log_->Warn("left " + tmp + " as it is: " + err.what());
+      }
       continue;
     }
     if (sub.size() != 2 || !IsHex(sub)) continue;
@@ -179,7 +186,12 @@ void Syncer::WriteIndex() {
       env_->Remove(tmp);
     } catch (const Error&) {
     }
-    throw;
+    // (A full disk, say.) The mirror and its maps are complete; an index
+    // still there is the old one, true as it is (this sync changed no data
+    // while it was there); without one the next sync reads the maps.
+    log_->Warn("cannot write the map index " + index_path_ + " (" + err.what() +
+               "); the mirror is complete, the next sync reads its blockmaps instead");
+    return;
   }
   index_on_disk_ = true;
   written_ = true;
@@ -188,7 +200,6 @@ void Syncer::WriteIndex() {
 void Syncer::AddToIndex(Blockmap h, const FileStatus& src_st, bool meta_ok) {
   const bool settled = src_st.ctime_ns < started_ns_ - kRacyCtimeNs;
   h.source_ctime_ns = meta_ok && settled ? src_st.ctime_ns : Blockmap::kNoCtime;
-  h.map_ino = 0;  // the map as it is at the end (WriteIndex)
   std::string key = h.path;
   index_new_.insert_or_assign(std::move(key), std::move(h));
 }
@@ -384,6 +395,7 @@ void Syncer::SyncMetadataOnly(const Entry& meta, const std::string& dst, const F
   h.target_mtime_ns = now.mtime_ns;
   h.target_ctime_ns = now.ctime_ns;
   RewriteMapHeader(old_map, map_path, h);
+  h.map_ino = 0;  // the map is recorded as it is at the end (WriteIndex)
   AddToIndex(std::move(h), src_st, meta_ok);
 }
 

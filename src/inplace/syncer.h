@@ -150,6 +150,8 @@ class Syncer {
   // h (a complete map's header, or one complete at the next barrier) into
   // the next index; with the source's ctime (src_st) when the file's
   // metadata was mirrored without a failure (meta_ok).
+  // h's map identity (map_ino and the rest) only when the map is as the
+  // old index recorded it, else map_ino 0: WriteIndex then lstats the map.
   void AddToIndex(Blockmap h, const FileStatus& src_st, bool meta_ok);
 
   // Makes the map's XX directory (0700) once per sync.
