@@ -122,16 +122,12 @@ std::string IndexStaleClaims(const std::string& dest, const std::vector<std::str
   if (!ReadMapIndex(Env::Default(), IndexOf(dest), bs, &index).empty()) return "";  // not used
   for (const auto& [rel, m] : index) {
     const std::string file = dest + "/" + rel;
-    struct stat st;
-    if (::lstat(file.c_str(), &st) != 0 || st.st_ino != m.target_ino ||
-        static_cast<uint64_t>(st.st_size) != m.file_size)
-      continue;  // not trusted
+    const FileStatus st = Env::Default()->Status(file);
+    if (st.kind == FileKind::kMissing || st.ino != m.target_ino || st.size != m.file_size) continue;  // not trusted
     bool named = false;
     for (const auto& src : sources) {
-      struct stat ss;
-      if (::lstat((src + "/" + rel).c_str(), &ss) != 0 || static_cast<uint64_t>(ss.st_size) != m.file_size ||
-          ss.st_mtim.tv_sec * int64_t{1000000000} + ss.st_mtim.tv_nsec != m.source_mtime_ns)
-        continue;
+      const FileStatus ss = Env::Default()->Status(src + "/" + rel);
+      if (ss.kind == FileKind::kMissing || ss.size != m.file_size || ss.mtime_ns != m.source_mtime_ns) continue;
       named = true;
       if (ReadFile(file) != ReadFile(src + "/" + rel)) return "the index claims " + rel + ", which the target lacks";
     }
@@ -1193,7 +1189,7 @@ TEST_F(InplaceTreeTest, TheIndexTellsUnchangedFilesWithoutReadingTheirMaps) {
   EXPECT_EQ(day2.index_reads, 1);
   EXPECT_EQ(day2.map_dir_lists, 0) << "an exact index: no map directory listed";
 
-  ASSERT_EQ(::unlink(IndexOf(dst_).c_str()), 0);
+  Env::Default()->Remove(IndexOf(dst_));
   MapCountEnv old_target;
   s = Sync(src_, dst_, kBs, {}, &old_target);
   EXPECT_EQ(s.files_skipped, 7u);
@@ -1217,7 +1213,7 @@ TEST_F(InplaceTreeTest, TheMapDirectoriesAreListedOnlyWhenTheIndexCannotSay) {
   ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
   EXPECT_TRUE(exact);
 
-  ASSERT_EQ(::unlink(S("gone/z").c_str()), 0);
+  Env::Default()->Remove(S("gone/z"));
   MapCountEnv vanished;
   InplaceStats s = Sync(src_, dst_, kBs, {}, &vanished);
   EXPECT_EQ(s.maps_deleted, 1u);
@@ -1237,7 +1233,7 @@ TEST_F(InplaceTreeTest, TheMapDirectoriesAreListedOnlyWhenTheIndexCannotSay) {
 
   // One file gone and one new: as many live maps as the index has, but not
   // the same ones.
-  ASSERT_EQ(::unlink(S("new").c_str()), 0);
+  Env::Default()->Remove(S("new"));
   WriteFile(S("newer"), "newer");
   s = Sync(src_, dst_);
   EXPECT_EQ(s.maps_deleted, 1u);
@@ -1249,7 +1245,7 @@ TEST_F(InplaceTreeTest, TheMapDirectoriesAreListedOnlyWhenTheIndexCannotSay) {
   const std::string stray = BlockmapPath(dst_, "nothing/here");
   ASSERT_TRUE(fs::create_directories(DirName(stray)));
   WriteFile(stray, "left over");
-  ASSERT_EQ(::unlink(IndexOf(dst_).c_str()), 0);
+  Env::Default()->Remove(IndexOf(dst_));
   s = Sync(src_, dst_);
   EXPECT_EQ(s.maps_deleted, 1u);
   EXPECT_FALSE(fs::exists(stray));
@@ -1288,7 +1284,7 @@ TEST_F(InplaceTreeTest, AFileEditedBehindTheIndexIsNotTrusted) {
 
   // The same when the edit keeps size, mtime and inode and the map is gone.
   XorFileByte(D("hard1"), 10, 1);
-  ASSERT_EQ(::unlink(BlockmapPath(dst_, "hard1").c_str()), 0);
+  Env::Default()->Remove(BlockmapPath(dst_, "hard1"));
   s = SyncLogged(src_, dst_, &problems);
   EXPECT_EQ(s.blockmaps_rebuilt, 1u);
   EXPECT_EQ(ReadFile(D("hard1")), ReadFile(S("hard1")));
@@ -1307,7 +1303,7 @@ TEST_F(InplaceTreeTest, AMapChangedBehindTheIndexIsReadAndChecked) {
   auto damage_and_sync = [&](const std::string& rel, bool to_nothing) {
     const std::string map = BlockmapPath(dst_, rel);
     if (to_nothing) {
-      ASSERT_EQ(::truncate(map.c_str(), 0), 0);
+      fs::resize_file(map, 0);
     } else {
       XorFileByte(map, 70, 0x10);  // in the header
     }
@@ -1335,8 +1331,8 @@ TEST_F(InplaceTreeTest, AMapChangedBehindTheIndexIsReadAndChecked) {
   const std::string map = BlockmapPath(dst_, "empty");
   const std::string planted = tmp_ / "planted";
   WriteFile(planted, "not a map");
-  ASSERT_EQ(::unlink(map.c_str()), 0);
-  ASSERT_EQ(::symlink(planted.c_str(), map.c_str()), 0);
+  Env::Default()->Remove(map);
+  Env::Default()->Symlink(planted, map);
   EXPECT_THROW(
       {
         try {
@@ -1386,10 +1382,10 @@ TEST_F(InplaceTreeTest, MetadataIsReadOnlyWhenACtimeMoved) {
   EXPECT_TRUE(day2.read.count(S("hard1"))) << "two links: read as before";
 
   const struct stat a = Stat(S("a.bin"));
-  ASSERT_EQ(::lsetxattr(S("a.bin").c_str(), "user.a", "2", 1, 0), 0);
-  ASSERT_EQ(::chmod(S("empty").c_str(), 0600), 0);
-  ASSERT_EQ(::chown(S("gone/y").c_str(), 4321, 8765), 0);
-  ASSERT_EQ(::lsetxattr(D("sparse.img").c_str(), "user.planted", "x", 1, 0), 0);
+  Env::Default()->SetXattr(S("a.bin"), "user.a", "2");
+  Env::Default()->SetMode(S("empty"), 0600);
+  test::Chown(S("gone/y"), 4321, 8765);
+  Env::Default()->SetXattr(D("sparse.img"), "user.planted", "x");
   SetMtimeNs(S("a.bin"), a.st_mtim.tv_sec, a.st_mtim.tv_nsec);
   std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the new ctimes settle
   XattrCountEnv day3;
@@ -1400,10 +1396,10 @@ TEST_F(InplaceTreeTest, MetadataIsReadOnlyWhenACtimeMoved) {
   for (const char* f : {"a.bin", "sparse.img", "empty", "gone/y"}) EXPECT_TRUE(day3.read.count(D(f))) << f;
   EXPECT_FALSE(day3.read.count(D("sub/deep/x.txt")));
   EXPECT_EQ(Describe(dst_), Describe(src_));
-  char v[8] = {};
-  EXPECT_EQ(::lgetxattr(D("a.bin").c_str(), "user.a", v, sizeof v), 1);
-  EXPECT_EQ(v[0], '2');
-  EXPECT_LT(::lgetxattr(D("sparse.img").c_str(), "user.planted", v, sizeof v), 0);
+  const Xattrs a_xattrs = Env::Default()->ReadXattrs(D("a.bin"));
+  EXPECT_NE(std::find(a_xattrs.begin(), a_xattrs.end(), std::pair<std::string, std::string>("user.a", "2")),
+            a_xattrs.end());
+  for (const auto& [name, value] : Env::Default()->ReadXattrs(D("sparse.img"))) EXPECT_NE(name, "user.planted");
 
   XattrCountEnv day4;  // the index holds the new ctimes: nothing read again
   s = Sync(src_, dst_, kBs, {}, &day4);
