@@ -230,11 +230,11 @@ bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, c
       dst_st.uid != src_st.uid || dst_st.gid != src_st.gid || dst_st.mtime_ns != src_st.mtime_ns)
     return false;
   // Nor the map since the index was written (a damaged or replaced map is
-  // read and checked as always).
-  if (!IndexedMapIntact(m, BlockmapPath(map_root_, rel))) return false;
+  // read and checked as always). The file was met and its map is live
+  // either way (SyncFile takes it up otherwise).
+  if (!IndexedMapIntact(m, MapPathFor(rel))) return false;
   stats_->files++;
   stats_->files_skipped++;
-  MapPathFor(rel);
   // Not in mapped_: with one link on both sides no sync step relinks it.
   index_new_.insert_or_assign(rel, m);
   return true;
