@@ -21,6 +21,8 @@
 #   VMBACK_FUZZ_RUNS  runs per fuzz target (overrides the defaults above)
 #   JOBS              parallel jobs for ninja and ctest (default: nproc)
 #   ONLY              the steps to run, any of "unit tsan fuzz" (default: all)
+#   BUILD_ONLY=1      only build the trees (scripts/test builds them at low
+#                     priority while ctest runs, then runs this again)
 #
 # Tests that need root run as root in CI, as in the normal suite.
 set -uo pipefail
@@ -61,6 +63,7 @@ row() {
 }
 
 wants() { [[ " $only " == *" $1 "* ]]; }
+runs() { [ "${BUILD_ONLY:-0}" != 1 ]; }
 
 # The ninja targets for TARGETS...; "unit-tests" stands for every unit test
 # binary (one per src/**/*_test.cpp, named after it) that the tree defines.
@@ -153,7 +156,7 @@ run_prefix=()
 san_flags=-DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG"
 
 if wants unit; then
-  if build asan+ubsan "$asan_dir" "$san_cxx" -DVMBACK_SANITIZE=address,undefined "$san_flags" -- unit-tests; then
+  if build asan+ubsan "$asan_dir" "$san_cxx" -DVMBACK_SANITIZE=address,undefined "$san_flags" -- unit-tests && runs; then
     ctest_suite "unit (asan+ubsan)" "$asan_dir" ctest-unit.log -L unit -E "$leaking_tests"
     # Still ASan and UBSan, only without the leak check.
     ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 \
@@ -165,7 +168,7 @@ if wants tsan; then
   # ThreadSanitizer cannot map its shadow memory under the high ASLR entropy
   # of some kernels; without ASLR it always can.
   if setarch "$(uname -m)" -R true 2>/dev/null; then run_prefix=(setarch "$(uname -m)" -R); fi
-  if build tsan "$tsan_dir" "$san_cxx" -DVMBACK_SANITIZE=thread "$san_flags" -- "${tsan_targets[@]}"; then
+  if build tsan "$tsan_dir" "$san_cxx" -DVMBACK_SANITIZE=thread "$san_flags" -- "${tsan_targets[@]}" && runs; then
     ctest_suite "threaded (tsan)" "$tsan_dir" ctest.log -R "$tsan_tests"
   fi
   run_prefix=()
@@ -174,7 +177,7 @@ fi
 if wants fuzz; then
   fuzz_bins=()
   for t in "${fuzz_targets[@]}"; do fuzz_bins+=("fuzz_$t"); done
-  if build fuzz "$fuzz_dir" clang++ -DVMBACK_FUZZ=ON -DBUILD_TESTING=OFF -- "${fuzz_bins[@]}"; then
+  if build fuzz "$fuzz_dir" clang++ -DVMBACK_FUZZ=ON -DBUILD_TESTING=OFF -- "${fuzz_bins[@]}" && runs; then
     for t in "${fuzz_targets[@]}"; do fuzz "$t"; done
   fi
 fi
