@@ -50,7 +50,7 @@ class BackupCommand : public Command {
     BackupExcludes excludes = from_config ? ExcludesOfConfig(config, extra) : ExcludesOfPaths(config, volumes, extra);
     if (dry_run_) {
       if (from_config)
-        for (const auto& v : config.volumes) volumes.push_back({v.name, v.source, v.one_file_system});
+        for (const auto& v : config.volumes) volumes.push_back({.name = v.name, .source = v.source, .one_file_system = v.one_file_system});
       DryRun(volumes, excludes, from_config, ctx);
       return Findings{};
     }
@@ -91,7 +91,7 @@ class BackupCommand : public Command {
       std::string name = BaseName(p);
       if (name == "/" || name.empty()) name = "root";
       if (!IsValidVolumeName(name)) ThrowConfig("cannot name a volume after " + p);
-      volumes.push_back({name, p, true});
+      volumes.push_back({.name = name, .source = p, .one_file_system = true});
     }
     return volumes;
   }

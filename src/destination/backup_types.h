@@ -42,10 +42,10 @@ struct VolumeSpec {
   // read). A ChangeSet without a list (its why says why), or no function,
   // means the file is read in full. Not asked on a full read (--full-read,
   // full_read_every).
-  std::function<ChangeSet(const std::string& rel, const std::string& path)> changes;
+  std::function<ChangeSet(const std::string& rel, const std::string& path)> changes = {};
   // Not empty: the point the change lists are relative to. A destination
   // whose parent for this volume is another point does not use them.
-  std::string changes_since;
+  std::string changes_since = "";
 };
 
 struct BackupOptions {

@@ -154,7 +154,7 @@ TEST_F(TargetReaderTest, StatAndListShowWhatLsShows) {
   // vmback's own files, and paths out of a volume, are not there.
   ASSERT_TRUE(Env::Default()->Exists(M("tree/.vmback-blockmaps")));
   ASSERT_TRUE(Env::Default()->Exists(M(".vmback-blockmaps")));
-  for (const std::string& p : {".vmback-blockmaps", ".vmback-point.json", ".vmback-target", "tree/.vmback-blockmaps",
+  for (const std::string p : {".vmback-blockmaps", ".vmback-point.json", ".vmback-target", "tree/.vmback-blockmaps",
                                "tree/.vmback-blockmaps/lock", "tree/../disk", "tree/./a", "tree//a", "tree/sub/../a",
                                "nope", "tree/nope", "/tree", "tree/a/x"}) {
     Error e = Thrown([&] { r->Stat(p); });
@@ -166,7 +166,7 @@ TEST_F(TargetReaderTest, StatAndListShowWhatLsShows) {
   EXPECT_EQ(Thrown([&] { r->List("disk"); }).kind(), ErrorKind::kConfig);
   EXPECT_EQ(Thrown([&] { r->List("tree/a"); }).kind(), ErrorKind::kConfig);
   // Only regular files open.
-  for (const std::string& p : {"tree", "tree/sub", "tree/link"})
+  for (const std::string p : {"tree", "tree/sub", "tree/link"})
     EXPECT_EQ(Thrown([&] { r->Open(p); }).kind(), ErrorKind::kConfig) << p;
 }
 
@@ -319,7 +319,7 @@ TEST_F(TargetReaderTest, SymlinksInThePointAreNeverFollowed) {
   EXPECT_EQ(r->Stat("tree/a").type, "symlink");
   EXPECT_EQ(Thrown([&] { r->Open("tree/a"); }).kind(), ErrorKind::kConfig);
   EXPECT_EQ(r->Stat("tree/sub").type, "symlink");
-  for (const std::string& p : {"tree/sub/f"}) {
+  for (const std::string p : {"tree/sub/f"}) {
     EXPECT_EQ(Thrown([&] { r->Stat(p); }).kind(), ErrorKind::kNotFound);
     EXPECT_EQ(Thrown([&] { r->Open(p); }).kind(), ErrorKind::kNotFound);
   }

@@ -129,7 +129,7 @@ class LibvirtVolumeTest : public ::testing::Test {
     Write(3 << 20, 512 << 10, 2);
     WriteFile(Root("images/notes.txt"), "not a disk\n");
     hv_ = std::make_unique<ExportingHypervisor>(root_, image_);
-    hv_->web = {"web", true, false, {image_}, {{image_, "vda", "qcow2"}}};
+    hv_->web = {"web", true, false, {image_}, {{image_, "vda", "qcow2"}}, ""};
     Store::Init(Env::Default(), Root("store"), 16384);
   }
 

@@ -327,7 +327,7 @@ void MakeStateDir(Env* env, const std::string& dir, Logger* log) {
   if ((st.mode & 077) != 0) {
     env->SetMode(dir, 0700);  // on a descriptor, refusing a symlink
     char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.mode));
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.mode & 07777));
     log->Info("state_dir " + dir + " had mode " + mode + ": tightened to 0700");
   }
 }

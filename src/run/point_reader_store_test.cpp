@@ -302,7 +302,9 @@ TEST_F(StorePointReaderTest, CacheNeverExceedsItsBound) {
       EXPECT_GT(s.cache_hits, 0u);
       EXPECT_GT(s.peak_cached_bytes, bound / 2) << "the cache is used";
     }
-    if (bound == 0) EXPECT_EQ(s.cached_items, 0u);
+    if (bound == 0) {
+      EXPECT_EQ(s.cached_items, 0u);
+    }
   }
 }
 
