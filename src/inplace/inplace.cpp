@@ -114,11 +114,29 @@ void Syncer::Finish() {
 
 void Syncer::SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter) {
   std::vector<std::string> names;
-  if (enter) names = FromSource([&] { return env_->ListDir(src); });
+  // The children are lstat'ed through the directory's descriptor: one name
+  // looked up each, not the whole path again.
+  std::unique_ptr<ReadableDir> dir;
+  if (enter) {
+    names = FromSource([&] { return env_->ListDir(src); });
+    if (!names.empty()) dir = FromSource([&] { return env_->OpenDirectory(src); });
+  }
+  // The same for the mirror's entries, where it can be opened (else they
+  // are looked up by their paths, which say what is wrong).
+  std::unique_ptr<ReadableDir> dst_dir;
+  if (!names.empty()) {
+    try {
+      dst_dir = env_->OpenDirectory(dst);
+    } catch (const Error& err) {
+      if (err.kind() == ErrorKind::kCrash) throw;
+    }
+  }
   std::sort(names.begin(), names.end());
-  std::set<std::string> keep;
+  // keep[i]: names[i] stays in the mirror (found by binary search below).
+  std::vector<char> keep(names.size(), 0);
   const bool cache_dir = enter && filter_.IsCacheDir(src, rel);
-  for (const auto& name : names) {
+  for (size_t i = 0; i < names.size(); i++) {
+    const std::string& name = names[i];
     CheckCancel(opts_.cancel);
     std::string child_rel = rel.empty() ? name : rel + "/" + name;
     if (rel.empty() && name == kZfsDir) {
@@ -136,34 +154,40 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
     try {
       // An entry left out is not kept: what the mirror has of it is
       // deleted below (rsync --delete-excluded).
+      std::optional<FileStatus> st;
+      auto status = [&]() -> const FileStatus& {
+        if (!st) st = FromSource([&] { return dir->Status(name); });
+        return *st;
+      };
       if (filter_.active()) {
-        bool is_dir = false;
-        if (filter_.NeedsKind())
-          is_dir = FromSource([&] { return env_->Status(JoinPath(src, name)); }).kind == FileKind::kDir;
+        const bool is_dir = filter_.NeedsKind() && status().kind == FileKind::kDir;
         if (filter_.LeaveOut(JoinPath(src, name), child_rel, is_dir, cache_dir)) continue;
       }
-      if (SyncChild(JoinPath(src, name), JoinPath(dst, name), child_rel)) keep.insert(name);
+      if (SyncChild(JoinPath(src, name), status(), JoinPath(dst, name), child_rel, dst_dir.get())) keep[i] = 1;
     } catch (const SourceError& err) {
       // The mirror keeps what it had for this entry.
-      keep.insert(name);
+      keep[i] = 1;
       stats_->errors++;
       log_->Error(std::string(err.what()) + " (left as it was in the mirror)");
     }
   }
   for (const auto& name : env_->ListDir(dst)) {
-    if (keep.count(name) || (rel.empty() && (name == kBlockmapDir || name == kZfsDir))) continue;
+    auto at = std::lower_bound(names.begin(), names.end(), name);
+    if ((at != names.end() && *at == name && keep[at - names.begin()]) ||
+        (rel.empty() && (name == kBlockmapDir || name == kZfsDir)))
+      continue;
     RemoveTree(JoinPath(dst, name));
     MarkDirty(dst);
   }
 }
 
-bool Syncer::SyncChild(const std::string& src, const std::string& dst, const std::string& rel) {
-  const FileStatus st = FromSource([&] { return env_->Status(src); });
+bool Syncer::SyncChild(const std::string& src, const FileStatus& st, const std::string& dst, const std::string& rel,
+                       ReadableDir* dst_dir) {
   if (st.kind == FileKind::kMissing) {
     log_->Info(src + " vanished during the sync");
     return false;
   }
-  if (st.type == S_IFREG && st.nlink == 1 && SkipUnchangedFile(dst, rel, st)) return true;
+  if (st.type == S_IFREG && st.nlink == 1 && SkipUnchangedFile(dst, rel, st, dst_dir)) return true;
   Entry e = FromSource([&] { return ReadMetadata(env_, src, st); });
   switch (e.type) {
     case EntryType::kDir: {

@@ -216,7 +216,8 @@ bool Syncer::IndexedMapIntact(const Blockmap& m, const std::string& map_path) {
   return true;
 }
 
-bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st) {
+bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st,
+                               ReadableDir* dst_dir) {
   if (opts_.full_read) return false;
   auto it = index_old_.find(rel);
   if (it == index_old_.end()) return false;
@@ -224,7 +225,7 @@ bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, c
   if (m.source_ctime_ns == Blockmap::kNoCtime || m.source_ctime_ns != src_st.ctime_ns ||
       m.file_size != src_st.size || m.source_mtime_ns != src_st.mtime_ns)
     return false;
-  const FileStatus dst_st = env_->Status(dst);
+  const FileStatus dst_st = dst_dir ? dst_dir->Status(BaseName(dst)) : env_->Status(dst);
   // (The rest is implied by the two ctimes; checked all the same.)
   if (dst_st.kind != FileKind::kFile || dst_st.nlink != 1 || !FitsTarget(m, dst_st) || dst_st.mode != src_st.mode ||
       dst_st.uid != src_st.uid || dst_st.gid != src_st.gid || dst_st.mtime_ns != src_st.mtime_ns)
@@ -232,7 +233,7 @@ bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, c
   // Nor the map since the index was written (a damaged or replaced map is
   // read and checked as always). The file was met and its map is live
   // either way (SyncFile takes it up otherwise).
-  if (!IndexedMapIntact(m, MapPathFor(rel))) return false;
+  if (!IndexedMapIntact(m, MapPathFor(rel, &m))) return false;
   stats_->files++;
   stats_->files_skipped++;
   // Not in mapped_: with one link on both sides no sync step relinks it.
@@ -240,8 +241,12 @@ bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, c
   return true;
 }
 
-std::string Syncer::MapPathFor(const std::string& rel) {
-  if (index_old_.count(rel)) index_claimed_.insert(rel);
+std::string Syncer::MapPathFor(const std::string& rel, const Blockmap* old) {
+  if (!old) {
+    auto it = index_old_.find(rel);
+    if (it != index_old_.end()) old = &it->second;
+  }
+  if (old) index_claimed_.insert(old);
   std::string path = BlockmapPath(map_root_, rel);
   live_maps_.insert(BaseName(path));
   return path;

@@ -103,8 +103,11 @@ class Syncer {
   // entered: a mount point is kept empty) and deletes what src lacks.
   void SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter);
 
-  // Returns false when the source entry vanished (its mirror is deleted).
-  bool SyncChild(const std::string& src, const std::string& dst, const std::string& rel);
+  // st: what lstat says of src. Returns false when the source entry
+  // vanished (st kMissing; its mirror is deleted).
+  // dst_dir: dst's directory when open (its lstat then looks up one name).
+  bool SyncChild(const std::string& src, const FileStatus& st, const std::string& dst, const std::string& rel,
+                 ReadableDir* dst_dir);
 
   // A regular file of one link (src_st) whose index entry records its
   // size, mtime and ctime, and whose mirror file fits the entry (one link
@@ -112,7 +115,8 @@ class Syncer {
   // mirrored both, so nothing of it is read (not even its xattrs) and
   // nothing written. Returns whether it was such a file (counted, its map
   // kept, its entry carried into the next index).
-  bool SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st);
+  bool SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st,
+                         ReadableDir* dst_dir);
 
   // Whether the map at map_path is as the index entry m recorded it, and
   // was so before the index was written (not in the same clock tick).
@@ -144,8 +148,9 @@ class Syncer {
   enum class Durability { kNow, kAtBarrier };
   void DropIndex(Durability d);
 
-  // Where rel's map lives; marks it live for SweepMaps.
-  std::string MapPathFor(const std::string& rel);
+  // Where rel's map lives; marks it live for SweepMaps. old: rel's record in
+  // index_old_ when the caller has it (else it is looked up).
+  std::string MapPathFor(const std::string& rel, const Blockmap* old = nullptr);
 
   // h (a complete map's header, or one complete at the next barrier) into
   // the next index; with the source's ctime (src_st) when the file's
@@ -261,8 +266,9 @@ class Syncer {
   bool live_map_missing_ = false;  // some file's map is not in the map directory
   std::set<std::string> made_subdirs_;
   // Files of index_old_ this sync met (MapPathFor): the exact index's
-  // sweep is skipped only when every one of them was met.
-  std::unordered_set<std::string> index_claimed_;
+  // sweep is skipped only when every one of them was met. By address:
+  // index_old_ is not changed once read.
+  std::unordered_set<const Blockmap*> index_claimed_;
   // When this sync began: a source ctime this recent (within kRacyCtimeNs)
   // is not recorded in the index, as a change in the same clock tick
   // after it was read would leave it as it is (git's "racily clean").

@@ -1,6 +1,8 @@
 // An Env that forwards every call to another and lets a test act at a known
 // moment: before each OpenRead, ListDir or Status (lstat), with the path (to fail it, or to
-// change the disk under the code being tested, deterministically).
+// change the disk under the code being tested, deterministically). A
+// directory it opens (OpenDirectory, and OpenDir below it) calls
+// before_status too, with the child's path, before each lstat of a child.
 #pragma once
 
 #include <functional>
@@ -15,6 +17,21 @@ namespace vmback::test {
 
 class HookEnv final : public EnvWrapper {
  public:
+  class Dir final : public ReadableDirWrapper {
+   public:
+    Dir(HookEnv* env, std::unique_ptr<ReadableDir> base) : ReadableDirWrapper(std::move(base)), env_(env) {}
+    FileStatus Status(const std::string& name) override {
+      if (env_->before_status) env_->before_status(ChildPath(name));
+      return target()->Status(name);
+    }
+    std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
+      return std::make_unique<Dir>(env_, target()->OpenDir(name));
+    }
+
+   private:
+    HookEnv* env_;
+  };
+
   using Hook = std::function<void(const std::string& path)>;
   explicit HookEnv(Env* base = Env::Default()) : EnvWrapper(base) {}
 
@@ -33,6 +50,9 @@ class HookEnv final : public EnvWrapper {
   FileStatus Status(const std::string& p) override {
     if (before_status) before_status(p);
     return EnvWrapper::Status(p);
+  }
+  std::unique_ptr<ReadableDir> OpenDirectory(const std::string& p) override {
+    return std::make_unique<Dir>(this, EnvWrapper::OpenDirectory(p));
   }
 };
 
