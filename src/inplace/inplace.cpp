@@ -114,12 +114,12 @@ void Syncer::Finish() {
 
 void Syncer::SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter) {
   std::vector<std::string> names;
-  // The children are lstat'ed through the directory's descriptor: one name
-  // looked up each, not the whole path again.
+  // Listed, and its children lstat'ed, through one descriptor of the
+  // directory: one name looked up each, not the whole path again.
   std::unique_ptr<ReadableDir> dir;
   if (enter) {
-    names = FromSource([&] { return env_->ListDir(src); });
-    if (!names.empty()) dir = FromSource([&] { return env_->OpenDirectory(src); });
+    dir = FromSource([&] { return env_->OpenDirectory(src); });
+    names = FromSource([&] { return dir->List(); });
   }
   // The same for the mirror's entries, where it can be opened (else they
   // are looked up by their paths, which say what is wrong).
