@@ -73,23 +73,23 @@ std::span<const CommandInfo> CommandTable() { return kCommands; }
 namespace {
 
 // A command of the table, added to the parser.
-struct Entry {
+struct CommandEntry {
   const CommandInfo* info;
   CLI::App* app;
   std::unique_ptr<Command> command;  // null for a group
 };
 
 // Adds every command of the table under app, each under its group.
-std::vector<Entry> AddCommands(CLI::App* app) {
-  std::vector<Entry> entries;
+std::vector<CommandEntry> AddCommands(CLI::App* app) {
+  std::vector<CommandEntry> entries;
   for (const CommandInfo& info : CommandTable()) {
     std::string path = info.path;
     CLI::App* parent = app;
     const size_t space = path.rfind(' ');
     if (space != std::string::npos)
-      for (const Entry& e : entries)
+      for (const CommandEntry& e : entries)
         if (path.compare(0, space, e.info->path) == 0) parent = e.app;
-    Entry e{&info, parent->add_subcommand(path.substr(space + 1), info.summary), nullptr};
+    CommandEntry e{&info, parent->add_subcommand(path.substr(space + 1), info.summary), nullptr};
     e.app->fallthrough();  // -v and -q after the command too (`vmback verify -v`)
     if (info.make == nullptr) {
       e.app->require_subcommand(1);
@@ -175,7 +175,7 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
                  "backup, run, restore, verify and store sync; on a terminal a live line instead")
       ->check(CLI::Range(0.0, 86400.0))
       ->option_text("SECONDS");
-  std::vector<Entry> entries = AddCommands(&app);
+  std::vector<CommandEntry> entries = AddCommands(&app);
 
   try {
     app.parse(argc, argv);
@@ -190,8 +190,8 @@ int RunCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
     int rc = app.exit(e, out, err);
     return rc == 0 ? kExitOk : kExitUsage;
   }
-  const Entry* chosen = nullptr;
-  for (const Entry& e : entries)
+  const CommandEntry* chosen = nullptr;
+  for (const CommandEntry& e : entries)
     if (e.command && e.app->parsed()) chosen = &e;
   if (chosen == nullptr) return kExitUsage;  // require_subcommand makes this unreachable
 

@@ -13,7 +13,6 @@ namespace vmback {
 
 namespace {
 
-constexpr uint64_t kEntrySize = kBlockmapEntrySize;
 constexpr size_t kMaxBatchesInFlight = 8;       // memory: at most 8 batches (16 in compare mode)
 
 struct Batch {
@@ -185,7 +184,7 @@ class BlockCopier::Run {
       size_t m = static_cast<size_t>(std::min<uint64_t>(batch->count, old_n_ - batch->first));
       ReadBlockmapEntries(c_.old_map, *c_.map_path, *c_.old, batch->first, m, &old_entries_);
     }
-    new_entries_.assign(reinterpret_cast<const char*>(batch->ids.data()), batch->count * kEntrySize);
+    new_entries_.assign(reinterpret_cast<const char*>(batch->ids.data()), batch->count * kBlockmapEntrySize);
     WriteBlocks(*batch);
     WriteMapEntries(*batch);
   }
@@ -200,7 +199,7 @@ class BlockCopier::Run {
       case CopyBasis::kCompare:
         return b.equal[k];
       case CopyBasis::kMap:
-        if (i < old_n_) return std::memcmp(old_entries_.data() + k * kEntrySize, id.bytes.data(), kEntrySize) == 0;
+        if (i < old_n_) return std::memcmp(old_entries_.data() + k * kBlockmapEntrySize, id.bytes.data(), kBlockmapEntrySize) == 0;
         return id.IsZero();  // past the old end: a hole once the size is set
     }
     return false;
@@ -229,8 +228,8 @@ class BlockCopier::Run {
     const size_t count = b.count;
     if (c_.basis == CopyBasis::kMap) {
       auto differs = [&](size_t x) {
-        return b.first + x >= old_n_ || std::memcmp(old_entries_.data() + x * kEntrySize,
-                                                    new_entries_.data() + x * kEntrySize, kEntrySize) != 0;
+        return b.first + x >= old_n_ || std::memcmp(old_entries_.data() + x * kBlockmapEntrySize,
+                                                    new_entries_.data() + x * kBlockmapEntrySize, kBlockmapEntrySize) != 0;
       };
       size_t k = 0;
       while (k < count) {
@@ -240,7 +239,7 @@ class BlockCopier::Run {
         }
         size_t j = k + 1;
         while (j < count && differs(j)) j++;
-        c_.map->WriteEntries(b.first + k, new_entries_.data() + k * kEntrySize, j - k);
+        c_.map->WriteEntries(b.first + k, new_entries_.data() + k * kBlockmapEntrySize, j - k);
         entries_changed_ = true;
         k = j;
       }
