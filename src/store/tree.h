@@ -32,12 +32,12 @@ struct Entry {
   // before these keys existed), and such an entry never counts as unchanged.
   int64_t ctime_ns = 0;
   uint64_t ino = 0;
-  std::vector<Hash> content;    // files: list blob ids
-  std::string target;           // symlinks
+  std::vector<Hash> content{};  // files: list blob ids
+  std::string target{};         // symlinks
   uint64_t rdev = 0;            // devices
-  std::vector<std::pair<std::string, std::string>> xattrs;  // name, value
-  std::string hardlink;         // path within the volume of the first link
-  Hash subtree;                 // directories
+  std::vector<std::pair<std::string, std::string>> xattrs{};  // name, value
+  std::string hardlink{};       // path within the volume of the first link
+  Hash subtree{};               // directories
 };
 
 const char* EntryTypeName(EntryType t);

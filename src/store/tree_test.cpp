@@ -42,14 +42,7 @@ void ExpectSame(const std::vector<Entry>& a, const std::vector<Entry>& b, const 
 }
 
 Entry Make(const std::string& name, EntryType type) {
-  Entry e;
-  e.name = name;
-  e.type = type;
-  e.mode = 0644;
-  e.uid = 1000;
-  e.gid = 100;
-  e.mtime_ns = -1795716062123456789;
-  return e;
+  return Entry{.name = name, .type = type, .mode = 0644, .uid = 1000, .gid = 100, .mtime_ns = -1795716062123456789};
 }
 
 // One entry of every kind, and the odd values: names and targets that are
