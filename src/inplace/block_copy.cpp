@@ -199,7 +199,8 @@ class BlockCopier::Run {
       case CopyBasis::kCompare:
         return b.equal[k];
       case CopyBasis::kMap:
-        if (i < old_n_) return std::memcmp(old_entries_.data() + k * kBlockmapEntrySize, id.bytes.data(), kBlockmapEntrySize) == 0;
+        if (i < old_n_)
+          return std::memcmp(old_entries_.data() + k * kBlockmapEntrySize, id.bytes.data(), kBlockmapEntrySize) == 0;
         return id.IsZero();  // past the old end: a hole once the size is set
     }
     return false;
@@ -228,8 +229,9 @@ class BlockCopier::Run {
     const size_t count = b.count;
     if (c_.basis == CopyBasis::kMap) {
       auto differs = [&](size_t x) {
-        return b.first + x >= old_n_ || std::memcmp(old_entries_.data() + x * kBlockmapEntrySize,
-                                                    new_entries_.data() + x * kBlockmapEntrySize, kBlockmapEntrySize) != 0;
+        const size_t at = x * kBlockmapEntrySize;
+        return b.first + x >= old_n_ ||
+               std::memcmp(old_entries_.data() + at, new_entries_.data() + at, kBlockmapEntrySize) != 0;
       };
       size_t k = 0;
       while (k < count) {
