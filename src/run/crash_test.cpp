@@ -1081,7 +1081,7 @@ TEST_F(CrashTest, CrashWhileVerifyRecordsDamage) {
   std::string damaged_store = CopyStore(pristine_, "damaged-base");
   {
     auto s = Store::Open(Env::Default(), damaged_store, LockMode::kShared, &log_);
-    auto packs = s->ListPackFiles();
+    auto packs = test::PacksHolding(*s, s->ListPackFiles(), BlobType::kData);
     ASSERT_EQ(packs.size(), 1u);
     std::string path = s->PackPath(packs[0]);
     std::vector<PackEntry> entries;

@@ -189,9 +189,22 @@ class PruneTest : public ::testing::Test {
     p_.push_back(Backup());
 
     ASSERT_EQ(store_->ListPoints(), p_);
-    for (const auto& p : p_) ASSERT_EQ(new_packs_[p].size(), 1u) << "point " << p << " should add one pack";
+    for (const auto& p : p_) {
+      ASSERT_EQ(new_packs_[p].size(), 2u) << "point " << p << " should add a data pack and a metadata pack";
+      std::vector<Hash> added(new_packs_[p].begin(), new_packs_[p].end());
+      ASSERT_EQ(test::PacksHolding(*store_, added, BlobType::kData).size(), 1u) << "point " << p;
+    }
   }
-  Hash PackOf(const std::string& point) { return *new_packs_[point].begin(); }
+  // The pack of file data a point added, and the one of its trees and lists.
+  Hash PackOf(const std::string& point) {
+    std::vector<Hash> added(new_packs_[point].begin(), new_packs_[point].end());
+    return test::PacksHolding(*store_, added, BlobType::kData).at(0);
+  }
+  Hash MetaPackOf(const std::string& point) {
+    for (const auto& p : new_packs_[point])
+      if (p != PackOf(point)) return p;
+    return Hash();
+  }
 
   // Restores the whole point and compares it with what the sources were.
   void ExpectRestores(const std::string& point) {
@@ -298,7 +311,12 @@ class PruneTest : public ::testing::Test {
 TEST_F(PruneTest, DeletesPointsDropsDeadPackRepacksSparsePackAndKeptPointsRestore) {
   MakeFourPoints();
   const Hash pack1 = PackOf(p_[0]), pack2 = PackOf(p_[1]), pack3 = PackOf(p_[2]), pack4 = PackOf(p_[3]);
-  const std::vector<PackEntry> pack2_entries = EntriesOf(pack2);
+  const Hash meta1 = MetaPackOf(p_[0]), meta2 = MetaPackOf(p_[1]), meta3 = MetaPackOf(p_[2]),
+             meta4 = MetaPackOf(p_[3]);
+  // P2's blobs: its data pack's and its metadata pack's (A2's and D2's lists
+  // stay live in P3 and P4; its root tree and B2's list do not).
+  std::vector<PackEntry> pack2_entries = EntriesOf(pack2);
+  for (const auto& e : EntriesOf(meta2)) pack2_entries.push_back(e);
   const uint64_t bytes_before = PackBytes();
   const uint64_t pack1_bytes = fs::file_size(store_->PackPath(pack1));
   const std::string a2 = saved_[p_[2]].files.at("a"), b2 = saved_[p_[1]].files.at("b");
@@ -329,19 +347,20 @@ TEST_F(PruneTest, DeletesPointsDropsDeadPackRepacksSparsePackAndKeptPointsRestor
     }
   }
 
-  // GC: P1's pack deleted whole, P2's repacked, P3's and P4's untouched.
-  EXPECT_EQ(r.gc.packs, 4u);
-  EXPECT_EQ(r.gc.packs_deleted, 1u);
-  EXPECT_EQ(r.gc.packs_repacked, 1u);
+  // GC: P1's two packs deleted whole, P2's two repacked, P3's and P4's
+  // untouched.
+  EXPECT_EQ(r.gc.packs, 8u);
+  EXPECT_EQ(r.gc.packs_deleted, 2u);
+  EXPECT_EQ(r.gc.packs_repacked, 2u);
   EXPECT_GT(r.gc.bytes_freed, 400000u);
   std::set<Hash> after = Packs();
-  EXPECT_FALSE(after.count(pack1)) << "the pack with no live blob is still there";
-  EXPECT_FALSE(after.count(pack2)) << "the repacked pack is still there";
-  EXPECT_TRUE(after.count(pack3) && after.count(pack4));
-  ASSERT_EQ(after.size(), 3u) << "expected one new pack holding the moved blobs";
-  Hash fresh;
+  EXPECT_FALSE(after.count(pack1) || after.count(meta1)) << "a pack with no live blob is still there";
+  EXPECT_FALSE(after.count(pack2) || after.count(meta2)) << "a repacked pack is still there";
+  EXPECT_TRUE(after.count(pack3) && after.count(pack4) && after.count(meta3) && after.count(meta4));
+  ASSERT_EQ(after.size(), 6u) << "expected two new packs holding the moved blobs (data, and lists)";
+  std::set<Hash> fresh;
   for (const auto& p : after)
-    if (p != pack3 && p != pack4) fresh = p;
+    if (p != pack3 && p != pack4 && p != meta3 && p != meta4) fresh.insert(p);
 
   // Size on disk went down by about what the dead blobs took.
   const uint64_t bytes_after = PackBytes();
@@ -359,7 +378,7 @@ TEST_F(PruneTest, DeletesPointsDropsDeadPackRepacksSparsePackAndKeptPointsRestor
     moved++;
     const BlobLocation* loc = index.Find(e.id);
     ASSERT_NE(loc, nullptr);
-    EXPECT_EQ(index.packs()[loc->pack], fresh) << "moved blob " << e.id.Hex() << " is not in the new pack";
+    EXPECT_TRUE(fresh.count(index.packs()[loc->pack])) << "moved blob " << e.id.Hex() << " is not in a new pack";
     EXPECT_EQ(index.Locations(e.id).size(), 1u);
   }
   EXPECT_EQ(moved, r.gc.blobs_moved);
@@ -375,7 +394,7 @@ TEST_F(PruneTest, DeletesPointsDropsDeadPackRepacksSparsePackAndKeptPointsRestor
   VerifyReport v = VerifyNow();
   EXPECT_TRUE(v.ok()) << Describe(v);
   EXPECT_EQ(v.points, 2u);
-  EXPECT_EQ(v.packs, 3u);
+  EXPECT_EQ(v.packs, 6u);
 
   // Nothing left to collect: a second run changes nothing.
   auto snap = Snapshot(store_dir_);
@@ -392,25 +411,28 @@ TEST_F(PruneTest, RepackThresholdDecidesWhetherASparsePackIsRewritten) {
   const Hash pack1 = PackOf(p_[0]), pack2 = PackOf(p_[1]);
   const std::string b2 = saved_[p_[1]].files.at("b");
 
-  // P2's pack is ~39% live: below 0.3 it stays, dead blobs and all.
+  const Hash meta1 = MetaPackOf(p_[0]), meta2 = MetaPackOf(p_[1]);
+
+  // P2's data pack is ~39% live: below 0.3 it stays, dead blobs and all, and
+  // so does its metadata pack; P1's two packs go.
   PruneResult r = Prune(store_.get(), KeepLast(2), Gc(0.3), &log_);
-  EXPECT_EQ(r.gc.packs_deleted, 1u);
+  EXPECT_EQ(r.gc.packs_deleted, 2u);
   EXPECT_EQ(r.gc.packs_repacked, 0u);
   EXPECT_EQ(r.gc.blobs_moved, 0u);
-  EXPECT_FALSE(Packs().count(pack1));
-  EXPECT_TRUE(Packs().count(pack2));
-  EXPECT_EQ(Packs().size(), 3u);
+  EXPECT_FALSE(Packs().count(pack1) || Packs().count(meta1));
+  EXPECT_TRUE(Packs().count(pack2) && Packs().count(meta2));
+  EXPECT_EQ(Packs().size(), 6u);
   for (const auto& id : BlockIds(b2)) EXPECT_TRUE(Readable(id)) << "garbage in a kept pack is left alone";
 
   // Threshold 0 never repacks; fully dead packs are still deleted.
   r = Prune(store_.get(), KeepLast(2), Gc(0.0), &log_);
   EXPECT_EQ(r.gc.packs_deleted + r.gc.packs_repacked, 0u);
 
-  // Raised to 0.5 it is repacked.
+  // Raised to 0.5 both are repacked.
   r = Prune(store_.get(), KeepLast(2), Gc(0.5), &log_);
   EXPECT_EQ(r.gc.packs_deleted, 0u);
-  EXPECT_EQ(r.gc.packs_repacked, 1u);
-  EXPECT_FALSE(Packs().count(pack2));
+  EXPECT_EQ(r.gc.packs_repacked, 2u);
+  EXPECT_FALSE(Packs().count(pack2) || Packs().count(meta2));
   Open();
   for (const auto& id : BlockIds(b2)) EXPECT_FALSE(Readable(id));
   ExpectRestores(p_[2]);
@@ -568,8 +590,8 @@ TEST_F(PruneTest, DryRunReportsWhatTheRealRunWouldReclaim) {
   Open();
   PruneResult dry = Prune(store_.get(), KeepLast(2), Gc(0.5, true), &log_);
   PruneResult real = Prune(store_.get(), KeepLast(2), Gc(0.5, false), &log_);
-  ASSERT_EQ(real.gc.packs_deleted, 1u);
-  ASSERT_EQ(real.gc.packs_repacked, 1u);
+  ASSERT_EQ(real.gc.packs_deleted, 2u);  // P1's data and metadata packs
+  ASSERT_EQ(real.gc.packs_repacked, 2u);  // P2's
   if (dry.gc.packs_deleted != real.gc.packs_deleted || dry.gc.packs_repacked != real.gc.packs_repacked ||
       dry.gc.bytes_freed != real.gc.bytes_freed) {
     GTEST_SKIP() << "BUG: src/run/prune.cpp Prune(): with dry_run it calls CollectGarbage while the "
@@ -660,8 +682,8 @@ TEST_F(PruneTest, FailedListingInGcIsNotTakenForNoPoints) {
   ExpectRestores(p_[2]);
   ExpectRestores(p_[3]);
   PruneResult r = Prune(store_.get(), KeepLast(2), Gc(0.5), &log_);
-  EXPECT_EQ(r.gc.packs_deleted, 1u);
-  EXPECT_EQ(r.gc.packs_repacked, 1u);
+  EXPECT_EQ(r.gc.packs_deleted, 2u);  // P1's data and metadata packs
+  EXPECT_EQ(r.gc.packs_repacked, 2u);  // P2's
   ExpectRestores(p_[2]);
   ExpectRestores(p_[3]);
   VerifyReport v = VerifyNow();
@@ -747,11 +769,13 @@ TEST_F(PruneTest, DamagedLiveBlockInAPackToRepackStopsGcWithoutLoss) {
 }
 
 TEST_F(PruneTest, MissingPackStopsGcBeforeAnythingIsDeleted) {
-  // P3's pack (P3's trees, whose sub/ tree P4 shares, and C3) is gone: what
-  // the kept points name cannot be known, so nothing may be collected.
+  // P3's metadata pack (P3's trees, whose sub/ tree P4 shares, and C3's
+  // list) is gone: what the kept points name cannot be known, so nothing may
+  // be collected.
   MakeFourPoints();
+  const Hash meta3 = MetaPackOf(p_[2]);
   store_.reset();
-  fs::remove(store_dir_ + "/packs/" + PackOf(p_[2]).Hex().substr(0, 2) + "/" + PackOf(p_[2]).Hex() + ".pack");
+  fs::remove(store_dir_ + "/packs/" + meta3.Hex().substr(0, 2) + "/" + meta3.Hex() + ".pack");
   Open();
   auto before = Snapshot(store_dir_);
   try {
@@ -765,15 +789,16 @@ TEST_F(PruneTest, MissingPackStopsGcBeforeAnythingIsDeleted) {
 
 TEST_F(PruneTest, DamageOnlyInADeletedPointDoesNotStopPrune) {
   // P1's root tree is damaged, but P1 is deleted: GC never needs it, and its
-  // pack (all dead) goes.
+  // packs (all dead) go.
   MakeFourPoints();
   const Hash victim = Root(p_[0], "VOL").subtree;
+  const Hash pack1 = PackOf(p_[0]), meta1 = MetaPackOf(p_[0]);
   DamageBlob(victim);
   Open();
   PruneResult r = Prune(store_.get(), KeepLast(2), Gc(0.5), &log_);
   EXPECT_EQ(r.deleted.size(), 2u);
-  EXPECT_EQ(r.gc.packs_deleted, 1u);
-  EXPECT_FALSE(Packs().count(PackOf(p_[0])));
+  EXPECT_EQ(r.gc.packs_deleted, 2u);
+  EXPECT_FALSE(Packs().count(pack1) || Packs().count(meta1));
   ExpectRestores(p_[2]);
   ExpectRestores(p_[3]);
   VerifyReport v = VerifyNow();

@@ -536,17 +536,17 @@ TEST_F(DamagedRestoreTest, MissingPackIsReportedAsDamage) {
   MakeDir(src_, 0755);
   WriteFile(src_ + "/f", RandomBytes(10000, 13));
   Backup();
-  std::vector<Hash> first = store_->ListPackFiles();
+  std::vector<Hash> first = test::PacksHolding(*store_, store_->ListPackFiles(), BlobType::kData);
   ASSERT_EQ(first.size(), 1u);
   WriteFile(src_ + "/g", RandomBytes(10000, 14));
   std::string p2 = Backup();
-  // The first pack holds f's blocks; the second point's tree names them.
+  // The first data pack holds f's blocks; the second point's tree names them.
   ASSERT_TRUE(fs::remove(store_->PackPath(first[0])));
   Reopen();
   RestoreTo(p2, "VOL/g", tmp_ / "g.out");
   EXPECT_EQ(ReadFile(tmp_ / "g.out"), ReadFile(src_ + "/g"));
   // The whole point: g and the directory come back; f's lost range (its
-  // block list and blocks were in the missing pack) is listed and zero.
+  // blocks were in the missing pack) is listed and zero.
   RestoreStats st = Restore(store_.get(), p2, "", tmp_ / "all", RestoreOptions{}, &log_);
   EXPECT_GE(st.damaged, 1u);
   ASSERT_FALSE(st.damage.empty());

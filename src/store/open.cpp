@@ -348,7 +348,8 @@ Store::Store(Env* env, std::string dir, Logger* log) : env_(env), dir_(std::move
 Store::~Store() {
   // An unfinished pack belongs to a failed run: nothing names it. Best effort.
   try {
-    if (writer_) env_->Remove(writer_->tmp_path());
+    for (const auto& w : writers_)
+      if (w) env_->Remove(w->tmp_path());
   } catch (...) {
   }
 }

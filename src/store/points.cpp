@@ -112,7 +112,7 @@ Manifest Store::ReadPoint(const std::string& point) const {
 
 void Store::WriteManifest(const Manifest& manifest) {
   Guard([&] {
-    if (writer_ || !session_index_.packs.empty())
+    if (Writing() || !session_index_.packs.empty())
       throw Error(ErrorKind::kOther, "internal: manifest written before Flush");
     if (manifest.name.empty()) throw Error(ErrorKind::kOther, "internal: manifest without a point name");
     WriteEverywhere("points/" + manifest.name.str() + ".json", EncodeManifest(manifest, Keyed()));

@@ -289,11 +289,13 @@ bool Store::Put(const EncodedBlob& blob) {
 
 bool Store::PutLocked(const EncodedBlob& blob) {
   if (Has(blob.id)) return false;
-  if (!writer_) {
+  const PackStream stream = StreamOf(blob.type);
+  std::unique_ptr<PackWriter>& writer = writers_[stream];
+  if (!writer) {
     // A random name, created O_EXCL: nothing planted under it is opened.
-    writer_ = std::make_unique<PackWriter>(env_, TempPathFor(dir_ + "/tmp/pack"), Keyed());
+    writer = std::make_unique<PackWriter>(env_, TempPathFor(dir_ + "/tmp/pack"), Keyed());
   }
-  writer_->Add(blob);
+  writer->Add(blob);
   {
     std::unique_lock l(mu_);
     pending_[blob.id] = true;
@@ -301,7 +303,7 @@ bool Store::PutLocked(const EncodedBlob& blob) {
   stats_.blobs_written++;
   stats_.raw_bytes_written += blob.raw_len;
   stats_.stored_bytes_written += blob.stored.size() + kBlobHeaderSize;
-  if (writer_->size() >= pack_target_) FinishPack();
+  if (writer->size() >= pack_target_) FinishPack(stream);
   return true;
 }
 
@@ -319,7 +321,7 @@ void Store::Rewrite(BlobType type, std::string_view raw) {
 
 void Store::DropPacks(const std::vector<Hash>& doomed_list) {
   Guard([&] {
-    if (writer_ || !session_index_.packs.empty())
+    if (Writing() || !session_index_.packs.empty())
       throw Error(ErrorKind::kOther, "internal: DropPacks before Flush");
     std::unordered_set<Hash, HashHasher> doomed(doomed_list.begin(), doomed_list.end());
     IndexFile all;
@@ -369,9 +371,9 @@ Hash Store::PutRaw(BlobType type, std::string_view raw) {
   return id;
 }
 
-void Store::FinishPack() {
-  if (!writer_) return;
-  std::unique_ptr<PackWriter> w = std::move(writer_);
+void Store::FinishPack(PackStream stream) {
+  if (!writers_[stream]) return;
+  std::unique_ptr<PackWriter> w = std::move(writers_[stream]);
   if (w->count() == 0) {
     env_->Remove(w->tmp_path());
     return;
@@ -404,7 +406,8 @@ void Store::FinishPack() {
 
 void Store::Flush() {
   Guard([&] {
-    FinishPack();
+    FinishPack(kDataPack);
+    FinishPack(kMetaPack);
     if (session_index_.packs.empty()) return;
     std::string data = EncodeIndexFile(session_index_, Keyed());
     WriteEverywhere("index/" + Sha256(data).Hex() + ".idx", data);

@@ -356,7 +356,14 @@ class Store {
  private:
   Store(Env* env, std::string dir, Logger* log);
   void LoadIndex();
-  void FinishPack();
+  // The packs being written: one for file data, one for the trees and
+  // block lists that say where it is (kMetaPack), so that a later backup, a
+  // listing or a restore reads a point's metadata from a few packs, not a
+  // blob from each of thousands.
+  enum PackStream : size_t { kDataPack = 0, kMetaPack = 1, kPackStreams = 2 };
+  static PackStream StreamOf(BlobType type) { return type == BlobType::kData ? kDataPack : kMetaPack; }
+  bool Writing() const { return writers_[kDataPack] || writers_[kMetaPack]; }
+  void FinishPack(PackStream stream);
   // Writes a small file atomically into every present copy, primary last.
   void WriteEverywhere(const std::string& rel_path, const std::string& data);
   void RemoveEverywhere(const std::string& rel_path);
@@ -446,7 +453,7 @@ class Store {
   bool damaged_changed_ = false;
   std::unordered_set<Hash, HashHasher> lost_;  // guarded by mu_
 
-  std::unique_ptr<PackWriter> writer_;
+  std::unique_ptr<PackWriter> writers_[kPackStreams];
   IndexFile session_index_;  // packs finished by this session, not yet indexed
   StoreWriteStats stats_;
 

@@ -411,16 +411,23 @@ TEST_F(StoreTest, PutGetAfterFlush) {
   const StoreWriteStats& st = s->write_stats();
   EXPECT_EQ(st.blobs_written, 3u);
   EXPECT_EQ(st.raw_bytes_written, a.size() + b.size() + c.size());
-  EXPECT_EQ(st.packs_written, 1u);
+  EXPECT_EQ(st.packs_written, 2u);
   EXPECT_LT(st.stored_bytes_written, a.size() + b.size() + c.size() + 3 * kBlobHeaderSize);
 
-  // One pack, named by its SHA-256, and one index file.
+  // Two packs, each named by its SHA-256: the data blob in one, the list and
+  // the tree in the other (a point's metadata is read from packs of its
+  // own); and one index file.
   std::vector<Hash> packs = s->ListPackFiles();
-  ASSERT_EQ(packs.size(), 1u);
-  std::string pack_path = s->PackPath(packs[0]);
-  EXPECT_EQ(pack_path,
-            dir_ + "/packs/" + packs[0].Hex().substr(0, 2) + "/" + packs[0].Hex() + ".pack");
-  EXPECT_EQ(Sha256(ReadFile(pack_path)), packs[0]);
+  ASSERT_EQ(packs.size(), 2u);
+  for (const Hash& p : packs) {
+    std::string pack_path = s->PackPath(p);
+    EXPECT_EQ(pack_path, dir_ + "/packs/" + p.Hex().substr(0, 2) + "/" + p.Hex() + ".pack");
+    EXPECT_EQ(Sha256(ReadFile(pack_path)), p);
+  }
+  BlobIndex index = s->IndexSnapshot();
+  ASSERT_TRUE(index.Find(ia) && index.Find(ib) && index.Find(ec.id));
+  EXPECT_NE(index.Find(ia)->pack, index.Find(ib)->pack);
+  EXPECT_EQ(index.Find(ib)->pack, index.Find(ec.id)->pack);
   EXPECT_EQ(IndexFiles().size(), 1u);
   EXPECT_TRUE(List("tmp").empty());
   EXPECT_TRUE(log_.problems().empty()) << Joined(log_.problems());

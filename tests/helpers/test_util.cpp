@@ -266,6 +266,20 @@ bool FindBlobInStore(const Store& store, const Hash& id, std::string* pack_path,
   return false;
 }
 
+std::vector<Hash> PacksHolding(const Store& store, const std::vector<Hash>& packs, BlobType type) {
+  std::vector<Hash> holding;
+  for (const auto& pack : packs) {
+    auto f = Env::Default()->OpenRead(store.PackPath(pack));
+    for (const auto& e : ReadPackEntries(f.get())) {
+      if (e.type == type) {
+        holding.push_back(pack);
+        break;
+      }
+    }
+  }
+  return holding;
+}
+
 std::string ExpectError(ErrorKind kind, const std::function<void()>& fn) {
   try {
     fn();

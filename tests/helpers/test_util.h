@@ -50,6 +50,7 @@ namespace vmback {
 class Store;
 struct PackEntry;
 struct Hash;
+enum class BlobType : uint8_t;
 }  // namespace vmback
 
 namespace vmback::test {
@@ -78,6 +79,11 @@ uint64_t AllocatedBytes(const std::string& path);
 // The pack file (its path in the primary copy) of store that holds blob
 // id, and the blob's entry in it; false when no pack of the primary does.
 bool FindBlobInStore(const Store& store, const Hash& id, std::string* pack_path, PackEntry* entry);
+
+// Those of packs (ids of the primary's packs) whose table lists a blob of
+// type: a backup writes data blobs into packs of their own, trees and block
+// lists into others.
+std::vector<Hash> PacksHolding(const Store& store, const std::vector<Hash>& packs, BlobType type);
 
 // Runs fn, which must throw an Error of kind (a test failure when it
 // throws another kind or nothing); returns the Error's message.
