@@ -282,13 +282,14 @@ std::string ReadBlob(ReadableFile* file, const PackEntry& e, const Sealer* seale
   if (!BlobLengthsValid(e, sealer))
     ThrowCorrupt(where + ": blob " + e.id.Hex() + " has impossible lengths (" + std::to_string(e.stored_len) +
                  " bytes stored, " + std::to_string(e.raw_len) + " raw)");
-  // Between the pack header and the footer; no sums of values read, so no
-  // wrap-around.
-  const uint64_t size = file->Size();
-  const uint64_t end = size < kPackHeaderSize + kPackFooterSize ? 0 : size - kPackFooterSize;
+  // After the pack header and within the file; no sums of values read, so
+  // no wrap-around. Not short of the footer: a pack cut after its blobs has
+  // none, and every blob ScanPackBlobs finds in it must be readable (in a
+  // whole pack, bytes of the footer do not hash to an id).
+  const uint64_t end = file->Size();
   if (e.offset < kPackHeaderSize + kBlobHeaderSize || e.offset > end || e.stored_len > end - e.offset)
     ThrowCorrupt(where + ": blob " + e.id.Hex() + " of " + std::to_string(e.stored_len) +
-                 " bytes lies beyond the end of the pack (" + std::to_string(size) + " bytes)");
+                 " bytes lies beyond the end of the pack (" + std::to_string(end) + " bytes)");
   std::string stored(e.stored_len, '\0');
   if (file->ReadAt(e.offset, stored.data(), stored.size()) != stored.size())
     ThrowCorrupt(file->path() + ": truncated at offset " + std::to_string(e.offset));
