@@ -404,12 +404,17 @@ section "a read repairs a damaged pack on the primary"
 new_pair read
 make_points 3
 read -r point1 g1 < <(sed -n 2p "$PTS")
-# The pack holding gen-1.bin, the one file new in generation 1: the pack the
-# second backup wrote. Its largest data blob is a block of gen-1.bin.
-python3 - "$A" "$WORK/gen/1/gen-1.bin" >"$WORK/read.target" <<'EOF'
-import hashlib, os, struct, sys
-root, src = sys.argv[1], open(sys.argv[2], "rb").read()
-ids = {hashlib.sha256(src[i:i + 65536]).digest() for i in range(0, len(src), 65536)}
+# The tree of the "src" volume in point 1, which the restore reads first: a
+# backup writes its trees into a metadata pack of their own, and a pack range
+# stays on the copy first read from (store/read_balance.h), the primary when
+# no copy has read yet; so the restore meets the harm and must repair it.
+python3 - "$A" "$point1" >"$WORK/read.target" <<'EOF'
+import json, os, struct, sys
+root, point = sys.argv[1], sys.argv[2]
+manifest = json.loads(open(os.path.join(root, "points", point + ".json")).readline())
+vol = [v for v in manifest["volumes"] if v["name"] == "src"]
+assert len(vol) == 1, "no volume src in point " + point
+want = bytes.fromhex(vol[0]["root"]["subtree"])
 for dp, _, fs in os.walk(os.path.join(root, "packs")):
     for f in fs:
         p = os.path.join(dp, f)
@@ -418,13 +423,13 @@ for dp, _, fs in os.walk(os.path.join(root, "packs")):
         for i in range(count):
             e = data[table + 52 * i: table + 52 * (i + 1)]
             bid, typ, comp, _, stored, raw, off = struct.unpack("<32sBBHIIQ", e)
-            if typ == 0 and bid in ids:
+            if bid == want:
                 print(os.path.relpath(p, root), off + stored // 2)
                 sys.exit(0)
-sys.exit("no pack holds a block of gen-1.bin")
+sys.exit("no pack holds the tree of volume src")
 EOF
 read -r rel offset <"$WORK/read.target"
-echo "    flipping a bit of a gen-1.bin block in A/$rel at offset $offset"
+echo "    flipping a bit of the src tree of point $point1 in A/$rel at offset $offset"
 flip_bit "$A/$rel" "$offset" >/dev/null
 cp -- "$A/$rel" "$WORK/read.damaged"
 vm restore --store "$A" "$point1" src/gen-1.bin --to "$WORK/read.restored"
@@ -433,7 +438,7 @@ if [ "$VM_RC" -ne 0 ] && [ "$VM_RC" -ne 5 ]; then
   _fail "restore of a file whose block is damaged on the primary only"
   _vm_context
 fi
-check_same_file "$GEN/$g1/gen-1.bin" "$WORK/read.restored" "restored file (damaged block read from the mirror)"
+check_same_file "$GEN/$g1/gen-1.bin" "$WORK/read.restored" "restored file (damaged tree read from the mirror)"
 check_same_file "$B/$rel" "$A/$rel" "the primary's pack after the read repaired it"
 mapfile -t kept < <(kept_aside "$A" "$rel")
 check_eq "${#kept[@]}" 1 "number of kept-aside copies of the damaged pack"

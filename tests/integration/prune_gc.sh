@@ -71,6 +71,19 @@ store_digest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 -r sha2
 # pack_list DIR: the store's pack file names, sorted.
 pack_list() { find "$1/packs" -name '*.pack' -printf '%f\n' | sort; }
 
+# pack_kind STORE PACK: "data" if the pack (a file name under STORE/packs)
+# holds data blobs, "meta" if it holds only trees and block lists. A backup
+# writes the two kinds into separate packs (docs/FORMAT.md, Pack files).
+pack_kind() {
+  python3 - "$1/packs/${2:0:2}/$2" <<'EOF'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+count, _, table = struct.unpack_from("<I32sQ", data, len(data) - 52)
+types = {data[table + 52 * i + 32] for i in range(count)}
+print("data" if 0 in types else "meta")
+EOF
+}
+
 # pack_bytes DIR: the sum of the pack file sizes.
 pack_bytes() { find "$1/packs" -name '*.pack' -printf '%s\n' | awk '{s += $1} END {print s + 0}'; }
 
@@ -143,10 +156,11 @@ expect_rc 0 "store init" || true
 [ "$VM_RC" -eq 0 ] || die "cannot make a store"
 
 # backup_s1 N: a point of SRC (volume "src") and IMG (volume "disk.img"),
-# its name in P[N], its new pack in PACK[N], its sources saved.
-declare -a P PACK
+# its name in P[N], its new data pack in DPACK[N] and its new metadata pack
+# (trees, block lists) in MPACK[N], its sources saved.
+declare -a P PACK DPACK MPACK
 backup_s1() {
-  local before after
+  local before after pack
   before=$(pack_list "$S1")
   vm backup --store "$S1" "$SRC" "$IMG"
   expect_rc 0 "backup $1"
@@ -154,7 +168,14 @@ backup_s1() {
   P[$1]=$(newest_point "$S1")
   after=$(pack_list "$S1")
   PACK[$1]=$(comm -13 <(echo "$before") <(echo "$after"))
-  [ "$(echo "${PACK[$1]}" | wc -w)" -eq 1 ] || die "backup $1 should add exactly one pack, added: ${PACK[$1]}"
+  [ "$(echo "${PACK[$1]}" | wc -w)" -eq 2 ] || die "backup $1 should add exactly two packs, added: ${PACK[$1]}"
+  for pack in ${PACK[$1]}; do
+    case $(pack_kind "$S1" "$pack") in
+      data) DPACK[$1]=$pack ;;
+      meta) MPACK[$1]=$pack ;;
+    esac
+  done
+  [ -n "${DPACK[$1]:-}" ] && [ -n "${MPACK[$1]:-}" ] || die "backup $1 should add a data pack and a metadata pack"
   save_sources "$SAVED/${P[$1]}" "$SRC" "$IMG"
 }
 
@@ -162,7 +183,9 @@ backup_s1() {
 # P2  a=A2          sub/c=C1  b=B2 (3 MiB)  disk=D2
 # P3  a=A2          sub/c=C3            disk=D2
 # P4  a=A2          sub/c=C3  d=D4      disk=D2 with 64 KiB changed
-# Keeping P3 and P4: P1's pack has no live blob; P2's has A2 and D2 (~40%).
+# Keeping P3 and P4: P1's packs have no live blob; P2's data pack has A2 and
+# D2 live (~40% of its bytes), its metadata pack the block lists of A2 and D2
+# (2 of its 4 blobs live; the root tree and B2's list, the larger ones, dead).
 seeded_file "$SRC/a" $((1 << 20)) 11 && set_mtime "$SRC/a" $((T0 + 1))
 seeded_file "$SRC/sub/c" $((256 << 10)) 12 && set_mtime "$SRC/sub/c" $((T0 + 2))
 seeded_file "$IMG" $((1 << 20)) 13 && set_mtime "$IMG" $((T0 + 3))
@@ -236,11 +259,11 @@ check_eq "$(store_digest "$S1")" "$DIGEST0" "the store with its manifest put bac
 # ---------------------------------------------------------------------------
 section "a missing pack stops GC before any pack is deleted"
 
-# On a copy: P4's pack holds P4's trees; without it GC cannot know what P4
-# names, so it must not delete any pack.
+# On a copy: P4's metadata pack holds P4's trees; without it GC cannot know
+# what P4 names, so it must not delete any pack.
 S1M="$WORK/s1-missing"
 cp -a -- "$S1" "$S1M"
-rm -- "$S1M/packs/${PACK[4]:0:2}/${PACK[4]}"
+rm -- "$S1M/packs/${MPACK[4]:0:2}/${MPACK[4]}"
 PACKS_LEFT=$(pack_list "$S1M")
 vm prune --store "$S1M" --keep-last 2 --repack-below 0.9
 expect_nonzero "prune with a pack missing"
@@ -255,8 +278,8 @@ BYTES_BEFORE=$(pack_bytes "$S1")
 vm prune --store "$S1" --keep-last 2 --repack-below 0.5 --json
 expect_rc 0 "prune --keep-last 2"
 check_eq "$(json_eval "$VM_OUT" 'sorted(j["deleted"])')" "['${P[1]}', '${P[2]}']" "points deleted"
-check_eq "$(json_eval "$VM_OUT" 'j["packs_deleted"]')" "1" "packs deleted whole"
-check_eq "$(json_eval "$VM_OUT" 'j["packs_repacked"]')" "1" "packs repacked"
+check_eq "$(json_eval "$VM_OUT" 'j["packs_deleted"]')" "2" "packs deleted whole (P1's two)"
+check_eq "$(json_eval "$VM_OUT" 'j["packs_repacked"]')" "2" "packs repacked (P2's two)"
 check_eq "$(json_eval "$VM_OUT" 'j["bytes_freed"] > 3000000')" "True" "bytes freed (B2 alone is 3 MiB)"
 REAL_PACKS_DELETED=$(json_eval "$VM_OUT" 'j["packs_deleted"]')
 REAL_PACKS_REPACKED=$(json_eval "$VM_OUT" 'j["packs_repacked"]')
@@ -267,11 +290,16 @@ done
 list_points --store "$S1"
 check_eq "${POINTS[*]}" "${P[3]} ${P[4]}" "points after prune"
 PACKS_AFTER=$(pack_list "$S1")
-check "P1's pack (no live blob) is deleted" bash -c "! grep -qx '${PACK[1]}' <<<'$PACKS_AFTER'"
-check "P2's pack (repacked) is deleted" bash -c "! grep -qx '${PACK[2]}' <<<'$PACKS_AFTER'"
-check "P3's pack is kept" grep -qx "${PACK[3]}" <<<"$PACKS_AFTER"
-check "P4's pack is kept" grep -qx "${PACK[4]}" <<<"$PACKS_AFTER"
-check_eq "$(echo "$PACKS_AFTER" | wc -l)" "3" "pack count: P3's, P4's and the one the live blobs moved to"
+for i in 1 2; do
+  check "P$i's data pack is deleted" bash -c "! grep -qx '${DPACK[$i]}' <<<'$PACKS_AFTER'"
+  check "P$i's metadata pack is deleted" bash -c "! grep -qx '${MPACK[$i]}' <<<'$PACKS_AFTER'"
+done
+for i in 3 4; do
+  check "P$i's data pack is kept" grep -qx "${DPACK[$i]}" <<<"$PACKS_AFTER"
+  check "P$i's metadata pack is kept" grep -qx "${MPACK[$i]}" <<<"$PACKS_AFTER"
+done
+check_eq "$(echo "$PACKS_AFTER" | wc -l)" "6" \
+  "pack count: P3's two, P4's two, and the data and metadata packs the live blobs moved to"
 BYTES_AFTER=$(pack_bytes "$S1")
 check "packs take less space ($BYTES_BEFORE -> $BYTES_AFTER bytes)" test "$BYTES_AFTER" -lt $((BYTES_BEFORE - 3000000))
 

@@ -49,8 +49,9 @@ check_rss() {
   echo "    $1: peak RSS $VM_RSS_KB KiB"
 }
 
-# forge STORE WHAT: rewrites bytes of the store's one index file or one pack
-# per docs/FORMAT.md and prints the path of the file it forged.
+# forge STORE WHAT: rewrites bytes of the store's one index file or of its
+# data pack per docs/FORMAT.md and prints the path of the file it forged (for
+# an index forgery, on a second line, the name of the pack its entry is in).
 #   index-huge     the first data blob's index entry: stored_len 0xFFFFFFFF,
 #                  raw_len 4 GiB-1 (checksum and file name recomputed)
 #   index-past-end the same entry: stored raw, 16 MiB (within the format's
@@ -78,13 +79,14 @@ if what.startswith("index-"):
     body = data[:-32]
     assert hashlib.sha256(body).digest() == bytes(data[-32:]), "index checksum"
     (npacks,) = struct.unpack_from("<I", body, 12)
-    pos, target = 16, None
+    pos, target, pack = 16, None, None
     for _ in range(npacks):
+        pack_id = bytes(body[pos:pos + 32]).hex()
         (n,) = struct.unpack_from("<I", body, pos + 32)
         pos += 36
         for k in range(n):
             if body[pos + 32] == 0 and target is None:  # type 0: data
-                target = pos
+                target, pack = pos, pack_id
             pos += ENTRY
     assert target is not None, "no data blob in the index"
     if what == "index-huge":
@@ -101,8 +103,11 @@ if what.startswith("index-"):
     with open(new, "wb") as f:
         f.write(out)
     print(new)
+    print(pack + ".pack")
 elif what == "pack-huge":
-    path = only("packs/*/*.pack")
+    # A backup writes its data blobs and its metadata into separate packs:
+    # the forged one is the data pack, the largest.
+    path = max(glob.glob(os.path.join(store, "packs/*/*.pack")), key=os.path.getsize)
     data = bytearray(open(path, "rb").read())
     assert data[:8] == b"VMBPACK\n" and data[-8:] == b"VMBPEND\n", "not a pack"
     struct.pack_into("<I", data, len(data) - 52, 0xFFFFFFFF)   # footer: entry count
@@ -133,7 +138,7 @@ check_same_tree "$SRC" "$WORK/r-pristine/src" "restore of the unforged store"
 
 section "index entry: stored_len 0xFFFFFFFF, raw_len 4 GiB-1"
 cp -a "$STORE" "$WORK/s-huge"
-IDX=$(forge "$WORK/s-huge" index-huge)
+IDX=$(forge "$WORK/s-huge" index-huge | head -n 1)
 vm_timed restore --store "$WORK/s-huge" latest --to "$WORK/r-huge"
 check_rss "restore with a forged index entry"
 # The index is a cache: the entry is refused, the index file named, and the
@@ -147,8 +152,9 @@ expect_err "$(basename "$IDX")" "verify names the forged index file"
 
 section "index entry: 16 MiB stored raw, past the end of its pack"
 cp -a "$STORE" "$WORK/s-end"
-IDX=$(forge "$WORK/s-end" index-past-end)
-PACK=$(cd "$WORK/s-end" && ls packs/*/*.pack)
+FORGED=$(forge "$WORK/s-end" index-past-end)
+IDX=$(sed -n 1p <<<"$FORGED")
+PACK=$(sed -n 2p <<<"$FORGED")  # the pack the forged entry points into
 vm_timed restore --store "$WORK/s-end" latest --to "$WORK/r-end"
 check_rss "restore with an index entry past the end of its pack"
 expect_nonzero "restore with an index entry past the end of its pack"
