@@ -293,13 +293,16 @@ list_points --store "$FLIP"
 check_eq "${#POINTS[@]}" 2 "points before the bit flip"
 FLIP_P1=${POINTS[0]:-none}
 FLIP_P2=${POINTS[1]:-none}
-mapfile -t packs < <(find "$FLIP/packs" -name '*.pack' -type f)
-[ "${#packs[@]}" -eq 1 ] || die "expected one pack in $FLIP/packs, found ${#packs[@]}"
+# A backup writes its data blobs and its trees and block lists into separate
+# packs: the second backup wrote nothing new, so there are two, and the
+# larger holds the data.
+mapfile -t packs < <(find "$FLIP/packs" -name '*.pack' -type f -printf '%s %p\n' | sort -rn | cut -d' ' -f2-)
+[ "${#packs[@]}" -eq 2 ] || die "expected a data pack and a metadata pack in $FLIP/packs, found ${#packs[@]} packs"
 vm verify --store "$FLIP"
 expect_rc 0 "verify before the bit flip"
-# The pack holds good.txt's block, then victim.bin's 32 blocks (random, so
-# stored uncompressed), then block lists and trees: the middle byte is
-# inside victim.bin's data.
+# The data pack holds good.txt's block, then victim.bin's 32 blocks
+# (random, so stored uncompressed): the middle byte is inside victim.bin's
+# data.
 off=$(flip_bit "${packs[0]}")
 echo "flipped a bit at offset $off of ${packs[0]}"
 vm verify --store "$FLIP"

@@ -91,7 +91,7 @@ expect_rc 0 "store init with a bucket copy"
 vm backup "$SRC" --store "$ST" --mirror "s3://$B/h1"
 expect_rc 0 "backup to the disk and the bucket"
 check_eq "$(count_keys h1/points/ '\.json$')" 1 "one manifest in the bucket"
-check_eq "$(count_keys h1/packs/ '\.pack$')" 1 "one pack in the bucket"
+check_eq "$(count_keys h1/packs/ '\.pack$')" 2 "two packs in the bucket (the backup's data and its metadata)"
 check_eq "$(count_keys h1/ '\.tmp-')" 0 "no temporary object left in the bucket"
 check_eq "$(count_keys h1/ 'config.json$')" 1 "the bucket copy has its config.json"
 # On a new host: the disk copy gone (its recorded path empty). Each
@@ -147,7 +147,8 @@ START=$(date +%s.%N)
 vm store sync --store "$ST" --mirror "s3://$B/h2" --upload-limit 1M
 expect_rc 0 "day-2 sync with --upload-limit 1M"
 ELAPSED=$(python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$START" "$(date +%s.%N)")
-check "the day-2 sync copies the one new pack and its index file and manifest" grep -q "copied 1 pack and 2 files" "$VM_OUT"
+check "the day-2 sync copies the two new packs (data, metadata) and their index file and manifest" \
+  grep -q "copied 2 packs and 2 files" "$VM_OUT"
 check "4 MB at 1 MB/s takes at least 2.5 s (took $ELAPSED s)" python3 -c "import sys; sys.exit(float(sys.argv[1]) < 2.5)" "$ELAPSED"
 
 section "gateway killed"
