@@ -38,6 +38,8 @@ class BlobIndex {
   // other packs (a repair wrote a new copy, or a crashed run's pack) are kept
   // as alternates for reads to fall back on.
   void Insert(const Hash& id, const BlobLocation& loc);
+  // Room for `blobs` entries without rehashing (a hint: Insert still grows).
+  void Reserve(size_t blobs) { map_.reserve(blobs); }
   const BlobLocation* Find(const Hash& id) const;
   // Primary first; empty if unknown.
   std::vector<BlobLocation> Locations(const Hash& id) const;
