@@ -1,5 +1,7 @@
 #include "store/index.h"
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "util/encoding.h"
@@ -24,9 +26,67 @@ void BlobIndex::AddEntries(uint32_t pack, const std::vector<PackEntry>& entries)
     Insert(e.id, BlobLocation{pack, e.type, e.comp, e.offset, e.stored_len, e.raw_len});
 }
 
+BlobTable::BlobTable() : key_(HashKey()) {}
+
+size_t BlobTable::Home(const Hash& id, size_t capacity) const {
+  return static_cast<size_t>((static_cast<unsigned __int128>(KeyedHash(id, key_)) * capacity) >> 64);
+}
+
+void BlobTable::Reserve(size_t n) {
+  // At most three quarters full.
+  if (n > size_ && n / 3 * 4 + 16 > slots_.size()) Rehash(n / 3 * 4 + 16);
+}
+
+void BlobTable::Rehash(size_t capacity) {
+  std::vector<Slot> old(capacity);
+  old.swap(slots_);
+  for (auto& s : slots_) s.loc.type = kEmptySlot;
+  for (const auto& s : old) {
+    if (s.loc.type == kEmptySlot) continue;
+    size_t i = Home(s.id, slots_.size());
+    while (slots_[i].loc.type != kEmptySlot) i = i + 1 == slots_.size() ? 0 : i + 1;
+    slots_[i] = s;
+  }
+}
+
+std::pair<const BlobLocation*, bool> BlobTable::Emplace(const Hash& id, const BlobLocation& loc) {
+  // Grows by half: the old and the new array live side by side while it
+  // moves, so this keeps the peak at 2.5 times the array, not 3.
+  if ((size_ + 1) * 4 > slots_.size() * 3) Rehash(std::max<size_t>(64, slots_.size() + slots_.size() / 2));
+  size_t i = Home(id, slots_.size());
+  while (slots_[i].loc.type != kEmptySlot) {
+    if (slots_[i].id == id) return {&slots_[i].loc, false};
+    i = i + 1 == slots_.size() ? 0 : i + 1;
+  }
+  slots_[i].id = id;
+  slots_[i].loc = loc;
+  size_++;
+  return {&slots_[i].loc, true};
+}
+
+const BlobLocation* BlobTable::Find(const Hash& id) const {
+  if (slots_.empty()) return nullptr;
+  size_t i = Home(id, slots_.size());
+  while (slots_[i].loc.type != kEmptySlot) {
+    if (slots_[i].id == id) return &slots_[i].loc;
+    i = i + 1 == slots_.size() ? 0 : i + 1;
+  }
+  return nullptr;
+}
+
+size_t BlobTable::Probes(const Hash& id) const {
+  if (slots_.empty()) return 0;
+  size_t i = Home(id, slots_.size()), n = 1;
+  while (slots_[i].loc.type != kEmptySlot && slots_[i].id != id) {
+    i = i + 1 == slots_.size() ? 0 : i + 1;
+    n++;
+  }
+  return n;
+}
+
 void BlobIndex::Insert(const Hash& id, const BlobLocation& loc) {
-  auto [it, inserted] = map_.emplace(id, loc);
-  if (inserted || it->second.pack == loc.pack) return;
+  auto [at, inserted] = map_.Emplace(id, loc);
+  if (inserted || at->pack == loc.pack) return;
   auto& alts = alternates_[id];
   for (const auto& a : alts)
     if (a.pack == loc.pack) return;
@@ -35,17 +95,16 @@ void BlobIndex::Insert(const Hash& id, const BlobLocation& loc) {
 
 std::vector<BlobLocation> BlobIndex::Locations(const Hash& id) const {
   std::vector<BlobLocation> out;
-  auto it = map_.find(id);
-  if (it == map_.end()) return out;
-  out.push_back(it->second);
+  const BlobLocation* at = map_.Find(id);
+  if (!at) return out;
+  out.push_back(*at);
   if (auto a = alternates_.find(id); a != alternates_.end())
     out.insert(out.end(), a->second.begin(), a->second.end());
   return out;
 }
 
 const BlobLocation* BlobIndex::Find(const Hash& id) const {
-  auto it = map_.find(id);
-  return it == map_.end() ? nullptr : &it->second;
+  return map_.Find(id);
 }
 
 std::string EncodeIndexFile(const IndexFile& f, const Sealer* sealer) {

@@ -4,10 +4,12 @@
 // packs one run wrote; see docs/FORMAT.md.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "store/pack.h"
@@ -28,6 +30,61 @@ struct BlobLocation {
   }
 };
 
+// Blob id -> location, in one array (open addressing, linear probing): no
+// allocation per blob, as a store indexes a few hundred thousand to millions
+// of them (the node per entry of a std::unordered_map, and freeing it, were
+// a tenth of opening a store). Slots are not stable: a pointer Find returns
+// is good until the next Emplace. Iterates in no particular order.
+class BlobTable {
+ public:
+  BlobTable();
+  size_t size() const { return size_; }
+  // Room for `n` ids without growing.
+  void Reserve(size_t n);
+  // The location recorded for id, and whether it was new (false: the one
+  // already there, unchanged).
+  std::pair<const BlobLocation*, bool> Emplace(const Hash& id, const BlobLocation& loc);
+  const BlobLocation* Find(const Hash& id) const;
+  // The slots a lookup of id looks at (1: its first); for tests.
+  size_t Probes(const Hash& id) const;
+
+  struct Slot {
+    Hash id;
+    BlobLocation loc;  // type kEmptySlot: no id here
+  };
+  class Iterator {
+   public:
+    Iterator(const Slot* at, const Slot* end) : at_(at), end_(end) { Skip(); }
+    std::pair<const Hash&, const BlobLocation&> operator*() const { return {at_->id, at_->loc}; }
+    Iterator& operator++() {
+      ++at_;
+      Skip();
+      return *this;
+    }
+    bool operator!=(const Iterator& o) const { return at_ != o.at_; }
+
+   private:
+    void Skip() {
+      while (at_ != end_ && at_->loc.type == kEmptySlot) ++at_;
+    }
+    const Slot* at_;
+    const Slot* end_;
+  };
+  Iterator begin() const { return {slots_.data(), slots_.data() + slots_.size()}; }
+  Iterator end() const { return {slots_.data() + slots_.size(), slots_.data() + slots_.size()}; }
+
+ private:
+  static constexpr BlobType kEmptySlot = static_cast<BlobType>(0xff);
+  // Where id's probe starts: KeyedHash (util/sha256.h), so that a planted
+  // index of ids chosen to share a start cannot make every insert walk a
+  // long run.
+  size_t Home(const Hash& id, size_t capacity) const;
+  void Rehash(size_t capacity);
+  std::vector<Slot> slots_;
+  size_t size_ = 0;
+  std::array<uint64_t, 4> key_;
+};
+
 // Not thread-safe; the Store guards it.
 class BlobIndex {
  public:
@@ -39,7 +96,7 @@ class BlobIndex {
   // as alternates for reads to fall back on.
   void Insert(const Hash& id, const BlobLocation& loc);
   // Room for `blobs` entries without rehashing (a hint: Insert still grows).
-  void Reserve(size_t blobs) { map_.reserve(blobs); }
+  void Reserve(size_t blobs) { map_.Reserve(blobs); }
   const BlobLocation* Find(const Hash& id) const;
   // Primary first; empty if unknown.
   std::vector<BlobLocation> Locations(const Hash& id) const;
@@ -49,12 +106,12 @@ class BlobIndex {
   bool HasPack(const Hash& pack_id) const { return pack_numbers_.count(pack_id) > 0; }
   const std::vector<Hash>& packs() const { return packs_; }
   size_t size() const { return map_.size(); }
-  const std::unordered_map<Hash, BlobLocation, HashHasher>& entries() const { return map_; }
+  const BlobTable& entries() const { return map_; }
 
  private:
   std::vector<Hash> packs_;
   std::unordered_map<Hash, uint32_t, HashHasher> pack_numbers_;
-  std::unordered_map<Hash, BlobLocation, HashHasher> map_;
+  BlobTable map_;
   std::unordered_map<Hash, std::vector<BlobLocation>, HashHasher> alternates_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <zstd.h>
 
@@ -968,6 +969,80 @@ TEST(BlobIndexTest, AddFindAndFirstWins) {
   PackEntry back = loc->ToEntry(e.id);
   EXPECT_EQ(back.id, e.id);
   EXPECT_EQ(back.raw_len, 7u);
+}
+
+// The table grows as ids come (and after a Reserve), keeps the first
+// location of an id, finds every id it holds and none it does not, and
+// iterates each id once.
+TEST(BlobTableTest, GrowsFindsAndIteratesEachIdOnce) {
+  for (size_t reserve : {size_t{0}, size_t{5000}, size_t{20000}}) {
+    BlobTable t;
+    t.Reserve(reserve);
+    const size_t n = 10000;
+    for (size_t i = 0; i < n; i++) {
+      BlobLocation loc;
+      loc.offset = i;
+      loc.type = static_cast<BlobType>(i % 3);
+      auto [at, inserted] = t.Emplace(Sha256("id" + std::to_string(i)), loc);
+      ASSERT_TRUE(inserted) << i;
+      EXPECT_EQ(at->offset, i);
+    }
+    BlobLocation other;
+    other.offset = 999999;
+    auto [at, inserted] = t.Emplace(Sha256("id7"), other);
+    EXPECT_FALSE(inserted);
+    EXPECT_EQ(at->offset, 7u) << "the first location stays";
+    EXPECT_EQ(t.size(), n);
+    for (size_t i = 0; i < n; i++) {
+      const BlobLocation* loc = t.Find(Sha256("id" + std::to_string(i)));
+      ASSERT_NE(loc, nullptr) << i;
+      EXPECT_EQ(loc->offset, i);
+      EXPECT_EQ(loc->type, static_cast<BlobType>(i % 3));
+      EXPECT_EQ(t.Find(Sha256("absent" + std::to_string(i))), nullptr) << i;
+    }
+    std::vector<bool> seen(n);
+    size_t count = 0;
+    for (const auto& [id, loc] : t) {
+      ASSERT_LT(loc.offset, n);
+      EXPECT_EQ(id, Sha256("id" + std::to_string(loc.offset)));
+      EXPECT_FALSE(seen[loc.offset]) << loc.offset;
+      seen[loc.offset] = true;
+      count++;
+    }
+    EXPECT_EQ(count, n);
+  }
+  BlobTable empty;
+  EXPECT_EQ(empty.Find(Sha256("x")), nullptr);
+  EXPECT_FALSE(empty.begin() != empty.end());
+}
+
+// Ids from a planted index that differ only past their first 8 bytes
+// (which the table before this one hashed alone): with one run of 200,000
+// slots, loading them would take about 2*10^10 comparisons and every lookup
+// would walk the run. The keyed hash keeps the runs short.
+TEST(BlobTableTest, IdsChosenToCollideDoNotMakeInsertsQuadratic) {
+  for (int variant : {0, 1}) {
+    BlobTable t;
+    const uint32_t n = 200000;
+    Hash id;
+    for (uint32_t i = 0; i < n; i++) {
+      std::memcpy(id.bytes.data() + (variant == 0 ? 28 : 8), &i, 4);
+      t.Emplace(id, BlobLocation{});
+    }
+    EXPECT_EQ(t.size(), n);
+    // A lookup of an absent id walks its run of slots to an empty one: in
+    // a clustered table, most of the table.
+    size_t longest = 0, total = 0;
+    for (uint32_t i = n; i < n + 1000; i++) {
+      std::memcpy(id.bytes.data() + (variant == 0 ? 28 : 8), &i, 4);
+      EXPECT_EQ(t.Find(id), nullptr);
+      const size_t probes = t.Probes(id);
+      longest = std::max(longest, probes);
+      total += probes;
+    }
+    EXPECT_LT(longest, 200u) << "variant " << variant;
+    EXPECT_LT(total, 1000u * 10) << "variant " << variant;
+  }
 }
 
 }  // namespace

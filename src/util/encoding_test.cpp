@@ -7,6 +7,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "helpers/test_util.h"
@@ -398,6 +399,22 @@ TEST(HashTest, IsZeroAndOrdering) {
   EXPECT_LT(one, high);  // byte order, most significant first
   EXPECT_NE(Sha256("a"), Sha256("b"));
   EXPECT_EQ(HashHasher()(Sha256("a")), HashHasher()(Sha256("a")));
+}
+
+// Ids that differ only past their first 8 bytes, or only in their last 4
+// (as a planted index or block list may hold): hash tables keyed by them
+// get as many distinct values as ids, not one value for all (which made
+// every insert of a std::unordered_map walk them all).
+TEST(HashTest, HasherSpreadsIdsThatShareAPrefix) {
+  for (size_t at : {size_t{8}, size_t{28}}) {
+    std::unordered_set<size_t> values;
+    Hash id;
+    for (uint32_t i = 0; i < 10000; i++) {
+      std::memcpy(id.bytes.data() + at, &i, sizeof i);
+      values.insert(HashHasher()(id));
+    }
+    EXPECT_GT(values.size(), 9990u) << "ids differing at byte " << at;
+  }
 }
 
 }  // namespace

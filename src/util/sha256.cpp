@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include <random>
+
 #include "util/encoding.h"
 #include "util/error.h"
 
@@ -20,6 +22,16 @@ bool Hash::FromHex(std::string_view hex, Hash* out) {
   if (!HexDecodeBytes(hex, h.bytes.data(), h.bytes.size())) return false;
   *out = h;
   return true;
+}
+
+const std::array<uint64_t, 4>& HashKey() {
+  static const std::array<uint64_t, 4> key = [] {
+    std::random_device rd;
+    std::array<uint64_t, 4> k;
+    for (auto& w : k) w = (uint64_t{rd()} << 32) ^ rd();
+    return k;
+  }();
+  return key;
 }
 
 Hash Sha256(const void* data, size_t len) {

@@ -21,12 +21,22 @@ struct Hash {
   auto operator<=>(const Hash&) const = default;
 };
 
+// Four words drawn once per process (std::random_device).
+const std::array<uint64_t, 4>& HashKey();
+
+// A hash of an id for hash tables. Ids come from disks anyone may have
+// handled (an index, a block list), so it is keyed by HashKey and covers the
+// whole id (NH: sums of products of id and key words): ids chosen to land
+// on one value, which would make every insert walk them all, need the key.
+inline uint64_t KeyedHash(const Hash& h, const std::array<uint64_t, 4>& key) {
+  uint64_t v[4];
+  std::memcpy(v, h.bytes.data(), sizeof v);
+  const uint64_t x = (v[0] + key[0]) * (v[1] + key[1]) + (v[2] + key[2]) * (v[3] + key[3]);
+  return (x ^ (x >> 29)) * 0x9e3779b97f4a7c15ull;
+}
+
 struct HashHasher {
-  size_t operator()(const Hash& h) const {
-    size_t v;
-    std::memcpy(&v, h.bytes.data(), sizeof v);
-    return v;
-  }
+  size_t operator()(const Hash& h) const { return static_cast<size_t>(KeyedHash(h, HashKey())); }
 };
 
 Hash Sha256(const void* data, size_t len);
