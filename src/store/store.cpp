@@ -18,9 +18,6 @@ namespace vmback {
 
 namespace {
 constexpr size_t kMaxIndexFiles = 32;
-// The most blobs LoadIndex makes room for ahead (16 Mi: a store of 1 TiB in
-// 64 KiB blocks); more still load, the table then grows as it goes.
-constexpr uint64_t kMaxReservedBlobs = uint64_t{1} << 24;
 }  // namespace
 
 std::string Store::PackPath(size_t copy, const Hash& pack) const {
@@ -70,19 +67,6 @@ void Store::LoadIndex() {
       holders.push_back(c);
     }
   std::sort(present.begin(), present.end());
-  // Room for as many blobs as the index files can name (an entry is 52
-  // bytes), so that loading them does not rehash the table again and again.
-  // Sizes from a disk anyone may have handled: each counts up to the most an
-  // index file may be, and the whole up to kMaxReservedBlobs.
-  uint64_t index_bytes = 0;
-  for (const auto& path : index_paths) {
-    try {
-      index_bytes += std::min(env_->Status(path).size, kMaxIndexFileSize);
-    } catch (const Error&) {
-      // Gone or unreadable: reading it below says why, or skips it.
-    }
-  }
-  index_.Reserve(static_cast<size_t>(std::min(index_bytes / kPackEntrySize, kMaxReservedBlobs)));
   for (const auto& path : index_paths) {
     const bool primary = DirName(path) == index_dir;
     try {
@@ -96,6 +80,12 @@ void Store::LoadIndex() {
         throw;
       }
       IndexFile f = DecodeIndexFile(data, path, Keyed());
+      // Room for what this file names (read and checked whole, so its
+      // counts are real), so that the table grows once per file, not
+      // again and again as its entries go in.
+      size_t named = 0;
+      for (const auto& p : f.packs) named += p.second.size();
+      index_.Reserve(index_.size() + named);
       for (auto& [pack, entries] : f.packs) {
         if (!is_present.count(pack)) {
           log_->Warn("pack " + PackPath(pack) + " is named by " + path +
