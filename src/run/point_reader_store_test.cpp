@@ -404,7 +404,7 @@ TEST_F(StorePointReaderTest, AMissingPackFailsTheFilesItHeld) {
   ASSERT_EQ(first.size(), 2u);
   WriteFile(src_ + "/g", RandomBytes(100000, 14));
   const std::string p2 = Backup({{"VOL", src_}});
-  for (const Hash& pack : first) ASSERT_EQ(::unlink(store_->PackPath(pack).c_str()), 0);
+  for (const Hash& pack : first) Env::Default()->Remove(store_->PackPath(pack));
   Reopen();
   auto r = Reader(p2);
   auto g = r->Open("VOL/g");

@@ -193,7 +193,7 @@ TEST_F(VerifyTest, DeletedPackNamesTheAffectedFilesInEveryPoint) {
   WriteFile(src_ + "/b", RandomBytes(20000, 31));
   std::string p2 = Backup();
   ASSERT_EQ(store_->ListPackFiles().size(), 4u);
-  for (const Hash& pack : first) ASSERT_EQ(::unlink(store_->PackPath(pack).c_str()), 0);
+  for (const Hash& pack : first) Env::Default()->Remove(store_->PackPath(pack));
 
   VerifyReport r = RunVerify();
   EXPECT_FALSE(r.ok());
