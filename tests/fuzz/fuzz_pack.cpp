@@ -110,9 +110,11 @@ void CheckEntry(std::string_view bytes) {
   std::string raw;
   if (Accepts(ErrorKind::kCorrupt, [&] { raw = ReadBlob(&file, e); })) {
     Check(BlobLengthsValid(e), "a blob read has lengths within the format's maxima");
-    Check(bytes.size() >= kPackHeaderSize + kPackFooterSize && e.offset <= bytes.size() - kPackFooterSize &&
-              e.stored_len <= bytes.size() - kPackFooterSize - e.offset,
-          "a blob read lies before the footer");
+    // Within the file, after the pack header; not short of the footer (a
+    // pack cut after its blobs has none, and ScanPackBlobs reads into it).
+    Check(e.offset >= kPackHeaderSize + kBlobHeaderSize && e.offset <= bytes.size() &&
+              e.stored_len <= bytes.size() - e.offset,
+          "a blob read lies after the pack header and inside the file");
     Check(raw.size() == e.raw_len && Sha256(raw) == e.id, "a blob read is raw_len bytes hashing to its id");
   }
 }
