@@ -94,6 +94,65 @@ PackResult CheckPack(Env* env, const std::string& path, const Hash& name, RatePa
   return r;
 }
 
+// A pack damaged on every copy was checked from its entry table or, where
+// that is damaged too, blob by blob from the headers. A header's own copy of
+// an id can be what is damaged while the blob is whole where the index puts
+// it, which is where every reader goes (and a bad length in a header hides
+// the blobs after it from the scan). So the index's entries in such packs
+// that no copy gave whole are read once more, from each copy (ReadBlob
+// checks each against its id); and a bad id the index does not place in
+// the pack is no blob a reader asks it for, so it is not counted as one.
+void RecheckByIndex(Store* store, const BlobIndex& index, const std::vector<HashSet>& present,
+                    const std::vector<std::unique_ptr<RatePacer>>& pacers,
+                    std::vector<std::pair<Hash, std::vector<Hash>>>* unhealed, HashSet* good) {
+  if (unhealed->empty()) return;
+  std::unordered_map<Hash, uint32_t, HashHasher> wanted;  // pack -> its number in the index
+  for (const auto& [pack, bad] : *unhealed) wanted.emplace(pack, UINT32_MAX);
+  for (uint32_t i = 0; i < index.packs().size(); i++)
+    if (auto it = wanted.find(index.packs()[i]); it != wanted.end()) it->second = i;
+  std::unordered_map<uint32_t, std::vector<PackEntry>> entries;  // by pack number
+  for (const auto& [pack, number] : wanted)
+    if (number != UINT32_MAX) entries[number];
+  auto consider = [&](const Hash& id, const BlobLocation& loc) {
+    auto it = entries.find(loc.pack);
+    if (it != entries.end() && !good->count(id)) it->second.push_back(loc.ToEntry(id));
+  };
+  for (const auto& [id, loc] : index.entries()) consider(id, loc);
+  for (const auto& [id, locs] : index.alternates())
+    for (const auto& loc : locs) consider(id, loc);
+  for (auto& [pack, bad] : *unhealed) {
+    const uint32_t number = wanted[pack];
+    if (number == UINT32_MAX) continue;  // not in the index: nothing to go by
+    for (size_t c = 0; c < present.size(); c++) {
+      if (!present[c].count(pack)) continue;
+      std::unique_ptr<ReadableFile> file;
+      try {
+        file = store->env()->OpenRead(store->PackPath(c, pack));
+      } catch (const Error& e) {
+        if (e.kind() != ErrorKind::kNotFound) throw;
+        continue;  // gone since it was read: its check said so
+      }
+      for (const auto& e : entries[number]) {
+        if (good->count(e.id)) continue;
+        pacers[c]->Take(e.stored_len);
+        try {
+          ReadBlob(file.get(), e, store->sealer());
+          good->insert(e.id);
+        } catch (const Error& err) {
+          if (err.kind() != ErrorKind::kCorrupt) throw;
+        }
+      }
+    }
+    bad.erase(std::remove_if(bad.begin(), bad.end(),
+                             [&](const Hash& id) {
+                               for (const auto& loc : index.Locations(id))
+                                 if (loc.pack == number) return false;
+                               return true;
+                             }),
+              bad.end());
+  }
+}
+
 // Problems found under one entry: path relative to it, reason, and whether
 // it is a loss `vmback repair` recorded (a note) rather than damage.
 struct Found {
@@ -504,6 +563,7 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
     }
   }
   BlobIndex index = store->IndexSnapshot();
+  RecheckByIndex(store, index, has, pacers, &unhealed_packs, &good);
   // Blobs of packs not read this time: taken as they were (not checked).
   std::unordered_set<Hash, HashHasher> assumed;
   if (!skipped.empty()) {
