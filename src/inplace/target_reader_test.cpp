@@ -232,7 +232,7 @@ TEST_F(TargetReaderTest, ADamagedBlockFailsOnlyTheReadsThatTouchIt) {
   for (int round = 0; round < 3; round++) {  // the same each time: nothing bad is cached
     for (auto [off, n] : std::vector<std::pair<uint64_t, size_t>>{{3 * kBs, 1}, {3 * kBs + 100, 1},
                                                                   {4 * kBs - 1, 1}, {0, 10 * kBs}, {4 * kBs - 1, 2}}) {
-      Error e = Thrown([&] { ReadRange(f.get(), off, n); });
+      Error e = Thrown([&, off = off, n = n] { ReadRange(f.get(), off, n); });
       EXPECT_EQ(e.kind(), ErrorKind::kCorrupt) << off;
       EXPECT_NE(std::string(e.what()).find("tree/big in point current: bytes 12288..16384"), std::string::npos)
           << e.what();

@@ -361,7 +361,7 @@ TEST(RetentionTest, NegativeRulesAreRejected) {
       {{.yearly = -1}, "yearly"},
   };
   for (const auto& [policy, rule] : bad) {
-    std::string msg = ConfigError([&] { ApplyRetention(Points(kCalendar), policy); });
+    std::string msg = ConfigError([&, &policy = policy] { ApplyRetention(Points(kCalendar), policy); });
     EXPECT_NE(msg.find(rule), std::string::npos) << msg;
     EXPECT_NE(msg.find("negative"), std::string::npos) << msg;
   }
@@ -414,7 +414,7 @@ TEST(DurationTest, ParseBad) {
   };
   for (const auto& [text, why] : bad) {
     SCOPED_TRACE(text);
-    std::string msg = ConfigError([&] { ParseDuration(text); });
+    std::string msg = ConfigError([&, &text = text] { ParseDuration(text); });
     EXPECT_NE(msg.find("\"" + text + "\""), std::string::npos) << msg;
     EXPECT_NE(msg.find(why), std::string::npos) << msg;
   }

@@ -370,7 +370,7 @@ TEST_F(StorePointReaderTest, ADamagedBlockFailsOnlyTheReadsThatTouchIt) {
   const int warnings_before = log_.warnings();
   for (const auto& [off, n] : std::vector<std::pair<uint64_t, size_t>>{
            {0, 3 * kBlock}, {kBlock, 1}, {kBlock - 1, 2}, {2 * kBlock - 1, 1000}}) {
-    const std::string msg = ExpectError(ErrorKind::kCorrupt, [&] { f->ReadAt(off, buf.data(), n); });
+    const std::string msg = ExpectError(ErrorKind::kCorrupt, [&, off = off, n = n] { f->ReadAt(off, buf.data(), n); });
     EXPECT_NE(msg.find("VOL/d/f"), std::string::npos) << msg;
     EXPECT_NE(msg.find("point " + p), std::string::npos) << msg;
     EXPECT_NE(msg.find("bytes 65536..131072"), std::string::npos) << msg;

@@ -799,7 +799,7 @@ TEST_F(StoreTest, MissingPackIsReportedAndItsBlobsNotFound) {
   for (const auto& [id, raw] : first) {
     EXPECT_FALSE(s->Has(id));
     std::string msg;
-    EXPECT_EQ(KindOf([&] { s->Get(id); }, &msg), ErrorKind::kNotFound);
+    EXPECT_EQ(KindOf([&, &id = id] { s->Get(id); }, &msg), ErrorKind::kNotFound);
     EXPECT_TRUE(Contains(msg, id.Hex())) << msg;
   }
   ExpectAllReadable(*s, second);
