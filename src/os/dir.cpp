@@ -9,6 +9,7 @@
 #include <sys/sysmacros.h>
 
 #include <algorithm>
+#include <cstddef>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -95,6 +96,30 @@ std::vector<std::string> ListDirectory(int dirfd, const std::string& what) {
   ::closedir(d);
   if (err) ThrowIo("list " + what, err);
   return names;
+}
+
+std::vector<std::string> ListOwnDirectory(int dirfd, const std::string& what, bool rewind) {
+  if (rewind && ::lseek(dirfd, 0, SEEK_SET) < 0) ThrowIo("list " + what, errno);
+  constexpr size_t kNameAt = offsetof(struct dirent64, d_name);
+  std::vector<std::string> names;
+  alignas(struct dirent64) char buf[32768];
+  for (;;) {
+    const ssize_t got = ::getdents64(dirfd, buf, sizeof buf);
+    if (got < 0) {
+      if (errno == EINTR) continue;
+      ThrowIo("list " + what, errno);
+    }
+    if (got == 0) return names;
+    const size_t n = static_cast<size_t>(got);
+    for (size_t pos = 0; pos < n;) {
+      const auto* e = reinterpret_cast<const struct dirent64*>(buf + pos);
+      const size_t len = e->d_reclen;
+      if (len <= kNameAt || len > n - pos) ThrowIo("list " + what + ": a directory record of " + std::to_string(len) + " bytes", EIO);
+      const std::string_view name(e->d_name, ::strnlen(e->d_name, len - kNameAt));
+      if (name != "." && name != "..") names.emplace_back(name);
+      pos += len;
+    }
+  }
 }
 
 void UniqueFd::reset(int fd) {

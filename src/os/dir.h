@@ -100,6 +100,11 @@ struct timespec ToTimespec(int64_t ns);
 // The names in the open directory dirfd (without "." and ".."), read
 // through a duplicate of the descriptor; `what` names it in errors.
 std::vector<std::string> ListDirectory(int dirfd, const std::string& what);
+// The same, read with getdents64(2) on dirfd itself: two system calls for a
+// small directory where a DIR stream over a duplicate takes eight. It moves
+// dirfd's offset (from the start again if rewind): for a descriptor no other
+// thread lists at the same time.
+std::vector<std::string> ListOwnDirectory(int dirfd, const std::string& what, bool rewind);
 
 // What to keep of an entry's metadata (restore --no-owner, --no-privileges).
 struct MetadataPolicy {

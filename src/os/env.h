@@ -151,6 +151,7 @@ class ReadableDir {
  public:
   virtual ~ReadableDir() = default;
   // The names of the children ("." and ".." left out), in directory order.
+  // Not from two threads at once on one directory.
   virtual std::vector<std::string> List() = 0;
   // What lstat(2) says of a child; kMissing when it is not there.
   virtual FileStatus Status(const std::string& name) = 0;

@@ -493,7 +493,12 @@ class PosixReadableDir final : public ReadableDir {
  public:
   PosixReadableDir(std::string path, Fd fd) : path_(std::move(path)), fd_(std::move(fd)) {}
 
-  std::vector<std::string> List() override { return ListDirectory(fd_.get(), path_); }
+  // One directory of a walk, listed by the walker alone (ReadableDir).
+  std::vector<std::string> List() override {
+    const bool again = listed_;
+    listed_ = true;
+    return ListOwnDirectory(fd_.get(), path_, again);
+  }
 
   FileStatus Status(const std::string& name) override {
     CheckName(name);
@@ -579,6 +584,7 @@ class PosixReadableDir final : public ReadableDir {
 
   std::string path_;
   Fd fd_;
+  bool listed_ = false;  // List read it before: start from the top again
 };
 
 }  // namespace

@@ -131,6 +131,28 @@ class BackupTest : public ::testing::Test {
 
 // --- Content round trips -----------------------------------------------
 
+// The walk lists a directory with getdents64 on its own descriptor: every
+// name of a directory larger than one read of records, and the same again
+// when it is listed a second time; "." and ".." never.
+TEST_F(BackupTest, ADirectoryOfTheWalkListsWholeAndAgain) {
+  const std::string src = tmp_ / "src";
+  Env::Default()->MakeDir(src);
+  std::set<std::string> want;
+  for (int i = 0; i < 3000; i++) {
+    std::string name = "a-rather-long-file-name-to-fill-the-records-" + std::to_string(i);
+    WriteFile(src + "/" + name, "");
+    want.insert(name);
+  }
+  std::unique_ptr<ReadableDir> dir = Env::Default()->OpenDirectory(src);
+  for (int round = 0; round < 2; round++) {
+    std::vector<std::string> got = dir->List();
+    EXPECT_EQ(got.size(), want.size()) << "round " << round;
+    EXPECT_EQ(std::set<std::string>(got.begin(), got.end()), want) << "round " << round;
+  }
+  Env::Default()->MakeDir(src + "/empty");
+  EXPECT_TRUE(dir->OpenDir("empty")->List().empty());
+}
+
 TEST_F(BackupTest, RandomDataRoundTrip) {
   OpenStore();
   std::string src = tmp_ / "random.img";
