@@ -75,30 +75,7 @@ std::string DeviceHolder(const std::string& device) {
 
 }  // namespace
 
-std::vector<std::string> ListDirectory(int dirfd, const std::string& what) {
-  int fd = ::fcntl(dirfd, F_DUPFD_CLOEXEC, 0);
-  if (fd < 0) ThrowIo("list " + what, errno);
-  DIR* d = ::fdopendir(fd);
-  if (!d) {
-    int e = errno;
-    ::close(fd);
-    ThrowIo("list " + what, e);
-  }
-  ::rewinddir(d);
-  std::vector<std::string> names;
-  errno = 0;
-  while (struct dirent* e = ::readdir(d)) {
-    std::string n = e->d_name;
-    if (n != "." && n != "..") names.push_back(std::move(n));
-    errno = 0;
-  }
-  int err = errno;
-  ::closedir(d);
-  if (err) ThrowIo("list " + what, err);
-  return names;
-}
-
-std::vector<std::string> ListOwnDirectory(int dirfd, const std::string& what, bool rewind) {
+std::vector<std::string> ListDirectory(int dirfd, const std::string& what, bool rewind) {
   if (rewind && ::lseek(dirfd, 0, SEEK_SET) < 0) ThrowIo("list " + what, errno);
   constexpr size_t kNameAt = offsetof(struct dirent64, d_name);
   std::vector<std::string> names;

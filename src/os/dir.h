@@ -97,14 +97,12 @@ FileStatus ToFileStatus(const struct stat& st);
 // ns since the epoch (may be negative) as a timespec for utimensat.
 struct timespec ToTimespec(int64_t ns);
 
-// The names in the open directory dirfd (without "." and ".."), read
-// through a duplicate of the descriptor; `what` names it in errors.
-std::vector<std::string> ListDirectory(int dirfd, const std::string& what);
-// The same, read with getdents64(2) on dirfd itself: two system calls for a
-// small directory where a DIR stream over a duplicate takes eight. It moves
-// dirfd's offset (from the start again if rewind): for a descriptor no other
-// thread lists at the same time.
-std::vector<std::string> ListOwnDirectory(int dirfd, const std::string& what, bool rewind);
+// The names in the open directory dirfd (without "." and ".."), read with
+// getdents64(2) on dirfd itself (two system calls for a small directory; a
+// DIR stream over a duplicate took eight); `what` names it in errors. It
+// moves dirfd's offset, from the start again if rewind (a duplicate would
+// share it too): for a descriptor no other thread lists at the same time.
+std::vector<std::string> ListDirectory(int dirfd, const std::string& what, bool rewind = true);
 
 // What to keep of an entry's metadata (restore --no-owner, --no-privileges).
 struct MetadataPolicy {

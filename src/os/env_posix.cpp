@@ -206,7 +206,7 @@ class PosixEnv final : public Env {
   std::vector<std::string> ListDir(const std::string& path) override {
     Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (fd.get() < 0) ThrowOpen("list", path, errno);
-    return ListDirectory(fd.get(), path);
+    return ListDirectory(fd.get(), path, /*rewind=*/false);  // opened for this listing
   }
   std::unique_ptr<FileLock> Lock(const std::string& path, LockMode mode) override {
     if (mode == LockMode::kAppend) throw Error(ErrorKind::kOther, "internal: lock " + path + " in append mode");
@@ -497,7 +497,7 @@ class PosixReadableDir final : public ReadableDir {
   std::vector<std::string> List() override {
     const bool again = listed_;
     listed_ = true;
-    return ListOwnDirectory(fd_.get(), path_, again);
+    return ListDirectory(fd_.get(), path_, again);
   }
 
   FileStatus Status(const std::string& name) override {
