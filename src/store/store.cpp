@@ -329,7 +329,12 @@ void Store::DropPacks(const std::vector<Hash>& doomed_list) {
   Guard([&] {
     if (Writing() || !session_index_.packs.empty())
       throw Error(ErrorKind::kOther, "internal: DropPacks before Flush");
-    std::unordered_set<Hash, HashHasher> doomed(doomed_list.begin(), doomed_list.end());
+    // A pack just remade is not doomed: rewriting a damaged pack's blobs in
+    // their old order makes the pack it was, the same bytes under the same
+    // name, and its file is now the good one.
+    std::unordered_set<Hash, HashHasher> doomed;
+    for (const auto& p : doomed_list)
+      if (!remade_packs_.count(p)) doomed.insert(p);
     IndexFile all;
     {
       std::shared_lock l(mu_);
@@ -364,6 +369,7 @@ void Store::DropPacks(const std::vector<Hash>& doomed_list) {
       std::lock_guard<std::mutex> fl(files_mu_);
       open_packs_.clear();
     }
+    remade_packs_.clear();
     std::unique_lock l(mu_);
     index_ = BlobIndex();
     l.unlock();
@@ -400,6 +406,7 @@ void Store::FinishPack(PackStream stream) {
   for (size_t c = 1; c < copies_.size(); c++) CopyPack(id, 0, c);
   {
     std::unique_lock l(mu_);
+    if (index_.HasPack(id)) remade_packs_.insert(id);  // renamed over its damaged file
     index_.AddEntries(index_.AddPack(id), w->entries());
     for (const auto& e : w->entries()) {
       pending_.erase(e.id);

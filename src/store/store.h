@@ -336,7 +336,9 @@ class Store {
   // pack but `doomed`, removes the other index files, then the doomed packs
   // from every copy, and reloads the index. A crash anywhere leaves a store
   // whose every point is whole (doomed packs left behind are re-indexed and
-  // collected again). REQUIRES: kExclusive, Flush() done.
+  // collected again). A doomed pack that a repack since the last DropPacks
+  // remade byte for byte (the same id) is kept.
+  // REQUIRES: kExclusive, Flush() done.
   void DropPacks(const std::vector<Hash>& doomed);
   // Removes a point from every present copy, leaving a tombstone so that
   // Sync never brings it back. REQUIRES: kExclusive.
@@ -455,6 +457,8 @@ class Store {
 
   std::unique_ptr<PackWriter> writers_[kPackStreams];
   IndexFile session_index_;  // packs finished by this session, not yet indexed
+  // Packs finished under the id of a pack the index had: remade whole.
+  std::unordered_set<Hash, HashHasher> remade_packs_;
   StoreWriteStats stats_;
 
   mutable std::mutex files_mu_;

@@ -1,6 +1,7 @@
 // Tests for store/store.h: init/open, locking, blobs, the rebuildable index,
 // manifests and cleanup of leftovers.
 #include "store/store.h"
+#include "store/gc.h"
 #include "store/manifest.h"
 
 #include <gtest/gtest.h>
@@ -1083,6 +1084,38 @@ TEST_F(StoreTest, ExclusiveOpenRemovesLeftoverTempFiles) {
     ExpectAllReadable(*s, blobs);
   }
   EXPECT_TRUE(log_.problems().empty()) << Joined(log_.problems());
+}
+
+// Rewriting the whole blobs of a damaged pack in the order they were
+// written makes the very pack it was before the damage: the same bytes, so
+// the same id and file name. The rename puts the good bytes back in its
+// place, and dropping the doomed pack must not then delete them (repair
+// lost every blob of such a pack this way when its blobs happened to be
+// listed in their written order).
+TEST_F(StoreTest, RepackThatRemakesTheDoomedPackByteForByteKeepsIt) {
+  Init(4096);
+  auto s = OpenX();
+  std::vector<std::string> raws;
+  for (uint64_t i = 0; i < 3; i++) raws.push_back(test::RandomBytes(4096, 70 + i));
+  std::vector<Hash> ids;
+  for (const auto& raw : raws) ids.push_back(s->PutRaw(BlobType::kData, raw));
+  s->Flush();
+  std::vector<Hash> packs = s->ListPackFiles();
+  ASSERT_EQ(packs.size(), 1u);
+  const std::string path = s->PackPath(packs[0]);
+  const std::string whole = ReadFile(path);
+  test::XorFileByte(path, whole.size() - 1, 0x01);  // the footer's end magic
+
+  std::vector<std::pair<Hash, BlobType>> keep;
+  for (const auto& id : ids) keep.emplace_back(id, BlobType::kData);
+  EXPECT_EQ(RepackAndDrop(s.get(), {packs[0]}, keep), 3u);
+  EXPECT_EQ(s->ListPackFiles(), packs);
+  EXPECT_EQ(ReadFile(path), whole) << "the pack is whole again";
+  for (size_t i = 0; i < ids.size(); i++) EXPECT_EQ(s->Get(ids[i], BlobType::kData), raws[i]);
+  s.reset();
+  auto r = OpenS();
+  for (size_t i = 0; i < ids.size(); i++) EXPECT_EQ(r->Get(ids[i], BlobType::kData), raws[i]) << "after reopening";
+  ExpectIndexFilesCoverAllPacks();
 }
 
 }  // namespace
