@@ -623,11 +623,7 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
     return (p.point.empty() ? "" : p.point + ": ") + (p.path.empty() ? "" : p.path + ": ") + p.reason;
   };
   for (const auto& p : report.problems) log->Error(line(p));
-  for (const auto& d : report.damaged_packs)
-    log->Error("pack " + store->PackPath(d.pack) + " is damaged on every copy: " +
-               Counted(d.healed.size() + d.unhealed.size(), "bad blob") + ", " +
-               std::to_string(d.healed.size()) + " of them healed by a newer good copy in another pack (nothing lost), " +
-               std::to_string(d.unhealed.size()) + " with no good copy anywhere (the files named above lose them)");
+  for (const auto& d : report.damaged_packs) log->Error(DescribeDamagedPack(store->PackPath(d.pack), d));
   for (const auto& p : report.lost) log->Warn("note: " + line(p));
   if (report.repaired)
     log->Warn("repaired " + Counted(report.repaired, "damaged or missing file") + " from other copies");
@@ -636,6 +632,19 @@ VerifyReport Verify(Store* store, Logger* log, const VerifyOptions& options) {
               " of the pack data: " + Counted(report.packs, "pack") + " read, " +
               std::to_string(report.packs_skipped) + " not read this time; every point's structure checked");
   return report;
+}
+
+std::string DescribeDamagedPack(const std::string& path, const DamagedPack& d) {
+  std::string s = "pack " + path + " is damaged on every copy: ";
+  if (d.healed.empty() && d.unhealed.empty())
+    return s + "its table or blob headers, not its blobs (every blob reads whole where the index puts it; " +
+           "nothing is lost)";
+  s += Counted(d.healed.size() + d.unhealed.size(), "bad blob");
+  if (!d.healed.empty())
+    s += ", " + std::to_string(d.healed.size()) + " of them with a newer good copy in another pack (nothing lost)";
+  if (!d.unhealed.empty())
+    s += ", " + std::to_string(d.unhealed.size()) + " with no good copy anywhere (the files named above lose them)";
+  return s;
 }
 
 RepairReport Repair(Store* store, Logger* log, bool dry_run) {

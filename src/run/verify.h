@@ -124,6 +124,9 @@ struct RepairReport {
 // the new packs and index are durable (RepackAndDrop). A dry run changes no
 // pack and records nothing. REQUIRES: store opened kExclusive.
 RepairReport Repair(Store* store, Logger* log, bool dry_run);
+
+// Verify's line for a pack damaged on every copy (path: the primary's).
+std::string DescribeDamagedPack(const std::string& path, const DamagedPack& d);
 nlohmann::json RepairReportToJson(const RepairReport& r);
 
 }  // namespace vmback

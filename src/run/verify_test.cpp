@@ -283,6 +283,19 @@ TEST_F(VerifyTest, DamagedBlobHeaderIdInAPackWithoutItsTableAffectsNoFile) {
   EXPECT_TRUE(after.ok()) << Describe(after);
 }
 
+TEST(DescribeDamagedPackTest, SaysWhatIsLostAndWhatIsNot) {
+  Hash a = Sha256(std::string("a")), b = Sha256(std::string("b"));
+  EXPECT_EQ(DescribeDamagedPack("P", DamagedPack{a, {}, {}}),
+            "pack P is damaged on every copy: its table or blob headers, not its blobs (every blob reads whole "
+            "where the index puts it; nothing is lost)");
+  EXPECT_EQ(DescribeDamagedPack("P", DamagedPack{a, {b}, {}}),
+            "pack P is damaged on every copy: 1 bad blob, 1 of them with a newer good copy in another pack "
+            "(nothing lost)");
+  EXPECT_EQ(DescribeDamagedPack("P", DamagedPack{a, {}, {a, b}}),
+            "pack P is damaged on every copy: 2 bad blobs, 2 with no good copy anywhere (the files named above "
+            "lose them)");
+}
+
 TEST_F(VerifyTest, DamagedManifestIsNamedAndDoesNotHideOtherPoints) {
   WriteFile(src_ + "/a", RandomBytes(20000, 60));
   std::string p1 = Backup();

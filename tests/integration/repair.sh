@@ -63,7 +63,8 @@ vm verify --store "$A"
 expect_rc 3 "verify of a block damaged on both copies"
 cat "$VM_OUT" "$VM_ERR"
 expect_err "$P1: disk.img: 1 bad or missing block (bytes 4096..8192)" "verify names the point, file and bytes"
-expect_err "is damaged on every copy: 1 bad blob, 0 of them healed" "verify says what the damaged pack costs"
+expect_err "is damaged on every copy: 1 bad blob, 1 with no good copy anywhere (the files named above lose them)" \
+  "verify says what the damaged pack costs"
 expect_out "next step: run 'vmback repair' to rewrite the 1 pack damaged on every copy" "verify gives the next step"
 expect_out "recorded as lost" "verify says what repair would lose"
 
@@ -73,8 +74,9 @@ expect_rc 0 "a full-read backup writes the damaged block afresh"
 vm verify --store "$A"
 expect_rc 3 "verify: the old pack is still damaged on every copy"
 cat "$VM_OUT" "$VM_ERR"
-expect_err "1 of them healed by a newer good copy in another pack (nothing lost), 0 with no good copy" \
+expect_err "is damaged on every copy: 1 bad blob, 1 of them with a newer good copy in another pack (nothing lost)" \
   "verify says the bad blob is healed"
+check "verify names no blob without a good copy" bash -c '! grep -q "no good copy anywhere" "$1"' _ "$VM_ERR"
 expect_out "(nothing is lost: every bad blob has a good copy in another pack)" "verify's next step says nothing is lost"
 vm restore --store "$A" "$P1" disk.img --to "$WORK/r1.img"
 expect_rc 0 "the old point restores (from the newer copy of the block)"
