@@ -30,7 +30,7 @@
 # point but the one being made (absent or whole) appeared, and the oldest
 # point and every point since the fault restore bit-identical.
 #
-# Short run: all of A, 4 of B, 6 of C, 8 of D (C and D: signals that reached
+# Short run: all of A, 3 of B, 4 of C, 6 of D (C and D: signals that reached
 # a running process); VMBACK_LONG_TESTS=1: all of A, 36 of B, 40 of C, 60 of
 # D. VMBACK_SEED picks the seed.
 #
@@ -48,7 +48,7 @@ done
 SEED=${VMBACK_SEED:-13}
 RANDOM=$SEED
 
-N_B=4 N_C=6 N_D=8
+N_B=3 N_C=4 N_D=6
 [ "$LONG" = 1 ] && N_B=36 N_C=40 N_D=60
 
 # The stand-in lvm; mounts a crashed run leaves under $WORK, and the loop

@@ -2,7 +2,7 @@
 # SIGKILL at seeded random moments of the real binary, on a store mirrored
 # over two copies (A, the primary, and B): `vmback backup`, `vmback prune`
 # (with its garbage collection) and `vmback store sync` (B catching up after
-# it was away for a backup, sometimes also a prune). 24 kills in the short
+# it was away for a backup, sometimes also a prune). 18 kills in the short
 # run, 1000 with VMBACK_LONG_TESTS=1 (VMBACK_SIGKILL_RUNS=N: N kills);
 # VMBACK_SEED picks the seed (default 7).
 #
@@ -27,7 +27,7 @@ source "$(dirname -- "$0")/../integration/lib.sh" "$@"
 # shellcheck source-path=SCRIPTDIR source=rlib.sh
 source "$(dirname -- "$0")/rlib.sh"
 
-RUNS=24
+RUNS=18
 [ "$LONG" = 1 ] && RUNS=1000
 [ -n "${VMBACK_SIGKILL_RUNS:-}" ] && RUNS=$VMBACK_SIGKILL_RUNS
 SEED=${VMBACK_SEED:-7}
