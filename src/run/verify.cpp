@@ -694,9 +694,12 @@ RepairReport Repair(Store* store, Logger* log, bool dry_run) {
   if (!lost.empty()) store->AddLost(lost);
   r.blobs_moved = RepackAndDrop(store, doomed, keep);
   for (const auto& d : r.verify.damaged_packs)
-    log->Info("pack " + d.pack.Hex() + ": rewritten without its " +
-              Counted(d.healed.size() + d.unhealed.size(), "bad blob") + ": " + std::to_string(d.healed.size()) + " dropped (a good copy is in another pack), " +
-              std::to_string(d.unhealed.size()) + " recorded lost");
+    log->Info("pack " + d.pack.Hex() + ": rewritten " +
+              (d.healed.empty() && d.unhealed.empty()
+                   ? std::string("whole (only its table or blob headers were damaged)")
+                   : "without its " + Counted(d.healed.size() + d.unhealed.size(), "bad blob") + ": " +
+                         std::to_string(d.healed.size()) + " dropped (a good copy is in another pack), " +
+                         std::to_string(d.unhealed.size()) + " recorded lost"));
 
   // What the points lose now, once: their structure walked with every blob
   // the index has taken as whole (the packs were just read in full).
