@@ -1,5 +1,6 @@
 // Tests for scan/block_reader.h: Prefetch asks the kernel for the data runs
-// of the blocks named, holes left out, and changes nothing Read returns.
+// of the blocks named, holes left out, and changes nothing Read returns; and
+// for the advice of FileScanner::ScanLater (scan/file_scanner.h).
 #include "scan/block_reader.h"
 
 #include <gtest/gtest.h>
@@ -12,6 +13,11 @@
 
 #include "helpers/test_util.h"
 #include "os/env.h"
+#include "scan/file_scanner.h"
+#include "store/store.h"
+#include "util/log.h"
+#include "util/rate_pacer.h"
+#include "util/thread_pool.h"
 
 namespace vmback {
 namespace {
@@ -90,6 +96,42 @@ TEST(BlockReaderTest, PrefetchOfAWholeDataFileIsOneRange) {
   reader.Prefetch(1, 10);
   using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
   EXPECT_EQ(file->asked, (Ranges{{kBs, 4 * kBs + 7}}));
+}
+
+// A small file's scan (ScanLater) asks the kernel for the whole file at
+// once, so that the disk reads it while the walk goes on, unless the reads
+// are paced. A backup always gives the scanner a pacer, which without a
+// rate only counts the bytes read: that one must not turn the advice off
+// (it did, and a tree of small files was read one file at a time).
+TEST(ScanLaterTest, AsksTheKernelForTheWholeFileUnlessPaced) {
+  TempDir tmp;
+  const std::string path = tmp / "small";
+  const std::string content = RandomBytes(3 * kBs + 5, 5);
+  test::WriteFile(path, content);
+  const std::string store_dir = tmp / "store";
+  Store::Init(Env::Default(), store_dir, kBs);
+  Logger log{LogLevel::kError, false};
+  std::unique_ptr<Store> store = Store::Open(Env::Default(), store_dir, LockMode::kAppend, &log);
+  ThreadPool pool(1);
+  using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
+  for (uint64_t rate : {uint64_t{0}, uint64_t{1} << 30}) {
+    SCOPED_TRACE("rate " + std::to_string(rate));
+    RatePacer pacer(rate);
+    FileScanner scanner(store.get(), &pool, nullptr, &pacer);
+    auto file = std::make_unique<RecordingFile>(Env::Default()->OpenRead(path));
+    RecordingFile* rec = file.get();
+    FileScanner::Later later = scanner.ScanLater(std::move(file));
+    const Ranges asked = rec->asked;  // read() closes the file
+    if (rate == 0) {
+      EXPECT_EQ(asked, (Ranges{{0, content.size()}}));
+    } else {
+      EXPECT_TRUE(asked.empty());
+    }
+    later.read();
+    ScanStats stats;
+    EXPECT_EQ(later.finish(&stats).size(), 1u);  // one list blob
+    EXPECT_EQ(stats.bytes_read, content.size());
+  }
 }
 
 }  // namespace

@@ -254,7 +254,9 @@ FileScanner::Later FileScanner::ScanLater(std::unique_ptr<ReadableFile> file) {
   const uint64_t size = file->Size();
   if (size > kReadBatchBytes) throw Error(ErrorKind::kOther, "internal: ScanLater of " + file->path());
   const int level = store_->zstd_level();
-  if (size > 0 && !pacer_) file->WillNeed(0, size);  // not ahead of a pace
+  // Not ahead of a pace. (A backup's pacer is always there: without a rate
+  // it only counts the bytes read.)
+  if (size > 0 && !(pacer_ && pacer_->rate() != 0)) file->WillNeed(0, size);
   struct State {
     std::unique_ptr<ReadableFile> file;
     uint64_t bytes_read = 0;
