@@ -169,7 +169,7 @@ std::vector<Hash> FileScanner::Scan(ReadableFile* file, ScanStats* stats, const 
 
   // Not for a read that a base leaves gaps in (it would fetch what the base
   // reuses) nor a paced one (it would read ahead of the pace).
-  const bool prefetch = !base_ids.active() && (!pacer_ || pacer_->rate() == 0);
+  const bool prefetch = !base_ids.active() && !Paced();
   uint64_t prefetched = 0;  // blocks [0, prefetched) asked for
 
   auto drain_one = [&] {
@@ -254,9 +254,7 @@ FileScanner::Later FileScanner::ScanLater(std::unique_ptr<ReadableFile> file) {
   const uint64_t size = file->Size();
   if (size > kReadBatchBytes) throw Error(ErrorKind::kOther, "internal: ScanLater of " + file->path());
   const int level = store_->zstd_level();
-  // Not ahead of a pace. (A backup's pacer is always there: without a rate
-  // it only counts the bytes read.)
-  if (size > 0 && !(pacer_ && pacer_->rate() != 0)) file->WillNeed(0, size);
+  if (size > 0 && !Paced()) file->WillNeed(0, size);  // not ahead of a pace
   struct State {
     std::unique_ptr<ReadableFile> file;
     uint64_t bytes_read = 0;

@@ -79,6 +79,10 @@ class FileScanner {
   Store* store_;
   ThreadPool* pool_;
   const std::atomic<bool>* cancel_;
+  // Reads go at a set rate: nothing is asked of the kernel ahead of them.
+  // (A backup's pacer is always there: without a rate it only counts.)
+  bool Paced() const { return pacer_ && pacer_->rate() != 0; }
+
   RatePacer* pacer_;
   bool drop_cache_;
 };
