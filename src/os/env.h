@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "os/large_memory.h"
 #include "util/clock.h"
 
 namespace vmback {
@@ -468,6 +469,9 @@ class ReadableDirWrapper : public ReadableDir {
 // The whole file; a file larger than max_size is refused (ErrorKind::kCorrupt,
 // naming it and the cap) before anything is allocated for it.
 std::string ReadFileToString(Env* env, const std::string& path, uint64_t max_size = kMaxManifestSize);
+// The same into LargeMemory (huge pages for a large file read whole at once:
+// a store's index). Its size is the bytes read.
+LargeMemory ReadFileToMemory(Env* env, const std::string& path, uint64_t max_size);
 // Env::Status of a path that must be there. When it is not, throws as a
 // failed lstat(2) would: ThrowIo(context, ENOENT), context "stat <path>"
 // unless given (kNotFound). Other failures as Status throws them.

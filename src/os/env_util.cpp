@@ -26,14 +26,32 @@
 
 namespace vmback {
 
-std::string ReadFileToString(Env* env, const std::string& path, uint64_t max_size) {
+namespace {
+
+// The file open, its size checked against the cap before anything is
+// allocated for it.
+std::unique_ptr<ReadableFile> OpenCapped(Env* env, const std::string& path, uint64_t max_size) {
   auto f = env->OpenRead(path);
   if (f->Size() > max_size)
     ThrowCorrupt(path + ": " + std::to_string(f->Size()) + " bytes, more than the " +
                  std::to_string(max_size) + " such a file may have; refused");
+  return f;
+}
+
+}  // namespace
+
+std::string ReadFileToString(Env* env, const std::string& path, uint64_t max_size) {
+  auto f = OpenCapped(env, path, max_size);
   std::string data(f->Size(), '\0');
   size_t n = f->ReadAt(0, data.data(), data.size());
   data.resize(n);
+  return data;
+}
+
+LargeMemory ReadFileToMemory(Env* env, const std::string& path, uint64_t max_size) {
+  auto f = OpenCapped(env, path, max_size);
+  LargeMemory data(f->Size(), "reading a file whole");
+  data.Shrink(f->ReadAt(0, data.data(), data.size()));
   return data;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <functional>
 
 #include "util/encoding.h"
 #include "util/error.h"
@@ -38,7 +39,7 @@ void BlobTable::Reserve(size_t n) {
 }
 
 void BlobTable::Rehash(size_t capacity) {
-  std::vector<Slot> old(capacity);
+  LargeArray<Slot> old(capacity, "the blob index");
   old.swap(slots_);
   for (auto& s : slots_) s.loc.type = kEmptySlot;
   for (const auto& s : old) {
@@ -121,7 +122,8 @@ std::string EncodeIndexFile(const IndexFile& f, const Sealer* sealer) {
   return sealer ? SealFile(*sealer, out, kIndexAd) : out;
 }
 
-IndexFile DecodeIndexFile(std::string_view data, const std::string& where, const Sealer* sealer) {
+void VisitIndexFile(std::string_view data, const std::string& where, const Sealer* sealer,
+                    const std::function<void(const Hash& pack, const std::vector<PackEntry>& entries)>& each) {
   std::string opened;
   if (sealer) {
     opened = OpenFile(*sealer, data, kIndexAd, where);
@@ -134,33 +136,43 @@ IndexFile DecodeIndexFile(std::string_view data, const std::string& where, const
   std::string_view body = data.substr(0, data.size() - 32);
   if (Sha256(body) != want) ThrowCorrupt(where + ": index checksum mismatch");
   if (GetU32(body.data() + 8) != kIndexVersion) ThrowCorrupt(where + ": unsupported index version");
-  uint32_t npacks = GetU32(body.data() + 12);
-  size_t pos = 16;
+  const uint32_t npacks = GetU32(body.data() + 12);
   // Counts come from a disk: each pack takes at least 36 bytes and each entry
   // kIndexEntrySize, so the file's size bounds both before anything is
   // reserved. Lengths in the entries are bounded by DecodeValidPackEntry.
-  if (npacks > (body.size() - pos) / 36) ThrowCorrupt(where + ": index truncated");
-  IndexFile f;
-  f.packs.reserve(npacks);
-  for (uint32_t i = 0; i < npacks; i++) {
-    if (pos + 36 > body.size()) ThrowCorrupt(where + ": index truncated");
-    Hash pack;
-    std::memcpy(pack.bytes.data(), body.data() + pos, 32);
-    uint32_t n = GetU32(body.data() + pos + 32);
-    pos += 36;
-    if (uint64_t{n} * kIndexEntrySize > body.size() - pos) ThrowCorrupt(where + ": index truncated");
-    std::vector<PackEntry> entries(n);
-    for (uint32_t k = 0; k < n; k++) {
-      if (!DecodeValidPackEntry(body.data() + pos, &entries[k], sealer))
-        ThrowCorrupt(where + ": index entry " + std::to_string(k) + " of pack " + pack.Hex() +
-                     " is invalid (" + std::to_string(entries[k].stored_len) + " bytes stored, " +
-                     std::to_string(entries[k].raw_len) + " raw, at offset " + std::to_string(entries[k].offset) +
-                     ")");
-      pos += kIndexEntrySize;
+  if (npacks > (body.size() - 16) / 36) ThrowCorrupt(where + ": index truncated");
+  // Two passes over the file: the first checks all of it, the second hands
+  // it out, so that a file is used whole or not at all. One pack's entries
+  // at a time: the file is not copied whole into another form.
+  std::vector<PackEntry> entries;
+  for (bool deliver : {false, true}) {
+    size_t pos = 16;
+    for (uint32_t i = 0; i < npacks; i++) {
+      if (pos + 36 > body.size()) ThrowCorrupt(where + ": index truncated");
+      Hash pack;
+      std::memcpy(pack.bytes.data(), body.data() + pos, 32);
+      uint32_t n = GetU32(body.data() + pos + 32);
+      pos += 36;
+      if (uint64_t{n} * kIndexEntrySize > body.size() - pos) ThrowCorrupt(where + ": index truncated");
+      entries.resize(n);
+      for (uint32_t k = 0; k < n; k++) {
+        if (!DecodeValidPackEntry(body.data() + pos, &entries[k], sealer))
+          ThrowCorrupt(where + ": index entry " + std::to_string(k) + " of pack " + pack.Hex() +
+                       " is invalid (" + std::to_string(entries[k].stored_len) + " bytes stored, " +
+                       std::to_string(entries[k].raw_len) + " raw, at offset " + std::to_string(entries[k].offset) +
+                       ")");
+        pos += kIndexEntrySize;
+      }
+      if (deliver) each(pack, entries);
     }
-    f.packs.emplace_back(pack, std::move(entries));
+    if (pos != body.size()) ThrowCorrupt(where + ": trailing bytes in index");
   }
-  if (pos != body.size()) ThrowCorrupt(where + ": trailing bytes in index");
+}
+
+IndexFile DecodeIndexFile(std::string_view data, const std::string& where, const Sealer* sealer) {
+  IndexFile f;
+  VisitIndexFile(data, where, sealer,
+                 [&](const Hash& pack, const std::vector<PackEntry>& entries) { f.packs.emplace_back(pack, entries); });
   return f;
 }
 

@@ -6,12 +6,14 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "os/large_memory.h"
 #include "store/pack.h"
 #include "util/sha256.h"
 
@@ -80,7 +82,7 @@ class BlobTable {
   // long run.
   size_t Home(const Hash& id, size_t capacity) const;
   void Rehash(size_t capacity);
-  std::vector<Slot> slots_;
+  LargeArray<Slot> slots_;
   size_t size_ = 0;
   std::array<uint64_t, 4> key_;
 };
@@ -129,5 +131,10 @@ std::string EncodeIndexFile(const IndexFile& f, const Sealer* sealer = nullptr);
 // DecodeValidPackEntry: lengths beyond the format's maxima). Whether an entry
 // fits in its pack is checked when the blob is read (ReadBlob).
 IndexFile DecodeIndexFile(std::string_view data, const std::string& where, const Sealer* sealer = nullptr);
+// The same checks, then each pack's entries in the file's order, one pack at
+// a time (the vector is reused between calls). Nothing is handed out unless
+// the whole file passes.
+void VisitIndexFile(std::string_view data, const std::string& where, const Sealer* sealer,
+                    const std::function<void(const Hash& pack, const std::vector<PackEntry>& entries)>& each);
 
 }  // namespace vmback

@@ -943,6 +943,29 @@ TEST(IndexFileTest, RejectsCountsTheFileCannotHold) {
   EXPECT_EQ(KindOf([&] { DecodeIndexFile(reseal(b1), "x"); }), ErrorKind::kCorrupt);
 }
 
+TEST(IndexFileTest, VisitHandsOutAllPacksInOrderOrNothing) {
+  IndexFile f = SampleIndex();
+  std::string good = EncodeIndexFile(f);
+  IndexFile seen;
+  VisitIndexFile(good, "x.idx", nullptr, [&](const Hash& pack, const std::vector<PackEntry>& entries) {
+    seen.packs.emplace_back(pack, entries);
+  });
+  ExpectSameIndex(seen, f);
+  // The last pack's entry forged (checksum good): the packs before it are
+  // not handed out either, so a file is used whole or not at all.
+  f.packs.back().second[0] = EntryWithLengths(BlobType::kData, Compression::kZstd, 0xffffffffu, 0xffffffffu);
+  size_t calls = 0;
+  std::string msg;
+  EXPECT_EQ(KindOf([&] {
+              VisitIndexFile(EncodeIndexFile(f), "index/forged.idx", nullptr,
+                             [&](const Hash&, const std::vector<PackEntry>&) { calls++; });
+            },
+                   &msg),
+            ErrorKind::kCorrupt);
+  EXPECT_EQ(calls, 0u);
+  EXPECT_NE(msg.find("index/forged.idx"), std::string::npos) << msg;
+}
+
 TEST(BlobIndexTest, AddFindAndFirstWins) {
   BlobIndex idx;
   Hash pa = Sha256("a"), pb = Sha256("b");

@@ -70,30 +70,27 @@ void Store::LoadIndex() {
   for (const auto& path : index_paths) {
     const bool primary = DirName(path) == index_dir;
     try {
-      std::string data;
+      LargeMemory data;
       try {
-        data = ReadFileToString(env_, path, kMaxIndexFileSize);
+        data = ReadFileToMemory(env_, path, kMaxIndexFileSize);
       } catch (const Error& e) {
         // A writer beside this reader folded it into a new one: its packs
         // are indexed from their own tables below.
         if (!exclusive_ && e.kind() != ErrorKind::kCorrupt && !env_->Exists(path)) continue;
         throw;
       }
-      IndexFile f = DecodeIndexFile(data, path, Keyed());
-      // Room for what this file names (read and checked whole, so its
-      // counts are real), so that the table grows once per file, not
-      // again and again as its entries go in.
-      size_t named = 0;
-      for (const auto& p : f.packs) named += p.second.size();
-      index_.Reserve(index_.size() + named);
-      for (auto& [pack, entries] : f.packs) {
+      // Room for what this file can name (each entry takes
+      // kPackEntrySize bytes of it), so that the table grows once per
+      // file, not again and again as its entries go in.
+      index_.Reserve(index_.size() + data.size() / kPackEntrySize);
+      VisitIndexFile(data.view(), path, Keyed(), [&](const Hash& pack, const std::vector<PackEntry>& entries) {
         if (!is_present.count(pack)) {
           log_->Warn("pack " + PackPath(pack) + " is named by " + path +
                      " but missing; run 'vmback verify' to see what it affects");
-          continue;
+          return;
         }
         index_.AddEntries(index_.AddPack(pack), entries);
-      }
+      });
       if (primary) index_files.push_back(path);
     } catch (const Error& e) {
       if (e.kind() != ErrorKind::kCorrupt) throw;
