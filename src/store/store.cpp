@@ -79,11 +79,14 @@ void Store::LoadIndex() {
         if (!exclusive_ && e.kind() != ErrorKind::kCorrupt && !env_->Exists(path)) continue;
         throw;
       }
-      // Room for what this file can name (each entry takes
-      // kPackEntrySize bytes of it), so that the table grows once per
-      // file, not again and again as its entries go in.
-      index_.Reserve(index_.size() + data.size() / kPackEntrySize);
+      bool reserved = false;
       VisitIndexFile(data.view(), path, Keyed(), [&](const Hash& pack, const std::vector<PackEntry>& entries) {
+        // Room for what this file can name (each entry takes
+        // kPackEntrySize bytes of it), so that the table grows once per
+        // file, not again and again as its entries go in. Only once the
+        // file has passed every check: a forged one allocates nothing.
+        if (!reserved) index_.Reserve(index_.size() + data.size() / kPackEntrySize);
+        reserved = true;
         if (!is_present.count(pack)) {
           log_->Warn("pack " + PackPath(pack) + " is named by " + path +
                      " but missing; run 'vmback verify' to see what it affects");

@@ -150,6 +150,21 @@ vm_timed verify --store "$WORK/s-huge"
 check_rss "verify with a forged index entry"
 expect_err "$(basename "$IDX")" "verify names the forged index file"
 
+section "index file: 150 MiB that is no index at all"
+# Only the file itself may be held (it is read whole, under its cap): room
+# for the entries it could name is made only once it has passed every check.
+# Made room for first (as once), the table of 4 million slots alone would
+# have put the peak well past MAX_RSS_KB.
+cp -a "$STORE" "$WORK/s-junk"
+JUNK="$WORK/s-junk/index/$(printf 'f%.0s' $(seq 64)).idx"
+truncate -s 150M "$JUNK"
+chmod 600 "$JUNK"
+vm_timed restore --store "$WORK/s-junk" latest --to "$WORK/r-junk"
+check_rss "restore beside a 150 MiB index file of zeros"
+expect_rc 0 "restore beside an index file that is no index (the real one is whole)"
+expect_err "$(basename "$JUNK")" "restore names the file that is no index"
+[ -d "$WORK/r-junk/src" ] && check_same_tree "$SRC" "$WORK/r-junk/src" "restore beside a junk index file"
+
 section "index entry: 16 MiB stored raw, past the end of its pack"
 cp -a "$STORE" "$WORK/s-end"
 FORGED=$(forge "$WORK/s-end" index-past-end)
