@@ -24,6 +24,7 @@ LargeMemory::LargeMemory(size_t bytes, const char* what) : size_(bytes) {
     }
     return;
   }
+  if (bytes > SIZE_MAX / 2) ThrowIo(std::string("map ") + std::to_string(bytes) + " bytes for " + what, ENOMEM);
   // Room to start on a huge page's boundary: the kernel gives huge pages
   // only for whole aligned 2 MiB ranges. The slack on both sides goes back.
   const size_t length = (bytes + kHugePage - 1) / kHugePage * kHugePage;

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <string_view>
 #include <type_traits>
@@ -59,7 +60,9 @@ class LargeArray {
 
  public:
   LargeArray() = default;
-  LargeArray(size_t n, const char* what) : memory_(n * sizeof(T), what), size_(n), what_(what) {}
+  // (A count whose bytes overflow asks for SIZE_MAX bytes: refused.)
+  LargeArray(size_t n, const char* what)
+      : memory_(n > SIZE_MAX / sizeof(T) ? SIZE_MAX : n * sizeof(T), what), size_(n), what_(what) {}
   LargeArray(const LargeArray& o) : LargeArray(o.size_, o.what_) {
     if (size_ != 0) std::memcpy(memory_.data(), o.memory_.data(), size_ * sizeof(T));
   }

@@ -7,6 +7,8 @@
 #include <sstream>
 #include <string>
 
+#include "util/error.h"
+
 namespace vmback {
 namespace {
 
@@ -56,7 +58,14 @@ TEST(LargeMemoryTest, LargeIsMappedOnAHugePageBoundaryZeroedAndAdvised) {
   // "hg": the kernel took the advice (MADV_HUGEPAGE); a kernel without
   // transparent huge pages refuses it and the mapping works without.
   std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
-  if (thp) EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;
+  if (thp) {
+    EXPECT_NE(flags.find(" hg"), std::string::npos) << flags;
+  }
+}
+
+TEST(LargeMemoryTest, RefusesWhatNoMappingCanHold) {
+  EXPECT_THROW(LargeMemory(SIZE_MAX - 1, "a test"), Error);
+  EXPECT_THROW(LargeArray<uint64_t>(SIZE_MAX / 4, "a test"), Error);  // bytes overflow
 }
 
 TEST(LargeMemoryTest, ShrinkOnlyShrinks) {
