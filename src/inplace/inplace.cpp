@@ -100,7 +100,11 @@ void Syncer::SyncTree(const std::string& src, const std::string& dst) {
   root_dev_ = st.dev;
   target_dev_ = ExistingStatus(env_, dst).dev;
   Entry meta = FromSource([&] { return ReadMetadata(env_, src, st); });
+  if (opts_.read_limit == 0)
+    ahead_ = std::make_unique<SourcePrefetch>(
+        env_, src, root_dev_, opts_, [this, dst](const std::string& rel, const FileStatus& s) { return ExpectRead(dst, rel, s); });
   SyncDirContents(src, dst, "", true);
+  ahead_.reset();
   if (ApplyMetadata(meta, dst)) MarkDirty(dst);
   stats_->dirs++;
 }
@@ -139,6 +143,7 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
     const std::string& name = names[i];
     CheckCancel(opts_.cancel);
     std::string child_rel = rel.empty() ? name : rel + "/" + name;
+    if (ahead_) ahead_->Passed(child_rel);
     if (rel.empty() && name == kZfsDir) {
       log_->Info(JoinPath(src, name) + ": ZFS's control directory is not mirrored");
       continue;

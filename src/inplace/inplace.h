@@ -108,6 +108,9 @@
 // A tree's mirror has its metadata read ahead by a thread of its own (a
 // walk of lstat calls through directory descriptors, nothing written), so
 // that on a cold disk the sync's lstat of each mirror entry seldom waits.
+// Another thread asks the kernel for the data of the source files the sync
+// is about to copy (source_prefetch.h; not with read_limit), a bounded way
+// ahead of it, so that each small file is not read cold in its turn.
 //
 // Trees are mirrored with the same rules as the store (rsync -aH, like
 // backup/restore): type, mode, owner, mtime (ns), symlink targets, device

@@ -16,7 +16,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <functional>
 #include <filesystem>
+#include <mutex>
 #include <random>
 #include <set>
 #include <sstream>
@@ -27,6 +31,7 @@
 #include "helpers/test_util.h"
 #include "os/dir.h"
 #include "helpers/fault_env.h"
+#include "inplace/source_prefetch.h"
 #include "util/encoding.h"
 #include "util/error.h"
 
@@ -1622,6 +1627,143 @@ TEST_F(InplaceFaultTest, DiskStaysFullThenRecovers) {
   EXPECT_EQ(s.blockmaps_rebuilt, 1u);
   EXPECT_TRUE(Contains(problems, "left incomplete"));
   EXPECT_EQ(ReadFile(dst), ReadFile(src));
+}
+
+// --- Reading the source ahead of the sync (source_prefetch.h) ---
+
+// Waits (up to 10 s) until pred holds.
+bool Eventually(const std::function<bool()>& pred) {
+  for (int i = 0; i < 1000 && !pred(); i++) ::usleep(10000);
+  return pred();
+}
+
+class SourcePrefetchTest : public InplaceTreeTest {
+ protected:
+  // The files the prefetcher was asked about, in order.
+  std::vector<std::string> asked_about;
+  std::mutex mu;
+  inplace_internal::SourcePrefetch::WillRead Recording(std::set<std::string> unchanged = {}) {
+    return [this, unchanged](const std::string& rel, const FileStatus&) {
+      std::lock_guard<std::mutex> l(mu);
+      asked_about.push_back(rel);
+      return unchanged.count(rel) == 0;
+    };
+  }
+};
+
+// It walks in the sync's order and asks for the data of the files the sync
+// will read: not of empty files, symlinks, what an exclude leaves out, the
+// map directory's or ZFS's names at the top, nor what the sync will not
+// read (here "unchanged").
+TEST_F(SourcePrefetchTest, AsksForTheFilesTheSyncReadsInItsOrder) {
+  Mkdir("");
+  Mkdir("b");
+  Mkdir(".zfs");
+  WriteFile(S("a"), "1");
+  WriteFile(S("b/c"), "22");
+  WriteFile(S("b-c"), "333");
+  WriteFile(S("empty"), "");
+  WriteFile(S("skip.tmp"), "left out");
+  WriteFile(S(".zfs/x"), "not ours");
+  WriteFile(S(kBlockmapDir), "not mirrored");
+  WriteFile(S("unchanged"), "4444");
+  ASSERT_EQ(::symlink("a", S("link").c_str()), 0);
+  VolumeExcludes ex;
+  ex.patterns.Add("*.tmp");
+  InplaceOptions opts;
+  opts.excludes = &ex;
+  inplace_internal::SourcePrefetch p(Env::Default(), src_, Stat(src_).st_dev, opts, Recording({"unchanged"}));
+  ASSERT_TRUE(Eventually([&] { return p.done(); }));
+  std::lock_guard<std::mutex> l(mu);
+  EXPECT_EQ(asked_about, (std::vector<std::string>{"a", "b/c", "b-c", "unchanged"}));
+  EXPECT_EQ(p.asked(), 3u);
+}
+
+// It stays kAheadFiles files ahead of the sync, goes on as the sync passes
+// them, and skips what the sync has passed.
+TEST_F(SourcePrefetchTest, StaysABoundedWayAheadOfTheSync) {
+  Mkdir("");
+  constexpr size_t kFiles = 300;
+  char name[16];
+  for (size_t i = 0; i < kFiles; i++) {
+    std::snprintf(name, sizeof name, "f%03zu", i);
+    WriteFile(S(name), "x");
+  }
+  constexpr size_t kAhead = inplace_internal::SourcePrefetch::kAheadFiles;
+  inplace_internal::SourcePrefetch p(Env::Default(), src_, Stat(src_).st_dev, {}, Recording());
+  ASSERT_TRUE(Eventually([&] { return p.asked() == kAhead; })) << p.asked();
+  ::usleep(200000);
+  EXPECT_EQ(p.asked(), kAhead) << "no further than that without the sync";
+  EXPECT_FALSE(p.done());
+  p.Passed("f100");  // f000 to f099 are done with
+  ASSERT_TRUE(Eventually([&] { return p.asked() == 100 + kAhead; })) << p.asked();
+  // What the sync has gone past is not asked for (f228 to f289): its
+  // pages would be read for nothing.
+  p.Passed("f290");
+  ASSERT_TRUE(Eventually([&] { return p.done(); }));
+  EXPECT_EQ(p.asked(), 100 + kAhead + (kFiles - 290));
+}
+
+// The sync of a tree asks for the data of the files it copies: every file
+// on day 1, none of a tree that did not change, the changed one after.
+TEST_F(SourcePrefetchTest, ATreeSyncAsksAheadForWhatItCopiesOnly) {
+  class CountingDirEnv final : public EnvWrapper {
+   public:
+    std::atomic<int> will_need{0};
+    // The sync writes nothing until the prefetcher has asked for this many
+    // (at most 10 s): a sync that runs ahead of it does not skew the count.
+    int expect = 0;
+    CountingDirEnv() : EnvWrapper(Env::Default()) {}
+    std::unique_ptr<WritableFile> OpenWrite(const std::string& p, CreateMode m, mode_t perm) override {
+      if (!Eventually([&] { return will_need >= expect; })) expect = 0;  // waited once: enough
+      return EnvWrapper::OpenWrite(p, m, perm);
+    }
+    std::unique_ptr<ReadableDir> OpenDirectory(const std::string& p) override {
+      return std::make_unique<Dir>(this, EnvWrapper::OpenDirectory(p));
+    }
+
+   private:
+    class File final : public ReadableFileWrapper {
+     public:
+      File(CountingDirEnv* env, std::unique_ptr<ReadableFile> f) : ReadableFileWrapper(std::move(f)), env_(env) {}
+      void WillNeed(uint64_t offset, uint64_t len) override {
+        env_->will_need++;
+        target()->WillNeed(offset, len);
+      }
+
+     private:
+      CountingDirEnv* env_;
+    };
+    class Dir final : public ReadableDirWrapper {
+     public:
+      Dir(CountingDirEnv* env, std::unique_ptr<ReadableDir> d) : ReadableDirWrapper(std::move(d)), env_(env) {}
+      std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
+        return std::make_unique<Dir>(env_, target()->OpenDir(name));
+      }
+      std::unique_ptr<ReadableFile> OpenRead(const std::string& name) override {
+        return std::make_unique<File>(env_, target()->OpenRead(name));
+      }
+
+     private:
+      CountingDirEnv* env_;
+    };
+  };
+  MakeTree();  // a.bin, sparse.img, hard1 (and sub/hard2, its second name), sub/deep/x.txt, gone/y, gone/z
+  Logger log(LogLevel::kError, false);
+  CountingDirEnv day1;
+  day1.expect = 7;
+  SyncInPlace(&day1, src_, dst_, kBs, {}, &log);
+  EXPECT_EQ(day1.will_need.load(), 7) << "every file with data, by each of its names";
+  CountingDirEnv day2;
+  SyncInPlace(&day2, src_, dst_, kBs, {}, &log);
+  EXPECT_EQ(day2.will_need.load(), 0) << "nothing changed";
+  WriteFileAt(S("a.bin"), 100, "changed");
+  SetMtimeNs(S("a.bin"), kT0 + 5, 0);
+  CountingDirEnv day3;
+  day3.expect = 1;
+  SyncInPlace(&day3, src_, dst_, kBs, {}, &log);
+  EXPECT_EQ(day3.will_need.load(), 1);
+  EXPECT_EQ(Describe(dst_), Describe(src_));
 }
 
 }  // namespace

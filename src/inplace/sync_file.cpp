@@ -216,6 +216,14 @@ bool Syncer::IndexedMapIntact(const Blockmap& m, const std::string& map_path) {
   return true;
 }
 
+bool Syncer::ExpectRead(const std::string& dst, const std::string& rel, const FileStatus& st) const {
+  if (opts_.full_read) return true;
+  auto it = index_old_.find(rel);
+  if (it != index_old_.end()) return it->second.file_size != st.size || it->second.source_mtime_ns != st.mtime_ns;
+  const FileStatus m = env_->Status(JoinPath(dst, rel));
+  return m.kind != FileKind::kFile || m.size != st.size || m.mtime_ns != st.mtime_ns;
+}
+
 bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st,
                                ReadableDir* dst_dir) {
   if (opts_.full_read) return false;

@@ -17,6 +17,7 @@
 #include "inplace/block_copy.h"
 #include "inplace/blockmap.h"
 #include "inplace/inplace.h"
+#include "inplace/source_prefetch.h"
 #include "scan/exclude_filter.h"
 #include "os/env.h"
 #include "store/tree.h"
@@ -121,6 +122,12 @@ class Syncer {
   // Whether the map at map_path is as the index entry m recorded it, and
   // was so before the index was written (not in the same clock tick).
   bool IndexedMapIntact(const Blockmap& m, const std::string& map_path);
+
+  // Whether a sync is expected to read the data of the source file at rel
+  // (its lstat st): not when the index, or else the mirror file (dst: the
+  // tree's mirror), has its size and mtime. For SourcePrefetch's thread:
+  // reads only what does not change during the walk (index_old_).
+  bool ExpectRead(const std::string& dst, const std::string& rel, const FileStatus& st) const;
 
   // A later name of a multiply-linked inode: a hard link to the first one.
   void SyncHardLink(const std::string& first, const std::string& dst);
@@ -277,6 +284,10 @@ class Syncer {
   // Longer than the tick of the kernel's coarse clock, which stamps files
   // (10 ms at HZ=100).
   static constexpr int64_t kClockTickNs = 12'000'000;
+  // Trees: the source's data asked for ahead of the walk (none with a read
+  // limit: nothing is read ahead of a pace). Last: its thread uses the
+  // members above, so it is stopped before they go.
+  std::unique_ptr<SourcePrefetch> ahead_;
 };
 
 }  // namespace inplace_internal

@@ -46,7 +46,7 @@ fi
 # The tests that use ThreadPool (src/util/thread_pool.h): their binaries,
 # and their gtest suites (a GTEST_FILTER).
 tsan_targets=(backup_test restore_test verify_test inplace_test thread_pool_test rate_pacer_test)
-tsan_tests='ThreadPoolTest.*:RatePacerTest.*:BackupTest.*:RestoreTest.*:DamagedRestoreTest.*:VerifyTest.*:InplaceTest.*:InplaceTreeTest.*:InplaceFaultTest.*'
+tsan_tests='ThreadPoolTest.*:RatePacerTest.*:BackupTest.*:RestoreTest.*:DamagedRestoreTest.*:VerifyTest.*:InplaceTest.*:InplaceTreeTest.*:InplaceFaultTest.*:SourcePrefetchTest.*'
 # Unit tests that leak on purpose: they release a snapshot handle to act out
 # a crash, then clean up from the journal record. LeakSanitizer is off there.
 leaking_binary=snapshot_test

@@ -1,0 +1,115 @@
+#include "inplace/source_prefetch.h"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <chrono>
+#include <vector>
+
+#include "destination/point_diff.h"
+#include "inplace/blockmap.h"
+#include "scan/file_scanner.h"
+
+namespace vmback {
+namespace inplace_internal {
+
+SourcePrefetch::SourcePrefetch(Env* env, const std::string& root, dev_t dev, const InplaceOptions& opts,
+                               WillRead will_read)
+    : env_(env),
+      dev_(dev),
+      opts_(opts),
+      will_read_(std::move(will_read)),
+      filter_(env, opts.excludes, nullptr),
+      thread_([this, root] { Walk(root); }) {}
+
+SourcePrefetch::~SourcePrefetch() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void SourcePrefetch::Passed(const std::string& rel) {
+  std::unique_lock<std::mutex> l(mu_);
+  at_ = rel;
+  DropPassed();
+  // Woken only once half the way ahead is free again: one wake-up per
+  // many files, not two thread switches for each.
+  const bool wake = waiting_ && ahead_.size() <= kAheadFiles / 2 && ahead_bytes_ <= kAheadBytes / 2;
+  l.unlock();
+  if (wake) cv_.notify_one();
+}
+
+void SourcePrefetch::DropPassed() {
+  while (!ahead_.empty() && PathOrderLess(ahead_.front().rel, at_)) {
+    ahead_bytes_ -= ahead_.front().bytes;
+    ahead_.pop_front();
+  }
+}
+
+bool SourcePrefetch::Behind(const std::string& rel) {
+  std::lock_guard<std::mutex> l(mu_);
+  return PathOrderLess(rel, at_);
+}
+
+bool SourcePrefetch::WaitForRoom(uint64_t bytes) {
+  std::unique_lock<std::mutex> l(mu_);
+  for (;;) {
+    DropPassed();
+    if (stop_) return false;
+    if (ahead_.empty() || (ahead_.size() < kAheadFiles && ahead_bytes_ + bytes <= kAheadBytes)) return true;
+    waiting_ = true;
+    // Woken by Passed; the timeout only bounds a wake-up missed.
+    cv_.wait_for(l, std::chrono::milliseconds(50));
+    waiting_ = false;
+  }
+}
+
+void SourcePrefetch::Walk(const std::string& root) {
+  try {
+    auto dir = env_->OpenDirectory(root);
+    WalkDir(dir.get(), "");
+  } catch (const std::exception&) {
+  }
+  done_ = true;
+}
+
+void SourcePrefetch::WalkDir(ReadableDir* dir, const std::string& rel) {
+  std::vector<std::string> names = dir->List();
+  std::sort(names.begin(), names.end());
+  const std::string path = dir->path();
+  const bool cache_dir = filter_.active() && filter_.IsCacheDir(path, rel);
+  for (const auto& name : names) {
+    if (stop_) return;
+    if (rel.empty() && (name == kBlockmapDir || name == ".zfs" || LeaveOutOwnEntry(opts_.own_prefix, name, "", nullptr)))
+      continue;
+    try {
+      const std::string child_rel = rel.empty() ? name : rel + "/" + name;
+      const FileStatus st = dir->Status(name);
+      if (filter_.active() && filter_.LeaveOut(dir->ChildPath(name), child_rel, st.kind == FileKind::kDir, cache_dir))
+        continue;
+      if (st.kind == FileKind::kDir) {
+        if (opts_.one_file_system && st.dev != dev_) continue;  // the sync keeps a mount point empty
+        WalkDir(dir->OpenDir(name).get(), child_rel);
+        continue;
+      }
+      if (st.kind != FileKind::kFile || st.size == 0 || Behind(child_rel) || !will_read_(child_rel, st)) continue;
+      const uint64_t bytes = std::min<uint64_t>(st.size, kMaxPerFile);
+      if (!WaitForRoom(bytes)) return;
+      if (Behind(child_rel)) continue;  // passed while this waited
+      auto f = dir->OpenRead(name);
+      f->WillNeed(0, bytes);
+      asked_++;
+      std::lock_guard<std::mutex> l(mu_);
+      ahead_.push_back(Asked{child_rel, bytes});
+      ahead_bytes_ += bytes;
+    } catch (const std::exception&) {
+      // Only a hint: the sync meets whatever this was and says so.
+    }
+  }
+}
+
+}  // namespace inplace_internal
+}  // namespace vmback
