@@ -168,7 +168,7 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
         const bool is_dir = filter_.NeedsKind() && status().kind == FileKind::kDir;
         if (filter_.LeaveOut(JoinPath(src, name), child_rel, is_dir, cache_dir)) continue;
       }
-      if (SyncChild(JoinPath(src, name), status(), JoinPath(dst, name), child_rel, dst_dir.get())) keep[i] = 1;
+      if (SyncChild(JoinPath(src, name), status(), JoinPath(dst, name), child_rel, dir.get(), dst_dir.get())) keep[i] = 1;
     } catch (const SourceError& err) {
       // The mirror keeps what it had for this entry.
       keep[i] = 1;
@@ -187,7 +187,7 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
 }
 
 bool Syncer::SyncChild(const std::string& src, const FileStatus& st, const std::string& dst, const std::string& rel,
-                       ReadableDir* dst_dir) {
+                       ReadableDir* src_dir, ReadableDir* dst_dir) {
   if (st.kind == FileKind::kMissing) {
     log_->Info(src + " vanished during the sync");
     return false;
@@ -225,7 +225,7 @@ bool Syncer::SyncChild(const std::string& src, const FileStatus& st, const std::
           return true;
         }
       }
-      SyncFile(src, dst, rel, st, &e);
+      SyncFile(src, dst, rel, st, &e, src_dir, dst_dir);
       if (st.nlink > 1) links_.emplace(InodeKey{st.dev, st.ino}, dst);
       return true;
     }

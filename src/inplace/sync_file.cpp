@@ -290,11 +290,11 @@ std::string Syncer::LoadMap(const std::string& map_path, const std::string& rel,
 }
 
 void Syncer::SyncFile(const std::string& src, const std::string& dst, const std::string& rel,
-                      const FileStatus& src_st, const Entry* meta) {
+                      const FileStatus& src_st, const Entry* meta, ReadableDir* src_dir, ReadableDir* dst_dir) {
   stats_->files++;
   const std::string map_path = MapPathFor(rel);
   FileStatus dst_st;
-  const bool exists = ClearWayForFile(dst, src_st, &dst_st);
+  const bool exists = ClearWayForFile(dst, src_st, &dst_st, dst_dir);
   Blockmap old;
   std::unique_ptr<ReadableFile> old_map;
   // Quick check: the source is as the map (or the index) recorded it.
@@ -361,11 +361,14 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   c.old = &old;
   c.map_path = &map_path;
   c.dst = &dst;
-  SyncContent(src, rel, src_st, meta, &c, why);
+  std::unique_ptr<ReadableFile> in;
+  if (src_dir) in = FromSource([&] { return src_dir->OpenRead(BaseName(src)); });
+  SyncContent(src, rel, src_st, meta, &c, why, std::move(in));
 }
 
-bool Syncer::ClearWayForFile(const std::string& dst, const FileStatus& src_st, FileStatus* dst_st) {
-  *dst_st = env_->Status(dst);
+bool Syncer::ClearWayForFile(const std::string& dst, const FileStatus& src_st, FileStatus* dst_st,
+                             ReadableDir* dst_dir) {
+  *dst_st = dst_dir ? dst_dir->Status(BaseName(dst)) : env_->Status(dst);
   if (dst_st->kind == FileKind::kMissing) return false;
   bool clear = dst_st->kind != FileKind::kFile;
   if (!clear && dst_st->nlink > 1) {

@@ -106,9 +106,10 @@ class Syncer {
 
   // st: what lstat says of src. Returns false when the source entry
   // vanished (st kMissing; its mirror is deleted).
-  // dst_dir: dst's directory when open (its lstat then looks up one name).
+  // src_dir, dst_dir: src's and dst's directories when open (a file is then
+  // opened, and lstat'ed, by its one name).
   bool SyncChild(const std::string& src, const FileStatus& st, const std::string& dst, const std::string& rel,
-                 ReadableDir* dst_dir);
+                 ReadableDir* src_dir, ReadableDir* dst_dir);
 
   // A regular file of one link (src_st) whose index entry records its
   // size, mtime and ctime, and whose mirror file fits the entry (one link
@@ -180,14 +181,16 @@ class Syncer {
   // without an fsync, and the copy waits for the barrier that makes the
   // invalidation durable. (A full read of an unchanged source is copied at
   // once: it seldom writes, and then fsyncs the map's invalidation.)
+  // src_dir, dst_dir: as SyncChild's (may be null).
   void SyncFile(const std::string& src, const std::string& dst, const std::string& rel,
-                const FileStatus& src_st, const Entry* meta);
+                const FileStatus& src_st, const Entry* meta, ReadableDir* src_dir = nullptr,
+                ReadableDir* dst_dir = nullptr);
 
   // Where the file dst goes: removes what is there when it is not a regular
   // file, or when it is a second source inode's claim on a target inode
   // with several names (that one gets a file of its own). Returns whether a
   // file stays at dst (its lstat in *dst_st).
-  bool ClearWayForFile(const std::string& dst, const FileStatus& src_st, FileStatus* dst_st);
+  bool ClearWayForFile(const std::string& dst, const FileStatus& src_st, FileStatus* dst_st, ReadableDir* dst_dir);
 
   // A file whose content is unchanged: its metadata is brought up to date,
   // and when that changed anything, its map is restamped with the file's

@@ -2,7 +2,8 @@
 // moment: before each OpenRead, ListDir or Status (lstat), with the path (to fail it, or to
 // change the disk under the code being tested, deterministically). A
 // directory it opens (OpenDirectory, and OpenDir below it) calls
-// before_status too, with the child's path, before each lstat of a child.
+// before_status and before_read too, with the child's path, before each
+// lstat and open of a child.
 #pragma once
 
 #include <functional>
@@ -26,6 +27,10 @@ class HookEnv final : public EnvWrapper {
     }
     std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
       return std::make_unique<Dir>(env_, target()->OpenDir(name));
+    }
+    std::unique_ptr<ReadableFile> OpenRead(const std::string& name) override {
+      if (env_->before_read) env_->before_read(ChildPath(name));
+      return target()->OpenRead(name);
     }
 
    private:
