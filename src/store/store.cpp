@@ -85,8 +85,10 @@ void Store::LoadIndex() {
         // kPackEntrySize bytes of it), so that the table grows once per
         // file, not again and again as its entries go in. Only once the
         // file has passed every check: a forged one allocates nothing.
-        if (!reserved) index_.Reserve(index_.size() + data.size() / kPackEntrySize);
-        reserved = true;
+        if (!reserved) {
+          index_.Reserve(index_.size() + data.size() / kPackEntrySize);
+          reserved = true;
+        }
         if (!is_present.count(pack)) {
           log_->Warn("pack " + PackPath(pack) + " is named by " + path +
                      " but missing; run 'vmback verify' to see what it affects");
