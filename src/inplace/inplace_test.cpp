@@ -211,6 +211,27 @@ TEST_F(InplaceTest, RoundTripsOfEveryShape) {
   EXPECT_TRUE(log_.problems().empty());
 }
 
+// The mode of a mirror file is set without following a symlink (one
+// fchmodat2 call where the kernel has it): a file's mode changes, setuid
+// bits and all; a symlink is refused and its target left alone; a missing
+// path is an error naming it.
+TEST_F(InplaceTest, SetModeNoFollowChangesAFileAndRefusesASymlink) {
+  const std::string f = tmp_ / "f", l = tmp_ / "l", missing = tmp_ / "missing";
+  WriteFile(f, "x");
+  ASSERT_EQ(::chmod(f.c_str(), 0600), 0);
+  Env::Default()->SetModeNoFollow(f, 04751);
+  EXPECT_EQ(Stat(f).st_mode & 07777, 04751u);
+  ASSERT_EQ(::symlink("f", l.c_str()), 0);
+  EXPECT_THROW(Env::Default()->SetModeNoFollow(l, 0777), Error);
+  EXPECT_EQ(Stat(f).st_mode & 07777, 04751u) << "nothing changed through the symlink";
+  try {
+    Env::Default()->SetModeNoFollow(missing, 0644);
+    ADD_FAILURE() << "no error for a missing path";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("chmod " + missing), std::string::npos) << e.what();
+  }
+}
+
 TEST_F(InplaceTest, SparseSourceIsReadSparselyAndStaysSparse) {
   std::string src = tmp_ / "src", dst = tmp_ / "dst";
   WriteFile(src, "");
