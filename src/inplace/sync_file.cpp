@@ -422,7 +422,6 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   const bool exists = c->basis != CopyBasis::kFresh;
   if (exists) DropIndex(Durability::kNow);  // a queued copy's is gone already
   if (!in) in = FromSource([&] { return env_->OpenRead(src); });
-  in->DisableReadahead();
   c->in = in.get();
   c->size = in->Size();
   std::vector<ByteRange> changed;
