@@ -17,7 +17,8 @@ SourcePrefetch::SourcePrefetch(Env* env, const std::string& root, dev_t dev, con
                                WillRead will_read)
     : env_(env),
       dev_(dev),
-      opts_(opts),
+      one_file_system_(opts.one_file_system),
+      own_prefix_(opts.own_prefix),
       will_read_(std::move(will_read)),
       filter_(env, opts.excludes, nullptr),
       thread_([this, root] { Walk(root); }) {}
@@ -83,7 +84,7 @@ void SourcePrefetch::WalkDir(ReadableDir* dir, const std::string& rel) {
   const bool cache_dir = filter_.active() && filter_.IsCacheDir(path, rel);
   for (const auto& name : names) {
     if (stop_) return;
-    if (rel.empty() && (name == kBlockmapDir || name == ".zfs" || LeaveOutOwnEntry(opts_.own_prefix, name, "", nullptr)))
+    if (rel.empty() && (name == kBlockmapDir || name == ".zfs" || LeaveOutOwnEntry(own_prefix_, name, "", nullptr)))
       continue;
     try {
       const std::string child_rel = rel.empty() ? name : rel + "/" + name;
@@ -91,7 +92,7 @@ void SourcePrefetch::WalkDir(ReadableDir* dir, const std::string& rel) {
       if (filter_.active() && filter_.LeaveOut(dir->ChildPath(name), child_rel, st.kind == FileKind::kDir, cache_dir))
         continue;
       if (st.kind == FileKind::kDir) {
-        if (opts_.one_file_system && st.dev != dev_) continue;  // the sync keeps a mount point empty
+        if (one_file_system_ && st.dev != dev_) continue;  // the sync keeps a mount point empty
         WalkDir(dir->OpenDir(name).get(), child_rel);
         continue;
       }

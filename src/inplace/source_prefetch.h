@@ -46,6 +46,7 @@ class SourcePrefetch {
   static constexpr uint64_t kMaxPerFile = 4u << 20;
 
   // root: the source directory (the tree's top), on the file system dev.
+  // What it needs of opts is copied, but opts.excludes must outlive it.
   SourcePrefetch(Env* env, const std::string& root, dev_t dev, const InplaceOptions& opts, WillRead will_read);
   ~SourcePrefetch();
   SourcePrefetch(const SourcePrefetch&) = delete;
@@ -72,7 +73,8 @@ class SourcePrefetch {
 
   Env* env_;
   const dev_t dev_;
-  const InplaceOptions& opts_;
+  const bool one_file_system_;
+  const std::string own_prefix_;
   const WillRead will_read_;
   ExcludeFilter filter_;  // its own: the sync's is not thread-safe
   std::atomic<bool> stop_{false};
