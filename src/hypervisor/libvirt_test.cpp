@@ -47,16 +47,7 @@ bool Logged(const Logger& log, const std::string& text) {
   return false;
 }
 
-// Waits up to 5 s for pred to hold; returns whether it did.
-template <typename Pred>
-bool Eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return true;
-}
+using test::Eventually;
 
 // ------------------------------------------------------------ names
 

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <filesystem>
@@ -24,6 +25,7 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -218,10 +220,10 @@ TEST_F(InplaceTest, RoundTripsOfEveryShape) {
 TEST_F(InplaceTest, SetModeNoFollowChangesAFileAndRefusesASymlink) {
   const std::string f = tmp_ / "f", l = tmp_ / "l", missing = tmp_ / "missing";
   WriteFile(f, "x");
-  ASSERT_EQ(::chmod(f.c_str(), 0600), 0);
+  fs::permissions(f, fs::perms::owner_read | fs::perms::owner_write);
   Env::Default()->SetModeNoFollow(f, 04751);
   EXPECT_EQ(Stat(f).st_mode & 07777, 04751u);
-  ASSERT_EQ(::symlink("f", l.c_str()), 0);
+  fs::create_symlink("f", l);
   EXPECT_THROW(Env::Default()->SetModeNoFollow(l, 0777), Error);
   EXPECT_EQ(Stat(f).st_mode & 07777, 04751u) << "nothing changed through the symlink";
   try {
@@ -1652,11 +1654,8 @@ TEST_F(InplaceFaultTest, DiskStaysFullThenRecovers) {
 
 // --- Reading the source ahead of the sync (source_prefetch.h) ---
 
-// Waits (up to 10 s) until pred holds.
-bool Eventually(const std::function<bool()>& pred) {
-  for (int i = 0; i < 1000 && !pred(); i++) ::usleep(10000);
-  return pred();
-}
+// Waits up to 10 s until pred holds.
+bool Eventually(const std::function<bool()>& pred) { return test::Eventually(pred, std::chrono::seconds(10)); }
 
 class SourcePrefetchTest : public InplaceTreeTest {
  protected:
@@ -1688,7 +1687,7 @@ TEST_F(SourcePrefetchTest, AsksForTheFilesTheSyncReadsInItsOrder) {
   WriteFile(S(".zfs/x"), "not ours");
   WriteFile(S(kBlockmapDir), "not mirrored");
   WriteFile(S("unchanged"), "4444");
-  ASSERT_EQ(::symlink("a", S("link").c_str()), 0);
+  fs::create_symlink("a", S("link"));
   VolumeExcludes ex;
   ex.patterns.Add("*.tmp");
   InplaceOptions opts;
@@ -1713,7 +1712,7 @@ TEST_F(SourcePrefetchTest, StaysABoundedWayAheadOfTheSync) {
   constexpr size_t kAhead = inplace_internal::SourcePrefetch::kAheadFiles;
   inplace_internal::SourcePrefetch p(Env::Default(), src_, Stat(src_).st_dev, {}, Recording());
   ASSERT_TRUE(Eventually([&] { return p.asked() == kAhead; })) << p.asked();
-  ::usleep(200000);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
   EXPECT_EQ(p.asked(), kAhead) << "no further than that without the sync";
   EXPECT_FALSE(p.done());
   p.Passed("f100");  // f000 to f099 are done with

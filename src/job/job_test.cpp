@@ -112,15 +112,7 @@ std::vector<std::string> MountsUnder(const std::string& dir) {
   return out;
 }
 
-template <typename Pred>
-bool Eventually(Pred pred) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(milliseconds(10));
-  }
-  return true;
-}
+using test::Eventually;
 
 // ---------------------------------------------------------------------------
 // A Hypervisor that forwards to libvirt's and watches what vmback does with

@@ -1,6 +1,7 @@
 // Shared test helpers: a private temp directory per test, file makers.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -12,6 +13,10 @@
 #include "util/error.h"
 
 namespace vmback::test {
+
+// Waits (polling every 10 ms) up to timeout for pred to hold; returns
+// whether it did.
+bool Eventually(const std::function<bool()>& pred, std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 // The repository's root directory (from this helper's own source path).
 std::string RepoRoot();
