@@ -81,7 +81,11 @@ class VolumeWalker {
       // The tree is walked through directory descriptors from here down.
       std::unique_ptr<ReadableDir> dir = env->OpenDirectory(spec_.source);
       root = ReadMetadata(dir.get(), "", st, nullptr);
-      root.subtree = WalkDir(dir.get(), "", prev && prev->type == EntryType::kDir ? prev : nullptr);
+      auto tree = std::make_shared<Hash>();
+      WalkDir(dir.get(), "", prev && prev->type == EntryType::kDir ? prev : nullptr,
+              [tree](const Hash& id) { *tree = id; });
+      FinishPending();
+      root.subtree = *tree;
       stats_->dirs++;
       return root;
     }
@@ -190,7 +194,8 @@ class VolumeWalker {
     stats_->zero_blocks += s.zero_blocks;
   }
 
-  // Small files scanned but not finished (ScanLater), oldest first: the
+  // Small files scanned but not finished (ScanLater), and the trees of the
+  // directories walked (made once their files are done), oldest first: the
   // newest kReadAhead of them asked of the disk but not read yet (so that
   // it reads several at once), the older ones read and with the pool or
   // done; at most kMaxPendingFiles in all and about kMaxPendingBytes of
@@ -200,7 +205,7 @@ class VolumeWalker {
   static constexpr uint64_t kMaxPendingBytes = 8 * kReadBatchBytes;
   struct Pending {
     uint64_t bytes = 0;
-    std::function<void()> read;  // null once run
+    std::function<void()> read;  // null once run; does nothing for a tree
     std::function<void()> finish;
   };
 
@@ -226,9 +231,9 @@ class VolumeWalker {
     pending_bytes_ -= p.bytes;
     p.finish();
   }
-  // Finishes every pending scan, in order: their blobs put, their entries'
-  // content set. Before a tree is encoded, and before a hard link's content
-  // is looked up.
+  // Finishes every pending scan and tree, in order: their blobs put, their
+  // entries' content and subtree set. At the end of the walk, and before a
+  // hard link's content is looked up.
   void FinishPending() {
     while (!pending_.empty()) FinishOne();
   }
@@ -282,13 +287,19 @@ class VolumeWalker {
     return false;
   }
 
-  // Returns the id of the directory's tree blob. A directory whose entries
-  // all equal those of its parent version (prev) gets prev's tree blob,
-  // neither encoded nor hashed again: that blob decodes to these entries.
-  // Every child is looked up relative to dir (its descriptor), never by
-  // its full path, and a child directory is entered through OpenDir: a
-  // directory swapped for a symlink during the walk is refused, not followed.
-  Hash WalkDir(ReadableDir* dir, const std::string& rel, const Entry* prev) {
+  // Hands the id of the directory's tree blob to set_tree once the scans
+  // of its files (and of the directories below) have finished: the tree is
+  // made as a pending step of its own, after theirs, so that the pool goes
+  // on hashing while the walk reads the next directory's files (waiting
+  // for them all at the end of each directory left both idle in turns). A
+  // directory whose entries all equal those of its parent version (prev)
+  // gets prev's tree blob, neither encoded nor hashed again: that blob
+  // decodes to these entries. Every child is looked up relative to dir (its
+  // descriptor), never by its full path, and a child directory is entered
+  // through OpenDir: a directory swapped for a symlink during the walk is
+  // refused, not followed.
+  void WalkDir(ReadableDir* dir, const std::string& rel, const Entry* prev,
+               std::function<void(const Hash&)> set_tree) {
     const std::string& path = dir->path();
     std::vector<Entry> before;  // sorted by name, unique (DecodeTree checks)
     bool have_before = false;
@@ -334,7 +345,12 @@ class VolumeWalker {
             e.subtree = EmptyTree();  // a mount point: kept, not entered
           } else {
             std::unique_ptr<ReadableDir> sub = dir->OpenDir(name);
-            e.subtree = WalkDir(sub.get(), child_rel, old && old->type == EntryType::kDir ? old : nullptr);
+            // Its entry is pushed at this index right after.
+            WalkDir(sub.get(), child_rel, old && old->type == EntryType::kDir ? old : nullptr,
+                    [list, index = entries->size(), name](const Hash& id) {
+                      std::vector<Entry>& es = list->entries;
+                      if (index < es.size() && es[index].name == name) es[index].subtree = id;
+                    });
           }
         } else if (e.type == EntryType::kFile) {
           if (st.nlink > 1) {
@@ -363,14 +379,23 @@ class VolumeWalker {
         log_->Error(std::string(err.what()) + " (left out of this point)");
       }
     }
-    FinishPending();
-    if (!list->left_out.empty()) {
-      std::sort(list->left_out.begin(), list->left_out.end());
-      for (size_t k = list->left_out.size(); k-- > 0;) entries->erase(entries->begin() + list->left_out[k]);
-    }
-    // Has: the blob is not marked damaged (then it is written afresh).
-    if (have_before && SameEntries(*entries, before) && store_->Has(prev->subtree)) return prev->subtree;
-    return store_->PutRaw(BlobType::kTree, EncodeTree(*entries));
+    Pending p;
+    p.read = [] {};
+    p.finish = [this, list, before = std::make_shared<std::vector<Entry>>(std::move(before)), have_before,
+                prev_tree = have_before ? prev->subtree : Hash{}, set_tree = std::move(set_tree)] {
+      std::vector<Entry>* entries = &list->entries;
+      if (!list->left_out.empty()) {
+        std::sort(list->left_out.begin(), list->left_out.end());
+        for (size_t k = list->left_out.size(); k-- > 0;) entries->erase(entries->begin() + list->left_out[k]);
+        list->left_out.clear();
+      }
+      // Has: the blob is not marked damaged (then it is written afresh).
+      if (have_before && SameEntries(*entries, *before) && store_->Has(prev_tree))
+        set_tree(prev_tree);
+      else
+        set_tree(store_->PutRaw(BlobType::kTree, EncodeTree(*entries)));
+    };
+    Defer(std::move(p));
   }
 
   Hash EmptyTree() { return store_->PutRaw(BlobType::kTree, EncodeTree({})); }

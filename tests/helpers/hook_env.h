@@ -3,7 +3,8 @@
 // change the disk under the code being tested, deterministically). A
 // directory it opens (OpenDirectory, and OpenDir below it) calls
 // before_status and before_read too, with the child's path, before each
-// lstat and open of a child.
+// lstat and open of a child; a file it opens calls before_read_at, with the
+// file's path, before each read.
 #pragma once
 
 #include <functional>
@@ -18,6 +19,18 @@ namespace vmback::test {
 
 class HookEnv final : public EnvWrapper {
  public:
+  class File final : public ReadableFileWrapper {
+   public:
+    File(HookEnv* env, std::unique_ptr<ReadableFile> base) : ReadableFileWrapper(std::move(base)), env_(env) {}
+    size_t ReadAt(uint64_t offset, void* buf, size_t n) override {
+      if (env_->before_read_at) env_->before_read_at(path());
+      return target()->ReadAt(offset, buf, n);
+    }
+
+   private:
+    HookEnv* env_;
+  };
+
   class Dir final : public ReadableDirWrapper {
    public:
     Dir(HookEnv* env, std::unique_ptr<ReadableDir> base) : ReadableDirWrapper(std::move(base)), env_(env) {}
@@ -30,7 +43,7 @@ class HookEnv final : public EnvWrapper {
     }
     std::unique_ptr<ReadableFile> OpenRead(const std::string& name) override {
       if (env_->before_read) env_->before_read(ChildPath(name));
-      return target()->OpenRead(name);
+      return std::make_unique<File>(env_, target()->OpenRead(name));
     }
 
    private:
@@ -41,12 +54,13 @@ class HookEnv final : public EnvWrapper {
   explicit HookEnv(Env* base = Env::Default()) : EnvWrapper(base) {}
 
   Hook before_read;  // before each OpenRead; may throw
+  Hook before_read_at;  // before each ReadAt of a file opened here; may throw
   Hook before_list;  // before each ListDir; may throw
   Hook before_status;  // before each Status; may throw
 
   std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override {
     if (before_read) before_read(p);
-    return EnvWrapper::OpenRead(p);
+    return std::make_unique<File>(this, EnvWrapper::OpenRead(p));
   }
   std::vector<std::string> ListDir(const std::string& p) override {
     if (before_list) before_list(p);
