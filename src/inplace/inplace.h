@@ -185,6 +185,12 @@ struct InplaceOptions {
   const VolumeExcludes* excludes = nullptr;
   uint64_t read_limit = 0;    // source reads paced to this many bytes/s; 0: no limit
   bool drop_cache = true;     // drop source pages from the page cache behind the reader
+  // After each this many bytes written to the target, its disk is asked to
+  // start writing them back (syncfs(2) on a thread of its own, not waited
+  // for), so that the barriers, and the last one above all, find little
+  // left to write. Only a head start: durability comes from the barriers.
+  // 0: never.
+  uint64_t writeback_every = 128u << 20;
   const std::atomic<bool>* cancel = nullptr;  // polled between batches
   // Changed-block tracking (VolumeSpec::changes): asked, for a file (or
   // device) whose map can be trusted and whose size is the one the map

@@ -1786,5 +1786,38 @@ TEST_F(SourcePrefetchTest, ATreeSyncAsksAheadForWhatItCopiesOnly) {
   EXPECT_EQ(Describe(dst_), Describe(src_));
 }
 
+// After every writeback_every bytes written, the target's write-back is
+// started on a thread of its own (a syncfs the sync does not wait for), so
+// that the last barrier finds little left to write; never with 0.
+TEST_F(InplaceTreeTest, WriteBackStartsInTheBackgroundAfterWritebackEveryBytes) {
+  class ThreadSyncEnv final : public EnvWrapper {
+   public:
+    ThreadSyncEnv() : EnvWrapper(Env::Default()) {}
+    void SyncFileSystem(const std::string& p) override {
+      if (std::this_thread::get_id() != sync_thread_) background++;
+      EnvWrapper::SyncFileSystem(p);
+    }
+    std::atomic<int> background{0};
+
+   private:
+    const std::thread::id sync_thread_ = std::this_thread::get_id();
+  };
+  MakeTree();
+  Logger log(LogLevel::kError, false);
+  InplaceOptions opts;
+  opts.writeback_every = 0;
+  ThreadSyncEnv never;
+  SyncInPlace(&never, src_, dst_, kBs, opts, &log);
+  EXPECT_EQ(never.background.load(), 0);
+
+  const std::string dst2 = tmp_ / "dst2";
+  opts.writeback_every = 1;  // after every file written
+  ThreadSyncEnv each;
+  InplaceStats s = SyncInPlace(&each, src_, dst2, kBs, opts, &log);
+  EXPECT_GT(s.bytes_written, 0u);
+  EXPECT_GE(each.background.load(), 1) << "a Kick is always followed by a run";
+  EXPECT_EQ(Describe(dst2), Describe(src_));
+}
+
 }  // namespace
 }  // namespace vmback

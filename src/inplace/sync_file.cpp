@@ -436,6 +436,7 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   c->map = map.get();
   written_ = true;
   const bool entries_changed = copier_.Copy(*c);
+  StartWritebackIfDue();
   const uint64_t warnings = stats_->warnings;
   if (meta) ApplyMetadata(*meta, dst);
   const bool meta_ok = meta && stats_->warnings == warnings;
@@ -465,6 +466,21 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   pending_.push_back(map->Finish(h, resized));
   // (Also from within RunQueuedCopies: every file pending is written by then.)
   if (pending_.size() >= kMaxPendingMaps) CompleteMaps();
+}
+
+void Syncer::StartWritebackIfDue() {
+  if (opts_.writeback_every == 0 || stats_->bytes_written - written_at_writeback_ < opts_.writeback_every) return;
+  written_at_writeback_ = stats_->bytes_written;
+  if (!writeback_) {
+    writeback_ = std::make_unique<CoalescingRunner>([this] {
+      try {
+        env_->SyncFileSystem(map_root_);
+      } catch (const std::exception&) {
+        // Only a head start: a barrier meets, and reports, what failed here.
+      }
+    });
+  }
+  writeback_->Kick();
 }
 
 void Syncer::RunQueuedCopies() {

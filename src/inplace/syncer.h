@@ -21,6 +21,7 @@
 #include "scan/exclude_filter.h"
 #include "os/env.h"
 #include "store/tree.h"
+#include "util/coalescing_runner.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -227,6 +228,10 @@ class Syncer {
   std::unique_ptr<BlockmapWriter> OpenMapWriter(const std::string& map_path, const std::string& rel,
                                                 CopyBasis basis, BlockmapWriter::Start map_start);
 
+  // Starts the target's write-back (opts_.writeback_every) when that many
+  // bytes were written since it was last started.
+  void StartWritebackIfDue();
+
   // Rewrites header and trailer of a sound map whose entries stay.
   void RewriteMapHeader(ReadableFile* map, const std::string& map_path, const Blockmap& h);
 
@@ -287,6 +292,8 @@ class Syncer {
   // Longer than the tick of the kernel's coarse clock, which stamps files
   // (10 ms at HZ=100).
   static constexpr int64_t kClockTickNs = 12'000'000;
+  uint64_t written_at_writeback_ = 0;  // stats_->bytes_written when write-back was last started
+  std::unique_ptr<CoalescingRunner> writeback_;  // made at the first start
   // Trees: the source's data asked for ahead of the walk (none with a read
   // limit: nothing is read ahead of a pace). Last: its thread uses the
   // members above, so it is stopped before they go.

@@ -43,10 +43,10 @@ if [ "${VMBACK_LONG_TESTS:-0}" = 1 ]; then
 else
   fuzz_limit=(-runs="${VMBACK_FUZZ_RUNS:-100000}")
 fi
-# The tests that use ThreadPool (src/util/thread_pool.h): their binaries,
+# The tests that use ThreadPool (src/util/thread_pool.h) or another thread: their binaries,
 # and their gtest suites (a GTEST_FILTER).
-tsan_targets=(backup_test restore_test verify_test inplace_test thread_pool_test rate_pacer_test)
-tsan_tests='ThreadPoolTest.*:RatePacerTest.*:BackupTest.*:RestoreTest.*:DamagedRestoreTest.*:VerifyTest.*:InplaceTest.*:InplaceTreeTest.*:InplaceFaultTest.*:SourcePrefetchTest.*'
+tsan_targets=(backup_test restore_test verify_test inplace_test thread_pool_test rate_pacer_test coalescing_runner_test)
+tsan_tests='ThreadPoolTest.*:RatePacerTest.*:CoalescingRunnerTest.*:BackupTest.*:RestoreTest.*:DamagedRestoreTest.*:VerifyTest.*:InplaceTest.*:InplaceTreeTest.*:InplaceFaultTest.*:SourcePrefetchTest.*'
 # Unit tests that leak on purpose: they release a snapshot handle to act out
 # a crash, then clean up from the journal record. LeakSanitizer is off there.
 leaking_binary=snapshot_test
