@@ -135,7 +135,10 @@
 // changed files (step 1), one before the maps are completed (step 3), one
 // after (step 4), and one more per kMaxQueuedCopies changed files or
 // kMaxPendingMaps files written. A sync that changed nothing syncs
-// nothing. All of it before SyncInPlace returns.
+// nothing. All of it before SyncInPlace returns. Between barriers, after
+// every writeback_every bytes written, a syncfs on a thread of its own
+// (not waited for) starts writing back what is there, so that the last
+// barrier does not write the whole run at once; it orders nothing.
 //
 // Seams: file data, maps, directory creation, removal of files and fsync go
 // through Env (so FaultEnv can inject faults there); a directory tree is
