@@ -8,7 +8,6 @@
 #pragma once
 
 #include <condition_variable>
-#include <cstdint>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -39,12 +38,6 @@ class CoalescingRunner {
     cv_.notify_one();
   }
 
-  // Runs begun so far (for tests).
-  uint64_t runs() const {
-    std::lock_guard<std::mutex> l(mu_);
-    return runs_;
-  }
-
  private:
   void Loop() {
     std::unique_lock<std::mutex> l(mu_);
@@ -52,7 +45,6 @@ class CoalescingRunner {
       cv_.wait(l, [this] { return stop_ || asked_; });
       if (!asked_) return;  // stopped
       asked_ = false;
-      runs_++;
       l.unlock();
       fn_();
       l.lock();
@@ -60,11 +52,10 @@ class CoalescingRunner {
   }
 
   const std::function<void()> fn_;
-  mutable std::mutex mu_;
+  std::mutex mu_;
   std::condition_variable cv_;
   bool asked_ = false;
   bool stop_ = false;
-  uint64_t runs_ = 0;
   std::thread thread_;
 };
 
