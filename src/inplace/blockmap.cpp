@@ -157,7 +157,7 @@ BlockmapWriter::BlockmapWriter(Env* env, const std::string& map_path, const std:
     invalidated_ = start == Start::kInvalidated;
     return;
   }
-  out_ = env->OpenWrite(map_path, CreateMode::kTruncate, 0600);
+  out_ = env->OpenWrite(map_path, start == Start::kNew ? CreateMode::kExclusive : CreateMode::kTruncate, 0600);
   // A map that was there may be complete on disk (its emptying not yet
   // written): it is emptied durably before its file is touched. A new one
   // has no header on disk until completed.

@@ -110,8 +110,9 @@ class BlockmapWriter {
   enum class Start {
     kUpdate,  // the map at map_path is sound: update it in place
     kFresh,   // empty the map there now, durably (fsync): invalid until completed
-    kNew,     // no map is there: create one, no fsync (a new map has no header
-              // on disk until completed, so it is never trusted before)
+    kNew,     // no map is there: create one (O_EXCL: one planted since is
+              // refused), no fsync (a new map has no header on disk until
+              // completed, so it is never trusted before)
     kInvalidated,  // the map was sound and is invalidated durably already
                    // (InvalidateBlockmap, then a barrier): update it in place
   };

@@ -119,16 +119,30 @@ std::string ReadHolder(int fd) {
 
 // Opens path without following a symlink, without blocking on a fifo
 // (O_NONBLOCK, cleared again once it is known to be a regular file or a
-// block device), and checks what it is.
-Fd OpenChecked(const std::string& what, const std::string& path, int flags, mode_t perm,
-               struct stat* st) {
-  Fd fd(::open(path.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, perm));
-  if (fd.get() < 0) ThrowOpen(what, path, errno);
+// block device), and checks what it is; an invalid descriptor, errno set,
+// when the open itself fails. A file made by this open (O_CREAT|O_EXCL,
+// which fails on anything there, a symlink or a fifo too) is a new, empty
+// regular file: it is neither stat'ed nor opened O_NONBLOCK.
+Fd TryOpenChecked(const std::string& what, const std::string& path, int flags, mode_t perm, struct stat* st) {
+  const bool create = (flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL);
+  Fd fd(::open(path.c_str(), flags | O_NOFOLLOW | O_CLOEXEC | (create ? 0 : O_NONBLOCK), perm));
+  if (fd.get() < 0) return fd;
+  if (create) {
+    *st = {};
+    st->st_mode = S_IFREG | perm;
+    return fd;
+  }
   if (::fstat(fd.get(), st) != 0) ThrowIo("stat " + path, errno);
   if (!S_ISREG(st->st_mode) && !S_ISBLK(st->st_mode))
     throw Error(ErrorKind::kIo, what + " " + path + ": not a regular file or block device");
   int fl = ::fcntl(fd.get(), F_GETFL);
   if (fl < 0 || ::fcntl(fd.get(), F_SETFL, fl & ~O_NONBLOCK) != 0) ThrowIo("fcntl " + path, errno);
+  return fd;
+}
+
+Fd OpenChecked(const std::string& what, const std::string& path, int flags, mode_t perm, struct stat* st) {
+  Fd fd = TryOpenChecked(what, path, flags, perm, st);
+  if (fd.get() < 0) ThrowOpen(what, path, errno);
   return fd;
 }
 
@@ -155,7 +169,11 @@ class PosixEnv final : public Env {
     if (mode == CreateMode::kExclusive) flags |= O_CREAT | O_EXCL;
     if (mode == CreateMode::kTruncate) flags |= O_CREAT | O_TRUNC;
     struct stat st;
-    if (mode == CreateMode::kExisting && ::lstat(path.c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+    if (mode == CreateMode::kExisting) {
+      Fd fd = TryOpenChecked("open", path, flags, 0, &st);
+      if (fd.get() >= 0) return std::make_unique<FdWritableFile>(path, std::move(fd));
+      const int err = errno;
+      if (err != ELOOP || ::lstat(path.c_str(), &st) != 0 || !S_ISLNK(st.st_mode)) ThrowOpen("open", path, err);
       // The one symlink followed: to a block device (/dev/VG/LV). Resolved
       // through an O_PATH descriptor, so that what is checked is what is
       // opened, and a link swapped for one to a regular file is refused.
@@ -167,12 +185,12 @@ class PosixEnv final : public Env {
                                              ": is a symbolic link to something other than a block "
                                              "device; refused, nothing written through it");
       std::string via = "/proc/self/fd/" + std::to_string(p.get());
-      Fd fd(::open(via.c_str(), O_WRONLY | O_CLOEXEC));
-      if (fd.get() < 0) ThrowIo("open " + path, errno);
-      return std::make_unique<FdWritableFile>(path, std::move(fd));
+      Fd bd(::open(via.c_str(), O_WRONLY | O_CLOEXEC));
+      if (bd.get() < 0) ThrowIo("open " + path, errno);
+      return std::make_unique<FdWritableFile>(path, std::move(bd));
     }
-    Fd fd = OpenChecked(mode == CreateMode::kExisting ? "open" : "create", path, flags, perm, &st);
-    if (mode != CreateMode::kExisting && !S_ISREG(st.st_mode))
+    Fd fd = OpenChecked("create", path, flags, perm, &st);
+    if (!S_ISREG(st.st_mode))
       throw Error(ErrorKind::kIo, "create " + path + ": not a regular file");
     return std::make_unique<FdWritableFile>(path, std::move(fd));
   }
@@ -543,6 +561,15 @@ class PosixReadableDir final : public ReadableDir {
     if (S_ISBLK(st.st_mode) && ::ioctl(fd.get(), BLKGETSIZE64, &size) != 0)
       ThrowIo("size of block device " + path, errno);
     return std::make_unique<PosixReadableFile>(path, std::move(fd), size);
+  }
+
+  // Never through a symlink, never blocking on a fifo (whose advice then
+  // fails, as it does on anything that is not a file); the descriptor is
+  // used for the advice alone.
+  void WillNeed(const std::string& name, uint64_t len) override {
+    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) return;
+    Fd fd(::openat(fd_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+    if (fd.get() >= 0) ::posix_fadvise(fd.get(), 0, static_cast<off_t>(len), POSIX_FADV_WILLNEED);
   }
 
   std::string ReadLink(const std::string& name) override {
