@@ -100,8 +100,7 @@ void SourcePrefetch::WalkDir(ReadableDir* dir, const std::string& rel) {
       const uint64_t bytes = std::min<uint64_t>(st.size, kMaxPerFile);
       if (!WaitForRoom(bytes)) return;
       if (Behind(child_rel)) continue;  // passed while this waited
-      auto f = dir->OpenRead(name);
-      f->WillNeed(0, bytes);
+      dir->WillNeed(name, bytes);
       asked_++;
       std::lock_guard<std::mutex> l(mu_);
       ahead_.push_back(Asked{child_rel, bytes});

@@ -464,6 +464,26 @@ TEST_F(PosixEnvLinksTest, CreatingNeverWritesThroughASymlink) {
   EXPECT_FALSE(fs::exists(tmp_ / "created"));
 }
 
+// The opens that skip their checks (a create that must make the file, the
+// read-ahead advice) still block on nothing and create nothing else.
+TEST_F(PosixEnvLinksTest, UncheckedOpensNeitherBlockNorFollow) {
+  const std::string fifo = tmp_ / "fifo";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_THROW(env_->OpenWrite(fifo, CreateMode::kExclusive), Error);  // there already
+  EXPECT_THROW(env_->OpenWrite(fifo, CreateMode::kExisting), Error);   // no reader: refused, not waited for
+  auto dir = env_->OpenDirectory(tmp_.path());
+  dir->WillNeed("fifo", 4096);  // no writer: a blocking open would never return
+  fs::create_symlink(victim_, tmp_ / "link");
+  dir->WillNeed("link", 4096);
+  for (const char* odd : {"", ".", "..", "a/b", "missing"}) dir->WillNeed(odd, 4096);
+  EXPECT_TRUE(VictimIntact());
+  auto made = env_->OpenWrite(tmp_ / "new", CreateMode::kExclusive, 0600);
+  made->Append("x", 1);
+  made->Close();
+  EXPECT_EQ(ReadFile(tmp_ / "new"), "x");
+  EXPECT_EQ(fs::status(tmp_ / "new").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+}
+
 TEST_F(PosixEnvLinksTest, LocksRefuseSymlinksAndNeverCreateTheirTarget) {
   std::string link = tmp_ / "lock";
   fs::create_symlink(victim_, link);
