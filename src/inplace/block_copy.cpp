@@ -119,9 +119,7 @@ class BlockCopier::Run {
     batch->first = b;
     batch->count = count;
     batch->keep = true;
-    std::promise<void> ready;
-    ready.set_value();
-    in_flight_.emplace_back(batch, ready.get_future());
+    in_flight_.emplace_back(batch, std::future<void>());  // nothing to wait for
   }
 
   // Reads the batch of count blocks from b (and, comparing, the target's)
@@ -144,11 +142,10 @@ class BlockCopier::Run {
     if (n_ <= per_batch_) {
       // The whole file is this one batch: nothing to overlap its hashing
       // with, and a hand-off to the pool and back costs two thread wake-ups
-      // per file (most of a small file's time in a tree of them).
+      // per file (most of a small file's time in a tree of them). No
+      // future either: a promise's set_value costs a futex call.
       HashBatch(batch.get(), bs, size, compare);
-      std::promise<void> done;
-      done.set_value();
-      in_flight_.emplace_back(batch, done.get_future());
+      in_flight_.emplace_back(batch, std::future<void>());
       return;
     }
     // The task owns the batch too: if the caller throws, a running task
@@ -162,7 +159,7 @@ class BlockCopier::Run {
   void DrainOne() {
     auto [batch, done] = std::move(in_flight_.front());
     in_flight_.pop_front();
-    done.get();
+    if (done.valid()) done.get();  // invalid: done here already
     // The task is done with the buffers (get() orders it); they go back
     // to the free list when this batch is finished with.
     struct Recycle {

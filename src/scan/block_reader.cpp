@@ -7,6 +7,7 @@ namespace vmback {
 
 bool DataMap::HasData(uint64_t off, uint64_t len) {
   if (off >= f_->Size()) return false;
+  if (one_block_) return true;
   if (off >= data_ && off < hole_) return true;
   if (off >= asked_ && off < data_) return data_ < off + len;
   asked_ = off;
@@ -16,8 +17,8 @@ bool DataMap::HasData(uint64_t off, uint64_t len) {
 }
 
 BlockReader::BlockReader(ReadableFile* f, uint64_t block_size, uint64_t size, Options options)
-    : f_(f), bs_(block_size), size_(size), options_(options), map_(f), ahead_(f) {
-  f_->DisableReadahead();
+    : f_(f), bs_(block_size), size_(size), options_(options), map_(f, block_size), ahead_(f, block_size) {
+  if (f_->Size() > bs_) f_->DisableReadahead();
 }
 
 uint64_t BlockReader::Read(uint64_t first, size_t count, char* buf, std::vector<uint8_t>* hole,

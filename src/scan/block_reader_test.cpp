@@ -26,7 +26,8 @@ using test::RandomBytes;
 using test::TempDir;
 using test::WriteFileAt;
 
-// Records the ranges WillNeed is asked for.
+// Records the ranges WillNeed is asked for, and counts the seeks for data
+// and holes and the calls that turn read-ahead off.
 class RecordingFile final : public ReadableFileWrapper {
  public:
   explicit RecordingFile(std::unique_ptr<ReadableFile> f) : ReadableFileWrapper(std::move(f)) {}
@@ -34,7 +35,20 @@ class RecordingFile final : public ReadableFileWrapper {
     asked.emplace_back(offset, len);
     ReadableFileWrapper::WillNeed(offset, len);
   }
+  uint64_t NextData(uint64_t offset) override {
+    seeks++;
+    return ReadableFileWrapper::NextData(offset);
+  }
+  uint64_t NextHole(uint64_t offset) override {
+    seeks++;
+    return ReadableFileWrapper::NextHole(offset);
+  }
+  void DisableReadahead() override {
+    readahead_off++;
+    ReadableFileWrapper::DisableReadahead();
+  }
   std::vector<std::pair<uint64_t, uint64_t>> asked;
+  int seeks = 0, readahead_off = 0;
 };
 
 constexpr uint64_t kBs = 4096;
@@ -96,6 +110,41 @@ TEST(BlockReaderTest, PrefetchOfAWholeDataFileIsOneRange) {
   reader.Prefetch(1, 10);
   using Ranges = std::vector<std::pair<uint64_t, uint64_t>>;
   EXPECT_EQ(file->asked, (Ranges{{kBs, 4 * kBs + 7}}));
+}
+
+// A file of one block at most is read with one read and no seek for its
+// data, nor read-ahead turned off (in a tree of small files, three system
+// calls a file); a hole in it reads as zeros. A larger one is asked where
+// its data is, as always.
+TEST(BlockReaderTest, AFileOfOneBlockIsReadWithoutSeeks) {
+  TempDir tmp;
+  const std::string path = tmp / "small";
+  std::string content(kBs, '\0');
+  const std::string data = RandomBytes(100, 6);
+  WriteFileAt(path, kBs - 100, data);  // a hole first, where the file system keeps one
+  content.replace(kBs - 100, 100, data);
+  auto file = std::make_unique<RecordingFile>(Env::Default()->OpenRead(path));
+  {
+    BlockReader reader(file.get(), kBs, content.size(), {});
+    std::string buf(kBs, 'x');
+    std::vector<uint8_t> hole;
+    reader.Read(0, 1, buf.data(), &hole, /*zero_fill=*/false);
+    EXPECT_EQ(buf, content);
+    EXPECT_EQ(hole, std::vector<uint8_t>{0});
+  }
+  EXPECT_EQ(file->seeks, 0);
+  EXPECT_EQ(file->readahead_off, 0);
+
+  const std::string big = tmp / "sparse.img";
+  const std::string sparse = MakeSparseFile(big);
+  auto file2 = std::make_unique<RecordingFile>(Env::Default()->OpenRead(big));
+  BlockReader reader(file2.get(), kBs, sparse.size(), {});
+  std::string buf(17 * kBs, 'x');
+  std::vector<uint8_t> hole;
+  reader.Read(0, 17, buf.data(), &hole, /*zero_fill=*/true);
+  EXPECT_EQ(buf.substr(0, sparse.size()), sparse);
+  EXPECT_GT(file2->seeks, 0);
+  EXPECT_EQ(file2->readahead_off, 1);
 }
 
 // A small file's scan (ScanLater) asks the kernel for the whole file at
