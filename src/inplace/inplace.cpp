@@ -299,8 +299,10 @@ void Syncer::RemoveTree(const std::string& path) {
   stats_->deleted++;
 }
 
-bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst, const FileStatus* dst_st) {
-  Entry cur = ReadMetadata(env_, dst, dst_st ? *dst_st : ExistingStatus(env_, dst));
+bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst, const FileStatus* dst_st, WritableFile* open) {
+  WritableFile* const f = open && open->MetadataByDescriptor() ? open : nullptr;
+  Entry cur = f ? ReadMetadata(f, dst_st ? *dst_st : f->Status())
+                : ReadMetadata(env_, dst, dst_st ? *dst_st : ExistingStatus(env_, dst));
   bool changed = false;
   // A step that fails is a warning (EPERM as non-root, xattrs the file
   // system lacks), the message naming the step and dst; a crash is not.
@@ -316,25 +318,25 @@ bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst, const FileSta
   bool force = false;  // chown clears setuid/setgid bits and capabilities
   if (cur.uid != e.uid || cur.gid != e.gid) {
     step([&] {
-      if (!env_->SetOwner(dst, e.uid, e.gid)) ThrowIo("chown " + dst, EPERM);
+      if (!(f ? f->SetOwner(e.uid, e.gid) : env_->SetOwner(dst, e.uid, e.gid))) ThrowIo("chown " + dst, EPERM);
     });
     force = true;
   }
   if (e.type != EntryType::kSymlink && (force || cur.mode != e.mode))
-    step([&] { env_->SetModeNoFollow(dst, e.mode); });
+    step([&] { f ? f->SetMode(e.mode) : env_->SetModeNoFollow(dst, e.mode); });
   std::map<std::string, std::string> have(cur.xattrs.begin(), cur.xattrs.end());
   for (const auto& [name, value] : e.xattrs) {
     auto it = have.find(name);
     if (!force && it != have.end() && it->second == value) continue;
-    step([&, &name = name, &value = value] { env_->SetXattr(dst, name, value); });
+    step([&, &name = name, &value = value] { f ? f->SetXattr(name, value) : env_->SetXattr(dst, name, value); });
   }
   std::set<std::string> want;
   for (const auto& x : e.xattrs) want.insert(x.first);
   for (const auto& [name, value] : have) {
     if (want.count(name)) continue;
-    step([&, &name = name] { env_->RemoveXattr(dst, name); });
+    step([&, &name = name] { f ? f->RemoveXattr(name) : env_->RemoveXattr(dst, name); });
   }
-  if (cur.mtime_ns != e.mtime_ns) step([&] { env_->SetTimes(dst, std::nullopt, e.mtime_ns); });
+  if (cur.mtime_ns != e.mtime_ns) step([&] { f ? f->SetMtime(e.mtime_ns) : env_->SetTimes(dst, std::nullopt, e.mtime_ns); });
   if (changed) written_ = true;
   return changed;
 }

@@ -438,12 +438,13 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   const bool entries_changed = copier_.Copy(*c);
   StartWritebackIfDue();
   const uint64_t warnings = stats_->warnings;
-  if (meta) ApplyMetadata(*meta, dst);
+  if (meta) ApplyMetadata(*meta, dst, nullptr, out.get());
   const bool meta_ok = meta && stats_->warnings == warnings;
+  // (A close changes no time: the file's status is taken before it.)
+  const FileStatus now = out->MetadataByDescriptor() ? out->Status() : ExistingStatus(env_, dst);
   out->Close();  // no fsync: the barrier before the map's completion makes it durable
   target.reset();
 
-  const FileStatus now = ExistingStatus(env_, dst);
   mapped_.insert_or_assign(InodeKey{now.dev, now.ino}, std::make_pair(dst, *c->map_path));
   Blockmap h;
   h.block_size = bs_;

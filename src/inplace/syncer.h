@@ -144,7 +144,10 @@ class Syncer {
   // differs (every change moves the ctime the blockmap records). Returns
   // whether anything changed. Failures are warnings, as in restore.
   // dst_st: the lstat of dst when the caller has it (else taken here).
-  bool ApplyMetadata(const Entry& e, const std::string& dst, const FileStatus* dst_st = nullptr);
+  // open: dst open for writing, when the caller has it: read and changed
+  // through its descriptor where it can (no path looked up again).
+  bool ApplyMetadata(const Entry& e, const std::string& dst, const FileStatus* dst_st = nullptr,
+                     WritableFile* open = nullptr);
 
   void Warn(const std::string& message);
 

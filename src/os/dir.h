@@ -75,6 +75,14 @@ class FdWritableFile final : public WritableFile {
   void Close() override;
   const std::string& path() const override { return path_; }
   int fd() const { return fd_.get(); }
+  bool MetadataByDescriptor() const override { return true; }
+  FileStatus Status() override;
+  Xattrs ReadXattrs() override;
+  bool SetOwner(uid_t uid, gid_t gid) override;
+  void SetMode(mode_t mode) override;
+  void SetXattr(const std::string& name, const std::string& value) override;
+  void RemoveXattr(const std::string& name) override;
+  void SetMtime(int64_t mtime_ns) override;
 
  private:
   void Write(uint64_t offset, const char* data, size_t n);

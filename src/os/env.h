@@ -61,6 +61,27 @@ class ReadableFile {
   virtual const std::string& path() const = 0;
 };
 
+// What lstat(2) says of a path: the symlink itself, never its target.
+enum class FileKind { kMissing, kFile, kDir, kSymlink, kOther };
+struct FileStatus {
+  FileKind kind = FileKind::kMissing;
+  mode_t mode = 0;  // permission bits, st_mode & 07777
+  mode_t type = 0;  // st_mode & S_IFMT (tells a block device from the other kOther)
+  dev_t dev = 0;    // the device of the file system holding it
+  ino_t ino = 0;
+  nlink_t nlink = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  uint64_t size = 0;  // st_size (a symlink: the length of its target)
+  int64_t atime_ns = 0;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  dev_t rdev = 0;  // a device node's number
+};
+
+// Extended attributes (name, value), sorted by name.
+using Xattrs = std::vector<std::pair<std::string, std::string>>;
+
 class WritableFile {
  public:
   virtual ~WritableFile() = default;
@@ -94,6 +115,40 @@ class WritableFile {
   // Closes and reports a failed close (it can carry a delayed write error).
   virtual void Close() = 0;
   virtual const std::string& path() const = 0;
+
+  // The file's own metadata through its open descriptor (fstat, flistxattr,
+  // fchown, fchmod, fsetxattr, fremovexattr, futimens), for a file just
+  // written: no path looked up again. Only where MetadataByDescriptor() is
+  // true (a file on disk); elsewhere they throw. As Env's calls of the same
+  // names: SetOwner false for EPERM, SetMtime leaves the access time.
+  virtual bool MetadataByDescriptor() const { return false; }
+  virtual FileStatus Status() { NoMetadata(); }
+  virtual Xattrs ReadXattrs() { NoMetadata(); }
+  virtual bool SetOwner(uid_t uid, gid_t gid) {
+    (void)uid;
+    (void)gid;
+    NoMetadata();
+  }
+  virtual void SetMode(mode_t mode) {
+    (void)mode;
+    NoMetadata();
+  }
+  virtual void SetXattr(const std::string& name, const std::string& value) {
+    (void)name;
+    (void)value;
+    NoMetadata();
+  }
+  virtual void RemoveXattr(const std::string& name) {
+    (void)name;
+    NoMetadata();
+  }
+  virtual void SetMtime(int64_t mtime_ns) {
+    (void)mtime_ns;
+    NoMetadata();
+  }
+
+ private:
+  [[noreturn]] void NoMetadata() const;
 };
 
 // Held for as long as the object lives; released by the kernel if the process
@@ -109,24 +164,6 @@ enum class CreateMode { kExclusive, kTruncate, kExisting };
 // (list, restore, verify's check) go on; Env::Lock refuses it.
 enum class LockMode { kShared, kExclusive, kAppend };
 
-// What lstat(2) says of a path: the symlink itself, never its target.
-enum class FileKind { kMissing, kFile, kDir, kSymlink, kOther };
-struct FileStatus {
-  FileKind kind = FileKind::kMissing;
-  mode_t mode = 0;  // permission bits, st_mode & 07777
-  mode_t type = 0;  // st_mode & S_IFMT (tells a block device from the other kOther)
-  dev_t dev = 0;    // the device of the file system holding it
-  ino_t ino = 0;
-  nlink_t nlink = 0;
-  uid_t uid = 0;
-  gid_t gid = 0;
-  uint64_t size = 0;  // st_size (a symlink: the length of its target)
-  int64_t atime_ns = 0;
-  int64_t mtime_ns = 0;
-  int64_t ctime_ns = 0;
-  dev_t rdev = 0;  // a device node's number
-};
-
 // One extent of a file's data as the file system maps it (FIEMAP): bytes
 // [logical, logical + length) of the file are at [physical, ...) on the
 // device; flags are FIEMAP_EXTENT_* (linux/fiemap.h).
@@ -137,8 +174,6 @@ struct FileExtent {
   uint32_t flags = 0;
 };
 
-// Extended attributes (name, value), sorted by name.
-using Xattrs = std::vector<std::pair<std::string, std::string>>;
 
 // A directory open for reading, for walking a source tree: each child is
 // named by one component (no '/', not "." or "..": refused) and looked up
@@ -433,6 +468,14 @@ class WritableFileWrapper : public WritableFile {
   void ExpectSize(uint64_t bytes) override { target_->ExpectSize(bytes); }
   void Close() override { target_->Close(); }
   const std::string& path() const override { return target_->path(); }
+  bool MetadataByDescriptor() const override { return target_->MetadataByDescriptor(); }
+  FileStatus Status() override { return target_->Status(); }
+  Xattrs ReadXattrs() override { return target_->ReadXattrs(); }
+  bool SetOwner(uid_t uid, gid_t gid) override { return target_->SetOwner(uid, gid); }
+  void SetMode(mode_t mode) override { target_->SetMode(mode); }
+  void SetXattr(const std::string& name, const std::string& value) override { target_->SetXattr(name, value); }
+  void RemoveXattr(const std::string& name) override { target_->RemoveXattr(name); }
+  void SetMtime(int64_t mtime_ns) override { target_->SetMtime(mtime_ns); }
 
  private:
   std::unique_ptr<WritableFile> target_;

@@ -495,6 +495,51 @@ Xattrs ReadXattrsWith(const std::string& what, List list, Get get) {
   return out;
 }
 
+}  // namespace
+
+// FdWritableFile's metadata, here beside Env's of the same names.
+FileStatus FdWritableFile::Status() {
+  struct stat st;
+  if (::fstat(fd_.get(), &st) != 0) ThrowIo("stat " + path_, errno);
+  return ToFileStatus(st);
+}
+
+Xattrs FdWritableFile::ReadXattrs() {
+  const int fd = fd_.get();
+  return ReadXattrsWith(
+      path_, [fd](char* buf, size_t size) { return ::flistxattr(fd, buf, size); },
+      [fd](const char* n, void* buf, size_t size) { return ::fgetxattr(fd, n, buf, size); });
+}
+
+bool FdWritableFile::SetOwner(uid_t uid, gid_t gid) {
+  if (::fchown(fd_.get(), uid, gid) == 0) return true;
+  if (errno == EPERM) return false;
+  ThrowIo("chown " + path_, errno);
+}
+
+void FdWritableFile::SetMode(mode_t mode) {
+  if (::fchmod(fd_.get(), mode) != 0) ThrowIo("chmod " + path_, errno);
+}
+
+void FdWritableFile::SetXattr(const std::string& name, const std::string& value) {
+  if (::fsetxattr(fd_.get(), name.c_str(), value.data(), value.size(), 0) != 0)
+    ThrowIo("set xattr " + name + " on " + path_, errno);
+}
+
+void FdWritableFile::RemoveXattr(const std::string& name) {
+  if (::fremovexattr(fd_.get(), name.c_str()) != 0 && errno != ENODATA) ThrowIo("remove xattr " + name + " from " + path_, errno);
+}
+
+void FdWritableFile::SetMtime(int64_t mtime_ns) {
+  struct timespec times[2];
+  times[0].tv_sec = 0;
+  times[0].tv_nsec = UTIME_OMIT;
+  times[1] = ToTimespec(mtime_ns);
+  if (::futimens(fd_.get(), times) != 0) ThrowIo("set times of " + path_, errno);
+}
+
+namespace {
+
 Xattrs ReadXattrsOfPath(const std::string& path, const std::string& what) {
   const char* p = path.c_str();
   return ReadXattrsWith(

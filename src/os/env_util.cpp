@@ -26,6 +26,10 @@
 
 namespace vmback {
 
+void WritableFile::NoMetadata() const {
+  throw Error(ErrorKind::kOther, "internal: no metadata through the descriptor of " + path());
+}
+
 namespace {
 
 // The file open, its size checked against the cap before anything is

@@ -65,6 +65,12 @@ Entry ReadMetadata(ReadableDir* dir, const std::string& name, const FileStatus& 
       [&] { return dir->ReadXattrs(name); });
 }
 
+Entry ReadMetadata(WritableFile* f, const FileStatus& st) {
+  return MetadataOf(
+      f->path(), st, nullptr, [&]() -> std::string { ThrowIo("read link " + f->path(), EINVAL); },
+      [&] { return f->ReadXattrs(); });
+}
+
 Entry ReadMetadata(const std::string& path, const struct stat& st) {
   return ReadMetadata(Env::Default(), path, ToFileStatus(st));
 }

@@ -24,6 +24,9 @@ Entry ReadMetadata(Env* env, const std::string& path, const FileStatus& st, cons
 // target and the xattrs relative to dir, never by a path walked afresh;
 // name "" for dir itself (st: its own status).
 Entry ReadMetadata(ReadableDir* dir, const std::string& name, const FileStatus& st, const Entry* prev);
+// The same of a regular file open for writing, through its descriptor
+// (REQUIRES: f->MetadataByDescriptor()).
+Entry ReadMetadata(WritableFile* f, const FileStatus& st);
 // The same through Env::Default(), for callers that hold a struct stat.
 Entry ReadMetadata(const std::string& path, const struct stat& st);
 

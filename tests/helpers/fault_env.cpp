@@ -66,6 +66,27 @@ class FaultWritableFile final : public WritableFileWrapper {
     env_->BeforeWrite("close " + path());
     target()->Close();
   }
+  // Metadata steps, as FaultEnv's of the same names.
+  bool SetOwner(uid_t uid, gid_t gid) override {
+    env_->BeforeMetadata("chown " + path());
+    return target()->SetOwner(uid, gid);
+  }
+  void SetMode(mode_t mode) override {
+    env_->BeforeMetadata("chmod " + path());
+    target()->SetMode(mode);
+  }
+  void SetXattr(const std::string& name, const std::string& value) override {
+    env_->BeforeMetadata("set xattr " + name + " on " + path());
+    target()->SetXattr(name, value);
+  }
+  void RemoveXattr(const std::string& name) override {
+    env_->BeforeMetadata("remove xattr " + name + " from " + path());
+    target()->RemoveXattr(name);
+  }
+  void SetMtime(int64_t mtime_ns) override {
+    env_->BeforeMetadata("set times of " + path());
+    target()->SetMtime(mtime_ns);
+  }
 
  private:
   FaultEnv* env_;

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -482,6 +483,46 @@ TEST_F(PosixEnvLinksTest, UncheckedOpensNeitherBlockNorFollow) {
   made->Close();
   EXPECT_EQ(ReadFile(tmp_ / "new"), "x");
   EXPECT_EQ(fs::status(tmp_ / "new").permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+}
+
+// A file open for writing reads and changes its own metadata through its
+// descriptor, as Env does by path; FaultEnv counts those changes as
+// metadata steps (not write steps) and fails them as planned.
+TEST_F(PosixEnvLinksTest, AWritableFileHasItsMetadataThroughItsDescriptor) {
+  auto f = env_->OpenWrite(tmp_ / "f", CreateMode::kExclusive, 0600);
+  ASSERT_TRUE(f->MetadataByDescriptor());
+  f->Append("data", 4);
+  f->SetMode(0640);
+  f->SetMtime(1700000000123456789);
+  const bool xattrs = ::lsetxattr(victim_.c_str(), "user.probe", "1", 1, 0) == 0;
+  if (xattrs) {
+    f->SetXattr("user.a", "1");
+    f->SetXattr("user.b", "2");
+    f->RemoveXattr("user.b");
+    f->RemoveXattr("user.none");  // not there: nothing to do
+    EXPECT_EQ(f->ReadXattrs(), (Xattrs{{"user.a", "1"}}));
+  }
+  EXPECT_TRUE(f->SetOwner(::geteuid(), ::getegid()));
+  const FileStatus st = f->Status();
+  f->Close();
+  const FileStatus by_path = env_->Status(tmp_ / "f");
+  EXPECT_EQ(st.ino, by_path.ino);
+  EXPECT_EQ(st.mode, 0640u);
+  EXPECT_EQ(st.mtime_ns, 1700000000123456789);
+  EXPECT_EQ(st.ctime_ns, by_path.ctime_ns) << "a close moves no time";
+  EXPECT_EQ(st.size, 4u);
+  if (xattrs) {
+    EXPECT_EQ(env_->ReadXattrs(tmp_ / "f"), (Xattrs{{"user.a", "1"}}));
+  }
+
+  FaultEnv fenv(env_, FaultPlan{.fail_metadata_at = 2, .metadata_errno = EACCES});
+  auto g = fenv.OpenWrite(tmp_ / "g", CreateMode::kExclusive, 0600);
+  g->Append("x", 1);
+  g->SetMode(0644);
+  EXPECT_THROW(g->SetMtime(0), Error);
+  g->Close();
+  EXPECT_EQ(fenv.metadata_steps(), 2);
+  EXPECT_EQ(env_->Status(tmp_ / "g").mode, 0644u);
 }
 
 TEST_F(PosixEnvLinksTest, LocksRefuseSymlinksAndNeverCreateTheirTarget) {
