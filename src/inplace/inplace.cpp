@@ -336,7 +336,8 @@ bool Syncer::ApplyMetadata(const Entry& e, const std::string& dst, const FileSta
     if (want.count(name)) continue;
     step([&, &name = name] { f ? f->RemoveXattr(name) : env_->RemoveXattr(dst, name); });
   }
-  if (cur.mtime_ns != e.mtime_ns) step([&] { f ? f->SetMtime(e.mtime_ns) : env_->SetTimes(dst, std::nullopt, e.mtime_ns); });
+  if (cur.mtime_ns != e.mtime_ns)
+    step([&] { f ? f->SetMtime(e.mtime_ns) : env_->SetTimes(dst, std::nullopt, e.mtime_ns); });
   if (changed) written_ = true;
   return changed;
 }

@@ -527,7 +527,8 @@ void FdWritableFile::SetXattr(const std::string& name, const std::string& value)
 }
 
 void FdWritableFile::RemoveXattr(const std::string& name) {
-  if (::fremovexattr(fd_.get(), name.c_str()) != 0 && errno != ENODATA) ThrowIo("remove xattr " + name + " from " + path_, errno);
+  if (::fremovexattr(fd_.get(), name.c_str()) != 0 && errno != ENODATA)
+    ThrowIo("remove xattr " + name + " from " + path_, errno);
 }
 
 void FdWritableFile::SetMtime(int64_t mtime_ns) {
