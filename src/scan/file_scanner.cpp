@@ -271,15 +271,9 @@ FileScanner::Later FileScanner::ScanLater(std::unique_ptr<ReadableFile> file) {
     batch->data.reset(new char[batch->blocks * bs]);
     batch->hole.assign(batch->blocks, 0);
     batch->reuse.assign(batch->blocks, std::nullopt);
-    if (batch->blocks == 1) {
-      // One block: read as it is, holes and all (a hole reads as zeros, and
-      // an all-zero block gets the zero id anyway), without the SEEK_DATA
-      // and SEEK_HOLE calls and the readahead advice a larger file is worth.
-      if (pacer_) pacer_->Take(size);
-      state->bytes_read = f->ReadAt(0, batch->data.get(), size);
-      if (state->bytes_read < size) std::memset(batch->data.get() + state->bytes_read, 0, size - state->bytes_read);
-      if (drop_cache_) f->DropCache(0, size);
-    } else if (batch->blocks > 1) {
+    if (batch->blocks > 0) {
+      // (A file of one block is read at once, without seeks or read-ahead
+      // advice: BlockReader's DataMap.)
       BlockReader reader(f, bs, size, {.pacer = pacer_, .drop_cache = drop_cache_});
       state->bytes_read = reader.Read(0, batch->blocks, batch->data.get(), &batch->hole, /*zero_fill=*/false);
     }
