@@ -5,11 +5,9 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <functional>
 #include <optional>
-#include <thread>
 
 #include "inplace/syncer.h"
 #include "os/dir.h"
@@ -26,55 +24,6 @@ namespace {
 // ZFS's control directory at a dataset's root (visible with snapdir=visible):
 // never mirrored, never deleted (rmdir in .zfs/snapshot destroys snapshots).
 constexpr const char* kZfsDir = ".zfs";
-
-// Reads the metadata of a mirror tree into the cache ahead of the sync: a
-// walk of lstat calls (names sorted, a directory's entries before its
-// subdirectories) in a thread of its own, so that the sync's lstat of each
-// mirror entry, one after another, seldom waits for a cold disk. Read-only,
-// through directory descriptors: no symlink followed, no mount entered,
-// neither the blockmaps nor ZFS's control directory. Any error ends (a
-// part of) the walk quietly. The destructor stops and joins it.
-class MirrorPrefetch {
- public:
-  // root: the mirror directory, on the file system dev.
-  MirrorPrefetch(Env* env, const std::string& root, dev_t dev)
-      : env_(env), thread_([this, root, dev] { Walk(root, dev); }) {}
-  ~MirrorPrefetch() {
-    stop_ = true;
-    thread_.join();
-  }
-
- private:
-  void Walk(const std::string& root, dev_t dev) {
-    try {
-      auto dir = env_->OpenDirectory(root);
-      WalkDir(dir.get(), dev, true);
-    } catch (const std::exception&) {
-    }
-  }
-  void WalkDir(ReadableDir* dir, dev_t dev, bool top) {
-    std::vector<std::string> names = dir->List();
-    std::sort(names.begin(), names.end());
-    std::vector<std::string> subdirs;
-    for (const auto& name : names) {
-      if (stop_) return;
-      if (top && (name == kBlockmapDir || name == kZfsDir)) continue;
-      const FileStatus st = dir->Status(name);
-      if (st.kind == FileKind::kDir && st.dev == dev) subdirs.push_back(name);
-    }
-    for (const auto& name : subdirs) {
-      if (stop_) return;
-      try {
-        WalkDir(dir->OpenDir(name).get(), dev, false);
-      } catch (const Error&) {
-      }
-    }
-  }
-
-  Env* env_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;  // last: started once the rest is set
-};
 
 }  // namespace
 
@@ -94,7 +43,7 @@ void Syncer::SyncSingle(const std::string& src, const std::string& dst) {
   SyncFile(src, dst, BaseName(dst), st, device ? nullptr : &meta);
 }
 
-void Syncer::SyncTree(const std::string& src, const std::string& dst) {
+void Syncer::SyncTree(const std::string& src, const std::string& dst, bool scan_mirror) {
   source_ = src;
   const FileStatus st = ExistingStatus(env_, src, "source " + src);
   root_dev_ = st.dev;
@@ -103,7 +52,14 @@ void Syncer::SyncTree(const std::string& src, const std::string& dst) {
   if (opts_.read_limit == 0)
     ahead_ = std::make_unique<SourcePrefetch>(
         env_, src, root_dev_, opts_, [this, dst](const std::string& rel, const FileStatus& s) { return ExpectRead(dst, rel, s); });
+  // (Walking the mirror ahead at all matters on a cold disk: without it
+  // the walk's lstats of the mirror waited on the disk one by one.)
+  if (scan_mirror)
+    mirror_ = std::make_unique<MirrorScan>(
+        env_, dst, map_dir_, target_dev_,
+        [this](const std::string& rel, const FileStatus& s) { return IndexedMirrorFile(rel, s) != nullptr; });
   SyncDirContents(src, dst, "", true);
+  mirror_.reset();
   ahead_.reset();
   if (ApplyMetadata(meta, dst)) MarkDirty(dst);
   stats_->dirs++;
@@ -136,6 +92,9 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
     }
   }
   std::sort(names.begin(), names.end());
+  // What the mirror scan found there (asked in the walk's order).
+  std::unique_ptr<MirrorScan::Dir> seen;
+  if (mirror_ && enter) seen = mirror_->Take(rel);
   // keep[i]: names[i] stays in the mirror (found by binary search below).
   std::vector<char> keep(names.size(), 0);
   const bool cache_dir = enter && filter_.IsCacheDir(src, rel);
@@ -168,7 +127,9 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
         const bool is_dir = filter_.NeedsKind() && status().kind == FileKind::kDir;
         if (filter_.LeaveOut(JoinPath(src, name), child_rel, is_dir, cache_dir)) continue;
       }
-      if (SyncChild(JoinPath(src, name), status(), JoinPath(dst, name), child_rel, dir.get(), dst_dir.get())) keep[i] = 1;
+      if (SyncChild(JoinPath(src, name), status(), JoinPath(dst, name), child_rel, dir.get(), dst_dir.get(),
+                    seen ? seen->Find(name) : nullptr))
+        keep[i] = 1;
     } catch (const SourceError& err) {
       // The mirror keeps what it had for this entry.
       keep[i] = 1;
@@ -187,12 +148,12 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
 }
 
 bool Syncer::SyncChild(const std::string& src, const FileStatus& st, const std::string& dst, const std::string& rel,
-                       ReadableDir* src_dir, ReadableDir* dst_dir) {
+                       ReadableDir* src_dir, ReadableDir* dst_dir, const MirrorScan::Seen* seen) {
   if (st.kind == FileKind::kMissing) {
     log_->Info(src + " vanished during the sync");
     return false;
   }
-  if (st.type == S_IFREG && st.nlink == 1 && SkipUnchangedFile(dst, rel, st, dst_dir)) return true;
+  if (st.type == S_IFREG && st.nlink == 1 && SkipUnchangedFile(dst, rel, st, dst_dir, seen)) return true;
   Entry e = FromSource([&] { return ReadMetadata(env_, src, st); });
   switch (e.type) {
     case EntryType::kDir: {
@@ -464,10 +425,7 @@ InplaceStats SyncInPlace(Env* env, const std::string& source, const std::string&
   auto lock = env->Lock(lock_path, LockMode::kExclusive);
   syncer.LoadIndex(tree);
   if (tree) {
-    std::optional<MirrorPrefetch> prefetch;
-    if (dst_exists) prefetch.emplace(env, dst, env->Status(dst).dev);
-    syncer.SyncTree(src, dst);
-    prefetch.reset();
+    syncer.SyncTree(src, dst, dst_exists);
     // The maps are completed before the link changes of their inodes are
     // stamped into them.
     syncer.CompleteMaps();

@@ -33,6 +33,7 @@
 #include "helpers/test_util.h"
 #include "os/dir.h"
 #include "helpers/fault_env.h"
+#include "inplace/mirror_scan.h"
 #include "inplace/source_prefetch.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -1413,6 +1414,132 @@ TEST_F(InplaceTreeTest, AMapChangedBehindTheIndexIsReadAndChecked) {
       },
       Error);
   EXPECT_EQ(ReadFile(planted), "not a map");
+}
+
+// Counts the lstats of the mirror's files named keep* and of maps, by the
+// thread that runs the sync and by the others, whether by path or through
+// a directory opened by the env.
+class KeepStatEnv final : public EnvWrapper {
+ public:
+  explicit KeepStatEnv(std::string mirror)
+      : EnvWrapper(Env::Default()), mirror_(std::move(mirror)), walk_(std::this_thread::get_id()) {}
+  std::atomic<int> walk{0}, others{0};
+  std::set<std::string> ignore;  // paths not counted (set before the sync)
+  FileStatus Status(const std::string& p) override {
+    Count(p);
+    return EnvWrapper::Status(p);
+  }
+  std::unique_ptr<ReadableDir> OpenDirectory(const std::string& p) override {
+    return Wrap(EnvWrapper::OpenDirectory(p));
+  }
+
+ private:
+  class Dir final : public ReadableDirWrapper {
+   public:
+    Dir(std::unique_ptr<ReadableDir> d, KeepStatEnv* env) : ReadableDirWrapper(std::move(d)), env_(env) {}
+    FileStatus Status(const std::string& name) override {
+      env_->Count(ChildPath(name));
+      return ReadableDirWrapper::Status(name);
+    }
+    std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
+      return env_->Wrap(ReadableDirWrapper::OpenDir(name));
+    }
+
+   private:
+    KeepStatEnv* env_;
+  };
+  std::unique_ptr<ReadableDir> Wrap(std::unique_ptr<ReadableDir> d) {
+    if (d->path().rfind(mirror_, 0) != 0) return d;
+    return std::make_unique<Dir>(std::move(d), this);
+  }
+  void Count(const std::string& p) {
+    if (p.rfind(mirror_ + "/", 0) != 0 || ignore.count(p)) return;
+    const std::string base = BaseName(p);
+    if (base.rfind("keep", 0) != 0 && !EndsWith(base, ".map")) return;
+    (std::this_thread::get_id() == walk_ ? walk : others)++;
+  }
+  const std::string mirror_;
+  const std::thread::id walk_;
+};
+
+// A day with nothing changed: the mirror scan's thread lstats each mirror
+// file and its map, the walk only the source. Also where the mirror and
+// the source do not have the same directories (one only in the source,
+// sorting between a directory and its subdirectories; one only in the
+// mirror): every file still found unchanged without the walk's lstats.
+TEST_F(InplaceTreeTest, AnUnchangedFileIsLookedAtOffTheWalksThread) {
+  Mkdir("");
+  for (const char* d : {"a", "a/x", "b", "c", "c/y"}) Mkdir(d);
+  int files = 0;
+  for (const char* d : {"", "a/", "a/x/", "b/", "c/y/"})
+    for (int i = 0; i < 4; i++, files++)
+      WriteFile(S(std::string(d) + "keep" + std::to_string(i)), RandomBytes(100 + i, i));
+  Sync(src_, dst_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the source ctimes settle
+  Sync(src_, dst_);  // records them
+
+  KeepStatEnv day2(dst_);
+  InplaceStats s = Sync(src_, dst_, kBs, {}, &day2);
+  EXPECT_EQ(s.files_skipped, static_cast<uint64_t>(files));
+  EXPECT_EQ(s.bytes_written + s.map_bytes_written + s.deleted, 0u);
+  EXPECT_EQ(day2.walk, 0) << "the walk lstat'ed mirror files or maps";
+  EXPECT_EQ(day2.others, 2 * files) << "the scan lstats each file and its map once";
+
+  Mkdir("a-new");
+  WriteFile(S("a-new/fresh"), "fresh");
+  fs::remove_all(S("c"));
+  KeepStatEnv day3(dst_);
+  day3.ignore.insert(BlockmapPath(dst_, "a-new/fresh"));  // a new file's map: looked for by the walk
+  s = Sync(src_, dst_, kBs, {}, &day3);
+  EXPECT_EQ(s.files_skipped, static_cast<uint64_t>(files - 4));
+  EXPECT_EQ(s.deleted, 6u) << "c, c/y and its 4 files";
+  EXPECT_EQ(day3.walk, 0);
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+  EXPECT_EQ(IndexStaleClaims(dst_, {src_}, kBs), "");
+}
+
+// The scan hands over each mirror directory in the walk's order; one the
+// walk asks for that the mirror lacks is null, and what the walk passed by
+// is dropped. Maps are looked at only where asked.
+TEST(MirrorScanTest, HandsOverDirectoriesInTheWalksOrder) {
+  TempDir tmp;
+  const std::string root = tmp / "mirror";
+  for (const char* d : {"", "a", "a/x", "b", "zz"}) ASSERT_TRUE(fs::create_directories(root + "/" + d) || *d == 0);
+  WriteFile(root + "/a/one", "1");
+  WriteFile(root + "/b/two", "22");
+  const std::string map_dir = root + "/" + kBlockmapDir;
+  ASSERT_TRUE(fs::create_directories(DirName(BlockmapPath(root, "b/two"))));
+  WriteFile(BlockmapPath(root, "b/two"), "map");
+  std::vector<std::string> asked;
+  std::mutex mu;
+  inplace_internal::MirrorScan scan(Env::Default(), root, map_dir, Env::Default()->Status(root).dev,
+                                    [&](const std::string& rel, const FileStatus&) {
+                                      std::lock_guard<std::mutex> l(mu);
+                                      asked.push_back(rel);
+                                      return rel == "b/two";
+                                    });
+  auto top = scan.Take("");
+  ASSERT_TRUE(top);
+  EXPECT_TRUE(top->Find("a") && top->Find("zz"));
+  EXPECT_FALSE(top->Find(kBlockmapDir)) << "the map directory is not the mirror's";
+  auto a = scan.Take("a");
+  ASSERT_TRUE(a);
+  ASSERT_TRUE(a->Find("one"));
+  EXPECT_EQ(a->Find("one")->st.size, 1u);
+  EXPECT_FALSE(a->Find("one")->map_looked);
+  EXPECT_FALSE(scan.Take("a-new")) << "after a/x in the walk's order, which is dropped";
+  EXPECT_FALSE(scan.Take("a/x")) << "asked after a later one";
+  auto b = scan.Take("b");
+  ASSERT_TRUE(b && b->Find("two"));
+  ASSERT_TRUE(b->Find("two")->map_looked);
+  EXPECT_EQ(b->Find("two")->map_st.size, 3u);
+  EXPECT_EQ(b->Find("two")->map_name, BaseName(BlockmapPath(root, "b/two")));
+  EXPECT_FALSE(scan.Take("c"));
+  EXPECT_TRUE(scan.Take("zz"));
+  EXPECT_FALSE(scan.Take("zzz")) << "the scan is over";
+  std::lock_guard<std::mutex> l(mu);
+  EXPECT_EQ(asked, (std::vector<std::string>{"a/one", "b/two"}));
+  EXPECT_EQ(scan.maps_looked(), 1u);
 }
 
 // Counts the xattr lists a sync reads, by path or through a file it has

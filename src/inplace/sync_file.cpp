@@ -26,6 +26,12 @@ bool FitsTarget(const Blockmap& m, const FileStatus& st) {
          m.target_mtime_ns == st.mtime_ns && m.target_ctime_ns == st.ctime_ns;
 }
 
+// The same for a file SkipUnchangedFile may tell: a regular file of one
+// link, the source's ctime recorded.
+bool FitsIndexed(const Blockmap& m, const FileStatus& st) {
+  return st.kind == FileKind::kFile && st.nlink == 1 && m.source_ctime_ns != Blockmap::kNoCtime && FitsTarget(m, st);
+}
+
 bool IsHex(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
@@ -204,8 +210,8 @@ void Syncer::AddToIndex(Blockmap h, const FileStatus& src_st, bool meta_ok) {
   index_new_.insert_or_assign(std::move(key), std::move(h));
 }
 
-bool Syncer::IndexedMapIntact(const Blockmap& m, const std::string& map_path) {
-  if (!MapFileUnchanged(m, env_->Status(map_path))) return false;
+bool Syncer::IndexedMapIntact(const Blockmap& m, const FileStatus& map_st) {
+  if (!MapFileUnchanged(m, map_st)) return false;
   // Racily clean (as git calls it): a map written in the clock tick the
   // index was written in could have been changed later in that tick without
   // a new ctime. Its map is read; the next index records it anew.
@@ -224,24 +230,33 @@ bool Syncer::ExpectRead(const std::string& dst, const std::string& rel, const Fi
   return m.kind != FileKind::kFile || m.size != st.size || m.mtime_ns != st.mtime_ns;
 }
 
+const Blockmap* Syncer::IndexedMirrorFile(const std::string& rel, const FileStatus& dst_st) const {
+  auto it = index_old_.find(rel);
+  return it != index_old_.end() && FitsIndexed(it->second, dst_st) ? &it->second : nullptr;
+}
+
 bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st,
-                               ReadableDir* dst_dir) {
+                               ReadableDir* dst_dir, const MirrorScan::Seen* seen) {
   if (opts_.full_read) return false;
   auto it = index_old_.find(rel);
   if (it == index_old_.end()) return false;
   const Blockmap& m = it->second;
-  if (m.source_ctime_ns == Blockmap::kNoCtime || m.source_ctime_ns != src_st.ctime_ns ||
-      m.file_size != src_st.size || m.source_mtime_ns != src_st.mtime_ns)
+  if (m.source_ctime_ns != src_st.ctime_ns || m.file_size != src_st.size || m.source_mtime_ns != src_st.mtime_ns)
     return false;
-  const FileStatus dst_st = dst_dir ? dst_dir->Status(BaseName(dst)) : env_->Status(dst);
+  const FileStatus dst_st = seen ? seen->st : dst_dir ? dst_dir->Status(BaseName(dst)) : env_->Status(dst);
   // (The rest is implied by the two ctimes; checked all the same.)
-  if (dst_st.kind != FileKind::kFile || dst_st.nlink != 1 || !FitsTarget(m, dst_st) || dst_st.mode != src_st.mode ||
-      dst_st.uid != src_st.uid || dst_st.gid != src_st.gid || dst_st.mtime_ns != src_st.mtime_ns)
+  if (!FitsIndexed(m, dst_st) || dst_st.mode != src_st.mode || dst_st.uid != src_st.uid ||
+      dst_st.gid != src_st.gid || dst_st.mtime_ns != src_st.mtime_ns)
     return false;
   // Nor the map since the index was written (a damaged or replaced map is
   // read and checked as always). The file was met and its map is live
   // either way (SyncFile takes it up otherwise).
-  if (!IndexedMapIntact(m, MapPathFor(rel, &m))) return false;
+  if (seen && seen->map_looked) {
+    ClaimMap(&m, seen->map_name);
+    if (!IndexedMapIntact(m, seen->map_st)) return false;
+  } else if (!IndexedMapIntact(m, env_->Status(MapPathFor(rel, &m)))) {
+    return false;
+  }
   stats_->files++;
   stats_->files_skipped++;
   // Not in mapped_: with one link on both sides no sync step relinks it.
@@ -254,10 +269,14 @@ std::string Syncer::MapPathFor(const std::string& rel, const Blockmap* old) {
     auto it = index_old_.find(rel);
     if (it != index_old_.end()) old = &it->second;
   }
-  if (old) index_claimed_.insert(old);
   std::string path = BlockmapPath(map_root_, rel);
-  live_maps_.insert(BaseName(path));
+  ClaimMap(old, BaseName(path));
   return path;
+}
+
+void Syncer::ClaimMap(const Blockmap* old, std::string map_name) {
+  if (old) index_claimed_.insert(old);
+  live_maps_.insert(std::move(map_name));
 }
 
 void Syncer::EnsureMapSubdir(const std::string& map_path) {
@@ -306,7 +325,7 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
     // The index alone tells an unchanged file: its map is not opened.
     auto it = index_old_.find(rel);
     if (it != index_old_.end() && FitsTarget(it->second, dst_st) && unchanged(it->second) &&
-        IndexedMapIntact(it->second, map_path)) {
+        IndexedMapIntact(it->second, env_->Status(map_path))) {
       stats_->files_skipped++;
       if (meta) {
         SyncMetadataOnly(*meta, dst, dst_st, src_st, map_path, it->second, nullptr);

@@ -17,6 +17,7 @@
 #include "inplace/block_copy.h"
 #include "inplace/blockmap.h"
 #include "inplace/inplace.h"
+#include "inplace/mirror_scan.h"
 #include "inplace/source_prefetch.h"
 #include "scan/exclude_filter.h"
 #include "os/env.h"
@@ -53,8 +54,9 @@ class Syncer {
   // A file or block device (resolved) onto the file dest.
   void SyncSingle(const std::string& src, const std::string& dst);
 
-  // A directory tree onto the directory dest (which exists).
-  void SyncTree(const std::string& src, const std::string& dst);
+  // A directory tree onto the directory dest (which exists; scan_mirror:
+  // it may hold a mirror already, to be looked at ahead by a MirrorScan).
+  void SyncTree(const std::string& src, const std::string& dst, bool scan_mirror);
 
   // Linking and unlinking names of a target inode (hard links) moves its
   // ctime after its map recorded it; the maps of such inodes are brought up
@@ -108,22 +110,31 @@ class Syncer {
   // st: what lstat says of src. Returns false when the source entry
   // vanished (st kMissing; its mirror is deleted).
   // src_dir, dst_dir: src's and dst's directories when open (a file is then
-  // opened, and lstat'ed, by its one name).
+  // opened, and lstat'ed, by its one name). seen: what the mirror scan
+  // found at dst, when it did.
   bool SyncChild(const std::string& src, const FileStatus& st, const std::string& dst, const std::string& rel,
-                 ReadableDir* src_dir, ReadableDir* dst_dir);
+                 ReadableDir* src_dir, ReadableDir* dst_dir, const MirrorScan::Seen* seen);
 
   // A regular file of one link (src_st) whose index entry records its
   // size, mtime and ctime, and whose mirror file fits the entry (one link
   // too): neither its data nor its metadata changed since the sync that
   // mirrored both, so nothing of it is read (not even its xattrs) and
   // nothing written. Returns whether it was such a file (counted, its map
-  // kept, its entry carried into the next index).
+  // kept, its entry carried into the next index). seen: the mirror scan's
+  // lstats of the mirror file and its map, used instead of the walk's own.
   bool SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st,
-                         ReadableDir* dst_dir);
+                         ReadableDir* dst_dir, const MirrorScan::Seen* seen);
 
-  // Whether the map at map_path is as the index entry m recorded it, and
-  // was so before the index was written (not in the same clock tick).
-  bool IndexedMapIntact(const Blockmap& m, const std::string& map_path);
+  // rel's record in index_old_ when the mirror file (its lstat dst_st) is
+  // as the record says, with one link and the source's ctime recorded: a
+  // file SkipUnchangedFile may tell. Reads only index_old_ (the mirror
+  // scan's thread asks it too).
+  const Blockmap* IndexedMirrorFile(const std::string& rel, const FileStatus& dst_st) const;
+
+  // Whether the map (its lstat map_st) is as the index entry m recorded
+  // it, and was so before the index was written (not in the same clock
+  // tick).
+  bool IndexedMapIntact(const Blockmap& m, const FileStatus& map_st);
 
   // Whether a sync is expected to read the data of the source file at rel
   // (its lstat st): not when the index, or else the mirror file (dst: the
@@ -163,6 +174,8 @@ class Syncer {
   // Where rel's map lives; marks it live for SweepMaps. old: rel's record in
   // index_old_ when the caller has it (else it is looked up).
   std::string MapPathFor(const std::string& rel, const Blockmap* old = nullptr);
+  // The same, for a map whose name ("<hex>.map") the caller has.
+  void ClaimMap(const Blockmap* old, std::string map_name);
 
   // h (a complete map's header, or one complete at the next barrier) into
   // the next index; with the source's ctime (src_st) when the file's
@@ -301,6 +314,9 @@ class Syncer {
   // limit: nothing is read ahead of a pace). Last: its thread uses the
   // members above, so it is stopped before they go.
   std::unique_ptr<SourcePrefetch> ahead_;
+  // Trees: the mirror looked at ahead of the walk (when there was one).
+  // Its thread reads index_old_.
+  std::unique_ptr<MirrorScan> mirror_;
 };
 
 }  // namespace inplace_internal

@@ -1,0 +1,106 @@
+// Looks at a mirror tree ahead of the in-place sync (inplace.h), on a thread
+// of its own: lists each mirror directory, lstats its entries and, for a
+// file the map index says may be unchanged, lstats that file's map too; and
+// hands each directory's findings to the sync's walk when it comes there
+// (Take). On a day when little changed these lstats are most of the sync's
+// work: done here, the walk only lstats the source, and the two cores share
+// the tree.
+//
+// The walk order is the sync's: a directory's entries (names sorted
+// bytewise) before its subdirectories, each subdirectory in that order (so
+// directories come in path order). Read-only, through directory
+// descriptors: no symlink followed, no other file system entered, neither
+// the top's .vmback-blockmaps nor ZFS's control directory. Any error ends
+// (a part of) the scan quietly: the sync looks for itself where the scan
+// has nothing. What it found may be older than the sync's own look would
+// be; the sync uses it only to tell a file it then leaves untouched (every
+// change is made after lstats of its own). The destructor stops and joins
+// the thread.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "os/env.h"
+
+namespace vmback {
+namespace inplace_internal {
+
+class MirrorScan {
+ public:
+  struct Seen {
+    std::string name;
+    FileStatus st;           // the entry's lstat
+    bool map_looked = false;  // map_st, map_name hold its map's
+    FileStatus map_st;        // lstat of its map (kMissing: none)
+    std::string map_name;     // "<hex>.map", in the map directory's "<hex[0:2]>"
+  };
+  struct Dir {
+    std::string rel;           // "" for the top
+    std::vector<Seen> seen;    // sorted by name
+    // The entry of that name, or null.
+    const Seen* Find(const std::string& name) const;
+  };
+  // Whether the map of the mirror file at rel (its lstat st) is worth an
+  // lstat. Called on the scan's thread.
+  using WantMap = std::function<bool(const std::string& rel, const FileStatus& st)>;
+
+  // Entries found but not taken at most (memory: a few hundred bytes each);
+  // a directory with more is handed over whole.
+  static constexpr size_t kAheadEntries = 16384;
+
+  // root: the mirror directory, on the file system dev; map_dir: its
+  // .vmback-blockmaps.
+  MirrorScan(Env* env, const std::string& root, const std::string& map_dir, dev_t dev, WantMap want_map);
+  ~MirrorScan();
+  MirrorScan(const MirrorScan&) = delete;
+  MirrorScan& operator=(const MirrorScan&) = delete;
+
+  // The mirror directory rel as the scan found it, or null when the scan
+  // has none (the mirror had no such directory, or the scan could not read
+  // it). Asked in walk order; a directory asked for after a later one is
+  // null, and what the scan found before rel is dropped.
+  std::unique_ptr<Dir> Take(const std::string& rel);
+
+  // Lstats of maps made so far (for tests).
+  uint64_t maps_looked() const { return maps_looked_; }
+
+ private:
+  void Walk(const std::string& root, dev_t dev);
+  void WalkDir(ReadableDir* dir, const std::string& rel, dev_t dev);
+  // Looks at the map of the file rel into s (kept quiet on errors).
+  void LookAtMap(const std::string& rel, Seen* s);
+  // Hands d over; false when stopped.
+  bool Publish(std::unique_ptr<Dir> d);
+
+  Env* env_;
+  const std::string map_dir_;
+  const WantMap want_map_;
+  // The map directory's subdirectories, opened as first needed (null:
+  // could not be opened; its maps are left to the sync).
+  std::array<std::unique_ptr<ReadableDir>, 256> map_subdirs_;
+  std::array<bool, 256> map_subdir_tried_{};
+  std::atomic<uint64_t> maps_looked_{0};
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Dir>> found_;  // in walk order, not taken yet
+  size_t found_entries_ = 0;
+  bool done_ = false;  // the scan ended (no more Publish)
+  bool stop_ = false;
+  std::thread thread_;  // last: started once the rest is set
+};
+
+}  // namespace inplace_internal
+}  // namespace vmback
