@@ -53,7 +53,11 @@ bool IsDir(Env* env, const std::string& path) {
 Hash BlockEntry(const char* data, size_t len) { return IsAllZero(data, len) ? Hash{} : Sha256(data, len); }
 
 std::string BlockmapPath(const std::string& map_root, const std::string& rel) {
-  std::string hex = Sha256(rel).Hex();
+  return BlockmapPathOf(map_root, Sha256(rel));
+}
+
+std::string BlockmapPathOf(const std::string& map_root, const Hash& rel_hash) {
+  const std::string hex = rel_hash.Hex();
   return JoinPath(JoinPath(JoinPath(map_root, kBlockmapDir), hex.substr(0, 2)), hex + ".map");
 }
 

@@ -68,6 +68,8 @@ Hash BlockEntry(const char* data, size_t len);
 
 // Where the blockmap of the file at rel (relative to map_root) lives.
 std::string BlockmapPath(const std::string& map_root, const std::string& rel);
+// The same, given Sha256(rel).
+std::string BlockmapPathOf(const std::string& map_root, const Hash& rel_hash);
 
 // --- Reading ---
 

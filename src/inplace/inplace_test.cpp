@@ -1478,12 +1478,16 @@ TEST_F(InplaceTreeTest, AnUnchangedFileIsLookedAtOffTheWalksThread) {
   std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the source ctimes settle
   Sync(src_, dst_);  // records them
 
+  const FileStatus index_before = Env::Default()->Status(IndexOf(dst_));
   KeepStatEnv day2(dst_);
   InplaceStats s = Sync(src_, dst_, kBs, {}, &day2);
   EXPECT_EQ(s.files_skipped, static_cast<uint64_t>(files));
   EXPECT_EQ(s.bytes_written + s.map_bytes_written + s.deleted, 0u);
   EXPECT_EQ(day2.walk, 0) << "the walk lstat'ed mirror files or maps";
   EXPECT_EQ(day2.others, 2 * files) << "the scan lstats each file and its map once";
+  const FileStatus index_after = Env::Default()->Status(IndexOf(dst_));
+  EXPECT_EQ(index_after.ino, index_before.ino) << "the index says the same: not written again";
+  EXPECT_EQ(index_after.mtime_ns, index_before.mtime_ns);
 
   Mkdir("a-new");
   WriteFile(S("a-new/fresh"), "fresh");
@@ -1495,6 +1499,12 @@ TEST_F(InplaceTreeTest, AnUnchangedFileIsLookedAtOffTheWalksThread) {
   EXPECT_EQ(s.deleted, 6u) << "c, c/y and its 4 files";
   EXPECT_EQ(day3.walk, 0);
   EXPECT_EQ(Describe(dst_), Describe(src_));
+  MapIndex index;
+  bool exact = false;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
+  EXPECT_EQ(index.size(), static_cast<size_t>(files - 4 + 1)) << "the files told unchanged and the new one";
+  EXPECT_TRUE(exact);
+  EXPECT_EQ(CountMaps(dst_), static_cast<size_t>(files - 4 + 1));
   EXPECT_EQ(IndexStaleClaims(dst_, {src_}, kBs), "");
 }
 
@@ -1533,7 +1543,7 @@ TEST(MirrorScanTest, HandsOverDirectoriesInTheWalksOrder) {
   ASSERT_TRUE(b && b->Find("two"));
   ASSERT_TRUE(b->Find("two")->map_looked);
   EXPECT_EQ(b->Find("two")->map_st.size, 3u);
-  EXPECT_EQ(b->Find("two")->map_name, BaseName(BlockmapPath(root, "b/two")));
+  EXPECT_EQ(b->Find("two")->map_hash.Hex() + ".map", BaseName(BlockmapPath(root, "b/two")));
   EXPECT_FALSE(scan.Take("c"));
   EXPECT_TRUE(scan.Take("zz"));
   EXPECT_FALSE(scan.Take("zzz")) << "the scan is over";

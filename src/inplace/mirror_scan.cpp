@@ -130,7 +130,7 @@ void MirrorScan::LookAtMap(const std::string& rel, Seen* s) {
   } catch (const std::exception&) {
     return;
   }
-  s->map_name = std::move(name);
+  s->map_hash = h;
   s->map_looked = true;
   maps_looked_++;
 }

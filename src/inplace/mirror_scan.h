@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "os/env.h"
+#include "util/sha256.h"
 
 namespace vmback {
 namespace inplace_internal {
@@ -42,9 +43,9 @@ class MirrorScan {
   struct Seen {
     std::string name;
     FileStatus st;           // the entry's lstat
-    bool map_looked = false;  // map_st, map_name hold its map's
+    bool map_looked = false;  // map_st, map_hash hold its map's
     FileStatus map_st;        // lstat of its map (kMissing: none)
-    std::string map_name;     // "<hex>.map", in the map directory's "<hex[0:2]>"
+    Hash map_hash;            // Sha256(rel): the map is "<hex>.map" in "<hex[0:2]>"
   };
   struct Dir {
     std::string rel;           // "" for the top

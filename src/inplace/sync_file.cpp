@@ -32,6 +32,12 @@ bool FitsIndexed(const Blockmap& m, const FileStatus& st) {
   return st.kind == FileKind::kFile && st.nlink == 1 && m.source_ctime_ns != Blockmap::kNoCtime && FitsTarget(m, st);
 }
 
+template <typename T>
+void SortUnique(std::vector<T>* v) {
+  std::sort(v->begin(), v->end());
+  v->erase(std::unique(v->begin(), v->end()), v->end());
+}
+
 bool IsHex(const std::string& s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
 }
@@ -66,6 +72,8 @@ void Syncer::SweepMaps() {
     log_->Warn("some source entries could not be read; old blockmaps in " + map_dir_ + " are kept");
     return;
   }
+  SortUnique(&live_maps_);
+  SortUnique(&index_claimed_);
   if (index_exact_ && !maps_created_ && live_maps_.size() == index_old_.size() &&
       index_claimed_.size() == index_old_.size()) {
     // The directory holds the index's maps and nothing else, and every
@@ -94,7 +102,10 @@ void Syncer::SweepMaps() {
     if (env_->Status(dir).kind != FileKind::kDir) continue;
     for (const auto& name : env_->ListDir(dir)) {
       if (name.size() != 68 || name.compare(64, 4, ".map") != 0) continue;
-      if (live_maps_.count(name)) {
+      const std::string hex = name.substr(0, 64);
+      Hash h;
+      // (A name in upper-case hex is no live map's: deleted.)
+      if (IsHex(hex) && Hash::FromHex(hex, &h) && std::binary_search(live_maps_.begin(), live_maps_.end(), h)) {
         seen++;
         continue;
       }
@@ -132,6 +143,7 @@ void Syncer::WriteIndex() {
   if (live_map_missing_) {
     // Someone removed maps: their files get no entry (their next change
     // then reads the map, finds it missing and compares).
+    CarryOver();
     for (auto it = index_new_.begin(); it != index_new_.end();)
       it = env_->Exists(BlockmapPath(map_root_, it->first)) ? std::next(it) : index_new_.erase(it);
   }
@@ -158,14 +170,19 @@ void Syncer::WriteIndex() {
   for (const auto& kv : index_new_) newest = std::max(newest, kv.second.map_ctime_ns);
   for (int i = 0; i < 100 && env_->NowNanos() <= newest + kClockTickNs; i++)
     SleepFor(std::chrono::milliseconds(2));
-  // Exact: every map in the directory has its entry.
-  const bool exact = index_new_.size() == maps_seen_;
-  if (index_on_disk_ && !index_racy_ && exact == index_exact_ && index_new_.size() == index_old_.size() &&
+  // Exact: every map in the directory has its entry. The files told by
+  // the old index (carried_) keep their entries as they were.
+  std::sort(carried_.begin(), carried_.end());
+  const size_t entries = index_new_.size() + carried_.size();
+  if (index_on_disk_ && !index_racy_ && (entries == maps_seen_) == index_exact_ && entries == index_old_.size() &&
       std::all_of(index_new_.begin(), index_new_.end(), [&](const auto& kv) {
         auto it = index_old_.find(kv.first);
-        return it != index_old_.end() && SameMapHeader(it->second, kv.second);
+        return it != index_old_.end() && SameMapHeader(it->second, kv.second) &&
+               !std::binary_search(carried_.begin(), carried_.end(), &it->second);
       }))
     return;  // the one on disk says the same
+  CarryOver();
+  const bool exact = index_new_.size() == maps_seen_;
   // Written beside and renamed over the old one, without an fsync: the
   // final barrier (Finish) makes it durable. Should the machine stop first,
   // whatever is at index_path_ is the old index (true: this sync changed no
@@ -252,7 +269,7 @@ bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, c
   // read and checked as always). The file was met and its map is live
   // either way (SyncFile takes it up otherwise).
   if (seen && seen->map_looked) {
-    ClaimMap(&m, seen->map_name);
+    ClaimMap(&m, seen->map_hash);
     if (!IndexedMapIntact(m, seen->map_st)) return false;
   } else if (!IndexedMapIntact(m, env_->Status(MapPathFor(rel, &m)))) {
     return false;
@@ -260,7 +277,7 @@ bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, c
   stats_->files++;
   stats_->files_skipped++;
   // Not in mapped_: with one link on both sides no sync step relinks it.
-  index_new_.insert_or_assign(rel, m);
+  carried_.push_back(&m);
   return true;
 }
 
@@ -269,14 +286,19 @@ std::string Syncer::MapPathFor(const std::string& rel, const Blockmap* old) {
     auto it = index_old_.find(rel);
     if (it != index_old_.end()) old = &it->second;
   }
-  std::string path = BlockmapPath(map_root_, rel);
-  ClaimMap(old, BaseName(path));
-  return path;
+  const Hash h = Sha256(rel);
+  ClaimMap(old, h);
+  return BlockmapPathOf(map_root_, h);
 }
 
-void Syncer::ClaimMap(const Blockmap* old, std::string map_name) {
-  if (old) index_claimed_.insert(old);
-  live_maps_.insert(std::move(map_name));
+void Syncer::ClaimMap(const Blockmap* old, const Hash& map_hash) {
+  if (old) index_claimed_.push_back(old);
+  live_maps_.push_back(map_hash);
+}
+
+void Syncer::CarryOver() {
+  for (const Blockmap* m : carried_) index_new_.emplace(m->path, *m);
+  carried_.clear();
 }
 
 void Syncer::EnsureMapSubdir(const std::string& map_path) {

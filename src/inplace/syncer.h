@@ -10,7 +10,6 @@
 #include <optional>
 #include <set>
 #include <string>
-#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -174,8 +173,10 @@ class Syncer {
   // Where rel's map lives; marks it live for SweepMaps. old: rel's record in
   // index_old_ when the caller has it (else it is looked up).
   std::string MapPathFor(const std::string& rel, const Blockmap* old = nullptr);
-  // The same, for a map whose name ("<hex>.map") the caller has.
-  void ClaimMap(const Blockmap* old, std::string map_name);
+  // The same, for a map whose name's hash (Sha256(rel)) the caller has.
+  void ClaimMap(const Blockmap* old, const Hash& map_hash);
+  // Moves the entries of carried_ into index_new_ (one there stays).
+  void CarryOver();
 
   // h (a complete map's header, or one complete at the next barrier) into
   // the next index; with the source's ctime (src_st) when the file's
@@ -280,7 +281,9 @@ class Syncer {
   std::map<InodeKey, InodeKey> claims_;      // multiply-linked target inode -> source inode
   std::map<InodeKey, std::pair<std::string, std::string>> mapped_;  // target inode -> file, its map
   std::set<InodeKey> relinked_;              // target inodes whose link count this sync changed
-  std::unordered_set<std::string> live_maps_;  // "<hex>.map" of every file synced
+  // The map name's hash (Sha256(rel)) of every file synced (ClaimMap);
+  // sorted, each once, by SweepMaps.
+  std::vector<Hash> live_maps_;
   // The map index (blockmap.h). index_old_: the one read at the start, when
   // sound (trees only). index_new_: the header of every map that is
   // complete (or will be at the next barrier) and fits its file.
@@ -298,8 +301,12 @@ class Syncer {
   std::set<std::string> made_subdirs_;
   // Files of index_old_ this sync met (MapPathFor): the exact index's
   // sweep is skipped only when every one of them was met. By address:
-  // index_old_ is not changed once read.
-  std::unordered_set<const Blockmap*> index_claimed_;
+  // index_old_ is not changed once read. Sorted, each once, by SweepMaps.
+  std::vector<const Blockmap*> index_claimed_;
+  // Files told unchanged by index_old_ (SkipUnchangedFile): their entries
+  // go into the next index as they are, without a copy each unless a new
+  // index is written (CarryOver).
+  std::vector<const Blockmap*> carried_;
   // When this sync began: a source ctime this recent (within kRacyCtimeNs)
   // is not recorded in the index, as a change in the same clock tick
   // after it was read would leave it as it is (git's "racily clean").
