@@ -23,7 +23,11 @@ const MirrorScan::Seen* MirrorScan::Dir::Find(const std::string& name) const {
 }
 
 MirrorScan::MirrorScan(Env* env, const std::string& root, const std::string& map_dir, dev_t dev, WantMap want_map)
-    : env_(env), map_dir_(map_dir), want_map_(std::move(want_map)), thread_([this, root, dev] { Walk(root, dev); }) {}
+    : env_(env),
+      map_dir_(map_dir),
+      want_map_(std::move(want_map)),
+      walker_([this, root, dev] { Walk(root, dev); }),
+      mapper_([this] { LookAtMaps(); }) {}
 
 MirrorScan::~MirrorScan() {
   {
@@ -31,41 +35,50 @@ MirrorScan::~MirrorScan() {
     stop_ = true;
   }
   cv_.notify_all();
-  thread_.join();
+  walker_.join();
+  mapper_.join();
+}
+
+std::unique_ptr<MirrorScan::Dir> MirrorScan::PopFront(Queue* q) {
+  std::unique_ptr<Dir> d = std::move(q->dirs.front());
+  q->dirs.pop_front();
+  q->entries -= d->seen.size();
+  cv_.notify_all();
+  return d;
+}
+
+bool MirrorScan::Push(Queue* q, std::unique_ptr<Dir> d) {
+  std::unique_lock<std::mutex> l(mu_);
+  cv_.wait(l, [&] { return stop_ || q->dirs.empty() || q->entries + d->seen.size() <= kAheadEntries; });
+  if (stop_) return false;
+  q->entries += d->seen.size();
+  q->dirs.push_back(std::move(d));
+  l.unlock();
+  cv_.notify_all();
+  return true;
+}
+
+void MirrorScan::Close(Queue* q) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    q->closed = true;
+  }
+  cv_.notify_all();
 }
 
 std::unique_ptr<MirrorScan::Dir> MirrorScan::Take(const std::string& rel) {
   std::unique_lock<std::mutex> l(mu_);
   for (;;) {
-    while (!found_.empty() && PathOrderLess(found_.front()->rel, rel)) {
-      found_entries_ -= found_.front()->seen.size();
-      found_.pop_front();
-      cv_.notify_all();
+    while (!found_.dirs.empty() && PathOrderLess(found_.dirs.front()->rel, rel)) PopFront(&found_);
+    if (!found_.dirs.empty()) {
+      if (found_.dirs.front()->rel != rel) return nullptr;  // the scan is past rel: the mirror had none
+      return PopFront(&found_);
     }
-    if (!found_.empty()) {
-      if (found_.front()->rel != rel) return nullptr;  // the scan is past rel: the mirror had none
-      std::unique_ptr<Dir> d = std::move(found_.front());
-      found_.pop_front();
-      found_entries_ -= d->seen.size();
-      cv_.notify_all();
-      return d;
-    }
-    if (done_) return nullptr;
+    if (found_.closed) return nullptr;
     // Waiting costs the walk nothing it would not spend itself: the scan
     // is doing the lstats the walk would otherwise make.
     cv_.wait(l);
   }
-}
-
-bool MirrorScan::Publish(std::unique_ptr<Dir> d) {
-  std::unique_lock<std::mutex> l(mu_);
-  cv_.wait(l, [&] { return stop_ || found_.empty() || found_entries_ + d->seen.size() <= kAheadEntries; });
-  if (stop_) return false;
-  found_entries_ += d->seen.size();
-  found_.push_back(std::move(d));
-  l.unlock();
-  cv_.notify_all();
-  return true;
 }
 
 void MirrorScan::Walk(const std::string& root, dev_t dev) {
@@ -74,11 +87,7 @@ void MirrorScan::Walk(const std::string& root, dev_t dev) {
     WalkDir(dir.get(), "", dev);
   } catch (const std::exception&) {
   }
-  {
-    std::lock_guard<std::mutex> l(mu_);
-    done_ = true;
-  }
-  cv_.notify_all();
+  Close(&listed_);
 }
 
 void MirrorScan::WalkDir(ReadableDir* dir, const std::string& rel, dev_t dev) {
@@ -94,14 +103,10 @@ void MirrorScan::WalkDir(ReadableDir* dir, const std::string& rel, dev_t dev) {
     s.st = dir->Status(name);
     if (s.st.kind == FileKind::kMissing) continue;
     if (s.st.kind == FileKind::kDir && s.st.dev == dev) subdirs.push_back(name);
-    if (s.st.kind == FileKind::kFile) {
-      const std::string child_rel = rel.empty() ? name : rel + "/" + name;
-      if (want_map_(child_rel, s.st)) LookAtMap(child_rel, &s);
-    }
     s.name = std::move(name);
     found->seen.push_back(std::move(s));
   }
-  if (!Publish(std::move(found))) return;
+  if (!Push(&listed_, std::move(found))) return;
   for (const auto& name : subdirs) {
     try {
       WalkDir(dir->OpenDir(name).get(), rel.empty() ? name : rel + "/" + name, dev);
@@ -110,6 +115,26 @@ void MirrorScan::WalkDir(ReadableDir* dir, const std::string& rel, dev_t dev) {
     std::lock_guard<std::mutex> l(mu_);
     if (stop_) return;
   }
+}
+
+void MirrorScan::LookAtMaps() {
+  for (;;) {
+    std::unique_ptr<Dir> d;
+    {
+      std::unique_lock<std::mutex> l(mu_);
+      cv_.wait(l, [&] { return stop_ || !listed_.dirs.empty() || listed_.closed; });
+      if (stop_) return;
+      if (listed_.dirs.empty()) break;
+      d = PopFront(&listed_);
+    }
+    for (Seen& s : d->seen) {
+      if (s.st.kind != FileKind::kFile) continue;
+      const std::string rel = d->rel.empty() ? s.name : d->rel + "/" + s.name;
+      if (want_map_(rel, s.st)) LookAtMap(rel, &s);
+    }
+    if (!Push(&found_, std::move(d))) return;
+  }
+  Close(&found_);
 }
 
 void MirrorScan::LookAtMap(const std::string& rel, Seen* s) {

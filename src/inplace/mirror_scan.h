@@ -1,10 +1,11 @@
-// Looks at a mirror tree ahead of the in-place sync (inplace.h), on a thread
-// of its own: lists each mirror directory, lstats its entries and, for a
-// file the map index says may be unchanged, lstats that file's map too; and
-// hands each directory's findings to the sync's walk when it comes there
-// (Take). On a day when little changed these lstats are most of the sync's
-// work: done here, the walk only lstats the source, and the two cores share
-// the tree.
+// Looks at a mirror tree ahead of the in-place sync (inplace.h), on two
+// threads of its own: one lists each mirror directory and lstats its
+// entries, the other, for each file the map index says may be unchanged,
+// lstats that file's map; each directory's findings go to the sync's walk
+// when it comes there (Take). On a day when little changed these lstats
+// are most of the sync's work, and on a cold disk most of its waiting: done
+// here, the walk only lstats the source, and the disk has several reads to
+// work on at once.
 //
 // The walk order is the sync's: a directory's entries (names sorted
 // bytewise) before its subdirectories, each subdirectory in that order (so
@@ -57,9 +58,10 @@ class MirrorScan {
   // lstat. Called on the scan's thread.
   using WantMap = std::function<bool(const std::string& rel, const FileStatus& st)>;
 
-  // Entries found but not taken at most (memory: a few hundred bytes each);
-  // a directory with more is handed over whole.
-  static constexpr size_t kAheadEntries = 16384;
+  // Entries found but not taken at most, in each of the two hand-overs
+  // (memory: a few hundred bytes each); a directory with more is handed
+  // over whole.
+  static constexpr size_t kAheadEntries = 8192;
 
   // root: the mirror directory, on the file system dev; map_dir: its
   // .vmback-blockmaps.
@@ -78,12 +80,25 @@ class MirrorScan {
   uint64_t maps_looked() const { return maps_looked_; }
 
  private:
+  // Directories in walk order, handed from one thread to the next.
+  struct Queue {
+    std::deque<std::unique_ptr<Dir>> dirs;
+    size_t entries = 0;
+    bool closed = false;  // nothing more comes
+  };
+
+  // The first thread: lists and lstats the mirror into listed_.
   void Walk(const std::string& root, dev_t dev);
   void WalkDir(ReadableDir* dir, const std::string& rel, dev_t dev);
+  // The second: the maps of what listed_ holds, then into found_.
+  void LookAtMaps();
   // Looks at the map of the file rel into s (kept quiet on errors).
   void LookAtMap(const std::string& rel, Seen* s);
-  // Hands d over; false when stopped.
-  bool Publish(std::unique_ptr<Dir> d);
+  // Hands d over into q (waits for room); false when stopped.
+  bool Push(Queue* q, std::unique_ptr<Dir> d);
+  // Takes the first directory out of q (mu_ held).
+  std::unique_ptr<Dir> PopFront(Queue* q);
+  void Close(Queue* q);
 
   Env* env_;
   const std::string map_dir_;
@@ -96,11 +111,12 @@ class MirrorScan {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<Dir>> found_;  // in walk order, not taken yet
-  size_t found_entries_ = 0;
-  bool done_ = false;  // the scan ended (no more Publish)
+  Queue listed_;  // lstat'ed, maps not looked at yet
+  Queue found_;   // ready, not taken yet
   bool stop_ = false;
-  std::thread thread_;  // last: started once the rest is set
+  // Last: started once the rest is set.
+  std::thread walker_;
+  std::thread mapper_;
 };
 
 }  // namespace inplace_internal
