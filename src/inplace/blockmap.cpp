@@ -305,8 +305,16 @@ std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exac
   std::vector<const Blockmap*> maps;
   maps.reserve(index.size());
   for (const auto& kv : index) maps.push_back(&kv.second);
+  return EncodeMapIndex(std::move(maps), block_size, exact);
+}
+
+std::string EncodeMapIndex(std::vector<const Blockmap*> maps, uint32_t block_size, bool exact) {
   std::sort(maps.begin(), maps.end(), [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; });
-  std::string s(kIndexMagic, sizeof kIndexMagic);
+  size_t size = sizeof kIndexMagic + 24 + kEntrySize;
+  for (const Blockmap* m : maps) size += 84 + m->path.size();
+  std::string s;
+  s.reserve(size);
+  s.assign(kIndexMagic, sizeof kIndexMagic);
   PutU32(&s, kIndexVersion);
   PutU32(&s, block_size);
   PutU32(&s, exact ? kIndexExact : 0);

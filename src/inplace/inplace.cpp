@@ -57,7 +57,7 @@ void Syncer::SyncTree(const std::string& src, const std::string& dst, bool scan_
   if (scan_mirror)
     mirror_ = std::make_unique<MirrorScan>(
         env_, dst, map_dir_, target_dev_,
-        [this](const std::string& rel, const FileStatus& s) { return IndexedMirrorFile(rel, s) != nullptr; });
+        [this](const std::string& rel, const FileStatus& s) { return IndexedMirrorFile(rel, s); });
   SyncDirContents(src, dst, "", true);
   mirror_.reset();
   ahead_.reset();

@@ -1522,11 +1522,12 @@ TEST(MirrorScanTest, HandsOverDirectoriesInTheWalksOrder) {
   WriteFile(BlockmapPath(root, "b/two"), "map");
   std::vector<std::string> asked;
   std::mutex mu;
+  const Blockmap record;
   inplace_internal::MirrorScan scan(Env::Default(), root, map_dir, Env::Default()->Status(root).dev,
                                     [&](const std::string& rel, const FileStatus&) {
                                       std::lock_guard<std::mutex> l(mu);
                                       asked.push_back(rel);
-                                      return rel == "b/two";
+                                      return rel == "b/two" ? &record : nullptr;
                                     });
   auto top = scan.Take("");
   ASSERT_TRUE(top);
@@ -1542,6 +1543,8 @@ TEST(MirrorScanTest, HandsOverDirectoriesInTheWalksOrder) {
   auto b = scan.Take("b");
   ASSERT_TRUE(b && b->Find("two"));
   ASSERT_TRUE(b->Find("two")->map_looked);
+  EXPECT_EQ(b->Find("two")->indexed, &record);
+  EXPECT_EQ(a->Find("one")->indexed, nullptr);
   EXPECT_EQ(b->Find("two")->map_st.size, 3u);
   EXPECT_EQ(b->Find("two")->map_hash.Hex() + ".map", BaseName(BlockmapPath(root, "b/two")));
   EXPECT_FALSE(scan.Take("c"));

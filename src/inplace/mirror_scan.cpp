@@ -130,7 +130,8 @@ void MirrorScan::LookAtMaps() {
     for (Seen& s : d->seen) {
       if (s.st.kind != FileKind::kFile) continue;
       const std::string rel = d->rel.empty() ? s.name : d->rel + "/" + s.name;
-      if (want_map_(rel, s.st)) LookAtMap(rel, &s);
+      s.indexed = want_map_(rel, s.st);
+      if (s.indexed) LookAtMap(rel, &s);
     }
     if (!Push(&found_, std::move(d))) return;
   }

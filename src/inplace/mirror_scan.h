@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "inplace/blockmap.h"
 #include "os/env.h"
 #include "util/sha256.h"
 
@@ -44,6 +45,8 @@ class MirrorScan {
   struct Seen {
     std::string name;
     FileStatus st;           // the entry's lstat
+    // A regular file: its record in the map index when WantMap gave one.
+    const Blockmap* indexed = nullptr;
     bool map_looked = false;  // map_st, map_hash hold its map's
     FileStatus map_st;        // lstat of its map (kMissing: none)
     Hash map_hash;            // Sha256(rel): the map is "<hex>.map" in "<hex[0:2]>"
@@ -54,9 +57,9 @@ class MirrorScan {
     // The entry of that name, or null.
     const Seen* Find(const std::string& name) const;
   };
-  // Whether the map of the mirror file at rel (its lstat st) is worth an
-  // lstat. Called on the scan's thread.
-  using WantMap = std::function<bool(const std::string& rel, const FileStatus& st)>;
+  // The index record of the mirror file at rel (its lstat st) when its map
+  // is worth an lstat, else null. Called on a thread of the scan.
+  using WantMap = std::function<const Blockmap*(const std::string& rel, const FileStatus& st)>;
 
   // Entries found but not taken at most, in each of the two hand-overs
   // (memory: a few hundred bytes each); a directory with more is handed

@@ -181,14 +181,19 @@ void Syncer::WriteIndex() {
                !std::binary_search(carried_.begin(), carried_.end(), &it->second);
       }))
     return;  // the one on disk says the same
-  CarryOver();
-  const bool exact = index_new_.size() == maps_seen_;
+  // The entries by address: index_new_'s, and the carried ones (not copied).
+  std::vector<const Blockmap*> all;
+  all.reserve(entries);
+  for (const auto& kv : index_new_) all.push_back(&kv.second);
+  for (const Blockmap* m : carried_)
+    if (!index_new_.count(m->path)) all.push_back(m);
+  const bool exact = all.size() == maps_seen_;
   // Written beside and renamed over the old one, without an fsync: the
   // final barrier (Finish) makes it durable. Should the machine stop first,
   // whatever is at index_path_ is the old index (true: this sync changed no
   // file's data while it was there), nothing, or a new one torn or whole;
   // a torn one fails its checksum and is not used.
-  const std::string data = EncodeMapIndex(index_new_, bs_, exact);
+  const std::string data = EncodeMapIndex(std::move(all), bs_, exact);
   if (data.size() > kMaxMapIndexSize) {  // it would never be read: none
     DropIndex(Durability::kAtBarrier);
     return;
@@ -255,9 +260,15 @@ const Blockmap* Syncer::IndexedMirrorFile(const std::string& rel, const FileStat
 bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st,
                                ReadableDir* dst_dir, const MirrorScan::Seen* seen) {
   if (opts_.full_read) return false;
-  auto it = index_old_.find(rel);
-  if (it == index_old_.end()) return false;
-  const Blockmap& m = it->second;
+  const Blockmap* found = nullptr;
+  if (seen) {
+    found = seen->indexed;  // the mirror scan looked it up, for this same lstat of the mirror file
+  } else {
+    auto it = index_old_.find(rel);
+    if (it != index_old_.end()) found = &it->second;
+  }
+  if (!found) return false;
+  const Blockmap& m = *found;
   if (m.source_ctime_ns != src_st.ctime_ns || m.file_size != src_st.size || m.source_mtime_ns != src_st.mtime_ns)
     return false;
   const FileStatus dst_st = seen ? seen->st : dst_dir ? dst_dir->Status(BaseName(dst)) : env_->Status(dst);
