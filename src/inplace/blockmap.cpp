@@ -245,8 +245,10 @@ constexpr size_t kIndexRecordSize = 84;  // before the path
 
 }  // namespace
 
-std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out, bool* exact) {
+std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out, bool* exact,
+                         std::vector<const Blockmap*>* order) {
   out->clear();
+  if (order) order->clear();
   if (exact) *exact = false;
   if (!env->Exists(path)) return "is missing";
   std::string s;
@@ -291,10 +293,13 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
     m.path.assign(p + kIndexRecordSize, path_len);
     off += kIndexRecordSize + path_len;
     std::string key = m.path;
-    if (!out->emplace(std::move(key), std::move(m)).second) break;  // a path twice
+    auto [it, added] = out->emplace(std::move(key), std::move(m));
+    if (!added) break;  // a path twice
+    if (order) order->push_back(&it->second);
   }
   if (out->size() != n || off != body) {
     out->clear();
+    if (order) order->clear();
     return "has records that do not fit its count";
   }
   if (exact) *exact = (flags & kIndexExact) != 0;
@@ -309,7 +314,8 @@ std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exac
 }
 
 std::string EncodeMapIndex(std::vector<const Blockmap*> maps, uint32_t block_size, bool exact) {
-  std::sort(maps.begin(), maps.end(), [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; });
+  auto by_path = [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; };
+  if (!std::is_sorted(maps.begin(), maps.end(), by_path)) std::sort(maps.begin(), maps.end(), by_path);
   size_t size = sizeof kIndexMagic + 24 + kEntrySize;
   for (const Blockmap* m : maps) size += 84 + m->path.size();
   std::string s;

@@ -212,14 +212,16 @@ using MapIndex = std::unordered_map<std::string, Blockmap>;
 // Reads the index at path, written for blocks of block_size, into *out
 // (and whether it is exact into *exact, when given). Returns "" when it is
 // sound, else why it is not used ("is missing", "has a wrong checksum",
-// ...); *out is then empty.
+// ...); *out is then empty. order, when given, gets the records of *out
+// in the file's order.
 std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out,
-                         bool* exact = nullptr);
+                         bool* exact = nullptr, std::vector<const Blockmap*>* order = nullptr);
 
 // The index of the maps in index (each m.block_size == block_size), in a
 // byte order that does not depend on the hash map's.
 std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exact);
-// The same of the maps maps points to (no path twice), sorted here.
+// The same of the maps maps points to (no path twice), sorted here when
+// they are not in order already.
 std::string EncodeMapIndex(std::vector<const Blockmap*> maps, uint32_t block_size, bool exact);
 
 // Whether a and b describe the same file identically (header fields,

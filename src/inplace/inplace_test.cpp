@@ -1501,11 +1501,51 @@ TEST_F(InplaceTreeTest, AnUnchangedFileIsLookedAtOffTheWalksThread) {
   EXPECT_EQ(Describe(dst_), Describe(src_));
   MapIndex index;
   bool exact = false;
-  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
+  std::vector<const Blockmap*> order;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact, &order), "");
   EXPECT_EQ(index.size(), static_cast<size_t>(files - 4 + 1)) << "the files told unchanged and the new one";
   EXPECT_TRUE(exact);
+  ASSERT_EQ(order.size(), index.size());
+  EXPECT_EQ(order[0]->path, "a-new/fresh") << "bytewise before a/keep0, which the walk met first";
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end(),
+                             [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; }));
   EXPECT_EQ(CountMaps(dst_), static_cast<size_t>(files - 4 + 1));
   EXPECT_EQ(IndexStaleClaims(dst_, {src_}, kBs), "");
+}
+
+// An index whose records are not in path order (not written by vmback,
+// its checksum made anew): used all the same, and the next index is
+// written in order, each path once.
+TEST_F(InplaceTreeTest, AnIndexOutOfOrderIsWrittenAnewInOrder) {
+  MakeTree();
+  Sync(src_, dst_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the source ctimes settle
+  Sync(src_, dst_);  // records them
+  std::string data = ReadFile(IndexOf(dst_));
+  std::vector<std::string> records;
+  for (size_t off = 32; off < data.size() - 32;) {
+    const size_t len = 84 + GetU32(data.data() + off);
+    records.push_back(data.substr(off, len));
+    off += len;
+  }
+  ASSERT_EQ(records.size(), 7u);
+  std::string reversed = data.substr(0, 32);
+  for (auto it = records.rbegin(); it != records.rend(); ++it) reversed += *it;
+  const Hash sum = Sha256(reversed);
+  reversed.append(reinterpret_cast<const char*>(sum.bytes.data()), sum.bytes.size());
+  WriteFile(IndexOf(dst_), reversed);
+  MapIndex index;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index), "") << "a sound index, out of order";
+
+  WriteFile(S("a.bin"), RandomBytes(50000, 60));
+  InplaceStats s = Sync(src_, dst_);
+  EXPECT_GE(s.files_skipped, 5u) << "told by the index out of order";
+  std::vector<const Blockmap*> order;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, nullptr, &order), "");
+  EXPECT_EQ(index.size(), 7u);
+  EXPECT_TRUE(std::is_sorted(order.begin(), order.end(),
+                             [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; }));
+  EXPECT_EQ(Describe(dst_), Describe(src_));
 }
 
 // The scan hands over each mirror directory in the walk's order; one the

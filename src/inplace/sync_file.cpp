@@ -125,7 +125,7 @@ void Syncer::LoadIndex(bool tree) {
   index_on_disk_ = env_->Exists(index_path_);
   if (!tree || !index_on_disk_) return;
   index_mtime_ns_ = env_->Status(index_path_).mtime_ns;
-  const std::string why = ReadMapIndex(env_, index_path_, bs_, &index_old_, &index_exact_);
+  const std::string why = ReadMapIndex(env_, index_path_, bs_, &index_old_, &index_exact_, &index_order_);
   index_new_.reserve(index_old_.size());
   if (!why.empty()) log_->Info("map index " + index_path_ + " " + why + "; the blockmaps are read instead");
 }
@@ -181,12 +181,24 @@ void Syncer::WriteIndex() {
                !std::binary_search(carried_.begin(), carried_.end(), &it->second);
       }))
     return;  // the one on disk says the same
-  // The entries by address: index_new_'s, and the carried ones (not copied).
+  // The entries by address, not copied, sorted by path: the carried ones
+  // in the old index's order (sorted as vmback wrote it; EncodeMapIndex
+  // sorts what is not), merged with index_new_'s. (No path is in both: a
+  // file carried was not synced, so got no new entry.)
+  auto by_path = [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; };
+  std::vector<const Blockmap*> fresh;
+  fresh.reserve(index_new_.size());
+  for (const auto& kv : index_new_) fresh.push_back(&kv.second);
+  std::sort(fresh.begin(), fresh.end(), by_path);
   std::vector<const Blockmap*> all;
   all.reserve(entries);
-  for (const auto& kv : index_new_) all.push_back(&kv.second);
-  for (const Blockmap* m : carried_)
-    if (!index_new_.count(m->path)) all.push_back(m);
+  auto next = fresh.begin();
+  for (const Blockmap* m : index_order_) {
+    if (!std::binary_search(carried_.begin(), carried_.end(), m)) continue;
+    for (; next != fresh.end() && by_path(*next, m); ++next) all.push_back(*next);
+    if (next == fresh.end() || by_path(m, *next)) all.push_back(m);
+  }
+  all.insert(all.end(), next, fresh.end());
   const bool exact = all.size() == maps_seen_;
   // Written beside and renamed over the old one, without an fsync: the
   // final barrier (Finish) makes it durable. Should the machine stop first,

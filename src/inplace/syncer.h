@@ -303,6 +303,8 @@ class Syncer {
   // sweep is skipped only when every one of them was met. By address:
   // index_old_ is not changed once read. Sorted, each once, by SweepMaps.
   std::vector<const Blockmap*> index_claimed_;
+  // index_old_'s records in the order of its file (sorted by path).
+  std::vector<const Blockmap*> index_order_;
   // Files told unchanged by index_old_ (SkipUnchangedFile): their entries
   // go into the next index as they are, without a copy each unless a new
   // index is written (CarryOver).
