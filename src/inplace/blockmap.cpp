@@ -315,9 +315,12 @@ std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exac
 
 std::string EncodeMapIndex(std::vector<const Blockmap*> maps, uint32_t block_size, bool exact) {
   auto by_path = [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; };
-  if (!std::is_sorted(maps.begin(), maps.end(), by_path)) std::sort(maps.begin(), maps.end(), by_path);
-  size_t size = sizeof kIndexMagic + 24 + kEntrySize;
-  for (const Blockmap* m : maps) size += 84 + m->path.size();
+  if (!std::is_sorted(maps.begin(), maps.end(), by_path)) std::stable_sort(maps.begin(), maps.end(), by_path);
+  // Each path once (the first of those given).
+  auto same_path = [](const Blockmap* a, const Blockmap* b) { return a->path == b->path; };
+  maps.erase(std::unique(maps.begin(), maps.end(), same_path), maps.end());
+  size_t size = kIndexHeaderSize + kEntrySize;
+  for (const Blockmap* m : maps) size += kIndexRecordSize + m->path.size();
   std::string s;
   s.reserve(size);
   s.assign(kIndexMagic, sizeof kIndexMagic);

@@ -220,8 +220,8 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
 // The index of the maps in index (each m.block_size == block_size), in a
 // byte order that does not depend on the hash map's.
 std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exact);
-// The same of the maps maps points to (no path twice), sorted here when
-// they are not in order already.
+// The same of the maps maps points to, sorted here when they are not in
+// order already; a path given twice is written once.
 std::string EncodeMapIndex(std::vector<const Blockmap*> maps, uint32_t block_size, bool exact);
 
 // Whether a and b describe the same file identically (header fields,

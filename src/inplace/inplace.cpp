@@ -58,7 +58,7 @@ void Syncer::SyncTree(const std::string& src, const std::string& dst, bool scan_
     mirror_ = std::make_unique<MirrorScan>(
         env_, dst, map_dir_, target_dev_,
         [this](const std::string& rel, const FileStatus& s) { return IndexedMirrorFile(rel, s); });
-  SyncDirContents(src, dst, "", true);
+  SyncDirContents(src, dst, "", true, true);
   mirror_.reset();
   ahead_.reset();
   if (ApplyMetadata(meta, dst)) MarkDirty(dst);
@@ -72,7 +72,8 @@ void Syncer::Finish() {
   written_ = false;
 }
 
-void Syncer::SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter) {
+void Syncer::SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter,
+                             bool scanned) {
   std::vector<std::string> names;
   // Listed, and its children lstat'ed, through one descriptor of the
   // directory: one name looked up each, not the whole path again.
@@ -92,9 +93,10 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
     }
   }
   std::sort(names.begin(), names.end());
-  // What the mirror scan found there (asked in the walk's order).
+  // What the mirror scan found there (asked in the walk's order), when it
+  // is the directory the scan looked at.
   std::unique_ptr<MirrorScan::Dir> seen;
-  if (mirror_ && enter) seen = mirror_->Take(rel);
+  if (mirror_ && enter && scanned) seen = mirror_->Take(rel);
   // keep[i]: names[i] stays in the mirror (found by binary search below).
   std::vector<char> keep(names.size(), 0);
   const bool cache_dir = enter && filter_.IsCacheDir(src, rel);
@@ -172,7 +174,11 @@ bool Syncer::SyncChild(const std::string& src, const FileStatus& st, const std::
         MarkDirty(DirName(dst));
       }
       bool enter = !(opts_.one_file_system && st.dev != root_dev_);  // a mount point: kept empty
-      SyncDirContents(src, dst, rel, enter);
+      // The scan's findings in it are used only when it is the directory
+      // the scan saw (not one made here, nor one replaced since).
+      const bool scanned = exists && seen && seen->st.kind == FileKind::kDir && seen->st.dev == dst_st.dev &&
+                           seen->st.ino == dst_st.ino;
+      SyncDirContents(src, dst, rel, enter, scanned);
       if (ApplyMetadata(e, dst)) MarkDirty(dst);
       stats_->dirs++;
       return true;

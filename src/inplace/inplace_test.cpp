@@ -1513,6 +1513,94 @@ TEST_F(InplaceTreeTest, AnUnchangedFileIsLookedAtOffTheWalksThread) {
   EXPECT_EQ(IndexStaleClaims(dst_, {src_}, kBs), "");
 }
 
+// The index encodes its records in path order whatever order they are
+// given in, and a path given twice once (the first given).
+TEST(MapIndexTest, EncodedInPathOrderEachPathOnce) {
+  TempDir tmp;
+  auto record = [](const std::string& path, uint64_t size) {
+    Blockmap m;
+    m.block_size = kBs;
+    m.path = path;
+    m.file_size = size;
+    m.map_ino = 7;
+    return m;
+  };
+  const Blockmap b = record("b", 1), a_dash = record("a-x", 2), a_sub = record("a/x", 3), b_again = record("b", 4);
+  WriteFile(tmp / "index", EncodeMapIndex({&b, &a_sub, &a_dash, &b_again}, kBs, true));
+  MapIndex index;
+  std::vector<const Blockmap*> order;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), tmp / "index", kBs, &index, nullptr, &order), "");
+  ASSERT_EQ(order.size(), 3u);
+  EXPECT_EQ(order[0]->path, "a-x");
+  EXPECT_EQ(order[1]->path, "a/x");
+  EXPECT_EQ(order[2]->path, "b");
+  EXPECT_EQ(order[2]->file_size, 1u);
+}
+
+// A mirror directory replaced after the scan looked at it (here, moved
+// aside just before the walk comes to it): the walk makes it anew and
+// copies its files; the scan's lstats of the old one are not used.
+class SwapDirEnv final : public EnvWrapper {
+ public:
+  SwapDirEnv(std::string dir, std::set<std::string> maps)
+      : EnvWrapper(Env::Default()), dir_(std::move(dir)), maps_(std::move(maps)), walk_(std::this_thread::get_id()) {}
+  bool swapped = false;
+  FileStatus Status(const std::string& p) override {
+    if (p == dir_ && std::this_thread::get_id() == walk_ && !swapped) {
+      // Once the scan has looked at the directory's maps, so that its
+      // findings there are ready for the walk.
+      for (int i = 0; i < 1000 && seen_ < maps_.size(); i++)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      fs::rename(dir_, dir_ + "-old");
+      swapped = true;
+    }
+    return EnvWrapper::Status(p);
+  }
+  std::unique_ptr<ReadableDir> OpenDirectory(const std::string& p) override {
+    auto d = EnvWrapper::OpenDirectory(p);
+    return std::make_unique<MapDir>(std::move(d), this);
+  }
+
+ private:
+  class MapDir final : public ReadableDirWrapper {
+   public:
+    MapDir(std::unique_ptr<ReadableDir> d, SwapDirEnv* env) : ReadableDirWrapper(std::move(d)), env_(env) {}
+    FileStatus Status(const std::string& name) override {
+      if (env_->maps_.count(name)) env_->seen_++;
+      return ReadableDirWrapper::Status(name);
+    }
+
+   private:
+    SwapDirEnv* env_;
+  };
+  const std::string dir_;
+  const std::set<std::string> maps_;
+  const std::thread::id walk_;
+  std::atomic<size_t> seen_{0};
+};
+
+TEST_F(InplaceTreeTest, ADirectoryReplacedAfterTheScanIsCopiedAnew) {
+  Mkdir("");
+  Mkdir("a");
+  Mkdir("b");
+  std::set<std::string> b_maps;
+  for (int i = 0; i < 4; i++) {
+    WriteFile(S("a/keep" + std::to_string(i)), RandomBytes(100 + i, i));
+    WriteFile(S("b/keep" + std::to_string(i)), RandomBytes(200 + i, 10 + i));
+    b_maps.insert(BaseName(BlockmapPath(dst_, "b/keep" + std::to_string(i))));
+  }
+  Sync(src_, dst_);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the source ctimes settle
+  Sync(src_, dst_);  // records them
+
+  SwapDirEnv env(D("b"), b_maps);
+  InplaceStats s = Sync(src_, dst_, kBs, {}, &env);
+  ASSERT_TRUE(env.swapped);
+  EXPECT_EQ(s.files_skipped, 4u) << "a's files only";
+  EXPECT_EQ(Describe(dst_), Describe(src_)) << "b's files copied into the new b, b-old deleted";
+  EXPECT_EQ(IndexStaleClaims(dst_, {src_}, kBs), "");
+}
+
 // An index whose records are not in path order (not written by vmback,
 // its checksum made anew): used all the same, and the next index is
 // written in order, each path once.

@@ -23,20 +23,26 @@ const MirrorScan::Seen* MirrorScan::Dir::Find(const std::string& name) const {
 }
 
 MirrorScan::MirrorScan(Env* env, const std::string& root, const std::string& map_dir, dev_t dev, WantMap want_map)
-    : env_(env),
-      map_dir_(map_dir),
-      want_map_(std::move(want_map)),
-      walker_([this, root, dev] { Walk(root, dev); }),
-      mapper_([this] { LookAtMaps(); }) {}
+    : env_(env), map_dir_(map_dir), want_map_(std::move(want_map)) {
+  try {
+    walker_ = std::thread([this, root, dev] { Walk(root, dev); });
+    mapper_ = std::thread([this] { LookAtMaps(); });
+  } catch (...) {
+    Stop();
+    throw;
+  }
+}
 
-MirrorScan::~MirrorScan() {
+MirrorScan::~MirrorScan() { Stop(); }
+
+void MirrorScan::Stop() {
   {
     std::lock_guard<std::mutex> l(mu_);
     stop_ = true;
   }
   cv_.notify_all();
-  walker_.join();
-  mapper_.join();
+  if (walker_.joinable()) walker_.join();
+  if (mapper_.joinable()) mapper_.join();
 }
 
 std::unique_ptr<MirrorScan::Dir> MirrorScan::PopFront(Queue* q) {
@@ -75,8 +81,8 @@ std::unique_ptr<MirrorScan::Dir> MirrorScan::Take(const std::string& rel) {
       return PopFront(&found_);
     }
     if (found_.closed) return nullptr;
-    // Waiting costs the walk nothing it would not spend itself: the scan
-    // is doing the lstats the walk would otherwise make.
+    // The scan is doing the lstats the walk would otherwise make (but for
+    // a directory the mirror lacks: then it waits for the next one found).
     cv_.wait(l);
   }
 }
@@ -98,6 +104,7 @@ void MirrorScan::WalkDir(ReadableDir* dir, const std::string& rel, dev_t dev) {
   found->seen.reserve(names.size());
   std::vector<std::string> subdirs;
   for (auto& name : names) {
+    if (stop_) return;
     if (rel.empty() && (name == kBlockmapDir || name == kZfsDir)) continue;
     Seen s;
     s.st = dir->Status(name);
@@ -112,12 +119,20 @@ void MirrorScan::WalkDir(ReadableDir* dir, const std::string& rel, dev_t dev) {
       WalkDir(dir->OpenDir(name).get(), rel.empty() ? name : rel + "/" + name, dev);
     } catch (const std::exception&) {
     }
-    std::lock_guard<std::mutex> l(mu_);
     if (stop_) return;
   }
 }
 
 void MirrorScan::LookAtMaps() {
+  try {
+    LookAtMapsOf();
+  } catch (const std::exception&) {
+    // (Out of memory, say.) What is not handed over, the walk looks at itself.
+  }
+  Close(&found_);
+}
+
+void MirrorScan::LookAtMapsOf() {
   for (;;) {
     std::unique_ptr<Dir> d;
     {
@@ -128,6 +143,7 @@ void MirrorScan::LookAtMaps() {
       d = PopFront(&listed_);
     }
     for (Seen& s : d->seen) {
+      if (stop_) return;
       if (s.st.kind != FileKind::kFile) continue;
       const std::string rel = d->rel.empty() ? s.name : d->rel + "/" + s.name;
       s.indexed = want_map_(rel, s.st);
@@ -135,7 +151,6 @@ void MirrorScan::LookAtMaps() {
     }
     if (!Push(&found_, std::move(d))) return;
   }
-  Close(&found_);
 }
 
 void MirrorScan::LookAtMap(const std::string& rel, Seen* s) {

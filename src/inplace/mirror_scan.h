@@ -15,8 +15,8 @@
 // (a part of) the scan quietly: the sync looks for itself where the scan
 // has nothing. What it found may be older than the sync's own look would
 // be; the sync uses it only to tell a file it then leaves untouched (every
-// change is made after lstats of its own). The destructor stops and joins
-// the thread.
+// change is made after lstats of its own), and only in a directory that is
+// still the one the scan saw. The destructor stops and joins the threads.
 #pragma once
 
 #include <sys/types.h>
@@ -93,8 +93,10 @@ class MirrorScan {
   // The first thread: lists and lstats the mirror into listed_.
   void Walk(const std::string& root, dev_t dev);
   void WalkDir(ReadableDir* dir, const std::string& rel, dev_t dev);
-  // The second: the maps of what listed_ holds, then into found_.
+  // The second: the maps of what listed_ holds, then into found_
+  // (LookAtMapsOf), which is closed after, whatever happened.
   void LookAtMaps();
+  void LookAtMapsOf();
   // Looks at the map of the file rel into s (kept quiet on errors).
   void LookAtMap(const std::string& rel, Seen* s);
   // Hands d over into q (waits for room); false when stopped.
@@ -116,10 +118,11 @@ class MirrorScan {
   std::condition_variable cv_;
   Queue listed_;  // lstat'ed, maps not looked at yet
   Queue found_;   // ready, not taken yet
-  bool stop_ = false;
-  // Last: started once the rest is set.
+  std::atomic<bool> stop_{false};  // set with mu_ held (the waits test it)
   std::thread walker_;
   std::thread mapper_;
+  // Stops and joins the threads started.
+  void Stop();
 };
 
 }  // namespace inplace_internal

@@ -126,7 +126,6 @@ void Syncer::LoadIndex(bool tree) {
   if (!tree || !index_on_disk_) return;
   index_mtime_ns_ = env_->Status(index_path_).mtime_ns;
   const std::string why = ReadMapIndex(env_, index_path_, bs_, &index_old_, &index_exact_, &index_order_);
-  index_new_.reserve(index_old_.size());
   if (!why.empty()) log_->Info("map index " + index_path_ + " " + why + "; the blockmaps are read instead");
 }
 
@@ -172,19 +171,26 @@ void Syncer::WriteIndex() {
     SleepFor(std::chrono::milliseconds(2));
   // Exact: every map in the directory has its entry. The files told by
   // the old index (carried_) keep their entries as they were.
-  std::sort(carried_.begin(), carried_.end());
-  const size_t entries = index_new_.size() + carried_.size();
+  SortUnique(&carried_);
+  // Carried entries whose path has a new entry too (none, as a file carried
+  // was not synced; the new one would win).
+  std::vector<const Blockmap*> replaced;
+  for (const auto& kv : index_new_) {
+    auto it = index_old_.find(kv.first);
+    if (it != index_old_.end() && std::binary_search(carried_.begin(), carried_.end(), &it->second))
+      replaced.push_back(&it->second);
+  }
+  std::sort(replaced.begin(), replaced.end());
+  const size_t entries = index_new_.size() + carried_.size() - replaced.size();
   if (index_on_disk_ && !index_racy_ && (entries == maps_seen_) == index_exact_ && entries == index_old_.size() &&
-      std::all_of(index_new_.begin(), index_new_.end(), [&](const auto& kv) {
+      replaced.empty() && std::all_of(index_new_.begin(), index_new_.end(), [&](const auto& kv) {
         auto it = index_old_.find(kv.first);
-        return it != index_old_.end() && SameMapHeader(it->second, kv.second) &&
-               !std::binary_search(carried_.begin(), carried_.end(), &it->second);
+        return it != index_old_.end() && SameMapHeader(it->second, kv.second);
       }))
     return;  // the one on disk says the same
   // The entries by address, not copied, sorted by path: the carried ones
   // in the old index's order (sorted as vmback wrote it; EncodeMapIndex
-  // sorts what is not), merged with index_new_'s. (No path is in both: a
-  // file carried was not synced, so got no new entry.)
+  // sorts what is not), merged with index_new_'s.
   auto by_path = [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; };
   std::vector<const Blockmap*> fresh;
   fresh.reserve(index_new_.size());
@@ -194,7 +200,9 @@ void Syncer::WriteIndex() {
   all.reserve(entries);
   auto next = fresh.begin();
   for (const Blockmap* m : index_order_) {
-    if (!std::binary_search(carried_.begin(), carried_.end(), m)) continue;
+    if (!std::binary_search(carried_.begin(), carried_.end(), m) ||
+        std::binary_search(replaced.begin(), replaced.end(), m))
+      continue;
     for (; next != fresh.end() && by_path(*next, m); ++next) all.push_back(*next);
     if (next == fresh.end() || by_path(m, *next)) all.push_back(m);
   }
@@ -265,6 +273,7 @@ bool Syncer::ExpectRead(const std::string& dst, const std::string& rel, const Fi
 }
 
 const Blockmap* Syncer::IndexedMirrorFile(const std::string& rel, const FileStatus& dst_st) const {
+  if (opts_.full_read) return nullptr;
   auto it = index_old_.find(rel);
   return it != index_old_.end() && FitsIndexed(it->second, dst_st) ? &it->second : nullptr;
 }

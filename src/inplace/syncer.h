@@ -104,7 +104,10 @@ class Syncer {
 
   // Mirrors the entries of the directory src into dst (none when not
   // entered: a mount point is kept empty) and deletes what src lacks.
-  void SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter);
+  // scanned: dst is the directory the mirror scan looked at (its lstats
+  // may be used).
+  void SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter,
+                       bool scanned);
 
   // st: what lstat says of src. Returns false when the source entry
   // vanished (st kMissing; its mirror is deleted).
@@ -286,7 +289,8 @@ class Syncer {
   std::vector<Hash> live_maps_;
   // The map index (blockmap.h). index_old_: the one read at the start, when
   // sound (trees only). index_new_: the header of every map that is
-  // complete (or will be at the next barrier) and fits its file.
+  // complete (or will be at the next barrier) and fits its file, but for
+  // the files told unchanged by index_old_ (carried_).
   std::string index_path_;
   bool index_on_disk_ = false;  // an index file is there (sound or not)
   MapIndex index_old_;
@@ -299,15 +303,16 @@ class Syncer {
   size_t maps_seen_ = 0;          // live maps in the map directory (SweepMaps)
   bool live_map_missing_ = false;  // some file's map is not in the map directory
   std::set<std::string> made_subdirs_;
-  // Files of index_old_ this sync met (MapPathFor): the exact index's
+  // Files of index_old_ this sync met (ClaimMap): the exact index's
   // sweep is skipped only when every one of them was met. By address:
   // index_old_ is not changed once read. Sorted, each once, by SweepMaps.
   std::vector<const Blockmap*> index_claimed_;
-  // index_old_'s records in the order of its file (sorted by path).
+  // index_old_'s records in the order of its file (sorted by path, as
+  // vmback writes it).
   std::vector<const Blockmap*> index_order_;
   // Files told unchanged by index_old_ (SkipUnchangedFile): their entries
-  // go into the next index as they are, without a copy each unless a new
-  // index is written (CarryOver).
+  // go into the next index as they are, by address (copied into index_new_
+  // only when some map went missing: CarryOver).
   std::vector<const Blockmap*> carried_;
   // When this sync began: a source ctime this recent (within kRacyCtimeNs)
   // is not recorded in the index, as a change in the same clock tick
