@@ -306,13 +306,6 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
   return "";
 }
 
-std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exact) {
-  std::vector<const Blockmap*> maps;
-  maps.reserve(index.size());
-  for (const auto& kv : index) maps.push_back(&kv.second);
-  return EncodeMapIndex(std::move(maps), block_size, exact);
-}
-
 std::string EncodeMapIndex(std::vector<const Blockmap*> maps, uint32_t block_size, bool exact) {
   auto by_path = [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; };
   if (!std::is_sorted(maps.begin(), maps.end(), by_path)) std::stable_sort(maps.begin(), maps.end(), by_path);

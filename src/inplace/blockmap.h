@@ -30,6 +30,9 @@ namespace vmback {
 
 // Directory (below MAPROOT) holding the blockmaps.
 inline constexpr const char* kBlockmapDir = ".vmback-blockmaps";
+// ZFS's control directory at a dataset's root (visible with snapdir=visible):
+// never mirrored, never deleted (rmdir in .zfs/snapshot destroys snapshots).
+inline constexpr const char* kZfsDir = ".zfs";
 
 // One blockmap: the identity of the file it describes, and its entries.
 struct Blockmap {
@@ -217,11 +220,9 @@ using MapIndex = std::unordered_map<std::string, Blockmap>;
 std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out,
                          bool* exact = nullptr, std::vector<const Blockmap*>* order = nullptr);
 
-// The index of the maps in index (each m.block_size == block_size), in a
-// byte order that does not depend on the hash map's.
-std::string EncodeMapIndex(const MapIndex& index, uint32_t block_size, bool exact);
-// The same of the maps maps points to, sorted here when they are not in
-// order already; a path given twice is written once.
+// The index of the maps maps points to (each m.block_size == block_size),
+// sorted by path here when they are not in order already; a path given
+// twice is written once.
 std::string EncodeMapIndex(std::vector<const Blockmap*> maps, uint32_t block_size, bool exact);
 
 // Whether a and b describe the same file identically (header fields,

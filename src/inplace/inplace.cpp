@@ -19,14 +19,6 @@
 
 namespace vmback {
 
-namespace {
-
-// ZFS's control directory at a dataset's root (visible with snapdir=visible):
-// never mirrored, never deleted (rmdir in .zfs/snapshot destroys snapshots).
-constexpr const char* kZfsDir = ".zfs";
-
-}  // namespace
-
 namespace inplace_internal {
 
 void Syncer::SyncSingle(const std::string& src, const std::string& dst) {

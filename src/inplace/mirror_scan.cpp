@@ -9,13 +9,6 @@
 namespace vmback {
 namespace inplace_internal {
 
-namespace {
-
-// ZFS's control directory at a dataset's root: never looked into.
-constexpr const char* kZfsDir = ".zfs";
-
-}  // namespace
-
 const MirrorScan::Seen* MirrorScan::Dir::Find(const std::string& name) const {
   auto at = std::lower_bound(seen.begin(), seen.end(), name,
                              [](const Seen& s, const std::string& n) { return s.name < n; });

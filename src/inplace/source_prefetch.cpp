@@ -84,7 +84,7 @@ void SourcePrefetch::WalkDir(ReadableDir* dir, const std::string& rel) {
   const bool cache_dir = filter_.active() && filter_.IsCacheDir(path, rel);
   for (const auto& name : names) {
     if (stop_) return;
-    if (rel.empty() && (name == kBlockmapDir || name == ".zfs" || LeaveOutOwnEntry(own_prefix_, name, "", nullptr)))
+    if (rel.empty() && (name == kBlockmapDir || name == kZfsDir || LeaveOutOwnEntry(own_prefix_, name, "", nullptr)))
       continue;
     try {
       const std::string child_rel = rel.empty() ? name : rel + "/" + name;
