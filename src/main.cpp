@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli/cli.h"
+#include "os/open_files.h"
 
 int main(int argc, char** argv) {
   // What vmback writes holds root's files (/etc/shadow among them): private
@@ -20,5 +21,8 @@ int main(int argc, char** argv) {
   // memory. A buffer above 32 MiB is still mapped and unmapped on its own.
   ::mallopt(M_MMAP_THRESHOLD, 32 << 20);
   ::mallopt(M_TRIM_THRESHOLD, 32 << 20);
+  // A directory descriptor per level of a walk: trees deeper than the usual
+  // soft limit of 1,024 descriptors allows are backed up too.
+  vmback::RaiseOpenFileLimit();
   return vmback::RunCli(argc, argv, std::cout, std::cerr);
 }
