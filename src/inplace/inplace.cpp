@@ -66,14 +66,28 @@ void Syncer::Finish() {
 
 void Syncer::SyncDirContents(const std::string& src, const std::string& dst, const std::string& rel, bool enter,
                              bool scanned) {
-  std::vector<std::string> names;
   // Listed, and its children lstat'ed, through one descriptor of the
-  // directory: one name looked up each, not the whole path again.
+  // directory: one name looked up each, not the whole path again. Or by the
+  // read-ahead's thread, when it listed the directory open here (the same
+  // device and inode): the walk's thread makes none of these calls then.
   std::unique_ptr<ReadableDir> dir;
+  std::shared_ptr<const SourcePrefetch::Listing> listed;
+  std::vector<std::string> own_names;
   if (enter) {
     dir = FromSource([&] { return env_->OpenDirectory(src); });
-    names = FromSource([&] { return dir->List(); });
+    if (ahead_) {
+      listed = ahead_->Take(rel);
+      if (listed) {
+        const FileStatus self = FromSource([&] { return dir->Self(); });
+        if (self.dev != listed->self.dev || self.ino != listed->self.ino) listed.reset();
+      }
+    }
+    if (!listed) {
+      own_names = FromSource([&] { return dir->List(); });
+      std::sort(own_names.begin(), own_names.end());
+    }
   }
+  const std::vector<std::string>& names = listed ? listed->names : own_names;
   // The same for the mirror's entries, where it can be opened (else they
   // are looked up by their paths, which say what is wrong).
   std::unique_ptr<ReadableDir> dst_dir;
@@ -84,7 +98,6 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
       if (err.kind() == ErrorKind::kCrash) throw;
     }
   }
-  std::sort(names.begin(), names.end());
   // What the mirror scan found there (asked in the walk's order), when it
   // is the directory the scan looked at.
   std::unique_ptr<MirrorScan::Dir> seen;
@@ -114,7 +127,7 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
       // deleted below (rsync --delete-excluded).
       std::optional<FileStatus> st;
       auto status = [&]() -> const FileStatus& {
-        if (!st) st = FromSource([&] { return dir->Status(name); });
+        if (!st) st = listed && listed->known[i] ? listed->st[i] : FromSource([&] { return dir->Status(name); });
         return *st;
       };
       if (filter_.active()) {

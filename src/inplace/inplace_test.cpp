@@ -2111,6 +2111,91 @@ TEST_F(SourcePrefetchTest, ATreeSyncAsksAheadForWhatItCopiesOnly) {
   EXPECT_EQ(Describe(dst_), Describe(src_));
 }
 
+// The read-ahead's thread lists each source directory and lstats its
+// entries for the walk: the walk's thread lstats no source file, on day 1
+// (every file copied) nor on a day with nothing changed; and the mirror is
+// the source's.
+TEST_F(InplaceTreeTest, TheSourceIsListedOffTheWalksThread) {
+  Mkdir("");
+  for (const char* d : {"a", "a/x", "a-b", "b"}) Mkdir(d);
+  int files = 0;
+  for (const char* d : {"", "a/", "a/x/", "a-b/", "b/"})
+    for (int i = 0; i < 4; i++, files++)
+      WriteFile(S(std::string(d) + "keep" + std::to_string(i)), RandomBytes(100 + i, i));
+  KeepStatEnv day1(src_);
+  InplaceStats s = Sync(src_, dst_, kBs, {}, &day1);
+  EXPECT_EQ(s.files, static_cast<uint64_t>(files));
+  EXPECT_EQ(day1.walk, 0) << "the walk lstat'ed source files";
+  EXPECT_EQ(day1.others, files) << "the read-ahead lstats each once";
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));  // the source ctimes settle
+  Sync(src_, dst_);  // records them
+
+  KeepStatEnv day2(src_);
+  s = Sync(src_, dst_, kBs, {}, &day2);
+  EXPECT_EQ(s.files_skipped, static_cast<uint64_t>(files));
+  EXPECT_EQ(day2.walk, 0);
+  EXPECT_EQ(day2.others, files);
+
+  // A file changed, one removed, one added: the mirror follows.
+  WriteFileAt(S("a/x/keep1"), 10, "changed");
+  fs::remove(S("b/keep2"));
+  WriteFile(S("a-b/keep9"), "new");
+  KeepStatEnv day3(src_);
+  s = Sync(src_, dst_, kBs, {}, &day3);
+  EXPECT_EQ(day3.walk, 0);
+  EXPECT_EQ(s.deleted, 1u);
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+}
+
+// A directory the read-ahead's thread could not open (here refused to it
+// alone), followed by more files than it asks for ahead of the sync: the
+// thread waits for the sync to pass them, and the sync, at that directory,
+// does not wait for a listing that never comes; it lists the directory
+// itself.
+TEST_F(InplaceTreeTest, ADirectoryTheReadAheadCannotListIsListedByTheWalk) {
+  class RefuseDirEnv final : public EnvWrapper {
+   public:
+    RefuseDirEnv() : EnvWrapper(Env::Default()) {}
+    std::atomic<int> refused{0};
+    std::unique_ptr<ReadableDir> OpenDirectory(const std::string& p) override {
+      return std::make_unique<Dir>(this, EnvWrapper::OpenDirectory(p));
+    }
+
+   private:
+    class Dir final : public ReadableDirWrapper {
+     public:
+      Dir(RefuseDirEnv* env, std::unique_ptr<ReadableDir> d) : ReadableDirWrapper(std::move(d)), env_(env) {}
+      std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
+        if (name == "b" && std::this_thread::get_id() != env_->walk_) {
+          env_->refused++;
+          throw Error(ErrorKind::kIo, "open " + ChildPath(name) + ": refused by the test");
+        }
+        return std::make_unique<Dir>(env_, target()->OpenDir(name));
+      }
+
+     private:
+      RefuseDirEnv* env_;
+    };
+    const std::thread::id walk_ = std::this_thread::get_id();
+  };
+  Mkdir("");
+  Mkdir("b");
+  WriteFile(S("b/inside"), "in b");
+  const size_t kFiles = 2 * inplace_internal::SourcePrefetch::kAheadFiles;
+  char name[16];
+  for (size_t i = 0; i < kFiles; i++) {
+    std::snprintf(name, sizeof name, "c%03zu", i);
+    WriteFile(S(name), "x");
+  }
+  RefuseDirEnv env;
+  InplaceStats s = Sync(src_, dst_, kBs, {}, &env);
+  EXPECT_EQ(env.refused, 1);
+  EXPECT_EQ(s.files, kFiles + 1);
+  EXPECT_EQ(s.errors, 0u);
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+}
+
 // After every writeback_every bytes written, the target's write-back is
 // started on a thread of its own (a syncfs the sync does not wait for), so
 // that the last barrier finds little left to write; never with 0.

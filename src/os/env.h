@@ -191,6 +191,9 @@ class ReadableDir {
   virtual std::vector<std::string> List() = 0;
   // What lstat(2) says of a child; kMissing when it is not there.
   virtual FileStatus Status(const std::string& name) = 0;
+  // What fstat(2) says of the directory itself (the one open, whatever its
+  // path names now).
+  virtual FileStatus Self() = 0;
   // A child directory; a symlink or anything else there is refused (kIo,
   // naming it), whatever Status said of the name before.
   virtual std::unique_ptr<ReadableDir> OpenDir(const std::string& name) = 0;
@@ -508,6 +511,7 @@ class ReadableDirWrapper : public ReadableDir {
   ReadableDir* target() const { return target_.get(); }
   std::vector<std::string> List() override { return target_->List(); }
   FileStatus Status(const std::string& name) override { return target_->Status(name); }
+  FileStatus Self() override { return target_->Self(); }
   std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override { return target_->OpenDir(name); }
   std::unique_ptr<ReadableFile> OpenRead(const std::string& name) override { return target_->OpenRead(name); }
   std::string ReadLink(const std::string& name) override { return target_->ReadLink(name); }

@@ -576,6 +576,12 @@ class PosixReadableDir final : public ReadableDir {
     return ToFileStatus(st);
   }
 
+  FileStatus Self() override {
+    struct stat st;
+    if (::fstat(fd_.get(), &st) != 0) ThrowIo("stat " + path_, errno);
+    return ToFileStatus(st);
+  }
+
   std::unique_ptr<ReadableDir> OpenDir(const std::string& name) override {
     CheckName(name);
     Fd fd(::openat(fd_.get(), name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
