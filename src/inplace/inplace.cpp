@@ -144,11 +144,30 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
       log_->Error(std::string(err.what()) + " (left as it was in the mirror)");
     }
   }
-  for (const auto& name : env_->ListDir(dst)) {
+  // What the mirror holds and the source no longer does.
+  std::vector<std::string> gone;
+  auto note = [&](const std::string& name) {
     auto at = std::lower_bound(names.begin(), names.end(), name);
     if ((at != names.end() && *at == name && keep[at - names.begin()]) ||
         (rel.empty() && (name == kBlockmapDir || name == kZfsDir)))
-      continue;
+      return;
+    gone.push_back(name);
+  };
+  if (dst_dir) {
+    // Listed now (not as the scan found it: what was added since goes
+    // too), through the descriptor open here.
+    for (const auto& name : dst_dir->List()) note(name);
+    if (!gone.empty()) {
+      // Removed by their paths: only while dst is still the directory
+      // open here (not a symlink or another directory put there since).
+      const FileStatus now = env_->Status(dst), open = dst_dir->Self();
+      if (now.kind != FileKind::kDir || now.dev != open.dev || now.ino != open.ino)
+        throw Error(ErrorKind::kIo, dst + " was replaced during the sync; nothing in it is deleted");
+    }
+  } else {
+    for (const auto& name : env_->ListDir(dst)) note(name);
+  }
+  for (const auto& name : gone) {
     RemoveTree(JoinPath(dst, name));
     MarkDirty(dst);
   }

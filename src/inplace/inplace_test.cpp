@@ -2196,6 +2196,50 @@ TEST_F(InplaceTreeTest, ADirectoryTheReadAheadCannotListIsListedByTheWalk) {
   EXPECT_EQ(Describe(dst_), Describe(src_));
 }
 
+// A mirror directory swapped for a symlink while the walk is in it (here
+// just before it deletes what the source no longer has there): nothing is
+// deleted through the symlink; the sync fails naming the directory.
+TEST_F(InplaceTreeTest, NothingIsDeletedThroughADirectorySwappedDuringTheSync) {
+  class SwapAtDeleteEnv final : public EnvWrapper {
+   public:
+    SwapAtDeleteEnv(std::string dir, std::string to)
+        : EnvWrapper(Env::Default()), dir_(std::move(dir)), to_(std::move(to)) {}
+    bool swapped = false;
+    FileStatus Status(const std::string& p) override {
+      // The walk's second look at the directory is the one before it
+      // deletes in it.
+      if (p == dir_ && ++looks_ == 2) {
+        fs::rename(dir_, dir_ + "-away");
+        fs::create_directory_symlink(to_, dir_);
+        swapped = true;
+      }
+      return EnvWrapper::Status(p);
+    }
+
+   private:
+    const std::string dir_, to_;
+    int looks_ = 0;
+  };
+  Mkdir("");
+  Mkdir("b");
+  WriteFile(S("b/stays"), "stays");
+  WriteFile(S("b/goes"), "goes");
+  Sync(src_, dst_);
+  fs::remove(S("b/goes"));
+  const std::string sentinel = tmp_ / "sentinel";
+  fs::create_directory(sentinel);
+  WriteFile(sentinel + "/goes", "precious");
+  SwapAtDeleteEnv env(D("b"), sentinel);
+  try {
+    Sync(src_, dst_, kBs, {}, &env);
+    ADD_FAILURE() << "the sync went on";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(D("b") + " was replaced"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(env.swapped);
+  EXPECT_EQ(ReadFile(sentinel + "/goes"), "precious");
+}
+
 // After every writeback_every bytes written, the target's write-back is
 // started on a thread of its own (a syncfs the sync does not wait for), so
 // that the last barrier finds little left to write; never with 0.
