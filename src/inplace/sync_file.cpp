@@ -74,12 +74,27 @@ void Syncer::SweepMaps() {
   }
   SortUnique(&live_maps_);
   SortUnique(&index_claimed_);
-  if (index_exact_ && !maps_created_ && live_maps_.size() == index_old_.size() &&
-      index_claimed_.size() == index_old_.size()) {
-    // The directory holds the index's maps and nothing else, and every
-    // file the index names was met (so claimed its map), and no other file
-    // has one: so all of them, and nothing else. Nothing to list (on a cold disk, a read of every map
-    // directory) or delete.
+  if (index_exact_) {
+    // The directory holds the index's maps and nothing else, but for those
+    // this sync made: the maps of the files met (claimed) stay, and those
+    // of the index's files not met go, by their names. Nothing to list (on
+    // a cold disk, a read of every map directory). A map that is not a
+    // regular file is left as it is (a sync that lists says so).
+    std::string subdir_checked;
+    bool subdir_ok = false;
+    for (const Blockmap* m : index_order_) {
+      if (std::binary_search(index_claimed_.begin(), index_claimed_.end(), m)) continue;
+      const std::string path = BlockmapPath(map_root_, m->path);
+      const std::string dir = DirName(path);
+      if (dir != subdir_checked) {  // (the index is in path order, not by map name)
+        subdir_checked = dir;
+        subdir_ok = env_->Status(dir).kind == FileKind::kDir;
+      }
+      if (!subdir_ok || env_->Status(path).kind != FileKind::kFile) continue;
+      env_->Remove(path);
+      stats_->maps_deleted++;
+      MarkDirty(dir);
+    }
     maps_seen_ = live_maps_.size();
     swept_ = true;
     return;
