@@ -153,21 +153,32 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
       return;
     gone.push_back(name);
   };
-  if (dst_dir) {
-    // Listed now (not as the scan found it: what was added since goes
-    // too), through the descriptor open here.
-    for (const auto& name : dst_dir->List()) note(name);
-    if (!gone.empty()) {
-      // Removed by their paths: only while dst is still the directory
-      // open here (not a symlink or another directory put there since).
-      const FileStatus now = env_->Status(dst), open = dst_dir->Self();
-      if (now.kind != FileKind::kDir || now.dev != open.dev || now.ino != open.ino)
-        throw Error(ErrorKind::kIo, dst + " was replaced during the sync; nothing in it is deleted");
+  if (!dst_dir) {  // (not opened for an empty source directory)
+    try {
+      dst_dir = env_->OpenDirectory(dst);
+    } catch (const Error& err) {
+      if (err.kind() == ErrorKind::kCrash) throw;
     }
-  } else {
-    for (const auto& name : env_->ListDir(dst)) note(name);
   }
+  if (!dst_dir) {  // listed by its path, which says what is wrong
+    for (const auto& name : env_->ListDir(dst)) note(name);
+    for (const auto& name : gone) {
+      RemoveTree(JoinPath(dst, name));
+      MarkDirty(dst);
+    }
+    return;
+  }
+  // Listed now (not as the scan found it: what was added since goes too),
+  // through the descriptor open here; removed by their paths, each only
+  // while dst still names that directory (not a symlink or another
+  // directory put there since).
+  for (const auto& name : dst_dir->List()) note(name);
+  if (gone.empty()) return;
+  const FileStatus open = dst_dir->Self();
   for (const auto& name : gone) {
+    const FileStatus now = env_->Status(dst);
+    if (now.kind != FileKind::kDir || now.dev != open.dev || now.ino != open.ino)
+      throw Error(ErrorKind::kIo, dst + " was replaced during the sync; nothing more in it is deleted");
     RemoveTree(JoinPath(dst, name));
     MarkDirty(dst);
   }

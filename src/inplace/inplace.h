@@ -84,8 +84,9 @@
 // data; after step 4 a new one is written (temporary + rename, made durable
 // by the last syncfs) when it differs from the one on disk. An index
 // written "exact" (the map directory held its maps and nothing else) lets
-// the sweep of dead maps skip its listing when no map was made and every
-// map it names was claimed; it is removed before the first new map.
+// the sweep of dead maps remove those of the files gone by name, without
+// listing the map directories; it is removed, durably, before the first
+// new map (so that no map outlives a crash beside an exact index).
 //
 // Quick check: a regular source file whose size and mtime equal those the
 // map recorded is not read (unless options.full_read); only its metadata is

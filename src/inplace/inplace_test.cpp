@@ -1220,9 +1220,15 @@ TEST_F(InplaceTreeTest, OneSyncAtATime) {
 class MapCountEnv final : public EnvWrapper {
  public:
   MapCountEnv() : EnvWrapper(Env::Default()) {}
-  int map_opens = 0, map_stats = 0, index_reads = 0, map_dir_lists = 0;
+  // map_dir_lists: the map directories (XX) listed; map_top_lists: the
+  // top of the map root.
+  int map_opens = 0, map_stats = 0, index_reads = 0, map_dir_lists = 0, map_top_lists = 0;
   std::vector<std::string> ListDir(const std::string& p) override {
-    if (p.find(kBlockmapDir) != std::string::npos) map_dir_lists++;
+    if (EndsWith(p, kBlockmapDir)) {
+      map_top_lists++;
+    } else if (p.find(kBlockmapDir) != std::string::npos) {
+      map_dir_lists++;
+    }
     return EnvWrapper::ListDir(p);
   }
   std::unique_ptr<ReadableFile> OpenRead(const std::string& p) override {
@@ -1289,6 +1295,7 @@ TEST_F(InplaceTreeTest, TheMapDirectoriesAreListedOnlyWhenTheIndexCannotSay) {
   InplaceStats s = Sync(src_, dst_, kBs, {}, &vanished);
   EXPECT_EQ(s.maps_deleted, 1u);
   EXPECT_EQ(vanished.map_dir_lists, 0);
+  EXPECT_EQ(vanished.map_top_lists, 1) << "the top, for temporaries of the index";
   EXPECT_EQ(CountMaps(dst_), 6u);
   ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
   EXPECT_TRUE(exact);
@@ -1326,9 +1333,49 @@ TEST_F(InplaceTreeTest, TheMapDirectoriesAreListedOnlyWhenTheIndexCannotSay) {
   EXPECT_TRUE(exact);
   MapCountEnv quiet;
   s = Sync(src_, dst_, kBs, {}, &quiet);
-  EXPECT_EQ(quiet.map_dir_lists + quiet.map_opens, 0);
+  EXPECT_EQ(quiet.map_dir_lists + quiet.map_top_lists + quiet.map_opens, 0);
   EXPECT_EQ(s.maps_deleted + s.map_bytes_written, 0u);
   EXPECT_EQ(Describe(dst_), Describe(src_));
+}
+
+// With an exact index, a sweep that deletes maps by name still removes the
+// temporary a killed index write left, and where a map's name holds no
+// regular file (a directory planted there) it leaves it and writes the next
+// index not exact, so that the sync after lists the map directories.
+TEST_F(InplaceTreeTest, AnExactIndexSweepRemovesTemporariesAndSaysWhatItLeft) {
+  MakeTree();
+  Sync(src_, dst_);
+  const std::string tmp = JoinPath(DirName(IndexOf(dst_)), std::string(kMapIndexName) + ".tmp-killed");
+  WriteFile(tmp, "a torn index");
+  const std::string planted = BlockmapPath(dst_, "gone/y");
+  Env::Default()->Remove(planted);
+  fs::create_directory(planted);
+  WriteFile(planted + "/keep", "not a map");
+  Env::Default()->Remove(S("gone/y"));
+  Env::Default()->Remove(S("gone/z"));
+  std::vector<std::string> problems;
+  MapCountEnv env;
+  InplaceStats s = SyncLogged(src_, dst_, &problems, kBs, {}, &env);
+  EXPECT_EQ(env.map_dir_lists, 0);
+  EXPECT_FALSE(fs::exists(tmp)) << "the temporary is removed";
+  EXPECT_EQ(s.maps_deleted, 1u) << "gone/z's map; gone/y's name holds a directory";
+  EXPECT_EQ(ReadFile(planted + "/keep"), "not a map");
+  bool exact = true;
+  MapIndex index;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
+  EXPECT_FALSE(exact);
+  EXPECT_EQ(Describe(dst_), Describe(src_));
+  // The next sync lists, and says what is wrong.
+  MapCountEnv next;
+  std::string said;
+  try {
+    SyncLogged(src_, dst_, &problems, kBs, {}, &next);
+    for (const auto& p : problems) said += p + "\n";
+  } catch (const Error& e) {
+    said = e.what();
+  }
+  EXPECT_GT(next.map_dir_lists, 0);
+  EXPECT_NE(said.find(planted), std::string::npos) << said;
 }
 
 // A mirror file edited behind vmback's back (its mtime put back) no longer
@@ -2202,18 +2249,20 @@ TEST_F(InplaceTreeTest, ADirectoryTheReadAheadCannotListIsListedByTheWalk) {
 }
 
 // A mirror directory swapped for a symlink while the walk is in it (here
-// just before it deletes what the source no longer has there): nothing is
-// deleted through the symlink; the sync fails naming the directory.
+// just before it deletes what the source no longer has there, before the
+// first deletion or between two): nothing is deleted through the symlink;
+// the sync fails naming the directory. Also where the source directory has
+// nothing left (every mirror entry is to go).
 TEST_F(InplaceTreeTest, NothingIsDeletedThroughADirectorySwappedDuringTheSync) {
   class SwapAtDeleteEnv final : public EnvWrapper {
    public:
-    SwapAtDeleteEnv(std::string dir, std::string to)
-        : EnvWrapper(Env::Default()), dir_(std::move(dir)), to_(std::move(to)) {}
+    SwapAtDeleteEnv(std::string dir, std::string to, int at_look)
+        : EnvWrapper(Env::Default()), dir_(std::move(dir)), to_(std::move(to)), at_look_(at_look) {}
     bool swapped = false;
     FileStatus Status(const std::string& p) override {
-      // The walk's second look at the directory is the one before it
-      // deletes in it.
-      if (p == dir_ && ++looks_ == 2) {
+      // The walk's first look at the directory is its own lstat before it
+      // enters; each later one comes before a deletion in it.
+      if (p == dir_ && ++looks_ == at_look_) {
         fs::rename(dir_, dir_ + "-away");
         fs::create_directory_symlink(to_, dir_);
         swapped = true;
@@ -2223,26 +2272,37 @@ TEST_F(InplaceTreeTest, NothingIsDeletedThroughADirectorySwappedDuringTheSync) {
 
    private:
     const std::string dir_, to_;
+    const int at_look_;
     int looks_ = 0;
   };
-  Mkdir("");
-  Mkdir("b");
-  WriteFile(S("b/stays"), "stays");
-  WriteFile(S("b/goes"), "goes");
-  Sync(src_, dst_);
-  fs::remove(S("b/goes"));
-  const std::string sentinel = tmp_ / "sentinel";
-  fs::create_directory(sentinel);
-  WriteFile(sentinel + "/goes", "precious");
-  SwapAtDeleteEnv env(D("b"), sentinel);
-  try {
-    Sync(src_, dst_, kBs, {}, &env);
-    ADD_FAILURE() << "the sync went on";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find(D("b") + " was replaced"), std::string::npos) << e.what();
-  }
-  EXPECT_TRUE(env.swapped);
-  EXPECT_EQ(ReadFile(sentinel + "/goes"), "precious");
+  const std::vector<std::string> goes = {"goes1", "goes2"};
+  auto run = [&](const std::string& case_name, bool keep_one, int at_look) {
+    SCOPED_TRACE(case_name);
+    fs::remove_all(src_);
+    fs::remove_all(dst_);
+    fs::remove_all(D("b-away"));
+    Mkdir("");
+    Mkdir("b");
+    if (keep_one) WriteFile(S("b/stays"), "stays");
+    for (const auto& g : goes) WriteFile(S("b/" + g), g);
+    Sync(src_, dst_);
+    for (const auto& g : goes) fs::remove(S("b/" + g));
+    const std::string sentinel = tmp_ / ("sentinel-" + case_name);
+    fs::create_directory(sentinel);
+    for (const auto& g : goes) WriteFile(sentinel + "/" + g, "precious");
+    SwapAtDeleteEnv env(D("b"), sentinel, at_look);
+    try {
+      Sync(src_, dst_, kBs, {}, &env);
+      ADD_FAILURE() << "the sync went on";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(D("b") + " was replaced"), std::string::npos) << e.what();
+    }
+    EXPECT_TRUE(env.swapped);
+    for (const auto& g : goes) EXPECT_EQ(ReadFile(sentinel + "/" + g), "precious") << g;
+  };
+  run("before-the-first", true, 2);
+  run("between-two", true, 3);
+  run("source-directory-empty", false, 2);
 }
 
 // After every writeback_every bytes written, the target's write-back is

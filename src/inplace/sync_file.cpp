@@ -74,44 +74,63 @@ void Syncer::SweepMaps() {
   }
   SortUnique(&live_maps_);
   SortUnique(&index_claimed_);
+  // Temporaries of the map index a crash left (a killed WriteIndex's).
+  auto remove_temporary = [&](const std::string& name) {
+    if (name.rfind(std::string(kMapIndexName) + ".tmp-", 0) != 0) return false;
+    const std::string tmp = JoinPath(map_dir_, name);
+    try {
+      CheckOwnEntry(env_, tmp, false);  // a regular file of ours, nothing planted
+      env_->Remove(tmp);
+    } catch (const Error& err) {
+      if (err.kind() == ErrorKind::kCrash) throw;
+      log_->Warn("left " + tmp + " as it is: " + err.what());
+    }
+    return true;
+  };
   if (index_exact_) {
     // The directory holds the index's maps and nothing else, but for those
     // this sync made: the maps of the files met (claimed) stay, and those
-    // of the index's files not met go, by their names. Nothing to list (on
-    // a cold disk, a read of every map directory). A map that is not a
-    // regular file is left as it is (a sync that lists says so).
+    // of the index's files not met go, by their names. Not every map
+    // directory is listed (on a cold disk, a read of each); only the top,
+    // for temporaries, and only on a day when a map was made or is to go
+    // (a day with neither lists nothing). Something at a map's name that
+    // is not a regular file is left, and the next index is not exact, so
+    // the next sync lists and says so.
+    if (maps_created_ || index_claimed_.size() != index_old_.size())
+      for (const auto& name : env_->ListDir(map_dir_)) remove_temporary(name);
+    bool odd = false;
     std::string subdir_checked;
-    bool subdir_ok = false;
+    FileKind subdir_kind = FileKind::kMissing;
     for (const Blockmap* m : index_order_) {
       if (std::binary_search(index_claimed_.begin(), index_claimed_.end(), m)) continue;
       const std::string path = BlockmapPath(map_root_, m->path);
       const std::string dir = DirName(path);
       if (dir != subdir_checked) {  // (the index is in path order, not by map name)
         subdir_checked = dir;
-        subdir_ok = env_->Status(dir).kind == FileKind::kDir;
+        subdir_kind = env_->Status(dir).kind;
       }
-      if (!subdir_ok || env_->Status(path).kind != FileKind::kFile) continue;
+      if (subdir_kind != FileKind::kDir) {
+        odd = odd || subdir_kind != FileKind::kMissing;
+        continue;
+      }
+      const FileKind kind = env_->Status(path).kind;
+      if (kind == FileKind::kMissing) continue;
+      if (kind != FileKind::kFile) {
+        odd = true;
+        continue;
+      }
       env_->Remove(path);
       stats_->maps_deleted++;
       MarkDirty(dir);
     }
-    maps_seen_ = live_maps_.size();
+    // (maps_seen_ one more than the live maps: the index is written not exact.)
+    maps_seen_ = live_maps_.size() + (odd ? 1 : 0);
     swept_ = true;
     return;
   }
   size_t seen = 0;  // live maps found
   for (const auto& sub : env_->ListDir(map_dir_)) {
-    if (sub.rfind(std::string(kMapIndexName) + ".tmp-", 0) == 0) {  // a crashed WriteIndex's
-      const std::string tmp = JoinPath(map_dir_, sub);
-      try {
-        CheckOwnEntry(env_, tmp, false);  // a regular file of ours, nothing planted
-        env_->Remove(tmp);
-      } catch (const Error& err) {
-        if (err.kind() == ErrorKind::kCrash) throw;
-        log_->Warn("left " + tmp + " as it is: " + err.what());
-      }
-      continue;
-    }
+    if (remove_temporary(sub)) continue;
     if (sub.size() != 2 || !IsHex(sub)) continue;
     std::string dir = JoinPath(map_dir_, sub);
     if (env_->Status(dir).kind != FileKind::kDir) continue;
@@ -652,10 +671,12 @@ std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_pat
   CheckOwnEntry(map_path, st, false);
   const bool there = st.kind != FileKind::kMissing;
   if (!there && !maps_created_) {
-    // An exact index would no longer say every map there is. (Not made
-    // durable: should the new map outlive a crash and the index be
-    // exact still, that map is only left over until a sync lists.)
-    if (index_exact_) DropIndex(Durability::kAtBarrier);
+    // An exact index would no longer say every map there is: removed, and
+    // durably, before the map is made (one fsync of the map directory a
+    // sync), so that after a crash the next sync has no exact index and
+    // lists the map directories (the map of a file gone since would stay
+    // for good beside an exact one).
+    if (index_exact_) DropIndex(Durability::kNow);
     maps_created_ = true;
   }
   return std::make_unique<BlockmapWriter>(env_, map_path, rel,

@@ -64,9 +64,10 @@ class Syncer {
   void RestampRelinkedMaps();
 
   // After a complete tree sync: removes the maps no file claimed (and
-  // temporaries of the map index a crash left). Lists nothing when an
-  // exact index said which maps there are, no map was made since, and
-  // every one of them was claimed.
+  // temporaries of the map index a crash left). With an exact index (it
+  // said which maps there were; every map made since is this sync's own)
+  // the maps of its files not met are removed by name and only the map
+  // directory's top is listed, for temporaries; else every map directory.
   void SweepMaps();
 
   // Reads the map index (blockmap.h) of the map root: used for a tree,
@@ -299,12 +300,12 @@ class Syncer {
   int64_t index_mtime_ns_ = 0;    // when index_old_ was written
   bool index_racy_ = false;       // an entry was not used for its map's ctime: write a new index
   bool maps_created_ = false;     // this sync made a map where none was
-  bool swept_ = false;            // SweepMaps ran through (or knew it had nothing to do)
+  bool swept_ = false;            // SweepMaps ran through
   size_t maps_seen_ = 0;          // live maps in the map directory (SweepMaps)
   bool live_map_missing_ = false;  // some file's map is not in the map directory
   std::set<std::string> made_subdirs_;
-  // Files of index_old_ this sync met (ClaimMap): the exact index's
-  // sweep is skipped only when every one of them was met. By address:
+  // Files of index_old_ this sync met (ClaimMap): with an exact index the
+  // maps of the others are the ones the sweep removes. By address:
   // index_old_ is not changed once read. Sorted, each once, by SweepMaps.
   std::vector<const Blockmap*> index_claimed_;
   // index_old_'s records in the order of its file (sorted by path, as

@@ -2,12 +2,16 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
+
 namespace vmback {
 
 void RaiseOpenFileLimit() {
   struct rlimit lim;
-  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur >= lim.rlim_max) return;
-  lim.rlim_cur = lim.rlim_max;
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t want = lim.rlim_max == RLIM_INFINITY ? kOpenFileLimit : std::min<rlim_t>(lim.rlim_max, kOpenFileLimit);
+  if (lim.rlim_cur >= want) return;
+  lim.rlim_cur = want;
   ::setrlimit(RLIMIT_NOFILE, &lim);
 }
 
