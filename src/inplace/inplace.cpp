@@ -160,25 +160,20 @@ void Syncer::SyncDirContents(const std::string& src, const std::string& dst, con
       if (err.kind() == ErrorKind::kCrash) throw;
     }
   }
-  if (!dst_dir) {  // listed by its path, which says what is wrong
-    for (const auto& name : env_->ListDir(dst)) note(name);
-    for (const auto& name : gone) {
-      RemoveTree(JoinPath(dst, name));
-      MarkDirty(dst);
-    }
-    return;
-  }
   // Listed now (not as the scan found it: what was added since goes too),
-  // through the descriptor open here; removed by their paths, each only
-  // while dst still names that directory (not a symlink or another
-  // directory put there since).
-  for (const auto& name : dst_dir->List()) note(name);
+  // through the descriptor open here, else by its path (which says what is
+  // wrong). Removed by their paths, each only while dst still names the
+  // directory open here (not a symlink or another directory put there
+  // since).
+  for (const auto& name : dst_dir ? dst_dir->List() : env_->ListDir(dst)) note(name);
   if (gone.empty()) return;
-  const FileStatus open = dst_dir->Self();
+  const FileStatus open = dst_dir ? dst_dir->Self() : FileStatus{};
   for (const auto& name : gone) {
-    const FileStatus now = env_->Status(dst);
-    if (now.kind != FileKind::kDir || now.dev != open.dev || now.ino != open.ino)
-      throw Error(ErrorKind::kIo, dst + " was replaced during the sync; nothing more in it is deleted");
+    if (dst_dir) {
+      const FileStatus now = env_->Status(dst);
+      if (now.kind != FileKind::kDir || now.dev != open.dev || now.ino != open.ino)
+        throw Error(ErrorKind::kIo, dst + " was replaced during the sync; nothing more in it is deleted");
+    }
     RemoveTree(JoinPath(dst, name));
     MarkDirty(dst);
   }

@@ -98,7 +98,6 @@ void Syncer::SweepMaps() {
     // the next sync lists and says so.
     if (maps_created_ || index_claimed_.size() != index_old_.size())
       for (const auto& name : env_->ListDir(map_dir_)) remove_temporary(name);
-    bool odd = false;
     std::string subdir_checked;
     FileKind subdir_kind = FileKind::kMissing;
     for (const Blockmap* m : index_order_) {
@@ -110,21 +109,20 @@ void Syncer::SweepMaps() {
         subdir_kind = env_->Status(dir).kind;
       }
       if (subdir_kind != FileKind::kDir) {
-        odd = odd || subdir_kind != FileKind::kMissing;
+        map_dir_unknown_ = map_dir_unknown_ || subdir_kind != FileKind::kMissing;
         continue;
       }
       const FileKind kind = env_->Status(path).kind;
       if (kind == FileKind::kMissing) continue;
       if (kind != FileKind::kFile) {
-        odd = true;
+        map_dir_unknown_ = true;
         continue;
       }
       env_->Remove(path);
       stats_->maps_deleted++;
       MarkDirty(dir);
     }
-    // (maps_seen_ one more than the live maps: the index is written not exact.)
-    maps_seen_ = live_maps_.size() + (odd ? 1 : 0);
+    maps_seen_ = live_maps_.size();
     swept_ = true;
     return;
   }
@@ -216,7 +214,8 @@ void Syncer::WriteIndex() {
   }
   std::sort(replaced.begin(), replaced.end());
   const size_t entries = index_new_.size() + carried_.size() - replaced.size();
-  if (index_on_disk_ && !index_racy_ && (entries == maps_seen_) == index_exact_ && entries == index_old_.size() &&
+  if (index_on_disk_ && !index_racy_ && (!map_dir_unknown_ && entries == maps_seen_) == index_exact_ &&
+      entries == index_old_.size() &&
       replaced.empty() && std::all_of(index_new_.begin(), index_new_.end(), [&](const auto& kv) {
         auto it = index_old_.find(kv.first);
         return it != index_old_.end() && SameMapHeader(it->second, kv.second);
@@ -241,7 +240,7 @@ void Syncer::WriteIndex() {
     if (next == fresh.end() || by_path(m, *next)) all.push_back(m);
   }
   all.insert(all.end(), next, fresh.end());
-  const bool exact = all.size() == maps_seen_;
+  const bool exact = !map_dir_unknown_ && all.size() == maps_seen_;
   // Written beside and renamed over the old one, without an fsync: the
   // final barrier (Finish) makes it durable. Should the machine stop first,
   // whatever is at index_path_ is the old index (true: this sync changed no

@@ -302,6 +302,7 @@ class Syncer {
   bool maps_created_ = false;     // this sync made a map where none was
   bool swept_ = false;            // SweepMaps ran through
   size_t maps_seen_ = 0;          // live maps in the map directory (SweepMaps)
+  bool map_dir_unknown_ = false;  // SweepMaps left something it could not tell: the index is not exact
   bool live_map_missing_ = false;  // some file's map is not in the map directory
   std::set<std::string> made_subdirs_;
   // Files of index_old_ this sync met (ClaimMap): with an exact index the
