@@ -37,7 +37,10 @@ san_cxx=${SANITIZE_CXX:-clang++}
 jobs=${JOBS:-$(nproc)}
 only=${ONLY:-unit tsan fuzz}
 
-fuzz_targets=(manifest pack index blockmap config domain_xml sealed)
+# Longest first (100,000 runs: sealed 38 s, manifest 35 s, config 17 s, pack
+# 13 s, the others 8-10 s), so that two at a time end close together: sealed
+# last ran alone for 38 s.
+fuzz_targets=(sealed manifest config pack blockmap domain_xml index)
 if [ "${VMBACK_LONG_TESTS:-0}" = 1 ]; then
   fuzz_limit=(-runs="${VMBACK_FUZZ_RUNS:--1}" -max_total_time=600)
 else
