@@ -187,7 +187,7 @@ void BlockmapWriter::WriteEntries(uint64_t first, const char* entries, size_t co
 
 void BlockmapWriter::AddToTrailer(const char* entries, size_t count) { trailer_.Update(entries, count * kEntrySize); }
 
-BlockmapCompletion BlockmapWriter::Finish(const Blockmap& m, bool resize) {
+BlockmapCompletion BlockmapWriter::Finish(const Blockmap& m, bool resize, bool keep_open) {
   BlockmapCompletion c;
   c.map_path = map_path_;
   c.header = EncodeBlockmapHeader(m);
@@ -195,7 +195,11 @@ BlockmapCompletion BlockmapWriter::Finish(const Blockmap& m, bool resize) {
   c.trailer = trailer_.Finish();
   c.trailer_offset = entries_off_ + BlockCount(m.file_size, m.block_size) * kEntrySize;
   if (resize) out_->Truncate(c.trailer_offset + kEntrySize);
-  out_->Close();
+  if (keep_open) {
+    c.open = std::move(out_);
+  } else {
+    out_->Close();
+  }
   return c;
 }
 
@@ -210,12 +214,13 @@ uint64_t SetBlockmapState(Env* env, const std::string& map_path, MapState to) {
   return state.size();
 }
 
-uint64_t WriteBlockmapCompletion(Env* env, const BlockmapCompletion& c) {
-  auto w = env->OpenWrite(c.map_path, CreateMode::kExisting);
-  w->WriteAt(0, c.header.data(), c.header.size());
-  w->WriteAt(c.trailer_offset, c.trailer.bytes.data(), kEntrySize);
+uint64_t WriteBlockmapCompletion(Env* env, BlockmapCompletion* c) {
+  std::unique_ptr<WritableFile> w = std::move(c->open);
+  if (!w) w = env->OpenWrite(c->map_path, CreateMode::kExisting);
+  w->WriteAt(0, c->header.data(), c->header.size());
+  w->WriteAt(c->trailer_offset, c->trailer.bytes.data(), kEntrySize);
   w->Close();
-  return c.header.size() + kEntrySize;
+  return c->header.size() + kEntrySize;
 }
 
 uint64_t RewriteBlockmapHeader(Env* env, ReadableFile* f, const std::string& map_path, const Blockmap& m) {

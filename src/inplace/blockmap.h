@@ -101,6 +101,9 @@ struct BlockmapCompletion {
   std::string header;
   Hash trailer;
   uint64_t trailer_offset = 0;
+  // The map still open (Finish with keep_open), written through instead of
+  // opened again by its path; null: opened by map_path.
+  std::unique_ptr<WritableFile> open;
 };
 
 // Writes one map in the order the sink's durability story needs (inplace.h):
@@ -135,10 +138,11 @@ class BlockmapWriter {
   // whether it was written or stays.
   void AddToTrailer(const char* entries, size_t count);
 
-  // Closes the map (truncated to its length when resize; no fsync) and
-  // returns what completes it for m's file (m.blocks is not used: the
-  // entries are written): header (state "complete") and trailer.
-  BlockmapCompletion Finish(const Blockmap& m, bool resize);
+  // Closes the map (truncated to its length when resize; no fsync), or
+  // hands it over open when keep_open, and returns what completes it for
+  // m's file (m.blocks is not used: the entries are written): header
+  // (state "complete") and trailer.
+  BlockmapCompletion Finish(const Blockmap& m, bool resize, bool keep_open = false);
   // Closes the map without writing anything more.
   void Close();
 
@@ -162,8 +166,8 @@ uint64_t SetBlockmapState(Env* env, const std::string& map_path, MapState state)
 // Writes c's header and trailer into its map (no fsync: durable at the
 // caller's next barrier). REQUIRES: the file the map describes, and the
 // map's entries, are durable (a barrier since their last change). Returns
-// the bytes written.
-uint64_t WriteBlockmapCompletion(Env* env, const BlockmapCompletion& c);
+// the bytes written. Closes c.open.
+uint64_t WriteBlockmapCompletion(Env* env, BlockmapCompletion* c);
 
 // The header (magic to path) of a complete map of m's file.
 std::string EncodeBlockmapHeader(const Blockmap& m);

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "inplace/syncer.h"
+#include "os/open_files.h"
 #include "util/encoding.h"
 
 namespace vmback {
@@ -374,6 +375,7 @@ void Syncer::EnsureMapSubdir(const std::string& map_path) {
     env_->MakeDir(dir);
     env_->SetMode(dir, 0700);
     MarkDirty(DirName(dir));
+    new_subdirs_.insert(dir);
   }
   made_subdirs_.insert(dir);
 }
@@ -570,10 +572,14 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   AddToIndex(h, src_st, meta_ok);  // complete at the next barrier
   // The map is completed only after the next barrier (CompleteMaps) has
   // made this file's data and metadata durable.
-  pending_.push_back(map->Finish(h, resized));
+  const bool keep_open = map_fds_kept_ < map_fds_budget_;
+  map_fds_kept_ += keep_open;
+  pending_.push_back(map->Finish(h, resized, keep_open));
   // (Also from within RunQueuedCopies: every file pending is written by then.)
   if (pending_.size() >= kMaxPendingMaps) CompleteMaps();
 }
+
+size_t Syncer::MapFdsBudget() { return std::min<size_t>(kMaxPendingMaps, OpenFileLimit() / 4); }
 
 void Syncer::StartWritebackIfDue() {
   if (opts_.writeback_every == 0 || stats_->bytes_written - written_at_writeback_ < opts_.writeback_every) return;
@@ -629,8 +635,9 @@ void Syncer::CompleteMaps() {
   RunQueuedCopies();
   if (pending_.empty()) return;
   env_->SyncFileSystem(map_root_);
-  for (const auto& c : pending_) stats_->map_bytes_written += WriteBlockmapCompletion(env_, c);
+  for (auto& c : pending_) stats_->map_bytes_written += WriteBlockmapCompletion(env_, &c);
   pending_.clear();
+  map_fds_kept_ = 0;
   written_ = true;  // the completions: durable at the next barrier
 }
 
@@ -666,7 +673,8 @@ std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_pat
   EnsureMapSubdir(map_path);
   uint64_t* const bytes = &stats_->map_bytes_written;
   if (basis == CopyBasis::kMap) return std::make_unique<BlockmapWriter>(env_, map_path, rel, map_start, bytes);
-  const FileStatus st = env_->Status(map_path);
+  // (Day 1 of a tree: one lstat a file fewer.)
+  const FileStatus st = new_subdirs_.count(DirName(map_path)) ? FileStatus{} : env_->Status(map_path);
   CheckOwnEntry(map_path, st, false);
   const bool there = st.kind != FileKind::kMissing;
   if (!there && !maps_created_) {

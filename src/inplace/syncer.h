@@ -281,6 +281,12 @@ class Syncer {
   bool written_ = false;  // anything changed on the target since the last barrier
   // Maps written, whose completion waits for the next barrier.
   std::vector<BlockmapCompletion> pending_;
+  // How many of pending_ keep their map open for the completion (an open
+  // by path, a status, two fcntl and a close fewer each): a quarter of the
+  // descriptor limit at most, so that a deep tree's walks keep theirs.
+  static size_t MapFdsBudget();
+  size_t map_fds_budget_ = MapFdsBudget();
+  size_t map_fds_kept_ = 0;
   std::map<InodeKey, std::string> links_;    // source inode -> dest of its first name
   std::map<InodeKey, InodeKey> claims_;      // multiply-linked target inode -> source inode
   std::map<InodeKey, std::pair<std::string, std::string>> mapped_;  // target inode -> file, its map
@@ -304,7 +310,11 @@ class Syncer {
   size_t maps_seen_ = 0;          // live maps in the map directory (SweepMaps)
   bool map_dir_unknown_ = false;  // SweepMaps left something it could not tell: the index is not exact
   bool live_map_missing_ = false;  // some file's map is not in the map directory
-  std::set<std::string> made_subdirs_;
+  std::set<std::string> made_subdirs_;  // map directories (XX) checked or made
+  // The map directories this sync made itself (0700, as root): no map is
+  // in one but those this sync creates there, each once (O_EXCL), so a
+  // new map there needs no lstat first.
+  std::set<std::string> new_subdirs_;
   // Files of index_old_ this sync met (ClaimMap): with an exact index the
   // maps of the others are the ones the sweep removes. By address:
   // index_old_ is not changed once read. Sorted, each once, by SweepMaps.

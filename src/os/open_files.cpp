@@ -15,4 +15,10 @@ void RaiseOpenFileLimit() {
   ::setrlimit(RLIMIT_NOFILE, &lim);
 }
 
+unsigned long OpenFileLimit() {
+  struct rlimit lim;
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return 0;
+  return lim.rlim_cur == RLIM_INFINITY ? kOpenFileLimit : static_cast<unsigned long>(lim.rlim_cur);
+}
+
 }  // namespace vmback

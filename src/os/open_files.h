@@ -20,4 +20,8 @@ inline constexpr unsigned long kOpenFileLimit = 65536;
 // already.
 void RaiseOpenFileLimit();
 
+// The soft limit on open descriptors now (0 when it cannot be read;
+// kOpenFileLimit when there is none).
+unsigned long OpenFileLimit();
+
 }  // namespace vmback
