@@ -3,7 +3,9 @@
 
 namespace vmback {
 
-// At most this soft limit is asked for: a tree about 16,000 levels deep.
+// At most this soft limit is asked for: a tree about 12,000 levels deep
+// (three descriptors a level; the in-place sink keeps up to a quarter of
+// the limit for maps awaiting completion).
 // Programs vmback runs inherit it, and some close every descriptor up to
 // the limit when they start (a hard limit of a million or more is common).
 inline constexpr unsigned long kOpenFileLimit = 65536;
