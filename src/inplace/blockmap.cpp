@@ -194,6 +194,7 @@ BlockmapCompletion BlockmapWriter::Finish(const Blockmap& m, bool resize, bool k
   trailer_.Update(c.header.data(), c.header.size());
   c.trailer = trailer_.Finish();
   c.trailer_offset = entries_off_ + BlockCount(m.file_size, m.block_size) * kEntrySize;
+  c.path = m.path;
   if (resize) out_->Truncate(c.trailer_offset + kEntrySize);
   if (keep_open) {
     c.open = std::move(out_);
@@ -214,11 +215,12 @@ uint64_t SetBlockmapState(Env* env, const std::string& map_path, MapState to) {
   return state.size();
 }
 
-uint64_t WriteBlockmapCompletion(Env* env, BlockmapCompletion* c) {
+uint64_t WriteBlockmapCompletion(Env* env, BlockmapCompletion* c, FileStatus* after) {
   std::unique_ptr<WritableFile> w = std::move(c->open);
   if (!w) w = env->OpenWrite(c->map_path, CreateMode::kExisting);
   w->WriteAt(0, c->header.data(), c->header.size());
   w->WriteAt(c->trailer_offset, c->trailer.bytes.data(), kEntrySize);
+  if (after) *after = w->MetadataByDescriptor() ? w->Status() : FileStatus{};
   w->Close();
   return c->header.size() + kEntrySize;
 }

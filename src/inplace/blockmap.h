@@ -101,6 +101,7 @@ struct BlockmapCompletion {
   std::string header;
   Hash trailer;
   uint64_t trailer_offset = 0;
+  std::string path;  // the file's (its header's)
   // The map still open (Finish with keep_open), written through instead of
   // opened again by its path; null: opened by map_path.
   std::unique_ptr<WritableFile> open;
@@ -166,8 +167,10 @@ uint64_t SetBlockmapState(Env* env, const std::string& map_path, MapState state)
 // Writes c's header and trailer into its map (no fsync: durable at the
 // caller's next barrier). REQUIRES: the file the map describes, and the
 // map's entries, are durable (a barrier since their last change). Returns
-// the bytes written. Closes c.open.
-uint64_t WriteBlockmapCompletion(Env* env, BlockmapCompletion* c);
+// the bytes written. Closes c.open. after: when not null, the map's status
+// once written (fstat of the descriptor written through; kind kMissing
+// when the file system cannot tell it that way).
+uint64_t WriteBlockmapCompletion(Env* env, BlockmapCompletion* c, FileStatus* after = nullptr);
 
 // The header (magic to path) of a complete map of m's file.
 std::string EncodeBlockmapHeader(const Blockmap& m);

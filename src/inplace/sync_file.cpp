@@ -635,7 +635,16 @@ void Syncer::CompleteMaps() {
   RunQueuedCopies();
   if (pending_.empty()) return;
   env_->SyncFileSystem(map_root_);
-  for (auto& c : pending_) stats_->map_bytes_written += WriteBlockmapCompletion(env_, &c);
+  for (auto& c : pending_) {
+    FileStatus st;
+    stats_->map_bytes_written += WriteBlockmapCompletion(env_, &c, &st);
+    // The next index records the map as it is now, from this fstat rather
+    // than an lstat by its path in WriteIndex. A later change of the map in
+    // this sync (a restamp) records it anew, with no identity (map_ino 0).
+    auto it = index_new_.find(c.path);
+    if (st.kind == FileKind::kFile && it != index_new_.end() && it->second.map_ino == 0)
+      RecordMapFile(&it->second, st);
+  }
   pending_.clear();
   map_fds_kept_ = 0;
   written_ = true;  // the completions: durable at the next barrier
