@@ -156,6 +156,11 @@ void ReadBlockmapEntries(ReadableFile* f, const std::string& map_path, const Blo
 BlockmapWriter::BlockmapWriter(Env* env, const std::string& map_path, const std::string& rel, Start start,
                                uint64_t* bytes_written)
     : map_path_(map_path), entries_off_(kHeaderSize + rel.size()), bytes_written_(bytes_written) {
+  if (start == Start::kLater) {
+    later_ = true;
+    invalidated_ = true;  // (nothing on disk to invalidate)
+    return;
+  }
   if (start == Start::kUpdate || start == Start::kInvalidated) {
     out_ = env->OpenWrite(map_path, CreateMode::kExisting);
     invalidated_ = start == Start::kInvalidated;
@@ -181,6 +186,12 @@ void BlockmapWriter::Invalidate() {
 
 void BlockmapWriter::WriteEntries(uint64_t first, const char* entries, size_t count) {
   Invalidate();
+  if (later_) {
+    const size_t at = static_cast<size_t>(first * kEntrySize), len = count * kEntrySize;
+    if (later_entries_.size() < at + len) later_entries_.resize(at + len, '\0');
+    std::memcpy(later_entries_.data() + at, entries, len);
+    return;  // counted when written (WriteBlockmapCompletion)
+  }
   out_->WriteAt(entries_off_ + first * kEntrySize, entries, count * kEntrySize);
   *bytes_written_ += count * kEntrySize;
 }
@@ -195,6 +206,13 @@ BlockmapCompletion BlockmapWriter::Finish(const Blockmap& m, bool resize, bool k
   c.trailer = trailer_.Finish();
   c.trailer_offset = entries_off_ + BlockCount(m.file_size, m.block_size) * kEntrySize;
   c.path = m.path;
+  if (later_) {
+    c.later = true;
+    c.entries = std::move(later_entries_);
+    // (Entries never written read as zeros, as in a map file.)
+    c.entries.resize(static_cast<size_t>(c.trailer_offset - entries_off_), '\0');
+    return c;
+  }
   if (resize) out_->Truncate(c.trailer_offset + kEntrySize);
   if (keep_open) {
     c.open = std::move(out_);
@@ -204,7 +222,9 @@ BlockmapCompletion BlockmapWriter::Finish(const Blockmap& m, bool resize, bool k
   return c;
 }
 
-void BlockmapWriter::Close() { out_->Close(); }
+void BlockmapWriter::Close() {
+  if (out_) out_->Close();
+}
 
 uint64_t SetBlockmapState(Env* env, const std::string& map_path, MapState to) {
   std::string state;
@@ -217,6 +237,17 @@ uint64_t SetBlockmapState(Env* env, const std::string& map_path, MapState to) {
 
 uint64_t WriteBlockmapCompletion(Env* env, BlockmapCompletion* c, FileStatus* after) {
   std::unique_ptr<WritableFile> w = std::move(c->open);
+  if (c->later) {
+    // The whole map in one write: header, entries, trailer.
+    w = env->OpenWrite(c->map_path, CreateMode::kExclusive, 0600);
+    std::string whole = c->header;
+    whole += c->entries;
+    whole.append(reinterpret_cast<const char*>(c->trailer.bytes.data()), kEntrySize);
+    w->WriteAt(0, whole.data(), whole.size());
+    if (after) *after = w->MetadataByDescriptor() ? w->Status() : FileStatus{};
+    w->Close();
+    return whole.size();
+  }
   if (!w) w = env->OpenWrite(c->map_path, CreateMode::kExisting);
   w->WriteAt(0, c->header.data(), c->header.size());
   w->WriteAt(c->trailer_offset, c->trailer.bytes.data(), kEntrySize);

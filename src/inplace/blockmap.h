@@ -102,6 +102,10 @@ struct BlockmapCompletion {
   Hash trailer;
   uint64_t trailer_offset = 0;
   std::string path;  // the file's (its header's)
+  // A map started kLater: no file yet; its entries, written with header
+  // and trailer into a map created by the completion (O_EXCL).
+  bool later = false;
+  std::string entries;
   // The map still open (Finish with keep_open), written through instead of
   // opened again by its path; null: opened by map_path.
   std::unique_ptr<WritableFile> open;
@@ -124,6 +128,9 @@ class BlockmapWriter {
               // completed, so it is never trusted before)
     kInvalidated,  // the map was sound and is invalidated durably already
                    // (InvalidateBlockmap, then a barrier): update it in place
+    kLater,  // no map is there (as kNew), and a small one: nothing is made
+             // now; its entries are kept in memory and the completion
+             // creates the map (O_EXCL) and writes it whole at once
   };
   BlockmapWriter(Env* env, const std::string& map_path, const std::string& rel, Start start,
                  uint64_t* bytes_written);
@@ -132,6 +139,7 @@ class BlockmapWriter {
   // is invalid already).
   void Invalidate();
   bool invalidated() const { return invalidated_; }
+  bool later() const { return later_; }  // started kLater
 
   // Writes `count` entries from index `first` (invalidating the map first).
   void WriteEntries(uint64_t first, const char* entries, size_t count);
@@ -154,6 +162,8 @@ class BlockmapWriter {
   uint64_t* bytes_written_;
   bool invalidated_ = false;
   Sha256Stream trailer_;
+  bool later_ = false;  // kLater: no file; the entries in later_entries_
+  std::string later_entries_;
 };
 
 // Sets the state of the sound map at map_path, without an fsync: "being
@@ -167,7 +177,8 @@ uint64_t SetBlockmapState(Env* env, const std::string& map_path, MapState state)
 // Writes c's header and trailer into its map (no fsync: durable at the
 // caller's next barrier). REQUIRES: the file the map describes, and the
 // map's entries, are durable (a barrier since their last change). Returns
-// the bytes written. Closes c.open. after: when not null, the map's status
+// the bytes written. Closes c.open; creates a map started kLater (O_EXCL,
+// 0600: refusing anything there). after: when not null, the map's status
 // once written (fstat of the descriptor written through; kind kMissing
 // when the file system cannot tell it that way).
 uint64_t WriteBlockmapCompletion(Env* env, BlockmapCompletion* c, FileStatus* after = nullptr);

@@ -845,6 +845,53 @@ TEST_F(InplaceTest, ATreeIsMadeDurableByBarriersNotByAnFsyncPerFile) {
   for (const auto& op : day3.ops) ADD_FAILURE() << "day 3: " << op.kind << " " << op.path;
 }
 
+// Day 1 of a tree: the map of a small file (up to 256 blocks) is not made
+// while its file is copied but by its completion, after the barrier that
+// made the file durable: one open (O_EXCL, 0600) and one write of the whole
+// map. A bigger file's map is created before its copy and its entries are
+// written as the copy goes, as before; its header still after the barrier.
+// Both are sound, and the next sync trusts them.
+TEST_F(InplaceTest, ASmallNewMapIsMadeWholeAfterTheBarrier) {
+  std::string src = tmp_ / "src", dst = tmp_ / "dst";
+  ASSERT_TRUE(fs::create_directory(src));
+  WriteFile(src + "/small", RandomBytes(10 * kBs + 7, 300));
+  WriteFile(src + "/edge", RandomBytes(256 * kBs, 301));      // 256 blocks: the largest made later
+  WriteFile(src + "/big", RandomBytes(256 * kBs + 1, 302));   // 257
+  ASSERT_TRUE(fs::create_directory(dst));
+  OrderEnv env;
+  InplaceStats s = SyncInPlace(&env, src, dst, kBs, {}, &log_);
+  EXPECT_EQ(s.errors, 0u);
+  for (const std::string rel : {"small", "edge", "big"}) {
+    SCOPED_TRACE(rel);
+    const std::string file = dst + "/" + rel, map = BlockmapPath(dst, rel);
+    const int last_data = env.Find(file, {"write", "truncate", "punch"}, 0, true);
+    ASSERT_GE(last_data, 0);
+    const int barrier = env.Barrier(last_data);
+    ASSERT_GE(barrier, 0);
+    const int opened = env.Find(map, {"open"});
+    ASSERT_GE(opened, 0);
+    const int header = env.Find(map, {"write"}, 0, false, 0);
+    EXPECT_GT(header, barrier) << "the header only after the file is durable";
+    int writes = 0;
+    for (const auto& op : env.ops) writes += op.path == map && op.kind == "write";
+    if (rel == "big") {
+      EXPECT_LT(opened, last_data) << "made before the copy, its entries written as it goes";
+      EXPECT_GE(writes, 3);
+    } else {
+      EXPECT_GT(opened, barrier) << "made by its completion";
+      EXPECT_EQ(writes, 1) << "written whole at once";
+    }
+    EXPECT_EQ(env.Find(map, {"sync"}), -1) << "no fsync of a new map";
+    EXPECT_EQ(Stat(map).st_mode & 07777, 0600u);
+    EXPECT_EQ(StaleClaims(file, map), "");
+    EXPECT_EQ(ReadFile(file), ReadFile(src + "/" + rel));
+  }
+  InplaceStats again = Sync(src, dst);
+  EXPECT_EQ(again.blockmaps_rebuilt, 0u);
+  EXPECT_EQ(again.files_skipped, 3u);
+  EXPECT_EQ(again.bytes_read, 0u) << "every map trusted";
+}
+
 // The map index is gone from the disk before the data of any existing
 // mirror file changes: removed before the barrier that precedes the queued
 // copies, or removed and its directory fsynced before a file copied at once

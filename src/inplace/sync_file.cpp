@@ -19,6 +19,12 @@ constexpr size_t kMaxPendingMaps = 16384;
 // Copies queued for a barrier at most (SyncFile): a sync that changes more
 // files than this pays one syncfs(2) per this many.
 constexpr size_t kMaxQueuedCopies = 4096;
+// A new map is made by its completion (BlockmapWriter::Start::kLater) when
+// its entries take at most this much (a file of up to 256 blocks: almost
+// every file of a root file system), and the entries so held for the next
+// barrier stay under kLaterMapsBudget.
+constexpr uint64_t kMaxLaterMapEntries = 8192;
+constexpr uint64_t kLaterMapsBudget = uint64_t{32} << 20;
 
 // Whether m describes the mirror file as it is now (its lstat st): same
 // inode, size, mtime and ctime.
@@ -540,7 +546,7 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   auto out = env_->OpenWrite(dst, exists ? CreateMode::kExisting : CreateMode::kExclusive, 0600);
   if (!exists) MarkDirty(DirName(dst));
   c->out = out.get();
-  auto map = OpenMapWriter(*c->map_path, rel, c->basis, map_start);
+  auto map = OpenMapWriter(*c->map_path, rel, c->basis, map_start, c->size);
   c->map = map.get();
   written_ = true;
   const bool entries_changed = copier_.Copy(*c);
@@ -572,7 +578,7 @@ void Syncer::SyncContent(const std::string& src, const std::string& rel, const F
   AddToIndex(h, src_st, meta_ok);  // complete at the next barrier
   // The map is completed only after the next barrier (CompleteMaps) has
   // made this file's data and metadata durable.
-  const bool keep_open = map_fds_kept_ < map_fds_budget_;
+  const bool keep_open = !map->later() && map_fds_kept_ < map_fds_budget_;
   map_fds_kept_ += keep_open;
   pending_.push_back(map->Finish(h, resized, keep_open));
   // (Also from within RunQueuedCopies: every file pending is written by then.)
@@ -647,6 +653,7 @@ void Syncer::CompleteMaps() {
   }
   pending_.clear();
   map_fds_kept_ = 0;
+  later_bytes_ = 0;
   written_ = true;  // the completions: durable at the next barrier
 }
 
@@ -678,12 +685,14 @@ void Syncer::UseChangeList(const std::string& src, const std::string& rel, const
 }
 
 std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_path, const std::string& rel,
-                                                      CopyBasis basis, BlockmapWriter::Start map_start) {
+                                                      CopyBasis basis, BlockmapWriter::Start map_start,
+                                                      uint64_t size) {
   EnsureMapSubdir(map_path);
   uint64_t* const bytes = &stats_->map_bytes_written;
   if (basis == CopyBasis::kMap) return std::make_unique<BlockmapWriter>(env_, map_path, rel, map_start, bytes);
   // (Day 1 of a tree: one lstat a file fewer.)
-  const FileStatus st = new_subdirs_.count(DirName(map_path)) ? FileStatus{} : env_->Status(map_path);
+  const bool own_dir = new_subdirs_.count(DirName(map_path)) != 0;
+  const FileStatus st = own_dir ? FileStatus{} : env_->Status(map_path);
   CheckOwnEntry(map_path, st, false);
   const bool there = st.kind != FileKind::kMissing;
   if (!there && !maps_created_) {
@@ -694,6 +703,14 @@ std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_pat
     // for good beside an exact one).
     if (index_exact_) DropIndex(Durability::kNow);
     maps_created_ = true;
+  }
+  // A small map in a map directory of this sync's own is made whole by its
+  // completion (one open and one write, after the barrier), not created
+  // now and written in three steps.
+  const uint64_t entries = BlockCount(size, bs_) * kBlockmapEntrySize;
+  if (own_dir && entries <= kMaxLaterMapEntries && later_bytes_ + entries <= kLaterMapsBudget) {
+    later_bytes_ += entries;
+    return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kLater, bytes);
   }
   return std::make_unique<BlockmapWriter>(env_, map_path, rel,
                                           there ? BlockmapWriter::Start::kFresh : BlockmapWriter::Start::kNew, bytes);

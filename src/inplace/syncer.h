@@ -246,8 +246,9 @@ class Syncer {
   // The map: updated in place (basis kMap, taken up as map_start says), or
   // started anew (an old map there emptied durably before the target file
   // is touched; a new one needs no fsync: it has no header until completed).
+  // size: the file's new size.
   std::unique_ptr<BlockmapWriter> OpenMapWriter(const std::string& map_path, const std::string& rel,
-                                                CopyBasis basis, BlockmapWriter::Start map_start);
+                                                CopyBasis basis, BlockmapWriter::Start map_start, uint64_t size);
 
   // Starts the target's write-back (opts_.writeback_every) when that many
   // bytes were written since it was last started.
@@ -287,6 +288,7 @@ class Syncer {
   static size_t MapFdsBudget();
   size_t map_fds_budget_ = MapFdsBudget();
   size_t map_fds_kept_ = 0;
+  uint64_t later_bytes_ = 0;  // entries of pending_'s maps made by their completion (kLater)
   std::map<InodeKey, std::string> links_;    // source inode -> dest of its first name
   std::map<InodeKey, InodeKey> claims_;      // multiply-linked target inode -> source inode
   std::map<InodeKey, std::pair<std::string, std::string>> mapped_;  // target inode -> file, its map
