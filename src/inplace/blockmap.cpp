@@ -207,10 +207,12 @@ BlockmapCompletion BlockmapWriter::Finish(const Blockmap& m, bool resize, bool k
   c.trailer_offset = entries_off_ + BlockCount(m.file_size, m.block_size) * kEntrySize;
   c.path = m.path;
   if (later_) {
-    c.later = true;
-    c.entries = std::move(later_entries_);
     // (Entries never written read as zeros, as in a map file.)
-    c.entries.resize(static_cast<size_t>(c.trailer_offset - entries_off_), '\0');
+    later_entries_.resize(static_cast<size_t>(c.trailer_offset - entries_off_), '\0');
+    c.whole.reserve(c.header.size() + later_entries_.size() + kEntrySize);
+    c.whole = c.header;
+    c.whole += later_entries_;
+    c.whole.append(reinterpret_cast<const char*>(c.trailer.bytes.data()), kEntrySize);
     return c;
   }
   if (resize) out_->Truncate(c.trailer_offset + kEntrySize);
@@ -237,23 +239,20 @@ uint64_t SetBlockmapState(Env* env, const std::string& map_path, MapState to) {
 
 uint64_t WriteBlockmapCompletion(Env* env, BlockmapCompletion* c, FileStatus* after) {
   std::unique_ptr<WritableFile> w = std::move(c->open);
-  if (c->later) {
-    // The whole map in one write: header, entries, trailer.
+  uint64_t written;
+  if (!c->whole.empty()) {  // started kLater: made now, in one write
     w = env->OpenWrite(c->map_path, CreateMode::kExclusive, 0600);
-    std::string whole = c->header;
-    whole += c->entries;
-    whole.append(reinterpret_cast<const char*>(c->trailer.bytes.data()), kEntrySize);
-    w->WriteAt(0, whole.data(), whole.size());
-    if (after) *after = w->MetadataByDescriptor() ? w->Status() : FileStatus{};
-    w->Close();
-    return whole.size();
+    w->WriteAt(0, c->whole.data(), c->whole.size());
+    written = c->whole.size();
+  } else {
+    if (!w) w = env->OpenWrite(c->map_path, CreateMode::kExisting);
+    w->WriteAt(0, c->header.data(), c->header.size());
+    w->WriteAt(c->trailer_offset, c->trailer.bytes.data(), kEntrySize);
+    written = c->header.size() + kEntrySize;
   }
-  if (!w) w = env->OpenWrite(c->map_path, CreateMode::kExisting);
-  w->WriteAt(0, c->header.data(), c->header.size());
-  w->WriteAt(c->trailer_offset, c->trailer.bytes.data(), kEntrySize);
   if (after) *after = w->MetadataByDescriptor() ? w->Status() : FileStatus{};
   w->Close();
-  return c->header.size() + kEntrySize;
+  return written;
 }
 
 uint64_t RewriteBlockmapHeader(Env* env, ReadableFile* f, const std::string& map_path, const Blockmap& m) {

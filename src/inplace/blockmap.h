@@ -102,10 +102,9 @@ struct BlockmapCompletion {
   Hash trailer;
   uint64_t trailer_offset = 0;
   std::string path;  // the file's (its header's)
-  // A map started kLater: no file yet; its entries, written with header
-  // and trailer into a map created by the completion (O_EXCL).
-  bool later = false;
-  std::string entries;
+  // A map started kLater (no file yet): all of it, header, entries and
+  // trailer, for a map the completion creates (O_EXCL); else empty.
+  std::string whole;
   // The map still open (Finish with keep_open), written through instead of
   // opened again by its path; null: opened by map_path.
   std::unique_ptr<WritableFile> open;

@@ -1304,9 +1304,10 @@ class MapCountEnv final : public EnvWrapper {
 };
 
 // Day 1 opens each map once: it is created where this sync made the map
-// directory (no lstat first: nothing else can be there) and completed
-// through the descriptor still open. The one lstat of each map left is the
-// index's record of it. (Before: two opens and two lstats a map.)
+// directory (no lstat first: nothing else can be there), and completed
+// through the descriptor still open, or (a small one) made whole by its
+// completion. The index records each from that descriptor: no map is
+// lstat'ed but a restamped one. (Before: two opens and two lstats a map.)
 TEST_F(InplaceTreeTest, AFirstSyncOpensEachMapOnceAndLooksForNone) {
   MakeTree();
   MapCountEnv day1;
