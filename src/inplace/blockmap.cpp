@@ -4,7 +4,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string_view>
 
+#include "os/large_memory.h"
 #include "scan/file_scanner.h"
 #include "util/encoding.h"
 #include "util/error.h"
@@ -282,19 +286,61 @@ constexpr size_t kIndexRecordSize = 84;  // before the path
 
 }  // namespace
 
-std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out, bool* exact,
-                         std::vector<const Blockmap*>* order) {
+const Blockmap* MapIndex::Find(std::string_view path) const {
+  if (slots_.empty()) return nullptr;
+  const uint32_t at = slots_[SlotOf(path)];
+  return at == 0 ? nullptr : &records_[at - 1];
+}
+
+const Blockmap& MapIndex::at(std::string_view path) const {
+  const Blockmap* m = Find(path);
+  if (!m) throw std::out_of_range("no map index record of " + std::string(path));
+  return *m;
+}
+
+void MapIndex::clear() {
+  records_.clear();
+  slots_.clear();
+}
+
+void MapIndex::Reserve(size_t n) {
+  clear();
+  records_.reserve(n);
+  size_t slots = 16;
+  while (slots < 2 * n) slots *= 2;
+  slots_.assign(slots, 0);
+}
+
+size_t MapIndex::SlotOf(std::string_view path) const {
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = std::hash<std::string_view>{}(path) & mask;; i = (i + 1) & mask) {
+    const uint32_t at = slots_[i];
+    if (at == 0 || records_[at - 1].path == path) return i;
+  }
+}
+
+bool MapIndex::IndexLast() {
+  const size_t slot = SlotOf(records_.back().path);
+  if (slots_[slot] != 0) {
+    records_.pop_back();
+    return false;
+  }
+  slots_[slot] = static_cast<uint32_t>(records_.size());
+  return true;
+}
+
+std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out, bool* exact) {
   out->clear();
-  if (order) order->clear();
   if (exact) *exact = false;
   if (!env->Exists(path)) return "is missing";
-  std::string s;
+  LargeMemory file;
   try {
-    s = ReadFileToString(env, path, kMaxMapIndexSize);
+    file = ReadFileToMemory(env, path, kMaxMapIndexSize);
   } catch (const Error& err) {
     if (err.kind() != ErrorKind::kCorrupt) throw;
     return "is larger than " + std::to_string(kMaxMapIndexSize) + " bytes";
   }
+  const std::string_view s = file.view();
   if (s.size() < kIndexHeaderSize + kEntrySize) return "is truncated";
   if (std::memcmp(s.data(), kIndexMagic, sizeof kIndexMagic) != 0) return "is not a map index";
   if (GetU32(s.data() + 8) != kIndexVersion) return "has unknown version " + std::to_string(GetU32(s.data() + 8));
@@ -306,15 +352,17 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
     return "was written for blocks of " + std::to_string(GetU32(s.data() + 12)) + " bytes";
   const uint32_t flags = GetU32(s.data() + 16);
   const uint64_t n = GetU64(s.data() + 24);
+  // (At most about 3 million records: the size is bounded.)
   if (n > (body - kIndexHeaderSize) / kIndexRecordSize) return "has a count that does not fit its size";
-  out->reserve(n);
+  out->Reserve(static_cast<size_t>(n));
   size_t off = kIndexHeaderSize;
   for (uint64_t i = 0; i < n; i++) {
     if (body - off < kIndexRecordSize) break;
     const char* p = s.data() + off;
     const uint64_t path_len = GetU32(p);
     if (path_len == 0 || path_len > kMaxPathLen || body - off - kIndexRecordSize < path_len) break;
-    Blockmap m;
+    if (GetU64(p + 52) == 0) break;  // map_ino 0: never written so
+    Blockmap& m = out->records_.emplace_back();
     m.block_size = block_size;
     m.file_size = GetU64(p + 4);
     m.source_mtime_ns = static_cast<int64_t>(GetU64(p + 12));
@@ -326,17 +374,12 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
     m.map_size = GetU64(p + 60);
     m.map_mtime_ns = static_cast<int64_t>(GetU64(p + 68));
     m.map_ctime_ns = static_cast<int64_t>(GetU64(p + 76));
-    if (m.map_ino == 0) break;  // never written so
     m.path.assign(p + kIndexRecordSize, path_len);
     off += kIndexRecordSize + path_len;
-    std::string key = m.path;
-    auto [it, added] = out->emplace(std::move(key), std::move(m));
-    if (!added) break;  // a path twice
-    if (order) order->push_back(&it->second);
+    if (!out->IndexLast()) break;  // a path twice
   }
   if (out->size() != n || off != body) {
     out->clear();
-    if (order) order->clear();
     return "has records that do not fit its count";
   }
   if (exact) *exact = (flags & kIndexExact) != 0;

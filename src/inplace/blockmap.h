@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -218,7 +219,39 @@ inline constexpr const char* kMapIndexName = "index";
 inline constexpr uint64_t kMaxMapIndexSize = uint64_t{256} << 20;
 
 // Map headers (Blockmap without entries) by path relative to MAPROOT.
-using MapIndex = std::unordered_map<std::string, Blockmap>;
+using MapsByPath = std::unordered_map<std::string, Blockmap>;
+
+// The records of a map index as read (ReadMapIndex): map headers in the
+// file's order (path order, as vmback writes them), each path once, found
+// by path. One array of records and one of slots (open addressing), no
+// allocation per record but its path's: 100,000 records load in a
+// fraction of the time a node-based map took. Not changed once read:
+// pointers to its records stay valid until it is cleared or read into.
+class MapIndex {
+ public:
+  // The record of path, or null.
+  const Blockmap* Find(std::string_view path) const;
+  // The record of path; throws std::out_of_range when there is none.
+  const Blockmap& at(std::string_view path) const;
+  size_t count(std::string_view path) const { return Find(path) ? 1 : 0; }
+  size_t size() const { return records_.size(); }
+  bool empty() const { return records_.empty(); }
+  // In the file's order.
+  const std::vector<Blockmap>& records() const { return records_; }
+  void clear();
+
+ private:
+  friend std::string ReadMapIndex(Env*, const std::string&, uint32_t, MapIndex*, bool*);
+  // Room for n records (slots at most half full); clears.
+  void Reserve(size_t n);
+  // The last record of records_ made findable; false (and it is dropped)
+  // when its path is there already. At most the n given to Reserve.
+  bool IndexLast();
+  size_t SlotOf(std::string_view path) const;  // its slot, or the empty one where it would go
+
+  std::vector<Blockmap> records_;
+  std::vector<uint32_t> slots_;  // 0: empty; else 1 + the index of a record
+};
 
 // An entry whose source_ctime_ns is the source file's ctime now also says
 // that the mirror file's metadata (owner, mode, mtime, xattrs) is the
@@ -232,10 +265,9 @@ using MapIndex = std::unordered_map<std::string, Blockmap>;
 // Reads the index at path, written for blocks of block_size, into *out
 // (and whether it is exact into *exact, when given). Returns "" when it is
 // sound, else why it is not used ("is missing", "has a wrong checksum",
-// ...); *out is then empty. order, when given, gets the records of *out
-// in the file's order.
+// ...); *out is then empty.
 std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size, MapIndex* out,
-                         bool* exact = nullptr, std::vector<const Blockmap*>* order = nullptr);
+                         bool* exact = nullptr);
 
 // The index of the maps maps points to (each m.block_size == block_size),
 // sorted by path here when they are not in order already; a path given

@@ -131,7 +131,8 @@ std::string IndexOf(const std::string& dest) { return JoinPath(JoinPath(dest, kB
 std::string IndexStaleClaims(const std::string& dest, const std::vector<std::string>& sources, uint32_t bs) {
   MapIndex index;
   if (!ReadMapIndex(Env::Default(), IndexOf(dest), bs, &index).empty()) return "";  // not used
-  for (const auto& [rel, m] : index) {
+  for (const Blockmap& m : index.records()) {
+    const std::string& rel = m.path;
     const std::string file = dest + "/" + rel;
     const FileStatus st = Env::Default()->Status(file);
     if (st.kind == FileKind::kMissing || st.ino != m.target_ino || st.size != m.file_size) continue;  // not trusted
@@ -1325,9 +1326,9 @@ TEST_F(InplaceTreeTest, AFirstSyncOpensEachMapOnceAndLooksForNone) {
   MapIndex index;
   ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index), "");
   ASSERT_EQ(index.size(), 7u);
-  for (const auto& [rel, m] : index)
-    EXPECT_TRUE(MapFileUnchanged(m, Env::Default()->Status(BlockmapPath(dst_, rel))))
-        << rel << ": the index's record of the map is not its lstat";
+  for (const Blockmap& m : index.records())
+    EXPECT_TRUE(MapFileUnchanged(m, Env::Default()->Status(BlockmapPath(dst_, m.path))))
+        << m.path << ": the index's record of the map is not its lstat";
   for (const char* rel : {"a.bin", "sparse.img", "sub/deep/x.txt"})
     EXPECT_EQ(StaleClaims(D(rel), BlockmapPath(dst_, rel)), "") << rel;
   MapCountEnv day2;
@@ -1348,8 +1349,8 @@ TEST_F(InplaceTreeTest, TheIndexTellsUnchangedFilesWithoutReadingTheirMaps) {
   ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index), "");
   EXPECT_EQ(index.size(), 7u) << "one entry per map";
   ASSERT_TRUE(index.count("sub/deep/x.txt"));
-  EXPECT_EQ(index["sub/deep/x.txt"].source_mtime_ns, kT0 * 1000000000 + 123456789);
-  EXPECT_EQ(index["sub/deep/x.txt"].target_ino, Stat(D("sub/deep/x.txt")).st_ino);
+  EXPECT_EQ(index.at("sub/deep/x.txt").source_mtime_ns, kT0 * 1000000000 + 123456789);
+  EXPECT_EQ(index.at("sub/deep/x.txt").target_ino, Stat(D("sub/deep/x.txt")).st_ino);
 
   MapCountEnv day2;
   InplaceStats s = Sync(src_, dst_, kBs, {}, &day2);
@@ -1493,7 +1494,7 @@ TEST_F(InplaceTreeTest, AFileEditedBehindTheIndexIsNotTrusted) {
   EXPECT_EQ(ReadFile(D("a.bin")), ReadFile(S("a.bin")));
   MapIndex index;
   ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index), "");
-  EXPECT_EQ(index["a.bin"].target_ctime_ns,
+  EXPECT_EQ(index.at("a.bin").target_ctime_ns,
             Stat(D("a.bin")).st_ctim.tv_sec * int64_t{1000000000} + Stat(D("a.bin")).st_ctim.tv_nsec);
   EXPECT_EQ(IndexStaleClaims(dst_, {src_}, kBs), "");
 
@@ -1648,14 +1649,13 @@ TEST_F(InplaceTreeTest, AnUnchangedFileIsLookedAtOffTheWalksThread) {
   EXPECT_EQ(Describe(dst_), Describe(src_));
   MapIndex index;
   bool exact = false;
-  std::vector<const Blockmap*> order;
-  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact, &order), "");
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, &exact), "");
   EXPECT_EQ(index.size(), static_cast<size_t>(files - 4 + 1)) << "the files told unchanged and the new one";
   EXPECT_TRUE(exact);
-  ASSERT_EQ(order.size(), index.size());
-  EXPECT_EQ(order[0]->path, "a-new/fresh") << "bytewise before a/keep0, which the walk met first";
+  const std::vector<Blockmap>& order = index.records();
+  EXPECT_EQ(order[0].path, "a-new/fresh") << "bytewise before a/keep0, which the walk met first";
   EXPECT_TRUE(std::is_sorted(order.begin(), order.end(),
-                             [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; }));
+                             [](const Blockmap& a, const Blockmap& b) { return a.path < b.path; }));
   EXPECT_EQ(CountMaps(dst_), static_cast<size_t>(files - 4 + 1));
   EXPECT_EQ(IndexStaleClaims(dst_, {src_}, kBs), "");
 }
@@ -1675,13 +1675,16 @@ TEST(MapIndexTest, EncodedInPathOrderEachPathOnce) {
   const Blockmap b = record("b", 1), a_dash = record("a-x", 2), a_sub = record("a/x", 3), b_again = record("b", 4);
   WriteFile(tmp / "index", EncodeMapIndex({&b, &a_sub, &a_dash, &b_again}, kBs, true));
   MapIndex index;
-  std::vector<const Blockmap*> order;
-  ASSERT_EQ(ReadMapIndex(Env::Default(), tmp / "index", kBs, &index, nullptr, &order), "");
+  ASSERT_EQ(ReadMapIndex(Env::Default(), tmp / "index", kBs, &index), "");
+  const std::vector<Blockmap>& order = index.records();
   ASSERT_EQ(order.size(), 3u);
-  EXPECT_EQ(order[0]->path, "a-x");
-  EXPECT_EQ(order[1]->path, "a/x");
-  EXPECT_EQ(order[2]->path, "b");
-  EXPECT_EQ(order[2]->file_size, 1u);
+  EXPECT_EQ(order[0].path, "a-x");
+  EXPECT_EQ(order[1].path, "a/x");
+  EXPECT_EQ(order[2].path, "b");
+  EXPECT_EQ(order[2].file_size, 1u);
+  for (const Blockmap& m : order) EXPECT_EQ(index.Find(m.path), &m) << m.path;
+  EXPECT_EQ(index.Find("a"), nullptr);
+  EXPECT_EQ(index.Find("c"), nullptr);
 }
 
 // A mirror directory replaced after the scan looked at it (here, moved
@@ -1775,11 +1778,10 @@ TEST_F(InplaceTreeTest, AnIndexOutOfOrderIsWrittenAnewInOrder) {
   WriteFile(S("a.bin"), RandomBytes(50000, 60));
   InplaceStats s = Sync(src_, dst_);
   EXPECT_GE(s.files_skipped, 5u) << "told by the index out of order";
-  std::vector<const Blockmap*> order;
-  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index, nullptr, &order), "");
+  ASSERT_EQ(ReadMapIndex(Env::Default(), IndexOf(dst_), kBs, &index), "");
   EXPECT_EQ(index.size(), 7u);
-  EXPECT_TRUE(std::is_sorted(order.begin(), order.end(),
-                             [](const Blockmap* a, const Blockmap* b) { return a->path < b->path; }));
+  EXPECT_TRUE(std::is_sorted(index.records().begin(), index.records().end(),
+                             [](const Blockmap& a, const Blockmap& b) { return a.path < b.path; }));
   EXPECT_EQ(Describe(dst_), Describe(src_));
 }
 

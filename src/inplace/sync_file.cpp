@@ -107,7 +107,8 @@ void Syncer::SweepMaps() {
       for (const auto& name : env_->ListDir(map_dir_)) remove_temporary(name);
     std::string subdir_checked;
     FileKind subdir_kind = FileKind::kMissing;
-    for (const Blockmap* m : index_order_) {
+    for (const Blockmap& record : index_old_.records()) {
+      const Blockmap* m = &record;
       if (std::binary_search(index_claimed_.begin(), index_claimed_.end(), m)) continue;
       const std::string path = BlockmapPath(map_root_, m->path);
       const std::string dir = DirName(path);
@@ -164,7 +165,7 @@ void Syncer::LoadIndex(bool tree) {
   index_on_disk_ = env_->Exists(index_path_);
   if (!tree || !index_on_disk_) return;
   index_mtime_ns_ = env_->Status(index_path_).mtime_ns;
-  const std::string why = ReadMapIndex(env_, index_path_, bs_, &index_old_, &index_exact_, &index_order_);
+  const std::string why = ReadMapIndex(env_, index_path_, bs_, &index_old_, &index_exact_);
   if (!why.empty()) log_->Info("map index " + index_path_ + " " + why + "; the blockmaps are read instead");
 }
 
@@ -215,17 +216,16 @@ void Syncer::WriteIndex() {
   // was not synced; the new one would win).
   std::vector<const Blockmap*> replaced;
   for (const auto& kv : index_new_) {
-    auto it = index_old_.find(kv.first);
-    if (it != index_old_.end() && std::binary_search(carried_.begin(), carried_.end(), &it->second))
-      replaced.push_back(&it->second);
+    const Blockmap* old = index_old_.Find(kv.first);
+    if (old && std::binary_search(carried_.begin(), carried_.end(), old)) replaced.push_back(old);
   }
   std::sort(replaced.begin(), replaced.end());
   const size_t entries = index_new_.size() + carried_.size() - replaced.size();
   if (index_on_disk_ && !index_racy_ && (!map_dir_unknown_ && entries == maps_seen_) == index_exact_ &&
       entries == index_old_.size() &&
       replaced.empty() && std::all_of(index_new_.begin(), index_new_.end(), [&](const auto& kv) {
-        auto it = index_old_.find(kv.first);
-        return it != index_old_.end() && SameMapHeader(it->second, kv.second);
+        const Blockmap* old = index_old_.Find(kv.first);
+        return old && SameMapHeader(*old, kv.second);
       }))
     return;  // the one on disk says the same
   // The entries by address, not copied, sorted by path: the carried ones
@@ -239,7 +239,8 @@ void Syncer::WriteIndex() {
   std::vector<const Blockmap*> all;
   all.reserve(entries);
   auto next = fresh.begin();
-  for (const Blockmap* m : index_order_) {
+  for (const Blockmap& record : index_old_.records()) {
+    const Blockmap* m = &record;
     if (!std::binary_search(carried_.begin(), carried_.end(), m) ||
         std::binary_search(replaced.begin(), replaced.end(), m))
       continue;
@@ -306,16 +307,16 @@ bool Syncer::IndexedMapIntact(const Blockmap& m, const FileStatus& map_st) {
 
 bool Syncer::ExpectRead(const std::string& dst, const std::string& rel, const FileStatus& st) const {
   if (opts_.full_read) return true;
-  auto it = index_old_.find(rel);
-  if (it != index_old_.end()) return it->second.file_size != st.size || it->second.source_mtime_ns != st.mtime_ns;
+  if (const Blockmap* indexed = index_old_.Find(rel))
+    return indexed->file_size != st.size || indexed->source_mtime_ns != st.mtime_ns;
   const FileStatus m = env_->Status(JoinPath(dst, rel));
   return m.kind != FileKind::kFile || m.size != st.size || m.mtime_ns != st.mtime_ns;
 }
 
 const Blockmap* Syncer::IndexedMirrorFile(const std::string& rel, const FileStatus& dst_st) const {
   if (opts_.full_read) return nullptr;
-  auto it = index_old_.find(rel);
-  return it != index_old_.end() && FitsIndexed(it->second, dst_st) ? &it->second : nullptr;
+  const Blockmap* m = index_old_.Find(rel);
+  return m && FitsIndexed(*m, dst_st) ? m : nullptr;
 }
 
 bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, const FileStatus& src_st,
@@ -325,8 +326,7 @@ bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, c
   if (seen) {
     found = seen->indexed;  // the mirror scan looked it up, for this same lstat of the mirror file
   } else {
-    auto it = index_old_.find(rel);
-    if (it != index_old_.end()) found = &it->second;
+    found = index_old_.Find(rel);
   }
   if (!found) return false;
   const Blockmap& m = *found;
@@ -354,10 +354,7 @@ bool Syncer::SkipUnchangedFile(const std::string& dst, const std::string& rel, c
 }
 
 std::string Syncer::MapPathFor(const std::string& rel, const Blockmap* old) {
-  if (!old) {
-    auto it = index_old_.find(rel);
-    if (it != index_old_.end()) old = &it->second;
-  }
+  if (!old) old = index_old_.Find(rel);
   const Hash h = Sha256(rel);
   ClaimMap(old, h);
   return BlockmapPathOf(map_root_, h);
@@ -418,14 +415,14 @@ void Syncer::SyncFile(const std::string& src, const std::string& dst, const std:
   };
   if (exists) {
     // The index alone tells an unchanged file: its map is not opened.
-    auto it = index_old_.find(rel);
-    if (it != index_old_.end() && FitsTarget(it->second, dst_st) && unchanged(it->second) &&
-        IndexedMapIntact(it->second, env_->Status(map_path))) {
+    const Blockmap* indexed = index_old_.Find(rel);
+    if (indexed && FitsTarget(*indexed, dst_st) && unchanged(*indexed) &&
+        IndexedMapIntact(*indexed, env_->Status(map_path))) {
       stats_->files_skipped++;
       if (meta) {
-        SyncMetadataOnly(*meta, dst, dst_st, src_st, map_path, it->second, nullptr);
+        SyncMetadataOnly(*meta, dst, dst_st, src_st, map_path, *indexed, nullptr);
       } else {
-        AddToIndex(it->second, src_st, false);
+        AddToIndex(*indexed, src_st, false);
       }
       mapped_.insert_or_assign(InodeKey{dst_st.dev, dst_st.ino}, std::make_pair(dst, map_path));
       return;

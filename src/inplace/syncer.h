@@ -303,7 +303,7 @@ class Syncer {
   std::string index_path_;
   bool index_on_disk_ = false;  // an index file is there (sound or not)
   MapIndex index_old_;
-  MapIndex index_new_;
+  MapsByPath index_new_;
   bool index_exact_ = false;      // index_old_ was written exact (blockmap.h)
   int64_t index_mtime_ns_ = 0;    // when index_old_ was written
   bool index_racy_ = false;       // an entry was not used for its map's ctime: write a new index
@@ -321,9 +321,6 @@ class Syncer {
   // maps of the others are the ones the sweep removes. By address:
   // index_old_ is not changed once read. Sorted, each once, by SweepMaps.
   std::vector<const Blockmap*> index_claimed_;
-  // index_old_'s records in the order of its file (sorted by path, as
-  // vmback writes it).
-  std::vector<const Blockmap*> index_order_;
   // Files told unchanged by index_old_ (SkipUnchangedFile): their entries
   // go into the next index as they are, by address (copied into index_new_
   // only when some map went missing: CarryOver).
