@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
-#include <stdexcept>
 #include <string_view>
 
 #include "os/large_memory.h"
@@ -290,12 +289,6 @@ const Blockmap* MapIndex::Find(std::string_view path) const {
   if (slots_.empty()) return nullptr;
   const uint32_t at = slots_[SlotOf(path)];
   return at == 0 ? nullptr : &records_[at - 1];
-}
-
-const Blockmap& MapIndex::at(std::string_view path) const {
-  const Blockmap* m = Find(path);
-  if (!m) throw std::out_of_range("no map index record of " + std::string(path));
-  return *m;
 }
 
 void MapIndex::clear() {

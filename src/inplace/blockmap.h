@@ -223,17 +223,14 @@ using MapsByPath = std::unordered_map<std::string, Blockmap>;
 
 // The records of a map index as read (ReadMapIndex): map headers in the
 // file's order (path order, as vmback writes them), each path once, found
-// by path. One array of records and one of slots (open addressing), no
-// allocation per record but its path's: 100,000 records load in a
-// fraction of the time a node-based map took. Not changed once read:
-// pointers to its records stay valid until it is cleared or read into.
+// by path. One array of records and one of slots (open addressing): one
+// allocation per record, its path (a node-based map made three). Not
+// changed once read: pointers to its records stay valid until it is
+// cleared or read into.
 class MapIndex {
  public:
   // The record of path, or null.
   const Blockmap* Find(std::string_view path) const;
-  // The record of path; throws std::out_of_range when there is none.
-  const Blockmap& at(std::string_view path) const;
-  size_t count(std::string_view path) const { return Find(path) ? 1 : 0; }
   size_t size() const { return records_.size(); }
   bool empty() const { return records_.empty(); }
   // In the file's order.

@@ -20,10 +20,10 @@ constexpr size_t kMaxPendingMaps = 16384;
 // files than this pays one syncfs(2) per this many.
 constexpr size_t kMaxQueuedCopies = 4096;
 // A new map is made by its completion (BlockmapWriter::Start::kLater) when
-// its entries take at most this much (a file of up to 256 blocks: almost
-// every file of a root file system), and the entries so held for the next
-// barrier stay under kLaterMapsBudget.
-constexpr uint64_t kMaxLaterMapEntries = 8192;
+// its entries take at most this many bytes (a file of up to 256 blocks:
+// almost every file of a root file system), and the entries so held for
+// the next barrier stay under kLaterMapsBudget.
+constexpr uint64_t kMaxLaterMapBytes = 8192;
 constexpr uint64_t kLaterMapsBudget = uint64_t{32} << 20;
 
 // Whether m describes the mirror file as it is now (its lstat st): same
@@ -704,9 +704,9 @@ std::unique_ptr<BlockmapWriter> Syncer::OpenMapWriter(const std::string& map_pat
   // A small map in a map directory of this sync's own is made whole by its
   // completion (one open and one write, after the barrier), not created
   // now and written in three steps.
-  const uint64_t entries = BlockCount(size, bs_) * kBlockmapEntrySize;
-  if (own_dir && entries <= kMaxLaterMapEntries && later_bytes_ + entries <= kLaterMapsBudget) {
-    later_bytes_ += entries;
+  const uint64_t entry_bytes = BlockCount(size, bs_) * kBlockmapEntrySize;
+  if (own_dir && entry_bytes <= kMaxLaterMapBytes && later_bytes_ + entry_bytes <= kLaterMapsBudget) {
+    later_bytes_ += entry_bytes;
     return std::make_unique<BlockmapWriter>(env_, map_path, rel, BlockmapWriter::Start::kLater, bytes);
   }
   return std::make_unique<BlockmapWriter>(env_, map_path, rel,
