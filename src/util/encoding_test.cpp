@@ -3,10 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cstdint>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <unordered_set>
 #include <vector>
 
@@ -346,6 +348,29 @@ TEST(HashTest, StreamMatchesOneShotAndResets) {
   EXPECT_EQ(s.Finish(), Sha256(data));
   // Finish starts a fresh hash.
   EXPECT_EQ(s.Finish(), Sha256(""));
+}
+
+// The one-shot hash reuses a context per thread: no call may see what the
+// one before it hashed, on any thread.
+TEST(HashTest, OneShotCarriesNothingBetweenCallsOrThreads) {
+  const std::string abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+  const std::string big = test::RandomBytes(70000, 11);
+  Sha256Stream s;
+  s.Update(big.data(), big.size());
+  const Hash big_hash = s.Finish();
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  for (int t = 0; t < 4; t++)
+    threads.emplace_back([&] {
+      for (int i = 0; i < 200; i++) {
+        if (Sha256(big) != big_hash) wrong++;
+        if (Sha256("abc").Hex() != abc) wrong++;
+      }
+    });
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(Sha256(big), big_hash);
+  EXPECT_EQ(Sha256("abc").Hex(), abc);
 }
 
 TEST(HashTest, HexRoundTrip) {
