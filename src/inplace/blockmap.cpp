@@ -387,30 +387,35 @@ std::string EncodeMapIndex(std::vector<const Blockmap*> maps, uint32_t block_siz
   maps.erase(std::unique(maps.begin(), maps.end(), same_path), maps.end());
   size_t size = kIndexHeaderSize + kEntrySize;
   for (const Blockmap* m : maps) size += kIndexRecordSize + m->path.size();
-  std::string s;
-  s.reserve(size);
-  s.assign(kIndexMagic, sizeof kIndexMagic);
-  PutU32(&s, kIndexVersion);
-  PutU32(&s, block_size);
-  PutU32(&s, exact ? kIndexExact : 0);
-  PutU32(&s, 0);
-  PutU64(&s, maps.size());
+  // Filled in place, sized first: with an append per field (a million
+  // appends for 100,000 files) the encoding took about five times as long.
+  std::string s(size, '\0');
+  char* p = s.data();
+  std::memcpy(p, kIndexMagic, sizeof kIndexMagic);
+  StoreU32(p + 8, kIndexVersion);
+  StoreU32(p + 12, block_size);
+  StoreU32(p + 16, exact ? kIndexExact : 0);
+  StoreU32(p + 20, 0);
+  StoreU64(p + 24, maps.size());
+  p += kIndexHeaderSize;
   for (const Blockmap* m : maps) {
-    PutU32(&s, static_cast<uint32_t>(m->path.size()));
-    PutU64(&s, m->file_size);
-    PutU64(&s, static_cast<uint64_t>(m->source_mtime_ns));
-    PutU64(&s, m->target_ino);
-    PutU64(&s, static_cast<uint64_t>(m->target_mtime_ns));
-    PutU64(&s, static_cast<uint64_t>(m->target_ctime_ns));
-    PutU64(&s, static_cast<uint64_t>(m->source_ctime_ns));
-    PutU64(&s, m->map_ino);
-    PutU64(&s, m->map_size);
-    PutU64(&s, static_cast<uint64_t>(m->map_mtime_ns));
-    PutU64(&s, static_cast<uint64_t>(m->map_ctime_ns));
-    s += m->path;
+    StoreU32(p, static_cast<uint32_t>(m->path.size()));
+    StoreU64(p + 4, m->file_size);
+    StoreU64(p + 12, static_cast<uint64_t>(m->source_mtime_ns));
+    StoreU64(p + 20, m->target_ino);
+    StoreU64(p + 28, static_cast<uint64_t>(m->target_mtime_ns));
+    StoreU64(p + 36, static_cast<uint64_t>(m->target_ctime_ns));
+    StoreU64(p + 44, static_cast<uint64_t>(m->source_ctime_ns));
+    StoreU64(p + 52, m->map_ino);
+    StoreU64(p + 60, m->map_size);
+    StoreU64(p + 68, static_cast<uint64_t>(m->map_mtime_ns));
+    StoreU64(p + 76, static_cast<uint64_t>(m->map_ctime_ns));
+    std::memcpy(p + kIndexRecordSize, m->path.data(), m->path.size());
+    p += kIndexRecordSize + m->path.size();
   }
-  const Hash sum = Sha256(s.data(), s.size());
-  s.append(reinterpret_cast<const char*>(sum.bytes.data()), kEntrySize);
+  const size_t body = size - kEntrySize;
+  const Hash sum = Sha256(s.data(), body);
+  std::memcpy(s.data() + body, sum.bytes.data(), kEntrySize);
   return s;
 }
 

@@ -18,6 +18,13 @@ inline void PutU64(std::string* dst, uint64_t v) {
   for (int i = 0; i < 8; i++) b[i] = static_cast<char>(v >> (8 * i));
   dst->append(b, 8);
 }
+// The same into p, which must have room (for filling a buffer sized first).
+inline void StoreU32(char* p, uint32_t v) {
+  for (int i = 0; i < 4; i++) p[i] = static_cast<char>(v >> (8 * i));
+}
+inline void StoreU64(char* p, uint64_t v) {
+  for (int i = 0; i < 8; i++) p[i] = static_cast<char>(v >> (8 * i));
+}
 inline uint32_t GetU32(const char* p) {
   uint32_t v = 0;
   for (int i = 3; i >= 0; i--) v = (v << 8) | static_cast<uint8_t>(p[i]);
