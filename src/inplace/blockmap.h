@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "os/env.h"
+#include "os/large_memory.h"
 #include "util/sha256.h"
 
 namespace vmback {
@@ -269,7 +270,7 @@ std::string ReadMapIndex(Env* env, const std::string& path, uint32_t block_size,
 // The index of the maps maps points to (each m.block_size == block_size),
 // sorted by path here when they are not in order already; a path given
 // twice is written once.
-std::string EncodeMapIndex(std::vector<const Blockmap*> maps, uint32_t block_size, bool exact);
+LargeMemory EncodeMapIndex(std::vector<const Blockmap*> maps, uint32_t block_size, bool exact);
 
 // Whether a and b describe the same file identically (header fields,
 // path and the index's fields; entries are not compared).

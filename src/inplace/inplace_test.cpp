@@ -1675,7 +1675,7 @@ TEST(MapIndexTest, EncodedInPathOrderEachPathOnce) {
     return m;
   };
   const Blockmap b = record("b", 1), a_dash = record("a-x", 2), a_sub = record("a/x", 3), b_again = record("b", 4);
-  WriteFile(tmp / "index", EncodeMapIndex({&b, &a_sub, &a_dash, &b_again}, kBs, true));
+  WriteFile(tmp / "index", std::string(EncodeMapIndex({&b, &a_sub, &a_dash, &b_again}, kBs, true).view()));
   MapIndex index;
   ASSERT_EQ(ReadMapIndex(Env::Default(), tmp / "index", kBs, &index), "");
   const std::vector<Blockmap>& order = index.records();

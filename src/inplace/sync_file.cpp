@@ -254,7 +254,7 @@ void Syncer::WriteIndex() {
   // whatever is at index_path_ is the old index (true: this sync changed no
   // file's data while it was there), nothing, or a new one torn or whole;
   // a torn one fails its checksum and is not used.
-  const std::string data = EncodeMapIndex(std::move(all), bs_, exact);
+  const LargeMemory data = EncodeMapIndex(std::move(all), bs_, exact);
   if (data.size() > kMaxMapIndexSize) {  // it would never be read: none
     DropIndex(Durability::kAtBarrier);
     return;

@@ -42,6 +42,14 @@ LargeMemory::LargeMemory(size_t bytes, const char* what) : size_(bytes) {
   mapped_ = length;
 }
 
+void AdviseHugePages(const void* p, size_t bytes) noexcept {
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p);
+  if (bytes < kHugePage || start > UINTPTR_MAX - bytes) return;
+  const uintptr_t first = (start + kHugePage - 1) / kHugePage * kHugePage;
+  const uintptr_t last = (start + bytes) / kHugePage * kHugePage;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+}
+
 void LargeMemory::Release() noexcept {
   if (!data_) return;
   if (mapped_)

@@ -51,6 +51,12 @@ class LargeMemory {
   size_t mapped_ = 0;  // the length of the mapping; 0: on the heap
 };
 
+// Asks the kernel for huge pages for the whole 2 MiB pages within
+// [p, p + bytes) (memory the caller allocated elsewhere, not touched yet:
+// a vector reserved for a large load). Advice only; nothing when the range
+// holds no whole huge page.
+void AdviseHugePages(const void* p, size_t bytes) noexcept;
+
 // A fixed number of zeroed elements of a trivially copyable type in
 // LargeMemory.
 template <class T>

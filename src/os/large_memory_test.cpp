@@ -2,10 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <cinttypes>
 #include <cstdint>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "util/error.h"
 
@@ -91,6 +94,47 @@ TEST(LargeArrayTest, CopiesAndMoves) {
   EXPECT_TRUE(b.empty());
   c = a;
   EXPECT_EQ(c[5], 15u);
+}
+
+// The VmFlags line of the mapping of this process that holds addr ("" when
+// none does).
+std::string VmFlagsAt(uintptr_t addr) {
+  std::ifstream smaps("/proc/self/smaps");
+  std::string line;
+  bool in = false;
+  while (std::getline(smaps, line)) {
+    uintptr_t lo = 0, hi = 0;
+    if (std::sscanf(line.c_str(), "%" SCNxPTR "-%" SCNxPTR " ", &lo, &hi) == 2) {
+      in = addr >= lo && addr < hi;
+      continue;
+    }
+    if (in && line.rfind("VmFlags:", 0) == 0) return line;
+  }
+  return "";
+}
+
+TEST(AdviseHugePagesTest, AdvisesTheWholeHugePagesOfARangeAndKeepsItsData) {
+  std::vector<uint64_t> v;
+  v.reserve((size_t{5} << 20) / sizeof(uint64_t));  // 5 MiB: at least one whole 2 MiB page inside
+  const uintptr_t start = reinterpret_cast<uintptr_t>(v.data());
+  const uintptr_t first = (start + (size_t{2} << 20) - 1) / (size_t{2} << 20) * (size_t{2} << 20);
+  AdviseHugePages(v.data(), v.capacity() * sizeof(uint64_t));
+  for (size_t i = 0; i < v.capacity(); i++) v.push_back(i * 7);
+  for (size_t i = 0; i < v.size(); i++) ASSERT_EQ(v[i], i * 7) << i;
+  std::ifstream thp("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string mode;
+  std::getline(thp, mode);
+  if (mode.find("[never]") != std::string::npos || mode.empty()) GTEST_SKIP() << "no transparent huge pages here";
+  EXPECT_NE(VmFlagsAt(first).find(" hg"), std::string::npos) << VmFlagsAt(first);
+}
+
+TEST(AdviseHugePagesTest, NothingForARangeWithoutAWholeHugePageOrPastTheAddressSpace) {
+  std::vector<char> small(4096, 'x');
+  AdviseHugePages(small.data(), small.size());
+  EXPECT_EQ(std::string(small.data(), 3), "xxx");
+  // A range that would wrap: refused before any arithmetic overflows.
+  AdviseHugePages(reinterpret_cast<const void*>(UINTPTR_MAX - 4096), size_t{4} << 20);
+  AdviseHugePages(nullptr, 0);
 }
 
 }  // namespace
