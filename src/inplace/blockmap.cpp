@@ -287,8 +287,9 @@ constexpr size_t kIndexRecordSize = 84;  // before the path
 
 const Blockmap* MapIndex::Find(std::string_view path) const {
   if (slots_.empty()) return nullptr;
-  const uint32_t at = slots_[SlotOf(path)];
-  return at == 0 ? nullptr : &records_[at - 1];
+  uint64_t tag = 0;
+  const uint64_t slot = slots_[SlotOf(path, &tag)];
+  return slot == 0 ? nullptr : &records_[RecordOf(slot)];
 }
 
 void MapIndex::clear() {
@@ -307,21 +308,24 @@ void MapIndex::Reserve(size_t n) {
   slots_.assign(slots, 0);
 }
 
-size_t MapIndex::SlotOf(std::string_view path) const {
+size_t MapIndex::SlotOf(std::string_view path, uint64_t* tag) const {
   const size_t mask = slots_.size() - 1;
-  for (size_t i = std::hash<std::string_view>{}(path) & mask;; i = (i + 1) & mask) {
-    const uint32_t at = slots_[i];
-    if (at == 0 || records_[at - 1].path == path) return i;
+  const uint64_t h = std::hash<std::string_view>{}(path);
+  *tag = h & kTagBits;
+  for (size_t i = h & mask;; i = (i + 1) & mask) {
+    const uint64_t slot = slots_[i];
+    if (slot == 0 || ((slot & kTagBits) == *tag && records_[RecordOf(slot)].path == path)) return i;
   }
 }
 
 bool MapIndex::IndexLast() {
-  const size_t slot = SlotOf(records_.back().path);
+  uint64_t tag = 0;
+  const size_t slot = SlotOf(records_.back().path, &tag);
   if (slots_[slot] != 0) {
     records_.pop_back();
     return false;
   }
-  slots_[slot] = static_cast<uint32_t>(records_.size());
+  slots_[slot] = tag | records_.size();
   return true;
 }
 

@@ -245,10 +245,16 @@ class MapIndex {
   // The last record of records_ made findable; false (and it is dropped)
   // when its path is there already. At most the n given to Reserve.
   bool IndexLast();
-  size_t SlotOf(std::string_view path) const;  // its slot, or the empty one where it would go
+  // Path's slot, or the empty one where it would go; *tag: its hash's tag.
+  size_t SlotOf(std::string_view path, uint64_t* tag) const;
+  // A slot is 0 when empty; else the high 32 bits of its path's hash (the
+  // tag: a path is compared only where the tags agree, a record read only
+  // for its own path as a rule) over 1 + the index of its record.
+  static constexpr uint64_t kTagBits = ~uint64_t{0} << 32;
+  static size_t RecordOf(uint64_t slot) { return static_cast<size_t>((slot & ~kTagBits) - 1); }
 
   std::vector<Blockmap> records_;
-  std::vector<uint32_t> slots_;  // 0: empty; else 1 + the index of a record
+  std::vector<uint64_t> slots_;
 };
 
 // An entry whose source_ctime_ns is the source file's ctime now also says

@@ -1689,6 +1689,38 @@ TEST(MapIndexTest, EncodedInPathOrderEachPathOnce) {
   EXPECT_EQ(index.Find("c"), nullptr);
 }
 
+// Enough records that probes run past occupied slots: each is found at its
+// own address, and paths next to them (a prefix, a suffix, one byte off)
+// are not.
+TEST(MapIndexTest, ManyRecordsEachFoundAndTheirNeighboursNot) {
+  TempDir tmp;
+  std::vector<Blockmap> maps(20000);
+  std::vector<const Blockmap*> given;
+  for (size_t i = 0; i < maps.size(); i++) {
+    maps[i].block_size = kBs;
+    maps[i].path = "d" + std::to_string(i % 97) + "/file-" + std::to_string(i);
+    maps[i].file_size = i;
+    maps[i].map_ino = i + 1;
+    given.push_back(&maps[i]);
+  }
+  WriteFile(tmp / "index", std::string(EncodeMapIndex(given, kBs, true).view()));
+  MapIndex index;
+  ASSERT_EQ(ReadMapIndex(Env::Default(), tmp / "index", kBs, &index), "");
+  ASSERT_EQ(index.size(), maps.size());
+  size_t wrong = 0;
+  for (const Blockmap& m : index.records()) {
+    const Blockmap* found = index.Find(m.path);
+    wrong += found != &m;
+    wrong += index.Find(m.path + "x") != nullptr;
+    wrong += index.Find(m.path.substr(0, m.path.size() - 1) + "#") != nullptr;
+    wrong += index.Find(std::string_view(m.path).substr(1)) != nullptr;
+  }
+  EXPECT_EQ(wrong, 0u);
+  const Blockmap* some = index.Find("d5/file-5");
+  ASSERT_NE(some, nullptr);
+  EXPECT_EQ(some->file_size, 5u);
+}
+
 // A mirror directory replaced after the scan looked at it (here, moved
 // aside just before the walk comes to it): the walk makes it anew and
 // copies its files; the scan's lstats of the old one are not used.
