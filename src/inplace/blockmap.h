@@ -247,9 +247,10 @@ class MapIndex {
   bool IndexLast();
   // Path's slot, or the empty one where it would go; *tag: its hash's tag.
   size_t SlotOf(std::string_view path, uint64_t* tag) const;
-  // A slot is 0 when empty; else the high 32 bits of its path's hash (the
-  // tag: a path is compared only where the tags agree, a record read only
-  // for its own path as a rule) over 1 + the index of its record.
+  // A slot is 0 when empty; else the high 32 bits of its path's hash (its
+  // tag) over 1 + the index of its record. A lookup compares paths only
+  // where the tags agree: it reads another path's record only when their
+  // tags collide.
   static constexpr uint64_t kTagBits = ~uint64_t{0} << 32;
   static size_t RecordOf(uint64_t slot) { return static_cast<size_t>((slot & ~kTagBits) - 1); }
 
