@@ -37,7 +37,7 @@ LargeMemory::LargeMemory(size_t bytes, const char* what) : size_(bytes) {
   if (end > aligned + length) ::munmap(reinterpret_cast<void*>(aligned + length), end - aligned - length);
   // Advice only: a kernel without transparent huge pages says EINVAL and
   // gives small pages, as without it.
-  ::madvise(reinterpret_cast<void*>(aligned), length, MADV_HUGEPAGE);
+  AdviseHugePages(reinterpret_cast<void*>(aligned), length);
   data_ = reinterpret_cast<char*>(aligned);
   mapped_ = length;
 }

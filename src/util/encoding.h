@@ -8,22 +8,22 @@
 
 namespace vmback {
 
-inline void PutU32(std::string* dst, uint32_t v) {
-  char b[4];
-  for (int i = 0; i < 4; i++) b[i] = static_cast<char>(v >> (8 * i));
-  dst->append(b, 4);
-}
-inline void PutU64(std::string* dst, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; i++) b[i] = static_cast<char>(v >> (8 * i));
-  dst->append(b, 8);
-}
-// The same into p, which must have room (for filling a buffer sized first).
+// Into p, which must have room (a buffer sized first); Put appends to a string.
 inline void StoreU32(char* p, uint32_t v) {
   for (int i = 0; i < 4; i++) p[i] = static_cast<char>(v >> (8 * i));
 }
 inline void StoreU64(char* p, uint64_t v) {
   for (int i = 0; i < 8; i++) p[i] = static_cast<char>(v >> (8 * i));
+}
+inline void PutU32(std::string* dst, uint32_t v) {
+  char b[4];
+  StoreU32(b, v);
+  dst->append(b, 4);
+}
+inline void PutU64(std::string* dst, uint64_t v) {
+  char b[8];
+  StoreU64(b, v);
+  dst->append(b, 8);
 }
 inline uint32_t GetU32(const char* p) {
   uint32_t v = 0;
